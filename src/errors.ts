@@ -1,0 +1,61 @@
+// One error class per condition, told apart by `name` (and `code`), never by message text.
+// Every error says what happened and, in `hint`, what to do about it.
+
+export interface DbcErrorOptions {
+  hint?: string
+  cause?: unknown
+  details?: Record<string, unknown>
+}
+
+export class DbcError extends Error {
+  override name = 'DbcError'
+  readonly code: string
+  readonly hint?: string
+  readonly details?: Record<string, unknown>
+
+  constructor (code: string, message: string, opts: DbcErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.code = code
+    this.hint = opts.hint
+    this.details = opts.details
+  }
+}
+
+/** Bad configuration (file, environment or flag). The CLI exits with code 2. */
+export class ConfigError extends DbcError {
+  override name = 'ConfigError'
+  readonly key: string
+  constructor (key: string, problem: string, opts: DbcErrorOptions = {}) {
+    super('CONFIG_INVALID', `config "${key}": ${problem}`, opts)
+    this.key = key
+  }
+}
+
+/** Bytes from a peer that do not decode, or break a size or count limit. */
+export class WireError extends DbcError {
+  override name = 'WireError'
+}
+
+/** The daemon is not running, or its control API refused us. */
+export class DaemonUnavailableError extends DbcError {
+  override name = 'DaemonUnavailableError'
+}
+
+/** A job manifest failed validation. */
+export class ManifestError extends DbcError {
+  override name = 'ManifestError'
+}
+
+/** Something about the chain bridge: RPC unreachable, wrong chain id, unfunded key... */
+export class ChainError extends DbcError {
+  override name = 'ChainError'
+}
+
+/** A task failed in an executor (timeout, memory cap, bad module, ...). */
+export class ExecutorError extends DbcError {
+  override name = 'ExecutorError'
+}
+
+export function isDbcError (err: unknown): err is DbcError {
+  return err instanceof DbcError
+}
