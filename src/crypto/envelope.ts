@@ -1,0 +1,187 @@
+// Sealed envelopes (dbc.envelope.v1.Envelope): signed by the sender with its Ed25519 peer key,
+// sealed to the recipient's key from its peer id (Ed25519 → X25519, ephemeral ECDH,
+// HKDF-SHA256, ChaCha20-Poly1305 with the routing fields as AAD). Relays can check the
+// signature and expiry (`checkEnvelope`) but cannot read the payload.
+import { dbc } from '../wire/gen/wire.js'
+import { ed25519KeyFromPeerIdBytes, bytesEqual } from '../core/identity/index.js'
+import { nodeSuite, ed25519Seed, ed25519ToX25519Public, ed25519ToX25519Secret, type CryptoSuite } from './suite.js'
+
+export type Envelope = dbc.envelope.v1.Envelope
+
+export const MESSAGE_ID_BYTES = 16
+export const NONCE_BYTES = 12
+export const TAG_BYTES = 16
+/** Largest encoded envelope accepted by default (a peer can not make us hold more). */
+export const DEFAULT_MAX_ENVELOPE_BYTES = 1 << 20
+/** Envelopes may not claim to live longer than this (bounds the replay window we must keep). */
+export const DEFAULT_MAX_LIFETIME_MS = 10 * 60_000
+
+const SIG_DOMAIN = new TextEncoder().encode('dbc/envelope/v1/sig\0')
+const KEY_INFO = new TextEncoder().encode('dbc/envelope/v1/chacha20poly1305')
+
+export type EnvelopeRejection = 'expired' | 'forged' | 'undecryptable' | 'oversized' | 'wrong-recipient' | 'malformed'
+
+export type OpenResult =
+  | { ok: true, payload: Uint8Array, sender: Uint8Array, messageId: Uint8Array, contentType: number, sequence: number, expiresAt: number, envelope: Envelope }
+  | { ok: false, reason: EnvelopeRejection, detail: string, envelope?: Envelope }
+
+export type CheckResult =
+  | { ok: true, envelope: Envelope }
+  | { ok: false, reason: Exclude<EnvelopeRejection, 'undecryptable' | 'wrong-recipient'>, detail: string, envelope?: Envelope }
+
+export interface SealInput {
+  /** Sender's Ed25519 secret key: 32-byte seed, or libp2p's 64-byte seed || public. */
+  senderSecretKey: Uint8Array
+  /** Sender's peer id bytes (identity multihash with the Ed25519 key inside). */
+  sender: Uint8Array
+  /** Recipient's peer id bytes; its key seals the payload. */
+  recipient: Uint8Array
+  payload: Uint8Array
+  /** unix ms after which the envelope is dropped. */
+  expiresAt: number
+  sequence?: number
+  contentType?: number
+  /** Defaults to 16 bytes from `random`. */
+  messageId?: Uint8Array
+  /** Source of randomness for the ephemeral key, the nonce and the message id (crypto.getRandomValues at runtime). */
+  random: (out: Uint8Array) => Uint8Array
+  suite?: CryptoSuite
+}
+
+/** Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. */
+export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties): Uint8Array {
+  const parts = [e.sender ?? new Uint8Array(0), e.recipient ?? new Uint8Array(0), e.messageId ?? new Uint8Array(0), e.ephemeralKey ?? new Uint8Array(0), e.nonce ?? new Uint8Array(0)]
+  let len = SIG_DOMAIN.length + 8 + 4 + 4
+  for (const p of parts) len += 2 + p.length
+  const out = new Uint8Array(len)
+  const view = new DataView(out.buffer)
+  out.set(SIG_DOMAIN); let o = SIG_DOMAIN.length
+  for (const p of parts) { view.setUint16(o, p.length); o += 2; out.set(p, o); o += p.length }
+  view.setFloat64(o, e.expiresAt ?? 0); o += 8
+  view.setUint32(o, e.sequence ?? 0); o += 4
+  view.setUint32(o, e.contentType ?? 0)
+  return out
+}
+
+/** What the sender signs: the AAD followed by the ciphertext. */
+function signedBytes (aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(aad.length + ciphertext.length)
+  out.set(aad); out.set(ciphertext, aad.length)
+  return out
+}
+
+function deriveKey (suite: CryptoSuite, shared: Uint8Array, ephemeralPublic: Uint8Array, recipientX: Uint8Array): Uint8Array {
+  const salt = new Uint8Array(64)
+  salt.set(ephemeralPublic); salt.set(recipientX, 32)
+  return suite.hkdfSha256(shared, salt, KEY_INFO, 32)
+}
+
+/** Seals and signs `payload` for `recipient`. Throws RangeError on bad keys (a local bug, not peer input). */
+export function sealEnvelope (input: SealInput): Envelope {
+  const suite = input.suite ?? nodeSuite
+  const recipientKey = ed25519KeyFromPeerIdBytes(input.recipient)
+  if (recipientKey === undefined) throw new RangeError('the recipient peer id carries no Ed25519 key; only Ed25519 peer ids can receive sealed envelopes')
+  if (ed25519KeyFromPeerIdBytes(input.sender) === undefined) throw new RangeError('the sender peer id carries no Ed25519 key')
+  const seed = ed25519Seed(input.senderSecretKey)
+  const messageId = input.messageId ?? input.random(new Uint8Array(MESSAGE_ID_BYTES))
+  const ephemeralSecret = input.random(new Uint8Array(32))
+  const ephemeralKey = suite.x25519PublicKey(ephemeralSecret)
+  const nonce = input.random(new Uint8Array(NONCE_BYTES))
+  const recipientX = ed25519ToX25519Public(recipientKey)
+  const key = deriveKey(suite, suite.x25519(ephemeralSecret, recipientX), ephemeralKey, recipientX)
+  ephemeralSecret.fill(0)
+  const fields: dbc.envelope.v1.Envelope.$Properties = {
+    sender: input.sender,
+    recipient: input.recipient,
+    messageId,
+    expiresAt: input.expiresAt,
+    sequence: input.sequence ?? 0,
+    contentType: input.contentType ?? 0,
+    ephemeralKey,
+    nonce
+  }
+  const aad = envelopeAad(fields)
+  const ciphertext = suite.seal(key, nonce, aad, input.payload)
+  const signature = suite.sign(seed, signedBytes(aad, ciphertext))
+  return dbc.envelope.v1.Envelope.create({ ...fields, ciphertext, signature })
+}
+
+export function encodeEnvelope (e: Envelope): Uint8Array {
+  return dbc.envelope.v1.Envelope.encode(e).finish()
+}
+
+export interface CheckOptions {
+  now: number
+  maxBytes?: number
+  maxLifetimeMs?: number
+  suite?: CryptoSuite
+}
+
+function decodeBounded (input: Uint8Array | Envelope, maxBytes: number): CheckResult {
+  if (!(input instanceof Uint8Array)) {
+    const size = dbc.envelope.v1.Envelope.encode(input).len
+    if (size > maxBytes) return { ok: false, reason: 'oversized', detail: `envelope of ${size} bytes exceeds ${maxBytes}` }
+    return { ok: true, envelope: input }
+  }
+  if (input.length > maxBytes) return { ok: false, reason: 'oversized', detail: `envelope of ${input.length} bytes exceeds ${maxBytes}` }
+  try {
+    return { ok: true, envelope: dbc.envelope.v1.Envelope.decode(input) }
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: `does not decode: ${(err as Error).message}` }
+  }
+}
+
+/**
+ * Everything a relay or recipient can check without the recipient's key: size, shape,
+ * the sender's signature, and expiry. Never throws.
+ */
+export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions): CheckResult {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
+  const decoded = decodeBounded(input, maxBytes)
+  if (!decoded.ok) return decoded
+  const e = decoded.envelope
+  const malformed = (detail: string): CheckResult => ({ ok: false, reason: 'malformed', detail, envelope: e })
+  const senderKey = ed25519KeyFromPeerIdBytes(e.sender)
+  if (senderKey === undefined) return malformed('sender is not an Ed25519 peer id')
+  if (ed25519KeyFromPeerIdBytes(e.recipient) === undefined) return malformed('recipient is not an Ed25519 peer id')
+  if (e.messageId.length !== MESSAGE_ID_BYTES) return malformed(`message id has ${e.messageId.length} bytes, expected ${MESSAGE_ID_BYTES}`)
+  if (e.ephemeralKey.length !== 32) return malformed('ephemeral key is not 32 bytes')
+  if (e.nonce.length !== NONCE_BYTES) return malformed(`nonce is not ${NONCE_BYTES} bytes`)
+  if (e.ciphertext.length < TAG_BYTES) return malformed('ciphertext shorter than its tag')
+  if (e.signature.length !== 64) return malformed('signature is not 64 bytes')
+  if (!Number.isFinite(e.expiresAt)) return malformed('expiry is not a number')
+  const suite = opts.suite ?? nodeSuite
+  if (!suite.verify(senderKey, signedBytes(envelopeAad(e), e.ciphertext), e.signature)) {
+    return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
+  }
+  if (e.expiresAt <= opts.now) return { ok: false, reason: 'expired', detail: `expired ${opts.now - e.expiresAt} ms ago`, envelope: e }
+  const maxLifetime = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS
+  if (e.expiresAt - opts.now > maxLifetime) return malformed(`expiry is ${e.expiresAt - opts.now} ms ahead, more than the ${maxLifetime} ms allowed`)
+  return { ok: true, envelope: e }
+}
+
+export interface OpenOptions extends CheckOptions {
+  /** Our own Ed25519 secret key (32-byte seed or 64-byte libp2p form). */
+  recipientSecretKey: Uint8Array
+  /** Our own peer id bytes. */
+  recipient: Uint8Array
+}
+
+/** Checks, then decrypts an envelope sent to us. Never throws on bad input. */
+export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): OpenResult {
+  const checked = checkEnvelope(input, opts)
+  if (!checked.ok) return checked
+  const e = checked.envelope
+  if (!bytesEqual(e.recipient, opts.recipient)) return { ok: false, reason: 'wrong-recipient', detail: 'the envelope is addressed to another peer', envelope: e }
+  const suite = opts.suite ?? nodeSuite
+  try {
+    const ownKey = ed25519KeyFromPeerIdBytes(opts.recipient)
+    if (ownKey === undefined) return { ok: false, reason: 'wrong-recipient', detail: 'our own peer id is not Ed25519', envelope: e }
+    const secret = ed25519ToX25519Secret(ed25519Seed(opts.recipientSecretKey))
+    const key = deriveKey(suite, suite.x25519(secret, e.ephemeralKey), e.ephemeralKey, ed25519ToX25519Public(ownKey))
+    const payload = suite.open(key, e.nonce, envelopeAad(e), e.ciphertext)
+    return { ok: true, payload, sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }
+  } catch (err) {
+    return { ok: false, reason: 'undecryptable', detail: `payload does not decrypt: ${(err as Error).message}`, envelope: e }
+  }
+}

@@ -1,0 +1,151 @@
+// The primitives a sealed envelope needs, in two interchangeable suites that produce the same
+// bytes: `nodeSuite` (OpenSSL through node:crypto, ~10x faster; the runtime default) and
+// `nobleSuite` (@noble, pure JS, audited; used where node:crypto is missing and to cross-check).
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { ed25519, x25519 } from '@noble/curves/ed25519.js'
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+
+export interface CryptoSuite {
+  name: string
+  /** Ed25519 signature with a 32-byte seed. */
+  sign: (seed: Uint8Array, message: Uint8Array) => Uint8Array
+  /** False for bad signatures and malformed keys; never throws. */
+  verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
+  /** X25519 public key of a 32-byte secret. */
+  x25519PublicKey: (secret: Uint8Array) => Uint8Array
+  /** X25519 shared secret; throws on a low-order public key. */
+  x25519: (secret: Uint8Array, publicKey: Uint8Array) => Uint8Array
+  hkdfSha256: (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number) => Uint8Array
+  /** ChaCha20-Poly1305; output is ciphertext || 16-byte tag. */
+  seal: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array) => Uint8Array
+  /** Throws when the tag does not verify. */
+  open: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => Uint8Array
+}
+
+export const nobleSuite: CryptoSuite = {
+  name: 'noble',
+  sign: (seed, message) => ed25519.sign(message, seed),
+  verify: (publicKey, message, signature) => {
+    if (publicKey.length !== 32 || signature.length !== 64) return false
+    try { return ed25519.verify(signature, message, publicKey) } catch { return false }
+  },
+  x25519PublicKey: secret => x25519.getPublicKey(secret),
+  x25519: (secret, publicKey) => x25519.getSharedSecret(secret, publicKey),
+  hkdfSha256: (ikm, salt, info, length) => hkdf(sha256, ikm, salt, info, length),
+  seal: (key, nonce, aad, plaintext) => chacha20poly1305(key, nonce, aad).encrypt(plaintext),
+  open: (key, nonce, aad, sealed) => chacha20poly1305(key, nonce, aad).decrypt(sealed)
+}
+
+// DER prefixes that wrap raw 32-byte keys for node:crypto (RFC 8410).
+const ED_PKCS8 = hex('302e020100300506032b657004220420')
+const ED_SPKI = hex('302a300506032b6570032100')
+const X_PKCS8 = hex('302e020100300506032b656e04220420')
+const X_SPKI = hex('302a300506032b656e032100')
+
+function hex (s: string): Uint8Array {
+  return Uint8Array.from(s.match(/../g)!.map(b => parseInt(b, 16)))
+}
+function der (prefix: Uint8Array, key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(prefix.length + key.length)
+  out.set(prefix); out.set(key, prefix.length)
+  return out
+}
+function keyHex (k: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < k.length; i++) s += (k[i] < 16 ? '0' : '') + k[i].toString(16)
+  return s
+}
+
+/** A small cache of imported keys: peers repeat, and importing a key costs ~20 us. */
+class KeyCache {
+  private readonly map = new Map<string, KeyObject>()
+  constructor (private readonly max: number) {}
+  get (k: Uint8Array, make: () => KeyObject): KeyObject {
+    const id = keyHex(k)
+    let v = this.map.get(id)
+    if (v === undefined) {
+      v = make()
+      if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value as string)
+      this.map.set(id, v)
+    }
+    return v
+  }
+}
+const edPrivate = new KeyCache(16)
+const edPublic = new KeyCache(1024)
+const xPublic = new KeyCache(1024)
+
+export const nodeSuite: CryptoSuite = {
+  name: 'node',
+  sign: (seed, message) => {
+    const key = edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
+    return new Uint8Array(nodeSign(null, message, key))
+  },
+  verify: (publicKey, message, signature) => {
+    if (publicKey.length !== 32 || signature.length !== 64) return false
+    try {
+      const key = edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
+      return nodeVerify(null, message, key, signature)
+    } catch { return false }
+  },
+  x25519PublicKey: secret => {
+    const priv = createPrivateKey({ key: Buffer.from(der(X_PKCS8, secret)), format: 'der', type: 'pkcs8' })
+    const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' })
+    return new Uint8Array(spki.subarray(spki.length - 32))
+  },
+  x25519: (secret, publicKey) => {
+    const privateKey = createPrivateKey({ key: Buffer.from(der(X_PKCS8, secret)), format: 'der', type: 'pkcs8' })
+    const pub = xPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(X_SPKI, publicKey)), format: 'der', type: 'spki' }))
+    const shared = new Uint8Array(diffieHellman({ privateKey, publicKey: pub }))
+    let acc = 0
+    for (let i = 0; i < shared.length; i++) acc |= shared[i]
+    if (acc === 0) throw new Error('x25519: low-order public key')
+    return shared
+  },
+  hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
+  seal: (key, nonce, aad, plaintext) => {
+    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    c.setAAD(aad, { plaintextLength: plaintext.length })
+    const a = c.update(plaintext); const b = c.final(); const tag = c.getAuthTag()
+    const out = new Uint8Array(a.length + b.length + 16)
+    out.set(a); out.set(b, a.length); out.set(tag, a.length + b.length)
+    return out
+  },
+  open: (key, nonce, aad, sealed) => {
+    if (sealed.length < 16) throw new Error('sealed text shorter than its tag')
+    const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    d.setAuthTag(sealed.subarray(sealed.length - 16))
+    d.setAAD(aad, { plaintextLength: sealed.length - 16 })
+    const a = d.update(sealed.subarray(0, sealed.length - 16)); const b = d.final()
+    const out = new Uint8Array(a.length + b.length)
+    out.set(a); out.set(b, a.length)
+    return out
+  }
+}
+
+/** Ed25519 public key → X25519 public key (birational map), cached: it costs ~90 us. */
+const montgomeryCache = new Map<string, Uint8Array>()
+export function ed25519ToX25519Public (edPublicKey: Uint8Array): Uint8Array {
+  const id = keyHex(edPublicKey)
+  let x = montgomeryCache.get(id)
+  if (x === undefined) {
+    x = ed25519.utils.toMontgomery(edPublicKey)
+    if (montgomeryCache.size >= 4096) montgomeryCache.delete(montgomeryCache.keys().next().value as string)
+    montgomeryCache.set(id, x)
+  }
+  return x
+}
+
+/** Ed25519 seed → the X25519 secret of the same key pair (sha512 + clamp). */
+export function ed25519ToX25519Secret (seed: Uint8Array): Uint8Array {
+  return ed25519.utils.toMontgomerySecret(seed)
+}
+
+/** libp2p keeps Ed25519 private keys as seed || public (64 bytes); noble and we use the seed. */
+export function ed25519Seed (secretKey: Uint8Array): Uint8Array {
+  if (secretKey.length === 32) return secretKey
+  if (secretKey.length === 64) return secretKey.subarray(0, 32)
+  throw new RangeError(`an Ed25519 secret key has 32 (seed) or 64 (seed || public) bytes, not ${secretKey.length}`)
+}
