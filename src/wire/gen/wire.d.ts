@@ -134,6 +134,12 @@ export namespace dbc {
                 lonE4: number;
                 want: number;
                 maxRing: number;
+                minGpuCount: number;
+                minGpuMemoryMib: number;
+                minCpuCores: number;
+                minMemoryMib: number;
+                executor: string;
+                maxPriceGpuHour: number;
                 static create(properties: dbc.capability.v1.CapabilityQuery.$Shape): dbc.capability.v1.CapabilityQuery & dbc.capability.v1.CapabilityQuery.$Shape;
                 static create(properties?: dbc.capability.v1.CapabilityQuery.$Properties): dbc.capability.v1.CapabilityQuery;
                 static encode(m: dbc.capability.v1.CapabilityQuery.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -151,6 +157,12 @@ export namespace dbc {
                     lonE4?: (number|null);
                     want?: (number|null);
                     maxRing?: (number|null);
+                    minGpuCount?: (number|null);
+                    minGpuMemoryMib?: (number|null);
+                    minCpuCores?: (number|null);
+                    minMemoryMib?: (number|null);
+                    executor?: (string|null);
+                    maxPriceGpuHour?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.capability.v1.CapabilityQuery.$Properties;

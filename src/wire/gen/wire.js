@@ -1388,6 +1388,12 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [lonE4] CapabilityQuery lonE4
                  * @property {number|null} [want] CapabilityQuery want
                  * @property {number|null} [maxRing] CapabilityQuery maxRing
+                 * @property {number|null} [minGpuCount] CapabilityQuery minGpuCount
+                 * @property {number|null} [minGpuMemoryMib] CapabilityQuery minGpuMemoryMib
+                 * @property {number|null} [minCpuCores] CapabilityQuery minCpuCores
+                 * @property {number|null} [minMemoryMib] CapabilityQuery minMemoryMib
+                 * @property {string|null} [executor] CapabilityQuery executor
+                 * @property {number|null} [maxPriceGpuHour] CapabilityQuery maxPriceGpuHour
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -1460,6 +1466,54 @@ export const dbc = $root.dbc = (() => {
                 CapabilityQuery.prototype.maxRing = 0;
 
                 /**
+                 * CapabilityQuery minGpuCount.
+                 * @member {number} minGpuCount
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.minGpuCount = 0;
+
+                /**
+                 * CapabilityQuery minGpuMemoryMib.
+                 * @member {number} minGpuMemoryMib
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.minGpuMemoryMib = 0;
+
+                /**
+                 * CapabilityQuery minCpuCores.
+                 * @member {number} minCpuCores
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.minCpuCores = 0;
+
+                /**
+                 * CapabilityQuery minMemoryMib.
+                 * @member {number} minMemoryMib
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.minMemoryMib = 0;
+
+                /**
+                 * CapabilityQuery executor.
+                 * @member {string} executor
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.executor = "";
+
+                /**
+                 * CapabilityQuery maxPriceGpuHour.
+                 * @member {number} maxPriceGpuHour
+                 * @memberof dbc.capability.v1.CapabilityQuery
+                 * @instance
+                 */
+                CapabilityQuery.prototype.maxPriceGpuHour = 0;
+
+                /**
                  * Creates a new CapabilityQuery instance using the specified properties.
                  * @function create
                  * @memberof dbc.capability.v1.CapabilityQuery
@@ -1501,6 +1555,18 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 4, wireType 0 =*/32).uint32(m.want);
                     if (m.maxRing != null && $Object.hasOwnProperty.call(m, "maxRing") && m.maxRing !== 0)
                         w.uint32(/* id 5, wireType 0 =*/40).uint32(m.maxRing);
+                    if (m.minGpuCount != null && $Object.hasOwnProperty.call(m, "minGpuCount") && m.minGpuCount !== 0)
+                        w.uint32(/* id 6, wireType 0 =*/48).uint32(m.minGpuCount);
+                    if (m.minGpuMemoryMib != null && $Object.hasOwnProperty.call(m, "minGpuMemoryMib") && m.minGpuMemoryMib !== 0)
+                        w.uint32(/* id 7, wireType 0 =*/56).uint32(m.minGpuMemoryMib);
+                    if (m.minCpuCores != null && $Object.hasOwnProperty.call(m, "minCpuCores") && m.minCpuCores !== 0)
+                        w.uint32(/* id 8, wireType 0 =*/64).uint32(m.minCpuCores);
+                    if (m.minMemoryMib != null && $Object.hasOwnProperty.call(m, "minMemoryMib") && m.minMemoryMib !== 0)
+                        w.uint32(/* id 9, wireType 0 =*/72).uint32(m.minMemoryMib);
+                    if (m.executor != null && $Object.hasOwnProperty.call(m, "executor") && m.executor !== "")
+                        w.uint32(/* id 10, wireType 2 =*/82).string(m.executor);
+                    if (m.maxPriceGpuHour != null && $Object.hasOwnProperty.call(m, "maxPriceGpuHour") && !$Object.is(m.maxPriceGpuHour, 0))
+                        w.uint32(/* id 11, wireType 1 =*/89).double(m.maxPriceGpuHour);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -1590,6 +1656,60 @@ export const dbc = $root.dbc = (() => {
                                     delete m.maxRing;
                                 continue;
                             }
+                        case 6: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.minGpuCount = v;
+                                else
+                                    delete m.minGpuCount;
+                                continue;
+                            }
+                        case 7: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.minGpuMemoryMib = v;
+                                else
+                                    delete m.minGpuMemoryMib;
+                                continue;
+                            }
+                        case 8: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.minCpuCores = v;
+                                else
+                                    delete m.minCpuCores;
+                                continue;
+                            }
+                        case 9: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.minMemoryMib = v;
+                                else
+                                    delete m.minMemoryMib;
+                                continue;
+                            }
+                        case 10: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.executor = v;
+                                else
+                                    delete m.executor;
+                                continue;
+                            }
+                        case 11: {
+                                if (u !== 1)
+                                    break;
+                                if (!$Object.is(v = r.double(), 0))
+                                    m.maxPriceGpuHour = v;
+                                else
+                                    delete m.maxPriceGpuHour;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -1650,6 +1770,36 @@ export const dbc = $root.dbc = (() => {
                             m.maxRing = d.maxRing >>> 0;
                         }
                     }
+                    if (d.minGpuCount != null) {
+                        if ($Number(d.minGpuCount) !== 0) {
+                            m.minGpuCount = d.minGpuCount >>> 0;
+                        }
+                    }
+                    if (d.minGpuMemoryMib != null) {
+                        if ($Number(d.minGpuMemoryMib) !== 0) {
+                            m.minGpuMemoryMib = d.minGpuMemoryMib >>> 0;
+                        }
+                    }
+                    if (d.minCpuCores != null) {
+                        if ($Number(d.minCpuCores) !== 0) {
+                            m.minCpuCores = d.minCpuCores >>> 0;
+                        }
+                    }
+                    if (d.minMemoryMib != null) {
+                        if ($Number(d.minMemoryMib) !== 0) {
+                            m.minMemoryMib = d.minMemoryMib >>> 0;
+                        }
+                    }
+                    if (d.executor != null) {
+                        if (typeof d.executor !== "string" || d.executor.length) {
+                            m.executor = $String(d.executor);
+                        }
+                    }
+                    if (d.maxPriceGpuHour != null) {
+                        if (!$Object.is($Number(d.maxPriceGpuHour), 0)) {
+                            m.maxPriceGpuHour = $Number(d.maxPriceGpuHour);
+                        }
+                    }
                     return m;
                 };
 
@@ -1676,6 +1826,12 @@ export const dbc = $root.dbc = (() => {
                         d.lonE4 = 0;
                         d.want = 0;
                         d.maxRing = 0;
+                        d.minGpuCount = 0;
+                        d.minGpuMemoryMib = 0;
+                        d.minCpuCores = 0;
+                        d.minMemoryMib = 0;
+                        d.executor = "";
+                        d.maxPriceGpuHour = 0;
                     }
                     if (m.capability != null && $Object.hasOwnProperty.call(m, "capability")) {
                         d.capability = m.capability;
@@ -1691,6 +1847,24 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.maxRing != null && $Object.hasOwnProperty.call(m, "maxRing")) {
                         d.maxRing = m.maxRing;
+                    }
+                    if (m.minGpuCount != null && $Object.hasOwnProperty.call(m, "minGpuCount")) {
+                        d.minGpuCount = m.minGpuCount;
+                    }
+                    if (m.minGpuMemoryMib != null && $Object.hasOwnProperty.call(m, "minGpuMemoryMib")) {
+                        d.minGpuMemoryMib = m.minGpuMemoryMib;
+                    }
+                    if (m.minCpuCores != null && $Object.hasOwnProperty.call(m, "minCpuCores")) {
+                        d.minCpuCores = m.minCpuCores;
+                    }
+                    if (m.minMemoryMib != null && $Object.hasOwnProperty.call(m, "minMemoryMib")) {
+                        d.minMemoryMib = m.minMemoryMib;
+                    }
+                    if (m.executor != null && $Object.hasOwnProperty.call(m, "executor")) {
+                        d.executor = m.executor;
+                    }
+                    if (m.maxPriceGpuHour != null && $Object.hasOwnProperty.call(m, "maxPriceGpuHour")) {
+                        d.maxPriceGpuHour = o.json && !$isFinite(m.maxPriceGpuHour) ? $String(m.maxPriceGpuHour) : m.maxPriceGpuHour;
                     }
                     return d;
                 };
