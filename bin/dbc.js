@@ -7,6 +7,14 @@ if (major < 22) {
     'Run it through npm so the pinned Node 22 is used: `npx dbc ...` or `npm exec dbc -- ...`.\n')
   process.exit(1)
 }
+// node:sqlite is stable enough for us but still flagged experimental in Node 22: keep that one
+// notice out of every command's output.
+const emitWarning = process.emitWarning
+process.emitWarning = function (warning, ...rest) {
+  const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type
+  if (type === 'ExperimentalWarning' && String(warning).includes('SQLite')) return
+  return emitWarning.call(process, warning, ...rest)
+}
 const { register } = await import('tsx/esm/api')
 register()
 await import('../src/cli/main.ts')

@@ -1,0 +1,126 @@
+// The CLI's side of the control API: finds the daemon through <dataDir>/api.json and the
+// token in <dataDir>/api-token, and turns every failure into an error a person can act on.
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { request } from 'node:http'
+import { DaemonUnavailableError, DbcError } from '../errors.js'
+
+export const API_INFO_FILE = 'api.json'
+export const API_TOKEN_FILE = 'api-token'
+
+export interface ApiInfo { port: number, pid: number, peerId: string, startedAt: number }
+
+export function readApiInfo (dataDir: string): ApiInfo | undefined {
+  const file = join(dataDir, API_INFO_FILE)
+  if (!existsSync(file)) return undefined
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ApiInfo
+  } catch {
+    return undefined
+  }
+}
+
+export function processAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export class ApiClient {
+  readonly dataDir: string
+  private readonly info: ApiInfo
+  private readonly token: string
+
+  private constructor (dataDir: string, info: ApiInfo, token: string) {
+    this.dataDir = dataDir
+    this.info = info
+    this.token = token
+  }
+
+  static connect (dataDir: string): ApiClient {
+    const notRunning = (): DaemonUnavailableError => new DaemonUnavailableError('DAEMON_NOT_RUNNING', `no dbc node is running with data dir ${dataDir}`, {
+      hint: 'start one with `dbc node start` (add --detach to run it in the background), or pass the --data-dir the node uses'
+    })
+    const info = readApiInfo(dataDir)
+    if (info === undefined || !processAlive(info.pid)) throw notRunning()
+    let token: string
+    try {
+      token = readFileSync(join(dataDir, API_TOKEN_FILE), 'utf8').trim()
+    } catch {
+      throw notRunning()
+    }
+    return new ApiClient(dataDir, info, token)
+  }
+
+  get pid (): number { return this.info.pid }
+
+  async call<T = unknown> (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const res = await this.raw(method, path, body, opts.timeoutMs ?? 60_000)
+    const text = await collect(res.stream)
+    let json: any
+    try { json = text === '' ? {} : JSON.parse(text) } catch { throw new DbcError('API_BAD_RESPONSE', `the daemon answered ${path} with something that is not JSON`) }
+    if (res.status >= 400) {
+      const e = json?.error ?? {}
+      throw new DbcError(e.code ?? 'API_ERROR', e.message ?? `the daemon answered ${res.status}`, { hint: e.hint })
+    }
+    return json as T
+  }
+
+  /** Calls a streaming route and yields each newline-delimited JSON event. */
+  async * stream<T = unknown> (method: 'GET' | 'POST', path: string, body?: unknown): AsyncGenerator<T> {
+    const res = await this.raw(method, path, body, 0)
+    if (res.status >= 400) {
+      const text = await collect(res.stream)
+      const e = (() => { try { return JSON.parse(text).error ?? {} } catch { return {} } })()
+      throw new DbcError(e.code ?? 'API_ERROR', e.message ?? `the daemon answered ${res.status}`, { hint: e.hint })
+    }
+    let buf = ''
+    for await (const chunk of res.stream) {
+      buf += chunk.toString()
+      let i: number
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        if (line.trim() !== '') yield JSON.parse(line) as T
+      }
+    }
+  }
+
+  private async raw (method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number, stream: NodeJS.ReadableStream }> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    return await new Promise((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: this.info.port,
+        method,
+        path,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': data.length } : {})
+        }
+      }, res => { resolve({ status: res.statusCode ?? 500, stream: res }) })
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () => {
+          req.destroy(new DaemonUnavailableError('DAEMON_TIMEOUT', `the node did not answer ${path} within ${timeoutMs / 1000} s`, { hint: 'it may be overloaded or stuck; check its log in <data-dir>/logs/node.log' }))
+        })
+      }
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof DbcError) { reject(err); return }
+        reject(new DaemonUnavailableError('DAEMON_UNREACHABLE', `cannot reach the node's control API on 127.0.0.1:${this.info.port} (${err.code ?? err.message})`, {
+          hint: 'the node may have just stopped; run `dbc node status`, or start it with `dbc node start`'
+        }))
+      })
+      if (data !== undefined) req.write(data)
+      req.end()
+    })
+  }
+}
+
+async function collect (s: NodeJS.ReadableStream): Promise<string> {
+  let out = ''
+  for await (const c of s) out += c.toString()
+  return out
+}

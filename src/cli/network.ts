@@ -1,0 +1,69 @@
+// `dbc id`, `dbc peers`, `dbc ping`
+import type { Command } from 'commander'
+import { ApiClient } from '../api/client.js'
+import { readIdentity, identityPath } from '../node/identity.js'
+import { DbcError } from '../errors.js'
+import { printJson, table } from './output.js'
+import { dataDirOf } from './context.js'
+
+export function registerNetworkCommands (program: Command): void {
+  program.command('id')
+    .description('show this node\'s peer id and public key (read from the data dir; no running node needed)')
+    .option('--json', 'print JSON')
+    .action(async (opts, cmd: Command) => {
+      const dataDir = dataDirOf(cmd)
+      const identity = readIdentity(dataDir)
+      if (identity === undefined) {
+        throw new DbcError('NO_IDENTITY', `no identity in ${dataDir} yet (${identityPath(dataDir)} is missing)`, { hint: 'run `dbc node start` once to create one' })
+      }
+      let addrs: string[] = []
+      try {
+        addrs = (await ApiClient.connect(dataDir).call<{ addrs: string[] }>('GET', '/v1/id', undefined, { timeoutMs: 3000 })).addrs
+      } catch {}
+      const out = { peerId: identity.peerId.toString(), publicKey: Buffer.from(identity.privateKey.publicKey.raw).toString('base64'), addrs }
+      if (opts.json === true) return printJson(out)
+      process.stdout.write(`${out.peerId}\n` + addrs.map(a => `  ${a}\n`).join(''))
+    })
+
+  program.command('peers')
+    .description('list the peers this node is connected to')
+    .option('--json', 'print JSON')
+    .option('--near', 'sort by predicted latency and show predicted beside measured RTT')
+    .action(async (opts, cmd: Command) => {
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const path = opts.near === true ? '/v1/peers?near=1' : '/v1/peers'
+      const { peers } = await client.call<{ peers: Array<Record<string, any>> }>('GET', path)
+      if (opts.json === true) return printJson({ peers })
+      if (peers.length === 0) {
+        process.stdout.write('no peers connected (is the node bootstrapped? see `dbc node status`)\n')
+        return
+      }
+      const near = opts.near === true
+      const head = near ? ['PEER', 'ADDRESS', 'PREDICTED RTT', 'MEASURED RTT', 'LOCATION'] : ['PEER', 'ADDRESS', 'DIRECTION']
+      const rows = peers.map(p => near
+        ? [p.peerId, p.addr, ms(p.predictedRttMs), ms(p.measuredRttMs), p.location === undefined || p.location === null ? '-' : `${String(p.location.lat)},${String(p.location.lon)}`]
+        : [p.peerId, p.addr, p.direction])
+      process.stdout.write(table(head, rows))
+    })
+
+  program.command('ping')
+    .description('measure the round-trip time to a peer (peer id or multiaddr)')
+    .argument('<peer>', 'peer id (12D3Koo...) or multiaddr ending in /p2p/ID')
+    .option('-c, --count <n>', 'number of pings', (v) => Number(v), 3)
+    .option('--json', 'print JSON')
+    .action(async (peer: string, opts, cmd: Command) => {
+      if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > 100) {
+        throw new DbcError('BAD_ARGUMENT', `--count must be a whole number from 1 to 100 (got ${String(opts.count)})`)
+      }
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const r = await client.call<{ peer: string, rtts: number[] }>('POST', '/v1/ping', { peer, count: opts.count })
+      if (opts.json === true) return printJson(r)
+      for (const [i, rtt] of r.rtts.entries()) process.stdout.write(`ping ${i + 1}: ${rtt} ms\n`)
+      const avg = r.rtts.reduce((a, b) => a + b, 0) / r.rtts.length
+      process.stdout.write(`${r.rtts.length} pings to ${peer}: min ${Math.min(...r.rtts)} ms, avg ${avg.toFixed(1)} ms, max ${Math.max(...r.rtts)} ms\n`)
+    })
+}
+
+function ms (v: unknown): string {
+  return typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(1)} ms` : '-'
+}

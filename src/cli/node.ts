@@ -1,0 +1,136 @@
+// `dbc node start|status|stop`
+import { spawn } from 'node:child_process'
+import { openSync, readFileSync, existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Command } from 'commander'
+import { loadConfig, type ConfigLayer } from '../node/config.js'
+import { Daemon } from '../node/daemon.js'
+import { buildSubsystems, resolveCity } from '../node/subsystems.js'
+import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
+import { DbcError, DaemonUnavailableError } from '../errors.js'
+import { printJson, table, formatDuration } from './output.js'
+import { dataDirOf } from './context.js'
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(Boolean)]
+
+export function registerNodeCommands (program: Command): void {
+  const node = program.command('node').description('run and inspect this machine\'s dbc node')
+
+  node.command('start')
+    .description('start the node: join the network as a compute peer (foreground unless --detach)')
+    .option('--listen <addr...>', 'multiaddrs to listen on (repeat or comma-separate); default /ip4/0.0.0.0/tcp/4001 and /ip6/::/tcp/4001', collect)
+    .option('--bootstrap <addr...>', 'bootstrap peers, multiaddrs ending in /p2p/PEER_ID', collect)
+    .option('--announce <addr...>', 'addresses to announce instead of the listen addresses', collect)
+    .option('--location <where>', 'where this machine is: LAT,LON (e.g. 35.68,139.69) or a city ("Tokyo", "Paris, FR")')
+    .option('--gpus <spec>', 'declare GPUs for test networks, e.g. "2xRTX4090:24GiB" (marked as declared, not probed)')
+    .option('--api-port <port>', 'control API port on 127.0.0.1 (0 = any free port)', (v) => Number(v))
+    .option('--config <file>', 'config file (YAML or JSON); default <data-dir>/config.yaml')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--dht-client', 'DHT client mode (for nodes others cannot reach)')
+    .option('--no-connection-monitor', 'do not ping connections periodically')
+    .option('--detach', 'run in the background; logs go to <data-dir>/logs/node.log')
+    .action(async (opts, cmd: Command) => {
+      const dataDir = dataDirOf(cmd)
+      const flags: ConfigLayer = { dataDir }
+      if (opts.listen !== undefined) flags.listen = opts.listen
+      if (opts.bootstrap !== undefined) flags.bootstrap = opts.bootstrap
+      if (opts.announce !== undefined) flags.announce = opts.announce
+      if (opts.location !== undefined) flags.location = opts.location
+      if (opts.gpus !== undefined) flags.gpus = opts.gpus
+      if (opts.apiPort !== undefined) flags.api = { port: opts.apiPort }
+      if (opts.logLevel !== undefined) flags.log = { level: opts.logLevel }
+      if (opts.dhtClient === true) flags.dht = { server: false }
+      if (opts.connectionMonitor === false) flags.connectionMonitor = false
+      const config = loadConfig({ flags, configFile: opts.config })
+      if (opts.detach === true) {
+        await startDetached(config.dataDir)
+        return
+      }
+      const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity })
+      const onSignal = (sig: string): void => {
+        process.stderr.write(`\n${sig}: stopping...\n`)
+        void daemon.stop()
+      }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      await daemon.start()
+      const ctx = daemon.context
+      const info = readApiInfo(config.dataDir)
+      process.stderr.write(`dbc node ${ctx.identity.peerId.toString()} is running\n` +
+        ctx.host.getMultiaddrs().map(a => `  listening on ${a.toString()}\n`).join('') +
+        `  control API on 127.0.0.1:${info?.port ?? '?'}; stop with Ctrl-C or \`dbc node stop\`\n`)
+      await daemon.stopped
+      process.exit(0)
+    })
+
+  node.command('status')
+    .description('show whether the node runs, its peer id, addresses, peers and DHT state')
+    .option('--json', 'print JSON')
+    .action(async (opts, cmd: Command) => {
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const s = await client.call<Record<string, any>>('GET', '/v1/status')
+      if (opts.json === true) return printJson(s)
+      process.stdout.write(table(['', ''], [
+        ['peer id', s.peerId],
+        ['pid', String(s.pid)],
+        ['uptime', formatDuration(s.uptimeMs)],
+        ['location', s.location === null ? 'undeclared' : `${s.location.name ?? ''} ${s.location.lat},${s.location.lon}`.trim()],
+        ['peers', String(s.peers)],
+        ['connections', String(s.connections)],
+        ['dht', `${s.dht.mode}, ${s.dht.routingTable} in routing table`],
+        ['data dir', s.dataDir],
+        ...s.addrs.map((a: string, i: number) => [i === 0 ? 'addresses' : '', a])
+      ]).split('\n').slice(1).join('\n'))
+    })
+
+  node.command('stop')
+    .description('stop the running node gracefully')
+    .option('--timeout <seconds>', 'how long to wait for it to stop', (v) => Number(v), 20)
+    .action(async (opts, cmd: Command) => {
+      const client = ApiClient.connect(dataDirOf(cmd))
+      await client.call('POST', '/v1/stop')
+      const deadline = Date.now() + opts.timeout * 1000
+      while (Date.now() < deadline) {
+        if (!processAlive(client.pid)) {
+          process.stdout.write(`node stopped (pid ${client.pid})\n`)
+          return
+        }
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      throw new DbcError('STOP_TIMEOUT', `the node (pid ${client.pid}) did not stop within ${opts.timeout as number} s`, { hint: `kill it with: kill ${client.pid}` })
+    })
+}
+
+async function startDetached (dataDir: string): Promise<void> {
+  mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: 0o700 })
+  const logFile = join(dataDir, 'logs', 'node.log')
+  const out = openSync(logFile, 'a')
+  const args = process.argv.slice(1).filter(a => a !== '--detach')
+  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, DBC_DETACHED: '1' }
+  })
+  child.unref()
+  const pid = child.pid ?? -1
+  let exited: number | null | undefined
+  child.on('exit', code => { exited = code })
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (exited !== undefined) break
+    const info = readApiInfo(dataDir)
+    if (info?.pid === pid) {
+      try {
+        const s = await ApiClient.connect(dataDir).call<{ peerId: string, addrs: string[] }>('GET', '/v1/status', undefined, { timeoutMs: 2000 })
+        process.stdout.write(`node ${s.peerId} started in the background (pid ${pid})\n` + s.addrs.map(a => `  listening on ${a}\n`).join('') + `  log: ${logFile}\n`)
+        return
+      } catch {}
+    }
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : ''
+  const reason = tail.split('\n').reverse().find(l => l.startsWith('error:')) ?? ''
+  throw new DaemonUnavailableError('START_FAILED', exited !== undefined ? `the node exited during start (code ${String(exited)})${reason === '' ? '' : ': ' + reason.slice(7)}` : 'the node did not become ready within 60 s', {
+    hint: `see ${logFile}${exited === undefined ? `; the process (pid ${pid}) may still be starting` : ''}`
+  })
+}

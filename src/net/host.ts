@@ -1,0 +1,82 @@
+// The libp2p host of a dbc node: TCP (IPv4 + IPv6), Noise, yamux, identify, ping and kad-dht
+// in a private network (our own protocol prefix and bootstrap list).
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@libp2p/yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
+import { bootstrap } from '@libp2p/bootstrap'
+import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
+
+/** Protocol prefix of every dbc protocol: a private network of its own. */
+export const PROTOCOL_PREFIX = '/dbc'
+export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
+
+export interface HostInit {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001 and /ip6/::/tcp/4001. */
+  listen?: string[]
+  /** Multiaddrs (with /p2p/ID) of bootstrap peers. */
+  bootstrap?: string[]
+  /** Multiaddrs to announce instead of the listen addresses (public IP behind a port forward). */
+  announce?: string[]
+  /** DHT server mode (answers queries) for reachable nodes; client mode otherwise. */
+  dhtServer?: boolean
+  /** Keep private and loopback addresses in DHT records (LANs and local test networks). */
+  keepPrivateAddresses?: boolean
+  /** Addresses exempt from inbound rate limits (all loopback peers share 127.0.0.1). */
+  allowAddresses?: string[]
+  /** Ping every connection periodically and drop dead ones (costly with many in-process nodes). */
+  connectionMonitor?: boolean
+  maxConnections?: number
+  logger?: ComponentLogger
+}
+
+export interface HostServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  [key: string]: unknown
+}
+
+export type Host = Libp2p<HostServices>
+
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
+
+export async function createHost (init: HostInit): Promise<Host> {
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if ((init.bootstrap ?? []).length > 0) {
+    peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
+  }
+  const node = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: {
+      listen: init.listen ?? DEFAULT_LISTEN,
+      announce: init.announce ?? []
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      maxConnections: init.maxConnections ?? 300,
+      allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
+    },
+    connectionMonitor: { enabled: init.connectionMonitor ?? true },
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+    services: {
+      identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
+      ping: ping({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: !(init.dhtServer ?? true),
+        peerInfoMapper: (init.keepPrivateAddresses ?? true) ? passthroughMapper : removePrivateAddressesMapper,
+        // a small private network must still answer queries while its tables fill
+        allowQueryWithZeroPeers: true
+      })
+    }
+  })
+  return node as unknown as Host
+}

@@ -1,0 +1,208 @@
+// Node configuration from three sources, later ones winning: the config file
+// (<dataDir>/config.yaml or --config FILE, YAML or JSON), the environment (DBC_*), and flags.
+// Every value is validated; a bad one is a ConfigError naming the key and the problem.
+import { existsSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError } from '../errors.js'
+
+export const DEFAULT_DATA_DIR = join(homedir(), '.dbc')
+
+const multiaddrString = z.string().refine(s => {
+  try { multiaddr(s); return true } catch { return false }
+}, { message: 'is not a valid multiaddr (example: /ip4/0.0.0.0/tcp/4001)' })
+
+const bootstrapAddr = multiaddrString.refine(s => s.includes('/p2p/'), {
+  message: 'must end in /p2p/PEER_ID so the node can check whom it reached'
+})
+
+const latLon = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/
+
+export const configSchema = z.object({
+  dataDir: z.string().min(1),
+  listen: z.array(multiaddrString).min(1),
+  announce: z.array(multiaddrString),
+  bootstrap: z.array(bootstrapAddr),
+  /** "LAT,LON" or a city name ("Tokyo", "Paris, FR"); empty = undeclared. */
+  location: z.string().refine(s => {
+    const m = s.match(latLon)
+    if (m == null) return true // a city name: resolved at start
+    const lat = Number(m[1]); const lon = Number(m[2])
+    return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180
+  }, { message: 'latitude must be within -90..90 and longitude within -180..180' }),
+  /** Declared GPUs for test networks, e.g. "2xRTX4090:24GiB". Marked as declared, never as probed. */
+  gpus: z.string(),
+  api: z.object({
+    /** Control API port on 127.0.0.1; 0 picks a free one (written to <dataDir>/api.json). */
+    port: z.number().int().min(0).max(65535)
+  }).strict(),
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+  }).strict(),
+  dht: z.object({
+    /** Answer DHT queries (reachable nodes); false = client mode. */
+    server: z.boolean(),
+    /** Keep private/loopback addresses in DHT records (LANs, local test networks). */
+    keepPrivateAddresses: z.boolean()
+  }).strict(),
+  /** Ping connections periodically and drop dead ones. */
+  connectionMonitor: z.boolean()
+}).strict()
+
+export type NodeConfig = z.infer<typeof configSchema>
+
+export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
+  return {
+    dataDir,
+    listen: ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001'],
+    announce: [],
+    bootstrap: [],
+    location: '',
+    gpus: '',
+    api: { port: 0 },
+    log: { level: 'info' },
+    dht: { server: true, keepPrivateAddresses: true },
+    connectionMonitor: true
+  }
+}
+
+/** A partial config: what one source sets. Nested objects are merged key by key. */
+export type ConfigLayer = Record<string, unknown>
+
+/** Environment variables and the config key each one sets. Lists are comma-separated. */
+export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | 'int' | 'bool' }> = {
+  DBC_DATA_DIR: { key: 'dataDir', kind: 'string' },
+  DBC_LISTEN: { key: 'listen', kind: 'list' },
+  DBC_ANNOUNCE: { key: 'announce', kind: 'list' },
+  DBC_BOOTSTRAP: { key: 'bootstrap', kind: 'list' },
+  DBC_LOCATION: { key: 'location', kind: 'string' },
+  DBC_GPUS: { key: 'gpus', kind: 'string' },
+  DBC_API_PORT: { key: 'api.port', kind: 'int' },
+  DBC_LOG_LEVEL: { key: 'log.level', kind: 'string' },
+  DBC_DHT_SERVER: { key: 'dht.server', kind: 'bool' },
+  DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' }
+}
+
+function setPath (obj: ConfigLayer, path: string, value: unknown): void {
+  const parts = path.split('.')
+  let cur = obj
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {}
+    cur = cur[p] as ConfigLayer
+  }
+  cur[parts[parts.length - 1]] = value
+}
+
+export function envLayer (env: NodeJS.ProcessEnv): ConfigLayer {
+  const layer: ConfigLayer = {}
+  for (const [name, { key, kind }] of Object.entries(ENV_KEYS)) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
+    let value: unknown = raw
+    if (kind === 'list') value = raw.split(',').map(s => s.trim()).filter(s => s !== '')
+    if (kind === 'int') {
+      value = Number(raw)
+      if (!Number.isInteger(value)) throw new ConfigError(key, `${name}=${raw} is not an integer`, { hint: `set ${name} to a whole number` })
+    }
+    if (kind === 'bool') {
+      if (!['true', 'false', '1', '0'].includes(raw)) throw new ConfigError(key, `${name}=${raw} is not a boolean`, { hint: `set ${name} to true or false` })
+      value = raw === 'true' || raw === '1'
+    }
+    setPath(layer, key, value)
+  }
+  return layer
+}
+
+export function fileLayer (file: string, required: boolean): ConfigLayer {
+  if (!existsSync(file)) {
+    if (required) throw new ConfigError('config', `config file ${file} does not exist`, { hint: 'check the --config path' })
+    return {}
+  }
+  let parsed: unknown
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8')) // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError('config', `config file ${file} is not valid YAML/JSON: ${(err as Error).message}`, { hint: 'fix the syntax error it names' })
+  }
+  if (parsed == null) return {}
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError('config', `config file ${file} must hold a mapping of keys to values`)
+  }
+  return parsed as ConfigLayer
+}
+
+function merge (base: ConfigLayer, over: ConfigLayer): ConfigLayer {
+  const out: ConfigLayer = { ...base }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue
+    const b = out[k]
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && b !== null && typeof b === 'object' && !Array.isArray(b)) {
+      out[k] = merge(b as ConfigLayer, v as ConfigLayer)
+    } else {
+      out[k] = v
+    }
+  }
+  return out
+}
+
+export function validateConfig (raw: ConfigLayer): NodeConfig {
+  const r = configSchema.safeParse(raw)
+  if (r.success) return { ...r.data, dataDir: resolve(r.data.dataDir) }
+  const issue = r.error.issues[0]
+  const key = issue.path.length > 0 ? issue.path.join('.') : 'config'
+  let problem = issue.message
+  if (issue.code === 'unrecognized_keys') {
+    return failUnknown(issue.keys, issue.path)
+  }
+  if (issue.code === 'invalid_type') problem = `expected ${issue.expected}, got ${describe(valueAt(raw, issue.path))}`
+  else if (!/^(is|must|latitude)/.test(problem)) problem = `${problem} (got ${describe(valueAt(raw, issue.path))})`
+  else problem = `${JSON.stringify(valueAt(raw, issue.path))} ${problem}`
+  throw new ConfigError(key, problem, { hint: 'fix it in the config file, the DBC_* environment variable or the flag that sets it' })
+}
+
+function failUnknown (keys: string[], path: PropertyKey[]): never {
+  const prefix = path.length > 0 ? path.join('.') + '.' : ''
+  throw new ConfigError(prefix + keys[0], 'is not a known setting', { hint: `known settings: ${Object.keys(defaultConfig()).join(', ')}` })
+}
+
+function valueAt (obj: unknown, path: PropertyKey[]): unknown {
+  let cur = obj
+  for (const p of path) cur = (cur as Record<PropertyKey, unknown> | undefined)?.[p]
+  return cur
+}
+
+function describe (v: unknown): string {
+  if (v === undefined) return 'nothing'
+  if (Array.isArray(v)) return 'a list'
+  return `${typeof v} ${JSON.stringify(v)}`
+}
+
+export interface LoadConfigOptions {
+  /** Values from command-line flags (highest precedence). */
+  flags?: ConfigLayer
+  /** Explicit config file; default <dataDir>/config.yaml if present. */
+  configFile?: string
+  env?: NodeJS.ProcessEnv
+}
+
+export function loadConfig (opts: LoadConfigOptions = {}): NodeConfig {
+  const env = envLayer(opts.env ?? process.env)
+  const flags = opts.flags ?? {}
+  // The data dir decides where the default config file is, so resolve it first.
+  const dataDir = (flags.dataDir ?? env.dataDir ?? DEFAULT_DATA_DIR) as string
+  const file = opts.configFile !== undefined
+    ? fileLayer(opts.configFile, true)
+    : fileLayer(join(dataDir, 'config.yaml'), false)
+  const merged = merge(merge(merge(defaultConfig(dataDir) as unknown as ConfigLayer, file), env), flags)
+  merged.dataDir = dataDir
+  return validateConfig(merged)
+}
+
+/** Parses "LAT,LON"; undefined for anything else (a city name). */
+export function parseLatLon (s: string): { lat: number, lon: number } | undefined {
+  const m = s.match(latLon)
+  return m == null ? undefined : { lat: Number(m[1]), lon: Number(m[2]) }
+}

@@ -1,0 +1,256 @@
+// The node daemon: identity, store, libp2p host, protocols, subsystems and the control API,
+// started in that order and stopped in reverse. `dbc node start` runs one of these.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, writeFileSync, rmSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
+import { pino, type Logger } from 'pino'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
+import { createHost, type Host } from '../net/host.js'
+import { registerEcho } from '../net/echo.js'
+import { ApiServer } from '../api/server.js'
+import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo } from '../api/client.js'
+import { openStore, type Store } from '../store/db.js'
+import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
+import { parseLatLon, type NodeConfig } from './config.js'
+import { PeerScores, PENALTY } from './peer-score.js'
+import { DbcError, ConfigError, type WireError } from '../errors.js'
+
+export interface Location { lat: number, lon: number, name?: string }
+
+/** What a subsystem (compute, jobs, overlay, chain...) gets from the daemon. */
+export interface DaemonContext {
+  config: NodeConfig
+  identity: NodeIdentity
+  host: Host
+  store: Store
+  log: Logger
+  api: ApiServer
+  scores: PeerScores
+  location: Location | undefined
+  /** Report bytes from a peer that broke a protocol; may disconnect it. */
+  reportBadInput: (peer: PeerId, err: WireError) => void
+}
+
+export interface Subsystem {
+  readonly name: string
+  start: (ctx: DaemonContext) => Promise<void>
+  stop: () => Promise<void>
+  /** Extra fields for `dbc node status`. */
+  status?: () => Record<string, unknown>
+}
+
+export interface DaemonInit {
+  config: NodeConfig
+  subsystems?: Subsystem[]
+  /** Resolves a city name to coordinates (the overlay's bundled data set). */
+  resolveCity?: (name: string) => Location
+  logger?: Logger
+}
+
+export class Daemon {
+  readonly config: NodeConfig
+  private readonly subsystems: Subsystem[]
+  private readonly init: DaemonInit
+  private ctx: DaemonContext | undefined
+  private stopping: Promise<void> | undefined
+  readonly startedAt = Date.now()
+  /** Resolves when the daemon has stopped (by API, signal or error). */
+  readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+
+  constructor (init: DaemonInit) {
+    this.init = init
+    this.config = init.config
+    this.subsystems = init.subsystems ?? []
+    this.stopped = new Promise(resolve => { this.resolveStopped = resolve })
+  }
+
+  get context (): DaemonContext {
+    if (this.ctx === undefined) throw new DbcError('NOT_STARTED', 'the daemon is not started')
+    return this.ctx
+  }
+
+  async start (): Promise<void> {
+    const { config } = this
+    const dataDir = config.dataDir
+    mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: 0o700 })
+    const running = readApiInfo(dataDir)
+    if (running !== undefined && running.pid !== process.pid && processAlive(running.pid)) {
+      throw new DbcError('ALREADY_RUNNING', `a dbc node (pid ${running.pid}) is already running with data dir ${dataDir}`, { hint: 'stop it with `dbc node stop`, or give this node its own --data-dir' })
+    }
+    const log = this.init.logger ?? pino({ level: config.log.level, base: { component: 'dbc' } })
+    const location = this.resolveLocation(config.location)
+    const { identity, created } = await loadOrCreateIdentity(dataDir)
+    log.info({ peerId: identity.peerId.toString(), created }, created ? 'created a new identity' : 'loaded identity')
+    const store = openStore(join(dataDir, 'node.db'))
+    const host = await createHost({
+      privateKey: identity.privateKey,
+      listen: config.listen,
+      announce: config.announce,
+      bootstrap: config.bootstrap,
+      dhtServer: config.dht.server,
+      keepPrivateAddresses: config.dht.keepPrivateAddresses,
+      connectionMonitor: config.connectionMonitor
+    }).catch(err => {
+      store.close()
+      throw listenError(err, config.listen)
+    })
+    const scores = new PeerScores()
+    const reportBadInput = (peer: PeerId, err: WireError): void => {
+      const points = err.code === 'FRAME_TOO_LARGE' ? PENALTY.oversized : PENALTY.malformed
+      const ban = scores.penalize(peer.toString(), points, Date.now())
+      log.warn({ peer: peer.toString(), code: err.code, score: scores.score(peer.toString(), Date.now()) }, `bad input from peer: ${err.message}`)
+      if (ban) {
+        log.warn({ peer: peer.toString() }, 'peer score below threshold: disconnecting')
+        void host.hangUp(peer).catch(() => {})
+      }
+    }
+    // refuse banned peers at the door
+    host.addEventListener('peer:connect', (evt) => {
+      if (scores.isBanned(evt.detail.toString(), Date.now())) void host.hangUp(evt.detail).catch(() => {})
+    })
+    await registerEcho(host, { onBadInput: reportBadInput })
+
+    const token = randomBytes(32).toString('hex')
+    const api = new ApiServer(token)
+    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput }
+    this.registerCoreRoutes()
+    try {
+      for (const s of this.subsystems) {
+        await s.start(this.ctx)
+        log.info({ subsystem: s.name }, 'subsystem started')
+      }
+    } catch (err) {
+      await host.stop().catch(() => {})
+      store.close()
+      throw err
+    }
+    const port = await api.listen(config.api.port).catch(async err => {
+      await host.stop().catch(() => {})
+      store.close()
+      throw new ConfigError('api.port', `cannot listen on 127.0.0.1:${config.api.port}: ${(err as Error).message}`, { hint: 'pick another port, or 0 for any free one' })
+    })
+    writeSecret(join(dataDir, API_TOKEN_FILE), token)
+    const info: ApiInfo = { port, pid: process.pid, peerId: identity.peerId.toString(), startedAt: this.startedAt }
+    writeAtomic(join(dataDir, API_INFO_FILE), JSON.stringify(info) + '\n')
+    log.info({ addrs: host.getMultiaddrs().map(String), api: `127.0.0.1:${port}` }, 'node started')
+  }
+
+  private resolveLocation (s: string): Location | undefined {
+    if (s === '') return undefined
+    const ll = parseLatLon(s)
+    if (ll !== undefined) return ll
+    if (this.init.resolveCity === undefined) {
+      throw new ConfigError('location', `"${s}" is a city name, but this build has no city data set`, { hint: 'give the location as LAT,LON, e.g. 35.68,139.69' })
+    }
+    return this.init.resolveCity(s)
+  }
+
+  private registerCoreRoutes (): void {
+    const ctx = this.context
+    const { api, host, identity } = ctx
+    api.route('GET', '/v1/id', () => ({
+      peerId: identity.peerId.toString(),
+      publicKey: Buffer.from(identity.privateKey.publicKey.raw).toString('base64'),
+      addrs: host.getMultiaddrs().map(String)
+    }))
+    api.route('GET', '/v1/status', () => {
+      const extra: Record<string, unknown> = {}
+      for (const s of this.subsystems) if (s.status !== undefined) extra[s.name] = s.status()
+      return {
+        peerId: identity.peerId.toString(),
+        pid: process.pid,
+        version: '0.1.0',
+        uptimeMs: Date.now() - this.startedAt,
+        addrs: host.getMultiaddrs().map(String),
+        location: ctx.location ?? null,
+        connections: host.getConnections().length,
+        peers: host.getPeers().length,
+        dht: { mode: this.config.dht.server ? 'server' : 'client', routingTable: dhtTableSize(host) },
+        dataDir: this.config.dataDir,
+        ...extra
+      }
+    })
+    api.route('GET', '/v1/peers', async () => {
+      const peers = []
+      for (const c of host.getConnections()) {
+        peers.push({ peerId: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, openedAt: c.timeline.open })
+      }
+      const seen = new Set<string>()
+      return { peers: peers.filter(p => { const k = p.peerId; if (seen.has(k)) return false; seen.add(k); return true }) }
+    })
+    api.route('POST', '/v1/ping', async (req) => {
+      const body = (req.body ?? {}) as { peer?: string, count?: number }
+      if (typeof body.peer !== 'string' || body.peer === '') throw new DbcError('BAD_REQUEST', 'ping needs a peer id or multiaddr')
+      const count = Math.max(1, Math.min(100, body.count ?? 3))
+      let target: PeerId | ReturnType<typeof multiaddr>
+      try {
+        target = body.peer.startsWith('/') ? multiaddr(body.peer) : peerIdFromString(body.peer)
+      } catch {
+        throw new DbcError('BAD_PEER', `"${body.peer}" is neither a peer id nor a multiaddr`, { hint: 'pass a peer id (12D3Koo...) or a multiaddr ending in /p2p/ID' })
+      }
+      const rtts: number[] = []
+      for (let i = 0; i < count; i++) {
+        try {
+          rtts.push(await host.services.ping.ping(target as any, { signal: AbortSignal.any([req.signal, AbortSignal.timeout(10_000)]) }))
+        } catch (err) {
+          throw new DbcError('PING_FAILED', `cannot reach ${body.peer}: ${(err as Error).message}`, { hint: 'check the peer is running and reachable; `dbc peers` lists current connections' })
+        }
+      }
+      return { peer: body.peer, rtts }
+    })
+    api.route('POST', '/v1/stop', () => {
+      setTimeout(() => { void this.stop() }, 10)
+      return { stopping: true }
+    })
+  }
+
+  async stop (): Promise<void> {
+    this.stopping ??= this.doStop()
+    return await this.stopping
+  }
+
+  private async doStop (): Promise<void> {
+    const ctx = this.ctx
+    if (ctx === undefined) { this.resolveStopped(); return }
+    ctx.log.info('stopping node')
+    await ctx.api.close().catch(() => {})
+    for (const s of [...this.subsystems].reverse()) {
+      await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
+    }
+    await ctx.host.stop().catch(err => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
+    ctx.store.close()
+    rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })
+    ctx.log.info('node stopped')
+    this.resolveStopped()
+  }
+}
+
+function dhtTableSize (host: Host): number {
+  const rt = (host.services.dht as unknown as { routingTable?: { size?: number } }).routingTable
+  return rt?.size ?? 0
+}
+
+function writeAtomic (file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`
+  writeFileSync(tmp, data, { mode: 0o600 })
+  renameSync(tmp, file)
+}
+
+function writeSecret (file: string, data: string): void {
+  writeAtomic(file, data)
+}
+
+function listenError (err: unknown, listen: string[]): Error {
+  const e = err as NodeJS.ErrnoException
+  const msg = e?.message ?? String(err)
+  if (/EADDRINUSE|address already in use/i.test(msg)) {
+    return new ConfigError('listen', `cannot listen on ${listen.join(', ')}: the port is in use`, { hint: 'another node may be running; pick another port with --listen /ip4/0.0.0.0/tcp/PORT (or tcp/0 for any)', cause: err })
+  }
+  if (/EADDRNOTAVAIL|EAFNOSUPPORT/i.test(msg)) {
+    return new ConfigError('listen', `cannot listen on ${listen.join(', ')}: ${msg}`, { hint: 'this machine may lack that address family (IPv6?); drop that --listen address', cause: err })
+  }
+  return err instanceof Error ? err : new Error(msg)
+}

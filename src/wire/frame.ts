@@ -1,0 +1,89 @@
+// Length-prefixed framing: each frame is an unsigned varint byte length followed by that many
+// bytes. The decoder is bounded (a frame longer than `maxFrameBytes` is refused as soon as its
+// prefix is read, before any of it is buffered) and never throws: bad input is an error value.
+import { Uint8ArrayList } from 'uint8arraylist'
+import * as varint from 'uint8-varint'
+import { WireError } from '../errors.js'
+
+/** 4 MiB: large enough for task inputs sent inline, small enough to bound memory per stream. */
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+const MAX_PREFIX_BYTES = 5 // a varint of up to 2^35 - 1; anything longer is malformed
+
+export function encodeFrame (payload: Uint8Array): Uint8Array {
+  const n = varint.encodingLength(payload.byteLength)
+  const out = new Uint8Array(n + payload.byteLength)
+  varint.encode(payload.byteLength, out, 0)
+  out.set(payload, n)
+  return out
+}
+
+/** Encodes the prefix only, so large payloads can be sent without a copy. */
+export function encodeFramePrefix (length: number): Uint8Array {
+  return varint.encode(length)
+}
+
+export type FrameResult = Uint8Array | WireError
+
+export class FrameDecoder {
+  readonly maxFrameBytes: number
+  private readonly buf = new Uint8ArrayList()
+  private want = -1 // length of the frame being read, -1 while reading a prefix
+  private failed: WireError | undefined
+
+  constructor (opts: { maxFrameBytes?: number } = {}) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+  }
+
+  /** Bytes held for an incomplete frame. */
+  get buffered (): number { return this.buf.byteLength }
+
+  /**
+   * Adds bytes and returns the frames they complete. After an error the decoder is poisoned:
+   * the stream is out of sync and every later push returns the same error.
+   */
+  push (chunk: Uint8Array | Uint8ArrayList): FrameResult[] {
+    if (this.failed !== undefined) return [this.failed]
+    this.buf.append(chunk)
+    const out: FrameResult[] = []
+    for (;;) {
+      if (this.want < 0) {
+        const prefix = this.readPrefix()
+        if (prefix === undefined) break
+        if (prefix instanceof WireError) { out.push(this.fail(prefix)); break }
+        this.want = prefix
+      }
+      if (this.buf.byteLength < this.want) break
+      const frame = this.buf.subarray(0, this.want)
+      this.buf.consume(this.want)
+      this.want = -1
+      out.push(frame)
+    }
+    return out
+  }
+
+  private readPrefix (): number | WireError | undefined {
+    const n = Math.min(this.buf.byteLength, MAX_PREFIX_BYTES)
+    let value = 0
+    for (let i = 0; i < n; i++) {
+      const b = this.buf.get(i)
+      value += (b & 0x7f) * 2 ** (7 * i)
+      if ((b & 0x80) === 0) {
+        if (value > this.maxFrameBytes) {
+          return new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${this.maxFrameBytes} bytes`)
+        }
+        this.buf.consume(i + 1)
+        return value
+      }
+    }
+    if (this.buf.byteLength >= MAX_PREFIX_BYTES) {
+      return new WireError('MALFORMED_FRAME', 'frame length prefix is not a valid varint')
+    }
+    return undefined
+  }
+
+  private fail (err: WireError): WireError {
+    this.failed = err
+    this.buf.consume(this.buf.byteLength)
+    return err
+  }
+}
