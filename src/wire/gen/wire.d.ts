@@ -1126,15 +1126,77 @@ export namespace dbc {
 
         namespace v1 {
 
+            interface IInvite extends dbc.training.v1.Invite.$Properties {
+            }
+
+            class Invite {
+                constructor(p?: dbc.training.v1.Invite.$Properties);
+                $unknowns?: Uint8Array[];
+                jobId: string;
+                spec: Uint8Array;
+                rank: number;
+                shards: number;
+                static create(properties: dbc.training.v1.Invite.$Shape): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
+                static create(properties?: dbc.training.v1.Invite.$Properties): dbc.training.v1.Invite;
+                static encode(m: dbc.training.v1.Invite.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.training.v1.Invite;
+                static toObject(m: dbc.training.v1.Invite, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Invite {
+                interface $Properties {
+                    jobId?: (string|null);
+                    spec?: (Uint8Array|null);
+                    rank?: (number|null);
+                    shards?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.training.v1.Invite.$Properties;
+            }
+
+            interface IInviteReply extends dbc.training.v1.InviteReply.$Properties {
+            }
+
+            class InviteReply {
+                constructor(p?: dbc.training.v1.InviteReply.$Properties);
+                $unknowns?: Uint8Array[];
+                jobId: string;
+                accepted: boolean;
+                reason: string;
+                paramCount: number;
+                static create(properties: dbc.training.v1.InviteReply.$Shape): dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape;
+                static create(properties?: dbc.training.v1.InviteReply.$Properties): dbc.training.v1.InviteReply;
+                static encode(m: dbc.training.v1.InviteReply.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.training.v1.InviteReply;
+                static toObject(m: dbc.training.v1.InviteReply, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace InviteReply {
+                interface $Properties {
+                    jobId?: (string|null);
+                    accepted?: (boolean|null);
+                    reason?: (string|null);
+                    paramCount?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.training.v1.InviteReply.$Properties;
+            }
+
             interface IRoundStart extends dbc.training.v1.RoundStart.$Properties {
             }
 
             class RoundStart {
                 constructor(p?: dbc.training.v1.RoundStart.$Properties);
                 $unknowns?: Uint8Array[];
-                jobId: Uint8Array;
+                jobId: string;
                 round: number;
-                members: Uint8Array[];
+                members: string[];
                 deadlineMs: number;
                 static create(properties: dbc.training.v1.RoundStart.$Shape): dbc.training.v1.RoundStart & dbc.training.v1.RoundStart.$Shape;
                 static create(properties?: dbc.training.v1.RoundStart.$Properties): dbc.training.v1.RoundStart;
@@ -1148,9 +1210,9 @@ export namespace dbc {
 
             namespace RoundStart {
                 interface $Properties {
-                    jobId?: (Uint8Array|null);
+                    jobId?: (string|null);
                     round?: (number|null);
-                    members?: (Uint8Array[]|null);
+                    members?: (string[]|null);
                     deadlineMs?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
@@ -1163,7 +1225,7 @@ export namespace dbc {
             class SliceChunk {
                 constructor(p?: dbc.training.v1.SliceChunk.$Properties);
                 $unknowns?: Uint8Array[];
-                jobId: Uint8Array;
+                jobId: string;
                 round: number;
                 slice: number;
                 phase: number;
@@ -1183,7 +1245,7 @@ export namespace dbc {
 
             namespace SliceChunk {
                 interface $Properties {
-                    jobId?: (Uint8Array|null);
+                    jobId?: (string|null);
                     round?: (number|null);
                     slice?: (number|null);
                     phase?: (number|null);
@@ -1202,7 +1264,7 @@ export namespace dbc {
             class StateRequest {
                 constructor(p?: dbc.training.v1.StateRequest.$Properties);
                 $unknowns?: Uint8Array[];
-                jobId: Uint8Array;
+                jobId: string;
                 static create(properties: dbc.training.v1.StateRequest.$Shape): dbc.training.v1.StateRequest & dbc.training.v1.StateRequest.$Shape;
                 static create(properties?: dbc.training.v1.StateRequest.$Properties): dbc.training.v1.StateRequest;
                 static encode(m: dbc.training.v1.StateRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1215,7 +1277,7 @@ export namespace dbc {
 
             namespace StateRequest {
                 interface $Properties {
-                    jobId?: (Uint8Array|null);
+                    jobId?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.StateRequest.$Properties;
@@ -1227,9 +1289,10 @@ export namespace dbc {
             class StateResponse {
                 constructor(p?: dbc.training.v1.StateResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                jobId: Uint8Array;
+                jobId: string;
                 round: number;
                 params: Uint8Array;
+                final: boolean;
                 static create(properties: dbc.training.v1.StateResponse.$Shape): dbc.training.v1.StateResponse & dbc.training.v1.StateResponse.$Shape;
                 static create(properties?: dbc.training.v1.StateResponse.$Properties): dbc.training.v1.StateResponse;
                 static encode(m: dbc.training.v1.StateResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1242,12 +1305,38 @@ export namespace dbc {
 
             namespace StateResponse {
                 interface $Properties {
-                    jobId?: (Uint8Array|null);
+                    jobId?: (string|null);
                     round?: (number|null);
                     params?: (Uint8Array|null);
+                    final?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.StateResponse.$Properties;
+            }
+
+            interface IJoin extends dbc.training.v1.Join.$Properties {
+            }
+
+            class Join {
+                constructor(p?: dbc.training.v1.Join.$Properties);
+                $unknowns?: Uint8Array[];
+                jobId: string;
+                static create(properties: dbc.training.v1.Join.$Shape): dbc.training.v1.Join & dbc.training.v1.Join.$Shape;
+                static create(properties?: dbc.training.v1.Join.$Properties): dbc.training.v1.Join;
+                static encode(m: dbc.training.v1.Join.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.training.v1.Join & dbc.training.v1.Join.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.training.v1.Join;
+                static toObject(m: dbc.training.v1.Join, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Join {
+                interface $Properties {
+                    jobId?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.training.v1.Join.$Properties;
             }
 
             interface IRoundReport extends dbc.training.v1.RoundReport.$Properties {
@@ -1256,11 +1345,15 @@ export namespace dbc {
             class RoundReport {
                 constructor(p?: dbc.training.v1.RoundReport.$Properties);
                 $unknowns?: Uint8Array[];
-                jobId: Uint8Array;
+                jobId: string;
                 round: number;
                 loss: number;
                 accuracy: number;
-                gpuSeconds: number;
+                computeMs: number;
+                samples: number;
+                timedOut: boolean;
+                dropped: string[];
+                bytesSent: number;
                 static create(properties: dbc.training.v1.RoundReport.$Shape): dbc.training.v1.RoundReport & dbc.training.v1.RoundReport.$Shape;
                 static create(properties?: dbc.training.v1.RoundReport.$Properties): dbc.training.v1.RoundReport;
                 static encode(m: dbc.training.v1.RoundReport.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1273,14 +1366,49 @@ export namespace dbc {
 
             namespace RoundReport {
                 interface $Properties {
-                    jobId?: (Uint8Array|null);
+                    jobId?: (string|null);
                     round?: (number|null);
                     loss?: (number|null);
                     accuracy?: (number|null);
-                    gpuSeconds?: (number|null);
+                    computeMs?: (number|null);
+                    samples?: (number|null);
+                    timedOut?: (boolean|null);
+                    dropped?: (string[]|null);
+                    bytesSent?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundReport.$Properties;
+            }
+
+            interface IFinish extends dbc.training.v1.Finish.$Properties {
+            }
+
+            class Finish {
+                constructor(p?: dbc.training.v1.Finish.$Properties);
+                $unknowns?: Uint8Array[];
+                jobId: string;
+                round: number;
+                sendModel: boolean;
+                reason: string;
+                static create(properties: dbc.training.v1.Finish.$Shape): dbc.training.v1.Finish & dbc.training.v1.Finish.$Shape;
+                static create(properties?: dbc.training.v1.Finish.$Properties): dbc.training.v1.Finish;
+                static encode(m: dbc.training.v1.Finish.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.training.v1.Finish & dbc.training.v1.Finish.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.training.v1.Finish;
+                static toObject(m: dbc.training.v1.Finish, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Finish {
+                interface $Properties {
+                    jobId?: (string|null);
+                    round?: (number|null);
+                    sendModel?: (boolean|null);
+                    reason?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.training.v1.Finish.$Properties;
             }
 
             interface ITrainingMessage extends dbc.training.v1.TrainingMessage.$Properties {
@@ -1289,12 +1417,16 @@ export namespace dbc {
             class TrainingMessage {
                 constructor(p?: dbc.training.v1.TrainingMessage.$Properties);
                 $unknowns?: Uint8Array[];
+                invite?: (dbc.training.v1.Invite.$Properties|null);
+                inviteReply?: (dbc.training.v1.InviteReply.$Properties|null);
                 roundStart?: (dbc.training.v1.RoundStart.$Properties|null);
                 slice?: (dbc.training.v1.SliceChunk.$Properties|null);
                 stateRequest?: (dbc.training.v1.StateRequest.$Properties|null);
                 stateResponse?: (dbc.training.v1.StateResponse.$Properties|null);
+                join?: (dbc.training.v1.Join.$Properties|null);
                 report?: (dbc.training.v1.RoundReport.$Properties|null);
-                body?: ("roundStart"|"slice"|"stateRequest"|"stateResponse"|"report");
+                finish?: (dbc.training.v1.Finish.$Properties|null);
+                body?: ("invite"|"inviteReply"|"roundStart"|"slice"|"stateRequest"|"stateResponse"|"join"|"report"|"finish");
                 static create(properties: dbc.training.v1.TrainingMessage.$Shape): dbc.training.v1.TrainingMessage & dbc.training.v1.TrainingMessage.$Shape;
                 static create(properties?: dbc.training.v1.TrainingMessage.$Properties): dbc.training.v1.TrainingMessage;
                 static encode(m: dbc.training.v1.TrainingMessage.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1307,23 +1439,31 @@ export namespace dbc {
 
             namespace TrainingMessage {
                 interface $Properties {
+                    invite?: (dbc.training.v1.Invite.$Properties|null);
+                    inviteReply?: (dbc.training.v1.InviteReply.$Properties|null);
                     roundStart?: (dbc.training.v1.RoundStart.$Properties|null);
                     slice?: (dbc.training.v1.SliceChunk.$Properties|null);
                     stateRequest?: (dbc.training.v1.StateRequest.$Properties|null);
                     stateResponse?: (dbc.training.v1.StateResponse.$Properties|null);
+                    join?: (dbc.training.v1.Join.$Properties|null);
                     report?: (dbc.training.v1.RoundReport.$Properties|null);
-                    body?: ("roundStart"|"slice"|"stateRequest"|"stateResponse"|"report");
+                    finish?: (dbc.training.v1.Finish.$Properties|null);
+                    body?: ("invite"|"inviteReply"|"roundStart"|"slice"|"stateRequest"|"stateResponse"|"join"|"report"|"finish");
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = {
+                  invite?: dbc.training.v1.Invite.$Shape|null;
+                  inviteReply?: dbc.training.v1.InviteReply.$Shape|null;
                   roundStart?: dbc.training.v1.RoundStart.$Shape|null;
                   slice?: dbc.training.v1.SliceChunk.$Shape|null;
                   stateRequest?: dbc.training.v1.StateRequest.$Shape|null;
                   stateResponse?: dbc.training.v1.StateResponse.$Shape|null;
+                  join?: dbc.training.v1.Join.$Shape|null;
                   report?: dbc.training.v1.RoundReport.$Shape|null;
+                  finish?: dbc.training.v1.Finish.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ body?: undefined; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "roundStart"; roundStart: dbc.training.v1.RoundStart.$Shape; slice?: null; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "slice"; roundStart?: null; slice: dbc.training.v1.SliceChunk.$Shape; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "stateRequest"; roundStart?: null; slice?: null; stateRequest: dbc.training.v1.StateRequest.$Shape; stateResponse?: null; report?: null }|{ body?: "stateResponse"; roundStart?: null; slice?: null; stateRequest?: null; stateResponse: dbc.training.v1.StateResponse.$Shape; report?: null }|{ body?: "report"; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; report: dbc.training.v1.RoundReport.$Shape })
+                  ({ body?: undefined; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "invite"; invite: dbc.training.v1.Invite.$Shape; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "inviteReply"; invite?: null; inviteReply: dbc.training.v1.InviteReply.$Shape; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "roundStart"; invite?: null; inviteReply?: null; roundStart: dbc.training.v1.RoundStart.$Shape; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "slice"; invite?: null; inviteReply?: null; roundStart?: null; slice: dbc.training.v1.SliceChunk.$Shape; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "stateRequest"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest: dbc.training.v1.StateRequest.$Shape; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "stateResponse"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse: dbc.training.v1.StateResponse.$Shape; join?: null; report?: null; finish?: null }|{ body?: "join"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join: dbc.training.v1.Join.$Shape; report?: null; finish?: null }|{ body?: "report"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report: dbc.training.v1.RoundReport.$Shape; finish?: null }|{ body?: "finish"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish: dbc.training.v1.Finish.$Shape })
                 );
             }
         }

@@ -11959,14 +11959,655 @@ export const dbc = $root.dbc = (() => {
              */
             const v1 = {};
 
+            v1.Invite = (function() {
+
+                /**
+                 * Properties of an Invite.
+                 * @typedef {Object} dbc.training.v1.Invite.$Properties
+                 * @property {string|null} [jobId] Invite jobId
+                 * @property {Uint8Array|null} [spec] Invite spec
+                 * @property {number|null} [rank] Invite rank
+                 * @property {number|null} [shards] Invite shards
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an Invite.
+                 * @memberof dbc.training.v1
+                 * @interface IInvite
+                 * @augments dbc.training.v1.Invite.$Properties
+                 * @deprecated Use dbc.training.v1.Invite.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an Invite.
+                 * @typedef {dbc.training.v1.Invite.$Properties} dbc.training.v1.Invite.$Shape
+                 */
+
+                /**
+                 * Constructs a new Invite.
+                 * @memberof dbc.training.v1
+                 * @classdesc Represents an Invite.
+                 * @constructor
+                 * @param {dbc.training.v1.Invite.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Invite = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * Invite jobId.
+                 * @member {string} jobId
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.jobId = "";
+
+                /**
+                 * Invite spec.
+                 * @member {Uint8Array} spec
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.spec = $util.newBuffer([]);
+
+                /**
+                 * Invite rank.
+                 * @member {number} rank
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.rank = 0;
+
+                /**
+                 * Invite shards.
+                 * @member {number} shards
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.shards = 0;
+
+                /**
+                 * Creates a new Invite instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {dbc.training.v1.Invite.$Properties=} [properties] Properties to set
+                 * @returns {dbc.training.v1.Invite} Invite instance
+                 * @type {{
+                 *   (properties: dbc.training.v1.Invite.$Shape): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
+                 *   (properties?: dbc.training.v1.Invite.$Properties): dbc.training.v1.Invite;
+                 * }}
+                 */
+                Invite.create = function(properties) {
+                    return new Invite(properties);
+                };
+
+                /**
+                 * Encodes the specified Invite message. Does not implicitly {@link dbc.training.v1.Invite.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {dbc.training.v1.Invite.$Properties} m Invite message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Invite.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
+                    if (m.spec != null && $Object.hasOwnProperty.call(m, "spec") && m.spec.length)
+                        w.uint32(/* id 2, wireType 2 =*/18).bytes(m.spec);
+                    if (m.rank != null && $Object.hasOwnProperty.call(m, "rank") && m.rank !== 0)
+                        w.uint32(/* id 3, wireType 0 =*/24).uint32(m.rank);
+                    if (m.shards != null && $Object.hasOwnProperty.call(m, "shards") && m.shards !== 0)
+                        w.uint32(/* id 4, wireType 0 =*/32).uint32(m.shards);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an Invite message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape} Invite
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Invite.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.training.v1.Invite();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.jobId = v;
+                                else
+                                    delete m.jobId;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.spec = v;
+                                else
+                                    delete m.spec;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.rank = v;
+                                else
+                                    delete m.rank;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.shards = v;
+                                else
+                                    delete m.shards;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates an Invite message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.training.v1.Invite} Invite
+                 */
+                Invite.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.training.v1.Invite)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.training.v1.Invite: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.training.v1.Invite();
+                    if (d.jobId != null) {
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
+                        }
+                    }
+                    if (d.spec != null) {
+                        if (d.spec.length) {
+                            if (typeof d.spec === "string")
+                                $util.base64.decode(d.spec, m.spec = $util.newBuffer($util.base64.length(d.spec)), 0);
+                            else if (d.spec.length >= 0)
+                                m.spec = d.spec;
+                        }
+                    }
+                    if (d.rank != null) {
+                        if ($Number(d.rank) !== 0) {
+                            m.rank = d.rank >>> 0;
+                        }
+                    }
+                    if (d.shards != null) {
+                        if ($Number(d.shards) !== 0) {
+                            m.shards = d.shards >>> 0;
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from an Invite message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {dbc.training.v1.Invite} m Invite
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                Invite.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        d.jobId = "";
+                        if (o.bytes === $String)
+                            d.spec = "";
+                        else {
+                            d.spec = [];
+                            if (o.bytes !== $Array)
+                                d.spec = $util.newBuffer(d.spec);
+                        }
+                        d.rank = 0;
+                        d.shards = 0;
+                    }
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
+                        d.jobId = m.jobId;
+                    }
+                    if (m.spec != null && $Object.hasOwnProperty.call(m, "spec")) {
+                        d.spec = o.bytes === $String ? $util.base64.encode(m.spec, 0, m.spec.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.spec) : m.spec;
+                    }
+                    if (m.rank != null && $Object.hasOwnProperty.call(m, "rank")) {
+                        d.rank = m.rank;
+                    }
+                    if (m.shards != null && $Object.hasOwnProperty.call(m, "shards")) {
+                        d.shards = m.shards;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this Invite to JSON.
+                 * @function toJSON
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                Invite.prototype.toJSON = function() {
+                    return Invite.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for Invite
+                 * @function getTypeUrl
+                 * @memberof dbc.training.v1.Invite
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Invite.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.training.v1.Invite";
+                };
+
+                return Invite;
+            })();
+
+            v1.InviteReply = (function() {
+
+                /**
+                 * Properties of an InviteReply.
+                 * @typedef {Object} dbc.training.v1.InviteReply.$Properties
+                 * @property {string|null} [jobId] InviteReply jobId
+                 * @property {boolean|null} [accepted] InviteReply accepted
+                 * @property {string|null} [reason] InviteReply reason
+                 * @property {number|null} [paramCount] InviteReply paramCount
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an InviteReply.
+                 * @memberof dbc.training.v1
+                 * @interface IInviteReply
+                 * @augments dbc.training.v1.InviteReply.$Properties
+                 * @deprecated Use dbc.training.v1.InviteReply.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an InviteReply.
+                 * @typedef {dbc.training.v1.InviteReply.$Properties} dbc.training.v1.InviteReply.$Shape
+                 */
+
+                /**
+                 * Constructs a new InviteReply.
+                 * @memberof dbc.training.v1
+                 * @classdesc Represents an InviteReply.
+                 * @constructor
+                 * @param {dbc.training.v1.InviteReply.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const InviteReply = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * InviteReply jobId.
+                 * @member {string} jobId
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.jobId = "";
+
+                /**
+                 * InviteReply accepted.
+                 * @member {boolean} accepted
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.accepted = false;
+
+                /**
+                 * InviteReply reason.
+                 * @member {string} reason
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.reason = "";
+
+                /**
+                 * InviteReply paramCount.
+                 * @member {number} paramCount
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.paramCount = 0;
+
+                /**
+                 * Creates a new InviteReply instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {dbc.training.v1.InviteReply.$Properties=} [properties] Properties to set
+                 * @returns {dbc.training.v1.InviteReply} InviteReply instance
+                 * @type {{
+                 *   (properties: dbc.training.v1.InviteReply.$Shape): dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape;
+                 *   (properties?: dbc.training.v1.InviteReply.$Properties): dbc.training.v1.InviteReply;
+                 * }}
+                 */
+                InviteReply.create = function(properties) {
+                    return new InviteReply(properties);
+                };
+
+                /**
+                 * Encodes the specified InviteReply message. Does not implicitly {@link dbc.training.v1.InviteReply.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {dbc.training.v1.InviteReply.$Properties} m InviteReply message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                InviteReply.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
+                    if (m.accepted != null && $Object.hasOwnProperty.call(m, "accepted") && m.accepted !== false)
+                        w.uint32(/* id 2, wireType 0 =*/16).bool(m.accepted);
+                    if (m.reason != null && $Object.hasOwnProperty.call(m, "reason") && m.reason !== "")
+                        w.uint32(/* id 3, wireType 2 =*/26).string(m.reason);
+                    if (m.paramCount != null && $Object.hasOwnProperty.call(m, "paramCount") && m.paramCount !== 0)
+                        w.uint32(/* id 4, wireType 0 =*/32).uint32(m.paramCount);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes an InviteReply message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape} InviteReply
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                InviteReply.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.training.v1.InviteReply();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.jobId = v;
+                                else
+                                    delete m.jobId;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.accepted = v;
+                                else
+                                    delete m.accepted;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.reason = v;
+                                else
+                                    delete m.reason;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.paramCount = v;
+                                else
+                                    delete m.paramCount;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates an InviteReply message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.training.v1.InviteReply} InviteReply
+                 */
+                InviteReply.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.training.v1.InviteReply)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.training.v1.InviteReply: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.training.v1.InviteReply();
+                    if (d.jobId != null) {
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
+                        }
+                    }
+                    if (d.accepted != null) {
+                        if (d.accepted) {
+                            m.accepted = $Boolean(d.accepted);
+                        }
+                    }
+                    if (d.reason != null) {
+                        if (typeof d.reason !== "string" || d.reason.length) {
+                            m.reason = $String(d.reason);
+                        }
+                    }
+                    if (d.paramCount != null) {
+                        if ($Number(d.paramCount) !== 0) {
+                            m.paramCount = d.paramCount >>> 0;
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from an InviteReply message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {dbc.training.v1.InviteReply} m InviteReply
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                InviteReply.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        d.jobId = "";
+                        d.accepted = false;
+                        d.reason = "";
+                        d.paramCount = 0;
+                    }
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
+                        d.jobId = m.jobId;
+                    }
+                    if (m.accepted != null && $Object.hasOwnProperty.call(m, "accepted")) {
+                        d.accepted = m.accepted;
+                    }
+                    if (m.reason != null && $Object.hasOwnProperty.call(m, "reason")) {
+                        d.reason = m.reason;
+                    }
+                    if (m.paramCount != null && $Object.hasOwnProperty.call(m, "paramCount")) {
+                        d.paramCount = m.paramCount;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this InviteReply to JSON.
+                 * @function toJSON
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                InviteReply.prototype.toJSON = function() {
+                    return InviteReply.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for InviteReply
+                 * @function getTypeUrl
+                 * @memberof dbc.training.v1.InviteReply
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                InviteReply.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.training.v1.InviteReply";
+                };
+
+                return InviteReply;
+            })();
+
             v1.RoundStart = (function() {
 
                 /**
                  * Properties of a RoundStart.
                  * @typedef {Object} dbc.training.v1.RoundStart.$Properties
-                 * @property {Uint8Array|null} [jobId] RoundStart jobId
+                 * @property {string|null} [jobId] RoundStart jobId
                  * @property {number|null} [round] RoundStart round
-                 * @property {Array.<Uint8Array>|null} [members] RoundStart members
+                 * @property {Array.<string>|null} [members] RoundStart members
                  * @property {number|null} [deadlineMs] RoundStart deadlineMs
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
@@ -12002,11 +12643,11 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * RoundStart jobId.
-                 * @member {Uint8Array} jobId
+                 * @member {string} jobId
                  * @memberof dbc.training.v1.RoundStart
                  * @instance
                  */
-                RoundStart.prototype.jobId = $util.newBuffer([]);
+                RoundStart.prototype.jobId = "";
 
                 /**
                  * RoundStart round.
@@ -12018,7 +12659,7 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * RoundStart members.
-                 * @member {Array.<Uint8Array>} members
+                 * @member {Array.<string>} members
                  * @memberof dbc.training.v1.RoundStart
                  * @instance
                  */
@@ -12064,13 +12705,13 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.jobId);
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round") && m.round !== 0)
                         w.uint32(/* id 2, wireType 0 =*/16).uint32(m.round);
                     if (m.members != null && m.members.length) {
                         for (var i = 0; i < m.members.length; ++i)
-                            w.uint32(/* id 3, wireType 2 =*/26).bytes(m.members[i]);
+                            w.uint32(/* id 3, wireType 2 =*/26).string(m.members[i]);
                     }
                     if (m.deadlineMs != null && $Object.hasOwnProperty.call(m, "deadlineMs") && !$Object.is(m.deadlineMs, 0))
                         w.uint32(/* id 4, wireType 1 =*/33).double(m.deadlineMs);
@@ -12121,7 +12762,7 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
-                                if ((v = r.bytes()).length)
+                                if ((v = r.stringVerify()).length)
                                     m.jobId = v;
                                 else
                                     delete m.jobId;
@@ -12141,7 +12782,7 @@ export const dbc = $root.dbc = (() => {
                                     break;
                                 if (!(m.members && m.members.length))
                                     m.members = [];
-                                m.members.push(r.bytes());
+                                m.members.push(r.stringVerify());
                                 continue;
                             }
                         case 4: {
@@ -12189,11 +12830,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.RoundStart();
                     if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
                         }
                     }
                     if (d.round != null) {
@@ -12206,10 +12844,7 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.training.v1.RoundStart.members: array expected");
                         m.members = $Array(d.members.length);
                         for (var i = 0; i < d.members.length; ++i) {
-                            if (typeof d.members[i] === "string")
-                                $util.base64.decode(d.members[i], m.members[i] = $util.newBuffer($util.base64.length(d.members[i])), 0);
-                            else if (d.members[i].length >= 0)
-                                m.members[i] = d.members[i];
+                            m.members[i] = $String(d.members[i]);
                         }
                     }
                     if (d.deadlineMs != null) {
@@ -12241,18 +12876,12 @@ export const dbc = $root.dbc = (() => {
                         d.members = [];
                     }
                     if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
+                        d.jobId = "";
                         d.round = 0;
                         d.deadlineMs = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
+                        d.jobId = m.jobId;
                     }
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round")) {
                         d.round = m.round;
@@ -12260,7 +12889,7 @@ export const dbc = $root.dbc = (() => {
                     if (m.members && m.members.length) {
                         d.members = $Array(m.members.length);
                         for (var j = 0; j < m.members.length; ++j) {
-                            d.members[j] = o.bytes === $String ? $util.base64.encode(m.members[j], 0, m.members[j].length) : o.bytes === $Array ? $Array.prototype.slice.call(m.members[j]) : m.members[j];
+                            d.members[j] = m.members[j];
                         }
                     }
                     if (m.deadlineMs != null && $Object.hasOwnProperty.call(m, "deadlineMs")) {
@@ -12302,7 +12931,7 @@ export const dbc = $root.dbc = (() => {
                 /**
                  * Properties of a SliceChunk.
                  * @typedef {Object} dbc.training.v1.SliceChunk.$Properties
-                 * @property {Uint8Array|null} [jobId] SliceChunk jobId
+                 * @property {string|null} [jobId] SliceChunk jobId
                  * @property {number|null} [round] SliceChunk round
                  * @property {number|null} [slice] SliceChunk slice
                  * @property {number|null} [phase] SliceChunk phase
@@ -12343,11 +12972,11 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * SliceChunk jobId.
-                 * @member {Uint8Array} jobId
+                 * @member {string} jobId
                  * @memberof dbc.training.v1.SliceChunk
                  * @instance
                  */
-                SliceChunk.prototype.jobId = $util.newBuffer([]);
+                SliceChunk.prototype.jobId = "";
 
                 /**
                  * SliceChunk round.
@@ -12437,8 +13066,8 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.jobId);
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round") && m.round !== 0)
                         w.uint32(/* id 2, wireType 0 =*/16).uint32(m.round);
                     if (m.slice != null && $Object.hasOwnProperty.call(m, "slice") && m.slice !== 0)
@@ -12452,7 +13081,7 @@ export const dbc = $root.dbc = (() => {
                     if (m.data != null && $Object.hasOwnProperty.call(m, "data") && m.data.length)
                         w.uint32(/* id 7, wireType 2 =*/58).bytes(m.data);
                     if (m.weight != null && $Object.hasOwnProperty.call(m, "weight") && !$Object.is(m.weight, 0))
-                        w.uint32(/* id 8, wireType 5 =*/69).float(m.weight);
+                        w.uint32(/* id 8, wireType 1 =*/65).double(m.weight);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12500,7 +13129,7 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
-                                if ((v = r.bytes()).length)
+                                if ((v = r.stringVerify()).length)
                                     m.jobId = v;
                                 else
                                     delete m.jobId;
@@ -12561,9 +13190,9 @@ export const dbc = $root.dbc = (() => {
                                 continue;
                             }
                         case 8: {
-                                if (u !== 5)
+                                if (u !== 1)
                                     break;
-                                if (!$Object.is(v = r.float(), 0))
+                                if (!$Object.is(v = r.double(), 0))
                                     m.weight = v;
                                 else
                                     delete m.weight;
@@ -12605,11 +13234,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.SliceChunk();
                     if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
                         }
                     }
                     if (d.round != null) {
@@ -12671,13 +13297,7 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var d = {};
                     if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
+                        d.jobId = "";
                         d.round = 0;
                         d.slice = 0;
                         d.phase = 0;
@@ -12693,7 +13313,7 @@ export const dbc = $root.dbc = (() => {
                         d.weight = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
+                        d.jobId = m.jobId;
                     }
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round")) {
                         d.round = m.round;
@@ -12752,7 +13372,7 @@ export const dbc = $root.dbc = (() => {
                 /**
                  * Properties of a StateRequest.
                  * @typedef {Object} dbc.training.v1.StateRequest.$Properties
-                 * @property {Uint8Array|null} [jobId] StateRequest jobId
+                 * @property {string|null} [jobId] StateRequest jobId
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -12786,11 +13406,11 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * StateRequest jobId.
-                 * @member {Uint8Array} jobId
+                 * @member {string} jobId
                  * @memberof dbc.training.v1.StateRequest
                  * @instance
                  */
-                StateRequest.prototype.jobId = $util.newBuffer([]);
+                StateRequest.prototype.jobId = "";
 
                 /**
                  * Creates a new StateRequest instance using the specified properties.
@@ -12824,8 +13444,8 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.jobId);
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12873,7 +13493,7 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
-                                if ((v = r.bytes()).length)
+                                if ((v = r.stringVerify()).length)
                                     m.jobId = v;
                                 else
                                     delete m.jobId;
@@ -12915,11 +13535,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.StateRequest();
                     if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
                         }
                     }
                     return m;
@@ -12943,16 +13560,10 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var d = {};
                     if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
+                        d.jobId = "";
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
+                        d.jobId = m.jobId;
                     }
                     return d;
                 };
@@ -12990,9 +13601,10 @@ export const dbc = $root.dbc = (() => {
                 /**
                  * Properties of a StateResponse.
                  * @typedef {Object} dbc.training.v1.StateResponse.$Properties
-                 * @property {Uint8Array|null} [jobId] StateResponse jobId
+                 * @property {string|null} [jobId] StateResponse jobId
                  * @property {number|null} [round] StateResponse round
                  * @property {Uint8Array|null} [params] StateResponse params
+                 * @property {boolean|null} [final] StateResponse final
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13026,11 +13638,11 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * StateResponse jobId.
-                 * @member {Uint8Array} jobId
+                 * @member {string} jobId
                  * @memberof dbc.training.v1.StateResponse
                  * @instance
                  */
-                StateResponse.prototype.jobId = $util.newBuffer([]);
+                StateResponse.prototype.jobId = "";
 
                 /**
                  * StateResponse round.
@@ -13047,6 +13659,14 @@ export const dbc = $root.dbc = (() => {
                  * @instance
                  */
                 StateResponse.prototype.params = $util.newBuffer([]);
+
+                /**
+                 * StateResponse final.
+                 * @member {boolean} final
+                 * @memberof dbc.training.v1.StateResponse
+                 * @instance
+                 */
+                StateResponse.prototype.final = false;
 
                 /**
                  * Creates a new StateResponse instance using the specified properties.
@@ -13080,12 +13700,14 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.jobId);
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round") && m.round !== 0)
                         w.uint32(/* id 2, wireType 0 =*/16).uint32(m.round);
                     if (m.params != null && $Object.hasOwnProperty.call(m, "params") && m.params.length)
                         w.uint32(/* id 3, wireType 2 =*/26).bytes(m.params);
+                    if (m.final != null && $Object.hasOwnProperty.call(m, "final") && m.final !== false)
+                        w.uint32(/* id 4, wireType 0 =*/32).bool(m.final);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13133,7 +13755,7 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
-                                if ((v = r.bytes()).length)
+                                if ((v = r.stringVerify()).length)
                                     m.jobId = v;
                                 else
                                     delete m.jobId;
@@ -13155,6 +13777,15 @@ export const dbc = $root.dbc = (() => {
                                     m.params = v;
                                 else
                                     delete m.params;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.final = v;
+                                else
+                                    delete m.final;
                                 continue;
                             }
                         }
@@ -13193,11 +13824,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.StateResponse();
                     if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
                         }
                     }
                     if (d.round != null) {
@@ -13211,6 +13839,11 @@ export const dbc = $root.dbc = (() => {
                                 $util.base64.decode(d.params, m.params = $util.newBuffer($util.base64.length(d.params)), 0);
                             else if (d.params.length >= 0)
                                 m.params = d.params;
+                        }
+                    }
+                    if (d.final != null) {
+                        if (d.final) {
+                            m.final = $Boolean(d.final);
                         }
                     }
                     return m;
@@ -13234,13 +13867,7 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var d = {};
                     if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
+                        d.jobId = "";
                         d.round = 0;
                         if (o.bytes === $String)
                             d.params = "";
@@ -13249,15 +13876,19 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.params = $util.newBuffer(d.params);
                         }
+                        d.final = false;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
+                        d.jobId = m.jobId;
                     }
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round")) {
                         d.round = m.round;
                     }
                     if (m.params != null && $Object.hasOwnProperty.call(m, "params")) {
                         d.params = o.bytes === $String ? $util.base64.encode(m.params, 0, m.params.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.params) : m.params;
+                    }
+                    if (m.final != null && $Object.hasOwnProperty.call(m, "final")) {
+                        d.final = m.final;
                     }
                     return d;
                 };
@@ -13290,16 +13921,249 @@ export const dbc = $root.dbc = (() => {
                 return StateResponse;
             })();
 
+            v1.Join = (function() {
+
+                /**
+                 * Properties of a Join.
+                 * @typedef {Object} dbc.training.v1.Join.$Properties
+                 * @property {string|null} [jobId] Join jobId
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a Join.
+                 * @memberof dbc.training.v1
+                 * @interface IJoin
+                 * @augments dbc.training.v1.Join.$Properties
+                 * @deprecated Use dbc.training.v1.Join.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a Join.
+                 * @typedef {dbc.training.v1.Join.$Properties} dbc.training.v1.Join.$Shape
+                 */
+
+                /**
+                 * Constructs a new Join.
+                 * @memberof dbc.training.v1
+                 * @classdesc Represents a Join.
+                 * @constructor
+                 * @param {dbc.training.v1.Join.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Join = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * Join jobId.
+                 * @member {string} jobId
+                 * @memberof dbc.training.v1.Join
+                 * @instance
+                 */
+                Join.prototype.jobId = "";
+
+                /**
+                 * Creates a new Join instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {dbc.training.v1.Join.$Properties=} [properties] Properties to set
+                 * @returns {dbc.training.v1.Join} Join instance
+                 * @type {{
+                 *   (properties: dbc.training.v1.Join.$Shape): dbc.training.v1.Join & dbc.training.v1.Join.$Shape;
+                 *   (properties?: dbc.training.v1.Join.$Properties): dbc.training.v1.Join;
+                 * }}
+                 */
+                Join.create = function(properties) {
+                    return new Join(properties);
+                };
+
+                /**
+                 * Encodes the specified Join message. Does not implicitly {@link dbc.training.v1.Join.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {dbc.training.v1.Join.$Properties} m Join message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Join.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a Join message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.training.v1.Join & dbc.training.v1.Join.$Shape} Join
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Join.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.training.v1.Join();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.jobId = v;
+                                else
+                                    delete m.jobId;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a Join message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.training.v1.Join} Join
+                 */
+                Join.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.training.v1.Join)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.training.v1.Join: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.training.v1.Join();
+                    if (d.jobId != null) {
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a Join message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {dbc.training.v1.Join} m Join
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                Join.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        d.jobId = "";
+                    }
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
+                        d.jobId = m.jobId;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this Join to JSON.
+                 * @function toJSON
+                 * @memberof dbc.training.v1.Join
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                Join.prototype.toJSON = function() {
+                    return Join.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for Join
+                 * @function getTypeUrl
+                 * @memberof dbc.training.v1.Join
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Join.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.training.v1.Join";
+                };
+
+                return Join;
+            })();
+
             v1.RoundReport = (function() {
 
                 /**
                  * Properties of a RoundReport.
                  * @typedef {Object} dbc.training.v1.RoundReport.$Properties
-                 * @property {Uint8Array|null} [jobId] RoundReport jobId
+                 * @property {string|null} [jobId] RoundReport jobId
                  * @property {number|null} [round] RoundReport round
                  * @property {number|null} [loss] RoundReport loss
                  * @property {number|null} [accuracy] RoundReport accuracy
-                 * @property {number|null} [gpuSeconds] RoundReport gpuSeconds
+                 * @property {number|null} [computeMs] RoundReport computeMs
+                 * @property {number|null} [samples] RoundReport samples
+                 * @property {boolean|null} [timedOut] RoundReport timedOut
+                 * @property {Array.<string>|null} [dropped] RoundReport dropped
+                 * @property {number|null} [bytesSent] RoundReport bytesSent
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13325,6 +14189,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const RoundReport = function (p) {
+                    this.dropped = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -13333,11 +14198,11 @@ export const dbc = $root.dbc = (() => {
 
                 /**
                  * RoundReport jobId.
-                 * @member {Uint8Array} jobId
+                 * @member {string} jobId
                  * @memberof dbc.training.v1.RoundReport
                  * @instance
                  */
-                RoundReport.prototype.jobId = $util.newBuffer([]);
+                RoundReport.prototype.jobId = "";
 
                 /**
                  * RoundReport round.
@@ -13364,12 +14229,44 @@ export const dbc = $root.dbc = (() => {
                 RoundReport.prototype.accuracy = 0;
 
                 /**
-                 * RoundReport gpuSeconds.
-                 * @member {number} gpuSeconds
+                 * RoundReport computeMs.
+                 * @member {number} computeMs
                  * @memberof dbc.training.v1.RoundReport
                  * @instance
                  */
-                RoundReport.prototype.gpuSeconds = 0;
+                RoundReport.prototype.computeMs = 0;
+
+                /**
+                 * RoundReport samples.
+                 * @member {number} samples
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.samples = 0;
+
+                /**
+                 * RoundReport timedOut.
+                 * @member {boolean} timedOut
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.timedOut = false;
+
+                /**
+                 * RoundReport dropped.
+                 * @member {Array.<string>} dropped
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.dropped = $util.emptyArray;
+
+                /**
+                 * RoundReport bytesSent.
+                 * @member {number} bytesSent
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.bytesSent = 0;
 
                 /**
                  * Creates a new RoundReport instance using the specified properties.
@@ -13403,16 +14300,26 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.jobId);
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round") && m.round !== 0)
                         w.uint32(/* id 2, wireType 0 =*/16).uint32(m.round);
                     if (m.loss != null && $Object.hasOwnProperty.call(m, "loss") && !$Object.is(m.loss, 0))
-                        w.uint32(/* id 3, wireType 5 =*/29).float(m.loss);
+                        w.uint32(/* id 3, wireType 1 =*/25).double(m.loss);
                     if (m.accuracy != null && $Object.hasOwnProperty.call(m, "accuracy") && !$Object.is(m.accuracy, 0))
-                        w.uint32(/* id 4, wireType 5 =*/37).float(m.accuracy);
-                    if (m.gpuSeconds != null && $Object.hasOwnProperty.call(m, "gpuSeconds") && !$Object.is(m.gpuSeconds, 0))
-                        w.uint32(/* id 5, wireType 1 =*/41).double(m.gpuSeconds);
+                        w.uint32(/* id 4, wireType 1 =*/33).double(m.accuracy);
+                    if (m.computeMs != null && $Object.hasOwnProperty.call(m, "computeMs") && !$Object.is(m.computeMs, 0))
+                        w.uint32(/* id 5, wireType 1 =*/41).double(m.computeMs);
+                    if (m.samples != null && $Object.hasOwnProperty.call(m, "samples") && m.samples !== 0)
+                        w.uint32(/* id 6, wireType 0 =*/48).uint32(m.samples);
+                    if (m.timedOut != null && $Object.hasOwnProperty.call(m, "timedOut") && m.timedOut !== false)
+                        w.uint32(/* id 7, wireType 0 =*/56).bool(m.timedOut);
+                    if (m.dropped != null && m.dropped.length) {
+                        for (var i = 0; i < m.dropped.length; ++i)
+                            w.uint32(/* id 8, wireType 2 =*/66).string(m.dropped[i]);
+                    }
+                    if (m.bytesSent != null && $Object.hasOwnProperty.call(m, "bytesSent") && !$Object.is(m.bytesSent, 0))
+                        w.uint32(/* id 9, wireType 1 =*/73).double(m.bytesSent);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13460,7 +14367,7 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
-                                if ((v = r.bytes()).length)
+                                if ((v = r.stringVerify()).length)
                                     m.jobId = v;
                                 else
                                     delete m.jobId;
@@ -13476,18 +14383,18 @@ export const dbc = $root.dbc = (() => {
                                 continue;
                             }
                         case 3: {
-                                if (u !== 5)
+                                if (u !== 1)
                                     break;
-                                if (!$Object.is(v = r.float(), 0))
+                                if (!$Object.is(v = r.double(), 0))
                                     m.loss = v;
                                 else
                                     delete m.loss;
                                 continue;
                             }
                         case 4: {
-                                if (u !== 5)
+                                if (u !== 1)
                                     break;
-                                if (!$Object.is(v = r.float(), 0))
+                                if (!$Object.is(v = r.double(), 0))
                                     m.accuracy = v;
                                 else
                                     delete m.accuracy;
@@ -13497,9 +14404,44 @@ export const dbc = $root.dbc = (() => {
                                 if (u !== 1)
                                     break;
                                 if (!$Object.is(v = r.double(), 0))
-                                    m.gpuSeconds = v;
+                                    m.computeMs = v;
                                 else
-                                    delete m.gpuSeconds;
+                                    delete m.computeMs;
+                                continue;
+                            }
+                        case 6: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.samples = v;
+                                else
+                                    delete m.samples;
+                                continue;
+                            }
+                        case 7: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.timedOut = v;
+                                else
+                                    delete m.timedOut;
+                                continue;
+                            }
+                        case 8: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.dropped && m.dropped.length))
+                                    m.dropped = [];
+                                m.dropped.push(r.stringVerify());
+                                continue;
+                            }
+                        case 9: {
+                                if (u !== 1)
+                                    break;
+                                if (!$Object.is(v = r.double(), 0))
+                                    m.bytesSent = v;
+                                else
+                                    delete m.bytesSent;
                                 continue;
                             }
                         }
@@ -13538,11 +14480,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.RoundReport();
                     if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
                         }
                     }
                     if (d.round != null) {
@@ -13560,9 +14499,32 @@ export const dbc = $root.dbc = (() => {
                             m.accuracy = $Number(d.accuracy);
                         }
                     }
-                    if (d.gpuSeconds != null) {
-                        if (!$Object.is($Number(d.gpuSeconds), 0)) {
-                            m.gpuSeconds = $Number(d.gpuSeconds);
+                    if (d.computeMs != null) {
+                        if (!$Object.is($Number(d.computeMs), 0)) {
+                            m.computeMs = $Number(d.computeMs);
+                        }
+                    }
+                    if (d.samples != null) {
+                        if ($Number(d.samples) !== 0) {
+                            m.samples = d.samples >>> 0;
+                        }
+                    }
+                    if (d.timedOut != null) {
+                        if (d.timedOut) {
+                            m.timedOut = $Boolean(d.timedOut);
+                        }
+                    }
+                    if (d.dropped) {
+                        if (!$Array.isArray(d.dropped))
+                            throw $TypeError(".dbc.training.v1.RoundReport.dropped: array expected");
+                        m.dropped = $Array(d.dropped.length);
+                        for (var i = 0; i < d.dropped.length; ++i) {
+                            m.dropped[i] = $String(d.dropped[i]);
+                        }
+                    }
+                    if (d.bytesSent != null) {
+                        if (!$Object.is($Number(d.bytesSent), 0)) {
+                            m.bytesSent = $Number(d.bytesSent);
                         }
                     }
                     return m;
@@ -13585,21 +14547,21 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.dropped = [];
+                    }
                     if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
+                        d.jobId = "";
                         d.round = 0;
                         d.loss = 0;
                         d.accuracy = 0;
-                        d.gpuSeconds = 0;
+                        d.computeMs = 0;
+                        d.samples = 0;
+                        d.timedOut = false;
+                        d.bytesSent = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
+                        d.jobId = m.jobId;
                     }
                     if (m.round != null && $Object.hasOwnProperty.call(m, "round")) {
                         d.round = m.round;
@@ -13610,8 +14572,23 @@ export const dbc = $root.dbc = (() => {
                     if (m.accuracy != null && $Object.hasOwnProperty.call(m, "accuracy")) {
                         d.accuracy = o.json && !$isFinite(m.accuracy) ? $String(m.accuracy) : m.accuracy;
                     }
-                    if (m.gpuSeconds != null && $Object.hasOwnProperty.call(m, "gpuSeconds")) {
-                        d.gpuSeconds = o.json && !$isFinite(m.gpuSeconds) ? $String(m.gpuSeconds) : m.gpuSeconds;
+                    if (m.computeMs != null && $Object.hasOwnProperty.call(m, "computeMs")) {
+                        d.computeMs = o.json && !$isFinite(m.computeMs) ? $String(m.computeMs) : m.computeMs;
+                    }
+                    if (m.samples != null && $Object.hasOwnProperty.call(m, "samples")) {
+                        d.samples = m.samples;
+                    }
+                    if (m.timedOut != null && $Object.hasOwnProperty.call(m, "timedOut")) {
+                        d.timedOut = m.timedOut;
+                    }
+                    if (m.dropped && m.dropped.length) {
+                        d.dropped = $Array(m.dropped.length);
+                        for (var j = 0; j < m.dropped.length; ++j) {
+                            d.dropped[j] = m.dropped[j];
+                        }
+                    }
+                    if (m.bytesSent != null && $Object.hasOwnProperty.call(m, "bytesSent")) {
+                        d.bytesSent = o.json && !$isFinite(m.bytesSent) ? $String(m.bytesSent) : m.bytesSent;
                     }
                     return d;
                 };
@@ -13644,17 +14621,337 @@ export const dbc = $root.dbc = (() => {
                 return RoundReport;
             })();
 
+            v1.Finish = (function() {
+
+                /**
+                 * Properties of a Finish.
+                 * @typedef {Object} dbc.training.v1.Finish.$Properties
+                 * @property {string|null} [jobId] Finish jobId
+                 * @property {number|null} [round] Finish round
+                 * @property {boolean|null} [sendModel] Finish sendModel
+                 * @property {string|null} [reason] Finish reason
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a Finish.
+                 * @memberof dbc.training.v1
+                 * @interface IFinish
+                 * @augments dbc.training.v1.Finish.$Properties
+                 * @deprecated Use dbc.training.v1.Finish.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a Finish.
+                 * @typedef {dbc.training.v1.Finish.$Properties} dbc.training.v1.Finish.$Shape
+                 */
+
+                /**
+                 * Constructs a new Finish.
+                 * @memberof dbc.training.v1
+                 * @classdesc Represents a Finish.
+                 * @constructor
+                 * @param {dbc.training.v1.Finish.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Finish = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * Finish jobId.
+                 * @member {string} jobId
+                 * @memberof dbc.training.v1.Finish
+                 * @instance
+                 */
+                Finish.prototype.jobId = "";
+
+                /**
+                 * Finish round.
+                 * @member {number} round
+                 * @memberof dbc.training.v1.Finish
+                 * @instance
+                 */
+                Finish.prototype.round = 0;
+
+                /**
+                 * Finish sendModel.
+                 * @member {boolean} sendModel
+                 * @memberof dbc.training.v1.Finish
+                 * @instance
+                 */
+                Finish.prototype.sendModel = false;
+
+                /**
+                 * Finish reason.
+                 * @member {string} reason
+                 * @memberof dbc.training.v1.Finish
+                 * @instance
+                 */
+                Finish.prototype.reason = "";
+
+                /**
+                 * Creates a new Finish instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {dbc.training.v1.Finish.$Properties=} [properties] Properties to set
+                 * @returns {dbc.training.v1.Finish} Finish instance
+                 * @type {{
+                 *   (properties: dbc.training.v1.Finish.$Shape): dbc.training.v1.Finish & dbc.training.v1.Finish.$Shape;
+                 *   (properties?: dbc.training.v1.Finish.$Properties): dbc.training.v1.Finish;
+                 * }}
+                 */
+                Finish.create = function(properties) {
+                    return new Finish(properties);
+                };
+
+                /**
+                 * Encodes the specified Finish message. Does not implicitly {@link dbc.training.v1.Finish.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {dbc.training.v1.Finish.$Properties} m Finish message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Finish.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
+                    if (m.round != null && $Object.hasOwnProperty.call(m, "round") && m.round !== 0)
+                        w.uint32(/* id 2, wireType 0 =*/16).uint32(m.round);
+                    if (m.sendModel != null && $Object.hasOwnProperty.call(m, "sendModel") && m.sendModel !== false)
+                        w.uint32(/* id 3, wireType 0 =*/24).bool(m.sendModel);
+                    if (m.reason != null && $Object.hasOwnProperty.call(m, "reason") && m.reason !== "")
+                        w.uint32(/* id 4, wireType 2 =*/34).string(m.reason);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a Finish message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.training.v1.Finish & dbc.training.v1.Finish.$Shape} Finish
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Finish.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.training.v1.Finish();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.jobId = v;
+                                else
+                                    delete m.jobId;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.round = v;
+                                else
+                                    delete m.round;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.sendModel = v;
+                                else
+                                    delete m.sendModel;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.reason = v;
+                                else
+                                    delete m.reason;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a Finish message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.training.v1.Finish} Finish
+                 */
+                Finish.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.training.v1.Finish)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.training.v1.Finish: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.training.v1.Finish();
+                    if (d.jobId != null) {
+                        if (typeof d.jobId !== "string" || d.jobId.length) {
+                            m.jobId = $String(d.jobId);
+                        }
+                    }
+                    if (d.round != null) {
+                        if ($Number(d.round) !== 0) {
+                            m.round = d.round >>> 0;
+                        }
+                    }
+                    if (d.sendModel != null) {
+                        if (d.sendModel) {
+                            m.sendModel = $Boolean(d.sendModel);
+                        }
+                    }
+                    if (d.reason != null) {
+                        if (typeof d.reason !== "string" || d.reason.length) {
+                            m.reason = $String(d.reason);
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a Finish message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {dbc.training.v1.Finish} m Finish
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                Finish.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        d.jobId = "";
+                        d.round = 0;
+                        d.sendModel = false;
+                        d.reason = "";
+                    }
+                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
+                        d.jobId = m.jobId;
+                    }
+                    if (m.round != null && $Object.hasOwnProperty.call(m, "round")) {
+                        d.round = m.round;
+                    }
+                    if (m.sendModel != null && $Object.hasOwnProperty.call(m, "sendModel")) {
+                        d.sendModel = m.sendModel;
+                    }
+                    if (m.reason != null && $Object.hasOwnProperty.call(m, "reason")) {
+                        d.reason = m.reason;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this Finish to JSON.
+                 * @function toJSON
+                 * @memberof dbc.training.v1.Finish
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                Finish.prototype.toJSON = function() {
+                    return Finish.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for Finish
+                 * @function getTypeUrl
+                 * @memberof dbc.training.v1.Finish
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Finish.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.training.v1.Finish";
+                };
+
+                return Finish;
+            })();
+
             v1.TrainingMessage = (function() {
 
                 /**
                  * Properties of a TrainingMessage.
                  * @typedef {Object} dbc.training.v1.TrainingMessage.$Properties
+                 * @property {dbc.training.v1.Invite.$Properties|null} [invite] TrainingMessage invite
+                 * @property {dbc.training.v1.InviteReply.$Properties|null} [inviteReply] TrainingMessage inviteReply
                  * @property {dbc.training.v1.RoundStart.$Properties|null} [roundStart] TrainingMessage roundStart
                  * @property {dbc.training.v1.SliceChunk.$Properties|null} [slice] TrainingMessage slice
                  * @property {dbc.training.v1.StateRequest.$Properties|null} [stateRequest] TrainingMessage stateRequest
                  * @property {dbc.training.v1.StateResponse.$Properties|null} [stateResponse] TrainingMessage stateResponse
+                 * @property {dbc.training.v1.Join.$Properties|null} [join] TrainingMessage join
                  * @property {dbc.training.v1.RoundReport.$Properties|null} [report] TrainingMessage report
-                 * @property {"roundStart"|"slice"|"stateRequest"|"stateResponse"|"report"} [body] TrainingMessage body
+                 * @property {dbc.training.v1.Finish.$Properties|null} [finish] TrainingMessage finish
+                 * @property {"invite"|"inviteReply"|"roundStart"|"slice"|"stateRequest"|"stateResponse"|"join"|"report"|"finish"} [body] TrainingMessage body
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13669,14 +14966,18 @@ export const dbc = $root.dbc = (() => {
                 /**
                  * Narrowed shape of a TrainingMessage.
                  * @typedef {{
+                 *   invite?: dbc.training.v1.Invite.$Shape|null;
+                 *   inviteReply?: dbc.training.v1.InviteReply.$Shape|null;
                  *   roundStart?: dbc.training.v1.RoundStart.$Shape|null;
                  *   slice?: dbc.training.v1.SliceChunk.$Shape|null;
                  *   stateRequest?: dbc.training.v1.StateRequest.$Shape|null;
                  *   stateResponse?: dbc.training.v1.StateResponse.$Shape|null;
+                 *   join?: dbc.training.v1.Join.$Shape|null;
                  *   report?: dbc.training.v1.RoundReport.$Shape|null;
+                 *   finish?: dbc.training.v1.Finish.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ body?: undefined; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "roundStart"; roundStart: dbc.training.v1.RoundStart.$Shape; slice?: null; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "slice"; roundStart?: null; slice: dbc.training.v1.SliceChunk.$Shape; stateRequest?: null; stateResponse?: null; report?: null }|{ body?: "stateRequest"; roundStart?: null; slice?: null; stateRequest: dbc.training.v1.StateRequest.$Shape; stateResponse?: null; report?: null }|{ body?: "stateResponse"; roundStart?: null; slice?: null; stateRequest?: null; stateResponse: dbc.training.v1.StateResponse.$Shape; report?: null }|{ body?: "report"; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; report: dbc.training.v1.RoundReport.$Shape })
+                 *   ({ body?: undefined; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "invite"; invite: dbc.training.v1.Invite.$Shape; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "inviteReply"; invite?: null; inviteReply: dbc.training.v1.InviteReply.$Shape; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "roundStart"; invite?: null; inviteReply?: null; roundStart: dbc.training.v1.RoundStart.$Shape; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "slice"; invite?: null; inviteReply?: null; roundStart?: null; slice: dbc.training.v1.SliceChunk.$Shape; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "stateRequest"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest: dbc.training.v1.StateRequest.$Shape; stateResponse?: null; join?: null; report?: null; finish?: null }|{ body?: "stateResponse"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse: dbc.training.v1.StateResponse.$Shape; join?: null; report?: null; finish?: null }|{ body?: "join"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join: dbc.training.v1.Join.$Shape; report?: null; finish?: null }|{ body?: "report"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report: dbc.training.v1.RoundReport.$Shape; finish?: null }|{ body?: "finish"; invite?: null; inviteReply?: null; roundStart?: null; slice?: null; stateRequest?: null; stateResponse?: null; join?: null; report?: null; finish: dbc.training.v1.Finish.$Shape })
                  * )} dbc.training.v1.TrainingMessage.$Shape
                  */
 
@@ -13694,6 +14995,22 @@ export const dbc = $root.dbc = (() => {
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
                                 this[ks[i]] = p[ks[i]];
                 };
+
+                /**
+                 * TrainingMessage invite.
+                 * @member {dbc.training.v1.Invite.$Properties|null|undefined} invite
+                 * @memberof dbc.training.v1.TrainingMessage
+                 * @instance
+                 */
+                TrainingMessage.prototype.invite = null;
+
+                /**
+                 * TrainingMessage inviteReply.
+                 * @member {dbc.training.v1.InviteReply.$Properties|null|undefined} inviteReply
+                 * @memberof dbc.training.v1.TrainingMessage
+                 * @instance
+                 */
+                TrainingMessage.prototype.inviteReply = null;
 
                 /**
                  * TrainingMessage roundStart.
@@ -13728,6 +15045,14 @@ export const dbc = $root.dbc = (() => {
                 TrainingMessage.prototype.stateResponse = null;
 
                 /**
+                 * TrainingMessage join.
+                 * @member {dbc.training.v1.Join.$Properties|null|undefined} join
+                 * @memberof dbc.training.v1.TrainingMessage
+                 * @instance
+                 */
+                TrainingMessage.prototype.join = null;
+
+                /**
                  * TrainingMessage report.
                  * @member {dbc.training.v1.RoundReport.$Properties|null|undefined} report
                  * @memberof dbc.training.v1.TrainingMessage
@@ -13735,17 +15060,25 @@ export const dbc = $root.dbc = (() => {
                  */
                 TrainingMessage.prototype.report = null;
 
+                /**
+                 * TrainingMessage finish.
+                 * @member {dbc.training.v1.Finish.$Properties|null|undefined} finish
+                 * @memberof dbc.training.v1.TrainingMessage
+                 * @instance
+                 */
+                TrainingMessage.prototype.finish = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * TrainingMessage body.
-                 * @member {"roundStart"|"slice"|"stateRequest"|"stateResponse"|"report"|undefined} body
+                 * @member {"invite"|"inviteReply"|"roundStart"|"slice"|"stateRequest"|"stateResponse"|"join"|"report"|"finish"|undefined} body
                  * @memberof dbc.training.v1.TrainingMessage
                  * @instance
                  */
                 $Object.defineProperty(TrainingMessage.prototype, "body", {
-                    get: $util.oneOfGetter($oneOfFields = ["roundStart", "slice", "stateRequest", "stateResponse", "report"]),
+                    get: $util.oneOfGetter($oneOfFields = ["invite", "inviteReply", "roundStart", "slice", "stateRequest", "stateResponse", "join", "report", "finish"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -13781,16 +15114,24 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
+                    if (m.invite != null && $Object.hasOwnProperty.call(m, "invite"))
+                        $root.dbc.training.v1.Invite.encode(m.invite, w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                    if (m.inviteReply != null && $Object.hasOwnProperty.call(m, "inviteReply"))
+                        $root.dbc.training.v1.InviteReply.encode(m.inviteReply, w.uint32(/* id 2, wireType 2 =*/18).fork(), q + 1).ldelim();
                     if (m.roundStart != null && $Object.hasOwnProperty.call(m, "roundStart"))
-                        $root.dbc.training.v1.RoundStart.encode(m.roundStart, w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                        $root.dbc.training.v1.RoundStart.encode(m.roundStart, w.uint32(/* id 3, wireType 2 =*/26).fork(), q + 1).ldelim();
                     if (m.slice != null && $Object.hasOwnProperty.call(m, "slice"))
-                        $root.dbc.training.v1.SliceChunk.encode(m.slice, w.uint32(/* id 2, wireType 2 =*/18).fork(), q + 1).ldelim();
+                        $root.dbc.training.v1.SliceChunk.encode(m.slice, w.uint32(/* id 4, wireType 2 =*/34).fork(), q + 1).ldelim();
                     if (m.stateRequest != null && $Object.hasOwnProperty.call(m, "stateRequest"))
-                        $root.dbc.training.v1.StateRequest.encode(m.stateRequest, w.uint32(/* id 3, wireType 2 =*/26).fork(), q + 1).ldelim();
+                        $root.dbc.training.v1.StateRequest.encode(m.stateRequest, w.uint32(/* id 5, wireType 2 =*/42).fork(), q + 1).ldelim();
                     if (m.stateResponse != null && $Object.hasOwnProperty.call(m, "stateResponse"))
-                        $root.dbc.training.v1.StateResponse.encode(m.stateResponse, w.uint32(/* id 4, wireType 2 =*/34).fork(), q + 1).ldelim();
+                        $root.dbc.training.v1.StateResponse.encode(m.stateResponse, w.uint32(/* id 6, wireType 2 =*/50).fork(), q + 1).ldelim();
+                    if (m.join != null && $Object.hasOwnProperty.call(m, "join"))
+                        $root.dbc.training.v1.Join.encode(m.join, w.uint32(/* id 7, wireType 2 =*/58).fork(), q + 1).ldelim();
                     if (m.report != null && $Object.hasOwnProperty.call(m, "report"))
-                        $root.dbc.training.v1.RoundReport.encode(m.report, w.uint32(/* id 5, wireType 2 =*/42).fork(), q + 1).ldelim();
+                        $root.dbc.training.v1.RoundReport.encode(m.report, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
+                    if (m.finish != null && $Object.hasOwnProperty.call(m, "finish"))
+                        $root.dbc.training.v1.Finish.encode(m.finish, w.uint32(/* id 9, wireType 2 =*/74).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13838,36 +15179,64 @@ export const dbc = $root.dbc = (() => {
                         case 1: {
                                 if (u !== 2)
                                     break;
+                                m.invite = $root.dbc.training.v1.Invite.decode(r, r.size(), $undefined, q + 1, m.invite);
+                                m.body = "invite";
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                m.inviteReply = $root.dbc.training.v1.InviteReply.decode(r, r.size(), $undefined, q + 1, m.inviteReply);
+                                m.body = "inviteReply";
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
                                 m.roundStart = $root.dbc.training.v1.RoundStart.decode(r, r.size(), $undefined, q + 1, m.roundStart);
                                 m.body = "roundStart";
                                 continue;
                             }
-                        case 2: {
+                        case 4: {
                                 if (u !== 2)
                                     break;
                                 m.slice = $root.dbc.training.v1.SliceChunk.decode(r, r.size(), $undefined, q + 1, m.slice);
                                 m.body = "slice";
                                 continue;
                             }
-                        case 3: {
+                        case 5: {
                                 if (u !== 2)
                                     break;
                                 m.stateRequest = $root.dbc.training.v1.StateRequest.decode(r, r.size(), $undefined, q + 1, m.stateRequest);
                                 m.body = "stateRequest";
                                 continue;
                             }
-                        case 4: {
+                        case 6: {
                                 if (u !== 2)
                                     break;
                                 m.stateResponse = $root.dbc.training.v1.StateResponse.decode(r, r.size(), $undefined, q + 1, m.stateResponse);
                                 m.body = "stateResponse";
                                 continue;
                             }
-                        case 5: {
+                        case 7: {
+                                if (u !== 2)
+                                    break;
+                                m.join = $root.dbc.training.v1.Join.decode(r, r.size(), $undefined, q + 1, m.join);
+                                m.body = "join";
+                                continue;
+                            }
+                        case 8: {
                                 if (u !== 2)
                                     break;
                                 m.report = $root.dbc.training.v1.RoundReport.decode(r, r.size(), $undefined, q + 1, m.report);
                                 m.body = "report";
+                                continue;
+                            }
+                        case 9: {
+                                if (u !== 2)
+                                    break;
+                                m.finish = $root.dbc.training.v1.Finish.decode(r, r.size(), $undefined, q + 1, m.finish);
+                                m.body = "finish";
                                 continue;
                             }
                         }
@@ -13905,6 +15274,16 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.training.v1.TrainingMessage();
+                    if (d.invite != null) {
+                        if (!$util.isObject(d.invite))
+                            throw $TypeError(".dbc.training.v1.TrainingMessage.invite: object expected");
+                        m.invite = $root.dbc.training.v1.Invite.fromObject(d.invite, q + 1);
+                    }
+                    if (d.inviteReply != null) {
+                        if (!$util.isObject(d.inviteReply))
+                            throw $TypeError(".dbc.training.v1.TrainingMessage.inviteReply: object expected");
+                        m.inviteReply = $root.dbc.training.v1.InviteReply.fromObject(d.inviteReply, q + 1);
+                    }
                     if (d.roundStart != null) {
                         if (!$util.isObject(d.roundStart))
                             throw $TypeError(".dbc.training.v1.TrainingMessage.roundStart: object expected");
@@ -13925,10 +15304,20 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.training.v1.TrainingMessage.stateResponse: object expected");
                         m.stateResponse = $root.dbc.training.v1.StateResponse.fromObject(d.stateResponse, q + 1);
                     }
+                    if (d.join != null) {
+                        if (!$util.isObject(d.join))
+                            throw $TypeError(".dbc.training.v1.TrainingMessage.join: object expected");
+                        m.join = $root.dbc.training.v1.Join.fromObject(d.join, q + 1);
+                    }
                     if (d.report != null) {
                         if (!$util.isObject(d.report))
                             throw $TypeError(".dbc.training.v1.TrainingMessage.report: object expected");
                         m.report = $root.dbc.training.v1.RoundReport.fromObject(d.report, q + 1);
+                    }
+                    if (d.finish != null) {
+                        if (!$util.isObject(d.finish))
+                            throw $TypeError(".dbc.training.v1.TrainingMessage.finish: object expected");
+                        m.finish = $root.dbc.training.v1.Finish.fromObject(d.finish, q + 1);
                     }
                     return m;
                 };
@@ -13950,6 +15339,16 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var d = {};
+                    if (m.invite != null && $Object.hasOwnProperty.call(m, "invite")) {
+                        d.invite = $root.dbc.training.v1.Invite.toObject(m.invite, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "invite";
+                    }
+                    if (m.inviteReply != null && $Object.hasOwnProperty.call(m, "inviteReply")) {
+                        d.inviteReply = $root.dbc.training.v1.InviteReply.toObject(m.inviteReply, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "inviteReply";
+                    }
                     if (m.roundStart != null && $Object.hasOwnProperty.call(m, "roundStart")) {
                         d.roundStart = $root.dbc.training.v1.RoundStart.toObject(m.roundStart, o, q + 1);
                         if (o.oneofs)
@@ -13970,10 +15369,20 @@ export const dbc = $root.dbc = (() => {
                         if (o.oneofs)
                             d.body = "stateResponse";
                     }
+                    if (m.join != null && $Object.hasOwnProperty.call(m, "join")) {
+                        d.join = $root.dbc.training.v1.Join.toObject(m.join, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "join";
+                    }
                     if (m.report != null && $Object.hasOwnProperty.call(m, "report")) {
                         d.report = $root.dbc.training.v1.RoundReport.toObject(m.report, o, q + 1);
                         if (o.oneofs)
                             d.body = "report";
+                    }
+                    if (m.finish != null && $Object.hasOwnProperty.call(m, "finish")) {
+                        d.finish = $root.dbc.training.v1.Finish.toObject(m.finish, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "finish";
                     }
                     return d;
                 };

@@ -1,0 +1,167 @@
+// The round coordinator of a training job (runs on the submitter): it fixes each round's
+// members and deadline so every peer slices the vector the same way, collects round reports
+// (loss, accuracy, compute time for receipts), drops members that went silent and admits
+// late or replacement peers (which first load the current state from a member).
+// Sans-IO: inputs are handle*(now, ...), outputs are drained with poll(), timers via nextTimeout().
+import { DEFAULT_DEADLINE_POLICY, INITIAL_DEADLINE_STATE, observeRoundTime, roundDeadline, type DeadlinePolicy, type DeadlineState } from './deadline.js'
+
+export interface CoordinatorInit {
+  /** Initial members, in slice order. */
+  members: string[]
+  rounds: number
+  /** Fewer live members than this fails the job (default 1). */
+  minMembers?: number
+  deadline?: Partial<DeadlinePolicy>
+  /** Extra wait for reports after a round's deadline, ms (default 1000). */
+  reportGraceMs?: number
+}
+
+export interface RoundReport {
+  round: number
+  loss: number
+  /** NaN when this peer did not evaluate in this round. */
+  accuracy: number
+  /** Compute time this peer spent on the round's local steps, ms (what gets receipted). */
+  computeMs: number
+  samples: number
+  /** The peer's all-reduce hit its deadline (a member or slice was missing). */
+  timedOut: boolean
+  /** Members this peer saw missing in the all-reduce. */
+  dropped: string[]
+  bytesSent: number
+}
+
+export type CoordinatorOutput =
+  | { kind: 'roundStart', to: string[], round: number, members: string[], deadlineMs: number }
+  | { kind: 'metered', peer: string, round: number, computeMs: number, samples: number }
+  | { kind: 'progress', round: number, members: string[], loss: number, accuracy: number, roundMs: number, deadlineMs: number, dropped: string[], bytesSent: number }
+  | { kind: 'finish', to: string[], round: number, modelFrom: string }
+  | { kind: 'failed', reason: string }
+
+interface OpenRound {
+  round: number
+  members: string[]
+  startedAt: number
+  deadlineMs: number
+  closesAt: number
+  reports: Map<string, RoundReport>
+}
+
+export class RoundCoordinator {
+  private readonly policy: DeadlinePolicy
+  private readonly rounds: number
+  private readonly minMembers: number
+  private readonly graceMs: number
+  private members: string[]
+  private readonly joining: string[] = []
+  private deadline: DeadlineState = INITIAL_DEADLINE_STATE
+  private open: OpenRound | undefined
+  private nextRound = 0
+  private outputs: CoordinatorOutput[] = []
+  private ended = false
+
+  constructor (init: CoordinatorInit) {
+    if (init.members.length === 0) throw new RangeError('coordinator: a training job needs at least one member')
+    this.members = [...init.members]
+    this.rounds = init.rounds
+    this.minMembers = init.minMembers ?? 1
+    this.graceMs = init.reportGraceMs ?? 1000
+    this.policy = { ...DEFAULT_DEADLINE_POLICY, ...init.deadline }
+  }
+
+  get currentMembers (): string[] { return [...this.members] }
+  get done (): boolean { return this.ended }
+  /** The deadline the next round will get (for display and tests). */
+  get nextDeadlineMs (): number { return roundDeadline(this.deadline, this.policy) }
+
+  start (now: number): void {
+    this.beginRound(now)
+  }
+
+  /** A late or replacement peer that has loaded the state asks to join; it enters next round. */
+  handleJoin (_now: number, peer: string): void {
+    if (this.ended || this.members.includes(peer) || this.joining.includes(peer)) return
+    this.joining.push(peer)
+  }
+
+  handleReport (now: number, from: string, report: RoundReport): void {
+    const r = this.open
+    if (r === undefined || report.round !== r.round) {
+      // A straggler's report for an earlier round: it is alive, let it back in next round.
+      if (!this.ended && report.round < this.nextRound && !this.members.includes(from)) this.handleJoin(now, from)
+      return
+    }
+    if (!r.members.includes(from) || r.reports.has(from)) return
+    r.reports.set(from, report)
+    this.outputs.push({ kind: 'metered', peer: from, round: r.round, computeMs: report.computeMs, samples: report.samples })
+    if (r.reports.size === r.members.length) this.closeRound(now)
+  }
+
+  handleTimeout (now: number): void {
+    if (this.open !== undefined && now >= this.open.closesAt) this.closeRound(now)
+  }
+
+  nextTimeout (): number | undefined {
+    return this.open?.closesAt
+  }
+
+  poll (): CoordinatorOutput[] {
+    const out = this.outputs
+    this.outputs = []
+    return out
+  }
+
+  private beginRound (now: number): void {
+    const deadlineMs = roundDeadline(this.deadline, this.policy)
+    for (const p of this.joining.splice(0)) if (!this.members.includes(p)) this.members.push(p)
+    const round = this.nextRound++
+    this.open = { round, members: [...this.members], startedAt: now, deadlineMs, closesAt: now + deadlineMs + this.graceMs, reports: new Map() }
+    this.outputs.push({ kind: 'roundStart', to: [...this.members], round, members: [...this.members], deadlineMs })
+  }
+
+  private closeRound (now: number): void {
+    const r = this.open
+    if (r === undefined) return
+    this.open = undefined
+    const reports = [...r.reports.values()]
+    const all = reports.length === r.members.length
+    // Only rounds that finished on their own teach the deadline: a round that waited out a
+    // dead peer would otherwise stretch every later deadline.
+    if (all && reports.every(x => !x.timedOut)) this.deadline = observeRoundTime(this.deadline, now - r.startedAt, this.policy)
+    const silent = r.members.filter(m => !r.reports.has(m))
+    const droppedInAllReduce = new Set(reports.flatMap(x => x.dropped))
+    this.members = this.members.filter(m => !silent.includes(m))
+    let samples = 0
+    let loss = 0
+    let accSum = 0
+    let accN = 0
+    for (const x of reports) {
+      samples += x.samples
+      loss += x.loss * x.samples
+      if (Number.isFinite(x.accuracy)) { accSum += x.accuracy; accN++ }
+    }
+    this.outputs.push({
+      kind: 'progress',
+      round: r.round,
+      members: r.members,
+      loss: samples > 0 ? loss / samples : NaN,
+      accuracy: accN > 0 ? accSum / accN : NaN,
+      roundMs: now - r.startedAt,
+      deadlineMs: r.deadlineMs,
+      dropped: [...new Set([...silent, ...droppedInAllReduce])],
+      bytesSent: reports.reduce((a, x) => a + x.bytesSent, 0)
+    })
+    if (this.members.length + this.joining.length < this.minMembers) {
+      this.ended = true
+      this.outputs.push({ kind: 'failed', reason: `only ${this.members.length} live member(s) left after round ${r.round}, the job needs ${this.minMembers}` })
+      return
+    }
+    if (r.round + 1 >= this.rounds) {
+      this.ended = true
+      const live = this.members.length > 0 ? this.members : this.joining
+      this.outputs.push({ kind: 'finish', to: [...live], round: r.round, modelFrom: live[0] })
+      return
+    }
+    this.beginRound(now)
+  }
+}

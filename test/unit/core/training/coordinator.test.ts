@@ -1,0 +1,73 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { RoundCoordinator, type CoordinatorOutput, type RoundReport } from '../../../../src/core/training/coordinator.js'
+import { DEFAULT_DEADLINE_POLICY, INITIAL_DEADLINE_STATE, observeRoundTime, roundDeadline } from '../../../../src/core/training/deadline.js'
+
+const report = (round: number, extra: Partial<RoundReport> = {}): RoundReport => ({ round, loss: 1, accuracy: NaN, computeMs: 10, samples: 32, timedOut: false, dropped: [], bytesSent: 100, ...extra })
+const of = <K extends CoordinatorOutput['kind']>(out: CoordinatorOutput[], kind: K) => out.filter(o => o.kind === kind) as Array<Extract<CoordinatorOutput, { kind: K }>>
+
+test('deadline follows the EWMA of round times × factor + margin, clamped', () => {
+  const p = { ...DEFAULT_DEADLINE_POLICY, initialMs: 5000, factor: 2, marginMs: 100, alpha: 0.5, minMs: 300, maxMs: 10_000 }
+  let s = INITIAL_DEADLINE_STATE
+  assert.is(roundDeadline(s, p), 5000)
+  s = observeRoundTime(s, 400, p)
+  assert.is(roundDeadline(s, p), 900)
+  s = observeRoundTime(s, 800, p)
+  assert.is(roundDeadline(s, p), 1300) // ewma 600
+  s = observeRoundTime(s, 100_000, p)
+  assert.is(roundDeadline(s, p), 10_000)
+  s = observeRoundTime(INITIAL_DEADLINE_STATE, 1, p)
+  assert.is(roundDeadline(s, p), 300)
+})
+
+test('rounds advance when every member reports; deadlines adapt to the measured times', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b'], rounds: 3, deadline: { initialMs: 10_000, factor: 2, marginMs: 0, alpha: 1 } })
+  c.start(0)
+  let out = c.poll()
+  assert.equal(of(out, 'roundStart')[0], { kind: 'roundStart', to: ['a', 'b'], round: 0, members: ['a', 'b'], deadlineMs: 10_000 })
+  c.handleReport(200, 'a', report(0))
+  c.handleReport(400, 'b', report(0, { accuracy: 0.5 }))
+  out = c.poll()
+  assert.is(of(out, 'metered').length, 2)
+  assert.is(of(out, 'progress')[0].roundMs, 400)
+  assert.is(of(out, 'progress')[0].accuracy, 0.5)
+  assert.is(of(out, 'roundStart')[0].deadlineMs, 800)
+  c.handleReport(500, 'a', report(1)); c.handleReport(700, 'b', report(1))
+  c.handleReport(800, 'a', report(2)); c.handleReport(900, 'b', report(2))
+  out = c.poll()
+  assert.equal(of(out, 'finish')[0], { kind: 'finish', to: ['a', 'b'], round: 2, modelFrom: 'a' })
+  assert.ok(c.done)
+})
+
+test('a silent member is dropped at the deadline; a slow round does not stretch later deadlines', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b', 'c'], rounds: 5, reportGraceMs: 100, deadline: { initialMs: 1000, factor: 2, marginMs: 0, alpha: 1 } })
+  c.start(0)
+  c.poll()
+  for (const p of ['a', 'b', 'c']) c.handleReport(300, p, report(0))
+  assert.is(of(c.poll(), 'roundStart')[0].deadlineMs, 600)
+  c.handleReport(900, 'a', report(1, { timedOut: true, dropped: ['c'] }))
+  c.handleReport(900, 'b', report(1, { timedOut: true, dropped: ['c'] }))
+  assert.is(c.nextTimeout(), 300 + 600 + 100)
+  c.handleTimeout(1000)
+  const out = c.poll()
+  assert.equal(of(out, 'progress')[0].dropped, ['c'])
+  const next = of(out, 'roundStart')[0]
+  assert.equal(next.members, ['a', 'b'])
+  assert.is(next.deadlineMs, 600)
+})
+
+test('a late or replacement peer joins at the next round; too few members fail the job', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b'], rounds: 10, minMembers: 2, reportGraceMs: 0, deadline: { initialMs: 1000 } })
+  c.start(0)
+  c.poll()
+  c.handleJoin(10, 'z')
+  c.handleReport(100, 'a', report(0)); c.handleReport(100, 'b', report(0))
+  assert.equal(of(c.poll(), 'roundStart')[0].members, ['a', 'b', 'z'])
+  c.handleReport(200, 'a', report(1))
+  c.handleTimeout(10_000)
+  const out = c.poll()
+  assert.is(of(out, 'failed').length, 1)
+  assert.ok(c.done)
+})
+
+test.run()
