@@ -1,0 +1,58 @@
+// Job → tasks: one task per list item, range value, file partition or file. Pure: a file
+// partition is a byte range descriptor; the runtime reads the bytes when it sends the task.
+import type { Manifest } from './manifest.js'
+
+export type TaskInputSpec =
+  | { kind: 'value', value: unknown }
+  | { kind: 'file-range', path: string, offset: number, length: number }
+  | { kind: 'file', path: string }
+
+/** How many tasks the manifest makes. `fileSize` is needed for `files.path` inputs. */
+export function taskCount (m: Manifest, fileSize?: number): number {
+  const i = m.inputs
+  if (i.list !== undefined) return i.list.length
+  if (i.range !== undefined) return Math.floor((i.range.to - i.range.from) / i.range.step + 1e-9) + 1
+  const f = i.files!
+  if (f.paths !== undefined) return f.paths.length
+  if (fileSize === undefined) throw new RangeError('taskCount of a file-partition job needs the file size')
+  if (f.partitions !== undefined) return Math.max(1, Math.min(f.partitions, fileSize))
+  return Math.max(1, Math.ceil(fileSize / f.chunkBytes!))
+}
+
+/** The input of task `index` (0-based). */
+export function taskInputSpec (m: Manifest, index: number, fileSize?: number): TaskInputSpec {
+  const i = m.inputs
+  if (i.list !== undefined) return { kind: 'value', value: i.list[index] }
+  if (i.range !== undefined) {
+    // Rounded to the step's decimals so 0.1 steps give 0.3, not 0.30000000000000004.
+    const v = i.range.from + index * i.range.step
+    return { kind: 'value', value: Number(v.toPrecision(12)) }
+  }
+  const f = i.files!
+  if (f.paths !== undefined) return { kind: 'file', path: f.paths[index] }
+  const size = fileSize ?? 0
+  const n = taskCount(m, size)
+  if (f.chunkBytes !== undefined) {
+    const offset = index * f.chunkBytes
+    return { kind: 'file-range', path: f.path!, offset, length: Math.min(f.chunkBytes, size - offset) }
+  }
+  const offset = Math.floor((index * size) / n)
+  const end = Math.floor(((index + 1) * size) / n)
+  return { kind: 'file-range', path: f.path!, offset, length: end - offset }
+}
+
+const encoder = new TextEncoder()
+
+/** Bytes of a value input as the executor sees them: JSON text. */
+export function encodeValueInput (value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value ?? null))
+}
+
+/** Expected input bytes per task, for transfer-time prediction. */
+export function expectedInputBytes (m: Manifest, fileSize?: number): number {
+  if (m.task.inputBytes !== undefined) return m.task.inputBytes
+  const i = m.inputs
+  if (i.files?.path !== undefined && fileSize !== undefined) return fileSize / taskCount(m, fileSize)
+  if (i.list !== undefined) return Math.min(1 << 20, encodeValueInput(i.list[0]).length)
+  return 32
+}

@@ -1,0 +1,10 @@
+// The grid-job scheduler, sans-IO: manifest validation, job → tasks, placement by a cost
+// model with explanations, the task/lease state machine with verification by quorum,
+// reputation, and ownership checks. The runtime that drives it lives in src/jobs/.
+export * from './manifest.js'
+export * from './expand.js'
+export * from './placement.js'
+export * from './explain.js'
+export * from './reputation.js'
+export * from './job-machine.js'
+export * from './ownership.js'

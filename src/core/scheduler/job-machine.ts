@@ -1,0 +1,520 @@
+// The task/lease state machine of one job (sans-IO). Inputs: `handleLease`, `handleHeartbeat`,
+// `handleResult`, `handleLeaseLost`, `handleTimeout`, `handleCancel`, each with `now`.
+// Outputs: `pollCommands()` (run / cancel a copy, release a lease, ask for more leases),
+// `pollEvents()` (accepted results, settled copies for billing, failures) and `nextTimeout()`.
+// Verification: every task needs `quorum` copies with the same output hash out of
+// `redundancy` copies on distinct providers; disagreement adds tie-break copies.
+// Exactly-once: a task is accepted once; every copy (task index + attempt) settles once,
+// and only copies that agree with the accepted hash, settled at acceptance, are billed.
+import { IntDeque } from './deque.js'
+import type { ReputationBook } from './reputation.js'
+import type { Rng } from '../rng.js'
+
+export interface JobPolicy {
+  taskCount: number
+  redundancy: number
+  quorum: number
+  /** Most copies of one task, tie-breaks included (default 2 x redundancy + 1). */
+  maxCopies?: number
+  /** Failed copies (errors, timeouts) before the task is given up. */
+  maxAttempts: number
+  taskTimeoutMs: number
+  /** No heartbeat for this long and the lease is lost (default 3 s). */
+  leaseTimeoutMs?: number
+  adaptive?: boolean
+  /** With adaptive verification: share of tasks of trusted providers still fully checked. */
+  spotCheckRate?: number
+  /** A copy running longer than this many times the mean gets a speculative twin; 0 = never. */
+  stragglerFactor?: number
+  stragglerMinSamples?: number
+  /** Consecutive failures after which a provider is avoided for this job. */
+  maxProviderFailures?: number
+  /** Wrong answers after which a provider is avoided for this job. */
+  maxProviderWrong?: number
+}
+
+export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break'
+export type CopyOutcome = 'running' | 'pending' | 'agreed' | 'wrong' | 'surplus' | 'failed' | 'timeout' | 'lost' | 'cancelled' | 'unverified'
+export type ResultVerdict = CopyOutcome | 'duplicate' | 'unknown'
+
+export interface CopyRecord {
+  index: number
+  attempt: number
+  provider: string
+  leaseId: string
+  reason: CopyReason
+  startedAt: number
+  endedAt?: number
+  outcome: CopyOutcome
+  hash?: string
+  error?: string
+}
+
+export interface LeaseGrant { leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number }
+
+export type JobCommand =
+  | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason }
+  | { type: 'cancel', index: number, attempt: number, leaseId: string, provider: string }
+  | { type: 'release-lease', leaseId: string, provider: string, reason: string }
+  | { type: 'need-leases', reason: string }
+
+export type JobEvent =
+  | { type: 'accepted', index: number, hash: string, attempt: number, provider: string }
+  /** A copy reached its final outcome; `billed` copies are the ones to pay for. */
+  | { type: 'copy-settled', index: number, attempt: number, provider: string, outcome: CopyOutcome, billed: boolean }
+  | { type: 'task-failed', index: number, reason: string }
+  | { type: 'lease-lost', leaseId: string, provider: string, reason: string }
+  | { type: 'provider-avoided', provider: string, reason: string }
+  | { type: 'finished', done: number, failed: number }
+
+export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string }
+
+export interface RestoredTask {
+  accepted?: string
+  failed?: string
+  copies: Array<{ attempt: number, provider: string, outcome: CopyOutcome, hash?: string, reason?: CopyReason }>
+}
+
+interface TaskState {
+  status: 'queued' | 'active' | 'done' | 'failed'
+  attempts: number
+  copies: CopyRecord[]
+  reasons: CopyReason[]
+  queued: number
+  outstanding: number
+  failures: number
+  quorum: number
+  reduced: boolean
+  decided: boolean
+  speculated: boolean
+  accepted?: string
+}
+
+interface LeaseState extends LeaseGrant { rank: number, lastHeartbeat: number, running: number, alive: boolean }
+
+const KEY = 65536 // copy key = index * KEY + attempt
+const SCAN = 64
+const TERMINAL: ReadonlySet<CopyOutcome> = new Set(['pending', 'agreed', 'wrong', 'surplus', 'failed'])
+
+export interface Progress { total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number }
+
+export class JobMachine {
+  readonly policy: Required<JobPolicy>
+  private readonly tasks: TaskState[]
+  private readonly queue = new IntDeque(1024)
+  private readonly running = new Map<number, CopyRecord>()
+  private readonly leases = new Map<string, LeaseState>()
+  private ordered: LeaseState[] = []
+  private readonly deadlineKeys: number[] = []
+  private readonly deadlineAt: number[] = []
+  private readonly avoided = new Set<string>()
+  private readonly consecutiveFailures = new Map<string, number>()
+  private readonly wrongBy = new Map<string, number>()
+  private commands: JobCommand[] = []
+  private events: JobEvent[] = []
+  private durationSum = 0
+  private durationN = 0
+  private nextStragglerCheck = 0
+  private finished = false
+  private cancelled = false
+  private needLeasesAsked = false
+  private readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0 }
+
+  constructor (policy: JobPolicy, private readonly reputation: ReputationBook, private readonly rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
+    this.policy = {
+      maxCopies: policy.redundancy * 2 + 1,
+      leaseTimeoutMs: 3000,
+      adaptive: false,
+      spotCheckRate: 0.1,
+      stragglerFactor: 3,
+      stragglerMinSamples: 10,
+      maxProviderFailures: 3,
+      maxProviderWrong: 2,
+      ...policy
+    }
+    this.tasks = new Array<TaskState>(policy.taskCount)
+    for (let i = 0; i < policy.taskCount; i++) {
+      const t: TaskState = { status: 'queued', attempts: 0, copies: [], reasons: [], queued: 0, outstanding: 0, failures: 0, quorum: policy.quorum, reduced: false, decided: false, speculated: false }
+      this.tasks[i] = t
+      const r = restored?.get(i)
+      if (r !== undefined) this.restore(i, t, r)
+      else this.enqueue(i, 'initial', false)
+    }
+    this.checkFinished()
+  }
+
+  private restore (index: number, t: TaskState, r: RestoredTask): void {
+    for (const c of r.copies) {
+      // A copy that was out when the submitter stopped is lost: its result can not arrive.
+      const outcome: CopyOutcome = c.outcome === 'running' ? 'lost' : c.outcome
+      t.copies.push({ index, attempt: c.attempt, provider: c.provider, leaseId: '', reason: c.reason ?? 'initial', startedAt: 0, outcome, hash: c.hash })
+      t.attempts = Math.max(t.attempts, c.attempt)
+      if (outcome === 'failed' || outcome === 'timeout') t.failures++
+    }
+    if (r.accepted !== undefined) { t.status = 'done'; t.accepted = r.accepted; this.counts.done++; return }
+    if (r.failed !== undefined) { t.status = 'failed'; this.counts.failed++; return }
+    t.decided = t.copies.length > 0
+    const pending = t.copies.filter(c => c.outcome === 'pending').length
+    const want = t.decided ? Math.max(0, this.policy.redundancy - pending) : 1
+    for (let k = 0; k < want; k++) this.enqueue(index, t.decided ? 'retry' : 'initial', false)
+    if (t.decided) this.evaluateVotes(0, index, t)
+  }
+
+  // ---- inputs ----------------------------------------------------------------------
+
+  handleLease (now: number, grant: LeaseGrant): void {
+    if (this.avoided.has(grant.provider)) { this.commands.push({ type: 'release-lease', leaseId: grant.leaseId, provider: grant.provider, reason: 'provider avoided' }); return }
+    this.leases.set(grant.leaseId, { ...grant, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
+    this.ordered = [...this.leases.values()].filter(l => l.alive).sort((a, b) => a.rank - b.rank)
+    this.needLeasesAsked = false
+    this.pump(now)
+  }
+
+  handleHeartbeat (now: number, leaseId: string): void {
+    const l = this.leases.get(leaseId)
+    if (l !== undefined && l.alive) l.lastHeartbeat = now
+  }
+
+  handleLeaseLost (now: number, leaseId: string, reason = 'lost'): void {
+    const l = this.leases.get(leaseId)
+    if (l === undefined || !l.alive) return
+    l.alive = false
+    this.ordered = this.ordered.filter(x => x !== l)
+    this.events.push({ type: 'lease-lost', leaseId, provider: l.provider, reason })
+    this.reputation.record(l.provider, 'timeout')
+    for (const c of [...this.running.values()]) if (c.leaseId === leaseId) this.endCopy(now, c, 'lost', undefined)
+    this.pump(now)
+  }
+
+  handleResult (now: number, r: ResultInput): ResultVerdict {
+    const t = this.tasks[r.index]
+    if (t === undefined) return 'unknown'
+    const c = t.copies.find(x => x.attempt === r.attempt)
+    if (c === undefined) return 'unknown'
+    if (TERMINAL.has(c.outcome)) return 'duplicate'
+    const wasRunning = c.outcome === 'running'
+    if (wasRunning) this.detach(c)
+    c.endedAt = now
+    if (!r.ok) {
+      // A copy already given up (lost, timed out) was requeued then; do not requeue twice.
+      if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
+      else { c.error = r.error; this.settle(c, 'failed') }
+      this.pump(now)
+      return 'failed'
+    }
+    c.hash = r.hash ?? ''
+    this.consecutiveFailures.set(c.provider, 0)
+    this.durationSum += now - c.startedAt; this.durationN++
+    if (t.status === 'done' || t.status === 'failed') {
+      const surplus = t.status === 'done' && c.hash === t.accepted
+      this.settle(c, surplus ? 'surplus' : t.status === 'done' ? 'wrong' : 'unverified')
+      this.pump(now)
+      return c.outcome
+    }
+    c.outcome = 'pending'
+    this.evaluateVotes(now, r.index, t)
+    this.pump(now)
+    return c.outcome
+  }
+
+  /** Expired copies and leases; call at `nextTimeout()` (or any time). */
+  handleTimeout (now: number): void {
+    while (this.deadlineAt.length > 0 && this.deadlineAt[0] <= now) {
+      const key = this.popDeadline()
+      const c = this.running.get(key)
+      if (c !== undefined && c.startedAt + this.policy.taskTimeoutMs <= now) {
+        this.detach(c)
+        c.endedAt = now
+        this.endCopy(now, c, 'timeout', 'timed out', true)
+      }
+    }
+    for (const l of [...this.ordered]) if (now - l.lastHeartbeat > this.policy.leaseTimeoutMs) this.handleLeaseLost(now, l.leaseId, 'no heartbeat')
+    this.pump(now)
+  }
+
+  handleCancel (now: number): void {
+    this.cancelled = true
+    for (const c of [...this.running.values()]) { this.detach(c); c.endedAt = now; this.settle(c, 'cancelled'); this.commands.push({ type: 'cancel', index: c.index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider }) }
+    for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job cancelled' })
+  }
+
+  /** No more providers can be found: every task still waiting fails with `reason`. */
+  handleGiveUp (now: number, reason: string): void {
+    for (let i = 0; i < this.tasks.length; i++) {
+      const t = this.tasks[i]
+      if ((t.status === 'queued' || t.status === 'active') && t.outstanding === 0) this.failTask(now, i, t, reason)
+    }
+    this.pump(now)
+  }
+
+  // ---- outputs ---------------------------------------------------------------------
+
+  pollCommands (): JobCommand[] { const out = this.commands; this.commands = []; return out }
+  pollEvents (): JobEvent[] { const out = this.events; this.events = []; return out }
+
+  nextTimeout (): number | undefined {
+    let next = Infinity
+    if (this.deadlineAt.length > 0) next = this.deadlineAt[0]
+    for (const l of this.ordered) next = Math.min(next, l.lastHeartbeat + this.policy.leaseTimeoutMs + 1)
+    if (this.running.size > 0 && this.queue.length === 0 && this.policy.stragglerFactor > 0 && this.durationN >= this.policy.stragglerMinSamples) next = Math.min(next, this.nextStragglerCheck)
+    return next === Infinity || this.finished || this.cancelled ? undefined : next
+  }
+
+  get isFinished (): boolean { return this.finished }
+  get isCancelled (): boolean { return this.cancelled }
+  get avoidedProviders (): ReadonlySet<string> { return this.avoided }
+  taskStatus (index: number): TaskState['status'] { return this.tasks[index].status }
+  acceptedHash (index: number): string | undefined { return this.tasks[index].accepted }
+  copiesOf (index: number): readonly CopyRecord[] { return this.tasks[index].copies }
+  liveLeases (): Array<{ leaseId: string, provider: string, slots: number, running: number }> {
+    return this.ordered.map(l => ({ leaseId: l.leaseId, provider: l.provider, slots: l.slots, running: l.running }))
+  }
+
+  progress (): Progress {
+    let queued = 0
+    for (const t of this.tasks) if (t.status === 'queued' || (t.status === 'active' && t.outstanding === 0)) queued++
+    return { total: this.tasks.length, ...this.counts, running: this.running.size, queued }
+  }
+
+  /** Why task `index` runs where it runs, or why it does not run. */
+  whyNotRunning (index: number): string | undefined {
+    const t = this.tasks[index]
+    if (t.status === 'done' || t.status === 'failed' || t.outstanding > 0) return undefined
+    if (this.cancelled) return 'the job was cancelled'
+    if (this.ordered.length === 0) return 'waiting: no live lease (providers lost, refused or avoided); more offers requested'
+    if (this.ordered.every(l => !this.allowed(t, l.provider))) return 'waiting: every leased provider already holds a copy of it or failed it'
+    return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  private enqueue (index: number, reason: CopyReason, front: boolean): void {
+    const t = this.tasks[index]
+    t.queued++
+    if (front) { t.reasons.unshift(reason); this.queue.pushFront(index) } else { t.reasons.push(reason); this.queue.pushBack(index) }
+  }
+
+  private allowed (t: TaskState, provider: string): boolean {
+    if (this.avoided.has(provider)) return false
+    for (const c of t.copies) {
+      if (c.provider !== provider) continue
+      // Lost and cancelled copies say nothing against the provider; anything else does.
+      if (c.outcome !== 'lost' && c.outcome !== 'cancelled') return false
+    }
+    return true
+  }
+
+  private pump (now: number): void {
+    if (this.cancelled || this.finished) return
+    this.maybeSpeculate(now)
+    const skipped: number[] = []
+    let dispatched = 0
+    for (const l of this.ordered) {
+      while (l.running < l.slots && this.queue.length > 0) {
+        let taken = -1
+        for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
+          const i = this.queue.popFront()!
+          const t = this.tasks[i]
+          if (t.status === 'done' || t.status === 'failed') { t.queued--; t.reasons.shift(); s--; continue }
+          if (this.allowed(t, l.provider)) { taken = i; break }
+          skipped.push(i)
+        }
+        for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
+        skipped.length = 0
+        if (taken < 0) break
+        this.dispatch(now, taken, l)
+        dispatched++
+      }
+    }
+    if (this.queue.length > 0 && dispatched === 0 && this.running.size === 0 && !this.needLeasesAsked) {
+      this.needLeasesAsked = true
+      this.commands.push({ type: 'need-leases', reason: this.ordered.length === 0 ? 'no live lease left' : 'no leased provider may run the queued copies' })
+    }
+  }
+
+  private dispatch (now: number, index: number, l: LeaseState): void {
+    const t = this.tasks[index]
+    t.queued--
+    const reason = t.reasons.shift() ?? 'retry'
+    if (!t.decided) {
+      t.decided = true
+      if (this.policy.adaptive && this.reputation.trusted(l.provider) && this.rng.next() >= this.policy.spotCheckRate) {
+        t.reduced = true; t.quorum = 1
+      } else {
+        for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
+      }
+    } else if (t.reduced && !this.reputation.trusted(l.provider)) {
+      // The trusted provider's copy went away; an untrusted one gets the full check.
+      t.reduced = false; t.quorum = this.policy.quorum
+      for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
+    }
+    t.status = 'active'
+    const attempt = ++t.attempts
+    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running' }
+    t.copies.push(c)
+    t.outstanding++
+    l.running++
+    this.counts.copies++
+    if (reason === 'retry') this.counts.retries++
+    if (reason === 'speculative') this.counts.speculative++
+    const key = index * KEY + attempt
+    this.running.set(key, c)
+    this.pushDeadline(now + this.policy.taskTimeoutMs, key)
+    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
+  }
+
+  /** Removes a running copy from the running set and its lease. */
+  private detach (c: CopyRecord): void {
+    this.running.delete(c.index * KEY + c.attempt)
+    this.tasks[c.index].outstanding--
+    const l = this.leases.get(c.leaseId)
+    if (l !== undefined) l.running--
+  }
+
+  /** A copy that produced no usable result: requeue the task or give it up. */
+  private endCopy (now: number, c: CopyRecord, outcome: 'failed' | 'timeout' | 'lost', error: string | undefined, detached = false): void {
+    if (!detached) this.detach(c)
+    c.endedAt ??= now
+    c.error = error
+    this.settle(c, outcome)
+    const t = this.tasks[c.index]
+    if (outcome !== 'lost') {
+      this.reputation.record(c.provider, outcome === 'failed' ? 'failed' : 'timeout')
+      t.failures++
+      const n = (this.consecutiveFailures.get(c.provider) ?? 0) + 1
+      this.consecutiveFailures.set(c.provider, n)
+      if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row`)
+    }
+    if (t.status === 'done' || t.status === 'failed') return
+    if (t.failures >= this.policy.maxAttempts) { this.failTask(now, c.index, t, `${t.failures} copies failed (last: ${error ?? outcome})`); return }
+    this.enqueue(c.index, 'retry', true)
+  }
+
+  private evaluateVotes (now: number, index: number, t: TaskState): void {
+    const votes = new Map<string, number>()
+    let best = ''; let bestN = 0
+    for (const c of t.copies) {
+      if (c.outcome !== 'pending') continue
+      const n = (votes.get(c.hash!) ?? 0) + 1
+      votes.set(c.hash!, n)
+      if (n > bestN) { best = c.hash!; bestN = n }
+    }
+    if (bestN >= t.quorum) { this.accept(now, index, t, best); return }
+    const remaining = t.outstanding + t.queued
+    const need = t.quorum - bestN
+    if (remaining >= need) return
+    const issued = t.copies.filter(c => c.outcome !== 'lost' && c.outcome !== 'cancelled').length
+    if (issued + need - remaining > this.policy.maxCopies) { this.failTask(now, index, t, `no ${t.quorum} of ${issued} copies agree`); return }
+    for (let k = remaining; k < need; k++) this.enqueue(index, 'tie-break', true)
+  }
+
+  private accept (now: number, index: number, t: TaskState, hash: string): void {
+    t.status = 'done'
+    t.accepted = hash
+    this.counts.done++
+    let first: CopyRecord | undefined
+    for (const c of t.copies) {
+      if (c.outcome === 'pending') {
+        if (c.hash === hash) { first ??= c; this.settle(c, 'agreed') } else this.settle(c, 'wrong')
+      } else if (c.outcome === 'running') {
+        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
+        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
+      }
+    }
+    this.events.push({ type: 'accepted', index, hash, attempt: first!.attempt, provider: first!.provider })
+    this.checkFinished()
+  }
+
+  private failTask (now: number, index: number, t: TaskState, reason: string): void {
+    t.status = 'failed'
+    this.counts.failed++
+    for (const c of t.copies) {
+      if (c.outcome === 'pending') this.settle(c, 'unverified')
+      else if (c.outcome === 'running') {
+        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
+        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
+      }
+    }
+    this.events.push({ type: 'task-failed', index, reason })
+    this.checkFinished()
+  }
+
+  private settle (c: CopyRecord, outcome: CopyOutcome): void {
+    c.outcome = outcome
+    const billed = outcome === 'agreed'
+    if (billed) { this.counts.billed++; this.reputation.record(c.provider, 'agreed') }
+    if (outcome === 'wrong') {
+      this.counts.wrong++
+      this.reputation.record(c.provider, 'wrong')
+      const n = (this.wrongBy.get(c.provider) ?? 0) + 1
+      this.wrongBy.set(c.provider, n)
+      if (n >= this.policy.maxProviderWrong) this.avoid(c.endedAt ?? 0, c.provider, `${n} wrong answers`)
+    }
+    if (outcome !== 'pending' && outcome !== 'running') this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome, billed })
+  }
+
+  private avoid (now: number, provider: string, reason: string): void {
+    if (this.avoided.has(provider)) return
+    this.avoided.add(provider)
+    this.events.push({ type: 'provider-avoided', provider, reason })
+    for (const l of [...this.ordered]) {
+      if (l.provider !== provider) continue
+      this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider, reason })
+      this.handleLeaseLost(now, l.leaseId, `provider avoided: ${reason}`)
+    }
+  }
+
+  private maybeSpeculate (now: number): void {
+    const p = this.policy
+    if (p.stragglerFactor <= 0 || this.queue.length > 0 || this.durationN < p.stragglerMinSamples || now < this.nextStragglerCheck) return
+    const mean = this.durationSum / this.durationN
+    this.nextStragglerCheck = now + Math.max(1, mean / 2)
+    let free = 0
+    for (const l of this.ordered) free += Math.max(0, l.slots - l.running)
+    if (free === 0) return
+    for (const c of this.running.values()) {
+      if (free === 0) break
+      const t = this.tasks[c.index]
+      if (t.speculated || now - c.startedAt < p.stragglerFactor * mean) continue
+      t.speculated = true
+      this.enqueue(c.index, 'speculative', true)
+      free--
+    }
+  }
+
+  private checkFinished (): void {
+    if (this.finished || this.counts.done + this.counts.failed < this.tasks.length) return
+    this.finished = true
+    for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job finished' })
+    this.events.push({ type: 'finished', done: this.counts.done, failed: this.counts.failed })
+  }
+
+  private pushDeadline (at: number, key: number): void {
+    const a = this.deadlineAt; const k = this.deadlineKeys
+    let j = a.length
+    a.push(at); k.push(key)
+    while (j > 0) {
+      const p = (j - 1) >> 1
+      if (a[p] <= at) break
+      a[j] = a[p]; k[j] = k[p]; j = p
+    }
+    a[j] = at; k[j] = key
+  }
+
+  private popDeadline (): number {
+    const a = this.deadlineAt; const k = this.deadlineKeys
+    const top = k[0]
+    const lastA = a.pop()!; const lastK = k.pop()!
+    if (a.length === 0) return top
+    let j = 0
+    for (;;) {
+      let c = 2 * j + 1
+      if (c >= a.length) break
+      if (c + 1 < a.length && a[c + 1] < a[c]) c++
+      if (a[c] >= lastA) break
+      a[j] = a[c]; k[j] = k[c]; j = c
+    }
+    a[j] = lastA; k[j] = lastK
+    return top
+  }
+}

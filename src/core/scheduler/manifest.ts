@@ -1,0 +1,166 @@
+// The job manifest: what to run, on which inputs, on what hardware, how to verify it, and
+// what it may cost. Pure validation (zod v4); reading the file is src/jobs/manifest-file.ts.
+// Errors name the field path and the problem, e.g. `inputs.range.to: must be >= from`.
+import { z } from 'zod'
+
+const positiveInt = z.number().int().positive()
+const nonNegative = z.number().nonnegative()
+
+const codeSchema = z.strictObject({
+  /** Path of a wasm module (resolved against the manifest's folder by the runtime). */
+  wasm: z.string().min(1).optional(),
+  /** A process command: program and arguments. */
+  command: z.array(z.string().min(1)).min(1).optional(),
+  /** A docker image reference. */
+  image: z.string().min(1).optional()
+}).superRefine((c, ctx) => {
+  const given = [c.wasm, c.command, c.image].filter(v => v !== undefined).length
+  if (given !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of wasm, command or image' })
+})
+
+const rangeSchema = z.strictObject({
+  from: z.number().finite(),
+  /** Inclusive. */
+  to: z.number().finite(),
+  step: z.number().finite().positive().default(1)
+}).superRefine((r, ctx) => {
+  if (r.to < r.from) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be >= from' })
+  else if (Math.floor((r.to - r.from) / r.step) + 1 > MAX_TASKS) ctx.addIssue({ code: 'custom', path: ['step'], message: `the range makes more than ${MAX_TASKS} tasks` })
+})
+
+const filesSchema = z.strictObject({
+  /** One file split into `partitions` byte ranges, or `chunkBytes` each. */
+  path: z.string().min(1).optional(),
+  partitions: positiveInt.max(1_000_000).optional(),
+  chunkBytes: positiveInt.optional(),
+  /** Or one task per file. */
+  paths: z.array(z.string().min(1)).min(1).optional()
+}).superRefine((f, ctx) => {
+  if (f.paths !== undefined && f.path !== undefined) ctx.addIssue({ code: 'custom', message: 'give either path (with partitions or chunkBytes) or paths, not both' })
+  else if (f.paths === undefined && f.path === undefined) ctx.addIssue({ code: 'custom', message: 'give path (with partitions or chunkBytes) or paths' })
+  else if (f.path !== undefined && (f.partitions === undefined) === (f.chunkBytes === undefined)) ctx.addIssue({ code: 'custom', path: ['partitions'], message: 'give exactly one of partitions or chunkBytes with path' })
+})
+
+export const MAX_TASKS = 1_000_000
+
+const inputsSchema = z.strictObject({
+  list: z.array(z.unknown()).min(1).max(MAX_TASKS).optional(),
+  range: rangeSchema.optional(),
+  files: filesSchema.optional()
+}).superRefine((i, ctx) => {
+  const given = [i.list, i.range, i.files].filter(v => v !== undefined).length
+  if (given !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of list, range or files' })
+})
+
+const resourcesSchema = z.strictObject({
+  gpu: z.strictObject({
+    model: z.string().min(1).optional(),
+    count: positiveInt.max(64).default(1),
+    memoryMib: positiveInt.optional()
+  }).optional(),
+  cores: positiveInt.max(1024).default(1),
+  memoryMib: positiveInt.default(256)
+})
+
+const verificationSchema = z.strictObject({
+  redundancy: positiveInt.max(15).default(1),
+  quorum: positiveInt.max(15).optional(),
+  /** Trusted providers (long clean record) get fewer copies, with random spot checks. */
+  adaptive: z.boolean().default(false),
+  /** Upper bound on copies when copies disagree (extra copies are added until quorum). */
+  maxCopies: positiveInt.max(31).optional()
+}).superRefine((v, ctx) => {
+  const quorum = v.quorum ?? Math.floor(v.redundancy / 2) + 1
+  if (quorum > v.redundancy) ctx.addIssue({ code: 'custom', path: ['quorum'], message: `must be <= redundancy (${v.redundancy})` })
+  if (v.maxCopies !== undefined && v.maxCopies < v.redundancy) ctx.addIssue({ code: 'custom', path: ['maxCopies'], message: `must be >= redundancy (${v.redundancy})` })
+})
+
+const budgetSchema = z.strictObject({
+  /** Highest price per task-hour (GPU + CPU parts together) the job accepts. */
+  maxPricePerHour: nonNegative.optional(),
+  /** Highest total spend over all tasks and copies. */
+  total: nonNegative.optional()
+})
+
+const locationSchema = z.strictObject({
+  lat: z.number().min(-90).max(90).optional(),
+  lon: z.number().min(-180).max(180).optional(),
+  city: z.string().min(1).optional(),
+  maxDistanceKm: z.number().positive().optional()
+}).superRefine((l, ctx) => {
+  if ((l.lat === undefined) !== (l.lon === undefined)) ctx.addIssue({ code: 'custom', path: [l.lat === undefined ? 'lat' : 'lon'], message: 'lat and lon go together' })
+  if (l.lat === undefined && l.city === undefined) ctx.addIssue({ code: 'custom', message: 'give lat/lon or city' })
+})
+
+const taskSchema = z.strictObject({
+  /** Wall-time limit of one task copy on the provider. */
+  timeoutMs: positiveInt.default(60_000),
+  /** What a task takes on a reference machine (perf score 1); drives placement. */
+  expectedMs: z.number().positive().default(1_000),
+  /** Bytes of input per task (for transfer-time prediction; derived for files when omitted). */
+  inputBytes: nonNegative.optional(),
+  /** Copies of one task that may fail before the task fails. */
+  maxAttempts: positiveInt.max(100).default(5)
+})
+
+export const manifestSchema = z.strictObject({
+  name: z.string().min(1).max(200).default('job'),
+  executor: z.enum(['wasm', 'process', 'docker']),
+  code: codeSchema,
+  entry: z.string().min(1).default('main'),
+  inputs: inputsSchema,
+  resources: resourcesSchema.default({ cores: 1, memoryMib: 256 }),
+  verification: verificationSchema.default({ redundancy: 1, adaptive: false }),
+  budget: budgetSchema.default({}),
+  /** Seconds after submission, or an ISO-8601 time. */
+  deadline: z.union([z.number().positive(), z.iso.datetime({ offset: true })]).optional(),
+  location: locationSchema.optional(),
+  task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5 })
+}).superRefine((m, ctx) => {
+  const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'
+  if (codeKind !== m.executor) ctx.addIssue({ code: 'custom', path: ['code'], message: `executor "${m.executor}" needs code.${m.executor === 'wasm' ? 'wasm' : m.executor === 'process' ? 'command' : 'image'}` })
+})
+
+export type Manifest = z.output<typeof manifestSchema>
+export type ManifestInput = z.input<typeof manifestSchema>
+
+export interface ManifestIssue { path: string, message: string }
+export type ManifestResult = { ok: true, manifest: Manifest } | { ok: false, issues: ManifestIssue[] }
+
+/** Validates a parsed manifest (from YAML or JSON). Never throws. */
+export function validateManifest (raw: unknown): ManifestResult {
+  const r = manifestSchema.safeParse(raw)
+  if (r.success) return { ok: true, manifest: r.data }
+  const issues: ManifestIssue[] = []
+  for (const issue of r.error.issues) {
+    const base = issue.path.map(String).join('.')
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) issues.push({ path: base === '' ? key : `${base}.${key}`, message: 'unknown field' })
+    } else {
+      issues.push({ path: base === '' ? '(manifest)' : base, message: issue.message })
+    }
+  }
+  return { ok: false, issues }
+}
+
+/** `path: problem` lines, one per issue. */
+export function formatManifestIssues (issues: ManifestIssue[]): string {
+  return issues.map(i => `${i.path}: ${i.message}`).join('\n')
+}
+
+/** The quorum the policy implies (a majority of the redundant copies unless given). */
+export function quorumOf (m: Manifest): number {
+  return m.verification.quorum ?? Math.floor(m.verification.redundancy / 2) + 1
+}
+
+/** Absolute deadline (ms) for a job submitted at `submittedAt`, or undefined. */
+export function deadlineAt (m: Manifest, submittedAt: number): number | undefined {
+  if (m.deadline === undefined) return undefined
+  if (typeof m.deadline === 'number') return submittedAt + m.deadline * 1000
+  return Date.parse(m.deadline)
+}
+
+/** Price per task-hour of an offer for this manifest's resources. */
+export function taskPricePerHour (m: Manifest, priceGpuHour: number, priceCpuHour: number): number {
+  return (m.resources.gpu?.count ?? 0) * priceGpuHour + m.resources.cores * priceCpuHour
+}

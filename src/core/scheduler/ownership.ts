@@ -1,0 +1,149 @@
+// Who may do what with a job. A job is signed by its owner's Ed25519 key; a session token
+// that the owner signs delegates some actions to another key (like the seed system's
+// session_id); providers accept a task only from the holder of the lease it runs under.
+// Pure: signatures are deterministic, `now` comes in.
+import { sha256 } from '@noble/hashes/sha2.js'
+import { dbc } from '../../wire/gen/wire.js'
+import { bytesEqual, signBytes, toHex, verifyByPeerId } from '../identity/index.js'
+
+const enc = new TextEncoder()
+
+function concat (...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let o = 0
+  for (const p of parts) { out.set(p, o); o += p.length }
+  return out
+}
+function f64 (n: number): Uint8Array {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setFloat64(0, n)
+  return b
+}
+function str (s: string): Uint8Array {
+  const b = enc.encode(s)
+  return concat(f64(b.length), b)
+}
+
+export interface SignedJob {
+  /** hex sha256 of owner, manifest hash, creation time and nonce. */
+  jobId: string
+  owner: Uint8Array
+  manifestHash: Uint8Array
+  createdAt: number
+  nonce: Uint8Array
+  signature: Uint8Array
+}
+
+export function manifestHash (canonicalManifest: Uint8Array): Uint8Array {
+  return sha256(canonicalManifest)
+}
+
+function jobBody (owner: Uint8Array, mh: Uint8Array, createdAt: number, nonce: Uint8Array): Uint8Array {
+  return concat(enc.encode('dbc-job-v1\0'), str(toHex(owner)), mh, f64(createdAt), nonce)
+}
+
+export function signJob (ownerSecret: Uint8Array, owner: Uint8Array, canonicalManifest: Uint8Array, createdAt: number, nonce: Uint8Array): SignedJob {
+  const mh = manifestHash(canonicalManifest)
+  const body = jobBody(owner, mh, createdAt, nonce)
+  return { jobId: toHex(sha256(body)), owner, manifestHash: mh, createdAt, nonce, signature: signBytes(ownerSecret, body) }
+}
+
+/** True when the job id matches its fields, the owner signed it, and (if given) the manifest matches. */
+export function verifyJob (job: SignedJob, canonicalManifest?: Uint8Array): boolean {
+  if (canonicalManifest !== undefined && !bytesEqual(manifestHash(canonicalManifest), job.manifestHash)) return false
+  const body = jobBody(job.owner, job.manifestHash, job.createdAt, job.nonce)
+  return toHex(sha256(body)) === job.jobId && verifyByPeerId(job.owner, body, job.signature)
+}
+
+export type JobAction = 'cancel' | 'results' | 'status' | 'explain' | 'submit'
+
+export interface SessionToken {
+  owner: Uint8Array
+  /** Peer id bytes of the delegated key. */
+  session: Uint8Array
+  expiresAt: number
+  /** Actions allowed; '*' for all. */
+  scope: Array<JobAction | '*'>
+  signature: Uint8Array
+}
+
+function sessionBody (t: Omit<SessionToken, 'signature'>): Uint8Array {
+  return concat(enc.encode('dbc-session-v1\0'), str(toHex(t.owner)), str(toHex(t.session)), f64(t.expiresAt), str([...t.scope].sort().join(',')))
+}
+
+export function signSessionToken (ownerSecret: Uint8Array, t: Omit<SessionToken, 'signature'>): SessionToken {
+  return { ...t, signature: signBytes(ownerSecret, sessionBody(t)) }
+}
+
+export interface JobActionRequest {
+  jobId: string
+  action: JobAction
+  at: number
+  signer: Uint8Array
+  signature: Uint8Array
+  session?: SessionToken
+}
+
+function actionBody (jobId: string, action: JobAction, at: number): Uint8Array {
+  return concat(enc.encode('dbc-job-action-v1\0'), str(jobId), str(action), f64(at))
+}
+
+export function signJobAction (secret: Uint8Array, signer: Uint8Array, jobId: string, action: JobAction, at: number, session?: SessionToken): JobActionRequest {
+  return { jobId, action, at, signer, signature: signBytes(secret, actionBody(jobId, action, at)), session }
+}
+
+export type Authorization = { ok: true, via: 'owner' | 'session' } | { ok: false, reason: string }
+
+/** Only the owner, or a live session the owner signed with this action in scope. */
+export function authorizeJobAction (job: Pick<SignedJob, 'jobId' | 'owner'>, req: JobActionRequest, now: number, maxSkewMs = 300_000): Authorization {
+  if (req.jobId !== job.jobId) return { ok: false, reason: 'the request names another job' }
+  if (Math.abs(now - req.at) > maxSkewMs) return { ok: false, reason: 'the request is too old or from the future (check the clock)' }
+  if (!verifyByPeerId(req.signer, actionBody(req.jobId, req.action, req.at), req.signature)) return { ok: false, reason: 'bad signature on the request' }
+  if (bytesEqual(req.signer, job.owner)) return { ok: true, via: 'owner' }
+  const s = req.session
+  if (s === undefined) return { ok: false, reason: 'only the job owner or a session the owner signed may do this' }
+  if (!bytesEqual(s.owner, job.owner)) return { ok: false, reason: 'the session token belongs to another owner' }
+  if (!bytesEqual(s.session, req.signer)) return { ok: false, reason: 'the session token was issued to another key' }
+  if (s.expiresAt <= now) return { ok: false, reason: 'the session token expired' }
+  if (!s.scope.includes('*') && !s.scope.includes(req.action)) return { ok: false, reason: `the session token does not allow "${req.action}"` }
+  if (!verifyByPeerId(s.owner, sessionBody(s), s.signature)) return { ok: false, reason: 'bad owner signature on the session token' }
+  return { ok: true, via: 'session' }
+}
+
+// ---- leases and tasks: what a provider checks -----------------------------------------
+
+const LEASE_DOMAIN = enc.encode('dbc.task.v1.Lease\0')
+const TASK_DOMAIN = enc.encode('dbc.task.v1.Task\0')
+
+export function leaseSigningBytes (lease: dbc.task.v1.ILease): Uint8Array {
+  return concat(LEASE_DOMAIN, dbc.task.v1.Lease.encode({ ...lease, signature: undefined }).finish())
+}
+export function taskSigningBytes (task: dbc.task.v1.ITask): Uint8Array {
+  return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined }).finish())
+}
+
+export function signLease (holderSecret: Uint8Array, lease: dbc.task.v1.ILease): dbc.task.v1.ILease {
+  return { ...lease, signature: signBytes(holderSecret, leaseSigningBytes(lease)) }
+}
+export function signTask (holderSecret: Uint8Array, task: dbc.task.v1.ITask): dbc.task.v1.ITask {
+  return { ...task, ownerSignature: signBytes(holderSecret, taskSigningBytes(task)) }
+}
+
+export type TaskAdmission = { ok: true } | { ok: false, reason: string }
+
+/**
+ * The provider-side check: run `task` only if it comes from the holder of a valid, live
+ * lease that this provider granted for the same job, and the holder signed the task.
+ */
+export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
+  const { task, lease, sender, now } = p
+  const holder = lease.holder ?? new Uint8Array()
+  if (!verifyByPeerId(holder, leaseSigningBytes(lease), lease.signature ?? new Uint8Array())) return { ok: false, reason: 'the lease is not signed by its holder' }
+  if (p.self !== undefined && !bytesEqual(lease.provider ?? new Uint8Array(), p.self)) return { ok: false, reason: 'the lease was granted by another provider' }
+  if (!bytesEqual(sender, holder)) return { ok: false, reason: 'the sender does not hold the lease' }
+  if ((lease.expiresAt ?? 0) <= now) return { ok: false, reason: 'the lease expired' }
+  if (!bytesEqual(task.leaseId ?? new Uint8Array(), lease.leaseId ?? new Uint8Array())) return { ok: false, reason: 'the task names another lease' }
+  if (!bytesEqual(task.jobId ?? new Uint8Array(), lease.jobId ?? new Uint8Array())) return { ok: false, reason: 'the task belongs to another job than the lease' }
+  if (!verifyByPeerId(holder, taskSigningBytes(task), task.ownerSignature ?? new Uint8Array())) return { ok: false, reason: 'the task is not signed by the lease holder' }
+  return { ok: true }
+}

@@ -1,0 +1,293 @@
+// Placement: which offer runs each copy of each task. The cost model predicts, per offer,
+// the run time on that hardware (expected time / perf score), the transfer time (predicted
+// RTT + bytes / bandwidth), the price of one task there, and a risk factor from reputation;
+// the queue on an offer's slots makes later tasks finish later, so work spreads out.
+// Greedy over a binary heap keyed by the cost of the *next* task on each offer:
+// O((tasks x copies) log offers), 10,000 tasks over 1,000 offers in a few milliseconds.
+// Everything is recorded in typed arrays so `explainTask` can say why, after the fact.
+
+export interface OfferView {
+  offerId: string
+  provider: string
+  /** Concurrent task slots offered. */
+  slots: number
+  priceGpuHour: number
+  priceCpuHour: number
+  /** Benchmark score; 1 = the reference machine that `expectedTaskMs` is measured on. */
+  perfScore: number
+  expiresAt: number
+  /** Non-empty: the provider said no, and why. */
+  refusal?: string
+  /** Predicted round-trip time to the provider (Vivaldi), ms. */
+  rttMs?: number
+  bandwidthBytesPerSec?: number
+  /** 0..1 (0.5 = unknown). */
+  reputation?: number
+  /** Distance from the job's location preference, km. */
+  distanceKm?: number
+}
+
+export interface PlacementRequest {
+  now: number
+  taskCount: number
+  /** Copies of each task on distinct providers (the verification redundancy). */
+  copies: number
+  expectedTaskMs: number
+  inputBytes: number
+  outputBytes?: number
+  gpuCount: number
+  cores: number
+  maxPricePerHour?: number
+  budgetTotal?: number
+  deadlineAt?: number
+  maxDistanceKm?: number
+  /** What an hour of waiting is worth, in price units; trades speed against price. */
+  timeValuePerHour?: number
+  /** How much an unknown or bad reputation inflates cost (expected rework). */
+  riskWeight?: number
+  /** Providers not to use (failed repeatedly, caught lying). */
+  avoid?: ReadonlySet<string>
+  /** Copies already placed elsewhere count against the budget. */
+  alreadySpent?: number
+}
+
+export type OfferRejection = 'refused' | 'expired' | 'over-price' | 'too-far' | 'avoided' | 'no-slots' | 'deadline'
+export type UnplacedReason = 'no-candidates' | 'all-refused' | 'over-price' | 'too-far' | 'over-budget' | 'deadline' | 'not-enough-providers' | 'avoided'
+
+export interface OfferPrediction {
+  runMs: number
+  transferMs: number
+  /** Price of one task copy on this offer. */
+  price: number
+  pricePerHour: number
+  riskFactor: number
+}
+
+export interface Placement {
+  request: PlacementRequest
+  offers: readonly OfferView[]
+  predictions: OfferPrediction[]
+  /** Per offer: undefined when usable, else why not. */
+  rejections: Array<OfferRejection | undefined>
+  /** Per copy (task * copies + c): offer index, or -1 when unplaced. */
+  copyOffer: Int32Array
+  /** Per copy: predicted finish, ms after `now`. */
+  copyFinishMs: Float64Array
+  copyScore: Float64Array
+  /** Per copy: score of the best alternative at decision time (NaN if none). */
+  copyRunnerUpScore: Float64Array
+  /** Per task: undefined when all copies placed, else why not. */
+  unplaced: Map<number, UnplacedReason>
+  tasksPerOffer: Int32Array
+  totalPrice: number
+  makespanMs: number
+  elapsedOps: number
+}
+
+const DEFAULT_BANDWIDTH = 12_500_000 // 100 Mbit/s
+const DEFAULT_RTT = 50
+
+/** Predicted cost of one task copy on an offer (exported for the simulator and explain). */
+export function predictOffer (req: PlacementRequest, o: OfferView): OfferPrediction {
+  const runMs = req.expectedTaskMs / Math.max(1e-6, o.perfScore)
+  const bytes = req.inputBytes + (req.outputBytes ?? 0)
+  const transferMs = (o.rttMs ?? DEFAULT_RTT) + (bytes * 1000) / (o.bandwidthBytesPerSec ?? DEFAULT_BANDWIDTH)
+  const pricePerHour = req.gpuCount * o.priceGpuHour + req.cores * o.priceCpuHour
+  const price = (pricePerHour * runMs) / 3_600_000
+  const rep = Math.min(1, Math.max(0, o.reputation ?? 0.5))
+  const riskFactor = 1 + (1 - rep) * (req.riskWeight ?? 0.5)
+  return { runMs, transferMs, price, pricePerHour, riskFactor }
+}
+
+function rejectOffer (req: PlacementRequest, o: OfferView, p: OfferPrediction): OfferRejection | undefined {
+  if (o.refusal !== undefined && o.refusal !== '') return 'refused'
+  if (o.expiresAt <= req.now) return 'expired'
+  if (o.slots <= 0) return 'no-slots'
+  if (req.avoid?.has(o.provider) === true) return 'avoided'
+  if (req.maxPricePerHour !== undefined && p.pricePerHour > req.maxPricePerHour) return 'over-price'
+  if (req.maxDistanceKm !== undefined && o.distanceKm !== undefined && o.distanceKm > req.maxDistanceKm) return 'too-far'
+  if (req.deadlineAt !== undefined && req.now + p.transferMs + p.runMs > req.deadlineAt) return 'deadline'
+  return undefined
+}
+
+/** Places every copy of every task; never throws, records why for what it could not place. */
+export function placeTasks (req: PlacementRequest, offers: readonly OfferView[]): Placement {
+  const nOffers = offers.length
+  const copies = Math.max(1, req.copies)
+  const nCopies = req.taskCount * copies
+  const predictions = new Array<OfferPrediction>(nOffers)
+  const rejections = new Array<OfferRejection | undefined>(nOffers)
+  const providerIndex = new Map<string, number>()
+  const offerProvider = new Int32Array(nOffers)
+  const timeValue = req.timeValuePerHour ?? (req.maxPricePerHour ?? 1)
+  const deadlineMs = req.deadlineAt === undefined ? Infinity : req.deadlineAt - req.now
+  let budgetLeft = req.budgetTotal === undefined ? Infinity : req.budgetTotal - (req.alreadySpent ?? 0)
+
+  // The heap holds usable offers keyed by the score of their next task.
+  const heapKey = new Float64Array(nOffers)
+  const heapOffer = new Int32Array(nOffers)
+  let heapSize = 0
+  const assigned = new Int32Array(nOffers)
+  const costScale = new Float64Array(nOffers)
+  let minPrice = Infinity
+  const usableProviders = new Set<number>()
+
+  const finishOf = (i: number, k: number): number => {
+    const p = predictions[i]
+    return p.transferMs + (Math.floor(k / offers[i].slots) + 1) * p.runMs
+  }
+  const scoreOf = (i: number, finish: number): number => {
+    const p = predictions[i]
+    return (p.price + (timeValue * finish) / 3_600_000) * costScale[i]
+  }
+  const push = (i: number, key: number): void => {
+    let j = heapSize++
+    while (j > 0) {
+      const parent = (j - 1) >> 1
+      if (heapKey[parent] <= key) break
+      heapKey[j] = heapKey[parent]; heapOffer[j] = heapOffer[parent]; j = parent
+    }
+    heapKey[j] = key; heapOffer[j] = i
+  }
+  const pop = (): number => {
+    const top = heapOffer[0]
+    const lastKey = heapKey[--heapSize]; const lastOffer = heapOffer[heapSize]
+    let j = 0
+    for (;;) {
+      let c = 2 * j + 1
+      if (c >= heapSize) break
+      if (c + 1 < heapSize && heapKey[c + 1] < heapKey[c]) c++
+      if (heapKey[c] >= lastKey) break
+      heapKey[j] = heapKey[c]; heapOffer[j] = heapOffer[c]; j = c
+    }
+    heapKey[j] = lastKey; heapOffer[j] = lastOffer
+    return top
+  }
+
+  for (let i = 0; i < nOffers; i++) {
+    const o = offers[i]
+    let pi = providerIndex.get(o.provider)
+    if (pi === undefined) { pi = providerIndex.size; providerIndex.set(o.provider, pi) }
+    offerProvider[i] = pi
+    const p = predictOffer(req, o)
+    predictions[i] = p
+    costScale[i] = p.riskFactor
+    const why = rejectOffer(req, o, p)
+    rejections[i] = why
+    if (why === undefined) {
+      push(i, scoreOf(i, finishOf(i, 0)))
+      if (p.price < minPrice) minPrice = p.price
+      usableProviders.add(pi)
+    }
+  }
+
+  const copyOffer = new Int32Array(nCopies).fill(-1)
+  const copyFinishMs = new Float64Array(nCopies)
+  const copyScore = new Float64Array(nCopies)
+  const copyRunnerUpScore = new Float64Array(nCopies).fill(NaN)
+  const unplaced = new Map<number, UnplacedReason>()
+  let totalPrice = 0
+  let makespan = 0
+  let ops = 0
+  let deadlineHit = false
+  const globalReason = (): UnplacedReason => {
+    if (nOffers === 0) return 'no-candidates'
+    if (deadlineHit) return 'deadline'
+    const counts = new Map<OfferRejection, number>()
+    for (const r of rejections) if (r !== undefined) counts.set(r, (counts.get(r) ?? 0) + 1)
+    if (usableProviders.size > 0 && usableProviders.size < copies) return 'not-enough-providers'
+    let best: OfferRejection = 'refused'; let bestN = -1
+    for (const [r, n] of counts) if (n > bestN) { best = r; bestN = n }
+    if (best === 'refused' || best === 'expired' || best === 'no-slots') return 'all-refused'
+    return best
+  }
+  if (usableProviders.size > 0 && usableProviders.size < copies) {
+    for (let t = 0; t < req.taskCount; t++) unplaced.set(t, 'not-enough-providers')
+    return { request: req, offers, predictions, rejections, copyOffer, copyFinishMs, copyScore, copyRunnerUpScore, unplaced, tasksPerOffer: assigned, totalPrice, makespanMs: 0, elapsedOps: 0 }
+  }
+
+  const stash = new Int32Array(nOffers)
+  const taskProviders = new Int32Array(copies)
+  for (let t = 0; t < req.taskCount; t++) {
+    if (heapSize === 0) { unplaced.set(t, globalReason()); continue }
+    if (budgetLeft < minPrice * copies) { unplaced.set(t, 'over-budget'); continue }
+    let stashed = 0
+    let placedCopies = 0
+    let blockedByBudget = false
+    const taskPrice0 = totalPrice
+    for (let c = 0; c < copies; c++) {
+      let chosen = -1
+      while (heapSize > 0) {
+        ops++
+        const i = pop()
+        const finish = finishOf(i, assigned[i])
+        if (finish > deadlineMs) { deadlineHit = true; continue } // full up to the deadline
+        let dup = false
+        for (let q = 0; q < placedCopies; q++) if (taskProviders[q] === offerProvider[i]) { dup = true; break }
+        if (!dup && predictions[i].price > budgetLeft) blockedByBudget = true
+        if (dup || predictions[i].price > budgetLeft) { stash[stashed++] = i; continue }
+        chosen = i
+        const copy = t * copies + c
+        copyOffer[copy] = i
+        copyFinishMs[copy] = finish
+        copyScore[copy] = scoreOf(i, finish)
+        copyRunnerUpScore[copy] = heapSize > 0 ? heapKey[0] : NaN
+        if (finish > makespan) makespan = finish
+        break
+      }
+      if (chosen < 0) break
+      taskProviders[placedCopies++] = offerProvider[chosen]
+      assigned[chosen]++
+      budgetLeft -= predictions[chosen].price
+      totalPrice += predictions[chosen].price
+      push(chosen, scoreOf(chosen, finishOf(chosen, assigned[chosen])))
+    }
+    for (let s = 0; s < stashed; s++) { const i = stash[s]; push(i, scoreOf(i, finishOf(i, assigned[i]))) }
+    if (placedCopies < copies) {
+      // A task runs with all its copies or not at all: give back what this task took.
+      for (let c = 0; c < placedCopies; c++) {
+        const copy = t * copies + c
+        const i = copyOffer[copy]
+        assigned[i]--
+        budgetLeft += predictions[i].price
+        copyOffer[copy] = -1
+      }
+      totalPrice = taskPrice0
+      const reason: UnplacedReason = blockedByBudget ? 'over-budget' : deadlineHit ? 'deadline' : stashed > 0 ? 'not-enough-providers' : globalReason()
+      unplaced.set(t, reason)
+      // Rebuild keys after the give-back so later tasks see the right queue lengths.
+      const keep: number[] = []
+      while (heapSize > 0) keep.push(pop())
+      for (const i of keep) push(i, scoreOf(i, finishOf(i, assigned[i])))
+    }
+  }
+  return { request: req, offers, predictions, rejections, copyOffer, copyFinishMs, copyScore, copyRunnerUpScore, unplaced, tasksPerOffer: assigned, totalPrice, makespanMs: makespan, elapsedOps: ops }
+}
+
+/** Baseline for the cost model: each copy on a random usable offer (distinct providers). */
+export function placeRandomly (req: PlacementRequest, offers: readonly OfferView[], rng: { int: (n: number) => number }): Placement {
+  const p = placeTasks({ ...req, taskCount: 0 }, offers)
+  const usable: number[] = []
+  for (let i = 0; i < offers.length; i++) if (p.rejections[i] === undefined) usable.push(i)
+  const copies = Math.max(1, req.copies)
+  const copyOffer = new Int32Array(req.taskCount * copies).fill(-1)
+  const copyFinishMs = new Float64Array(req.taskCount * copies)
+  const assigned = new Int32Array(offers.length)
+  let total = 0; let makespan = 0
+  for (let t = 0; t < req.taskCount && usable.length > 0; t++) {
+    const used: string[] = []
+    for (let c = 0; c < copies; c++) {
+      let i = usable[rng.int(usable.length)]
+      for (let tries = 0; used.includes(offers[i].provider) && tries < 20; tries++) i = usable[rng.int(usable.length)]
+      used.push(offers[i].provider)
+      const pred = p.predictions[i]
+      const finish = pred.transferMs + (Math.floor(assigned[i] / offers[i].slots) + 1) * pred.runMs
+      assigned[i]++
+      copyOffer[t * copies + c] = i
+      copyFinishMs[t * copies + c] = finish
+      total += pred.price
+      if (finish > makespan) makespan = finish
+    }
+  }
+  return { ...p, request: req, copyOffer, copyFinishMs, copyScore: new Float64Array(req.taskCount * copies), copyRunnerUpScore: new Float64Array(req.taskCount * copies).fill(NaN), tasksPerOffer: assigned, totalPrice: total, makespanMs: makespan }
+}
