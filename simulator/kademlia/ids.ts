@@ -1,0 +1,71 @@
+// 256-bit Kademlia ids (as kad-dht derives them: sha256 of the peer id), stored as 8
+// Uint32 words per node in one array. Nodes are numbered in id order, so every subtree
+// of the id space is a contiguous range of node numbers: routing tables are built by
+// binary search, without sorting per node.
+//
+// Lookups compare the top 53 bits of the XOR distance (exact in a float64). Two ids
+// share their top 53 bits with probability ~N^2/2^54 (1e-4 at a million nodes), and
+// only then could an order differ from the full 256-bit XOR order.
+import type { SimRandom } from '../engine/random.js'
+
+export const KEY_BITS = 53
+const LO_BITS = 21
+const LO_SCALE = 2 ** LO_BITS
+
+export class KadIds {
+  /** Top 32 bits of each id. */
+  readonly hi: Uint32Array
+  /** The next 21 bits. */
+  readonly lo: Uint32Array
+  /** All 256 bits, 8 words per node (word 0 = hi). */
+  readonly words: Uint32Array
+
+  constructor (readonly count: number, rng: SimRandom) {
+    // Draw 53-bit keys, sort them, then node n gets the n-th smallest.
+    const keys = new Float64Array(count)
+    for (let i = 0; i < count; i++) keys[i] = rng.u32() * LO_SCALE + (rng.u32() >>> (32 - LO_BITS))
+    keys.sort()
+    this.hi = new Uint32Array(count)
+    this.lo = new Uint32Array(count)
+    this.words = new Uint32Array(count * 8)
+    for (let i = 0; i < count; i++) {
+      const hi = Math.floor(keys[i] / LO_SCALE); const lo = keys[i] - hi * LO_SCALE
+      this.hi[i] = hi; this.lo[i] = lo
+      const w = i * 8
+      this.words[w] = hi
+      this.words[w + 1] = ((lo << (32 - LO_BITS)) | (rng.u32() >>> LO_BITS)) >>> 0
+      for (let j = 2; j < 8; j++) this.words[w + j] = rng.u32()
+    }
+  }
+
+  /** XOR distance between two nodes' ids (top 53 bits) as a float64. */
+  distance (a: number, b: number): number {
+    return ((this.hi[a] ^ this.hi[b]) >>> 0) * LO_SCALE + (this.lo[a] ^ this.lo[b])
+  }
+
+  /** Common prefix length of two ids (0..53). */
+  cpl (a: number, b: number): number {
+    const x = (this.hi[a] ^ this.hi[b]) >>> 0
+    if (x !== 0) return Math.clz32(x)
+    const y = this.lo[a] ^ this.lo[b]
+    return y === 0 ? KEY_BITS : 32 + Math.clz32(y) - (32 - LO_BITS)
+  }
+
+  key (n: number): number { return this.hi[n] * LO_SCALE + this.lo[n] }
+
+  /** First node number whose key is >= `key` (binary search over the id order). */
+  lowerBound (key: number, from = 0, to = this.count): number {
+    let lo = from; let hi = to
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.hi[mid] * LO_SCALE + this.lo[mid] < key) lo = mid + 1; else hi = mid
+    }
+    return lo
+  }
+
+  hex (n: number): string {
+    let s = ''
+    for (let j = 0; j < 8; j++) s += this.words[n * 8 + j].toString(16).padStart(8, '0')
+    return s
+  }
+}
