@@ -4,6 +4,10 @@
 // Output: width*height RGBA pixels, row by row (points inside the set are black).
 import { allocBytes, outputBuffer } from './abi'
 
+// Host import (optional in the ABI): reports the fraction of the tile done.
+@external('env', 'progress')
+declare function progress (fraction: f64): void
+
 export function alloc (len: i32): usize { return allocBytes(len) }
 
 export function run (ptr: usize, len: i32): usize {
@@ -32,6 +36,7 @@ export function run (ptr: usize, len: i32): usize {
       store<u32>(p, colour(i, maxIter))
       p += 4
     }
+    if ((py & 15) == 15) progress(<f64>(py + 1) / <f64>height)
   }
   return out
 }

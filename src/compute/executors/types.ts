@@ -1,0 +1,70 @@
+// The one interface every executor implements, and what a task asks of it.
+import { ExecutorError } from '../../errors.js'
+import type { ExecutorName } from '../../core/compute/offer-policy.js'
+
+export type { ExecutorName }
+
+export interface ExecutionRequest {
+  /** For logs and errors. */
+  taskId: string
+  /** wasm: the module bytes. process: an optional script written to ./code. docker: unused. */
+  code: Uint8Array
+  /** sha256 of `code`, hex; the warm-module cache key. Computed when absent. */
+  codeHash?: string
+  /** wasm: exported function (default "run"; WASI modules use "_start"). process: the shell command. docker: the image. */
+  entry: string
+  input: Uint8Array
+  /** Wall-time limit in ms. */
+  timeoutMs: number
+  /** Memory cap in MiB. */
+  memoryLimitMib: number
+  /** Largest output accepted, in bytes. */
+  maxOutputBytes: number
+}
+
+export interface ExecutionResult {
+  output: Uint8Array
+  wallMs: number
+  /** CPU time the task used (thread or process CPU time; see the README for how each measures). */
+  cpuMs: number
+}
+
+export interface RunOptions {
+  signal?: AbortSignal
+  /** Called with a fraction in [0, 1] when the task reports progress. */
+  onProgress?: (fraction: number) => void
+}
+
+export interface Availability { available: boolean, reason?: string }
+
+export interface Executor {
+  readonly name: ExecutorName
+  /** Whether this executor works on this machine now, and if not why. */
+  availability: () => Promise<Availability>
+  run: (req: ExecutionRequest, opts?: RunOptions) => Promise<ExecutionResult>
+  /** Stops workers/processes; tasks in flight fail with CANCELLED. */
+  close: () => Promise<void>
+}
+
+/** Error codes of ExecutorError, one per condition. */
+export const ExecutorErrorCode = {
+  TIMEOUT: 'TASK_TIMEOUT',
+  MEMORY_LIMIT: 'TASK_MEMORY_LIMIT',
+  BAD_MODULE: 'TASK_BAD_MODULE',
+  NO_ENTRY: 'TASK_NO_ENTRY',
+  INPUT_TOO_LARGE: 'TASK_INPUT_TOO_LARGE',
+  OUTPUT_TOO_LARGE: 'TASK_OUTPUT_TOO_LARGE',
+  TRAP: 'TASK_TRAP',
+  EXIT_CODE: 'TASK_EXIT_CODE',
+  CANCELLED: 'TASK_CANCELLED',
+  UNAVAILABLE: 'EXECUTOR_UNAVAILABLE',
+  DISABLED: 'EXECUTOR_DISABLED'
+} as const
+
+export function executorError (code: string, message: string, hint?: string, cause?: unknown): ExecutorError {
+  return new ExecutorError(code, message, { hint, cause })
+}
+
+export function cancelledError (taskId: string, signal?: AbortSignal): ExecutorError {
+  return executorError(ExecutorErrorCode.CANCELLED, `task ${taskId} was cancelled`, undefined, signal?.reason)
+}

@@ -1,0 +1,128 @@
+// @ts-check
+// The wasm executor's worker thread (plain JS so it starts without the TypeScript loader).
+// One task at a time: instantiate the (already compiled, memory-capped) module with a fresh
+// memory, copy the input in, call the entry, copy the output out. See src/compute/README.md.
+import { parentPort } from 'node:worker_threads'
+import { openSync, closeSync, fstatSync, readSync } from 'node:fs'
+import { WASI } from 'node:wasi'
+
+if (parentPort === null) throw new Error('wasm-worker.js must run in a worker thread')
+const port = parentPort
+
+class TaskFailure extends Error {
+  /** @param {string} code @param {string} message */
+  constructor (code, message) { super(message); this.code = code }
+}
+
+/** Reads an AssemblyScript string (UTF-16, length in the header before ptr) for abort messages. */
+function readAsString (memory, ptr) {
+  if (ptr === 0 || ptr < 4 || ptr > memory.buffer.byteLength) return ''
+  const len = new Uint32Array(memory.buffer.slice(ptr - 4, ptr))[0] >>> 1
+  if (ptr + len * 2 > memory.buffer.byteLength) return ''
+  return String.fromCharCode(...new Uint16Array(memory.buffer.slice(ptr, ptr + Math.min(len, 500) * 2)))
+}
+
+/** The running task's memory, read after a trap to tell a memory cap from other traps. */
+/** @type {WebAssembly.Memory | undefined} */
+let currentMemory
+
+function run (msg) {
+  let lastProgress = 0
+  /** @type {WebAssembly.Memory | undefined} */
+  let memory
+  currentMemory = undefined
+  const env = {
+    abort (msgPtr, filePtr, line, col) {
+      const text = memory === undefined ? '' : readAsString(memory, msgPtr)
+      const file = memory === undefined ? '' : readAsString(memory, filePtr)
+      throw new TaskFailure('TASK_TRAP', `module aborted${text ? `: ${text}` : ''}${file ? ` at ${file}:${line}:${col}` : ''}`)
+    },
+    progress (fraction) {
+      const now = performance.now()
+      if (now - lastProgress < 20 && fraction < 1) return
+      lastProgress = now
+      port.postMessage({ type: 'progress', id: msg.id, fraction: Math.min(1, Math.max(0, Number(fraction) || 0)) })
+    },
+    trace () {},
+    // AssemblyScript's Math.random seed: fixed, so runs are deterministic.
+    seed () { return 42 }
+  }
+  /** @type {Record<string, Record<string, unknown>>} */
+  const imports = { env }
+  if (msg.importMemory !== undefined) {
+    const m = msg.importMemory
+    memory = new WebAssembly.Memory({ initial: m.minPages, maximum: m.maxPages })
+    imports[m.module] = { ...(imports[m.module] ?? {}), [m.field]: memory }
+  }
+  if (msg.mode === 'wasi') return runWasi(msg, imports, (m) => { memory = m; currentMemory = m })
+  const t0 = process.threadCpuUsage()
+  const instance = new WebAssembly.Instance(msg.module, imports)
+  const ex = instance.exports
+  if (memory === undefined) memory = /** @type {WebAssembly.Memory} */ (ex.memory)
+  currentMemory = memory
+  const alloc = /** @type {(n: number) => number} */ (ex.alloc)
+  const entry = /** @type {(p: number, n: number) => number} */ (ex[msg.entry])
+  const input = msg.input
+  const ptr = alloc(input.length) >>> 0
+  if (ptr + input.length > memory.buffer.byteLength) throw new TaskFailure('TASK_BAD_MODULE', `alloc(${input.length}) returned ${ptr}, outside the module's memory`)
+  new Uint8Array(memory.buffer, ptr, input.length).set(input)
+  const out = entry(ptr, input.length) >>> 0
+  const size = memory.buffer.byteLength
+  if (out + 4 > size) throw new TaskFailure('TASK_BAD_MODULE', `${msg.entry} returned pointer ${out}, outside the module's memory (${size} bytes)`)
+  const len = new DataView(memory.buffer).getUint32(out, true)
+  if (len > msg.maxOutputBytes) throw new TaskFailure('TASK_OUTPUT_TOO_LARGE', `output of ${len} bytes is above the limit of ${msg.maxOutputBytes} bytes`)
+  if (out + 4 + len > size) throw new TaskFailure('TASK_BAD_MODULE', `${msg.entry} returned an output of ${len} bytes that runs past the module's memory`)
+  const output = new Uint8Array(memory.buffer.slice(out + 4, out + 4 + len))
+  const t1 = process.threadCpuUsage(t0)
+  return { output, cpuMs: (t1.user + t1.system) / 1000 }
+}
+
+// WASI command: stdin is the task's input file, stdout its output file, and the only directory
+// it can see is its own task directory (preopened as /task).
+function runWasi (msg, imports, setMemory) {
+  const w = msg.wasi
+  const stdin = openSync(w.inputPath, 'r')
+  const stdout = openSync(w.outputPath, 'w')
+  const stderr = openSync(w.stderrPath, 'w')
+  try {
+    const wasi = new WASI({ version: 'preview1', args: ['task'], env: {}, preopens: { '/task': w.dir }, stdin, stdout, stderr, returnOnExit: true })
+    const t0 = process.threadCpuUsage()
+    const instance = new WebAssembly.Instance(msg.module, { ...imports, ...wasi.getImportObject() })
+    setMemory(instance.exports.memory)
+    const code = wasi.start(instance)
+    const t1 = process.threadCpuUsage(t0)
+    if (code !== 0) throw new TaskFailure('TASK_EXIT_CODE', `WASI module exited with code ${code}`)
+    const size = fstatSync(stdout).size
+    if (size > msg.maxOutputBytes) throw new TaskFailure('TASK_OUTPUT_TOO_LARGE', `output of ${size} bytes is above the limit of ${msg.maxOutputBytes} bytes`)
+    const output = new Uint8Array(size)
+    const rd = openSync(w.outputPath, 'r')
+    try { readSync(rd, output, 0, size, 0) } finally { closeSync(rd) }
+    return { output, cpuMs: (t1.user + t1.system) / 1000 }
+  } finally {
+    closeSync(stdin); closeSync(stdout); closeSync(stderr)
+  }
+}
+
+port.on('message', (msg) => {
+  try {
+    const r = run(msg)
+    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs }, [r.output.buffer])
+  } catch (err) {
+    const e = /** @type {Error & { code?: string }} */ (err)
+    let code = e.code ?? 'TASK_TRAP'
+    let message = e.message
+    if (e instanceof WebAssembly.LinkError) { code = 'TASK_BAD_MODULE'; message = `cannot link the module: ${e.message}` }
+    const memoryBytes = currentMemory?.buffer.byteLength ?? 0
+    // A trap with memory at the cap is the cap (AssemblyScript traps with `unreachable` when
+    // memory.grow fails; other toolchains abort or throw a RangeError).
+    const nearCap = memoryBytes > 0 && memoryBytes + 2 * 1024 * 1024 >= msg.memoryCapBytes
+    if ((code === 'TASK_TRAP' && nearCap) || (e instanceof RangeError && /memory/i.test(e.message))) {
+      code = 'TASK_MEMORY_LIMIT'
+      message = `the task hit its memory cap of ${Math.round(msg.memoryCapBytes / 1048576)} MiB (${e.message})`
+    } else if (e instanceof WebAssembly.RuntimeError) {
+      message = `the module trapped: ${e.message}`
+    }
+    currentMemory = undefined
+    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes })
+  }
+})

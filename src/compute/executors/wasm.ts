@@ -1,0 +1,220 @@
+// The default executor: WebAssembly task modules in a persistent pool of worker threads.
+// Wall-time limit: the worker is terminated and replaced. Memory cap: baked into the module's
+// memory limits (see core/compute/wasm-memory.ts) plus V8 heap limits on the worker.
+// Determinism: the host gives modules no clock and no randomness (ABI mode).
+import { Worker } from 'node:worker_threads'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ModuleCache, capPagesFor, type PreparedModule } from './wasm-modules.js'
+import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
+import { WASM_PAGE_BYTES } from '../../core/compute/wasm-memory.js'
+
+export interface WasmExecutorInit {
+  /** Worker threads kept warm (the number of wasm tasks that run at once). Default 2. */
+  workers?: number
+  /** Compiled modules kept warm. Default 64. */
+  moduleCacheSize?: number
+  /** V8 heap limit of each worker, MiB (the module's linear memory is capped separately). */
+  workerHeapMib?: number
+  /** Parent of WASI task directories. Default os.tmpdir(). */
+  tmpDir?: string
+}
+
+interface Job {
+  id: number
+  req: ExecutionRequest
+  prepared: PreparedModule
+  opts: RunOptions
+  wasiDir?: string
+  resolve: (r: ExecutionResult) => void
+  reject: (e: Error) => void
+}
+
+interface PoolWorker { worker: Worker, job?: Job, timer?: NodeJS.Timeout, startedAt: number, onAbort?: () => void }
+
+const WORKER_URL = new URL('./wasm-worker.js', import.meta.url)
+
+export class WasmExecutor implements Executor {
+  readonly name = 'wasm' as const
+  readonly modules: ModuleCache
+  private readonly size: number
+  private readonly heapMib: number
+  private readonly tmpDir: string
+  private readonly idle: PoolWorker[] = []
+  private readonly all = new Set<PoolWorker>()
+  private readonly waiting: Job[] = []
+  private nextId = 1
+  private closed = false
+
+  constructor (init: WasmExecutorInit = {}) {
+    this.size = Math.max(1, init.workers ?? 2)
+    this.heapMib = init.workerHeapMib ?? 64
+    this.tmpDir = init.tmpDir ?? tmpdir()
+    this.modules = new ModuleCache(init.moduleCacheSize ?? 64)
+  }
+
+  async availability (): Promise<Availability> { return { available: true } }
+
+  /** Starts the workers now instead of on the first task (so the first task is not slow). */
+  async warmUp (): Promise<void> {
+    while (this.all.size < this.size) this.idle.push(this.spawn())
+    await Promise.all([...this.all].map(async w => await new Promise<void>(resolve => {
+      w.worker.once('online', () => resolve())
+      // 'online' may already have fired
+      setImmediate(() => { if (w.worker.threadId > 0) resolve() })
+    })))
+  }
+
+  async run (req: ExecutionRequest, opts: RunOptions = {}): Promise<ExecutionResult> {
+    if (this.closed) throw executorError(ExecutorErrorCode.UNAVAILABLE, 'the wasm executor is closed')
+    if (opts.signal?.aborted === true) throw cancelledError(req.taskId, opts.signal)
+    const prepared = await this.modules.get(req.code, req.codeHash, req.memoryLimitMib)
+    const entry = prepared.mode === 'wasi' ? '_start' : (req.entry === '' ? 'run' : req.entry)
+    if (prepared.mode === 'wasi' && req.entry !== '' && req.entry !== '_start') throw executorError(ExecutorErrorCode.NO_ENTRY, `entry "${req.entry}" was asked for, but a WASI module is started through "_start"`, 'leave the entry empty or set it to "_start"')
+    if (!prepared.functions.has(entry)) throw executorError(ExecutorErrorCode.NO_ENTRY, `the module exports no function "${entry}" (it exports: ${[...prepared.functions].join(', ') || 'none'})`, 'set the task entry to one of the exported functions')
+    if (prepared.mode === 'abi' && !prepared.functions.has('alloc')) throw executorError(ExecutorErrorCode.NO_ENTRY, 'the module exports no "alloc" function, which the task ABI needs to receive its input', 'export alloc(len: i32): ptr (see src/compute/README.md)')
+    let wasiDir: string | undefined
+    if (prepared.mode === 'wasi') {
+      wasiDir = await mkdtemp(join(this.tmpDir, 'dbc-task-'))
+      await writeFile(join(wasiDir, 'input'), req.input)
+    }
+    const started = performance.now()
+    try {
+      const r = await new Promise<ExecutionResult>((resolve, reject) => {
+        const job: Job = { id: this.nextId++, req: { ...req, entry }, prepared, opts, wasiDir, resolve, reject }
+        this.waiting.push(job)
+        this.pump()
+      })
+      return { ...r, wallMs: performance.now() - started }
+    } finally {
+      if (wasiDir !== undefined) await rm(wasiDir, { recursive: true, force: true })
+    }
+  }
+
+  private spawn (): PoolWorker {
+    const worker = new Worker(WORKER_URL, {
+      execArgv: ['--disable-warning=ExperimentalWarning'],
+      env: {},
+      resourceLimits: { maxOldGenerationSizeMb: this.heapMib, maxYoungGenerationSizeMb: 8, stackSizeMb: 4 }
+    })
+    const pw: PoolWorker = { worker, startedAt: 0 }
+    this.all.add(pw)
+    worker.unref()
+    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string }) => {
+      const job = pw.job
+      if (job === undefined || msg.id !== job.id) return
+      if (msg.type === 'progress') { job.opts.onProgress?.(msg.fraction ?? 0); return }
+      this.finish(pw)
+      if (msg.type === 'done') job.resolve({ output: msg.output ?? new Uint8Array(0), cpuMs: msg.cpuMs ?? 0, wallMs: 0 })
+      else job.reject(executorError(msg.code ?? ExecutorErrorCode.TRAP, `task ${job.req.taskId}: ${msg.message ?? 'failed'}`, hintFor(msg.code)))
+      this.release(pw)
+    })
+    worker.on('error', (err: Error & { code?: string }) => {
+      const job = pw.job
+      this.retire(pw)
+      if (job === undefined) return
+      const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      job.reject(executorError(oom ? ExecutorErrorCode.MEMORY_LIMIT : ExecutorErrorCode.TRAP, oom ? `task ${job.req.taskId} ran its worker out of heap (${this.heapMib} MiB)` : `task ${job.req.taskId}: the worker failed: ${err.message}`, undefined, err))
+    })
+    worker.on('exit', () => {
+      const job = pw.job
+      this.retire(pw)
+      job?.reject(executorError(ExecutorErrorCode.TRAP, `task ${job.req.taskId}: the worker exited unexpectedly`))
+    })
+    return pw
+  }
+
+  private pump (): void {
+    while (this.waiting.length > 0) {
+      let pw = this.idle.pop()
+      if (pw === undefined) {
+        if (this.all.size >= this.size) return
+        pw = this.spawn()
+      }
+      this.dispatch(pw, this.waiting.shift() as Job)
+    }
+  }
+
+  private dispatch (pw: PoolWorker, job: Job): void {
+    const { req, prepared } = job
+    if (job.opts.signal?.aborted === true) { job.reject(cancelledError(req.taskId, job.opts.signal)); this.release(pw); return }
+    pw.job = job
+    pw.startedAt = performance.now()
+    pw.timer = setTimeout(() => this.kill(pw, executorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and was stopped`, 'raise the task deadline or split the work into smaller tasks')), req.timeoutMs)
+    if (job.opts.signal !== undefined) {
+      const signal = job.opts.signal
+      pw.onAbort = () => this.kill(pw, cancelledError(req.taskId, signal))
+      signal.addEventListener('abort', pw.onAbort, { once: true })
+    }
+    const dir = job.wasiDir
+    pw.worker.postMessage({
+      id: job.id,
+      module: prepared.module,
+      mode: prepared.mode,
+      entry: req.entry,
+      input: req.input,
+      maxOutputBytes: req.maxOutputBytes,
+      memoryCapBytes: capPagesFor(req.memoryLimitMib) * WASM_PAGE_BYTES,
+      importMemory: prepared.importMemory,
+      wasi: dir === undefined ? undefined : { dir, inputPath: join(dir, 'input'), outputPath: join(dir, 'output'), stderrPath: join(dir, 'stderr') }
+    })
+  }
+
+  /** Clears the job's timer and abort listener; the job stays on the worker until released. */
+  private finish (pw: PoolWorker): void {
+    if (pw.timer !== undefined) clearTimeout(pw.timer)
+    pw.timer = undefined
+    if (pw.onAbort !== undefined) pw.job?.opts.signal?.removeEventListener('abort', pw.onAbort)
+    pw.onAbort = undefined
+  }
+
+  private release (pw: PoolWorker): void {
+    pw.job = undefined
+    if (!this.all.has(pw)) return
+    if (this.closed) { void pw.worker.terminate(); return }
+    this.idle.push(pw)
+    this.pump()
+  }
+
+  /** Terminates a busy worker (timeout or cancel); a fresh one takes its place on demand. */
+  private kill (pw: PoolWorker, err: Error): void {
+    const job = pw.job
+    this.finish(pw)
+    this.retire(pw)
+    void pw.worker.terminate()
+    job?.reject(err)
+  }
+
+  private retire (pw: PoolWorker): void {
+    this.finish(pw)
+    pw.job = undefined
+    this.all.delete(pw)
+    const i = this.idle.indexOf(pw)
+    if (i >= 0) this.idle.splice(i, 1)
+    if (!this.closed) this.pump()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    for (const job of this.waiting.splice(0)) job.reject(cancelledError(job.req.taskId))
+    const workers = [...this.all]
+    for (const pw of workers) {
+      const job = pw.job
+      this.retire(pw)
+      job?.reject(cancelledError(job.req.taskId))
+    }
+    await Promise.all(workers.map(async pw => await pw.worker.terminate()))
+  }
+
+  get workerCount (): number { return this.all.size }
+}
+
+function hintFor (code: string | undefined): string | undefined {
+  switch (code) {
+    case ExecutorErrorCode.MEMORY_LIMIT: return 'raise the task memory limit or make the module use less memory'
+    case ExecutorErrorCode.OUTPUT_TOO_LARGE: return 'return less data per task or split the task'
+    case ExecutorErrorCode.BAD_MODULE: return 'check the module follows the task ABI in src/compute/README.md'
+    default: return undefined
+  }
+}

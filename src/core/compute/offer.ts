@@ -1,0 +1,34 @@
+// Signed offers (dbc.task.v1.Offer): the signature covers the encoding of fields 1-10.
+import { dbc } from '../../wire/gen/wire.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
+import type { OfferTerms } from './offer-policy.js'
+
+type Offer = dbc.task.v1.Offer
+
+function signedPart (o: dbc.task.v1.IOffer): Uint8Array {
+  return dbc.task.v1.Offer.encode(dbc.task.v1.Offer.create({ ...o, signature: new Uint8Array(0) })).finish()
+}
+
+export interface OfferIds { offerId: Uint8Array, jobId: Uint8Array }
+
+/** An offer with terms, or a refusal (refusal text set, no terms), signed by the provider. */
+export function signOffer (secretKey: Uint8Array, ids: OfferIds, answer: { terms: OfferTerms } | { refusal: string }, now: number, refusalTtlMs = 5_000): Offer {
+  const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+  const body: dbc.task.v1.IOffer = 'terms' in answer
+    ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms }
+    : { offerId: ids.offerId, provider, jobId: ids.jobId, refusal: answer.refusal, expiresAt: now + refusalTtlMs }
+  const offer = dbc.task.v1.Offer.create(body)
+  offer.signature = signBytes(secretKey, signedPart(offer))
+  return offer
+}
+
+export type OfferCheck = { ok: true } | { ok: false, reason: string }
+
+/** Checks the provider's signature and the expiry; a refusal verifies too (check `refusal`). */
+export function verifyOffer (offer: dbc.task.v1.IOffer, now: number, expectedProvider?: Uint8Array): OfferCheck {
+  const provider = offer.provider ?? new Uint8Array(0)
+  if (expectedProvider !== undefined && (provider.length !== expectedProvider.length || provider.some((b, i) => b !== expectedProvider[i]))) return { ok: false, reason: 'offer is from another provider' }
+  if (!verifyByPeerId(provider, signedPart(offer), offer.signature ?? new Uint8Array(0))) return { ok: false, reason: 'offer signature does not verify against the provider key' }
+  if ((offer.expiresAt ?? 0) <= now) return { ok: false, reason: 'offer has expired' }
+  return { ok: true }
+}

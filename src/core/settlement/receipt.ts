@@ -1,0 +1,95 @@
+// Usage receipts: what a provider metered for one task, priced and signed with its Ed25519 key.
+// The receipt id is derived from the receipt's own content, so a receipt is its own dedup key.
+import { sha256 } from '@noble/hashes/sha2.js'
+import { dbc } from '../../wire/gen/wire.js'
+import { bytesEqual, ed25519KeyFromPeerIdBytes, ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyBytes } from '../identity/index.js'
+import { chargeUnits, TOKEN_DECIMALS, type HourlyPrices, type MeteredUsage } from '../compute/pricing.js'
+
+type UsageReceipt = dbc.receipt.v1.UsageReceipt
+type SignedReceipt = dbc.receipt.v1.SignedReceipt
+
+export interface ReceiptInput {
+  jobId: Uint8Array
+  taskId: Uint8Array
+  /** Provider peer id bytes (identity multihash of its Ed25519 key). */
+  provider: Uint8Array
+  consumer: Uint8Array
+  usage: MeteredUsage
+  prices: HourlyPrices
+  startedAt: number
+  finishedAt: number
+  outputHash: Uint8Array
+  payoutAddress?: string
+  decimals?: number
+}
+
+const RECEIPT_ID_BYTES = 16
+
+/** Builds the receipt with its amount and content-derived id. */
+export function buildReceipt (input: ReceiptInput): UsageReceipt {
+  const amount = chargeUnits(input.usage, input.prices, input.decimals ?? TOKEN_DECIMALS)
+  const r = dbc.receipt.v1.UsageReceipt.create({
+    jobId: input.jobId,
+    taskId: input.taskId,
+    provider: input.provider,
+    consumer: input.consumer,
+    wallMs: input.usage.wallMs,
+    cpuMs: input.usage.cpuMs,
+    gpuSeconds: input.usage.gpuSeconds,
+    bytesIn: input.usage.bytesIn,
+    bytesOut: input.usage.bytesOut,
+    priceGpuHour: input.prices.priceGpuHour,
+    priceCpuHour: input.prices.priceCpuHour,
+    amount: amount.toString(),
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    outputHash: input.outputHash,
+    payoutAddress: input.payoutAddress ?? ''
+  })
+  r.receiptId = sha256(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
+  return r
+}
+
+/** Signs the encoded receipt; `secretKey` must belong to `receipt.provider`. */
+export function signReceipt (receipt: UsageReceipt, secretKey: Uint8Array): SignedReceipt {
+  const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+  if (!bytesEqual(provider, receipt.provider)) throw new RangeError('the signing key does not belong to the receipt\'s provider')
+  const bytes = dbc.receipt.v1.UsageReceipt.encode(receipt).finish()
+  return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: signBytes(secretKey, bytes) })
+}
+
+export type ReceiptCheck =
+  | { ok: true, receipt: UsageReceipt }
+  | { ok: false, reason: string }
+
+/**
+ * Checks a signed receipt: it decodes, is signed by the key inside its provider id (and, when
+ * given, that provider is `expectedProvider`), its amount matches its prices and metered usage,
+ * and its id matches its content. Never throws.
+ */
+export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS): ReceiptCheck {
+  let r: UsageReceipt
+  try {
+    r = dbc.receipt.v1.UsageReceipt.decode(signed.receipt)
+  } catch (err) {
+    return { ok: false, reason: `receipt does not decode: ${(err as Error).message}` }
+  }
+  if (expectedProvider !== undefined && !bytesEqual(r.provider, expectedProvider)) return { ok: false, reason: 'receipt names another provider' }
+  const key = ed25519KeyFromPeerIdBytes(r.provider)
+  if (key === undefined) return { ok: false, reason: 'provider id carries no Ed25519 key' }
+  if (!verifyBytes(key, signed.receipt, signed.signature)) return { ok: false, reason: 'signature does not verify against the provider key' }
+  let expected: bigint
+  try {
+    expected = chargeUnits({ gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs }, { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, decimals)
+  } catch (err) {
+    return { ok: false, reason: `receipt usage or prices are invalid: ${(err as Error).message}` }
+  }
+  if (r.amount !== expected.toString()) return { ok: false, reason: `amount ${r.amount} does not match usage x prices (${expected.toString()})` }
+  const id = r.receiptId
+  // The id was hashed over the receipt without the id field (not even an empty one).
+  const copy = dbc.receipt.v1.UsageReceipt.decode(signed.receipt) as Partial<UsageReceipt>
+  delete copy.receiptId
+  const want = sha256(dbc.receipt.v1.UsageReceipt.encode(copy as UsageReceipt).finish()).subarray(0, RECEIPT_ID_BYTES)
+  if (!bytesEqual(id, want)) return { ok: false, reason: 'receipt id does not match its content' }
+  return { ok: true, receipt: r }
+}
