@@ -1,0 +1,7 @@
+// Settlement, sans-IO: receipt checks, merkle batching, payouts per provider, the stake rule.
+export * from './hex.js'
+export * from './merkle.js'
+export * from './stake.js'
+export * from './batch.js'
+export * from './verify.js'
+export * from './policy.js'

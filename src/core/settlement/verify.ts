@@ -1,0 +1,49 @@
+// Checks a signed usage receipt before it may be settled: it decodes within bounds, the
+// provider's Ed25519 signature (key inside its peer id) covers the receipt bytes, it belongs
+// to the job, and it names an EVM payout address and a whole, non-negative amount.
+// (The compute peer builds and signs receipts; this is only the settlement side's check.)
+import { dbc } from '../../wire/gen/wire.js'
+import { verifyByPeerId, bytesEqual } from '../identity/index.js'
+import { isEvmAddress, type BatchReceipt } from './batch.js'
+
+export const MAX_RECEIPT_BYTES = 4096
+
+export type ReceiptCheck =
+  | { ok: true, receipt: dbc.receipt.v1.UsageReceipt, batchReceipt: BatchReceipt }
+  | { ok: false, reason: string }
+
+export type SignedReceiptInput = Uint8Array | dbc.receipt.v1.ISignedReceipt
+
+export function checkSignedReceipt (input: SignedReceiptInput, expect: { jobId?: Uint8Array } = {}): ReceiptCheck {
+  let signed: dbc.receipt.v1.ISignedReceipt
+  try {
+    if (input instanceof Uint8Array) {
+      if (input.length > MAX_RECEIPT_BYTES + 128) return { ok: false, reason: 'signed receipt too large' }
+      signed = dbc.receipt.v1.SignedReceipt.decode(input)
+    } else {
+      signed = input
+    }
+  } catch {
+    return { ok: false, reason: 'signed receipt does not decode' }
+  }
+  const bytes = signed.receipt
+  const sig = signed.signature
+  if (bytes == null || bytes.length === 0 || sig == null) return { ok: false, reason: 'signed receipt lacks receipt or signature' }
+  if (bytes.length > MAX_RECEIPT_BYTES) return { ok: false, reason: 'receipt too large' }
+  let receipt: dbc.receipt.v1.UsageReceipt
+  try {
+    receipt = dbc.receipt.v1.UsageReceipt.decode(bytes)
+  } catch {
+    return { ok: false, reason: 'receipt does not decode' }
+  }
+  if (receipt.receiptId.length === 0) return { ok: false, reason: 'receipt has no id' }
+  if (!verifyByPeerId(receipt.provider, bytes, sig)) return { ok: false, reason: 'bad provider signature' }
+  if (expect.jobId !== undefined && !bytesEqual(receipt.jobId, expect.jobId)) return { ok: false, reason: 'receipt belongs to another job' }
+  if (!isEvmAddress(receipt.payoutAddress)) return { ok: false, reason: 'receipt has no valid payout address' }
+  if (!/^\d{1,78}$/.test(receipt.amount)) return { ok: false, reason: 'receipt amount is not a whole number' }
+  return {
+    ok: true,
+    receipt,
+    batchReceipt: { receiptId: receipt.receiptId, receiptBytes: bytes, payoutAddress: receipt.payoutAddress, amount: BigInt(receipt.amount) }
+  }
+}
