@@ -170,6 +170,7 @@ export class Daemon {
         peers: host.getPeers().length,
         dht: { mode: this.config.dht.server ? 'server' : 'client', routingTable: dhtTableSize(host) },
         dataDir: this.config.dataDir,
+        penalizedPeers: ctx.scores.snapshot(Date.now()),
         ...extra
       }
     })

@@ -1,0 +1,70 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { writeFileSync, rmSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadConfig } from '../../../src/node/config.js'
+import { ConfigError } from '../../../src/errors.js'
+import { tempDir } from '../../helpers/cli.js'
+
+const dir = tempDir()
+mkdirSync(dir, { recursive: true })
+
+function fails (fn: () => unknown): ConfigError {
+  try { fn() } catch (err) {
+    assert.instance(err, ConfigError)
+    return err as ConfigError
+  }
+  throw new assert.Assertion({ message: 'expected a ConfigError', operator: 'throws', generated: true, expects: 'throw', actual: 'no throw' })
+}
+
+test('defaults apply when nothing is set', () => {
+  const c = loadConfig({ flags: { dataDir: dir }, env: {} })
+  assert.equal(c.listen, ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001'])
+  assert.is(c.api.port, 0)
+  assert.is(c.dht.server, true)
+})
+
+test('file < environment < flags', () => {
+  writeFileSync(join(dir, 'config.yaml'), 'listen: [/ip4/127.0.0.1/tcp/1111]\nlocation: "10,20"\napi:\n  port: 5000\nlog:\n  level: debug\n')
+  const fileOnly = loadConfig({ flags: { dataDir: dir }, env: {} })
+  assert.equal(fileOnly.listen, ['/ip4/127.0.0.1/tcp/1111'])
+  assert.is(fileOnly.api.port, 5000)
+  assert.is(fileOnly.log.level, 'debug')
+  const withEnv = loadConfig({ flags: { dataDir: dir }, env: { DBC_LISTEN: '/ip4/127.0.0.1/tcp/2222', DBC_API_PORT: '6000' } })
+  assert.equal(withEnv.listen, ['/ip4/127.0.0.1/tcp/2222'])
+  assert.is(withEnv.api.port, 6000)
+  assert.is(withEnv.location, '10,20')
+  const withFlags = loadConfig({ flags: { dataDir: dir, listen: ['/ip4/127.0.0.1/tcp/3333'] }, env: { DBC_LISTEN: '/ip4/127.0.0.1/tcp/2222' } })
+  assert.equal(withFlags.listen, ['/ip4/127.0.0.1/tcp/3333'])
+  assert.is(withFlags.log.level, 'debug') // nested keys merge, not replace
+  rmSync(join(dir, 'config.yaml'))
+})
+
+test('bad values name the key and the problem', () => {
+  let e = fails(() => loadConfig({ flags: { dataDir: dir, listen: ['not-an-addr'] }, env: {} }))
+  assert.is(e.key, 'listen.0')
+  assert.match(e.message, /not a valid multiaddr/)
+  e = fails(() => loadConfig({ flags: { dataDir: dir }, env: { DBC_API_PORT: 'eighty' } }))
+  assert.is(e.key, 'api.port')
+  assert.match(e.message, /DBC_API_PORT=eighty is not an integer/)
+  e = fails(() => loadConfig({ flags: { dataDir: dir, api: { port: 99999 } }, env: {} }))
+  assert.is(e.key, 'api.port')
+  e = fails(() => loadConfig({ flags: { dataDir: dir, location: '91,0' }, env: {} }))
+  assert.is(e.key, 'location')
+  e = fails(() => loadConfig({ flags: { dataDir: dir, bootstrap: ['/ip4/10.0.0.1/tcp/4001'] }, env: {} }))
+  assert.is(e.key, 'bootstrap.0')
+  assert.match(e.message, /\/p2p\/PEER_ID/)
+  writeFileSync(join(dir, 'config.yaml'), 'lsiten: [/ip4/127.0.0.1/tcp/1]\n')
+  e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
+  assert.is(e.key, 'lsiten')
+  assert.match(e.message, /not a known setting/)
+  writeFileSync(join(dir, 'config.yaml'), 'listen: [unclosed\n')
+  e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
+  assert.match(e.message, /not valid YAML/)
+  rmSync(join(dir, 'config.yaml'))
+  e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {}, configFile: join(dir, 'missing.yaml') }))
+  assert.match(e.message, /does not exist/)
+})
+
+test.after(() => { rmSync(dir, { recursive: true, force: true }) })
+test.run()
