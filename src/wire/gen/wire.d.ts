@@ -373,6 +373,7 @@ export namespace dbc {
                 pathId: number;
                 status: dbc.envelope.v1.Ack.Status;
                 reason: string;
+                signature: Uint8Array;
                 static create(properties: dbc.envelope.v1.Ack.$Shape): dbc.envelope.v1.Ack & dbc.envelope.v1.Ack.$Shape;
                 static create(properties?: dbc.envelope.v1.Ack.$Properties): dbc.envelope.v1.Ack;
                 static encode(m: dbc.envelope.v1.Ack.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -389,6 +390,7 @@ export namespace dbc {
                     pathId?: (number|null);
                     status?: (dbc.envelope.v1.Ack.Status|null);
                     reason?: (string|null);
+                    signature?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.envelope.v1.Ack.$Properties;
@@ -1354,6 +1356,7 @@ export namespace dbc {
                 timedOut: boolean;
                 dropped: string[];
                 bytesSent: number;
+                receipt: Uint8Array;
                 static create(properties: dbc.training.v1.RoundReport.$Shape): dbc.training.v1.RoundReport & dbc.training.v1.RoundReport.$Shape;
                 static create(properties?: dbc.training.v1.RoundReport.$Properties): dbc.training.v1.RoundReport;
                 static encode(m: dbc.training.v1.RoundReport.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1375,6 +1378,7 @@ export namespace dbc {
                     timedOut?: (boolean|null);
                     dropped?: (string[]|null);
                     bytesSent?: (number|null);
+                    receipt?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundReport.$Properties;

@@ -3774,6 +3774,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [pathId] Ack pathId
                  * @property {dbc.envelope.v1.Ack.Status|null} [status] Ack status
                  * @property {string|null} [reason] Ack reason
+                 * @property {Uint8Array|null} [signature] Ack signature
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3838,6 +3839,14 @@ export const dbc = $root.dbc = (() => {
                 Ack.prototype.reason = "";
 
                 /**
+                 * Ack signature.
+                 * @member {Uint8Array} signature
+                 * @memberof dbc.envelope.v1.Ack
+                 * @instance
+                 */
+                Ack.prototype.signature = $util.newBuffer([]);
+
+                /**
                  * Creates a new Ack instance using the specified properties.
                  * @function create
                  * @memberof dbc.envelope.v1.Ack
@@ -3877,6 +3886,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 0 =*/24).int32(m.status);
                     if (m.reason != null && $Object.hasOwnProperty.call(m, "reason") && m.reason !== "")
                         w.uint32(/* id 4, wireType 2 =*/34).string(m.reason);
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
+                        w.uint32(/* id 5, wireType 2 =*/42).bytes(m.signature);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -3957,6 +3968,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.reason;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.signature = v;
+                                else
+                                    delete m.signature;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -4033,6 +4053,14 @@ export const dbc = $root.dbc = (() => {
                             m.reason = $String(d.reason);
                         }
                     }
+                    if (d.signature != null) {
+                        if (d.signature.length) {
+                            if (typeof d.signature === "string")
+                                $util.base64.decode(d.signature, m.signature = $util.newBuffer($util.base64.length(d.signature)), 0);
+                            else if (d.signature.length >= 0)
+                                m.signature = d.signature;
+                        }
+                    }
                     return m;
                 };
 
@@ -4064,6 +4092,13 @@ export const dbc = $root.dbc = (() => {
                         d.pathId = 0;
                         d.status = o.enums === $String ? "OK" : 0;
                         d.reason = "";
+                        if (o.bytes === $String)
+                            d.signature = "";
+                        else {
+                            d.signature = [];
+                            if (o.bytes !== $Array)
+                                d.signature = $util.newBuffer(d.signature);
+                        }
                     }
                     if (m.messageId != null && $Object.hasOwnProperty.call(m, "messageId")) {
                         d.messageId = o.bytes === $String ? $util.base64.encode(m.messageId, 0, m.messageId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.messageId) : m.messageId;
@@ -4076,6 +4111,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.reason != null && $Object.hasOwnProperty.call(m, "reason")) {
                         d.reason = m.reason;
+                    }
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
+                        d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
                     }
                     return d;
                 };
@@ -14164,6 +14202,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {boolean|null} [timedOut] RoundReport timedOut
                  * @property {Array.<string>|null} [dropped] RoundReport dropped
                  * @property {number|null} [bytesSent] RoundReport bytesSent
+                 * @property {Uint8Array|null} [receipt] RoundReport receipt
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -14269,6 +14308,14 @@ export const dbc = $root.dbc = (() => {
                 RoundReport.prototype.bytesSent = 0;
 
                 /**
+                 * RoundReport receipt.
+                 * @member {Uint8Array} receipt
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.receipt = $util.newBuffer([]);
+
+                /**
                  * Creates a new RoundReport instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.RoundReport
@@ -14320,6 +14367,8 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.bytesSent != null && $Object.hasOwnProperty.call(m, "bytesSent") && !$Object.is(m.bytesSent, 0))
                         w.uint32(/* id 9, wireType 1 =*/73).double(m.bytesSent);
+                    if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt") && m.receipt.length)
+                        w.uint32(/* id 10, wireType 2 =*/82).bytes(m.receipt);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -14444,6 +14493,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.bytesSent;
                                 continue;
                             }
+                        case 10: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.receipt = v;
+                                else
+                                    delete m.receipt;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -14527,6 +14585,14 @@ export const dbc = $root.dbc = (() => {
                             m.bytesSent = $Number(d.bytesSent);
                         }
                     }
+                    if (d.receipt != null) {
+                        if (d.receipt.length) {
+                            if (typeof d.receipt === "string")
+                                $util.base64.decode(d.receipt, m.receipt = $util.newBuffer($util.base64.length(d.receipt)), 0);
+                            else if (d.receipt.length >= 0)
+                                m.receipt = d.receipt;
+                        }
+                    }
                     return m;
                 };
 
@@ -14559,6 +14625,13 @@ export const dbc = $root.dbc = (() => {
                         d.samples = 0;
                         d.timedOut = false;
                         d.bytesSent = 0;
+                        if (o.bytes === $String)
+                            d.receipt = "";
+                        else {
+                            d.receipt = [];
+                            if (o.bytes !== $Array)
+                                d.receipt = $util.newBuffer(d.receipt);
+                        }
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -14589,6 +14662,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.bytesSent != null && $Object.hasOwnProperty.call(m, "bytesSent")) {
                         d.bytesSent = o.json && !$isFinite(m.bytesSent) ? $String(m.bytesSent) : m.bytesSent;
+                    }
+                    if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt")) {
+                        d.receipt = o.bytes === $String ? $util.base64.encode(m.receipt, 0, m.receipt.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receipt) : m.receipt;
                     }
                     return d;
                 };
