@@ -53,6 +53,13 @@ export class SimRandom {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
   }
 
+  /** 32 random bytes (a 256-bit id). */
+  bytes32 (): Uint8Array {
+    const out = new Uint8Array(32)
+    for (let i = 0; i < 32; i += 4) { const v = this.u32(); out[i] = v >>> 24; out[i + 1] = (v >>> 16) & 0xff; out[i + 2] = (v >>> 8) & 0xff; out[i + 3] = v & 0xff }
+    return out
+  }
+
   /** A fresh generator seeded from this one (independent streams per subsystem). */
   fork (): SimRandom { return new SimRandom(this.u32()) }
 
