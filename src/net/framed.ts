@@ -2,8 +2,8 @@
 // and a writer that honours backpressure. A malformed or oversized frame surfaces as a
 // WireError from read(); the protocol handler tells the peer why and aborts the stream.
 import type { Stream, AbortOptions } from '@libp2p/interface'
-import type { Uint8ArrayList } from 'uint8arraylist'
-import { FrameDecoder, encodeFrame, DEFAULT_MAX_FRAME_BYTES } from '../wire/frame.js'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameDecoder, encodeFrame, encodeFramePrefix, DEFAULT_MAX_FRAME_BYTES } from '../wire/frame.js'
 import { WireError } from '../errors.js'
 
 export interface FramedStreamInit {
@@ -107,7 +107,9 @@ export class FramedStream {
   }
 
   async write (payload: Uint8Array, options: AbortOptions = {}): Promise<void> {
-    if (!this.stream.send(encodeFrame(payload))) {
+    // large payloads go out as prefix + payload without copying them into one buffer
+    const frame = payload.byteLength < 4096 ? encodeFrame(payload) : new Uint8ArrayList(encodeFramePrefix(payload.byteLength), payload)
+    if (!this.stream.send(frame)) {
       await this.stream.onDrain(options)
     }
   }
