@@ -69,7 +69,7 @@ async function main (): Promise<void> {
   if (process.env.DBC_SIM_CHILD !== '1' && (globalThis as { gc?: unknown }).gc === undefined) await respawnWithGc()
 
   const nodes = o.nodes ?? sc.defaultNodes
-  let bar: cliProgress.SingleBar | undefined
+  let bar: InstanceType<typeof cliProgress.SingleBar> | undefined
   let lastLine = 0
   const onProgress = o.progress
     ? (done: number, total: number): void => {
