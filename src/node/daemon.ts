@@ -202,6 +202,16 @@ export class Daemon {
       }
       return { peer: body.peer, rtts }
     })
+    api.route('GET', '/v1/dht/find-peer/:peer', async (req) => {
+      let id: PeerId
+      try { id = peerIdFromString(req.params.peer) } catch {
+        throw new DbcError('BAD_PEER', `"${req.params.peer}" is not a peer id`)
+      }
+      const t0 = performance.now()
+      const info = await host.peerRouting.findPeer(id, { useCache: false, signal: AbortSignal.any([req.signal, AbortSignal.timeout(30_000)]) } as any)
+        .catch((err: Error) => { throw new DbcError('NOT_FOUND', `the DHT did not find ${req.params.peer}: ${err.message}`) })
+      return { peerId: info.id.toString(), addrs: info.multiaddrs.map(String), ms: performance.now() - t0 }
+    })
     api.route('POST', '/v1/stop', () => {
       setTimeout(() => { void this.stop() }, 10)
       return { stopping: true }

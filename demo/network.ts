@@ -1,0 +1,81 @@
+// A local network of dbc nodes, each a separate `dbc node start` process on 127.0.0.1 with its
+// own temp data dir. Used by the demo and by tests; stop() kills and removes everything.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ApiClient, readApiInfo } from '../src/api/client.js'
+
+export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
+const dbcBin = join(repoRoot, 'bin/dbc.js')
+
+export interface NodeSpec { name: string, location: string, gpus?: string, extra?: string[] }
+export interface LocalNode {
+  spec: NodeSpec
+  dataDir: string
+  process: ChildProcess
+  peerId: string
+  addrs: string[]
+  api: ApiClient
+}
+
+export class LocalNetwork {
+  readonly root: string
+  readonly nodes: LocalNode[] = []
+  private stopped = false
+
+  constructor (root?: string) {
+    this.root = root ?? mkdtempSync(join(tmpdir(), 'dbc-demo-'))
+  }
+
+  async start (spec: NodeSpec, bootstrap: string[] = [], opts: { timeoutMs?: number } = {}): Promise<LocalNode> {
+    const dataDir = join(this.root, spec.name)
+    mkdirSync(dataDir, { recursive: true })
+    const args = [dbcBin, '--data-dir', dataDir, 'node', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn', '--location', spec.location]
+    if (spec.gpus !== undefined) args.push('--gpus', spec.gpus)
+    if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','))
+    args.push(...(spec.extra ?? []))
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+    let log = ''
+    child.stdout?.on('data', d => { log = (log + d.toString()).slice(-4000) })
+    child.stderr?.on('data', d => { log = (log + d.toString()).slice(-4000) })
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`node ${spec.name} exited during start:\n${log}`)
+      const info = readApiInfo(dataDir)
+      if (info?.pid === child.pid && existsSync(join(dataDir, 'api-token'))) {
+        try {
+          const api = ApiClient.connect(dataDir)
+          const s = await api.call<{ peerId: string, addrs: string[] }>('GET', '/v1/status', undefined, { timeoutMs: 2000 })
+          const node: LocalNode = { spec, dataDir, process: child, peerId: s.peerId, addrs: s.addrs, api }
+          this.nodes.push(node)
+          return node
+        } catch {}
+      }
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    child.kill('SIGKILL')
+    throw new Error(`node ${spec.name} did not become ready in time:\n${log}`)
+  }
+
+  /** Stops every node (SIGTERM, then SIGKILL after a grace period) and removes the data dirs. */
+  async stop (opts: { keep?: boolean } = {}): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all(this.nodes.map(async n => {
+      if (n.process.exitCode !== null || n.process.signalCode !== null) return
+      const exited = new Promise<void>(resolve => n.process.once('exit', () => { resolve() }))
+      n.process.kill('SIGTERM')
+      const t = setTimeout(() => n.process.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(t)
+    }))
+    if (opts.keep !== true) rmSync(this.root, { recursive: true, force: true })
+  }
+
+  logOf (node: LocalNode): string {
+    const f = join(node.dataDir, 'logs', 'node.log')
+    return existsSync(f) ? readFileSync(f, 'utf8') : ''
+  }
+}
