@@ -1,0 +1,263 @@
+// The compute peer the daemon owns: probes the machine, benchmarks it, answers lease requests
+// with offers, runs tasks in slots on the executors, meters them and signs usage receipts.
+import { createHash } from 'node:crypto'
+import { cpus, totalmem } from 'node:os'
+import { EventEmitter } from 'node:events'
+import { dbc } from '../wire/gen/wire.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
+import { parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
+import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
+import type { SlotDemand } from '../core/compute/slot-ledger.js'
+import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
+import { ConfigError, ExecutorError } from '../errors.js'
+import { GpuSpecError } from '../core/compute/gpu-spec.js'
+import { probeResources, gpuDevices, type ResourceProbe } from './probe.js'
+import { benchmarkPeer, type PerformanceScores } from './benchmark.js'
+import { SlotManager, type SlotEvent } from './slots.js'
+import { answerLeaseRequest, type OfferOptions } from './offers.js'
+import { WasmExecutor } from './executors/wasm.js'
+import { ProcessExecutor } from './executors/process.js'
+import { DockerExecutor } from './executors/docker.js'
+import { ExecutorErrorCode, type Executor } from './executors/types.js'
+
+export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName }
+export { ExecutorErrorCode }
+
+export interface ComputePeerInit {
+  /** The provider's Ed25519 secret key (32 bytes): signs offers and receipts. */
+  secretKey: Uint8Array
+  policy?: Partial<ProviderPolicy>
+  /** Declared GPUs for machines without them (test networks): specs or the `--gpus` text. */
+  declaredGpus?: GpuSpec[] | string
+  /** Concurrent CPU tasks. Default: the core count. */
+  cpuSlots?: number
+  /** Memory offered to tasks, MiB. Default: 3/4 of the machine's. */
+  memoryMib?: number
+  /** Tasks that may wait for a slot. Default 64. */
+  maxQueue?: number
+  /** Memory cap of a task that does not set one, MiB. Default 256. */
+  defaultMemoryLimitMib?: number
+  /** Largest output a task may return, bytes. Default 16 MiB. */
+  maxOutputBytes?: number
+  payoutAddress?: string
+  nvidiaSmi?: string
+  dockerSocket?: string
+  /** Run the join benchmark in start() (default true); false gives fixed scores of 100. */
+  benchmark?: boolean
+  tmpDir?: string
+}
+
+export interface ComputeCapabilities {
+  peerId: Uint8Array
+  cpu: { model: string, cores: number, slots: number, score: number }
+  memoryMib: number
+  diskFreeMib: number
+  gpus: GpuSpec[]
+  gpuScores: Record<string, number>
+  gpuProbeError?: string
+  /** Executors offers list: enabled by policy and working here. */
+  executors: ExecutorName[]
+  /** Why each executor that is not listed is missing. */
+  unavailable: Partial<Record<ExecutorName, string>>
+  priceGpuHour: number
+  priceCpuHour: number
+}
+
+export interface RunTaskOptions {
+  signal?: AbortSignal
+  /** The job owner's peer id (for the receipt); default empty. */
+  consumer?: Uint8Array
+  /** Resources the lease granted for this task; default 1 CPU and the task's memory limit. */
+  resources?: dbc.task.v1.IResources
+  onProgress?: (fraction: number) => void
+}
+
+export interface TaskOutcome {
+  result: dbc.task.v1.TaskResult
+  receipt: dbc.receipt.v1.SignedReceipt
+}
+
+export class ComputePeer {
+  readonly peerId: Uint8Array
+  readonly policy: ProviderPolicy
+  readonly events = new EventEmitter<{ event: [SlotEvent] }>()
+  private readonly init: ComputePeerInit
+  private readonly declared: GpuSpec[]
+  private readonly executors: Map<ExecutorName, Executor>
+  private readonly wasm: WasmExecutor
+  private probe?: ResourceProbe
+  private scores: PerformanceScores = { cpu: 100, gpus: {}, cpuTileMs: 0, runs: 0 }
+  private available: ExecutorName[] = []
+  private unavailable: Partial<Record<ExecutorName, string>> = {}
+  private slotManager?: SlotManager
+  private readonly running = new Map<string, AbortController>()
+
+  constructor (init: ComputePeerInit) {
+    this.init = init
+    this.peerId = peerIdBytesFromEd25519Key(ed25519PublicKey(init.secretKey))
+    this.policy = { ...DEFAULT_POLICY, ...init.policy }
+    try {
+      this.declared = typeof init.declaredGpus === 'string' ? parseGpuSpec(init.declaredGpus) : (init.declaredGpus ?? [])
+    } catch (err) {
+      if (err instanceof GpuSpecError) throw new ConfigError('gpus', err.message, { hint: 'use e.g. --gpus 2xRTX4090:24GiB,A100:80GiB' })
+      throw err
+    }
+    const cpuSlots = init.cpuSlots ?? cpus().length
+    this.wasm = new WasmExecutor({ workers: cpuSlots, tmpDir: init.tmpDir })
+    this.executors = new Map<ExecutorName, Executor>([
+      ['wasm', this.wasm],
+      ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), tmpDir: init.tmpDir })],
+      ['docker', new DockerExecutor({ socketPath: init.dockerSocket, enabled: this.policy.executors.includes('docker') })]
+    ])
+  }
+
+  /** Probes the machine, checks which executors work, warms the worker pool and benchmarks. */
+  async start (opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.probe = await probeResources({ nvidiaSmi: this.init.nvidiaSmi, declaredGpus: this.declared, diskPath: this.init.tmpDir, signal: opts.signal })
+    const cpuSlots = this.init.cpuSlots ?? this.probe.cpu.cores
+    this.slotManager = new SlotManager({
+      capacity: { cpuSlots, memoryMib: this.init.memoryMib ?? Math.floor(totalmem() / 1048576 * 0.75), gpus: gpuDevices(this.probe) },
+      maxQueue: this.init.maxQueue
+    })
+    this.slotManager.events.on('event', e => this.events.emit('event', e))
+    this.available = []
+    this.unavailable = {}
+    for (const [name, ex] of this.executors) {
+      const a = await ex.availability()
+      if (a.available) this.available.push(name)
+      else this.unavailable[name] = a.reason ?? 'unavailable'
+    }
+    await this.wasm.warmUp()
+    if (this.init.benchmark ?? true) this.scores = await benchmarkPeer(this.wasm, this.probe.gpus, { signal: opts.signal })
+    else this.scores = { cpu: 100, gpus: Object.fromEntries(this.probe.gpus.map(g => [g.model, 100])), cpuTileMs: 0, runs: 0 }
+  }
+
+  async stop (): Promise<void> {
+    this.slotManager?.drain()
+    for (const c of this.running.values()) c.abort(new ExecutorError('PEER_STOPPED', 'the compute peer is stopping'))
+    await Promise.all([...this.executors.values()].map(async e => await e.close()))
+  }
+
+  private slots (): SlotManager {
+    if (this.slotManager === undefined) throw new ExecutorError('PEER_NOT_STARTED', 'the compute peer is not started', { hint: 'call start() first' })
+    return this.slotManager
+  }
+
+  capabilities (): ComputeCapabilities {
+    const probe = this.probe
+    if (probe === undefined) throw new ExecutorError('PEER_NOT_STARTED', 'the compute peer is not started', { hint: 'call start() first' })
+    const gpuPrices = probe.gpus.map(g => gpuPriceFor(this.policy, g.model) ?? 0)
+    return {
+      peerId: this.peerId,
+      cpu: { model: probe.cpu.model, cores: probe.cpu.cores, slots: this.slots().ledger.capacity.cpuSlots, score: this.scores.cpu },
+      memoryMib: this.slots().ledger.capacity.memoryMib,
+      diskFreeMib: probe.disk.freeMib,
+      gpus: probe.gpus,
+      gpuScores: this.scores.gpus,
+      gpuProbeError: probe.gpuProbeError,
+      executors: offeredExecutors(this.policy, this.available),
+      unavailable: this.unavailable,
+      priceGpuHour: gpuPrices.length > 0 ? Math.min(...gpuPrices) : 0,
+      priceCpuHour: this.policy.priceCpuHour
+    }
+  }
+
+  /** A signed offer (or signed refusal) for a lease request. */
+  offer (req: dbc.task.v1.ILeaseRequest, opts: OfferOptions = {}): dbc.task.v1.Offer {
+    return answerLeaseRequest(req, { secretKey: this.init.secretKey, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores }, opts)
+  }
+
+  /** Cancels a queued or running task; false when no such task is here. */
+  cancel (taskId: Uint8Array | string): boolean {
+    const c = this.running.get(typeof taskId === 'string' ? taskId : toHex(taskId))
+    c?.abort(new ExecutorError(ExecutorErrorCode.CANCELLED, 'cancelled by request'))
+    return c !== undefined
+  }
+
+  /**
+   * Runs a task. Throws ExecutorError when it is refused before running (executor off, input
+   * too large, limits above policy, no slot); once it ran, returns the result (ok or the
+   * failure as `CODE: message`) and a signed receipt for what it used.
+   */
+  async runTask (task: dbc.task.v1.ITask, opts: RunTaskOptions = {}): Promise<TaskOutcome> {
+    const taskId = toHex(task.taskId ?? new Uint8Array(0))
+    const executorName = (task.executor == null || task.executor === '' ? 'wasm' : task.executor) as ExecutorName
+    const executor = this.executors.get(executorName)
+    if (executor === undefined || !this.policy.executors.includes(executorName)) throw new ExecutorError(ExecutorErrorCode.DISABLED, `task ${taskId}: executor "${executorName}" is not enabled on this provider (enabled: ${this.policy.executors.join(', ')})`, { hint: 'send it as a wasm task or to another provider' })
+    if (!this.available.includes(executorName)) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${taskId}: executor "${executorName}" is not available here: ${this.unavailable[executorName] ?? 'unknown reason'}`)
+    const input = task.input ?? new Uint8Array(0)
+    if (input.length > this.policy.maxInputBytes) throw new ExecutorError(ExecutorErrorCode.INPUT_TOO_LARGE, `task ${taskId}: input of ${input.length} bytes is above this provider's limit of ${this.policy.maxInputBytes} bytes`, { hint: 'split the input across more tasks' })
+    const timeoutMs = (task.deadlineMs ?? 0) > 0 ? (task.deadlineMs ?? 0) : this.policy.maxTaskMs
+    if (timeoutMs > this.policy.maxTaskMs) throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${taskId}: deadline of ${timeoutMs} ms is above this provider's limit of ${this.policy.maxTaskMs} ms`, { hint: 'split the work into shorter tasks' })
+    const memoryLimitMib = (task.memoryLimitMib ?? 0) > 0 ? (task.memoryLimitMib ?? 0) : (this.init.defaultMemoryLimitMib ?? 256)
+    const demand: SlotDemand = { ...demandOf(opts.resources), memoryMib: Math.max(memoryLimitMib, opts.resources?.memoryMib ?? 0) }
+    if (this.running.has(taskId)) throw new ExecutorError('TASK_DUPLICATE', `task ${taskId} is already queued or running here`)
+    const controller = new AbortController()
+    const onOuterAbort = (): void => controller.abort(opts.signal?.reason)
+    opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
+    if (opts.signal?.aborted === true) controller.abort(opts.signal.reason)
+    this.running.set(taskId, controller)
+    const slots = this.slots()
+    try {
+      const grant = await slots.acquire(taskId, demand, { signal: controller.signal })
+      let ok = false
+      const startedAt = Date.now()
+      let output: Uint8Array = new Uint8Array(0)
+      let error = ''
+      let wallMs = 0
+      let cpuMs = 0
+      const t0 = performance.now()
+      try {
+        const r = await executor.run({
+          taskId,
+          code: task.code ?? new Uint8Array(0),
+          codeHash: task.codeHash != null && task.codeHash.length > 0 ? toHex(task.codeHash) : undefined,
+          entry: task.entry ?? '',
+          input,
+          timeoutMs,
+          memoryLimitMib,
+          maxOutputBytes: this.init.maxOutputBytes ?? 16 * 1024 * 1024
+        }, { signal: controller.signal, onProgress: f => { opts.onProgress?.(f); slots.emit({ type: 'progress', taskId, fraction: f }) } })
+        output = r.output
+        wallMs = r.wallMs
+        cpuMs = r.cpuMs
+        ok = true
+      } catch (err) {
+        const e = err as ExecutorError
+        error = `${e.code ?? 'TASK_FAILED'}: ${e.message}`
+        wallMs = performance.now() - t0
+        // Without a measurement, a failed task is billed as if it used its CPU the whole time.
+        cpuMs = wallMs * grant.cpus
+      } finally {
+        slots.release(taskId, ok)
+      }
+      const finishedAt = Date.now()
+      const outputHash = new Uint8Array(createHash('sha256').update(output).digest())
+      const gpuModel = grant.gpuIndexes.length > 0 ? slots.ledger.capacity.gpus.find(g => g.index === grant.gpuIndexes[0])?.model ?? '' : ''
+      const receipt = buildReceipt({
+        jobId: task.jobId ?? new Uint8Array(0),
+        taskId: task.taskId ?? new Uint8Array(0),
+        provider: this.peerId,
+        consumer: opts.consumer ?? new Uint8Array(0),
+        usage: { wallMs, cpuMs, gpuSeconds: grant.gpuIndexes.length * wallMs / 1000, bytesIn: input.length + (task.code?.length ?? 0), bytesOut: output.length },
+        prices: { priceGpuHour: grant.gpuIndexes.length > 0 ? gpuPriceFor(this.policy, gpuModel) ?? 0 : 0, priceCpuHour: this.policy.priceCpuHour },
+        startedAt,
+        finishedAt,
+        outputHash,
+        payoutAddress: this.init.payoutAddress
+      })
+      const signed = signReceipt(receipt, this.init.secretKey)
+      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, receipt: signed })
+      return { result, receipt: signed }
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuterAbort)
+      this.running.delete(taskId)
+    }
+  }
+
+  /** Executor statistics for diagnostics and benchmarks. */
+  stats (): { running: number, queued: number, moduleCache: { size: number, hits: number, misses: number }, workers: number } {
+    const s = this.slots()
+    return { running: s.running, queued: s.queued, moduleCache: { size: this.wasm.modules.size, hits: this.wasm.modules.hits, misses: this.wasm.modules.misses }, workers: this.wasm.workerCount }
+  }
+}

@@ -1,0 +1,39 @@
+// Answers lease requests with signed, expiring offers (or signed refusals), from the provider
+// policy and the slots free right now. The decision is core/compute/offer-policy.ts.
+import { randomBytes } from 'node:crypto'
+import type { dbc } from '../wire/gen/wire.js'
+import { decideOffer, demandOf, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
+import { signOffer } from '../core/compute/offer.js'
+import type { SlotLedger } from '../core/compute/slot-ledger.js'
+import type { PerformanceScores } from './benchmark.js'
+
+export interface OfferDeps {
+  secretKey: Uint8Array
+  policy: ProviderPolicy
+  availableExecutors: ExecutorName[]
+  ledger: SlotLedger
+  scores: PerformanceScores
+}
+
+export interface OfferOptions {
+  /** The requester's region (geo cell or name), when the caller knows it. */
+  requesterRegion?: string
+  now?: number
+}
+
+export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferDeps, opts: OfferOptions = {}): dbc.task.v1.Offer {
+  const now = opts.now ?? Date.now()
+  const demand = demandOf(req.resources)
+  const perfScore = demand.gpus > 0 ? (deps.scores.gpus[demand.gpuModel ?? ''] ?? Math.max(0, ...Object.values(deps.scores.gpus))) : deps.scores.cpu
+  const decision = decideOffer(req, {
+    policy: deps.policy,
+    availableExecutors: deps.availableExecutors,
+    capacityFor: d => deps.ledger.concurrentCapacity(d),
+    freeSlotsFor: d => deps.ledger.freeSlotsFor(d),
+    requesterRegion: opts.requesterRegion,
+    perfScore,
+    now
+  })
+  const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0) }
+  return signOffer(deps.secretKey, ids, decision.kind === 'offer' ? { terms: decision.terms } : { refusal: decision.reason }, now)
+}
