@@ -1,0 +1,68 @@
+// Starts anvil (from the npm package @foundry-rs/anvil) on 127.0.0.1 for tests, benchmarks and
+// local development: DBC's chain id, Shanghai, the dev keys funded. Always `stop()` it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ChainError } from '../errors.js'
+import { DBC_CHAIN_ID, DEV_BALANCE_COINS } from './dev-keys.js'
+
+export interface AnvilInit {
+  /** 0 (default) picks a free port; pass the old port to restart on the same URL. */
+  port?: number
+  chainId?: number
+  /** Load state from and dump it to this file on exit (`--state`). */
+  statePath?: string
+  /** Seconds between blocks; default: a block per transaction (automine). */
+  blockTime?: number
+  startTimeoutMs?: number
+}
+
+export interface AnvilHandle {
+  url: string
+  port: number
+  pid: number
+  /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone (state dumped). */
+  stop: () => Promise<void>
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+export function anvilBinary (): string {
+  for (const p of ['node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil', 'node_modules/@foundry-rs/anvil-linux-arm64/bin/anvil', 'node_modules/@foundry-rs/anvil-darwin-arm64/bin/anvil', 'node_modules/@foundry-rs/anvil-darwin-amd64/bin/anvil', 'node_modules/.bin/anvil']) {
+    if (existsSync(join(root, p))) return join(root, p)
+  }
+  throw new ChainError('ANVIL_MISSING', 'the anvil binary is not installed', { hint: 'run `npm install` (package @foundry-rs/anvil)' })
+}
+
+export async function startAnvil (init: AnvilInit = {}): Promise<AnvilHandle> {
+  const args = ['--host', '127.0.0.1', '--port', String(init.port ?? 0), '--chain-id', String(init.chainId ?? DBC_CHAIN_ID), '--hardfork', 'shanghai', '--balance', DEV_BALANCE_COINS.toString()]
+  if (init.statePath !== undefined) args.push('--state', init.statePath)
+  if (init.blockTime !== undefined) args.push('--block-time', String(init.blockTime))
+  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new ChainError('ANVIL_START', `anvil did not start in time: ${out.slice(-400)}`)) }, init.startTimeoutMs ?? 15_000)
+    const onData = (d: Buffer): void => {
+      out += d.toString()
+      const m = out.match(/Listening on 127\.0\.0\.1:(\d+)/)
+      if (m != null) { clearTimeout(timer); resolve(Number(m[1])) }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', code => { clearTimeout(timer); reject(new ChainError('ANVIL_START', `anvil exited with ${code ?? 'a signal'}: ${out.slice(-400)}`)) })
+  })
+  // Keep draining its output so a chatty anvil never blocks on a full pipe.
+  child.stdout?.resume()
+  child.stderr?.resume()
+  return { url: `http://127.0.0.1:${port}`, port, pid: child.pid ?? -1, stop: async () => await stopChild(child) }
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  await new Promise<void>(resolve => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000)
+    child.once('exit', () => { clearTimeout(t); resolve() })
+    child.kill('SIGTERM')
+  })
+}

@@ -1,0 +1,23 @@
+// Which chain the bridge talks to, and the viem chain object for it.
+import { defineChain, type Chain } from 'viem'
+import { DBC_CHAIN_ID } from './dev-keys.js'
+
+export type Hex = `0x${string}`
+export type Address = `0x${string}`
+
+export type ChainConfig =
+  /** The EVM inside the process, persisted in the data dir (the default: no setup). */
+  | { kind: 'embedded', path?: string, chainId?: number }
+  /** Any EVM JSON-RPC node (DeepBrain Chain, anvil, ...). */
+  | { kind: 'rpc', url: string, chainId: number }
+
+export const DEFAULT_CHAIN: ChainConfig = { kind: 'embedded' }
+
+export function dbcChain (chainId: number = DBC_CHAIN_ID, url?: string): Chain {
+  return defineChain({
+    id: chainId,
+    name: chainId === DBC_CHAIN_ID ? 'DeepBrain Chain' : `EVM ${chainId}`,
+    nativeCurrency: { name: 'DBC', symbol: 'DBC', decimals: 18 },
+    rpcUrls: { default: { http: url === undefined ? [] : [url] } }
+  })
+}

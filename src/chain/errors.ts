@@ -1,0 +1,50 @@
+// viem and node errors turned into ChainErrors that say what happened and what to do.
+// Codes: CHAIN_UNREACHABLE, CHAIN_ID_MISMATCH, KEY_UNFUNDED, CONTRACT_REVERTED, NONCE_TOO_LOW,
+// CONTRACT_MISSING, CHAIN_ERROR.
+import { BaseError, ContractFunctionRevertedError, HttpRequestError, InsufficientFundsError, NonceTooLowError, TimeoutError } from 'viem'
+import { ChainError } from '../errors.js'
+
+export interface ErrorContext { action: string, url?: string }
+
+export function isChainErrorCode (err: unknown, code: string): boolean {
+  return err instanceof ChainError && err.code === code
+}
+
+export function toChainError (err: unknown, ctx: ErrorContext): ChainError {
+  if (err instanceof ChainError) return err
+  const where = ctx.url === undefined ? 'the chain' : `the chain RPC at ${ctx.url}`
+  const base = err instanceof BaseError ? err : undefined
+  const reverted = base?.walk(e => e instanceof ContractFunctionRevertedError) as ContractFunctionRevertedError | null | undefined
+  if (reverted != null) {
+    const name = reverted.data?.errorName ?? reverted.reason ?? 'unknown reason'
+    const args = (reverted.data?.args ?? []).map(a => typeof a === 'bigint' ? a.toString() : String(a))
+    return new ChainError('CONTRACT_REVERTED', `${ctx.action} reverted: ${name}(${args.join(', ')})`, { cause: err, details: { errorName: name, args }, hint: revertHint(name) })
+  }
+  if (base?.walk(e => e instanceof InsufficientFundsError) != null || /insufficient funds/i.test(messageOf(err))) {
+    return new ChainError('KEY_UNFUNDED', `${ctx.action}: the chain key has too little balance to pay for gas and value`, { cause: err, hint: 'fund the bridge account (see `dbc wallet`) and the outbox will retry' })
+  }
+  if (base?.walk(e => e instanceof NonceTooLowError) != null || /nonce too low/i.test(messageOf(err))) {
+    return new ChainError('NONCE_TOO_LOW', `${ctx.action}: nonce already used`, { cause: err, hint: 'another sender shares this key; the bridge re-signs with the next nonce' })
+  }
+  if (base?.walk(e => e instanceof HttpRequestError || e instanceof TimeoutError) != null || /fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|timed? ?out/i.test(messageOf(err))) {
+    return new ChainError('CHAIN_UNREACHABLE', `${ctx.action}: cannot reach ${where}`, { cause: err, hint: 'check that the node is running and chain.url is right; unsettled batches stay in the outbox and are retried' })
+  }
+  return new ChainError('CHAIN_ERROR', `${ctx.action} failed: ${(base?.shortMessage ?? messageOf(err)).split('\n')[0]}`, { cause: err })
+}
+
+function revertHint (name: string): string | undefined {
+  switch (name) {
+    case 'InsufficientEscrow': return 'deposit more escrow for the job (`deposit(jobId, amount)`); the batch stays in the outbox'
+    case 'NotJobOwner': return 'only the account that deposited the escrow can settle or refund the job'
+    case 'BatchConflict': return 'a different set of receipts was already settled under this batch id; inspect the outbox'
+    case 'StakeTooLow': return 'send at least the required stake (see stakeQuote)'
+    case 'JobStillOpen': return 'end the job first, or wait for its deadline'
+    default: return undefined
+  }
+}
+
+function messageOf (err: unknown): string {
+  if (err instanceof BaseError) return `${err.shortMessage} ${err.details ?? ''}`
+  if (err instanceof Error) return err.message
+  return String(err)
+}

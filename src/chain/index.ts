@@ -1,0 +1,15 @@
+// The chain bridge: a Bridge the daemon owns (escrow, stake, receipt settlement through a
+// durable outbox) over the embedded EVM or any EVM JSON-RPC, plus helpers for the CLI.
+export { Bridge, jobIdBytes, type BridgeInit, type JobIdInput } from './bridge.js'
+export type { BridgeStatus, DepositResult, JobEscrow, PayoutsView, SettleResult, StakeResult, SubmitResult } from './types.js'
+export { DEFAULT_CHAIN, dbcChain, type Address, type ChainConfig, type Hex } from './config.js'
+export { connectChain, verifyChain, type ChainConnection } from './client.js'
+export { EmbeddedChain } from './embedded/chain.js'
+export { embeddedProvider, type Eip1193Provider } from './embedded/rpc.js'
+export { startAnvil, anvilBinary, type AnvilHandle, type AnvilInit } from './anvil.js'
+export { loadOrCreateKey, readKeyFile } from './keys.js'
+export { DBC_CHAIN_ID, DEV_PRIVATE_KEYS, DEV_BALANCE_WEI } from './dev-keys.js'
+export { settlementAbi, settlementBytecode } from './artifacts/settlement.js'
+export { toChainError } from './errors.js'
+export { chainStatusLines, walletLines, stakeQuoteLines, stakeLines, settlementLines, payoutLines } from './format.js'
+export type { OutboxEntry, OutboxState } from './outbox.js'
