@@ -238,6 +238,13 @@ export class JobMachine {
     for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job cancelled' })
   }
 
+  /** Gives one task up before it runs (placement found it over budget, past the deadline...). */
+  handleTaskRejected (now: number, index: number, reason: string): void {
+    const t = this.tasks[index]
+    if (t === undefined || t.status === 'done' || t.status === 'failed') return
+    this.failTask(now, index, t, reason)
+  }
+
   /** No more providers can be found: every task still waiting fails with `reason`. */
   handleGiveUp (now: number, reason: string): void {
     for (let i = 0; i < this.tasks.length; i++) {

@@ -131,19 +131,42 @@ export function signTask (holderSecret: Uint8Array, task: dbc.task.v1.ITask): db
 
 export type TaskAdmission = { ok: true } | { ok: false, reason: string }
 
+const EMPTY = new Uint8Array()
+
 /**
- * The provider-side check: run `task` only if it comes from the holder of a valid, live
- * lease that this provider granted for the same job, and the holder signed the task.
+ * Provider side, once per lease: the lease is signed by its holder, was granted by this
+ * provider (`self`), comes from the holder (`sender`, authenticated by the transport) and
+ * is live. Keep the lease after this passes; check each task with `checkTaskUnderLease`.
  */
-export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
-  const { task, lease, sender, now } = p
-  const holder = lease.holder ?? new Uint8Array()
-  if (!verifyByPeerId(holder, leaseSigningBytes(lease), lease.signature ?? new Uint8Array())) return { ok: false, reason: 'the lease is not signed by its holder' }
-  if (p.self !== undefined && !bytesEqual(lease.provider ?? new Uint8Array(), p.self)) return { ok: false, reason: 'the lease was granted by another provider' }
+export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
+  const { lease, sender, now } = p
+  const holder = lease.holder ?? EMPTY
+  if (!verifyByPeerId(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return { ok: false, reason: 'the lease is not signed by its holder' }
+  if (p.self !== undefined && !bytesEqual(lease.provider ?? EMPTY, p.self)) return { ok: false, reason: 'the lease was granted by another provider' }
   if (!bytesEqual(sender, holder)) return { ok: false, reason: 'the sender does not hold the lease' }
   if ((lease.expiresAt ?? 0) <= now) return { ok: false, reason: 'the lease expired' }
-  if (!bytesEqual(task.leaseId ?? new Uint8Array(), lease.leaseId ?? new Uint8Array())) return { ok: false, reason: 'the task names another lease' }
-  if (!bytesEqual(task.jobId ?? new Uint8Array(), lease.jobId ?? new Uint8Array())) return { ok: false, reason: 'the task belongs to another job than the lease' }
-  if (!verifyByPeerId(holder, taskSigningBytes(task), task.ownerSignature ?? new Uint8Array())) return { ok: false, reason: 'the task is not signed by the lease holder' }
   return { ok: true }
+}
+
+/**
+ * Provider side, per task (cheap): the task comes from the holder of a lease already
+ * checked with `checkLease`, for the same lease and job, before the lease expires. A task
+ * that carries an owner signature must carry a valid one (relayed tasks need it).
+ */
+export function checkTaskUnderLease (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, now: number }): TaskAdmission {
+  const { task, lease, sender, now } = p
+  const holder = lease.holder ?? EMPTY
+  if (!bytesEqual(sender, holder)) return { ok: false, reason: 'only the lease holder may send tasks under this lease' }
+  if ((lease.expiresAt ?? 0) <= now) return { ok: false, reason: 'the lease expired' }
+  if (!bytesEqual(task.leaseId ?? EMPTY, lease.leaseId ?? EMPTY)) return { ok: false, reason: 'the task names another lease' }
+  if (!bytesEqual(task.jobId ?? EMPTY, lease.jobId ?? EMPTY)) return { ok: false, reason: 'the task belongs to another job than the lease' }
+  const sig = task.ownerSignature ?? EMPTY
+  if (sig.length > 0 && !verifyByPeerId(holder, taskSigningBytes(task), sig)) return { ok: false, reason: 'bad lease-holder signature on the task' }
+  return { ok: true }
+}
+
+/** Both checks at once, for a provider that sees the lease with the task. */
+export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
+  const l = checkLease(p)
+  return l.ok ? checkTaskUnderLease(p) : l
 }

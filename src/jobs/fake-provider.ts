@@ -1,0 +1,106 @@
+// A provider in process for tests, benches and demos until (and beside) the ComputePeer:
+// signs offers and usage receipts, admits tasks only under a lease it granted to the lease
+// holder, and computes with a plain function. It can be told to lie, fail or be slow.
+import { createHash, createPrivateKey, sign as nodeSign, type KeyObject } from 'node:crypto'
+import { dbc } from '../wire/gen/wire.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
+import { checkLease, checkTaskUnderLease } from '../core/scheduler/ownership.js'
+import type { LocalProvider } from './local-transport.js'
+
+export interface FakeProviderInit {
+  secretKey: Uint8Array
+  compute: (input: Uint8Array, entry: string) => Uint8Array | Promise<Uint8Array>
+  slots?: number
+  priceGpuHour?: number
+  priceCpuHour?: number
+  perfScore?: number
+  /** Returns a wrong (provider-specific) output for every task. */
+  liar?: boolean
+  /** Extra wall time per task. */
+  delayMs?: number
+  /** Every n-th task fails. */
+  failEvery?: number
+  /** Refuses every lease request with this reason. */
+  refuse?: string
+  now?: () => number
+}
+
+const enc = new TextEncoder()
+const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url')
+
+export function offerSigningBytes (o: dbc.task.v1.IOffer): Uint8Array {
+  const body = dbc.task.v1.Offer.encode({ ...o, signature: undefined }).finish()
+  const out = new Uint8Array(18 + body.length)
+  out.set(enc.encode('dbc.task.v1.Offer\0'))
+  out.set(body, 18)
+  return out
+}
+
+export class FakeProvider implements LocalProvider {
+  readonly id: string
+  readonly peerId: Uint8Array
+  private readonly key: KeyObject
+  private readonly leases = new Map<string, dbc.task.v1.ILease>()
+  private count = 0
+  private offerSeq = 0
+  tasksRun = 0
+  refusedTasks = 0
+
+  constructor (private readonly init: FakeProviderInit) {
+    const pub = ed25519PublicKey(init.secretKey)
+    this.peerId = peerIdBytesFromEd25519Key(pub)
+    this.id = toHex(this.peerId).slice(-16)
+    // node:crypto signs ~20x faster than the pure-JS signer; same Ed25519 signatures.
+    this.key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64u(init.secretKey), x: b64u(pub) }, format: 'jwk' })
+  }
+
+  private now (): number { return this.init.now?.() ?? Date.now() }
+  private sign (msg: Uint8Array): Uint8Array { return new Uint8Array(nodeSign(null, msg, this.key)) }
+
+  offer (req: dbc.task.v1.ILeaseRequest): dbc.task.v1.IOffer {
+    const offerId = enc.encode(`${this.id}:${++this.offerSeq}`)
+    const o: dbc.task.v1.IOffer = {
+      offerId,
+      provider: this.peerId,
+      jobId: req.jobId,
+      slots: this.init.refuse !== undefined ? 0 : (this.init.slots ?? 4),
+      priceGpuHour: this.init.priceGpuHour ?? 0,
+      priceCpuHour: this.init.priceCpuHour ?? 0.05,
+      minLeaseMs: 0,
+      expiresAt: this.now() + 60_000,
+      perfScore: this.init.perfScore ?? 1,
+      refusal: this.init.refuse ?? ''
+    }
+    return { ...o, signature: this.sign(offerSigningBytes(o)) }
+  }
+
+  openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): void {
+    const ok = checkLease({ lease, sender, self: this.peerId, now: this.now() })
+    if (!ok.ok) throw new Error(`lease refused: ${ok.reason}`)
+    this.leases.set(toHex(lease.leaseId ?? new Uint8Array()), lease)
+  }
+
+  closeLease (leaseId: Uint8Array): void { this.leases.delete(toHex(leaseId)) }
+
+  async runTask (task: dbc.task.v1.ITask, sender: Uint8Array): Promise<dbc.task.v1.ITaskResult> {
+    const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
+    const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
+    const admitted = lease === undefined ? { ok: false as const, reason: 'no such lease' } : checkTaskUnderLease({ task, lease, sender, now: this.now() })
+    if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, error: `refused: ${admitted.reason}` } }
+    const n = ++this.count
+    const started = this.now()
+    if (this.init.delayMs !== undefined && this.init.delayMs > 0) await new Promise(resolve => setTimeout(resolve, this.init.delayMs))
+    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, error: 'injected failure' }
+    let output = await this.init.compute(task.input ?? new Uint8Array(), task.entry ?? '')
+    if (this.init.liar === true) output = enc.encode(`wrong from ${this.id}: ${toHex(output).slice(0, 16)}`)
+    this.tasksRun++
+    const outputHash = new Uint8Array(createHash('sha256').update(output).digest())
+    const finished = this.now()
+    const receipt = dbc.receipt.v1.UsageReceipt.encode({
+      receiptId: enc.encode(`${this.id}:${n}`), jobId: task.jobId, taskId: task.taskId, provider: this.peerId, consumer: lease!.holder,
+      wallMs: finished - started, cpuMs: finished - started, bytesIn: task.input?.length ?? 0, bytesOut: output.length,
+      priceCpuHour: this.init.priceCpuHour ?? 0.05, amount: '0', startedAt: started, finishedAt: finished, outputHash
+    }).finish()
+    return { ...base, ok: true, output, outputHash, receipt: { receipt, signature: this.sign(receipt) } }
+  }
+}

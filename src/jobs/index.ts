@@ -1,0 +1,8 @@
+// The job runtime: manifest files, the durable job store, the runner that drives the
+// scheduler's JobMachine over a JobTransport, and in-process providers for tests.
+export * from './manifest-file.js'
+export * from './store.js'
+export * from './transport.js'
+export * from './runner.js'
+export * from './local-transport.js'
+export * from './fake-provider.js'

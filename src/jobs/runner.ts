@@ -1,0 +1,438 @@
+// JobRunner: drives one job's JobMachine with real time and a JobTransport. It asks for
+// offers, places tasks with the cost model, opens signed leases, sends task copies, feeds
+// results and heartbeats back into the machine, and writes every step to the JobStore
+// before acting on it (copies are recorded before they are sent; a result, its acceptance
+// and its billing are written in one transaction).
+import { createHash } from 'node:crypto'
+import { open, readFile, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { dbc } from '../wire/gen/wire.js'
+import { toHex } from '../core/identity/index.js'
+import { createRng } from '../core/rng.js'
+import {
+  JobMachine, ReputationBook, placeTasks, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
+  taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, signLease,
+  type Manifest, type JobCommand, type JobEvent, type Placement, type Progress, type TaskInputSpec, type CopyRecord,
+  type PlacementSummary, type TaskPlacementExplanation, type OfferView, type RestoredTask
+} from '../core/scheduler/index.js'
+import type { JobTransport, TransportOffer } from './transport.js'
+import { markRunningCopiesLost, type JobStore } from './store.js'
+
+export interface JobRunnerInit {
+  jobId: string
+  manifest: Manifest
+  /** The submitter: lease holder and job owner (or its session key). */
+  holder: { peerId: Uint8Array, secretKey: Uint8Array }
+  transport: JobTransport
+  /** Module bytes (wasm) or the command/image text; sent inline with each task. */
+  code: Uint8Array
+  store?: JobStore
+  reputation?: ReputationBook
+  /** Folder relative input paths resolve against. */
+  baseDir?: string
+  /** Size of `inputs.files.path` (read from disk when omitted). */
+  fileSize?: number
+  seed?: number
+  /** Lease heartbeat timeout (default 2 s). */
+  leaseTimeoutMs?: number
+  stragglerFactor?: number
+  /** How long to keep looking for providers when none is left (default 10 s). */
+  giveUpAfterMs?: number
+  /** Most offers to lease (default 64). */
+  maxLeases?: number
+  onProgress?: (p: Progress) => void
+  onEvent?: (e: JobEvent) => void
+}
+
+export interface JobSummary {
+  jobId: string
+  status: 'finished' | 'failed' | 'cancelled'
+  tasks: number
+  done: number
+  failed: number
+  copies: number
+  retries: number
+  speculative: number
+  wrongCopies: number
+  billedCopies: number
+  providersUsed: number
+  leasesLost: number
+  elapsedMs: number
+  predictedCost: number
+  placement?: PlacementSummary
+  failures: Array<{ index: number, reason: string }>
+}
+
+export interface TaskExplanation {
+  index: number
+  status: string
+  acceptedHash?: string
+  waiting?: string
+  placement?: TaskPlacementExplanation
+  copies: Array<Pick<CopyRecord, 'attempt' | 'provider' | 'reason' | 'outcome' | 'hash' | 'error'> & { ms?: number }>
+}
+
+const KEY = 65536
+const enc = new TextEncoder()
+const hexToBytes = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], b => parseInt(b, 16))
+
+export class JobRunner {
+  readonly jobId: string
+  private readonly m: Manifest
+  private machine!: JobMachine
+  private readonly rep: ReputationBook
+  private placement?: Placement
+  private readonly offers = new Map<string, TransportOffer>()
+  private readonly leaseIds = new Map<string, Uint8Array>()
+  private readonly inflight = new Map<number, AbortController>()
+  private readonly outputs = new Map<number, Uint8Array>()
+  private readonly memoryResults = new Map<number, { hash: string, output: Uint8Array }>()
+  private pendingRows: Array<{ index: number, attempt: number, outcome: string, hash?: string, error?: string, endedAt: number, receipt?: Uint8Array }> = []
+  private readonly providersUsed = new Set<string>()
+  private readonly failures: Array<{ index: number, reason: string }> = []
+  private leasesLost = 0
+  private tickScheduled = false
+  private timer?: NodeJS.Timeout
+  private timerAt = Infinity
+  private unsubscribe?: () => void
+  private finish?: (s: JobSummary) => void
+  private fail?: (err: unknown) => void
+  private startedAt = 0
+  private taskCount = 0
+  private fileSize?: number
+  private lookingForLeases = false
+  private signal?: AbortSignal
+  private done = false
+
+  constructor (private readonly init: JobRunnerInit) {
+    this.jobId = init.jobId
+    this.m = init.manifest
+    this.rep = init.reputation ?? new ReputationBook()
+  }
+
+  private now (): number { return Date.now() }
+
+  /** Runs (or resumes, when the store holds its state) the job to the end. */
+  async run (opts: { signal?: AbortSignal } = {}): Promise<JobSummary> {
+    this.signal = opts.signal
+    this.startedAt = this.now()
+    this.fileSize = this.init.fileSize
+    if (this.fileSize === undefined && this.m.inputs.files?.path !== undefined) this.fileSize = (await stat(resolve(this.init.baseDir ?? '.', this.m.inputs.files.path))).size
+    this.taskCount = countTasks(this.m, this.fileSize)
+    let restored: Map<number, RestoredTask> | undefined
+    if (this.init.store !== undefined) {
+      markRunningCopiesLost(this.init.store, this.jobId, this.now())
+      restored = this.init.store.restoreState(this.jobId)
+      for (const f of this.init.store.failures(this.jobId)) this.failures.push(f)
+    }
+    const v = this.m.verification
+    this.machine = new JobMachine({
+      taskCount: this.taskCount,
+      redundancy: v.redundancy,
+      quorum: quorumOf(this.m),
+      maxCopies: v.maxCopies,
+      maxAttempts: this.m.task.maxAttempts,
+      taskTimeoutMs: this.m.task.timeoutMs,
+      leaseTimeoutMs: this.init.leaseTimeoutMs ?? 2000,
+      adaptive: v.adaptive,
+      stragglerFactor: this.init.stragglerFactor ?? 3
+    }, this.rep, createRng(this.init.seed ?? 1), restored)
+    this.unsubscribe = this.init.transport.onHeartbeat(hb => {
+      this.machine.handleHeartbeat(this.now(), toHex(hb.leaseId))
+    })
+    const result = new Promise<JobSummary>((resolve, reject) => { this.finish = resolve; this.fail = reject })
+    const onAbort = (): void => { this.cancel() }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (!this.machine.isFinished) await this.acquireLeases()
+      this.scheduleTick()
+      return await result
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort)
+      this.stop()
+    }
+  }
+
+  /** Cancels the job: running copies are cancelled and leases released. */
+  cancel (): void {
+    if (this.done) return
+    this.machine.handleCancel(this.now())
+    this.scheduleTick()
+  }
+
+  progress (): Progress { return this.machine.progress() }
+
+  /** Accepted outputs (from the store when there is one). */
+  results (): Array<{ index: number, hash: string, output: Uint8Array }> {
+    if (this.init.store !== undefined) return this.init.store.results(this.jobId)
+    return [...this.memoryResults.entries()].sort((a, b) => a[0] - b[0]).map(([index, r]) => ({ index, ...r }))
+  }
+
+  placementSummary (): PlacementSummary | undefined { return this.placement === undefined ? undefined : summarizePlacement(this.placement) }
+
+  /** Why task `index` runs where it runs (placement and every copy), or why it does not. */
+  explain (index: number): TaskExplanation {
+    const copies = this.machine.copiesOf(index).map(c => ({ attempt: c.attempt, provider: c.provider, reason: c.reason, outcome: c.outcome, hash: c.hash, error: c.error, ms: c.endedAt === undefined ? undefined : c.endedAt - c.startedAt }))
+    return {
+      index,
+      status: this.machine.taskStatus(index),
+      acceptedHash: this.machine.acceptedHash(index),
+      waiting: this.machine.whyNotRunning(index),
+      placement: this.placement === undefined ? undefined : explainTask(this.placement, index),
+      copies
+    }
+  }
+
+  // ---- leases --------------------------------------------------------------------
+
+  private leaseRequest (): dbc.task.v1.ILeaseRequest {
+    const r = this.m.resources
+    return {
+      jobId: hexToBytes(this.jobId),
+      requester: this.init.holder.peerId,
+      resources: { gpuModel: r.gpu?.model ?? '', gpuCount: r.gpu?.count ?? 0, gpuMemoryMib: r.gpu?.memoryMib ?? 0, cpuCores: r.cores, memoryMib: r.memoryMib },
+      slots: Math.min(1024, this.taskCount * this.m.verification.redundancy),
+      maxPriceHour: this.m.budget.maxPricePerHour ?? 0,
+      executor: this.m.executor,
+      expectedTaskMs: this.m.task.expectedMs,
+      maxInputBytes: expectedInputBytes(this.m, this.fileSize),
+      requestExpiresAt: this.now() + 10_000
+    }
+  }
+
+  /** Asks for offers, places the remaining tasks, and leases the offers placement used. */
+  private async acquireLeases (): Promise<number> {
+    const exclude = new Set<string>([...this.machine.avoidedProviders, ...this.machine.liveLeases().map(l => l.provider)])
+    const got = await this.init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude })
+    const views: OfferView[] = got.map(o => ({ ...o.view, reputation: o.view.reputation ?? this.rep.score(o.view.provider) }))
+    for (const o of got) this.offers.set(o.view.offerId, o)
+    const now = this.now()
+    const remaining = this.machine.progress()
+    const placeCount = Math.max(1, remaining.total - remaining.done - remaining.failed)
+    const p = placeTasks({
+      now,
+      taskCount: placeCount,
+      copies: this.m.verification.redundancy,
+      expectedTaskMs: this.m.task.expectedMs,
+      inputBytes: expectedInputBytes(this.m, this.fileSize),
+      gpuCount: this.m.resources.gpu?.count ?? 0,
+      cores: this.m.resources.cores,
+      maxPricePerHour: this.m.budget.maxPricePerHour,
+      budgetTotal: this.m.budget.total,
+      deadlineAt: deadlineAt(this.m, this.startedAt),
+      avoid: this.machine.avoidedProviders
+    }, views)
+    if (this.placement === undefined) this.placement = p
+    // Tasks the cost model rules out for good (budget, price, deadline) fail with the reason.
+    if (remaining.done + remaining.failed === 0) {
+      for (const [t, reason] of p.unplaced) {
+        if (reason === 'over-budget' || reason === 'over-price' || reason === 'deadline' || reason === 'too-far') this.machine.handleTaskRejected(now, t, `not placed: ${describeUnplaced(reason)}`)
+      }
+    }
+    const used = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
+      .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs).slice(0, this.init.maxLeases ?? 64)
+    let opened = 0
+    await Promise.all(used.map(async ({ v }, rank) => {
+      const raw = this.offers.get(v.offerId)!.offer
+      const leaseId = enc.encode(`${this.jobId.slice(0, 16)}:${v.offerId}:${now}`)
+      const lease = signLease(this.init.holder.secretKey, {
+        leaseId, offerId: raw.offerId, jobId: hexToBytes(this.jobId), holder: this.init.holder.peerId, provider: raw.provider,
+        expiresAt: now + 24 * 3_600_000, heartbeatMs: 200
+      })
+      try {
+        await this.init.transport.openLease(v.provider, lease, { signal: this.signal })
+      } catch { return } // unreachable: not leased
+      const id = toHex(leaseId)
+      this.leaseIds.set(id, leaseId)
+      this.providersUsed.add(v.provider)
+      this.machine.handleLease(this.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
+      opened++
+    }))
+    this.scheduleTick()
+    return opened
+  }
+
+  private async findMoreLeases (): Promise<void> {
+    if (this.lookingForLeases) return
+    this.lookingForLeases = true
+    const until = this.now() + (this.init.giveUpAfterMs ?? 10_000)
+    try {
+      while (!this.done && this.now() < until) {
+        if (await this.acquireLeases() > 0) return
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+      if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), 'no provider left to run it (all lost, refused or avoided)')
+      else if (!this.done) this.machine.handleGiveUp(this.now(), 'no leased provider may run it (each holds a copy already or failed it)')
+    } catch (err) {
+      if (!this.done) this.machine.handleGiveUp(this.now(), `looking for providers failed: ${(err as Error).message}`)
+    } finally {
+      this.lookingForLeases = false
+      this.scheduleTick()
+    }
+  }
+
+  // ---- the pump ------------------------------------------------------------------
+
+  private scheduleTick (): void {
+    if (this.tickScheduled || this.done) return
+    this.tickScheduled = true
+    setImmediate(() => { this.tick() })
+  }
+
+  private tick (): void {
+    this.tickScheduled = false
+    if (this.done) return
+    try {
+      const now = this.now()
+      this.machine.handleTimeout(now)
+      const cmds = this.machine.pollCommands()
+      const events = this.machine.pollEvents()
+      this.persist(cmds, events)
+      for (const e of events) this.onEvent(e)
+      for (const c of cmds) this.perform(c)
+      if (events.length > 0) this.init.onProgress?.(this.machine.progress())
+      if (this.machine.isFinished || this.machine.isCancelled) { this.complete(); return }
+      this.armTimer()
+    } catch (err) {
+      this.done = true
+      this.fail?.(err)
+    }
+  }
+
+  private armTimer (): void {
+    const next = this.machine.nextTimeout()
+    if (next === undefined || next >= this.timerAt) return
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timerAt = next
+    this.timer = setTimeout(() => { this.timer = undefined; this.timerAt = Infinity; this.scheduleTick() }, Math.max(0, next - this.now()))
+  }
+
+  private persist (cmds: JobCommand[], events: JobEvent[]): void {
+    const s = this.init.store
+    const rows = this.pendingRows
+    this.pendingRows = []
+    if (s === undefined) return
+    s.transaction(() => {
+      for (const c of cmds) if (c.type === 'run') s.copyStarted(this.jobId, { index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: this.now() })
+      for (const r of rows) s.copyResult(this.jobId, r.index, r.attempt, { outcome: r.outcome as 'pending', hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
+      for (const e of events) {
+        if (e.type === 'accepted') s.acceptTask(this.jobId, e.index, e.hash, e.attempt, this.outputs.get(e.index * KEY + e.attempt) ?? new Uint8Array())
+        else if (e.type === 'copy-settled') s.copySettled(this.jobId, e.index, e.attempt, e.outcome, e.billed)
+        else if (e.type === 'task-failed') s.failTask(this.jobId, e.index, e.reason)
+      }
+    })
+  }
+
+  private onEvent (e: JobEvent): void {
+    if (e.type === 'accepted') {
+      if (this.init.store === undefined) this.memoryResults.set(e.index, { hash: e.hash, output: this.outputs.get(e.index * KEY + e.attempt) ?? new Uint8Array() })
+      for (const c of this.machine.copiesOf(e.index)) this.outputs.delete(e.index * KEY + c.attempt)
+    } else if (e.type === 'copy-settled') {
+      if (e.outcome !== 'agreed') this.outputs.delete(e.index * KEY + e.attempt)
+    } else if (e.type === 'task-failed') {
+      this.failures.push({ index: e.index, reason: e.reason })
+    } else if (e.type === 'lease-lost') {
+      this.leasesLost++
+    }
+    this.init.onEvent?.(e)
+  }
+
+  private perform (c: JobCommand): void {
+    if (c.type === 'run') { void this.send(c); return }
+    if (c.type === 'cancel') { this.inflight.get(c.index * KEY + c.attempt)?.abort(new Error('copy cancelled')); return }
+    if (c.type === 'release-lease') { const id = this.leaseIds.get(c.leaseId); if (id !== undefined) this.init.transport.closeLease?.(c.provider, id); return }
+    void this.findMoreLeases()
+  }
+
+  private async inputFor (index: number): Promise<Uint8Array> {
+    const spec: TaskInputSpec = taskInputSpec(this.m, index, this.fileSize)
+    if (spec.kind === 'value') return encodeValueInput(spec.value)
+    const path = resolve(this.init.baseDir ?? '.', spec.path)
+    if (spec.kind === 'file') return new Uint8Array(await readFile(path))
+    const fh = await open(path)
+    try {
+      const buf = new Uint8Array(spec.length)
+      await fh.read(buf, 0, spec.length, spec.offset)
+      return buf
+    } finally { await fh.close() }
+  }
+
+  private async send (c: Extract<JobCommand, { type: 'run' }>): Promise<void> {
+    const key = c.index * KEY + c.attempt
+    const ac = new AbortController()
+    this.inflight.set(key, ac)
+    let res: dbc.task.v1.ITaskResult
+    try {
+      const input = this.m.inputs.list !== undefined || this.m.inputs.range !== undefined ? encodeValueInput((taskInputSpec(this.m, c.index) as { value: unknown }).value) : await this.inputFor(c.index)
+      const task: dbc.task.v1.ITask = {
+        taskId: enc.encode(`${this.jobId}:${c.index}:${c.attempt}`),
+        jobId: hexToBytes(this.jobId),
+        leaseId: this.leaseIds.get(c.leaseId),
+        index: c.index,
+        attempt: c.attempt,
+        executor: this.m.executor,
+        code: this.init.code,
+        entry: this.m.entry,
+        input,
+        deadlineMs: this.m.task.timeoutMs,
+        memoryLimitMib: this.m.resources.memoryMib
+      }
+      res = await this.init.transport.runTask(c.provider, task, { signal: ac.signal })
+    } catch (err) {
+      if (ac.signal.aborted || this.done) return
+      res = { ok: false, error: (err as Error).message }
+    } finally {
+      this.inflight.delete(key)
+    }
+    if (this.done) return
+    this.onResult(c, res)
+  }
+
+  private onResult (c: Extract<JobCommand, { type: 'run' }>, res: dbc.task.v1.ITaskResult): void {
+    const now = this.now()
+    const key = c.index * KEY + c.attempt
+    let ok = res.ok === true
+    let error = res.error ?? undefined
+    let hash: string | undefined
+    if (ok) {
+      const output = res.output ?? new Uint8Array()
+      hash = createHash('sha256').update(output).digest('hex')
+      // The hash the provider signed must be the hash of what it sent.
+      if (res.outputHash != null && res.outputHash.length > 0 && toHex(res.outputHash) !== hash) { ok = false; error = 'output does not match its hash' } else this.outputs.set(key, output)
+    }
+    const receipt = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
+    const verdict = this.machine.handleResult(now, { index: c.index, attempt: c.attempt, ok, hash, error })
+    if (verdict === 'unknown') return
+    this.pendingRows.push({ index: c.index, attempt: c.attempt, outcome: verdict, hash, error, endedAt: now, receipt })
+    if (verdict !== 'pending' && verdict !== 'agreed') this.outputs.delete(key)
+    this.scheduleTick()
+  }
+
+  private complete (): void {
+    if (this.done) return
+    // Flush what the last tick produced before reporting.
+    const cmds = this.machine.pollCommands(); const events = this.machine.pollEvents()
+    this.persist(cmds, events)
+    for (const e of events) this.onEvent(e)
+    for (const c of cmds) if (c.type !== 'run') this.perform(c)
+    this.done = true
+    for (const ac of this.inflight.values()) ac.abort(new Error('job ended'))
+    const p = this.machine.progress()
+    const status = this.machine.isCancelled ? 'cancelled' : p.failed > 0 ? 'failed' : 'finished'
+    const summary: JobSummary = {
+      jobId: this.jobId, status, tasks: p.total, done: p.done, failed: p.failed, copies: p.copies, retries: p.retries,
+      speculative: p.speculative, wrongCopies: p.wrong, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
+      leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt, predictedCost: this.placement?.totalPrice ?? 0,
+      placement: this.placementSummary(), failures: this.failures.slice(0, 100)
+    }
+    this.init.store?.saveReputation(this.rep.toJSON())
+    this.init.onProgress?.(p)
+    this.finish?.(summary)
+  }
+
+  private stop (): void {
+    this.done = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.unsubscribe?.()
+  }
+}

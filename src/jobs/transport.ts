@@ -1,0 +1,23 @@
+// How the job runner reaches providers. In-process (LocalTransport, tests and benches) and
+// over libp2p (sealed task messages) implement the same interface.
+import type { dbc } from '../wire/gen/wire.js'
+import type { OfferView } from '../core/scheduler/index.js'
+
+export interface TransportOffer {
+  /** What placement needs; `provider` is the transport's id for the provider. */
+  view: OfferView
+  /** The provider's signed offer as it came. */
+  offer: dbc.task.v1.IOffer
+}
+
+export interface JobTransport {
+  /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
+  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }) => Promise<TransportOffer[]>
+  /** Hands the provider the lease (signed by us) that authorizes our tasks. */
+  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }) => Promise<void>
+  /** Sends one task copy and waits for its result (rejects when the provider is unreachable). */
+  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }) => Promise<dbc.task.v1.ITaskResult>
+  closeLease?: (provider: string, leaseId: Uint8Array) => void
+  /** Lease heartbeats from providers; returns the unsubscribe function. */
+  onHeartbeat: (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void) => () => void
+}
