@@ -1,0 +1,86 @@
+// One long-lived framed stream per neighbour for a request/ack protocol: requests go out as
+// frames, acks come back on the same stream in any order and are matched by a key. Reusing the
+// stream saves a stream open and a protocol negotiation per message (the hot path).
+import type { Libp2p, PeerId, AbortOptions } from '@libp2p/interface'
+import { FramedStream } from '../framed.js'
+
+export interface ChannelInit<A> {
+  protocol: string
+  maxFrameBytes: number
+  /** Decodes an ack frame into its match key and value; undefined drops the frame. */
+  decodeAck: (frame: Uint8Array) => { key: string, ack: A } | undefined
+  /** Pending requests at most per channel (backpressure: `request` rejects beyond it). */
+  maxPending?: number
+}
+
+interface Pending<A> { resolve: (a: A) => void, reject: (e: Error) => void, timer: ReturnType<typeof setTimeout> }
+
+export class RequestChannel<A> {
+  private framed: FramedStream | undefined
+  private opening: Promise<FramedStream> | undefined
+  private readonly pending = new Map<string, Pending<A>>()
+  private closed = false
+
+  constructor (private readonly host: Pick<Libp2p, 'dialProtocol'>, private readonly peer: PeerId, private readonly init: ChannelInit<A>) {}
+
+  private async open (options: AbortOptions): Promise<FramedStream> {
+    if (this.framed !== undefined) return this.framed
+    if (this.opening === undefined) {
+      this.opening = (async () => {
+        const stream = await this.host.dialProtocol(this.peer, this.init.protocol, options)
+        const framed = new FramedStream(stream, { maxFrameBytes: this.init.maxFrameBytes })
+        this.framed = framed
+        void this.readLoop(framed)
+        return framed
+      })()
+      this.opening.catch(() => { this.opening = undefined })
+    }
+    return await this.opening
+  }
+
+  private async readLoop (framed: FramedStream): Promise<void> {
+    let error: Error = new Error('the relay stream closed')
+    try {
+      for (;;) {
+        const frame = await framed.read()
+        if (frame === undefined) break
+        const decoded = this.init.decodeAck(frame)
+        if (decoded === undefined) continue
+        const p = this.pending.get(decoded.key)
+        if (p === undefined) continue
+        this.pending.delete(decoded.key)
+        clearTimeout(p.timer)
+        p.resolve(decoded.ack)
+      }
+    } catch (err) {
+      error = err as Error
+    }
+    if (this.framed === framed) { this.framed = undefined; this.opening = undefined }
+    for (const [k, p] of this.pending) { clearTimeout(p.timer); p.reject(error); this.pending.delete(k) }
+  }
+
+  /** Sends `frame` and resolves with the ack matched by `key`; rejects on stream failure or timeout. */
+  async request (key: string, frame: Uint8Array, timeoutMs: number, options: AbortOptions = {}): Promise<A> {
+    if (this.closed) throw new Error('channel closed')
+    if (this.pending.size >= (this.init.maxPending ?? 1024)) throw new Error('too many requests in flight to this peer')
+    const framed = await this.open(options)
+    return await new Promise<A>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(key)
+        reject(new Error(`no ack within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.pending.set(key, { resolve, reject, timer })
+      framed.write(frame, options).catch(err => {
+        const p = this.pending.get(key)
+        if (p !== undefined) { this.pending.delete(key); clearTimeout(p.timer); reject(err) }
+      })
+    })
+  }
+
+  close (): void {
+    this.closed = true
+    for (const [k, p] of this.pending) { clearTimeout(p.timer); p.reject(new Error('channel closed')); this.pending.delete(k) }
+    this.framed?.abort(new Error('channel closed'))
+    this.framed = undefined
+  }
+}

@@ -1,0 +1,317 @@
+// /dbc/relay/1.0.0: sealed envelopes over k paths. This adapter pumps the core machines
+// (MultipathDelivery for sending, ReceiveWindow + PeerScoreBook for receiving and relaying) with
+// real streams and timers; all decisions are theirs. One long-lived stream per neighbour carries
+// RelayRequest frames one way and Ack frames the other, matched by (message id, path id).
+import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
+import { peerIdFromString, peerIdFromMultihash } from '@libp2p/peer-id'
+import * as Digest from 'multiformats/hashes/digest'
+import { FramedStream } from '../framed.js'
+import { dbc } from '../../wire/gen/wire.js'
+import { decodeMessage } from '../../wire/decode.js'
+import { DbcError, WireError } from '../../errors.js'
+import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { signAck, verifyAck, AckStatus } from '../../crypto/ack.js'
+import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type RelayCandidate, type Offence } from '../../core/routing/index.js'
+import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
+import { toHex, bytesEqual } from '../../core/identity/index.js'
+import { RequestChannel } from './channel.js'
+
+export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
+
+export interface ReceivedMessage {
+  sender: string
+  messageId: string
+  contentType: number
+  sequence: number
+  payload: Uint8Array
+  /** Neighbour that handed us this copy (the sender itself, or a relay). */
+  via: string
+}
+
+export interface DeliveryReceipt {
+  messageId: string
+  pathId: number
+  via?: string
+  latencyMs: number
+  attempts: number
+}
+
+export interface EnvelopeServiceInit {
+  /** Our Ed25519 secret key (32-byte seed or libp2p's 64-byte raw form). */
+  secretKey: Uint8Array
+  onMessage?: (msg: ReceivedMessage) => void
+  /** Sees every envelope this node relays for others (tracing; it holds only ciphertext). */
+  onRelay?: (envelope: dbc.envelope.v1.Envelope, from: string) => void
+  /** Called when a neighbour is charged; `disconnect` means its score crossed the threshold. */
+  onPenalty?: (peer: string, offence: Offence, score: number, disconnect: boolean) => void
+  /** Where a peer is (declared location), for predicted latency and cell diversity of relays. */
+  locate?: (peer: string) => LatLon | undefined
+  /** Our own location. */
+  location?: LatLon
+  /** Peers that may relay for us; default: every peer we are connected to. */
+  relayCandidates?: () => string[]
+  scores?: PeerScoreBook<string>
+  k?: number
+  hopLimit?: number
+  ackTimeoutMs?: number
+  maxAttempts?: number
+  ttlMs?: number
+  maxEnvelopeBytes?: number
+  /** Close connections to peers whose score crosses the threshold (default true). */
+  disconnectBadPeers?: boolean
+  random?: (out: Uint8Array) => Uint8Array
+  now?: () => number
+}
+
+export interface SendOptions {
+  k?: number
+  /** Use the direct path when possible (default true); false forces relays only. */
+  direct?: boolean
+  contentType?: number
+  ttlMs?: number
+  sequence?: number
+  signal?: AbortSignal
+}
+
+type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
+
+const ackKey = (messageId: Uint8Array | string, pathId: number): string => `${typeof messageId === 'string' ? messageId : toHex(messageId)}/${pathId}`
+
+const STATUS: Record<number, CoreAckStatus> = { [AckStatus.OK]: 'ok', [AckStatus.DUPLICATE]: 'duplicate', [AckStatus.REJECTED]: 'rejected', [AckStatus.UNREACHABLE]: 'unreachable' }
+
+export class EnvelopeService {
+  readonly scores: PeerScoreBook<string>
+  readonly stats = { sent: 0, delivered: 0, failed: 0, received: 0, duplicates: 0, relayed: 0, rejected: 0 }
+  private readonly delivery: MultipathDelivery<string>
+  private readonly window = new ReceiveWindow<string>()
+  private readonly relayWindow = new ReceiveWindow<string>()
+  private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack>>()
+  private readonly outgoing = new Map<string, { envelope: dbc.envelope.v1.Envelope, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }>()
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private readonly selfBytes: Uint8Array
+  private readonly self: string
+  private readonly maxBytes: number
+  private readonly now: () => number
+  private readonly random: (out: Uint8Array) => Uint8Array
+  private sequence = 0
+  private started = false
+
+  constructor (private readonly host: Host, private readonly init: EnvelopeServiceInit) {
+    this.scores = init.scores ?? new PeerScoreBook<string>()
+    this.delivery = new MultipathDelivery<string>({ ackTimeoutMs: init.ackTimeoutMs ?? 2000, maxAttempts: init.maxAttempts ?? 4, hopLimit: init.hopLimit ?? 2 })
+    this.selfBytes = host.peerId.toMultihash().bytes
+    this.self = host.peerId.toString()
+    this.maxBytes = init.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
+    this.now = init.now ?? Date.now
+    this.random = init.random ?? (out => crypto.getRandomValues(out))
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await this.host.handle(RELAY_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 32, runOnLimitedConnection: true })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.host.unhandle(RELAY_PROTOCOL)
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    for (const c of this.channels.values()) c.close()
+    this.channels.clear()
+    for (const o of this.outgoing.values()) o.reject(new DbcError('OVERLAY_STOPPED', 'the overlay stopped before the message was delivered'))
+    this.outgoing.clear()
+  }
+
+  /** Seals `payload` to `recipient` and delivers it over k paths; resolves on the first signed ack. */
+  async send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
+    const to = typeof recipient === 'string' ? peerIdFromString(recipient) : recipient
+    const toStr = to.toString()
+    const now = this.now()
+    const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
+    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: to.toMultihash().bytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random })
+    const bytes = encodeEnvelope(env)
+    if (bytes.length > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${bytes.length} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
+    const id = toHex(env.messageId)
+    const { paths, spares } = this.choosePaths(toStr, opts)
+    if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
+    const result = new Promise<DeliveryReceipt>((resolve, reject) => {
+      this.outgoing.set(id, { envelope: env, recipient: env.recipient, resolve, reject })
+    })
+    opts.signal?.addEventListener('abort', () => {
+      const o = this.outgoing.get(id)
+      if (o !== undefined) { this.outgoing.delete(id); o.reject(opts.signal?.reason ?? new Error('aborted')) }
+    }, { once: true })
+    if (!this.delivery.send(now, { id, recipient: toStr, expiresAt }, paths, spares)) {
+      this.outgoing.delete(id)
+      throw new DbcError('OVERLAY_BUSY', 'too many messages in flight', { hint: 'wait for earlier sends to finish' })
+    }
+    this.stats.sent++
+    this.pump()
+    return await result
+  }
+
+  private choosePaths (recipient: string, opts: SendOptions): ReturnType<typeof choosePaths<string>> {
+    const loc = this.init.location
+    const recLoc = this.init.locate?.(recipient)
+    const candidates: Array<RelayCandidate<string>> = []
+    const pool = this.init.relayCandidates?.() ?? [...new Set(this.host.getConnections().map(c => c.remotePeer.toString()))]
+    const now = this.now()
+    for (const peer of pool) {
+      if (peer === recipient || peer === this.self || this.scores.isBanned(now, peer)) continue
+      const rl = this.init.locate?.(peer)
+      const predictedMs = loc !== undefined && rl !== undefined && recLoc !== undefined ? predictOneWayMs(loc, rl) + predictOneWayMs(rl, recLoc) : 50
+      candidates.push({ peer, cell: rl !== undefined ? cellIdOf(rl.lat, rl.lon, 3) : `unknown:${peer}`, predictedMs })
+    }
+    const useDirect = opts.direct !== false
+    const direct = useDirect ? { predictedMs: loc !== undefined && recLoc !== undefined ? predictOneWayMs(loc, recLoc) : 0 } : undefined
+    return choosePaths({ k: opts.k ?? this.init.k ?? 2, direct, candidates, exclude: [recipient] })
+  }
+
+  /** Drains the delivery machine: starts copies, settles promises, re-arms the timer. */
+  private pump (): void {
+    for (const cmd of this.delivery.pollOutbound()) {
+      const o = this.outgoing.get(cmd.id)
+      if (o === undefined) continue
+      const frame = dbc.envelope.v1.RelayRequest.encode({ envelope: o.envelope, hopsLeft: cmd.hopsLeft, pathId: cmd.pathId }).finish()
+      const neighbour = cmd.via ?? cmd.recipient
+      this.request(neighbour, ackKey(cmd.id, cmd.pathId), frame)
+        .then(ack => {
+          const status = STATUS[ack.status] ?? 'rejected'
+          if ((status === 'ok' || status === 'duplicate') && !verifyAck(o.recipient, ack)) {
+            // a relay claiming a delivery it can not prove
+            this.penalize(neighbour, 'forged')
+            this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
+          } else {
+            this.delivery.handleAck(this.now(), cmd.id, cmd.pathId, status, ack.reason)
+          }
+          this.pump()
+        }, () => {
+          this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
+          this.pump()
+        })
+    }
+    for (const ev of this.delivery.pollEvents()) this.settle(ev)
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    const next = this.delivery.nextTimeout()
+    if (Number.isFinite(next) && this.started) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.delivery.tick(this.now()); this.pump() }, Math.max(0, next - this.now()))
+      this.timer.unref?.()
+    }
+  }
+
+  private settle (ev: DeliveryEvent<string>): void {
+    const o = this.outgoing.get(ev.id)
+    if (o === undefined) return
+    this.outgoing.delete(ev.id)
+    if (ev.type === 'delivered') {
+      this.stats.delivered++
+      const r: DeliveryReceipt = { messageId: ev.id, pathId: ev.pathId, latencyMs: ev.latencyMs, attempts: ev.attempts }
+      if (ev.via !== undefined) r.via = ev.via
+      o.resolve(r)
+    } else {
+      this.stats.failed++
+      o.reject(new DbcError('DELIVERY_FAILED', `message ${ev.id} to ${ev.recipient} was not delivered: ${ev.reason}${ev.detail !== undefined ? ` (${ev.detail})` : ''}`, { hint: 'check that the recipient is online and reachable', details: { reason: ev.reason, attempts: ev.attempts } }))
+    }
+  }
+
+  private channel (peer: string): RequestChannel<dbc.envelope.v1.Ack> {
+    let c = this.channels.get(peer)
+    if (c === undefined) {
+      c = new RequestChannel(this.host, peerIdFromString(peer), {
+        protocol: RELAY_PROTOCOL,
+        maxFrameBytes: this.maxBytes + 64,
+        decodeAck: frame => {
+          const d = decodeMessage(dbc.envelope.v1.Ack, frame)
+          return d.ok ? { key: ackKey(d.value.messageId, d.value.pathId), ack: d.value } : undefined
+        }
+      })
+      this.channels.set(peer, c)
+    }
+    return c
+  }
+
+  /** Sends one RelayRequest frame to a neighbour and waits for its ack (also used by tests to send crafted frames). */
+  async request (neighbour: string, key: string, frame: Uint8Array, timeoutMs = this.delivery.ackTimeoutMs * 2): Promise<dbc.envelope.v1.Ack> {
+    return await this.channel(neighbour).request(key, frame, timeoutMs)
+  }
+
+  private penalize (peer: string, offence: Offence): void {
+    const { score, disconnect } = this.scores.penalize(this.now(), peer, offence)
+    this.init.onPenalty?.(peer, offence, score, disconnect)
+    if (disconnect && (this.init.disconnectBadPeers ?? true)) {
+      this.channels.get(peer)?.close()
+      this.channels.delete(peer)
+      void this.host.hangUp(peerIdFromString(peer)).catch(() => {})
+    }
+  }
+
+  /** Inbound stream: one RelayRequest per frame, each answered with an Ack frame. */
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    if (this.scores.isBanned(this.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
+    const framed = new FramedStream(stream, { maxFrameBytes: this.maxBytes + 64 })
+    try {
+      for (;;) {
+        const frame = await framed.read()
+        if (frame === undefined) break
+        void this.handleFrame(from, frame).then(ack => framed.write(dbc.envelope.v1.Ack.encode(ack).finish())).catch(() => {})
+      }
+      await framed.close()
+    } catch (err) {
+      if (err instanceof WireError) this.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+      framed.abort(err as Error)
+    }
+  }
+
+  private reject (from: string, messageId: Uint8Array, pathId: number, reason: EnvelopeRejection | 'replayed' | 'hop-limit', offence?: Offence): dbc.envelope.v1.Ack {
+    this.stats.rejected++
+    if (offence !== undefined) this.penalize(from, offence)
+    return dbc.envelope.v1.Ack.create({ messageId, pathId, status: AckStatus.REJECTED, reason })
+  }
+
+  private async handleFrame (from: string, frame: Uint8Array): Promise<dbc.envelope.v1.Ack> {
+    const now = this.now()
+    const decoded = decodeMessage(dbc.envelope.v1.RelayRequest, frame)
+    if (!decoded.ok || decoded.value.envelope == null) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
+    const req = decoded.value
+    const env = req.envelope as dbc.envelope.v1.Envelope
+    const id = env.messageId ?? new Uint8Array(0)
+    const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes })
+    if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
+    const key = `${toHex(env.sender)}/${toHex(id)}`
+    const via = `${from}/${req.pathId}`
+    if (bytesEqual(env.recipient, this.selfBytes)) {
+      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey })
+      if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
+      const verdict = this.window.check(now, key, env.expiresAt, via)
+      if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+      if (verdict === 'new') {
+        this.stats.received++
+        this.scores.reward(now, from, 0.1)
+        this.init.onMessage?.({ sender: peerIdFromMultihashBytes(env.sender), messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from })
+        return signAck(this.init.secretKey, id, req.pathId, AckStatus.OK)
+      }
+      this.stats.duplicates++
+      return signAck(this.init.secretKey, id, req.pathId, AckStatus.DUPLICATE)
+    }
+    // Relaying: the recipient is someone else.
+    if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+    const recipient = peerIdFromMultihashBytes(env.recipient)
+    const decision = decideRelay({ recipientIsSelf: false, hopsLeft: req.hopsLeft, recipientReachable: true })
+    if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
+    try {
+      this.stats.relayed++
+      this.init.onRelay?.(env, from)
+      const fwd = dbc.envelope.v1.RelayRequest.encode({ envelope: env, hopsLeft: req.hopsLeft - 1, pathId: req.pathId }).finish()
+      return await this.request(recipient, ackKey(id, req.pathId), fwd, this.delivery.ackTimeoutMs)
+    } catch (err) {
+      return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: (err as Error).message })
+    }
+  }
+}
+
+function peerIdFromMultihashBytes (b: Uint8Array): string {
+  return peerIdFromMultihash(Digest.decode(b)).toString()
+}
