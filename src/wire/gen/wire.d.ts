@@ -541,6 +541,7 @@ export namespace dbc {
                 walkId: Uint8Array;
                 ttl: number;
                 query: Uint8Array;
+                originAddrs: Uint8Array[];
                 static create(properties: dbc.membership.v1.RandomWalk.$Shape): dbc.membership.v1.RandomWalk & dbc.membership.v1.RandomWalk.$Shape;
                 static create(properties?: dbc.membership.v1.RandomWalk.$Properties): dbc.membership.v1.RandomWalk;
                 static encode(m: dbc.membership.v1.RandomWalk.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -557,6 +558,7 @@ export namespace dbc {
                     walkId?: (Uint8Array|null);
                     ttl?: (number|null);
                     query?: (Uint8Array|null);
+                    originAddrs?: (Uint8Array[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.membership.v1.RandomWalk.$Properties;

@@ -5523,6 +5523,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [walkId] RandomWalk walkId
                  * @property {number|null} [ttl] RandomWalk ttl
                  * @property {Uint8Array|null} [query] RandomWalk query
+                 * @property {Array.<Uint8Array>|null} [originAddrs] RandomWalk originAddrs
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5548,6 +5549,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const RandomWalk = function (p) {
+                    this.originAddrs = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -5585,6 +5587,14 @@ export const dbc = $root.dbc = (() => {
                  * @instance
                  */
                 RandomWalk.prototype.query = $util.newBuffer([]);
+
+                /**
+                 * RandomWalk originAddrs.
+                 * @member {Array.<Uint8Array>} originAddrs
+                 * @memberof dbc.membership.v1.RandomWalk
+                 * @instance
+                 */
+                RandomWalk.prototype.originAddrs = $util.emptyArray;
 
                 /**
                  * Creates a new RandomWalk instance using the specified properties.
@@ -5626,6 +5636,10 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 0 =*/24).uint32(m.ttl);
                     if (m.query != null && $Object.hasOwnProperty.call(m, "query") && m.query.length)
                         w.uint32(/* id 4, wireType 2 =*/34).bytes(m.query);
+                    if (m.originAddrs != null && m.originAddrs.length) {
+                        for (var i = 0; i < m.originAddrs.length; ++i)
+                            w.uint32(/* id 5, wireType 2 =*/42).bytes(m.originAddrs[i]);
+                    }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -5706,6 +5720,14 @@ export const dbc = $root.dbc = (() => {
                                     delete m.query;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.originAddrs && m.originAddrs.length))
+                                    m.originAddrs = [];
+                                m.originAddrs.push(r.bytes());
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -5770,6 +5792,17 @@ export const dbc = $root.dbc = (() => {
                                 m.query = d.query;
                         }
                     }
+                    if (d.originAddrs) {
+                        if (!$Array.isArray(d.originAddrs))
+                            throw $TypeError(".dbc.membership.v1.RandomWalk.originAddrs: array expected");
+                        m.originAddrs = $Array(d.originAddrs.length);
+                        for (var i = 0; i < d.originAddrs.length; ++i) {
+                            if (typeof d.originAddrs[i] === "string")
+                                $util.base64.decode(d.originAddrs[i], m.originAddrs[i] = $util.newBuffer($util.base64.length(d.originAddrs[i])), 0);
+                            else if (d.originAddrs[i].length >= 0)
+                                m.originAddrs[i] = d.originAddrs[i];
+                        }
+                    }
                     return m;
                 };
 
@@ -5790,6 +5823,9 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.originAddrs = [];
+                    }
                     if (o.defaults) {
                         if (o.bytes === $String)
                             d.origin = "";
@@ -5825,6 +5861,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.query != null && $Object.hasOwnProperty.call(m, "query")) {
                         d.query = o.bytes === $String ? $util.base64.encode(m.query, 0, m.query.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.query) : m.query;
+                    }
+                    if (m.originAddrs && m.originAddrs.length) {
+                        d.originAddrs = $Array(m.originAddrs.length);
+                        for (var j = 0; j < m.originAddrs.length; ++j) {
+                            d.originAddrs[j] = o.bytes === $String ? $util.base64.encode(m.originAddrs[j], 0, m.originAddrs[j].length) : o.bytes === $Array ? $Array.prototype.slice.call(m.originAddrs[j]) : m.originAddrs[j];
+                        }
                     }
                     return d;
                 };
