@@ -106,7 +106,7 @@ export function decideOffer (req: dbc.task.v1.ILeaseRequest, ctx: OfferContext):
   }
   const prices = { priceGpuHour, priceCpuHour: policy.priceCpuHour }
   const hourly = slotPriceHour(demand.gpus, demand.cpus, prices)
-  if ((req.maxPriceHour ?? 0) > 0 && hourly > (req.maxPriceHour ?? 0)) return refuse(`price ${hourly} per slot-hour is above the requester's maximum ${req.maxPriceHour ?? 0}`)
+  if ((req.maxPriceHour ?? 0) > 0 && hourly > (req.maxPriceHour ?? 0)) return refuse(`price ${+hourly.toPrecision(9)} per slot-hour is above the requester's maximum ${req.maxPriceHour ?? 0}`)
   if (ctx.capacityFor(demand) === 0) {
     const gpuPart = demand.gpus > 0 ? `${demand.gpus}x ${demand.gpuModel === '' ? 'GPU' : demand.gpuModel ?? ''}, ` : ''
     return refuse(`this peer cannot run tasks needing ${gpuPart}${demand.cpus} CPU(s) and ${demand.memoryMib} MiB`)

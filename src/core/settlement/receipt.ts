@@ -54,7 +54,8 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
 export function signReceipt (receipt: UsageReceipt, secretKey: Uint8Array): SignedReceipt {
   const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
   if (!bytesEqual(provider, receipt.provider)) throw new RangeError('the signing key does not belong to the receipt\'s provider')
-  const bytes = dbc.receipt.v1.UsageReceipt.encode(receipt).finish()
+  // A copy: protobufjs may hand out a view into a shared Node buffer pool.
+  const bytes = new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish())
   return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: signBytes(secretKey, bytes) })
 }
 
