@@ -44,9 +44,11 @@ export function run (ptr: usize, len: i32): usize {
 // A smooth-ish deterministic palette (integer maths only), packed as RGBA bytes in memory order.
 function colour (i: u32, maxIter: u32): u32 {
   if (i >= maxIter) return 0xff000000 // opaque black
-  const t = <u32>((<u64>i * 255) / <u64>maxIter)
-  const r = (9 * (255 - t) * t * t * t) / (255 * 255 * 255)
-  const g = (15 * (255 - t) * (255 - t) * t * t) / (255 * 255 * 255)
-  const b = (8 * (255 - t) * (255 - t) * (255 - t) * t) / (255 * 255 * 255)
-  return 0xff000000 | (min<u32>(b, 255) << 16) | (min<u32>(g, 255) << 8) | min<u32>(r, 255)
+  const t = (<u64>i * 255) / <u64>maxIter
+  const u = 255 - t
+  const cube: u64 = 255 * 255 * 255
+  const r = <u32>min<u64>((9 * u * t * t * t) / cube, 255)
+  const g = <u32>min<u64>((15 * u * u * t * t) / cube, 255)
+  const b = <u32>min<u64>((8 * u * u * u * t) / cube, 255)
+  return 0xff000000 | (b << 16) | (g << 8) | r
 }

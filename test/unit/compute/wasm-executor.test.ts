@@ -1,0 +1,154 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { WasmExecutor } from '../../../src/compute/executors/wasm.js'
+import type { ExecutionRequest } from '../../../src/compute/executors/types.js'
+import { referenceTileInput } from '../../../src/compute/benchmark.js'
+
+const mod = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`../../../src/compute/modules/${name}.wasm`, import.meta.url)))
+const f64 = (xs: number[]): Uint8Array => new Uint8Array(new Float64Array(xs).buffer)
+const ex = new WasmExecutor({ workers: 2 })
+const base: ExecutionRequest = { taskId: 't', code: mod('square'), entry: 'run', input: f64([1, 2, 3, 4]), timeoutMs: 5000, memoryLimitMib: 16, maxOutputBytes: 1 << 20 }
+
+async function failure (req: Partial<ExecutionRequest>, signal?: AbortSignal): Promise<Error & { code: string, hint?: string }> {
+  try {
+    await ex.run({ ...base, ...req }, { signal })
+  } catch (err) {
+    return err as Error & { code: string }
+  }
+  throw new Error('expected the task to fail')
+}
+
+test('runs the trivial module through both entries', async () => {
+  const r = await ex.run(base)
+  assert.is(new Float64Array(r.output.slice().buffer)[0], 30)
+  assert.ok(r.wallMs > 0 && r.cpuMs >= 0)
+  const s = await ex.run({ ...base, entry: 'squares' })
+  assert.equal([...new Float64Array(s.output.slice().buffer)], [1, 4, 9, 16])
+  const empty = await ex.run({ ...base, input: new Uint8Array(0) })
+  assert.is(new Float64Array(empty.output.slice().buffer)[0], 0)
+})
+
+// The same fractal in JavaScript: the wasm tile must match it pixel for pixel.
+function mandelbrotJs (x0: number, y0: number, step: number, w: number, h: number, maxIter: number): Uint8Array {
+  const out = new Uint8Array(w * h * 4)
+  for (let py = 0; py < h; py++) {
+    for (let px = 0; px < w; px++) {
+      const cr = x0 + px * step
+      const ci = y0 + py * step
+      let zr = 0; let zi = 0; let i = 0
+      while (i < maxIter && zr * zr + zi * zi <= 4) { const t = zr * zr - zi * zi + cr; zi = 2 * zr * zi + ci; zr = t; i++ }
+      const o = (py * w + px) * 4
+      if (i >= maxIter) { out[o + 3] = 255; continue }
+      const t = Math.floor(i * 255 / maxIter)
+      out[o] = Math.min(255, Math.floor(9 * (255 - t) * t * t * t / 255 ** 3))
+      out[o + 1] = Math.min(255, Math.floor(15 * (255 - t) * (255 - t) * t * t / 255 ** 3))
+      out[o + 2] = Math.min(255, Math.floor(8 * (255 - t) * (255 - t) * (255 - t) * t / 255 ** 3))
+      out[o + 3] = 255
+    }
+  }
+  return out
+}
+
+test('the Mandelbrot tile matches a JavaScript rendering and is deterministic', async () => {
+  const input = referenceTileInput()
+  const progress: number[] = []
+  const a = await ex.run({ ...base, code: mod('mandelbrot'), input }, { onProgress: f => progress.push(f) })
+  const b = await ex.run({ ...base, code: mod('mandelbrot'), input })
+  assert.is(a.output.length, 96 * 96 * 4)
+  assert.ok(Buffer.from(a.output).equals(Buffer.from(mandelbrotJs(-2, -1.25, 2.5 / 96, 96, 96, 500))), 'pixels differ from the JS reference')
+  assert.is(createHash('sha256').update(a.output).digest('hex'), createHash('sha256').update(b.output).digest('hex'))
+  assert.ok(progress.length >= 1 && progress.every((f, i) => f > 0 && f <= 1 && (i === 0 || f >= progress[i - 1])), JSON.stringify(progress))
+})
+
+test('an infinite loop is stopped at its wall-time limit and the pool keeps serving', async () => {
+  const t0 = performance.now()
+  const e = await failure({ code: mod('loop'), timeoutMs: 300 })
+  const took = performance.now() - t0
+  assert.is(e.code, 'TASK_TIMEOUT')
+  assert.match(e.message, /wall-time limit of 300 ms/)
+  assert.ok(took >= 290 && took < 2000, `took ${took} ms`)
+  const r = await ex.run(base)
+  assert.is(new Float64Array(r.output.slice().buffer)[0], 30)
+  assert.ok(ex.workerCount <= 2)
+})
+
+test('a memory bomb hits its cap', async () => {
+  const e = await failure({ code: mod('membomb'), memoryLimitMib: 24 })
+  assert.is(e.code, 'TASK_MEMORY_LIMIT')
+  assert.match(e.message, /memory cap of 24 MiB/)
+  assert.ok((await ex.run(base)).output.length === 8)
+})
+
+test('malformed modules, wrong entries, bad hashes and foreign imports fail clearly', async () => {
+  const junk = await failure({ code: new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99, 1]) })
+  assert.is(junk.code, 'TASK_BAD_MODULE')
+  assert.match(junk.message, /not a usable WebAssembly module/)
+  const text = await failure({ code: new TextEncoder().encode('print("hello")') })
+  assert.is(text.code, 'TASK_BAD_MODULE')
+  assert.match(text.message, /bad magic bytes/)
+  // well-formed sections, but the body does not validate: (func (result i32) i64.const 0)
+  const invalid = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 7, 7, 1, 3, 114, 117, 110, 0, 0, 10, 6, 1, 4, 0, 0x42, 0, 0x0b])
+  const v = await failure({ code: invalid })
+  assert.is(v.code, 'TASK_BAD_MODULE')
+  assert.match(v.message, /does not compile as WebAssembly/)
+  const entry = await failure({ entry: 'main' })
+  assert.is(entry.code, 'TASK_NO_ENTRY')
+  assert.match(entry.message, /no function "main" \(it exports: alloc, sumSquares, run, squares\)/)
+  const hash = await failure({ codeHash: '00'.repeat(32) })
+  assert.match(hash.message, /not the declared/)
+  const uncached = await failure({ code: new Uint8Array(0), codeHash: 'ab'.repeat(32) })
+  assert.match(uncached.message, /not cached on this peer/)
+  // (module (import "env" "clock" (func)))
+  const clock = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 2, 13, 1, 3, 101, 110, 118, 5, 99, 108, 111, 99, 107, 0, 0])
+  const imp = await failure({ code: clock })
+  assert.match(imp.message, /imports env\.clock \(function\), which the host does not provide/)
+  assert.is((await ex.run(base)).output.length, 8)
+})
+
+test('warm module cache: the second run of the same code is a hit; only by hash works too', async () => {
+  const before = { hits: ex.modules.hits, misses: ex.modules.misses }
+  const code = mod('square')
+  await ex.run({ ...base, code })
+  await ex.run({ ...base, code })
+  assert.is(ex.modules.misses - before.misses, 0) // compiled by the first test already
+  assert.ok(ex.modules.hits - before.hits >= 2)
+  const hash = createHash('sha256').update(code).digest('hex')
+  const r = await ex.run({ ...base, code: new Uint8Array(0), codeHash: hash })
+  assert.is(new Float64Array(r.output.slice().buffer)[0], 30)
+})
+
+test('output limit and cancellation', async () => {
+  const big = await failure({ entry: 'squares', input: f64(Array.from({ length: 100 }, (_, i) => i)), maxOutputBytes: 100 })
+  assert.is(big.code, 'TASK_OUTPUT_TOO_LARGE')
+  const c = new AbortController()
+  setTimeout(() => c.abort(), 100)
+  const t0 = performance.now()
+  const e = await failure({ code: mod('loop'), timeoutMs: 10_000 }, c.signal)
+  assert.is(e.code, 'TASK_CANCELLED')
+  assert.ok(performance.now() - t0 < 2000)
+  assert.is((await ex.run(base)).output.length, 8)
+})
+
+test('WASI modules read stdin, write stdout and see only their task directory', async () => {
+  const code = mod('wasi-upper')
+  const up = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode('hello, task') })
+  assert.is(new TextDecoder().decode(up.output), 'HELLO, TASK')
+  const own = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode('open:input') })
+  assert.is(new TextDecoder().decode(own.output), 'opened')
+  for (const path of ['../../../etc/passwd', '/etc/passwd', '..']) {
+    const r = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode(`open:${path}`) })
+    assert.match(new TextDecoder().decode(r.output), /^denied \d+$/, path)
+  }
+  assert.is((await failure({ code, entry: 'main' })).code, 'TASK_NO_ENTRY')
+})
+
+test('concurrent tasks share the pool', async () => {
+  const rs = await Promise.all(Array.from({ length: 20 }, async (_, i) => await ex.run({ ...base, input: f64([i]) })))
+  assert.equal(rs.map(r => new Float64Array(r.output.slice().buffer)[0]), Array.from({ length: 20 }, (_, i) => i * i))
+  assert.ok(ex.workerCount <= 2)
+})
+
+test.after(async () => { await ex.close() })
+test.run()
