@@ -22,4 +22,84 @@ test('a 1,000-task job over 8 providers completes with every result correct', as
   assert.ok(ps.filter(p => p.tasksRun > 0).length >= 6, 'work is spread')
 })
 
+test('30% of providers killed mid-job: the job completes and every result is correct', async () => {
+  const ps = providers(10, () => ({ delayMs: 1 }))
+  const tr = transport(ps)
+  const killed = ps.slice(0, 3).map(p => p.id)
+  let accepted = 0
+  const r = new JobRunner({
+    jobId: 'bb'.repeat(32), manifest: manifest({}), holder: owner, transport: tr, code: new Uint8Array([1]), leaseTimeoutMs: 500,
+    onEvent: e => { if (e.type === 'accepted' && ++accepted === 300) for (const id of killed) tr.kill(id) }
+  })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.status, 'finished')
+  assert.is(s.done, 1000)
+  for (const x of r.results()) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
+  // Copies stuck on the killed providers were re-run (lease lost) or raced (speculation).
+  assert.ok(s.retries + s.speculative > 0, `re-run: ${s.retries} retries, ${s.speculative} speculative`)
+  assert.is(s.billedCopies, 1000)
+})
+
+test('killed providers without speculation: their leases are lost and their copies re-run', async () => {
+  const ps = providers(10, () => ({ delayMs: 1 }))
+  const tr = transport(ps)
+  let accepted = 0
+  const r = new JobRunner({
+    jobId: 'b1'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 499 } } }), holder: owner, transport: tr, code: new Uint8Array([1]), leaseTimeoutMs: 300, stragglerFactor: 0,
+    onEvent: e => { if (e.type === 'accepted' && ++accepted === 100) for (const p of ps.slice(0, 3)) tr.kill(p.id) }
+  })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.done, 500)
+  assert.is(s.leasesLost, 3)
+  assert.ok(s.retries > 0)
+  assert.is(s.billedCopies, 500)
+  for (const x of r.results()) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
+})
+
+test('20% of providers lie; redundancy 3 / quorum 2: no wrong result is accepted, liars are never billed', async () => {
+  const ps = providers(10, i => ({ liar: i < 2 }))
+  const tr = transport(ps)
+  const liars = new Set(ps.slice(0, 2).map(p => p.id))
+  const billed: string[] = []
+  const r = new JobRunner({
+    jobId: 'cc'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 299 } }, verification: { redundancy: 3, quorum: 2 } }), holder: owner, transport: tr, code: new Uint8Array([1]),
+    onEvent: e => { if (e.type === 'copy-settled' && e.billed) billed.push(e.provider) }
+  })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.status, 'finished')
+  assert.is(s.done, 300)
+  for (const x of r.results()) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
+  assert.ok(s.wrongCopies > 0, 'lies were seen')
+  assert.ok(billed.every(p => !liars.has(p)), 'no liar billed')
+})
+
+test('explain says where a task ran and why', async () => {
+  const ps = providers(3)
+  const tr = transport(ps)
+  const r = new JobRunner({ jobId: 'dd'.repeat(32), manifest: manifest({ inputs: { list: ['a', 'b', 'c'] } }), holder: owner, transport: tr, code: new Uint8Array([1]) })
+  await r.run()
+  tr.close()
+  const e = r.explain(1)
+  assert.is(e.status, 'done')
+  assert.ok(e.placement?.placed)
+  assert.match(e.placement?.why ?? '', /lowest cost/)
+  assert.is(e.copies[0].outcome, 'agreed')
+  assert.is(dec.decode(r.results()[1].output), expected('b'))
+})
+
+test('over budget: tasks are not run and explain says why', async () => {
+  const ps = providers(2, () => ({ priceCpuHour: 100 }))
+  const tr = transport(ps)
+  const r = new JobRunner({ jobId: 'ee'.repeat(32), manifest: manifest({ inputs: { list: [1, 2] }, budget: { maxPricePerHour: 1 } }), holder: owner, transport: tr, code: new Uint8Array([1]) })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.status, 'failed')
+  assert.is(s.failed, 2)
+  assert.match(s.failures[0].reason, /maxPricePerHour/)
+  assert.is(ps[0].tasksRun + ps[1].tasksRun, 0)
+})
+
 test.run()

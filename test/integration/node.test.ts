@@ -56,7 +56,9 @@ test('a bad config value exits 2 and names the key', () => {
 })
 
 test('three daemons find each other through bootstrap + DHT', async () => {
-  a = await sb.startNode('a', ['--location', '35.68,139.69'])
+  a = await sb.startNode('a', ['--location', '35.68,139.69', '--listen', '/ip6/::1/tcp/0'])
+  assert.ok(a.addrs.some(x => x.startsWith('/ip6/::1/tcp/')), 'listens on IPv6 too: ' + a.addrs.join(' '))
+  assert.ok(a.addrs.some(x => x.startsWith('/ip4/127.0.0.1/tcp/')))
   const boot = a.addrs[0]
   ;[b, c] = await Promise.all([sb.startNode('b', ['--bootstrap', boot]), sb.startNode('c', ['--bootstrap', boot])])
   await waitFor('every node to list the other two', () => {
