@@ -40,6 +40,7 @@ export async function startAnvil (init: AnvilInit = {}): Promise<AnvilHandle> {
   if (init.statePath !== undefined) args.push('--state', init.statePath)
   if (init.blockTime !== undefined) args.push('--block-time', String(init.blockTime))
   const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  trackChild(child)
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new ChainError('ANVIL_START', `anvil did not start in time: ${out.slice(-400)}`)) }, init.startTimeoutMs ?? 15_000)
@@ -65,4 +66,15 @@ async function stopChild (child: ChildProcess): Promise<void> {
     child.once('exit', () => { clearTimeout(t); resolve() })
     child.kill('SIGTERM')
   })
+}
+
+// Anvil must not outlive the process that started it, even when a test fails half-way.
+const live = new Set<ChildProcess>()
+let exitHookInstalled = false
+function trackChild (child: ChildProcess): void {
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => { for (const c of live) c.kill('SIGKILL') })
 }

@@ -226,7 +226,7 @@ export class Bridge {
   }
 
   /** Cuts batches of everything pending for the job (all jobs if none given) and settles them. */
-  async settleNow (jobId?: JobIdInput, opts: { signal?: AbortSignal } = {}): Promise<SettleResult[]> {
+  async settleNow (jobId?: JobIdInput, opts: { signal?: AbortSignal, waitMs?: number } = {}): Promise<SettleResult[]> {
     const idHex = jobId === undefined ? undefined : hex(jobIdBytes(jobId))
     for (const p of this.outbox.pendingByJob()) {
       if (idHex !== undefined && p.jobId !== idHex) continue
@@ -237,8 +237,17 @@ export class Bridge {
         left -= b.receiptCount
       }
     }
-    await this.pump(opts.signal)
-    if (this.lastError !== undefined && this.outbox.unsettled(idHex).length > 0) throw this.lastError
+    // Sent batches wait for their confirmations, up to `waitMs` (default: the tx timeout).
+    const deadline = this.now() + (opts.waitMs ?? this.init.txTimeoutMs ?? 60_000)
+    const poll = this.connection().kind === 'embedded' ? 5 : 100
+    for (;;) {
+      await this.pump(opts.signal)
+      const open = this.outbox.unsettled(idHex)
+      if (open.length === 0) break
+      if (this.lastError !== undefined) throw this.lastError
+      if (this.now() >= deadline || open.some(e => e.state === 'built')) break
+      await sleep(poll, opts.signal)
+    }
     return this.outbox.all(idHex).map(settleResult)
   }
 
@@ -380,4 +389,9 @@ function settleResult (e: OutboxEntry): SettleResult {
     gasUsed: e.gasUsed,
     lastError: e.lastError
   }
+}
+
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted()
+  await new Promise(resolve => setTimeout(resolve, ms))
 }

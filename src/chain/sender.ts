@@ -45,6 +45,9 @@ export class SendQueue {
   }): Promise<SignedTx> {
     const { publicClient, account } = this.conn
     const ctx = { action: req.action, url: this.conn.url }
+    // An empty key fails every call, often as a misleading revert: say so first.
+    const balance = await publicClient.getBalance({ address: account.address }).catch(err => { throw toChainError(err, ctx) })
+    if (balance === 0n || balance < (req.value ?? 0n)) throw unfunded(req.action, account.address, balance, req.value ?? 0n)
     try {
       await publicClient.simulateContract({ address: req.address, abi: req.abi as Abi, functionName: req.functionName as string, args: req.args as unknown[], value: req.value, account } as never)
     } catch (err) {
@@ -63,10 +66,7 @@ export class SendQueue {
       const balance = await publicClient.getBalance({ address: account.address })
       const cost = gas * fees.maxFeePerGas + req.value
       if (balance < cost) {
-        throw new ChainError('KEY_UNFUNDED', `${req.action}: account ${account.address} holds ${balance} wei but needs up to ${cost}`, {
-          hint: 'fund the bridge account (see `dbc wallet`); the outbox keeps the batch and retries',
-          details: { address: account.address, balance: balance.toString(), needed: cost.toString() }
-        })
+        throw unfunded(req.action, account.address, balance, cost)
       }
       const nonce = await this.takeNonce()
       const raw = await walletClient.signTransaction({ account, chain: this.conn.chain, to: req.to ?? null, data: req.data, value: req.value, gas, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, type: 'eip1559' } as never) as Hex
@@ -103,4 +103,11 @@ export class SendQueue {
       throw toChainError(err, { action: `${action} (waiting for tx ${tx.hash})`, url: this.conn.url })
     }
   }
+}
+
+function unfunded (action: string, address: Address, balance: bigint, needed: bigint): ChainError {
+  return new ChainError('KEY_UNFUNDED', `${action}: account ${address} holds ${balance} wei but needs ${needed === 0n ? 'some for gas' : `up to ${needed}`}`, {
+    hint: 'fund the bridge account (see `dbc wallet`); the outbox keeps the batch and retries',
+    details: { address, balance: balance.toString(), needed: needed.toString() }
+  })
 }
