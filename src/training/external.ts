@@ -1,0 +1,227 @@
+// The external-trainer protocol (docs/external-trainer.md): a trainer process outside the node
+// (PyTorch on a GPU) holds the model; the node drives it with msgpack requests over the
+// process's stdin/stdout or a Unix socket. Frame = 4-byte big-endian length + msgpack map.
+// Requests carry `id` and `op`; replies echo `id` with `ok` and the op's fields, or `error`.
+// Parameters travel as one flat float32 little-endian byte string.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { connect } from 'node:net'
+import type { Readable, Writable } from 'node:stream'
+import { pack, unpack } from 'msgpackr'
+import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
+import type { EvalResult, StepResult, Trainer } from './trainer.js'
+import type { TrainingSpec } from './spec.js'
+
+export const EXTERNAL_PROTOCOL_VERSION = 1
+/** 256 MiB: 64M float32 parameters in one frame. */
+export const EXTERNAL_MAX_FRAME = 256 * 1024 * 1024
+
+export type ExternalOp = 'hello' | 'get_params' | 'set_params' | 'push_update' | 'step' | 'evaluate' | 'shutdown'
+
+/** Splits a byte stream into frames (4-byte big-endian length prefix), bounded. */
+export class ExternalFrameReader {
+  private buf: Buffer = Buffer.alloc(0)
+  constructor (private readonly maxFrame = EXTERNAL_MAX_FRAME) {}
+
+  push (chunk: Buffer): Array<Record<string, unknown>> {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    const out: Array<Record<string, unknown>> = []
+    while (this.buf.length >= 4) {
+      const n = this.buf.readUInt32BE(0)
+      if (n > this.maxFrame) throw new TrainingError('EXTERNAL_FRAME_TOO_LARGE', `external trainer frame of ${n} bytes exceeds ${this.maxFrame}`)
+      if (this.buf.length < 4 + n) break
+      const body = this.buf.subarray(4, 4 + n)
+      this.buf = this.buf.subarray(4 + n)
+      const msg = unpack(body) as unknown
+      if (msg === null || typeof msg !== 'object') throw new TrainingError('EXTERNAL_BAD_FRAME', 'external trainer frame is not a msgpack map')
+      out.push(msg as Record<string, unknown>)
+    }
+    return out
+  }
+}
+
+export function encodeExternalFrame (msg: Record<string, unknown>): Buffer {
+  const body = pack(msg)
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(body.length, 0)
+  return Buffer.concat([head, body])
+}
+
+function asBytes (v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v
+  throw new TrainingError('EXTERNAL_BAD_REPLY', 'external trainer sent parameters that are not a byte string', { hint: 'send params as bytes: numpy_array.astype("<f4").tobytes()' })
+}
+
+export interface ExternalTrainerOptions {
+  /** Per-request time limit, ms (default 10 min: a step on a big model can be slow). */
+  requestTimeoutMs?: number
+}
+
+/** A Trainer backed by an external process. */
+export class ExternalTrainer implements Trainer {
+  paramCount = 0
+  private nextId = 1
+  private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  private readonly reader = new ExternalFrameReader()
+  private closed: Error | undefined
+  private readonly timeoutMs: number
+
+  constructor (private readonly input: Readable, private readonly output: Writable, private readonly child?: ChildProcess, opts: ExternalTrainerOptions = {}) {
+    this.timeoutMs = opts.requestTimeoutMs ?? 600_000
+    input.on('data', (chunk: Buffer) => {
+      let msgs: Array<Record<string, unknown>>
+      try {
+        msgs = this.reader.push(chunk)
+      } catch (err) {
+        this.fail(err as Error)
+        return
+      }
+      for (const m of msgs) {
+        const p = this.pending.get(Number(m.id))
+        if (p === undefined) continue
+        this.pending.delete(Number(m.id))
+        clearTimeout(p.timer)
+        if (m.ok === true) p.resolve(m)
+        else p.reject(new TrainingError('EXTERNAL_TRAINER_ERROR', `external trainer: ${String(m.error ?? 'request failed')}`))
+      }
+    })
+    const onEnd = (): void => { this.fail(new TrainingError('EXTERNAL_TRAINER_GONE', 'the external trainer closed its connection', { hint: 'check the trainer process\'s stderr' })) }
+    input.on('end', onEnd)
+    input.on('error', (err) => { this.fail(err) })
+    child?.on('exit', (code) => { this.fail(new TrainingError('EXTERNAL_TRAINER_EXITED', `the external trainer exited with code ${String(code)}`, { hint: 'check the trainer process\'s stderr' })) })
+  }
+
+  /** Starts `command` and speaks the protocol on its stdin/stdout (stderr is passed through). */
+  static async spawn (command: string[], hello: Record<string, unknown> = {}, opts: ExternalTrainerOptions & { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Promise<ExternalTrainer> {
+    const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: opts.env ?? process.env, cwd: opts.cwd })
+    const t = new ExternalTrainer(child.stdout!, child.stdin!, child, opts)
+    await t.hello(hello)
+    return t
+  }
+
+  /** Connects to a trainer listening on a Unix socket (or Windows named pipe). */
+  static async connect (path: string, hello: Record<string, unknown> = {}, opts: ExternalTrainerOptions = {}): Promise<ExternalTrainer> {
+    const socket = connect(path)
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', (err) => { reject(new TrainingError('EXTERNAL_TRAINER_UNREACHABLE', `cannot connect to the external trainer at ${path}: ${err.message}`, { hint: 'start the trainer first; it must listen on that socket', cause: err })) })
+    })
+    const t = new ExternalTrainer(socket, socket, undefined, opts)
+    await t.hello(hello)
+    return t
+  }
+
+  static async fromSpec (model: { command?: string[], socket?: string }, ctx: { rank: number, shards: number, spec: TrainingSpec }): Promise<ExternalTrainer> {
+    const hello = { rank: ctx.rank, shards: ctx.shards, seed: ctx.spec.seed, batch_size: ctx.spec.batchSize, learning_rate: ctx.spec.learningRate, momentum: ctx.spec.momentum }
+    if (model.socket !== undefined) return await ExternalTrainer.connect(model.socket, hello)
+    if (model.command !== undefined) return await ExternalTrainer.spawn(model.command, hello)
+    throw new TrainingError('EXTERNAL_TRAINER_UNSET', 'an external model needs `command` or `socket`', { hint: 'e.g. model: { kind: external, command: [python3, trainer.py] }' })
+  }
+
+  async request (op: ExternalOp, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    if (this.closed !== undefined) throw this.closed
+    const id = this.nextId++
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new TrainingError('EXTERNAL_TRAINER_TIMEOUT', `external trainer did not answer "${op}" within ${this.timeoutMs} ms`))
+      }, this.timeoutMs)
+      this.pending.set(id, { resolve, reject, timer })
+      this.output.write(encodeExternalFrame({ ...args, id, op }))
+    })
+  }
+
+  private async hello (args: Record<string, unknown>): Promise<void> {
+    const r = await this.request('hello', { version: EXTERNAL_PROTOCOL_VERSION, ...args })
+    const n = Number(r.param_count)
+    if (!Number.isInteger(n) || n <= 0) throw new TrainingError('EXTERNAL_BAD_REPLY', 'external trainer\'s hello did not give param_count')
+    this.paramCount = n
+  }
+
+  async getParams (): Promise<Float32Array> {
+    const params = bytesToFloats(asBytes((await this.request('get_params')).params))
+    if (params.length !== this.paramCount) throw new TrainingError('EXTERNAL_BAD_REPLY', `external trainer sent ${params.length} parameters, it announced ${this.paramCount}`)
+    return params
+  }
+
+  async setParams (params: Float32Array): Promise<void> { await this.request('set_params', { params: floatsToBytes(params) }) }
+  async pushUpdate (delta: Float32Array): Promise<void> { await this.request('push_update', { delta: floatsToBytes(delta) }) }
+
+  async step (steps: number): Promise<StepResult> {
+    const r = await this.request('step', { steps })
+    return { loss: Number(r.loss), samples: Number(r.samples) }
+  }
+
+  async evaluate (): Promise<EvalResult> {
+    const r = await this.request('evaluate')
+    return { loss: Number(r.loss), accuracy: Number(r.accuracy) }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed === undefined) {
+      try { await this.request('shutdown') } catch {}
+    }
+    this.fail(new TrainingError('EXTERNAL_TRAINER_CLOSED', 'the external trainer was closed'))
+    this.output.end()
+    if (this.child !== undefined && this.child.exitCode === null) {
+      const exited = new Promise<void>(resolve => this.child!.once('exit', () => { resolve() }))
+      const t = setTimeout(() => this.child!.kill('SIGKILL'), 2000)
+      await exited
+      clearTimeout(t)
+    }
+  }
+
+  private fail (err: Error): void {
+    if (this.closed === undefined) this.closed = err
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err) }
+    this.pending.clear()
+  }
+}
+
+/** What a trainer process implements; serveExternalTrainer() speaks the protocol around it. */
+export interface ExternalTrainerHandler {
+  hello: (args: Record<string, unknown>) => Promise<{ paramCount: number }> | { paramCount: number }
+  getParams: () => Promise<Float32Array> | Float32Array
+  setParams: (p: Float32Array) => Promise<void> | void
+  step: (steps: number) => Promise<StepResult> | StepResult
+  evaluate: () => Promise<EvalResult> | EvalResult
+}
+
+/**
+ * The trainer-process side in Node (the Python example in the docs is the same loop). Serves
+ * until `shutdown` or end of input; resolves then.
+ */
+export async function serveExternalTrainer (handler: ExternalTrainerHandler, input: Readable = process.stdin, output: Writable = process.stdout): Promise<void> {
+  const reader = new ExternalFrameReader()
+  let chain = Promise.resolve()
+  await new Promise<void>((resolve) => {
+    input.on('end', () => { void chain.then(resolve) })
+    input.on('data', (chunk: Buffer) => {
+      for (const m of reader.push(chunk)) {
+        chain = chain.then(async () => {
+          const reply = (fields: Record<string, unknown>): void => { output.write(encodeExternalFrame({ id: m.id, ok: true, ...fields })) }
+          try {
+            switch (m.op) {
+              case 'hello': reply({ param_count: (await handler.hello(m)).paramCount }); break
+              case 'get_params': reply({ params: floatsToBytes(await handler.getParams()) }); break
+              case 'set_params': await handler.setParams(bytesToFloats(asBytes(m.params))); reply({}); break
+              case 'push_update': {
+                const p = await handler.getParams()
+                const d = bytesToFloats(asBytes(m.delta))
+                for (let i = 0; i < p.length; i++) p[i] += d[i]
+                await handler.setParams(p)
+                reply({})
+                break
+              }
+              case 'step': { const r = await handler.step(Number(m.steps)); reply({ loss: r.loss, samples: r.samples }); break }
+              case 'evaluate': { const r = await handler.evaluate(); reply({ loss: r.loss, accuracy: r.accuracy }); break }
+              case 'shutdown': reply({}); input.pause(); resolve(); break
+              default: output.write(encodeExternalFrame({ id: m.id, ok: false, error: `unknown op ${String(m.op)}` }))
+            }
+          } catch (err) {
+            output.write(encodeExternalFrame({ id: m.id, ok: false, error: (err as Error).message }))
+          }
+        })
+      }
+    })
+  })
+}

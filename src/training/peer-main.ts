@@ -1,0 +1,45 @@
+// A standalone training peer process (tests, benchmarks, demos): a libp2p host with the
+// TrainingService. Prints one JSON line {"peerId","addrs"} on stdout when ready; then reads
+// commands on stdin, one per line:
+//   dial <multiaddr>      connect to another peer (so dials by peer id find it)
+//   stop                  shut down
+//   npx tsx src/training/peer-main.ts [--listen /ip4/127.0.0.1/tcp/0]
+import { createInterface } from 'node:readline'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createHost } from '../net/host.js'
+import { TrainingService } from './service.js'
+
+const args = process.argv.slice(2)
+const listen = args.includes('--listen') ? args[args.indexOf('--listen') + 1] : '/ip4/127.0.0.1/tcp/0'
+
+const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: [listen], dhtServer: false, connectionMonitor: false })
+const service = new TrainingService(host)
+await service.start()
+process.stdout.write(JSON.stringify({ peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }) + '\n')
+
+let stopping = false
+async function stop (): Promise<void> {
+  if (stopping) return
+  stopping = true
+  await service.stop()
+  await host.stop()
+  process.exit(0)
+}
+process.on('SIGTERM', () => { void stop() })
+process.on('SIGINT', () => { void stop() })
+
+const rl = createInterface({ input: process.stdin })
+rl.on('line', (line) => {
+  const [cmd, arg] = line.trim().split(/\s+/)
+  if (cmd === 'dial' && arg !== undefined) {
+    host.dial(multiaddr(arg), { signal: AbortSignal.timeout(10_000) }).then(() => {
+      process.stdout.write(JSON.stringify({ dialed: arg }) + '\n')
+    }, (err: Error) => {
+      process.stdout.write(JSON.stringify({ dialError: arg, message: err.message }) + '\n')
+    })
+  } else if (cmd === 'stop') {
+    void stop()
+  }
+})
+rl.on('close', () => { void stop() })

@@ -1,0 +1,212 @@
+// The submitter's side of a training job: invite the group, drive the round coordinator with
+// real timers, relay progress (round, loss, accuracy), collect per-round metering and receipts,
+// and fetch the final model. The daemon's `dbc job submit` calls runTrainingJob().
+import { performance } from 'node:perf_hooks'
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { pack, unpack } from 'msgpackr'
+import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coordinator.js'
+import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
+import { mlpShapeOf } from './trainer.js'
+import { TrainingError, bytesToFloats } from './worker.js'
+import type { TrainingTransport, TrainingMessage } from './transport.js'
+
+export interface TrainingProgress {
+  round: number
+  members: string[]
+  loss: number
+  /** NaN in rounds without an evaluation. */
+  accuracy: number
+  roundMs: number
+  deadlineMs: number
+  dropped: string[]
+  /** Bytes all members sent in this round's all-reduce. */
+  bytesSent: number
+}
+
+export interface RoundMeterRecord { peer: string, round: number, computeMs: number, samples: number, receipt?: Uint8Array }
+
+export interface TrainingResult {
+  jobId: string
+  spec: TrainingSpec
+  /** Final parameters (flat float32). */
+  params: Float32Array
+  /** The final model as bytes for `dbc job results` (see encodeModel). */
+  model: Uint8Array
+  /** Test accuracy of the last evaluated round. */
+  accuracy: number
+  history: TrainingProgress[]
+  metering: RoundMeterRecord[]
+  members: string[]
+}
+
+export interface TrainingSessionInit {
+  transport: TrainingTransport
+  spec: TrainingSpecInput | TrainingSpec
+  /** Peer ids of the group, in rank (shard) order; the scheduler's placement picks them. */
+  peers: string[]
+  jobId?: string
+  inviteTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface TrainingSessionEvents {
+  progress: [TrainingProgress]
+  metered: [RoundMeterRecord]
+}
+
+/** One training job driven from the submitter. Events: 'progress', 'metered'. */
+export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
+  readonly jobId: string
+  readonly spec: TrainingSpec
+  private readonly init: TrainingSessionInit
+  private coordinator: RoundCoordinator | undefined
+  private timer: NodeJS.Timeout | undefined
+  private readonly history: TrainingProgress[] = []
+  private readonly metering: RoundMeterRecord[] = []
+  private readonly receipts = new Map<string, Uint8Array>()
+
+  constructor (init: TrainingSessionInit) {
+    super()
+    this.init = init
+    this.spec = parseTrainingSpec(init.spec)
+    this.jobId = init.jobId ?? randomBytes(8).toString('hex')
+    if (init.peers.length === 0) throw new TrainingError('NO_PEERS', 'a training job needs at least one peer', { hint: 'place the job on a group of compute peers first' })
+  }
+
+  async run (): Promise<TrainingResult> {
+    const { transport, signal } = this.init
+    signal?.throwIfAborted()
+    const pending = new Map<string, (msg: TrainingMessage) => void>()
+    let finalModel: ((m: { from: string, params: Uint8Array }) => void) | undefined
+    const unlisten = transport.listen((from, msg) => {
+      if (msg.inviteReply != null && msg.inviteReply.jobId === this.jobId) pending.get(from)?.(msg)
+      else if (msg.report != null && msg.report.jobId === this.jobId) {
+        const r = msg.report
+        if (r.receipt != null && r.receipt.length > 0) this.receipts.set(`${from}/${r.round}`, r.receipt)
+        this.coordinator?.handleReport(performance.now(), from, { round: r.round, loss: r.loss, accuracy: r.accuracy, computeMs: r.computeMs, samples: r.samples, timedOut: r.timedOut, dropped: r.dropped, bytesSent: r.bytesSent })
+        this.pump()
+      } else if (msg.join != null && msg.join.jobId === this.jobId) {
+        this.coordinator?.handleJoin(performance.now(), from)
+      } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && msg.stateResponse.final) {
+        finalModel?.({ from, params: msg.stateResponse.params })
+      }
+    })
+    try {
+      const members = await this.invite(pending)
+      const minPeers = this.spec.minPeers ?? Math.max(1, Math.ceil(this.init.peers.length / 2))
+      if (members.length < minPeers) throw new TrainingError('GROUP_TOO_SMALL', `only ${members.length} of ${this.init.peers.length} peers accepted the job, it needs ${minPeers}`, { hint: 'place the job on more peers or lower minPeers' })
+      const outcome = await new Promise<{ params: Uint8Array, members: string[] }>((resolve, reject) => {
+        const onAbort = (): void => { this.stopPeers('cancelled by the submitter'); reject(signal?.reason ?? new Error('aborted')) }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        this.onOutput = (o) => {
+          if (o.kind === 'failed') {
+            this.stopPeers(o.reason)
+            reject(new TrainingError('TRAINING_FAILED', o.reason, { hint: 'check the peers; a job fails when too few of them stay alive' }))
+          }
+          if (o.kind === 'finish') {
+            const timer = setTimeout(() => { reject(new TrainingError('MODEL_TIMEOUT', `${o.modelFrom} did not send the final model`)) }, 30_000)
+            finalModel = ({ from, params }) => {
+              if (from !== o.modelFrom) return
+              clearTimeout(timer)
+              resolve({ params, members: o.to })
+            }
+            for (const p of o.to) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: p === o.modelFrom } })
+          }
+        }
+        this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline })
+        this.coordinator.start(performance.now())
+        this.pump()
+      })
+      const params = bytesToFloats(outcome.params)
+      const lastEval = [...this.history].reverse().find(h => Number.isFinite(h.accuracy))
+      return {
+        jobId: this.jobId,
+        spec: this.spec,
+        params,
+        model: encodeModel(this.spec, params),
+        accuracy: lastEval?.accuracy ?? NaN,
+        history: this.history,
+        metering: this.metering,
+        members: outcome.members
+      }
+    } finally {
+      unlisten()
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      this.onOutput = undefined
+    }
+  }
+
+  private onOutput: ((o: CoordinatorOutput) => void) | undefined
+
+  /** Tells every peer still in the job to stop (failure or cancel). */
+  private stopPeers (reason: string): void {
+    const members = this.coordinator?.currentMembers ?? this.init.peers
+    for (const p of members) this.init.transport.send(p, { finish: { jobId: this.jobId, round: 0, sendModel: false, reason } })
+  }
+
+  private async invite (pending: Map<string, (msg: TrainingMessage) => void>): Promise<string[]> {
+    const { transport, peers } = this.init
+    const spec = encodeSpec(this.spec)
+    const timeoutMs = this.init.inviteTimeoutMs ?? 30_000
+    const replies = await Promise.all(peers.map(async (peer, rank) => await new Promise<boolean>(resolve => {
+      const timer = setTimeout(() => { pending.delete(peer); resolve(false) }, timeoutMs)
+      pending.set(peer, (msg) => { clearTimeout(timer); pending.delete(peer); resolve(msg.inviteReply?.accepted === true) })
+      transport.send(peer, { invite: { jobId: this.jobId, spec, rank, shards: peers.length } })
+    })))
+    return peers.filter((_, i) => replies[i])
+  }
+
+  private pump (): void {
+    const c = this.coordinator
+    if (c === undefined) return
+    for (const o of c.poll()) {
+      switch (o.kind) {
+        case 'roundStart':
+          for (const p of o.to) this.init.transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs } })
+          break
+        case 'metered': {
+          const rec: RoundMeterRecord = { peer: o.peer, round: o.round, computeMs: o.computeMs, samples: o.samples, receipt: this.receipts.get(`${o.peer}/${o.round}`) }
+          this.metering.push(rec)
+          this.emit('metered', rec)
+          break
+        }
+        case 'progress': {
+          const { kind: _k, ...p } = o
+          this.history.push(p)
+          this.emit('progress', p)
+          break
+        }
+        default:
+          this.onOutput?.(o)
+      }
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    const next = c.nextTimeout()
+    if (next !== undefined && !c.done) {
+      this.timer = setTimeout(() => { c.handleTimeout(performance.now()); this.pump() }, Math.max(0, next - performance.now()) + 1)
+    }
+  }
+}
+
+/** Runs a training job to the end. `onProgress` sees every round (round, loss, accuracy). */
+export async function runTrainingJob (init: TrainingSessionInit & { onProgress?: (p: TrainingProgress) => void, onMetered?: (m: RoundMeterRecord) => void }): Promise<TrainingResult> {
+  const session = new TrainingSession(init)
+  if (init.onProgress !== undefined) session.on('progress', init.onProgress)
+  if (init.onMetered !== undefined) session.on('metered', init.onMetered)
+  return await session.run()
+}
+
+export const MODEL_FORMAT = 'dbc-mlp-v1'
+
+/** The final model as msgpack: { format, shape, spec, params (float32 LE bytes) }. */
+export function encodeModel (spec: TrainingSpec, params: Float32Array): Uint8Array {
+  return pack({ format: MODEL_FORMAT, shape: spec.model.kind === 'mlp' ? mlpShapeOf(spec) : null, spec, params: new Uint8Array(params.buffer, params.byteOffset, params.byteLength) })
+}
+
+export function decodeModel (bytes: Uint8Array): { spec: TrainingSpec, params: Float32Array } {
+  const m = unpack(bytes) as { format?: string, spec?: unknown, params?: Uint8Array }
+  if (m?.format !== MODEL_FORMAT || !(m.params instanceof Uint8Array)) throw new TrainingError('BAD_MODEL', `not a ${MODEL_FORMAT} model file`)
+  return { spec: parseTrainingSpec(m.spec), params: bytesToFloats(m.params) }
+}

@@ -1,0 +1,93 @@
+// What a training peer needs from a trainer, built-in (the MLP below) or external (a PyTorch
+// process speaking docs/external-trainer.md). Parameters travel as one flat Float32Array.
+import { createRng, type Rng } from '../core/rng.js'
+import { Mlp, type MlpShape } from './mlp.js'
+import { loadMnist, shardIndices, subset, MNIST_CLASSES, MNIST_PIXELS, type Dataset } from './mnist.js'
+import type { TrainingSpec } from './spec.js'
+
+export interface StepResult {
+  /** Mean training loss over the steps. */
+  loss: number
+  /** Samples processed (the weight of this peer in the average). */
+  samples: number
+}
+
+export interface EvalResult { loss: number, accuracy: number }
+
+export interface Trainer {
+  readonly paramCount: number
+  getParams: (opts?: { signal?: AbortSignal }) => Promise<Float32Array>
+  setParams: (params: Float32Array, opts?: { signal?: AbortSignal }) => Promise<void>
+  /** Runs `steps` optimizer steps on this peer's shard. */
+  step: (steps: number, opts?: { signal?: AbortSignal }) => Promise<StepResult>
+  evaluate: (opts?: { signal?: AbortSignal }) => Promise<EvalResult>
+  close: () => Promise<void>
+}
+
+/** The built-in trainer: MLP 784-H-10 on one shard of the package's MNIST digits. */
+export class MlpTrainer implements Trainer {
+  readonly model: Mlp
+  readonly train: Dataset
+  readonly test: Dataset
+  private readonly batchSize: number
+  private readonly rng: Rng
+  private order: Uint32Array
+  private cursor: number
+
+  constructor (init: { model: Mlp, train: Dataset, test: Dataset, batchSize: number, seed: number }) {
+    this.model = init.model
+    this.train = init.train
+    this.test = init.test
+    this.batchSize = init.batchSize
+    this.rng = createRng(init.seed)
+    this.order = new Uint32Array(init.train.count)
+    this.cursor = init.train.count
+  }
+
+  get paramCount (): number { return this.model.paramCount }
+
+  async getParams (): Promise<Float32Array> { return Float32Array.from(this.model.params) }
+  async setParams (params: Float32Array): Promise<void> { this.model.setParams(params) }
+
+  async step (steps: number): Promise<StepResult> {
+    let loss = 0
+    const batch = new Uint32Array(Math.min(this.batchSize, this.train.count))
+    for (let s = 0; s < steps; s++) {
+      for (let b = 0; b < batch.length; b++) batch[b] = this.nextSample()
+      loss += this.model.trainBatch(this.train, batch)
+    }
+    return { loss: steps > 0 ? loss / steps : 0, samples: steps * batch.length }
+  }
+
+  async evaluate (): Promise<EvalResult> { return this.model.evaluate(this.test) }
+  async close (): Promise<void> {}
+
+  /** Epochs over the shard in a fresh seeded order each time (sampling without replacement). */
+  private nextSample (): number {
+    if (this.cursor >= this.order.length) {
+      for (let i = 0; i < this.order.length; i++) this.order[i] = i
+      for (let i = this.order.length - 1; i > 0; i--) {
+        const j = this.rng.int(i + 1)
+        const t = this.order[i]; this.order[i] = this.order[j]; this.order[j] = t
+      }
+      this.cursor = 0
+    }
+    return this.order[this.cursor++]
+  }
+}
+
+export function mlpShapeOf (spec: TrainingSpec): MlpShape {
+  const hidden = spec.model.kind === 'mlp' ? spec.model.hidden : 64
+  return { inputs: MNIST_PIXELS, hidden, outputs: MNIST_CLASSES }
+}
+
+/**
+ * The built-in trainer for shard `rank` of `shards`. Every peer initialises the model from the
+ * job's seed (identical start), and draws batches from its own stream (seed + rank).
+ */
+export function createMlpTrainer (spec: TrainingSpec, rank: number, shards: number): MlpTrainer {
+  const { train, test } = loadMnist({ trainPerClass: spec.dataset.trainPerClass, testPerClass: spec.dataset.testPerClass })
+  const shard = shards > 1 ? subset(train, shardIndices(train.count, shards, rank, spec.seed)) : train
+  const model = new Mlp(mlpShapeOf(spec), { learningRate: spec.learningRate, momentum: spec.momentum, seed: spec.seed })
+  return new MlpTrainer({ model, train: shard, test, batchSize: spec.batchSize, seed: (spec.seed * 7919 + rank + 1) >>> 0 })
+}

@@ -1,0 +1,181 @@
+// /dbc/allreduce/1.0.0: TrainingMessage frames between the peers of training jobs. One
+// long-lived outbound stream per remote peer carries everything we send it (rounds reuse the
+// stream: opening one costs far more than a round's chunk on loopback); inbound streams are
+// only read. Messages to ourselves are delivered in-process. Every outbound queue is bounded.
+import type { Stream, Connection, PeerId, Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { logger } from '@libp2p/logger'
+import { FramedStream } from '../net/framed.js'
+import { dbc } from '../wire/gen/wire.js'
+import { WireError } from '../errors.js'
+
+export const ALLREDUCE_PROTOCOL = '/dbc/allreduce/1.0.0'
+/** A model's full state travels in one frame (StateResponse); 64 MiB = 16M float32 parameters. */
+export const TRAINING_MAX_FRAME = 64 * 1024 * 1024
+/** Messages waiting to be written to one peer before new ones are dropped. */
+export const MAX_QUEUED_PER_PEER = 1024
+
+const Codec = dbc.training.v1.TrainingMessage
+type T = typeof dbc.training.v1
+
+/** A decoded message: protobufjs fills every scalar with its default, so bodies are complete. */
+export interface TrainingMessage {
+  invite?: InstanceType<T['Invite']> | null
+  inviteReply?: InstanceType<T['InviteReply']> | null
+  roundStart?: InstanceType<T['RoundStart']> | null
+  slice?: InstanceType<T['SliceChunk']> | null
+  stateRequest?: InstanceType<T['StateRequest']> | null
+  stateResponse?: InstanceType<T['StateResponse']> | null
+  join?: InstanceType<T['Join']> | null
+  report?: InstanceType<T['RoundReport']> | null
+  finish?: InstanceType<T['Finish']> | null
+}
+
+export type TrainingMessageInput = dbc.training.v1.TrainingMessage.$Properties
+
+export function decodeTrainingMessage (frame: Uint8Array): TrainingMessage {
+  return Codec.decode(frame) as unknown as TrainingMessage
+}
+
+export type TrainingListener = (from: string, msg: TrainingMessage) => void
+
+const log = logger('dbc:training:transport')
+
+interface Outbox {
+  queue: Uint8Array[]
+  pumping: boolean
+  framed?: FramedStream
+}
+
+export interface TransportStats { framesSent: number, bytesSent: number, framesReceived: number, bytesReceived: number, dropped: number }
+
+/** The minimum of a libp2p node this transport uses. */
+export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol'>
+
+export class TrainingTransport {
+  readonly host: TrainingHost
+  readonly self: string
+  private readonly listeners = new Set<TrainingListener>()
+  private readonly outboxes = new Map<string, Outbox>()
+  private readonly inbound = new Set<FramedStream>()
+  private readonly onBadInput?: (peer: PeerId, err: WireError) => void
+  private started = false
+  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0 }
+
+  constructor (host: TrainingHost, init: { onBadInput?: (peer: PeerId, err: WireError) => void } = {}) {
+    this.host = host
+    this.self = host.peerId.toString()
+    this.onBadInput = init.onBadInput
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await this.host.handle(ALLREDUCE_PROTOCOL, async (stream: Stream, connection: Connection) => {
+      await this.readLoop(stream, connection)
+    }, { maxInboundStreams: 256, runOnLimitedConnection: false })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.host.unhandle(ALLREDUCE_PROTOCOL)
+    for (const o of this.outboxes.values()) { o.queue.length = 0; o.framed?.abort(new Error('training transport stopped')) }
+    this.outboxes.clear()
+    for (const f of this.inbound) f.abort(new Error('training transport stopped'))
+    this.inbound.clear()
+  }
+
+  /** Subscribes to every message received; returns the unsubscribe function. */
+  listen (fn: TrainingListener): () => void {
+    this.listeners.add(fn)
+    return () => { this.listeners.delete(fn) }
+  }
+
+  /** Queues a message for `to` (a peer id string). Never throws; a full queue drops it. */
+  send (to: string, msg: TrainingMessageInput): void {
+    const bytes = Codec.encode(msg).finish()
+    if (to === this.self) {
+      const decoded = decodeTrainingMessage(bytes)
+      queueMicrotask(() => { this.dispatch(this.self, decoded) })
+      return
+    }
+    let o = this.outboxes.get(to)
+    if (o === undefined) { o = { queue: [], pumping: false }; this.outboxes.set(to, o) }
+    if (o.queue.length >= MAX_QUEUED_PER_PEER) { this.stats.dropped++; return }
+    o.queue.push(bytes)
+    if (!o.pumping) void this.pump(to, o)
+  }
+
+  /** Forgets a peer's outbound stream (after it left the job). */
+  forget (peer: string): void {
+    const o = this.outboxes.get(peer)
+    if (o === undefined) return
+    this.outboxes.delete(peer)
+    o.queue.length = 0
+    o.framed?.abort(new Error('peer forgotten'))
+  }
+
+  private async pump (to: string, o: Outbox): Promise<void> {
+    o.pumping = true
+    try {
+      while (o.queue.length > 0 && this.started) {
+        if (o.framed === undefined) {
+          const stream = await this.host.dialProtocol(peerIdFromString(to), ALLREDUCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+          o.framed = new FramedStream(stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+        }
+        const bytes = o.queue[0]
+        await o.framed.write(bytes, { signal: AbortSignal.timeout(30_000) })
+        o.queue.shift()
+        this.stats.framesSent++
+        this.stats.bytesSent += bytes.length
+      }
+    } catch (err) {
+      // The peer is gone or unreachable: drop what was queued for it. The all-reduce's
+      // deadline handles the missing data; the next send dials afresh.
+      log('send to %s failed: %s', to, (err as Error).message)
+      this.stats.dropped += o.queue.length
+      o.queue.length = 0
+      o.framed?.abort(err as Error)
+      o.framed = undefined
+    } finally {
+      o.pumping = false
+    }
+  }
+
+  private async readLoop (stream: Stream, connection: Connection): Promise<void> {
+    const framed = new FramedStream(stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+    this.inbound.add(framed)
+    const from = connection.remotePeer.toString()
+    try {
+      for (;;) {
+        const frame = await framed.read()
+        if (frame === undefined) break
+        let msg: TrainingMessage
+        try {
+          msg = decodeTrainingMessage(frame)
+        } catch (err) {
+          throw new WireError('TRAINING_MESSAGE_INVALID', `training message from ${from} does not decode`, { cause: err })
+        }
+        this.stats.framesReceived++
+        this.stats.bytesReceived += frame.length
+        this.dispatch(from, msg)
+      }
+    } catch (err) {
+      if (err instanceof WireError) this.onBadInput?.(connection.remotePeer, err)
+      framed.abort(err as Error)
+    } finally {
+      this.inbound.delete(framed)
+    }
+  }
+
+  private dispatch (from: string, msg: TrainingMessage): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(from, msg)
+      } catch (err) {
+        log.error('training listener failed: %s', (err as Error).message)
+      }
+    }
+  }
+}
