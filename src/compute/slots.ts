@@ -51,8 +51,11 @@ export class SlotManager {
   async acquire (taskId: string, demand: Partial<SlotDemand>, opts: { signal?: AbortSignal } = {}): Promise<SlotGrant> {
     const d = normalizeDemand(demand)
     if (opts.signal?.aborted === true) throw new ExecutorError(SlotErrorCode.CANCELLED, `task ${taskId} was cancelled before it got a slot`)
-    const a = this.queue.length === 0 ? this.ledger.allocate(taskId, d) : this.ledger.check(d)
-    if (a.kind === 'fits' && this.queue.length === 0) {
+    // Backfill: a task that fits now starts now, even past queued ones waiting for other
+    // resources (a CPU task need not wait behind a GPU task). Big tasks could starve under a
+    // steady stream of small ones; the queue bound and lease admission keep that in check.
+    const a = this.ledger.allocate(taskId, d)
+    if (a.kind === 'fits') {
       this.emit({ type: 'started', taskId, grant: a.grant })
       return a.grant
     }
