@@ -1,7 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { simulate, truth, type FakeProvider } from './sim-driver.js'
-import { ReputationBook, type JobPolicy } from '../../../../src/core/scheduler/index.js'
+import { JobMachine, ReputationBook, type JobPolicy } from '../../../../src/core/scheduler/index.js'
+import { createRng } from '../../../../src/core/rng.js'
 
 const base: JobPolicy = { taskCount: 200, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 5000, leaseTimeoutMs: 500, stragglerFactor: 0 }
 const eight = (f: (i: number) => Partial<FakeProvider> = () => ({})): FakeProvider[] => Array.from({ length: 8 }, (_, i) => ({ id: 'p' + i, taskMs: 10 + i, ...f(i) }))
@@ -86,6 +87,22 @@ test('no live lease: the machine asks for more leases and explains why a task wa
   r.m.handleGiveUp(r.now, 'no providers')
   assert.ok(r.m.isFinished)
   assert.is(r.m.progress().failed, 20)
+})
+
+test('restore: accepted tasks stay done, pending votes count, lost copies are re-run', () => {
+  const restored = new Map([
+    [0, { accepted: 'h0', copies: [{ attempt: 1, provider: 'p0', outcome: 'agreed' as const, hash: 'h0' }] }],
+    [1, { copies: [{ attempt: 1, provider: 'p0', outcome: 'pending' as const, hash: 'h1' }, { attempt: 2, provider: 'p1', outcome: 'running' as const }] }]
+  ])
+  const m = new JobMachine({ ...base, taskCount: 3, redundancy: 2, quorum: 2 }, new ReputationBook(), createRng(1), restored)
+  assert.is(m.taskStatus(0), 'done')
+  m.handleLease(0, { leaseId: 'L2', provider: 'p2', slots: 4 })
+  const runs = m.pollCommands().filter(c => c.type === 'run') as Array<{ index: number, attempt: number }>
+  assert.not.ok(runs.some(r => r.index === 0), 'done task not re-run')
+  const t1 = runs.find(r => r.index === 1)!
+  assert.is(t1.attempt, 3, 'attempt numbers continue after the restart')
+  m.handleResult(1, { index: 1, attempt: 3, ok: true, hash: 'h1' })
+  assert.is(m.acceptedHash(1), 'h1', 'the vote from before the restart counted')
 })
 
 test.run()

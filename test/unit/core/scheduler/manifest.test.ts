@@ -1,0 +1,48 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { validateManifest, formatManifestIssues, taskCount, taskInputSpec, quorumOf } from '../../../../src/core/scheduler/index.js'
+
+const ok = { executor: 'wasm', code: { wasm: 'tile.wasm' }, inputs: { range: { from: 0, to: 9 } } }
+const issues = (raw: unknown): string => { const r = validateManifest(raw); return r.ok ? '' : formatManifestIssues(r.issues) }
+
+test('a minimal manifest gets defaults', () => {
+  const r = validateManifest(ok)
+  assert.ok(r.ok)
+  if (!r.ok) return
+  assert.is(r.manifest.verification.redundancy, 1)
+  assert.is(quorumOf(r.manifest), 1)
+  assert.is(taskCount(r.manifest), 10)
+})
+
+test('errors name the field path and the problem', () => {
+  assert.is(issues({ ...ok, inputs: { range: { from: 5, to: 1 } } }), 'inputs.range.to: must be >= from')
+  assert.is(issues({ ...ok, resources: { gpus: 2 } }), 'resources.gpus: unknown field')
+  assert.is(issues({ ...ok, colour: 'red' }), 'colour: unknown field')
+  assert.match(issues({ ...ok, verification: { redundancy: 2, quorum: 3 } }), 'verification.quorum: must be <= redundancy (2)')
+  assert.match(issues({ ...ok, executor: 'process' }), 'code: executor "process" needs code.command')
+  assert.match(issues({ ...ok, inputs: { list: [1], range: { from: 0, to: 1 } } }), 'inputs: give exactly one of list, range or files')
+  assert.match(issues({ ...ok, resources: { cores: 0 } }), /^resources\.cores: /)
+  assert.match(issues({ ...ok, location: { lat: 10 } }), 'location.lon: lat and lon go together')
+  assert.match(issues({ ...ok, budget: { total: -1 } }), /^budget\.total: /)
+  assert.match(issues({ executor: 'wasm' }), /code: .*\n?.*inputs: /s)
+  assert.match(issues({ ...ok, deadline: 'tomorrow' }), /^deadline: /)
+})
+
+test('range, list and file partitions expand to tasks', () => {
+  const r = validateManifest({ ...ok, inputs: { range: { from: 0, to: 1, step: 0.1 } } })
+  assert.ok(r.ok); if (!r.ok) return
+  assert.is(taskCount(r.manifest), 11)
+  assert.equal(taskInputSpec(r.manifest, 3), { kind: 'value', value: 0.3 })
+  const f = validateManifest({ ...ok, inputs: { files: { path: 'data.bin', partitions: 3 } } })
+  assert.ok(f.ok); if (!f.ok) return
+  assert.is(taskCount(f.manifest, 10), 3)
+  const parts = [0, 1, 2].map(i => taskInputSpec(f.manifest, i, 10)) as Array<{ offset: number, length: number }>
+  assert.is(parts.reduce((n, p) => n + p.length, 0), 10)
+  assert.is(parts[2].offset + parts[2].length, 10)
+  const c = validateManifest({ ...ok, inputs: { files: { path: 'data.bin', chunkBytes: 4 } } })
+  assert.ok(c.ok); if (!c.ok) return
+  assert.is(taskCount(c.manifest, 10), 3)
+  assert.equal(taskInputSpec(c.manifest, 2, 10), { kind: 'file-range', path: 'data.bin', offset: 8, length: 2 })
+})
+
+test.run()

@@ -1,0 +1,62 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { placeTasks, placeRandomly, explainTask, summarizePlacement, type OfferView, type PlacementRequest } from '../../../../src/core/scheduler/index.js'
+import { createRng } from '../../../../src/core/rng.js'
+
+const req: PlacementRequest = { now: 0, taskCount: 100, copies: 1, expectedTaskMs: 1000, inputBytes: 1000, gpuCount: 1, cores: 1 }
+const offer = (i: number, o: Partial<OfferView> = {}): OfferView => ({ offerId: 'o' + i, provider: 'p' + i, slots: 4, priceGpuHour: 1, priceCpuHour: 0, perfScore: 1, expiresAt: 1e9, rttMs: 10, ...o })
+
+test('faster and cheaper offers get more tasks; slots queue up', () => {
+  const p = placeTasks(req, [offer(0, { perfScore: 4 }), offer(1), offer(2, { priceGpuHour: 50 })])
+  assert.is(p.unplaced.size, 0)
+  assert.ok(p.tasksPerOffer[0] > p.tasksPerOffer[1], 'fast one gets more')
+  assert.ok(p.tasksPerOffer[2] < p.tasksPerOffer[1], 'expensive one gets fewer')
+  assert.ok(p.makespanMs > 1000)
+})
+
+test('copies go to distinct providers; too few providers is explained', () => {
+  const p = placeTasks({ ...req, copies: 3 }, [offer(0), offer(1), offer(2), offer(3)])
+  for (let t = 0; t < 100; t++) {
+    const provs = new Set([0, 1, 2].map(c => p.offers[p.copyOffer[t * 3 + c]].provider))
+    assert.is(provs.size, 3)
+  }
+  const q = placeTasks({ ...req, copies: 3 }, [offer(0), offer(1)])
+  assert.is(q.unplaced.get(0), 'not-enough-providers')
+  assert.match(explainTask(q, 0).why, /distinct providers/)
+})
+
+test('why not: no candidates, refusals, price, budget, deadline, avoided', () => {
+  assert.is(placeTasks(req, []).unplaced.get(0), 'no-candidates')
+  assert.is(placeTasks(req, [offer(0, { refusal: 'busy' }), offer(1, { expiresAt: 0 })]).unplaced.get(0), 'all-refused')
+  assert.is(placeTasks({ ...req, maxPricePerHour: 0.5 }, [offer(0)]).unplaced.get(0), 'over-price')
+  const b = placeTasks({ ...req, budgetTotal: (1 / 3600) * 10.5 }, [offer(0)])
+  assert.is(b.request.taskCount - b.unplaced.size, 10)
+  assert.is(b.unplaced.get(50), 'over-budget')
+  const d = placeTasks({ ...req, deadlineAt: 2500 }, [offer(0)])
+  assert.is(d.request.taskCount - d.unplaced.size, 8, '2 rounds of 4 slots fit before the deadline')
+  assert.is(d.unplaced.get(99), 'deadline')
+  assert.is(placeTasks({ ...req, avoid: new Set(['p0']) }, [offer(0)]).unplaced.get(0), 'avoided')
+  const s = summarizePlacement(d)
+  assert.is(s.placedTasks, 8)
+})
+
+test('low reputation costs more (risk of rework)', () => {
+  const p = placeTasks(req, [offer(0, { reputation: 0.05 }), offer(1, { reputation: 0.95 })])
+  assert.ok(p.tasksPerOffer[1] > p.tasksPerOffer[0])
+})
+
+test('10,000 tasks over 1,000 offers place in under 100 ms and beat random placement', () => {
+  const rng = createRng(7)
+  const offers = Array.from({ length: 1000 }, (_, i) => offer(i, { slots: 1 + rng.int(8), priceGpuHour: 0.2 + rng.next(), perfScore: 0.5 + 2 * rng.next(), rttMs: 5 + 200 * rng.next(), reputation: rng.next() }))
+  const big = { ...req, taskCount: 10_000, expectedTaskMs: 10_000, inputBytes: 1e5 }
+  placeTasks(big, offers) // warm up
+  const t0 = performance.now()
+  const p = placeTasks(big, offers)
+  const ms = performance.now() - t0
+  assert.ok(ms < 100, `${ms} ms`)
+  const r = placeRandomly(big, offers, createRng(1))
+  assert.ok(p.makespanMs < r.makespanMs, 'shorter makespan')
+  assert.ok(p.totalPrice < r.totalPrice, 'cheaper')
+})
+
+test.run()
