@@ -39,6 +39,8 @@ export interface BridgeInit {
   requestTimeoutMs?: number
   txTimeoutMs?: number
   now?: () => number
+  /** Fault injection for tests: runs once a settlement tx is written down, before its broadcast. */
+  beforeBroadcast?: (batchId: Hex, txHash: Hex) => void
   /** Fault injection for tests: runs right after a settlement tx was broadcast. */
   afterBroadcast?: (batchId: Hex, txHash: Hex) => void
 }
@@ -291,7 +293,7 @@ export class Bridge {
     if (entries.length === 0) { this.lastError = undefined; return }
     try {
       const contract = await this.ready()
-      const deps = { conn: this.connection(), outbox: this.outbox, queue: this.sendQueue(), contract, confirmations: this.confirmations(), now: this.now, afterBroadcast: this.init.afterBroadcast }
+      const deps = { conn: this.connection(), outbox: this.outbox, queue: this.sendQueue(), contract, confirmations: this.confirmations(), now: this.now, beforeBroadcast: this.init.beforeBroadcast, afterBroadcast: this.init.afterBroadcast }
       let failure: ChainError | undefined
       for (const e of entries) {
         signal?.throwIfAborted()

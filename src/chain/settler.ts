@@ -19,6 +19,8 @@ export interface SettlerDeps {
   contract: Address
   confirmations: number
   now: () => number
+  /** Fault injection for tests: called with the tx written down as sent, before its broadcast. */
+  beforeBroadcast?: (batchId: Hex, txHash: Hex) => void
   /** Fault injection for tests: called right after a settlement tx was broadcast. */
   afterBroadcast?: (batchId: Hex, txHash: Hex) => void
 }
@@ -79,6 +81,7 @@ async function signAndSend (d: SettlerDeps, entry: OutboxEntry): Promise<Advance
     })
     // Write-ahead: once this row says `sent`, a crash can only lead to re-broadcasting this tx.
     d.outbox.markSent(entry.batchId, tx.hash, tx.raw, tx.nonce, d.now())
+    d.beforeBroadcast?.(entry.batchId, tx.hash)
     await d.queue.broadcast(tx, 'broadcasting a settlement')
     d.afterBroadcast?.(entry.batchId, tx.hash)
     return tx.hash
