@@ -9,12 +9,16 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../net/host.js'
 import { TrainingService } from './service.js'
+import { createReceiptMeter } from './metering.js'
 
 const args = process.argv.slice(2)
 const listen = args.includes('--listen') ? args[args.indexOf('--listen') + 1] : '/ip4/127.0.0.1/tcp/0'
 
-const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: [listen], dhtServer: false, connectionMonitor: false })
-const service = new TrainingService(host)
+const privateKey = await generateKeyPair('Ed25519')
+const host = await createHost({ privateKey, listen: [listen], dhtServer: false, connectionMonitor: false })
+// Every round's compute is receipted, signed with this peer's identity key.
+const meter = createReceiptMeter({ secretKey: privateKey.raw.subarray(0, 32), prices: { priceGpuHour: 1, priceCpuHour: 0.05 } })
+const service = new TrainingService(host, { meter })
 await service.start()
 process.stdout.write(JSON.stringify({ peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }) + '\n')
 

@@ -62,6 +62,8 @@ export class TrainingWorker {
   private unlisten: (() => void) | undefined
   private stateWaiter: ((msg: dbc.training.v1.StateResponse) => void) | undefined
   private finished = false
+  /** A joiner refreshes its state from a member at the start of its first round. */
+  private refreshState = false
   private resolveDone!: () => void
   /** Resolves when the coordinator finished the job (or stop() was called). */
   readonly done: Promise<void>
@@ -75,6 +77,9 @@ export class TrainingWorker {
     this.done = new Promise(resolve => { this.resolveDone = resolve })
   }
 
+  /** The parameters after the last round this peer averaged (its copy of the shared model). */
+  get parameters (): Float32Array | undefined { return this.reference === undefined ? undefined : Float32Array.from(this.reference) }
+
   /** Listens for the job's messages; the model's current parameters become the reference. */
   async start (): Promise<void> {
     this.reference = await this.init.trainer.getParams()
@@ -83,22 +88,34 @@ export class TrainingWorker {
 
   /**
    * For a late or replacement peer: loads the current parameters from a member, then asks the
-   * coordinator to be admitted from the next round on.
+   * coordinator to be admitted from the next round on. The state is fetched again from a
+   * member when the first round that includes this peer starts, so rounds the group finished
+   * in between are not lost. Returns the number of rounds folded into the loaded state.
    */
   async joinFrom (donor: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const folded = await this.loadState(donor, 30_000, opts.signal)
+    this.refreshState = true
+    this.init.transport.send(this.init.coordinator, { join: { jobId: this.jobId } })
+    return folded
+  }
+
+  /** Fetches and adopts a member's parameters; returns the rounds folded into them. */
+  private async loadState (donor: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const state = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within 30 s`, { hint: 'pick another member of the job as donor' })) }, 30_000)
-      opts.signal?.addEventListener('abort', () => { clearTimeout(timer); reject(opts.signal?.reason) }, { once: true })
+      const timer = setTimeout(() => {
+        this.stateWaiter = undefined
+        reject(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
+      }, timeoutMs)
+      signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal?.reason) }, { once: true })
       this.stateWaiter = (m) => { clearTimeout(timer); resolve(m) }
       this.init.transport.send(donor, { stateRequest: { jobId: this.jobId } })
     })
-    const params = bytesToFloats(state.params ?? new Uint8Array())
+    const params = bytesToFloats(state.params)
     if (params.length !== this.init.trainer.paramCount) throw new TrainingError('STATE_MISMATCH', `state from ${donor} has ${params.length} parameters, the model ${this.init.trainer.paramCount}`)
     await this.init.trainer.setParams(params)
     this.reference = params
-    this.lastRound = state.round ?? -1
-    this.init.transport.send(this.init.coordinator, { join: { jobId: this.jobId } })
-    return this.lastRound
+    this.lastRound = state.round - 1
+    return state.round
   }
 
   async stop (): Promise<void> {
@@ -126,7 +143,7 @@ export class TrainingWorker {
         log.error('round %d failed: %s', rs.round, (err as Error).message)
       })
     } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
-      if (this.reference !== undefined) this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: Math.max(0, this.lastRound), params: floatsToBytes(this.reference) } })
+      if (this.reference !== undefined) this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: this.lastRound + 1, params: floatsToBytes(this.reference) } })
     } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && this.stateWaiter !== undefined) {
       const w = this.stateWaiter
       this.stateWaiter = undefined
@@ -135,7 +152,7 @@ export class TrainingWorker {
       const sendModel = msg.finish.sendModel
       this.chain = this.chain.then(async () => {
         if (sendModel && this.reference !== undefined) {
-          this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: Math.max(0, this.lastRound), params: floatsToBytes(this.reference), final: true } })
+          this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: this.lastRound + 1, params: floatsToBytes(this.reference), final: true } })
         }
         await this.stop()
       })
@@ -145,6 +162,14 @@ export class TrainingWorker {
   private async runRound (round: number, members: string[], deadlineAt: number): Promise<void> {
     if (this.finished || round <= this.lastRound || !members.includes(this.self)) return
     const { trainer, spec } = this.init
+    if (this.refreshState) {
+      this.refreshState = false
+      const donor = members.find(m => m !== this.self)
+      if (donor !== undefined) {
+        const folded = await this.loadState(donor, Math.max(200, (deadlineAt - performance.now()) / 2))
+        if (folded > round) return // the group finished this round without us; join the next
+      }
+    }
     const startedAt = Date.now()
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()

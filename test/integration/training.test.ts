@@ -10,6 +10,9 @@ import { parseTrainingSpec, type TrainingSpecInput } from '../../src/training/sp
 import { createMlpTrainer } from '../../src/training/trainer.js'
 import { spawnPeers, stopPeers, coordinatorHost, type PeerProcess } from './training-peers.js'
 import type { Host } from '../../src/net/host.js'
+import { verifyReceipt } from '../../src/core/settlement/receipt.js'
+import { dbc } from '../../src/wire/gen/wire.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 const BASE: TrainingSpecInput = { rounds: 40, localSteps: 10, batchSize: 32, learningRate: 0.1, seed: 1, evalEvery: 10, deadline: { initialMs: 30_000 } }
 
@@ -46,6 +49,12 @@ test('4 peer processes reach >= 90% and stay within 2 points of a single peer wi
   // every peer's compute was metered in every round
   assert.is(r.metering.length, 4 * 40)
   assert.ok(r.metering.every(m => m.computeMs > 0 && m.samples === 320))
+  // ...as a receipt signed by that peer, for that round of this job
+  for (const m of r.metering) {
+    const check = verifyReceipt(dbc.receipt.v1.SignedReceipt.decode(m.receipt!), peerIdFromString(m.peer).toMultihash().bytes)
+    assert.ok(check.ok, JSON.stringify(check))
+    if (check.ok) assert.equal(new TextDecoder().decode(check.receipt.taskId), `${r.jobId}/round/${m.round}`)
+  }
   const single = createMlpTrainer(parseTrainingSpec({ ...BASE }), 0, 1)
   await single.step(BASE.rounds! * BASE.localSteps! * 4)
   const singleAcc = (await single.evaluate()).accuracy

@@ -1,0 +1,53 @@
+// Per-round metering of a training peer as signed usage receipts (the same receipts grid tasks
+// use): one receipt per peer per round, task id "<job>/round/<n>", compute time as CPU time for
+// the built-in trainer, or as GPU-seconds when the job runs on GPUs.
+import { sha256 } from '@noble/hashes/sha2.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { dbc } from '../wire/gen/wire.js'
+import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
+import type { HourlyPrices } from '../core/compute/pricing.js'
+import type { RoundMetering } from './worker.js'
+
+export interface ReceiptMeterInit {
+  /** The provider's 32-byte Ed25519 secret key (the node identity's `secretKey`). */
+  secretKey: Uint8Array
+  prices: HourlyPrices
+  /** GPUs this peer trains on; 0 meters the compute as CPU time. */
+  gpuCount?: number
+  payoutAddress?: string
+}
+
+const utf8 = new TextEncoder()
+
+export function roundTaskId (jobId: string, round: number): Uint8Array {
+  return utf8.encode(`${jobId}/round/${round}`)
+}
+
+/** A `meter` hook for TrainingService/TrainingWorker that signs one receipt per round. */
+export function createReceiptMeter (init: ReceiptMeterInit): (m: RoundMetering) => Uint8Array {
+  const gpus = init.gpuCount ?? 0
+  return (m) => {
+    const jobId = utf8.encode(m.jobId)
+    const taskId = roundTaskId(m.jobId, m.round)
+    const receipt = buildReceipt({
+      jobId,
+      taskId,
+      provider: peerIdFromString(m.peer).toMultihash().bytes,
+      consumer: peerIdFromString(m.coordinator).toMultihash().bytes,
+      usage: {
+        wallMs: m.computeMs,
+        cpuMs: gpus > 0 ? 0 : m.cpuMs,
+        gpuSeconds: gpus * m.computeMs / 1000,
+        bytesIn: m.bytesIn,
+        bytesOut: m.bytesOut
+      },
+      prices: init.prices,
+      startedAt: m.startedAt,
+      finishedAt: m.finishedAt,
+      // binds the receipt to this peer's work in this round (samples processed)
+      outputHash: sha256(utf8.encode(`${m.jobId}/${m.round}/${m.peer}/${m.samples}`)),
+      ...(init.payoutAddress !== undefined ? { payoutAddress: init.payoutAddress } : {})
+    })
+    return dbc.receipt.v1.SignedReceipt.encode(signReceipt(receipt, init.secretKey)).finish()
+  }
+}

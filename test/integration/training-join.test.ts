@@ -1,0 +1,90 @@
+// In-process libp2p nodes (TCP on 127.0.0.1): a replacement peer loads the state from a member
+// and joins a running job; an external trainer process takes part in a networked job.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createHost, type Host } from '../../src/net/host.js'
+import { TrainingService } from '../../src/training/service.js'
+import { TrainingTransport } from '../../src/training/transport.js'
+import { TrainingSession, decodeModel } from '../../src/training/session.js'
+import { ExternalTrainer } from '../../src/training/external.js'
+import type { TrainingWorker } from '../../src/training/worker.js'
+import { createMlpTrainer } from '../../src/training/trainer.js'
+import type { TrainingSpecInput } from '../../src/training/spec.js'
+
+const fixture = fileURLToPath(new URL('../unit/training/fixtures/external-trainer.ts', import.meta.url))
+const SMALL: TrainingSpecInput = { model: { kind: 'mlp', hidden: 64 }, dataset: { trainPerClass: 100, testPerClass: 50 }, localSteps: 5, batchSize: 16, evalEvery: 0, deadline: { initialMs: 20_000 } }
+
+let hosts: Host[] = []
+const services: TrainingService[] = []
+
+async function makeHosts (n: number): Promise<Host[]> {
+  const made = await Promise.all(Array.from({ length: n }, async () => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await made[i].dial(made[j].getMultiaddrs()[0])
+  hosts.push(...made)
+  return made
+}
+
+test.after(async () => {
+  for (const s of services) await s.stop()
+  for (const h of hosts) await h.stop()
+  hosts = []
+})
+
+test('a replacement peer loads the current state from a member and joins the next rounds', async () => {
+  const [coord, a, b, c] = await makeHosts(4)
+  for (const h of [a, b, c]) { const s = new TrainingService(h); await s.start(); services.push(s) }
+  const transport = new TrainingTransport(coord)
+  await transport.start()
+  const session = new TrainingSession({ transport, peers: [a, b].map(h => h.peerId.toString()), spec: { ...SMALL, rounds: 12 } })
+  let joined: Promise<TrainingWorker> | undefined
+  session.on('progress', (p) => {
+    if (p.round === 3 && joined === undefined) {
+      joined = services[2].join({ jobId: session.jobId, coordinator: coord.peerId.toString(), donor: a.peerId.toString(), spec: session.spec, rank: 2, shards: 3 })
+    }
+  })
+  const result = await session.run()
+  await joined
+  const sizes = result.history.map(h => h.members.length)
+  assert.equal(sizes.slice(0, 4), [2, 2, 2, 2])
+  assert.is(sizes[sizes.length - 1], 3, `members per round ${sizes}`)
+  assert.ok(result.members.includes(c.peerId.toString()))
+  // After the last fp32 round all members hold the same parameters: the joiner is in sync.
+  const joiner = await joined!
+  await joiner.done
+  const mine = joiner.parameters!
+  let diff = 0
+  for (let i = 0; i < mine.length; i++) diff = Math.max(diff, Math.abs(mine[i] - result.params[i]))
+  assert.ok(diff < 1e-6, `joiner differs by ${diff}`)
+  assert.is(services[2].workers.size, 0, 'the joiner finished with the job')
+  const model = decodeModel(result.model)
+  assert.is(model.params.length, result.params.length)
+  assert.is(result.history.length, 12)
+  await transport.stop()
+})
+
+test('an external trainer process takes part in a networked job next to a built-in peer', async () => {
+  const [coord, a, b] = await makeHosts(3)
+  const builtIn = new TrainingService(a)
+  const external = new TrainingService(b, {
+    createTrainer: async (spec, rank, shards) => await ExternalTrainer.spawn([process.execPath, '--import', 'tsx', '--no-warnings', fixture], { rank, shards, seed: spec.seed, batch_size: spec.batchSize, learning_rate: spec.learningRate })
+  })
+  for (const s of [builtIn, external]) { await s.start(); services.push(s) }
+  const transport = new TrainingTransport(coord)
+  await transport.start()
+  const spec = { ...SMALL, rounds: 15 }
+  const session = new TrainingSession({ transport, peers: [a, b].map(h => h.peerId.toString()), spec })
+  const result = await session.run()
+  assert.is(result.members.length, 2)
+  assert.ok(result.history.every(h => h.dropped.length === 0))
+  // The averaged model beats either start: evaluate it with a local copy of the MLP.
+  const check = createMlpTrainer(session.spec, 0, 1)
+  const before = await check.evaluate()
+  await check.setParams(result.params)
+  const after = await check.evaluate()
+  assert.ok(after.accuracy > 0.7 && after.accuracy > before.accuracy + 0.4, `accuracy ${before.accuracy} → ${after.accuracy}`)
+  await transport.stop()
+})
+
+test.run()
