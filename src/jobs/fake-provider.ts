@@ -6,6 +6,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
 import { checkLease, checkTaskUnderLease } from '../core/scheduler/ownership.js'
 import type { LocalProvider } from './local-transport.js'
+import { nodeVerifyByPeerId } from './signing.js'
 
 export interface FakeProviderInit {
   secretKey: Uint8Array
@@ -75,7 +76,7 @@ export class FakeProvider implements LocalProvider {
   }
 
   openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): void {
-    const ok = checkLease({ lease, sender, self: this.peerId, now: this.now() })
+    const ok = checkLease({ lease, sender, self: this.peerId, now: this.now(), verify: nodeVerifyByPeerId })
     if (!ok.ok) throw new Error(`lease refused: ${ok.reason}`)
     this.leases.set(toHex(lease.leaseId ?? new Uint8Array()), lease)
   }
@@ -85,7 +86,7 @@ export class FakeProvider implements LocalProvider {
   async runTask (task: dbc.task.v1.ITask, sender: Uint8Array): Promise<dbc.task.v1.ITaskResult> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
-    const admitted = lease === undefined ? { ok: false as const, reason: 'no such lease' } : checkTaskUnderLease({ task, lease, sender, now: this.now() })
+    const admitted = lease === undefined ? { ok: false as const, reason: 'no such lease' } : checkTaskUnderLease({ task, lease, sender, now: this.now(), verify: nodeVerifyByPeerId })
     if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, error: `refused: ${admitted.reason}` } }
     const n = ++this.count
     const started = this.now()

@@ -17,6 +17,7 @@ import {
 } from '../core/scheduler/index.js'
 import type { JobTransport, TransportOffer } from './transport.js'
 import { markRunningCopiesLost, type JobStore } from './store.js'
+import { nodeSigner } from './signing.js'
 
 export interface JobRunnerInit {
   jobId: string
@@ -103,11 +104,14 @@ export class JobRunner {
   private lookingForLeases = false
   private signal?: AbortSignal
   private done = false
+  private jobIdBytes: Uint8Array = new Uint8Array()
+  private readonly signer: (msg: Uint8Array) => Uint8Array
 
   constructor (private readonly init: JobRunnerInit) {
     this.jobId = init.jobId
     this.m = init.manifest
     this.rep = init.reputation ?? new ReputationBook()
+    this.signer = nodeSigner(init.holder.secretKey)
   }
 
   private now (): number { return Date.now() }
@@ -116,6 +120,7 @@ export class JobRunner {
   async run (opts: { signal?: AbortSignal } = {}): Promise<JobSummary> {
     this.signal = opts.signal
     this.startedAt = this.now()
+    this.jobIdBytes = hexToBytes(this.jobId)
     this.fileSize = this.init.fileSize
     if (this.fileSize === undefined && this.m.inputs.files?.path !== undefined) this.fileSize = (await stat(resolve(this.init.baseDir ?? '.', this.m.inputs.files.path))).size
     this.taskCount = countTasks(this.m, this.fileSize)
@@ -235,7 +240,7 @@ export class JobRunner {
     await Promise.all(used.map(async ({ v }, rank) => {
       const raw = this.offers.get(v.offerId)!.offer
       const leaseId = enc.encode(`${this.jobId.slice(0, 16)}:${v.offerId}:${now}`)
-      const lease = signLease(this.init.holder.secretKey, {
+      const lease = signLease(this.signer, {
         leaseId, offerId: raw.offerId, jobId: hexToBytes(this.jobId), holder: this.init.holder.peerId, provider: raw.provider,
         expiresAt: now + 24 * 3_600_000, heartbeatMs: 200
       })
@@ -366,7 +371,7 @@ export class JobRunner {
       const input = this.m.inputs.list !== undefined || this.m.inputs.range !== undefined ? encodeValueInput((taskInputSpec(this.m, c.index) as { value: unknown }).value) : await this.inputFor(c.index)
       const task: dbc.task.v1.ITask = {
         taskId: enc.encode(`${this.jobId}:${c.index}:${c.attempt}`),
-        jobId: hexToBytes(this.jobId),
+        jobId: this.jobIdBytes,
         leaseId: this.leaseIds.get(c.leaseId),
         index: c.index,
         attempt: c.attempt,

@@ -122,11 +122,17 @@ export function taskSigningBytes (task: dbc.task.v1.ITask): Uint8Array {
   return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined }).finish())
 }
 
-export function signLease (holderSecret: Uint8Array, lease: dbc.task.v1.ILease): dbc.task.v1.ILease {
-  return { ...lease, signature: signBytes(holderSecret, leaseSigningBytes(lease)) }
+/** Signs with the secret key, or with a signer function (e.g. a faster native one). */
+export type SecretOrSigner = Uint8Array | ((msg: Uint8Array) => Uint8Array)
+const signWith = (k: SecretOrSigner, msg: Uint8Array): Uint8Array => k instanceof Uint8Array ? signBytes(k, msg) : k(msg)
+/** Verifies a signature by the key inside a peer id (core's pure one by default). */
+export type PeerIdVerifier = (peerId: Uint8Array, msg: Uint8Array, signature: Uint8Array) => boolean
+
+export function signLease (holder: SecretOrSigner, lease: dbc.task.v1.ILease): dbc.task.v1.ILease {
+  return { ...lease, signature: signWith(holder, leaseSigningBytes(lease)) }
 }
-export function signTask (holderSecret: Uint8Array, task: dbc.task.v1.ITask): dbc.task.v1.ITask {
-  return { ...task, ownerSignature: signBytes(holderSecret, taskSigningBytes(task)) }
+export function signTask (holder: SecretOrSigner, task: dbc.task.v1.ITask): dbc.task.v1.ITask {
+  return { ...task, ownerSignature: signWith(holder, taskSigningBytes(task)) }
 }
 
 export type TaskAdmission = { ok: true } | { ok: false, reason: string }
@@ -138,10 +144,10 @@ const EMPTY = new Uint8Array()
  * provider (`self`), comes from the holder (`sender`, authenticated by the transport) and
  * is live. Keep the lease after this passes; check each task with `checkTaskUnderLease`.
  */
-export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
+export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier }): TaskAdmission {
   const { lease, sender, now } = p
   const holder = lease.holder ?? EMPTY
-  if (!verifyByPeerId(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return { ok: false, reason: 'the lease is not signed by its holder' }
+  if (!(p.verify ?? verifyByPeerId)(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return { ok: false, reason: 'the lease is not signed by its holder' }
   if (p.self !== undefined && !bytesEqual(lease.provider ?? EMPTY, p.self)) return { ok: false, reason: 'the lease was granted by another provider' }
   if (!bytesEqual(sender, holder)) return { ok: false, reason: 'the sender does not hold the lease' }
   if ((lease.expiresAt ?? 0) <= now) return { ok: false, reason: 'the lease expired' }
@@ -153,7 +159,7 @@ export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, 
  * checked with `checkLease`, for the same lease and job, before the lease expires. A task
  * that carries an owner signature must carry a valid one (relayed tasks need it).
  */
-export function checkTaskUnderLease (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, now: number }): TaskAdmission {
+export function checkTaskUnderLease (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, now: number, verify?: PeerIdVerifier }): TaskAdmission {
   const { task, lease, sender, now } = p
   const holder = lease.holder ?? EMPTY
   if (!bytesEqual(sender, holder)) return { ok: false, reason: 'only the lease holder may send tasks under this lease' }
@@ -161,12 +167,12 @@ export function checkTaskUnderLease (p: { task: dbc.task.v1.ITask, lease: dbc.ta
   if (!bytesEqual(task.leaseId ?? EMPTY, lease.leaseId ?? EMPTY)) return { ok: false, reason: 'the task names another lease' }
   if (!bytesEqual(task.jobId ?? EMPTY, lease.jobId ?? EMPTY)) return { ok: false, reason: 'the task belongs to another job than the lease' }
   const sig = task.ownerSignature ?? EMPTY
-  if (sig.length > 0 && !verifyByPeerId(holder, taskSigningBytes(task), sig)) return { ok: false, reason: 'bad lease-holder signature on the task' }
+  if (sig.length > 0 && !(p.verify ?? verifyByPeerId)(holder, taskSigningBytes(task), sig)) return { ok: false, reason: 'bad lease-holder signature on the task' }
   return { ok: true }
 }
 
 /** Both checks at once, for a provider that sees the lease with the task. */
-export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number }): TaskAdmission {
+export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier }): TaskAdmission {
   const l = checkLease(p)
   return l.ok ? checkTaskUnderLease(p) : l
 }
