@@ -8,7 +8,8 @@ import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/iden
 import { parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
 import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import type { SlotDemand } from '../core/compute/slot-ledger.js'
-import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
+import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
+import { createEd25519Signer } from './signer.js'
 import { ConfigError, ExecutorError } from '../errors.js'
 import { GpuSpecError } from '../core/compute/gpu-spec.js'
 import { probeResources, gpuDevices, type ResourceProbe } from './probe.js'
@@ -82,6 +83,7 @@ export class ComputePeer {
   readonly policy: ProviderPolicy
   readonly events = new EventEmitter<{ event: [SlotEvent] }>()
   private readonly init: ComputePeerInit
+  private readonly sign: Ed25519Signer
   private readonly declared: GpuSpec[]
   private readonly executors: Map<ExecutorName, Executor>
   private readonly wasm: WasmExecutor
@@ -95,6 +97,7 @@ export class ComputePeer {
   constructor (init: ComputePeerInit) {
     this.init = init
     this.peerId = peerIdBytesFromEd25519Key(ed25519PublicKey(init.secretKey))
+    this.sign = createEd25519Signer(init.secretKey)
     this.policy = { ...DEFAULT_POLICY, ...init.policy }
     try {
       this.declared = typeof init.declaredGpus === 'string' ? parseGpuSpec(init.declaredGpus) : (init.declaredGpus ?? [])
@@ -164,7 +167,7 @@ export class ComputePeer {
 
   /** A signed offer (or signed refusal) for a lease request. */
   offer (req: dbc.task.v1.ILeaseRequest, opts: OfferOptions = {}): dbc.task.v1.Offer {
-    return answerLeaseRequest(req, { secretKey: this.init.secretKey, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores }, opts)
+    return answerLeaseRequest(req, { signingKey: { provider: this.peerId, sign: this.sign }, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores }, opts)
   }
 
   /** Cancels a queued or running task; false when no such task is here. */
@@ -246,7 +249,7 @@ export class ComputePeer {
         outputHash,
         payoutAddress: this.init.payoutAddress
       })
-      const signed = signReceipt(receipt, this.init.secretKey)
+      const signed = signReceipt(receipt, this.sign)
       const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, receipt: signed })
       return { result, receipt: signed }
     } finally {

@@ -3,12 +3,12 @@
 import { randomBytes } from 'node:crypto'
 import type { dbc } from '../wire/gen/wire.js'
 import { decideOffer, demandOf, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
-import { signOffer } from '../core/compute/offer.js'
+import { signOffer, type OfferSigningKey } from '../core/compute/offer.js'
 import type { SlotLedger } from '../core/compute/slot-ledger.js'
 import type { PerformanceScores } from './benchmark.js'
 
 export interface OfferDeps {
-  secretKey: Uint8Array
+  signingKey: OfferSigningKey
   policy: ProviderPolicy
   availableExecutors: ExecutorName[]
   ledger: SlotLedger
@@ -35,5 +35,5 @@ export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferD
     now
   })
   const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0) }
-  return signOffer(deps.secretKey, ids, decision.kind === 'offer' ? { terms: decision.terms } : { refusal: decision.reason }, now)
+  return signOffer(deps.signingKey, ids, decision.kind === 'offer' ? { terms: decision.terms } : { refusal: decision.reason }, now)
 }

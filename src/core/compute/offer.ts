@@ -2,6 +2,10 @@
 import { dbc } from '../../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
 import type { OfferTerms } from './offer-policy.js'
+import type { Ed25519Signer } from '../settlement/receipt.js'
+
+/** The provider's secret key, or its peer id with a signer that holds the key. */
+export type OfferSigningKey = Uint8Array | { provider: Uint8Array, sign: Ed25519Signer }
 
 type Offer = dbc.task.v1.Offer
 
@@ -12,13 +16,13 @@ function signedPart (o: dbc.task.v1.IOffer): Uint8Array {
 export interface OfferIds { offerId: Uint8Array, jobId: Uint8Array }
 
 /** An offer with terms, or a refusal (refusal text set, no terms), signed by the provider. */
-export function signOffer (secretKey: Uint8Array, ids: OfferIds, answer: { terms: OfferTerms } | { refusal: string }, now: number, refusalTtlMs = 5_000): Offer {
-  const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+export function signOffer (key: OfferSigningKey, ids: OfferIds, answer: { terms: OfferTerms } | { refusal: string }, now: number, refusalTtlMs = 5_000): Offer {
+  const provider = key instanceof Uint8Array ? peerIdBytesFromEd25519Key(ed25519PublicKey(key)) : key.provider
   const body: dbc.task.v1.IOffer = 'terms' in answer
     ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms }
     : { offerId: ids.offerId, provider, jobId: ids.jobId, refusal: answer.refusal, expiresAt: now + refusalTtlMs }
   const offer = dbc.task.v1.Offer.create(body)
-  offer.signature = signBytes(secretKey, signedPart(offer))
+  offer.signature = key instanceof Uint8Array ? signBytes(key, signedPart(offer)) : key.sign(signedPart(offer))
   return offer
 }
 

@@ -50,13 +50,22 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
   return r
 }
 
-/** Signs the encoded receipt; `secretKey` must belong to `receipt.provider`. */
-export function signReceipt (receipt: UsageReceipt, secretKey: Uint8Array): SignedReceipt {
-  const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
-  if (!bytesEqual(provider, receipt.provider)) throw new RangeError('the signing key does not belong to the receipt\'s provider')
+/** Signs a message with the provider's Ed25519 key (deterministic: any implementation gives the same bytes). */
+export type Ed25519Signer = (message: Uint8Array) => Uint8Array
+
+/**
+ * Signs the encoded receipt. With a secret key, the key must belong to `receipt.provider`; a
+ * signer function (e.g. a native one on the hot path) is trusted to hold the provider's key.
+ */
+export function signReceipt (receipt: UsageReceipt, key: Uint8Array | Ed25519Signer): SignedReceipt {
+  if (typeof key !== 'function') {
+    const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(key))
+    if (!bytesEqual(provider, receipt.provider)) throw new RangeError('the signing key does not belong to the receipt\'s provider')
+  }
   // A copy: protobufjs may hand out a view into a shared Node buffer pool.
   const bytes = new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish())
-  return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: signBytes(secretKey, bytes) })
+  const signature = typeof key === 'function' ? key(bytes) : signBytes(key, bytes)
+  return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature })
 }
 
 export type ReceiptCheck =

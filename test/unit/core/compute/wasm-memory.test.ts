@@ -3,6 +3,9 @@ import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { capMemory, definedMemory, importedMemory, WasmFormatError } from '../../../../src/core/compute/wasm-memory.js'
 
+// The project's TS lib has no WebAssembly types (no DOM): a minimal local view of the API.
+interface Mem { grow: (pages: number) => number }
+const WA = (globalThis as unknown as { WebAssembly: { compile: (b: Uint8Array) => Promise<object>, instantiate: (m: object) => Promise<{ exports: Record<string, unknown> }> } }).WebAssembly
 const square = new Uint8Array(readFileSync(new URL('../../../../src/compute/modules/square.wasm', import.meta.url)))
 
 // (module (import "env" "memory" (memory 2 100)) (func (export "run")))
@@ -14,9 +17,9 @@ test('caps a defined memory and the result still compiles', async () => {
   assert.equal(definedMemory(unbounded), { minPages: 3, maxPages: undefined })
   const capped = capMemory(unbounded, 200)
   assert.equal(definedMemory(capped), { minPages: 3, maxPages: 200 })
-  const m = await WebAssembly.compile(capped)
-  const inst = await WebAssembly.instantiate(m)
-  const mem = inst.exports.memory as WebAssembly.Memory
+  const m = await WA.compile(capped)
+  const inst = await WA.instantiate(m)
+  const mem = inst.exports.memory as Mem
   assert.is(mem.grow(197), 3)
   assert.throws(() => mem.grow(1))
 })
