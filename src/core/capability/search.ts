@@ -18,14 +18,21 @@ export interface SearchStep {
 
 export interface SearchPlanOptions {
   levels?: readonly number[]
-  /** Widest ring at every level but the coarsest (which always widens to cover the globe). */
+  /**
+   * Widest ring at the finest level (default 0: its own cell only; the next level's ring 0
+   * already holds that neighbourhood at one lookup). Middle levels search rings 0..1; the
+   * coarsest level always widens until it covers the globe.
+   */
   maxRing?: number
 }
 
-/** The ordered lookup plan for a query at (lat, lon). The last level's rings cover the whole globe. */
+/**
+ * The ordered lookup plan for a query at (lat, lon): near, cheap lookups first. With the default
+ * levels [5, 3, 1]: own r5 cell (1 key), own r3 cell (1), the r3 ring (8), then r1 cells until the
+ * whole globe is covered (8 in all). Cells already covered are never looked up twice.
+ */
 export function planCapabilitySearch (capability: string, lat: number, lon: number, opts: SearchPlanOptions = {}): SearchStep[] {
   const levels = opts.levels ?? INDEX_LEVELS
-  const maxRing = opts.maxRing ?? 1
   const cap = normaliseCapability(capability)
   const steps: SearchStep[] = []
   const searched = new Set<string>()
@@ -33,7 +40,7 @@ export function planCapabilitySearch (capability: string, lat: number, lon: numb
     const centre = cellOf(lat, lon, level)
     const last = i === levels.length - 1
     // At the coarsest level: rings until every column is covered (2^level), so nothing is missed.
-    const rings = last ? 2 ** level : maxRing
+    const rings = last ? 2 ** level : i === 0 ? (opts.maxRing ?? 0) : 1
     for (let ring = 0; ring <= rings; ring++) {
       const cells = ringsAround(centre, ring).filter(c => !searched.has(c))
       if (cells.length === 0) continue

@@ -77,12 +77,16 @@ test('search plan: own cell first, then rings, then coarser levels, never a cell
   assert.is(steps[0].level, 5)
   assert.is(steps[0].ring, 0)
   assert.equal(steps[0].cells, [cellIdOf(48.85, 2.35, 5)])
-  assert.is(steps[1].cells.length, 8)
+  assert.equal([steps[1].level, steps[1].ring, steps[1].cells.length], [3, 0, 1])
+  assert.equal([steps[2].level, steps[2].ring, steps[2].cells.length], [3, 1, 8])
+  const wider = planCapabilitySearch('gpu', 48.85, 2.35, { maxRing: 1 })
+  assert.equal([wider[1].level, wider[1].ring, wider[1].cells.length], [5, 1, 8])
   const all = steps.flatMap(s => s.cells)
   assert.is(new Set(all).size, all.length)
   const level1 = new Set(steps.filter(s => s.level === 1).flatMap(s => s.cells))
   assert.is(level1.size, 8, 'coarsest level covers every cell of the globe')
   assert.ok(steps.length < 12, `${steps.length} steps`)
+  assert.ok(steps.reduce((n, s) => n + s.keys.length, 0) <= 18)
 })
 
 test('search: verifies, matches, stops at want, sorts nearest first', () => {
