@@ -23,6 +23,8 @@ export interface LocalNode {
 export class LocalNetwork {
   readonly root: string
   readonly nodes: LocalNode[] = []
+  /** The last 64 KB each node printed (its structured log), by node name. */
+  readonly output = new Map<string, string>()
   private stopped = false
 
   constructor (root?: string) {
@@ -38,8 +40,9 @@ export class LocalNetwork {
     args.push(...(spec.extra ?? []))
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
     let log = ''
-    child.stdout?.on('data', d => { log = (log + d.toString()).slice(-4000) })
-    child.stderr?.on('data', d => { log = (log + d.toString()).slice(-4000) })
+    const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-64_000); this.output.set(spec.name, log) }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`node ${spec.name} exited during start:\n${log}`)
@@ -76,6 +79,6 @@ export class LocalNetwork {
 
   logOf (node: LocalNode): string {
     const f = join(node.dataDir, 'logs', 'node.log')
-    return existsSync(f) ? readFileSync(f, 'utf8') : ''
+    return this.output.get(node.spec.name) ?? (existsSync(f) ? readFileSync(f, 'utf8') : '')
   }
 }

@@ -1,4 +1,7 @@
-// Commands of later subsystems (jobs, chain, wallet, stake) register here.
+// Commands of the subsystems beyond the node itself.
 import type { Command } from 'commander'
+import { registerJobCommands } from './job.js'
 
-export function registerExtraCommands (_program: Command): void {}
+export function registerExtraCommands (program: Command): void {
+  registerJobCommands(program)
+}

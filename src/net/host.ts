@@ -32,6 +32,8 @@ export interface HostInit {
   connectionMonitor?: boolean
   maxConnections?: number
   logger?: ComponentLogger
+  /** Start listening and dialing at once (default). The daemon registers its protocols first. */
+  start?: boolean
 }
 
 export interface HostServices {
@@ -51,6 +53,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
   }
   const node = await createLibp2p({
+    start: init.start ?? true,
     privateKey: init.privateKey,
     addresses: {
       listen: init.listen ?? DEFAULT_LISTEN,

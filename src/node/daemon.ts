@@ -37,6 +37,8 @@ export interface Subsystem {
   readonly name: string
   start: (ctx: DaemonContext) => Promise<void>
   stop: () => Promise<void>
+  /** Called once the host listens and dials (protocols were registered in start()). */
+  afterNetworkStart?: () => Promise<void>
   /** Extra fields for `dbc node status`. */
   status?: () => Record<string, unknown>
 }
@@ -92,10 +94,13 @@ export class Daemon {
       bootstrap: config.bootstrap,
       dhtServer: config.dht.server,
       keepPrivateAddresses: config.dht.keepPrivateAddresses,
-      connectionMonitor: config.connectionMonitor
+      connectionMonitor: config.connectionMonitor,
+      // protocols are registered before the node listens or dials, so the first identify
+      // exchange with every peer already lists them
+      start: false
     }).catch(err => {
       store.close()
-      throw listenError(err, config.listen)
+      throw err
     })
     const scores = new PeerScores()
     const reportBadInput = (peer: PeerId, err: WireError): void => {
@@ -122,13 +127,16 @@ export class Daemon {
         await s.start(this.ctx)
         log.info({ subsystem: s.name }, 'subsystem started')
       }
+      await host.start().catch(err => { throw listenError(err, config.listen) })
+      for (const s of this.subsystems) await s.afterNetworkStart?.()
     } catch (err) {
-      await host.stop().catch(() => {})
+      for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
+      await Promise.resolve(host.stop()).catch(() => {})
       store.close()
       throw err
     }
     const port = await api.listen(config.api.port).catch(async err => {
-      await host.stop().catch(() => {})
+      await Promise.resolve(host.stop()).catch(() => {})
       store.close()
       throw new ConfigError('api.port', `cannot listen on 127.0.0.1:${config.api.port}: ${(err as Error).message}`, { hint: 'pick another port, or 0 for any free one' })
     })
@@ -231,7 +239,7 @@ export class Daemon {
     for (const s of [...this.subsystems].reverse()) {
       await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
     }
-    await ctx.host.stop().catch(err => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
+    await Promise.resolve(ctx.host.stop()).catch((err: unknown) => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
     ctx.store.close()
     rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })
     ctx.log.info('node stopped')

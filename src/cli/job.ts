@@ -1,0 +1,145 @@
+// `dbc job submit|status|results|cancel|explain|list`
+import type { Command } from 'commander'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import cliProgress from 'cli-progress'
+import { ApiClient } from '../api/client.js'
+import { loadManifestFile } from '../jobs/manifest-file.js'
+import { DbcError } from '../errors.js'
+import { printJson, table, formatDuration } from './output.js'
+import { dataDirOf } from './context.js'
+
+interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
+
+export function registerJobCommands (program: Command): void {
+  const job = program.command('job').description('submit grid jobs and follow, explain, cancel them')
+
+  job.command('submit')
+    .description('submit a job manifest (YAML or JSON) and follow its progress')
+    .argument('<file>', 'the manifest')
+    .option('--detach', 'return as soon as the job is accepted')
+    .option('--json', 'print JSON (the job id, or the final status)')
+    .action(async (file: string, opts, cmd: Command) => {
+      const { manifest, baseDir } = await loadManifestFile(file)
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir })
+      if (opts.detach === true) {
+        if (opts.json === true) return printJson({ jobId })
+        process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
+        return
+      }
+      if (opts.json !== true) process.stderr.write(`job ${jobId} submitted\n`)
+      const final = await follow(client, jobId, opts.json !== true)
+      if (opts.json === true) printJson(final)
+      else printSummary(final)
+      if (final.status !== 'finished') process.exitCode = 1
+    })
+
+  job.command('status')
+    .description('show a job\'s state and counts')
+    .argument('<job>', 'job id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts, cmd: Command) => {
+      const s = await ApiClient.connect(dataDirOf(cmd)).call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`)
+      if (opts.json === true) return printJson(s)
+      printSummary(s)
+    })
+
+  job.command('list')
+    .description('list this node\'s jobs')
+    .option('--json', 'print JSON')
+    .action(async (opts, cmd: Command) => {
+      const { jobs } = await ApiClient.connect(dataDirOf(cmd)).call<{ jobs: JobStatus[] }>('GET', '/v1/jobs')
+      if (opts.json === true) return printJson({ jobs })
+      if (jobs.length === 0) { process.stdout.write('no jobs yet (submit one with `dbc job submit FILE`)\n'); return }
+      process.stdout.write(table(['JOB', 'NAME', 'STATUS', 'DONE', 'FAILED', 'AGE'], jobs.map(j => [j.jobId.slice(0, 16), j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), formatDuration(Date.now() - j.createdAt)])))
+    })
+
+  job.command('results')
+    .description('fetch a job\'s accepted results (owner only)')
+    .argument('<job>', 'job id')
+    .option('--out <dir>', 'write each result to DIR/<index>.out instead of printing')
+    .option('--json', 'print JSON (outputs base64)')
+    .action(async (id: string, opts, cmd: Command) => {
+      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`)
+      if (opts.json === true) return printJson(r)
+      if (opts.out !== undefined) {
+        const dir = resolve(opts.out as string)
+        mkdirSync(dir, { recursive: true })
+        for (const x of r.results) writeFileSync(join(dir, `${x.index}.out`), Buffer.from(x.output, 'base64'))
+        process.stdout.write(`wrote ${r.results.length} results to ${dir}\n`)
+        return
+      }
+      for (const x of r.results) {
+        const buf = Buffer.from(x.output, 'base64')
+        const text = buf.toString('utf8')
+        const printable = /^[\x09\x0a\x0d\x20-\x7e]*$/.test(text)
+        process.stdout.write(`${x.index}\t${printable ? text.trim() : `<${buf.length} bytes, sha256 ${x.hash.slice(0, 16)}…>`}\n`)
+      }
+    })
+
+  job.command('cancel')
+    .description('cancel a running job (owner only)')
+    .argument('<job>', 'job id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts, cmd: Command) => {
+      const s = await ApiClient.connect(dataDirOf(cmd)).call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
+      if (opts.json === true) return printJson(s)
+      process.stdout.write(`job ${id} is ${s.status}\n`)
+    })
+
+  job.command('explain')
+    .description('why the job (or one task) runs where it runs, or why it is not running')
+    .argument('<job>', 'job id')
+    .option('--task <index>', 'explain one task', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts, cmd: Command) => {
+      if (opts.task !== undefined && (!Number.isInteger(opts.task) || opts.task < 0)) throw new DbcError('BAD_ARGUMENT', `--task must be a task index (a whole number >= 0), got ${String(opts.task)}`)
+      const q = opts.task !== undefined ? `?task=${String(opts.task)}` : ''
+      const e = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`)
+      if (opts.json === true) return printJson(e)
+      process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
+      const p = e.placement
+      if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
+      if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${f.reason}`).join('\n')}\n`)
+      if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
+    })
+}
+
+async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<JobStatus> {
+  const progress = bar && process.stderr.isTTY
+    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} tasks | running {running} | retries {retries} | failed {failed}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : undefined
+  let started = false
+  let lastLine = 0
+  for await (const ev of client.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
+    if (ev.type === 'end') {
+      progress?.stop()
+      return ev.status as JobStatus
+    }
+    const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed, running: 0, retries: 0 }
+    if (progress !== undefined) {
+      if (!started) { progress.start(p.total, p.done, { running: p.running, retries: p.retries, failed: p.failed }); started = true }
+      progress.update(p.done, { running: p.running, retries: p.retries, failed: p.failed })
+    } else if (bar && Date.now() - lastLine > 2000) {
+      lastLine = Date.now()
+      process.stderr.write(`progress: ${String(p.done)}/${String(p.total)} tasks done, ${String(p.running)} running, ${String(p.retries)} retries, ${String(p.failed)} failed\n`)
+    }
+  }
+  progress?.stop()
+  return await client.call<JobStatus>('GET', `/v1/jobs/${jobId}`)
+}
+
+function printSummary (s: JobStatus): void {
+  const sum = s.summary ?? {}
+  const rows: string[][] = [
+    ['job', s.jobId], ['name', s.name], ['status', s.status],
+    ['tasks', `${s.done}/${s.tasks} done, ${s.failed} failed${s.running > 0 ? `, ${s.running} running` : ''}`]
+  ]
+  if (sum.providersUsed !== undefined) rows.push(['peers used', String(sum.providersUsed)])
+  if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
+  if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
+  if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', String(sum.predictedCost)])
+  rows.push(['billed copies', String(s.billedCopies)])
+  process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
+}

@@ -1,0 +1,266 @@
+// /dbc/task/1.0.0: grid-job messages between a submitter and providers over libp2p.
+//
+// One request per stream (lease request → offer, task → result), so a slow task never blocks
+// another; a lease has its own long-lived stream on which the provider sends heartbeats until
+// the lease closes or a side dies. The stream runs end to end between the two peers inside the
+// Noise session, so task inputs and results are encrypted between submitter and provider;
+// relayed (multi-path) copies use sealed envelopes instead (src/crypto/envelope.ts).
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { logger } from '@libp2p/logger'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { FramedStream } from './framed.js'
+import { encodeFrame } from '../wire/frame.js'
+import { decodeMessage } from '../wire/decode.js'
+import { dbc } from '../wire/gen/wire.js'
+import { WireError, DbcError } from '../errors.js'
+import { toHex } from '../core/identity/index.js'
+import type { Host } from './host.js'
+import type { LocalProvider } from '../jobs/local-transport.js'
+import type { JobTransport, TransportOffer } from '../jobs/transport.js'
+
+export const TASK_PROTOCOL = '/dbc/task/1.0.0'
+/** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
+export const TASK_MAX_FRAME = 16 * 1024 * 1024
+const log = logger('dbc:task')
+const TaskMessage = dbc.task.v1.TaskMessage
+
+export interface TaskServerInit {
+  heartbeatMs?: number
+  onBadInput?: (peer: PeerId, err: WireError) => void
+  maxInboundStreams?: number
+}
+
+/** Provider side: serves lease requests, leases and tasks for `provider`. */
+export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean }, init: TaskServerInit = {}): Promise<void> {
+  const heartbeatMs = init.heartbeatMs ?? 1000
+  await host.handle(TASK_PROTOCOL, async (stream: Stream, connection: Connection) => {
+    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
+    const sender = connection.remotePeer.toMultihash().bytes
+    try {
+      const frame = await framed.readRequired({ signal: AbortSignal.timeout(30_000) })
+      const m = decodeMessage(TaskMessage, frame)
+      if (!m.ok) throw m.error
+      const msg = m.value
+      if (msg.leaseRequest != null) {
+        const offer = await provider.offer(msg.leaseRequest)
+        await framed.write(TaskMessage.encode({ offer }).finish())
+        await framed.close()
+      } else if (msg.lease != null) {
+        const lease = msg.lease
+        await provider.openLease(lease, sender)
+        // first heartbeat acknowledges the lease; then one per interval until either side closes
+        const beat = async (): Promise<void> => {
+          await framed.write(TaskMessage.encode({ heartbeat: { leaseId: lease.leaseId, at: Date.now() } }).finish())
+        }
+        await beat()
+        const timer = setInterval(() => { beat().catch(() => { clearInterval(timer) }) }, heartbeatMs)
+        try {
+          await framed.read() // resolves when the holder closes its end
+        } finally {
+          clearInterval(timer)
+          provider.closeLease?.(lease.leaseId ?? new Uint8Array())
+        }
+        await framed.close().catch(() => {})
+      } else if (msg.task != null) {
+        const ac = new AbortController()
+        stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
+        let result: dbc.task.v1.ITaskResult
+        try {
+          result = await provider.runTask(msg.task, sender, { signal: ac.signal })
+        } catch (err) {
+          const e = err as DbcError
+          result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, error: `${e.code ?? 'ERROR'}: ${e.message}` }
+        }
+        await framed.write(TaskMessage.encode({ result }).finish())
+        await framed.close()
+      } else {
+        throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease or a task')
+      }
+    } catch (err) {
+      if (err instanceof WireError) {
+        init.onBadInput?.(connection.remotePeer, err)
+        try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: err.message }).finish())) } catch {}
+      }
+      log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
+      framed.abort(err as Error)
+    }
+  }, { maxInboundStreams: init.maxInboundStreams ?? 1024 })
+}
+
+export interface NetworkEstimate { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number }
+
+export interface Libp2pJobTransportInit {
+  host: Host
+  /** Candidate providers for a request (capability index, gossip); default: connected peers that speak the task protocol. */
+  candidates?: (req: dbc.task.v1.ILeaseRequest) => Promise<PeerId[]> | PeerId[]
+  /** Predicted RTT, bandwidth and distance to a provider, for placement. */
+  network?: (peer: string) => NetworkEstimate
+  /** Most providers asked for offers per request. */
+  maxCandidates?: number
+  offerTimeoutMs?: number
+}
+
+/** Submitter side: a JobTransport over libp2p streams. Provider ids are peer id strings. */
+export class Libp2pJobTransport implements JobTransport {
+  private readonly host: Host
+  private readonly init: Libp2pJobTransportInit
+  private readonly leases = new Map<string, { provider: string, stream: FramedStream }>()
+  private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
+  /** Providers known to hold a module (by hash): later tasks omit the code. */
+  private readonly codeAt = new Set<string>()
+
+  constructor (init: Libp2pJobTransportInit) {
+    this.host = init.host
+    this.init = init
+  }
+
+  private async defaultCandidates (): Promise<PeerId[]> {
+    // peers that announced the task protocol first; peers whose protocols we do not know yet
+    // (identify still running) are asked too: a peer without the protocol refuses quickly
+    const known: PeerId[] = []
+    const unknown: PeerId[] = []
+    for (const peer of this.host.getPeers()) {
+      try {
+        const p = await this.host.peerStore.get(peer)
+        if (p.protocols.includes(TASK_PROTOCOL)) known.push(peer)
+        else if (p.protocols.length === 0) unknown.push(peer)
+      } catch {
+        unknown.push(peer)
+      }
+    }
+    return [...known, ...unknown]
+  }
+
+  private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
+    const stream = await this.host.dialProtocol(peer, TASK_PROTOCOL, { signal })
+    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
+    const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await framed.write(TaskMessage.encode(msg).finish(), { signal })
+      const frame = await framed.readRequired({ signal })
+      const m = decodeMessage(TaskMessage, frame)
+      if (!m.ok) throw m.error
+      await framed.close().catch(() => {})
+      return m.value
+    } catch (err) {
+      framed.abort(err as Error)
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }): Promise<TransportOffer[]> {
+    const all = await (this.init.candidates?.(req) ?? this.defaultCandidates())
+    const peers = all.filter(p => opts.exclude?.has(p.toString()) !== true).slice(0, this.init.maxCandidates ?? 64)
+    log('asking %d of %d candidates for offers', peers.length, all.length)
+    const timeout = this.init.offerTimeoutMs ?? 5000
+    const answers = await Promise.all(peers.map(async peer => {
+      const signal = AbortSignal.any([AbortSignal.timeout(timeout), ...(opts.signal !== undefined ? [opts.signal] : [])])
+      try {
+        const reply = await this.request(peer, { leaseRequest: req }, signal)
+        if (reply.offer == null) return undefined
+        return { peer, offer: reply.offer }
+      } catch (err) {
+        log('no offer from %p: %s', peer, (err as Error).message)
+        return undefined
+      }
+    }))
+    const out: TransportOffer[] = []
+    for (const a of answers) {
+      if (a === undefined) continue
+      const id = a.peer.toString()
+      const net = this.init.network?.(id) ?? {}
+      const o = a.offer
+      out.push({
+        offer: o,
+        view: {
+          offerId: toHex(o.offerId ?? new Uint8Array()),
+          provider: id,
+          slots: o.slots ?? 0,
+          priceGpuHour: o.priceGpuHour ?? 0,
+          priceCpuHour: o.priceCpuHour ?? 0,
+          perfScore: o.perfScore ?? 1,
+          expiresAt: o.expiresAt ?? 0,
+          refusal: o.refusal === '' ? undefined : (o.refusal ?? undefined),
+          rttMs: net.rttMs ?? 1,
+          bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6,
+          distanceKm: net.distanceKm
+        }
+      })
+    }
+    return out
+  }
+
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }): Promise<void> {
+    const peer = peerIdFromString(provider)
+    const stream = await this.host.dialProtocol(peer, TASK_PROTOCOL, { signal: opts.signal })
+    const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
+    await framed.write(TaskMessage.encode({ lease }).finish(), opts)
+    const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
+    const m = decodeMessage(TaskMessage, first)
+    if (!m.ok || m.value.heartbeat == null) {
+      framed.abort(new Error('lease refused'))
+      throw new DbcError('LEASE_REFUSED', `provider ${provider} did not accept the lease`)
+    }
+    const key = toHex(lease.leaseId ?? new Uint8Array())
+    this.leases.set(key, { provider, stream: framed })
+    this.emit(provider, lease.leaseId ?? new Uint8Array())
+    // pump heartbeats until the stream ends
+    void (async () => {
+      try {
+        for (;;) {
+          const f = await framed.read()
+          if (f === undefined) break
+          const hb = decodeMessage(TaskMessage, f)
+          if (hb.ok && hb.value.heartbeat != null) this.emit(provider, lease.leaseId ?? new Uint8Array())
+        }
+      } catch {}
+      this.leases.delete(key)
+    })()
+  }
+
+  private emit (provider: string, leaseId: Uint8Array): void {
+    const at = Date.now()
+    for (const l of this.listeners) l({ provider, leaseId, at })
+  }
+
+  closeLease (_provider: string, leaseId: Uint8Array): void {
+    const key = toHex(leaseId)
+    const l = this.leases.get(key)
+    this.leases.delete(key)
+    void l?.stream.close().catch(() => {})
+  }
+
+  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
+    const peer = peerIdFromString(provider)
+    const code = task.code ?? new Uint8Array()
+    let send = task
+    let codeKey: string | undefined
+    if (code.length > 0 && (task.ownerSignature ?? new Uint8Array()).length === 0) {
+      const hash = task.codeHash != null && task.codeHash.length > 0 ? task.codeHash : sha256(code)
+      codeKey = `${provider}/${toHex(hash)}`
+      send = { ...task, codeHash: hash, code: this.codeAt.has(codeKey) ? new Uint8Array() : code }
+    }
+    let reply = await this.request(peer, { task: send }, opts.signal)
+    if (codeKey !== undefined && reply.result?.ok !== true && (reply.result?.error ?? '').startsWith('CODE_MISSING')) {
+      this.codeAt.delete(codeKey) // the provider restarted or evicted it: send it again
+      reply = await this.request(peer, { task: { ...send, code } }, opts.signal)
+    }
+    if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)
+    if (codeKey !== undefined && (send.code ?? new Uint8Array()).length > 0 && !(reply.result.error ?? '').startsWith('CODE_')) this.codeAt.add(codeKey)
+    return reply.result
+  }
+
+  onHeartbeat (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  close (): void {
+    for (const l of this.leases.values()) void l.stream.close().catch(() => {})
+    this.leases.clear()
+  }
+}
