@@ -1,7 +1,9 @@
 // `npm run demo`: the main job on the embedded defaults. Starts a local network of peers as
 // separate processes on 127.0.0.1 (one bootstrap), shows them finding each other through the
 // DHT, and prints a summary; then exits, removing its processes and temp dirs.
-import { LocalNetwork, type NodeSpec } from './network.js'
+import { join } from 'node:path'
+import { LocalNetwork, repoRoot, type NodeSpec } from './network.js'
+import { runFractalJob } from './fractal.js'
 import { table } from '../src/cli/output.js'
 
 const PEERS: NodeSpec[] = [
@@ -49,8 +51,28 @@ try {
     rows.push([n.spec.name, n.peerId.slice(0, 16) + '…', n.spec.location, n.spec.gpus ?? '-', String(s.peers), String(s.dht.routingTable)])
   }
   process.stdout.write('\n' + table(['PEER', 'ID', 'LOCATION', 'GPUS (declared)', 'CONNECTED', 'DHT TABLE'], rows))
-  process.stdout.write(`\nsummary: ${net.nodes.length} peers, ${found}/${found + failed} DHT lookups succeeded, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
   if (failed > 0) exitCode = 1
+
+  // The main job: a grid job from the first peer (the user) across the others.
+  step('submitting a grid job from tokyo: a Mandelbrot image in 64x64 tiles, one wasm task per tile')
+  let lastPct = -1
+  const job = await runFractalJob(boot, join(net.root, 'job'), join(repoRoot, 'demo', 'out'), {
+    onProgress: (done, total) => {
+      const pct = Math.floor(done / total * 10) * 10
+      if (pct !== lastPct) { lastPct = pct; step(`  job progress ${String(pct).padStart(3)}% (${done}/${total} tiles)`) }
+    }
+  })
+  const sum = job.status.summary ?? {}
+  step(`job ${job.jobId.slice(0, 16)}… ${String(job.status.status)}: image written to ${job.png}`)
+  process.stdout.write('\n' + table(['JOB', ''], [
+    ['tasks', `${String(job.status.done)}/${String(job.status.tasks)} done, ${String(job.status.failed)} failed`],
+    ['peers used', String(sum.providersUsed ?? '-')],
+    ['retries', `${String(sum.retries ?? 0)} (speculative ${String(sum.speculative ?? 0)})`],
+    ['time', `${((sum.elapsedMs ?? 0) / 1000).toFixed(2)} s`],
+    ['cost (predicted)', `${Number(sum.predictedCost ?? 0).toPrecision(3)} DBC`],
+    ['billed copies', String(job.status.billedCopies)]
+  ]))
+  process.stdout.write(`\nsummary: ${net.nodes.length} peers, ${found}/${found + failed} DHT lookups succeeded, ${job.tiles} tiles rendered across ${String(sum.providersUsed ?? '?')} peers, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
 } catch (err) {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`)
   exitCode = 1
