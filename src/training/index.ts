@@ -8,4 +8,5 @@ export { ExternalTrainer, serveExternalTrainer, type ExternalTrainerHandler } fr
 export { TrainingTransport, ALLREDUCE_PROTOCOL, type TrainingHost } from './transport.js'
 export { TrainingWorker, TrainingError, type RoundMetering } from './worker.js'
 export { TrainingService, type TrainingServiceInit } from './service.js'
+export { createReceiptMeter, roundTaskId, type ReceiptMeterInit } from './metering.js'
 export { TrainingSession, runTrainingJob, encodeModel, decodeModel, type TrainingProgress, type TrainingResult, type RoundMeterRecord } from './session.js'

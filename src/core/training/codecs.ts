@@ -70,7 +70,12 @@ export function topkCount (length: number, fraction: number): number {
 
 // ---- fp32 -------------------------------------------------------------------------------
 
+// Typed-array copies are ~10x faster than DataView loops; the wire is little-endian, so they
+// are used only on little-endian hosts (all that Node runs on in practice).
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
 function encodeFp32 (values: Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(Float32Array.from(values).buffer)
   const out = new Uint8Array(values.length * 4)
   const view = new DataView(out.buffer)
   for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true)
@@ -79,6 +84,11 @@ function encodeFp32 (values: Float32Array): Uint8Array {
 
 function decodeFp32 (data: Uint8Array, length: number): Float32Array {
   if (data.length !== length * 4) throw new RangeError(`fp32: ${data.length} bytes for ${length} values`)
+  if (LITTLE_ENDIAN) {
+    const copy = new Uint8Array(length * 4)
+    copy.set(data)
+    return new Float32Array(copy.buffer)
+  }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
   const out = new Float32Array(length)
   for (let i = 0; i < length; i++) out[i] = view.getFloat32(i * 4, true)
