@@ -14,6 +14,7 @@ export interface FakeProviderInit {
   slots?: number
   priceGpuHour?: number
   priceCpuHour?: number
+  /** Benchmark score; 100 = the reference machine (as src/compute reports it). */
   perfScore?: number
   /** Returns a wrong (provider-specific) output for every task. */
   liar?: boolean
@@ -69,7 +70,7 @@ export class FakeProvider implements LocalProvider {
       priceCpuHour: this.init.priceCpuHour ?? 0.05,
       minLeaseMs: 0,
       expiresAt: this.now() + 60_000,
-      perfScore: this.init.perfScore ?? 1,
+      perfScore: this.init.perfScore ?? 100,
       refusal: this.init.refuse ?? ''
     }
     return { ...o, signature: this.sign(offerSigningBytes(o)) }

@@ -2,7 +2,7 @@
 // process): each call goes straight to the provider. `kill(id)` makes a provider behave
 // like a kill -9'd process: no more heartbeats or answers, its running tasks never return.
 import type { dbc } from '../wire/gen/wire.js'
-import type { JobTransport, TransportOffer } from './transport.js'
+import { offerView, type JobTransport, type TransportOffer } from './transport.js'
 import { toHex } from '../core/identity/index.js'
 
 /** What a provider exposes in process (a ComputePeer adapts to this). */
@@ -62,22 +62,7 @@ export class LocalTransport implements JobTransport {
       opts.signal?.throwIfAborted()
       const offer = await p.offer(req)
       const net = this.init.network?.(p.id) ?? {}
-      out.push({
-        offer,
-        view: {
-          offerId: toHex(offer.offerId ?? new Uint8Array()),
-          provider: p.id,
-          slots: offer.slots ?? 0,
-          priceGpuHour: offer.priceGpuHour ?? 0,
-          priceCpuHour: offer.priceCpuHour ?? 0,
-          perfScore: offer.perfScore ?? 1,
-          expiresAt: offer.expiresAt ?? 0,
-          refusal: offer.refusal ?? undefined,
-          rttMs: net.rttMs ?? 1,
-          bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 1e9,
-          distanceKm: net.distanceKm
-        }
-      })
+      out.push({ offer, view: offerView(offer, p.id, { rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 1e9, distanceKm: net.distanceKm }) })
     }
     return out
   }

@@ -351,7 +351,7 @@ export class JobRunner {
 
   private async inputFor (index: number): Promise<Uint8Array> {
     const spec: TaskInputSpec = taskInputSpec(this.m, index, this.fileSize)
-    if (spec.kind === 'value') return encodeValueInput(spec.value)
+    if (spec.kind === 'value') return encodeValueInput(spec.value, this.m.task.inputEncoding)
     const path = resolve(this.init.baseDir ?? '.', spec.path)
     if (spec.kind === 'file') return new Uint8Array(await readFile(path))
     const fh = await open(path)
@@ -368,7 +368,7 @@ export class JobRunner {
     this.inflight.set(key, ac)
     let res: dbc.task.v1.ITaskResult
     try {
-      const input = this.m.inputs.list !== undefined || this.m.inputs.range !== undefined ? encodeValueInput((taskInputSpec(this.m, c.index) as { value: unknown }).value) : await this.inputFor(c.index)
+      const input = this.m.inputs.list !== undefined || this.m.inputs.range !== undefined ? encodeValueInput((taskInputSpec(this.m, c.index) as { value: unknown }).value, this.m.task.inputEncoding) : await this.inputFor(c.index)
       const task: dbc.task.v1.ITask = {
         taskId: enc.encode(`${this.jobId}:${c.index}:${c.attempt}`),
         jobId: this.jobIdBytes,

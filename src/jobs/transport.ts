@@ -21,3 +21,24 @@ export interface JobTransport {
   /** Lease heartbeats from providers; returns the unsubscribe function. */
   onHeartbeat: (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void) => () => void
 }
+
+/** Offers carry perf scores where 100 is the reference machine (src/compute/benchmark.ts); placement uses 1. */
+export const PERF_SCORE_REFERENCE = 100
+
+/** What placement sees of a signed offer. */
+export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number } = {}): OfferView {
+  const hex = (b?: Uint8Array | null): string => Array.from(b ?? [], x => x.toString(16).padStart(2, '0')).join('')
+  return {
+    offerId: hex(offer.offerId),
+    provider,
+    slots: offer.slots ?? 0,
+    priceGpuHour: offer.priceGpuHour ?? 0,
+    priceCpuHour: offer.priceCpuHour ?? 0,
+    perfScore: (offer.perfScore ?? PERF_SCORE_REFERENCE) / PERF_SCORE_REFERENCE,
+    expiresAt: offer.expiresAt ?? 0,
+    refusal: offer.refusal == null || offer.refusal === '' ? undefined : offer.refusal,
+    rttMs: net.rttMs,
+    bandwidthBytesPerSec: net.bandwidthBytesPerSec,
+    distanceKm: net.distanceKm
+  }
+}

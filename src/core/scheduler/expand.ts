@@ -43,8 +43,19 @@ export function taskInputSpec (m: Manifest, index: number, fileSize?: number): T
 
 const encoder = new TextEncoder()
 
-/** Bytes of a value input as the executor sees them: JSON text. */
-export function encodeValueInput (value: unknown): Uint8Array {
+export type InputEncoding = 'json' | 'f64' | 'utf8'
+
+/**
+ * Bytes of a value input as the executor sees them: JSON text (default), a float64 array
+ * (a number or an array of numbers, little-endian; what the wasm ABI modules read), or
+ * UTF-8 text (a string as is, anything else as JSON).
+ */
+export function encodeValueInput (value: unknown, encoding: InputEncoding = 'json'): Uint8Array {
+  if (encoding === 'f64') {
+    const xs = (Array.isArray(value) ? value : [value]).map(Number)
+    return new Uint8Array(new Float64Array(xs).buffer)
+  }
+  if (encoding === 'utf8' && typeof value === 'string') return encoder.encode(value)
   return encoder.encode(JSON.stringify(value ?? null))
 }
 

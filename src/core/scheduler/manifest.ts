@@ -100,7 +100,9 @@ const taskSchema = z.strictObject({
   /** Bytes of input per task (for transfer-time prediction; derived for files when omitted). */
   inputBytes: nonNegative.optional(),
   /** Copies of one task that may fail before the task fails. */
-  maxAttempts: positiveInt.max(100).default(5)
+  maxAttempts: positiveInt.max(100).default(5),
+  /** How a list/range value becomes task input bytes: JSON text, float64 array, or UTF-8 text. */
+  inputEncoding: z.enum(['json', 'f64', 'utf8']).default('json')
 })
 
 export const manifestSchema = z.strictObject({
@@ -115,7 +117,7 @@ export const manifestSchema = z.strictObject({
   /** Seconds after submission, or an ISO-8601 time. */
   deadline: z.union([z.number().positive(), z.iso.datetime({ offset: true })]).optional(),
   location: locationSchema.optional(),
-  task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5 })
+  task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5, inputEncoding: 'json' })
 }).superRefine((m, ctx) => {
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'
   if (codeKind !== m.executor) ctx.addIssue({ code: 'custom', path: ['code'], message: `executor "${m.executor}" needs code.${m.executor === 'wasm' ? 'wasm' : m.executor === 'process' ? 'command' : 'image'}` })
