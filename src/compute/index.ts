@@ -165,6 +165,24 @@ export class ComputePeer {
     }
   }
 
+  /**
+   * The capability fields of this peer for its DHT record (dbc.capability.v1.CapabilityRecord);
+   * the caller adds peer id, addresses, location, times and seq, then signs.
+   */
+  capabilityRecordFields (): dbc.capability.v1.ICapabilityRecord {
+    const c = this.capabilities()
+    const gpuScores = Object.values(c.gpuScores)
+    return {
+      gpus: c.gpus.map(g => ({ model: g.model, count: g.count, memoryMib: g.memoryMib, declared: g.declared })),
+      cpuCores: c.cpu.slots,
+      memoryMib: c.memoryMib,
+      priceGpuHour: c.priceGpuHour,
+      priceCpuHour: c.priceCpuHour,
+      executors: c.executors,
+      perfScore: gpuScores.length > 0 ? Math.max(...gpuScores) : c.cpu.score
+    }
+  }
+
   /** A signed offer (or signed refusal) for a lease request. */
   offer (req: dbc.task.v1.ILeaseRequest, opts: OfferOptions = {}): dbc.task.v1.Offer {
     return answerLeaseRequest(req, { signingKey: { provider: this.peerId, sign: this.sign }, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores }, opts)

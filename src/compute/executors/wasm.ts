@@ -31,7 +31,7 @@ interface Job {
   reject: (e: Error) => void
 }
 
-interface PoolWorker { worker: Worker, job?: Job, timer?: NodeJS.Timeout, startedAt: number, onAbort?: () => void }
+interface PoolWorker { worker: Worker, ready: Promise<void>, job?: Job, timer?: NodeJS.Timeout, startedAt: number, onAbort?: () => void }
 
 const WORKER_URL = new URL('./wasm-worker.js', import.meta.url)
 
@@ -59,11 +59,7 @@ export class WasmExecutor implements Executor {
   /** Starts the workers now instead of on the first task (so the first task is not slow). */
   async warmUp (): Promise<void> {
     while (this.all.size < this.size) this.idle.push(this.spawn())
-    await Promise.all([...this.all].map(async w => await new Promise<void>(resolve => {
-      w.worker.once('online', () => resolve())
-      // 'online' may already have fired
-      setImmediate(() => { if (w.worker.threadId > 0) resolve() })
-    })))
+    await Promise.all([...this.all].map(async w => await w.ready))
   }
 
   async run (req: ExecutionRequest, opts: RunOptions = {}): Promise<ExecutionResult> {
@@ -98,7 +94,9 @@ export class WasmExecutor implements Executor {
       env: {},
       resourceLimits: { maxOldGenerationSizeMb: this.heapMib, maxYoungGenerationSizeMb: 8, stackSizeMb: 4 }
     })
-    const pw: PoolWorker = { worker, startedAt: 0 }
+    // A worker that dies before it comes online settles `ready` too (the exit handler retires it).
+    const ready = new Promise<void>(resolve => { worker.once('online', resolve); worker.once('exit', () => resolve()) })
+    const pw: PoolWorker = { worker, ready, startedAt: 0 }
     this.all.add(pw)
     worker.unref()
     worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string }) => {
