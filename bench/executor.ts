@@ -3,7 +3,7 @@
 //    receipt), against a direct in-process call of the same wasm function (baseline);
 //  - tasks per second with all slots busy, against the same direct calls on one thread.
 import { readFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { metric, summarize, type BenchModule } from './lib.js'
 import { ComputePeer } from '../src/compute/index.js'
 import { WasmExecutor } from '../src/compute/executors/wasm.js'
@@ -94,6 +94,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
       'task = ComputePeer.runTask: slot admission, worker round trip, CPU-time metering, sha256 of the output, Ed25519-signed receipt',
       `executor_only = WasmExecutor.run alone (1 worker): the worker round trip without slots and receipt`,
       `throughput: ${total} tasks, ${slots * 4} in flight over ${slots} slots; baseline: the same number of direct calls on one thread`,
+      `load average at the end: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores (p99 suffers first when the machine is shared)`,
       `module cache: ${stats.moduleCache.hits} hits, ${stats.moduleCache.misses} miss(es); workers: ${slots}`
     ]
   }
