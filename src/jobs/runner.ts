@@ -106,12 +106,16 @@ export class JobRunner {
   private done = false
   private jobIdBytes: Uint8Array = new Uint8Array()
   private readonly signer: (msg: Uint8Array) => Uint8Array
+  private readonly codeHash: Uint8Array
+  /** Providers that ran a task of ours with the code inline: later tasks send only its hash. */
+  private readonly codeKnown = new Set<string>()
 
   constructor (private readonly init: JobRunnerInit) {
     this.jobId = init.jobId
     this.m = init.manifest
     this.rep = init.reputation ?? new ReputationBook()
     this.signer = nodeSigner(init.holder.secretKey)
+    this.codeHash = new Uint8Array(createHash('sha256').update(init.code).digest())
   }
 
   private now (): number { return Date.now() }
@@ -376,7 +380,8 @@ export class JobRunner {
         index: c.index,
         attempt: c.attempt,
         executor: this.m.executor,
-        code: this.init.code,
+        codeHash: this.codeHash,
+        code: this.codeKnown.has(c.provider) ? undefined : this.init.code,
         entry: this.m.entry,
         input,
         deadlineMs: this.m.task.timeoutMs,
@@ -405,6 +410,8 @@ export class JobRunner {
       // The hash the provider signed must be the hash of what it sent.
       if (res.outputHash != null && res.outputHash.length > 0 && toHex(res.outputHash) !== hash) { ok = false; error = 'output does not match its hash' } else this.outputs.set(key, output)
     }
+    if (ok) this.codeKnown.add(c.provider)
+    else if (/CODE_MISSING/.test(error ?? '')) this.codeKnown.delete(c.provider)
     const receipt = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
     const verdict = this.machine.handleResult(now, { index: c.index, attempt: c.attempt, ok, hash, error })
     if (verdict === 'unknown') return
