@@ -38,6 +38,7 @@ function run (msg) {
       throw new TaskFailure('TASK_TRAP', `module aborted${text ? `: ${text}` : ''}${file ? ` at ${file}:${line}:${col}` : ''}`)
     },
     progress (fraction) {
+      if (!msg.wantProgress) return
       const now = performance.now()
       if (now - lastProgress < 20 && fraction < 1) return
       lastProgress = now

@@ -152,6 +152,7 @@ export class WasmExecutor implements Executor {
       mode: prepared.mode,
       entry: req.entry,
       input: req.input,
+      wantProgress: job.opts.onProgress !== undefined,
       maxOutputBytes: req.maxOutputBytes,
       memoryCapBytes: capPagesFor(req.memoryLimitMib) * WASM_PAGE_BYTES,
       importMemory: prepared.importMemory,
