@@ -49,6 +49,8 @@ export interface LookupStats {
   failed: number
   rpcs: number
   timeouts: number
+  /** RPCs sent to a peer that was offline or cut off (counted at send time). */
+  unreachableRpcs: number
   /** Candidates dropped because a lookup's candidate table was full. */
   overflow: number
   hops: Int32Array
@@ -91,7 +93,7 @@ export class KadLookups {
     private readonly tables: RoutingTables, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
     this.p = { ...DEFAULT_LOOKUP, ...params }
     const S = this.p.maxConcurrent; const D = this.D = Math.max(1, Math.min(this.p.disjointPaths, this.p.k)); const K = this.p.k
-    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, overflow: 0, hops: new Int32Array(64) }
+    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64) }
     this.latencies = new Float32Array(Math.max(16, expectedLookups))
     this.sOrigin = new Int32Array(S); this.sTarget = new Int32Array(S); this.sGen = new Int32Array(S)
     this.sStart = new Float64Array(S); this.sInflight = new Int32Array(S); this.sCand = new Int32Array(S); this.sLivePaths = new Int32Array(S)
@@ -238,6 +240,7 @@ export class KadLookups {
       const rtt = net.oneWayMs(origin, c) + net.oneWayMs(c, origin)
       this.q.push(now + rtt * this.p.rpcRtts, EVENT_RPC_DONE, s, ci, this.sGen[s])
     } else {
+      this.stats.unreachableRpcs++
       this.q.push(now + this.p.rpcTimeoutMs, EVENT_RPC_FAIL, s, ci, this.sGen[s])
     }
   }

@@ -1,11 +1,13 @@
 // The scenario registry the CLI, the bench and the tests share.
 import { runLookup } from './lookup.js'
+import { runChurn } from './churn.js'
 import { runGrid } from './grid.js'
 import { runVivaldi } from './vivaldi.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Record<string, { run: Scenario, describe: string, countName: string, defaultNodes: number, smallNodes: number, smallCount?: number }> = {
   lookup: { run: runLookup, describe: 'N findPeer lookups over a static network', countName: 'lookups (default: one per node)', defaultNodes: 10000, smallNodes: 2000 },
+  churn: { run: runChurn, describe: 'lookups (Kademlia model) and gossip (core Cyclon + Gossip) under heavy-tailed churn, one run per churn level', countName: 'lookups per churn level', defaultNodes: 2000, smallNodes: 300, smallCount: 200 },
   grid: { run: runGrid, describe: 'a stream of grid jobs placed by the core scheduler vs random placement', countName: 'jobs (default 200)', defaultNodes: 10000, smallNodes: 1000, smallCount: 30 },
   vivaldi: { run: runVivaldi, describe: 'Vivaldi coordinates (src/core/geo) converging: prediction error over time', countName: 'rounds (default 60)', defaultNodes: 5000, smallNodes: 300, smallCount: 20 }
 }
