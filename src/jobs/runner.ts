@@ -34,6 +34,8 @@ export interface JobRunnerInit {
   /** Size of `inputs.files.path` (read from disk when omitted). */
   fileSize?: number
   seed?: number
+  /** When the job was submitted (a relative `deadline` counts from here; default: run start). */
+  submittedAt?: number
   /** Lease heartbeat timeout (default 2 s). */
   leaseTimeoutMs?: number
   stragglerFactor?: number
@@ -94,6 +96,7 @@ export class JobRunner {
   private leasesLost = 0
   private tickScheduled = false
   private timer?: NodeJS.Timeout
+  private deadlineTimer?: NodeJS.Timeout
   private timerAt = Infinity
   private unsubscribe?: () => void
   private finish?: (s: JobSummary) => void
@@ -152,6 +155,10 @@ export class JobRunner {
     const result = new Promise<JobSummary>((resolve, reject) => { this.finish = resolve; this.fail = reject })
     const onAbort = (): void => { this.cancel() }
     opts.signal?.addEventListener('abort', onAbort, { once: true })
+    const deadline = deadlineAt(this.m, this.init.submittedAt ?? this.startedAt)
+    if (deadline !== undefined) {
+      this.deadlineTimer = setTimeout(() => { this.machine.handleDeadline(this.now()); this.scheduleTick() }, Math.max(0, deadline - this.now()))
+    }
     try {
       if (!this.machine.isFinished) await this.acquireLeases()
       this.scheduleTick()
@@ -212,7 +219,7 @@ export class JobRunner {
   /** Asks for offers, places the remaining tasks, and leases the offers placement used. */
   private async acquireLeases (): Promise<number> {
     const exclude = new Set<string>([...this.machine.avoidedProviders, ...this.machine.liveLeases().map(l => l.provider)])
-    const got = await this.init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude })
+    const got = await this.init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: this.m.location })
     const views: OfferView[] = got.map(o => ({ ...o.view, reputation: o.view.reputation ?? this.rep.score(o.view.provider) }))
     for (const o of got) this.offers.set(o.view.offerId, o)
     const now = this.now()
@@ -228,7 +235,8 @@ export class JobRunner {
       cores: this.m.resources.cores,
       maxPricePerHour: this.m.budget.maxPricePerHour,
       budgetTotal: this.m.budget.total,
-      deadlineAt: deadlineAt(this.m, this.startedAt),
+      deadlineAt: deadlineAt(this.m, this.init.submittedAt ?? this.startedAt),
+      maxDistanceKm: this.m.location?.maxDistanceKm,
       avoid: this.machine.avoidedProviders
     }, views)
     if (this.placement === undefined) this.placement = p
@@ -445,6 +453,7 @@ export class JobRunner {
   private stop (): void {
     this.done = true
     if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
     this.unsubscribe?.()
   }
 }

@@ -77,7 +77,7 @@ export class JobService {
       manifestHash: job.manifestHash, createdAt: job.createdAt, nonce: job.nonce, signature: job.signature,
       status: 'running', taskCount: taskCount(manifest, fileSize), updatedAt: job.createdAt
     })
-    return { jobId: job.jobId, done: this.start(job.jobId, manifest, baseDir, code, opts) }
+    return { jobId: job.jobId, done: this.start(job.jobId, manifest, baseDir, code, { ...opts, submittedAt: job.createdAt }) }
   }
 
   /** Restarts every job the store says was running (after the node restarted). */
@@ -87,13 +87,13 @@ export class JobService {
       if (j.status !== 'running' || this.live.has(j.jobId)) continue
       const saved = JSON.parse(j.manifest) as { manifest: Manifest, baseDir: string, codeInline?: string }
       const code = saved.codeInline !== undefined ? new Uint8Array(Buffer.from(saved.codeInline, 'base64')) : await (this.init.loadCode ?? defaultLoadCode)(saved.manifest, saved.baseDir)
-      out.push({ jobId: j.jobId, done: this.start(j.jobId, saved.manifest, saved.baseDir, code, { onProgress: p => opts.onProgress?.(j.jobId, p) }) })
+      out.push({ jobId: j.jobId, done: this.start(j.jobId, saved.manifest, saved.baseDir, code, { submittedAt: j.createdAt, onProgress: p => opts.onProgress?.(j.jobId, p) }) })
     }
     return out
   }
 
-  private start (jobId: string, manifest: Manifest, baseDir: string, code: Uint8Array, opts: { onProgress?: (p: Progress) => void, signal?: AbortSignal }): Promise<JobSummary> {
-    const runner = new JobRunner({ ...this.init.runner, jobId, manifest, baseDir, code, holder: this.init.identity, transport: this.init.transport, store: this.init.store, reputation: this.reputation, onProgress: opts.onProgress })
+  private start (jobId: string, manifest: Manifest, baseDir: string, code: Uint8Array, opts: { onProgress?: (p: Progress) => void, signal?: AbortSignal, submittedAt?: number }): Promise<JobSummary> {
+    const runner = new JobRunner({ ...this.init.runner, submittedAt: opts.submittedAt, jobId, manifest, baseDir, code, holder: this.init.identity, transport: this.init.transport, store: this.init.store, reputation: this.reputation, onProgress: opts.onProgress })
     const done = runner.run({ signal: opts.signal }).then(summary => {
       this.init.store.setJobStatus(jobId, summary.status, Date.now(), JSON.stringify(summary))
       return summary

@@ -3,6 +3,9 @@
 import type { dbc } from '../wire/gen/wire.js'
 import type { OfferView } from '../core/scheduler/index.js'
 
+/** The job's location preference; a transport that knows where providers are fills `distanceKm`. */
+export interface JobLocation { lat?: number, lon?: number, city?: string, maxDistanceKm?: number }
+
 export interface TransportOffer {
   /** What placement needs; `provider` is the transport's id for the provider. */
   view: OfferView
@@ -12,7 +15,7 @@ export interface TransportOffer {
 
 export interface JobTransport {
   /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
-  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }) => Promise<TransportOffer[]>
+  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation }) => Promise<TransportOffer[]>
   /** Hands the provider the lease (signed by us) that authorizes our tasks. */
   openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }) => Promise<void>
   /** Sends one task copy and waits for its result (rejects when the provider is unreachable). */

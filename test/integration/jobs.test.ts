@@ -102,4 +102,18 @@ test('over budget: tasks are not run and explain says why', async () => {
   assert.is(ps[0].tasksRun + ps[1].tasksRun, 0)
 })
 
+test('the job deadline stops unfinished tasks', async () => {
+  const ps = providers(2, () => ({ delayMs: 50 }))
+  const tr = transport(ps)
+  const t0 = Date.now()
+  const r = new JobRunner({ jobId: 'ef'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 199 } }, deadline: 0.3 }), holder: owner, transport: tr, code: new Uint8Array([1]) })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.status, 'failed')
+  assert.ok(s.done > 0 && s.done < 200, `done ${s.done}`)
+  assert.is(s.done + s.failed, 200)
+  assert.match(s.failures[0].reason, /deadline passed/)
+  assert.ok(Date.now() - t0 < 1000)
+})
+
 test.run()

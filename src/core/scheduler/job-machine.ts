@@ -245,6 +245,14 @@ export class JobMachine {
     this.failTask(now, index, t, reason)
   }
 
+  /** The job's deadline passed: every unfinished task fails now and its copies are cancelled. */
+  handleDeadline (now: number): void {
+    for (let i = 0; i < this.tasks.length; i++) {
+      const t = this.tasks[i]
+      if (t.status !== 'done' && t.status !== 'failed') this.failTask(now, i, t, 'the job deadline passed')
+    }
+  }
+
   /** No more providers can be found: every task still waiting fails with `reason`. */
   handleGiveUp (now: number, reason: string): void {
     for (let i = 0; i < this.tasks.length; i++) {
