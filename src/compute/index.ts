@@ -237,7 +237,8 @@ export class ComputePeer {
           input,
           timeoutMs,
           memoryLimitMib,
-          maxOutputBytes: this.init.maxOutputBytes ?? 16 * 1024 * 1024
+          maxOutputBytes: this.init.maxOutputBytes ?? 16 * 1024 * 1024,
+          gpuIndexes: grant.gpuIndexes
         }, { signal: controller.signal, onProgress: f => { opts.onProgress?.(f); slots.emit({ type: 'progress', taskId, fraction: f }) } })
         output = r.output
         wallMs = r.wallMs

@@ -67,7 +67,13 @@ export class DockerExecutor implements Executor {
       Image: req.entry,
       Env: [`DBC_TASK_ID=${req.taskId}`, `DBC_INPUT_B64=${Buffer.from(req.input).toString('base64')}`],
       NetworkDisabled: true,
-      HostConfig: { Memory: req.memoryLimitMib * 1024 * 1024, NetworkMode: 'none', AutoRemove: false, ReadonlyRootfs: false }
+      HostConfig: {
+        Memory: req.memoryLimitMib * 1024 * 1024,
+        NetworkMode: 'none',
+        AutoRemove: false,
+        // the GPUs the slot holds, through the NVIDIA container runtime
+        DeviceRequests: (req.gpuIndexes ?? []).length === 0 ? [] : [{ Driver: 'nvidia', DeviceIDs: (req.gpuIndexes ?? []).map(String), Capabilities: [['gpu']] }]
+      }
     }, opts.signal)
     if (create.status !== 201) throw executorError(ExecutorErrorCode.BAD_MODULE, `Docker could not create a container from image "${req.entry}": HTTP ${create.status} ${create.body.toString().slice(0, 300)}`, 'pull the image on the provider first, or use a smaller/public image')
     const id = (JSON.parse(create.body.toString()) as { Id: string }).Id

@@ -81,7 +81,8 @@ export class ProcessExecutor implements Executor {
     const alone = this.running.size === 0
     const reapedBefore = alone ? await reapedChildrenCpuMs() : 0
     // Only these variables: nothing of the provider's environment leaks into the task.
-    const env = { PATH: this.path, HOME: dir, TMPDIR: dir, PWD: dir, LANG: 'C.UTF-8', DBC_TASK_ID: req.taskId }
+    // CUDA_VISIBLE_DEVICES limits the task to the GPUs its slot holds (empty: none at all).
+    const env = { PATH: this.path, HOME: dir, TMPDIR: dir, PWD: dir, LANG: 'C.UTF-8', DBC_TASK_ID: req.taskId, CUDA_VISIBLE_DEVICES: (req.gpuIndexes ?? []).join(',') }
     const child = spawn(this.shell, ['-c', req.entry], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     const chunks: Buffer[] = []
     let size = 0

@@ -20,6 +20,8 @@ export interface ExecutionRequest {
   memoryLimitMib: number
   /** Largest output accepted, in bytes. */
   maxOutputBytes: number
+  /** GPUs the slot granted (device indexes); process/docker tasks see only these. */
+  gpuIndexes?: number[]
 }
 
 export interface ExecutionResult {

@@ -91,8 +91,8 @@ export class ModuleCache {
     this.misses++
     const p = compile(code, hash, capPages)
     this.entries.set(key, p)
-    p.catch(() => this.entries.delete(key)) // a bad module is not cached
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string)
+    // A bad module is not cached, and only a good one may evict others.
+    p.then(() => { while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string) }, () => this.entries.delete(key))
     return await p
   }
 }

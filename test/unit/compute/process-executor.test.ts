@@ -40,7 +40,7 @@ test('the task sees none of the provider\'s environment', async () => {
   assert.not.match(env, /hunter2/)
   assert.not.match(env, /DBC_PROVIDER_SECRET/)
   const names = env.trim().split('\n').map(l => l.split('=')[0]).filter(n => n !== '' && n !== 'SHLVL' && n !== '_')
-  assert.equal(names.sort(), ['DBC_TASK_ID', 'HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR'])
+  assert.equal(names.sort(), ['CUDA_VISIBLE_DEVICES', 'DBC_TASK_ID', 'HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR'])
   assert.is(await run('printf "%s" "$DBC_PROVIDER_SECRET"'), '')
 })
 
@@ -56,6 +56,11 @@ test('its working dir is a private, fresh task dir, not the provider\'s, and it 
   // two tasks never share a directory
   const [a, b] = await Promise.all([run('pwd'), run('pwd')])
   assert.is.not(a, b)
+})
+
+test('a task sees only the GPUs its slot holds', async () => {
+  assert.is(await run('printf "[%s]" "$CUDA_VISIBLE_DEVICES"'), '[]')
+  assert.is(await run('printf "[%s]" "$CUDA_VISIBLE_DEVICES"', { gpuIndexes: [1, 3] }), '[1,3]')
 })
 
 test('time limit, output limit and exit codes', async () => {
