@@ -6,6 +6,7 @@ import { privateKeyToAddress } from 'viem/accounts'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { dbc } from '../wire/gen/wire.js'
 import { peerIdBytesFromEd25519Key } from '../core/identity/index.js'
+import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
 import type { Address } from './config.js'
 
 export interface FakeProvider { index: number, secretKey: Uint8Array, peerId: Uint8Array, payoutAddress: Address }
@@ -18,24 +19,29 @@ export function fakeProviders (n: number, seed = 'dbc-test'): FakeProvider[] {
   })
 }
 
-/** `count` receipts of `jobId`, round-robin over `providers`, each charging `amount` wei. */
+/**
+ * `count` receipts of `jobId`, round-robin over `providers`, each charging exactly `amount` wei
+ * (one GPU-hour priced at `amount` wei, so the compute side's price check holds).
+ */
 export function fakeSignedReceipts (jobId: Uint8Array, providers: FakeProvider[], count: number, amount: bigint, opts: { idPrefix?: string, startedAt?: number } = {}): Uint8Array[] {
   const out: Uint8Array[] = []
+  const priceGpuHour = Number(amount) / 1e18
   for (let i = 0; i < count; i++) {
     const p = providers[i % providers.length]
-    const receipt = dbc.receipt.v1.UsageReceipt.encode({
-      receiptId: new TextEncoder().encode(`${opts.idPrefix ?? 'r'}-${i}`),
+    const receipt = buildReceipt({
       jobId,
-      taskId: new TextEncoder().encode(`task-${i}`),
+      taskId: new TextEncoder().encode(`${opts.idPrefix ?? 'r'}-task-${i}`),
       provider: p.peerId,
-      wallMs: 1000,
-      gpuSeconds: 1,
-      amount: amount.toString(),
+      consumer: new Uint8Array(0),
+      usage: { wallMs: 3_600_000, cpuMs: 0, gpuSeconds: 3600, bytesIn: 0, bytesOut: 0 },
+      prices: { priceGpuHour, priceCpuHour: 0 },
       startedAt: opts.startedAt ?? 0,
-      finishedAt: (opts.startedAt ?? 0) + 1000,
+      finishedAt: (opts.startedAt ?? 0) + 3_600_000,
+      outputHash: new Uint8Array(32),
       payoutAddress: p.payoutAddress
-    }).finish()
-    out.push(dbc.receipt.v1.SignedReceipt.encode({ receipt, signature: ed25519.sign(receipt, p.secretKey) }).finish())
+    })
+    if (receipt.amount !== amount.toString()) throw new RangeError(`can not price a fake receipt at exactly ${amount} wei (got ${receipt.amount})`)
+    out.push(dbc.receipt.v1.SignedReceipt.encode(signReceipt(receipt, p.secretKey)).finish())
   }
   return out
 }

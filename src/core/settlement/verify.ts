@@ -1,10 +1,10 @@
-// Checks a signed usage receipt before it may be settled: it decodes within bounds, the
-// provider's Ed25519 signature (key inside its peer id) covers the receipt bytes, it belongs
-// to the job, and it names an EVM payout address and a whole, non-negative amount.
-// (The compute peer builds and signs receipts; this is only the settlement side's check.)
+// Checks a signed usage receipt before it may be settled: it decodes within bounds, passes the
+// compute side's verifyReceipt (provider signature, amount = usage x prices, id = content
+// hash), belongs to the job, and names an EVM payout address and a whole amount.
 import { dbc } from '../../wire/gen/wire.js'
-import { verifyByPeerId, bytesEqual } from '../identity/index.js'
+import { bytesEqual } from '../identity/index.js'
 import { isEvmAddress, type BatchReceipt } from './batch.js'
+import { verifyReceipt } from './receipt.js'
 
 export const MAX_RECEIPT_BYTES = 4096
 
@@ -30,14 +30,10 @@ export function checkSignedReceipt (input: SignedReceiptInput, expect: { jobId?:
   const sig = signed.signature
   if (bytes == null || bytes.length === 0 || sig == null) return { ok: false, reason: 'signed receipt lacks receipt or signature' }
   if (bytes.length > MAX_RECEIPT_BYTES) return { ok: false, reason: 'receipt too large' }
-  let receipt: dbc.receipt.v1.UsageReceipt
-  try {
-    receipt = dbc.receipt.v1.UsageReceipt.decode(bytes)
-  } catch {
-    return { ok: false, reason: 'receipt does not decode' }
-  }
+  const verified = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: sig }))
+  if (!verified.ok) return { ok: false, reason: verified.reason }
+  const receipt = verified.receipt
   if (receipt.receiptId.length === 0) return { ok: false, reason: 'receipt has no id' }
-  if (!verifyByPeerId(receipt.provider, bytes, sig)) return { ok: false, reason: 'bad provider signature' }
   if (expect.jobId !== undefined && !bytesEqual(receipt.jobId, expect.jobId)) return { ok: false, reason: 'receipt belongs to another job' }
   if (!isEvmAddress(receipt.payoutAddress)) return { ok: false, reason: 'receipt has no valid payout address' }
   if (!/^\d{1,78}$/.test(receipt.amount)) return { ok: false, reason: 'receipt amount is not a whole number' }
