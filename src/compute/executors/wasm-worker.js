@@ -114,9 +114,10 @@ port.on('message', (msg) => {
     let message = e.message
     if (e instanceof WebAssembly.LinkError) { code = 'TASK_BAD_MODULE'; message = `cannot link the module: ${e.message}` }
     const memoryBytes = currentMemory?.buffer.byteLength ?? 0
-    // A trap with memory at the cap is the cap (AssemblyScript traps with `unreachable` when
+    // A trap with memory at (or within one allocation of) the cap is the cap (AssemblyScript traps with `unreachable` when
     // memory.grow fails; other toolchains abort or throw a RangeError).
-    const nearCap = memoryBytes > 0 && memoryBytes + 2 * 1024 * 1024 >= msg.memoryCapBytes
+    const slack = Math.max(65536, Math.min(2 * 1024 * 1024, msg.memoryCapBytes / 4))
+    const nearCap = memoryBytes > 0 && memoryBytes + slack >= msg.memoryCapBytes
     if ((code === 'TASK_TRAP' && nearCap) || (e instanceof RangeError && /memory/i.test(e.message))) {
       code = 'TASK_MEMORY_LIMIT'
       message = `the task hit its memory cap of ${Math.round(msg.memoryCapBytes / 1048576)} MiB (${e.message})`

@@ -144,6 +144,21 @@ test('WASI modules read stdin, write stdout and see only their task directory', 
   assert.is((await failure({ code, entry: 'main' })).code, 'TASK_NO_ENTRY')
 })
 
+test('a module that imports its memory gets one from the host, capped', async () => {
+  // (import "env" "memory" (memory 1 16)); alloc → 1024; run(ptr, len) writes len at ptr-4 and
+  // returns ptr-4: it echoes its input.
+  const echo = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0,
+    1, 12, 2, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 2, 0x7f, 0x7f, 1, 0x7f,
+    2, 16, 1, 3, 101, 110, 118, 6, 109, 101, 109, 111, 114, 121, 2, 1, 1, 16,
+    3, 3, 2, 0, 1,
+    7, 15, 2, 5, 97, 108, 108, 111, 99, 0, 0, 3, 114, 117, 110, 0, 1,
+    10, 25, 2, 5, 0, 0x41, 0x80, 0x08, 0x0b, 17, 0, 0x20, 0, 0x41, 4, 0x6b, 0x20, 1, 0x36, 2, 0, 0x20, 0, 0x41, 4, 0x6b, 0x0b])
+  const r = await ex.run({ ...base, code: echo, input: new TextEncoder().encode('echo me') })
+  assert.is(new TextDecoder().decode(r.output), 'echo me')
+  const prepared = await ex.modules.get(echo, undefined, 0.25)
+  assert.equal(prepared.importMemory, { module: 'env', field: 'memory', minPages: 1, maxPages: 4 })
+})
+
 test('concurrent tasks share the pool', async () => {
   const rs = await Promise.all(Array.from({ length: 20 }, async (_, i) => await ex.run({ ...base, input: f64([i]) })))
   assert.equal(rs.map(r => new Float64Array(r.output.slice().buffer)[0]), Array.from({ length: 20 }, (_, i) => i * i))
