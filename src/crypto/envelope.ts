@@ -1,7 +1,13 @@
 // Sealed envelopes (dbc.envelope.v1.Envelope): signed by the sender with its Ed25519 peer key,
-// sealed to the recipient's key from its peer id (Ed25519 → X25519, ephemeral ECDH,
-// HKDF-SHA256, ChaCha20-Poly1305 with the routing fields as AAD). Relays can check the
-// signature and expiry (`checkEnvelope`) but cannot read the payload.
+// sealed to the recipient's key from its peer id (Ed25519 → X25519, HKDF-SHA256,
+// ChaCha20-Poly1305 with the routing fields as AAD). Relays can check the signature and expiry
+// (`checkEnvelope`) but cannot read the payload. Two key modes:
+//  - 'ephemeral' (default): a fresh X25519 key per envelope; forward secrecy against a later
+//    leak of the sender's key; costs two scalar multiplications per envelope.
+//  - 'static': X25519 between the two peers' identity keys, derived once per peer pair and
+//    cached; `ephemeral_key` is empty. Only sender and recipient hold the AEAD key, so a tag that
+//    verifies also proves the sender to the recipient, which then skips the signature check
+//    (relays still check it). The hot path for chatty peer pairs.
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, bytesEqual } from '../core/identity/index.js'
 import { nodeSuite, ed25519Seed, ed25519ToX25519Public, ed25519ToX25519Secret, type CryptoSuite } from './suite.js'
@@ -46,6 +52,7 @@ export interface SealInput {
   /** Source of randomness for the ephemeral key, the nonce and the message id (crypto.getRandomValues at runtime). */
   random: (out: Uint8Array) => Uint8Array
   suite?: CryptoSuite
+  mode?: 'ephemeral' | 'static'
 }
 
 /** Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. */
@@ -70,6 +77,31 @@ function signedBytes (aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   return out
 }
 
+const STATIC_SALT = new TextEncoder().encode('dbc/envelope/v1/static')
+/** AEAD keys of peer pairs in static mode, by "ourSeedHex/peerIdHex": one X25519 + HKDF per pair. */
+const staticKeys = new Map<string, Uint8Array>()
+
+function hexOf (b: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < b.length; i++) s += (b[i] < 16 ? '0' : '') + b[i].toString(16)
+  return s
+}
+
+/** The static-mode AEAD key between `ourSeed` and `peer`; `sender`/`recipient` order the HKDF info. */
+function staticKey (suite: CryptoSuite, ourSeed: Uint8Array, peerEdKey: Uint8Array, sender: Uint8Array, recipient: Uint8Array): Uint8Array {
+  const id = `${hexOf(ourSeed)}/${hexOf(peerEdKey)}/${hexOf(sender)}`
+  let key = staticKeys.get(id)
+  if (key === undefined) {
+    const shared = suite.x25519(ed25519ToX25519Secret(ourSeed), ed25519ToX25519Public(peerEdKey))
+    const info = new Uint8Array(sender.length + recipient.length)
+    info.set(sender); info.set(recipient, sender.length)
+    key = suite.hkdfSha256(shared, STATIC_SALT, info, 32)
+    if (staticKeys.size >= 4096) staticKeys.delete(staticKeys.keys().next().value as string)
+    staticKeys.set(id, key)
+  }
+  return key
+}
+
 function deriveKey (suite: CryptoSuite, shared: Uint8Array, ephemeralPublic: Uint8Array, recipientX: Uint8Array): Uint8Array {
   const salt = new Uint8Array(64)
   salt.set(ephemeralPublic); salt.set(recipientX, 32)
@@ -84,12 +116,19 @@ export function sealEnvelope (input: SealInput): Envelope {
   if (ed25519KeyFromPeerIdBytes(input.sender) === undefined) throw new RangeError('the sender peer id carries no Ed25519 key')
   const seed = ed25519Seed(input.senderSecretKey)
   const messageId = input.messageId ?? input.random(new Uint8Array(MESSAGE_ID_BYTES))
-  const ephemeralSecret = input.random(new Uint8Array(32))
-  const ephemeralKey = suite.x25519PublicKey(ephemeralSecret)
+  let ephemeralKey: Uint8Array
+  let key: Uint8Array
+  if (input.mode === 'static') {
+    ephemeralKey = new Uint8Array(0)
+    key = staticKey(suite, seed, recipientKey, input.sender, input.recipient)
+  } else {
+    const ephemeralSecret = input.random(new Uint8Array(32))
+    ephemeralKey = suite.x25519PublicKey(ephemeralSecret)
+    const recipientX = ed25519ToX25519Public(recipientKey)
+    key = deriveKey(suite, suite.x25519(ephemeralSecret, recipientX), ephemeralKey, recipientX)
+    ephemeralSecret.fill(0)
+  }
   const nonce = input.random(new Uint8Array(NONCE_BYTES))
-  const recipientX = ed25519ToX25519Public(recipientKey)
-  const key = deriveKey(suite, suite.x25519(ephemeralSecret, recipientX), ephemeralKey, recipientX)
-  ephemeralSecret.fill(0)
   const fields: dbc.envelope.v1.Envelope.$Properties = {
     sender: input.sender,
     recipient: input.recipient,
@@ -112,14 +151,16 @@ export function encodeEnvelope (e: Envelope): Uint8Array {
 
 export interface CheckOptions {
   now: number
+  /** Encoded size when the caller already knows it (saves re-encoding a decoded envelope). */
+  knownSize?: number
   maxBytes?: number
   maxLifetimeMs?: number
   suite?: CryptoSuite
 }
 
-function decodeBounded (input: Uint8Array | Envelope, maxBytes: number): CheckResult {
+function decodeBounded (input: Uint8Array | Envelope, maxBytes: number, knownSize?: number): CheckResult {
   if (!(input instanceof Uint8Array)) {
-    const size = dbc.envelope.v1.Envelope.encode(input).len
+    const size = knownSize ?? dbc.envelope.v1.Envelope.encode(input).len
     if (size > maxBytes) return { ok: false, reason: 'oversized', detail: `envelope of ${size} bytes exceeds ${maxBytes}` }
     return { ok: true, envelope: input }
   }
@@ -136,27 +177,40 @@ function decodeBounded (input: Uint8Array | Envelope, maxBytes: number): CheckRe
  * the sender's signature, and expiry. Never throws.
  */
 export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions): CheckResult {
+  const shaped = checkShape(input, opts)
+  if (!shaped.ok) return shaped
+  const e = shaped.envelope
+  const suite = opts.suite ?? nodeSuite
+  if (!signatureValid(suite, e)) return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
+  return checkExpiry(e, opts)
+}
+
+function checkShape (input: Uint8Array | Envelope, opts: CheckOptions): CheckResult {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
-  const decoded = decodeBounded(input, maxBytes)
+  const decoded = decodeBounded(input, maxBytes, opts.knownSize)
   if (!decoded.ok) return decoded
   const e = decoded.envelope
   const malformed = (detail: string): CheckResult => ({ ok: false, reason: 'malformed', detail, envelope: e })
-  const senderKey = ed25519KeyFromPeerIdBytes(e.sender)
-  if (senderKey === undefined) return malformed('sender is not an Ed25519 peer id')
+  if (ed25519KeyFromPeerIdBytes(e.sender) === undefined) return malformed('sender is not an Ed25519 peer id')
   if (ed25519KeyFromPeerIdBytes(e.recipient) === undefined) return malformed('recipient is not an Ed25519 peer id')
   if (e.messageId.length !== MESSAGE_ID_BYTES) return malformed(`message id has ${e.messageId.length} bytes, expected ${MESSAGE_ID_BYTES}`)
-  if (e.ephemeralKey.length !== 32) return malformed('ephemeral key is not 32 bytes')
+  if (e.ephemeralKey.length !== 32 && e.ephemeralKey.length !== 0) return malformed('ephemeral key is neither 32 bytes nor empty (static mode)')
   if (e.nonce.length !== NONCE_BYTES) return malformed(`nonce is not ${NONCE_BYTES} bytes`)
   if (e.ciphertext.length < TAG_BYTES) return malformed('ciphertext shorter than its tag')
   if (e.signature.length !== 64) return malformed('signature is not 64 bytes')
   if (!Number.isFinite(e.expiresAt)) return malformed('expiry is not a number')
-  const suite = opts.suite ?? nodeSuite
-  if (!suite.verify(senderKey, signedBytes(envelopeAad(e), e.ciphertext), e.signature)) {
-    return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
-  }
+  return { ok: true, envelope: e }
+}
+
+function signatureValid (suite: CryptoSuite, e: Envelope): boolean {
+  const senderKey = ed25519KeyFromPeerIdBytes(e.sender)
+  return senderKey !== undefined && suite.verify(senderKey, signedBytes(envelopeAad(e), e.ciphertext), e.signature)
+}
+
+function checkExpiry (e: Envelope, opts: CheckOptions): CheckResult {
   if (e.expiresAt <= opts.now) return { ok: false, reason: 'expired', detail: `expired ${opts.now - e.expiresAt} ms ago`, envelope: e }
   const maxLifetime = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS
-  if (e.expiresAt - opts.now > maxLifetime) return malformed(`expiry is ${e.expiresAt - opts.now} ms ahead, more than the ${maxLifetime} ms allowed`)
+  if (e.expiresAt - opts.now > maxLifetime) return { ok: false, reason: 'malformed', detail: `expiry is ${e.expiresAt - opts.now} ms ahead, more than the ${maxLifetime} ms allowed`, envelope: e }
   return { ok: true, envelope: e }
 }
 
@@ -165,23 +219,43 @@ export interface OpenOptions extends CheckOptions {
   recipientSecretKey: Uint8Array
   /** Our own peer id bytes. */
   recipient: Uint8Array
+  /**
+   * false: in static mode, let a verifying AEAD tag stand for the sender's signature (saves an
+   * Ed25519 verify; the signature itself is then unchecked). Default true: always verify.
+   */
+  verifySignature?: boolean
 }
 
-/** Checks, then decrypts an envelope sent to us. Never throws on bad input. */
+/**
+ * Checks, then decrypts an envelope sent to us. Never throws on bad input. In static mode with
+ * `verifySignature: false` a verifying AEAD tag authenticates the sender and the signature is
+ * only checked when the tag fails (to tell 'forged' from 'undecryptable').
+ */
 export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): OpenResult {
-  const checked = checkEnvelope(input, opts)
-  if (!checked.ok) return checked
-  const e = checked.envelope
-  if (!bytesEqual(e.recipient, opts.recipient)) return { ok: false, reason: 'wrong-recipient', detail: 'the envelope is addressed to another peer', envelope: e }
+  const shaped = checkShape(input, opts)
+  if (!shaped.ok) return shaped
+  const e = shaped.envelope
   const suite = opts.suite ?? nodeSuite
+  const forged = (): OpenResult => ({ ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e })
+  const staticMode = e.ephemeralKey.length === 0
+  if (!staticMode || opts.verifySignature !== false || !bytesEqual(e.recipient, opts.recipient)) {
+    if (!signatureValid(suite, e)) return forged()
+  }
+  if (!bytesEqual(e.recipient, opts.recipient)) return { ok: false, reason: 'wrong-recipient', detail: 'the envelope is addressed to another peer', envelope: e }
+  const ownKey = ed25519KeyFromPeerIdBytes(opts.recipient)
+  if (ownKey === undefined) return { ok: false, reason: 'wrong-recipient', detail: 'our own peer id is not Ed25519', envelope: e }
+  let payload: Uint8Array
   try {
-    const ownKey = ed25519KeyFromPeerIdBytes(opts.recipient)
-    if (ownKey === undefined) return { ok: false, reason: 'wrong-recipient', detail: 'our own peer id is not Ed25519', envelope: e }
-    const secret = ed25519ToX25519Secret(ed25519Seed(opts.recipientSecretKey))
-    const key = deriveKey(suite, suite.x25519(secret, e.ephemeralKey), e.ephemeralKey, ed25519ToX25519Public(ownKey))
-    const payload = suite.open(key, e.nonce, envelopeAad(e), e.ciphertext)
-    return { ok: true, payload, sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }
+    const seed = ed25519Seed(opts.recipientSecretKey)
+    const key = staticMode
+      ? staticKey(suite, seed, ed25519KeyFromPeerIdBytes(e.sender) as Uint8Array, e.sender, e.recipient)
+      : deriveKey(suite, suite.x25519(ed25519ToX25519Secret(seed), e.ephemeralKey), e.ephemeralKey, ed25519ToX25519Public(ownKey))
+    payload = suite.open(key, e.nonce, envelopeAad(e), e.ciphertext)
   } catch (err) {
+    if (staticMode && !signatureValid(suite, e)) return forged()
     return { ok: false, reason: 'undecryptable', detail: `payload does not decrypt: ${(err as Error).message}`, envelope: e }
   }
+  const fresh = checkExpiry(e, opts)
+  if (!fresh.ok) return fresh
+  return { ok: true, payload, sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }
 }

@@ -57,6 +57,17 @@ export interface EnvelopeServiceInit {
   maxAttempts?: number
   ttlMs?: number
   maxEnvelopeBytes?: number
+  /**
+   * Key mode of envelopes we seal: 'static' (default; per-peer-pair key, cached) or 'ephemeral'
+   * (fresh X25519 key per envelope: forward secrecy, ~2 scalar multiplications more per message).
+   */
+  mode?: 'static' | 'ephemeral'
+  /**
+   * Accept a static-mode envelope whose AEAD tag verifies without checking the Ed25519 signature:
+   * only the sender and we hold the pair key, so the tag already proves the sender (what is lost:
+   * if OUR key leaks, others could be impersonated to us). Default true; relays always verify.
+   */
+  trustAead?: boolean
   /** Close connections to peers whose score crosses the threshold (default true). */
   disconnectBadPeers?: boolean
   random?: (out: Uint8Array) => Uint8Array
@@ -129,7 +140,7 @@ export class EnvelopeService {
     const toStr = to.toString()
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
-    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: to.toMultihash().bytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random })
+    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: to.toMultihash().bytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode: this.init.mode ?? 'static' })
     const bytes = encodeEnvelope(env)
     if (bytes.length > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${bytes.length} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
@@ -178,7 +189,8 @@ export class EnvelopeService {
       this.request(neighbour, ackKey(cmd.id, cmd.pathId), frame)
         .then(ack => {
           const status = STATUS[ack.status] ?? 'rejected'
-          if ((status === 'ok' || status === 'duplicate') && !verifyAck(o.recipient, ack)) {
+          // An ack straight from the recipient is authenticated by the connection; through a relay it must be signed.
+          if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !verifyAck(o.recipient, ack)) {
             // a relay claiming a delivery it can not prove
             this.penalize(neighbour, 'forged')
             this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
@@ -271,6 +283,12 @@ export class EnvelopeService {
     return dbc.envelope.v1.Ack.create({ messageId, pathId, status: AckStatus.REJECTED, reason })
   }
 
+  /** Acks to the sender itself ride its authenticated connection; acks through a relay are signed. */
+  private ack (from: string, sender: Uint8Array, id: Uint8Array, pathId: number, status: number): dbc.envelope.v1.Ack {
+    if (from === peerIdFromMultihashBytes(sender)) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    return signAck(this.init.secretKey, id, pathId, status)
+  }
+
   private async handleFrame (from: string, frame: Uint8Array): Promise<dbc.envelope.v1.Ack> {
     const now = this.now()
     const decoded = decodeMessage(dbc.envelope.v1.RelayRequest, frame)
@@ -278,12 +296,10 @@ export class EnvelopeService {
     const req = decoded.value
     const env = req.envelope as dbc.envelope.v1.Envelope
     const id = env.messageId ?? new Uint8Array(0)
-    const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes })
-    if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
     const key = `${toHex(env.sender)}/${toHex(id)}`
     const via = `${from}/${req.pathId}`
     if (bytesEqual(env.recipient, this.selfBytes)) {
-      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey })
+      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false })
       if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
@@ -291,12 +307,14 @@ export class EnvelopeService {
         this.stats.received++
         this.scores.reward(now, from, 0.1)
         this.init.onMessage?.({ sender: peerIdFromMultihashBytes(env.sender), messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from })
-        return signAck(this.init.secretKey, id, req.pathId, AckStatus.OK)
+        return this.ack(from, env.sender, id, req.pathId, AckStatus.OK)
       }
       this.stats.duplicates++
-      return signAck(this.init.secretKey, id, req.pathId, AckStatus.DUPLICATE)
+      return this.ack(from, env.sender, id, req.pathId, AckStatus.DUPLICATE)
     }
-    // Relaying: the recipient is someone else.
+    // Relaying: the recipient is someone else. Relays check size, signature and expiry.
+    const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8 })
+    if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
     if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdFromMultihashBytes(env.recipient)
     const decision = decideRelay({ recipientIsSelf: false, hopsLeft: req.hopsLeft, recipientReachable: true })

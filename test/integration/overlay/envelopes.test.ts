@@ -133,7 +133,7 @@ test('tampered, replayed, expired and oversized envelopes are rejected and cost 
   // keep misbehaving until B disconnects Eve
   for (let i = 0; i < 4 && node('B').node.getConnections(node('EVE').node.peerId).length > 0; i++) {
     const t2 = dbc.envelope.v1.Envelope.decode(encodeEnvelope(craft()))
-    t2.signature[0] ^= 1
+    t2.ciphertext[1] ^= 1
     await eveSends(t2).catch(() => {})
   }
   await waitFor(() => node('B').node.getConnections(node('EVE').node.peerId).length === 0, 2000, 'B to hang up on Eve')

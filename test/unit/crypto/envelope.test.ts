@@ -106,4 +106,34 @@ test('seal is deterministic given the random source', () => {
   assert.not.equal(Array.from(a), Array.from(c))
 })
 
+test('static mode: per-pair key, empty ephemeral key, same checks; AEAD can stand in for the signature', () => {
+  const e = seal({ mode: 'static' })
+  assert.is(e.ephemeralKey.length, 0)
+  const r = openAsBob(encodeEnvelope(e))
+  assert.ok(r.ok)
+  if (r.ok) assert.equal(Array.from(r.payload), Array.from(payload))
+  // the relay can not open it, even claiming to be bob
+  assert.is((openEnvelope(e, { now: NOW, recipient: bob.peerId, recipientSecretKey: relay.secretKey }) as { reason: string }).reason, 'undecryptable')
+  assert.is((openEnvelope(e, { now: NOW, recipient: bob.peerId, recipientSecretKey: relay.secretKey, verifySignature: false }) as { reason: string }).reason, 'undecryptable')
+  // tampering with any signed field: forged, with or without the signature check
+  for (const f of ['messageId', 'expiresAt', 'sequence', 'nonce', 'ciphertext', 'contentType'] as const) {
+    for (const verifySignature of [true, false]) {
+      const t = dbc.envelope.v1.Envelope.decode(encodeEnvelope(e))
+      const v = t[f]
+      if (v instanceof Uint8Array) { const c = Uint8Array.from(v); c[0] ^= 1; (t as unknown as Record<string, unknown>)[f] = c } else (t as unknown as Record<string, unknown>)[f] = (v as number) + 1
+      const o = openEnvelope(t, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, verifySignature })
+      assert.is((o as { reason: string }).reason, 'forged', `${f} verify=${verifySignature}`)
+    }
+  }
+  // a tampered signature alone is caught by default and by relays; AEAD-only mode accepts the authentic content
+  const t = dbc.envelope.v1.Envelope.decode(encodeEnvelope(e)); t.signature[0] ^= 1
+  assert.is((openAsBob(t) as { reason: string }).reason, 'forged')
+  assert.is((checkEnvelope(t, { now: NOW }) as { reason: string }).reason, 'forged')
+  assert.ok(openEnvelope(t, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, verifySignature: false }).ok)
+  // suites agree in static mode too
+  const n = seal({ mode: 'static', suite: nobleSuite })
+  assert.ok(openEnvelope(n, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, suite: nodeSuite }).ok)
+  assert.is((openAsBob(e, NOW + 30_000) as { reason: string }).reason, 'expired')
+})
+
 test.run()
