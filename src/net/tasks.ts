@@ -54,7 +54,9 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           await framed.write(TaskMessage.encode({ heartbeat: { leaseId: lease.leaseId, at: Date.now() } }).finish())
         }
         await beat()
-        const timer = setInterval(() => { beat().catch(() => { clearInterval(timer) }) }, heartbeatMs)
+        // beat as often as the holder asked (bounded), so its lease timeout means what it says
+        const every = Math.min(5000, Math.max(100, (lease.heartbeatMs ?? 0) > 0 ? (lease.heartbeatMs ?? heartbeatMs) : heartbeatMs))
+        const timer = setInterval(() => { beat().catch(() => { clearInterval(timer) }) }, every)
         try {
           await framed.read() // resolves when the holder closes its end
         } finally {

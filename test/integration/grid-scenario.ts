@@ -1,0 +1,75 @@
+// A grid job over real peer processes on 127.0.0.1: one submitter, N providers, a job of
+// `tasks` square tasks whose every result is checked; optionally kill -9 a share of the
+// providers mid-job. Shared by the quick test (npm test) and the long one (npm run test:long).
+import * as assert from 'uvu/assert'
+import { writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { LocalNetwork, repoRoot } from '../../demo/network.js'
+
+export interface GridScenario { providers: number, tasks: number, killShare: number, redundancy?: number }
+
+export async function runGridScenario (s: GridScenario): Promise<{ elapsedMs: number, summary: Record<string, any> }> {
+  const net = new LocalNetwork()
+  try {
+    const submitter = await net.start({ name: 'submitter', location: '35.68,139.69', extra: ['--no-connection-monitor'] })
+    const boot = submitter.addrs[0]
+    // start providers two at a time: many tsx start-ups at once starve a 2-core machine
+    const providers = []
+    for (let i = 0; i < s.providers; i += 2) {
+      providers.push(...await Promise.all(Array.from({ length: Math.min(2, s.providers - i) }, async (_, j) =>
+        await net.start({ name: `p${i + j}`, location: '35.68,139.69', extra: ['--no-connection-monitor'] }, [boot]))))
+    }
+    // wait until the submitter is connected to every provider
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const { peers } = await submitter.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
+      if (providers.every(p => peers.some(x => x.peerId === p.peerId))) break
+      if (Date.now() > deadline) throw new Error('providers did not all connect to the submitter')
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    const dir = join(net.root, 'job')
+    mkdirSync(dir, { recursive: true })
+    const data = Buffer.alloc(8 * s.tasks)
+    for (let i = 0; i < s.tasks; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
+    writeFileSync(join(dir, 'data.bin'), data)
+    const manifest = {
+      name: 'squares',
+      executor: 'wasm',
+      code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
+      entry: 'run',
+      inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
+      verification: { redundancy: s.redundancy ?? 1 },
+      task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 6 }
+    }
+    const t0 = Date.now()
+    const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir })
+    let killed = false
+    let status: Record<string, any> = {}
+    for await (const ev of submitter.api.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
+      if (ev.type === 'end') { status = ev.status; break }
+      if (!killed && s.killShare > 0 && (ev.progress?.done ?? 0) >= s.tasks * 0.2) {
+        killed = true
+        const n = Math.round(s.providers * s.killShare)
+        for (const p of providers.slice(0, n)) p.process.kill('SIGKILL')
+      }
+    }
+    const elapsedMs = Date.now() - t0
+    if (status.status !== 'finished') {
+      const why = await submitter.api.call<Record<string, any>>('GET', `/v1/jobs/${jobId}/explain?task=0`)
+      assert.unreachable(`job ${String(status.status)}: task 0: ${JSON.stringify(why.task)} placement: ${JSON.stringify(why.placement)}`)
+    }
+    if (s.killShare > 0) assert.ok(killed, 'the job finished before providers could be killed')
+    const { results } = await submitter.api.call<{ results: Array<{ index: number, output: string }> }>('GET', `/v1/jobs/${jobId}/results`)
+    assert.is(results.length, s.tasks)
+    const seen = new Set<number>()
+    for (const r of results) {
+      assert.not.ok(seen.has(r.index), `task ${r.index} has two accepted results`)
+      seen.add(r.index)
+      const x = r.index * 0.5 + 1
+      assert.is(Buffer.from(r.output, 'base64').readDoubleLE(0), x * x, `task ${r.index}`)
+    }
+    return { elapsedMs, summary: status.summary ?? {} }
+  } finally {
+    await net.stop()
+  }
+}

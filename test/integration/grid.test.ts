@@ -1,0 +1,16 @@
+// Quick variants: real peer processes, every result checked (long variants: test/long/grid.test.ts).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { runGridScenario } from './grid-scenario.js'
+
+test('a 300-task job over 4 provider processes completes with every result correct', async () => {
+  const r = await runGridScenario({ providers: 4, tasks: 300, killShare: 0 })
+  assert.ok(r.summary.providersUsed >= 3, `used ${String(r.summary.providersUsed)} providers`)
+})
+
+test('kill -9 of a quarter of the providers mid-job: the job completes, every result correct', async () => {
+  const r = await runGridScenario({ providers: 4, tasks: 400, killShare: 0.25 })
+  assert.ok(r.summary.leasesLost >= 1 || r.summary.retries >= 1, `no lost lease or retry recorded: ${JSON.stringify(r.summary)}`)
+})
+
+test.run()
