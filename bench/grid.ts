@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto'
 import { metric, type BenchModule, type Metric } from './lib.js'
 import { createRng } from '../src/core/rng.js'
-import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../src/core/identity/index.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../src/core/identity/index.js'
 import { placeTasks, placeRandomly, validateManifest, encodeValueInput, type OfferView, type PlacementRequest, type ManifestInput } from '../src/core/scheduler/index.js'
-import { FakeProvider, JobRunner, LocalTransport, JobStore, type JobSummary } from '../src/jobs/index.js'
+import { FakeProvider, JobRunner, LocalTransport, JobStore, ProcessTransport, type JobSummary } from '../src/jobs/index.js'
 import { openStore } from '../src/store/db.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -90,6 +90,30 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   metrics.makespan_churn_ms = metric(churn.ms, 'ms', calm.ms, '<= 1.5x no churn', ratio <= 1.5)
   metrics.churn_retries = metric(churn.summary.retries + churn.summary.speculative, 'copies')
   notes.push(`churn: ${m} tasks of ${taskMs} ms over 10 providers x 4 slots; 3 providers stop answering (like kill -9: no heartbeats, running tasks never return) after 30% of tasks are accepted; lease timeout 400 ms; ${churn.summary.leasesLost} leases lost, ${churn.summary.retries} retries, ${churn.summary.speculative} speculative copies`)
+
+  // 2b. The same with provider processes and a real kill -9 (IPC instead of calls in process).
+  const pm = quick ? 500 : 1500
+  const pTaskMs = 20
+  const procRun = async (kill: number): Promise<{ ms: number, summary: JobSummary, tps?: number }> => {
+    const tr = await ProcessTransport.start(Array.from({ length: 10 }, (_, i) => ({ kind: 'fake' as const, secretKey: toHex(key(150 + i).secretKey), slots: 4, delayMs: pTaskMs, heartbeatMs: 100 })), { sender: owner.peerId })
+    try {
+      let accepted = 0
+      const victims = tr.ids().slice(0, kill)
+      const r = new JobRunner({
+        jobId: (++jobSeq).toString(16).padStart(64, '0'), manifest: manifest({ inputs: { range: { from: 0, to: pm - 1 } }, task: { timeoutMs: 30_000, expectedMs: pTaskMs } }).manifest,
+        holder: owner, transport: tr, code: new Uint8Array([0]), leaseTimeoutMs: 400,
+        onEvent: e => { if (e.type === 'accepted' && ++accepted === Math.floor(pm * 0.3)) for (const v of victims) tr.kill(v) }
+      })
+      const t = performance.now()
+      const summary = await r.run()
+      if (summary.done !== pm) throw new Error(`process job ended with ${summary.done}/${pm}`)
+      return { ms: performance.now() - t, summary }
+    } finally { tr.stop() }
+  }
+  const pCalm = await procRun(0)
+  const pChurn = await procRun(3)
+  metrics.makespan_churn_processes_ms = metric(pChurn.ms, 'ms', pCalm.ms, '<= 1.5x no churn', pChurn.ms / pCalm.ms <= 1.5)
+  notes.push(`churn (processes): ${pm} tasks of ${pTaskMs} ms over 10 provider processes x 4 slots (IPC); kill -9 of 3 processes after 30% accepted; ${pChurn.summary.leasesLost} leases lost, ${pChurn.summary.retries} retries`)
 
   // 3. Placement of 10,000 tasks over 1,000 offers vs random placement.
   const rng = createRng(42)
