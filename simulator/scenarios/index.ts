@@ -1,14 +1,16 @@
 // The scenario registry the CLI, the bench and the tests share.
 import { runLookup } from './lookup.js'
 import { runChurn } from './churn.js'
+import { runGeo } from './geo.js'
 import { runGrid } from './grid.js'
 import { runMultipath } from './multipath.js'
 import { runVivaldi } from './vivaldi.js'
 import type { Scenario } from './types.js'
 
-export const SCENARIOS: Record<string, { run: Scenario, describe: string, countName: string, defaultNodes: number, smallNodes: number, smallCount?: number }> = {
+export const SCENARIOS: Record<string, { run: Scenario, describe: string, countName: string, defaultNodes: number, smallNodes: number, smallCount?: number, smallExtra?: Record<string, number> }> = {
   lookup: { run: runLookup, describe: 'N findPeer lookups over a static network', countName: 'lookups (default: one per node)', defaultNodes: 10000, smallNodes: 2000 },
-  churn: { run: runChurn, describe: 'lookups (Kademlia model) and gossip (core Cyclon + Gossip) under heavy-tailed churn, one run per churn level', countName: 'lookups per churn level', defaultNodes: 2000, smallNodes: 300, smallCount: 200 },
+  churn: { run: runChurn, describe: 'lookups (Kademlia model) and gossip (core Cyclon + Gossip) under heavy-tailed churn, one run per churn level', countName: 'lookups per churn level', defaultNodes: 2000, smallNodes: 300, smallCount: 200, smallExtra: { minutes: 5 } },
+  geo: { run: runGeo, describe: 'latency stretch of geo-aware vs random relay and neighbour choice', countName: 'sender/recipient pairs (default 2000)', defaultNodes: 10000, smallNodes: 500, smallCount: 200 },
   grid: { run: runGrid, describe: 'a stream of grid jobs placed by the core scheduler vs random placement', countName: 'jobs (default 200)', defaultNodes: 10000, smallNodes: 1000, smallCount: 30 },
   multipath: { run: runMultipath, describe: 'k-path delivery (core MultipathDelivery, choosePaths, ReceiveWindow) vs share of failed relays', countName: 'messages per (k, failed share) cell', defaultNodes: 10000, smallNodes: 500, smallCount: 100 },
   vivaldi: { run: runVivaldi, describe: 'Vivaldi coordinates (src/core/geo) converging: prediction error over time', countName: 'rounds (default 60)', defaultNodes: 5000, smallNodes: 300, smallCount: 20 }

@@ -10,7 +10,7 @@ const stable = (r: ScenarioResult): string => JSON.stringify({ ...r, perf: undef
 for (const name of Object.keys(SCENARIOS)) {
   test(`${name}: same seed gives identical JSON, another seed does not`, async () => {
     const sc = SCENARIOS[name]
-    const opts = { nodes: sc.smallNodes, seed: 7, count: sc.smallCount }
+    const opts = { nodes: sc.smallNodes, seed: 7, count: sc.smallCount, extra: sc.smallExtra }
     const a = stable(await sc.run(opts))
     const b = stable(await sc.run(opts))
     assert.is(a, b)

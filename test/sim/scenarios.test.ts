@@ -1,0 +1,52 @@
+// Every scenario at a small size: its own invariant checks hold, and the figures that
+// say the protocols work are in range (so a broken driver or core machine fails here).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { SCENARIOS } from '../../simulator/scenarios/index.js'
+import { renderHtml } from '../../simulator/report/html.js'
+
+const run = async (name: string, seed = 3) => {
+  const sc = SCENARIOS[name]
+  const r = await sc.run({ nodes: sc.smallNodes, seed, count: sc.smallCount, extra: sc.smallExtra })
+  for (const inv of r.invariants) assert.ok(inv.ok, `${name}: ${inv.name}: ${inv.detail}`)
+  assert.ok(r.perf.events > 0, 'events counted')
+  assert.ok(r.perf.liveBytesPerNode > 0, 'memory per node reported')
+  return r
+}
+
+test('churn: gossip reaches most online nodes, lookups mostly succeed', async () => {
+  const r = await run('churn')
+  assert.ok(Number(r.summary['static.gossipReach']) > 0.85, `reach ${r.summary['static.gossipReach']}`)
+  assert.ok(Number(r.summary['session10m.lookupSuccess']) > 0.8)
+  assert.ok(Number(r.summary['session10m.unreachableRpcsPerLookup']) > 0, 'churn leaves dead contacts that cost RPCs')
+})
+
+test('multipath: more copies deliver more when relays fail', async () => {
+  const r = await run('multipath')
+  assert.ok(Number(r.summary['k3.failed30.delivery']) > Number(r.summary['k1.failed30.delivery']))
+})
+
+test('geo: geo-aware relays stretch less than random ones', async () => {
+  const r = await run('geo')
+  assert.ok(Number(r.summary.relayStretchGeoMean) < Number(r.summary.relayStretchRandomMean))
+})
+
+test('grid: every task completes once; the cost model beats random on makespan', async () => {
+  const r = await run('grid')
+  assert.ok(Number(r.summary.makespanVsRandom) < 1, `ratio ${r.summary.makespanVsRandom}`)
+})
+
+test('vivaldi: error falls over the rounds', async () => {
+  const r = await run('vivaldi')
+  assert.ok(Number(r.summary.finalMedianRelError) < Number(r.summary.firstMedianRelError))
+})
+
+test('html report inlines Chart.js and one canvas per chart', async () => {
+  const r = await run('lookup')
+  const html = renderHtml([r])
+  assert.ok(html.includes('Chart.js') || html.includes('chart.js'), 'chart library inlined')
+  assert.is((html.match(/<canvas/g) ?? []).length, r.charts.length)
+  assert.not.ok(html.includes('src="http'), 'no network fetches')
+})
+
+test.run()
