@@ -131,6 +131,12 @@ export class JobStore {
       .map(r => ({ index: Number(r.idx), hash: String(r.accepted_hash), attempt: Number(r.accepted_attempt), output: u8(r.output) }))
   }
 
+  /** Receipts of billed copies (one per copy that agreed with the accepted result): what settlement pays. */
+  billedReceipts (jobId: string): Array<{ index: number, attempt: number, provider: string, receipt: Uint8Array }> {
+    return (this.store.db.prepare('SELECT idx, attempt, provider, receipt FROM job_copies WHERE job_id = ? AND billed = 1 AND receipt IS NOT NULL ORDER BY idx, attempt').all(jobId) as Array<Record<string, unknown>>)
+      .map(r => ({ index: Number(r.idx), attempt: Number(r.attempt), provider: String(r.provider), receipt: u8(r.receipt) }))
+  }
+
   failures (jobId: string): Array<{ index: number, reason: string }> {
     return (this.store.db.prepare(`SELECT idx, failed_reason FROM job_tasks WHERE job_id = ? AND status = 'failed' ORDER BY idx`).all(jobId) as Array<Record<string, unknown>>)
       .map(r => ({ index: Number(r.idx), reason: String(r.failed_reason) }))
