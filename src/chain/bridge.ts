@@ -39,6 +39,12 @@ export interface BridgeInit {
   requestTimeoutMs?: number
   txTimeoutMs?: number
   now?: () => number
+  /**
+   * Embedded chain only: before settling, stake 1 GPU (paid by this node's genesis-funded key)
+   * for every payee that is not staked. Provider nodes can not reach this node's in-process
+   * chain to stake themselves, so in the sandbox the job owner does it for them. Default false.
+   */
+  sandboxStake?: boolean
   /** Fault injection for tests: runs once a settlement tx is written down, before its broadcast. */
   beforeBroadcast?: (batchId: Hex, txHash: Hex) => void
   /** Fault injection for tests: runs right after a settlement tx was broadcast. */
@@ -293,6 +299,7 @@ export class Bridge {
     if (entries.length === 0) { this.lastError = undefined; return }
     try {
       const contract = await this.ready()
+      if (this.init.sandboxStake === true && this.connection().kind === 'embedded') await this.stakePayeesInSandbox(entries)
       const deps = { conn: this.connection(), outbox: this.outbox, queue: this.sendQueue(), contract, confirmations: this.confirmations(), now: this.now, beforeBroadcast: this.init.beforeBroadcast, afterBroadcast: this.init.afterBroadcast }
       let failure: ChainError | undefined
       for (const e of entries) {
@@ -313,6 +320,18 @@ export class Bridge {
       this.lastError = failure
     } catch (err) {
       this.lastError = toChainError(err, { action: 'settling batches', url: this.conn?.url })
+    }
+  }
+
+  private readonly sandboxStaked = new Set<string>()
+  private async stakePayeesInSandbox (entries: OutboxEntry[]): Promise<void> {
+    for (const e of entries) {
+      for (const p of e.payouts) {
+        const key = p.provider.toLowerCase()
+        if (this.sandboxStaked.has(key)) continue
+        if (!await this.read('isStaked', [p.provider])) await this.stake(1, { provider: p.provider })
+        this.sandboxStaked.add(key)
+      }
     }
   }
 

@@ -21,7 +21,9 @@ export const chainSettingsSchema = z.object({
   confirmations: z.number().int().min(1).max(64).optional(),
   batchMaxReceipts: z.number().int().min(1).max(5000).default(1000),
   batchMaxAgeMs: z.number().int().min(0).default(30_000),
-  tickMs: z.number().int().min(0).default(2000)
+  tickMs: z.number().int().min(0).default(2000),
+  /** Embedded chain only: the job owner stakes 1 GPU for unstaked payees (see BridgeInit). */
+  sandboxStake: z.boolean().default(true)
 })
 export type ChainSettings = z.infer<typeof chainSettingsSchema>
 
@@ -45,7 +47,8 @@ export function bridgeInitFromSettings (s: ChainSettings, deps: { store: Store, 
     contract: s.contract as Address | undefined,
     confirmations: s.confirmations,
     batching: { maxReceipts: s.batchMaxReceipts, maxAgeMs: s.batchMaxAgeMs },
-    tickMs: s.tickMs
+    tickMs: s.tickMs,
+    sandboxStake: s.kind === 'embedded' && s.sandboxStake
   }
 }
 

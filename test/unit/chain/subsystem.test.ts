@@ -23,7 +23,7 @@ test('routes: status, stake quote, stake, deposit, settle, payouts (bigints as s
   const store = openStore(join(dir, 'node.sqlite'))
   const routes = new Map<string, (req: { params: Record<string, string>, query: URLSearchParams, body: unknown, signal: AbortSignal }) => unknown>()
   const api = { route: (m: string, p: string, h: (req: never) => unknown) => { routes.set(`${m} ${p}`, h as never) } }
-  const sub = new ChainSubsystem({ tickMs: 0 })
+  const sub = new ChainSubsystem({ tickMs: 0, sandboxStake: false })
   const call = async (key: string, opts: { params?: Record<string, string>, query?: string, body?: unknown } = {}): Promise<any> => {
     const h = routes.get(key)
     if (h === undefined) throw new Error(`no route ${key}`)
@@ -55,6 +55,28 @@ test('routes: status, stake quote, stake, deposit, settle, payouts (bigints as s
     let err: unknown
     try { await call('POST /v1/chain/stake', { body: { gpus: 0 } }) } catch (e) { err = e }
     assert.match(String(err), /GPU count/)
+  } finally {
+    await sub.stop()
+    store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('sandbox stake: on the embedded chain the owner stakes unstaked payees so they are paid', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-chain-sandbox-'))
+  const store = openStore(join(dir, 'node.sqlite'))
+  const sub = new ChainSubsystem({ tickMs: 0 })
+  try {
+    await sub.start({ config: { dataDir: dir }, store })
+    const b = sub.bridge!
+    const providers = fakeProviders(3, 'sandbox')
+    await b.deposit('job-sb', 10n ** 18n)
+    b.submitReceipts('job-sb', fakeSignedReceipts(new TextEncoder().encode('job-sb'), providers, 6, 10n ** 15n))
+    const [r] = await b.settleNow('job-sb')
+    assert.is(r.state, 'confirmed')
+    assert.equal(r.withheld, [])
+    assert.is(r.paid?.length, 3)
+    for (const p of providers) assert.is((await b.payouts({ provider: p.payoutAddress })).totalPaid, 2n * 10n ** 15n)
   } finally {
     await sub.stop()
     store.close()
