@@ -418,8 +418,9 @@ export class JobMachine {
     const remaining = t.outstanding + t.queued
     const need = t.quorum - bestN
     if (remaining >= need) return
-    const issued = t.copies.filter(c => c.outcome !== 'lost' && c.outcome !== 'cancelled').length
-    if (issued + need - remaining > this.policy.maxCopies) { this.failTask(now, index, t, `no ${t.quorum} of ${issued} copies agree`); return }
+    // Copies that produced (or may still produce) an answer; failures are bounded by maxAttempts.
+    const issued = t.copies.filter(c => c.outcome === 'pending' || c.outcome === 'running').length + t.queued
+    if (issued + need - remaining > this.policy.maxCopies) { this.failTask(now, index, t, `no ${t.quorum} of ${issued} copies agree (maxCopies ${this.policy.maxCopies})`); return }
     for (let k = remaining; k < need; k++) this.enqueue(index, 'tie-break', true)
   }
 

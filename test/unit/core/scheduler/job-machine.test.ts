@@ -105,4 +105,13 @@ test('restore: accepted tasks stay done, pending votes count, lost copies are re
   assert.is(m.acceptedHash(1), 'h1', 'the vote from before the restart counted')
 })
 
+test('copies that never agree: the task fails after maxCopies, nothing is billed', () => {
+  const r = simulate({ ...base, taskCount: 3, redundancy: 2, quorum: 2, maxCopies: 4 }, eight(() => ({ liar: true })))
+  assert.ok(r.m.isFinished)
+  assert.is(r.m.progress().failed, 3)
+  assert.is(r.m.progress().billed, 0)
+  for (let i = 0; i < 3; i++) assert.ok(r.m.copiesOf(i).length <= 4)
+  assert.ok(r.events.some(e => e.type === 'task-failed' && /agree/.test(e.reason)))
+})
+
 test.run()
