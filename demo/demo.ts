@@ -10,9 +10,20 @@ const PEERS: NodeSpec[] = [
   { name: 'tokyo', location: '35.68,139.69', gpus: '2xRTX4090:24GiB' },
   { name: 'frankfurt', location: '50.11,8.68', gpus: 'A100:80GiB' },
   { name: 'virginia', location: '38.03,-78.48', gpus: '4xRTX3090:24GiB' },
-  { name: 'saopaulo', location: '-23.55,-46.63' },
+  { name: 'saopaulo', location: '-23.55,-46.63', gpus: 'RTX3080:10GiB' },
   { name: 'singapore', location: '1.35,103.82', gpus: 'RTX4090:24GiB' }
 ]
+
+function gpuCount (spec: string | undefined): number {
+  return (spec ?? '').split(',').filter(Boolean).reduce((n, part) => n + Number(part.match(/^(\d+)x/)?.[1] ?? 1), 0) || 1
+}
+/** Wei (decimal string) as DBC with up to 9 decimals. */
+function coins (wei: string | bigint): string {
+  const v = BigInt(wei)
+  const whole = v / 10n ** 18n
+  const frac = (v % 10n ** 18n).toString().padStart(18, '0').slice(0, 9).replace(/0+$/, '')
+  return frac === '' ? whole.toString() : `${whole.toString()}.${frac}`
+}
 
 const t0 = Date.now()
 const step = (s: string): void => { process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${s}\n`) }
@@ -53,6 +64,18 @@ try {
   process.stdout.write('\n' + table(['PEER', 'ID', 'LOCATION', 'GPUS (declared)', 'CONNECTED', 'DHT TABLE'], rows))
   if (failed > 0) exitCode = 1
 
+  // The chain: the embedded EVM runs inside the submitter's node (the demo's single chain).
+  // Providers' payouts go to their own accounts, which must be staked there (per GPU).
+  const wallets = new Map<string, string>()
+  for (const n of net.nodes) wallets.set(n.peerId, (await n.api.call<{ account: string }>('GET', '/v1/wallet')).account)
+  const chainStatus = await boot.api.call<Record<string, any>>('GET', '/v1/chain/status')
+  step(`embedded chain ${String(chainStatus.chainId)} in ${PEERS[0].name}'s node, settlement contract ${String(chainStatus.contract)}`)
+  for (const n of rest) {
+    const gpus = gpuCount(n.spec.gpus)
+    const r = await boot.api.call<Record<string, any>>('POST', '/v1/chain/stake', { gpus, provider: wallets.get(n.peerId) })
+    step(`  staked ${coins(r.amount)} DBC for ${gpus} GPU(s) of ${n.spec.name} (${String(wallets.get(n.peerId))})`)
+  }
+
   // The main job: a grid job from the first peer (the user) across the others.
   step('submitting a grid job from tokyo: a Mandelbrot image in 64x64 tiles, one wasm task per tile')
   let lastPct = -1
@@ -72,7 +95,22 @@ try {
     ['cost (predicted)', `${Number(sum.predictedCost ?? 0).toPrecision(3)} DBC`],
     ['billed copies', String(job.status.billedCopies)]
   ]))
-  process.stdout.write(`\nsummary: ${net.nodes.length} peers, ${found}/${found + failed} DHT lookups succeeded, ${job.tiles} tiles rendered across ${String(sum.providersUsed ?? '?')} peers, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
+
+  // Settlement: the job's signed usage receipts, batched under one merkle root, paid once.
+  step('settling the job\'s usage receipts on the embedded chain')
+  const settled = await boot.api.call<{ receipts: number, total: string, batches: Array<Record<string, any>> }>('POST', `/v1/jobs/${job.jobId}/settle`, undefined, { timeoutMs: 120_000 })
+  for (const b of settled.batches) step(`  batch ${String(b.batchId).slice(0, 18)}… ${String(b.state)}: ${String(b.receiptCount)} receipts, ${coins(b.total)} DBC, tx ${String(b.txHash ?? '-').slice(0, 18)}…`)
+  const again = await boot.api.call<{ batches: Array<Record<string, any>> }>('POST', `/v1/jobs/${job.jobId}/settle`, undefined, { timeoutMs: 120_000 })
+  step(`  settling again is a no-op: ${again.batches.length} batch(es), still ${again.batches.map(b => String(b.state)).join(', ')}`)
+  const payoutRows: string[][] = []
+  let paidTotal = 0n
+  for (const n of rest) {
+    const p = await boot.api.call<Record<string, any>>('GET', `/v1/chain/payouts?provider=${String(wallets.get(n.peerId))}`)
+    paidTotal += BigInt(p.totalPaid)
+    payoutRows.push([n.spec.name, String(wallets.get(n.peerId)), `${coins(p.totalPaid)} DBC`, `${coins(p.withdrawable)} DBC`])
+  }
+  process.stdout.write('\n' + table(['PROVIDER', 'PAYOUT ADDRESS', 'PAID', 'WITHDRAWABLE'], payoutRows))
+  process.stdout.write(`\nsummary: ${net.nodes.length} peers, ${found}/${found + failed} DHT lookups succeeded, ${job.tiles} tiles rendered across ${String(sum.providersUsed ?? '?')} peers, ${settled.receipts} receipts settled (${coins(paidTotal)} DBC paid), ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
 } catch (err) {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`)
   exitCode = 1

@@ -7,8 +7,14 @@ import { registerTaskProtocol, TASK_PROTOCOL } from '../net/tasks.js'
 import { ComputeProvider } from './compute-provider.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
 
+export interface ComputeSubsystemInit {
+  /** The EVM address receipts name for payment (the chain bridge's account). */
+  payoutAddress?: () => string | undefined
+}
+
 export class ComputeSubsystem implements Subsystem {
   readonly name = 'compute'
+  constructor (private readonly init: ComputeSubsystemInit = {}) {}
   peer: ComputePeer | undefined
   private ctx: DaemonContext | undefined
   private tasksRun = 0
@@ -21,6 +27,7 @@ export class ComputeSubsystem implements Subsystem {
       secretKey: ctx.identity.secretKey,
       declaredGpus: ctx.config.gpus === '' ? undefined : ctx.config.gpus,
       tmpDir,
+      payoutAddress: this.init.payoutAddress?.(),
       benchmark: process.env.DBC_SKIP_BENCHMARK !== '1'
     })
     await peer.start()

@@ -49,7 +49,9 @@ export const configSchema = z.object({
     keepPrivateAddresses: z.boolean()
   }).strict(),
   /** Ping connections periodically and drop dead ones. */
-  connectionMonitor: z.boolean()
+  connectionMonitor: z.boolean(),
+  /** The chain bridge (src/chain/subsystem.ts): kind embedded|rpc, url, chainId, keyFile, contract... */
+  chain: z.record(z.string(), z.unknown())
 }).strict()
 
 export type NodeConfig = z.infer<typeof configSchema>
@@ -65,7 +67,8 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     api: { port: 0 },
     log: { level: 'info' },
     dht: { server: true, keepPrivateAddresses: true },
-    connectionMonitor: true
+    connectionMonitor: true,
+    chain: {}
   }
 }
 
@@ -83,7 +86,11 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_API_PORT: { key: 'api.port', kind: 'int' },
   DBC_LOG_LEVEL: { key: 'log.level', kind: 'string' },
   DBC_DHT_SERVER: { key: 'dht.server', kind: 'bool' },
-  DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' }
+  DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' },
+  DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },
+  DBC_CHAIN_URL: { key: 'chain.url', kind: 'string' },
+  DBC_CHAIN_ID: { key: 'chain.chainId', kind: 'int' },
+  DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' }
 }
 
 function setPath (obj: ConfigLayer, path: string, value: unknown): void {
@@ -150,6 +157,7 @@ function merge (base: ConfigLayer, over: ConfigLayer): ConfigLayer {
 
 export function validateConfig (raw: ConfigLayer): NodeConfig {
   const r = configSchema.safeParse(raw)
+  // the chain section is validated by the chain subsystem (src/chain/subsystem.ts) at start
   if (r.success) return { ...r.data, dataDir: resolve(r.data.dataDir) }
   const issue = r.error.issues[0]
   const key = issue.path.length > 0 ? issue.path.join('.') : 'config'

@@ -127,7 +127,7 @@ export class Daemon {
         await s.start(this.ctx)
         log.info({ subsystem: s.name }, 'subsystem started')
       }
-      await host.start().catch(err => { throw listenError(err, config.listen) })
+      await Promise.resolve(host.start()).catch((err: unknown) => { throw listenError(err, config.listen) })
       for (const s of this.subsystems) await s.afterNetworkStart?.()
     } catch (err) {
       for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})

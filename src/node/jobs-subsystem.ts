@@ -6,11 +6,16 @@ import { Libp2pJobTransport, type NetworkEstimate } from '../net/tasks.js'
 import { validateManifest, formatManifestIssues } from '../core/scheduler/index.js'
 import type { Progress } from '../core/scheduler/index.js'
 import { DbcError, ManifestError } from '../errors.js'
+import { jsonable } from '../chain/subsystem.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
+import type { Bridge, SettleResult } from '../chain/index.js'
+import { dbc } from '../wire/gen/wire.js'
 
 export interface JobsSubsystemInit {
   /** Predicted network figures per provider (the overlay's Vivaldi/geo model when present). */
   network?: (peer: string) => NetworkEstimate
+  /** The chain bridge, when the node runs one: finished jobs' receipts settle through it. */
+  bridge?: () => Bridge | undefined
 }
 
 export class JobsSubsystem implements Subsystem {
@@ -18,6 +23,7 @@ export class JobsSubsystem implements Subsystem {
   service: JobService | undefined
   private transport: Libp2pJobTransport | undefined
   private ctx: DaemonContext | undefined
+  private jobStore: JobStore | undefined
   private readonly progress = new Map<string, Progress>()
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly done = new Map<string, Promise<JobSummary>>()
@@ -28,7 +34,8 @@ export class JobsSubsystem implements Subsystem {
     const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network })
     this.transport = transport
     const identity = { peerId: ctx.identity.peerId.toMultihash().bytes, secretKey: ctx.identity.secretKey }
-    const service = new JobService({ store: new JobStore(ctx.store), transport, identity })
+    this.jobStore = new JobStore(ctx.store)
+    const service = new JobService({ store: this.jobStore, transport, identity })
     this.service = service
     this.routes(ctx)
     this.ctx = ctx
@@ -49,7 +56,44 @@ export class JobsSubsystem implements Subsystem {
 
   private track (jobId: string, done: Promise<JobSummary>): void {
     this.done.set(jobId, done)
-    void done.catch(() => {}).finally(() => { for (const w of this.waiters.get(jobId) ?? []) w() })
+    void done.then(async summary => {
+      if (summary.status === 'finished' || summary.status === 'cancelled') await this.submitReceipts(jobId).catch(err => { this.ctx?.log.warn({ jobId, err: (err as Error).message }, 'receipts not handed to the bridge yet; `dbc job settle` retries') })
+    }, () => {}).finally(() => { for (const w of this.waiters.get(jobId) ?? []) w() })
+  }
+
+  /** Billed copies' signed receipts of a job, as the providers signed them. */
+  receipts (jobId: string): dbc.receipt.v1.ISignedReceipt[] {
+    const store = this.jobStore
+    if (store === undefined) return []
+    return store.copies(jobId).filter(c => c.billed && c.receipt !== undefined).map(c => dbc.receipt.v1.SignedReceipt.decode(c.receipt as Uint8Array))
+  }
+
+  /**
+   * Hands a finished job's receipts to the bridge (idempotent: the outbox keeps one entry
+   * per receipt id) after making sure the job's escrow covers them.
+   */
+  async submitReceipts (jobId: string): Promise<{ accepted: number, duplicates: number, rejected: number, total: bigint } | undefined> {
+    const bridge = this.init.bridge?.()
+    if (bridge === undefined) return undefined
+    const receipts = this.receipts(jobId)
+    let total = 0n
+    for (const r of receipts) total += BigInt(dbc.receipt.v1.UsageReceipt.decode(r.receipt ?? new Uint8Array()).amount || '0')
+    const chainJob = `0x${jobId}`
+    const escrow = await bridge.job(chainJob).then(j => j.escrow).catch(() => 0n)
+    if (total > escrow) await bridge.deposit(chainJob, total - escrow)
+    const r = bridge.submitReceipts(chainJob, receipts as any)
+    this.ctx?.log.info({ jobId, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.length, total: total.toString() }, 'receipts handed to the bridge')
+    return { accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.length, total }
+  }
+
+  async settle (jobId: string, signal?: AbortSignal): Promise<{ receipts: number, total: string, batches: SettleResult[] }> {
+    const bridge = this.init.bridge?.()
+    if (bridge === undefined) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'configure the chain section (kind: embedded or rpc)' })
+    const st = this.service?.status(jobId)
+    if (st !== undefined && st.status === 'running') throw new DbcError('JOB_RUNNING', `job ${jobId} is still running`, { hint: 'settle it once it has finished (or cancel it first)' })
+    const sub = await this.submitReceipts(jobId)
+    const batches = await bridge.settleNow(`0x${jobId}`, { signal })
+    return { receipts: this.receipts(jobId).length, total: (sub?.total ?? 0n).toString(), batches }
   }
 
   private routes (ctx: DaemonContext): void {
@@ -67,6 +111,11 @@ export class JobsSubsystem implements Subsystem {
       return { jobId }
     })
     api.route('GET', '/v1/jobs', () => ({ jobs: svc().list() }))
+    api.route('POST', '/v1/jobs/:id/settle', async (req) => {
+      svc().status(req.params.id) // 404 for unknown jobs
+      const r = await this.settle(req.params.id, req.signal)
+      return jsonable(r)
+    })
     api.route('GET', '/v1/jobs/:id', (req) => svc().status(req.params.id))
     api.route('GET', '/v1/jobs/:id/explain', (req) => {
       const t = req.query.get('task')

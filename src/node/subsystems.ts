@@ -1,12 +1,18 @@
-// The subsystems a node runs, in start order.
+// The subsystems a node runs, in start order: the chain bridge (its account is the compute
+// peer's payout address), the compute peer, then jobs (which settle through the bridge).
 import type { NodeConfig } from './config.js'
 import type { Subsystem, Location } from './daemon.js'
 import { ComputeSubsystem } from './compute-subsystem.js'
 import { JobsSubsystem } from './jobs-subsystem.js'
 import { resolveCity as resolveCityName } from '../geo/cities.js'
 
-export async function buildSubsystems (_config: NodeConfig): Promise<Subsystem[]> {
-  return [new ComputeSubsystem(), new JobsSubsystem()]
+export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]> {
+  // the chain stack (viem, the EVM) loads only when a node starts, not for every CLI command
+  const { ChainSubsystem } = await import('../chain/subsystem.js')
+  const chain = new ChainSubsystem(config.chain)
+  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } } })
+  const jobs = new JobsSubsystem({ bridge: () => chain.bridge })
+  return [chain as unknown as Subsystem, compute, jobs]
 }
 
 export function resolveCity (name: string): Location {
