@@ -252,7 +252,8 @@ export class Bridge {
       await this.pump(opts.signal)
       const open = this.outbox.unsettled(idHex)
       if (open.length === 0) break
-      if (this.lastError !== undefined) throw this.lastError
+      // Throw only for failures of this job's batches (another job's trouble is not ours).
+      if (this.lastError !== undefined && open.some(e => e.lastError !== undefined)) throw this.lastError
       if (this.now() >= deadline || open.some(e => e.state === 'built')) break
       await sleep(poll, opts.signal)
     }
@@ -319,7 +320,9 @@ export class Bridge {
       }
       this.lastError = failure
     } catch (err) {
-      this.lastError = toChainError(err, { action: 'settling batches', url: this.conn?.url })
+      const ce = toChainError(err, { action: 'settling batches', url: this.conn?.url })
+      this.lastError = ce
+      for (const e of entries) this.outbox.markError(e.batchId, `${ce.code}: ${ce.message}`, this.now())
     }
   }
 
