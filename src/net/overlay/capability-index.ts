@@ -5,6 +5,7 @@
 // and stops as soon as it has `want` verified matches. Verified records are cached, so a
 // repeated query is answered locally.
 import type { Libp2p, Stream, Connection, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { FramedStream } from '../framed.js'
@@ -20,7 +21,7 @@ export const CAPABILITY_PROTOCOL = '/dbc/capability/1.0.0'
 const MAX_FRAME = 256 * 1024
 const RAW = 0x55
 
-type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'contentRouting'>
+type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'contentRouting' | 'peerStore'>
 
 export interface CapabilityIndexInit {
   secretKey: Uint8Array
@@ -49,6 +50,8 @@ export interface QueryReport {
   fetched: number
   rejected: number
   ms: number
+  /** When the search had `want` results (ms from the start); undefined if it never did. */
+  enoughAtMs?: number
 }
 
 export class CapabilityIndex {
@@ -100,20 +103,25 @@ export class CapabilityIndex {
         return { results: search.results(), fromCache: true, steps: 0, lookups: 0, fetched: 0, rejected: 0, ms: performance.now() - started }
       }
     }
-    const report = { steps: 0, lookups: 0, fetched: 0 }
+    const report: { steps: number, lookups: number, fetched: number, enoughAtMs?: number } = { steps: 0, lookups: 0, fetched: 0 }
     const controller = new AbortController()
     const signal = opts.signal === undefined ? controller.signal : AbortSignal.any([controller.signal, opts.signal])
     const asked = new Set<string>([this.host.peerId.toString()])
     const fetches: Array<Promise<void>> = []
-    const onProvider = (peer: PeerId): void => {
+    const onProvider = (peer: PeerId, addrs: Multiaddr[]): void => {
       const id = peer.toString()
       if (asked.has(id)) return
       asked.add(id)
-      fetches.push(this.fetch(peer, query, signal).then(records => {
+      // Keep the provider record's addresses: without them the dial would start a DHT peer lookup.
+      const known = addrs.length === 0 ? Promise.resolve() : this.host.peerStore.merge(peer, { multiaddrs: addrs }).then(() => {}, () => {})
+      fetches.push(known.then(async () => await this.fetch(peer, query, signal)).then(records => {
         report.fetched++
         search.addRecords(this.now(), records)
         for (const r of search.results()) this.cache.put(this.now(), r.record, r.signed)
-        if (search.results().length >= search.want) controller.abort()
+        if (search.results().length >= search.want && !controller.signal.aborted) {
+          report.enoughAtMs = performance.now() - started
+          controller.abort()
+        }
       }, () => {}))
     }
     const parallel = Math.max(1, this.init.parallelSteps ?? 2)
@@ -122,14 +130,26 @@ export class CapabilityIndex {
       for (let i = 0; i < parallel; i++) { const s = search.nextStep(); if (s !== undefined) batch.push(s) }
       if (batch.length === 0) break
       report.steps += batch.length
-      const stepSignal = AbortSignal.any([signal, AbortSignal.timeout(this.init.stepTimeoutMs ?? 5000)])
-      await Promise.all(batch.flatMap(step => step.keys.map(async key => {
-        report.lookups++
-        try {
-          for await (const p of this.host.contentRouting.findProviders(toCid(key), { signal: stepSignal })) onProvider(p.id)
-        } catch {}
-      })))
-      await Promise.all(fetches)
+      // Stop this batch's lookups once enough providers are known to (probably) satisfy the query:
+      // providers come back within the first hops, while a full lookup runs on for hundreds of ms.
+      // If their records fall short, the batch is run again to completion.
+      for (const early of [true, false]) {
+        const batchStop = new AbortController()
+        const askedBefore = asked.size
+        const stepSignal = AbortSignal.any([signal, batchStop.signal, AbortSignal.timeout(this.init.stepTimeoutMs ?? 5000)])
+        const need = search.want - search.results().length
+        await Promise.all(batch.flatMap(step => step.keys.map(async key => {
+          report.lookups++
+          try {
+            for await (const p of this.host.contentRouting.findProviders(toCid(key), { signal: stepSignal })) {
+              onProvider(p.id, p.multiaddrs)
+              if (early && asked.size - askedBefore >= need) batchStop.abort()
+            }
+          } catch {}
+        })))
+        await Promise.all(fetches)
+        if (search.done() || signal.aborted || !batchStop.signal.aborted) break
+      }
     }
     await Promise.all(fetches)
     return { results: search.results(), fromCache: false, ...report, rejected: search.rejected.length, ms: performance.now() - started }
