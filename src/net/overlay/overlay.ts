@@ -1,0 +1,203 @@
+// The hybrid overlay on one libp2p host: membership + gossip (unstructured), the capability index
+// (structured, kad-dht), sealed multi-path messages, and geo-awareness (declared locations from
+// peer descriptors, Vivaldi coordinates learnt from ping RTTs). One score book is shared, so
+// misbehaviour on any overlay protocol counts against the same peer.
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { MembershipService, type MembershipServiceInit, type PeerInfo } from './membership.js'
+import { EnvelopeService, type EnvelopeServiceInit, type ReceivedMessage } from './envelopes.js'
+import { CapabilityIndex, type CapabilityIndexInit } from './capability-index.js'
+import { ANNOUNCE_KIND, type Announcement } from './announce.js'
+import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
+import { createVivaldiCoordinate, vivaldiUpdate, vivaldiFromArray, vivaldiToArray, predictRtt, predictGeoRttMs, haversineKm, type LatLon, type VivaldiCoordinate } from '../../core/geo/index.js'
+import { dbc } from '../../wire/gen/wire.js'
+import { encodeSignedCapability, matchesQuery, type CapabilityInit } from '../../core/capability/index.js'
+
+export interface KnownPeer {
+  location?: LatLon
+  vivaldi?: VivaldiCoordinate
+  /** Smoothed measured RTT (ms), from pings. */
+  measuredRttMs?: number
+  lastSeen: number
+}
+
+export interface PeerEstimate {
+  peer: string
+  distanceKm?: number
+  /** RTT predicted from both Vivaldi coordinates. */
+  vivaldiRttMs?: number
+  /** RTT predicted from declared locations (geo model). */
+  geoRttMs?: number
+  measuredRttMs?: number
+}
+
+export interface OverlayInit {
+  secretKey: Uint8Array
+  location?: LatLon
+  membership?: Partial<MembershipServiceInit>
+  envelopes?: Partial<EnvelopeServiceInit>
+  capability?: Partial<CapabilityIndexInit>
+  /** How often to ping one random view peer for Vivaldi (ms; default 2000, 0 = never). */
+  vivaldiIntervalMs?: number
+  /** Measures RTT to a peer (ms); default: the host's ping service. */
+  measureRtt?: (peer: PeerId) => Promise<number>
+  onMessage?: (msg: ReceivedMessage) => void
+  onAnnouncement?: (a: Announcement, from: string) => void
+  onPenalty?: (peer: string, offence: Offence, score: number, disconnect: boolean) => void
+  maxKnownPeers?: number
+}
+
+type Host = Libp2p & { services: Record<string, unknown> }
+
+export class Overlay {
+  readonly scores = new PeerScoreBook<string>()
+  readonly membership: MembershipService
+  readonly envelopes: EnvelopeService
+  readonly capabilities: CapabilityIndex
+  readonly coordinate: VivaldiCoordinate = createVivaldiCoordinate()
+  readonly known = new Map<string, KnownPeer>()
+  private vivaldiTimer: ReturnType<typeof setInterval> | undefined
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.membership.addPeers([evt.detail.toString()]) }
+
+  constructor (private readonly host: Host, private readonly init: OverlayInit) {
+    const onPenalty = init.onPenalty
+    this.membership = new MembershipService(host, {
+      secretKey: init.secretKey,
+      location: init.location,
+      vivaldi: () => vivaldiToArray(this.coordinate),
+      scores: this.scores,
+      onPenalty,
+      onPeerInfo: (peer, info) => { this.learnPeer(peer, info) },
+      onAnnouncement: (a, from) => {
+        if (a.kind === ANNOUNCE_KIND.capability) this.capabilities.learn(a.body)
+        init.onAnnouncement?.(a, from)
+      },
+      matchWalk: query => this.matchWalk(query),
+      ...init.membership
+    })
+    this.envelopes = new EnvelopeService(host, {
+      secretKey: init.secretKey,
+      location: init.location,
+      locate: peer => this.known.get(peer)?.location,
+      scores: this.scores,
+      onPenalty,
+      onMessage: init.onMessage,
+      ...init.envelopes
+    })
+    this.capabilities = new CapabilityIndex(host, { secretKey: init.secretKey, location: init.location, ...init.capability })
+  }
+
+  async start (): Promise<void> {
+    await this.envelopes.start()
+    await this.capabilities.start()
+    await this.membership.start()
+    this.host.addEventListener('peer:connect', this.onConnect)
+    this.membership.addPeers(this.host.getPeers().map(p => p.toString()))
+    const every = this.init.vivaldiIntervalMs ?? 2000
+    if (every > 0) {
+      this.vivaldiTimer = setInterval(() => { void this.measureOne() }, every)
+      this.vivaldiTimer.unref?.()
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.vivaldiTimer !== undefined) clearInterval(this.vivaldiTimer)
+    this.host.removeEventListener('peer:connect', this.onConnect)
+    await this.membership.stop()
+    await this.capabilities.stop()
+    await this.envelopes.stop()
+  }
+
+  /** Publishes our capability record in the DHT index and gossips it. */
+  async publishCapability (init: Omit<CapabilityInit, 'peerId' | 'issuedAt' | 'seq' | 'lat' | 'lon'> & { lat?: number, lon?: number, capabilities?: string[] }, opts: { signal?: AbortSignal } = {}): Promise<string[]> {
+    const lat = init.lat ?? this.init.location?.lat
+    const lon = init.lon ?? this.init.location?.lon
+    if (lat === undefined || lon === undefined) throw new RangeError('a capability record needs a location: start the node with --location')
+    const keys = await this.capabilities.publish({ ...init, lat, lon }, opts)
+    const own = this.capabilities.ownRecord()
+    if (own !== undefined) this.membership.announce(ANNOUNCE_KIND.capability, encodeSignedCapability(own))
+    return keys
+  }
+
+  private matchWalk (queryBytes: Uint8Array): Uint8Array[] {
+    let query: dbc.capability.v1.CapabilityQuery
+    try { query = dbc.capability.v1.CapabilityQuery.decode(queryBytes) } catch { return [] }
+    const out: Uint8Array[] = []
+    const own = this.capabilities.ownRecord()
+    if (own !== undefined) {
+      const rec = dbc.capability.v1.CapabilityRecord.decode(own.record)
+      if (rec.expiresAt > Date.now() && matchesQuery(rec, query)) out.push(encodeSignedCapability(own))
+    }
+    for (const e of this.capabilities.cache.matching(Date.now(), query)) {
+      if (out.length >= 8) break
+      out.push(encodeSignedCapability(e.signed))
+    }
+    return out
+  }
+
+  private learnPeer (peer: string, info: PeerInfo): void {
+    let k = this.known.get(peer)
+    if (k === undefined) {
+      if (this.known.size >= (this.init.maxKnownPeers ?? 10_000)) this.known.delete(this.known.keys().next().value as string)
+      k = { lastSeen: Date.now() }
+      this.known.set(peer, k)
+    }
+    k.lastSeen = Date.now()
+    if (info.latE4 !== undefined && info.lonE4 !== undefined) k.location = { lat: info.latE4 / 1e4, lon: info.lonE4 / 1e4 }
+    if (info.vivaldi !== undefined) k.vivaldi = vivaldiFromArray(info.vivaldi) ?? k.vivaldi
+  }
+
+  /** Pings one random view peer and feeds the RTT to Vivaldi. */
+  async measureOne (): Promise<void> {
+    const [peer] = this.membership.view.sample(1)
+    if (peer === undefined) return
+    await this.measure(peer).catch(() => {})
+  }
+
+  /** Measures the RTT to `peer` and updates our coordinate; returns the RTT (ms). */
+  async measure (peer: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const id = peerIdFromString(peer)
+    const ping = this.init.measureRtt ?? (async (p: PeerId) => {
+      const svc = this.host.services.ping as { ping: (p: PeerId, o?: { signal?: AbortSignal }) => Promise<number> } | undefined
+      if (svc === undefined) throw new Error('the host has no ping service')
+      return await svc.ping(p, { signal: opts.signal ?? AbortSignal.timeout(5000) })
+    })
+    const rtt = await ping(id)
+    let k = this.known.get(peer)
+    if (k === undefined) { k = { lastSeen: Date.now() }; this.known.set(peer, k) }
+    k.measuredRttMs = k.measuredRttMs === undefined ? rtt : 0.7 * k.measuredRttMs + 0.3 * rtt
+    if (k.vivaldi !== undefined && rtt > 0) vivaldiUpdate(this.coordinate, k.vivaldi, rtt)
+    return rtt
+  }
+
+  /** Predicted (Vivaldi, geo) and measured RTT to a peer. */
+  estimate (peer: string): PeerEstimate {
+    const k = this.known.get(peer)
+    const out: PeerEstimate = { peer }
+    if (k === undefined) return out
+    if (k.vivaldi !== undefined) out.vivaldiRttMs = predictRtt(this.coordinate, k.vivaldi)
+    if (k.location !== undefined && this.init.location !== undefined) {
+      out.geoRttMs = predictGeoRttMs(this.init.location, k.location)
+      out.distanceKm = haversineKm(this.init.location.lat, this.init.location.lon, k.location.lat, k.location.lon)
+    }
+    if (k.measuredRttMs !== undefined) out.measuredRttMs = k.measuredRttMs
+    return out
+  }
+
+  /** Known peers nearest first (by Vivaldi, else geo, else measured), for `dbc peers --near`. */
+  nearest (n = 20): PeerEstimate[] {
+    const key = (e: PeerEstimate): number => e.vivaldiRttMs ?? e.geoRttMs ?? e.measuredRttMs ?? Infinity
+    return [...this.known.keys()].map(p => this.estimate(p)).sort((a, b) => key(a) - key(b)).slice(0, n)
+  }
+
+  status (): Record<string, unknown> {
+    return {
+      view: this.membership.peers().length,
+      knownPeers: this.known.size,
+      vivaldiError: this.coordinate[this.coordinate.length - 1],
+      envelopes: this.envelopes.stats,
+      membership: this.membership.stats,
+      cachedCapabilities: this.capabilities.cache.size
+    }
+  }
+}

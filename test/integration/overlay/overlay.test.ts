@@ -1,0 +1,60 @@
+// The whole overlay on 8 daemon hosts (kad-dht, ping) on 127.0.0.1: peers learn each other's
+// declared locations from shuffles, estimate RTT, gossip capability records into each other's
+// caches, and exchange sealed messages.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { startDhtNodes, stopDhtNodes, type DhtNode } from './dht-nodes.js'
+import { Overlay } from '../../../src/net/overlay/index.js'
+import { waitFor } from './nodes.js'
+
+const cities: Array<[number, number]> = [[48.85, 2.35], [52.52, 13.4], [51.5, -0.12], [40.42, -3.7], [35.68, 139.69], [40.71, -74.0], [-33.87, 151.2], [1.35, 103.82]]
+let nodes: DhtNode[] = []
+const overlays: Overlay[] = []
+const inbox: string[][] = cities.map(() => [])
+
+test.before(async () => {
+  nodes = await startDhtNodes(cities.length)
+  for (let i = 0; i < nodes.length; i++) {
+    const o = new Overlay(nodes[i].host, {
+      secretKey: nodes[i].secretKey,
+      location: { lat: cities[i][0], lon: cities[i][1] },
+      membership: { periodMs: 200, viewSize: 5, shuffleLength: 3, seed: i + 1 },
+      vivaldiIntervalMs: 100,
+      onMessage: m => inbox[i].push(new TextDecoder().decode(m.payload))
+    })
+    await o.start()
+    overlays.push(o)
+  }
+})
+
+test.after(async () => {
+  for (const o of overlays) await o.stop()
+  await stopDhtNodes(nodes)
+})
+
+test('peers learn declared locations and RTT estimates; nearest() sorts by prediction', async () => {
+  await waitFor(() => overlays.every(o => [...o.known.values()].filter(k => k.location !== undefined).length >= 4), 15_000, 'locations to spread')
+  await waitFor(() => overlays[0].nearest().some(e => e.measuredRttMs !== undefined), 10_000, 'an RTT measurement')
+  const near = overlays[0].nearest()
+  const keyOf = (e: typeof near[number]): number => e.vivaldiRttMs ?? e.geoRttMs ?? Infinity
+  for (let i = 1; i < near.length; i++) assert.ok(keyOf(near[i - 1]) <= keyOf(near[i]))
+  const london = near.find(e => e.peer === nodes[2].id)
+  if (london?.distanceKm !== undefined) assert.ok(Math.abs(london.distanceKm - 344) < 10, `${london.distanceKm}`)
+  assert.ok(near.every(e => e.geoRttMs === undefined || e.geoRttMs > 0))
+})
+
+test('a published capability is gossiped into the other caches and answers queries locally', async () => {
+  await overlays[1].publishCapability({ gpus: [{ model: 'RTX4090', count: 4, memoryMib: 24576 }], cpuCores: 32, memoryMib: 131072, ttlMs: 600_000, capabilities: ['gpu:RTX4090'] })
+  await waitFor(() => overlays.filter((o, i) => i !== 1 && o.capabilities.cache.size > 0).length >= 6, 10_000, 'capability gossip')
+  const r = await overlays[0].capabilities.query({ capability: 'gpu:RTX4090', want: 1, minGpuCount: 4 })
+  assert.is(r.results.length, 1)
+  assert.ok(r.fromCache)
+})
+
+test('sealed message between overlay nodes', async () => {
+  await overlays[0].envelopes.send(nodes[4].id, new TextEncoder().encode('hello tokyo'), { k: 2 })
+  await waitFor(() => inbox[4].length > 0, 5000, 'delivery')
+  assert.equal(inbox[4], ['hello tokyo'])
+})
+
+test.run()
