@@ -84,9 +84,19 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   // 2. Makespan with 30% of providers killed at 30% progress vs no churn.
   const taskMs = 10
   const m = quick ? 1000 : 2000
-  const calm = await runJob(m, providers(10, { delayMs: taskMs, slots: 4 }), { taskMs })
-  const churn = await runJob(m, providers(10, { delayMs: taskMs, slots: 4 }), { taskMs, kill: 3, killAtFraction: 0.3 })
+  // Alternating pairs, medians: single runs on a shared machine swing by 20-30%.
+  const calms: number[] = []; const churns: number[] = []
+  let churn!: { summary: JobSummary, ms: number }
+  for (let k = 0; k < 3; k++) {
+    calms.push((await runJob(m, providers(10, { delayMs: taskMs, slots: 4 }), { taskMs })).ms)
+    churn = await runJob(m, providers(10, { delayMs: taskMs, slots: 4 }), { taskMs, kill: 3, killAtFraction: 0.3 })
+    churns.push(churn.ms)
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const calm = { ms: median(calms) }
+  churn = { ...churn, ms: median(churns) }
   const ratio = churn.ms / calm.ms
+  notes.push(`churn runs (ms): no churn ${calms.map(x => x.toFixed(0)).join(', ')}; churn ${churns.map(x => x.toFixed(0)).join(', ')}; ideal recovery (capacity 70% from 30% progress) is 1.3x`)
   metrics.makespan_churn_ms = metric(churn.ms, 'ms', calm.ms, '<= 1.5x no churn', ratio <= 1.5)
   metrics.churn_retries = metric(churn.summary.retries + churn.summary.speculative, 'copies')
   notes.push(`churn: ${m} tasks of ${taskMs} ms over 10 providers x 4 slots; 3 providers stop answering (like kill -9: no heartbeats, running tasks never return) after 30% of tasks are accepted; lease timeout 400 ms; ${churn.summary.leasesLost} leases lost, ${churn.summary.retries} retries, ${churn.summary.speculative} speculative copies`)
@@ -110,9 +120,16 @@ export const run: BenchModule['run'] = async ({ quick }) => {
       return { ms: performance.now() - t, summary }
     } finally { tr.stop() }
   }
-  const pCalm = await procRun(0)
-  const pChurn = await procRun(3)
-  metrics.makespan_churn_processes_ms = metric(pChurn.ms, 'ms', pCalm.ms, '<= 1.5x no churn', pChurn.ms / pCalm.ms <= 1.5)
+  const pCalms: number[] = []; const pChurns: number[] = []
+  let pChurn!: { ms: number, summary: JobSummary }
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    pCalms.push((await procRun(0)).ms)
+    pChurn = await procRun(3)
+    pChurns.push(pChurn.ms)
+  }
+  const pc = Math.min(...pCalms); const pk = Math.min(...pChurns)
+  metrics.makespan_churn_processes_ms = metric(pk, 'ms', pc, '<= 1.5x no churn', pk / pc <= 1.5)
+  notes.push(`churn runs, processes (ms, best of each): no churn ${pCalms.map(x => x.toFixed(0)).join(', ')}; churn ${pChurns.map(x => x.toFixed(0)).join(', ')}`)
   notes.push(`churn (processes): ${pm} tasks of ${pTaskMs} ms over 10 provider processes x 4 slots (IPC); kill -9 of 3 processes after 30% accepted; ${pChurn.summary.leasesLost} leases lost, ${pChurn.summary.retries} retries`)
 
   // 3. Placement of 10,000 tasks over 1,000 offers vs random placement.
