@@ -85,6 +85,7 @@ export class JobRunner {
   private machine!: JobMachine
   private readonly rep: ReputationBook
   private placement?: Placement
+  private lastPlacement?: Placement
   private readonly offers = new Map<string, TransportOffer>()
   private readonly leaseIds = new Map<string, Uint8Array>()
   private readonly inflight = new Map<number, AbortController>()
@@ -239,7 +240,8 @@ export class JobRunner {
       maxDistanceKm: this.m.location?.maxDistanceKm,
       avoid: this.machine.avoidedProviders
     }, views)
-    if (this.placement === undefined) this.placement = p
+    if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
+    this.lastPlacement = p
     // Tasks the cost model rules out for good (budget, price, deadline) fail with the reason.
     if (remaining.done + remaining.failed === 0) {
       for (const [t, reason] of p.unplaced) {
@@ -278,7 +280,8 @@ export class JobRunner {
         if (await this.acquireLeases() > 0) return
         await new Promise(resolve => setTimeout(resolve, 250))
       }
-      if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), 'no provider left to run it (all lost, refused or avoided)')
+      const why = this.lastPlacement?.unplaced.values().next().value
+      if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), why !== undefined ? `not placed: ${describeUnplaced(why)}` : 'no provider left to run it (all lost, refused or avoided)')
       else if (!this.done) this.machine.handleGiveUp(this.now(), 'no leased provider may run it (each holds a copy already or failed it)')
     } catch (err) {
       if (!this.done) this.machine.handleGiveUp(this.now(), `looking for providers failed: ${(err as Error).message}`)

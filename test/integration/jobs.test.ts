@@ -116,4 +116,16 @@ test('the job deadline stops unfinished tasks', async () => {
   assert.ok(Date.now() - t0 < 1000)
 })
 
+test('no candidates / all refused: the job fails and says why', async () => {
+  const empty = transport([])
+  const a = await new JobRunner({ jobId: 'a1'.repeat(32), manifest: manifest({ inputs: { list: [1] } }), holder: owner, transport: empty, code: new Uint8Array([1]), giveUpAfterMs: 300 }).run()
+  empty.close()
+  assert.is(a.status, 'failed')
+  assert.match(a.failures[0].reason, /no candidates/)
+  const busy = transport(providers(2, () => ({ refuse: 'all slots busy' })))
+  const b = await new JobRunner({ jobId: 'a2'.repeat(32), manifest: manifest({ inputs: { list: [1] } }), holder: owner, transport: busy, code: new Uint8Array([1]), giveUpAfterMs: 300 }).run()
+  busy.close()
+  assert.match(b.failures[0].reason, /refused/)
+})
+
 test.run()
