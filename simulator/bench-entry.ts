@@ -15,6 +15,6 @@ if (mode === 'naive') {
     nodes, lookups: s.lookups, succeeded: s.succeeded, successRate: s.successRate, meanHops: s.meanHops, rpcsPerLookup: s.rpcsPerLookup,
     latencyP50Ms: s.latencyP50Ms, wallMs: r.perf.wallMs, setupMs: r.perf.setupMs, totalMs: performance.now() - t0, eventsPerSec: r.perf.eventsPerSec,
     liveBytesPerNode: r.perf.liveBytesPerNode, heapUsedBytes: r.perf.heapUsedBytes, arrayBufferBytes: r.perf.arrayBufferBytes,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: r.perf.rates.lookupsPerWallSec, hops: r.charts[1].series[0].data
+    peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: r.perf.rates.lookupsPerWallSec, lookupsPerCpuSec: r.perf.rates.lookupsPerCpuSec, lookupCpuSec: r.perf.rates.lookupCpuSec, setupCpuSec: r.perf.rates.setupCpuSec, loadAvg1m: (await import('node:os')).loadavg()[0], hops: r.charts[1].series[0].data
   }))
 }

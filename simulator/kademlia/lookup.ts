@@ -81,6 +81,7 @@ export class KadLookups {
   private readonly seenGen: Int32Array
   private readonly qLen: Int32Array
   private readonly qItem: Int32Array
+  private readonly qDist: Float64Array
   private readonly running: Int32Array
   private readonly pathLive: Uint8Array
   private readonly closeLen: Int32Array
@@ -103,7 +104,7 @@ export class KadLookups {
     this.cNode = new Int32Array(S * CAND); this.cDist = new Float64Array(S * CAND)
     this.cDepth = new Uint8Array(S * CAND); this.cPath = new Uint8Array(S * CAND)
     this.seenKey = new Int32Array(S * SEEN); this.seenGen = new Int32Array(S * SEEN)
-    this.qLen = new Int32Array(S * D); this.qItem = new Int32Array(S * D * QCAP)
+    this.qLen = new Int32Array(S * D); this.qItem = new Int32Array(S * D * QCAP); this.qDist = new Float64Array(S * D * QCAP)
     this.running = new Int32Array(S * D); this.pathLive = new Uint8Array(S * D)
     this.closeLen = new Int32Array(S * D); this.closeDist = new Float64Array(S * D * K)
     this.scratch = new Int32Array(K + 1)
@@ -208,20 +209,26 @@ export class KadLookups {
     this.sCand[s] = ci + 1
     const at = s * CAND + ci
     this.cNode[at] = c; this.cDist[at] = d; this.cDepth[at] = depth > 255 ? 255 : depth; this.cPath[at] = p
-    // Insert into the path queue, kept sorted farthest-first so the nearest pops off the end.
-    const qb = pi * QCAP; const qi = this.qItem; const cd = this.cDist; const cb = s * CAND
-    let i = this.qLen[pi]++
-    while (i > 0 && cd[cb + qi[qb + i - 1]] < d) { qi[qb + i] = qi[qb + i - 1]; i-- }
-    qi[qb + i] = ci
+    // Append to the path queue (unordered); pump() takes the nearest. Appending is O(1) and
+    // most queued peers are never dispatched, so this beats keeping the queue sorted.
+    const at2 = pi * QCAP + this.qLen[pi]++
+    this.qItem[at2] = ci; this.qDist[at2] = d
   }
 
   private pump (s: number, p: number, now: number): void {
     const pi = s * this.D + p
     const alpha = this.p.alpha
-    const cb = s * CAND; const qb = pi * QCAP
+    const qb = pi * QCAP; const qi = this.qItem; const qd = this.qDist
     while (this.running[pi] < alpha && this.qLen[pi] > 0) {
-      const ci = this.qItem[qb + --this.qLen[pi]]
-      if (!this.canAdd(pi, this.cDist[cb + ci])) continue // path converged for this peer
+      // Take the nearest queued peer (swap-remove).
+      const len = this.qLen[pi]
+      let best = qb; let bd = qd[qb]
+      for (let x = qb + 1; x < qb + len; x++) if (qd[x] < bd) { bd = qd[x]; best = x }
+      const ci = qi[best]
+      const last = qb + len - 1
+      qi[best] = qi[last]; qd[best] = qd[last]
+      this.qLen[pi] = len - 1
+      if (!this.canAdd(pi, bd)) continue // path converged for this peer
       this.send(s, ci, now)
       this.running[pi]++
     }

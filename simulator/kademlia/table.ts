@@ -17,6 +17,8 @@ export class RoutingTables {
   readonly contacts: Int32Array
   /** Server node numbers in id order (the only nodes that can be contacts). */
   readonly servers: Int32Array
+  /** Id keys of `servers`, for contiguous binary searches (building, repairing). */
+  private serverKeys: Float64Array
   private readonly scratchNode = new Int32Array(4096)
   private readonly scratchDist = new Float64Array(4096)
 
@@ -27,16 +29,18 @@ export class RoutingTables {
     this.servers = new Int32Array(s)
     s = 0
     for (let i = 0; i < n; i++) if (isServer[i] === 1) this.servers[s++] = i
+    this.serverKeys = new Float64Array(s)
+    for (let j = 0; j < s; j++) this.serverKeys[j] = ids.key(this.servers[j])
     // Pass 1: sizes. Pass 2: sample. Exact allocation keeps the 1M-node table compact.
     this.start = new Int32Array(n + 1)
     let total = 0
     for (let i = 0; i < n; i++) {
       this.start[i] = total
-      total += this.fill(i, null, 0, rng)
+      total += this.fill(i, null, 0, rng, isServer[i] === 1)
     }
     this.start[n] = total
     this.contacts = new Int32Array(total)
-    for (let i = 0; i < n; i++) this.fill(i, this.contacts, this.start[i], rng)
+    for (let i = 0; i < n; i++) this.fill(i, this.contacts, this.start[i], rng, isServer[i] === 1)
   }
 
   /** Server-array range [lo, hi) of the ids whose top `len` bits equal `key`'s with bit len-1 flipped or not. */
@@ -46,19 +50,21 @@ export class RoutingTables {
   }
 
   private lowerBoundServers (key: number): number {
-    const sv = this.servers; const ids = this.ids
-    let lo = 0; let hi = sv.length
+    const sk = this.serverKeys
+    let lo = 0; let hi = sk.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (ids.key(sv[mid]) < key) lo = mid + 1; else hi = mid
+      if (sk[mid] < key) lo = mid + 1; else hi = mid
     }
     return lo
   }
 
   /** Counts (out === null) or samples node i's buckets into out[at..]. Returns how many. */
-  private fill (i: number, out: Int32Array | null, at: number, rng: SimRandom): number {
+  private readonly range = new Int32Array(2)
+
+  private fill (i: number, out: Int32Array | null, at: number, rng: SimRandom, isServer: boolean): number {
     const key = this.ids.key(i)
-    const r = new Int32Array(2)
+    const r = this.range
     let written = 0
     for (let b = 0; b < KEY_BITS; b++) {
       const unit = 2 ** (KEY_BITS - b - 1)
@@ -84,17 +90,10 @@ export class RoutingTables {
       // Stop once our own subtree at depth b+1 holds no other server.
       const own = q * unit
       this.serverRange(own, unit, r)
-      const others = r[1] - r[0] - (this.isServerInRange(i, r) ? 1 : 0)
+      const others = r[1] - r[0] - (isServer ? 1 : 0) // i is inside its own subtree
       if (others <= 0) break
     }
     return written
-  }
-
-  private isServerInRange (i: number, r: Int32Array): boolean {
-    // Servers are in id order, so i is in the range iff it is a server with a key inside.
-    let lo = r[0]; let hi = r[1]
-    while (lo < hi) { const mid = (lo + hi) >>> 1; if (this.servers[mid] < i) lo = mid + 1; else hi = mid }
-    return lo < r[1] && this.servers[lo] === i
   }
 
   size (n: number): number { return this.start[n + 1] - this.start[n] }

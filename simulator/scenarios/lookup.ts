@@ -28,6 +28,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
   const gap = opts.interArrivalMs ?? opts.extra?.interArrivalMs ?? 1
   const servers = tables.servers
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   const events0 = q.pushed
   let started = 0
   let retries = 0
@@ -56,6 +57,8 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
     }
   }
   const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  const cpuMs = (cpu.user + cpu.system) / 1000
   const events = q.pushed - events0
   const st = lookups.stats
   const lat = sortedCopy(lookups.latencySamples())
@@ -107,7 +110,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
       arrayBufferBytes: world.memory.arrayBuffers,
       rssBytes: process.memoryUsage().rss,
       forcedGc: world.memory.forcedGc,
-      rates: { lookupsPerWallSec: round(done / (wallMs / 1000)) }
+      rates: { lookupsPerWallSec: round(done / (wallMs / 1000)), lookupsPerCpuSec: round(done / (cpuMs / 1000)), lookupCpuSec: round(cpuMs / 1000), setupCpuSec: round(world.setupCpuMs / 1000) }
     }
   }
 }
