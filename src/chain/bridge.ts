@@ -13,7 +13,7 @@ import { toChainError } from './errors.js'
 import { loadOrCreateKey, readKeyFile } from './keys.js'
 import { hex, Outbox, type OutboxEntry } from './outbox.js'
 import { SendQueue } from './sender.js'
-import { advanceBatch, type AdvanceResult } from './settler.js'
+import { advanceBatch } from './settler.js'
 import type { BridgeStatus, DepositResult, JobEscrow, PayoutsView, SettleResult, StakeResult, SubmitResult } from './types.js'
 
 export interface BridgeInit {
@@ -294,8 +294,12 @@ export class Bridge {
 
   private async pumpOnce (signal?: AbortSignal): Promise<void> {
     const now = this.now()
-    const decision = decideBatches(this.outbox.pendingByJob(), now, this.batching)
-    for (const d of decision.due) this.outbox.cutBatch(d.jobId as Hex, d.take, now)
+    // Cut until nothing is due (a job far over maxReceipts yields several batches at once).
+    for (let round = 0; round < 1000; round++) {
+      const due = decideBatches(this.outbox.pendingByJob(), now, this.batching).due
+      if (due.length === 0) break
+      for (const d of due) this.outbox.cutBatch(d.jobId as Hex, d.take, now)
+    }
     const entries = this.outbox.unsettled()
     if (entries.length === 0) { this.lastError = undefined; return }
     try {
@@ -304,19 +308,16 @@ export class Bridge {
       const deps = { conn: this.connection(), outbox: this.outbox, queue: this.sendQueue(), contract, confirmations: this.confirmations(), now: this.now, beforeBroadcast: this.init.beforeBroadcast, afterBroadcast: this.init.afterBroadcast }
       let failure: ChainError | undefined
       for (const e of entries) {
-        signal?.throwIfAborted()
-        let r: AdvanceResult
+        if (signal?.aborted === true) break
         try {
-          r = await advanceBatch(deps, e)
+          await advanceBatch(deps, e)
         } catch (err) {
           const ce = toChainError(err, { action: `settling batch ${e.batchId.slice(0, 10)}`, url: this.conn?.url })
           this.outbox.markError(e.batchId, `${ce.code}: ${ce.message}`, this.now())
           failure ??= ce
           // A chain that is down fails every batch the same way: stop early, retry next tick.
           if (ce.code === 'CHAIN_UNREACHABLE' || ce.code === 'CHAIN_ID_MISMATCH') break
-          continue
         }
-        void r
       }
       this.lastError = failure
     } catch (err) {

@@ -20,7 +20,7 @@ const bridge = new Bridge({
   dataDir,
   chain: chainArg === 'embedded' ? { kind: 'embedded' } : { kind: 'rpc', url: chainArg, chainId: 19880818 },
   privateKey: chainArg === 'embedded' ? undefined : DEV_PRIVATE_KEYS[0],
-  confirmations: 1,
+  confirmations: Number(process.env.DBC_TEST_CONFIRMATIONS ?? 1),
   tickMs: 0,
   beforeBroadcast: kill('beforeBroadcast'),
   afterBroadcast: kill('afterBroadcast')

@@ -11,9 +11,9 @@ const child = fileURLToPath(new URL('./chain-crash-child.ts', import.meta.url))
 
 interface ChildRun { code: number | null, signal: string | null, lines: Array<Record<string, unknown>>, stderr: string }
 
-export async function runChild (args: string[]): Promise<ChildRun> {
+export async function runChild (args: string[], env: Record<string, string> = {}): Promise<ChildRun> {
   return await new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', child, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let out = ''; let err = ''
     p.stdout.on('data', (d: Buffer) => { out += d.toString() })
     p.stderr.on('data', (d: Buffer) => { err += d.toString() })
@@ -27,14 +27,14 @@ export async function runChild (args: string[]): Promise<ChildRun> {
 
 
 /** kind: 'embedded' or an anvil URL's owner ('anvil'); fault: 'afterBroadcast' | 'beforeBroadcast'. */
-export async function crashAndResume (kind: 'embedded' | 'anvil', fault: string, anvilUrl: string): Promise<void> {
+export async function crashAndResume (kind: 'embedded' | 'anvil', fault: string, anvilUrl: string, env: Record<string, string> = {}): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'dbc-crash-'))
     const chainArg = kind === 'embedded' ? 'embedded' : anvilUrl
-    const crashed = await runChild(['crash', dir, chainArg, fault])
+    const crashed = await runChild(['crash', dir, chainArg, fault], env)
     assert.is(crashed.signal, 'SIGKILL', `child was not killed: ${crashed.stderr.slice(-600)} ${JSON.stringify(crashed.lines)}`)
     const killed = crashed.lines.find(l => l.killedAt !== undefined)
     assert.ok(killed, 'the fault point printed its batch')
-    const resumed = await runChild(['resume', dir, chainArg, fault])
+    const resumed = await runChild(['resume', dir, chainArg, fault], env)
     assert.is(resumed.code, 0, resumed.stderr.slice(-800))
     const r = resumed.lines[0] as { before: Array<{ batchId: string, state: string, txHash: string }>, after: Array<{ batchId: string, state: string, txHash: string }>, settledEvents: Array<{ batchId: string, txHash: string }>, providerPaidEvents: number, credited: string[], outbox: Record<string, number>, pendingReceipts: number }
     // Before the restart the outbox held the batch as sent, with the tx hash the fault saw.

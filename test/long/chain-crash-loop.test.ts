@@ -18,6 +18,19 @@ for (const kind of ['anvil', 'embedded'] as const) {
   }
 }
 
+// A chain with real block times (1 s) and 2 confirmations, like DBC's 6 s blocks: the killed
+// process leaves its tx in the mempool; the restarted one re-broadcasts it and waits for depth.
+for (const fault of ['beforeBroadcast', 'afterBroadcast']) {
+  test(`[anvil, 1 s blocks, 2 confirmations] kill -9 at ${fault}: exactly one settlement`, async () => {
+    const slow = await startAnvil({ blockTime: 1 })
+    try {
+      await crashAndResume('anvil', fault, slow.url, { DBC_TEST_CONFIRMATIONS: '2' })
+    } finally {
+      await slow.stop()
+    }
+  })
+}
+
 test('teardown', async () => { await anvil.stop() })
 
 test.run()
