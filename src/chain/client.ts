@@ -58,8 +58,8 @@ export async function connectChain (cfg: ChainConfig, opts: ConnectOptions): Pro
     chainId: cfg.chainId,
     url: cfg.url,
     chain,
-    publicClient: createPublicClient({ chain, transport, pollingInterval: 250 }),
-    walletClient: createWalletClient({ chain, transport, account, pollingInterval: 250 }),
+    publicClient: createPublicClient({ chain, transport, pollingInterval: 100 }),
+    walletClient: createWalletClient({ chain, transport, account, pollingInterval: 100 }),
     account,
     close: () => {}
   }
