@@ -25,7 +25,7 @@ export interface LookupParams {
   k: number
   /** Concurrent RPCs per path. */
   alpha: number
-  /** Disjoint paths per query (kad-dht defaults this to k). */
+  /** Disjoint paths per query (kad-dht 16: `disjointPaths ?? alpha`, kad-dht.js). */
   disjointPaths: number
   /** Round trips one RPC costs: dial (TCP + noise + muxer) plus request/response. */
   rpcRtts: number
@@ -37,7 +37,7 @@ export interface LookupParams {
   repairTables: boolean
 }
 
-export const DEFAULT_LOOKUP: LookupParams = { k: 20, alpha: 3, disjointPaths: 20, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, repairTables: false }
+export const DEFAULT_LOOKUP: LookupParams = { k: 20, alpha: 3, disjointPaths: 3, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, repairTables: false }
 
 const CAND = 2048 // candidates per lookup
 const SEEN = 4096 // seen-set hash slots per lookup (power of two, > CAND)
