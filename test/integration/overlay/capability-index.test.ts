@@ -7,7 +7,7 @@ import { startDhtNodes, stopDhtNodes, type DhtNode } from './dht-nodes.js'
 import { CapabilityIndex } from '../../../src/net/overlay/capability-index.js'
 import { haversineKm } from '../../../src/core/geo/index.js'
 
-const N = 20
+const N = 16
 let nodes: DhtNode[] = []
 const indexes: CapabilityIndex[] = []
 // compute peers: [node, city, lat, lon, gpu]

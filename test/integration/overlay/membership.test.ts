@@ -21,12 +21,13 @@ test.before(async () => {
       location: { lat: 10 + i, lon: 20 - i },
       viewSize: 6,
       shuffleLength: 3,
-      periodMs: 250,
-      responseTimeoutMs: 500,
+      periodMs: 300,
+      // generous: on a loaded 2-core machine a dial + answer can take seconds
+      responseTimeoutMs: 3000,
       fanout: 3,
       gossipTtl: 6,
       walkTtl: 12,
-      walkTimeoutMs: 3000,
+      walkTimeoutMs: 8000,
       seed: i + 1,
       onAnnouncement: a => heard[i].add(Buffer.from(a.id).toString('hex')),
       matchWalk: q => HOLDERS.has(i) && new TextDecoder().decode(q) === 'gpu:H100' ? [new TextEncoder().encode(`record-of-${i}`)] : []
@@ -49,7 +50,7 @@ test.after(async () => {
 })
 
 test('shuffles fill every view with distinct live peers', async () => {
-  await waitFor(() => services.every(s => s.peers().length >= 5), 15_000, 'views to fill')
+  await waitFor(() => services.every(s => s.peers().length >= 5), 40_000, 'views to fill')
   for (const [i, s] of services.entries()) {
     const p = s.peers()
     assert.not.ok(p.includes(nodes[i].id))
@@ -62,7 +63,7 @@ test('shuffles fill every view with distinct live peers', async () => {
 
 test('an announcement reaches (almost) every node, each once', async () => {
   const id = services[3].announce(ANNOUNCE_KIND.capability, new TextEncoder().encode('cap'))
-  await waitFor(() => heard.filter(h => h.has(id)).length >= N - 2, 5000, 'announcement spread')
+  await waitFor(() => heard.filter(h => h.has(id)).length >= N - 2, 15_000, 'announcement spread')
   assert.ok(services.every(s => s.stats.announcements <= 1))
 })
 
@@ -80,7 +81,7 @@ test('stopped peers leave the live views', async () => {
   for (const i of dead) { await services[i].stop(); await nodes[i].node.stop() }
   const deadIds = new Set(dead.map(i => nodes[i].id))
   const live = services.filter((_, i) => !dead.includes(i))
-  await waitFor(() => live.every(s => s.peers().every(p => !deadIds.has(p))), 15_000, 'dead peers to be dropped')
+  await waitFor(() => live.every(s => s.peers().every(p => !deadIds.has(p))), 40_000, 'dead peers to be dropped')
   assert.ok(live.every(s => s.peers().length >= 3))
 })
 
