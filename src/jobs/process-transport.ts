@@ -22,6 +22,7 @@ export class ProcessTransport implements JobTransport {
   private readonly children = new Map<string, Child>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
   private seq = 0
+  private readonly order: string[] = []
 
   private constructor (private readonly init: ProcessTransportInit) {}
 
@@ -29,7 +30,7 @@ export class ProcessTransport implements JobTransport {
   static async start (specs: ProviderProcessSpec[], init: ProcessTransportInit, opts: { signal?: AbortSignal } = {}): Promise<ProcessTransport> {
     const t = new ProcessTransport(init)
     try {
-      await Promise.all(specs.map(async s => { await t.spawnOne(s, opts.signal) }))
+      await Promise.all(specs.map(async (s, i) => { t.order[i] = await t.spawnOne(s, opts.signal) }))
     } catch (err) {
       t.stop()
       throw err
@@ -37,7 +38,7 @@ export class ProcessTransport implements JobTransport {
     return t
   }
 
-  private async spawnOne (spec: ProviderProcessSpec, signal?: AbortSignal): Promise<void> {
+  private async spawnOne (spec: ProviderProcessSpec, signal?: AbortSignal): Promise<string> {
     const proc = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', ENTRY, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
     const child: Child = { id: '', proc, pending: new Map(), alive: true }
     await new Promise<void>((resolve, reject) => {
@@ -55,6 +56,8 @@ export class ProcessTransport implements JobTransport {
         child.pending.delete(m.id!)
         if (m.error !== undefined) p.reject(new Error(m.error)); else p.resolve(m.value)
       })
+      // A send racing the child's death surfaces here; the 'exit' handler does the cleanup.
+      proc.on('error', () => {})
       proc.on('exit', (code, sig) => {
         child.alive = false
         const err = new Error(`provider process ${child.id || '(starting)'} exited (${sig ?? code})`)
@@ -63,10 +66,11 @@ export class ProcessTransport implements JobTransport {
         reject(err)
       })
     })
+    return child.id
   }
 
-  /** Provider ids, in start order. */
-  ids (): string[] { return [...this.children.keys()] }
+  /** Provider ids, in the order of the specs they were started from. */
+  ids (): string[] { return [...this.order] }
   pid (id: string): number | undefined { return this.children.get(id)?.proc.pid }
 
   /** kill -9 of one provider process. */
@@ -82,12 +86,18 @@ export class ProcessTransport implements JobTransport {
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
       const done = (): void => { if (timer !== undefined) clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort) }
-      const onAbort = (): void => { c.pending.delete(rid); done(); if (op === 'runTask' && c.alive) c.proc.send({ id: ++this.seq, op: 'cancel', args: [rid] }); reject(opts.signal?.reason as Error) }
+      const onAbort = (): void => { c.pending.delete(rid); done(); if (op === 'runTask') this.post(c, { id: ++this.seq, op: 'cancel', args: [rid] }); reject(opts.signal?.reason as Error) }
       c.pending.set(rid, { resolve: v => { done(); resolve(v as T) }, reject: e => { done(); reject(e) } })
       if (opts.timeoutMs !== undefined) timer = setTimeout(() => { c.pending.delete(rid); done(); reject(new Error(`provider ${id} did not answer ${op} within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
       opts.signal?.addEventListener('abort', onAbort, { once: true })
-      c.proc.send({ id: rid, op, args })
+      if (!this.post(c, { id: rid, op, args })) { c.pending.delete(rid); done(); reject(new Error(`provider ${id} is unreachable`)) }
     })
+  }
+
+  /** Sends unless the channel is gone (the child died); never throws. */
+  private post (c: Child, msg: unknown): boolean {
+    if (!c.alive || !c.proc.connected) return false
+    try { c.proc.send(msg as never, (err: Error | null) => { if (err !== null) { /* the exit handler rejects what is pending */ } }); return true } catch { return false }
   }
 
   async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }): Promise<TransportOffer[]> {
@@ -112,7 +122,7 @@ export class ProcessTransport implements JobTransport {
 
   closeLease (provider: string, leaseId: Uint8Array): void {
     const c = this.children.get(provider)
-    if (c?.alive === true) c.proc.send({ id: ++this.seq, op: 'closeLease', args: [leaseId] })
+    if (c !== undefined) this.post(c, { id: ++this.seq, op: 'closeLease', args: [leaseId] })
   }
 
   onHeartbeat (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void): () => void {
