@@ -162,9 +162,15 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     if (c === undefined) return
     for (const o of c.poll()) {
       switch (o.kind) {
-        case 'roundStart':
-          for (const p of o.to) this.init.transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs } })
+        case 'roundStart': {
+          const { transport } = this.init
+          // Members reach each other by peer id; tell them the addresses we know, so a group
+          // works without a DHT lookup (and before one has converged).
+          void Promise.all(o.members.map(async m => ({ peer: m, addrs: await transport.addressesOf(m) }))).then(addrs => {
+            for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs } })
+          })
           break
+        }
         case 'metered': {
           const rec: RoundMeterRecord = { peer: o.peer, round: o.round, computeMs: o.computeMs, samples: o.samples, receipt: this.receipts.get(`${o.peer}/${o.round}`) }
           this.metering.push(rec)

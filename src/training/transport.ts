@@ -4,6 +4,7 @@
 // only read. Messages to ourselves are delivered in-process. Every outbound queue is bounded.
 import type { Stream, Connection, PeerId, Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
 import { FramedStream } from '../net/framed.js'
 import { dbc } from '../wire/gen/wire.js'
@@ -50,7 +51,10 @@ interface Outbox {
 export interface TransportStats { framesSent: number, bytesSent: number, framesReceived: number, bytesReceived: number, dropped: number }
 
 /** The minimum of a libp2p node this transport uses. */
-export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol'>
+export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore'>
+
+/** Addresses per peer shared in a RoundStart (bounded: a remote peer fills this). */
+export const MAX_SHARED_ADDRS = 8
 
 export class TrainingTransport {
   readonly host: TrainingHost
@@ -105,6 +109,26 @@ export class TrainingTransport {
     if (o.queue.length >= MAX_QUEUED_PER_PEER) { this.stats.dropped++; return }
     o.queue.push(bytes)
     if (!o.pumping) void this.pump(to, o)
+  }
+
+  /** The addresses this host knows for `peer` (to tell other members how to reach it). */
+  async addressesOf (peer: string): Promise<string[]> {
+    try {
+      const p = await this.host.peerStore.get(peerIdFromString(peer))
+      return p.addresses.map(a => a.multiaddr.toString()).slice(0, MAX_SHARED_ADDRS)
+    } catch {
+      return []
+    }
+  }
+
+  /** Adds addresses for `peer` learned from the coordinator (never for ourselves). */
+  async learnAddresses (peer: string, addrs: string[]): Promise<void> {
+    if (peer === this.self || addrs.length === 0) return
+    try {
+      await this.host.peerStore.merge(peerIdFromString(peer), { multiaddrs: addrs.slice(0, MAX_SHARED_ADDRS).map(a => multiaddr(a)) })
+    } catch (err) {
+      log('ignored addresses for %s: %s', peer, (err as Error).message)
+    }
   }
 
   /** Forgets a peer's outbound stream (after it left the job). */

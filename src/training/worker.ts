@@ -139,7 +139,8 @@ export class TrainingWorker {
     } else if (msg.roundStart != null && msg.roundStart.jobId === this.jobId && from === this.init.coordinator) {
       const rs = msg.roundStart
       const deadlineAt = performance.now() + rs.deadlineMs
-      this.chain = this.chain.then(async () => { await this.runRound(rs.round, rs.members, deadlineAt) }).catch(err => {
+      const learned = Promise.all(rs.addrs.slice(0, rs.members.length).map(async a => { await this.init.transport.learnAddresses(a.peer ?? '', a.addrs ?? []) }))
+      this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt) }).catch(err => {
         log.error('round %d failed: %s', rs.round, (err as Error).message)
       })
     } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {

@@ -1202,6 +1202,7 @@ export namespace dbc {
                 round: number;
                 members: string[];
                 deadlineMs: number;
+                addrs: dbc.training.v1.MemberAddrs.$Properties[];
                 static create(properties: dbc.training.v1.RoundStart.$Shape): dbc.training.v1.RoundStart & dbc.training.v1.RoundStart.$Shape;
                 static create(properties?: dbc.training.v1.RoundStart.$Properties): dbc.training.v1.RoundStart;
                 static encode(m: dbc.training.v1.RoundStart.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1218,9 +1219,37 @@ export namespace dbc {
                     round?: (number|null);
                     members?: (string[]|null);
                     deadlineMs?: (number|null);
+                    addrs?: (dbc.training.v1.MemberAddrs.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundStart.$Properties;
+            }
+
+            interface IMemberAddrs extends dbc.training.v1.MemberAddrs.$Properties {
+            }
+
+            class MemberAddrs {
+                constructor(p?: dbc.training.v1.MemberAddrs.$Properties);
+                $unknowns?: Uint8Array[];
+                peer: string;
+                addrs: string[];
+                static create(properties: dbc.training.v1.MemberAddrs.$Shape): dbc.training.v1.MemberAddrs & dbc.training.v1.MemberAddrs.$Shape;
+                static create(properties?: dbc.training.v1.MemberAddrs.$Properties): dbc.training.v1.MemberAddrs;
+                static encode(m: dbc.training.v1.MemberAddrs.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.training.v1.MemberAddrs & dbc.training.v1.MemberAddrs.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.training.v1.MemberAddrs;
+                static toObject(m: dbc.training.v1.MemberAddrs, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace MemberAddrs {
+                interface $Properties {
+                    peer?: (string|null);
+                    addrs?: (string[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.training.v1.MemberAddrs.$Properties;
             }
 
             interface ISliceChunk extends dbc.training.v1.SliceChunk.$Properties {

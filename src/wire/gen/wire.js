@@ -12689,6 +12689,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [round] RoundStart round
                  * @property {Array.<string>|null} [members] RoundStart members
                  * @property {number|null} [deadlineMs] RoundStart deadlineMs
+                 * @property {Array.<dbc.training.v1.MemberAddrs.$Properties>|null} [addrs] RoundStart addrs
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -12715,6 +12716,7 @@ export const dbc = $root.dbc = (() => {
                  */
                 const RoundStart = function (p) {
                     this.members = [];
+                    this.addrs = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -12752,6 +12754,14 @@ export const dbc = $root.dbc = (() => {
                  * @instance
                  */
                 RoundStart.prototype.deadlineMs = 0;
+
+                /**
+                 * RoundStart addrs.
+                 * @member {Array.<dbc.training.v1.MemberAddrs.$Properties>} addrs
+                 * @memberof dbc.training.v1.RoundStart
+                 * @instance
+                 */
+                RoundStart.prototype.addrs = $util.emptyArray;
 
                 /**
                  * Creates a new RoundStart instance using the specified properties.
@@ -12795,6 +12805,10 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.deadlineMs != null && $Object.hasOwnProperty.call(m, "deadlineMs") && !$Object.is(m.deadlineMs, 0))
                         w.uint32(/* id 4, wireType 1 =*/33).double(m.deadlineMs);
+                    if (m.addrs != null && m.addrs.length) {
+                        for (var i = 0; i < m.addrs.length; ++i)
+                            $root.dbc.training.v1.MemberAddrs.encode(m.addrs[i], w.uint32(/* id 5, wireType 2 =*/42).fork(), q + 1).ldelim();
+                    }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12874,6 +12888,14 @@ export const dbc = $root.dbc = (() => {
                                     delete m.deadlineMs;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.addrs && m.addrs.length))
+                                    m.addrs = [];
+                                m.addrs.push($root.dbc.training.v1.MemberAddrs.decode(r, r.size(), $undefined, q + 1));
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -12932,6 +12954,16 @@ export const dbc = $root.dbc = (() => {
                             m.deadlineMs = $Number(d.deadlineMs);
                         }
                     }
+                    if (d.addrs) {
+                        if (!$Array.isArray(d.addrs))
+                            throw $TypeError(".dbc.training.v1.RoundStart.addrs: array expected");
+                        m.addrs = $Array(d.addrs.length);
+                        for (var i = 0; i < d.addrs.length; ++i) {
+                            if (!$util.isObject(d.addrs[i]))
+                                throw $TypeError(".dbc.training.v1.RoundStart.addrs: object expected");
+                            m.addrs[i] = $root.dbc.training.v1.MemberAddrs.fromObject(d.addrs[i], q + 1);
+                        }
+                    }
                     return m;
                 };
 
@@ -12954,6 +12986,7 @@ export const dbc = $root.dbc = (() => {
                     var d = {};
                     if (o.arrays || o.defaults) {
                         d.members = [];
+                        d.addrs = [];
                     }
                     if (o.defaults) {
                         d.jobId = "";
@@ -12974,6 +13007,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.deadlineMs != null && $Object.hasOwnProperty.call(m, "deadlineMs")) {
                         d.deadlineMs = o.json && !$isFinite(m.deadlineMs) ? $String(m.deadlineMs) : m.deadlineMs;
+                    }
+                    if (m.addrs && m.addrs.length) {
+                        d.addrs = $Array(m.addrs.length);
+                        for (var j = 0; j < m.addrs.length; ++j) {
+                            d.addrs[j] = $root.dbc.training.v1.MemberAddrs.toObject(m.addrs[j], o, q + 1);
+                        }
                     }
                     return d;
                 };
@@ -13004,6 +13043,274 @@ export const dbc = $root.dbc = (() => {
                 };
 
                 return RoundStart;
+            })();
+
+            v1.MemberAddrs = (function() {
+
+                /**
+                 * Properties of a MemberAddrs.
+                 * @typedef {Object} dbc.training.v1.MemberAddrs.$Properties
+                 * @property {string|null} [peer] MemberAddrs peer
+                 * @property {Array.<string>|null} [addrs] MemberAddrs addrs
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a MemberAddrs.
+                 * @memberof dbc.training.v1
+                 * @interface IMemberAddrs
+                 * @augments dbc.training.v1.MemberAddrs.$Properties
+                 * @deprecated Use dbc.training.v1.MemberAddrs.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a MemberAddrs.
+                 * @typedef {dbc.training.v1.MemberAddrs.$Properties} dbc.training.v1.MemberAddrs.$Shape
+                 */
+
+                /**
+                 * Constructs a new MemberAddrs.
+                 * @memberof dbc.training.v1
+                 * @classdesc Represents a MemberAddrs.
+                 * @constructor
+                 * @param {dbc.training.v1.MemberAddrs.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const MemberAddrs = function (p) {
+                    this.addrs = [];
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * MemberAddrs peer.
+                 * @member {string} peer
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @instance
+                 */
+                MemberAddrs.prototype.peer = "";
+
+                /**
+                 * MemberAddrs addrs.
+                 * @member {Array.<string>} addrs
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @instance
+                 */
+                MemberAddrs.prototype.addrs = $util.emptyArray;
+
+                /**
+                 * Creates a new MemberAddrs instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {dbc.training.v1.MemberAddrs.$Properties=} [properties] Properties to set
+                 * @returns {dbc.training.v1.MemberAddrs} MemberAddrs instance
+                 * @type {{
+                 *   (properties: dbc.training.v1.MemberAddrs.$Shape): dbc.training.v1.MemberAddrs & dbc.training.v1.MemberAddrs.$Shape;
+                 *   (properties?: dbc.training.v1.MemberAddrs.$Properties): dbc.training.v1.MemberAddrs;
+                 * }}
+                 */
+                MemberAddrs.create = function(properties) {
+                    return new MemberAddrs(properties);
+                };
+
+                /**
+                 * Encodes the specified MemberAddrs message. Does not implicitly {@link dbc.training.v1.MemberAddrs.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {dbc.training.v1.MemberAddrs.$Properties} m MemberAddrs message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                MemberAddrs.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.peer != null && $Object.hasOwnProperty.call(m, "peer") && m.peer !== "")
+                        w.uint32(/* id 1, wireType 2 =*/10).string(m.peer);
+                    if (m.addrs != null && m.addrs.length) {
+                        for (var i = 0; i < m.addrs.length; ++i)
+                            w.uint32(/* id 2, wireType 2 =*/18).string(m.addrs[i]);
+                    }
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a MemberAddrs message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.training.v1.MemberAddrs & dbc.training.v1.MemberAddrs.$Shape} MemberAddrs
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                MemberAddrs.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.training.v1.MemberAddrs();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.peer = v;
+                                else
+                                    delete m.peer;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.addrs && m.addrs.length))
+                                    m.addrs = [];
+                                m.addrs.push(r.stringVerify());
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a MemberAddrs message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.training.v1.MemberAddrs} MemberAddrs
+                 */
+                MemberAddrs.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.training.v1.MemberAddrs)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.training.v1.MemberAddrs: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.training.v1.MemberAddrs();
+                    if (d.peer != null) {
+                        if (typeof d.peer !== "string" || d.peer.length) {
+                            m.peer = $String(d.peer);
+                        }
+                    }
+                    if (d.addrs) {
+                        if (!$Array.isArray(d.addrs))
+                            throw $TypeError(".dbc.training.v1.MemberAddrs.addrs: array expected");
+                        m.addrs = $Array(d.addrs.length);
+                        for (var i = 0; i < d.addrs.length; ++i) {
+                            m.addrs[i] = $String(d.addrs[i]);
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a MemberAddrs message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {dbc.training.v1.MemberAddrs} m MemberAddrs
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                MemberAddrs.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.addrs = [];
+                    }
+                    if (o.defaults) {
+                        d.peer = "";
+                    }
+                    if (m.peer != null && $Object.hasOwnProperty.call(m, "peer")) {
+                        d.peer = m.peer;
+                    }
+                    if (m.addrs && m.addrs.length) {
+                        d.addrs = $Array(m.addrs.length);
+                        for (var j = 0; j < m.addrs.length; ++j) {
+                            d.addrs[j] = m.addrs[j];
+                        }
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this MemberAddrs to JSON.
+                 * @function toJSON
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                MemberAddrs.prototype.toJSON = function() {
+                    return MemberAddrs.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for MemberAddrs
+                 * @function getTypeUrl
+                 * @memberof dbc.training.v1.MemberAddrs
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                MemberAddrs.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.training.v1.MemberAddrs";
+                };
+
+                return MemberAddrs;
             })();
 
             v1.SliceChunk = (function() {

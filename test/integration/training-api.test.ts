@@ -1,0 +1,78 @@
+// The daemon side of training (TrainingSubsystem) behind a stand-in control API: submit with
+// automatic group selection (connected peers serving /dbc/allreduce, nearest first), stream the
+// progress events, fetch the model and the per-round receipts.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createHost, type Host } from '../../src/net/host.js'
+import { TrainingService } from '../../src/training/service.js'
+import { TrainingSubsystem } from '../../src/training/subsystem.js'
+import { decodeModel } from '../../src/training/session.js'
+import { createReceiptMeter } from '../../src/training/metering.js'
+import type { DaemonContext } from '../../src/node/daemon.js'
+
+type Route = (req: any, send?: (e: unknown) => void) => unknown
+const routes = new Map<string, Route>()
+const fakeApi = {
+  route: (m: string, p: string, h: Route) => { routes.set(`${m} ${p}`, h) },
+  streamRoute: (m: string, p: string, h: Route) => { routes.set(`${m} ${p}`, h) }
+}
+const call = async (key: string, params: Record<string, string> = {}, body?: unknown): Promise<any> => await routes.get(key)!({ params, body, query: new URLSearchParams(), signal: new AbortController().signal })
+
+let hosts: Host[] = []
+const services: TrainingService[] = []
+let subsystem: TrainingSubsystem | undefined
+
+test.after(async () => {
+  await subsystem?.stop()
+  for (const s of services) await s.stop()
+  for (const h of hosts) await h.stop()
+})
+
+test('submit picks the serving peers, streams round/loss/accuracy, and returns the model', async () => {
+  const keys = await Promise.all([0, 1, 2].map(async () => await generateKeyPair('Ed25519')))
+  hosts = await Promise.all(keys.map(async k => await createHost({ privateKey: k, listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
+  const [submitter, a, b] = hosts
+  for (const [h, k] of [[a, keys[1]], [b, keys[2]]] as const) {
+    const s = new TrainingService(h, { meter: createReceiptMeter({ secretKey: k.raw.subarray(0, 32), prices: { priceGpuHour: 1, priceCpuHour: 0.1 } }) })
+    await s.start()
+    services.push(s)
+  }
+  await submitter.dial(a.getMultiaddrs()[0])
+  await submitter.dial(b.getMultiaddrs()[0])
+  // identify tells the submitter which protocols the peers serve
+  for (let i = 0; i < 50; i++) {
+    const known = await Promise.all([a, b].map(async h => (await submitter.peerStore.get(h.peerId)).protocols.includes('/dbc/allreduce/1.0.0')))
+    if (known.every(Boolean)) break
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  subsystem = new TrainingSubsystem()
+  const ctx = { host: submitter, api: fakeApi, identity: { secretKey: keys[0].raw.subarray(0, 32) }, log: pino({ level: 'silent' }) } as unknown as DaemonContext
+  await subsystem.start(ctx)
+  const spec = { groupSize: 2, rounds: 6, localSteps: 5, batchSize: 16, evalEvery: 3, dataset: { trainPerClass: 100, testPerClass: 50 } }
+  const { jobId } = await call('POST /v1/training', {}, { spec })
+  const events: any[] = []
+  await routes.get('GET /v1/training/:id/events')!({ params: { id: jobId }, query: new URLSearchParams(), body: undefined, signal: new AbortController().signal }, (e) => { events.push(e) })
+  const progress = events.filter(e => e.type === 'progress')
+  assert.equal(progress.map(e => e.round), [0, 1, 2, 3, 4, 5])
+  assert.ok(progress.every(e => e.members === 2 && Number.isFinite(e.loss)))
+  assert.ok(progress[2].accuracy > 0.3 && progress[5].accuracy > progress[2].accuracy - 0.1)
+  const end = events[events.length - 1]
+  assert.is(end.type, 'end')
+  assert.is(end.status, 'done')
+  const results = await call('GET /v1/training/:id/results', { id: jobId })
+  assert.is(results.receipts, 12)
+  assert.equal(results.members.sort(), [a, b].map(h => h.peerId.toString()).sort())
+  const model = decodeModel(Buffer.from(results.model, 'base64'))
+  assert.is(model.params.length, 784 * 64 + 64 + 640 + 10)
+  assert.is(model.spec.rounds, 6)
+  try {
+    await call('GET /v1/training/:id', { id: 'nope' })
+    assert.unreachable()
+  } catch (err) {
+    assert.is((err as any).code, 'NOT_FOUND')
+  }
+})
+
+test.run()
