@@ -37,23 +37,32 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   await connect(a, b); await connect(a, r); await connect(r, b)
   const services = nodes.map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000 }))
   for (const s of services) await s.start()
+  // a second pair of services in ephemeral (forward-secret) mode, on other nodes
+  const ea = await startNode(); const eb = await startNode(); await connect(ea, eb)
+  const eph = [ea, eb].map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000, mode: 'ephemeral', trustAead: false }))
+  for (const s of eph) await s.start()
   await registerEcho(b.node as unknown as Host)
   const echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
   const payload = new Uint8Array(PAYLOAD).fill(7)
   const n = quick ? 300 : 2000
   // interleave the three so load from other processes hits them alike
-  const raw: number[] = []; const direct: number[] = []; const k2: number[] = []
+  const raw: number[] = []; const direct: number[] = []; const k2: number[] = []; const ephemeral: number[] = []
   for (let round = 0; round < 4; round++) {
     raw.push(...await timeIt(n / 4, async () => await echo.roundTrip(payload)))
     direct.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 1 })))
     k2.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 2 })))
+    ephemeral.push(...await timeIt(n / 8, async () => await eph[0].send(eb.id, payload, { k: 1 })))
   }
   const sr = summarize(raw); const sd = summarize(direct); const sk = summarize(k2)
   metrics.envelope_rtt_direct_p50 = metric(sd.p50, 'ms', sr.p50, '<= 1.3x raw stream', sd.p50 <= 1.3 * sr.p50)
   metrics.envelope_rtt_direct_p99 = metric(sd.p99, 'ms', sr.p99)
+  const se = summarize(ephemeral)
+  metrics.envelope_rtt_direct_ephemeral_p50 = metric(se.p50, 'ms', sr.p50, 'forward-secret mode, signature verified')
   metrics.envelope_rtt_k2_p50 = metric(sk.p50, 'ms', sr.p50)
   metrics.envelope_rtt_k2_p99 = metric(sk.p99, 'ms', sr.p99)
-  series.envelope_rtt_ms = { raw: sr, direct: sd, k2: sk }
+  series.envelope_rtt_ms = { raw: sr, direct: sd, k2: sk, directEphemeral: se }
+  for (const s of eph) await s.stop()
+  await ea.node.stop(); await eb.node.stop()
   await echo.close().catch(() => {})
   for (const s of services) await s.stop()
   for (const x of nodes) await x.node.stop()
@@ -165,7 +174,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   coreMemory(metrics)
   await hostMemory(metrics)
   await capability(quick, metrics, notes)
-  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed + signed, recipient opens and returns a signed ack; raw = the same bytes echoed on one framed libp2p stream (/dbc/echo/1.0.0), TCP 127.0.0.1, one process`)
+  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key) + signed, recipient opens (AEAD-authenticated) and acks on the authenticated connection; raw = the same bytes echoed on one framed libp2p stream (/dbc/echo/1.0.0), TCP 127.0.0.1, one process`)
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') notes.push('heap figures without --expose-gc are noisy')
   return { metrics, series, notes }
 }
