@@ -62,6 +62,8 @@ export interface JobSummary {
   leasesLost: number
   elapsedMs: number
   predictedCost: number
+  /** Predicted price of every copy sent (re-runs and extra copies included). */
+  predictedSpent: number
   placement?: PlacementSummary
   failures: Array<{ index: number, reason: string }>
 }
@@ -86,6 +88,10 @@ export class JobRunner {
   private readonly rep: ReputationBook
   private placement?: Placement
   private lastPlacement?: Placement
+  /** Predicted price of one copy per provider, and what the copies sent so far are predicted to cost. */
+  private readonly pricePerCopy = new Map<string, number>()
+  private spent = 0
+  private budgetSpent = false
   private readonly offers = new Map<string, TransportOffer>()
   private readonly leaseIds = new Map<string, Uint8Array>()
   private readonly inflight = new Map<number, AbortController>()
@@ -242,6 +248,7 @@ export class JobRunner {
     }, views)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
     this.lastPlacement = p
+    for (let i = 0; i < views.length; i++) if (p.rejections[i] === undefined) this.pricePerCopy.set(views[i].provider, p.predictions[i].price)
     // Tasks the cost model rules out for good (budget, price, deadline) fail with the reason.
     if (remaining.done + remaining.failed === 0) {
       for (const [t, reason] of p.unplaced) {
@@ -358,7 +365,18 @@ export class JobRunner {
   }
 
   private perform (c: JobCommand): void {
-    if (c.type === 'run') { void this.send(c); return }
+    if (c.type === 'run') {
+      this.spent += this.pricePerCopy.get(c.provider) ?? 0
+      void this.send(c)
+      // Re-runs and tie-breaks cost too: once budget.total is used up, nothing new starts.
+      const total = this.m.budget.total
+      if (total !== undefined && this.spent >= total && !this.budgetSpent) {
+        this.budgetSpent = true
+        this.machine.handleGiveUp(this.now(), `budget.total (${total}) is spent, re-runs included`, true)
+        this.scheduleTick()
+      }
+      return
+    }
     if (c.type === 'cancel') { this.inflight.get(c.index * KEY + c.attempt)?.abort(new Error('copy cancelled')); return }
     if (c.type === 'release-lease') { const id = this.leaseIds.get(c.leaseId); if (id !== undefined) this.init.transport.closeLease?.(c.provider, id); return }
     void this.findMoreLeases()
@@ -444,7 +462,7 @@ export class JobRunner {
     const status = this.machine.isCancelled ? 'cancelled' : p.failed > 0 ? 'failed' : 'finished'
     const summary: JobSummary = {
       jobId: this.jobId, status, tasks: p.total, done: p.done, failed: p.failed, copies: p.copies, retries: p.retries,
-      speculative: p.speculative, wrongCopies: p.wrong, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
+      speculative: p.speculative, wrongCopies: p.wrong, predictedSpent: this.spent, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
       leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt, predictedCost: this.placement?.totalPrice ?? 0,
       placement: this.placementSummary(), failures: this.failures.slice(0, 100)
     }

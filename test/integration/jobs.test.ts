@@ -128,4 +128,17 @@ test('no candidates / all refused: the job fails and says why', async () => {
   assert.match(b.failures[0].reason, /refused/)
 })
 
+test('budget.total holds at run time: re-runs stop when it is spent', async () => {
+  const ps = providers(2, () => ({ priceCpuHour: 3600, failEvery: 2, slots: 1 }))
+  const tr = transport(ps)
+  // One copy is predicted at 3600/h x 1 ms = 0.001: room for the 10 tasks and 2 re-runs.
+  const r = new JobRunner({ jobId: 'b2'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 9 } }, budget: { total: 0.012 } }), holder: owner, transport: tr, code: new Uint8Array([1]), stragglerFactor: 0 })
+  const s = await r.run()
+  tr.close()
+  assert.is(s.done + s.failed, 10)
+  assert.ok(s.failed > 0)
+  assert.ok(s.failures.some(f => /budget\.total/.test(f.reason)), JSON.stringify(s.failures))
+  assert.ok(s.predictedSpent <= 0.012 + 0.002 + 1e-9, `spent ${s.predictedSpent}`)
+})
+
 test.run()

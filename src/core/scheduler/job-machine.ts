@@ -118,6 +118,7 @@ export class JobMachine {
   private finished = false
   private cancelled = false
   private needLeasesAsked = false
+  private stopped: string | undefined
   private readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0 }
 
   constructor (policy: JobPolicy, private readonly reputation: ReputationBook, private readonly rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
@@ -253,8 +254,13 @@ export class JobMachine {
     }
   }
 
-  /** No more providers can be found: every task still waiting fails with `reason`. */
-  handleGiveUp (now: number, reason: string): void {
+  /**
+   * No more providers can be found (or the budget is spent): every task still waiting fails
+   * with `reason`. With `stopNew`, nothing is dispatched any more either: copies still out
+   * finish, but a task whose copy fails from now on fails too.
+   */
+  handleGiveUp (now: number, reason: string, stopNew = false): void {
+    if (stopNew) this.stopped = reason
     for (let i = 0; i < this.tasks.length; i++) {
       const t = this.tasks[i]
       if ((t.status === 'queued' || t.status === 'active') && t.outstanding === 0) this.failTask(now, i, t, reason)
@@ -321,6 +327,14 @@ export class JobMachine {
 
   private pump (now: number): void {
     if (this.cancelled || this.finished) return
+    if (this.stopped !== undefined) {
+      for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
+        const t = this.tasks[i]
+        t.queued--; t.reasons.shift()
+        if (t.status !== 'done' && t.status !== 'failed' && t.outstanding === 0 && t.queued === 0) this.failTask(now, i, t, this.stopped)
+      }
+      return
+    }
     this.maybeSpeculate(now)
     const skipped: number[] = []
     let dispatched = 0
@@ -402,6 +416,7 @@ export class JobMachine {
     }
     if (t.status === 'done' || t.status === 'failed') return
     if (t.failures >= this.policy.maxAttempts) { this.failTask(now, c.index, t, `${t.failures} copies failed (last: ${error ?? outcome})`); return }
+    if (this.stopped !== undefined && t.outstanding === 0) { this.failTask(now, c.index, t, this.stopped); return }
     this.enqueue(c.index, 'retry', true)
   }
 
