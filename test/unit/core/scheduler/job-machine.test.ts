@@ -114,4 +114,18 @@ test('copies that never agree: the task fails after maxCopies, nothing is billed
   assert.ok(r.events.some(e => e.type === 'task-failed' && /agree/.test(e.reason)))
 })
 
+test('reputation lowers redundancy over time: a second job with the same book sends fewer copies', () => {
+  const rep = new ReputationBook({ trustAfter: 20 })
+  const policy = { ...base, redundancy: 3, quorum: 2, adaptive: true, spotCheckRate: 0.1 }
+  const first = simulate(policy, eight(), { reputation: rep })
+  const second = simulate(policy, eight(), { reputation: rep })
+  checkAllCorrect(second, 200)
+  const full = simulate({ ...policy, adaptive: false }, eight())
+  assert.is(full.m.progress().copies, 600)
+  // Trust builds up during the first job already, and carries over to the next.
+  assert.ok(first.m.progress().copies < 600, `first job: ${first.m.progress().copies} copies`)
+  assert.ok(second.m.progress().copies < 0.75 * first.m.progress().copies, `${second.m.progress().copies} vs ${first.m.progress().copies}`)
+  assert.ok(second.m.progress().copies >= 200)
+})
+
 test.run()
