@@ -167,7 +167,10 @@ export class JobRunner {
       this.deadlineTimer = setTimeout(() => { this.machine.handleDeadline(this.now()); this.scheduleTick() }, Math.max(0, deadline - this.now()))
     }
     try {
-      if (!this.machine.isFinished) await this.acquireLeases()
+      if (!this.machine.isFinished) {
+        // A failed first round of offers is not fatal: keep looking until giveUpAfterMs.
+        try { await this.acquireLeases() } catch { void this.findMoreLeases() }
+      }
       this.scheduleTick()
       return await result
     } finally {
@@ -283,10 +286,14 @@ export class JobRunner {
     this.lookingForLeases = true
     const until = this.now() + (this.init.giveUpAfterMs ?? 10_000)
     try {
+      let lastError: Error | undefined
       while (!this.done && this.now() < until) {
-        if (await this.acquireLeases() > 0) return
+        try {
+          if (await this.acquireLeases() > 0) return
+        } catch (err) { lastError = err as Error }
         await new Promise(resolve => setTimeout(resolve, 250))
       }
+      if (lastError !== undefined && !this.done) { this.machine.handleGiveUp(this.now(), `looking for providers failed: ${lastError.message}`); return }
       const why = this.lastPlacement?.unplaced.values().next().value
       if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), why !== undefined ? `not placed: ${describeUnplaced(why)}` : 'no provider left to run it (all lost, refused or avoided)')
       else if (!this.done) this.machine.handleGiveUp(this.now(), 'no leased provider may run it (each holds a copy already or failed it)')

@@ -2,6 +2,7 @@
 // (task index + attempt) with its outcome, receipt and billing flag. Writes are idempotent
 // so a submitter that restarts and replays never loses a task or bills a copy twice:
 // a task is accepted once (first write wins), a copy is billed at most once.
+import type { StatementSync } from 'node:sqlite'
 import type { Store } from '../store/db.js'
 import type { CopyOutcome, CopyReason, RestoredTask, ProviderRecord } from '../core/scheduler/index.js'
 
@@ -45,67 +46,76 @@ export interface CopyRow {
 const u8 = (v: unknown): Uint8Array => v instanceof Uint8Array ? new Uint8Array(v) : new Uint8Array()
 
 export class JobStore {
+  private readonly statements = new Map<string, StatementSync>()
+
   constructor (readonly store: Store) {
     store.migrate('jobs', MIGRATIONS)
+  }
+
+  /** Prepared once per SQL text: the dispatch path writes a few rows per task. */
+  private stmt (sql: string): StatementSync {
+    let st = this.statements.get(sql)
+    if (st === undefined) { st = this.store.db.prepare(sql); this.statements.set(sql, st) }
+    return st
   }
 
   transaction<T> (fn: () => T): T { return this.store.transaction(fn) }
 
   createJob (j: StoredJob): void {
-    this.store.db.prepare(`INSERT OR IGNORE INTO jobs (job_id, owner, manifest, manifest_hash, created_at, nonce, signature, status, task_count, updated_at, summary)
+    this.stmt(`INSERT OR IGNORE INTO jobs (job_id, owner, manifest, manifest_hash, created_at, nonce, signature, status, task_count, updated_at, summary)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(j.jobId, j.owner, j.manifest, j.manifestHash, j.createdAt, j.nonce, j.signature, j.status, j.taskCount, j.updatedAt, j.summary ?? null)
   }
 
   getJob (jobId: string): StoredJob | undefined {
-    const r = this.store.db.prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Record<string, unknown> | undefined
+    const r = this.stmt('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Record<string, unknown> | undefined
     return r === undefined ? undefined : rowToJob(r)
   }
 
   listJobs (): StoredJob[] {
-    return (this.store.db.prepare('SELECT * FROM jobs ORDER BY created_at').all() as Array<Record<string, unknown>>).map(rowToJob)
+    return (this.stmt('SELECT * FROM jobs ORDER BY created_at').all() as Array<Record<string, unknown>>).map(rowToJob)
   }
 
   setJobStatus (jobId: string, status: JobStatus, at: number, summary?: string): void {
-    this.store.db.prepare('UPDATE jobs SET status = ?, updated_at = ?, summary = COALESCE(?, summary) WHERE job_id = ?').run(status, at, summary ?? null, jobId)
+    this.stmt('UPDATE jobs SET status = ?, updated_at = ?, summary = COALESCE(?, summary) WHERE job_id = ?').run(status, at, summary ?? null, jobId)
   }
 
   /** Written before the copy is sent (write-ahead), so attempt numbers are never reused. */
   copyStarted (jobId: string, c: { index: number, attempt: number, provider: string, leaseId: string, reason: CopyReason, startedAt: number }): void {
-    this.store.db.prepare(`INSERT OR IGNORE INTO job_copies (job_id, idx, attempt, provider, lease_id, reason, started_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')`)
+    this.stmt(`INSERT OR IGNORE INTO job_copies (job_id, idx, attempt, provider, lease_id, reason, started_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')`)
       .run(jobId, c.index, c.attempt, c.provider, c.leaseId, c.reason, c.startedAt)
   }
 
   /** A result came back for a copy; a second result for the same copy only counts as a duplicate. */
   copyResult (jobId: string, index: number, attempt: number, r: { outcome: CopyOutcome | 'duplicate', hash?: string, error?: string, endedAt: number, receipt?: Uint8Array }): void {
     if (r.outcome === 'duplicate') {
-      this.store.db.prepare('UPDATE job_copies SET duplicates = duplicates + 1 WHERE job_id = ? AND idx = ? AND attempt = ?').run(jobId, index, attempt)
+      this.stmt('UPDATE job_copies SET duplicates = duplicates + 1 WHERE job_id = ? AND idx = ? AND attempt = ?').run(jobId, index, attempt)
       return
     }
-    this.store.db.prepare('UPDATE job_copies SET outcome = ?, hash = ?, error = ?, ended_at = ?, receipt = COALESCE(receipt, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
+    this.stmt('UPDATE job_copies SET outcome = ?, hash = ?, error = ?, ended_at = ?, receipt = COALESCE(receipt, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
       .run(r.outcome, r.hash ?? null, r.error ?? null, r.endedAt, r.receipt ?? null, jobId, index, attempt)
   }
 
   /** Final outcome of a copy; `billed` is sticky (never set twice, never taken back). */
   copySettled (jobId: string, index: number, attempt: number, outcome: CopyOutcome, billed: boolean): void {
-    this.store.db.prepare('UPDATE job_copies SET outcome = CASE WHEN billed = 1 THEN outcome ELSE ? END, billed = MAX(billed, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
+    this.stmt('UPDATE job_copies SET outcome = CASE WHEN billed = 1 THEN outcome ELSE ? END, billed = MAX(billed, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
       .run(outcome, billed ? 1 : 0, jobId, index, attempt)
   }
 
   /** First acceptance wins; a replay is ignored. Returns whether this call accepted it. */
   acceptTask (jobId: string, index: number, hash: string, attempt: number, output: Uint8Array): boolean {
-    const r = this.store.db.prepare(`INSERT OR IGNORE INTO job_tasks (job_id, idx, status, accepted_hash, accepted_attempt, output) VALUES (?, ?, 'done', ?, ?, ?)`).run(jobId, index, hash, attempt, output)
+    const r = this.stmt(`INSERT OR IGNORE INTO job_tasks (job_id, idx, status, accepted_hash, accepted_attempt, output) VALUES (?, ?, 'done', ?, ?, ?)`).run(jobId, index, hash, attempt, output)
     return Number(r.changes) === 1
   }
 
   failTask (jobId: string, index: number, reason: string): void {
-    this.store.db.prepare(`INSERT OR IGNORE INTO job_tasks (job_id, idx, status, failed_reason) VALUES (?, ?, 'failed', ?)`).run(jobId, index, reason)
+    this.stmt(`INSERT OR IGNORE INTO job_tasks (job_id, idx, status, failed_reason) VALUES (?, ?, 'failed', ?)`).run(jobId, index, reason)
   }
 
   /** What a restarted submitter feeds back into a fresh JobMachine. */
   restoreState (jobId: string): Map<number, RestoredTask> {
     const out = new Map<number, RestoredTask>()
     const get = (i: number): RestoredTask => { let t = out.get(i); if (t === undefined) { t = { copies: [] }; out.set(i, t) } return t }
-    for (const r of this.store.db.prepare('SELECT idx, status, accepted_hash, failed_reason FROM job_tasks WHERE job_id = ?').all(jobId) as Array<Record<string, unknown>>) {
+    for (const r of this.stmt('SELECT idx, status, accepted_hash, failed_reason FROM job_tasks WHERE job_id = ?').all(jobId) as Array<Record<string, unknown>>) {
       const t = get(Number(r.idx))
       if (r.status === 'done') t.accepted = String(r.accepted_hash)
       else t.failed = String(r.failed_reason ?? 'failed')
@@ -116,8 +126,8 @@ export class JobStore {
 
   copies (jobId: string, index?: number): CopyRow[] {
     const rows = (index === undefined
-      ? this.store.db.prepare('SELECT * FROM job_copies WHERE job_id = ? ORDER BY idx, attempt').all(jobId)
-      : this.store.db.prepare('SELECT * FROM job_copies WHERE job_id = ? AND idx = ? ORDER BY attempt').all(jobId, index)) as Array<Record<string, unknown>>
+      ? this.stmt('SELECT * FROM job_copies WHERE job_id = ? ORDER BY idx, attempt').all(jobId)
+      : this.stmt('SELECT * FROM job_copies WHERE job_id = ? AND idx = ? ORDER BY attempt').all(jobId, index)) as Array<Record<string, unknown>>
     return rows.map(r => ({
       index: Number(r.idx), attempt: Number(r.attempt), provider: String(r.provider), leaseId: String(r.lease_id), reason: r.reason as CopyReason,
       startedAt: Number(r.started_at), endedAt: r.ended_at == null ? undefined : Number(r.ended_at), outcome: r.outcome as CopyOutcome,
@@ -127,39 +137,38 @@ export class JobStore {
   }
 
   results (jobId: string): Array<{ index: number, hash: string, attempt: number, output: Uint8Array }> {
-    return (this.store.db.prepare(`SELECT idx, accepted_hash, accepted_attempt, output FROM job_tasks WHERE job_id = ? AND status = 'done' ORDER BY idx`).all(jobId) as Array<Record<string, unknown>>)
+    return (this.stmt(`SELECT idx, accepted_hash, accepted_attempt, output FROM job_tasks WHERE job_id = ? AND status = 'done' ORDER BY idx`).all(jobId) as Array<Record<string, unknown>>)
       .map(r => ({ index: Number(r.idx), hash: String(r.accepted_hash), attempt: Number(r.accepted_attempt), output: u8(r.output) }))
   }
 
   /** Receipts of billed copies (one per copy that agreed with the accepted result): what settlement pays. */
   billedReceipts (jobId: string): Array<{ index: number, attempt: number, provider: string, receipt: Uint8Array }> {
-    return (this.store.db.prepare('SELECT idx, attempt, provider, receipt FROM job_copies WHERE job_id = ? AND billed = 1 AND receipt IS NOT NULL ORDER BY idx, attempt').all(jobId) as Array<Record<string, unknown>>)
+    return (this.stmt('SELECT idx, attempt, provider, receipt FROM job_copies WHERE job_id = ? AND billed = 1 AND receipt IS NOT NULL ORDER BY idx, attempt').all(jobId) as Array<Record<string, unknown>>)
       .map(r => ({ index: Number(r.idx), attempt: Number(r.attempt), provider: String(r.provider), receipt: u8(r.receipt) }))
   }
 
   failures (jobId: string): Array<{ index: number, reason: string }> {
-    return (this.store.db.prepare(`SELECT idx, failed_reason FROM job_tasks WHERE job_id = ? AND status = 'failed' ORDER BY idx`).all(jobId) as Array<Record<string, unknown>>)
+    return (this.stmt(`SELECT idx, failed_reason FROM job_tasks WHERE job_id = ? AND status = 'failed' ORDER BY idx`).all(jobId) as Array<Record<string, unknown>>)
       .map(r => ({ index: Number(r.idx), reason: String(r.failed_reason) }))
   }
 
   /** Copies by outcome and how many are billed, for status and the summary. */
   accounting (jobId: string): { done: number, failed: number, billed: number, byOutcome: Record<string, number>, duplicates: number } {
-    const db = this.store.db
-    const t = db.prepare(`SELECT SUM(status = 'done') AS done, SUM(status = 'failed') AS failed FROM job_tasks WHERE job_id = ?`).get(jobId) as Record<string, unknown>
+    const t = this.stmt(`SELECT SUM(status = 'done') AS done, SUM(status = 'failed') AS failed FROM job_tasks WHERE job_id = ?`).get(jobId) as Record<string, unknown>
     const byOutcome: Record<string, number> = {}
-    for (const r of db.prepare('SELECT outcome, COUNT(*) AS n FROM job_copies WHERE job_id = ? GROUP BY outcome').all(jobId) as Array<Record<string, unknown>>) byOutcome[String(r.outcome)] = Number(r.n)
-    const c = db.prepare('SELECT SUM(billed) AS billed, SUM(duplicates) AS dups FROM job_copies WHERE job_id = ?').get(jobId) as Record<string, unknown>
+    for (const r of this.stmt('SELECT outcome, COUNT(*) AS n FROM job_copies WHERE job_id = ? GROUP BY outcome').all(jobId) as Array<Record<string, unknown>>) byOutcome[String(r.outcome)] = Number(r.n)
+    const c = this.stmt('SELECT SUM(billed) AS billed, SUM(duplicates) AS dups FROM job_copies WHERE job_id = ?').get(jobId) as Record<string, unknown>
     return { done: Number(t.done ?? 0), failed: Number(t.failed ?? 0), billed: Number(c.billed ?? 0), byOutcome, duplicates: Number(c.dups ?? 0) }
   }
 
   saveReputation (records: Record<string, ProviderRecord>): void {
-    const stmt = this.store.db.prepare('INSERT INTO provider_reputation (provider, agreed, wrong, failed, timeout) VALUES (?, ?, ?, ?, ?) ON CONFLICT(provider) DO UPDATE SET agreed = excluded.agreed, wrong = excluded.wrong, failed = excluded.failed, timeout = excluded.timeout')
+    const stmt = this.stmt('INSERT INTO provider_reputation (provider, agreed, wrong, failed, timeout) VALUES (?, ?, ?, ?, ?) ON CONFLICT(provider) DO UPDATE SET agreed = excluded.agreed, wrong = excluded.wrong, failed = excluded.failed, timeout = excluded.timeout')
     this.transaction(() => { for (const [p, r] of Object.entries(records)) stmt.run(p, r.agreed, r.wrong, r.failed, r.timeout) })
   }
 
   loadReputation (): Record<string, ProviderRecord> {
     const out: Record<string, ProviderRecord> = {}
-    for (const r of this.store.db.prepare('SELECT * FROM provider_reputation').all() as Array<Record<string, unknown>>) {
+    for (const r of this.stmt('SELECT * FROM provider_reputation').all() as Array<Record<string, unknown>>) {
       out[String(r.provider)] = { agreed: Number(r.agreed), wrong: Number(r.wrong), failed: Number(r.failed), timeout: Number(r.timeout) }
     }
     return out
