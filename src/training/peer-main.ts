@@ -2,6 +2,8 @@
 // TrainingService. Prints one JSON line {"peerId","addrs"} on stdout when ready; then reads
 // commands on stdin, one per line:
 //   dial <multiaddr>      connect to another peer (so dials by peer id find it)
+//   join <base64 JSON>    join a running job as a late/replacement peer:
+//                         {jobId, coordinator, donor, rank, shards, spec}
 //   stop                  shut down
 //   npx tsx src/training/peer-main.ts [--listen /ip4/127.0.0.1/tcp/0]
 import { createInterface } from 'node:readline'
@@ -10,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../net/host.js'
 import { TrainingService } from './service.js'
 import { createReceiptMeter } from './metering.js'
+import { parseTrainingSpec } from './spec.js'
 
 const args = process.argv.slice(2)
 const listen = args.includes('--listen') ? args[args.indexOf('--listen') + 1] : '/ip4/127.0.0.1/tcp/0'
@@ -41,6 +44,14 @@ rl.on('line', (line) => {
       process.stdout.write(JSON.stringify({ dialed: arg }) + '\n')
     }, (err: Error) => {
       process.stdout.write(JSON.stringify({ dialError: arg, message: err.message }) + '\n')
+    })
+  } else if (cmd === 'join' && arg !== undefined) {
+    const j = JSON.parse(Buffer.from(arg, 'base64').toString('utf8'))
+    service.join({ ...j, spec: parseTrainingSpec(j.spec) }).then((w) => {
+      process.stdout.write(JSON.stringify({ joined: j.jobId }) + '\n')
+      void w.done.then(() => { process.stdout.write(JSON.stringify({ jobDone: j.jobId }) + '\n') })
+    }, (err: Error) => {
+      process.stdout.write(JSON.stringify({ joinError: j.jobId, message: err.message }) + '\n')
     })
   } else if (cmd === 'stop') {
     void stop()

@@ -41,6 +41,8 @@ export interface TrainingWorkerInit {
   meter?: (m: RoundMetering) => Uint8Array | undefined
   /** Smallest time left for an all-reduce when local steps overran the deadline, ms. */
   minAllReduceMs?: number
+  /** Stop when the coordinator has been silent this long, ms (default 10 min). */
+  idleTimeoutMs?: number
 }
 
 export interface WorkerRoundEvent { round: number, loss: number, accuracy: number, computeMs: number, result: RoundResult }
@@ -77,6 +79,19 @@ export class TrainingWorker {
     this.done = new Promise(resolve => { this.resolveDone = resolve })
   }
 
+  private idleTimer: NodeJS.Timeout | undefined
+
+  /** A worker whose coordinator went silent (crashed submitter) must not hold a slot forever. */
+  private touchCoordinator (): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
+    if (this.finished) return
+    this.idleTimer = setTimeout(() => {
+      log('job %s: coordinator silent for too long, leaving', this.jobId)
+      void this.stop()
+    }, this.init.idleTimeoutMs ?? 600_000)
+    this.idleTimer.unref()
+  }
+
   /** The parameters after the last round this peer averaged (its copy of the shared model). */
   get parameters (): Float32Array | undefined { return this.reference === undefined ? undefined : Float32Array.from(this.reference) }
 
@@ -84,6 +99,7 @@ export class TrainingWorker {
   async start (): Promise<void> {
     this.reference = await this.init.trainer.getParams()
     this.unlisten = this.init.transport.listen((from, msg) => { this.onMessage(from, msg) })
+    this.touchCoordinator()
   }
 
   /**
@@ -123,6 +139,7 @@ export class TrainingWorker {
     this.finished = true
     this.unlisten?.()
     if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     // A round in progress ends at its own pace (it checks `finished`); a pending result is cut.
     this.waitingResult = undefined
     await this.init.trainer.close()
@@ -131,6 +148,7 @@ export class TrainingWorker {
 
   private onMessage (from: string, msg: TrainingMessage): void {
     if (this.finished) return
+    if (from === this.init.coordinator) this.touchCoordinator()
     if (msg.slice != null && msg.slice.jobId === this.jobId) {
       const s = msg.slice
       const chunk: SliceChunk = { round: s.round, slice: s.slice, phase: s.phase, codec: s.codec, length: s.length, data: s.data, weight: s.weight }
