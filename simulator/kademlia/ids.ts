@@ -20,14 +20,15 @@ export class KadIds {
   /** All 256 bits, 8 words per node (word 0 = hi). */
   readonly words: Uint32Array
 
-  constructor (readonly count: number, rng: SimRandom) {
+  constructor (readonly count: number, rng: SimRandom | null) {
+    this.hi = new Uint32Array(count)
+    this.lo = new Uint32Array(count)
+    this.words = new Uint32Array(count * 8)
+    if (rng === null) return
     // Draw 53-bit keys, sort them, then node n gets the n-th smallest.
     const keys = new Float64Array(count)
     for (let i = 0; i < count; i++) keys[i] = rng.u32() * LO_SCALE + (rng.u32() >>> (32 - LO_BITS))
     keys.sort()
-    this.hi = new Uint32Array(count)
-    this.lo = new Uint32Array(count)
-    this.words = new Uint32Array(count * 8)
     for (let i = 0; i < count; i++) {
       const hi = Math.floor(keys[i] / LO_SCALE); const lo = keys[i] - hi * LO_SCALE
       this.hi[i] = hi; this.lo[i] = lo
@@ -36,6 +37,28 @@ export class KadIds {
       this.words[w + 1] = ((lo << (32 - LO_BITS)) | (rng.u32() >>> LO_BITS)) >>> 0
       for (let j = 2; j < 8; j++) this.words[w + j] = rng.u32()
     }
+  }
+
+  /**
+   * Ids given as 32-byte kad ids (e.g. sha256 of real peer ids, for calibration).
+   * Returns the ids in node order and `nodeOf[i]`, the node number of input i.
+   */
+  static fromBytes (input: Uint8Array[]): { ids: KadIds, nodeOf: Int32Array } {
+    const n = input.length
+    const word = (b: Uint8Array, j: number): number => ((b[4 * j] << 24) | (b[4 * j + 1] << 16) | (b[4 * j + 2] << 8) | b[4 * j + 3]) >>> 0
+    const order = Array.from({ length: n }, (_, i) => i)
+    const cmp = (a: Uint8Array, b: Uint8Array): number => { for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return a[i] - b[i]; return 0 }
+    order.sort((a, b) => cmp(input[a], input[b]))
+    const ids = new KadIds(n, null)
+    const nodeOf = new Int32Array(n)
+    order.forEach((src, node) => {
+      nodeOf[src] = node
+      const b = input[src]
+      for (let j = 0; j < 8; j++) ids.words[node * 8 + j] = word(b, j)
+      ids.hi[node] = ids.words[node * 8]
+      ids.lo[node] = ids.words[node * 8 + 1] >>> (32 - LO_BITS)
+    })
+    return { ids, nodeOf }
   }
 
   /** XOR distance between two nodes' ids (top 53 bits) as a float64. */

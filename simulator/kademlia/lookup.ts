@@ -89,6 +89,13 @@ export class KadLookups {
   private readonly scratch: Int32Array
   private readonly shuffle: Int32Array
   private genCounter = 1
+  /**
+   * kad-dht's FIND_NODE handler also returns the target itself when the responder's peer
+   * store has its addresses (getClosestPeersOffline). Large runs leave this null (no peer
+   * stores are modelled: a conservative simplification); calibration sets it from real
+   * peer-store snapshots.
+   */
+  peerStoreKnows: ((responder: number, target: number) => boolean) | null = null
 
   constructor (private readonly q: EventQueue, private readonly net: VirtualNetwork, private readonly ids: KadIds,
     private readonly tables: RoutingTables, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
@@ -158,7 +165,7 @@ export class KadLookups {
     }
     const target = this.sTarget[s]
     const depth = this.cDepth[base + ci]
-    if (r === target) { this.finish(s, now, true, depth); return }
+    if (r === target || (this.peerStoreKnows !== null && this.peerStoreKnows(r, target))) { this.finish(s, now, true, depth); return }
     const rd = this.cDist[base + ci]
     this.addClose(pi, rd)
     const out = this.scratch

@@ -22,7 +22,27 @@ export class RoutingTables {
   private readonly scratchNode = new Int32Array(4096)
   private readonly scratchDist = new Float64Array(4096)
 
-  constructor (readonly ids: KadIds, isServer: Uint8Array, readonly k: number, rng: SimRandom) {
+  /**
+   * Tables given explicitly (e.g. snapshots of real kad-dht nodes for calibration):
+   * contacts[i] lists node i's contacts as node numbers. Everyone is a server.
+   */
+  static fromContacts (ids: KadIds, contacts: number[][], k: number): RoutingTables {
+    const t = new RoutingTables(ids, new Uint8Array(ids.count).fill(1), k, null)
+    let total = 0
+    for (let i = 0; i < ids.count; i++) total += contacts[i].length
+    const flat = new Int32Array(total)
+    let at = 0
+    for (let i = 0; i < ids.count; i++) {
+      t.start[i] = at
+      const sorted = contacts[i].filter(c => c !== i).sort((a, b) => ids.cpl(i, a) - ids.cpl(i, b))
+      for (const c of sorted) flat[at++] = c
+    }
+    t.start[ids.count] = at
+    ;(t as { contacts: Int32Array }).contacts = flat.subarray(0, at)
+    return t
+  }
+
+  constructor (readonly ids: KadIds, isServer: Uint8Array, readonly k: number, rng: SimRandom | null) {
     const n = ids.count
     let s = 0
     for (let i = 0; i < n; i++) if (isServer[i] === 1) s++
@@ -33,6 +53,7 @@ export class RoutingTables {
     for (let j = 0; j < s; j++) this.serverKeys[j] = ids.key(this.servers[j])
     // Pass 1: sizes. Pass 2: sample. Exact allocation keeps the 1M-node table compact.
     this.start = new Int32Array(n + 1)
+    if (rng === null) { this.contacts = new Int32Array(0); return }
     let total = 0
     for (let i = 0; i < n; i++) {
       this.start[i] = total
@@ -63,6 +84,7 @@ export class RoutingTables {
   private readonly range = new Int32Array(2)
 
   private fill (i: number, out: Int32Array | null, at: number, rng: SimRandom, isServer: boolean): number {
+
     const key = this.ids.key(i)
     const r = this.range
     let written = 0
@@ -120,7 +142,8 @@ export class RoutingTables {
     const s1 = this.bucketStart(n, b + 1)
     const end = this.start[n + 1]
     let got = 0
-    for (let p = s0; p < s1 && got < k; p++) { const c = cs[p]; if (c !== exclude) out[got++] = c }
+    if (s1 - s0 > k) return this.addClosest(s0, s1, target, exclude, out, 0) // only explicit tables overfill a bucket
+    for (let p = s0; p < s1; p++) { const c = cs[p]; if (c !== exclude) out[got++] = c }
     if (got >= k) return got
     // Deeper buckets are all closer to the target than shallower ones.
     got = this.addClosest(s1, end, target, exclude, out, got)
