@@ -75,19 +75,21 @@ function cryptoCost (quick: boolean, metrics: Record<string, Metric>): void {
     return { sk, id: peerIdFromSeed(sk) }
   })
   const payload = new Uint8Array(PAYLOAD)
-  const per = (suite: typeof nodeSuite, n: number): number => {
+  const per = (suite: typeof nodeSuite, n: number, mode: 'ephemeral' | 'static' = 'ephemeral'): number => {
     const t = performance.now()
     for (let i = 0; i < n; i++) {
-      const e = sealEnvelope({ senderSecretKey: keys[0].sk, sender: keys[0].id, recipient: keys[1].id, payload, expiresAt: 1e12 + 60_000, random: rng.bytes, suite })
-      const r = openEnvelope(encodeEnvelope(e), { now: 1e12, recipient: keys[1].id, recipientSecretKey: keys[1].sk, suite })
+      const e = sealEnvelope({ senderSecretKey: keys[0].sk, sender: keys[0].id, recipient: keys[1].id, payload, expiresAt: 1e12 + 60_000, random: rng.bytes, suite, mode })
+      const r = openEnvelope(encodeEnvelope(e), { now: 1e12, recipient: keys[1].id, recipientSecretKey: keys[1].sk, suite, verifySignature: mode === 'ephemeral' })
       if (!r.ok) throw new Error('bench envelope did not open')
     }
     return (performance.now() - t) / n * 1000
   }
-  per(nodeSuite, 50); per(nobleSuite, 10)
+  per(nodeSuite, 50); per(nobleSuite, 10); per(nodeSuite, 50, 'static')
   const node = per(nodeSuite, quick ? 300 : 2000)
   const noble = per(nobleSuite, quick ? 50 : 300)
-  metrics.seal_open_us = metric(node, 'us', noble, 'node:crypto suite vs @noble', node < noble)
+  const fast = per(nodeSuite, quick ? 300 : 2000, 'static')
+  metrics.seal_open_ephemeral_us = metric(node, 'us', noble, 'node:crypto suite vs @noble (ephemeral, signature verified)', node < noble)
+  metrics.seal_open_static_us = metric(fast, 'us', node, 'static pair key, AEAD-authenticated vs ephemeral', fast < node)
 }
 
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../src/core/identity/index.js'

@@ -17,6 +17,8 @@ import { toHex, bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
+/** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
+export const MAX_IN_FLIGHT_PER_STREAM = 256
 
 export interface ReceivedMessage {
   sender: string
@@ -264,11 +266,21 @@ export class EnvelopeService {
     const from = connection.remotePeer.toString()
     if (this.scores.isBanned(this.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
     const framed = new FramedStream(stream, { maxFrameBytes: this.maxBytes + 64 })
+    let inFlight = 0
     try {
       for (;;) {
         const frame = await framed.read()
         if (frame === undefined) break
-        void this.handleFrame(from, frame).then(ack => framed.write(dbc.envelope.v1.Ack.encode(ack).finish())).catch(() => {})
+        // Bounded work per stream: beyond MAX_IN_FLIGHT_PER_STREAM the copy is refused (not charged).
+        if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
+          void framed.write(dbc.envelope.v1.Ack.encode({ ...peekIds(frame), status: AckStatus.UNREACHABLE, reason: 'busy' }).finish()).catch(() => {})
+          continue
+        }
+        inFlight++
+        void this.handleFrame(from, frame)
+          .then(ack => framed.write(dbc.envelope.v1.Ack.encode(ack).finish()))
+          .catch(() => {})
+          .finally(() => { inFlight-- })
       }
       await framed.close()
     } catch (err) {
@@ -328,6 +340,14 @@ export class EnvelopeService {
       return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: (err as Error).message })
     }
   }
+}
+
+/** Message and path id of a RelayRequest frame, to answer one we will not process. */
+function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: number } {
+  try {
+    const r = dbc.envelope.v1.RelayRequest.decode(frame)
+    return { messageId: r.envelope?.messageId ?? new Uint8Array(0), pathId: r.pathId }
+  } catch { return { messageId: new Uint8Array(0), pathId: 0 } }
 }
 
 function peerIdFromMultihashBytes (b: Uint8Array): string {
