@@ -4,6 +4,7 @@ import { runChurn } from './churn.js'
 import { runGeo } from './geo.js'
 import { runGrid } from './grid.js'
 import { runMultipath } from './multipath.js'
+import { runScaling } from './scaling.js'
 import { runVivaldi } from './vivaldi.js'
 import type { Scenario } from './types.js'
 
@@ -13,5 +14,6 @@ export const SCENARIOS: Record<string, { run: Scenario, describe: string, countN
   geo: { run: runGeo, describe: 'latency stretch of geo-aware vs random relay and neighbour choice', countName: 'sender/recipient pairs (default 2000)', defaultNodes: 10000, smallNodes: 500, smallCount: 200 },
   grid: { run: runGrid, describe: 'a stream of grid jobs placed by the core scheduler vs random placement', countName: 'jobs (default 200)', defaultNodes: 10000, smallNodes: 1000, smallCount: 30 },
   multipath: { run: runMultipath, describe: 'k-path delivery (core MultipathDelivery, choosePaths, ReceiveWindow) vs share of failed relays', countName: 'messages per (k, failed share) cell', defaultNodes: 10000, smallNodes: 500, smallCount: 100 },
+  scaling: { run: runScaling, describe: 'the lookup scenario at growing sizes up to --nodes: scaling curves', countName: 'lookups per size (default 20000)', defaultNodes: 100000, smallNodes: 3000, smallCount: 500 },
   vivaldi: { run: runVivaldi, describe: 'Vivaldi coordinates (src/core/geo) converging: prediction error over time', countName: 'rounds (default 60)', defaultNodes: 5000, smallNodes: 300, smallCount: 20 }
 }
