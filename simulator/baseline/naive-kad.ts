@@ -48,7 +48,7 @@ function cpl (a: Uint8Array, b: Uint8Array): number {
 
 export interface NaiveResult { nodes: number, lookups: number, succeeded: number, meanHops: number, wallMs: number, setupMs: number, liveBytesPerNode: number, eventsPerSec: number }
 
-export function runNaiveLookups (count: number, seed: number, k = 20, alpha = 3, disjointPaths = 20): NaiveResult {
+export function runNaiveLookups (count: number, seed: number, k = 20, alpha = 3, disjointPaths = alpha): NaiveResult {
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.(); const before = process.memoryUsage()
   const t0 = performance.now()
