@@ -129,7 +129,7 @@ export class KadLookups {
     this.sGen[s] = gen; this.sOrigin[s] = origin; this.sTarget[s] = target; this.sStart[s] = now
     this.sInflight[s] = 0; this.sCand[s] = 0
     this.stats.started++
-    const K = this.p.k; const D = this.D
+    const D = this.D
     const n = this.tables.closestPeers(origin, target, -1, this.shuffle)
     if (n === 0) { this.finish(s, now, false, 0); return true }
     for (let i = n - 1; i > 0; i--) { const j = this.rng.int(i + 1); const t = this.shuffle[i]; this.shuffle[i] = this.shuffle[j]; this.shuffle[j] = t }
@@ -145,7 +145,6 @@ export class KadLookups {
       this.addCandidate(s, c, this.ids.distance(c, target), 1, i % paths)
     }
     for (let p = 0; p < paths && this.sGen[s] === gen; p++) this.pump(s, p, now)
-    void K
     return true
   }
 

@@ -77,7 +77,7 @@ export function runChurn (opts: ScenarioOptions): ScenarioResult {
 
 function runLevel (n: number, seed: number, meanSessionMin: number, minutes: number, lookupCount: number): { result: LevelResult, setupMs: number, memory: { live: number, heapUsed: number, arrayBuffers: number, forcedGc: boolean } } {
   const world = buildWorld(n, seed)
-  const { q, net, ids, tables, pop } = world
+  const { q, net, ids, tables } = world
   const online = net.online
   const rng = world.rng.fork(); const coreRng = world.rng.fork().asCoreRng()
   const endMs = minutes * 60_000
@@ -203,5 +203,4 @@ function runLevel (n: number, seed: number, meanSessionMin: number, minutes: num
     setupMs: world.setupMs,
     memory: world.memory
   }
-  void pop
 }

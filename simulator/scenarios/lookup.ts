@@ -46,7 +46,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
     if (kind === EVENT_START) {
       const origin = wRng.int(pop.count)
       let target = servers[wRng.int(servers.length)]
-      if (target === origin) target = servers[(wRng.int(servers.length - 1) + 1 + servers.indexOf(origin)) % servers.length]
+      while (target === origin) target = servers[wRng.int(servers.length)]
       if (lookups.start(now, origin, target)) {
         started++
         if (started < total) q.push(now + wRng.exp(gap), EVENT_START, 0, 0, 0)
