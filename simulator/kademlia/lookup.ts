@@ -96,6 +96,9 @@ export class KadLookups {
    * peer-store snapshots.
    */
   peerStoreKnows: ((responder: number, target: number) => boolean) | null = null
+  /** Called once per finished lookup with the tag given to start() (drivers that wait on lookups). */
+  onFinish: ((tag: number, ok: boolean, hops: number, now: number) => void) | null = null
+  private readonly sTag: Int32Array
 
   constructor (private readonly q: EventQueue, private readonly net: VirtualNetwork, private readonly ids: KadIds,
     private readonly tables: RoutingTables, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
@@ -104,7 +107,7 @@ export class KadLookups {
     this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64) }
     this.latencies = new Float32Array(Math.max(16, expectedLookups))
     this.sOrigin = new Int32Array(S); this.sTarget = new Int32Array(S); this.sGen = new Int32Array(S)
-    this.sStart = new Float64Array(S); this.sInflight = new Int32Array(S); this.sCand = new Int32Array(S); this.sLivePaths = new Int32Array(S)
+    this.sTag = new Int32Array(S); this.sStart = new Float64Array(S); this.sInflight = new Int32Array(S); this.sCand = new Int32Array(S); this.sLivePaths = new Int32Array(S)
     this.freeSlots = new Int32Array(S)
     for (let i = 0; i < S; i++) this.freeSlots[i] = S - 1 - i
     this.freeTop = S
@@ -122,9 +125,10 @@ export class KadLookups {
   get inFlight (): number { return this.p.maxConcurrent - this.freeTop }
 
   /** Starts findPeer(target) at `origin`; false when all slots are busy (retry later). */
-  start (now: number, origin: number, target: number): boolean {
+  start (now: number, origin: number, target: number, tag = -1): boolean {
     if (this.freeTop === 0) return false
     const s = this.freeSlots[--this.freeTop]
+    this.sTag[s] = tag
     const gen = this.genCounter++
     this.sGen[s] = gen; this.sOrigin[s] = origin; this.sTarget[s] = target; this.sStart[s] = now
     this.sInflight[s] = 0; this.sCand[s] = 0
@@ -271,6 +275,7 @@ export class KadLookups {
     }
     this.sGen[s] = 0 // retire late replies (generations start at 1)
     this.freeSlots[this.freeTop++] = s
+    if (this.onFinish !== null) this.onFinish(this.sTag[s], ok, hops, now)
   }
 
   /** The successful lookups' latencies, ms. */

@@ -1,5 +1,6 @@
 // The scenario registry the CLI, the bench and the tests share.
 import { runLookup } from './lookup.js'
+import { runCapability } from './capability.js'
 import { runChurn } from './churn.js'
 import { runGeo } from './geo.js'
 import { runGrid } from './grid.js'
@@ -10,6 +11,7 @@ import type { Scenario } from './types.js'
 
 export const SCENARIOS: Record<string, { run: Scenario, describe: string, countName: string, defaultNodes: number, smallNodes: number, smallCount?: number, smallExtra?: Record<string, number> }> = {
   lookup: { run: runLookup, describe: 'N findPeer lookups over a static network', countName: 'lookups (default: one per node)', defaultNodes: 10000, smallNodes: 2000 },
+  capability: { run: runCapability, describe: 'nearest-provider queries with the core CapabilitySearch over the DHT (ring by ring)', countName: 'queries (default 300)', defaultNodes: 20000, smallNodes: 2000, smallCount: 30 },
   churn: { run: runChurn, describe: 'lookups (Kademlia model) and gossip (core Cyclon + Gossip) under heavy-tailed churn, one run per churn level', countName: 'lookups per churn level', defaultNodes: 2000, smallNodes: 300, smallCount: 200, smallExtra: { minutes: 5 } },
   geo: { run: runGeo, describe: 'latency stretch of geo-aware vs random relay and neighbour choice', countName: 'sender/recipient pairs (default 2000)', defaultNodes: 10000, smallNodes: 500, smallCount: 200 },
   grid: { run: runGrid, describe: 'a stream of grid jobs placed by the core scheduler vs random placement', countName: 'jobs (default 200)', defaultNodes: 10000, smallNodes: 1000, smallCount: 30 },
