@@ -21,6 +21,12 @@ test('churn: gossip reaches most online nodes, lookups mostly succeed', async ()
   assert.ok(Number(r.summary['session10m.unreachableRpcsPerLookup']) > 0, 'churn leaves dead contacts that cost RPCs')
 })
 
+test('capability: the core search returns nearest A100 providers with high recall', async () => {
+  const r = await run('capability')
+  assert.ok(Number(r.summary.recallOfNearest) > 0.7, `recall ${r.summary.recallOfNearest}`)
+  assert.ok(Number(r.summary.meanDhtLookupsPerQuery) >= 1)
+})
+
 test('multipath: more copies deliver more when relays fail', async () => {
   const r = await run('multipath')
   assert.ok(Number(r.summary['k3.failed30.delivery']) > Number(r.summary['k1.failed30.delivery']))
