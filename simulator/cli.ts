@@ -61,6 +61,8 @@ async function main (): Promise<void> {
     .option('--out <dir>', 'where to write the JSON and HTML reports', join(here, 'results'))
     .option('--no-progress', 'do not print progress')
     .option('--verbose', 'print stack traces on errors')
+    .addHelpText('after', '\nScenarios:\n' + Object.entries(SCENARIOS).map(([name, sc]) => `  ${name.padEnd(11)} ${sc.describe}; --count: ${sc.countName}; default --nodes ${sc.defaultNodes}`).join('\n') +
+      '\n\nExamples:\n  npm run sim -- --scenario lookup --nodes 100000 --seed 1\n  npm run sim -- --scenario lookup --nodes 20000 --set alpha=10 --set disjointPaths=10 --set loss=0.01\n  npm run sim -- --scenario churn --nodes 2000 --set session=30')
     .showHelpAfterError()
   program.parse()
   const o = program.opts<{ scenario: string, nodes?: number, seed: number, count?: number, lookups?: number, set: Record<string, number>, out: string, progress: boolean, verbose?: boolean }>()
