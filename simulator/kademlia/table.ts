@@ -42,6 +42,59 @@ export class RoutingTables {
     return t
   }
 
+  /**
+   * kad-dht 16's own table shape: a trie split by *absolute* id prefix down to
+   * `prefixLength` bits (default 6), so up to 2^prefixLength leaves of k peers each, with
+   * no deeper buckets near the node itself (up to 1,280 contacts; ~5 KB per node). For
+   * comparison runs (`--set trie=6`): without peer stores it shows how far such a table
+   * routes on its own.
+   */
+  static trie (ids: KadIds, isServer: Uint8Array, k: number, prefixLength: number, rng: SimRandom): RoutingTables {
+    const t = new RoutingTables(ids, isServer, k, null)
+    const n = ids.count
+    const leaves = 2 ** prefixLength; const unit = 2 ** (KEY_BITS - prefixLength)
+    const r = new Int32Array(2)
+    const leafRanges = new Int32Array(leaves * 2)
+    for (let p = 0; p < leaves; p++) { t.serverRange(p * unit, unit, r); leafRanges[2 * p] = r[0]; leafRanges[2 * p + 1] = r[1] }
+    const own = (i: number): number => Math.floor(ids.key(i) / unit)
+    let total = 0
+    for (let i = 0; i < n; i++) {
+      t.start[i] = total
+      for (let p = 0; p < leaves; p++) {
+        const m = leafRanges[2 * p + 1] - leafRanges[2 * p] - (p === own(i) && isServer[i] === 1 ? 1 : 0)
+        total += m < k ? m : k
+      }
+    }
+    t.start[n] = total
+    const flat = new Int32Array(total)
+    const tmp = new Int32Array(leaves * k); const byCpl = new Int32Array(KEY_BITS + 2)
+    for (let i = 0; i < n; i++) {
+      let got = 0
+      for (let p = 0; p < leaves; p++) {
+        const lo = leafRanges[2 * p]; const m = leafRanges[2 * p + 1] - lo
+        const first = got
+        if (m <= k + 1) {
+          for (let j = 0; j < m && got - first < k; j++) { const c = t.servers[lo + j]; if (c !== i) tmp[got++] = c }
+        } else {
+          while (got - first < k) {
+            const c = t.servers[lo + rng.int(m)]
+            let dup = c === i
+            for (let x = first; x < got && !dup; x++) if (tmp[x] === c) dup = true
+            if (!dup) tmp[got++] = c
+          }
+        }
+      }
+      // Order by bucket (cpl with i), as closestPeers expects: counting sort.
+      byCpl.fill(0)
+      for (let x = 0; x < got; x++) byCpl[ids.cpl(i, tmp[x]) + 1]++
+      for (let c = 1; c < byCpl.length; c++) byCpl[c] += byCpl[c - 1]
+      const base = t.start[i]
+      for (let x = 0; x < got; x++) flat[base + byCpl[ids.cpl(i, tmp[x])]++] = tmp[x]
+    }
+    ;(t as { contacts: Int32Array }).contacts = flat
+    return t
+  }
+
   constructor (readonly ids: KadIds, isServer: Uint8Array, readonly k: number, rng: SimRandom | null) {
     const n = ids.count
     let s = 0
@@ -84,7 +137,6 @@ export class RoutingTables {
   private readonly range = new Int32Array(2)
 
   private fill (i: number, out: Int32Array | null, at: number, rng: SimRandom, isServer: boolean): number {
-
     const key = this.ids.key(i)
     const r = this.range
     let written = 0

@@ -19,7 +19,8 @@ export function runLookup (opts: LookupRunOptions): ScenarioResult {
   const world = buildWorld(opts.nodes, opts.seed, {
     population: { natShare: opts.natShare ?? opts.extra?.natShare ?? 0.3 },
     network: { lossRate: opts.extra?.loss ?? 0, jitterMeanMs: opts.extra?.jitterMs ?? 1 },
-    k: opts.lookup?.k ?? opts.extra?.k
+    k: opts.lookup?.k ?? opts.extra?.k,
+    triePrefixLength: opts.extra?.trie
   })
   // --set partition=1 cuts the Americas (longitude -170..-30) off from the rest.
   if (opts.extra?.partition === 1) world.net.partitionByLongitude(-170, -30)
@@ -78,7 +79,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
     scenario: 'lookup',
     seed: opts.seed,
     nodes: opts.nodes,
-    params: { ...p, lookups: total, natShare: round(mean(pop.nat)), interArrivalMs: gap, lossRate: net.opts.lossRate, partitioned: opts.extra?.partition === 1 },
+    params: { ...p, lookups: total, natShare: round(mean(pop.nat)), interArrivalMs: gap, lossRate: net.opts.lossRate, partitioned: opts.extra?.partition === 1, table: (opts.extra?.trie ?? 0) > 0 ? `kad-dht trie, prefixLength ${opts.extra?.trie}` : 'classic k-buckets' },
     summary: {
       lookups: done,
       succeeded: st.succeeded,

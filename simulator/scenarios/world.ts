@@ -26,6 +26,8 @@ export interface WorldOptions {
   population?: Partial<PopulationOptions>
   network?: Partial<NetworkOptions>
   k?: number
+  /** kad-dht 16's absolute-prefix trie of this depth instead of classic k-buckets (0 = classic). */
+  triePrefixLength?: number
   /** Skip the Kademlia tables (scenarios that do not route through the DHT). */
   noDht?: boolean
 }
@@ -40,7 +42,9 @@ export function buildWorld (nodes: number, seed: number, opts: WorldOptions = {}
   const ids = new KadIds(opts.noDht === true ? 1 : nodes, idRng)
   const isServer = new Uint8Array(nodes)
   for (let i = 0; i < nodes; i++) isServer[i] = pop.nat[i] === 1 ? 0 : 1
-  const tables = new RoutingTables(ids, opts.noDht === true ? new Uint8Array(1) : isServer, opts.k ?? 20, tableRng)
+  const tables = (opts.triePrefixLength ?? 0) > 0 && opts.noDht !== true
+    ? RoutingTables.trie(ids, isServer, opts.k ?? 20, opts.triePrefixLength as number, tableRng)
+    : new RoutingTables(ids, opts.noDht === true ? new Uint8Array(1) : isServer, opts.k ?? 20, tableRng)
   const q = new EventQueue(1 << 16)
   const setupMs = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
