@@ -92,7 +92,7 @@ test('kad-dht findPeer on 32 real nodes vs the model on the same tables', async 
     const real = { successRate: ok / LOOKUPS, meanHops: hopSum / Math.max(1, ok), rpcsPerLookup: rpcs / LOOKUPS }
     const model = runModelOnTables(kadIds, contacts, pairs, PARAMS, peerStores)
     const tablesOnly = runModelOnTables(kadIds, contacts, pairs, PARAMS)
-    console.log(`calibration: mean table ${meanTable.toFixed(1)} contacts; real ${JSON.stringify(real)}; model ${JSON.stringify({ successRate: model.successRate, meanHops: model.meanHops, rpcsPerLookup: model.rpcsPerLookup })}; model without peer stores ${JSON.stringify({ successRate: tablesOnly.successRate, meanHops: tablesOnly.meanHops })}`)
+    console.log(`calibration: mean table ${meanTable.toFixed(1)} contacts, mean peer store ${(peerStores.reduce((a, p) => a + p.length, 0) / NODES).toFixed(1)} peers; real ${JSON.stringify(real)}; model ${JSON.stringify({ successRate: model.successRate, meanHops: model.meanHops, rpcsPerLookup: model.rpcsPerLookup })}; model without peer stores ${JSON.stringify({ successRate: tablesOnly.successRate, meanHops: tablesOnly.meanHops })}`)
     assert.ok(real.successRate >= 0.9, `real success ${real.successRate}`)
     assert.ok(model.successRate >= 0.9, `model success ${model.successRate}`)
     assert.ok(Math.abs(real.successRate - model.successRate) <= 0.1, 'success within 10 points')
