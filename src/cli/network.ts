@@ -31,7 +31,7 @@ export function registerNetworkCommands (program: Command): void {
     .option('--near', 'sort by predicted latency and show predicted beside measured RTT')
     .action(async (opts, cmd: Command) => {
       const client = ApiClient.connect(dataDirOf(cmd))
-      const path = opts.near === true ? '/v1/peers?near=1' : '/v1/peers'
+      const path = opts.near === true ? '/v1/peers/near' : '/v1/peers'
       const { peers } = await client.call<{ peers: Array<Record<string, any>> }>('GET', path)
       if (opts.json === true) return printJson({ peers })
       if (peers.length === 0) {
@@ -39,11 +39,33 @@ export function registerNetworkCommands (program: Command): void {
         return
       }
       const near = opts.near === true
-      const head = near ? ['PEER', 'ADDRESS', 'PREDICTED RTT', 'MEASURED RTT', 'LOCATION'] : ['PEER', 'ADDRESS', 'DIRECTION']
+      const head = near ? ['PEER', 'PREDICTED RTT', 'MEASURED RTT', 'DISTANCE', 'LOCATION'] : ['PEER', 'ADDRESS', 'DIRECTION']
       const rows = peers.map(p => near
-        ? [p.peerId, p.addr, ms(p.predictedRttMs), ms(p.measuredRttMs), p.location === undefined || p.location === null ? '-' : `${String(p.location.lat)},${String(p.location.lon)}`]
+        ? [p.peerId, ms(p.predictedRttMs), ms(p.measuredRttMs), typeof p.distanceKm === 'number' ? `${Math.round(p.distanceKm)} km` : '-', p.location === undefined || p.location === null ? '-' : `${String(p.location.lat)},${String(p.location.lon)}`]
         : [p.peerId, p.addr, p.direction])
       process.stdout.write(table(head, rows))
+    })
+
+  program.command('find')
+    .description('find peers with a capability, nearest first (the DHT capability index, ring by ring)')
+    .argument('<capability>', 'e.g. gpu:RTX4090, gpu, cpu, executor:wasm')
+    .option('--near <where>', 'search around LAT,LON instead of this node\'s location')
+    .option('--want <n>', 'how many peers are enough', (v) => Number(v), 10)
+    .option('--fresh', 'skip the cache')
+    .option('--json', 'print JSON')
+    .action(async (capability: string, opts, cmd: Command) => {
+      const q = new URLSearchParams({ capability, want: String(opts.want) })
+      if (opts.fresh === true) q.set('fresh', '1')
+      if (opts.near !== undefined) {
+        const m = String(opts.near).match(/^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/)
+        if (m == null) throw new DbcError('BAD_ARGUMENT', `--near must be LAT,LON (e.g. 48.85,2.35), not "${String(opts.near)}"`)
+        q.set('lat', m[1]); q.set('lon', m[2])
+      }
+      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ results: Array<Record<string, any>>, ms: number, fromCache: boolean }>('GET', `/v1/capabilities?${q.toString()}`)
+      if (opts.json === true) return printJson(r)
+      if (r.results.length === 0) { process.stdout.write(`no peer with ${capability} found (${r.ms.toFixed(0)} ms)\n`); return }
+      process.stdout.write(table(['PEER', 'DISTANCE', 'PREDICTED', 'GPUS', 'CORES', 'PRICE GPU/CPU-H', 'EXECUTORS'], r.results.map(x => [x.peerId, `${Math.round(x.distanceKm)} km`, ms(x.predictedMs), (x.gpus as string[]).join(', ') || '-', String(x.cpuCores), `${String(x.priceGpuHour)}/${String(x.priceCpuHour)}`, (x.executors as string[]).join(',')])))
+      process.stdout.write(`${r.results.length} peers in ${r.ms.toFixed(0)} ms${r.fromCache ? ' (from cache)' : ''}\n`)
     })
 
   program.command('ping')

@@ -17,7 +17,7 @@ import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
 import type { LocalProvider } from '../jobs/local-transport.js'
-import type { JobTransport, TransportOffer } from '../jobs/transport.js'
+import { offerView, type JobTransport, type TransportOffer } from '../jobs/transport.js'
 
 export const TASK_PROTOCOL = '/dbc/task/1.0.0'
 /** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
@@ -175,23 +175,7 @@ export class Libp2pJobTransport implements JobTransport {
       if (a === undefined) continue
       const id = a.peer.toString()
       const net = this.init.network?.(id) ?? {}
-      const o = a.offer
-      out.push({
-        offer: o,
-        view: {
-          offerId: toHex(o.offerId ?? new Uint8Array()),
-          provider: id,
-          slots: o.slots ?? 0,
-          priceGpuHour: o.priceGpuHour ?? 0,
-          priceCpuHour: o.priceCpuHour ?? 0,
-          perfScore: o.perfScore ?? 1,
-          expiresAt: o.expiresAt ?? 0,
-          refusal: o.refusal === '' ? undefined : (o.refusal ?? undefined),
-          rttMs: net.rttMs ?? 1,
-          bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6,
-          distanceKm: net.distanceKm
-        }
-      })
+      out.push({ offer: a.offer, view: offerView(a.offer, id, { rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6, distanceKm: net.distanceKm }) })
     }
     return out
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { mkdirSync } from 'node:fs'
 import { ComputePeer } from '../compute/index.js'
 import { registerTaskProtocol, TASK_PROTOCOL } from '../net/tasks.js'
-import { ComputeProvider } from './compute-provider.js'
+import { ComputePeerProvider } from '../jobs/compute-provider.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
 
 export interface ComputeSubsystemInit {
@@ -33,7 +33,7 @@ export class ComputeSubsystem implements Subsystem {
     await peer.start()
     this.peer = peer
     peer.events.on('event', (e: { type?: string }) => { if (e.type === 'finished') this.tasksRun++ })
-    await registerTaskProtocol(ctx.host, new ComputeProvider(peer), { onBadInput: ctx.reportBadInput })
+    await registerTaskProtocol(ctx.host, new ComputePeerProvider(peer), { onBadInput: ctx.reportBadInput })
     const caps = peer.capabilities()
     ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable }, 'compute peer ready')
   }

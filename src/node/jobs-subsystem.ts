@@ -10,10 +10,13 @@ import { jsonable } from '../chain/subsystem.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
 import type { Bridge, SettleResult } from '../chain/index.js'
 import { dbc } from '../wire/gen/wire.js'
+import type { PeerId } from '@libp2p/interface'
 
 export interface JobsSubsystemInit {
   /** Predicted network figures per provider (the overlay's Vivaldi/geo model when present). */
   network?: (peer: string) => NetworkEstimate
+  /** Candidate providers for a lease request (the overlay's capability index). */
+  candidates?: (req: dbc.task.v1.ILeaseRequest) => Promise<PeerId[]>
   /** The chain bridge, when the node runs one: finished jobs' receipts settle through it. */
   bridge?: () => Bridge | undefined
 }
@@ -31,7 +34,7 @@ export class JobsSubsystem implements Subsystem {
   constructor (private readonly init: JobsSubsystemInit = {}) {}
 
   async start (ctx: DaemonContext): Promise<void> {
-    const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network })
+    const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network, candidates: this.init.candidates })
     this.transport = transport
     const identity = { peerId: ctx.identity.peerId.toMultihash().bytes, secretKey: ctx.identity.secretKey }
     this.jobStore = new JobStore(ctx.store)

@@ -1,9 +1,11 @@
 // The subsystems a node runs, in start order: the chain bridge (its account is the compute
-// peer's payout address), the compute peer, then jobs (which settle through the bridge).
+// peer's payout address), the compute peer, the overlay (publishes what the compute peer
+// offers; finds providers), then jobs (placed through the overlay, settled through the bridge).
 import type { NodeConfig } from './config.js'
 import type { Subsystem, Location } from './daemon.js'
 import { ComputeSubsystem } from './compute-subsystem.js'
 import { JobsSubsystem } from './jobs-subsystem.js'
+import { OverlaySubsystem } from './overlay-subsystem.js'
 import { resolveCity as resolveCityName } from '../geo/cities.js'
 
 export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]> {
@@ -11,8 +13,13 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
   const { ChainSubsystem } = await import('../chain/subsystem.js')
   const chain = new ChainSubsystem(config.chain)
   const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } } })
-  const jobs = new JobsSubsystem({ bridge: () => chain.bridge })
-  return [chain as unknown as Subsystem, compute, jobs]
+  const overlay = new OverlaySubsystem({ compute: () => compute.peer })
+  const jobs = new JobsSubsystem({
+    bridge: () => chain.bridge,
+    candidates: async (req) => await overlay.candidates(req),
+    network: (peer) => overlay.network(peer)
+  })
+  return [chain as unknown as Subsystem, compute, overlay, jobs]
 }
 
 export function resolveCity (name: string): Location {

@@ -47,7 +47,7 @@ test('a bad config value exits 2 and names the key', () => {
   let r = dbc(['--data-dir', dir, 'node', 'start', '--api-port', '99999'])
   assert.is(r.code, 2)
   assert.match(r.stderr, /config "api\.port"/)
-  r = dbc(['--data-dir', dir, 'node', 'start', '--location', 'north'], {})
+  r = dbc(['--data-dir', dir, 'node', 'start', '--location', 'Qzxqzx Vvqq'], {})
   assert.is(r.code, 2)
   assert.match(r.stderr, /config "location"/)
   r = dbc(['--data-dir', dir, 'node', 'start'], { env: { DBC_LISTEN: '/ip4/127.0.0.1/udp/x' } })
