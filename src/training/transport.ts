@@ -51,7 +51,7 @@ interface Outbox {
 export interface TransportStats { framesSent: number, bytesSent: number, framesReceived: number, bytesReceived: number, dropped: number }
 
 /** The minimum of a libp2p node this transport uses. */
-export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore'>
+export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore' | 'getConnections'>
 
 /** Addresses per peer shared in a RoundStart (bounded: a remote peer fills this). */
 export const MAX_SHARED_ADDRS = 8
@@ -145,7 +145,7 @@ export class TrainingTransport {
     try {
       while (o.queue.length > 0 && this.started) {
         if (o.framed === undefined) {
-          const stream = await this.host.dialProtocol(peerIdFromString(to), ALLREDUCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+          const stream = await this.openStream(to)
           o.framed = new FramedStream(stream, { maxFrameBytes: TRAINING_MAX_FRAME })
         }
         const bytes = o.queue[0]
@@ -164,6 +164,24 @@ export class TrainingTransport {
       o.framed = undefined
     } finally {
       o.pumping = false
+    }
+  }
+
+  /**
+   * A stream on an open connection when there is one (either direction), else a dial. One
+   * retry: a connection the remote just opened to us may not be registered yet.
+   */
+  private async openStream (to: string): Promise<Stream> {
+    const peer = peerIdFromString(to)
+    for (let attempt = 0; ; attempt++) {
+      const conn = this.host.getConnections(peer).find(c => c.status === 'open')
+      try {
+        if (conn !== undefined) return await conn.newStream(ALLREDUCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+        return await this.host.dialProtocol(peer, ALLREDUCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      } catch (err) {
+        if (attempt >= 1 || !this.started) throw err
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
     }
   }
 
