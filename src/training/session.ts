@@ -105,13 +105,17 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
             reject(new TrainingError('TRAINING_FAILED', o.reason, { hint: 'check the peers; a job fails when too few of them stay alive' }))
           }
           if (o.kind === 'finish') {
-            const timer = setTimeout(() => { reject(new TrainingError('MODEL_TIMEOUT', `${o.modelFrom} did not send the final model`)) }, 30_000)
+            // Two members send the model, so one dying at the very end does not lose the job;
+            // after an fp32/int8/... round every member holds the same parameters.
+            const senders = [o.modelFrom, ...o.to.filter(p => p !== o.modelFrom)].slice(0, 2)
+            const timer = setTimeout(() => { reject(new TrainingError('MODEL_TIMEOUT', `no final model from ${senders.join(' or ')} within 30 s`, { hint: 'the job\'s last members stopped answering; run it again' })) }, 30_000)
             finalModel = ({ from, params }) => {
-              if (from !== o.modelFrom) return
+              if (!senders.includes(from)) return
               clearTimeout(timer)
+              finalModel = undefined
               resolve({ params, members: o.to })
             }
-            for (const p of o.to) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: p === o.modelFrom } })
+            for (const p of o.to) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: senders.includes(p) } })
           }
         }
         this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline })

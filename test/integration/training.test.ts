@@ -61,6 +61,9 @@ test('4 peer processes reach >= 90% and stay within 2 points of a single peer wi
   console.log(`fp32 round times: mean ${(r.history.reduce((a, h) => a + h.roundMs, 0) / r.history.length).toFixed(0)} ms, deadlines ${r.history.slice(0, 6).map(h => Math.round(h.deadlineMs)).join(',')}`)
   console.log(`fp32: 4 peers ${(r.accuracy * 100).toFixed(2)}%, single peer ${(singleAcc * 100).toFixed(2)}%, ${bytesPerRound(r).toFixed(0)} B/round`)
   assert.ok(r.accuracy >= 0.90, `accuracy ${r.accuracy}`)
+  // deadlines adapt: from the 30 s initial guess down to a multiple of the measured round time
+  assert.is(r.history[0].deadlineMs, 30_000)
+  assert.ok(r.history.slice(2).every(h => h.deadlineMs < 15_000), `deadlines ${r.history.map(h => Math.round(h.deadlineMs))}`)
   assert.ok(Math.abs(r.accuracy - singleAcc) <= 0.02, `4 peers ${r.accuracy} vs single ${singleAcc}`)
 })
 
@@ -86,6 +89,9 @@ test('a peer killed mid-training: the rest finish the job and still reach 90%', 
   assert.is(r.members.length, 3)
   const dropRound = r.history.find(h => h.dropped.includes(victim.peerId))
   assert.ok(dropRound !== undefined && dropRound.round >= 8)
+  // the round that lost the peer waited for its adaptive deadline (plus the report grace), not the initial 30 s
+  assert.ok(dropRound!.roundMs <= dropRound!.deadlineMs + 1000 + 1500, `round ${dropRound!.roundMs} ms, deadline ${dropRound!.deadlineMs} ms`)
+  assert.ok(dropRound!.deadlineMs < 15_000)
   assert.ok(r.history.slice(dropRound!.round + 1).every(h => h.members.length === 3))
   assert.ok(r.accuracy >= 0.90, `accuracy ${r.accuracy}`)
 })
