@@ -179,7 +179,13 @@ export class TrainingWorker {
   }
 
   private async runRound (round: number, members: string[], deadlineAt: number): Promise<void> {
-    if (this.finished || round <= this.lastRound || !members.includes(this.self)) return
+    if (this.finished || round <= this.lastRound) return
+    if (!members.includes(this.self)) {
+      // Left out of a round (a straggler the coordinator dropped): the others' average of this
+      // round is missing here, so load the state again before taking part once more.
+      this.refreshState = true
+      return
+    }
     const { trainer, spec } = this.init
     if (this.refreshState) {
       this.refreshState = false
