@@ -66,7 +66,13 @@ export class FramedStream {
     const w = this.waiter
     this.waiter = undefined
     if (this.error !== undefined) w.reject(this.error)
+    else if (this.ended && this.decoder.midFrame) w.reject(this.truncated())
     else w.resolve(undefined)
+  }
+
+  // the stream ended part-way through a frame: the same error whether a reader was waiting or not
+  private truncated (): WireError {
+    return new WireError('TRUNCATED_FRAME', `stream ended inside a frame (${this.decoder.buffered} bytes buffered)`)
   }
 
   /** The next frame, or undefined when the remote closed its end cleanly. */
@@ -81,7 +87,7 @@ export class FramedStream {
     }
     if (this.error !== undefined) throw this.error
     if (this.ended) {
-      if (this.decoder.buffered > 0) throw new WireError('TRUNCATED_FRAME', `stream ended inside a frame (${this.decoder.buffered} bytes buffered)`)
+      if (this.decoder.midFrame) throw this.truncated()
       return undefined
     }
     options.signal?.throwIfAborted()

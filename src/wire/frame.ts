@@ -37,6 +37,9 @@ export class FrameDecoder {
   /** Bytes held for an incomplete frame. */
   get buffered (): number { return this.buf.byteLength }
 
+  /** True part-way through a frame (a prefix read, or some of one): ending here truncates it. */
+  get midFrame (): boolean { return this.want >= 0 || this.buf.byteLength > 0 }
+
   /**
    * Adds bytes and returns the frames they complete. After an error the decoder is poisoned:
    * the stream is out of sync and every later push returns the same error.

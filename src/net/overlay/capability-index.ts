@@ -11,6 +11,8 @@ import * as Digest from 'multiformats/hashes/digest'
 import { FramedStream } from '../framed.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { decodeMessage } from '../../wire/decode.js'
+import { encodeFrame } from '../../wire/frame.js'
+import { WireError } from '../../errors.js'
 import { nodeSuite } from '../../crypto/suite.js'
 import {
   buildCapabilityRecord, signCapabilityRecord, normaliseCapability, verifyCapability, indexKeysOf, matchesQuery,
@@ -33,6 +35,8 @@ export interface CapabilityIndexInit {
   fetchTimeoutMs?: number
   /** Steps run at once (the plan's first few rings overlap to cut latency). */
   parallelSteps?: number
+  /** A peer sent a lookup request that breaks the protocol (the overlay charges its score). */
+  onBadInput?: (peer: string, offence: 'malformed' | 'oversized') => void
   now?: () => number
 }
 
@@ -171,17 +175,22 @@ export class CapabilityIndex {
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
-    void connection
     const framed = new FramedStream(stream, { maxFrameBytes: 16 * 1024 })
     try {
       const frame = await framed.readRequired({ signal: AbortSignal.timeout(5000) })
       const d = decodeMessage(dbc.capability.v1.CapabilityLookupRequest, frame)
+      if (!d.ok) throw d.error
       const records: SignedCapability[] = []
       const own = this.own
       if (d.ok && own !== undefined && own.record.expiresAt > this.now() && matchesQuery(own.record, d.value.query ?? {})) records.push(own.signed)
       await framed.write(dbc.capability.v1.CapabilityLookupResponse.encode({ records }).finish())
       await framed.close()
     } catch (err) {
+      if (err instanceof WireError) {
+        // bad input costs the sender, and it is told why before the stream is dropped
+        this.init.onBadInput?.(connection.remotePeer.toString(), err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+        try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: `capability lookup refused: ${err.message}` }).finish())) } catch {}
+      }
       framed.abort(err as Error)
     }
   }

@@ -9,7 +9,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { FramedStream } from '../framed.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { decodeMessage } from '../../wire/decode.js'
-import { DbcError } from '../../errors.js'
+import { DbcError, WireError } from '../../errors.js'
+import { encodeFrame } from '../../wire/frame.js'
 import { createRng, type Rng } from '../../core/rng.js'
 import { CyclonView, Gossip, RandomWalks, type ViewEntry, type GossipItem } from '../../core/membership/index.js'
 import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
@@ -196,11 +197,16 @@ export class MembershipService {
       const frame = await framed.read({ signal: AbortSignal.timeout(10_000) })
       if (frame === undefined) return
       const d = decodeMessage(dbc.membership.v1.MembershipMessage, frame, { maxRepeated: 256 })
-      if (!d.ok) { this.penalize(from, 'malformed'); framed.abort(d.error); return }
+      if (!d.ok) throw d.error
       this.stats.received++
       await this.dispatch(from, d.value)
       this.pump()
     } catch (err) {
+      if (err instanceof WireError) {
+        // undecodable, oversized and truncated frames all cost the sender, who is told why
+        this.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+        try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: `membership message refused: ${err.message}` }).finish())) } catch {}
+      }
       framed.abort(err as Error)
     }
   }

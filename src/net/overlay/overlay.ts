@@ -49,6 +49,8 @@ export interface OverlayInit {
 
 type Host = Libp2p & { services: Record<string, unknown> }
 
+const MAX_PENALIZED_LISTED = 1024
+
 export class Overlay {
   readonly scores = new PeerScoreBook<string>()
   readonly membership: MembershipService
@@ -59,8 +61,16 @@ export class Overlay {
   private vivaldiTimer: ReturnType<typeof setInterval> | undefined
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.membership.addPeers([evt.detail.toString()]) }
 
+  /** Peers charged on any overlay protocol, most recent last (bounded), for status output. */
+  private readonly penalized = new Map<string, { offence: Offence, at: number }>()
+
   constructor (private readonly host: Host, private readonly init: OverlayInit) {
-    const onPenalty = init.onPenalty
+    const onPenalty = (peer: string, offence: Offence, score: number, disconnect: boolean): void => {
+      this.penalized.delete(peer)
+      this.penalized.set(peer, { offence, at: Date.now() })
+      if (this.penalized.size > MAX_PENALIZED_LISTED) this.penalized.delete(this.penalized.keys().next().value as string)
+      init.onPenalty?.(peer, offence, score, disconnect)
+    }
     this.membership = new MembershipService(host, {
       secretKey: init.secretKey,
       location: init.location,
@@ -84,7 +94,15 @@ export class Overlay {
       onMessage: init.onMessage,
       ...init.envelopes
     })
-    this.capabilities = new CapabilityIndex(host, { secretKey: init.secretKey, location: init.location, ...init.capability })
+    this.capabilities = new CapabilityIndex(host, {
+      secretKey: init.secretKey,
+      location: init.location,
+      onBadInput: (peer, offence) => {
+        const { score, disconnect } = this.scores.penalize(Date.now(), peer, offence)
+        onPenalty(peer, offence, score, disconnect)
+      },
+      ...init.capability
+    })
   }
 
   async start (): Promise<void> {
@@ -197,7 +215,20 @@ export class Overlay {
       vivaldiError: this.coordinate[this.coordinate.length - 1],
       envelopes: this.envelopes.stats,
       membership: this.membership.stats,
-      cachedCapabilities: this.capabilities.cache.size
+      cachedCapabilities: this.capabilities.cache.size,
+      // overlay offences live in their own score book; list them so `dbc node status` shows them
+      penalizedPeers: this.penalizedPeers()
     }
+  }
+
+  /** Peers charged on an overlay protocol whose score is still negative, with the last offence. */
+  penalizedPeers (): Array<{ peer: string, score: number, offence: Offence, banned: boolean }> {
+    const now = Date.now()
+    const out = []
+    for (const [peer, p] of this.penalized) {
+      const score = this.scores.score(now, peer)
+      if (score < 0) out.push({ peer, score, offence: p.offence, banned: this.scores.isBanned(now, peer) })
+    }
+    return out
   }
 }

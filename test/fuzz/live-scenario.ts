@@ -1,0 +1,120 @@
+// The live fuzz scenario: a target daemon that is also a job submitter, two well-behaved provider
+// daemons, and the fuzzer. Grid jobs run on the target for the whole fuzzing time; every result
+// is checked. Asserts the node stays up, its RSS stays within a bound, every fuzzing identity was
+// penalised or dropped, replayed envelopes count once, and every job finished correctly.
+import * as assert from 'uvu/assert'
+import { writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
+import { runFuzz, rssKiB, type FuzzRunReport } from './live-fuzzer.js'
+
+export interface LiveFuzzScenario { frames: number, tasksPerJob: number, seed?: number, rssBoundMiB: number, log?: (s: string) => void }
+export interface LiveFuzzResult { fuzz: FuzzRunReport, jobs: number, tasksChecked: number, rssBeforeMiB: number, rssAfterMiB: number, rssPeakMiB: number, penalized: number, dropped: number, envelopesReceived: number }
+
+async function runJob (submitter: LocalNode, dir: string, tasks: number, salt: number): Promise<number> {
+  const data = Buffer.alloc(8 * tasks)
+  for (let i = 0; i < tasks; i++) data.writeDoubleLE(i + salt, i * 8)
+  writeFileSync(join(dir, 'data.bin'), data)
+  const manifest = {
+    name: `squares-${salt}`,
+    executor: 'wasm',
+    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
+    entry: 'run',
+    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
+    verification: { redundancy: 1 },
+    task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 6 }
+  }
+  const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir })
+  let status: Record<string, any> = {}
+  for await (const ev of submitter.api.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
+    if (ev.type === 'end') { status = ev.status; break }
+  }
+  assert.is(status.status, 'finished', `job ${jobId} ended ${String(status.status)}`)
+  const { results } = await submitter.api.call<{ results: Array<{ index: number, output: string }> }>('GET', `/v1/jobs/${jobId}/results`)
+  assert.is(results.length, tasks)
+  const seen = new Set<number>()
+  for (const r of results) {
+    assert.not.ok(seen.has(r.index), `task ${r.index} has two accepted results`)
+    seen.add(r.index)
+    const x = r.index + salt
+    assert.is(Buffer.from(r.output, 'base64').readDoubleLE(0), x * x, `job ${jobId} task ${r.index}`)
+  }
+  return tasks
+}
+
+export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult> {
+  const log = s.log ?? (() => {})
+  const net = new LocalNetwork()
+  try {
+    const target = await net.start({ name: 'target', location: '35.68,139.69', extra: ['--no-connection-monitor'] })
+    const boot = target.addrs[0]
+    const providers = await Promise.all([0, 1].map(async i => await net.start({ name: `p${i}`, location: '35.68,139.69', extra: ['--no-connection-monitor'] }, [boot])))
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const { peers } = await target.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
+      if (providers.every(p => peers.some(x => x.peerId === p.peerId))) break
+      if (Date.now() > deadline) throw new Error('providers did not connect to the target')
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    const pid = target.process.pid as number
+    const dir = join(net.root, 'job')
+    mkdirSync(dir, { recursive: true })
+    // one job before fuzzing warms the node up (module cache, JIT), so RSS growth measures the fuzzing
+    let tasksChecked = await runJob(target, dir, s.tasksPerJob, 1000)
+    const before = await rssKiB(pid)
+    let peak = before
+    const rssTimer = setInterval(() => { rssKiB(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 500)
+    const statusBefore = await target.api.call<Record<string, any>>('GET', '/v1/status')
+    const ac = new AbortController()
+    let jobs = 0
+    // well-behaved jobs all through the fuzzing
+    const jobLoop = (async () => {
+      while (!ac.signal.aborted) {
+        tasksChecked += await runJob(target, dir, s.tasksPerJob, 2000 + jobs * s.tasksPerJob)
+        jobs++
+      }
+    })()
+    jobLoop.catch(() => { ac.abort() }) // a failed job ends the fuzzing; the error is rethrown below
+    let lastLog = 0
+    const fuzz = await runFuzz({
+      target: { peerId: target.peerId, addr: boot },
+      frames: s.frames,
+      seed: s.seed ?? 1,
+      onProgress: n => { if (n - lastLog >= 5000) { lastLog = n; log(`fuzz: ${n} frames`) } },
+      signal: ac.signal
+    }).finally(() => { ac.abort() })
+    await jobLoop
+    clearInterval(rssTimer)
+    assert.ok(jobs >= 1, 'no job ran during fuzzing')
+    // the node still answers, and still serves a job
+    const st = await target.api.call<Record<string, any>>('GET', '/v1/status', undefined, { timeoutMs: 10_000 })
+    assert.is(st.peerId, target.peerId)
+    assert.is(target.process.exitCode, null, 'the target exited')
+    const after = await rssKiB(pid)
+    peak = Math.max(peak, after)
+    // the daemon's score book (echo, task) and the overlay's (relay, membership, capability)
+    const penalizedSet = new Set([...(st.penalizedPeers as Array<{ peer: string }>), ...((st.overlay?.penalizedPeers ?? []) as Array<{ peer: string }>)].map(p => p.peer))
+    let penalized = 0; let dropped = 0
+    const unpunished: string[] = []
+    for (const id of fuzz.identities) {
+      if (id.frames === 0 && !id.disconnected) continue // never got a stream through (refused at the door)
+      const p = penalizedSet.has(id.peerId)
+      if (p) penalized++
+      if (id.disconnected) dropped++
+      if (!p && !id.disconnected) unpunished.push(`${id.peerId} (${id.frames} frames)`)
+    }
+    assert.equal(unpunished, [], 'identities that sent bad frames yet were neither penalised nor dropped')
+    // replays: every distinct valid envelope counted once at most (replays are duplicates or rejected)
+    const received = (st.overlay?.envelopes?.received ?? 0) - (statusBefore.overlay?.envelopes?.received ?? 0)
+    assert.ok(received <= fuzz.validEnvelopes, `${received} envelopes delivered from ${fuzz.validEnvelopes} distinct valid ones`)
+    const rssBeforeMiB = before / 1024; const rssAfterMiB = after / 1024; const rssPeakMiB = peak / 1024
+    assert.ok(rssPeakMiB - rssBeforeMiB <= s.rssBoundMiB, `RSS grew from ${rssBeforeMiB.toFixed(0)} MiB to a peak of ${rssPeakMiB.toFixed(0)} MiB (bound +${s.rssBoundMiB} MiB)`)
+    tasksChecked += await runJob(target, dir, s.tasksPerJob, 9000)
+    return { fuzz, jobs, tasksChecked, rssBeforeMiB, rssAfterMiB, rssPeakMiB, penalized, dropped, envelopesReceived: received }
+  } catch (err) {
+    for (const n of net.nodes) log(`--- ${n.spec.name} log tail ---\n${net.logOf(n).slice(-3000)}`)
+    throw err
+  } finally {
+    await net.stop()
+  }
+}
