@@ -180,12 +180,10 @@ export class TrainingWorker {
 
   private async runRound (round: number, members: string[], deadlineAt: number): Promise<void> {
     if (this.finished || round <= this.lastRound) return
-    if (!members.includes(this.self)) {
-      // Left out of a round (a straggler the coordinator dropped): the others' average of this
-      // round is missing here, so load the state again before taking part once more.
-      this.refreshState = true
-      return
-    }
+    // Left out of a round (a straggler the coordinator dropped, then let back in): the others'
+    // average of the missed rounds is not here, so load the state before taking part again.
+    if (round > this.lastRound + 1) this.refreshState = true
+    if (!members.includes(this.self)) return
     const { trainer, spec } = this.init
     if (this.refreshState) {
       this.refreshState = false
