@@ -28,6 +28,8 @@ export function registerNodeCommands (program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--dht-client', 'DHT client mode (for nodes others cannot reach)')
     .option('--no-connection-monitor', 'do not ping connections periodically')
+    .option('--behind-nat', 'this machine cannot be dialled: be reachable through a relay peer (circuit-relay-v2, hole punching)')
+    .option('--no-relay', 'do not relay connections for peers behind NAT')
     .option('--detach', 'run in the background; logs go to <data-dir>/logs/node.log')
     .action(async (opts, cmd: Command) => {
       const dataDir = dataDirOf(cmd)
@@ -41,6 +43,7 @@ export function registerNodeCommands (program: Command): void {
       if (opts.logLevel !== undefined) flags.log = { level: opts.logLevel }
       if (opts.dhtClient === true) flags.dht = { server: false }
       if (opts.connectionMonitor === false) flags.connectionMonitor = false
+      if (opts.behindNat === true || opts.relay === false) flags.nat = { ...(opts.behindNat === true ? { behindNat: true } : {}), ...(opts.relay === false ? { relayServer: false } : {}) }
       const config = loadConfig({ flags, configFile: opts.config })
       if (opts.detach === true) {
         await startDetached(config.dataDir)

@@ -43,7 +43,7 @@ export async function handleEchoStream (stream: Stream, connection: Connection, 
 export function registerEcho (host: Host, init: EchoInit = {}): Promise<void> {
   return host.handle(ECHO_PROTOCOL, async (stream, connection) => {
     await handleEchoStream(stream, connection, init)
-  }, { maxInboundStreams: 64, runOnLimitedConnection: false })
+  }, { maxInboundStreams: 64, runOnLimitedConnection: true })
 }
 
 /** An echo client on one stream, for repeated round trips without re-opening streams. */
@@ -51,7 +51,7 @@ export class EchoClient {
   private constructor (private readonly framed: FramedStream) {}
 
   static async open (host: Host, peer: PeerId, opts: { signal?: AbortSignal } = {}): Promise<EchoClient> {
-    const stream = await host.dialProtocol(peer, ECHO_PROTOCOL, { signal: opts.signal })
+    const stream = await host.dialProtocol(peer, ECHO_PROTOCOL, { signal: opts.signal, runOnLimitedConnection: true })
     return new EchoClient(new FramedStream(stream, { maxFrameBytes: ECHO_MAX_FRAME }))
   }
 

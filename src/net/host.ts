@@ -8,6 +8,8 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
 import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayTransport, circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
@@ -32,6 +34,10 @@ export interface HostInit {
   connectionMonitor?: boolean
   maxConnections?: number
   logger?: ComponentLogger
+  /** Serve as a circuit-relay-v2 relay for peers behind NAT (reachable nodes; default true). */
+  relayServer?: boolean
+  /** Be reachable through a relay: reserve a slot on a relay peer (nodes behind NAT). */
+  listenViaRelay?: boolean
   /** Start listening and dialing at once (default). The daemon registers its protocols first. */
   start?: boolean
 }
@@ -56,10 +62,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     start: init.start ?? true,
     privateKey: init.privateKey,
     addresses: {
-      listen: init.listen ?? DEFAULT_LISTEN,
+      // '/p2p-circuit' asks the relay transport to find a relay and reserve a slot on it
+      listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? ['/p2p-circuit'] : [])],
       announce: init.announce ?? []
     },
-    transports: [tcp()],
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -71,13 +78,20 @@ export async function createHost (init: HostInit): Promise<Host> {
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
     services: {
       identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
+      // hole punching: upgrades a relayed connection to a direct one where the NATs allow it
+      dcutr: dcutr(),
+      ...(init.relayServer ?? true ? { relay: circuitRelayServer({ reservations: { maxReservations: 128 } }) } : {}),
       ping: ping({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: !(init.dhtServer ?? true),
         peerInfoMapper: (init.keepPrivateAddresses ?? true) ? passthroughMapper : removePrivateAddressesMapper,
-        // a small private network must still answer queries while its tables fill
-        allowQueryWithZeroPeers: true
+        // the parameters the simulator models (simulator/ kademlia): k = 20, alpha = 3, 3 disjoint paths
+        kBucketSize: 20,
+        alpha: 3,
+        disjointPaths: 3
+        // allowQueryWithZeroPeers stays off: with it on, relay discovery spins in a tight loop
+        // of empty DHT queries until a first peer connects
       })
     }
   })

@@ -50,6 +50,12 @@ export const configSchema = z.object({
   }).strict(),
   /** Ping connections periodically and drop dead ones. */
   connectionMonitor: z.boolean(),
+  nat: z.object({
+    /** Relay connections for peers behind NAT (circuit-relay-v2). */
+    relayServer: z.boolean(),
+    /** This node is behind a NAT: be reachable through a relay reservation (and hole punching). */
+    behindNat: z.boolean()
+  }).strict(),
   /** The chain bridge (src/chain/subsystem.ts): kind embedded|rpc, url, chainId, keyFile, contract... */
   chain: z.record(z.string(), z.unknown())
 }).strict()
@@ -68,6 +74,7 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     log: { level: 'info' },
     dht: { server: true, keepPrivateAddresses: true },
     connectionMonitor: true,
+    nat: { relayServer: true, behindNat: false },
     chain: {}
   }
 }
@@ -87,6 +94,8 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_LOG_LEVEL: { key: 'log.level', kind: 'string' },
   DBC_DHT_SERVER: { key: 'dht.server', kind: 'bool' },
   DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' },
+  DBC_BEHIND_NAT: { key: 'nat.behindNat', kind: 'bool' },
+  DBC_RELAY_SERVER: { key: 'nat.relayServer', kind: 'bool' },
   DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },
   DBC_CHAIN_URL: { key: 'chain.url', kind: 'string' },
   DBC_CHAIN_ID: { key: 'chain.chainId', kind: 'int' },

@@ -95,6 +95,8 @@ export class Daemon {
       dhtServer: config.dht.server,
       keepPrivateAddresses: config.dht.keepPrivateAddresses,
       connectionMonitor: config.connectionMonitor,
+      relayServer: config.nat.relayServer && !config.nat.behindNat,
+      listenViaRelay: config.nat.behindNat,
       // protocols are registered before the node listens or dials, so the first identify
       // exchange with every peer already lists them
       start: false
