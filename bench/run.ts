@@ -1,5 +1,6 @@
 // `npm run bench [-- NAME ...] [--quick]`: runs benchmarks in bench/NAME.ts, prints a table
-// per benchmark and writes bench/results/NAME.json. With no name it runs them all.
+// per benchmark and writes bench/results/NAME.json. With no name it runs them all, then renders
+// bench/results/report.html and the README results table (`--report` re-renders after named runs).
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -10,7 +11,8 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 let names = args.filter(a => !a.startsWith('--'))
-if (names.length === 0) names = ALL.filter(n => existsSync(join(here, `${n}.ts`)))
+const all = names.length === 0
+if (all) names = [...ALL, 'load'].filter(n => existsSync(join(here, `${n}.ts`)))
 
 function fmt (n: number | undefined): string {
   if (n === undefined || Number.isNaN(n)) return '-'
@@ -48,5 +50,11 @@ for (const name of names) {
   writeFileSync(join(here, 'results', `${name}.json`), JSON.stringify(result, null, 2) + '\n')
   printTable(result)
   console.log(`  (${((Date.now() - t0) / 1000).toFixed(1)} s, wrote bench/results/${name}.json)`)
+}
+// `npm run bench` (all of them) or `--report`: one HTML report and the README table
+if (all || args.includes('--report')) {
+  const { writeReport } = await import('./report.js')
+  const r = writeReport()
+  console.log(`\nwrote ${r.html} (${r.results} benchmarks) and the README results table`)
 }
 process.exit(failed ? 1 : 0)
