@@ -43,6 +43,8 @@ export interface NetnsHost {
   relay?: ChildProcess
   node?: ChildProcess
   peerId?: string
+  /** Other processes started in this namespace with exec(). */
+  others: ChildProcess[]
   log: string
 }
 
@@ -174,6 +176,7 @@ export class NetnsCluster {
         spec, index: i, ns, addr, location: { lat: loc.lat, lon: loc.lon }, dataDir,
         apiSocket: join(this.root, `${spec.name}.api.sock`),
         announce: `/ip4/${addr}/tcp/${PUBLIC_PORT}`,
+        others: [],
         log: ''
       })
     })
@@ -188,8 +191,18 @@ export class NetnsCluster {
     return haversineKm(a.location.lat, a.location.lon, b.location.lat, b.location.lon)
   }
 
-  private spawnIn (h: NetnsHost, args: string[], label: string): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', h.ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env } })
+  /** Starts a program inside the host's namespace (stdin piped); it is killed by destroy(). */
+  exec (h: NetnsHost, args: string[], label: string): ChildProcess {
+    const child = this.spawnIn(h, args, label, 'pipe')
+    h.others.push(child)
+    return child
+  }
+
+  /** Node 22 with tsx, for exec() of a TypeScript file. */
+  static nodeTs (file: string): string[] { return [node22, '--import', 'tsx', '--no-warnings', file] }
+
+  private spawnIn (h: NetnsHost, args: string[], label: string, stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', h.ns, ...args], { stdio: [stdin, 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env } })
     const keep = (d: Buffer): void => { h.log = (h.log + `[${label}] ` + d.toString()).slice(-64_000) }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)
@@ -299,8 +312,11 @@ export class NetnsCluster {
       p.kill('SIGTERM')
       await Promise.race([exited, sleep(4000)])
     }))
+    const children = this.hosts.flatMap(h => [h.node, h.relay, ...h.others]).filter((p): p is ChildProcess => p !== undefined && p.exitCode === null && p.signalCode === null)
+    const gone = Promise.all(children.map(async p => { await new Promise<void>(resolve => p.once('exit', () => { resolve() })) }))
     for (const h of this.hosts) { killNamespace(h.ns); live.delete(h.ns) }
     killNamespace(this.switchNs); live.delete(this.switchNs)
+    await Promise.race([gone, sleep(5000)])
     if (opts.keepDir !== true) rmSync(this.root, { recursive: true, force: true })
   }
 

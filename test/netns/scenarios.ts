@@ -1,0 +1,179 @@
+// Scenarios over a NetnsCluster, shared by the quick test (npm test) and the long one
+// (npm run test:long). Each returns what it measured; the tests assert on it.
+import { writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { referenceTileInput } from '../../src/compute/benchmark.js'
+import { repoRoot, sleep, type NetnsCluster, type NetnsHost } from './harness.js'
+
+export interface PairRtt { from: string, to: string, modelRttMs: number, measuredRttMs?: number, vivaldiRttMs?: number, relErr?: number }
+
+/** Every host's view of every other (GET /v1/peers/near, the route behind `dbc peers --near --json`). */
+export async function pairRtts (c: NetnsCluster): Promise<PairRtt[]> {
+  const out: PairRtt[] = []
+  for (const a of c.hosts) {
+    const { peers } = await c.api<{ peers: Array<{ peerId: string, vivaldiRttMs?: number, measuredRttMs?: number }> }>(a, 'GET', '/v1/peers/near?n=100')
+    for (const b of c.hosts) {
+      if (a === b) continue
+      const p = peers.find(x => x.peerId === b.peerId)
+      const row: PairRtt = { from: a.spec.name, to: b.spec.name, modelRttMs: c.oneWayMs(a, b) + c.oneWayMs(b, a), measuredRttMs: p?.measuredRttMs, vivaldiRttMs: p?.vivaldiRttMs }
+      if (row.measuredRttMs !== undefined && row.vivaldiRttMs !== undefined) row.relErr = Math.abs(row.vivaldiRttMs - row.measuredRttMs) / row.measuredRttMs
+      out.push(row)
+    }
+  }
+  return out
+}
+
+/** Polls until `share` of the pairs have Vivaldi within `tol` of measured RTT, or time runs out. */
+export async function awaitVivaldi (c: NetnsCluster, opts: { share: number, tol: number, timeoutMs: number }): Promise<{ rows: PairRtt[], withinShare: number, waitedMs: number }> {
+  const t0 = Date.now()
+  for (;;) {
+    const rows = await pairRtts(c)
+    const within = rows.filter(r => r.relErr !== undefined && r.relErr <= opts.tol).length / rows.length
+    if (within >= opts.share || Date.now() - t0 > opts.timeoutMs) return { rows, withinShare: within, waitedMs: Date.now() - t0 }
+    await sleep(3000)
+  }
+}
+
+/** Waits until every host is connected to every other (a full mesh of 5-6 hosts is quick). */
+export async function awaitMesh (c: NetnsCluster, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let missing = 0
+    for (const a of c.hosts) {
+      const { peers } = await c.api<{ peers: Array<{ peerId: string }> }>(a, 'GET', '/v1/peers')
+      missing += c.hosts.filter(b => b !== a && !peers.some(p => p.peerId === b.peerId)).length
+    }
+    if (missing === 0) return
+    if (Date.now() > deadline) throw new Error(`hosts not fully connected after ${timeoutMs} ms (${missing} links missing)`)
+    await sleep(500)
+  }
+}
+
+export function summarize (xs: number[]): { n: number, p50: number, p90: number, max: number } {
+  const s = [...xs].sort((a, b) => a - b)
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN
+  return { n: s.length, p50: q(0.5), p90: q(0.9), max: s[s.length - 1] ?? NaN }
+}
+
+export interface JobRun { jobId: string, status: Record<string, any>, makespanMs: number, results: Array<{ index: number, output: string }>, byProvider: Record<string, number>, events: number }
+
+/** A squares grid job from `submitter`; optionally calls `during(progressDone)` on every progress event. */
+export interface JobOptions { redundancy?: number, taskTimeoutMs?: number, during?: (done: number) => Promise<void> | void }
+
+export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
+  const data = Buffer.alloc(8 * tasks)
+  for (let i = 0; i < tasks; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
+  return await runJob(c, submitter, 'squares', 'square.wasm', data, 8, opts)
+}
+
+/**
+ * `tasks` copies of the reference Mandelbrot tile (about 4 ms of CPU each): unlike squares
+ * (under 1 ms, so their receipts bill 0 units), these receipts carry a non-zero amount and can
+ * be settled. Every task has the same input, so every accepted output must be the same.
+ */
+export async function runTilesJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
+  const tile = referenceTileInput()
+  const data = Buffer.concat(Array.from({ length: tasks }, () => Buffer.from(tile)))
+  return await runJob(c, submitter, 'tiles', 'mandelbrot.wasm', data, tile.length, opts)
+}
+
+async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, wasm: string, data: Buffer, chunk: number, opts: JobOptions): Promise<JobRun> {
+  const dir = join(c.root, `job-${Date.now()}`)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'data.bin'), data)
+  const manifest = {
+    name,
+    executor: 'wasm',
+    code: { wasm: join(repoRoot, 'src/compute/modules', wasm) },
+    entry: 'run',
+    resources: { cores: 1, memoryMib: 64 },
+    budget: { maxPricePerHour: 10 },
+    inputs: { files: { path: 'data.bin', chunkBytes: chunk } },
+    verification: { redundancy: opts.redundancy ?? 1 },
+    task: { timeoutMs: opts.taskTimeoutMs ?? 20_000, expectedMs: 5, maxAttempts: 8 }
+  }
+  const t0 = Date.now()
+  const { jobId } = await c.api<{ jobId: string }>(submitter, 'POST', '/v1/jobs', { manifest, baseDir: dir })
+  let status: Record<string, any> = {}
+  let events = 0
+  for await (const ev of c.stream<Record<string, any>>(submitter, 'GET', `/v1/jobs/${jobId}/events`)) {
+    events++
+    if (ev.type === 'end') { status = ev.status; break }
+    if (opts.during !== undefined) await opts.during(ev.progress?.done ?? 0)
+  }
+  const makespanMs = Date.now() - t0
+  const { results } = await c.api<{ results: Array<{ index: number, output: string, provider?: string }> }>(submitter, 'GET', `/v1/jobs/${jobId}/results`)
+  const byProvider: Record<string, number> = {}
+  for (const r of results as Array<Record<string, any>>) {
+    const p = String(r.provider ?? r.providerId ?? r.peer ?? '?')
+    const name = c.hosts.find(h => h.peerId === p)?.spec.name ?? p
+    byProvider[name] = (byProvider[name] ?? 0) + 1
+  }
+  return { jobId, status, makespanMs, results, byProvider, events }
+}
+
+/** Checks a tiles job: one result per task, all the same non-empty output (same input everywhere). */
+export function checkTiles (run: JobRun, tasks: number): string[] {
+  const problems: string[] = []
+  if (run.results.length !== tasks) problems.push(`${run.results.length} results for ${tasks} tasks`)
+  const seen = new Set<number>()
+  const outputs = new Set<string>()
+  for (const r of run.results) {
+    if (seen.has(r.index)) problems.push(`task ${r.index} has two accepted results`)
+    seen.add(r.index)
+    outputs.add(r.output)
+  }
+  if (outputs.size !== 1) problems.push(`${outputs.size} different outputs for one input`)
+  if ([...outputs][0]?.length === 0) problems.push('empty output')
+  return problems
+}
+
+/** Checks every result of a squares job; returns the problems found (empty = all correct, each once). */
+export function checkSquares (run: JobRun, tasks: number): string[] {
+  const problems: string[] = []
+  if (run.results.length !== tasks) problems.push(`${run.results.length} results for ${tasks} tasks`)
+  const seen = new Set<number>()
+  for (const r of run.results) {
+    if (seen.has(r.index)) problems.push(`task ${r.index} has two accepted results`)
+    seen.add(r.index)
+    const x = r.index * 0.5 + 1
+    const got = Buffer.from(r.output, 'base64').readDoubleLE(0)
+    if (got !== x * x) problems.push(`task ${r.index}: ${got} != ${x * x}`)
+  }
+  return problems
+}
+
+/** Which host ran each task's accepted copy, and how many copies each task had (GET /explain per task). */
+export async function placementOf (c: NetnsCluster, submitter: NetnsHost, jobId: string, tasks: number): Promise<{ byHost: Record<string, number>, copiesPerTask: number[] }> {
+  const byHost: Record<string, number> = {}
+  const copiesPerTask: number[] = []
+  for (let i = 0; i < tasks; i++) {
+    const ex = await c.api<{ task: { acceptedHash?: string, copies: Array<{ provider: string, outcome: string, hash?: string }> } }>(submitter, 'GET', `/v1/jobs/${jobId}/explain?task=${i}`)
+    copiesPerTask.push(ex.task.copies.length)
+    const ok = ex.task.copies.find(x => x.hash === ex.task.acceptedHash && x.outcome === 'agreed') ?? ex.task.copies.find(x => x.hash === ex.task.acceptedHash)
+    const name = c.hosts.find(h => h.peerId === ok?.provider)?.spec.name ?? String(ok?.provider)
+    byHost[name] = (byHost[name] ?? 0) + 1
+  }
+  return { byHost, copiesPerTask }
+}
+
+function gpuCount (spec: string | undefined): number {
+  return (spec ?? '').split(',').filter(Boolean).reduce((n, part) => n + Number(part.match(/^(\d+)x/)?.[1] ?? 1), 0) || 1
+}
+
+/** Stakes every provider on the submitter's embedded chain (as demo/demo.ts does), so receipts settle. */
+export async function stakeProviders (c: NetnsCluster, submitter: NetnsHost, providers: NetnsHost[]): Promise<void> {
+  for (const p of providers) {
+    const { account } = await c.api<{ account: string }>(p, 'GET', '/v1/wallet')
+    await c.api(submitter, 'POST', '/v1/chain/stake', { gpus: gpuCount(p.spec.gpus), provider: account }, 60_000)
+  }
+}
+
+export interface SettleRun { receipts: number, batches: Array<Record<string, any>>, again: { receipts: number, batches: Array<Record<string, any>> } }
+
+/** Settles a job's receipts, then asks again (which must add nothing). */
+export async function settleTwice (c: NetnsCluster, submitter: NetnsHost, jobId: string): Promise<SettleRun> {
+  const first = await c.api<{ receipts: number, batches: Array<Record<string, any>> }>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
+  const again = await c.api<{ receipts: number, batches: Array<Record<string, any>> }>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
+  return { receipts: first.receipts, batches: first.batches, again }
+}
