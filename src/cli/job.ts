@@ -59,6 +59,7 @@ export function registerJobCommands (program: Command): void {
     .description('fetch a job\'s accepted results (owner only)')
     .argument('<job>', 'job id')
     .option('--out <dir>', 'write each result to DIR/<index>.out instead of printing')
+    .option('--decode <how>', 'print outputs as text, f64 (little-endian float64 values) or hex; default: text when printable, else f64 when a multiple of 8 bytes', 'auto')
     .option('--json', 'print JSON (outputs base64)')
     .action(async (id: string, opts, cmd: Command) => {
       const r = await ApiClient.connect(dataDirOf(cmd)).call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`)
@@ -70,11 +71,19 @@ export function registerJobCommands (program: Command): void {
         process.stdout.write(`wrote ${r.results.length} results to ${dir}\n`)
         return
       }
+      const how = String(opts.decode)
+      if (!['auto', 'text', 'f64', 'hex'].includes(how)) throw new DbcError('BAD_ARGUMENT', `--decode must be text, f64 or hex, not "${how}"`)
       for (const x of r.results) {
         const buf = Buffer.from(x.output, 'base64')
         const text = buf.toString('utf8')
         const printable = /^[\x09\x0a\x0d\x20-\x7e]*$/.test(text)
-        process.stdout.write(`${x.index}\t${printable ? text.trim() : `<${buf.length} bytes, sha256 ${x.hash.slice(0, 16)}…>`}\n`)
+        const f64 = (): string => Array.from({ length: buf.length / 8 }, (_, i) => String(buf.readDoubleLE(i * 8))).join(' ')
+        let shown: string
+        if (how === 'text' || (how === 'auto' && printable)) shown = text.trim()
+        else if (how === 'hex') shown = buf.toString('hex')
+        else if (buf.length % 8 === 0 && buf.length > 0 && buf.length <= 64) shown = f64()
+        else shown = `<${buf.length} bytes, sha256 ${x.hash.slice(0, 16)}…> (use --out DIR to save)`
+        process.stdout.write(`${x.index}\t${shown}\n`)
       }
     })
 
