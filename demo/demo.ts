@@ -7,11 +7,11 @@ import { runFractalJob } from './fractal.js'
 import { table } from '../src/cli/output.js'
 
 const PEERS: NodeSpec[] = [
-  { name: 'tokyo', location: '35.68,139.69', gpus: '2xRTX4090:24GiB' },
-  { name: 'frankfurt', location: '50.11,8.68', gpus: 'A100:80GiB' },
-  { name: 'virginia', location: '38.03,-78.48', gpus: '4xRTX3090:24GiB' },
-  { name: 'saopaulo', location: '-23.55,-46.63', gpus: 'RTX3080:10GiB' },
-  { name: 'singapore', location: '1.35,103.82', gpus: 'RTX4090:24GiB' }
+  { name: 'tokyo', location: 'Tokyo', gpus: '2xRTX4090:24GiB' },
+  { name: 'frankfurt', location: 'Frankfurt', gpus: 'A100:80GiB' },
+  { name: 'ashburn', location: 'Ashburn', gpus: '4xRTX3090:24GiB' },
+  { name: 'saopaulo', location: 'Sao Paulo', gpus: 'RTX3080:10GiB' },
+  { name: 'singapore', location: 'Singapore', gpus: 'RTX4090:24GiB' }
 ]
 
 function gpuCount (spec: string | undefined): number {
@@ -47,10 +47,17 @@ try {
   for (const a of net.nodes) {
     for (const b of net.nodes) {
       if (a === b) continue
-      try {
-        const r = await a.api.call<{ ms: number, addrs: string[] }>('GET', `/v1/dht/find-peer/${b.peerId}`)
-        if (r.addrs.length > 0) { found++; lookups.push(r.ms) } else failed++
-      } catch { failed++ }
+      // routing tables are still settling in the first seconds: a miss is retried twice
+      let ok = false; let lastError = ''
+      for (let attempt = 0; attempt < 3 && !ok; attempt++) {
+        if (attempt > 0) await new Promise(resolve => setTimeout(resolve, 500))
+        try {
+          const r = await a.api.call<{ ms: number, addrs: string[] }>('GET', `/v1/dht/find-peer/${b.peerId}`)
+          if (r.addrs.length > 0) { ok = true; lookups.push(r.ms) } else lastError = 'found without addresses'
+        } catch (err) { lastError = (err as Error).message }
+      }
+      if (ok) found++
+      else { failed++; step(`  ${a.spec.name} could not find ${b.spec.name}: ${lastError}`) }
     }
   }
   lookups.sort((x, y) => x - y)
@@ -59,9 +66,16 @@ try {
   const rows: string[][] = []
   for (const n of net.nodes) {
     const s = await n.api.call<Record<string, any>>('GET', '/v1/status')
-    rows.push([n.spec.name, n.peerId.slice(0, 16) + '…', n.spec.location, n.spec.gpus ?? '-', String(s.peers), String(s.dht.routingTable)])
+    rows.push([n.spec.name, n.peerId.slice(0, 16) + '…', s.location === null ? '-' : `${String(s.location.name ?? '')} ${Number(s.location.lat).toFixed(2)},${Number(s.location.lon).toFixed(2)}`.trim(), n.spec.gpus ?? '-', String(s.peers), String(s.dht.routingTable)])
   }
   process.stdout.write('\n' + table(['PEER', 'ID', 'LOCATION', 'GPUS (declared)', 'CONNECTED', 'DHT TABLE'], rows))
+
+  // The capability index: who offers a GPU, nearest to Tokyo first (records are published
+  // in the DHT under (capability, geo cell) keys and searched ring by ring).
+  await new Promise(resolve => setTimeout(resolve, 2000)) // first publication after start
+  const gpuPeers = await boot.api.call<{ results: Array<{ peerId: string, distanceKm: number }>, ms: number }>('GET', '/v1/capabilities?capability=gpu&want=10')
+  const nameOf = (id: string): string => net.nodes.find(n => n.peerId === id)?.spec.name ?? id.slice(0, 12)
+  step(`capability query "gpu" from tokyo (${gpuPeers.ms.toFixed(0)} ms): ${gpuPeers.results.map(r => `${nameOf(r.peerId)} ${Math.round(r.distanceKm)} km`).join(', ')}`)
   if (failed > 0) exitCode = 1
 
   // The chain: the embedded EVM runs inside the submitter's node (the demo's single chain).
