@@ -22,6 +22,8 @@ const RAW_SINK = '/bench/training-raw-sink/1.0.0'
 async function makeHosts (n: number): Promise<Host[]> {
   const hosts = await Promise.all(Array.from({ length: n }, async () => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await hosts[i].dial(hosts[j].getMultiaddrs()[0])
+  // the dialer's side is ready before the listener's: wait until both ends see every connection
+  for (let t = 0; t < 100 && !hosts.every(h => hosts.every(o => o === h || h.getConnections(o.peerId).length > 0)); t++) await new Promise(resolve => setTimeout(resolve, 20))
   return hosts
 }
 

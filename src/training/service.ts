@@ -2,6 +2,8 @@
 // TrainingWorker per job with a trainer built from the job's spec (the built-in MLP, or an
 // external trainer process). The daemon starts one TrainingService per node.
 import { logger } from '@libp2p/logger'
+import type { PeerId } from '@libp2p/interface'
+import type { WireError } from '../errors.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage } from './transport.js'
 import { TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
@@ -19,6 +21,8 @@ export interface TrainingServiceInit {
   maxJobs?: number
   /** Accept or refuse an invitation (e.g. GPU requirements, budget, busy). */
   accept?: (spec: TrainingSpec, coordinator: string) => boolean | string
+  /** A peer sent bytes that break /dbc/allreduce (the daemon's peer score). */
+  onBadInput?: (peer: PeerId, err: WireError) => void
 }
 
 export async function defaultTrainerFactory (spec: TrainingSpec, rank: number, shards: number): Promise<Trainer> {
@@ -33,7 +37,7 @@ export class TrainingService {
   private unlisten: (() => void) | undefined
 
   constructor (host: TrainingHost | TrainingTransport, init: TrainingServiceInit = {}) {
-    this.transport = host instanceof TrainingTransport ? host : new TrainingTransport(host)
+    this.transport = host instanceof TrainingTransport ? host : new TrainingTransport(host, { onBadInput: init.onBadInput })
     this.init = init
   }
 

@@ -47,7 +47,7 @@ export class TrainingSubsystem implements Subsystem {
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
     const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount })
-    this.service = new TrainingService(ctx.host, { meter, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
+    this.service = new TrainingService(ctx.host, { meter, onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
     await this.service.start()
     this.routes(ctx)
   }

@@ -7,6 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
 import { FramedStream } from '../net/framed.js'
+import { encodeFrame } from '../wire/frame.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError } from '../errors.js'
 
@@ -204,7 +205,15 @@ export class TrainingTransport {
         this.dispatch(from, msg)
       }
     } catch (err) {
-      if (err instanceof WireError) this.onBadInput?.(connection.remotePeer, err)
+      if (err instanceof WireError) {
+        this.onBadInput?.(connection.remotePeer, err)
+        // tell the peer why before dropping the stream (as every dbc protocol does)
+        // (flushed with close() first: abort() alone discards what is still unsent)
+        try {
+          stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: err.message }).finish()))
+          await stream.close({ signal: AbortSignal.timeout(2000) })
+        } catch {}
+      }
       framed.abort(err as Error)
     } finally {
       this.inbound.delete(framed)

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost, type Host } from '../../src/net/host.js'
 import { TrainingService } from '../../src/training/service.js'
-import { TrainingTransport } from '../../src/training/transport.js'
+import { TrainingTransport, ALLREDUCE_PROTOCOL } from '../../src/training/transport.js'
+import { FramedStream } from '../../src/net/framed.js'
+import { dbc } from '../../src/wire/gen/wire.js'
 import { TrainingSession, decodeModel } from '../../src/training/session.js'
 import { ExternalTrainer } from '../../src/training/external.js'
 import type { TrainingWorker } from '../../src/training/worker.js'
@@ -22,6 +24,8 @@ const services: TrainingService[] = []
 async function makeHosts (n: number): Promise<Host[]> {
   const made = await Promise.all(Array.from({ length: n }, async () => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await made[i].dial(made[j].getMultiaddrs()[0])
+  // the dialer's side is ready before the listener's: wait until both ends see every connection
+  for (let t = 0; t < 100 && !made.every(h => made.every(o => o === h || h.getConnections(o.peerId).length > 0)); t++) await new Promise(resolve => setTimeout(resolve, 20))
   hosts.push(...made)
   return made
 }
@@ -85,6 +89,22 @@ test('an external trainer process takes part in a networked job next to a built-
   const after = await check.evaluate()
   assert.ok(after.accuracy > 0.7 && after.accuracy > before.accuracy + 0.4, `accuracy ${before.accuracy} → ${after.accuracy}`)
   await transport.stop()
+})
+
+test('bytes that do not decode cost the sender and are answered with a ProtocolError', async () => {
+  const [a, b] = await makeHosts(2)
+  const bad: string[] = []
+  const t = new TrainingTransport(a, { onBadInput: (peer, err) => { bad.push(`${peer.toString()} ${err.code}`) } })
+  await t.start()
+  const stream = await b.dialProtocol(a.peerId, ALLREDUCE_PROTOCOL)
+  const framed = new FramedStream(stream)
+  await framed.write(new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]))
+  const answer = await framed.read({ signal: AbortSignal.timeout(5000) })
+  assert.ok(answer !== undefined)
+  const perr = dbc.common.v1.ProtocolError.decode(answer!)
+  assert.is(perr.code, 'TRAINING_MESSAGE_INVALID')
+  assert.equal(bad, [`${b.peerId.toString()} TRAINING_MESSAGE_INVALID`])
+  await t.stop()
 })
 
 test.run()
