@@ -67,7 +67,7 @@ function seriesCharts (bench: string, name: string, v: unknown): ChartSpec[] {
   }
   if (isObj(v) && Object.values(v).length > 1 && Object.values(v).every(isObj)) {
     const groups = Object.entries(v as Record<string, Record<string, unknown>>)
-    const shared = Object.keys(groups[0][1]).filter(k => groups.every(([, g]) => typeof g[k] === 'number'))
+    const shared = Object.keys(groups[0][1]).filter(k => k !== 'n' && groups.every(([, g]) => typeof g[k] === 'number'))
     if (shared.length === 0) return []
     return shared.slice(0, 6).map(k => ({
       title: `${bench}: ${name}: ${k}`,
