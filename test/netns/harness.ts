@@ -260,7 +260,7 @@ export class NetnsCluster {
     return new Promise((resolve, reject) => {
       const req = request({ socketPath: h.apiSocket, path, method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(data !== undefined ? { 'content-length': Buffer.byteLength(data) } : {}) }, timeout: timeoutMs },
         res => { resolve({ status: res.statusCode ?? 500, res }) })
-      req.on('error', reject)
+      req.on('error', (err) => { reject(new Error(`${method} ${path} on ${h.spec.name}: ${err.message}`)) })
       req.on('timeout', () => { req.destroy(new Error(`${method} ${path} on ${h.spec.name}: timed out after ${timeoutMs} ms`)) })
       req.end(data)
     })
