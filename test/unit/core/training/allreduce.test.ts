@@ -10,7 +10,7 @@ function vectors (n: number, len: number, seed: number): Float32Array[] {
 }
 
 /** Pumps peers in memory; `dead` peers neither send nor receive. Time advances to timeouts when idle. */
-function runRound (peers: AllReducePeer[], inputs: Float32Array[], opts: { dead?: Set<string>, deadlineMs?: number, round?: number, weights?: number[], shuffleSeed?: number } = {}): Map<string, RoundResult> {
+function runRound (peers: AllReducePeer[], inputs: Float32Array[], opts: { dead?: Set<string>, deadlineMs?: number, round?: number, weights?: number[], shuffleSeed?: number, loss?: number } = {}): Map<string, RoundResult> {
   const dead = opts.dead ?? new Set()
   const members = peers.map(p => p.self)
   const byId = new Map(peers.map(p => [p.self, p]))
@@ -24,7 +24,7 @@ function runRound (peers: AllReducePeer[], inputs: Float32Array[], opts: { dead?
     for (const p of live) for (const o of p.pollOutbound()) queue.push({ from: p.self, to: o.to, chunk: o.chunk })
     // deliver in a shuffled order: the machine must not depend on arrival order
     for (let i = queue.length - 1; i > 0; i--) { const j = rng.int(i + 1); [queue[i], queue[j]] = [queue[j], queue[i]] }
-    for (const m of queue) if (!dead.has(m.to)) byId.get(m.to)!.handleChunk(now, m.from, m.chunk)
+    for (const m of queue) if (!dead.has(m.to) && !(rng.next() < (opts.loss ?? 0))) byId.get(m.to)!.handleChunk(now, m.from, m.chunk)
     for (const p of live) { const r = p.pollResult(); if (r !== undefined) results.set(p.self, r) }
     if (queue.length === 0) {
       const next = Math.min(...live.map(p => p.nextTimeout() ?? Infinity))
@@ -179,6 +179,43 @@ test('the deadline timer is exposed and honoured', () => {
   const r = a.pollResult()!
   assert.ok(r.timedOut)
   assert.is(a.nextTimeout(), undefined)
+})
+
+test('random deaths and message loss: every survivor finishes, agrees on each slice it got, and each slice is the average of its contributors', () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const rng = createRng(seed)
+    const n = 2 + rng.int(7)
+    const len = 50 + rng.int(200)
+    const inputs = vectors(n, len, seed * 31)
+    const weights = inputs.map(() => 1 + rng.int(5))
+    const peers = makePeers(n, len, { kind: 'fp32' })
+    const dead = new Set(peers.filter(() => rng.next() < 0.25).map(p => p.self))
+    if (dead.size === n) dead.delete(peers[0].self)
+    const results = runRound(peers, inputs, { dead, weights, loss: rng.next() * 0.2, shuffleSeed: seed })
+    const live = peers.filter(p => !dead.has(p.self))
+    assert.is(results.size, live.length, `seed ${seed}`)
+    for (const p of live) {
+      const r = results.get(p.self)!
+      const me = peers.indexOf(p)
+      for (let j = 0; j < n; j++) {
+        const [s, e] = sliceRange(len, n, j)
+        const got = !r.missingSlices.includes(j)
+        if (!got) {
+          // a slice that did not come back keeps this peer's own values
+          for (let k = s; k < e; k++) assert.is(r.vector[k], inputs[me][k])
+          continue
+        }
+        const owner = results.get(peers[j].self)
+        assert.ok(owner !== undefined, `seed ${seed}: slice ${j} came back from a dead owner`)
+        const contributors = owner!.contributors.map(c => peers.findIndex(q => q.self === c))
+        const expected = plainAverage(contributors.map(i => inputs[i]), contributors.map(i => weights[i]))
+        for (let k = s; k < e; k++) {
+          assert.is(r.vector[k], owner!.vector[k], `seed ${seed}: peers disagree on slice ${j}`)
+          assert.ok(Math.abs(r.vector[k] - expected[k]) < 1e-6, `seed ${seed}: slice ${j} is not the average of its contributors`)
+        }
+      }
+    }
+  }
 })
 
 test.run()
