@@ -19,7 +19,7 @@ test('a relay link cut mid-stream: every message still delivered, once, over the
     assert.is(r.delivered, r.sent)
     assert.is(r.received, r.sent, 'B did not get every message')
     assert.is(r.duplicates, 0, 'B handed a message up twice')
-    assert.not.ok(r.cutRelay in r.viaAfterCut && r.viaAfterCut[r.cutRelay] > 1, `messages still arrived via the cut relay ${r.cutRelay}`)
+    assert.not.ok(r.cutRelay in r.viaAfterCut, `messages still arrived via the cut relay ${r.cutRelay}`)
   } finally {
     await c.destroy()
     assert.equal(c.remainingNamespaces(), [])
