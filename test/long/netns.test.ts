@@ -1,0 +1,137 @@
+// Multi-host long variant (npm run test:long): six hosts in six cities, each a network namespace
+// running `dbc node start`, with geo-model delays per link (test/netns/harness.ts). Asserts
+// Vivaldi convergence and the geo-nearest choice, geo-aware placement, a partition that heals
+// (with settlement), and a link cut during a k=2 envelope stream. Needs root and `ip netns`.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { runLinkCut } from '../netns/link-cut.js'
+
+const GPU = '1xRTX4090:24GiB'
+let c: NetnsCluster
+let fra: NetnsHost
+let providers: NetnsHost[]
+const byDistanceFrom = (from: NetnsHost, hs: NetnsHost[]): NetnsHost[] => [...hs].sort((a, b) => c.distanceKm(from, a) - c.distanceKm(from, b))
+
+test.before(async () => {
+  c = await NetnsCluster.create([
+    { name: 'fra', city: 'Frankfurt' },
+    { name: 'lon', city: 'London', gpus: GPU },
+    { name: 'mow', city: 'Moscow', gpus: GPU },
+    { name: 'nyc', city: 'New York', gpus: GPU },
+    { name: 'sin', city: 'Singapore', gpus: GPU },
+    { name: 'syd', city: 'Sydney', gpus: GPU }
+  ])
+  fra = c.hosts[0]
+  providers = c.hosts.slice(1)
+  await c.startAll()
+  await awaitMesh(c)
+})
+
+test.after(async () => { await c?.destroy() })
+
+test('Vivaldi converges: at least 75% of pairs within 25% of measured RTT; the geo-nearest peer ranks first', async () => {
+  const v = await awaitVivaldi(c, { share: 0.75, tol: 0.25, timeoutMs: 240_000 })
+  const s = summarize(v.rows.map(r => r.relErr ?? Infinity))
+  const over = summarize(v.rows.map(r => (r.measuredRttMs ?? NaN) - r.modelRttMs))
+  console.log(`Vivaldi after ${v.waitedMs} ms: ${(v.withinShare * 100).toFixed(0)}% of ${v.rows.length} pairs within 25%; relative error p50 ${s.p50.toFixed(2)} p90 ${s.p90.toFixed(2)}; measured - model RTT p50 ${over.p50.toFixed(1)} ms p90 ${over.p90.toFixed(1)} ms`)
+  for (const r of v.rows) console.log(`  ${r.from}->${r.to} model ${r.modelRttMs.toFixed(1)} measured ${r.measuredRttMs?.toFixed(1)} vivaldi ${r.vivaldiRttMs?.toFixed(1)} err ${r.relErr?.toFixed(2)}`)
+  assert.ok(v.withinShare >= 0.75, `only ${(v.withinShare * 100).toFixed(0)}% of pairs within 25%`)
+  for (const r of v.rows) assert.ok((r.measuredRttMs ?? 0) >= 0.95 * r.modelRttMs, `${r.from}->${r.to}: measured below the emulated link`)
+  // `dbc peers --near --json`: on most hosts the first peer (by prediction) is the geo-nearest
+  let right = 0
+  const wrong: string[] = []
+  for (const h of c.hosts) {
+    const near = JSON.parse(c.cli(h, ['peers', '--near', '--json'])) as { peers: Array<{ peerId: string }> } | Array<{ peerId: string }>
+    const rows = Array.isArray(near) ? near : near.peers
+    const geo = byDistanceFrom(h, c.hosts.filter(x => x !== h))[0]
+    if (rows[0]?.peerId === geo.peerId) right++
+    else wrong.push(`${h.spec.name}: first ${c.hosts.find(x => x.peerId === rows[0]?.peerId)?.spec.name ?? '?'}, geo-nearest ${geo.spec.name}`)
+  }
+  console.log(`peers --near: geo-nearest first on ${right}/${c.hosts.length} hosts ${JSON.stringify(wrong)}`)
+  assert.ok(right >= c.hosts.length - 1, `geo-nearest first on only ${right}/${c.hosts.length}: ${wrong.join('; ')}`)
+})
+
+test('capability query from every host lists providers nearest-first', async () => {
+  for (const h of c.hosts) {
+    const out = JSON.parse(c.cli(h, ['find', 'gpu', '--json', '--fresh'])) as { results: Array<{ peerId: string }> }
+    const expected = byDistanceFrom(h, providers.filter(p => p !== h)).map(p => p.peerId)
+    const got = out.results.map(r => r.peerId).filter(id => id !== h.peerId)
+    assert.equal(got, expected, `${h.spec.name}: not nearest-first`)
+  }
+})
+
+test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers; makespan and per-copy times', async () => {
+  const tasks = 200
+  const run = await runSquaresJob(c, fra, tasks)
+  assert.is(run.status.status, 'finished')
+  assert.equal(checkSquares(run, tasks), [])
+  const { byHost } = await placementOf(c, fra, run.jobId, tasks)
+  const copyMs: Record<string, number[]> = {}
+  for (let i = 0; i < tasks; i += 5) {
+    const ex = await c.api<{ task: { copies: Array<{ provider: string, ms: number }> } }>(fra, 'GET', `/v1/jobs/${run.jobId}/explain?task=${i}`)
+    for (const cp of ex.task.copies) { const n = c.hosts.find(h => h.peerId === cp.provider)?.spec.name ?? '?'; (copyMs[n] ??= []).push(cp.ms) }
+  }
+  console.log(`geo-aware job: ${tasks} tasks, makespan ${run.makespanMs} ms, predicted ${String(run.status.summary?.placement?.predictedMakespanMs)} ms, by host ${JSON.stringify(byHost)}, copy round trip p50 by host ${JSON.stringify(Object.fromEntries(Object.entries(copyMs).map(([k, v]) => [k, summarize(v).p50])))}`)
+  const order = byDistanceFrom(fra, providers).map(h => h.spec.name)
+  const near2 = (byHost[order[0]] ?? 0) + (byHost[order[1]] ?? 0)
+  assert.ok(near2 >= tasks * 0.6, `only ${near2}/${tasks} tasks on the two nearest providers (${JSON.stringify(byHost)})`)
+})
+
+test('a partition that heals: two providers cut off mid-job; the job finishes; each billed copy settled once', async () => {
+  await stakeProviders(c, fra, providers)
+  const tasks = 120
+  const victims = byDistanceFrom(fra, providers).slice(0, 2)
+  let cutAt = -1
+  let healed: Promise<void> | undefined
+  const run = await runTilesJob(c, fra, tasks, {
+    taskTimeoutMs: 4000,
+    during: (done) => {
+      if (cutAt >= 0 || done < tasks * 0.2) return
+      cutAt = done
+      for (const v of victims) c.setLink(v, false)
+      healed = new Promise(resolve => setTimeout(() => { for (const v of victims) c.setLink(v, true); resolve() }, 8000))
+    }
+  })
+  await healed
+  assert.ok(cutAt >= 0, 'the job finished before the partition')
+  assert.is(run.status.status, 'finished')
+  assert.equal(checkTiles(run, tasks), [])
+  const s = run.status.summary ?? run.status
+  const billed = Number(run.status.billedCopies ?? s.billedCopies)
+  const { copiesPerTask, byHost } = await placementOf(c, fra, run.jobId, tasks)
+  console.log(`partition of ${victims.map(v => v.spec.name).join('+')} at ${cutAt}/${tasks}: makespan ${run.makespanMs} ms, ${JSON.stringify({ retries: s.retries, leasesLost: s.leasesLost, billed, copies: copiesPerTask.reduce((a, b) => a + b, 0), byHost })}`)
+  assert.ok(billed >= tasks && billed <= copiesPerTask.reduce((a, b) => a + b, 0), `${billed} billed copies`)
+  const settled = await settleTwice(c, fra, run.jobId)
+  console.log(`settled ${settled.receipts} receipts: ${JSON.stringify(settled.batches.map(b => ({ state: b.state, receiptCount: b.receiptCount })))}`)
+  assert.is(settled.receipts, billed)
+  assert.is(settled.batches.reduce((n, b) => n + Number(b.receiptCount ?? 0), 0), billed)
+  assert.ok(settled.batches.every(b => b.state === 'confirmed'), 'a batch is not confirmed')
+  assert.equal(settled.again.batches.map(b => b.batchId), settled.batches.map(b => b.batchId), 'settling again made a new batch')
+})
+
+test('teardown of the daemon cluster leaves nothing behind', async () => {
+  await c.destroy()
+  assert.equal(c.remainingNamespaces(), [])
+})
+
+test('link cut during a 60-message k=2 stream: every message delivered once', async () => {
+  const lc = await NetnsCluster.create([
+    { name: 'fra', city: 'Frankfurt' }, { name: 'syd', city: 'Sydney' },
+    { name: 'mow', city: 'Moscow' }, { name: 'sin', city: 'Singapore' }, { name: 'dxb', city: 'Dubai' }, { name: 'tyo', city: 'Tokyo' }
+  ])
+  try {
+    const r = await runLinkCut(lc, { messages: 60, gapMs: 100, cutAfter: 20 })
+    console.log(`link cut of ${r.cutRelay}: delivered ${r.delivered}/${r.sent}, duplicates ${r.duplicates}, via after ${JSON.stringify(r.viaAfterCut)}, latency p50 before ${summarize(r.latencyBeforeMs).p50} after ${summarize(r.latencyAfterMs).p50} ms`)
+    assert.equal(r.failed, [])
+    assert.is(r.received, r.sent)
+    assert.is(r.duplicates, 0)
+    assert.not.ok(r.cutRelay in r.viaAfterCut)
+  } finally {
+    await lc.destroy()
+    assert.equal(lc.remainingNamespaces(), [])
+  }
+})
+
+test.run()
