@@ -20,6 +20,11 @@ export function registerJobCommands (program: Command): void {
     .option('--detach', 'return as soon as the job is accepted')
     .option('--json', 'print JSON (the job id, or the final status)')
     .action(async (file: string, opts, cmd: Command) => {
+      const training = await readTrainingManifest(file)
+      if (training !== undefined) {
+        await submitTraining(ApiClient.connect(dataDirOf(cmd)), training, opts)
+        return
+      }
       const { manifest, baseDir } = await loadManifestFile(file)
       const client = ApiClient.connect(dataDirOf(cmd))
       const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir })
@@ -40,7 +45,15 @@ export function registerJobCommands (program: Command): void {
     .argument('<job>', 'job id')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const s = await ApiClient.connect(dataDirOf(cmd)).call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`)
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const s = await client.call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`).catch(async (err) => {
+        if (!isNotFound(err)) throw err
+        const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
+        if (opts.json === true) { printJson(t); return undefined }
+        process.stdout.write(`training job ${String(t.jobId)}: ${String(t.status)}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${String((t.members ?? []).length)} members\n`)
+        return undefined
+      })
+      if (s === undefined) return
       if (opts.json === true) return printJson(s)
       printSummary(s)
     })
@@ -62,7 +75,19 @@ export function registerJobCommands (program: Command): void {
     .option('--decode <how>', 'print outputs as text, f64 (little-endian float64 values) or hex; default: text when printable, else f64 when a multiple of 8 bytes', 'auto')
     .option('--json', 'print JSON (outputs base64)')
     .action(async (id: string, opts, cmd: Command) => {
-      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`)
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const r = await client.call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`).catch(async (err) => {
+        if (!isNotFound(err)) throw err
+        // a training job: the result is the final model
+        const t = await client.call<{ model: string, accuracy: number, members: string[], rounds: number, receipts: number }>('GET', `/v1/training/${encodeURIComponent(id)}/results`).catch((e2) => { throw isNotFound(e2) ? err : e2 })
+        if (opts.json === true) { printJson(t); return undefined }
+        const out = resolve(opts.out ?? '.', opts.out === undefined ? `model-${id.slice(0, 12)}.msgpack` : 'model.msgpack')
+        if (opts.out !== undefined) mkdirSync(resolve(opts.out as string), { recursive: true })
+        writeFileSync(out, Buffer.from(t.model, 'base64'))
+        process.stdout.write(`model (dbc-mlp-v1, ${Buffer.from(t.model, 'base64').length} bytes) written to ${out}; test accuracy ${fmtPct(t.accuracy)} after ${t.rounds} rounds on ${t.members.length} peers, ${t.receipts} receipts\n`)
+        return undefined
+      })
+      if (r === undefined) return
       if (opts.json === true) return printJson(r)
       if (opts.out !== undefined) {
         const dir = resolve(opts.out as string)
@@ -151,4 +176,39 @@ function printSummary (s: JobStatus): void {
   if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', String(sum.predictedCost)])
   rows.push(['billed copies', String(s.billedCopies)])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
+}
+
+function isNotFound (err: unknown): boolean {
+  return err instanceof DbcError && /NOT_FOUND/.test(err.code)
+}
+const fmtNum = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-'
+const fmtPct = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '-'
+
+/** A manifest whose `type` is `training` (the rest, or its `training:` section, is the spec). */
+async function readTrainingManifest (file: string): Promise<{ spec: unknown, peers?: string[] } | undefined> {
+  const { readFile } = await import('node:fs/promises')
+  const { parse } = await import('yaml')
+  let raw: any
+  try { raw = parse(await readFile(resolve(file), 'utf8')) } catch { return undefined } // loadManifestFile reports it
+  if (raw === null || typeof raw !== 'object' || raw.type !== 'training') return undefined
+  const { type: _t, name: _n, peers, training, ...rest } = raw
+  return { spec: training ?? rest, peers }
+}
+
+async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean }): Promise<void> {
+  const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', m, { timeoutMs: 120_000 })
+  if (opts.detach === true) {
+    if (opts.json === true) return printJson({ jobId })
+    process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
+    return
+  }
+  if (opts.json !== true) process.stderr.write(`training job ${jobId} submitted\n`)
+  let end: Record<string, any> = {}
+  for await (const ev of client.stream<Record<string, any>>('GET', `/v1/training/${jobId}/events`)) {
+    if (ev.type === 'end') { end = ev; break }
+    if (opts.json !== true) process.stderr.write(`round ${String(ev.round + 1)}: loss ${fmtNum(ev.loss)}, accuracy ${fmtPct(ev.accuracy)}, ${String(ev.members)} peers${ev.dropped > 0 ? `, ${String(ev.dropped)} dropped` : ''}, ${Number(ev.roundMs ?? 0).toFixed(0)} ms\n`)
+  }
+  if (opts.json === true) return printJson(end)
+  process.stdout.write(`training job ${jobId} ${String(end.status)}: test accuracy ${fmtPct(end.accuracy)}; fetch the model with: dbc job results ${jobId}\n`)
+  if (end.status !== 'done') process.exitCode = 1
 }

@@ -6,6 +6,8 @@ import type { Subsystem, Location } from './daemon.js'
 import { ComputeSubsystem } from './compute-subsystem.js'
 import { JobsSubsystem } from './jobs-subsystem.js'
 import { OverlaySubsystem } from './overlay-subsystem.js'
+import { TrainingSubsystem } from '../training/subsystem.js'
+import { parseGpuSpec } from '../core/compute/gpu-spec.js'
 import { resolveCity as resolveCityName } from '../geo/cities.js'
 
 export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]> {
@@ -19,7 +21,9 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
     candidates: async (req) => await overlay.candidates(req),
     network: (peer) => overlay.network(peer)
   })
-  return [chain as unknown as Subsystem, compute, overlay, jobs]
+  const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
+  const training = new TrainingSubsystem({ gpuCount, prices: { priceGpuHour: 1, priceCpuHour: 0.05 } })
+  return [chain as unknown as Subsystem, compute, overlay, jobs, training]
 }
 
 export function resolveCity (name: string): Location {
