@@ -9,6 +9,9 @@ import type { PeerId } from '@libp2p/interface'
 import type { ComputePeer } from '../compute/index.js'
 import { DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
+import { formGroup, type GroupCandidate } from '../core/training/group.js'
+import { predictRtt, predictGeoRttMs } from '../core/geo/index.js'
+import type { TrainingSpec } from '../training/spec.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
 import type { dbc } from '../wire/gen/wire.js'
 import type { NetworkEstimate } from '../net/tasks.js'
@@ -108,6 +111,41 @@ export class OverlaySubsystem implements Subsystem {
     }
     for (const p of ctx.host.getPeers()) if (!seen.has(p.toString())) { seen.add(p.toString()); out.push(p) }
     return out
+  }
+
+  /**
+   * A training group through the scheduler's group formation: candidates that serve training
+   * and match the GPU requirements (from their signed capability records), K of them close to
+   * each other in predicted latency (Vivaldi between their coordinates, else geo).
+   */
+  async trainingGroup (spec: TrainingSpec, servesTraining: (peer: PeerId) => Promise<boolean>): Promise<string[]> {
+    const overlay = this.overlay; const ctx = this.ctx
+    if (overlay === undefined || ctx === undefined) return []
+    const candidates: GroupCandidate[] = []
+    for (const id of ctx.host.getPeers()) {
+      if (!await servesTraining(id)) continue
+      const rec = overlay.capabilities.cache.get(Date.now(), toHex(id.toMultihash().bytes))?.record
+      const gpus = rec?.gpus ?? []
+      const best = [...gpus].sort((a, b) => (b.count ?? 0) - (a.count ?? 0))[0]
+      candidates.push({
+        peer: id.toString(),
+        gpuModel: best?.model ?? undefined,
+        gpuCount: gpus.reduce((n, g) => n + (g.count ?? 0), 0),
+        gpuMemoryGiB: best === undefined ? undefined : (best.memoryMib ?? 0) / 1024,
+        price: (rec?.priceGpuHour ?? 0) > 0 ? rec?.priceGpuHour ?? undefined : rec?.priceCpuHour ?? undefined
+      })
+    }
+    const latency = (a: string, b: string): number => {
+      const ka = overlay.known.get(a); const kb = overlay.known.get(b)
+      if (ka?.vivaldi !== undefined && kb?.vivaldi !== undefined) return predictRtt(ka.vivaldi, kb.vivaldi)
+      if (ka?.location !== undefined && kb?.location !== undefined) return predictGeoRttMs(ka.location, kb.location)
+      return 1000 // unknown: placed last
+    }
+    const size = Math.min(spec.groupSize, candidates.length)
+    const g = formGroup(candidates, { size, gpuModel: spec.gpu?.model, gpuCount: spec.gpu?.count, gpuMemoryGiB: spec.gpu?.memoryGiB }, latency)
+    if (!g.ok) throw new DbcError('NO_GROUP', `no training group: ${g.reason}`, { hint: 'connect more peers with matching GPUs, or lower groupSize / the GPU requirements' })
+    ctx.log.info({ members: g.members.length, maxLatencyMs: g.maxLatencyMs }, 'training group formed')
+    return g.members
   }
 
   network (peer: string): NetworkEstimate {

@@ -22,7 +22,12 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
     network: (peer) => overlay.network(peer)
   })
   const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
-  const training = new TrainingSubsystem({ gpuCount, prices: { priceGpuHour: 1, priceCpuHour: 0.05 } })
+  const training: TrainingSubsystem = new TrainingSubsystem({
+    gpuCount,
+    prices: { priceGpuHour: 1, priceCpuHour: 0.05 },
+    // group formation: matching GPUs, close to each other in predicted latency
+    selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))
+  })
   return [chain as unknown as Subsystem, compute, overlay, jobs, training]
 }
 

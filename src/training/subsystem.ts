@@ -82,6 +82,15 @@ export class TrainingSubsystem implements Subsystem {
     return session.jobId
   }
 
+  /** Whether a connected peer announced the all-reduce protocol (serves training). */
+  async servesTraining (peer: PeerId): Promise<boolean> {
+    try {
+      return (await this.ctx!.host.peerStore.get(peer)).protocols.includes(ALLREDUCE_PROTOCOL)
+    } catch {
+      return false
+    }
+  }
+
   private async nearestPeers (spec: TrainingSpec, signal?: AbortSignal): Promise<string[]> {
     const host = this.ctx!.host
     const candidates: PeerId[] = []
