@@ -258,7 +258,8 @@ export class NetnsCluster {
     const token = readFileSync(join(h.dataDir, 'api-token'), 'utf8').trim()
     const data = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: h.apiSocket, path, method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(data !== undefined ? { 'content-length': Buffer.byteLength(data) } : {}) }, timeout: timeoutMs },
+      // agent: false: a kept-alive socket can be closed by the server (5 s idle) just as it is reused
+      const req = request({ agent: false, socketPath: h.apiSocket, path, method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(data !== undefined ? { 'content-length': Buffer.byteLength(data) } : {}) }, timeout: timeoutMs },
         res => { resolve({ status: res.statusCode ?? 500, res }) })
       req.on('error', (err) => { reject(new Error(`${method} ${path} on ${h.spec.name}: ${err.message}`)) })
       req.on('timeout', () => { req.destroy(new Error(`${method} ${path} on ${h.spec.name}: timed out after ${timeoutMs} ms`)) })
