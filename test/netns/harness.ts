@@ -62,13 +62,15 @@ export function netnsUnavailableReason (): string | undefined {
   return undefined
 }
 
-function ip (...args: string[]): string {
+function run (cmd: string, ...args: string[]): string {
   try {
-    return execFileSync('ip', args, { stdio: 'pipe', encoding: 'utf8' })
+    return execFileSync(cmd, args, { stdio: 'pipe', encoding: 'utf8' })
   } catch (err) {
-    throw new Error(`ip ${args.join(' ')}: ${String((err as any).stderr ?? (err as Error).message).trim()}`)
+    throw new Error(`${cmd} ${args.join(' ')}: ${String((err as any).stderr ?? (err as Error).message).trim()}`)
   }
 }
+
+function ip (...args: string[]): string { return run('ip', ...args) }
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
@@ -168,7 +170,7 @@ export class NetnsCluster {
       const addr = `10.213.${Math.floor((i + 1) / 250)}.${((i + 1) % 250) + 1}`
       ip('-n', ns, 'addr', 'add', `${addr}/16`, 'dev', 'eth0')
       ip('-n', ns, 'link', 'set', 'eth0', 'up')
-      if (this.opts.rate !== undefined) ip('-n', ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', this.opts.rate, 'burst', '64kb', 'latency', '50ms')
+      if (this.opts.rate !== undefined) run('tc', '-n', ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', this.opts.rate, 'burst', '64kb', 'latency', '50ms')
       const loc = resolveLocation(spec.city)
       const dataDir = join(this.root, spec.name)
       mkdirSync(dataDir, { recursive: true })
