@@ -84,7 +84,10 @@ export class ApiClient {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i)
         buf = buf.slice(i + 1)
-        if (line.trim() !== '') yield JSON.parse(line) as T
+        if (line.trim() === '') continue
+        const ev = JSON.parse(line) as { type?: string, error?: { code?: string, message?: string, hint?: string } }
+        if (ev.type === 'error' && ev.error !== undefined) throw new DbcError(ev.error.code ?? 'API_ERROR', ev.error.message ?? 'the daemon reported an error', { hint: ev.error.hint })
+        yield ev as T
       }
     }
   }

@@ -79,7 +79,13 @@ export class ApiServer {
       const apiReq: ApiRequest = { params: match.params, query: url.searchParams, body, signal: ac.signal }
       if (match.route.stream !== undefined) {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-        await match.route.stream(apiReq, (event) => { res.write(JSON.stringify(event) + '\n') })
+        try {
+          await match.route.stream(apiReq, (event) => { res.write(JSON.stringify(event) + '\n') })
+        } catch (err) {
+          // the status line is gone: report the failure as the stream's last event
+          const e = err as DbcError
+          res.write(JSON.stringify({ type: 'error', error: { code: e.code ?? 'INTERNAL', message: e.message ?? String(err), hint: e.hint } }) + '\n')
+        }
         res.end()
         return
       }

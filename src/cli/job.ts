@@ -161,7 +161,10 @@ async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<
     }
   }
   progress?.stop()
-  return await client.call<JobStatus>('GET', `/v1/jobs/${jobId}`)
+  // the stream ended without its last event (the daemon restarted, a proxy cut it): look again
+  const s = await client.call<JobStatus>('GET', `/v1/jobs/${jobId}`)
+  if (s.status === 'running') return await follow(client, jobId, bar)
+  return s
 }
 
 function printSummary (s: JobStatus): void {

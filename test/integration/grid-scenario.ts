@@ -45,12 +45,20 @@ export async function runGridScenario (s: GridScenario): Promise<{ elapsedMs: nu
     const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir })
     let killed = false
     let status: Record<string, any> = {}
-    for await (const ev of submitter.api.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
-      if (ev.type === 'end') { status = ev.status; break }
-      if (!killed && s.killShare > 0 && (ev.progress?.done ?? 0) >= s.tasks * 0.2) {
-        killed = true
-        const n = Math.round(s.providers * s.killShare)
-        for (const p of providers.slice(0, n)) p.process.kill('SIGKILL')
+    // follow the job's events; a stream that ends early (a loaded machine) is opened again
+    for (let attempt = 0; status.status === undefined || status.status === 'running'; attempt++) {
+      if (attempt > 0) {
+        status = await submitter.api.call<Record<string, any>>('GET', `/v1/jobs/${jobId}`)
+        if (status.status !== 'running') break
+        if (attempt > 20) throw new Error(`the job's event stream keeps ending while it runs: ${JSON.stringify(status)}`)
+      }
+      for await (const ev of submitter.api.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
+        if (ev.type === 'end') { status = ev.status; break }
+        if (!killed && s.killShare > 0 && (ev.progress?.done ?? 0) >= s.tasks * 0.2) {
+          killed = true
+          const n = Math.round(s.providers * s.killShare)
+          for (const p of providers.slice(0, n)) p.process.kill('SIGKILL')
+        }
       }
     }
     const elapsedMs = Date.now() - t0
