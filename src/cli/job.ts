@@ -12,10 +12,10 @@ import { dataDirOf } from './context.js'
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
 export function registerJobCommands (program: Command): void {
-  const job = program.command('job').description('submit grid jobs and follow, explain, cancel them')
+  const job = program.command('job').description('submit grid and training jobs; follow, explain, cancel and settle them')
 
   job.command('submit')
-    .description('submit a job manifest (YAML or JSON) and follow its progress')
+    .description('submit a job manifest (YAML or JSON; `type: training` for a training job) and follow its progress')
     .argument('<file>', 'the manifest')
     .option('--detach', 'return as soon as the job is accepted')
     .option('--json', 'print JSON (the job id, or the final status)')
