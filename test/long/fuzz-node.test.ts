@@ -9,7 +9,7 @@ import { runLiveFuzz } from '../fuzz/live-scenario.js'
 test('100,000 malformed frames: the node stays up, bounded, punishes every sender, and finishes its jobs', async () => {
   const frames = Number(process.env.FUZZ_FRAMES ?? 100_000)
   const r = await runLiveFuzz({ frames, tasksPerJob: 40, rssBoundMiB: 128, seed: 7, log: s => { console.log(s) } })
-  console.log(JSON.stringify({ frames: r.fuzz.framesSent, streams: r.fuzz.streams, refused: r.fuzz.refusedStreams, identities: r.fuzz.identities.length, penalized: r.penalized, dropped: r.dropped, jobs: r.jobs, tasksChecked: r.tasksChecked, rssMiB: [r.rssBeforeMiB, r.rssPeakMiB, r.rssAfterMiB].map(x => Math.round(x)), seconds: r.fuzz.elapsedMs / 1000, byCase: r.fuzz.byCase }))
+  console.log(JSON.stringify({ frames: r.fuzz.framesSent, eventStreamDrops: r.eventStreamDrops, streams: r.fuzz.streams, refused: r.fuzz.refusedStreams, identities: r.fuzz.identities.length, penalized: r.penalized, dropped: r.dropped, jobs: r.jobs, tasksChecked: r.tasksChecked, rssMiB: [r.rssBeforeMiB, r.rssPeakMiB, r.rssAfterMiB].map(x => Math.round(x)), seconds: r.fuzz.elapsedMs / 1000, byCase: r.fuzz.byCase }))
   assert.ok(r.fuzz.framesSent >= frames)
   assert.ok(r.jobs >= 2, `only ${r.jobs} jobs ran during fuzzing`)
 })
