@@ -186,7 +186,14 @@ export class JobRunner {
     this.scheduleTick()
   }
 
-  progress (): Progress { return this.machine.progress() }
+  progress (): Progress {
+    // status can be asked for while run() is still reading the input (before the machine exists)
+    if ((this.machine as JobMachine | undefined) === undefined) {
+      const total = this.taskCount
+      return { total, done: 0, failed: 0, running: 0, queued: total, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0 }
+    }
+    return this.machine.progress()
+  }
 
   /** Accepted outputs (from the store when there is one). */
   results (): Array<{ index: number, hash: string, output: Uint8Array }> {
