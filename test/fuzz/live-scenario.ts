@@ -76,6 +76,15 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     const before = await rssKiB(pid)
     let peak = before
     const rssTimer = setInterval(() => { rssKiB(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 500)
+    // penalised peers, collected while fuzzing: scores recover over time and the overlay lists
+    // only its most recent 1024, so a check at the end alone would miss early identities
+    const penalizedSet = new Set<string>()
+    const collect = async (): Promise<Record<string, any>> => {
+      const st = await collect()
+      for (const p of [...(st.penalizedPeers as Array<{ peer: string }>), ...((st.overlay?.penalizedPeers ?? []) as Array<{ peer: string }>)]) penalizedSet.add(p.peer)
+      return st
+    }
+    const penaltyTimer = setInterval(() => { collect().catch(() => {}) }, 1000)
     const statusBefore = await target.api.call<Record<string, any>>('GET', '/v1/status')
     const ac = new AbortController()
     let jobs = 0
@@ -97,15 +106,14 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     }).finally(() => { ac.abort() })
     await jobLoop
     clearInterval(rssTimer)
+    clearInterval(penaltyTimer)
     assert.ok(jobs >= 1, 'no job ran during fuzzing')
     // the node still answers, and still serves a job
-    const st = await target.api.call<Record<string, any>>('GET', '/v1/status', undefined, { timeoutMs: 10_000 })
+    const st = await collect()
     assert.is(st.peerId, target.peerId)
     assert.is(target.process.exitCode, null, 'the target exited')
     const after = await rssKiB(pid)
     peak = Math.max(peak, after)
-    // the daemon's score book (echo, task) and the overlay's (relay, membership, capability)
-    const penalizedSet = new Set([...(st.penalizedPeers as Array<{ peer: string }>), ...((st.overlay?.penalizedPeers ?? []) as Array<{ peer: string }>)].map(p => p.peer))
     let penalized = 0; let dropped = 0
     const unpunished: string[] = []
     for (const id of fuzz.identities) {
