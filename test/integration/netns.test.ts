@@ -1,3 +1,6 @@
+// Vivaldi convergence is asserted only in the long variant: with the daemon's fixed 2 s
+// measurement interval it takes 80-240 s to reach most pairs (45-60% at one minute).
+//
 // Multi-host quick variant: 5 hosts in 5 cities, each a network namespace running `dbc node
 // start`, joined through a bridge, with per-link one-way delays from the geo model applied by a
 // user-space relay on each host (test/netns/harness.ts explains why: no netem here). Needs root
@@ -6,7 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { awaitMesh, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, stakeProviders, settleTwice } from '../netns/scenarios.js'
 
 const GPU = '1xRTX4090:24GiB'
 let c: NetnsCluster
@@ -98,16 +101,6 @@ test('a partition that heals: the job finishes, every result once, every billed 
   const againCount = settled.again.batches.reduce((n, b) => n + Number(b.receiptCount ?? 0), 0)
   assert.is(againCount, inBatches, 'settling again changed the batches')
   assert.equal(settled.again.batches.map(b => b.batchId), settled.batches.map(b => b.batchId), 'settling again made a new batch')
-})
-
-test('Vivaldi converges: most pairs (more than half) predict within 25% of measured RTT', async () => {
-  // the daemon measures one random peer every 2 s: after the minute the tests above took,
-  // most pairs are within 25% (at about 80 s in a 6-host run; see the long variant)
-  const v = await awaitVivaldi(c, { share: 0.6, tol: 0.25, timeoutMs: 30_000 })
-  const errs = v.rows.map(r => r.relErr ?? Infinity)
-  const s = summarize(errs)
-  console.log(`Vivaldi: ${(v.withinShare * 100).toFixed(0)}% of ${v.rows.length} pairs within 25% (waited ${v.waitedMs} ms more); relative error p50 ${s.p50.toFixed(2)} p90 ${s.p90.toFixed(2)}`)
-  assert.ok(v.withinShare > 0.5, `only ${(v.withinShare * 100).toFixed(0)}% of pairs within 25%: ${JSON.stringify(v.rows.map(r => [r.from, r.to, r.measuredRttMs?.toFixed(0), r.vivaldiRttMs?.toFixed(0)]))}`)
 })
 
 test('teardown removes every namespace and process it made', async () => {
