@@ -50,6 +50,10 @@ export const configSchema = z.object({
   }).strict(),
   /** Ping connections periodically and drop dead ones. */
   connectionMonitor: z.boolean(),
+  overlay: z.object({
+    /** How often to ping one peer of the view for Vivaldi coordinates (ms; 0 = never). */
+    vivaldiIntervalMs: z.number().int().min(0).max(600_000)
+  }).strict(),
   nat: z.object({
     /** Relay connections for peers behind NAT (circuit-relay-v2). */
     relayServer: z.boolean(),
@@ -74,6 +78,7 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     log: { level: 'info' },
     dht: { server: true, keepPrivateAddresses: true },
     connectionMonitor: true,
+    overlay: { vivaldiIntervalMs: 2000 },
     nat: { relayServer: true, behindNat: false },
     chain: {}
   }
@@ -94,6 +99,7 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_LOG_LEVEL: { key: 'log.level', kind: 'string' },
   DBC_DHT_SERVER: { key: 'dht.server', kind: 'bool' },
   DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' },
+  DBC_VIVALDI_INTERVAL_MS: { key: 'overlay.vivaldiIntervalMs', kind: 'int' },
   DBC_BEHIND_NAT: { key: 'nat.behindNat', kind: 'bool' },
   DBC_RELAY_SERVER: { key: 'nat.relayServer', kind: 'bool' },
   DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },

@@ -39,6 +39,7 @@ export class OverlaySubsystem implements Subsystem {
     const overlay = new Overlay(ctx.host as any, {
       secretKey: ctx.identity.secretKey,
       location: ctx.location,
+      vivaldiIntervalMs: ctx.config.overlay.vivaldiIntervalMs,
       onPenalty: (peer, offence, score, disconnect) => {
         ctx.log.warn({ peer, offence, score }, 'overlay: peer penalized')
         if (disconnect) void ctx.host.hangUp(peerIdFromString(peer)).catch(() => {})
