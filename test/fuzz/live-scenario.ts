@@ -57,6 +57,7 @@ async function runJob (submitter: LocalNode, dir: string, tasks: number, salt: n
 export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult> {
   const log = s.log ?? (() => {})
   const net = new LocalNetwork()
+  const timers: Array<ReturnType<typeof setInterval>> = []
   try {
     const target = await net.start({ name: 'target', location: '35.68,139.69', extra: ['--no-connection-monitor'] })
     const boot = target.addrs[0]
@@ -76,15 +77,17 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     const before = await rssKiB(pid)
     let peak = before
     const rssTimer = setInterval(() => { rssKiB(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 500)
+    timers.push(rssTimer)
     // penalised peers, collected while fuzzing: scores recover over time and the overlay lists
     // only its most recent 1024, so a check at the end alone would miss early identities
     const penalizedSet = new Set<string>()
     const collect = async (): Promise<Record<string, any>> => {
-      const st = await collect()
+      const st = await target.api.call<Record<string, any>>('GET', '/v1/status', undefined, { timeoutMs: 10_000 })
       for (const p of [...(st.penalizedPeers as Array<{ peer: string }>), ...((st.overlay?.penalizedPeers ?? []) as Array<{ peer: string }>)]) penalizedSet.add(p.peer)
       return st
     }
     const penaltyTimer = setInterval(() => { collect().catch(() => {}) }, 1000)
+    timers.push(penaltyTimer)
     const statusBefore = await target.api.call<Record<string, any>>('GET', '/v1/status')
     const ac = new AbortController()
     let jobs = 0
@@ -135,6 +138,7 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     for (const n of net.nodes) log(`--- ${n.spec.name} log tail ---\n${net.logOf(n).slice(-3000)}`)
     throw err
   } finally {
+    for (const t of timers) clearInterval(t) // a failed run must not keep the process alive
     await net.stop()
   }
 }

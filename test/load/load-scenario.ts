@@ -21,6 +21,7 @@ export async function runLoadScenario (s: LoadScenario): Promise<LoadScenarioRes
     const before = await rssKiB(pid)
     let peak = before
     const timer = setInterval(() => { rssKiB(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 250)
+    timer.unref() // a failed run must not keep the process alive
     const st0 = await node.api.call<Record<string, any>>('GET', '/v1/status')
     const report = await runLoad({ target, rate: s.rate, seconds: s.seconds, senders: s.senders })
     clearInterval(timer)
