@@ -31,12 +31,14 @@ export interface FuzzIdentity {
   /** The node closed our connection (hung up / refused us). */
   disconnected: boolean
   frames: number
+  /** Frames that break the protocol whatever the bytes drawn (oversized, truncated, tampered). */
+  definitelyBad: number
 }
 
 export async function newIdentity (): Promise<FuzzIdentity> {
   const key = await generateKeyPair('Ed25519')
   const host = await createHost({ privateKey: key, listen: [], connectionMonitor: false, dhtServer: false })
-  const id: FuzzIdentity = { host, peerId: host.peerId.toString(), secret: key.raw, peerBytes: host.peerId.toMultihash().bytes, disconnected: false, frames: 0 }
+  const id: FuzzIdentity = { host, peerId: host.peerId.toString(), secret: key.raw, peerBytes: host.peerId.toMultihash().bytes, disconnected: false, frames: 0, definitelyBad: 0 }
   host.addEventListener('peer:disconnect', () => { id.disconnected = true })
   return id
 }
@@ -139,7 +141,7 @@ export interface FuzzRunReport {
   streams: number
   /** Streams the node refused to open (protocol negotiation or dial failed: e.g. we were banned). */
   refusedStreams: number
-  identities: Array<{ peerId: string, frames: number, disconnected: boolean }>
+  identities: Array<{ peerId: string, frames: number, definitelyBad: number, disconnected: boolean }>
   /** Distinct envelopes the node may deliver (see craft); the node must count each at most once. */
   validEnvelopes: number
   byCase: Record<string, number>
@@ -189,6 +191,9 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
             if (!ok) { report.refusedStreams++; refusedInARow++; continue }
             refusedInARow = 0
             id.frames += frames
+            // random bytes or a wrong-type message can happen to decode as a valid (harmless)
+            // message, since protobuf skips unknown fields; these three never can
+            if (kase === 'oversized' || kase === 'truncated' || kase === 'tampered') id.definitelyBad++
             report.framesSent += frames
             report.byCase[kase] = (report.byCase[kase] ?? 0) + frames
             report.validEnvelopes += deliverable ?? 0
@@ -197,7 +202,7 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
         }
         await Promise.all(Array.from({ length: streamsAtOnce }, async () => { await lane() }))
       } finally {
-        report.identities.push({ peerId: id.peerId, frames: id.frames, disconnected: id.disconnected })
+        report.identities.push({ peerId: id.peerId, frames: id.frames, definitelyBad: id.definitelyBad, disconnected: id.disconnected })
         await Promise.resolve(id.host.stop()).catch(() => {})
       }
     }
