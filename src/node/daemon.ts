@@ -105,10 +105,19 @@ export class Daemon {
       throw err
     })
     const scores = new PeerScores()
+    let badInputLogged = 0
+    let badInputWindow = 0
     const reportBadInput = (peer: PeerId, err: WireError): void => {
       const points = err.code === 'FRAME_TOO_LARGE' ? PENALTY.oversized : PENALTY.malformed
-      const ban = scores.penalize(peer.toString(), points, Date.now())
-      log.warn({ peer: peer.toString(), code: err.code, score: scores.score(peer.toString(), Date.now()) }, `bad input from peer: ${err.message}`)
+      const now = Date.now()
+      const ban = scores.penalize(peer.toString(), points, now)
+      // at most 20 lines a second: a hostile peer must not be able to flood the log
+      if (now - badInputWindow > 1000) {
+        if (badInputLogged > 20) log.warn({ suppressed: badInputLogged - 20 }, 'more bad input than logged in the last second')
+        badInputWindow = now
+        badInputLogged = 0
+      }
+      if (++badInputLogged <= 20) log.warn({ peer: peer.toString(), code: err.code, score: scores.score(peer.toString(), now) }, `bad input from peer: ${err.message}`)
       if (ban) {
         log.warn({ peer: peer.toString() }, 'peer score below threshold: disconnecting')
         void host.hangUp(peer).catch(() => {})
@@ -117,6 +126,11 @@ export class Daemon {
     // refuse banned peers at the door
     host.addEventListener('peer:connect', (evt) => {
       if (scores.isBanned(evt.detail.toString(), Date.now())) void host.hangUp(evt.detail).catch(() => {})
+    })
+    // forget peers that misbehaved once they leave: a stream of throw-away hostile identities
+    // must not grow the peer store without bound (their scores stay in the bounded score book)
+    host.addEventListener('peer:disconnect', (evt) => {
+      if (scores.score(evt.detail.toString(), Date.now()) < 0) void host.peerStore.delete(evt.detail).catch(() => {})
     })
     await registerEcho(host, { onBadInput: reportBadInput })
 

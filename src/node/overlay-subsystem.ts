@@ -41,7 +41,10 @@ export class OverlaySubsystem implements Subsystem {
       location: ctx.location,
       vivaldiIntervalMs: ctx.config.overlay.vivaldiIntervalMs,
       onPenalty: (peer, offence, score, disconnect) => {
-        ctx.log.warn({ peer, offence, score }, 'overlay: peer penalized')
+        ctx.log.debug({ peer, offence, score }, 'overlay: peer penalized')
+        // mirror into the node's book: a peer the overlay bans is refused when it reconnects,
+        // and a misbehaving peer is forgotten from the peer store when it leaves
+        ctx.scores.penalize(peer, disconnect ? 1000 : 5, Date.now())
         if (disconnect) void ctx.host.hangUp(peerIdFromString(peer)).catch(() => {})
       }
     })
