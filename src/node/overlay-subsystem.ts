@@ -153,9 +153,14 @@ export class OverlaySubsystem implements Subsystem {
   }
 
   network (peer: string): NetworkEstimate {
-    const e = this.overlay?.estimate(peer)
-    if (e === undefined) return {}
-    return { rttMs: e.vivaldiRttMs ?? e.measuredRttMs ?? e.geoRttMs, distanceKm: e.distanceKm }
+    const o = this.overlay
+    const e = o?.estimate(peer)
+    if (o === undefined || e === undefined) return {}
+    // a measured RTT beats any prediction; Vivaldi only once our coordinate has settled (its
+    // error estimate is low), else the declared locations' geo model, else raw Vivaldi
+    const vivaldiSettled = o.coordinate[o.coordinate.length - 1] < 0.5
+    const rttMs = e.measuredRttMs ?? (vivaldiSettled ? e.vivaldiRttMs : undefined) ?? e.geoRttMs ?? e.vivaldiRttMs
+    return { rttMs, distanceKm: e.distanceKm }
   }
 
   private routes (ctx: DaemonContext): void {
