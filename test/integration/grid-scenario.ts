@@ -56,8 +56,15 @@ export async function runGridScenario (s: GridScenario): Promise<{ elapsedMs: nu
         if (ev.type === 'end') { status = ev.status; break }
         if (!killed && s.killShare > 0 && (ev.progress?.done ?? 0) >= s.tasks * 0.2) {
           killed = true
+          // kill providers the job is using (placement may lease only the best few)
+          const used: string[] = []
+          for (let t = 0; t < Math.min(s.tasks, 8) && used.length < s.providers; t++) {
+            const e = await submitter.api.call<{ task?: { copies: Array<{ provider: string }> } }>('GET', `/v1/jobs/${jobId}/explain?task=${t}`)
+            for (const c of e.task?.copies ?? []) if (!used.includes(c.provider)) used.push(c.provider)
+          }
+          const order = [...providers].sort((a, b) => (used.includes(a.peerId) ? 0 : 1) - (used.includes(b.peerId) ? 0 : 1))
           const n = Math.round(s.providers * s.killShare)
-          for (const p of providers.slice(0, n)) p.process.kill('SIGKILL')
+          for (const p of order.slice(0, n)) p.process.kill('SIGKILL')
         }
       }
     }
