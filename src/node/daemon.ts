@@ -14,7 +14,7 @@ import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo 
 import { openStore, type Store } from '../store/db.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { parseLatLon, type NodeConfig } from './config.js'
-import { PeerScores, PENALTY } from './peer-score.js'
+import { PeerScoreBook } from '../core/routing/score.js'
 import { DbcError, ConfigError, type WireError } from '../errors.js'
 
 export interface Location { lat: number, lon: number, name?: string }
@@ -27,7 +27,8 @@ export interface DaemonContext {
   store: Store
   log: Logger
   api: ApiServer
-  scores: PeerScores
+  /** The node's one score book: byte-level violations here, envelope/gossip offences in the overlay. */
+  scores: PeerScoreBook<string>
   location: Location | undefined
   /** Report bytes from a peer that broke a protocol; may disconnect it. */
   reportBadInput: (peer: PeerId, err: WireError) => void
@@ -104,20 +105,19 @@ export class Daemon {
       store.close()
       throw err
     })
-    const scores = new PeerScores()
+    const scores = new PeerScoreBook<string>()
     let badInputLogged = 0
     let badInputWindow = 0
     const reportBadInput = (peer: PeerId, err: WireError): void => {
-      const points = err.code === 'FRAME_TOO_LARGE' ? PENALTY.oversized : PENALTY.malformed
       const now = Date.now()
-      const ban = scores.penalize(peer.toString(), points, now)
+      const { disconnect: ban } = scores.penalize(now, peer.toString(), err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
       // at most 20 lines a second: a hostile peer must not be able to flood the log
       if (now - badInputWindow > 1000) {
         if (badInputLogged > 20) log.warn({ suppressed: badInputLogged - 20 }, 'more bad input than logged in the last second')
         badInputWindow = now
         badInputLogged = 0
       }
-      if (++badInputLogged <= 20) log.warn({ peer: peer.toString(), code: err.code, score: scores.score(peer.toString(), now) }, `bad input from peer: ${err.message}`)
+      if (++badInputLogged <= 20) log.warn({ peer: peer.toString(), code: err.code, score: scores.score(now, peer.toString()) }, `bad input from peer: ${err.message}`)
       if (ban) {
         log.warn({ peer: peer.toString() }, 'peer score below threshold: disconnecting')
         void host.hangUp(peer).catch(() => {})
@@ -125,12 +125,12 @@ export class Daemon {
     }
     // refuse banned peers at the door
     host.addEventListener('peer:connect', (evt) => {
-      if (scores.isBanned(evt.detail.toString(), Date.now())) void host.hangUp(evt.detail).catch(() => {})
+      if (scores.isBanned(Date.now(), evt.detail.toString())) void host.hangUp(evt.detail).catch(() => {})
     })
     // forget peers that misbehaved once they leave: a stream of throw-away hostile identities
     // must not grow the peer store without bound (their scores stay in the bounded score book)
     host.addEventListener('peer:disconnect', (evt) => {
-      if (scores.score(evt.detail.toString(), Date.now()) < 0) void host.peerStore.delete(evt.detail).catch(() => {})
+      if (scores.score(Date.now(), evt.detail.toString()) < 0) void host.peerStore.delete(evt.detail).catch(() => {})
     })
     await registerEcho(host, { onBadInput: reportBadInput })
 
@@ -194,7 +194,7 @@ export class Daemon {
         peers: host.getPeers().length,
         dht: { mode: this.config.dht.server ? 'server' : 'client', routingTable: dhtTableSize(host) },
         dataDir: this.config.dataDir,
-        penalizedPeers: ctx.scores.snapshot(Date.now()),
+        penalizedPeers: ctx.scores.penalized(Date.now()),
         ...extra
       }
     })

@@ -40,11 +40,11 @@ export class OverlaySubsystem implements Subsystem {
       secretKey: ctx.identity.secretKey,
       location: ctx.location,
       vivaldiIntervalMs: ctx.config.overlay.vivaldiIntervalMs,
+      // one book for the node: an overlay ban also refuses reconnects, and a misbehaving peer
+      // is forgotten from the peer store when it leaves (src/node/daemon.ts)
+      scores: ctx.scores,
       onPenalty: (peer, offence, score, disconnect) => {
         ctx.log.debug({ peer, offence, score }, 'overlay: peer penalized')
-        // mirror into the node's book: a peer the overlay bans is refused when it reconnects,
-        // and a misbehaving peer is forgotten from the peer store when it leaves
-        ctx.scores.penalize(peer, disconnect ? 1000 : 5, Date.now())
         if (disconnect) void ctx.host.hangUp(peerIdFromString(peer)).catch(() => {})
       }
     })

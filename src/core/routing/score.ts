@@ -83,6 +83,13 @@ export class PeerScoreBook<P = string> {
     return this.score(now, peer) <= this.threshold
   }
 
+  /** Peers with a negative score now, worst first (for status output). */
+  penalized (now: number): Array<{ peer: P, score: number }> {
+    const out: Array<{ peer: P, score: number }> = []
+    for (const p of this.scores.keys()) { const score = this.score(now, p); if (score < 0) out.push({ peer: p, score }) }
+    return out.sort((a, b) => a.score - b.score)
+  }
+
   forget (peer: P): void { this.scores.delete(peer) }
   get size (): number { return this.scores.size }
 }

@@ -45,6 +45,8 @@ export interface OverlayInit {
   onAnnouncement?: (a: Announcement, from: string) => void
   onPenalty?: (peer: string, offence: Offence, score: number, disconnect: boolean) => void
   maxKnownPeers?: number
+  /** The node's one score book (the daemon's, shared with its byte-level checks); default: a new one. */
+  scores?: PeerScoreBook<string>
 }
 
 type Host = Libp2p & { services: Record<string, unknown> }
@@ -52,7 +54,7 @@ type Host = Libp2p & { services: Record<string, unknown> }
 const MAX_PENALIZED_LISTED = 1024
 
 export class Overlay {
-  readonly scores = new PeerScoreBook<string>()
+  readonly scores: PeerScoreBook<string>
   readonly membership: MembershipService
   readonly envelopes: EnvelopeService
   readonly capabilities: CapabilityIndex
@@ -65,6 +67,7 @@ export class Overlay {
   private readonly penalized = new Map<string, { offence: Offence, at: number }>()
 
   constructor (private readonly host: Host, private readonly init: OverlayInit) {
+    this.scores = init.scores ?? new PeerScoreBook<string>()
     const onPenalty = (peer: string, offence: Offence, score: number, disconnect: boolean): void => {
       this.penalized.delete(peer)
       this.penalized.set(peer, { offence, at: Date.now() })
