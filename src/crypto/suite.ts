@@ -52,10 +52,8 @@ function der (prefix: Uint8Array, key: Uint8Array): Uint8Array {
   out.set(prefix); out.set(key, prefix.length)
   return out
 }
-function keyHex (k: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < k.length; i++) s += (k[i] < 16 ? '0' : '') + k[i].toString(16)
-  return s
+function bytesKey (k: Uint8Array): string {
+  return Buffer.from(k.buffer, k.byteOffset, k.length).toString('latin1')
 }
 
 /** A small cache of imported keys: peers repeat, and importing a key costs ~20 us. */
@@ -63,7 +61,7 @@ class KeyCache {
   private readonly map = new Map<string, KeyObject>()
   constructor (private readonly max: number) {}
   get (k: Uint8Array, make: () => KeyObject): KeyObject {
-    const id = keyHex(k)
+    const id = bytesKey(k)
     let v = this.map.get(id)
     if (v === undefined) {
       v = make()
@@ -128,7 +126,7 @@ export const nodeSuite: CryptoSuite = {
 /** Ed25519 public key → X25519 public key (birational map), cached: it costs ~90 us. */
 const montgomeryCache = new Map<string, Uint8Array>()
 export function ed25519ToX25519Public (edPublicKey: Uint8Array): Uint8Array {
-  const id = keyHex(edPublicKey)
+  const id = bytesKey(edPublicKey)
   let x = montgomeryCache.get(id)
   if (x === undefined) {
     x = ed25519.utils.toMontgomery(edPublicKey)

@@ -20,25 +20,36 @@ export function decodeMessage<T> (type: Decodable<T>, bytes: Uint8Array, limits:
   } catch (err) {
     return { ok: false, error: new WireError('MALFORMED_MESSAGE', `message does not decode: ${(err as Error).message}`, { cause: err }) }
   }
-  const problem = checkShape(value, limits.maxRepeated ?? 4096, limits.maxDepth ?? 16, 0, '')
+  const problem = checkShape(value, limits.maxRepeated ?? 4096, limits.maxDepth ?? 16)
   if (problem !== undefined) return { ok: false, error: new WireError('MESSAGE_LIMIT', problem) }
   return { ok: true, value }
 }
 
-function checkShape (v: unknown, maxRepeated: number, maxDepth: number, depth: number, path: string): string | undefined {
+/** Walks the decoded value; the path of a violation is built only when there is one (hot path). */
+function checkShape (v: unknown, maxRepeated: number, maxDepth: number): string | undefined {
+  const at: Array<string | number> = []
+  const problem = walk(v, maxRepeated, maxDepth, 0, at)
+  if (problem === undefined) return undefined
+  const path = at.reverse().map((p, i) => typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`).join('')
+  return problem === 'depth' ? `message nesting at ${path || 'root'} exceeds ${maxDepth}` : `repeated field ${path} has ${problem} items, limit ${maxRepeated}`
+}
+
+/** undefined when fine; else 'depth' or the offending length, with the path pushed innermost first. */
+function walk (v: unknown, maxRepeated: number, maxDepth: number, depth: number, at: Array<string | number>): 'depth' | number | undefined {
   if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return undefined
-  if (depth > maxDepth) return `message nesting at ${path || 'root'} exceeds ${maxDepth}`
+  if (depth > maxDepth) return 'depth'
   if (Array.isArray(v)) {
-    if (v.length > maxRepeated) return `repeated field ${path} has ${v.length} items, limit ${maxRepeated}`
+    if (v.length > maxRepeated) return v.length
     for (let i = 0; i < v.length; i++) {
-      const p = checkShape(v[i], maxRepeated, maxDepth, depth + 1, `${path}[${i}]`)
-      if (p !== undefined) return p
+      const p = walk(v[i], maxRepeated, maxDepth, depth + 1, at)
+      if (p !== undefined) { at.push(i); return p }
     }
     return undefined
   }
-  for (const [k, x] of Object.entries(v)) {
-    const p = checkShape(x, maxRepeated, maxDepth, depth + 1, path === '' ? k : `${path}.${k}`)
-    if (p !== undefined) return p
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) {
+    const p = walk(o[k], maxRepeated, maxDepth, depth + 1, at)
+    if (p !== undefined) { at.push(k); return p }
   }
   return undefined
 }

@@ -10,6 +10,7 @@ interface Seen<P> { expiresAt: number, via: P[] }
 export class ReceiveWindow<P = string> {
   private readonly seen = new Map<string, Seen<P>>()
   private lowWater = -Infinity
+  private lastFullPrune = -Infinity
 
   constructor (readonly capacity = 65_536) {}
 
@@ -27,6 +28,9 @@ export class ReceiveWindow<P = string> {
       return 'duplicate'
     }
     if (expiresAt <= this.lowWater) return 'replayed'
+    // Forget a few expired entries from the oldest end on each insert: the window then holds about
+    // the messages still alive, without a full scan (entries arrive roughly in expiry order).
+    this.dropExpiredHead(now, 2)
     if (this.seen.size >= this.capacity) this.evict(now)
     this.seen.set(key, { expiresAt, via: [via] })
     return 'new'
@@ -34,8 +38,18 @@ export class ReceiveWindow<P = string> {
 
   has (key: string): boolean { return this.seen.has(key) }
 
+  /** Deletes expired entries from the insertion-order head, at most `max`, stopping at a live one. */
+  private dropExpiredHead (now: number, max: number): void {
+    for (const [k, s] of this.seen) {
+      if (max-- <= 0 || s.expiresAt > now) return
+      this.seen.delete(k)
+    }
+  }
+
   private evict (now: number): void {
-    this.prune(now)
+    this.dropExpiredHead(now, Infinity)
+    // a long-lived entry at the head can hide expired ones behind it: scan fully, but rarely
+    if (this.seen.size >= this.capacity && now - this.lastFullPrune >= 1000) { this.lastFullPrune = now; this.prune(now) }
     if (this.seen.size < this.capacity) return
     const [oldestKey, oldest] = this.seen.entries().next().value as [string, Seen<P>]
     this.seen.delete(oldestKey)

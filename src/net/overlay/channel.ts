@@ -13,13 +13,17 @@ export interface ChannelInit<A> {
   maxPending?: number
 }
 
-interface Pending<A> { resolve: (a: A) => void, reject: (e: Error) => void, timer: ReturnType<typeof setTimeout> }
+interface Pending<A> { resolve: (a: A) => void, reject: (e: Error) => void, deadline: number, timeoutMs: number }
+
+/** How often pending requests are checked against their deadlines (one timer per channel, not per request). */
+const SWEEP_MS = 50
 
 export class RequestChannel<A> {
   private framed: FramedStream | undefined
   private opening: Promise<FramedStream> | undefined
   private readonly pending = new Map<string, Pending<A>>()
   private closed = false
+  private sweeper: ReturnType<typeof setTimeout> | undefined
 
   constructor (private readonly host: Pick<Libp2p, 'dialProtocol'>, private readonly peer: PeerId, private readonly init: ChannelInit<A>) {}
 
@@ -49,14 +53,29 @@ export class RequestChannel<A> {
         const p = this.pending.get(decoded.key)
         if (p === undefined) continue
         this.pending.delete(decoded.key)
-        clearTimeout(p.timer)
         p.resolve(decoded.ack)
       }
     } catch (err) {
       error = err as Error
     }
     if (this.framed === framed) { this.framed = undefined; this.opening = undefined }
-    for (const [k, p] of this.pending) { clearTimeout(p.timer); p.reject(error); this.pending.delete(k) }
+    for (const [k, p] of this.pending) { p.reject(error); this.pending.delete(k) }
+  }
+
+  /** Rejects requests past their deadline; re-arms while any are pending. */
+  private sweep (): void {
+    this.sweeper = undefined
+    const now = Date.now()
+    for (const [k, p] of this.pending) {
+      if (p.deadline <= now) { this.pending.delete(k); p.reject(new Error(`no ack within ${p.timeoutMs} ms`)) }
+    }
+    this.armSweeper()
+  }
+
+  private armSweeper (): void {
+    if (this.sweeper !== undefined || this.pending.size === 0 || this.closed) return
+    this.sweeper = setTimeout(() => { this.sweep() }, SWEEP_MS)
+    this.sweeper.unref?.()
   }
 
   /** Sends `frame` and resolves with the ack matched by `key`; rejects on stream failure or timeout. */
@@ -65,21 +84,20 @@ export class RequestChannel<A> {
     if (this.pending.size >= (this.init.maxPending ?? 1024)) throw new Error('too many requests in flight to this peer')
     const framed = await this.open(options)
     return await new Promise<A>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(key)
-        reject(new Error(`no ack within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pending.set(key, { resolve, reject, timer })
+      this.pending.set(key, { resolve, reject, deadline: Date.now() + timeoutMs, timeoutMs })
+      this.armSweeper()
       framed.write(frame, options).catch(err => {
         const p = this.pending.get(key)
-        if (p !== undefined) { this.pending.delete(key); clearTimeout(p.timer); reject(err) }
+        if (p !== undefined) { this.pending.delete(key); reject(err) }
       })
     })
   }
 
   close (): void {
     this.closed = true
-    for (const [k, p] of this.pending) { clearTimeout(p.timer); p.reject(new Error('channel closed')); this.pending.delete(k) }
+    if (this.sweeper !== undefined) clearTimeout(this.sweeper)
+    this.sweeper = undefined
+    for (const [k, p] of this.pending) { p.reject(new Error('channel closed')); this.pending.delete(k) }
     this.framed?.abort(new Error('channel closed'))
     this.framed = undefined
   }

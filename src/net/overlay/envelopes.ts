@@ -7,14 +7,18 @@ import { peerIdFromString, peerIdFromMultihash } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { FramedStream } from '../framed.js'
 import { dbc } from '../../wire/gen/wire.js'
+import $protobuf from 'protobufjs/minimal.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { DbcError, WireError } from '../../errors.js'
-import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
 import { signAck, verifyAck, AckStatus } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
 import { toHex, bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
+import { RandomPool } from '../../crypto/random.js'
+
+const Writer = $protobuf.Writer
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
@@ -68,6 +72,8 @@ export interface EnvelopeServiceInit {
    * Accept a static-mode envelope whose AEAD tag verifies without checking the Ed25519 signature:
    * only the sender and we hold the pair key, so the tag already proves the sender (what is lost:
    * if OUR key leaks, others could be impersonated to us). Default true; relays always verify.
+   * Static-mode copies the sender hands us itself carry no signature at all (it signs only before
+   * a copy first goes to a relay): its authenticated connection plus the tag prove it.
    */
   trustAead?: boolean
   /** Close connections to peers whose score crosses the threshold (default true). */
@@ -99,7 +105,7 @@ export class EnvelopeService {
   private readonly window = new ReceiveWindow<string>()
   private readonly relayWindow = new ReceiveWindow<string>()
   private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack>>()
-  private readonly outgoing = new Map<string, { envelope: dbc.envelope.v1.Envelope, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }>()
+  private readonly outgoing = new Map<string, { envelope: dbc.envelope.v1.Envelope, bytes: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly selfBytes: Uint8Array
   private readonly self: string
@@ -116,7 +122,7 @@ export class EnvelopeService {
     this.self = host.peerId.toString()
     this.maxBytes = init.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
     this.now = init.now ?? Date.now
-    this.random = init.random ?? (out => crypto.getRandomValues(out))
+    this.random = init.random ?? new RandomPool().fill
   }
 
   async start (): Promise<void> {
@@ -138,18 +144,20 @@ export class EnvelopeService {
 
   /** Seals `payload` to `recipient` and delivers it over k paths; resolves on the first signed ack. */
   async send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
-    const to = typeof recipient === 'string' ? peerIdFromString(recipient) : recipient
-    const toStr = to.toString()
+    const toStr = typeof recipient === 'string' ? recipient : recipient.toString()
+    const toBytes = typeof recipient === 'string' ? peerIdBytesFromString(recipient) : recipient.toMultihash().bytes
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
-    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: to.toMultihash().bytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode: this.init.mode ?? 'static' })
+    // static mode: unsigned until a copy first goes to a relay (see src/crypto/envelope.ts)
+    const mode = this.init.mode ?? 'static'
+    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign: mode !== 'static' })
     const bytes = encodeEnvelope(env)
     if (bytes.length > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${bytes.length} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
     const { paths, spares } = this.choosePaths(toStr, opts)
     if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
-      this.outgoing.set(id, { envelope: env, recipient: env.recipient, resolve, reject })
+      this.outgoing.set(id, { envelope: env, bytes, recipient: env.recipient, resolve, reject })
     })
     opts.signal?.addEventListener('abort', () => {
       const o = this.outgoing.get(id)
@@ -186,8 +194,12 @@ export class EnvelopeService {
     for (const cmd of this.delivery.pollOutbound()) {
       const o = this.outgoing.get(cmd.id)
       if (o === undefined) continue
-      const frame = dbc.envelope.v1.RelayRequest.encode({ envelope: o.envelope, hopsLeft: cmd.hopsLeft, pathId: cmd.pathId }).finish()
       const neighbour = cmd.via ?? cmd.recipient
+      if (cmd.via !== undefined && o.envelope.signature.length === 0) {
+        signEnvelope(o.envelope, this.init.secretKey)
+        o.bytes = encodeEnvelope(o.envelope)
+      }
+      const frame = relayRequestFrame(o.bytes, cmd.hopsLeft, cmd.pathId)
       this.request(neighbour, ackKey(cmd.id, cmd.pathId), frame)
         .then(ack => {
           const status = STATUS[ack.status] ?? 'rejected'
@@ -206,13 +218,16 @@ export class EnvelopeService {
         })
     }
     for (const ev of this.delivery.pollEvents()) this.settle(ev)
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = undefined
-    const next = this.delivery.nextTimeout()
-    if (Number.isFinite(next) && this.started) {
-      this.timer = setTimeout(() => { this.timer = undefined; this.delivery.tick(this.now()); this.pump() }, Math.max(0, next - this.now()))
+    // One ticking timer while anything is in flight, not one per message: deadlines are checked
+    // every `tickMs` (a quarter of the ack timeout, at most 250 ms), so arming costs nothing per send.
+    if (this.timer === undefined && this.delivery.inFlight > 0 && this.started) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.delivery.tick(this.now()); this.pump() }, this.tickMs)
       this.timer.unref?.()
     }
+  }
+
+  private get tickMs (): number {
+    return Math.max(5, Math.min(250, Math.floor(this.delivery.ackTimeoutMs / 4)))
   }
 
   private settle (ev: DeliveryEvent<string>): void {
@@ -311,14 +326,15 @@ export class EnvelopeService {
     const key = `${toHex(env.sender)}/${toHex(id)}`
     const via = `${from}/${req.pathId}`
     if (bytesEqual(env.recipient, this.selfBytes)) {
-      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false })
+      const sender = peerIdFromMultihashBytes(env.sender)
+      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender: from === sender })
       if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
         this.stats.received++
         this.scores.reward(now, from, 0.1)
-        this.init.onMessage?.({ sender: peerIdFromMultihashBytes(env.sender), messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from })
+        this.init.onMessage?.({ sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from })
         return this.ack(from, env.sender, id, req.pathId, AckStatus.OK)
       }
       this.stats.duplicates++
@@ -342,6 +358,11 @@ export class EnvelopeService {
   }
 }
 
+/** A RelayRequest around an already encoded envelope (the envelope is encoded once per message, not per copy). */
+function relayRequestFrame (envelope: Uint8Array, hopsLeft: number, pathId: number): Uint8Array {
+  return Writer.create().uint32(10).bytes(envelope).uint32(16).uint32(hopsLeft).uint32(24).uint32(pathId).finish()
+}
+
 /** Message and path id of a RelayRequest frame, to answer one we will not process. */
 function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: number } {
   try {
@@ -350,6 +371,21 @@ function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: number } 
   } catch { return { messageId: new Uint8Array(0), pathId: 0 } }
 }
 
+// Peer id text <-> bytes, cached: base58 costs ~5 us each way and the same peers repeat on every message.
+const PEER_CACHE_MAX = 4096
+const textOfBytes = new Map<string, string>()
+const bytesOfText = new Map<string, Uint8Array>()
+function remember<K, V> (m: Map<K, V>, k: K, v: V): V {
+  if (m.size >= PEER_CACHE_MAX) m.delete(m.keys().next().value as K)
+  m.set(k, v)
+  return v
+}
+
 function peerIdFromMultihashBytes (b: Uint8Array): string {
-  return peerIdFromMultihash(Digest.decode(b)).toString()
+  const k = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1')
+  return textOfBytes.get(k) ?? remember(textOfBytes, k, peerIdFromMultihash(Digest.decode(b)).toString())
+}
+
+function peerIdBytesFromString (s: string): Uint8Array {
+  return bytesOfText.get(s) ?? remember(bytesOfText, s, peerIdFromString(s).toMultihash().bytes)
 }

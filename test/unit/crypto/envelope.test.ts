@@ -2,7 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
 const rng = createRng(7)
@@ -134,6 +134,34 @@ test('static mode: per-pair key, empty ephemeral key, same checks; AEAD can stan
   const n = seal({ mode: 'static', suite: nobleSuite })
   assert.ok(openEnvelope(n, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, suite: nodeSuite }).ok)
   assert.is((openAsBob(e, NOW + 30_000) as { reason: string }).reason, 'expired')
+})
+
+test('unsigned static copies: accepted only from the sender itself, refused by relays until signed', () => {
+  const e = seal({ mode: 'static', sign: false })
+  assert.is(e.signature.length, 0)
+  const asBob = (x: Envelope | Uint8Array, deliveredBySender: boolean, verifySignature?: boolean): ReturnType<typeof openEnvelope> =>
+    openEnvelope(x, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender, verifySignature })
+  // handed over by alice herself: the pair-key tag is the proof, whatever the signature policy
+  for (const v of [undefined, true, false]) {
+    const r = asBob(encodeEnvelope(e), true, v)
+    assert.ok(r.ok, r.ok ? '' : r.detail)
+    if (r.ok) assert.equal(Array.from(r.payload), Array.from(payload))
+  }
+  // handed over by anyone else (a relay): refused, it proves nothing to a third party
+  assert.is((asBob(e, false) as { reason: string }).reason, 'forged')
+  assert.is((checkEnvelope(e, { now: NOW }) as { reason: string }).reason, 'forged')
+  // tampered content from the sender's own connection still fails the tag
+  const t = dbc.envelope.v1.Envelope.decode(encodeEnvelope(e)); t.ciphertext[0] ^= 1
+  assert.is((asBob(t, true) as { reason: string }).reason, 'undecryptable')
+  // an ephemeral-mode envelope may not go unsigned, and one arriving without a signature is malformed
+  assert.throws(() => seal({ mode: 'ephemeral', sign: false }), /static-mode/)
+  const eph = dbc.envelope.v1.Envelope.decode(encodeEnvelope(seal())); eph.signature = new Uint8Array(0)
+  assert.is((asBob(eph, true) as { reason: string }).reason, 'malformed')
+  // signed afterwards (before a copy goes to a relay): relays accept it, the bytes match a signed seal
+  signEnvelope(e, alice.secretKey)
+  assert.is(e.signature.length, 64)
+  assert.ok(checkEnvelope(e, { now: NOW }).ok)
+  assert.ok(asBob(encodeEnvelope(e), false).ok)
 })
 
 test.run()

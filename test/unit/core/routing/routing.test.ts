@@ -82,6 +82,18 @@ test('receive window: exactly once, duplicates across paths, replays by the same
   assert.is(w.check(2600, 'alice/m5', 5000, 'alice'), 'new')
 })
 
+test('receive window under steady traffic holds about the live messages and never refuses a fresh one', () => {
+  const w = new ReceiveWindow<string>(1000)
+  // 100 messages per second, each alive 2 s: about 200 are alive at any time
+  for (let i = 0; i < 20_000; i++) {
+    const now = i * 10
+    assert.is(w.check(now, `s/${i}`, now + 2000, 's'), 'new')
+  }
+  assert.ok(w.size <= 205, `window holds ${w.size} entries, expected about the 200 live ones`)
+  // a replay of a live message is still caught
+  assert.is(w.check(199_990, 's/19999', 201_990, 's'), 'replayed')
+})
+
 test('relay decision honours the hop limit', () => {
   assert.is(decideRelay({ recipientIsSelf: true, hopsLeft: 0, recipientReachable: false }), 'deliver')
   assert.is(decideRelay({ recipientIsSelf: false, hopsLeft: 0, recipientReachable: true }), 'hop-limit')
