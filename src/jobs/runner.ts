@@ -10,10 +10,10 @@ import { dbc } from '../wire/gen/wire.js'
 import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import {
-  JobMachine, ReputationBook, placeTasks, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
+  JobMachine, ReputationBook, placeTasks, placeRandomly, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
   taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, signLease,
   type Manifest, type JobCommand, type JobEvent, type Placement, type Progress, type TaskInputSpec, type CopyRecord,
-  type PlacementSummary, type TaskPlacementExplanation, type OfferView, type RestoredTask
+  type PlacementSummary, type PlacementRequest, type TaskPlacementExplanation, type OfferView, type RestoredTask
 } from '../core/scheduler/index.js'
 import type { JobTransport, TransportOffer } from './transport.js'
 import { markRunningCopiesLost, type JobStore } from './store.js'
@@ -87,6 +87,8 @@ export class JobRunner {
   private machine!: JobMachine
   private readonly rep: ReputationBook
   private placement?: Placement
+  /** For `placement: random` only (a baseline policy); seeded from the CSPRNG. */
+  private readonly placementRng = createRng(crypto.getRandomValues(new Uint32Array(1))[0])
   private lastPlacement?: Placement
   /** Predicted price of one copy per provider, and what the copies sent so far are predicted to cost. */
   private readonly pricePerCopy = new Map<string, number>()
@@ -242,7 +244,7 @@ export class JobRunner {
     const now = this.now()
     const remaining = this.machine.progress()
     const placeCount = Math.max(1, remaining.total - remaining.done - remaining.failed)
-    const p = placeTasks({
+    const req: PlacementRequest = {
       now,
       taskCount: placeCount,
       copies: this.m.verification.redundancy,
@@ -255,7 +257,8 @@ export class JobRunner {
       deadlineAt: deadlineAt(this.m, this.init.submittedAt ?? this.startedAt),
       maxDistanceKm: this.m.location?.maxDistanceKm,
       avoid: this.machine.avoidedProviders
-    }, views)
+    }
+    const p = this.m.placement === 'random' ? placeRandomly(req, views, this.placementRng) : placeTasks(req, views)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
     this.lastPlacement = p
     for (let i = 0; i < views.length; i++) if (p.rejections[i] === undefined) this.pricePerCopy.set(views[i].provider, p.predictions[i].price)

@@ -9,7 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { awaitMesh, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, stakeProviders, settleTwice } from '../netns/scenarios.js'
 
 const GPU = '1xRTX4090:24GiB'
 let c: NetnsCluster
@@ -65,6 +65,25 @@ test('geo-aware placement: a grid job from Frankfurt puts most work on the neare
   const onFarthest = byHost[nearest[nearest.length - 1].spec.name] ?? 0
   assert.ok(onNearest >= tasks / 2, `only ${onNearest}/${tasks} tasks on the nearest provider`)
   assert.ok(onNearest > onFarthest, `nearest ${onNearest} <= farthest ${onFarthest}`)
+  geoRun = { makespanMs: run.makespanMs, copyMs: (await copyTimes(c, fra, run.jobId, tasks)).all }
+})
+
+let geoRun: { makespanMs: number, copyMs: number[] } | undefined
+
+test('against random placement: the same job placed at random spends longer per copy (transfer) and overall', async () => {
+  assert.ok(geoRun !== undefined, 'the geo-aware run above did not finish')
+  const tasks = 40
+  const run = await runSquaresJob(c, fra, tasks, { placement: 'random' })
+  assert.is(run.status.status, 'finished')
+  assert.equal(checkSquares(run, tasks), [])
+  const { byHost } = await placementOf(c, fra, run.jobId, tasks)
+  const random = await copyTimes(c, fra, run.jobId, tasks)
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+  const g = summarize(geoRun.copyMs); const r = summarize(random.all)
+  console.log(`placement ${tasks} tasks from Frankfurt: geo-aware makespan ${geoRun.makespanMs} ms, copy round trip p50 ${g.p50} ms mean ${mean(geoRun.copyMs).toFixed(0)} ms | random makespan ${run.makespanMs} ms, copy p50 ${r.p50} ms mean ${mean(random.all).toFixed(0)} ms, by host ${JSON.stringify(byHost)}`)
+  // random placement uses the far providers too: each copy there pays the long link
+  assert.ok(Object.keys(byHost).length >= 3, `random placement used only ${JSON.stringify(byHost)}`)
+  assert.ok(mean(geoRun.copyMs) < mean(random.all), `geo-aware copies ${mean(geoRun.copyMs).toFixed(0)} ms >= random ${mean(random.all).toFixed(0)} ms`)
 })
 
 test('a partition that heals: the job finishes, every result once, every billed copy settled once', async () => {

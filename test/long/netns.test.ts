@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, stakeProviders, settleTwice } from '../netns/scenarios.js'
 import { runLinkCut } from '../netns/link-cut.js'
 
 const GPU = '1xRTX4090:24GiB'
@@ -79,6 +79,17 @@ test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers
   const order = byDistanceFrom(fra, providers).map(h => h.spec.name)
   const near2 = (byHost[order[0]] ?? 0) + (byHost[order[1]] ?? 0)
   assert.ok(near2 >= tasks * 0.6, `only ${near2}/${tasks} tasks on the two nearest providers (${JSON.stringify(byHost)})`)
+  // the same job placed at random: the baseline the cost model has to beat
+  const random = await runSquaresJob(c, fra, tasks, { placement: 'random' })
+  assert.is(random.status.status, 'finished')
+  assert.equal(checkSquares(random, tasks), [])
+  const geoCopies = await copyTimes(c, fra, run.jobId, tasks)
+  const randomCopies = await copyTimes(c, fra, random.jobId, tasks)
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+  const rp = await placementOf(c, fra, random.jobId, tasks)
+  console.log(`geo-aware vs random, ${tasks} tasks: makespan ${run.makespanMs} vs ${random.makespanMs} ms; copy round trip mean ${mean(geoCopies.all).toFixed(0)} vs ${mean(randomCopies.all).toFixed(0)} ms, p90 ${summarize(geoCopies.all).p90} vs ${summarize(randomCopies.all).p90} ms; random by host ${JSON.stringify(rp.byHost)}`)
+  assert.ok(mean(geoCopies.all) < mean(randomCopies.all), 'geo-aware copies are not faster than random ones')
+  assert.ok(run.makespanMs < random.makespanMs, `geo-aware makespan ${run.makespanMs} ms >= random ${random.makespanMs} ms`)
 })
 
 test('a partition that heals: two providers cut off mid-job; the job finishes; each billed copy settled once', async () => {

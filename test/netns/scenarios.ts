@@ -58,7 +58,7 @@ export function summarize (xs: number[]): { n: number, p50: number, p90: number,
 export interface JobRun { jobId: string, status: Record<string, any>, makespanMs: number, results: Array<{ index: number, output: string }>, byProvider: Record<string, number>, events: number }
 
 /** A squares grid job from `submitter`; optionally calls `during(progressDone)` on every progress event. */
-export interface JobOptions { redundancy?: number, taskTimeoutMs?: number, during?: (done: number) => Promise<void> | void }
+export interface JobOptions { redundancy?: number, taskTimeoutMs?: number, placement?: 'cost-model' | 'random', during?: (done: number) => Promise<void> | void }
 
 export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
   const data = Buffer.alloc(8 * tasks)
@@ -90,7 +90,8 @@ async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, wasm
     budget: { maxPricePerHour: 10 },
     inputs: { files: { path: 'data.bin', chunkBytes: chunk } },
     verification: { redundancy: opts.redundancy ?? 1 },
-    task: { timeoutMs: opts.taskTimeoutMs ?? 20_000, expectedMs: 5, maxAttempts: 8 }
+    task: { timeoutMs: opts.taskTimeoutMs ?? 20_000, expectedMs: 5, maxAttempts: 8 },
+    placement: opts.placement ?? 'cost-model'
   }
   const t0 = Date.now()
   const { jobId } = await c.api<{ jobId: string }>(submitter, 'POST', '/v1/jobs', { manifest, baseDir: dir })
@@ -155,6 +156,22 @@ export async function placementOf (c: NetnsCluster, submitter: NetnsHost, jobId:
     byHost[name] = (byHost[name] ?? 0) + 1
   }
   return { byHost, copiesPerTask }
+}
+
+/** Round-trip time of every copy of every `step`-th task (dispatch to result, as the submitter saw it), by host. */
+export async function copyTimes (c: NetnsCluster, submitter: NetnsHost, jobId: string, tasks: number, step = 1): Promise<{ all: number[], byHost: Record<string, number[]> }> {
+  const all: number[] = []
+  const byHost: Record<string, number[]> = {}
+  for (let i = 0; i < tasks; i += step) {
+    const ex = await c.api<{ task: { copies: Array<{ provider: string, ms?: number }> } }>(submitter, 'GET', `/v1/jobs/${jobId}/explain?task=${i}`)
+    for (const cp of ex.task.copies) {
+      if (cp.ms === undefined) continue
+      all.push(cp.ms)
+      const n = c.hosts.find(h => h.peerId === cp.provider)?.spec.name ?? '?'
+      ;(byHost[n] ??= []).push(cp.ms)
+    }
+  }
+  return { all, byHost }
 }
 
 function gpuCount (spec: string | undefined): number {

@@ -117,6 +117,12 @@ export const manifestSchema = z.strictObject({
   /** Seconds after submission, or an ISO-8601 time. */
   deadline: z.union([z.number().positive(), z.iso.datetime({ offset: true })]).optional(),
   location: locationSchema.optional(),
+  /**
+   * How offers are chosen: 'cost-model' (default: predicted run + transfer time, price and
+   * reputation; near, fast, cheap providers first) or 'random' (uniformly among the offers that
+   * pass the price, budget, distance and deadline filters: the baseline to compare against).
+   */
+  placement: z.enum(['cost-model', 'random']).default('cost-model'),
   task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5, inputEncoding: 'json' })
 }).superRefine((m, ctx) => {
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'

@@ -12,6 +12,9 @@ test('a minimal manifest gets defaults', () => {
   assert.is(r.manifest.verification.redundancy, 1)
   assert.is(quorumOf(r.manifest), 1)
   assert.is(taskCount(r.manifest), 10)
+  assert.is(r.manifest.placement, 'cost-model')
+  const rnd = validateManifest({ ...ok, placement: 'random' })
+  assert.ok(rnd.ok && rnd.manifest.placement === 'random')
 })
 
 test('errors name the field path and the problem', () => {
@@ -26,6 +29,7 @@ test('errors name the field path and the problem', () => {
   assert.match(issues({ ...ok, budget: { total: -1 } }), /^budget\.total: /)
   assert.match(issues({ executor: 'wasm' }), /code: .*\n?.*inputs: /s)
   assert.match(issues({ ...ok, deadline: 'tomorrow' }), /^deadline: /)
+  assert.match(issues({ ...ok, placement: 'nearest' }), /^placement: .*cost-model.*random/)
 })
 
 test('range, list and file partitions expand to tasks', () => {
