@@ -12,12 +12,22 @@ import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
 import { createVivaldiCoordinate, vivaldiUpdate, vivaldiFromArray, vivaldiToArray, predictRtt, predictGeoRttMs, haversineKm, type LatLon, type VivaldiCoordinate } from '../../core/geo/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { encodeSignedCapability, matchesQuery, type CapabilityInit } from '../../core/capability/index.js'
+import { FramedStream } from '../framed.js'
+import { decodeMessage } from '../../wire/decode.js'
+
+/** Vivaldi probes: RTT sample + the answerer's current coordinate in one exchange. */
+export const VIVALDI_PROTOCOL = '/dbc/vivaldi/1.0.0'
+const PROBE_MAX_BYTES = 256
+/** RTT samples kept per peer; Vivaldi is fed their minimum (queueing delays only ever add). */
+const RTT_WINDOW = 4
 
 export interface KnownPeer {
   location?: LatLon
   vivaldi?: VivaldiCoordinate
-  /** Smoothed measured RTT (ms), from pings. */
+  /** Smoothed measured RTT (ms), from probes (or pings). */
   measuredRttMs?: number
+  /** The last few raw RTT samples (ms), newest last. */
+  rttSamples?: number[]
   lastSeen: number
 }
 
@@ -65,10 +75,11 @@ export class Overlay {
 
   /** Peers charged on any overlay protocol, most recent last (bounded), for status output. */
   private readonly penalized = new Map<string, { offence: Offence, at: number }>()
+  private readonly onPenalty: (peer: string, offence: Offence, score: number, disconnect: boolean) => void
 
   constructor (private readonly host: Host, private readonly init: OverlayInit) {
     this.scores = init.scores ?? new PeerScoreBook<string>()
-    const onPenalty = (peer: string, offence: Offence, score: number, disconnect: boolean): void => {
+    const onPenalty = this.onPenalty = (peer: string, offence: Offence, score: number, disconnect: boolean): void => {
       this.penalized.delete(peer)
       this.penalized.set(peer, { offence, at: Date.now() })
       if (this.penalized.size > MAX_PENALIZED_LISTED) this.penalized.delete(this.penalized.keys().next().value as string)
@@ -109,6 +120,7 @@ export class Overlay {
   }
 
   async start (): Promise<void> {
+    await this.host.handle(VIVALDI_PROTOCOL, (stream, connection) => { void this.answerProbe(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 8, runOnLimitedConnection: true })
     await this.envelopes.start()
     await this.capabilities.start()
     await this.membership.start()
@@ -124,6 +136,7 @@ export class Overlay {
   async stop (): Promise<void> {
     if (this.vivaldiTimer !== undefined) clearInterval(this.vivaldiTimer)
     this.host.removeEventListener('peer:connect', this.onConnect)
+    await this.host.unhandle(VIVALDI_PROTOCOL).catch(() => {})
     await this.membership.stop()
     await this.capabilities.stop()
     await this.envelopes.stop()
@@ -175,20 +188,81 @@ export class Overlay {
     await this.measure(peer).catch(() => {})
   }
 
-  /** Measures the RTT to `peer` and updates our coordinate; returns the RTT (ms). */
+  /**
+   * Measures the RTT to `peer` and updates our coordinate; returns the RTT sample (ms). A Vivaldi
+   * probe gets the peer's current coordinate along with the sample; peers without the probe
+   * protocol are pinged and their coordinate is the one last gossiped.
+   */
   async measure (peer: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
     const id = peerIdFromString(peer)
-    const ping = this.init.measureRtt ?? (async (p: PeerId) => {
-      const svc = this.host.services.ping as { ping: (p: PeerId, o?: { signal?: AbortSignal }) => Promise<number> } | undefined
-      if (svc === undefined) throw new Error('the host has no ping service')
-      return await svc.ping(p, { signal: opts.signal ?? AbortSignal.timeout(5000) })
-    })
-    const rtt = await ping(id)
+    const signal = opts.signal ?? AbortSignal.timeout(5000)
+    let rtt: number
+    let remote: VivaldiCoordinate | undefined
+    if (this.init.measureRtt !== undefined) {
+      rtt = await this.init.measureRtt(id)
+    } else {
+      try {
+        ({ rtt, remote } = await this.probe(id, signal))
+      } catch (err) {
+        if ((err as Error).name !== 'UnsupportedProtocolError') throw err
+        const svc = this.host.services.ping as { ping: (p: PeerId, o?: { signal?: AbortSignal }) => Promise<number> } | undefined
+        if (svc === undefined) throw new Error('the host has no ping service')
+        rtt = await svc.ping(id, { signal })
+      }
+    }
     let k = this.known.get(peer)
     if (k === undefined) { k = { lastSeen: Date.now() }; this.known.set(peer, k) }
+    if (remote !== undefined) k.vivaldi = remote
     k.measuredRttMs = k.measuredRttMs === undefined ? rtt : 0.7 * k.measuredRttMs + 0.3 * rtt
-    if (k.vivaldi !== undefined && rtt > 0) vivaldiUpdate(this.coordinate, k.vivaldi, rtt)
+    const samples = (k.rttSamples ??= [])
+    samples.push(rtt)
+    if (samples.length > RTT_WINDOW) samples.shift()
+    // Vivaldi gets the smallest recent sample: a busy event loop or a queue only ever adds delay
+    if (k.vivaldi !== undefined && rtt > 0) vivaldiUpdate(this.coordinate, k.vivaldi, Math.min(...samples))
     return rtt
+  }
+
+  /** Two probe exchanges on one stream; the second is timed (the first may carry protocol negotiation). */
+  private async probe (peer: PeerId, signal: AbortSignal): Promise<{ rtt: number, remote: VivaldiCoordinate | undefined }> {
+    const stream = await this.host.dialProtocol(peer, VIVALDI_PROTOCOL, { signal, runOnLimitedConnection: true })
+    const framed = new FramedStream(stream, { maxFrameBytes: PROBE_MAX_BYTES })
+    try {
+      let rtt = Infinity
+      let reply: Uint8Array | undefined
+      for (let i = 0; i < 2; i++) {
+        const t0 = performance.now()
+        await framed.write(dbc.membership.v1.VivaldiProbe.encode({ coordinate: vivaldiToArray(this.coordinate) }).finish(), { signal })
+        reply = await framed.readRequired({ signal })
+        if (i === 1) rtt = performance.now() - t0
+      }
+      await framed.close().catch(() => {})
+      const d = reply === undefined ? undefined : decodeMessage(dbc.membership.v1.VivaldiProbe, reply)
+      return { rtt, remote: d?.ok === true ? vivaldiFromArray(d.value.coordinate) : undefined }
+    } catch (err) {
+      framed.abort(err as Error)
+      throw err
+    }
+  }
+
+  /** Answers probes on one stream (at most two, as `probe` sends) with our coordinate. */
+  private async answerProbe (stream: Parameters<Parameters<Host['handle']>[1]>[0], from: string): Promise<void> {
+    const framed = new FramedStream(stream, { maxFrameBytes: PROBE_MAX_BYTES })
+    try {
+      for (let i = 0; i < 2; i++) {
+        const frame = await framed.read({ signal: AbortSignal.timeout(5000) })
+        if (frame === undefined) break
+        const d = decodeMessage(dbc.membership.v1.VivaldiProbe, frame)
+        if (!d.ok) {
+          const { score, disconnect } = this.scores.penalize(Date.now(), from, 'malformed')
+          this.onPenalty(from, 'malformed', score, disconnect)
+          throw d.error
+        }
+        await framed.write(dbc.membership.v1.VivaldiProbe.encode({ coordinate: vivaldiToArray(this.coordinate) }).finish())
+      }
+      await framed.close()
+    } catch (err) {
+      framed.abort(err as Error)
+    }
   }
 
   /** Predicted (Vivaldi, geo) and measured RTT to a peer. */

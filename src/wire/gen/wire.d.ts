@@ -444,6 +444,31 @@ export namespace dbc {
                 type $Shape = dbc.membership.v1.PeerDescriptor.$Properties;
             }
 
+            interface IVivaldiProbe extends dbc.membership.v1.VivaldiProbe.$Properties {
+            }
+
+            class VivaldiProbe {
+                constructor(p?: dbc.membership.v1.VivaldiProbe.$Properties);
+                $unknowns?: Uint8Array[];
+                coordinate: number[];
+                static create(properties: dbc.membership.v1.VivaldiProbe.$Shape): dbc.membership.v1.VivaldiProbe & dbc.membership.v1.VivaldiProbe.$Shape;
+                static create(properties?: dbc.membership.v1.VivaldiProbe.$Properties): dbc.membership.v1.VivaldiProbe;
+                static encode(m: dbc.membership.v1.VivaldiProbe.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.membership.v1.VivaldiProbe & dbc.membership.v1.VivaldiProbe.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.membership.v1.VivaldiProbe;
+                static toObject(m: dbc.membership.v1.VivaldiProbe, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace VivaldiProbe {
+                interface $Properties {
+                    coordinate?: (number[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.membership.v1.VivaldiProbe.$Properties;
+            }
+
             interface IShuffleRequest extends dbc.membership.v1.ShuffleRequest.$Properties {
             }
 

@@ -4597,6 +4597,248 @@ export const dbc = $root.dbc = (() => {
                 return PeerDescriptor;
             })();
 
+            v1.VivaldiProbe = (function() {
+
+                /**
+                 * Properties of a VivaldiProbe.
+                 * @typedef {Object} dbc.membership.v1.VivaldiProbe.$Properties
+                 * @property {Array.<number>|null} [coordinate] VivaldiProbe coordinate
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a VivaldiProbe.
+                 * @memberof dbc.membership.v1
+                 * @interface IVivaldiProbe
+                 * @augments dbc.membership.v1.VivaldiProbe.$Properties
+                 * @deprecated Use dbc.membership.v1.VivaldiProbe.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a VivaldiProbe.
+                 * @typedef {dbc.membership.v1.VivaldiProbe.$Properties} dbc.membership.v1.VivaldiProbe.$Shape
+                 */
+
+                /**
+                 * Constructs a new VivaldiProbe.
+                 * @memberof dbc.membership.v1
+                 * @classdesc Represents a VivaldiProbe.
+                 * @constructor
+                 * @param {dbc.membership.v1.VivaldiProbe.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const VivaldiProbe = function (p) {
+                    this.coordinate = [];
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * VivaldiProbe coordinate.
+                 * @member {Array.<number>} coordinate
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @instance
+                 */
+                VivaldiProbe.prototype.coordinate = $util.emptyArray;
+
+                /**
+                 * Creates a new VivaldiProbe instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {dbc.membership.v1.VivaldiProbe.$Properties=} [properties] Properties to set
+                 * @returns {dbc.membership.v1.VivaldiProbe} VivaldiProbe instance
+                 * @type {{
+                 *   (properties: dbc.membership.v1.VivaldiProbe.$Shape): dbc.membership.v1.VivaldiProbe & dbc.membership.v1.VivaldiProbe.$Shape;
+                 *   (properties?: dbc.membership.v1.VivaldiProbe.$Properties): dbc.membership.v1.VivaldiProbe;
+                 * }}
+                 */
+                VivaldiProbe.create = function(properties) {
+                    return new VivaldiProbe(properties);
+                };
+
+                /**
+                 * Encodes the specified VivaldiProbe message. Does not implicitly {@link dbc.membership.v1.VivaldiProbe.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {dbc.membership.v1.VivaldiProbe.$Properties} m VivaldiProbe message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                VivaldiProbe.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.coordinate != null && m.coordinate.length) {
+                        w.uint32(/* id 1, wireType 2 =*/10).floats(m.coordinate);
+                    }
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a VivaldiProbe message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.membership.v1.VivaldiProbe & dbc.membership.v1.VivaldiProbe.$Shape} VivaldiProbe
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                VivaldiProbe.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.membership.v1.VivaldiProbe();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u === 2) {
+                                    if (!(m.coordinate && m.coordinate.length))
+                                        m.coordinate = [];
+                                    r.floats(m.coordinate);
+                                    continue;
+                                }
+                                if (u !== 5)
+                                    break;
+                                if (!(m.coordinate && m.coordinate.length))
+                                    m.coordinate = [];
+                                m.coordinate.push(r.float());
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a VivaldiProbe message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.membership.v1.VivaldiProbe} VivaldiProbe
+                 */
+                VivaldiProbe.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.membership.v1.VivaldiProbe)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.membership.v1.VivaldiProbe: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.membership.v1.VivaldiProbe();
+                    if (d.coordinate) {
+                        if (!$Array.isArray(d.coordinate))
+                            throw $TypeError(".dbc.membership.v1.VivaldiProbe.coordinate: array expected");
+                        m.coordinate = $Array(d.coordinate.length);
+                        for (var i = 0; i < d.coordinate.length; ++i) {
+                            m.coordinate[i] = $Number(d.coordinate[i]);
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a VivaldiProbe message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {dbc.membership.v1.VivaldiProbe} m VivaldiProbe
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                VivaldiProbe.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.coordinate = [];
+                    }
+                    if (m.coordinate && m.coordinate.length) {
+                        d.coordinate = $Array(m.coordinate.length);
+                        for (var j = 0; j < m.coordinate.length; ++j) {
+                            d.coordinate[j] = o.json && !$isFinite(m.coordinate[j]) ? $String(m.coordinate[j]) : m.coordinate[j];
+                        }
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this VivaldiProbe to JSON.
+                 * @function toJSON
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                VivaldiProbe.prototype.toJSON = function() {
+                    return VivaldiProbe.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for VivaldiProbe
+                 * @function getTypeUrl
+                 * @memberof dbc.membership.v1.VivaldiProbe
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                VivaldiProbe.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.membership.v1.VivaldiProbe";
+                };
+
+                return VivaldiProbe;
+            })();
+
             v1.ShuffleRequest = (function() {
 
                 /**

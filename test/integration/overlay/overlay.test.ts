@@ -5,6 +5,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { startDhtNodes, stopDhtNodes, type DhtNode } from './dht-nodes.js'
 import { Overlay } from '../../../src/net/overlay/index.js'
+import { VIVALDI_PROTOCOL } from '../../../src/net/overlay/overlay.js'
+import { encodeFrame } from '../../../src/wire/frame.js'
 import { waitFor } from './nodes.js'
 
 const cities: Array<[number, number]> = [[48.85, 2.35], [52.52, 13.4], [51.5, -0.12], [40.42, -3.7], [35.68, 139.69], [40.71, -74.0], [-33.87, 151.2], [1.35, 103.82]]
@@ -19,7 +21,8 @@ test.before(async () => {
       secretKey: nodes[i].secretKey,
       location: { lat: cities[i][0], lon: cities[i][1] },
       membership: { periodMs: 200, viewSize: 5, shuffleLength: 3, seed: i + 1 },
-      vivaldiIntervalMs: 100,
+      // the last node never measures on its own, so its coordinate holds still for the probe test
+      vivaldiIntervalMs: i === cities.length - 1 ? 0 : 100,
       onMessage: m => inbox[i].push(new TextDecoder().decode(m.payload))
     })
     await o.start()
@@ -41,6 +44,23 @@ test('peers learn declared locations and RTT estimates; nearest() sorts by predi
   const london = near.find(e => e.peer === nodes[2].id)
   if (london?.distanceKm !== undefined) assert.ok(Math.abs(london.distanceKm - 344) < 10, `${london.distanceKm}`)
   assert.ok(near.every(e => e.geoRttMs === undefined || e.geoRttMs > 0))
+})
+
+test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; a malformed probe costs score', async () => {
+  const last = overlays.length - 1
+  const fixed = [12.5, -40.25, 3.75, 0.5]
+  overlays[last].coordinate.set(fixed.slice(0, overlays[last].coordinate.length))
+  const rtt = await overlays[0].measure(nodes[last].id)
+  assert.ok(rtt > 0 && rtt < 1000, `rtt ${rtt}`)
+  const learnt = overlays[0].known.get(nodes[last].id)?.vivaldi
+  assert.ok(learnt !== undefined)
+  for (let i = 0; i < learnt.length; i++) assert.ok(Math.abs(learnt[i] - overlays[last].coordinate[i]) < 1e-3, `component ${i}: ${learnt[i]} vs ${overlays[last].coordinate[i]}`)
+  assert.ok((overlays[0].known.get(nodes[last].id)?.rttSamples?.length ?? 0) >= 1)
+  // garbage instead of a probe: the answering node charges the sender
+  const before = overlays[1].scores.score(Date.now(), nodes[0].id)
+  const stream = await nodes[0].host.dialProtocol(nodes[1].host.peerId, VIVALDI_PROTOCOL)
+  stream.send(encodeFrame(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])))
+  await waitFor(() => overlays[1].scores.score(Date.now(), nodes[0].id) < before, 5000, 'the malformed probe to be charged')
 })
 
 test('a published capability is gossiped into the other caches and answers queries locally', async () => {
