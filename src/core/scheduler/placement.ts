@@ -1,9 +1,11 @@
 // Placement: which offer runs each copy of each task. The cost model predicts, per offer,
 // the run time on that hardware (expected time / perf score), the transfer time (predicted
 // RTT + bytes / bandwidth), the price of one task there, and a risk factor from reputation;
-// the queue on an offer's slots makes later tasks finish later, so work spreads out. Every copy
-// pays its own transfer (a slot runs one copy at a time: input out, run, result back), so a far
-// provider is worth less the more tasks there are, not just once.
+// the queue on an offer's slots makes later tasks finish later, so work spreads out. Transfer is
+// counted once per offer, not per copy: placement picks which offers to lease, and leased slots
+// then pull copies from one queue at their own pace, so charging every copy the round trip makes
+// short jobs lease far providers that then take far more than their planned share (measured on
+// the multi-host test: per-copy round trip 52 -> 126 ms, makespan unchanged).
 // Greedy over a binary heap keyed by the cost of the *next* task on each offer:
 // O((tasks x copies) log offers), 10,000 tasks over 1,000 offers in a few milliseconds.
 // Everything is recorded in typed arrays so `explainTask` can say why, after the fact.
@@ -136,8 +138,7 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
 
   const finishOf = (i: number, k: number): number => {
     const p = predictions[i]
-    // each copy makes its own round trip (input out, result back) before its slot is free again
-    return (Math.floor(k / offers[i].slots) + 1) * (p.transferMs + p.runMs)
+    return p.transferMs + (Math.floor(k / offers[i].slots) + 1) * p.runMs
   }
   const scoreOf = (i: number, finish: number): number => {
     const p = predictions[i]
@@ -284,7 +285,7 @@ export function placeRandomly (req: PlacementRequest, offers: readonly OfferView
       for (let tries = 0; used.includes(offers[i].provider) && tries < 20; tries++) i = usable[rng.int(usable.length)]
       used.push(offers[i].provider)
       const pred = p.predictions[i]
-      const finish = (Math.floor(assigned[i] / offers[i].slots) + 1) * (pred.transferMs + pred.runMs)
+      const finish = pred.transferMs + (Math.floor(assigned[i] / offers[i].slots) + 1) * pred.runMs
       assigned[i]++
       copyOffer[t * copies + c] = i
       copyFinishMs[t * copies + c] = finish
