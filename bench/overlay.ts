@@ -41,28 +41,37 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const ea = await startNode(); const eb = await startNode(); await connect(ea, eb)
   const eph = [ea, eb].map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000, mode: 'ephemeral', trustAead: false }))
   for (const s of eph) await s.start()
+  // and a pair that signs every envelope, also the direct copies (signDirect: non-repudiation)
+  const sa = await startNode(); const sb = await startNode(); await connect(sa, sb)
+  const signing = [sa, sb].map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000, signDirect: true }))
+  for (const s of signing) await s.start()
   await registerEcho(b.node as unknown as Host)
   const echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
   const payload = new Uint8Array(PAYLOAD).fill(7)
   const n = quick ? 300 : 2000
   // interleave the three so load from other processes hits them alike
-  const raw: number[] = []; const direct: number[] = []; const k2: number[] = []; const ephemeral: number[] = []
+  const raw: number[] = []; const direct: number[] = []; const k2: number[] = []; const ephemeral: number[] = []; const signed: number[] = []
   for (let round = 0; round < 4; round++) {
     raw.push(...await timeIt(n / 4, async () => await echo.roundTrip(payload)))
     direct.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 1 })))
     k2.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 2 })))
     ephemeral.push(...await timeIt(n / 8, async () => await eph[0].send(eb.id, payload, { k: 1 })))
+    signed.push(...await timeIt(n / 8, async () => await signing[0].send(sb.id, payload, { k: 1 })))
   }
   const sr = summarize(raw); const sd = summarize(direct); const sk = summarize(k2)
   metrics.envelope_rtt_direct_p50 = metric(sd.p50, 'ms', sr.p50, '<= 1.3x raw stream', sd.p50 <= 1.3 * sr.p50)
   metrics.envelope_rtt_direct_p99 = metric(sd.p99, 'ms', sr.p99)
   const se = summarize(ephemeral)
   metrics.envelope_rtt_direct_ephemeral_p50 = metric(se.p50, 'ms', sr.p50, 'forward-secret mode, signature verified')
+  const ss = summarize(signed)
+  metrics.envelope_rtt_direct_signed_p50 = metric(ss.p50, 'ms', sr.p50, 'static mode with signDirect (every copy signed)')
   metrics.envelope_rtt_k2_p50 = metric(sk.p50, 'ms', sr.p50)
   metrics.envelope_rtt_k2_p99 = metric(sk.p99, 'ms', sr.p99)
-  series.envelope_rtt_ms = { raw: sr, direct: sd, k2: sk, directEphemeral: se }
+  series.envelope_rtt_ms = { raw: sr, direct: sd, k2: sk, directEphemeral: se, directSigned: ss }
   for (const s of eph) await s.stop()
   await ea.node.stop(); await eb.node.stop()
+  for (const s of signing) await s.stop()
+  await sa.node.stop(); await sb.node.stop()
   await echo.close().catch(() => {})
   for (const s of services) await s.stop()
   for (const x of nodes) await x.node.stop()
