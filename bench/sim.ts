@@ -51,7 +51,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
     'baseline of the @10k rows: a naive object-per-node implementation of the same findPeer model (objects, closures, byte-array ids) at 10k nodes in this run; baseline of the larger rows: the 10k run',
     'live bytes per node = (V8 heap used + typed-array memory) after a forced GC, once the network and routing tables are built, divided by the node count (includes fixed overheads: lookup slots, city table, code)',
     'lookups/wall-s counts the lookup phase only (setup, i.e. placement and routing tables, is reported separately)',
-    'model: kad-dht 16 findPeer with k=20, alpha=3, disjointPaths=alpha (kad-dht\'s own default), each RPC = 3 RTTs (dial + request); src/net/host.ts leaves alpha at kad-dht\'s default 10 (npm run sim -- --scenario lookup --set alpha=10 --set disjointPaths=10 models that)'
+    'model: kad-dht 16 findPeer with k=20, alpha=3, disjointPaths=3, the values src/net/host.ts pins (kad-dht\'s own defaults are alpha=10, disjointPaths=alpha); each RPC = 3 RTTs (dial + request)'
   ]
   notes.push(`1-minute load average during the runs: ${[small, large].map(r => r.loadAvg1m?.toFixed(1)).join(', ')} on ${(await import('node:os')).cpus().length} cores (wall-clock rates shrink when other processes share the cores)`)
   const series: Record<string, unknown> = { naive10k: naive, fast10k: small, [`fast${big / 1000}k`]: large }
