@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { parseEventLogs } from 'viem'
 import type { Store } from '../store/db.js'
 import { ChainError } from '../errors.js'
+import { nodeSuite } from '../crypto/suite.js'
 import { checkSignedReceipt, decideBatches, DEFAULT_BATCHING, chainJobId, type BatchingPolicy, type BatchReceipt, type SignedReceiptInput } from '../core/settlement/index.js'
 import { settlementAbi, settlementBytecode } from './artifacts/settlement.js'
 import { connectChain, verifyChain, type ChainConnection } from './client.js'
@@ -224,7 +225,7 @@ export class Bridge {
     const ok: BatchReceipt[] = []
     const rejected: SubmitResult['rejected'] = []
     signed.forEach((s, index) => {
-      const check = checkSignedReceipt(s, { jobId: id })
+      const check = checkSignedReceipt(s, { jobId: id, verify: nodeSuite.verify })
       if (check.ok) ok.push(check.batchReceipt)
       else rejected.push({ index, reason: check.reason })
     })

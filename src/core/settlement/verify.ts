@@ -4,7 +4,8 @@
 import { dbc } from '../../wire/gen/wire.js'
 import { bytesEqual } from '../identity/index.js'
 import { isEvmAddress, type BatchReceipt } from './batch.js'
-import { verifyReceipt } from './receipt.js'
+import { verifyReceipt, type VerifyFn } from './receipt.js'
+import { TOKEN_DECIMALS } from '../compute/pricing.js'
 
 export const MAX_RECEIPT_BYTES = 4096
 
@@ -14,7 +15,8 @@ export type ReceiptCheck =
 
 export type SignedReceiptInput = Uint8Array | dbc.receipt.v1.ISignedReceipt
 
-export function checkSignedReceipt (input: SignedReceiptInput, expect: { jobId?: Uint8Array } = {}): ReceiptCheck {
+/** `expect.verify`: the Ed25519 verifier to use (default @noble, pure JS; the bridge passes node:crypto's). */
+export function checkSignedReceipt (input: SignedReceiptInput, expect: { jobId?: Uint8Array, verify?: VerifyFn } = {}): ReceiptCheck {
   let signed: dbc.receipt.v1.ISignedReceipt
   try {
     if (input instanceof Uint8Array) {
@@ -30,7 +32,7 @@ export function checkSignedReceipt (input: SignedReceiptInput, expect: { jobId?:
   const sig = signed.signature
   if (bytes == null || bytes.length === 0 || sig == null) return { ok: false, reason: 'signed receipt lacks receipt or signature' }
   if (bytes.length > MAX_RECEIPT_BYTES) return { ok: false, reason: 'receipt too large' }
-  const verified = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: sig }))
+  const verified = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: sig }), undefined, TOKEN_DECIMALS, expect.verify)
   if (!verified.ok) return { ok: false, reason: verified.reason }
   const receipt = verified.receipt
   if (receipt.receiptId.length === 0) return { ok: false, reason: 'receipt has no id' }

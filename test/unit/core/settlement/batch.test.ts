@@ -1,4 +1,5 @@
 import { test } from 'uvu'
+import { nodeSuite } from '../../../../src/crypto/suite.js'
 import * as assert from 'uvu/assert'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { dbc } from '../../../../src/wire/gen/wire.js'
@@ -70,6 +71,10 @@ test('receipt checks: bad signature, other job, bad payout address, wrong amount
   const flipped = new Uint8Array(s.signature); flipped[0] ^= 1
   const bad = checkSignedReceipt({ receipt: s.receipt, signature: flipped })
   assert.ok(!bad.ok && /signature/.test(bad.reason))
+  // the runtime's node:crypto verifier (what the bridge passes) agrees with @noble both ways
+  assert.ok(checkSignedReceipt(signed[0], { jobId, verify: nodeSuite.verify }).ok)
+  const badNode = checkSignedReceipt({ receipt: s.receipt, signature: flipped }, { verify: nodeSuite.verify })
+  assert.ok(!badNode.ok && /signature/.test(badNode.reason))
   assert.equal(checkSignedReceipt(signed[0], { jobId: enc('other') }), { ok: false, reason: 'receipt belongs to another job' })
   assert.equal(checkSignedReceipt(new Uint8Array([0xff, 0xff, 0xff])).ok, false)
   const r = dbc.receipt.v1.UsageReceipt.decode(s.receipt)
