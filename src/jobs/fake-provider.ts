@@ -5,6 +5,7 @@ import { createHash, createPrivateKey, sign as nodeSign, type KeyObject } from '
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
 import { checkLease, checkTaskUnderLease } from '../core/scheduler/ownership.js'
+import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
 import type { LocalProvider } from './local-transport.js'
 import { nodeVerifyByPeerId } from './signing.js'
 
@@ -20,6 +21,8 @@ export interface FakeProviderInit {
   liar?: boolean
   /** Extra wall time per task. */
   delayMs?: number
+  /** CPU time billed per ms of wall time (default 1): > 1 makes a provider bill more than placement predicted. */
+  cpuMsFactor?: number
   /** Every n-th task fails. */
   failEvery?: number
   /** Refuses every lease request with this reason. */
@@ -92,17 +95,21 @@ export class FakeProvider implements LocalProvider {
     const n = ++this.count
     const started = this.now()
     if (this.init.delayMs !== undefined && this.init.delayMs > 0) await new Promise(resolve => setTimeout(resolve, this.init.delayMs))
-    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, error: 'injected failure' }
+    // a real receipt (amount = usage x prices, content-derived id), as src/compute signs them;
+    // like a real provider, a failed copy is billed for the time it took
+    const receiptFor = (output: Uint8Array, outputHash: Uint8Array): dbc.receipt.v1.SignedReceipt => {
+      const finished = this.now()
+      const usage = { wallMs: finished - started, cpuMs: (finished - started) * (this.init.cpuMsFactor ?? 1), gpuSeconds: 0, bytesIn: task.input?.length ?? 0, bytesOut: output.length }
+      return signReceipt(buildReceipt({
+        jobId: task.jobId ?? new Uint8Array(0), taskId: task.taskId ?? new Uint8Array(0), provider: this.peerId, consumer: lease!.holder ?? new Uint8Array(0),
+        usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash
+      }), msg => this.sign(msg))
+    }
+    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, error: 'injected failure', receipt: receiptFor(new Uint8Array(0), new Uint8Array(32)) }
     let output = await this.init.compute(task.input ?? new Uint8Array(), task.entry ?? '')
     if (this.init.liar === true) output = enc.encode(`wrong from ${this.id}: ${toHex(output).slice(0, 16)}`)
     this.tasksRun++
     const outputHash = new Uint8Array(createHash('sha256').update(output).digest())
-    const finished = this.now()
-    const receipt = dbc.receipt.v1.UsageReceipt.encode({
-      receiptId: enc.encode(`${this.id}:${n}`), jobId: task.jobId, taskId: task.taskId, provider: this.peerId, consumer: lease!.holder,
-      wallMs: finished - started, cpuMs: finished - started, bytesIn: task.input?.length ?? 0, bytesOut: output.length,
-      priceCpuHour: this.init.priceCpuHour ?? 0.05, amount: '0', startedAt: started, finishedAt: finished, outputHash
-    }).finish()
-    return { ...base, ok: true, output, outputHash, receipt: { receipt, signature: this.sign(receipt) } }
+    return { ...base, ok: true, output, outputHash, receipt: receiptFor(output, outputHash) }
   }
 }

@@ -7,8 +7,11 @@ import { createHash } from 'node:crypto'
 import { open, readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { dbc } from '../wire/gen/wire.js'
-import { toHex } from '../core/identity/index.js'
+import { toHex, bytesEqual } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
+import { verifyReceipt } from '../core/settlement/receipt.js'
+import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
+import { nodeSuite } from '../crypto/suite.js'
 import {
   JobMachine, ReputationBook, placeTasks, placeRandomly, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
   taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, signLease,
@@ -64,6 +67,8 @@ export interface JobSummary {
   predictedCost: number
   /** Predicted price of every copy sent (re-runs and extra copies included). */
   predictedSpent: number
+  /** What the verified receipts of finished copies bill (tokens); budget.total is held against this plus the copies still out. */
+  meteredSpent: number
   placement?: PlacementSummary
   failures: Array<{ index: number, reason: string }>
 }
@@ -94,6 +99,13 @@ export class JobRunner {
   private readonly pricePerCopy = new Map<string, number>()
   private spent = 0
   private budgetSpent = false
+  /**
+   * What the budget is held against: verified receipts' amounts for finished copies, the
+   * predicted price for copies still out, nothing for copies that came back without a receipt.
+   */
+  private committed = 0
+  private metered = 0
+  private readonly predictedOfCopy = new Map<number, number>()
   private readonly offers = new Map<string, TransportOffer>()
   private readonly leaseIds = new Map<string, Uint8Array>()
   private readonly inflight = new Map<number, AbortController>()
@@ -383,15 +395,12 @@ export class JobRunner {
 
   private perform (c: JobCommand): void {
     if (c.type === 'run') {
-      this.spent += this.pricePerCopy.get(c.provider) ?? 0
+      const predicted = this.pricePerCopy.get(c.provider) ?? 0
+      this.spent += predicted
+      this.committed += predicted
+      this.predictedOfCopy.set(c.index * KEY + c.attempt, predicted)
       void this.send(c)
-      // Re-runs and tie-breaks cost too: once budget.total is used up, nothing new starts.
-      const total = this.m.budget.total
-      if (total !== undefined && this.spent >= total && !this.budgetSpent) {
-        this.budgetSpent = true
-        this.machine.handleGiveUp(this.now(), `budget.total (${total}) is spent, re-runs included`, true)
-        this.scheduleTick()
-      }
+      this.checkBudget()
       return
     }
     if (c.type === 'cancel') { this.inflight.get(c.index * KEY + c.attempt)?.abort(new Error('copy cancelled')); return }
@@ -444,9 +453,35 @@ export class JobRunner {
     this.onResult(c, res)
   }
 
+  /** Re-runs and tie-breaks cost too: once budget.total is used up, nothing new starts. */
+  private checkBudget (): void {
+    const total = this.m.budget.total
+    if (total !== undefined && this.committed >= total && !this.budgetSpent) {
+      this.budgetSpent = true
+      this.machine.handleGiveUp(this.now(), `budget.total (${total}) is spent (${this.committed.toFixed(6)} billed or still running), re-runs included`, true)
+      this.scheduleTick()
+    }
+  }
+
+  /** Replaces a finished copy's predicted price by what its verified receipt bills (0 without one). */
+  private meter (key: number, receipt: dbc.receipt.v1.ISignedReceipt | null | undefined, taskId: Uint8Array): void {
+    const predicted = this.predictedOfCopy.get(key) ?? 0
+    this.predictedOfCopy.delete(key)
+    let billed = 0
+    if (receipt?.receipt != null && receipt.signature != null) {
+      const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), undefined, TOKEN_DECIMALS, nodeSuite.verify)
+      // a receipt that does not check, or is for another job or task, counts at the predicted price
+      billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(v.receipt.amount) / 10 ** TOKEN_DECIMALS : predicted
+      this.metered += billed
+    }
+    this.committed += billed - predicted
+    this.checkBudget()
+  }
+
   private onResult (c: Extract<JobCommand, { type: 'run' }>, res: dbc.task.v1.ITaskResult): void {
     const now = this.now()
     const key = c.index * KEY + c.attempt
+    this.meter(key, res.receipt, enc.encode(`${this.jobId}:${c.index}:${c.attempt}`))
     let ok = res.ok === true
     let error = res.error ?? undefined
     let hash: string | undefined
@@ -479,7 +514,7 @@ export class JobRunner {
     const status = this.machine.isCancelled ? 'cancelled' : p.failed > 0 ? 'failed' : 'finished'
     const summary: JobSummary = {
       jobId: this.jobId, status, tasks: p.total, done: p.done, failed: p.failed, copies: p.copies, retries: p.retries,
-      speculative: p.speculative, wrongCopies: p.wrong, predictedSpent: this.spent, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
+      speculative: p.speculative, wrongCopies: p.wrong, predictedSpent: this.spent, meteredSpent: this.metered, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
       leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt, predictedCost: this.placement?.totalPrice ?? 0,
       placement: this.placementSummary(), failures: this.failures.slice(0, 100)
     }

@@ -129,9 +129,10 @@ test('no candidates / all refused: the job fails and says why', async () => {
 })
 
 test('budget.total holds at run time: re-runs stop when it is spent', async () => {
-  const ps = providers(2, () => ({ priceCpuHour: 3600, failEvery: 2, slots: 1 }))
+  const ps = providers(2, () => ({ priceCpuHour: 3600, failEvery: 2, slots: 1, delayMs: 1 }))
   const tr = transport(ps)
-  // One copy is predicted at 3600/h x 1 ms = 0.001: room for the 10 tasks and 2 re-runs.
+  // One copy is predicted at 3600/h x 1 ms = 0.001 and bills at least that (>= 1 ms of CPU,
+  // failed copies too, as real providers bill them): room for at most 12 copies.
   const r = new JobRunner({ jobId: 'b2'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 9 } }, budget: { total: 0.012 } }), holder: owner, transport: tr, code: new Uint8Array([1]), stragglerFactor: 0 })
   const s = await r.run()
   tr.close()
@@ -139,6 +140,23 @@ test('budget.total holds at run time: re-runs stop when it is spent', async () =
   assert.ok(s.failed > 0)
   assert.ok(s.failures.some(f => /budget\.total/.test(f.reason)), JSON.stringify(s.failures))
   assert.ok(s.predictedSpent <= 0.012 + 0.002 + 1e-9, `spent ${s.predictedSpent}`)
+  assert.ok(s.meteredSpent <= 0.012 + 2 * (s.meteredSpent / Math.max(1, s.copies)) * 2, `billed ${s.meteredSpent} over ${s.copies} copies`)
+})
+
+test('budget.total holds on metered charges: providers billing far above the prediction stop the job early', async () => {
+  // predicted 3600/h x 1 ms = 0.001 a copy; each provider takes ~5 ms and bills 10x its wall
+  // time as CPU: ~0.05 a copy. Predicted prices alone would let all 20 tasks run (0.02).
+  const ps = providers(2, () => ({ priceCpuHour: 3600, delayMs: 5, cpuMsFactor: 10, slots: 1 }))
+  const tr = transport(ps)
+  const r = new JobRunner({ jobId: 'b3'.repeat(32), manifest: manifest({ inputs: { range: { from: 0, to: 19 } }, budget: { total: 0.2 } }), holder: owner, transport: tr, code: new Uint8Array([1]), stragglerFactor: 0 })
+  const s = await r.run()
+  tr.close()
+  assert.ok(s.failed > 0, `all ${s.done} tasks ran although they bill ${s.meteredSpent}`)
+  assert.ok(s.failures.some(f => /budget\.total/.test(f.reason)), JSON.stringify(s.failures))
+  assert.ok(s.meteredSpent > s.predictedSpent, `metered ${s.meteredSpent} vs predicted ${s.predictedSpent}`)
+  // what was billed stays within the budget plus the copies already out when it ran out (2 slots)
+  const perCopy = s.meteredSpent / Math.max(1, s.done)
+  assert.ok(s.meteredSpent <= 0.2 + 2 * perCopy * 1.5, `billed ${s.meteredSpent} for ${s.done} tasks`)
 })
 
 test.run()
