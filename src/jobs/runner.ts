@@ -67,7 +67,11 @@ export interface JobSummary {
   predictedCost: number
   /** Predicted price of every copy sent (re-runs and extra copies included). */
   predictedSpent: number
-  /** What the verified receipts of finished copies bill (tokens); budget.total is held against this plus the copies still out. */
+  /**
+   * What the receipts of finished copies bill (tokens). With a budget.total they are verified
+   * first and the budget is held against this plus the copies still out; without one it is
+   * the receipts' claim (settlement verifies every receipt before paying).
+   */
   meteredSpent: number
   placement?: PlacementSummary
   failures: Array<{ index: number, reason: string }>
@@ -469,9 +473,16 @@ export class JobRunner {
     this.predictedOfCopy.delete(key)
     let billed = 0
     if (receipt?.receipt != null && receipt.signature != null) {
-      const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), undefined, TOKEN_DECIMALS, nodeSuite.verify)
-      // a receipt that does not check, or is for another job or task, counts at the predicted price
-      billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(v.receipt.amount) / 10 ** TOKEN_DECIMALS : predicted
+      if (this.m.budget.total !== undefined) {
+        // the budget rests on it: check the signature, amount and id (~100 us; settlement checks again)
+        const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), undefined, TOKEN_DECIMALS, nodeSuite.verify)
+        // a receipt that does not check, or is for another job or task, counts at the predicted price
+        billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(v.receipt.amount) / 10 ** TOKEN_DECIMALS : predicted
+      } else {
+        // informational only (no budget to hold): the claimed amount, unchecked (settlement checks it)
+        try { billed = Number(dbc.receipt.v1.UsageReceipt.decode(receipt.receipt).amount) / 10 ** TOKEN_DECIMALS } catch { billed = 0 }
+        if (!Number.isFinite(billed)) billed = 0
+      }
       this.metered += billed
     }
     this.committed += billed - predicted
