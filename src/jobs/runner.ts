@@ -110,6 +110,8 @@ export class JobRunner {
   private committed = 0
   private metered = 0
   private readonly predictedOfCopy = new Map<number, number>()
+  /** Transport id of a leased provider -> its peer id bytes (what its receipts must name). */
+  private readonly providerBytes = new Map<string, Uint8Array>()
   private readonly offers = new Map<string, TransportOffer>()
   private readonly leaseIds = new Map<string, Uint8Array>()
   private readonly inflight = new Map<number, AbortController>()
@@ -300,6 +302,7 @@ export class JobRunner {
       const id = toHex(leaseId)
       this.leaseIds.set(id, leaseId)
       this.providersUsed.add(v.provider)
+      this.providerBytes.set(v.provider, raw.provider ?? new Uint8Array(0))
       this.machine.handleLease(this.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
       opened++
     }))
@@ -468,15 +471,15 @@ export class JobRunner {
   }
 
   /** Replaces a finished copy's predicted price by what its verified receipt bills (0 without one). */
-  private meter (key: number, receipt: dbc.receipt.v1.ISignedReceipt | null | undefined, taskId: Uint8Array): void {
+  private meter (key: number, provider: string, receipt: dbc.receipt.v1.ISignedReceipt | null | undefined, taskId: Uint8Array): void {
     const predicted = this.predictedOfCopy.get(key) ?? 0
     this.predictedOfCopy.delete(key)
     let billed = 0
     if (receipt?.receipt != null && receipt.signature != null) {
       if (this.m.budget.total !== undefined) {
         // the budget rests on it: check the signature, amount and id (~100 us; settlement checks again)
-        const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), undefined, TOKEN_DECIMALS, nodeSuite.verify)
-        // a receipt that does not check, or is for another job or task, counts at the predicted price
+        const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), this.providerBytes.get(provider), TOKEN_DECIMALS, nodeSuite.verify)
+        // a receipt that does not check, names another provider, job or task counts at the predicted price
         billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(v.receipt.amount) / 10 ** TOKEN_DECIMALS : predicted
       } else {
         // informational only (no budget to hold): the claimed amount, unchecked (settlement checks it)
@@ -492,7 +495,7 @@ export class JobRunner {
   private onResult (c: Extract<JobCommand, { type: 'run' }>, res: dbc.task.v1.ITaskResult): void {
     const now = this.now()
     const key = c.index * KEY + c.attempt
-    this.meter(key, res.receipt, enc.encode(`${this.jobId}:${c.index}:${c.attempt}`))
+    this.meter(key, c.provider, res.receipt, enc.encode(`${this.jobId}:${c.index}:${c.attempt}`))
     let ok = res.ok === true
     let error = res.error ?? undefined
     let hash: string | undefined

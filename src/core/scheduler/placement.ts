@@ -269,29 +269,72 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
 }
 
 /** Baseline for the cost model: each copy on a random usable offer (distinct providers). */
+/**
+ * The baseline policy: the same offer filters as placeTasks (price, distance, deadline,
+ * refusals, avoided providers), then uniformly random offers, each copy of a task on a distinct
+ * provider, within budget.total. Tasks it cannot place are marked with the reason.
+ */
 export function placeRandomly (req: PlacementRequest, offers: readonly OfferView[], rng: { int: (n: number) => number }): Placement {
   const p = placeTasks({ ...req, taskCount: 0 }, offers)
   const usable: number[] = []
   for (let i = 0; i < offers.length; i++) if (p.rejections[i] === undefined) usable.push(i)
   const copies = Math.max(1, req.copies)
-  const copyOffer = new Int32Array(req.taskCount * copies).fill(-1)
-  const copyFinishMs = new Float64Array(req.taskCount * copies)
+  const nCopies = req.taskCount * copies
+  const copyOffer = new Int32Array(nCopies).fill(-1)
+  const copyFinishMs = new Float64Array(nCopies)
   const assigned = new Int32Array(offers.length)
+  const unplaced = new Map<number, UnplacedReason>()
+  const providers = new Set(usable.map(i => offers[i].provider))
+  const deadlineMs = req.deadlineAt === undefined ? Infinity : req.deadlineAt - req.now
+  let budgetLeft = req.budgetTotal === undefined ? Infinity : req.budgetTotal - (req.alreadySpent ?? 0)
   let total = 0; let makespan = 0
-  for (let t = 0; t < req.taskCount && usable.length > 0; t++) {
-    const used: string[] = []
+  const finishOf = (i: number): number => p.predictions[i].transferMs + (Math.floor(assigned[i] / offers[i].slots) + 1) * p.predictions[i].runMs
+  const noneUsable = (): UnplacedReason => {
+    if (offers.length === 0) return 'no-candidates'
+    const counts = new Map<OfferRejection, number>()
+    for (const r of p.rejections) if (r !== undefined) counts.set(r, (counts.get(r) ?? 0) + 1)
+    let best: OfferRejection = 'refused'; let bestN = -1
+    for (const [r, n] of counts) if (n > bestN) { best = r; bestN = n }
+    return best === 'refused' || best === 'expired' || best === 'no-slots' ? 'all-refused' : best
+  }
+  const chosen: number[] = []
+  for (let t = 0; t < req.taskCount; t++) {
+    if (usable.length === 0) { unplaced.set(t, noneUsable()); continue }
+    if (providers.size < copies) { unplaced.set(t, 'not-enough-providers'); continue }
+    chosen.length = 0
+    let price = 0
+    let why: UnplacedReason | undefined
+    for (let c = 0; c < copies && why === undefined; c++) {
+      // a random offer on a provider this task does not use yet, that can still finish before
+      // the deadline: a few random tries first (the usual case), then a scan of them all
+      const fits = (i: number): boolean => finishOf(i) <= deadlineMs && !chosen.some(j => offers[j].provider === offers[i].provider)
+      let i = -1
+      for (let tries = 0; tries < 16 && i < 0; tries++) { const x = usable[rng.int(usable.length)]; if (fits(x)) i = x }
+      if (i < 0) {
+        const open = usable.filter(fits)
+        if (open.length === 0) { why = usable.some(x => finishOf(x) > deadlineMs) ? 'deadline' : 'not-enough-providers'; break }
+        i = open[rng.int(open.length)]
+      }
+      chosen.push(i)
+      price += p.predictions[i].price
+      assigned[i]++ // provisional, so a second copy's finish time sees the first
+    }
+    if (why === undefined && price > budgetLeft) why = 'over-budget'
+    if (why !== undefined) {
+      for (const i of chosen) assigned[i]--
+      unplaced.set(t, why)
+      continue
+    }
+    budgetLeft -= price
+    total += price
     for (let c = 0; c < copies; c++) {
-      let i = usable[rng.int(usable.length)]
-      for (let tries = 0; used.includes(offers[i].provider) && tries < 20; tries++) i = usable[rng.int(usable.length)]
-      used.push(offers[i].provider)
-      const pred = p.predictions[i]
-      const finish = pred.transferMs + (Math.floor(assigned[i] / offers[i].slots) + 1) * pred.runMs
-      assigned[i]++
+      const i = chosen[c]
+      // assigned[i] already counts this copy: it is the (assigned[i] - 1)-th on its offer
+      const finish = p.predictions[i].transferMs + (Math.floor((assigned[i] - 1) / offers[i].slots) + 1) * p.predictions[i].runMs
       copyOffer[t * copies + c] = i
       copyFinishMs[t * copies + c] = finish
-      total += pred.price
       if (finish > makespan) makespan = finish
     }
   }
-  return { ...p, request: req, copyOffer, copyFinishMs, copyScore: new Float64Array(req.taskCount * copies), copyRunnerUpScore: new Float64Array(req.taskCount * copies).fill(NaN), tasksPerOffer: assigned, totalPrice: total, makespanMs: makespan }
+  return { ...p, request: req, copyOffer, copyFinishMs, copyScore: new Float64Array(nCopies), copyRunnerUpScore: new Float64Array(nCopies).fill(NaN), unplaced, tasksPerOffer: assigned, totalPrice: total, makespanMs: makespan }
 }

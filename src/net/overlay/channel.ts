@@ -83,6 +83,8 @@ export class RequestChannel<A> {
     if (this.closed) throw new Error('channel closed')
     if (this.pending.size >= (this.init.maxPending ?? 1024)) throw new Error('too many requests in flight to this peer')
     const framed = await this.open(options)
+    // closed while the stream was being opened: nothing would ever time this request out
+    if (this.closed) { framed.abort(new Error('channel closed')); throw new Error('channel closed') }
     return await new Promise<A>((resolve, reject) => {
       this.pending.set(key, { resolve, reject, deadline: Date.now() + timeoutMs, timeoutMs })
       this.armSweeper()

@@ -142,6 +142,7 @@ export class EnvelopeService {
     this.started = false
     await this.host.unhandle(RELAY_PROTOCOL)
     if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
     for (const c of this.channels.values()) c.close()
     this.channels.clear()
     for (const o of this.outgoing.values()) o.reject(new DbcError('OVERLAY_STOPPED', 'the overlay stopped before the message was delivered'))
@@ -150,8 +151,9 @@ export class EnvelopeService {
 
   /** Seals `payload` to `recipient` and delivers it over k paths; resolves on the first signed ack. */
   async send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
-    const toStr = typeof recipient === 'string' ? recipient : recipient.toString()
     const toBytes = typeof recipient === 'string' ? peerIdBytesFromString(recipient) : recipient.toMultihash().bytes
+    // the canonical text form (a caller's string may be spelled differently): relay filters compare it
+    const toStr = peerIdFromMultihashBytes(toBytes)
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
     // static mode: unsigned until a copy first goes to a relay (see src/crypto/envelope.ts)
@@ -332,9 +334,11 @@ export class EnvelopeService {
     const key = `${toHex(env.sender)}/${toHex(id)}`
     const via = `${from}/${req.pathId}`
     if (bytesEqual(env.recipient, this.selfBytes)) {
-      const sender = peerIdFromMultihashBytes(env.sender)
-      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender: from === sender })
+      // compare bytes: the sender field is unvalidated until openEnvelope has checked its shape
+      const deliveredBySender = bytesEqual(env.sender ?? new Uint8Array(0), peerIdBytesFromString(from))
+      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
       if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
+      const sender = peerIdFromMultihashBytes(env.sender)
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {

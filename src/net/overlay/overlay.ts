@@ -14,12 +14,15 @@ import { dbc } from '../../wire/gen/wire.js'
 import { encodeSignedCapability, matchesQuery, type CapabilityInit } from '../../core/capability/index.js'
 import { FramedStream } from '../framed.js'
 import { decodeMessage } from '../../wire/decode.js'
+import { WireError } from '../../errors.js'
 
 /** Vivaldi probes: RTT sample + the answerer's current coordinate in one exchange. */
 export const VIVALDI_PROTOCOL = '/dbc/vivaldi/1.0.0'
 const PROBE_MAX_BYTES = 256
 /** RTT samples kept per peer; Vivaldi is fed their minimum (queueing delays only ever add). */
 const RTT_WINDOW = 4
+/** Floor on the error a probed peer reports for itself (its weight in our update). */
+const MIN_REMOTE_ERROR = 0.05
 
 export interface KnownPeer {
   location?: LatLon
@@ -237,7 +240,10 @@ export class Overlay {
       }
       await framed.close().catch(() => {})
       const d = reply === undefined ? undefined : decodeMessage(dbc.membership.v1.VivaldiProbe, reply)
-      return { rtt, remote: d?.ok === true ? vivaldiFromArray(d.value.coordinate) : undefined }
+      const remote = d?.ok === true ? vivaldiFromArray(d.value.coordinate) : undefined
+      // a peer may claim near-zero error to pull our coordinate towards wherever it says it is
+      if (remote !== undefined) remote[remote.length - 1] = Math.max(remote[remote.length - 1], MIN_REMOTE_ERROR)
+      return { rtt, remote }
     } catch (err) {
       framed.abort(err as Error)
       throw err
@@ -246,10 +252,17 @@ export class Overlay {
 
   /** Answers probes on one stream (at most two, as `probe` sends) with our coordinate. */
   private async answerProbe (stream: Parameters<Parameters<Host['handle']>[1]>[0], from: string): Promise<void> {
+    if (this.scores.isBanned(Date.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
     const framed = new FramedStream(stream, { maxFrameBytes: PROBE_MAX_BYTES })
     try {
       for (let i = 0; i < 2; i++) {
-        const frame = await framed.read({ signal: AbortSignal.timeout(5000) })
+        const frame = await framed.read({ signal: AbortSignal.timeout(5000) }).catch((err: unknown) => {
+          if (err instanceof WireError) {
+            const { score, disconnect } = this.scores.penalize(Date.now(), from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+            this.onPenalty(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed', score, disconnect)
+          }
+          throw err
+        })
         if (frame === undefined) break
         const d = decodeMessage(dbc.membership.v1.VivaldiProbe, frame)
         if (!d.ok) {

@@ -57,11 +57,11 @@ test('a query wider than the neighbourhood widens ring by ring and finds far pee
   assert.is(peerIdOf(a100.results[0].record.peerId), nodes[12].id)
 })
 
-test('a repeated query is answered from the cache in under 5 ms', async () => {
+// (its speed, under 5 ms, is measured by `npm run bench -- overlay`, not asserted here)
+test('a repeated query is answered from the cache without a DHT lookup', async () => {
   await indexes[3].query({ capability: 'gpu:RTX4090', want: 3, latE4: 488500, lonE4: 23500 })
   const again = await indexes[3].query({ capability: 'gpu:RTX4090', want: 3, latE4: 488500, lonE4: 23500 })
   assert.ok(again.fromCache)
-  assert.ok(again.ms < 5, `${again.ms} ms`)
   assert.is(again.results.length, 3)
 })
 

@@ -117,8 +117,15 @@ test('tampered, replayed, expired and oversized envelopes are rejected and cost 
   t.ciphertext[0] ^= 1
   const forged = await eveSends(t)
   assert.is(forged.reason, 'forged')
+  const s2a = score()
+  assert.ok(s2a < s1)
+  // a sender field that is not a peer id at all: answered (not dropped) and charged
+  const junk = dbc.envelope.v1.Envelope.decode(encodeEnvelope(craft()))
+  junk.sender = new Uint8Array([0xff, 0xff, 0xff, 0xff])
+  const junkAck = await eveSends(junk)
+  assert.is(junkAck.reason, 'malformed')
   const s2 = score()
-  assert.ok(s2 < s1)
+  assert.ok(s2 < s2a, 'a junk sender costs score')
   // expired
   const expired = await eveSends(craft({ expiresAt: Date.now() - 1 }))
   assert.is(expired.reason, 'expired')
@@ -130,7 +137,11 @@ test('tampered, replayed, expired and oversized envelopes are rejected and cost 
   assert.ok(ack instanceof Error || ack.reason === 'oversized', 'oversized copy refused')
   assert.ok(score() < s3, 'oversized costs score')
   assert.is(inbox.get('B')!.filter(m => m.sender === eve).length, 1, 'only the one good envelope was delivered')
-  // keep misbehaving until B disconnects Eve
+  // keep misbehaving until B disconnects Eve; first with an unsigned copy of A's that Eve hands
+  // over herself (only its sender may hand over an unsigned envelope): forged
+  const unsigned = craft({ mode: 'static', sign: false, sender: node('A').node.peerId.toMultihash().bytes, senderSecretKey: node('A').secretKey })
+  const u = await eveSends(unsigned).catch((err: Error) => err)
+  assert.ok(u instanceof Error || u.reason === 'forged', `unsigned copy from a non-sender: ${u instanceof Error ? u.message : u.reason}`)
   for (let i = 0; i < 4 && node('B').node.getConnections(node('EVE').node.peerId).length > 0; i++) {
     const t2 = dbc.envelope.v1.Envelope.decode(encodeEnvelope(craft()))
     t2.ciphertext[1] ^= 1

@@ -45,22 +45,35 @@ test('low reputation costs more (risk of rework)', () => {
   assert.ok(p.tasksPerOffer[1] > p.tasksPerOffer[0])
 })
 
-test('10,000 tasks over 1,000 offers place in under 100 ms and beat random placement', () => {
+// (how fast, about 1-4 ms, is bench/grid's placement_10k_x_1k_ms_p50, not asserted here)
+test('10,000 tasks over 1,000 offers: the cost model beats random placement', () => {
   const rng = createRng(7)
   const offers = Array.from({ length: 1000 }, (_, i) => offer(i, { slots: 1 + rng.int(8), priceGpuHour: 0.2 + rng.next(), perfScore: 0.5 + 2 * rng.next(), rttMs: 5 + 200 * rng.next(), reputation: rng.next() }))
   const big = { ...req, taskCount: 10_000, expectedTaskMs: 10_000, inputBytes: 1e5 }
-  // Best of 5: the test machine is shared, so one run can be descheduled.
-  let ms = Infinity
-  let p = placeTasks(big, offers)
-  for (let i = 0; i < 5; i++) {
-    const t0 = performance.now()
-    p = placeTasks(big, offers)
-    ms = Math.min(ms, performance.now() - t0)
-  }
-  assert.ok(ms < 100, `${ms} ms`)
+  const p = placeTasks(big, offers)
+  assert.is(p.unplaced.size, 0)
   const r = placeRandomly(big, offers, createRng(1))
+  assert.is(r.unplaced.size, 0)
   assert.ok(p.makespanMs < r.makespanMs, 'shorter makespan')
   assert.ok(p.totalPrice < r.totalPrice, 'cheaper')
+})
+
+test('random placement keeps the filters: distinct providers per task, budget, deadline, reasons', () => {
+  const rng = createRng(3)
+  const three = [offer(0), offer(1), offer(2)]
+  const r = placeRandomly({ ...req, copies: 3 }, three, rng)
+  assert.is(r.unplaced.size, 0)
+  for (let t = 0; t < 100; t++) assert.is(new Set([0, 1, 2].map(c => r.offers[r.copyOffer[t * 3 + c]].provider)).size, 3, `task ${t}`)
+  assert.is(placeRandomly({ ...req, copies: 4 }, three, rng).unplaced.get(0), 'not-enough-providers')
+  assert.is(placeRandomly(req, [], rng).unplaced.get(0), 'no-candidates')
+  assert.is(placeRandomly(req, [offer(0, { refusal: 'busy' })], rng).unplaced.get(0), 'all-refused')
+  assert.is(placeRandomly({ ...req, maxPricePerHour: 0.5 }, [offer(0)], rng).unplaced.get(0), 'over-price')
+  const b = placeRandomly({ ...req, budgetTotal: (1 / 3600) * 10.5 }, [offer(0)], rng)
+  assert.is(b.request.taskCount - b.unplaced.size, 10)
+  assert.is(b.unplaced.get(50), 'over-budget')
+  const d = placeRandomly({ ...req, deadlineAt: 2500 }, [offer(0)], rng)
+  assert.is(d.request.taskCount - d.unplaced.size, 8, '2 rounds of 4 slots fit before the deadline')
+  assert.is(d.unplaced.get(99), 'deadline')
 })
 
 test.run()
