@@ -177,6 +177,7 @@ function printSummary (s: JobStatus): void {
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
   if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
   if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', String(sum.predictedCost)])
+  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', String(sum.meteredSpent)])
   rows.push(['billed copies', String(s.billedCopies)])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
 }

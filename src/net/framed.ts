@@ -112,9 +112,9 @@ export class FramedStream {
     return f
   }
 
-  async write (payload: Uint8Array, options: AbortOptions = {}): Promise<void> {
+  async write (payload: Uint8Array | Uint8ArrayList, options: AbortOptions = {}): Promise<void> {
     // large payloads go out as prefix + payload without copying them into one buffer
-    const frame = payload.byteLength < 4096 ? encodeFrame(payload) : new Uint8ArrayList(encodeFramePrefix(payload.byteLength), payload)
+    const frame = payload instanceof Uint8Array && payload.byteLength < 4096 ? encodeFrame(payload) : new Uint8ArrayList(encodeFramePrefix(payload.byteLength), payload)
     if (!this.stream.send(frame)) {
       await this.stream.onDrain(options)
     }
