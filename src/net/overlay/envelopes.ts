@@ -23,6 +23,9 @@ const Writer = $protobuf.Writer
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
 export const MAX_IN_FLIGHT_PER_STREAM = 256
+/** How long the paths chosen for a recipient are reused, and for how many recipients at most. */
+const PATH_CACHE_MS = 1000
+const PATH_CACHE_MAX = 1024
 
 export interface ReceivedMessage {
   sender: string
@@ -120,6 +123,7 @@ export class EnvelopeService {
   private readonly random: (out: Uint8Array) => Uint8Array
   private sequence = 0
   private started = false
+  private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
 
   constructor (private readonly host: Host, private readonly init: EnvelopeServiceInit) {
     this.scores = init.scores ?? new PeerScoreBook<string>()
@@ -180,21 +184,35 @@ export class EnvelopeService {
     return await result
   }
 
+  /**
+   * Paths for a message to `recipient`, reused for a second per (recipient, k, direct): building
+   * them walks and sorts every connection as a relay candidate, which a chatty peer pair would
+   * otherwise pay on every message (a node with a hundred connections: a hundred predictions and
+   * a sort per send). Path objects are never mutated, so messages can share them.
+   */
   private choosePaths (recipient: string, opts: SendOptions): ReturnType<typeof choosePaths<string>> {
+    const k = opts.k ?? this.init.k ?? 2
+    const useDirect = opts.direct !== false
+    const key = `${recipient}\n${k}\n${useDirect ? 1 : 0}`
+    const now = this.now()
+    const cached = this.pathCache.get(key)
+    if (cached !== undefined && now - cached.at < PATH_CACHE_MS) return cached.paths
     const loc = this.init.location
     const recLoc = this.init.locate?.(recipient)
     const candidates: Array<RelayCandidate<string>> = []
     const pool = this.init.relayCandidates?.() ?? [...new Set(this.host.getConnections().map(c => c.remotePeer.toString()))]
-    const now = this.now()
     for (const peer of pool) {
       if (peer === recipient || peer === this.self || this.scores.isBanned(now, peer)) continue
       const rl = this.init.locate?.(peer)
       const predictedMs = loc !== undefined && rl !== undefined && recLoc !== undefined ? predictOneWayMs(loc, rl) + predictOneWayMs(rl, recLoc) : 50
       candidates.push({ peer, cell: rl !== undefined ? cellIdOf(rl.lat, rl.lon, 3) : `unknown:${peer}`, predictedMs })
     }
-    const useDirect = opts.direct !== false
     const direct = useDirect ? { predictedMs: loc !== undefined && recLoc !== undefined ? predictOneWayMs(loc, recLoc) : 0 } : undefined
-    return choosePaths({ k: opts.k ?? this.init.k ?? 2, direct, candidates, exclude: [recipient] })
+    const paths = choosePaths({ k, direct, candidates, exclude: [recipient] })
+    this.pathCache.delete(key)
+    if (this.pathCache.size >= PATH_CACHE_MAX) this.pathCache.delete(this.pathCache.keys().next().value as string)
+    this.pathCache.set(key, { at: now, paths })
+    return paths
   }
 
   /** Drains the delivery machine: starts copies, settles promises, re-arms the timer. */
@@ -277,6 +295,7 @@ export class EnvelopeService {
   private penalize (peer: string, offence: Offence): void {
     const { score, disconnect } = this.scores.penalize(this.now(), peer, offence)
     this.init.onPenalty?.(peer, offence, score, disconnect)
+    if (disconnect) this.pathCache.clear() // a banned relay leaves the cached paths at once
     if (disconnect && (this.init.disconnectBadPeers ?? true)) {
       this.channels.get(peer)?.close()
       this.channels.delete(peer)
