@@ -198,20 +198,24 @@ export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions)
   return checkExpiry(e, opts)
 }
 
+// (module-level, not closures: tsx names every named closure it creates, a defineProperty each)
+function malformedOf (e: Envelope, detail: string): CheckResult {
+  return { ok: false, reason: 'malformed', detail, envelope: e }
+}
+
 function checkShape (input: Uint8Array | Envelope, opts: CheckOptions): CheckResult {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
   const decoded = decodeBounded(input, maxBytes, opts.knownSize)
   if (!decoded.ok) return decoded
   const e = decoded.envelope
-  const malformed = (detail: string): CheckResult => ({ ok: false, reason: 'malformed', detail, envelope: e })
-  if (ed25519KeyFromPeerIdBytes(e.sender) === undefined) return malformed('sender is not an Ed25519 peer id')
-  if (ed25519KeyFromPeerIdBytes(e.recipient) === undefined) return malformed('recipient is not an Ed25519 peer id')
-  if (e.messageId.length !== MESSAGE_ID_BYTES) return malformed(`message id has ${e.messageId.length} bytes, expected ${MESSAGE_ID_BYTES}`)
-  if (e.ephemeralKey.length !== 32 && e.ephemeralKey.length !== 0) return malformed('ephemeral key is neither 32 bytes nor empty (static mode)')
-  if (e.nonce.length !== NONCE_BYTES) return malformed(`nonce is not ${NONCE_BYTES} bytes`)
-  if (e.ciphertext.length < TAG_BYTES) return malformed('ciphertext shorter than its tag')
-  if (e.signature.length !== 64 && !(e.signature.length === 0 && e.ephemeralKey.length === 0)) return malformed('signature is not 64 bytes (only a static-mode envelope may be unsigned)')
-  if (!Number.isFinite(e.expiresAt)) return malformed('expiry is not a number')
+  if (ed25519KeyFromPeerIdBytes(e.sender) === undefined) return malformedOf(e, 'sender is not an Ed25519 peer id')
+  if (ed25519KeyFromPeerIdBytes(e.recipient) === undefined) return malformedOf(e, 'recipient is not an Ed25519 peer id')
+  if (e.messageId.length !== MESSAGE_ID_BYTES) return malformedOf(e, `message id has ${e.messageId.length} bytes, expected ${MESSAGE_ID_BYTES}`)
+  if (e.ephemeralKey.length !== 32 && e.ephemeralKey.length !== 0) return malformedOf(e, 'ephemeral key is neither 32 bytes nor empty (static mode)')
+  if (e.nonce.length !== NONCE_BYTES) return malformedOf(e, `nonce is not ${NONCE_BYTES} bytes`)
+  if (e.ciphertext.length < TAG_BYTES) return malformedOf(e, 'ciphertext shorter than its tag')
+  if (e.signature.length !== 64 && !(e.signature.length === 0 && e.ephemeralKey.length === 0)) return malformedOf(e, 'signature is not 64 bytes (only a static-mode envelope may be unsigned)')
+  if (!Number.isFinite(e.expiresAt)) return malformedOf(e, 'expiry is not a number')
   return { ok: true, envelope: e }
 }
 
@@ -245,6 +249,10 @@ export interface OpenOptions extends CheckOptions {
   deliveredBySender?: boolean
 }
 
+function forgedOf (e: Envelope): OpenResult {
+  return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
+}
+
 /**
  * Checks, then decrypts an envelope sent to us. Never throws on bad input. In static mode with
  * `verifySignature: false` a verifying AEAD tag authenticates the sender and the signature is
@@ -255,12 +263,11 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
   if (!shaped.ok) return shaped
   const e = shaped.envelope
   const suite = opts.suite ?? nodeSuite
-  const forged = (): OpenResult => ({ ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e })
   const staticMode = e.ephemeralKey.length === 0
   const unsigned = e.signature.length === 0
   if (unsigned && opts.deliveredBySender !== true) return { ok: false, reason: 'forged', detail: 'unsigned envelope handed over by a peer that is not its sender', envelope: e }
   if (!unsigned && (!staticMode || opts.verifySignature !== false || !bytesEqual(e.recipient, opts.recipient))) {
-    if (!signatureValid(suite, e)) return forged()
+    if (!signatureValid(suite, e)) return forgedOf(e)
   }
   if (!bytesEqual(e.recipient, opts.recipient)) return { ok: false, reason: 'wrong-recipient', detail: 'the envelope is addressed to another peer', envelope: e }
   const ownKey = ed25519KeyFromPeerIdBytes(opts.recipient)
@@ -273,7 +280,7 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
       : deriveKey(suite, suite.x25519(ed25519ToX25519Secret(seed), e.ephemeralKey), e.ephemeralKey, ed25519ToX25519Public(ownKey))
     payload = suite.open(key, e.nonce, envelopeAad(e), e.ciphertext)
   } catch (err) {
-    if (staticMode && !unsigned && !signatureValid(suite, e)) return forged()
+    if (staticMode && !unsigned && !signatureValid(suite, e)) return forgedOf(e)
     return { ok: false, reason: 'undecryptable', detail: `payload does not decrypt: ${(err as Error).message}`, envelope: e }
   }
   const fresh = checkExpiry(e, opts)

@@ -91,6 +91,9 @@ export class FramedStream {
       return undefined
     }
     options.signal?.throwIfAborted()
+    // no signal (the hot path): no closures (tsx names every named closure it creates, which
+    // costs a defineProperty per read)
+    if (options.signal === undefined) return await new Promise<Uint8Array | undefined>((resolve, reject) => { this.waiter = { resolve, reject } })
     return await new Promise<Uint8Array | undefined>((resolve, reject) => {
       const signal = options.signal
       const onAbort = (): void => {
