@@ -107,7 +107,7 @@ try {
     ['retries', `${String(sum.retries ?? 0)} (speculative ${String(sum.speculative ?? 0)})`],
     ['time', `${((sum.elapsedMs ?? 0) / 1000).toFixed(2)} s`],
     ['cost (predicted)', `${Number(sum.predictedCost ?? 0).toPrecision(3)} DBC`],
-    ['billed (receipts)', `${Number(sum.meteredSpent ?? 0).toPrecision(4)} DBC`],
+    ['billed (receipts)', `${coins(BigInt(Math.round(Number(sum.meteredSpent ?? 0) * 1e18)))} DBC`],
     ['billed copies', String(job.status.billedCopies)]
   ]))
 
