@@ -3,8 +3,7 @@
 // real streams and timers; all decisions are theirs. One long-lived stream per neighbour carries
 // RelayRequest frames one way and Ack frames the other, matched by (message id, path id).
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
-import { peerIdFromString, peerIdFromMultihash } from '@libp2p/peer-id'
-import * as Digest from 'multiformats/hashes/digest'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { FramedStream } from '../framed.js'
 import { dbc } from '../../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
@@ -17,6 +16,7 @@ import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
 import { toHex, bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
 import { RandomPool } from '../../crypto/random.js'
+import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 
 const Writer = $protobuf.Writer
 
@@ -155,9 +155,9 @@ export class EnvelopeService {
 
   /** Seals `payload` to `recipient` and delivers it over k paths; resolves on the first signed ack. */
   async send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
-    const toBytes = typeof recipient === 'string' ? peerIdBytesFromString(recipient) : recipient.toMultihash().bytes
+    const toBytes = typeof recipient === 'string' ? peerIdBytesOf(recipient) : recipient.toMultihash().bytes
     // the canonical text form (a caller's string may be spelled differently): relay filters compare it
-    const toStr = peerIdFromMultihashBytes(toBytes)
+    const toStr = peerIdTextOf(toBytes)
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
     // static mode: unsigned until a copy first goes to a relay (see src/crypto/envelope.ts)
@@ -339,7 +339,7 @@ export class EnvelopeService {
 
   /** Acks to the sender itself ride its authenticated connection; acks through a relay are signed. */
   private ack (from: string, sender: Uint8Array, id: Uint8Array, pathId: number, status: number): dbc.envelope.v1.Ack {
-    if (from === peerIdFromMultihashBytes(sender)) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    if (from === peerIdTextOf(sender)) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
     return signAck(this.init.secretKey, id, pathId, status)
   }
 
@@ -354,10 +354,10 @@ export class EnvelopeService {
     const via = `${from}/${req.pathId}`
     if (bytesEqual(env.recipient, this.selfBytes)) {
       // compare bytes: the sender field is unvalidated until openEnvelope has checked its shape
-      const deliveredBySender = bytesEqual(env.sender ?? new Uint8Array(0), peerIdBytesFromString(from))
+      const deliveredBySender = bytesEqual(env.sender ?? new Uint8Array(0), peerIdBytesOf(from))
       const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
       if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
-      const sender = peerIdFromMultihashBytes(env.sender)
+      const sender = peerIdTextOf(env.sender)
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
@@ -373,7 +373,7 @@ export class EnvelopeService {
     const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8 })
     if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
     if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
-    const recipient = peerIdFromMultihashBytes(env.recipient)
+    const recipient = peerIdTextOf(env.recipient)
     const decision = decideRelay({ recipientIsSelf: false, hopsLeft: req.hopsLeft, recipientReachable: true })
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
     try {
@@ -398,23 +398,4 @@ function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: number } 
     const r = dbc.envelope.v1.RelayRequest.decode(frame)
     return { messageId: r.envelope?.messageId ?? new Uint8Array(0), pathId: r.pathId }
   } catch { return { messageId: new Uint8Array(0), pathId: 0 } }
-}
-
-// Peer id text <-> bytes, cached: base58 costs ~5 us each way and the same peers repeat on every message.
-const PEER_CACHE_MAX = 4096
-const textOfBytes = new Map<string, string>()
-const bytesOfText = new Map<string, Uint8Array>()
-function remember<K, V> (m: Map<K, V>, k: K, v: V): V {
-  if (m.size >= PEER_CACHE_MAX) m.delete(m.keys().next().value as K)
-  m.set(k, v)
-  return v
-}
-
-function peerIdFromMultihashBytes (b: Uint8Array): string {
-  const k = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1')
-  return textOfBytes.get(k) ?? remember(textOfBytes, k, peerIdFromMultihash(Digest.decode(b)).toString())
-}
-
-function peerIdBytesFromString (s: string): Uint8Array {
-  return bytesOfText.get(s) ?? remember(bytesOfText, s, peerIdFromString(s).toMultihash().bytes)
 }

@@ -3,8 +3,7 @@
 // MembershipMessage frame on a short-lived stream (shuffles are every few seconds, so stream
 // reuse would buy little and cost liveness tracking).
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
-import { peerIdFromString, peerIdFromMultihash } from '@libp2p/peer-id'
-import * as Digest from 'multiformats/hashes/digest'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { FramedStream } from '../framed.js'
 import { dbc } from '../../wire/gen/wire.js'
@@ -16,6 +15,7 @@ import { CyclonView, Gossip, RandomWalks, type ViewEntry, type GossipItem } from
 import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
 import { toHex } from '../../core/identity/index.js'
 import { signAnnouncement, verifyAnnouncement, type Announcement } from './announce.js'
+import { peerIdTextOf } from '../peer-ids.js'
 
 export const MEMBERSHIP_PROTOCOL = '/dbc/membership/1.0.0'
 const MAX_FRAME = 256 * 1024
@@ -225,14 +225,14 @@ export class MembershipService {
     } else if (m.announcement != null) {
       const a = m.announcement as Announcement
       if (!verifyAnnouncement(a)) { this.penalize(from, 'invalid-gossip'); return }
-      const item: GossipItem<string, Announcement> = { id: toHex(a.id), origin: peerIdFromMultihash(Digest.decode(a.origin)).toString(), ttl: a.ttl, createdAt: a.createdAt, body: a }
+      const item: GossipItem<string, Announcement> = { id: toHex(a.id), origin: peerIdTextOf(a.origin), ttl: a.ttl, createdAt: a.createdAt, body: a }
       const outcome = this.gossip.handle(now, from, item)
       if (outcome === 'invalid') this.penalize(from, 'invalid-gossip')
       if (outcome === 'deliver') { this.stats.announcements++; this.init.onAnnouncement?.(a, from) }
     } else if (m.walk != null) {
       const w = m.walk as dbc.membership.v1.RandomWalk
       let origin: string
-      try { origin = peerIdFromMultihash(Digest.decode(w.origin)).toString() } catch { this.penalize(from, 'malformed'); return }
+      try { origin = peerIdTextOf(w.origin) } catch { this.penalize(from, 'malformed'); return }
       await this.rememberAddrs(origin, w.originAddrs)
       const matches = this.init.matchWalk?.(w.query) ?? []
       const r = this.walks.handleWalk(now, from, { id: toHex(w.walkId), origin, ttl: w.ttl, query: { query: w.query, originAddrs: w.originAddrs } }, matches)
@@ -252,7 +252,7 @@ export class MembershipService {
 
   private async fromDescriptor (p: dbc.membership.v1.PeerDescriptor): Promise<ViewEntry<string, PeerInfo> | undefined> {
     let peer: string
-    try { peer = peerIdFromMultihash(Digest.decode(p.peerId)).toString() } catch { return undefined }
+    try { peer = peerIdTextOf(p.peerId) } catch { return undefined }
     const info: PeerInfo = { addrs: p.addrs.slice(0, 8) }
     if (p.latE4 !== 0 || p.lonE4 !== 0) { info.latE4 = p.latE4; info.lonE4 = p.lonE4 }
     if (p.vivaldi.length > 0) info.vivaldi = p.vivaldi

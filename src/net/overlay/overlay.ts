@@ -114,10 +114,7 @@ export class Overlay {
     this.capabilities = new CapabilityIndex(host, {
       secretKey: init.secretKey,
       location: init.location,
-      onBadInput: (peer, offence) => {
-        const { score, disconnect } = this.scores.penalize(Date.now(), peer, offence)
-        onPenalty(peer, offence, score, disconnect)
-      },
+      onBadInput: (peer, offence) => { this.charge(peer, offence) },
       ...init.capability
     })
   }
@@ -256,26 +253,24 @@ export class Overlay {
     const framed = new FramedStream(stream, { maxFrameBytes: PROBE_MAX_BYTES })
     try {
       for (let i = 0; i < 2; i++) {
-        const frame = await framed.read({ signal: AbortSignal.timeout(5000) }).catch((err: unknown) => {
-          if (err instanceof WireError) {
-            const { score, disconnect } = this.scores.penalize(Date.now(), from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
-            this.onPenalty(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed', score, disconnect)
-          }
-          throw err
-        })
+        const frame = await framed.read({ signal: AbortSignal.timeout(5000) })
         if (frame === undefined) break
         const d = decodeMessage(dbc.membership.v1.VivaldiProbe, frame)
-        if (!d.ok) {
-          const { score, disconnect } = this.scores.penalize(Date.now(), from, 'malformed')
-          this.onPenalty(from, 'malformed', score, disconnect)
-          throw d.error
-        }
+        if (!d.ok) throw d.error
         await framed.write(dbc.membership.v1.VivaldiProbe.encode({ coordinate: vivaldiToArray(this.coordinate) }).finish())
       }
       await framed.close()
     } catch (err) {
+      // a frame over the limit or one that does not decode costs the sender; a timeout does not
+      if (err instanceof WireError) this.charge(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
       framed.abort(err as Error)
     }
+  }
+
+  /** Charges `peer` in the one score book and reports it (status list, daemon hang-up). */
+  private charge (peer: string, offence: Offence): void {
+    const { score, disconnect } = this.scores.penalize(Date.now(), peer, offence)
+    this.onPenalty(peer, offence, score, disconnect)
   }
 
   /** Predicted (Vivaldi, geo) and measured RTT to a peer. */
