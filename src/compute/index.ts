@@ -46,6 +46,8 @@ export interface ComputePeerInit {
   /** Run the join benchmark in start() (default true); false gives fixed scores of 100. */
   benchmark?: boolean
   tmpDir?: string
+  /** The node's data dir (identity key, stores): hidden from process tasks. */
+  dataDir?: string
 }
 
 export interface ComputeCapabilities {
@@ -106,10 +108,11 @@ export class ComputePeer {
       throw err
     }
     const cpuSlots = init.cpuSlots ?? cpus().length
-    this.wasm = new WasmExecutor({ workers: cpuSlots, tmpDir: init.tmpDir })
+    this.wasm = new WasmExecutor({ workers: cpuSlots })
     this.executors = new Map<ExecutorName, Executor>([
       ['wasm', this.wasm],
-      ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), tmpDir: init.tmpDir })],
+      // Process task dirs live under os.tmpdir(), not the data dir: the task user must be able to reach them.
+      ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), dataDir: init.dataDir })],
       ['docker', new DockerExecutor({ socketPath: init.dockerSocket, enabled: this.policy.executors.includes('docker') })]
     ])
   }

@@ -27,6 +27,7 @@ export class ComputeSubsystem implements Subsystem {
       secretKey: ctx.identity.secretKey,
       declaredGpus: ctx.config.gpus === '' ? undefined : ctx.config.gpus,
       tmpDir,
+      dataDir: ctx.config.dataDir,
       payoutAddress: this.init.payoutAddress?.(),
       benchmark: process.env.DBC_SKIP_BENCHMARK !== '1'
     })

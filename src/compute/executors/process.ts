@@ -1,33 +1,54 @@
-// The `process` executor: a shell command in a private temp task directory, with a clean
-// environment (none of the provider's variables), a wall-time limit and an output-size limit.
-// It is NOT a security sandbox (the command runs as the provider's user and can name absolute
-// paths), which is why it is off unless the provider policy enables it.
-import { spawn } from 'node:child_process'
+// The `process` executor: a shell command in a private task directory, isolated (../isolation): its own PID
+// and mount namespace, run as an unprivileged user with no capabilities and rlimits, the node's data dir and
+// the other tasks' directories hidden, a clean environment, and every process it started killed when it ends
+// (a `setsid` escape included). Wall-time and output-size limits kill it. This is process isolation, not a VM:
+// the task still shares the kernel and can read world-readable host files; it is off unless the provider
+// policy enables it, and unavailable where isolation is (see isolationSupport()).
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { isolationSupport, spawnIsolated, type IsolatedProcess } from '../isolation/index.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
 
 export interface ProcessExecutorInit {
   /** Must be true for the executor to run anything (the provider policy's switch). */
   enabled?: boolean
-  /** Parent of the task directories. Default os.tmpdir(). */
+  /** Where this executor's task directories go (a fresh private folder inside it). Default os.tmpdir(). */
   tmpDir?: string
+  /** The node's data dir (identity key, stores): hidden from every task. */
+  dataDir?: string
+  /** More host paths no task may see. */
+  hidePaths?: string[]
+  /** Let tasks use the host's network. Default false: an empty network namespace (nothing to reach, not
+   * even the daemon's API on 127.0.0.1). */
+  network?: boolean
   /** PATH given to tasks. */
   path?: string
   shell?: string
 }
 
+/** Per-task rlimits. RLIMIT_NPROC counts every process of the task uid on the machine, so it is generous. */
+const MAX_PROCESSES = 256
+const MAX_OPEN_FILES = 256
+const WORLD_WRITABLE = ['/tmp', '/var/tmp', '/dev/shm']
+
 const CLK_TCK = 100 // USER_HZ on Linux; /proc/PID/stat times are in these ticks
 
-/** utime + stime + cutime + cstime of a live process, in ms; undefined once it is gone. */
-async function processCpuMs (pid: number): Promise<number | undefined> {
+/** utime + stime + cutime + cstime of a process and all its live descendants, in ms; undefined once it is gone. */
+async function treeCpuMs (pid: number, depth = 0): Promise<number | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // after "pid (comm) ": state is field 3, utime is field 14 → index 11 here
+    // after "pid (comm) ": state is field 3, utime is field 14 → index 11 here. A live process's time is in no
+    // one's cutime yet, and a reaped one's is in its parent's, so the sum over the tree counts each once.
     const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
-    return Number.isFinite(ticks) ? ticks * 1000 / CLK_TCK : undefined
+    let ms = Number.isFinite(ticks) ? ticks * 1000 / CLK_TCK : 0
+    if (depth < 32) {
+      const kids = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')
+      for (const k of kids.trim().split(/\s+/).filter(x => x !== '')) ms += await treeCpuMs(Number(k), depth + 1) ?? 0
+    }
+    return ms
   } catch {
     return undefined
   }
@@ -47,28 +68,44 @@ export class ProcessExecutor implements Executor {
   private readonly tmpDir: string
   private readonly path: string
   private readonly shell: string
+  private readonly hidden: string[]
+  private readonly network: boolean
   private readonly running = new Set<() => void>()
+  private root?: Promise<string>
 
   constructor (init: ProcessExecutorInit = {}) {
     this.enabled = init.enabled ?? false
     this.tmpDir = init.tmpDir ?? tmpdir()
     this.path = init.path ?? '/usr/local/bin:/usr/bin:/bin'
     this.shell = init.shell ?? '/bin/sh'
+    this.network = init.network ?? false
+    // World-writable scratch dirs are covered too, so a task leaves nothing behind on the host (its TMPDIR is its own dir).
+    this.hidden = [...new Set([...(init.dataDir === undefined ? [] : [init.dataDir]), ...(init.hidePaths ?? []), ...WORLD_WRITABLE, this.tmpDir])]
   }
 
   async availability (): Promise<Availability> {
-    return this.enabled ? { available: true } : { available: false, reason: 'the process executor is off; enable it in the provider policy (executors: [..., "process"])' }
+    if (!this.enabled) return { available: false, reason: 'the process executor is off; enable it in the provider policy (executors: [..., "process"])' }
+    const iso = isolationSupport()
+    return iso.available ? { available: true } : { available: false, reason: `the process executor needs process isolation, which is unavailable: ${iso.reason ?? 'unknown reason'}` }
+  }
+
+  /** This executor's folder of task directories: hidden from every task, so no task sees another's files. */
+  private async taskRoot (): Promise<string> {
+    this.root ??= mkdtemp(join(this.tmpDir, 'dbc-process-'))
+    return await this.root
   }
 
   async run (req: ExecutionRequest, opts: RunOptions = {}): Promise<ExecutionResult> {
     if (!this.enabled) throw executorError(ExecutorErrorCode.DISABLED, 'the process executor is disabled on this provider', 'use the wasm executor, or ask a provider that enables "process"')
+    const iso = isolationSupport()
+    if (!iso.available) throw executorError(ExecutorErrorCode.UNAVAILABLE, `the process executor cannot isolate tasks here: ${iso.reason ?? 'unknown reason'}`, 'use the wasm executor; the provider must run on Linux as root or with unprivileged user namespaces')
     if (opts.signal?.aborted === true) throw cancelledError(req.taskId, opts.signal)
     if (req.entry.trim() === '') throw executorError(ExecutorErrorCode.NO_ENTRY, 'a process task needs a command in its entry')
-    const dir = await mkdtemp(join(this.tmpDir, 'dbc-task-'))
+    const dir = await mkdtemp(join(await this.taskRoot(), 'task-'))
     try {
       if (req.code.length > 0) {
         await writeFile(join(dir, 'code'), req.code)
-        await chmod(join(dir, 'code'), 0o700)
+        await chmod(join(dir, 'code'), 0o755) // the task runs as another user; the directory is its alone
       }
       return await this.spawnIn(dir, req, opts)
     } finally {
@@ -83,7 +120,20 @@ export class ProcessExecutor implements Executor {
     // Only these variables: nothing of the provider's environment leaks into the task.
     // CUDA_VISIBLE_DEVICES limits the task to the GPUs its slot holds (empty: none at all).
     const env = { PATH: this.path, HOME: dir, TMPDIR: dir, PWD: dir, LANG: 'C.UTF-8', DBC_TASK_ID: req.taskId, CUDA_VISIBLE_DEVICES: (req.gpuIndexes ?? []).join(',') }
-    const child = spawn(this.shell, ['-c', req.entry], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+    const limits = {
+      // CUDA reserves far more address space than it uses, so GPU tasks get no address-space limit.
+      addressSpaceBytes: (req.gpuIndexes ?? []).length > 0 ? undefined : Math.max(64, req.memoryLimitMib) * 1024 * 1024,
+      cpuSeconds: Math.ceil(req.timeoutMs / 1000) + 1,
+      processes: MAX_PROCESSES,
+      openFiles: MAX_OPEN_FILES
+    }
+    let iso: IsolatedProcess
+    try {
+      iso = spawnIsolated(this.shell, ['-c', req.entry], { cwd: dir, env, hidePaths: [...this.hidden, await this.taskRoot()], limits, noNetwork: !this.network, stdio: ['pipe', 'pipe', 'pipe'] })
+    } catch (err) {
+      throw executorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId} could not be started in isolation: ${(err as Error).message}`, undefined, err)
+    }
+    const child = iso.child as ChildProcessWithoutNullStreams // stdio is all pipes
     const chunks: Buffer[] = []
     let size = 0
     let stderr = ''
@@ -91,9 +141,9 @@ export class ProcessExecutor implements Executor {
     let cpuMs = 0
     const killGroup = (why: Error): void => {
       failure ??= why
-      try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch { /* already gone */ }
+      void iso.kill()
     }
-    const sampler = setInterval(() => { if (child.pid !== undefined) void processCpuMs(child.pid).then(ms => { if (ms !== undefined) cpuMs = Math.max(cpuMs, ms) }) }, 50)
+    const sampler = setInterval(() => { if (child.pid !== undefined) void treeCpuMs(child.pid).then(ms => { if (ms !== undefined) cpuMs = Math.max(cpuMs, ms) }) }, 50)
     const timer = setTimeout(() => killGroup(executorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and was stopped`, 'raise the task deadline')), req.timeoutMs)
     const onAbort = (): void => killGroup(cancelledError(req.taskId, opts.signal))
     opts.signal?.addEventListener('abort', onAbort, { once: true })
@@ -124,11 +174,15 @@ export class ProcessExecutor implements Executor {
       clearInterval(sampler)
       opts.signal?.removeEventListener('abort', onAbort)
       this.running.delete(onAbort)
-      killGroup(new Error('cleanup')) // leftover children of the command die with it
+      failure ??= new Error('cleanup')
+      await iso.kill() // whatever the command left behind dies with its namespace before the directory goes
     }
   }
 
   async close (): Promise<void> {
     for (const stop of [...this.running]) stop()
+    const root = this.root
+    this.root = undefined
+    if (root !== undefined) await rm(await root, { recursive: true, force: true }).catch(() => {})
   }
 }

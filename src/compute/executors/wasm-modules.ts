@@ -1,7 +1,9 @@
-// Compiling and checking task modules, with a warm cache keyed by sha256 of the code (and the
-// memory cap, which is baked into the compiled module).
+// Checking and compiling task modules, with a warm cache keyed by sha256 of the code (and the
+// memory cap, which is baked into the compiled module). A module is validated against the host's limits
+// (core/compute/wasm-validate.ts) before V8 compiles it, and never instantiated here.
 import { createHash } from 'node:crypto'
 import { capMemory, importedMemory, WASM_PAGE_BYTES, WasmFormatError } from '../../core/compute/wasm-memory.js'
+import { ABI_ENV_FUNCTIONS, DEFAULT_MODULE_LIMITS, validateModule, WasmLimitError, WASI_FUNCTIONS, WASI_MODULE, type WasmModuleLimits } from '../../core/compute/wasm-validate.js'
 import { ExecutorErrorCode, executorError } from './types.js'
 import { WebAssemblyApi as WebAssembly, type CompiledModule } from './wasm-api.js'
 
@@ -15,8 +17,6 @@ export interface PreparedModule {
   functions: Set<string>
 }
 
-const HOST_ENV_FUNCTIONS = new Set(['abort', 'progress', 'trace', 'seed'])
-const WASI_MODULE = 'wasi_snapshot_preview1'
 
 export function sha256Hex (b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex')
@@ -26,13 +26,15 @@ export function capPagesFor (memoryLimitMib: number): number {
   return Math.max(1, Math.floor(memoryLimitMib * 1024 * 1024 / WASM_PAGE_BYTES))
 }
 
-async function compile (code: Uint8Array, hash: string, capPages: number): Promise<PreparedModule> {
+async function compile (code: Uint8Array, hash: string, capPages: number, limits: Omit<WasmModuleLimits, 'memoryCapPages'>): Promise<PreparedModule> {
   let capped: Uint8Array
   let memImport: ReturnType<typeof importedMemory>
   try {
+    validateModule(code, { ...limits, memoryCapPages: capPages })
     capped = capMemory(code, capPages)
     memImport = importedMemory(code)
   } catch (err) {
+    if (err instanceof WasmLimitError) throw executorError(ExecutorErrorCode.BAD_MODULE, `the module was refused before it ran: ${err.message}`, 'a task module gets one memory (capped at the task\'s memory limit), at most one bounded table, and only the host imports listed in src/compute/README.md')
     if (err instanceof WasmFormatError) throw executorError(ExecutorErrorCode.BAD_MODULE, `the task code is not a usable WebAssembly module: ${err.message}`, 'build the module for wasm32 with a toolchain such as AssemblyScript and send its bytes')
     throw err
   }
@@ -44,10 +46,11 @@ async function compile (code: Uint8Array, hash: string, capPages: number): Promi
   }
   let mode: ModuleMode = 'abi'
   for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.module === WASI_MODULE && imp.kind === 'function') { mode = 'wasi'; continue }
-    if (imp.module === 'env' && imp.kind === 'function' && HOST_ENV_FUNCTIONS.has(imp.name)) continue
+    // validateModule allowed only these; checked again on what V8 compiled
+    if (imp.module === WASI_MODULE && imp.kind === 'function' && WASI_FUNCTIONS.has(imp.name)) { mode = 'wasi'; continue }
+    if (imp.module === 'env' && imp.kind === 'function' && ABI_ENV_FUNCTIONS.has(imp.name)) continue
     if (imp.kind === 'memory' && memImport !== undefined && imp.module === memImport.module && imp.name === memImport.field) continue
-    throw executorError(ExecutorErrorCode.BAD_MODULE, `the module imports ${imp.module}.${imp.name} (${imp.kind}), which the host does not provide`, `a task module may import only env.{${[...HOST_ENV_FUNCTIONS].join(',')}}, WASI preview1 functions and one memory`)
+    throw executorError(ExecutorErrorCode.BAD_MODULE, `the module imports ${imp.module}.${imp.name} (${imp.kind}), which the host does not provide`, `a task module may import only env.{${[...ABI_ENV_FUNCTIONS].join(',')}}, WASI preview1 functions and one memory`)
   }
   const exports = WebAssembly.Module.exports(module)
   const functions = new Set(exports.filter(e => e.kind === 'function').map(e => e.name))
@@ -66,7 +69,7 @@ export class ModuleCache {
   private readonly entries = new Map<string, Promise<PreparedModule>>()
   hits = 0
   misses = 0
-  constructor (private readonly maxEntries = 64) {}
+  constructor (private readonly maxEntries = 64, private readonly limits: Omit<WasmModuleLimits, 'memoryCapPages'> = DEFAULT_MODULE_LIMITS) {}
 
   get size (): number { return this.entries.size }
 
@@ -89,7 +92,7 @@ export class ModuleCache {
     }
     if (code.length === 0) throw executorError(ExecutorErrorCode.BAD_MODULE, `module ${hash.slice(0, 16)}… is not cached on this peer`, 'send the task again with its code inline')
     this.misses++
-    const p = compile(code, hash, capPages)
+    const p = compile(code, hash, capPages, this.limits)
     this.entries.set(key, p)
     // A bad module is not cached, and only a good one may evict others.
     p.then(() => { while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string) }, () => this.entries.delete(key))

@@ -1,10 +1,12 @@
 // @ts-check
 // The wasm executor's worker thread (plain JS so it starts without the TypeScript loader).
-// One task at a time: instantiate the (already compiled, memory-capped) module with a fresh
+// One task at a time: instantiate the (already validated, memory-capped) module with a fresh
 // memory, copy the input in, call the entry, copy the output out. See src/compute/README.md.
+// WASI modules run against @bjorn3/browser_wasi_shim: a pure-JS WASI whose file system is in memory and
+// holds only the task's input, so no host path exists for the module to reach.
 import { parentPort } from 'node:worker_threads'
-import { openSync, closeSync, fstatSync, readSync } from 'node:fs'
-import { WASI } from 'node:wasi'
+import { getHeapStatistics } from 'node:v8'
+import { WASI, File, OpenFile, PreopenDirectory, ConsoleStdout } from '@bjorn3/browser_wasi_shim'
 
 if (parentPort === null) throw new Error('wasm-worker.js must run in a worker thread')
 const port = parentPort
@@ -78,42 +80,62 @@ function run (msg) {
   return { output, cpuMs: (t1.user + t1.system) / 1000 }
 }
 
-// WASI command: stdin is the task's input file, stdout its output file, and the only directory
-// it can see is its own task directory (preopened as /task).
+const STDERR_KEEP = 4096
+
+// WASI command: stdin and /task/input are the task's input (read-only), stdout is its output, stderr is kept
+// (bounded) for the error message. The file system is the shim's, in memory: /task is the only directory.
 function runWasi (msg, imports, setMemory) {
-  const w = msg.wasi
-  const stdin = openSync(w.inputPath, 'r')
-  const stdout = openSync(w.outputPath, 'w')
-  const stderr = openSync(w.stderrPath, 'w')
+  const chunks = []
+  let size = 0
+  let stderr = ''
+  const stdout = new ConsoleStdout((/** @type {Uint8Array} */ data) => {
+    size += data.length
+    if (size > msg.maxOutputBytes) throw new TaskFailure('TASK_OUTPUT_TOO_LARGE', `output of more than ${msg.maxOutputBytes} bytes is above the limit`)
+    chunks.push(data)
+  })
+  const errOut = new ConsoleStdout((/** @type {Uint8Array} */ data) => {
+    if (stderr.length < STDERR_KEEP) stderr += new TextDecoder().decode(data.subarray(0, STDERR_KEEP - stderr.length))
+  })
+  const input = () => new File(msg.input, { readonly: true })
+  const fds = [new OpenFile(input()), stdout, errOut, new PreopenDirectory('/task', new Map([['input', input()]]))]
+  const wasi = new WASI(['task'], [], fds, { debug: false }) // its debug log is on unless turned off
+  const t0 = process.threadCpuUsage()
+  const instance = new WebAssembly.Instance(msg.module, { ...imports, wasi_snapshot_preview1: wasi.wasiImport })
+  const memory = imports[msg.importMemory?.module ?? '']?.[msg.importMemory?.field ?? ''] ?? instance.exports.memory
+  setMemory(memory)
+  let code
   try {
-    const wasi = new WASI({ version: 'preview1', args: ['task'], env: {}, preopens: { '/task': w.dir }, stdin, stdout, stderr, returnOnExit: true })
-    const t0 = process.threadCpuUsage()
-    const instance = new WebAssembly.Instance(msg.module, { ...imports, ...wasi.getImportObject() })
-    setMemory(instance.exports.memory)
-    const code = wasi.start(instance)
-    const t1 = process.threadCpuUsage(t0)
-    if (code !== 0) throw new TaskFailure('TASK_EXIT_CODE', `WASI module exited with code ${code}`)
-    const size = fstatSync(stdout).size
-    if (size > msg.maxOutputBytes) throw new TaskFailure('TASK_OUTPUT_TOO_LARGE', `output of ${size} bytes is above the limit of ${msg.maxOutputBytes} bytes`)
-    const output = new Uint8Array(size)
-    const rd = openSync(w.outputPath, 'r')
-    try { readSync(rd, output, 0, size, 0) } finally { closeSync(rd) }
-    return { output, cpuMs: (t1.user + t1.system) / 1000 }
-  } finally {
-    closeSync(stdin); closeSync(stdout); closeSync(stderr)
+    code = wasi.start({ exports: { memory, _start: instance.exports._start } })
+  } catch (err) {
+    // the shim throws strings for calls it refuses (sockets, proc_raise)
+    if (typeof err === 'string') throw new TaskFailure('TASK_TRAP', `WASI: ${err}`)
+    throw err
   }
+  const t1 = process.threadCpuUsage(t0)
+  if (code !== 0) throw new TaskFailure('TASK_EXIT_CODE', `WASI module exited with code ${code}${stderr === '' ? '' : `: ${stderr.trim().slice(0, 500)}`}`)
+  const output = new Uint8Array(size)
+  let at = 0
+  for (const c of chunks) { output.set(c, at); at += c.length }
+  return { output, cpuMs: (t1.user + t1.system) / 1000 }
+}
+
+/** What the task left behind: its linear memory and this isolate's heap (the pool replaces a big worker). */
+function footprint () {
+  return { memoryBytes: currentMemory?.buffer.byteLength ?? 0, heapBytes: getHeapStatistics().used_heap_size }
 }
 
 port.on('message', (msg) => {
   try {
     const r = run(msg)
-    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs }, [r.output.buffer])
+    const left = footprint()
+    currentMemory = undefined
+    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs, ...left }, [r.output.buffer])
   } catch (err) {
-    const e = /** @type {Error & { code?: string }} */ (err)
+    const e = /** @type {Error & { code?: string }} */ (typeof err === 'object' && err !== null ? err : new Error(String(err)))
     let code = e.code ?? 'TASK_TRAP'
     let message = e.message
     if (e instanceof WebAssembly.LinkError) { code = 'TASK_BAD_MODULE'; message = `cannot link the module: ${e.message}` }
-    const memoryBytes = currentMemory?.buffer.byteLength ?? 0
+    const { memoryBytes, heapBytes } = footprint()
     // A trap with memory at (or within one allocation of) the cap is the cap (AssemblyScript traps with `unreachable` when
     // memory.grow fails; other toolchains abort or throw a RangeError).
     const slack = Math.max(65536, Math.min(2 * 1024 * 1024, msg.memoryCapBytes / 4))
@@ -125,6 +147,6 @@ port.on('message', (msg) => {
       message = `the module trapped: ${e.message}`
     }
     currentMemory = undefined
-    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes })
+    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes, heapBytes })
   }
 })

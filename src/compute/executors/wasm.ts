@@ -1,11 +1,10 @@
 // The default executor: WebAssembly task modules in a persistent pool of worker threads.
+// Modules are validated against the host's limits before they compile (core/compute/wasm-validate.ts).
 // Wall-time limit: the worker is terminated and replaced. Memory cap: baked into the module's
-// memory limits (see core/compute/wasm-memory.ts) plus V8 heap limits on the worker.
+// memory limits (see core/compute/wasm-memory.ts) plus V8 heap limits on the worker; a worker whose
+// task grew its memory is replaced after the task, so the memory goes back to the OS at once.
 // Determinism: the host gives modules no clock and no randomness (ABI mode).
 import { Worker } from 'node:worker_threads'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { ModuleCache, capPagesFor, type PreparedModule } from './wasm-modules.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
 import { WASM_PAGE_BYTES } from '../../core/compute/wasm-memory.js'
@@ -17,8 +16,8 @@ export interface WasmExecutorInit {
   moduleCacheSize?: number
   /** V8 heap limit of each worker, MiB (the module's linear memory is capped separately). */
   workerHeapMib?: number
-  /** Parent of WASI task directories. Default os.tmpdir(). */
-  tmpDir?: string
+  /** A worker whose task ended with more linear memory than this (bytes) is replaced. Default 16 MiB. */
+  recycleAboveBytes?: number
 }
 
 interface Job {
@@ -26,7 +25,6 @@ interface Job {
   req: ExecutionRequest
   prepared: PreparedModule
   opts: RunOptions
-  wasiDir?: string
   resolve: (r: ExecutionResult) => void
   reject: (e: Error) => void
 }
@@ -40,7 +38,9 @@ export class WasmExecutor implements Executor {
   readonly modules: ModuleCache
   private readonly size: number
   private readonly heapMib: number
-  private readonly tmpDir: string
+  private readonly recycleAbove: number
+  /** Workers replaced because their task grew its memory (or its heap); for tests and status. */
+  recycled = 0
   private readonly idle: PoolWorker[] = []
   private readonly all = new Set<PoolWorker>()
   private readonly waiting: Job[] = []
@@ -50,7 +50,7 @@ export class WasmExecutor implements Executor {
   constructor (init: WasmExecutorInit = {}) {
     this.size = Math.max(1, init.workers ?? 2)
     this.heapMib = init.workerHeapMib ?? 64
-    this.tmpDir = init.tmpDir ?? tmpdir()
+    this.recycleAbove = init.recycleAboveBytes ?? 16 * 1024 * 1024
     this.modules = new ModuleCache(init.moduleCacheSize ?? 64)
   }
 
@@ -70,22 +70,13 @@ export class WasmExecutor implements Executor {
     if (prepared.mode === 'wasi' && req.entry !== '' && req.entry !== '_start') throw executorError(ExecutorErrorCode.NO_ENTRY, `entry "${req.entry}" was asked for, but a WASI module is started through "_start"`, 'leave the entry empty or set it to "_start"')
     if (!prepared.functions.has(entry)) throw executorError(ExecutorErrorCode.NO_ENTRY, `the module exports no function "${entry}" (it exports: ${[...prepared.functions].join(', ') || 'none'})`, 'set the task entry to one of the exported functions')
     if (prepared.mode === 'abi' && !prepared.functions.has('alloc')) throw executorError(ExecutorErrorCode.NO_ENTRY, 'the module exports no "alloc" function, which the task ABI needs to receive its input', 'export alloc(len: i32): ptr (see src/compute/README.md)')
-    let wasiDir: string | undefined
-    if (prepared.mode === 'wasi') {
-      wasiDir = await mkdtemp(join(this.tmpDir, 'dbc-task-'))
-      await writeFile(join(wasiDir, 'input'), req.input)
-    }
     const started = performance.now()
-    try {
-      const r = await new Promise<ExecutionResult>((resolve, reject) => {
-        const job: Job = { id: this.nextId++, req: { ...req, entry }, prepared, opts, wasiDir, resolve, reject }
-        this.waiting.push(job)
-        this.pump()
-      })
-      return { ...r, wallMs: performance.now() - started }
-    } finally {
-      if (wasiDir !== undefined) await rm(wasiDir, { recursive: true, force: true })
-    }
+    const r = await new Promise<ExecutionResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, req: { ...req, entry }, prepared, opts, resolve, reject }
+      this.waiting.push(job)
+      this.pump()
+    })
+    return { ...r, wallMs: performance.now() - started }
   }
 
   private spawn (): PoolWorker {
@@ -99,18 +90,21 @@ export class WasmExecutor implements Executor {
     const pw: PoolWorker = { worker, ready, startedAt: 0 }
     this.all.add(pw)
     worker.unref()
-    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string }) => {
+    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string, memoryBytes?: number, heapBytes?: number }) => {
       const job = pw.job
       if (job === undefined || msg.id !== job.id) return
       if (msg.type === 'progress') { job.opts.onProgress?.(msg.fraction ?? 0); return }
       this.finish(pw)
       if (msg.type === 'done') job.resolve({ output: msg.output ?? new Uint8Array(0), cpuMs: msg.cpuMs ?? 0, wallMs: 0 })
       else job.reject(executorError(msg.code ?? ExecutorErrorCode.TRAP, `task ${job.req.taskId}: ${msg.message ?? 'failed'}`, hintFor(msg.code)))
-      this.release(pw)
+      // A grown linear memory (or heap) is only returned to the OS when its isolate goes: replace the worker.
+      if ((msg.memoryBytes ?? 0) > this.recycleAbove || (msg.heapBytes ?? 0) > this.heapMib * 1048576 / 2) this.recycle(pw)
+      else this.release(pw)
     })
     worker.on('error', (err: Error & { code?: string }) => {
       const job = pw.job
       this.retire(pw)
+      this.refill()
       if (job === undefined) return
       const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
       job.reject(executorError(oom ? ExecutorErrorCode.MEMORY_LIMIT : ExecutorErrorCode.TRAP, oom ? `task ${job.req.taskId} ran its worker out of heap (${this.heapMib} MiB)` : `task ${job.req.taskId}: the worker failed: ${err.message}`, undefined, err))
@@ -118,6 +112,7 @@ export class WasmExecutor implements Executor {
     worker.on('exit', () => {
       const job = pw.job
       this.retire(pw)
+      this.refill()
       job?.reject(executorError(ExecutorErrorCode.TRAP, `task ${job.req.taskId}: the worker exited unexpectedly`))
     })
     return pw
@@ -145,7 +140,6 @@ export class WasmExecutor implements Executor {
       pw.onAbort = () => this.kill(pw, cancelledError(req.taskId, signal))
       signal.addEventListener('abort', pw.onAbort, { once: true })
     }
-    const dir = job.wasiDir
     pw.worker.postMessage({
       id: job.id,
       module: prepared.module,
@@ -155,8 +149,7 @@ export class WasmExecutor implements Executor {
       wantProgress: job.opts.onProgress !== undefined,
       maxOutputBytes: req.maxOutputBytes,
       memoryCapBytes: capPagesFor(req.memoryLimitMib) * WASM_PAGE_BYTES,
-      importMemory: prepared.importMemory,
-      wasi: dir === undefined ? undefined : { dir, inputPath: join(dir, 'input'), outputPath: join(dir, 'output'), stderrPath: join(dir, 'stderr') }
+      importMemory: prepared.importMemory
     })
   }
 
@@ -176,13 +169,29 @@ export class WasmExecutor implements Executor {
     this.pump()
   }
 
-  /** Terminates a busy worker (timeout or cancel); a fresh one takes its place on demand. */
+  /** Terminates a busy worker (timeout or cancel); a fresh one takes its place at once. */
   private kill (pw: PoolWorker, err: Error): void {
     const job = pw.job
     this.finish(pw)
     this.retire(pw)
     void pw.worker.terminate()
     job?.reject(err)
+    this.refill()
+  }
+
+  /** Replaces an idle worker whose task left it big: terminated (its memory goes back), a fresh one warm. */
+  private recycle (pw: PoolWorker): void {
+    this.recycled++
+    this.retire(pw)
+    void pw.worker.terminate()
+    this.refill()
+  }
+
+  /** Keeps the pool at its size while open, so the next task does not wait for a worker to start. */
+  private refill (): void {
+    if (this.closed) return
+    while (this.all.size < this.size) this.idle.push(this.spawn())
+    this.pump()
   }
 
   private retire (pw: PoolWorker): void {

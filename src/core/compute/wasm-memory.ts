@@ -8,9 +8,9 @@ export class WasmFormatError extends Error {
   override name = 'WasmFormatError'
 }
 
-interface Cursor { pos: number }
+export interface Cursor { pos: number }
 
-function readU32 (b: Uint8Array, c: Cursor): number {
+export function readU32 (b: Uint8Array, c: Cursor): number {
   let result = 0
   let shift = 0
   for (;;) {
@@ -37,9 +37,9 @@ function writeU32 (n: number): number[] {
 
 export interface MemoryLimits { minPages: number, maxPages?: number }
 
-interface Limits extends MemoryLimits { start: number, end: number, flags: number }
+export interface Limits extends MemoryLimits { start: number, end: number, flags: number }
 
-function readLimits (b: Uint8Array, c: Cursor): Limits {
+export function readLimits (b: Uint8Array, c: Cursor): Limits {
   const start = c.pos
   const flags = b[c.pos++]
   if ((flags & ~0x03) !== 0) throw new WasmFormatError(`memory limits flags 0x${flags.toString(16)} (64-bit memory) are not supported`)
@@ -48,16 +48,16 @@ function readLimits (b: Uint8Array, c: Cursor): Limits {
   return { start, end: c.pos, flags, minPages, maxPages }
 }
 
-function skipName (b: Uint8Array, c: Cursor): string {
+export function skipName (b: Uint8Array, c: Cursor): string {
   const len = readU32(b, c)
   const s = String.fromCharCode(...b.subarray(c.pos, c.pos + len))
   c.pos += len
   return s
 }
 
-interface Section { id: number, start: number, contentStart: number, end: number }
+export interface Section { id: number, start: number, contentStart: number, end: number }
 
-function sections (b: Uint8Array): Section[] {
+export function sections (b: Uint8Array): Section[] {
   if (b.length < 8 || b[0] !== 0x00 || b[1] !== 0x61 || b[2] !== 0x73 || b[3] !== 0x6d) throw new WasmFormatError('not a WebAssembly module (bad magic bytes)')
   if (b[4] !== 1 || b[5] !== 0 || b[6] !== 0 || b[7] !== 0) throw new WasmFormatError('unsupported WebAssembly version')
   const out: Section[] = []

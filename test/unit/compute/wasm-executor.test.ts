@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import { WasmExecutor } from '../../../src/compute/executors/wasm.js'
 import type { ExecutionRequest } from '../../../src/compute/executors/types.js'
 import { referenceTileInput } from '../../../src/compute/benchmark.js'
+import { funcImport, table, withMemories } from './wasm-bytes.js'
 
 const mod = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`../../../src/compute/modules/${name}.wasm`, import.meta.url)))
 const f64 = (xs: number[]): Uint8Array => new Uint8Array(new Float64Array(xs).buffer)
@@ -103,7 +104,7 @@ test('malformed modules, wrong entries, bad hashes and foreign imports fail clea
   // (module (import "env" "clock" (func)))
   const clock = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 2, 13, 1, 3, 101, 110, 118, 5, 99, 108, 111, 99, 107, 0, 0])
   const imp = await failure({ code: clock })
-  assert.match(imp.message, /imports env\.clock \(function\), which the host does not provide/)
+  assert.match(imp.message, /refused before it ran: the module imports env\.clock \(function\), which is outside the task ABI/)
   assert.is((await ex.run(base)).output.length, 8)
 })
 
@@ -131,17 +132,47 @@ test('output limit and cancellation', async () => {
   assert.is((await ex.run(base)).output.length, 8)
 })
 
-test('WASI modules read stdin, write stdout and see only their task directory', async () => {
+test('WASI modules read stdin, write stdout and see only their in-memory /task', async () => {
   const code = mod('wasi-upper')
   const up = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode('hello, task') })
   assert.is(new TextDecoder().decode(up.output), 'HELLO, TASK')
   const own = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode('open:input') })
   assert.is(new TextDecoder().decode(own.output), 'opened')
-  for (const path of ['../../../etc/passwd', '/etc/passwd', '..']) {
+  for (const path of ['../../../etc/passwd', '/etc/passwd', '..', 'output']) {
     const r = await ex.run({ ...base, code, entry: '', input: new TextEncoder().encode(`open:${path}`) })
     assert.match(new TextDecoder().decode(r.output), /^denied \d+$/, path)
   }
   assert.is((await failure({ code, entry: 'main' })).code, 'TASK_NO_ENTRY')
+})
+
+test('a hostile WASI module reaches no host file: only its own input is there to read', async () => {
+  const paths = ['../../etc/passwd', '/etc/passwd', '/proc/self/environ', '../../../../proc/self/environ', `../..${process.cwd()}/package.json`, 'input', './input']
+  const r = await ex.run({ ...base, code: mod('wasi-probe'), entry: '', input: new TextEncoder().encode(paths.join('\n')) })
+  const lines = new TextDecoder().decode(r.output).trim().split('\n')
+  assert.is(lines.length, paths.length, lines.join(' | '))
+  for (const [i, p] of paths.slice(0, 5).entries()) assert.match(lines[i], new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: denied \\d+$`))
+  // the module's own input is the one file it can open (so a denial above is the sandbox, not a broken probe)
+  assert.match(lines[5], /^input: read \d+: \.\.\/\.\.\/etc\/passwd/)
+  assert.not.match(lines.join('\n'), /root:|PATH=|dbc-overlay/)
+})
+
+test('WASI output is bounded while it is written', async () => {
+  const e = await failure({ code: mod('wasi-upper'), entry: '', input: new Uint8Array(5000).fill(97), maxOutputBytes: 1000 })
+  assert.is(e.code, 'TASK_OUTPUT_TOO_LARGE')
+  assert.is((await ex.run(base)).output.length, 8)
+})
+
+test('modules over the host limits are refused before they run, with what was over and the limit', async () => {
+  const multi = await failure({ code: withMemories(4, 1, 4), memoryLimitMib: 1 })
+  assert.is(multi.code, 'TASK_BAD_MODULE')
+  assert.match(multi.message, /refused before it ran: the module declares too many memories \(declared \+ imported\): 4, above the limit of 1/)
+  const tables = await failure({ code: withMemories(1, 1, 1, { tables: [table(10_000_000, 10_000_000)] }) })
+  assert.match(tables.message, /table 0 starts with too many elements: 10000000, above the limit of 100000/)
+  const imp = await failure({ code: withMemories(1, 1, 1, { imports: [funcImport('env', 'system')] }) })
+  assert.match(imp.message, /imports env\.system \(function\), which is outside the task ABI/)
+  // the same shape within the limits runs
+  const ok = await ex.run({ ...base, code: withMemories(1, 1, 1) })
+  assert.is(ok.output.length, 0)
 })
 
 test('a module that imports its memory gets one from the host, capped', async () => {
@@ -157,6 +188,28 @@ test('a module that imports its memory gets one from the host, capped', async ()
   assert.is(new TextDecoder().decode(r.output), 'echo me')
   const prepared = await ex.modules.get(echo, undefined, 0.25)
   assert.equal(prepared.importMemory, { module: 'env', field: 'memory', minPages: 1, maxPages: 4 })
+})
+
+test('a memory bomb\'s worker is replaced, so its memory goes back to the OS', async () => {
+  const rssMib = (): number => process.memoryUsage().rss / 1048576
+  await ex.run(base)
+  const before = rssMib()
+  const recycled = ex.recycled
+  const e = await failure({ code: mod('membomb'), memoryLimitMib: 256, timeoutMs: 120_000 })
+  assert.is(e.code, 'TASK_MEMORY_LIMIT')
+  assert.is(ex.recycled, recycled + 1)
+  // The bomb held 256 MiB; once its worker is gone RSS is back near where it was (bound: half the bomb).
+  for (let i = 0; i < 1000 && rssMib() > before + 128; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  const after = rssMib()
+  console.log(`membomb 256 MiB: rss ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB after`)
+  assert.ok(after < before + 128, `rss ${before.toFixed(0)} → ${after.toFixed(0)} MiB`)
+  // the pool is back at its size and serves
+  assert.is((await ex.run(base)).output.length, 8)
+  assert.is(ex.workerCount, 2)
+  // a small task does not cost a worker
+  const again = ex.recycled
+  await ex.run(base)
+  assert.is(ex.recycled, again)
 })
 
 test('concurrent tasks share the pool', async () => {
