@@ -8,7 +8,9 @@ import { Daemon } from '../node/daemon.js'
 import { buildSubsystems, resolveCity } from '../node/subsystems.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
 import { DbcError, DaemonUnavailableError } from '../errors.js'
-import { printJson, table, formatDuration } from './output.js'
+import { printJson, table, formatDuration, verboseWanted } from './output.js'
+import { installLastResort } from '../node/last-resort.js'
+import { pino } from 'pino'
 import { dataDirOf } from './context.js'
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(Boolean)]
@@ -49,7 +51,10 @@ export function registerNodeCommands (program: Command): void {
         await startDetached(config.dataDir)
         return
       }
-      const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity })
+      // the last resort logs through the daemon's own logger, so it exists before the daemon
+      const logger = pino({ level: config.log.level, base: { component: 'dbc' } })
+      const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity, logger })
+      const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop() }, verbose: verboseWanted() })
       const onSignal = (sig: string): void => {
         process.stderr.write(`\n${sig}: stopping...\n`)
         void daemon.stop()
@@ -63,7 +68,7 @@ export function registerNodeCommands (program: Command): void {
         ctx.host.getMultiaddrs().map(a => `  listening on ${a.toString()}\n`).join('') +
         `  control API on 127.0.0.1:${info?.port ?? '?'}; stop with Ctrl-C or \`dbc node stop\`\n`)
       await daemon.stopped
-      process.exit(0)
+      process.exit(lastResort.exitCode)
     })
 
   node.command('status')

@@ -1,8 +1,11 @@
 // A live-node fuzzer: from this process, libp2p hosts with throw-away identities send malformed
-// frames at every dbc protocol of a running daemon (random bytes, bodies that do not decode,
-// truncations, oversized length prefixes, messages of the wrong type, envelopes with bad
-// signatures or tampered ciphertext, replays of valid envelopes). An identity is retired once
-// the node disconnects or refuses it, or after its share of frames; a fresh one takes over.
+// frames at every protocol the running daemon registered (read from identify: see
+// discoverProtocols; test/fuzz/targets.ts holds a crafter table per protocol): random bytes,
+// bodies that do not decode, truncations, oversized length prefixes, messages of the wrong type,
+// envelopes with bad signatures or tampered ciphertext, replays of valid envelopes, and
+// well-formed but hostile messages. Each identity also answers the node's Vivaldi probes with
+// coordinates no honest peer sends (NaN, 1e308, -Infinity). An identity is retired once the node
+// disconnects or refuses it, or after its share of frames; a fresh one takes over.
 // Shared by the quick test (a few thousand frames) and the long one (100,000).
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -10,14 +13,14 @@ import type { PeerId } from '@libp2p/interface'
 import { createHost, type Host } from '../../src/net/host.js'
 import { encodeFrame, encodeFramePrefix } from '../../src/wire/frame.js'
 import { dbc } from '../../src/wire/gen/wire.js'
-import { sealEnvelope } from '../../src/crypto/envelope.js'
-import { signAnnouncement } from '../../src/net/overlay/announce.js'
 import { createRng, type Rng } from '../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../src/core/identity/index.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { FramedStream } from '../../src/net/framed.js'
+import { VIVALDI_PROTOCOL } from '../../src/net/overlay/overlay.js'
+import { fuzzTargetFor, missingFuzzTargets, fuzzEnvelope, relayRequest, badAnnouncement, HOSTILE_COORDINATES, type CraftContext } from './targets.js'
 
-export const FUZZ_PROTOCOLS = ['/dbc/echo/1.0.0', '/dbc/task/1.0.0', '/dbc/relay/1.0.0', '/dbc/membership/1.0.0', '/dbc/capability/1.0.0'] as const
-export type FuzzProtocol = typeof FUZZ_PROTOCOLS[number]
-export const FUZZ_CASES = ['random-bytes', 'garbage-body', 'truncated', 'oversized', 'wrong-type', 'bad-signature', 'tampered', 'replay'] as const
+export const FUZZ_CASES = ['random-bytes', 'garbage-body', 'truncated', 'oversized', 'wrong-type', 'bad-signature', 'tampered', 'replay', 'hostile'] as const
 export type FuzzCase = typeof FUZZ_CASES[number]
 
 export interface FuzzTarget { peerId: string, addr: string }
@@ -31,15 +34,32 @@ export interface FuzzIdentity {
   /** The node closed our connection (hung up / refused us). */
   disconnected: boolean
   frames: number
-  /** Frames that break the protocol whatever the bytes drawn (oversized, truncated, tampered). */
+  /** Frames on a dbc protocol that break it whatever the bytes drawn (oversized, truncated, tampered). */
   definitelyBad: number
+  /** Vivaldi probes from the node this identity answered with a hostile coordinate. */
+  vivaldiAnswers: number
 }
 
-export async function newIdentity (): Promise<FuzzIdentity> {
+/** `hostileVivaldi`: answer the node's Vivaldi probes with coordinates no honest peer sends (the fuzzer's identities do). */
+export async function newIdentity (opts: { hostileVivaldi?: boolean } = {}): Promise<FuzzIdentity> {
   const key = await generateKeyPair('Ed25519')
   const host = await createHost({ privateKey: key, listen: [], connectionMonitor: false, dhtServer: false })
-  const id: FuzzIdentity = { host, peerId: host.peerId.toString(), secret: key.raw, peerBytes: host.peerId.toMultihash().bytes, disconnected: false, frames: 0, definitelyBad: 0 }
+  const id: FuzzIdentity = { host, peerId: host.peerId.toString(), secret: key.raw, peerBytes: host.peerId.toMultihash().bytes, disconnected: false, frames: 0, definitelyBad: 0, vivaldiAnswers: 0 }
   host.addEventListener('peer:disconnect', () => { id.disconnected = true })
+  // the node probes peers in its view: answer with a coordinate that would poison its own
+  if (opts.hostileVivaldi === true) {
+    await host.handle(VIVALDI_PROTOCOL, (stream) => {
+      const framed = new FramedStream(stream, { maxFrameBytes: 256 })
+      void (async () => {
+        for (let i = 0; i < 2; i++) {
+          if (await framed.read({ signal: AbortSignal.timeout(5000) }) === undefined) break
+          await framed.write(dbc.membership.v1.VivaldiProbe.encode({ coordinate: HOSTILE_COORDINATES[(id.vivaldiAnswers + i) % HOSTILE_COORDINATES.length] }).finish())
+        }
+        id.vivaldiAnswers++
+        await framed.close()
+      })().catch(err => { framed.abort(err as Error) })
+    }, { runOnLimitedConnection: true })
+  }
   return id
 }
 
@@ -49,25 +69,13 @@ export async function newIdentity (): Promise<FuzzIdentity> {
  * envelope counts once, and so does a static-mode envelope to the node whose signature alone was
  * broken (by design the node trusts the pair key's AEAD tag there: `trustAead`).
  */
-export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Array }, protocol: FuzzProtocol, kase: FuzzCase, now: number): { bytes: Uint8Array[], frames: number, deliverable?: number } {
+export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Array }, protocol: string, kase: FuzzCase, now: number, markerDir?: string): { bytes: Uint8Array[], frames: number, deliverable?: number, hostile?: string } {
+  const spec = fuzzTargetFor(protocol)
+  if (spec === undefined) throw new Error(`no fuzz target for ${protocol}: add one to test/fuzz/targets.ts`)
+  const c: CraftContext = { rng, id, target, now, markerDir }
   const rand = (n: number): Uint8Array => rng.bytes(new Uint8Array(n))
-  const envelope = (to: Uint8Array, tamper: 'none' | 'signature' | 'ciphertext'): dbc.envelope.v1.Envelope => {
-    const e = sealEnvelope({ senderSecretKey: id.secret, sender: id.peerBytes, recipient: to, payload: rand(1 + rng.int(64)), expiresAt: now + 20_000, sequence: 1, mode: rng.int(2) === 0 ? 'static' : 'ephemeral', random: out => rng.bytes(out) })
-    if (tamper === 'signature') e.signature[rng.int(64)] ^= 1 + rng.int(255)
-    if (tamper === 'ciphertext') e.ciphertext[rng.int(e.ciphertext.length)] ^= 1 + rng.int(255)
-    return e
-  }
-  const relay = (e: dbc.envelope.v1.Envelope, pathId = 0): Uint8Array => dbc.envelope.v1.RelayRequest.encode({ envelope: e, hopsLeft: 1, pathId }).finish()
-  // a valid message of the protocol (used for truncation) and one of another protocol (wrong type)
-  const valid = (): Uint8Array => {
-    switch (protocol) {
-      case '/dbc/echo/1.0.0': return dbc.common.v1.Echo.encode({ payload: rand(32) }).finish()
-      case '/dbc/task/1.0.0': return dbc.task.v1.TaskMessage.encode({ leaseRequest: { jobId: rand(16), executor: 'wasm', tasks: 1 } as any }).finish()
-      case '/dbc/relay/1.0.0': return relay(envelope(target.peerBytes, 'none'))
-      case '/dbc/membership/1.0.0': return dbc.membership.v1.MembershipMessage.encode({ shuffleRequest: { peers: [{ peerId: id.peerBytes, age: 1 }] } }).finish()
-      case '/dbc/capability/1.0.0': return dbc.capability.v1.CapabilityLookupRequest.encode({ query: { capability: 'gpu', want: 3 } }).finish()
-    }
-  }
+  // a valid message of the protocol (truncated) or, for libp2p's own, a framed random body
+  const valid = (): Uint8Array => spec.owner === 'dbc' ? spec.valid(c) : rand(8 + rng.int(120))
   switch (kase) {
     case 'random-bytes': return { bytes: [rand(1 + rng.int(2048))], frames: 1 }
     case 'garbage-body': {
@@ -76,17 +84,21 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
       return { bytes: Array.from({ length: n }, () => encodeFrame(new Uint8Array([0x0f + rng.int(2) * 0xf0, ...rand(rng.int(200))]))), frames: n }
     }
     case 'truncated': {
-      const v = valid()
-      const full = encodeFrame(v)
+      const full = encodeFrame(valid())
       return { bytes: [full.subarray(0, 1 + rng.int(full.length - 1))], frames: 1 }
     }
-    case 'oversized': return { bytes: [encodeFramePrefix(64 * 1024 * 1024 + rng.int(1 << 30)), rand(rng.int(512))], frames: 1 }
+    case 'oversized': {
+      // just over the protocol's own limit, or far over any limit
+      const over = spec.owner === 'dbc' && rng.int(2) === 0 ? spec.maxFrame + 1 + rng.int(16) : 64 * 1024 * 1024 + 1 + rng.int(1 << 30)
+      return { bytes: [encodeFramePrefix(over), rand(rng.int(512))], frames: 1 }
+    }
     case 'wrong-type': {
       const others = [
         dbc.task.v1.TaskMessage.encode({ heartbeat: { leaseId: rand(16), at: now } }).finish(),
         dbc.settlement.v1.SettlementBatch.encode({ jobId: rand(32) } as any).finish(),
         dbc.training.v1.TrainingMessage.encode({} as any).finish(),
         dbc.envelope.v1.Ack.encode({ messageId: rand(16), pathId: 3, status: 1 }).finish(),
+        dbc.membership.v1.VivaldiProbe.encode({ coordinate: [1, 2, 3] }).finish(),
         dbc.task.v1.TaskMessage.encode({}).finish() // empty: decodes as anything, means nothing
       ]
       return { bytes: [encodeFrame(others[rng.int(others.length)])], frames: 1 }
@@ -94,32 +106,61 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
     case 'bad-signature':
     case 'tampered': {
       const tamper = kase === 'bad-signature' ? 'signature' : 'ciphertext'
-      if (protocol === '/dbc/membership/1.0.0') {
-        const a = signAnnouncement(id.secret, { origin: id.peerBytes, id: rand(16), ttl: 2, createdAt: now, kind: 1, body: rand(32) })
-        a.signature[rng.int(64)] ^= 1
-        return { bytes: [encodeFrame(dbc.membership.v1.MembershipMessage.encode({ announcement: a }).finish())], frames: 1 }
-      }
+      if (protocol === '/dbc/membership/1.0.0') return { bytes: [encodeFrame(badAnnouncement(c))], frames: 1 }
       // to the node itself, or through it to a random (unreachable) peer: a relay must check too
       const toNode = rng.int(2) === 0
       const to = toNode ? target.peerBytes : peerIdBytesFromEd25519Key(ed25519PublicKey(rand(32)))
-      const e = envelope(to, tamper)
+      const e = fuzzEnvelope(c, to, tamper)
       const deliverable = toNode && tamper === 'signature' && e.ephemeralKey.length === 0 ? 1 : 0
-      return { bytes: [encodeFrame(relay(e))], frames: 1, deliverable }
+      return { bytes: [encodeFrame(relayRequest(e))], frames: 1, deliverable }
     }
     case 'replay': {
       // one valid envelope to the node, then the same envelope again on other paths
-      const e = envelope(target.peerBytes, 'none')
+      const e = fuzzEnvelope(c, target.peerBytes, 'none')
       const n = 2 + rng.int(4)
-      return { bytes: Array.from({ length: n }, (_, i) => encodeFrame(relay(e, i))), frames: n, deliverable: 1 }
+      return { bytes: Array.from({ length: n }, (_, i) => encodeFrame(relayRequest(e, i))), frames: n, deliverable: 1 }
+    }
+    case 'hostile': {
+      if (spec.owner !== 'dbc' || spec.hostile.length === 0) throw new Error(`no hostile case for ${protocol}`)
+      const h = spec.hostile[rng.int(spec.hostile.length)]
+      const bodies = h.craft(c)
+      return { bytes: bodies.map(b => encodeFrame(b)), frames: bodies.length, hostile: h.name }
     }
   }
 }
 
-/** Which protocols a case is sent to (signatures and replays only mean something on the overlay). */
-function protocolsFor (kase: FuzzCase): readonly FuzzProtocol[] {
-  if (kase === 'bad-signature' || kase === 'tampered') return ['/dbc/relay/1.0.0', '/dbc/membership/1.0.0']
-  if (kase === 'replay') return ['/dbc/relay/1.0.0']
-  return FUZZ_PROTOCOLS
+/** Which of the daemon's protocols a case is sent to (signatures and replays only mean something on the overlay). */
+export function protocolsFor (kase: FuzzCase, protocols: readonly string[]): string[] {
+  return protocols.filter(p => {
+    const t = fuzzTargetFor(p)
+    if (t === undefined) return false
+    if (kase === 'bad-signature' || kase === 'tampered') return t.owner === 'dbc' && t.signed === true
+    if (kase === 'replay') return t.owner === 'dbc' && t.replay === true
+    if (kase === 'hostile') return t.owner === 'dbc' && t.hostile.length > 0
+    if (kase === 'wrong-type') return t.owner === 'dbc'
+    return true
+  })
+}
+
+/**
+ * The protocols the daemon at `target` registered, as identify tells a connecting peer (the
+ * same list `host.getProtocols()` gives inside the daemon).
+ */
+export async function discoverProtocols (target: FuzzTarget, opts: { timeoutMs?: number } = {}): Promise<string[]> {
+  const id = await newIdentity()
+  try {
+    const peer = peerIdFromString(target.peerId)
+    await id.host.dial(multiaddr(target.addr), { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) })
+    const end = Date.now() + (opts.timeoutMs ?? 10_000)
+    for (;;) {
+      const p = await id.host.peerStore.get(peer).catch(() => undefined)
+      if (p !== undefined && p.protocols.length > 0) return [...p.protocols].sort()
+      if (Date.now() > end) throw new Error(`identify did not list the protocols of ${target.peerId}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  } finally {
+    await Promise.resolve(id.host.stop()).catch(() => {})
+  }
 }
 
 export interface FuzzRunOptions {
@@ -132,6 +173,10 @@ export interface FuzzRunOptions {
   framesPerIdentity?: number
   /** Streams one identity keeps open at once. */
   streamsPerIdentity?: number
+  /** The daemon's protocols; default: read from identify after connecting (discoverProtocols). */
+  protocols?: string[]
+  /** Hostile invites name a command that would create a file here. */
+  markerDir?: string
   onProgress?: (framesSent: number) => void
   signal?: AbortSignal
 }
@@ -144,7 +189,14 @@ export interface FuzzRunReport {
   identities: Array<{ peerId: string, frames: number, definitelyBad: number, disconnected: boolean }>
   /** Distinct envelopes the node may deliver (see craft); the node must count each at most once. */
   validEnvelopes: number
+  /** The protocols fuzzed: every one the daemon registered. */
+  protocols: string[]
   byCase: Record<string, number>
+  byProtocol: Record<string, number>
+  /** Hostile messages sent, by case name (targets.ts). */
+  byHostile: Record<string, number>
+  /** The node's Vivaldi probes answered with a hostile coordinate. */
+  vivaldiAnswers: number
   elapsedMs: number
 }
 
@@ -170,22 +222,26 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
   const rng = createRng(opts.seed ?? 1)
   const target = multiaddr(opts.target.addr)
   const targetBytes = (await import('@libp2p/peer-id')).peerIdFromString(opts.target.peerId).toMultihash().bytes
-  const report: FuzzRunReport = { framesSent: 0, streams: 0, refusedStreams: 0, identities: [], validEnvelopes: 0, byCase: {}, elapsedMs: 0 }
+  const protocols = opts.protocols ?? await discoverProtocols(opts.target)
+  const missing = missingFuzzTargets(protocols)
+  if (missing.length > 0) throw new Error(`the daemon registered protocols the fuzzer has no target for: ${missing.join(', ')} (add them to test/fuzz/targets.ts)`)
+  const report: FuzzRunReport = { framesSent: 0, streams: 0, refusedStreams: 0, identities: [], validEnvelopes: 0, protocols, byCase: {}, byProtocol: {}, byHostile: {}, vivaldiAnswers: 0, elapsedMs: 0 }
   const started = Date.now()
   const perIdentity = opts.framesPerIdentity ?? 400
   const streamsAtOnce = opts.streamsPerIdentity ?? 8
   const worker = async (w: number): Promise<void> => {
     const wrng = createRng((opts.seed ?? 1) * 1000 + w)
     while (report.framesSent < opts.frames && opts.signal?.aborted !== true) {
-      const id = await newIdentity()
+      const id = await newIdentity({ hostileVivaldi: true })
       try {
         let refusedInARow = 0
         const lane = async (): Promise<void> => {
           while (report.framesSent < opts.frames && id.frames < perIdentity && !id.disconnected && refusedInARow < 3 && opts.signal?.aborted !== true) {
             const kase = FUZZ_CASES[wrng.int(FUZZ_CASES.length)]
-            const protos = protocolsFor(kase)
+            const protos = protocolsFor(kase, protocols)
+            if (protos.length === 0) continue
             const protocol = protos[wrng.int(protos.length)]
-            const { bytes, frames, deliverable } = craft(wrng, id, { peerBytes: targetBytes }, protocol, kase, Date.now())
+            const { bytes, frames, deliverable, hostile } = craft(wrng, id, { peerBytes: targetBytes }, protocol, kase, Date.now(), opts.markerDir)
             const ok = await sendStream(id, target, protocol, bytes)
             report.streams++
             if (!ok) { report.refusedStreams++; refusedInARow++; continue }
@@ -193,9 +249,12 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
             id.frames += frames
             // random bytes or a wrong-type message can happen to decode as a valid (harmless)
             // message, since protobuf skips unknown fields; these three never can
-            if (kase === 'oversized' || kase === 'truncated' || kase === 'tampered') id.definitelyBad++
+            // (libp2p's own protocols do not report to the node's score book)
+            if ((kase === 'oversized' || kase === 'truncated' || kase === 'tampered') && fuzzTargetFor(protocol)?.owner === 'dbc') id.definitelyBad++
             report.framesSent += frames
             report.byCase[kase] = (report.byCase[kase] ?? 0) + frames
+            report.byProtocol[protocol] = (report.byProtocol[protocol] ?? 0) + frames
+            if (hostile !== undefined) report.byHostile[hostile] = (report.byHostile[hostile] ?? 0) + 1
             report.validEnvelopes += deliverable ?? 0
             opts.onProgress?.(report.framesSent)
           }
@@ -203,6 +262,7 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
         await Promise.all(Array.from({ length: streamsAtOnce }, async () => { await lane() }))
       } finally {
         report.identities.push({ peerId: id.peerId, frames: id.frames, definitelyBad: id.definitelyBad, disconnected: id.disconnected })
+        report.vivaldiAnswers += id.vivaldiAnswers
         await Promise.resolve(id.host.stop()).catch(() => {})
       }
     }

@@ -1,15 +1,21 @@
 // The live fuzz scenario: a target daemon that is also a job submitter, two well-behaved provider
 // daemons, and the fuzzer. Grid jobs run on the target for the whole fuzzing time; every result
 // is checked. Asserts the node stays up, its RSS stays within a bound, every fuzzing identity was
-// penalised or dropped, replayed envelopes count once, and every job finished correctly.
+// penalised or dropped, replayed envelopes count once, and every job finished correctly. The
+// fuzzer targets every protocol the target registered; well-formed hostile messages are also
+// sent one identity per case first (hostile-probes.ts): none may start a process, poison the
+// node's Vivaldi coordinate or stop it, and those the node already charges for must be charged.
 import * as assert from 'uvu/assert'
-import { writeFileSync, mkdirSync } from 'node:fs'
+import { writeFileSync, mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
-import { runFuzz, rssKiB, type FuzzRunReport } from './live-fuzzer.js'
+import { runFuzz, rssKiB, discoverProtocols, type FuzzRunReport } from './live-fuzzer.js'
+import { runHostileProbes, type HostileOutcome } from './hostile-probes.js'
+import { missingFuzzTargets } from './targets.js'
 
 export interface LiveFuzzScenario { frames: number, tasksPerJob: number, seed?: number, rssBoundMiB: number, log?: (s: string) => void }
-export interface LiveFuzzResult { fuzz: FuzzRunReport, jobs: number, eventStreamDrops: number, tasksChecked: number, rssBeforeMiB: number, rssAfterMiB: number, rssPeakMiB: number, penalized: number, dropped: number, envelopesReceived: number }
+export interface HostileResult extends HostileOutcome { charged: boolean }
+export interface LiveFuzzResult { hostile: HostileResult[], vivaldiError: number, fuzz: FuzzRunReport, jobs: number, eventStreamDrops: number, tasksChecked: number, rssBeforeMiB: number, rssAfterMiB: number, rssPeakMiB: number, penalized: number, dropped: number, envelopesReceived: number }
 
 let eventStreamDrops = 0
 
@@ -58,6 +64,10 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
   const log = s.log ?? (() => {})
   const net = new LocalNetwork()
   const timers: Array<ReturnType<typeof setInterval>> = []
+  // the fuzzer mints ~200 identities from 127.0.0.1, each soon banned: the per-address gate for
+  // new identities (src/net/guard) would refuse it within seconds; it is tested on its own in
+  // test/security/budgets.test.ts. The daemons inherit this process's environment.
+  process.env.DBC_GUARD_NEW_IDENTITY_BURST ??= '1000000'
   try {
     const target = await net.start({ name: 'target', location: '35.68,139.69', extra: ['--no-connection-monitor'] })
     const boot = target.addrs[0]
@@ -89,6 +99,12 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     const penaltyTimer = setInterval(() => { collect().catch(() => {}) }, 1000)
     timers.push(penaltyTimer)
     const statusBefore = await target.api.call<Record<string, any>>('GET', '/v1/status')
+    // the target list is what the daemon registered, as identify tells any peer
+    const protocols = await discoverProtocols({ peerId: target.peerId, addr: boot })
+    assert.equal(missingFuzzTargets(protocols), [], 'registered protocols without a fuzz target')
+    const markerDir = join(net.root, 'markers')
+    mkdirSync(markerDir, { recursive: true })
+    const probes = await runHostileProbes({ target: { peerId: target.peerId, addr: boot }, protocols, markerDir, seed: s.seed })
     const ac = new AbortController()
     let jobs = 0
     // well-behaved jobs all through the fuzzing
@@ -102,6 +118,8 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     let lastLog = 0
     const fuzz = await runFuzz({
       target: { peerId: target.peerId, addr: boot },
+      protocols,
+      markerDir,
       frames: s.frames,
       seed: s.seed ?? 1,
       onProgress: n => { if (n - lastLog >= 5000) { lastLog = n; log(`fuzz: ${n} frames`) } },
@@ -135,6 +153,17 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
       await collect()
     }
     assert.equal(unpunished, [], 'identities that sent frames breaking the protocol yet were neither penalised nor dropped')
+    // hostile but well-formed: nothing ran, the coordinate is still a number, and what the node
+    // already charges for was charged (the rest is listed: helpers A and D make it charge them)
+    const hostile: HostileResult[] = probes.map(p => ({ ...p, charged: penalizedSet.has(p.peerId) || p.disconnected }))
+    for (const h of hostile) log(`hostile ${h.protocol} ${h.name}: ${h.charged ? 'charged' : 'not charged'} (charge: ${h.charge}); reply: ${h.reply}`)
+    assert.equal(readdirSync(markerDir), [], 'a hostile invite ran a command on the node')
+    const vivaldiError = st.overlay?.vivaldiError
+    assert.ok(typeof vivaldiError === 'number' && Number.isFinite(vivaldiError), `the node's Vivaldi coordinate was poisoned: error ${String(vivaldiError)}`)
+    const wrongReply = hostile.filter(h => h.replyPattern !== undefined && !h.replyPattern.test(h.reply)).map(h => `${h.protocol} ${h.name}: ${h.reply}`)
+    assert.equal(wrongReply, [], 'hostile messages answered otherwise than expected')
+    const uncharged = hostile.filter(h => !h.charged && h.charge === 'must').map(h => `${h.protocol} ${h.name} (${h.reply})`)
+    assert.equal(uncharged, [], 'hostile messages the node charges for, yet their senders were not charged')
     // the others sent only draws that may decode as harmless messages: nearly all are still caught
     const active = fuzz.identities.filter(id => id.frames > 0 || id.disconnected).length
     const caught = fuzz.identities.filter(id => (id.frames > 0 || id.disconnected) && (id.disconnected || penalizedSet.has(id.peerId))).length
@@ -145,7 +174,7 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
     const rssBeforeMiB = before / 1024; const rssAfterMiB = after / 1024; const rssPeakMiB = peak / 1024
     assert.ok(rssPeakMiB - rssBeforeMiB <= s.rssBoundMiB, `RSS grew from ${rssBeforeMiB.toFixed(0)} MiB to a peak of ${rssPeakMiB.toFixed(0)} MiB (bound +${s.rssBoundMiB} MiB)`)
     tasksChecked += await runJob(target, dir, s.tasksPerJob, 9000)
-    return { fuzz, jobs, eventStreamDrops, tasksChecked, rssBeforeMiB, rssAfterMiB, rssPeakMiB, penalized, dropped, envelopesReceived: received }
+    return { hostile, vivaldiError, fuzz, jobs, eventStreamDrops, tasksChecked, rssBeforeMiB, rssAfterMiB, rssPeakMiB, penalized, dropped, envelopesReceived: received }
   } catch (err) {
     for (const n of net.nodes) log(`--- ${n.spec.name} log tail ---\n${net.logOf(n).slice(-3000)}`)
     throw err
