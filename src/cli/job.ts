@@ -51,6 +51,7 @@ export function registerJobCommands (program: Command): void {
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
         if (opts.json === true) { printJson(t); return undefined }
         process.stdout.write(`training job ${String(t.jobId)}: ${String(t.status)}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${String((t.members ?? []).length)} members\n`)
+        if (t.error != null) process.stdout.write(`error: ${String(t.error.message)}\n`)
         return undefined
       })
       if (s === undefined) return
@@ -213,6 +214,10 @@ async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: st
     if (opts.json !== true) process.stderr.write(`round ${String(ev.round + 1)}: loss ${fmtNum(ev.loss)}, accuracy ${fmtPct(ev.accuracy)}, ${String(ev.members)} peers${ev.dropped > 0 ? `, ${String(ev.dropped)} dropped` : ''}, ${Number(ev.roundMs ?? 0).toFixed(0)} ms\n`)
   }
   if (opts.json === true) return printJson(end)
+  if (end.status !== 'done') {
+    process.stdout.write(`training job ${jobId} ${String(end.status)}${end.error != null ? `: ${String(end.error.message)}` : ''}\n`)
+    process.exitCode = 1
+    return
+  }
   process.stdout.write(`training job ${jobId} ${String(end.status)}: test accuracy ${fmtPct(end.accuracy)}; fetch the model with: dbc job results ${jobId}\n`)
-  if (end.status !== 'done') process.exitCode = 1
 }

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from '../errors.js'
+import { TRAINER_NAME } from '../training/spec.js'
 
 export const DEFAULT_DATA_DIR = join(homedir(), '.dbc')
 
@@ -20,6 +21,38 @@ const bootstrapAddr = multiaddrString.refine(s => s.includes('/p2p/'), {
 })
 
 const latLon = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/
+
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'is not an environment variable name' })
+
+/** Defaults of a trainer's `limits` (docs/external-trainer.md explains each). */
+export const TRAINER_LIMIT_DEFAULTS = { memoryMiB: 16384, cpuSeconds: 86_400, maxParams: 10_000_000, requestTimeoutMs: 600_000 }
+/** A model's state travels in one 64 MiB frame (TRAINING_MAX_FRAME): 16M float32 at most. */
+export const TRAINER_MAX_PARAMS = 16_000_000
+
+const trainerSchema = z.object({
+  /** Program and arguments; started once per job with a clean environment in its own directory. */
+  command: z.array(z.string().min(1)).min(1).optional(),
+  /** Unix socket of a trainer the operator runs himself (instead of command). */
+  socket: z.string().min(1).optional(),
+  /** Names of the node's environment variables copied into the trainer's (allow-list). */
+  env: z.array(envVarName).default([]),
+  /** Literal variables set in the trainer's environment. */
+  setEnv: z.record(envVarName, z.string()).default({}),
+  /** Parent of the per-job directories (default <dataDir>/trainers). */
+  workDir: z.string().min(1).optional(),
+  limits: z.object({
+    /** Address space of the trainer process, MiB; 0 = no limit (CUDA reserves far more than it uses). */
+    memoryMiB: z.number().int().min(0).max(16 * 1024 * 1024).default(TRAINER_LIMIT_DEFAULTS.memoryMiB),
+    /** CPU seconds the trainer process may use over the whole job; 0 = no limit. */
+    cpuSeconds: z.number().int().min(0).default(TRAINER_LIMIT_DEFAULTS.cpuSeconds),
+    /** Largest model (parameters) this trainer may announce. */
+    maxParams: z.number().int().min(1).max(TRAINER_MAX_PARAMS).default(TRAINER_LIMIT_DEFAULTS.maxParams),
+    /** Per-request time limit, ms. */
+    requestTimeoutMs: z.number().int().min(100).max(86_400_000).default(TRAINER_LIMIT_DEFAULTS.requestTimeoutMs)
+  }).strict().default(TRAINER_LIMIT_DEFAULTS)
+}).strict().refine(t => (t.command === undefined) !== (t.socket === undefined), { message: 'needs exactly one of `command` (a program the node starts) or `socket` (a trainer the operator runs)' })
+
+export type TrainerConfig = z.infer<typeof trainerSchema>
 
 export const configSchema = z.object({
   dataDir: z.string().min(1),
@@ -61,7 +94,16 @@ export const configSchema = z.object({
     behindNat: z.boolean()
   }).strict(),
   /** The chain bridge (src/chain/subsystem.ts): kind embedded|rpc, url, chainId, keyFile, contract... */
-  chain: z.record(z.string(), z.unknown())
+  chain: z.record(z.string(), z.unknown()),
+  /** The inbound guard's gate for new identities per address (src/net/guard; defaults there, with the reasoning). */
+  guard: z.object({
+    /** New identities one address may introduce at once. */
+    newIdentityBurst: z.number().int().min(0).max(1_000_000).optional(),
+    /** One more new identity per address per this many ms. */
+    newIdentityRefillMs: z.number().int().min(1).max(86_400_000).optional()
+  }).strict().optional(),
+  /** The trainers this node offers, by name: the only programs a training job may run here. */
+  trainers: z.record(z.string().regex(TRAINER_NAME, { message: 'is not a trainer name (lower-case letters, digits, . _ -; at most 64)' }), trainerSchema)
 }).strict()
 
 export type NodeConfig = z.infer<typeof configSchema>
@@ -80,7 +122,8 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     connectionMonitor: true,
     overlay: { vivaldiIntervalMs: 2000 },
     nat: { relayServer: true, behindNat: false },
-    chain: {}
+    chain: {},
+    trainers: {}
   }
 }
 
@@ -105,7 +148,9 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },
   DBC_CHAIN_URL: { key: 'chain.url', kind: 'string' },
   DBC_CHAIN_ID: { key: 'chain.chainId', kind: 'int' },
-  DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' }
+  DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' },
+  DBC_GUARD_NEW_IDENTITY_BURST: { key: 'guard.newIdentityBurst', kind: 'int' },
+  DBC_GUARD_NEW_IDENTITY_REFILL_MS: { key: 'guard.newIdentityRefillMs', kind: 'int' }
 }
 
 function setPath (obj: ConfigLayer, path: string, value: unknown): void {
@@ -180,6 +225,9 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
   if (issue.code === 'unrecognized_keys') {
     return failUnknown(issue.keys, issue.path)
   }
+  if (issue.code === 'invalid_key' && issue.path[0] === 'trainers') {
+    throw new ConfigError(key, 'is not a trainer name', { hint: 'name trainers with lower-case letters, digits, ".", "_" and "-" (at most 64), e.g. torch-mnist' })
+  }
   if (issue.code === 'invalid_type') problem = `expected ${issue.expected}, got ${describe(valueAt(raw, issue.path))}`
   else if (!/^(is|must|latitude)/.test(problem)) problem = `${problem} (got ${describe(valueAt(raw, issue.path))})`
   else problem = `${JSON.stringify(valueAt(raw, issue.path))} ${problem}`
@@ -188,7 +236,10 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
 
 function failUnknown (keys: string[], path: PropertyKey[]): never {
   const prefix = path.length > 0 ? path.join('.') + '.' : ''
-  throw new ConfigError(prefix + keys[0], 'is not a known setting', { hint: `known settings: ${Object.keys(defaultConfig()).join(', ')}` })
+  const known = path[0] === 'trainers'
+    ? (path.length > 2 ? 'memoryMiB, cpuSeconds, maxParams, requestTimeoutMs' : 'command, socket, env, setEnv, workDir, limits')
+    : Object.keys(defaultConfig()).join(', ')
+  throw new ConfigError(prefix + keys[0], 'is not a known setting', { hint: `known settings: ${known}` })
 }
 
 function valueAt (obj: unknown, path: PropertyKey[]): unknown {

@@ -45,6 +45,7 @@ export class OverlaySubsystem implements Subsystem {
       scores: ctx.scores,
       onPenalty: (peer, offence, score, disconnect) => {
         ctx.log.debug({ peer, offence, score }, 'overlay: peer penalized')
+        if (disconnect) ctx.guard.noteBan(peer) // the address it came from pays too (once per identity)
         if (disconnect) void ctx.host.hangUp(peerIdFromString(peer)).catch(() => {})
       }
     })
@@ -81,6 +82,8 @@ export class OverlaySubsystem implements Subsystem {
         priceGpuHour: f.priceGpuHour ?? 0,
         priceCpuHour: f.priceCpuHour ?? 0,
         executors: f.executors ?? [],
+        // the trainers the operator declared, by name (a training spec's model.trainer; 32 fit a record)
+        software: Object.keys(ctx.config.trainers ?? {}).sort().slice(0, 32).map(n => `trainer:${n}`),
         perfScore: f.perfScore ?? 0,
         ttlMs: RECORD_TTL_MS
       }, { signal: AbortSignal.timeout(30_000) })
@@ -129,6 +132,8 @@ export class OverlaySubsystem implements Subsystem {
     for (const id of ctx.host.getPeers()) {
       if (!await servesTraining(id)) continue
       const rec = overlay.capabilities.cache.get(Date.now(), toHex(id.toMultihash().bytes))?.record
+      // an external model needs the named trainer: skip peers whose record says they lack it
+      if (spec.model.kind === 'external' && rec !== undefined && !rec.software.includes(`trainer:${spec.model.trainer}`)) continue
       const gpus = rec?.gpus ?? []
       const best = [...gpus].sort((a, b) => (b.count ?? 0) - (a.count ?? 0))[0]
       candidates.push({

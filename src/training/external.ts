@@ -4,6 +4,7 @@
 // Requests carry `id` and `op`; replies echo `id` with `ok` and the op's fields, or `error`.
 // Parameters travel as one flat float32 little-endian byte string.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { logger } from '@libp2p/logger'
 import { connect } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { pack, unpack } from 'msgpackr'
@@ -51,9 +52,48 @@ function asBytes (v: unknown): Uint8Array {
   throw new TrainingError('EXTERNAL_BAD_REPLY', 'external trainer sent parameters that are not a byte string', { hint: 'send params as bytes: numpy_array.astype("<f4").tobytes()' })
 }
 
+const log = logger('dbc:training:external')
+
 export interface ExternalTrainerOptions {
   /** Per-request time limit, ms (default 10 min: a step on a big model can be slow). */
   requestTimeoutMs?: number
+  /** Time limit for the first request (`hello`: imports, CUDA start), ms (default min(requestTimeoutMs, 2 min)). */
+  helloTimeoutMs?: number
+  /** Largest `param_count` the trainer may announce; more is refused (default 16M: one 64 MiB state frame). */
+  maxParams?: number
+  /** Runs after the trainer is closed and its process is gone (e.g. removes its work dir). */
+  onClose?: () => Promise<void>
+}
+
+/** A trainer process the node started: `kill` ends it and everything it started. */
+export interface TrainerProcess {
+  child: ChildProcess
+  kill: () => Promise<void>
+}
+
+/** The most parameters any trainer may announce: a model's state travels in one 64 MiB frame. */
+export const EXTERNAL_MAX_PARAMS = 16_000_000
+/** PATH of a spawned trainer when the operator allows none. */
+export const MINIMAL_PATH = '/usr/local/bin:/usr/bin:/bin'
+
+/** Starts `command` in its own process group; `kill` signals the whole group. */
+export function spawnProcessGroup (command: string[], opts: { env: Record<string, string>, cwd?: string }): TrainerProcess {
+  const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env, cwd: opts.cwd, detached: true })
+  // a failed spawn (ENOENT, EACCES) is reported as 'error'; without a listener it kills the node
+  child.on('error', () => {})
+  const exited = new Promise<void>(resolve => {
+    if (child.pid === undefined) { resolve(); return }
+    child.once('exit', () => { resolve() })
+    child.once('error', () => { if (child.pid === undefined) resolve() })
+  })
+  return {
+    child,
+    kill: async () => {
+      if (child.pid === undefined) return
+      try { process.kill(-child.pid, 'SIGKILL') } catch {}
+      await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000).unref())])
+    }
+  }
 }
 
 /** A Trainer backed by an external process. */
@@ -61,12 +101,18 @@ export class ExternalTrainer implements Trainer {
   paramCount = 0
   private nextId = 1
   private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
-  private readonly reader = new ExternalFrameReader()
+  private readonly reader: ExternalFrameReader
   private closed: Error | undefined
+  private closing: Promise<void> | undefined
   private readonly timeoutMs: number
+  private readonly opts: ExternalTrainerOptions
+  /** The last bytes the trainer wrote to stderr (quoted in errors). */
+  private stderrTail = ''
 
-  constructor (private readonly input: Readable, private readonly output: Writable, private readonly child?: ChildProcess, opts: ExternalTrainerOptions = {}) {
+  constructor (private readonly input: Readable, private readonly output: Writable, private readonly proc?: TrainerProcess, opts: ExternalTrainerOptions = {}) {
+    this.opts = opts
     this.timeoutMs = opts.requestTimeoutMs ?? 600_000
+    this.reader = new ExternalFrameReader(Math.min(EXTERNAL_MAX_FRAME, 4 * (opts.maxParams ?? EXTERNAL_MAX_PARAMS) + 4096))
     input.on('data', (chunk: Buffer) => {
       let msgs: Array<Record<string, unknown>>
       try {
@@ -86,15 +132,48 @@ export class ExternalTrainer implements Trainer {
     })
     const onEnd = (): void => { this.fail(new TrainingError('EXTERNAL_TRAINER_GONE', 'the external trainer closed its connection', { hint: 'check the trainer process\'s stderr' })) }
     input.on('end', onEnd)
-    input.on('error', (err) => { this.fail(err) })
-    child?.on('exit', (code) => { this.fail(new TrainingError('EXTERNAL_TRAINER_EXITED', `the external trainer exited with code ${String(code)}`, { hint: 'check the trainer process\'s stderr' })) })
+    // every stream and the child get an error listener: an unhandled 'error' (ENOENT, EPIPE)
+    // would kill the node
+    input.on('error', (err) => { this.fail(new TrainingError('EXTERNAL_TRAINER_GONE', `the external trainer's output failed: ${err.message}`, { cause: err })) })
+    output.on('error', (err) => { this.fail(new TrainingError('EXTERNAL_TRAINER_GONE', `cannot write to the external trainer: ${err.message}`, { cause: err })) })
+    const child = proc?.child
+    child?.stderr?.on('data', (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-2048)
+      log('trainer stderr: %s', d.toString('utf8').trimEnd())
+    })
+    child?.stderr?.on('error', () => {})
+    child?.on('error', (err) => { this.fail(new TrainingError('EXTERNAL_TRAINER_SPAWN_FAILED', `the external trainer could not start: ${err.message}`, { cause: err })) })
+    child?.on('exit', (code, signal) => {
+      const how = signal !== null ? `was killed by ${signal}` : `exited with code ${String(code)}`
+      this.fail(new TrainingError('EXTERNAL_TRAINER_EXITED', `the external trainer ${how}${this.stderrSummary()}`, { hint: 'check the trainer process\'s stderr' }))
+    })
   }
 
-  /** Starts `command` and speaks the protocol on its stdin/stdout (stderr is passed through). */
-  static async spawn (command: string[], hello: Record<string, unknown> = {}, opts: ExternalTrainerOptions & { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Promise<ExternalTrainer> {
-    const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: opts.env ?? process.env, cwd: opts.cwd })
-    const t = new ExternalTrainer(child.stdout!, child.stdin!, child, opts)
-    await t.hello(hello)
+  /** The last line the trainer wrote to stderr, for error messages. */
+  private stderrSummary (): string {
+    const line = this.stderrTail.trim().split('\n').pop()?.trim() ?? ''
+    return line === '' ? '' : `: ${line.slice(0, 300)}`
+  }
+
+  /**
+   * Starts `command` in its own process group and speaks the protocol on its stdin/stdout
+   * (stderr is logged). The environment is `opts.env` only (default: a minimal PATH): the
+   * node's own variables never leak into a trainer. Any failure to start rejects; nothing throws
+   * asynchronously.
+   */
+  static async spawn (command: string[], hello: Record<string, unknown> = {}, opts: ExternalTrainerOptions & { env?: Record<string, string>, cwd?: string } = {}): Promise<ExternalTrainer> {
+    return await ExternalTrainer.start(spawnProcessGroup(command, { env: opts.env ?? { PATH: MINIMAL_PATH }, cwd: opts.cwd }), hello, opts)
+  }
+
+  /** Speaks the protocol with a started process; kills it when hello fails. */
+  static async start (proc: TrainerProcess, hello: Record<string, unknown>, opts: ExternalTrainerOptions = {}): Promise<ExternalTrainer> {
+    const t = new ExternalTrainer(proc.child.stdout!, proc.child.stdin!, proc, opts)
+    try {
+      await t.hello(hello)
+    } catch (err) {
+      await t.close()
+      throw err
+    }
     return t
   }
 
@@ -106,34 +185,34 @@ export class ExternalTrainer implements Trainer {
       socket.once('error', (err) => { reject(new TrainingError('EXTERNAL_TRAINER_UNREACHABLE', `cannot connect to the external trainer at ${path}: ${err.message}`, { hint: 'start the trainer first; it must listen on that socket', cause: err })) })
     })
     const t = new ExternalTrainer(socket, socket, undefined, opts)
-    await t.hello(hello)
+    try {
+      await t.hello(hello)
+    } catch (err) {
+      await t.close()
+      throw err
+    }
     return t
   }
 
-  static async fromSpec (model: { command?: string[], socket?: string }, ctx: { rank: number, shards: number, spec: TrainingSpec }): Promise<ExternalTrainer> {
-    const hello = { rank: ctx.rank, shards: ctx.shards, seed: ctx.spec.seed, batch_size: ctx.spec.batchSize, learning_rate: ctx.spec.learningRate, momentum: ctx.spec.momentum }
-    if (model.socket !== undefined) return await ExternalTrainer.connect(model.socket, hello)
-    if (model.command !== undefined) return await ExternalTrainer.spawn(model.command, hello)
-    throw new TrainingError('EXTERNAL_TRAINER_UNSET', 'an external model needs `command` or `socket`', { hint: 'e.g. model: { kind: external, command: [python3, trainer.py] }' })
-  }
-
-  async request (op: ExternalOp, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  async request (op: ExternalOp, args: Record<string, unknown> = {}, timeoutMs = this.timeoutMs): Promise<Record<string, unknown>> {
     if (this.closed !== undefined) throw this.closed
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id)
-        reject(new TrainingError('EXTERNAL_TRAINER_TIMEOUT', `external trainer did not answer "${op}" within ${this.timeoutMs} ms`))
-      }, this.timeoutMs)
+        reject(new TrainingError('EXTERNAL_TRAINER_TIMEOUT', `external trainer did not answer "${op}" within ${timeoutMs} ms`))
+      }, timeoutMs)
       this.pending.set(id, { resolve, reject, timer })
       this.output.write(encodeExternalFrame({ ...args, id, op }))
     })
   }
 
   private async hello (args: Record<string, unknown>): Promise<void> {
-    const r = await this.request('hello', { version: EXTERNAL_PROTOCOL_VERSION, ...args })
+    const r = await this.request('hello', { version: EXTERNAL_PROTOCOL_VERSION, ...args }, this.opts.helloTimeoutMs ?? Math.min(this.timeoutMs, 120_000))
     const n = Number(r.param_count)
     if (!Number.isInteger(n) || n <= 0) throw new TrainingError('EXTERNAL_BAD_REPLY', 'external trainer\'s hello did not give param_count')
+    const max = this.opts.maxParams ?? EXTERNAL_MAX_PARAMS
+    if (n > max) throw new TrainingError('TRAINER_MODEL_TOO_LARGE', `the trainer's model has ${n} parameters, this node allows at most ${max}`, { hint: 'a smaller model, or raise the trainer\'s limits.maxParams in the provider\'s config' })
     this.paramCount = n
   }
 
@@ -156,18 +235,32 @@ export class ExternalTrainer implements Trainer {
     return { loss: Number(r.loss), accuracy: Number(r.accuracy) }
   }
 
+  /** Asks the trainer to shut down, then kills its process group and runs onClose. Idempotent. */
   async close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    await this.closing
+  }
+
+  private async closeOnce (): Promise<void> {
     if (this.closed === undefined) {
-      try { await this.request('shutdown') } catch {}
+      try { await this.request('shutdown', {}, Math.min(this.timeoutMs, 2000)) } catch {}
     }
     this.fail(new TrainingError('EXTERNAL_TRAINER_CLOSED', 'the external trainer was closed'))
-    this.output.end()
-    if (this.child !== undefined && this.child.exitCode === null) {
-      const exited = new Promise<void>(resolve => this.child!.once('exit', () => { resolve() }))
-      const t = setTimeout(() => this.child!.kill('SIGKILL'), 2000)
-      await exited
-      clearTimeout(t)
+    try { this.output.end() } catch {}
+    if (this.proc !== undefined) {
+      const child = this.proc.child
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+        // a moment to exit on its own after `shutdown`, then the whole group goes
+        await new Promise<void>(resolve => {
+          const t = setTimeout(resolve, 1000)
+          child.once('exit', () => { clearTimeout(t); resolve() })
+        })
+      }
+      await this.proc.kill().catch(() => {})
+    } else if ('destroy' in this.output && typeof this.output.destroy === 'function') {
+      this.output.destroy()
     }
+    await this.opts.onClose?.().catch((err: Error) => { log.error('trainer cleanup failed: %s', err.message) })
   }
 
   private fail (err: Error): void {

@@ -1,14 +1,17 @@
 // The compute peer's side: accept training invitations on /dbc/allreduce/1.0.0 and run a
-// TrainingWorker per job with a trainer built from the job's spec (the built-in MLP, or an
-// external trainer process). The daemon starts one TrainingService per node.
+// TrainingWorker per job with a trainer built from the job's spec (the built-in MLP, or one of
+// the external trainers the operator declared in the node's config, by name). An invitation
+// comes from a stranger: it is answered with a refusal and its reason whenever it can not run,
+// and a spec that names a program or breaks the schema costs the inviter score.
 import { logger } from '@libp2p/logger'
 import type { PeerId } from '@libp2p/interface'
-import type { WireError } from '../errors.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { WireError } from '../errors.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage } from './transport.js'
-import { TrainingWorker, type RoundMetering } from './worker.js'
+import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
 import { createMlpTrainer, type Trainer } from './trainer.js'
-import { ExternalTrainer } from './external.js'
+import { TrainerRegistry } from './trainers.js'
 
 const log = logger('dbc:training:service')
 
@@ -23,22 +26,50 @@ export interface TrainingServiceInit {
   accept?: (spec: TrainingSpec, coordinator: string) => boolean | string
   /** A peer sent bytes that break /dbc/allreduce (the daemon's peer score). */
   onBadInput?: (peer: PeerId, err: WireError) => void
+  /** The trainers the operator declared (config `trainers:`); a spec picks one by name. */
+  trainers?: TrainerRegistry
+  /**
+   * Most built-in MLP work per round, localSteps × batchSize × hidden (default 2^22, about a
+   * second): the built-in trainer runs on the node's event loop.
+   */
+  maxBuiltinWorkPerRound?: number
 }
 
-export async function defaultTrainerFactory (spec: TrainingSpec, rank: number, shards: number): Promise<Trainer> {
-  if (spec.model.kind === 'external') return await ExternalTrainer.fromSpec(spec.model, { rank, shards, spec })
+/** Default of TrainingServiceInit.maxBuiltinWorkPerRound. */
+export const MAX_BUILTIN_WORK_PER_ROUND = 2 ** 22
+/** A job id longer than this is refused (ids are 16 hex characters). */
+export const MAX_JOB_ID_LENGTH = 128
+/** Refusal reasons are cut to this length on the wire. */
+export const MAX_REASON_LENGTH = 500
+
+/** The trainer for a spec: the built-in MLP, or the operator's trainer the spec names. */
+export async function defaultTrainerFactory (spec: TrainingSpec, rank: number, shards: number, trainers: TrainerRegistry = new TrainerRegistry()): Promise<Trainer> {
+  if (spec.model.kind === 'external') return await trainers.start(spec.model.trainer, { rank, shards, spec })
   return createMlpTrainer(spec, rank, shards)
+}
+
+/** Why this node refuses a spec it decoded (undefined: it may run here). */
+function refusalOf (spec: TrainingSpec, trainers: TrainerRegistry, maxWork: number): string | undefined {
+  if (spec.model.kind === 'external') return trainers.unknownTrainer(spec.model.trainer)
+  const work = spec.localSteps * spec.batchSize * spec.model.hidden
+  if (work > maxWork) return `the built-in trainer runs on this node's event loop: localSteps × batchSize × hidden = ${work} exceeds ${maxWork} per round`
+  return undefined
 }
 
 export class TrainingService {
   readonly transport: TrainingTransport
   readonly workers = new Map<string, TrainingWorker>()
+  /** Jobs whose trainer is starting (they count toward maxJobs). */
+  private readonly starting = new Set<string>()
+  readonly trainers: TrainerRegistry
   private readonly init: TrainingServiceInit
   private unlisten: (() => void) | undefined
+  private stopped = false
 
   constructor (host: TrainingHost | TrainingTransport, init: TrainingServiceInit = {}) {
     this.transport = host instanceof TrainingTransport ? host : new TrainingTransport(host, { onBadInput: init.onBadInput })
     this.init = init
+    this.trainers = init.trainers ?? new TrainerRegistry()
   }
 
   async start (): Promise<void> {
@@ -47,6 +78,7 @@ export class TrainingService {
   }
 
   async stop (): Promise<void> {
+    this.stopped = true
     this.unlisten?.()
     await Promise.all([...this.workers.values()].map(async w => { await w.stop() }))
     this.workers.clear()
@@ -58,31 +90,77 @@ export class TrainingService {
    * parameters from `donor` (a member), and asks the coordinator for a place next round.
    */
   async join (opts: { jobId: string, coordinator: string, donor: string, spec: TrainingSpec, rank: number, shards: number, signal?: AbortSignal }): Promise<TrainingWorker> {
-    const trainer = await (this.init.createTrainer ?? defaultTrainerFactory)(opts.spec, opts.rank, opts.shards)
+    const trainer = await this.createTrainer(opts.spec, opts.rank, opts.shards)
     const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: opts.jobId, coordinator: opts.coordinator, spec: opts.spec, trainer, meter: this.init.meter }))
     await worker.start()
     await worker.joinFrom(opts.donor, { signal: opts.signal })
     return worker
   }
 
+  private async createTrainer (spec: TrainingSpec, rank: number, shards: number): Promise<Trainer> {
+    if (this.init.createTrainer !== undefined) return await this.init.createTrainer(spec, rank, shards)
+    return await defaultTrainerFactory(spec, rank, shards, this.trainers)
+  }
+
   private async onMessage (from: string, msg: TrainingMessage): Promise<void> {
     const inv = msg.invite
-    if (inv == null || this.workers.has(inv.jobId)) return
+    if (inv == null || this.workers.has(inv.jobId) || this.starting.has(inv.jobId)) return
     const reply = (accepted: boolean, reason = '', paramCount = 0): void => {
-      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason, paramCount } })
+      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount } })
     }
+    const refuse = (reason: string, offence?: WireError): void => {
+      log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
+      if (offence !== undefined) this.charge(from, offence)
+      reply(false, reason)
+    }
+    if (inv.jobId.length === 0 || inv.jobId.length > MAX_JOB_ID_LENGTH) { refuse(`a job id must have 1 to ${MAX_JOB_ID_LENGTH} characters`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad job id')); return }
+    if (this.workers.size + this.starting.size >= (this.init.maxJobs ?? 2)) { refuse('busy: too many training jobs'); return }
+    let spec: TrainingSpec
     try {
-      if (this.workers.size >= (this.init.maxJobs ?? 2)) { reply(false, 'busy: too many training jobs'); return }
-      const spec = decodeSpec(inv.spec)
-      const verdict = this.init.accept?.(spec, from) ?? true
-      if (verdict !== true) { reply(false, typeof verdict === 'string' ? verdict : 'refused'); return }
-      const trainer = await (this.init.createTrainer ?? defaultTrainerFactory)(spec, inv.rank, Math.max(1, inv.shards))
-      const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter }))
-      await worker.start()
-      reply(true, '', trainer.paramCount)
+      spec = decodeSpec(inv.spec)
+    } catch (err) {
+      // a spec that names a program, or breaks the schema, is no honest mistake of a dbc node
+      const code = (err as TrainingError).code === 'TRAINING_SPEC_NAMES_PROGRAM' ? 'TRAINING_SPEC_NAMES_PROGRAM' : 'TRAINING_SPEC_INVALID'
+      refuse((err as Error).message, new WireError(code, `training invitation refused: ${(err as Error).message}`))
+      return
+    }
+    const shards = inv.shards
+    if (!Number.isInteger(shards) || shards < 1 || shards > 64 || inv.rank < 0 || inv.rank >= shards) {
+      refuse(`rank ${inv.rank} of ${shards} shards is out of range (1 to 64 shards)`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad rank or shard count'))
+      return
+    }
+    // an unknown trainer name is an honest mistake (the submitter picked the wrong peer): no charge
+    const refusal = refusalOf(spec, this.trainers, this.init.maxBuiltinWorkPerRound ?? MAX_BUILTIN_WORK_PER_ROUND)
+    if (refusal !== undefined && this.init.createTrainer === undefined) { refuse(refusal); return }
+    const verdict = this.init.accept?.(spec, from) ?? true
+    if (verdict !== true) { refuse(typeof verdict === 'string' ? verdict : 'refused'); return }
+    this.starting.add(inv.jobId)
+    try {
+      const trainer = await this.createTrainer(spec, inv.rank, shards)
+      try {
+        if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')
+        const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter }))
+        await worker.start()
+        reply(true, '', trainer.paramCount)
+      } catch (err) {
+        await trainer.close().catch(() => {})
+        this.workers.delete(inv.jobId)
+        throw err
+      }
     } catch (err) {
       log.error('invitation for %s refused: %s', inv.jobId, (err as Error).message)
-      reply(false, (err as Error).message)
+      refuse((err as Error).message)
+    } finally {
+      this.starting.delete(inv.jobId)
+    }
+  }
+
+  /** Charges the inviter (the daemon's peer score); never throws. */
+  private charge (from: string, err: WireError): void {
+    try {
+      this.init.onBadInput?.(peerIdFromString(from), err)
+    } catch (e) {
+      log.error('could not charge %s: %s', from, (e as Error).message)
     }
   }
 

@@ -50,6 +50,21 @@ export interface TrainingSessionInit {
   signal?: AbortSignal
 }
 
+/** A peer that did not join the job, and why (its own words, cleaned; or a timeout). */
+export interface InviteRefusal { peer: string, reason: string }
+
+/** A remote peer's refusal reason as shown to people: one line, printable, bounded. */
+export function cleanReason (reason: string): string {
+  // control characters and bidi overrides: a stranger must not be able to drive a terminal
+  const line = reason.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ').trim()
+  return (line.length > 300 ? line.slice(0, 300) + '…' : line) || 'refused (no reason given)'
+}
+
+/** "12D3KooWAbCd…: reason; …" (peer ids shortened to stay readable). */
+export function describeRefusals (refusals: InviteRefusal[]): string {
+  return refusals.map(r => `${r.peer.length > 16 ? r.peer.slice(0, 16) + '…' : r.peer}: ${r.reason}`).join('; ')
+}
+
 export interface TrainingSessionEvents {
   progress: [TrainingProgress]
   metered: [RoundMeterRecord]
@@ -65,6 +80,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly history: TrainingProgress[] = []
   private readonly metering: RoundMeterRecord[] = []
   private readonly receipts = new Map<string, Uint8Array>()
+  /** The invited peers that did not join, with their reasons (filled once invitations are answered). */
+  readonly refusals: InviteRefusal[] = []
 
   constructor (init: TrainingSessionInit) {
     super()
@@ -95,7 +112,11 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     try {
       const members = await this.invite(pending)
       const minPeers = this.spec.minPeers ?? Math.max(1, Math.ceil(this.init.peers.length / 2))
-      if (members.length < minPeers) throw new TrainingError('GROUP_TOO_SMALL', `only ${members.length} of ${this.init.peers.length} peers accepted the job, it needs ${minPeers}`, { hint: 'place the job on more peers or lower minPeers' })
+      if (members.length < minPeers) {
+        const why = describeRefusals(this.refusals)
+        if (members.length === 0) throw new TrainingError('INVITES_REFUSED', `all invited peers refused: ${why}`, { hint: 'pick peers that offer what the spec needs (model.trainer names one of a provider\'s `trainers:`)', details: { refusals: this.refusals } })
+        throw new TrainingError('GROUP_TOO_SMALL', `only ${members.length} of ${this.init.peers.length} peers accepted the job, it needs ${minPeers}; refused: ${why}`, { hint: 'place the job on more peers or lower minPeers', details: { refusals: this.refusals } })
+      }
       const outcome = await new Promise<{ params: Uint8Array, members: string[] }>((resolve, reject) => {
         const onAbort = (): void => { this.stopPeers('cancelled by the submitter'); reject(signal?.reason ?? new Error('aborted')) }
         signal?.addEventListener('abort', onAbort, { once: true })
@@ -154,8 +175,18 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const spec = encodeSpec(this.spec)
     const timeoutMs = this.init.inviteTimeoutMs ?? 30_000
     const replies = await Promise.all(peers.map(async (peer, rank) => await new Promise<boolean>(resolve => {
-      const timer = setTimeout(() => { pending.delete(peer); resolve(false) }, timeoutMs)
-      pending.set(peer, (msg) => { clearTimeout(timer); pending.delete(peer); resolve(msg.inviteReply?.accepted === true) })
+      const timer = setTimeout(() => {
+        pending.delete(peer)
+        this.refusals.push({ peer, reason: `no answer within ${Math.round(timeoutMs / 1000)} s` })
+        resolve(false)
+      }, timeoutMs)
+      pending.set(peer, (msg) => {
+        clearTimeout(timer)
+        pending.delete(peer)
+        const accepted = msg.inviteReply?.accepted === true
+        if (!accepted) this.refusals.push({ peer, reason: cleanReason(msg.inviteReply?.reason ?? '') })
+        resolve(accepted)
+      })
       transport.send(peer, { invite: { jobId: this.jobId, spec, rank, shards: peers.length } })
     })))
     return peers.filter((_, i) => replies[i])

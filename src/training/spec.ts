@@ -1,20 +1,32 @@
 // The training job type: what a manifest's `training:` section holds, validated, with defaults.
+// The same schema checks a spec that arrives in a stranger's invitation, so every field is
+// bounded, and a spec can never name a program: only a trainer the provider's operator declared.
 import { z } from 'zod'
 import { ManifestError } from '../errors.js'
 import type { CodecSpec } from '../core/training/codecs.js'
 import type { DeadlinePolicy } from '../core/training/deadline.js'
 
+/** A trainer's name: what `model.trainer` picks, and what a node's config declares and advertises. */
+export const TRAINER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
+/** Largest encoded spec accepted from the wire (a real one is well under 2 KiB). */
+export const MAX_SPEC_BYTES = 16 * 1024
+
+export const SPEC_NAMES_PROGRAM = 'a training spec may not name a command or socket: the provider\'s operator declares trainers; name one with model.trainer'
+
 const codecSchema = z.object({
   kind: z.enum(['fp32', 'fp16', 'int8', 'topk']),
   blockSize: z.number().int().min(8).max(65536).optional(),
   topkFraction: z.number().gt(0).max(1).optional()
-})
+}).strict()
+
+const ms = z.number().positive().max(3_600_000)
 
 export const trainingSpecSchema = z.object({
-  model: z.union([
-    z.object({ kind: z.literal('mlp'), hidden: z.number().int().min(1).max(4096).default(64) }),
-    // A trainer process outside the node (PyTorch on a GPU): see docs/external-trainer.md.
-    z.object({ kind: z.literal('external'), command: z.array(z.string()).min(1).optional(), socket: z.string().optional() })
+  model: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('mlp'), hidden: z.number().int().min(1).max(4096).default(64) }).strict(),
+    // A trainer process outside the node (PyTorch on a GPU), declared by the provider's
+    // operator in its config and picked here by name: see docs/external-trainer.md.
+    z.object({ kind: z.literal('external'), trainer: z.string().regex(TRAINER_NAME, { message: 'is not a trainer name (lower-case letters, digits, . _ -; at most 64)' }) }).strict()
   ]).default({ kind: 'mlp', hidden: 64 }),
   dataset: z.object({
     name: z.literal('mnist').default('mnist'),
@@ -22,28 +34,28 @@ export const trainingSpecSchema = z.object({
     testPerClass: z.number().int().min(1).max(200).default(200),
     /** How the training set is cut: a seeded shuffle dealt round-robin to the group. */
     sharding: z.literal('shuffle-round-robin').default('shuffle-round-robin')
-  }).default({ name: 'mnist', trainPerClass: 600, testPerClass: 200, sharding: 'shuffle-round-robin' }),
+  }).strict().default({ name: 'mnist', trainPerClass: 600, testPerClass: 200, sharding: 'shuffle-round-robin' }),
   groupSize: z.number().int().min(1).max(64).default(4),
   rounds: z.number().int().min(1).max(100_000).default(40),
-  localSteps: z.number().int().min(1).max(100_000).default(10),
-  batchSize: z.number().int().min(1).max(65536).default(32),
+  localSteps: z.number().int().min(1).max(10_000).default(10),
+  batchSize: z.number().int().min(1).max(4096).default(32),
   learningRate: z.number().gt(0).max(10).default(0.1),
   momentum: z.number().min(0).max(0.999).default(0.9),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
   codec: codecSchema.default({ kind: 'fp32' }),
   /** Evaluate on the test set every N rounds (and always in the last round); 0 = only the last. */
-  evalEvery: z.number().int().min(0).default(5),
+  evalEvery: z.number().int().min(0).max(100_000).default(5),
   deadline: z.object({
-    initialMs: z.number().positive(),
-    minMs: z.number().positive(),
-    maxMs: z.number().positive(),
-    factor: z.number().min(1),
-    marginMs: z.number().min(0),
+    initialMs: ms,
+    minMs: ms,
+    maxMs: ms,
+    factor: z.number().min(1).max(100),
+    marginMs: z.number().min(0).max(3_600_000),
     alpha: z.number().gt(0).max(1)
-  }).partial().default({}),
+  }).partial().strict().default({}),
   /** Fewer live peers than this fails the job (default: half the group, at least 1). */
-  minPeers: z.number().int().min(1).optional(),
-  gpu: z.object({ model: z.string().optional(), count: z.number().int().min(0).default(0), memoryGiB: z.number().min(0).optional() }).optional(),
+  minPeers: z.number().int().min(1).max(64).optional(),
+  gpu: z.object({ model: z.string().max(64).optional(), count: z.number().int().min(0).max(1024).default(0), memoryGiB: z.number().min(0).max(100_000).optional() }).strict().optional(),
   /** Most the submitter pays, in tokens. */
   budget: z.number().min(0).optional()
 })
@@ -51,8 +63,15 @@ export const trainingSpecSchema = z.object({
 export type TrainingSpec = z.infer<typeof trainingSpecSchema>
 export type TrainingSpecInput = z.input<typeof trainingSpecSchema>
 
-/** Validates a manifest's training section; throws ManifestError naming the bad field. */
+/**
+ * Validates a manifest's training section; throws ManifestError naming the bad field. A spec
+ * that names a program (`model.command` / `model.socket`) fails with TRAINING_SPEC_NAMES_PROGRAM.
+ */
 export function parseTrainingSpec (input: unknown): TrainingSpec {
+  const model = (input as { model?: unknown } | null | undefined)?.model
+  if (model !== null && typeof model === 'object' && ('command' in model || 'socket' in model)) {
+    throw new ManifestError('TRAINING_SPEC_NAMES_PROGRAM', SPEC_NAMES_PROGRAM, { hint: 'e.g. model: { kind: external, trainer: torch-mnist }; the provider lists its trainers under `trainers:` in its config' })
+  }
   const r = trainingSpecSchema.safeParse(input ?? {})
   if (!r.success) {
     const issue = r.error.issues[0]
@@ -74,7 +93,9 @@ export function encodeSpec (spec: TrainingSpec): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(spec))
 }
 
+/** Decodes a spec from an invitation: bounded in size, then the same checks as a manifest's. */
 export function decodeSpec (bytes: Uint8Array): TrainingSpec {
+  if (bytes.length > MAX_SPEC_BYTES) throw new ManifestError('TRAINING_SPEC_INVALID', `training spec of ${bytes.length} bytes exceeds ${MAX_SPEC_BYTES}`)
   let raw: unknown
   try {
     raw = JSON.parse(new TextDecoder().decode(bytes))

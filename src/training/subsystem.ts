@@ -7,7 +7,9 @@
 // The job table is in memory: a training job does not survive a restart of its submitter.
 import type { PeerId } from '@libp2p/interface'
 import { TrainingService } from './service.js'
-import { TrainingSession, type TrainingProgress, type TrainingResult } from './session.js'
+import { TrainingSession, type InviteRefusal, type TrainingProgress, type TrainingResult } from './session.js'
+import { TrainerRegistry } from './trainers.js'
+import type { TrainerConfig } from '../node/config.js'
 import { createReceiptMeter } from './metering.js'
 import { ALLREDUCE_PROTOCOL } from './transport.js'
 import { parseTrainingSpec, type TrainingSpec } from './spec.js'
@@ -24,6 +26,8 @@ export interface TrainingSubsystemInit {
    * peers that speak /dbc/allreduce/1.0.0, the `groupSize` with the lowest measured RTT.
    */
   selectPeers?: (spec: TrainingSpec, signal?: AbortSignal) => Promise<string[]>
+  /** The trainers this node offers (default: the config's `trainers:`). */
+  trainers?: Record<string, TrainerConfig>
 }
 
 interface TrainingJob {
@@ -31,7 +35,7 @@ interface TrainingJob {
   status: 'running' | 'done' | 'failed'
   history: TrainingProgress[]
   result?: TrainingResult
-  error?: { code: string, message: string }
+  error?: { code: string, message: string, refusals?: InviteRefusal[] }
   waiters: Set<() => void>
 }
 
@@ -47,7 +51,8 @@ export class TrainingSubsystem implements Subsystem {
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
     const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount })
-    this.service = new TrainingService(ctx.host, { meter, onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
+    const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
+    this.service = new TrainingService(ctx.host, { meter, trainers, onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
     await this.service.start()
     this.routes(ctx)
   }
@@ -59,7 +64,7 @@ export class TrainingSubsystem implements Subsystem {
 
   status (): Record<string, unknown> {
     const jobs = [...this.jobs.values()]
-    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0 }
+    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainers: this.service?.trainers.names() ?? [] }
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */
@@ -76,7 +81,7 @@ export class TrainingSubsystem implements Subsystem {
     session.on('progress', (p) => { job.history.push(p); wake() })
     session.run().then((r) => { job.result = r; job.status = 'done' }, (err: Error) => {
       job.status = 'failed'
-      job.error = { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: err.message }
+      job.error = { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: err.message, refusals: session.refusals }
       ctx.log.warn({ jobId: session.jobId, err: err.message }, 'training job failed')
     }).finally(wake)
     return session.jobId
@@ -114,7 +119,7 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, status: j.status, round: last?.round ?? -1, rounds: j.session.spec.rounds, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], error: j.error ?? null }
+    return { jobId: id, status: j.status, round: last?.round ?? -1, rounds: j.session.spec.rounds, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session.refusals, error: j.error ?? null }
   }
 
   private routes (ctx: DaemonContext): void {

@@ -75,4 +75,26 @@ test('submit picks the serving peers, streams round/loss/accuracy, and returns t
   }
 })
 
+test('a job every peer refuses fails with their reasons in GET /v1/training/:id', async () => {
+  const [, a, b] = hosts
+  // the providers declared no trainers: each refuses, naming what it offers
+  const { jobId } = await call('POST /v1/training', {}, { spec: { model: { kind: 'external', trainer: 'torch-mnist' }, groupSize: 2, rounds: 1 }, peers: [a, b].map(h => h.peerId.toString()) })
+  const events: any[] = []
+  await routes.get('GET /v1/training/:id/events')!({ params: { id: jobId }, query: new URLSearchParams(), body: undefined, signal: new AbortController().signal }, (e) => { events.push(e) })
+  const view = await call('GET /v1/training/:id', { id: jobId })
+  assert.is(view.status, 'failed')
+  assert.is(view.error.code, 'INVITES_REFUSED')
+  assert.match(view.error.message, /^all invited peers refused: 12D3KooW\S+…: unknown trainer 'torch-mnist' \(this node offers: none\); 12D3KooW/)
+  assert.equal(view.refusals.map((r: any) => r.peer).sort(), [a, b].map(h => h.peerId.toString()).sort())
+  assert.ok(view.refusals.every((r: any) => r.reason === "unknown trainer 'torch-mnist' (this node offers: none)"))
+  assert.is(events[events.length - 1].error.code, 'INVITES_REFUSED')
+  // a spec that names a program never leaves the submitter
+  try {
+    await call('POST /v1/training', {}, { spec: { model: { kind: 'external', command: ['sh'] } }, peers: [a.peerId.toString()] })
+    assert.unreachable()
+  } catch (err) {
+    assert.is((err as any).code, 'TRAINING_SPEC_NAMES_PROGRAM')
+  }
+})
+
 test.run()

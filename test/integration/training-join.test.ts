@@ -2,7 +2,6 @@
 // and joins a running job; an external trainer process takes part in a networked job.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost, type Host } from '../../src/net/host.js'
 import { TrainingService } from '../../src/training/service.js'
@@ -10,12 +9,12 @@ import { TrainingTransport, ALLREDUCE_PROTOCOL } from '../../src/training/transp
 import { FramedStream } from '../../src/net/framed.js'
 import { dbc } from '../../src/wire/gen/wire.js'
 import { TrainingSession, decodeModel } from '../../src/training/session.js'
-import { ExternalTrainer } from '../../src/training/external.js'
+import { TrainerRegistry } from '../../src/training/trainers.js'
+import { fixtureTrainer } from '../unit/training/fixtures/trainer-config.js'
 import type { TrainingWorker } from '../../src/training/worker.js'
 import { createMlpTrainer } from '../../src/training/trainer.js'
 import type { TrainingSpecInput } from '../../src/training/spec.js'
 
-const fixture = fileURLToPath(new URL('../unit/training/fixtures/external-trainer.ts', import.meta.url))
 const SMALL: TrainingSpecInput = { model: { kind: 'mlp', hidden: 64 }, dataset: { trainPerClass: 100, testPerClass: 50 }, localSteps: 5, batchSize: 16, evalEvery: 0, deadline: { initialMs: 20_000 } }
 
 let hosts: Host[] = []
@@ -71,8 +70,11 @@ test('a replacement peer loads the current state from a member and joins the nex
 test('an external trainer process takes part in a networked job next to a built-in peer', async () => {
   const [coord, a, b] = await makeHosts(3)
   const builtIn = new TrainingService(a)
+  // the operator of b runs its declared trainer for every job (even a built-in MLP spec), so
+  // one job mixes a built-in peer and an external process
+  const registry = new TrainerRegistry({ trainers: { 'stand-in': fixtureTrainer() } })
   const external = new TrainingService(b, {
-    createTrainer: async (spec, rank, shards) => await ExternalTrainer.spawn([process.execPath, '--import', 'tsx', '--no-warnings', fixture], { rank, shards, seed: spec.seed, batch_size: spec.batchSize, learning_rate: spec.learningRate })
+    createTrainer: async (spec, rank, shards) => await registry.start('stand-in', { rank, shards, spec })
   })
   for (const s of [builtIn, external]) { await s.start(); services.push(s) }
   const transport = new TrainingTransport(coord)
