@@ -10,7 +10,7 @@ import {
 } from '../core/scheduler/index.js'
 import { JobRunner, type JobSummary, type TaskExplanation, type JobRunnerInit } from './runner.js'
 import { JobStore, type StoredJob } from './store.js'
-import { canonicalManifestBytes } from './manifest-file.js'
+import { canonicalManifestBytes, checkJobCode } from './manifest-file.js'
 import type { JobTransport } from './transport.js'
 import { JobAccessDeniedError, JobNotFoundError } from './errors.js'
 
@@ -70,6 +70,9 @@ export class JobService {
     const owner = opts.owner ?? this.init.identity
     const baseDir = opts.baseDir ?? '.'
     const code = opts.code ?? await (this.init.loadCode ?? defaultLoadCode)(manifest, baseDir)
+    // a module providers would refuse never ships (they charge its sender); bytes handed in by an
+    // in-process caller (tests, benches with their own providers) are that caller's business
+    if (opts.code === undefined) checkJobCode(manifest, code)
     const job = signJob(owner.secretKey, owner.peerId, canonicalManifestBytes(manifest), Date.now(), new Uint8Array(randomBytes(16)))
     const fileSize = manifest.inputs.files?.path !== undefined ? (await stat(resolve(baseDir, manifest.inputs.files.path))).size : undefined
     this.init.store.createJob({
