@@ -8,6 +8,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { decodeMessage } from '../wire/decode.js'
 import { WireError } from '../errors.js'
 import type { Host } from './host.js'
+import { guardedHandle, type GuardedStreamInit } from './guard/index.js'
 
 export const ECHO_PROTOCOL = '/dbc/echo/1.0.0'
 export const ECHO_MAX_FRAME = 1024 * 1024
@@ -17,8 +18,8 @@ export interface EchoInit {
   onBadInput?: (peer: PeerId, err: WireError) => void
 }
 
-export async function handleEchoStream (stream: Stream, connection: Connection, init: EchoInit = {}): Promise<void> {
-  const framed = new FramedStream(stream, { maxFrameBytes: ECHO_MAX_FRAME })
+export async function handleEchoStream (stream: Stream, connection: Connection, init: EchoInit = {}, open?: (init: GuardedStreamInit) => FramedStream): Promise<void> {
+  const framed = open?.({ maxFrameBytes: ECHO_MAX_FRAME }) ?? new FramedStream(stream, { maxFrameBytes: ECHO_MAX_FRAME })
   try {
     for (;;) {
       const frame = await framed.read({ signal: AbortSignal.timeout(30_000) })
@@ -41,9 +42,9 @@ export async function handleEchoStream (stream: Stream, connection: Connection, 
 }
 
 export function registerEcho (host: Host, init: EchoInit = {}): Promise<void> {
-  return host.handle(ECHO_PROTOCOL, async (stream, connection) => {
-    await handleEchoStream(stream, connection, init)
-  }, { maxInboundStreams: 64, runOnLimitedConnection: true })
+  return guardedHandle(host, ECHO_PROTOCOL, async (stream, connection, g) => {
+    await handleEchoStream(stream, connection, init, g.open)
+  }, { maxInboundStreams: 64, runOnLimitedConnection: true, expectsRequest: true })
 }
 
 /** An echo client on one stream, for repeated round trips without re-opening streams. */

@@ -3,13 +3,31 @@
 // WireError from read(); the protocol handler tells the peer why and aborts the stream.
 import type { Stream, AbortOptions } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { FrameDecoder, encodeFrame, encodeFramePrefix, DEFAULT_MAX_FRAME_BYTES } from '../wire/frame.js'
+import { FrameDecoder, encodeFrame, encodeFramePrefix, DEFAULT_MAX_FRAME_BYTES, type FrameLimit } from '../wire/frame.js'
 import { WireError } from '../errors.js'
 
+/**
+ * How an inbound guard (src/net/guard) watches a stream's buffers: every announced frame is
+ * reserved against its budgets before any of it is buffered, and released when the reader takes
+ * it (or the stream ends); a coarse clock stamps when each frame began, for read deadlines.
+ */
+export interface FrameHooks {
+  /** Reserves an announced frame's bytes; an error refuses the frame (the stream is then poisoned). */
+  reserve?: (bytes: number) => WireError | undefined
+  /** Gives back reserved bytes. */
+  release?: (bytes: number) => void
+  /** Read when a frame's first byte arrives (a coarse clock: the guard's sweep updates it). */
+  now?: () => number
+  /** The decoder refused input (a budget, the frame limit, a malformed prefix). */
+  onRefused?: (err: WireError) => void
+}
+
 export interface FramedStreamInit {
-  maxFrameBytes?: number
+  /** A number, or a function asked at every frame prefix (the limit may depend on a lease). */
+  maxFrameBytes?: FrameLimit
   /** Frames queued unread before the stream is paused (backpressure to the sender). */
   highWaterFrames?: number
+  hooks?: FrameHooks
 }
 
 export class FramedStream {
@@ -21,32 +39,92 @@ export class FramedStream {
   private error: Error | undefined
   private ended = false
   private paused = false
+  private readonly hooks: FrameHooks | undefined
+  /** Bytes reserved in all (frames being read and decoded-but-unread), and of those the queued ones. */
+  private reservedAll = 0
+  private reservedQueued = 0
+  private readonly accounting: boolean
+  private startedAt = -1
+  private decoded = 0
 
   constructor (stream: Stream, init: FramedStreamInit = {}) {
     this.stream = stream
-    this.decoder = new FrameDecoder({ maxFrameBytes: init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES })
+    this.hooks = init.hooks
+    const reserve = init.hooks?.reserve
+    this.accounting = reserve !== undefined
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      admit: reserve === undefined
+        ? undefined
+        : (n) => {
+            const refused = reserve(n)
+            if (refused === undefined) this.reservedAll += n
+            return refused
+          }
+    })
     this.highWater = init.highWaterFrames ?? 64
     stream.addEventListener('message', (evt) => { this.onData(evt.data) })
     stream.addEventListener('remoteCloseWrite', () => { this.onEnd() })
     stream.addEventListener('close', (evt) => {
       if (evt.error != null && this.error === undefined) this.error = evt.error
+      this.releaseAll()
       this.onEnd()
     })
   }
 
+  /** Changes the frame limit for frames whose prefix arrives from now on. */
+  setMaxFrameBytes (limit: FrameLimit): void { this.decoder.setMaxFrameBytes(limit) }
+
+  /** True part-way through a frame (some of its prefix or body arrived). */
+  get midFrame (): boolean { return this.decoder.midFrame }
+  /** Length the current frame announced (-1 while its prefix is incomplete). */
+  get frameLength (): number { return this.decoder.frameLength }
+  /** When the current frame's first byte arrived (hooks.now), -1 between frames. */
+  get frameStartedAt (): number { return this.startedAt }
+  /** Frames decoded so far (read or queued). */
+  get framesDecoded (): number { return this.decoded }
+  /** Bytes this stream holds against a budget now. */
+  get reserved (): number { return this.reservedAll }
+
+  private releaseAll (): void {
+    const n = this.reservedAll
+    this.reservedAll = 0
+    this.reservedQueued = 0
+    if (n > 0) this.hooks?.release?.(n)
+  }
+
+  private releaseSome (n: number): void {
+    if (n <= 0) return
+    this.reservedAll -= n
+    this.hooks?.release?.(n)
+  }
+
   private onData (data: Uint8Array | Uint8ArrayList): void {
-    for (const f of this.decoder.push(data)) {
+    const wasMid = this.decoder.midFrame
+    const frames = this.decoder.push(data)
+    if (this.hooks?.now !== undefined) {
+      if (!this.decoder.midFrame) this.startedAt = -1
+      else if (!wasMid || frames.length > 0) this.startedAt = this.hooks.now()
+    }
+    for (const f of frames) {
       if (f instanceof WireError) {
         // the reader gets the error and decides (answer with a ProtocolError, then abort)
         this.error = f
+        this.releaseAll()
         this.flushWaiter()
+        this.hooks?.onRefused?.(f)
         return
       }
+      this.decoded++
+      // each frame was reserved at its prefix for exactly its length
+      const reserved = this.accounting ? Math.min(f.byteLength, this.reservedAll - this.reservedQueued) : 0
       if (this.waiter !== undefined) {
         const w = this.waiter
         this.waiter = undefined
+        this.releaseSome(reserved)
         w.resolve(f)
       } else {
+        this.reservedQueued += reserved
         this.queue.push(f)
       }
     }
@@ -79,6 +157,11 @@ export class FramedStream {
   async read (options: AbortOptions = {}): Promise<Uint8Array | undefined> {
     const f = this.queue.shift()
     if (f !== undefined) {
+      if (this.reservedQueued > 0) {
+        const n = Math.min(this.reservedQueued, f.byteLength)
+        this.reservedQueued -= n
+        this.releaseSome(n)
+      }
       if (this.paused && this.queue.length < this.highWater / 2) {
         this.paused = false
         this.stream.resume()
@@ -128,6 +211,18 @@ export class FramedStream {
   }
 
   abort (err: Error): void {
+    this.stream.abort(err)
+  }
+
+  /**
+   * Ends the stream with `err` at once (a budget or deadline was broken): a waiting reader gets
+   * the error, the buffers are dropped and the stream is reset.
+   */
+  fail (err: Error): void {
+    if (this.error === undefined) this.error = err
+    this.queue.length = 0
+    this.releaseAll()
+    this.flushWaiter()
     this.stream.abort(err)
   }
 }

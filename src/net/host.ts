@@ -10,7 +10,7 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } 
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport, circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import type { PrivateKey, PeerDiscovery, ComponentLogger } from '@libp2p/interface'
+import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater } from '@libp2p/interface'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
 export const PROTOCOL_PREFIX = '/dbc'
@@ -40,6 +40,8 @@ export interface HostInit {
   listenViaRelay?: boolean
   /** Start listening and dialing at once (default). The daemon registers its protocols first. */
   start?: boolean
+  /** Refuses connections before they are used (the inbound guard: banned peers, new identities per address). */
+  connectionGater?: ConnectionGater
 }
 
 export interface HostServices {
@@ -75,6 +77,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
     },
     connectionMonitor: { enabled: init.connectionMonitor ?? true },
+    ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
     services: {
       identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),

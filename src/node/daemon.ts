@@ -14,7 +14,8 @@ import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo 
 import { openStore, type Store } from '../store/db.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { parseLatLon, type NodeConfig } from './config.js'
-import { PeerScoreBook } from '../core/routing/score.js'
+import { PeerScoreBook, type Offence } from '../core/routing/score.js'
+import { createInboundGuard, installGuard, RepeatLimiter, LOG_REPEAT_MS, type InboundGuard } from '../net/guard/index.js'
 import { DbcError, ConfigError, type WireError } from '../errors.js'
 
 export interface Location { lat: number, lon: number, name?: string }
@@ -32,6 +33,8 @@ export interface DaemonContext {
   location: Location | undefined
   /** Report bytes from a peer that broke a protocol; may disconnect it. */
   reportBadInput: (peer: PeerId, err: WireError) => void
+  /** The node's one inbound guard (stream caps, buffer budgets, read deadlines, new-identity gate). */
+  guard: InboundGuard
 }
 
 export interface Subsystem {
@@ -88,6 +91,36 @@ export class Daemon {
     const { identity, created } = await loadOrCreateIdentity(dataDir)
     log.info({ peerId: identity.peerId.toString(), created }, created ? 'created a new identity' : 'loaded identity')
     const store = openStore(join(dataDir, 'node.db'))
+    const scores = new PeerScoreBook<string>()
+    // each error object is charged once, whoever reports it (the guard, then the handler that reads it)
+    const charged = new WeakSet<Error>()
+    const logLimit = new RepeatLimiter(LOG_REPEAT_MS)
+    let hostRef: Host | undefined
+    const reportBadInput = (peer: PeerId, err: WireError): void => {
+      if (charged.has(err)) return
+      charged.add(err)
+      const now = Date.now()
+      const id = peer.toString()
+      const wasBanned = scores.isBanned(now, id)
+      const { disconnect: ban, score } = scores.penalize(now, id, offenceOf(err.code))
+      // one line per kind of offence per window, with the count of lines held back
+      const line = logLimit.check(now, `bad-input:${err.code}`)
+      if (line.write) log.warn({ peer: id, code: err.code, score, ...(line.suppressed > 0 ? { repeated: line.suppressed } : {}) }, `bad input from peer: ${err.message}`)
+      if (ban) {
+        if (!wasBanned) {
+          // once per ban (a banned peer's streams still in flight report again: those are not logged)
+          const b = logLimit.check(now, 'ban')
+          if (b.write) log.warn({ peer: id, ...(b.suppressed > 0 ? { repeated: b.suppressed } : {}) }, 'peer score below threshold: disconnecting')
+          guard.noteBan(id)
+        }
+        void hostRef?.hangUp(peer).catch(() => {})
+      }
+    }
+    const guard = createInboundGuard({
+      charge: reportBadInput,
+      isBanned: (peer) => scores.isBanned(Date.now(), peer),
+      identityGate: { burst: config.guard?.newIdentityBurst, refillMs: config.guard?.newIdentityRefillMs }
+    })
     const host = await createHost({
       privateKey: identity.privateKey,
       listen: config.listen,
@@ -98,6 +131,7 @@ export class Daemon {
       connectionMonitor: config.connectionMonitor,
       relayServer: config.nat.relayServer && !config.nat.behindNat,
       listenViaRelay: config.nat.behindNat,
+      connectionGater: guard.connectionGater(),
       // protocols are registered before the node listens or dials, so the first identify
       // exchange with every peer already lists them
       start: false
@@ -105,24 +139,9 @@ export class Daemon {
       store.close()
       throw err
     })
-    const scores = new PeerScoreBook<string>()
-    let badInputLogged = 0
-    let badInputWindow = 0
-    const reportBadInput = (peer: PeerId, err: WireError): void => {
-      const now = Date.now()
-      const { disconnect: ban } = scores.penalize(now, peer.toString(), err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
-      // at most 20 lines a second: a hostile peer must not be able to flood the log
-      if (now - badInputWindow > 1000) {
-        if (badInputLogged > 20) log.warn({ suppressed: badInputLogged - 20 }, 'more bad input than logged in the last second')
-        badInputWindow = now
-        badInputLogged = 0
-      }
-      if (++badInputLogged <= 20) log.warn({ peer: peer.toString(), code: err.code, score: scores.score(now, peer.toString()) }, `bad input from peer: ${err.message}`)
-      if (ban) {
-        log.warn({ peer: peer.toString() }, 'peer score below threshold: disconnecting')
-        void host.hangUp(peer).catch(() => {})
-      }
-    }
+    hostRef = host
+    installGuard(host, guard)
+    guard.attach(host)
     // refuse banned peers at the door
     host.addEventListener('peer:connect', (evt) => {
       if (scores.isBanned(Date.now(), evt.detail.toString())) void host.hangUp(evt.detail).catch(() => {})
@@ -136,7 +155,7 @@ export class Daemon {
 
     const token = randomBytes(32).toString('hex')
     const api = new ApiServer(token)
-    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput }
+    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard }
     this.registerCoreRoutes()
     try {
       for (const s of this.subsystems) {
@@ -195,6 +214,7 @@ export class Daemon {
         dht: { mode: this.config.dht.server ? 'server' : 'client', routingTable: dhtTableSize(host) },
         dataDir: this.config.dataDir,
         penalizedPeers: ctx.scores.penalized(Date.now()),
+        guard: ctx.guard.status(),
         ...extra
       }
     })
@@ -255,11 +275,22 @@ export class Daemon {
     for (const s of [...this.subsystems].reverse()) {
       await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
     }
+    ctx.guard.stop()
     await Promise.resolve(ctx.host.stop()).catch((err: unknown) => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
     ctx.store.close()
     rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })
     ctx.log.info('node stopped')
     this.resolveStopped()
+  }
+}
+
+/** The score-book offence for a WireError code (the guard's budget and deadline codes included). */
+export function offenceOf (code: string): Offence {
+  switch (code) {
+    case 'FRAME_TOO_LARGE': return 'oversized'
+    case 'STREAM_LIMIT': case 'BUFFER_LIMIT': return 'over-budget'
+    case 'READ_DEADLINE': case 'IDLE_DEADLINE': return 'slow-frame'
+    default: return 'malformed'
   }
 }
 

@@ -12,6 +12,8 @@ import { dbc } from '../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { WireError } from '../errors.js'
+import { guardedHandle, wasHandled, SMALL_FRAME_BYTES } from '../net/guard/index.js'
+import { TrainingMembers } from './members.js'
 
 export const ALLREDUCE_PROTOCOL = '/dbc/allreduce/1.0.0'
 /** A model's full state travels in one frame (StateResponse); 64 MiB = 16M float32 parameters. */
@@ -78,6 +80,15 @@ export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dial
 /** Addresses per peer shared in a RoundStart (bounded: a remote peer fills this). */
 export const MAX_SHARED_ADDRS = 8
 
+export interface TrainingTransportInit {
+  onBadInput?: (peer: PeerId, err: WireError) => void
+  /**
+   * The largest frame `peer` may send beyond what this transport learned itself (the jobs this
+   * node coordinates or works in); undefined or less than SMALL_FRAME_BYTES adds nothing.
+   */
+  frameLimit?: (peer: string) => number | undefined
+}
+
 export class TrainingTransport {
   readonly host: TrainingHost
   readonly self: string
@@ -85,21 +96,36 @@ export class TrainingTransport {
   private readonly outboxes = new Map<string, Outbox>()
   private readonly inbound = new Set<FramedStream>()
   private readonly onBadInput?: (peer: PeerId, err: WireError) => void
+  private readonly frameLimitHook?: (peer: string) => number | undefined
+  /** Who this node trains with, learned from the messages it sends and accepts. */
+  readonly members = new TrainingMembers(TRAINING_MAX_FRAME)
   private started = false
   readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0 }
 
-  constructor (host: TrainingHost, init: { onBadInput?: (peer: PeerId, err: WireError) => void } = {}) {
+  constructor (host: TrainingHost, init: TrainingTransportInit = {}) {
     this.host = host
     this.self = host.peerId.toString()
     this.onBadInput = init.onBadInput
+    this.frameLimitHook = init.frameLimit
+  }
+
+  /**
+   * The largest frame `peer` may send now: large frames (slices, model state) only from peers of
+   * a job this node coordinates or works in, up to what that job's model needs; others may send
+   * invites, joins and requests (SMALL_FRAME_BYTES).
+   */
+  frameLimit (peer: string): number {
+    const limit = Math.max(SMALL_FRAME_BYTES, this.members.limitOf(Date.now(), peer), this.frameLimitHook?.(peer) ?? 0)
+    return Math.min(TRAINING_MAX_FRAME, limit)
   }
 
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.host.handle(ALLREDUCE_PROTOCOL, async (stream: Stream, connection: Connection) => {
-      await this.readLoop(stream, connection)
-    }, { maxInboundStreams: 256, runOnLimitedConnection: false })
+    await guardedHandle(this.host, ALLREDUCE_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
+      const from = connection.remotePeer.toString()
+      await this.readLoop(stream, connection, g.open({ maxFrameBytes: () => this.frameLimit(from) }))
+    }, { maxInboundStreams: 256, runOnLimitedConnection: false, expectsRequest: true })
   }
 
   async stop (): Promise<void> {
@@ -121,6 +147,7 @@ export class TrainingTransport {
   /** Queues a message for `to` (a peer id string). Never throws; a full queue drops it. */
   send (to: string, msg: TrainingMessageInput): void {
     const bytes = encodeTrainingMessage(msg)
+    if (to !== this.self) this.members.onSend(Date.now(), to, msg)
     if (to === this.self) {
       const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
       queueMicrotask(() => { this.dispatch(this.self, decoded) })
@@ -207,8 +234,7 @@ export class TrainingTransport {
     }
   }
 
-  private async readLoop (stream: Stream, connection: Connection): Promise<void> {
-    const framed = new FramedStream(stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+  private async readLoop (stream: Stream, connection: Connection, framed: FramedStream): Promise<void> {
     this.inbound.add(framed)
     const from = connection.remotePeer.toString()
     try {
@@ -223,11 +249,13 @@ export class TrainingTransport {
         }
         this.stats.framesReceived++
         this.stats.bytesReceived += frame.length
+        this.members.onReceive(Date.now(), from, msg)
         this.dispatch(from, msg)
       }
     } catch (err) {
       if (err instanceof WireError) {
-        this.onBadInput?.(connection.remotePeer, err)
+        const earlySlice = err.code === 'FRAME_TOO_LARGE' && this.members.limitOf(Date.now(), from) === 0 && this.members.worksInAJob()
+        if (!wasHandled(err) && !earlySlice) this.onBadInput?.(connection.remotePeer, err)
         // tell the peer why before dropping the stream (as every dbc protocol does)
         // (flushed with close() first: abort() alone discards what is still unsent)
         try {

@@ -24,15 +24,38 @@ export function encodeFramePrefix (length: number): Uint8Array {
 
 export type FrameResult = Uint8Array | WireError
 
+/** A frame limit: fixed, or asked at each prefix (it may depend on the peer and change later, e.g. once a lease opens). */
+export type FrameLimit = number | (() => number)
+
+export interface FrameDecoderInit {
+  maxFrameBytes?: FrameLimit
+  /**
+   * Called with each announced frame length that passed the limit, before any of the frame is
+   * buffered: returning an error refuses the frame (and poisons the decoder), e.g. a memory budget.
+   */
+  admit?: (length: number) => WireError | undefined
+}
+
 export class FrameDecoder {
-  readonly maxFrameBytes: number
+  private limit: FrameLimit
+  private readonly admit?: (length: number) => WireError | undefined
   private readonly buf = new Uint8ArrayList()
   private want = -1 // length of the frame being read, -1 while reading a prefix
   private failed: WireError | undefined
 
-  constructor (opts: { maxFrameBytes?: number } = {}) {
-    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+  constructor (opts: FrameDecoderInit = {}) {
+    this.limit = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.admit = opts.admit
   }
+
+  /** The largest frame accepted now (asked again at every prefix). */
+  get maxFrameBytes (): number { return typeof this.limit === 'number' ? this.limit : this.limit() }
+
+  /** Changes the limit for the frames whose prefix is read from now on. */
+  setMaxFrameBytes (limit: FrameLimit): void { this.limit = limit }
+
+  /** Length announced by the frame being read; -1 while its prefix is still incomplete (or between frames). */
+  get frameLength (): number { return this.want }
 
   /** Bytes held for an incomplete frame. */
   get buffered (): number { return this.buf.byteLength }
@@ -71,9 +94,12 @@ export class FrameDecoder {
       const b = this.buf.get(i)
       value += (b & 0x7f) * 2 ** (7 * i)
       if ((b & 0x80) === 0) {
-        if (value > this.maxFrameBytes) {
-          return new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${this.maxFrameBytes} bytes`)
+        const max = this.maxFrameBytes
+        if (value > max) {
+          return new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${max} bytes`)
         }
+        const refused = this.admit?.(value)
+        if (refused !== undefined) return refused
         this.buf.consume(i + 1)
         return value
       }

@@ -38,6 +38,33 @@ export interface CyclonInit<P, D> {
 
 export const CYCLON_DEFAULTS = { viewSize: 16, shuffleLength: 6, periodMs: 10_000, responseTimeoutMs: 5_000, jitter: 0.1 }
 
+/**
+ * Descriptors one shuffle message may carry: an honest peer sends at most its shuffleLength (a
+ * request is its own descriptor plus shuffleLength - 1 others); twice ours leaves room for peers
+ * configured differently. A message with more is refused whole, before anything is stored.
+ */
+export function shuffleEntryLimit (shuffleLength: number): number {
+  return 2 * Math.max(1, shuffleLength)
+}
+
+/**
+ * Screens a shuffle's descriptors before the runtime stores anything about them: undefined when
+ * the message carries more than shuffleEntryLimit (the sender is charged); otherwise the entries
+ * worth merging: not ourselves, each peer once, a finite non-negative age, at most shuffleLength.
+ */
+export function screenShuffle<P, D> (self: P, entries: ReadonlyArray<ViewEntry<P, D>>, shuffleLength: number): Array<ViewEntry<P, D>> | undefined {
+  if (entries.length > shuffleEntryLimit(shuffleLength)) return undefined
+  const out: Array<ViewEntry<P, D>> = []
+  const seen = new Set<P>()
+  for (const e of entries) {
+    if (out.length >= shuffleLength) break
+    if (e.peer === self || seen.has(e.peer) || !Number.isFinite(e.age) || e.age < 0) continue
+    seen.add(e.peer)
+    out.push(e)
+  }
+  return out
+}
+
 interface PendingShuffle<P, D> { peer: P, sent: Array<ViewEntry<P, D>>, deadline: number }
 
 export class CyclonView<P, D = undefined> {

@@ -5,6 +5,10 @@
 export type Offence =
   | 'forged' | 'undecryptable' | 'oversized' | 'malformed' | 'replayed' | 'expired' | 'wrong-recipient'
   | 'invalid-gossip' | 'invalid-record' | 'timeout' | 'protocol-error'
+  /** Broke a resource budget: too many streams, too many bytes buffered (src/net/guard). */
+  | 'over-budget'
+  /** Held a frame open past its read deadline (slowloris), or opened a stream and sent nothing. */
+  | 'slow-frame'
 
 export const DEFAULT_PENALTIES: Readonly<Record<Offence, number>> = {
   forged: 50,
@@ -15,6 +19,9 @@ export const DEFAULT_PENALTIES: Readonly<Record<Offence, number>> = {
   replayed: 15,
   'invalid-gossip': 10,
   'protocol-error': 10,
+  // an honest peer stays inside its budgets and deadlines; ten such offences within a half-life ban
+  'over-budget': 10,
+  'slow-frame': 10,
   expired: 5,
   'wrong-recipient': 5,
   timeout: 2

@@ -9,6 +9,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { FramedStream } from '../framed.js'
+import { guardedHandle, wasHandled } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { encodeFrame } from '../../wire/frame.js'
@@ -71,7 +72,7 @@ export class CapabilityIndex {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.host.handle(CAPABILITY_PROTOCOL, (s, c) => { void this.serve(s, c) }, { maxInboundStreams: 64 })
+    await guardedHandle(this.host, CAPABILITY_PROTOCOL, (s, c, g) => { void this.serve(s, c, g.open({ maxFrameBytes: 16 * 1024 })) }, { maxInboundStreams: 64, expectsRequest: true })
   }
 
   async stop (): Promise<void> {
@@ -174,8 +175,7 @@ export class CapabilityIndex {
     }
   }
 
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
-    const framed = new FramedStream(stream, { maxFrameBytes: 16 * 1024 })
+  private async serve (stream: Stream, connection: Connection, framed: FramedStream): Promise<void> {
     try {
       const frame = await framed.readRequired({ signal: AbortSignal.timeout(5000) })
       const d = decodeMessage(dbc.capability.v1.CapabilityLookupRequest, frame)
@@ -188,7 +188,7 @@ export class CapabilityIndex {
     } catch (err) {
       if (err instanceof WireError) {
         // bad input costs the sender, and it is told why before the stream is dropped
-        this.init.onBadInput?.(connection.remotePeer.toString(), err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+        if (!wasHandled(err)) this.init.onBadInput?.(connection.remotePeer.toString(), err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
         try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: `capability lookup refused: ${err.message}` }).finish())) } catch {}
       }
       framed.abort(err as Error)

@@ -5,6 +5,7 @@
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { FramedStream } from '../framed.js'
+import { guardedHandle, wasHandled, type GuardedStreamInit } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
 import { decodeMessage } from '../../wire/decode.js'
@@ -138,7 +139,7 @@ export class EnvelopeService {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.host.handle(RELAY_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 32, runOnLimitedConnection: true })
+    await guardedHandle(this.host, RELAY_PROTOCOL, (stream, connection, g) => { void this.serve(stream, connection, g.open) }, { maxInboundStreams: 32, runOnLimitedConnection: true, expectsRequest: true })
   }
 
   async stop (): Promise<void> {
@@ -304,10 +305,10 @@ export class EnvelopeService {
   }
 
   /** Inbound stream: one RelayRequest per frame, each answered with an Ack frame. */
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
+  private async serve (stream: Stream, connection: Connection, open: (init: GuardedStreamInit) => FramedStream): Promise<void> {
     const from = connection.remotePeer.toString()
     if (this.scores.isBanned(this.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
-    const framed = new FramedStream(stream, { maxFrameBytes: this.maxBytes + 64 })
+    const framed = open({ maxFrameBytes: this.maxBytes + 64 })
     let inFlight = 0
     try {
       for (;;) {
@@ -326,7 +327,7 @@ export class EnvelopeService {
       }
       await framed.close()
     } catch (err) {
-      if (err instanceof WireError) this.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+      if (err instanceof WireError && !wasHandled(err)) this.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
       framed.abort(err as Error)
     }
   }

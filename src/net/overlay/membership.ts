@@ -11,11 +11,12 @@ import { decodeMessage } from '../../wire/decode.js'
 import { DbcError, WireError } from '../../errors.js'
 import { encodeFrame } from '../../wire/frame.js'
 import { createRng, type Rng } from '../../core/rng.js'
-import { CyclonView, Gossip, RandomWalks, type ViewEntry, type GossipItem } from '../../core/membership/index.js'
+import { CyclonView, Gossip, RandomWalks, screenShuffle, type ViewEntry, type GossipItem } from '../../core/membership/index.js'
 import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
 import { toHex } from '../../core/identity/index.js'
 import { signAnnouncement, verifyAnnouncement, type Announcement } from './announce.js'
 import { peerIdTextOf } from '../peer-ids.js'
+import { guardedHandle, wasHandled, MAX_ADDRS_PER_DESCRIPTOR } from '../guard/index.js'
 
 export const MEMBERSHIP_PROTOCOL = '/dbc/membership/1.0.0'
 const MAX_FRAME = 256 * 1024
@@ -51,7 +52,7 @@ export interface MembershipServiceInit {
   now?: () => number
 }
 
-type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getMultiaddrs' | 'peerStore'>
+type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getMultiaddrs' | 'peerStore'> & Partial<Pick<Libp2p, 'getConnections'>>
 
 export class MembershipService {
   readonly view: CyclonView<string, PeerInfo>
@@ -99,7 +100,7 @@ export class MembershipService {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.host.handle(MEMBERSHIP_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 64 })
+    await guardedHandle(this.host, MEMBERSHIP_PROTOCOL, (stream, connection, g) => { void this.serve(stream, connection, g.open({ maxFrameBytes: MAX_FRAME })) }, { maxInboundStreams: 64, expectsRequest: true })
     this.pump()
   }
 
@@ -190,9 +191,8 @@ export class MembershipService {
     this.init.onPenalty?.(peer, offence, score, disconnect)
   }
 
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
+  private async serve (stream: Stream, connection: Connection, framed: FramedStream): Promise<void> {
     const from = connection.remotePeer.toString()
-    const framed = new FramedStream(stream, { maxFrameBytes: MAX_FRAME })
     try {
       const frame = await framed.read({ signal: AbortSignal.timeout(10_000) })
       if (frame === undefined) return
@@ -201,8 +201,9 @@ export class MembershipService {
       this.stats.received++
       await this.dispatch(from, d.value)
       this.pump()
+      await framed.close().catch(() => {}) // one message per stream: end ours too, so the stream is released
     } catch (err) {
-      if (err instanceof WireError) {
+      if (err instanceof WireError && !wasHandled(err)) {
         // undecodable, oversized and truncated frames all cost the sender, who is told why
         this.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
         try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: `membership message refused: ${err.message}` }).finish())) } catch {}
@@ -215,13 +216,22 @@ export class MembershipService {
     const now = this.now()
     if (m.shuffleRequest != null || m.shuffleResponse != null) {
       const peers = ((m.shuffleRequest ?? m.shuffleResponse)!.peers ?? []) as dbc.membership.v1.PeerDescriptor[]
-      const entries: Array<ViewEntry<string, PeerInfo>> = []
-      for (const p of peers) {
-        const e = await this.fromDescriptor(p)
-        if (e !== undefined) entries.push(e)
+      const parsed: Array<ViewEntry<string, PeerInfo>> = []
+      for (const p of peers.slice(0, 2 * this.view.shuffleLength + 1)) {
+        const e = this.fromDescriptor(p)
+        if (e !== undefined) parsed.push(e)
       }
+      // checked before anything is stored: too many descriptors refuse the whole message
+      const entries = peers.length > 2 * this.view.shuffleLength ? undefined : screenShuffle(this.self, parsed, this.view.shuffleLength)
+      if (entries === undefined) { this.penalize(from, 'malformed'); return }
       if (m.shuffleRequest != null) this.view.handleShuffleRequest(now, from, entries)
       else this.view.handleShuffleResponse(now, from, entries)
+      // only descriptors the view kept are remembered (addresses of peers we are not connected to)
+      for (const e of entries) {
+        if (e.data !== undefined) this.init.onPeerInfo?.(e.peer, e.data)
+        if (!this.view.has(e.peer)) continue
+        if (e.data !== undefined && (this.host.getConnections?.(peerIdFromString(e.peer)).length ?? 0) === 0) await this.rememberAddrs(e.peer, e.data.addrs)
+      }
     } else if (m.announcement != null) {
       const a = m.announcement as Announcement
       if (!verifyAnnouncement(a)) { this.penalize(from, 'invalid-gossip'); return }
@@ -246,18 +256,19 @@ export class MembershipService {
   private async rememberAddrs (peer: string, addrs: Uint8Array[]): Promise<void> {
     if (addrs.length === 0 || peer === this.self) return
     try {
-      await this.host.peerStore.merge(peerIdFromString(peer), { multiaddrs: addrs.slice(0, 8).map(a => multiaddr(a)) })
+      const multiaddrs = []
+      for (const a of addrs.slice(0, MAX_ADDRS_PER_DESCRIPTOR)) { try { multiaddrs.push(multiaddr(a)) } catch {} }
+      if (multiaddrs.length > 0) await this.host.peerStore.merge(peerIdFromString(peer), { multiaddrs })
     } catch {}
   }
 
-  private async fromDescriptor (p: dbc.membership.v1.PeerDescriptor): Promise<ViewEntry<string, PeerInfo> | undefined> {
+  /** A descriptor as a view entry (nothing stored yet); undefined when its peer id is not valid. */
+  private fromDescriptor (p: dbc.membership.v1.PeerDescriptor): ViewEntry<string, PeerInfo> | undefined {
     let peer: string
     try { peer = peerIdTextOf(p.peerId) } catch { return undefined }
-    const info: PeerInfo = { addrs: p.addrs.slice(0, 8) }
+    const info: PeerInfo = { addrs: p.addrs.slice(0, MAX_ADDRS_PER_DESCRIPTOR) }
     if (p.latE4 !== 0 || p.lonE4 !== 0) { info.latE4 = p.latE4; info.lonE4 = p.lonE4 }
-    if (p.vivaldi.length > 0) info.vivaldi = p.vivaldi
-    await this.rememberAddrs(peer, info.addrs)
-    if (peer !== this.self) this.init.onPeerInfo?.(peer, info)
+    if (p.vivaldi.length > 0) info.vivaldi = p.vivaldi.slice(0, 8)
     return { peer, age: p.age, data: info }
   }
 }

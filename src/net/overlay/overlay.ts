@@ -13,6 +13,7 @@ import { createVivaldiCoordinate, vivaldiUpdate, vivaldiFromArray, vivaldiToArra
 import { dbc } from '../../wire/gen/wire.js'
 import { encodeSignedCapability, matchesQuery, type CapabilityInit } from '../../core/capability/index.js'
 import { FramedStream } from '../framed.js'
+import { guardedHandle, wasHandled, type GuardedStreamInit } from '../guard/index.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { WireError } from '../../errors.js'
 
@@ -120,7 +121,7 @@ export class Overlay {
   }
 
   async start (): Promise<void> {
-    await this.host.handle(VIVALDI_PROTOCOL, (stream, connection) => { void this.answerProbe(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 8, runOnLimitedConnection: true })
+    await guardedHandle(this.host, VIVALDI_PROTOCOL, (stream, connection, g) => { void this.answerProbe(stream, connection.remotePeer.toString(), g.open) }, { maxInboundStreams: 8, runOnLimitedConnection: true, expectsRequest: true })
     await this.envelopes.start()
     await this.capabilities.start()
     await this.membership.start()
@@ -248,9 +249,9 @@ export class Overlay {
   }
 
   /** Answers probes on one stream (at most two, as `probe` sends) with our coordinate. */
-  private async answerProbe (stream: Parameters<Parameters<Host['handle']>[1]>[0], from: string): Promise<void> {
+  private async answerProbe (stream: Parameters<Parameters<Host['handle']>[1]>[0], from: string, open: (init: GuardedStreamInit) => FramedStream): Promise<void> {
     if (this.scores.isBanned(Date.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
-    const framed = new FramedStream(stream, { maxFrameBytes: PROBE_MAX_BYTES })
+    const framed = open({ maxFrameBytes: PROBE_MAX_BYTES })
     try {
       for (let i = 0; i < 2; i++) {
         const frame = await framed.read({ signal: AbortSignal.timeout(5000) })
@@ -262,7 +263,7 @@ export class Overlay {
       await framed.close()
     } catch (err) {
       // a frame over the limit or one that does not decode costs the sender; a timeout does not
-      if (err instanceof WireError) this.charge(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+      if (err instanceof WireError && !wasHandled(err)) this.charge(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
       framed.abort(err as Error)
     }
   }

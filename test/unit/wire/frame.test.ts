@@ -69,4 +69,30 @@ test('decodeMessage returns an error value for garbage and caps repeated fields'
   }), { numRuns: 500 })
 })
 
+test('the frame limit may be a function asked at every prefix, or changed with the setter', () => {
+  let limit = 10
+  const dec = new FrameDecoder({ maxFrameBytes: () => limit })
+  assert.is((dec.push(encodeFrame(new Uint8Array(5)))[0] as Uint8Array).length, 5)
+  limit = 100
+  assert.is((dec.push(encodeFrame(new Uint8Array(50)))[0] as Uint8Array).length, 50)
+  dec.setMaxFrameBytes(20)
+  const r = dec.push(encodeFrame(new Uint8Array(21)))
+  assert.is((r[0] as WireError).code, 'FRAME_TOO_LARGE')
+})
+
+test('admit sees each announced length before any byte of the frame is buffered, and may refuse it', () => {
+  const seen: number[] = []
+  const dec = new FrameDecoder({ maxFrameBytes: 1000, admit: (n) => { seen.push(n); return n > 100 ? new WireError('BUFFER_LIMIT', 'over budget') : undefined } })
+  const ok = dec.push(encodeFrame(new Uint8Array(10)))
+  assert.is((ok[0] as Uint8Array).length, 10)
+  assert.is(dec.frameLength, -1)
+  dec.push(encodeFrame(new Uint8Array(40)).subarray(0, 3))
+  assert.is(dec.frameLength, 40, 'the announced length is known while the body arrives')
+  dec.push(encodeFrame(new Uint8Array(40)).subarray(3))
+  const refused = dec.push(encodeFrame(new Uint8Array(500)).subarray(0, 2))
+  assert.is((refused[0] as WireError).code, 'BUFFER_LIMIT')
+  assert.is(dec.buffered, 0)
+  assert.equal(seen, [10, 40, 500])
+})
+
 test.run()
