@@ -4,10 +4,11 @@
 import { createHash, createPrivateKey, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
-import { checkLease, checkTaskUnderLease } from '../core/scheduler/ownership.js'
+import { checkTaskUnderLease } from '../core/scheduler/ownership.js'
 import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
 import type { LocalProvider } from './local-transport.js'
 import { nodeVerifyByPeerId } from './signing.js'
+import { LeaseBook } from './lease-book.js'
 
 export interface FakeProviderInit {
   secretKey: Uint8Array
@@ -46,6 +47,8 @@ export class FakeProvider implements LocalProvider {
   readonly peerId: Uint8Array
   private readonly key: KeyObject
   private readonly leases = new Map<string, dbc.task.v1.ILease>()
+  /** The offers it issued (a lease must name one) and the leases it closed. */
+  readonly book = new LeaseBook()
   private count = 0
   private offerSeq = 0
   tasksRun = 0
@@ -62,7 +65,8 @@ export class FakeProvider implements LocalProvider {
   private now (): number { return this.init.now?.() ?? Date.now() }
   private sign (msg: Uint8Array): Uint8Array { return new Uint8Array(nodeSign(null, msg, this.key)) }
 
-  offer (req: dbc.task.v1.ILeaseRequest): dbc.task.v1.IOffer {
+  /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
+  offer (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array): dbc.task.v1.IOffer {
     const offerId = enc.encode(`${this.id}:${++this.offerSeq}`)
     const o: dbc.task.v1.IOffer = {
       offerId,
@@ -76,21 +80,27 @@ export class FakeProvider implements LocalProvider {
       perfScore: this.init.perfScore ?? 100,
       refusal: this.init.refuse ?? ''
     }
-    return { ...o, signature: this.sign(offerSigningBytes(o)) }
+    const signed = { ...o, signature: this.sign(offerSigningBytes(o)) }
+    this.book.issued(signed, sender ?? req.requester, this.now())
+    return signed
   }
 
   openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): void {
-    const ok = checkLease({ lease, sender, self: this.peerId, now: this.now(), verify: nodeVerifyByPeerId })
-    if (!ok.ok) throw new Error(`lease refused: ${ok.reason}`)
+    this.book.admit({ lease, sender, self: this.peerId, now: this.now(), verify: nodeVerifyByPeerId })
     this.leases.set(toHex(lease.leaseId ?? new Uint8Array()), lease)
   }
 
-  closeLease (leaseId: Uint8Array): void { this.leases.delete(toHex(leaseId)) }
+  closeLease (leaseId: Uint8Array): void { this.leases.delete(toHex(leaseId)); this.book.closedLease(leaseId) }
 
   async runTask (task: dbc.task.v1.ITask, sender: Uint8Array): Promise<dbc.task.v1.ITaskResult> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
-    const admitted = lease === undefined ? { ok: false as const, reason: 'no such lease' } : checkTaskUnderLease({ task, lease, sender, now: this.now(), verify: nodeVerifyByPeerId })
+    if (lease === undefined) {
+      this.refusedTasks++
+      // a lease never opened here throws (charged); one closed lately is refused quietly
+      return { ...base, ok: false, error: `refused: ${this.book.missingLease(task.leaseId ?? new Uint8Array()).reason}` }
+    }
+    const admitted = checkTaskUnderLease({ task, lease, sender, now: this.now(), verify: nodeVerifyByPeerId })
     if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, error: `refused: ${admitted.reason}` } }
     const n = ++this.count
     const started = this.now()

@@ -4,15 +4,23 @@
 import type { dbc } from '../wire/gen/wire.js'
 import { offerView, type JobTransport, type TransportOffer } from './transport.js'
 import { toHex } from '../core/identity/index.js'
+import type { WireError } from '../errors.js'
 
 /** What a provider exposes in process (a ComputePeer adapts to this). */
 export interface LocalProvider {
   /** The transport's id for this provider. */
   readonly id: string
-  offer: (req: dbc.task.v1.ILeaseRequest) => Promise<dbc.task.v1.IOffer> | dbc.task.v1.IOffer
+  /** `sender`: the peer asking, when the transport authenticated it (an offer may be leased by it only). */
+  offer: (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array) => Promise<dbc.task.v1.IOffer> | dbc.task.v1.IOffer
   openLease: (lease: dbc.task.v1.ILease, sender: Uint8Array) => Promise<void> | void
-  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal }) => Promise<dbc.task.v1.ITaskResult>
+  /** `opts.charge`: charges the sender for a task no honest submitter sends (the transport's peer score). */
+  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: WireError) => void }) => Promise<dbc.task.v1.ITaskResult>
   closeLease?: (leaseId: Uint8Array) => void
+  /**
+   * Task input bytes `sender` may send now: the most its open leases' requests announced;
+   * undefined when it holds no lease here (then only small frames are accepted from it).
+   */
+  leasedInputBytes?: (sender: Uint8Array) => number | undefined
 }
 
 export interface LocalTransportInit {

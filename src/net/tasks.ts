@@ -18,10 +18,24 @@ import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
 import type { LocalProvider } from '../jobs/local-transport.js'
 import { offerView, type JobTransport, type TransportOffer } from '../jobs/transport.js'
+import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 
 export const TASK_PROTOCOL = '/dbc/task/1.0.0'
 /** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
 export const TASK_MAX_FRAME = 16 * 1024 * 1024
+/** What a peer without a lease may send: a lease request or a lease (a few hundred bytes). */
+export const TASK_REQUEST_MAX_FRAME = SMALL_FRAME_BYTES
+/** Room for the module sent inline with a lease's first task (task modules are KiBs; 4 MiB is ample). */
+export const TASK_CODE_ALLOWANCE = 4 * 1024 * 1024
+
+/**
+ * The largest task frame a lease holder may send: its lease request announced `inputBytes`, an
+ * estimate (the first list item, or the average file chunk), so twice that, plus the module
+ * and the task's other fields; never above TASK_MAX_FRAME.
+ */
+export function taskFrameCap (inputBytes: number): number {
+  return Math.min(TASK_MAX_FRAME, TASK_CODE_ALLOWANCE + 2 * Math.max(0, inputBytes) + TASK_REQUEST_MAX_FRAME)
+}
 const log = logger('dbc:task')
 const TaskMessage = dbc.task.v1.TaskMessage
 
@@ -31,19 +45,31 @@ export interface TaskServerInit {
   maxInboundStreams?: number
 }
 
-/** Provider side: serves lease requests, leases and tasks for `provider`. */
+/**
+ * Provider side: serves lease requests, leases and tasks for `provider`. Large frames (task
+ * inputs) only from peers holding a lease here, up to what their lease request announced
+ * (`provider.leasedInputBytes`); a provider without that hook keeps TASK_MAX_FRAME for all.
+ */
 export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean }, init: TaskServerInit = {}): Promise<void> {
   const heartbeatMs = init.heartbeatMs ?? 1000
-  await host.handle(TASK_PROTOCOL, async (stream: Stream, connection: Connection) => {
-    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
+  await guardedHandle(host, TASK_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
     const sender = connection.remotePeer.toMultihash().bytes
+    const leased = provider.leasedInputBytes?.bind(provider)
+    const framed = g.open({
+      maxFrameBytes: leased === undefined
+        ? TASK_MAX_FRAME
+        : () => {
+            const bytes = leased(sender)
+            return bytes === undefined ? TASK_REQUEST_MAX_FRAME : taskFrameCap(bytes)
+          }
+    })
     try {
       const frame = await framed.readRequired({ signal: AbortSignal.timeout(30_000) })
       const m = decodeMessage(TaskMessage, frame)
       if (!m.ok) throw m.error
       const msg = m.value
       if (msg.leaseRequest != null) {
-        const offer = await provider.offer(msg.leaseRequest)
+        const offer = await provider.offer(msg.leaseRequest, sender)
         await framed.write(TaskMessage.encode({ offer }).finish())
         await framed.close()
       } else if (msg.lease != null) {
@@ -69,8 +95,11 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
         let result: dbc.task.v1.ITaskResult
         try {
-          result = await provider.runTask(msg.task, sender, { signal: ac.signal })
+          // charge: a module refused at validation that our own submitter would not have sent
+          result = await provider.runTask(msg.task, sender, { signal: ac.signal, charge: err => init.onBadInput?.(connection.remotePeer, err) })
         } catch (err) {
+          // a protocol violation (a task under no lease of ours) is charged below, not answered
+          if (err instanceof WireError) throw err
           const e = err as DbcError
           result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, error: `${e.code ?? 'ERROR'}: ${e.message}` }
         }
@@ -80,14 +109,23 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease or a task')
       }
     } catch (err) {
-      if (err instanceof WireError) {
-        init.onBadInput?.(connection.remotePeer, err)
+      if (err instanceof WireError) init.onBadInput?.(connection.remotePeer, err)
+      // typed refusals go back, charged or not (a lease on an expired offer: ask for a new one)
+      if (err instanceof DbcError) {
         try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: err.message }).finish())) } catch {}
       }
       log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
       framed.abort(err as Error)
     }
-  }, { maxInboundStreams: init.maxInboundStreams ?? 1024 })
+  }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true })
+}
+
+/** The typed refusal (a ProtocolError frame) a provider sent instead of an answer, if that is what `frame` is. */
+function refusalIn (frame: Uint8Array): DbcError | undefined {
+  try {
+    const e = dbc.common.v1.ProtocolError.decode(frame)
+    return e.code !== '' ? new DbcError(e.code, e.message) : undefined
+  } catch { return undefined }
 }
 
 export interface NetworkEstimate { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number }
@@ -143,7 +181,8 @@ export class Libp2pJobTransport implements JobTransport {
       await framed.write(TaskMessage.encode(msg).finish(), { signal })
       const frame = await framed.readRequired({ signal })
       const m = decodeMessage(TaskMessage, frame)
-      if (!m.ok) throw m.error
+      const answered = m.ok && (m.value.offer != null || m.value.result != null || m.value.heartbeat != null)
+      if (!answered) throw refusalIn(frame) ?? (m.ok ? new WireError('UNEXPECTED_MESSAGE', 'the provider answered with no offer or result') : m.error)
       await framed.close().catch(() => {})
       return m.value
     } catch (err) {
@@ -189,7 +228,8 @@ export class Libp2pJobTransport implements JobTransport {
     const m = decodeMessage(TaskMessage, first)
     if (!m.ok || m.value.heartbeat == null) {
       framed.abort(new Error('lease refused'))
-      throw new DbcError('LEASE_REFUSED', `provider ${provider} did not accept the lease`)
+      const why = refusalIn(first)
+      throw new DbcError('LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
     }
     const key = toHex(lease.leaseId ?? new Uint8Array())
     this.leases.set(key, { provider, stream: framed })
@@ -221,6 +261,9 @@ export class Libp2pJobTransport implements JobTransport {
   }
 
   async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
+    // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
+    // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
+    if (this.leases.get(toHex(task.leaseId ?? new Uint8Array()))?.provider !== provider) throw new DbcError('LEASE_LOST', `the lease with provider ${provider} is closed; the task runs under another lease`)
     const peer = peerIdFromString(provider)
     const code = task.code ?? new Uint8Array()
     let send = task

@@ -102,14 +102,15 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
           return [task({ lease })]
         },
         expect: 'refused (no offer of this node backs it); sender charged',
-        charge: 'pending' // today: the lease is opened and heartbeated
+        charge: 'must',
+        reply: /LEASE_UNKNOWN_OFFER/
       },
       {
         name: 'task-for-lease-never-opened',
         craft: c => [task({ task: { taskId: rand(c, 16), jobId: rand(c, 16), leaseId: rand(c, 16), index: 0, attempt: 1, executor: 'wasm', code: rand(c, 64), entry: 'run', input: rand(c, 8) } })],
-        expect: 'refused with a result naming the missing lease; sender charged',
-        charge: 'pending',
-        reply: /^result ok=false refused: no such lease/
+        expect: 'refused (TASK_NO_LEASE); sender charged',
+        charge: 'must',
+        reply: /TASK_NO_LEASE/
       },
       {
         name: 'result-for-task-never-leased',

@@ -83,6 +83,12 @@ export async function runGridScenario (s: GridScenario): Promise<{ elapsedMs: nu
       const x = r.index * 0.5 + 1
       assert.is(Buffer.from(r.output, 'base64').readDoubleLE(0), x * x, `task ${r.index}`)
     }
+    // an honest submitter breaks no provider's protocol (leases name their offers, tasks their leases): none charged it
+    for (const p of providers) {
+      if (p.process.exitCode !== null || p.process.signalCode !== null) continue
+      const st = await p.api.call<{ penalizedPeers: Array<{ peer: string }> }>('GET', '/v1/status')
+      assert.equal(st.penalizedPeers.filter(x => x.peer === submitter.peerId), [], `provider ${p.spec.name} charged the honest submitter`)
+    }
     return { elapsedMs, summary: status.summary ?? {} }
   } finally {
     await net.stop()

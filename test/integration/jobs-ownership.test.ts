@@ -46,7 +46,9 @@ test('a session token the owner signed authorizes exactly its scope, until it ex
 test('providers accept tasks only from the lease holder', async () => {
   const p = new FakeProvider({ secretKey: key(50).secretKey, compute })
   const now = Date.now()
-  const lease = signLease(owner.secretKey, { leaseId: new Uint8Array([7]), offerId: new Uint8Array([1]), jobId: new Uint8Array([9]), holder: owner.peerId, provider: p.peerId, expiresAt: now + 60_000, heartbeatMs: 200 })
+  // a lease names an offer this provider issued to its holder
+  const offer = p.offer({ jobId: new Uint8Array([9]), requester: owner.peerId, slots: 1 })
+  const lease = signLease(owner.secretKey, { leaseId: new Uint8Array([7]), offerId: offer.offerId, jobId: new Uint8Array([9]), holder: owner.peerId, provider: p.peerId, expiresAt: now + 60_000, heartbeatMs: 200 })
   p.openLease(lease, owner.peerId)
   const task = { taskId: new Uint8Array([1]), jobId: new Uint8Array([9]), leaseId: new Uint8Array([7]), index: 0, attempt: 1, input: new Uint8Array([1]) }
   assert.ok((await p.runTask(task, owner.peerId)).ok)
@@ -56,11 +58,13 @@ test('providers accept tasks only from the lease holder', async () => {
   assert.throws(() => p.openLease(lease, stranger.peerId), /does not hold the lease/)
   // Tampered signed task and wrong job are refused by the pure check.
   const signed = signTask(owner.secretKey, task)
-  assert.ok(checkTaskFromLeaseHolder({ task: signed, lease, sender: owner.peerId, self: p.peerId, now }).ok)
-  assert.not.ok(checkTaskFromLeaseHolder({ task: { ...signed, input: new Uint8Array([2]) }, lease, sender: owner.peerId, now }).ok)
-  assert.not.ok(checkTaskFromLeaseHolder({ task: { ...task, jobId: new Uint8Array([8]) }, lease, sender: owner.peerId, now }).ok)
-  assert.not.ok(checkTaskFromLeaseHolder({ task, lease, sender: owner.peerId, now: now + 120_000 }).ok)
-  assert.not.ok(checkTaskFromLeaseHolder({ task, lease: { ...lease, holder: stranger.peerId }, sender: stranger.peerId, now }).ok)
+  const issuedOffer = { offerId: offer.offerId!, jobId: new Uint8Array([9]), requester: owner.peerId, expiresAt: now + 60_000 }
+  assert.ok(checkTaskFromLeaseHolder({ task: signed, lease, sender: owner.peerId, self: p.peerId, now, issuedOffer }).ok)
+  assert.not.ok(checkTaskFromLeaseHolder({ task: { ...signed, input: new Uint8Array([2]) }, lease, sender: owner.peerId, now, issuedOffer }).ok)
+  assert.not.ok(checkTaskFromLeaseHolder({ task: { ...task, jobId: new Uint8Array([8]) }, lease, sender: owner.peerId, now, issuedOffer }).ok)
+  assert.not.ok(checkTaskFromLeaseHolder({ task, lease, sender: owner.peerId, now: now + 120_000, issuedOffer }).ok)
+  assert.not.ok(checkTaskFromLeaseHolder({ task, lease: { ...lease, holder: stranger.peerId }, sender: stranger.peerId, now, issuedOffer }).ok)
+  assert.not.ok(checkTaskFromLeaseHolder({ task: signed, lease, sender: owner.peerId, self: p.peerId, now, issuedOffer: undefined }).ok, 'no offer backs the lease')
 })
 
 test.run()

@@ -137,20 +137,53 @@ export function signTask (holder: SecretOrSigner, task: dbc.task.v1.ITask): dbc.
 
 export type TaskAdmission = { ok: true } | { ok: false, reason: string }
 
+/**
+ * Why a lease was refused, and what the refusal costs its sender: 'reject' where no honest
+ * submitter sends such a lease (charge it), 'ignore' where one may (a slow or skewed one).
+ */
+export type LeaseRefusal = {
+  ok: false
+  reason: string
+  code: 'LEASE_BAD_SIGNATURE' | 'LEASE_WRONG_PROVIDER' | 'LEASE_NOT_HOLDER' | 'LEASE_EXPIRED' | 'LEASE_UNKNOWN_OFFER' | 'LEASE_OFFER_MISMATCH' | 'LEASE_OFFER_EXPIRED'
+  action: 'reject' | 'ignore'
+}
+export type LeaseAdmission = { ok: true } | LeaseRefusal
+
+/** What a provider remembers of an offer it signed and sent (src/jobs/lease-book.ts keeps them). */
+export interface IssuedOffer {
+  offerId: Uint8Array
+  jobId: Uint8Array
+  /** The peer that asked for it (the stream's authenticated sender): only it may lease it. */
+  requester: Uint8Array
+  expiresAt: number
+}
+
 const EMPTY = new Uint8Array()
+const refuse = (code: LeaseRefusal['code'], reason: string, action: LeaseRefusal['action'] = 'reject'): LeaseRefusal => ({ ok: false, code, reason, action })
 
 /**
  * Provider side, once per lease: the lease is signed by its holder, was granted by this
- * provider (`self`), comes from the holder (`sender`, authenticated by the transport) and
- * is live. Keep the lease after this passes; check each task with `checkTaskUnderLease`.
+ * provider (`self`), comes from the holder (`sender`, authenticated by the transport), is
+ * live, and names an offer this provider issued to that holder for that job, still open
+ * (`issuedOffer`: what the provider's own book holds under `lease.offerId`, undefined when
+ * nothing). A lease carries no slots or prices: it runs on its offer's, and an offer backs
+ * one lease (the book forgets it once leased). Keep the lease after this passes; check each
+ * task with `checkTaskUnderLease`.
  */
-export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier }): TaskAdmission {
+export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier, issuedOffer: IssuedOffer | undefined }): LeaseAdmission {
   const { lease, sender, now } = p
   const holder = lease.holder ?? EMPTY
-  if (!(p.verify ?? verifyByPeerId)(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return { ok: false, reason: 'the lease is not signed by its holder' }
-  if (p.self !== undefined && !bytesEqual(lease.provider ?? EMPTY, p.self)) return { ok: false, reason: 'the lease was granted by another provider' }
-  if (!bytesEqual(sender, holder)) return { ok: false, reason: 'the sender does not hold the lease' }
-  if ((lease.expiresAt ?? 0) <= now) return { ok: false, reason: 'the lease expired' }
+  if (!(p.verify ?? verifyByPeerId)(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return refuse('LEASE_BAD_SIGNATURE', 'the lease is not signed by its holder')
+  if (p.self !== undefined && !bytesEqual(lease.provider ?? EMPTY, p.self)) return refuse('LEASE_WRONG_PROVIDER', 'the lease was granted by another provider')
+  if (!bytesEqual(sender, holder)) return refuse('LEASE_NOT_HOLDER', 'the sender does not hold the lease')
+  // the submitter sets the expiry; only a clock far off makes it past: not charged
+  if ((lease.expiresAt ?? 0) <= now) return refuse('LEASE_EXPIRED', 'the lease expired', 'ignore')
+  const o = p.issuedOffer
+  if (o === undefined || !bytesEqual(o.offerId, lease.offerId ?? EMPTY)) return refuse('LEASE_UNKNOWN_OFFER', 'the lease names no open offer of this provider (ask for an offer first)')
+  if (!bytesEqual(o.jobId, lease.jobId ?? EMPTY)) return refuse('LEASE_OFFER_MISMATCH', 'the offer was made for another job')
+  if (!bytesEqual(o.requester, holder)) return refuse('LEASE_OFFER_MISMATCH', 'the offer was made to another requester')
+  // an honest submitter that placed slowly may lease an offer just past its expiry: not charged
+  if (o.expiresAt <= now) return refuse('LEASE_OFFER_EXPIRED', 'the offer expired before the lease came (ask for a new offer)', 'ignore')
   return { ok: true }
 }
 
@@ -172,7 +205,7 @@ export function checkTaskUnderLease (p: { task: dbc.task.v1.ITask, lease: dbc.ta
 }
 
 /** Both checks at once, for a provider that sees the lease with the task. */
-export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier }): TaskAdmission {
+export function checkTaskFromLeaseHolder (p: { task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier, issuedOffer: IssuedOffer | undefined }): TaskAdmission {
   const l = checkLease(p)
   return l.ok ? checkTaskUnderLease(p) : l
 }
