@@ -60,6 +60,8 @@ export interface GuardStats {
   framesRefused: number
   deadlinesMissed: number
   identitiesRefused: number
+  /** Connections from addresses in debt refused before their handshake. */
+  connectionsThrottled: number
   peersTrimmed: number
 }
 
@@ -83,7 +85,7 @@ type HandleHost = Pick<Libp2p, 'handle'>
 type AttachHost = Pick<Libp2p, 'addEventListener' | 'removeEventListener' | 'getConnections' | 'peerStore' | 'peerId'>
 
 export class InboundGuard {
-  readonly stats: GuardStats = { streamsRefused: 0, framesRefused: 0, deadlinesMissed: 0, identitiesRefused: 0, peersTrimmed: 0 }
+  readonly stats: GuardStats = { streamsRefused: 0, framesRefused: 0, deadlinesMissed: 0, identitiesRefused: 0, connectionsThrottled: 0, peersTrimmed: 0 }
   readonly gate: IdentityGate | undefined
   private readonly init: InboundGuardInit
   private readonly now: () => number
@@ -251,8 +253,14 @@ export class InboundGuard {
   }
 
   /** A connection gater for createHost: refuses banned peers and new identities an address may not introduce now. */
-  connectionGater (): { denyInboundEncryptedConnection: (peer: PeerId, maConn: { remoteAddr: Multiaddr }) => boolean } {
+  connectionGater (): { denyInboundConnection: (maConn: { remoteAddr: Multiaddr }) => boolean, denyInboundEncryptedConnection: (peer: PeerId, maConn: { remoteAddr: Multiaddr }) => boolean } {
     return {
+      // before the handshake: an address whose identities were banned re-dials at a bounded rate
+      denyInboundConnection: (maConn) => {
+        if (this.gate === undefined || this.gate.admitConnection(this.now(), hostOf(maConn.remoteAddr))) return false
+        this.stats.connectionsThrottled++
+        return true
+      },
       denyInboundEncryptedConnection: (peerId, maConn) => {
         const peer = peerId.toString()
         if (this.init.isBanned?.(peer) === true) return true

@@ -50,7 +50,8 @@ test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; 
   const last = overlays.length - 1
   const fixed = [12.5, -40.25, 3.75, 0.5]
   overlays[last].coordinate.set(fixed.slice(0, overlays[last].coordinate.length))
-  const rtt = await overlays[0].measure(nodes[last].id)
+  // 15 s, not the default 5 s: the suite runs this beside daemons under attack (security tests)
+  const rtt = await overlays[0].measure(nodes[last].id, { signal: AbortSignal.timeout(15_000) })
   assert.ok(rtt > 0 && rtt < 1000, `rtt ${rtt}`)
   const learnt = overlays[0].known.get(nodes[last].id)?.vivaldi
   assert.ok(learnt !== undefined)
@@ -65,7 +66,7 @@ test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; 
 
 test('a published capability is gossiped into the other caches and answers queries locally', async () => {
   await overlays[1].publishCapability({ gpus: [{ model: 'RTX4090', count: 4, memoryMib: 24576 }], cpuCores: 32, memoryMib: 131072, ttlMs: 600_000, capabilities: ['gpu:RTX4090'] })
-  await waitFor(() => overlays.filter((o, i) => i !== 1 && o.capabilities.cache.size > 0).length >= 6, 10_000, 'capability gossip')
+  await waitFor(() => overlays.filter((o, i) => i !== 1 && o.capabilities.cache.size > 0).length >= 6, 20_000, 'capability gossip')
   const r = await overlays[0].capabilities.query({ capability: 'gpu:RTX4090', want: 1, minGpuCount: 4 })
   assert.is(r.results.length, 1)
   assert.ok(r.fromCache)

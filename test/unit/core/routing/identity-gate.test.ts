@@ -36,6 +36,20 @@ test('a ban puts the address into debt: fresh identities wait banCost refills pe
   assert.equal(g.restricted(6_000).map(r => [r.addr, r.bans]), [['x', 6]])
 })
 
+test('an address in debt may start one handshake a second; others always may', () => {
+  const g = new IdentityGate({ burst: 2, refillMs: 1000, banCost: 8 })
+  assert.ok(g.admitConnection(0, 'x'), 'an unknown address')
+  assert.is(g.admit(0, 'x', 'attacker'), 'new')
+  assert.ok(g.admitConnection(0, 'x'), 'not in debt')
+  assert.ok(g.admitConnection(0, 'x'), 'not in debt: no rate')
+  g.recordBan(0, 'x') // 1 - 8 = -7 tokens
+  assert.ok(g.admitConnection(10, 'x'), 'the first in debt passes')
+  assert.not.ok(g.admitConnection(500, 'x'), 'the next within a second does not')
+  assert.ok(g.admitConnection(1010, 'x'))
+  assert.ok(g.admitConnection(1010, 'y'), 'other addresses are not affected')
+  assert.ok(g.admitConnection(8000, 'x') && g.admitConnection(8001, 'x'), 'out of debt: no rate again')
+})
+
 test('tables are bounded: the least recently used address and identity are forgotten', () => {
   const g = new IdentityGate({ burst: 1, refillMs: 1e9, maxAddresses: 2, maxKnown: 2 })
   g.admit(0, 'a', 'p1')
