@@ -17,12 +17,10 @@ export class ComputePeerProvider implements LocalProvider {
   readonly id: string
   private readonly leases = new Map<string, dbc.task.v1.ILease>()
   private readonly code = new Map<string, Uint8Array>()
-  /** The offers it issued (a lease must name one) and the leases it closed. */
+  /** The offers it issued (a lease must name one, and its request's announced input bytes) and the leases it closed. */
   readonly book = new LeaseBook()
-  /** Input bytes each recent offer's request announced, by offer id (bounded: offers expire in seconds). */
-  private readonly announced = new Map<string, number>()
-  /** Per open lease: its holder and the input bytes its request announced (for the frame limit). */
-  private readonly leaseInputs = new Map<string, { holder: string, bytes: number, expiresAt: number }>()
+  /** Per holder, its open leases' input bytes and expiry (the frame limit: looked up per frame prefix). */
+  private readonly leaseInputs = new Map<string, Map<string, { bytes: number, expiresAt: number }>>()
   /** Modules refused at validation, by (sender, module): which refusals charge the sender. */
   private readonly badModules = new ModuleOffences()
 
@@ -33,35 +31,43 @@ export class ComputePeerProvider implements LocalProvider {
   /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
   offer (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array): dbc.task.v1.IOffer {
     const offer = this.peer.offer(req)
-    this.book.issued(offer, sender ?? req.requester, Date.now())
-    if ((offer.offerId ?? new Uint8Array()).length > 0 && (offer.refusal ?? '') === '') {
-      if (this.announced.size >= 1024) this.announced.delete(this.announced.keys().next().value as string)
-      this.announced.set(toHex(offer.offerId ?? new Uint8Array()), Math.max(0, Number(req.maxInputBytes ?? 0)))
-    }
+    const announced = Number(req.maxInputBytes ?? 0)
+    this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0)
     return offer
   }
 
   openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): void {
-    this.book.admit({ lease, sender, self: this.peer.peerId, now: Date.now(), verify: nodeVerifyByPeerId })
+    const offer = this.book.admit({ lease, sender, self: this.peer.peerId, now: Date.now(), verify: nodeVerifyByPeerId })
     const id = toHex(lease.leaseId ?? new Uint8Array())
-    this.leases.set(id, lease)
-    // a lease for an offer this provider no longer remembers keeps the policy's own input limit
-    const bytes = this.announced.get(toHex(lease.offerId ?? new Uint8Array())) ?? this.peer.policy.maxInputBytes
-    this.leaseInputs.set(id, { holder: toHex(sender), bytes, expiresAt: Number(lease.expiresAt ?? 0) })
-  }
-
-  closeLease (leaseId: Uint8Array): void {
-    this.leases.delete(toHex(leaseId))
-    this.leaseInputs.delete(toHex(leaseId))
-    this.book.closedLease(leaseId)
-  }
-
-  leasedInputBytes (sender: Uint8Array): number | undefined {
     const holder = toHex(sender)
+    this.closeLease(lease.leaseId ?? new Uint8Array(), false) // a lease id reused by its holder replaces its entry
+    this.leases.set(id, lease)
+    let mine = this.leaseInputs.get(holder)
+    if (mine === undefined) { mine = new Map(); this.leaseInputs.set(holder, mine) }
+    mine.set(id, { bytes: offer.inputBytes ?? this.peer.policy.maxInputBytes, expiresAt: Number(lease.expiresAt ?? 0) })
+  }
+
+  closeLease (leaseId: Uint8Array, remember = true): void {
+    const id = toHex(leaseId)
+    const lease = this.leases.get(id)
+    this.leases.delete(id)
+    if (lease !== undefined) {
+      const holder = toHex(lease.holder ?? new Uint8Array())
+      const mine = this.leaseInputs.get(holder)
+      mine?.delete(id)
+      if (mine?.size === 0) this.leaseInputs.delete(holder)
+    }
+    if (remember) this.book.closedLease(leaseId)
+  }
+
+  /** The largest input `sender`'s live leases here announced; undefined when it holds none. */
+  leasedInputBytes (sender: Uint8Array): number | undefined {
+    const mine = this.leaseInputs.get(toHex(sender))
+    if (mine === undefined) return undefined
     const now = Date.now()
     let most: number | undefined
-    for (const l of this.leaseInputs.values()) {
-      if (l.holder !== holder || (l.expiresAt > 0 && l.expiresAt < now)) continue
+    for (const l of mine.values()) {
+      if (l.expiresAt > 0 && l.expiresAt < now) continue
       most = Math.max(most ?? 0, l.bytes)
     }
     return most

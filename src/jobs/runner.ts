@@ -14,7 +14,7 @@ import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { nodeSuite } from '../crypto/suite.js'
 import {
   JobMachine, ReputationBook, placeTasks, placeRandomly, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
-  taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, signLease,
+  taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, largestInputBytes, signLease,
   type Manifest, type JobCommand, type JobEvent, type Placement, type Progress, type TaskInputSpec, type CopyRecord,
   type PlacementSummary, type PlacementRequest, type TaskPlacementExplanation, type OfferView, type RestoredTask
 } from '../core/scheduler/index.js'
@@ -131,6 +131,8 @@ export class JobRunner {
   private startedAt = 0
   private taskCount = 0
   private fileSize?: number
+  /** The job's largest task input: what its lease requests announce (a provider's frame limit). */
+  private maxInputBytes = 0
   private lookingForLeases = false
   private signal?: AbortSignal
   private done = false
@@ -158,6 +160,9 @@ export class JobRunner {
     this.fileSize = this.init.fileSize
     if (this.fileSize === undefined && this.m.inputs.files?.path !== undefined) this.fileSize = (await stat(resolve(this.init.baseDir ?? '.', this.m.inputs.files.path))).size
     this.taskCount = countTasks(this.m, this.fileSize)
+    const paths = this.m.inputs.files?.paths
+    const sizes = paths === undefined ? undefined : await Promise.all(paths.map(async p => await stat(resolve(this.init.baseDir ?? '.', p)).then(s => s.size, () => undefined)))
+    this.maxInputBytes = largestInputBytes(this.m, this.fileSize, sizes?.map(s => s ?? 0))
     let restored: Map<number, RestoredTask> | undefined
     if (this.init.store !== undefined) {
       markRunningCopiesLost(this.init.store, this.jobId, this.now())
@@ -248,7 +253,7 @@ export class JobRunner {
       maxPriceHour: this.m.budget.maxPricePerHour ?? 0,
       executor: this.m.executor,
       expectedTaskMs: this.m.task.expectedMs,
-      maxInputBytes: expectedInputBytes(this.m, this.fileSize),
+      maxInputBytes: this.maxInputBytes,
       requestExpiresAt: this.now() + 10_000
     }
   }

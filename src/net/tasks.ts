@@ -19,19 +19,22 @@ import type { Host } from './host.js'
 import type { LocalProvider } from '../jobs/local-transport.js'
 import { offerView, type JobTransport, type TransportOffer } from '../jobs/transport.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
+import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
 
 export const TASK_PROTOCOL = '/dbc/task/1.0.0'
 /** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
 export const TASK_MAX_FRAME = 16 * 1024 * 1024
 /** What a peer without a lease may send: a lease request or a lease (a few hundred bytes). */
 export const TASK_REQUEST_MAX_FRAME = SMALL_FRAME_BYTES
-/** Room for the module sent inline with a lease's first task (task modules are KiBs; 4 MiB is ample). */
-export const TASK_CODE_ALLOWANCE = 4 * 1024 * 1024
+/** Room for the module sent inline with a lease's first task: the largest module providers validate (8 MiB). */
+export const TASK_CODE_ALLOWANCE = DEFAULT_MODULE_LIMITS.maxModuleBytes
+/** A provider's writes to a peer (offers, heartbeats, results, closes) wait this long for it to read. */
+export const TASK_WRITE_TIMEOUT_MS = 30_000
 
 /**
- * The largest task frame a lease holder may send: its lease request announced `inputBytes`, an
- * estimate (the first list item, or the average file chunk), so twice that, plus the module
- * and the task's other fields; never above TASK_MAX_FRAME.
+ * The largest task frame a lease holder may send: its lease request announced `inputBytes`, the
+ * job's largest task input, so twice that (slack for encodings), plus the module and the task's
+ * other fields; never above TASK_MAX_FRAME.
  */
 export function taskFrameCap (inputBytes: number): number {
   return Math.min(TASK_MAX_FRAME, TASK_CODE_ALLOWANCE + 2 * Math.max(0, inputBytes) + TASK_REQUEST_MAX_FRAME)
@@ -41,6 +44,8 @@ const TaskMessage = dbc.task.v1.TaskMessage
 
 export interface TaskServerInit {
   heartbeatMs?: number
+  /** How long a write to a peer that does not read may wait (default TASK_WRITE_TIMEOUT_MS). */
+  writeTimeoutMs?: number
   onBadInput?: (peer: PeerId, err: WireError) => void
   maxInboundStreams?: number
 }
@@ -63,6 +68,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
             return bytes === undefined ? TASK_REQUEST_MAX_FRAME : taskFrameCap(bytes)
           }
     })
+    const writeOpts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS) })
     try {
       const frame = await framed.readRequired({ signal: AbortSignal.timeout(30_000) })
       const m = decodeMessage(TaskMessage, frame)
@@ -70,26 +76,37 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
       const msg = m.value
       if (msg.leaseRequest != null) {
         const offer = await provider.offer(msg.leaseRequest, sender)
-        await framed.write(TaskMessage.encode({ offer }).finish())
-        await framed.close()
+        await framed.write(TaskMessage.encode({ offer }).finish(), writeOpts())
+        await framed.close(writeOpts())
       } else if (msg.lease != null) {
         const lease = msg.lease
         await provider.openLease(lease, sender)
-        // first heartbeat acknowledges the lease; then one per interval until either side closes
-        const beat = async (): Promise<void> => {
-          await framed.write(TaskMessage.encode({ heartbeat: { leaseId: lease.leaseId, at: Date.now() } }).finish())
-        }
-        await beat()
-        // beat as often as the holder asked (bounded), so its lease timeout means what it says
-        const every = Math.min(5000, Math.max(100, (lease.heartbeatMs ?? 0) > 0 ? (lease.heartbeatMs ?? heartbeatMs) : heartbeatMs))
-        const timer = setInterval(() => { beat().catch(() => { clearInterval(timer) }) }, every)
+        let timer: ReturnType<typeof setInterval> | undefined
         try {
+          // first heartbeat acknowledges the lease; then one per interval until either side closes
+          const beat = async (): Promise<void> => {
+            await framed.write(TaskMessage.encode({ heartbeat: { leaseId: lease.leaseId, at: Date.now() } }).finish(), writeOpts())
+          }
+          await beat()
+          // beat as often as the holder asked (bounded), so its lease timeout means what it says; a
+          // holder that does not read gets no new beat while one waits (its buffer holds one), and a
+          // beat unread for TASK_WRITE_TIMEOUT_MS ends the lease
+          const every = Math.min(5000, Math.max(100, (lease.heartbeatMs ?? 0) > 0 ? (lease.heartbeatMs ?? heartbeatMs) : heartbeatMs))
+          let waiting = false
+          timer = setInterval(() => {
+            if (waiting) return
+            waiting = true
+            beat().then(() => { waiting = false }, (err: Error) => {
+              clearInterval(timer)
+              framed.abort(new Error(`the lease holder did not read its heartbeats: ${err.message}`))
+            })
+          }, every)
           await framed.read() // resolves when the holder closes its end
         } finally {
           clearInterval(timer)
           provider.closeLease?.(lease.leaseId ?? new Uint8Array())
         }
-        await framed.close().catch(() => {})
+        await framed.close(writeOpts()).catch(() => {})
       } else if (msg.task != null) {
         const ac = new AbortController()
         stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
@@ -103,12 +120,19 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           const e = err as DbcError
           result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, error: `${e.code ?? 'ERROR'}: ${e.message}` }
         }
-        await framed.write(TaskMessage.encode({ result }).finish())
-        await framed.close()
+        // a submitter that never reads its result holds neither the handler nor the result for long
+        await framed.write(TaskMessage.encode({ result }).finish(), writeOpts())
+        await framed.close(writeOpts())
       } else {
         throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease or a task')
       }
-    } catch (err) {
+    } catch (caught) {
+      let err = caught
+      // a lease holder's task above its lease's frame limit: the job's own limits disagree with
+      // ours (an honest one may announce less than it sends): refused with the reason, not charged
+      if (err instanceof WireError && err.code === 'FRAME_TOO_LARGE' && leased?.(sender) !== undefined) {
+        err = new TaskTooLargeError(err.message)
+      }
       if (err instanceof WireError) init.onBadInput?.(connection.remotePeer, err)
       // typed refusals go back, charged or not (a lease on an expired offer: ask for a new one)
       if (err instanceof DbcError) {
@@ -118,6 +142,14 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
       framed.abort(err as Error)
     }
   }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true })
+}
+
+/** A lease holder's task frame above what its lease request announced (refused, not charged). */
+export class TaskTooLargeError extends DbcError {
+  override name = 'TaskTooLargeError'
+  constructor (detail: string) {
+    super('TASK_TOO_LARGE', `task refused: ${detail} (the lease request announced smaller inputs)`, { hint: 'announce the job\'s largest task input in the lease request (max_input_bytes), or split the input' })
+  }
 }
 
 /** The typed refusal (a ProtocolError frame) a provider sent instead of an answer, if that is what `frame` is. */

@@ -101,8 +101,11 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
           lease.signature = nodeSigner(c.id.secret.subarray(0, 32))(leaseSigningBytes(lease)) // libp2p keeps seed + public key
           return [task({ lease })]
         },
-        expect: 'refused (no offer of this node backs it); sender charged',
-        charge: 'must',
+        // not charged: an honest runner sends such a lease too when the provider restarted or evicted
+        // its offer (lease requests are free, so a flood can push offers out); forged or mismatched
+        // leases (another signer, provider or requester) and a second lease on one offer are charged
+        expect: 'refused (no offer of this node backs it); not charged (an honest runner meets this after a provider restart)',
+        charge: 'no',
         reply: /LEASE_UNKNOWN_OFFER/
       },
       {

@@ -1,5 +1,6 @@
 // /dbc/task/1.0.0 between two libp2p hosts in this process: a provider opens a lease only on an
-// offer it issued to the holder, and charges a lease on any other offer; when the provider
+// offer it issued to the holder, charges a second lease on one offer and refuses (without a
+// charge) a lease on an offer it does not hold; when the provider
 // restarts (it forgets its offers and leases), the submitter stops using the old lease at once
 // (no task under it reaches the new process, so nothing is charged), asks again and goes on.
 import { test } from 'uvu'
@@ -50,11 +51,17 @@ test('leases need the provider\'s own offer; after a provider restart the submit
     assert.ok((await tr.runTask(provider, task(lease, 1), {})).ok)
     assert.equal(p.charged, [])
 
-    // an offer backs one lease: a second lease on it names no open offer, and is charged
+    // an offer backs one lease: a second lease on it is refused, and charged
     const me = submitter.peerId.toMultihash().bytes
     const again = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId: offer.offerId, jobId, holder: me, provider: offer.provider, expiresAt: Date.now() + 600_000 })
-    try { await tr.openLease(provider, again, {}); assert.unreachable('second lease on one offer opened') } catch (e) { assert.match((e as Error).message, /LEASE_UNKNOWN_OFFER/) }
-    assert.equal(p.charged, ['LEASE_UNKNOWN_OFFER'])
+    try { await tr.openLease(provider, again, {}); assert.unreachable('second lease on one offer opened') } catch (e) { assert.match((e as Error).message, /LEASE_OFFER_USED/) }
+    assert.equal(p.charged, ['LEASE_OFFER_USED'])
+
+    // a lease its holder signed for an offer the provider does not hold (restarted, or evicted it
+    // under a flood of lease requests): refused with the reason, not charged
+    const unknown = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId: new Uint8Array(randomBytes(16)), jobId, holder: me, provider: offer.provider, expiresAt: Date.now() + 600_000 })
+    try { await tr.openLease(provider, unknown, {}); assert.unreachable('lease on an unknown offer opened') } catch (e) { assert.match((e as Error).message, /LEASE_UNKNOWN_OFFER/) }
+    assert.equal(p.charged, ['LEASE_OFFER_USED'])
 
     // an offer that expired before the lease came: refused with the reason, not charged
     const late = await tr.requestOffers({ jobId, requester: me, slots: 1, executor: 'wasm' }, {})
@@ -62,7 +69,7 @@ test('leases need the provider\'s own offer; after a provider restart the submit
     const lateLease = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId: late[0].offer.offerId, jobId, holder: me, provider: late[0].offer.provider, expiresAt: Date.now() + 600_000 })
     try { await tr.openLease(provider, lateLease, {}); assert.unreachable('lease on an expired offer opened') } catch (e) { assert.match((e as Error).message, /LEASE_OFFER_EXPIRED/) }
     skewMs = 0
-    assert.equal(p.charged, ['LEASE_UNKNOWN_OFFER'])
+    assert.equal(p.charged, ['LEASE_OFFER_USED'])
 
     // restart: same identity, a fresh process state (no offers, no leases)
     await p.host.stop()

@@ -67,3 +67,24 @@ export function expectedInputBytes (m: Manifest, fileSize?: number): number {
   if (i.list !== undefined) return Math.min(1 << 20, encodeValueInput(i.list[0]).length)
   return 32
 }
+
+/**
+ * The largest input one task of the job carries, bytes: what a lease request announces, since a
+ * provider limits the holder's task frames to it (expectedInputBytes is the typical one, for
+ * timing). `fileSizes`: the sizes of `files.paths`, in order (unknown ones count as `fallback`).
+ */
+export function largestInputBytes (m: Manifest, fileSize?: number, fileSizes?: readonly number[], fallback = 16 * 1024 * 1024): number {
+  const i = m.inputs
+  if (i.list !== undefined) {
+    let most = 0
+    for (const v of i.list) most = Math.max(most, encodeValueInput(v, m.task.inputEncoding).length)
+    return most
+  }
+  // a range value is one number: at most ~24 bytes of JSON, 8 as f64
+  if (i.range !== undefined) return 32
+  const f = i.files!
+  if (f.paths !== undefined) return f.paths.length === 0 ? 0 : Math.max(...f.paths.map((_, k) => fileSizes?.[k] ?? fallback))
+  if (fileSize === undefined) return fallback
+  if (f.chunkBytes !== undefined) return Math.min(f.chunkBytes, fileSize)
+  return Math.ceil(fileSize / taskCount(m, fileSize))
+}

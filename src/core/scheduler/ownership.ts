@@ -144,7 +144,7 @@ export type TaskAdmission = { ok: true } | { ok: false, reason: string }
 export type LeaseRefusal = {
   ok: false
   reason: string
-  code: 'LEASE_BAD_SIGNATURE' | 'LEASE_WRONG_PROVIDER' | 'LEASE_NOT_HOLDER' | 'LEASE_EXPIRED' | 'LEASE_UNKNOWN_OFFER' | 'LEASE_OFFER_MISMATCH' | 'LEASE_OFFER_EXPIRED'
+  code: 'LEASE_BAD_SIGNATURE' | 'LEASE_WRONG_PROVIDER' | 'LEASE_NOT_HOLDER' | 'LEASE_EXPIRED' | 'LEASE_UNKNOWN_OFFER' | 'LEASE_OFFER_USED' | 'LEASE_OFFER_MISMATCH' | 'LEASE_OFFER_EXPIRED'
   action: 'reject' | 'ignore'
 }
 export type LeaseAdmission = { ok: true } | LeaseRefusal
@@ -156,6 +156,8 @@ export interface IssuedOffer {
   /** The peer that asked for it (the stream's authenticated sender): only it may lease it. */
   requester: Uint8Array
   expiresAt: number
+  /** Input bytes the lease request announced (its largest task input): the lease's task frame limit. */
+  inputBytes?: number
 }
 
 const EMPTY = new Uint8Array()
@@ -167,10 +169,10 @@ const refuse = (code: LeaseRefusal['code'], reason: string, action: LeaseRefusal
  * live, and names an offer this provider issued to that holder for that job, still open
  * (`issuedOffer`: what the provider's own book holds under `lease.offerId`, undefined when
  * nothing). A lease carries no slots or prices: it runs on its offer's, and an offer backs
- * one lease (the book forgets it once leased). Keep the lease after this passes; check each
- * task with `checkTaskUnderLease`.
+ * one lease (the book forgets it once leased; `offerUsed` says it was leased already). Keep the
+ * lease after this passes; check each task with `checkTaskUnderLease`.
  */
-export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier, issuedOffer: IssuedOffer | undefined }): LeaseAdmission {
+export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, self?: Uint8Array, now: number, verify?: PeerIdVerifier, issuedOffer: IssuedOffer | undefined, offerUsed?: boolean }): LeaseAdmission {
   const { lease, sender, now } = p
   const holder = lease.holder ?? EMPTY
   if (!(p.verify ?? verifyByPeerId)(holder, leaseSigningBytes(lease), lease.signature ?? EMPTY)) return refuse('LEASE_BAD_SIGNATURE', 'the lease is not signed by its holder')
@@ -179,7 +181,11 @@ export function checkLease (p: { lease: dbc.task.v1.ILease, sender: Uint8Array, 
   // the submitter sets the expiry; only a clock far off makes it past: not charged
   if ((lease.expiresAt ?? 0) <= now) return refuse('LEASE_EXPIRED', 'the lease expired', 'ignore')
   const o = p.issuedOffer
-  if (o === undefined || !bytesEqual(o.offerId, lease.offerId ?? EMPTY)) return refuse('LEASE_UNKNOWN_OFFER', 'the lease names no open offer of this provider (ask for an offer first)')
+  // a second lease on one offer: an honest runner leases each offer once (charged)
+  if (o === undefined && p.offerUsed === true) return refuse('LEASE_OFFER_USED', 'the offer backs a lease already (ask for a new offer)')
+  // an offer this provider does not hold, on a lease its holder signed for us: honest runners see
+  // this too (the provider restarted, or evicted the offer under a lease-request flood): not charged
+  if (o === undefined || !bytesEqual(o.offerId, lease.offerId ?? EMPTY)) return refuse('LEASE_UNKNOWN_OFFER', 'the lease names no open offer of this provider (ask for an offer first)', 'ignore')
   if (!bytesEqual(o.jobId, lease.jobId ?? EMPTY)) return refuse('LEASE_OFFER_MISMATCH', 'the offer was made for another job')
   if (!bytesEqual(o.requester, holder)) return refuse('LEASE_OFFER_MISMATCH', 'the offer was made to another requester')
   // an honest submitter that placed slowly may lease an offer just past its expiry: not charged

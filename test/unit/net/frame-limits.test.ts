@@ -9,6 +9,9 @@ import { ComputePeerProvider } from '../../../src/jobs/compute-provider.js'
 import { signLease } from '../../../src/core/scheduler/ownership.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { taskFrameCap, TASK_MAX_FRAME, TASK_CODE_ALLOWANCE, TASK_REQUEST_MAX_FRAME } from '../../../src/net/tasks.js'
+import { DEFAULT_MODULE_LIMITS } from '../../../src/core/compute/wasm-validate.js'
+import { largestInputBytes, encodeValueInput, validateManifest, type Manifest } from '../../../src/core/scheduler/index.js'
+import { dbc } from '../../../src/wire/gen/wire.js'
 import { TrainingMembers, trainingFrameBytes, MEMBERSHIP_TTL_MS } from '../../../src/training/members.js'
 import type { TrainingMessage } from '../../../src/training/transport.js'
 
@@ -16,6 +19,39 @@ test('the task frame cap follows the lease request\'s announced input, within TA
   assert.is(taskFrameCap(1000), TASK_CODE_ALLOWANCE + 2000 + TASK_REQUEST_MAX_FRAME)
   assert.is(taskFrameCap(100 * 1024 * 1024), TASK_MAX_FRAME)
   assert.ok(taskFrameCap(0) > TASK_REQUEST_MAX_FRAME)
+})
+
+const parseManifest = (raw: unknown): Manifest => {
+  const r = validateManifest(raw)
+  if (!r.ok) throw new Error(JSON.stringify(r.issues))
+  return r.manifest
+}
+
+test('an honest first task (the largest module providers validate, the job\'s largest input) fits its lease\'s frame cap', () => {
+  assert.is(TASK_CODE_ALLOWANCE, DEFAULT_MODULE_LIMITS.maxModuleBytes)
+  // a job whose first list item is small and a later one large: the lease announces the largest
+  const big = 'x'.repeat(700_000)
+  const m = parseManifest({ executor: 'wasm', code: { wasm: 'job.wasm' }, inputs: { list: ['a', big, 'b'] } })
+  const announced = largestInputBytes(m)
+  assert.is(announced, encodeValueInput(big).length)
+  for (const input of [encodeValueInput('a'), encodeValueInput(big)]) {
+    const frame = dbc.task.v1.TaskMessage.encode({
+      task: { taskId: new Uint8Array(80), jobId: new Uint8Array(32), leaseId: new Uint8Array(64), index: 1, attempt: 1, executor: 'wasm', codeHash: new Uint8Array(32), code: new Uint8Array(DEFAULT_MODULE_LIMITS.maxModuleBytes), entry: 'main', input, deadlineMs: 60_000, memoryLimitMib: 256 }
+    }).finish()
+    assert.ok(frame.length <= taskFrameCap(announced), `a task frame of ${frame.length} bytes is above the cap of ${taskFrameCap(announced)}`)
+  }
+})
+
+test('largestInputBytes: file chunks and partitions, file lists, ranges', () => {
+  const chunks = parseManifest({ executor: 'wasm', code: { wasm: 'job.wasm' }, inputs: { files: { path: 'd.bin', chunkBytes: 1000 } } })
+  assert.is(largestInputBytes(chunks, 2500), 1000)
+  assert.is(largestInputBytes(chunks, 300), 300)
+  const parts = parseManifest({ executor: 'wasm', code: { wasm: 'job.wasm' }, inputs: { files: { path: 'd.bin', partitions: 3 } } })
+  assert.is(largestInputBytes(parts, 1000), 334)
+  const files = parseManifest({ executor: 'wasm', code: { wasm: 'job.wasm' }, inputs: { files: { paths: ['a', 'b', 'c'] } } })
+  assert.is(largestInputBytes(files, undefined, [10, 5000, 20]), 5000)
+  const range = parseManifest({ executor: 'wasm', code: { wasm: 'job.wasm' }, inputs: { range: { from: 0, to: 1, step: 0.1 } } })
+  assert.ok(largestInputBytes(range) >= 24)
 })
 
 test('a provider knows who holds a lease and what its request announced; none before the lease, none after it closes', async () => {

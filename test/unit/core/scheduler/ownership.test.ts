@@ -43,11 +43,17 @@ test('a lease on an offer the provider issued to its holder, for its job, is adm
   assert.equal(checkLease({ lease: leaseFor(), sender: owner.id, self: provider.id, now: 5000, issuedOffer: issued }), { ok: true })
 })
 
-test('a lease naming no offer of this provider is refused and charged', () => {
+test('a lease its holder signed for us naming no offer of ours is refused, not charged; a second lease on one offer is charged', () => {
   // the fuzzer's case: signed by the sender as holder, addressed to the provider, offer made up
-  assert.is(refusal(checkLease({ lease: leaseFor(), sender: owner.id, self: provider.id, now: 5000, issuedOffer: undefined })), 'LEASE_UNKNOWN_OFFER/reject')
+  // (an honest runner meets it after a provider restart or an offer evicted under a flood)
+  assert.is(refusal(checkLease({ lease: leaseFor(), sender: owner.id, self: provider.id, now: 5000, issuedOffer: undefined })), 'LEASE_UNKNOWN_OFFER/ignore')
   // the book handed over another offer than the lease names
-  assert.is(refusal(checkLease({ lease: leaseFor(owner, { offerId: bytes(1, 2) }), sender: owner.id, self: provider.id, now: 5000, issuedOffer: issued })), 'LEASE_UNKNOWN_OFFER/reject')
+  assert.is(refusal(checkLease({ lease: leaseFor(owner, { offerId: bytes(1, 2) }), sender: owner.id, self: provider.id, now: 5000, issuedOffer: issued })), 'LEASE_UNKNOWN_OFFER/ignore')
+  // the offer backed a lease already: no honest runner leases one offer twice
+  assert.is(refusal(checkLease({ lease: leaseFor(), sender: owner.id, self: provider.id, now: 5000, issuedOffer: undefined, offerUsed: true })), 'LEASE_OFFER_USED/reject')
+  // forged or misaddressed leases on an unknown offer stay charged (checked first)
+  assert.is(refusal(checkLease({ lease: leaseFor(), sender: other.id, self: provider.id, now: 5000, issuedOffer: undefined })), 'LEASE_NOT_HOLDER/reject')
+  assert.is(refusal(checkLease({ lease: leaseFor(), sender: owner.id, self: other.id, now: 5000, issuedOffer: undefined })), 'LEASE_WRONG_PROVIDER/reject')
 })
 
 test('an offer is leased only by its requester, for its job', () => {
