@@ -10,7 +10,7 @@ import { WireError } from '../errors.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage } from './transport.js'
 import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
-import { createMlpTrainer, type Trainer } from './trainer.js'
+import { BUILTIN_WORK_BUDGET, builtinRefusal, createMlpTrainer, type BuiltinWork, type Trainer } from './trainer.js'
 import { TrainerRegistry } from './trainers.js'
 
 const log = logger('dbc:training:service')
@@ -29,14 +29,11 @@ export interface TrainingServiceInit {
   /** The trainers the operator declared (config `trainers:`); a spec picks one by name. */
   trainers?: TrainerRegistry
   /**
-   * Most built-in MLP work per round, localSteps × batchSize × hidden (default 2^22, about a
-   * second): the built-in trainer runs on the node's event loop.
+   * Most built-in MLP work per build, round and evaluation, in multiply-adds (default BUILTIN_WORK_BUDGET, under
+   * ~200 ms each): the built-in trainer runs on the node's event loop.
    */
-  maxBuiltinWorkPerRound?: number
+  builtinWorkBudget?: Partial<BuiltinWork>
 }
-
-/** Default of TrainingServiceInit.maxBuiltinWorkPerRound. */
-export const MAX_BUILTIN_WORK_PER_ROUND = 2 ** 22
 /** A job id longer than this is refused (ids are 16 hex characters). */
 export const MAX_JOB_ID_LENGTH = 128
 /** Refusal reasons are cut to this length on the wire. */
@@ -49,11 +46,9 @@ export async function defaultTrainerFactory (spec: TrainingSpec, rank: number, s
 }
 
 /** Why this node refuses a spec it decoded (undefined: it may run here). */
-function refusalOf (spec: TrainingSpec, trainers: TrainerRegistry, maxWork: number): string | undefined {
+function refusalOf (spec: TrainingSpec, trainers: TrainerRegistry, budget: BuiltinWork): string | undefined {
   if (spec.model.kind === 'external') return trainers.unknownTrainer(spec.model.trainer)
-  const work = spec.localSteps * spec.batchSize * spec.model.hidden
-  if (work > maxWork) return `the built-in trainer runs on this node's event loop: localSteps × batchSize × hidden = ${work} exceeds ${maxWork} per round`
-  return undefined
+  return builtinRefusal(spec, budget)
 }
 
 export class TrainingService {
@@ -61,6 +56,8 @@ export class TrainingService {
   readonly workers = new Map<string, TrainingWorker>()
   /** Jobs whose trainer is starting (they count toward maxJobs). */
   private readonly starting = new Set<string>()
+  /** Built-in jobs (starting or running) by job id → coordinator: one per coordinator, so no stranger holds every slot. */
+  private readonly builtinBy = new Map<string, string>()
   readonly trainers: TrainerRegistry
   private readonly init: TrainingServiceInit
   private unlisten: (() => void) | undefined
@@ -129,18 +126,24 @@ export class TrainingService {
       refuse(`rank ${inv.rank} of ${shards} shards is out of range (1 to 64 shards)`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad rank or shard count'))
       return
     }
-    // an unknown trainer name is an honest mistake (the submitter picked the wrong peer): no charge
-    const refusal = refusalOf(spec, this.trainers, this.init.maxBuiltinWorkPerRound ?? MAX_BUILTIN_WORK_PER_ROUND)
+    // an unknown trainer name, or a spec too big for the built-in trainer here, is an honest mistake (the submitter
+    // picked the wrong peer, or wants a big model): no charge
+    const refusal = refusalOf(spec, this.trainers, { ...BUILTIN_WORK_BUDGET, ...this.init.builtinWorkBudget })
     if (refusal !== undefined && this.init.createTrainer === undefined) { refuse(refusal); return }
+    const builtin = spec.model.kind === 'mlp'
+    if (builtin && [...this.builtinBy.values()].includes(from)) { refuse('busy: this node already runs a built-in training job for you (one at a time per coordinator)'); return }
     const verdict = this.init.accept?.(spec, from) ?? true
     if (verdict !== true) { refuse(typeof verdict === 'string' ? verdict : 'refused'); return }
     this.starting.add(inv.jobId)
+    if (builtin) this.builtinBy.set(inv.jobId, from)
+    let started = false
     try {
       const trainer = await this.createTrainer(spec, inv.rank, shards)
       try {
         if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')
         const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter }))
         await worker.start()
+        started = true
         reply(true, '', trainer.paramCount)
       } catch (err) {
         await trainer.close().catch(() => {})
@@ -152,6 +155,7 @@ export class TrainingService {
       refuse((err as Error).message)
     } finally {
       this.starting.delete(inv.jobId)
+      if (!started) this.builtinBy.delete(inv.jobId)
     }
   }
 
@@ -166,7 +170,7 @@ export class TrainingService {
 
   private track (worker: TrainingWorker): TrainingWorker {
     this.workers.set(worker.jobId, worker)
-    void worker.done.then(() => { this.workers.delete(worker.jobId) })
+    void worker.done.then(() => { this.workers.delete(worker.jobId); this.builtinBy.delete(worker.jobId) })
     return worker
   }
 }

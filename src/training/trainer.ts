@@ -1,7 +1,7 @@
 // What a training peer needs from a trainer, built-in (the MLP below) or external (a PyTorch
 // process speaking docs/external-trainer.md). Parameters travel as one flat Float32Array.
 import { createRng, type Rng } from '../core/rng.js'
-import { Mlp, type MlpShape } from './mlp.js'
+import { Mlp, mlpParamCount, type MlpShape } from './mlp.js'
 import { loadMnist, shardIndices, subset, MNIST_CLASSES, MNIST_PIXELS, type Dataset } from './mnist.js'
 import type { TrainingSpec } from './spec.js'
 
@@ -79,6 +79,47 @@ export class MlpTrainer implements Trainer {
 export function mlpShapeOf (spec: TrainingSpec): MlpShape {
   const hidden = spec.model.kind === 'mlp' ? spec.model.hidden : 64
   return { inputs: MNIST_PIXELS, hidden, outputs: MNIST_CLASSES }
+}
+
+/**
+ * What the built-in trainer costs the node's event loop, in multiply-adds (building: elements written), counted
+ * on the dense 784-wide input whatever the data: an evaluation is a forward pass per test sample, a round
+ * localSteps × batchSize samples forward and backward (×3), building the model's parameters (each weighs
+ * BUILD_PARAM_WEIGHT: seeded init and three arrays) and the data (the train set whole, its shard, the test set).
+ */
+export interface BuiltinWork { build: number, round: number, evaluation: number }
+
+/** A parameter costs about 8 data elements to build (measured: ~40 ns against ~5 ns). */
+export const BUILD_PARAM_WEIGHT = 8
+
+/**
+ * Most built-in work per build, round and evaluation. Measured (CPU time, 2-core box under load): ~0.25 ns per
+ * counted round multiply-add, ~0.32 per evaluation one, ~5 ns per build element; so 2^28 blocks the loop for
+ * ~70-90 ms and 2^25 build units for ~170 ms. The default spec (hidden 64, batch 32, 10 steps, 200 test per class)
+ * needs 48.8M per round, 101.6M per evaluation and 6.7M to build.
+ */
+export const BUILTIN_WORK_BUDGET: Readonly<BuiltinWork> = { build: 2 ** 25, round: 2 ** 28, evaluation: 2 ** 28 }
+
+export function builtinWorkOf (spec: TrainingSpec): BuiltinWork {
+  const shape = mlpShapeOf(spec)
+  const perSample = shape.inputs * shape.hidden + shape.hidden * shape.outputs
+  const { trainPerClass, testPerClass } = spec.dataset
+  return {
+    build: BUILD_PARAM_WEIGHT * mlpParamCount(shape) + (2 * trainPerClass + testPerClass) * MNIST_CLASSES * MNIST_PIXELS,
+    round: 3 * perSample * spec.batchSize * spec.localSteps,
+    evaluation: testPerClass * MNIST_CLASSES * perSample
+  }
+}
+
+/** Why the built-in trainer may not run `spec` on this node (undefined: it fits `budget`). */
+export function builtinRefusal (spec: TrainingSpec, budget: Readonly<BuiltinWork> = BUILTIN_WORK_BUDGET): string | undefined {
+  const w = builtinWorkOf(spec)
+  const h = mlpShapeOf(spec).hidden
+  const why = 'the built-in trainer runs on this node\'s event loop'
+  if (w.round > budget.round) return `${why}: one round is ${w.round} multiply-adds (3 × (784 + 10) × hidden ${h} × batchSize ${spec.batchSize} × localSteps ${spec.localSteps}), above this node's ${budget.round}; lower hidden, batchSize or localSteps`
+  if (w.evaluation > budget.evaluation) return `${why}: one evaluation is ${w.evaluation} multiply-adds (10 × testPerClass ${spec.dataset.testPerClass} × (784 + 10) × hidden ${h}), above this node's ${budget.evaluation}; lower hidden or dataset.testPerClass`
+  if (w.build > budget.build) return `${why}: building the model and data is ${w.build} units (${BUILD_PARAM_WEIGHT} per parameter + the data), above this node's ${budget.build}; lower hidden or dataset.trainPerClass`
+  return undefined
 }
 
 /**

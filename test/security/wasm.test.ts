@@ -145,10 +145,12 @@ test('hostile modules are refused (and their sender charged) or stopped, the WAS
         // a sender that skips that check: refused at validation by the provider
         sendModulesRaw(attacker, p0, refused),
         runHostileJob(sn.target, 'membomb', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/membomb.wasm'))), { memoryMib: 48 }),
-        runHostileJob(sn.target, 'wasi-probe', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/wasi-probe.wasm'))), { entry: '_start', input: probePaths.join('\n') })
+        runHostileJob(sn.target, 'wasi-probe', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/wasi-probe.wasm'))), { entry: '_start', input: probePaths.join('\n') }),
+        // creates files and grows them by 1 GiB per call through the in-memory WASI file system
+        runHostileJob(sn.target, 'wasi-fsbomb', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/wasi-fsbomb.wasm'))), { entry: '_start', input: 'input' })
       ])
     })
-    const [atSubmit, raw, bomb, probe] = run.value
+    const [atSubmit, raw, bomb, probe, fsbomb] = run.value
     console.log(JSON.stringify({ honestJobs: run.jobs, tasksChecked: run.tasksChecked, atSubmit, raw: raw.map(r => r.error), bomb: bomb.copies.map(c => c.error), probe: probe.status }))
     for (const [i, r] of refused.entries()) {
       assert.is(atSubmit[i].code, 'MANIFEST_BAD_MODULE', `${r.name}: ${atSubmit[i].message}`)
@@ -176,6 +178,11 @@ test('hostile modules are refused (and their sender charged) or stopped, the WAS
     }
     assert.not.match(probe.outputs[0], /root:x:|PATH=/)
     for (const k of keyBytes) assert.not.ok(Buffer.from(probe.outputs[0]).includes(k.subarray(0, 16)), 'an identity key leaked')
+    // The file system is read-only: every create or grow was refused with EROFS (69); only reading the input opened.
+    assert.is(fsbomb.status, 'finished', JSON.stringify(fsbomb.copies))
+    const fsLines = fsbomb.outputs[0].trim().split('\n')
+    assert.is(fsLines.length, 15, fsbomb.outputs[0])
+    for (const l of fsLines) assert.ok(l === 'path_open input: 0' || l.endsWith(': 69'), l)
     // the honest jobs ran beside the attack and were all correct (withHonestJobs asserted each result)
     assert.ok(run.jobs >= 1 && run.tasksChecked >= 12)
   } finally {

@@ -3,10 +3,12 @@
 // One task at a time: instantiate the (already validated, memory-capped) module with a fresh
 // memory, copy the input in, call the entry, copy the output out. See src/compute/README.md.
 // WASI modules run against @bjorn3/browser_wasi_shim: a pure-JS WASI whose file system is in memory and
-// holds only the task's input, so no host path exists for the module to reach.
+// holds only the task's input, so no host path exists for the module to reach. That file system is made
+// read-only here: the shim's files are ArrayBuffers outside the worker's heap limits, so a writable one would
+// let a task grow the daemon by gigabytes (fd_allocate, fd_filestat_set_size, writes past the end).
 import { parentPort } from 'node:worker_threads'
 import { getHeapStatistics } from 'node:v8'
-import { WASI, File, OpenFile, PreopenDirectory, ConsoleStdout } from '@bjorn3/browser_wasi_shim'
+import { WASI, File, OpenFile, OpenDirectory, PreopenDirectory, ConsoleStdout, wasi as defs } from '@bjorn3/browser_wasi_shim'
 
 if (parentPort === null) throw new Error('wasm-worker.js must run in a worker thread')
 const port = parentPort
@@ -29,6 +31,7 @@ function readAsString (memory, ptr) {
 let currentMemory
 
 function run (msg) {
+  refused.clear()
   let lastProgress = 0
   /** @type {WebAssembly.Memory | undefined} */
   let memory
@@ -82,8 +85,65 @@ function run (msg) {
 
 const STDERR_KEEP = 4096
 
+/** Calls the task made that the read-only file system refused (named in the error if the task then fails). */
+/** @type {Map<string, number>} */
+const refused = new Map()
+/** @param {string} call */
+function refuse (call) {
+  refused.set(call, (refused.get(call) ?? 0) + 1)
+  return defs.ERRNO_ROFS
+}
+
+// An open input file: reads and seeks as the shim's, every call that could grow or change it refused.
+class ReadOnlyOpenFile extends OpenFile {
+  fd_allocate () { return refuse('fd_allocate') }
+  fd_filestat_set_size () { return refuse('fd_filestat_set_size') }
+  fd_filestat_set_times () { return refuse('fd_filestat_set_times') }
+  fd_write () { return { ret: refuse('fd_write'), nwritten: 0 } }
+  fd_pwrite () { return { ret: refuse('fd_pwrite'), nwritten: 0 } }
+}
+
+const WRITE_RIGHTS = BigInt(defs.RIGHTS_FD_WRITE | defs.RIGHTS_FD_ALLOCATE | defs.RIGHTS_FD_FILESTAT_SET_SIZE)
+
+/**
+ * A directory of the task's file system that lists and opens what is there and creates, links, renames or
+ * removes nothing; what it opens is read-only too.
+ * @template {new (...args: any[]) => OpenDirectory} B @param {B} Base
+ */
+function readOnlyDirectory (Base) {
+  return class extends Base {
+    /** @param {number} dirflags @param {string} path @param {number} oflags @param {bigint} rightsBase @param {bigint} rightsInheriting @param {number} fdFlags */
+    path_open (dirflags, path, oflags, rightsBase, rightsInheriting, fdFlags) {
+      if ((oflags & defs.OFLAGS_TRUNC) !== 0) return { ret: refuse('path_open TRUNC'), fd_obj: null }
+      if ((BigInt(rightsBase) & WRITE_RIGHTS) !== 0n) return { ret: refuse('path_open for writing'), fd_obj: null }
+      // look the entry up without CREAT: a missing one stays missing (ENOENT), or is refused when asked to be made
+      const r = super.path_open(dirflags, path, oflags & ~(defs.OFLAGS_CREAT | defs.OFLAGS_EXCL), rightsBase, rightsInheriting, fdFlags)
+      if (r.fd_obj === null) {
+        if (r.ret === defs.ERRNO_NOENT && (oflags & defs.OFLAGS_CREAT) !== 0) return { ret: refuse('path_open CREAT'), fd_obj: null }
+        return r
+      }
+      if ((oflags & defs.OFLAGS_EXCL) !== 0) return { ret: defs.ERRNO_EXIST, fd_obj: null }
+      if (r.fd_obj instanceof OpenFile) return { ret: r.ret, fd_obj: new ReadOnlyOpenFile(r.fd_obj.file) }
+      if (r.fd_obj instanceof OpenDirectory) return { ret: r.ret, fd_obj: new ReadOnlyOpenDirectory(r.fd_obj.dir) }
+      return { ret: defs.ERRNO_NOTSUP, fd_obj: null }
+    }
+
+    path_create_directory () { return refuse('path_create_directory') }
+    path_link () { return refuse('path_link') }
+    path_unlink () { return { ret: refuse('path_unlink'), inode_obj: null } }
+    path_unlink_file () { return refuse('path_unlink_file') }
+    path_remove_directory () { return refuse('path_remove_directory') }
+    path_rename () { return refuse('path_rename') }
+    path_filestat_set_times () { return refuse('path_filestat_set_times') }
+    fd_filestat_set_times () { return refuse('fd_filestat_set_times') }
+  }
+}
+class ReadOnlyOpenDirectory extends readOnlyDirectory(OpenDirectory) {}
+class ReadOnlyPreopenDirectory extends readOnlyDirectory(PreopenDirectory) {}
+
 // WASI command: stdin and /task/input are the task's input (read-only), stdout is its output, stderr is kept
-// (bounded) for the error message. The file system is the shim's, in memory: /task is the only directory.
+// (bounded) for the error message. The file system is the shim's, in memory and read-only: /task is the only
+// directory, its one file the input.
 function runWasi (msg, imports, setMemory) {
   const chunks = []
   let size = 0
@@ -97,7 +157,7 @@ function runWasi (msg, imports, setMemory) {
     if (stderr.length < STDERR_KEEP) stderr += new TextDecoder().decode(data.subarray(0, STDERR_KEEP - stderr.length))
   })
   const input = () => new File(msg.input, { readonly: true })
-  const fds = [new OpenFile(input()), stdout, errOut, new PreopenDirectory('/task', new Map([['input', input()]]))]
+  const fds = [new ReadOnlyOpenFile(input()), stdout, errOut, new ReadOnlyPreopenDirectory('/task', new Map([['input', input()]]))]
   const wasi = new WASI(['task'], [], fds, { debug: false }) // its debug log is on unless turned off
   const t0 = process.threadCpuUsage()
   const instance = new WebAssembly.Instance(msg.module, { ...imports, wasi_snapshot_preview1: wasi.wasiImport })
@@ -117,6 +177,12 @@ function runWasi (msg, imports, setMemory) {
   let at = 0
   for (const c of chunks) { output.set(c, at); at += c.length }
   return { output, cpuMs: (t1.user + t1.system) / 1000 }
+}
+
+/** Names the writes the read-only file system refused, for the error of a task that then failed. */
+function refusedNote () {
+  if (refused.size === 0) return ''
+  return ` (the task's file system is read-only; refused: ${[...refused].map(([call, n]) => n > 1 ? `${call} x${n}` : call).join(', ')})`
 }
 
 /** What the task left behind: its linear memory and this isolate's heap (the pool replaces a big worker). */
@@ -146,6 +212,7 @@ port.on('message', (msg) => {
     } else if (e instanceof WebAssembly.RuntimeError) {
       message = `the module trapped: ${e.message}`
     }
+    message += refusedNote()
     currentMemory = undefined
     port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes, heapBytes })
   }

@@ -156,6 +156,27 @@ test('a hostile WASI module reaches no host file: only its own input is there to
   assert.not.match(lines.join('\n'), /root:|PATH=|dbc-overlay/)
 })
 
+test('the WASI file system is read-only: a task cannot make the host hold files for it', async () => {
+  // Files of the in-memory file system are ArrayBuffers outside the worker's heap limits: 1 GiB per attempt here
+  // (before the fix: +1.5 GB RSS and a timeout).
+  const rssMib = (): number => process.memoryUsage().rss / 1048576
+  const before = rssMib()
+  const r = await ex.run({ ...base, code: mod('wasi-fsbomb'), entry: '', input: new TextEncoder().encode('input bytes'), timeoutMs: 60_000 })
+  const lines = new TextDecoder().decode(r.output).trim().split('\n')
+  const errno = new Map(lines.map(l => { const i = l.lastIndexOf(': '); return [l.slice(0, i), Number(l.slice(i + 2))] }))
+  assert.is(errno.get('path_open input'), 0, 'the input file opens for reading (so the refusals below are the read-only rule)')
+  const ROFS = 69
+  for (const call of ['path_open CREAT scratch0', 'path_open CREAT scratch3', 'stdin fd_allocate', 'stdin fd_filestat_set_size', 'stdin fd_pwrite', 'stdin fd_write',
+    'input fd_allocate', 'input fd_filestat_set_size', 'input fd_pwrite', 'input fd_write', 'path_open input TRUNC', 'path_create_directory']) {
+    assert.is(errno.get(call), ROFS, `${call}: ${lines.join(' | ')}`)
+  }
+  assert.is(lines.length, 15, lines.join(' | '))
+  assert.ok(rssMib() - before < 512, `RSS grew by ${Math.round(rssMib() - before)} MiB`)
+  // the input is unchanged for the next reader, and the pool keeps serving
+  const up = await ex.run({ ...base, code: mod('wasi-upper'), entry: '', input: new TextEncoder().encode('still here') })
+  assert.is(new TextDecoder().decode(up.output), 'STILL HERE')
+})
+
 test('WASI output is bounded while it is written', async () => {
   const e = await failure({ code: mod('wasi-upper'), entry: '', input: new Uint8Array(5000).fill(97), maxOutputBytes: 1000 })
   assert.is(e.code, 'TASK_OUTPUT_TOO_LARGE')

@@ -9,7 +9,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
-import { TrainingService } from '../../../src/training/service.js'
+import { TrainingService, type TrainingServiceInit } from '../../../src/training/service.js'
+import { BUILTIN_WORK_BUDGET, builtinRefusal, builtinWorkOf } from '../../../src/training/trainer.js'
+import { parseTrainingSpec } from '../../../src/training/spec.js'
 import { TrainingSession } from '../../../src/training/session.js'
 import { TrainerRegistry } from '../../../src/training/trainers.js'
 import type { WireError } from '../../../src/errors.js'
@@ -22,6 +24,8 @@ process.on('unhandledRejection', (err) => { uncaught.push(err as Error) })
 /** A transport with no network: sends go to `peer` (encoded and decoded, as on the wire). */
 class LoopTransport extends TrainingTransport {
   peer: LoopTransport | undefined
+  /** More peers this transport reaches (a second inviter). */
+  readonly others: LoopTransport[] = []
   readonly sent: Array<{ to: string, msg: TrainingMessage }> = []
   override async start (): Promise<void> {}
   override async stop (): Promise<void> {}
@@ -29,8 +33,8 @@ class LoopTransport extends TrainingTransport {
     const bytes = encodeTrainingMessage(msg)
     const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
     this.sent.push({ to, msg: decoded })
-    const target = this.peer
-    if (target !== undefined && target.self === to) queueMicrotask(() => { target.deliver(this.self, decoded) })
+    const target = [this.peer, ...this.others].find(p => p?.self === to)
+    if (target !== undefined) queueMicrotask(() => { target.deliver(this.self, decoded) })
   }
 
   deliver (from: string, msg: TrainingMessage): void { (this as any).dispatch(from, msg) }
@@ -53,27 +57,27 @@ const trainers = new TrainerRegistry({
 
 interface Rig { inviter: LoopTransport, provider: LoopTransport, service: TrainingService, charged: Array<{ peer: string, code: string }> }
 
-async function rig (): Promise<Rig> {
+async function rig (init: Partial<TrainingServiceInit> = {}): Promise<Rig> {
   const inviter = await loopTransport()
   const provider = await loopTransport()
   inviter.peer = provider
   provider.peer = inviter
   const charged: Array<{ peer: string, code: string }> = []
-  const service = new TrainingService(provider, { trainers, onBadInput: (peer: PeerId, err: WireError) => { charged.push({ peer: peer.toString(), code: err.code }) } })
+  const service = new TrainingService(provider, { trainers, onBadInput: (peer: PeerId, err: WireError) => { charged.push({ peer: peer.toString(), code: err.code }) }, ...init })
   await service.start()
   return { inviter, provider, service, charged }
 }
 
 /** Sends an invitation with raw spec JSON and waits for the reply. */
-async function invite (r: Rig, spec: unknown, jobId = Math.random().toString(16).slice(2)): Promise<{ accepted: boolean, reason: string, paramCount: number }> {
+async function invite (r: Rig, spec: unknown, jobId = Math.random().toString(16).slice(2), from = r.inviter): Promise<{ accepted: boolean, reason: string, paramCount: number }> {
   const bytes = typeof spec === 'string' ? new TextEncoder().encode(spec) : new TextEncoder().encode(JSON.stringify(spec))
   return await new Promise(resolve => {
-    const off = r.inviter.listen((_from, msg) => {
+    const off = from.listen((_from, msg) => {
       if (msg.inviteReply?.jobId !== jobId) return
       off()
       resolve({ accepted: msg.inviteReply.accepted, reason: msg.inviteReply.reason, paramCount: msg.inviteReply.paramCount })
     })
-    r.inviter.send(r.provider.self, { invite: { jobId, spec: bytes, rank: 0, shards: 1 } })
+    from.send(r.provider.self, { invite: { jobId, spec: bytes, rank: 0, shards: 1 } })
   })
 }
 
@@ -123,11 +127,57 @@ test('a trainer that can not start, or whose model is too large, is a refusal wi
   await r.service.stop()
 })
 
-test('built-in work per round is bounded (it runs on the node\'s event loop)', async () => {
+test('built-in work per round, per evaluation and to build is bounded (it runs on the node\'s event loop), without a charge', async () => {
   const r = await rig()
-  const reply = await invite(r, { model: { kind: 'mlp', hidden: 4096 }, localSteps: 10_000, batchSize: 4096 })
-  assert.is(reply.accepted, false)
-  assert.match(reply.reason, /exceeds 4194304 per round/)
+  // the reviewer's spec: 1.56 s per round on the loop when the 784-wide input layer was not counted
+  const round = await invite(r, { model: { kind: 'mlp', hidden: 4096 }, localSteps: 1, batchSize: 1024 })
+  assert.is(round.accepted, false)
+  assert.match(round.reason, /event loop: one round is 9990832128 multiply-adds \(3 × \(784 \+ 10\) × hidden 4096 × batchSize 1024 × localSteps 1\), above this node's 268435456; lower hidden, batchSize or localSteps/)
+  // a cheap round, but the test-set evaluation was not counted at all
+  const evaluation = await invite(r, { model: { kind: 'mlp', hidden: 4096 }, localSteps: 1, batchSize: 1 })
+  assert.is(evaluation.accepted, false)
+  assert.match(evaluation.reason, /one evaluation is 6504448000 multiply-adds \(10 × testPerClass 200 × \(784 \+ 10\) × hidden 4096\), above this node's 268435456/)
+  assert.equal(r.charged, [])
+  assert.is(r.service.workers.size, 0)
+  await r.service.stop()
+  // cheap rounds and evaluation, but the parameters to build: a node with a smaller build budget refuses it
+  const small = await rig({ builtinWorkBudget: { build: 2 ** 20 } })
+  const build = await invite(small, { model: { kind: 'mlp', hidden: 256 }, dataset: { trainPerClass: 10, testPerClass: 10 } })
+  assert.is(build.accepted, false)
+  assert.is(build.reason, `the built-in trainer runs on this node's event loop: building the model and data is ${8 * 203530 + 30 * 7840} units (8 per parameter + the data), above this node's 1048576; lower hidden or dataset.trainPerClass`)
+  assert.equal(small.charged, [])
+  await small.service.stop()
+})
+
+test('the built-in work is counted in real multiply-adds, and the default spec fits with headroom', () => {
+  const def = parseTrainingSpec({})
+  assert.equal(builtinWorkOf(def), { build: 8 * 50890 + 1400 * 7840, round: 3 * 50816 * 32 * 10, evaluation: 2000 * 50816 })
+  const w = builtinWorkOf(def)
+  assert.ok(w.round * 4 < BUILTIN_WORK_BUDGET.round && w.evaluation * 2 < BUILTIN_WORK_BUDGET.evaluation && w.build * 2 < BUILTIN_WORK_BUDGET.build, JSON.stringify(w))
+  assert.is(builtinRefusal(def), undefined)
+  // the largest model (hidden 4096) still fits with a small test set and batch
+  assert.is(builtinRefusal(parseTrainingSpec({ model: { kind: 'mlp', hidden: 4096 }, batchSize: 4, localSteps: 2, dataset: { trainPerClass: 50, testPerClass: 5 } })), undefined)
+})
+
+test('the default built-in spec is accepted; a second built-in job from the same coordinator is refused, another coordinator\'s is not', async () => {
+  const r = await rig()
+  const first = await invite(r, {}, 'builtin-1')
+  assert.is(first.accepted, true, first.reason)
+  assert.is(first.paramCount, 784 * 64 + 64 + 640 + 10)
+  const second = await invite(r, { rounds: 1 }, 'builtin-2')
+  assert.is(second.accepted, false)
+  assert.is(second.reason, 'busy: this node already runs a built-in training job for you (one at a time per coordinator)')
+  const other = await loopTransport()
+  other.peer = r.provider
+  r.provider.others.push(other)
+  const third = await invite(r, { rounds: 1 }, 'builtin-3', other)
+  assert.is(third.accepted, true, third.reason)
+  assert.is(r.service.workers.size, 2)
+  assert.equal(r.charged, [])
+  // once the first job ends its coordinator may start another
+  await r.service.workers.get('builtin-1')?.stop()
+  const again = await invite(r, { rounds: 1 }, 'builtin-4')
+  assert.is(again.accepted, true, again.reason)
   await r.service.stop()
 })
 
