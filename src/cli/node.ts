@@ -7,7 +7,8 @@ import { loadConfig, type ConfigLayer } from '../node/config.js'
 import { Daemon } from '../node/daemon.js'
 import { buildSubsystems, resolveCity } from '../node/subsystems.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
-import { DbcError, DaemonUnavailableError } from '../errors.js'
+import { DbcError, DaemonUnavailableError, type WireError } from '../errors.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { printJson, table, formatDuration, verboseWanted } from './output.js'
 import { installLastResort } from '../node/last-resort.js'
 import { pino } from 'pino'
@@ -54,7 +55,9 @@ export function registerNodeCommands (program: Command): void {
       // the last resort logs through the daemon's own logger, so it exists before the daemon
       const logger = pino({ level: config.log.level, base: { component: 'dbc' } })
       const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity, logger })
-      const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop() }, verbose: verboseWanted() })
+      // an error that escaped a handler charges the peer it served (once the daemon runs)
+      const charge = (peer: string, err: WireError): void => { daemon.context.reportBadInput(peerIdFromString(peer), err) }
+      const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop() }, verbose: verboseWanted(), charge })
       const onSignal = (sig: string): void => {
         process.stderr.write(`\n${sig}: stopping...\n`)
         void daemon.stop()

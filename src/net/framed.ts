@@ -12,8 +12,13 @@ import { WireError } from '../errors.js'
  * it (or the stream ends); a coarse clock stamps when each frame began, for read deadlines.
  */
 export interface FrameHooks {
-  /** Reserves an announced frame's bytes; an error refuses the frame (the stream is then poisoned). */
-  reserve?: (bytes: number) => WireError | undefined
+  /**
+   * Reserves an announced frame's bytes (its length plus FRAME_OVERHEAD_BYTES), or bytes held
+   * undecoded while the reader is behind; `limit` is the largest reservation one frame of this
+   * stream may make now (its frame limit, counted the same way). An error refuses the frame (the
+   * stream is then poisoned).
+   */
+  reserve?: (bytes: number, limit: number) => WireError | undefined
   /** Gives back reserved bytes. */
   release?: (bytes: number) => void
   /** Read when a frame's first byte arrives (a coarse clock: the guard's sweep updates it). */
@@ -21,6 +26,13 @@ export interface FrameHooks {
   /** The decoder refused input (a budget, the frame limit, a malformed prefix). */
   onRefused?: (err: WireError) => void
 }
+
+/**
+ * Bytes counted per frame beside its length: a decoded frame is an object of its own (a zero-
+ * length frame is one byte on the wire and ~100 bytes of heap), so a flood of tiny frames is
+ * counted against the budgets too.
+ */
+export const FRAME_OVERHEAD_BYTES = 64
 
 export interface FramedStreamInit {
   /** A number, or a function asked at every frame prefix (the limit may depend on a lease). */
@@ -40,9 +52,10 @@ export class FramedStream {
   private ended = false
   private paused = false
   private readonly hooks: FrameHooks | undefined
-  /** Bytes reserved in all (frames being read and decoded-but-unread), and of those the queued ones. */
+  /** Bytes reserved in all (frames being read, decoded-but-unread, held undecoded), the queued ones, the held ones. */
   private reservedAll = 0
   private reservedQueued = 0
+  private reservedHeld = 0
   private readonly accounting: boolean
   private startedAt = -1
   private decoded = 0
@@ -56,9 +69,10 @@ export class FramedStream {
       maxFrameBytes: init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       admit: reserve === undefined
         ? undefined
-        : (n) => {
-            const refused = reserve(n)
-            if (refused === undefined) this.reservedAll += n
+        : (n, limit) => {
+            const bytes = n + FRAME_OVERHEAD_BYTES
+            const refused = reserve(bytes, limit + FRAME_OVERHEAD_BYTES)
+            if (refused === undefined) this.reservedAll += bytes
             return refused
           }
     })
@@ -75,8 +89,11 @@ export class FramedStream {
   /** Changes the frame limit for frames whose prefix arrives from now on. */
   setMaxFrameBytes (limit: FrameLimit): void { this.decoder.setMaxFrameBytes(limit) }
 
-  /** True part-way through a frame (some of its prefix or body arrived). */
-  get midFrame (): boolean { return this.decoder.midFrame }
+  /**
+   * True part-way through a frame (some of its prefix or body arrived), not counting bytes held
+   * undecoded because the reader is behind (those wait for this node, not for the peer).
+   */
+  get midFrame (): boolean { return this.decoder.midFrame && !this.decoder.held }
   /** Length the current frame announced (-1 while its prefix is incomplete). */
   get frameLength (): number { return this.decoder.frameLength }
   /** When the current frame's first byte arrived (hooks.now), -1 between frames. */
@@ -90,6 +107,7 @@ export class FramedStream {
     const n = this.reservedAll
     this.reservedAll = 0
     this.reservedQueued = 0
+    this.reservedHeld = 0
     if (n > 0) this.hooks?.release?.(n)
   }
 
@@ -100,24 +118,37 @@ export class FramedStream {
   }
 
   private onData (data: Uint8Array | Uint8ArrayList): void {
+    if (this.error !== undefined) return
+    if (this.decoder.held) {
+      // the reader is behind (the stream is paused): keep the bytes undecoded, counted
+      this.decoder.push(data, 0)
+      this.holdRest()
+      return
+    }
+    this.decode(data)
+  }
+
+  /**
+   * Decodes at most as many frames as the queue has room for (a chunk of zero-length frames
+   * would otherwise become one object per byte before the pause takes effect); the rest stays
+   * in the decoder, counted against the budgets, until the reader catches up.
+   */
+  private decode (data: Uint8Array | Uint8ArrayList | undefined): void {
     const wasMid = this.decoder.midFrame
-    const frames = this.decoder.push(data)
+    const room = Math.max(1, this.highWater - this.queue.length)
+    const frames = this.decoder.push(data, room)
     if (this.hooks?.now !== undefined) {
-      if (!this.decoder.midFrame) this.startedAt = -1
-      else if (!wasMid || frames.length > 0) this.startedAt = this.hooks.now()
+      if (!this.decoder.midFrame || this.decoder.held) this.startedAt = -1
+      else if (!wasMid || frames.length > 0 || data === undefined) this.startedAt = this.hooks.now()
     }
     for (const f of frames) {
       if (f instanceof WireError) {
-        // the reader gets the error and decides (answer with a ProtocolError, then abort)
-        this.error = f
-        this.releaseAll()
-        this.flushWaiter()
-        this.hooks?.onRefused?.(f)
+        this.refuse(f)
         return
       }
       this.decoded++
-      // each frame was reserved at its prefix for exactly its length
-      const reserved = this.accounting ? Math.min(f.byteLength, this.reservedAll - this.reservedQueued) : 0
+      // each frame was reserved at its prefix for exactly its length plus the overhead
+      const reserved = this.accounting ? Math.min(f.byteLength + FRAME_OVERHEAD_BYTES, this.reservedAll - this.reservedQueued - this.reservedHeld) : 0
       if (this.waiter !== undefined) {
         const w = this.waiter
         this.waiter = undefined
@@ -128,10 +159,42 @@ export class FramedStream {
         this.queue.push(f)
       }
     }
-    if (this.queue.length >= this.highWater && !this.paused) {
+    if (this.decoder.held) this.holdRest()
+    if ((this.queue.length >= this.highWater || this.decoder.held) && !this.paused && this.error === undefined) {
       this.paused = true
       this.stream.pause()
     }
+  }
+
+  // the reader gets the error and decides (answer with a ProtocolError, then abort)
+  private refuse (err: WireError): void {
+    this.error = err
+    if (this.decoder.held) this.decoder.fail(err)
+    this.releaseAll()
+    this.flushWaiter()
+    this.hooks?.onRefused?.(err)
+  }
+
+  /** Counts the bytes held undecoded (re-reserved as a whole each time they change). */
+  private holdRest (): void {
+    if (!this.accounting) return
+    const before = this.reservedHeld
+    this.reservedHeld = 0
+    this.releaseSome(before)
+    const bytes = this.decoder.buffered
+    const refused = this.hooks?.reserve?.(bytes, Math.max(bytes, this.decoder.maxFrameBytes + FRAME_OVERHEAD_BYTES))
+    if (refused !== undefined) { this.refuse(refused); return }
+    this.reservedHeld = bytes
+    this.reservedAll += bytes
+  }
+
+  /** Decodes more of the held bytes once the reader has made room. */
+  private refill (): void {
+    if (!this.decoder.held || this.error !== undefined || this.queue.length >= this.highWater / 2) return
+    const held = this.reservedHeld
+    this.reservedHeld = 0
+    this.releaseSome(held)
+    this.decode(undefined)
   }
 
   private onEnd (): void {
@@ -155,16 +218,20 @@ export class FramedStream {
 
   /** The next frame, or undefined when the remote closed its end cleanly. */
   async read (options: AbortOptions = {}): Promise<Uint8Array | undefined> {
+    if (this.queue.length === 0) this.refill()
     const f = this.queue.shift()
     if (f !== undefined) {
       if (this.reservedQueued > 0) {
-        const n = Math.min(this.reservedQueued, f.byteLength)
+        const n = Math.min(this.reservedQueued, f.byteLength + FRAME_OVERHEAD_BYTES)
         this.reservedQueued -= n
         this.releaseSome(n)
       }
-      if (this.paused && this.queue.length < this.highWater / 2) {
-        this.paused = false
-        this.stream.resume()
+      if (this.queue.length < this.highWater / 2) {
+        this.refill()
+        if (this.paused && !this.decoder.held && this.queue.length < this.highWater / 2 && this.error === undefined) {
+          this.paused = false
+          this.stream.resume()
+        }
       }
       return f
     }

@@ -1,12 +1,19 @@
 // The daemon's last line of defence: an error that escaped every protocol handler reaches
 // process 'uncaughtException' / 'unhandledRejection'. Where it is safe (the error came from one
 // protocol handler's call chain, or it is a broken connection or stream), it is logged with the
-// protocol and peer behind it and the node keeps serving; otherwise (an unknown error outside
-// any handler, or a flood of escapes) the node stops cleanly and exits non-zero with one line.
+// protocol and peer behind it and the node keeps serving (the peer is charged when it is not a
+// broken stream); otherwise (an unknown error outside any handler, or a flood of escapes
+// outside any handler) the node stops cleanly and exits non-zero with one line. Escapes inside
+// a handler never stop the node, however many: a remote peer must not hold a kill switch.
 // The decision is the pure `decideOnEscape`; `installLastResort` only feeds it and acts.
 import { currentProtocolContext, type ProtocolContext } from './protocol-context.js'
+import { WireError } from '../errors.js'
 
-/** Escapes allowed in a minute before the node gives up: beyond that something is broken for good. */
+/**
+ * Escapes outside any protocol handler (broken streams no handler owned) allowed in a minute
+ * before the node gives up: beyond that something is broken for good. Escapes inside a handler
+ * are not counted: a peer could cause those at will.
+ */
 export const MAX_ESCAPES_PER_MINUTE = 60
 const ESCAPE_WINDOW_MS = 60_000
 /** Exit code when the last resort stops the node (EX_SOFTWARE). */
@@ -16,6 +23,8 @@ const STOP_TIMEOUT_MS = 10_000
 /** An identical log line is written at most once per this interval, with a count of the rest. */
 const REPEAT_INTERVAL_MS = 1000
 const MAX_REPEAT_KEYS = 256
+/** Contained-escape lines written per interval at most, whatever their text (the rest are counted). */
+export const MAX_CONTAINED_LINES = 20
 
 // Errors of a connection or stream, not of the node: a peer hung up, reset or timed out.
 const IO_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNABORTED', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_PUSH_AFTER_EOF', 'ERR_STREAM_ALREADY_FINISHED', 'ERR_STREAM_CANNOT_PIPE', 'ERR_SOCKET_CLOSED'])
@@ -35,7 +44,7 @@ export interface EscapeFacts {
   context: ProtocolContext | undefined
   /** isStreamIoError(the error). */
   ioError: boolean
-  /** Escapes in the last minute, this one included. */
+  /** Escapes with no protocol context in the last minute, this one included (0 for one inside a handler). */
   recentEscapes: number
   maxEscapesPerMinute?: number
 }
@@ -44,9 +53,10 @@ export type EscapeDecision = { action: 'continue' | 'exit', reason: string }
 
 /** Pure: keep serving or stop, for one escaped error. */
 export function decideOnEscape (f: EscapeFacts): EscapeDecision {
-  const max = f.maxEscapesPerMinute ?? MAX_ESCAPES_PER_MINUTE
-  if (f.recentEscapes > max) return { action: 'exit', reason: `more than ${max} errors escaped in a minute` }
+  // inside a handler: contained, however many (counting them would hand peers a kill switch)
   if (f.context !== undefined) return { action: 'continue', reason: `contained to ${f.context.protocol} from ${f.context.peer}` }
+  const max = f.maxEscapesPerMinute ?? MAX_ESCAPES_PER_MINUTE
+  if (f.recentEscapes > max) return { action: 'exit', reason: `more than ${max} errors escaped outside any protocol handler in a minute` }
   if (f.ioError) return { action: 'continue', reason: 'a connection or stream failed' }
   return { action: 'exit', reason: 'an unexpected error outside any protocol handler' }
 }
@@ -95,6 +105,11 @@ export interface LastResortInit {
   /** Print the stack with the exit line (--verbose or DEBUG). */
   verbose?: boolean
   maxEscapesPerMinute?: number
+  /**
+   * Charges the peer whose handler an error escaped (not for a broken stream: an honest peer
+   * hangs up too); the daemon's reportBadInput. Optional: without it the escape is only logged.
+   */
+  charge?: (peer: string, err: WireError) => void
   /** Default: process.exit. */
   exit?: (code: number) => void
   /** Where the one exit line goes; default stderr. */
@@ -128,21 +143,36 @@ export function installLastResort (init: LastResortInit): LastResort {
   const exit = init.exit ?? ((code: number) => { process.exit(code) })
   let exitCode = 0
   let contained = 0
+  // contained lines of any text, per interval: distinct messages must not flood the log either
+  let linesAt = -Infinity
+  let lines = 0
+  let dropped = 0
   // held-back repeats are reported once their burst is over, so a count is never lost
   const flush = setInterval(() => {
     for (const [key, n] of repeats.drain()) init.log.warn({ repeated: n }, `repeated ${n} more time(s) in the last second: ${key}`)
+    if (dropped > 0) init.log.warn({ repeated: dropped }, `${dropped} more error(s) escaped protocol handlers in the last second (not logged one by one)`)
+    dropped = 0
   }, REPEAT_INTERVAL_MS)
   flush.unref()
 
   const handle = (kind: 'uncaughtException' | 'unhandledRejection', err: unknown): EscapeDecision => {
     const context = currentProtocolContext()
     const d = describe(err)
-    const decision = decideOnEscape({ context, ioError: isStreamIoError(err), recentEscapes: window.record(now()), maxEscapesPerMinute: init.maxEscapesPerMinute })
+    const ioError = isStreamIoError(err)
+    const decision = decideOnEscape({ context, ioError, recentEscapes: context === undefined ? window.record(now()) : 0, maxEscapesPerMinute: init.maxEscapesPerMinute })
     if (decision.action === 'continue') {
       contained++
+      if (context !== undefined && !ioError && init.charge !== undefined) {
+        try {
+          init.charge(context.peer, new WireError('HANDLER_FAILED', `an error escaped the ${context.protocol} handler serving this peer: ${d.message.slice(0, 200)}`))
+        } catch {}
+      }
       const line = `${kind === 'uncaughtException' ? 'an error' : 'a rejected promise'} escaped ${context === undefined ? 'a connection' : 'a protocol handler'}; still serving`
       const key = `${line} [${context?.protocol ?? '-'}] ${d.code ?? d.name ?? ''}: ${d.message}`
-      const r = repeats.admit(key, now())
+      const t = now()
+      const r = repeats.admit(key, t)
+      if (r.log && t - linesAt >= REPEAT_INTERVAL_MS) { linesAt = t; lines = 0 }
+      if (r.log && ++lines > MAX_CONTAINED_LINES) { dropped++; return decision }
       if (r.log) init.log.error({ protocol: context?.protocol, peer: context?.peer, code: d.code, err: d.message, reason: decision.reason, ...(r.repeated > 0 ? { repeated: r.repeated } : {}), ...(init.verbose === true ? { stack: d.stack } : {}) }, line)
       return decision
     }

@@ -30,18 +30,20 @@ export type FrameLimit = number | (() => number)
 export interface FrameDecoderInit {
   maxFrameBytes?: FrameLimit
   /**
-   * Called with each announced frame length that passed the limit, before any of the frame is
-   * buffered: returning an error refuses the frame (and poisons the decoder), e.g. a memory budget.
+   * Called with each announced frame length that passed the limit (and that limit), before any
+   * of the frame is buffered: returning an error refuses the frame (and poisons the decoder),
+   * e.g. a memory budget.
    */
-  admit?: (length: number) => WireError | undefined
+  admit?: (length: number, limit: number) => WireError | undefined
 }
 
 export class FrameDecoder {
   private limit: FrameLimit
-  private readonly admit?: (length: number) => WireError | undefined
+  private readonly admit?: (length: number, limit: number) => WireError | undefined
   private readonly buf = new Uint8ArrayList()
   private want = -1 // length of the frame being read, -1 while reading a prefix
   private failed: WireError | undefined
+  private stopped = false
 
   constructor (opts: FrameDecoderInit = {}) {
     this.limit = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
@@ -64,15 +66,24 @@ export class FrameDecoder {
   get midFrame (): boolean { return this.want >= 0 || this.buf.byteLength > 0 }
 
   /**
-   * Adds bytes and returns the frames they complete. After an error the decoder is poisoned:
-   * the stream is out of sync and every later push returns the same error.
+   * True when the last push stopped at its `maxFrames` with bytes left undecoded (their prefixes
+   * not read yet): a later push, with or without a chunk, goes on from there.
    */
-  push (chunk: Uint8Array | Uint8ArrayList): FrameResult[] {
+  get held (): boolean { return this.stopped }
+
+  /**
+   * Adds bytes (if any) and returns the frames they complete, at most `maxFrames` (the rest stays
+   * buffered, undecoded: see `held`). After an error the decoder is poisoned: the stream is out
+   * of sync and every later push returns the same error.
+   */
+  push (chunk?: Uint8Array | Uint8ArrayList, maxFrames = Infinity): FrameResult[] {
     if (this.failed !== undefined) return [this.failed]
-    this.buf.append(chunk)
+    if (chunk !== undefined) this.buf.append(chunk)
+    this.stopped = false
     const out: FrameResult[] = []
     for (;;) {
       if (this.want < 0) {
+        if (out.length >= maxFrames) { this.stopped = this.buf.byteLength > 0; break }
         const prefix = this.readPrefix()
         if (prefix === undefined) break
         if (prefix instanceof WireError) { out.push(this.fail(prefix)); break }
@@ -98,7 +109,7 @@ export class FrameDecoder {
         if (value > max) {
           return new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${max} bytes`)
         }
-        const refused = this.admit?.(value)
+        const refused = this.admit?.(value, max)
         if (refused !== undefined) return refused
         this.buf.consume(i + 1)
         return value
@@ -110,8 +121,10 @@ export class FrameDecoder {
     return undefined
   }
 
-  private fail (err: WireError): WireError {
+  /** Poisons the decoder with `err` and drops what it buffered (a budget refused the stream). */
+  fail (err: WireError): WireError {
     this.failed = err
+    this.stopped = false
     this.buf.consume(this.buf.byteLength)
     return err
   }

@@ -4,7 +4,9 @@
 // more (the bucket may go into debt). Identities already known always pass (their own score
 // decides about them), so honest peers that share an address with an attacker keep working;
 // only NEW identities from an address that minted many quickly, or had identities banned, wait.
-// Pure: time comes in as `now`; bounded: both tables forget their oldest entries.
+// Pure: time comes in as `now`; bounded: both tables forget their oldest entries (an address in
+// debt only when the oldest few are all in debt, so cycling through many addresses does not
+// wipe a debt).
 
 export interface IdentityGateInit {
   /** New identities one address may introduce at once (a NAT'ed site, a test network on one host). */
@@ -47,6 +49,13 @@ interface Bucket { credit: number, at: number, bans: number, lastConnectionAt: n
  */
 export const DEBT_CONNECTION_INTERVAL_MS = 1000
 
+/**
+ * When the address table is full, this many of its least recently used entries are looked at
+ * for one that is not in debt to forget (bounded work per new address); those in debt move to the
+ * back. Only when all of them are in debt is one of them forgotten (the least in debt).
+ */
+export const EVICTION_SCAN = 16
+
 export class IdentityGate<A = string, P = string> {
   private readonly burst: number
   private readonly refillMs: number
@@ -83,7 +92,7 @@ export class IdentityGate<A = string, P = string> {
     let b = this.buckets.get(addr)
     if (b === undefined) {
       b = { credit, at: now, bans: 0, lastConnectionAt: -Infinity }
-      if (this.buckets.size >= this.maxAddresses) this.buckets.delete(this.buckets.keys().next().value as A)
+      if (this.buckets.size >= this.maxAddresses) this.evict(now)
     } else {
       this.buckets.delete(addr) // re-inserted below: Map order is least recently touched first
       b.credit = credit
@@ -91,6 +100,32 @@ export class IdentityGate<A = string, P = string> {
     }
     this.buckets.set(addr, b)
     return b
+  }
+
+  /**
+   * Forgets one address: the least recently used of the oldest EVICTION_SCAN that is not in
+   * debt. The ones in debt that were looked at move to the back (their debt is kept, so cycling
+   * through fresh addresses never reaches them first); when all were in debt, the one closest to
+   * paying it off is forgotten.
+   */
+  private evict (now: number): void {
+    const scanned: Array<[A, Bucket]> = []
+    for (const [addr, b] of this.buckets) {
+      if (this.credit(now, addr) >= 0) {
+        this.buckets.delete(addr)
+        for (const [a, d] of scanned) { this.buckets.delete(a); this.buckets.set(a, d) }
+        return
+      }
+      scanned.push([addr, b])
+      if (scanned.length >= EVICTION_SCAN) break
+    }
+    let best: A | undefined
+    let bestCredit = -Infinity
+    for (const [a] of scanned) {
+      const c = this.credit(now, a)
+      if (c > bestCredit) { best = a; bestCredit = c }
+    }
+    for (const [a, d] of scanned) { this.buckets.delete(a); if (a !== best) this.buckets.set(a, d) }
   }
 
   /** Whether `peer`, arriving from `addr`, may connect: known ones always, new ones for a token. */

@@ -47,7 +47,11 @@ export const NODE_BUFFER_BYTES = 160 * MiB
 
 /**
  * A peer that holds more than this share of NODE_BUFFER_BYTES when the node budget runs out is
- * charged for the refusal; below it the refusal is not its fault (others filled the node).
+ * charged for the refusal; below it the refusal is not its fault (others filled the node). An
+ * honest member's model state (up to TRAINING_MAX_FRAME, 64 MiB) is larger than this share, so
+ * the threshold a peer is held to is the larger of this and the largest frame the refused
+ * stream allows it (its frame limit then, plus the per-frame overhead): a frame it was allowed
+ * to send is never held against it just because others filled the node.
  */
 export const FAIR_SHARE_BYTES = NODE_BUFFER_BYTES / 4
 
@@ -68,6 +72,13 @@ export const IDLE_DEADLINE_MS = 10_000
 
 /** How often deadlines are checked (one timer for the whole node, not one per stream). */
 export const SWEEP_MS = 500
+
+/*
+ * Every frame is also counted FRAME_OVERHEAD_BYTES (64, src/net/framed.ts) beside its length: a
+ * decoded frame is a heap object however short, so a flood of zero-length frames (one byte each
+ * on the wire) counts too. A stream decodes at most its queue's room (highWaterFrames) at once;
+ * the rest of a chunk waits undecoded, counted, with the stream paused, until the reader catches up.
+ */
 
 /**
  * Frames a peer without a lease or a training membership may send on protocols that carry

@@ -11,6 +11,7 @@ import { WireError } from '../../errors.js'
 import { IdentityGate, type IdentityGateInit } from '../../core/routing/identity-gate.js'
 import { withProtocolContext } from '../../node/protocol-context.js'
 import { PeerStoreCap } from './peer-store-cap.js'
+import { addressKey } from './address-key.js'
 import * as C from './constants.js'
 
 export interface InboundGuardInit {
@@ -176,7 +177,7 @@ export class InboundGuard {
   private hooksFor (t: Tracked): FrameHooks {
     return {
       now: () => this.clock,
-      reserve: (bytes) => this.reserve(t, bytes),
+      reserve: (bytes, limit) => this.reserve(t, bytes, limit),
       release: (bytes) => {
         this.total -= bytes
         const left = (this.buffered.get(t.peer) ?? 0) - bytes
@@ -191,7 +192,7 @@ export class InboundGuard {
     }
   }
 
-  private reserve (t: Tracked, bytes: number): WireError | undefined {
+  private reserve (t: Tracked, bytes: number, limit: number): WireError | undefined {
     const mine = this.buffered.get(t.peer) ?? 0
     const peerMax = this.init.peerBufferBytes ?? C.PEER_BUFFER_BYTES
     const nodeMax = this.init.nodeBufferBytes ?? C.NODE_BUFFER_BYTES
@@ -204,8 +205,10 @@ export class InboundGuard {
     if (this.total + bytes > nodeMax) {
       this.stats.framesRefused++
       const err = new WireError('BUFFER_LIMIT', `a frame of ${bytes} bytes would take the node over its buffer budget of ${nodeMax} bytes`)
-      // the peer pays only when it holds more than a fair share: otherwise others filled the node
-      if (mine + bytes > (this.init.fairShareBytes ?? C.FAIR_SHARE_BYTES)) this.charge(t.peerId, err)
+      // the peer pays only when it holds more than a fair share, and more than the largest frame
+      // this stream allows it (an honest member's 64 MiB model state is above the fair share):
+      // otherwise others filled the node
+      if (mine + bytes > Math.max(this.init.fairShareBytes ?? C.FAIR_SHARE_BYTES, limit)) this.charge(t.peerId, err)
       else markHandled(err)
       return err
     }
@@ -253,11 +256,13 @@ export class InboundGuard {
   }
 
   /** A connection gater for createHost: refuses banned peers and new identities an address may not introduce now. */
-  connectionGater (): { denyInboundConnection: (maConn: { remoteAddr: Multiaddr }) => boolean, denyInboundEncryptedConnection: (peer: PeerId, maConn: { remoteAddr: Multiaddr }) => boolean } {
+  connectionGater (): { denyInboundConnection: (maConn: { remoteAddr: Multiaddr }) => boolean, denyInboundEncryptedConnection: (peer: PeerId, maConn: { remoteAddr: Multiaddr }) => boolean, denyInboundRelayedConnection: (relay: PeerId, remote: PeerId) => boolean } {
     return {
+      // a banned peer is refused at the relay's stop request, before its connection is upgraded
+      denyInboundRelayedConnection: (_relay, remote) => this.init.isBanned?.(remote.toString()) === true,
       // before the handshake: an address whose identities were banned re-dials at a bounded rate
       denyInboundConnection: (maConn) => {
-        if (this.gate === undefined || this.gate.admitConnection(this.now(), hostOf(maConn.remoteAddr))) return false
+        if (this.gate === undefined || this.gate.admitConnection(this.now(), addressKey(maConn.remoteAddr))) return false
         this.stats.connectionsThrottled++
         return true
       },
@@ -265,7 +270,7 @@ export class InboundGuard {
         const peer = peerId.toString()
         if (this.init.isBanned?.(peer) === true) return true
         if (this.gate === undefined) return false
-        const addr = hostOf(maConn.remoteAddr)
+        const addr = addressKey(maConn.remoteAddr)
         this.addrOf.delete(peer)
         if (this.addrOf.size >= 10_000) this.addrOf.delete(this.addrOf.keys().next().value as string)
         this.addrOf.set(peer, addr)
@@ -309,15 +314,5 @@ export class InboundGuard {
     this.timer = undefined
     this.cap?.stop()
     this.cap = undefined
-  }
-}
-
-/** The host part of a multiaddr (an IP, or a DNS name), used as the address an identity came from. */
-function hostOf (ma: Multiaddr): string {
-  try {
-    const c = ma.getComponents()
-    return c[0]?.value ?? ma.toString()
-  } catch {
-    return ma.toString()
   }
 }

@@ -10,6 +10,7 @@ export type { InboundGuardInit, GuardedHandler, GuardedHandleOptions, GuardedStr
 export * from './constants.js'
 export { RepeatLimiter } from './log-limit.js'
 export { PeerStoreCap } from './peer-store-cap.js'
+export { addressKey } from './address-key.js'
 
 /** Creates a guard; the daemon creates one per node and passes its charge callback. */
 export function createInboundGuard (init: InboundGuardInit = {}): InboundGuard {

@@ -52,7 +52,7 @@ test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; 
   overlays[last].coordinate.set(fixed.slice(0, overlays[last].coordinate.length))
   // 15 s, not the default 5 s: the suite runs this beside daemons under attack (security tests)
   const rtt = await overlays[0].measure(nodes[last].id, { signal: AbortSignal.timeout(15_000) })
-  assert.ok(rtt > 0 && rtt < 1000, `rtt ${rtt}`)
+  assert.ok(rtt > 0 && rtt < 15_000, `rtt ${rtt}`) // a sample, not a timing check: the suite runs this beside loaded daemons
   const learnt = overlays[0].known.get(nodes[last].id)?.vivaldi
   assert.ok(learnt !== undefined)
   for (let i = 0; i < learnt.length; i++) assert.ok(Math.abs(learnt[i] - overlays[last].coordinate[i]) < 1e-3, `component ${i}: ${learnt[i]} vs ${overlays[last].coordinate[i]}`)

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createInboundGuard, guardedHandle, installGuard, type InboundGuardInit } from '../../../src/net/guard/index.js'
-import type { FramedStream } from '../../../src/net/framed.js'
+import { FRAME_OVERHEAD_BYTES as O, type FramedStream } from '../../../src/net/framed.js'
 import { encodeFrame, encodeFramePrefix } from '../../../src/wire/frame.js'
 import { currentProtocolContext } from '../../../src/node/protocol-context.js'
 import type { WireError } from '../../../src/errors.js'
@@ -65,12 +65,12 @@ test('a frame is reserved from its prefix against the peer budget; over it the s
   const s2 = host.open(P, 'A')
   await new Promise(resolve => setImmediate(resolve))
   s1.stream.deliver(encodeFramePrefix(600))
-  assert.is(guard.bufferedBytes('A'), 600)
-  assert.is(guard.bufferedBytes(), 600)
-  s2.stream.deliver(encodeFramePrefix(600)) // 1,200 > 1,000: refused before any byte of it is buffered
+  assert.is(guard.bufferedBytes('A'), 600 + O, 'a frame counts its length and the per-frame overhead')
+  assert.is(guard.bufferedBytes(), 600 + O)
+  s2.stream.deliver(encodeFramePrefix(600)) // 1,328 > 1,000: refused before any byte of it is buffered
   assert.is((s2.stream.aborted as WireError | undefined)?.code, 'BUFFER_LIMIT')
   assert.equal(charges, ['A BUFFER_LIMIT'])
-  assert.is(guard.bufferedBytes('A'), 600)
+  assert.is(guard.bufferedBytes('A'), 600 + O)
   // the first frame completes and is read: its bytes come back
   s1.stream.deliver(new Uint8Array(600))
   await new Promise(resolve => setImmediate(resolve))
@@ -92,7 +92,26 @@ test('the node budget refuses a frame; the peer is charged only beyond its fair 
   assert.is(guard.bufferedBytes(), 0)
   b2.stream.deliver(encodeFramePrefix(900))
   assert.is(b2.stream.aborted, undefined)
-  assert.is(guard.bufferedBytes('B'), 900)
+  assert.is(guard.bufferedBytes('B'), 900 + O)
+})
+
+test('a node-budget refusal does not charge a peer for a frame its stream allows, even above the fair share', async () => {
+  // M is a member allowed 1,500-byte frames (a model state above the fair share); X is allowed 400
+  const { host, charges } = setup({ peerBufferBytes: 10_000, nodeBufferBytes: 2000, fairShareBytes: 700 }, { maxFrameBytes: (peer) => peer === 'M' ? 1500 : 400 })
+  const xs = [0, 1, 2, 3].map(() => host.open(P, 'X'))
+  const m = host.open(P, 'M')
+  await new Promise(resolve => setImmediate(resolve))
+  for (const x of xs.slice(0, 3)) x.stream.deliver(encodeFramePrefix(400)) // X holds 3 × 464 = 1,392
+  m.stream.deliver(encodeFramePrefix(1000)) // 1,392 + 1,064 > 2,000: refused
+  assert.is((m.stream.aborted as WireError | undefined)?.code, 'BUFFER_LIMIT')
+  assert.equal(charges, [], 'M held no more than the frame it is allowed')
+  xs[3].stream.deliver(encodeFramePrefix(400)) // 1,392 + 464 = 1,856: fits
+  assert.is(xs[3].stream.aborted, undefined)
+  const x5 = host.open(P, 'X')
+  await new Promise(resolve => setImmediate(resolve))
+  x5.stream.deliver(encodeFramePrefix(400)) // X would hold 2,320 > max(700, 464): charged
+  assert.is((x5.stream.aborted as WireError | undefined)?.code, 'BUFFER_LIMIT')
+  assert.equal(charges, ['X BUFFER_LIMIT'])
 })
 
 test('frames decoded but not read stay counted until the reader takes them', async () => {
@@ -104,9 +123,9 @@ test('frames decoded but not read stay counted until the reader takes them', asy
   void guardedHandle(host as any, P, (_s, _c, g) => { f = g.open({ maxFrameBytes: 1000 }) })
   const s = host.open(P, 'A')
   s.stream.deliver(new Uint8Array([...encodeFrame(new Uint8Array(100)), ...encodeFrame(new Uint8Array(50))]))
-  assert.is(guard.bufferedBytes('A'), 150)
+  assert.is(guard.bufferedBytes('A'), 150 + 2 * O)
   await f!.read()
-  assert.is(guard.bufferedBytes('A'), 50)
+  assert.is(guard.bufferedBytes('A'), 50 + O)
   await f!.read()
   assert.is(guard.bufferedBytes('A'), 0)
 })

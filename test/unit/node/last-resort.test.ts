@@ -2,7 +2,7 @@
 // window, the repeat limiter, and the installed handler with injected exit/stop/log.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { decideOnEscape, isStreamIoError, EscapeWindow, RepeatLimiter, installLastResort, MAX_ESCAPES_PER_MINUTE, LAST_RESORT_EXIT_CODE } from '../../../src/node/last-resort.js'
+import { decideOnEscape, isStreamIoError, EscapeWindow, RepeatLimiter, installLastResort, MAX_ESCAPES_PER_MINUTE, MAX_CONTAINED_LINES, LAST_RESORT_EXIT_CODE } from '../../../src/node/last-resort.js'
 import { withProtocolContext } from '../../../src/node/protocol-context.js'
 
 const ctx = { protocol: '/dbc/task/1.0.0', peer: '12D3KooWpeer' }
@@ -26,12 +26,13 @@ test('an unknown error outside any handler stops the node', () => {
   assert.match(d.reason, 'outside any protocol handler')
 })
 
-test('too many escapes in a minute stop the node, even from handlers', () => {
-  assert.is(decideOnEscape({ context: ctx, ioError: true, recentEscapes: MAX_ESCAPES_PER_MINUTE }).action, 'continue')
-  const d = decideOnEscape({ context: ctx, ioError: true, recentEscapes: MAX_ESCAPES_PER_MINUTE + 1 })
+test('too many escapes outside any handler in a minute stop the node; inside handlers never (no remote kill switch)', () => {
+  assert.is(decideOnEscape({ context: undefined, ioError: true, recentEscapes: MAX_ESCAPES_PER_MINUTE }).action, 'continue')
+  const d = decideOnEscape({ context: undefined, ioError: true, recentEscapes: MAX_ESCAPES_PER_MINUTE + 1 })
   assert.is(d.action, 'exit')
   assert.match(d.reason, `more than ${MAX_ESCAPES_PER_MINUTE}`)
-  assert.is(decideOnEscape({ context: ctx, ioError: false, recentEscapes: 4, maxEscapesPerMinute: 3 }).action, 'exit')
+  assert.is(decideOnEscape({ context: ctx, ioError: false, recentEscapes: 1_000_000 }).action, 'continue')
+  assert.is(decideOnEscape({ context: ctx, ioError: true, recentEscapes: 4, maxEscapesPerMinute: 3 }).action, 'continue')
 })
 
 test('stream and socket errors are told apart from other errors', () => {
@@ -64,14 +65,14 @@ test('an identical line is let through once a second, with the count held back',
   assert.equal(small.admit('x', 1), { log: true, repeated: 0 }) // 'x' was evicted: the map stays bounded
 })
 
-function harness (max?: number): { lr: ReturnType<typeof installLastResort>, lines: Array<{ obj: Record<string, unknown>, msg: string }>, written: string[], exits: number[], stops: number[], clock: { t: number } } {
+function harness (max?: number, charges?: Array<[string, string]>): { lr: ReturnType<typeof installLastResort>, lines: Array<{ obj: Record<string, unknown>, msg: string }>, written: string[], exits: number[], stops: number[], clock: { t: number } } {
   const lines: Array<{ obj: Record<string, unknown>, msg: string }> = []
   const written: string[] = []
   const exits: number[] = []
   const stops: number[] = []
   const clock = { t: 1000 }
   const log = { error: (obj: Record<string, unknown>, msg: string) => { lines.push({ obj, msg }) }, warn: (obj: Record<string, unknown>, msg: string) => { lines.push({ obj, msg }) } }
-  const lr = installLastResort({ log, stop: async () => { stops.push(clock.t) }, exit: code => { exits.push(code) }, write: l => { written.push(l) }, now: () => clock.t, maxEscapesPerMinute: max })
+  const lr = installLastResort({ log, stop: async () => { stops.push(clock.t) }, exit: code => { exits.push(code) }, write: l => { written.push(l) }, now: () => clock.t, maxEscapesPerMinute: max, charge: charges === undefined ? undefined : (peer, err) => { charges.push([peer, err.code]) } })
   return { lr, lines, written, exits, stops, clock }
 }
 
@@ -117,15 +118,30 @@ test('installed: an unknown error outside any handler stops the node cleanly and
   } finally { h.lr.uninstall() }
 })
 
-test('installed: a flood of contained escapes stops the node', async () => {
+test('installed: a flood of escapes inside handlers never stops the node; each non-stream one charges its peer', async () => {
+  const charges: Array<[string, string]> = []
+  const h = harness(3, charges)
+  try {
+    for (let i = 0; i < 200; i++) assert.is(withProtocolContext(ctx, () => h.lr.handle('unhandledRejection', new Error(`e${i}`))).action, 'continue')
+    for (let i = 0; i < 10; i++) withProtocolContext(ctx, () => h.lr.handle('unhandledRejection', errno('ECONNRESET')))
+    await new Promise(resolve => setTimeout(resolve, 10))
+    assert.equal(h.exits, [])
+    assert.is(h.lr.exitCode, 0)
+    assert.is(h.lr.contained, 210)
+    assert.is(charges.length, 200, 'a broken stream inside a handler is not the peer\'s fault')
+    assert.equal(charges[0], [ctx.peer, 'HANDLER_FAILED'])
+    assert.ok(h.lines.filter(l => l.msg.includes('still serving')).length <= MAX_CONTAINED_LINES, 'distinct messages are rate-limited too')
+  } finally { h.lr.uninstall() }
+})
+
+test('installed: a flood of escapes outside any handler stops the node', async () => {
   const h = harness(3)
   try {
-    for (let i = 0; i < 3; i++) assert.is(withProtocolContext(ctx, () => h.lr.handle('unhandledRejection', new Error(`e${i}`))).action, 'continue')
-    assert.is(withProtocolContext(ctx, () => h.lr.handle('unhandledRejection', new Error('e3'))).action, 'exit')
+    for (let i = 0; i < 3; i++) assert.is(h.lr.handle('unhandledRejection', errno('EPIPE')).action, 'continue')
+    assert.is(h.lr.handle('unhandledRejection', errno('EPIPE')).action, 'exit')
     await new Promise(resolve => setTimeout(resolve, 10))
     assert.equal(h.exits, [LAST_RESORT_EXIT_CODE])
-    assert.match(h.written[0], 'more than 3 errors escaped in a minute')
-    assert.match(h.written[0], '/dbc/task/1.0.0')
+    assert.match(h.written[0], 'more than 3 errors escaped outside any protocol handler in a minute')
   } finally { h.lr.uninstall() }
 })
 

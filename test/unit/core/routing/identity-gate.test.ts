@@ -2,7 +2,7 @@
 // known identities always pass (honest peers sharing an attacker's address keep working).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { IdentityGate } from '../../../../src/core/routing/identity-gate.js'
+import { IdentityGate, EVICTION_SCAN } from '../../../../src/core/routing/identity-gate.js'
 
 test('an address may introduce `burst` new identities at once, then one per refill interval', () => {
   const g = new IdentityGate({ burst: 3, refillMs: 1000 })
@@ -58,6 +58,28 @@ test('tables are bounded: the least recently used address and identity are forgo
   assert.is(g.isKnown('p1'), false)
   assert.is(g.tokens(0, 'a'), 1)
   assert.is(g.isKnown('p3'), true)
+})
+
+test('a full table forgets an address that is not in debt first: cycling through fresh addresses keeps a debt', () => {
+  const g = new IdentityGate({ burst: 2, refillMs: 1000, banCost: 8, maxAddresses: 8 })
+  g.admit(0, 'debtor', 'attacker')
+  g.recordBan(0, 'debtor') // 1 - 8 = -7 tokens, and the least recently used address from here on
+  for (let i = 0; i < 100; i++) g.admit(0, `fresh${i}`, `p${i}`)
+  assert.is(g.tokens(0, 'debtor'), -7, 'the debt survived 100 fresh addresses through a table of 8')
+  assert.is(g.admit(0, 'debtor', 'fresh-key'), 'refused')
+  assert.is(g.tokens(0, 'fresh0'), 2, 'fresh addresses not in debt were the ones forgotten')
+})
+
+test('when every looked-at address is in debt, the one least in debt is forgotten (bounded work)', () => {
+  const n = EVICTION_SCAN
+  const g = new IdentityGate({ burst: 1, refillMs: 1000, banCost: 8, maxDebt: 64, maxAddresses: n })
+  for (let i = 0; i < n; i++) {
+    g.recordBan(0, `d${i}`)
+    if (i !== 5) g.recordBan(0, `d${i}`) // d5 owes 7 tokens, the others 15
+  }
+  g.admit(0, 'new', 'p') // the table is full of debtors: d5 goes
+  assert.is(g.tokens(0, 'd5'), 1, 'forgotten: a full bucket again')
+  for (let i = 0; i < n; i++) if (i !== 5) assert.is(g.tokens(0, `d${i}`), -15, `d${i} keeps its debt`)
 })
 
 test.run()
