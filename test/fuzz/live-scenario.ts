@@ -6,12 +6,13 @@
 // sent one identity per case first (hostile-probes.ts): none may start a process, poison the
 // node's Vivaldi coordinate or stop it, and those the node already charges for must be charged.
 import * as assert from 'uvu/assert'
-import { writeFileSync, mkdirSync, readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
+import { LocalNetwork, type LocalNode } from '../../demo/network.js'
 import { runFuzz, rssKiB, discoverProtocols, type FuzzRunReport } from './live-fuzzer.js'
 import { runHostileProbes, type HostileOutcome } from './hostile-probes.js'
 import { missingFuzzTargets } from './targets.js'
+import { writeSquaresJob } from '../security/harness.js'
 
 export interface LiveFuzzScenario { frames: number, tasksPerJob: number, seed?: number, rssBoundMiB: number, log?: (s: string) => void }
 export interface HostileResult extends HostileOutcome { charged: boolean }
@@ -20,18 +21,7 @@ export interface LiveFuzzResult { hostile: HostileResult[], vivaldiError: number
 let eventStreamDrops = 0
 
 async function runJob (submitter: LocalNode, dir: string, tasks: number, salt: number): Promise<number> {
-  const data = Buffer.alloc(8 * tasks)
-  for (let i = 0; i < tasks; i++) data.writeDoubleLE(i + salt, i * 8)
-  writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name: `squares-${salt}`,
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
-    verification: { redundancy: 1 },
-    task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 6 }
-  }
+  const manifest = writeSquaresJob(dir, tasks, salt, `squares-${salt}`)
   const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir })
   let status: Record<string, any> = {}
   for await (const ev of submitter.api.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {

@@ -63,18 +63,15 @@ export async function startSecurityNet (opts: SecurityNetOptions = {}): Promise<
 }
 
 /**
- * Submits a grid job of `tasks` squares (src/compute/modules/square.wasm) on `submitter` and
- * waits for its end; asserts it finished and that every result is the right square, once.
+ * Writes the input of a squares job (task i squares i + salt) into `dir` and returns its manifest
+ * (square.wasm, one 8-byte chunk a task): the honest job of the security and fuzz scenarios.
  */
-export async function runHonestJob (submitter: LocalNode, opts: { tasks: number, salt: number, timeoutMs?: number }): Promise<{ tasks: number, ms: number }> {
-  const t0 = performance.now()
-  const dir = join(submitter.dataDir, '..', `honest-job-${opts.salt}`)
-  mkdirSync(dir, { recursive: true })
-  const data = Buffer.alloc(8 * opts.tasks)
-  for (let i = 0; i < opts.tasks; i++) data.writeDoubleLE(i + opts.salt, i * 8)
+export function writeSquaresJob (dir: string, tasks: number, salt: number, name: string): Record<string, unknown> {
+  const data = Buffer.alloc(8 * tasks)
+  for (let i = 0; i < tasks; i++) data.writeDoubleLE(i + salt, i * 8)
   writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name: `honest-squares-${opts.salt}`,
+  return {
+    name,
     executor: 'wasm',
     code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
     entry: 'run',
@@ -82,6 +79,17 @@ export async function runHonestJob (submitter: LocalNode, opts: { tasks: number,
     verification: { redundancy: 1 },
     task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 6 }
   }
+}
+
+/**
+ * Submits a grid job of `tasks` squares (src/compute/modules/square.wasm) on `submitter` and
+ * waits for its end; asserts it finished and that every result is the right square, once.
+ */
+export async function runHonestJob (submitter: LocalNode, opts: { tasks: number, salt: number, timeoutMs?: number }): Promise<{ tasks: number, ms: number }> {
+  const t0 = performance.now()
+  const dir = join(submitter.dataDir, '..', `honest-job-${opts.salt}`)
+  mkdirSync(dir, { recursive: true })
+  const manifest = writeSquaresJob(dir, opts.tasks, opts.salt, `honest-squares-${opts.salt}`)
   const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir }, { timeoutMs: 30_000 })
   // poll rather than follow the event stream: a node under attack may be slow, never wrong
   const end = Date.now() + (opts.timeoutMs ?? 180_000)

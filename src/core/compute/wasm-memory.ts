@@ -24,7 +24,8 @@ export function readU32 (b: Uint8Array, c: Cursor): number {
   return result
 }
 
-function writeU32 (n: number): number[] {
+/** Unsigned LEB128 encoding (the module format's integers). */
+export function writeU32 (n: number): number[] {
   const out: number[] = []
   do {
     let byte = n % 128

@@ -1,16 +1,9 @@
 // Hand-assembled WebAssembly modules for tests (no WAT toolchain here): a tiny binary encoder and the
 // hostile modules of issue 12 (multi-memory bomb, table bomb, import outside the ABI, huge data segment).
 
-export function leb (n: number): number[] {
-  const out: number[] = []
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    out.push(byte)
-  } while (n > 0)
-  return out
-}
+import { writeU32 } from '../../../src/core/compute/wasm-memory.js'
+
+export const leb = writeU32
 
 export const name = (s: string): number[] => [...leb(s.length), ...new TextEncoder().encode(s)]
 export const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()]
