@@ -6,7 +6,7 @@
 // policy enables it, and unavailable where isolation is (see isolationSupport()).
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isolationSupport, spawnIsolated, type IsolatedProcess } from '../isolation/index.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
@@ -80,7 +80,10 @@ export class ProcessExecutor implements Executor {
     this.shell = init.shell ?? '/bin/sh'
     this.network = init.network ?? false
     // World-writable scratch dirs are covered too, so a task leaves nothing behind on the host (its TMPDIR is its own dir).
-    this.hidden = [...new Set([...(init.dataDir === undefined ? [] : [init.dataDir]), ...(init.hidePaths ?? []), ...WORLD_WRITABLE, this.tmpDir])]
+    // Not root, a task runs as the daemon's own user (in a user namespace): the operator's home
+    // (keys, configs) is covered as well; as root it runs as uid 65534, which can not read it.
+    const home = process.getuid?.() !== 0 ? homedir() : ''
+    this.hidden = [...new Set([...(init.dataDir === undefined ? [] : [init.dataDir]), ...(init.hidePaths ?? []), ...WORLD_WRITABLE, this.tmpDir, ...(home.length > 1 ? [home] : [])])]
   }
 
   async availability (): Promise<Availability> {
