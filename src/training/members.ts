@@ -63,12 +63,18 @@ export class TrainingMembers {
    * not held against its sender (it is still refused at its prefix, so it costs the node nothing).
    */
   worksInAJob (now: number): boolean {
+    return this.earlySliceBytes(now) > 0
+  }
+
+  /** The largest frame a job this node works in (within the window) may send: 0 when none. */
+  earlySliceBytes (now: number): number {
+    let most = 0
     for (const [id, j] of this.jobs) {
       if (this.expired(now, id, j) || j.coordinator === undefined) continue
       const since = Math.max(j.workingSince ?? -Infinity, j.lastRoundAt ?? -Infinity)
-      if (now - since <= EARLY_SLICE_WINDOW_MS) return true
+      if (now - since <= EARLY_SLICE_WINDOW_MS) most = Math.max(most, this.bytesOf(j))
     }
-    return false
+    return most
   }
 
   /** The largest frame `peer` may send now (0: not a member of any job with this node). */

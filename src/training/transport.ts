@@ -254,7 +254,9 @@ export class TrainingTransport {
       }
     } catch (err) {
       if (err instanceof WireError) {
-        const earlySlice = err.code === 'FRAME_TOO_LARGE' && this.members.limitOf(Date.now(), from) === 0 && this.members.worksInAJob(Date.now())
+        // an honest member's early slice is no larger than the job's model; anything larger is charged
+        const declared = (err as WireError & { declaredBytes?: number }).declaredBytes ?? Infinity
+        const earlySlice = err.code === 'FRAME_TOO_LARGE' && this.members.limitOf(Date.now(), from) === 0 && declared <= this.members.earlySliceBytes(Date.now())
         if (!wasHandled(err) && !earlySlice) this.onBadInput?.(connection.remotePeer, err)
         // tell the peer why before dropping the stream (as every dbc protocol does)
         // (flushed with close() first: abort() alone discards what is still unsent)

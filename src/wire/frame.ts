@@ -107,7 +107,7 @@ export class FrameDecoder {
       if ((b & 0x80) === 0) {
         const max = this.maxFrameBytes
         if (value > max) {
-          return new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${max} bytes`)
+          return Object.assign(new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${max} bytes`), { declaredBytes: value })
         }
         const refused = this.admit?.(value, max)
         if (refused !== undefined) return refused

@@ -258,6 +258,8 @@ export class Overlay {
         if (frame === undefined) break
         const d = decodeMessage(dbc.membership.v1.VivaldiProbe, frame)
         if (!d.ok) throw d.error
+        // the prober's own coordinate: ours is never NaN, infinite or out of range, so theirs must not be
+        if (d.value.coordinate.length > 0 && vivaldiFromArray(d.value.coordinate) === undefined) throw new WireError('VIVALDI_COORDINATE_INVALID', 'the probe carries a coordinate that is not finite or out of range')
         await framed.write(dbc.membership.v1.VivaldiProbe.encode({ coordinate: vivaldiToArray(this.coordinate) }).finish())
       }
       await framed.close()

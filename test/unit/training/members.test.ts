@@ -28,6 +28,14 @@ test('early slices are excused only within the window after accepting a job or a
   assert.not.ok(n.worksInAJob(0))
 })
 
+test('an early slice is excused only up to the size of the job\'s model', () => {
+  const m = new TrainingMembers(MAX)
+  assert.is(m.earlySliceBytes(0), 0)
+  m.onSend(0, 'C', { inviteReply: { jobId: 'j', accepted: true, paramCount: 1000 } })
+  assert.is(m.earlySliceBytes(10), trainingFrameBytes(1000), 'a frame larger than the model is charged')
+  assert.is(m.earlySliceBytes(EARLY_SLICE_WINDOW_MS + 1), 0)
+})
+
 test('a joining node is working in the job from its join', () => {
   const m = new TrainingMembers(MAX)
   m.onSend(0, 'C', { join: { jobId: 'j' } })
