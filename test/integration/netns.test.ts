@@ -47,8 +47,9 @@ test('every link carries its geo delay: measured RTT >= the model, not far above
   }
   const over = summarize(rows.map(r => r.measuredRttMs! - r.modelRttMs))
   console.log(`RTT measured - model over ${over.n} pairs: p50 ${over.p50.toFixed(1)} ms, p90 ${over.p90.toFixed(1)} ms`)
-  // loose: on a loaded 2-core machine event-loop delays add tens of ms to some pings
-  assert.ok(over.p50 < 40, `processing adds ${over.p50.toFixed(1)} ms at the median`)
+  // not a timing check: a link delayed twice (or a relay on every hop) would add at least the
+  // model RTT (40-250 ms); a loaded 2-core machine adds tens of ms of event-loop delay on its own
+  assert.ok(over.p50 < 120, `processing adds ${over.p50.toFixed(1)} ms at the median`)
 })
 
 test('Vivaldi converges: most pairs within 25% of the measured RTT', async () => {
