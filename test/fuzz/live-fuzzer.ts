@@ -36,6 +36,8 @@ export interface FuzzIdentity {
   frames: number
   /** Frames on a dbc protocol that break it whatever the bytes drawn (oversized, truncated, tampered). */
   definitelyBad: number
+  /** protocol case, for each frame that breaks the protocol whatever the bytes (to name what went uncharged) */
+  badCases?: string[]
   /** Vivaldi probes from the node this identity answered with a hostile coordinate. */
   vivaldiAnswers: number
 }
@@ -186,7 +188,7 @@ export interface FuzzRunReport {
   streams: number
   /** Streams the node refused to open (protocol negotiation or dial failed: e.g. we were banned). */
   refusedStreams: number
-  identities: Array<{ peerId: string, frames: number, definitelyBad: number, disconnected: boolean }>
+  identities: Array<{ peerId: string, frames: number, definitelyBad: number, disconnected: boolean, badCases?: string[] }>
   /** Distinct envelopes the node may deliver (see craft); the node must count each at most once. */
   validEnvelopes: number
   /** The protocols fuzzed: every one the daemon registered. */
@@ -200,7 +202,12 @@ export interface FuzzRunReport {
   elapsedMs: number
 }
 
-async function sendStream (id: FuzzIdentity, target: Multiaddr, protocol: string, chunks: Uint8Array[]): Promise<boolean> {
+/**
+ * Sends `chunks` on a new stream and closes it: 'closed' when the node saw our end (it has read
+ * everything, or reset the stream in answer), 'aborted' when our own timeout reset it (a loaded node may then see only the reset, and
+ * a frame cut by a reset is not the peer's fault), false when the stream was refused.
+ */
+async function sendStream (id: FuzzIdentity, target: Multiaddr, protocol: string, chunks: Uint8Array[]): Promise<'closed' | 'aborted' | false> {
   let stream
   try {
     stream = await id.host.dialProtocol(target, protocol, { signal: AbortSignal.timeout(5000) })
@@ -212,10 +219,13 @@ async function sendStream (id: FuzzIdentity, target: Multiaddr, protocol: string
       if (!stream.send(c)) await stream.onDrain({ signal: AbortSignal.timeout(5000) })
     }
     await stream.close({ signal: AbortSignal.timeout(3000) })
-  } catch {
+    return 'closed'
+  } catch (err) {
     stream.abort(new Error('fuzz stream done'))
+    // the node resetting the stream is its answer too; only our own timeout leaves it unsure
+    const name = (err as Error | undefined)?.name
+    return name === 'TimeoutError' || name === 'AbortError' ? 'aborted' : 'closed'
   }
-  return true
 }
 
 export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
@@ -250,7 +260,7 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
             // random bytes or a wrong-type message can happen to decode as a valid (harmless)
             // message, since protobuf skips unknown fields; these three never can
             // (libp2p's own protocols do not report to the node's score book)
-            if ((kase === 'oversized' || kase === 'truncated' || kase === 'tampered') && fuzzTargetFor(protocol)?.owner === 'dbc') id.definitelyBad++
+            if (ok === 'closed' && (kase === 'oversized' || kase === 'truncated' || kase === 'tampered') && fuzzTargetFor(protocol)?.owner === 'dbc') { id.definitelyBad++; (id.badCases ??= []).push(`${protocol} ${kase}`) }
             report.framesSent += frames
             report.byCase[kase] = (report.byCase[kase] ?? 0) + frames
             report.byProtocol[protocol] = (report.byProtocol[protocol] ?? 0) + frames
@@ -261,7 +271,7 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
         }
         await Promise.all(Array.from({ length: streamsAtOnce }, async () => { await lane() }))
       } finally {
-        report.identities.push({ peerId: id.peerId, frames: id.frames, definitelyBad: id.definitelyBad, disconnected: id.disconnected })
+        report.identities.push({ peerId: id.peerId, frames: id.frames, definitelyBad: id.definitelyBad, disconnected: id.disconnected, badCases: id.badCases })
         report.vivaldiAnswers += id.vivaldiAnswers
         await Promise.resolve(id.host.stop()).catch(() => {})
       }

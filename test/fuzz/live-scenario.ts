@@ -136,7 +136,7 @@ export async function runLiveFuzz (s: LiveFuzzScenario): Promise<LiveFuzzResult>
         const p = penalizedSet.has(id.peerId)
         if (p) penalized++
         if (id.disconnected) dropped++
-        if (!p && !id.disconnected && id.definitelyBad > 0) unpunished.push(`${id.peerId} (${id.frames} frames, ${id.definitelyBad} oversized/truncated/tampered)`)
+        if (!p && !id.disconnected && id.definitelyBad > 0) unpunished.push(`${id.peerId} (${id.frames} frames, ${id.definitelyBad} oversized/truncated/tampered: ${(id.badCases ?? []).join(', ')})`)
       }
       if (unpunished.length === 0 || look >= 10) break
       await new Promise(resolve => setTimeout(resolve, 500))
