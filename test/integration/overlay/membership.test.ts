@@ -63,7 +63,7 @@ test('shuffles fill every view with distinct live peers', async () => {
 
 test('an announcement reaches (almost) every node, each once', async () => {
   const id = services[3].announce(ANNOUNCE_KIND.capability, new TextEncoder().encode('cap'))
-  await waitFor(() => heard.filter(h => h.has(id)).length >= N - 2, 25_000, 'announcement spread')
+  await waitFor(() => heard.filter(h => h.has(id)).length >= N - 2, 45_000, 'announcement spread') // 45 s: the suite runs this beside daemons under attack
   assert.ok(services.every(s => s.stats.announcements <= 1))
 })
 
