@@ -74,21 +74,21 @@ export class EscapeWindow {
 
 /** Lets an identical line through at most once per interval; reports how many were held back. */
 export class RepeatLimiter {
-  private readonly last = new Map<string, { at: number, held: number }>()
+  private readonly last = new Map<string, { at: number, held: number, meta?: Record<string, unknown> }>()
   constructor (private readonly intervalMs = REPEAT_INTERVAL_MS, private readonly maxKeys = MAX_REPEAT_KEYS) {}
   /** `log: true` with the count of identical lines held back since the last one written. */
-  admit (key: string, now: number): { log: boolean, repeated: number } {
+  admit (key: string, now: number, meta?: Record<string, unknown>): { log: boolean, repeated: number } {
     const e = this.last.get(key)
     if (e !== undefined && now - e.at < this.intervalMs) { e.held++; return { log: false, repeated: 0 } }
     if (e === undefined && this.last.size >= this.maxKeys) this.last.delete(this.last.keys().next().value as string)
-    this.last.set(key, { at: now, held: 0 })
+    this.last.set(key, { at: now, held: 0, meta })
     return { log: true, repeated: e?.held ?? 0 }
   }
 
-  /** Lines held back and not yet reported (key → count), cleared. */
-  drain (): Array<[string, number]> {
-    const out: Array<[string, number]> = []
-    for (const [k, e] of this.last) if (e.held > 0) { out.push([k, e.held]); e.held = 0 }
+  /** Lines held back and not yet reported (key, count, the fields given with it), cleared. */
+  drain (): Array<[string, number, Record<string, unknown> | undefined]> {
+    const out: Array<[string, number, Record<string, unknown> | undefined]> = []
+    for (const [k, e] of this.last) if (e.held > 0) { out.push([k, e.held, e.meta]); e.held = 0 }
     return out
   }
 }
@@ -149,7 +149,7 @@ export function installLastResort (init: LastResortInit): LastResort {
   let dropped = 0
   // held-back repeats are reported once their burst is over, so a count is never lost
   const flush = setInterval(() => {
-    for (const [key, n] of repeats.drain()) init.log.warn({ repeated: n }, `repeated ${n} more time(s) in the last second: ${key}`)
+    for (const [key, n, meta] of repeats.drain()) init.log.warn({ ...meta, repeated: n }, `repeated ${n} more time(s) in the last second: ${key}`)
     if (dropped > 0) init.log.warn({ repeated: dropped }, `${dropped} more error(s) escaped protocol handlers in the last second (not logged one by one)`)
     dropped = 0
   }, REPEAT_INTERVAL_MS)
@@ -170,7 +170,7 @@ export function installLastResort (init: LastResortInit): LastResort {
       const line = `${kind === 'uncaughtException' ? 'an error' : 'a rejected promise'} escaped ${context === undefined ? 'a connection' : 'a protocol handler'}; still serving`
       const key = `${line} [${context?.protocol ?? '-'}] ${d.code ?? d.name ?? ''}: ${d.message}`
       const t = now()
-      const r = repeats.admit(key, t)
+      const r = repeats.admit(key, t, context === undefined ? undefined : { protocol: context.protocol, peer: context.peer })
       if (r.log && t - linesAt >= REPEAT_INTERVAL_MS) { linesAt = t; lines = 0 }
       if (r.log && ++lines > MAX_CONTAINED_LINES) { dropped++; return decision }
       if (r.log) init.log.error({ protocol: context?.protocol, peer: context?.peer, code: d.code, err: d.message, reason: decision.reason, ...(r.repeated > 0 ? { repeated: r.repeated } : {}), ...(init.verbose === true ? { stack: d.stack } : {}) }, line)

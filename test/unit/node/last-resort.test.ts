@@ -58,7 +58,7 @@ test('an identical line is let through once a second, with the count held back',
   assert.equal(r.admit('b', 999), { log: true, repeated: 0 })
   assert.equal(r.admit('a', 1000), { log: true, repeated: 2 })
   r.admit('a', 1001)
-  assert.equal(r.drain(), [['a', 1]])
+  assert.equal(r.drain(), [['a', 1, undefined]])
   assert.equal(r.drain(), [])
   const small = new RepeatLimiter(1000, 2)
   small.admit('x', 0); small.admit('y', 0); small.admit('z', 0)
