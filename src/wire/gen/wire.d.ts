@@ -872,6 +872,7 @@ export namespace dbc {
                 expectedTaskMs: number;
                 maxInputBytes: number;
                 requestExpiresAt: number;
+                payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                 static create(properties: dbc.task.v1.LeaseRequest.$Shape): dbc.task.v1.LeaseRequest & dbc.task.v1.LeaseRequest.$Shape;
                 static create(properties?: dbc.task.v1.LeaseRequest.$Properties): dbc.task.v1.LeaseRequest;
                 static encode(m: dbc.task.v1.LeaseRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -893,6 +894,7 @@ export namespace dbc {
                     expectedTaskMs?: (number|null);
                     maxInputBytes?: (number|null);
                     requestExpiresAt?: (number|null);
+                    payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.LeaseRequest.$Properties;
@@ -915,6 +917,7 @@ export namespace dbc {
                 perfScore: number;
                 refusal: string;
                 signature: Uint8Array;
+                payoutAddress: string;
                 static create(properties: dbc.task.v1.Offer.$Shape): dbc.task.v1.Offer & dbc.task.v1.Offer.$Shape;
                 static create(properties?: dbc.task.v1.Offer.$Properties): dbc.task.v1.Offer;
                 static encode(m: dbc.task.v1.Offer.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -938,6 +941,7 @@ export namespace dbc {
                     perfScore?: (number|null);
                     refusal?: (string|null);
                     signature?: (Uint8Array|null);
+                    payoutAddress?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Offer.$Properties;
@@ -957,6 +961,7 @@ export namespace dbc {
                 expiresAt: number;
                 heartbeatMs: number;
                 signature: Uint8Array;
+                payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                 static create(properties: dbc.task.v1.Lease.$Shape): dbc.task.v1.Lease & dbc.task.v1.Lease.$Shape;
                 static create(properties?: dbc.task.v1.Lease.$Properties): dbc.task.v1.Lease;
                 static encode(m: dbc.task.v1.Lease.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -977,6 +982,7 @@ export namespace dbc {
                     expiresAt?: (number|null);
                     heartbeatMs?: (number|null);
                     signature?: (Uint8Array|null);
+                    payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Lease.$Properties;
@@ -1112,7 +1118,8 @@ export namespace dbc {
                 heartbeat?: (dbc.task.v1.Heartbeat.$Properties|null);
                 result?: (dbc.task.v1.TaskResult.$Properties|null);
                 cancelTaskId?: (Uint8Array|null);
-                body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId");
+                voucher?: (dbc.task.v1.Voucher.$Properties|null);
+                body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher");
                 static create(properties: dbc.task.v1.TaskMessage.$Shape): dbc.task.v1.TaskMessage & dbc.task.v1.TaskMessage.$Shape;
                 static create(properties?: dbc.task.v1.TaskMessage.$Properties): dbc.task.v1.TaskMessage;
                 static encode(m: dbc.task.v1.TaskMessage.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1132,7 +1139,8 @@ export namespace dbc {
                     heartbeat?: (dbc.task.v1.Heartbeat.$Properties|null);
                     result?: (dbc.task.v1.TaskResult.$Properties|null);
                     cancelTaskId?: (Uint8Array|null);
-                    body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId");
+                    voucher?: (dbc.task.v1.Voucher.$Properties|null);
+                    body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher");
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = {
@@ -1143,10 +1151,77 @@ export namespace dbc {
                   heartbeat?: dbc.task.v1.Heartbeat.$Shape|null;
                   result?: dbc.task.v1.TaskResult.$Shape|null;
                   cancelTaskId?: Uint8Array|null;
+                  voucher?: dbc.task.v1.Voucher.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array })
+                  ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape })
                 );
+            }
+
+            interface IPaymentTerms extends dbc.task.v1.PaymentTerms.$Properties {
+            }
+
+            class PaymentTerms {
+                constructor(p?: dbc.task.v1.PaymentTerms.$Properties);
+                $unknowns?: Uint8Array[];
+                chainId: number;
+                contract: Uint8Array;
+                chainJobId: Uint8Array;
+                payer: Uint8Array;
+                static create(properties: dbc.task.v1.PaymentTerms.$Shape): dbc.task.v1.PaymentTerms & dbc.task.v1.PaymentTerms.$Shape;
+                static create(properties?: dbc.task.v1.PaymentTerms.$Properties): dbc.task.v1.PaymentTerms;
+                static encode(m: dbc.task.v1.PaymentTerms.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.task.v1.PaymentTerms & dbc.task.v1.PaymentTerms.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.task.v1.PaymentTerms;
+                static toObject(m: dbc.task.v1.PaymentTerms, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PaymentTerms {
+                interface $Properties {
+                    chainId?: (number|null);
+                    contract?: (Uint8Array|null);
+                    chainJobId?: (Uint8Array|null);
+                    payer?: (Uint8Array|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.task.v1.PaymentTerms.$Properties;
+            }
+
+            interface IVoucher extends dbc.task.v1.Voucher.$Properties {
+            }
+
+            class Voucher {
+                constructor(p?: dbc.task.v1.Voucher.$Properties);
+                $unknowns?: Uint8Array[];
+                chainJobId: Uint8Array;
+                provider: Uint8Array;
+                cumulative: Uint8Array;
+                receiptsRoot: Uint8Array;
+                receiptCount: number;
+                signature: Uint8Array;
+                static create(properties: dbc.task.v1.Voucher.$Shape): dbc.task.v1.Voucher & dbc.task.v1.Voucher.$Shape;
+                static create(properties?: dbc.task.v1.Voucher.$Properties): dbc.task.v1.Voucher;
+                static encode(m: dbc.task.v1.Voucher.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.task.v1.Voucher & dbc.task.v1.Voucher.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.task.v1.Voucher;
+                static toObject(m: dbc.task.v1.Voucher, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Voucher {
+                interface $Properties {
+                    chainJobId?: (Uint8Array|null);
+                    provider?: (Uint8Array|null);
+                    cumulative?: (Uint8Array|null);
+                    receiptsRoot?: (Uint8Array|null);
+                    receiptCount?: (number|null);
+                    signature?: (Uint8Array|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.task.v1.Voucher.$Properties;
             }
         }
     }

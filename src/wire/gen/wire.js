@@ -4,7 +4,7 @@ import $protobuf from "protobufjs/minimal.js";
 
 // Common aliases
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
-const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Boolean = $util.global.Boolean, $Array = $util.global.Array, $isFinite = $util.global.isFinite;
+const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Boolean = $util.global.Boolean, $Array = $util.global.Array, $isFinite = $util.global.isFinite, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt;
 
 // Exported root namespace
 const $root = $protobuf.roots["default"] || ($protobuf.roots["default"] = {});
@@ -8919,6 +8919,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [expectedTaskMs] LeaseRequest expectedTaskMs
                  * @property {number|null} [maxInputBytes] LeaseRequest maxInputBytes
                  * @property {number|null} [requestExpiresAt] LeaseRequest requestExpiresAt
+                 * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] LeaseRequest payment
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -9023,6 +9024,14 @@ export const dbc = $root.dbc = (() => {
                 LeaseRequest.prototype.requestExpiresAt = 0;
 
                 /**
+                 * LeaseRequest payment.
+                 * @member {dbc.task.v1.PaymentTerms.$Properties|null|undefined} payment
+                 * @memberof dbc.task.v1.LeaseRequest
+                 * @instance
+                 */
+                LeaseRequest.prototype.payment = null;
+
+                /**
                  * Creates a new LeaseRequest instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.LeaseRequest
@@ -9072,6 +9081,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 8, wireType 1 =*/65).double(m.maxInputBytes);
                     if (m.requestExpiresAt != null && $Object.hasOwnProperty.call(m, "requestExpiresAt") && !$Object.is(m.requestExpiresAt, 0))
                         w.uint32(/* id 9, wireType 1 =*/73).double(m.requestExpiresAt);
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment"))
+                        $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -9194,6 +9205,12 @@ export const dbc = $root.dbc = (() => {
                                     delete m.requestExpiresAt;
                                 continue;
                             }
+                        case 10: {
+                                if (u !== 2)
+                                    break;
+                                m.payment = $root.dbc.task.v1.PaymentTerms.decode(r, r.size(), $undefined, q + 1, m.payment);
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -9280,6 +9297,11 @@ export const dbc = $root.dbc = (() => {
                             m.requestExpiresAt = $Number(d.requestExpiresAt);
                         }
                     }
+                    if (d.payment != null) {
+                        if (!$util.isObject(d.payment))
+                            throw $TypeError(".dbc.task.v1.LeaseRequest.payment: object expected");
+                        m.payment = $root.dbc.task.v1.PaymentTerms.fromObject(d.payment, q + 1);
+                    }
                     return m;
                 };
 
@@ -9322,6 +9344,7 @@ export const dbc = $root.dbc = (() => {
                         d.expectedTaskMs = 0;
                         d.maxInputBytes = 0;
                         d.requestExpiresAt = 0;
+                        d.payment = null;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
@@ -9349,6 +9372,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.requestExpiresAt != null && $Object.hasOwnProperty.call(m, "requestExpiresAt")) {
                         d.requestExpiresAt = o.json && !$isFinite(m.requestExpiresAt) ? $String(m.requestExpiresAt) : m.requestExpiresAt;
+                    }
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment")) {
+                        d.payment = $root.dbc.task.v1.PaymentTerms.toObject(m.payment, o, q + 1);
                     }
                     return d;
                 };
@@ -9397,6 +9423,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [perfScore] Offer perfScore
                  * @property {string|null} [refusal] Offer refusal
                  * @property {Uint8Array|null} [signature] Offer signature
+                 * @property {string|null} [payoutAddress] Offer payoutAddress
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -9517,6 +9544,14 @@ export const dbc = $root.dbc = (() => {
                 Offer.prototype.signature = $util.newBuffer([]);
 
                 /**
+                 * Offer payoutAddress.
+                 * @member {string} payoutAddress
+                 * @memberof dbc.task.v1.Offer
+                 * @instance
+                 */
+                Offer.prototype.payoutAddress = "";
+
+                /**
                  * Creates a new Offer instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Offer
@@ -9570,6 +9605,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 10, wireType 2 =*/82).string(m.refusal);
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
                         w.uint32(/* id 11, wireType 2 =*/90).bytes(m.signature);
+                    if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress") && m.payoutAddress !== "")
+                        w.uint32(/* id 12, wireType 2 =*/98).string(m.payoutAddress);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -9713,6 +9750,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.signature;
                                 continue;
                             }
+                        case 12: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.payoutAddress = v;
+                                else
+                                    delete m.payoutAddress;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -9815,6 +9861,11 @@ export const dbc = $root.dbc = (() => {
                                 m.signature = d.signature;
                         }
                     }
+                    if (d.payoutAddress != null) {
+                        if (typeof d.payoutAddress !== "string" || d.payoutAddress.length) {
+                            m.payoutAddress = $String(d.payoutAddress);
+                        }
+                    }
                     return m;
                 };
 
@@ -9871,6 +9922,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.signature = $util.newBuffer(d.signature);
                         }
+                        d.payoutAddress = "";
                     }
                     if (m.offerId != null && $Object.hasOwnProperty.call(m, "offerId")) {
                         d.offerId = o.bytes === $String ? $util.base64.encode(m.offerId, 0, m.offerId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.offerId) : m.offerId;
@@ -9904,6 +9956,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
                         d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
+                    }
+                    if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress")) {
+                        d.payoutAddress = m.payoutAddress;
                     }
                     return d;
                 };
@@ -9949,6 +10004,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [expiresAt] Lease expiresAt
                  * @property {number|null} [heartbeatMs] Lease heartbeatMs
                  * @property {Uint8Array|null} [signature] Lease signature
+                 * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] Lease payment
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10045,6 +10101,14 @@ export const dbc = $root.dbc = (() => {
                 Lease.prototype.signature = $util.newBuffer([]);
 
                 /**
+                 * Lease payment.
+                 * @member {dbc.task.v1.PaymentTerms.$Properties|null|undefined} payment
+                 * @memberof dbc.task.v1.Lease
+                 * @instance
+                 */
+                Lease.prototype.payment = null;
+
+                /**
                  * Creates a new Lease instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Lease
@@ -10092,6 +10156,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 7, wireType 1 =*/57).double(m.heartbeatMs);
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
                         w.uint32(/* id 8, wireType 2 =*/66).bytes(m.signature);
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment"))
+                        $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 9, wireType 2 =*/74).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -10208,6 +10274,12 @@ export const dbc = $root.dbc = (() => {
                                     delete m.signature;
                                 continue;
                             }
+                        case 9: {
+                                if (u !== 2)
+                                    break;
+                                m.payment = $root.dbc.task.v1.PaymentTerms.decode(r, r.size(), $undefined, q + 1, m.payment);
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -10301,6 +10373,11 @@ export const dbc = $root.dbc = (() => {
                                 m.signature = d.signature;
                         }
                     }
+                    if (d.payment != null) {
+                        if (!$util.isObject(d.payment))
+                            throw $TypeError(".dbc.task.v1.Lease.payment: object expected");
+                        m.payment = $root.dbc.task.v1.PaymentTerms.fromObject(d.payment, q + 1);
+                    }
                     return m;
                 };
 
@@ -10366,6 +10443,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.signature = $util.newBuffer(d.signature);
                         }
+                        d.payment = null;
                     }
                     if (m.leaseId != null && $Object.hasOwnProperty.call(m, "leaseId")) {
                         d.leaseId = o.bytes === $String ? $util.base64.encode(m.leaseId, 0, m.leaseId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.leaseId) : m.leaseId;
@@ -10390,6 +10468,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
                         d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
+                    }
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment")) {
+                        d.payment = $root.dbc.task.v1.PaymentTerms.toObject(m.payment, o, q + 1);
                     }
                     return d;
                 };
@@ -11848,7 +11929,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {dbc.task.v1.Heartbeat.$Properties|null} [heartbeat] TaskMessage heartbeat
                  * @property {dbc.task.v1.TaskResult.$Properties|null} [result] TaskMessage result
                  * @property {Uint8Array|null} [cancelTaskId] TaskMessage cancelTaskId
-                 * @property {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"} [body] TaskMessage body
+                 * @property {dbc.task.v1.Voucher.$Properties|null} [voucher] TaskMessage voucher
+                 * @property {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"} [body] TaskMessage body
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -11870,9 +11952,10 @@ export const dbc = $root.dbc = (() => {
                  *   heartbeat?: dbc.task.v1.Heartbeat.$Shape|null;
                  *   result?: dbc.task.v1.TaskResult.$Shape|null;
                  *   cancelTaskId?: Uint8Array|null;
+                 *   voucher?: dbc.task.v1.Voucher.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array })
+                 *   ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape })
                  * )} dbc.task.v1.TaskMessage.$Shape
                  */
 
@@ -11947,17 +12030,25 @@ export const dbc = $root.dbc = (() => {
                  */
                 TaskMessage.prototype.cancelTaskId = null;
 
+                /**
+                 * TaskMessage voucher.
+                 * @member {dbc.task.v1.Voucher.$Properties|null|undefined} voucher
+                 * @memberof dbc.task.v1.TaskMessage
+                 * @instance
+                 */
+                TaskMessage.prototype.voucher = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * TaskMessage body.
-                 * @member {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|undefined} body
+                 * @member {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|undefined} body
                  * @memberof dbc.task.v1.TaskMessage
                  * @instance
                  */
                 $Object.defineProperty(TaskMessage.prototype, "body", {
-                    get: $util.oneOfGetter($oneOfFields = ["leaseRequest", "offer", "lease", "task", "heartbeat", "result", "cancelTaskId"]),
+                    get: $util.oneOfGetter($oneOfFields = ["leaseRequest", "offer", "lease", "task", "heartbeat", "result", "cancelTaskId", "voucher"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -12007,6 +12098,8 @@ export const dbc = $root.dbc = (() => {
                         $root.dbc.task.v1.TaskResult.encode(m.result, w.uint32(/* id 6, wireType 2 =*/50).fork(), q + 1).ldelim();
                     if (m.cancelTaskId != null && $Object.hasOwnProperty.call(m, "cancelTaskId"))
                         w.uint32(/* id 7, wireType 2 =*/58).bytes(m.cancelTaskId);
+                    if (m.voucher != null && $Object.hasOwnProperty.call(m, "voucher"))
+                        $root.dbc.task.v1.Voucher.encode(m.voucher, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12100,6 +12193,13 @@ export const dbc = $root.dbc = (() => {
                                 m.body = "cancelTaskId";
                                 continue;
                             }
+                        case 8: {
+                                if (u !== 2)
+                                    break;
+                                m.voucher = $root.dbc.task.v1.Voucher.decode(r, r.size(), $undefined, q + 1, m.voucher);
+                                m.body = "voucher";
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -12171,6 +12271,11 @@ export const dbc = $root.dbc = (() => {
                         else if (d.cancelTaskId.length >= 0)
                             m.cancelTaskId = d.cancelTaskId;
                     }
+                    if (d.voucher != null) {
+                        if (!$util.isObject(d.voucher))
+                            throw $TypeError(".dbc.task.v1.TaskMessage.voucher: object expected");
+                        m.voucher = $root.dbc.task.v1.Voucher.fromObject(d.voucher, q + 1);
+                    }
                     return m;
                 };
 
@@ -12226,6 +12331,11 @@ export const dbc = $root.dbc = (() => {
                         if (o.oneofs)
                             d.body = "cancelTaskId";
                     }
+                    if (m.voucher != null && $Object.hasOwnProperty.call(m, "voucher")) {
+                        d.voucher = $root.dbc.task.v1.Voucher.toObject(m.voucher, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "voucher";
+                    }
                     return d;
                 };
 
@@ -12255,6 +12365,784 @@ export const dbc = $root.dbc = (() => {
                 };
 
                 return TaskMessage;
+            })();
+
+            v1.PaymentTerms = (function() {
+
+                /**
+                 * Properties of a PaymentTerms.
+                 * @typedef {Object} dbc.task.v1.PaymentTerms.$Properties
+                 * @property {number|null} [chainId] PaymentTerms chainId
+                 * @property {Uint8Array|null} [contract] PaymentTerms contract
+                 * @property {Uint8Array|null} [chainJobId] PaymentTerms chainJobId
+                 * @property {Uint8Array|null} [payer] PaymentTerms payer
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a PaymentTerms.
+                 * @memberof dbc.task.v1
+                 * @interface IPaymentTerms
+                 * @augments dbc.task.v1.PaymentTerms.$Properties
+                 * @deprecated Use dbc.task.v1.PaymentTerms.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a PaymentTerms.
+                 * @typedef {dbc.task.v1.PaymentTerms.$Properties} dbc.task.v1.PaymentTerms.$Shape
+                 */
+
+                /**
+                 * Constructs a new PaymentTerms.
+                 * @memberof dbc.task.v1
+                 * @classdesc Represents a PaymentTerms.
+                 * @constructor
+                 * @param {dbc.task.v1.PaymentTerms.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const PaymentTerms = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * PaymentTerms chainId.
+                 * @member {number} chainId
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 */
+                PaymentTerms.prototype.chainId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * PaymentTerms contract.
+                 * @member {Uint8Array} contract
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 */
+                PaymentTerms.prototype.contract = $util.newBuffer([]);
+
+                /**
+                 * PaymentTerms chainJobId.
+                 * @member {Uint8Array} chainJobId
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 */
+                PaymentTerms.prototype.chainJobId = $util.newBuffer([]);
+
+                /**
+                 * PaymentTerms payer.
+                 * @member {Uint8Array} payer
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 */
+                PaymentTerms.prototype.payer = $util.newBuffer([]);
+
+                /**
+                 * Creates a new PaymentTerms instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {dbc.task.v1.PaymentTerms.$Properties=} [properties] Properties to set
+                 * @returns {dbc.task.v1.PaymentTerms} PaymentTerms instance
+                 * @type {{
+                 *   (properties: dbc.task.v1.PaymentTerms.$Shape): dbc.task.v1.PaymentTerms & dbc.task.v1.PaymentTerms.$Shape;
+                 *   (properties?: dbc.task.v1.PaymentTerms.$Properties): dbc.task.v1.PaymentTerms;
+                 * }}
+                 */
+                PaymentTerms.create = function(properties) {
+                    return new PaymentTerms(properties);
+                };
+
+                /**
+                 * Encodes the specified PaymentTerms message. Does not implicitly {@link dbc.task.v1.PaymentTerms.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {dbc.task.v1.PaymentTerms.$Properties} m PaymentTerms message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                PaymentTerms.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.chainId != null && $Object.hasOwnProperty.call(m, "chainId") && (typeof m.chainId === "object" ? m.chainId.low || m.chainId.high : m.chainId !== 0))
+                        w.uint32(/* id 1, wireType 0 =*/8).uint64(m.chainId);
+                    if (m.contract != null && $Object.hasOwnProperty.call(m, "contract") && m.contract.length)
+                        w.uint32(/* id 2, wireType 2 =*/18).bytes(m.contract);
+                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId") && m.chainJobId.length)
+                        w.uint32(/* id 3, wireType 2 =*/26).bytes(m.chainJobId);
+                    if (m.payer != null && $Object.hasOwnProperty.call(m, "payer") && m.payer.length)
+                        w.uint32(/* id 4, wireType 2 =*/34).bytes(m.payer);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a PaymentTerms message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.task.v1.PaymentTerms & dbc.task.v1.PaymentTerms.$Shape} PaymentTerms
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                PaymentTerms.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.task.v1.PaymentTerms();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 0)
+                                    break;
+                                if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                    m.chainId = v;
+                                else
+                                    delete m.chainId;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.contract = v;
+                                else
+                                    delete m.contract;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.chainJobId = v;
+                                else
+                                    delete m.chainJobId;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.payer = v;
+                                else
+                                    delete m.payer;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a PaymentTerms message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.task.v1.PaymentTerms} PaymentTerms
+                 */
+                PaymentTerms.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.task.v1.PaymentTerms)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.task.v1.PaymentTerms: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.task.v1.PaymentTerms();
+                    if (d.chainId != null) {
+                        if (typeof d.chainId === "object" ? d.chainId.low || d.chainId.high : $Number(d.chainId) !== 0) {
+                            if ($util.Long)
+                                m.chainId = $util.Long.fromValue(d.chainId, true);
+                            else if (typeof d.chainId === "string")
+                                m.chainId = $parseInt(d.chainId, 10);
+                            else if (typeof d.chainId === "number")
+                                m.chainId = d.chainId;
+                            else if (typeof d.chainId === "object")
+                                m.chainId = new $util.LongBits(d.chainId.low >>> 0, d.chainId.high >>> 0).toNumber(true);
+                        }
+                    }
+                    if (d.contract != null) {
+                        if (d.contract.length) {
+                            if (typeof d.contract === "string")
+                                $util.base64.decode(d.contract, m.contract = $util.newBuffer($util.base64.length(d.contract)), 0);
+                            else if (d.contract.length >= 0)
+                                m.contract = d.contract;
+                        }
+                    }
+                    if (d.chainJobId != null) {
+                        if (d.chainJobId.length) {
+                            if (typeof d.chainJobId === "string")
+                                $util.base64.decode(d.chainJobId, m.chainJobId = $util.newBuffer($util.base64.length(d.chainJobId)), 0);
+                            else if (d.chainJobId.length >= 0)
+                                m.chainJobId = d.chainJobId;
+                        }
+                    }
+                    if (d.payer != null) {
+                        if (d.payer.length) {
+                            if (typeof d.payer === "string")
+                                $util.base64.decode(d.payer, m.payer = $util.newBuffer($util.base64.length(d.payer)), 0);
+                            else if (d.payer.length >= 0)
+                                m.payer = d.payer;
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a PaymentTerms message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {dbc.task.v1.PaymentTerms} m PaymentTerms
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                PaymentTerms.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        if ($util.Long) {
+                            var n = new $util.Long(0, 0, true);
+                            d.chainId = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                        } else
+                            d.chainId = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                        if (o.bytes === $String)
+                            d.contract = "";
+                        else {
+                            d.contract = [];
+                            if (o.bytes !== $Array)
+                                d.contract = $util.newBuffer(d.contract);
+                        }
+                        if (o.bytes === $String)
+                            d.chainJobId = "";
+                        else {
+                            d.chainJobId = [];
+                            if (o.bytes !== $Array)
+                                d.chainJobId = $util.newBuffer(d.chainJobId);
+                        }
+                        if (o.bytes === $String)
+                            d.payer = "";
+                        else {
+                            d.payer = [];
+                            if (o.bytes !== $Array)
+                                d.payer = $util.newBuffer(d.payer);
+                        }
+                    }
+                    if (m.chainId != null && $Object.hasOwnProperty.call(m, "chainId")) {
+                        if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                            d.chainId = typeof m.chainId === "number" ? $BigInt(m.chainId) : $util.Long.fromBits(m.chainId.low >>> 0, m.chainId.high >>> 0, true).toBigInt();
+                        else if (typeof m.chainId === "number")
+                            d.chainId = o.longs === $String ? $String(m.chainId) : m.chainId;
+                        else
+                            d.chainId = o.longs === $String ? $util.Long.prototype.toString.call(m.chainId) : o.longs === $Number ? new $util.LongBits(m.chainId.low >>> 0, m.chainId.high >>> 0).toNumber(true) : m.chainId;
+                    }
+                    if (m.contract != null && $Object.hasOwnProperty.call(m, "contract")) {
+                        d.contract = o.bytes === $String ? $util.base64.encode(m.contract, 0, m.contract.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.contract) : m.contract;
+                    }
+                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId")) {
+                        d.chainJobId = o.bytes === $String ? $util.base64.encode(m.chainJobId, 0, m.chainJobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.chainJobId) : m.chainJobId;
+                    }
+                    if (m.payer != null && $Object.hasOwnProperty.call(m, "payer")) {
+                        d.payer = o.bytes === $String ? $util.base64.encode(m.payer, 0, m.payer.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payer) : m.payer;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this PaymentTerms to JSON.
+                 * @function toJSON
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                PaymentTerms.prototype.toJSON = function() {
+                    return PaymentTerms.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for PaymentTerms
+                 * @function getTypeUrl
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                PaymentTerms.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.task.v1.PaymentTerms";
+                };
+
+                return PaymentTerms;
+            })();
+
+            v1.Voucher = (function() {
+
+                /**
+                 * Properties of a Voucher.
+                 * @typedef {Object} dbc.task.v1.Voucher.$Properties
+                 * @property {Uint8Array|null} [chainJobId] Voucher chainJobId
+                 * @property {Uint8Array|null} [provider] Voucher provider
+                 * @property {Uint8Array|null} [cumulative] Voucher cumulative
+                 * @property {Uint8Array|null} [receiptsRoot] Voucher receiptsRoot
+                 * @property {number|null} [receiptCount] Voucher receiptCount
+                 * @property {Uint8Array|null} [signature] Voucher signature
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a Voucher.
+                 * @memberof dbc.task.v1
+                 * @interface IVoucher
+                 * @augments dbc.task.v1.Voucher.$Properties
+                 * @deprecated Use dbc.task.v1.Voucher.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a Voucher.
+                 * @typedef {dbc.task.v1.Voucher.$Properties} dbc.task.v1.Voucher.$Shape
+                 */
+
+                /**
+                 * Constructs a new Voucher.
+                 * @memberof dbc.task.v1
+                 * @classdesc Represents a Voucher.
+                 * @constructor
+                 * @param {dbc.task.v1.Voucher.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Voucher = function (p) {
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * Voucher chainJobId.
+                 * @member {Uint8Array} chainJobId
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.chainJobId = $util.newBuffer([]);
+
+                /**
+                 * Voucher provider.
+                 * @member {Uint8Array} provider
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.provider = $util.newBuffer([]);
+
+                /**
+                 * Voucher cumulative.
+                 * @member {Uint8Array} cumulative
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.cumulative = $util.newBuffer([]);
+
+                /**
+                 * Voucher receiptsRoot.
+                 * @member {Uint8Array} receiptsRoot
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.receiptsRoot = $util.newBuffer([]);
+
+                /**
+                 * Voucher receiptCount.
+                 * @member {number} receiptCount
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.receiptCount = 0;
+
+                /**
+                 * Voucher signature.
+                 * @member {Uint8Array} signature
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 */
+                Voucher.prototype.signature = $util.newBuffer([]);
+
+                /**
+                 * Creates a new Voucher instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {dbc.task.v1.Voucher.$Properties=} [properties] Properties to set
+                 * @returns {dbc.task.v1.Voucher} Voucher instance
+                 * @type {{
+                 *   (properties: dbc.task.v1.Voucher.$Shape): dbc.task.v1.Voucher & dbc.task.v1.Voucher.$Shape;
+                 *   (properties?: dbc.task.v1.Voucher.$Properties): dbc.task.v1.Voucher;
+                 * }}
+                 */
+                Voucher.create = function(properties) {
+                    return new Voucher(properties);
+                };
+
+                /**
+                 * Encodes the specified Voucher message. Does not implicitly {@link dbc.task.v1.Voucher.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {dbc.task.v1.Voucher.$Properties} m Voucher message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Voucher.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId") && m.chainJobId.length)
+                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.chainJobId);
+                    if (m.provider != null && $Object.hasOwnProperty.call(m, "provider") && m.provider.length)
+                        w.uint32(/* id 2, wireType 2 =*/18).bytes(m.provider);
+                    if (m.cumulative != null && $Object.hasOwnProperty.call(m, "cumulative") && m.cumulative.length)
+                        w.uint32(/* id 3, wireType 2 =*/26).bytes(m.cumulative);
+                    if (m.receiptsRoot != null && $Object.hasOwnProperty.call(m, "receiptsRoot") && m.receiptsRoot.length)
+                        w.uint32(/* id 4, wireType 2 =*/34).bytes(m.receiptsRoot);
+                    if (m.receiptCount != null && $Object.hasOwnProperty.call(m, "receiptCount") && m.receiptCount !== 0)
+                        w.uint32(/* id 5, wireType 0 =*/40).uint32(m.receiptCount);
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
+                        w.uint32(/* id 6, wireType 2 =*/50).bytes(m.signature);
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a Voucher message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.task.v1.Voucher & dbc.task.v1.Voucher.$Shape} Voucher
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Voucher.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m, v;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.task.v1.Voucher();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.chainJobId = v;
+                                else
+                                    delete m.chainJobId;
+                                continue;
+                            }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.provider = v;
+                                else
+                                    delete m.provider;
+                                continue;
+                            }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.cumulative = v;
+                                else
+                                    delete m.cumulative;
+                                continue;
+                            }
+                        case 4: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.receiptsRoot = v;
+                                else
+                                    delete m.receiptsRoot;
+                                continue;
+                            }
+                        case 5: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.receiptCount = v;
+                                else
+                                    delete m.receiptCount;
+                                continue;
+                            }
+                        case 6: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.signature = v;
+                                else
+                                    delete m.signature;
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a Voucher message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.task.v1.Voucher} Voucher
+                 */
+                Voucher.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.task.v1.Voucher)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.task.v1.Voucher: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.task.v1.Voucher();
+                    if (d.chainJobId != null) {
+                        if (d.chainJobId.length) {
+                            if (typeof d.chainJobId === "string")
+                                $util.base64.decode(d.chainJobId, m.chainJobId = $util.newBuffer($util.base64.length(d.chainJobId)), 0);
+                            else if (d.chainJobId.length >= 0)
+                                m.chainJobId = d.chainJobId;
+                        }
+                    }
+                    if (d.provider != null) {
+                        if (d.provider.length) {
+                            if (typeof d.provider === "string")
+                                $util.base64.decode(d.provider, m.provider = $util.newBuffer($util.base64.length(d.provider)), 0);
+                            else if (d.provider.length >= 0)
+                                m.provider = d.provider;
+                        }
+                    }
+                    if (d.cumulative != null) {
+                        if (d.cumulative.length) {
+                            if (typeof d.cumulative === "string")
+                                $util.base64.decode(d.cumulative, m.cumulative = $util.newBuffer($util.base64.length(d.cumulative)), 0);
+                            else if (d.cumulative.length >= 0)
+                                m.cumulative = d.cumulative;
+                        }
+                    }
+                    if (d.receiptsRoot != null) {
+                        if (d.receiptsRoot.length) {
+                            if (typeof d.receiptsRoot === "string")
+                                $util.base64.decode(d.receiptsRoot, m.receiptsRoot = $util.newBuffer($util.base64.length(d.receiptsRoot)), 0);
+                            else if (d.receiptsRoot.length >= 0)
+                                m.receiptsRoot = d.receiptsRoot;
+                        }
+                    }
+                    if (d.receiptCount != null) {
+                        if ($Number(d.receiptCount) !== 0) {
+                            m.receiptCount = d.receiptCount >>> 0;
+                        }
+                    }
+                    if (d.signature != null) {
+                        if (d.signature.length) {
+                            if (typeof d.signature === "string")
+                                $util.base64.decode(d.signature, m.signature = $util.newBuffer($util.base64.length(d.signature)), 0);
+                            else if (d.signature.length >= 0)
+                                m.signature = d.signature;
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a Voucher message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {dbc.task.v1.Voucher} m Voucher
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                Voucher.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.defaults) {
+                        if (o.bytes === $String)
+                            d.chainJobId = "";
+                        else {
+                            d.chainJobId = [];
+                            if (o.bytes !== $Array)
+                                d.chainJobId = $util.newBuffer(d.chainJobId);
+                        }
+                        if (o.bytes === $String)
+                            d.provider = "";
+                        else {
+                            d.provider = [];
+                            if (o.bytes !== $Array)
+                                d.provider = $util.newBuffer(d.provider);
+                        }
+                        if (o.bytes === $String)
+                            d.cumulative = "";
+                        else {
+                            d.cumulative = [];
+                            if (o.bytes !== $Array)
+                                d.cumulative = $util.newBuffer(d.cumulative);
+                        }
+                        if (o.bytes === $String)
+                            d.receiptsRoot = "";
+                        else {
+                            d.receiptsRoot = [];
+                            if (o.bytes !== $Array)
+                                d.receiptsRoot = $util.newBuffer(d.receiptsRoot);
+                        }
+                        d.receiptCount = 0;
+                        if (o.bytes === $String)
+                            d.signature = "";
+                        else {
+                            d.signature = [];
+                            if (o.bytes !== $Array)
+                                d.signature = $util.newBuffer(d.signature);
+                        }
+                    }
+                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId")) {
+                        d.chainJobId = o.bytes === $String ? $util.base64.encode(m.chainJobId, 0, m.chainJobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.chainJobId) : m.chainJobId;
+                    }
+                    if (m.provider != null && $Object.hasOwnProperty.call(m, "provider")) {
+                        d.provider = o.bytes === $String ? $util.base64.encode(m.provider, 0, m.provider.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.provider) : m.provider;
+                    }
+                    if (m.cumulative != null && $Object.hasOwnProperty.call(m, "cumulative")) {
+                        d.cumulative = o.bytes === $String ? $util.base64.encode(m.cumulative, 0, m.cumulative.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.cumulative) : m.cumulative;
+                    }
+                    if (m.receiptsRoot != null && $Object.hasOwnProperty.call(m, "receiptsRoot")) {
+                        d.receiptsRoot = o.bytes === $String ? $util.base64.encode(m.receiptsRoot, 0, m.receiptsRoot.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receiptsRoot) : m.receiptsRoot;
+                    }
+                    if (m.receiptCount != null && $Object.hasOwnProperty.call(m, "receiptCount")) {
+                        d.receiptCount = m.receiptCount;
+                    }
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
+                        d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this Voucher to JSON.
+                 * @function toJSON
+                 * @memberof dbc.task.v1.Voucher
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                Voucher.prototype.toJSON = function() {
+                    return Voucher.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for Voucher
+                 * @function getTypeUrl
+                 * @memberof dbc.task.v1.Voucher
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Voucher.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.task.v1.Voucher";
+                };
+
+                return Voucher;
             })();
 
             return v1;
