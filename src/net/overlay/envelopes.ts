@@ -288,6 +288,13 @@ export class EnvelopeService {
     return c
   }
 
+  /** Whether this node holds an open connection to `peer` (peer id bytes; false when they do not parse). */
+  private connectedTo (peer: Uint8Array | null | undefined): boolean {
+    try {
+      return this.host.getConnections(peerIdFromString(peerIdTextOf(peer ?? new Uint8Array(0)))).some(c => c.status === 'open')
+    } catch { return false }
+  }
+
   /** Sends one RelayRequest frame to a neighbour and waits for its ack (also used by tests to send crafted frames). */
   async request (neighbour: string, key: string, frame: Uint8Array, timeoutMs = this.delivery.ackTimeoutMs * 2): Promise<dbc.envelope.v1.Ack> {
     return await this.channel(neighbour).request(key, frame, timeoutMs)
@@ -353,7 +360,10 @@ export class EnvelopeService {
     const id = env.messageId ?? new Uint8Array(0)
     const key = `${toHex(env.sender)}/${toHex(id)}`
     const via = `${from}/${req.pathId}`
-    if (bytesEqual(env.recipient, this.selfBytes)) {
+    // what to do with the copy is the core's decision (the simulator runs the same one), from real
+    // facts: are we the recipient, how many hops are left, do we hold a connection to the recipient
+    const decision = decideRelay({ recipientIsSelf: bytesEqual(env.recipient, this.selfBytes), hopsLeft: req.hopsLeft, recipientReachable: this.connectedTo(env.recipient) })
+    if (decision === 'deliver') {
       // compare bytes: the sender field is unvalidated until openEnvelope has checked its shape
       const deliveredBySender = bytesEqual(env.sender ?? new Uint8Array(0), peerIdBytesOf(from))
       const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
@@ -375,8 +385,9 @@ export class EnvelopeService {
     if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
     if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
-    const decision = decideRelay({ recipientIsSelf: false, hopsLeft: req.hopsLeft, recipientReachable: true })
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
+    // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf
+    if (decision === 'unreachable') return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: 'the relay holds no connection to the recipient' })
     try {
       this.stats.relayed++
       this.init.onRelay?.(env, from)

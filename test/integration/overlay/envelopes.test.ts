@@ -151,6 +151,31 @@ test('tampered, replayed, expired and oversized envelopes are rejected and cost 
   assert.ok(b.scores.isBanned(Date.now(), eve))
 })
 
+test('a relay forwards only to a recipient it is connected to: it does not dial for a stranger', async () => {
+  const x = await startNode()
+  try {
+    await connect(node('A'), x)
+    const eve = node('A') // EVE is banned by now (the previous test)
+    const env = sealEnvelope({ senderSecretKey: eve.secretKey, sender: eve.node.peerId.toMultihash().bytes, recipient: x.node.peerId.toMultihash().bytes, payload: new Uint8Array(10), expiresAt: Date.now() + 10_000, random: o => crypto.getRandomValues(o), sign: true })
+    const frame = dbc.envelope.v1.RelayRequest.encode({ envelope: env, hopsLeft: 1, pathId: 7 }).finish()
+    const ack = await svc('A').request(node('R3').id, `${Buffer.from(env.messageId).toString('hex')}/7`, frame, 2000)
+    assert.is(ack.status, AckStatus.UNREACHABLE)
+    assert.match(ack.reason, 'no connection to the recipient')
+    assert.is(node('R3').node.getConnections(x.node.peerId).length, 0, 'the relay did not dial the recipient')
+    // once the relay holds a connection, the same kind of copy is forwarded and delivered
+    await connect(node('R3'), x)
+    const svcX = new EnvelopeService(x.node, { secretKey: x.secretKey, ackTimeoutMs: 500 })
+    await svcX.start()
+    const env2 = sealEnvelope({ senderSecretKey: eve.secretKey, sender: eve.node.peerId.toMultihash().bytes, recipient: x.node.peerId.toMultihash().bytes, payload: new Uint8Array(10), expiresAt: Date.now() + 10_000, random: o => crypto.getRandomValues(o), sign: true })
+    const frame2 = dbc.envelope.v1.RelayRequest.encode({ envelope: env2, hopsLeft: 1, pathId: 8 }).finish()
+    const ack2 = await svc('A').request(node('R3').id, `${Buffer.from(env2.messageId).toString('hex')}/8`, frame2, 5000)
+    assert.is(ack2.status, AckStatus.OK)
+    await svcX.stop()
+  } finally {
+    await x.node.stop()
+  }
+})
+
 test('protocol id is stable', () => {
   assert.is(RELAY_PROTOCOL, '/dbc/relay/1.0.0')
 })
