@@ -1,30 +1,51 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title Settlement: job escrow, provider stake per GPU, merkle-batched payouts.
+/// @title Settlement v2: job escrow, provider stake per GPU, payer-signed cumulative vouchers.
 /// @notice Money is the chain's native coin (on DeepBrain Chain: DBC), 18 decimals.
-///  - A job owner deposits escrow for a job id; unspent escrow is refundable once the job
-///    has ended (owner says so) or its deadline has passed.
-///  - A provider stakes per GPU (seed rule below); payouts are credited only while staked.
-///  - The job owner settles a batch of usage receipts in one transaction: the merkle root of
-///    the receipts plus the aggregated payout per provider. Receipts stay off chain, so the
-///    cost grows with the providers in a batch, not with its receipts.
-///  - A batch id is paid at most once: resubmitting the same root returns false and pays
-///    nothing; a different root for a settled id reverts with BatchConflict.
-///  - Payouts are credited to a balance the provider withdraws (pull payments), so a
-///    provider that cannot receive coins never blocks a batch.
+///  - A payer locks escrow for a job id with a deadline and a dispute window.
+///  - For each provider the payer signs (EIP-712) the running total it owes for the job. Only
+///    that provider may redeem it; the contract pays `cumulative - redeemed` from the job's
+///    escrow, so replaying, reordering or resubmitting a voucher pays nothing twice.
+///  - The payer gets the unspent escrow back only after min(deadline, close time) plus the
+///    dispute window, so providers have that long to redeem what was signed.
+///  - No constructor arguments: the address through the CREATE2 deployer is deterministic.
+///  contracts/README.md lists each rule with the attack it stops.
 contract Settlement {
     /// Stake per GPU for the first FULL_STAKE_GPUS GPUs of the network, in wei.
     uint256 public constant STAKE_PER_GPU = 100_000 ether;
     uint256 public constant FULL_STAKE_GPUS = 10_000;
     /// Bounds the stake loop (one iteration per GPU added) so a call always fits in a block.
     uint32 public constant MAX_GPUS_PER_CALL = 20_000;
+    /// Bounds of a job's dispute window, in seconds.
+    uint32 public constant MIN_DISPUTE_WINDOW = 60;
+    uint32 public constant MAX_DISPUTE_WINDOW = 30 days;
 
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant VOUCHER_TYPEHASH =
+        keccak256("Voucher(bytes32 jobId,address provider,uint256 cumulative,bytes32 receiptsRoot,uint32 receiptCount)");
+    /// Upper half of the secp256k1 order: signatures with s above it are the malleable twin.
+    uint256 private constant HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+
+    /// Signed by the payer, redeemed by the provider (src/core/settlement/voucher.ts).
+    struct Voucher {
+        bytes32 jobId;
+        address provider;
+        uint256 cumulative; // total owed to `provider` for `jobId` so far, in wei
+        bytes32 receiptsRoot; // merkle root of the receipts it covers (evidence only)
+        uint32 receiptCount;
+    }
+
+    // Packed so a redeem reads two slots: [payer, deadline, disputeWindow, refunded], [escrow, paid].
     struct Job {
-        address owner;
-        uint64 deadline; // unix seconds; 0 = none (refund only after endJob)
-        bool ended;
-        uint256 escrow;
+        address payer;
+        uint64 deadline; // unix seconds
+        uint24 disputeWindow; // seconds, <= 30 days < 2^24
+        bool refunded;
+        uint128 escrow; // everything deposited
+        uint128 paid; // everything redeemed
+        uint64 closedAt; // 0 = open
     }
 
     struct Provider {
@@ -32,74 +53,191 @@ contract Settlement {
         uint32 gpus;
     }
 
-    mapping(bytes32 => Job) public jobs;
+    mapping(bytes32 => Job) private _jobs;
+    /// What each provider has been paid for each job (the cumulative amount redeemed).
+    mapping(bytes32 => mapping(address => uint256)) public redeemed;
     mapping(address => Provider) public providers;
-    /// Credited payouts, withdrawable by the provider.
-    mapping(address => uint256) public balances;
-    /// Merkle root of each settled batch; zero = not settled.
-    mapping(bytes32 => bytes32) public settledRoot;
     /// GPUs staked in the network right now (the stake rule counts from here).
     uint256 public totalGpus;
 
-    event JobDeposited(bytes32 indexed jobId, address indexed owner, uint256 amount, uint256 escrow, uint64 deadline);
-    event JobEnded(bytes32 indexed jobId, address indexed owner);
-    event EscrowRefunded(bytes32 indexed jobId, address indexed owner, uint256 amount);
+    uint256 private immutable _cachedChainId;
+    bytes32 private immutable _cachedDomainSeparator;
+
+    event JobDeposited(bytes32 indexed jobId, address indexed payer, uint256 amount, uint256 escrow, uint64 deadline, uint32 disputeWindow);
+    event JobClosed(bytes32 indexed jobId, address indexed payer, uint64 closedAt);
+    event EscrowRefunded(bytes32 indexed jobId, address indexed payer, uint256 amount);
+    /// `cumulative`: the provider's redeemed total for the job after this redeem (the voucher's
+    /// cumulative, unless the escrow was short).
+    event Redeemed(bytes32 indexed jobId, address indexed provider, uint256 amount, uint256 cumulative);
     event ProviderStaked(address indexed provider, address indexed payer, uint32 gpus, uint256 amount, uint256 totalGpus);
     event ProviderUnstaked(address indexed provider, uint32 gpus, uint256 amount, uint256 totalGpus);
-    event BatchSettled(bytes32 indexed batchId, bytes32 indexed jobId, bytes32 root, uint32 receiptCount, uint256 paid, uint256 withheld);
-    event ProviderPaid(bytes32 indexed batchId, address indexed provider, uint256 amount);
-    event PayoutWithheld(bytes32 indexed batchId, address indexed provider, uint256 amount);
-    event Withdrawn(address indexed provider, uint256 amount);
 
-    error NotJobOwner(bytes32 jobId, address owner, address caller);
-    error JobAlreadyEnded(bytes32 jobId);
-    error JobStillOpen(bytes32 jobId, uint64 deadline);
-    error NothingToRefund(bytes32 jobId);
     error ZeroAmount();
-    error EmptyRoot(bytes32 batchId);
-    error BatchConflict(bytes32 batchId, bytes32 settledRoot, bytes32 submittedRoot);
-    error LengthMismatch(uint256 providers, uint256 amounts);
-    error InsufficientEscrow(bytes32 jobId, uint256 escrow, uint256 needed);
+    error InvalidDisputeWindow(uint32 disputeWindow, uint32 min, uint32 max);
+    error DeadlinePassed(uint64 deadline, uint256 now_);
+    error EscrowOverflow(bytes32 jobId);
+    error UnknownJob(bytes32 jobId);
+    error NotPayer(bytes32 jobId, address payer, address caller);
+    error JobAlreadyClosed(bytes32 jobId, uint64 closedAt);
+    error JobAlreadyRefunded(bytes32 jobId);
+    error DisputeWindowOpen(bytes32 jobId, uint256 refundableAt);
+    error LengthMismatch(uint256 vouchers, uint256 signatures);
+    error NotPayee(bytes32 jobId, address provider, address caller);
+    error MalformedSignature(bytes32 jobId, address provider);
+    error NotSignedByPayer(bytes32 jobId, address payer, address signer);
     error InvalidGpuCount(uint32 gpus);
     error StakeTooLow(uint256 required, uint256 sent);
     error NotStaked(address provider);
     error TransferFailed(address to, uint256 amount);
 
+    constructor() {
+        _cachedChainId = block.chainid;
+        _cachedDomainSeparator = _buildDomainSeparator();
+    }
+
     // ---------------------------------------------------------------- escrow
 
-    /// Deposits escrow for `jobId`. The first deposit makes the caller the job owner;
-    /// later deposits (owner only) add to it and may extend the deadline.
-    function deposit(bytes32 jobId, uint64 deadline) external payable {
-        if (msg.value == 0) revert ZeroAmount();
-        Job storage job = jobs[jobId];
-        if (job.owner == address(0)) {
-            job.owner = msg.sender;
-        } else if (job.owner != msg.sender) {
-            revert NotJobOwner(jobId, job.owner, msg.sender);
+    /// Locks escrow for `jobId`. The first deposit makes the caller the payer and fixes the
+    /// dispute window (in [60 s, 30 days]); the deadline must be in the future. Later deposits
+    /// (payer only; `disputeWindow` ignored) add to it and may extend the deadline, never
+    /// shorten it. No deposits after close or refund.
+    function deposit(bytes32 jobId, uint64 deadline, uint32 disputeWindow) external payable {
+        Job storage job = _jobs[jobId];
+        address payer = job.payer;
+        if (payer == address(0)) {
+            if (msg.value == 0) revert ZeroAmount();
+            if (disputeWindow < MIN_DISPUTE_WINDOW || disputeWindow > MAX_DISPUTE_WINDOW) {
+                revert InvalidDisputeWindow(disputeWindow, MIN_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW);
+            }
+            if (deadline <= block.timestamp) revert DeadlinePassed(deadline, block.timestamp);
+            job.payer = msg.sender;
+            job.disputeWindow = uint24(disputeWindow);
+            job.deadline = deadline;
+        } else {
+            if (payer != msg.sender) revert NotPayer(jobId, payer, msg.sender);
+            if (job.refunded) revert JobAlreadyRefunded(jobId);
+            if (job.closedAt != 0) revert JobAlreadyClosed(jobId, job.closedAt);
+            if (deadline > job.deadline) job.deadline = deadline;
         }
-        if (job.ended) revert JobAlreadyEnded(jobId);
-        if (deadline > job.deadline) job.deadline = deadline;
-        job.escrow += msg.value;
-        emit JobDeposited(jobId, msg.sender, msg.value, job.escrow, job.deadline);
+        uint256 escrow = uint256(job.escrow) + msg.value;
+        if (escrow > type(uint128).max) revert EscrowOverflow(jobId);
+        job.escrow = uint128(escrow);
+        emit JobDeposited(jobId, msg.sender, msg.value, escrow, job.deadline, job.disputeWindow);
     }
 
-    /// The owner marks the job finished: from now on its unspent escrow is refundable.
-    function endJob(bytes32 jobId) external {
-        Job storage job = _ownedJob(jobId);
-        if (job.ended) return;
-        job.ended = true;
-        emit JobEnded(jobId, msg.sender);
+    /// The payer says no more work will be ordered: the refund clock starts now (idempotent).
+    function close(bytes32 jobId) external {
+        Job storage job = _payerJob(jobId);
+        if (job.closedAt != 0) return;
+        uint64 at = uint64(block.timestamp);
+        job.closedAt = at;
+        emit JobClosed(jobId, msg.sender, at);
     }
 
-    /// Returns the unspent escrow to the owner once the job ended or its deadline passed.
+    /// Returns the unspent escrow to the payer once min(deadline, closedAt) + disputeWindow
+    /// has passed. Afterwards vouchers of this job pay nothing and deposits revert.
     function refund(bytes32 jobId) external returns (uint256 amount) {
-        Job storage job = _ownedJob(jobId);
-        if (!job.ended && (job.deadline == 0 || block.timestamp < job.deadline)) revert JobStillOpen(jobId, job.deadline);
-        amount = job.escrow;
-        if (amount == 0) revert NothingToRefund(jobId);
-        job.escrow = 0;
+        Job storage job = _payerJob(jobId);
+        if (job.refunded) revert JobAlreadyRefunded(jobId);
+        uint256 at = refundableAt(jobId);
+        if (block.timestamp < at) revert DisputeWindowOpen(jobId, at);
+        job.refunded = true;
+        amount = uint256(job.escrow) - job.paid;
         emit EscrowRefunded(jobId, msg.sender, amount);
-        _send(msg.sender, amount);
+        if (amount > 0) _send(msg.sender, amount);
+    }
+
+    /// The earliest time the payer may refund `jobId` (0 for an unknown job).
+    function refundableAt(bytes32 jobId) public view returns (uint256) {
+        Job storage job = _jobs[jobId];
+        if (job.payer == address(0)) return 0;
+        uint256 start = job.deadline;
+        if (job.closedAt != 0 && job.closedAt < start) start = job.closedAt;
+        return start + job.disputeWindow;
+    }
+
+    function jobs(bytes32 jobId)
+        external
+        view
+        returns (address payer, uint256 escrow, uint256 paid, uint64 deadline, uint64 closedAt, uint32 disputeWindow, bool refunded)
+    {
+        Job storage job = _jobs[jobId];
+        return (job.payer, job.escrow, job.paid, job.deadline, job.closedAt, job.disputeWindow, job.refunded);
+    }
+
+    /// Escrow still available to vouchers: escrow - paid (0 once refunded).
+    function unspent(bytes32 jobId) external view returns (uint256) {
+        Job storage job = _jobs[jobId];
+        if (job.refunded) return 0;
+        return uint256(job.escrow) - job.paid;
+    }
+
+    // ---------------------------------------------------------------- vouchers
+
+    /// Redeems vouchers, all naming the caller as provider (any jobs). Each must be signed by
+    /// its job's payer. Pays, per voucher, cumulative - redeemed (nothing if not more), capped
+    /// by the job's unspent escrow (the rest stays redeemable after a top-up); nothing for a
+    /// refunded job. One transfer to the caller at the end. Returns the total paid.
+    function redeem(Voucher[] calldata vouchers, bytes[] calldata sigs) external returns (uint256 total) {
+        if (vouchers.length != sigs.length) revert LengthMismatch(vouchers.length, sigs.length);
+        if (providers[msg.sender].gpus == 0) revert NotStaked(msg.sender);
+        bytes32 domain = domainSeparator();
+        for (uint256 i = 0; i < vouchers.length; i++) {
+            total += _redeemOne(vouchers[i], sigs[i], domain);
+        }
+        if (total > 0) _send(msg.sender, total);
+    }
+
+    function _redeemOne(Voucher calldata v, bytes calldata sig, bytes32 domain) private returns (uint256 amount) {
+        bytes32 jobId = v.jobId;
+        if (v.provider != msg.sender) revert NotPayee(jobId, v.provider, msg.sender);
+        Job storage job = _jobs[jobId];
+        address payer = job.payer;
+        if (payer == address(0)) revert UnknownJob(jobId);
+        address signer = _recover(keccak256(abi.encodePacked("\x19\x01", domain, _structHash(v))), sig, jobId);
+        if (signer != payer) revert NotSignedByPayer(jobId, payer, signer);
+        if (job.refunded) return 0;
+        uint256 done = redeemed[jobId][msg.sender];
+        if (v.cumulative <= done) return 0;
+        amount = v.cumulative - done;
+        uint256 paid = job.paid;
+        uint256 left = uint256(job.escrow) - paid;
+        if (amount > left) amount = left;
+        if (amount == 0) return 0;
+        done += amount;
+        redeemed[jobId][msg.sender] = done;
+        job.paid = uint128(paid + amount);
+        emit Redeemed(jobId, msg.sender, amount, done);
+    }
+
+    /// EIP-712 domain: name "DBC Settlement", version "2", this chain, this contract.
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    /// The EIP-712 digest the payer signs for `v` (voucherDigest in voucher.ts).
+    function voucherDigest(Voucher calldata v) external view returns (bytes32) {
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), _structHash(v)));
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("DBC Settlement"), keccak256("2"), block.chainid, address(this)));
+    }
+
+    function _structHash(Voucher calldata v) private pure returns (bytes32) {
+        return keccak256(abi.encode(VOUCHER_TYPEHASH, v.jobId, v.provider, v.cumulative, v.receiptsRoot, v.receiptCount));
+    }
+
+    /// ecrecover of a 65-byte (r, s, v) signature; rejects high s (malleable twin), v other
+    /// than 27/28 and signatures that recover to no address.
+    function _recover(bytes32 digest, bytes calldata sig, bytes32 jobId) private view returns (address signer) {
+        if (sig.length != 65) revert MalformedSignature(jobId, msg.sender);
+        bytes32 r = bytes32(sig[0:32]);
+        bytes32 s = bytes32(sig[32:64]);
+        uint8 v = uint8(sig[64]);
+        if (uint256(s) > HALF_ORDER || (v != 27 && v != 28)) revert MalformedSignature(jobId, msg.sender);
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert MalformedSignature(jobId, msg.sender);
     }
 
     // ---------------------------------------------------------------- stake
@@ -133,7 +271,7 @@ contract Settlement {
         if (msg.value > required) _send(msg.sender, msg.value - required);
     }
 
-    /// Withdraws all of the caller's stake; its payouts are withheld from then on.
+    /// Withdraws all of the caller's stake; it can not redeem vouchers until it stakes again.
     function unstake() external returns (uint256 amount) {
         Provider memory p = providers[msg.sender];
         if (p.gpus == 0) revert NotStaked(msg.sender);
@@ -148,84 +286,12 @@ contract Settlement {
         return providers[provider].gpus > 0;
     }
 
-    // ---------------------------------------------------------------- settlement
-
-    /// Settles one batch of receipts of `jobId`, paid from its escrow. Only the job owner
-    /// settles. Returns false (and pays nothing) if this batch id was already settled with
-    /// the same root; reverts with BatchConflict if it was settled with another root.
-    /// Payouts to providers that are not staked are withheld (they stay in escrow).
-    function settleBatch(
-        bytes32 batchId,
-        bytes32 jobId,
-        bytes32 root,
-        uint32 receiptCount,
-        address[] calldata payees,
-        uint256[] calldata amounts
-    ) external returns (bool settled) {
-        if (root == bytes32(0)) revert EmptyRoot(batchId);
-        bytes32 prior = settledRoot[batchId];
-        if (prior != bytes32(0)) {
-            if (prior == root) return false;
-            revert BatchConflict(batchId, prior, root);
-        }
-        Job storage job = jobs[jobId];
-        if (job.owner != msg.sender) revert NotJobOwner(jobId, job.owner, msg.sender);
-        if (payees.length != amounts.length) revert LengthMismatch(payees.length, amounts.length);
-        (uint256 paid, uint256 withheld) = _credit(batchId, payees, amounts);
-        uint256 escrow = job.escrow;
-        if (paid > escrow) revert InsufficientEscrow(jobId, escrow, paid);
-        job.escrow = escrow - paid;
-        settledRoot[batchId] = root;
-        emit BatchSettled(batchId, jobId, root, receiptCount, paid, withheld);
-        return true;
-    }
-
-    /// Checks that `leaf` is in the settled batch `batchId` (sorted-pair keccak256 tree;
-    /// leaf = keccak256(keccak256(encoded UsageReceipt))).
-    function verifyReceipt(bytes32 batchId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
-        bytes32 root = settledRoot[batchId];
-        if (root == bytes32(0)) return false;
-        bytes32 node = leaf;
-        for (uint256 i = 0; i < proof.length; i++) {
-            bytes32 sib = proof[i];
-            node = node < sib ? keccak256(abi.encodePacked(node, sib)) : keccak256(abi.encodePacked(sib, node));
-        }
-        return node == root;
-    }
-
-    /// Sends the caller's credited payouts to it.
-    function withdraw() external returns (uint256 amount) {
-        amount = balances[msg.sender];
-        if (amount == 0) revert ZeroAmount();
-        balances[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        _send(msg.sender, amount);
-    }
-
     // ---------------------------------------------------------------- internals
 
-    /// Credits each staked payee; sums what was paid and what was withheld (unstaked).
-    function _credit(bytes32 batchId, address[] calldata payees, uint256[] calldata amounts)
-        private
-        returns (uint256 paid, uint256 withheld)
-    {
-        for (uint256 i = 0; i < payees.length; i++) {
-            address payee = payees[i];
-            uint256 amount = amounts[i];
-            if (providers[payee].gpus == 0) {
-                withheld += amount;
-                emit PayoutWithheld(batchId, payee, amount);
-            } else {
-                paid += amount;
-                balances[payee] += amount;
-                emit ProviderPaid(batchId, payee, amount);
-            }
-        }
-    }
-
-    function _ownedJob(bytes32 jobId) private view returns (Job storage job) {
-        job = jobs[jobId];
-        if (job.owner != msg.sender) revert NotJobOwner(jobId, job.owner, msg.sender);
+    function _payerJob(bytes32 jobId) private view returns (Job storage job) {
+        job = _jobs[jobId];
+        if (job.payer == address(0)) revert UnknownJob(jobId);
+        if (job.payer != msg.sender) revert NotPayer(jobId, job.payer, msg.sender);
     }
 
     function _send(address to, uint256 amount) private {
