@@ -1,5 +1,7 @@
-// Starts anvil (from the npm package @foundry-rs/anvil) on 127.0.0.1 for tests, benchmarks and
-// local development: DBC's chain id, Shanghai, the dev keys funded. Always `stop()` it.
+// Starts anvil (from the npm package @foundry-rs/anvil) for tests, benchmarks, `dbc chain serve`
+// and LocalNetwork: 127.0.0.1 unless told, Shanghai, the dev keys funded with 10^12 coins each,
+// the CREATE2 deployer present (deploy.ts). Default chain id DBC's (older tests); the `local`
+// network passes 31337. Always `stop()` it.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,6 +12,8 @@ import { DBC_CHAIN_ID, DEV_BALANCE_COINS } from './dev-keys.js'
 export interface AnvilInit {
   /** 0 (default) picks a free port; pass the old port to restart on the same URL. */
   port?: number
+  /** Interface to listen on (default 127.0.0.1; 0.0.0.0 to serve a LAN). */
+  host?: string
   chainId?: number
   /** Load state from and dump it to this file on exit (`--state`). */
   statePath?: string
@@ -36,7 +40,8 @@ export function anvilBinary (): string {
 }
 
 export async function startAnvil (init: AnvilInit = {}): Promise<AnvilHandle> {
-  const args = ['--host', '127.0.0.1', '--port', String(init.port ?? 0), '--chain-id', String(init.chainId ?? DBC_CHAIN_ID), '--hardfork', 'shanghai', '--balance', DEV_BALANCE_COINS.toString()]
+  const host = init.host ?? '127.0.0.1'
+  const args = ['--host', host, '--port', String(init.port ?? 0), '--chain-id', String(init.chainId ?? DBC_CHAIN_ID), '--hardfork', 'shanghai', '--balance', DEV_BALANCE_COINS.toString()]
   if (init.statePath !== undefined) args.push('--state', init.statePath)
   if (init.blockTime !== undefined) args.push('--block-time', String(init.blockTime))
   const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -46,7 +51,7 @@ export async function startAnvil (init: AnvilInit = {}): Promise<AnvilHandle> {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new ChainError('ANVIL_START', `anvil did not start in time: ${out.slice(-400)}`)) }, init.startTimeoutMs ?? 15_000)
     const onData = (d: Buffer): void => {
       out += d.toString()
-      const m = out.match(/Listening on 127\.0\.0\.1:(\d+)/)
+      const m = out.match(/Listening on [0-9a-fA-F.:[\]]+:(\d+)/)
       if (m != null) { clearTimeout(timer); resolve(Number(m[1])) }
     }
     child.stdout?.on('data', onData)
@@ -56,7 +61,7 @@ export async function startAnvil (init: AnvilInit = {}): Promise<AnvilHandle> {
   // Keep draining its output so a chatty anvil never blocks on a full pipe.
   child.stdout?.resume()
   child.stderr?.resume()
-  return { url: `http://127.0.0.1:${port}`, port, pid: child.pid ?? -1, stop: async () => await stopChild(child) }
+  return { url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`, port, pid: child.pid ?? -1, stop: async () => await stopChild(child) }
 }
 
 async function stopChild (child: ChildProcess): Promise<void> {

@@ -1,24 +1,36 @@
-// The chain bridge the daemon owns: escrow deposits, provider stake, and settlement of usage
-// receipts through the durable outbox. `start()` connects (a chain that is down is reported in
-// status, not thrown) and runs the batching/outbox loop every `tickMs`; `stop()` ends it.
+// The chain bridge the daemon owns: escrow (deposit, close, refund) and voucher signing for the
+// payer; voucher checks, the voucher book and the redeem loop for the provider; stake; reads of
+// escrow, redemptions and earnings. `start()` connects (a chain that is down is reported in
+// status, not thrown) and runs the redeem loop every `tickMs`; `stop()` ends it.
 import { join } from 'node:path'
 import { parseEventLogs } from 'viem'
 import type { Store } from '../store/db.js'
 import { ChainError } from '../errors.js'
-import { nodeSuite } from '../crypto/suite.js'
-import { checkSignedReceipt, decideBatches, DEFAULT_BATCHING, chainJobId, type BatchingPolicy, type BatchReceipt, type SignedReceiptInput } from '../core/settlement/index.js'
-import { settlementAbi, settlementBytecode } from './artifacts/settlement.js'
+import { voucherTypedData, type SignedVoucher, type Voucher, type VoucherDomain } from '../core/settlement/voucher.js'
+import { settlementAbi } from './artifacts/settlement.js'
 import { connectChain, verifyChain, type ChainConnection } from './client.js'
 import { DEFAULT_CHAIN, type Address, type ChainConfig, type Hex } from './config.js'
 import { toChainError } from './errors.js'
+import { deployPlain, ensureCreate2Settlement, hasCode } from './deploy.js'
+import { topUpFromFaucet } from './faucet.js'
 import { loadOrCreateKey, readKeyFile } from './keys.js'
-import { hex, Outbox, type OutboxEntry } from './outbox.js'
+import { Outbox, type RedeemEntry } from './outbox.js'
 import { SendQueue } from './sender.js'
-import { advanceBatch } from './settler.js'
-import type { BridgeStatus, DepositResult, JobEscrow, PayoutsView, SettleResult, StakeResult, SubmitResult } from './types.js'
+import { redeemTick, type RedeemTick } from './redeemer.js'
+import { checkedVoucher, VoucherBook, type StoredVoucher } from './vouchers.js'
+import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
+import { chainJobKey, type ChainJobIdInput } from './job-id.js'
+import { earningsRows, earningsTotals, jobPaymentView, refundableAt } from './earnings.js'
+import type { AcceptResult, BridgeStatus, DepositResult, EarningsView, EscrowView, JobPaymentView, StakeResult } from './types.js'
+
+/** Defaults of a first deposit: the deadline one day after the chain's clock, an hour to dispute. */
+export const DEFAULT_DEADLINE_S = 86_400
+export const DEFAULT_DISPUTE_WINDOW_S = 3_600
+const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
+const MAX_CACHED_JOBS = 10_000
 
 export interface BridgeInit {
-  /** The node's store: the outbox and pending receipts live here. */
+  /** The node's store: vouchers and the redeem outbox live here. */
   store: Store
   /** The node's data dir: the embedded chain (chain/embedded.sqlite) and key (chain/key). */
   dataDir?: string
@@ -31,53 +43,54 @@ export interface BridgeInit {
   contract?: Address
   /** Deploy the contract when none is known (default true). */
   deploy?: boolean
-  /** Blocks a settlement needs on top of it before it counts (default 1 embedded, 2 RPC). */
+  /** Blocks a redeem needs on top of it before it counts (default 1 embedded, 2 RPC). */
   confirmations?: number
-  batching?: BatchingPolicy
-  /** Period of the batching/outbox loop (ms, default 2000; 0 = no loop, call settleNow). */
+  /** Period of the redeem loop (ms, default 2000; 0 = no loop, call redeemNow). */
   tickMs?: number
+  /** How long an escrow read is reused (ms, default 2000; `{ fresh: true }` bypasses it). */
+  escrowCacheMs?: number
   /** Per RPC request (ms, default 10 000) and per wait for a one-shot tx (default 60 000). */
   requestTimeoutMs?: number
   txTimeoutMs?: number
   now?: () => number
   /**
-   * Embedded chain only: before settling, stake 1 GPU (paid by this node's genesis-funded key)
-   * for every payee that is not staked. Provider nodes can not reach this node's in-process
-   * chain to stake themselves, so in the sandbox the job owner does it for them. Default false.
+   * How the contract is found when `contract` is not given: 'create2' = the deterministic
+   * address every node of a shared chain computes (deployed there if absent, see deploy.ts);
+   * 'deploy' (default) = the one this store recorded for the chain, else a fresh deploy.
    */
-  sandboxStake?: boolean
-  /** Fault injection for tests: runs once a settlement tx is written down, before its broadcast. */
-  beforeBroadcast?: (batchId: Hex, txHash: Hex) => void
-  /** Fault injection for tests: runs right after a settlement tx was broadcast. */
-  afterBroadcast?: (batchId: Hex, txHash: Hex) => void
+  addressing?: 'create2' | 'deploy'
+  /** `--network local` only: top the key up from a public dev key when it runs low (faucet.ts). */
+  faucet?: { belowWei: bigint, amountWei: bigint }
+  /** Fault injection for tests: runs once a redeem tx is written down, before its broadcast. */
+  beforeBroadcast?: (redeemId: number, txHash: Hex) => void
+  /** Fault injection for tests: runs right after a redeem tx was broadcast. */
+  afterBroadcast?: (redeemId: number, txHash: Hex) => void
 }
 
-/** A job id as the bridge takes it: bytes, or a string ('0x…' = hex bytes, else UTF-8). */
-export type JobIdInput = Uint8Array | string
-
-export function jobIdBytes (jobId: JobIdInput): Uint8Array {
-  if (jobId instanceof Uint8Array) return jobId
-  if (/^0x([0-9a-fA-F]{2})*$/.test(jobId)) return new Uint8Array(Buffer.from(jobId.slice(2), 'hex'))
-  return new TextEncoder().encode(jobId)
-}
+export { jobIdBytes, chainJobIdOf, chainJobKey, type JobIdInput, type ChainJobIdInput } from './job-id.js'
 
 export class Bridge {
   private readonly init: BridgeInit
   private readonly outbox: Outbox
+  readonly vouchers: VoucherBook
   private conn?: ChainConnection
   private queue?: SendQueue
   private contractAddress?: Address
   private timer?: ReturnType<typeof setTimeout>
-  private pumping?: Promise<void>
+  private pumping?: Promise<RedeemTick | undefined>
   private lastError?: ChainError
+  private lastTick?: RedeemTick
   private readonly now: () => number
-  private readonly batching: BatchingPolicy
+  private readonly escrowCache = new Map<string, { at: number, view: EscrowView }>()
+  private readonly settled = new Map<string, bigint>()
+  /** Payer per chain job, as read from the chain (immutable there once set). */
+  private readonly payers = new Map<string, Address>()
 
   constructor (init: BridgeInit) {
     this.init = init
     this.outbox = new Outbox(init.store)
+    this.vouchers = new VoucherBook(init.store)
     this.now = init.now ?? Date.now
-    this.batching = init.batching ?? DEFAULT_BATCHING
   }
 
   async start (): Promise<void> {
@@ -106,28 +119,45 @@ export class Bridge {
   get contract (): Address | undefined { return this.contractAddress }
   get connectionInfo (): ChainConnection { return this.connection() }
 
-  /** Checks the chain id and finds (or deploys) the contract. Idempotent. */
+  /** Checks the chain id, funds the key (local faucet) and finds (or deploys) the contract. Idempotent. */
   async ready (): Promise<Address> {
-    const conn = this.connection()
+    this.connection()
     if (this.contractAddress !== undefined) return this.contractAddress
+    // One preparation at a time: status, the loop and a stake may all ask at once.
+    this.preparing ??= this.prepare().finally(() => { this.preparing = undefined })
+    return await this.preparing
+  }
+
+  private preparing?: Promise<Address>
+  private async prepare (): Promise<Address> {
+    const conn = this.connection()
     await verifyChain(conn)
+    if (this.init.faucet !== undefined) await topUpFromFaucet(conn, this.init.faucet)
+    if (this.init.contract !== undefined) {
+      if (!await hasCode(conn, this.init.contract)) throw new ChainError('CONTRACT_MISSING', `no Settlement contract at ${this.init.contract} on chain ${conn.chainId}`, { hint: 'fix chain.contract, or leave it out to use the network\'s deterministic address' })
+      this.contractAddress = this.init.contract
+      return this.contractAddress
+    }
+    if (this.init.addressing === 'create2') {
+      this.contractAddress = await ensureCreate2Settlement(conn, this.sendQueue(), this.waitOpts(), { deploy: this.init.deploy })
+      return this.contractAddress
+    }
     const key = `contract:${conn.chainId}:${conn.url ?? 'embedded'}`
-    const candidate = this.init.contract ?? this.outbox.getMeta(key) as Address | undefined
-    if (candidate !== undefined) {
-      const code = await conn.publicClient.getCode({ address: candidate }).catch(err => { throw toChainError(err, { action: 'reading the contract code', url: conn.url }) })
-      if (code !== undefined && code !== '0x') {
-        this.contractAddress = candidate
-        return candidate
-      }
-      if (this.init.contract !== undefined) throw new ChainError('CONTRACT_MISSING', `no Settlement contract at ${candidate} on chain ${conn.chainId}`, { hint: 'fix chain.contract, or leave it out to deploy one' })
+    const recorded = this.outbox.getMeta(key) as Address | undefined
+    if (recorded !== undefined && await hasCode(conn, recorded)) {
+      this.contractAddress = recorded
+      return recorded
     }
     if (this.init.deploy === false) throw new ChainError('CONTRACT_MISSING', `no Settlement contract known for chain ${conn.chainId}`, { hint: 'set chain.contract to the deployed address' })
-    const queue = this.sendQueue()
-    const receipt = await queue.sendAndWait(async () => await queue.signRaw({ data: settlementBytecode, value: 0n, action: 'deploying the Settlement contract' }), 'deploying the Settlement contract', this.waitOpts())
-    if (receipt.contractAddress == null) throw new ChainError('CONTRACT_MISSING', 'the deploy transaction created no contract')
-    this.contractAddress = receipt.contractAddress
-    this.outbox.setMeta(key, receipt.contractAddress)
-    return receipt.contractAddress
+    const address = await deployPlain(this.sendQueue(), this.waitOpts())
+    this.contractAddress = address
+    this.outbox.setMeta(key, address)
+    return address
+  }
+
+  /** The EIP-712 domain vouchers of this chain and contract are signed under. */
+  async domain (): Promise<VoucherDomain> {
+    return { chainId: this.connection().chainId, verifyingContract: await this.ready() }
   }
 
   // ------------------------------------------------------------------ status and wallet
@@ -140,51 +170,183 @@ export class Bridge {
       url: conn.url,
       account: conn.account.address,
       contract: this.contractAddress,
-      outbox: this.outbox.counts(),
-      pendingReceipts: this.outbox.pendingReceiptCount(),
+      redeems: this.outbox.counts(),
+      vouchers: { received: this.vouchers.received({ provider: conn.account.address }).length, issued: this.vouchers.issued().length },
       lastError: this.lastError === undefined ? undefined : { code: this.lastError.code, message: this.lastError.message, hint: this.lastError.hint },
       reachable: false
     }
     try {
       const contract = await this.ready()
-      const [block, balance, provider, withdrawable, networkGpus] = await Promise.all([
+      const [block, balance, stake, networkGpus] = await Promise.all([
         conn.publicClient.getBlockNumber({ cacheTime: 0 }),
-        conn.publicClient.getBalance({ address: conn.account.address }),
-        conn.publicClient.readContract({ address: contract, abi: settlementAbi, functionName: 'providers', args: [conn.account.address] }),
-        conn.publicClient.readContract({ address: contract, abi: settlementAbi, functionName: 'balances', args: [conn.account.address] }),
+        this.balance(),
+        this.stakeOf(),
         conn.publicClient.readContract({ address: contract, abi: settlementAbi, functionName: 'totalGpus' })
       ])
-      return { ...base, contract, reachable: true, block, balance, stake: { gpus: provider[1], amount: provider[0] }, withdrawable, networkGpus }
+      return { ...base, contract, reachable: true, block, balance, stake, networkGpus }
     } catch (err) {
       const e = toChainError(err, { action: 'reading chain status', url: conn.url })
       return { ...base, lastError: { code: e.code, message: e.message, hint: e.hint } }
     }
   }
 
-  // ------------------------------------------------------------------ escrow
+  /** Native balance of `address` (default this account), wei. */
+  async balance (address?: Address): Promise<bigint> {
+    const conn = this.connection()
+    try {
+      return await conn.publicClient.getBalance({ address: address ?? conn.account.address })
+    } catch (err) {
+      throw toChainError(err, { action: 'reading a balance', url: conn.url })
+    }
+  }
 
-  async deposit (jobId: JobIdInput, amount: bigint, opts: { deadline?: number } = {}): Promise<DepositResult> {
-    const key = chainJobId(jobIdBytes(jobId))
-    const receipt = await this.call('deposit', [key, BigInt(opts.deadline ?? 0)], amount, `depositing escrow for job ${key.slice(0, 10)}`)
+  /** What `provider` (default this account) has staked. */
+  async stakeOf (provider?: Address): Promise<{ gpus: number, amount: bigint }> {
+    const [amount, gpus] = await this.read('providers', [provider ?? this.account])
+    return { gpus, amount }
+  }
+
+  // ------------------------------------------------------------------ escrow (payer)
+
+  /**
+   * Locks `amount` wei for the job. The first deposit makes this account the payer and fixes the
+   * dispute window (seconds, 60 s to 30 days); `deadline` is unix seconds (default: a day after
+   * the chain's clock). Later deposits top up and may extend the deadline.
+   */
+  async deposit (jobId: ChainJobIdInput, amount: bigint, opts: { deadline?: number, disputeWindow?: number } = {}): Promise<DepositResult> {
+    const key = chainJobKey(jobId)
+    const deadline = opts.deadline ?? await this.chainTime() + DEFAULT_DEADLINE_S
+    const receipt = await this.call('deposit', [key, BigInt(deadline), opts.disputeWindow ?? DEFAULT_DISPUTE_WINDOW_S], amount, `depositing escrow for job ${key.slice(0, 10)}`)
+    this.escrowCache.delete(key)
     const ev = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'JobDeposited' })[0]
     return { txHash: receipt.transactionHash, chainJobId: key, amount, escrow: ev?.args.escrow ?? 0n, blockNumber: receipt.blockNumber }
   }
 
-  async endJob (jobId: JobIdInput): Promise<{ txHash: Hex }> {
-    const receipt = await this.call('endJob', [chainJobId(jobIdBytes(jobId))], 0n, 'ending the job')
+  /** No more work for the job: the refund clock starts (idempotent). */
+  async close (jobId: ChainJobIdInput): Promise<{ txHash: Hex }> {
+    const key = chainJobKey(jobId)
+    const receipt = await this.call('close', [key], 0n, `closing job ${key.slice(0, 10)}`)
+    this.escrowCache.delete(key)
     return { txHash: receipt.transactionHash }
   }
 
-  async refund (jobId: JobIdInput): Promise<{ txHash: Hex, amount: bigint }> {
-    const receipt = await this.call('refund', [chainJobId(jobIdBytes(jobId))], 0n, 'refunding escrow')
+  /** Takes the unspent escrow back; reverts (DisputeWindowOpen) before min(deadline, close) + window. */
+  async refund (jobId: ChainJobIdInput): Promise<{ txHash: Hex, amount: bigint }> {
+    const key = chainJobKey(jobId)
+    const receipt = await this.call('refund', [key], 0n, `refunding escrow of job ${key.slice(0, 10)}`)
+    this.escrowCache.delete(key)
     const ev = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'EscrowRefunded' })[0]
     return { txHash: receipt.transactionHash, amount: ev?.args.amount ?? 0n }
   }
 
-  async job (jobId: JobIdInput): Promise<JobEscrow> {
-    const key = chainJobId(jobIdBytes(jobId))
-    const [owner, deadline, ended, escrow] = await this.read('jobs', [key])
-    return { chainJobId: key, owner, deadline: Number(deadline), ended, escrow }
+  /** The job's escrow on chain, reused for `escrowCacheMs` unless `fresh`. */
+  async escrow (jobId: ChainJobIdInput, opts: { fresh?: boolean } = {}): Promise<EscrowView> {
+    const key = chainJobKey(jobId)
+    const hit = this.escrowCache.get(key)
+    if (opts.fresh !== true && hit !== undefined && this.now() - hit.at < (this.init.escrowCacheMs ?? 2000)) return hit.view
+    const [payer, escrow, paid, deadline, closedAt, disputeWindow, refunded] = await this.read('jobs', [key])
+    const view: EscrowView = {
+      chainJobId: key,
+      payer,
+      escrow,
+      paid,
+      unspent: refunded ? 0n : escrow - paid,
+      deadline: Number(deadline),
+      closedAt: Number(closedAt),
+      disputeWindow: Number(disputeWindow),
+      refunded,
+      refundableAt: payer.toLowerCase() === ZERO_ADDRESS ? undefined : refundableAt(Number(deadline), Number(closedAt), Number(disputeWindow))
+    }
+    // Bounded: vouchers naming made-up jobs must not grow the caches without end.
+    if (this.escrowCache.size >= MAX_CACHED_JOBS) this.escrowCache.delete(this.escrowCache.keys().next().value as string)
+    this.escrowCache.set(key, { at: this.now(), view })
+    if (payer.toLowerCase() !== ZERO_ADDRESS) {
+      if (this.payers.size >= MAX_CACHED_JOBS) this.payers.delete(this.payers.keys().next().value as string)
+      this.payers.set(key, payer.toLowerCase() as Address)
+    }
+    return view
+  }
+
+  /** What the contract has paid `provider` (default this account) for the job so far. */
+  async redeemed (jobId: ChainJobIdInput, provider?: Address): Promise<bigint> {
+    return await this.read('redeemed', [chainJobKey(jobId), provider ?? this.account])
+  }
+
+  // ------------------------------------------------------------------ vouchers
+
+  /**
+   * Signs `v` with this node's key (EIP-712, this chain and contract) and records it as issued
+   * before returning, so what leaves the node is always written down (a lower total than the
+   * last one signed is signed but not recorded: totals on record never go down).
+   */
+  async signVoucher (v: Voucher): Promise<SignedVoucher> {
+    const voucher = checkedVoucher(v)
+    const domain = await this.domain()
+    const signature = await this.connection().account.signTypedData(voucherTypedData(voucher, domain))
+    const sv = { voucher, signature }
+    this.vouchers.recordIssued(sv, { payer: this.account, domain }, this.now())
+    return sv
+  }
+
+  /** Checks `sv` against this chain: its signer must be the job's payer on chain. */
+  async verifyVoucher (sv: SignedVoucher, opts: { fresh?: boolean } = {}): Promise<VerifyResult> {
+    return await verifyVoucherOnChain(this.checkDeps(), sv, opts)
+  }
+
+  /**
+   * Provider side: checks `sv` (signed by the job's payer on chain, naming this node as the
+   * provider) and keeps it if it supersedes the stored one; the redeem loop pays it out.
+   * A chain that can not be read throws ChainError (nobody's fault, try again).
+   */
+  async acceptVoucher (sv: SignedVoucher): Promise<AcceptResult> {
+    return await acceptVoucherOnChain(this.checkDeps(), sv)
+  }
+
+  private checkDeps (): VoucherCheckDeps {
+    return {
+      account: this.account,
+      book: this.vouchers,
+      now: this.now,
+      domain: async () => await this.domain(),
+      payerOf: async (jobId, domain, fresh) => {
+        // A job's payer never changes once set, so one read is enough (vouchers are checked even while the chain is down).
+        const known = fresh ? undefined : this.payers.get(jobId) ?? this.vouchers.received({ chainJobId: jobId }).find(v => v.domain.verifyingContract.toLowerCase() === domain.verifyingContract.toLowerCase() && v.domain.chainId === domain.chainId)?.payer
+        let payer = known ?? (await this.escrow(jobId, { fresh })).payer.toLowerCase() as Address
+        // A cached "no one deposited" may predate the deposit: read again before refusing.
+        if (payer === ZERO_ADDRESS && !fresh) payer = (await this.escrow(jobId, { fresh: true })).payer.toLowerCase() as Address
+        return payer === ZERO_ADDRESS ? undefined : payer
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ earnings and views
+
+  /** Provider side: per job the latest voucher, what the chain redeemed, what is pending. */
+  async earnings (): Promise<EarningsView> {
+    const conn = this.connection()
+    const domain = await this.domain()
+    const mine = this.vouchers.received({ provider: conn.account.address }).filter(v => v.domain.verifyingContract.toLowerCase() === domain.verifyingContract.toLowerCase() && v.domain.chainId === domain.chainId)
+    const reads = { redeemed: async (j: Hex, p: Address) => await this.redeemed(j, p), escrow: async (j: Hex) => await this.escrow(j) }
+    const [jobs, balance, stake] = await Promise.all([earningsRows(mine, conn.account.address, reads), this.balance(), this.stakeOf()])
+    return { account: conn.account.address, chainId: conn.chainId, contract: domain.verifyingContract, jobs, totals: earningsTotals(jobs), inFlight: this.outbox.counts().sent, balance, stake }
+  }
+
+  /** Payer side (`dbc job settle`): escrow, what this node signed per provider, what each redeemed. */
+  async jobPayments (jobId: ChainJobIdInput): Promise<JobPaymentView> {
+    const key = chainJobKey(jobId)
+    const esc = await this.escrow(key, { fresh: true })
+    const issued = this.vouchers.issued({ chainJobId: key })
+    return await jobPaymentView(esc, issued, this.account, { redeemed: async (j, p) => await this.redeemed(j, p) }, await this.chainTime())
+  }
+
+  /** Provider side: the stored vouchers (all of this account's, or of one job). */
+  receivedVouchers (jobId?: ChainJobIdInput): StoredVoucher[] {
+    return this.vouchers.received({ provider: this.account, chainJobId: jobId === undefined ? undefined : chainJobKey(jobId) })
+  }
+
+  /** Recent redeem transactions, newest first (of one job, if given). */
+  redeemHistory (jobId?: ChainJobIdInput, limit = 50): RedeemEntry[] {
+    return this.outbox.recent(limit, jobId === undefined ? undefined : chainJobKey(jobId))
   }
 
   // ------------------------------------------------------------------ stake
@@ -204,139 +366,73 @@ export class Bridge {
     return { txHash: receipt.transactionHash, provider, gpus, amount: ev?.args.amount ?? amount, networkGpus: ev?.args.totalGpus ?? 0n }
   }
 
+  /** Withdraws all of this account's stake (no redeeming until it stakes again). */
   async unstake (): Promise<{ txHash: Hex, amount: bigint }> {
     const receipt = await this.call('unstake', [], 0n, 'unstaking')
     const ev = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'ProviderUnstaked' })[0]
     return { txHash: receipt.transactionHash, amount: ev?.args.amount ?? 0n }
   }
 
-  /** Moves this account's credited payouts into its wallet. */
-  async withdraw (): Promise<{ txHash: Hex, amount: bigint }> {
-    const receipt = await this.call('withdraw', [], 0n, 'withdrawing payouts')
-    const ev = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'Withdrawn' })[0]
-    return { txHash: receipt.transactionHash, amount: ev?.args.amount ?? 0n }
-  }
+  // ------------------------------------------------------------------ the redeem loop
 
-  // ------------------------------------------------------------------ settlement
-
-  /** Verifies and stores receipts of a job; batches are cut by the policy (or settleNow). */
-  submitReceipts (jobId: JobIdInput, signed: SignedReceiptInput[]): SubmitResult {
-    const id = jobIdBytes(jobId)
-    const ok: BatchReceipt[] = []
-    const rejected: SubmitResult['rejected'] = []
-    signed.forEach((s, index) => {
-      const check = checkSignedReceipt(s, { jobId: id, verify: nodeSuite.verify })
-      if (check.ok) ok.push(check.batchReceipt)
-      else rejected.push({ index, reason: check.reason })
-    })
-    const added = this.outbox.addReceipts(hex(id), ok, this.now())
-    if (added > 0 && this.timer !== undefined) this.kick()
-    return { accepted: added, duplicates: ok.length - added, rejected }
-  }
-
-  /** Cuts batches of everything pending for the job (all jobs if none given) and settles them. */
-  async settleNow (jobId?: JobIdInput, opts: { signal?: AbortSignal, waitMs?: number } = {}): Promise<SettleResult[]> {
-    const idHex = jobId === undefined ? undefined : hex(jobIdBytes(jobId))
-    for (const p of this.outbox.pendingByJob()) {
-      if (idHex !== undefined && p.jobId !== idHex) continue
-      let left = p.count
-      while (left > 0) {
-        const b = this.outbox.cutBatch(p.jobId, this.batching.maxReceipts, this.now())
-        if (b === undefined) break
-        left -= b.receiptCount
-      }
-    }
-    // Sent batches wait for their confirmations, up to `waitMs` (default: the tx timeout).
+  /**
+   * Runs the redeem loop until nothing redeemable is left and no redeem tx is in flight, or for
+   * `waitMs` (default: the tx timeout). Throws the loop's ChainError when a tick fails.
+   */
+  async redeemNow (opts: { signal?: AbortSignal, waitMs?: number } = {}): Promise<RedeemTick> {
     const deadline = this.now() + (opts.waitMs ?? this.init.txTimeoutMs ?? 60_000)
     const poll = this.connection().kind === 'embedded' ? 5 : 100
     for (;;) {
-      await this.pump(opts.signal)
-      const open = this.outbox.unsettled(idHex)
-      if (open.length === 0) break
-      // Throw only for failures of this job's batches (another job's trouble is not ours).
-      if (this.lastError !== undefined && open.some(e => e.lastError !== undefined)) throw this.lastError
-      if (this.now() >= deadline || open.some(e => e.state === 'built')) break
+      const tick = await this.pump(opts.signal)
+      if (tick === undefined) throw this.lastError ?? new ChainError('CHAIN_ERROR', 'the redeem loop failed')
+      if (tick.inFlight === undefined && tick.redeemable === 0) return tick
+      if (this.now() >= deadline) return tick
       await sleep(poll, opts.signal)
     }
-    return this.outbox.all(idHex).map(settleResult)
   }
 
-  outboxEntries (jobId?: JobIdInput): OutboxEntry[] {
-    return this.outbox.all(jobId === undefined ? undefined : hex(jobIdBytes(jobId)))
-  }
-
-  /** Payouts credited on chain to `provider` (default this account) and its withdrawable sum. */
-  async payouts (opts: { provider?: Address, fromBlock?: bigint } = {}): Promise<PayoutsView> {
-    const conn = this.connection()
-    const provider = opts.provider ?? conn.account.address
-    const contract = await this.ready()
-    try {
-      const [paid, withheld, withdrawable] = await Promise.all([
-        conn.publicClient.getContractEvents({ address: contract, abi: settlementAbi, eventName: 'ProviderPaid', args: { provider }, fromBlock: opts.fromBlock ?? 0n }),
-        conn.publicClient.getContractEvents({ address: contract, abi: settlementAbi, eventName: 'PayoutWithheld', args: { provider }, fromBlock: opts.fromBlock ?? 0n }),
-        conn.publicClient.readContract({ address: contract, abi: settlementAbi, functionName: 'balances', args: [provider] })
-      ])
-      const rows = (list: typeof paid | typeof withheld): PayoutsView['paid'] => list.map(e => ({ batchId: e.args.batchId as Hex, amount: e.args.amount as bigint, txHash: e.transactionHash, blockNumber: e.blockNumber }))
-      const p = rows(paid)
-      return { provider, paid: p, withheld: rows(withheld), totalPaid: p.reduce((s, x) => s + x.amount, 0n), withdrawable }
-    } catch (err) {
-      throw toChainError(err, { action: 'reading payouts', url: conn.url })
-    }
-  }
-
-  // ------------------------------------------------------------------ the loop
-
-  /** One pass: cut due batches, then move every unsettled batch forward (oldest first). */
-  async pump (signal?: AbortSignal): Promise<void> {
+  /** One pass of the redeem loop (serialized: concurrent callers wait for the running pass). */
+  async pump (signal?: AbortSignal): Promise<RedeemTick | undefined> {
     while (this.pumping !== undefined) await this.pumping
-    this.pumping = this.pumpOnce(signal).finally(() => { this.pumping = undefined })
-    await this.pumping
+    signal?.throwIfAborted()
+    this.pumping = this.pumpOnce().finally(() => { this.pumping = undefined })
+    return await this.pumping
   }
 
-  private async pumpOnce (signal?: AbortSignal): Promise<void> {
-    const now = this.now()
-    // Cut until nothing is due (a job far over maxReceipts yields several batches at once).
-    for (let round = 0; round < 1000; round++) {
-      const due = decideBatches(this.outbox.pendingByJob(), now, this.batching).due
-      if (due.length === 0) break
-      for (const d of due) this.outbox.cutBatch(d.jobId as Hex, d.take, now)
+  /** What the last pass of the loop saw (undefined before the first). */
+  get lastRedeemTick (): RedeemTick | undefined { return this.lastTick }
+
+  private async pumpOnce (): Promise<RedeemTick | undefined> {
+    // Nothing to do for a node that holds no voucher and has no redeem in flight: no chain reads.
+    if (this.outbox.counts().sent === 0 && this.vouchers.received({ provider: this.account }).length === 0) {
+      this.lastError = undefined
+      return { confirmed: [], redeemable: 0, blocked: [] }
     }
-    const entries = this.outbox.unsettled()
-    if (entries.length === 0) { this.lastError = undefined; return }
     try {
       const contract = await this.ready()
-      if (this.init.sandboxStake === true && this.connection().kind === 'embedded') await this.stakePayeesInSandbox(entries)
-      const deps = { conn: this.connection(), outbox: this.outbox, queue: this.sendQueue(), contract, confirmations: this.confirmations(), now: this.now, beforeBroadcast: this.init.beforeBroadcast, afterBroadcast: this.init.afterBroadcast }
-      let failure: ChainError | undefined
-      for (const e of entries) {
-        if (signal?.aborted === true) break
-        try {
-          await advanceBatch(deps, e)
-        } catch (err) {
-          const ce = toChainError(err, { action: `settling batch ${e.batchId.slice(0, 10)}`, url: this.conn?.url })
-          this.outbox.markError(e.batchId, `${ce.code}: ${ce.message}`, this.now())
-          failure ??= ce
-          // A chain that is down fails every batch the same way: stop early, retry next tick.
-          if (ce.code === 'CHAIN_UNREACHABLE' || ce.code === 'CHAIN_ID_MISMATCH') break
-        }
-      }
-      this.lastError = failure
+      const tick = await redeemTick({
+        conn: this.connection(),
+        outbox: this.outbox,
+        book: this.vouchers,
+        queue: this.sendQueue(),
+        contract,
+        domain: await this.domain(),
+        account: this.account,
+        confirmations: this.confirmations(),
+        now: this.now,
+        escrow: async (j) => await this.escrow(j, { fresh: true }),
+        redeemed: async (j, p) => await this.redeemed(j, p),
+        settled: this.settled,
+        beforeBroadcast: this.init.beforeBroadcast,
+        afterBroadcast: this.init.afterBroadcast
+      })
+      this.lastError = undefined
+      this.lastTick = tick
+      return tick
     } catch (err) {
-      const ce = toChainError(err, { action: 'settling batches', url: this.conn?.url })
-      this.lastError = ce
-      for (const e of entries) this.outbox.markError(e.batchId, `${ce.code}: ${ce.message}`, this.now())
-    }
-  }
-
-  private readonly sandboxStaked = new Set<string>()
-  private async stakePayeesInSandbox (entries: OutboxEntry[]): Promise<void> {
-    for (const e of entries) {
-      for (const p of e.payouts) {
-        const key = p.provider.toLowerCase()
-        if (this.sandboxStaked.has(key)) continue
-        if (!await this.read('isStaked', [p.provider])) await this.stake(1, { provider: p.provider })
-        this.sandboxStaked.add(key)
-      }
+      this.lastError = toChainError(err, { action: 'redeeming vouchers', url: this.conn?.url })
+      for (const e of this.outbox.inFlight()) this.outbox.markError(e.id, `${this.lastError.code}: ${this.lastError.message}`, this.now())
+      return undefined
     }
   }
 
@@ -346,14 +442,6 @@ export class Bridge {
     this.timer = setTimeout(() => {
       this.pump().catch(() => {}).finally(() => { if (this.timer !== undefined) this.schedule() })
     }, tick)
-    this.timer.unref?.()
-  }
-
-  private kick (): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = setTimeout(() => {
-      this.pump().catch(() => {}).finally(() => { if (this.timer !== undefined) this.schedule() })
-    }, 0)
     this.timer.unref?.()
   }
 
@@ -377,7 +465,17 @@ export class Bridge {
     return { confirmations: this.confirmations(), timeoutMs: this.init.txTimeoutMs ?? 60_000 }
   }
 
-  private async read<const F extends 'jobs' | 'totalGpus' | 'stakeRequired' | 'settledRoot' | 'balances' | 'providers' | 'isStaked' | 'stakeForGpu'> (functionName: F, args: readonly unknown[]): Promise<ReadResult<F>> {
+  /** The chain's clock (latest block's timestamp, unix seconds): deadlines are judged by it. */
+  private async chainTime (): Promise<number> {
+    const conn = this.connection()
+    try {
+      return Number((await conn.publicClient.getBlock({ blockTag: 'latest' })).timestamp)
+    } catch (err) {
+      throw toChainError(err, { action: 'reading the chain clock', url: conn.url })
+    }
+  }
+
+  private async read<const F extends 'jobs' | 'totalGpus' | 'stakeRequired' | 'redeemed' | 'providers' | 'isStaked' | 'unspent' | 'refundableAt'> (functionName: F, args: readonly unknown[]): Promise<ReadResult<F>> {
     const conn = this.connection()
     const address = await this.ready()
     try {
@@ -387,7 +485,7 @@ export class Bridge {
     }
   }
 
-  private async call (functionName: 'deposit' | 'endJob' | 'refund' | 'stake' | 'unstake' | 'withdraw', args: readonly unknown[], value: bigint, action: string): Promise<import('viem').TransactionReceipt> {
+  private async call (functionName: 'deposit' | 'close' | 'refund' | 'stake' | 'unstake', args: readonly unknown[], value: bigint, action: string): Promise<import('viem').TransactionReceipt> {
     const address = await this.ready()
     const queue = this.sendQueue()
     return await queue.sendAndWait(async () => await queue.signCall({ address, abi: settlementAbi, functionName, args: args as never, value, action }), action, this.waitOpts())
@@ -395,27 +493,10 @@ export class Bridge {
 }
 
 type ReadResult<F extends string> =
-  F extends 'jobs' ? readonly [Address, bigint, boolean, bigint]
+  F extends 'jobs' ? readonly [Address, bigint, bigint, bigint, bigint, number, boolean]
     : F extends 'providers' ? readonly [bigint, number]
-      : F extends 'settledRoot' ? Hex
-        : F extends 'isStaked' ? boolean
-          : bigint
-
-function settleResult (e: OutboxEntry): SettleResult {
-  return {
-    batchId: e.batchId,
-    state: e.state,
-    receiptCount: e.receiptCount,
-    total: e.total,
-    payouts: e.payouts,
-    paid: e.paid,
-    withheld: e.withheld,
-    txHash: e.txHash,
-    blockNumber: e.blockNumber,
-    gasUsed: e.gasUsed,
-    lastError: e.lastError
-  }
-}
+      : F extends 'isStaked' ? boolean
+        : bigint
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted()

@@ -7,8 +7,7 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { ChainError } from '../errors.js'
 import { dbcChain, type ChainConfig, type Hex } from './config.js'
 import { DBC_CHAIN_ID, DEV_BALANCE_WEI } from './dev-keys.js'
-import { EmbeddedChain } from './embedded/chain.js'
-import { embeddedProvider } from './embedded/rpc.js'
+import type { EmbeddedChain } from './embedded/chain.js'
 import { toChainError } from './errors.js'
 
 export interface ChainConnection {
@@ -37,6 +36,8 @@ export async function connectChain (cfg: ChainConfig, opts: ConnectOptions): Pro
   if (cfg.kind === 'embedded') {
     const path = cfg.path ?? (opts.dataDir === undefined ? ':memory:' : join(opts.dataDir, 'chain', 'embedded.sqlite'))
     // The node's own key is funded at genesis, like the dev keys: the local chain is a sandbox.
+    // Loaded only here: the in-process EVM costs seconds of start-up that RPC nodes never need.
+    const [{ EmbeddedChain }, { embeddedProvider }] = await Promise.all([import('./embedded/chain.js'), import('./embedded/rpc.js')])
     const embedded = await EmbeddedChain.open({ path, chainId: cfg.chainId ?? DBC_CHAIN_ID, fund: { [account.address]: DEV_BALANCE_WEI } })
     const chain = dbcChain(embedded.chainId)
     const transport = custom(embeddedProvider(embedded), { retryCount: 0 })

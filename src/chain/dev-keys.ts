@@ -1,6 +1,7 @@
 // The well-known development keys (mnemonic "test test ... junk", the same ones anvil and
-// Hardhat fund). The embedded chain's genesis funds them so the demo and tests need no setup.
-// Never use them on a real chain: everyone has these keys.
+// Hardhat fund). The embedded chain's genesis funds them, and on `--network local` they are
+// the faucet that tops node keys up (faucet.ts; it refuses DBC's chain ids). Never use them on
+// a real chain: everyone has these keys.
 export const DEV_MNEMONIC = 'test test test test test test test test test test test junk'
 
 export const DEV_PRIVATE_KEYS = [

@@ -21,24 +21,31 @@ export function toChainError (err: unknown, ctx: ErrorContext): ChainError {
     return new ChainError('CONTRACT_REVERTED', `${ctx.action} reverted: ${name}(${args.join(', ')})`, { cause: err, details: { errorName: name, args }, hint: revertHint(name) })
   }
   if (base?.walk(e => e instanceof InsufficientFundsError) != null || /insufficient funds/i.test(messageOf(err))) {
-    return new ChainError('KEY_UNFUNDED', `${ctx.action}: the chain key has too little balance to pay for gas and value`, { cause: err, hint: 'fund the bridge account (see `dbc wallet`) and the outbox will retry' })
+    return new ChainError('KEY_UNFUNDED', `${ctx.action}: the chain key has too little balance to pay for gas and value`, { cause: err, hint: 'fund the node\'s account (see `dbc wallet`); the redeem loop retries' })
   }
   if (base?.walk(e => e instanceof NonceTooLowError) != null || /nonce too low/i.test(messageOf(err))) {
     return new ChainError('NONCE_TOO_LOW', `${ctx.action}: nonce already used`, { cause: err, hint: 'another sender shares this key; the bridge re-signs with the next nonce' })
   }
   if (base?.walk(e => e instanceof HttpRequestError || e instanceof TimeoutError) != null || /fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|timed? ?out/i.test(messageOf(err))) {
-    return new ChainError('CHAIN_UNREACHABLE', `${ctx.action}: cannot reach ${where}`, { cause: err, hint: 'check that the node is running and chain.url is right; unsettled batches stay in the outbox and are retried' })
+    return new ChainError('CHAIN_UNREACHABLE', `${ctx.action}: cannot reach ${where}`, { cause: err, hint: 'check that the chain node is running and chain.rpc is right; vouchers and redeems wait in the store and are retried' })
   }
   return new ChainError('CHAIN_ERROR', `${ctx.action} failed: ${(base?.shortMessage ?? messageOf(err)).split('\n')[0]}`, { cause: err })
 }
 
 function revertHint (name: string): string | undefined {
   switch (name) {
-    case 'InsufficientEscrow': return 'deposit more escrow for the job (`deposit(jobId, amount)`); the batch stays in the outbox'
-    case 'NotJobOwner': return 'only the account that deposited the escrow can settle or refund the job'
-    case 'BatchConflict': return 'a different set of receipts was already settled under this batch id; inspect the outbox'
+    case 'NotStaked': return 'stake first (`dbc stake 1`): only a staked provider may redeem; its vouchers wait in the store'
+    case 'NotPayee': return 'a voucher can only be redeemed by the provider it names'
+    case 'NotSignedByPayer': return 'the voucher was not signed by the job\'s payer: it pays nothing and is set aside'
+    case 'MalformedSignature': return 'the voucher signature is not a 65-byte low-s secp256k1 signature'
+    case 'UnknownJob': return 'no escrow was deposited for this job on this chain and contract'
+    case 'NotPayer': return 'only the account that made the first deposit can top up, close or refund the job'
+    case 'DisputeWindowOpen': return 'providers may still redeem: refund after the time in the error (min(deadline, close) + dispute window)'
+    case 'JobAlreadyRefunded': return 'the escrow was refunded already; vouchers of this job pay nothing now'
+    case 'JobAlreadyClosed': return 'a closed job takes no more deposits: use a new job id'
+    case 'DeadlinePassed': return 'pass a deadline after the chain\'s current time'
+    case 'InvalidDisputeWindow': return 'the dispute window must be 60 s to 30 days'
     case 'StakeTooLow': return 'send at least the required stake (see stakeQuote)'
-    case 'JobStillOpen': return 'end the job first, or wait for its deadline'
     default: return undefined
   }
 }

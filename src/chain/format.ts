@@ -1,29 +1,30 @@
-// Plain-text views for the CLI (`dbc chain status`, `dbc wallet`, `dbc stake`, `dbc job settle`)
-// and the demo's payout print. Pure: they take the Bridge's results and return lines.
+// Plain-text views for the CLI (`dbc chain status`, `dbc wallet`, `dbc stake`, `dbc earnings`,
+// `dbc job settle`) and the demo. Pure: they take the Bridge's results and return lines.
 import { formatCoins, stakeRequired } from '../core/settlement/index.js'
-import type { BridgeStatus, PayoutsView, SettleResult, StakeResult } from './types.js'
+import type { BridgeStatus, EarningsView, JobPaymentView, StakeResult } from './types.js'
 
 const coins = (wei: bigint | undefined): string => wei === undefined ? '-' : `${formatCoins(wei)} DBC`
+const short = (h: string): string => `${h.slice(0, 10)}…${h.slice(-4)}`
 
 export function chainStatusLines (s: BridgeStatus): string[] {
   const lines = [
-    `chain      ${s.kind === 'embedded' ? 'embedded EVM' : s.url ?? 'rpc'} (chain id ${s.chainId})${s.reachable ? '' : '  UNREACHABLE'}`,
+    `chain      ${s.kind === 'embedded' ? 'embedded EVM (sandbox)' : s.url ?? 'rpc'} (chain id ${s.chainId})${s.reachable ? '' : '  UNREACHABLE'}`,
     `block      ${s.block?.toString() ?? '-'}`,
     `contract   ${s.contract ?? '-'}`,
     `account    ${s.account}`,
     `balance    ${coins(s.balance)}`,
-    `outbox     ${s.outbox.built} built, ${s.outbox.sent} sent, ${s.outbox.confirmed} confirmed${s.outbox.conflict > 0 ? `, ${s.outbox.conflict} CONFLICT` : ''}; ${s.pendingReceipts} receipt(s) waiting for a batch`
+    `vouchers   ${s.vouchers.received} held as a provider, ${s.vouchers.issued} signed as a payer`,
+    `redeems    ${s.redeems.sent} in flight, ${s.redeems.confirmed} confirmed, ${s.redeems.dropped} dropped (replaced)`
   ]
   if (s.lastError !== undefined) lines.push(`error      ${s.lastError.message}${s.lastError.hint === undefined ? '' : `\n           hint: ${s.lastError.hint}`}`)
   return lines
 }
 
-export function walletLines (s: BridgeStatus): string[] {
+export function walletLines (s: Pick<BridgeStatus, 'account' | 'balance' | 'stake'>): string[] {
   return [
     `address      ${s.account}`,
     `balance      ${coins(s.balance)}`,
-    `staked       ${s.stake === undefined ? '-' : `${s.stake.gpus} GPU(s), ${coins(s.stake.amount)}`}`,
-    `withdrawable ${coins(s.withdrawable)}`
+    `staked       ${s.stake === undefined ? '-' : s.stake.gpus === 0 ? 'nothing (a provider must stake to redeem its vouchers: `dbc stake 1`)' : `${s.stake.gpus} GPU(s), ${coins(s.stake.amount)}`}`
   ]
 }
 
@@ -38,28 +39,37 @@ export function stakeLines (r: StakeResult): string[] {
   return [`staked ${r.gpus} GPU(s) for ${r.provider}: ${coins(r.amount)} (network now ${r.networkGpus} GPUs)`, `tx ${r.txHash}`]
 }
 
-export function settlementLines (results: SettleResult[]): string[] {
-  const lines: string[] = []
-  for (const r of results) {
-    lines.push(`batch ${r.batchId.slice(0, 18)}…  ${r.state.padEnd(9)} ${r.receiptCount} receipt(s), ${coins(r.total)}${r.txHash === undefined ? '' : `  tx ${r.txHash}`}${r.gasUsed === undefined ? '' : `  gas ${r.gasUsed}`}`)
-    const paid = new Map((r.paid ?? []).map(p => [p.provider.toLowerCase(), p.amount]))
-    const withheld = new Map((r.withheld ?? []).map(p => [p.provider.toLowerCase(), p.amount]))
-    for (const p of r.payouts) {
-      const k = p.provider.toLowerCase()
-      const note = withheld.has(k) ? 'WITHHELD (provider not staked)' : paid.has(k) ? 'paid' : r.state === 'confirmed' ? 'paid' : 'pending'
-      lines.push(`  ${p.provider}  ${coins(p.amount).padStart(24)}  ${note}`)
+/** `dbc earnings`: one line per job (signed, redeemed on chain, pending), then the totals. */
+export function earningsLines (e: EarningsView): string[] {
+  const lines = [`provider ${e.account} on chain ${e.chainId}${e.contract === undefined ? '' : `, contract ${e.contract}`}`]
+  if (e.jobs.length === 0) {
+    lines.push('no vouchers yet: nothing signed to this node')
+  } else {
+    lines.push(`${'job'.padEnd(17)} ${'signed'.padStart(24)} ${'redeemed'.padStart(24)} ${'pending'.padStart(24)}  receipts`)
+    for (const j of e.jobs) {
+      lines.push(`${short(j.chainJobId).padEnd(17)} ${coins(j.signed).padStart(24)} ${coins(j.redeemed).padStart(24)} ${coins(j.pending).padStart(24)}  ${j.receiptCount}`)
+      if (j.note !== undefined) lines.push(`  ${j.note}`)
     }
-    if (r.lastError !== undefined && r.state !== 'confirmed') lines.push(`  last error: ${r.lastError}`)
+    lines.push(`${'total'.padEnd(17)} ${coins(e.totals.signed).padStart(24)} ${coins(e.totals.redeemed).padStart(24)} ${coins(e.totals.pending).padStart(24)}`)
   }
-  if (results.length === 0) lines.push('nothing to settle')
+  if (e.inFlight > 0) lines.push(`${e.inFlight} redeem transaction(s) on their way`)
+  lines.push(...walletLines(e))
   return lines
 }
 
-export function payoutLines (v: PayoutsView): string[] {
-  return [
-    `provider     ${v.provider}`,
-    `paid         ${coins(v.totalPaid)} in ${v.paid.length} batch(es)`,
-    `withheld     ${v.withheld.length} payout(s) while not staked`,
-    `withdrawable ${coins(v.withdrawable)}`
+/** `dbc job settle JOB`: the submitter's view of the job's escrow and of what it signed. */
+export function jobPaymentLines (v: JobPaymentView, nowSec: number): string[] {
+  const payer = /^0x0{40}$/i.test(v.payer) ? 'none (no escrow deposited)' : `${v.payer}${v.payer.toLowerCase() === v.account.toLowerCase() ? ' (this node)' : ''}`
+  const lines = [
+    `chain job  ${v.chainJobId}`,
+    `payer      ${payer}`,
+    `escrow     ${coins(v.escrow)} deposited, ${coins(v.paid)} redeemed by providers, ${coins(v.unspent)} unspent`
   ]
+  const when = v.refundableAt === undefined ? '' : v.refundableAt <= nowSec ? ' (refundable now)' : ` (refundable in ${v.refundableAt - nowSec} s)`
+  lines.push(`deadline   ${v.deadline === 0 ? '-' : new Date(v.deadline * 1000).toISOString()}; ${v.closedAt === 0 ? 'open' : `closed ${new Date(v.closedAt * 1000).toISOString()}`}; dispute window ${v.disputeWindow} s${v.refunded ? '' : when}`)
+  lines.push(`refund     ${v.refunded ? 'done (vouchers of this job pay nothing now)' : v.refundable ? `${coins(v.refundAmount)} can be refunded now` : `not yet (${coins(v.refundAmount)} would return)`}`)
+  if (v.providers.length === 0) lines.push('no vouchers signed for this job by this node')
+  for (const p of v.providers) lines.push(`  ${p.provider}  signed ${coins(p.signed)} for ${p.receiptCount} receipt(s), redeemed ${coins(p.redeemed)}${p.outstanding > 0n ? `, ${coins(p.outstanding)} not redeemed yet` : ''}`)
+  if (v.providers.length > 0) lines.push(`total signed ${coins(v.totals.signed)}, redeemed ${coins(v.totals.redeemed)}`)
+  return lines
 }

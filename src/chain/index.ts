@@ -1,7 +1,10 @@
-// The chain bridge: a Bridge the daemon owns (escrow, stake, receipt settlement through a
-// durable outbox) over the embedded EVM or any EVM JSON-RPC, plus helpers for the CLI.
-export { Bridge, jobIdBytes, type BridgeInit, type JobIdInput } from './bridge.js'
-export type { BridgeStatus, DepositResult, JobEscrow, PayoutsView, SettleResult, StakeResult, SubmitResult } from './types.js'
+// The chain bridge: a Bridge the daemon owns (escrow, vouchers, stake, the provider's redeem
+// loop through a durable outbox) over the embedded EVM or any EVM JSON-RPC, plus CLI helpers.
+export { Bridge, jobIdBytes, chainJobIdOf, chainJobKey, DEFAULT_DEADLINE_S, DEFAULT_DISPUTE_WINDOW_S, type BridgeInit, type JobIdInput, type ChainJobIdInput } from './bridge.js'
+export type { AcceptResult, BridgeStatus, DepositResult, EarningsRow, EarningsView, EscrowView, JobPaymentView, StakeResult, VoucherRefusal } from './types.js'
+export { VoucherBook, type StoredVoucher } from './vouchers.js'
+export type { RedeemTick } from './redeemer.js'
+export type { VerifyResult } from './voucher-check.js'
 export { DEFAULT_CHAIN, dbcChain, type Address, type ChainConfig, type Hex } from './config.js'
 export { connectChain, verifyChain, type ChainConnection } from './client.js'
 export { EmbeddedChain } from './embedded/chain.js'
@@ -11,6 +14,6 @@ export { loadOrCreateKey, readKeyFile } from './keys.js'
 export { DBC_CHAIN_ID, DEV_PRIVATE_KEYS, DEV_BALANCE_WEI } from './dev-keys.js'
 export { settlementAbi, settlementBytecode } from './artifacts/settlement.js'
 export { toChainError } from './errors.js'
-export { chainStatusLines, walletLines, stakeQuoteLines, stakeLines, settlementLines, payoutLines } from './format.js'
-export type { OutboxEntry, OutboxState } from './outbox.js'
+export { chainStatusLines, walletLines, stakeQuoteLines, stakeLines, earningsLines, jobPaymentLines } from './format.js'
+export type { RedeemEntry, RedeemItem, RedeemState } from './outbox.js'
 export { ChainSubsystem, chainSettingsSchema, parseChainSettings, bridgeInitFromSettings, registerChainRoutes, jsonable, type ChainSettings, type ChainContext } from './subsystem.js'

@@ -1,38 +1,36 @@
-// The durable side of settlement, in the node's store: receipts waiting for a batch, and the
-// outbox of batches on their way to the chain. A batch moves built → sent(txHash) → confirmed
-// (or `conflict` if the chain holds another root for its id). Cutting a batch and marking its
-// receipts happen in one transaction, and a signed transaction is written down before it is
-// broadcast, so after a crash the bridge knows exactly what may already be on chain.
+// The durable side of redeeming, in the node's store: the outbox of redeem transactions on their
+// way to the chain. A row moves built → sent(txHash, raw tx) → confirmed, or → dropped when its
+// tx can never land (nonce taken, reverted): the vouchers it carried are simply redeemed by a
+// later row, since the contract pays `cumulative - redeemed` and a replay pays nothing. The
+// signed tx is written down before it is broadcast, so after a kill -9 the bridge re-broadcasts
+// that very tx (after reading `redeemed()`) instead of signing a second one.
 import type { Store } from '../store/db.js'
-import { buildSettlementBatch, type BatchReceipt, type Payout, type SettlementBatch } from '../core/settlement/index.js'
 import type { Address, Hex } from './config.js'
 
-export type OutboxState = 'built' | 'sent' | 'confirmed' | 'conflict'
+export type RedeemState = 'sent' | 'confirmed' | 'dropped'
 
-export interface OutboxEntry {
-  batchId: Hex
-  jobId: Hex // hex of the job id bytes
-  chainJobId: Hex
-  root: Hex
-  receiptCount: number
-  payouts: Payout[]
-  total: bigint
-  state: OutboxState
-  txHash?: Hex
+/** One voucher a redeem tx carries: enough to tell later whether the chain took it. */
+export interface RedeemItem { chainJobId: Hex, provider: Address, cumulative: bigint }
+
+export interface RedeemEntry {
+  id: number
+  items: RedeemItem[]
+  state: RedeemState
+  txHash: Hex
   rawTx?: Hex
-  nonce?: number
+  nonce: number
   attempts: number
   lastError?: string
   createdAt: number
   updatedAt: number
   blockNumber?: number
   gasUsed?: bigint
-  /** After confirmation: what the contract paid and withheld (unstaked providers). */
-  paid?: Array<{ provider: Address, amount: bigint }>
-  withheld?: Array<{ provider: Address, amount: bigint }>
+  /** After confirmation: what each Redeemed event of this tx paid. */
+  paid?: Array<{ chainJobId: Hex, amount: bigint, cumulative: bigint }>
 }
 
-export const OUTBOX_MIGRATIONS = [
+export const CHAIN_MIGRATIONS = [
+  // v1 (settleBatch outbox): kept so existing stores replay their history of steps.
   `CREATE TABLE chain_receipts (
      receipt_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, payout_address TEXT NOT NULL, amount TEXT NOT NULL,
      receipt BLOB NOT NULL, received_at REAL NOT NULL, batch_id TEXT);
@@ -43,18 +41,37 @@ export const OUTBOX_MIGRATIONS = [
      tx_hash TEXT, raw_tx TEXT, nonce INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
      created_at REAL NOT NULL, updated_at REAL NOT NULL, block_number INTEGER, gas_used TEXT, result TEXT);
    CREATE INDEX chain_outbox_state ON chain_outbox (state, created_at);
-   CREATE TABLE chain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`
+   CREATE TABLE chain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // v2: the v1 contract's batches mean nothing to the voucher contract. Vouchers a provider
+  // accepted (latest per job), vouchers a payer signed (latest per job and provider), and the
+  // redeem outbox. Amounts are decimal strings (uint256 does not fit an INTEGER).
+  `DROP TABLE chain_receipts;
+   DROP TABLE chain_outbox;
+   CREATE TABLE chain_vouchers (
+     chain_job_id TEXT NOT NULL, provider TEXT NOT NULL, payer TEXT NOT NULL, cumulative TEXT NOT NULL,
+     receipts_root TEXT NOT NULL, receipt_count INTEGER NOT NULL, signature TEXT NOT NULL,
+     chain_id INTEGER NOT NULL, contract TEXT NOT NULL, received_at REAL NOT NULL, updated_at REAL NOT NULL,
+     last_error TEXT, PRIMARY KEY (chain_job_id, provider));
+   CREATE TABLE chain_vouchers_issued (
+     chain_job_id TEXT NOT NULL, provider TEXT NOT NULL, payer TEXT NOT NULL, cumulative TEXT NOT NULL,
+     receipts_root TEXT NOT NULL, receipt_count INTEGER NOT NULL, signature TEXT NOT NULL,
+     chain_id INTEGER NOT NULL, contract TEXT NOT NULL, signed_at REAL NOT NULL,
+     PRIMARY KEY (chain_job_id, provider));
+   CREATE TABLE chain_redeems (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, items TEXT NOT NULL, state TEXT NOT NULL, tx_hash TEXT NOT NULL,
+     raw_tx TEXT, nonce INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, last_error TEXT,
+     created_at REAL NOT NULL, updated_at REAL NOT NULL, block_number INTEGER, gas_used TEXT, result TEXT);
+   CREATE INDEX chain_redeems_state ON chain_redeems (state, id);`
 ]
 
-interface OutboxRow {
-  batch_id: Hex, job_id: Hex, chain_job_id: Hex, root: Hex, receipt_count: number, payouts: string, total: string, state: OutboxState,
-  tx_hash: Hex | null, raw_tx: Hex | null, nonce: number | null, attempts: number, last_error: string | null,
-  created_at: number, updated_at: number, block_number: number | null, gas_used: string | null, result: string | null
+interface RedeemRow {
+  id: number, items: string, state: RedeemState, tx_hash: Hex, raw_tx: Hex | null, nonce: number, attempts: number,
+  last_error: string | null, created_at: number, updated_at: number, block_number: number | null, gas_used: string | null, result: string | null
 }
 
 export class Outbox {
   constructor (private readonly store: Store) {
-    store.migrate('chain', OUTBOX_MIGRATIONS)
+    store.migrate('chain', CHAIN_MIGRATIONS)
   }
 
   getMeta (key: string): string | undefined {
@@ -65,123 +82,78 @@ export class Outbox {
     this.store.db.prepare('INSERT OR REPLACE INTO chain_meta (key, value) VALUES (?, ?)').run(key, value)
   }
 
-  /** Stores verified receipts; returns how many were new (a receipt id is kept once). */
-  addReceipts (jobIdHex: Hex, receipts: BatchReceipt[], now: number): number {
-    const put = this.store.db.prepare('INSERT OR IGNORE INTO chain_receipts (receipt_id, job_id, payout_address, amount, receipt, received_at) VALUES (?, ?, ?, ?, ?, ?)')
-    return this.store.transaction(() => {
-      let added = 0
-      for (const r of receipts) {
-        const res = put.run(hex(r.receiptId), jobIdHex, r.payoutAddress.toLowerCase(), r.amount.toString(), r.receiptBytes, now)
-        added += Number(res.changes)
-      }
-      return added
-    })
+  /** Write-ahead: the signed redeem tx, recorded before it is broadcast. */
+  recordSent (items: RedeemItem[], tx: { hash: Hex, raw: Hex, nonce: number }, now: number): number {
+    const res = this.store.db.prepare("INSERT INTO chain_redeems (items, state, tx_hash, raw_tx, nonce, created_at, updated_at) VALUES (?, 'sent', ?, ?, ?, ?, ?)")
+      .run(itemsJson(items), tx.hash, tx.raw, tx.nonce, now, now)
+    return Number(res.lastInsertRowid)
   }
 
-  /** Per job: how many receipts wait for a batch, and since when. */
-  pendingByJob (): Array<{ jobId: Hex, count: number, oldestAt: number }> {
-    return this.store.db.prepare('SELECT job_id AS jobId, COUNT(*) AS count, MIN(received_at) AS oldestAt FROM chain_receipts WHERE batch_id IS NULL GROUP BY job_id').all() as Array<{ jobId: Hex, count: number, oldestAt: number }>
-  }
-
-  /** Cuts a batch from up to `take` pending receipts of the job (oldest first) and queues it. */
-  cutBatch (jobIdHex: Hex, take: number, now: number): SettlementBatch | undefined {
-    return this.store.transaction(() => {
-      const rows = this.store.db.prepare('SELECT receipt_id, payout_address, amount, receipt FROM chain_receipts WHERE job_id = ? AND batch_id IS NULL ORDER BY received_at, receipt_id LIMIT ?').all(jobIdHex, take) as Array<{ receipt_id: string, payout_address: Address, amount: string, receipt: Uint8Array }>
-      if (rows.length === 0) return undefined
-      const batch = buildSettlementBatch(unhex(jobIdHex), rows.map(r => ({ receiptId: unhex(r.receipt_id), receiptBytes: new Uint8Array(r.receipt), payoutAddress: r.payout_address, amount: BigInt(r.amount) })), now)
-      const existing = this.get(batch.batchId)
-      if (existing === undefined) {
-        this.store.db.prepare('INSERT INTO chain_outbox (batch_id, job_id, chain_job_id, root, receipt_count, payouts, total, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(batch.batchId, jobIdHex, batch.chainJobId, batch.root, batch.receiptCount, payoutsJson(batch.payouts), batch.total.toString(), 'built', now, now)
-      }
-      const mark = this.store.db.prepare('UPDATE chain_receipts SET batch_id = ? WHERE receipt_id = ?')
-      for (const r of rows) mark.run(batch.batchId, r.receipt_id)
-      return batch
-    })
-  }
-
-  get (batchId: string): OutboxEntry | undefined {
-    const row = this.store.db.prepare('SELECT * FROM chain_outbox WHERE batch_id = ?').get(batchId) as OutboxRow | undefined
+  get (id: number): RedeemEntry | undefined {
+    const row = this.store.db.prepare('SELECT * FROM chain_redeems WHERE id = ?').get(id) as RedeemRow | undefined
     return row === undefined ? undefined : fromRow(row)
   }
 
-  /** Batches not confirmed yet, oldest first (optionally of one job). */
-  unsettled (jobIdHex?: Hex): OutboxEntry[] {
-    const rows = jobIdHex === undefined
-      ? this.store.db.prepare("SELECT * FROM chain_outbox WHERE state IN ('built', 'sent') ORDER BY created_at, batch_id").all()
-      : this.store.db.prepare("SELECT * FROM chain_outbox WHERE state IN ('built', 'sent') AND job_id = ? ORDER BY created_at, batch_id").all(jobIdHex)
-    return (rows as unknown as OutboxRow[]).map(fromRow)
+  /** Redeem txs that may still land, oldest first. */
+  inFlight (): RedeemEntry[] {
+    return (this.store.db.prepare("SELECT * FROM chain_redeems WHERE state = 'sent' ORDER BY id").all() as unknown as RedeemRow[]).map(fromRow)
   }
 
-  all (jobIdHex?: Hex): OutboxEntry[] {
-    const rows = jobIdHex === undefined
-      ? this.store.db.prepare('SELECT * FROM chain_outbox ORDER BY created_at, batch_id').all()
-      : this.store.db.prepare('SELECT * FROM chain_outbox WHERE job_id = ? ORDER BY created_at, batch_id').all(jobIdHex)
-    return (rows as unknown as OutboxRow[]).map(fromRow)
+  /** The latest `limit` rows, newest first (optionally only those carrying a job). */
+  recent (limit = 50, chainJobId?: Hex): RedeemEntry[] {
+    const rows = chainJobId === undefined
+      ? this.store.db.prepare('SELECT * FROM chain_redeems ORDER BY id DESC LIMIT ?').all(limit)
+      : this.store.db.prepare("SELECT * FROM chain_redeems WHERE items LIKE '%' || ? || '%' ORDER BY id DESC LIMIT ?").all(chainJobId.toLowerCase(), limit)
+    return (rows as unknown as RedeemRow[]).map(fromRow)
   }
 
-  counts (): Record<OutboxState, number> {
-    const out: Record<OutboxState, number> = { built: 0, sent: 0, confirmed: 0, conflict: 0 }
-    for (const r of this.store.db.prepare('SELECT state, COUNT(*) AS n FROM chain_outbox GROUP BY state').all() as Array<{ state: OutboxState, n: number }>) out[r.state] = r.n
+  counts (): Record<RedeemState, number> {
+    const out: Record<RedeemState, number> = { sent: 0, confirmed: 0, dropped: 0 }
+    for (const r of this.store.db.prepare('SELECT state, COUNT(*) AS n FROM chain_redeems GROUP BY state').all() as Array<{ state: RedeemState, n: number }>) out[r.state] = r.n
     return out
   }
 
-  pendingReceiptCount (): number {
-    return (this.store.db.prepare('SELECT COUNT(*) AS n FROM chain_receipts WHERE batch_id IS NULL').get() as { n: number }).n
+  markAttempt (id: number, now: number): void {
+    this.store.db.prepare('UPDATE chain_redeems SET attempts = attempts + 1, updated_at = ? WHERE id = ?').run(now, id)
   }
 
-  /** Written before the broadcast: after a crash the same signed tx is re-broadcast. */
-  markSent (batchId: Hex, txHash: Hex, rawTx: Hex, nonce: number, now: number): void {
-    this.store.db.prepare("UPDATE chain_outbox SET state = 'sent', tx_hash = ?, raw_tx = ?, nonce = ?, attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE batch_id = ?").run(txHash, rawTx, nonce, now, batchId)
+  markError (id: number, error: string, now: number): void {
+    this.store.db.prepare('UPDATE chain_redeems SET last_error = ?, updated_at = ? WHERE id = ?').run(error, now, id)
   }
 
-  /** Back to `built`: the signed tx can not land (nonce taken, reverted); sign again later. */
-  markBuilt (batchId: Hex, error: string, now: number): void {
-    this.store.db.prepare("UPDATE chain_outbox SET state = 'built', tx_hash = NULL, raw_tx = NULL, nonce = NULL, last_error = ?, updated_at = ? WHERE batch_id = ?").run(error, now, batchId)
+  markConfirmed (id: number, info: { blockNumber?: number, gasUsed?: bigint, paid?: RedeemEntry['paid'] }, now: number): void {
+    const result = JSON.stringify((info.paid ?? []).map(p => [p.chainJobId, p.amount.toString(), p.cumulative.toString()]))
+    this.store.db.prepare("UPDATE chain_redeems SET state = 'confirmed', raw_tx = NULL, block_number = ?, gas_used = ?, result = ?, last_error = NULL, updated_at = ? WHERE id = ?")
+      .run(info.blockNumber ?? null, info.gasUsed?.toString() ?? null, result, now, id)
   }
 
-  markError (batchId: Hex, error: string, now: number): void {
-    this.store.db.prepare('UPDATE chain_outbox SET last_error = ?, updated_at = ? WHERE batch_id = ?').run(error, now, batchId)
-  }
-
-  markConfirmed (batchId: Hex, info: { txHash?: Hex, blockNumber?: number, gasUsed?: bigint, paid?: OutboxEntry['paid'], withheld?: OutboxEntry['withheld'] }, now: number): void {
-    const result = JSON.stringify({ paid: (info.paid ?? []).map(p => [p.provider, p.amount.toString()]), withheld: (info.withheld ?? []).map(p => [p.provider, p.amount.toString()]) })
-    this.store.db.prepare("UPDATE chain_outbox SET state = 'confirmed', tx_hash = COALESCE(?, tx_hash), raw_tx = NULL, block_number = ?, gas_used = ?, result = ?, last_error = NULL, updated_at = ? WHERE batch_id = ?")
-      .run(info.txHash ?? null, info.blockNumber ?? null, info.gasUsed?.toString() ?? null, result, now, batchId)
-  }
-
-  markConflict (batchId: Hex, onChainRoot: Hex, now: number): void {
-    this.store.db.prepare("UPDATE chain_outbox SET state = 'conflict', last_error = ?, updated_at = ? WHERE batch_id = ?").run(`the chain holds root ${onChainRoot} for this batch id`, now, batchId)
+  /** The tx can never land (its nonce went to another tx, or it reverted): forget it. */
+  markDropped (id: number, why: string, now: number): void {
+    this.store.db.prepare("UPDATE chain_redeems SET state = 'dropped', raw_tx = NULL, last_error = ?, updated_at = ? WHERE id = ?").run(why, now, id)
   }
 }
 
-function fromRow (r: OutboxRow): OutboxEntry {
-  const result = r.result === null ? undefined : JSON.parse(r.result) as { paid: Array<[Address, string]>, withheld: Array<[Address, string]> }
+function itemsJson (items: RedeemItem[]): string {
+  return JSON.stringify(items.map(i => [i.chainJobId.toLowerCase(), i.provider.toLowerCase(), i.cumulative.toString()]))
+}
+
+function fromRow (r: RedeemRow): RedeemEntry {
+  const paid = r.result === null ? undefined : (JSON.parse(r.result) as Array<[Hex, string, string]>).map(([chainJobId, amount, cumulative]) => ({ chainJobId, amount: BigInt(amount), cumulative: BigInt(cumulative) }))
   return {
-    batchId: r.batch_id,
-    jobId: r.job_id,
-    chainJobId: r.chain_job_id,
-    root: r.root,
-    receiptCount: r.receipt_count,
-    payouts: (JSON.parse(r.payouts) as Array<[Address, string]>).map(([provider, amount]) => ({ provider, amount: BigInt(amount) })),
-    total: BigInt(r.total),
+    id: r.id,
+    items: (JSON.parse(r.items) as Array<[Hex, Address, string]>).map(([chainJobId, provider, cumulative]) => ({ chainJobId, provider, cumulative: BigInt(cumulative) })),
     state: r.state,
-    txHash: r.tx_hash ?? undefined,
+    txHash: r.tx_hash,
     rawTx: r.raw_tx ?? undefined,
-    nonce: r.nonce ?? undefined,
+    nonce: r.nonce,
     attempts: r.attempts,
     lastError: r.last_error ?? undefined,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     blockNumber: r.block_number ?? undefined,
     gasUsed: r.gas_used === null ? undefined : BigInt(r.gas_used),
-    paid: result?.paid.map(([provider, amount]) => ({ provider, amount: BigInt(amount) })),
-    withheld: result?.withheld.map(([provider, amount]) => ({ provider, amount: BigInt(amount) }))
+    paid
   }
-}
-
-function payoutsJson (p: Payout[]): string {
-  return JSON.stringify(p.map(x => [x.provider, x.amount.toString()]))
 }
 
 export function hex (b: Uint8Array): Hex {

@@ -1,55 +1,21 @@
 // The bridge as a daemon subsystem: the `chain` section of the node config, the Bridge's
 // lifetime, and control-API routes for `dbc chain status`, `dbc wallet`, `dbc stake GPUS` and
-// `dbc job settle JOB`. The daemon adds `new ChainSubsystem(config.chain)` to its subsystems;
-// the jobs subsystem hands finished jobs' receipts to `subsystem.bridge.submitReceipts`.
-import { z } from 'zod'
+// `dbc earnings`, `dbc job settle JOB`. The daemon adds `new ChainSubsystem(config.chain)` to its subsystems;
+// the jobs side signs vouchers (`bridge.signVoucher`) and hands received ones to `acceptVoucher`.
 import type { Store } from '../store/db.js'
-import { ChainError, ConfigError } from '../errors.js'
-import { Bridge, type BridgeInit } from './bridge.js'
-import type { Address } from './config.js'
-import { DBC_CHAIN_ID } from './dev-keys.js'
+import { ChainError } from '../errors.js'
+import { Bridge, chainJobIdOf, chainJobKey } from './bridge.js'
+import type { Address, Hex } from './config.js'
+import { autoStake } from './auto-stake.js'
+import { bridgeInitFromSettings, describeChain, parseChainSettings, type ChainSettings, type NetworkChoice } from './settings.js'
 
-export const chainSettingsSchema = z.object({
-  /** "embedded" (default): an EVM in the process, persisted in DATADIR/chain. "rpc": a node. */
-  kind: z.enum(['embedded', 'rpc']).default('embedded'),
-  url: z.string().url().optional(),
-  chainId: z.number().int().positive().default(DBC_CHAIN_ID),
-  /** Hex private key file; default DATADIR/chain/key (created, and funded on the embedded chain). */
-  keyFile: z.string().optional(),
-  /** Settlement contract address; default: the one recorded for this chain, else deploy one. */
-  contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an 0x-prefixed 20-byte hex address').optional(),
-  confirmations: z.number().int().min(1).max(64).optional(),
-  batchMaxReceipts: z.number().int().min(1).max(5000).default(1000),
-  batchMaxAgeMs: z.number().int().min(0).default(30_000),
-  tickMs: z.number().int().min(0).default(2000),
-  /** Embedded chain only: the job owner stakes 1 GPU for unstaked payees (see BridgeInit). */
-  sandboxStake: z.boolean().default(true)
-})
-export type ChainSettings = z.infer<typeof chainSettingsSchema>
+export { chainSettingsSchema, parseChainSettings, bridgeInitFromSettings, describeChain, type ChainSettings, type NetworkChoice } from './settings.js'
 
-/** Parses the `chain` config section; ConfigError with the offending key when invalid. */
-export function parseChainSettings (raw: unknown): ChainSettings {
-  const r = chainSettingsSchema.safeParse(raw ?? {})
-  if (!r.success) {
-    const issue = r.error.issues[0]
-    throw new ConfigError(`chain.${issue.path.join('.')}`, issue.message, { hint: 'see the chain section of the config (kind, url, chainId, keyFile, contract)' })
-  }
-  if (r.data.kind === 'rpc' && r.data.url === undefined) throw new ConfigError('chain.url', 'is required when chain.kind is "rpc"', { hint: 'e.g. chain.url: http://127.0.0.1:8545' })
-  return r.data
-}
-
-export function bridgeInitFromSettings (s: ChainSettings, deps: { store: Store, dataDir: string }): BridgeInit {
-  return {
-    store: deps.store,
-    dataDir: deps.dataDir,
-    chain: s.kind === 'rpc' ? { kind: 'rpc', url: s.url as string, chainId: s.chainId } : { kind: 'embedded', chainId: s.chainId },
-    keyFile: s.keyFile,
-    contract: s.contract as Address | undefined,
-    confirmations: s.confirmations,
-    batching: { maxReceipts: s.batchMaxReceipts, maxAgeMs: s.batchMaxAgeMs },
-    tickMs: s.tickMs,
-    sandboxStake: s.kind === 'embedded' && s.sandboxStake
-  }
+export interface ChainSubsystemOptions extends NetworkChoice {
+  /** Stake this node's GPUs with its own key on start (default: the network's, on for local). */
+  autoStake?: boolean
+  /** GPUs this node offers (declared or probed); a CPU-only provider stakes one unit. */
+  gpus?: number
 }
 
 /** The slice of the daemon context the chain needs (structural: no import of the daemon). */
@@ -63,19 +29,36 @@ export interface ChainContext {
 export class ChainSubsystem {
   readonly name = 'chain'
   bridge: Bridge | undefined
-  private readonly settings: ChainSettings
+  readonly settings: ChainSettings
+  private readonly autoStake: boolean
+  private readonly gpus: number
 
-  constructor (settings: unknown = {}) {
-    this.settings = parseChainSettings(settings)
+  constructor (settings: unknown = {}, opts: ChainSubsystemOptions = {}) {
+    this.settings = parseChainSettings(settings, opts)
+    this.autoStake = opts.autoStake ?? this.settings.autoStakeDefault
+    this.gpus = opts.gpus ?? 0
   }
 
   async start (ctx: ChainContext): Promise<void> {
-    const bridge = new Bridge(bridgeInitFromSettings(this.settings, { store: ctx.store, dataDir: ctx.config.dataDir }))
+    const s = this.settings
+    // The sandbox is never silent: say that nobody else can see this chain.
+    if (s.network === 'sandbox') ctx.log?.info({ network: 'sandbox', chainId: s.chainId }, `${describeChain(s)}; pass --network to settle on a shared chain`)
+    const bridge = new Bridge(bridgeInitFromSettings(s, { store: ctx.store, dataDir: ctx.config.dataDir, stakeGpus: this.autoStake ? this.gpus : 0 }))
     await bridge.start()
     this.bridge = bridge
     const st = await bridge.status()
     if (st.lastError !== undefined) ctx.log?.warn({ code: st.lastError.code, hint: st.lastError.hint }, st.lastError.message)
-    else ctx.log?.info({ chainId: st.chainId, contract: st.contract, account: st.account, block: st.block?.toString() }, 'chain bridge ready')
+    else ctx.log?.info({ network: s.network, chainId: st.chainId, contract: st.contract, account: st.account, block: st.block?.toString() }, 'chain bridge ready')
+    if (this.autoStake && st.lastError === undefined) {
+      // A provider pays its own stake from its own balance; failing here is not fatal (`dbc stake N`).
+      try {
+        const r = await autoStake(bridge, this.gpus)
+        if (!r.already) ctx.log?.info({ gpus: r.gpus, amount: r.amount?.toString(), txHash: r.txHash }, 'staked this provider\'s GPUs with its own key')
+      } catch (err) {
+        const e = err instanceof ChainError ? err : new ChainError('CHAIN_ERROR', (err as Error).message)
+        ctx.log?.warn({ code: e.code, hint: e.hint }, `auto-stake failed: ${e.message} (stake later with \`dbc stake N\`)`)
+      }
+    }
     if (ctx.api !== undefined) registerChainRoutes(ctx.api, () => this.requireBridge())
   }
 
@@ -85,7 +68,7 @@ export class ChainSubsystem {
   }
 
   status (): Record<string, unknown> {
-    return { kind: this.settings.kind, chainId: this.settings.chainId, account: this.bridge?.account, contract: this.bridge?.contract }
+    return { network: this.settings.network, kind: this.settings.kind, chainId: this.settings.chainId, url: this.settings.url, account: this.bridge?.account, contract: this.bridge?.contract }
   }
 
   private requireBridge (): Bridge {
@@ -97,35 +80,66 @@ export class ChainSubsystem {
 /**
  * Control-API routes (bigints as decimal strings):
  *   GET  /v1/chain/status                    BridgeStatus
- *   GET  /v1/wallet                          BridgeStatus + payouts of this account
+ *   GET  /v1/wallet                          { account, balance, stake, chainId, contract, reachable }
+ *   GET  /v1/earnings                        EarningsView (provider: per job signed, redeemed, pending)
  *   GET  /v1/chain/stake-quote?gpus=N        { networkGpus, amount }
  *   POST /v1/chain/stake { gpus, provider? } StakeResult
- *   POST /v1/chain/deposit { jobId, amount, deadline? }  DepositResult (amount in wei)
- *   POST /v1/chain/withdraw                  { txHash, amount }
- *   POST /v1/chain/jobs/:id/settle           SettleResult[]
- *   GET  /v1/chain/payouts?provider=0x…      PayoutsView
+ *   POST /v1/chain/unstake                   { txHash, amount }
+ *   POST /v1/chain/deposit { jobId, amount, deadline?, disputeWindow? }  DepositResult (amount in wei)
+ *   GET  /v1/chain/jobs/:id                  JobPaymentView (payer: escrow, signed per provider, redeemed)
+ *   POST /v1/chain/jobs/:id/close            { txHash }
+ *   POST /v1/chain/jobs/:id/refund           { txHash, amount }
+ *   POST /v1/chain/redeem                    RedeemTick (runs the redeem loop now)
+ * A job `:id` is a 32-byte chain job id, or a job id of this node (grid: hex, training: text).
  */
 export function registerChainRoutes (api: NonNullable<ChainContext['api']>, bridge: () => Bridge): void {
   api.route('GET', '/v1/chain/status', async () => jsonable(await bridge().status()))
   api.route('GET', '/v1/wallet', async () => {
-    const b = bridge()
-    const status = await b.status()
-    const payouts = status.reachable ? await b.payouts().catch(() => undefined) : undefined
-    return jsonable({ ...status, payouts })
+    const s = await bridge().status()
+    return jsonable({ account: s.account, balance: s.balance, stake: s.stake, chainId: s.chainId, contract: s.contract, reachable: s.reachable, lastError: s.lastError })
   })
+  api.route('GET', '/v1/earnings', async () => jsonable(await bridge().earnings()))
   api.route('GET', '/v1/chain/stake-quote', async (req) => jsonable(await bridge().stakeQuote(gpuCount(req.query.get('gpus')))))
   api.route('POST', '/v1/chain/stake', async (req) => {
     const body = (req.body ?? {}) as { gpus?: unknown, provider?: string }
     return jsonable(await bridge().stake(gpuCount(body.gpus), { provider: body.provider as Address | undefined }))
   })
+  api.route('POST', '/v1/chain/unstake', async () => jsonable(await bridge().unstake()))
   api.route('POST', '/v1/chain/deposit', async (req) => {
-    const body = (req.body ?? {}) as { jobId?: string, amount?: string | number, deadline?: number }
+    const body = (req.body ?? {}) as { jobId?: string, amount?: string | number, deadline?: number, disputeWindow?: number }
     if (typeof body.jobId !== 'string' || body.amount === undefined || !/^\d+$/.test(String(body.amount))) throw new ChainError('BAD_REQUEST', 'deposit needs { jobId, amount } with amount in wei (a whole number)')
-    return jsonable(await bridge().deposit(body.jobId, BigInt(body.amount), { deadline: body.deadline }))
+    const b = bridge()
+    return jsonable(await b.deposit(await resolveJob(b, body.jobId), BigInt(body.amount), { deadline: body.deadline, disputeWindow: body.disputeWindow }))
   })
-  api.route('POST', '/v1/chain/withdraw', async () => jsonable(await bridge().withdraw()))
-  api.route('POST', '/v1/chain/jobs/:id/settle', async (req) => jsonable(await bridge().settleNow(req.params.id, { signal: req.signal })))
-  api.route('GET', '/v1/chain/payouts', async (req) => jsonable(await bridge().payouts({ provider: (req.query.get('provider') ?? undefined) as Address | undefined })))
+  api.route('GET', '/v1/chain/jobs/:id', async (req) => {
+    const b = bridge()
+    return jsonable(await b.jobPayments(await resolveJob(b, req.params.id)))
+  })
+  api.route('POST', '/v1/chain/jobs/:id/close', async (req) => {
+    const b = bridge()
+    return jsonable(await b.close(await resolveJob(b, req.params.id)))
+  })
+  api.route('POST', '/v1/chain/jobs/:id/refund', async (req) => {
+    const b = bridge()
+    return jsonable(await b.refund(await resolveJob(b, req.params.id)))
+  })
+  api.route('POST', '/v1/chain/redeem', async (req) => jsonable(await bridge().redeemNow({ signal: req.signal, waitMs: 30_000 })))
+}
+
+/**
+ * The chain job id for a route's `:id`: a 32-byte hex id as given; else the key of this node's
+ * job id as grid jobs derive it (its hex bytes) or training jobs (its text), whichever this node
+ * signed vouchers for or deposited on.
+ */
+export async function resolveJob (b: Bridge, id: string): Promise<Hex> {
+  if (/^(0x)?[0-9a-fA-F]{64}$/.test(id)) return chainJobKey(id.startsWith('0x') ? id as Hex : `0x${id}`)
+  const candidates = [...(/^(0x)?([0-9a-fA-F]{2})+$/.test(id) ? [chainJobIdOf(id.startsWith('0x') ? id : `0x${id}`)] : []), chainJobIdOf(id.startsWith('0x') ? id.slice(2) : id)]
+  for (const c of candidates) if (b.vouchers.issued({ chainJobId: c }).length > 0) return c
+  for (const c of candidates) {
+    const esc = await b.escrow(c)
+    if (esc.payer.toLowerCase() === b.account.toLowerCase()) return c
+  }
+  return candidates[0]
 }
 
 function gpuCount (v: unknown): number {

@@ -1,4 +1,4 @@
-// `dbc chain status`, `dbc wallet`, `dbc stake GPUS`, `dbc job settle JOB`
+// `dbc chain status`, `dbc wallet`, `dbc stake GPUS`, `dbc earnings`, `dbc job settle JOB`
 import type { Command } from 'commander'
 import { ApiClient } from '../api/client.js'
 import { DbcError } from '../errors.js'
@@ -13,7 +13,7 @@ async function format (): Promise<typeof import('../chain/format.js')> {
 function big (v: any): any {
   if (typeof v === 'string' && /^\d+$/.test(v)) return BigInt(v)
   if (Array.isArray(v)) return v.map(big)
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'txHash' || k === 'batchId' || k === 'chainJobId' ? x : big(x)]))
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'txHash' || k === 'chainJobId' || k === 'signature' || k === 'receiptsRoot' ? x : big(x)]))
   return v
 }
 
@@ -29,14 +29,25 @@ export function registerChainCommands (program: Command): void {
     })
 
   program.command('wallet')
-    .description('this node\'s account: balance, stake, credited payouts')
+    .description('this node\'s account on the chain: address, balance, stake')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       const s = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('GET', '/v1/wallet')
       if (opts.json === true) return printJson(s)
-      const f = await format()
-      process.stdout.write(f.walletLines(big(s)).join('\n') + '\n')
-      if (s.payouts != null) process.stdout.write(f.payoutLines(big(s.payouts)).join('\n') + '\n')
+      process.stdout.write((await format()).walletLines(big(s)).join('\n') + '\n')
+      if (s.reachable !== true && s.lastError != null) process.stdout.write(`chain unreachable: ${String(s.lastError.message)}\n`)
+    })
+
+  program.command('earnings')
+    .description('what this node earned as a provider, per job: signed by the payer, redeemed on chain, pending')
+    .option('--json', 'print JSON')
+    .option('--redeem', 'redeem what is pending now instead of waiting for the next round of the loop')
+    .action(async (opts, cmd: Command) => {
+      const client = ApiClient.connect(dataDirOf(cmd))
+      if (opts.redeem === true) await client.call('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 })
+      const e = await client.call<Record<string, any>>('GET', '/v1/earnings')
+      if (opts.json === true) return printJson(e)
+      process.stdout.write((await format()).earningsLines(big(e)).join('\n') + '\n')
     })
 
   program.command('stake')
@@ -62,12 +73,22 @@ export function registerChainCommands (program: Command): void {
 
   const job = program.commands.find(c => c.name() === 'job')
   job?.command('settle')
-    .description('settle a finished job\'s usage receipts on chain now (exactly once; safe to repeat)')
-    .argument('<job>', 'job id')
+    .description('the payments of a job you submitted: escrow on chain, what you signed per provider, what each redeemed, the refund')
+    .argument('<job>', 'job id (or the 32-byte chain job id)')
+    .option('--close', 'close the job on chain now (no more work; starts the refund clock)')
+    .option('--refund', 'take the unspent escrow back (after the dispute window)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const r = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('POST', `/v1/jobs/${encodeURIComponent(id)}/settle`, undefined, { timeoutMs: 180_000 })
-      if (opts.json === true) return printJson(r)
-      process.stdout.write(`${String(r.receipts)} receipts, ${(await format()).settlementLines(big(r.batches)).join('\n')}\n`)
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const path = `/v1/chain/jobs/${encodeURIComponent(id)}`
+      const done: string[] = []
+      if (opts.close === true) done.push(`closed: tx ${String((await client.call<Record<string, any>>('POST', `${path}/close`, undefined, { timeoutMs: 120_000 })).txHash)}`)
+      if (opts.refund === true) {
+        const r = await client.call<Record<string, any>>('POST', `${path}/refund`, undefined, { timeoutMs: 120_000 })
+        done.push(`refunded ${String(r.amount)} wei: tx ${String(r.txHash)}`)
+      }
+      const v = await client.call<Record<string, any>>('GET', path)
+      if (opts.json === true) return printJson(v)
+      process.stdout.write([...done, ...(await format()).jobPaymentLines(big(v), Math.floor(Date.now() / 1000))].join('\n') + '\n')
     })
 }

@@ -1,8 +1,13 @@
 // The two chains every chain test runs against: the embedded EVM and anvil (127.0.0.1, free
-// port), each with viem clients for the dev keys. `stop()` always ends anvil.
+// port), each with viem clients for the dev keys; and Bridges on anvil for several nodes (each
+// its own key and store, all on one contract). `stop()` always ends anvil.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createPublicClient, createWalletClient, custom, http, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { DEV_PRIVATE_KEYS, EmbeddedChain, dbcChain, embeddedProvider, startAnvil, type AnvilHandle } from '../../src/chain/index.js'
+import { Bridge, DEV_PRIVATE_KEYS, EmbeddedChain, dbcChain, embeddedProvider, startAnvil, type AnvilHandle, type BridgeInit, type Hex } from '../../src/chain/index.js'
+import { openStore, type Store } from '../../src/store/db.js'
 
 export type BackendKind = 'embedded' | 'anvil'
 
@@ -40,5 +45,33 @@ export async function openBackend (kind: BackendKind): Promise<Backend> {
     anvil,
     embedded,
     stop: async () => { embedded?.close(); await anvil?.stop() }
+  }
+}
+
+/** Nodes on one anvil: each a Bridge with its own key, store and data dir, on one contract. */
+export class Nodes {
+  private readonly made: Array<{ bridge: Bridge, store: Store, dir: string }> = []
+  contract?: Hex
+
+  constructor (readonly url: string) {}
+
+  /** A started Bridge for `key` (the first one deploys the contract the others use). */
+  async node (key: Hex, init: Partial<BridgeInit> = {}): Promise<Bridge> {
+    const dir = mkdtempSync(join(tmpdir(), 'dbc-node-'))
+    const store = openStore(join(dir, 'node.sqlite'))
+    const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: this.url, chainId: 19880818 }, privateKey: key, contract: this.contract, confirmations: 1, tickMs: 0, requestTimeoutMs: 5000, ...init })
+    await bridge.start()
+    this.contract ??= await bridge.ready()
+    this.made.push({ bridge, store, dir })
+    return bridge
+  }
+
+  async stop (): Promise<void> {
+    for (const m of this.made) {
+      await m.bridge.stop().catch(() => {})
+      m.store.close()
+      rmSync(m.dir, { recursive: true, force: true })
+    }
+    this.made.length = 0
   }
 }

@@ -1,157 +1,264 @@
-// The Bridge end to end, on the embedded EVM and on anvil: receipts verified, batched by the
-// policy, settled once; unstaked providers not paid; clear errors for a wrong chain id, an
-// unreachable RPC and an unfunded key, with the batch kept in the outbox and settled later.
+// The Bridge end to end on anvil (payer and providers are separate Bridges with their own keys
+// and stores on one contract) and on the embedded EVM (the single-node sandbox): escrow,
+// EIP-712 vouchers signed by the payer, checked and kept by the provider, redeemed by its loop
+// exactly up to the signed total; refusals for vouchers a provider must not count; clear errors
+// for a wrong chain id, an unreachable RPC, an unfunded key and an unstaked provider, with the
+// vouchers kept and redeemed once the cause is fixed.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
-import { createWalletClient, http, parseEventLogs } from 'viem'
+import { createPublicClient, createWalletClient, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { Bridge, DEV_PRIVATE_KEYS, dbcChain, settlementAbi, startAnvil, settlementLines, chainStatusLines, walletLines, type AnvilHandle } from '../../src/chain/index.js'
-import { fakeProviders, fakeSignedReceipts } from '../../src/chain/testing.js'
-import { openStore, type Store } from '../../src/store/db.js'
+import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, dbcChain, settlementAbi, startAnvil, chainStatusLines, earningsLines, jobPaymentLines, walletLines, type AnvilHandle, type Hex } from '../../src/chain/index.js'
+import { voucherTypedData, type Voucher } from '../../src/core/settlement/voucher.js'
+import { openStore } from '../../src/store/db.js'
 import { ChainError } from '../../src/errors.js'
+import { Nodes } from './chain-backends.js'
 
 const E18 = 10n ** 18n
-const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
-const providers = fakeProviders(10, 'bridge-test')
-const dirs: string[] = []
-const stores: Store[] = []
-function tempStore (): { dir: string, store: Store } {
-  const dir = mkdtempSync(join(tmpdir(), 'dbc-bridge-'))
-  dirs.push(dir)
-  const store = openStore(join(dir, 'node.sqlite'))
-  stores.push(store)
-  return { dir, store }
-}
+const E15 = 10n ** 15n
+const ROOT: Hex = `0x${'11'.repeat(32)}`
+const voucher = (jobId: Hex, provider: string, cumulative: bigint, receiptCount = 1): Voucher => ({ jobId, provider: provider as Hex, cumulative, receiptsRoot: ROOT, receiptCount })
 
 let anvil: AnvilHandle
+let nodes: Nodes
 
-test('setup anvil', async () => { anvil = await startAnvil() })
-
-for (const kind of ['embedded', 'anvil'] as const) {
-  test(`[${kind}] receipts settle once, in policy-sized batches; the unstaked provider is not paid`, async () => {
-    const { dir, store } = tempStore()
-    const bridge = new Bridge({
-      store,
-      dataDir: dir,
-      chain: kind === 'embedded' ? { kind: 'embedded' } : { kind: 'rpc', url: anvil.url, chainId: 19880818 },
-      privateKey: kind === 'anvil' ? DEV_PRIVATE_KEYS[0] : undefined,
-      confirmations: 1,
-      tickMs: 0,
-      batching: { maxReceipts: 40, maxAgeMs: 60_000 }
-    })
-    await bridge.start()
-    try {
-      const jobId = `job-${kind}`
-      const dep = await bridge.deposit(jobId, 5n * E18)
-      assert.is(dep.escrow, 5n * E18)
-      for (const p of providers.slice(0, 9)) await bridge.stake(1, { provider: p.payoutAddress })
-      const receipts = fakeSignedReceipts(enc(jobId), providers, 100, 10n ** 15n)
-      const forged = fakeSignedReceipts(enc('another-job'), providers, 1, 1n)
-      const sub = bridge.submitReceipts(jobId, [...receipts, ...forged])
-      assert.equal(sub, { accepted: 100, duplicates: 0, rejected: [{ index: 100, reason: 'receipt belongs to another job' }] })
-      const results = await bridge.settleNow(jobId)
-      assert.is(results.length, 3, '100 receipts at 40 per batch')
-      assert.equal(results.map(r => r.receiptCount).sort(), [20, 40, 40])
-      for (const r of results) assert.is(r.state, 'confirmed')
-      const lines = settlementLines(results).join('\n')
-      assert.match(lines, /WITHHELD/)
-      // The unstaked provider (index 9) got nothing; each staked one got 10 receipts' worth.
-      const unstaked = await bridge.payouts({ provider: providers[9].payoutAddress })
-      assert.is(unstaked.totalPaid, 0n)
-      assert.is(unstaked.withheld.length, 3)
-      const staked = await bridge.payouts({ provider: providers[0].payoutAddress })
-      assert.is(staked.totalPaid, 10n * 10n ** 15n)
-      assert.is(staked.withdrawable, 10n * 10n ** 15n)
-      // Submitting the same receipts again settles nothing new.
-      assert.equal(bridge.submitReceipts(jobId, receipts), { accepted: 0, duplicates: 100, rejected: [] })
-      assert.is((await bridge.settleNow(jobId)).length, 3)
-      const conn = bridge.connectionInfo
-      const logs = await conn.publicClient.getContractEvents({ address: bridge.contract!, abi: settlementAbi, eventName: 'BatchSettled', fromBlock: 0n })
-      assert.is(logs.filter(l => results.some(r => r.batchId === l.args.batchId)).length, 3, 'one BatchSettled per batch')
-      const job = await bridge.job(jobId)
-      assert.is(job.escrow, 5n * E18 - 90n * 10n ** 15n, 'escrow pays exactly the staked providers')
-      const status = await bridge.status()
-      assert.is(status.reachable, true)
-      assert.equal(status.outbox, { built: 0, sent: 0, confirmed: 3, conflict: 0 })
-      assert.match(chainStatusLines(status).join('\n'), /3 confirmed/)
-      assert.match(walletLines(status).join('\n'), /address/)
-    } finally {
-      await bridge.stop()
-    }
-  })
-}
-
-test('[anvil] wrong chain id: clear error, nothing sent, the batch waits in the outbox', async () => {
-  const { dir, store } = tempStore()
-  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: anvil.url, chainId: 1 }, privateKey: DEV_PRIVATE_KEYS[0], tickMs: 0 })
-  await bridge.start()
-  try {
-    assert.is((await bridge.status()).lastError?.code, 'CHAIN_ID_MISMATCH')
-    bridge.submitReceipts('job-x', fakeSignedReceipts(enc('job-x'), providers, 3, 1n))
-    const err = await bridge.settleNow('job-x').then(() => undefined, (e: unknown) => e)
-    assert.instance(err, ChainError)
-    assert.is((err as ChainError).code, 'CHAIN_ID_MISMATCH')
-    assert.match((err as ChainError).message, /chain id 19880818, but the config says 1/)
-    assert.is(bridge.outboxEntries('job-x')[0].state, 'built')
-  } finally { await bridge.stop() }
+test('setup anvil', async () => {
+  anvil = await startAnvil()
+  nodes = new Nodes(anvil.url)
 })
 
-test('[rpc] unreachable RPC: clear error, the batch waits in the outbox', async () => {
+async function mine (seconds: number): Promise<void> {
+  const client = createPublicClient({ chain: dbcChain(), transport: http(anvil.url) })
+  await client.request({ method: 'evm_increaseTime' as never, params: [seconds] as never })
+  await client.request({ method: 'evm_mine' as never, params: [] as never })
+}
+
+test('[anvil] vouchers: signed by the payer, checked and kept by the provider, redeemed once up to the signed total', async () => {
+  const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+  const alice = await nodes.node(DEV_PRIVATE_KEYS[1])
+  const bob = await nodes.node(DEV_PRIVATE_KEYS[2])
+  for (const p of [alice, bob]) await p.stake(1)
+  const job = chainJobIdOf('job-vouchers')
+  const dep = await payer.deposit(job, 5n * E15, { disputeWindow: 120 })
+  assert.is(dep.escrow, 5n * E15)
+  const esc = await payer.escrow(job)
+  assert.is(esc.payer.toLowerCase(), payer.account.toLowerCase())
+  assert.is(esc.unspent, 5n * E15)
+  assert.is(esc.disputeWindow, 120)
+  assert.equal(await payer.domain(), { chainId: 19880818, verifyingContract: nodes.contract })
+
+  // Three cumulative vouchers to alice, one to bob; alice receives them out of order.
+  const a1 = await payer.signVoucher(voucher(job, alice.account, 1n * E15, 1))
+  const a2 = await payer.signVoucher(voucher(job, alice.account, 2n * E15, 2))
+  const a3 = await payer.signVoucher(voucher(job, alice.account, 3n * E15, 3))
+  const b1 = await payer.signVoucher(voucher(job, bob.account, 1n * E15, 1))
+  assert.is((await payer.verifyVoucher(a1)).ok, true)
+  const r2 = await alice.acceptVoucher(a2)
+  assert.is(r2.ok, true)
+  assert.is((await alice.acceptVoucher(a1)).ok === false && (await alice.acceptVoucher(a1) as { code: string }).code, 'STALE')
+  assert.equal(await alice.acceptVoucher(b1), { ok: false, code: 'WRONG_PROVIDER', reason: `the voucher pays ${bob.account.toLowerCase()}, not this node (${alice.account})` })
+  // Signed by someone other than the job's payer: refused, names both.
+  const mallory = privateKeyToAccount(DEV_PRIVATE_KEYS[5])
+  const forgedV = voucher(job, alice.account, 4n * E15, 9)
+  const forged = { voucher: forgedV, signature: await mallory.signTypedData(voucherTypedData(forgedV, await alice.domain())) }
+  const rf = await alice.acceptVoucher(forged)
+  assert.is(rf.ok === false && rf.code, 'WRONG_PAYER')
+  assert.match((rf as { reason: string }).reason, new RegExp(mallory.address.toLowerCase()))
+  // A payer's signature over another field (tampered total) recovers someone else.
+  const tampered = { voucher: { ...a3.voucher, cumulative: 5n * E15 }, signature: a3.signature }
+  const rt = await alice.acceptVoucher(tampered)
+  assert.is(rt.ok === false && rt.code, 'WRONG_PAYER')
+  const rb = await alice.acceptVoucher({ voucher: a3.voucher, signature: '0x1234' })
+  assert.is(rb.ok === false && rb.code, 'BAD_SIGNATURE')
+  // No escrow for a job: refused with the words the issue asks for.
+  const nojob = chainJobIdOf('job-without-escrow')
+  const rn = await alice.acceptVoucher(await payer.signVoucher(voucher(nojob, alice.account, E15)))
+  assert.is(rn.ok === false && rn.code, 'NO_ESCROW')
+  assert.match((rn as { reason: string }).reason, /no escrow for job 0x[0-9a-f]{64} on chain 19880818/)
+
+  assert.is((await alice.acceptVoucher(a3)).ok, true)
+  assert.is((await bob.acceptVoucher(b1)).ok, true)
+  const before = await alice.earnings()
+  assert.is(before.totals.signed, 3n * E15)
+  assert.is(before.totals.pending, 3n * E15)
+  const balanceBefore = await alice.balance()
+
+  const tick = await alice.redeemNow()
+  assert.is(tick.redeemable, 0)
+  await bob.redeemNow()
+  assert.is(await alice.redeemed(job), 3n * E15)
+  assert.is(await bob.redeemed(job), 1n * E15)
+  const after = await alice.earnings()
+  assert.equal(after.jobs.map(j => [j.signed, j.redeemed, j.pending]), [[3n * E15, 3n * E15, 0n]])
+  const history = alice.redeemHistory(job)
+  assert.is(history.length, 1, 'one redeem tx for the three vouchers (only the latest is kept)')
+  assert.equal(history[0].paid, [{ chainJobId: job, amount: 3n * E15, cumulative: 3n * E15 }])
+  const gas = history[0].gasUsed ?? 0n
+  const fee = gas * (await alice.connectionInfo.publicClient.getTransactionReceipt({ hash: history[0].txHash })).effectiveGasPrice
+  assert.is(await alice.balance(), balanceBefore + 3n * E15 - fee, 'the redeem paid the provider\'s own account')
+  assert.match(earningsLines(after).join('\n'), /0\.003 DBC/)
+
+  // Redeeming again (even the same voucher by hand) pays nothing: the loop sends no tx at all.
+  assert.is((await alice.redeemNow()).confirmed.length, 0)
+  const conn = alice.connectionInfo
+  const logs = await conn.publicClient.getContractEvents({ address: nodes.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { jobId: job }, fromBlock: 0n })
+  const sum = (who: string): bigint => logs.filter(l => l.args.provider?.toLowerCase() === who.toLowerCase()).reduce((s, l) => s + (l.args.amount ?? 0n), 0n)
+  assert.is(sum(alice.account), 3n * E15)
+  assert.is(sum(bob.account), 1n * E15)
+
+  // The submitter's view: escrow, what it signed per provider, what each redeemed, the refund.
+  const view = await payer.jobPayments(job)
+  assert.is(view.paid, 4n * E15)
+  assert.is(view.unspent, 1n * E15)
+  assert.equal(view.providers.map(p => [p.provider, p.signed, p.redeemed]).sort(), [[alice.account.toLowerCase(), 3n * E15, 3n * E15], [bob.account.toLowerCase(), 1n * E15, 1n * E15]].sort())
+  assert.is(view.refundable, false)
+  const lines = jobPaymentLines(view, Math.floor(Date.now() / 1000)).join('\n')
+  assert.match(lines, /this node/)
+  assert.match(lines, /not yet/)
+})
+
+test('[anvil] escrow short: partial redeem, the rest after a top-up; a refund before the window reverts; after it, vouchers pay nothing', async () => {
+  const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+  const carol = await nodes.node(DEV_PRIVATE_KEYS[3])
+  await carol.stake(1)
+  const job = chainJobIdOf('job-short')
+  await payer.deposit(job, 2n * E15, { disputeWindow: 60 })
+  assert.is((await carol.acceptVoucher(await payer.signVoucher(voucher(job, carol.account, 3n * E15)))).ok, true)
+  const t1 = await carol.redeemNow()
+  assert.is(await carol.redeemed(job), 2n * E15, 'paid what the escrow held')
+  assert.is(t1.redeemable, 0, 'the rest is blocked, not retried every tick')
+  assert.match(t1.blocked[0]?.reason ?? '', /escrow is used up/)
+  const e1 = await carol.earnings()
+  assert.is(e1.jobs[0].pending, 1n * E15)
+  assert.match(e1.jobs[0].note ?? '', /top it up/)
+  await payer.deposit(job, 5n * E15)
+  await carol.redeemNow()
+  assert.is(await carol.redeemed(job), 3n * E15, 'the rest after the top-up, nothing more')
+  // Refund before the window: refused by the contract, named, with a hint.
+  await payer.close(job)
+  const early = await payer.refund(job).then(() => undefined, (e: unknown) => e) as ChainError
+  assert.instance(early, ChainError)
+  assert.is(early.code, 'CONTRACT_REVERTED')
+  assert.match(early.message, /DisputeWindowOpen/)
+  assert.ok(early.hint !== undefined)
+  // A voucher signed before the refund but delivered after it: pays nothing, shows as lost.
+  const late = await payer.signVoucher(voucher(job, carol.account, 4n * E15))
+  await mine(61)
+  const r = await payer.refund(job)
+  assert.is(r.amount, 4n * E15)
+  assert.is((await carol.acceptVoucher(late)).ok, true)
+  const t2 = await carol.redeemNow()
+  assert.is(t2.redeemable, 0)
+  assert.match(t2.blocked[0]?.reason ?? '', /refunded/)
+  assert.is(await carol.redeemed(job), 3n * E15)
+  const e2 = await carol.earnings()
+  assert.match(e2.jobs[0].note ?? '', /refunded/)
+  const view = await payer.jobPayments(job)
+  assert.is(view.refunded, true)
+  assert.match(jobPaymentLines(view, 0).join('\n'), /refund {5}done/)
+})
+
+test('[anvil] unstaked provider: the redeem reverts NotStaked with a hint, the voucher waits; staked, it is paid', async () => {
+  const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+  const dave = await nodes.node(DEV_PRIVATE_KEYS[4])
+  const job = chainJobIdOf('job-unstaked')
+  await payer.deposit(job, E18)
+  assert.is((await dave.acceptVoucher(await payer.signVoucher(voucher(job, dave.account, E15)))).ok, true)
+  const t = await dave.redeemNow()
+  assert.is(t.redeemable, 0, 'nothing payable until the cause is gone (redeemNow returns at once)')
+  assert.match(t.blocked[0]?.reason ?? '', /NotStaked/)
+  assert.match(dave.receivedVouchers(job)[0].lastError ?? '', /NotStaked/)
+  await dave.stake(1)
+  await dave.redeemNow()
+  assert.is(await dave.redeemed(job), E15)
+  assert.is(dave.receivedVouchers(job)[0].lastError, undefined)
+})
+
+test('[anvil] unfunded key: KEY_UNFUNDED, the voucher waits; once funded, it is redeemed', async () => {
+  const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+  const key = generatePrivateKey()
+  const poor = await nodes.node(key)
+  const job = chainJobIdOf('job-unfunded')
+  await payer.deposit(job, E18)
+  await payer.stake(1, { provider: poor.account })
+  assert.is((await poor.acceptVoucher(await payer.signVoucher(voucher(job, poor.account, 7n * E15)))).ok, true)
+  const err = await poor.redeemNow().then(() => undefined, (e: unknown) => e) as ChainError
+  assert.is(err?.code, 'KEY_UNFUNDED')
+  assert.is((await poor.status()).lastError?.code, 'KEY_UNFUNDED')
+  assert.is(poor.receivedVouchers().length, 1)
+  const faucet = createWalletClient({ chain: dbcChain(), transport: http(anvil.url), account: privateKeyToAccount(DEV_PRIVATE_KEYS[6]) })
+  const h = await faucet.sendTransaction({ to: poor.account, value: E18 })
+  await poor.connectionInfo.publicClient.waitForTransactionReceipt({ hash: h })
+  await poor.redeemNow()
+  assert.is(await poor.redeemed(job), 7n * E15)
+  assert.is((await poor.status()).lastError, undefined)
+})
+
+test('[anvil] wrong chain id: clear error, nothing sent', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-bridge-'))
+  const store = openStore(join(dir, 'node.sqlite'))
+  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: anvil.url, chainId: 1 }, privateKey: DEV_PRIVATE_KEYS[7], contract: nodes.contract, tickMs: 0 })
+  await bridge.start()
+  try {
+    const st = await bridge.status()
+    assert.is(st.lastError?.code, 'CHAIN_ID_MISMATCH')
+    assert.match(st.lastError?.message ?? '', /chain id 19880818, but the config says 1/)
+    const err = await bridge.deposit(chainJobIdOf('x'), E15).then(() => undefined, (e: unknown) => e) as ChainError
+    assert.is(err?.code, 'CHAIN_ID_MISMATCH')
+  } finally { await bridge.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('[rpc] unreachable RPC: status says so; accepting a voucher throws CHAIN_UNREACHABLE (no one is blamed)', async () => {
   const port = await freePort()
-  const { dir, store } = tempStore()
-  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: `http://127.0.0.1:${port}`, chainId: 19880818 }, privateKey: DEV_PRIVATE_KEYS[0], tickMs: 0, requestTimeoutMs: 2000 })
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-bridge-'))
+  const store = openStore(join(dir, 'node.sqlite'))
+  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: `http://127.0.0.1:${port}`, chainId: 19880818 }, privateKey: DEV_PRIVATE_KEYS[8], tickMs: 0, requestTimeoutMs: 2000 })
   await bridge.start()
   try {
     const st = await bridge.status()
     assert.is(st.reachable, false)
     assert.is(st.lastError?.code, 'CHAIN_UNREACHABLE')
     assert.match(chainStatusLines(st).join('\n'), /UNREACHABLE/)
-    bridge.submitReceipts('job-y', fakeSignedReceipts(enc('job-y'), providers, 3, 1n))
-    const err = await bridge.settleNow('job-y').then(() => undefined, (e: unknown) => e) as ChainError
+    const v = voucher(chainJobIdOf('y'), bridge.account, E15)
+    const signer = privateKeyToAccount(DEV_PRIVATE_KEYS[0])
+    const sv = { voucher: v, signature: await signer.signTypedData(voucherTypedData(v, { chainId: 19880818, verifyingContract: bridge.account })) }
+    const err = await bridge.acceptVoucher(sv).then(() => undefined, (e: unknown) => e) as ChainError
     assert.is(err?.code, 'CHAIN_UNREACHABLE')
-    assert.ok(err.hint !== undefined && /outbox/.test(err.hint))
-    assert.is(bridge.outboxEntries('job-y').length, 1)
-    assert.is(bridge.outboxEntries('job-y')[0].state, 'built')
-  } finally { await bridge.stop() }
+    assert.ok(err.hint !== undefined && /retried/.test(err.hint))
+  } finally { await bridge.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) }
 })
 
-test('[anvil] unfunded key: clear error; once funded, the kept batch settles', async () => {
-  const { dir, store } = tempStore()
-  const key = generatePrivateKey()
-  // Deploy with a funded bridge first so the unfunded one only has to settle.
-  const funded = tempStore()
-  const deployer = new Bridge({ store: funded.store, dataDir: funded.dir, chain: { kind: 'rpc', url: anvil.url, chainId: 19880818 }, privateKey: DEV_PRIVATE_KEYS[1], tickMs: 0, confirmations: 1 })
-  await deployer.start()
-  const contract = await deployer.ready()
-  await deployer.stop()
-  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: anvil.url, chainId: 19880818 }, privateKey: key, contract, deploy: false, tickMs: 0, confirmations: 1 })
+test('[embedded] the single-node sandbox: deposit, stake, a voucher to itself, redeemed once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-bridge-'))
+  const store = openStore(join(dir, 'node.sqlite'))
+  const bridge = new Bridge({ store, dataDir: dir, tickMs: 0 })
   await bridge.start()
   try {
-    const err = await bridge.deposit('job-z', E18).then(() => undefined, (e: unknown) => e) as ChainError
-    assert.is(err?.code, 'KEY_UNFUNDED')
-    bridge.submitReceipts('job-z', fakeSignedReceipts(enc('job-z'), providers, 3, 1n))
-    const err2 = await bridge.settleNow('job-z').then(() => undefined, (e: unknown) => e) as ChainError
-    assert.is(err2?.code, 'KEY_UNFUNDED')
-    assert.is(bridge.outboxEntries('job-z')[0].state, 'built')
-    assert.match(bridge.outboxEntries('job-z')[0].lastError ?? '', /KEY_UNFUNDED/)
-    // fund it, deposit, and the kept batch settles
-    const faucet = createWalletClient({ chain: dbcChain(), transport: http(anvil.url), account: privateKeyToAccount(DEV_PRIVATE_KEYS[2]) })
-    const h = await faucet.sendTransaction({ to: bridge.account, value: 10n * E18 })
-    await bridge.connectionInfo.publicClient.waitForTransactionReceipt({ hash: h })
-    await bridge.deposit('job-z', E18)
-    const res = await bridge.settleNow('job-z')
-    assert.is(res[0].state, 'confirmed')
-  } finally { await bridge.stop() }
+    const job = chainJobIdOf('sandbox-job')
+    await bridge.deposit(job, E18)
+    await bridge.stake(1)
+    const sv = await bridge.signVoucher(voucher(job, bridge.account, 5n * E15, 5))
+    assert.is((await bridge.acceptVoucher(sv)).ok, true)
+    await bridge.redeemNow()
+    assert.is(await bridge.redeemed(job), 5n * E15)
+    const e = await bridge.earnings()
+    assert.equal([e.totals.signed, e.totals.redeemed, e.totals.pending], [5n * E15, 5n * E15, 0n])
+    const view = await bridge.jobPayments(job)
+    assert.equal(view.providers.map(p => p.signed), [5n * E15])
+    const st = await bridge.status()
+    assert.equal(st.redeems, { sent: 0, confirmed: 1, dropped: 0 })
+    assert.equal(st.vouchers, { received: 1, issued: 1 })
+    assert.match(walletLines(st).join('\n'), /1 GPU/)
+  } finally { await bridge.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) }
 })
 
 test('teardown', async () => {
+  await nodes.stop()
   await anvil.stop()
-  for (const s of stores) s.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
 async function freePort (): Promise<number> {
@@ -164,5 +271,4 @@ async function freePort (): Promise<number> {
   })
 }
 
-void parseEventLogs
 test.run()

@@ -1,56 +1,68 @@
-// A bridge process for the crash test: `crash` sets up a job and settles it, killing itself
-// with SIGKILL at the fault point; `resume` restarts on the same data dir and settles.
-// Prints one JSON line for the parent.
+// A provider process for the chain crash tests: `crash` sets up two jobs (a payer deposits and
+// signs a voucher for each), accepts the vouchers and redeems them, killing itself with SIGKILL
+// at the fault point; `resume` restarts on the same data dir and redeems. Prints JSON lines.
+// On the embedded chain the node pays itself (the single-node sandbox).
 //   chain-crash-child.ts crash|resume DATADIR embedded|URL afterBroadcast|beforeBroadcast
 import { writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { Bridge, DEV_PRIVATE_KEYS, settlementAbi } from '../../src/chain/index.js'
-import { fakeProviders, fakeSignedReceipts } from '../../src/chain/testing.js'
+import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, settlementAbi, type Hex } from '../../src/chain/index.js'
 import { openStore } from '../../src/store/db.js'
 
 const [mode, dataDir, chainArg, fault] = process.argv.slice(2)
-const store = openStore(join(dataDir, 'node.sqlite'))
-const kill = (point: string) => (batchId: string, txHash: string): void => {
+const chain = chainArg === 'embedded' ? { kind: 'embedded' as const } : { kind: 'rpc' as const, url: chainArg, chainId: 19880818 }
+const confirmations = Number(process.env.DBC_TEST_CONFIRMATIONS ?? 1)
+const kill = (point: string) => (id: number, txHash: string): void => {
   if (mode !== 'crash' || fault !== point) return
-  writeSync(1, JSON.stringify({ killedAt: point, batchId, txHash }) + '\n')
+  writeSync(1, JSON.stringify({ killedAt: point, id, txHash }) + '\n')
   process.kill(process.pid, 'SIGKILL')
 }
-const bridge = new Bridge({
+const store = openStore(join(dataDir, 'node.sqlite'))
+const provider = new Bridge({
   store,
   dataDir,
-  chain: chainArg === 'embedded' ? { kind: 'embedded' } : { kind: 'rpc', url: chainArg, chainId: 19880818 },
-  privateKey: chainArg === 'embedded' ? undefined : DEV_PRIVATE_KEYS[0],
-  confirmations: Number(process.env.DBC_TEST_CONFIRMATIONS ?? 1),
+  chain,
+  privateKey: chainArg === 'embedded' ? undefined : DEV_PRIVATE_KEYS[1],
+  contract: process.env.DBC_TEST_CONTRACT as Hex | undefined,
+  confirmations,
   tickMs: 0,
   beforeBroadcast: kill('beforeBroadcast'),
   afterBroadcast: kill('afterBroadcast')
 })
-await bridge.start()
-const jobId = 'crash-job'
-const providers = fakeProviders(4, 'crash')
+await provider.start()
+const jobs = [chainJobIdOf(`${dataDir}:a`), chainJobIdOf(`${dataDir}:b`)]
+const owed = [3n * 10n ** 15n, 5n * 10n ** 15n]
 if (mode === 'crash') {
-  await bridge.deposit(jobId, 10n ** 18n)
-  for (const p of providers) await bridge.stake(1, { provider: p.payoutAddress })
-  bridge.submitReceipts(jobId, fakeSignedReceipts(new TextEncoder().encode(jobId), providers, 20, 10n ** 15n))
-  await bridge.settleNow(jobId)
+  let payer = provider
+  let payerStore
+  if (chainArg !== 'embedded') {
+    payerStore = openStore(join(dataDir, 'payer.sqlite'))
+    payer = new Bridge({ store: payerStore, dataDir: join(dataDir, 'payer'), chain, privateKey: DEV_PRIVATE_KEYS[0], contract: await provider.ready(), confirmations, tickMs: 0 })
+    await payer.start()
+  }
+  if ((await provider.stakeOf()).gpus === 0) await provider.stake(1)
+  for (let i = 0; i < jobs.length; i++) {
+    await payer.deposit(jobs[i], 10n ** 18n)
+    const sv = await payer.signVoucher({ jobId: jobs[i], provider: provider.account, cumulative: owed[i], receiptsRoot: `0x${'22'.repeat(32)}`, receiptCount: 4 })
+    const r = await provider.acceptVoucher(sv)
+    if (!r.ok) throw new Error(r.reason)
+  }
+  await provider.redeemNow()
   writeSync(1, JSON.stringify({ error: 'the fault point was never reached' }) + '\n')
   process.exit(3)
 }
-const before = bridge.outboxEntries().map(e => ({ batchId: e.batchId, state: e.state, txHash: e.txHash }))
-const results = await bridge.settleNow()
-const conn = bridge.connectionInfo
-const events = await conn.publicClient.getContractEvents({ address: bridge.contract!, abi: settlementAbi, eventName: 'BatchSettled', fromBlock: 0n })
-const paid = await conn.publicClient.getContractEvents({ address: bridge.contract!, abi: settlementAbi, eventName: 'ProviderPaid', fromBlock: 0n })
-const credited = await Promise.all(providers.map(async p => (await bridge.payouts({ provider: p.payoutAddress })).withdrawable.toString()))
-const status = await bridge.status()
+const before = provider.redeemHistory().map(e => ({ id: e.id, state: e.state, txHash: e.txHash }))
+await provider.redeemNow()
+const conn = provider.connectionInfo
+const events = await conn.publicClient.getContractEvents({ address: provider.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { provider: provider.account }, fromBlock: 0n })
+const status = await provider.status()
 writeSync(1, JSON.stringify({
   before,
-  after: results.map(r => ({ batchId: r.batchId, state: r.state, txHash: r.txHash })),
-  settledEvents: events.map(e => ({ batchId: e.args.batchId, txHash: e.transactionHash })),
-  providerPaidEvents: paid.length,
-  credited,
-  outbox: status.outbox,
-  pendingReceipts: status.pendingReceipts
+  after: provider.redeemHistory().map(e => ({ id: e.id, state: e.state, txHash: e.txHash })),
+  redeemed: events.filter(e => jobs.includes(e.args.jobId as Hex)).map(e => ({ jobId: e.args.jobId, amount: String(e.args.amount), txHash: e.transactionHash })),
+  onChain: await Promise.all(jobs.map(async j => String(await provider.redeemed(j)))),
+  owed: owed.map(String),
+  jobs,
+  redeems: status.redeems
 }) + '\n')
-await bridge.stop()
+await provider.stop()
 store.close()

@@ -1,68 +1,77 @@
-// The RPC goes down mid-run: batches cut while it is down wait in the outbox (the bridge's own
-// loop keeps retrying and reports CHAIN_UNREACHABLE), and settle once anvil is back on the same
-// port with its state; every batch exactly once.
+// The RPC goes down mid-run: the provider keeps accepting vouchers of jobs it knows (a job's payer
+// never changes), its redeem loop keeps retrying and reports CHAIN_UNREACHABLE, and once anvil is
+// back on the same port with its state the loop redeems by itself: each job paid exactly its
+// latest signed total, once.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Bridge, DEV_PRIVATE_KEYS, settlementAbi, startAnvil, type AnvilHandle } from '../../src/chain/index.js'
-import { fakeProviders, fakeSignedReceipts } from '../../src/chain/testing.js'
-import { openStore } from '../../src/store/db.js'
+import { DEV_PRIVATE_KEYS, chainJobIdOf, settlementAbi, startAnvil, type AnvilHandle, type Hex } from '../../src/chain/index.js'
 import { ChainError } from '../../src/errors.js'
+import { Nodes } from './chain-backends.js'
 
-const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+const E15 = 10n ** 15n
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+const ROOT: Hex = `0x${'33'.repeat(32)}`
 
-test('batches wait in the outbox while the RPC is down and settle when it returns', async () => {
+test('vouchers wait while the RPC is down and are redeemed when it returns', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dbc-rpcdown-'))
   const statePath = join(dir, 'anvil-state.json')
   let anvil: AnvilHandle | undefined = await startAnvil({ statePath })
-  const store = openStore(join(dir, 'node.sqlite'))
-  const bridge = new Bridge({ store, dataDir: dir, chain: { kind: 'rpc', url: anvil.url, chainId: 19880818 }, privateKey: DEV_PRIVATE_KEYS[0], confirmations: 1, tickMs: 100, requestTimeoutMs: 1000, batching: { maxReceipts: 10, maxAgeMs: 60_000 } })
+  const nodes = new Nodes(anvil.url)
   try {
-    await bridge.start()
-    const providers = fakeProviders(3, 'rpc-down')
-    await bridge.deposit('job-down', 10n ** 18n)
-    for (const p of providers) await bridge.stake(1, { provider: p.payoutAddress })
-    const receipts = fakeSignedReceipts(enc('job-down'), providers, 30, 10n ** 15n)
-    bridge.submitReceipts('job-down', receipts.slice(0, 10))
-    const first = await bridge.settleNow('job-down')
-    assert.equal(first.map(r => r.state), ['confirmed'])
+    const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+    const provider = await nodes.node(DEV_PRIVATE_KEYS[1], { tickMs: 100, requestTimeoutMs: 1000 })
+    await provider.stake(1)
+    const jobs = [chainJobIdOf('down-a'), chainJobIdOf('down-b')]
+    for (const j of jobs) await payer.deposit(j, 10n ** 18n)
+    const sign = async (j: Hex, n: bigint): Promise<void> => {
+      const r = await provider.acceptVoucher(await payer.signVoucher({ jobId: j, provider: provider.account, cumulative: n * E15, receiptsRoot: ROOT, receiptCount: Number(n) }))
+      assert.is(r.ok, true, r.ok ? '' : r.reason)
+    }
+    await sign(jobs[0], 1n)
+    await sign(jobs[1], 1n)
+    const t0 = Date.now()
+    while (Date.now() - t0 < 15_000 && (await provider.redeemed(jobs[0]) < E15 || await provider.redeemed(jobs[1]) < E15)) await sleep(100)
+    assert.is(await provider.redeemed(jobs[0]), E15, 'the loop redeemed by itself')
 
     const port = anvil.port
     await anvil.stop()
     anvil = undefined
-    // 20 more receipts: the loop cuts 2 batches (size 10) and can not send them.
-    bridge.submitReceipts('job-down', receipts.slice(10))
-    await sleep(600)
-    const down = await bridge.status()
+    // Newer vouchers arrive while the chain is down: checked against the known payer, kept.
+    await sign(jobs[0], 4n)
+    await sign(jobs[1], 6n)
+    let down = await provider.status()
+    const t1 = Date.now()
+    while (Date.now() - t1 < 15_000 && down.lastError?.code !== 'CHAIN_UNREACHABLE') { await sleep(100); down = await provider.status() }
     assert.is(down.reachable, false)
     assert.is(down.lastError?.code, 'CHAIN_UNREACHABLE')
-    assert.is(down.outbox.built, 2, 'two batches wait in the outbox')
-    const err = await bridge.settleNow('job-down').then(() => undefined, (e: unknown) => e)
+    const err = await provider.redeemNow({ waitMs: 0 }).then(() => undefined, (e: unknown) => e)
     assert.instance(err, ChainError)
     assert.is((err as ChainError).code, 'CHAIN_UNREACHABLE')
 
     anvil = await startAnvil({ port, statePath })
-    const t0 = Date.now()
-    while (Date.now() - t0 < 15_000) {
-      const s = await bridge.status()
-      if (s.outbox.confirmed === 3) break
+    const t2 = Date.now()
+    while (Date.now() - t2 < 20_000) {
+      if (await provider.redeemed(jobs[0]).catch(() => 0n) === 4n * E15 && await provider.redeemed(jobs[1]).catch(() => 0n) === 6n * E15) break
       await sleep(100)
     }
-    const up = await bridge.status()
-    assert.equal(up.outbox, { built: 0, sent: 0, confirmed: 3, conflict: 0 }, 'the loop settled the waiting batches by itself')
+    assert.is(await provider.redeemed(jobs[0]), 4n * E15)
+    assert.is(await provider.redeemed(jobs[1]), 6n * E15)
+    const events = await provider.connectionInfo.publicClient.getContractEvents({ address: nodes.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { provider: provider.account }, fromBlock: 0n })
+    for (const [i, total] of [[0, 4n], [1, 6n]] as const) {
+      assert.is(events.filter(e => e.args.jobId === jobs[i]).reduce((s, e) => s + (e.args.amount ?? 0n), 0n), total * E15, `job ${i}: the events add up to the signed total`)
+    }
+    const t3 = Date.now()
+    while (Date.now() - t3 < 5000 && (await provider.status()).lastError !== undefined) await sleep(100)
+    const up = await provider.status()
     assert.is(up.lastError, undefined)
-    const conn = bridge.connectionInfo
-    const events = await conn.publicClient.getContractEvents({ address: bridge.contract!, abi: settlementAbi, eventName: 'BatchSettled', fromBlock: 0n })
-    const ids = bridge.outboxEntries('job-down').map(e => e.batchId)
-    assert.is(ids.length, 3)
-    for (const id of ids) assert.is(events.filter(e => e.args.batchId === id).length, 1, `batch ${id} settled once`)
-    for (const p of providers) assert.is((await bridge.payouts({ provider: p.payoutAddress })).withdrawable, 10n * 10n ** 15n)
+    assert.is(up.redeems.sent, 0)
+    const e = await provider.earnings()
+    assert.is(e.totals.pending, 0n)
   } finally {
-    await bridge.stop()
-    store.close()
+    await nodes.stop()
     await anvil?.stop()
     rmSync(dir, { recursive: true, force: true })
   }

@@ -11,7 +11,7 @@ test('setup anvil', async () => { anvil = await startAnvil() })
 for (const kind of ['anvil', 'embedded'] as const) {
   for (const fault of ['beforeBroadcast', 'afterBroadcast']) {
     for (let round = 1; round <= ROUNDS; round++) {
-      test(`[${kind}] round ${round}: kill -9 at ${fault}, restart: exactly one settlement`, async () => {
+      test(`[${kind}] round ${round}: kill -9 at ${fault}, restart: each voucher paid once`, async () => {
         await crashAndResume(kind, fault, anvil.url)
       })
     }
@@ -21,7 +21,7 @@ for (const kind of ['anvil', 'embedded'] as const) {
 // A chain with real block times (1 s) and 2 confirmations, like DBC's 6 s blocks: the killed
 // process leaves its tx in the mempool; the restarted one re-broadcasts it and waits for depth.
 for (const fault of ['beforeBroadcast', 'afterBroadcast']) {
-  test(`[anvil, 1 s blocks, 2 confirmations] kill -9 at ${fault}: exactly one settlement`, async () => {
+  test(`[anvil, 1 s blocks, 2 confirmations] kill -9 at ${fault}: each voucher paid once`, async () => {
     const slow = await startAnvil({ blockTime: 1 })
     try {
       await crashAndResume('anvil', fault, slow.url, { DBC_TEST_CONFIRMATIONS: '2' })
