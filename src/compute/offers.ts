@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import type { dbc } from '../wire/gen/wire.js'
 import { decideOffer, demandOf, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import { signOffer, type OfferSigningKey } from '../core/compute/offer.js'
-import type { SlotLedger } from '../core/compute/slot-ledger.js'
+import type { SlotDemand, SlotLedger } from '../core/compute/slot-ledger.js'
 import type { PerformanceScores } from './benchmark.js'
 
 export interface OfferDeps {
@@ -13,12 +13,18 @@ export interface OfferDeps {
   availableExecutors: ExecutorName[]
   ledger: SlotLedger
   scores: PerformanceScores
+  /** The EVM address vouchers must name (the chain bridge's account), carried in the signed offer. */
+  payoutAddress?: string
+  /** Whether the GPUs a demand asks for are probed ones (nvidia-smi), not only declared: said in the offer. */
+  gpusProbed?: (demand: SlotDemand) => boolean
 }
 
 export interface OfferOptions {
   /** The requester's region (geo cell or name), when the caller knows it. */
   requesterRegion?: string
   now?: number
+  /** Refuse with this reason whatever the policy says (the payment gate: another chain, no escrow named). */
+  refusal?: string
 }
 
 export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferDeps, opts: OfferOptions = {}): dbc.task.v1.Offer {
@@ -34,6 +40,9 @@ export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferD
     perfScore,
     now
   })
-  const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0) }
-  return signOffer(deps.signingKey, ids, decision.kind === 'offer' ? { terms: decision.terms } : { refusal: decision.reason }, now)
+  const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0), payoutAddress: deps.payoutAddress }
+  if (opts.refusal !== undefined) return signOffer(deps.signingKey, ids, { refusal: opts.refusal }, now)
+  if (decision.kind !== 'offer') return signOffer(deps.signingKey, ids, { refusal: decision.reason }, now)
+  const gpusProbed = demand.gpus > 0 && deps.gpusProbed?.(demand) === true
+  return signOffer(deps.signingKey, ids, { terms: { ...decision.terms, ...(gpusProbed ? { gpusProbed } : {}) } }, now)
 }

@@ -1,5 +1,8 @@
 // Adapts a ComputePeer (src/compute) to the runner's provider interface: the peer answers
-// lease requests with signed offers and runs tasks; this adds the lease-holder checks.
+// lease requests with signed offers and runs tasks; this adds the lease-holder checks and, with a
+// payment gate (the daemon always passes one), the money checks: a lease opens only on an escrow
+// of this provider's chain, each task only while the escrow covers it and the payer's vouchers
+// keep up (src/jobs/payment-gate.ts). Without a gate (in-process tests, benches) work is free.
 import { createHash } from 'node:crypto'
 import type { dbc } from '../wire/gen/wire.js'
 import type { ComputePeer } from '../compute/index.js'
@@ -12,6 +15,14 @@ import { WireError } from '../errors.js'
 import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
+import { dbc as wire } from '../wire/gen/wire.js'
+import { demandOf } from '../core/compute/offer-policy.js'
+import { PaymentDeclinedError, type LeasePayment, type PaymentGate } from './payment-gate.js'
+
+export interface ComputePeerProviderInit {
+  /** Checks escrow and vouchers (the daemon's); without one, leases and tasks are not paid for. */
+  payment?: PaymentGate
+}
 
 export class ComputePeerProvider implements LocalProvider {
   readonly id: string
@@ -24,33 +35,49 @@ export class ComputePeerProvider implements LocalProvider {
   /** Modules refused at validation, by (sender, module): which refusals charge the sender. */
   private readonly badModules = new ModuleOffences()
 
-  constructor (readonly peer: ComputePeer, id?: string) {
+  /** Each open lease's payment terms and task price basis (with a payment gate). */
+  private readonly payments = new Map<string, LeasePayment>()
+  /** Each open lease's task slot (from its request): a container's CPU limit and GPUs. */
+  private readonly leaseSlots = new Map<string, { gpus: number, cores: number }>()
+  readonly payment: PaymentGate | undefined
+
+  constructor (readonly peer: ComputePeer, id?: string, init: ComputePeerProviderInit = {}) {
     this.id = id ?? toHex(peer.peerId).slice(-16)
+    this.payment = init.payment
   }
 
   /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
   offer (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array): dbc.task.v1.IOffer {
-    const offer = this.peer.offer(req)
+    // a request that names no escrow on this provider's chain gets a signed refusal saying so
+    const refusal = this.payment?.offerRefusal(req)
+    const offer = this.peer.offer(req, refusal !== undefined ? { refusal } : {})
     const announced = Number(req.maxInputBytes ?? 0)
-    this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0)
+    const demand = demandOf(req.resources)
+    this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0, { gpus: demand.gpus, cores: demand.cpus })
     return offer
   }
 
-  openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): void {
+  async openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): Promise<void> {
     const offer = this.book.admit({ lease, sender, self: this.peer.peerId, now: Date.now(), verify: nodeVerifyByPeerId })
+    // the lease's own checks first (cheap, charged when forged), then the escrow on chain
+    const paid = this.payment === undefined ? undefined : await this.payment.admitLease(lease, offer)
     const id = toHex(lease.leaseId ?? new Uint8Array())
     const holder = toHex(sender)
     this.closeLease(lease.leaseId ?? new Uint8Array(), false) // a lease id reused by its holder replaces its entry
     this.leases.set(id, lease)
+    if (paid !== undefined) this.payments.set(id, paid)
     let mine = this.leaseInputs.get(holder)
     if (mine === undefined) { mine = new Map(); this.leaseInputs.set(holder, mine) }
     mine.set(id, { bytes: offer.inputBytes ?? this.peer.policy.maxInputBytes, expiresAt: Number(lease.expiresAt ?? 0) })
+    if (offer.slot !== undefined) this.leaseSlots.set(id, offer.slot)
   }
 
   closeLease (leaseId: Uint8Array, remember = true): void {
     const id = toHex(leaseId)
     const lease = this.leases.get(id)
     this.leases.delete(id)
+    this.payments.delete(id)
+    this.leaseSlots.delete(id)
     if (lease !== undefined) {
       const holder = toHex(lease.holder ?? new Uint8Array())
       const mine = this.leaseInputs.get(holder)
@@ -91,14 +118,39 @@ export class ComputePeerProvider implements LocalProvider {
       this.code.set(hash, code)
       if (this.code.size > 32) this.code.delete(this.code.keys().next().value as string)
     }
+    // the escrow must cover this task and the payer's vouchers keep up with the work (typed refusal)
+    const paid = this.payments.get(toHex(task.leaseId ?? new Uint8Array()))
+    const timeoutMs = (task.deadlineMs ?? 0) > 0 ? Number(task.deadlineMs) : this.peer.policy.maxTaskMs
+    if (this.payment !== undefined) {
+      if (paid === undefined) return { ...base, ok: false, error: 'PAYMENT_MISSING: the lease names no escrow' }
+      const d = await this.payment.admitTask(paid, timeoutMs).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
+      if (!d.ok) return { ...base, ok: false, error: `${d.code}: ${d.reason}` }
+    }
+    let receipt: dbc.receipt.v1.IUsageReceipt | undefined
     try {
-      const { result } = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease!.holder ?? undefined })
+      // the lease's slot sizes the task's (a container's CPU limit, its GPUs; the peer drops GPUs for executors that cannot use them)
+      const slot = this.leaseSlots.get(toHex(task.leaseId ?? new Uint8Array()))
+      const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
+      const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease!.holder ?? undefined, resources })
+      const result = out.result
+      if (paid !== undefined) receipt = wire.receipt.v1.UsageReceipt.decode(out.receipt.receipt)
       if (opts.charge !== undefined && result.ok !== true && (result.error ?? '').startsWith(`${ExecutorErrorCode.BAD_MODULE}:`)) this.chargeBadModule(task, code, hash, sender, opts.charge)
       return result
     } catch (err) {
       // Refused before running (no slot, limits): the runner retries it elsewhere.
       return { ...base, ok: false, error: `${(err as { code?: string }).code ?? 'REFUSED'}: ${(err as Error).message}` }
+    } finally {
+      if (paid !== undefined) this.payment?.finished(paid, timeoutMs, receipt)
     }
+  }
+
+  /**
+   * A payer's voucher (TaskMessage.voucher): kept when it verifies against the job's on-chain
+   * payer; returns the voucher now held for the job. Throws a WireError (charged) for a bad one.
+   */
+  async acceptVoucher (voucher: dbc.task.v1.IVoucher, _sender: Uint8Array): Promise<dbc.task.v1.IVoucher> {
+    if (this.payment === undefined) throw new PaymentDeclinedError('PAYMENT_OFF', 'this provider takes no vouchers (it runs without a chain)')
+    return await this.payment.acceptVoucher(voucher)
   }
 
   /**

@@ -70,9 +70,10 @@ export class LeaseBook {
 
   /**
    * Remembers an offer sent to `requester` (refusals back no lease: not kept), with the input
-   * bytes its request announced (the lease's task frame limit).
+   * bytes its request announced (the lease's task frame limit) and the slot one task takes (with
+   * the offer's prices: the most a task under its lease is billed).
    */
-  issued (offer: dbc.task.v1.IOffer, requester: Uint8Array | null | undefined, now: number, inputBytes?: number): void {
+  issued (offer: dbc.task.v1.IOffer, requester: Uint8Array | null | undefined, now: number, inputBytes?: number, slot?: { gpus: number, cores: number }): void {
     const offerId = offer.offerId ?? new Uint8Array()
     if (offerId.length === 0 || (offer.refusal ?? '') !== '' || requester == null || requester.length === 0) return
     // drop the long-expired from the front (insertion order is expiry order)
@@ -87,7 +88,16 @@ export class LeaseBook {
     const key = toHex(offerId)
     const old = this.offers.get(key)
     if (old !== undefined) this.forget(key, old)
-    this.offers.set(key, { offerId, jobId: offer.jobId ?? new Uint8Array(), requester, expiresAt: Number(offer.expiresAt ?? 0), ...(inputBytes !== undefined ? { inputBytes } : {}) })
+    this.offers.set(key, {
+      offerId,
+      jobId: offer.jobId ?? new Uint8Array(),
+      requester,
+      expiresAt: Number(offer.expiresAt ?? 0),
+      prices: { priceGpuHour: offer.priceGpuHour ?? 0, priceCpuHour: offer.priceCpuHour ?? 0 },
+      slots: offer.slots ?? 0,
+      ...(inputBytes !== undefined ? { inputBytes } : {}),
+      ...(slot !== undefined ? { slot } : {})
+    })
     let set = this.byRequester.get(who)
     if (set === undefined) { set = new Set(); this.byRequester.set(who, set) }
     set.add(key)

@@ -1,6 +1,7 @@
 // /dbc/task/1.0.0: grid-job messages between a submitter and providers over libp2p.
 //
-// One request per stream (lease request → offer, task → result), so a slow task never blocks
+// One request per stream (lease request → offer, task → result, voucher → the voucher the
+// provider now holds for the job, or a typed refusal), so a slow task never blocks
 // another; a lease has its own long-lived stream on which the provider sends heartbeats until
 // the lease closes or a side dies. The stream runs end to end between the two peers inside the
 // Noise session, so task inputs and results are encrypted between submitter and provider;
@@ -40,6 +41,8 @@ export function taskFrameCap (inputBytes: number): number {
   return Math.min(TASK_MAX_FRAME, TASK_CODE_ALLOWANCE + 2 * Math.max(0, inputBytes) + TASK_REQUEST_MAX_FRAME)
 }
 const log = logger('dbc:task')
+/** Provider side of a voucher: keeps it when it verifies, returns the voucher held for the job (src/jobs/payment-gate.ts). */
+export type VoucherTaker = (voucher: dbc.task.v1.IVoucher, sender: Uint8Array) => Promise<dbc.task.v1.IVoucher>
 const TaskMessage = dbc.task.v1.TaskMessage
 
 export interface TaskServerInit {
@@ -55,7 +58,7 @@ export interface TaskServerInit {
  * inputs) only from peers holding a lease here, up to what their lease request announced
  * (`provider.leasedInputBytes`); a provider without that hook keeps TASK_MAX_FRAME for all.
  */
-export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean }, init: TaskServerInit = {}): Promise<void> {
+export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker }, init: TaskServerInit = {}): Promise<void> {
   const heartbeatMs = init.heartbeatMs ?? 1000
   await guardedHandle(host, TASK_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
     const sender = connection.remotePeer.toMultihash().bytes
@@ -123,8 +126,15 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         // a submitter that never reads its result holds neither the handler nor the result for long
         await framed.write(TaskMessage.encode({ result }).finish(), writeOpts())
         await framed.close(writeOpts())
+      } else if (msg.voucher != null) {
+        // the payer's latest signed total: answered with the voucher now held for the job (a bad
+        // one throws a WireError: charged below; a stale one is answered with the newer held one)
+        if (provider.acceptVoucher === undefined) throw new DbcError('PAYMENT_OFF', 'this provider takes no vouchers')
+        const held = await provider.acceptVoucher(msg.voucher, sender)
+        await framed.write(TaskMessage.encode({ voucher: held }).finish(), writeOpts())
+        await framed.close(writeOpts())
       } else {
-        throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease or a task')
+        throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease, a task or a voucher')
       }
     } catch (caught) {
       let err = caught
@@ -213,7 +223,7 @@ export class Libp2pJobTransport implements JobTransport {
       await framed.write(TaskMessage.encode(msg).finish(), { signal })
       const frame = await framed.readRequired({ signal })
       const m = decodeMessage(TaskMessage, frame)
-      const answered = m.ok && (m.value.offer != null || m.value.result != null || m.value.heartbeat != null)
+      const answered = m.ok && (m.value.offer != null || m.value.result != null || m.value.heartbeat != null || m.value.voucher != null)
       if (!answered) throw refusalIn(frame) ?? (m.ok ? new WireError('UNEXPECTED_MESSAGE', 'the provider answered with no offer or result') : m.error)
       await framed.close().catch(() => {})
       return m.value
@@ -313,6 +323,15 @@ export class Libp2pJobTransport implements JobTransport {
     if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)
     if (codeKey !== undefined && (send.code ?? new Uint8Array()).length > 0 && !(reply.result.error ?? '').startsWith('CODE_')) this.codeAt.add(codeKey)
     return reply.result
+  }
+
+  /**
+   * The payer's latest voucher for a job, on a stream of its own; resolves with the voucher the
+   * provider now holds for the job (a refusal rejects with its typed error).
+   */
+  async sendVoucher (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal } = {}): Promise<dbc.task.v1.IVoucher | undefined> {
+    const reply = await this.request(peerIdFromString(provider), { voucher }, opts.signal ?? AbortSignal.timeout(10_000))
+    return reply.voucher ?? undefined
   }
 
   onHeartbeat (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void): () => void {

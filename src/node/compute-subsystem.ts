@@ -6,16 +6,56 @@ import { ComputePeer } from '../compute/index.js'
 import { registerTaskProtocol, TASK_PROTOCOL } from '../net/tasks.js'
 import { ComputePeerProvider } from '../jobs/compute-provider.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
+import { PaymentGate, type PaymentPort } from '../jobs/payment-gate.js'
+import type { VoucherDomain } from '../core/settlement/voucher.js'
+import type { Bridge } from '../chain/index.js'
 
 export interface ComputeSubsystemInit {
   /** The EVM address receipts name for payment (the chain bridge's account). */
   payoutAddress?: () => string | undefined
+  /**
+   * The chain bridge: leases and tasks are admitted only against escrow on its chain. Every node
+   * runs one (a lone sandbox node on its embedded chain), so work is never free; without it
+   * (tests that build the subsystem alone) the gate is off.
+   */
+  bridge?: () => Bridge | undefined
+  /** Unsigned work extended to a payer, in task prices (config provider.creditTasks; default 1). */
+  creditTasks?: number
+}
+
+/** The payment gate's view of the chain bridge (its domain is read once, when the chain is ready). */
+export function bridgePaymentPort (bridge: () => Bridge | undefined): PaymentPort {
+  let domain: VoucherDomain | undefined
+  let asking: Promise<void> | undefined
+  const need = (): Bridge => {
+    const b = bridge()
+    if (b === undefined) throw new Error('the chain bridge is not running')
+    return b
+  }
+  return {
+    get address () { return need().account },
+    domain: () => {
+      if (domain !== undefined) return domain
+      // the contract address comes from the chain (deployed or found at start): ask once, answer from then on
+      asking ??= need().domain().then(d => { domain = d }).finally(() => { asking = undefined })
+      asking.catch(() => {})
+      throw new Error('the chain is not ready yet')
+    },
+    escrow: async (key, opts) => await need().escrow(key, opts),
+    redeemed: async (key) => await need().redeemed(key),
+    acceptVoucher: async (sv) => {
+      const r = await need().acceptVoucher(sv)
+      if (!r.ok && r.code !== 'STALE') throw new Error(`${r.code}: ${r.reason}`)
+    }
+  }
 }
 
 export class ComputeSubsystem implements Subsystem {
   readonly name = 'compute'
   constructor (private readonly init: ComputeSubsystemInit = {}) {}
   peer: ComputePeer | undefined
+  /** Escrow and voucher checks of the work this node does for others. */
+  payment: PaymentGate | undefined
   private ctx: DaemonContext | undefined
   private tasksRun = 0
 
@@ -29,12 +69,22 @@ export class ComputeSubsystem implements Subsystem {
       tmpDir,
       dataDir: ctx.config.dataDir,
       payoutAddress: this.init.payoutAddress?.(),
-      benchmark: process.env.DBC_SKIP_BENCHMARK !== '1'
+      benchmark: process.env.DBC_SKIP_BENCHMARK !== '1',
+      // container tasks only where the operator listed images (the only programs they may name)
+      containers: ctx.config.containers,
+      policy: { executors: Object.keys(ctx.config.containers?.images ?? {}).length > 0 ? ['wasm', 'docker'] : ['wasm'] }
     })
     await peer.start()
     this.peer = peer
     peer.events.on('event', (e: { type?: string }) => { if (e.type === 'finished') this.tasksRun++ })
-    await registerTaskProtocol(ctx.host, new ComputePeerProvider(peer), { onBadInput: ctx.reportBadInput })
+    let payment: PaymentGate | undefined
+    if (this.init.bridge !== undefined) {
+      const port = bridgePaymentPort(this.init.bridge)
+      try { port.domain() } catch {} // starts reading the domain
+      payment = new PaymentGate(port, { creditTasks: this.init.creditTasks })
+      this.payment = payment
+    }
+    await registerTaskProtocol(ctx.host, new ComputePeerProvider(peer, undefined, { payment }), { onBadInput: ctx.reportBadInput })
     const caps = peer.capabilities()
     ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable }, 'compute peer ready')
   }
@@ -47,6 +97,6 @@ export class ComputeSubsystem implements Subsystem {
   status (): Record<string, unknown> {
     if (this.peer === undefined) return { ready: false }
     const c = this.peer.capabilities()
-    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour }
+    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
   }
 }

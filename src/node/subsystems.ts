@@ -13,17 +13,19 @@ import { resolveCity as resolveCityName } from '../geo/cities.js'
 export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]> {
   // the chain stack (viem, the EVM) loads only when a node starts, not for every CLI command
   const { ChainSubsystem } = await import('../chain/subsystem.js')
-  const chain = new ChainSubsystem(config.chain)
-  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } } })
+  const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
+  const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: gpuCount })
+  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks })
   const overlay = new OverlaySubsystem({ compute: () => compute.peer })
   const jobs = new JobsSubsystem({
     bridge: () => chain.bridge,
     candidates: async (req) => await overlay.candidates(req),
     network: (peer) => overlay.network(peer)
   })
-  const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
   const training: TrainingSubsystem = new TrainingSubsystem({
     gpuCount,
+    payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } },
+    payments: () => jobs.trainingPayments,
     prices: { priceGpuHour: 1, priceCpuHour: 0.05 },
     // group formation: matching GPUs, close to each other in predicted latency
     selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))

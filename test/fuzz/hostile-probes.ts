@@ -49,11 +49,31 @@ function describeReply (protocol: string, frame: Uint8Array): string {
   return err() ?? `${frame.length} bytes`
 }
 
+/** The payout address in the node's answer to a plain lease request (an offer or a refusal), if it names one. */
+async function payoutOf (addr: ReturnType<typeof multiaddr>): Promise<string | undefined> {
+  const id = await newIdentity()
+  try {
+    const stream = await id.host.dialProtocol(addr, '/dbc/task/1.0.0', { signal: AbortSignal.timeout(5000) })
+    const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
+    await framed.write(dbc.task.v1.TaskMessage.encode({ leaseRequest: { jobId: new Uint8Array(16).fill(7), requester: id.peerBytes, executor: 'wasm', slots: 1 } }).finish(), { signal: AbortSignal.timeout(5000) })
+    const frame = await framed.read({ signal: AbortSignal.timeout(5000) })
+    await framed.close({ signal: AbortSignal.timeout(2000) }).catch(() => {})
+    const payout = frame === undefined ? '' : dbc.task.v1.TaskMessage.decode(frame).offer?.payoutAddress ?? ''
+    return payout === '' ? undefined : payout
+  } catch {
+    return undefined
+  } finally {
+    await Promise.resolve(id.host.stop()).catch(() => {})
+  }
+}
+
 /** Sends every hostile case of every given protocol from its own fresh identity. */
 export async function runHostileProbes (opts: { target: FuzzTarget, protocols: string[], markerDir?: string, seed?: number }): Promise<HostileOutcome[]> {
   const rng = createRng(opts.seed ?? 99)
   const addr = multiaddr(opts.target.addr)
   const targetBytes = peerIdFromString(opts.target.peerId).toMultihash().bytes
+  // the node's payout address (its offers carry it, refusals too): vouchers for it reach the chain checks
+  const payout = opts.protocols.includes('/dbc/task/1.0.0') ? await payoutOf(addr) : undefined
   const out: HostileOutcome[] = []
   for (const protocol of opts.protocols) {
     const spec = fuzzTargetFor(protocol)
@@ -83,7 +103,7 @@ export async function runHostileProbes (opts: { target: FuzzTarget, protocols: s
         }
         const framed = new FramedStream(stream, { maxFrameBytes: spec.maxFrame + 64 })
         try {
-          for (const body of h.craft({ rng, id, target: { peerBytes: targetBytes }, now: Date.now(), markerDir: opts.markerDir })) {
+          for (const body of h.craft({ rng, id, target: { peerBytes: targetBytes, payout }, now: Date.now(), markerDir: opts.markerDir })) {
             await framed.write(body, { signal: AbortSignal.timeout(10_000) }) // write() frames it
           }
           if (!NO_ANSWER_ON_STREAM.has(protocol)) {

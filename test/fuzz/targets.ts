@@ -20,7 +20,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 export interface CraftContext {
   rng: Rng
   id: { secret: Uint8Array, peerBytes: Uint8Array }
-  target: { peerBytes: Uint8Array }
+  /** `payout`: the node's EVM payout address (read from its offer), when the probes learned it. */
+  target: { peerBytes: Uint8Array, payout?: string }
   now: number
   /** Hostile invites name a command that would create a file here: a file there means it ran. */
   markerDir?: string
@@ -114,6 +115,31 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
         expect: 'refused (TASK_NO_LEASE); sender charged',
         charge: 'must',
         reply: /TASK_NO_LEASE/
+      },
+      {
+        name: 'voucher-garbage',
+        craft: c => [task({ voucher: { chainJobId: rand(c, 1 + c.rng.int(31)), provider: rand(c, 3), cumulative: rand(c, 40), receiptsRoot: rand(c, 7), receiptCount: 1, signature: rand(c, 12) } })],
+        expect: 'refused (VOUCHER_MALFORMED); sender charged',
+        charge: 'must',
+        reply: /VOUCHER_MALFORMED/
+      },
+      {
+        // well-formed, for a payee that is not this node: no honest payer sends it here
+        name: 'voucher-for-another-provider',
+        craft: c => [task({ voucher: fuzzVoucher(c, toHex(rand(c, 20))) })],
+        expect: 'refused (VOUCHER_WRONG_PROVIDER) before any chain read; sender charged',
+        charge: 'must',
+        reply: /VOUCHER_WRONG_PROVIDER/
+      },
+      {
+        // for this node, but for a job with no escrow on its chain (a made-up job): one chain read, charged.
+        // A wrong signer and a lower total need a funded escrow: test/payment/provider-gate.test.ts
+        // and test/unit/jobs/payment-gate.test.ts send those (charged; a lower total is not)
+        name: 'voucher-foreign-job',
+        craft: c => [task({ voucher: fuzzVoucher(c, (c.target.payout ?? '').replace(/^0x/, '')) })],
+        expect: 'refused (VOUCHER_NO_ESCROW); sender charged',
+        charge: 'must',
+        reply: /VOUCHER_NO_ESCROW/
       },
       {
         name: 'result-for-task-never-leased',
@@ -244,6 +270,12 @@ export function fuzzTargetFor (protocol: string): FuzzTargetSpec | undefined {
 /** Registered protocols the fuzzer has no target for (a test fails on any). */
 export function missingFuzzTargets (protocols: Iterable<string>): string[] {
   return [...new Set(protocols)].filter(p => fuzzTargetFor(p) === undefined).sort()
+}
+
+/** A voucher of the right shape for a made-up job, paying `providerHex` (40 hex digits), with a random signature. */
+export function fuzzVoucher (c: CraftContext, providerHex: string): dbc.task.v1.IVoucher {
+  const provider = /^[0-9a-fA-F]{40}$/.test(providerHex) ? Uint8Array.from(providerHex.match(/../g) ?? [], h => parseInt(h, 16)) : rand(c, 20)
+  return { chainJobId: rand(c, 32), provider, cumulative: rand(c, 1 + c.rng.int(32)), receiptsRoot: rand(c, 32), receiptCount: c.rng.int(1000), signature: rand(c, 65) }
 }
 
 /** A signed announcement whose signature was then broken (membership's bad-signature case). */

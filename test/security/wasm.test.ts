@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { repoRoot, type LocalNode } from '../../demo/network.js'
+import { repoRoot, type LocalNetwork, type LocalNode } from '../../demo/network.js'
+import { fundJob, providerChain } from '../payment/raw-payer.js'
 import { hostileIdentity, penalties, startSecurityNet, withHonestJobs, type HostileIdentity, type SecurityNet } from './harness.js'
 import { funcImport, table, withMemories } from '../unit/compute/wasm-bytes.js'
 import { Libp2pJobTransport } from '../../src/net/tasks.js'
@@ -41,7 +42,8 @@ function hostileManifest (submitter: LocalNode, name: string, code: Uint8Array, 
       entry: opts.entry ?? 'run',
       inputs: { list: [opts.input ?? ''] },
       resources: { cores: 1, memoryMib: opts.memoryMib ?? 64 },
-      verification: { redundancy: 1 },
+      // one copy: this is about what a provider does with hostile code (the default checks would send it to both)
+      verification: { mode: 'off' },
       task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 2, inputEncoding: 'utf8' }
     }
   }
@@ -63,20 +65,22 @@ async function submitRefusal (submitter: LocalNode, name: string, code: Uint8Arr
  * /dbc/task/1.0.0 to `provider` the way the job runner does (a lease request, the provider's offer, a
  * lease on that offer), then sending one task per module; the provider's result for each.
  */
-async function sendModulesRaw (id: HostileIdentity, provider: LocalNode, modules: Array<{ code: Uint8Array, memoryMib: number }>): Promise<dbc.task.v1.ITaskResult[]> {
+async function sendModulesRaw (id: HostileIdentity, provider: LocalNode, modules: Array<{ code: Uint8Array, memoryMib: number }>, net: LocalNetwork): Promise<dbc.task.v1.ITaskResult[]> {
   await id.host.dial(multiaddr(provider.addrs[0]), { signal: AbortSignal.timeout(15_000) })
   const peer = peerIdFromString(provider.peerId)
   const transport = new Libp2pJobTransport({ host: id.host, candidates: () => [peer], offerTimeoutMs: 15_000 })
   try {
     const jobId = new Uint8Array(randomBytes(32))
+    // providers work only against escrow on their chain: the attacker funds its job like anyone
+    const payment = await fundJob(await providerChain(net, provider), jobId)
     const offers = await transport.requestOffers({
       jobId, requester: id.peerBytes, resources: { cpuCores: 1, memoryMib: 64 }, slots: modules.length, executor: 'wasm',
-      expectedTaskMs: 5, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000
+      expectedTaskMs: 5, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment
     }, {})
     const offer = offers[0]?.offer
     assert.ok(offer !== undefined && (offer.refusal ?? '') === '', `no offer from ${provider.spec.name}: ${JSON.stringify(offer?.refusal)}`)
     const leaseId = new Uint8Array(randomBytes(16))
-    const lease = signLease(nodeSigner(id.secret.subarray(0, 32)), { leaseId, offerId: offer.offerId, jobId, holder: id.peerBytes, provider: offer.provider, expiresAt: Date.now() + 600_000, heartbeatMs: 1000 })
+    const lease = signLease(nodeSigner(id.secret.subarray(0, 32)), { leaseId, offerId: offer.offerId, jobId, holder: id.peerBytes, provider: offer.provider, expiresAt: Date.now() + 600_000, heartbeatMs: 1000, payment })
     await transport.openLease(provider.peerId, lease, { signal: AbortSignal.timeout(15_000) })
     const out: dbc.task.v1.ITaskResult[] = []
     for (const [i, m] of modules.entries()) {
@@ -143,7 +147,7 @@ test('hostile modules are refused (and their sender charged) or stopped, the WAS
         // the honest submitter's daemon refuses each before it ships, naming the field
         Promise.all(refused.map(async r => await submitRefusal(sn.target, r.name, r.code, r.memoryMib))),
         // a sender that skips that check: refused at validation by the provider
-        sendModulesRaw(attacker, p0, refused),
+        sendModulesRaw(attacker, p0, refused, sn.net),
         runHostileJob(sn.target, 'membomb', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/membomb.wasm'))), { memoryMib: 48 }),
         runHostileJob(sn.target, 'wasi-probe', new Uint8Array(readFileSync(join(repoRoot, 'src/compute/modules/wasi-probe.wasm'))), { entry: '_start', input: probePaths.join('\n') }),
         // creates files and grows them by 1 GiB per call through the in-memory WASI file system

@@ -1,4 +1,5 @@
-// Signed offers (dbc.task.v1.Offer): the signature covers the encoding of fields 1-10.
+// Signed offers (dbc.task.v1.Offer): the signature covers the encoding of every field but the
+// signature (1-10 and 12, the payout address vouchers must name).
 import { dbc } from '../../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
 import type { OfferTerms } from './offer-policy.js'
@@ -13,14 +14,21 @@ function signedPart (o: dbc.task.v1.IOffer): Uint8Array {
   return dbc.task.v1.Offer.encode(dbc.task.v1.Offer.create({ ...o, signature: new Uint8Array(0) })).finish()
 }
 
-export interface OfferIds { offerId: Uint8Array, jobId: Uint8Array }
+export interface OfferIds {
+  offerId: Uint8Array
+  jobId: Uint8Array
+  /** The provider's EVM payout address (0x…): the submitter's vouchers must name it. */
+  payoutAddress?: string
+}
 
 /** An offer with terms, or a refusal (refusal text set, no terms), signed by the provider. */
 export function signOffer (key: OfferSigningKey, ids: OfferIds, answer: { terms: OfferTerms } | { refusal: string }, now: number, refusalTtlMs = 5_000): Offer {
   const provider = key instanceof Uint8Array ? peerIdBytesFromEd25519Key(ed25519PublicKey(key)) : key.provider
+  // the payout address goes in refusals too: who would be paid (a refusal for another chain names it)
+  const payout = ids.payoutAddress !== undefined && ids.payoutAddress !== '' ? { payoutAddress: ids.payoutAddress } : {}
   const body: dbc.task.v1.IOffer = 'terms' in answer
-    ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms }
-    : { offerId: ids.offerId, provider, jobId: ids.jobId, refusal: answer.refusal, expiresAt: now + refusalTtlMs }
+    ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms, ...payout }
+    : { offerId: ids.offerId, provider, jobId: ids.jobId, refusal: answer.refusal, expiresAt: now + refusalTtlMs, ...payout }
   const offer = dbc.task.v1.Offer.create(body)
   offer.signature = key instanceof Uint8Array ? signBytes(key, signedPart(offer)) : key.sign(signedPart(offer))
   return offer

@@ -158,6 +158,12 @@ export interface IssuedOffer {
   expiresAt: number
   /** Input bytes the lease request announced (its largest task input): the lease's task frame limit. */
   inputBytes?: number
+  /** The offer's prices (tokens per hour): what a task under its lease may be billed, no more. */
+  prices?: { priceGpuHour: number, priceCpuHour: number }
+  /** The slot one task takes (from the request): GPUs and cores, for one task's price. */
+  slot?: { gpus: number, cores: number }
+  /** Tasks the offer lets run at once under its lease. */
+  slots?: number
 }
 
 const EMPTY = new Uint8Array()

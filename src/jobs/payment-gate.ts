@@ -1,0 +1,303 @@
+// The provider's payment gate: a lease opens only on an escrow of its own chain that the named
+// payer funded, and each task is admitted only while that escrow covers the unpaid work plus the
+// task and the payer's vouchers lag the delivered work by no more than the credit. Per (job,
+// payer) it keeps `delivered` (its receipts, each bounded by its own offer's price) and `signed`
+// (the latest verified voucher). The decisions are core/settlement/credit.ts; this reads the
+// chain through a port (the chain Bridge implements it; tests pass a double) and caches reads.
+//
+// What the submitter must know: the escrow must hold the job's cost plus one task's price at its
+// timeout (the most one more task can be billed), and a voucher must follow the results before
+// `creditTasks` task prices of unsigned work pile up here.
+import type { dbc } from '../wire/gen/wire.js'
+import { DbcError, WireError } from '../errors.js'
+import {
+  checkPaymentTerms, decideAdmission, deliveredUnits, judgeVoucher, parseVoucher, taskPriceUnits, uint256Bytes, coins,
+  type EscrowRead, type PaymentChain, type PaymentDecision, type PaymentTermsView
+} from '../core/settlement/credit.js'
+import { voucherSigner, type SignedVoucher, type VoucherDomain } from '../core/settlement/voucher.js'
+import type { Hex32 } from '../core/settlement/hex.js'
+
+/** What the gate needs from the chain (src/chain/bridge.ts implements it). */
+export interface PaymentPort {
+  /** This provider's payout address: vouchers must name it. */
+  readonly address: string
+  /** The EIP-712 domain vouchers are signed for: this chain's id and Settlement contract. */
+  domain: () => VoucherDomain
+  /** The job's escrow; undefined when it has none. Throws when the chain cannot be read. */
+  escrow: (chainJobId: Hex32, opts?: { fresh?: boolean }) => Promise<EscrowRead | undefined>
+  /** What the contract paid this provider for the job so far; absent: counted as 0 (cautious). */
+  redeemed?: (chainJobId: Hex32) => Promise<bigint>
+  /** Keeps a voucher the gate verified, for redemption (the chain's voucher book). */
+  acceptVoucher: (sv: SignedVoucher) => Promise<void>
+}
+
+export interface PaymentGateInit {
+  /** Free work extended to a payer, in task prices (default 1): see credit.ts decideAdmission. */
+  creditTasks?: number
+  /** How long an escrow read is trusted before a task reads it again (default 5 s). */
+  escrowTtlMs?: number
+  /** A refused admission reads the chain again at most this often per job (default 1 s). */
+  minRefreshMs?: number
+  /** Jobs remembered at most (the idle oldest go first; default 4096). */
+  maxJobs?: number
+  now?: () => number
+  /** Recovers a voucher's signer (default: EIP-712 recovery, core/settlement/voucher.ts). */
+  recover?: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
+}
+
+/** The payment side of an open lease: its terms, its offer's prices, its task slot, its tasks running. */
+export interface LeasePayment {
+  terms: PaymentTermsView
+  prices: { priceGpuHour: number, priceCpuHour: number }
+  gpus: number
+  cores: number
+  /** Tasks its offer lets run at once: the credit bounds unsigned finished work, this the work in flight. */
+  slots: number
+  inflight: number
+}
+
+/** A lease or task refused for payment where an honest submitter may be the cause (not charged). */
+export class PaymentDeclinedError extends DbcError {
+  override name = 'PaymentDeclinedError'
+  constructor (code: string, reason: string) { super(code, reason, { hint: 'deposit escrow for the job on the provider\'s chain (or top it up), and send vouchers as results come' }) }
+}
+/** A lease or voucher no honest submitter sends (the sender is charged). */
+export class PaymentRejectedError extends WireError {
+  override name = 'PaymentRejectedError'
+  constructor (code: string, reason: string) { super(code, reason, { hint: 'name this provider\'s chain, the job\'s own escrow and its payer; vouchers must be signed by the payer for this provider' }) }
+}
+
+const ESCROW_CODES = new Set(['NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_PAYER_MISMATCH'])
+
+interface LedgerEntry {
+  payer: string
+  delivered: bigint
+  signed: bigint
+  redeemed: bigint
+  inflight: number
+  tasks: number
+  refusals: number
+  lastRefusal?: string
+  voucher?: dbc.task.v1.IVoucher
+  /** Most unsigned work seen at once (delivered - signed). */
+  maxBehind: bigint
+}
+
+interface CachedRead { read: EscrowRead | undefined, at: number }
+
+/** One row of `status()` (amounts in DBC, as text). */
+export interface PaymentJobStatus { chainJobId: string, payer: string, delivered: string, signed: string, behind: string, maxBehind: string, inflight: number, tasks: number, refusals: number, lastRefusal?: string }
+
+export class PaymentGate {
+  private readonly ledger = new Map<string, LedgerEntry>()
+  private readonly reads = new Map<string, CachedRead>()
+  private readonly voucherChains = new Map<string, Promise<unknown>>()
+  private readonly creditMilli: bigint
+  private readonly ttlMs: number
+  private readonly minRefreshMs: number
+  private readonly maxJobs: number
+  private readonly now: () => number
+  private readonly recover: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
+
+  constructor (private readonly port: PaymentPort, init: PaymentGateInit = {}) {
+    const credit = init.creditTasks ?? 1
+    if (!Number.isFinite(credit) || credit < 0) throw new RangeError('creditTasks must be a non-negative number')
+    this.creditMilli = BigInt(Math.round(credit * 1000))
+    this.ttlMs = init.escrowTtlMs ?? 5000
+    this.minRefreshMs = init.minRefreshMs ?? 1000
+    this.maxJobs = init.maxJobs ?? 4096
+    this.now = init.now ?? Date.now
+    this.recover = init.recover ?? voucherSigner
+  }
+
+  /** The port's domain and address; PaymentDeclinedError (not charged) while the chain is not ready. */
+  private ready (): { domain: VoucherDomain, address: string } {
+    try {
+      return { domain: this.port.domain(), address: this.port.address }
+    } catch (err) {
+      throw new PaymentDeclinedError('CHAIN_UNAVAILABLE', `this provider's chain is not ready: ${(err as Error).message}`)
+    }
+  }
+
+  private chain (): PaymentChain {
+    const d = this.ready().domain
+    return { chainId: d.chainId, contract: d.verifyingContract.toLowerCase() as Hex32 }
+  }
+
+  /** A lease request on another chain (or with no escrow named) gets a signed refusal with this text; undefined: offer. */
+  offerRefusal (req: dbc.task.v1.ILeaseRequest): string | undefined {
+    let self: PaymentChain
+    try { self = this.chain() } catch { return undefined } // the lease is refused with the reason then
+    const t = checkPaymentTerms(req.payment, req.jobId ?? new Uint8Array(), self)
+    return t.ok ? undefined : `${t.code}: ${t.reason}`
+  }
+
+  /** Checks a lease's terms and escrow; throws PaymentDeclinedError / PaymentRejectedError when refused. */
+  async admitLease (lease: dbc.task.v1.ILease, offer: { prices?: { priceGpuHour: number, priceCpuHour: number }, slot?: { gpus: number, cores: number }, slots?: number }): Promise<LeasePayment> {
+    const t = checkPaymentTerms(lease.payment, lease.jobId ?? new Uint8Array(), this.chain())
+    if (!t.ok) throw refusalError(t)
+    const lp: LeasePayment = { terms: t.terms, prices: offer.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpus: offer.slot?.gpus ?? 0, cores: offer.slot?.cores ?? 1, slots: Math.max(1, offer.slots ?? 1), inflight: 0 }
+    const d = await this.decide(lp, 0n)
+    if (!d.ok) throw refusalError(d)
+    this.entry(lp.terms, true)
+    return lp
+  }
+
+  /**
+   * Admits one task (of `timeoutMs` at most) under a lease `admitLease` returned: no more tasks at
+   * once than its offer's slots (else a submitter that never pays could queue a provider full
+   * before any work is delivered), the escrow read (cached; again when it would refuse) and the
+   * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
+   * stops signing is at most the credit plus `slots` tasks at their price.
+   */
+  async admitTask (lp: LeasePayment, timeoutMs: number): Promise<PaymentDecision> {
+    const price = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
+    let d: PaymentDecision = lp.inflight >= lp.slots
+      ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
+      : await this.decide(lp, price)
+    // the await above let other tasks in: the slot count is checked again before it is taken
+    if (d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
+    const e = this.entry(lp.terms, d.ok)
+    if (!d.ok) {
+      if (e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
+      return d
+    }
+    e!.inflight++
+    lp.inflight++
+    return d
+  }
+
+  /** A task admitted by admitTask ended: its receipt (if it ran) counts as delivered, bounded by the offer. */
+  finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined): bigint {
+    const e = this.entry(lp.terms, true)!
+    e.inflight = Math.max(0, e.inflight - 1)
+    lp.inflight = Math.max(0, lp.inflight - 1)
+    if (receipt == null) return 0n
+    const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
+    e.delivered += units
+    e.tasks++
+    const behind = e.delivered - e.signed
+    if (behind > e.maxBehind) e.maxBehind = behind
+    return units
+  }
+
+  private async decide (lp: LeasePayment, nextTask: bigint): Promise<PaymentDecision> {
+    const key = lp.terms.chainJobId
+    const credit = nextTask * this.creditMilli / 1000n
+    // the ledger is read after each await: tasks end and vouchers land meanwhile
+    const decideWith = (escrow: EscrowRead | undefined): PaymentDecision => {
+      const e = this.ledger.get(key)
+      const ledger = { delivered: e?.delivered ?? 0n, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
+      return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000) })
+    }
+    const d = decideWith(await this.read(key, false))
+    if (d.ok || !ESCROW_CODES.has(d.code)) return d
+    // refused on the escrow: the cached read may be stale (a top-up, a redemption): read it again
+    const e = this.ledger.get(key)
+    if (e !== undefined && d.code === 'ESCROW_TOO_SMALL' && this.port.redeemed !== undefined) {
+      try { e.redeemed = await this.port.redeemed(key) } catch {}
+    }
+    return decideWith(await this.read(key, true))
+  }
+
+  /** The escrow, from the cache when young enough; `fresh` reads the chain (at most once per minRefreshMs). */
+  private async read (key: Hex32, fresh: boolean): Promise<EscrowRead | undefined> {
+    const now = this.now()
+    const c = this.reads.get(key)
+    // "no escrow" is trusted only briefly: the deposit may be on its way
+    if (c !== undefined && now - c.at < (fresh || c.read === undefined ? this.minRefreshMs : this.ttlMs)) return c.read
+    let read: EscrowRead | undefined
+    try {
+      read = await this.port.escrow(key, { fresh })
+    } catch (err) {
+      throw new PaymentDeclinedError('CHAIN_UNAVAILABLE', `cannot read the escrow of job ${key.slice(0, 10)}… on chain ${this.chainIdText()}: ${(err as Error).message}`)
+    }
+    this.reads.delete(key)
+    this.reads.set(key, { read, at: this.now() })
+    if (this.reads.size > this.maxJobs) this.reads.delete(this.reads.keys().next().value as string)
+    return read
+  }
+
+  private chainIdText (): string {
+    try { return String(this.port.domain().chainId) } catch { return '?' }
+  }
+
+  /** The job's ledger entry; created when `create` (after a check passed), the idle oldest evicted past maxJobs. */
+  private entry (terms: { chainJobId: string, payer: string }, create: boolean): LedgerEntry | undefined {
+    let e = this.ledger.get(terms.chainJobId)
+    if (e !== undefined || !create) return e
+    e = { payer: terms.payer, delivered: 0n, signed: 0n, redeemed: 0n, inflight: 0, tasks: 0, refusals: 0, maxBehind: 0n }
+    this.ledger.set(terms.chainJobId, e)
+    if (this.ledger.size > this.maxJobs) {
+      for (const [k, old] of this.ledger) if (old.inflight === 0 && k !== terms.chainJobId) { this.ledger.delete(k); break }
+    }
+    return e
+  }
+
+  /**
+   * A voucher from `TaskMessage.voucher`: checked for shape, for this provider, against the job's
+   * on-chain payer, and kept when it raises the signed total. Returns the voucher now held for the
+   * job (the reply). Throws PaymentRejectedError (charged) for one no honest payer sends, and
+   * PaymentDeclinedError (not charged) when the chain cannot be read or the voucher not kept.
+   */
+  async acceptVoucher (v: dbc.task.v1.IVoucher): Promise<dbc.task.v1.IVoucher> {
+    const parsed = parseVoucher(v)
+    if (!parsed.ok) throw new PaymentRejectedError('VOUCHER_MALFORMED', parsed.reason)
+    const key = parsed.voucher.jobId
+    // one voucher per job at a time: the check against the held total and the update stay together
+    const prev = this.voucherChains.get(key) ?? Promise.resolve()
+    const run = prev.catch(() => {}).then(async () => await this.acceptOne(v, parsed.voucher))
+    this.voucherChains.set(key, run)
+    try {
+      return await run
+    } finally {
+      if (this.voucherChains.get(key) === run) this.voucherChains.delete(key)
+    }
+  }
+
+  private async acceptOne (v: dbc.task.v1.IVoucher, pv: Extract<ReturnType<typeof parseVoucher>, { ok: true }>['voucher']): Promise<dbc.task.v1.IVoucher> {
+    const e = this.ledger.get(pv.jobId)
+    const { domain: d, address: self } = this.ready()
+    const early = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer: undefined, escrow: { payer: '', unspent: 0n, refunded: false, closedAt: 0 }, held: e?.voucher != null ? e.signed : undefined })
+    if (early.kind === 'stale') return e!.voucher!
+    if (early.kind === 'refuse' && early.code === 'VOUCHER_WRONG_PROVIDER') throw new PaymentRejectedError(early.code, early.reason)
+    let escrow = await this.read(pv.jobId, false)
+    if (escrow === undefined) escrow = await this.read(pv.jobId, true)
+    const sv: SignedVoucher = { voucher: { jobId: pv.jobId, provider: pv.provider, cumulative: pv.cumulative, receiptsRoot: pv.receiptsRoot, receiptCount: pv.receiptCount }, signature: pv.signature }
+    const signer = await this.recover(sv, d)
+    const j = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer, escrow, held: e?.voucher != null ? e.signed : undefined })
+    if (j.kind === 'stale') return e!.voucher!
+    if (j.kind === 'refuse') throw new PaymentRejectedError(j.code, j.reason)
+    try {
+      await this.port.acceptVoucher(sv)
+    } catch (err) {
+      throw new PaymentDeclinedError('VOUCHER_NOT_KEPT', `the voucher for job ${pv.jobId.slice(0, 10)}… could not be kept: ${(err as Error).message}`)
+    }
+    const entry = this.entry({ chainJobId: pv.jobId, payer: escrow!.payer.toLowerCase() }, true)!
+    if (pv.cumulative > entry.signed || entry.voucher == null) {
+      entry.signed = pv.cumulative
+      entry.voucher = { ...v, cumulative: uint256Bytes(pv.cumulative) }
+    }
+    return entry.voucher
+  }
+
+  /** What this provider is owed and was signed, per job (the most recent first, at most `limit`). */
+  status (limit = 50): PaymentJobStatus[] {
+    const rows: PaymentJobStatus[] = []
+    for (const [k, e] of [...this.ledger].reverse().slice(0, limit)) {
+      const behind = e.delivered - e.signed
+      rows.push({ chainJobId: k, payer: e.payer, delivered: coins(e.delivered), signed: coins(e.signed), behind: coins(behind > 0n ? behind : 0n), maxBehind: coins(e.maxBehind), inflight: e.inflight, tasks: e.tasks, refusals: e.refusals, ...(e.lastRefusal !== undefined ? { lastRefusal: e.lastRefusal } : {}) })
+    }
+    return rows
+  }
+
+  /** The ledger of one job (tests, status): wei. */
+  ledgerOf (chainJobId: string): { delivered: bigint, signed: bigint, inflight: number, maxBehind: bigint } | undefined {
+    const e = this.ledger.get(chainJobId.toLowerCase())
+    return e === undefined ? undefined : { delivered: e.delivered, signed: e.signed, inflight: e.inflight, maxBehind: e.maxBehind }
+  }
+}
+
+function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
+  return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
+}

@@ -1,0 +1,42 @@
+// For tests that speak /dbc/task by hand (a raw libp2p identity, not a submitter node): the
+// escrow a provider wants before it works. Deposits for `jobId` on the network's shared anvil from
+// an anvil dev key and returns the PaymentTerms that lease requests and leases name.
+import { createPublicClient, createWalletClient, http, type Hex } from 'viem'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
+import type { LocalNetwork, LocalNode } from '../../demo/network.js'
+import { DEV_PRIVATE_KEYS, dbcChain, settlementAbi } from '../../src/chain/index.js'
+import { escrowKeyOf } from '../../src/core/settlement/credit.js'
+import { bytesFromHex } from '../../src/core/settlement/hex.js'
+import type { VoucherDomain } from '../../src/core/settlement/voucher.js'
+import type { dbc } from '../../src/wire/gen/wire.js'
+
+export interface ProviderChain { chainId: number, contract: Hex, account: Hex, rpc: string, domain: VoucherDomain }
+
+/** The provider's chain as its node reports it, once its contract is known. */
+export async function providerChain (net: LocalNetwork, provider: LocalNode, timeoutMs = 60_000): Promise<ProviderChain> {
+  const { rpc } = await net.chain()
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const s = await provider.api.call<{ chainId: number, contract?: Hex, account: Hex }>('GET', '/v1/chain/status').catch(() => undefined)
+    if (s?.contract !== undefined) return { chainId: s.chainId, contract: s.contract, account: s.account, rpc, domain: { chainId: s.chainId, verifyingContract: s.contract } }
+    if (Date.now() > end) throw new Error(`${provider.spec.name} has no chain contract after ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+/** Deposits `wei` for `jobId` from `payer` (default: anvil dev key 1) and returns the job's payment terms. */
+export async function fundJob (chain: ProviderChain, jobId: Uint8Array, wei = 10n ** 18n, payer: PrivateKeyAccount = privateKeyToAccount(DEV_PRIVATE_KEYS[1])): Promise<dbc.task.v1.IPaymentTerms> {
+  const evm = dbcChain(chain.chainId, chain.rpc)
+  const wallet = createWalletClient({ chain: evm, transport: http(chain.rpc), account: payer })
+  const reader = createPublicClient({ chain: evm, transport: http(chain.rpc) })
+  const key = escrowKeyOf(jobId)
+  const hash = await wallet.writeContract({ address: chain.contract, abi: settlementAbi, functionName: 'deposit', args: [key, BigInt(Math.floor(Date.now() / 1000) + 3600), 60], value: wei } as never)
+  const r = await reader.waitForTransactionReceipt({ hash })
+  if (r.status !== 'success') throw new Error(`the deposit for job ${key} reverted`)
+  return paymentTerms(chain, jobId, payer.address)
+}
+
+/** The PaymentTerms naming `jobId`'s escrow on `chain`, paid by `payer`. */
+export function paymentTerms (chain: ProviderChain, jobId: Uint8Array, payer: Hex): dbc.task.v1.IPaymentTerms {
+  return { chainId: chain.chainId, contract: bytesFromHex(chain.contract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer) }
+}

@@ -1,0 +1,84 @@
+// A real compute peer behind the payment gate (src/jobs/compute-provider.ts + payment-gate.ts,
+// with a chain double): its offers carry its payout address under its signature, a request on
+// another chain is refused in the offer, a lease with no escrow does not open, tasks run while
+// the escrow and the vouchers keep up and are refused with the typed reason when they do not.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { privateKeyToAccount } from 'viem/accounts'
+import { ComputePeer } from '../../../src/compute/index.js'
+import { ComputePeerProvider } from '../../../src/jobs/compute-provider.js'
+import { PaymentGate, type PaymentPort } from '../../../src/jobs/payment-gate.js'
+import { signLease } from '../../../src/core/scheduler/ownership.js'
+import { verifyOffer } from '../../../src/core/compute/offer.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
+import { escrowKeyOf, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
+import { voucherTypedData, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
+import { bytesFromHex } from '../../../src/core/settlement/hex.js'
+import { dbc } from '../../../src/wire/gen/wire.js'
+
+const mod = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`../../../src/compute/modules/${name}.wasm`, import.meta.url)))
+const square = mod('square')
+const loop = mod('loop')
+const payer = privateKeyToAccount(`0x${'33'.repeat(32)}`)
+const PAYOUT = `0x${'ab'.repeat(20)}`
+const DOMAIN: VoucherDomain = { chainId: 31337, verifyingContract: `0x${'c'.repeat(40)}` }
+
+test('offers, leases and tasks under the payment gate', async () => {
+  const escrows = new Map<string, EscrowRead>()
+  const port: PaymentPort = { address: PAYOUT, domain: () => DOMAIN, escrow: async k => escrows.get(k), acceptVoucher: async () => {} }
+  const holderKey = randomBytes(32)
+  const holder = peerIdBytesFromEd25519Key(ed25519PublicKey(holderKey))
+  const peer = new ComputePeer({ secretKey: randomBytes(32), cpuSlots: 1, memoryMib: 1024, benchmark: false, payoutAddress: PAYOUT })
+  await peer.start()
+  // credit 0: no unsigned work at all, so the second task needs a voucher for the first
+  const provider = new ComputePeerProvider(peer, undefined, { payment: new PaymentGate(port, { creditTasks: 0, minRefreshMs: 0 }) })
+  try {
+    const jobId = randomBytes(16)
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address) }
+    const request = { jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment }
+    // another chain: a signed refusal that says why
+    const elsewhere = provider.offer({ ...request, payment: { ...payment, chainId: 19880818 } })
+    assert.match(elsewhere.refusal ?? '', /^PAYMENT_WRONG_CHAIN: job 0x[0-9a-f]{8}… pays on chain 19880818/)
+    // ours: an offer naming the payout address, covered by its signature
+    const offer = provider.offer(request)
+    assert.is(offer.refusal ?? '', '')
+    assert.is(offer.payoutAddress, PAYOUT)
+    assert.ok(verifyOffer(offer, Date.now()).ok)
+    assert.not.ok(verifyOffer({ ...offer, payoutAddress: `0x${'cd'.repeat(20)}` }, Date.now()).ok, 'the payout address is signed')
+    const leaseId = randomBytes(16)
+    const lease = signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment })
+    // no escrow yet: the lease does not open, and says why
+    let refused: (Error & { code?: string }) | undefined
+    await provider.openLease(lease, holder).catch((err: Error) => { refused = err })
+    assert.is(refused?.code, 'NO_ESCROW')
+    assert.match(refused?.message ?? '', /^no escrow for job 0x[0-9a-f]{8}… on chain 31337$/)
+    // funded: a new offer and lease open
+    escrows.set(escrowKeyOf(jobId), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0 })
+    const offer2 = provider.offer(request)
+    await provider.openLease(signLease(holderKey, { leaseId, offerId: offer2.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
+    const task = (n: number): dbc.task.v1.ITask => ({ taskId: randomBytes(8), jobId, leaseId, index: n, attempt: 1, executor: 'wasm', code: square, entry: 'run', input: new TextEncoder().encode(String(n)), deadlineMs: 20_000 })
+    // the first task runs until its timeout (a measurable bill: a failed task's receipt counts too)
+    const first = await provider.runTask({ ...task(1), code: loop, deadlineMs: 300 }, holder)
+    assert.match(first.error ?? '', /TIMEOUT/)
+    const billed = BigInt(dbc.receipt.v1.UsageReceipt.decode(first.receipt?.receipt ?? new Uint8Array()).amount)
+    assert.ok(billed > 0n, 'the first task billed something')
+    // nothing signed yet and no credit: refused with the typed reason, nothing run
+    const second = await provider.runTask(task(2), holder)
+    assert.is(second.ok, false)
+    assert.match(second.error ?? '', /^PAYER_BEHIND: payer is [0-9.]+ DBC behind on job 0x/)
+    assert.ok(second.receipt == null, 'a refused task runs nothing and bills nothing')
+    // the payer signs what it owes: the next task runs
+    const v = { jobId: escrowKeyOf(jobId), provider: PAYOUT as `0x${string}`, cumulative: billed, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+    const signature = await payer.signTypedData(voucherTypedData(v, DOMAIN))
+    const held = await provider.acceptVoucher({ chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(PAYOUT), cumulative: uint256Bytes(billed), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }, holder)
+    assert.equal(held.cumulative, uint256Bytes(billed))
+    const third = await provider.runTask(task(3), holder)
+    assert.is(third.ok, true, third.error ?? '')
+  } finally {
+    await peer.stop()
+  }
+})
+
+test.run()

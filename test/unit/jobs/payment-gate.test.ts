@@ -1,0 +1,209 @@
+// The provider's payment gate (src/jobs/payment-gate.ts) against a chain double: leases need the
+// named payer's escrow on this provider's chain, tasks stop when vouchers lag by more than the
+// credit, vouchers count only when the on-chain payer signed them for this provider, and escrow
+// reads are cached (read again when they would refuse).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { privateKeyToAccount } from 'viem/accounts'
+import { PaymentGate, PaymentDeclinedError, PaymentRejectedError, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
+import { escrowKeyOf, taskPriceUnits, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
+import { voucherTypedData, type SignedVoucher, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
+import { bytesFromHex } from '../../../src/core/settlement/hex.js'
+import { WireError } from '../../../src/errors.js'
+import type { dbc } from '../../../src/wire/gen/wire.js'
+
+const payer = privateKeyToAccount(`0x${'11'.repeat(32)}`)
+const stranger = privateKeyToAccount(`0x${'22'.repeat(32)}`)
+const PROVIDER = `0x${'ee'.repeat(20)}` as const
+const DOMAIN: VoucherDomain = { chainId: 31337, verifyingContract: `0x${'c'.repeat(40)}` }
+const OFFER = { prices: { priceGpuHour: 1, priceCpuHour: 0.05 }, slot: { gpus: 0, cores: 1 } }
+const TIMEOUT = 60_000
+const PRICE = taskPriceUnits(OFFER.prices, 0, 1, TIMEOUT)
+
+/** A chain double: escrows by job key, counting reads; vouchers it was handed. */
+class FakeChain implements PaymentPort {
+  readonly address = PROVIDER
+  escrows = new Map<string, EscrowRead>()
+  reads = 0
+  kept: SignedVoucher[] = []
+  down = false
+  domain (): VoucherDomain { return DOMAIN }
+  async escrow (key: string): Promise<EscrowRead | undefined> {
+    this.reads++
+    if (this.down) throw new Error('connection refused')
+    return this.escrows.get(key)
+  }
+
+  async redeemed (): Promise<bigint> { return 0n }
+  async acceptVoucher (sv: SignedVoucher): Promise<void> { this.kept.push(sv) }
+}
+
+let clock = 1_000_000
+const setup = (credit?: number): { chain: FakeChain, gate: PaymentGate } => {
+  const chain = new FakeChain()
+  return { chain, gate: new PaymentGate(chain, { creditTasks: credit, now: () => clock }) }
+}
+const job = (n: number): Uint8Array => new Uint8Array([7, n])
+const lease = (jobId: Uint8Array, o: Partial<dbc.task.v1.IPaymentTerms> = {}): dbc.task.v1.ILease => ({
+  jobId,
+  payment: { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), ...o }
+})
+const fund = (chain: FakeChain, jobId: Uint8Array, unspent: bigint, who = payer.address): void => {
+  chain.escrows.set(escrowKeyOf(jobId), { payer: who.toLowerCase(), unspent, refunded: false, closedAt: 0, deadline: 0 })
+}
+const receipt = (amount: bigint): dbc.receipt.v1.IUsageReceipt => ({ amount: amount.toString(), wallMs: 1000, cpuMs: 1000, gpuSeconds: 0 })
+const PER_SECOND = 5n * 10n ** 16n / 3600n // what one CPU-second costs at 0.05 per hour
+
+async function voucher (jobId: Uint8Array, cumulative: bigint, signer = payer, provider: string = PROVIDER): Promise<dbc.task.v1.IVoucher> {
+  const v = { jobId: escrowKeyOf(jobId), provider: provider as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+  const signature = await signer.signTypedData(voucherTypedData(v, DOMAIN))
+  return { chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }
+}
+
+async function refusal (p: Promise<unknown>): Promise<Error> {
+  try { await p } catch (err) { return err as Error }
+  throw new Error('not refused')
+}
+
+test('a lease with no escrow, another chain or malformed terms is refused; a funded one opens', async () => {
+  const { chain, gate } = setup()
+  const none = await refusal(gate.admitLease(lease(job(1)), OFFER))
+  assert.instance(none, PaymentDeclinedError)
+  assert.not.instance(none, WireError, 'no escrow yet: not charged')
+  assert.is((none as PaymentDeclinedError).code, 'NO_ESCROW')
+  assert.match(none.message, /^no escrow for job 0x[0-9a-f]{8}… on chain 31337$/)
+  const missing = await refusal(gate.admitLease({ jobId: job(1) }, OFFER))
+  assert.is((missing as PaymentDeclinedError).code, 'PAYMENT_MISSING')
+  const wrong = await refusal(gate.admitLease(lease(job(1), { chainId: 19850818 }), OFFER))
+  assert.is((wrong as PaymentDeclinedError).code, 'PAYMENT_WRONG_CHAIN')
+  const forged = await refusal(gate.admitLease(lease(job(1), { chainJobId: new Uint8Array(32) }), OFFER))
+  assert.instance(forged, PaymentRejectedError, 'terms for another job\'s escrow: charged')
+  assert.instance(forged, WireError)
+  fund(chain, job(1), 10n ** 18n, stranger.address)
+  clock += 10_000
+  const theirs = await refusal(gate.admitLease(lease(job(1)), OFFER))
+  assert.is((theirs as PaymentDeclinedError).code, 'ESCROW_PAYER_MISMATCH')
+  fund(chain, job(1), 10n ** 18n)
+  clock += 10_000
+  const lp = await gate.admitLease(lease(job(1)), OFFER)
+  assert.is(lp.terms.payer, payer.address.toLowerCase())
+  assert.equal(lp.prices, OFFER.prices)
+  // the offer-time check: a request on another chain gets a refusal text, one on ours none
+  assert.match(gate.offerRefusal({ jobId: job(1), payment: lease(job(1), { chainId: 5 }).payment }) ?? '', /^PAYMENT_WRONG_CHAIN: /)
+  assert.is(gate.offerRefusal({ jobId: job(1), payment: lease(job(1)).payment }), undefined)
+})
+
+test('a payer that stops signing gets at most the credit of unsigned work, then a voucher lets work go on', async () => {
+  const { chain, gate } = setup(1)
+  fund(chain, job(2), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(2)), OFFER)
+  // each task bills 100 CPU-seconds; the credit is one task's price at its 60 s timeout (60 CPU-seconds)
+  const bill = 100n * PER_SECOND
+  let ran = 0
+  let refused: { code: string, reason: string } | undefined
+  for (let i = 0; i < 10; i++) {
+    const d = await gate.admitTask(lp, TIMEOUT)
+    if (!d.ok) { refused = d; break }
+    ran++
+    gate.finished(lp, TIMEOUT, { amount: bill.toString(), wallMs: 100_000, cpuMs: 100_000, gpuSeconds: 0 })
+  }
+  // bounded by the offer: each task counts at most its timeout's price
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.delivered, BigInt(ran) * PRICE)
+  assert.is(ran, 2, 'one task within the credit, one at exactly the credit, then refused')
+  assert.is(refused?.code, 'PAYER_BEHIND')
+  assert.match(refused?.reason ?? '', /^payer is 0\.001666666666666666 DBC behind on job 0x[0-9a-f]{8}… \(delivered .*, signed 0 DBC, credit 0\.000833333333333333 DBC\): send a voucher$/)
+  assert.ok((gate.ledgerOf(escrowKeyOf(job(2)))?.maxBehind ?? 0n) <= PRICE * 2n, 'unsigned work stayed within the credit plus the task admitted at its edge')
+  // a voucher for what was delivered: work goes on
+  const held = await gate.acceptVoucher(await voucher(job(2), 2n * PRICE))
+  assert.equal(held.cumulative, uint256Bytes(2n * PRICE))
+  assert.is(chain.kept.length, 1, 'kept for redemption')
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.inflight, 1, 'the admitted task is in flight until it ends')
+  gate.finished(lp, TIMEOUT, undefined)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.inflight, 0)
+  const st = gate.status()
+  assert.is(st[0].tasks, 2)
+  assert.is(st[0].refusals, 1)
+  assert.match(st[0].lastRefusal ?? '', /^PAYER_BEHIND/)
+})
+
+test('vouchers: garbage, another provider, a foreign job, a wrong signer are charged; a lower total is answered with the held one', async () => {
+  const { chain, gate } = setup()
+  fund(chain, job(3), 10n ** 18n)
+  const code = async (v: dbc.task.v1.IVoucher): Promise<string> => {
+    const e = await refusal(gate.acceptVoucher(v))
+    assert.instance(e, PaymentRejectedError, `${e.message} is charged`)
+    return (e as PaymentRejectedError).code
+  }
+  assert.is(await code({ chainJobId: new Uint8Array(3), signature: new Uint8Array(9) }), 'VOUCHER_MALFORMED')
+  assert.is(await code(await voucher(job(3), 10n, payer, `0x${'12'.repeat(20)}`)), 'VOUCHER_WRONG_PROVIDER')
+  const readsBefore = chain.reads
+  assert.is(await code(await voucher(job(99), 10n)), 'VOUCHER_NO_ESCROW')
+  assert.ok(chain.reads - readsBefore <= 2, 'a foreign job costs at most a cached and a fresh read')
+  assert.is(await code(await voucher(job(3), 10n, stranger)), 'VOUCHER_BAD_SIGNER')
+  const tampered = await voucher(job(3), 10n)
+  tampered.cumulative = uint256Bytes(10n ** 18n) // the payer signed 10 wei, not 1 DBC
+  assert.is(await code(tampered), 'VOUCHER_BAD_SIGNER')
+  assert.is(chain.kept.length, 0)
+  // good ones: the higher total is held, a lower or equal one is answered with it (reordering is honest)
+  assert.equal((await gate.acceptVoucher(await voucher(job(3), 500n))).cumulative, uint256Bytes(500n))
+  const readsAfter = chain.reads
+  const lower = await gate.acceptVoucher(await voucher(job(3), 400n))
+  assert.equal(lower.cumulative, uint256Bytes(500n))
+  assert.is(chain.reads, readsAfter, 'a stale voucher costs no chain read')
+  assert.is(chain.kept.length, 1)
+  // racing deliveries keep the highest
+  await Promise.all([700n, 600n, 900n, 800n].map(async n => await gate.acceptVoucher(await voucher(job(3), n))))
+  assert.is(gate.ledgerOf(escrowKeyOf(job(3)))?.signed, 900n)
+})
+
+test('escrow reads are cached, read again when they would refuse (a top-up), and a chain that can not be read refuses without a charge', async () => {
+  const { chain, gate } = setup(1000)
+  fund(chain, job(4), PRICE * 2n)
+  const lp: LeasePayment = await gate.admitLease(lease(job(4)), { ...OFFER, slots: 64 })
+  const reads = chain.reads
+  for (let i = 0; i < 20; i++) assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+  assert.is(chain.reads, reads, 'twenty admissions within the TTL: no new read')
+  for (let i = 0; i < 20; i++) gate.finished(lp, TIMEOUT, receipt(PER_SECOND))
+  // 20 CPU-seconds delivered, the escrow holds 2 task prices (120 CPU-seconds): fine until work nears it
+  for (let i = 0; i < 60; i++) { const d = await gate.admitTask(lp, TIMEOUT); if (!d.ok) break; gate.finished(lp, TIMEOUT, receipt(PER_SECOND)) }
+  const short = await gate.admitTask(lp, TIMEOUT)
+  assert.ok(!short.ok && short.code === 'ESCROW_TOO_SMALL', JSON.stringify(short))
+  assert.match(!short.ok ? short.reason : '', /^escrow of job 0x[0-9a-f]{8}… has 0\.001666666666666666 DBC unspent, less than the /)
+  // the payer tops up: the next refusal reads the chain again (not more than once per second)
+  fund(chain, job(4), 10n ** 18n)
+  clock += 1500
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok, 'a refusal reads again and sees the top-up')
+  // the chain goes away: a refused read (cache expired) is CHAIN_UNAVAILABLE, not charged
+  chain.down = true
+  clock += 60_000
+  chain.escrows.clear()
+  const down = await refusal(gate.admitTask(lp, TIMEOUT))
+  assert.instance(down, PaymentDeclinedError)
+  assert.is((down as PaymentDeclinedError).code, 'CHAIN_UNAVAILABLE')
+  assert.match(down.message, /cannot read the escrow of job 0x[0-9a-f]{8}… on chain 31337: connection refused/)
+})
+
+test('no more tasks at once than the offer\'s slots: a payer can not queue the provider full before paying', async () => {
+  const { chain, gate } = setup()
+  fund(chain, job(6), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(6)), { ...OFFER, slots: 2 })
+  const all = await Promise.all([1, 2, 3, 4].map(async () => await gate.admitTask(lp, TIMEOUT)))
+  assert.is(all.filter(d => d.ok).length, 2)
+  const busy = all.find(d => !d.ok)
+  assert.ok(busy !== undefined && !busy.ok && busy.code === 'LEASE_SLOTS_BUSY')
+  gate.finished(lp, TIMEOUT, receipt(PER_SECOND))
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok, 'a slot came free')
+})
+
+test('closed or refunded escrow stops new tasks', async () => {
+  const { chain, gate } = setup()
+  fund(chain, job(5), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(5)), OFFER)
+  chain.escrows.set(escrowKeyOf(job(5)), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 5 })
+  clock += 10_000
+  const closed = await gate.admitTask(lp, TIMEOUT)
+  assert.ok(!closed.ok && closed.code === 'ESCROW_CLOSED')
+})
+
+test.run()
