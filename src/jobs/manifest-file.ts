@@ -8,6 +8,7 @@ import { validateManifest, formatManifestIssues, type Manifest } from '../core/s
 import { WasmFormatError } from '../core/compute/wasm-memory.js'
 import { DEFAULT_MODULE_LIMITS, validateModule, WasmLimitError } from '../core/compute/wasm-validate.js'
 import { capPagesFor } from '../compute/executors/wasm-modules.js'
+import { encodeContainerCode } from '../core/compute/container-code.js'
 
 export interface LoadedManifest {
   manifest: Manifest
@@ -73,7 +74,8 @@ export function checkJobCode (m: Manifest, code: Uint8Array): void {
 
 /** Reads the module a wasm manifest names (relative to `baseDir`) and checks it with checkJobCode. */
 export async function loadJobCode (m: Manifest, baseDir: string): Promise<Uint8Array> {
-  if (m.code.wasm === undefined) return new TextEncoder().encode(m.code.command !== undefined ? JSON.stringify(m.code.command) : m.code.image ?? '')
+  if (m.code.image !== undefined) return encodeContainerCode({ image: m.code.image, network: m.resources.network })
+  if (m.code.wasm === undefined) return new TextEncoder().encode(JSON.stringify(m.code.command ?? []))
   const path = resolve(baseDir, m.code.wasm)
   let code: Uint8Array
   try {

@@ -45,7 +45,8 @@ test('capabilities: declared GPU, benchmark scores, docker left out with a reaso
   assert.equal(c.gpus, [{ model: 'RTX4090', count: 1, memoryMib: 24576, declared: true }])
   assert.ok(c.cpu.score > 0 && c.gpuScores.RTX4090 > 0)
   assert.equal(c.executors, ['wasm'])
-  assert.match(c.unavailable.docker ?? '', /no Docker Engine socket/)
+  // no engine here, or one (scripts/setup-podman.sh) with no images listed for this peer
+  assert.match(c.unavailable.docker ?? '', /no Docker Engine socket|lists no images/)
   assert.match(c.gpuProbeError ?? '', /not found/)
   assert.is(c.priceGpuHour, 0.8)
 })
@@ -77,7 +78,7 @@ test('a wasm task returns its output and a receipt that verifies against the pro
   assert.not.ok(verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: receipt.signature }), peer.peerId).ok)
 })
 
-test('a GPU task is billed for GPU-seconds allocated at the GPU price', async () => {
+test('a wasm task granted a GPU slot holds no GPU and is billed no GPU-seconds (wasm never uses one)', async () => {
   const mandel = new DataView(new ArrayBuffer(36))
   mandel.setFloat64(0, -2, true); mandel.setFloat64(8, -1.25, true); mandel.setFloat64(16, 0.01, true)
   mandel.setUint32(24, 128, true); mandel.setUint32(28, 128, true); mandel.setUint32(32, 300, true)
@@ -88,8 +89,9 @@ test('a GPU task is billed for GPU-seconds allocated at the GPU price', async ()
   const check = verifyReceipt(receipt)
   assert.ok(check.ok)
   if (!check.ok) return
-  assert.ok(Math.abs(check.receipt.gpuSeconds - check.receipt.wallMs / 1000) < 1e-9)
-  assert.is(check.receipt.priceGpuHour, 0.8)
+  // GPU billing of an executor that uses the GPU: test/unit/compute/gpu-truth.test.ts
+  assert.is(check.receipt.gpuSeconds, 0)
+  assert.is(check.receipt.priceGpuHour, 0)
   assert.ok(progress.length > 0)
   assert.ok(events.some(e => e.type === 'progress'))
 })

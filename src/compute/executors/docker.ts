@@ -1,113 +1,250 @@
-// The `docker` executor: a container from an image, through the Docker Engine API on a unix
-// socket. The input reaches the container base64-encoded in DBC_INPUT_B64 (so at most
-// MAX_INPUT_BYTES; attaching stdin needs a hijacked connection), its stdout is the output.
-// Untested here: this machine has no engine. Where no engine
-// answers (as on machines without Docker), availability() says so and offers leave it out.
-import { request } from 'node:http'
-import { access } from 'node:fs/promises'
+// The `docker` executor: a task runs in a container from one of the provider's own images,
+// through the Docker Engine API (Docker, or Podman's compatible service) with dockerode.
+// The task's code names the image (by the provider's list, pinned by digest) and whether it asks
+// for a network; its entry reaches the image's program as DBC_ENTRY; its input is /task/input;
+// its stdout, read while it runs, is the output. Limits and the container's shape: docker/spec.ts.
+// Every container is removed on every path (end, timeout, cancel, output cap, shutdown), and one
+// left by a crash is removed at the next start (they carry the provider's label).
+import type Docker from 'dockerode'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { ExecutorError } from '../../errors.js'
+import { ContainerCodeError, parseContainerCode } from '../../core/compute/container-code.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
+import { CONTAINER_DEFAULTS, resolveEndpoint, type ContainerSettings, type EngineEndpoint } from './docker/settings.js'
+import { containerCreateOptions } from './docker/spec.js'
+import { StreamDemuxer } from './docker/stream.js'
+import { checkImage, findAllowedImage, notAllowedError } from './docker/images.js'
+
+export { demuxDockerStream, StreamDemuxer } from './docker/stream.js'
+export type { ContainerSettings, AllowedImage } from './docker/settings.js'
 
 export interface DockerExecutorInit {
-  socketPath?: string
   enabled?: boolean
+  settings?: ContainerSettings
+  /** Shorthand for settings.socket. */
+  socketPath?: string
+  /** The provider's peer id (hex): the value of the owner label on its containers. */
+  owner?: string
+  /** Host folder for the per-task input files (bound into the containers). Default <tmp>/dbc-containers. */
+  workDir?: string
+  /** An engine client (tests); default one for the settings' endpoint. */
+  engine?: Docker
 }
 
-const MAX_INPUT_BYTES = 64 * 1024
+type StopReason = 'timeout' | 'cancel' | 'overflow' | 'shutdown'
 
-interface EngineResponse { status: number, body: Buffer }
+/** How long the engine gets for a ping, and for the attach stream to drain after the container ended. */
+const PING_TIMEOUT_MS = 10_000
+const DRAIN_TIMEOUT_MS = 5000
+const WAIT_GRACE_MS = 60_000
+/** The task's entry travels as DBC_ENTRY: printable text, bounded. */
+const ENTRY = /^[\x20-\x7e]{0,256}$/
 
 export class DockerExecutor implements Executor {
   readonly name = 'docker' as const
-  private readonly socketPath: string
+  readonly endpoint: EngineEndpoint
   private readonly enabled: boolean
+  private readonly settings: ContainerSettings
+  private readonly owner: string
+  private readonly workDir: string
+  private engineClient?: Promise<Docker>
+  private readonly givenEngine?: Docker
+  private readonly inflight = new Map<string, { stop: (why: StopReason) => void, done: Promise<unknown> }>()
+  private closed = false
+  private runs = 0
 
   constructor (init: DockerExecutorInit = {}) {
-    this.socketPath = init.socketPath ?? '/var/run/docker.sock'
     this.enabled = init.enabled ?? true
+    this.settings = { ...init.settings, socket: init.settings?.socket ?? init.socketPath }
+    this.endpoint = resolveEndpoint(this.settings.socket)
+    this.owner = init.owner ?? 'dbc'
+    this.workDir = init.workDir ?? join(tmpdir(), 'dbc-containers')
+    this.givenEngine = init.engine
   }
 
-  private async call (method: string, path: string, body?: unknown, signal?: AbortSignal, timeoutMs = 5000): Promise<EngineResponse> {
-    return await new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-      const req = request({ socketPath: this.socketPath, method, path, signal, timeout: timeoutMs, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length } }, res => {
-        const chunks: Buffer[] = []
-        res.on('data', (d: Buffer) => chunks.push(d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }))
-        res.on('error', reject)
-      })
-      req.on('timeout', () => req.destroy(new Error(`Docker Engine did not answer ${method} ${path} within ${timeoutMs} ms`)))
-      req.on('error', reject)
-      req.end(payload)
-    })
+  /** The engine client; dockerode (with its gRPC stack, ~1 s to load) loads only when containers are used. */
+  private async engine (): Promise<Docker> {
+    this.engineClient ??= this.givenEngine !== undefined ? Promise.resolve(this.givenEngine) : engineFor(this.endpoint)
+    return await this.engineClient
+  }
+
+  private get images (): Record<string, { image: string, digest: string }> {
+    return this.settings.images ?? {}
   }
 
   async availability (): Promise<Availability> {
     if (!this.enabled) return { available: false, reason: 'the docker executor is off in the provider policy' }
-    try {
-      await access(this.socketPath)
-    } catch {
-      return { available: false, reason: `no Docker Engine socket at ${this.socketPath}; install and start Docker to offer the docker executor` }
+    if (this.endpoint.kind === 'socket' && !existsSync(this.endpoint.socketPath)) {
+      return { available: false, reason: `no Docker Engine socket at ${this.endpoint.socketPath}; start Docker or Podman's service (scripts/setup-podman.sh) or set containers.socket / DOCKER_HOST` }
     }
     try {
-      const r = await this.call('GET', '/_ping', undefined, undefined, 2000)
-      if (r.status !== 200) return { available: false, reason: `the Docker Engine at ${this.socketPath} answered /_ping with HTTP ${r.status}` }
-      return { available: true }
+      await withTimeout((await this.engine()).ping(), PING_TIMEOUT_MS, `no answer within ${PING_TIMEOUT_MS} ms`)
     } catch (err) {
-      return { available: false, reason: `the Docker Engine at ${this.socketPath} does not answer: ${(err as Error).message}` }
+      return { available: false, reason: `the Docker Engine at ${this.endpoint.describe} does not answer: ${(err as Error).message}` }
     }
+    const names = Object.keys(this.images)
+    if (names.length === 0) return { available: false, reason: 'the provider lists no images (containers.images in the node config): container tasks name one of those' }
+    const problems: string[] = []
+    const engine = await this.engine()
+    for (const name of names) {
+      const c = await checkImage(engine, name, this.images[name])
+      if (!c.ok) problems.push(c.reason)
+    }
+    if (problems.length === names.length) return { available: false, reason: `none of the listed images can run: ${problems.join('; ')}` }
+    return { available: true }
+  }
+
+  /** Removes the containers (and input folders) a previous run of this provider left, e.g. after kill -9. */
+  async start (): Promise<{ removed: number }> {
+    const engine = await this.engine()
+    const left = await engine.listContainers({ all: true, filters: { label: [`${CONTAINER_DEFAULTS.ownerLabel}=${this.owner}`] } })
+    await Promise.all(left.map(async c => { await removeContainer(engine.getContainer(c.Id)) }))
+    const dirs = await readdir(this.workDir).catch(() => [] as string[])
+    await Promise.all(dirs.filter(d => d.startsWith('ctr-')).map(async d => { await rm(join(this.workDir, d), { recursive: true, force: true }) }))
+    return { removed: left.length }
   }
 
   async run (req: ExecutionRequest, opts: RunOptions = {}): Promise<ExecutionResult> {
-    const a = await this.availability()
-    if (!a.available) throw executorError(ExecutorErrorCode.UNAVAILABLE, `the docker executor is unavailable: ${a.reason ?? ''}`, 'use the wasm executor on this provider')
+    if (!this.enabled) throw executorError(ExecutorErrorCode.DISABLED, 'the docker executor is off in the provider policy')
+    if (this.closed) throw executorError(ExecutorErrorCode.CANCELLED, `task ${req.taskId}: the provider is stopping`)
     if (opts.signal?.aborted === true) throw cancelledError(req.taskId, opts.signal)
-    if (req.input.length > MAX_INPUT_BYTES) throw executorError(ExecutorErrorCode.INPUT_TOO_LARGE, `docker tasks take at most ${MAX_INPUT_BYTES} bytes of input, this one has ${req.input.length}`, 'put large inputs in the image or fetch them inside the container')
-    const started = performance.now()
-    const create = await this.call('POST', '/containers/create', {
-      Image: req.entry,
-      Env: [`DBC_TASK_ID=${req.taskId}`, `DBC_INPUT_B64=${Buffer.from(req.input).toString('base64')}`],
-      NetworkDisabled: true,
-      HostConfig: {
-        Memory: req.memoryLimitMib * 1024 * 1024,
-        NetworkMode: 'none',
-        AutoRemove: false,
-        // the GPUs the slot holds, through the NVIDIA container runtime
-        DeviceRequests: (req.gpuIndexes ?? []).length === 0 ? [] : [{ Driver: 'nvidia', DeviceIDs: (req.gpuIndexes ?? []).map(String), Capabilities: [['gpu']] }]
-      }
-    }, opts.signal)
-    if (create.status !== 201) throw executorError(ExecutorErrorCode.BAD_MODULE, `Docker could not create a container from image "${req.entry}": HTTP ${create.status} ${create.body.toString().slice(0, 300)}`, 'pull the image on the provider first, or use a smaller/public image')
-    const id = (JSON.parse(create.body.toString()) as { Id: string }).Id
-    const timer = setTimeout(() => { void this.call('POST', `/containers/${id}/kill`).catch(() => {}) }, req.timeoutMs)
-    let timedOut = false
-    timer.unref()
+    let code
     try {
-      await this.call('POST', `/containers/${id}/start`, undefined, opts.signal)
-      const wait = await this.call('POST', `/containers/${id}/wait`, undefined, opts.signal, req.timeoutMs + 5000)
-      timedOut = performance.now() - started >= req.timeoutMs
-      const status = (JSON.parse(wait.body.toString()) as { StatusCode: number }).StatusCode
-      const logs = await this.call('GET', `/containers/${id}/logs?stdout=1&stderr=0`, undefined, opts.signal)
-      const output = demuxDockerStream(logs.body)
-      if (timedOut) throw executorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and was stopped`)
-      if (status !== 0) throw executorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}`)
-      if (output.length > req.maxOutputBytes) throw executorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `output of ${output.length} bytes is above the limit of ${req.maxOutputBytes} bytes`)
-      return { output, wallMs: performance.now() - started, cpuMs: 0 }
+      code = parseContainerCode(req.code)
+    } catch (err) {
+      if (!(err instanceof ContainerCodeError)) throw err
+      throw executorError(ExecutorErrorCode.BAD_MODULE, `task ${req.taskId}: ${err.message}`, 'a container task\'s code is {"image": NAME, "network": false}, as `dbc job submit` writes it')
+    }
+    if (!ENTRY.test(req.entry)) throw executorError(ExecutorErrorCode.BAD_MODULE, `task ${req.taskId}: its entry must be at most 256 printable ASCII characters (it reaches the image's program as DBC_ENTRY)`)
+    const found = findAllowedImage(this.images, code.image)
+    if (found === undefined) throw notAllowedError(code.image, this.images)
+    if (code.network && this.settings.network !== true) {
+      throw executorError(ExecutorErrorCode.NETWORK_NOT_ALLOWED, `task ${req.taskId} asks for a network and this provider gives container tasks none`, 'run it without resources.network, or on a provider whose containers.network is true')
+    }
+    const image = await checkImage(await this.engine(), found.name, found.allowed)
+    if (!image.ok) throw new ExecutorError(image.code, `task ${req.taskId}: ${image.reason}`, { hint: image.hint })
+    return await this.runContainer(req, opts, image.imageId, code.network)
+  }
+
+  private async runContainer (req: ExecutionRequest, opts: RunOptions, imageId: string, network: boolean): Promise<ExecutionResult> {
+    const started = performance.now()
+    await mkdir(this.workDir, { recursive: true, mode: 0o700 })
+    const dir = await mkdtemp(join(this.workDir, 'ctr-'))
+    const inputPath = join(dir, 'input')
+    await writeFile(inputPath, req.input, { mode: 0o444 })
+    const cpus = req.cpus ?? 1
+    let container: Docker.Container | undefined
+    let stopReason: StopReason | undefined
+    let running = false
+    const stop = (why: StopReason): void => {
+      stopReason ??= why
+      if (running) void container?.kill().catch(() => {}) // already ended: the engine answers 304/409
+    }
+    const demux = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes, onOverflow: () => { stop('overflow') } })
+    const onAbort = (): void => { stop('cancel') }
+    let resolveDone!: () => void
+    const tracked = { stop, done: new Promise<void>(resolve => { resolveDone = resolve }) }
+    const key = `${req.taskId}#${++this.runs}`
+    this.inflight.set(key, tracked)
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    const timer = setTimeout(() => { stop('timeout') }, req.timeoutMs)
+    try {
+      try {
+        container = await (await this.engine()).createContainer(containerCreateOptions({ taskId: req.taskId, imageId, entry: req.entry, inputPath, memoryLimitMib: req.memoryLimitMib, cpus, gpuIndexes: req.gpuIndexes ?? [], network, owner: this.owner }, this.settings))
+      } catch (err) {
+        throw engineError(req.taskId, 'create a container', err)
+      }
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true }) as unknown as Duplex
+      const drained = new Promise<void>(resolve => { stream.on('end', resolve); stream.on('close', resolve); stream.on('error', () => { resolve() }) })
+      stream.on('data', (d: Buffer) => {
+        demux.push(d)
+        // past the cap nothing more is read: the container is being stopped
+        if (demux.overflowed) stream.destroy()
+      })
+      let status = -1
+      if (stopReason === undefined) {
+        try {
+          await container.start()
+        } catch (err) {
+          throw engineError(req.taskId, 'start its container', err)
+        }
+        running = true
+        if (stopReason !== undefined) void container.kill().catch(() => {}) // stopped while starting
+        // the wall-time timer kills it; the extra bound only guards against an engine that never answers
+        const w = await withTimeout(container.wait() as Promise<{ StatusCode: number }>, req.timeoutMs + WAIT_GRACE_MS, `no exit status ${WAIT_GRACE_MS} ms past the time limit`)
+          .catch((err: unknown) => { throw engineError(req.taskId, 'wait for its container', err) })
+        status = w.StatusCode
+      }
+      await withTimeout(drained, DRAIN_TIMEOUT_MS, '').catch(() => { stream.destroy() })
+      const wallMs = performance.now() - started
+      const details = { exitCode: status, stdoutBytes: demux.stdoutBytes, wallMs: Math.round(wallMs) }
+      if (stopReason === 'overflow') throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; the container was stopped after ${demux.stdoutBytes} bytes`, { hint: 'write less to stdout, or split the work into more tasks', details })
+      if (stopReason === 'timeout') throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and its container was stopped`, { hint: 'raise task.timeoutMs or split the work', details })
+      if (stopReason === 'cancel') throw cancelledError(req.taskId, opts.signal)
+      if (stopReason === 'shutdown') throw executorError(ExecutorErrorCode.CANCELLED, `task ${req.taskId}: the provider is stopping`)
+      const stderr = demux.stderrTail().trim().slice(-500)
+      if (status === 137) {
+        const oom = await container.inspect().then(i => i.State.OOMKilled, () => false)
+        throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', details })
+      }
+      if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { details })
+      // billed for the CPUs the container reserved: the engine keeps no CPU time once it is removed
+      return { output: demux.stdout(), wallMs, cpuMs: wallMs * cpus }
     } finally {
       clearTimeout(timer)
-      await this.call('DELETE', `/containers/${id}?force=1`).catch(() => {})
+      opts.signal?.removeEventListener('abort', onAbort)
+      if (container !== undefined) await removeContainer(container)
+      await rm(dir, { recursive: true, force: true }).catch(() => {})
+      this.inflight.delete(key)
+      resolveDone()
     }
   }
 
-  async close (): Promise<void> {}
+  /** Stops every running container and waits until each is removed. */
+  async close (): Promise<void> {
+    this.closed = true
+    const running = [...this.inflight.values()]
+    for (const r of running) r.stop('shutdown')
+    await withTimeout(Promise.allSettled(running.map(async r => await r.done)), 30_000, '').catch(() => {})
+  }
 }
 
-/** Docker's multiplexed log stream: 8-byte headers (stream id, 3 zero bytes, u32 BE length). */
-export function demuxDockerStream (b: Buffer): Uint8Array {
-  const parts: Buffer[] = []
-  let i = 0
-  while (i + 8 <= b.length) {
-    const len = b.readUInt32BE(i + 4)
-    if (b[i] === 1) parts.push(b.subarray(i + 8, i + 8 + len))
-    i += 8 + len
+async function engineFor (e: EngineEndpoint): Promise<Docker> {
+  const { default: Docker } = await import('dockerode')
+  if (e.kind === 'socket') return new Docker({ socketPath: e.socketPath })
+  if (e.kind === 'tcp') return new Docker({ host: e.host, port: e.port, protocol: 'http' })
+  return new Docker() // docker-modem reads DOCKER_HOST and its TLS variables
+}
+
+function engineError (taskId: string, what: string, err: unknown): ExecutorError {
+  const status = (err as { statusCode?: number }).statusCode
+  const json = (err as { json?: { message?: string } }).json
+  const message = json?.message ?? (err as Error).message
+  return new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${taskId}: the engine could not ${what}${status === undefined ? '' : ` (HTTP ${status})`}: ${message}`, { hint: 'check the provider\'s container engine', cause: err })
+}
+
+/** Force-removes a container (it may still be running); tries a few times, as the engine may be busy. */
+async function removeContainer (c: Docker.Container): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await c.remove({ force: true, v: true })
+      return
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return
+      await new Promise(resolve => setTimeout(resolve, 200 * (attempt + 1)))
+    }
   }
-  return new Uint8Array(Buffer.concat(parts))
+}
+
+async function withTimeout<T> (p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message)) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
 }
