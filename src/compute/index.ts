@@ -2,6 +2,7 @@
 // with offers, runs tasks in slots on the executors, meters them and signs usage receipts.
 import { createHash } from 'node:crypto'
 import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
@@ -12,17 +13,20 @@ import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlemen
 import { createEd25519Signer } from './signer.js'
 import { ConfigError, ExecutorError } from '../errors.js'
 import { GpuSpecError } from '../core/compute/gpu-spec.js'
-import { probeResources, gpuDevices, type ResourceProbe } from './probe.js'
+import { probeResources, gpuDevices, demandOnProbedGpus, type ResourceProbe } from './probe.js'
 import { benchmarkPeer, type PerformanceScores } from './benchmark.js'
 import { SlotManager, type SlotEvent } from './slots.js'
 import { answerLeaseRequest, type OfferOptions } from './offers.js'
 import { WasmExecutor } from './executors/wasm.js'
 import { ProcessExecutor } from './executors/process.js'
-import { DockerExecutor } from './executors/docker.js'
+import { DockerExecutor, type ContainerSettings } from './executors/docker.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
 
 export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName }
 export { ExecutorErrorCode }
+
+/** How often executors' availability is checked again after start. */
+const EXECUTOR_RECHECK_MS = 30_000
 
 export interface ComputePeerInit {
   /** The provider's Ed25519 secret key (32 bytes): signs offers and receipts. */
@@ -43,6 +47,8 @@ export interface ComputePeerInit {
   payoutAddress?: string
   nvidiaSmi?: string
   dockerSocket?: string
+  /** The container executor's settings: engine socket, the images tasks may name, limits. */
+  containers?: ContainerSettings
   /** Run the join benchmark in start() (default true); false gives fixed scores of 100. */
   benchmark?: boolean
   tmpDir?: string
@@ -95,6 +101,7 @@ export class ComputePeer {
   private unavailable: Partial<Record<ExecutorName, string>> = {}
   private slotManager?: SlotManager
   private readonly running = new Map<string, AbortController>()
+  private recheck?: ReturnType<typeof setInterval>
 
   constructor (init: ComputePeerInit) {
     this.init = init
@@ -113,7 +120,7 @@ export class ComputePeer {
       ['wasm', this.wasm],
       // Process task dirs live under os.tmpdir(), not the data dir: the task user must be able to reach them.
       ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), dataDir: init.dataDir })],
-      ['docker', new DockerExecutor({ socketPath: init.dockerSocket, enabled: this.policy.executors.includes('docker') })]
+      ['docker', new DockerExecutor({ socketPath: init.dockerSocket, settings: init.containers, enabled: this.policy.executors.includes('docker'), owner: toHex(this.peerId), workDir: init.tmpDir === undefined ? undefined : join(init.tmpDir, 'containers') })]
     ])
   }
 
@@ -126,19 +133,32 @@ export class ComputePeer {
       maxQueue: this.init.maxQueue
     })
     this.slotManager.events.on('event', e => this.events.emit('event', e))
-    this.available = []
-    this.unavailable = {}
-    for (const [name, ex] of this.executors) {
-      const a = await ex.availability()
-      if (a.available) this.available.push(name)
-      else this.unavailable[name] = a.reason ?? 'unavailable'
-    }
+    // what a crashed earlier run left (docker: containers with this peer's label) goes first
+    for (const [name, ex] of this.executors) if (this.policy.executors.includes(name)) await ex.start?.().catch(() => {})
+    await this.checkExecutors()
+    // an engine that starts late, was slow to answer or went away is seen within a minute
+    this.recheck = setInterval(() => { this.checkExecutors().catch(() => {}) }, EXECUTOR_RECHECK_MS)
+    this.recheck.unref()
     await this.wasm.warmUp()
     if (this.init.benchmark ?? true) this.scores = await benchmarkPeer(this.wasm, this.probe.gpus, { signal: opts.signal })
     else this.scores = { cpu: 100, gpus: Object.fromEntries(this.probe.gpus.map(g => [g.model, 100])), cpuTileMs: 0, runs: 0 }
   }
 
+  /** Which executors work here now, and why the others do not. */
+  private async checkExecutors (): Promise<void> {
+    const available: ExecutorName[] = []
+    const unavailable: Partial<Record<ExecutorName, string>> = {}
+    for (const [name, ex] of this.executors) {
+      const a = await ex.availability()
+      if (a.available) available.push(name)
+      else unavailable[name] = a.reason ?? 'unavailable'
+    }
+    this.available = available
+    this.unavailable = unavailable
+  }
+
   async stop (): Promise<void> {
+    clearInterval(this.recheck)
     this.slotManager?.drain()
     for (const c of this.running.values()) c.abort(new ExecutorError('PEER_STOPPED', 'the compute peer is stopping'))
     await Promise.all([...this.executors.values()].map(async e => await e.close()))
@@ -188,7 +208,7 @@ export class ComputePeer {
 
   /** A signed offer (or signed refusal) for a lease request. */
   offer (req: dbc.task.v1.ILeaseRequest, opts: OfferOptions = {}): dbc.task.v1.Offer {
-    return answerLeaseRequest(req, { signingKey: { provider: this.peerId, sign: this.sign }, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores }, opts)
+    return answerLeaseRequest(req, { signingKey: { provider: this.peerId, sign: this.sign }, policy: this.policy, availableExecutors: this.available, ledger: this.slots().ledger, scores: this.scores, payoutAddress: this.init.payoutAddress, gpusProbed: d => this.probe !== undefined && demandOnProbedGpus(this.probe, this.slots().ledger.capacity.gpus, d) }, opts)
   }
 
   /** Cancels a queued or running task; false when no such task is here. */
@@ -215,6 +235,9 @@ export class ComputePeer {
     if (timeoutMs > this.policy.maxTaskMs) throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${taskId}: deadline of ${timeoutMs} ms is above this provider's limit of ${this.policy.maxTaskMs} ms`, { hint: 'split the work into shorter tasks' })
     const memoryLimitMib = (task.memoryLimitMib ?? 0) > 0 ? (task.memoryLimitMib ?? 0) : (this.init.defaultMemoryLimitMib ?? 256)
     const demand: SlotDemand = { ...demandOf(opts.resources), memoryMib: Math.max(memoryLimitMib, opts.resources?.memoryMib ?? 0) }
+    // an executor that never touches a GPU (wasm) holds none: the GPU stays free for a task that
+    // can use it, and the receipt bills no GPU-seconds at the GPU price for CPU work
+    if (executor.usesGpus === false) demand.gpus = 0
     if (this.running.has(taskId)) throw new ExecutorError('TASK_DUPLICATE', `task ${taskId} is already queued or running here`)
     const controller = new AbortController()
     const onOuterAbort = (): void => controller.abort(opts.signal?.reason)
@@ -241,7 +264,8 @@ export class ComputePeer {
           timeoutMs,
           memoryLimitMib,
           maxOutputBytes: this.init.maxOutputBytes ?? 16 * 1024 * 1024,
-          gpuIndexes: grant.gpuIndexes
+          gpuIndexes: grant.gpuIndexes,
+          cpus: grant.cpus
         }, { signal: controller.signal, onProgress: f => { opts.onProgress?.(f); slots.emit({ type: 'progress', taskId, fraction: f }) } })
         output = r.output
         wallMs = r.wallMs

@@ -5,7 +5,7 @@ import { statfs } from 'node:fs/promises'
 import { cpus, totalmem, freemem } from 'node:os'
 import { NVIDIA_SMI_QUERY, parseNvidiaSmi, summarizeGpus, type ProbedGpu } from '../core/compute/nvidia-smi.js'
 import type { GpuSpec } from '../core/compute/gpu-spec.js'
-import type { GpuDevice } from '../core/compute/slot-ledger.js'
+import type { GpuDevice, SlotDemand } from '../core/compute/slot-ledger.js'
 
 export interface ResourceProbe {
   cpu: { model: string, cores: number }
@@ -71,6 +71,19 @@ export async function probeResources (opts: ProbeOptions = {}): Promise<Resource
     gpuProbeError,
     gpus: [...summarizeGpus(probedGpus), ...(opts.declaredGpus ?? [])]
   }
+}
+
+/**
+ * Whether the GPUs `demand` asks for can all be probed ones: at least that many probed devices of
+ * the model and memory it names (what an offer says in gpus_probed; placement trusts only those).
+ */
+export function demandOnProbedGpus (probe: Pick<ResourceProbe, 'probedGpus'>, devices: readonly GpuDevice[], demand: SlotDemand): boolean {
+  if (demand.gpus <= 0) return false
+  const probed = new Set(probe.probedGpus.map(g => g.index))
+  const matching = devices.filter(g => probed.has(g.index) &&
+    (demand.gpuModel === undefined || demand.gpuModel === '' || g.model === demand.gpuModel) &&
+    (demand.gpuMemoryMib === undefined || g.memoryMib >= demand.gpuMemoryMib))
+  return matching.length >= demand.gpus
 }
 
 /** One device per GPU, probed ones first (nvidia-smi index), then declared ones. */

@@ -2,34 +2,90 @@
 // (PyTorch on a GPU) holds the model; the node drives it with msgpack requests over the
 // process's stdin/stdout or a Unix socket. Frame = 4-byte big-endian length + msgpack map.
 // Requests carry `id` and `op`; replies echo `id` with `ok` and the op's fields, or `error`.
-// Parameters travel as one flat float32 little-endian byte string.
+// Parameters travel as one flat float32 little-endian byte string; the job's data (this member's
+// shard and the test set) travels once, in `load_data` right after `hello`.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { logger } from '@libp2p/logger'
 import { connect } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { pack, unpack } from 'msgpackr'
 import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
-import type { EvalResult, StepResult, Trainer } from './trainer.js'
+import type { EvalResult, StepResult, Trainer, TrainingData } from './trainer.js'
+import { datasetFrom, type Dataset } from './mnist.js'
 import type { TrainingSpec } from './spec.js'
 
-export const EXTERNAL_PROTOCOL_VERSION = 1
+/** 2: `load_data` delivers the data, `hello` names the model, its reply the device. */
+export const EXTERNAL_PROTOCOL_VERSION = 2
 /** 256 MiB: 64M float32 parameters in one frame. */
 export const EXTERNAL_MAX_FRAME = 256 * 1024 * 1024
 
-export type ExternalOp = 'hello' | 'get_params' | 'set_params' | 'push_update' | 'step' | 'evaluate' | 'shutdown'
+export type ExternalOp = 'hello' | 'load_data' | 'get_params' | 'set_params' | 'push_update' | 'step' | 'evaluate' | 'shutdown'
+
+/**
+ * `load_data`'s fields: samples row-major as float32 LE (count × features), labels one byte each.
+ * A trainer reads them with numpy.frombuffer(train_x, '<f4').reshape(-1, features).
+ */
+export function encodeTrainingData (data: TrainingData): Record<string, unknown> {
+  const { train, test } = data
+  return {
+    features: train.features,
+    classes: data.classes,
+    train_x: floatBytes(train.inputs),
+    train_y: train.labels,
+    test_x: floatBytes(test.inputs),
+    test_y: test.labels
+  }
+}
+
+function floatBytes (v: Float32Array): Uint8Array { return new Uint8Array(v.buffer, v.byteOffset, v.byteLength) }
+
+/** The dataset fields of a `load_data` request (the trainer's side). */
+export function decodeTrainingData (m: Record<string, unknown>): { train: Dataset, test: Dataset, classes: number } {
+  const features = Number(m.features)
+  if (!Number.isInteger(features) || features <= 0) throw new TrainingError('EXTERNAL_BAD_DATA', 'load_data without a positive `features`')
+  const part = (x: unknown, y: unknown): Dataset => {
+    const inputs = bytesToFloats(asBytes(x))
+    const labels = Uint8Array.from(asBytes(y))
+    if (inputs.length !== labels.length * features) throw new TrainingError('EXTERNAL_BAD_DATA', `load_data: ${inputs.length} values for ${labels.length} labels of ${features} features`)
+    const rows: Float32Array[] = []
+    for (let i = 0; i < labels.length; i++) rows.push(inputs.subarray(i * features, (i + 1) * features))
+    return datasetFrom(rows, Array.from(labels))
+  }
+  return { train: part(m.train_x, m.train_y), test: part(m.test_x, m.test_y), classes: Number(m.classes) }
+}
 
 /** Splits a byte stream into frames (4-byte big-endian length prefix), bounded. */
 export class ExternalFrameReader {
   private buf: Buffer = Buffer.alloc(0)
+  /** Chunks of a frame still incomplete, joined once it is whole (a 25 MB load_data comes in ~400 chunks). */
+  private held: Buffer[] = []
+  private heldBytes = 0
+  private need = 0
   constructor (private readonly maxFrame = EXTERNAL_MAX_FRAME) {}
 
   push (chunk: Buffer): Array<Record<string, unknown>> {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    if (this.need > 0) {
+      this.held.push(chunk)
+      this.heldBytes += chunk.length
+      if (this.heldBytes < this.need) return []
+      this.buf = Buffer.concat(this.held, this.heldBytes)
+      this.held = []
+      this.heldBytes = 0
+      this.need = 0
+    } else {
+      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    }
     const out: Array<Record<string, unknown>> = []
     while (this.buf.length >= 4) {
       const n = this.buf.readUInt32BE(0)
       if (n > this.maxFrame) throw new TrainingError('EXTERNAL_FRAME_TOO_LARGE', `external trainer frame of ${n} bytes exceeds ${this.maxFrame}`)
-      if (this.buf.length < 4 + n) break
+      if (this.buf.length < 4 + n) {
+        this.held = [this.buf]
+        this.heldBytes = this.buf.length
+        this.need = 4 + n
+        this.buf = Buffer.alloc(0)
+        break
+      }
       const body = this.buf.subarray(4, 4 + n)
       this.buf = this.buf.subarray(4 + n)
       const msg = unpack(body) as unknown
@@ -99,6 +155,8 @@ export function spawnProcessGroup (command: string[], opts: { env: Record<string
 /** A Trainer backed by an external process. */
 export class ExternalTrainer implements Trainer {
   paramCount = 0
+  /** The device the trainer said it trains on (`hello`'s reply; 'cpu' when it said none). */
+  device = 'cpu'
   private nextId = 1
   private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
   private readonly reader: ExternalFrameReader
@@ -214,7 +272,14 @@ export class ExternalTrainer implements Trainer {
     const max = this.opts.maxParams ?? EXTERNAL_MAX_PARAMS
     if (n > max) throw new TrainingError('TRAINER_MODEL_TOO_LARGE', `the trainer's model has ${n} parameters, this node allows at most ${max}`, { hint: 'a smaller model, or raise the trainer\'s limits.maxParams in the provider\'s config' })
     this.paramCount = n
+    if (typeof r.device === 'string' && r.device !== '') this.device = r.device.slice(0, 64)
   }
+
+  /** Whether the trainer trains on a GPU (its `device` is cuda…): what bills GPU-seconds. */
+  get usesGpu (): boolean { return this.device.startsWith('cuda') }
+
+  /** Sends the member's shard and the test set (protocol 2: once, right after hello). */
+  async loadData (data: TrainingData): Promise<void> { await this.request('load_data', encodeTrainingData(data)) }
 
   async getParams (): Promise<Float32Array> {
     const params = bytesToFloats(asBytes((await this.request('get_params')).params))
@@ -272,7 +337,9 @@ export class ExternalTrainer implements Trainer {
 
 /** What a trainer process implements; serveExternalTrainer() speaks the protocol around it. */
 export interface ExternalTrainerHandler {
-  hello: (args: Record<string, unknown>) => Promise<{ paramCount: number }> | { paramCount: number }
+  hello: (args: Record<string, unknown>) => Promise<{ paramCount: number, device?: string }> | { paramCount: number, device?: string }
+  /** The job's data (`load_data`); a trainer without it keeps its own. */
+  loadData?: (data: { train: Dataset, test: Dataset, classes: number }) => Promise<void> | void
   getParams: () => Promise<Float32Array> | Float32Array
   setParams: (p: Float32Array) => Promise<void> | void
   step: (steps: number) => Promise<StepResult> | StepResult
@@ -294,7 +361,8 @@ export async function serveExternalTrainer (handler: ExternalTrainerHandler, inp
           const reply = (fields: Record<string, unknown>): void => { output.write(encodeExternalFrame({ id: m.id, ok: true, ...fields })) }
           try {
             switch (m.op) {
-              case 'hello': reply({ param_count: (await handler.hello(m)).paramCount }); break
+              case 'hello': { const h = await handler.hello(m); reply({ param_count: h.paramCount, device: h.device ?? 'cpu' }); break }
+              case 'load_data': await handler.loadData?.(decodeTrainingData(m)); reply({}); break
               case 'get_params': reply({ params: floatsToBytes(await handler.getParams()) }); break
               case 'set_params': await handler.setParams(bytesToFloats(asBytes(m.params))); reply({}); break
               case 'push_update': {

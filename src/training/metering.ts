@@ -14,10 +14,13 @@ export interface ReceiptMeterInit {
   prices: HourlyPrices
   /** GPUs this peer trains on; 0 meters the compute as CPU time. */
   gpuCount?: number
-  payoutAddress?: string
+  /** The provider's EVM payout address (vouchers name it); a function when the chain key loads later. */
+  payoutAddress?: string | (() => string | undefined)
 }
 
 const utf8 = new TextEncoder()
+
+const payoutOf = (init: ReceiptMeterInit): string | undefined => typeof init.payoutAddress === 'function' ? init.payoutAddress() : init.payoutAddress
 
 export function roundTaskId (jobId: string, round: number): Uint8Array {
   return utf8.encode(`${jobId}/round/${round}`)
@@ -25,8 +28,10 @@ export function roundTaskId (jobId: string, round: number): Uint8Array {
 
 /** A `meter` hook for TrainingService/TrainingWorker that signs one receipt per round. */
 export function createReceiptMeter (init: ReceiptMeterInit): (m: RoundMetering) => Uint8Array {
-  const gpus = init.gpuCount ?? 0
+  const gpuCount = init.gpuCount ?? 0
   return (m) => {
+    // GPU-seconds only for rounds a GPU ran (an external trainer on cuda); the built-in trainer is CPU time
+    const gpus = m.usesGpu === true ? gpuCount : 0
     const jobId = utf8.encode(m.jobId)
     const taskId = roundTaskId(m.jobId, m.round)
     const receipt = buildReceipt({
@@ -46,7 +51,7 @@ export function createReceiptMeter (init: ReceiptMeterInit): (m: RoundMetering) 
       finishedAt: m.finishedAt,
       // binds the receipt to this peer's work in this round (samples processed)
       outputHash: sha256(utf8.encode(`${m.jobId}/${m.round}/${m.peer}/${m.samples}`)),
-      ...(init.payoutAddress !== undefined ? { payoutAddress: init.payoutAddress } : {})
+      ...(payoutOf(init) !== undefined ? { payoutAddress: payoutOf(init) } : {})
     })
     return dbc.receipt.v1.SignedReceipt.encode(signReceipt(receipt, init.secretKey)).finish()
   }

@@ -1,7 +1,9 @@
 // A two-layer perceptron on Float32Array: inputs → ReLU hidden → softmax, cross-entropy loss,
 // SGD with momentum. All weights live in ONE flat vector so the all-reduce averages a single
-// array. Layout (input-major W1 so a sparse input row touches contiguous memory):
-//   W1[inputs][hidden] | b1[hidden] | W2[hidden][outputs] | b2[outputs]
+// array. The layout is PyTorch's (MLP_LAYOUT), so a PyTorch member and a built-in one average
+// the same numbers: torch.nn.utils.parameters_to_vector of
+// Sequential(Linear(inputs, hidden), ReLU(), Linear(hidden, outputs)), weights [out][in]:
+//   W1[hidden][inputs] | b1[hidden] | W2[outputs][hidden] | b2[outputs]
 // MNIST rows are ~80% zeros: the forward pass and dW1 only visit non-zero pixels.
 import { createRng } from '../core/rng.js'
 import type { Dataset } from './mnist.js'
@@ -16,6 +18,24 @@ export interface MlpOptions {
 
 export function mlpParamCount (s: MlpShape): number {
   return s.inputs * s.hidden + s.hidden + s.hidden * s.outputs + s.outputs
+}
+
+/** One tensor of the flat vector: its PyTorch state_dict name, shape and first index. */
+export interface MlpTensor { name: string, shape: number[], offset: number }
+
+/**
+ * The flat vector's tensors in order, named as in the state_dict of
+ * `torch.nn.Sequential(Linear(inputs, hidden), ReLU(), Linear(hidden, outputs))`.
+ */
+export function mlpLayout (s: MlpShape): MlpTensor[] {
+  const w1 = s.hidden * s.inputs
+  const w2 = s.outputs * s.hidden
+  return [
+    { name: '0.weight', shape: [s.hidden, s.inputs], offset: 0 },
+    { name: '0.bias', shape: [s.hidden], offset: w1 },
+    { name: '2.weight', shape: [s.outputs, s.hidden], offset: w1 + s.hidden },
+    { name: '2.bias', shape: [s.outputs], offset: w1 + s.hidden + w2 }
+  ]
 }
 
 export class Mlp {
@@ -33,6 +53,7 @@ export class Mlp {
   private readonly h: Float32Array
   private readonly dh: Float32Array
   private readonly p: Float32Array
+  private readonly nzValue: Float32Array
 
   constructor (shape: MlpShape, opts: MlpOptions = {}) {
     this.shape = shape
@@ -49,12 +70,15 @@ export class Mlp {
     this.h = new Float32Array(shape.hidden)
     this.dh = new Float32Array(shape.hidden)
     this.p = new Float32Array(shape.outputs)
-    // He-uniform init from the seeded Rng: every peer with the same seed starts identical.
+    this.nzValue = new Float32Array(shape.inputs)
+    // He-uniform init from the seeded Rng: every peer with the same seed starts identical. The
+    // draws go input-major (as before the layout followed PyTorch) so a seed keeps its model.
+    const { inputs: I, hidden: H, outputs: O } = shape
     const rng = createRng(opts.seed ?? 1)
-    const l1 = Math.sqrt(6 / shape.inputs)
-    const l2 = Math.sqrt(6 / shape.hidden)
-    for (let i = this.oW1; i < this.oB1; i++) this.params[i] = (rng.next() * 2 - 1) * l1
-    for (let i = this.oW2; i < this.oB2; i++) this.params[i] = (rng.next() * 2 - 1) * l2
+    const l1 = Math.sqrt(6 / I)
+    const l2 = Math.sqrt(6 / H)
+    for (let f = 0; f < I; f++) for (let k = 0; k < H; k++) this.params[this.oW1 + k * I + f] = (rng.next() * 2 - 1) * l1
+    for (let k = 0; k < H; k++) for (let o = 0; o < O; o++) this.params[this.oW2 + o * H + k] = (rng.next() * 2 - 1) * l2
   }
 
   get paramCount (): number { return this.params.length }
@@ -70,19 +94,23 @@ export class Mlp {
     const w = this.params
     const h = this.h
     const p = this.p
-    for (let k = 0; k < H; k++) h[k] = w[this.oB1 + k]
+    const z0 = data.nzStart[i]
+    const nz = data.nzStart[i + 1] - z0
+    const fs = data.nzIndex.subarray(z0, z0 + nz)
+    const xs = this.nzValue
     const row = i * I
-    for (let z = data.nzStart[i]; z < data.nzStart[i + 1]; z++) {
-      const f = data.nzIndex[z]
-      const v = data.inputs[row + f]
-      const base = this.oW1 + f * H
-      for (let k = 0; k < H; k++) h[k] += w[base + k] * v
+    for (let z = 0; z < nz; z++) xs[z] = data.inputs[row + fs[z]]
+    for (let k = 0; k < H; k++) {
+      const base = this.oW1 + k * I
+      let acc = w[this.oB1 + k]
+      for (let z = 0; z < nz; z++) acc += w[base + fs[z]] * xs[z]
+      h[k] = acc > 0 ? acc : 0
     }
-    for (let k = 0; k < H; k++) if (h[k] < 0) h[k] = 0
     let max = -Infinity
     for (let o = 0; o < O; o++) {
+      const base = this.oW2 + o * H
       let s = w[this.oB2 + o]
-      for (let k = 0; k < H; k++) s += h[k] * w[this.oW2 + k * O + o]
+      for (let k = 0; k < H; k++) s += h[k] * w[base + k]
       p[o] = s
       if (s > max) max = s
     }
@@ -107,22 +135,27 @@ export class Mlp {
       const dh = this.dh
       p[data.labels[i]] -= 1 // dL/dlogits = p − onehot
       dh.fill(0)
-      for (let k = 0; k < H; k++) {
-        if (h[k] === 0) continue // ReLU gate: no gradient flows through an inactive unit
-        const hk = h[k]
-        const base = this.oW2 + k * O
-        let acc = 0
-        for (let o = 0; o < O; o++) { g[base + o] += hk * p[o]; acc += w[base + o] * p[o] }
-        dh[k] = acc
+      for (let o = 0; o < O; o++) {
+        const po = p[o]
+        const base = this.oW2 + o * H
+        g[this.oB2 + o] += po
+        for (let k = 0; k < H; k++) {
+          if (h[k] === 0) continue // ReLU gate: no gradient flows through an inactive unit
+          g[base + k] += h[k] * po
+          dh[k] += w[base + k] * po
+        }
       }
-      for (let o = 0; o < O; o++) g[this.oB2 + o] += p[o]
-      for (let k = 0; k < H; k++) g[this.oB1 + k] += dh[k]
-      const row = i * I
-      for (let z = data.nzStart[i]; z < data.nzStart[i + 1]; z++) {
-        const f = data.nzIndex[z]
-        const v = data.inputs[row + f]
-        const base = this.oW1 + f * H
-        for (let k = 0; k < H; k++) g[base + k] += dh[k] * v
+      // forward() left sample i's non-zero pixels in nzValue
+      const z0 = data.nzStart[i]
+      const nz = data.nzStart[i + 1] - z0
+      const fs = data.nzIndex.subarray(z0, z0 + nz)
+      const xs = this.nzValue
+      for (let k = 0; k < H; k++) {
+        const d = dh[k]
+        if (d === 0) continue
+        g[this.oB1 + k] += d
+        const base = this.oW1 + k * I
+        for (let z = 0; z < nz; z++) g[base + fs[z]] += d * xs[z]
       }
     }
     const scale = 1 / batch.length

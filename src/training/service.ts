@@ -39,15 +39,22 @@ export const MAX_JOB_ID_LENGTH = 128
 /** Refusal reasons are cut to this length on the wire. */
 export const MAX_REASON_LENGTH = 500
 
-/** The trainer for a spec: the built-in MLP, or the operator's trainer the spec names. */
+/**
+ * The trainer for a spec: the operator's trainer the spec names; for the built-in MLP, the
+ * operator's trainer that serves it (`serves: [mlp]`, e.g. PyTorch on a GPU) or the built-in one.
+ */
 export async function defaultTrainerFactory (spec: TrainingSpec, rank: number, shards: number, trainers: TrainerRegistry = new TrainerRegistry()): Promise<Trainer> {
   if (spec.model.kind === 'external') return await trainers.start(spec.model.trainer, { rank, shards, spec })
+  const serving = trainers.serving('mlp')
+  if (serving !== undefined) return await trainers.start(serving, { rank, shards, spec })
   return createMlpTrainer(spec, rank, shards)
 }
 
 /** Why this node refuses a spec it decoded (undefined: it may run here). */
 function refusalOf (spec: TrainingSpec, trainers: TrainerRegistry, budget: BuiltinWork): string | undefined {
   if (spec.model.kind === 'external') return trainers.unknownTrainer(spec.model.trainer)
+  // an operator's trainer runs outside the event loop: the built-in budget does not apply to it
+  if (trainers.serving('mlp') !== undefined) return undefined
   return builtinRefusal(spec, budget)
 }
 
@@ -130,7 +137,7 @@ export class TrainingService {
     // picked the wrong peer, or wants a big model): no charge
     const refusal = refusalOf(spec, this.trainers, { ...BUILTIN_WORK_BUDGET, ...this.init.builtinWorkBudget })
     if (refusal !== undefined && this.init.createTrainer === undefined) { refuse(refusal); return }
-    const builtin = spec.model.kind === 'mlp'
+    const builtin = spec.model.kind === 'mlp' && this.trainers.serving('mlp') === undefined
     if (builtin && [...this.builtinBy.values()].includes(from)) { refuse('busy: this node already runs a built-in training job for you (one at a time per coordinator)'); return }
     const verdict = this.init.accept?.(spec, from) ?? true
     if (verdict !== true) { refuse(typeof verdict === 'string' ? verdict : 'refused'); return }

@@ -3,11 +3,11 @@
 //   POST /v1/training              { spec, peers? }  → { jobId }
 //   GET  /v1/training/:id          status, history, accuracy
 //   GET  /v1/training/:id/events   newline-delimited progress events until the job ends
-//   GET  /v1/training/:id/results  { model (base64 dbc-mlp-v1), accuracy, members, receipts }
+//   GET  /v1/training/:id/results  { model (base64 dbc-model-v2), accuracy, members, receipts }
 // The job table is in memory: a training job does not survive a restart of its submitter.
 import type { PeerId } from '@libp2p/interface'
 import { TrainingService } from './service.js'
-import { TrainingSession, type InviteRefusal, type TrainingProgress, type TrainingResult } from './session.js'
+import { TrainingSession, type InviteRefusal, type RoundMeterRecord, type TrainingProgress, type TrainingResult } from './session.js'
 import { TrainerRegistry } from './trainers.js'
 import type { TrainerConfig } from '../node/config.js'
 import { createReceiptMeter } from './metering.js'
@@ -26,11 +26,25 @@ export interface TrainingSubsystemInit {
    * peers that speak /dbc/allreduce/1.0.0, the `groupSize` with the lowest measured RTT.
    */
   selectPeers?: (spec: TrainingSpec, signal?: AbortSignal) => Promise<string[]>
+  /** This node's EVM payout address (its chain account): named in its round receipts. */
+  payoutAddress?: () => string | undefined
+  /** Pays the rounds of jobs this node submits (escrow, vouchers, close: src/node/training-payments.ts). */
+  payments?: () => TrainingPaymentHook | undefined
   /** The trainers this node offers (default: the config's `trainers:`). */
   trainers?: Record<string, TrainerConfig>
 }
 
+/** The submitter's payment of training rounds, through the same payer and vouchers as grid tasks. */
+export interface TrainingPaymentHook {
+  start: (jobId: string, spec: TrainingSpec, opts: { allowTopUp?: boolean, groupSize: number }) => Promise<void>
+  metered: (jobId: string, rec: RoundMeterRecord) => void
+  roundEnded: (jobId: string) => void
+  finish: (jobId: string) => Promise<void>
+  paid: (jobId: string) => { paid: string, refused: string, unit: 'DBC' } | undefined
+}
+
 interface TrainingJob {
+  createdAt: number
   session: TrainingSession
   status: 'running' | 'done' | 'failed'
   history: TrainingProgress[]
@@ -50,7 +64,7 @@ export class TrainingSubsystem implements Subsystem {
 
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
-    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount })
+    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount, payoutAddress: this.init.payoutAddress })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
     this.service = new TrainingService(ctx.host, { meter, trainers, onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
     await this.service.start()
@@ -68,22 +82,29 @@ export class TrainingSubsystem implements Subsystem {
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */
-  async submit (specInput: unknown, peers?: string[]): Promise<string> {
+  async submit (specInput: unknown, peers?: string[], opts: { allowTopUp?: boolean } = {}): Promise<string> {
     const ctx = this.ctx
     if (ctx === undefined || this.service === undefined) throw new TrainingError('NOT_READY', 'the training subsystem is not started')
     const spec = parseTrainingSpec(specInput)
     const group = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal)
     if (group.length === 0) throw new TrainingError('NO_PEERS', 'no connected peer serves training', { hint: 'start compute peers (`dbc node start`) and connect them to this node' })
     const session = new TrainingSession({ transport: this.service.transport, spec, peers: group, signal: this.aborts.signal })
-    const job: TrainingJob = { session, status: 'running', history: [], waiters: new Set() }
+    // money first: the escrow is locked before any peer is invited
+    const pay = this.init.payments?.()
+    await pay?.start(session.jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
+    const job: TrainingJob = { createdAt: Date.now(), session, status: 'running', history: [], waiters: new Set() }
     this.jobs.set(session.jobId, job)
     const wake = (): void => { for (const w of job.waiters) w() }
-    session.on('progress', (p) => { job.history.push(p); wake() })
+    session.on('progress', (p) => { job.history.push(p); pay?.roundEnded(session.jobId); wake() })
+    if (pay !== undefined) session.on('metered', (rec) => { pay.metered(session.jobId, rec) })
     session.run().then((r) => { job.result = r; job.status = 'done' }, (err: Error) => {
       job.status = 'failed'
       job.error = { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: err.message, refusals: session.refusals }
       ctx.log.warn({ jobId: session.jobId, err: err.message }, 'training job failed')
-    }).finally(wake)
+    }).finally(() => {
+      wake()
+      void pay?.finish(session.jobId)
+    })
     return session.jobId
   }
 
@@ -119,14 +140,14 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, status: j.status, round: last?.round ?? -1, rounds: j.session.spec.rounds, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session.refusals, error: j.error ?? null }
+    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.session.spec.rounds, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session.refusals, error: j.error ?? null }
   }
 
   private routes (ctx: DaemonContext): void {
     const api = ctx.api
     api.route('POST', '/v1/training', async (req) => {
-      const body = (req.body ?? {}) as { spec?: unknown, peers?: string[] }
-      return { jobId: await this.submit(body.spec ?? {}, body.peers) }
+      const body = (req.body ?? {}) as { spec?: unknown, peers?: string[], allowTopUp?: boolean }
+      return { jobId: await this.submit(body.spec ?? {}, body.peers, { allowTopUp: body.allowTopUp === true }) }
     })
     api.route('GET', '/v1/training', () => ({ jobs: [...this.jobs.entries()].map(([id, j]) => this.view(id, j)) }))
     api.route('GET', '/v1/training/:id', (req) => ({ ...this.view(req.params.id, this.job(req.params.id)), history: this.job(req.params.id).history }))

@@ -16,6 +16,8 @@ export interface EvalResult { loss: number, accuracy: number }
 
 export interface Trainer {
   readonly paramCount: number
+  /** Whether its steps run on a GPU (only then is a round billed GPU-seconds); default false. */
+  readonly usesGpu?: boolean
   getParams: (opts?: { signal?: AbortSignal }) => Promise<Float32Array>
   setParams: (params: Float32Array, opts?: { signal?: AbortSignal }) => Promise<void>
   /** Runs `steps` optimizer steps on this peer's shard. */
@@ -122,13 +124,29 @@ export function builtinRefusal (spec: TrainingSpec, budget: Readonly<BuiltinWork
   return undefined
 }
 
+/** What a member trains and evaluates on: its shard of the training set, and the whole test set. */
+export interface TrainingData { train: Dataset, test: Dataset, classes: number }
+
+/**
+ * Shard `rank` of `shards` of the spec's data set (a seeded shuffle dealt round-robin), and the
+ * test set: the same for the built-in trainer and for the data sent to an external one.
+ */
+export function trainingDataOf (spec: TrainingSpec, rank: number, shards: number): TrainingData {
+  const { train, test } = loadMnist({ trainPerClass: spec.dataset.trainPerClass, testPerClass: spec.dataset.testPerClass })
+  const shard = shards > 1 ? subset(train, shardIndices(train.count, shards, rank, spec.seed)) : train
+  return { train: shard, test, classes: MNIST_CLASSES }
+}
+
+/** The spec's MLP as every member starts it (seeded): the parameters an external MLP trainer is given. */
+export function initialMlp (spec: TrainingSpec): Mlp {
+  return new Mlp(mlpShapeOf(spec), { learningRate: spec.learningRate, momentum: spec.momentum, seed: spec.seed })
+}
+
 /**
  * The built-in trainer for shard `rank` of `shards`. Every peer initialises the model from the
  * job's seed (identical start), and draws batches from its own stream (seed + rank).
  */
 export function createMlpTrainer (spec: TrainingSpec, rank: number, shards: number): MlpTrainer {
-  const { train, test } = loadMnist({ trainPerClass: spec.dataset.trainPerClass, testPerClass: spec.dataset.testPerClass })
-  const shard = shards > 1 ? subset(train, shardIndices(train.count, shards, rank, spec.seed)) : train
-  const model = new Mlp(mlpShapeOf(spec), { learningRate: spec.learningRate, momentum: spec.momentum, seed: spec.seed })
-  return new MlpTrainer({ model, train: shard, test, batchSize: spec.batchSize, seed: (spec.seed * 7919 + rank + 1) >>> 0 })
+  const { train, test } = trainingDataOf(spec, rank, shards)
+  return new MlpTrainer({ model: initialMlp(spec), train, test, batchSize: spec.batchSize, seed: (spec.seed * 7919 + rank + 1) >>> 0 })
 }

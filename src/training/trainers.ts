@@ -2,7 +2,9 @@
 // picked by name in a training spec. Nothing a stranger sends names a program: a spec only names
 // one of these. A spawned trainer gets a clean environment (the allow-listed variables, setEnv and
 // a minimal PATH), a fresh directory per job (removed at the end), resource limits, and it dies
-// with its job and with the node.
+// with its job and with the node. A trainer runs isolated and cannot read the node's data: the
+// node sends it the member's shard and the test set over the protocol (`load_data`), and for a
+// built-in architecture it serves (`serves: [mlp]`) the seeded initial parameters.
 import { accessSync, constants, mkdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { delimiter, join, resolve } from 'node:path'
@@ -10,6 +12,8 @@ import { logger } from '@libp2p/logger'
 import type { TrainerConfig } from '../node/config.js'
 import { isolationSupport, spawnIsolated } from '../compute/isolation/index.js'
 import { ExternalTrainer, MINIMAL_PATH, spawnProcessGroup, type TrainerProcess } from './external.js'
+import { initialMlp, mlpShapeOf, trainingDataOf } from './trainer.js'
+import { mlpParamCount } from './mlp.js'
 import { TrainingError } from './worker.js'
 import type { TrainingSpec } from './spec.js'
 
@@ -70,6 +74,11 @@ export class TrainerRegistry {
     return Object.prototype.hasOwnProperty.call(this.trainers, name)
   }
 
+  /** The first trainer (by name) that serves built-in architecture `kind`: runs such jobs instead of the built-in one. */
+  serving (kind: 'mlp'): string | undefined {
+    return this.names().find(n => this.trainers[n].serves?.includes(kind) === true)
+  }
+
   /** Why a spec's model can not run here, or undefined when it can. */
   unknownTrainer (name: string): string | undefined {
     if (this.has(name)) return undefined
@@ -81,9 +90,11 @@ export class TrainerRegistry {
   async start (name: string, ctx: TrainerStartContext): Promise<ExternalTrainer> {
     if (!this.has(name)) throw new TrainingError('UNKNOWN_TRAINER', this.unknownTrainer(name)!)
     const cfg = this.trainers[name]
-    const hello = { rank: ctx.rank, shards: ctx.shards, seed: ctx.spec.seed, batch_size: ctx.spec.batchSize, learning_rate: ctx.spec.learningRate, momentum: ctx.spec.momentum }
+    const spec = ctx.spec
+    const model = spec.model.kind === 'mlp' ? { kind: 'mlp', ...mlpShapeOf(spec) } : { kind: 'external', trainer: spec.model.trainer }
+    const hello = { rank: ctx.rank, shards: ctx.shards, seed: spec.seed, batch_size: spec.batchSize, learning_rate: spec.learningRate, momentum: spec.momentum, model, dataset: spec.dataset.name }
     const opts = { requestTimeoutMs: cfg.limits.requestTimeoutMs, maxParams: cfg.limits.maxParams }
-    if (cfg.socket !== undefined) return await ExternalTrainer.connect(cfg.socket, hello, opts)
+    if (cfg.socket !== undefined) return await this.prepare(name, await ExternalTrainer.connect(cfg.socket, hello, opts), ctx)
     const command = cfg.command!
     const env = trainerEnv(cfg, this.init.env ?? process.env)
     const program = findProgram(command[0], env.PATH)
@@ -97,12 +108,33 @@ export class TrainerRegistry {
       await cleanup()
       throw new TrainingError('TRAINER_SPAWN_FAILED', `trainer '${name}' cannot start: ${(err as Error).message}`, { cause: err })
     }
+    let trainer: ExternalTrainer
     try {
-      return await ExternalTrainer.start(proc, hello, { ...opts, onClose: cleanup })
+      trainer = await ExternalTrainer.start(proc, hello, { ...opts, onClose: cleanup })
     } catch (err) {
       // start() closed the trainer (its process group is gone, cleanup ran)
       const e = err as TrainingError
       throw new TrainingError(e.code === 'TRAINER_MODEL_TOO_LARGE' ? e.code : 'TRAINER_SPAWN_FAILED', `trainer '${name}' did not start: ${e.message}`, { cause: err })
+    }
+    return await this.prepare(name, trainer, ctx)
+  }
+
+  /**
+   * Gives a started trainer the member's data and, for the built-in MLP, the seeded initial
+   * parameters (so it starts where the built-in members start); closes it when that fails.
+   */
+  private async prepare (name: string, trainer: ExternalTrainer, ctx: TrainerStartContext): Promise<ExternalTrainer> {
+    try {
+      if (ctx.spec.model.kind === 'mlp') {
+        const expected = mlpParamCount(mlpShapeOf(ctx.spec))
+        if (trainer.paramCount !== expected) throw new TrainingError('TRAINER_SPAWN_FAILED', `its model has ${trainer.paramCount} parameters, the spec's MLP ${expected}`, { hint: 'the trainer must build the MLP hello.model describes, in the layout of docs/external-trainer.md' })
+      }
+      await trainer.loadData(trainingDataOf(ctx.spec, ctx.rank, ctx.shards))
+      if (ctx.spec.model.kind === 'mlp') await trainer.setParams(initialMlp(ctx.spec).params)
+      return trainer
+    } catch (err) {
+      await trainer.close()
+      throw new TrainingError('TRAINER_SPAWN_FAILED', `trainer '${name}' did not start: ${(err as Error).message}`, { cause: err })
     }
   }
 

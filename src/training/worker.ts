@@ -4,6 +4,7 @@
 // Averaging deltas instead of raw parameters is what makes top-k and int8 work: a delta is
 // small and sparse-ish, the parameters are not.
 import { performance } from 'node:perf_hooks'
+import { channel } from 'node:diagnostics_channel'
 import { logger } from '@libp2p/logger'
 import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/training/allreduce.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
@@ -13,6 +14,7 @@ import { DbcError } from '../errors.js'
 import { dbc } from '../wire/gen/wire.js'
 
 const log = logger('dbc:training:worker')
+const allReduceChannel = channel('dbc:training:allreduce')
 
 /** What a peer metered for one round; `meter` may turn it into a signed receipt. */
 export interface RoundMetering {
@@ -29,6 +31,8 @@ export interface RoundMetering {
   bytesIn: number
   bytesOut: number
   samples: number
+  /** Whether the trainer ran the steps on a GPU (the built-in one never does): only then GPU-seconds are billed. */
+  usesGpu?: boolean
 }
 
 export interface TrainingWorkerInit {
@@ -219,6 +223,7 @@ export class TrainingWorker {
     const evaluates = members[0] === this.self && (isLast || (evalEvery > 0 && (round + 1) % evalEvery === 0))
     const accuracy = evaluates ? (await trainer.evaluate()).accuracy : NaN
     this.rounds.push({ round, loss: step.loss, accuracy, computeMs, result })
+    allReduceChannel.publish(result) // the node's metrics (src/node/metrics) observe each all-reduce
     const receipt = this.init.meter?.({
       jobId: this.jobId,
       round,
@@ -230,7 +235,8 @@ export class TrainingWorker {
       finishedAt,
       bytesIn: result.bytesReceived,
       bytesOut: result.bytesSent,
-      samples: step.samples
+      samples: step.samples,
+      usesGpu: trainer.usesGpu === true
     })
     this.init.transport.send(this.init.coordinator, {
       report: {

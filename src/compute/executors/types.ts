@@ -7,11 +7,11 @@ export type { ExecutorName }
 export interface ExecutionRequest {
   /** For logs and errors. */
   taskId: string
-  /** wasm: the module bytes. process: an optional script written to ./code. docker: unused. */
+  /** wasm: the module bytes. process: an optional script written to ./code. docker: the image and network ask (core/compute/container-code.ts). */
   code: Uint8Array
   /** sha256 of `code`, hex; the warm-module cache key. Computed when absent. */
   codeHash?: string
-  /** wasm: exported function (default "run"; WASI modules use "_start"). process: the shell command. docker: the image. */
+  /** wasm: exported function (default "run"; WASI modules use "_start"). process: the shell command. docker: DBC_ENTRY for the image's program. */
   entry: string
   input: Uint8Array
   /** Wall-time limit in ms. */
@@ -22,6 +22,8 @@ export interface ExecutionRequest {
   maxOutputBytes: number
   /** GPUs the slot granted (device indexes); process/docker tasks see only these. */
   gpuIndexes?: number[]
+  /** CPUs the slot granted (docker: the container's CPU limit). Default 1. */
+  cpus?: number
 }
 
 export interface ExecutionResult {
@@ -44,6 +46,10 @@ export interface Executor {
   /** Whether this executor works on this machine now, and if not why. */
   availability: () => Promise<Availability>
   run: (req: ExecutionRequest, opts?: RunOptions) => Promise<ExecutionResult>
+  /** false: this executor never touches a GPU (wasm), so its tasks hold no GPU and are billed no GPU-seconds. Default true. */
+  readonly usesGpus?: boolean
+  /** Clears what an earlier run of the provider left behind (docker: its labelled containers). */
+  start?: () => Promise<unknown>
   /** Stops workers/processes; tasks in flight fail with CANCELLED. */
   close: () => Promise<void>
 }
@@ -60,6 +66,10 @@ export const ExecutorErrorCode = {
   EXIT_CODE: 'TASK_EXIT_CODE',
   CANCELLED: 'TASK_CANCELLED',
   UNAVAILABLE: 'EXECUTOR_UNAVAILABLE',
+  /** docker: the task names an image the provider does not list, or whose digest differs. */
+  IMAGE_NOT_ALLOWED: 'TASK_IMAGE_NOT_ALLOWED',
+  /** docker: the task asks for a network and the provider gives none. */
+  NETWORK_NOT_ALLOWED: 'TASK_NETWORK_NOT_ALLOWED',
   DISABLED: 'EXECUTOR_DISABLED'
 } as const
 

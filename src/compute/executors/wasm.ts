@@ -35,6 +35,8 @@ const WORKER_URL = new URL('./wasm-worker.js', import.meta.url)
 
 export class WasmExecutor implements Executor {
   readonly name = 'wasm' as const
+  /** Modules run on the CPU (no GPU API is imported): a GPU slot granted to a wasm task would sit idle. */
+  readonly usesGpus = false
   readonly modules: ModuleCache
   private readonly size: number
   private readonly heapMib: number

@@ -60,6 +60,8 @@ export interface OfferTerms {
   minLeaseMs: number
   expiresAt: number
   perfScore: number
+  /** The GPUs offered were probed (nvidia-smi), not only declared (`--gpus`); placement trusts only these. */
+  gpusProbed?: boolean
 }
 
 export type OfferDecision = { kind: 'offer', terms: OfferTerms } | { kind: 'refuse', reason: string }

@@ -11,7 +11,10 @@ export interface CopyExplanation {
   predictedFinishMs: number
   price: number
   pricePerHour: number
+  /** Reputation risk, times the declared-GPU factor when gpus is 'declared'. */
   reputationRiskFactor: number
+  /** For a GPU task: whether the provider probed the GPUs it offers or only declared them. */
+  gpus?: 'probed' | 'declared'
   score: number
   /** Score of the best other offer when this one was chosen (lower is better). */
   runnerUpScore?: number
@@ -69,6 +72,8 @@ export function explainTask (p: Placement, index: number): TaskPlacementExplanat
     const parts = [`lowest cost ${score.toFixed(6)}`]
     if (!Number.isNaN(runnerUp)) parts.push(`next best ${runnerUp.toFixed(6)}`)
     parts.push(`runs ~${pr.runMs.toFixed(0)} ms (perf ${o.perfScore.toFixed(2)}), transfer ~${pr.transferMs.toFixed(0)} ms, ${pr.pricePerHour.toFixed(4)}/h, risk x${pr.riskFactor.toFixed(2)}`)
+    const gpuTask = p.request.gpuCount > 0
+    if (gpuTask) parts.push(pr.gpusDeclared ? 'GPUs declared, not probed (ranked below probed ones)' : 'GPUs probed')
     if (c > 0) parts.push('distinct provider for verification')
     out.push({
       copy: c,
@@ -80,6 +85,7 @@ export function explainTask (p: Placement, index: number): TaskPlacementExplanat
       price: pr.price,
       pricePerHour: pr.pricePerHour,
       reputationRiskFactor: pr.riskFactor,
+      ...(gpuTask ? { gpus: pr.gpusDeclared ? 'declared' as const : 'probed' as const } : {}),
       score,
       runnerUpScore: Number.isNaN(runnerUp) ? undefined : runnerUp,
       why: parts.join('; ')

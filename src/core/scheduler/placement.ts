@@ -29,6 +29,8 @@ export interface OfferView {
   reputation?: number
   /** Distance from the job's location preference, km. */
   distanceKm?: number
+  /** The provider probed the GPUs it offers (nvidia-smi); absent or false: only declared, so unverified. */
+  gpusProbed?: boolean
 }
 
 export interface PlacementRequest {
@@ -53,7 +55,15 @@ export interface PlacementRequest {
   avoid?: ReadonlySet<string>
   /** Copies already placed elsewhere count against the budget. */
   alreadySpent?: number
+  /** Cost factor of an offer whose GPUs are only declared, for a GPU task (default DECLARED_GPU_FACTOR). */
+  declaredGpuFactor?: number
 }
+
+/**
+ * A declared-only GPU ranks below a probed one of the same model: nothing checked it exists or
+ * performs as its table score says, so its cost counts half again (like an unknown reputation).
+ */
+export const DECLARED_GPU_FACTOR = 1.5
 
 export type OfferRejection = 'refused' | 'expired' | 'over-price' | 'too-far' | 'avoided' | 'no-slots' | 'deadline'
 export type UnplacedReason = 'no-candidates' | 'all-refused' | 'over-price' | 'too-far' | 'over-budget' | 'deadline' | 'not-enough-providers' | 'avoided'
@@ -64,7 +74,10 @@ export interface OfferPrediction {
   /** Price of one task copy on this offer. */
   price: number
   pricePerHour: number
+  /** Reputation risk, times declaredGpuFactor for a GPU task on declared-only GPUs. */
   riskFactor: number
+  /** A GPU task on GPUs the provider only declared (not probed). */
+  gpusDeclared: boolean
 }
 
 export interface Placement {
@@ -99,8 +112,9 @@ export function predictOffer (req: PlacementRequest, o: OfferView): OfferPredict
   const pricePerHour = req.gpuCount * o.priceGpuHour + req.cores * o.priceCpuHour
   const price = (pricePerHour * runMs) / 3_600_000
   const rep = Math.min(1, Math.max(0, o.reputation ?? 0.5))
-  const riskFactor = 1 + (1 - rep) * (req.riskWeight ?? 0.5)
-  return { runMs, transferMs, price, pricePerHour, riskFactor }
+  const gpusDeclared = req.gpuCount > 0 && o.gpusProbed !== true
+  const riskFactor = (1 + (1 - rep) * (req.riskWeight ?? 0.5)) * (gpusDeclared ? (req.declaredGpuFactor ?? DECLARED_GPU_FACTOR) : 1)
+  return { runMs, transferMs, price, pricePerHour, riskFactor, gpusDeclared }
 }
 
 function rejectOffer (req: PlacementRequest, o: OfferView, p: OfferPrediction): OfferRejection | undefined {

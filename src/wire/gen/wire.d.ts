@@ -918,6 +918,7 @@ export namespace dbc {
                 refusal: string;
                 signature: Uint8Array;
                 payoutAddress: string;
+                gpusProbed: boolean;
                 static create(properties: dbc.task.v1.Offer.$Shape): dbc.task.v1.Offer & dbc.task.v1.Offer.$Shape;
                 static create(properties?: dbc.task.v1.Offer.$Properties): dbc.task.v1.Offer;
                 static encode(m: dbc.task.v1.Offer.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -942,6 +943,7 @@ export namespace dbc {
                     refusal?: (string|null);
                     signature?: (Uint8Array|null);
                     payoutAddress?: (string|null);
+                    gpusProbed?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Offer.$Properties;

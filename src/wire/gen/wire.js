@@ -9424,6 +9424,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {string|null} [refusal] Offer refusal
                  * @property {Uint8Array|null} [signature] Offer signature
                  * @property {string|null} [payoutAddress] Offer payoutAddress
+                 * @property {boolean|null} [gpusProbed] Offer gpusProbed
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -9552,6 +9553,14 @@ export const dbc = $root.dbc = (() => {
                 Offer.prototype.payoutAddress = "";
 
                 /**
+                 * Offer gpusProbed.
+                 * @member {boolean} gpusProbed
+                 * @memberof dbc.task.v1.Offer
+                 * @instance
+                 */
+                Offer.prototype.gpusProbed = false;
+
+                /**
                  * Creates a new Offer instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Offer
@@ -9607,6 +9616,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 11, wireType 2 =*/90).bytes(m.signature);
                     if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress") && m.payoutAddress !== "")
                         w.uint32(/* id 12, wireType 2 =*/98).string(m.payoutAddress);
+                    if (m.gpusProbed != null && $Object.hasOwnProperty.call(m, "gpusProbed") && m.gpusProbed !== false)
+                        w.uint32(/* id 13, wireType 0 =*/104).bool(m.gpusProbed);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -9759,6 +9770,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.payoutAddress;
                                 continue;
                             }
+                        case 13: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.gpusProbed = v;
+                                else
+                                    delete m.gpusProbed;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -9866,6 +9886,11 @@ export const dbc = $root.dbc = (() => {
                             m.payoutAddress = $String(d.payoutAddress);
                         }
                     }
+                    if (d.gpusProbed != null) {
+                        if (d.gpusProbed) {
+                            m.gpusProbed = $Boolean(d.gpusProbed);
+                        }
+                    }
                     return m;
                 };
 
@@ -9923,6 +9948,7 @@ export const dbc = $root.dbc = (() => {
                                 d.signature = $util.newBuffer(d.signature);
                         }
                         d.payoutAddress = "";
+                        d.gpusProbed = false;
                     }
                     if (m.offerId != null && $Object.hasOwnProperty.call(m, "offerId")) {
                         d.offerId = o.bytes === $String ? $util.base64.encode(m.offerId, 0, m.offerId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.offerId) : m.offerId;
@@ -9959,6 +9985,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress")) {
                         d.payoutAddress = m.payoutAddress;
+                    }
+                    if (m.gpusProbed != null && $Object.hasOwnProperty.call(m, "gpusProbed")) {
+                        d.gpusProbed = m.gpusProbed;
                     }
                     return d;
                 };

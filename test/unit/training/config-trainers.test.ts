@@ -61,4 +61,11 @@ test('trainers come from the config file', () => {
   }
 })
 
+test('serves: a trainer may run the built-in MLP in place of the built-in trainer; nothing else', () => {
+  const t = withTrainers({ 'torch-mlp': { command: ['/usr/bin/python3', '/opt/torch_trainer.py'], serves: ['mlp'] } }) as any
+  assert.equal(t['torch-mlp'].serves, ['mlp'])
+  assert.is((withTrainers({ x: { command: ['/bin/true'] } }) as any).x.serves, undefined)
+  assert.match(configError({ x: { command: ['/bin/true'], serves: ['resnet'] } }), /trainers\.x\.serves/)
+})
+
 test.run()

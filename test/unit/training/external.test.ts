@@ -3,6 +3,10 @@ import * as assert from 'uvu/assert'
 import { fileURLToPath } from 'node:url'
 import { PassThrough } from 'node:stream'
 import { ExternalTrainer, ExternalFrameReader, encodeExternalFrame } from '../../../src/training/external.js'
+import { TrainerRegistry } from '../../../src/training/trainers.js'
+import { createMlpTrainer, initialMlp } from '../../../src/training/trainer.js'
+import { parseTrainingSpec } from '../../../src/training/spec.js'
+import { fixtureTrainer } from './fixtures/trainer-config.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/external-trainer.ts', import.meta.url))
 const command = (...extra: string[]): string[] => [process.execPath, '--import', 'tsx', '--no-warnings', fixture, ...extra]
@@ -78,6 +82,42 @@ test('a trainer that goes away fails pending requests instead of hanging', async
     assert.unreachable()
   } catch (err) {
     assert.is((err as any).code, 'EXTERNAL_TRAINER_GONE')
+  }
+})
+
+test('the node delivers the member\'s shard, the test set and the seeded start (load_data, set_params)', async () => {
+  // full batches of the 100-sample shard: the same steps as a built-in member of rank 1 only on the same shard
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 16 }, dataset: { trainPerClass: 20, testPerClass: 10 }, batchSize: 100, learningRate: 0.1, seed: 11 })
+  const registry = new TrainerRegistry({ trainers: { 'stand-in': fixtureTrainer([], { serves: ['mlp'] }) } })
+  assert.is(registry.serving('mlp'), 'stand-in')
+  const t = await registry.start('stand-in', { rank: 1, shards: 2, spec })
+  try {
+    assert.equal(Array.from(await t.getParams()), Array.from(initialMlp(spec).params))
+    const builtin = createMlpTrainer(spec, 1, 2)
+    const a = await t.step(2)
+    const b = await builtin.step(2)
+    assert.is(a.samples, 200)
+    const pa = await t.getParams()
+    const pb = await builtin.getParams()
+    let diff = 0
+    for (let i = 0; i < pa.length; i++) diff = Math.max(diff, Math.abs(pa[i] - pb[i]))
+    assert.ok(diff < 1e-5, `the external member trained on another shard (max difference ${diff})`)
+    const ev = await t.evaluate()
+    assert.ok(Math.abs(ev.accuracy - (await builtin.evaluate()).accuracy) < 1e-9, 'evaluated on the same test set')
+  } finally {
+    await t.close()
+  }
+})
+
+test('an external trainer whose model does not match the spec\'s MLP is refused', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 16 }, dataset: { trainPerClass: 20, testPerClass: 10 } })
+  const registry = new TrainerRegistry({ trainers: { odd: fixtureTrainer(['--params=1234'], { serves: ['mlp'] }) } })
+  try {
+    await registry.start('odd', { rank: 0, shards: 1, spec })
+    assert.unreachable()
+  } catch (err) {
+    assert.is((err as any).code, 'TRAINER_SPAWN_FAILED')
+    assert.match((err as Error).message, /1234 parameters, the spec's MLP 12730/)
   }
 })
 

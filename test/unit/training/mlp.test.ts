@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
-import { Mlp, mlpParamCount } from '../../../src/training/mlp.js'
+import { Mlp, mlpLayout, mlpParamCount } from '../../../src/training/mlp.js'
 import { datasetFrom, loadMnist, shardIndices, subset } from '../../../src/training/mnist.js'
 import { createMlpTrainer } from '../../../src/training/trainer.js'
 import { parseTrainingSpec } from '../../../src/training/spec.js'
@@ -48,6 +48,32 @@ test('the flat vector has the documented size and the same seed gives the same m
   const c = new Mlp(shape, { seed: 10 })
   assert.equal(Array.from(a.params.subarray(0, 100)), Array.from(b.params.subarray(0, 100)))
   assert.not.equal(Array.from(a.params.subarray(0, 100)), Array.from(c.params.subarray(0, 100)))
+})
+
+test('the flat vector is PyTorch\'s layout: W1[out][in], b1, W2[out][in], b2, named as the state_dict', () => {
+  const shape = { inputs: 3, hidden: 2, outputs: 2 }
+  const layout = mlpLayout(shape)
+  assert.equal(layout.map(t => [t.name, t.shape, t.offset]), [['0.weight', [2, 3], 0], ['0.bias', [2], 6], ['2.weight', [2, 2], 8], ['2.bias', [2], 12]])
+  const last = layout[layout.length - 1]
+  assert.is(last.offset + last.shape.reduce((a, b) => a * b, 1), mlpParamCount(shape))
+  assert.equal(mlpLayout({ inputs: 784, hidden: 64, outputs: 10 }).map(t => t.shape), [[64, 784], [64], [10, 64], [10]])
+  // A hand-written forward pass that reads the vector as torch does (weight[out][in] row-major) gives the model's loss.
+  const m = new Mlp(shape, { seed: 1 })
+  // W1 = [[0.5, -0.2, 0.3], [-0.4, 0.1, 0.6]], b1 = [0.1, -0.2], W2 = [[0.7, -0.3], [0.2, 0.8]], b2 = [0.05, -0.1]
+  const w = Float32Array.from([0.5, -0.2, 0.3, -0.4, 0.1, 0.6, 0.1, -0.2, 0.7, -0.3, 0.2, 0.8, 0.05, -0.1])
+  m.setParams(w)
+  const x = [0.5, 0, 1]
+  const h = [0, 1].map(k => Math.max(0, w[6 + k] + x.reduce((s, v, i) => s + w[k * 3 + i] * v, 0)))
+  const logits = [0, 1].map(o => w[12 + o] + h.reduce((s, v, k) => s + w[8 + o * 2 + k] * v, 0))
+  const label = 1
+  const expected = Math.log(Math.exp(logits[0]) + Math.exp(logits[1])) - logits[label]
+  const data = datasetFrom([Float32Array.from(x)], [label])
+  assert.ok(Math.abs(m.batchLoss(data, [0]) - expected) < 1e-6, `loss ${m.batchLoss(data, [0])} vs ${expected}`)
+  // and the gradient lands where torch puts it: input 1 is zero, so no first-layer weight of it moves
+  const g = m.batchGradient(data, [0])
+  assert.is(g[1], 0)
+  assert.is(g[3 + 1], 0)
+  assert.ok(g[0] !== 0 && g[3] !== 0 && g[2] !== 0)
 })
 
 test('MNIST split is fixed, shards are disjoint, cover the set and keep the class mix', () => {
