@@ -1,11 +1,12 @@
 // Grid jobs: dispatch throughput of tiny tasks over 8 local providers (vs running the same
-// tasks in one process), makespan with 30% of providers killed mid-job (vs no churn), and
-// placement of 10,000 tasks over 1,000 offers (vs random placement).
+// tasks in one process), the cost of the default result checks (spot checks vs
+// `verification: { mode: off }`, same run), makespan with 30% of providers killed mid-job (vs
+// no churn), and placement of 10,000 tasks over 1,000 offers (vs random placement).
 import { createHash } from 'node:crypto'
 import { metric, type BenchModule, type Metric } from './lib.js'
 import { createRng } from '../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../src/core/identity/index.js'
-import { placeTasks, placeRandomly, validateManifest, encodeValueInput, type OfferView, type PlacementRequest, type ManifestInput } from '../src/core/scheduler/index.js'
+import { placeTasks, placeRandomly, validateManifest, encodeValueInput, ReputationBook, type OfferView, type PlacementRequest, type ManifestInput } from '../src/core/scheduler/index.js'
 import { FakeProvider, JobRunner, LocalTransport, JobStore, ProcessTransport, type JobSummary } from '../src/jobs/index.js'
 import { openStore } from '../src/store/db.js'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -26,17 +27,22 @@ function manifest (m: Partial<ManifestInput>): ReturnType<typeof validateManifes
 }
 
 let jobSeq = 0
-async function runJob (tasks: number, providers: FakeProvider[], opts: { killAtFraction?: number, kill?: number, store?: JobStore, taskMs?: number } = {}): Promise<{ summary: JobSummary, ms: number }> {
+// Rows other than the checks rows measure the dispatch machinery: one copy per task (`mode: off`).
+const OFF = { mode: 'off' } as const
+
+async function runJob (tasks: number, providers: FakeProvider[], opts: { killAtFraction?: number, kill?: number, store?: JobStore, taskMs?: number, verification?: ManifestInput['verification'] | null, reputation?: ReputationBook } = {}): Promise<{ summary: JobSummary, ms: number }> {
   const tr = new LocalTransport(providers, { sender: owner.peerId, heartbeatMs: 100 })
   let accepted = 0
   const killAt = Math.floor(tasks * (opts.killAtFraction ?? 2))
   const r = new JobRunner({
     jobId: (++jobSeq).toString(16).padStart(64, '0'),
-    manifest: manifest({ inputs: { range: { from: 0, to: tasks - 1 } }, task: { timeoutMs: 30_000, expectedMs: opts.taskMs ?? 1 } }).manifest,
+    // verification null: no verification section at all (the default checks)
+    manifest: manifest({ inputs: { range: { from: 0, to: tasks - 1 } }, task: { timeoutMs: 30_000, expectedMs: opts.taskMs ?? 1 }, ...(opts.verification === null ? {} : { verification: opts.verification ?? OFF }) }).manifest,
     holder: owner,
     transport: tr,
     code: new Uint8Array([0]),
     store: opts.store,
+    reputation: opts.reputation,
     leaseTimeoutMs: 400,
     onEvent: e => {
       if (e.type === 'accepted' && ++accepted === killAt) for (const p of providers.slice(0, opts.kill ?? 0)) tr.kill(p.id)
@@ -79,7 +85,33 @@ export const run: BenchModule['run'] = async ({ quick }) => {
     metrics.dispatch_tasks_per_s_durable = metric(n / (durable.ms / 1000), 'tasks/s', tps, undefined, undefined)
     store.store.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
-  notes.push(`throughput: ${n} tiny tasks (sha256 of the input) over 8 in-process providers with 16 slots each; each task gets a signed usage receipt (node:crypto Ed25519) and its output hash checked; baseline runs the same function in a loop in one process; the _durable row writes every copy and result to the node store (SQLite, WAL, synchronous=FULL, batched per tick)`)
+  notes.push(`throughput: ${n} tiny tasks (sha256 of the input) over 8 in-process providers with 16 slots each, verification off (one copy per task: the dispatch machinery alone); each task gets a signed usage receipt (node:crypto Ed25519) and its output hash checked; baseline runs the same function in a loop in one process; the _durable row writes every copy and result to the node store (SQLite, WAL, synchronous=FULL, batched per tick)`)
+
+  // 1b. The default checks (a manifest with no verification section) vs `verification: { mode: off }`,
+  // alternating in the same run: throughput and copies per task, with providers new to the
+  // submitter (every result checked until a provider has 10 confirmed in a row) and established.
+  // Tasks of 50 ms: provider capacity, not the shared CPU, sets the pace (extra copies cost capacity).
+  const cn = quick ? 1_000 : 2_000
+  const cMs = 50
+  const cps = (): FakeProvider[] => providers(10, { slots: 4, delayMs: cMs })
+  const established = new ReputationBook()
+  await runJob(cn, cps(), { verification: null, reputation: established, taskMs: cMs }) // builds the records
+  const offMs: number[] = []; const freshMs: number[] = []; const estMs: number[] = []
+  let fresh!: JobSummary; let est!: JobSummary
+  for (let k = 0; k < 5; k++) {
+    offMs.push((await runJob(cn, cps(), { taskMs: cMs })).ms)
+    const f = await runJob(cn, cps(), { verification: null, taskMs: cMs })
+    freshMs.push(f.ms); fresh = f.summary
+    const e = await runJob(cn, cps(), { verification: null, reputation: established, taskMs: cMs })
+    estMs.push(e.ms); est = e.summary
+  }
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const offTps = cn / (med(offMs) / 1000)
+  metrics.checks_tasks_per_s_new_providers = metric(cn / (med(freshMs) / 1000), 'tasks/s', offTps)
+  metrics.checks_tasks_per_s_established = metric(cn / (med(estMs) / 1000), 'tasks/s', offTps)
+  metrics.checks_copies_per_task_new_providers = metric(fresh.copies / cn, 'copies/task', 1)
+  metrics.checks_copies_per_task_established = metric(est.copies / cn, 'copies/task', 1, '<= 1.15 (1 + spot-check rate 0.1)', est.copies / cn <= 1.15)
+  notes.push(`default checks: ${cn} tasks of ${cMs} ms over 10 in-process providers x 4 slots (capacity-bound), a manifest with no verification section vs verification: { mode: off } (baseline), alternating, medians of 5; "new providers" = a fresh reputation book (each provider's results checked until 10 are confirmed in a row by another provider), "established" = the book of an earlier job (a 10% share checked); ${fresh.checkedTasks} / ${est.checkedTasks} tasks checked, billed copies ${fresh.billedCopies} / ${est.billedCopies}; off runs ${offMs.map(x => x.toFixed(0)).join(', ')} ms, new ${freshMs.map(x => x.toFixed(0)).join(', ')} ms, established ${estMs.map(x => x.toFixed(0)).join(', ')} ms`)
 
   // 2. Makespan with 30% of providers killed at 30% progress vs no churn.
   // Tasks long enough that provider capacity, not the shared CPU, sets the makespan.
@@ -100,7 +132,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   notes.push(`churn runs (ms): no churn ${calms.map(x => x.toFixed(0)).join(', ')}; churn ${churns.map(x => x.toFixed(0)).join(', ')}; ideal recovery (capacity 70% from 30% progress) is 1.3x`)
   metrics.makespan_churn_ms = metric(churn.ms, 'ms', calm.ms, '<= 1.5x no churn', ratio <= 1.5)
   metrics.churn_retries = metric(churn.summary.retries + churn.summary.speculative, 'copies')
-  notes.push(`churn: ${m} tasks of ${taskMs} ms over 10 providers x 4 slots; 3 providers stop answering (like kill -9: no heartbeats, running tasks never return) after 30% of tasks are accepted; lease timeout 400 ms; ${churn.summary.leasesLost} leases lost, ${churn.summary.retries} retries, ${churn.summary.speculative} speculative copies`)
+  notes.push(`churn: ${m} tasks of ${taskMs} ms over 10 providers x 4 slots, verification off; 3 providers stop answering (like kill -9: no heartbeats, running tasks never return) after 30% of tasks are accepted; lease timeout 400 ms; ${churn.summary.leasesLost} leases lost, ${churn.summary.retries} retries, ${churn.summary.speculative} speculative copies`)
 
   // 2b. The same with provider processes and a real kill -9 (IPC instead of calls in process).
   const pm = quick ? 500 : 1000
@@ -111,7 +143,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
       let accepted = 0
       const victims = tr.ids().slice(0, kill)
       const r = new JobRunner({
-        jobId: (++jobSeq).toString(16).padStart(64, '0'), manifest: manifest({ inputs: { range: { from: 0, to: pm - 1 } }, task: { timeoutMs: 30_000, expectedMs: pTaskMs } }).manifest,
+        jobId: (++jobSeq).toString(16).padStart(64, '0'), manifest: manifest({ inputs: { range: { from: 0, to: pm - 1 } }, task: { timeoutMs: 30_000, expectedMs: pTaskMs }, verification: OFF }).manifest,
         holder: owner, transport: tr, code: new Uint8Array([0]), leaseTimeoutMs: 400,
         onEvent: e => { if (e.type === 'accepted' && ++accepted === Math.floor(pm * 0.3)) for (const v of victims) tr.kill(v) }
       })

@@ -18,7 +18,10 @@ test('a 1,000-task job over 8 providers completes with every result correct', as
   const results = r.results()
   assert.is(results.length, 1000)
   for (const x of results) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
-  assert.is(s.billedCopies, 1000)
+  // the default checks: a checked task bills both agreeing copies, an unchecked one its only copy
+  assert.ok(s.checkedTasks >= 80 && s.checkedTasks < 1000, `${s.checkedTasks} tasks spot-checked`)
+  assert.is(s.billedCopies, 1000 + s.checkedTasks)
+  assert.equal(s.caughtProviders, [])
   assert.ok(ps.filter(p => p.tasksRun > 0).length >= 6, 'work is spread')
 })
 
@@ -38,7 +41,7 @@ test('30% of providers killed mid-job: the job completes and every result is cor
   for (const x of r.results()) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
   // Copies stuck on the killed providers were re-run (lease lost) or raced (speculation).
   assert.ok(s.retries + s.speculative > 0, `re-run: ${s.retries} retries, ${s.speculative} speculative`)
-  assert.is(s.billedCopies, 1000)
+  assert.is(s.billedCopies, 1000 + s.checkedTasks, 'one billed copy per task, two for a spot-checked one')
 })
 
 test('killed providers without speculation: their leases are lost and their copies re-run', async () => {
@@ -54,7 +57,7 @@ test('killed providers without speculation: their leases are lost and their copi
   assert.is(s.done, 500)
   assert.is(s.leasesLost, 3)
   assert.ok(s.retries > 0)
-  assert.is(s.billedCopies, 500)
+  assert.is(s.billedCopies, 500 + s.checkedTasks, 'one billed copy per task, two for a spot-checked one')
   for (const x of r.results()) assert.is(dec.decode(x.output), expected(x.index), `task ${x.index}`)
 })
 

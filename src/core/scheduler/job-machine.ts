@@ -6,8 +6,12 @@
 // `redundancy` copies on distinct providers; disagreement adds tie-break copies.
 // Exactly-once: a task is accepted once; every copy (task index + attempt) settles once,
 // and only copies that agree with the accepted hash, settled at acceptance, are billed.
+// Default checks (`spotChecks`, src/core/scheduler/spot-check.ts): with redundancy 1, a task
+// gets a second copy unless its provider is established (then a random share does), and a
+// provider whose copy disagrees with an accepted result is caught: all its results are withdrawn.
 import { IntDeque } from './deque.js'
 import type { ReputationBook } from './reputation.js'
+import { needsCheck, established, deferCheckTo, keepsQuorum, SPOT_CHECK_MAX_COPIES, DISAGREEMENT_QUORUM, type SpotCheckPolicy } from './spot-check.js'
 import type { Rng } from '../rng.js'
 
 export interface JobPolicy {
@@ -31,9 +35,15 @@ export interface JobPolicy {
   maxProviderFailures?: number
   /** Wrong answers after which a provider is avoided for this job. */
   maxProviderWrong?: number
+  /**
+   * The default checks (undefined: off, the manifest opted out). With redundancy 1, tasks of
+   * providers with little history get a second copy, others a `rate` share; with any
+   * redundancy, one wrong answer catches its provider (every result of it withdrawn).
+   */
+  spotChecks?: SpotCheckPolicy
 }
 
-export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break'
+export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break' | 'spot-check'
 export type CopyOutcome = 'running' | 'pending' | 'agreed' | 'wrong' | 'surplus' | 'failed' | 'timeout' | 'lost' | 'cancelled' | 'unverified'
 export type ResultVerdict = CopyOutcome | 'duplicate' | 'unknown'
 
@@ -60,8 +70,19 @@ export type JobCommand =
 
 export type JobEvent =
   | { type: 'accepted', index: number, hash: string, attempt: number, provider: string }
-  /** A copy reached its final outcome; `billed` copies are the ones to pay for. */
-  | { type: 'copy-settled', index: number, attempt: number, provider: string, outcome: CopyOutcome, billed: boolean }
+  /**
+   * A copy reached its final outcome; `billed` copies are the ones to pay for. `revoked`: a copy
+   * settled `agreed` before is withdrawn (its provider was caught lying): pay nothing more for it.
+   */
+  | { type: 'copy-settled', index: number, attempt: number, provider: string, outcome: CopyOutcome, billed: boolean, revoked?: boolean }
+  /** An accepted task's result no longer stands (a caught provider's vote carried it): it runs again. */
+  | { type: 'task-reopened', index: number, reason: string }
+  /**
+   * A provider returned a result that disagrees with an accepted one: every result it gave in
+   * this job is withdrawn (`invalidated` copies) and re-run elsewhere, its reputation is gone,
+   * and the payer must sign nothing more for it in this job (its unpaid amounts are forfeited).
+   */
+  | { type: 'provider-caught', provider: string, reason: string, invalidated: number }
   | { type: 'task-failed', index: number, reason: string }
   | { type: 'lease-lost', leaseId: string, provider: string, reason: string }
   | { type: 'provider-avoided', provider: string, reason: string }
@@ -85,6 +106,8 @@ interface TaskState {
   failures: number
   quorum: number
   reduced: boolean
+  /** Got a second copy from the default spot checks. */
+  checked: boolean
   decided: boolean
   speculated: boolean
   accepted?: string
@@ -96,10 +119,16 @@ const KEY = 65536 // copy key = index * KEY + attempt
 const SCAN = 64
 const TERMINAL: ReadonlySet<CopyOutcome> = new Set(['pending', 'agreed', 'wrong', 'surplus', 'failed'])
 
-export interface Progress { total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number }
+export interface Progress {
+  total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number
+  /** Tasks the default spot checks gave a second copy; providers caught lying. */
+  checks?: number, caught?: number
+}
 
 export class JobMachine {
-  readonly policy: Required<JobPolicy>
+  readonly policy: Required<Omit<JobPolicy, 'spotChecks'>> & Pick<JobPolicy, 'spotChecks'>
+  /** Default checks on a redundancy-1 job: tasks get a second copy by spot-check rules. */
+  private readonly checkOne: boolean
   private readonly tasks: TaskState[]
   private readonly queue = new IntDeque(1024)
   private readonly running = new Map<number, CopyRecord>()
@@ -110,6 +139,11 @@ export class JobMachine {
   private readonly avoided = new Set<string>()
   private readonly consecutiveFailures = new Map<string, number>()
   private readonly wrongBy = new Map<string, number>()
+  private readonly caught = new Set<string>()
+  private readonly pendingCatch: Array<{ provider: string, reason: string, at: number }> = []
+  private catching = false
+  /** The latest `now` seen: catches started from a settled copy act at this time, not the copy's end. */
+  private clock = 0
   private commands: JobCommand[] = []
   private events: JobEvent[] = []
   private durationSum = 0
@@ -119,11 +153,13 @@ export class JobMachine {
   private cancelled = false
   private needLeasesAsked = false
   private stopped: string | undefined
-  private readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0 }
+  private readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0, checks: 0, caught: 0 }
 
   constructor (policy: JobPolicy, private readonly reputation: ReputationBook, private readonly rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
+    const checkOne = policy.spotChecks !== undefined && policy.redundancy === 1
+    this.checkOne = checkOne
     this.policy = {
-      maxCopies: policy.redundancy * 2 + 1,
+      maxCopies: checkOne ? SPOT_CHECK_MAX_COPIES : policy.redundancy * 2 + 1,
       leaseTimeoutMs: 3000,
       adaptive: false,
       spotCheckRate: 0.1,
@@ -135,7 +171,7 @@ export class JobMachine {
     }
     this.tasks = new Array<TaskState>(policy.taskCount)
     for (let i = 0; i < policy.taskCount; i++) {
-      const t: TaskState = { status: 'queued', attempts: 0, copies: [], reasons: [], queued: 0, outstanding: 0, failures: 0, quorum: policy.quorum, reduced: false, decided: false, speculated: false }
+      const t: TaskState = { status: 'queued', attempts: 0, copies: [], reasons: [], queued: 0, outstanding: 0, failures: 0, quorum: policy.quorum, reduced: false, checked: false, decided: false, speculated: false }
       this.tasks[i] = t
       const r = restored?.get(i)
       if (r !== undefined) this.restore(i, t, r)
@@ -155,8 +191,10 @@ export class JobMachine {
     if (r.accepted !== undefined) { t.status = 'done'; t.accepted = r.accepted; this.counts.done++; return }
     if (r.failed !== undefined) { t.status = 'failed'; this.counts.failed++; return }
     t.decided = t.copies.length > 0
-    const pending = t.copies.filter(c => c.outcome === 'pending').length
-    const want = t.decided ? Math.max(0, this.policy.redundancy - pending) : 1
+    // With the default checks a task decided before the restart is checked: its record is gone.
+    if (t.decided && this.checkOne) { t.quorum = Math.max(t.quorum, 2); t.checked = true }
+    const pending = t.copies.filter(c => c.outcome === 'pending' || c.outcome === 'agreed').length
+    const want = t.decided ? Math.max(0, Math.max(this.policy.redundancy, t.quorum) - pending) : 1
     for (let k = 0; k < want; k++) this.enqueue(index, t.decided ? 'retry' : 'initial', false)
     if (t.decided) this.evaluateVotes(0, index, t)
   }
@@ -164,6 +202,7 @@ export class JobMachine {
   // ---- inputs ----------------------------------------------------------------------
 
   handleLease (now: number, grant: LeaseGrant): void {
+    this.clock = Math.max(this.clock, now)
     if (this.avoided.has(grant.provider)) { this.commands.push({ type: 'release-lease', leaseId: grant.leaseId, provider: grant.provider, reason: 'provider avoided' }); return }
     this.leases.set(grant.leaseId, { ...grant, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
     this.ordered = [...this.leases.values()].filter(l => l.alive).sort((a, b) => a.rank - b.rank)
@@ -188,6 +227,7 @@ export class JobMachine {
   }
 
   handleResult (now: number, r: ResultInput): ResultVerdict {
+    this.clock = Math.max(this.clock, now)
     const t = this.tasks[r.index]
     if (t === undefined) return 'unknown'
     const c = t.copies.find(x => x.attempt === r.attempt)
@@ -196,6 +236,14 @@ export class JobMachine {
     const wasRunning = c.outcome === 'running'
     if (wasRunning) this.detach(c)
     c.endedAt = now
+    if (this.caught.has(c.provider)) {
+      // a caught provider's late answer counts for nothing (its copy was re-queued elsewhere)
+      c.hash = r.hash
+      this.settle(c, 'wrong')
+      if (wasRunning && t.status !== 'done' && t.status !== 'failed') this.enqueue(r.index, 'retry', true)
+      this.pump(now)
+      return 'wrong'
+    }
     if (!r.ok) {
       // A copy already given up (lost, timed out) was requeued then; do not requeue twice.
       if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
@@ -206,6 +254,15 @@ export class JobMachine {
     c.hash = r.hash ?? ''
     this.consecutiveFailures.set(c.provider, 0)
     this.durationSum += now - c.startedAt; this.durationN++
+    if (t.status === 'done' && c.hash !== t.accepted && this.policy.spotChecks !== undefined && !this.finished && t.quorum < 2) {
+      // A late copy disagrees with a result accepted on one provider's word: neither is
+      // believed; the task runs again until two agree, and the loser is caught.
+      this.reopen(r.index, t, `a copy from ${c.provider} disagrees with the result accepted unchecked`)
+      c.outcome = 'pending'
+      this.evaluateVotes(now, r.index, t)
+      this.pump(now)
+      return c.outcome
+    }
     if (t.status === 'done' || t.status === 'failed') {
       const surplus = t.status === 'done' && c.hash === t.accepted
       this.settle(c, surplus ? 'surplus' : t.status === 'done' ? 'wrong' : 'unverified')
@@ -220,6 +277,7 @@ export class JobMachine {
 
   /** Expired copies and leases; call at `nextTimeout()` (or any time). */
   handleTimeout (now: number): void {
+    this.clock = Math.max(this.clock, now)
     while (this.deadlineAt.length > 0 && this.deadlineAt[0] <= now) {
       const key = this.popDeadline()
       const c = this.running.get(key)
@@ -338,14 +396,18 @@ export class JobMachine {
     this.maybeSpeculate(now)
     const skipped: number[] = []
     let dispatched = 0
+    const sc = this.policy.spotChecks
+    // Checking copies wait for an established provider when one holds a live lease.
+    const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
     for (const l of this.ordered) {
+      const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
       while (l.running < l.slots && this.queue.length > 0) {
         let taken = -1
         for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
           const i = this.queue.popFront()!
           const t = this.tasks[i]
           if (t.status === 'done' || t.status === 'failed') { t.queued--; t.reasons.shift(); s--; continue }
-          if (this.allowed(t, l.provider)) { taken = i; break }
+          if (this.allowed(t, l.provider) && !(defer && this.waitsForKnown(t, known))) { taken = i; break }
           skipped.push(i)
         }
         for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
@@ -361,21 +423,33 @@ export class JobMachine {
     }
   }
 
+  /** A checking copy (second opinion, tie-break) that an established provider may run instead. */
+  private waitsForKnown (t: TaskState, known: readonly string[]): boolean {
+    const reason = t.reasons[0]
+    if (reason !== 'spot-check' && reason !== 'tie-break') return false
+    return known.some(p => this.allowed(t, p))
+  }
+
   private dispatch (now: number, index: number, l: LeaseState): void {
     const t = this.tasks[index]
     t.queued--
     const reason = t.reasons.shift() ?? 'retry'
+    const sc = this.policy.spotChecks
     if (!t.decided) {
       t.decided = true
-      if (this.policy.adaptive && this.reputation.trusted(l.provider) && this.rng.next() >= this.policy.spotCheckRate) {
+      if (this.checkOne) {
+        if (needsCheck(this.reputation, l.provider, sc!, this.rng)) this.addCheck(index, t)
+        else t.reduced = true
+      } else if (this.policy.adaptive && this.reputation.trusted(l.provider) && this.rng.next() >= this.policy.spotCheckRate) {
         t.reduced = true; t.quorum = 1
       } else {
         for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
       }
-    } else if (t.reduced && !this.reputation.trusted(l.provider)) {
+    } else if (t.reduced && !(this.checkOne ? established(this.reputation, l.provider, sc!) : this.reputation.trusted(l.provider))) {
       // The trusted provider's copy went away; an untrusted one gets the full check.
       t.reduced = false; t.quorum = this.policy.quorum
-      for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
+      if (this.checkOne) this.addCheck(index, t)
+      else for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
     }
     t.status = 'active'
     const attempt = ++t.attempts
@@ -390,6 +464,13 @@ export class JobMachine {
     this.running.set(key, c)
     this.pushDeadline(now + this.policy.taskTimeoutMs, key)
     this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
+  }
+
+  /** A second opinion on another provider: the task now needs two agreeing copies. */
+  private addCheck (index: number, t: TaskState): void {
+    t.quorum = Math.max(t.quorum, 2)
+    if (!t.checked) { t.checked = true; this.counts.checks++ }
+    this.enqueue(index, 'spot-check', true)
   }
 
   /** Removes a running copy from the running set and its lease. */
@@ -424,11 +505,15 @@ export class JobMachine {
     const votes = new Map<string, number>()
     let best = ''; let bestN = 0
     for (const c of t.copies) {
-      if (c.outcome !== 'pending') continue
+      // `agreed` copies vote only in a task reopened after a catch (they were accepted before).
+      if (c.outcome !== 'pending' && c.outcome !== 'agreed') continue
       const n = (votes.get(c.hash!) ?? 0) + 1
       votes.set(c.hash!, n)
       if (n > bestN) { best = c.hash!; bestN = n }
     }
+    // Copies disagree: with the default checks the winner needs 3 agreeing copies, so two
+    // colluders that agree on a wrong value can not out-vote one honest copy and get it caught.
+    if (this.checkOne && votes.size > 1) t.quorum = Math.max(t.quorum, DISAGREEMENT_QUORUM)
     if (bestN >= t.quorum) { this.accept(now, index, t, best); return }
     const remaining = t.outstanding + t.queued
     const need = t.quorum - bestN
@@ -443,17 +528,29 @@ export class JobMachine {
     t.status = 'done'
     t.accepted = hash
     this.counts.done++
-    let first: CopyRecord | undefined
+    // Catches this acceptance causes run after it is complete (they may reopen other tasks).
+    const outer = this.catching
+    this.catching = true
+    const agreeing = t.copies.filter(c => (c.outcome === 'pending' || c.outcome === 'agreed') && c.hash === hash)
+    // The copy whose output is kept: one that answered in this run (a copy restored from before
+    // a restart has its hash in the store but its output was never kept).
+    const first = agreeing.find(c => c.outcome === 'pending' && c.leaseId !== '') ?? agreeing.find(c => c.outcome === 'pending') ?? agreeing[0]
+    // Two providers or more agreeing: each result was checked by another provider's copy.
+    if (agreeing.length >= 2) for (const c of agreeing) if (c.outcome === 'pending') this.reputation.confirmed(c.provider)
     for (const c of t.copies) {
       if (c.outcome === 'pending') {
-        if (c.hash === hash) { first ??= c; this.settle(c, 'agreed') } else this.settle(c, 'wrong')
+        if (c.hash === hash) this.settle(c, 'agreed'); else this.settle(c, 'wrong')
+      } else if (c.outcome === 'agreed' && c.hash !== hash) {
+        this.revoke(c) // a reopened task: this copy had agreed with a caught provider's wrong result
+        this.pendingCatch.push({ provider: c.provider, at: Math.max(now, this.clock), reason: `its result for task ${index} agreed with a caught provider's, not with the re-run` })
       } else if (c.outcome === 'running') {
         this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
         this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
       }
     }
-    this.events.push({ type: 'accepted', index, hash, attempt: first!.attempt, provider: first!.provider })
-    this.checkFinished()
+    this.events.push({ type: 'accepted', index, hash, attempt: first.attempt, provider: first.provider })
+    this.catching = outer
+    this.drainCatches()
   }
 
   private failTask (now: number, index: number, t: TaskState, reason: string): void {
@@ -479,9 +576,74 @@ export class JobMachine {
       this.reputation.record(c.provider, 'wrong')
       const n = (this.wrongBy.get(c.provider) ?? 0) + 1
       this.wrongBy.set(c.provider, n)
-      if (n >= this.policy.maxProviderWrong) this.avoid(c.endedAt ?? 0, c.provider, `${n} wrong answers`)
+      if (this.policy.spotChecks !== undefined) this.pendingCatch.push({ provider: c.provider, at: this.clock, reason: `its result for task ${c.index} disagrees with the accepted one` })
+      else if (n >= this.policy.maxProviderWrong) this.avoid(Math.max(c.endedAt ?? 0, this.clock), c.provider, `${n} wrong answers`)
     }
     if (outcome !== 'pending' && outcome !== 'running') this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome, billed })
+    this.drainCatches()
+  }
+
+  /** Catches queued while another catch or an acceptance was under way run now, in order. */
+  private drainCatches (): void {
+    if (this.catching) return
+    for (let w = this.pendingCatch.shift(); w !== undefined; w = this.pendingCatch.shift()) this.catchProvider(w.at, w.provider, w.reason)
+    this.checkFinished()
+  }
+
+  /** An accepted task whose result no longer stands runs again, now with two agreeing copies needed. */
+  private reopen (index: number, t: TaskState, reason: string): void {
+    t.status = 'active'; t.accepted = undefined; t.reduced = false; this.counts.done--
+    t.quorum = Math.max(t.quorum, this.policy.quorum, 2)
+    if (this.checkOne && !t.checked) { t.checked = true; this.counts.checks++ }
+    this.events.push({ type: 'task-reopened', index, reason })
+  }
+
+  /** Withdraws a copy settled `agreed` before: no longer billed, no longer a vote. */
+  private revoke (c: CopyRecord): void {
+    c.outcome = 'wrong'
+    this.counts.billed--
+    this.counts.wrong++
+    this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome: 'wrong', billed: false, revoked: true })
+  }
+
+  /**
+   * Caught once: the provider is avoided (its running copies re-queued elsewhere), its
+   * reputation is gone, and every result it gave in this job is withdrawn: a waiting vote
+   * becomes `wrong`; an accepted task its vote carried is reopened and runs again.
+   */
+  private catchProvider (now: number, provider: string, reason: string): void {
+    if (this.caught.has(provider)) return
+    this.caught.add(provider)
+    this.catching = true
+    try {
+      this.counts.caught++
+      this.reputation.caught(provider)
+      // first, so the payer stops signing for it before it sees any of the revocations below
+      const caughtEvent = { type: 'provider-caught' as const, provider, reason, invalidated: 0 }
+      this.events.push(caughtEvent)
+      this.avoid(now, provider, `caught: ${reason}`)
+      let invalidated = 0
+      const recheck: number[] = []
+      for (let i = 0; i < this.tasks.length; i++) {
+        const t = this.tasks[i]
+        let touched = false
+        for (const c of t.copies) {
+          if (c.provider !== provider) continue
+          if (c.outcome === 'pending') { c.outcome = 'wrong'; this.counts.wrong++; this.events.push({ type: 'copy-settled', index: i, attempt: c.attempt, provider, outcome: 'wrong', billed: false }); invalidated++; touched = true }
+          else if (c.outcome === 'agreed') { this.revoke(c); invalidated++; touched = true }
+        }
+        if (!touched) continue
+        if (t.status === 'done') {
+          const others = t.copies.filter(c => c.outcome === 'agreed' && c.hash === t.accepted).length
+          if (keepsQuorum(others, t.quorum) || this.finished) continue
+          this.reopen(i, t, `provider ${provider} was caught: ${reason}`)
+        }
+        if (t.status === 'active' || t.status === 'queued') recheck.push(i)
+      }
+      caughtEvent.invalidated = invalidated // read when the events are polled, after this returns
+      for (const i of recheck) if (this.tasks[i].status !== 'done' && this.tasks[i].status !== 'failed') this.evaluateVotes(now, i, this.tasks[i])
+    } finally { this.catching = false }
+    this.pump(now)
   }
 
   private avoid (now: number, provider: string, reason: string): void {
@@ -514,7 +676,7 @@ export class JobMachine {
   }
 
   private checkFinished (): void {
-    if (this.finished || this.counts.done + this.counts.failed < this.tasks.length) return
+    if (this.finished || this.catching || this.pendingCatch.length > 0 || this.counts.done + this.counts.failed < this.tasks.length) return
     this.finished = true
     for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job finished' })
     this.events.push({ type: 'finished', done: this.counts.done, failed: this.counts.failed })

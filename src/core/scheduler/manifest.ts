@@ -2,6 +2,7 @@
 // what it may cost. Pure validation (zod v4); reading the file is src/jobs/manifest-file.ts.
 // Errors name the field path and the problem, e.g. `inputs.range.to: must be >= from`.
 import { z } from 'zod'
+import { DEFAULT_SPOT_CHECKS, type SpotCheckPolicy } from './spot-check.js'
 
 const positiveInt = z.number().int().positive()
 const nonNegative = z.number().nonnegative()
@@ -59,16 +60,29 @@ const resourcesSchema = z.strictObject({
     memoryMib: positiveInt.optional()
   }).optional(),
   cores: positiveInt.max(1024).default(1),
-  memoryMib: positiveInt.default(256)
+  memoryMib: positiveInt.default(256),
+  /** Container tasks: ask for a network (providers give none unless their config allows it). */
+  network: z.boolean().default(false)
 })
 
 const verificationSchema = z.strictObject({
+  /**
+   * 'spot-check' (the default, also with no verification section): tasks of providers with
+   * little history get a second copy on another provider, an established provider's a
+   * `spotCheckRate` share; a provider caught with a wrong result loses every result of the job
+   * and its pay for them. 'off': the explicit opt-out, only `redundancy`/`quorum` as given.
+   */
+  mode: z.enum(['spot-check', 'off']).default('spot-check'),
   redundancy: positiveInt.max(15).default(1),
   quorum: positiveInt.max(15).optional(),
   /** Trusted providers (long clean record) get fewer copies, with random spot checks. */
   adaptive: z.boolean().default(false),
   /** Upper bound on copies when copies disagree (extra copies are added until quorum). */
-  maxCopies: positiveInt.max(31).optional()
+  maxCopies: positiveInt.max(31).optional(),
+  /** Share of an established provider's tasks still re-run on a second provider. */
+  spotCheckRate: z.number().min(0).max(1).default(DEFAULT_SPOT_CHECKS.rate),
+  /** Results in a row confirmed by another provider before a provider is only spot-checked. */
+  trustAfter: positiveInt.max(10_000).default(DEFAULT_SPOT_CHECKS.trustAfter)
 }).superRefine((v, ctx) => {
   const quorum = v.quorum ?? Math.floor(v.redundancy / 2) + 1
   if (quorum > v.redundancy) ctx.addIssue({ code: 'custom', path: ['quorum'], message: `must be <= redundancy (${v.redundancy})` })
@@ -111,8 +125,8 @@ export const manifestSchema = z.strictObject({
   code: codeSchema,
   entry: z.string().min(1).default('main'),
   inputs: inputsSchema,
-  resources: resourcesSchema.default({ cores: 1, memoryMib: 256 }),
-  verification: verificationSchema.default({ redundancy: 1, adaptive: false }),
+  resources: resourcesSchema.default({ cores: 1, memoryMib: 256, network: false }),
+  verification: verificationSchema.prefault({}),
   budget: budgetSchema.default({}),
   /** Seconds after submission, or an ISO-8601 time. */
   deadline: z.union([z.number().positive(), z.iso.datetime({ offset: true })]).optional(),
@@ -127,6 +141,7 @@ export const manifestSchema = z.strictObject({
 }).superRefine((m, ctx) => {
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'
   if (codeKind !== m.executor) ctx.addIssue({ code: 'custom', path: ['code'], message: `executor "${m.executor}" needs code.${m.executor === 'wasm' ? 'wasm' : m.executor === 'process' ? 'command' : 'image'}` })
+  if (m.resources.network && m.executor !== 'docker') ctx.addIssue({ code: 'custom', path: ['resources', 'network'], message: 'only container tasks (executor "docker") can ask for a network' })
 })
 
 export type Manifest = z.output<typeof manifestSchema>
@@ -159,6 +174,12 @@ export function formatManifestIssues (issues: ManifestIssue[]): string {
 /** The quorum the policy implies (a majority of the redundant copies unless given). */
 export function quorumOf (m: Manifest): number {
   return m.verification.quorum ?? Math.floor(m.verification.redundancy / 2) + 1
+}
+
+/** The default checks this manifest asks for; undefined when it opts out (`mode: off`). */
+export function spotChecksOf (m: Manifest): SpotCheckPolicy | undefined {
+  const v = m.verification
+  return v.mode === 'off' ? undefined : { rate: v.spotCheckRate, trustAfter: v.trustAfter }
 }
 
 /** Absolute deadline (ms) for a job submitted at `submittedAt`, or undefined. */

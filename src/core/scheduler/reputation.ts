@@ -1,10 +1,21 @@
 // Provider reputation as this node has seen it: agreed (verified) results raise it; wrong
 // answers cut it hard; failures and timeouts lower it a little. Trusted providers (a long
 // clean record) get fewer redundant copies when the job's verification is adaptive.
+// `streak` counts results in a row that another provider's copy confirmed (the default spot
+// checks: a provider is "established" after N of them); a provider caught lying loses it all.
 
 export type ReputationOutcome = 'agreed' | 'wrong' | 'failed' | 'timeout'
 
-export interface ProviderRecord { agreed: number, wrong: number, failed: number, timeout: number }
+export interface ProviderRecord {
+  agreed: number
+  wrong: number
+  failed: number
+  timeout: number
+  /** Consecutive results confirmed by another provider's copy (reset by a wrong one). */
+  streak?: number
+  /** Times this provider was caught returning a wrong result. */
+  caught?: number
+}
 
 export interface ReputationInit {
   /** Agreed results before a provider counts as trusted. */
@@ -23,11 +34,34 @@ export class ReputationBook {
     this.wrongWeight = init.wrongWeight ?? 10
   }
 
-  record (provider: string, outcome: ReputationOutcome, n = 1): void {
+  private rec (provider: string): ProviderRecord {
     let r = this.records.get(provider)
     if (r === undefined) { r = { agreed: 0, wrong: 0, failed: 0, timeout: 0 }; this.records.set(provider, r) }
-    r[outcome] += n
+    return r
   }
+
+  record (provider: string, outcome: ReputationOutcome, n = 1): void {
+    const r = this.rec(provider)
+    r[outcome] += n
+    if (outcome === 'wrong') r.streak = 0
+  }
+
+  /** A result of `provider` that another provider's copy confirmed. */
+  confirmed (provider: string): void {
+    const r = this.rec(provider)
+    r.streak = (r.streak ?? 0) + 1
+  }
+
+  /** Caught returning a wrong result: its record of agreed work is gone, its streak too. */
+  caught (provider: string): void {
+    const r = this.rec(provider)
+    r.agreed = 0
+    r.streak = 0
+    r.caught = (r.caught ?? 0) + 1
+  }
+
+  /** Consecutive confirmed results (0 for a provider never seen or caught since). */
+  streak (provider: string): number { return this.records.get(provider)?.streak ?? 0 }
 
   get (provider: string): ProviderRecord {
     return this.records.get(provider) ?? { agreed: 0, wrong: 0, failed: 0, timeout: 0 }

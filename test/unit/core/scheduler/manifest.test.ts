@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { validateManifest, formatManifestIssues, taskCount, taskInputSpec, quorumOf } from '../../../../src/core/scheduler/index.js'
+import { validateManifest, formatManifestIssues, taskCount, taskInputSpec, quorumOf, spotChecksOf } from '../../../../src/core/scheduler/index.js'
 
 const ok = { executor: 'wasm', code: { wasm: 'tile.wasm' }, inputs: { range: { from: 0, to: 9 } } }
 const issues = (raw: unknown): string => { const r = validateManifest(raw); return r.ok ? '' : formatManifestIssues(r.issues) }
@@ -11,6 +11,18 @@ test('a minimal manifest gets defaults', () => {
   if (!r.ok) return
   assert.is(r.manifest.verification.redundancy, 1)
   assert.is(quorumOf(r.manifest), 1)
+  // results are checked by default; redundancy 1 alone is not an opt-out, mode off is
+  assert.is(r.manifest.verification.mode, 'spot-check')
+  assert.equal(spotChecksOf(r.manifest), { rate: 0.1, trustAfter: 10 })
+  const one = validateManifest({ ...ok, verification: { redundancy: 1 } })
+  assert.ok(one.ok && spotChecksOf(one.manifest) !== undefined)
+  const off = validateManifest({ ...ok, verification: { mode: 'off' } })
+  assert.ok(off.ok && spotChecksOf(off.manifest) === undefined && off.manifest.verification.redundancy === 1)
+  const tuned = validateManifest({ ...ok, verification: { spotCheckRate: 0.5, trustAfter: 3, redundancy: 3 } })
+  assert.ok(tuned.ok && tuned.manifest.verification.mode === 'spot-check')
+  if (tuned.ok) assert.equal(spotChecksOf(tuned.manifest), { rate: 0.5, trustAfter: 3 })
+  assert.match(issues({ ...ok, verification: { mode: 'none' } }), /^verification\.mode: /)
+  assert.match(issues({ ...ok, verification: { spotCheckRate: 2 } }), /^verification\.spotCheckRate: /)
   assert.is(taskCount(r.manifest), 10)
   assert.is(r.manifest.placement, 'cost-model')
   const rnd = validateManifest({ ...ok, placement: 'random' })

@@ -45,6 +45,29 @@ test('low reputation costs more (risk of rework)', () => {
   assert.ok(p.tasksPerOffer[1] > p.tasksPerOffer[0])
 })
 
+test('a declared-only GPU ranks below a probed one of the same model; explain says which', () => {
+  // a single task: it goes to the best-ranked offer, even when the declared one is 20% cheaper
+  const one = { ...req, taskCount: 1 }
+  for (const order of [[0, 1], [1, 0]]) {
+    const offers = [offer(0, { gpusProbed: true }), offer(1, { priceGpuHour: 0.8 })]
+    const p = placeTasks(one, order.map(i => offers[i]))
+    assert.is(p.offers[p.copyOffer[0]].provider, 'p0', 'the probed GPU wins')
+    const e = explainTask(p, 0)
+    assert.is(e.copies[0].gpus, 'probed')
+    assert.match(e.why, /GPUs probed/)
+  }
+  const many = placeTasks(req, [offer(0, { gpusProbed: true }), offer(1)])
+  assert.ok(many.tasksPerOffer[0] > many.tasksPerOffer[1], `probed ${many.tasksPerOffer[0]}, declared ${many.tasksPerOffer[1]}`)
+  const declared = placeTasks({ ...req, taskCount: 1 }, [offer(1)])
+  assert.is(explainTask(declared, 0).copies[0].gpus, 'declared')
+  assert.match(explainTask(declared, 0).why, /GPUs declared, not probed/)
+  assert.is(declared.predictions[0].riskFactor, 1.25 * 1.5)
+  // a CPU task does not care what the provider says about GPUs
+  const cpu = placeTasks({ ...req, gpuCount: 0, cores: 1, taskCount: 1 }, [offer(0, { gpusProbed: true, priceCpuHour: 1 }), offer(1, { priceCpuHour: 0.8 })])
+  assert.is(cpu.offers[cpu.copyOffer[0]].provider, 'p1')
+  assert.is(explainTask(cpu, 0).copies[0].gpus, undefined)
+})
+
 // (how fast, about 1-4 ms, is bench/grid's placement_10k_x_1k_ms_p50, not asserted here)
 test('10,000 tasks over 1,000 offers: the cost model beats random placement', () => {
   const rng = createRng(7)

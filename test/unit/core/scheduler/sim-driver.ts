@@ -3,7 +3,13 @@
 import { JobMachine, ReputationBook, type JobPolicy, type JobEvent } from '../../../../src/core/scheduler/index.js'
 import { createRng } from '../../../../src/core/rng.js'
 
-export interface FakeProvider { id: string, taskMs: number, slots?: number, liar?: boolean, failEvery?: number, diesAt?: number, stallEvery?: number }
+export interface FakeProvider {
+  id: string, taskMs: number, slots?: number, liar?: boolean, failEvery?: number, diesAt?: number, stallEvery?: number
+  /** Lies with the same wrong value as every other colluder. */
+  colluder?: boolean
+  /** Honest for its first n results, then lies (a provider that builds a record first). */
+  liesAfter?: number
+}
 export const truth = (i: number): string => `h${i}`
 
 export function simulate (policy: JobPolicy, providers: FakeProvider[], opts: { seed?: number, reputation?: ReputationBook, untilMs?: number } = {}) {
@@ -14,6 +20,7 @@ export function simulate (policy: JobPolicy, providers: FakeProvider[], opts: { 
   const pending: Array<{ at: number, fn: () => void }> = []
   let now = 0
   let runs = 0
+  const answers = new Map<string, number>()
   const dead = (p: FakeProvider): boolean => p.diesAt !== undefined && now >= p.diesAt
   for (const p of providers) m.handleLease(now, { leaseId: 'L' + p.id, provider: p.id, slots: p.slots ?? 2 })
   const drain = (): void => {
@@ -26,7 +33,11 @@ export function simulate (policy: JobPolicy, providers: FakeProvider[], opts: { 
       pending.push({ at, fn: () => {
         if (p.diesAt !== undefined && at >= p.diesAt) return // never answers
         const fail = p.failEvery !== undefined && runs % p.failEvery === 0
-        m.handleResult(at, { index: c.index, attempt: c.attempt, ok: !fail, hash: p.liar === true ? `bad-${p.id}-${c.index}` : truth(c.index), error: fail ? 'boom' : undefined })
+        const answered = (answers.get(p.id) ?? 0) + 1
+        answers.set(p.id, answered)
+        const lies = p.liar === true || (p.liesAfter !== undefined && answered > p.liesAfter)
+        const hash = p.colluder === true ? `bad-${c.index}` : lies ? `bad-${p.id}-${c.index}` : truth(c.index)
+        m.handleResult(at, { index: c.index, attempt: c.attempt, ok: !fail, hash, error: fail ? 'boom' : undefined })
       } })
     }
     events.push(...m.pollEvents())
