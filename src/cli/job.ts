@@ -18,6 +18,7 @@ export function registerJobCommands (program: Command): void {
     .description('submit a job manifest (YAML or JSON; `type: training` for a training job) and follow its progress')
     .argument('<file>', 'the manifest')
     .option('--detach', 'return as soon as the job is accepted')
+    .option('--yes', 'allow the job\'s escrow to be topped up as it runs (needed to pay past what was first locked: the predicted cost when the manifest states no budget.total)')
     .option('--json', 'print JSON (the job id, or the final status)')
     .action(async (file: string, opts, cmd: Command) => {
       const training = await readTrainingManifest(file)
@@ -27,7 +28,10 @@ export function registerJobCommands (program: Command): void {
       }
       const { manifest, baseDir } = await loadManifestFile(file)
       const client = ApiClient.connect(dataDirOf(cmd))
-      const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir })
+      const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir, allowTopUp: opts.yes === true })
+      if (opts.json !== true && (manifest as { budget?: { total?: number } }).budget?.total === undefined && opts.yes !== true) {
+        process.stderr.write('note: the manifest states no budget.total: the escrow locked is the predicted cost; the job stops when it is spent (pass --yes to allow top-ups)\n')
+      }
       if (opts.detach === true) {
         if (opts.json === true) return printJson({ jobId })
         process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
@@ -60,13 +64,32 @@ export function registerJobCommands (program: Command): void {
     })
 
   job.command('list')
-    .description('list this node\'s jobs')
+    .description('list this node\'s jobs (grid and training)')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const { jobs } = await ApiClient.connect(dataDirOf(cmd)).call<{ jobs: JobStatus[] }>('GET', '/v1/jobs')
-      if (opts.json === true) return printJson({ jobs })
-      if (jobs.length === 0) { process.stdout.write('no jobs yet (submit one with `dbc job submit FILE`)\n'); return }
-      process.stdout.write(table(['JOB', 'NAME', 'STATUS', 'DONE', 'FAILED', 'AGE'], jobs.map(j => [j.jobId.slice(0, 16), j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), formatDuration(Date.now() - j.createdAt)])))
+      const client = ApiClient.connect(dataDirOf(cmd))
+      const { jobs } = await client.call<{ jobs: JobStatus[] }>('GET', '/v1/jobs')
+      // a node without the training subsystem answers 404: it has no training jobs
+      const training = (await client.call<{ jobs: Array<Record<string, any>> }>('GET', '/v1/training').catch(() => ({ jobs: [] }))).jobs
+      if (opts.json === true) return printJson({ jobs: [...jobs.map(j => ({ kind: 'grid', ...j })), ...training.map(t => ({ kind: 'training', ...t }))] })
+      if (jobs.length === 0 && training.length === 0) { process.stdout.write('no jobs yet (submit one with `dbc job submit FILE`)\n'); return }
+      const rows = [
+        ...jobs.map(j => [j.jobId.slice(0, 16), 'grid', j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), paidOf(j.summary?.payment), formatDuration(Date.now() - j.createdAt)]),
+        ...training.map(t => [String(t.jobId).slice(0, 16), 'training', String(t.name ?? 'training'), String(t.status), `${Number(t.round) + 1}/${String(t.rounds)} rounds`, '-', paidOf(t.payment), typeof t.createdAt === 'number' ? formatDuration(Date.now() - t.createdAt) : '-'])
+      ]
+      process.stdout.write(table(['JOB', 'KIND', 'NAME', 'STATUS', 'DONE', 'FAILED', 'PAID', 'AGE'], rows))
+    })
+
+  job.command('top-up')
+    .description('lock more escrow for a job; past its budget.total (or with none) only with --yes')
+    .argument('<job>', 'job id')
+    .argument('<amount>', 'DBC to add')
+    .option('--yes', 'confirm a top-up past the job\'s stated budget')
+    .option('--json', 'print JSON')
+    .action(async (id: string, amount: string, opts, cmd: Command) => {
+      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ added: string, deposited: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/top-up`, { amount, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
+      if (opts.json === true) return printJson(r)
+      process.stdout.write(`added ${r.added} DBC: job ${id} now holds ${r.deposited} DBC in escrow\n`)
     })
 
   job.command('results')
@@ -85,7 +108,7 @@ export function registerJobCommands (program: Command): void {
         const out = resolve(opts.out ?? '.', opts.out === undefined ? `model-${id.slice(0, 12)}.msgpack` : 'model.msgpack')
         if (opts.out !== undefined) mkdirSync(resolve(opts.out as string), { recursive: true })
         writeFileSync(out, Buffer.from(t.model, 'base64'))
-        process.stdout.write(`model (dbc-mlp-v1, ${Buffer.from(t.model, 'base64').length} bytes) written to ${out}; test accuracy ${fmtPct(t.accuracy)} after ${t.rounds} rounds on ${t.members.length} peers, ${t.receipts} receipts\n`)
+        process.stdout.write(`model (dbc-model-v2, ${Buffer.from(t.model, 'base64').length} bytes) written to ${out}; test accuracy ${fmtPct(t.accuracy)} after ${t.rounds} rounds on ${t.members.length} peers, ${t.receipts} receipts\n`)
         return undefined
       })
       if (r === undefined) return
@@ -177,8 +200,9 @@ function printSummary (s: JobStatus): void {
   if (sum.providersUsed !== undefined) rows.push(['peers used', String(sum.providersUsed)])
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
   if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
-  if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', String(sum.predictedCost)])
-  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', String(sum.meteredSpent)])
+  if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', `${String(sum.predictedCost)} DBC`])
+  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', `${String(sum.meteredSpent)} DBC`])
+  if (sum.payment !== undefined) rows.push(['paid (signed)', `${String(sum.payment.paid)} DBC${sum.payment.refused !== '0' ? `, refused ${String(sum.payment.refused)} DBC (see dbc job settle)` : ''}`])
   rows.push(['billed copies', String(s.billedCopies)])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
 }
@@ -186,6 +210,7 @@ function printSummary (s: JobStatus): void {
 function isNotFound (err: unknown): boolean {
   return err instanceof DbcError && /NOT_FOUND/.test(err.code)
 }
+const paidOf = (p: { paid?: string } | undefined): string => p?.paid !== undefined ? `${p.paid} DBC` : '-'
 const fmtNum = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-'
 const fmtPct = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '-'
 

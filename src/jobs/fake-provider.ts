@@ -28,6 +28,10 @@ export interface FakeProviderInit {
   failEvery?: number
   /** Refuses every lease request with this reason. */
   refuse?: string
+  /** EVM payout address named in its offers and receipts (payment tests). */
+  payoutAddress?: string
+  /** Prices its receipts at this CPU-hour price instead of its offer's (an overcharger). */
+  billCpuHour?: number
   now?: () => number
 }
 
@@ -78,7 +82,8 @@ export class FakeProvider implements LocalProvider {
       minLeaseMs: 0,
       expiresAt: this.now() + 60_000,
       perfScore: this.init.perfScore ?? 100,
-      refusal: this.init.refuse ?? ''
+      refusal: this.init.refuse ?? '',
+      ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
     }
     const signed = { ...o, signature: this.sign(offerSigningBytes(o)) }
     this.book.issued(signed, sender ?? req.requester, this.now())
@@ -112,7 +117,8 @@ export class FakeProvider implements LocalProvider {
       const usage = { wallMs: finished - started, cpuMs: (finished - started) * (this.init.cpuMsFactor ?? 1), gpuSeconds: 0, bytesIn: task.input?.length ?? 0, bytesOut: output.length }
       return signReceipt(buildReceipt({
         jobId: task.jobId ?? new Uint8Array(0), taskId: task.taskId ?? new Uint8Array(0), provider: this.peerId, consumer: lease!.holder ?? new Uint8Array(0),
-        usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash
+        usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.billCpuHour ?? this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash,
+        ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
       }), msg => this.sign(msg))
     }
     if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, error: 'injected failure', receipt: receiptFor(new Uint8Array(0), new Uint8Array(32)) }

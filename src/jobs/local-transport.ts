@@ -21,6 +21,8 @@ export interface LocalProvider {
    * undefined when it holds no lease here (then only small frames are accepted from it).
    */
   leasedInputBytes?: (sender: Uint8Array) => number | undefined
+  /** A payer's voucher for a job this provider works on (TaskMessage.voucher). */
+  acceptVoucher?: (voucher: dbc.task.v1.IVoucher, sender: Uint8Array) => Promise<dbc.task.v1.IVoucher> | dbc.task.v1.IVoucher
 }
 
 export interface LocalTransportInit {
@@ -90,6 +92,10 @@ export class LocalTransport implements JobTransport {
     // A provider killed while the task ran never answers.
     if (this.dead.has(provider)) return await never(opts.signal)
     return r
+  }
+
+  async sendVoucher (provider: string, voucher: dbc.task.v1.IVoucher): Promise<void> {
+    await this.providers.get(provider)?.acceptVoucher?.(voucher, this.init.sender)
   }
 
   closeLease (provider: string, leaseId: Uint8Array): void {

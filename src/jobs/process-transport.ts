@@ -120,6 +120,10 @@ export class ProcessTransport implements JobTransport {
     return await this.call(provider, 'runTask', [task, this.init.sender], { signal: opts.signal })
   }
 
+  async sendVoucher (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.call(provider, 'voucher', [voucher, this.init.sender], { signal: opts.signal, timeoutMs: this.init.requestTimeoutMs ?? 5000 })
+  }
+
   closeLease (provider: string, leaseId: Uint8Array): void {
     const c = this.children.get(provider)
     if (c !== undefined) this.post(c, { id: ++this.seq, op: 'closeLease', args: [leaseId] })

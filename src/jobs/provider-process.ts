@@ -19,7 +19,7 @@ export interface ProviderProcessSpec {
   priceCpuHour?: number
 }
 
-interface Request { id: number, op: 'offer' | 'openLease' | 'runTask' | 'closeLease' | 'cancel', args: unknown[] }
+interface Request { id: number, op: 'offer' | 'openLease' | 'runTask' | 'closeLease' | 'cancel' | 'voucher', args: unknown[] }
 
 const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], b => parseInt(b, 16))
 const sha256Hex = (input: Uint8Array): Uint8Array => new TextEncoder().encode(createHash('sha256').update(input).digest('hex'))
@@ -51,6 +51,8 @@ async function main (): Promise<void> {
         } else if (m.op === 'closeLease') {
           leases.delete(Buffer.from(m.args[0] as Uint8Array).toString('hex'))
           provider.closeLease?.(m.args[0] as Uint8Array)
+        } else if (m.op === 'voucher') {
+          send({ id: m.id, value: await provider.acceptVoucher?.(m.args[0] as never, m.args[1] as Uint8Array) ?? null })
         } else if (m.op === 'cancel') {
           running.get(m.args[0] as number)?.abort(new Error('cancelled'))
         } else if (m.op === 'runTask') {

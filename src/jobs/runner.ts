@@ -13,7 +13,7 @@ import { verifyReceipt } from '../core/settlement/receipt.js'
 import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { nodeSuite } from '../crypto/suite.js'
 import {
-  JobMachine, ReputationBook, placeTasks, placeRandomly, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt,
+  JobMachine, ReputationBook, placeTasks, taskPricePerHour, placeRandomly, explainTask, summarizePlacement, describeUnplaced, quorumOf, deadlineAt, spotChecksOf,
   taskCount as countTasks, taskInputSpec, encodeValueInput, expectedInputBytes, largestInputBytes, signLease,
   type Manifest, type JobCommand, type JobEvent, type Placement, type Progress, type TaskInputSpec, type CopyRecord,
   type PlacementSummary, type PlacementRequest, type TaskPlacementExplanation, type OfferView, type RestoredTask
@@ -21,6 +21,10 @@ import {
 import type { JobTransport, TransportOffer } from './transport.js'
 import { markRunningCopiesLost, type JobStore } from './store.js'
 import { nodeSigner } from './signing.js'
+import type { JobPayer } from './payer.js'
+import { voucherToWire } from '../core/settlement/voucher-wire.js'
+import { formatCoins } from '../core/settlement/stake.js'
+import { boundReceipt } from '../core/settlement/bounds.js'
 
 export interface JobRunnerInit {
   jobId: string
@@ -48,6 +52,24 @@ export interface JobRunnerInit {
   maxLeases?: number
   onProgress?: (p: Progress) => void
   onEvent?: (e: JobEvent) => void
+  /** How the job pays (escrow on the shared chain, vouchers per provider); none: unpaid (tests, benches). */
+  payment?: RunnerPayment
+}
+
+/** The runner's side of payment: terms named in lease requests and leases, the payer, the escrow. */
+export interface RunnerPayment {
+  terms: dbc.task.v1.IPaymentTerms
+  payer: JobPayer
+  /**
+   * Locks the escrow before the first lease opens; throws to stop the job. `predictedCost`: the
+   * placement's (tokens); `reserve`: one task at its timeout on each leased offer (tokens), what
+   * providers want covered before they start one more task.
+   */
+  ensureEscrow?: (predictedCost: number, reserve: number) => Promise<void>
+  /** Why no new task may start for lack of escrow (undefined: go on). */
+  exhausted?: () => string | undefined
+  /** A payment or voucher delivery problem (logged; the job goes on). */
+  onError?: (err: Error, provider?: string) => void
 }
 
 export interface JobSummary {
@@ -61,6 +83,10 @@ export interface JobSummary {
   speculative: number
   wrongCopies: number
   billedCopies: number
+  /** Tasks the default spot checks gave a second copy. */
+  checkedTasks: number
+  /** Providers caught with a wrong result: their results were withdrawn and re-run. */
+  caughtProviders: string[]
   providersUsed: number
   leasesLost: number
   elapsedMs: number
@@ -75,6 +101,8 @@ export interface JobSummary {
   meteredSpent: number
   placement?: PlacementSummary
   failures: Array<{ index: number, reason: string }>
+  /** What the payer signed for (within offers and caps) and what it refused of the receipts' bills, in DBC. */
+  payment?: { paid: string, refused: string, unit: 'DBC' }
 }
 
 export interface TaskExplanation {
@@ -121,6 +149,8 @@ export class JobRunner {
   private readonly providersUsed = new Set<string>()
   private readonly failures: Array<{ index: number, reason: string }> = []
   private leasesLost = 0
+  /** Providers caught with a wrong result (the default checks). */
+  private readonly caught: string[] = []
   private tickScheduled = false
   private timer?: NodeJS.Timeout
   private deadlineTimer?: NodeJS.Timeout
@@ -141,6 +171,19 @@ export class JobRunner {
   private readonly codeHash: Uint8Array
   /** Providers that ran a task of ours with the code inline: later tasks send only its hash. */
   private readonly codeKnown = new Set<string>()
+  /** When each copy was sent, and when its result came back with its receipt (what the payer bounds). */
+  private readonly sentAt = new Map<number, number>()
+  private readonly returned = new Map<number, { endedAt: number, receipt?: Uint8Array }>()
+  /** The prices of each leased provider's signed offer (what its receipts are bounded by). */
+  private readonly offerPrices = new Map<string, { priceGpuHour: number, priceCpuHour: number }>()
+  private escrowed = false
+  /** Why the last lease was not opened (a provider's refusal says why): the give-up reason names it. */
+  private lastLeaseRefusal: string | undefined
+
+  /** Payment terms and payer, when they are made after the runner (before run()). */
+  setPayment (payment: RunnerPayment | undefined): void {
+    if (payment !== undefined) this.init.payment = payment
+  }
 
   constructor (private readonly init: JobRunnerInit) {
     this.jobId = init.jobId
@@ -179,8 +222,12 @@ export class JobRunner {
       taskTimeoutMs: this.m.task.timeoutMs,
       leaseTimeoutMs: this.init.leaseTimeoutMs ?? 2000,
       adaptive: v.adaptive,
+      spotCheckRate: v.spotCheckRate,
+      // the default checks (verification.mode spot-check); which tasks are checked comes from a
+      // CSPRNG-seeded rng unless a test fixes the seed, so a provider can not predict it
+      spotChecks: spotChecksOf(this.m),
       stragglerFactor: this.init.stragglerFactor ?? 3
-    }, this.rep, createRng(this.init.seed ?? 1), restored)
+    }, this.rep, createRng(this.init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]), restored)
     this.unsubscribe = this.init.transport.onHeartbeat(hb => {
       this.machine.handleHeartbeat(this.now(), toHex(hb.leaseId))
     })
@@ -197,7 +244,9 @@ export class JobRunner {
         try { await this.acquireLeases() } catch { void this.findMoreLeases() }
       }
       this.scheduleTick()
-      return await result
+      if (this.init.payment !== undefined) void this.catchUpPayments()
+      const summary = await result
+      return await this.finalPayments(summary)
     } finally {
       opts.signal?.removeEventListener('abort', onAbort)
       this.stop()
@@ -254,7 +303,8 @@ export class JobRunner {
       executor: this.m.executor,
       expectedTaskMs: this.m.task.expectedMs,
       maxInputBytes: this.maxInputBytes,
-      requestExpiresAt: this.now() + 10_000
+      requestExpiresAt: this.now() + 10_000,
+      ...(this.init.payment !== undefined ? { payment: this.init.payment.terms } : {})
     }
   }
 
@@ -294,20 +344,36 @@ export class JobRunner {
     const used = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
       .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs).slice(0, this.init.maxLeases ?? 64)
     let opened = 0
+    // money first: no provider works for this job before its escrow is on chain
+    if (used.length > 0 && !this.escrowed && this.init.payment?.ensureEscrow !== undefined) {
+      try {
+        const hours = this.m.task.timeoutMs / 3_600_000
+        const reserve = used.reduce((sum, { v }) => sum + taskPricePerHour(this.m, v.priceGpuHour, v.priceCpuHour) * hours, 0)
+        await this.init.payment.ensureEscrow(p.totalPrice, reserve)
+        this.escrowed = true
+      } catch (err) {
+        this.machine.handleGiveUp(this.now(), `no escrow: ${(err as Error).message}`, true)
+        this.scheduleTick()
+        return 0
+      }
+    }
     await Promise.all(used.map(async ({ v }, rank) => {
       const raw = this.offers.get(v.offerId)!.offer
       const leaseId = enc.encode(`${this.jobId.slice(0, 16)}:${v.offerId}:${now}`)
       const lease = signLease(this.signer, {
         leaseId, offerId: raw.offerId, jobId: hexToBytes(this.jobId), holder: this.init.holder.peerId, provider: raw.provider,
-        expiresAt: now + 24 * 3_600_000, heartbeatMs: 200
+        expiresAt: now + 24 * 3_600_000, heartbeatMs: 200,
+        ...(this.init.payment !== undefined ? { payment: this.init.payment.terms } : {})
       })
       try {
         await this.init.transport.openLease(v.provider, lease, { signal: this.signal })
-      } catch { return } // unreachable: not leased
+      } catch (err) { this.lastLeaseRefusal = (err as Error).message; return } // unreachable or refused (e.g. NO_ESCROW): not leased
       const id = toHex(leaseId)
       this.leaseIds.set(id, leaseId)
       this.providersUsed.add(v.provider)
       this.providerBytes.set(v.provider, raw.provider ?? new Uint8Array(0))
+      this.offerPrices.set(v.provider, { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 })
+      this.init.payment?.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices: { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }, providerBytes: raw.provider ?? undefined })
       this.machine.handleLease(this.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
       opened++
     }))
@@ -329,7 +395,7 @@ export class JobRunner {
       }
       if (lastError !== undefined && !this.done) { this.machine.handleGiveUp(this.now(), `looking for providers failed: ${lastError.message}`); return }
       const why = this.lastPlacement?.unplaced.values().next().value
-      if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), why !== undefined ? `not placed: ${describeUnplaced(why)}` : 'no provider left to run it (all lost, refused or avoided)')
+      if (!this.done && this.machine.liveLeases().length === 0) this.machine.handleGiveUp(this.now(), why !== undefined ? `not placed: ${describeUnplaced(why)}` : `no provider left to run it (all lost, refused or avoided)${this.lastLeaseRefusal !== undefined ? `; last lease refused: ${this.lastLeaseRefusal}` : ''}`)
       else if (!this.done) this.machine.handleGiveUp(this.now(), 'no leased provider may run it (each holds a copy already or failed it)')
     } catch (err) {
       if (!this.done) this.machine.handleGiveUp(this.now(), `looking for providers failed: ${(err as Error).message}`)
@@ -385,7 +451,7 @@ export class JobRunner {
       for (const r of rows) s.copyResult(this.jobId, r.index, r.attempt, { outcome: r.outcome as 'pending', hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
       for (const e of events) {
         if (e.type === 'accepted') s.acceptTask(this.jobId, e.index, e.hash, e.attempt, this.outputs.get(e.index * KEY + e.attempt) ?? new Uint8Array())
-        else if (e.type === 'copy-settled') s.copySettled(this.jobId, e.index, e.attempt, e.outcome, e.billed)
+        else if (e.type === 'copy-settled') { if (e.revoked === true) s.revokeCopy(this.jobId, e.index, e.attempt); else s.copySettled(this.jobId, e.index, e.attempt, e.outcome, e.billed) } else if (e.type === 'task-reopened') s.reopenTask(this.jobId, e.index)
         else if (e.type === 'task-failed') s.failTask(this.jobId, e.index, e.reason)
       }
     })
@@ -397,10 +463,18 @@ export class JobRunner {
       for (const c of this.machine.copiesOf(e.index)) this.outputs.delete(e.index * KEY + c.attempt)
     } else if (e.type === 'copy-settled') {
       if (e.outcome !== 'agreed') this.outputs.delete(e.index * KEY + e.attempt)
+    } else if (e.type === 'task-reopened') {
+      this.memoryResults.delete(e.index)
+    } else if (e.type === 'provider-caught') {
+      this.caught.push(e.provider)
     } else if (e.type === 'task-failed') {
       this.failures.push({ index: e.index, reason: e.reason })
     } else if (e.type === 'lease-lost') {
       this.leasesLost++
+    }
+    if (this.init.payment !== undefined) {
+      if (e.type === 'copy-settled' && e.billed && e.revoked !== true) void this.payCopy(e.index, e.attempt, e.provider)
+      else if (e.type === 'provider-caught') this.init.payment.payer.forfeit(e.provider, `caught returning wrong results: ${e.reason}`)
     }
     this.init.onEvent?.(e)
   }
@@ -411,6 +485,7 @@ export class JobRunner {
       this.spent += predicted
       this.committed += predicted
       this.predictedOfCopy.set(c.index * KEY + c.attempt, predicted)
+      this.sentAt.set(c.index * KEY + c.attempt, this.now())
       void this.send(c)
       this.checkBudget()
       return
@@ -467,6 +542,13 @@ export class JobRunner {
 
   /** Re-runs and tie-breaks cost too: once budget.total is used up, nothing new starts. */
   private checkBudget (): void {
+    const spent = this.budgetSpent ? undefined : this.init.payment?.exhausted?.()
+    if (spent !== undefined) {
+      this.budgetSpent = true
+      this.machine.handleGiveUp(this.now(), spent, true)
+      this.scheduleTick()
+      return
+    }
     const total = this.m.budget.total
     if (total !== undefined && this.committed >= total && !this.budgetSpent) {
       this.budgetSpent = true
@@ -485,7 +567,7 @@ export class JobRunner {
         // the budget rests on it: check the signature, amount and id (~100 us; settlement checks again)
         const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), this.providerBytes.get(provider), TOKEN_DECIMALS, nodeSuite.verify)
         // a receipt that does not check, names another provider, job or task counts at the predicted price
-        billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(v.receipt.amount) / 10 ** TOKEN_DECIMALS : predicted
+        billed = v.ok && bytesEqual(v.receipt.jobId, this.jobIdBytes) && bytesEqual(v.receipt.taskId, taskId) ? Number(this.payableOf(key, provider, v.receipt)) / 10 ** TOKEN_DECIMALS : predicted
       } else {
         // informational only (no budget to hold): the claimed amount, unchecked (settlement checks it)
         try { billed = Number(dbc.receipt.v1.UsageReceipt.decode(receipt.receipt).amount) / 10 ** TOKEN_DECIMALS } catch { billed = 0 }
@@ -495,6 +577,22 @@ export class JobRunner {
     }
     this.committed += billed - predicted
     this.checkBudget()
+  }
+
+  /**
+   * What a paid job will pay for this receipt at most (its offer's price for the time measured:
+   * core/settlement/bounds.ts), so an overcharging receipt does not eat the budget; an unpaid
+   * job (no payment terms) counts the receipt's amount.
+   */
+  private payableOf (key: number, provider: string, r: dbc.receipt.v1.UsageReceipt): bigint {
+    const amount = BigInt(r.amount)
+    const offer = this.offerPrices.get(provider)
+    const sent = this.sentAt.get(key)
+    if (this.init.payment === undefined || offer === undefined || sent === undefined) return amount
+    return boundReceipt({
+      receiptAmount: amount, usage: { gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs }, offer, gpus: this.m.resources.gpu?.count ?? 0, cores: this.m.resources.cores,
+      measuredMs: this.now() - sent, timeoutMs: this.m.task.timeoutMs, maxPricePerHour: this.m.budget.maxPricePerHour
+    }).payable
   }
 
   private onResult (c: Extract<JobCommand, { type: 'run' }>, res: dbc.task.v1.ITaskResult): void {
@@ -513,11 +611,65 @@ export class JobRunner {
     if (ok) this.codeKnown.add(c.provider)
     else if (/CODE_MISSING/.test(error ?? '')) this.codeKnown.delete(c.provider)
     const receipt = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
+    if (this.init.payment !== undefined) this.returned.set(key, { endedAt: now, receipt })
     const verdict = this.machine.handleResult(now, { index: c.index, attempt: c.attempt, ok, hash, error })
     if (verdict === 'unknown') return
     this.pendingRows.push({ index: c.index, attempt: c.attempt, outcome: verdict, hash, error, endedAt: now, receipt })
     if (verdict !== 'pending' && verdict !== 'agreed') this.outputs.delete(key)
     this.scheduleTick()
+  }
+
+  // ---- payment -------------------------------------------------------------------
+
+  /** Pays one billed copy: bounded by the payer, then the provider's new voucher goes to it. */
+  private async payCopy (index: number, attempt: number, provider: string): Promise<void> {
+    const pay = this.init.payment
+    if (pay === undefined) return
+    const key = index * KEY + attempt
+    let got = this.returned.get(key)
+    let sent = this.sentAt.get(key)
+    this.returned.delete(key); this.sentAt.delete(key)
+    if (got === undefined || sent === undefined) {
+      const row = this.init.store?.copies(this.jobId, index).find(c => c.attempt === attempt)
+      if (row === undefined) return
+      got = { endedAt: row.endedAt ?? row.startedAt, receipt: row.receipt }
+      sent = row.startedAt
+    }
+    try {
+      const out = await pay.payer.pay({ provider, key: `${index}:${attempt}`, receipt: got.receipt, taskId: enc.encode(`${this.jobId}:${index}:${attempt}`), measuredMs: got.endedAt - sent })
+      if (out.voucher !== undefined && out.recorded) await this.sendVoucher(provider, out.voucher)
+    } catch (err) {
+      pay.onError?.(err as Error, provider)
+    }
+  }
+
+  private async sendVoucher (provider: string, v: import('../core/settlement/voucher.js').SignedVoucher): Promise<void> {
+    const send = this.init.transport.sendVoucher?.bind(this.init.transport)
+    if (send === undefined) return
+    try {
+      await send(provider, voucherToWire(v), { signal: AbortSignal.timeout(10_000) })
+    } catch (err) {
+      // the next voucher (cumulative) or the final one carries this total too
+      this.init.payment?.onError?.(err as Error, provider)
+    }
+  }
+
+  /** After a restart: billed copies whose payment was not recorded before the stop. */
+  private async catchUpPayments (): Promise<void> {
+    const store = this.init.store
+    if (store === undefined) return
+    for (const r of store.billedReceipts(this.jobId)) await this.payCopy(r.index, r.attempt, r.provider)
+  }
+
+  /** The job ended: payments in flight finish, every provider gets its final voucher. */
+  private async finalPayments (summary: JobSummary): Promise<JobSummary> {
+    const pay = this.init.payment
+    if (pay === undefined) return summary
+    await pay.payer.idle()
+    const finals = await pay.payer.flush()
+    await Promise.all(finals.flatMap(f => f.providers.map(async p => { await this.sendVoucher(p, f.voucher) })))
+    const view = pay.payer.view()
+    return { ...summary, payment: { paid: formatCoins(BigInt(view.committed)), refused: formatCoins(BigInt(view.refused)), unit: 'DBC' } }
   }
 
   private complete (): void {
@@ -533,7 +685,7 @@ export class JobRunner {
     const status = this.machine.isCancelled ? 'cancelled' : p.failed > 0 ? 'failed' : 'finished'
     const summary: JobSummary = {
       jobId: this.jobId, status, tasks: p.total, done: p.done, failed: p.failed, copies: p.copies, retries: p.retries,
-      speculative: p.speculative, wrongCopies: p.wrong, predictedSpent: this.spent, meteredSpent: this.metered, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
+      speculative: p.speculative, wrongCopies: p.wrong, checkedTasks: p.checks ?? 0, caughtProviders: [...this.caught], predictedSpent: this.spent, meteredSpent: this.metered, billedCopies: this.init.store?.accounting(this.jobId).billed ?? p.billed, providersUsed: this.providersUsed.size,
       leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt, predictedCost: this.placement?.totalPrice ?? 0,
       placement: this.placementSummary(), failures: this.failures.slice(0, 100)
     }

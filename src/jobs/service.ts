@@ -8,11 +8,12 @@ import {
   ReputationBook, signJob, signJobAction, authorizeJobAction, taskCount,
   type Manifest, type JobAction, type JobActionRequest, type SessionToken, type Progress, type PlacementSummary
 } from '../core/scheduler/index.js'
-import { JobRunner, type JobSummary, type TaskExplanation, type JobRunnerInit } from './runner.js'
+import { JobRunner, type JobSummary, type TaskExplanation, type JobRunnerInit, type RunnerPayment } from './runner.js'
 import { JobStore, type StoredJob } from './store.js'
 import { canonicalManifestBytes, checkJobCode } from './manifest-file.js'
 import type { JobTransport } from './transport.js'
 import { JobAccessDeniedError, JobNotFoundError } from './errors.js'
+import { encodeContainerCode } from '../core/compute/container-code.js'
 
 export interface Identity { peerId: Uint8Array, secretKey: Uint8Array }
 
@@ -25,6 +26,11 @@ export interface JobServiceInit {
   runner?: Partial<Pick<JobRunnerInit, 'leaseTimeoutMs' | 'stragglerFactor' | 'giveUpAfterMs' | 'maxLeases' | 'seed'>>
   /** Loads the code a manifest names (default: wasm from disk, command/image as text). */
   loadCode?: (m: Manifest, baseDir: string) => Promise<Uint8Array>
+  /**
+   * How a job pays (escrow, payer): undefined when the node runs no chain. `allowTopUp`: the
+   * submitter allowed the escrow to grow past what was first locked (undefined on resume).
+   */
+  payment?: (jobId: string, manifest: Manifest, opts: { allowTopUp?: boolean, submittedAt?: number }) => Promise<RunnerPayment | undefined>
 }
 
 export interface JobStatusView {
@@ -54,7 +60,9 @@ export interface JobExplanation {
 
 export async function defaultLoadCode (m: Manifest, baseDir: string): Promise<Uint8Array> {
   if (m.code.wasm !== undefined) return new Uint8Array(await readFile(resolve(baseDir, m.code.wasm)))
-  return new TextEncoder().encode(m.code.command !== undefined ? JSON.stringify(m.code.command) : m.code.image ?? '')
+  // a container task's code names the provider's image and whether it asks for a network
+  if (m.code.image !== undefined) return encodeContainerCode({ image: m.code.image, network: m.resources.network })
+  return new TextEncoder().encode(JSON.stringify(m.code.command ?? []))
 }
 
 export class JobService {
@@ -66,7 +74,7 @@ export class JobService {
   }
 
   /** Stores the signed job and starts it; `done` settles when it ends. */
-  async submit (manifest: Manifest, opts: { baseDir?: string, code?: Uint8Array, owner?: Identity, onProgress?: (p: Progress) => void, signal?: AbortSignal } = {}): Promise<{ jobId: string, done: Promise<JobSummary> }> {
+  async submit (manifest: Manifest, opts: { baseDir?: string, code?: Uint8Array, owner?: Identity, onProgress?: (p: Progress) => void, signal?: AbortSignal, allowTopUp?: boolean } = {}): Promise<{ jobId: string, done: Promise<JobSummary> }> {
     const owner = opts.owner ?? this.init.identity
     const baseDir = opts.baseDir ?? '.'
     const code = opts.code ?? await (this.init.loadCode ?? defaultLoadCode)(manifest, baseDir)
@@ -95,12 +103,24 @@ export class JobService {
     return out
   }
 
-  private start (jobId: string, manifest: Manifest, baseDir: string, code: Uint8Array, opts: { onProgress?: (p: Progress) => void, signal?: AbortSignal, submittedAt?: number }): Promise<JobSummary> {
+  private start (jobId: string, manifest: Manifest, baseDir: string, code: Uint8Array, opts: { onProgress?: (p: Progress) => void, signal?: AbortSignal, submittedAt?: number, allowTopUp?: boolean }): Promise<JobSummary> {
     const runner = new JobRunner({ ...this.init.runner, submittedAt: opts.submittedAt, jobId, manifest, baseDir, code, holder: this.init.identity, transport: this.init.transport, store: this.init.store, reputation: this.reputation, onProgress: opts.onProgress })
-    const done = runner.run({ signal: opts.signal }).then(summary => {
+    const done = (async () => {
+      // the payment terms (and the payer) exist before the first offer is asked for
+      if (this.init.payment !== undefined) {
+        try {
+          runner.setPayment(await this.init.payment(jobId, manifest, { allowTopUp: opts.allowTopUp, submittedAt: opts.submittedAt }))
+        } catch (err) {
+          const e = err as Error & { code?: string }
+          const summary = unpaidSummary(jobId, `no payment terms: ${e.code !== undefined ? `${e.code}: ` : ''}${e.message}`)
+          this.init.store.setJobStatus(jobId, 'failed', Date.now(), JSON.stringify(summary))
+          return summary
+        }
+      }
+      const summary = await runner.run({ signal: opts.signal })
       this.init.store.setJobStatus(jobId, summary.status, Date.now(), JSON.stringify(summary))
       return summary
-    }).finally(() => { this.live.delete(jobId) })
+    })().finally(() => { this.live.delete(jobId) })
     this.live.set(jobId, { runner, done })
     return done
   }
@@ -183,3 +203,11 @@ export class JobService {
   }
 }
 
+
+/** A job that never started: it could not be given payment terms (the chain is down, no funds). */
+function unpaidSummary (jobId: string, reason: string): JobSummary {
+  return {
+    jobId, status: 'failed', tasks: 0, done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrongCopies: 0, checkedTasks: 0, caughtProviders: [], billedCopies: 0, providersUsed: 0,
+    leasesLost: 0, elapsedMs: 0, predictedCost: 0, predictedSpent: 0, meteredSpent: 0, failures: [{ index: -1, reason }]
+  }
+}

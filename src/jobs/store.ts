@@ -101,6 +101,16 @@ export class JobStore {
       .run(outcome, billed ? 1 : 0, jobId, index, attempt)
   }
 
+  /** A copy withdrawn because its provider was caught lying: not billed any more (its pay is forfeited). */
+  revokeCopy (jobId: string, index: number, attempt: number): void {
+    this.stmt(`UPDATE job_copies SET outcome = 'wrong', billed = 0 WHERE job_id = ? AND idx = ? AND attempt = ?`).run(jobId, index, attempt)
+  }
+
+  /** An accepted result withdrawn (a caught provider's vote carried it): the task runs again. */
+  reopenTask (jobId: string, index: number): void {
+    this.stmt(`DELETE FROM job_tasks WHERE job_id = ? AND idx = ? AND status = 'done'`).run(jobId, index)
+  }
+
   /** First acceptance wins; a replay is ignored. Returns whether this call accepted it. */
   acceptTask (jobId: string, index: number, hash: string, attempt: number, output: Uint8Array): boolean {
     const r = this.stmt(`INSERT OR IGNORE INTO job_tasks (job_id, idx, status, accepted_hash, accepted_attempt, output) VALUES (?, ?, 'done', ?, ?, ?)`).run(jobId, index, hash, attempt, output)

@@ -21,6 +21,8 @@ export interface JobTransport {
   /** Sends one task copy and waits for its result (rejects when the provider is unreachable). */
   runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }) => Promise<dbc.task.v1.ITaskResult>
   closeLease?: (provider: string, leaseId: Uint8Array) => void
+  /** Hands the provider the payer's latest signed voucher for this job (TaskMessage.voucher). */
+  sendVoucher?: (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal }) => Promise<unknown>
   /** Lease heartbeats from providers; returns the unsubscribe function. */
   onHeartbeat: (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void) => () => void
 }
@@ -42,6 +44,7 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
     refusal: offer.refusal == null || offer.refusal === '' ? undefined : offer.refusal,
     rttMs: net.rttMs,
     bandwidthBytesPerSec: net.bandwidthBytesPerSec,
-    distanceKm: net.distanceKm
+    distanceKm: net.distanceKm,
+    gpusProbed: offer.gpusProbed === true
   }
 }

@@ -8,17 +8,24 @@ import type { Progress } from '../core/scheduler/index.js'
 import { DbcError, ManifestError } from '../errors.js'
 import { jsonable } from '../chain/subsystem.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
-import type { Bridge, SettleResult } from '../chain/index.js'
-import { dbc } from '../wire/gen/wire.js'
+import type { Bridge } from '../chain/index.js'
+import type { dbc } from '../wire/gen/wire.js'
 import type { PeerId } from '@libp2p/interface'
+import { PaymentStore } from '../jobs/payment-store.js'
+import { JobPayments, type SettleView } from './job-payments.js'
+import { TrainingPayments } from './training-payments.js'
+import { decimalToUnits } from '../core/compute/pricing.js'
+import { formatCoins } from '../core/settlement/stake.js'
 
 export interface JobsSubsystemInit {
   /** Predicted network figures per provider (the overlay's Vivaldi/geo model when present). */
   network?: (peer: string) => NetworkEstimate
   /** Candidate providers for a lease request (the overlay's capability index). */
   candidates?: (req: dbc.task.v1.ILeaseRequest) => Promise<PeerId[]>
-  /** The chain bridge, when the node runs one: finished jobs' receipts settle through it. */
+  /** The chain bridge, when the node runs one: jobs lock escrow and pay providers through it. */
   bridge?: () => Bridge | undefined
+  /** Dispute window of the escrows this node locks (seconds; default: the bridge's, an hour). */
+  disputeWindowS?: number
 }
 
 export class JobsSubsystem implements Subsystem {
@@ -30,6 +37,10 @@ export class JobsSubsystem implements Subsystem {
   private readonly progress = new Map<string, Progress>()
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly done = new Map<string, Promise<JobSummary>>()
+  /** Escrow, vouchers, close and refund of this node's jobs (grid and training). */
+  payments: JobPayments | undefined
+  /** Training rounds paid through the same payer and vouchers (the training subsystem's hook). */
+  trainingPayments: TrainingPayments | undefined
 
   constructor (private readonly init: JobsSubsystemInit = {}) {}
 
@@ -38,7 +49,15 @@ export class JobsSubsystem implements Subsystem {
     this.transport = transport
     const identity = { peerId: ctx.identity.peerId.toMultihash().bytes, secretKey: ctx.identity.secretKey }
     this.jobStore = new JobStore(ctx.store)
-    const service = new JobService({ store: this.jobStore, transport, identity })
+    const payments = new JobPayments({ store: new PaymentStore(ctx.store), bridge: () => this.init.bridge?.(), disputeWindowS: this.init.disputeWindowS, log: ctx.log })
+    this.payments = payments
+    this.trainingPayments = new TrainingPayments({ payments: () => this.payments, sendVoucher: async (peer, v) => { await transport.sendVoucher(peer, v, { signal: AbortSignal.timeout(10_000) }) }, log: ctx.log })
+    const service = new JobService({
+      store: this.jobStore,
+      transport,
+      identity,
+      payment: async (jobId, manifest, opts) => await payments.forJob(jobId, manifest, opts)
+    })
     this.service = service
     this.routes(ctx)
     this.ctx = ctx
@@ -50,6 +69,16 @@ export class JobsSubsystem implements Subsystem {
     const resumed = await service.resumeAll({ onProgress: (id, p) => { this.onProgress(id, p) } })
     for (const r of resumed) this.track(r.jobId, r.done)
     if (resumed.length > 0) this.ctx.log.info({ jobs: resumed.map(r => r.jobId) }, 'resumed running jobs')
+    // jobs that ended before a restart: close what was not closed, refund what is due
+    for (const e of this.payments?.store.escrows() ?? []) {
+      if (e.kind === 'grid' && e.closedAt === undefined && e.deposited > 0n && service.status(e.jobId).status !== 'running') void this.finishPayments(e.jobId)
+    }
+    this.payments?.scheduleRefunds()
+  }
+
+  /** Final vouchers went out with the runner's end; here: `close` on chain (the refund follows the window). */
+  async finishPayments (jobId: string): Promise<void> {
+    await this.payments?.finish(jobId).catch(err => { this.ctx?.log.warn({ jobId, err: (err as Error).message }, 'job not closed on chain yet; `dbc job settle` retries') })
   }
 
   private onProgress (jobId: string, p: Progress): void {
@@ -59,48 +88,25 @@ export class JobsSubsystem implements Subsystem {
 
   private track (jobId: string, done: Promise<JobSummary>): void {
     this.done.set(jobId, done)
-    void done.then(async summary => {
-      if (summary.status === 'finished' || summary.status === 'cancelled') await this.submitReceipts(jobId).catch(err => { this.ctx?.log.warn({ jobId, err: (err as Error).message }, 'receipts not handed to the bridge yet; `dbc job settle` retries') })
-    }, () => {}).finally(() => { for (const w of this.waiters.get(jobId) ?? []) w() })
-  }
-
-  /** Billed copies' signed receipts of a job, as the providers signed them. */
-  receipts (jobId: string): dbc.receipt.v1.ISignedReceipt[] {
-    const store = this.jobStore
-    if (store === undefined) return []
-    return store.copies(jobId).filter(c => c.billed && c.receipt !== undefined).map(c => dbc.receipt.v1.SignedReceipt.decode(c.receipt as Uint8Array))
+    void done.then(async () => { await this.finishPayments(jobId) }, () => {}).finally(() => { for (const w of this.waiters.get(jobId) ?? []) w() })
   }
 
   /**
-   * Hands a finished job's receipts to the bridge (idempotent: the outbox keeps one entry
-   * per receipt id) after making sure the job's escrow covers them.
+   * `dbc job settle`: the submitter's view of a job's payments (escrow, what each provider was
+   * signed and redeemed, what was refused and why, refund state). For an ended job it also
+   * closes it on chain if that did not happen yet and refunds the rest once the window passed.
    */
-  async submitReceipts (jobId: string): Promise<{ accepted: number, duplicates: number, rejected: number, total: bigint } | undefined> {
-    const bridge = this.init.bridge?.()
-    if (bridge === undefined) return undefined
-    const receipts = this.receipts(jobId)
-    let total = 0n
-    for (const r of receipts) total += BigInt(dbc.receipt.v1.UsageReceipt.decode(r.receipt ?? new Uint8Array()).amount || '0')
-    const chainJob = `0x${jobId}`
-    const onChain = await bridge.job(chainJob).catch(() => undefined)
-    const escrow = onChain?.escrow ?? 0n
-    const hasOwner = onChain !== undefined && !/^0x0{40}$/i.test(onChain.owner)
-    // the first deposit makes this node the job's owner on chain, which settling needs even
-    // when the receipts bill nothing (tasks under half a millisecond round to 0 units)
-    if (total > escrow || !hasOwner) await bridge.deposit(chainJob, total > escrow ? total - escrow : 1n)
-    const r = bridge.submitReceipts(chainJob, receipts as any)
-    this.ctx?.log.info({ jobId, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.length, total: total.toString() }, 'receipts handed to the bridge')
-    return { accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.length, total }
-  }
-
-  async settle (jobId: string, signal?: AbortSignal): Promise<{ receipts: number, total: string, batches: SettleResult[] }> {
-    const bridge = this.init.bridge?.()
-    if (bridge === undefined) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'configure the chain section (kind: embedded or rpc)' })
-    const st = this.service?.status(jobId)
-    if (st !== undefined && st.status === 'running') throw new DbcError('JOB_RUNNING', `job ${jobId} is still running`, { hint: 'settle it once it has finished (or cancel it first)' })
-    const sub = await this.submitReceipts(jobId)
-    const batches = await bridge.settleNow(`0x${jobId}`, { signal })
-    return { receipts: this.receipts(jobId).length, total: (sub?.total ?? 0n).toString(), batches }
+  async settle (jobId: string): Promise<SettleView> {
+    const payments = this.payments
+    if (payments === undefined || !payments.enabled) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'start the node on a network with a chain (--network local, dbc-testnet, dbc-mainnet)' })
+    const view = await payments.view(jobId)
+    if (view === undefined) throw new DbcError('NOT_FOUND', `job ${jobId} has no payments on this node`, { hint: 'list jobs with `dbc job list`' })
+    const running = view.kind === 'grid' ? this.service?.status(jobId).status === 'running' : false
+    if (!running) {
+      await payments.finish(jobId)
+      await payments.refundDue()
+    }
+    return (await payments.view(jobId))!
   }
 
   private routes (ctx: DaemonContext): void {
@@ -110,18 +116,24 @@ export class JobsSubsystem implements Subsystem {
       return this.service
     }
     api.route('POST', '/v1/jobs', async (req) => {
-      const body = (req.body ?? {}) as { manifest?: unknown, baseDir?: string }
+      const body = (req.body ?? {}) as { manifest?: unknown, baseDir?: string, allowTopUp?: boolean }
       const parsed = validateManifest(body.manifest)
       if (!parsed.ok) throw new ManifestError('MANIFEST_INVALID', `not a valid job manifest:\n${formatManifestIssues(parsed.issues)}`, { hint: 'fix the fields named above in the manifest' })
-      const { jobId, done } = await svc().submit(parsed.manifest, { baseDir: body.baseDir, onProgress: p => { this.onProgress(jobId, p) } })
+      const { jobId, done } = await svc().submit(parsed.manifest, { baseDir: body.baseDir, allowTopUp: body.allowTopUp === true, onProgress: p => { this.onProgress(jobId, p) } })
       this.track(jobId, done)
       return { jobId }
     })
     api.route('GET', '/v1/jobs', () => ({ jobs: svc().list() }))
-    api.route('POST', '/v1/jobs/:id/settle', async (req) => {
-      svc().status(req.params.id) // 404 for unknown jobs
-      const r = await this.settle(req.params.id, req.signal)
-      return jsonable(r)
+    api.route('POST', '/v1/jobs/:id/settle', async (req) => jsonable(await this.settle(req.params.id)))
+    api.route('GET', '/v1/jobs/:id/payments', async (req) => {
+      const v = await this.payments?.view(req.params.id)
+      if (v === undefined) throw new DbcError('NOT_FOUND', `job ${req.params.id} has no payments on this node`)
+      return jsonable(v)
+    })
+    // grows a job's escrow; past its stated budget (or with none) only when the request confirms it
+    api.route('POST', '/v1/jobs/:id/top-up', async (req) => {
+      const body = (req.body ?? {}) as { amount?: string | number, allowTopUp?: boolean }
+      return jsonable(await this.topUp(req.params.id, body.amount, body.allowTopUp === true))
     })
     api.route('GET', '/v1/jobs/:id', (req) => svc().status(req.params.id))
     api.route('GET', '/v1/jobs/:id/explain', (req) => {
@@ -167,7 +179,25 @@ export class JobsSubsystem implements Subsystem {
     })
   }
 
+  /** `dbc job top-up JOB AMOUNT [--yes]`: adds escrow; beyond the manifest's budget.total only with confirmation. */
+  async topUp (jobId: string, amount: string | number | undefined, confirmed: boolean): Promise<{ jobId: string, added: string, deposited: string, unit: 'DBC' }> {
+    const payments = this.payments
+    if (payments === undefined || !payments.enabled) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge')
+    const e = payments.store.escrow(jobId)
+    if (e === undefined) throw new DbcError('NOT_FOUND', `job ${jobId} has no escrow on this node`)
+    let units: bigint
+    try { units = decimalToUnits(amount ?? '') } catch { throw new DbcError('BAD_ARGUMENT', `the top-up amount must be a positive number of DBC, got ${String(amount)}`) }
+    if (units <= 0n) throw new DbcError('BAD_ARGUMENT', 'the top-up amount must be above 0')
+    if (!confirmed && (e.budget === undefined || e.deposited + units > e.budget)) {
+      throw new DbcError('TOP_UP_NEEDS_CONFIRMATION', `topping up job ${jobId} by ${formatCoins(units)} DBC takes its escrow to ${formatCoins(e.deposited + units)} DBC, ${e.budget === undefined ? 'and its manifest states no budget.total' : `past its budget.total of ${formatCoins(e.budget)} DBC`}`, { hint: 'confirm with `--yes` (allowTopUp: true in the API)' })
+    }
+    await payments.topUp(jobId, units, confirmed)
+    const after = payments.store.escrow(jobId)!
+    return { jobId, added: formatCoins(units), deposited: formatCoins(after.deposited), unit: 'DBC' }
+  }
+
   async stop (): Promise<void> {
+    this.payments?.stop()
     this.transport?.close()
   }
 

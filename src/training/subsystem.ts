@@ -4,10 +4,15 @@
 //   GET  /v1/training/:id          status, history, accuracy
 //   GET  /v1/training/:id/events   newline-delimited progress events until the job ends
 //   GET  /v1/training/:id/results  { model (base64 dbc-model-v2), accuracy, members, receipts }
-// The job table is in memory: a training job does not survive a restart of its submitter.
+//   POST /v1/training/:id/members  { peer }  → invite a peer into the running job
+// Jobs are stored in the node's store (src/training/store.ts) with the checkpoint of their last
+// completed round: a submitter that restarts resumes each running job from there.
 import type { PeerId } from '@libp2p/interface'
+import { randomBytes } from 'node:crypto'
 import { TrainingService } from './service.js'
-import { TrainingSession, type InviteRefusal, type RoundMeterRecord, type TrainingProgress, type TrainingResult } from './session.js'
+import { TrainingSession, type InviteRefusal, type ResumePoint, type RoundMeterRecord, type TrainingProgress, type TrainingResult } from './session.js'
+import { TrainingStore } from './store.js'
+import { stateSigner } from './state-sign.js'
 import { TrainerRegistry } from './trainers.js'
 import type { TrainerConfig } from '../node/config.js'
 import { createReceiptMeter } from './metering.js'
@@ -37,6 +42,8 @@ export interface TrainingSubsystemInit {
 /** The submitter's payment of training rounds, through the same payer and vouchers as grid tasks. */
 export interface TrainingPaymentHook {
   start: (jobId: string, spec: TrainingSpec, opts: { allowTopUp?: boolean, groupSize: number }) => Promise<void>
+  /** A job resumed after a restart: its payer comes back from the store (no-op for a known job). */
+  resume: (jobId: string, spec: TrainingSpec) => void
   metered: (jobId: string, rec: RoundMeterRecord) => void
   roundEnded: (jobId: string) => void
   finish: (jobId: string) => Promise<void>
@@ -45,12 +52,16 @@ export interface TrainingPaymentHook {
 
 interface TrainingJob {
   createdAt: number
-  session: TrainingSession
+  spec: TrainingSpec
+  /** Absent for a job that ended before this node restarted (read from the store). */
+  session?: TrainingSession
   status: 'running' | 'done' | 'failed'
   history: TrainingProgress[]
-  result?: TrainingResult
+  result?: { accuracy: number, members: string[], rounds: number, receipts: number, model: Uint8Array }
   error?: { code: string, message: string, refusals?: InviteRefusal[] }
   waiters: Set<() => void>
+  /** The round this job resumed from after a restart of this node (0: never). */
+  resumedFrom: number
 }
 
 export class TrainingSubsystem implements Subsystem {
@@ -59,6 +70,7 @@ export class TrainingSubsystem implements Subsystem {
   private ctx: DaemonContext | undefined
   private readonly jobs = new Map<string, TrainingJob>()
   private readonly aborts = new AbortController()
+  private store: TrainingStore | undefined
 
   constructor (private readonly init: TrainingSubsystemInit = {}) {}
 
@@ -66,9 +78,39 @@ export class TrainingSubsystem implements Subsystem {
     this.ctx = ctx
     const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount, payoutAddress: this.init.payoutAddress })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
-    this.service = new TrainingService(ctx.host, { meter, trainers, onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
+    this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
+    this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
     await this.service.start()
     this.routes(ctx)
+    for (const j of this.store?.list() ?? []) {
+      if (j.status === 'running') continue // resumed once the network is up
+      const spec = parseTrainingSpec(j.spec)
+      const r = j.result
+      this.jobs.set(j.jobId, { createdAt: j.createdAt, spec, status: j.status, history: this.store!.history(j.jobId), waiters: new Set(), resumedFrom: j.resumedFrom, ...(r !== undefined ? { result: { accuracy: r.accuracy, members: r.members, rounds: spec.rounds, receipts: r.receipts, model: r.model } } : {}), ...(j.error !== undefined ? { error: j.error } : {}) })
+    }
+  }
+
+  /** Resumes the running jobs this node coordinated before it stopped, each from its last checkpoint. */
+  async afterNetworkStart (): Promise<void> {
+    for (const j of this.store?.list() ?? []) {
+      if (j.status !== 'running' || this.jobs.has(j.jobId)) continue
+      try {
+        const spec = parseTrainingSpec(j.spec)
+        const checkpoint = this.store!.checkpoint(j.jobId)
+        const peers = checkpoint?.members ?? j.peers
+        this.store!.resumed(j.jobId, checkpoint?.round ?? 0)
+        const history = this.store!.history(j.jobId)
+        // a dial by peer id before the bootstrap (or the DHT) gave their addresses would fail and take the
+        // bootstrap's dial down with it: wait (bounded) until the members are connected
+        void this.connectedTo(peers, 30_000).then(() => {
+          if (this.aborts.signal.aborted) return
+          this.launch(j.jobId, spec, peers, j.createdAt, { checkpoint, history })
+          this.ctx?.log.info({ jobId: j.jobId, round: checkpoint?.round ?? 0 }, 'training job resumed')
+        })
+      } catch (err) {
+        this.store!.fail(j.jobId, { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: `could not resume: ${(err as Error).message}` })
+      }
+    }
   }
 
   async stop (): Promise<void> {
@@ -78,7 +120,9 @@ export class TrainingSubsystem implements Subsystem {
 
   status (): Record<string, unknown> {
     const jobs = [...this.jobs.values()]
-    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainers: this.service?.trainers.names() ?? [] }
+    // the jobs this node works in, and the states it adopted from other peers (a joiner's transfer)
+    const workers = [...this.service?.workers.values() ?? []].map(w => ({ jobId: w.jobId, coordinator: w.coordinator, round: w.round, loads: w.loads }))
+    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainingWorkers: workers, trainers: this.service?.trainers.names() ?? [] }
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */
@@ -88,24 +132,76 @@ export class TrainingSubsystem implements Subsystem {
     const spec = parseTrainingSpec(specInput)
     const group = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal)
     if (group.length === 0) throw new TrainingError('NO_PEERS', 'no connected peer serves training', { hint: 'start compute peers (`dbc node start`) and connect them to this node' })
-    const session = new TrainingSession({ transport: this.service.transport, spec, peers: group, signal: this.aborts.signal })
+    const jobId = randomBytes(8).toString('hex')
     // money first: the escrow is locked before any peer is invited
+    await this.init.payments?.()?.start(jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
+    const createdAt = Date.now()
+    this.store?.createJob({ jobId, spec, peers: group, createdAt })
+    this.launch(jobId, spec, group, createdAt)
+    return jobId
+  }
+
+  /** Runs a job (new, or resumed from its checkpoint after a restart), keeping its store rows up to date. */
+  private launch (jobId: string, spec: TrainingSpec, group: string[], createdAt: number, resume?: ResumePoint): void {
+    const ctx = this.ctx!
+    const store = this.store
+    const session = new TrainingSession({
+      transport: this.service!.transport,
+      jobId,
+      spec,
+      peers: group,
+      signal: this.aborts.signal,
+      resume,
+      sign: stateSigner(ctx.identity.secretKey),
+      checkpoint: (c) => { store?.saveCheckpoint(jobId, c) },
+      candidates: async (exclude) => await this.candidatePeers(exclude)
+    })
     const pay = this.init.payments?.()
-    await pay?.start(session.jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
-    const job: TrainingJob = { createdAt: Date.now(), session, status: 'running', history: [], waiters: new Set() }
-    this.jobs.set(session.jobId, job)
+    pay?.resume(jobId, spec)
+    let stopping = false
+    const job: TrainingJob = { createdAt, spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
+    this.jobs.set(jobId, job)
     const wake = (): void => { for (const w of job.waiters) w() }
-    session.on('progress', (p) => { job.history.push(p); pay?.roundEnded(session.jobId); wake() })
-    if (pay !== undefined) session.on('metered', (rec) => { pay.metered(session.jobId, rec) })
-    session.run().then((r) => { job.result = r; job.status = 'done' }, (err: Error) => {
+    session.on('progress', (p) => { job.history.push(p); store?.progress(jobId, p); pay?.roundEnded(jobId); wake() })
+    if (pay !== undefined) session.on('metered', (rec) => { pay.metered(jobId, rec) })
+    session.run().then((r: TrainingResult) => {
+      const receipts = r.metering.filter(m => m.receipt !== undefined).length
+      job.result = { accuracy: r.accuracy, members: r.members, rounds: r.history.length, receipts, model: r.model }
+      job.status = 'done'
+      store?.finish(jobId, { accuracy: r.accuracy, members: r.members, receipts, model: r.model })
+    }, (err: Error) => {
       job.status = 'failed'
       job.error = { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: err.message, refusals: session.refusals }
-      ctx.log.warn({ jobId: session.jobId, err: err.message }, 'training job failed')
+      // a job stopped by this node's shutdown stays 'running' in the store: it resumes on the next start
+      stopping = (err as TrainingError).code === 'NODE_STOPPING'
+      if (!stopping) store?.fail(jobId, job.error)
+      ctx.log.warn({ jobId, err: err.message }, 'training job failed')
     }).finally(() => {
       wake()
-      void pay?.finish(session.jobId)
+      // a job stopped by the shutdown resumes on the next start: its escrow stays open
+      if (!stopping) void pay?.finish(jobId)
     })
-    return session.jobId
+  }
+
+  /** Resolves once every one of `peers` is connected, or after `ms`. */
+  private async connectedTo (peers: string[], ms: number): Promise<void> {
+    const host = this.ctx!.host
+    const end = Date.now() + ms
+    while (Date.now() < end && !this.aborts.signal.aborted) {
+      if (peers.every(p => host.getPeers().some(id => id.toString() === p))) return
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
+
+  /** Connected peers serving training, none of `exclude`, nearest first: replacements for a group. */
+  private async candidatePeers (exclude: string[]): Promise<string[]> {
+    const host = this.ctx!.host
+    const out: string[] = []
+    for (const id of host.getPeers()) {
+      if (exclude.includes(id.toString())) continue
+      if (await this.servesTraining(id)) out.push(id.toString())
+    }
+    return out
   }
 
   /** Whether a connected peer announced the all-reduce protocol (serves training). */
@@ -140,7 +236,7 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.session.spec.rounds, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session.refusals, error: j.error ?? null }
+    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null }
   }
 
   private routes (ctx: DaemonContext): void {
@@ -155,7 +251,14 @@ export class TrainingSubsystem implements Subsystem {
       const j = this.job(req.params.id)
       if (j.result === undefined) throw new TrainingError('NOT_FINISHED', `training job ${req.params.id} is ${j.status}`, { hint: j.status === 'running' ? 'wait for it to finish' : j.error?.message })
       const r = j.result
-      return { jobId: r.jobId, accuracy: r.accuracy, members: r.members, rounds: r.history.length, receipts: r.metering.filter(m => m.receipt !== undefined).length, model: Buffer.from(r.model).toString('base64') }
+      return { jobId: req.params.id, accuracy: r.accuracy, members: r.members, rounds: r.rounds, receipts: r.receipts, model: Buffer.from(r.model).toString('base64') }
+    })
+    api.route('POST', '/v1/training/:id/members', (req) => {
+      const j = this.job(req.params.id)
+      const peer = (req.body as { peer?: unknown } | undefined)?.peer
+      if (typeof peer !== 'string' || peer.length === 0 || peer.length > 128) throw new TrainingError('BAD_REQUEST', 'peer must be a peer id')
+      if (j.status !== 'running' || j.session === undefined) throw new TrainingError('NOT_RUNNING', `training job ${req.params.id} is ${j.status}`)
+      return { invited: j.session.addMember(peer) }
     })
     api.streamRoute('GET', '/v1/training/:id/events', async (req, send) => {
       const j = this.job(req.params.id)

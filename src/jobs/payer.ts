@@ -1,0 +1,267 @@
+// The submitter's payer for one job: each billed receipt is checked (signature, job, task,
+// provider), bounded (core/settlement/bounds.ts: offer price x min(measured, timeout), the
+// manifest's caps), recorded, and the provider's running total is signed as a new cumulative
+// EIP-712 voucher (signing is the chain bridge's `signVoucher`). The payment row and the new
+// total are written before signing, so a restart signs what was meant, never less, and a
+// receipt is never counted twice. A provider caught returning wrong results gets no more.
+import { dbc } from '../wire/gen/wire.js'
+import { bytesEqual } from '../core/identity/index.js'
+import { verifyReceipt } from '../core/settlement/receipt.js'
+import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
+import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
+import { chainJobId } from '../core/settlement/batch.js'
+import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
+import type { SignedVoucher, Voucher } from '../core/settlement/voucher.js'
+import { nodeSuite } from '../crypto/suite.js'
+import type { PaymentStore, VoucherRow } from './payment-store.js'
+
+type Hex = `0x${string}`
+type Address = `0x${string}`
+
+/** Signs a voucher with the payer's EVM key (the bridge's signVoucher); returns the 65-byte signature. */
+export type VoucherSignFn = (v: Voucher) => Promise<Hex | SignedVoucher>
+
+export interface JobPayerInit {
+  /** The job id as the runner and store know it. */
+  jobId: string
+  /** The job id bytes receipts name (grid: the id's hex bytes; training: its UTF-8). */
+  jobIdBytes: Uint8Array
+  store: PaymentStore
+  sign: VoucherSignFn
+  /** Task shape and limits from the manifest. */
+  gpus: number
+  cores: number
+  timeoutMs: number
+  maxPricePerHour?: number
+  /** budget.total in smallest units (the cap on everything this job pays); a function when it moves (escrow top-ups). */
+  budgetTotal?: bigint | (() => bigint | undefined)
+  /** After a payment was recorded: what the job committed in all (escrow top-ups watch it). */
+  onPaid?: (committed: bigint) => void
+  now?: () => number
+  /** A signing failure (chain down): logged by the caller; the voucher is signed on the next payment or flush. */
+  onError?: (err: Error) => void
+}
+
+export interface PayInput {
+  /** The transport's provider id (registered with `addPayee`). */
+  provider: string
+  /** Unique per billed copy (e.g. "index:attempt"): a receipt is paid once. */
+  key: string
+  /** The encoded SignedReceipt the provider returned (undefined: nothing billed). */
+  receipt?: Uint8Array
+  /** The task id the receipt must name. */
+  taskId: Uint8Array
+  measuredMs: number
+}
+
+export interface PayOutcome {
+  /** False when the key was paid before (nothing new recorded). */
+  recorded: boolean
+  billed: bigint
+  payable: bigint
+  refused: bigint
+  reason?: string
+  /** The provider's latest signed voucher after this payment, when there is one. */
+  voucher?: SignedVoucher
+  payout?: Address
+}
+
+const ZERO32: Hex = `0x${'0'.repeat(64)}`
+const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
+
+export class JobPayer {
+  readonly chainJobId: Hex
+  private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array }>()
+  private readonly leaves = new Map<string, Uint8Array[]>()
+  private committed: bigint
+  private readonly inflight = new Set<Promise<unknown>>()
+  private readonly now: () => number
+
+  constructor (private readonly init: JobPayerInit) {
+    this.chainJobId = chainJobId(init.jobIdBytes)
+    this.now = init.now ?? Date.now
+    for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes })
+    this.committed = init.store.committed(init.jobId)
+  }
+
+  get jobId (): string { return this.init.jobId }
+
+  /** What this job committed to pay so far (smallest units). */
+  get committedUnits (): bigint { return this.committed }
+
+  /** A leased provider: where its vouchers go (its offer's payout address) and the prices it signed. */
+  addPayee (provider: string, p: { payout: string, prices: HourlyPrices, providerBytes?: Uint8Array }): void {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(p.payout)) return
+    const payout = p.payout.toLowerCase() as Address
+    this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes })
+    this.init.store.putPayee(this.init.jobId, { provider, payout, providerBytes: p.providerBytes, priceGpuHour: p.prices.priceGpuHour, priceCpuHour: p.prices.priceCpuHour })
+  }
+
+  payoutOf (provider: string): Address | undefined { return this.payees.get(provider)?.payout }
+
+  /** Providers (transport ids) paid through `payout`. */
+  providersOf (payout: string): string[] {
+    return [...this.payees.entries()].filter(([, p]) => p.payout === payout.toLowerCase()).map(([id]) => id)
+  }
+
+  /** Records one billed receipt and signs the provider's new total. Idempotent per `key`. */
+  async pay (input: PayInput): Promise<PayOutcome> {
+    const p = this.track(this.payOnce(input))
+    return await p
+  }
+
+  private async payOnce (input: PayInput): Promise<PayOutcome> {
+    const payee = this.payees.get(input.provider)
+    const store = this.init.store
+    if (payee === undefined) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, reason: `no signed offer with a payout address is known for provider ${input.provider}` }
+    if (store.hasPayment(this.init.jobId, input.key)) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout, voucher: await this.signLatest(payee.payout) }
+    const checked = this.check(input, payee.providerBytes)
+    let bound: BoundResult
+    if (!checked.ok) {
+      bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: checked.reason }
+    } else if (store.voucher(this.init.jobId, payee.payout)?.forfeited !== undefined) {
+      bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${store.voucher(this.init.jobId, payee.payout)?.forfeited ?? ''}` }
+    } else {
+      const m = this.init
+      bound = boundReceipt({
+        receiptAmount: checked.billed, usage: checked.usage, offer: payee.prices, gpus: m.gpus, cores: m.cores,
+        measuredMs: input.measuredMs, timeoutMs: m.timeoutMs, maxPricePerHour: m.maxPricePerHour, budgetTotal: typeof m.budgetTotal === 'function' ? m.budgetTotal() : m.budgetTotal, committed: this.committed, decimals: TOKEN_DECIMALS
+      })
+    }
+    const leaf = checked.ok && bound.payable > 0n ? receiptLeaf(checked.receiptBytes) : undefined
+    const leaves = this.leavesOf(payee.payout) // loaded before this payment's row exists
+    const recorded = store.transaction(() => {
+      if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now() })) return false
+      if (bound.payable > 0n) {
+        leaves.push(leaf!)
+        const cur = store.voucher(this.init.jobId, payee.payout)
+        store.setIntended(this.init.jobId, payee.payout, (cur?.cumulative ?? 0n) + bound.payable, leaves.length, hex(buildMerkleTree(leaves).root))
+        this.committed += bound.payable
+      }
+      return true
+    })
+    if (recorded && bound.payable > 0n) this.init.onPaid?.(this.committed)
+    const voucher = await this.signLatest(payee.payout)
+    return { recorded, billed: checked.billed, payable: recorded ? bound.payable : 0n, refused: recorded ? bound.refused : 0n, reason: bound.reason, voucher, payout: payee.payout }
+  }
+
+  private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: { gpuSeconds: number, cpuMs: number }, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
+    if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
+    let signed: dbc.receipt.v1.SignedReceipt
+    try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
+    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, nodeSuite.verify)
+    if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
+    let billed: bigint
+    try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
+    if (!bytesEqual(v.receipt.jobId, this.init.jobIdBytes)) return { ok: false, billed, reason: 'receipt refused: it names another job' }
+    if (!bytesEqual(v.receipt.taskId, input.taskId)) return { ok: false, billed, reason: 'receipt refused: it names another task' }
+    return { ok: true, billed, usage: { gpuSeconds: v.receipt.gpuSeconds, cpuMs: v.receipt.cpuMs }, receiptBytes: signed.receipt }
+  }
+
+  private leavesOf (payout: string): Uint8Array[] {
+    let l = this.leaves.get(payout)
+    if (l === undefined) {
+      l = this.init.store.payments(this.init.jobId, payout).filter(r => r.payable > 0n && r.leaf !== undefined).map(r => r.leaf as Uint8Array)
+      this.leaves.set(payout, l)
+    }
+    return l
+  }
+
+  /**
+   * Signs the payout's intended total if it is above the last signed one; returns the latest
+   * signed voucher. Nothing new is signed for a forfeited payout.
+   */
+  async signLatest (payout: string): Promise<SignedVoucher | undefined> {
+    const store = this.init.store
+    const row = store.voucher(this.init.jobId, payout)
+    if (row === undefined) return undefined
+    if (row.forfeited !== undefined || (row.signature !== undefined && row.signedCumulative >= row.cumulative && row.signedCount >= row.receiptCount) || row.cumulative === 0n) return this.signedOf(row)
+    const v: Voucher = { jobId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? ZERO32, receiptCount: row.receiptCount }
+    try {
+      const got = await this.init.sign(v)
+      const signature = typeof got === 'string' ? got : got.signature
+      store.setSigned(this.init.jobId, row.payout, v.cumulative, v.receiptCount, v.receiptsRoot, signature)
+    } catch (err) {
+      this.init.onError?.(err as Error)
+    }
+    return this.signedOf(store.voucher(this.init.jobId, payout))
+  }
+
+  private signedOf (row: VoucherRow | undefined): SignedVoucher | undefined {
+    if (row?.signature === undefined) return undefined
+    return { voucher: { jobId: this.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? ZERO32, receiptCount: row.signedCount }, signature: row.signature }
+  }
+
+  /** A provider caught returning wrong results: nothing more is signed for its payout address. */
+  forfeit (provider: string, reason: string): void {
+    const payee = this.payees.get(provider)
+    if (payee === undefined) return
+    this.init.store.forfeit(this.init.jobId, payee.payout, reason)
+  }
+
+  isForfeited (provider: string): boolean {
+    const payee = this.payees.get(provider)
+    return payee !== undefined && this.init.store.voucher(this.init.jobId, payee.payout)?.forfeited !== undefined
+  }
+
+  /** Signs every total not signed yet (after a restart or a signing failure); the latest voucher per payout. */
+  async flush (): Promise<Array<{ payout: Address, providers: string[], voucher: SignedVoucher }>> {
+    await this.idle()
+    const out: Array<{ payout: Address, providers: string[], voucher: SignedVoucher }> = []
+    for (const row of this.init.store.vouchers(this.init.jobId)) {
+      const voucher = await this.signLatest(row.payout)
+      if (voucher !== undefined) out.push({ payout: row.payout, providers: this.providersOf(row.payout), voucher })
+    }
+    return out
+  }
+
+  /** Waits for payments in flight. */
+  async idle (): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+  }
+
+  /** Totals of this job: paid (signed) per payout, what was refused and why. */
+  view (): PaymentView {
+    const store = this.init.store
+    return paymentView(store, this.init.jobId)
+  }
+
+  private track<T> (p: Promise<T>): Promise<T> {
+    this.inflight.add(p)
+    void p.finally(() => this.inflight.delete(p)).catch(() => {})
+    return p
+  }
+}
+
+export interface PaymentView {
+  /** Sum of the payable amounts (smallest units, decimal text). */
+  committed: string
+  /** Sum the providers billed, and what was refused. */
+  billed: string
+  refused: string
+  providers: Array<{ payout: Address, providers: string[], intended: string, signed: string, receipts: number, forfeited?: string }>
+  /** The latest refusals (up to 20): which receipt, how much, why. */
+  refusals: Array<{ key: string, provider: string, billed: string, paid: string, reason: string }>
+}
+
+/** The payment side of `dbc job status` and `dbc job settle`, from the store alone. */
+export function paymentView (store: PaymentStore, jobId: string): PaymentView {
+  const rows = store.payments(jobId)
+  let billed = 0n; let refused = 0n; let committed = 0n
+  const refusals: PaymentView['refusals'] = []
+  for (const r of rows) {
+    billed += r.billed; refused += r.refused; committed += r.payable
+    if (r.refused > 0n && r.reason !== undefined) refusals.push({ key: r.receiptKey, provider: r.provider, billed: r.billed.toString(), paid: r.payable.toString(), reason: r.reason })
+  }
+  const payees = store.payees(jobId)
+  return {
+    committed: committed.toString(),
+    billed: billed.toString(),
+    refused: refused.toString(),
+    providers: store.vouchers(jobId).map(v => ({
+      payout: v.payout, providers: payees.filter(p => p.payout === v.payout).map(p => p.provider), intended: v.cumulative.toString(), signed: v.signedCumulative.toString(),
+      receipts: v.signedCount, ...(v.forfeited !== undefined ? { forfeited: v.forfeited } : {})
+    })),
+    refusals: refusals.slice(-20)
+  }
+}

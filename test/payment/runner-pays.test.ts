@@ -1,0 +1,119 @@
+// The submitter's runner pays through its payer (no chain here: signing with a viem key, the
+// providers in process): escrow before any lease, one cumulative voucher per billed copy sent
+// to its provider, receipts above the offer paid at the offer, a caught liar paid no more.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { JobRunner, type RunnerPayment } from '../../src/jobs/runner.js'
+import { JobPayer } from '../../src/jobs/payer.js'
+import { PaymentStore } from '../../src/jobs/payment-store.js'
+import { openStore } from '../../src/store/db.js'
+import { voucherTypedData, voucherSigner, type SignedVoucher } from '../../src/core/settlement/voucher.js'
+import { voucherFromWire } from '../../src/core/settlement/voucher-wire.js'
+import { decimalToUnits } from '../../src/core/compute/pricing.js'
+import type { dbc } from '../../src/wire/gen/wire.js'
+import type { FakeProvider } from '../../src/jobs/index.js'
+import { key, manifest, providers, transport } from '../integration/jobs-helpers.js'
+
+const owner = key(1)
+const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
+const payerKey = privateKeyToAccount(generatePrivateKey())
+const payoutOf = (i: number): string => `0x${(i + 1).toString(16).padStart(40, '0')}`
+
+interface Setup { payment: RunnerPayment, payer: JobPayer, store: PaymentStore, log: string[], vouchers: Map<string, SignedVoucher[]> }
+
+function setup (jobId: string, m: ReturnType<typeof manifest>, ps: FakeProvider[]): Setup {
+  const store = new PaymentStore(openStore(':memory:'))
+  const log: string[] = []
+  const vouchers = new Map<string, SignedVoucher[]>()
+  for (const p of ps) {
+    // the provider side of a voucher delivery: keep what arrives (decoded as a provider would)
+    Object.assign(p, { acceptVoucher: (w: dbc.task.v1.IVoucher) => { const sv = voucherFromWire(w); if (sv !== undefined) vouchers.set(p.id, [...(vouchers.get(p.id) ?? []), sv]); log.push(`voucher:${p.id}`); return w } })
+  }
+  const payer = new JobPayer({
+    jobId, jobIdBytes: Uint8Array.from(Buffer.from(jobId, 'hex')), store, gpus: 0, cores: m.resources.cores, timeoutMs: m.task.timeoutMs,
+    budgetTotal: m.budget.total === undefined ? undefined : decimalToUnits(m.budget.total),
+    sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain))
+  })
+  const payment: RunnerPayment = {
+    terms: { chainId: 31337, contract: new Uint8Array(20), chainJobId: new Uint8Array(32), payer: new Uint8Array(20) },
+    payer,
+    ensureEscrow: async (predicted, reserve) => { log.push(`escrow:${predicted > 0 ? 'predicted' : 'none'}:${reserve > 0 ? 'reserve' : 'none'}`) }
+  }
+  return { payment, payer, store, log, vouchers }
+}
+
+function wrapLeases (tr: ReturnType<typeof transport>, log: string[]): void {
+  const open = tr.openLease.bind(tr)
+  tr.openLease = async (provider: string, lease: dbc.task.v1.ILease) => {
+    assert.ok(lease.payment != null, 'the lease names its payment terms')
+    log.push(`lease:${provider}`)
+    await open(provider, lease)
+  }
+}
+
+test('escrow before any lease; each provider gets cumulative vouchers for its billed copies; an overcharger is paid its offer', async () => {
+  const ps = providers(4, i => ({ payoutAddress: payoutOf(i), slots: 2, ...(i === 3 ? { billCpuHour: 1000, cpuMsFactor: 1000 } : {}) }))
+  const tr = transport(ps, owner)
+  const jobId = 'c1'.repeat(32)
+  const m = manifest({ inputs: { range: { from: 0, to: 39 } }, verification: { mode: 'off' } })
+  const s = setup(jobId, m, ps)
+  wrapLeases(tr, s.log)
+  const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment })
+  const summary = await r.run()
+  tr.close()
+  assert.is(summary.status, 'finished')
+  assert.ok(s.log[0].startsWith('escrow:'), `the escrow came first: ${s.log.slice(0, 3).join(', ')}`)
+  assert.ok(s.log.indexOf(s.log.find(l => l.startsWith('lease:'))!) > 0)
+  assert.ok(summary.payment !== undefined && summary.payment.unit === 'DBC')
+  const view = s.payer.view()
+  for (const [i, p] of ps.entries()) {
+    const got = s.vouchers.get(p.id) ?? []
+    if (p.tasksRun === 0) continue
+    assert.ok(got.length >= 1, `provider ${i} got vouchers`)
+    for (let k = 1; k < got.length; k++) assert.ok(got[k].voucher.cumulative >= got[k - 1].voucher.cumulative, 'totals never go down')
+    const last = got[got.length - 1]
+    assert.is(last.voucher.provider, payoutOf(i))
+    assert.is(await voucherSigner(last, domain), payerKey.address.toLowerCase(), 'signed by the payer key')
+    const row = view.providers.find(x => x.payout === payoutOf(i))
+    assert.is(BigInt(row!.signed), last.voucher.cumulative, 'the last voucher it got is what the payer signed')
+  }
+  // the overcharger billed 1,000 DBC/CPU-hour x 1000: refused down to its offer's 0.05 DBC/h for the time measured
+  const over = ps[3]
+  if (over.tasksRun > 0) {
+    const refusals = view.refusals.filter(x => x.provider === over.id)
+    assert.ok(refusals.length > 0, 'its excess was refused')
+    for (const x of refusals) assert.ok(BigInt(x.paid) * 1000n < BigInt(x.billed), `paid ${x.paid} of ${x.billed}`)
+    assert.match(refusals[0].reason, /offer's price|usage at the offer's prices/)
+    const signed = BigInt(view.providers.find(x => x.payout === payoutOf(3))!.signed)
+    assert.ok(signed < decimalToUnits(0.05) * BigInt(summary.elapsedMs) * 2n / 3_600_000n + 1n, `paid ${signed} at most its offer for the job's time on two slots`)
+  }
+  // honest providers were paid in full
+  assert.ok(view.refusals.every(x => x.provider === over.id), JSON.stringify(view.refusals.filter(x => x.provider !== over.id)))
+})
+
+test('a liar caught by the default checks gets no voucher after it was caught', async () => {
+  const ps = providers(5, i => ({ payoutAddress: payoutOf(i), slots: 2, liar: i === 0, delayMs: 2 }))
+  const tr = transport(ps, owner)
+  const jobId = 'c2'.repeat(32)
+  const m = manifest({ inputs: { range: { from: 0, to: 59 } } })
+  const s = setup(jobId, m, ps)
+  const caughtAt: number[] = []
+  const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment, onEvent: e => { if (e.type === 'provider-caught') caughtAt.push(s.log.length) } })
+  const summary = await r.run()
+  tr.close()
+  assert.is(summary.status, 'finished')
+  assert.equal(summary.caughtProviders, [ps[0].id])
+  assert.is(caughtAt.length, 1)
+  const liarVouchersAfter = s.log.slice(caughtAt[0]).filter(l => l === `voucher:${ps[0].id}`).length
+  const before = s.vouchers.get(ps[0].id)?.at(-1)?.voucher.cumulative ?? 0n
+  // the final round of vouchers may resend what was signed before; never a higher total
+  for (const v of s.vouchers.get(ps[0].id) ?? []) assert.ok(v.voucher.cumulative <= before)
+  const row = s.payer.view().providers.find(x => x.payout === payoutOf(0))
+  if (row !== undefined) assert.match(row.forfeited ?? '', /caught/)
+  assert.ok(liarVouchersAfter <= 1, `${liarVouchersAfter} vouchers after the catch (at most the final resend)`)
+  const honest = ps.slice(1).filter(p => p.tasksRun > 0)
+  assert.ok(honest.every(p => (s.vouchers.get(p.id) ?? []).length > 0), 'every honest provider that worked was paid')
+})
+
+test.run()

@@ -1,0 +1,180 @@
+// The submitter's payer: receipts bounded by the offer, cumulative vouchers signed by the
+// payer key, a restart never signs a lower total nor counts a receipt twice, and a provider
+// caught lying gets no more vouchers.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { openStore } from '../../../src/store/db.js'
+import { PaymentStore } from '../../../src/jobs/payment-store.js'
+import { JobPayer } from '../../../src/jobs/payer.js'
+import { dbc } from '../../../src/wire/gen/wire.js'
+import { buildReceipt, signReceipt } from '../../../src/core/settlement/receipt.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
+import { voucherTypedData, voucherSigner, type Voucher } from '../../../src/core/settlement/voucher.js'
+import { voucherFromWire, voucherToWire } from '../../../src/core/settlement/voucher-wire.js'
+import { chargeUnits, decimalToUnits } from '../../../src/core/compute/pricing.js'
+import { buildMerkleTree, receiptLeaf } from '../../../src/core/settlement/merkle.js'
+
+const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
+const payerKey = privateKeyToAccount(generatePrivateKey())
+const enc = new TextEncoder()
+const jobId = 'ab'.repeat(16)
+const jobIdBytes = Uint8Array.from(Buffer.from(jobId, 'hex'))
+
+function provider () {
+  const secretKey = new Uint8Array(randomBytes(32))
+  const peer = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`
+  return { secretKey, peer, payout }
+}
+type P = ReturnType<typeof provider>
+
+function receipt (p: P, index: number, cpuMs: number, priceCpuHour: number, job = jobIdBytes): { bytes: Uint8Array, taskId: Uint8Array, amount: bigint } {
+  const taskId = enc.encode(`${jobId}:${index}:1`)
+  const r = buildReceipt({ jobId: job, taskId, provider: p.peer, consumer: new Uint8Array(34), usage: { wallMs: cpuMs, cpuMs, gpuSeconds: 0, bytesIn: 0, bytesOut: 0 }, prices: { priceGpuHour: 0, priceCpuHour }, startedAt: 1, finishedAt: 2, outputHash: new Uint8Array(32), payoutAddress: p.payout })
+  return { bytes: dbc.receipt.v1.SignedReceipt.encode(signReceipt(r, p.secretKey)).finish(), taskId, amount: BigInt(r.amount) }
+}
+
+function payer (store: PaymentStore, signed: Voucher[] = [], extra: Partial<ConstructorParameters<typeof JobPayer>[0]> = {}): JobPayer {
+  return new JobPayer({
+    jobId, jobIdBytes, store, gpus: 0, cores: 1, timeoutMs: 60_000,
+    sign: async (v) => { signed.push(v); return await payerKey.signTypedData(voucherTypedData(v, domain)) },
+    ...extra
+  })
+}
+
+test('each provider is paid its receipts within its offer; cumulative vouchers verify against the payer key', async () => {
+  const store = new PaymentStore(openStore(':memory:'))
+  const a = provider(); const b = provider()
+  const p = payer(store)
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  p.addPayee('B', { payout: b.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: b.peer })
+  const r0 = receipt(a, 0, 500, 0.05)
+  const r1 = receipt(a, 1, 700, 0.05)
+  const r2 = receipt(b, 2, 300, 0.05)
+  const o0 = await p.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })
+  const o1 = await p.pay({ provider: 'A', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 1000 })
+  const o2 = await p.pay({ provider: 'B', key: '2:1', receipt: r2.bytes, taskId: r2.taskId, measuredMs: 1000 })
+  assert.is(o0.payable, r0.amount)
+  assert.is(o1.voucher?.voucher.cumulative, r0.amount + r1.amount)
+  assert.is(o1.voucher?.voucher.receiptCount, 2)
+  assert.is(o1.voucher?.voucher.provider, a.payout)
+  assert.is(o1.voucher?.voucher.receiptsRoot, `0x${Buffer.from(buildMerkleTree([receiptLeaf(dbc.receipt.v1.SignedReceipt.decode(r0.bytes).receipt), receiptLeaf(dbc.receipt.v1.SignedReceipt.decode(r1.bytes).receipt)]).root).toString('hex')}`)
+  assert.is(o2.voucher?.voucher.cumulative, r2.amount)
+  assert.is(await voucherSigner(o1.voucher!, domain), payerKey.address.toLowerCase())
+  // through the wire and back, unchanged
+  assert.equal(voucherFromWire(voucherToWire(o1.voucher!)), o1.voucher)
+  const view = p.view()
+  assert.is(view.committed, (r0.amount + r1.amount + r2.amount).toString())
+  assert.is(view.refused, '0')
+})
+
+test('an overcharging receipt is paid at the offer price for the measured time; the rest is refused with a reason', async () => {
+  const store = new PaymentStore(openStore(':memory:'))
+  const a = provider()
+  const p = payer(store)
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  const r = receipt(a, 0, 3_600_000, 1000) // one CPU-hour at 1,000 DBC/h
+  const o = await p.pay({ provider: 'A', key: '0:1', receipt: r.bytes, taskId: r.taskId, measuredMs: 40 })
+  const want = decimalToUnits(0.05) * 40n / 3_600_000n
+  assert.is(o.payable, want)
+  assert.is(o.refused, r.amount - want)
+  assert.is(o.voucher?.voucher.cumulative, want)
+  assert.is(p.view().refusals.length, 1)
+  assert.match(p.view().refusals[0].reason, /offer's price/)
+})
+
+test('receipts of another provider, job or task, or forged ones, pay nothing', async () => {
+  const store = new PaymentStore(openStore(':memory:'))
+  const a = provider(); const b = provider()
+  const p = payer(store)
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  const byB = receipt(b, 0, 500, 0.05)
+  assert.is((await p.pay({ provider: 'A', key: '0:1', receipt: byB.bytes, taskId: byB.taskId, measuredMs: 1000 })).payable, 0n)
+  const other = receipt(a, 1, 500, 0.05, new Uint8Array(16))
+  assert.is((await p.pay({ provider: 'A', key: '1:1', receipt: other.bytes, taskId: other.taskId, measuredMs: 1000 })).payable, 0n)
+  const wrongTask = receipt(a, 2, 500, 0.05)
+  assert.is((await p.pay({ provider: 'A', key: '2:1', receipt: wrongTask.bytes, taskId: enc.encode('nope'), measuredMs: 1000 })).payable, 0n)
+  const forged = dbc.receipt.v1.SignedReceipt.decode(receipt(a, 3, 500, 0.05).bytes)
+  forged.signature = new Uint8Array(64)
+  assert.is((await p.pay({ provider: 'A', key: '3:1', receipt: dbc.receipt.v1.SignedReceipt.encode(forged).finish(), taskId: enc.encode(`${jobId}:3:1`), measuredMs: 1000 })).payable, 0n)
+  assert.is((await p.pay({ provider: 'A', key: '4:1', taskId: enc.encode('x'), measuredMs: 1000 })).payable, 0n)
+  assert.is(p.view().committed, '0')
+  assert.is(store.vouchers(jobId).length, 0)
+})
+
+test('budget.total caps the whole job across providers', async () => {
+  const store = new PaymentStore(openStore(':memory:'))
+  const a = provider(); const b = provider()
+  const budgetTotal = chargeUnits({ gpuSeconds: 0, cpuMs: 1500 }, { priceGpuHour: 0, priceCpuHour: 0.05 })
+  const p = payer(store, [], { budgetTotal })
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  p.addPayee('B', { payout: b.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: b.peer })
+  const r0 = receipt(a, 0, 1000, 0.05); const r1 = receipt(b, 1, 1000, 0.05); const r2 = receipt(b, 2, 1000, 0.05)
+  await p.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 2000 })
+  const o1 = await p.pay({ provider: 'B', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 2000 })
+  const o2 = await p.pay({ provider: 'B', key: '2:1', receipt: r2.bytes, taskId: r2.taskId, measuredMs: 2000 })
+  assert.is(o1.payable, budgetTotal - r0.amount)
+  assert.is(o2.payable, 0n)
+  assert.is(BigInt(p.view().committed), budgetTotal)
+})
+
+test('restart: a receipt is counted once, an unsigned total is signed on flush, never a lower one', async () => {
+  const db = openStore(':memory:')
+  const a = provider()
+  const signed: Voucher[] = []
+  const first = payer(new PaymentStore(db), signed)
+  first.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  const r0 = receipt(a, 0, 500, 0.05); const r1 = receipt(a, 1, 500, 0.05)
+  await first.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })
+  // the second payment is written, then the process dies before its signature is stored
+  const dying = payer(new PaymentStore(db), signed, { sign: async () => { throw new Error('killed before signing') } })
+  await dying.pay({ provider: 'A', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 1000 })
+  assert.is(signed.length, 1)
+  // restarted: payees come back from the store; a replayed receipt is not counted again
+  const again = payer(new PaymentStore(db), signed)
+  const replay = await again.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })
+  assert.is(replay.recorded, false)
+  assert.is(replay.voucher?.voucher.cumulative, r0.amount + r1.amount, 'the restart signs the total it meant to sign')
+  const flushed = await again.flush()
+  assert.is(flushed.length, 1)
+  assert.is(flushed[0].voucher.voucher.cumulative, r0.amount + r1.amount)
+  assert.equal(flushed[0].providers, ['A'])
+  for (let i = 1; i < signed.length; i++) assert.ok(signed[i].cumulative >= signed[i - 1].cumulative, 'signed totals never go down')
+  // an older signature arriving late is not recorded over a newer one
+  const s = new PaymentStore(db)
+  assert.not.ok(s.setSigned(jobId, a.payout, r0.amount, 1, '0x00', '0xdead'))
+  assert.is(s.voucher(jobId, a.payout)?.signedCumulative, r0.amount + r1.amount)
+})
+
+test('a provider caught returning wrong results gets no more vouchers, also after a restart', async () => {
+  const db = openStore(':memory:')
+  const a = provider(); const b = provider()
+  const signed: Voucher[] = []
+  const p = payer(new PaymentStore(db), signed)
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  p.addPayee('B', { payout: b.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: b.peer })
+  const r0 = receipt(a, 0, 500, 0.05)
+  const o0 = await p.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })
+  p.forfeit('A', 'caught returning a wrong result for task 3')
+  assert.ok(p.isForfeited('A'))
+  const before = signed.length
+  const r1 = receipt(a, 1, 500, 0.05)
+  const o1 = await p.pay({ provider: 'A', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 1000 })
+  assert.is(o1.payable, 0n)
+  assert.match(o1.reason ?? '', /wrong result/)
+  assert.is(o1.voucher?.voucher.cumulative, o0.voucher?.voucher.cumulative, 'what was signed before stays signed; nothing new')
+  const rb = receipt(b, 2, 500, 0.05)
+  const ob = await p.pay({ provider: 'B', key: '2:1', receipt: rb.bytes, taskId: rb.taskId, measuredMs: 1000 })
+  assert.is(ob.payable, rb.amount, 'an honest provider is still paid')
+  assert.is(signed.filter(v => v.provider === a.payout).length, 1)
+  assert.is(signed.length, before + 1)
+  const restarted = payer(new PaymentStore(db), signed)
+  assert.ok(restarted.isForfeited('A'))
+  await restarted.flush()
+  assert.is(signed.filter(v => v.provider === a.payout).length, 1)
+  assert.is(restarted.view().providers.find(x => x.payout === a.payout)?.forfeited, 'caught returning a wrong result for task 3')
+})
+
+test.run()

@@ -1,0 +1,112 @@
+// The submitter's escrow flow against a chain double: budget.total (or the predicted cost) is
+// locked once, a job with no budget stops when its escrow is spent unless top-ups were allowed,
+// a top-up past the stated budget needs confirmation, and an ended job is closed then refunded
+// once the chain's clock passes the dispute window.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { openStore } from '../../../src/store/db.js'
+import { PaymentStore } from '../../../src/jobs/payment-store.js'
+import { JobPayments } from '../../../src/node/job-payments.js'
+import { JobsSubsystem } from '../../../src/node/jobs-subsystem.js'
+import { voucherTypedData, type Voucher } from '../../../src/core/settlement/voucher.js'
+import { decimalToUnits } from '../../../src/core/compute/pricing.js'
+import { validateManifest, type Manifest } from '../../../src/core/scheduler/index.js'
+import type { Bridge } from '../../../src/chain/index.js'
+
+const E18 = 10n ** 18n
+const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
+
+function fakeBridge () {
+  const key = privateKeyToAccount(generatePrivateKey())
+  const calls: string[] = []
+  const state = { escrow: 0n, paid: 0n, closedAt: 0, refunded: false, now: 1_000_000, window: 3600 }
+  const b = {
+    account: key.address,
+    domain: async () => domain,
+    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+    escrow: async () => ({ escrow: state.escrow, paid: state.paid, refunded: state.refunded, closedAt: state.closedAt, refundableAt: state.closedAt === 0 ? undefined : state.closedAt + state.window }),
+    deposit: async (_j: string, amount: bigint) => { calls.push(`deposit ${amount}`); state.escrow += amount; return { txHash: '0x1', escrow: state.escrow } },
+    close: async () => { calls.push('close'); state.closedAt = state.now; return { txHash: '0x2' } },
+    refund: async () => { calls.push('refund'); state.refunded = true; return { txHash: '0x3', amount: state.escrow - state.paid } },
+    jobPayments: async () => ({ escrow: state.escrow }),
+    connectionInfo: { publicClient: { getBlock: async () => ({ timestamp: BigInt(state.now) }) } }
+  }
+  return { bridge: b as unknown as Bridge, calls, state }
+}
+
+function manifest (budget: Record<string, number> = {}): Manifest {
+  const r = validateManifest({ executor: 'wasm', code: { wasm: 'x.wasm' }, inputs: { range: { from: 0, to: 9 } }, task: { timeoutMs: 60_000, expectedMs: 10 }, budget })
+  if (!r.ok) throw new Error(JSON.stringify(r.issues))
+  return r.manifest
+}
+
+test('budget.total is the escrow, locked once; terms name the chain, contract, job and payer', async () => {
+  const { bridge, calls } = fakeBridge()
+  const p = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const pay = await p.forJob('ab'.repeat(16), manifest({ total: 2 }))
+  assert.ok(pay !== undefined)
+  assert.is(Number(pay.terms.chainId), 31337)
+  assert.is(Buffer.from(pay.terms.payer!).toString('hex'), bridge.account.slice(2).toLowerCase())
+  await pay.ensureEscrow!(0.5, 0.1)
+  await pay.ensureEscrow!(0.5, 0.1)
+  assert.equal(calls, [`deposit ${2n * E18}`])
+})
+
+test('no budget: twice the predicted cost plus the reserve; spent escrow stops new work unless top-ups are allowed', async () => {
+  const { bridge, calls } = fakeBridge()
+  const store = new PaymentStore(openStore(':memory:'))
+  const p = new JobPayments({ store, bridge: () => bridge })
+  const job = 'cd'.repeat(16)
+  const pay = await p.forJob(job, manifest())
+  await pay!.ensureEscrow!(0.25, 0.5)
+  assert.equal(calls, [`deposit ${decimalToUnits(1)}`])
+  assert.is(pay!.exhausted!(), undefined)
+  // the payer committed all of it (recorded before a restart): no new task may start, with a clear reason
+  store.addPayment(job, { receiptKey: 'x', provider: 'p', payout: '0x0000000000000000000000000000000000000001', billed: E18, payable: E18, refused: 0n, limit: 'receipt', at: 1 })
+  const restarted = new JobPayments({ store, bridge: () => bridge })
+  const resumed = await restarted.forJob(job, manifest())
+  assert.match(resumed!.exhausted!() ?? '', /--yes|top/)
+  // allowed top-ups: the same job with --yes goes on
+  const again = await restarted.forJob(job, manifest(), { allowTopUp: true })
+  assert.is(again!.exhausted!(), undefined)
+})
+
+test('a top-up past the stated budget is refused without confirmation, done with it', async () => {
+  const { bridge, calls } = fakeBridge()
+  const jobs = new JobsSubsystem({ bridge: () => bridge })
+  const payments = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  jobs.payments = payments
+  const job = 'ef'.repeat(16)
+  const pay = await payments.forJob(job, manifest({ total: 1 }))
+  await pay!.ensureEscrow!(0.1, 0)
+  let err: unknown
+  try { await jobs.topUp(job, '0.5', false) } catch (e) { err = e }
+  assert.is((err as { code?: string }).code, 'TOP_UP_NEEDS_CONFIRMATION')
+  assert.match((err as Error).message, /budget\.total/)
+  const r = await jobs.topUp(job, '0.5', true)
+  assert.is(r.deposited, '1.5')
+  assert.equal(calls, [`deposit ${E18}`, `deposit ${E18 / 2n}`])
+})
+
+test('an ended job is closed, then refunded once the chain clock passes the dispute window', async () => {
+  const { bridge, calls, state } = fakeBridge()
+  const p = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const job = '12'.repeat(16)
+  const pay = await p.forJob(job, manifest({ total: 1 }))
+  await pay!.ensureEscrow!(0.1, 0)
+  await p.finish(job)
+  await p.finish(job)
+  assert.equal(calls, [`deposit ${E18}`, 'close'])
+  assert.equal(await p.refundDue(), [], 'not before the window')
+  state.now += state.window
+  const done = await p.refundDue()
+  assert.is(done.length, 1)
+  assert.equal(calls.slice(2), ['refund'])
+  assert.equal(await p.refundDue(), [], 'once')
+  const v = await p.view(job)
+  assert.is(v?.refundTx, '0x3')
+  p.stop()
+})
+
+test.run()

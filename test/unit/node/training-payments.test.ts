@@ -1,0 +1,118 @@
+// Training rounds paid through the grid jobs' payer: escrow before the invitations, a voucher
+// per round receipt to the peer that signed it (bounded by the measured round time), final
+// vouchers and `close` at the end; listed with what was paid.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
+import { openStore } from '../../../src/store/db.js'
+import { PaymentStore } from '../../../src/jobs/payment-store.js'
+import { JobPayments } from '../../../src/node/job-payments.js'
+import { TrainingPayments } from '../../../src/node/training-payments.js'
+import { createReceiptMeter } from '../../../src/training/metering.js'
+import { parseTrainingSpec } from '../../../src/training/spec.js'
+import { voucherFromWire } from '../../../src/core/settlement/voucher-wire.js'
+import { voucherTypedData, voucherSigner, type Voucher } from '../../../src/core/settlement/voucher.js'
+import { chainJobId } from '../../../src/core/settlement/batch.js'
+import type { Bridge } from '../../../src/chain/index.js'
+import type { dbc } from '../../../src/wire/gen/wire.js'
+import { ed25519PublicKey } from '../../../src/core/identity/index.js'
+
+const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
+const E18 = 10n ** 18n
+
+function peer (): { id: string, secretKey: Uint8Array } {
+  const secretKey = new Uint8Array(randomBytes(32))
+  const key = privateKeyFromRaw(new Uint8Array([...secretKey, ...ed25519PublicKey(secretKey)]))
+  return { id: peerIdFromPrivateKey(key).toString(), secretKey }
+}
+
+test('training rounds: escrow first, a voucher per round receipt, close at the end', async () => {
+  const key = privateKeyToAccount(generatePrivateKey())
+  const calls: string[] = []
+  const bridge = {
+    account: key.address,
+    domain: async () => domain,
+    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
+    deposit: async (_j: string, amount: bigint) => { calls.push(`deposit ${amount}`); return { txHash: '0x1', escrow: amount } },
+    close: async () => { calls.push('close'); return { txHash: '0x2' } }
+  } as unknown as Bridge
+  const payments = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
+  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  const spec = parseTrainingSpec({ rounds: 2, groupSize: 2, budget: 3 })
+  const jobId = 'training-job-1'
+  await tp.start(jobId, spec, { groupSize: 2 })
+  assert.equal(calls, [`deposit ${3n * E18}`])
+  const coordinator = peer()
+  const peers = [peer(), peer()]
+  const payouts = peers.map(() => privateKeyToAccount(generatePrivateKey()).address.toLowerCase())
+  for (let round = 0; round < 2; round++) {
+    await new Promise(resolve => setTimeout(resolve, 20)) // the round takes longer than the 5 ms each peer bills
+    for (const [i, p] of peers.entries()) {
+      const meter = createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: () => payouts[i] })
+      const receipt = meter({ jobId, round, peer: p.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+      tp.metered(jobId, { peer: p.id, round, computeMs: 5, samples: 10, receipt })
+    }
+    tp.roundEnded(jobId)
+  }
+  await tp.finish(jobId)
+  assert.equal(calls, [`deposit ${3n * E18}`, 'close'])
+  for (const [i, p] of peers.entries()) {
+    const mine = sent.filter(s => s.peer === p.id).map(s => voucherFromWire(s.v)!)
+    assert.ok(mine.length >= 2, `peer ${i} got a voucher per round (${mine.length})`)
+    const last = mine[mine.length - 1]
+    assert.is(last.voucher.provider, payouts[i])
+    assert.is(last.voucher.jobId, chainJobId(new TextEncoder().encode(jobId)))
+    assert.is(last.voucher.receiptCount, 2)
+    assert.ok(last.voucher.cumulative > 0n)
+    assert.is(await voucherSigner(last, domain), key.address.toLowerCase())
+  }
+  const paid = tp.paid(jobId)
+  assert.is(paid?.unit, 'DBC')
+  assert.is(paid?.refused, '0')
+})
+
+test('a training job resumed after a restart goes on from the totals signed before it', async () => {
+  const key = privateKeyToAccount(generatePrivateKey())
+  const bridge = {
+    account: key.address,
+    domain: async () => domain,
+    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
+    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
+    close: async () => ({ txHash: '0x2' })
+  } as unknown as Bridge
+  const db = openStore(':memory:')
+  const spec = parseTrainingSpec({ rounds: 2, groupSize: 1, budget: 1 })
+  const jobId = 'training-job-2'
+  const member = peer()
+  const coordinator = peer()
+  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase()
+  const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: payout })
+  const round = async (tp: TrainingPayments, n: number): Promise<void> => {
+    await new Promise(resolve => setTimeout(resolve, 20))
+    tp.metered(jobId, { peer: member.id, round: n, computeMs: 5, samples: 10, receipt: meter({ jobId, round: n, peer: member.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 }) })
+    tp.roundEnded(jobId)
+  }
+  const sent: dbc.task.v1.IVoucher[] = []
+  const before = new JobPayments({ store: new PaymentStore(db), bridge: () => bridge })
+  const first = new TrainingPayments({ payments: () => before, sendVoucher: async (_p, v) => { sent.push(v) } })
+  await first.start(jobId, spec, { groupSize: 1 })
+  await round(first, 0)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const after = new JobPayments({ store: new PaymentStore(db), bridge: () => bridge })
+  const second = new TrainingPayments({ payments: () => after, sendVoucher: async (_p, v) => { sent.push(v) } })
+  second.resume(jobId, spec)
+  await round(second, 1)
+  await second.finish(jobId)
+  const totals = sent.map(v => voucherFromWire(v)!.voucher)
+  assert.ok(totals.length >= 2)
+  assert.is(totals[totals.length - 1].receiptCount, 2, 'the resumed payer counts the round paid before the restart')
+  for (let i = 1; i < totals.length; i++) assert.ok(totals[i].cumulative >= totals[i - 1].cumulative)
+})
+
+test.run()
