@@ -1,28 +1,48 @@
-// `npm run demo`: the main job on the embedded defaults. Starts a local network of peers as
-// separate processes on 127.0.0.1 (one bootstrap), shows them finding each other through the
-// DHT, and prints a summary; then exits, removing its processes and temp dirs.
+// `npm run demo`: five peers as separate processes on 127.0.0.1 (one bootstrap) that share one
+// local chain (anvil, started by LocalNetwork): they find each other through the DHT, then one
+// peer pays the others for a grid job through escrow and signed vouchers, and each provider's
+// own node reads its balance and earnings from that chain, before and after. Prints a summary,
+// then exits, removing its processes and temp dirs.
 import { join } from 'node:path'
-import { LocalNetwork, repoRoot, type NodeSpec } from './network.js'
+import { LocalNetwork, repoRoot, type LocalNode, type NodeSpec } from './network.js'
 import { runFractalJob } from './fractal.js'
 import { table } from '../src/cli/output.js'
 
+// What each provider asks, in DBC: GPU rentals on DeepBrain Chain go for hundreds to thousands of
+// DBC per GPU-hour by model; a CPU core slot for tens of DBC per hour. The demo's wasm tiles run
+// on CPU slots (wasm bills no GPU time), so the CPU price is what they earn.
+const price = (cpu: number, gpu: number): string[] => ['--price-cpu-hour', String(cpu), '--price-gpu-hour', String(gpu)]
 const PEERS: NodeSpec[] = [
-  { name: 'tokyo', location: 'Tokyo', gpus: '2xRTX4090:24GiB' },
-  { name: 'frankfurt', location: 'Frankfurt', gpus: 'A100:80GiB' },
-  { name: 'ashburn', location: 'Ashburn', gpus: '4xRTX3090:24GiB' },
-  { name: 'saopaulo', location: 'Sao Paulo', gpus: 'RTX3080:10GiB' },
-  { name: 'singapore', location: 'Singapore', gpus: 'RTX4090:24GiB' }
+  { name: 'tokyo', location: 'Tokyo', gpus: '2xRTX4090:24GiB', extra: price(30, 700) },
+  { name: 'frankfurt', location: 'Frankfurt', gpus: 'A100:80GiB', extra: price(36, 1800) },
+  { name: 'ashburn', location: 'Ashburn', gpus: '4xRTX3090:24GiB', extra: price(24, 450) },
+  { name: 'saopaulo', location: 'Sao Paulo', gpus: 'RTX3080:10GiB', extra: price(18, 250) },
+  { name: 'singapore', location: 'Singapore', gpus: 'RTX4090:24GiB', extra: price(30, 700) }
 ]
+const cpuPriceOf = (n: LocalNode): string => n.spec.extra?.[(n.spec.extra?.indexOf('--price-cpu-hour') ?? -2) + 1] ?? '0.05'
 
-function gpuCount (spec: string | undefined): number {
-  return (spec ?? '').split(',').filter(Boolean).reduce((n, part) => n + Number(part.match(/^(\d+)x/)?.[1] ?? 1), 0) || 1
-}
-/** Wei (decimal string) as DBC with up to 9 decimals. */
-function coins (wei: string | bigint): string {
+/** Wei (decimal string) as DBC with up to 9 decimals (signed). */
+function coins (wei: string | bigint | undefined): string {
+  if (wei === undefined) return '-'
   const v = BigInt(wei)
-  const whole = v / 10n ** 18n
-  const frac = (v % 10n ** 18n).toString().padStart(18, '0').slice(0, 9).replace(/0+$/, '')
-  return frac === '' ? whole.toString() : `${whole.toString()}.${frac}`
+  const neg = v < 0n
+  const a = neg ? -v : v
+  const whole = a / 10n ** 18n
+  const frac = (a % 10n ** 18n).toString().padStart(18, '0').slice(0, 9).replace(/0+$/, '')
+  return `${neg ? '-' : ''}${whole.toString()}${frac === '' ? '' : `.${frac}`}`
+}
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+interface Wallet { account: string, balance?: string, stake?: { gpus: number, amount: string }, chainId: number, contract?: string }
+interface Earnings { totals: { signed: string, redeemed: string, pending: string }, inFlight: number, jobs: Array<{ pending: string, hold?: string, note?: string } & Record<string, any>> }
+/** What a node's own control API says about its account on the shared chain. */
+async function walletOf (n: LocalNode): Promise<Wallet> { return await n.api.call<Wallet>('GET', '/v1/wallet') }
+async function earningsOf (n: LocalNode): Promise<Earnings> { return await n.api.call<Earnings>('GET', '/v1/earnings') }
+/** JSON-RPC to the local chain (the demo owns it: it may move its clock). */
+async function rpc (url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const j = await r.json() as { result?: unknown, error?: { message: string } }
+  if (j.error !== undefined) throw new Error(`${method}: ${j.error.message}`)
+  return j.result
 }
 
 const t0 = Date.now()
@@ -35,9 +55,10 @@ process.once('SIGTERM', onSignal)
 
 try {
   step(`starting ${PEERS.length} peers as separate processes on 127.0.0.1 (data in ${net.root})`)
-  const boot = await net.start(PEERS[0])
+  // generous start timeouts: five daemons (and their first chain transactions) on a busy machine
+  const boot = await net.start(PEERS[0], [], { timeoutMs: 180_000 })
   step(`bootstrap peer ${PEERS[0].name} is ${boot.peerId} at ${boot.addrs[0]}`)
-  const rest = await Promise.all(PEERS.slice(1).map(async p => await net.start(p, [boot.addrs[0]])))
+  const rest = await Promise.all(PEERS.slice(1).map(async p => await net.start(p, [boot.addrs[0]], { timeoutMs: 180_000 })))
   for (const n of rest) step(`peer ${n.spec.name.padEnd(10)} ${n.peerId} joined through the bootstrap peer`)
 
   // Each peer looks every other peer up through the DHT (no cached answers).
@@ -78,20 +99,21 @@ try {
   step(`capability query "gpu" from tokyo (${gpuPeers.ms.toFixed(0)} ms): ${gpuPeers.results.map(r => `${nameOf(r.peerId)} ${Math.round(r.distanceKm)} km`).join(', ')}`)
   if (failed > 0) exitCode = 1
 
-  // The chain: the embedded EVM runs inside the submitter's node (the demo's single chain).
-  // Providers' payouts go to their own accounts, which must be staked there (per GPU).
-  const wallets = new Map<string, string>()
-  for (const n of net.nodes) wallets.set(n.peerId, (await n.api.call<{ account: string }>('GET', '/v1/wallet')).account)
-  const chainStatus = await boot.api.call<Record<string, any>>('GET', '/v1/chain/status')
-  step(`embedded chain ${String(chainStatus.chainId)} in ${PEERS[0].name}'s node, settlement contract ${String(chainStatus.contract)}`)
-  for (const n of rest) {
-    const gpus = gpuCount(n.spec.gpus)
-    const r = await boot.api.call<Record<string, any>>('POST', '/v1/chain/stake', { gpus, provider: wallets.get(n.peerId) })
-    step(`  staked ${coins(r.amount)} DBC for ${gpus} GPU(s) of ${n.spec.name} (${String(wallets.get(n.peerId))})`)
-  }
+  // The chain: one anvil for the whole network; every peer's node talks to it with its own key.
+  const chain = await net.chain()
+  const before = new Map<string, Wallet>()
+  for (const n of net.nodes) before.set(n.peerId, await walletOf(n))
+  const contract = before.get(boot.peerId)?.contract
+  const sameContract = net.nodes.every(n => before.get(n.peerId)?.contract === contract)
+  step(`shared chain: local (anvil) ${chain.chainId} at ${chain.rpc}, Settlement contract ${String(contract)}${sameContract ? ', found by every peer at the same CREATE2 address' : ' (PEERS DISAGREE on the contract)'}`)
+  if (!sameContract) exitCode = 1
+  process.stdout.write('\n' + table(['PEER', 'OWN ACCOUNT', 'BALANCE (own node)', 'STAKE (paid by itself)'], net.nodes.map(n => {
+    const w = before.get(n.peerId) as Wallet
+    return [n.spec.name, w.account, `${coins(w.balance)} DBC`, w.stake === undefined || w.stake.gpus === 0 ? 'not staked' : `${w.stake.gpus} GPU(s), ${coins(w.stake.amount)} DBC`]
+  })))
 
   // The main job: a grid job from the first peer (the user) across the others.
-  step('submitting a grid job from tokyo: a Mandelbrot image in 64x64 tiles, one wasm task per tile')
+  step('submitting a grid job from tokyo: a Mandelbrot image in 64x64 tiles, one wasm task per tile; escrow is locked on the shared chain first')
   let lastPct = -1
   const job = await runFractalJob(boot, join(net.root, 'job'), join(repoRoot, 'demo', 'out'), {
     onProgress: (done, total) => {
@@ -107,25 +129,68 @@ try {
     ['retries', `${String(sum.retries ?? 0)} (speculative ${String(sum.speculative ?? 0)})`],
     ['time', `${((sum.elapsedMs ?? 0) / 1000).toFixed(2)} s`],
     ['cost (predicted)', `${Number(sum.predictedCost ?? 0).toPrecision(3)} DBC`],
-    ['billed (receipts)', `${coins(BigInt(Math.round(Number(sum.meteredSpent ?? 0) * 1e18)))} DBC`],
     ['billed copies', String(job.status.billedCopies)]
   ]))
 
-  // Settlement: the job's signed usage receipts, batched under one merkle root, paid once.
-  step('settling the job\'s usage receipts on the embedded chain')
-  const settled = await boot.api.call<{ receipts: number, total: string, batches: Array<Record<string, any>> }>('POST', `/v1/jobs/${job.jobId}/settle`, undefined, { timeoutMs: 120_000 })
-  for (const b of settled.batches) step(`  batch ${String(b.batchId).slice(0, 18)}… ${String(b.state)}: ${String(b.receiptCount)} receipts, ${coins(b.total)} DBC, tx ${String(b.txHash ?? '-').slice(0, 18)}…`)
-  const again = await boot.api.call<{ batches: Array<Record<string, any>> }>('POST', `/v1/jobs/${job.jobId}/settle`, undefined, { timeoutMs: 120_000 })
-  step(`  settling again is a no-op: ${again.batches.length} batch(es), still ${again.batches.map(b => String(b.state)).join(', ')}`)
-  const payoutRows: string[][] = []
-  let paidTotal = 0n
-  for (const n of rest) {
-    const p = await boot.api.call<Record<string, any>>('GET', `/v1/chain/payouts?provider=${String(wallets.get(n.peerId))}`)
-    paidTotal += BigInt(p.totalPaid)
-    payoutRows.push([n.spec.name, String(wallets.get(n.peerId)), `${coins(p.totalPaid)} DBC`, `${coins(p.withdrawable)} DBC`])
+  // Providers redeem the payer's signed vouchers themselves, each from its own node: their redeem
+  // loops held small vouchers back during the job (a redeem costs gas) and redeem once the job is
+  // closed; nothing here asks them to.
+  step('each provider\'s own redeem loop redeems what the submitter signed for it: during the job only once a voucher pays 10x a redeem\'s gas, the rest once the job is closed if it beats the gas; each node reads its own result')
+  const providers = rest
+  const earnings = new Map<string, Earnings>()
+  const redeemDeadline = Date.now() + 120_000
+  for (;;) {
+    for (const n of providers) earnings.set(n.peerId, await earningsOf(n))
+    // Done when nothing is pending, or what is pending is what the loop reports as not worth its gas.
+    const open = providers.filter(n => { const e = earnings.get(n.peerId) as Earnings; return e.inFlight > 0 || e.jobs.some(j => BigInt(j.pending) > 0n && j.hold !== 'not-worth') })
+    if (open.length === 0 || Date.now() > redeemDeadline) {
+      if (open.length > 0) { step(`  still pending after 120 s: ${open.map(n => n.spec.name).join(', ')}`); exitCode = 1 }
+      break
+    }
+    await sleep(1000)
   }
-  process.stdout.write('\n' + table(['PROVIDER', 'PAYOUT ADDRESS', 'PAID', 'WITHDRAWABLE'], payoutRows))
-  process.stdout.write(`\nsummary: ${net.nodes.length} peers, ${found}/${found + failed} DHT lookups succeeded, ${job.tiles} tiles rendered across ${String(sum.providersUsed ?? '?')} peers, ${settled.receipts} receipts settled (${coins(paidTotal)} DBC paid), ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
+  const moneyRows: string[][] = []
+  let redeemedTotal = 0n
+  let losers = 0
+  let gasTotal = 0n; let netTotal = 0n; let redeemTxs = 0
+  for (const n of providers) {
+    const b = before.get(n.peerId) as Wallet
+    const a = await walletOf(n)
+    const e = earnings.get(n.peerId) as Earnings
+    redeemedTotal += BigInt(e.totals.redeemed)
+    const change = BigInt(a.balance ?? '0') - BigInt(b.balance ?? '0')
+    // The only transactions a provider sends during the job are its redeems: the rest of the change is their gas.
+    const gas = BigInt(e.totals.redeemed) - change
+    if (change < 0n) losers++
+    const notWorth = e.jobs.filter(j => j.hold === 'not-worth').reduce((t, j) => t + BigInt(j.pending), 0n)
+    const txs = (await n.api.call<{ redeems: { confirmed: number } }>('GET', '/v1/chain/status')).redeems.confirmed
+    gasTotal += gas; netTotal += change; redeemTxs += txs
+    moneyRows.push([n.spec.name, `${cpuPriceOf(n)}/CPU-h`, coins(b.balance), coins(e.totals.signed), coins(e.totals.redeemed), `${coins(gas)} (${txs} tx)`, coins(a.balance), `${change >= 0n ? '+' : ''}${coins(change)}`, notWorth > 0n ? coins(notWorth) : '-'])
+  }
+  process.stdout.write('\n' + table(['PROVIDER (own node)', 'PRICE (DBC)', 'BALANCE BEFORE', 'SIGNED TO IT', 'REDEEMED', 'GAS PAID', 'BALANCE AFTER', 'NET', 'NOT WORTH GAS'], moneyRows))
+  if (losers > 0) { step(`  ${losers} provider(s) paid more gas than they redeemed`); exitCode = 1 }
+
+  // The submitter's side: escrow, what it signed and what was redeemed, and its refund.
+  const accounts = new Map(net.nodes.map(n => [String((before.get(n.peerId) as Wallet).account).toLowerCase(), n.spec.name]))
+  const nameOfAccount = (a: string): string => accounts.get(a.toLowerCase()) ?? a.slice(0, 10)
+  const view = async (): Promise<Record<string, any>> => await boot.api.call<Record<string, any>>('POST', `/v1/jobs/${job.jobId}/settle`, undefined, { timeoutMs: 120_000 })
+  let settle = await view()
+  step(`submitter: escrow ${coins(settle.chain?.escrow ?? settle.deposited)} DBC locked, ${coins(settle.chain?.totals?.signed)} DBC signed to providers (${(settle.chain?.providers ?? []).map((p: Record<string, any>) => `${nameOfAccount(String(p.provider))} ${coins(p.signed)}`).join(', ')}), ${coins(settle.chain?.totals?.redeemed)} DBC redeemed by them`)
+  const window = Number(settle.chain?.disputeWindow ?? 0)
+  step(`the job is closed; the unsigned rest of the escrow returns after the ${window} s dispute window: fast-forwarding the local chain's clock (anvil evm_increaseTime; on a real network the submitter waits)`)
+  await rpc(chain.rpc, 'evm_increaseTime', [window + 1])
+  await rpc(chain.rpc, 'evm_mine')
+  const refundDeadline = Date.now() + 60_000
+  while (settle.refundTx === undefined && Date.now() < refundDeadline) {
+    await sleep(500)
+    settle = await view()
+  }
+  const submitterAfter = await walletOf(boot)
+  if (settle.refundTx === undefined) { step('  no refund yet (see `dbc job settle`)'); exitCode = 1 } else step(`  refunded ${coins(settle.refunded)} DBC to the submitter (tx ${String(settle.refundTx).slice(0, 18)}…); submitter balance ${coins(before.get(boot.peerId)?.balance)} → ${coins(submitterAfter.balance)} DBC (${coins(settle.chain?.totals?.redeemed)} paid to providers, ${coins(BigInt(before.get(boot.peerId)?.balance ?? '0') - BigInt(submitterAfter.balance ?? '0') - BigInt(settle.chain?.totals?.redeemed ?? '0'))} gas for its deposit, close and refund)`)
+  if (redeemedTotal === 0n) { step('  no provider redeemed anything'); exitCode = 1 }
+  const paidOk = BigInt(settle.chain?.totals?.redeemed ?? 0) === redeemedTotal
+  if (!paidOk) { step(`  the submitter's view of what was redeemed (${coins(settle.chain?.totals?.redeemed)}) differs from the providers' (${coins(redeemedTotal)})`); exitCode = 1 }
+  process.stdout.write(`\nsummary: ${net.nodes.length} peers on one chain (${chain.chainId}), ${found}/${found + failed} DHT lookups succeeded, ${job.tiles} tiles rendered across ${String(sum.providersUsed ?? '?')} peers; escrow ${coins(settle.chain?.escrow ?? settle.deposited)} DBC, ${coins(redeemedTotal)} DBC redeemed by ${providers.filter(n => BigInt((earnings.get(n.peerId) as Earnings).totals.redeemed) > 0n).length} providers in ${redeemTxs} txs (read by their own nodes; ${coins(gasTotal)} DBC of gas, net +${coins(netTotal)} DBC), ${coins(settle.refunded)} DBC refunded to the submitter, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
 } catch (err) {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`)
   exitCode = 1

@@ -21,7 +21,7 @@ export async function runFractalJob (submitter: LocalNode, workDir: string, outD
   const height = opts.height ?? 640
   const tileSize = opts.tile ?? 64
   const step = 3.0 / width
-  const tiles: Tile[] = planTiles(width, height, tileSize, { x0: -2.2, y0: -height / 2 * step, step, maxIterations: 500 })
+  const tiles: Tile[] = planTiles(width, height, tileSize, { x0: -2.2, y0: -height / 2 * step, step, maxIterations: 2000 })
   // one 36-byte input per tile, concatenated: the manifest partitions the file into tasks
   const inputs = Buffer.concat(tiles.map(t => t.input))
   mkdirSync(workDir, { recursive: true })
@@ -33,8 +33,9 @@ export async function runFractalJob (submitter: LocalNode, workDir: string, outD
     entry: 'run',
     inputs: { files: { path: 'tiles.bin', chunkBytes: 36 } },
     resources: { cores: 1, memoryMib: 64 },
-    verification: { redundancy: 1 },
-    budget: { maxPricePerHour: 10 },
+    // no verification section: the default checks apply; the escrow is budget.total (1 DBC: the
+    // job costs a few thousandths at the providers' 18-36 DBC per CPU-hour; the rest is refunded)
+    budget: { maxPricePerHour: 40, total: 1 },
     task: { timeoutMs: 30_000, expectedMs: 20, maxAttempts: 5 }
   }
   const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: workDir })

@@ -1,11 +1,15 @@
 // A local network of dbc nodes, each a separate `dbc node start` process on 127.0.0.1 with its
-// own temp data dir. Used by the demo and by tests; stop() kills and removes everything.
+// own temp data dir, all settling on ONE chain: an anvil this network starts (chain id 31337)
+// and passes to every node as `--network local --chain-rpc URL`. Used by the demo and by tests;
+// stop() kills and removes everything, the chain last.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, mkdirSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient, readApiInfo } from '../src/api/client.js'
+import { startAnvil, type AnvilHandle } from '../src/chain/anvil.js'
+import { LOCAL_CHAIN_ID } from '../src/chain/networks.js'
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const dbcBin = join(repoRoot, 'bin/dbc.js')
@@ -26,9 +30,17 @@ export class LocalNetwork {
   /** The last 64 KB each node printed (its structured log), by node name. */
   readonly output = new Map<string, string>()
   private stopped = false
+  private anvil?: Promise<AnvilHandle>
 
   constructor (root?: string) {
     this.root = root ?? mkdtempSync(join(tmpdir(), 'dbc-demo-'))
+  }
+
+  /** The network's chain (started on first use; one per network). */
+  async chain (): Promise<{ rpc: string, chainId: number, pid: number }> {
+    this.anvil ??= startAnvil({ chainId: LOCAL_CHAIN_ID })
+    const a = await this.anvil
+    return { rpc: a.url, chainId: LOCAL_CHAIN_ID, pid: a.pid }
   }
 
   async start (spec: NodeSpec, bootstrap: string[] = [], opts: { timeoutMs?: number } = {}): Promise<LocalNode> {
@@ -37,7 +49,10 @@ export class LocalNetwork {
     const args = [dbcBin, '--data-dir', dataDir, 'node', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn', '--location', spec.location]
     if (spec.gpus !== undefined) args.push('--gpus', spec.gpus)
     if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','))
-    args.push(...(spec.extra ?? []))
+    // Every node settles on the network's one chain, unless a spec names its own.
+    const extra = spec.extra ?? []
+    if (!extra.includes('--network') && !extra.includes('--chain-rpc')) args.push('--network', 'local', '--chain-rpc', (await this.chain()).rpc)
+    args.push(...extra)
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
     let log = ''
     const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-64_000); this.output.set(spec.name, log) }
@@ -74,6 +89,7 @@ export class LocalNetwork {
       await exited
       clearTimeout(t)
     }))
+    if (this.anvil !== undefined) await (await this.anvil.catch(() => undefined))?.stop()
     if (opts.keep !== true) rmSync(this.root, { recursive: true, force: true })
   }
 

@@ -3,7 +3,7 @@
 // escrow, redemptions and earnings. `start()` connects (a chain that is down is reported in
 // status, not thrown) and runs the redeem loop every `tickMs`; `stop()` ends it.
 import { join } from 'node:path'
-import { parseEventLogs } from 'viem'
+import { encodeFunctionData, parseEventLogs } from 'viem'
 import type { Store } from '../store/db.js'
 import { ChainError } from '../errors.js'
 import { voucherTypedData, type SignedVoucher, type Voucher, type VoucherDomain } from '../core/settlement/voucher.js'
@@ -14,13 +14,14 @@ import { toChainError } from './errors.js'
 import { deployPlain, ensureCreate2Settlement, hasCode } from './deploy.js'
 import { topUpFromFaucet } from './faucet.js'
 import { loadOrCreateKey, readKeyFile } from './keys.js'
-import { Outbox, type RedeemEntry } from './outbox.js'
+import { Outbox, type RedeemEntry, type RedeemState } from './outbox.js'
 import { SendQueue } from './sender.js'
-import { redeemTick, type RedeemTick } from './redeemer.js'
+import { redeemTick, voucherKey, type RedeemTick } from './redeemer.js'
 import { checkedVoucher, VoucherBook, type StoredVoucher } from './vouchers.js'
 import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
 import { chainJobKey, type ChainJobIdInput } from './job-id.js'
 import { earningsRows, earningsTotals, jobPaymentView, refundableAt } from './earnings.js'
+import type { RedeemPolicy } from '../core/settlement/redeem-policy.js'
 import type { AcceptResult, BridgeStatus, DepositResult, EarningsView, EscrowView, JobPaymentView, StakeResult } from './types.js'
 
 /** Defaults of a first deposit: the deadline one day after the chain's clock, an hour to dispute. */
@@ -61,6 +62,11 @@ export interface BridgeInit {
   addressing?: 'create2' | 'deploy'
   /** `--network local` only: top the key up from a public dev key when it runs low (faucet.ts). */
   faucet?: { belowWei: bigint, amountWei: bigint }
+  /**
+   * When the loop redeems (core/settlement/redeem-policy.ts): a voucher worth `minGasMultiple`
+   * redeems' gas, or the job final or its refund near. Absent: every voucher with value, each tick.
+   */
+  redeemPolicy?: RedeemPolicy
   /** Fault injection for tests: runs once a redeem tx is written down, before its broadcast. */
   beforeBroadcast?: (redeemId: number, txHash: Hex) => void
   /** Fault injection for tests: runs right after a redeem tx was broadcast. */
@@ -83,6 +89,9 @@ export class Bridge {
   private readonly now: () => number
   private readonly escrowCache = new Map<string, { at: number, view: EscrowView }>()
   private readonly settled = new Map<string, bigint>()
+  /** Vouchers the redeem policy holds back, and why (for `dbc earnings`). */
+  private readonly holds = new Map<string, { state: 'waiting' | 'not-worth', reason: string }>()
+  private gasCache?: { gasAt: number, gas: bigint, priceAt: number, price: bigint }
   /** Payer per chain job, as read from the chain (immutable there once set). */
   private readonly payers = new Map<string, Address>()
 
@@ -327,7 +336,12 @@ export class Bridge {
     const domain = await this.domain()
     const mine = this.vouchers.received({ provider: conn.account.address }).filter(v => v.domain.verifyingContract.toLowerCase() === domain.verifyingContract.toLowerCase() && v.domain.chainId === domain.chainId)
     const reads = { redeemed: async (j: Hex, p: Address) => await this.redeemed(j, p), escrow: async (j: Hex) => await this.escrow(j) }
-    const [jobs, balance, stake] = await Promise.all([earningsRows(mine, conn.account.address, reads), this.balance(), this.stakeOf()])
+    const [rows, balance, stake] = await Promise.all([earningsRows(mine, conn.account.address, reads), this.balance(), this.stakeOf()])
+    // What the redeem policy held back on its last pass, and why (gas would eat it, or it waits to grow).
+    const jobs = rows.map(r => {
+      const h = r.pending > 0n && r.note === undefined ? this.holds.get(voucherKey(r.chainJobId, conn.account.address)) : undefined
+      return h === undefined ? r : { ...r, hold: h.state, note: h.reason }
+    })
     return { account: conn.account.address, chainId: conn.chainId, contract: domain.verifyingContract, jobs, totals: earningsTotals(jobs), inFlight: this.outbox.counts().sent, balance, stake }
   }
 
@@ -379,11 +393,12 @@ export class Bridge {
    * Runs the redeem loop until nothing redeemable is left and no redeem tx is in flight, or for
    * `waitMs` (default: the tx timeout). Throws the loop's ChainError when a tick fails.
    */
-  async redeemNow (opts: { signal?: AbortSignal, waitMs?: number } = {}): Promise<RedeemTick> {
+  async redeemNow (opts: { signal?: AbortSignal, waitMs?: number, force?: boolean } = {}): Promise<RedeemTick> {
     const deadline = this.now() + (opts.waitMs ?? this.init.txTimeoutMs ?? 60_000)
     const poll = this.connection().kind === 'embedded' ? 5 : 100
     for (;;) {
-      const tick = await this.pump(opts.signal)
+      // Asked by the operator: what beats its gas goes now (the loop alone waits for more).
+      const tick = await this.pump(opts.signal, opts.force ?? true)
       if (tick === undefined) throw this.lastError ?? new ChainError('CHAIN_ERROR', 'the redeem loop failed')
       if (tick.inFlight === undefined && tick.redeemable === 0) return tick
       if (this.now() >= deadline) return tick
@@ -392,17 +407,22 @@ export class Bridge {
   }
 
   /** One pass of the redeem loop (serialized: concurrent callers wait for the running pass). */
-  async pump (signal?: AbortSignal): Promise<RedeemTick | undefined> {
+  async pump (signal?: AbortSignal, force = false): Promise<RedeemTick | undefined> {
     while (this.pumping !== undefined) await this.pumping
     signal?.throwIfAborted()
-    this.pumping = this.pumpOnce().finally(() => { this.pumping = undefined })
+    this.pumping = this.pumpOnce(force).finally(() => { this.pumping = undefined })
     return await this.pumping
   }
 
   /** What the last pass of the loop saw (undefined before the first). */
   get lastRedeemTick (): RedeemTick | undefined { return this.lastTick }
 
-  private async pumpOnce (): Promise<RedeemTick | undefined> {
+  /** For the node's metrics: transactions on the send queue, redeem rows in the outbox by state. */
+  depths (): { sendQueue: number, redeems: Record<RedeemState, number> } {
+    return { sendQueue: this.queue?.depth ?? 0, redeems: this.outbox.counts() }
+  }
+
+  private async pumpOnce (force: boolean): Promise<RedeemTick | undefined> {
     // Nothing to do for a node that holds no voucher and has no redeem in flight: no chain reads.
     if (this.outbox.counts().sent === 0 && this.vouchers.received({ provider: this.account }).length === 0) {
       this.lastError = undefined
@@ -423,6 +443,11 @@ export class Bridge {
         escrow: async (j) => await this.escrow(j, { fresh: true }),
         redeemed: async (j, p) => await this.redeemed(j, p),
         settled: this.settled,
+        policy: this.init.redeemPolicy,
+        force,
+        gasCost: async (v) => await this.redeemGasCost(v),
+        chainTime: async () => await this.chainTime(),
+        holds: this.holds,
         beforeBroadcast: this.init.beforeBroadcast,
         afterBroadcast: this.init.afterBroadcast
       })
@@ -446,6 +471,26 @@ export class Bridge {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /** Wei one redeem of one voucher costs now: estimateGas (kept a minute) x gas price (kept 15 s). */
+  private async redeemGasCost (v: StoredVoucher): Promise<bigint> {
+    const conn = this.connection()
+    const at = this.now()
+    const c = this.gasCache ??= { gasAt: -Infinity, gas: 0n, priceAt: -Infinity, price: 0n }
+    if (at - c.gasAt > 60_000) {
+      try {
+        c.gas = await conn.publicClient.estimateGas({ account: conn.account, to: await this.ready(), data: encodeFunctionData({ abi: settlementAbi, functionName: 'redeem', args: [[{ ...v.voucher }], [v.signature]] as never }) })
+      } catch {
+        c.gas = 100_000n // about a one-voucher redeem with its EIP-712 check; a revert shows when it is sent
+      }
+      c.gasAt = at
+    }
+    if (at - c.priceAt > 15_000) {
+      try { c.price = await conn.publicClient.getGasPrice() } catch (err) { throw toChainError(err, { action: 'reading the gas price', url: conn.url }) }
+      c.priceAt = at
+    }
+    return c.gas * c.price
+  }
 
   private connection (): ChainConnection {
     if (this.conn === undefined) throw new ChainError('BRIDGE_STOPPED', 'the chain bridge is not started', { hint: 'call bridge.start() first' })

@@ -14,6 +14,7 @@ import type { SendQueue } from './sender.js'
 import type { StoredVoucher, VoucherBook } from './vouchers.js'
 import type { VoucherDomain } from '../core/settlement/voucher.js'
 import type { EscrowView } from './types.js'
+import { planRedeems, type RedeemCandidate, type RedeemPolicy } from '../core/settlement/redeem-policy.js'
 
 /** At most this many vouchers per redeem tx (keeps one tx far below a block's gas limit). */
 export const MAX_VOUCHERS_PER_REDEEM = 100
@@ -34,6 +35,16 @@ export interface RedeemerDeps {
   redeemed: (chainJobId: Hex, provider: Address) => Promise<bigint>
   /** Vouchers that need no redeem at this cumulative (redeemed in full, or refunded; key job|provider): not read again. */
   settled: Map<string, bigint>
+  /** When a voucher is worth its redeem's gas (core/settlement/redeem-policy.ts); absent = redeem all at once. */
+  policy?: RedeemPolicy
+  /** The operator asked for a redeem now: what beats its gas goes, even if below the policy's multiple. */
+  force?: boolean
+  /** Wei one redeem of `v` costs at the current gas price (the bridge caches it). */
+  gasCost?: (v: StoredVoucher) => Promise<bigint>
+  /** The chain's clock, unix seconds: the refund time is judged by it. */
+  chainTime?: () => Promise<number>
+  /** Vouchers the policy holds back (key -> why), rewritten each pass: shown in `dbc earnings`. */
+  holds?: Map<string, { state: 'waiting' | 'not-worth', reason: string }>
   /** Fault injection for tests: runs once a redeem tx is written down, before its broadcast. */
   beforeBroadcast?: (id: number, txHash: Hex) => void
   /** Fault injection for tests: runs right after a redeem tx was broadcast. */
@@ -49,6 +60,9 @@ export interface RedeemTick {
   redeemable: number
   /** Vouchers with value that can not be paid now (refunded job, escrow used up, a revert). */
   blocked: Array<{ chainJobId: Hex, reason: string }>
+  /** Vouchers the redeem policy holds back: below its gas multiple for now, or never worth their gas. */
+  waiting?: number
+  notWorth?: number
 }
 
 export const voucherKey = (chainJobId: Hex, provider: Address): string => `${chainJobId.toLowerCase()}|${provider.toLowerCase()}`
@@ -62,8 +76,10 @@ export async function redeemTick (d: RedeemerDeps): Promise<RedeemTick> {
     else if (r === 'sent') out.inFlight = { id: e.id, txHash: e.txHash }
   }
   if (out.inFlight !== undefined) return out
-  const { ready, blocked } = await redeemable(d)
+  const { ready, blocked, waiting, notWorth } = await redeemable(d)
   out.blocked = blocked
+  if (waiting > 0) out.waiting = waiting
+  if (notWorth > 0) out.notWorth = notWorth
   out.redeemable = ready.length
   if (ready.length === 0) return out
   const before = out.blocked.length
@@ -78,8 +94,9 @@ export async function redeemTick (d: RedeemerDeps): Promise<RedeemTick> {
 }
 
 /** This provider's vouchers (of the current contract) that a redeem would pay something now. */
-async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], blocked: RedeemTick['blocked'] }> {
+async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], blocked: RedeemTick['blocked'], waiting: number, notWorth: number }> {
   const ready: StoredVoucher[] = []
+  const cands: RedeemCandidate[] = []
   const blocked: RedeemTick['blocked'] = []
   const mine = d.book.received({ provider: d.account }).filter(v => sameDomain(v.domain, d.domain))
   for (const v of mine) {
@@ -104,8 +121,22 @@ async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], b
       continue
     }
     ready.push(v)
+    const owed = v.voucher.cumulative - done
+    cands.push({ key, payable: owed < esc.unspent ? owed : esc.unspent, deadline: esc.deadline, closedAt: esc.closedAt, disputeWindow: esc.disputeWindow })
   }
-  return { ready, blocked }
+  return { ...await applyPolicy(d, ready, cands), blocked }
+}
+
+/** The redeem policy's cut: only the vouchers worth their gas now; the rest is noted in `holds`. */
+async function applyPolicy (d: RedeemerDeps, ready: StoredVoucher[], cands: RedeemCandidate[]): Promise<{ ready: StoredVoucher[], waiting: number, notWorth: number }> {
+  d.holds?.clear()
+  if (d.policy === undefined || d.gasCost === undefined || d.chainTime === undefined || ready.length === 0) return { ready, waiting: 0, notWorth: 0 }
+  const gasCost = await d.gasCost(ready[0])
+  const plan = planRedeems(cands, { nowSec: await d.chainTime(), gasCost, force: d.force }, d.policy)
+  for (const w of plan.waiting) d.holds?.set(w.key, { state: 'waiting', reason: w.reason })
+  for (const n of plan.notWorth) d.holds?.set(n.key, { state: 'not-worth', reason: n.reason })
+  const due = new Set(plan.redeem.map(r => r.key))
+  return { ready: ready.filter(v => due.has(voucherKey(v.voucher.jobId, v.voucher.provider))), waiting: plan.waiting.length, notWorth: plan.notWorth.length }
 }
 
 function sameDomain (a: VoucherDomain, b: VoucherDomain): boolean {

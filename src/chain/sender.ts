@@ -16,9 +16,14 @@ export class SendQueue {
 
   constructor (private readonly conn: ChainConnection) {}
 
+  private queued = 0
+  /** Jobs waiting on this queue or running (the node's metrics read it). */
+  get depth (): number { return this.queued }
+
   /** Runs `fn` after every job queued before it on this key. */
   run<T> (fn: () => Promise<T>): Promise<T> {
-    const job = this.tail.then(fn)
+    this.queued++
+    const job = this.tail.then(fn).finally(() => { this.queued-- })
     this.tail = job.catch(() => {})
     return job
   }

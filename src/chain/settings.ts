@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import type { BridgeInit } from './bridge.js'
 import type { Store } from '../store/db.js'
+import { DEFAULT_MIN_REDEEM_GAS_MULTIPLE } from '../core/settlement/redeem-policy.js'
 import { NAME_A_NETWORK_HINT, NETWORKS, NETWORK_NAMES, type NetworkName } from './networks.js'
 
 const WEI = 10n ** 18n
@@ -33,6 +34,12 @@ export const chainSettingsSchema = z.object({
   confirmations: z.number().int().min(1).max(64).optional(),
   /** Period of the redeem loop, ms (0 = none: redeem on demand). */
   tickMs: z.number().int().min(0).default(2000),
+  /**
+   * The redeem loop redeems a voucher early once it pays this many times one redeem's gas; below
+   * that it waits until the job closes, its deadline passes or its refund time nears (then it
+   * redeems what beats the gas). 0 = redeem every voucher at once (core/settlement/redeem-policy.ts).
+   */
+  minRedeemGasMultiple: z.number().min(0).max(1_000_000).default(DEFAULT_MIN_REDEEM_GAS_MULTIPLE),
   /** `local` only: top the node key up from a public dev key when it runs low (default true). */
   faucet: z.boolean().optional()
 }).strict()
@@ -49,6 +56,7 @@ export interface ChainSettings {
   contract?: string
   confirmations?: number
   tickMs: number
+  minRedeemGasMultiple: number
   faucet: boolean
   /** Providers stake their GPUs on start unless told otherwise. */
   autoStakeDefault: boolean
@@ -72,7 +80,7 @@ export function parseChainSettings (raw: unknown, choice: NetworkChoice = {}): C
   const c = r.data
   if (c.rpc !== undefined && c.url !== undefined && c.rpc !== c.url) throw new ConfigError('chain.url', `is ${c.url} but chain.rpc is ${c.rpc}`, { hint: 'set only chain.rpc (chain.url is its older name)' })
   const rpc = c.rpc ?? c.url
-  const rest = { keyFile: c.keyFile, contract: c.contract, tickMs: c.tickMs }
+  const rest = { keyFile: c.keyFile, contract: c.contract, tickMs: c.tickMs, minRedeemGasMultiple: c.minRedeemGasMultiple }
   const joining = choice.joining === true
 
   if (choice.network !== undefined) {
@@ -134,7 +142,8 @@ export function bridgeInitFromSettings (s: ChainSettings, deps: { store: Store, 
     addressing: s.kind === 'rpc' ? 'create2' : 'deploy',
     faucet: s.faucet ? { belowWei: FAUCET_BELOW_WEI, amountWei: stakeNeed > FAUCET_AMOUNT_WEI ? stakeNeed : FAUCET_AMOUNT_WEI } : undefined,
     confirmations: s.confirmations,
-    tickMs: s.tickMs
+    tickMs: s.tickMs,
+    redeemPolicy: { minGasMultiple: s.minRedeemGasMultiple }
   }
 }
 

@@ -74,6 +74,8 @@ export interface EarningsRow {
   refunded?: boolean
   /** Why pending value is not being redeemed (refunded, escrow used up, a revert), if it is not. */
   note?: string
+  /** The redeem policy holds `pending` back: 'waiting' (below its gas multiple, more may come), 'not-worth' (no more than one redeem's gas). */
+  hold?: 'waiting' | 'not-worth'
   receivedAt: number
 }
 

@@ -41,7 +41,7 @@ export function registerChainCommands (program: Command): void {
   program.command('earnings')
     .description('what this node earned as a provider, per job: signed by the payer, redeemed on chain, pending')
     .option('--json', 'print JSON')
-    .option('--redeem', 'redeem what is pending now instead of waiting for the next round of the loop')
+    .option('--redeem', 'redeem now what is pending and pays more than its gas, instead of waiting for the loop (which waits until a voucher pays 10x its gas or the job closes)')
     .action(async (opts, cmd: Command) => {
       const client = ApiClient.connect(dataDirOf(cmd))
       if (opts.redeem === true) await client.call('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 })

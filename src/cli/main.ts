@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { registerNodeCommands } from './node.js'
 import { registerNetworkCommands } from './network.js'
 import { registerExtraCommands } from './extra.js'
+import { registerChainServe } from './chain-serve.js'
 import { printError } from './output.js'
 
 export function buildProgram (): Command {
@@ -18,6 +19,8 @@ export function buildProgram (): Command {
   registerNodeCommands(program)
   registerNetworkCommands(program)
   registerExtraCommands(program)
+  const chain = program.commands.find(c => c.name() === 'chain') ?? program.command('chain').description('the settlement chain this node uses')
+  registerChainServe(chain)
   for (const c of allCommands(program)) c.exitOverride()
   return program
 }

@@ -33,6 +33,13 @@ export function registerNodeCommands (program: Command): void {
     .option('--no-connection-monitor', 'do not ping connections periodically')
     .option('--behind-nat', 'this machine cannot be dialled: be reachable through a relay peer (circuit-relay-v2, hole punching)')
     .option('--no-relay', 'do not relay connections for peers behind NAT')
+    .option('--network <name>', 'the chain this node settles on: sandbox (an EVM in this node, alone only), local (with --chain-rpc, see `dbc chain serve`), dbc-testnet, dbc-mainnet')
+    .option('--chain-rpc <url>', 'JSON-RPC URL of the network\'s chain (default for local: http://127.0.0.1:8545)')
+    .option('--chain-id <id>', 'chain id the RPC must report (local: 31337, dbc-testnet: 19850818, dbc-mainnet: 19880818)', (v) => /^\d+$/.test(v) ? Number(v) : v)
+    .option('--no-auto-stake', 'do not stake this provider\'s GPUs with its own key on start')
+    .option('--price-cpu-hour <dbc>', 'what this provider asks per CPU-hour (one core slot), in DBC (default 0.05)', (v) => Number(v))
+    .option('--price-gpu-hour <dbc>', 'what this provider asks per GPU-hour, in DBC (default 1)', (v) => Number(v))
+    .option('--metrics <addr>', 'serve Prometheus /metrics, /healthz and /readyz without a token on PORT (127.0.0.1) or HOST:PORT; off by default')
     .option('--detach', 'run in the background; logs go to <data-dir>/logs/node.log')
     .action(async (opts, cmd: Command) => {
       const dataDir = dataDirOf(cmd)
@@ -47,6 +54,12 @@ export function registerNodeCommands (program: Command): void {
       if (opts.dhtClient === true) flags.dht = { server: false }
       if (opts.connectionMonitor === false) flags.connectionMonitor = false
       if (opts.behindNat === true || opts.relay === false) flags.nat = { ...(opts.behindNat === true ? { behindNat: true } : {}), ...(opts.relay === false ? { relayServer: false } : {}) }
+      if (opts.network !== undefined) flags.network = opts.network
+      if (opts.chainRpc !== undefined || opts.chainId !== undefined) flags.chain = { ...(opts.chainRpc !== undefined ? { rpc: opts.chainRpc } : {}), ...(opts.chainId !== undefined ? { chainId: opts.chainId } : {}) }
+      if (opts.autoStake === false || opts.priceCpuHour !== undefined || opts.priceGpuHour !== undefined) {
+        flags.provider = { ...(opts.autoStake === false ? { autoStake: false } : {}), ...(opts.priceCpuHour !== undefined ? { priceCpuHour: opts.priceCpuHour } : {}), ...(opts.priceGpuHour !== undefined ? { priceGpuHour: opts.priceGpuHour } : {}) }
+      }
+      if (opts.metrics !== undefined) flags.metrics = { listen: opts.metrics }
       const config = loadConfig({ flags, configFile: opts.config })
       if (opts.detach === true) {
         await startDetached(config.dataDir)

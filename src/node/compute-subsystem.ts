@@ -21,6 +21,8 @@ export interface ComputeSubsystemInit {
   bridge?: () => Bridge | undefined
   /** Unsigned work extended to a payer, in task prices (config provider.creditTasks; default 1). */
   creditTasks?: number
+  /** Prices this node offers (config provider.priceCpuHour / priceGpuHour); defaults in core/compute/offer-policy.ts. */
+  prices?: { priceCpuHour?: number, priceGpuHour?: number | Record<string, number> }
 }
 
 /** The payment gate's view of the chain bridge (its domain is read once, when the chain is ready). */
@@ -72,7 +74,11 @@ export class ComputeSubsystem implements Subsystem {
       benchmark: process.env.DBC_SKIP_BENCHMARK !== '1',
       // container tasks only where the operator listed images (the only programs they may name)
       containers: ctx.config.containers,
-      policy: { executors: Object.keys(ctx.config.containers?.images ?? {}).length > 0 ? ['wasm', 'docker'] : ['wasm'] }
+      policy: {
+        executors: Object.keys(ctx.config.containers?.images ?? {}).length > 0 ? ['wasm', 'docker'] : ['wasm'],
+        ...(this.init.prices?.priceCpuHour !== undefined ? { priceCpuHour: this.init.prices.priceCpuHour } : {}),
+        ...(this.init.prices?.priceGpuHour !== undefined ? { priceGpuHour: this.init.prices.priceGpuHour } : {})
+      }
     })
     await peer.start()
     this.peer = peer
@@ -84,7 +90,8 @@ export class ComputeSubsystem implements Subsystem {
       payment = new PaymentGate(port, { creditTasks: this.init.creditTasks })
       this.payment = payment
     }
-    await registerTaskProtocol(ctx.host, new ComputePeerProvider(peer, undefined, { payment }), { onBadInput: ctx.reportBadInput })
+    const provider = new ComputePeerProvider(peer, undefined, { payment })
+    await registerTaskProtocol(ctx.host, ctx.metrics?.meterProvider(provider) ?? provider, { onBadInput: ctx.reportBadInput })
     const caps = peer.capabilities()
     ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable }, 'compute peer ready')
   }

@@ -9,6 +9,9 @@ import { z } from 'zod'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from '../errors.js'
 import { TRAINER_NAME } from '../training/spec.js'
+import { NETWORK_NAMES } from '../chain/networks.js'
+import { parseChainSettings } from '../chain/settings.js'
+import { parseListen } from './metrics/listen.js'
 
 export const DEFAULT_DATA_DIR = join(homedir(), '.dbc')
 
@@ -40,6 +43,8 @@ const trainerSchema = z.object({
   setEnv: z.record(envVarName, z.string()).default({}),
   /** Parent of the per-job directories (default <dataDir>/trainers). */
   workDir: z.string().min(1).optional(),
+  /** Built-in architectures this trainer runs in place of the built-in trainer (e.g. [mlp]: a PyTorch MLP). */
+  serves: z.array(z.enum(['mlp'])).max(1).optional(),
   limits: z.object({
     /** Address space of the trainer process, MiB; 0 = no limit (CUDA reserves far more than it uses). */
     memoryMiB: z.number().int().min(0).max(16 * 1024 * 1024).default(TRAINER_LIMIT_DEFAULTS.memoryMiB),
@@ -53,6 +58,24 @@ const trainerSchema = z.object({
 }).strict().refine(t => (t.command === undefined) !== (t.socket === undefined), { message: 'needs exactly one of `command` (a program the node starts) or `socket` (a trainer the operator runs)' })
 
 export type TrainerConfig = z.infer<typeof trainerSchema>
+
+const containersSchema = z.object({
+  /** The engine: unix:///run/podman/podman.sock, a socket path or tcp://HOST:PORT; default DOCKER_HOST, then the usual sockets. */
+  socket: z.string().min(1).optional(),
+  /** The images container tasks may name, by name, each pinned by digest (the image id or a repo digest). */
+  images: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: 'is not an image name (lower-case letters, digits, . _ -; at most 64)' }), z.object({
+    image: z.string().min(1),
+    digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, { message: 'is not a digest ("sha256:" and 64 hex digits, as `podman image inspect --format {{.Digest}}` or `docker image inspect --format {{.Id}}` print)' })
+  }).strict()).default({}),
+  /** Tasks whose manifest asks for a network get a bridge network; false refuses them. */
+  network: z.boolean().default(false),
+  /** Processes one container may have. */
+  pidsLimit: z.number().int().min(16).max(1_000_000).default(256),
+  /** Numeric uid:gid tasks run as (a name could mean root inside an image); never 0. */
+  user: z.string().regex(/^[1-9]\d*:[1-9]\d*$/, { message: 'must be a numeric non-root uid:gid, e.g. 65534:65534' }).default('65534:65534'),
+  /** How GPUs reach containers: nvidia (Docker + NVIDIA Container Toolkit) or cdi (Podman). */
+  gpus: z.enum(['nvidia', 'cdi']).default('nvidia')
+}).strict()
 
 export const configSchema = z.object({
   dataDir: z.string().min(1),
@@ -93,15 +116,38 @@ export const configSchema = z.object({
     /** This node is behind a NAT: be reachable through a relay reservation (and hole punching). */
     behindNat: z.boolean()
   }).strict(),
-  /** The chain bridge (src/chain/subsystem.ts): kind embedded|rpc, url, chainId, keyFile, contract... */
+  /**
+   * The network whose chain this node settles on (src/chain/networks.ts): sandbox (an EVM in
+   * this node, single node only), local (anvil, `dbc chain serve`), dbc-testnet, dbc-mainnet.
+   * Unset: the sandbox for a lone node; a node with bootstrap peers must name one.
+   */
+  network: z.enum(NETWORK_NAMES, { message: `is not a network (one of ${NETWORK_NAMES.join(', ')})` }).optional(),
+  /** The chain (src/chain/settings.ts): rpc, chainId, contract, keyFile, confirmations... */
   chain: z.record(z.string(), z.unknown()),
+  /** This node as a provider. */
+  provider: z.object({
+    /** Stake the offered GPUs (at least one unit) with this node's key on start; default on for local. */
+    autoStake: z.boolean().optional(),
+    /** Unsigned work extended to a payer, in task prices (src/jobs/payment-gate.ts); default 1. */
+    creditTasks: z.number().min(0).max(1_000_000).optional(),
+    /** What this node asks, DBC per CPU-hour (one core slot) and per GPU-hour (one number, or per model with '*'); defaults 0.05 and 1. */
+    priceCpuHour: z.number().min(0).max(1e12).optional(),
+    priceGpuHour: z.union([z.number().min(0).max(1e12), z.record(z.string(), z.number().min(0).max(1e12))]).optional()
+  }).strict().optional(),
   /** The inbound guard's gate for new identities per address (src/net/guard; defaults there, with the reasoning). */
+  /** Prometheus /metrics, /healthz and /readyz on their own address, without a token (src/node/metrics); off when unset. */
+  metrics: z.object({
+    /** "PORT" (on 127.0.0.1) or "HOST:PORT"; port 0 picks a free one (shown in `dbc node status`). */
+    listen: z.string().refine(s => parseListen(s) !== undefined, { message: 'is not an address to listen on (PORT or HOST:PORT, e.g. 127.0.0.1:9464)' })
+  }).strict().optional(),
   guard: z.object({
     /** New identities one address may introduce at once. */
     newIdentityBurst: z.number().int().min(0).max(1_000_000).optional(),
     /** One more new identity per address per this many ms. */
     newIdentityRefillMs: z.number().int().min(1).max(86_400_000).optional()
   }).strict().optional(),
+  /** Container tasks (src/compute/executors/docker/settings.ts): the engine, the images tasks may name, limits. */
+  containers: containersSchema.optional(),
   /** The trainers this node offers, by name: the only programs a training job may run here. */
   trainers: z.record(z.string().regex(TRAINER_NAME, { message: 'is not a trainer name (lower-case letters, digits, . _ -; at most 64)' }), trainerSchema)
 }).strict()
@@ -122,7 +168,10 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     connectionMonitor: true,
     overlay: { vivaldiIntervalMs: 2000 },
     nat: { relayServer: true, behindNat: false },
+    network: undefined,
     chain: {},
+    provider: undefined,
+    metrics: undefined,
     trainers: {}
   }
 }
@@ -145,12 +194,18 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_VIVALDI_INTERVAL_MS: { key: 'overlay.vivaldiIntervalMs', kind: 'int' },
   DBC_BEHIND_NAT: { key: 'nat.behindNat', kind: 'bool' },
   DBC_RELAY_SERVER: { key: 'nat.relayServer', kind: 'bool' },
+  DBC_NETWORK: { key: 'network', kind: 'string' },
+  DBC_CHAIN_RPC: { key: 'chain.rpc', kind: 'string' },
   DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },
   DBC_CHAIN_URL: { key: 'chain.url', kind: 'string' },
   DBC_CHAIN_ID: { key: 'chain.chainId', kind: 'int' },
   DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' },
+  DBC_AUTO_STAKE: { key: 'provider.autoStake', kind: 'bool' },
+  DBC_CREDIT_TASKS: { key: 'provider.creditTasks', kind: 'int' },
+  DBC_DOCKER_SOCKET: { key: 'containers.socket', kind: 'string' },
   DBC_GUARD_NEW_IDENTITY_BURST: { key: 'guard.newIdentityBurst', kind: 'int' },
-  DBC_GUARD_NEW_IDENTITY_REFILL_MS: { key: 'guard.newIdentityRefillMs', kind: 'int' }
+  DBC_GUARD_NEW_IDENTITY_REFILL_MS: { key: 'guard.newIdentityRefillMs', kind: 'int' },
+  DBC_METRICS_LISTEN: { key: 'metrics.listen', kind: 'string' }
 }
 
 function setPath (obj: ConfigLayer, path: string, value: unknown): void {
@@ -217,8 +272,12 @@ function merge (base: ConfigLayer, over: ConfigLayer): ConfigLayer {
 
 export function validateConfig (raw: ConfigLayer): NodeConfig {
   const r = configSchema.safeParse(raw)
-  // the chain section is validated by the chain subsystem (src/chain/subsystem.ts) at start
-  if (r.success) return { ...r.data, dataDir: resolve(r.data.dataDir) }
+  if (r.success) {
+    // The chain is checked here (names the bad chain.* key), before anything starts: a node
+    // that joins others with no network named is refused (src/chain/settings.ts).
+    parseChainSettings(r.data.chain, { network: r.data.network, joining: r.data.bootstrap.length > 0 })
+    return { ...r.data, dataDir: resolve(r.data.dataDir) }
+  }
   const issue = r.error.issues[0]
   const key = issue.path.length > 0 ? issue.path.join('.') : 'config'
   let problem = issue.message
@@ -227,6 +286,9 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
   }
   if (issue.code === 'invalid_key' && issue.path[0] === 'trainers') {
     throw new ConfigError(key, 'is not a trainer name', { hint: 'name trainers with lower-case letters, digits, ".", "_" and "-" (at most 64), e.g. torch-mnist' })
+  }
+  if (issue.code === 'invalid_key' && issue.path[0] === 'containers') {
+    throw new ConfigError(key, 'is not an image name', { hint: 'name images with lower-case letters, digits, ".", "_" and "-" (at most 64), e.g. pytorch-cuda' })
   }
   if (issue.code === 'invalid_type') problem = `expected ${issue.expected}, got ${describe(valueAt(raw, issue.path))}`
   else if (!/^(is|must|latitude)/.test(problem)) problem = `${problem} (got ${describe(valueAt(raw, issue.path))})`
@@ -238,7 +300,10 @@ function failUnknown (keys: string[], path: PropertyKey[]): never {
   const prefix = path.length > 0 ? path.join('.') + '.' : ''
   const known = path[0] === 'trainers'
     ? (path.length > 2 ? 'memoryMiB, cpuSeconds, maxParams, requestTimeoutMs' : 'command, socket, env, setEnv, workDir, limits')
-    : Object.keys(defaultConfig()).join(', ')
+    : path[0] === 'provider' ? 'autoStake, creditTasks'
+      : path[0] === 'metrics' ? 'listen'
+      : path[0] === 'containers' ? (path.length > 2 ? 'image, digest' : 'socket, images, network, pidsLimit, user, gpus')
+        : [...Object.keys(defaultConfig()), 'containers'].join(', ')
   throw new ConfigError(prefix + keys[0], 'is not a known setting', { hint: `known settings: ${known}` })
 }
 

@@ -23,12 +23,16 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { resolveLocation } from '../../src/geo/cities.js'
 import { predictOneWayMs, haversineKm, type LatLon } from '../../src/core/geo/index.js'
+import { anvilBinary } from '../../src/chain/anvil.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const node22 = join(repoRoot, 'node_modules/.bin/node')
 const PREFIX = 'dbcnx-'
 const PUBLIC_PORT = 4001
 const NODE_PORT = 4002
+/** The cluster's one chain: anvil on the switch's bridge, reachable from every host (no delay relay). */
+const CHAIN_ADDR = '10.213.255.254'
+const CHAIN_RPC = `http://${CHAIN_ADDR}:8545`
 
 export interface HostSpec { name: string, city: string, gpus?: string, extra?: string[] }
 export interface NetnsHost {
@@ -126,6 +130,7 @@ export class NetnsCluster {
   readonly root: string
   readonly hosts: NetnsHost[] = []
   private destroyed = false
+  private chain?: ChildProcess
 
   private constructor (readonly opts: ClusterOptions) {
     this.id = `${process.pid}-${randomBytes(3).toString('hex')}`
@@ -142,7 +147,7 @@ export class NetnsCluster {
     const c = new NetnsCluster(opts)
     try {
       c.build(specs)
-      await Promise.all(c.hosts.map(async h => { await c.startRelay(h) }))
+      await Promise.all([c.startChain(), ...c.hosts.map(async h => { await c.startRelay(h) })])
     } catch (err) {
       await c.destroy()
       throw err
@@ -182,6 +187,21 @@ export class NetnsCluster {
         log: ''
       })
     })
+  }
+
+  /** Every node of the cluster settles on one chain: anvil in the switch namespace (chain id 31337). */
+  private async startChain (): Promise<void> {
+    ip('-n', this.switchNs, 'addr', 'add', `${CHAIN_ADDR}/16`, 'dev', 'br0')
+    const child = spawn('ip', ['netns', 'exec', this.switchNs, anvilBinary(), '--host', CHAIN_ADDR, '--port', '8545', '--chain-id', '31337', '--hardfork', 'shanghai', '--balance', '1000000000000'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.chain = child
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    child.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    const deadline = Date.now() + 30_000
+    while (!out.includes('Listening on')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the cluster's chain (anvil) did not start:\n${out}`)
+      await sleep(20)
+    }
   }
 
   /** The emulated one-way delay from host a to host b (ms): the geo model, scaled. */
@@ -230,6 +250,7 @@ export class NetnsCluster {
       '--location', `${h.location.lat},${h.location.lon}`, '--log-level', 'warn', '--no-connection-monitor']
     if (h.spec.gpus !== undefined) args.push('--gpus', h.spec.gpus)
     if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','))
+    if (!(h.spec.extra ?? []).includes('--network')) args.push('--network', 'local', '--chain-rpc', CHAIN_RPC)
     args.push(...(h.spec.extra ?? []))
     rmSync(join(h.dataDir, 'api.json'), { force: true })
     h.node = this.spawnIn(h, args, 'node')
@@ -315,7 +336,7 @@ export class NetnsCluster {
       p.kill('SIGTERM')
       await Promise.race([exited, sleep(4000)])
     }))
-    const children = this.hosts.flatMap(h => [h.node, h.relay, ...h.others]).filter((p): p is ChildProcess => p !== undefined && p.exitCode === null && p.signalCode === null)
+    const children = [...this.hosts.flatMap(h => [h.node, h.relay, ...h.others]), this.chain].filter((p): p is ChildProcess => p !== undefined && p.exitCode === null && p.signalCode === null)
     const gone = Promise.all(children.map(async p => { await new Promise<void>(resolve => p.once('exit', () => { resolve() })) }))
     for (const h of this.hosts) { killNamespace(h.ns); live.delete(h.ns) }
     killNamespace(this.switchNs); live.delete(this.switchNs)
