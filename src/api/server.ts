@@ -18,11 +18,14 @@ export type Handler = (req: ApiRequest) => Promise<unknown> | unknown
 export type StreamHandler = (req: ApiRequest, send: (event: unknown) => void) => Promise<void>
 
 interface Route { method: Method, parts: string[], handler?: Handler, stream?: StreamHandler }
+/** A route answered without the token (health probes): its handler returns the HTTP status and body. */
+export type PublicHandler = () => Promise<{ status: number, body: unknown }> | { status: number, body: unknown }
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024
 
 export class ApiServer {
   private readonly routes: Route[] = []
+  private readonly publicRoutes = new Map<string, PublicHandler>()
   private server: Server | undefined
   private readonly token: Buffer
 
@@ -33,6 +36,13 @@ export class ApiServer {
   /** Path segments starting with ':' capture parameters, e.g. '/v1/jobs/:id'. */
   route (method: Method, path: string, handler: Handler): void {
     this.routes.push({ method, parts: path.split('/').filter(Boolean), handler })
+  }
+
+  /** A GET answered without the token, outside /v1 (e.g. /healthz): it must reveal nothing private. */
+  publicRoute (path: string, handler: PublicHandler): void {
+    const parts = path.split('/').filter(Boolean)
+    if (parts[0] === 'v1') throw new DbcError('BAD_ROUTE', 'routes under /v1 always need the token')
+    this.publicRoutes.set('/' + parts.join('/'), handler)
   }
 
   streamRoute (method: Method, path: string, stream: StreamHandler): void {
@@ -68,6 +78,11 @@ export class ApiServer {
     const ac = new AbortController()
     res.on('close', () => { ac.abort(new Error('client went away')) })
     try {
+      const open = req.method === 'GET' ? this.publicRoutes.get(new URL(req.url ?? '/', 'http://127.0.0.1').pathname) : undefined
+      if (open !== undefined) {
+        const r = await open()
+        return send(res, r.status, r.body)
+      }
       if (!this.authorized(req)) {
         return send(res, 401, { error: { code: 'UNAUTHORIZED', message: 'missing or wrong API token', hint: 'the CLI reads the token from the data dir; use the same --data-dir as the daemon' } })
       }

@@ -10,7 +10,8 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } 
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport, circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater } from '@libp2p/interface'
+import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metrics } from '@libp2p/interface'
+import { KAD_PARAMS } from './kad-params.js'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
 export const PROTOCOL_PREFIX = '/dbc'
@@ -42,6 +43,8 @@ export interface HostInit {
   start?: boolean
   /** Refuses connections before they are used (the inbound guard: banned peers, new identities per address). */
   connectionGater?: ConnectionGater
+  /** libp2p's own metrics (the node's Prometheus registry: src/node/metrics); none when unset. */
+  metrics?: (components: any) => Metrics
 }
 
 export interface HostServices {
@@ -79,6 +82,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     connectionMonitor: { enabled: init.connectionMonitor ?? true },
     ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
+    ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
     services: {
       identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       // hole punching: upgrades a relayed connection to a direct one where the NATs allow it
@@ -89,10 +93,11 @@ export async function createHost (init: HostInit): Promise<Host> {
         protocol: DHT_PROTOCOL,
         clientMode: !(init.dhtServer ?? true),
         peerInfoMapper: (init.keepPrivateAddresses ?? true) ? passthroughMapper : removePrivateAddressesMapper,
-        // the parameters the simulator models (simulator/ kademlia): k = 20, alpha = 3, 3 disjoint paths
-        kBucketSize: 20,
-        alpha: 3,
-        disjointPaths: 3
+        // one source for these and the simulator's model (src/net/kad-params.ts)
+        kBucketSize: KAD_PARAMS.kBucketSize,
+        prefixLength: KAD_PARAMS.prefixLength,
+        alpha: KAD_PARAMS.alpha,
+        disjointPaths: KAD_PARAMS.disjointPaths
         // allowQueryWithZeroPeers stays off: with it on, relay discovery spins in a tight loop
         // of empty DHT queries until a first peer connects
       })

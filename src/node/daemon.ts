@@ -7,6 +7,8 @@ import { pino, type Logger } from 'pino'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
+import type { EventEmitter } from 'node:events'
+import type { Bridge } from '../chain/index.js'
 import { createHost, type Host } from '../net/host.js'
 import { registerEcho } from '../net/echo.js'
 import { ApiServer } from '../api/server.js'
@@ -17,6 +19,10 @@ import { parseLatLon, type NodeConfig } from './config.js'
 import { PeerScoreBook, type Offence } from '../core/routing/score.js'
 import { createInboundGuard, installGuard, RepeatLimiter, LOG_REPEAT_MS, type InboundGuard } from '../net/guard/index.js'
 import { DbcError, ConfigError, type WireError } from '../errors.js'
+import { createNodeMetrics, libp2pMetrics, Registry, type NodeMetrics } from './metrics/index.js'
+import { HealthChecks } from './metrics/health.js'
+import { MetricsServer } from './metrics/server.js'
+import { parseListen } from './metrics/listen.js'
 
 export interface Location { lat: number, lon: number, name?: string }
 
@@ -35,6 +41,8 @@ export interface DaemonContext {
   reportBadInput: (peer: PeerId, err: WireError) => void
   /** The node's one inbound guard (stream caps, buffer budgets, read deadlines, new-identity gate). */
   guard: InboundGuard
+  /** The node's Prometheus metrics (src/node/metrics), when `metrics.listen` is set. */
+  metrics?: NodeMetrics
 }
 
 export interface Subsystem {
@@ -61,6 +69,9 @@ export class Daemon {
   private readonly init: DaemonInit
   private ctx: DaemonContext | undefined
   private stopping: Promise<void> | undefined
+  private metricsServer: MetricsServer | undefined
+  /** Where /metrics listens (HOST:PORT), when it does. */
+  metricsAddress: string | undefined
   readonly startedAt = Date.now()
   /** Resolves when the daemon has stopped (by API, signal or error). */
   readonly stopped: Promise<void>
@@ -96,6 +107,9 @@ export class Daemon {
     const charged = new WeakSet<Error>()
     const logLimit = new RepeatLimiter(LOG_REPEAT_MS)
     let hostRef: Host | undefined
+    // metrics only when asked for: libp2p's collectors wrap every stream
+    const registry = config.metrics !== undefined ? new Registry() : undefined
+    let metrics: NodeMetrics | undefined
     const reportBadInput = (peer: PeerId, err: WireError): void => {
       if (charged.has(err)) return
       charged.add(err)
@@ -103,6 +117,7 @@ export class Daemon {
       const id = peer.toString()
       const wasBanned = scores.isBanned(now, id)
       const { disconnect: ban, score } = scores.penalize(now, id, offenceOf(err.code))
+      metrics?.badInput(id, offenceOf(err.code), ban && !wasBanned)
       // one line per kind of offence per window, with the count of lines held back
       const line = logLimit.check(now, `bad-input:${err.code}`)
       if (line.write) log.warn({ peer: id, code: err.code, score, ...(line.suppressed > 0 ? { repeated: line.suppressed } : {}) }, `bad input from peer: ${err.message}`)
@@ -132,6 +147,7 @@ export class Daemon {
       relayServer: config.nat.relayServer && !config.nat.behindNat,
       listenViaRelay: config.nat.behindNat,
       connectionGater: guard.connectionGater(),
+      ...(registry !== undefined ? { metrics: libp2pMetrics(registry) } : {}),
       // protocols are registered before the node listens or dials, so the first identify
       // exchange with every peer already lists them
       start: false
@@ -155,8 +171,15 @@ export class Daemon {
 
     const token = randomBytes(32).toString('hex')
     const api = new ApiServer(token)
-    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard }
+    const health = this.healthChecks(host)
+    if (registry !== undefined) {
+      metrics = createNodeMetrics({ host, scores, guard, subsystems: this.subsystems, slotEvents: () => this.subsystem<{ peer?: { events: EventEmitter<any> } }>('compute')?.peer?.events, ready: async () => (await health.ready()).status === 200 }, registry)
+    }
+    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard, metrics }
     this.registerCoreRoutes()
+    // probes need no token (they reveal nothing private); everything under /v1 still does
+    api.publicRoute('/healthz', () => health.live())
+    api.publicRoute('/readyz', async () => await health.ready())
     try {
       for (const s of this.subsystems) {
         await s.start(this.ctx)
@@ -175,10 +198,40 @@ export class Daemon {
       store.close()
       throw new ConfigError('api.port', `cannot listen on 127.0.0.1:${config.api.port}: ${(err as Error).message}`, { hint: 'pick another port, or 0 for any free one' })
     })
+    if (metrics !== undefined && config.metrics !== undefined) {
+      metrics.watch()
+      const at = parseListen(config.metrics.listen) as { host: string, port: number }
+      this.metricsServer = new MetricsServer({ text: metrics.text, contentType: metrics.contentType }, health)
+      this.metricsAddress = await this.metricsServer.listen(at.host, at.port).catch(async err => {
+        await api.close().catch(() => {})
+        for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
+        await Promise.resolve(host.stop()).catch(() => {})
+        store.close()
+        throw new ConfigError('metrics.listen', `cannot listen on ${config.metrics?.listen ?? ''}: ${(err as Error).message}`, { hint: 'pick another port (0 for any free one), or leave metrics off' })
+      })
+    }
     writeSecret(join(dataDir, API_TOKEN_FILE), token)
     const info: ApiInfo = { port, pid: process.pid, peerId: identity.peerId.toString(), startedAt: this.startedAt }
     writeAtomic(join(dataDir, API_INFO_FILE), JSON.stringify(info) + '\n')
-    log.info({ addrs: host.getMultiaddrs().map(String), api: `127.0.0.1:${port}` }, 'node started')
+    log.info({ addrs: host.getMultiaddrs().map(String), api: `127.0.0.1:${port}`, ...(this.metricsAddress !== undefined ? { metrics: this.metricsAddress } : {}) }, 'node started')
+  }
+
+  private subsystem<T> (name: string): T | undefined {
+    return this.subsystems.find(s => s.name === name) as T | undefined
+  }
+
+  private healthChecks (host: Host): HealthChecks {
+    return new HealthChecks({
+      host,
+      bootstrapCount: this.config.bootstrap.length,
+      chainHead: () => {
+        const bridge = this.subsystem<{ bridge?: Bridge }>('chain')?.bridge
+        if (bridge === undefined) return undefined
+        return async () => await bridge.connectionInfo.publicClient.getBlockNumber({ cacheTime: 0 })
+      },
+      stopping: () => this.stopping !== undefined,
+      startedAt: this.startedAt
+    })
   }
 
   private resolveLocation (s: string): Location | undefined {
@@ -215,6 +268,7 @@ export class Daemon {
         dataDir: this.config.dataDir,
         penalizedPeers: ctx.scores.penalized(Date.now()),
         guard: ctx.guard.status(),
+        metrics: this.metricsAddress ?? null,
         ...extra
       }
     })
@@ -272,6 +326,8 @@ export class Daemon {
     if (ctx === undefined) { this.resolveStopped(); return }
     ctx.log.info('stopping node')
     await ctx.api.close().catch(() => {})
+    await this.metricsServer?.close().catch(() => {})
+    ctx.metrics?.stop()
     for (const s of [...this.subsystems].reverse()) {
       await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
     }

@@ -45,6 +45,7 @@ export class OverlaySubsystem implements Subsystem {
       scores: ctx.scores,
       onPenalty: (peer, offence, score, disconnect) => {
         ctx.log.debug({ peer, offence, score }, 'overlay: peer penalized')
+        ctx.metrics?.badInput(peer, offence, disconnect)
         if (disconnect) ctx.guard.noteBan(peer) // the address it came from pays too (once per identity)
         if (disconnect) void ctx.host.hangUp(peerIdFromString(peer)).catch(() => {})
       }

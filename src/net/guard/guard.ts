@@ -137,7 +137,7 @@ export class InboundGuard {
     if (n >= limit) {
       this.stats.streamsRefused++
       const err = new WireError('STREAM_LIMIT', `${peer} already holds ${n} streams of ${protocol}, the most one peer may hold at once`)
-      this.charge(peerId, err)
+      this.charge(peerId, err, protocol)
       stream.abort(err)
       return
     }
@@ -199,7 +199,7 @@ export class InboundGuard {
     if (mine + bytes > peerMax) {
       this.stats.framesRefused++
       const err = new WireError('BUFFER_LIMIT', `a frame of ${bytes} bytes would take ${t.peer} over its buffer budget of ${peerMax} bytes (it holds ${mine})`)
-      this.charge(t.peerId, err)
+      this.charge(t.peerId, err, t.protocol)
       return err
     }
     if (this.total + bytes > nodeMax) {
@@ -208,7 +208,7 @@ export class InboundGuard {
       // the peer pays only when it holds more than a fair share, and more than the largest frame
       // this stream allows it (an honest member's 64 MiB model state is above the fair share):
       // otherwise others filled the node
-      if (mine + bytes > Math.max(this.init.fairShareBytes ?? C.FAIR_SHARE_BYTES, limit)) this.charge(t.peerId, err)
+      if (mine + bytes > Math.max(this.init.fairShareBytes ?? C.FAIR_SHARE_BYTES, limit)) this.charge(t.peerId, err, t.protocol)
       else markHandled(err)
       return err
     }
@@ -217,10 +217,11 @@ export class InboundGuard {
     return undefined
   }
 
-  private charge (peer: PeerId, err: WireError): void {
+  /** `protocol`: charged in that protocol's context (the node's metrics count bad input by protocol). */
+  private charge (peer: PeerId, err: WireError, protocol: string): void {
     if (wasHandled(err)) return
     markHandled(err)
-    this.init.charge?.(peer, err)
+    withProtocolContext({ protocol, peer: peer.toString() }, () => this.init.charge?.(peer, err))
   }
 
   private ensureSweeping (): void {
@@ -250,7 +251,7 @@ export class InboundGuard {
   private miss (t: Tracked, f: FramedStream, code: string, message: string): void {
     this.stats.deadlinesMissed++
     const err = new WireError(code, message)
-    this.charge(t.peerId, err)
+    this.charge(t.peerId, err, t.protocol)
     this.release(t)
     f.fail(err)
   }
