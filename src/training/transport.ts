@@ -2,10 +2,13 @@
 // long-lived outbound stream per remote peer carries everything we send it (rounds reuse the
 // stream: opening one costs far more than a round's chunk on loopback); inbound streams are
 // only read. Messages to ourselves are delivered in-process. Every outbound queue is bounded.
+// A slice travels as its all-reduce parts (at most 1 MiB each, DEFAULT_PART_VALUES), one frame
+// each, written back to back on that stream: the receiver averages each part as it arrives.
 import type { Stream, Connection, PeerId, Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
+import { performance } from 'node:perf_hooks'
 import { FramedStream } from '../net/framed.js'
 import { encodeFrame } from '../wire/frame.js'
 import { dbc } from '../wire/gen/wire.js'
@@ -72,7 +75,15 @@ interface Outbox {
   framed?: FramedStream
 }
 
-export interface TransportStats { framesSent: number, bytesSent: number, framesReceived: number, bytesReceived: number, dropped: number }
+export interface TransportStats {
+  framesSent: number
+  bytesSent: number
+  framesReceived: number
+  bytesReceived: number
+  dropped: number
+  /** Time at least one write was in flight, ms: bytesSent over it is the send bandwidth (BandwidthEstimate). */
+  sendBusyMs: number
+}
 
 /** The minimum of a libp2p node this transport uses. */
 export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore' | 'getConnections'>
@@ -87,6 +98,8 @@ export interface TrainingTransportInit {
    * node coordinates or works in); undefined or less than SMALL_FRAME_BYTES adds nothing.
    */
   frameLimit?: (peer: string) => number | undefined
+  /** Caps what this node sends on the protocol, bytes/s over all peers (an operator's uplink share; benches throttle a member with it). */
+  maxSendBytesPerSec?: number
 }
 
 export class TrainingTransport {
@@ -100,13 +113,19 @@ export class TrainingTransport {
   /** Who this node trains with, learned from the messages it sends and accepts. */
   readonly members = new TrainingMembers(TRAINING_MAX_FRAME)
   private started = false
-  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0 }
+  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, sendBusyMs: 0 }
+  private readonly maxSendBytesPerSec?: number
+  /** Writes in flight over all peers, since when; and when the send cap lets the next write go. */
+  private writing = 0
+  private busySince = 0
+  private sendSlotAt = 0
 
   constructor (host: TrainingHost, init: TrainingTransportInit = {}) {
     this.host = host
     this.self = host.peerId.toString()
     this.onBadInput = init.onBadInput
     this.frameLimitHook = init.frameLimit
+    this.maxSendBytesPerSec = init.maxSendBytesPerSec
   }
 
   /**
@@ -191,14 +210,30 @@ export class TrainingTransport {
 
   private async pump (to: string, o: Outbox): Promise<void> {
     o.pumping = true
+    let fresh = false
     try {
       while (o.queue.length > 0 && this.started) {
         if (o.framed === undefined) {
           const stream = await this.openStream(to)
           o.framed = new FramedStream(stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+          fresh = true
         }
         const bytes = o.queue[0]
-        await o.framed.write(bytes, { signal: AbortSignal.timeout(30_000) })
+        if (this.writing++ === 0) this.busySince = performance.now()
+        try {
+          await this.throttle(bytes.length)
+          await o.framed.write(bytes, { signal: AbortSignal.timeout(30_000) })
+        } catch (err) {
+          // a stream kept from before the peer restarted (kill -9, back on a new connection) is dead:
+          // open a fresh one once and send the same frame again
+          if (fresh) throw err
+          o.framed.abort(err as Error)
+          o.framed = undefined
+          fresh = true
+          continue
+        } finally {
+          if (--this.writing === 0) this.stats.sendBusyMs += performance.now() - this.busySince
+        }
         o.queue.shift()
         this.stats.framesSent++
         this.stats.bytesSent += bytes.length
@@ -214,6 +249,16 @@ export class TrainingTransport {
     } finally {
       o.pumping = false
     }
+  }
+
+  /** Waits for this write's slot under maxSendBytesPerSec (one clock for all peers: a shared uplink). */
+  private async throttle (bytes: number): Promise<void> {
+    const rate = this.maxSendBytesPerSec
+    if (rate === undefined || !(rate > 0)) return
+    const now = performance.now()
+    const at = Math.max(now, this.sendSlotAt)
+    this.sendSlotAt = at + (bytes / rate) * 1000
+    if (at > now) await new Promise(resolve => setTimeout(resolve, at - now))
   }
 
   /**

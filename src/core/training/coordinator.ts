@@ -3,6 +3,7 @@
 // (loss, accuracy, compute time for receipts), drops members that went silent and admits
 // late or replacement peers (which first load the current state from a member).
 // Sans-IO: inputs are handle*(now, ...), outputs are drained with poll(), timers via nextTimeout().
+import { agreedDigest } from './state.js'
 import { DEFAULT_DEADLINE_POLICY, INITIAL_DEADLINE_STATE, observeRoundTime, roundDeadline, type DeadlinePolicy, type DeadlineState } from './deadline.js'
 
 export interface CoordinatorInit {
@@ -14,6 +15,10 @@ export interface CoordinatorInit {
   deadline?: Partial<DeadlinePolicy>
   /** Extra wait for reports after a round's deadline, ms (default 1000). */
   reportGraceMs?: number
+  /** First round to run (a resumed job starts after its last completed round; default 0). */
+  startRound?: number
+  /** Digest (hex) of the state the first round starts from, when known (a resumed job's checkpoint). */
+  startDigest?: string
 }
 
 export interface RoundReport {
@@ -29,12 +34,16 @@ export interface RoundReport {
   /** Members this peer saw missing in the all-reduce. */
   dropped: string[]
   bytesSent: number
+  /** Digest (hex) of the peer's state after the round (src/core/training/state.ts); absent from old peers. */
+  stateDigest?: string
+  /** The peer's measured send bandwidth, bytes/s (0 or absent: not measured yet). */
+  bandwidth?: number
 }
 
 export type CoordinatorOutput =
-  | { kind: 'roundStart', to: string[], round: number, members: string[], deadlineMs: number }
+  | { kind: 'roundStart', to: string[], round: number, members: string[], deadlineMs: number, stateDigest?: string, bandwidths?: number[] }
   | { kind: 'metered', peer: string, round: number, computeMs: number, samples: number }
-  | { kind: 'progress', round: number, members: string[], loss: number, accuracy: number, roundMs: number, deadlineMs: number, dropped: string[], bytesSent: number }
+  | { kind: 'progress', round: number, members: string[], loss: number, accuracy: number, roundMs: number, deadlineMs: number, dropped: string[], bytesSent: number, stateDigest?: string, agreedBy: string[], bandwidths?: number[] }
   | { kind: 'finish', to: string[], round: number, modelFrom: string }
   | { kind: 'failed', reason: string }
 
@@ -59,6 +68,10 @@ export class RoundCoordinator {
   private nextRound = 0
   private outputs: CoordinatorOutput[] = []
   private ended = false
+  /** The agreed digest of the state the next round starts from (undefined: none agreed). */
+  private digest: string | undefined
+  /** Each member's last reported send bandwidth (bytes/s): the next round's slices follow them. */
+  private readonly bandwidth = new Map<string, number>()
 
   constructor (init: CoordinatorInit) {
     if (init.members.length === 0) throw new RangeError('coordinator: a training job needs at least one member')
@@ -67,10 +80,18 @@ export class RoundCoordinator {
     this.minMembers = init.minMembers ?? 1
     this.graceMs = init.reportGraceMs ?? 1000
     this.policy = { ...DEFAULT_DEADLINE_POLICY, ...init.deadline }
+    this.nextRound = init.startRound ?? 0
+    this.digest = init.startDigest
   }
 
   get currentMembers (): string[] { return [...this.members] }
   get done (): boolean { return this.ended }
+  /** Peers admitted for the next round. */
+  get joiningMembers (): string[] { return [...this.joining] }
+  /** The next round to start (the rounds folded into the agreed state). */
+  get upcomingRound (): number { return this.open?.round ?? this.nextRound }
+  /** The agreed digest of the state after the last closed round (hex), if the members agreed. */
+  get agreedStateDigest (): string | undefined { return this.digest }
   /** The deadline the next round will get (for display and tests). */
   get nextDeadlineMs (): number { return roundDeadline(this.deadline, this.policy) }
 
@@ -93,6 +114,7 @@ export class RoundCoordinator {
     }
     if (!r.members.includes(from) || r.reports.has(from)) return
     r.reports.set(from, report)
+    if (report.bandwidth !== undefined && Number.isFinite(report.bandwidth) && report.bandwidth > 0) this.bandwidth.set(from, report.bandwidth)
     this.outputs.push({ kind: 'metered', peer: from, round: r.round, computeMs: report.computeMs, samples: report.samples })
     if (r.reports.size === r.members.length) this.closeRound(now)
   }
@@ -116,7 +138,9 @@ export class RoundCoordinator {
     for (const p of this.joining.splice(0)) if (!this.members.includes(p)) this.members.push(p)
     const round = this.nextRound++
     this.open = { round, members: [...this.members], startedAt: now, deadlineMs, closesAt: now + deadlineMs + this.graceMs, reports: new Map() }
-    this.outputs.push({ kind: 'roundStart', to: [...this.members], round, members: [...this.members], deadlineMs })
+    // slices follow bandwidths only once every member has measured one (equal slices until then)
+    const bandwidths = this.members.map(m => this.bandwidth.get(m) ?? 0)
+    this.outputs.push({ kind: 'roundStart', to: [...this.members], round, members: [...this.members], deadlineMs, ...(this.digest !== undefined ? { stateDigest: this.digest } : {}), ...(bandwidths.every(b => b > 0) ? { bandwidths } : {}) })
   }
 
   private closeRound (now: number): void {
@@ -125,6 +149,8 @@ export class RoundCoordinator {
     this.open = undefined
     const reports = [...r.reports.values()]
     const all = reports.length === r.members.length
+    this.digest = agreedDigest(reports.map(x => x.stateDigest), r.members.length)
+    const agreedBy = this.digest === undefined ? [] : [...r.reports.entries()].filter(([, x]) => x.stateDigest === this.digest).map(([p]) => p)
     // Only rounds that finished on their own teach the deadline: a round that waited out a
     // dead peer would otherwise stretch every later deadline.
     if (all && reports.every(x => !x.timedOut)) this.deadline = observeRoundTime(this.deadline, now - r.startedAt, this.policy)
@@ -149,7 +175,10 @@ export class RoundCoordinator {
       roundMs: now - r.startedAt,
       deadlineMs: r.deadlineMs,
       dropped: [...new Set([...silent, ...droppedInAllReduce])],
-      bytesSent: reports.reduce((a, x) => a + x.bytesSent, 0)
+      bytesSent: reports.reduce((a, x) => a + x.bytesSent, 0),
+      ...(this.digest !== undefined ? { stateDigest: this.digest } : {}),
+      agreedBy,
+      bandwidths: r.members.map(m => this.bandwidth.get(m) ?? 0)
     })
     if (this.members.length + this.joining.length < this.minMembers) {
       this.ended = true
