@@ -1,20 +1,31 @@
 // One measurement for bench/sim.ts, run in its own process (node --expose-gc) so each
-// size starts from a clean heap: `--mode fast|naive --nodes N --seed S`. Prints one JSON line.
-import { runNaiveLookups } from './baseline/naive-kad.js'
+// size starts from a clean heap: `--mode joined|omniscient|churn --nodes N --seed S
+// [--count L]`. joined: tables built by joining (the model that ships); omniscient: the
+// previous model's globally filled tables (the reference); churn: joined tables, then
+// lookups during churn (median session 30 min). Prints one JSON line.
+import { loadavg } from 'node:os'
 import { runLookup } from './scenarios/lookup.js'
 
 const arg = (name: string, dflt: string): string => { const i = process.argv.indexOf(`--${name}`); return i < 0 ? dflt : process.argv[i + 1] }
-const mode = arg('mode', 'fast'); const nodes = Number(arg('nodes', '10000')); const seed = Number(arg('seed', '1'))
-if (mode === 'naive') {
-  console.log(JSON.stringify(runNaiveLookups(nodes, seed)))
-} else {
-  const t0 = performance.now()
-  const r = runLookup({ nodes, seed })
-  const s = r.summary
-  console.log(JSON.stringify({
-    nodes, lookups: s.lookups, succeeded: s.succeeded, successRate: s.successRate, meanHops: s.meanHops, rpcsPerLookup: s.rpcsPerLookup,
-    latencyP50Ms: s.latencyP50Ms, wallMs: r.perf.wallMs, setupMs: r.perf.setupMs, totalMs: performance.now() - t0, eventsPerSec: r.perf.eventsPerSec,
-    liveBytesPerNode: r.perf.liveBytesPerNode, heapUsedBytes: r.perf.heapUsedBytes, arrayBufferBytes: r.perf.arrayBufferBytes,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: r.perf.rates.lookupsPerWallSec, lookupsPerCpuSec: r.perf.rates.lookupsPerCpuSec, lookupCpuSec: r.perf.rates.lookupCpuSec, setupCpuSec: r.perf.rates.setupCpuSec, loadAvg1m: (await import('node:os')).loadavg()[0], hops: r.charts[1].series[0].data
-  }))
+const mode = arg('mode', 'joined'); const nodes = Number(arg('nodes', '10000')); const seed = Number(arg('seed', '1'))
+const count = arg('count', '') === '' ? undefined : Number(arg('count', ''))
+const extra: Record<string, number> = mode === 'omniscient' ? { tables: 1 } : mode === 'churn' ? { session: 30, minutes: 20 } : {}
+const t0 = performance.now()
+const load0 = loadavg()[0]
+// Progress on stderr (joins, then lookups), at most every 10 s.
+let lastProgress = 0
+const onProgress = (done: number, total: number): void => {
+  if (Date.now() - lastProgress < 10_000 && done < total) return
+  lastProgress = Date.now()
+  process.stderr.write(`[sim ${mode} ${nodes}] ${done}/${total} at ${((performance.now() - t0) / 1000).toFixed(0)} s, rss ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB, load ${loadavg()[0].toFixed(1)}\n`)
 }
+const r = runLookup({ nodes, seed, count, extra, onProgress })
+const s = r.summary; const rates = r.perf.rates
+console.log(JSON.stringify({
+  mode, nodes, lookups: s.lookups, succeeded: s.succeeded, successRate: s.successRate, meanHops: s.meanHops, rpcsPerLookup: s.rpcsPerLookup,
+  timeoutsPerLookup: s.timeoutsPerLookup, deadRpcsPerLookup: s.deadRpcsPerLookup, latencyP50Ms: s.latencyP50Ms, wallMs: r.perf.wallMs, setupMs: r.perf.setupMs, totalMs: performance.now() - t0,
+  eventsPerSec: r.perf.eventsPerSec, liveBytesPerNode: r.perf.liveBytesPerNode, heapUsedBytes: r.perf.heapUsedBytes, arrayBufferBytes: r.perf.arrayBufferBytes,
+  peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: rates.lookupsPerWallSec, lookupsPerCpuSec: rates.lookupsPerCpuSec,
+  joinWallSec: rates.joinWallSec, joinCpuSec: rates.joinCpuSec, joinEventsPerSec: rates.joinEventsPerSec, meanContacts: s['join.meanContacts'] ?? s.meanContactsPerNode,
+  joinRpcsPerNode: s['join.rpcsPerNode'], loadAvg1m: [load0, loadavg()[0]], hops: r.charts[1].series[0].data
+}))

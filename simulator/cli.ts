@@ -22,9 +22,14 @@ function positiveInt (name: string) {
   }
 }
 
+// Word values that --set accepts, mapped to the numbers scenarios read.
+const WORDS: Record<string, Record<string, number>> = { tables: { joined: 0, omniscient: 1 } }
+
 function keyValue (v: string, acc: Record<string, number>): Record<string, number> {
+  const w = /^([A-Za-z]\w*)=([A-Za-z]\w*)$/.exec(v)
+  if (w !== null && WORDS[w[1]]?.[w[2]] !== undefined) { acc[w[1]] = WORDS[w[1]][w[2]]; return acc }
   const m = /^([A-Za-z][\w]*)=(-?[\d.eE_]+)$/.exec(v)
-  if (m === null) throw new InvalidArgumentError(`--set takes key=number (e.g. --set alpha=3), got "${v}"`)
+  if (m === null) throw new InvalidArgumentError(`--set takes key=number (e.g. --set alpha=3) or tables=joined|omniscient, got "${v}"`)
   acc[m[1]] = Number(m[2].replace(/_/g, ''))
   return acc
 }

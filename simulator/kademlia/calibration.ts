@@ -1,49 +1,80 @@
-// Runs the Kademlia model on explicit routing tables (snapshots of real kad-dht nodes), so
-// the calibration test can compare the model's hop counts and success with what the real
-// libp2p network did for the same (origin, target) pairs.
+// The model side of the calibration against real kad-dht (test/sim/calibration.test.ts):
+// the same nodes (their real kad ids) join in the same order from the same bootstrap
+// peers, with kad-dht's join sequence (kademlia/join.ts: self-query, then the refresh),
+// one join finishing before the next starts, as the real network was built; then the same
+// (origin, target) findPeer lookups run one at a time. Repeated with several seeds (reply
+// order, hence the walk, depends on timing).
 import { EventQueue } from '../engine/event-queue.js'
 import { SimRandom } from '../engine/random.js'
 import { VirtualNetwork } from '../network/network.js'
 import { placeNodes } from '../network/population.js'
 import { KadIds } from './ids.js'
+import { EVENT_REFRESH, EVENT_WALK_RETRY, KadMaintenance } from './join.js'
 import { EVENT_RPC_DONE, EVENT_RPC_FAIL, KadLookups, type LookupParams } from './lookup.js'
-import { RoutingTables } from './table.js'
+import { TrieTables } from './trie-tables.js'
 
-export interface ModelRun { successRate: number, meanHops: number, rpcsPerLookup: number, hops: Int32Array }
+export interface ModelRun {
+  successRate: number
+  meanHops: number
+  rpcsPerLookup: number
+  /** Share of successful lookups per hop count (index = hops). */
+  hopShare: number[]
+  /** RPCs of each lookup, all repeats. */
+  rpcSamples: number[]
+  meanTable: number
+}
 
-/**
- * kadIds: each real node's 32-byte kad id; contacts: each node's routing table as input
- * indices; pairs: (origin, target) as input indices. Repeats the pairs `repeats` times with
- * different seeds (the order of replies, hence the walk, depends on timing). peerStores[i]:
- * the peers whose addresses node i's peer store holds (input indices), or undefined.
- */
-export function runModelOnTables (kadIds: Uint8Array[], contacts: number[][], pairs: Array<[number, number]>, params: Partial<LookupParams>, peerStores?: number[][], repeats = 20, seed = 1): ModelRun {
-  const { ids, nodeOf } = KadIds.fromBytes(kadIds)
-  const mapped: number[][] = Array.from({ length: kadIds.length }, () => [])
-  contacts.forEach((list, i) => { mapped[nodeOf[i]] = list.map(c => nodeOf[c]) })
-  const tables = RoutingTables.fromContacts(ids, mapped, params.k ?? 20)
-  const rng = new SimRandom(seed)
-  // Loopback: no geography, a few ms of access delay and jitter per message.
-  const pop = placeNodes(kadIds.length, rng.fork(), { natShare: 0, jitterKm: 0, accessMedianMs: 0.5 })
-  const net = new VirtualNetwork(pop, rng.fork(), { pathInflation: 0, jitterMeanMs: 0.5 })
-  const q = new EventQueue(1024)
-  const lookups = new KadLookups(q, net, ids, tables, rng.fork(), { rpcRtts: 1, ...params }, pairs.length * repeats)
-  if (peerStores !== undefined) {
-    const known = new Set<number>()
-    peerStores.forEach((list, i) => { for (const p of list) known.add(nodeOf[i] * kadIds.length + nodeOf[p]) })
-    lookups.peerStoreKnows = (r, t) => known.has(r * kadIds.length + t)
-  }
+export interface JoinReplay {
+  /** 32-byte kad id of each real node (sha256 of its peer id). */
+  kadIds: Uint8Array[]
+  /** Node indices in join order, and the bootstrap peers each dialled. */
+  order: number[]
+  bootstrap: number[][]
+  /** (origin, target) node indices. */
+  pairs: Array<[number, number]>
+}
+
+export function runJoinedModel (replay: JoinReplay, params: Partial<LookupParams> & { k: number, prefixLength: number }, repeats = 10, seed = 1): ModelRun {
+  const { ids, nodeOf } = KadIds.fromBytes(replay.kadIds)
+  const n = replay.kadIds.length
+  let ok = 0; let done = 0; let hopSum = 0; let rpcSum = 0; let tableSum = 0
+  const hopCount: number[] = []
+  const rpcSamples: number[] = []
   for (let r = 0; r < repeats; r++) {
-    for (const [o, t] of pairs) {
-      lookups.start(q.peekTime() === Infinity ? 0 : q.curTime, nodeOf[o], nodeOf[t])
+    const rng = new SimRandom(seed + r)
+    // Loopback: no geography, sub-millisecond access delay and jitter per message.
+    const pop = placeNodes(n, rng.fork(), { natShare: 0, jitterKm: 0, accessMedianMs: 0.5 })
+    const net = new VirtualNetwork(pop, rng.fork(), { pathInflation: 0, jitterMeanMs: 0.5 })
+    const servers = new Int32Array(n).map((_, i) => i)
+    const tables = new TrieTables(ids, servers, params.k, params.prefixLength, net.online, rng.fork(), n * 64)
+    const q = new EventQueue(1024)
+    const lookups = new KadLookups(q, net, ids, tables, rng.fork(), { rpcRtts: 1, ...params }, replay.pairs.length)
+    const maint = new KadMaintenance(q, lookups, tables, ids, net.online, new Uint8Array(n).fill(1), rng.fork(), { until: 0 })
+    net.online.fill(0)
+    const drain = (): void => {
       while (q.pop()) {
-        if (q.curKind === EVENT_RPC_DONE || q.curKind === EVENT_RPC_FAIL) lookups.handle(q.curTime, q.curKind, q.curA, q.curB, q.curC)
+        const kind = q.curKind
+        if (kind === EVENT_RPC_DONE || kind === EVENT_RPC_FAIL) lookups.handle(q.curTime, kind, q.curA, q.curB, q.curC)
+        else if (kind === EVENT_REFRESH || kind === EVENT_WALK_RETRY) maint.handle(q.curTime, kind, q.curA, q.curB)
       }
     }
+    replay.order.forEach((node, i) => {
+      maint.join(q.curTime, nodeOf[node], replay.bootstrap[i].map(b => nodeOf[b]))
+      drain()
+    })
+    for (let i = 0; i < n; i++) tableSum += tables.size(i)
+    lookups.onFinish = (_tag, success, hops) => {
+      done++
+      if (success) { ok++; hopSum += hops; hopCount[hops] = (hopCount[hops] ?? 0) + 1 }
+    }
+    for (const [o, t] of replay.pairs) {
+      const before = lookups.stats.rpcs
+      lookups.start(q.curTime, nodeOf[o], nodeOf[t])
+      drain()
+      rpcSamples.push(lookups.stats.rpcs - before)
+      rpcSum += lookups.stats.rpcs - before
+    }
   }
-  const st = lookups.stats
-  const done = st.succeeded + st.failed
-  let hopSum = 0
-  for (let h = 0; h < st.hops.length; h++) hopSum += h * st.hops[h]
-  return { successRate: st.succeeded / done, meanHops: hopSum / Math.max(1, st.succeeded), rpcsPerLookup: st.rpcs / done, hops: st.hops }
+  const hopShare = Array.from({ length: hopCount.length }, (_, h) => (hopCount[h] ?? 0) / Math.max(1, ok))
+  return { successRate: ok / Math.max(1, done), meanHops: hopSum / Math.max(1, ok), rpcsPerLookup: rpcSum / Math.max(1, done), hopShare, rpcSamples, meanTable: tableSum / (n * repeats) }
 }

@@ -76,6 +76,33 @@ export class KadIds {
 
   key (n: number): number { return this.hi[n] * LO_SCALE + this.lo[n] }
 
+  /** Common prefix length (0..53) of node a's id and a key given as (hi, lo). */
+  cplKey (a: number, hi: number, lo: number): number {
+    const x = (this.hi[a] ^ hi) >>> 0
+    if (x !== 0) return Math.clz32(x)
+    const y = this.lo[a] ^ lo
+    return y === 0 ? KEY_BITS : 32 + Math.clz32(y) - (32 - LO_BITS)
+  }
+
+  /** XOR distance (top 53 bits) between node a and a key given as (hi 32 bits, lo 21 bits). */
+  distanceToKey (a: number, hi: number, lo: number): number {
+    return ((this.hi[a] ^ hi) >>> 0) * LO_SCALE + (this.lo[a] ^ lo)
+  }
+
+  /**
+   * A random key sharing exactly `cpl` leading bits with node n (kad-dht's refresh key for
+   * that common prefix length). Written into out[0] (hi) and out[1] (lo).
+   */
+  randomKeyWithCpl (n: number, cpl: number, rng: SimRandom, out: Uint32Array | Float64Array): void {
+    const own = this.key(n)
+    const unit = 2 ** (KEY_BITS - cpl - 1)
+    const q = Math.floor(own / unit)
+    const sibling = (q % 2 === 0 ? q + 1 : q - 1) * unit
+    const k = sibling + Math.floor(rng.next() * unit)
+    const hi = Math.floor(k / LO_SCALE)
+    out[0] = hi; out[1] = k - hi * LO_SCALE
+  }
+
   /** First node number whose key is >= `key` (binary search over the id order). */
   lowerBound (key: number, from = 0, to = this.count): number {
     let lo = from; let hi = to

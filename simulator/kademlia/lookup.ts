@@ -9,13 +9,20 @@
 // - a dequeued peer that can no longer enter that list is skipped ("path converged");
 // - a path ends when its queue is idle; findPeer succeeds as soon as a response names the
 //   target (or the target itself answers) and fails when every path has ended.
+// - getClosestPeers (the join's self-lookup and refresh lookups: start with a key) runs the
+//   same walk but never stops early; it ends when every path has ended.
+// Tables learn from the walk as kad-dht's do: the origin adds every peer that answered
+// (query/manager.js) and a responder adds a querier that is a DHT server (topology
+// onConnect). kad-dht 16 never drops a contact because a query to it failed; the model can
+// (`evictOnTimeout`, off by default).
 // All lookup state lives in fixed slots of typed arrays; an event carries (slot, candidate,
 // generation) and a generation bump retires a finished lookup's late replies.
 import type { EventQueue } from '../engine/event-queue.js'
 import type { SimRandom } from '../engine/random.js'
 import type { VirtualNetwork } from '../network/network.js'
 import type { KadIds } from './ids.js'
-import type { RoutingTables } from './table.js'
+import type { RoutingView } from './routing.js'
+import { KAD_PARAMS } from '../../src/net/kad-params.js'
 
 export const EVENT_RPC_DONE = 1
 export const EVENT_RPC_FAIL = 2
@@ -33,11 +40,20 @@ export interface LookupParams {
   rpcTimeoutMs: number
   /** Lookups in flight at once (slots). */
   maxConcurrent: number
-  /** Evict a peer that failed to answer from the origin's table and refill the slot. */
-  repairTables: boolean
+  /** Drop a contact from the origin's table when an RPC to it fails (kad-dht 16 does not). */
+  evictOnTimeout: boolean
+  /** Tables learn from queries (origin adds responders, responder adds server queriers). */
+  learn: boolean
+  /**
+   * The origin also adds every peer named in a response once it answers a ping (kad-dht's
+   * network 'peer' event -> routing-table update). Off by default: it multiplies table
+   * sizes; without it tables are smaller, so success and hops are on the safe side.
+   */
+  learnNamed: boolean
 }
 
-export const DEFAULT_LOOKUP: LookupParams = { k: 20, alpha: 3, disjointPaths: 3, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, repairTables: false }
+/** k, alpha and paths are the daemon's (src/net/kad-params.ts). */
+export const DEFAULT_LOOKUP: LookupParams = { k: KAD_PARAMS.kBucketSize, alpha: KAD_PARAMS.alpha, disjointPaths: KAD_PARAMS.disjointPaths, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, evictOnTimeout: false, learn: true, learnNamed: false }
 
 const CAND = 2048 // candidates per lookup
 const SEEN = 4096 // seen-set hash slots per lookup (power of two, > CAND)
@@ -49,11 +65,20 @@ export interface LookupStats {
   failed: number
   rpcs: number
   timeouts: number
-  /** RPCs sent to a peer that was offline or cut off (counted at send time). */
+  /** findPeer RPCs sent to a peer that was offline or cut off (counted at send time). */
   unreachableRpcs: number
   /** Candidates dropped because a lookup's candidate table was full. */
   overflow: number
   hops: Int32Array
+  /** RPCs per finished findPeer, histogram (last bucket: 255 or more). */
+  rpcHist: Int32Array
+  /** getClosestPeers walks (joins, refreshes): how many ended and the RPCs they sent. */
+  walks: number
+  walkRpcs: number
+  /** RPCs of walks that failed (timeouts). */
+  walkTimeouts: number
+  /** Pings of named peers before adding them (learnNamed). */
+  pings: number
 }
 
 export class KadLookups {
@@ -66,6 +91,10 @@ export class KadLookups {
   private readonly D: number
   private readonly sOrigin: Int32Array
   private readonly sTarget: Int32Array
+  private readonly sKeyHi: Float64Array
+  private readonly sKeyLo: Float64Array
+  private readonly sWalk: Uint8Array
+  private readonly sRpcs: Int32Array
   private readonly sGen: Int32Array
   private readonly sStart: Float64Array
   private readonly sInflight: Int32Array
@@ -96,17 +125,24 @@ export class KadLookups {
    * peer-store snapshots.
    */
   peerStoreKnows: ((responder: number, target: number) => boolean) | null = null
-  /** Called once per finished lookup with the tag given to start() (drivers that wait on lookups). */
+  /** 1 for DHT servers (the nodes a responder adds back when they query it); all servers by default. */
+  isServer: Uint8Array
+  /** Called for every answer a walk gets (tag, responder): drivers that collect walk results (provider records). */
+  onWalkResponse: ((tag: number, responder: number) => void) | null = null
+  /** Called once per finished getClosestPeers walk with the tag given to startWalk(). */
+  onWalkDone: ((tag: number, now: number) => void) | null = null
+  /** Called once per finished findPeer with the tag given to start() (drivers that wait on lookups). */
   onFinish: ((tag: number, ok: boolean, hops: number, now: number) => void) | null = null
   private readonly sTag: Int32Array
 
   constructor (private readonly q: EventQueue, private readonly net: VirtualNetwork, private readonly ids: KadIds,
-    private readonly tables: RoutingTables, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
+    private readonly tables: RoutingView, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
     this.p = { ...DEFAULT_LOOKUP, ...params }
     const S = this.p.maxConcurrent; const D = this.D = Math.max(1, Math.min(this.p.disjointPaths, this.p.k)); const K = this.p.k
-    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64) }
+    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64), rpcHist: new Int32Array(256), walks: 0, walkRpcs: 0, walkTimeouts: 0, pings: 0 }
     this.latencies = new Float32Array(Math.max(16, expectedLookups))
     this.sOrigin = new Int32Array(S); this.sTarget = new Int32Array(S); this.sGen = new Int32Array(S)
+    this.sKeyHi = new Float64Array(S); this.sKeyLo = new Float64Array(S); this.sWalk = new Uint8Array(S); this.sRpcs = new Int32Array(S)
     this.sTag = new Int32Array(S); this.sStart = new Float64Array(S); this.sInflight = new Int32Array(S); this.sCand = new Int32Array(S); this.sLivePaths = new Int32Array(S)
     this.freeSlots = new Int32Array(S)
     for (let i = 0; i < S; i++) this.freeSlots[i] = S - 1 - i
@@ -118,6 +154,7 @@ export class KadLookups {
     this.running = new Int32Array(S * D); this.pathLive = new Uint8Array(S * D)
     this.closeLen = new Int32Array(S * D); this.closeDist = new Float64Array(S * D * K)
     this.scratch = new Int32Array(K + 1)
+    this.isServer = new Uint8Array(ids.count).fill(1)
     this.shuffle = new Int32Array(K + 1)
   }
 
@@ -126,15 +163,28 @@ export class KadLookups {
 
   /** Starts findPeer(target) at `origin`; false when all slots are busy (retry later). */
   start (now: number, origin: number, target: number, tag = -1): boolean {
+    return this.begin(now, origin, target, this.ids.hi[target], this.ids.lo[target], 0, tag)
+  }
+
+  /**
+   * Starts getClosestPeers(key) at `origin` (a self-lookup or a refresh walk): it runs
+   * until every path has ended. The key is (hi 32 bits, lo 21 bits).
+   */
+  startWalk (now: number, origin: number, hi: number, lo: number, tag = -1): boolean {
+    return this.begin(now, origin, -1, hi, lo, 1, tag)
+  }
+
+  private begin (now: number, origin: number, target: number, hi: number, lo: number, walk: number, tag: number): boolean {
     if (this.freeTop === 0) return false
     const s = this.freeSlots[--this.freeTop]
     this.sTag[s] = tag
     const gen = this.genCounter++
     this.sGen[s] = gen; this.sOrigin[s] = origin; this.sTarget[s] = target; this.sStart[s] = now
+    this.sKeyHi[s] = hi; this.sKeyLo[s] = lo; this.sWalk[s] = walk; this.sRpcs[s] = 0
     this.sInflight[s] = 0; this.sCand[s] = 0
-    this.stats.started++
+    if (walk === 0) this.stats.started++
     const D = this.D
-    const n = this.tables.closestPeers(origin, target, -1, this.shuffle)
+    const n = this.tables.closestToKey(origin, hi, lo, -1, this.shuffle)
     if (n === 0) { this.finish(s, now, false, 0); return true }
     for (let i = n - 1; i > 0; i--) { const j = this.rng.int(i + 1); const t = this.shuffle[i]; this.shuffle[i] = this.shuffle[j]; this.shuffle[j] = t }
     const paths = n < D ? n : D
@@ -146,7 +196,7 @@ export class KadLookups {
     for (let i = 0; i < n; i++) {
       const c = this.shuffle[i]
       this.markSeen(s, gen, c)
-      this.addCandidate(s, c, this.ids.distance(c, target), 1, i % paths)
+      this.addCandidate(s, c, this.ids.distanceToKey(c, hi, lo), 1, i % paths)
     }
     for (let p = 0; p < paths && this.sGen[s] === gen; p++) this.pump(s, p, now)
     return true
@@ -160,23 +210,37 @@ export class KadLookups {
     const pi = s * this.D + p
     this.running[pi]--; this.sInflight[s]--
     const r = this.cNode[base + ci]
+    const origin = this.sOrigin[s]
     if (kind === EVENT_RPC_FAIL) {
-      this.stats.timeouts++
-      if (this.p.repairTables) this.tables.replaceContact(this.sOrigin[s], r, this.net.online, this.rng)
+      if (this.sWalk[s] === 0) this.stats.timeouts++; else this.stats.walkTimeouts++
+      if (this.p.evictOnTimeout) this.tables.forget(origin, r)
       this.pump(s, p, now)
       return
     }
+    if (this.p.learn) {
+      this.tables.learn(origin, r)
+      if (this.isServer[origin] === 1) this.tables.learn(r, origin)
+    }
+    if (this.sWalk[s] === 1 && this.onWalkResponse !== null) this.onWalkResponse(this.sTag[s], r)
     const target = this.sTarget[s]
     const depth = this.cDepth[base + ci]
-    if (r === target || (this.peerStoreKnows !== null && this.peerStoreKnows(r, target))) { this.finish(s, now, true, depth); return }
+    if (target >= 0 && (r === target || (this.peerStoreKnows !== null && this.peerStoreKnows(r, target)))) { this.finish(s, now, true, depth); return }
     const rd = this.cDist[base + ci]
     this.addClose(pi, rd)
     const out = this.scratch
-    const n = this.tables.closestPeers(r, target, this.sOrigin[s], out)
-    for (let i = 0; i < n; i++) if (out[i] === target) { this.finish(s, now, true, depth); return }
+    const hi = this.sKeyHi[s]; const lo = this.sKeyLo[s]
+    const n = this.tables.closestToKey(r, hi, lo, origin, out)
+    if (this.p.learnNamed) {
+      for (let i = 0; i < n; i++) {
+        const c = out[i]
+        if (c !== origin && this.net.online[c] === 1) { this.stats.pings++; this.tables.learn(origin, c) }
+      }
+    }
+    if (target >= 0) for (let i = 0; i < n; i++) if (out[i] === target) { this.finish(s, now, true, depth); return }
     for (let i = 0; i < n; i++) {
       const c = out[i]
-      const dc = this.ids.distance(c, target)
+      if (c === origin) continue
+      const dc = this.ids.distanceToKey(c, hi, lo)
       if (dc >= rd) continue // not closer than the peer that named it
       if (!this.canAdd(pi, dc)) continue
       if (!this.markSeen(s, gen, c)) continue
@@ -250,20 +314,25 @@ export class KadLookups {
 
   private send (s: number, ci: number, now: number): void {
     const origin = this.sOrigin[s]; const c = this.cNode[s * CAND + ci]
-    this.stats.rpcs++
+    if (this.sWalk[s] === 0) this.stats.rpcs++; else this.stats.walkRpcs++
+    this.sRpcs[s]++
     this.sInflight[s]++
     const net = this.net
     if (net.delivers(origin, c) && net.delivers(c, origin)) {
       const rtt = net.oneWayMs(origin, c) + net.oneWayMs(c, origin)
       this.q.push(now + rtt * this.p.rpcRtts, EVENT_RPC_DONE, s, ci, this.sGen[s])
     } else {
-      this.stats.unreachableRpcs++
+      if (this.sWalk[s] === 0) this.stats.unreachableRpcs++
       this.q.push(now + this.p.rpcTimeoutMs, EVENT_RPC_FAIL, s, ci, this.sGen[s])
     }
   }
 
   private finish (s: number, now: number, ok: boolean, hops: number): void {
-    if (ok) {
+    if (this.sWalk[s] === 1) {
+      this.stats.walks++ // a walk has no success of its own
+    } else if (ok) {
+      const r = this.sRpcs[s]
+      this.stats.rpcHist[r < 255 ? r : 255]++
       this.stats.succeeded++
       this.stats.hops[hops < 63 ? hops : 63]++
       if (this.latCount === this.latencies.length) {
@@ -271,11 +340,13 @@ export class KadLookups {
       }
       this.latencies[this.latCount++] = now - this.sStart[s]
     } else {
+      const r = this.sRpcs[s]
+      this.stats.rpcHist[r < 255 ? r : 255]++
       this.stats.failed++
     }
     this.sGen[s] = 0 // retire late replies (generations start at 1)
     this.freeSlots[this.freeTop++] = s
-    if (this.onFinish !== null) this.onFinish(this.sTag[s], ok, hops, now)
+    if (this.sWalk[s] === 1) { if (this.onWalkDone !== null) this.onWalkDone(this.sTag[s], now) } else if (this.onFinish !== null) this.onFinish(this.sTag[s], ok, hops, now)
   }
 
   /** The successful lookups' latencies, ms. */

@@ -1,4 +1,6 @@
-// Kademlia routing tables for every node in two flat arrays (CSR): node n's contacts are
+// The OMNISCIENT reference tables (`--set tables=omniscient`; the model before tables were
+// built by joining, kept as the reference that bench/sim.ts measures against): Kademlia
+// routing tables for every node in two flat arrays (CSR): node n's contacts are
 // contacts[start[n] .. start[n+1]), ordered by bucket (common prefix length with n, as in
 // the classic per-distance k-buckets), so a bucket is found by binary search and nothing
 // is stored per bucket. Only DHT servers (reachable nodes) appear as contacts; NAT'ed
@@ -10,8 +12,9 @@
 // the classic shape is what keeps a table at ~k*log2(N/k) contacts (~1.3 KB at 1M nodes).
 import type { SimRandom } from '../engine/random.js'
 import { KEY_BITS, type KadIds } from './ids.js'
+import type { RoutingView } from './routing.js'
 
-export class RoutingTables {
+export class RoutingTables implements RoutingView {
   /** Node n's contacts start at start[n]; start[count] is the total. */
   readonly start: Int32Array
   readonly contacts: Int32Array
@@ -188,27 +191,36 @@ export class RoutingTables {
    * Buckets are visited from the target's bucket outwards, so at most a few are touched.
    */
   closestPeers (n: number, target: number, exclude: number, out: Int32Array): number {
+    return this.closestToKey(n, this.ids.hi[target], this.ids.lo[target], exclude, out)
+  }
+
+  /** closestPeers for a key given as (hi 32 bits, lo 21 bits). */
+  closestToKey (n: number, hi: number, lo: number, exclude: number, out: Int32Array): number {
     const k = this.k; const ids = this.ids; const cs = this.contacts
-    const b = ids.cpl(n, target)
+    const b = ids.cplKey(n, hi, lo)
     const s0 = this.bucketStart(n, b)
     const s1 = this.bucketStart(n, b + 1)
     const end = this.start[n + 1]
     let got = 0
-    if (s1 - s0 > k) return this.addClosest(s0, s1, target, exclude, out, 0) // only explicit tables overfill a bucket
+    if (s1 - s0 > k) return this.addClosest(s0, s1, hi, lo, exclude, out, 0) // only explicit tables overfill a bucket
     for (let p = s0; p < s1; p++) { const c = cs[p]; if (c !== exclude) out[got++] = c }
     if (got >= k) return got
     // Deeper buckets are all closer to the target than shallower ones.
-    got = this.addClosest(s1, end, target, exclude, out, got)
+    got = this.addClosest(s1, end, hi, lo, exclude, out, got)
     let hiPos = s0
     for (let j = b - 1; j >= 0 && got < k; j--) {
       const loPos = this.bucketStart(n, j)
-      got = this.addClosest(loPos, hiPos, target, exclude, out, got)
+      got = this.addClosest(loPos, hiPos, hi, lo, exclude, out, got)
       hiPos = loPos
     }
     return got
   }
 
-  private addClosest (from: number, to: number, target: number, exclude: number, out: Int32Array, got: number): number {
+  /** Omniscient tables are fixed: protocol events change nothing. */
+  learn (_n: number, _c: number): boolean { return false }
+  forget (_n: number, _c: number): boolean { return false }
+
+  private addClosest (from: number, to: number, hi: number, lo: number, exclude: number, out: Int32Array, got: number): number {
     const need = this.k - got
     const cs = this.contacts
     let m = 0
@@ -221,7 +233,7 @@ export class RoutingTables {
     m = 0
     for (let p = from; p < to && m < sn.length; p++) {
       const c = cs[p]
-      if (c !== exclude) { sn[m] = c; sd[m] = this.ids.distance(c, target); m++ }
+      if (c !== exclude) { sn[m] = c; sd[m] = this.ids.distanceToKey(c, hi, lo); m++ }
     }
     for (let x = 0; x < need; x++) {
       let best = x

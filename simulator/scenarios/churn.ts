@@ -1,11 +1,12 @@
-// `churn`: findPeer lookups (the Kademlia model, tables repaired on timeouts) and gossip
+// `churn`: findPeer lookups (the Kademlia model on tables built by joining; departed nodes
+// stay in tables, returning nodes rejoin; see lookup-churn.ts for the lookup-only run) and gossip
 // announcements (the core CyclonView + Gossip machines of src/core/membership, one pair per
 // node) while nodes come and go with heavy-tailed sessions. One run per churn level gives
 // "success vs churn". Checked: no node delivers an announcement twice; every lookup ends once.
 import { CyclonView } from '../../src/core/membership/cyclon.js'
 import { Gossip, type GossipItem } from '../../src/core/membership/gossip.js'
 import { ChurnProcess, EVENT_NODE_DOWN, EVENT_NODE_UP } from '../network/churn.js'
-import { EVENT_RPC_DONE, EVENT_RPC_FAIL, KadLookups } from '../kademlia/lookup.js'
+import { EVENT_RPC_DONE, EVENT_RPC_FAIL, type KadLookups } from '../kademlia/lookup.js'
 import { mean, quantile, round, sortedCopy } from './stats.js'
 import type { ChartSeries, InvariantCheck, ScenarioOptions, ScenarioResult } from './types.js'
 import { buildWorld } from './world.js'
@@ -64,7 +65,7 @@ export function runChurn (opts: ScenarioOptions): ScenarioResult {
     invariants,
     notes: [
       'Sessions: Pareto(shape 1.5) with the given mean; offline gaps exponential with a quarter of it (80% availability).',
-      'Lookups run the Kademlia model with table repair: a contact that fails to answer is replaced by a random online server of the same bucket.',
+      'Lookups run the Kademlia model on tables built by joining: a departed node stays in tables (RPCs to it time out); a returning node rejoins with an empty table.',
       'Gossip: each node runs src/core/membership CyclonView (view 16, shuffle every 10 s) and Gossip (fanout 4, TTL 8); reach = online nodes that delivered / online nodes at publish time.'
     ],
     perf: {
@@ -83,7 +84,12 @@ function runLevel (n: number, seed: number, meanSessionMin: number, minutes: num
   const endMs = minutes * 60_000
   const churn = Number.isFinite(meanSessionMin) ? new ChurnProcess(q, world.rng.fork(), { meanSessionMs: meanSessionMin * 60_000, paretoShape: 1.5, meanOfflineMs: meanSessionMin * 60_000 / 4 }) : undefined
   churn?.start(online, 0)
-  const lookups = new KadLookups(q, net, ids, tables, world.rng.fork(), { repairTables: true }, lookupCount)
+  const lookups = world.lookups as KadLookups
+  const maint = world.maintenance
+  if (maint !== null) {
+    maint.opts.until = 0
+    for (let i = 0; i < n; i++) if (online[i] === 0) maint.leave(i) // churn's stationary start: these just left
+  }
   // Membership machines, one pair per node (objects: the core API is per-node).
   const views: Array<CyclonView<number>> = []
   const gossips: Array<Gossip<number, number>> = []
@@ -134,9 +140,11 @@ function runLevel (n: number, seed: number, meanSessionMin: number, minutes: num
     if (kind === EVENT_RPC_DONE || kind === EVENT_RPC_FAIL) { lookups.handle(now, kind, a, q.curB, q.curC); continue }
     if (kind === EVENT_NODE_DOWN || kind === EVENT_NODE_UP) {
       churn?.handle(now, kind, a, online, endMs)
-      if (kind === EVENT_NODE_UP) { nextTick[a] = 0; schedule(a) }
+      if (kind === EVENT_NODE_DOWN) maint?.leave(a)
+      if (kind === EVENT_NODE_UP) { maint?.join(now, a); nextTick[a] = 0; schedule(a) }
       continue
     }
+    if (kind !== EVENT_TICK && kind < EVENT_LOOKUP && maint !== null) { maint.handle(now, kind, a, q.curB); continue }
     if (now > endMs && kind !== EVENT_CYCLON_MSG && kind !== EVENT_GOSSIP_MSG) { if (kind === EVENT_LOOKUP) continue; if (lookups.inFlight === 0) continue }
     if (kind === EVENT_TICK) {
       if (now !== nextTick[a] || online[a] === 0 || now > endMs) continue

@@ -10,8 +10,8 @@ import { runVivaldi } from './vivaldi.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Record<string, { run: Scenario, describe: string, countName: string, defaultNodes: number, smallNodes: number, smallCount?: number, smallExtra?: Record<string, number> }> = {
-  lookup: { run: runLookup, describe: 'N findPeer lookups over a static network', countName: 'lookups (default: one per node)', defaultNodes: 10000, smallNodes: 2000 },
-  capability: { run: runCapability, describe: 'nearest-provider queries with the core CapabilitySearch over the DHT (ring by ring)', countName: 'queries (default 300)', defaultNodes: 20000, smallNodes: 2000, smallCount: 30 },
+  lookup: { run: runLookup, describe: 'N findPeer lookups on routing tables built by joining (--set tables=omniscient: the old reference; --set session=30: during churn)', countName: 'lookups (default: one per node)', defaultNodes: 10000, smallNodes: 2000 },
+  capability: { run: runCapability, describe: 'nearest-provider queries with the core CapabilitySearch; records published and found only by DHT walks', countName: 'queries (default 300)', defaultNodes: 20000, smallNodes: 2000, smallCount: 30 },
   churn: { run: runChurn, describe: 'lookups (Kademlia model) and gossip (core Cyclon + Gossip) under heavy-tailed churn, one run per churn level', countName: 'lookups per churn level', defaultNodes: 2000, smallNodes: 300, smallCount: 200, smallExtra: { minutes: 5 } },
   geo: { run: runGeo, describe: 'latency stretch of geo-aware vs random relay and neighbour choice', countName: 'sender/recipient pairs (default 2000)', defaultNodes: 10000, smallNodes: 500, smallCount: 200 },
   grid: { run: runGrid, describe: 'a stream of grid jobs placed by the core scheduler vs random placement', countName: 'jobs (default 200)', defaultNodes: 10000, smallNodes: 1000, smallCount: 30 },

@@ -1,10 +1,12 @@
 // `lookup`: N findPeer lookups over a static network (one per node by default), started
-// as a Poisson stream so a bounded number run at once. Reports success, hop counts,
-// latency and how fast the engine ran.
-import { EVENT_RPC_DONE, EVENT_RPC_FAIL, KadLookups, type LookupParams } from '../kademlia/lookup.js'
+// as a Poisson stream so a bounded number run at once, on routing tables built by joining
+// (default) or the omniscient reference tables (`--set tables=omniscient`). Reports
+// success, hop and RPC counts, latency, how fast the engine ran, and the join separately.
+import { EVENT_RPC_DONE, EVENT_RPC_FAIL, type KadLookups, type LookupParams } from '../kademlia/lookup.js'
 import { cdfSeries, histogramSeries, mean, quantile, round, sortedCopy } from './stats.js'
 import type { ScenarioOptions, ScenarioResult } from './types.js'
-import { buildWorld, type World } from './world.js'
+import { buildWorld, type World, type WorldOptions } from './world.js'
+import { runLookupChurn } from './lookup-churn.js'
 
 const EVENT_START = 10
 
@@ -16,22 +18,33 @@ export interface LookupRunOptions extends ScenarioOptions {
 }
 
 export function runLookup (opts: LookupRunOptions): ScenarioResult {
-  const world = buildWorld(opts.nodes, opts.seed, {
-    population: { natShare: opts.natShare ?? opts.extra?.natShare ?? 0.3 },
-    network: { lossRate: opts.extra?.loss ?? 0, jitterMeanMs: opts.extra?.jitterMs ?? 1 },
-    k: opts.lookup?.k ?? opts.extra?.k,
-    triePrefixLength: opts.extra?.trie
-  })
+  if (opts.extra?.session !== undefined) return runLookupChurn(opts)
+  const world = buildWorld(opts.nodes, opts.seed, worldOptions(opts))
   // --set partition=1 cuts the Americas (longitude -170..-30) off from the rest.
   if (opts.extra?.partition === 1) world.net.partitionByLongitude(-170, -30)
   return runLookupsOn(world, opts)
 }
 
+/** The world options a lookup-style run reads from its options and `--set` values. */
+export function worldOptions (opts: LookupRunOptions): WorldOptions {
+  const x = opts.extra ?? {}
+  return {
+    population: { natShare: opts.natShare ?? x.natShare ?? 0.3 },
+    network: { lossRate: x.loss ?? 0, jitterMeanMs: x.jitterMs ?? 1 },
+    lookup: { ...opts.lookup, ...pickLookupParams(x) },
+    tables: x.tables === 1 ? 'omniscient' : 'joined',
+    prefixLength: x.prefixLength,
+    joinGapMs: x.joinGapMs,
+    settleRounds: x.settleRounds,
+    onProgress: opts.onProgress
+  }
+}
+
 export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioResult {
-  const { q, net, ids, tables, pop } = world
+  const { q, net, tables, pop } = world
   const total = opts.count ?? opts.nodes
-  const wRng = world.rng.fork(); const lRng = world.rng.fork()
-  const lookups = new KadLookups(q, net, ids, tables, lRng, { ...opts.lookup, ...pickLookupParams(opts.extra) }, total)
+  const wRng = world.rng.fork()
+  const lookups = world.lookups as KadLookups
   const gap = opts.interArrivalMs ?? opts.extra?.interArrivalMs ?? 1
   const servers = tables.servers
   const t0 = performance.now()
@@ -45,7 +58,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
   while (q.pop()) {
     const now = q.curTime; const kind = q.curKind
     if (kind === EVENT_START) {
-      const origin = wRng.int(pop.count)
+      const origin = wRng.int(world.initialNodes)
       let target = servers[wRng.int(servers.length)]
       while (target === origin) target = servers[wRng.int(servers.length)]
       if (lookups.start(now, origin, target)) {
@@ -55,8 +68,10 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
         retries++
         q.push(now + 5, EVENT_START, 0, 0, 0)
       }
-    } else {
+    } else if (kind === EVENT_RPC_DONE || kind === EVENT_RPC_FAIL) {
       lookups.handle(now, kind, q.curA, q.curB, q.curC)
+    } else if (world.maintenance !== null) {
+      world.maintenance.handle(now, kind, q.curA, q.curB)
     }
     if (opts.onProgress !== undefined) {
       const done = lookups.stats.succeeded + lookups.stats.failed
@@ -79,7 +94,7 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
     scenario: 'lookup',
     seed: opts.seed,
     nodes: opts.nodes,
-    params: { ...p, lookups: total, natShare: round(mean(pop.nat)), interArrivalMs: gap, lossRate: net.opts.lossRate, partitioned: opts.extra?.partition === 1, table: (opts.extra?.trie ?? 0) > 0 ? `kad-dht trie, prefixLength ${opts.extra?.trie}` : 'classic k-buckets' },
+    params: { ...p, lookups: total, natShare: round(mean(pop.nat)), interArrivalMs: gap, lossRate: net.opts.lossRate, partitioned: opts.extra?.partition === 1, table: tableLabel(world) },
     summary: {
       lookups: done,
       succeeded: st.succeeded,
@@ -93,18 +108,22 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
       latencyP99Ms: round(quantile(lat, 0.99)),
       meanContactsPerNode: round(avgContacts),
       candidateOverflow: st.overflow,
-      startRetries: retries
+      startRetries: retries,
+      ...joinSummary(world)
     },
     charts: [
       { id: 'lookup-latency-cdf', title: 'Lookup latency (CDF)', kind: 'line', xLabel: 'ms', yLabel: 'share of lookups', series: [cdfSeries('findPeer latency', lat)] },
-      { id: 'lookup-hops', title: 'Hops to the target', kind: 'bar', xLabel: 'hops', yLabel: 'share of successful lookups', series: [histogramSeries('hops', st.hops)] }
+      { id: 'lookup-hops', title: 'Hops to the target', kind: 'bar', xLabel: 'hops', yLabel: 'share of successful lookups', series: [histogramSeries('hops', st.hops)] },
+      { id: 'lookup-rpcs', title: 'RPCs per lookup', kind: 'bar', xLabel: 'RPCs', yLabel: 'share of lookups', series: [histogramSeries('RPCs', st.rpcHist)] }
     ],
     invariants: [
       { name: 'every lookup finished exactly once', ok: done === total && started === total, detail: `${done} finished of ${total} started ${started}` },
       { name: 'no lookup left in flight', ok: lookups.inFlight === 0, detail: `${lookups.inFlight} in flight` }
     ],
     notes: [
-      'Kademlia routing tables are fully refreshed classic k-buckets (k servers per common-prefix-length bucket); NAT\'ed nodes are DHT clients.',
+      world.trie !== null
+        ? `Routing tables built by joining: kad-dht 16's trie (prefixLength ${world.trie.prefixLength}, k ${world.trie.k}), filled only by protocol events (bootstrap, self-query, refresh per common prefix length, responders and server queriers); NAT'ed nodes are DHT clients.`
+        : 'OMNISCIENT reference tables: classic k-buckets filled from global knowledge (k servers per common-prefix-length bucket); NAT\'ed nodes are DHT clients.',
       `Each RPC costs ${p.rpcRtts} round trips (dial + request); latency = great circle at 200 km/ms x 1.7 + access links + jitter.`
     ],
     perf: {
@@ -117,8 +136,29 @@ export function runLookupsOn (world: World, opts: LookupRunOptions): ScenarioRes
       arrayBufferBytes: world.memory.arrayBuffers,
       rssBytes: process.memoryUsage().rss,
       forcedGc: world.memory.forcedGc,
-      rates: { lookupsPerWallSec: round(done / (wallMs / 1000)), lookupsPerCpuSec: round(done / (cpuMs / 1000)), lookupCpuSec: round(cpuMs / 1000), setupCpuSec: round(world.setupCpuMs / 1000) }
+      rates: {
+        lookupsPerWallSec: round(done / (wallMs / 1000)), lookupsPerCpuSec: round(done / (cpuMs / 1000)), lookupCpuSec: round(cpuMs / 1000), setupCpuSec: round(world.setupCpuMs / 1000),
+        ...(world.join !== null ? { joinWallSec: round(world.join.wallMs / 1000), joinCpuSec: round(world.join.cpuMs / 1000), joinEventsPerSec: round(world.join.events / (world.join.wallMs / 1000)), joinWalksPerWallSec: round(world.join.walks / (world.join.wallMs / 1000)) } : {})
+      }
     }
+  }
+}
+
+export function tableLabel (world: World): string {
+  return world.trie !== null ? `joined: kad-dht trie, prefixLength ${world.trie.prefixLength}` : 'omniscient classic k-buckets (reference)'
+}
+
+/** The join figures of a world built by joining, for a scenario summary. */
+export function joinSummary (world: World): Record<string, number> {
+  const j = world.join
+  if (j === null) return {}
+  return {
+    'join.walksPerNode': round(j.walks / world.initialNodes),
+    'join.rpcsPerNode': round(j.walkRpcs / world.initialNodes),
+    'join.virtualMinutes': round(j.virtualMs / 60_000),
+    'join.meanContacts': round(j.meanContacts),
+    'join.fullLeafRejects': j.rejectedFull,
+    'join.evicted': j.evicted
   }
 }
 
@@ -128,5 +168,7 @@ function pickLookupParams (extra: Record<string, number> | undefined): Partial<L
   for (const key of ['k', 'alpha', 'disjointPaths', 'rpcRtts', 'rpcTimeoutMs', 'maxConcurrent'] as const) {
     if (extra[key] !== undefined) out[key] = extra[key]
   }
+  if (extra.evictOnTimeout !== undefined) out.evictOnTimeout = extra.evictOnTimeout === 1
+  if (extra.learnNamed !== undefined) out.learnNamed = extra.learnNamed === 1
   return out
 }

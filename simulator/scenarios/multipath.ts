@@ -1,11 +1,17 @@
 // `multipath`: sealed-message delivery over k paths while a share of the relays silently
 // drop everything. Senders run the core MultipathDelivery machine and choosePaths (relays
 // in distinct geo cells, lowest predicted latency first); recipients run ReceiveWindow
-// (src/core/routing). Swept over k and the failed share, with and without retries.
+// (src/core/routing). Relays and recipients decide what to do with a copy with the core's
+// decideRelay, the function the daemon calls (src/net/overlay/envelopes.ts), from the same
+// facts: is the recipient this node, hops left, and does this relay hold a connection to the
+// recipient (each NAT'ed recipient keeps connections to 8 relays, which are the candidates
+// a sender offers choosePaths; `--set connectionLoss=x` drops a share of those connections
+// when a copy arrives, and the relay then answers UNREACHABLE).
+// Swept over k and the failed share, with and without retries.
 // Checked: no message reaches the application twice; every message ends delivered or failed.
 import { cellIdOf } from '../../src/core/geo/cells.js'
 import { MultipathDelivery, type AckStatus, type DeliveryEvent, type SendCommand } from '../../src/core/routing/delivery.js'
-import { ReceiveWindow } from '../../src/core/routing/dedup.js'
+import { ReceiveWindow, decideRelay } from '../../src/core/routing/dedup.js'
 import { choosePaths, type RelayCandidate } from '../../src/core/routing/paths.js'
 import { quantile, round, sortedCopy } from './stats.js'
 import type { ChartSeries, InvariantCheck, ScenarioOptions, ScenarioResult } from './types.js'
@@ -33,7 +39,7 @@ export function runMultipath (opts: ScenarioOptions): ScenarioResult {
   for (const retries of [false, true]) {
     for (const k of ks) {
       for (const f of shares) {
-        results.push(runCell(world, cells, k, f, retries, messages))
+        results.push(runCell(world, cells, k, f, retries, messages, opts.extra?.connectionLoss ?? 0))
         opts.onProgress?.(++step, 2 * ks.length * shares.length)
       }
     }
@@ -65,7 +71,7 @@ export function runMultipath (opts: ScenarioOptions): ScenarioResult {
     invariants,
     notes: [
       'No direct path is offered (recipients treated as NAT\'ed), so every copy goes through a relay; failed relays drop silently and only the ack timeout reveals them.',
-      `Relay candidates: 24 random reachable nodes per message; choosePaths prefers distinct level-${CELL_LEVEL} geo cells, lowest predicted latency first.`
+      `Relay candidates: the ${RELAYS_PER_RECIPIENT} relays the recipient holds connections to; choosePaths prefers distinct level-${CELL_LEVEL} geo cells, lowest predicted latency first. Relays and the recipient decide with the core decideRelay (deliver / forward / unreachable / hop-limit).`
     ],
     perf: {
       wallMs: round(wallMs), setupMs: round(world.setupMs), events, eventsPerSec: round(events / (wallMs / 1000)),
@@ -75,7 +81,10 @@ export function runMultipath (opts: ScenarioOptions): ScenarioResult {
   }
 }
 
-function runCell (world: World, cells: string[], k: number, failedShare: number, retries: boolean, messages: number): Cell {
+const ACK_STATUS: AckStatus[] = ['ok', 'duplicate', 'unreachable', 'rejected']
+const RELAYS_PER_RECIPIENT = 8
+
+function runCell (world: World, cells: string[], k: number, failedShare: number, retries: boolean, messages: number, connectionLoss: number): Cell {
   const { q, net, pop } = world
   const rng = world.rng.fork()
   const n = pop.count
@@ -83,6 +92,17 @@ function runCell (world: World, cells: string[], k: number, failedShare: number,
   for (let i = 0; i < n; i++) if (pop.nat[i] === 0) relays.push(i)
   const failed = new Uint8Array(n)
   for (const r of relays) if (rng.next() < failedShare) failed[r] = 1
+  // The relays each recipient holds a connection to (its relay reservations).
+  const conns = new Map<number, number[]>()
+  const connsOf = (r: number): number[] => {
+    let c = conns.get(r)
+    if (c === undefined) {
+      c = []
+      while (c.length < RELAYS_PER_RECIPIENT) { const v = relays[rng.int(relays.length)]; if (v !== r && !c.includes(v)) c.push(v) }
+      conns.set(r, c)
+    }
+    return c
+  }
   const senders = new Map<number, MultipathDelivery<number>>()
   const windows = new Map<number, ReceiveWindow<number>>()
   const nextTick = new Map<number, number>()
@@ -121,9 +141,8 @@ function runCell (world: World, cells: string[], k: number, failedShare: number,
       let r = rng.int(n); while (r === s) r = rng.int(n)
       msgSender[msg] = s; msgRecipient[msg] = r
       const cands: Array<RelayCandidate<number>> = []
-      for (let c = 0; c < 24; c++) {
-        const v = relays[rng.int(relays.length)]
-        if (v === s || v === r) continue
+      for (const v of connsOf(r)) {
+        if (v === s) continue
         cands.push({ peer: v, cell: cells[v], predictedMs: net.baseOneWayMs(s, v) + net.baseOneWayMs(v, r) })
       }
       const { paths, spares } = choosePaths({ k, candidates: cands, exclude: [s, r] })
@@ -134,10 +153,15 @@ function runCell (world: World, cells: string[], k: number, failedShare: number,
     } else if (kind === EVENT_COPY_AT_RELAY) {
       const relay = q.curB
       if (failed[relay] === 1) continue // a failed relay drops the copy silently
-      q.push(now + net.oneWayMs(relay, msgRecipient[msg]), EVENT_COPY_AT_RECIPIENT, msg, relay, q.curC)
+      const cmd = side[q.curC] as SendCommand<number>
+      const r = msgRecipient[msg]
+      const decision = decideRelay({ recipientIsSelf: relay === r, hopsLeft: cmd.hopsLeft, recipientReachable: connsOf(r).includes(relay) && (connectionLoss === 0 || rng.next() >= connectionLoss) })
+      if (decision === 'forward') q.push(now + net.oneWayMs(relay, r), EVENT_COPY_AT_RECIPIENT, msg, relay, put({ ...cmd, hopsLeft: cmd.hopsLeft - 1 }))
+      else if (decision !== 'deliver') q.push(now + net.oneWayMs(relay, msgSender[msg]), EVENT_ACK, msg, cmd.pathId, decision === 'unreachable' ? 2 : 3)
     } else if (kind === EVENT_COPY_AT_RECIPIENT) {
       const cmd = side[q.curC] as SendCommand<number>
       const r = msgRecipient[msg]
+      if (decideRelay({ recipientIsSelf: true, hopsLeft: cmd.hopsLeft, recipientReachable: true }) !== 'deliver') continue
       let w = windows.get(r)
       if (w === undefined) { w = new ReceiveWindow<number>(1024); windows.set(r, w) }
       const verdict = w.check(now, `${msgSender[msg]}:${msg}`, now + 10_000, q.curB)
@@ -149,11 +173,11 @@ function runCell (world: World, cells: string[], k: number, failedShare: number,
       }
       // The ack goes back the way the copy came (through the same relay, if any).
       const back = cmd.via === undefined ? net.oneWayMs(r, msgSender[msg]) : net.oneWayMs(r, cmd.via) + (failed[cmd.via] === 1 ? Infinity : net.oneWayMs(cmd.via, msgSender[msg]))
-      if (Number.isFinite(back)) q.push(now + back, EVENT_ACK, msg, cmd.pathId, status === 'ok' ? 0 : 1)
+      if (Number.isFinite(back)) q.push(now + back, EVENT_ACK, msg, cmd.pathId, ACK_STATUS.indexOf(status))
     } else if (kind === EVENT_ACK) {
       const s = msgSender[msg]
       const m = senders.get(s) as MultipathDelivery<number>
-      m.handleAck(now, String(msg), q.curB, q.curC === 0 ? 'ok' : 'duplicate')
+      m.handleAck(now, String(msg), q.curB, ACK_STATUS[q.curC])
       flush(s, now)
     } else if (kind === EVENT_TICK) {
       const s = msg
