@@ -88,6 +88,14 @@ export class Mlp {
     this.params.set(values)
   }
 
+  /** A copy of the momentum (velocity) vector, in the parameters' layout. */
+  getVelocity (): Float32Array { return Float32Array.from(this.velocity) }
+
+  setVelocity (values: Float32Array): void {
+    if (values.length !== this.velocity.length) throw new RangeError(`mlp: ${values.length} momentum values given, model has ${this.velocity.length}`)
+    this.velocity.set(values)
+  }
+
   /** Forward pass of sample `i`; leaves hidden activations in h and probabilities in p; returns loss. */
   private forward (data: Dataset, i: number): number {
     const { inputs: I, hidden: H, outputs: O } = this.shape

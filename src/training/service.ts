@@ -33,6 +33,8 @@ export interface TrainingServiceInit {
    * ~200 ms each): the built-in trainer runs on the node's event loop.
    */
   builtinWorkBudget?: Partial<BuiltinWork>
+  /** Signs the digest of a state this node hands to a joiner or the coordinator (see state-sign.ts); unsigned states are refused. */
+  sign?: (digest: Uint8Array) => Uint8Array
 }
 /** A job id longer than this is refused (ids are 16 hex characters). */
 export const MAX_JOB_ID_LENGTH = 128
@@ -91,13 +93,15 @@ export class TrainingService {
 
   /**
    * Joins a running job as a late or replacement peer: builds the trainer, loads the current
-   * parameters from `donor` (a member), and asks the coordinator for a place next round.
+   * state from one of `donors` (members), and asks the coordinator for a place next round. The
+   * coordinator admits only peers it invited: in the daemon, joining is its invitation (an Invite
+   * with from_round > 0, handled below); this is for embedding and tests.
    */
-  async join (opts: { jobId: string, coordinator: string, donor: string, spec: TrainingSpec, rank: number, shards: number, signal?: AbortSignal }): Promise<TrainingWorker> {
+  async join (opts: { jobId: string, coordinator: string, donors: string[], spec: TrainingSpec, rank: number, shards: number, fromRound?: number, digest?: Uint8Array, signal?: AbortSignal }): Promise<TrainingWorker> {
     const trainer = await this.createTrainer(opts.spec, opts.rank, opts.shards)
-    const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: opts.jobId, coordinator: opts.coordinator, spec: opts.spec, trainer, meter: this.init.meter }))
+    const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: opts.jobId, coordinator: opts.coordinator, spec: opts.spec, trainer, meter: this.init.meter, sign: this.init.sign }))
     await worker.start()
-    await worker.joinFrom(opts.donor, { signal: opts.signal })
+    await worker.joinFrom(opts.donors, { fromRound: opts.fromRound, digest: opts.digest, signal: opts.signal })
     return worker
   }
 
@@ -108,7 +112,16 @@ export class TrainingService {
 
   private async onMessage (from: string, msg: TrainingMessage): Promise<void> {
     const inv = msg.invite
-    if (inv == null || this.workers.has(inv.jobId) || this.starting.has(inv.jobId)) return
+    if (inv == null || this.starting.has(inv.jobId)) return
+    const running = this.workers.get(inv.jobId)
+    if (running !== undefined) {
+      // its coordinator restarted and resumes the job: the old worker's rounds are over
+      if (running.coordinator !== from) return
+      this.workers.delete(inv.jobId)
+      this.builtinBy.delete(inv.jobId)
+      await running.stop()
+      if (this.workers.has(inv.jobId) || this.starting.has(inv.jobId)) return
+    }
     const reply = (accepted: boolean, reason = '', paramCount = 0): void => {
       this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount } })
     }
@@ -148,10 +161,12 @@ export class TrainingService {
       const trainer = await this.createTrainer(spec, inv.rank, shards)
       try {
         if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')
-        const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter }))
+        const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter, sign: this.init.sign }))
         await worker.start()
         started = true
         reply(true, '', trainer.paramCount)
+        // a job under way (a late member, or a resumed job): its state first, checked against the members' digest
+        if (inv.fromRound > 0) void worker.joinFrom(inv.donors.slice(0, 8), { fromRound: inv.fromRound, digest: inv.stateHash.length > 0 && inv.stateHash.length <= 64 ? Uint8Array.from(inv.stateHash) : undefined }).catch((err: Error) => { log('job %s: join failed: %s', inv.jobId, err.message) })
       } catch (err) {
         await trainer.close().catch(() => {})
         this.workers.delete(inv.jobId)
@@ -177,7 +192,11 @@ export class TrainingService {
 
   private track (worker: TrainingWorker): TrainingWorker {
     this.workers.set(worker.jobId, worker)
-    void worker.done.then(() => { this.workers.delete(worker.jobId); this.builtinBy.delete(worker.jobId) })
+    void worker.done.then(() => {
+      if (this.workers.get(worker.jobId) !== worker) return // replaced by a resumed job's worker
+      this.workers.delete(worker.jobId)
+      this.builtinBy.delete(worker.jobId)
+    })
     return worker
   }
 }

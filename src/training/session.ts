@@ -9,7 +9,9 @@ import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coord
 import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
 import { mlpShapeOf } from './trainer.js'
 import { mlpLayout, type MlpTensor } from './mlp.js'
-import { TrainingError, bytesToFloats } from './worker.js'
+import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
+import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
+import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 
 export interface TrainingProgress {
@@ -23,7 +25,24 @@ export interface TrainingProgress {
   dropped: string[]
   /** Bytes all members sent in this round's all-reduce. */
   bytesSent: number
+  /** Digest (hex) of the state after the round that a majority of its members reported. */
+  stateDigest?: string
+  /** The members that reported that digest (they hold the very same parameters and averaged momentum). */
+  agreedBy?: string[]
 }
+
+/** The state after a completed round, as the submitter keeps it to resume the job. */
+export interface TrainingCheckpoint extends TrainingState {
+  /** Hex digest the members agreed on (stateDigest of this state). */
+  digest: string
+  /** The members of the round and each one's data shard. */
+  members: string[]
+  ranks: Record<string, number>
+  shards: number
+}
+
+/** Where a resumed job starts: its last checkpoint (undefined: from round 0 with the same group). */
+export interface ResumePoint { checkpoint?: TrainingCheckpoint, history: TrainingProgress[] }
 
 export interface RoundMeterRecord { peer: string, round: number, computeMs: number, samples: number, receipt?: Uint8Array }
 
@@ -49,6 +68,16 @@ export interface TrainingSessionInit {
   jobId?: string
   inviteTimeoutMs?: number
   signal?: AbortSignal
+  /** Resumes a job this node coordinated before a restart (same job id and spec). */
+  resume?: ResumePoint
+  /** Signs state digests with this node's key (a resumed job's members load its checkpoint from here). */
+  sign?: (digest: Uint8Array) => Uint8Array
+  /** Called with the checked state after each completed round the members agreed on. */
+  checkpoint?: (c: TrainingCheckpoint) => void
+  /** Peers that could join the job, none of `exclude`: the group grows back to spec.groupSize from these. */
+  candidates?: (exclude: string[]) => Promise<string[]>
+  /** How long an invited joiner has to load the state and ask to join, ms (default 60 s). */
+  joinTimeoutMs?: number
 }
 
 /** A peer that did not join the job, and why (its own words, cleaned; or a timeout). */
@@ -83,12 +112,27 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly receipts = new Map<string, Uint8Array>()
   /** The invited peers that did not join, with their reasons (filled once invitations are answered). */
   readonly refusals: InviteRefusal[] = []
+  /** Each member's data shard (rank) and the number of shards the data set is cut into. */
+  private readonly ranks = new Map<string, number>()
+  private shards = 0
+  /** Peers invited to join a running job: admitted (from the next round) once they ask. */
+  private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
+  /** Every peer that was ever in the group or invited (not asked again as a replacement). */
+  private readonly tried = new Set<string>()
+  private lookingForPeers = false
+  private checkpointWanted: { round: number, digest: string, donors: string[] } | undefined
+  /** The round the job resumed from (0 for a fresh job). */
+  readonly resumedFrom: number
+  private lastCheckpoint: TrainingCheckpoint | undefined
 
   constructor (init: TrainingSessionInit) {
     super()
     this.init = init
     this.spec = parseTrainingSpec(init.spec)
     this.jobId = init.jobId ?? randomBytes(8).toString('hex')
+    this.lastCheckpoint = init.resume?.checkpoint
+    this.resumedFrom = this.lastCheckpoint?.round ?? 0
+    if (init.resume !== undefined) this.history.push(...init.resume.history.filter(h => h.round < this.resumedFrom))
     if (init.peers.length === 0) throw new TrainingError('NO_PEERS', 'a training job needs at least one peer', { hint: 'place the job on a group of compute peers first' })
   }
 
@@ -102,12 +146,20 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       else if (msg.report != null && msg.report.jobId === this.jobId) {
         const r = msg.report
         if (r.receipt != null && r.receipt.length > 0) this.receipts.set(`${from}/${r.round}`, r.receipt)
-        this.coordinator?.handleReport(performance.now(), from, { round: r.round, loss: r.loss, accuracy: r.accuracy, computeMs: r.computeMs, samples: r.samples, timedOut: r.timedOut, dropped: r.dropped, bytesSent: r.bytesSent })
+        this.coordinator?.handleReport(performance.now(), from, { round: r.round, loss: r.loss, accuracy: r.accuracy, computeMs: r.computeMs, samples: r.samples, timedOut: r.timedOut, dropped: r.dropped, bytesSent: r.bytesSent, stateDigest: r.stateHash?.length > 0 ? toHexString(r.stateHash) : undefined, bandwidth: r.bandwidth })
         this.pump()
       } else if (msg.join != null && msg.join.jobId === this.jobId) {
+        // only peers this coordinator invited (or that were members) are admitted
+        if (!this.invitedJoiners.has(from) && !this.ranks.has(from)) return
+        clearTimeout(this.invitedJoiners.get(from))
+        this.invitedJoiners.delete(from)
         this.coordinator?.handleJoin(performance.now(), from)
       } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && msg.stateResponse.final) {
         finalModel?.({ from, params: msg.stateResponse.params })
+      } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId) {
+        this.onCheckpointState(from, msg.stateResponse)
+      } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
+        this.serveCheckpoint(from)
       }
     })
     try {
@@ -140,7 +192,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
             for (const p of o.to) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: senders.includes(p) } })
           }
         }
-        this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline })
+        this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline, startRound: this.resumedFrom, startDigest: this.lastCheckpoint?.digest })
         this.coordinator.start(performance.now())
         this.pump()
       })
@@ -159,8 +211,81 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     } finally {
       unlisten()
       if (this.timer !== undefined) clearTimeout(this.timer)
+      for (const t of this.invitedJoiners.values()) clearTimeout(t)
+      this.invitedJoiners.clear()
       this.onOutput = undefined
     }
+  }
+
+  /** The state this job would resume from now (the last checked checkpoint). */
+  get checkpointState (): TrainingCheckpoint | undefined { return this.lastCheckpoint }
+
+  /**
+   * Invites `peer` into the running job: it loads the state of the next round from the members
+   * (checked against their agreed digest) and is admitted from the round after its Join.
+   */
+  addMember (peer: string): boolean {
+    const c = this.coordinator
+    if (c === undefined || c.done || this.invitedJoiners.has(peer) || c.currentMembers.includes(peer) || c.joiningMembers.includes(peer)) return false
+    const digest = c.agreedStateDigest
+    const fromRound = c.upcomingRound
+    const donors = c.currentMembers
+    if (digest === undefined || fromRound === 0 || donors.length === 0) return false
+    this.tried.add(peer)
+    const rank = this.ranks.get(peer) ?? joinerRank(this.shards, [...this.ranks.entries()].filter(([p]) => donors.includes(p)).map(([, r]) => r))
+    this.ranks.set(peer, rank)
+    // the donors answer this peer's StateRequest only once told it is joining
+    for (const d of donors) this.init.transport.send(d, { join: { jobId: this.jobId, peer } })
+    this.invitedJoiners.set(peer, setTimeout(() => { this.invitedJoiners.delete(peer) }, this.init.joinTimeoutMs ?? 60_000))
+    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, 8) } })
+    return true
+  }
+
+  /** The group lost members (or started short): invite peers until it is back at its configured size. */
+  private growBack (): void {
+    const c = this.coordinator
+    const find = this.init.candidates
+    if (c === undefined || c.done || find === undefined || this.lookingForPeers || c.agreedStateDigest === undefined) return
+    const wanted = replacementsWanted(this.spec.groupSize, c.currentMembers.length, c.joiningMembers.length + this.invitedJoiners.size)
+    if (wanted === 0) return
+    this.lookingForPeers = true
+    void find([...this.tried, ...c.currentMembers]).then(peers => {
+      for (const p of peers.filter(p => !this.tried.has(p)).slice(0, wanted)) this.addMember(p)
+    }, () => {}).finally(() => { this.lookingForPeers = false })
+  }
+
+  /** After a round the members agreed on: fetch the state from one that reported the digest, to checkpoint it. */
+  private requestCheckpoint (round: number, digest: string, agreedBy: string[]): void {
+    if (this.init.checkpoint === undefined || agreedBy.length === 0) return
+    this.checkpointWanted = { round, digest, donors: agreedBy }
+    this.init.transport.send(agreedBy[0], { stateRequest: { jobId: this.jobId } })
+  }
+
+  private onCheckpointState (from: string, msg: { round: number, params: Uint8Array, optimizer: Uint8Array, optimizerRound: number, signature: Uint8Array }): void {
+    const want = this.checkpointWanted
+    if (want === undefined || !want.donors.includes(from)) return
+    this.checkpointWanted = undefined
+    let state: TrainingState
+    try {
+      state = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
+    } catch {
+      return
+    }
+    // the member may already be a round further: then this round is simply not checkpointed
+    const problem = stateProblem(state, { params: state.params.length, optimizer: state.optimizer.length, round: want.round, digest: fromHexString(want.digest) })
+    if (problem !== undefined || !verifyStateSignature(from, fromHexString(want.digest), msg.signature ?? new Uint8Array())) return
+    const c = this.coordinator
+    const members = c?.currentMembers ?? []
+    this.lastCheckpoint = { ...state, digest: want.digest, members, ranks: Object.fromEntries(members.map(m => [m, this.ranks.get(m) ?? 0])), shards: this.shards }
+    this.init.checkpoint?.(this.lastCheckpoint)
+  }
+
+  /** A resumed job's members load the checkpoint from here; only peers in the job are answered. */
+  private serveCheckpoint (from: string): void {
+    const cp = this.lastCheckpoint
+    if (cp === undefined || !this.ranks.has(from) || this.init.sign === undefined) return
+    const signature = this.init.sign(stateDigest(cp))
+    this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: cp.round, params: floatsToBytes(cp.params), optimizer: floatsToBytes(cp.optimizer), optimizerRound: cp.optimizerRound, signature } })
   }
 
   private onOutput: ((o: CoordinatorOutput) => void) | undefined
@@ -174,6 +299,11 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private async invite (pending: Map<string, (msg: TrainingMessage) => void>): Promise<string[]> {
     const { transport, peers } = this.init
     const spec = encodeSpec(this.spec)
+    const cp = this.lastCheckpoint
+    // a resumed job keeps each member's shard; its members load the checkpoint from this node
+    this.shards = cp?.shards ?? peers.length
+    peers.forEach((p, i) => { this.ranks.set(p, cp?.ranks[p] ?? i); this.tried.add(p) })
+    const resume = cp !== undefined ? { fromRound: cp.round, stateHash: fromHexString(cp.digest), donors: [transport.self] } : {}
     const timeoutMs = this.init.inviteTimeoutMs ?? 30_000
     const replies = await Promise.all(peers.map(async (peer, rank) => await new Promise<boolean>(resolve => {
       const timer = setTimeout(() => {
@@ -188,7 +318,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         if (!accepted) this.refusals.push({ peer, reason: cleanReason(msg.inviteReply?.reason ?? '') })
         resolve(accepted)
       })
-      transport.send(peer, { invite: { jobId: this.jobId, spec, rank, shards: peers.length } })
+      transport.send(peer, { invite: { jobId: this.jobId, spec, rank: this.ranks.get(peer) ?? rank, shards: this.shards, ...resume } })
     })))
     return peers.filter((_, i) => replies[i])
   }
@@ -203,7 +333,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
           // Members reach each other by peer id; tell them the addresses we know, so a group
           // works without a DHT lookup (and before one has converged).
           void Promise.all(o.members.map(async m => ({ peer: m, addrs: await transport.addressesOf(m) }))).then(addrs => {
-            for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs } })
+            const stateHash = o.stateDigest !== undefined ? fromHexString(o.stateDigest) : undefined
+            for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs, ...(stateHash !== undefined ? { stateHash } : {}), ...(o.bandwidths !== undefined ? { bandwidths: o.bandwidths } : {}) } })
           })
           break
         }
@@ -216,7 +347,9 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         case 'progress': {
           const { kind: _k, ...p } = o
           this.history.push(p)
+          if (o.stateDigest !== undefined && !c.done) this.requestCheckpoint(o.round + 1, o.stateDigest, o.agreedBy)
           this.emit('progress', p)
+          this.growBack()
           break
         }
         default:

@@ -53,12 +53,25 @@ export const trainingSpecSchema = z.object({
     marginMs: z.number().min(0).max(3_600_000),
     alpha: z.number().gt(0).max(1)
   }).partial().strict().default({}),
+  /**
+   * Average the optimizer state (momentum) across the members every N rounds (0 = never): it keeps
+   * members' momentum from drifting apart, and is what a joiner is handed with the parameters.
+   */
+  averageOptimizerEvery: z.number().int().min(0).max(100_000).default(5),
   /** Fewer live peers than this fails the job (default: half the group, at least 1). */
   minPeers: z.number().int().min(1).max(64).optional(),
   gpu: z.object({ model: z.string().max(64).optional(), count: z.number().int().min(0).max(1024).default(0), memoryGiB: z.number().min(0).max(100_000).optional() }).strict().optional(),
   /** Most the submitter pays, in tokens. */
-  budget: z.number().min(0).optional()
+  budget: z.number().min(0).optional(),
+  /**
+   * Most the submitter pays one member per hour of round time it measured (tokens; default
+   * DEFAULT_TRAINING_MAX_PRICE_PER_HOUR): members price their own receipts, this caps them.
+   */
+  maxPricePerHour: z.number().min(0).max(1e12).optional()
 })
+
+/** A member's round is paid at most this many tokens per hour of measured round time when the spec names no maxPricePerHour. */
+export const DEFAULT_TRAINING_MAX_PRICE_PER_HOUR = 10
 
 export type TrainingSpec = z.infer<typeof trainingSpecSchema>
 export type TrainingSpecInput = z.input<typeof trainingSpecSchema>

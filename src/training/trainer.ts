@@ -24,6 +24,9 @@ export interface Trainer {
   step: (steps: number, opts?: { signal?: AbortSignal }) => Promise<StepResult>
   evaluate: (opts?: { signal?: AbortSignal }) => Promise<EvalResult>
   close: () => Promise<void>
+  /** The optimizer state (SGD momentum) as one flat vector; absent: the trainer does not expose it. */
+  getOptimizerState?: () => Promise<Float32Array>
+  setOptimizerState?: (state: Float32Array) => Promise<void>
 }
 
 /** The built-in trainer: MLP 784-H-10 on one shard of the package's MNIST digits. */
@@ -63,6 +66,8 @@ export class MlpTrainer implements Trainer {
 
   async evaluate (): Promise<EvalResult> { return this.model.evaluate(this.test) }
   async close (): Promise<void> {}
+  async getOptimizerState (): Promise<Float32Array> { return this.model.getVelocity() }
+  async setOptimizerState (state: Float32Array): Promise<void> { this.model.setVelocity(state) }
 
   /** Epochs over the shard in a fresh seeded order each time (sampling without replacement). */
   private nextSample (): number {

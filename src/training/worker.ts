@@ -7,11 +7,14 @@ import { performance } from 'node:perf_hooks'
 import { channel } from 'node:diagnostics_channel'
 import { logger } from '@libp2p/logger'
 import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/training/allreduce.js'
+import { BandwidthEstimate } from '../core/training/partition.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 import type { Trainer } from './trainer.js'
 import type { TrainingSpec } from './spec.js'
 import { DbcError } from '../errors.js'
 import { dbc } from '../wire/gen/wire.js'
+import { averagesOptimizer, stateDigest, stateProblem, type TrainingState } from '../core/training/state.js'
+import { verifyStateSignature } from './state-sign.js'
 
 const log = logger('dbc:training:worker')
 const allReduceChannel = channel('dbc:training:allreduce')
@@ -47,7 +50,19 @@ export interface TrainingWorkerInit {
   minAllReduceMs?: number
   /** Stop when the coordinator has been silent this long, ms (default 10 min). */
   idleTimeoutMs?: number
+  /** Signs a state digest with this node's key (sent with every state it hands out). */
+  sign?: (digest: Uint8Array) => Uint8Array
 }
+
+/** A state this worker adopted from another peer (for status and tests). */
+export interface StateLoad { from: string, round: number, optimizerRound: number, optimizerNorm: number, at: number }
+
+/** Peers the coordinator named as joining, remembered per job (each may ask for the state). */
+const MAX_ADMITTED = 64
+
+/** Chunks of the optimizer vector carry vector = 1 (SliceChunk.vector); parameter deltas 0. */
+const VECTOR_PARAMS = 0
+const VECTOR_OPTIMIZER = 1
 
 export interface WorkerRoundEvent { round: number, loss: number, accuracy: number, computeMs: number, result: RoundResult }
 
@@ -60,13 +75,26 @@ export class TrainingWorker {
   readonly self: string
   private readonly init: TrainingWorkerInit
   private readonly machine: AllReducePeer
+  /** This peer's send bandwidth (reported each round), and the members' bandwidths per round from RoundStart. */
+  private readonly sendBandwidth = new BandwidthEstimate()
+  private readonly roundBandwidths = new Map<number, number[]>()
+  /** The optimizer's all-reduce (momentum averaging), when the trainer exposes its state. */
+  private optMachine: AllReducePeer | undefined
   private reference: Float32Array | undefined
   private lastRound = -1
+  /** The momentum as last averaged with the group (what a joiner is handed), and its round. */
+  private optimizerShared: Float32Array = new Float32Array(0)
+  private optimizerRound = 0
+  /** Members of the last round this worker saw, and peers the coordinator said are joining: who may ask for state. */
+  private lastMembers: string[] = []
+  private readonly admitted = new Set<string>()
+  /** States adopted from other peers. */
+  readonly loads: StateLoad[] = []
   private chain: Promise<void> = Promise.resolve()
-  private timer: NodeJS.Timeout | undefined
-  private waitingResult: ((r: RoundResult) => void) | undefined
+  private readonly timers = new Map<AllReducePeer, NodeJS.Timeout>()
+  private readonly waiting = new Map<AllReducePeer, (r: RoundResult) => void>()
   private unlisten: (() => void) | undefined
-  private stateWaiter: ((msg: dbc.training.v1.StateResponse) => void) | undefined
+  private stateWaiter: ((from: string, msg: dbc.training.v1.StateResponse) => void) | undefined
   private finished = false
   /** A joiner refreshes its state from a member at the start of its first round. */
   private refreshState = false
@@ -102,50 +130,90 @@ export class TrainingWorker {
   /** Listens for the job's messages; the model's current parameters become the reference. */
   async start (): Promise<void> {
     this.reference = await this.init.trainer.getParams()
+    if (this.init.trainer.getOptimizerState !== undefined && this.init.trainer.setOptimizerState !== undefined) {
+      const n = (await this.init.trainer.getOptimizerState()).length
+      this.optMachine = new AllReducePeer({ self: this.self, codec: this.init.spec.codec, length: n })
+    }
     this.unlisten = this.init.transport.listen((from, msg) => { this.onMessage(from, msg) })
     this.touchCoordinator()
   }
 
+  /** The coordinator of the job (the peer whose RoundStarts this worker follows). */
+  get coordinator (): string { return this.init.coordinator }
+
+  /** The round this worker's state has folded in (the next round it would run). */
+  get round (): number { return this.lastRound + 1 }
+
   /**
-   * For a late or replacement peer: loads the current parameters from a member, then asks the
-   * coordinator to be admitted from the next round on. The state is fetched again from a
-   * member when the first round that includes this peer starts, so rounds the group finished
-   * in between are not lost. Returns the number of rounds folded into the loaded state.
+   * For a late or replacement peer, or every member of a resumed job: loads the state of round
+   * `fromRound` (parameters, optimizer state, round number) from the first of `donors` whose
+   * signed state matches `digest` (the digest the coordinator's members agreed on), then asks the
+   * coordinator to be admitted from the next round. No round runs before the load ends. When no
+   * donor's state matches (they moved on to a later round), the state is loaded again, checked
+   * against the RoundStart's digest, when the first round that includes this peer starts.
    */
-  async joinFrom (donor: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
-    const folded = await this.loadState(donor, 30_000, opts.signal)
-    this.refreshState = true
-    this.init.transport.send(this.init.coordinator, { join: { jobId: this.jobId } })
+  async joinFrom (donors: string[], opts: { fromRound?: number, digest?: Uint8Array, signal?: AbortSignal, timeoutMs?: number } = {}): Promise<number> {
+    const load = (async (): Promise<number> => {
+      for (const donor of donors.filter(d => d !== this.self).slice(0, 8)) {
+        try {
+          return await this.loadState(donor, { round: opts.fromRound, digest: opts.digest }, opts.timeoutMs ?? 30_000, opts.signal)
+        } catch (err) {
+          log('job %s: state from %s refused: %s', this.jobId, donor, (err as Error).message)
+        }
+      }
+      this.refreshState = true
+      return -1
+    })()
+    this.chain = this.chain.then(async () => { await load.catch(() => {}) })
+    const folded = await load
+    if (!this.finished) this.init.transport.send(this.init.coordinator, { join: { jobId: this.jobId } })
     return folded
   }
 
-  /** Fetches and adopts a member's parameters; returns the rounds folded into them. */
-  private async loadState (donor: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
-    const state = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
+  /** Fetches, checks and adopts a peer's state; returns the rounds folded into it. */
+  private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    const msg = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.stateWaiter = undefined
         reject(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
       }, timeoutMs)
       signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal?.reason) }, { once: true })
-      this.stateWaiter = (m) => { clearTimeout(timer); resolve(m) }
+      this.stateWaiter = (from, m) => { if (from !== donor) return; this.stateWaiter = undefined; clearTimeout(timer); resolve(m) }
       this.init.transport.send(donor, { stateRequest: { jobId: this.jobId } })
     })
-    const params = bytesToFloats(state.params)
-    if (params.length !== this.init.trainer.paramCount) throw new TrainingError('STATE_MISMATCH', `state from ${donor} has ${params.length} parameters, the model ${this.init.trainer.paramCount}`)
-    await this.init.trainer.setParams(params)
-    this.reference = params
+    const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
+    const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
+    if (problem !== undefined) throw new TrainingError('STATE_REJECTED', `state from ${donor}: ${problem}`)
+    if (!verifyStateSignature(donor, stateDigest(state), msg.signature ?? new Uint8Array())) throw new TrainingError('STATE_REJECTED', `state from ${donor} is not signed by it`)
+    await this.init.trainer.setParams(state.params)
+    if (state.optimizer.length > 0) await this.init.trainer.setOptimizerState?.(state.optimizer)
+    this.reference = Float32Array.from(state.params)
+    this.optimizerShared = state.optimizer
+    this.optimizerRound = state.optimizerRound
     this.lastRound = state.round - 1
+    let norm = 0
+    for (const v of state.optimizer) norm += v * v
+    this.loads.push({ from: donor, round: state.round, optimizerRound: state.optimizerRound, optimizerNorm: Math.sqrt(norm), at: Date.now() })
     return state.round
+  }
+
+  /** This worker's state as handed to a joiner or the coordinator, signed when it can sign. */
+  private stateMessage (final = false): dbc.training.v1.IStateResponse | undefined {
+    if (this.reference === undefined) return undefined
+    const state: TrainingState = { jobId: this.jobId, round: this.lastRound + 1, params: this.reference, optimizer: this.optimizerShared, optimizerRound: this.optimizerRound }
+    const signature = this.init.sign?.(stateDigest(state))
+    return { jobId: this.jobId, round: state.round, params: floatsToBytes(state.params), optimizer: floatsToBytes(state.optimizer), optimizerRound: state.optimizerRound, final, ...(signature !== undefined ? { signature } : {}) }
   }
 
   async stop (): Promise<void> {
     if (this.finished) return await this.done
     this.finished = true
     this.unlisten?.()
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    for (const t of this.timers.values()) clearTimeout(t)
+    this.timers.clear()
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     // A round in progress ends at its own pace (it checks `finished`); a pending result is cut.
-    this.waitingResult = undefined
+    this.waiting.clear()
     await this.init.trainer.close()
     this.resolveDone()
   }
@@ -155,34 +223,43 @@ export class TrainingWorker {
     if (from === this.init.coordinator) this.touchCoordinator()
     if (msg.slice != null && msg.slice.jobId === this.jobId) {
       const s = msg.slice
-      const chunk: SliceChunk = { round: s.round, slice: s.slice, phase: s.phase, codec: s.codec, length: s.length, data: s.data, weight: s.weight }
-      this.machine.handleChunk(performance.now(), from, chunk)
-      this.pumpMachine()
+      const chunk: SliceChunk = { round: s.round, slice: s.slice, phase: s.phase, codec: s.codec, length: s.length, data: s.data, weight: s.weight, offset: s.offset }
+      const machine = s.vector === VECTOR_OPTIMIZER ? this.optMachine : s.vector === VECTOR_PARAMS ? this.machine : undefined
+      if (machine === undefined) return
+      machine.handleChunk(performance.now(), from, chunk)
+      this.pumpMachine(machine)
     } else if (msg.roundStart != null && msg.roundStart.jobId === this.jobId && from === this.init.coordinator) {
       const rs = msg.roundStart
+      if (rs.bandwidths.length > 0 && this.roundBandwidths.size < 16) this.roundBandwidths.set(rs.round, rs.bandwidths.slice(0, rs.members.length))
+      this.lastMembers = rs.members.slice(0, 128)
+      const digest = rs.stateHash?.length > 0 ? Uint8Array.from(rs.stateHash) : undefined
       const deadlineAt = performance.now() + rs.deadlineMs
       const learned = Promise.all(rs.addrs.slice(0, rs.members.length).map(async a => { await this.init.transport.learnAddresses(a.peer ?? '', a.addrs ?? []) }))
-      this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt) }).catch(err => {
+      this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt, digest) }).catch(err => {
         log.error('round %d failed: %s', rs.round, (err as Error).message)
       })
     } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
-      if (this.reference !== undefined) this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: this.lastRound + 1, params: floatsToBytes(this.reference) } })
+      // only the coordinator, the round's members and peers the coordinator named may read the state
+      if (from !== this.init.coordinator && !this.lastMembers.includes(from) && !this.admitted.has(from)) { log('job %s: state request from %s, not a member: ignored', this.jobId, from); return }
+      const state = this.stateMessage()
+      if (state !== undefined) this.init.transport.send(from, { stateResponse: state })
+    } else if (msg.join != null && msg.join.jobId === this.jobId && from === this.init.coordinator && (msg.join.peer ?? '') !== '') {
+      if (this.admitted.size >= MAX_ADMITTED) this.admitted.delete(this.admitted.values().next().value as string)
+      this.admitted.add(msg.join.peer)
     } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && this.stateWaiter !== undefined) {
-      const w = this.stateWaiter
-      this.stateWaiter = undefined
-      w(msg.stateResponse)
+      this.stateWaiter(from, msg.stateResponse)
     } else if (msg.finish != null && msg.finish.jobId === this.jobId && from === this.init.coordinator) {
       const sendModel = msg.finish.sendModel
       this.chain = this.chain.then(async () => {
-        if (sendModel && this.reference !== undefined) {
-          this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: this.lastRound + 1, params: floatsToBytes(this.reference), final: true } })
-        }
+        const state = sendModel ? this.stateMessage(true) : undefined
+        if (state !== undefined) this.init.transport.send(from, { stateResponse: state })
         await this.stop()
       })
     }
   }
 
-  private async runRound (round: number, members: string[], deadlineAt: number): Promise<void> {
+  private async runRound (round: number, members: string[], deadlineAt: number, digest?: Uint8Array): Promise<void> {
+    for (const r of this.roundBandwidths.keys()) if (r < round) this.roundBandwidths.delete(r)
     if (this.finished || round <= this.lastRound) return
     // Left out of a round (a straggler the coordinator dropped, then let back in): the others'
     // average of the missed rounds is not here, so load the state before taking part again.
@@ -191,11 +268,17 @@ export class TrainingWorker {
     const { trainer, spec } = this.init
     if (this.refreshState) {
       this.refreshState = false
-      const donor = members.find(m => m !== this.self)
-      if (donor !== undefined) {
-        const folded = await this.loadState(donor, Math.max(200, (deadlineAt - performance.now()) / 2))
-        if (folded > round) return // the group finished this round without us; join the next
+      // the state the round starts from, checked against the digest its members agreed on
+      let folded = -1
+      for (const donor of members.filter(m => m !== this.self).slice(0, 3)) {
+        try {
+          folded = await this.loadState(donor, { round, digest }, Math.max(200, (deadlineAt - performance.now()) / 2))
+          break
+        } catch (err) {
+          log('job %s: state for round %d from %s refused: %s', this.jobId, round, donor, (err as Error).message)
+        }
       }
+      if (folded !== round) { this.refreshState = true; return } // sit this round out; try again next one
     }
     const startedAt = Date.now()
     const cpu0 = process.cpuUsage()
@@ -208,16 +291,22 @@ export class TrainingWorker {
     const reference = this.reference ?? params
     const delta = new Float32Array(params.length)
     for (let i = 0; i < delta.length; i++) delta[i] = params[i] - reference[i]
-    const now = performance.now()
-    const result = await new Promise<RoundResult>(resolve => {
-      this.waitingResult = resolve
-      this.machine.start(now, round, members, delta, { deadlineMs: Math.max(this.init.minAllReduceMs ?? 200, deadlineAt - now), weight: step.samples })
-      this.pumpMachine()
-    })
+    const sent0 = { ...this.init.transport.stats }
+    const result = await this.allReduce(this.machine, round, members, delta, deadlineAt, step.samples)
+    this.sendBandwidth.observe(this.init.transport.stats.bytesSent - sent0.bytesSent, this.init.transport.stats.sendBusyMs - sent0.sendBusyMs)
     for (let i = 0; i < reference.length; i++) reference[i] += result.vector[i]
     this.reference = reference
     this.lastRound = round
     await trainer.setParams(reference)
+    if (this.optMachine !== undefined && averagesOptimizer(round, spec.averageOptimizerEvery)) {
+      // the momentum, averaged like the parameters: members' optimizers stay together, and a joiner gets the group's
+      const local = await trainer.getOptimizerState!()
+      const averaged = await this.allReduce(this.optMachine, round, members, local, deadlineAt, step.samples)
+      await trainer.setOptimizerState!(averaged.vector)
+      this.optimizerShared = Float32Array.from(averaged.vector)
+      this.optimizerRound = round + 1
+    }
+    const stateHash = stateDigest({ jobId: this.jobId, round: round + 1, params: reference, optimizer: this.optimizerShared, optimizerRound: this.optimizerRound })
     const evalEvery = spec.evalEvery
     const isLast = round === spec.rounds - 1
     const evaluates = members[0] === this.self && (isLast || (evalEvery > 0 && (round + 1) % evalEvery === 0))
@@ -249,30 +338,44 @@ export class TrainingWorker {
         timedOut: result.timedOut,
         dropped: result.dropped,
         bytesSent: result.bytesSent,
+        stateHash,
+        bandwidth: this.sendBandwidth.value ?? 0,
         ...(receipt !== undefined ? { receipt } : {})
       }
     })
   }
 
+  /** Averages `vector` with the round's members through `machine`; resolves with the round's result. */
+  private async allReduce (machine: AllReducePeer, round: number, members: string[], vector: Float32Array, deadlineAt: number, weight: number): Promise<RoundResult> {
+    const now = performance.now()
+    return await new Promise<RoundResult>(resolve => {
+      this.waiting.set(machine, resolve)
+      machine.start(now, round, members, vector, { deadlineMs: Math.max(this.init.minAllReduceMs ?? 200, deadlineAt - now), weight, bandwidths: this.roundBandwidths.get(round) })
+      this.pumpMachine(machine)
+    })
+  }
+
   /** Sends what the machine produced, delivers a finished round, re-arms the deadline timer. */
-  private pumpMachine (): void {
-    for (const o of this.machine.pollOutbound()) {
-      this.init.transport.send(o.to, { slice: { jobId: this.jobId, ...o.chunk } })
+  private pumpMachine (machine: AllReducePeer): void {
+    const vector = machine === this.optMachine ? VECTOR_OPTIMIZER : VECTOR_PARAMS
+    for (const o of machine.pollOutbound()) {
+      this.init.transport.send(o.to, { slice: { jobId: this.jobId, ...o.chunk, vector } })
     }
-    const r = this.machine.pollResult()
-    if (r !== undefined && this.waitingResult !== undefined) {
-      const w = this.waitingResult
-      this.waitingResult = undefined
+    const r = machine.pollResult()
+    const w = this.waiting.get(machine)
+    if (r !== undefined && w !== undefined) {
+      this.waiting.delete(machine)
       w(r)
     }
-    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
-    const next = this.machine.nextTimeout()
+    const old = this.timers.get(machine)
+    if (old !== undefined) { clearTimeout(old); this.timers.delete(machine) }
+    const next = machine.nextTimeout()
     if (next !== undefined && !this.finished) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined
-        this.machine.handleTimeout(performance.now())
-        this.pumpMachine()
-      }, Math.max(0, next - performance.now()) + 1)
+      this.timers.set(machine, setTimeout(() => {
+        this.timers.delete(machine)
+        machine.handleTimeout(performance.now())
+        this.pumpMachine(machine)
+      }, Math.max(0, next - performance.now()) + 1))
     }
   }
 }

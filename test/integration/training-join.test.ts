@@ -14,17 +14,22 @@ import { fixtureTrainer } from '../unit/training/fixtures/trainer-config.js'
 import type { TrainingWorker } from '../../src/training/worker.js'
 import { createMlpTrainer } from '../../src/training/trainer.js'
 import type { TrainingSpecInput } from '../../src/training/spec.js'
+import { stateSigner } from '../../src/training/state-sign.js'
 
 const SMALL: TrainingSpecInput = { model: { kind: 'mlp', hidden: 64 }, dataset: { trainPerClass: 100, testPerClass: 50 }, localSteps: 5, batchSize: 16, evalEvery: 0, deadline: { initialMs: 20_000 } }
 
 let hosts: Host[] = []
 const services: TrainingService[] = []
 
+const signers = new Map<Host, (d: Uint8Array) => Uint8Array>()
+
 async function makeHosts (n: number): Promise<Host[]> {
-  const made = await Promise.all(Array.from({ length: n }, async () => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
+  const keys = await Promise.all(Array.from({ length: n }, async () => await generateKeyPair('Ed25519')))
+  const made = await Promise.all(keys.map(async (privateKey) => await createHost({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })))
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) await made[i].dial(made[j].getMultiaddrs()[0])
   // the dialer's side is ready before the listener's: wait until both ends see every connection
   for (let t = 0; t < 100 && !made.every(h => made.every(o => o === h || h.getConnections(o.peerId).length > 0)); t++) await new Promise(resolve => setTimeout(resolve, 20))
+  made.forEach((h, i) => { signers.set(h, stateSigner(keys[i].raw.subarray(0, 32))) })
   hosts.push(...made)
   return made
 }
@@ -35,27 +40,30 @@ test.after(async () => {
   hosts = []
 })
 
-test('a replacement peer loads the current state from a member and joins the next rounds', async () => {
+test('a peer the coordinator invites mid-job loads the signed, checked state from a member and joins the next rounds', async () => {
   const [coord, a, b, c] = await makeHosts(4)
-  for (const h of [a, b, c]) { const s = new TrainingService(h); await s.start(); services.push(s) }
+  for (const h of [a, b, c]) { const s = new TrainingService(h, { sign: signers.get(h) }); await s.start(); services.push(s) }
   const transport = new TrainingTransport(coord)
   await transport.start()
   const session = new TrainingSession({ transport, peers: [a, b].map(h => h.peerId.toString()), spec: { ...SMALL, rounds: 12 } })
-  let joined: Promise<TrainingWorker> | undefined
+  let invited: boolean | undefined
   session.on('progress', (p) => {
-    if (p.round === 3 && joined === undefined) {
-      joined = services[2].join({ jobId: session.jobId, coordinator: coord.peerId.toString(), donor: a.peerId.toString(), spec: session.spec, rank: 2, shards: 3 })
-    }
+    if (p.round === 3 && invited === undefined) invited = session.addMember(c.peerId.toString())
+  })
+  const joinedAt = new Promise<TrainingWorker>(resolve => {
+    const t = setInterval(() => { const w = services[2].workers.get(session.jobId); if (w !== undefined) { clearInterval(t); resolve(w) } }, 20)
   })
   const result = await session.run()
-  await joined
+  assert.ok(invited)
   const sizes = result.history.map(h => h.members.length)
   assert.equal(sizes.slice(0, 4), [2, 2, 2, 2])
   assert.is(sizes[sizes.length - 1], 3, `members per round ${sizes}`)
   assert.ok(result.members.includes(c.peerId.toString()))
   // After the last fp32 round all members hold the same parameters: the joiner is in sync.
-  const joiner = await joined!
+  const joiner = await joinedAt
   await joiner.done
+  // the transfer was checked against the members' digest and carried the round number
+  assert.ok(joiner.loads.length >= 1 && joiner.loads[0].round >= 4, JSON.stringify(joiner.loads))
   const mine = joiner.parameters!
   let diff = 0
   for (let i = 0; i < mine.length; i++) diff = Math.max(diff, Math.abs(mine[i] - result.params[i]))

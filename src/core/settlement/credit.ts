@@ -37,6 +37,8 @@ export interface EscrowRead {
   closedAt: number
   /** Unix seconds after which (plus the dispute window) the payer may refund; 0: none. */
   deadline?: number
+  /** Seconds between the deadline (or close) and the payer's refund: the provider's time to redeem. */
+  disputeWindow?: number
 }
 
 /** What this provider knows of one (job, payer): all wei. */
@@ -59,6 +61,8 @@ export type PaymentRefusalCode =
   | 'ESCROW_CLOSED' // the payer closed the job, or its deadline passed
   | 'ESCROW_TOO_SMALL' // unspent funds do not cover the unpaid work plus the next task
   | 'PAYER_BEHIND' // vouchers lag the delivered work by more than the credit
+  | 'ESCROW_WINDOW_SHORT' // the escrow's dispute window is below this provider's minimum
+  | 'LEASE_NOT_AUTHORISED' // the lease's holder carries no payer signature for this escrow (PaymentTerms.holder_auth)
   | 'LEASE_SLOTS_BUSY' // as many tasks run under the lease as its offer has slots (bounds the work in flight)
   | 'CHAIN_UNAVAILABLE' // the escrow could not be read
 
@@ -149,6 +153,10 @@ export interface AdmissionInput {
   nextTask: bigint
   /** Unix seconds, for the escrow's deadline. */
   nowSec: number
+  /** The shortest dispute window accepted (seconds): below it signed work may be refunded before it is redeemed. */
+  minDisputeWindowS?: number
+  /** Seconds the next task may still need (its timeout plus a margin): the deadline must lie further ahead. */
+  nextTaskS?: number
 }
 
 /**
@@ -166,6 +174,8 @@ export function decideAdmission (p: AdmissionInput): PaymentDecision {
   if (escrow.refunded) return refuse('ESCROW_REFUNDED', `the escrow of job ${job} was refunded to its payer`)
   if (escrow.closedAt > 0) return refuse('ESCROW_CLOSED', `the payer closed job ${job} (no more work is paid)`)
   if ((escrow.deadline ?? 0) > 0 && p.nowSec >= (escrow.deadline ?? 0)) return refuse('ESCROW_CLOSED', `the escrow of job ${job} is past its deadline (the payer may take it back)`)
+  if (p.minDisputeWindowS !== undefined && (escrow.disputeWindow ?? 0) < p.minDisputeWindowS) return refuse('ESCROW_WINDOW_SHORT', `the escrow of job ${job} has a dispute window of ${escrow.disputeWindow ?? 0} s; this provider needs at least ${p.minDisputeWindowS} s to redeem before a refund`)
+  if (p.nextTaskS !== undefined && (escrow.deadline ?? 0) > 0 && (escrow.deadline ?? 0) - p.nowSec < p.nextTaskS) return refuse('ESCROW_CLOSED', `the escrow of job ${job} ends in ${(escrow.deadline ?? 0) - p.nowSec} s, before the next task could end (${p.nextTaskS} s): extend the deadline`)
   const behind = ledger.delivered - ledger.signed
   if (behind > p.credit) return refuse('PAYER_BEHIND', `payer is ${coins(behind)} behind on job ${job} (delivered ${coins(ledger.delivered)}, signed ${coins(ledger.signed)}, credit ${coins(p.credit)}): send a voucher`)
   const claimed = ledger.delivered > ledger.signed ? ledger.delivered : ledger.signed

@@ -77,8 +77,13 @@ function concat (...parts: Uint8Array[]): Uint8Array {
 }
 const toHex = (b: Uint8Array): Hex => `0x${Array.from(b, x => x.toString(16).padStart(2, '0')).join('')}`
 
+/** The EIP-712 domain separator vouchers (and lease authorisations, lease-auth.ts) are signed under. */
+export function domainSeparatorBytes (d: VoucherDomain): Uint8Array {
+  return keccak256(concat(DOMAIN_TYPEHASH, keccak256(utf8(VOUCHER_DOMAIN_NAME)), keccak256(utf8(VOUCHER_DOMAIN_VERSION)), word(d.chainId), word(hexBytes(d.verifyingContract, 20, 'verifyingContract'))))
+}
+
 function digestBytes (v: Voucher, d: VoucherDomain): Uint8Array {
-  const domainSeparator = keccak256(concat(DOMAIN_TYPEHASH, keccak256(utf8(VOUCHER_DOMAIN_NAME)), keccak256(utf8(VOUCHER_DOMAIN_VERSION)), word(d.chainId), word(hexBytes(d.verifyingContract, 20, 'verifyingContract'))))
+  const domainSeparator = domainSeparatorBytes(d)
   const structHash = keccak256(concat(VOUCHER_TYPEHASH, hexBytes(v.jobId, 32, 'jobId'), word(hexBytes(v.provider, 20, 'provider')), word(v.cumulative), hexBytes(v.receiptsRoot, 32, 'receiptsRoot'), word(v.receiptCount)))
   return keccak256(concat(new Uint8Array([0x19, 0x01]), domainSeparator, structHash))
 }
@@ -96,13 +101,22 @@ const HALF_N = secp256k1.Point.CURVE().n >> 1n
  */
 export async function voucherSigner (sv: SignedVoucher, d: VoucherDomain): Promise<Address | undefined> {
   try {
-    const sig = hexBytes(sv.signature, 65, 'signature')
+    return digestSigner(sv.signature, digestBytes(sv.voucher, d))
+  } catch {
+    return undefined
+  }
+}
+
+/** The address whose 65-byte signature (r‖s‖v, v 27/28, low s) signed `digest`; undefined when malformed. */
+export function digestSigner (signature: Hex, digest: Uint8Array): Address | undefined {
+  try {
+    const sig = hexBytes(signature, 65, 'signature')
     const v = sig[64]
     if (v !== 27 && v !== 28) return undefined
     const s = BigInt(toHex(sig.subarray(32, 64)))
     if (s === 0n || s > HALF_N) return undefined
     const recovered = concat(new Uint8Array([v - 27]), sig.subarray(0, 64))
-    const pub = secp256k1.recoverPublicKey(recovered, digestBytes(sv.voucher, d), { prehash: false })
+    const pub = secp256k1.recoverPublicKey(recovered, digest, { prehash: false })
     const uncompressed = secp256k1.Point.fromBytes(pub).toBytes(false)
     return toHex(keccak256(uncompressed.subarray(1)).subarray(12))
   } catch {

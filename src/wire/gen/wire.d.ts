@@ -752,74 +752,6 @@ export namespace dbc {
         }
     }
 
-    namespace settlement {
-
-        namespace v1 {
-
-            interface IPayout extends dbc.settlement.v1.Payout.$Properties {
-            }
-
-            class Payout {
-                constructor(p?: dbc.settlement.v1.Payout.$Properties);
-                $unknowns?: Uint8Array[];
-                provider: string;
-                amount: string;
-                static create(properties: dbc.settlement.v1.Payout.$Shape): dbc.settlement.v1.Payout & dbc.settlement.v1.Payout.$Shape;
-                static create(properties?: dbc.settlement.v1.Payout.$Properties): dbc.settlement.v1.Payout;
-                static encode(m: dbc.settlement.v1.Payout.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
-                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.settlement.v1.Payout & dbc.settlement.v1.Payout.$Shape;
-                static fromObject(d: { [k: string]: any }): dbc.settlement.v1.Payout;
-                static toObject(m: dbc.settlement.v1.Payout, o?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace Payout {
-                interface $Properties {
-                    provider?: (string|null);
-                    amount?: (string|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = dbc.settlement.v1.Payout.$Properties;
-            }
-
-            interface ISettlementBatch extends dbc.settlement.v1.SettlementBatch.$Properties {
-            }
-
-            class SettlementBatch {
-                constructor(p?: dbc.settlement.v1.SettlementBatch.$Properties);
-                $unknowns?: Uint8Array[];
-                batchId: Uint8Array;
-                jobId: Uint8Array;
-                merkleRoot: Uint8Array;
-                payouts: dbc.settlement.v1.Payout.$Properties[];
-                receiptIds: Uint8Array[];
-                createdAt: number;
-                static create(properties: dbc.settlement.v1.SettlementBatch.$Shape): dbc.settlement.v1.SettlementBatch & dbc.settlement.v1.SettlementBatch.$Shape;
-                static create(properties?: dbc.settlement.v1.SettlementBatch.$Properties): dbc.settlement.v1.SettlementBatch;
-                static encode(m: dbc.settlement.v1.SettlementBatch.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
-                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.settlement.v1.SettlementBatch & dbc.settlement.v1.SettlementBatch.$Shape;
-                static fromObject(d: { [k: string]: any }): dbc.settlement.v1.SettlementBatch;
-                static toObject(m: dbc.settlement.v1.SettlementBatch, o?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace SettlementBatch {
-                interface $Properties {
-                    batchId?: (Uint8Array|null);
-                    jobId?: (Uint8Array|null);
-                    merkleRoot?: (Uint8Array|null);
-                    payouts?: (dbc.settlement.v1.Payout.$Properties[]|null);
-                    receiptIds?: (Uint8Array[]|null);
-                    createdAt?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = dbc.settlement.v1.SettlementBatch.$Properties;
-            }
-        }
-    }
-
     namespace task {
 
         namespace v1 {
@@ -1170,6 +1102,7 @@ export namespace dbc {
                 contract: Uint8Array;
                 chainJobId: Uint8Array;
                 payer: Uint8Array;
+                holderAuth: Uint8Array;
                 static create(properties: dbc.task.v1.PaymentTerms.$Shape): dbc.task.v1.PaymentTerms & dbc.task.v1.PaymentTerms.$Shape;
                 static create(properties?: dbc.task.v1.PaymentTerms.$Properties): dbc.task.v1.PaymentTerms;
                 static encode(m: dbc.task.v1.PaymentTerms.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1186,6 +1119,7 @@ export namespace dbc {
                     contract?: (Uint8Array|null);
                     chainJobId?: (Uint8Array|null);
                     payer?: (Uint8Array|null);
+                    holderAuth?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.PaymentTerms.$Properties;
@@ -1242,6 +1176,9 @@ export namespace dbc {
                 spec: Uint8Array;
                 rank: number;
                 shards: number;
+                fromRound: number;
+                stateHash: Uint8Array;
+                donors: string[];
                 static create(properties: dbc.training.v1.Invite.$Shape): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
                 static create(properties?: dbc.training.v1.Invite.$Properties): dbc.training.v1.Invite;
                 static encode(m: dbc.training.v1.Invite.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1258,6 +1195,9 @@ export namespace dbc {
                     spec?: (Uint8Array|null);
                     rank?: (number|null);
                     shards?: (number|null);
+                    fromRound?: (number|null);
+                    stateHash?: (Uint8Array|null);
+                    donors?: (string[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.Invite.$Properties;
@@ -1305,6 +1245,8 @@ export namespace dbc {
                 members: string[];
                 deadlineMs: number;
                 addrs: dbc.training.v1.MemberAddrs.$Properties[];
+                stateHash: Uint8Array;
+                bandwidths: number[];
                 static create(properties: dbc.training.v1.RoundStart.$Shape): dbc.training.v1.RoundStart & dbc.training.v1.RoundStart.$Shape;
                 static create(properties?: dbc.training.v1.RoundStart.$Properties): dbc.training.v1.RoundStart;
                 static encode(m: dbc.training.v1.RoundStart.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1322,6 +1264,8 @@ export namespace dbc {
                     members?: (string[]|null);
                     deadlineMs?: (number|null);
                     addrs?: (dbc.training.v1.MemberAddrs.$Properties[]|null);
+                    stateHash?: (Uint8Array|null);
+                    bandwidths?: (number[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundStart.$Properties;
@@ -1368,6 +1312,8 @@ export namespace dbc {
                 length: number;
                 data: Uint8Array;
                 weight: number;
+                vector: number;
+                offset: number;
                 static create(properties: dbc.training.v1.SliceChunk.$Shape): dbc.training.v1.SliceChunk & dbc.training.v1.SliceChunk.$Shape;
                 static create(properties?: dbc.training.v1.SliceChunk.$Properties): dbc.training.v1.SliceChunk;
                 static encode(m: dbc.training.v1.SliceChunk.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1388,6 +1334,8 @@ export namespace dbc {
                     length?: (number|null);
                     data?: (Uint8Array|null);
                     weight?: (number|null);
+                    vector?: (number|null);
+                    offset?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.SliceChunk.$Properties;
@@ -1428,6 +1376,9 @@ export namespace dbc {
                 round: number;
                 params: Uint8Array;
                 final: boolean;
+                optimizer: Uint8Array;
+                optimizerRound: number;
+                signature: Uint8Array;
                 static create(properties: dbc.training.v1.StateResponse.$Shape): dbc.training.v1.StateResponse & dbc.training.v1.StateResponse.$Shape;
                 static create(properties?: dbc.training.v1.StateResponse.$Properties): dbc.training.v1.StateResponse;
                 static encode(m: dbc.training.v1.StateResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1444,6 +1395,9 @@ export namespace dbc {
                     round?: (number|null);
                     params?: (Uint8Array|null);
                     final?: (boolean|null);
+                    optimizer?: (Uint8Array|null);
+                    optimizerRound?: (number|null);
+                    signature?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.StateResponse.$Properties;
@@ -1456,6 +1410,7 @@ export namespace dbc {
                 constructor(p?: dbc.training.v1.Join.$Properties);
                 $unknowns?: Uint8Array[];
                 jobId: string;
+                peer: string;
                 static create(properties: dbc.training.v1.Join.$Shape): dbc.training.v1.Join & dbc.training.v1.Join.$Shape;
                 static create(properties?: dbc.training.v1.Join.$Properties): dbc.training.v1.Join;
                 static encode(m: dbc.training.v1.Join.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1469,6 +1424,7 @@ export namespace dbc {
             namespace Join {
                 interface $Properties {
                     jobId?: (string|null);
+                    peer?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.Join.$Properties;
@@ -1490,6 +1446,8 @@ export namespace dbc {
                 dropped: string[];
                 bytesSent: number;
                 receipt: Uint8Array;
+                stateHash: Uint8Array;
+                bandwidth: number;
                 static create(properties: dbc.training.v1.RoundReport.$Shape): dbc.training.v1.RoundReport & dbc.training.v1.RoundReport.$Shape;
                 static create(properties?: dbc.training.v1.RoundReport.$Properties): dbc.training.v1.RoundReport;
                 static encode(m: dbc.training.v1.RoundReport.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1512,6 +1470,8 @@ export namespace dbc {
                     dropped?: (string[]|null);
                     bytesSent?: (number|null);
                     receipt?: (Uint8Array|null);
+                    stateHash?: (Uint8Array|null);
+                    bandwidth?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundReport.$Properties;

@@ -7836,712 +7836,6 @@ export const dbc = $root.dbc = (() => {
         return receipt;
     })();
 
-    dbc.settlement = (function() {
-
-        /**
-         * Namespace settlement.
-         * @memberof dbc
-         * @namespace
-         */
-        const settlement = {};
-
-        settlement.v1 = (function() {
-
-            /**
-             * Namespace v1.
-             * @memberof dbc.settlement
-             * @namespace
-             */
-            const v1 = {};
-
-            v1.Payout = (function() {
-
-                /**
-                 * Properties of a Payout.
-                 * @typedef {Object} dbc.settlement.v1.Payout.$Properties
-                 * @property {string|null} [provider] Payout provider
-                 * @property {string|null} [amount] Payout amount
-                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-                 */
-
-                /**
-                 * Properties of a Payout.
-                 * @memberof dbc.settlement.v1
-                 * @interface IPayout
-                 * @augments dbc.settlement.v1.Payout.$Properties
-                 * @deprecated Use dbc.settlement.v1.Payout.$Properties instead.
-                 */
-
-                /**
-                 * Shape of a Payout.
-                 * @typedef {dbc.settlement.v1.Payout.$Properties} dbc.settlement.v1.Payout.$Shape
-                 */
-
-                /**
-                 * Constructs a new Payout.
-                 * @memberof dbc.settlement.v1
-                 * @classdesc Represents a Payout.
-                 * @constructor
-                 * @param {dbc.settlement.v1.Payout.$Properties=} [p] Properties to set
-                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-                 */
-                const Payout = function (p) {
-                    if (p)
-                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
-                            if (p[ks[i]] != null && ks[i] !== "__proto__")
-                                this[ks[i]] = p[ks[i]];
-                };
-
-                /**
-                 * Payout provider.
-                 * @member {string} provider
-                 * @memberof dbc.settlement.v1.Payout
-                 * @instance
-                 */
-                Payout.prototype.provider = "";
-
-                /**
-                 * Payout amount.
-                 * @member {string} amount
-                 * @memberof dbc.settlement.v1.Payout
-                 * @instance
-                 */
-                Payout.prototype.amount = "";
-
-                /**
-                 * Creates a new Payout instance using the specified properties.
-                 * @function create
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {dbc.settlement.v1.Payout.$Properties=} [properties] Properties to set
-                 * @returns {dbc.settlement.v1.Payout} Payout instance
-                 * @type {{
-                 *   (properties: dbc.settlement.v1.Payout.$Shape): dbc.settlement.v1.Payout & dbc.settlement.v1.Payout.$Shape;
-                 *   (properties?: dbc.settlement.v1.Payout.$Properties): dbc.settlement.v1.Payout;
-                 * }}
-                 */
-                Payout.create = function(properties) {
-                    return new Payout(properties);
-                };
-
-                /**
-                 * Encodes the specified Payout message. Does not implicitly {@link dbc.settlement.v1.Payout.verify|verify} messages.
-                 * @function encode
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {dbc.settlement.v1.Payout.$Properties} m Payout message or plain object to encode
-                 * @param {$protobuf.Writer} [w] Writer to encode to
-                 * @returns {$protobuf.Writer} Writer
-                 */
-                Payout.encode = function (m, w, q) {
-                    if (!w)
-                        w = $Writer.create();
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (m.provider != null && $Object.hasOwnProperty.call(m, "provider") && m.provider !== "")
-                        w.uint32(/* id 1, wireType 2 =*/10).string(m.provider);
-                    if (m.amount != null && $Object.hasOwnProperty.call(m, "amount") && m.amount !== "")
-                        w.uint32(/* id 2, wireType 2 =*/18).string(m.amount);
-                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
-                    return w;
-                };
-
-                /**
-                 * Decodes a Payout message from the specified reader or buffer.
-                 * @function decode
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
-                 * @param {number} [l] Message length if known beforehand
-                 * @returns {dbc.settlement.v1.Payout & dbc.settlement.v1.Payout.$Shape} Payout
-                 * @throws {Error} If the payload is not a reader or valid buffer
-                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
-                 */
-                Payout.decode = function (r, l, z, q, g) {
-                    if (!(r instanceof $Reader))
-                        r = $Reader.create(r);
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var c, m, v;
-                    if (l === $undefined)
-                        c = r.len;
-                    else {
-                        c = r.pos + l;
-                        if (c > r.len)
-                            throw $RangeError("index out of range");
-                        l = r.len;
-                        r.len = c;
-                    }
-                    m = g || new $root.dbc.settlement.v1.Payout();
-                    while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = $undefined;
-                            break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
-                        case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.provider = v;
-                                else
-                                    delete m.provider;
-                                continue;
-                            }
-                        case 2: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.stringVerify()).length)
-                                    m.amount = v;
-                                else
-                                    delete m.amount;
-                                continue;
-                            }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
-                        }
-                    }
-                    if (l !== $undefined) {
-                        if (r.pos !== c)
-                            throw $RangeError("index out of range");
-                        r.len = l;
-                    }
-                    if (z !== $undefined)
-                        throw $Error("missing end group");
-                    return m;
-                };
-
-                /**
-                 * Creates a Payout message from a plain object. Also converts values to their respective internal types.
-                 * @function fromObject
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {Object.<string,*>} d Plain object
-                 * @returns {dbc.settlement.v1.Payout} Payout
-                 */
-                Payout.fromObject = function (d, q) {
-                    if (d instanceof $root.dbc.settlement.v1.Payout)
-                        return d;
-                    if (!$util.isObject(d))
-                        throw $TypeError(".dbc.settlement.v1.Payout: object expected");
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var m = new $root.dbc.settlement.v1.Payout();
-                    if (d.provider != null) {
-                        if (typeof d.provider !== "string" || d.provider.length) {
-                            m.provider = $String(d.provider);
-                        }
-                    }
-                    if (d.amount != null) {
-                        if (typeof d.amount !== "string" || d.amount.length) {
-                            m.amount = $String(d.amount);
-                        }
-                    }
-                    return m;
-                };
-
-                /**
-                 * Creates a plain object from a Payout message. Also converts values to other types if specified.
-                 * @function toObject
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {dbc.settlement.v1.Payout} m Payout
-                 * @param {$protobuf.IConversionOptions} [o] Conversion options
-                 * @returns {Object.<string,*>} Plain object
-                 */
-                Payout.toObject = function (m, o, q) {
-                    if (!o)
-                        o = {};
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var d = {};
-                    if (o.defaults) {
-                        d.provider = "";
-                        d.amount = "";
-                    }
-                    if (m.provider != null && $Object.hasOwnProperty.call(m, "provider")) {
-                        d.provider = m.provider;
-                    }
-                    if (m.amount != null && $Object.hasOwnProperty.call(m, "amount")) {
-                        d.amount = m.amount;
-                    }
-                    return d;
-                };
-
-                /**
-                 * Converts this Payout to JSON.
-                 * @function toJSON
-                 * @memberof dbc.settlement.v1.Payout
-                 * @instance
-                 * @returns {Object.<string,*>} JSON object
-                 */
-                Payout.prototype.toJSON = function() {
-                    return Payout.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                /**
-                 * Gets the type url for Payout
-                 * @function getTypeUrl
-                 * @memberof dbc.settlement.v1.Payout
-                 * @static
-                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-                 * @returns {string} The type url
-                 */
-                Payout.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/dbc.settlement.v1.Payout";
-                };
-
-                return Payout;
-            })();
-
-            v1.SettlementBatch = (function() {
-
-                /**
-                 * Properties of a SettlementBatch.
-                 * @typedef {Object} dbc.settlement.v1.SettlementBatch.$Properties
-                 * @property {Uint8Array|null} [batchId] SettlementBatch batchId
-                 * @property {Uint8Array|null} [jobId] SettlementBatch jobId
-                 * @property {Uint8Array|null} [merkleRoot] SettlementBatch merkleRoot
-                 * @property {Array.<dbc.settlement.v1.Payout.$Properties>|null} [payouts] SettlementBatch payouts
-                 * @property {Array.<Uint8Array>|null} [receiptIds] SettlementBatch receiptIds
-                 * @property {number|null} [createdAt] SettlementBatch createdAt
-                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-                 */
-
-                /**
-                 * Properties of a SettlementBatch.
-                 * @memberof dbc.settlement.v1
-                 * @interface ISettlementBatch
-                 * @augments dbc.settlement.v1.SettlementBatch.$Properties
-                 * @deprecated Use dbc.settlement.v1.SettlementBatch.$Properties instead.
-                 */
-
-                /**
-                 * Shape of a SettlementBatch.
-                 * @typedef {dbc.settlement.v1.SettlementBatch.$Properties} dbc.settlement.v1.SettlementBatch.$Shape
-                 */
-
-                /**
-                 * Constructs a new SettlementBatch.
-                 * @memberof dbc.settlement.v1
-                 * @classdesc Represents a SettlementBatch.
-                 * @constructor
-                 * @param {dbc.settlement.v1.SettlementBatch.$Properties=} [p] Properties to set
-                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-                 */
-                const SettlementBatch = function (p) {
-                    this.payouts = [];
-                    this.receiptIds = [];
-                    if (p)
-                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
-                            if (p[ks[i]] != null && ks[i] !== "__proto__")
-                                this[ks[i]] = p[ks[i]];
-                };
-
-                /**
-                 * SettlementBatch batchId.
-                 * @member {Uint8Array} batchId
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.batchId = $util.newBuffer([]);
-
-                /**
-                 * SettlementBatch jobId.
-                 * @member {Uint8Array} jobId
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.jobId = $util.newBuffer([]);
-
-                /**
-                 * SettlementBatch merkleRoot.
-                 * @member {Uint8Array} merkleRoot
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.merkleRoot = $util.newBuffer([]);
-
-                /**
-                 * SettlementBatch payouts.
-                 * @member {Array.<dbc.settlement.v1.Payout.$Properties>} payouts
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.payouts = $util.emptyArray;
-
-                /**
-                 * SettlementBatch receiptIds.
-                 * @member {Array.<Uint8Array>} receiptIds
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.receiptIds = $util.emptyArray;
-
-                /**
-                 * SettlementBatch createdAt.
-                 * @member {number} createdAt
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 */
-                SettlementBatch.prototype.createdAt = 0;
-
-                /**
-                 * Creates a new SettlementBatch instance using the specified properties.
-                 * @function create
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {dbc.settlement.v1.SettlementBatch.$Properties=} [properties] Properties to set
-                 * @returns {dbc.settlement.v1.SettlementBatch} SettlementBatch instance
-                 * @type {{
-                 *   (properties: dbc.settlement.v1.SettlementBatch.$Shape): dbc.settlement.v1.SettlementBatch & dbc.settlement.v1.SettlementBatch.$Shape;
-                 *   (properties?: dbc.settlement.v1.SettlementBatch.$Properties): dbc.settlement.v1.SettlementBatch;
-                 * }}
-                 */
-                SettlementBatch.create = function(properties) {
-                    return new SettlementBatch(properties);
-                };
-
-                /**
-                 * Encodes the specified SettlementBatch message. Does not implicitly {@link dbc.settlement.v1.SettlementBatch.verify|verify} messages.
-                 * @function encode
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {dbc.settlement.v1.SettlementBatch.$Properties} m SettlementBatch message or plain object to encode
-                 * @param {$protobuf.Writer} [w] Writer to encode to
-                 * @returns {$protobuf.Writer} Writer
-                 */
-                SettlementBatch.encode = function (m, w, q) {
-                    if (!w)
-                        w = $Writer.create();
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (m.batchId != null && $Object.hasOwnProperty.call(m, "batchId") && m.batchId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.batchId);
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId.length)
-                        w.uint32(/* id 2, wireType 2 =*/18).bytes(m.jobId);
-                    if (m.merkleRoot != null && $Object.hasOwnProperty.call(m, "merkleRoot") && m.merkleRoot.length)
-                        w.uint32(/* id 3, wireType 2 =*/26).bytes(m.merkleRoot);
-                    if (m.payouts != null && m.payouts.length) {
-                        for (var i = 0; i < m.payouts.length; ++i)
-                            $root.dbc.settlement.v1.Payout.encode(m.payouts[i], w.uint32(/* id 4, wireType 2 =*/34).fork(), q + 1).ldelim();
-                    }
-                    if (m.receiptIds != null && m.receiptIds.length) {
-                        for (var i = 0; i < m.receiptIds.length; ++i)
-                            w.uint32(/* id 5, wireType 2 =*/42).bytes(m.receiptIds[i]);
-                    }
-                    if (m.createdAt != null && $Object.hasOwnProperty.call(m, "createdAt") && !$Object.is(m.createdAt, 0))
-                        w.uint32(/* id 6, wireType 1 =*/49).double(m.createdAt);
-                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
-                        for (var i = 0; i < m.$unknowns.length; ++i)
-                            w.raw(m.$unknowns[i]);
-                    return w;
-                };
-
-                /**
-                 * Decodes a SettlementBatch message from the specified reader or buffer.
-                 * @function decode
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
-                 * @param {number} [l] Message length if known beforehand
-                 * @returns {dbc.settlement.v1.SettlementBatch & dbc.settlement.v1.SettlementBatch.$Shape} SettlementBatch
-                 * @throws {Error} If the payload is not a reader or valid buffer
-                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
-                 */
-                SettlementBatch.decode = function (r, l, z, q, g) {
-                    if (!(r instanceof $Reader))
-                        r = $Reader.create(r);
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var c, m, v;
-                    if (l === $undefined)
-                        c = r.len;
-                    else {
-                        c = r.pos + l;
-                        if (c > r.len)
-                            throw $RangeError("index out of range");
-                        l = r.len;
-                        r.len = c;
-                    }
-                    m = g || new $root.dbc.settlement.v1.SettlementBatch();
-                    while (r.pos < c) {
-                        var s = r.pos;
-                        var t = r.tag();
-                        if (t === z) {
-                            z = $undefined;
-                            break;
-                        }
-                        var u = t & 7;
-                        switch (t >>>= 3) {
-                        case 1: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.bytes()).length)
-                                    m.batchId = v;
-                                else
-                                    delete m.batchId;
-                                continue;
-                            }
-                        case 2: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.bytes()).length)
-                                    m.jobId = v;
-                                else
-                                    delete m.jobId;
-                                continue;
-                            }
-                        case 3: {
-                                if (u !== 2)
-                                    break;
-                                if ((v = r.bytes()).length)
-                                    m.merkleRoot = v;
-                                else
-                                    delete m.merkleRoot;
-                                continue;
-                            }
-                        case 4: {
-                                if (u !== 2)
-                                    break;
-                                if (!(m.payouts && m.payouts.length))
-                                    m.payouts = [];
-                                m.payouts.push($root.dbc.settlement.v1.Payout.decode(r, r.size(), $undefined, q + 1));
-                                continue;
-                            }
-                        case 5: {
-                                if (u !== 2)
-                                    break;
-                                if (!(m.receiptIds && m.receiptIds.length))
-                                    m.receiptIds = [];
-                                m.receiptIds.push(r.bytes());
-                                continue;
-                            }
-                        case 6: {
-                                if (u !== 1)
-                                    break;
-                                if (!$Object.is(v = r.double(), 0))
-                                    m.createdAt = v;
-                                else
-                                    delete m.createdAt;
-                                continue;
-                            }
-                        }
-                        r.skipType(u, q, t);
-                        if (!r.discardUnknown) {
-                            $util.makeProp(m, "$unknowns", false);
-                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
-                        }
-                    }
-                    if (l !== $undefined) {
-                        if (r.pos !== c)
-                            throw $RangeError("index out of range");
-                        r.len = l;
-                    }
-                    if (z !== $undefined)
-                        throw $Error("missing end group");
-                    return m;
-                };
-
-                /**
-                 * Creates a SettlementBatch message from a plain object. Also converts values to their respective internal types.
-                 * @function fromObject
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {Object.<string,*>} d Plain object
-                 * @returns {dbc.settlement.v1.SettlementBatch} SettlementBatch
-                 */
-                SettlementBatch.fromObject = function (d, q) {
-                    if (d instanceof $root.dbc.settlement.v1.SettlementBatch)
-                        return d;
-                    if (!$util.isObject(d))
-                        throw $TypeError(".dbc.settlement.v1.SettlementBatch: object expected");
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var m = new $root.dbc.settlement.v1.SettlementBatch();
-                    if (d.batchId != null) {
-                        if (d.batchId.length) {
-                            if (typeof d.batchId === "string")
-                                $util.base64.decode(d.batchId, m.batchId = $util.newBuffer($util.base64.length(d.batchId)), 0);
-                            else if (d.batchId.length >= 0)
-                                m.batchId = d.batchId;
-                        }
-                    }
-                    if (d.jobId != null) {
-                        if (d.jobId.length) {
-                            if (typeof d.jobId === "string")
-                                $util.base64.decode(d.jobId, m.jobId = $util.newBuffer($util.base64.length(d.jobId)), 0);
-                            else if (d.jobId.length >= 0)
-                                m.jobId = d.jobId;
-                        }
-                    }
-                    if (d.merkleRoot != null) {
-                        if (d.merkleRoot.length) {
-                            if (typeof d.merkleRoot === "string")
-                                $util.base64.decode(d.merkleRoot, m.merkleRoot = $util.newBuffer($util.base64.length(d.merkleRoot)), 0);
-                            else if (d.merkleRoot.length >= 0)
-                                m.merkleRoot = d.merkleRoot;
-                        }
-                    }
-                    if (d.payouts) {
-                        if (!$Array.isArray(d.payouts))
-                            throw $TypeError(".dbc.settlement.v1.SettlementBatch.payouts: array expected");
-                        m.payouts = $Array(d.payouts.length);
-                        for (var i = 0; i < d.payouts.length; ++i) {
-                            if (!$util.isObject(d.payouts[i]))
-                                throw $TypeError(".dbc.settlement.v1.SettlementBatch.payouts: object expected");
-                            m.payouts[i] = $root.dbc.settlement.v1.Payout.fromObject(d.payouts[i], q + 1);
-                        }
-                    }
-                    if (d.receiptIds) {
-                        if (!$Array.isArray(d.receiptIds))
-                            throw $TypeError(".dbc.settlement.v1.SettlementBatch.receiptIds: array expected");
-                        m.receiptIds = $Array(d.receiptIds.length);
-                        for (var i = 0; i < d.receiptIds.length; ++i) {
-                            if (typeof d.receiptIds[i] === "string")
-                                $util.base64.decode(d.receiptIds[i], m.receiptIds[i] = $util.newBuffer($util.base64.length(d.receiptIds[i])), 0);
-                            else if (d.receiptIds[i].length >= 0)
-                                m.receiptIds[i] = d.receiptIds[i];
-                        }
-                    }
-                    if (d.createdAt != null) {
-                        if (!$Object.is($Number(d.createdAt), 0)) {
-                            m.createdAt = $Number(d.createdAt);
-                        }
-                    }
-                    return m;
-                };
-
-                /**
-                 * Creates a plain object from a SettlementBatch message. Also converts values to other types if specified.
-                 * @function toObject
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {dbc.settlement.v1.SettlementBatch} m SettlementBatch
-                 * @param {$protobuf.IConversionOptions} [o] Conversion options
-                 * @returns {Object.<string,*>} Plain object
-                 */
-                SettlementBatch.toObject = function (m, o, q) {
-                    if (!o)
-                        o = {};
-                    if (q === $undefined)
-                        q = 0;
-                    if (q > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    var d = {};
-                    if (o.arrays || o.defaults) {
-                        d.payouts = [];
-                        d.receiptIds = [];
-                    }
-                    if (o.defaults) {
-                        if (o.bytes === $String)
-                            d.batchId = "";
-                        else {
-                            d.batchId = [];
-                            if (o.bytes !== $Array)
-                                d.batchId = $util.newBuffer(d.batchId);
-                        }
-                        if (o.bytes === $String)
-                            d.jobId = "";
-                        else {
-                            d.jobId = [];
-                            if (o.bytes !== $Array)
-                                d.jobId = $util.newBuffer(d.jobId);
-                        }
-                        if (o.bytes === $String)
-                            d.merkleRoot = "";
-                        else {
-                            d.merkleRoot = [];
-                            if (o.bytes !== $Array)
-                                d.merkleRoot = $util.newBuffer(d.merkleRoot);
-                        }
-                        d.createdAt = 0;
-                    }
-                    if (m.batchId != null && $Object.hasOwnProperty.call(m, "batchId")) {
-                        d.batchId = o.bytes === $String ? $util.base64.encode(m.batchId, 0, m.batchId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.batchId) : m.batchId;
-                    }
-                    if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
-                        d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
-                    }
-                    if (m.merkleRoot != null && $Object.hasOwnProperty.call(m, "merkleRoot")) {
-                        d.merkleRoot = o.bytes === $String ? $util.base64.encode(m.merkleRoot, 0, m.merkleRoot.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.merkleRoot) : m.merkleRoot;
-                    }
-                    if (m.payouts && m.payouts.length) {
-                        d.payouts = $Array(m.payouts.length);
-                        for (var j = 0; j < m.payouts.length; ++j) {
-                            d.payouts[j] = $root.dbc.settlement.v1.Payout.toObject(m.payouts[j], o, q + 1);
-                        }
-                    }
-                    if (m.receiptIds && m.receiptIds.length) {
-                        d.receiptIds = $Array(m.receiptIds.length);
-                        for (var j = 0; j < m.receiptIds.length; ++j) {
-                            d.receiptIds[j] = o.bytes === $String ? $util.base64.encode(m.receiptIds[j], 0, m.receiptIds[j].length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receiptIds[j]) : m.receiptIds[j];
-                        }
-                    }
-                    if (m.createdAt != null && $Object.hasOwnProperty.call(m, "createdAt")) {
-                        d.createdAt = o.json && !$isFinite(m.createdAt) ? $String(m.createdAt) : m.createdAt;
-                    }
-                    return d;
-                };
-
-                /**
-                 * Converts this SettlementBatch to JSON.
-                 * @function toJSON
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @instance
-                 * @returns {Object.<string,*>} JSON object
-                 */
-                SettlementBatch.prototype.toJSON = function() {
-                    return SettlementBatch.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                /**
-                 * Gets the type url for SettlementBatch
-                 * @function getTypeUrl
-                 * @memberof dbc.settlement.v1.SettlementBatch
-                 * @static
-                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-                 * @returns {string} The type url
-                 */
-                SettlementBatch.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/dbc.settlement.v1.SettlementBatch";
-                };
-
-                return SettlementBatch;
-            })();
-
-            return v1;
-        })();
-
-        return settlement;
-    })();
-
     dbc.task = (function() {
 
         /**
@@ -12405,6 +11699,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [contract] PaymentTerms contract
                  * @property {Uint8Array|null} [chainJobId] PaymentTerms chainJobId
                  * @property {Uint8Array|null} [payer] PaymentTerms payer
+                 * @property {Uint8Array|null} [holderAuth] PaymentTerms holderAuth
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -12469,6 +11764,14 @@ export const dbc = $root.dbc = (() => {
                 PaymentTerms.prototype.payer = $util.newBuffer([]);
 
                 /**
+                 * PaymentTerms holderAuth.
+                 * @member {Uint8Array} holderAuth
+                 * @memberof dbc.task.v1.PaymentTerms
+                 * @instance
+                 */
+                PaymentTerms.prototype.holderAuth = $util.newBuffer([]);
+
+                /**
                  * Creates a new PaymentTerms instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.PaymentTerms
@@ -12508,6 +11811,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 2 =*/26).bytes(m.chainJobId);
                     if (m.payer != null && $Object.hasOwnProperty.call(m, "payer") && m.payer.length)
                         w.uint32(/* id 4, wireType 2 =*/34).bytes(m.payer);
+                    if (m.holderAuth != null && $Object.hasOwnProperty.call(m, "holderAuth") && m.holderAuth.length)
+                        w.uint32(/* id 5, wireType 2 =*/42).bytes(m.holderAuth);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12588,6 +11893,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.payer;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.holderAuth = v;
+                                else
+                                    delete m.holderAuth;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -12659,6 +11973,14 @@ export const dbc = $root.dbc = (() => {
                                 m.payer = d.payer;
                         }
                     }
+                    if (d.holderAuth != null) {
+                        if (d.holderAuth.length) {
+                            if (typeof d.holderAuth === "string")
+                                $util.base64.decode(d.holderAuth, m.holderAuth = $util.newBuffer($util.base64.length(d.holderAuth)), 0);
+                            else if (d.holderAuth.length >= 0)
+                                m.holderAuth = d.holderAuth;
+                        }
+                    }
                     return m;
                 };
 
@@ -12706,6 +12028,13 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.payer = $util.newBuffer(d.payer);
                         }
+                        if (o.bytes === $String)
+                            d.holderAuth = "";
+                        else {
+                            d.holderAuth = [];
+                            if (o.bytes !== $Array)
+                                d.holderAuth = $util.newBuffer(d.holderAuth);
+                        }
                     }
                     if (m.chainId != null && $Object.hasOwnProperty.call(m, "chainId")) {
                         if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
@@ -12723,6 +12052,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payer != null && $Object.hasOwnProperty.call(m, "payer")) {
                         d.payer = o.bytes === $String ? $util.base64.encode(m.payer, 0, m.payer.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payer) : m.payer;
+                    }
+                    if (m.holderAuth != null && $Object.hasOwnProperty.call(m, "holderAuth")) {
+                        d.holderAuth = o.bytes === $String ? $util.base64.encode(m.holderAuth, 0, m.holderAuth.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.holderAuth) : m.holderAuth;
                     }
                     return d;
                 };
@@ -13207,6 +12539,9 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [spec] Invite spec
                  * @property {number|null} [rank] Invite rank
                  * @property {number|null} [shards] Invite shards
+                 * @property {number|null} [fromRound] Invite fromRound
+                 * @property {Uint8Array|null} [stateHash] Invite stateHash
+                 * @property {Array.<string>|null} [donors] Invite donors
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13232,6 +12567,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const Invite = function (p) {
+                    this.donors = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -13269,6 +12605,30 @@ export const dbc = $root.dbc = (() => {
                  * @instance
                  */
                 Invite.prototype.shards = 0;
+
+                /**
+                 * Invite fromRound.
+                 * @member {number} fromRound
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.fromRound = 0;
+
+                /**
+                 * Invite stateHash.
+                 * @member {Uint8Array} stateHash
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.stateHash = $util.newBuffer([]);
+
+                /**
+                 * Invite donors.
+                 * @member {Array.<string>} donors
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.donors = $util.emptyArray;
 
                 /**
                  * Creates a new Invite instance using the specified properties.
@@ -13310,6 +12670,14 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 0 =*/24).uint32(m.rank);
                     if (m.shards != null && $Object.hasOwnProperty.call(m, "shards") && m.shards !== 0)
                         w.uint32(/* id 4, wireType 0 =*/32).uint32(m.shards);
+                    if (m.fromRound != null && $Object.hasOwnProperty.call(m, "fromRound") && m.fromRound !== 0)
+                        w.uint32(/* id 5, wireType 0 =*/40).uint32(m.fromRound);
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash") && m.stateHash.length)
+                        w.uint32(/* id 6, wireType 2 =*/50).bytes(m.stateHash);
+                    if (m.donors != null && m.donors.length) {
+                        for (var i = 0; i < m.donors.length; ++i)
+                            w.uint32(/* id 7, wireType 2 =*/58).string(m.donors[i]);
+                    }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13390,6 +12758,32 @@ export const dbc = $root.dbc = (() => {
                                     delete m.shards;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.fromRound = v;
+                                else
+                                    delete m.fromRound;
+                                continue;
+                            }
+                        case 6: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.stateHash = v;
+                                else
+                                    delete m.stateHash;
+                                continue;
+                            }
+                        case 7: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.donors && m.donors.length))
+                                    m.donors = [];
+                                m.donors.push(r.stringVerify());
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -13448,6 +12842,27 @@ export const dbc = $root.dbc = (() => {
                             m.shards = d.shards >>> 0;
                         }
                     }
+                    if (d.fromRound != null) {
+                        if ($Number(d.fromRound) !== 0) {
+                            m.fromRound = d.fromRound >>> 0;
+                        }
+                    }
+                    if (d.stateHash != null) {
+                        if (d.stateHash.length) {
+                            if (typeof d.stateHash === "string")
+                                $util.base64.decode(d.stateHash, m.stateHash = $util.newBuffer($util.base64.length(d.stateHash)), 0);
+                            else if (d.stateHash.length >= 0)
+                                m.stateHash = d.stateHash;
+                        }
+                    }
+                    if (d.donors) {
+                        if (!$Array.isArray(d.donors))
+                            throw $TypeError(".dbc.training.v1.Invite.donors: array expected");
+                        m.donors = $Array(d.donors.length);
+                        for (var i = 0; i < d.donors.length; ++i) {
+                            m.donors[i] = $String(d.donors[i]);
+                        }
+                    }
                     return m;
                 };
 
@@ -13468,6 +12883,9 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.donors = [];
+                    }
                     if (o.defaults) {
                         d.jobId = "";
                         if (o.bytes === $String)
@@ -13479,6 +12897,14 @@ export const dbc = $root.dbc = (() => {
                         }
                         d.rank = 0;
                         d.shards = 0;
+                        d.fromRound = 0;
+                        if (o.bytes === $String)
+                            d.stateHash = "";
+                        else {
+                            d.stateHash = [];
+                            if (o.bytes !== $Array)
+                                d.stateHash = $util.newBuffer(d.stateHash);
+                        }
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -13491,6 +12917,18 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.shards != null && $Object.hasOwnProperty.call(m, "shards")) {
                         d.shards = m.shards;
+                    }
+                    if (m.fromRound != null && $Object.hasOwnProperty.call(m, "fromRound")) {
+                        d.fromRound = m.fromRound;
+                    }
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash")) {
+                        d.stateHash = o.bytes === $String ? $util.base64.encode(m.stateHash, 0, m.stateHash.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.stateHash) : m.stateHash;
+                    }
+                    if (m.donors && m.donors.length) {
+                        d.donors = $Array(m.donors.length);
+                        for (var j = 0; j < m.donors.length; ++j) {
+                            d.donors[j] = m.donors[j];
+                        }
                     }
                     return d;
                 };
@@ -13849,6 +13287,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<string>|null} [members] RoundStart members
                  * @property {number|null} [deadlineMs] RoundStart deadlineMs
                  * @property {Array.<dbc.training.v1.MemberAddrs.$Properties>|null} [addrs] RoundStart addrs
+                 * @property {Uint8Array|null} [stateHash] RoundStart stateHash
+                 * @property {Array.<number>|null} [bandwidths] RoundStart bandwidths
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13876,6 +13316,7 @@ export const dbc = $root.dbc = (() => {
                 const RoundStart = function (p) {
                     this.members = [];
                     this.addrs = [];
+                    this.bandwidths = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -13923,6 +13364,22 @@ export const dbc = $root.dbc = (() => {
                 RoundStart.prototype.addrs = $util.emptyArray;
 
                 /**
+                 * RoundStart stateHash.
+                 * @member {Uint8Array} stateHash
+                 * @memberof dbc.training.v1.RoundStart
+                 * @instance
+                 */
+                RoundStart.prototype.stateHash = $util.newBuffer([]);
+
+                /**
+                 * RoundStart bandwidths.
+                 * @member {Array.<number>} bandwidths
+                 * @memberof dbc.training.v1.RoundStart
+                 * @instance
+                 */
+                RoundStart.prototype.bandwidths = $util.emptyArray;
+
+                /**
                  * Creates a new RoundStart instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.RoundStart
@@ -13967,6 +13424,11 @@ export const dbc = $root.dbc = (() => {
                     if (m.addrs != null && m.addrs.length) {
                         for (var i = 0; i < m.addrs.length; ++i)
                             $root.dbc.training.v1.MemberAddrs.encode(m.addrs[i], w.uint32(/* id 5, wireType 2 =*/42).fork(), q + 1).ldelim();
+                    }
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash") && m.stateHash.length)
+                        w.uint32(/* id 6, wireType 2 =*/50).bytes(m.stateHash);
+                    if (m.bandwidths != null && m.bandwidths.length) {
+                        w.uint32(/* id 7, wireType 2 =*/58).doubles(m.bandwidths);
                     }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
@@ -14055,6 +13517,29 @@ export const dbc = $root.dbc = (() => {
                                 m.addrs.push($root.dbc.training.v1.MemberAddrs.decode(r, r.size(), $undefined, q + 1));
                                 continue;
                             }
+                        case 6: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.stateHash = v;
+                                else
+                                    delete m.stateHash;
+                                continue;
+                            }
+                        case 7: {
+                                if (u === 2) {
+                                    if (!(m.bandwidths && m.bandwidths.length))
+                                        m.bandwidths = [];
+                                    r.doubles(m.bandwidths);
+                                    continue;
+                                }
+                                if (u !== 1)
+                                    break;
+                                if (!(m.bandwidths && m.bandwidths.length))
+                                    m.bandwidths = [];
+                                m.bandwidths.push(r.double());
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -14123,6 +13608,22 @@ export const dbc = $root.dbc = (() => {
                             m.addrs[i] = $root.dbc.training.v1.MemberAddrs.fromObject(d.addrs[i], q + 1);
                         }
                     }
+                    if (d.stateHash != null) {
+                        if (d.stateHash.length) {
+                            if (typeof d.stateHash === "string")
+                                $util.base64.decode(d.stateHash, m.stateHash = $util.newBuffer($util.base64.length(d.stateHash)), 0);
+                            else if (d.stateHash.length >= 0)
+                                m.stateHash = d.stateHash;
+                        }
+                    }
+                    if (d.bandwidths) {
+                        if (!$Array.isArray(d.bandwidths))
+                            throw $TypeError(".dbc.training.v1.RoundStart.bandwidths: array expected");
+                        m.bandwidths = $Array(d.bandwidths.length);
+                        for (var i = 0; i < d.bandwidths.length; ++i) {
+                            m.bandwidths[i] = $Number(d.bandwidths[i]);
+                        }
+                    }
                     return m;
                 };
 
@@ -14146,11 +13647,19 @@ export const dbc = $root.dbc = (() => {
                     if (o.arrays || o.defaults) {
                         d.members = [];
                         d.addrs = [];
+                        d.bandwidths = [];
                     }
                     if (o.defaults) {
                         d.jobId = "";
                         d.round = 0;
                         d.deadlineMs = 0;
+                        if (o.bytes === $String)
+                            d.stateHash = "";
+                        else {
+                            d.stateHash = [];
+                            if (o.bytes !== $Array)
+                                d.stateHash = $util.newBuffer(d.stateHash);
+                        }
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -14171,6 +13680,15 @@ export const dbc = $root.dbc = (() => {
                         d.addrs = $Array(m.addrs.length);
                         for (var j = 0; j < m.addrs.length; ++j) {
                             d.addrs[j] = $root.dbc.training.v1.MemberAddrs.toObject(m.addrs[j], o, q + 1);
+                        }
+                    }
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash")) {
+                        d.stateHash = o.bytes === $String ? $util.base64.encode(m.stateHash, 0, m.stateHash.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.stateHash) : m.stateHash;
+                    }
+                    if (m.bandwidths && m.bandwidths.length) {
+                        d.bandwidths = $Array(m.bandwidths.length);
+                        for (var j = 0; j < m.bandwidths.length; ++j) {
+                            d.bandwidths[j] = o.json && !$isFinite(m.bandwidths[j]) ? $String(m.bandwidths[j]) : m.bandwidths[j];
                         }
                     }
                     return d;
@@ -14485,6 +14003,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [length] SliceChunk length
                  * @property {Uint8Array|null} [data] SliceChunk data
                  * @property {number|null} [weight] SliceChunk weight
+                 * @property {number|null} [vector] SliceChunk vector
+                 * @property {number|null} [offset] SliceChunk offset
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -14581,6 +14101,22 @@ export const dbc = $root.dbc = (() => {
                 SliceChunk.prototype.weight = 0;
 
                 /**
+                 * SliceChunk vector.
+                 * @member {number} vector
+                 * @memberof dbc.training.v1.SliceChunk
+                 * @instance
+                 */
+                SliceChunk.prototype.vector = 0;
+
+                /**
+                 * SliceChunk offset.
+                 * @member {number} offset
+                 * @memberof dbc.training.v1.SliceChunk
+                 * @instance
+                 */
+                SliceChunk.prototype.offset = 0;
+
+                /**
                  * Creates a new SliceChunk instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.SliceChunk
@@ -14628,6 +14164,10 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 7, wireType 2 =*/58).bytes(m.data);
                     if (m.weight != null && $Object.hasOwnProperty.call(m, "weight") && !$Object.is(m.weight, 0))
                         w.uint32(/* id 8, wireType 1 =*/65).double(m.weight);
+                    if (m.vector != null && $Object.hasOwnProperty.call(m, "vector") && m.vector !== 0)
+                        w.uint32(/* id 9, wireType 0 =*/72).uint32(m.vector);
+                    if (m.offset != null && $Object.hasOwnProperty.call(m, "offset") && m.offset !== 0)
+                        w.uint32(/* id 10, wireType 0 =*/80).uint32(m.offset);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -14744,6 +14284,24 @@ export const dbc = $root.dbc = (() => {
                                     delete m.weight;
                                 continue;
                             }
+                        case 9: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.vector = v;
+                                else
+                                    delete m.vector;
+                                continue;
+                            }
+                        case 10: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.offset = v;
+                                else
+                                    delete m.offset;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -14822,6 +14380,16 @@ export const dbc = $root.dbc = (() => {
                             m.weight = $Number(d.weight);
                         }
                     }
+                    if (d.vector != null) {
+                        if ($Number(d.vector) !== 0) {
+                            m.vector = d.vector >>> 0;
+                        }
+                    }
+                    if (d.offset != null) {
+                        if ($Number(d.offset) !== 0) {
+                            m.offset = d.offset >>> 0;
+                        }
+                    }
                     return m;
                 };
 
@@ -14857,6 +14425,8 @@ export const dbc = $root.dbc = (() => {
                                 d.data = $util.newBuffer(d.data);
                         }
                         d.weight = 0;
+                        d.vector = 0;
+                        d.offset = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -14881,6 +14451,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.weight != null && $Object.hasOwnProperty.call(m, "weight")) {
                         d.weight = o.json && !$isFinite(m.weight) ? $String(m.weight) : m.weight;
+                    }
+                    if (m.vector != null && $Object.hasOwnProperty.call(m, "vector")) {
+                        d.vector = m.vector;
+                    }
+                    if (m.offset != null && $Object.hasOwnProperty.call(m, "offset")) {
+                        d.offset = m.offset;
                     }
                     return d;
                 };
@@ -15151,6 +14727,9 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [round] StateResponse round
                  * @property {Uint8Array|null} [params] StateResponse params
                  * @property {boolean|null} [final] StateResponse final
+                 * @property {Uint8Array|null} [optimizer] StateResponse optimizer
+                 * @property {number|null} [optimizerRound] StateResponse optimizerRound
+                 * @property {Uint8Array|null} [signature] StateResponse signature
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -15215,6 +14794,30 @@ export const dbc = $root.dbc = (() => {
                 StateResponse.prototype.final = false;
 
                 /**
+                 * StateResponse optimizer.
+                 * @member {Uint8Array} optimizer
+                 * @memberof dbc.training.v1.StateResponse
+                 * @instance
+                 */
+                StateResponse.prototype.optimizer = $util.newBuffer([]);
+
+                /**
+                 * StateResponse optimizerRound.
+                 * @member {number} optimizerRound
+                 * @memberof dbc.training.v1.StateResponse
+                 * @instance
+                 */
+                StateResponse.prototype.optimizerRound = 0;
+
+                /**
+                 * StateResponse signature.
+                 * @member {Uint8Array} signature
+                 * @memberof dbc.training.v1.StateResponse
+                 * @instance
+                 */
+                StateResponse.prototype.signature = $util.newBuffer([]);
+
+                /**
                  * Creates a new StateResponse instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.StateResponse
@@ -15254,6 +14857,12 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 2 =*/26).bytes(m.params);
                     if (m.final != null && $Object.hasOwnProperty.call(m, "final") && m.final !== false)
                         w.uint32(/* id 4, wireType 0 =*/32).bool(m.final);
+                    if (m.optimizer != null && $Object.hasOwnProperty.call(m, "optimizer") && m.optimizer.length)
+                        w.uint32(/* id 5, wireType 2 =*/42).bytes(m.optimizer);
+                    if (m.optimizerRound != null && $Object.hasOwnProperty.call(m, "optimizerRound") && m.optimizerRound !== 0)
+                        w.uint32(/* id 6, wireType 0 =*/48).uint32(m.optimizerRound);
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
+                        w.uint32(/* id 7, wireType 2 =*/58).bytes(m.signature);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -15334,6 +14943,33 @@ export const dbc = $root.dbc = (() => {
                                     delete m.final;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.optimizer = v;
+                                else
+                                    delete m.optimizer;
+                                continue;
+                            }
+                        case 6: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.optimizerRound = v;
+                                else
+                                    delete m.optimizerRound;
+                                continue;
+                            }
+                        case 7: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.signature = v;
+                                else
+                                    delete m.signature;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -15392,6 +15028,27 @@ export const dbc = $root.dbc = (() => {
                             m.final = $Boolean(d.final);
                         }
                     }
+                    if (d.optimizer != null) {
+                        if (d.optimizer.length) {
+                            if (typeof d.optimizer === "string")
+                                $util.base64.decode(d.optimizer, m.optimizer = $util.newBuffer($util.base64.length(d.optimizer)), 0);
+                            else if (d.optimizer.length >= 0)
+                                m.optimizer = d.optimizer;
+                        }
+                    }
+                    if (d.optimizerRound != null) {
+                        if ($Number(d.optimizerRound) !== 0) {
+                            m.optimizerRound = d.optimizerRound >>> 0;
+                        }
+                    }
+                    if (d.signature != null) {
+                        if (d.signature.length) {
+                            if (typeof d.signature === "string")
+                                $util.base64.decode(d.signature, m.signature = $util.newBuffer($util.base64.length(d.signature)), 0);
+                            else if (d.signature.length >= 0)
+                                m.signature = d.signature;
+                        }
+                    }
                     return m;
                 };
 
@@ -15423,6 +15080,21 @@ export const dbc = $root.dbc = (() => {
                                 d.params = $util.newBuffer(d.params);
                         }
                         d.final = false;
+                        if (o.bytes === $String)
+                            d.optimizer = "";
+                        else {
+                            d.optimizer = [];
+                            if (o.bytes !== $Array)
+                                d.optimizer = $util.newBuffer(d.optimizer);
+                        }
+                        d.optimizerRound = 0;
+                        if (o.bytes === $String)
+                            d.signature = "";
+                        else {
+                            d.signature = [];
+                            if (o.bytes !== $Array)
+                                d.signature = $util.newBuffer(d.signature);
+                        }
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -15435,6 +15107,15 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.final != null && $Object.hasOwnProperty.call(m, "final")) {
                         d.final = m.final;
+                    }
+                    if (m.optimizer != null && $Object.hasOwnProperty.call(m, "optimizer")) {
+                        d.optimizer = o.bytes === $String ? $util.base64.encode(m.optimizer, 0, m.optimizer.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.optimizer) : m.optimizer;
+                    }
+                    if (m.optimizerRound != null && $Object.hasOwnProperty.call(m, "optimizerRound")) {
+                        d.optimizerRound = m.optimizerRound;
+                    }
+                    if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
+                        d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
                     }
                     return d;
                 };
@@ -15473,6 +15154,7 @@ export const dbc = $root.dbc = (() => {
                  * Properties of a Join.
                  * @typedef {Object} dbc.training.v1.Join.$Properties
                  * @property {string|null} [jobId] Join jobId
+                 * @property {string|null} [peer] Join peer
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -15513,6 +15195,14 @@ export const dbc = $root.dbc = (() => {
                 Join.prototype.jobId = "";
 
                 /**
+                 * Join peer.
+                 * @member {string} peer
+                 * @memberof dbc.training.v1.Join
+                 * @instance
+                 */
+                Join.prototype.peer = "";
+
+                /**
                  * Creates a new Join instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.Join
@@ -15546,6 +15236,8 @@ export const dbc = $root.dbc = (() => {
                         throw $Error("max depth exceeded");
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId") && m.jobId !== "")
                         w.uint32(/* id 1, wireType 2 =*/10).string(m.jobId);
+                    if (m.peer != null && $Object.hasOwnProperty.call(m, "peer") && m.peer !== "")
+                        w.uint32(/* id 2, wireType 2 =*/18).string(m.peer);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -15599,6 +15291,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.jobId;
                                 continue;
                             }
+                        case 2: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.peer = v;
+                                else
+                                    delete m.peer;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -15639,6 +15340,11 @@ export const dbc = $root.dbc = (() => {
                             m.jobId = $String(d.jobId);
                         }
                     }
+                    if (d.peer != null) {
+                        if (typeof d.peer !== "string" || d.peer.length) {
+                            m.peer = $String(d.peer);
+                        }
+                    }
                     return m;
                 };
 
@@ -15661,9 +15367,13 @@ export const dbc = $root.dbc = (() => {
                     var d = {};
                     if (o.defaults) {
                         d.jobId = "";
+                        d.peer = "";
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
+                    }
+                    if (m.peer != null && $Object.hasOwnProperty.call(m, "peer")) {
+                        d.peer = m.peer;
                     }
                     return d;
                 };
@@ -15711,6 +15421,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<string>|null} [dropped] RoundReport dropped
                  * @property {number|null} [bytesSent] RoundReport bytesSent
                  * @property {Uint8Array|null} [receipt] RoundReport receipt
+                 * @property {Uint8Array|null} [stateHash] RoundReport stateHash
+                 * @property {number|null} [bandwidth] RoundReport bandwidth
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -15824,6 +15536,22 @@ export const dbc = $root.dbc = (() => {
                 RoundReport.prototype.receipt = $util.newBuffer([]);
 
                 /**
+                 * RoundReport stateHash.
+                 * @member {Uint8Array} stateHash
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.stateHash = $util.newBuffer([]);
+
+                /**
+                 * RoundReport bandwidth.
+                 * @member {number} bandwidth
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.bandwidth = 0;
+
+                /**
                  * Creates a new RoundReport instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.RoundReport
@@ -15877,6 +15605,10 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 9, wireType 1 =*/73).double(m.bytesSent);
                     if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt") && m.receipt.length)
                         w.uint32(/* id 10, wireType 2 =*/82).bytes(m.receipt);
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash") && m.stateHash.length)
+                        w.uint32(/* id 11, wireType 2 =*/90).bytes(m.stateHash);
+                    if (m.bandwidth != null && $Object.hasOwnProperty.call(m, "bandwidth") && !$Object.is(m.bandwidth, 0))
+                        w.uint32(/* id 12, wireType 1 =*/97).double(m.bandwidth);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -16010,6 +15742,24 @@ export const dbc = $root.dbc = (() => {
                                     delete m.receipt;
                                 continue;
                             }
+                        case 11: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.stateHash = v;
+                                else
+                                    delete m.stateHash;
+                                continue;
+                            }
+                        case 12: {
+                                if (u !== 1)
+                                    break;
+                                if (!$Object.is(v = r.double(), 0))
+                                    m.bandwidth = v;
+                                else
+                                    delete m.bandwidth;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -16101,6 +15851,19 @@ export const dbc = $root.dbc = (() => {
                                 m.receipt = d.receipt;
                         }
                     }
+                    if (d.stateHash != null) {
+                        if (d.stateHash.length) {
+                            if (typeof d.stateHash === "string")
+                                $util.base64.decode(d.stateHash, m.stateHash = $util.newBuffer($util.base64.length(d.stateHash)), 0);
+                            else if (d.stateHash.length >= 0)
+                                m.stateHash = d.stateHash;
+                        }
+                    }
+                    if (d.bandwidth != null) {
+                        if (!$Object.is($Number(d.bandwidth), 0)) {
+                            m.bandwidth = $Number(d.bandwidth);
+                        }
+                    }
                     return m;
                 };
 
@@ -16140,6 +15903,14 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.receipt = $util.newBuffer(d.receipt);
                         }
+                        if (o.bytes === $String)
+                            d.stateHash = "";
+                        else {
+                            d.stateHash = [];
+                            if (o.bytes !== $Array)
+                                d.stateHash = $util.newBuffer(d.stateHash);
+                        }
+                        d.bandwidth = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -16173,6 +15944,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt")) {
                         d.receipt = o.bytes === $String ? $util.base64.encode(m.receipt, 0, m.receipt.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receipt) : m.receipt;
+                    }
+                    if (m.stateHash != null && $Object.hasOwnProperty.call(m, "stateHash")) {
+                        d.stateHash = o.bytes === $String ? $util.base64.encode(m.stateHash, 0, m.stateHash.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.stateHash) : m.stateHash;
+                    }
+                    if (m.bandwidth != null && $Object.hasOwnProperty.call(m, "bandwidth")) {
+                        d.bandwidth = o.json && !$isFinite(m.bandwidth) ? $String(m.bandwidth) : m.bandwidth;
                     }
                     return d;
                 };
