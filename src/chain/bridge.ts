@@ -17,6 +17,7 @@ import { loadOrCreateKey, readKeyFile } from './keys.js'
 import { Outbox, type RedeemEntry, type RedeemState } from './outbox.js'
 import { SendQueue } from './sender.js'
 import { redeemTick, voucherKey, type RedeemTick } from './redeemer.js'
+import { leaseAuthTypedData } from '../core/settlement/lease-auth.js'
 import { checkedVoucher, VoucherBook, type StoredVoucher } from './vouchers.js'
 import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
 import { chainJobKey, type ChainJobIdInput } from './job-id.js'
@@ -295,6 +296,16 @@ export class Bridge {
     const sv = { voucher, signature }
     this.vouchers.recordIssued(sv, { payer: this.account, domain }, this.now())
     return sv
+  }
+
+  /**
+   * Authorises `holder` (a libp2p peer id) to lease against job `jobId`'s escrow: providers admit a
+   * lease only under this payer signature (core/settlement/lease-auth.ts). 65 bytes r‖s‖v.
+   */
+  async signLeaseAuth (jobId: ChainJobIdInput, holder: Uint8Array): Promise<Uint8Array> {
+    const domain = await this.domain()
+    const sig = await this.connection().account.signTypedData(leaseAuthTypedData(chainJobKey(jobId), holder, domain))
+    return Uint8Array.from(sig.slice(2).match(/../g)!, x => parseInt(x, 16))
   }
 
   /** Checks `sv` against this chain: its signer must be the job's payer on chain. */

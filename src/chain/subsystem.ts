@@ -132,14 +132,16 @@ export function registerChainRoutes (api: NonNullable<ChainContext['api']>, brid
  * signed vouchers for or deposited on.
  */
 export async function resolveJob (b: Bridge, id: string): Promise<Hex> {
-  if (/^(0x)?[0-9a-fA-F]{64}$/.test(id)) return chainJobKey(id.startsWith('0x') ? id as Hex : `0x${id}`)
+  // a grid job id is 64 hex digits too: this node's own job first, else the id is the chain key
+  const asKey = /^(0x)?[0-9a-fA-F]{64}$/.test(id) ? chainJobKey(id.startsWith('0x') ? id as Hex : `0x${id}`) : undefined
   const candidates = [...(/^(0x)?([0-9a-fA-F]{2})+$/.test(id) ? [chainJobIdOf(id.startsWith('0x') ? id : `0x${id}`)] : []), chainJobIdOf(id.startsWith('0x') ? id.slice(2) : id)]
   for (const c of candidates) if (b.vouchers.issued({ chainJobId: c }).length > 0) return c
+  if (asKey !== undefined && b.vouchers.issued({ chainJobId: asKey }).length > 0) return asKey
   for (const c of candidates) {
     const esc = await b.escrow(c)
     if (esc.payer.toLowerCase() === b.account.toLowerCase()) return c
   }
-  return candidates[0]
+  return asKey ?? candidates[0]
 }
 
 function gpuCount (v: unknown): number {

@@ -60,7 +60,7 @@ export class ComputePeerProvider implements LocalProvider {
   async openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): Promise<void> {
     const offer = this.book.admit({ lease, sender, self: this.peer.peerId, now: Date.now(), verify: nodeVerifyByPeerId })
     // the lease's own checks first (cheap, charged when forged), then the escrow on chain
-    const paid = this.payment === undefined ? undefined : await this.payment.admitLease(lease, offer)
+    const paid = this.payment === undefined ? undefined : await this.payment.admitLease(lease, offer, this.peer.policy.maxTaskMs)
     const id = toHex(lease.leaseId ?? new Uint8Array())
     const holder = toHex(sender)
     this.closeLease(lease.leaseId ?? new Uint8Array(), false) // a lease id reused by its holder replaces its entry
@@ -133,7 +133,8 @@ export class ComputePeerProvider implements LocalProvider {
       const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
       const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease!.holder ?? undefined, resources })
       const result = out.result
-      if (paid !== undefined) receipt = wire.receipt.v1.UsageReceipt.decode(out.receipt.receipt)
+      // only ok results count as delivered: the submitter pays accepted copies only (payment-gate.ts finished)
+      if (paid !== undefined && result.ok === true) receipt = wire.receipt.v1.UsageReceipt.decode(out.receipt.receipt)
       if (opts.charge !== undefined && result.ok !== true && (result.error ?? '').startsWith(`${ExecutorErrorCode.BAD_MODULE}:`)) this.chargeBadModule(task, code, hash, sender, opts.charge)
       return result
     } catch (err) {

@@ -40,6 +40,8 @@ export interface JobPayerInit {
   now?: () => number
   /** A signing failure (chain down): logged by the caller; the voucher is signed on the next payment or flush. */
   onError?: (err: Error) => void
+  /** A provider refused as a payee (its payout address is another peer's in this job): logged by the caller. */
+  onPayeeRefused?: (provider: string, reason: string) => void
 }
 
 export interface PayInput {
@@ -71,7 +73,7 @@ const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
 
 export class JobPayer {
   readonly chainJobId: Hex
-  private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array }>()
+  private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string }>()
   private readonly leaves = new Map<string, Uint8Array[]>()
   private committed: bigint
   private readonly inflight = new Set<Promise<unknown>>()
@@ -80,7 +82,7 @@ export class JobPayer {
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes)
     this.now = init.now ?? Date.now
-    for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes })
+    for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes, forfeited: p.forfeited })
     this.committed = init.store.committed(init.jobId)
   }
 
@@ -89,12 +91,23 @@ export class JobPayer {
   /** What this job committed to pay so far (smallest units). */
   get committedUnits (): bigint { return this.committed }
 
-  /** A leased provider: where its vouchers go (its offer's payout address) and the prices it signed. */
-  addPayee (provider: string, p: { payout: string, prices: HourlyPrices, providerBytes?: Uint8Array }): void {
-    if (!/^0x[0-9a-fA-F]{40}$/.test(p.payout)) return
+  /**
+   * A leased provider: where its vouchers go (its offer's payout address) and the prices it signed.
+   * A payout address is only a claim, so a second peer naming one that another peer already uses
+   * in this job is refused (it gets no vouchers): its work would merge into, and its forfeit would
+   * hit, the first peer's total. Returns whether the provider is a payee.
+   */
+  addPayee (provider: string, p: { payout: string, prices: HourlyPrices, providerBytes?: Uint8Array }): boolean {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(p.payout)) return false
     const payout = p.payout.toLowerCase() as Address
-    this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes })
+    const other = this.providersOf(payout).find(id => id !== provider)
+    if (other !== undefined) {
+      this.init.onPayeeRefused?.(provider, `payout address ${payout} is already used by provider ${other} in job ${this.init.jobId}`)
+      return false
+    }
+    this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes, forfeited: this.payees.get(provider)?.forfeited })
     this.init.store.putPayee(this.init.jobId, { provider, payout, providerBytes: p.providerBytes, priceGpuHour: p.prices.priceGpuHour, priceCpuHour: p.prices.priceCpuHour })
+    return true
   }
 
   payoutOf (provider: string): Address | undefined { return this.payees.get(provider)?.payout }
@@ -119,6 +132,8 @@ export class JobPayer {
     let bound: BoundResult
     if (!checked.ok) {
       bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: checked.reason }
+    } else if (payee.forfeited !== undefined) {
+      bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${payee.forfeited}` }
     } else if (store.voucher(this.init.jobId, payee.payout)?.forfeited !== undefined) {
       bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${store.voucher(this.init.jobId, payee.payout)?.forfeited ?? ''}` }
     } else {
@@ -131,7 +146,7 @@ export class JobPayer {
     const leaf = checked.ok && bound.payable > 0n ? receiptLeaf(checked.receiptBytes) : undefined
     const leaves = this.leavesOf(payee.payout) // loaded before this payment's row exists
     const recorded = store.transaction(() => {
-      if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now() })) return false
+      if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now(), measuredMs: input.measuredMs })) return false
       if (bound.payable > 0n) {
         leaves.push(leaf!)
         const cur = store.voucher(this.init.jobId, payee.payout)
@@ -192,16 +207,22 @@ export class JobPayer {
     return { voucher: { jobId: this.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? ZERO32, receiptCount: row.signedCount }, signature: row.signature }
   }
 
-  /** A provider caught returning wrong results: nothing more is signed for its payout address. */
+  /**
+   * A provider peer caught returning wrong results: its receipts are refused from now on, and
+   * nothing more is signed for its payout address (only this peer uses it in the job; see addPayee).
+   */
   forfeit (provider: string, reason: string): void {
     const payee = this.payees.get(provider)
     if (payee === undefined) return
-    this.init.store.forfeit(this.init.jobId, payee.payout, reason)
+    payee.forfeited ??= reason
+    this.init.store.transaction(() => {
+      this.init.store.forfeitPayee(this.init.jobId, provider, reason)
+      if (this.providersOf(payee.payout).every(id => id === provider)) this.init.store.forfeit(this.init.jobId, payee.payout, reason)
+    })
   }
 
   isForfeited (provider: string): boolean {
-    const payee = this.payees.get(provider)
-    return payee !== undefined && this.init.store.voucher(this.init.jobId, payee.payout)?.forfeited !== undefined
+    return this.payees.get(provider)?.forfeited !== undefined
   }
 
   /** Signs every total not signed yet (after a restart or a signing failure); the latest voucher per payout. */
@@ -242,6 +263,8 @@ export interface PaymentView {
   providers: Array<{ payout: Address, providers: string[], intended: string, signed: string, receipts: number, forfeited?: string }>
   /** The latest refusals (up to 20): which receipt, how much, why. */
   refusals: Array<{ key: string, provider: string, billed: string, paid: string, reason: string }>
+  /** The latest billed receipts (up to 500): billed, paid, the bound that applied and the measured time it used. */
+  receipts: Array<{ key: string, provider: string, payout: Address, billed: string, paid: string, limit: string, measuredMs?: number }>
 }
 
 /** The payment side of `dbc job status` and `dbc job settle`, from the store alone. */
@@ -262,6 +285,7 @@ export function paymentView (store: PaymentStore, jobId: string): PaymentView {
       payout: v.payout, providers: payees.filter(p => p.payout === v.payout).map(p => p.provider), intended: v.cumulative.toString(), signed: v.signedCumulative.toString(),
       receipts: v.signedCount, ...(v.forfeited !== undefined ? { forfeited: v.forfeited } : {})
     })),
-    refusals: refusals.slice(-20)
+    refusals: refusals.slice(-20),
+    receipts: rows.slice(-500).map(r => ({ key: r.receiptKey, provider: r.provider, payout: r.payout, billed: r.billed.toString(), paid: r.payable.toString(), limit: r.limit, ...(r.measuredMs !== undefined ? { measuredMs: r.measuredMs } : {}) }))
   }
 }

@@ -15,6 +15,7 @@ import {
   type EscrowRead, type PaymentChain, type PaymentDecision, type PaymentTermsView
 } from '../core/settlement/credit.js'
 import { voucherSigner, type SignedVoucher, type VoucherDomain } from '../core/settlement/voucher.js'
+import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
 /** What the gate needs from the chain (src/chain/bridge.ts implements it). */
@@ -40,6 +41,10 @@ export interface PaymentGateInit {
   minRefreshMs?: number
   /** Jobs remembered at most (the idle oldest go first; default 4096). */
   maxJobs?: number
+  /** The shortest escrow dispute window accepted, seconds (config provider.minDisputeWindowS; default 3600). */
+  minDisputeWindowS?: number
+  /** A task is admitted only when the escrow's deadline is at least its timeout plus this far ahead (default 60 s). */
+  deadlineMarginS?: number
   now?: () => number
   /** Recovers a voucher's signer (default: EIP-712 recovery, core/settlement/voucher.ts). */
   recover?: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
@@ -67,7 +72,7 @@ export class PaymentRejectedError extends WireError {
   constructor (code: string, reason: string) { super(code, reason, { hint: 'name this provider\'s chain, the job\'s own escrow and its payer; vouchers must be signed by the payer for this provider' }) }
 }
 
-const ESCROW_CODES = new Set(['NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_PAYER_MISMATCH'])
+const ESCROW_CODES = new Set(['NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_PAYER_MISMATCH', 'ESCROW_WINDOW_SHORT'])
 
 interface LedgerEntry {
   payer: string
@@ -96,6 +101,8 @@ export class PaymentGate {
   private readonly ttlMs: number
   private readonly minRefreshMs: number
   private readonly maxJobs: number
+  private readonly minDisputeWindowS: number
+  private readonly deadlineMarginS: number
   private readonly now: () => number
   private readonly recover: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
 
@@ -106,6 +113,8 @@ export class PaymentGate {
     this.ttlMs = init.escrowTtlMs ?? 5000
     this.minRefreshMs = init.minRefreshMs ?? 1000
     this.maxJobs = init.maxJobs ?? 4096
+    this.minDisputeWindowS = init.minDisputeWindowS ?? 3600
+    this.deadlineMarginS = init.deadlineMarginS ?? 60
     this.now = init.now ?? Date.now
     this.recover = init.recover ?? voucherSigner
   }
@@ -133,11 +142,18 @@ export class PaymentGate {
   }
 
   /** Checks a lease's terms and escrow; throws PaymentDeclinedError / PaymentRejectedError when refused. */
-  async admitLease (lease: dbc.task.v1.ILease, offer: { prices?: { priceGpuHour: number, priceCpuHour: number }, slot?: { gpus: number, cores: number }, slots?: number }): Promise<LeasePayment> {
+  async admitLease (lease: dbc.task.v1.ILease, offer: { prices?: { priceGpuHour: number, priceCpuHour: number }, slot?: { gpus: number, cores: number }, slots?: number }, taskMs = 0): Promise<LeasePayment> {
     const t = checkPaymentTerms(lease.payment, lease.jobId ?? new Uint8Array(), this.chain())
     if (!t.ok) throw refusalError(t)
+    // the named payer must have authorised this holder: else anyone who learnt the job's id and payer
+    // could lease against that escrow, and its unsigned work would block the real payer (review H1)
+    const auth = lease.payment?.holderAuth ?? new Uint8Array()
+    const signer = auth.length === 0 ? undefined : leaseAuthSigner(t.terms.chainJobId, lease.holder ?? new Uint8Array(), auth, this.ready().domain)
+    if (signer !== t.terms.payer) throw new PaymentRejectedError('LEASE_NOT_AUTHORISED', `the lease's holder is not authorised by payer ${t.terms.payer} for job ${t.terms.chainJobId.slice(0, 10)}… (PaymentTerms.holder_auth: the payer's LeaseAuth signature)`)
     const lp: LeasePayment = { terms: t.terms, prices: offer.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpus: offer.slot?.gpus ?? 0, cores: offer.slot?.cores ?? 1, slots: Math.max(1, offer.slots ?? 1), inflight: 0 }
-    const d = await this.decide(lp, 0n)
+    // the credit is one task's price (at the longest task this provider runs), as for a task:
+    // a credit of 0 here would refuse re-leasing over any unsigned work, however small
+    const d = await this.decide(lp, 0n, taskPriceUnits(lp.prices, lp.gpus, lp.cores, taskMs))
     if (!d.ok) throw refusalError(d)
     this.entry(lp.terms, true)
     return lp
@@ -154,7 +170,7 @@ export class PaymentGate {
     const price = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
     let d: PaymentDecision = lp.inflight >= lp.slots
       ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
-      : await this.decide(lp, price)
+      : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
     // the await above let other tasks in: the slot count is checked again before it is taken
     if (d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
     const e = this.entry(lp.terms, d.ok)
@@ -167,7 +183,14 @@ export class PaymentGate {
     return d
   }
 
-  /** A task admitted by admitTask ended: its receipt (if it ran) counts as delivered, bounded by the offer. */
+  /**
+   * A task admitted by admitTask ended: its receipt counts as delivered, bounded by the offer, only
+   * when the task's result was ok (pass undefined otherwise). Failed, timed-out and cancelled work is
+   * the provider's risk, as the submitter pays only accepted copies (runner.ts: billed = `agreed`).
+   * An ok copy the submitter does not pay (a surplus copy that finished as its cancel arrived, an
+   * outvoted or unverified one) stays unsigned here: on honest jobs such races are rare and each
+   * costs its measured run time, well inside the credit of one task at its full timeout.
+   */
   finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined): bigint {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
@@ -181,14 +204,14 @@ export class PaymentGate {
     return units
   }
 
-  private async decide (lp: LeasePayment, nextTask: bigint): Promise<PaymentDecision> {
+  private async decide (lp: LeasePayment, nextTask: bigint, taskPrice = nextTask, nextTaskS?: number): Promise<PaymentDecision> {
     const key = lp.terms.chainJobId
-    const credit = nextTask * this.creditMilli / 1000n
+    const credit = taskPrice * this.creditMilli / 1000n
     // the ledger is read after each await: tasks end and vouchers land meanwhile
     const decideWith = (escrow: EscrowRead | undefined): PaymentDecision => {
       const e = this.ledger.get(key)
       const ledger = { delivered: e?.delivered ?? 0n, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
-      return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000) })
+      return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
     }
     const d = decideWith(await this.read(key, false))
     if (d.ok || !ESCROW_CODES.has(d.code)) return d
@@ -229,7 +252,8 @@ export class PaymentGate {
     e = { payer: terms.payer, delivered: 0n, signed: 0n, redeemed: 0n, inflight: 0, tasks: 0, refusals: 0, maxBehind: 0n }
     this.ledger.set(terms.chainJobId, e)
     if (this.ledger.size > this.maxJobs) {
-      for (const [k, old] of this.ledger) if (old.inflight === 0 && k !== terms.chainJobId) { this.ledger.delete(k); break }
+      // an entry the payer still owes for is never evicted: else throwaway leases would wipe a debt (review M1)
+      for (const [k, old] of this.ledger) if (old.inflight === 0 && old.delivered <= old.signed && k !== terms.chainJobId) { this.ledger.delete(k); break }
     }
     return e
   }

@@ -21,7 +21,13 @@ const MIGRATIONS = [
   `CREATE TABLE job_vouchers (
      job_id TEXT NOT NULL, payout TEXT NOT NULL, cumulative TEXT NOT NULL DEFAULT '0', receipt_count INTEGER NOT NULL DEFAULT 0,
      root TEXT, signed_cumulative TEXT NOT NULL DEFAULT '0', signed_count INTEGER NOT NULL DEFAULT 0, signed_root TEXT,
-     signature TEXT, forfeited TEXT, PRIMARY KEY (job_id, payout))`
+     signature TEXT, forfeited TEXT, PRIMARY KEY (job_id, payout))`,
+  // forfeits are per provider peer: a payout address is only a claim, another peer may name it
+  'ALTER TABLE job_payees ADD COLUMN forfeited TEXT',
+  // the providers' reserve deposited on top of budget.total (never paid out; refunded at the end)
+  "ALTER TABLE job_escrow ADD COLUMN reserve TEXT NOT NULL DEFAULT '0'",
+  // the time the submitter measured for the receipt's copy: what the time bound was computed from
+  'ALTER TABLE job_payments ADD COLUMN measured_ms REAL'
 ]
 
 export interface EscrowRow {
@@ -33,6 +39,8 @@ export interface EscrowRow {
   /** The manifest's budget.total in smallest units, when it states one. */
   budget?: bigint
   deposited: bigint
+  /** Deposited on top of budget.total so providers see their next task covered; the payer never pays it. */
+  reserve?: bigint
   allowTopUp: boolean
   closedAt?: number
   refundTx?: string
@@ -40,11 +48,13 @@ export interface EscrowRow {
   kind: 'grid' | 'training'
 }
 
-export interface PayeeRow { provider: string, providerBytes?: Uint8Array, payout: `0x${string}`, priceGpuHour: number, priceCpuHour: number }
+export interface PayeeRow { provider: string, providerBytes?: Uint8Array, payout: `0x${string}`, priceGpuHour: number, priceCpuHour: number, forfeited?: string }
 
 export interface PaymentRow {
   receiptKey: string, seq: number, provider: string, payout: `0x${string}`, billed: bigint, payable: bigint, refused: bigint
   limit: string, reason?: string, leaf?: Uint8Array, at: number
+  /** The wall time the submitter measured for the copy (ms). */
+  measuredMs?: number
 }
 
 export interface VoucherRow {
@@ -100,6 +110,10 @@ export class PaymentStore {
     if (total > cur) this.stmt('UPDATE job_escrow SET deposited = ? WHERE job_id = ?').run(total.toString(), jobId)
   }
 
+  setReserve (jobId: string, reserve: bigint): void {
+    this.stmt('UPDATE job_escrow SET reserve = ? WHERE job_id = ?').run(reserve.toString(), jobId)
+  }
+
   setClosed (jobId: string, at: number): void {
     this.stmt('UPDATE job_escrow SET closed_at = COALESCE(closed_at, ?) WHERE job_id = ?').run(at, jobId)
   }
@@ -118,8 +132,13 @@ export class PaymentStore {
 
   payees (jobId: string): PayeeRow[] {
     return (this.stmt('SELECT * FROM job_payees WHERE job_id = ?').all(jobId) as Array<Record<string, unknown>>).map(r => ({
-      provider: String(r.provider), providerBytes: u8(r.provider_bytes), payout: String(r.payout) as `0x${string}`, priceGpuHour: Number(r.price_gpu_hour), priceCpuHour: Number(r.price_cpu_hour)
+      provider: String(r.provider), providerBytes: u8(r.provider_bytes), payout: String(r.payout) as `0x${string}`, priceGpuHour: Number(r.price_gpu_hour), priceCpuHour: Number(r.price_cpu_hour), forfeited: opt(r.forfeited, String)
     }))
+  }
+
+  /** A provider peer caught lying: its receipts in this job are refused from now on. */
+  forfeitPayee (jobId: string, provider: string, reason: string): void {
+    this.stmt('UPDATE job_payees SET forfeited = COALESCE(forfeited, ?) WHERE job_id = ? AND provider = ?').run(reason, jobId, provider)
   }
 
   // ---- payments and vouchers
@@ -131,8 +150,8 @@ export class PaymentStore {
   /** Records one billed receipt (first write wins); returns whether this call recorded it. */
   addPayment (jobId: string, p: Omit<PaymentRow, 'seq'>): boolean {
     const seq = Number((this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').get(jobId) as { n: number }).n)
-    const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(jobId, p.receiptKey, seq, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at)
+    const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(jobId, p.receiptKey, seq, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null)
     return Number(r.changes) === 1
   }
 
@@ -143,7 +162,7 @@ export class PaymentStore {
     return rows.map(r => ({
       receiptKey: String(r.receipt_key), seq: Number(r.seq), provider: String(r.provider), payout: String(r.payout) as `0x${string}`,
       billed: BigInt(String(r.billed)), payable: BigInt(String(r.payable)), refused: BigInt(String(r.refused)), limit: String(r.limit_by),
-      reason: opt(r.reason, String), leaf: u8(r.leaf), at: Number(r.at)
+      reason: opt(r.reason, String), leaf: u8(r.leaf), at: Number(r.at), measuredMs: opt(r.measured_ms, Number)
     }))
   }
 
@@ -195,7 +214,7 @@ export class PaymentStore {
 function rowToEscrow (r: Record<string, unknown>): EscrowRow {
   return {
     jobId: String(r.job_id), chainJobId: String(r.chain_job_id) as `0x${string}`, chainId: Number(r.chain_id), contract: String(r.contract) as `0x${string}`,
-    payer: String(r.payer) as `0x${string}`, budget: opt(r.budget, x => BigInt(String(x))), deposited: BigInt(String(r.deposited)), allowTopUp: Number(r.allow_top_up) === 1,
+    payer: String(r.payer) as `0x${string}`, budget: opt(r.budget, x => BigInt(String(x))), deposited: BigInt(String(r.deposited)), reserve: BigInt(String(r.reserve ?? '0')), allowTopUp: Number(r.allow_top_up) === 1,
     closedAt: opt(r.closed_at, Number), refundTx: opt(r.refund_tx, String), refunded: opt(r.refunded, x => BigInt(String(x))), kind: r.kind === 'training' ? 'training' : 'grid'
   }
 }

@@ -70,6 +70,8 @@ export interface RunnerPayment {
   exhausted?: () => string | undefined
   /** A payment or voucher delivery problem (logged; the job goes on). */
   onError?: (err: Error, provider?: string) => void
+  /** The payer's signature letting `holder` lease against this escrow (PaymentTerms.holder_auth; providers require it). */
+  leaseAuth?: (holder: Uint8Array) => Promise<Uint8Array>
 }
 
 export interface JobSummary {
@@ -177,6 +179,7 @@ export class JobRunner {
   /** The prices of each leased provider's signed offer (what its receipts are bounded by). */
   private readonly offerPrices = new Map<string, { priceGpuHour: number, priceCpuHour: number }>()
   private escrowed = false
+  private holderAuth: Uint8Array | undefined
   /** Why the last lease was not opened (a provider's refusal says why): the give-up reason names it. */
   private lastLeaseRefusal: string | undefined
 
@@ -357,13 +360,24 @@ export class JobRunner {
         return 0
       }
     }
+    // the payer authorises this node as the lease holder once per job (providers refuse leases without
+    // it, and charge the sender): no signature yet (chain key busy or down), no lease this round
+    let payment: dbc.task.v1.IPaymentTerms | undefined
+    try {
+      payment = await this.leaseTerms()
+    } catch (err) {
+      this.lastLeaseRefusal = `the lease holder could not be authorised for the escrow: ${(err as Error).message}`
+      this.init.payment?.onError?.(err as Error)
+      this.scheduleTick()
+      return 0
+    }
     await Promise.all(used.map(async ({ v }, rank) => {
       const raw = this.offers.get(v.offerId)!.offer
       const leaseId = enc.encode(`${this.jobId.slice(0, 16)}:${v.offerId}:${now}`)
       const lease = signLease(this.signer, {
         leaseId, offerId: raw.offerId, jobId: hexToBytes(this.jobId), holder: this.init.holder.peerId, provider: raw.provider,
         expiresAt: now + 24 * 3_600_000, heartbeatMs: 200,
-        ...(this.init.payment !== undefined ? { payment: this.init.payment.terms } : {})
+        ...(payment !== undefined ? { payment } : {})
       })
       try {
         await this.init.transport.openLease(v.provider, lease, { signal: this.signal })
@@ -493,6 +507,14 @@ export class JobRunner {
     if (c.type === 'cancel') { this.inflight.get(c.index * KEY + c.attempt)?.abort(new Error('copy cancelled')); return }
     if (c.type === 'release-lease') { const id = this.leaseIds.get(c.leaseId); if (id !== undefined) this.init.transport.closeLease?.(c.provider, id); return }
     void this.findMoreLeases()
+  }
+
+  /** The payment terms leases carry: the job's, with the payer's holder authorisation (signed once). */
+  private async leaseTerms (): Promise<dbc.task.v1.IPaymentTerms | undefined> {
+    const p = this.init.payment
+    if (p === undefined) return undefined
+    if (this.holderAuth === undefined && p.leaseAuth !== undefined) this.holderAuth = await p.leaseAuth(this.init.holder.peerId)
+    return this.holderAuth !== undefined ? { ...p.terms, holderAuth: this.holderAuth } : p.terms
   }
 
   private async inputFor (index: number): Promise<Uint8Array> {

@@ -21,6 +21,8 @@ export interface ComputeSubsystemInit {
   bridge?: () => Bridge | undefined
   /** Unsigned work extended to a payer, in task prices (config provider.creditTasks; default 1). */
   creditTasks?: number
+  /** Shortest escrow dispute window accepted, seconds (config provider.minDisputeWindowS; default 3600). */
+  minDisputeWindowS?: number
   /** Prices this node offers (config provider.priceCpuHour / priceGpuHour); defaults in core/compute/offer-policy.ts. */
   prices?: { priceCpuHour?: number, priceGpuHour?: number | Record<string, number> }
 }
@@ -87,7 +89,7 @@ export class ComputeSubsystem implements Subsystem {
     if (this.init.bridge !== undefined) {
       const port = bridgePaymentPort(this.init.bridge)
       try { port.domain() } catch {} // starts reading the domain
-      payment = new PaymentGate(port, { creditTasks: this.init.creditTasks })
+      payment = new PaymentGate(port, { creditTasks: this.init.creditTasks, minDisputeWindowS: this.init.minDisputeWindowS })
       this.payment = payment
     }
     const provider = new ComputePeerProvider(peer, undefined, { payment })

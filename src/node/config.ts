@@ -130,6 +130,8 @@ export const configSchema = z.object({
     autoStake: z.boolean().optional(),
     /** Unsigned work extended to a payer, in task prices (src/jobs/payment-gate.ts); default 1. */
     creditTasks: z.number().min(0).max(1_000_000).optional(),
+    /** Shortest escrow dispute window a lease is accepted on, seconds (payment-gate.ts); default 3600. */
+    minDisputeWindowS: z.number().int().min(0).max(30 * 86_400).optional(),
     /** What this node asks, DBC per CPU-hour (one core slot) and per GPU-hour (one number, or per model with '*'); defaults 0.05 and 1. */
     priceCpuHour: z.number().min(0).max(1e12).optional(),
     priceGpuHour: z.union([z.number().min(0).max(1e12), z.record(z.string(), z.number().min(0).max(1e12))]).optional()
@@ -202,6 +204,7 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' },
   DBC_AUTO_STAKE: { key: 'provider.autoStake', kind: 'bool' },
   DBC_CREDIT_TASKS: { key: 'provider.creditTasks', kind: 'int' },
+  DBC_MIN_DISPUTE_WINDOW_S: { key: 'provider.minDisputeWindowS', kind: 'int' },
   DBC_DOCKER_SOCKET: { key: 'containers.socket', kind: 'string' },
   DBC_GUARD_NEW_IDENTITY_BURST: { key: 'guard.newIdentityBurst', kind: 'int' },
   DBC_GUARD_NEW_IDENTITY_REFILL_MS: { key: 'guard.newIdentityRefillMs', kind: 'int' },
@@ -300,7 +303,7 @@ function failUnknown (keys: string[], path: PropertyKey[]): never {
   const prefix = path.length > 0 ? path.join('.') + '.' : ''
   const known = path[0] === 'trainers'
     ? (path.length > 2 ? 'memoryMiB, cpuSeconds, maxParams, requestTimeoutMs' : 'command, socket, env, setEnv, workDir, limits')
-    : path[0] === 'provider' ? 'autoStake, creditTasks'
+    : path[0] === 'provider' ? 'autoStake, creditTasks, minDisputeWindowS'
       : path[0] === 'metrics' ? 'listen'
       : path[0] === 'containers' ? (path.length > 2 ? 'image, digest' : 'socket, images, network, pidsLimit, user, gpus')
         : [...Object.keys(defaultConfig()), 'containers'].join(', ')

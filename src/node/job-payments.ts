@@ -74,6 +74,7 @@ export class JobPayments {
       payer,
       ensureEscrow: async (predicted, reserve) => { await this.ensureEscrow(jobId, predicted, deadline, reserve) },
       exhausted: () => this.exhausted(jobId),
+      leaseAuth: async (holder) => await bridge.signLeaseAuth(key, holder),
       onError: (err, provider) => { this.init.log?.warn({ jobId, provider, err: err.message }, 'payment problem (the next voucher carries the total)') }
     }
   }
@@ -87,7 +88,8 @@ export class JobPayments {
         sign: async (v) => await bridge.signVoucher(v),
         budgetTotal: () => this.cap(jobId),
         onPaid: (committed) => { void this.maybeTopUp(jobId, committed) },
-        onError: (err) => { this.init.log?.warn({ jobId, err: err.message }, 'a voucher could not be signed yet') }
+        onError: (err) => { this.init.log?.warn({ jobId, err: err.message }, 'a voucher could not be signed yet') },
+        onPayeeRefused: (provider, reason) => { this.init.log?.warn({ jobId, provider, reason }, 'provider refused as a payee: it gets no vouchers in this job') }
       })
       this.payers.set(jobId, payer)
     }
@@ -101,12 +103,16 @@ export class JobPayments {
   /** Registers a job kind (training) whose escrow is made by its own flow. */
   putEscrow (e: EscrowRow): void { this.store.putEscrow(e) }
 
-  /** What the payer may commit in all: budget.total (or more, after a confirmed top-up past it), else what is deposited. */
+  /**
+   * What the payer may commit in all: budget.total (or more, after a confirmed top-up past it),
+   * else what is deposited. The reserve deposited on top of a budget is never paid out.
+   */
   private cap (jobId: string): bigint | undefined {
     const e = this.store.escrow(jobId)
     if (e === undefined) return undefined
     if (e.budget === undefined) return e.deposited
-    return e.allowTopUp && e.deposited > e.budget ? e.deposited : e.budget
+    const topped = e.deposited - (e.reserve ?? 0n)
+    return e.allowTopUp && topped > e.budget ? topped : e.budget
   }
 
   /** A top-up the caller confirmed (or one within the budget): deposits `amount` more. */
@@ -128,17 +134,21 @@ export class JobPayments {
   }
 
   /**
-   * Locks the job's escrow once: budget.total, else the predicted cost x PREDICTED_ESCROW_FACTOR
-   * plus `reserveTokens` (one task at its timeout per provider: what providers want covered).
+   * Locks the job's escrow once: budget.total, else the predicted cost x PREDICTED_ESCROW_FACTOR,
+   * plus `reserveTokens` (one task at its timeout per leased offer: what providers want covered
+   * before each next task). With a budget the reserve is extra: the payer still pays at most
+   * budget.total, and the reserve comes back at refund.
    */
   async ensureEscrow (jobId: string, predictedTokens: number, deadlineMs?: number, reserveTokens = 0): Promise<void> {
     const e = this.store.escrow(jobId)
     if (e === undefined) throw new DbcError('NO_ESCROW_RECORD', `job ${jobId} has no payment terms`)
     if (e.deposited > 0n) return
     const tokens = (x: number): bigint => Number.isFinite(x) && x > 0 ? decimalToUnits(x.toFixed(18)) : 0n
-    const predicted = tokens(predictedTokens) * BigInt(PREDICTED_ESCROW_FACTOR) + tokens(reserveTokens)
+    const reserve = tokens(reserveTokens)
+    const predicted = tokens(predictedTokens) * BigInt(PREDICTED_ESCROW_FACTOR) + reserve
     // at least one smallest unit: the first deposit makes this node the job's payer on chain
-    const amount = e.budget ?? (predicted > 0n ? predicted : 1n)
+    const amount = e.budget !== undefined ? e.budget + reserve : (predicted > 0n ? predicted : 1n)
+    if (e.budget !== undefined) this.store.setReserve(jobId, reserve)
     await this.deposit(e, amount, deadlineMs)
   }
 
@@ -228,7 +238,7 @@ export class JobPayments {
     if (e === undefined) return undefined
     const bridge = this.init.bridge()
     const chain = bridge === undefined ? undefined : await bridge.jobPayments(e.chainJobId).catch(() => undefined)
-    return { jobId, kind: e.kind, chainJobId: e.chainJobId, deposited: e.deposited, budget: e.budget, allowTopUp: e.allowTopUp, closedAt: e.closedAt, refundTx: e.refundTx, refunded: e.refunded, payment: paymentView(this.store, jobId), chain, unit: 'DBC' }
+    return { jobId, kind: e.kind, chainJobId: e.chainJobId, deposited: e.deposited, reserve: e.reserve, budget: e.budget, allowTopUp: e.allowTopUp, closedAt: e.closedAt, refundTx: e.refundTx, refunded: e.refunded, payment: paymentView(this.store, jobId), chain, unit: 'DBC' }
   }
 }
 
@@ -237,6 +247,8 @@ export interface SettleView {
   kind: 'grid' | 'training'
   chainJobId: Hex
   deposited: bigint
+  /** Deposited on top of budget.total for the providers' next tasks; never paid out, refunded. */
+  reserve?: bigint
   budget?: bigint
   allowTopUp: boolean
   closedAt?: number

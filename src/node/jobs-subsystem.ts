@@ -188,7 +188,7 @@ export class JobsSubsystem implements Subsystem {
     let units: bigint
     try { units = decimalToUnits(amount ?? '') } catch { throw new DbcError('BAD_ARGUMENT', `the top-up amount must be a positive number of DBC, got ${String(amount)}`) }
     if (units <= 0n) throw new DbcError('BAD_ARGUMENT', 'the top-up amount must be above 0')
-    if (!confirmed && (e.budget === undefined || e.deposited + units > e.budget)) {
+    if (!confirmed && (e.budget === undefined || e.deposited - (e.reserve ?? 0n) + units > e.budget)) {
       throw new DbcError('TOP_UP_NEEDS_CONFIRMATION', `topping up job ${jobId} by ${formatCoins(units)} DBC takes its escrow to ${formatCoins(e.deposited + units)} DBC, ${e.budget === undefined ? 'and its manifest states no budget.total' : `past its budget.total of ${formatCoins(e.budget)} DBC`}`, { hint: 'confirm with `--yes` (allowTopUp: true in the API)' })
     }
     await payments.topUp(jobId, units, confirmed)

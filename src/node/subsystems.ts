@@ -15,7 +15,7 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
   const { ChainSubsystem } = await import('../chain/subsystem.js')
   const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
   const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: gpuCount })
-  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks, prices: { priceCpuHour: config.provider?.priceCpuHour, priceGpuHour: config.provider?.priceGpuHour } })
+  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks, minDisputeWindowS: config.provider?.minDisputeWindowS, prices: { priceCpuHour: config.provider?.priceCpuHour, priceGpuHour: config.provider?.priceGpuHour } })
   const overlay = new OverlaySubsystem({ compute: () => compute.peer })
   const jobs = new JobsSubsystem({
     bridge: () => chain.bridge,

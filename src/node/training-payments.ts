@@ -2,15 +2,16 @@
 // invited, each round's receipt bounded by the payer (measured round time, the spec's budget)
 // and paid with a new cumulative voucher sent to that peer on /dbc/task, and at the end the
 // final vouchers, `close` and the refund after the dispute window (JobPayments).
-// Training peers sign no offer yet: a round is priced at the receipt's own prices, bounded by
-// the time the submitter measured for the round, the round deadline and the spec's budget.
+// Training peers sign no offer yet: a round is priced at the receipt's own prices, capped by the
+// spec's maxPricePerHour (the member chose those prices) for the time the submitter measured for
+// the round (at most the round deadline), never past the spec's budget.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { dbc } from '../wire/gen/wire.js'
 import { decimalToUnits } from '../core/compute/pricing.js'
 import { chainJobId } from '../core/settlement/batch.js'
 import { voucherToWire } from '../core/settlement/voucher-wire.js'
 import type { SignedVoucher } from '../core/settlement/voucher.js'
-import type { TrainingSpec } from '../training/spec.js'
+import { DEFAULT_TRAINING_MAX_PRICE_PER_HOUR, type TrainingSpec } from '../training/spec.js'
 import type { RoundMeterRecord } from '../training/session.js'
 import { paymentView, type JobPayer } from '../jobs/payer.js'
 import { formatCoins } from '../core/settlement/stake.js'
@@ -24,6 +25,11 @@ export interface TrainingPaymentsInit {
   /** Delivers a voucher to a peer (the jobs subsystem's task transport). */
   sendVoucher: (peer: string, voucher: dbc.task.v1.IVoucher) => Promise<void>
   log?: { warn: (o: object, m: string) => void }
+}
+
+/** The task shape a round is bounded with; the member's own prices are capped by the spec's maxPricePerHour. */
+function shapeOf (spec: TrainingSpec, deadlineMs: number): { gpus: number, cores: number, timeoutMs: number, maxPricePerHour: number } {
+  return { gpus: spec.gpu?.count ?? 0, cores: (spec.gpu?.count ?? 0) > 0 ? 0 : 1, timeoutMs: deadlineMs, maxPricePerHour: spec.maxPricePerHour ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR }
 }
 
 interface Job { payer: JobPayer, lastRoundEnd: number, deadlineMs: number }
@@ -45,7 +51,7 @@ export class TrainingPayments {
     const budget = spec.budget !== undefined ? decimalToUnits(spec.budget) : undefined
     payments.putEscrow({ jobId, chainJobId: chainJobId(jobIdBytes), chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'training' })
     const deadlineMs = spec.deadline.maxMs ?? 600_000
-    const payer = payments.payerFor(jobId, jobIdBytes, bridge, { gpus: spec.gpu?.count ?? 0, cores: (spec.gpu?.count ?? 0) > 0 ? 0 : 1, timeoutMs: deadlineMs })
+    const payer = payments.payerFor(jobId, jobIdBytes, bridge, shapeOf(spec, deadlineMs))
     this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
     await payments.ensureEscrow(jobId, budget === undefined ? TRAINING_ESCROW_PER_PEER * Math.max(1, opts.groupSize) / 2 : 0)
   }
@@ -57,7 +63,7 @@ export class TrainingPayments {
     const bridge = payments?.bridge()
     if (payments === undefined || bridge === undefined || payments.store.escrow(jobId) === undefined) return
     const deadlineMs = spec.deadline.maxMs ?? 600_000
-    const payer = payments.payerFor(jobId, new TextEncoder().encode(jobId), bridge, { gpus: spec.gpu?.count ?? 0, cores: (spec.gpu?.count ?? 0) > 0 ? 0 : 1, timeoutMs: deadlineMs })
+    const payer = payments.payerFor(jobId, new TextEncoder().encode(jobId), bridge, shapeOf(spec, deadlineMs))
     this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
   }
 

@@ -1,6 +1,6 @@
 // Issue 13: a provider that signs receipts above its offer (1,000 DBC per CPU-hour for an hour,
 // per task, against an offer of PRICE_CPU_HOUR) is paid its offer's price for the time the
-// submitter measured, no more, read on the shared chain. The overcharger is a real `dbc node
+// submitter measured (more than zero, no more), read on the shared chain. The overcharger is a real `dbc node
 // start` process with a test-only preload (test/payment/fixtures/overcharge.ts).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -33,15 +33,33 @@ test('an overcharging provider is paid at its offer price, no more, on the share
     assert.ok(mine.length > 0, `the overcharger's bills were refused (refusals: ${JSON.stringify(refusals)})`)
     for (const r of mine) {
       assert.is(BigInt(r.billed), 1000n * E18)
-      assert.ok(BigInt(r.paid) <= offer * BigInt(timeoutMs) / 3_600_000n, `paid ${r.paid} for one task: at most the offer's ${PRICE_CPU_HOUR} DBC/h for its timeout`)
       assert.match(r.reason, /offer's price/)
+    }
+    // the payer's stored rows: each of its receipts is paid more than zero, and exactly the offer's
+    // price for the time the submitter measured (at most the timeout), not what it billed
+    const receipts = (settle.payment.receipts as Array<{ provider: string, billed: string, paid: string, limit: string, measuredMs?: number }>).filter(r => r.provider === over.peerId)
+    assert.ok(receipts.length >= mine.length, `every receipt of the overcharger is listed (${receipts.length})`)
+    let paidSum = 0n
+    for (const r of receipts) {
+      assert.ok(r.measuredMs !== undefined && r.measuredMs > 0, `receipt ${JSON.stringify(r)} records the measured time`)
+      const measured = Math.ceil(Math.min(r.measuredMs, timeoutMs))
+      const limit = offer * BigInt(measured) / 3_600_000n
+      assert.ok(BigInt(r.paid) <= offer * BigInt(Math.ceil(r.measuredMs)) / 3_600_000n, `paid ${r.paid}: at most the offer's ${PRICE_CPU_HOUR} DBC/h for the ${r.measuredMs} ms measured`)
+      if (r.limit !== 'budget') { // budget.total (5 DBC) is far above these tasks; it would only lower the pay
+        assert.ok(BigInt(r.paid) > 0n, `receipt ${JSON.stringify(r)}: the overcharger is paid for its work`)
+        assert.is(r.limit, 'time', JSON.stringify(r))
+        assert.is(BigInt(r.paid), limit, `receipt ${JSON.stringify(r)}: paid the offer's price for ${measured} ms`)
+      }
+      paidSum += BigInt(r.paid)
     }
     assert.ok(refusals.every(r => r.provider === over.peerId), 'the honest providers were paid in full')
     assert.ok(honest.some(n => signedOf(p!.accounts.get(n)!) > 0n), 'honest providers were paid')
     const overSigned = signedOf(overAccount)
-    const receipts = BigInt(mine.length)
-    assert.ok(overSigned <= receipts * offer * BigInt(timeoutMs) / 3_600_000n, `signed ${overSigned} for ${receipts} receipts`)
-    assert.ok(BigInt(settle.payment.refused) >= receipts * 999n * E18, 'nearly all of what it billed was refused')
+    assert.ok(overSigned > 0n, 'the overcharger was paid for its work')
+    assert.is(overSigned, paidSum, 'what was signed to it is the sum of what its receipts were paid')
+    const count = BigInt(receipts.length)
+    assert.ok(overSigned <= count * offer * BigInt(timeoutMs) / 3_600_000n, `signed ${overSigned} for ${count} receipts`)
+    assert.ok(BigInt(settle.payment.refused) >= count * 999n * E18, 'nearly all of what it billed was refused')
 
     // on the shared chain: the overcharger redeems with its own key and gets exactly what was signed
     const rows = await redeemAll(p, settle.chainJobId, [over, ...honest].filter(n => signedOf(p!.accounts.get(n)!) > 0n))
@@ -49,7 +67,7 @@ test('an overcharging provider is paid at its offer price, no more, on the share
     const onChain = await redeemedOnChain(p, contract, settle.chainJobId, overAccount)
     assert.is(onChain, overSigned, 'the contract paid what the submitter signed')
     assert.is(BigInt(rows.get(over)?.redeemed ?? '0'), overSigned, 'and the overcharger\'s own node reads the same')
-    assert.ok(onChain < receipts * E18, `paid ${onChain} wei, far below the ${receipts * 1000n} DBC billed`)
+    assert.ok(onChain < count * E18, `paid ${onChain} wei, far below the ${count * 1000n} DBC billed`)
   } catch (err) {
     if (p !== undefined) for (const n of [p.submitter, ...p.providers]) process.stderr.write(`--- ${n.spec.name}\n${p.net.logOf(n).slice(-3000)}\n`)
     throw err

@@ -8,6 +8,7 @@ import { DEV_PRIVATE_KEYS, dbcChain, settlementAbi } from '../../src/chain/index
 import { escrowKeyOf } from '../../src/core/settlement/credit.js'
 import { bytesFromHex } from '../../src/core/settlement/hex.js'
 import type { VoucherDomain } from '../../src/core/settlement/voucher.js'
+import { leaseAuthTypedData } from '../../src/core/settlement/lease-auth.js'
 import type { dbc } from '../../src/wire/gen/wire.js'
 
 export interface ProviderChain { chainId: number, contract: Hex, account: Hex, rpc: string, domain: VoucherDomain }
@@ -24,16 +25,26 @@ export async function providerChain (net: LocalNetwork, provider: LocalNode, tim
   }
 }
 
-/** Deposits `wei` for `jobId` from `payer` (default: anvil dev key 1) and returns the job's payment terms. */
-export async function fundJob (chain: ProviderChain, jobId: Uint8Array, wei = 10n ** 18n, payer: PrivateKeyAccount = privateKeyToAccount(DEV_PRIVATE_KEYS[1])): Promise<dbc.task.v1.IPaymentTerms> {
+/**
+ * Deposits `wei` for `jobId` from `payer` (default: anvil dev key 1; the default one-hour dispute
+ * window providers ask for) and returns the job's payment terms, authorising `holder` (a libp2p
+ * peer id) to lease against them when given.
+ */
+export async function fundJob (chain: ProviderChain, jobId: Uint8Array, wei = 10n ** 18n, payer: PrivateKeyAccount = privateKeyToAccount(DEV_PRIVATE_KEYS[1]), holder?: Uint8Array): Promise<dbc.task.v1.IPaymentTerms> {
   const evm = dbcChain(chain.chainId, chain.rpc)
   const wallet = createWalletClient({ chain: evm, transport: http(chain.rpc), account: payer })
   const reader = createPublicClient({ chain: evm, transport: http(chain.rpc) })
   const key = escrowKeyOf(jobId)
-  const hash = await wallet.writeContract({ address: chain.contract, abi: settlementAbi, functionName: 'deposit', args: [key, BigInt(Math.floor(Date.now() / 1000) + 3600), 60], value: wei } as never)
+  const hash = await wallet.writeContract({ address: chain.contract, abi: settlementAbi, functionName: 'deposit', args: [key, BigInt(Math.floor(Date.now() / 1000) + 3600), 3600], value: wei } as never)
   const r = await reader.waitForTransactionReceipt({ hash })
   if (r.status !== 'success') throw new Error(`the deposit for job ${key} reverted`)
-  return paymentTerms(chain, jobId, payer.address)
+  const terms = paymentTerms(chain, jobId, payer.address)
+  return holder === undefined ? terms : { ...terms, holderAuth: await holderAuth(chain, jobId, holder, payer) }
+}
+
+/** The payer's LeaseAuth letting `holder` lease against `jobId`'s escrow (PaymentTerms.holder_auth). */
+export async function holderAuth (chain: ProviderChain, jobId: Uint8Array, holder: Uint8Array, payer: PrivateKeyAccount): Promise<Uint8Array> {
+  return bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId), holder, chain.domain)))
 }
 
 /** The PaymentTerms naming `jobId`'s escrow on `chain`, paid by `payer`. */

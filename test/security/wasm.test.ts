@@ -72,7 +72,7 @@ async function sendModulesRaw (id: HostileIdentity, provider: LocalNode, modules
   try {
     const jobId = new Uint8Array(randomBytes(32))
     // providers work only against escrow on their chain: the attacker funds its job like anyone
-    const payment = await fundJob(await providerChain(net, provider), jobId)
+    const payment = await fundJob(await providerChain(net, provider), jobId, undefined, undefined, id.peerBytes)
     const offers = await transport.requestOffers({
       jobId, requester: id.peerBytes, resources: { cpuCores: 1, memoryMib: 64 }, slots: modules.length, executor: 'wasm',
       expectedTaskMs: 5, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment

@@ -15,6 +15,7 @@ import { verifyOffer } from '../../../src/core/compute/offer.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { escrowKeyOf, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
 import { voucherTypedData, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
+import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
@@ -36,7 +37,9 @@ test('offers, leases and tasks under the payment gate', async () => {
   const provider = new ComputePeerProvider(peer, undefined, { payment: new PaymentGate(port, { creditTasks: 0, minRefreshMs: 0 }) })
   try {
     const jobId = randomBytes(16)
-    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address) }
+    // the payer authorises this holder to lease against its escrow (PaymentTerms.holder_auth)
+    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId), holder, DOMAIN)))
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), holderAuth }
     const request = { jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment }
     // another chain: a signed refusal that says why
     const elsewhere = provider.offer({ ...request, payment: { ...payment, chainId: 19880818 } })
@@ -55,17 +58,20 @@ test('offers, leases and tasks under the payment gate', async () => {
     assert.is(refused?.code, 'NO_ESCROW')
     assert.match(refused?.message ?? '', /^no escrow for job 0x[0-9a-f]{8}… on chain 31337$/)
     // funded: a new offer and lease open
-    escrows.set(escrowKeyOf(jobId), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0 })
+    escrows.set(escrowKeyOf(jobId), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
     const offer2 = provider.offer(request)
     await provider.openLease(signLease(holderKey, { leaseId, offerId: offer2.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
     const task = (n: number): dbc.task.v1.ITask => ({ taskId: randomBytes(8), jobId, leaseId, index: n, attempt: 1, executor: 'wasm', code: square, entry: 'run', input: new TextEncoder().encode(String(n)), deadlineMs: 20_000 })
-    // the first task runs until its timeout (a measurable bill: a failed task's receipt counts too)
-    const first = await provider.runTask({ ...task(1), code: loop, deadlineMs: 300 }, holder)
-    assert.match(first.error ?? '', /TIMEOUT/)
+    // a task that runs to its timeout is the provider's risk (the submitter pays only accepted
+    // results): its receipt does not count, so even with no credit the next task runs
+    const timedOut = await provider.runTask({ ...task(1), code: loop, deadlineMs: 300 }, holder)
+    assert.match(timedOut.error ?? '', /TIMEOUT/)
+    const first = await provider.runTask(task(2), holder)
+    assert.is(first.ok, true, first.error ?? '')
     const billed = BigInt(dbc.receipt.v1.UsageReceipt.decode(first.receipt?.receipt ?? new Uint8Array()).amount)
-    assert.ok(billed > 0n, 'the first task billed something')
+    assert.ok(billed > 0n, 'the ok task billed something')
     // nothing signed yet and no credit: refused with the typed reason, nothing run
-    const second = await provider.runTask(task(2), holder)
+    const second = await provider.runTask(task(3), holder)
     assert.is(second.ok, false)
     assert.match(second.error ?? '', /^PAYER_BEHIND: payer is [0-9.]+ DBC behind on job 0x/)
     assert.ok(second.receipt == null, 'a refused task runs nothing and bills nothing')
@@ -74,7 +80,7 @@ test('offers, leases and tasks under the payment gate', async () => {
     const signature = await payer.signTypedData(voucherTypedData(v, DOMAIN))
     const held = await provider.acceptVoucher({ chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(PAYOUT), cumulative: uint256Bytes(billed), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }, holder)
     assert.equal(held.cumulative, uint256Bytes(billed))
-    const third = await provider.runTask(task(3), holder)
+    const third = await provider.runTask(task(4), holder)
     assert.is(third.ok, true, third.error ?? '')
   } finally {
     await peer.stop()

@@ -177,4 +177,36 @@ test('a provider caught returning wrong results gets no more vouchers, also afte
   assert.is(restarted.view().providers.find(x => x.payout === a.payout)?.forfeited, 'caught returning a wrong result for task 3')
 })
 
+test('a liar claiming an honest provider\'s payout address is refused as a payee, and its forfeit does not touch the honest provider', async () => {
+  const db = openStore(':memory:')
+  const h = provider(); const m = provider()
+  const refused: string[] = []
+  const p = payer(new PaymentStore(db), [], { onPayeeRefused: (id, why) => refused.push(`${id}: ${why}`) })
+  assert.ok(p.addPayee('H', { payout: h.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: h.peer }))
+  assert.not.ok(p.addPayee('M', { payout: h.payout.toUpperCase().replace('0X', '0x'), prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: m.peer }))
+  assert.is(refused.length, 1)
+  assert.match(refused[0], /^M: payout address .* already used by provider H/)
+  // the liar's receipt (naming the honest address) pays nothing and merges into nothing
+  const rm = receipt({ ...m, payout: h.payout }, 0, 500, 0.05)
+  const om = await p.pay({ provider: 'M', key: '0:1', receipt: rm.bytes, taskId: rm.taskId, measuredMs: 1000 })
+  assert.is(om.payable, 0n)
+  // the liar is caught: the honest provider is not forfeited and is still paid, also after a restart
+  p.forfeit('M', 'caught returning a wrong result')
+  assert.not.ok(p.isForfeited('H'))
+  const rh = receipt(h, 1, 500, 0.05)
+  const oh = await p.pay({ provider: 'H', key: '1:1', receipt: rh.bytes, taskId: rh.taskId, measuredMs: 1000 })
+  assert.is(oh.payable, rh.amount)
+  assert.is(oh.voucher?.voucher.cumulative, rh.amount)
+  assert.is(new PaymentStore(db).voucher(jobId, h.payout)?.forfeited, undefined)
+  const restarted = payer(new PaymentStore(db))
+  assert.not.ok(restarted.isForfeited('H'))
+  assert.equal(restarted.providersOf(h.payout), ['H'])
+  // a caught peer's own receipts are refused, keyed by its peer id
+  restarted.forfeit('H', 'caught later')
+  assert.ok(restarted.isForfeited('H'))
+  const rh2 = receipt(h, 2, 500, 0.05)
+  assert.is((await restarted.pay({ provider: 'H', key: '2:1', receipt: rh2.bytes, taskId: rh2.taskId, measuredMs: 1000 })).payable, 0n)
+  assert.ok(payer(new PaymentStore(db)).isForfeited('H'), 'the forfeit survives a restart')
+})
+
 test.run()

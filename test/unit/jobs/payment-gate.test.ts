@@ -9,6 +9,7 @@ import { PaymentGate, PaymentDeclinedError, PaymentRejectedError, type PaymentPo
 import { escrowKeyOf, taskPriceUnits, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
 import { voucherTypedData, type SignedVoucher, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
+import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { WireError } from '../../../src/errors.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
 
@@ -44,12 +45,16 @@ const setup = (credit?: number): { chain: FakeChain, gate: PaymentGate } => {
   return { chain, gate: new PaymentGate(chain, { creditTasks: credit, now: () => clock }) }
 }
 const job = (n: number): Uint8Array => new Uint8Array([7, n])
-const lease = (jobId: Uint8Array, o: Partial<dbc.task.v1.IPaymentTerms> = {}): dbc.task.v1.ILease => ({
+const HOLDER = new Uint8Array([0, 36, 8, 1, 18, 32, 9, 9])
+/** The payer's LeaseAuth for HOLDER on jobs 1..12 (signed once: the lease helper stays synchronous). */
+const AUTHS = await Promise.all(Array.from({ length: 12 }, async (_, n) => bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(job(n)), HOLDER, DOMAIN)))))
+const lease = (jobId: Uint8Array, o: Partial<dbc.task.v1.IPaymentTerms> = {}, holder = HOLDER): dbc.task.v1.ILease => ({
   jobId,
-  payment: { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), ...o }
+  holder,
+  payment: { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), holderAuth: AUTHS[jobId[1]], ...o }
 })
-const fund = (chain: FakeChain, jobId: Uint8Array, unspent: bigint, who = payer.address): void => {
-  chain.escrows.set(escrowKeyOf(jobId), { payer: who.toLowerCase(), unspent, refunded: false, closedAt: 0, deadline: 0 })
+const fund = (chain: FakeChain, jobId: Uint8Array, unspent: bigint, who = payer.address, over: Partial<EscrowRead> = {}): void => {
+  chain.escrows.set(escrowKeyOf(jobId), { payer: who.toLowerCase(), unspent, refunded: false, closedAt: 0, deadline: 0, disputeWindow: 3600, ...over })
 }
 const receipt = (amount: bigint): dbc.receipt.v1.IUsageReceipt => ({ amount: amount.toString(), wallMs: 1000, cpuMs: 1000, gpuSeconds: 0 })
 const PER_SECOND = 5n * 10n ** 16n / 3600n // what one CPU-second costs at 0.05 per hour
@@ -204,6 +209,68 @@ test('closed or refunded escrow stops new tasks', async () => {
   clock += 10_000
   const closed = await gate.admitTask(lp, TIMEOUT)
   assert.ok(!closed.ok && closed.code === 'ESCROW_CLOSED')
+})
+
+test('a stranger cannot lease against someone else\'s escrow, and the real payer is not blocked (review H1)', async () => {
+  const { chain, gate } = setup(1)
+  fund(chain, job(7), 10n ** 18n)
+  const thief = new Uint8Array([0, 36, 8, 1, 18, 32, 6, 6])
+  // the payer's own authorisation names its holder, not the thief
+  const replayed = await refusal(gate.admitLease(lease(job(7), {}, thief), OFFER))
+  assert.instance(replayed, PaymentRejectedError, 'charged: no honest submitter sends it')
+  assert.is((replayed as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED')
+  const none = await refusal(gate.admitLease(lease(job(7), { holderAuth: new Uint8Array() }, thief), OFFER))
+  assert.is((none as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED')
+  const own = bytesFromHex(await stranger.signTypedData(leaseAuthTypedData(escrowKeyOf(job(7)), thief, DOMAIN)))
+  const selfSigned = await refusal(gate.admitLease(lease(job(7), { holderAuth: own }, thief), OFFER))
+  assert.is((selfSigned as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED', 'signed by the stranger, not by the on-chain payer')
+  // naming itself as the payer: its signature matches the terms, but the escrow is not its own
+  const asPayer = await refusal(gate.admitLease(lease(job(7), { holderAuth: own, payer: bytesFromHex(stranger.address) }, thief), OFFER))
+  assert.is((asPayer as PaymentDeclinedError).code, 'ESCROW_PAYER_MISMATCH')
+  assert.is(gate.ledgerOf(escrowKeyOf(job(7))), undefined, 'no work was admitted for the stranger')
+  // the real payer's holder leases and runs
+  const lp = await gate.admitLease(lease(job(7)), OFFER)
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+})
+
+test('work that did not succeed is not delivered, and a lease is judged with one task\'s credit (review H4)', async () => {
+  const { chain, gate } = setup(1)
+  fund(chain, job(8), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(8)), OFFER, TIMEOUT)
+  for (let i = 0; i < 5; i++) { assert.ok((await gate.admitTask(lp, TIMEOUT)).ok, `failed task ${i} admitted`); gate.finished(lp, TIMEOUT, undefined) }
+  assert.is(gate.ledgerOf(escrowKeyOf(job(8)))?.delivered, 0n)
+  // some unsigned ok work (half a task's price): a new lease is still admitted (the credit is one task)
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+  gate.finished(lp, TIMEOUT, receipt(PRICE / 2n))
+  assert.ok(gate.ledgerOf(escrowKeyOf(job(8)))!.delivered > 0n)
+  await gate.admitLease(lease(job(8)), OFFER, TIMEOUT)
+})
+
+test('an escrow with a short dispute window or a deadline too near is refused (review M2)', async () => {
+  const { chain, gate } = setup(1)
+  fund(chain, job(9), 10n ** 18n, payer.address, { disputeWindow: 60 })
+  const short = await refusal(gate.admitLease(lease(job(9)), OFFER))
+  assert.is((short as PaymentDeclinedError).code, 'ESCROW_WINDOW_SHORT')
+  assert.match(short.message, /dispute window of 60 s; this provider needs at least 3600 s/)
+  const nowSec = Math.floor(clock / 1000)
+  fund(chain, job(10), 10n ** 18n, payer.address, { deadline: nowSec + 90 })
+  const lp = await gate.admitLease(lease(job(10)), OFFER)
+  assert.ok((await gate.admitTask(lp, 10_000)).ok, 'a 10 s task ends 60 s before the deadline')
+  gate.finished(lp, 10_000, undefined)
+  const late = await gate.admitTask(lp, TIMEOUT)
+  assert.ok(!late.ok && late.code === 'ESCROW_CLOSED', 'a 60 s task could run past the deadline')
+})
+
+test('a job the payer owes for is never evicted from the ledger (review M1)', async () => {
+  const chain = new FakeChain()
+  const gate = new PaymentGate(chain, { creditTasks: 1, now: () => clock, maxJobs: 2 })
+  fund(chain, job(11), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(11)), OFFER)
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+  const owed = gate.finished(lp, TIMEOUT, receipt(PRICE))
+  assert.ok(owed > 0n)
+  for (const n of [1, 2, 3, 4]) { fund(chain, job(n), 10n ** 18n); await gate.admitLease(lease(job(n)), OFFER) }
+  assert.is(gate.ledgerOf(escrowKeyOf(job(11)))?.delivered, owed, 'the debt survives throwaway leases')
 })
 
 test.run()

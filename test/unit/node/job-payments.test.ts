@@ -41,16 +41,24 @@ function manifest (budget: Record<string, number> = {}): Manifest {
   return r.manifest
 }
 
-test('budget.total is the escrow, locked once; terms name the chain, contract, job and payer', async () => {
+test('budget.total plus the providers\' reserve is the escrow, locked once; the payer still pays at most budget.total; terms name the chain, contract, job and payer', async () => {
   const { bridge, calls } = fakeBridge()
-  const p = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const store = new PaymentStore(openStore(':memory:'))
+  const p = new JobPayments({ store, bridge: () => bridge })
   const pay = await p.forJob('ab'.repeat(16), manifest({ total: 2 }))
   assert.ok(pay !== undefined)
   assert.is(Number(pay.terms.chainId), 31337)
   assert.is(Buffer.from(pay.terms.payer!).toString('hex'), bridge.account.slice(2).toLowerCase())
-  await pay.ensureEscrow!(0.5, 0.1)
-  await pay.ensureEscrow!(0.5, 0.1)
-  assert.equal(calls, [`deposit ${2n * E18}`])
+  await pay.ensureEscrow!(0.5, 0.25)
+  await pay.ensureEscrow!(0.5, 0.25)
+  assert.equal(calls, [`deposit ${2n * E18 + E18 / 4n}`])
+  assert.is(store.escrow('ab'.repeat(16))?.reserve, E18 / 4n)
+  // the payer's cap is the budget, not the deposit: the reserve is never paid out (refunded at the end)
+  const cap = (p as unknown as { cap: (j: string) => bigint | undefined }).cap('ab'.repeat(16))
+  assert.is(cap, 2n * E18)
+  // even with top-ups allowed, the reserve does not raise the cap
+  await p.forJob('ab'.repeat(16), manifest({ total: 2 }), { allowTopUp: true })
+  assert.is((p as unknown as { cap: (j: string) => bigint | undefined }).cap('ab'.repeat(16)), 2n * E18)
 })
 
 test('no budget: twice the predicted cost plus the reserve; spent escrow stops new work unless top-ups are allowed', async () => {

@@ -12,7 +12,8 @@ import { PaymentStore } from '../../../src/jobs/payment-store.js'
 import { JobPayments } from '../../../src/node/job-payments.js'
 import { TrainingPayments } from '../../../src/node/training-payments.js'
 import { createReceiptMeter } from '../../../src/training/metering.js'
-import { parseTrainingSpec } from '../../../src/training/spec.js'
+import { parseTrainingSpec, DEFAULT_TRAINING_MAX_PRICE_PER_HOUR } from '../../../src/training/spec.js'
+import { decimalToUnits } from '../../../src/core/compute/pricing.js'
 import { voucherFromWire } from '../../../src/core/settlement/voucher-wire.js'
 import { voucherTypedData, voucherSigner, type Voucher } from '../../../src/core/settlement/voucher.js'
 import { chainJobId } from '../../../src/core/settlement/batch.js'
@@ -113,6 +114,44 @@ test('a training job resumed after a restart goes on from the totals signed befo
   assert.ok(totals.length >= 2)
   assert.is(totals[totals.length - 1].receiptCount, 2, 'the resumed payer counts the round paid before the restart')
   for (let i = 1; i < totals.length; i++) assert.ok(totals[i].cumulative >= totals[i - 1].cumulative)
+})
+
+test('a member that prices its own rounds high is paid at most maxPricePerHour for the measured round time (default cap too)', async () => {
+  for (const cap of [0.5, undefined]) {
+    const key = privateKeyToAccount(generatePrivateKey())
+    const bridge = {
+      account: key.address,
+      domain: async () => domain,
+      signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+      escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
+      deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
+      close: async () => ({ txHash: '0x2' })
+    } as unknown as Bridge
+    const store = new PaymentStore(openStore(':memory:'))
+    const payments = new JobPayments({ store, bridge: () => bridge })
+    const sent: dbc.task.v1.IVoucher[] = []
+    const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (_p, v) => { sent.push(v) } })
+    const spec = parseTrainingSpec({ rounds: 1, groupSize: 1, budget: 3, ...(cap !== undefined ? { maxPricePerHour: cap } : {}) })
+    const jobId = `training-greedy-${String(cap)}`
+    const member = peer(); const coordinator = peer()
+    const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase()
+    // one CPU-hour billed at 1,000,000 DBC/h: unbounded, the member would take the whole budget
+    const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 1e6 }, payoutAddress: payout })
+    const t0 = Date.now()
+    await tp.start(jobId, spec, { groupSize: 1 })
+    await new Promise(resolve => setTimeout(resolve, 20))
+    tp.metered(jobId, { peer: member.id, round: 0, computeMs: 3_600_000, samples: 10, receipt: meter({ jobId, round: 0, peer: member.id, coordinator: coordinator.id, computeMs: 3_600_000, cpuMs: 3_600_000, startedAt: 1, finishedAt: 2, bytesIn: 0, bytesOut: 0, samples: 10 }) })
+    const elapsed = Date.now() - t0
+    await tp.finish(jobId)
+    const rows = store.payments(jobId)
+    assert.is(rows.length, 1)
+    const perHour = decimalToUnits(cap ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR)
+    assert.ok(rows[0].payable > 0n, 'the member is paid something')
+    assert.ok(rows[0].payable <= perHour * BigInt(elapsed + 1) / 3_600_000n, `paid ${rows[0].payable} <= ${String(cap ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR)} DBC/h x ${elapsed} ms`)
+    assert.is(rows[0].limit, 'max-price')
+    assert.is(rows[0].refused, rows[0].billed - rows[0].payable)
+    assert.is(voucherFromWire(sent[sent.length - 1])!.voucher.cumulative, rows[0].payable)
+  }
 })
 
 test.run()
