@@ -13,6 +13,7 @@ import { PaymentStore, type EscrowRow } from '../jobs/payment-store.js'
 import type { RunnerPayment } from '../jobs/runner.js'
 import type { Bridge } from '../chain/index.js'
 import type { dbc } from '../wire/gen/wire.js'
+import type { SignedVoucher } from '../core/settlement/voucher.js'
 
 type Hex = `0x${string}`
 const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/^0x/, ''), 'hex'))
@@ -190,6 +191,25 @@ export class JobPayments {
     this.store.setClosed(jobId, Date.now())
     this.init.log?.info({ jobId }, 'job closed on chain; the unsigned rest of its escrow is refunded after the dispute window')
     this.scheduleRefunds()
+  }
+
+  /**
+   * The latest signed voucher of each payout of a job and the (not forfeited) provider peers it
+   * is for: re-sent by `dbc job settle`, so a provider that was down when the job ended still
+   * gets what it was signed (vouchers are cumulative: sending one again is harmless).
+   */
+  latestVouchers (jobId: string): Array<{ providers: string[], voucher: SignedVoucher }> {
+    const e = this.store.escrow(jobId)
+    if (e === undefined) return []
+    const payees = this.store.payees(jobId).filter(p => p.forfeited === undefined)
+    const out: Array<{ providers: string[], voucher: SignedVoucher }> = []
+    for (const row of this.store.vouchers(jobId)) {
+      if (row.signature === undefined || row.forfeited !== undefined) continue
+      const providers = payees.filter(p => p.payout.toLowerCase() === row.payout.toLowerCase()).map(p => p.provider)
+      if (providers.length === 0) continue
+      out.push({ providers, voucher: { voucher: { jobId: e.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? `0x${'0'.repeat(64)}`, receiptCount: row.signedCount }, signature: row.signature } })
+    }
+    return out
   }
 
   /** Refunds every closed job whose dispute window has passed (by the chain's clock). */

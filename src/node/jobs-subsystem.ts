@@ -14,6 +14,7 @@ import type { PeerId } from '@libp2p/interface'
 import { PaymentStore } from '../jobs/payment-store.js'
 import { JobPayments, type SettleView } from './job-payments.js'
 import { TrainingPayments } from './training-payments.js'
+import { voucherToWire } from '../core/settlement/voucher-wire.js'
 import { decimalToUnits } from '../core/compute/pricing.js'
 import { formatCoins } from '../core/settlement/stake.js'
 
@@ -104,9 +105,24 @@ export class JobsSubsystem implements Subsystem {
     const running = view.kind === 'grid' ? this.service?.status(jobId).status === 'running' : false
     if (!running) {
       await payments.finish(jobId)
+      await this.resendVouchers(jobId)
       await payments.refundDue()
     }
     return (await payments.view(jobId))!
+  }
+
+  /** Every provider of a job gets its latest signed voucher again (one that was down at the end included). */
+  private async resendVouchers (jobId: string): Promise<void> {
+    const transport = this.transport
+    const payments = this.payments
+    if (transport === undefined || payments === undefined) return
+    await Promise.all(payments.latestVouchers(jobId).flatMap(({ providers, voucher }) => providers.map(async (peer) => {
+      try {
+        await transport.sendVoucher(peer, voucherToWire(voucher), { signal: AbortSignal.timeout(10_000) })
+      } catch (err) {
+        this.ctx?.log.warn({ jobId, provider: peer, err: (err as Error).message }, 'voucher not re-sent (the provider is unreachable); `dbc job settle` tries again')
+      }
+    })))
   }
 
   private routes (ctx: DaemonContext): void {

@@ -97,7 +97,7 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
     case 'wrong-type': {
       const others = [
         dbc.task.v1.TaskMessage.encode({ heartbeat: { leaseId: rand(16), at: now } }).finish(),
-        dbc.settlement.v1.SettlementBatch.encode({ jobId: rand(32) } as any).finish(),
+        dbc.receipt.v1.SignedReceipt.encode({ receipt: rand(64), signature: rand(64) }).finish(),
         dbc.training.v1.TrainingMessage.encode({} as any).finish(),
         dbc.envelope.v1.Ack.encode({ messageId: rand(16), pathId: 3, status: 1 }).finish(),
         dbc.membership.v1.VivaldiProbe.encode({ coordinate: [1, 2, 3] }).finish(),

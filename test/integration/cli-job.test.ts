@@ -1,5 +1,6 @@
 // The job commands end to end through the real CLI against real daemons: submit a manifest,
-// read results, explain, settle twice (the second is a no-op), and the errors people see.
+// read results, explain, the job's payments on the shared chain (`dbc job settle`, twice: the
+// second changes nothing), and the errors people see.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { writeFileSync } from 'node:fs'
@@ -42,21 +43,36 @@ test('submit a job with the CLI, read its results and explain a task', async () 
   assert.is(why.task.copies.length, 2) // redundancy 2, quorum 2
   assert.ok(why.task.copies.every((c: { outcome: string }) => c.outcome === 'agreed'))
   const list = dbc(['--data-dir', submitter.dataDir, 'job', 'list'])
-  assert.match(list.stdout, new RegExp(jobId.slice(0, 16) + '\\s+squares\\s+finished\\s+1000/1000'))
+  assert.match(list.stdout, new RegExp(jobId.slice(0, 16) + '\\s+grid\\s+squares\\s+finished\\s+1000/1000'))
 })
 
-test('settling pays once; settling again is a no-op', async () => {
+test('`dbc job settle` shows the job\'s escrow on the shared chain and what was signed and redeemed; asking again changes nothing', async () => {
   const first = JSON.parse((await dbcAsync(['--data-dir', submitter.dataDir, 'job', 'settle', jobId, '--json'], { timeoutMs: 120_000 })).stdout)
-  assert.is(first.receipts, 2000)
-  assert.ok(first.batches.length >= 1)
-  assert.ok(first.batches.every((b: { state: string }) => b.state === 'confirmed'))
-  const count = first.batches.reduce((n: number, b: { receiptCount: number }) => n + b.receiptCount, 0)
-  assert.is(count, 2000)
+  const wallet = JSON.parse(dbc(['--data-dir', submitter.dataDir, 'wallet', '--json']).stdout)
+  // the escrow was locked by this node before any lease and the job was closed on chain at its end
+  assert.is(first.payer.toLowerCase(), wallet.account.toLowerCase())
+  assert.ok(BigInt(first.escrow) > 0n, 'no escrow was deposited')
+  assert.ok(first.closedAt > 0, 'the job was not closed on chain')
+  assert.is(first.refunded, false)
+  assert.is(BigInt(first.unspent), BigInt(first.escrow) - BigInt(first.paid))
+  // providers are paid only what was signed for them, and the sums add up
+  let signed = 0n; let redeemed = 0n
+  for (const p of first.providers as Array<{ signed: string, redeemed: string }>) {
+    assert.ok(BigInt(p.redeemed) <= BigInt(p.signed), `${JSON.stringify(p)}: redeemed more than signed`)
+    signed += BigInt(p.signed); redeemed += BigInt(p.redeemed)
+  }
+  assert.is(BigInt(first.totals.signed), signed)
+  assert.is(BigInt(first.totals.redeemed), redeemed)
+  assert.is(BigInt(first.paid), redeemed)
+  // the node's own record of the job agrees: what it committed is what it signed
+  const view = JSON.parse(dbc(['--data-dir', submitter.dataDir, 'job', 'status', jobId, '--json']).stdout)
+  assert.is(view.summary?.payment?.unit, 'DBC')
+  // settling again pays nothing new and changes nothing on chain
   const again = JSON.parse((await dbcAsync(['--data-dir', submitter.dataDir, 'job', 'settle', jobId, '--json'], { timeoutMs: 120_000 })).stdout)
-  assert.equal(again.batches.map((b: { batchId: string }) => b.batchId), first.batches.map((b: { batchId: string }) => b.batchId))
-  const chain = JSON.parse(dbc(['--data-dir', submitter.dataDir, 'chain', 'status', '--json']).stdout)
-  assert.is(chain.outbox.confirmed, first.batches.length)
-  assert.is(chain.outbox.built + chain.outbox.sent, 0)
+  for (const k of ['escrow', 'paid', 'unspent', 'closedAt', 'refunded', 'totals', 'providers']) assert.equal(again[k], first[k], `settling again changed ${k}`)
+  const text = dbc(['--data-dir', submitter.dataDir, 'job', 'settle', jobId]).stdout
+  assert.match(text, /payer\s+0x[0-9a-fA-F]{40} \(this node\)/)
+  assert.match(text, /escrow\s+[\d.]+ DBC deposited/)
 })
 
 test('unknown jobs and bad arguments are clear errors', () => {

@@ -9,7 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
 
 const GPU = '1xRTX4090:24GiB'
 let c: NetnsCluster
@@ -20,10 +20,10 @@ test.before(async () => {
   process.env.DBC_VIVALDI_INTERVAL_MS = '500'
   c = await NetnsCluster.create([
     { name: 'fra', city: 'Frankfurt' },
-    { name: 'lon', city: 'London', gpus: GPU },
-    { name: 'mow', city: 'Moscow', gpus: GPU },
-    { name: 'nyc', city: 'New York', gpus: GPU },
-    { name: 'sin', city: 'Singapore', gpus: GPU }
+    { name: 'lon', city: 'London', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'mow', city: 'Moscow', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'nyc', city: 'New York', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'sin', city: 'Singapore', gpus: GPU, extra: PROVIDER_PRICE }
   ])
   fra = c.hosts[0]
   providers = c.hosts.slice(1)
@@ -100,8 +100,9 @@ test('against random placement: the same job placed at random spends longer per 
   assert.ok(mean(geoRun.copyMs) < mean(random.all), `geo-aware copies ${mean(geoRun.copyMs).toFixed(0)} ms >= random ${mean(random.all).toFixed(0)} ms`)
 })
 
-test('a partition that heals: the job finishes, every result once, every billed copy settled once', async () => {
-  await stakeProviders(c, fra, providers)
+test('a partition that heals: the job finishes, every result once, every billed copy paid once on the shared chain', async () => {
+  // each provider staked itself with its own key on the cluster's one chain (anvil)
+  await awaitStaked(c, providers)
   const tasks = 60
   // the provider that gets the work is the nearest one: cut it off mid-job, heal 6 s later
   const victim = [...providers].sort((a, b) => c.distanceKm(fra, a) - c.distanceKm(fra, b))[0]
@@ -126,14 +127,9 @@ test('a partition that heals: the job finishes, every result once, every billed 
   const billed = Number(run.status.billedCopies ?? s.billedCopies)
   assert.ok(billed >= tasks, `${billed} billed copies for ${tasks} tasks`)
   assert.ok(billed <= copiesPerTask.reduce((a, b) => a + b, 0), `${billed} billed copies but only ${copiesPerTask.reduce((a, b) => a + b, 0)} copies ran`)
-  const settled = await settleTwice(c, fra, run.jobId)
-  console.log(`settled: ${settled.receipts} receipts in ${settled.batches.length} batch(es) ${JSON.stringify(settled.batches.map(b => ({ state: b.state, receiptCount: b.receiptCount })))}; again: ${JSON.stringify(settled.again.batches.map(b => ({ state: b.state, receiptCount: b.receiptCount })))}`)
-  assert.is(settled.receipts, billed, 'every billed copy has exactly one receipt')
-  const inBatches = settled.batches.reduce((n, b) => n + Number(b.receiptCount ?? 0), 0)
-  assert.is(inBatches, billed, 'receipts in batches != billed copies')
-  const againCount = settled.again.batches.reduce((n, b) => n + Number(b.receiptCount ?? 0), 0)
-  assert.is(againCount, inBatches, 'settling again changed the batches')
-  assert.equal(settled.again.batches.map(b => b.batchId), settled.batches.map(b => b.batchId), 'settling again made a new batch')
+  const paid = await settleAndRedeem(c, fra, providers, run.jobId)
+  console.log(`paid: ${JSON.stringify(paid.redeemed.map(r => ({ host: r.host, signed: r.signed.toString(), redeemed: r.redeemed.toString() })))}, receipts ${paid.first.payment.providers.reduce((n, v) => n + v.receipts, 0)} for ${billed} billed copies`)
+  assert.equal(paidProblems(paid, billed), [])
 })
 
 test('teardown removes every namespace and process it made', async () => {

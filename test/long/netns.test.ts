@@ -1,11 +1,11 @@
 // Multi-host long variant (npm run test:long): six hosts in six cities, each a network namespace
 // running `dbc node start`, with geo-model delays per link (test/netns/harness.ts). Asserts
 // Vivaldi convergence and the geo-nearest choice, geo-aware placement, a partition that heals
-// (with settlement), and a link cut during a k=2 envelope stream. Needs root and `ip netns`.
+// (each billed copy paid once on the shared chain), and a link cut during a k=2 envelope stream. Needs root and `ip netns`.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, stakeProviders, settleTwice } from '../netns/scenarios.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
 import { runLinkCut } from '../netns/link-cut.js'
 
 const GPU = '1xRTX4090:24GiB'
@@ -17,11 +17,11 @@ const byDistanceFrom = (from: NetnsHost, hs: NetnsHost[]): NetnsHost[] => [...hs
 test.before(async () => {
   c = await NetnsCluster.create([
     { name: 'fra', city: 'Frankfurt' },
-    { name: 'lon', city: 'London', gpus: GPU },
-    { name: 'mow', city: 'Moscow', gpus: GPU },
-    { name: 'nyc', city: 'New York', gpus: GPU },
-    { name: 'sin', city: 'Singapore', gpus: GPU },
-    { name: 'syd', city: 'Sydney', gpus: GPU }
+    { name: 'lon', city: 'London', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'mow', city: 'Moscow', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'nyc', city: 'New York', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'sin', city: 'Singapore', gpus: GPU, extra: PROVIDER_PRICE },
+    { name: 'syd', city: 'Sydney', gpus: GPU, extra: PROVIDER_PRICE }
   ])
   fra = c.hosts[0]
   providers = c.hosts.slice(1)
@@ -94,8 +94,9 @@ test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers
   assert.ok(run.makespanMs < 1.25 * random.makespanMs, `geo-aware makespan ${run.makespanMs} ms, random ${random.makespanMs} ms`)
 })
 
-test('a partition that heals: two providers cut off mid-job; the job finishes; each billed copy settled once', async () => {
-  await stakeProviders(c, fra, providers)
+test('a partition that heals: two providers cut off mid-job; the job finishes; each billed copy paid once on the shared chain', async () => {
+  // each provider staked itself with its own key on the cluster's one chain (anvil)
+  await awaitStaked(c, providers)
   const tasks = 120
   const victims = byDistanceFrom(fra, providers).slice(0, 2)
   let cutAt = -1
@@ -118,12 +119,9 @@ test('a partition that heals: two providers cut off mid-job; the job finishes; e
   const { copiesPerTask, byHost } = await placementOf(c, fra, run.jobId, tasks)
   console.log(`partition of ${victims.map(v => v.spec.name).join('+')} at ${cutAt}/${tasks}: makespan ${run.makespanMs} ms, ${JSON.stringify({ retries: s.retries, leasesLost: s.leasesLost, billed, copies: copiesPerTask.reduce((a, b) => a + b, 0), byHost })}`)
   assert.ok(billed >= tasks && billed <= copiesPerTask.reduce((a, b) => a + b, 0), `${billed} billed copies`)
-  const settled = await settleTwice(c, fra, run.jobId)
-  console.log(`settled ${settled.receipts} receipts: ${JSON.stringify(settled.batches.map(b => ({ state: b.state, receiptCount: b.receiptCount })))}`)
-  assert.is(settled.receipts, billed)
-  assert.is(settled.batches.reduce((n, b) => n + Number(b.receiptCount ?? 0), 0), billed)
-  assert.ok(settled.batches.every(b => b.state === 'confirmed'), 'a batch is not confirmed')
-  assert.equal(settled.again.batches.map(b => b.batchId), settled.batches.map(b => b.batchId), 'settling again made a new batch')
+  const paid = await settleAndRedeem(c, fra, providers, run.jobId)
+  console.log(`paid: ${JSON.stringify(paid.redeemed.map(r => ({ host: r.host, signed: r.signed.toString(), redeemed: r.redeemed.toString() })))}, receipts ${paid.first.payment.providers.reduce((n, v) => n + v.receipts, 0)} for ${billed} billed copies`)
+  assert.equal(paidProblems(paid, billed), [])
 })
 
 test('teardown of the daemon cluster leaves nothing behind', async () => {

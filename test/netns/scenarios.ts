@@ -87,7 +87,8 @@ async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, wasm
     code: { wasm: join(repoRoot, 'src/compute/modules', wasm) },
     entry: 'run',
     resources: { cores: 1, memoryMib: 64 },
-    budget: { maxPricePerHour: 10 },
+    // providers ask PROVIDER_PRICE; budget.total is far above any of these jobs' cost (escrow never runs out)
+    budget: { total: 5, maxPricePerHour: 200 },
     inputs: { files: { path: 'data.bin', chunkBytes: chunk } },
     verification: { redundancy: opts.redundancy ?? 1 },
     task: { timeoutMs: opts.taskTimeoutMs ?? 20_000, expectedMs: 5, maxAttempts: 8 },
@@ -174,23 +175,88 @@ export async function copyTimes (c: NetnsCluster, submitter: NetnsHost, jobId: s
   return { all, byHost }
 }
 
-function gpuCount (spec: string | undefined): number {
-  return (spec ?? '').split(',').filter(Boolean).reduce((n, part) => n + Number(part.match(/^(\d+)x/)?.[1] ?? 1), 0) || 1
-}
+/** What the netns providers ask per CPU-hour (DBC): a tile then bills more than a redeem costs in gas. */
+export const PROVIDER_PRICE = ['--price-cpu-hour', '100']
 
-/** Stakes every provider on the submitter's embedded chain (as demo/demo.ts does), so receipts settle. */
-export async function stakeProviders (c: NetnsCluster, submitter: NetnsHost, providers: NetnsHost[]): Promise<void> {
+/** Waits until every provider staked itself with its own key on the cluster's chain (auto-stake on `local`). */
+export async function awaitStaked (c: NetnsCluster, providers: NetnsHost[], timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   for (const p of providers) {
-    const { account } = await c.api<{ account: string }>(p, 'GET', '/v1/wallet')
-    await c.api(submitter, 'POST', '/v1/chain/stake', { gpus: gpuCount(p.spec.gpus), provider: account }, 60_000)
+    for (;;) {
+      const w = await c.api<{ stake?: { gpus: number } }>(p, 'GET', '/v1/wallet').catch(() => undefined)
+      if ((w?.stake?.gpus ?? 0) > 0) break
+      if (Date.now() > deadline) throw new Error(`${p.spec.name} did not stake itself within ${timeoutMs} ms`)
+      await sleep(500)
+    }
   }
 }
 
-export interface SettleRun { receipts: number, batches: Array<Record<string, any>>, again: { receipts: number, batches: Array<Record<string, any>> } }
+/** The submitter's `POST /v1/jobs/:id/settle` (src/node/job-payments.ts SettleView, JSON). */
+export interface SettleView {
+  chainJobId: string
+  closedAt?: number
+  payment: { committed: string, billed: string, refused: string, providers: Array<{ payout: string, intended: string, signed: string, receipts: number }> }
+  chain?: { paid: string, providers: Array<{ provider: string, signed: string, redeemed: string }> }
+}
 
-/** Settles a job's receipts, then asks again (which must add nothing). */
-export async function settleTwice (c: NetnsCluster, submitter: NetnsHost, jobId: string): Promise<SettleRun> {
-  const first = await c.api<{ receipts: number, batches: Array<Record<string, any>> }>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
-  const again = await c.api<{ receipts: number, batches: Array<Record<string, any>> }>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
-  return { receipts: first.receipts, batches: first.batches, again }
+export interface PaidRun { first: SettleView, again: SettleView, redeemed: Array<{ host: string, account: string, signed: bigint, redeemed: bigint, earnedSigned: bigint }>, after: SettleView }
+
+/**
+ * Settles a job twice (the second must change nothing), then lets every provider the submitter
+ * signed for redeem through its own node, and reads what each one's node and the submitter's
+ * node say was redeemed on the shared chain.
+ */
+export async function settleAndRedeem (c: NetnsCluster, submitter: NetnsHost, providers: NetnsHost[], jobId: string): Promise<PaidRun> {
+  const first = await c.api<SettleView>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
+  const again = await c.api<SettleView>(submitter, 'POST', `/v1/jobs/${jobId}/settle`, undefined, 120_000)
+  const accounts = new Map<string, NetnsHost>()
+  for (const p of providers) accounts.set((await c.api<{ account: string }>(p, 'GET', '/v1/wallet')).account.toLowerCase(), p)
+  const redeemed: PaidRun['redeemed'] = []
+  for (const v of first.payment.providers) {
+    const host = accounts.get(v.payout.toLowerCase())
+    if (host === undefined) throw new Error(`the submitter signed for ${v.payout}, none of the providers`)
+    const deadline = Date.now() + 120_000
+    for (;;) {
+      await c.api(host, 'POST', '/v1/chain/redeem', undefined, 60_000).catch(() => {})
+      const e = await c.api<{ jobs: Array<{ chainJobId: string, signed: string, redeemed: string, pending: string }>, inFlight: number }>(host, 'GET', '/v1/earnings', undefined, 30_000)
+      const row = e.jobs.find(j => j.chainJobId.toLowerCase() === first.chainJobId.toLowerCase())
+      if (row !== undefined && BigInt(row.pending) === 0n && e.inFlight === 0) {
+        redeemed.push({ host: host.spec.name, account: v.payout.toLowerCase(), signed: BigInt(v.signed), redeemed: BigInt(row.redeemed), earnedSigned: BigInt(row.signed) })
+        break
+      }
+      if (Date.now() > deadline) throw new Error(`${host.spec.name} did not redeem job ${jobId}: ${JSON.stringify(row)}`)
+      await sleep(500)
+    }
+  }
+  const after = await c.api<SettleView>(submitter, 'GET', `/v1/jobs/${jobId}/payments`)
+  return { first, again, redeemed, after }
+}
+
+/**
+ * Checks a paid run against the job's billed copies: every billed copy paid once (one receipt in
+ * its provider's voucher), every payable amount signed, a second settle changed nothing, the job
+ * closed on chain, and each provider redeemed exactly its final voucher (its own node and the
+ * submitter's agree). Returns the problems found (empty = all paid once).
+ */
+export function paidProblems (p: PaidRun, billed: number): string[] {
+  const problems: string[] = []
+  const vs = p.first.payment.providers
+  const receipts = vs.reduce((n, v) => n + v.receipts, 0)
+  const signed = vs.reduce((n, v) => n + BigInt(v.signed), 0n)
+  if (receipts !== billed) problems.push(`${receipts} receipts in the vouchers for ${billed} billed copies`)
+  if (signed !== BigInt(p.first.payment.committed)) problems.push(`vouchers sum to ${signed}, the job committed ${p.first.payment.committed}`)
+  if (signed === 0n) problems.push('nothing was paid: the on-chain checks would be vacuous')
+  for (const v of vs) if (v.signed !== v.intended) problems.push(`${v.payout}: meant ${v.intended}, signed ${v.signed}`)
+  if (JSON.stringify(p.again.payment.providers) !== JSON.stringify(vs)) problems.push('settling again changed the vouchers')
+  if (p.first.closedAt === undefined) problems.push('the job was not closed on chain')
+  for (const r of p.redeemed) {
+    if (r.redeemed !== r.signed) problems.push(`${r.host} redeemed ${r.redeemed} of the ${r.signed} signed for it`)
+    if (r.earnedSigned !== r.signed) problems.push(`${r.host} holds a voucher for ${r.earnedSigned}, the submitter signed ${r.signed}`)
+  }
+  if (BigInt(p.after.chain?.paid ?? -1) !== signed) problems.push(`the escrow paid ${String(p.after.chain?.paid)}, the vouchers sum to ${signed}`)
+  for (const x of p.after.chain?.providers ?? []) {
+    const r = p.redeemed.find(y => y.account === x.provider.toLowerCase())
+    if (BigInt(x.redeemed) !== (r?.signed ?? 0n)) problems.push(`the submitter's node reads ${x.redeemed} redeemed by ${x.provider}`)
+  }
+  return problems
 }
