@@ -171,21 +171,28 @@ test('a provider node works only against escrow on its chain and stops when the 
     const failed = await run()
     assert.match(failed.error ?? '', /TIMEOUT/, 'loop.wasm runs to its timeout')
     // the payer stops signing: ok tasks run until the unsigned work passes the credit (0 here)
+    // a square task may bill 0 on a fast machine (under 1 ms of CPU): zero-billed work adds no debt
     let free = 0
+    let billedFree = 0
     let refusal = ''
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 8; i++) {
       const r = await run(square, OK_MS)
       if ((r.error ?? '').startsWith('PAYER_BEHIND')) { refusal = r.error ?? ''; assert.ok(r.receipt == null, 'a refused task bills nothing'); break }
       free++
+      if (billedBy(r) > 0n) billedFree++
     }
-    assert.match(refusal, /^PAYER_BEHIND: payer is 0\.0000[0-9]+ DBC behind on job 0x[0-9a-f]{8}… \(delivered [0-9.]+ DBC, signed [0-9.]+ DBC, credit 0 DBC\): send a voucher$/)
-    assert.is(free, 1, `${free} unsigned tasks ran (credit 0: only the one admitted at its edge; the failed one counts for nothing)`)
+    if (billedFree === 0) {
+      assert.is(free, 8, 'only zero-billed tasks ran, and none was refused')
+    } else {
+      assert.match(refusal, /^PAYER_BEHIND: payer is 0\.0000[0-9]+ DBC behind on job 0x[0-9a-f]{8}… \(delivered [0-9.]+ DBC, signed [0-9.]+ DBC, credit 0 DBC\): send a voucher$/)
+      assert.is(billedFree, 1, `${billedFree} unsigned billed tasks ran (credit 0: only the one admitted at its edge; the failed one counts for nothing)`)
+    }
     const st = await prov.api.call<{ compute: { payments: Array<{ chainJobId: string, maxBehind: string, refusals: number }> } }>('GET', '/v1/status')
     const row = st.compute.payments.find(p => p.chainJobId === key)
     assert.ok(row !== undefined, 'the job appears in the provider\'s payment status')
     const maxBehindWei = decimalToUnits(row.maxBehind.replace(/ DBC$/, ''))
-    assert.ok(maxBehindWei > 0n && maxBehindWei <= PRICE, `unsigned work ${row.maxBehind} DBC stayed within one task (${PRICE} wei)`)
-    assert.ok(row.refusals >= 1)
+    assert.ok(maxBehindWei <= PRICE, `unsigned work ${row.maxBehind} DBC stayed within one task (${PRICE} wei)`)
+    if (billedFree > 0) assert.ok(maxBehindWei > 0n && row.refusals >= 1, 'the billed unsigned task shows as debt and the next was refused')
 
     // 5. vouchers: another signer is charged; a lower total is answered with the held one (not charged)
     const forged = await ask(forger, prov, { voucher: await voucherFor(signed + 10n ** 15n, stranger) })
