@@ -3,7 +3,7 @@
 // subsystems; a handler returns a JSON-able value or throws a DbcError.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { listenOn, closeServer } from './http-listen.js'
 import { DbcError } from '../errors.js'
 
 export type Method = 'GET' | 'POST' | 'DELETE'
@@ -52,19 +52,14 @@ export class ApiServer {
   async listen (port: number): Promise<number> {
     const server = createServer((req, res) => { void this.serve(req, res) })
     this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve() })
-    })
-    return (server.address() as AddressInfo).port
+    return (await listenOn(server, port, '127.0.0.1')).port
   }
 
   async close (): Promise<void> {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
-    s.closeAllConnections()
-    await new Promise<void>(resolve => s.close(() => { resolve() }))
+    await closeServer(s)
   }
 
   private authorized (req: IncomingMessage): boolean {

@@ -2,7 +2,7 @@
 // on its own address (config `metrics.listen`, off by default, 127.0.0.1 when only a port is
 // given). Read-only: it answers nothing else.
 import { createServer, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listenOn, closeServer } from '../../api/http-listen.js'
 import type { HealthChecks } from './health.js'
 
 export { parseListen } from './listen.js'
@@ -31,11 +31,7 @@ export class MetricsServer {
       }
     })
     this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
-    })
-    const a = server.address() as AddressInfo
+    const a = await listenOn(server, port, host)
     return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
   }
 
@@ -43,8 +39,7 @@ export class MetricsServer {
     const s = this.server
     if (s === undefined) return
     this.server = undefined
-    s.closeAllConnections()
-    await new Promise<void>(resolve => s.close(() => { resolve() }))
+    await closeServer(s)
   }
 }
 
