@@ -28,7 +28,7 @@ die () { say "$*"; exit 1; }
 
 # one run at a time (test files run in parallel and each calls this)
 exec 9>/run/dbc-setup-podman.lock
-flock 9
+flock -w 600 9 || die "another scripts/setup-podman.sh held /run/dbc-setup-podman.lock for 10 minutes; see who with: fuser -v /run/dbc-setup-podman.lock"
 
 # 1. Packages: podman, runc (not crun, see above) and a static busybox for the test image.
 missing=()
@@ -83,7 +83,8 @@ fi
 if ! ping; then
   mkdir -p "$(dirname "$SOCKET_PATH")"
   rm -f "$SOCKET_PATH"
-  setsid nohup podman system service --time=0 "unix://$SOCKET_PATH" >>"$LOG" 2>&1 < /dev/null &
+  # 9>&-: the service must not inherit the lock, or every later run of this script waits on it forever
+  setsid nohup podman system service --time=0 "unix://$SOCKET_PATH" >>"$LOG" 2>&1 < /dev/null 9>&- &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 100); do ping && break; sleep 0.2; done
   ping || die "podman system service did not answer on $SOCKET_PATH within 20 s; see $LOG"
