@@ -84,7 +84,8 @@ if ! ping; then
   mkdir -p "$(dirname "$SOCKET_PATH")"
   rm -f "$SOCKET_PATH"
   # 9>&-: the service must not inherit the lock, or every later run of this script waits on it forever
-  setsid nohup podman system service --time=0 "unix://$SOCKET_PATH" >>"$LOG" 2>&1 < /dev/null 9>&- &
+  # from /: conmon writes files such as "oom" into the service's working directory
+  (cd / && exec setsid nohup podman system service --time=0 "unix://$SOCKET_PATH" >>"$LOG" 2>&1 < /dev/null 9>&-) &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 100); do ping && break; sleep 0.2; done
   ping || die "podman system service did not answer on $SOCKET_PATH within 20 s; see $LOG"

@@ -4,20 +4,21 @@
 export interface DbcErrorOptions {
   hint?: string
   cause?: unknown
-  details?: Record<string, unknown>
+  /** Facts a program can read (not `details`: uvu's failure printer calls .split on that name). */
+  data?: Record<string, unknown>
 }
 
 export class DbcError extends Error {
   override name = 'DbcError'
   readonly code: string
   readonly hint?: string
-  readonly details?: Record<string, unknown>
+  readonly data?: Record<string, unknown>
 
   constructor (code: string, message: string, opts: DbcErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.code = code
     this.hint = opts.hint
-    this.details = opts.details
+    this.data = opts.data
   }
 }
 

@@ -31,11 +31,11 @@ function task (entry: string, over: Partial<ExecutionRequest> & { network?: bool
 
 const text = (b: Uint8Array): string => new TextDecoder().decode(b)
 
-async function failure (p: Promise<unknown>): Promise<{ code: string, message: string, details?: Record<string, number> }> {
+async function failure (p: Promise<unknown>): Promise<{ code: string, message: string, data?: Record<string, number> }> {
   try {
     await p
   } catch (err) {
-    return err as { code: string, message: string, details?: Record<string, number> }
+    return err as { code: string, message: string, data?: Record<string, number> }
   }
   throw new Error('the task succeeded; it should have failed')
 }
@@ -62,7 +62,7 @@ test('a container that loops is killed at its time limit and removed', async () 
   const { ex, owner } = executor()
   const e = await failure(ex.run(task('loop', { timeoutMs: 2000 })))
   assert.is(e.code, 'TASK_TIMEOUT', e.message)
-  assert.is(e.details?.exitCode, 137) // killed, not ended by itself
+  assert.is(e.data?.exitCode, 137) // killed, not ended by itself
   assert.equal(await containersWithLabel(`dbc.owner=${owner}`), [])
 })
 
@@ -71,11 +71,11 @@ test('1 GiB written to stdout is cut at the cap while it streams', async () => {
   const cap = 4 * 1024 * 1024
   const e = await failure(ex.run(task('flood', { maxOutputBytes: cap })))
   assert.is(e.code, 'TASK_OUTPUT_TOO_LARGE', e.message)
-  const seen = e.details?.stdoutBytes ?? 0
+  const seen = e.data?.stdoutBytes ?? 0
   // stopped right after the cap: had it been read to the end and checked after, this would be 1 GiB
   assert.ok(seen > cap, `saw ${seen} bytes`)
   assert.ok(seen < 256 * 1024 * 1024, `read ${seen} bytes before stopping`)
-  assert.is(e.details?.exitCode, 137)
+  assert.is(e.data?.exitCode, 137)
   assert.equal(await containersWithLabel(`dbc.owner=${owner}`), [])
 })
 

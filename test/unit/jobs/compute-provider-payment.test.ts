@@ -18,6 +18,7 @@ import { voucherTypedData, type VoucherDomain } from '../../../src/core/settleme
 import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
+import { encodeTileInput } from '../../../src/compute/mandelbrot.js'
 
 const mod = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`../../../src/compute/modules/${name}.wasm`, import.meta.url)))
 const square = mod('square')
@@ -38,8 +39,8 @@ test('offers, leases and tasks under the payment gate', async () => {
   try {
     const jobId = randomBytes(16)
     // the payer authorises this holder to lease against its escrow (PaymentTerms.holder_auth)
-    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId), holder, DOMAIN)))
-    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), holderAuth }
+    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId, payer.address), holder, DOMAIN)))
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId, payer.address)), payer: bytesFromHex(payer.address), holderAuth }
     const request = { jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment }
     // another chain: a signed refusal that says why
     const elsewhere = provider.offer({ ...request, payment: { ...payment, chainId: 19880818 } })
@@ -58,7 +59,7 @@ test('offers, leases and tasks under the payment gate', async () => {
     assert.is(refused?.code, 'NO_ESCROW')
     assert.match(refused?.message ?? '', /^no escrow for job 0x[0-9a-f]{8}… on chain 31337$/)
     // funded: a new offer and lease open
-    escrows.set(escrowKeyOf(jobId), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
+    escrows.set(escrowKeyOf(jobId, payer.address), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
     const offer2 = provider.offer(request)
     await provider.openLease(signLease(holderKey, { leaseId, offerId: offer2.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
     const task = (n: number): dbc.task.v1.ITask => ({ taskId: randomBytes(8), jobId, leaseId, index: n, attempt: 1, executor: 'wasm', code: square, entry: 'run', input: new TextEncoder().encode(String(n)), deadlineMs: 20_000 })
@@ -66,7 +67,8 @@ test('offers, leases and tasks under the payment gate', async () => {
     // results): its receipt does not count, so even with no credit the next task runs
     const timedOut = await provider.runTask({ ...task(1), code: loop, deadlineMs: 300 }, holder)
     assert.match(timedOut.error ?? '', /TIMEOUT/)
-    const first = await provider.runTask(task(2), holder)
+    // a task with real CPU work (a square bills 0 when it takes under the meter's resolution)
+    const first = await provider.runTask({ ...task(2), code: mod('mandelbrot'), input: encodeTileInput(-2, -1.25, 2.5 / 128, 128, 128, 3000) }, holder)
     assert.is(first.ok, true, first.error ?? '')
     const billed = BigInt(dbc.receipt.v1.UsageReceipt.decode(first.receipt?.receipt ?? new Uint8Array()).amount)
     assert.ok(billed > 0n, 'the ok task billed something')
@@ -76,7 +78,7 @@ test('offers, leases and tasks under the payment gate', async () => {
     assert.match(second.error ?? '', /^PAYER_BEHIND: payer is [0-9.]+ DBC behind on job 0x/)
     assert.ok(second.receipt == null, 'a refused task runs nothing and bills nothing')
     // the payer signs what it owes: the next task runs
-    const v = { jobId: escrowKeyOf(jobId), provider: PAYOUT as `0x${string}`, cumulative: billed, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+    const v = { jobId: escrowKeyOf(jobId, payer.address), provider: PAYOUT as `0x${string}`, cumulative: billed, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
     const signature = await payer.signTypedData(voucherTypedData(v, DOMAIN))
     const held = await provider.acceptVoucher({ chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(PAYOUT), cumulative: uint256Bytes(billed), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }, holder)
     assert.equal(held.cumulative, uint256Bytes(billed))
