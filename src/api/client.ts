@@ -4,6 +4,9 @@ import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'node:http'
 import { DaemonUnavailableError, DbcError } from '../errors.js'
+// types only: the CLI's start stays free of zod and the route table
+import type { InputOf, ResponseOf } from './contract.js'
+import type { RouteKey, Routes } from './routes.js'
 
 export const API_INFO_FILE = 'api.json'
 export const API_TOKEN_FILE = 'api-token'
@@ -69,6 +72,29 @@ export class ApiClient {
     return json as T
   }
 
+  /**
+   * Calls a route by its contract key, typed from routes.ts:
+   * `await client.request('GET /v1/jobs/:id', { params: { id } })` is a job status.
+   */
+  async request<K extends RouteKey> (key: K, ...[input, opts]: RequestArgs<K>): Promise<ResponseOf<Routes[K]>> {
+    const { method, path } = this.pathOf(key, input)
+    return await this.call<ResponseOf<Routes[K]>>(method as 'GET' | 'POST' | 'DELETE', path, input?.body, opts)
+  }
+
+  /** The events of a stream route by its contract key (e.g. 'GET /v1/jobs/:id/events'). */
+  async * events<K extends StreamKey> (key: K, ...[input]: RequestArgs<K>): AsyncGenerator<ResponseOf<Routes[K]>> {
+    const { method, path } = this.pathOf(key, input)
+    yield * this.stream<ResponseOf<Routes[K]>>(method as 'GET' | 'POST', path, input?.body)
+  }
+
+  private pathOf (key: RouteKey, input: { params?: unknown, query?: unknown } | undefined): { method: string, path: string } {
+    const [method, template] = key.split(' ')
+    const q = new URLSearchParams()
+    for (const [k, v] of Object.entries((input?.query ?? {}) as Record<string, unknown>)) if (v !== undefined) q.set(k, String(v))
+    const qs = q.toString()
+    return { method, path: fillPath(template, input?.params as Record<string, string> | undefined) + (qs === '' ? '' : `?${qs}`) }
+  }
+
   /** Calls a streaming route and yields each newline-delimited JSON event. */
   async * stream<T = unknown> (method: 'GET' | 'POST', path: string, body?: unknown): AsyncGenerator<T> {
     const res = await this.raw(method, path, body, 0)
@@ -121,6 +147,23 @@ export class ApiClient {
     })
   }
 }
+
+/** Fills ':name' segments of a contract path. */
+export function fillPath (path: string, params: Record<string, string | number> | undefined): string {
+  return path.split('/').map(seg => {
+    if (!seg.startsWith(':')) return seg
+    const v = params?.[seg.slice(1)]
+    if (v === undefined) throw new DbcError('BAD_REQUEST', `the route ${path} needs the parameter ${seg.slice(1)}`)
+    return encodeURIComponent(String(v))
+  }).join('/')
+}
+
+type RequestOpts = { timeoutMs?: number }
+/** The input may be left out when the route needs no parameters. */
+type RequestArgs<K extends RouteKey> = 'params' extends keyof Routes[K]
+  ? [input: InputOf<Routes[K]>, opts?: RequestOpts]
+  : [input?: InputOf<Routes[K]>, opts?: RequestOpts]
+type StreamKey = { [K in RouteKey]: Routes[K] extends { stream: true } ? K : never }[RouteKey]
 
 async function collect (s: NodeJS.ReadableStream): Promise<string> {
   let out = ''
