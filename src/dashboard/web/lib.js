@@ -1,0 +1,89 @@
+// Small helpers shared by the pages: reading the node's API (the session cookie authorises GETs),
+// building DOM without innerHTML, and formatting amounts (wei strings -> DBC) and peer ids.
+
+export async function getJSON (path) {
+  const res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } })
+  const body = await res.json().catch(() => ({}))
+  if (!res.ok) {
+    const e = new Error(body?.error?.message ?? `${res.status} ${res.statusText}`)
+    e.code = body?.error?.code
+    e.hint = body?.error?.hint
+    throw e
+  }
+  return body
+}
+
+/** el('td', { class: 'num', dataset: { testid: 'x' } }, 'text', child...) */
+export function el (tag, attrs = {}, ...children) {
+  const svg = SVG_TAGS.has(tag)
+  const e = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs ?? {})) {
+    if (v === undefined || v === null || v === false) continue
+    if (k === 'dataset') for (const [dk, dv] of Object.entries(v)) e.dataset[dk] = String(dv)
+    else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn)
+    else e.setAttribute(k === 'className' ? 'class' : k, v === true ? '' : String(v))
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)))
+  }
+  return e
+}
+const SVG_TAGS = new Set(['svg', 'g', 'path', 'circle', 'line', 'text', 'title', 'rect'])
+
+export function table (head, rows, attrs = {}) {
+  return el('table', attrs,
+    el('thead', {}, el('tr', {}, head.map(h => typeof h === 'string' ? el('th', {}, h) : el('th', { class: h.class }, h.text)))),
+    el('tbody', {}, rows))
+}
+
+export function card (label, value, testid) {
+  return el('div', { class: 'card' }, el('div', { class: 'k' }, label), el('div', { class: 'v', dataset: testid ? { testid } : undefined }, value))
+}
+
+export function shortId (id) {
+  if (typeof id !== 'string') return ''
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
+}
+
+const WEI = 10n ** 18n
+/**
+ * A wei amount (decimal string or bigint) as DBC: 6 decimals from 1 DBC up, every significant
+ * decimal below (a provider's pay per task is often a few millionths), e.g. "0.000000513 DBC".
+ */
+export function dbc (wei) {
+  if (wei === undefined || wei === null || wei === '') return '-'
+  let v
+  try { v = BigInt(wei) } catch { return String(wei) }
+  const neg = v < 0n
+  if (neg) v = -v
+  const whole = v / WEI
+  const digits = whole > 0n ? 6 : 18
+  const frac = (v % WEI).toString().padStart(18, '0').slice(0, digits).replace(/0+$/, '')
+  return `${neg ? '-' : ''}${whole.toLocaleString('en-US')}${frac !== '' ? '.' + frac : ''} DBC`
+}
+
+export function ms (n) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '-'
+  return n < 10 ? `${n.toFixed(1)} ms` : `${Math.round(n)} ms`
+}
+
+export function bytes (n) {
+  if (!Number.isFinite(n)) return '-'
+  if (n < 1024) return `${n} B`
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`
+  return `${(n / 1048576).toFixed(2)} MiB`
+}
+
+export function when (t) {
+  if (!t) return '-'
+  return new Date(t).toLocaleString('en-GB', { hour12: false })
+}
+
+export function badge (text, cls = text) {
+  return el('span', { class: `badge ${cls}` }, text)
+}
+
+export function errorBox (err) {
+  return el('div', { class: 'panel error' }, `${err.message}`, err.hint ? el('div', { class: 'muted' }, err.hint) : null)
+}
