@@ -1,4 +1,4 @@
-// Settlement v2 on anvil: payer-signed cumulative vouchers (EIP-712), each redeemed by its own
+// Settlement v3 on anvil: payer-signed cumulative vouchers (EIP-712), each redeemed by its own
 // provider with every check on chain (payee = sender, staked, signer = job payer, cumulative
 // minus redeemed, capped by escrow). Headline: 1,000 receipts from 10 providers = 10 redeem
 // txs, one voucher of 100 receipts each, whole tx gas (21k base included) / 1,000. Also gas per
@@ -9,6 +9,7 @@ import { keccak256, toHex, type Hex, type TransactionReceipt } from 'viem'
 import { metric, type BenchModule, type Metric } from './lib.js'
 import { E18, redeemArgs, signVoucher, startChainFixture, type ChainFixture, type Wallet } from '../test/payment/chain-fixture.js'
 import type { SignedVoucher, Voucher } from '../src/core/settlement/voucher.js'
+import { escrowIdOfHash } from '../src/core/settlement/batch.js'
 
 const PRICE = 10n ** 15n // wei per receipt
 const ROOT: Hex = `0x${'ab'.repeat(32)}`
@@ -29,10 +30,12 @@ export const run: BenchModule['run'] = async ({ quick }) => {
       providers.push(p)
     }
     let seq = 0
+    const depositGas: bigint[] = []
+    /** Deposits for a new job; returns its escrow id (v3: keyed by payer and job, escrowIdOf). */
     const newJob = async (coins = 100_000n): Promise<Hex> => {
       const jobId = keccak256(toHex(`bench-job-${++seq}`))
-      await f.send(payer, 'deposit', [jobId, (await f.now()) + 86_400n, 3600], coins * E18)
-      return jobId
+      depositGas.push((await f.send(payer, 'deposit', [jobId, (await f.now()) + 86_400n, 3600], coins * E18)).gasUsed)
+      return escrowIdOfHash(payer.account.address, jobId)
     }
     const voucher = (jobId: Hex, p: Wallet, receipts: number): Voucher => ({ jobId, provider: p.account.address, cumulative: BigInt(receipts) * PRICE, receiptsRoot: ROOT, receiptCount: receipts })
     const redeemTx = async (p: Wallet, svs: SignedVoucher[]): Promise<TransactionReceipt> => {
@@ -65,6 +68,12 @@ export const run: BenchModule['run'] = async ({ quick }) => {
     metrics.gas_per_receipt_1000_from_10_later = metric(Number(laterGas) / 1000, 'gas', perReceiptOneEach)
     metrics.gas_per_redeem_first = metric(Number(firstGas) / 10, 'gas')
     metrics.gas_per_redeem_later = metric(Number(laterGas) / 10, 'gas')
+
+    // The payer's side: a first deposit (a new escrow) and a top-up of the same one.
+    metrics.gas_per_deposit_first = metric(Number(depositGas.reduce((a, b) => a + b, 0n)) / depositGas.length, 'gas')
+    const topJob = `0x${'0'.repeat(63)}1` as Hex
+    await f.send(payer, 'deposit', [topJob, (await f.now()) + 86_400n, 3600], E18)
+    metrics.gas_per_deposit_topup = metric(Number((await f.send(payer, 'deposit', [topJob, (await f.now()) + 86_400n, 3600], E18)).gasUsed), 'gas')
 
     // One provider redeeming vouchers of k jobs in one tx: the marginal cost of a voucher.
     for (const k of [1, 5, 20]) {

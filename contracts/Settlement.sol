@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title Settlement v2: job escrow, provider stake per GPU, payer-signed cumulative vouchers.
+/// @title Settlement v3: job escrow, provider stake per GPU, payer-signed cumulative vouchers.
 /// @notice Money is the chain's native coin (on DeepBrain Chain: DBC), 18 decimals.
-///  - A payer locks escrow for a job id with a deadline and a dispute window.
+///  - A payer locks escrow for a job id with a deadline and a dispute window. The escrow's key
+///    is escrowIdOf(payer, jobId) = keccak256(abi.encode(payer, jobId)), so nobody can take a
+///    job id first by depositing under it (v2 keyed by jobId alone: a 1 wei front-run blocked it).
+///    Everything after the deposit (close, refund, vouchers, redeemed, views) names the escrow id.
 ///  - For each provider the payer signs (EIP-712) the running total it owes for the job. Only
 ///    that provider may redeem it; the contract pays `cumulative - redeemed` from the job's
 ///    escrow, so replaying, reordering or resubmitting a voucher pays nothing twice.
@@ -30,7 +33,7 @@ contract Settlement {
 
     /// Signed by the payer, redeemed by the provider (src/core/settlement/voucher.ts).
     struct Voucher {
-        bytes32 jobId;
+        bytes32 jobId; // the escrow id: escrowIdOf(payer, keccak256(job id bytes))
         address provider;
         uint256 cumulative; // total owed to `provider` for `jobId` so far, in wei
         bytes32 receiptsRoot; // merkle root of the receipts it covers (evidence only)
@@ -53,8 +56,9 @@ contract Settlement {
         uint32 gpus;
     }
 
+    /// By escrow id (escrowIdOf).
     mapping(bytes32 => Job) private _jobs;
-    /// What each provider has been paid for each job (the cumulative amount redeemed).
+    /// What each provider has been paid from each escrow (the cumulative amount redeemed), by escrow id.
     mapping(bytes32 => mapping(address => uint256)) public redeemed;
     mapping(address => Provider) public providers;
     /// GPUs staked in the network right now (the stake rule counts from here).
@@ -63,28 +67,29 @@ contract Settlement {
     uint256 private immutable _cachedChainId;
     bytes32 private immutable _cachedDomainSeparator;
 
-    event JobDeposited(bytes32 indexed jobId, address indexed payer, uint256 amount, uint256 escrow, uint64 deadline, uint32 disputeWindow);
-    event JobClosed(bytes32 indexed jobId, address indexed payer, uint64 closedAt);
-    event EscrowRefunded(bytes32 indexed jobId, address indexed payer, uint256 amount);
+    /// `jobId`: the payer's job key the escrow id was derived from (escrowIdOf(payer, jobId) = `escrowId`).
+    event JobDeposited(bytes32 indexed escrowId, bytes32 indexed jobId, address indexed payer, uint256 amount, uint256 escrow, uint64 deadline, uint32 disputeWindow);
+    event JobClosed(bytes32 indexed escrowId, address indexed payer, uint64 closedAt);
+    event EscrowRefunded(bytes32 indexed escrowId, address indexed payer, uint256 amount);
     /// `cumulative`: the provider's redeemed total for the job after this redeem (the voucher's
     /// cumulative, unless the escrow was short).
-    event Redeemed(bytes32 indexed jobId, address indexed provider, uint256 amount, uint256 cumulative);
+    event Redeemed(bytes32 indexed escrowId, address indexed provider, uint256 amount, uint256 cumulative);
     event ProviderStaked(address indexed provider, address indexed payer, uint32 gpus, uint256 amount, uint256 totalGpus);
     event ProviderUnstaked(address indexed provider, uint32 gpus, uint256 amount, uint256 totalGpus);
 
     error ZeroAmount();
     error InvalidDisputeWindow(uint32 disputeWindow, uint32 min, uint32 max);
     error DeadlinePassed(uint64 deadline, uint256 now_);
-    error EscrowOverflow(bytes32 jobId);
-    error UnknownJob(bytes32 jobId);
-    error NotPayer(bytes32 jobId, address payer, address caller);
-    error JobAlreadyClosed(bytes32 jobId, uint64 closedAt);
-    error JobAlreadyRefunded(bytes32 jobId);
-    error DisputeWindowOpen(bytes32 jobId, uint256 refundableAt);
+    error EscrowOverflow(bytes32 escrowId);
+    error UnknownJob(bytes32 escrowId);
+    error NotPayer(bytes32 escrowId, address payer, address caller);
+    error JobAlreadyClosed(bytes32 escrowId, uint64 closedAt);
+    error JobAlreadyRefunded(bytes32 escrowId);
+    error DisputeWindowOpen(bytes32 escrowId, uint256 refundableAt);
     error LengthMismatch(uint256 vouchers, uint256 signatures);
-    error NotPayee(bytes32 jobId, address provider, address caller);
-    error MalformedSignature(bytes32 jobId, address provider);
-    error NotSignedByPayer(bytes32 jobId, address payer, address signer);
+    error NotPayee(bytes32 escrowId, address provider, address caller);
+    error MalformedSignature(bytes32 escrowId, address provider);
+    error NotSignedByPayer(bytes32 escrowId, address payer, address signer);
     error InvalidGpuCount(uint32 gpus);
     error StakeTooLow(uint256 required, uint256 sent);
     error NotStaked(address provider);
@@ -97,14 +102,20 @@ contract Settlement {
 
     // ---------------------------------------------------------------- escrow
 
-    /// Locks escrow for `jobId`. The first deposit makes the caller the payer and fixes the
-    /// dispute window (in [60 s, 30 days]); the deadline must be in the future. Later deposits
-    /// (payer only; `disputeWindow` ignored) add to it and may extend the deadline, never
-    /// shorten it. No deposits after close or refund.
-    function deposit(bytes32 jobId, uint64 deadline, uint32 disputeWindow) external payable {
-        Job storage job = _jobs[jobId];
-        address payer = job.payer;
-        if (payer == address(0)) {
+    /// The escrow id of `payer`'s escrow for `jobId`: what close, refund, vouchers and views take.
+    function escrowIdOf(address payer, bytes32 jobId) public pure returns (bytes32) {
+        return keccak256(abi.encode(payer, jobId));
+    }
+
+    /// Locks escrow for the caller's job `jobId` (escrow id escrowIdOf(msg.sender, jobId), so
+    /// another account's deposit under the same job id is another escrow). The first deposit
+    /// fixes the dispute window (in [60 s, 30 days]); the deadline must be in the future. Later
+    /// deposits (`disputeWindow` ignored) add to it and may extend the deadline, never shorten
+    /// it. No deposits after close or refund. Returns the escrow id.
+    function deposit(bytes32 jobId, uint64 deadline, uint32 disputeWindow) external payable returns (bytes32 escrowId) {
+        escrowId = escrowIdOf(msg.sender, jobId);
+        Job storage job = _jobs[escrowId];
+        if (job.payer == address(0)) {
             if (msg.value == 0) revert ZeroAmount();
             if (disputeWindow < MIN_DISPUTE_WINDOW || disputeWindow > MAX_DISPUTE_WINDOW) {
                 revert InvalidDisputeWindow(disputeWindow, MIN_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW);
@@ -114,60 +125,60 @@ contract Settlement {
             job.disputeWindow = uint24(disputeWindow);
             job.deadline = deadline;
         } else {
-            if (payer != msg.sender) revert NotPayer(jobId, payer, msg.sender);
-            if (job.refunded) revert JobAlreadyRefunded(jobId);
-            if (job.closedAt != 0) revert JobAlreadyClosed(jobId, job.closedAt);
+            // the key binds the payer: job.payer == msg.sender here
+            if (job.refunded) revert JobAlreadyRefunded(escrowId);
+            if (job.closedAt != 0) revert JobAlreadyClosed(escrowId, job.closedAt);
             if (deadline > job.deadline) job.deadline = deadline;
         }
         uint256 escrow = uint256(job.escrow) + msg.value;
-        if (escrow > type(uint128).max) revert EscrowOverflow(jobId);
+        if (escrow > type(uint128).max) revert EscrowOverflow(escrowId);
         job.escrow = uint128(escrow);
-        emit JobDeposited(jobId, msg.sender, msg.value, escrow, job.deadline, job.disputeWindow);
+        emit JobDeposited(escrowId, jobId, msg.sender, msg.value, escrow, job.deadline, job.disputeWindow);
     }
 
     /// The payer says no more work will be ordered: the refund clock starts now (idempotent).
-    function close(bytes32 jobId) external {
-        Job storage job = _payerJob(jobId);
+    function close(bytes32 escrowId) external {
+        Job storage job = _payerJob(escrowId);
         if (job.closedAt != 0) return;
         uint64 at = uint64(block.timestamp);
         job.closedAt = at;
-        emit JobClosed(jobId, msg.sender, at);
+        emit JobClosed(escrowId, msg.sender, at);
     }
 
     /// Returns the unspent escrow to the payer once min(deadline, closedAt) + disputeWindow
     /// has passed. Afterwards vouchers of this job pay nothing and deposits revert.
-    function refund(bytes32 jobId) external returns (uint256 amount) {
-        Job storage job = _payerJob(jobId);
-        if (job.refunded) revert JobAlreadyRefunded(jobId);
-        uint256 at = refundableAt(jobId);
-        if (block.timestamp < at) revert DisputeWindowOpen(jobId, at);
+    function refund(bytes32 escrowId) external returns (uint256 amount) {
+        Job storage job = _payerJob(escrowId);
+        if (job.refunded) revert JobAlreadyRefunded(escrowId);
+        uint256 at = refundableAt(escrowId);
+        if (block.timestamp < at) revert DisputeWindowOpen(escrowId, at);
         job.refunded = true;
         amount = uint256(job.escrow) - job.paid;
-        emit EscrowRefunded(jobId, msg.sender, amount);
+        emit EscrowRefunded(escrowId, msg.sender, amount);
         if (amount > 0) _send(msg.sender, amount);
     }
 
-    /// The earliest time the payer may refund `jobId` (0 for an unknown job).
-    function refundableAt(bytes32 jobId) public view returns (uint256) {
-        Job storage job = _jobs[jobId];
+    /// The earliest time the payer may refund `escrowId` (0 for an unknown job).
+    function refundableAt(bytes32 escrowId) public view returns (uint256) {
+        Job storage job = _jobs[escrowId];
         if (job.payer == address(0)) return 0;
         uint256 start = job.deadline;
         if (job.closedAt != 0 && job.closedAt < start) start = job.closedAt;
         return start + job.disputeWindow;
     }
 
-    function jobs(bytes32 jobId)
+    function jobs(bytes32 escrowId)
         external
         view
         returns (address payer, uint256 escrow, uint256 paid, uint64 deadline, uint64 closedAt, uint32 disputeWindow, bool refunded)
     {
-        Job storage job = _jobs[jobId];
+        Job storage job = _jobs[escrowId];
         return (job.payer, job.escrow, job.paid, job.deadline, job.closedAt, job.disputeWindow, job.refunded);
     }
 
     /// Escrow still available to vouchers: escrow - paid (0 once refunded).
-    function unspent(bytes32 jobId) external view returns (uint256) {
-        Job storage job = _jobs[jobId];
+    function unspent(bytes32 escrowId) external view returns (uint256) {
+        Job storage job = _jobs[escrowId];
         if (job.refunded) return 0;
         return uint256(job.escrow) - job.paid;
     }
@@ -189,15 +200,15 @@ contract Settlement {
     }
 
     function _redeemOne(Voucher calldata v, bytes calldata sig, bytes32 domain) private returns (uint256 amount) {
-        bytes32 jobId = v.jobId;
-        if (v.provider != msg.sender) revert NotPayee(jobId, v.provider, msg.sender);
-        Job storage job = _jobs[jobId];
+        bytes32 escrowId = v.jobId;
+        if (v.provider != msg.sender) revert NotPayee(escrowId, v.provider, msg.sender);
+        Job storage job = _jobs[escrowId];
         address payer = job.payer;
-        if (payer == address(0)) revert UnknownJob(jobId);
-        address signer = _recover(keccak256(abi.encodePacked("\x19\x01", domain, _structHash(v))), sig, jobId);
-        if (signer != payer) revert NotSignedByPayer(jobId, payer, signer);
+        if (payer == address(0)) revert UnknownJob(escrowId);
+        address signer = _recover(keccak256(abi.encodePacked("\x19\x01", domain, _structHash(v))), sig, escrowId);
+        if (signer != payer) revert NotSignedByPayer(escrowId, payer, signer);
         if (job.refunded) return 0;
-        uint256 done = redeemed[jobId][msg.sender];
+        uint256 done = redeemed[escrowId][msg.sender];
         if (v.cumulative <= done) return 0;
         amount = v.cumulative - done;
         uint256 paid = job.paid;
@@ -205,12 +216,12 @@ contract Settlement {
         if (amount > left) amount = left;
         if (amount == 0) return 0;
         done += amount;
-        redeemed[jobId][msg.sender] = done;
+        redeemed[escrowId][msg.sender] = done;
         job.paid = uint128(paid + amount);
-        emit Redeemed(jobId, msg.sender, amount, done);
+        emit Redeemed(escrowId, msg.sender, amount, done);
     }
 
-    /// EIP-712 domain: name "DBC Settlement", version "2", this chain, this contract.
+    /// EIP-712 domain: name "DBC Settlement", version "3", this chain, this contract.
     function domainSeparator() public view returns (bytes32) {
         return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
     }
@@ -221,7 +232,7 @@ contract Settlement {
     }
 
     function _buildDomainSeparator() private view returns (bytes32) {
-        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("DBC Settlement"), keccak256("2"), block.chainid, address(this)));
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("DBC Settlement"), keccak256("3"), block.chainid, address(this)));
     }
 
     function _structHash(Voucher calldata v) private pure returns (bytes32) {
@@ -230,14 +241,14 @@ contract Settlement {
 
     /// ecrecover of a 65-byte (r, s, v) signature; rejects high s (malleable twin), v other
     /// than 27/28 and signatures that recover to no address.
-    function _recover(bytes32 digest, bytes calldata sig, bytes32 jobId) private view returns (address signer) {
-        if (sig.length != 65) revert MalformedSignature(jobId, msg.sender);
+    function _recover(bytes32 digest, bytes calldata sig, bytes32 escrowId) private view returns (address signer) {
+        if (sig.length != 65) revert MalformedSignature(escrowId, msg.sender);
         bytes32 r = bytes32(sig[0:32]);
         bytes32 s = bytes32(sig[32:64]);
         uint8 v = uint8(sig[64]);
-        if (uint256(s) > HALF_ORDER || (v != 27 && v != 28)) revert MalformedSignature(jobId, msg.sender);
+        if (uint256(s) > HALF_ORDER || (v != 27 && v != 28)) revert MalformedSignature(escrowId, msg.sender);
         signer = ecrecover(digest, v, r, s);
-        if (signer == address(0)) revert MalformedSignature(jobId, msg.sender);
+        if (signer == address(0)) revert MalformedSignature(escrowId, msg.sender);
     }
 
     // ---------------------------------------------------------------- stake
@@ -288,10 +299,10 @@ contract Settlement {
 
     // ---------------------------------------------------------------- internals
 
-    function _payerJob(bytes32 jobId) private view returns (Job storage job) {
-        job = _jobs[jobId];
-        if (job.payer == address(0)) revert UnknownJob(jobId);
-        if (job.payer != msg.sender) revert NotPayer(jobId, job.payer, msg.sender);
+    function _payerJob(bytes32 escrowId) private view returns (Job storage job) {
+        job = _jobs[escrowId];
+        if (job.payer == address(0)) revert UnknownJob(escrowId);
+        if (job.payer != msg.sender) revert NotPayer(escrowId, job.payer, msg.sender);
     }
 
     function _send(address to, uint256 amount) private {

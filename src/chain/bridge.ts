@@ -20,7 +20,7 @@ import { redeemTick, voucherKey, type RedeemTick } from './redeemer.js'
 import { leaseAuthTypedData } from '../core/settlement/lease-auth.js'
 import { checkedVoucher, VoucherBook, type StoredVoucher } from './vouchers.js'
 import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
-import { chainJobKey, type ChainJobIdInput } from './job-id.js'
+import { chainJobKey, escrowIdOf, type ChainJobIdInput } from './job-id.js'
 import { earningsRows, earningsTotals, jobPaymentView, refundableAt } from './earnings.js'
 import type { RedeemPolicy } from '../core/settlement/redeem-policy.js'
 import type { AcceptResult, BridgeStatus, DepositResult, EarningsView, EscrowView, JobPaymentView, StakeResult } from './types.js'
@@ -74,7 +74,7 @@ export interface BridgeInit {
   afterBroadcast?: (redeemId: number, txHash: Hex) => void
 }
 
-export { jobIdBytes, chainJobIdOf, chainJobKey, type JobIdInput, type ChainJobIdInput } from './job-id.js'
+export { jobIdBytes, chainJobIdOf, jobHashOf, escrowIdOf, chainJobKey, type JobIdInput, type ChainJobIdInput } from './job-id.js'
 
 export class Bridge {
   private readonly init: BridgeInit
@@ -219,20 +219,22 @@ export class Bridge {
   // ------------------------------------------------------------------ escrow (payer)
 
   /**
-   * Locks `amount` wei for the job. The first deposit makes this account the payer and fixes the
-   * dispute window (seconds, 60 s to 30 days); `deadline` is unix seconds (default: a day after
-   * the chain's clock). Later deposits top up and may extend the deadline.
+   * Locks `amount` wei for the job whose hash is `jobHash` (jobHashOf(jobId)), in this account's
+   * escrow for it (escrow id escrowIdOf(account, jobHash): returned as `chainJobId`). The first
+   * deposit fixes the dispute window (seconds, 60 s to 30 days); `deadline` is unix seconds
+   * (default: a day after the chain's clock). Later deposits top up and may extend the deadline.
    */
-  async deposit (jobId: ChainJobIdInput, amount: bigint, opts: { deadline?: number, disputeWindow?: number } = {}): Promise<DepositResult> {
-    const key = chainJobKey(jobId)
+  async deposit (jobHash: ChainJobIdInput, amount: bigint, opts: { deadline?: number, disputeWindow?: number } = {}): Promise<DepositResult> {
+    const hash = chainJobKey(jobHash)
+    const key = escrowIdOf(this.account, hash)
     const deadline = opts.deadline ?? await this.chainTime() + DEFAULT_DEADLINE_S
-    const receipt = await this.call('deposit', [key, BigInt(deadline), opts.disputeWindow ?? DEFAULT_DISPUTE_WINDOW_S], amount, `depositing escrow for job ${key.slice(0, 10)}`)
+    const receipt = await this.call('deposit', [hash, BigInt(deadline), opts.disputeWindow ?? DEFAULT_DISPUTE_WINDOW_S], amount, `depositing escrow for job ${hash.slice(0, 10)}`)
     this.escrowCache.delete(key)
     const ev = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'JobDeposited' })[0]
     return { txHash: receipt.transactionHash, chainJobId: key, amount, escrow: ev?.args.escrow ?? 0n, blockNumber: receipt.blockNumber }
   }
 
-  /** No more work for the job: the refund clock starts (idempotent). */
+  /** No more work for the escrow (its id): the refund clock starts (idempotent). */
   async close (jobId: ChainJobIdInput): Promise<{ txHash: Hex }> {
     const key = chainJobKey(jobId)
     const receipt = await this.call('close', [key], 0n, `closing job ${key.slice(0, 10)}`)

@@ -77,7 +77,7 @@ export async function verifyChain (conn: ChainConnection): Promise<void> {
   if (id !== conn.chainId) {
     throw new ChainError('CHAIN_ID_MISMATCH', `the chain at ${conn.url ?? 'the embedded EVM'} has chain id ${id}, but the config says ${conn.chainId}`, {
       hint: `fix chain.chainId (DeepBrain Chain is ${DBC_CHAIN_ID}) or chain.url; nothing was sent`,
-      details: { expected: conn.chainId, actual: id }
+      data: { expected: conn.chainId, actual: id }
     })
   }
 }

@@ -18,7 +18,7 @@ export function toChainError (err: unknown, ctx: ErrorContext): ChainError {
   if (reverted != null) {
     const name = reverted.data?.errorName ?? reverted.reason ?? 'unknown reason'
     const args = (reverted.data?.args ?? []).map(a => typeof a === 'bigint' ? a.toString() : String(a))
-    return new ChainError('CONTRACT_REVERTED', `${ctx.action} reverted: ${name}(${args.join(', ')})`, { cause: err, details: { errorName: name, args }, hint: revertHint(name) })
+    return new ChainError('CONTRACT_REVERTED', `${ctx.action} reverted: ${name}(${args.join(', ')})`, { cause: err, data: { errorName: name, args }, hint: revertHint(name) })
   }
   if (base?.walk(e => e instanceof InsufficientFundsError) != null || /insufficient funds/i.test(messageOf(err))) {
     return new ChainError('KEY_UNFUNDED', `${ctx.action}: the chain key has too little balance to pay for gas and value`, { cause: err, hint: 'fund the node\'s account (see `dbc wallet`); the redeem loop retries' })

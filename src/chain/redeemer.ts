@@ -240,8 +240,8 @@ async function confirmIfDeep (d: RedeemerDeps, e: RedeemEntry, receipt: Transact
   const events = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'Redeemed' })
     .filter(l => l.address.toLowerCase() === d.contract.toLowerCase())
   const paid = events.map(l => {
-    const a = l.args as unknown as { jobId: Hex, provider: Address, amount: bigint, cumulative: bigint }
-    return { chainJobId: a.jobId, amount: a.amount, cumulative: a.cumulative }
+    const a = l.args
+    return { chainJobId: a.escrowId, amount: a.amount, cumulative: a.cumulative }
   })
   d.outbox.markConfirmed(e.id, { blockNumber: Number(receipt.blockNumber), gasUsed: receipt.gasUsed, paid }, d.now())
   for (const i of e.items) d.settled.delete(voucherKey(i.chainJobId, i.provider))

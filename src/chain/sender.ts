@@ -113,6 +113,6 @@ export class SendQueue {
 function unfunded (action: string, address: Address, balance: bigint, needed: bigint): ChainError {
   return new ChainError('KEY_UNFUNDED', `${action}: account ${address} holds ${balance} wei but needs ${needed === 0n ? 'some for gas' : `up to ${needed}`}`, {
     hint: 'fund the bridge account (see `dbc wallet`); the outbox keeps the batch and retries',
-    details: { address, balance: balance.toString(), needed: needed.toString() }
+    data: { address, balance: balance.toString(), needed: needed.toString() }
   })
 }

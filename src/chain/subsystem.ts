@@ -4,7 +4,7 @@
 // the jobs side signs vouchers (`bridge.signVoucher`) and hands received ones to `acceptVoucher`.
 import type { Store } from '../store/db.js'
 import { ChainError } from '../errors.js'
-import { Bridge, chainJobIdOf, chainJobKey } from './bridge.js'
+import { Bridge, chainJobKey, escrowIdOf, jobHashOf } from './bridge.js'
 import type { Address, Hex } from './config.js'
 import { autoStake } from './auto-stake.js'
 import { bridgeInitFromSettings, describeChain, parseChainSettings, type ChainSettings, type NetworkChoice } from './settings.js'
@@ -109,7 +109,9 @@ export function registerChainRoutes (api: NonNullable<ChainContext['api']>, brid
     const body = (req.body ?? {}) as { jobId?: string, amount?: string | number, deadline?: number, disputeWindow?: number }
     if (typeof body.jobId !== 'string' || body.amount === undefined || !/^\d+$/.test(String(body.amount))) throw new ChainError('BAD_REQUEST', 'deposit needs { jobId, amount } with amount in wei (a whole number)')
     const b = bridge()
-    return jsonable(await b.deposit(await resolveJob(b, body.jobId), BigInt(body.amount), { deadline: body.deadline, disputeWindow: body.disputeWindow }))
+    const { hash } = await resolveJobRef(b, body.jobId)
+    if (hash === undefined) throw new ChainError('BAD_REQUEST', `${body.jobId.slice(0, 20)}… is an escrow id: deposit takes the job id (the escrow is keyed by this node's account and the job)`)
+    return jsonable(await b.deposit(hash, BigInt(body.amount), { deadline: body.deadline, disputeWindow: body.disputeWindow }))
   })
   api.route('GET', '/v1/chain/jobs/:id', async (req) => {
     const b = bridge()
@@ -127,21 +129,38 @@ export function registerChainRoutes (api: NonNullable<ChainContext['api']>, brid
 }
 
 /**
- * The chain job id for a route's `:id`: a 32-byte hex id as given; else the key of this node's
- * job id as grid jobs derive it (its hex bytes) or training jobs (its text), whichever this node
- * signed vouchers for or deposited on.
+ * The escrow id for a route's `:id`: a 32-byte hex escrow id as given; else this node's escrow
+ * (it is the payer) of the job id as grid jobs derive it (its hex bytes) or training jobs (its
+ * text), whichever this node signed vouchers for or deposited on.
  */
 export async function resolveJob (b: Bridge, id: string): Promise<Hex> {
+  return (await resolveJobRef(b, id)).key
+}
+
+/**
+ * The job hash (what `deposit` takes) and this node's escrow id for a route's `:id` or a deposit's
+ * jobId: the hex-bytes or text reading of the id this node already pays on, else a 32-byte hex
+ * id taken as is (an escrow id to read, or the job hash to deposit under). An escrow id of this node's comes back without a hash (a
+ * deposit needs the job: the contract keys it by this node's account).
+ */
+export async function resolveJobRef (b: Bridge, id: string): Promise<{ hash?: Hex, key: Hex }> {
   // a grid job id is 64 hex digits too: this node's own job first, else the id is the chain key
-  const asKey = /^(0x)?[0-9a-fA-F]{64}$/.test(id) ? chainJobKey(id.startsWith('0x') ? id as Hex : `0x${id}`) : undefined
-  const candidates = [...(/^(0x)?([0-9a-fA-F]{2})+$/.test(id) ? [chainJobIdOf(id.startsWith('0x') ? id : `0x${id}`)] : []), chainJobIdOf(id.startsWith('0x') ? id.slice(2) : id)]
-  for (const c of candidates) if (b.vouchers.issued({ chainJobId: c }).length > 0) return c
-  if (asKey !== undefined && b.vouchers.issued({ chainJobId: asKey }).length > 0) return asKey
+  const raw = /^(0x)?[0-9a-fA-F]{64}$/.test(id) ? chainJobKey(id.startsWith('0x') ? id as Hex : `0x${id}`) : undefined
+  const hashes = [...(/^(0x)?([0-9a-fA-F]{2})+$/.test(id) ? [jobHashOf(id.startsWith('0x') ? id : `0x${id}`)] : []), jobHashOf(id.startsWith('0x') ? id.slice(2) : id)]
+  const candidates = hashes.map(hash => ({ hash, key: escrowIdOf(b.account, hash) }))
+  for (const c of candidates) if (b.vouchers.issued({ chainJobId: c.key }).length > 0) return c
+  if (raw !== undefined && b.vouchers.issued({ chainJobId: raw }).length > 0) return { key: raw }
   for (const c of candidates) {
-    const esc = await b.escrow(c)
+    const esc = await b.escrow(c.key)
     if (esc.payer.toLowerCase() === b.account.toLowerCase()) return c
   }
-  return asKey ?? candidates[0]
+  if (raw !== undefined) {
+    const esc = await b.escrow(raw)
+    if (esc.payer.toLowerCase() === b.account.toLowerCase()) return { key: raw }
+    // unknown here: an escrow id to read (someone else's), or the job hash of a first deposit
+    return { hash: raw, key: raw }
+  }
+  return candidates[0]
 }
 
 function gpuCount (v: unknown): number {

@@ -26,6 +26,8 @@ export interface JobPayerInit {
   jobId: string
   /** The job id bytes receipts name (grid: the id's hex bytes; training: its UTF-8). */
   jobIdBytes: Uint8Array
+  /** The payer's EVM address (the job's escrow is keyed by it and the job: chainJobId). */
+  payerAddress: string
   store: PaymentStore
   sign: VoucherSignFn
   /** Task shape and limits from the manifest. */
@@ -80,7 +82,7 @@ export class JobPayer {
   private readonly now: () => number
 
   constructor (private readonly init: JobPayerInit) {
-    this.chainJobId = chainJobId(init.jobIdBytes)
+    this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
     this.now = init.now ?? Date.now
     for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes, forfeited: p.forfeited })
     this.committed = init.store.committed(init.jobId)

@@ -2,8 +2,9 @@
 // payer funded, and each task is admitted only while that escrow covers the unpaid work plus the
 // task and the payer's vouchers lag the delivered work by no more than the credit. Per (job,
 // payer) it keeps `delivered` (its receipts, each bounded by its own offer's price) and `signed`
-// (the latest verified voucher). The decisions are core/settlement/credit.ts; this reads the
-// chain through a port (the chain Bridge implements it; tests pass a double) and caches reads.
+// (the latest verified voucher), written to the node's store when given (provider-ledger-store.ts).
+// The decisions are core/settlement/credit.ts; this reads the chain through a port (the chain
+// Bridge implements it; tests pass a double) and caches reads.
 //
 // What the submitter must know: the escrow must hold the job's cost plus one task's price at its
 // timeout (the most one more task can be billed), and a voucher must follow the results before
@@ -48,6 +49,17 @@ export interface PaymentGateInit {
   now?: () => number
   /** Recovers a voucher's signer (default: EIP-712 recovery, core/settlement/voucher.ts). */
   recover?: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
+  /** Keeps the ledger across restarts (src/jobs/provider-ledger-store.ts); absent: in memory only. */
+  ledger?: LedgerPersistence
+}
+
+/** What of a job's ledger outlives the process: delivered work and the latest voucher held. */
+export interface PersistedLedger { payer: string, delivered: bigint, signed: bigint, tasks: number, maxBehind: bigint, voucher?: dbc.task.v1.IVoucher }
+
+export interface LedgerPersistence {
+  load: (limit: number) => Array<{ chainJobId: string } & PersistedLedger>
+  save: (chainJobId: string, e: PersistedLedger) => void
+  remove: (chainJobId: string) => void
 }
 
 /** The payment side of an open lease: its terms, its offer's prices, its task slot, its tasks running. */
@@ -117,6 +129,20 @@ export class PaymentGate {
     this.deadlineMarginS = init.deadlineMarginS ?? 60
     this.now = init.now ?? Date.now
     this.recover = init.recover ?? voucherSigner
+    this.persist = init.ledger
+    // a restarted provider remembers who owes it (else every payer gets a fresh credit)
+    for (const r of (this.persist?.load(this.maxJobs) ?? []).reverse()) {
+      this.ledger.set(r.chainJobId, { payer: r.payer, delivered: r.delivered, signed: r.signed, redeemed: 0n, inflight: 0, tasks: r.tasks, refusals: 0, maxBehind: r.maxBehind, ...(r.voucher != null ? { voucher: r.voucher } : {}) })
+    }
+  }
+
+  private readonly persist?: LedgerPersistence
+
+  /** Writes a job's entry down (delivered work or a kept voucher changed); a failed write is not the payer's concern. */
+  private save (key: string, e: LedgerEntry): void {
+    try {
+      this.persist?.save(key, { payer: e.payer, delivered: e.delivered, signed: e.signed, tasks: e.tasks, maxBehind: e.maxBehind, ...(e.voucher != null ? { voucher: e.voucher } : {}) })
+    } catch {}
   }
 
   /** The port's domain and address; PaymentDeclinedError (not charged) while the chain is not ready. */
@@ -157,6 +183,29 @@ export class PaymentGate {
     if (!d.ok) throw refusalError(d)
     this.entry(lp.terms, true)
     return lp
+  }
+
+  /**
+   * A training invitation's payment terms, member side (review H2): they name this chain and the
+   * job's escrow, the payer authorised the coordinator (holder_auth over its peer id bytes, as a
+   * lease holder), and the escrow covers at least this member's credit (`creditTasks` rounds at
+   * `roundPrice`) with its deadline past one round. Never throws: a refusal carries its code.
+   */
+  async admitInvitation (terms: dbc.task.v1.IPaymentTerms | null | undefined, jobIdBytes: Uint8Array, coordinator: Uint8Array, roundPrice: bigint, roundMs: number): Promise<PaymentDecision> {
+    let self: PaymentChain
+    try { self = this.chain() } catch (err) { return { ok: false, code: 'CHAIN_UNAVAILABLE', reason: (err as Error).message, action: 'ignore' } }
+    const t = checkPaymentTerms(terms, jobIdBytes, self)
+    if (!t.ok) return t
+    const auth = terms?.holderAuth ?? new Uint8Array()
+    const signer = auth.length === 0 ? undefined : leaseAuthSigner(t.terms.chainJobId, coordinator, auth, this.ready().domain)
+    if (signer !== t.terms.payer) return { ok: false, code: 'LEASE_NOT_AUTHORISED', reason: `the coordinator is not authorised by payer ${t.terms.payer} for job ${t.terms.chainJobId.slice(0, 10)}… (PaymentTerms.holder_auth: the payer's LeaseAuth signature)`, action: 'reject' }
+    const lp: LeasePayment = { terms: t.terms, prices: { priceGpuHour: 0, priceCpuHour: 0 }, gpus: 0, cores: 0, slots: 1, inflight: 0 }
+    const credit = roundPrice * this.creditMilli / 1000n
+    try {
+      return await this.decide(lp, credit, roundPrice, Math.ceil(Math.max(0, roundMs) / 1000) + this.deadlineMarginS)
+    } catch (err) {
+      return { ok: false, code: 'CHAIN_UNAVAILABLE', reason: (err as Error).message, action: 'ignore' }
+    }
   }
 
   /**
@@ -201,6 +250,7 @@ export class PaymentGate {
     e.tasks++
     const behind = e.delivered - e.signed
     if (behind > e.maxBehind) e.maxBehind = behind
+    this.save(lp.terms.chainJobId, e)
     return units
   }
 
@@ -253,7 +303,7 @@ export class PaymentGate {
     this.ledger.set(terms.chainJobId, e)
     if (this.ledger.size > this.maxJobs) {
       // an entry the payer still owes for is never evicted: else throwaway leases would wipe a debt (review M1)
-      for (const [k, old] of this.ledger) if (old.inflight === 0 && old.delivered <= old.signed && k !== terms.chainJobId) { this.ledger.delete(k); break }
+      for (const [k, old] of this.ledger) if (old.inflight === 0 && old.delivered <= old.signed && k !== terms.chainJobId) { this.ledger.delete(k); try { this.persist?.remove(k) } catch {}; break }
     }
     return e
   }
@@ -301,6 +351,7 @@ export class PaymentGate {
     if (pv.cumulative > entry.signed || entry.voucher == null) {
       entry.signed = pv.cumulative
       entry.voucher = { ...v, cumulative: uint256Bytes(pv.cumulative) }
+      this.save(pv.jobId, entry)
     }
     return entry.voucher
   }

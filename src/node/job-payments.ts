@@ -5,7 +5,7 @@
 // of the unsigned rest once the dispute window has passed (checked against the chain's clock).
 import { decimalToUnits } from '../core/compute/pricing.js'
 import { formatCoins } from '../core/settlement/stake.js'
-import { chainJobId } from '../core/settlement/batch.js'
+import { chainJobId, jobHash } from '../core/settlement/batch.js'
 import { deadlineAt, type Manifest } from '../core/scheduler/index.js'
 import { DbcError } from '../errors.js'
 import { JobPayer, paymentView, type PaymentView } from '../jobs/payer.js'
@@ -65,7 +65,7 @@ export class JobPayments {
     if (bridge === undefined) return undefined
     const domain = await bridge.domain()
     const jobIdBytes = bytes(jobId)
-    const key = chainJobId(jobIdBytes)
+    const key = chainJobId(jobIdBytes, bridge.account)
     const budget = manifest.budget.total !== undefined ? decimalToUnits(manifest.budget.total) : undefined
     this.store.putEscrow({ jobId, chainJobId: key, chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'grid' })
     const payer = this.payerFor(jobId, jobIdBytes, bridge, { gpus: manifest.resources.gpu?.count ?? 0, cores: manifest.resources.cores, timeoutMs: manifest.task.timeoutMs, maxPricePerHour: manifest.budget.maxPricePerHour })
@@ -85,7 +85,7 @@ export class JobPayments {
     let payer = this.payers.get(jobId)
     if (payer === undefined) {
       payer = new JobPayer({
-        jobId, jobIdBytes, store: this.store, ...shape,
+        jobId, jobIdBytes, payerAddress: bridge.account, store: this.store, ...shape,
         sign: async (v) => await bridge.signVoucher(v),
         budgetTotal: () => this.cap(jobId),
         onPaid: (committed) => { void this.maybeTopUp(jobId, committed) },
@@ -161,7 +161,7 @@ export class JobPayments {
       if (bridge === undefined) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'start the node with --network (local, dbc-testnet, dbc-mainnet)' })
       const onChain = await bridge.escrow(e.chainJobId, { fresh: true })
       const deadline = deadlineMs === undefined ? undefined : Math.ceil(deadlineMs / 1000) + 3600
-      const r = await bridge.deposit(e.chainJobId, amount, { ...(deadline !== undefined ? { deadline } : {}), ...(this.init.disputeWindowS !== undefined && onChain.escrow === 0n ? { disputeWindow: this.init.disputeWindowS } : {}) })
+      const r = await bridge.deposit(jobHashOfRow(e), amount, { ...(deadline !== undefined ? { deadline } : {}), ...(this.init.disputeWindowS !== undefined && onChain.escrow === 0n ? { disputeWindow: this.init.disputeWindowS } : {}) })
       this.store.setDeposited(e.jobId, r.escrow > 0n ? r.escrow : onChain.escrow + amount)
       this.init.log?.info({ jobId: e.jobId, amount: `${formatCoins(amount)} DBC`, escrow: `${formatCoins(r.escrow)} DBC`, tx: r.txHash }, 'escrow deposited')
     })().finally(() => { this.deposits.delete(e.jobId) })
@@ -260,6 +260,11 @@ export class JobPayments {
     const chain = bridge === undefined ? undefined : await bridge.jobPayments(e.chainJobId).catch(() => undefined)
     return { jobId, kind: e.kind, chainJobId: e.chainJobId, deposited: e.deposited, reserve: e.reserve, budget: e.budget, allowTopUp: e.allowTopUp, closedAt: e.closedAt, refundTx: e.refundTx, refunded: e.refunded, payment: paymentView(this.store, jobId), chain, unit: 'DBC' }
   }
+}
+
+/** The hash `deposit` takes for a job of this store: grid job ids are hex bytes, training ids text (as the payers' jobIdBytes). */
+export function jobHashOfRow (e: EscrowRow): Hex {
+  return jobHash(e.kind === 'training' ? new TextEncoder().encode(e.jobId) : bytes(e.jobId))
 }
 
 export interface SettleView {

@@ -49,7 +49,7 @@ export class TrainingPayments {
     const domain = await bridge.domain()
     const jobIdBytes = new TextEncoder().encode(jobId)
     const budget = spec.budget !== undefined ? decimalToUnits(spec.budget) : undefined
-    payments.putEscrow({ jobId, chainJobId: chainJobId(jobIdBytes), chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'training' })
+    payments.putEscrow({ jobId, chainJobId: chainJobId(jobIdBytes, bridge.account), chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'training' })
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, jobIdBytes, bridge, shapeOf(spec, deadlineMs))
     this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
@@ -65,6 +65,19 @@ export class TrainingPayments {
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, new TextEncoder().encode(jobId), bridge, shapeOf(spec, deadlineMs))
     this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
+  }
+
+  /**
+   * The payment terms a job's invitations carry: its escrow, this node as payer, and this node's
+   * LeaseAuth over the coordinator (itself): members check them on chain before accepting.
+   */
+  async terms (jobId: string, coordinator: string): Promise<dbc.task.v1.IPaymentTerms | undefined> {
+    const payments = this.init.payments()
+    const bridge = payments?.bridge()
+    const e = payments?.store.escrow(jobId)
+    if (payments === undefined || bridge === undefined || e === undefined) return undefined
+    const holderAuth = await bridge.signLeaseAuth(e.chainJobId, peerIdFromString(coordinator).toMultihash().bytes)
+    return { ...payments.terms(e), holderAuth }
   }
 
   /** A round's receipt from a member: bounded, recorded, and the member's new voucher sent. */

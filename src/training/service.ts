@@ -7,6 +7,7 @@ import { logger } from '@libp2p/logger'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { WireError } from '../errors.js'
+import type { dbc } from '../wire/gen/wire.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage } from './transport.js'
 import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
@@ -24,6 +25,11 @@ export interface TrainingServiceInit {
   maxJobs?: number
   /** Accept or refuse an invitation (e.g. GPU requirements, budget, busy). */
   accept?: (spec: TrainingSpec, coordinator: string) => boolean | string
+  /**
+   * Checks who pays the rounds (the invitation's PaymentTerms: escrow on this node's chain
+   * covering its credit); a refusal with its typed code, `charge` when no honest submitter sends it.
+   */
+  admitPayment?: (inv: { jobId: string, payment?: dbc.task.v1.IPaymentTerms | null }, spec: TrainingSpec, coordinator: string) => Promise<{ code: string, reason: string, charge?: boolean } | undefined>
   /** A peer sent bytes that break /dbc/allreduce (the daemon's peer score). */
   onBadInput?: (peer: PeerId, err: WireError) => void
   /** The trainers the operator declared (config `trainers:`); a spec picks one by name. */
@@ -122,13 +128,13 @@ export class TrainingService {
       await running.stop()
       if (this.workers.has(inv.jobId) || this.starting.has(inv.jobId)) return
     }
-    const reply = (accepted: boolean, reason = '', paramCount = 0): void => {
-      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount } })
+    const reply = (accepted: boolean, reason = '', paramCount = 0, code = ''): void => {
+      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } })
     }
-    const refuse = (reason: string, offence?: WireError): void => {
+    const refuse = (reason: string, offence?: WireError, code = ''): void => {
       log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
       if (offence !== undefined) this.charge(from, offence)
-      reply(false, reason)
+      reply(false, reason, 0, code)
     }
     if (inv.jobId.length === 0 || inv.jobId.length > MAX_JOB_ID_LENGTH) { refuse(`a job id must have 1 to ${MAX_JOB_ID_LENGTH} characters`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad job id')); return }
     if (this.workers.size + this.starting.size >= (this.init.maxJobs ?? 2)) { refuse('busy: too many training jobs'); return }
@@ -158,6 +164,10 @@ export class TrainingService {
     if (builtin) this.builtinBy.set(inv.jobId, from)
     let started = false
     try {
+      // money before work (review H2): the rounds must be backed by an escrow this node can redeem from
+      const unpaid = await this.init.admitPayment?.(inv, spec, from)
+      if (unpaid !== undefined) { refuse(`${unpaid.code}: ${unpaid.reason}`, unpaid.charge === true ? new WireError(unpaid.code, `training invitation refused: ${unpaid.reason}`) : undefined, unpaid.code); return }
+      if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')
       const trainer = await this.createTrainer(spec, inv.rank, shards)
       try {
         if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')

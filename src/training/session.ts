@@ -13,6 +13,7 @@ import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
 import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
+import type { dbc } from '../wire/gen/wire.js'
 
 export interface TrainingProgress {
   round: number
@@ -78,10 +79,12 @@ export interface TrainingSessionInit {
   candidates?: (exclude: string[]) => Promise<string[]>
   /** How long an invited joiner has to load the state and ask to join, ms (default 60 s). */
   joinTimeoutMs?: number
+  /** Who pays the rounds (escrow, payer, the payer's LeaseAuth over this node): sent with every invitation. */
+  payment?: () => Promise<dbc.task.v1.IPaymentTerms | undefined>
 }
 
 /** A peer that did not join the job, and why (its own words, cleaned; or a timeout). */
-export interface InviteRefusal { peer: string, reason: string }
+export interface InviteRefusal { peer: string, reason: string, code?: string }
 
 /** A remote peer's refusal reason as shown to people: one line, printable, bounded. */
 export function cleanReason (reason: string): string {
@@ -112,6 +115,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly receipts = new Map<string, Uint8Array>()
   /** The invited peers that did not join, with their reasons (filled once invitations are answered). */
   readonly refusals: InviteRefusal[] = []
+  /** The payment terms sent with the invitations (read once, before the first). */
+  private paymentTerms?: dbc.task.v1.IPaymentTerms
   /** Each member's data shard (rank) and the number of shards the data set is cut into. */
   private readonly ranks = new Map<string, number>()
   private shards = 0
@@ -167,8 +172,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       const minPeers = this.spec.minPeers ?? Math.max(1, Math.ceil(this.init.peers.length / 2))
       if (members.length < minPeers) {
         const why = describeRefusals(this.refusals)
-        if (members.length === 0) throw new TrainingError('INVITES_REFUSED', `all invited peers refused: ${why}`, { hint: 'pick peers that offer what the spec needs (model.trainer names one of a provider\'s `trainers:`)', details: { refusals: this.refusals } })
-        throw new TrainingError('GROUP_TOO_SMALL', `only ${members.length} of ${this.init.peers.length} peers accepted the job, it needs ${minPeers}; refused: ${why}`, { hint: 'place the job on more peers or lower minPeers', details: { refusals: this.refusals } })
+        if (members.length === 0) throw new TrainingError('INVITES_REFUSED', `all invited peers refused: ${why}`, { hint: 'pick peers that offer what the spec needs (model.trainer names one of a provider\'s `trainers:`)', data: { refusals: this.refusals } })
+        throw new TrainingError('GROUP_TOO_SMALL', `only ${members.length} of ${this.init.peers.length} peers accepted the job, it needs ${minPeers}; refused: ${why}`, { hint: 'place the job on more peers or lower minPeers', data: { refusals: this.refusals } })
       }
       const outcome = await new Promise<{ params: Uint8Array, members: string[] }>((resolve, reject) => {
         const onAbort = (): void => { this.stopPeers('cancelled by the submitter'); reject(signal?.reason ?? new Error('aborted')) }
@@ -237,7 +242,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     // the donors answer this peer's StateRequest only once told it is joining
     for (const d of donors) this.init.transport.send(d, { join: { jobId: this.jobId, peer } })
     this.invitedJoiners.set(peer, setTimeout(() => { this.invitedJoiners.delete(peer) }, this.init.joinTimeoutMs ?? 60_000))
-    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, 8) } })
+    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, 8), ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
     return true
   }
 
@@ -297,6 +302,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   }
 
   private async invite (pending: Map<string, (msg: TrainingMessage) => void>): Promise<string[]> {
+    this.paymentTerms = await this.init.payment?.()
+    const payment = this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}
     const { transport, peers } = this.init
     const spec = encodeSpec(this.spec)
     const cp = this.lastCheckpoint
@@ -315,10 +322,11 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         clearTimeout(timer)
         pending.delete(peer)
         const accepted = msg.inviteReply?.accepted === true
-        if (!accepted) this.refusals.push({ peer, reason: cleanReason(msg.inviteReply?.reason ?? '') })
+        const code = msg.inviteReply?.code ?? ''
+        if (!accepted) this.refusals.push({ peer, reason: cleanReason(msg.inviteReply?.reason ?? ''), ...(/^[A-Z_]{1,40}$/.test(code) ? { code } : {}) })
         resolve(accepted)
       })
-      transport.send(peer, { invite: { jobId: this.jobId, spec, rank: this.ranks.get(peer) ?? rank, shards: this.shards, ...resume } })
+      transport.send(peer, { invite: { jobId: this.jobId, spec, rank: this.ranks.get(peer) ?? rank, shards: this.shards, ...resume, ...payment } })
     })))
     return peers.filter((_, i) => replies[i])
   }

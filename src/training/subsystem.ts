@@ -19,6 +19,8 @@ import { createReceiptMeter } from './metering.js'
 import { ALLREDUCE_PROTOCOL } from './transport.js'
 import { parseTrainingSpec, type TrainingSpec } from './spec.js'
 import { TrainingError } from './worker.js'
+import { invitationPaymentRefusal, type InvitationGate } from './invite-payment.js'
+import type { dbc } from '../wire/gen/wire.js'
 import type { HourlyPrices } from '../core/compute/pricing.js'
 import type { DaemonContext, Subsystem } from '../node/daemon.js'
 
@@ -37,6 +39,8 @@ export interface TrainingSubsystemInit {
   payments?: () => TrainingPaymentHook | undefined
   /** The trainers this node offers (default: the config's `trainers:`). */
   trainers?: Record<string, TrainerConfig>
+  /** This node's payment gate (the compute peer's): an invitation needs an escrow covering its credit. Absent: no chain, no check. */
+  memberPayment?: () => InvitationGate | undefined
 }
 
 /** The submitter's payment of training rounds, through the same payer and vouchers as grid tasks. */
@@ -48,6 +52,8 @@ export interface TrainingPaymentHook {
   roundEnded: (jobId: string) => void
   finish: (jobId: string) => Promise<void>
   paid: (jobId: string) => { paid: string, refused: string, unit: 'DBC' } | undefined
+  /** The job's payment terms for its invitations: escrow, payer, and the payer's LeaseAuth over `coordinator` (a peer id). */
+  terms: (jobId: string, coordinator: string) => Promise<dbc.task.v1.IPaymentTerms | undefined>
 }
 
 interface TrainingJob {
@@ -79,7 +85,10 @@ export class TrainingSubsystem implements Subsystem {
     const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount, payoutAddress: this.init.payoutAddress })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
     this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
-    this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput, accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}` })
+    this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput,
+      accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}`,
+      admitPayment: async (inv, spec, coordinator) => await invitationPaymentRefusal(this.init.memberPayment?.(), inv, spec, coordinator, this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 })
+    })
     await this.service.start()
     this.routes(ctx)
     for (const j of this.store?.list() ?? []) {
@@ -154,7 +163,8 @@ export class TrainingSubsystem implements Subsystem {
       resume,
       sign: stateSigner(ctx.identity.secretKey),
       checkpoint: (c) => { store?.saveCheckpoint(jobId, c) },
-      candidates: async (exclude) => await this.candidatePeers(exclude)
+      candidates: async (exclude) => await this.candidatePeers(exclude),
+      payment: async () => await this.init.payments?.()?.terms(jobId, ctx.identity.peerId.toString())
     })
     const pay = this.init.payments?.()
     pay?.resume(jobId, spec)
@@ -233,6 +243,9 @@ export class TrainingSubsystem implements Subsystem {
     if (j === undefined) throw new TrainingError('NOT_FOUND', `no training job ${id} on this node`, { hint: 'list jobs with GET /v1/training' })
     return j
   }
+
+  /** What GET /v1/training lists (the dashboard's node-wide event stream compares these). */
+  list (): Array<Record<string, unknown>> { return [...this.jobs.entries()].map(([id, j]) => this.view(id, j)) }
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]

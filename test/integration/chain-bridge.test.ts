@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { createPublicClient, createWalletClient, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, dbcChain, settlementAbi, startAnvil, chainStatusLines, earningsLines, jobPaymentLines, walletLines, type AnvilHandle, type Hex } from '../../src/chain/index.js'
+import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, jobHashOf, dbcChain, settlementAbi, startAnvil, chainStatusLines, earningsLines, jobPaymentLines, walletLines, type AnvilHandle, type Hex } from '../../src/chain/index.js'
 import { voucherTypedData, type Voucher } from '../../src/core/settlement/voucher.js'
 import { openStore } from '../../src/store/db.js'
 import { ChainError } from '../../src/errors.js'
@@ -42,8 +42,8 @@ test('[anvil] vouchers: signed by the payer, checked and kept by the provider, r
   const alice = await nodes.node(DEV_PRIVATE_KEYS[1])
   const bob = await nodes.node(DEV_PRIVATE_KEYS[2])
   for (const p of [alice, bob]) await p.stake(1)
-  const job = chainJobIdOf('job-vouchers')
-  const dep = await payer.deposit(job, 5n * E15, { disputeWindow: 120 })
+  const job = chainJobIdOf('job-vouchers', payer.account)
+  const dep = await payer.deposit(jobHashOf('job-vouchers'), 5n * E15, { disputeWindow: 120 })
   assert.is(dep.escrow, 5n * E15)
   const esc = await payer.escrow(job)
   assert.is(esc.payer.toLowerCase(), payer.account.toLowerCase())
@@ -75,7 +75,7 @@ test('[anvil] vouchers: signed by the payer, checked and kept by the provider, r
   const rb = await alice.acceptVoucher({ voucher: a3.voucher, signature: '0x1234' })
   assert.is(rb.ok === false && rb.code, 'BAD_SIGNATURE')
   // No escrow for a job: refused with the words the issue asks for.
-  const nojob = chainJobIdOf('job-without-escrow')
+  const nojob = chainJobIdOf('job-without-escrow', payer.account)
   const rn = await alice.acceptVoucher(await payer.signVoucher(voucher(nojob, alice.account, E15)))
   assert.is(rn.ok === false && rn.code, 'NO_ESCROW')
   assert.match((rn as { reason: string }).reason, /no escrow for job 0x[0-9a-f]{64} on chain 19880818/)
@@ -105,7 +105,7 @@ test('[anvil] vouchers: signed by the payer, checked and kept by the provider, r
   // Redeeming again (even the same voucher by hand) pays nothing: the loop sends no tx at all.
   assert.is((await alice.redeemNow()).confirmed.length, 0)
   const conn = alice.connectionInfo
-  const logs = await conn.publicClient.getContractEvents({ address: nodes.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { jobId: job }, fromBlock: 0n })
+  const logs = await conn.publicClient.getContractEvents({ address: nodes.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { escrowId: job }, fromBlock: 0n })
   const sum = (who: string): bigint => logs.filter(l => l.args.provider?.toLowerCase() === who.toLowerCase()).reduce((s, l) => s + (l.args.amount ?? 0n), 0n)
   assert.is(sum(alice.account), 3n * E15)
   assert.is(sum(bob.account), 1n * E15)
@@ -125,8 +125,8 @@ test('[anvil] escrow short: partial redeem, the rest after a top-up; a refund be
   const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
   const carol = await nodes.node(DEV_PRIVATE_KEYS[3])
   await carol.stake(1)
-  const job = chainJobIdOf('job-short')
-  await payer.deposit(job, 2n * E15, { disputeWindow: 60 })
+  const job = chainJobIdOf('job-short', payer.account)
+  await payer.deposit(jobHashOf('job-short'), 2n * E15, { disputeWindow: 60 })
   assert.is((await carol.acceptVoucher(await payer.signVoucher(voucher(job, carol.account, 3n * E15)))).ok, true)
   const t1 = await carol.redeemNow()
   assert.is(await carol.redeemed(job), 2n * E15, 'paid what the escrow held')
@@ -135,7 +135,7 @@ test('[anvil] escrow short: partial redeem, the rest after a top-up; a refund be
   const e1 = await carol.earnings()
   assert.is(e1.jobs[0].pending, 1n * E15)
   assert.match(e1.jobs[0].note ?? '', /top it up/)
-  await payer.deposit(job, 5n * E15)
+  await payer.deposit(jobHashOf('job-short'), 5n * E15)
   await carol.redeemNow()
   assert.is(await carol.redeemed(job), 3n * E15, 'the rest after the top-up, nothing more')
   // Refund before the window: refused by the contract, named, with a hint.
@@ -162,11 +162,39 @@ test('[anvil] escrow short: partial redeem, the rest after a top-up; a refund be
   assert.match(jobPaymentLines(view, 0).join('\n'), /refund {5}done/)
 })
 
+test('[anvil] a stranger front-runs the deposit with 1 wei under the same job id (review M3): the payer\'s escrow, its provider\'s redeem and its refund still work and touch only the payer\'s escrow', async () => {
+  const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
+  const stranger = await nodes.node(DEV_PRIVATE_KEYS[5])
+  const gus = await nodes.node(DEV_PRIVATE_KEYS[9])
+  await gus.stake(1)
+  const hash = jobHashOf('job-front-run')
+  const fake = (await stranger.deposit(hash, 1n, { disputeWindow: 60 })).chainJobId
+  const dep = await payer.deposit(hash, 5n * E15, { disputeWindow: 60 })
+  const real = dep.chainJobId
+  assert.is(real, chainJobIdOf('job-front-run', payer.account))
+  assert.ok(real !== fake)
+  assert.equal([(await payer.escrow(real, { fresh: true })).escrow, (await payer.escrow(fake, { fresh: true })).escrow], [5n * E15, 1n])
+  // the payer's voucher, pointed at the stranger's escrow, is refused by the provider (not signed by that escrow's payer)
+  const sv = await payer.signVoucher(voucher(real, gus.account, 3n * E15))
+  const moved = await gus.acceptVoucher({ voucher: { ...sv.voucher, jobId: fake }, signature: sv.signature })
+  assert.is(moved.ok, false)
+  assert.is((moved as { code: string }).code, 'WRONG_PAYER')
+  assert.is((await gus.acceptVoucher(sv)).ok, true)
+  await gus.redeemNow()
+  assert.is(await gus.redeemed(real), 3n * E15)
+  assert.is(await gus.redeemed(fake), 0n)
+  await payer.close(real)
+  await mine(61)
+  assert.is((await payer.refund(real)).amount, 2n * E15, 'escrow - paid back to the payer')
+  const f = await stranger.escrow(fake, { fresh: true })
+  assert.equal([f.escrow, f.paid, f.closedAt, f.refunded], [1n, 0n, 0, false], 'the stranger\'s escrow untouched')
+})
+
 test('[anvil] unstaked provider: the redeem reverts NotStaked with a hint, the voucher waits; staked, it is paid', async () => {
   const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
   const dave = await nodes.node(DEV_PRIVATE_KEYS[4])
-  const job = chainJobIdOf('job-unstaked')
-  await payer.deposit(job, E18)
+  const job = chainJobIdOf('job-unstaked', payer.account)
+  await payer.deposit(jobHashOf('job-unstaked'), E18)
   assert.is((await dave.acceptVoucher(await payer.signVoucher(voucher(job, dave.account, E15)))).ok, true)
   const t = await dave.redeemNow()
   assert.is(t.redeemable, 0, 'nothing payable until the cause is gone (redeemNow returns at once)')
@@ -182,8 +210,8 @@ test('[anvil] unfunded key: KEY_UNFUNDED, the voucher waits; once funded, it is 
   const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
   const key = generatePrivateKey()
   const poor = await nodes.node(key)
-  const job = chainJobIdOf('job-unfunded')
-  await payer.deposit(job, E18)
+  const job = chainJobIdOf('job-unfunded', payer.account)
+  await payer.deposit(jobHashOf('job-unfunded'), E18)
   await payer.stake(1, { provider: poor.account })
   assert.is((await poor.acceptVoucher(await payer.signVoucher(voucher(job, poor.account, 7n * E15)))).ok, true)
   const err = await poor.redeemNow().then(() => undefined, (e: unknown) => e) as ChainError
@@ -207,10 +235,10 @@ test('[anvil] redeem policy: the loop waits while a voucher is worth less than 1
   // One redeem of one voucher is well under 200k gas: 2 x that is below 10 redeems' gas, 40 x above it.
   const price = await erin.connectionInfo.publicClient.getGasPrice()
   const unit = 200_000n * (price > 0n ? price : 1n)
-  const open = chainJobIdOf('job-policy-open')
-  const closed = chainJobIdOf('job-policy-closed')
-  const dust = chainJobIdOf('job-policy-dust')
-  for (const j of [open, closed, dust]) await payer.deposit(j, E18, { disputeWindow: 3600 })
+  const open = chainJobIdOf('job-policy-open', payer.account)
+  const closed = chainJobIdOf('job-policy-closed', payer.account)
+  const dust = chainJobIdOf('job-policy-dust', payer.account)
+  for (const j of ['job-policy-open', 'job-policy-closed', 'job-policy-dust']) await payer.deposit(jobHashOf(j), E18, { disputeWindow: 3600 })
   for (const [j, v] of [[open, 2n * unit], [closed, 2n * unit], [dust, 1000n]] as const) assert.is((await erin.acceptVoucher(await payer.signVoucher(voucher(j, erin.account, v)))).ok, true)
   const t1 = await erin.redeemNow({ force: false })
   assert.is(erin.redeemHistory().length, 0, 'nothing worth its gas yet: no redeem sent')
@@ -253,10 +281,10 @@ test('[anvil] redeem policy: a job never closed is redeemed once its deadline pa
   await payer.stake(1, { provider: fay.account })
   const price = await fay.connectionInfo.publicClient.getGasPrice()
   const unit = 200_000n * (price > 0n ? price : 1n)
-  const job = chainJobIdOf('job-policy-deadline')
+  const job = chainJobIdOf('job-policy-deadline', payer.account)
   const now = Number((await fay.connectionInfo.publicClient.getBlock()).timestamp)
   // deadline in 10 minutes, window 2 minutes: refundable in 12 min, margin min(60 s, 10 min) = 60 s
-  await payer.deposit(job, E18, { deadline: now + 600, disputeWindow: 120 })
+  await payer.deposit(jobHashOf('job-policy-deadline'), E18, { deadline: now + 600, disputeWindow: 120 })
   assert.is((await fay.acceptVoucher(await payer.signVoucher(voucher(job, fay.account, 2n * unit)))).ok, true)
   await fay.redeemNow({ force: false })
   assert.is(fay.redeemHistory().length, 0)
@@ -277,7 +305,7 @@ test('[anvil] wrong chain id: clear error, nothing sent', async () => {
     const st = await bridge.status()
     assert.is(st.lastError?.code, 'CHAIN_ID_MISMATCH')
     assert.match(st.lastError?.message ?? '', /chain id 19880818, but the config says 1/)
-    const err = await bridge.deposit(chainJobIdOf('x'), E15).then(() => undefined, (e: unknown) => e) as ChainError
+    const err = await bridge.deposit(jobHashOf('x'), E15).then(() => undefined, (e: unknown) => e) as ChainError
     assert.is(err?.code, 'CHAIN_ID_MISMATCH')
   } finally { await bridge.stop(); store.close(); rmSync(dir, { recursive: true, force: true }) }
 })
@@ -293,7 +321,7 @@ test('[rpc] unreachable RPC: status says so; accepting a voucher throws CHAIN_UN
     assert.is(st.reachable, false)
     assert.is(st.lastError?.code, 'CHAIN_UNREACHABLE')
     assert.match(chainStatusLines(st).join('\n'), /UNREACHABLE/)
-    const v = voucher(chainJobIdOf('y'), bridge.account, E15)
+    const v = voucher(chainJobIdOf('y', bridge.account), bridge.account, E15)
     const signer = privateKeyToAccount(DEV_PRIVATE_KEYS[0])
     const sv = { voucher: v, signature: await signer.signTypedData(voucherTypedData(v, { chainId: 19880818, verifyingContract: bridge.account })) }
     const err = await bridge.acceptVoucher(sv).then(() => undefined, (e: unknown) => e) as ChainError
@@ -308,8 +336,8 @@ test('[embedded] the single-node sandbox: deposit, stake, a voucher to itself, r
   const bridge = new Bridge({ store, dataDir: dir, tickMs: 0 })
   await bridge.start()
   try {
-    const job = chainJobIdOf('sandbox-job')
-    await bridge.deposit(job, E18)
+    const job = chainJobIdOf('sandbox-job', bridge.account)
+    await bridge.deposit(jobHashOf('sandbox-job'), E18)
     await bridge.stake(1)
     const sv = await bridge.signVoucher(voucher(job, bridge.account, 5n * E15, 5))
     assert.is((await bridge.acceptVoucher(sv)).ok, true)

@@ -5,7 +5,8 @@
 //   chain-crash-child.ts crash|resume DATADIR embedded|URL afterBroadcast|beforeBroadcast
 import { writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, settlementAbi, type Hex } from '../../src/chain/index.js'
+import { privateKeyToAccount } from 'viem/accounts'
+import { Bridge, DEV_PRIVATE_KEYS, chainJobIdOf, jobHashOf, settlementAbi, type Hex } from '../../src/chain/index.js'
 import { openStore } from '../../src/store/db.js'
 
 const [mode, dataDir, chainArg, fault] = process.argv.slice(2)
@@ -29,7 +30,10 @@ const provider = new Bridge({
   afterBroadcast: kill('afterBroadcast')
 })
 await provider.start()
-const jobs = [chainJobIdOf(`${dataDir}:a`), chainJobIdOf(`${dataDir}:b`)]
+const labels = [`${dataDir}:a`, `${dataDir}:b`]
+// the escrows are keyed by payer and job: the payer is the provider itself on the embedded chain
+const payerAccount = chainArg !== 'embedded' ? privateKeyToAccount(DEV_PRIVATE_KEYS[0]).address : provider.account
+const jobs = labels.map(l => chainJobIdOf(l, payerAccount))
 const owed = [3n * 10n ** 15n, 5n * 10n ** 15n]
 if (mode === 'crash') {
   let payer = provider
@@ -41,7 +45,7 @@ if (mode === 'crash') {
   }
   if ((await provider.stakeOf()).gpus === 0) await provider.stake(1)
   for (let i = 0; i < jobs.length; i++) {
-    await payer.deposit(jobs[i], 10n ** 18n)
+    await payer.deposit(jobHashOf(labels[i]), 10n ** 18n)
     const sv = await payer.signVoucher({ jobId: jobs[i], provider: provider.account, cumulative: owed[i], receiptsRoot: `0x${'22'.repeat(32)}`, receiptCount: 4 })
     const r = await provider.acceptVoucher(sv)
     if (!r.ok) throw new Error(r.reason)
@@ -58,7 +62,7 @@ const status = await provider.status()
 writeSync(1, JSON.stringify({
   before,
   after: provider.redeemHistory().map(e => ({ id: e.id, state: e.state, txHash: e.txHash })),
-  redeemed: events.filter(e => jobs.includes(e.args.jobId as Hex)).map(e => ({ jobId: e.args.jobId, amount: String(e.args.amount), txHash: e.transactionHash })),
+  redeemed: events.filter(e => jobs.includes(e.args.escrowId as Hex)).map(e => ({ jobId: e.args.escrowId, amount: String(e.args.amount), txHash: e.transactionHash })),
   onChain: await Promise.all(jobs.map(async j => String(await provider.redeemed(j)))),
   owed: owed.map(String),
   jobs,

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DEV_PRIVATE_KEYS, chainJobIdOf, settlementAbi, startAnvil, type AnvilHandle, type Hex } from '../../src/chain/index.js'
+import { DEV_PRIVATE_KEYS, chainJobIdOf, jobHashOf, settlementAbi, startAnvil, type AnvilHandle, type Hex } from '../../src/chain/index.js'
 import { ChainError } from '../../src/errors.js'
 import { Nodes } from './chain-backends.js'
 
@@ -24,8 +24,8 @@ test('vouchers wait while the RPC is down and are redeemed when it returns', asy
     const payer = await nodes.node(DEV_PRIVATE_KEYS[0])
     const provider = await nodes.node(DEV_PRIVATE_KEYS[1], { tickMs: 100, requestTimeoutMs: 1000 })
     await provider.stake(1)
-    const jobs = [chainJobIdOf('down-a'), chainJobIdOf('down-b')]
-    for (const j of jobs) await payer.deposit(j, 10n ** 18n)
+    const jobs = [chainJobIdOf('down-a', payer.account), chainJobIdOf('down-b', payer.account)]
+    for (const j of ['down-a', 'down-b']) await payer.deposit(jobHashOf(j), 10n ** 18n)
     const sign = async (j: Hex, n: bigint): Promise<void> => {
       const r = await provider.acceptVoucher(await payer.signVoucher({ jobId: j, provider: provider.account, cumulative: n * E15, receiptsRoot: ROOT, receiptCount: Number(n) }))
       assert.is(r.ok, true, r.ok ? '' : r.reason)
@@ -61,7 +61,7 @@ test('vouchers wait while the RPC is down and are redeemed when it returns', asy
     assert.is(await provider.redeemed(jobs[1]), 6n * E15)
     const events = await provider.connectionInfo.publicClient.getContractEvents({ address: nodes.contract!, abi: settlementAbi, eventName: 'Redeemed', args: { provider: provider.account }, fromBlock: 0n })
     for (const [i, total] of [[0, 4n], [1, 6n]] as const) {
-      assert.is(events.filter(e => e.args.jobId === jobs[i]).reduce((s, e) => s + (e.args.amount ?? 0n), 0n), total * E15, `job ${i}: the events add up to the signed total`)
+      assert.is(events.filter(e => e.args.escrowId === jobs[i]).reduce((s, e) => s + (e.args.amount ?? 0n), 0n), total * E15, `job ${i}: the events add up to the signed total`)
     }
     const t3 = Date.now()
     while (Date.now() - t3 < 5000 && (await provider.status()).lastError !== undefined) await sleep(100)

@@ -1,4 +1,4 @@
-// Settlement v2 on the embedded EVM (the single-node sandbox chain): the EIP-712 digest, the
+// Settlement v3 on the embedded EVM (the single-node sandbox chain): the EIP-712 digest, the
 // ecrecover path and the core voucher rules behave as on anvil (contract.test.ts has them all).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -6,6 +6,7 @@ import { createPublicClient, createWalletClient, custom, keccak256, toHex, type 
 import { privateKeyToAccount } from 'viem/accounts'
 import { DEV_PRIVATE_KEYS, EmbeddedChain, dbcChain, embeddedProvider, settlementAbi, settlementBytecode } from '../../src/chain/index.js'
 import { voucherDigest, type Voucher } from '../../src/core/settlement/voucher.js'
+import { escrowIdOfHash } from '../../src/core/settlement/batch.js'
 import { E18, redeemArgs, revertOf, signVoucher, type Wallet } from './chain-fixture.js'
 
 let chain: EmbeddedChain
@@ -35,12 +36,15 @@ test('voucher digest, redeem once, replay pays nothing, forged and early refund 
   const payer = wallet(0)
   const provider = wallet(1)
   const domain = { chainId: c.id, verifyingContract: contract }
-  const jobId = keccak256(toHex('embedded-job'))
+  const hash = keccak256(toHex('embedded-job'))
+  // the escrow id: keyed by payer and job (escrowIdOf on chain = the TS one)
+  const jobId = escrowIdOfHash(payer.account.address, hash)
+  assert.is(await read<Hex>('escrowIdOf', [payer.account.address, hash]), jobId)
   const v: Voucher = { jobId, provider: provider.account.address, cumulative: 2n * E18, receiptsRoot: `0x${'11'.repeat(32)}` as Hex, receiptCount: 3 }
   assert.is(await read<Hex>('voucherDigest', [v]), voucherDigest(v, domain))
   await send(provider, 'stake', [provider.account.address, 1], await read<bigint>('stakeRequired', [1]))
   const now = (await pub.getBlock()).timestamp
-  await send(payer, 'deposit', [jobId, now + 3600n, 600], 5n * E18)
+  await send(payer, 'deposit', [hash, now + 3600n, 600], 5n * E18)
   const sv = await signVoucher(payer, v, domain)
   const b0 = await pub.getBalance({ address: provider.account.address })
   const gas1 = await send(provider, 'redeem', redeemArgs([sv]))

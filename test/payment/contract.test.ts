@@ -1,4 +1,4 @@
-// Settlement v2 against anvil: escrow, dispute window, payer-signed cumulative vouchers redeemed
+// Settlement v3 against anvil: escrow, dispute window, payer-signed cumulative vouchers redeemed
 // by the provider alone, stake. Every rule of contracts/README.md is checked here, including the
 // attacks of issue 13 (refund early, credit someone else, pay twice, replay, forged voucher).
 // Vouchers are signed with viem signTypedData over voucher.ts's typed data, so the TS and
@@ -7,7 +7,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { getContractAddress, keccak256, parseEventLogs, toHex, type Address, type Hex } from 'viem'
 import { settlementAbi, settlementBytecode } from '../../src/chain/index.js'
-import { stakeForGpu, stakeRequired } from '../../src/core/settlement/index.js'
+import { escrowIdOfHash, stakeForGpu, stakeRequired } from '../../src/core/settlement/index.js'
 import { voucherDigest, type Voucher } from '../../src/core/settlement/voucher.js'
 import {
   CREATE2_DEPLOYER, E18, TEST_SALT, deploySettlement, redeemArgs, revertOf, signVoucher, simulateRevert, startChainFixture,
@@ -34,15 +34,21 @@ const jobOf = async (jobId: Hex): Promise<{ payer: Address, escrow: bigint, paid
 const v = (jobId: Hex, to: Wallet, cumulative: bigint, receiptCount = 10): Voucher => ({ jobId, provider: to.account.address, cumulative, receiptsRoot: ROOT, receiptCount })
 const balance = async (w: Wallet): Promise<bigint> => await f.publicClient.getBalance({ address: w.account.address })
 
-/** A new job funded by `by` with `coins` DBC, deadline in an hour, the test dispute window. */
+/** The job hash each escrow id was deposited under (top-ups name the job hash, not the escrow id). */
+const hashOf = new Map<Hex, Hex>()
+const escrowOf = (by: Wallet, jobId: Hex): Hex => escrowIdOfHash(by.account.address, jobId)
+
+/** A new job funded by `by` with `coins` DBC, deadline in an hour, the test dispute window; returns its escrow id. */
 async function newJob (coins: bigint, by: Wallet = payer): Promise<Hex> {
   const jobId = keccak256(toHex(`job-${++jobSeq}`))
   await f.send(by, 'deposit', [jobId, (await f.now()) + HOUR, WINDOW], coins * E18)
-  return jobId
+  const id = escrowOf(by, jobId)
+  hashOf.set(id, jobId)
+  return id
 }
 
 /** Redeems as `w`; returns what its balance gained net of gas, and the Redeemed events. */
-async function redeem (w: Wallet, svs: Awaited<ReturnType<typeof signVoucher>>[]): Promise<{ gained: bigint, events: Array<{ jobId: Hex, provider: Address, amount: bigint, cumulative: bigint }>, gasUsed: bigint }> {
+async function redeem (w: Wallet, svs: Awaited<ReturnType<typeof signVoucher>>[]): Promise<{ gained: bigint, events: Array<{ escrowId: Hex, provider: Address, amount: bigint, cumulative: bigint }>, gasUsed: bigint }> {
   const before = await balance(w)
   const r = await f.send(w, 'redeem', redeemArgs(svs))
   const after = await balance(w)
@@ -89,31 +95,33 @@ test('stake: per-GPU formula, network count, overpay returned, unstake', async (
 
 test('deposit: payer set, dispute window bounds, future deadline, top-ups payer-only, deadline only extends', async () => {
   const now = await f.now()
-  const id = keccak256(toHex('deposit-rules'))
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + HOUR, 59], E18)).name, 'InvalidDisputeWindow')
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + HOUR, 30 * 86400 + 1], E18)).name, 'InvalidDisputeWindow')
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + HOUR, 30 * 86400], E18)).name, 'did not revert')
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + HOUR, 60], E18)).name, 'did not revert')
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now - 1n, 60], E18)).name, 'DeadlinePassed')
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + HOUR, 60], 0n)).name, 'ZeroAmount')
-  await f.send(payer, 'deposit', [id, now + HOUR, 120], 5n * E18)
+  const hash = keccak256(toHex('deposit-rules'))
+  const id = escrowOf(payer, hash)
+  assert.is(await f.read<Hex>('escrowIdOf', [payer.account.address, hash]), id, 'escrowIdOf on chain = the TS one')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + HOUR, 59], E18)).name, 'InvalidDisputeWindow')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + HOUR, 30 * 86400 + 1], E18)).name, 'InvalidDisputeWindow')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + HOUR, 30 * 86400], E18)).name, 'did not revert')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + HOUR, 60], E18)).name, 'did not revert')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now - 1n, 60], E18)).name, 'DeadlinePassed')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + HOUR, 60], 0n)).name, 'ZeroAmount')
+  await f.send(payer, 'deposit', [hash, now + HOUR, 120], 5n * E18)
   let j = await jobOf(id)
   assert.is(j.payer.toLowerCase(), payer.account.address.toLowerCase())
   assert.equal([j.escrow, j.paid, j.deadline, j.disputeWindow, j.refunded], [5n * E18, 0n, now + HOUR, 120, false])
-  // Someone else can not add to (nor take over) the job.
-  const r = await simulateRevert(f, stranger, 'deposit', [id, now + 2n * HOUR, 60], E18)
-  assert.is(r.name, 'NotPayer')
-  assert.is((r.args[2] as string).toLowerCase(), stranger.account.address.toLowerCase())
+  // Someone else's deposit under the same job id is its own escrow: the payer's is untouched.
+  await f.send(stranger, 'deposit', [hash, now + 2n * HOUR, 60], 1n)
+  assert.equal([(await jobOf(id)).escrow, (await jobOf(escrowOf(stranger, hash))).escrow], [5n * E18, 1n])
   // Top-up: a shorter deadline is ignored, a longer one extends; the window stays.
-  await f.send(payer, 'deposit', [id, now + 10n, 60], E18)
-  await f.send(payer, 'deposit', [id, now + 3n * HOUR, 30 * 86400], E18)
+  await f.send(payer, 'deposit', [hash, now + 10n, 60], E18)
+  await f.send(payer, 'deposit', [hash, now + 3n * HOUR, 30 * 86400], E18)
   j = await jobOf(id)
   assert.equal([j.escrow, j.deadline, j.disputeWindow], [7n * E18, now + 3n * HOUR, 120])
   assert.is(await f.read<bigint>('unspent', [id]), 7n * E18)
   await f.send(payer, 'close', [id])
   await f.send(payer, 'close', [id]) // idempotent
-  assert.is((await simulateRevert(f, payer, 'deposit', [id, now + 4n * HOUR, 60], E18)).name, 'JobAlreadyClosed')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hash, now + 4n * HOUR, 60], E18)).name, 'JobAlreadyClosed')
   assert.is((await simulateRevert(f, stranger, 'close', [id])).name, 'NotPayer')
+  assert.is((await jobOf(escrowOf(stranger, hash))).closedAt, 0n, 'the stranger\'s escrow is not closed by the payer\'s close')
   assert.is((await simulateRevert(f, payer, 'close', [h32(0xdead)])).name, 'UnknownJob')
 })
 
@@ -123,7 +131,7 @@ test('redeem: the provider gets the signed cumulative from that job escrow, one 
   const sv = await signVoucher(payer, v(job, provider, 3n * E18, 30), f.domain)
   const res = await redeem(provider, [sv])
   assert.is(res.gained, 3n * E18)
-  assert.equal(res.events.map(e => [e.jobId, e.amount, e.cumulative]), [[job, 3n * E18, 3n * E18]])
+  assert.equal(res.events.map(e => [e.escrowId, e.amount, e.cumulative]), [[job, 3n * E18, 3n * E18]])
   assert.is(await f.read<bigint>('redeemed', [job, provider.account.address]), 3n * E18)
   assert.is((await jobOf(job)).paid, 3n * E18)
   assert.is(await f.read<bigint>('unspent', [job]), 7n * E18)
@@ -240,7 +248,7 @@ test('escrow short: partial pay, the rest after a top-up; never more than the jo
   assert.is(await f.read<bigint>('redeemed', [job, provider2.account.address]), E18)
   assert.is(await f.read<bigint>('unspent', [job]), 0n)
   assert.is((await redeem(provider2, [b])).gained, 0n, 'empty escrow pays nothing (no revert)')
-  await f.send(payer, 'deposit', [job, 0n, 0], 10n * E18)
+  await f.send(payer, 'deposit', [hashOf.get(job)!, 0n, 0], 10n * E18)
   assert.is((await redeem(provider2, [b])).gained, 3n * E18, 'the rest after the top-up')
   assert.is((await redeem(provider2, [b])).gained, 0n)
   const j = await jobOf(job)
@@ -272,7 +280,7 @@ test('attack: refund before the dispute window reverts; after it the payer gets 
   assert.is(late.gained, 0n)
   assert.is(late.events.length, 0)
   assert.is((await simulateRevert(f, payer, 'refund', [job])).name, 'JobAlreadyRefunded')
-  assert.is((await simulateRevert(f, payer, 'deposit', [job, (await f.now()) + HOUR, 60], E18)).name, 'JobAlreadyRefunded')
+  assert.is((await simulateRevert(f, payer, 'deposit', [hashOf.get(job)!, (await f.now()) + HOUR, 60], E18)).name, 'JobAlreadyRefunded')
   // Forgeries still revert on a refunded job: a bad voucher never passes silently.
   r = await simulateRevert(f, provider, 'redeem', redeemArgs([await signVoucher(stranger, v(job, provider, 9n * E18), f.domain)]))
   assert.is(r.name, 'NotSignedByPayer')
@@ -299,8 +307,45 @@ test('one redeem tx over several jobs pays the sum in one transfer', async () =>
   const j2 = await newJob(10n, p2)
   const res = await redeem(provider, [await signVoucher(payer, v(j1, provider, 2n * E18), f.domain), await signVoucher(p2, v(j2, provider, 3n * E18), f.domain)])
   assert.is(res.gained, 5n * E18)
-  assert.equal(res.events.map(e => e.jobId), [j1, j2])
+  assert.equal(res.events.map(e => e.escrowId), [j1, j2])
   assert.is(await f.read<bigint>('unspent', [j2]), 7n * E18)
+})
+
+test('attack (review M3): a stranger front-runs the deposit under the job id with 1 wei; the payer\'s escrow, its providers\' redeems and its refund still work and touch only the real escrow', async () => {
+  const hash = keccak256(toHex('front-run-me'))
+  const now = await f.now()
+  // the stranger saw the payer's deposit in the mempool and got in first
+  await f.send(stranger, 'deposit', [hash, now + HOUR, 60], 1n)
+  await f.send(payer, 'deposit', [hash, now + HOUR, WINDOW], 10n * E18)
+  const real = escrowOf(payer, hash)
+  const fake = escrowOf(stranger, hash)
+  assert.ok(real !== fake)
+  const [r0, k0] = [await jobOf(real), await jobOf(fake)]
+  assert.equal([r0.payer.toLowerCase(), r0.escrow], [payer.account.address.toLowerCase(), 10n * E18])
+  assert.equal([k0.payer.toLowerCase(), k0.escrow], [stranger.account.address.toLowerCase(), 1n])
+  // the job's providers redeem the payer's vouchers: paid from the real escrow only
+  const a = await signVoucher(payer, v(real, provider, 3n * E18), f.domain)
+  const b = await signVoucher(payer, v(real, provider2, 2n * E18), f.domain)
+  assert.is((await redeem(provider, [a])).gained, 3n * E18)
+  const rb = await redeem(provider2, [b])
+  assert.is(rb.gained, 2n * E18)
+  assert.equal(rb.events.map(e => e.escrowId), [real])
+  assert.equal([(await jobOf(real)).paid, (await jobOf(fake)).paid, await f.read<bigint>('unspent', [fake])], [5n * E18, 0n, 1n])
+  // the payer's vouchers can not be pointed at the stranger's 1 wei escrow: not signed by ITS payer
+  let r = await simulateRevert(f, provider, 'redeem', redeemArgs([{ voucher: { ...a.voucher, jobId: fake }, signature: a.signature }]))
+  assert.is(r.name, 'NotSignedByPayer')
+  r = await simulateRevert(f, provider, 'redeem', redeemArgs([await signVoucher(payer, v(fake, provider, 1n), f.domain)]))
+  assert.is(r.name, 'NotSignedByPayer', 'even a voucher the payer signed for the stranger\'s escrow: its payer is the stranger')
+  // the stranger can neither close nor refund the real escrow; the payer's close and refund touch only it
+  assert.is((await simulateRevert(f, stranger, 'close', [real])).name, 'NotPayer')
+  await f.send(payer, 'close', [real])
+  await f.increaseTime(WINDOW + 5)
+  assert.is((await simulateRevert(f, stranger, 'refund', [real])).name, 'NotPayer')
+  const before = await balance(payer)
+  const rr = await f.send(payer, 'refund', [real])
+  assert.is(await balance(payer) - before + rr.gasUsed * rr.effectiveGasPrice, 5n * E18, 'escrow - paid back to the payer')
+  const k1 = await jobOf(fake)
+  assert.equal([k1.escrow, k1.paid, k1.closedAt, k1.refunded], [1n, 0n, 0n, false], 'the stranger\'s escrow untouched')
 })
 
 test('stop', async () => { await f.stop() })

@@ -95,7 +95,7 @@ test('a provider node works only against escrow on its chain and stops when the 
     const holderSign = nodeSigner(submitter.secret.subarray(0, 32))
 
     const jobId = randomBytes(16)
-    const key = escrowKeyOf(jobId)
+    const key = escrowKeyOf(jobId, payer.address)
     // the payer authorises its own holder (the submitter's peer id) to lease against the escrow
     const payment = { ...paymentTerms(chain, jobId, payer.address), holderAuth: await holderAuth(chain, jobId, submitter.peerBytes, payer) }
     const request = { jobId, requester: submitter.peerBytes, slots: 1, executor: 'wasm', expectedTaskMs: TIMEOUT_MS, maxInputBytes: 64, requestExpiresAt: Date.now() + 60_000, payment }

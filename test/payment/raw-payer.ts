@@ -6,6 +6,7 @@ import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import type { LocalNetwork, LocalNode } from '../../demo/network.js'
 import { DEV_PRIVATE_KEYS, dbcChain, settlementAbi } from '../../src/chain/index.js'
 import { escrowKeyOf } from '../../src/core/settlement/credit.js'
+import { jobHash } from '../../src/core/settlement/batch.js'
 import { bytesFromHex } from '../../src/core/settlement/hex.js'
 import type { VoucherDomain } from '../../src/core/settlement/voucher.js'
 import { leaseAuthTypedData } from '../../src/core/settlement/lease-auth.js'
@@ -34,8 +35,8 @@ export async function fundJob (chain: ProviderChain, jobId: Uint8Array, wei = 10
   const evm = dbcChain(chain.chainId, chain.rpc)
   const wallet = createWalletClient({ chain: evm, transport: http(chain.rpc), account: payer })
   const reader = createPublicClient({ chain: evm, transport: http(chain.rpc) })
-  const key = escrowKeyOf(jobId)
-  const hash = await wallet.writeContract({ address: chain.contract, abi: settlementAbi, functionName: 'deposit', args: [key, BigInt(Math.floor(Date.now() / 1000) + 3600), 3600], value: wei } as never)
+  const key = escrowKeyOf(jobId, payer.address)
+  const hash = await wallet.writeContract({ address: chain.contract, abi: settlementAbi, functionName: 'deposit', args: [jobHash(jobId), BigInt(Math.floor(Date.now() / 1000) + 3600), 3600], value: wei } as never)
   const r = await reader.waitForTransactionReceipt({ hash })
   if (r.status !== 'success') throw new Error(`the deposit for job ${key} reverted`)
   const terms = paymentTerms(chain, jobId, payer.address)
@@ -44,10 +45,10 @@ export async function fundJob (chain: ProviderChain, jobId: Uint8Array, wei = 10
 
 /** The payer's LeaseAuth letting `holder` lease against `jobId`'s escrow (PaymentTerms.holder_auth). */
 export async function holderAuth (chain: ProviderChain, jobId: Uint8Array, holder: Uint8Array, payer: PrivateKeyAccount): Promise<Uint8Array> {
-  return bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId), holder, chain.domain)))
+  return bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(jobId, payer.address), holder, chain.domain)))
 }
 
 /** The PaymentTerms naming `jobId`'s escrow on `chain`, paid by `payer`. */
 export function paymentTerms (chain: ProviderChain, jobId: Uint8Array, payer: Hex): dbc.task.v1.IPaymentTerms {
-  return { chainId: chain.chainId, contract: bytesFromHex(chain.contract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer) }
+  return { chainId: chain.chainId, contract: bytesFromHex(chain.contract), chainJobId: bytesFromHex(escrowKeyOf(jobId, payer)), payer: bytesFromHex(payer) }
 }

@@ -14,7 +14,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeSync } from '
 import { privateKeyToAddress } from 'viem/accounts'
 import { join } from 'node:path'
 // Imported from their modules, not the index: a lighter start-up (no embedded EVM), restarts are many.
-import { Bridge, chainJobIdOf } from '../../src/chain/bridge.js'
+import { Bridge, chainJobIdOf, jobHashOf } from '../../src/chain/bridge.js'
 import { DEV_PRIVATE_KEYS } from '../../src/chain/dev-keys.js'
 import type { Hex } from '../../src/chain/config.js'
 import type { SignedVoucher } from '../../src/core/settlement/voucher.js'
@@ -36,7 +36,8 @@ const die = (point: string, extra: Record<string, unknown> = {}): void => {
   process.kill(process.pid, 'SIGKILL')
 }
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-const jobs = Array.from({ length: JOBS }, (_, j) => chainJobIdOf(`crash-job-${j}`))
+// escrows are keyed by payer and job: the payer is dev key 0
+const jobs = Array.from({ length: JOBS }, (_, j) => chainJobIdOf(`crash-job-${j}`, privateKeyToAddress(DEV_PRIVATE_KEYS[0])))
 const mailbox = (p: number): string => join(dir, `mailbox-${p}.jsonl`)
 const providerKey = (p: number): Hex => DEV_PRIVATE_KEYS[1 + p]
 /** What the payer owes provider p per step (providers differ, so mix-ups show). */
@@ -56,9 +57,9 @@ function send (p: number, sv: SignedVoucher): void {
 async function payer (): Promise<void> {
   const bridge = open('payer', DEV_PRIVATE_KEYS[0])
   await bridge.start()
-  for (const j of jobs) {
+  for (const [n, j] of jobs.entries()) {
     const esc = await bridge.escrow(j, { fresh: true })
-    if (/^0x0{40}$/i.test(esc.payer)) await bridge.deposit(j, 10n ** 18n)
+    if (/^0x0{40}$/i.test(esc.payer)) await bridge.deposit(jobHashOf(`crash-job-${n}`), 10n ** 18n)
   }
   // A restarted payer first resends what it signed last: it may have died before sending it.
   for (let p = 0; p < PROVIDERS; p++) for (const j of jobs) {

@@ -103,7 +103,7 @@ export async function runPaymentCrash (opts: CrashOptions): Promise<CrashReport>
       await p.exited
       assert.ok(p.lines.some(l => l.done !== undefined), `the payer did not finish: ${p.stderr().slice(-800)}`)
     }
-    const jobs = Array.from({ length: jobCount }, (_, j) => chainJobIdOf(`crash-job-${j}`))
+    const jobs = Array.from({ length: jobCount }, (_, j) => chainJobIdOf(`crash-job-${j}`, privateKeyToAddress(DEV_PRIVATE_KEYS[0])))
     const addr = (i: number): Hex => privateKeyToAddress(DEV_PRIVATE_KEYS[1 + i]).toLowerCase() as Hex
     const owed = (i: number): bigint => UNIT * BigInt(i + 1) * BigInt(steps)
     const deadline = Date.now() + 120_000
@@ -123,7 +123,7 @@ export async function runPaymentCrash (opts: CrashOptions): Promise<CrashReport>
       for (const j of jobs) {
         let paid = 0n
         for (let i = 0; i < providers; i++) {
-          const mine = events.filter(e => e.args.jobId === j && e.args.provider?.toLowerCase() === addr(i))
+          const mine = events.filter(e => e.args.escrowId === j && e.args.provider?.toLowerCase() === addr(i))
           const sum = mine.reduce((s, e) => s + (e.args.amount ?? 0n), 0n)
           assert.ok(mine.every(e => (e.args.amount ?? 0n) > 0n), 'no empty Redeemed events')
           assert.is(sum, owed(i), `job ${j.slice(0, 10)} provider ${i}: the Redeemed events add up to the final signed total`)

@@ -31,7 +31,7 @@ function setup (jobId: string, m: ReturnType<typeof manifest>, ps: FakeProvider[
     Object.assign(p, { acceptVoucher: (w: dbc.task.v1.IVoucher) => { const sv = voucherFromWire(w); if (sv !== undefined) vouchers.set(p.id, [...(vouchers.get(p.id) ?? []), sv]); log.push(`voucher:${p.id}`); return w } })
   }
   const payer = new JobPayer({
-    jobId, jobIdBytes: Uint8Array.from(Buffer.from(jobId, 'hex')), store, gpus: 0, cores: m.resources.cores, timeoutMs: m.task.timeoutMs,
+    jobId, jobIdBytes: Uint8Array.from(Buffer.from(jobId, 'hex')), payerAddress: payerKey.address, store, gpus: 0, cores: m.resources.cores, timeoutMs: m.task.timeoutMs,
     budgetTotal: m.budget.total === undefined ? undefined : decimalToUnits(m.budget.total),
     sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain))
   })

@@ -3,12 +3,12 @@
 // too far behind on vouchers. The runtime (src/jobs/payment-gate.ts) reads the chain and keeps
 // the ledger; this file only decides, with a typed code and a reason for people.
 // Amounts are smallest token units (wei, 18 decimals), as on chain and in receipts.
-import { keccak_256 as keccak256 } from '@noble/hashes/sha3.js'
 import type { dbc } from '../../wire/gen/wire.js'
 import { chargeUnits, TOKEN_DECIMALS, type HourlyPrices } from '../compute/pricing.js'
 import { hex0x, type Hex32 } from './hex.js'
 import { formatCoins } from './stake.js'
 import { slotUnitsPerHour } from './bounds.js'
+import { chainJobId } from './batch.js'
 
 const MS_PER_HOUR = 3_600_000n
 const ZERO_ADDRESS = `0x${'0'.repeat(40)}`
@@ -20,7 +20,7 @@ export interface PaymentChain { chainId: number, contract: Hex32 }
 export interface PaymentTermsView {
   chainId: number
   contract: Hex32
-  /** keccak256 of the job id bytes: the escrow's key in the contract. */
+  /** The escrow's key in the contract: keccak256(abi.encode(payer, keccak256(job id bytes))). */
   chainJobId: Hex32
   /** The job's payer (signs the vouchers). */
   payer: Hex32
@@ -84,9 +84,9 @@ export const coins = (wei: bigint): string => `${formatCoins(wei, TOKEN_DECIMALS
 const hexOf = (b: Uint8Array): Hex32 => hex0x(b).toLowerCase() as Hex32
 const short = (h: string): string => h.length > 14 ? `${h.slice(0, 10)}…` : h
 
-/** The contract's key for a job: keccak256(job id bytes) (as core/settlement/batch.ts chainJobId). */
-export function escrowKeyOf (jobId: Uint8Array): Hex32 {
-  return hexOf(keccak256(jobId))
+/** The contract's key for `payer`'s escrow of a job: keccak256(abi.encode(payer, keccak256(job id bytes))) (batch.ts chainJobId). */
+export function escrowKeyOf (jobId: Uint8Array, payer: string): Hex32 {
+  return chainJobId(jobId, payer).toLowerCase() as Hex32
 }
 
 /**
@@ -105,8 +105,9 @@ export function checkPaymentTerms (terms: dbc.task.v1.IPaymentTerms | null | und
     return refuse('PAYMENT_MALFORMED', 'the payment terms are malformed (chain id, a 20-byte contract and payer, a 32-byte job key)', 'reject') as Extract<PaymentDecision, { ok: false }>
   }
   const view: PaymentTermsView = { chainId, contract: hexOf(contract), chainJobId: hexOf(key), payer: hexOf(payer) }
-  if (view.chainJobId !== escrowKeyOf(jobId)) return refuse('PAYMENT_MALFORMED', `the payment terms name the escrow of another job than ${job}`, 'reject') as Extract<PaymentDecision, { ok: false }>
   if (view.payer === ZERO_ADDRESS) return refuse('PAYMENT_MALFORMED', 'the payment terms name no payer', 'reject') as Extract<PaymentDecision, { ok: false }>
+  // the escrow id binds the payer: terms naming another payer's escrow (or another job's) are forged
+  if (view.chainJobId !== escrowKeyOf(jobId, view.payer)) return refuse('PAYMENT_MALFORMED', `the payment terms name another escrow than payer ${view.payer}'s for job ${job}`, 'reject') as Extract<PaymentDecision, { ok: false }>
   if (view.chainId !== self.chainId || view.contract !== self.contract.toLowerCase()) {
     return refuse('PAYMENT_WRONG_CHAIN', `job ${job} pays on chain ${view.chainId} (contract ${view.contract}); this provider is paid on chain ${self.chainId} (contract ${self.contract.toLowerCase()})`) as Extract<PaymentDecision, { ok: false }>
   }
@@ -169,7 +170,7 @@ export function decideAdmission (p: AdmissionInput): PaymentDecision {
   const { terms, escrow, ledger } = p
   const job = short(terms.chainJobId)
   if (escrow === undefined || escrow.payer === ZERO_ADDRESS || escrow.payer === '') return refuse('NO_ESCROW', `no escrow for job ${job} on chain ${terms.chainId}`)
-  // not charged: whoever deposits first becomes the payer, so a stranger may have taken the job's key
+  // the escrow id binds its payer (checkPaymentTerms), so this holds only on a chain that keys escrows otherwise: not charged
   if (escrow.payer.toLowerCase() !== terms.payer) return refuse('ESCROW_PAYER_MISMATCH', `the escrow of job ${job} on chain ${terms.chainId} belongs to ${escrow.payer.toLowerCase()}, not to the payer the lease names (${terms.payer})`)
   if (escrow.refunded) return refuse('ESCROW_REFUNDED', `the escrow of job ${job} was refunded to its payer`)
   if (escrow.closedAt > 0) return refuse('ESCROW_CLOSED', `the payer closed job ${job} (no more work is paid)`)

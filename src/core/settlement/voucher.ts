@@ -11,9 +11,9 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 type Hex = `0x${string}`
 type Address = `0x${string}`
 
-/** EIP-712 domain name and version of contracts/Settlement.sol (v2: vouchers). */
+/** EIP-712 domain name and version of contracts/Settlement.sol (v3: escrows keyed by payer and job). */
 export const VOUCHER_DOMAIN_NAME = 'DBC Settlement'
-export const VOUCHER_DOMAIN_VERSION = '2'
+export const VOUCHER_DOMAIN_VERSION = '3'
 
 export const VOUCHER_TYPES = {
   Voucher: [
@@ -26,7 +26,7 @@ export const VOUCHER_TYPES = {
 } as const
 
 export interface Voucher {
-  /** On-chain job key: keccak256(job id bytes) (chainJobId). */
+  /** The escrow id: keccak256(abi.encode(payer, keccak256(job id bytes))) (escrowId in batch.ts). */
   jobId: Hex
   /** The provider's payout address: the only account that may redeem it. */
   provider: Address

@@ -15,9 +15,9 @@ import type { EscrowView, Hex } from '../../../src/chain/index.js'
 import { openStore } from '../../../src/store/db.js'
 import { ChainError } from '../../../src/errors.js'
 
-const JOB = chainJobIdOf('unit-job')
 const ME = '0x1111111111111111111111111111111111111111' as Hex
 const PAYER = '0x2222222222222222222222222222222222222222' as Hex
+const JOB = chainJobIdOf('unit-job', PAYER)
 const C1 = { chainId: 31337, verifyingContract: '0x3333333333333333333333333333333333333333' as Hex }
 const C2 = { chainId: 31337, verifyingContract: '0x4444444444444444444444444444444444444444' as Hex }
 const sv = (cumulative: bigint, provider: Hex = ME) => ({ voucher: { jobId: JOB, provider, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: Number(cumulative) }, signature: `0x${'bb'.repeat(65)}` as Hex })
@@ -59,7 +59,7 @@ test('the redeem outbox: written down before the broadcast, then confirmed or dr
   const id = outbox.recordSent([{ chainJobId: JOB, provider: ME, cumulative: 7n }], { hash: `0x${'cc'.repeat(32)}`, raw: '0x02f8', nonce: 3 }, 10)
   assert.equal(outbox.inFlight().map(e => [e.id, e.state, e.nonce, e.rawTx]), [[id, 'sent', 3, '0x02f8']])
   outbox.markConfirmed(id, { blockNumber: 9, gasUsed: 50_000n, paid: [{ chainJobId: JOB, amount: 7n, cumulative: 7n }] }, 11)
-  const id2 = outbox.recordSent([{ chainJobId: chainJobIdOf('other'), provider: ME, cumulative: 1n }], { hash: `0x${'dd'.repeat(32)}`, raw: '0x02f9', nonce: 4 }, 12)
+  const id2 = outbox.recordSent([{ chainJobId: chainJobIdOf('other', PAYER), provider: ME, cumulative: 1n }], { hash: `0x${'dd'.repeat(32)}`, raw: '0x02f9', nonce: 4 }, 12)
   outbox.markDropped(id2, 'nonce taken by another transaction', 13)
   assert.equal(outbox.counts(), { sent: 0, confirmed: 1, dropped: 1 })
   assert.equal(outbox.recent(10, JOB).map(e => [e.id, e.paid]), [[id, [{ chainJobId: JOB, amount: 7n, cumulative: 7n }]]])

@@ -38,7 +38,7 @@ function receipt (p: P, index: number, cpuMs: number, priceCpuHour: number, job 
 
 function payer (store: PaymentStore, signed: Voucher[] = [], extra: Partial<ConstructorParameters<typeof JobPayer>[0]> = {}): JobPayer {
   return new JobPayer({
-    jobId, jobIdBytes, store, gpus: 0, cores: 1, timeoutMs: 60_000,
+    jobId, jobIdBytes, payerAddress: payerKey.address, store, gpus: 0, cores: 1, timeoutMs: 60_000,
     sign: async (v) => { signed.push(v); return await payerKey.signTypedData(voucherTypedData(v, domain)) },
     ...extra
   })

@@ -12,6 +12,8 @@ import { bytesFromHex } from '../../../src/core/settlement/hex.js'
 import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { WireError } from '../../../src/errors.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
+import { ProviderLedgerStore } from '../../../src/jobs/provider-ledger-store.js'
+import { openStore } from '../../../src/store/db.js'
 
 const payer = privateKeyToAccount(`0x${'11'.repeat(32)}`)
 const stranger = privateKeyToAccount(`0x${'22'.repeat(32)}`)
@@ -47,20 +49,20 @@ const setup = (credit?: number): { chain: FakeChain, gate: PaymentGate } => {
 const job = (n: number): Uint8Array => new Uint8Array([7, n])
 const HOLDER = new Uint8Array([0, 36, 8, 1, 18, 32, 9, 9])
 /** The payer's LeaseAuth for HOLDER on jobs 1..12 (signed once: the lease helper stays synchronous). */
-const AUTHS = await Promise.all(Array.from({ length: 12 }, async (_, n) => bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(job(n)), HOLDER, DOMAIN)))))
+const AUTHS = await Promise.all(Array.from({ length: 12 }, async (_, n) => bytesFromHex(await payer.signTypedData(leaseAuthTypedData(escrowKeyOf(job(n), payer.address), HOLDER, DOMAIN)))))
 const lease = (jobId: Uint8Array, o: Partial<dbc.task.v1.IPaymentTerms> = {}, holder = HOLDER): dbc.task.v1.ILease => ({
   jobId,
   holder,
-  payment: { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId)), payer: bytesFromHex(payer.address), holderAuth: AUTHS[jobId[1]], ...o }
+  payment: { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId, payer.address)), payer: bytesFromHex(payer.address), holderAuth: AUTHS[jobId[1]], ...o }
 })
 const fund = (chain: FakeChain, jobId: Uint8Array, unspent: bigint, who = payer.address, over: Partial<EscrowRead> = {}): void => {
-  chain.escrows.set(escrowKeyOf(jobId), { payer: who.toLowerCase(), unspent, refunded: false, closedAt: 0, deadline: 0, disputeWindow: 3600, ...over })
+  chain.escrows.set(escrowKeyOf(jobId, payer.address), { payer: who.toLowerCase(), unspent, refunded: false, closedAt: 0, deadline: 0, disputeWindow: 3600, ...over })
 }
 const receipt = (amount: bigint): dbc.receipt.v1.IUsageReceipt => ({ amount: amount.toString(), wallMs: 1000, cpuMs: 1000, gpuSeconds: 0 })
 const PER_SECOND = 5n * 10n ** 16n / 3600n // what one CPU-second costs at 0.05 per hour
 
 async function voucher (jobId: Uint8Array, cumulative: bigint, signer = payer, provider: string = PROVIDER): Promise<dbc.task.v1.IVoucher> {
-  const v = { jobId: escrowKeyOf(jobId), provider: provider as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+  const v = { jobId: escrowKeyOf(jobId, payer.address), provider: provider as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
   const signature = await signer.signTypedData(voucherTypedData(v, DOMAIN))
   return { chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }
 }
@@ -113,19 +115,19 @@ test('a payer that stops signing gets at most the credit of unsigned work, then 
     gate.finished(lp, TIMEOUT, { amount: bill.toString(), wallMs: 100_000, cpuMs: 100_000, gpuSeconds: 0 })
   }
   // bounded by the offer: each task counts at most its timeout's price
-  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.delivered, BigInt(ran) * PRICE)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.delivered, BigInt(ran) * PRICE)
   assert.is(ran, 2, 'one task within the credit, one at exactly the credit, then refused')
   assert.is(refused?.code, 'PAYER_BEHIND')
   assert.match(refused?.reason ?? '', /^payer is 0\.001666666666666666 DBC behind on job 0x[0-9a-f]{8}… \(delivered .*, signed 0 DBC, credit 0\.000833333333333333 DBC\): send a voucher$/)
-  assert.ok((gate.ledgerOf(escrowKeyOf(job(2)))?.maxBehind ?? 0n) <= PRICE * 2n, 'unsigned work stayed within the credit plus the task admitted at its edge')
+  assert.ok((gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.maxBehind ?? 0n) <= PRICE * 2n, 'unsigned work stayed within the credit plus the task admitted at its edge')
   // a voucher for what was delivered: work goes on
   const held = await gate.acceptVoucher(await voucher(job(2), 2n * PRICE))
   assert.equal(held.cumulative, uint256Bytes(2n * PRICE))
   assert.is(chain.kept.length, 1, 'kept for redemption')
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
-  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.inflight, 1, 'the admitted task is in flight until it ends')
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.inflight, 1, 'the admitted task is in flight until it ends')
   gate.finished(lp, TIMEOUT, undefined)
-  assert.is(gate.ledgerOf(escrowKeyOf(job(2)))?.inflight, 0)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.inflight, 0)
   const st = gate.status()
   assert.is(st[0].tasks, 2)
   assert.is(st[0].refusals, 1)
@@ -159,7 +161,7 @@ test('vouchers: garbage, another provider, a foreign job, a wrong signer are cha
   assert.is(chain.kept.length, 1)
   // racing deliveries keep the highest
   await Promise.all([700n, 600n, 900n, 800n].map(async n => await gate.acceptVoucher(await voucher(job(3), n))))
-  assert.is(gate.ledgerOf(escrowKeyOf(job(3)))?.signed, 900n)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(3), payer.address))?.signed, 900n)
 })
 
 test('escrow reads are cached, read again when they would refuse (a top-up), and a chain that can not be read refuses without a charge', async () => {
@@ -205,7 +207,7 @@ test('closed or refunded escrow stops new tasks', async () => {
   const { chain, gate } = setup()
   fund(chain, job(5), 10n ** 18n)
   const lp = await gate.admitLease(lease(job(5)), OFFER)
-  chain.escrows.set(escrowKeyOf(job(5)), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 5 })
+  chain.escrows.set(escrowKeyOf(job(5), payer.address), { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 5 })
   clock += 10_000
   const closed = await gate.admitTask(lp, TIMEOUT)
   assert.ok(!closed.ok && closed.code === 'ESCROW_CLOSED')
@@ -221,13 +223,19 @@ test('a stranger cannot lease against someone else\'s escrow, and the real payer
   assert.is((replayed as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED')
   const none = await refusal(gate.admitLease(lease(job(7), { holderAuth: new Uint8Array() }, thief), OFFER))
   assert.is((none as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED')
-  const own = bytesFromHex(await stranger.signTypedData(leaseAuthTypedData(escrowKeyOf(job(7)), thief, DOMAIN)))
+  const own = bytesFromHex(await stranger.signTypedData(leaseAuthTypedData(escrowKeyOf(job(7), payer.address), thief, DOMAIN)))
   const selfSigned = await refusal(gate.admitLease(lease(job(7), { holderAuth: own }, thief), OFFER))
   assert.is((selfSigned as PaymentRejectedError).code, 'LEASE_NOT_AUTHORISED', 'signed by the stranger, not by the on-chain payer')
-  // naming itself as the payer: its signature matches the terms, but the escrow is not its own
+  // naming itself as the payer of the real escrow: the escrow id binds its payer, so the terms are forged (charged)
   const asPayer = await refusal(gate.admitLease(lease(job(7), { holderAuth: own, payer: bytesFromHex(stranger.address) }, thief), OFFER))
-  assert.is((asPayer as PaymentDeclinedError).code, 'ESCROW_PAYER_MISMATCH')
-  assert.is(gate.ledgerOf(escrowKeyOf(job(7))), undefined, 'no work was admitted for the stranger')
+  assert.instance(asPayer, PaymentRejectedError)
+  assert.is((asPayer as PaymentRejectedError).code, 'PAYMENT_MALFORMED')
+  // its own escrow of the job (review M3: a deposit under the same job id is another escrow): none was made here
+  const ownKey = escrowKeyOf(job(7), stranger.address)
+  const ownAuth = bytesFromHex(await stranger.signTypedData(leaseAuthTypedData(ownKey, thief, DOMAIN)))
+  const ownEscrow = await refusal(gate.admitLease(lease(job(7), { holderAuth: ownAuth, payer: bytesFromHex(stranger.address), chainJobId: bytesFromHex(ownKey) }, thief), OFFER))
+  assert.is((ownEscrow as PaymentDeclinedError).code, 'NO_ESCROW')
+  assert.is(gate.ledgerOf(escrowKeyOf(job(7), payer.address)), undefined, 'no work was admitted for the stranger')
   // the real payer's holder leases and runs
   const lp = await gate.admitLease(lease(job(7)), OFFER)
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
@@ -238,11 +246,11 @@ test('work that did not succeed is not delivered, and a lease is judged with one
   fund(chain, job(8), 10n ** 18n)
   const lp = await gate.admitLease(lease(job(8)), OFFER, TIMEOUT)
   for (let i = 0; i < 5; i++) { assert.ok((await gate.admitTask(lp, TIMEOUT)).ok, `failed task ${i} admitted`); gate.finished(lp, TIMEOUT, undefined) }
-  assert.is(gate.ledgerOf(escrowKeyOf(job(8)))?.delivered, 0n)
+  assert.is(gate.ledgerOf(escrowKeyOf(job(8), payer.address))?.delivered, 0n)
   // some unsigned ok work (half a task's price): a new lease is still admitted (the credit is one task)
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
   gate.finished(lp, TIMEOUT, receipt(PRICE / 2n))
-  assert.ok(gate.ledgerOf(escrowKeyOf(job(8)))!.delivered > 0n)
+  assert.ok(gate.ledgerOf(escrowKeyOf(job(8), payer.address))!.delivered > 0n)
   await gate.admitLease(lease(job(8)), OFFER, TIMEOUT)
 })
 
@@ -270,7 +278,65 @@ test('a job the payer owes for is never evicted from the ledger (review M1)', as
   const owed = gate.finished(lp, TIMEOUT, receipt(PRICE))
   assert.ok(owed > 0n)
   for (const n of [1, 2, 3, 4]) { fund(chain, job(n), 10n ** 18n); await gate.admitLease(lease(job(n)), OFFER) }
-  assert.is(gate.ledgerOf(escrowKeyOf(job(11)))?.delivered, owed, 'the debt survives throwaway leases')
+  assert.is(gate.ledgerOf(escrowKeyOf(job(11), payer.address))?.delivered, owed, 'the debt survives throwaway leases')
+})
+
+test('a training invitation needs the payer\'s escrow covering the member\'s credit, and the payer\'s authorisation of the coordinator (review H2)', async () => {
+  const { chain, gate } = setup(2)
+  const jobId = job(9)
+  const terms = lease(jobId).payment!
+  const ROUND = PRICE // one round at this member's price (the round's deadline = TIMEOUT)
+  const admit = async (t: dbc.task.v1.IPaymentTerms | undefined, holder = HOLDER): Promise<string> => {
+    const d = await gate.admitInvitation(t, jobId, holder, ROUND, TIMEOUT)
+    return d.ok ? 'ok' : `${d.code}/${d.action}`
+  }
+  assert.is(await admit(undefined), 'PAYMENT_MISSING/ignore')
+  assert.is(await admit(terms), 'NO_ESCROW/ignore')
+  // the credit is two rounds here: an escrow of one and a half does not cover it
+  fund(chain, jobId, ROUND * 3n / 2n)
+  clock += 5000
+  assert.is(await admit(terms), 'ESCROW_TOO_SMALL/ignore')
+  fund(chain, jobId, ROUND * 2n)
+  clock += 5000
+  assert.is(await admit(terms), 'ok')
+  // another coordinator (the payer's LeaseAuth names HOLDER), or no authorisation: charged
+  assert.is(await admit(terms, new Uint8Array([0, 36, 8, 1, 18, 32, 6, 6])), 'LEASE_NOT_AUTHORISED/reject')
+  assert.is(await admit({ ...terms, holderAuth: new Uint8Array() }), 'LEASE_NOT_AUTHORISED/reject')
+  // a stranger naming itself payer of this escrow: forged terms (the escrow id binds the payer)
+  assert.is(await admit({ ...terms, payer: bytesFromHex(stranger.address) }), 'PAYMENT_MALFORMED/reject')
+  // another chain
+  assert.is(await admit({ ...terms, chainId: 19880818 }), 'PAYMENT_WRONG_CHAIN/ignore')
+})
+
+test('a provider that restarts keeps its ledger: the payer behind is still behind, and the held voucher comes back', async () => {
+  const store = new ProviderLedgerStore(openStore(':memory:'))
+  // a task that ran its whole timeout: counted at one task's price (PRICE)
+  const FULL = { amount: (100n * PER_SECOND).toString(), wallMs: 100_000, cpuMs: 100_000, gpuSeconds: 0 }
+  const chain = new FakeChain()
+  const first = new PaymentGate(chain, { creditTasks: 1, now: () => clock, ledger: store })
+  fund(chain, job(10), 10n ** 18n)
+  fund(chain, job(11), 10n ** 18n)
+  const lp = await first.admitLease(lease(job(10)), OFFER)
+  for (let i = 0; i < 2; i++) { assert.ok((await first.admitTask(lp, TIMEOUT)).ok); first.finished(lp, TIMEOUT, FULL) }
+  assert.is((await first.admitTask(lp, TIMEOUT)).ok, false, 'behind by more than the credit')
+  // another job, signed up to date
+  const lp11 = await first.admitLease(lease(job(11)), OFFER)
+  assert.ok((await first.admitTask(lp11, TIMEOUT)).ok)
+  first.finished(lp11, TIMEOUT, FULL)
+  await first.acceptVoucher(await voucher(job(11), PRICE))
+  // the provider process dies; a new gate on the same store
+  const again = new PaymentGate(chain, { creditTasks: 1, now: () => clock, ledger: store })
+  assert.equal(again.ledgerOf(escrowKeyOf(job(10), payer.address)), { delivered: 2n * PRICE, signed: 0n, inflight: 0, maxBehind: 2n * PRICE })
+  const lease2 = await refusal(again.admitLease(lease(job(10)), OFFER, TIMEOUT))
+  assert.is((lease2 as PaymentDeclinedError).code, 'PAYER_BEHIND', 'no fresh credit after the restart')
+  assert.is(again.ledgerOf(escrowKeyOf(job(11), payer.address))?.signed, PRICE)
+  // a replayed older voucher is answered with the held one, which came back from the store
+  const held = await again.acceptVoucher(await voucher(job(11), PRICE / 2n))
+  assert.equal(held.cumulative, uint256Bytes(PRICE))
+  // the payer catches up: work goes on after the restart
+  await again.acceptVoucher(await voucher(job(10), 2n * PRICE))
+  const lp2 = await again.admitLease(lease(job(10)), OFFER, TIMEOUT)
+  assert.ok((await again.admitTask(lp2, TIMEOUT)).ok)
 })
 
 test.run()

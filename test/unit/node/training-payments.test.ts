@@ -67,7 +67,7 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
     assert.ok(mine.length >= 2, `peer ${i} got a voucher per round (${mine.length})`)
     const last = mine[mine.length - 1]
     assert.is(last.voucher.provider, payouts[i])
-    assert.is(last.voucher.jobId, chainJobId(new TextEncoder().encode(jobId)))
+    assert.is(last.voucher.jobId, chainJobId(new TextEncoder().encode(jobId), key.address))
     assert.is(last.voucher.receiptCount, 2)
     assert.ok(last.voucher.cumulative > 0n)
     assert.is(await voucherSigner(last, domain), key.address.toLowerCase())

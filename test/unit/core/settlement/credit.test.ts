@@ -11,9 +11,9 @@ import { bytesFromHex } from '../../../../src/core/settlement/hex.js'
 
 const DBC = 10n ** 18n
 const jobId = new Uint8Array([1, 2, 3, 4])
-const KEY = escrowKeyOf(jobId)
 const CONTRACT = `0x${'c'.repeat(40)}` as const
 const PAYER = `0x${'a'.repeat(40)}` as const
+const KEY = escrowKeyOf(jobId, PAYER)
 const SELF: PaymentChain = { chainId: 31337, contract: CONTRACT }
 const terms = (o: Record<string, unknown> = {}): Record<string, unknown> => ({ chainId: 31337, contract: bytesFromHex(CONTRACT), chainJobId: bytesFromHex(KEY), payer: bytesFromHex(PAYER), ...o })
 const view: PaymentTermsView = { chainId: 31337, contract: CONTRACT, chainJobId: KEY, payer: PAYER }
@@ -32,8 +32,15 @@ test('payment terms: none, another chain or contract (not charged); malformed or
     const r = checkPaymentTerms(bad, jobId, SELF)
     assert.ok(!r.ok && r.code === 'PAYMENT_MALFORMED' && r.action === 'reject', JSON.stringify(r))
   }
-  const foreign = checkPaymentTerms(terms({ chainJobId: bytesFromHex(escrowKeyOf(new Uint8Array([9]))) }), jobId, SELF)
-  assert.ok(!foreign.ok && foreign.code === 'PAYMENT_MALFORMED' && /another job/.test(foreign.reason))
+  const foreign = checkPaymentTerms(terms({ chainJobId: bytesFromHex(escrowKeyOf(new Uint8Array([9]), PAYER)) }), jobId, SELF)
+  assert.ok(!foreign.ok && foreign.code === 'PAYMENT_MALFORMED' && /another escrow/.test(foreign.reason))
+  // the escrow id binds the payer: naming the real payer's escrow with another payer (or the reverse) is forged
+  const STRANGER = `0x${'b'.repeat(40)}` as const
+  const swapped = checkPaymentTerms(terms({ payer: bytesFromHex(STRANGER) }), jobId, SELF)
+  assert.ok(!swapped.ok && swapped.code === 'PAYMENT_MALFORMED' && swapped.action === 'reject', 'the real escrow id with a stranger as payer')
+  const strangers = checkPaymentTerms(terms({ chainJobId: bytesFromHex(escrowKeyOf(jobId, STRANGER)) }), jobId, SELF)
+  assert.ok(!strangers.ok && strangers.code === 'PAYMENT_MALFORMED', 'a stranger\'s escrow of the job with the real payer named')
+  assert.ok(checkPaymentTerms(terms({ chainJobId: bytesFromHex(escrowKeyOf(jobId, STRANGER)), payer: bytesFromHex(STRANGER) }), jobId, SELF).ok, 'the stranger\'s own escrow is well-formed terms (the escrow read and the lease authorisation decide)')
   const ok = checkPaymentTerms(terms(), jobId, { chainId: 31337, contract: CONTRACT.toUpperCase().replace('0X', '0x') as `0x${string}` })
   assert.ok(ok.ok)
   assert.equal(ok.ok ? ok.terms : undefined, view)
