@@ -37,9 +37,12 @@ test('geo: geo-aware relays stretch less than random ones', async () => {
   assert.ok(Number(r.summary.relayStretchGeoMean) < Number(r.summary.relayStretchRandomMean))
 })
 
-test('grid: every task completes once; the cost model beats random on makespan', async () => {
+test('grid: the shipped job machine completes every task once through busy providers and churn; the cost model beats random', async () => {
   const r = await run('grid')
   assert.ok(Number(r.summary.makespanVsRandom) < 1, `ratio ${r.summary.makespanVsRandom}`)
+  assert.ok(Number(r.summary.busyRefusals) > 0, 'providers were busy (BUSY refusals): jobs waited for slots')
+  assert.ok(Number(r.summary.copiesLostToChurn) > 0, 'churn lost running copies, which were re-run')
+  assert.ok(Number(r.summary.totalVsLowerBound) >= 1, `no schedule beats the lower bound: ${r.summary.totalVsLowerBound}`)
 })
 
 test('vivaldi: error falls over the rounds', async () => {

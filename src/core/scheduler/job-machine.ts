@@ -9,167 +9,18 @@
 // Default checks (`spotChecks`, src/core/scheduler/spot-check.ts): with redundancy 1, a task
 // gets a second copy unless its provider is established (then a random share does), and a
 // provider whose copy disagrees with an accepted result is caught: all its results are withdrawn.
-import { IntDeque } from './deque.js'
+// The state and the verification half (votes, acceptance, catches) are job-verification.ts.
+import { established, deferCheckTo, needsCheck } from './spot-check.js'
 import type { ReputationBook } from './reputation.js'
-import { needsCheck, established, deferCheckTo, keepsQuorum, SPOT_CHECK_MAX_COPIES, DISAGREEMENT_QUORUM, type SpotCheckPolicy } from './spot-check.js'
 import type { Rng } from '../rng.js'
+import { JobVerification } from './job-verification.js'
+import { KEY, SCAN, TERMINAL, type JobPolicy, type RestoredTask, type TaskState, type LeaseState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
-export interface JobPolicy {
-  taskCount: number
-  redundancy: number
-  quorum: number
-  /** Most copies of one task, tie-breaks included (default 2 x redundancy + 1). */
-  maxCopies?: number
-  /** Failed copies (errors, timeouts) before the task is given up. */
-  maxAttempts: number
-  taskTimeoutMs: number
-  /** No heartbeat for this long and the lease is lost (default 3 s). */
-  leaseTimeoutMs?: number
-  adaptive?: boolean
-  /** With adaptive verification: share of tasks of trusted providers still fully checked. */
-  spotCheckRate?: number
-  /** A copy running longer than this many times the mean gets a speculative twin; 0 = never. */
-  stragglerFactor?: number
-  stragglerMinSamples?: number
-  /** Consecutive failures after which a provider is avoided for this job. */
-  maxProviderFailures?: number
-  /** Wrong answers after which a provider is avoided for this job. */
-  maxProviderWrong?: number
-  /**
-   * The default checks (undefined: off, the manifest opted out). With redundancy 1, tasks of
-   * providers with little history get a second copy, others a `rate` share; with any
-   * redundancy, one wrong answer catches its provider (every result of it withdrawn).
-   */
-  spotChecks?: SpotCheckPolicy
-}
+export * from './job-types.js'
 
-export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break' | 'spot-check'
-export type CopyOutcome = 'running' | 'pending' | 'agreed' | 'wrong' | 'surplus' | 'failed' | 'timeout' | 'lost' | 'cancelled' | 'unverified'
-export type ResultVerdict = CopyOutcome | 'duplicate' | 'unknown'
-
-export interface CopyRecord {
-  index: number
-  attempt: number
-  provider: string
-  leaseId: string
-  reason: CopyReason
-  startedAt: number
-  endedAt?: number
-  outcome: CopyOutcome
-  hash?: string
-  error?: string
-}
-
-export interface LeaseGrant { leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number }
-
-export type JobCommand =
-  | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason }
-  | { type: 'cancel', index: number, attempt: number, leaseId: string, provider: string }
-  | { type: 'release-lease', leaseId: string, provider: string, reason: string }
-  | { type: 'need-leases', reason: string }
-
-export type JobEvent =
-  | { type: 'accepted', index: number, hash: string, attempt: number, provider: string }
-  /**
-   * A copy reached its final outcome; `billed` copies are the ones to pay for. `revoked`: a copy
-   * settled `agreed` before is withdrawn (its provider was caught lying): pay nothing more for it.
-   */
-  | { type: 'copy-settled', index: number, attempt: number, provider: string, outcome: CopyOutcome, billed: boolean, revoked?: boolean }
-  /** An accepted task's result no longer stands (a caught provider's vote carried it): it runs again. */
-  | { type: 'task-reopened', index: number, reason: string }
-  /**
-   * A provider returned a result that disagrees with an accepted one: every result it gave in
-   * this job is withdrawn (`invalidated` copies) and re-run elsewhere, its reputation is gone,
-   * and the payer must sign nothing more for it in this job (its unpaid amounts are forfeited).
-   */
-  | { type: 'provider-caught', provider: string, reason: string, invalidated: number }
-  | { type: 'task-failed', index: number, reason: string }
-  | { type: 'lease-lost', leaseId: string, provider: string, reason: string }
-  | { type: 'provider-avoided', provider: string, reason: string }
-  | { type: 'finished', done: number, failed: number }
-
-export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string }
-
-export interface RestoredTask {
-  accepted?: string
-  failed?: string
-  copies: Array<{ attempt: number, provider: string, outcome: CopyOutcome, hash?: string, reason?: CopyReason }>
-}
-
-interface TaskState {
-  status: 'queued' | 'active' | 'done' | 'failed'
-  attempts: number
-  copies: CopyRecord[]
-  reasons: CopyReason[]
-  queued: number
-  outstanding: number
-  failures: number
-  quorum: number
-  reduced: boolean
-  /** Got a second copy from the default spot checks. */
-  checked: boolean
-  decided: boolean
-  speculated: boolean
-  accepted?: string
-}
-
-interface LeaseState extends LeaseGrant { rank: number, lastHeartbeat: number, running: number, alive: boolean }
-
-const KEY = 65536 // copy key = index * KEY + attempt
-const SCAN = 64
-const TERMINAL: ReadonlySet<CopyOutcome> = new Set(['pending', 'agreed', 'wrong', 'surplus', 'failed'])
-
-export interface Progress {
-  total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number
-  /** Tasks the default spot checks gave a second copy; providers caught lying. */
-  checks?: number, caught?: number
-}
-
-export class JobMachine {
-  readonly policy: Required<Omit<JobPolicy, 'spotChecks'>> & Pick<JobPolicy, 'spotChecks'>
-  /** Default checks on a redundancy-1 job: tasks get a second copy by spot-check rules. */
-  private readonly checkOne: boolean
-  private readonly tasks: TaskState[]
-  private readonly queue = new IntDeque(1024)
-  private readonly running = new Map<number, CopyRecord>()
-  private readonly leases = new Map<string, LeaseState>()
-  private ordered: LeaseState[] = []
-  private readonly deadlineKeys: number[] = []
-  private readonly deadlineAt: number[] = []
-  private readonly avoided = new Set<string>()
-  private readonly consecutiveFailures = new Map<string, number>()
-  private readonly wrongBy = new Map<string, number>()
-  private readonly caught = new Set<string>()
-  private readonly pendingCatch: Array<{ provider: string, reason: string, at: number }> = []
-  private catching = false
-  /** The latest `now` seen: catches started from a settled copy act at this time, not the copy's end. */
-  private clock = 0
-  private commands: JobCommand[] = []
-  private events: JobEvent[] = []
-  private durationSum = 0
-  private durationN = 0
-  private nextStragglerCheck = 0
-  private finished = false
-  private cancelled = false
-  private needLeasesAsked = false
-  private stopped: string | undefined
-  private readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0, checks: 0, caught: 0 }
-
-  constructor (policy: JobPolicy, private readonly reputation: ReputationBook, private readonly rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
-    const checkOne = policy.spotChecks !== undefined && policy.redundancy === 1
-    this.checkOne = checkOne
-    this.policy = {
-      maxCopies: checkOne ? SPOT_CHECK_MAX_COPIES : policy.redundancy * 2 + 1,
-      leaseTimeoutMs: 3000,
-      adaptive: false,
-      spotCheckRate: 0.1,
-      stragglerFactor: 3,
-      stragglerMinSamples: 10,
-      maxProviderFailures: 3,
-      maxProviderWrong: 2,
-      ...policy
-    }
-    this.tasks = new Array<TaskState>(policy.taskCount)
+export class JobMachine extends JobVerification {
+  constructor (policy: JobPolicy, reputation: ReputationBook, rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
+    super(policy, reputation, rng)
     for (let i = 0; i < policy.taskCount; i++) {
       const t: TaskState = { status: 'queued', attempts: 0, copies: [], reasons: [], queued: 0, outstanding: 0, failures: 0, quorum: policy.quorum, reduced: false, checked: false, decided: false, speculated: false }
       this.tasks[i] = t
@@ -198,8 +49,6 @@ export class JobMachine {
     for (let k = 0; k < want; k++) this.enqueue(index, t.decided ? 'retry' : 'initial', false)
     if (t.decided) this.evaluateVotes(0, index, t)
   }
-
-  // ---- inputs ----------------------------------------------------------------------
 
   handleLease (now: number, grant: LeaseGrant): void {
     this.clock = Math.max(this.clock, now)
@@ -278,8 +127,8 @@ export class JobMachine {
   /** Expired copies and leases; call at `nextTimeout()` (or any time). */
   handleTimeout (now: number): void {
     this.clock = Math.max(this.clock, now)
-    while (this.deadlineAt.length > 0 && this.deadlineAt[0] <= now) {
-      const key = this.popDeadline()
+    while (this.deadlines.nextAt <= now) {
+      const key = this.deadlines.pop()
       const c = this.running.get(key)
       if (c !== undefined && c.startedAt + this.policy.taskTimeoutMs <= now) {
         this.detach(c)
@@ -326,25 +175,31 @@ export class JobMachine {
     this.pump(now)
   }
 
-  // ---- outputs ---------------------------------------------------------------------
-
   pollCommands (): JobCommand[] { const out = this.commands; this.commands = []; return out }
+
   pollEvents (): JobEvent[] { const out = this.events; this.events = []; return out }
 
   nextTimeout (): number | undefined {
-    let next = Infinity
-    if (this.deadlineAt.length > 0) next = this.deadlineAt[0]
+    let next = this.deadlines.nextAt
     for (const l of this.ordered) next = Math.min(next, l.lastHeartbeat + this.policy.leaseTimeoutMs + 1)
     if (this.running.size > 0 && this.queue.length === 0 && this.policy.stragglerFactor > 0 && this.durationN >= this.policy.stragglerMinSamples) next = Math.min(next, this.nextStragglerCheck)
     return next === Infinity || this.finished || this.cancelled ? undefined : next
   }
 
   get isFinished (): boolean { return this.finished }
+
   get isCancelled (): boolean { return this.cancelled }
+  /** Nothing new is dispatched any more (budget or escrow spent). */
+  get isStopped (): boolean { return this.stopped !== undefined }
+
   get avoidedProviders (): ReadonlySet<string> { return this.avoided }
+
   taskStatus (index: number): TaskState['status'] { return this.tasks[index].status }
+
   acceptedHash (index: number): string | undefined { return this.tasks[index].accepted }
+
   copiesOf (index: number): readonly CopyRecord[] { return this.tasks[index].copies }
+
   liveLeases (): Array<{ leaseId: string, provider: string, slots: number, running: number }> {
     return this.ordered.map(l => ({ leaseId: l.leaseId, provider: l.provider, slots: l.slots, running: l.running }))
   }
@@ -365,25 +220,7 @@ export class JobMachine {
     return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
   }
 
-  // ---- internals -------------------------------------------------------------------
-
-  private enqueue (index: number, reason: CopyReason, front: boolean): void {
-    const t = this.tasks[index]
-    t.queued++
-    if (front) { t.reasons.unshift(reason); this.queue.pushFront(index) } else { t.reasons.push(reason); this.queue.pushBack(index) }
-  }
-
-  private allowed (t: TaskState, provider: string): boolean {
-    if (this.avoided.has(provider)) return false
-    for (const c of t.copies) {
-      if (c.provider !== provider) continue
-      // Lost and cancelled copies say nothing against the provider; anything else does.
-      if (c.outcome !== 'lost' && c.outcome !== 'cancelled') return false
-    }
-    return true
-  }
-
-  private pump (now: number): void {
+  protected pump (now: number): void {
     if (this.cancelled || this.finished) return
     if (this.stopped !== undefined) {
       for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
@@ -462,23 +299,8 @@ export class JobMachine {
     if (reason === 'speculative') this.counts.speculative++
     const key = index * KEY + attempt
     this.running.set(key, c)
-    this.pushDeadline(now + this.policy.taskTimeoutMs, key)
+    this.deadlines.push(now + this.policy.taskTimeoutMs, key)
     this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
-  }
-
-  /** A second opinion on another provider: the task now needs two agreeing copies. */
-  private addCheck (index: number, t: TaskState): void {
-    t.quorum = Math.max(t.quorum, 2)
-    if (!t.checked) { t.checked = true; this.counts.checks++ }
-    this.enqueue(index, 'spot-check', true)
-  }
-
-  /** Removes a running copy from the running set and its lease. */
-  private detach (c: CopyRecord): void {
-    this.running.delete(c.index * KEY + c.attempt)
-    this.tasks[c.index].outstanding--
-    const l = this.leases.get(c.leaseId)
-    if (l !== undefined) l.running--
   }
 
   /** A copy that produced no usable result: requeue the task or give it up. */
@@ -501,162 +323,6 @@ export class JobMachine {
     this.enqueue(c.index, 'retry', true)
   }
 
-  private evaluateVotes (now: number, index: number, t: TaskState): void {
-    const votes = new Map<string, number>()
-    let best = ''; let bestN = 0
-    for (const c of t.copies) {
-      // `agreed` copies vote only in a task reopened after a catch (they were accepted before).
-      if (c.outcome !== 'pending' && c.outcome !== 'agreed') continue
-      const n = (votes.get(c.hash!) ?? 0) + 1
-      votes.set(c.hash!, n)
-      if (n > bestN) { best = c.hash!; bestN = n }
-    }
-    // Copies disagree: with the default checks the winner needs 3 agreeing copies, so two
-    // colluders that agree on a wrong value can not out-vote one honest copy and get it caught.
-    if (this.checkOne && votes.size > 1) t.quorum = Math.max(t.quorum, DISAGREEMENT_QUORUM)
-    if (bestN >= t.quorum) { this.accept(now, index, t, best); return }
-    const remaining = t.outstanding + t.queued
-    const need = t.quorum - bestN
-    if (remaining >= need) return
-    // Copies that produced (or may still produce) an answer; failures are bounded by maxAttempts.
-    const issued = t.copies.filter(c => c.outcome === 'pending' || c.outcome === 'running').length + t.queued
-    if (issued + need - remaining > this.policy.maxCopies) { this.failTask(now, index, t, `no ${t.quorum} of ${issued} copies agree (maxCopies ${this.policy.maxCopies})`); return }
-    for (let k = remaining; k < need; k++) this.enqueue(index, 'tie-break', true)
-  }
-
-  private accept (now: number, index: number, t: TaskState, hash: string): void {
-    t.status = 'done'
-    t.accepted = hash
-    this.counts.done++
-    // Catches this acceptance causes run after it is complete (they may reopen other tasks).
-    const outer = this.catching
-    this.catching = true
-    const agreeing = t.copies.filter(c => (c.outcome === 'pending' || c.outcome === 'agreed') && c.hash === hash)
-    // The copy whose output is kept: one that answered in this run (a copy restored from before
-    // a restart has its hash in the store but its output was never kept).
-    const first = agreeing.find(c => c.outcome === 'pending' && c.leaseId !== '') ?? agreeing.find(c => c.outcome === 'pending') ?? agreeing[0]
-    // Two providers or more agreeing: each result was checked by another provider's copy.
-    if (agreeing.length >= 2) for (const c of agreeing) if (c.outcome === 'pending') this.reputation.confirmed(c.provider)
-    for (const c of t.copies) {
-      if (c.outcome === 'pending') {
-        if (c.hash === hash) this.settle(c, 'agreed'); else this.settle(c, 'wrong')
-      } else if (c.outcome === 'agreed' && c.hash !== hash) {
-        this.revoke(c) // a reopened task: this copy had agreed with a caught provider's wrong result
-        this.pendingCatch.push({ provider: c.provider, at: Math.max(now, this.clock), reason: `its result for task ${index} agreed with a caught provider's, not with the re-run` })
-      } else if (c.outcome === 'running') {
-        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
-        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
-      }
-    }
-    this.events.push({ type: 'accepted', index, hash, attempt: first.attempt, provider: first.provider })
-    this.catching = outer
-    this.drainCatches()
-  }
-
-  private failTask (now: number, index: number, t: TaskState, reason: string): void {
-    t.status = 'failed'
-    this.counts.failed++
-    for (const c of t.copies) {
-      if (c.outcome === 'pending') this.settle(c, 'unverified')
-      else if (c.outcome === 'running') {
-        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
-        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
-      }
-    }
-    this.events.push({ type: 'task-failed', index, reason })
-    this.checkFinished()
-  }
-
-  private settle (c: CopyRecord, outcome: CopyOutcome): void {
-    c.outcome = outcome
-    const billed = outcome === 'agreed'
-    if (billed) { this.counts.billed++; this.reputation.record(c.provider, 'agreed') }
-    if (outcome === 'wrong') {
-      this.counts.wrong++
-      this.reputation.record(c.provider, 'wrong')
-      const n = (this.wrongBy.get(c.provider) ?? 0) + 1
-      this.wrongBy.set(c.provider, n)
-      if (this.policy.spotChecks !== undefined) this.pendingCatch.push({ provider: c.provider, at: this.clock, reason: `its result for task ${c.index} disagrees with the accepted one` })
-      else if (n >= this.policy.maxProviderWrong) this.avoid(Math.max(c.endedAt ?? 0, this.clock), c.provider, `${n} wrong answers`)
-    }
-    if (outcome !== 'pending' && outcome !== 'running') this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome, billed })
-    this.drainCatches()
-  }
-
-  /** Catches queued while another catch or an acceptance was under way run now, in order. */
-  private drainCatches (): void {
-    if (this.catching) return
-    for (let w = this.pendingCatch.shift(); w !== undefined; w = this.pendingCatch.shift()) this.catchProvider(w.at, w.provider, w.reason)
-    this.checkFinished()
-  }
-
-  /** An accepted task whose result no longer stands runs again, now with two agreeing copies needed. */
-  private reopen (index: number, t: TaskState, reason: string): void {
-    t.status = 'active'; t.accepted = undefined; t.reduced = false; this.counts.done--
-    t.quorum = Math.max(t.quorum, this.policy.quorum, 2)
-    if (this.checkOne && !t.checked) { t.checked = true; this.counts.checks++ }
-    this.events.push({ type: 'task-reopened', index, reason })
-  }
-
-  /** Withdraws a copy settled `agreed` before: no longer billed, no longer a vote. */
-  private revoke (c: CopyRecord): void {
-    c.outcome = 'wrong'
-    this.counts.billed--
-    this.counts.wrong++
-    this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome: 'wrong', billed: false, revoked: true })
-  }
-
-  /**
-   * Caught once: the provider is avoided (its running copies re-queued elsewhere), its
-   * reputation is gone, and every result it gave in this job is withdrawn: a waiting vote
-   * becomes `wrong`; an accepted task its vote carried is reopened and runs again.
-   */
-  private catchProvider (now: number, provider: string, reason: string): void {
-    if (this.caught.has(provider)) return
-    this.caught.add(provider)
-    this.catching = true
-    try {
-      this.counts.caught++
-      this.reputation.caught(provider)
-      // first, so the payer stops signing for it before it sees any of the revocations below
-      const caughtEvent = { type: 'provider-caught' as const, provider, reason, invalidated: 0 }
-      this.events.push(caughtEvent)
-      this.avoid(now, provider, `caught: ${reason}`)
-      let invalidated = 0
-      const recheck: number[] = []
-      for (let i = 0; i < this.tasks.length; i++) {
-        const t = this.tasks[i]
-        let touched = false
-        for (const c of t.copies) {
-          if (c.provider !== provider) continue
-          if (c.outcome === 'pending') { c.outcome = 'wrong'; this.counts.wrong++; this.events.push({ type: 'copy-settled', index: i, attempt: c.attempt, provider, outcome: 'wrong', billed: false }); invalidated++; touched = true }
-          else if (c.outcome === 'agreed') { this.revoke(c); invalidated++; touched = true }
-        }
-        if (!touched) continue
-        if (t.status === 'done') {
-          const others = t.copies.filter(c => c.outcome === 'agreed' && c.hash === t.accepted).length
-          if (keepsQuorum(others, t.quorum) || this.finished) continue
-          this.reopen(i, t, `provider ${provider} was caught: ${reason}`)
-        }
-        if (t.status === 'active' || t.status === 'queued') recheck.push(i)
-      }
-      caughtEvent.invalidated = invalidated // read when the events are polled, after this returns
-      for (const i of recheck) if (this.tasks[i].status !== 'done' && this.tasks[i].status !== 'failed') this.evaluateVotes(now, i, this.tasks[i])
-    } finally { this.catching = false }
-    this.pump(now)
-  }
-
-  private avoid (now: number, provider: string, reason: string): void {
-    if (this.avoided.has(provider)) return
-    this.avoided.add(provider)
-    this.events.push({ type: 'provider-avoided', provider, reason })
-    for (const l of [...this.ordered]) {
-      if (l.provider !== provider) continue
-      this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider, reason })
-      this.handleLeaseLost(now, l.leaseId, `provider avoided: ${reason}`)
-    }
-  }
-
   private maybeSpeculate (now: number): void {
     const p = this.policy
     if (p.stragglerFactor <= 0 || this.queue.length > 0 || this.durationN < p.stragglerMinSamples || now < this.nextStragglerCheck) return
@@ -673,41 +339,5 @@ export class JobMachine {
       this.enqueue(c.index, 'speculative', true)
       free--
     }
-  }
-
-  private checkFinished (): void {
-    if (this.finished || this.catching || this.pendingCatch.length > 0 || this.counts.done + this.counts.failed < this.tasks.length) return
-    this.finished = true
-    for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job finished' })
-    this.events.push({ type: 'finished', done: this.counts.done, failed: this.counts.failed })
-  }
-
-  private pushDeadline (at: number, key: number): void {
-    const a = this.deadlineAt; const k = this.deadlineKeys
-    let j = a.length
-    a.push(at); k.push(key)
-    while (j > 0) {
-      const p = (j - 1) >> 1
-      if (a[p] <= at) break
-      a[j] = a[p]; k[j] = k[p]; j = p
-    }
-    a[j] = at; k[j] = key
-  }
-
-  private popDeadline (): number {
-    const a = this.deadlineAt; const k = this.deadlineKeys
-    const top = k[0]
-    const lastA = a.pop()!; const lastK = k.pop()!
-    if (a.length === 0) return top
-    let j = 0
-    for (;;) {
-      let c = 2 * j + 1
-      if (c >= a.length) break
-      if (c + 1 < a.length && a[c + 1] < a[c]) c++
-      if (a[c] >= lastA) break
-      a[j] = a[c]; k[j] = k[c]; j = c
-    }
-    a[j] = lastA; k[j] = lastK
-    return top
   }
 }

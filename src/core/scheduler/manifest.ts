@@ -115,6 +115,11 @@ const taskSchema = z.strictObject({
   inputBytes: nonNegative.optional(),
   /** Copies of one task that may fail before the task fails. */
   maxAttempts: positiveInt.max(100).default(5),
+  /**
+   * Seconds a task that no provider can take now (all busy) waits for a free slot before it
+   * fails (default 600; 0: fail at once). The job's deadline still applies.
+   */
+  waitS: z.number().int().nonnegative().max(7 * 24 * 3600).optional(),
   /** How a list/range value becomes task input bytes: JSON text, float64 array, or UTF-8 text. */
   inputEncoding: z.enum(['json', 'f64', 'utf8']).default('json')
 })
@@ -187,6 +192,11 @@ export function deadlineAt (m: Manifest, submittedAt: number): number | undefine
   if (m.deadline === undefined) return undefined
   if (typeof m.deadline === 'number') return submittedAt + m.deadline * 1000
   return Date.parse(m.deadline)
+}
+
+/** How long unplaceable tasks wait for busy providers (ms): `task.waitS`, or the default. */
+export function placementWaitMs (m: Manifest, fallbackMs: number): number {
+  return m.task.waitS !== undefined ? m.task.waitS * 1000 : fallbackMs
 }
 
 /** Price per task-hour of an offer for this manifest's resources. */

@@ -1,0 +1,114 @@
+// The shapes of the job machine (src/core/scheduler/job-machine.ts): its policy, copies, leases,
+// commands, events and progress; and the per-task and per-lease state its parts share.
+import type { SpotCheckPolicy } from './spot-check.js'
+
+export interface JobPolicy {
+  taskCount: number
+  redundancy: number
+  quorum: number
+  /** Most copies of one task, tie-breaks included (default 2 x redundancy + 1). */
+  maxCopies?: number
+  /** Failed copies (errors, timeouts) before the task is given up. */
+  maxAttempts: number
+  taskTimeoutMs: number
+  /** No heartbeat for this long and the lease is lost (default 3 s). */
+  leaseTimeoutMs?: number
+  adaptive?: boolean
+  /** With adaptive verification: share of tasks of trusted providers still fully checked. */
+  spotCheckRate?: number
+  /** A copy running longer than this many times the mean gets a speculative twin; 0 = never. */
+  stragglerFactor?: number
+  stragglerMinSamples?: number
+  /** Consecutive failures after which a provider is avoided for this job. */
+  maxProviderFailures?: number
+  /** Wrong answers after which a provider is avoided for this job. */
+  maxProviderWrong?: number
+  /**
+   * The default checks (undefined: off, the manifest opted out). With redundancy 1, tasks of
+   * providers with little history get a second copy, others a `rate` share; with any
+   * redundancy, one wrong answer catches its provider (every result of it withdrawn).
+   */
+  spotChecks?: SpotCheckPolicy
+}
+
+export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break' | 'spot-check'
+export type CopyOutcome = 'running' | 'pending' | 'agreed' | 'wrong' | 'surplus' | 'failed' | 'timeout' | 'lost' | 'cancelled' | 'unverified'
+export type ResultVerdict = CopyOutcome | 'duplicate' | 'unknown'
+
+export interface CopyRecord {
+  index: number
+  attempt: number
+  provider: string
+  leaseId: string
+  reason: CopyReason
+  startedAt: number
+  endedAt?: number
+  outcome: CopyOutcome
+  hash?: string
+  error?: string
+}
+
+export interface LeaseGrant { leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number }
+
+export type JobCommand =
+  | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason }
+  | { type: 'cancel', index: number, attempt: number, leaseId: string, provider: string }
+  | { type: 'release-lease', leaseId: string, provider: string, reason: string }
+  | { type: 'need-leases', reason: string }
+
+export type JobEvent =
+  | { type: 'accepted', index: number, hash: string, attempt: number, provider: string }
+  /**
+   * A copy reached its final outcome; `billed` copies are the ones to pay for. `revoked`: a copy
+   * settled `agreed` before is withdrawn (its provider was caught lying): pay nothing more for it.
+   */
+  | { type: 'copy-settled', index: number, attempt: number, provider: string, outcome: CopyOutcome, billed: boolean, revoked?: boolean }
+  /** An accepted task's result no longer stands (a caught provider's vote carried it): it runs again. */
+  | { type: 'task-reopened', index: number, reason: string }
+  /**
+   * A provider returned a result that disagrees with an accepted one: every result it gave in
+   * this job is withdrawn (`invalidated` copies) and re-run elsewhere, its reputation is gone,
+   * and the payer must sign nothing more for it in this job (its unpaid amounts are forfeited).
+   */
+  | { type: 'provider-caught', provider: string, reason: string, invalidated: number }
+  | { type: 'task-failed', index: number, reason: string }
+  | { type: 'lease-lost', leaseId: string, provider: string, reason: string }
+  | { type: 'provider-avoided', provider: string, reason: string }
+  | { type: 'finished', done: number, failed: number }
+
+export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string }
+
+export interface RestoredTask {
+  accepted?: string
+  failed?: string
+  copies: Array<{ attempt: number, provider: string, outcome: CopyOutcome, hash?: string, reason?: CopyReason }>
+}
+
+export interface TaskState {
+  status: 'queued' | 'active' | 'done' | 'failed'
+  attempts: number
+  copies: CopyRecord[]
+  reasons: CopyReason[]
+  queued: number
+  outstanding: number
+  failures: number
+  quorum: number
+  reduced: boolean
+  /** Got a second copy from the default spot checks. */
+  checked: boolean
+  decided: boolean
+  speculated: boolean
+  accepted?: string
+}
+
+export interface LeaseState extends LeaseGrant { rank: number, lastHeartbeat: number, running: number, alive: boolean }
+
+export const KEY = 65536 // copy key = index * KEY + attempt
+export const SCAN = 64
+export const TERMINAL: ReadonlySet<CopyOutcome> = new Set(['pending', 'agreed', 'wrong', 'surplus', 'failed'])
+
+export interface Progress {
+  total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number
+  /** Tasks the default spot checks gave a second copy; providers caught lying. */
+  checks?: number, caught?: number
+}

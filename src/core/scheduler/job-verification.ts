@@ -1,0 +1,255 @@
+// The verification half of the job machine (sans-IO): its state, the queue of copies, votes by
+// quorum, acceptance, failing a task, settling copies for billing, and catching a provider whose
+// result disagrees with an accepted one (every result it gave withdrawn, its tasks re-run).
+// JobMachine (job-machine.ts) adds the inputs, dispatch to leases, timeouts and speculation.
+import { IntDeque } from './deque.js'
+import { DeadlineHeap } from './deadline-heap.js'
+import type { ReputationBook } from './reputation.js'
+import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
+import type { Rng } from '../rng.js'
+import { KEY, type JobPolicy, type CopyRecord, type CopyOutcome, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
+
+export abstract class JobVerification {
+  readonly policy: Required<Omit<JobPolicy, 'spotChecks'>> & Pick<JobPolicy, 'spotChecks'>
+  /** Default checks on a redundancy-1 job: tasks get a second copy by spot-check rules. */
+  protected readonly checkOne: boolean
+  protected readonly tasks: TaskState[]
+  protected readonly queue = new IntDeque(1024)
+  protected readonly running = new Map<number, CopyRecord>()
+  protected readonly leases = new Map<string, LeaseState>()
+  protected ordered: LeaseState[] = []
+  protected readonly deadlines = new DeadlineHeap()
+  protected readonly avoided = new Set<string>()
+  protected readonly consecutiveFailures = new Map<string, number>()
+  protected readonly wrongBy = new Map<string, number>()
+  protected readonly caught = new Set<string>()
+  protected readonly pendingCatch: Array<{ provider: string, reason: string, at: number }> = []
+  protected catching = false
+  /** The latest `now` seen: catches started from a settled copy act at this time, not the copy's end. */
+  protected clock = 0
+  protected commands: JobCommand[] = []
+  protected events: JobEvent[] = []
+  protected durationSum = 0
+  protected durationN = 0
+  protected nextStragglerCheck = 0
+  protected finished = false
+  protected cancelled = false
+  protected needLeasesAsked = false
+  protected stopped: string | undefined
+  protected readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0, checks: 0, caught: 0 }
+
+  constructor (policy: JobPolicy, protected readonly reputation: ReputationBook, protected readonly rng: Rng) {
+    const checkOne = policy.spotChecks !== undefined && policy.redundancy === 1
+    this.checkOne = checkOne
+    this.policy = {
+      maxCopies: checkOne ? SPOT_CHECK_MAX_COPIES : policy.redundancy * 2 + 1,
+      leaseTimeoutMs: 3000,
+      adaptive: false,
+      spotCheckRate: 0.1,
+      stragglerFactor: 3,
+      stragglerMinSamples: 10,
+      maxProviderFailures: 3,
+      maxProviderWrong: 2,
+      ...policy
+    }
+    this.tasks = new Array<TaskState>(policy.taskCount)
+  }
+
+  /** Dispatches queued copies to free lease slots. */
+  protected abstract pump (now: number): void
+  abstract handleLeaseLost (now: number, leaseId: string, reason?: string): void
+
+  protected enqueue (index: number, reason: CopyReason, front: boolean): void {
+    const t = this.tasks[index]
+    t.queued++
+    if (front) { t.reasons.unshift(reason); this.queue.pushFront(index) } else { t.reasons.push(reason); this.queue.pushBack(index) }
+  }
+
+  protected allowed (t: TaskState, provider: string): boolean {
+    if (this.avoided.has(provider)) return false
+    for (const c of t.copies) {
+      if (c.provider !== provider) continue
+      // Lost and cancelled copies say nothing against the provider; anything else does.
+      if (c.outcome !== 'lost' && c.outcome !== 'cancelled') return false
+    }
+    return true
+  }
+
+  /** Removes a running copy from the running set and its lease. */
+  protected detach (c: CopyRecord): void {
+    this.running.delete(c.index * KEY + c.attempt)
+    this.tasks[c.index].outstanding--
+    const l = this.leases.get(c.leaseId)
+    if (l !== undefined) l.running--
+  }
+
+  /** A second opinion on another provider: the task now needs two agreeing copies. */
+  protected addCheck (index: number, t: TaskState): void {
+    t.quorum = Math.max(t.quorum, 2)
+    if (!t.checked) { t.checked = true; this.counts.checks++ }
+    this.enqueue(index, 'spot-check', true)
+  }
+
+  protected evaluateVotes (now: number, index: number, t: TaskState): void {
+    const votes = new Map<string, number>()
+    let best = ''; let bestN = 0
+    for (const c of t.copies) {
+      // `agreed` copies vote only in a task reopened after a catch (they were accepted before).
+      if (c.outcome !== 'pending' && c.outcome !== 'agreed') continue
+      const n = (votes.get(c.hash!) ?? 0) + 1
+      votes.set(c.hash!, n)
+      if (n > bestN) { best = c.hash!; bestN = n }
+    }
+    // Copies disagree: with the default checks the winner needs 3 agreeing copies, so two
+    // colluders that agree on a wrong value can not out-vote one honest copy and get it caught.
+    if (this.checkOne && votes.size > 1) t.quorum = Math.max(t.quorum, DISAGREEMENT_QUORUM)
+    if (bestN >= t.quorum) { this.accept(now, index, t, best); return }
+    const remaining = t.outstanding + t.queued
+    const need = t.quorum - bestN
+    if (remaining >= need) return
+    // Copies that produced (or may still produce) an answer; failures are bounded by maxAttempts.
+    const issued = t.copies.filter(c => c.outcome === 'pending' || c.outcome === 'running').length + t.queued
+    if (issued + need - remaining > this.policy.maxCopies) { this.failTask(now, index, t, `no ${t.quorum} of ${issued} copies agree (maxCopies ${this.policy.maxCopies})`); return }
+    for (let k = remaining; k < need; k++) this.enqueue(index, 'tie-break', true)
+  }
+
+  protected accept (now: number, index: number, t: TaskState, hash: string): void {
+    t.status = 'done'
+    t.accepted = hash
+    this.counts.done++
+    // Catches this acceptance causes run after it is complete (they may reopen other tasks).
+    const outer = this.catching
+    this.catching = true
+    const agreeing = t.copies.filter(c => (c.outcome === 'pending' || c.outcome === 'agreed') && c.hash === hash)
+    // The copy whose output is kept: one that answered in this run (a copy restored from before
+    // a restart has its hash in the store but its output was never kept).
+    const first = agreeing.find(c => c.outcome === 'pending' && c.leaseId !== '') ?? agreeing.find(c => c.outcome === 'pending') ?? agreeing[0]
+    // Two providers or more agreeing: each result was checked by another provider's copy.
+    if (agreeing.length >= 2) for (const c of agreeing) if (c.outcome === 'pending') this.reputation.confirmed(c.provider)
+    for (const c of t.copies) {
+      if (c.outcome === 'pending') {
+        if (c.hash === hash) this.settle(c, 'agreed'); else this.settle(c, 'wrong')
+      } else if (c.outcome === 'agreed' && c.hash !== hash) {
+        this.revoke(c) // a reopened task: this copy had agreed with a caught provider's wrong result
+        this.pendingCatch.push({ provider: c.provider, at: Math.max(now, this.clock), reason: `its result for task ${index} agreed with a caught provider's, not with the re-run` })
+      } else if (c.outcome === 'running') {
+        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
+        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
+      }
+    }
+    this.events.push({ type: 'accepted', index, hash, attempt: first.attempt, provider: first.provider })
+    this.catching = outer
+    this.drainCatches()
+  }
+
+  protected failTask (now: number, index: number, t: TaskState, reason: string): void {
+    t.status = 'failed'
+    this.counts.failed++
+    for (const c of t.copies) {
+      if (c.outcome === 'pending') this.settle(c, 'unverified')
+      else if (c.outcome === 'running') {
+        this.detach(c); c.endedAt = now; this.settle(c, 'cancelled')
+        this.commands.push({ type: 'cancel', index, attempt: c.attempt, leaseId: c.leaseId, provider: c.provider })
+      }
+    }
+    this.events.push({ type: 'task-failed', index, reason })
+    this.checkFinished()
+  }
+
+  protected settle (c: CopyRecord, outcome: CopyOutcome): void {
+    c.outcome = outcome
+    const billed = outcome === 'agreed'
+    if (billed) { this.counts.billed++; this.reputation.record(c.provider, 'agreed') }
+    if (outcome === 'wrong') {
+      this.counts.wrong++
+      this.reputation.record(c.provider, 'wrong')
+      const n = (this.wrongBy.get(c.provider) ?? 0) + 1
+      this.wrongBy.set(c.provider, n)
+      if (this.policy.spotChecks !== undefined) this.pendingCatch.push({ provider: c.provider, at: this.clock, reason: `its result for task ${c.index} disagrees with the accepted one` })
+      else if (n >= this.policy.maxProviderWrong) this.avoid(Math.max(c.endedAt ?? 0, this.clock), c.provider, `${n} wrong answers`)
+    }
+    if (outcome !== 'pending' && outcome !== 'running') this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome, billed })
+    this.drainCatches()
+  }
+
+  /** Catches queued while another catch or an acceptance was under way run now, in order. */
+  protected drainCatches (): void {
+    if (this.catching) return
+    for (let w = this.pendingCatch.shift(); w !== undefined; w = this.pendingCatch.shift()) this.catchProvider(w.at, w.provider, w.reason)
+    this.checkFinished()
+  }
+
+  /** An accepted task whose result no longer stands runs again, now with two agreeing copies needed. */
+  protected reopen (index: number, t: TaskState, reason: string): void {
+    t.status = 'active'; t.accepted = undefined; t.reduced = false; this.counts.done--
+    t.quorum = Math.max(t.quorum, this.policy.quorum, 2)
+    if (this.checkOne && !t.checked) { t.checked = true; this.counts.checks++ }
+    this.events.push({ type: 'task-reopened', index, reason })
+  }
+
+  /** Withdraws a copy settled `agreed` before: no longer billed, no longer a vote. */
+  protected revoke (c: CopyRecord): void {
+    c.outcome = 'wrong'
+    this.counts.billed--
+    this.counts.wrong++
+    this.events.push({ type: 'copy-settled', index: c.index, attempt: c.attempt, provider: c.provider, outcome: 'wrong', billed: false, revoked: true })
+  }
+
+  /**
+   * Caught once: the provider is avoided (its running copies re-queued elsewhere), its
+   * reputation is gone, and every result it gave in this job is withdrawn: a waiting vote
+   * becomes `wrong`; an accepted task its vote carried is reopened and runs again.
+   */
+  protected catchProvider (now: number, provider: string, reason: string): void {
+    if (this.caught.has(provider)) return
+    this.caught.add(provider)
+    this.catching = true
+    try {
+      this.counts.caught++
+      this.reputation.caught(provider)
+      // first, so the payer stops signing for it before it sees any of the revocations below
+      const caughtEvent = { type: 'provider-caught' as const, provider, reason, invalidated: 0 }
+      this.events.push(caughtEvent)
+      this.avoid(now, provider, `caught: ${reason}`)
+      let invalidated = 0
+      const recheck: number[] = []
+      for (let i = 0; i < this.tasks.length; i++) {
+        const t = this.tasks[i]
+        let touched = false
+        for (const c of t.copies) {
+          if (c.provider !== provider) continue
+          if (c.outcome === 'pending') { c.outcome = 'wrong'; this.counts.wrong++; this.events.push({ type: 'copy-settled', index: i, attempt: c.attempt, provider, outcome: 'wrong', billed: false }); invalidated++; touched = true }
+          else if (c.outcome === 'agreed') { this.revoke(c); invalidated++; touched = true }
+        }
+        if (!touched) continue
+        if (t.status === 'done') {
+          const others = t.copies.filter(c => c.outcome === 'agreed' && c.hash === t.accepted).length
+          if (keepsQuorum(others, t.quorum) || this.finished) continue
+          this.reopen(i, t, `provider ${provider} was caught: ${reason}`)
+        }
+        if (t.status === 'active' || t.status === 'queued') recheck.push(i)
+      }
+      caughtEvent.invalidated = invalidated // read when the events are polled, after this returns
+      for (const i of recheck) if (this.tasks[i].status !== 'done' && this.tasks[i].status !== 'failed') this.evaluateVotes(now, i, this.tasks[i])
+    } finally { this.catching = false }
+    this.pump(now)
+  }
+
+  protected avoid (now: number, provider: string, reason: string): void {
+    if (this.avoided.has(provider)) return
+    this.avoided.add(provider)
+    this.events.push({ type: 'provider-avoided', provider, reason })
+    for (const l of [...this.ordered]) {
+      if (l.provider !== provider) continue
+      this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider, reason })
+      this.handleLeaseLost(now, l.leaseId, `provider avoided: ${reason}`)
+    }
+  }
+
+  protected checkFinished (): void {
+    if (this.finished || this.catching || this.pendingCatch.length > 0 || this.counts.done + this.counts.failed < this.tasks.length) return
+    this.finished = true
+    for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job finished' })
+    this.events.push({ type: 'finished', done: this.counts.done, failed: this.counts.failed })
+  }
+}

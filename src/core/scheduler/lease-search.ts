@@ -1,0 +1,151 @@
+// When a job looks for leases, how often it asks again, and when it gives its unplaced tasks up
+// (sans-IO). A round is one ask: offers, placement, leases opened. Providers that refuse because
+// they are busy (a transient refusal) will free a slot: the job waits, asking less and less
+// often, up to `waitMs` (the manifest's `task.waitS`). When no
+// provider could ever take the tasks (none answered, or all refused for a permanent reason) it
+// gives up after `giveUpMs`, as before.
+import type { UnplacedReason } from './placement.js'
+import { describeUnplaced } from './explain.js'
+
+/** Keep looking this long when no provider can ever take the tasks. */
+export const SEARCH_GIVE_UP_MS = 10_000
+/** First retry after a round that opened no lease; doubled while waiting, up to SEARCH_MAX_RETRY_MS. */
+export const SEARCH_RETRY_MS = 250
+export const SEARCH_MAX_RETRY_MS = 5_000
+/** How long tasks wait for busy providers by default (manifest `task.waitS`). */
+export const DEFAULT_WAIT_MS = 600_000
+
+/** Refusal codes that say "not now" rather than "never": the job waits for them. */
+export const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(['BUSY', 'REQUEST_EXPIRED', 'LEASE_OFFER_EXPIRED', 'LEASE_LOST'])
+
+/**
+ * The code of a refusal as providers send it (`CODE: text`, the convention of typed errors on
+ * the wire); `REFUSED` for a refusal that names none (an older provider).
+ */
+export function refusalCode (refusal: string): string {
+  const m = /^([A-Z][A-Z0-9_]{1,40}):/.exec(refusal)
+  return m === null ? 'REFUSED' : m[1]
+}
+
+/** Placement reasons no later round can change (budget, price, deadline, distance): those tasks fail at once. */
+export function rulesOutForGood (reason: UnplacedReason): boolean {
+  return reason === 'over-budget' || reason === 'over-price' || reason === 'deadline' || reason === 'too-far'
+}
+
+export interface LeaseSearchPolicy {
+  giveUpMs?: number
+  retryMs?: number
+  maxRetryMs?: number
+  /** How long tasks wait for busy providers (0: not at all). */
+  waitMs?: number
+}
+
+/** What one round of asking found. */
+export interface SearchRound {
+  /** Offers placement could use (not refused). */
+  offers: number
+  /** Refusal codes: of offers, and of leases the providers did not accept. */
+  refusals: readonly string[]
+  /** Leases opened in this round. */
+  leased: number
+  /** Leases the job holds after it (their slots free as copies end). */
+  liveLeases: number
+  /** Why placement left tasks out, if it did. */
+  unplaced?: UnplacedReason
+  /** The round failed (the transport threw). */
+  error?: string
+  /** The last refusal's text, for the give-up reason. */
+  lastRefusal?: string
+}
+
+export type SearchDecision =
+  | { kind: 'leased' }
+  | { kind: 'retry', at: number }
+  | { kind: 'give-up', reason: string }
+
+export class LeaseSearch {
+  private readonly giveUpMs: number
+  private readonly retryMs: number
+  private readonly maxRetryMs: number
+  readonly waitMs: number
+  private startedAt: number | undefined
+  private waitingSince: number | undefined
+  private lastTransientAt = -Infinity
+  private delay: number
+  private busy = 0
+  private readonly counts = new Map<string, number>()
+
+  constructor (policy: LeaseSearchPolicy = {}) {
+    this.giveUpMs = policy.giveUpMs ?? SEARCH_GIVE_UP_MS
+    this.retryMs = policy.retryMs ?? SEARCH_RETRY_MS
+    this.maxRetryMs = Math.max(this.retryMs, policy.maxRetryMs ?? SEARCH_MAX_RETRY_MS)
+    this.waitMs = policy.waitMs ?? DEFAULT_WAIT_MS
+    this.delay = this.retryMs
+  }
+
+  /** A search is under way (started, not yet ended by a lease or a give-up). */
+  get active (): boolean { return this.startedAt !== undefined }
+
+  /** Begins a search (no-op while one runs). */
+  begin (now: number): void {
+    if (this.startedAt !== undefined) return
+    this.startedAt = now
+    this.delay = this.retryMs
+  }
+
+  /** Feeds one round's outcome; says whether to stop, ask again (when) or give the unplaced tasks up. */
+  handleRound (now: number, r: SearchRound): SearchDecision {
+    this.begin(now)
+    let transient = 0
+    for (const code of r.refusals) {
+      this.counts.set(code, (this.counts.get(code) ?? 0) + 1)
+      if (TRANSIENT_REFUSALS.has(code)) transient++
+    }
+    this.busy = transient
+    if (r.leased > 0) { this.end(); return { kind: 'leased' } }
+    // busy providers free their slots later: the tasks wait for one (the job's own idle leases do
+    // not count: the machine asks for more only when none of them may run the queued copies)
+    if (transient > 0) {
+      this.lastTransientAt = now
+      this.waitingSince ??= now
+      if (now - this.waitingSince >= this.waitMs) {
+        const waited = Math.round(this.waitMs / 1000)
+        this.end()
+        return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${transient} busy)` }
+      }
+      const at = now + this.delay
+      this.delay = Math.min(this.maxRetryMs, this.delay * 2)
+      return { kind: 'retry', at }
+    }
+    const start = this.startedAt ?? now
+    // a provider that was busy a moment ago may answer again soon: keep looking as long as that
+    if (now - start < this.giveUpMs || now - this.lastTransientAt < this.giveUpMs) return { kind: 'retry', at: now + this.retryMs }
+    this.end()
+    return { kind: 'give-up', reason: this.reasonOf(r) }
+  }
+
+  /** Why the tasks do not run yet, while waiting (undefined when not). */
+  waiting (now: number): string | undefined {
+    if (this.waitingSince === undefined) return undefined
+    const left = Math.max(0, Math.ceil((this.waitingSince + this.waitMs - now) / 1000))
+    return `waiting: ${this.busy} provider${this.busy === 1 ? '' : 's'} busy; tasks fail if none frees within ${left} s`
+  }
+
+  /** Refusals seen so far, by code (what `job status` shows). */
+  refusals (): Record<string, number> { return Object.fromEntries(this.counts) }
+
+  private end (): void {
+    this.startedAt = undefined
+    this.waitingSince = undefined
+    this.delay = this.retryMs
+    this.busy = 0
+  }
+
+  private reasonOf (r: SearchRound): string {
+    if (r.error !== undefined) return `looking for providers failed: ${r.error}`
+    if (r.liveLeases > 0) return 'no leased provider may run it (each holds a copy already or failed it)'
+    if (r.unplaced !== undefined && r.offers + r.refusals.length > 0) return `not placed: ${describeUnplaced(r.unplaced)}${r.lastRefusal !== undefined ? ` (${r.lastRefusal})` : ''}`
+    if (r.unplaced !== undefined) return `not placed: ${describeUnplaced(r.unplaced)}`
+    return `no provider left to run it (all lost, refused or avoided)${r.lastRefusal !== undefined ? `; last lease refused: ${r.lastRefusal}` : ''}`
+  }
+}

@@ -1,0 +1,161 @@
+// One round of looking for leases, for the runner: ask providers for offers, place the remaining
+// tasks with the cost model, lock the escrow before the first lease, open signed leases on the
+// offers placement used. Returns what the round found (core/scheduler/lease-search.ts decides
+// whether to ask again, wait for busy providers or give the tasks up).
+import { dbc } from '../wire/gen/wire.js'
+import { toHex } from '../core/identity/index.js'
+import { createRng } from '../core/rng.js'
+import {
+  placeTasks, placeRandomly, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
+  type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound
+} from '../core/scheduler/index.js'
+import type { TransportOffer } from './transport.js'
+import type { JobRunnerInit } from './runner-types.js'
+import type { RunnerPayments } from './runner-payments.js'
+
+const enc = new TextEncoder()
+export const hexToBytes = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], b => parseInt(b, 16))
+
+export interface LeaseRoundsDeps {
+  init: JobRunnerInit
+  m: Manifest
+  jobId: string
+  rep: ReputationBook
+  payments: RunnerPayments
+  signer: (msg: Uint8Array) => Uint8Array
+  now: () => number
+  machine: () => JobMachine
+}
+
+/** A round that ended the job's search for good (no escrow): nothing new starts. */
+export interface LeaseRoundResult extends SearchRound { stopped?: boolean }
+
+export class LeaseRounds {
+  placement?: Placement
+  /** Predicted price of one copy per provider. */
+  readonly pricePerCopy = new Map<string, number>()
+  readonly providersUsed = new Set<string>()
+  /** Transport id of a leased provider -> its peer id bytes (what its receipts must name). */
+  readonly providerBytes = new Map<string, Uint8Array>()
+  /** Lease id (hex) -> its bytes. */
+  readonly leaseIds = new Map<string, Uint8Array>()
+  /** For `placement: random` only (a baseline policy); seeded from the CSPRNG. */
+  private readonly placementRng = createRng(crypto.getRandomValues(new Uint32Array(1))[0])
+  private escrowed = false
+  /** Set by the runner once it knows them. */
+  startedAt = 0
+  fileSize?: number
+  taskCount = 0
+  /** The job's largest task input: what its lease requests announce (a provider's frame limit). */
+  maxInputBytes = 0
+  signal?: AbortSignal
+
+  constructor (private readonly d: LeaseRoundsDeps) {}
+
+  leaseRequest (): dbc.task.v1.ILeaseRequest {
+    const { m, init } = this.d
+    const r = m.resources
+    return {
+      jobId: hexToBytes(this.d.jobId),
+      requester: init.holder.peerId,
+      resources: { gpuModel: r.gpu?.model ?? '', gpuCount: r.gpu?.count ?? 0, gpuMemoryMib: r.gpu?.memoryMib ?? 0, cpuCores: r.cores, memoryMib: r.memoryMib },
+      slots: Math.min(1024, this.taskCount * m.verification.redundancy),
+      maxPriceHour: m.budget.maxPricePerHour ?? 0,
+      executor: m.executor,
+      expectedTaskMs: m.task.expectedMs,
+      maxInputBytes: this.maxInputBytes,
+      requestExpiresAt: this.d.now() + 10_000,
+      ...(init.payment !== undefined ? { payment: init.payment.terms } : {})
+    }
+  }
+
+  /** Asks for offers, places the remaining tasks, and leases the offers placement used. */
+  async round (): Promise<LeaseRoundResult> {
+    const { m, init, rep } = this.d
+    const machine = this.d.machine()
+    const exclude = new Set<string>([...machine.avoidedProviders, ...machine.liveLeases().map(l => l.provider)])
+    const got = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location })
+    const views: OfferView[] = got.map(o => ({ ...o.view, reputation: o.view.reputation ?? rep.score(o.view.provider) }))
+    const offers = new Map<string, TransportOffer>(got.map(o => [o.view.offerId, o]))
+    const refusals: string[] = []
+    let lastRefusal: string | undefined
+    for (const v of views) if (v.refusal !== undefined) { refusals.push(refusalCode(v.refusal)); lastRefusal = v.refusal }
+    const now = this.d.now()
+    const remaining = machine.progress()
+    const req: PlacementRequest = {
+      now,
+      taskCount: Math.max(1, remaining.total - remaining.done - remaining.failed),
+      copies: m.verification.redundancy,
+      expectedTaskMs: m.task.expectedMs,
+      inputBytes: expectedInputBytes(m, this.fileSize),
+      gpuCount: m.resources.gpu?.count ?? 0,
+      cores: m.resources.cores,
+      maxPricePerHour: m.budget.maxPricePerHour,
+      budgetTotal: m.budget.total,
+      deadlineAt: deadlineAt(m, init.submittedAt ?? this.startedAt),
+      maxDistanceKm: m.location?.maxDistanceKm,
+      avoid: machine.avoidedProviders
+    }
+    const p = m.placement === 'random' ? placeRandomly(req, views, this.placementRng) : placeTasks(req, views)
+    if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
+    for (let i = 0; i < views.length; i++) if (p.rejections[i] === undefined) this.pricePerCopy.set(views[i].provider, p.predictions[i].price)
+    // Tasks the cost model rules out for good (budget, price, deadline, distance) fail with the reason.
+    if (remaining.done + remaining.failed === 0) {
+      for (const [t, reason] of p.unplaced) if (rulesOutForGood(reason)) machine.handleTaskRejected(now, t, `not placed: ${describeUnplaced(reason)}`)
+    }
+    const unplaced = p.unplaced.values().next().value
+    const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
+      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped })
+    const used = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
+      .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs).slice(0, init.maxLeases ?? 64)
+    // money first: no provider works for this job before its escrow is on chain
+    if (used.length > 0 && !this.escrowed && init.payment?.ensureEscrow !== undefined) {
+      try {
+        const hours = m.task.timeoutMs / 3_600_000
+        const reserve = used.reduce((sum, { v }) => sum + taskPricePerHour(m, v.priceGpuHour, v.priceCpuHour) * hours, 0)
+        await init.payment.ensureEscrow(p.totalPrice, reserve)
+        this.escrowed = true
+      } catch (err) {
+        machine.handleGiveUp(this.d.now(), `no escrow: ${(err as Error).message}`, true)
+        return outcome(0, { stopped: true })
+      }
+    }
+    // the payer authorises this node as the lease holder once per job (providers refuse leases without
+    // it, and charge the sender): no signature yet (chain key busy or down), no lease this round
+    let payment: dbc.task.v1.IPaymentTerms | undefined
+    try {
+      payment = await this.d.payments.leaseTerms()
+    } catch (err) {
+      init.payment?.onError?.(err as Error)
+      return outcome(0, { lastRefusal: `the lease holder could not be authorised for the escrow: ${(err as Error).message}` })
+    }
+    let opened = 0
+    await Promise.all(used.map(async ({ v }, rank) => {
+      const raw = offers.get(v.offerId)!.offer
+      const leaseId = enc.encode(`${this.d.jobId.slice(0, 16)}:${v.offerId}:${now}`)
+      const lease = signLease(this.d.signer, {
+        leaseId, offerId: raw.offerId, jobId: hexToBytes(this.d.jobId), holder: init.holder.peerId, provider: raw.provider,
+        expiresAt: now + 24 * 3_600_000, heartbeatMs: 200,
+        ...(payment !== undefined ? { payment } : {})
+      })
+      try {
+        await init.transport.openLease(v.provider, lease, { signal: this.signal })
+      } catch (err) {
+        // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
+        refusals.push(typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED')
+        lastRefusal = (err as Error).message
+        return
+      }
+      const id = toHex(leaseId)
+      this.leaseIds.set(id, leaseId)
+      this.providersUsed.add(v.provider)
+      this.providerBytes.set(v.provider, raw.provider ?? new Uint8Array(0))
+      const prices = { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }
+      this.d.payments.offerPrices.set(v.provider, prices)
+      init.payment?.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices, providerBytes: raw.provider ?? undefined })
+      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
+      opened++
+    }))
+    return outcome(opened)
+  }
+}

@@ -1,0 +1,134 @@
+// The lease search's decisions with explicit time: waiting for busy providers (with backoff, up to
+// task.waitS), giving up fast when no provider could ever take the tasks, refusal codes counted.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { LeaseSearch, refusalCode, rulesOutForGood, BudgetLedger, CodeCache, jobPolicyOf, leaseSearchPolicyOf, validateManifest, JobMachine, ReputationBook, type SearchRound } from '../../../../src/core/scheduler/index.js'
+import { createRng } from '../../../../src/core/rng.js'
+
+const round = (r: Partial<SearchRound>): SearchRound => ({ offers: 0, refusals: [], leased: 0, liveLeases: 0, ...r })
+
+test('refusal codes: CODE: text gives the code; text without one is REFUSED', () => {
+  assert.is(refusalCode('BUSY: all slots for this shape are busy; ask again later'), 'BUSY')
+  assert.is(refusalCode('NO_ESCROW: the job has no escrow on chain'), 'NO_ESCROW')
+  assert.is(refusalCode('all slots busy'), 'REFUSED')
+  assert.is(refusalCode(''), 'REFUSED')
+  assert.ok(rulesOutForGood('over-budget'))
+  assert.not.ok(rulesOutForGood('all-refused'))
+  assert.not.ok(rulesOutForGood('not-enough-providers'))
+})
+
+test('busy providers: the search waits past giveUpMs, backing off, and succeeds when a lease opens', () => {
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, maxRetryMs: 2000, waitMs: 60_000 })
+  s.begin(0)
+  let now = 0
+  const delays: number[] = []
+  for (let i = 0; i < 20; i++) {
+    const d = s.handleRound(now, round({ refusals: ['BUSY', 'BUSY', 'BUSY', 'BUSY'], unplaced: 'all-refused' }))
+    assert.is(d.kind, 'retry', `round ${i} at ${now}`)
+    if (d.kind !== 'retry') return
+    delays.push(d.at - now)
+    now = d.at
+  }
+  assert.ok(now > 10_000, `waited ${now} ms, far past giveUpMs`)
+  assert.equal(delays.slice(0, 4), [250, 500, 1000, 2000])
+  assert.ok(delays.every(x => x <= 2000), 'backoff is capped')
+  assert.match(s.waiting(now) ?? '', /^waiting: 4 providers busy/)
+  assert.equal(s.refusals(), { BUSY: 80 })
+  assert.equal(s.handleRound(now, round({ offers: 1, leased: 1 })), { kind: 'leased' })
+  assert.is(s.waiting(now), undefined)
+  assert.not.ok(s.active)
+})
+
+test('busy providers past task.waitS: the unplaced tasks fail, saying why', () => {
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 5000 })
+  let now = 0
+  let d = s.handleRound(now, round({ refusals: ['BUSY'] }))
+  while (d.kind === 'retry') { now = d.at; d = s.handleRound(now, round({ refusals: ['BUSY'] })) }
+  assert.is(d.kind, 'give-up')
+  assert.ok(now >= 5000 && now < 5000 + 5000, `gave up at ${now}`)
+  if (d.kind === 'give-up') assert.match(d.reason, /no provider had a free slot within task\.waitS \(5 s; 1 busy\)/)
+})
+
+test('permanent refusals: give up after giveUpMs with the placement reason (no waiting)', () => {
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 600_000 })
+  let now = 0
+  let d = s.handleRound(now, round({ refusals: ['NO_CAPACITY', 'REFUSED'], unplaced: 'all-refused', lastRefusal: 'NO_CAPACITY: this peer cannot run tasks needing 64 CPU(s)' }))
+  while (d.kind === 'retry') { now = d.at; d = s.handleRound(now, round({ refusals: ['NO_CAPACITY', 'REFUSED'], unplaced: 'all-refused', lastRefusal: 'NO_CAPACITY: x' })) }
+  assert.is(d.kind, 'give-up')
+  assert.ok(now >= 1000 && now <= 1250, `gave up at ${now}`)
+  if (d.kind === 'give-up') assert.match(d.reason, /not placed: every provider asked refused.*NO_CAPACITY/)
+  assert.is(s.waiting(now), undefined)
+  // no candidates at all
+  const e = new LeaseSearch({ giveUpMs: 0 })
+  const g = e.handleRound(5, round({ unplaced: 'no-candidates' }))
+  assert.is(g.kind, 'give-up')
+  if (g.kind === 'give-up') assert.match(g.reason, /no candidates/)
+})
+
+test('a provider busy a moment ago keeps the search going for giveUpMs after it', () => {
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 100, waitMs: 600_000 })
+  assert.is(s.handleRound(0, round({})).kind, 'retry')
+  assert.is(s.handleRound(900, round({ refusals: ['BUSY'] })).kind, 'retry')
+  // then it goes quiet (e.g. unreachable): the search keeps going until 1 s after the busy answer
+  assert.is(s.handleRound(1500, round({})).kind, 'retry')
+  assert.is(s.handleRound(1850, round({})).kind, 'retry')
+  const d = s.handleRound(2100, round({ error: 'dial failed' }))
+  assert.is(d.kind, 'give-up')
+  if (d.kind === 'give-up') assert.match(d.reason, /looking for providers failed: dial failed/)
+})
+
+test('task.waitS from the manifest, validated; 0 waits not at all', () => {
+  const m = (task: Record<string, unknown>): ReturnType<typeof validateManifest> => validateManifest({ executor: 'wasm', code: { wasm: 'x.wasm' }, inputs: { list: [1] }, task })
+  const ok = m({ waitS: 30 })
+  assert.ok(ok.ok)
+  if (ok.ok) assert.is(leaseSearchPolicyOf(ok.manifest).waitMs, 30_000)
+  const dflt = m({})
+  if (dflt.ok) { assert.is(leaseSearchPolicyOf(dflt.manifest).waitMs, 600_000); assert.is(leaseSearchPolicyOf(dflt.manifest, { waitMs: 5 }).waitMs, 5); assert.is(jobPolicyOf(dflt.manifest, 1).taskCount, 1) }
+  assert.not.ok(m({ waitS: -1 }).ok)
+  assert.not.ok(m({ waitS: 1.5 }).ok)
+  assert.not.ok(m({ waitS: 10 * 24 * 3600 }).ok)
+  const zero = new LeaseSearch({ waitMs: 0, giveUpMs: 1000 })
+  assert.is(zero.handleRound(0, round({ refusals: ['BUSY'] })).kind, 'give-up')
+})
+
+test('budget ledger: predicted while out, billed once back, spent once', () => {
+  const b = new BudgetLedger(1)
+  assert.is(b.copySent(1, 0.4), undefined)
+  assert.is(b.copySent(2, 0.4), undefined)
+  assert.is(b.copyReturned(1, 0.1), undefined) // billed less than predicted: room again
+  assert.is(b.copySent(3, 0.4), undefined)
+  assert.is(Math.round(b.committed * 10), 9)
+  assert.match(b.copySent(4, 0.4) ?? '', /budget\.total \(1\) is spent/)
+  assert.is(b.copySent(5, 0.4), undefined, 'said once')
+  assert.is(b.copyReturned(2, undefined), undefined) // no receipt: bills nothing
+  assert.is(Math.round(b.metered * 10), 1)
+  assert.is(Math.round(b.spent * 10), 20)
+  assert.is(new BudgetLedger(undefined).copySent(1, 1e9), undefined)
+})
+
+test('code cache: inline first, by hash after; CODE_MISSING resends once with the code', () => {
+  const c = new CodeCache()
+  assert.ok(c.sendCode('p'))
+  assert.is(c.handleResult('p', true, true), undefined)
+  assert.not.ok(c.sendCode('p'))
+  assert.is(c.handleResult('p', false, false, 'CODE_MISSING'), 'resend')
+  assert.ok(c.sendCode('p'))
+  assert.is(c.handleResult('p', true, false, 'CODE_MISSING'), undefined, 'sent with the code: no second resend')
+  assert.is(c.handleResult('p', true, false, 'TRAP'), undefined)
+  assert.ok(c.sendCode('p'))
+})
+
+test('a lost lease re-queues its copy and asks for leases; a search that gives up fails the tasks and the job ends', () => {
+  const m = new JobMachine({ taskCount: 2, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 10_000, leaseTimeoutMs: 1e9, stragglerFactor: 0 }, new ReputationBook(), createRng(1))
+  assert.equal(m.pollCommands(), [], 'no lease yet: nothing asked before the first pump')
+  m.handleLease(0, { leaseId: 'L', provider: 'p', slots: 1 })
+  const run = m.pollCommands().find(c => c.type === 'run')
+  assert.ok(run !== undefined && run.type === 'run')
+  m.handleLeaseLost(1, 'L', 'gone') // its copy is lost and re-queued; no lease left
+  assert.ok(m.pollCommands().some(c => c.type === 'need-leases'))
+  m.handleGiveUp(2, 'not placed: x') // the search gave up: both tasks (no copy out) fail
+  assert.is(m.progress().failed, 2)
+  assert.ok(m.isFinished)
+})
+
+test.run()
