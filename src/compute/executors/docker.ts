@@ -17,6 +17,7 @@ import { cancelledError, executorError, ExecutorErrorCode, type Availability, ty
 import { CONTAINER_DEFAULTS, resolveEndpoint, type ContainerSettings, type EngineEndpoint } from './docker/settings.js'
 import { containerCreateOptions } from './docker/spec.js'
 import { StreamDemuxer } from './docker/stream.js'
+import { withTaskLog, logSnippet } from './output-tail.js'
 import { checkImage, findAllowedImage, notAllowedError } from './docker/images.js'
 
 export { demuxDockerStream, StreamDemuxer } from './docker/stream.js'
@@ -181,19 +182,22 @@ export class DockerExecutor implements Executor {
       }
       await withTimeout(drained, DRAIN_TIMEOUT_MS, '').catch(() => { stream.destroy() })
       const wallMs = performance.now() - started
-      const details = { exitCode: status, stdoutBytes: demux.stdoutBytes, wallMs: Math.round(wallMs) }
-      if (stopReason === 'overflow') throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; the container was stopped after ${demux.stdoutBytes} bytes`, { hint: 'write less to stdout, or split the work into more tasks', details })
-      if (stopReason === 'timeout') throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and its container was stopped`, { hint: 'raise task.timeoutMs or split the work', details })
+      const data = { exitCode: status, stdoutBytes: demux.stdoutBytes, wallMs: Math.round(wallMs) }
+      if (stopReason === 'overflow') throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; the container was stopped after ${demux.stdoutBytes} bytes`, { hint: 'write less to stdout, or split the work into more tasks', data })
+      if (stopReason === 'timeout') throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and its container was stopped`, { hint: 'raise task.timeoutMs or split the work', data })
       if (stopReason === 'cancel') throw cancelledError(req.taskId, opts.signal)
       if (stopReason === 'shutdown') throw executorError(ExecutorErrorCode.CANCELLED, `task ${req.taskId}: the provider is stopping`)
-      const stderr = demux.stderrTail().trim().slice(-500)
+      const stderr = logSnippet(demux.stderrLog())
       if (status === 137) {
         const oom = await container.inspect().then(i => i.State.OOMKilled, () => false)
-        throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', details })
+        throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', data })
       }
-      if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { details })
+      if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { data })
       // billed for the CPUs the container reserved: the engine keeps no CPU time once it is removed
-      return { output: demux.stdout(), wallMs, cpuMs: wallMs * cpus }
+      return { output: demux.stdout(), wallMs, cpuMs: wallMs * cpus, log: demux.stderrLog() }
+    } catch (err) {
+      // what the container wrote before it failed travels with the failure (its logs)
+      throw withTaskLog(err as Error, demux.stderrLog())
     } finally {
       clearTimeout(timer)
       opts.signal?.removeEventListener('abort', onAbort)

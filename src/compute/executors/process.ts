@@ -10,6 +10,7 @@ import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isolationSupport, spawnIsolated, type IsolatedProcess } from '../isolation/index.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
+import { TailBuffer, withTaskLog, logSnippet } from './output-tail.js'
 
 export interface ProcessExecutorInit {
   /** Must be true for the executor to run anything (the provider policy's switch). */
@@ -139,7 +140,7 @@ export class ProcessExecutor implements Executor {
     const child = iso.child as ChildProcessWithoutNullStreams // stdio is all pipes
     const chunks: Buffer[] = []
     let size = 0
-    let stderr = ''
+    const stderr = new TailBuffer()
     let failure: Error | undefined
     let cpuMs = 0
     const killGroup = (why: Error): void => {
@@ -156,7 +157,7 @@ export class ProcessExecutor implements Executor {
       if (size > req.maxOutputBytes) killGroup(executorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId} wrote more than ${req.maxOutputBytes} bytes of output and was stopped`, 'write less output per task'))
       else chunks.push(d)
     })
-    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString('utf8') })
+    child.stderr.on('data', (d: Buffer) => { stderr.push(d) })
     child.stdin.on('error', () => { /* the command may not read its input */ })
     child.stdin.end(req.input)
     try {
@@ -164,14 +165,15 @@ export class ProcessExecutor implements Executor {
         child.once('error', reject)
         child.once('close', c => resolve(c))
       })
-      if (failure !== undefined) throw failure
+      if (failure !== undefined) throw withTaskLog(failure, stderr.log())
       // A command that ends between two samples is measured by what this process reaped, when
       // no other process task could have been reaped in the same window.
       const runningNow: number = this.running.size
       if (alone && runningNow === 1) cpuMs = Math.max(cpuMs, await reapedChildrenCpuMs() - reapedBefore)
-      if (code !== 0) throw executorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the command exited with code ${String(code)}${stderr === '' ? '' : `: ${stderr.trim().slice(0, 500)}`}`)
+      const snippet = logSnippet(stderr.log())
+      if (code !== 0) throw withTaskLog(executorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the command exited with code ${String(code)}${snippet === '' ? '' : `: ${snippet}`}`), stderr.log())
       const output = new Uint8Array(Buffer.concat(chunks))
-      return { output, wallMs: performance.now() - started, cpuMs }
+      return { output, wallMs: performance.now() - started, cpuMs, log: stderr.log() }
     } finally {
       clearTimeout(timer)
       clearInterval(sampler)

@@ -1,6 +1,7 @@
 // The one interface every executor implements, and what a task asks of it.
 import { ExecutorError } from '../../errors.js'
 import type { ExecutorName } from '../../core/compute/offer-policy.js'
+import type { TaskLog } from './output-tail.js'
 
 export type { ExecutorName }
 
@@ -31,6 +32,9 @@ export interface ExecutionResult {
   wallMs: number
   /** CPU time the task used (thread or process CPU time; see the README for how each measures). */
   cpuMs: number
+  /** What the task wrote to stderr (its tail, output-tail.ts), when the executor captures it. A failed
+   * task's is on its error (taskLogOf). */
+  log?: TaskLog
 }
 
 export interface RunOptions {

@@ -32,6 +32,7 @@ let currentMemory
 
 function run (msg) {
   refused.clear()
+  taskLog = new Tail(LOG_KEEP)
   let lastProgress = 0
   /** @type {WebAssembly.Memory | undefined} */
   let memory
@@ -49,7 +50,12 @@ function run (msg) {
       lastProgress = now
       port.postMessage({ type: 'progress', id: msg.id, fraction: Math.min(1, Math.max(0, Number(fraction) || 0)) })
     },
-    trace () {},
+    // AssemblyScript's trace(message, n, a0..a4): a line of the task's log (ABI modules have no stderr)
+    trace (msgPtr, n, a0, a1, a2, a3, a4) {
+      const text = memory === undefined ? '' : readAsString(memory, msgPtr)
+      const args = [a0, a1, a2, a3, a4].slice(0, Math.max(0, Math.min(5, n | 0)))
+      taskLog.push(new TextEncoder().encode(`trace: ${text}${args.length > 0 ? ' ' + args.join(', ') : ''}\n`))
+    },
     // AssemblyScript's Math.random seed: fixed, so runs are deterministic.
     seed () { return 42 }
   }
@@ -83,7 +89,34 @@ function run (msg) {
   return { output, cpuMs: (t1.user + t1.system) / 1000 }
 }
 
-const STDERR_KEEP = 4096
+/** Bytes of a task's stderr (and trace lines) kept, its tail: output-tail.ts's TASK_LOG_TAIL_BYTES. */
+const LOG_KEEP = 64 * 1024
+
+/** The last `cap` bytes written (plain JS twin of output-tail.ts's TailBuffer, which this thread cannot import). */
+class Tail {
+  /** @param {number} cap */
+  constructor (cap) { this.cap = cap; /** @type {Uint8Array[]} */ this.parts = []; this.kept = 0; this.total = 0 }
+  /** @param {Uint8Array} data */
+  push (data) {
+    this.total += data.length
+    const part = data.length > this.cap ? data.subarray(data.length - this.cap) : data
+    this.parts.push(part.slice())
+    this.kept += part.length
+    while (this.kept - this.parts[0].length >= this.cap) this.kept -= /** @type {Uint8Array} */ (this.parts.shift()).length
+  }
+
+  bytes () {
+    const all = new Uint8Array(this.kept)
+    let at = 0
+    for (const p of this.parts) { all.set(p, at); at += p.length }
+    return all.length > this.cap ? all.slice(all.length - this.cap) : all
+  }
+
+  text () { return new TextDecoder().decode(this.bytes()) }
+}
+
+/** The running task's stderr (WASI) or trace lines (ABI). */
+let taskLog = new Tail(LOG_KEEP)
 
 /** Calls the task made that the read-only file system refused (named in the error if the task then fails). */
 /** @type {Map<string, number>} */
@@ -147,15 +180,12 @@ class ReadOnlyPreopenDirectory extends readOnlyDirectory(PreopenDirectory) {}
 function runWasi (msg, imports, setMemory) {
   const chunks = []
   let size = 0
-  let stderr = ''
   const stdout = new ConsoleStdout((/** @type {Uint8Array} */ data) => {
     size += data.length
     if (size > msg.maxOutputBytes) throw new TaskFailure('TASK_OUTPUT_TOO_LARGE', `output of more than ${msg.maxOutputBytes} bytes is above the limit`)
     chunks.push(data)
   })
-  const errOut = new ConsoleStdout((/** @type {Uint8Array} */ data) => {
-    if (stderr.length < STDERR_KEEP) stderr += new TextDecoder().decode(data.subarray(0, STDERR_KEEP - stderr.length))
-  })
+  const errOut = new ConsoleStdout((/** @type {Uint8Array} */ data) => { taskLog.push(data) })
   const input = () => new File(msg.input, { readonly: true })
   const fds = [new ReadOnlyOpenFile(input()), stdout, errOut, new ReadOnlyPreopenDirectory('/task', new Map([['input', input()]]))]
   const wasi = new WASI(['task'], [], fds, { debug: false }) // its debug log is on unless turned off
@@ -172,11 +202,18 @@ function runWasi (msg, imports, setMemory) {
     throw err
   }
   const t1 = process.threadCpuUsage(t0)
-  if (code !== 0) throw new TaskFailure('TASK_EXIT_CODE', `WASI module exited with code ${code}${stderr === '' ? '' : `: ${stderr.trim().slice(0, 500)}`}`)
+  const stderr = taskLog.text().trim().slice(-500)
+  if (code !== 0) throw new TaskFailure('TASK_EXIT_CODE', `WASI module exited with code ${code}${stderr === '' ? '' : `: ${stderr}`}`)
   const output = new Uint8Array(size)
   let at = 0
   for (const c of chunks) { output.set(c, at); at += c.length }
   return { output, cpuMs: (t1.user + t1.system) / 1000 }
+}
+
+/** The task's log for the message that ends it (nothing when it wrote none). */
+function logMessage () {
+  if (taskLog.total === 0) return {}
+  return { stderr: taskLog.bytes(), stderrBytes: taskLog.total }
 }
 
 /** Names the writes the read-only file system refused, for the error of a task that then failed. */
@@ -195,7 +232,7 @@ port.on('message', (msg) => {
     const r = run(msg)
     const left = footprint()
     currentMemory = undefined
-    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs, ...left }, [r.output.buffer])
+    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs, ...logMessage(), ...left }, [r.output.buffer])
   } catch (err) {
     const e = /** @type {Error & { code?: string }} */ (typeof err === 'object' && err !== null ? err : new Error(String(err)))
     let code = e.code ?? 'TASK_TRAP'
@@ -214,6 +251,6 @@ port.on('message', (msg) => {
     }
     message += refusedNote()
     currentMemory = undefined
-    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes, heapBytes })
+    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes, heapBytes, ...logMessage() })
   }
 })

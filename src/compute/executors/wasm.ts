@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads'
 import { ModuleCache, capPagesFor, type PreparedModule } from './wasm-modules.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
 import { WASM_PAGE_BYTES } from '../../core/compute/wasm-memory.js'
+import { TASK_LOG_TAIL_BYTES, withTaskLog, type TaskLog } from './output-tail.js'
 
 export interface WasmExecutorInit {
   /** Worker threads kept warm (the number of wasm tasks that run at once). Default 2. */
@@ -92,13 +93,14 @@ export class WasmExecutor implements Executor {
     const pw: PoolWorker = { worker, ready, startedAt: 0 }
     this.all.add(pw)
     worker.unref()
-    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string, memoryBytes?: number, heapBytes?: number }) => {
+    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string, memoryBytes?: number, heapBytes?: number, stderr?: Uint8Array, stderrBytes?: number }) => {
       const job = pw.job
       if (job === undefined || msg.id !== job.id) return
       if (msg.type === 'progress') { job.opts.onProgress?.(msg.fraction ?? 0); return }
       this.finish(pw)
-      if (msg.type === 'done') job.resolve({ output: msg.output ?? new Uint8Array(0), cpuMs: msg.cpuMs ?? 0, wallMs: 0 })
-      else job.reject(executorError(msg.code ?? ExecutorErrorCode.TRAP, `task ${job.req.taskId}: ${msg.message ?? 'failed'}`, hintFor(msg.code)))
+      const log = logOf(msg)
+      if (msg.type === 'done') job.resolve({ output: msg.output ?? new Uint8Array(0), cpuMs: msg.cpuMs ?? 0, wallMs: 0, ...(log !== undefined ? { log } : {}) })
+      else job.reject(withTaskLog(executorError(msg.code ?? ExecutorErrorCode.TRAP, `task ${job.req.taskId}: ${msg.message ?? 'failed'}`, hintFor(msg.code)), log))
       // A grown linear memory (or heap) is only returned to the OS when its isolate goes: replace the worker.
       if ((msg.memoryBytes ?? 0) > this.recycleAbove || (msg.heapBytes ?? 0) > this.heapMib * 1048576 / 2) this.recycle(pw)
       else this.release(pw)
@@ -218,6 +220,13 @@ export class WasmExecutor implements Executor {
   }
 
   get workerCount (): number { return this.all.size }
+}
+
+/** The worker's copy of the task's stderr, held to the same cap here (the worker is ours, but cheap to check). */
+function logOf (msg: { stderr?: Uint8Array, stderrBytes?: number }): TaskLog | undefined {
+  if (!(msg.stderr instanceof Uint8Array) || msg.stderr.length === 0) return undefined
+  const stderr = msg.stderr.length > TASK_LOG_TAIL_BYTES ? msg.stderr.slice(msg.stderr.length - TASK_LOG_TAIL_BYTES) : msg.stderr
+  return { stderr, stderrBytes: Math.max(stderr.length, msg.stderrBytes ?? 0) }
 }
 
 function hintFor (code: string | undefined): string | undefined {

@@ -1014,6 +1014,8 @@ export namespace dbc {
                 outputHash: Uint8Array;
                 error: string;
                 receipt?: (dbc.receipt.v1.SignedReceipt.$Properties|null);
+                stderr: Uint8Array;
+                stderrBytes: number;
                 static create(properties: dbc.task.v1.TaskResult.$Shape): dbc.task.v1.TaskResult & dbc.task.v1.TaskResult.$Shape;
                 static create(properties?: dbc.task.v1.TaskResult.$Properties): dbc.task.v1.TaskResult;
                 static encode(m: dbc.task.v1.TaskResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1034,6 +1036,8 @@ export namespace dbc {
                     outputHash?: (Uint8Array|null);
                     error?: (string|null);
                     receipt?: (dbc.receipt.v1.SignedReceipt.$Properties|null);
+                    stderr?: (Uint8Array|null);
+                    stderrBytes?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.TaskResult.$Properties;
@@ -1179,6 +1183,7 @@ export namespace dbc {
                 fromRound: number;
                 stateHash: Uint8Array;
                 donors: string[];
+                payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                 static create(properties: dbc.training.v1.Invite.$Shape): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
                 static create(properties?: dbc.training.v1.Invite.$Properties): dbc.training.v1.Invite;
                 static encode(m: dbc.training.v1.Invite.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1198,6 +1203,7 @@ export namespace dbc {
                     fromRound?: (number|null);
                     stateHash?: (Uint8Array|null);
                     donors?: (string[]|null);
+                    payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.Invite.$Properties;
@@ -1213,6 +1219,7 @@ export namespace dbc {
                 accepted: boolean;
                 reason: string;
                 paramCount: number;
+                code: string;
                 static create(properties: dbc.training.v1.InviteReply.$Shape): dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape;
                 static create(properties?: dbc.training.v1.InviteReply.$Properties): dbc.training.v1.InviteReply;
                 static encode(m: dbc.training.v1.InviteReply.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1229,6 +1236,7 @@ export namespace dbc {
                     accepted?: (boolean|null);
                     reason?: (string|null);
                     paramCount?: (number|null);
+                    code?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.InviteReply.$Properties;

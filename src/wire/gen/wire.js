@@ -10788,6 +10788,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [outputHash] TaskResult outputHash
                  * @property {string|null} [error] TaskResult error
                  * @property {dbc.receipt.v1.SignedReceipt.$Properties|null} [receipt] TaskResult receipt
+                 * @property {Uint8Array|null} [stderr] TaskResult stderr
+                 * @property {number|null} [stderrBytes] TaskResult stderrBytes
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10884,6 +10886,22 @@ export const dbc = $root.dbc = (() => {
                 TaskResult.prototype.receipt = null;
 
                 /**
+                 * TaskResult stderr.
+                 * @member {Uint8Array} stderr
+                 * @memberof dbc.task.v1.TaskResult
+                 * @instance
+                 */
+                TaskResult.prototype.stderr = $util.newBuffer([]);
+
+                /**
+                 * TaskResult stderrBytes.
+                 * @member {number} stderrBytes
+                 * @memberof dbc.task.v1.TaskResult
+                 * @instance
+                 */
+                TaskResult.prototype.stderrBytes = 0;
+
+                /**
                  * Creates a new TaskResult instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.TaskResult
@@ -10931,6 +10949,10 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 7, wireType 2 =*/58).string(m.error);
                     if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt"))
                         $root.dbc.receipt.v1.SignedReceipt.encode(m.receipt, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
+                    if (m.stderr != null && $Object.hasOwnProperty.call(m, "stderr") && m.stderr.length)
+                        w.uint32(/* id 9, wireType 2 =*/74).bytes(m.stderr);
+                    if (m.stderrBytes != null && $Object.hasOwnProperty.call(m, "stderrBytes") && m.stderrBytes !== 0)
+                        w.uint32(/* id 10, wireType 0 =*/80).uint32(m.stderrBytes);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -11044,6 +11066,24 @@ export const dbc = $root.dbc = (() => {
                                 m.receipt = $root.dbc.receipt.v1.SignedReceipt.decode(r, r.size(), $undefined, q + 1, m.receipt);
                                 continue;
                             }
+                        case 9: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.stderr = v;
+                                else
+                                    delete m.stderr;
+                                continue;
+                            }
+                        case 10: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.stderrBytes = v;
+                                else
+                                    delete m.stderrBytes;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -11131,6 +11171,19 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.task.v1.TaskResult.receipt: object expected");
                         m.receipt = $root.dbc.receipt.v1.SignedReceipt.fromObject(d.receipt, q + 1);
                     }
+                    if (d.stderr != null) {
+                        if (d.stderr.length) {
+                            if (typeof d.stderr === "string")
+                                $util.base64.decode(d.stderr, m.stderr = $util.newBuffer($util.base64.length(d.stderr)), 0);
+                            else if (d.stderr.length >= 0)
+                                m.stderr = d.stderr;
+                        }
+                    }
+                    if (d.stderrBytes != null) {
+                        if ($Number(d.stderrBytes) !== 0) {
+                            m.stderrBytes = d.stderrBytes >>> 0;
+                        }
+                    }
                     return m;
                 };
 
@@ -11184,6 +11237,14 @@ export const dbc = $root.dbc = (() => {
                         }
                         d.error = "";
                         d.receipt = null;
+                        if (o.bytes === $String)
+                            d.stderr = "";
+                        else {
+                            d.stderr = [];
+                            if (o.bytes !== $Array)
+                                d.stderr = $util.newBuffer(d.stderr);
+                        }
+                        d.stderrBytes = 0;
                     }
                     if (m.taskId != null && $Object.hasOwnProperty.call(m, "taskId")) {
                         d.taskId = o.bytes === $String ? $util.base64.encode(m.taskId, 0, m.taskId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.taskId) : m.taskId;
@@ -11208,6 +11269,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.receipt != null && $Object.hasOwnProperty.call(m, "receipt")) {
                         d.receipt = $root.dbc.receipt.v1.SignedReceipt.toObject(m.receipt, o, q + 1);
+                    }
+                    if (m.stderr != null && $Object.hasOwnProperty.call(m, "stderr")) {
+                        d.stderr = o.bytes === $String ? $util.base64.encode(m.stderr, 0, m.stderr.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.stderr) : m.stderr;
+                    }
+                    if (m.stderrBytes != null && $Object.hasOwnProperty.call(m, "stderrBytes")) {
+                        d.stderrBytes = m.stderrBytes;
                     }
                     return d;
                 };
@@ -12542,6 +12609,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [fromRound] Invite fromRound
                  * @property {Uint8Array|null} [stateHash] Invite stateHash
                  * @property {Array.<string>|null} [donors] Invite donors
+                 * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] Invite payment
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -12631,6 +12699,14 @@ export const dbc = $root.dbc = (() => {
                 Invite.prototype.donors = $util.emptyArray;
 
                 /**
+                 * Invite payment.
+                 * @member {dbc.task.v1.PaymentTerms.$Properties|null|undefined} payment
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.payment = null;
+
+                /**
                  * Creates a new Invite instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.Invite
@@ -12678,6 +12754,8 @@ export const dbc = $root.dbc = (() => {
                         for (var i = 0; i < m.donors.length; ++i)
                             w.uint32(/* id 7, wireType 2 =*/58).string(m.donors[i]);
                     }
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment"))
+                        $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -12784,6 +12862,12 @@ export const dbc = $root.dbc = (() => {
                                 m.donors.push(r.stringVerify());
                                 continue;
                             }
+                        case 8: {
+                                if (u !== 2)
+                                    break;
+                                m.payment = $root.dbc.task.v1.PaymentTerms.decode(r, r.size(), $undefined, q + 1, m.payment);
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -12863,6 +12947,11 @@ export const dbc = $root.dbc = (() => {
                             m.donors[i] = $String(d.donors[i]);
                         }
                     }
+                    if (d.payment != null) {
+                        if (!$util.isObject(d.payment))
+                            throw $TypeError(".dbc.training.v1.Invite.payment: object expected");
+                        m.payment = $root.dbc.task.v1.PaymentTerms.fromObject(d.payment, q + 1);
+                    }
                     return m;
                 };
 
@@ -12905,6 +12994,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.stateHash = $util.newBuffer(d.stateHash);
                         }
+                        d.payment = null;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -12929,6 +13019,9 @@ export const dbc = $root.dbc = (() => {
                         for (var j = 0; j < m.donors.length; ++j) {
                             d.donors[j] = m.donors[j];
                         }
+                    }
+                    if (m.payment != null && $Object.hasOwnProperty.call(m, "payment")) {
+                        d.payment = $root.dbc.task.v1.PaymentTerms.toObject(m.payment, o, q + 1);
                     }
                     return d;
                 };
@@ -12970,6 +13063,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {boolean|null} [accepted] InviteReply accepted
                  * @property {string|null} [reason] InviteReply reason
                  * @property {number|null} [paramCount] InviteReply paramCount
+                 * @property {string|null} [code] InviteReply code
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13034,6 +13128,14 @@ export const dbc = $root.dbc = (() => {
                 InviteReply.prototype.paramCount = 0;
 
                 /**
+                 * InviteReply code.
+                 * @member {string} code
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.code = "";
+
+                /**
                  * Creates a new InviteReply instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.InviteReply
@@ -13073,6 +13175,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 3, wireType 2 =*/26).string(m.reason);
                     if (m.paramCount != null && $Object.hasOwnProperty.call(m, "paramCount") && m.paramCount !== 0)
                         w.uint32(/* id 4, wireType 0 =*/32).uint32(m.paramCount);
+                    if (m.code != null && $Object.hasOwnProperty.call(m, "code") && m.code !== "")
+                        w.uint32(/* id 5, wireType 2 =*/42).string(m.code);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13153,6 +13257,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.paramCount;
                                 continue;
                             }
+                        case 5: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.code = v;
+                                else
+                                    delete m.code;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -13208,6 +13321,11 @@ export const dbc = $root.dbc = (() => {
                             m.paramCount = d.paramCount >>> 0;
                         }
                     }
+                    if (d.code != null) {
+                        if (typeof d.code !== "string" || d.code.length) {
+                            m.code = $String(d.code);
+                        }
+                    }
                     return m;
                 };
 
@@ -13233,6 +13351,7 @@ export const dbc = $root.dbc = (() => {
                         d.accepted = false;
                         d.reason = "";
                         d.paramCount = 0;
+                        d.code = "";
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -13245,6 +13364,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.paramCount != null && $Object.hasOwnProperty.call(m, "paramCount")) {
                         d.paramCount = m.paramCount;
+                    }
+                    if (m.code != null && $Object.hasOwnProperty.call(m, "code")) {
+                        d.code = m.code;
                     }
                     return d;
                 };

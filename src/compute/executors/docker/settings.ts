@@ -2,6 +2,7 @@
 // engine is, which images tasks may name, and the limits every container gets.
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { TASK_LOG_TAIL_BYTES } from '../output-tail.js'
 
 /** One image the operator allows, pinned by digest. */
 export interface AllowedImage {
@@ -32,8 +33,8 @@ export const CONTAINER_DEFAULTS = {
   gpus: 'nvidia' as const,
   /** The tmpfs at /tmp (the root file system is read-only). */
   tmpMib: 64,
-  /** Kept of a task's stderr for its error message. */
-  stderrTailBytes: 2048,
+  /** Kept of a task's stderr (its tail) for its log and error message. */
+  stderrTailBytes: TASK_LOG_TAIL_BYTES,
   /** Label on every container this executor creates; its value is the provider's peer id. */
   ownerLabel: 'dbc.owner',
   taskLabel: 'dbc.task'

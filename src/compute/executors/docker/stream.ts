@@ -1,7 +1,8 @@
 // Docker's multiplexed attach/log stream, read as it arrives: frames of an 8-byte header (stream
 // id: 1 stdout, 2 stderr; 3 zero bytes; u32 BE length) and a payload, split anywhere across chunks.
 // Stdout is kept up to a cap; the first byte past it calls onOverflow (the executor stops the
-// container) and nothing more is kept. Stderr keeps only its tail, for the error message.
+// container) and nothing more is kept. Stderr keeps only its tail (output-tail.ts), for the task's log.
+import { TailBuffer, type TaskLog } from '../output-tail.js'
 
 export interface DemuxInit {
   /** Largest stdout kept, bytes. */
@@ -20,14 +21,16 @@ export class StreamDemuxer {
   overflowed = false
   private readonly kept: Uint8Array[] = []
   private keptBytes = 0
-  private stderr: Uint8Array = new Uint8Array(0)
+  private readonly stderr: TailBuffer
   private readonly header = new Uint8Array(HEADER)
   private headerFill = 0
   /** Payload bytes left in the current frame, and its stream. */
   private left = 0
   private stream = 0
 
-  constructor (private readonly init: DemuxInit) {}
+  constructor (private readonly init: DemuxInit) {
+    this.stderr = new TailBuffer(init.stderrTailBytes ?? 2048)
+  }
 
   push (chunk: Uint8Array): void {
     let i = 0
@@ -52,11 +55,7 @@ export class StreamDemuxer {
 
   private payload (part: Uint8Array): void {
     if (this.stream === 2) {
-      const keep = this.init.stderrTailBytes ?? 2048
-      const joined = new Uint8Array(this.stderr.length + part.length)
-      joined.set(this.stderr)
-      joined.set(part, this.stderr.length)
-      this.stderr = joined.length > keep ? joined.slice(joined.length - keep) : joined
+      this.stderr.push(part)
       return
     }
     if (this.stream !== 1) return
@@ -80,7 +79,12 @@ export class StreamDemuxer {
   }
 
   stderrTail (): string {
-    return new TextDecoder().decode(this.stderr)
+    return this.stderr.text()
+  }
+
+  /** The kept stderr and how much the container wrote in all. */
+  stderrLog (): TaskLog {
+    return this.stderr.log()
   }
 }
 
