@@ -3,18 +3,17 @@ import { spawn } from 'node:child_process'
 import { openSync, readFileSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { loadConfig, type ConfigLayer } from '../node/config.js'
-import { Daemon } from '../node/daemon.js'
-import { buildSubsystems, resolveCity } from '../node/subsystems.js'
+import type { ConfigLayer } from '../node/config.js'
+import type { WireError } from '../errors.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
-import { DbcError, DaemonUnavailableError, type WireError } from '../errors.js'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { printJson, table, formatDuration, verboseWanted } from './output.js'
-import { installLastResort } from '../node/last-resort.js'
-import { pino } from 'pino'
+import { DbcError, DaemonUnavailableError } from '../errors.js'
+import { printJson, table, verboseWanted } from './output.js'
 import { dataDirOf } from './context.js'
+import { statusText } from './node-status.js'
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(Boolean)]
+/** A number, or the text itself when it is none: the config check then names the flag's key and the text. */
+const num = (v: string): number | string => v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v
 
 export function registerNodeCommands (program: Command): void {
   const node = program.command('node').description('run and inspect this machine\'s dbc node')
@@ -37,8 +36,15 @@ export function registerNodeCommands (program: Command): void {
     .option('--chain-rpc <url>', 'JSON-RPC URL of the network\'s chain (default for local: http://127.0.0.1:8545)')
     .option('--chain-id <id>', 'chain id the RPC must report (local: 31337, dbc-testnet: 19850818, dbc-mainnet: 19880818)', (v) => /^\d+$/.test(v) ? Number(v) : v)
     .option('--no-auto-stake', 'do not stake this provider\'s GPUs with its own key on start')
-    .option('--price-cpu-hour <dbc>', 'what this provider asks per CPU-hour (one core slot), in DBC (default 0.05)', (v) => Number(v))
-    .option('--price-gpu-hour <dbc>', 'what this provider asks per GPU-hour, in DBC (default 1)', (v) => Number(v))
+    .option('--price-cpu-hour <dbc>', 'what this provider asks per CPU-hour (one core slot), in DBC (default 0.05)', num)
+    .option('--price-gpu-hour <dbc>', 'what this provider asks per GPU-hour, in DBC: one price, or per model as RTX4090=300,*=500 (default 1)', parseGpuPrices)
+    .option('--executors <names>', 'executors offered, comma-separated: wasm, process (unsafe: shares the kernel), docker (default wasm, and docker when containers.images lists one)', collect)
+    .option('--cpu-slots <n>', 'CPU slots tasks may hold at once (default the core count)', num)
+    .option('--gpu-slots <n>', 'GPUs offered at most (default all offered)', num)
+    .option('--gpus-offered <list>', 'probed GPUs to offer, by index or model, comma-separated (e.g. 0,1 or RTX4090; default all)', collect)
+    .option('--max-task-memory <mib>', 'most memory one task may ask for, MiB (default the memory offered to tasks)', num)
+    .option('--max-task-seconds <s>', 'longest task, seconds (default 600)', num)
+    .option('--max-task-output <bytes>', 'largest result of one task, bytes (default 16 MiB)', num)
     .option('--metrics <addr>', 'serve Prometheus /metrics, /healthz and /readyz without a token on PORT (127.0.0.1) or HOST:PORT; off by default')
     .option('--detach', 'run in the background; logs go to <data-dir>/logs/node.log')
     .action(async (opts, cmd: Command) => {
@@ -56,17 +62,22 @@ export function registerNodeCommands (program: Command): void {
       if (opts.behindNat === true || opts.relay === false) flags.nat = { ...(opts.behindNat === true ? { behindNat: true } : {}), ...(opts.relay === false ? { relayServer: false } : {}) }
       if (opts.network !== undefined) flags.network = opts.network
       if (opts.chainRpc !== undefined || opts.chainId !== undefined) flags.chain = { ...(opts.chainRpc !== undefined ? { rpc: opts.chainRpc } : {}), ...(opts.chainId !== undefined ? { chainId: opts.chainId } : {}) }
-      if (opts.autoStake === false || opts.priceCpuHour !== undefined || opts.priceGpuHour !== undefined) {
-        flags.provider = { ...(opts.autoStake === false ? { autoStake: false } : {}), ...(opts.priceCpuHour !== undefined ? { priceCpuHour: opts.priceCpuHour } : {}), ...(opts.priceGpuHour !== undefined ? { priceGpuHour: opts.priceGpuHour } : {}) }
-      }
+      const provider = providerFlags(opts)
+      if (Object.keys(provider).length > 0) flags.provider = provider
       if (opts.metrics !== undefined) flags.metrics = { listen: opts.metrics }
+      // the daemon's code (libp2p, the chain) loads only here: read commands stay fast
+      const { loadConfig } = await import('../node/config.js')
       const config = loadConfig({ flags, configFile: opts.config })
       if (opts.detach === true) {
         await startDetached(config.dataDir)
         return
       }
+      const [{ Daemon }, { buildSubsystems, resolveCity }, { peerIdFromString }, { installLastResort }, { openNodeLog }] = await Promise.all([
+        import('../node/daemon.js'), import('../node/subsystems.js'), import('@libp2p/peer-id'), import('../node/last-resort.js'), import('../node/logging.js')
+      ])
       // the last resort logs through the daemon's own logger, so it exists before the daemon
-      const logger = pino({ level: config.log.level, base: { component: 'dbc' } })
+      // <data-dir>/logs/node.log (rolled by size) in every mode; stdout too unless detached (its stdout is daemon.out)
+      const { logger } = await openNodeLog({ dataDir: config.dataDir, ...config.log, stdout: process.env.DBC_DETACHED !== '1' })
       const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity, logger })
       // an error that escaped a handler charges the peer it served (once the daemon runs)
       const charge = (peer: string, err: WireError): void => { daemon.context.reportBadInput(peerIdFromString(peer), err) }
@@ -88,23 +99,13 @@ export function registerNodeCommands (program: Command): void {
     })
 
   node.command('status')
-    .description('show whether the node runs, its peer id, addresses, peers and DHT state')
+    .description('show whether the node runs, its peer id, addresses, peers, DHT, compute (the provider policy in force) and overlay')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       const client = ApiClient.connect(dataDirOf(cmd))
       const s = await client.call<Record<string, any>>('GET', '/v1/status')
       if (opts.json === true) return printJson(s)
-      process.stdout.write(table(['', ''], [
-        ['peer id', s.peerId],
-        ['pid', String(s.pid)],
-        ['uptime', formatDuration(s.uptimeMs)],
-        ['location', s.location === null ? 'undeclared' : `${s.location.name ?? ''} ${s.location.lat},${s.location.lon}`.trim()],
-        ['peers', String(s.peers)],
-        ['connections', String(s.connections)],
-        ['dht', `${s.dht.mode}, ${s.dht.routingTable} in routing table`],
-        ['data dir', s.dataDir],
-        ...s.addrs.map((a: string, i: number) => [i === 0 ? 'addresses' : '', a])
-      ]).split('\n').slice(1).join('\n'))
+      process.stdout.write(statusText(s, table))
     })
 
   node.command('stop')
@@ -125,9 +126,45 @@ export function registerNodeCommands (program: Command): void {
     })
 }
 
+/** `--price-gpu-hour 300` or per model `RTX4090=300,*=500` (a model with no price is not offered). */
+function parseGpuPrices (v: string): number | Record<string, number> | string {
+  if (!v.includes('=')) return num(v)
+  const out: Record<string, number> = {}
+  for (const part of v.split(',').map(s => s.trim()).filter(Boolean)) {
+    const [model, price] = part.split('=')
+    // a malformed pair is passed on as text: the config check names the key and what it expects
+    if (model === undefined || price === undefined || model === '') return v
+    const n = num(price)
+    if (typeof n === 'string') return v
+    out[model.trim()] = n
+  }
+  return out
+}
+
+/** The provider: section from `dbc node start` flags (only what was given; the rest comes from file and env). */
+export function providerFlags (opts: Record<string, any>): ConfigLayer {
+  const p: ConfigLayer = {}
+  if (opts.autoStake === false) p.autoStake = false
+  if (opts.priceCpuHour !== undefined) p.priceCpuHour = opts.priceCpuHour
+  if (opts.priceGpuHour !== undefined) p.priceGpuHour = opts.priceGpuHour
+  if (opts.executors !== undefined) p.executors = opts.executors
+  if (opts.gpusOffered !== undefined) p.gpusOffered = opts.gpusOffered
+  const slots: ConfigLayer = {}
+  if (opts.cpuSlots !== undefined) slots.cpu = opts.cpuSlots
+  if (opts.gpuSlots !== undefined) slots.gpu = opts.gpuSlots
+  if (Object.keys(slots).length > 0) p.slots = slots
+  const maxTask: ConfigLayer = {}
+  if (opts.maxTaskMemory !== undefined) maxTask.memoryMiB = opts.maxTaskMemory
+  if (opts.maxTaskSeconds !== undefined) maxTask.wallSeconds = opts.maxTaskSeconds
+  if (opts.maxTaskOutput !== undefined) maxTask.outputBytes = opts.maxTaskOutput
+  if (Object.keys(maxTask).length > 0) p.maxTask = maxTask
+  return p
+}
+
 async function startDetached (dataDir: string): Promise<void> {
   mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: 0o700 })
-  const logFile = join(dataDir, 'logs', 'node.log')
+  // the daemon writes its log itself (logs/node.log); this file gets only what it prints outside it (a crash)
+  const logFile = join(dataDir, 'logs', 'daemon.out')
   const out = openSync(logFile, 'a')
   const args = process.argv.slice(1).filter(a => a !== '--detach')
   const child = spawn(process.execPath, [...process.execArgv, ...args], {
@@ -146,7 +183,7 @@ async function startDetached (dataDir: string): Promise<void> {
     if (info?.pid === pid) {
       try {
         const s = await ApiClient.connect(dataDir).call<{ peerId: string, addrs: string[] }>('GET', '/v1/status', undefined, { timeoutMs: 2000 })
-        process.stdout.write(`node ${s.peerId} started in the background (pid ${pid})\n` + s.addrs.map(a => `  listening on ${a}\n`).join('') + `  log: ${logFile}\n`)
+        process.stdout.write(`node ${s.peerId} started in the background (pid ${pid})\n` + s.addrs.map(a => `  listening on ${a}\n`).join('') + `  log: ${join(dataDir, 'logs', 'node.log')} (dbc node logs)\n`)
         return
       } catch {}
     }

@@ -13,6 +13,7 @@ import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlemen
 import { createEd25519Signer } from './signer.js'
 import { ConfigError, ExecutorError } from '../errors.js'
 import { GpuSpecError } from '../core/compute/gpu-spec.js'
+import { chooseOfferedGpus } from '../core/compute/gpu-offer.js'
 import { probeResources, gpuDevices, demandOnProbedGpus, type ResourceProbe } from './probe.js'
 import { benchmarkPeer, type PerformanceScores } from './benchmark.js'
 import { SlotManager, type SlotEvent } from './slots.js'
@@ -21,6 +22,7 @@ import { WasmExecutor } from './executors/wasm.js'
 import { ProcessExecutor } from './executors/process.js'
 import { DockerExecutor, type ContainerSettings } from './executors/docker.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
+import { taskLogOf, type TaskLog } from './executors/output-tail.js'
 
 export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName }
 export { ExecutorErrorCode }
@@ -42,8 +44,16 @@ export interface ComputePeerInit {
   maxQueue?: number
   /** Memory cap of a task that does not set one, MiB. Default 256. */
   defaultMemoryLimitMib?: number
-  /** Largest output a task may return, bytes. Default 16 MiB. */
+  /** Largest output a task may return, bytes. Default the policy's maxOutputBytes (16 MiB). */
   maxOutputBytes?: number
+  /** Probed GPUs offered, by nvidia-smi index or model; default all (config provider.gpusOffered). */
+  gpusOffered?: Array<number | string>
+  /** Most GPUs offered in all, probed then declared (config provider.slots.gpu); default no cap. */
+  gpuSlots?: number
+  /** V8 heap of each wasm worker, MiB (config provider.executors.wasm.workerHeapMiB). Default 64. */
+  wasmWorkerHeapMib?: number
+  /** Process tasks get the host's network (config provider.executors.process.network). Default false. */
+  processNetwork?: boolean
   payoutAddress?: string
   nvidiaSmi?: string
   dockerSocket?: string
@@ -64,6 +74,8 @@ export interface ComputeCapabilities {
   gpus: GpuSpec[]
   gpuScores: Record<string, number>
   gpuProbeError?: string
+  /** Probed GPUs the policy keeps out of offers (provider.gpusOffered, slots.gpu), by index. */
+  gpusWithheld: number[]
   /** Executors offers list: enabled by policy and working here. */
   executors: ExecutorName[]
   /** Why each executor that is not listed is missing. */
@@ -96,6 +108,7 @@ export class ComputePeer {
   private readonly executors: Map<ExecutorName, Executor>
   private readonly wasm: WasmExecutor
   private probe?: ResourceProbe
+  private gpusWithheld: number[] = []
   private scores: PerformanceScores = { cpu: 100, gpus: {}, cpuTileMs: 0, runs: 0 }
   private available: ExecutorName[] = []
   private unavailable: Partial<Record<ExecutorName, string>> = {}
@@ -115,18 +128,22 @@ export class ComputePeer {
       throw err
     }
     const cpuSlots = init.cpuSlots ?? cpus().length
-    this.wasm = new WasmExecutor({ workers: cpuSlots })
+    this.wasm = new WasmExecutor({ workers: cpuSlots, workerHeapMib: init.wasmWorkerHeapMib })
     this.executors = new Map<ExecutorName, Executor>([
       ['wasm', this.wasm],
       // Process task dirs live under os.tmpdir(), not the data dir: the task user must be able to reach them.
-      ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), dataDir: init.dataDir })],
+      ['process', new ProcessExecutor({ enabled: this.policy.executors.includes('process'), dataDir: init.dataDir, network: init.processNetwork })],
       ['docker', new DockerExecutor({ socketPath: init.dockerSocket, settings: init.containers, enabled: this.policy.executors.includes('docker'), owner: toHex(this.peerId), workDir: init.tmpDir === undefined ? undefined : join(init.tmpDir, 'containers') })]
     ])
   }
 
   /** Probes the machine, checks which executors work, warms the worker pool and benchmarks. */
   async start (opts: { signal?: AbortSignal } = {}): Promise<void> {
-    this.probe = await probeResources({ nvidiaSmi: this.init.nvidiaSmi, declaredGpus: this.declared, diskPath: this.init.tmpDir, signal: opts.signal })
+    const probe = await probeResources({ nvidiaSmi: this.init.nvidiaSmi, declaredGpus: this.declared, diskPath: this.init.tmpDir, signal: opts.signal })
+    // the operator's choice of GPUs: those withheld are neither advertised nor granted to a slot
+    const offered = chooseOfferedGpus(probe.probedGpus, this.declared, { offered: this.init.gpusOffered, maxGpus: this.init.gpuSlots })
+    this.probe = { ...probe, probedGpus: offered.probed, gpus: offered.gpus }
+    this.gpusWithheld = offered.withheld
     const cpuSlots = this.init.cpuSlots ?? this.probe.cpu.cores
     this.slotManager = new SlotManager({
       capacity: { cpuSlots, memoryMib: this.init.memoryMib ?? Math.floor(totalmem() / 1048576 * 0.75), gpus: gpuDevices(this.probe) },
@@ -181,6 +198,7 @@ export class ComputePeer {
       gpus: probe.gpus,
       gpuScores: this.scores.gpus,
       gpuProbeError: probe.gpuProbeError,
+      gpusWithheld: this.gpusWithheld,
       executors: offeredExecutors(this.policy, this.available),
       unavailable: this.unavailable,
       priceGpuHour: gpuPrices.length > 0 ? Math.min(...gpuPrices) : 0,
@@ -232,9 +250,12 @@ export class ComputePeer {
     const input = task.input ?? new Uint8Array(0)
     if (input.length > this.policy.maxInputBytes) throw new ExecutorError(ExecutorErrorCode.INPUT_TOO_LARGE, `task ${taskId}: input of ${input.length} bytes is above this provider's limit of ${this.policy.maxInputBytes} bytes`, { hint: 'split the input across more tasks' })
     const timeoutMs = (task.deadlineMs ?? 0) > 0 ? (task.deadlineMs ?? 0) : this.policy.maxTaskMs
-    if (timeoutMs > this.policy.maxTaskMs) throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${taskId}: deadline of ${timeoutMs} ms is above this provider's limit of ${this.policy.maxTaskMs} ms`, { hint: 'split the work into shorter tasks' })
-    const memoryLimitMib = (task.memoryLimitMib ?? 0) > 0 ? (task.memoryLimitMib ?? 0) : (this.init.defaultMemoryLimitMib ?? 256)
+    if (timeoutMs > this.policy.maxTaskMs) throw new ExecutorError('TASK_TOO_LONG', `task ${taskId}: deadline of ${timeoutMs} ms is above this provider's limit of ${this.policy.maxTaskMs} ms (provider.maxTask.wallSeconds)`, { hint: 'split the work into shorter tasks' })
+    const cap = this.policy.maxTaskMemoryMib
+    const defaultMemory = this.init.defaultMemoryLimitMib ?? 256
+    const memoryLimitMib = (task.memoryLimitMib ?? 0) > 0 ? (task.memoryLimitMib ?? 0) : (cap > 0 ? Math.min(cap, defaultMemory) : defaultMemory)
     const demand: SlotDemand = { ...demandOf(opts.resources), memoryMib: Math.max(memoryLimitMib, opts.resources?.memoryMib ?? 0) }
+    if (cap > 0 && demand.memoryMib > cap) throw new ExecutorError('TASK_MEMORY_TOO_LARGE', `task ${taskId}: ${demand.memoryMib} MiB of memory is above this provider's limit of ${cap} MiB per task (provider.maxTask.memoryMiB)`, { hint: 'lower resources.memoryMib or send it to another provider' })
     // an executor that never touches a GPU (wasm) holds none: the GPU stays free for a task that
     // can use it, and the receipt bills no GPU-seconds at the GPU price for CPU work
     if (executor.usesGpus === false) demand.gpus = 0
@@ -253,6 +274,7 @@ export class ComputePeer {
       let error = ''
       let wallMs = 0
       let cpuMs = 0
+      let log: TaskLog | undefined
       const t0 = performance.now()
       try {
         const r = await executor.run({
@@ -263,17 +285,19 @@ export class ComputePeer {
           input,
           timeoutMs,
           memoryLimitMib,
-          maxOutputBytes: this.init.maxOutputBytes ?? 16 * 1024 * 1024,
+          maxOutputBytes: this.init.maxOutputBytes ?? this.policy.maxOutputBytes,
           gpuIndexes: grant.gpuIndexes,
           cpus: grant.cpus
         }, { signal: controller.signal, onProgress: f => { opts.onProgress?.(f); slots.emit({ type: 'progress', taskId, fraction: f }) } })
         output = r.output
         wallMs = r.wallMs
         cpuMs = r.cpuMs
+        log = r.log
         ok = true
       } catch (err) {
         const e = err as ExecutorError
         error = `${e.code ?? 'TASK_FAILED'}: ${e.message}`
+        log = taskLogOf(err)
         wallMs = performance.now() - t0
         // Without a measurement, a failed task is billed as if it used its CPU the whole time.
         cpuMs = wallMs * grant.cpus
@@ -296,7 +320,7 @@ export class ComputePeer {
         payoutAddress: this.init.payoutAddress
       })
       const signed = signReceipt(receipt, this.sign)
-      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, receipt: signed })
+      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
       return { result, receipt: signed }
     } finally {
       opts.signal?.removeEventListener('abort', onOuterAbort)

@@ -22,6 +22,28 @@ import { PaymentDeclinedError, type LeasePayment, type PaymentGate } from './pay
 export interface ComputePeerProviderInit {
   /** Checks escrow and vouchers (the daemon's); without one, leases and tasks are not paid for. */
   payment?: PaymentGate
+  /** Called once per task that a lease admitted, run or refused (the provider's per-task log line). */
+  onTask?: (record: ProviderTaskRecord) => void
+}
+
+/** One task this provider answered under a lease: what the operator's log records. */
+export interface ProviderTaskRecord {
+  /** The job id as its submitter shows it (hex). */
+  job: string
+  task: number
+  attempt: number
+  /** The lease holder's peer id bytes (the submitter or its session). */
+  submitter: Uint8Array
+  executor: string
+  /** ok; failed (it ran and failed); refused (before running: payment, caps, slots). */
+  outcome: 'ok' | 'failed' | 'refused'
+  /** The failure or refusal code ("TASK_TIMEOUT"), when not ok. */
+  code?: string
+  error?: string
+  durationMs: number
+  resultBytes: number
+  /** What the signed receipt bills, in the token's smallest unit (18 decimals); 0 when none was signed. */
+  billedUnits: bigint
 }
 
 export class ComputePeerProvider implements LocalProvider {
@@ -40,10 +62,12 @@ export class ComputePeerProvider implements LocalProvider {
   /** Each open lease's task slot (from its request): a container's CPU limit and GPUs. */
   private readonly leaseSlots = new Map<string, { gpus: number, cores: number }>()
   readonly payment: PaymentGate | undefined
+  private readonly onTask: ((r: ProviderTaskRecord) => void) | undefined
 
   constructor (readonly peer: ComputePeer, id?: string, init: ComputePeerProviderInit = {}) {
     this.id = id ?? toHex(peer.peerId).slice(-16)
     this.payment = init.payment
+    this.onTask = init.onTask
   }
 
   /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
@@ -106,6 +130,41 @@ export class ComputePeerProvider implements LocalProvider {
     // a lease never opened here throws (charged); one closed lately is refused quietly
     const admitted = lease === undefined ? this.book.missingLease(task.leaseId ?? new Uint8Array()) : checkTaskUnderLease({ task, lease, sender, now: Date.now(), verify: nodeVerifyByPeerId })
     if (!admitted.ok) return { ...base, ok: false, error: `refused: ${admitted.reason}` }
+    // from here the task is under a lease this provider granted: one log record whatever happens
+    const startedAt = performance.now()
+    const result = await this.runLeasedTask(task, lease!, sender, opts)
+    this.record(task, lease!, result, performance.now() - startedAt)
+    return result
+  }
+
+  private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, durationMs: number): void {
+    if (this.onTask === undefined) return
+    const error = result.ok === true ? undefined : (result.error ?? '')
+    const code = error === undefined ? undefined : (/^([A-Z][A-Z0-9_]+):/.exec(error)?.[1] ?? 'TASK_FAILED')
+    // a result with a receipt ran (ok or not); one without was refused before it ran
+    const signed = result.receipt?.receipt
+    let billedUnits = 0n
+    if (signed != null && signed.length > 0) {
+      try { billedUnits = BigInt(wire.receipt.v1.UsageReceipt.decode(signed).amount ?? '0') } catch {}
+    }
+    try {
+      this.onTask({
+        job: toHex(task.jobId ?? new Uint8Array()),
+        task: task.index ?? 0,
+        attempt: task.attempt ?? 0,
+        submitter: lease.holder ?? new Uint8Array(),
+        executor: (task.executor ?? '') === '' ? 'wasm' : task.executor ?? 'wasm',
+        outcome: result.ok === true ? 'ok' : (signed != null && signed.length > 0 ? 'failed' : 'refused'),
+        ...(code !== undefined ? { code, error } : {}),
+        durationMs,
+        resultBytes: result.output?.length ?? 0,
+        billedUnits
+      })
+    } catch {} // a log sink's failure never fails the task
+  }
+
+  private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void }): Promise<dbc.task.v1.ITaskResult> {
+    const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     // Code travels once per provider; later tasks name it by hash.
     let code = task.code ?? new Uint8Array()
     const hash = toHex(task.codeHash ?? new Uint8Array())
@@ -131,7 +190,7 @@ export class ComputePeerProvider implements LocalProvider {
       // the lease's slot sizes the task's (a container's CPU limit, its GPUs; the peer drops GPUs for executors that cannot use them)
       const slot = this.leaseSlots.get(toHex(task.leaseId ?? new Uint8Array()))
       const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
-      const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease!.holder ?? undefined, resources })
+      const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources })
       const result = out.result
       // only ok results count as delivered: the submitter pays accepted copies only (payment-gate.ts finished)
       if (paid !== undefined && result.ok === true) receipt = wire.receipt.v1.UsageReceipt.decode(out.receipt.receipt)

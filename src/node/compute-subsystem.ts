@@ -4,9 +4,15 @@ import { join } from 'node:path'
 import { mkdirSync } from 'node:fs'
 import { ComputePeer } from '../compute/index.js'
 import { registerTaskProtocol, TASK_PROTOCOL } from '../net/tasks.js'
-import { ComputePeerProvider } from '../jobs/compute-provider.js'
+import { ComputePeerProvider, type ProviderTaskRecord } from '../jobs/compute-provider.js'
+import { computePolicyInit, policyReport } from './provider-policy.js'
+import { peerIdTextOf } from '../net/peer-ids.js'
+import { formatCoins } from '../core/settlement/stake.js'
+import type { Logger } from 'pino'
+import { RepeatLimiter, LOG_REPEAT_MS } from '../net/guard/index.js'
 import type { DaemonContext, Subsystem } from './daemon.js'
 import { PaymentGate, type PaymentPort } from '../jobs/payment-gate.js'
+import { ProviderLedgerStore } from '../jobs/provider-ledger-store.js'
 import type { VoucherDomain } from '../core/settlement/voucher.js'
 import type { Bridge } from '../chain/index.js'
 
@@ -23,7 +29,7 @@ export interface ComputeSubsystemInit {
   creditTasks?: number
   /** Shortest escrow dispute window accepted, seconds (config provider.minDisputeWindowS; default 3600). */
   minDisputeWindowS?: number
-  /** Prices this node offers (config provider.priceCpuHour / priceGpuHour); defaults in core/compute/offer-policy.ts. */
+  /** Prices this node offers, over the config's provider.priceCpuHour / priceGpuHour (which the daemon uses when these are unset). */
   prices?: { priceCpuHour?: number, priceGpuHour?: number | Record<string, number> }
 }
 
@@ -67,7 +73,10 @@ export class ComputeSubsystem implements Subsystem {
     this.ctx = ctx
     const tmpDir = join(ctx.config.dataDir, 'tasks')
     mkdirSync(tmpDir, { recursive: true, mode: 0o700 })
+    // the operator's policy (config provider:, containers:): executors, slots, GPUs offered, prices, per-task caps
+    const fromConfig = computePolicyInit(ctx.config)
     const peer = new ComputePeer({
+      ...fromConfig,
       secretKey: ctx.identity.secretKey,
       declaredGpus: ctx.config.gpus === '' ? undefined : ctx.config.gpus,
       tmpDir,
@@ -77,7 +86,7 @@ export class ComputeSubsystem implements Subsystem {
       // container tasks only where the operator listed images (the only programs they may name)
       containers: ctx.config.containers,
       policy: {
-        executors: Object.keys(ctx.config.containers?.images ?? {}).length > 0 ? ['wasm', 'docker'] : ['wasm'],
+        ...fromConfig.policy,
         ...(this.init.prices?.priceCpuHour !== undefined ? { priceCpuHour: this.init.prices.priceCpuHour } : {}),
         ...(this.init.prices?.priceGpuHour !== undefined ? { priceGpuHour: this.init.prices.priceGpuHour } : {})
       }
@@ -89,13 +98,15 @@ export class ComputeSubsystem implements Subsystem {
     if (this.init.bridge !== undefined) {
       const port = bridgePaymentPort(this.init.bridge)
       try { port.domain() } catch {} // starts reading the domain
-      payment = new PaymentGate(port, { creditTasks: this.init.creditTasks, minDisputeWindowS: this.init.minDisputeWindowS })
+      // the ledger of unsigned work is kept in the node's store: a restart forgets no debt
+      payment = new PaymentGate(port, { creditTasks: this.init.creditTasks, minDisputeWindowS: this.init.minDisputeWindowS, ledger: new ProviderLedgerStore(ctx.store) })
       this.payment = payment
     }
-    const provider = new ComputePeerProvider(peer, undefined, { payment })
+    const refusedLines = new RepeatLimiter(LOG_REPEAT_MS)
+    const provider = new ComputePeerProvider(peer, undefined, { payment, onTask: r => { logTask(ctx.log, r, refusedLines) } })
     await registerTaskProtocol(ctx.host, ctx.metrics?.meterProvider(provider) ?? provider, { onBadInput: ctx.reportBadInput })
     const caps = peer.capabilities()
-    ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable }, 'compute peer ready')
+    ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable, policy: policyReport(ctx.config, peer) }, 'compute peer ready')
   }
 
   async stop (): Promise<void> {
@@ -106,6 +117,36 @@ export class ComputeSubsystem implements Subsystem {
   status (): Record<string, unknown> {
     if (this.peer === undefined) return { ready: false }
     const c = this.peer.capabilities()
-    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
+    const policy = this.ctx === undefined ? undefined : policyReport(this.ctx.config, this.peer)
+    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.tasksRun, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
   }
+}
+
+/**
+ * The operator's record of one task it answered under a lease: one info line per task that ran; tasks
+ * refused before running (cheap for a lease holder to send) one line per job and code per window.
+ */
+export function logTask (log: Pick<Logger, 'info'>, r: ProviderTaskRecord, refused?: RepeatLimiter, now = Date.now()): void {
+  let repeated = 0
+  if (r.outcome === 'refused' && refused !== undefined) {
+    const line = refused.check(now, `${r.job}:${r.code ?? ''}`)
+    if (!line.write) return
+    repeated = line.suppressed
+  }
+  let submitter: string
+  try { submitter = peerIdTextOf(r.submitter) } catch { submitter = 'unknown' }
+  log.info({
+    job: r.job,
+    task: r.task,
+    attempt: r.attempt,
+    submitter,
+    executor: r.executor,
+    outcome: r.outcome,
+    ...(r.code !== undefined ? { code: r.code } : {}),
+    durationMs: Math.round(r.durationMs),
+    resultBytes: r.resultBytes,
+    billed: `${formatCoins(r.billedUnits)} DBC`,
+    billedUnits: r.billedUnits.toString(),
+    ...(repeated > 0 ? { repeated } : {})
+  }, `task ${r.outcome}: job ${r.job} task ${r.task} (${r.executor}) for ${submitter}`)
 }

@@ -77,6 +77,67 @@ const containersSchema = z.object({
   gpus: z.enum(['nvidia', 'cdi']).default('nvidia')
 }).strict()
 
+const price = z.number().min(0).max(1e12)
+const EXECUTOR_KEYS = ['wasm', 'process', 'docker'] as const
+
+/** Executors by name, each with its switch and limits; a list (`[wasm, docker]`) enables exactly those, with default limits. */
+const executorsSchema = z.union([
+  z.array(z.enum(EXECUTOR_KEYS, { message: `is not an executor (one of ${EXECUTOR_KEYS.join(', ')})` })),
+  z.object({
+    wasm: z.object({
+      enabled: z.boolean().optional(),
+      /** V8 heap of each wasm worker, MiB (a module's linear memory is capped per task, separately). */
+      workerHeapMiB: z.number().int().min(16).max(16384).optional()
+    }).strict().optional(),
+    /** Shell commands, isolated but sharing the kernel: off unless enabled here (src/compute/README.md). */
+    process: z.object({
+      enabled: z.boolean().optional(),
+      /** Give process tasks the host's network (default false: an empty network namespace). */
+      network: z.boolean().optional()
+    }).strict().optional(),
+    /** Containers from the images in `containers.images` (limits there); default on when it lists one. */
+    docker: z.object({ enabled: z.boolean().optional() }).strict().optional()
+  }).strict()
+])
+
+const providerSchema = z.object({
+  /** Stake the offered GPUs (at least one unit) with this node's key on start; default on for local. */
+  autoStake: z.boolean().optional(),
+  /** Unsigned work extended to a payer, in task prices (src/jobs/payment-gate.ts); default 1. */
+  creditTasks: z.number().min(0).max(1_000_000).optional(),
+  /** Shortest escrow dispute window a lease is accepted on, seconds (payment-gate.ts); default 3600. */
+  minDisputeWindowS: z.number().int().min(0).max(30 * 86_400).optional(),
+  /** What this node asks, DBC per CPU-hour (one core slot) and per GPU-hour (one number, or per model with '*'); defaults 0.05 and 1. */
+  priceCpuHour: price.optional(),
+  priceGpuHour: z.union([price, z.record(z.string().min(1), price)]).optional(),
+  executors: executorsSchema.optional(),
+  slots: z.object({
+    /** Concurrent CPU slots (cores tasks may hold at once); default the core count. */
+    cpu: z.number().int().min(1).max(4096).optional(),
+    /** GPUs tasks may hold at once: the first N of those offered; default all offered. */
+    gpu: z.number().int().min(0).max(1024).optional(),
+    /** Memory all running tasks may hold together, MiB; default 3/4 of the machine's. */
+    memoryMiB: z.number().int().min(16).max(1 << 30).optional(),
+    /** Tasks that may wait for a slot; more are refused. Default 64. */
+    queue: z.number().int().min(0).max(100_000).optional()
+  }).strict().optional(),
+  /** Probed GPUs offered, by nvidia-smi index or model (e.g. [0, 1] or [RTX4090]); default all. Declared `gpus` are always offered. */
+  gpusOffered: z.array(z.union([z.number().int().min(0).max(1023), z.string().regex(/^[A-Za-z0-9 _-]{1,64}$/, { message: 'is not a GPU index or model (e.g. 0 or RTX4090)' })])).optional(),
+  /** The most one task may take; a lease or task asking more is refused with a code naming the cap. */
+  maxTask: z.object({
+    /** Memory one task may ask for, MiB; default the memory offered to tasks. */
+    memoryMiB: z.number().int().min(1).max(1 << 30).optional(),
+    /** Longest wall time of one task, seconds; default 600. */
+    wallSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
+    /** Largest result one task may return, bytes; default 16 MiB. */
+    outputBytes: z.number().int().min(1).max(1 << 30).optional(),
+    /** Largest input one task may carry, bytes; default 16 MiB. */
+    inputBytes: z.number().int().min(1).max(1 << 30).optional()
+  }).strict().optional()
+}).strict()
+
+export type ProviderConfig = z.infer<typeof providerSchema>
+
 export const configSchema = z.object({
   dataDir: z.string().min(1),
   listen: z.array(multiaddrString).min(1),
@@ -96,7 +157,11 @@ export const configSchema = z.object({
     port: z.number().int().min(0).max(65535)
   }).strict(),
   log: z.object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /** <dataDir>/logs/node.N.log rolls over to a new file past this size (MiB; node.log links the newest). */
+    maxSizeMiB: z.number().min(0.01).max(10240),
+    /** Log files kept, the newest included; older ones are deleted. */
+    files: z.number().int().min(1).max(1000)
   }).strict(),
   dht: z.object({
     /** Answer DHT queries (reachable nodes); false = client mode. */
@@ -124,18 +189,8 @@ export const configSchema = z.object({
   network: z.enum(NETWORK_NAMES, { message: `is not a network (one of ${NETWORK_NAMES.join(', ')})` }).optional(),
   /** The chain (src/chain/settings.ts): rpc, chainId, contract, keyFile, confirmations... */
   chain: z.record(z.string(), z.unknown()),
-  /** This node as a provider. */
-  provider: z.object({
-    /** Stake the offered GPUs (at least one unit) with this node's key on start; default on for local. */
-    autoStake: z.boolean().optional(),
-    /** Unsigned work extended to a payer, in task prices (src/jobs/payment-gate.ts); default 1. */
-    creditTasks: z.number().min(0).max(1_000_000).optional(),
-    /** Shortest escrow dispute window a lease is accepted on, seconds (payment-gate.ts); default 3600. */
-    minDisputeWindowS: z.number().int().min(0).max(30 * 86_400).optional(),
-    /** What this node asks, DBC per CPU-hour (one core slot) and per GPU-hour (one number, or per model with '*'); defaults 0.05 and 1. */
-    priceCpuHour: z.number().min(0).max(1e12).optional(),
-    priceGpuHour: z.union([z.number().min(0).max(1e12), z.record(z.string(), z.number().min(0).max(1e12))]).optional()
-  }).strict().optional(),
+  /** This node as a provider: its whole policy (prices, executors, slots, GPUs offered, per-task caps). */
+  provider: providerSchema.optional(),
   /** The inbound guard's gate for new identities per address (src/net/guard; defaults there, with the reasoning). */
   /** Prometheus /metrics, /healthz and /readyz on their own address, without a token (src/node/metrics); off when unset. */
   metrics: z.object({
@@ -165,7 +220,7 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
     location: '',
     gpus: '',
     api: { port: 0 },
-    log: { level: 'info' },
+    log: { level: 'info', maxSizeMiB: 10, files: 5 },
     dht: { server: true, keepPrivateAddresses: true },
     connectionMonitor: true,
     overlay: { vivaldiIntervalMs: 2000 },
@@ -182,7 +237,7 @@ export function defaultConfig (dataDir = DEFAULT_DATA_DIR): NodeConfig {
 export type ConfigLayer = Record<string, unknown>
 
 /** Environment variables and the config key each one sets. Lists are comma-separated. */
-export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | 'int' | 'bool' }> = {
+export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | 'int' | 'number' | 'bool' }> = {
   DBC_DATA_DIR: { key: 'dataDir', kind: 'string' },
   DBC_LISTEN: { key: 'listen', kind: 'list' },
   DBC_ANNOUNCE: { key: 'announce', kind: 'list' },
@@ -191,6 +246,8 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_GPUS: { key: 'gpus', kind: 'string' },
   DBC_API_PORT: { key: 'api.port', kind: 'int' },
   DBC_LOG_LEVEL: { key: 'log.level', kind: 'string' },
+  DBC_LOG_MAX_SIZE_MIB: { key: 'log.maxSizeMiB', kind: 'number' },
+  DBC_LOG_FILES: { key: 'log.files', kind: 'int' },
   DBC_DHT_SERVER: { key: 'dht.server', kind: 'bool' },
   DBC_CONNECTION_MONITOR: { key: 'connectionMonitor', kind: 'bool' },
   DBC_VIVALDI_INTERVAL_MS: { key: 'overlay.vivaldiIntervalMs', kind: 'int' },
@@ -205,6 +262,17 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_AUTO_STAKE: { key: 'provider.autoStake', kind: 'bool' },
   DBC_CREDIT_TASKS: { key: 'provider.creditTasks', kind: 'int' },
   DBC_MIN_DISPUTE_WINDOW_S: { key: 'provider.minDisputeWindowS', kind: 'int' },
+  DBC_PRICE_CPU_HOUR: { key: 'provider.priceCpuHour', kind: 'number' },
+  DBC_PRICE_GPU_HOUR: { key: 'provider.priceGpuHour', kind: 'number' },
+  DBC_EXECUTORS: { key: 'provider.executors', kind: 'list' },
+  DBC_CPU_SLOTS: { key: 'provider.slots.cpu', kind: 'int' },
+  DBC_GPU_SLOTS: { key: 'provider.slots.gpu', kind: 'int' },
+  DBC_SLOTS_MEMORY_MIB: { key: 'provider.slots.memoryMiB', kind: 'int' },
+  DBC_GPUS_OFFERED: { key: 'provider.gpusOffered', kind: 'list' },
+  DBC_MAX_TASK_MEMORY_MIB: { key: 'provider.maxTask.memoryMiB', kind: 'int' },
+  DBC_MAX_TASK_SECONDS: { key: 'provider.maxTask.wallSeconds', kind: 'int' },
+  DBC_MAX_TASK_OUTPUT_BYTES: { key: 'provider.maxTask.outputBytes', kind: 'int' },
+  DBC_MAX_TASK_INPUT_BYTES: { key: 'provider.maxTask.inputBytes', kind: 'int' },
   DBC_DOCKER_SOCKET: { key: 'containers.socket', kind: 'string' },
   DBC_GUARD_NEW_IDENTITY_BURST: { key: 'guard.newIdentityBurst', kind: 'int' },
   DBC_GUARD_NEW_IDENTITY_REFILL_MS: { key: 'guard.newIdentityRefillMs', kind: 'int' },
@@ -231,6 +299,10 @@ export function envLayer (env: NodeJS.ProcessEnv): ConfigLayer {
     if (kind === 'int') {
       value = Number(raw)
       if (!Number.isInteger(value)) throw new ConfigError(key, `${name}=${raw} is not an integer`, { hint: `set ${name} to a whole number` })
+    }
+    if (kind === 'number') {
+      value = Number(raw)
+      if (!Number.isFinite(value)) throw new ConfigError(key, `${name}=${raw} is not a number`, { hint: `set ${name} to a decimal number, e.g. 0.05` })
     }
     if (kind === 'bool') {
       if (!['true', 'false', '1', '0'].includes(raw)) throw new ConfigError(key, `${name}=${raw} is not a boolean`, { hint: `set ${name} to true or false` })
@@ -281,7 +353,7 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
     parseChainSettings(r.data.chain, { network: r.data.network, joining: r.data.bootstrap.length > 0 })
     return { ...r.data, dataDir: resolve(r.data.dataDir) }
   }
-  const issue = r.error.issues[0]
+  const issue = innermost(r.error.issues[0])
   const key = issue.path.length > 0 ? issue.path.join('.') : 'config'
   let problem = issue.message
   if (issue.code === 'unrecognized_keys') {
@@ -299,11 +371,34 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
   throw new ConfigError(key, problem, { hint: 'fix it in the config file, the DBC_* environment variable or the flag that sets it' })
 }
 
+/** Known keys of provider.* and of its nested sections (for "is not a known setting" hints). */
+const PROVIDER_KEYS: Record<string, string> = {
+  autoStake: '', creditTasks: '', minDisputeWindowS: '', priceCpuHour: '', priceGpuHour: '', gpusOffered: '',
+  executors: 'wasm, process, docker (each { enabled, ...limits }), or a list of names',
+  slots: 'cpu, gpu, memoryMiB, queue',
+  maxTask: 'memoryMiB, wallSeconds, outputBytes, inputBytes'
+}
+const EXECUTOR_LIMIT_KEYS: Record<string, string> = { wasm: 'enabled, workerHeapMiB', process: 'enabled, network', docker: 'enabled' }
+
+type Issue = z.core.$ZodIssue
+
+/** A union's issue names the branch of the input's own type (a list of executors, or their object), with the full path. */
+function innermost (issue: Issue): Issue {
+  if (issue.code !== 'invalid_union') return issue
+  const branch = issue.errors.find(b => !b.some(i => i.code === 'invalid_type' && i.path.length === 0)) ?? issue.errors[0]
+  const inner = branch?.[0]
+  return inner === undefined ? issue : innermost({ ...inner, path: [...issue.path, ...inner.path] } as Issue)
+}
+
 function failUnknown (keys: string[], path: PropertyKey[]): never {
   const prefix = path.length > 0 ? path.join('.') + '.' : ''
+  // what people reach for first: the provider policy has its own section
+  if (path.length === 0 && ['compute', 'executors', 'prices', 'slots', 'policy'].includes(keys[0])) {
+    throw new ConfigError(keys[0], 'is not a known setting', { hint: 'the provider policy is the `provider:` section: priceCpuHour, priceGpuHour, executors, slots, gpusOffered, maxTask (README, Configuration)' })
+  }
   const known = path[0] === 'trainers'
     ? (path.length > 2 ? 'memoryMiB, cpuSeconds, maxParams, requestTimeoutMs' : 'command, socket, env, setEnv, workDir, limits')
-    : path[0] === 'provider' ? 'autoStake, creditTasks, minDisputeWindowS'
+    : path[0] === 'provider' ? (path[1] === 'executors' && path.length > 2 ? EXECUTOR_LIMIT_KEYS[String(path[2])] : PROVIDER_KEYS[String(path[1])] ?? Object.keys(PROVIDER_KEYS).join(', '))
       : path[0] === 'metrics' ? 'listen'
       : path[0] === 'containers' ? (path.length > 2 ? 'image, digest' : 'socket, images, network, pidsLimit, user, gpus')
         : [...Object.keys(defaultConfig()), 'containers'].join(', ')
