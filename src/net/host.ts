@@ -37,6 +37,8 @@ export interface HostInit {
   logger?: ComponentLogger
   /** Serve as a circuit-relay-v2 relay for peers behind NAT (reachable nodes; default true). */
   relayServer?: boolean
+  /** Our relay's limits per relayed connection (default RELAY_DATA_LIMIT_BYTES, RELAY_DURATION_LIMIT_MS; tests use small ones). */
+  relayLimits?: { dataBytes?: number, durationMs?: number }
   /** Be reachable through a relay: reserve a slot on a relay peer (nodes behind NAT). */
   listenViaRelay?: boolean
   /** Start listening and dialing at once (default). The daemon registers its protocols first. */
@@ -55,6 +57,17 @@ export interface HostServices {
 }
 
 export type Host = Libp2p<HostServices>
+
+/**
+ * Our relay's limits per relayed connection. The library's defaults (128 KiB, 2 min) fit a ping
+ * or a DCUtR exchange, not a lease with its tasks: a relayed provider's lease stream lives
+ * as long as its connection. 4 MiB and 10 min carry a lease, its heartbeats and many small tasks
+ * (the module is sent once per lease) while bounding what a stranger can route through us;
+ * the submitter opens a fresh relayed connection when one is used up (src/net/routes).
+ */
+export const RELAY_DATA_LIMIT_BYTES = 4 * 1024 * 1024
+export const RELAY_DURATION_LIMIT_MS = 10 * 60_000
+export const RELAY_RESERVATIONS = { maxReservations: 128, defaultDataLimit: BigInt(RELAY_DATA_LIMIT_BYTES), defaultDurationLimit: RELAY_DURATION_LIMIT_MS }
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
 
@@ -87,7 +100,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       // hole punching: upgrades a relayed connection to a direct one where the NATs allow it
       dcutr: dcutr(),
-      ...(init.relayServer ?? true ? { relay: circuitRelayServer({ reservations: { maxReservations: 128 } }) } : {}),
+      ...(init.relayServer ?? true ? { relay: circuitRelayServer({ reservations: { ...RELAY_RESERVATIONS, ...relayLimits(init.relayLimits) } }) } : {}),
       ping: ping({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
@@ -104,4 +117,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   })
   return node as unknown as Host
+}
+
+function relayLimits (l: HostInit['relayLimits']): { defaultDataLimit?: bigint, defaultDurationLimit?: number } {
+  return { ...(l?.dataBytes !== undefined ? { defaultDataLimit: BigInt(l.dataBytes) } : {}), ...(l?.durationMs !== undefined ? { defaultDurationLimit: l.durationMs } : {}) }
 }

@@ -21,6 +21,8 @@ import type { LocalProvider } from '../jobs/local-transport.js'
 import { offerView, type JobTransport, type TransportOffer } from '../jobs/transport.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
+import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes } from './routes/index.js'
+import { routeCost } from '../core/scheduler/route-cost.js'
 
 export const TASK_PROTOCOL = '/dbc/task/1.0.0'
 /** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
@@ -124,7 +126,11 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, error: `${e.code ?? 'ERROR'}: ${e.message}` }
         }
         // a submitter that never reads its result holds neither the handler nor the result for long
-        await framed.write(TaskMessage.encode({ result }).finish(), writeOpts())
+        const out = TaskMessage.encode({ result }).finish()
+        // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refuse it typed
+        const left = limitBytesLeft(connection)
+        if (left !== undefined && wireBytes(out.length) > left) throw new RouteLimitError(`a result of ${out.length} bytes does not fit the ${left} bytes the relay still allows on this connection`)
+        await framed.write(out, writeOpts())
         await framed.close(writeOpts())
       } else if (msg.voucher != null) {
         // the payer's latest signed total: answered with the voucher now held for the job (a bad
@@ -151,7 +157,9 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
       log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
       framed.abort(err as Error)
     }
-  }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true })
+    // a provider behind NAT is reached through a relay: its task streams run on the limited
+    // connection (within the relay's limits) when DCUtR could not upgrade it
+  }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true, runOnLimitedConnection: true })
 }
 
 /** A lease holder's task frame above what its lease request announced (refused, not charged). */
@@ -181,20 +189,24 @@ export interface Libp2pJobTransportInit {
   /** Most providers asked for offers per request. */
   maxCandidates?: number
   offerTimeoutMs?: number
+  /** The route book (default: one on `host`); how long first contact through a relay waits for DCUtR. */
+  routes?: RouteBook
+  upgradeWaitMs?: number
 }
 
 /** Submitter side: a JobTransport over libp2p streams. Provider ids are peer id strings. */
 export class Libp2pJobTransport implements JobTransport {
   private readonly host: Host
   private readonly init: Libp2pJobTransportInit
+  /** The route to each provider (direct, hole-punched, relayed via which relay), for explain. */
+  readonly routes: RouteBook
   private readonly leases = new Map<string, { provider: string, stream: FramedStream }>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
-  /** Providers known to hold a module (by hash): later tasks omit the code. */
-  private readonly codeAt = new Set<string>()
 
   constructor (init: Libp2pJobTransportInit) {
     this.host = init.host
     this.init = init
+    this.routes = init.routes ?? new RouteBook(init.host, { upgradeWaitMs: init.upgradeWaitMs })
   }
 
   private async defaultCandidates (): Promise<PeerId[]> {
@@ -215,12 +227,13 @@ export class Libp2pJobTransport implements JobTransport {
   }
 
   private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
-    const stream = await this.host.dialProtocol(peer, TASK_PROTOCOL, { signal })
+    const bytes = TaskMessage.encode(msg).finish()
+    const { stream } = await this.routes.open(peer, TASK_PROTOCOL, bytes.length, { signal })
     const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
     const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      await framed.write(TaskMessage.encode(msg).finish(), { signal })
+      await framed.write(bytes, { signal })
       const frame = await framed.readRequired({ signal })
       const m = decodeMessage(TaskMessage, frame)
       const answered = m.ok && (m.value.offer != null || m.value.result != null || m.value.heartbeat != null || m.value.voucher != null)
@@ -256,14 +269,18 @@ export class Libp2pJobTransport implements JobTransport {
       if (a === undefined) continue
       const id = a.peer.toString()
       const net = this.init.network?.(id) ?? {}
-      out.push({ offer: a.offer, view: offerView(a.offer, id, { rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6, distanceKm: net.distanceKm }) })
+      // a relayed provider pays the relay hop (src/core/scheduler/route-cost.ts)
+      const route = this.routes.get(id)
+      const cost = routeCost({ kind: route?.kind ?? 'direct', rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6, relayRttMs: route?.relay !== undefined ? this.init.network?.(route.relay).rttMs : undefined })
+      out.push({ offer: a.offer, view: offerView(a.offer, id, { rttMs: cost.rttMs, bandwidthBytesPerSec: cost.bandwidthBytesPerSec, distanceKm: net.distanceKm }) })
     }
     return out
   }
 
   async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }): Promise<void> {
     const peer = peerIdFromString(provider)
-    const stream = await this.host.dialProtocol(peer, TASK_PROTOCOL, { signal: opts.signal })
+    // a lease stream carries heartbeats for the lease's life: on a relayed connection it lives as long as the relay allows
+    const { stream } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
     const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
@@ -271,7 +288,8 @@ export class Libp2pJobTransport implements JobTransport {
     if (!m.ok || m.value.heartbeat == null) {
       framed.abort(new Error('lease refused'))
       const why = refusalIn(first)
-      throw new DbcError('LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
+      // the provider's own code (a busy provider's lease waits; a forged one's does not)
+      throw new DbcError(why?.code ?? 'LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
     }
     const key = toHex(lease.leaseId ?? new Uint8Array())
     this.leases.set(key, { provider, stream: framed })
@@ -306,22 +324,12 @@ export class Libp2pJobTransport implements JobTransport {
     // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
     // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
     if (this.leases.get(toHex(task.leaseId ?? new Uint8Array()))?.provider !== provider) throw new DbcError('LEASE_LOST', `the lease with provider ${provider} is closed; the task runs under another lease`)
-    const peer = peerIdFromString(provider)
+    // the task goes as the runner built it: whether it carries the code is the job's code cache's
+    // decision (src/core/scheduler/code-cache.ts), which also re-sends it on CODE_MISSING
     const code = task.code ?? new Uint8Array()
-    let send = task
-    let codeKey: string | undefined
-    if (code.length > 0 && (task.ownerSignature ?? new Uint8Array()).length === 0) {
-      const hash = task.codeHash != null && task.codeHash.length > 0 ? task.codeHash : sha256(code)
-      codeKey = `${provider}/${toHex(hash)}`
-      send = { ...task, codeHash: hash, code: this.codeAt.has(codeKey) ? new Uint8Array() : code }
-    }
-    let reply = await this.request(peer, { task: send }, opts.signal)
-    if (codeKey !== undefined && reply.result?.ok !== true && (reply.result?.error ?? '').startsWith('CODE_MISSING')) {
-      this.codeAt.delete(codeKey) // the provider restarted or evicted it: send it again
-      reply = await this.request(peer, { task: { ...send, code } }, opts.signal)
-    }
+    const send = code.length > 0 && (task.codeHash == null || task.codeHash.length === 0) ? { ...task, codeHash: sha256(code) } : task
+    const reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal)
     if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)
-    if (codeKey !== undefined && (send.code ?? new Uint8Array()).length > 0 && !(reply.result.error ?? '').startsWith('CODE_')) this.codeAt.add(codeKey)
     return reply.result
   }
 
@@ -342,5 +350,6 @@ export class Libp2pJobTransport implements JobTransport {
   close (): void {
     for (const l of this.leases.values()) void l.stream.close().catch(() => {})
     this.leases.clear()
+    this.routes.close()
   }
 }

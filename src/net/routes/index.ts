@@ -1,0 +1,193 @@
+// The route to each provider, as the submitter uses it: a direct connection, a hole-punched
+// one (a direct connection that replaced a relayed one: DCUtR), or relayed through a circuit
+// relay v2 peer (a limited connection: the relay caps its bytes and its duration). The book
+// picks the connection for each request (the unlimited one first, after giving DCUtR a chance
+// on first contact), checks that a message fits what a limited connection has left, and keeps
+// the facts that decided each route for `dbc job explain`.
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { DbcError } from '../../errors.js'
+import type { Host } from '../host.js'
+import type { RouteKind } from '../../core/scheduler/route-cost.js'
+
+export type { RouteKind } from '../../core/scheduler/route-cost.js'
+
+export interface RouteInfo {
+  kind: RouteKind
+  /** Peer id of the relay, for a relayed route. */
+  relay?: string
+  /** The connection's remote address (a /p2p-circuit address when relayed). */
+  remoteAddr: string
+  /** Who opened the connection: inbound is the provider dialling back (a DCUtR upgrade or a reverse dial). */
+  direction: 'inbound' | 'outbound'
+  /** Bytes the relay still lets through this connection (both directions together), when limited. */
+  limitBytesLeft?: number
+  /** Why this route: the facts, in words. */
+  facts: string
+  /** When it was last used (ms since the epoch). */
+  at: number
+  /** Requests sent to this provider on each kind of route so far (the share by route). */
+  uses?: Partial<Record<RouteKind, number>>
+}
+
+/** A message that cannot fit through the relayed connection it must take (typed, never a silent hang). */
+export class RouteLimitError extends DbcError {
+  override name = 'RouteLimitError'
+  constructor (detail: string) {
+    super('ROUTE_LIMIT', detail, { hint: 'the provider is reachable only through a relay, which caps the bytes of each relayed connection; the task runs elsewhere, or use smaller inputs/results' })
+  }
+}
+
+/** Allowance for an answer whose size the asker cannot know (an offer, a small result). */
+export const REPLY_ALLOWANCE_BYTES = 16 * 1024
+/** How long the first contact with a provider reachable only through a relay waits for DCUtR. */
+export const DEFAULT_UPGRADE_WAIT_MS = 3000
+
+/** Bytes a connection's relay still allows, or undefined for an unlimited (direct) connection. */
+export function limitBytesLeft (conn: Pick<Connection, 'limits'>): number | undefined {
+  const b = conn.limits?.bytes
+  return b === undefined ? undefined : Number(b)
+}
+
+/** What `bytes` of payload cost on the wire of a relayed connection (noise tags, yamux headers, framing). */
+export function wireBytes (bytes: number): number {
+  return Math.ceil(bytes * 1.05) + 1024
+}
+
+export function isRelayed (addr: Multiaddr | string): boolean {
+  return addr.toString().includes('/p2p-circuit')
+}
+
+/** The relay's peer id in a /p2p-circuit address (the /p2p/ before /p2p-circuit). */
+export function relayOf (addr: Multiaddr | string): string | undefined {
+  const s = addr.toString()
+  const i = s.indexOf('/p2p-circuit')
+  if (i < 0) return undefined
+  const m = /\/p2p\/([^/]+)$/.exec(s.slice(0, i))
+  return m?.[1]
+}
+
+export interface RouteBookInit {
+  upgradeWaitMs?: number
+  now?: () => number
+}
+
+export class RouteBook {
+  private readonly host: Host
+  private readonly upgradeWaitMs: number
+  private readonly now: () => number
+  private readonly routes = new Map<string, RouteInfo>()
+  /** When a relayed connection to each peer was first seen: a later direct one is the upgrade. */
+  private readonly relayedSince = new Map<string, number>()
+  /** Bytes a fresh relayed connection through each relay allowed (its reservation's data limit). */
+  private readonly relayBudget = new Map<string, number>()
+  private readonly waited = new Set<string>()
+  private readonly onOpen = (evt: CustomEvent<Connection>): void => {
+    const c = evt.detail
+    if (!isRelayed(c.remoteAddr)) return
+    const peer = c.remotePeer.toString()
+    if (!this.relayedSince.has(peer)) this.relayedSince.set(peer, this.now())
+    const left = limitBytesLeft(c); const relay = relayOf(c.remoteAddr)
+    if (left !== undefined && relay !== undefined) this.relayBudget.set(relay, Math.max(left, this.relayBudget.get(relay) ?? 0))
+  }
+
+  constructor (host: Host, init: RouteBookInit = {}) {
+    this.host = host
+    this.upgradeWaitMs = init.upgradeWaitMs ?? DEFAULT_UPGRADE_WAIT_MS
+    this.now = init.now ?? Date.now
+    host.addEventListener('connection:open', this.onOpen)
+  }
+
+  close (): void { this.host.removeEventListener('connection:open', this.onOpen) }
+
+  /** The route last used to each provider. */
+  get (peer: string): RouteInfo | undefined { return this.routes.get(peer) }
+  all (): Record<string, RouteInfo> { return Object.fromEntries(this.routes) }
+
+  /** What kind of route `conn` is, and the facts that say so. */
+  classify (conn: Connection): RouteInfo {
+    const peer = conn.remotePeer.toString()
+    const remoteAddr = conn.remoteAddr.toString()
+    const base = { remoteAddr, direction: conn.direction, at: this.now() }
+    if (isRelayed(remoteAddr)) {
+      const relay = relayOf(remoteAddr)
+      const left = limitBytesLeft(conn)
+      const waited = this.waited.has(peer) ? `; no direct connection after ${this.upgradeWaitMs} ms of DCUtR` : ''
+      return { kind: 'relayed', ...(relay !== undefined ? { relay } : {}), ...base, ...(left !== undefined ? { limitBytesLeft: left } : {}), facts: `limited connection through relay ${relay ?? '?'}${left !== undefined ? ` (${left} bytes left)` : ''}${waited}` }
+    }
+    const since = this.relayedSince.get(peer)
+    const opened = conn.timeline.open
+    if (since !== undefined && opened >= since - 1) {
+      return { kind: 'hole-punched', ...base, facts: conn.direction === 'inbound'
+        ? 'direct connection the provider opened through its NAT after a relayed one (a DCUtR upgrade, or it dialled us itself)'
+        : 'direct connection we opened after a relayed one (DCUtR hole punch)' }
+    }
+    return { kind: 'direct', ...base, facts: conn.direction === 'inbound' ? `direct connection the provider opened to us, from ${remoteAddr}` : `direct connection we opened to ${remoteAddr}` }
+  }
+
+  private best (peer: PeerId, needBytes: number): Connection | undefined {
+    let limited: Connection | undefined
+    for (const c of this.host.getConnections(peer)) {
+      if (c.status !== 'open') continue
+      const left = limitBytesLeft(c)
+      if (left === undefined) return c
+      if (left >= needBytes && (limited === undefined || left > (limitBytesLeft(limited) ?? 0))) limited = c
+    }
+    return limited
+  }
+
+  /**
+   * A connection to `peer` that can carry `payloadBytes` out and a reply of `replyBytes`: an
+   * unlimited one when there is one; on first contact through a relay, after DCUtR had
+   * `upgradeWaitMs` to replace it; else a relayed one with room left, a fresh relayed one when
+   * the current is used up, or RouteLimitError when not even a fresh one could carry it.
+   */
+  async connectionFor (peer: PeerId, payloadBytes: number, opts: { signal?: AbortSignal, replyBytes?: number } = {}): Promise<Connection> {
+    const need = wireBytes(payloadBytes + (opts.replyBytes ?? REPLY_ALLOWANCE_BYTES))
+    const id = peer.toString()
+    let conn = this.best(peer, need)
+    if (conn === undefined || (conn.limits !== undefined && !this.waited.has(id))) {
+      conn ??= await this.host.dial(peer, { signal: opts.signal })
+      // first contact through a relay: the provider starts DCUtR once identify ran; give it time
+      if (conn.limits !== undefined && !this.waited.has(id)) {
+        this.waited.add(id)
+        conn = (await this.awaitUpgrade(peer, opts.signal)) ?? conn
+      }
+    }
+    const left = limitBytesLeft(conn)
+    if (left !== undefined && left < need) {
+      const relay = relayOf(conn.remoteAddr)
+      const budget = relay === undefined ? undefined : this.relayBudget.get(relay)
+      if (budget !== undefined && budget < need) {
+        throw new RouteLimitError(`a message of ${payloadBytes} bytes (with its reply, ~${need} on the wire) does not fit a relayed connection through ${relay ?? '?'}, which allows ${budget} bytes`)
+      }
+      // the relay counts bytes per relayed connection: a new one starts with a full budget
+      conn = await this.host.dial(peer, { signal: opts.signal, force: true })
+      const fresh = limitBytesLeft(conn)
+      if (fresh !== undefined && fresh < need) throw new RouteLimitError(`a message of ${payloadBytes} bytes (~${need} on the wire) does not fit a fresh relayed connection (${fresh} bytes allowed)`)
+    }
+    return conn
+  }
+
+  private async awaitUpgrade (peer: PeerId, signal?: AbortSignal): Promise<Connection | undefined> {
+    const deadline = this.now() + this.upgradeWaitMs
+    while (this.now() < deadline && signal?.aborted !== true) {
+      const direct = this.host.getConnections(peer).find(c => c.status === 'open' && c.limits === undefined)
+      if (direct !== undefined) return direct
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    return undefined
+  }
+
+  /** Opens `protocol` on a connection that fits (see connectionFor) and records the route taken. */
+  async open (peer: PeerId, protocol: string, payloadBytes: number, opts: { signal?: AbortSignal, replyBytes?: number } = {}): Promise<{ stream: Stream, route: RouteInfo }> {
+    const conn = await this.connectionFor(peer, payloadBytes, opts)
+    const stream = await conn.newStream(protocol, { signal: opts.signal, runOnLimitedConnection: true })
+    const route = this.classify(conn)
+    const uses = { ...(this.routes.get(peer.toString())?.uses ?? {}) }
+    uses[route.kind] = (uses[route.kind] ?? 0) + 1
+    route.uses = uses
+    this.routes.set(peer.toString(), route)
+    return { stream, route }
+  }
+}
