@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { machine, type BenchModule, type BenchResult } from './lib.js'
 
-export const ALL = ['net', 'overlay', 'executor', 'grid', 'training', 'settlement', 'sim']
+export const ALL = ['net', 'overlay', 'executor', 'grid', 'training', 'settlement', 'sim', 'cli-start']
 const here = fileURLToPath(new URL('.', import.meta.url))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')

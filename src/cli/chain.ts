@@ -1,9 +1,8 @@
 // `dbc chain status`, `dbc wallet`, `dbc stake GPUS`, `dbc earnings`, `dbc job settle JOB`
 import type { Command } from 'commander'
-import { ApiClient } from '../api/client.js'
 import { DbcError } from '../errors.js'
-import { printJson } from './output.js'
-import { dataDirOf } from './context.js'
+import { printJson, formatDbc } from './output.js'
+import { clientOf } from './context.js'
 
 async function format (): Promise<typeof import('../chain/format.js')> {
   return await import('../chain/format.js')
@@ -23,7 +22,7 @@ export function registerChainCommands (program: Command): void {
     .description('chain id, block, contract, this node\'s account and the settlement outbox')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const s = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('GET', '/v1/chain/status')
+      const s = await (await clientOf(cmd)).call<Record<string, any>>('GET', '/v1/chain/status')
       if (opts.json === true) return printJson(s)
       process.stdout.write((await format()).chainStatusLines(big(s)).join('\n') + '\n')
     })
@@ -32,7 +31,7 @@ export function registerChainCommands (program: Command): void {
     .description('this node\'s account on the chain: address, balance, stake')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const s = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('GET', '/v1/wallet')
+      const s = await (await clientOf(cmd)).call<Record<string, any>>('GET', '/v1/wallet')
       if (opts.json === true) return printJson(s)
       process.stdout.write((await format()).walletLines(big(s)).join('\n') + '\n')
       if (s.reachable !== true && s.lastError != null) process.stdout.write(`chain unreachable: ${String(s.lastError.message)}\n`)
@@ -43,7 +42,7 @@ export function registerChainCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--redeem', 'redeem now what is pending and pays more than its gas, instead of waiting for the loop (which waits until a voucher pays 10x its gas or the job closes)')
     .action(async (opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = (await clientOf(cmd))
       if (opts.redeem === true) await client.call('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 })
       const e = await client.call<Record<string, any>>('GET', '/v1/earnings')
       if (opts.json === true) return printJson(e)
@@ -58,7 +57,7 @@ export function registerChainCommands (program: Command): void {
     .action(async (gpus: string, opts, cmd: Command) => {
       const n = Number(gpus)
       if (!Number.isInteger(n) || n < 1 || n > 20_000) throw new DbcError('BAD_ARGUMENT', `GPUS must be a whole number from 1 to 20000, not "${gpus}"`)
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = (await clientOf(cmd))
       const f = await format()
       if (opts.quote === true) {
         const q = await client.call<Record<string, any>>('GET', `/v1/chain/stake-quote?gpus=${n}`)
@@ -79,13 +78,13 @@ export function registerChainCommands (program: Command): void {
     .option('--refund', 'take the unspent escrow back (after the dispute window)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = (await clientOf(cmd))
       const path = `/v1/chain/jobs/${encodeURIComponent(id)}`
       const done: string[] = []
       if (opts.close === true) done.push(`closed: tx ${String((await client.call<Record<string, any>>('POST', `${path}/close`, undefined, { timeoutMs: 120_000 })).txHash)}`)
       if (opts.refund === true) {
         const r = await client.call<Record<string, any>>('POST', `${path}/refund`, undefined, { timeoutMs: 120_000 })
-        done.push(`refunded ${String(r.amount)} wei: tx ${String(r.txHash)}`)
+        done.push(`refunded ${formatDbc(/^\d+$/.test(String(r.amount)) ? BigInt(r.amount) : r.amount)}: tx ${String(r.txHash)}`)
       }
       const v = await client.call<Record<string, any>>('GET', path)
       if (opts.json === true) return printJson(v)

@@ -1,13 +1,13 @@
 // `dbc job submit|status|results|cancel|explain|list`
+// Heavy modules (the manifest schema, the progress bar) are imported in the actions that use
+// them: registering these commands must stay cheap for `dbc --help` and the read commands.
 import type { Command } from 'commander'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import cliProgress from 'cli-progress'
-import { ApiClient } from '../api/client.js'
-import { loadManifestFile } from '../jobs/manifest-file.js'
+import type { ApiClient } from '../api/client.js'
 import { DbcError } from '../errors.js'
-import { printJson, table, formatDuration } from './output.js'
-import { dataDirOf } from './context.js'
+import { printJson, table, formatDuration, formatDbc } from './output.js'
+import { clientOf } from './context.js'
 
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
@@ -23,11 +23,15 @@ export function registerJobCommands (program: Command): void {
     .action(async (file: string, opts, cmd: Command) => {
       const training = await readTrainingManifest(file)
       if (training !== undefined) {
-        await submitTraining(ApiClient.connect(dataDirOf(cmd)), training, opts)
+        await submitTraining(await clientOf(cmd), training, opts)
         return
       }
-      const { manifest, baseDir } = await loadManifestFile(file)
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const { loadManifestFile } = await import('../jobs/manifest-file.js')
+      const { assertPreflight } = await import('../jobs/preflight.js')
+      // everything is checked here, before anything ships: the files named, the module, its entry
+      const { manifest, baseDir, path } = await loadManifestFile(file, { checkCode: false })
+      await assertPreflight(manifest, baseDir, path)
+      const client = await clientOf(cmd)
       const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir, allowTopUp: opts.yes === true })
       if (opts.json !== true && (manifest as { budget?: { total?: number } }).budget?.total === undefined && opts.yes !== true) {
         process.stderr.write('note: the manifest states no budget.total: the escrow locked is the predicted cost; the job stops when it is spent (pass --yes to allow top-ups)\n')
@@ -49,7 +53,7 @@ export function registerJobCommands (program: Command): void {
     .argument('<job>', 'job id')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = await clientOf(cmd)
       const s = await client.call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`).catch(async (err) => {
         if (!isNotFound(err)) throw err
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
@@ -67,15 +71,15 @@ export function registerJobCommands (program: Command): void {
     .description('list this node\'s jobs (grid and training)')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = await clientOf(cmd)
       const { jobs } = await client.call<{ jobs: JobStatus[] }>('GET', '/v1/jobs')
       // a node without the training subsystem answers 404: it has no training jobs
       const training = (await client.call<{ jobs: Array<Record<string, any>> }>('GET', '/v1/training').catch(() => ({ jobs: [] }))).jobs
       if (opts.json === true) return printJson({ jobs: [...jobs.map(j => ({ kind: 'grid', ...j })), ...training.map(t => ({ kind: 'training', ...t }))] })
       if (jobs.length === 0 && training.length === 0) { process.stdout.write('no jobs yet (submit one with `dbc job submit FILE`)\n'); return }
       const rows = [
-        ...jobs.map(j => [j.jobId.slice(0, 16), 'grid', j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), paidOf(j.summary?.payment), formatDuration(Date.now() - j.createdAt)]),
-        ...training.map(t => [String(t.jobId).slice(0, 16), 'training', String(t.name ?? 'training'), String(t.status), `${Number(t.round) + 1}/${String(t.rounds)} rounds`, '-', paidOf(t.payment), typeof t.createdAt === 'number' ? formatDuration(Date.now() - t.createdAt) : '-'])
+        ...jobs.map(j => [j.jobId.slice(0, 16), 'grid', j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), formatDbc(j.summary?.payment?.paid), formatDuration(Date.now() - j.createdAt)]),
+        ...training.map(t => [String(t.jobId).slice(0, 16), 'training', String(t.name ?? 'training'), String(t.status), `${Number(t.round) + 1}/${String(t.rounds)} rounds`, '-', formatDbc(t.payment?.paid), typeof t.createdAt === 'number' ? formatDuration(Date.now() - t.createdAt) : '-'])
       ]
       process.stdout.write(table(['JOB', 'KIND', 'NAME', 'STATUS', 'DONE', 'FAILED', 'PAID', 'AGE'], rows))
     })
@@ -87,9 +91,9 @@ export function registerJobCommands (program: Command): void {
     .option('--yes', 'confirm a top-up past the job\'s stated budget')
     .option('--json', 'print JSON')
     .action(async (id: string, amount: string, opts, cmd: Command) => {
-      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ added: string, deposited: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/top-up`, { amount, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
+      const r = await (await clientOf(cmd)).call<{ added: string, deposited: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/top-up`, { amount, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
       if (opts.json === true) return printJson(r)
-      process.stdout.write(`added ${r.added} DBC: job ${id} now holds ${r.deposited} DBC in escrow\n`)
+      process.stdout.write(`added ${formatDbc(r.added)}: job ${id} now holds ${formatDbc(r.deposited)} in escrow\n`)
     })
 
   job.command('results')
@@ -99,7 +103,7 @@ export function registerJobCommands (program: Command): void {
     .option('--decode <how>', 'print outputs as text, f64 (little-endian float64 values) or hex; default: text when printable, else f64 when a multiple of 8 bytes', 'auto')
     .option('--json', 'print JSON (outputs base64)')
     .action(async (id: string, opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = await clientOf(cmd)
       const r = await client.call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`).catch(async (err) => {
         if (!isNotFound(err)) throw err
         // a training job: the result is the final model
@@ -141,7 +145,7 @@ export function registerJobCommands (program: Command): void {
     .argument('<job>', 'job id')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const s = await ApiClient.connect(dataDirOf(cmd)).call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
+      const s = await (await clientOf(cmd)).call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
       if (opts.json === true) return printJson(s)
       process.stdout.write(`job ${id} is ${s.status}\n`)
     })
@@ -154,18 +158,20 @@ export function registerJobCommands (program: Command): void {
     .action(async (id: string, opts, cmd: Command) => {
       if (opts.task !== undefined && (!Number.isInteger(opts.task) || opts.task < 0)) throw new DbcError('BAD_ARGUMENT', `--task must be a task index (a whole number >= 0), got ${String(opts.task)}`)
       const q = opts.task !== undefined ? `?task=${String(opts.task)}` : ''
-      const e = await ApiClient.connect(dataDirOf(cmd)).call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`)
+      const e = await (await clientOf(cmd)).call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`)
       if (opts.json === true) return printJson(e)
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
       if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${f.reason}`).join('\n')}\n`)
+      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, facts: string }>).map(([p, r]) => `  ${p}: ${r.kind === 'relayed' ? `relayed via ${r.relay ?? '?'}` : r.kind} (${r.facts})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
     })
 }
 
 async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<JobStatus> {
-  const progress = bar && process.stderr.isTTY
+  const cliProgress = bar && process.stderr.isTTY ? (await import('cli-progress')).default : undefined
+  const progress = cliProgress !== undefined
     ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} tasks | running {running} | retries {retries} | failed {failed}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
     : undefined
   let started = false
@@ -200,17 +206,30 @@ function printSummary (s: JobStatus): void {
   if (sum.providersUsed !== undefined) rows.push(['peers used', String(sum.providersUsed)])
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
   if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
-  if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', `${String(sum.predictedCost)} DBC`])
-  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', `${String(sum.meteredSpent)} DBC`])
-  if (sum.payment !== undefined) rows.push(['paid (signed)', `${String(sum.payment.paid)} DBC${sum.payment.refused !== '0' ? `, refused ${String(sum.payment.refused)} DBC (see dbc job settle)` : ''}`])
+  if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', formatDbc(sum.predictedCost)])
+  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', formatDbc(sum.meteredSpent)])
+  if (sum.payment !== undefined) rows.push(['paid (signed)', `${formatDbc(sum.payment.paid)}${sum.payment.refused !== '0' ? `, refused ${formatDbc(sum.payment.refused)} (see dbc job settle)` : ''}`])
   rows.push(['billed copies', String(s.billedCopies)])
+  // why tasks wait or failed to place, from the providers' own refusal codes (e.g. BUSY: 12)
+  const waiting = (s as { waiting?: unknown }).waiting ?? sum.waiting
+  if (typeof waiting === 'string' && waiting !== '') rows.push(['waiting', waiting])
+  const refusals = refusalSummary((s as { refusals?: unknown }).refusals ?? sum.refusals) // top level while live
+  if (refusals !== '') rows.push(['refusals', refusals])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
+}
+
+/** `{ BUSY: 12, PRICE: 3 }` as `BUSY x12, PRICE x3`, most frequent first. */
+export function refusalSummary (refusals: unknown): string {
+  if (refusals === null || typeof refusals !== 'object') return ''
+  return Object.entries(refusals as Record<string, unknown>)
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([code, n]) => `${code} x${n}`).join(', ')
 }
 
 function isNotFound (err: unknown): boolean {
   return err instanceof DbcError && /NOT_FOUND/.test(err.code)
 }
-const paidOf = (p: { paid?: string } | undefined): string => p?.paid !== undefined ? `${p.paid} DBC` : '-'
 const fmtNum = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-'
 const fmtPct = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '-'
 

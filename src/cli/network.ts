@@ -1,10 +1,9 @@
 // `dbc id`, `dbc peers`, `dbc ping`
 import type { Command } from 'commander'
-import { ApiClient } from '../api/client.js'
-import { readIdentity, identityPath } from '../node/identity.js'
+import { readPublicIdentity } from './identity-read.js'
 import { DbcError } from '../errors.js'
-import { printJson, table } from './output.js'
-import { dataDirOf } from './context.js'
+import { printJson, table, formatDbc } from './output.js'
+import { dataDirOf, identityFileOf, clientOf } from './context.js'
 
 export function registerNetworkCommands (program: Command): void {
   program.command('id')
@@ -12,15 +11,15 @@ export function registerNetworkCommands (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
       const dataDir = dataDirOf(cmd)
-      const identity = readIdentity(dataDir)
+      const identity = await readPublicIdentity(dataDir)
       if (identity === undefined) {
-        throw new DbcError('NO_IDENTITY', `no identity in ${dataDir} yet (${identityPath(dataDir)} is missing)`, { hint: 'run `dbc node start` once to create one' })
+        throw new DbcError('NO_IDENTITY', `no identity in ${dataDir} yet (${identityFileOf(dataDir)} is missing)`, { hint: 'run `dbc node start` once to create one' })
       }
       let addrs: string[] = []
       try {
-        addrs = (await ApiClient.connect(dataDir).call<{ addrs: string[] }>('GET', '/v1/id', undefined, { timeoutMs: 3000 })).addrs
-      } catch {}
-      const out = { peerId: identity.peerId.toString(), publicKey: Buffer.from(identity.privateKey.publicKey.raw).toString('base64'), addrs }
+        addrs = (await (await clientOf(cmd)).call<{ addrs: string[] }>('GET', '/v1/id', undefined, { timeoutMs: 3000 })).addrs
+      } catch {} // no node running: the addresses are not known
+      const out = { peerId: identity.peerId, publicKey: Buffer.from(identity.publicKey).toString('base64'), addrs }
       if (opts.json === true) return printJson(out)
       process.stdout.write(`${out.peerId}\n` + addrs.map(a => `  ${a}\n`).join(''))
     })
@@ -30,7 +29,7 @@ export function registerNetworkCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--near', 'sort by predicted latency and show predicted beside measured RTT')
     .action(async (opts, cmd: Command) => {
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = await clientOf(cmd)
       const path = opts.near === true ? '/v1/peers/near' : '/v1/peers'
       const { peers } = await client.call<{ peers: Array<Record<string, any>> }>('GET', path)
       if (opts.json === true) return printJson({ peers })
@@ -61,10 +60,11 @@ export function registerNetworkCommands (program: Command): void {
         if (m == null) throw new DbcError('BAD_ARGUMENT', `--near must be LAT,LON (e.g. 48.85,2.35), not "${String(opts.near)}"`)
         q.set('lat', m[1]); q.set('lon', m[2])
       }
-      const r = await ApiClient.connect(dataDirOf(cmd)).call<{ results: Array<Record<string, any>>, ms: number, fromCache: boolean }>('GET', `/v1/capabilities?${q.toString()}`)
+      const r = await (await clientOf(cmd)).call<{ results: Array<Record<string, any>>, ms: number, fromCache: boolean }>('GET', `/v1/capabilities?${q.toString()}`)
       if (opts.json === true) return printJson(r)
       if (r.results.length === 0) { process.stdout.write(`no peer with ${capability} found (${r.ms.toFixed(0)} ms)\n`); return }
-      process.stdout.write(table(['PEER', 'DISTANCE', 'PREDICTED', 'GPUS', 'CORES', 'PRICE GPU/CPU-H', 'EXECUTORS'], r.results.map(x => [x.peerId, `${Math.round(x.distanceKm)} km`, ms(x.predictedMs), (x.gpus as string[]).join(', ') || '-', String(x.cpuCores), `${String(x.priceGpuHour)}/${String(x.priceCpuHour)}`, (x.executors as string[]).join(',')])))
+      // the same predicted RTT as `dbc peers --near` (core/geo/predicted-rtt.ts)
+      process.stdout.write(table(['PEER', 'DISTANCE', 'PREDICTED RTT', 'GPUS', 'CORES', 'DBC PER GPU/CPU-H', 'EXECUTORS'], r.results.map(x => [x.peerId, `${Math.round(x.distanceKm)} km`, ms(x.predictedRttMs), (x.gpus as string[]).join(', ') || '-', String(x.cpuCores), `${formatDbc(x.priceGpuHour, { unit: false })}/${formatDbc(x.priceCpuHour, { unit: false })}`, (x.executors as string[]).join(',')])))
       process.stdout.write(`${r.results.length} peers in ${r.ms.toFixed(0)} ms${r.fromCache ? ' (from cache)' : ''}\n`)
     })
 
@@ -77,7 +77,7 @@ export function registerNetworkCommands (program: Command): void {
       if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > 100) {
         throw new DbcError('BAD_ARGUMENT', `--count must be a whole number from 1 to 100 (got ${String(opts.count)})`)
       }
-      const client = ApiClient.connect(dataDirOf(cmd))
+      const client = await clientOf(cmd)
       const r = await client.call<{ peer: string, rtts: number[] }>('POST', '/v1/ping', { peer, count: opts.count })
       if (opts.json === true) return printJson(r)
       for (const [i, rtt] of r.rtts.entries()) process.stdout.write(`ping ${i + 1}: ${rtt} ms\n`)

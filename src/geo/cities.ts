@@ -83,7 +83,7 @@ export function resolveCity (text: string): City {
   const more = suggestions.length > 0 ? ` Close matches: ${suggestions.join('; ')}.` : ''
   throw new ConfigError('location', `no city named "${text}" in the bundled city list.${more}`, {
     hint: 'Give a city as "Name" or "Name, CC" (ISO country code), or coordinates as "lat,lon".',
-    details: { suggestions }
+    data: { suggestions }
   })
 }
 

@@ -29,7 +29,7 @@ export function parseManifestText (text: string, name = 'manifest'): Manifest {
   if (!r.ok) {
     throw new ManifestError('MANIFEST_INVALID', `${name} is not a valid job manifest:\n${formatManifestIssues(r.issues)}`, {
       hint: 'fix the fields named above (see docs for the manifest format)',
-      details: { issues: r.issues }
+      data: { issues: r.issues }
     })
   }
   return r.manifest

@@ -13,7 +13,9 @@ import { JobStore, type StoredJob } from './store.js'
 import { canonicalManifestBytes, checkJobCode } from './manifest-file.js'
 import type { JobTransport } from './transport.js'
 import { JobAccessDeniedError, JobNotFoundError } from './errors.js'
+import { DbcError, ManifestError } from '../errors.js'
 import { encodeContainerCode } from '../core/compute/container-code.js'
+import { TaskLogStore, recordingTaskLogs, jobLogView, type JobLogView } from './task-logs.js'
 
 export interface Identity { peerId: Uint8Array, secretKey: Uint8Array }
 
@@ -47,6 +49,10 @@ export interface JobStatusView {
   createdAt: number
   updatedAt: number
   live: boolean
+  /** Why queued tasks do not run now, while the job waits for busy providers (e.g. "waiting: 4 providers busy; ..."). */
+  waiting?: string
+  /** Refusals providers sent (offers and leases), by code, e.g. { BUSY: 12 }. */
+  refusals?: Record<string, number>
   summary?: JobSummary
 }
 
@@ -58,8 +64,24 @@ export interface JobExplanation {
   task?: TaskExplanation
 }
 
+/** A job's waiting reason (live only) and refusals by code (live, or from its summary once ended). */
+function jobWaitView (runner: JobRunner | undefined, summary: string | undefined): Pick<JobStatusView, 'waiting' | 'refusals'> {
+  const refusals = runner?.refusals() ?? (summary === undefined ? undefined : (JSON.parse(summary) as JobSummary).refusals)
+  const waiting = runner?.waiting()
+  return { ...(waiting !== undefined ? { waiting } : {}), ...(refusals !== undefined && Object.keys(refusals).length > 0 ? { refusals } : {}) }
+}
+
 export async function defaultLoadCode (m: Manifest, baseDir: string): Promise<Uint8Array> {
-  if (m.code.wasm !== undefined) return new Uint8Array(await readFile(resolve(baseDir, m.code.wasm)))
+  if (m.code.wasm !== undefined) {
+    const path = resolve(baseDir, m.code.wasm)
+    try {
+      return new Uint8Array(await readFile(path))
+    } catch (err) {
+      // name the manifest field, not just a raw ENOENT (src/jobs/preflight.ts does the same for the CLI)
+      const errno = (err as NodeJS.ErrnoException).code
+      throw new ManifestError('MANIFEST_UNREADABLE', `code.wasm (${m.code.wasm}): ${errno === 'ENOENT' ? `no such file ${path}` : `${path} can not be read (${errno ?? (err as Error).message})`}`, { hint: `paths in a manifest are relative to its folder (${baseDir})`, cause: err })
+    }
+  }
   // a container task's code names the provider's image and whether it asks for a network
   if (m.code.image !== undefined) return encodeContainerCode({ image: m.code.image, network: m.resources.network })
   return new TextEncoder().encode(JSON.stringify(m.code.command ?? []))
@@ -68,9 +90,12 @@ export async function defaultLoadCode (m: Manifest, baseDir: string): Promise<Ui
 export class JobService {
   private readonly live = new Map<string, { runner: JobRunner, done: Promise<JobSummary> }>()
   readonly reputation: ReputationBook
+  /** Each copy's stderr as its provider sent it (`dbc job logs`). */
+  readonly taskLogs: TaskLogStore
 
   constructor (private readonly init: JobServiceInit) {
     this.reputation = ReputationBook.fromJSON(init.store.loadReputation())
+    this.taskLogs = new TaskLogStore(init.store.store)
   }
 
   /** Stores the signed job and starts it; `done` settles when it ends. */
@@ -104,7 +129,7 @@ export class JobService {
   }
 
   private start (jobId: string, manifest: Manifest, baseDir: string, code: Uint8Array, opts: { onProgress?: (p: Progress) => void, signal?: AbortSignal, submittedAt?: number, allowTopUp?: boolean }): Promise<JobSummary> {
-    const runner = new JobRunner({ ...this.init.runner, submittedAt: opts.submittedAt, jobId, manifest, baseDir, code, holder: this.init.identity, transport: this.init.transport, store: this.init.store, reputation: this.reputation, onProgress: opts.onProgress })
+    const runner = new JobRunner({ ...this.init.runner, submittedAt: opts.submittedAt, jobId, manifest, baseDir, code, holder: this.init.identity, transport: recordingTaskLogs(this.init.transport, this.taskLogs, jobId), store: this.init.store, reputation: this.reputation, onProgress: opts.onProgress })
     const done = (async () => {
       // the payment terms (and the payer) exist before the first offer is asked for
       if (this.init.payment !== undefined) {
@@ -153,6 +178,7 @@ export class JobService {
       jobId, name: saved.manifest.name, status: j.status, tasks: j.taskCount, done: acc.done, failed: acc.failed,
       running: p?.running ?? 0, queued: p?.queued ?? (j.status === 'running' ? j.taskCount - acc.done - acc.failed : 0),
       billedCopies: acc.billed, copiesByOutcome: acc.byOutcome, createdAt: j.createdAt, updatedAt: j.updatedAt, live: live !== undefined,
+      ...jobWaitView(live?.runner, j.summary),
       summary: j.summary === undefined ? undefined : JSON.parse(j.summary) as JobSummary
     }
   }
@@ -183,6 +209,10 @@ export class JobService {
     const summary = j.summary === undefined ? undefined : JSON.parse(j.summary) as JobSummary
     const out: JobExplanation = { jobId, status: j.status, placement: live?.runner.placementSummary() ?? summary?.placement, failures: this.init.store.failures(jobId) }
     if (index !== undefined) {
+      // a task the job never had must not be answered with a made-up state
+      if (!Number.isInteger(index) || index < 0 || index >= j.taskCount) {
+        throw new DbcError('TASK_OUT_OF_RANGE', `job ${jobId} has ${j.taskCount} task${j.taskCount === 1 ? '' : 's'} (indices 0 to ${j.taskCount - 1}): there is no task ${String(index)}`, { hint: `pass --task N with N from 0 to ${j.taskCount - 1}` })
+      }
       if (live !== undefined) out.task = live.runner.explain(index)
       else {
         const r = this.init.store.results(jobId).find(x => x.index === index)
@@ -195,6 +225,12 @@ export class JobService {
       }
     }
     return out
+  }
+
+  /** The job's events and each copy's captured stderr (`dbc job logs`). */
+  logs (jobId: string): JobLogView {
+    this.job(jobId) // 404 for unknown jobs
+    return jobLogView(this.init.store, this.taskLogs, jobId) as JobLogView
   }
 
   /** Waits for every running job (for shutdown and tests). */

@@ -23,6 +23,7 @@ import { createNodeMetrics, libp2pMetrics, Registry, type NodeMetrics } from './
 import { HealthChecks } from './metrics/health.js'
 import { MetricsServer } from './metrics/server.js'
 import { parseListen } from './metrics/listen.js'
+import { registerDashboard } from '../dashboard/index.js'
 
 export interface Location { lat: number, lon: number, name?: string }
 
@@ -187,6 +188,7 @@ export class Daemon {
       }
       await Promise.resolve(host.start()).catch((err: unknown) => { throw listenError(err, config.listen) })
       for (const s of this.subsystems) await s.afterNetworkStart?.()
+      registerDashboard(api, { context: this.ctx, subsystem: (name) => this.subsystem(name), version: '0.1.0' })
     } catch (err) {
       for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
       await Promise.resolve(host.stop()).catch(() => {})

@@ -2,7 +2,9 @@
 // transport, and the control API routes behind `dbc job ...`. Jobs that were running when
 // the node stopped resume when it starts again.
 import { JobStore, JobService, type JobSummary } from '../jobs/index.js'
+import { followJobEvents } from '../jobs/task-logs.js'
 import { Libp2pJobTransport, type NetworkEstimate } from '../net/tasks.js'
+import { withRoutes } from '../net/routes/explain.js'
 import { validateManifest, formatManifestIssues } from '../core/scheduler/index.js'
 import type { Progress } from '../core/scheduler/index.js'
 import { DbcError, ManifestError } from '../errors.js'
@@ -154,7 +156,7 @@ export class JobsSubsystem implements Subsystem {
     api.route('GET', '/v1/jobs/:id', (req) => svc().status(req.params.id))
     api.route('GET', '/v1/jobs/:id/explain', (req) => {
       const t = req.query.get('task')
-      return svc().explain(req.params.id, t === null ? undefined : Number(t))
+      return withRoutes(svc().explain(req.params.id, t === null ? undefined : Number(t)), this.transport?.routes)
     })
     api.route('GET', '/v1/jobs/:id/results', (req) => {
       const s = svc()
@@ -189,6 +191,26 @@ export class JobsSubsystem implements Subsystem {
             setTimeout(resolve, 500)
           })
         }
+      } finally {
+        set.delete(waiter)
+      }
+    })
+    // `dbc job logs`: the job's events and each copy's stderr; the stream sends new ones until the job ends
+    api.route('GET', '/v1/jobs/:id/logs', (req) => svc().logs(req.params.id))
+    api.streamRoute('GET', '/v1/jobs/:id/logs/follow', async (req, send) => {
+      const id = req.params.id
+      const s = svc()
+      s.logs(id) // 404 for unknown jobs
+      const set = this.waiters.get(id) ?? new Set()
+      this.waiters.set(id, set)
+      let wake: () => void = () => {}
+      const waiter = (): void => { wake() }
+      set.add(waiter)
+      try {
+        const status = await followJobEvents(this.jobStore as JobStore, s.taskLogs, id, e => { send({ type: 'event', event: e }) }, async () => {
+          await new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, 500) })
+        }, req.signal)
+        send({ type: 'end', status })
       } finally {
         set.delete(waiter)
       }

@@ -162,10 +162,8 @@ export class OverlaySubsystem implements Subsystem {
     const o = this.overlay
     const e = o?.estimate(peer)
     if (o === undefined || e === undefined) return {}
-    // a measured RTT beats any prediction; Vivaldi only once our coordinate has settled (its
-    // error estimate is low), else the declared locations' geo model, else raw Vivaldi
-    const vivaldiSettled = o.coordinate[o.coordinate.length - 1] < 0.5
-    const rttMs = e.measuredRttMs ?? (vivaldiSettled ? e.vivaldiRttMs : undefined) ?? e.geoRttMs ?? e.vivaldiRttMs
+    // a measured RTT beats any prediction, else the one prediction (core/geo/predicted-rtt.ts)
+    const rttMs = e.measuredRttMs ?? e.predictedRttMs
     return { rttMs, distanceKm: e.distanceKm }
   }
 
@@ -188,7 +186,7 @@ export class OverlaySubsystem implements Subsystem {
       const n = Number(req.query.get('n') ?? 20)
       const rows = o.nearest(n).map(e => ({
         peerId: e.peer,
-        predictedRttMs: e.vivaldiRttMs ?? e.geoRttMs,
+        predictedRttMs: e.predictedRttMs,
         vivaldiRttMs: e.vivaldiRttMs,
         geoRttMs: e.geoRttMs,
         measuredRttMs: e.measuredRttMs,
@@ -212,7 +210,10 @@ export class OverlaySubsystem implements Subsystem {
         results: report.results.map(r => ({
           peerId: peerIdFromMultihash(Digest.decode(r.record.peerId)).toString(),
           distanceKm: r.distanceKm,
+          // one-way from the searched point: the search's ranking, not this node's RTT to the peer
           predictedMs: r.predictedMs,
+          // the same prediction `dbc peers --near` shows (core/geo/predicted-rtt.ts)
+          predictedRttMs: o.estimate(peerIdFromMultihash(Digest.decode(r.record.peerId)).toString(), { lat: r.record.latE4 / 1e4, lon: r.record.lonE4 / 1e4 }).predictedRttMs ?? null,
           lat: r.record.latE4 / 1e4,
           lon: r.record.lonE4 / 1e4,
           cell: r.record.cell,

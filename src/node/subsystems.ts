@@ -26,6 +26,7 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
     gpuCount,
     payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } },
     payments: () => jobs.trainingPayments,
+    memberPayment: () => compute.payment,
     prices: { priceGpuHour: 1, priceCpuHour: 0.05 },
     // group formation: matching GPUs, close to each other in predicted latency
     selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))

@@ -268,7 +268,7 @@ export class EnvelopeService {
       o.resolve(r)
     } else {
       this.stats.failed++
-      o.reject(new DbcError('DELIVERY_FAILED', `message ${ev.id} to ${ev.recipient} was not delivered: ${ev.reason}${ev.detail !== undefined ? ` (${ev.detail})` : ''}`, { hint: 'check that the recipient is online and reachable', details: { reason: ev.reason, attempts: ev.attempts } }))
+      o.reject(new DbcError('DELIVERY_FAILED', `message ${ev.id} to ${ev.recipient} was not delivered: ${ev.reason}${ev.detail !== undefined ? ` (${ev.detail})` : ''}`, { hint: 'check that the recipient is online and reachable', data: { reason: ev.reason, attempts: ev.attempts } }))
     }
   }
 

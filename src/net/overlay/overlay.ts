@@ -10,6 +10,7 @@ import { CapabilityIndex, type CapabilityIndexInit } from './capability-index.js
 import { ANNOUNCE_KIND, type Announcement } from './announce.js'
 import { PeerScoreBook, type Offence } from '../../core/routing/score.js'
 import { createVivaldiCoordinate, vivaldiUpdate, vivaldiFromArray, vivaldiToArray, predictRtt, predictGeoRttMs, haversineKm, type LatLon, type VivaldiCoordinate } from '../../core/geo/index.js'
+import { predictedRttMs } from '../../core/geo/predicted-rtt.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { encodeSignedCapability, matchesQuery, type CapabilityInit } from '../../core/capability/index.js'
 import { FramedStream } from '../framed.js'
@@ -42,6 +43,8 @@ export interface PeerEstimate {
   vivaldiRttMs?: number
   /** RTT predicted from declared locations (geo model). */
   geoRttMs?: number
+  /** The one prediction every view and decision uses (core/geo/predicted-rtt.ts). */
+  predictedRttMs?: number
   measuredRttMs?: number
 }
 
@@ -276,23 +279,28 @@ export class Overlay {
     this.onPenalty(peer, offence, score, disconnect)
   }
 
-  /** Predicted (Vivaldi, geo) and measured RTT to a peer. */
-  estimate (peer: string): PeerEstimate {
+  /**
+   * Predicted (Vivaldi, geo, and the one `predictedRttMs` from both) and measured RTT to a peer.
+   * `declared`: the peer's location from elsewhere (its capability record) when gossip has none.
+   */
+  estimate (peer: string, declared?: LatLon): PeerEstimate {
     const k = this.known.get(peer)
     const out: PeerEstimate = { peer }
-    if (k === undefined) return out
-    if (k.vivaldi !== undefined) out.vivaldiRttMs = predictRtt(this.coordinate, k.vivaldi)
-    if (k.location !== undefined && this.init.location !== undefined) {
-      out.geoRttMs = predictGeoRttMs(this.init.location, k.location)
-      out.distanceKm = haversineKm(this.init.location.lat, this.init.location.lon, k.location.lat, k.location.lon)
+    const location = k?.location ?? declared
+    if (k?.vivaldi !== undefined) out.vivaldiRttMs = predictRtt(this.coordinate, k.vivaldi)
+    if (location !== undefined && this.init.location !== undefined) {
+      out.geoRttMs = predictGeoRttMs(this.init.location, location)
+      out.distanceKm = haversineKm(this.init.location.lat, this.init.location.lon, location.lat, location.lon)
     }
-    if (k.measuredRttMs !== undefined) out.measuredRttMs = k.measuredRttMs
+    const predicted = predictedRttMs(out, this.coordinate[this.coordinate.length - 1])
+    if (predicted !== undefined) out.predictedRttMs = predicted
+    if (k?.measuredRttMs !== undefined) out.measuredRttMs = k.measuredRttMs
     return out
   }
 
-  /** Known peers nearest first (by Vivaldi, else geo, else measured), for `dbc peers --near`. */
+  /** Known peers nearest first (by predicted, else measured RTT), for `dbc peers --near`. */
   nearest (n = 20): PeerEstimate[] {
-    const key = (e: PeerEstimate): number => e.vivaldiRttMs ?? e.geoRttMs ?? e.measuredRttMs ?? Infinity
+    const key = (e: PeerEstimate): number => e.predictedRttMs ?? e.measuredRttMs ?? Infinity
     return [...this.known.keys()].map(p => this.estimate(p)).sort((a, b) => key(a) - key(b)).slice(0, n)
   }
 

@@ -39,7 +39,8 @@ test('peers learn declared locations and RTT estimates; nearest() sorts by predi
   await waitFor(() => overlays.every(o => [...o.known.values()].filter(k => k.location !== undefined).length >= 4), 15_000, 'locations to spread')
   await waitFor(() => overlays[0].nearest().some(e => e.measuredRttMs !== undefined), 10_000, 'an RTT measurement')
   const near = overlays[0].nearest()
-  const keyOf = (e: typeof near[number]): number => e.vivaldiRttMs ?? e.geoRttMs ?? e.measuredRttMs ?? Infinity
+  // the one prediction (settled Vivaldi, else geo, else raw Vivaldi: core/geo/predicted-rtt.ts)
+  const keyOf = (e: typeof near[number]): number => e.predictedRttMs ?? e.measuredRttMs ?? Infinity
   for (let i = 1; i < near.length; i++) assert.ok(keyOf(near[i - 1]) <= keyOf(near[i]), `order at ${i}: ${JSON.stringify(near)}`)
   const london = near.find(e => e.peer === nodes[2].id)
   if (london?.distanceKm !== undefined) assert.ok(Math.abs(london.distanceKm - 344) < 10, `${london.distanceKm}`)
