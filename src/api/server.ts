@@ -176,6 +176,8 @@ export class ApiServer {
     }
     // the dashboard's session reads only: a GET changes nothing, so a forged cross-site request gains nothing
     const path = (req.url ?? '').split('?')[0]
+    // and only as this address (no DNS-rebound name) from the dashboard's own pages
+    if (!/^(127\.0\.0\.1|localhost)(:\d+)?$/.test(req.headers.host ?? '') || req.headers['sec-fetch-site'] === 'cross-site') return false
     return req.method === 'GET' && path.startsWith('/v1/') && this.auth.checkSession(readCookie(req.headers.cookie, SESSION_COOKIE))
   }
 

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path'
 import type { ApiClient } from '../api/client.js'
 import { DbcError } from '../errors.js'
 import { printJson, table, formatDuration, formatDbc } from './output.js'
+import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
 
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
@@ -59,7 +60,7 @@ export function registerJobCommands (program: Command): void {
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
         if (opts.json === true) { printJson(t); return undefined }
         process.stdout.write(`training job ${String(t.jobId)}: ${String(t.status)}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${String((t.members ?? []).length)} members\n`)
-        if (t.error != null) process.stdout.write(`error: ${String(t.error.message)}\n`)
+        if (t.error != null) process.stdout.write(`error: ${printable(String(t.error.message))}\n`)
         return undefined
       })
       if (s === undefined) return
@@ -132,7 +133,7 @@ export function registerJobCommands (program: Command): void {
         const printable = /^[\x09\x0a\x0d\x20-\x7e]*$/.test(text)
         const f64 = (): string => Array.from({ length: buf.length / 8 }, (_, i) => String(buf.readDoubleLE(i * 8))).join(' ')
         let shown: string
-        if (how === 'text' || (how === 'auto' && printable)) shown = text.trim()
+        if (how === 'text' || (how === 'auto' && printable)) shown = printableText(text).trim()
         else if (how === 'hex') shown = buf.toString('hex')
         else if (buf.length % 8 === 0 && buf.length > 0 && buf.length <= 64) shown = f64()
         else shown = `<${buf.length} bytes, sha256 ${x.hash.slice(0, 16)}…> (use --out DIR to save)`
@@ -163,8 +164,8 @@ export function registerJobCommands (program: Command): void {
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
-      if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${f.reason}`).join('\n')}\n`)
-      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, facts: string }>).map(([p, r]) => `  ${p}: ${r.kind === 'relayed' ? `relayed via ${r.relay ?? '?'}` : r.kind} (${r.facts})`).join('\n')}\n`)
+      if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
+      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, facts: string }>).map(([p, r]) => `  ${p}: ${r.kind === 'relayed' ? `relayed via ${r.relay ?? '?'}` : r.kind} (${printable(String(r.facts))})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
     })
 }

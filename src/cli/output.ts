@@ -2,6 +2,7 @@
 // DEBUG), tables for humans, JSON for scripts.
 import { DbcError, ConfigError } from '../errors.js'
 import { formatCoins } from '../core/settlement/stake.js'
+import { printable } from '../jobs/task-output.js'
 
 export function verboseWanted (): boolean {
   return process.argv.includes('--verbose') || (process.env.DEBUG ?? '') !== ''
@@ -22,11 +23,14 @@ export function printError (err: unknown): number {
   return 1
 }
 
+/** JSON with C1 controls and bidi marks escaped (JSON leaves them raw): text from peers can not drive the terminal. */
 export function printJson (value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+  process.stdout.write(JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n')
 }
 
-export function table (head: string[], rows: string[][]): string {
+export function table (head: string[], cells: string[][]): string {
+  // cells may carry text from peers (refusal reasons, errors): no escape sequences reach the terminal
+  const rows = cells.map(r => r.map(c => printable(c ?? '')))
   const w = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
   const line = (cells: string[]): string => cells.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd()
   return [line(head), ...rows.map(line)].join('\n') + '\n'

@@ -343,7 +343,8 @@ export class JobRunner {
     const key = c.index * KEY + c.attempt
     this.checkBudget(this.budget.copyReturned(key, this.billOf(key, c.provider, res.receipt, enc.encode(`${this.jobId}:${c.index}:${c.attempt}`))))
     let ok = res.ok === true
-    let error = res.error ?? undefined
+    // a provider's text, stored and shown: 1 KiB is plenty for a reason (its stderr has its own caps)
+    let error = res.error?.slice(0, 1024) ?? undefined
     let hash: string | undefined
     if (ok) {
       const output = res.output ?? new Uint8Array()

@@ -16,6 +16,10 @@ import { KAD_PARAMS } from './kad-params.js'
 /** Protocol prefix of every dbc protocol: a private network of its own. */
 export const PROTOCOL_PREFIX = '/dbc'
 export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
+/** Circuits a relay sets up at once per connection (hop streams in, stop streams out): with 4 MiB
+ * per circuit, the library's 300 stop streams per destination would let two cheap identities push
+ * gigabytes through every public node. */
+const RELAY_STREAMS = { maxInboundHopStreams: 16, maxOutboundStopStreams: 16 }
 
 export interface HostInit {
   privateKey: PrivateKey
@@ -100,7 +104,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       // hole punching: upgrades a relayed connection to a direct one where the NATs allow it
       dcutr: dcutr(),
-      ...(init.relayServer ?? true ? { relay: circuitRelayServer({ reservations: { ...RELAY_RESERVATIONS, ...relayLimits(init.relayLimits) } }) } : {}),
+      ...(init.relayServer ?? true ? { relay: circuitRelayServer({ ...RELAY_STREAMS, reservations: { ...RELAY_RESERVATIONS, ...relayLimits(init.relayLimits) } }) } : {}),
       ping: ping({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,

@@ -174,7 +174,9 @@ export class TaskTooLargeError extends DbcError {
 function refusalIn (frame: Uint8Array): DbcError | undefined {
   try {
     const e = dbc.common.v1.ProtocolError.decode(frame)
-    return e.code !== '' ? new DbcError(e.code, e.message) : undefined
+    if (e.code === '') return undefined
+    // the code and text are the provider's: a well-formed code or LEASE_REFUSED, and a bounded message
+    return new DbcError(/^[A-Z][A-Z0-9_]{1,40}$/.test(e.code) ? e.code : 'LEASE_REFUSED', e.message.slice(0, 512))
   } catch { return undefined }
 }
 

@@ -120,7 +120,9 @@ export async function runLoad (opts: LoadOptions): Promise<LoadReport> {
         sent++
         const p = s.send(payload).then(() => { delivered++; latencies.push(performance.now() - t0) }, (err: Error) => {
           failed++
-          const k = err.message.slice(0, 80)
+          // the reason, not the message id: failures group by why they failed
+          const reason = (err as { data?: { reason?: unknown } }).data?.reason
+          const k = typeof reason === 'string' ? `${(err as { code?: string }).code ?? 'ERROR'}: ${reason}` : err.message.slice(0, 80)
           errors.set(k, (errors.get(k) ?? 0) + 1)
         })
         pending.add(p)

@@ -17,10 +17,11 @@ registerHooks({
   }
 })
 
-// packages a read command has no use for, and the project's own heavy layers
+// packages a read command has no use for, and the project's own heavy layers (jobs/task-output is pure: the
+// CLI strips terminal escapes from peers' text with it)
 const HEAVY = [
   /node_modules\/(libp2p|@libp2p|@chainsafe|viem|@ethereumjs|@noble\/curves|protobufjs|pino|dockerode|yaml|zod|cli-progress|msgpackr|fastify)\//,
-  /\/src\/(node\/daemon|node\/config|node\/identity|net|chain\/(?!format)|wire|compute|training|jobs|store)\b/
+  /\/src\/(node\/daemon|node\/config|node\/identity|net|chain\/(?!format)|wire|compute|training|jobs\/(?!task-output\.)|store)\b/
 ]
 const heavyLoaded = (): string[] => [...seen].filter(u => HEAVY.some(r => r.test(u))).map(u => u.replace(/^.*\/(node_modules|src)\//, '$1/'))
 
