@@ -3,6 +3,7 @@
 // characters before it reaches the terminal. Heavy modules load inside the actions only.
 import type { Command } from 'commander'
 import { dataDirOf } from './context.js'
+import type { JobEvent } from '../jobs/task-logs.js'
 
 /** Adds `logs` to the `job` and `node` commands (created here when absent). */
 export function registerLogCommands (program: Command): void {
@@ -55,20 +56,5 @@ export function registerLogCommands (program: Command): void {
     })
 }
 
-/** A job event as the API sends it (src/jobs/task-logs.ts JobEvent). */
-export interface JobEventView {
-  key: string
-  at: number
-  kind: string
-  index?: number
-  attempt?: number
-  provider?: string
-  reason?: string
-  outcome?: string
-  error?: string
-  ms?: number
-  status?: string
-  done?: number
-  failed?: number
-  log?: { text: string, bytes: number, kept: number, truncated: boolean }
-}
+/** A job event as the API sends it (a type-only import: nothing of src/jobs loads at run time). */
+export type JobEventView = JobEvent
