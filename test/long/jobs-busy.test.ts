@@ -1,3 +1,6 @@
+// In test/long, not the quick suite: in two of about six runs this session (one a clean-clone CI run)
+// job A never had a task on each of the two providers within 240 s (an intermittent placement race,
+// unexplained: see the session note).
 // Busy providers make a job wait, not fail (issue 15). Real daemons (demo/network.ts): a submitter
 // and two providers of one slot each. Job A fills every provider slot with long Mandelbrot tiles; job B (two copies
 // a task on distinct providers) is submitted while they run. B must wait, its status saying why
