@@ -20,7 +20,9 @@ test('an overcharging provider is paid at its offer price, no more, on the share
     const offer = decimalToUnits(PRICE_CPU_HOUR) // per hour, smallest units
     // no checks: each returned copy is accepted and billed at once, so the overcharger's first
     // results are billed before its own gate stops it (with checks, its copies could end surplus)
-    const { jobId, status } = await runTiles(p, { budget: { total: 5, maxPricePerHour: 2 * PRICE_CPU_HOUR }, verification: { mode: 'off' } })
+    // expectedMs 2 s (not the helper's 20 ms): with tiny tasks placement used only two of the three
+    // providers in one clean-clone run, and the overcharger was not among them
+    const { jobId, status } = await runTiles(p, { budget: { total: 5, maxPricePerHour: 2 * PRICE_CPU_HOUR }, verification: { mode: 'off' }, task: { timeoutMs: TASK_TIMEOUT_MS, expectedMs: 2000, maxAttempts: 6 } })
     assert.is(status.status, 'finished', JSON.stringify(status.summary?.failures ?? status))
     const settle = await p.submitter.api.call<Record<string, any>>('POST', `/v1/jobs/${jobId}/settle`, undefined, { timeoutMs: 120_000 })
     const refusals = settle.payment.refusals as Array<{ provider: string, billed: string, paid: string, reason: string }>
