@@ -98,7 +98,7 @@ export async function runTiles (p: PaidNetwork, extra: Record<string, unknown> =
   return { jobId, status, tasks: tiles.length }
 }
 
-export interface EarningsRow { chainJobId: string, payer: string, signed: string, redeemed: string, pending: string }
+export interface EarningsRow { chainJobId: string, payer: string, signed: string, redeemed: string, pending: string, note?: string }
 
 /** Each provider redeems through its own node until nothing of `chainJobId` is pending; its own earnings row. */
 export async function redeemAll (p: PaidNetwork, chainJobId: string, who: LocalNode[] = p.providers): Promise<Map<LocalNode, EarningsRow | undefined>> {
@@ -113,6 +113,8 @@ export async function redeemAll (p: PaidNetwork, chainJobId: string, who: LocalN
       last = JSON.stringify({ row: r, inFlight: e.inFlight })
       if (r === undefined) return { none: true as const }
       if (BigInt(r.pending) === 0n && e.inFlight === 0) return r
+      // dust: the provider's policy never spends more gas than it would get (redeem-policy.ts); it stays claimable
+      if (e.inFlight === 0 && (r.note ?? '').startsWith('not worth redeeming')) return r
       // anvil mines only when a transaction comes: a redeem waiting for a confirmation block gets one
       await jsonRpc(rpc, 'evm_mine').catch(() => {})
       return undefined
