@@ -23,6 +23,7 @@ import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
 import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
+import { isRefusalCode } from '../core/scheduler/lease-search.js'
 
 export const TASK_PROTOCOL = '/dbc/task/1.0.0'
 /** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
@@ -176,7 +177,7 @@ function refusalIn (frame: Uint8Array): DbcError | undefined {
     const e = dbc.common.v1.ProtocolError.decode(frame)
     if (e.code === '') return undefined
     // the code and text are the provider's: a well-formed code or LEASE_REFUSED, and a bounded message
-    return new DbcError(/^[A-Z][A-Z0-9_]{1,40}$/.test(e.code) ? e.code : 'LEASE_REFUSED', e.message.slice(0, 512))
+    return new DbcError(isRefusalCode(e.code) ? e.code : 'LEASE_REFUSED', e.message.slice(0, 512))
   } catch { return undefined }
 }
 

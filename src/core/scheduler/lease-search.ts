@@ -27,6 +27,11 @@ export function refusalCode (refusal: string): string {
   return m === null ? 'REFUSED' : m[1]
 }
 
+/** Whether a provider-sent code has the shape of a typed error code (what refusalCode accepts). */
+export function isRefusalCode (code: string): boolean {
+  return /^[A-Z][A-Z0-9_]{1,40}$/.test(code)
+}
+
 /** Placement reasons no later round can change (budget, price, deadline, distance): those tasks fail at once. */
 export function rulesOutForGood (reason: UnplacedReason): boolean {
   return reason === 'over-budget' || reason === 'over-price' || reason === 'deadline' || reason === 'too-far'
