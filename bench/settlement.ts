@@ -1,4 +1,4 @@
-// Settlement v3 on anvil: payer-signed cumulative vouchers (EIP-712), each redeemed by its own
+// Settlement v4 on anvil: payer-signed cumulative vouchers (EIP-712), each redeemed by its own
 // provider with every check on chain (payee = sender, staked, signer = job payer, cumulative
 // minus redeemed, capped by escrow). Headline: 1,000 receipts from 10 providers = 10 redeem
 // txs, one voucher of 100 receipts each, whole tx gas (21k base included) / 1,000. Also gas per
@@ -37,7 +37,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
       depositGas.push((await f.send(payer, 'deposit', [jobId, (await f.now()) + 86_400n, 3600], coins * E18)).gasUsed)
       return escrowIdOfHash(payer.account.address, jobId)
     }
-    const voucher = (jobId: Hex, p: Wallet, receipts: number): Voucher => ({ jobId, provider: p.account.address, cumulative: BigInt(receipts) * PRICE, receiptsRoot: ROOT, receiptCount: receipts })
+    const voucher = (jobId: Hex, p: Wallet, receipts: number): Voucher => ({ escrowId: jobId, provider: p.account.address, cumulative: BigInt(receipts) * PRICE, receiptsRoot: ROOT, receiptCount: receipts })
     const redeemTx = async (p: Wallet, svs: SignedVoucher[]): Promise<TransactionReceipt> => {
       const r = await f.send(p, 'redeem', redeemArgs(svs))
       if (r.logs.length !== svs.length) throw new Error(`redeem paid ${r.logs.length} of ${svs.length} vouchers`)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title Settlement v3: job escrow, provider stake per GPU, payer-signed cumulative vouchers.
+/// @title Settlement v4: job escrow, provider stake per GPU, payer-signed cumulative vouchers.
 /// @notice Money is the chain's native coin (on DeepBrain Chain: DBC), 18 decimals.
 ///  - A payer locks escrow for a job id with a deadline and a dispute window. The escrow's key
 ///    is escrowIdOf(payer, jobId) = keccak256(abi.encode(payer, jobId)), so nobody can take a
@@ -27,15 +27,15 @@ contract Settlement {
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 public constant VOUCHER_TYPEHASH =
-        keccak256("Voucher(bytes32 jobId,address provider,uint256 cumulative,bytes32 receiptsRoot,uint32 receiptCount)");
+        keccak256("Voucher(bytes32 escrowId,address provider,uint256 cumulative,bytes32 receiptsRoot,uint32 receiptCount)");
     /// Upper half of the secp256k1 order: signatures with s above it are the malleable twin.
     uint256 private constant HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
     /// Signed by the payer, redeemed by the provider (src/core/settlement/voucher.ts).
     struct Voucher {
-        bytes32 jobId; // the escrow id: escrowIdOf(payer, keccak256(job id bytes))
+        bytes32 escrowId; // escrowIdOf(payer, keccak256(job id bytes)): one payer's escrow of one job
         address provider;
-        uint256 cumulative; // total owed to `provider` for `jobId` so far, in wei
+        uint256 cumulative; // total owed to `provider` from `escrowId` so far, in wei
         bytes32 receiptsRoot; // merkle root of the receipts it covers (evidence only)
         uint32 receiptCount;
     }
@@ -200,7 +200,7 @@ contract Settlement {
     }
 
     function _redeemOne(Voucher calldata v, bytes calldata sig, bytes32 domain) private returns (uint256 amount) {
-        bytes32 escrowId = v.jobId;
+        bytes32 escrowId = v.escrowId;
         if (v.provider != msg.sender) revert NotPayee(escrowId, v.provider, msg.sender);
         Job storage job = _jobs[escrowId];
         address payer = job.payer;
@@ -221,7 +221,7 @@ contract Settlement {
         emit Redeemed(escrowId, msg.sender, amount, done);
     }
 
-    /// EIP-712 domain: name "DBC Settlement", version "3", this chain, this contract.
+    /// EIP-712 domain: name "DBC Settlement", version "4", this chain, this contract.
     function domainSeparator() public view returns (bytes32) {
         return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
     }
@@ -232,11 +232,11 @@ contract Settlement {
     }
 
     function _buildDomainSeparator() private view returns (bytes32) {
-        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("DBC Settlement"), keccak256("3"), block.chainid, address(this)));
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("DBC Settlement"), keccak256("4"), block.chainid, address(this)));
     }
 
     function _structHash(Voucher calldata v) private pure returns (bytes32) {
-        return keccak256(abi.encode(VOUCHER_TYPEHASH, v.jobId, v.provider, v.cumulative, v.receiptsRoot, v.receiptCount));
+        return keccak256(abi.encode(VOUCHER_TYPEHASH, v.escrowId, v.provider, v.cumulative, v.receiptsRoot, v.receiptCount));
     }
 
     /// ecrecover of a 65-byte (r, s, v) signature; rejects high s (malleable twin), v other

@@ -18,6 +18,7 @@ import { Outbox, type RedeemEntry, type RedeemState } from './outbox.js'
 import { SendQueue } from './sender.js'
 import { redeemTick, voucherKey, type RedeemTick } from './redeemer.js'
 import { leaseAuthTypedData } from '../core/settlement/lease-auth.js'
+import { payoutBindingTypedData } from '../core/settlement/payout-binding.js'
 import { checkedVoucher, VoucherBook, type StoredVoucher } from './vouchers.js'
 import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
 import { chainJobKey, escrowIdOf, type ChainJobIdInput } from './job-id.js'
@@ -95,6 +96,8 @@ export class Bridge {
   private gasCache?: { gasAt: number, gas: bigint, priceAt: number, price: bigint }
   /** Payer per chain job, as read from the chain (immutable there once set). */
   private readonly payers = new Map<string, Address>()
+  /** Payout bindings signed, by chain, contract and peer (one per node in practice). */
+  private readonly bindings = new Map<string, Uint8Array>()
 
   constructor (init: BridgeInit) {
     this.init = init
@@ -308,6 +311,22 @@ export class Bridge {
     const domain = await this.domain()
     const sig = await this.connection().account.signTypedData(leaseAuthTypedData(chainJobKey(jobId), holder, domain))
     return Uint8Array.from(sig.slice(2).match(/../g)!, x => parseInt(x, 16))
+  }
+
+  /**
+   * Proves this node's account is its payout address, for `peer` (this node's libp2p peer id
+   * bytes) on this chain and contract: the offer carries it (core/settlement/payout-binding.ts).
+   * Signed once per peer and domain, then reused. 65 bytes r‖s‖v.
+   */
+  async signPayoutBinding (peer: Uint8Array): Promise<Uint8Array> {
+    const domain = await this.domain()
+    const key = `${domain.chainId}:${domain.verifyingContract.toLowerCase()}:${Buffer.from(peer).toString('hex')}`
+    const known = this.bindings.get(key)
+    if (known !== undefined) return known
+    const sig = await this.connection().account.signTypedData(payoutBindingTypedData(peer, domain))
+    const bytes = Uint8Array.from(sig.slice(2).match(/../g)!, x => parseInt(x, 16))
+    this.bindings.set(key, bytes)
+    return bytes
   }
 
   /** Checks `sv` against this chain: its signer must be the job's payer on chain. */

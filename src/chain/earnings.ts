@@ -15,7 +15,7 @@ export interface ChainReads {
 export async function earningsRows (vouchers: StoredVoucher[], provider: Address, chain: ChainReads): Promise<EarningsRow[]> {
   const rows: EarningsRow[] = []
   for (const v of vouchers) {
-    const [redeemed, esc] = await Promise.all([chain.redeemed(v.voucher.jobId, provider), chain.escrow(v.voucher.jobId)])
+    const [redeemed, esc] = await Promise.all([chain.redeemed(v.voucher.escrowId, provider), chain.escrow(v.voucher.escrowId)])
     rows.push(earningsRow(v, redeemed, esc))
   }
   return rows.sort((a, b) => b.receivedAt - a.receivedAt)
@@ -26,7 +26,7 @@ export function earningsRow (v: StoredVoucher, redeemed: bigint, esc: EscrowView
   let note = pending > 0n ? v.lastError : undefined
   if (pending > 0n && esc?.refunded === true) note = 'the job was refunded before this was redeemed: lost'
   return {
-    chainJobId: v.voucher.jobId,
+    chainJobId: v.voucher.escrowId,
     payer: v.payer,
     signed: v.voucher.cumulative,
     receiptCount: v.voucher.receiptCount,

@@ -100,24 +100,24 @@ async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], b
   const blocked: RedeemTick['blocked'] = []
   const mine = d.book.received({ provider: d.account }).filter(v => sameDomain(v.domain, d.domain))
   for (const v of mine) {
-    const key = voucherKey(v.voucher.jobId, v.voucher.provider)
+    const key = voucherKey(v.voucher.escrowId, v.voucher.provider)
     const known = d.settled.get(key)
     if (known !== undefined && known >= v.voucher.cumulative) continue
-    const done = await d.redeemed(v.voucher.jobId, d.account)
+    const done = await d.redeemed(v.voucher.escrowId, d.account)
     if (done >= v.voucher.cumulative) {
       d.settled.set(key, v.voucher.cumulative)
-      if (v.lastError !== undefined) d.book.markError(v.voucher.jobId, v.voucher.provider, undefined)
+      if (v.lastError !== undefined) d.book.markError(v.voucher.escrowId, v.voucher.provider, undefined)
       continue
     }
-    const esc = await d.escrow(v.voucher.jobId)
+    const esc = await d.escrow(v.voucher.escrowId)
     const reason = esc.refunded
       ? `job refunded to the payer; ${v.voucher.cumulative - done} wei signed but never redeemed`
       : esc.unspent === 0n ? 'the job\'s escrow is used up; waiting for the payer to top it up' : undefined
     if (reason !== undefined) {
       // A refunded job pays this voucher nothing, ever: not read again (a newer one is, once).
       if (esc.refunded) d.settled.set(key, v.voucher.cumulative)
-      blocked.push({ chainJobId: v.voucher.jobId, reason })
-      if (v.lastError !== reason) d.book.markError(v.voucher.jobId, v.voucher.provider, reason)
+      blocked.push({ chainJobId: v.voucher.escrowId, reason })
+      if (v.lastError !== reason) d.book.markError(v.voucher.escrowId, v.voucher.provider, reason)
       continue
     }
     ready.push(v)
@@ -136,14 +136,14 @@ async function applyPolicy (d: RedeemerDeps, ready: StoredVoucher[], cands: Rede
   for (const w of plan.waiting) d.holds?.set(w.key, { state: 'waiting', reason: w.reason })
   for (const n of plan.notWorth) d.holds?.set(n.key, { state: 'not-worth', reason: n.reason })
   const due = new Set(plan.redeem.map(r => r.key))
-  return { ready: ready.filter(v => due.has(voucherKey(v.voucher.jobId, v.voucher.provider))), waiting: plan.waiting.length, notWorth: plan.notWorth.length }
+  return { ready: ready.filter(v => due.has(voucherKey(v.voucher.escrowId, v.voucher.provider))), waiting: plan.waiting.length, notWorth: plan.notWorth.length }
 }
 
 function sameDomain (a: VoucherDomain, b: VoucherDomain): boolean {
   return a.chainId === b.chainId && a.verifyingContract.toLowerCase() === b.verifyingContract.toLowerCase()
 }
 
-function redeemArgs (vs: StoredVoucher[]): readonly [Array<{ jobId: Hex, provider: Address, cumulative: bigint, receiptsRoot: Hex, receiptCount: number }>, Hex[]] {
+function redeemArgs (vs: StoredVoucher[]): readonly [Array<{ escrowId: Hex, provider: Address, cumulative: bigint, receiptsRoot: Hex, receiptCount: number }>, Hex[]] {
   return [vs.map(v => ({ ...v.voucher })), vs.map(v => v.signature)]
 }
 
@@ -164,10 +164,10 @@ async function signAndSend (d: RedeemerDeps, vs: StoredVoucher[], out: RedeemTic
         await d.conn.publicClient.simulateContract({ address: d.contract, abi: settlementAbi, functionName: 'redeem', args: redeemArgs([v]) as never, account: d.conn.account } as never)
         ok.push(v)
       } catch (e) {
-        const ce = toChainError(e, { action: `redeeming job ${v.voucher.jobId.slice(0, 10)}`, url: d.conn.url })
+        const ce = toChainError(e, { action: `redeeming job ${v.voucher.escrowId.slice(0, 10)}`, url: d.conn.url })
         if (ce.code !== 'CONTRACT_REVERTED') throw ce
-        d.book.markError(v.voucher.jobId, v.voucher.provider, ce.message)
-        out.blocked.push({ chainJobId: v.voucher.jobId, reason: ce.message })
+        d.book.markError(v.voucher.escrowId, v.voucher.provider, ce.message)
+        out.blocked.push({ chainJobId: v.voucher.escrowId, reason: ce.message })
       }
     }
     if (ok.length === 0) return undefined
@@ -180,7 +180,7 @@ async function signAndSend (d: RedeemerDeps, vs: StoredVoucher[], out: RedeemTic
 async function sign (d: RedeemerDeps, batch: StoredVoucher[]): Promise<number> {
   return await d.queue.run(async () => {
     const tx = await d.queue.signCall({ address: d.contract, abi: settlementAbi, functionName: 'redeem', args: redeemArgs(batch) as never, action: `redeeming ${batch.length} voucher(s)` })
-    const items: RedeemItem[] = batch.map(v => ({ chainJobId: v.voucher.jobId, provider: v.voucher.provider, cumulative: v.voucher.cumulative }))
+    const items: RedeemItem[] = batch.map(v => ({ chainJobId: v.voucher.escrowId, provider: v.voucher.provider, cumulative: v.voucher.cumulative }))
     // Write-ahead: once this row exists, a crash can only lead to re-broadcasting this tx.
     const id = d.outbox.recordSent(items, tx, d.now())
     d.beforeBroadcast?.(id, tx.hash)

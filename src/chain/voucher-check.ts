@@ -29,8 +29,8 @@ export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
   const domain = await d.domain()
   const signer = await voucherSigner({ voucher, signature: sv.signature }, domain)
   if (signer === undefined) return { ok: false, code: 'BAD_SIGNATURE', reason: 'the voucher signature is malformed' }
-  const payer = await d.payerOf(voucher.jobId, domain, opts.fresh === true)
-  if (payer === undefined) return { ok: false, code: 'NO_ESCROW', reason: `no escrow for job ${voucher.jobId} on chain ${domain.chainId}` }
+  const payer = await d.payerOf(voucher.escrowId, domain, opts.fresh === true)
+  if (payer === undefined) return { ok: false, code: 'NO_ESCROW', reason: `no escrow for job ${voucher.escrowId} on chain ${domain.chainId}` }
   if (signer !== payer) return { ok: false, code: 'WRONG_PAYER', reason: `voucher signed by ${signer}, but the job's payer on chain is ${payer}` }
   return { ok: true, payer }
 }
@@ -43,16 +43,16 @@ export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
     return { ok: false, code: 'BAD_SIGNATURE', reason: (err as Error).message }
   }
   if (voucher.provider !== d.account.toLowerCase()) return { ok: false, code: 'WRONG_PROVIDER', reason: `the voucher pays ${voucher.provider}, not this node (${d.account})` }
-  const previous = d.book.latest(voucher.jobId, voucher.provider)
+  const previous = d.book.latest(voucher.escrowId, voucher.provider)
   const domain = await d.domain()
   const sameDomain = previous !== undefined && previous.domain.chainId === domain.chainId && previous.domain.verifyingContract.toLowerCase() === domain.verifyingContract.toLowerCase()
   if (sameDomain && voucher.cumulative <= previous.voucher.cumulative) {
     // A replay or a late delivery: answered from the store, so a flood of stale copies costs no chain reads.
-    return { ok: false, code: 'STALE', reason: `the stored voucher for job ${voucher.jobId} already holds ${previous.voucher.cumulative} wei (this one: ${voucher.cumulative})` }
+    return { ok: false, code: 'STALE', reason: `the stored voucher for job ${voucher.escrowId} already holds ${previous.voucher.cumulative} wei (this one: ${voucher.cumulative})` }
   }
   const check = await verifyVoucherOnChain(d, { voucher, signature: sv.signature })
   if (!check.ok) return check
   const r = d.book.accept({ voucher, signature: sv.signature }, { payer: check.payer, domain }, d.now())
-  if (!r.stored) return { ok: false, code: 'STALE', reason: `a voucher for job ${voucher.jobId} at least as high arrived meanwhile` }
+  if (!r.stored) return { ok: false, code: 'STALE', reason: `a voucher for job ${voucher.escrowId} at least as high arrived meanwhile` }
   return { ok: true, payer: check.payer, stored: true, previous: sameDomain ? previous?.voucher.cumulative : undefined, voucher: { voucher, signature: sv.signature } }
 }

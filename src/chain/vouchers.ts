@@ -77,13 +77,13 @@ export class VoucherBook {
   private put (side: Side, sv: SignedVoucher, meta: { payer: Address, domain: VoucherDomain }, now: number): { stored: boolean, previous?: StoredVoucher } {
     const v = normalized(sv.voucher)
     return this.store.transaction(() => {
-      const previous = this.get(side, v.jobId, v.provider)
+      const previous = this.get(side, v.escrowId, v.provider)
       const sameDomain = previous === undefined || (previous.domain.chainId === meta.domain.chainId && previous.domain.verifyingContract.toLowerCase() === meta.domain.verifyingContract.toLowerCase())
       // A voucher for another contract starts over: totals are per contract.
       if (sameDomain && !supersedes(v, previous?.voucher)) return { stored: false, previous }
       const extra = side === 'received' ? ', last_error' : ''
       this.store.db.prepare(`INSERT OR REPLACE INTO ${TABLE[side]} (chain_job_id, provider, payer, cumulative, receipts_root, receipt_count, signature, chain_id, contract, ${AT[side]}${side === 'received' ? ', updated_at' : ''}${extra}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?${side === 'received' ? ', ?, NULL' : ''})`)
-        .run(v.jobId, v.provider, meta.payer.toLowerCase(), v.cumulative.toString(), v.receiptsRoot, v.receiptCount, sv.signature, meta.domain.chainId, meta.domain.verifyingContract.toLowerCase(), now, ...(side === 'received' ? [now] : []))
+        .run(v.escrowId, v.provider, meta.payer.toLowerCase(), v.cumulative.toString(), v.receiptsRoot, v.receiptCount, sv.signature, meta.domain.chainId, meta.domain.verifyingContract.toLowerCase(), now, ...(side === 'received' ? [now] : []))
       return { stored: true, previous }
     })
   }
@@ -91,12 +91,12 @@ export class VoucherBook {
 
 /** Lower-case hex everywhere, so keys compare as strings. */
 export function normalized (v: Voucher): Voucher {
-  return { jobId: v.jobId.toLowerCase() as Hex, provider: v.provider.toLowerCase() as Address, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot.toLowerCase() as Hex, receiptCount: v.receiptCount }
+  return { escrowId: v.escrowId.toLowerCase() as Hex, provider: v.provider.toLowerCase() as Address, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot.toLowerCase() as Hex, receiptCount: v.receiptCount }
 }
 
 function fromRow (r: VoucherRow): StoredVoucher {
   return {
-    voucher: { jobId: r.chain_job_id, provider: r.provider, cumulative: BigInt(r.cumulative), receiptsRoot: r.receipts_root, receiptCount: r.receipt_count },
+    voucher: { escrowId: r.chain_job_id, provider: r.provider, cumulative: BigInt(r.cumulative), receiptsRoot: r.receipts_root, receiptCount: r.receipt_count },
     signature: r.signature,
     payer: r.payer,
     domain: { chainId: r.chain_id, verifyingContract: r.contract },
@@ -109,7 +109,7 @@ function fromRow (r: VoucherRow): StoredVoucher {
 export function checkedVoucher (v: Voucher): Voucher {
   const bad = (what: string): never => { throw new ChainError('BAD_VOUCHER', `voucher ${what}`) }
   if (typeof v !== 'object' || v === null) bad('is missing')
-  if (typeof v.jobId !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(v.jobId)) bad('job id is not 32 bytes')
+  if (typeof v.escrowId !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(v.escrowId)) bad('escrow id is not 32 bytes')
   if (typeof v.provider !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(v.provider)) bad('provider is not an address')
   if (typeof v.receiptsRoot !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(v.receiptsRoot)) bad('receipts root is not 32 bytes')
   if (typeof v.cumulative !== 'bigint' || v.cumulative < 0n || v.cumulative >= 1n << 256n) bad('cumulative is not a uint256')

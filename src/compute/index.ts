@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
-import { parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
+import { normalizeGpuModel, parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
 import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import type { SlotDemand } from '../core/compute/slot-ledger.js'
 import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
@@ -272,6 +272,7 @@ export class ComputePeer {
       const startedAt = Date.now()
       let output: Uint8Array = new Uint8Array(0)
       let error = ''
+      let code = ''
       let wallMs = 0
       let cpuMs = 0
       let log: TaskLog | undefined
@@ -296,7 +297,8 @@ export class ComputePeer {
         ok = true
       } catch (err) {
         const e = err as ExecutorError
-        error = `${e.code ?? 'TASK_FAILED'}: ${e.message}`
+        code = e.code ?? 'TASK_FAILED'
+        error = `${code}: ${e.message}`
         log = taskLogOf(err)
         wallMs = performance.now() - t0
         // Without a measurement, a failed task is billed as if it used its CPU the whole time.
@@ -320,13 +322,32 @@ export class ComputePeer {
         payoutAddress: this.init.payoutAddress
       })
       const signed = signReceipt(receipt, this.sign)
-      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
+      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, code, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
       return { result, receipt: signed }
     } finally {
       opts.signal?.removeEventListener('abort', onOuterAbort)
       this.running.delete(taskId)
     }
   }
+
+  /**
+   * A slot held outside a task (a training membership, src/training/subsystem.ts): taken now or
+   * not at all (no queue), so offers see it busy and a busy peer refuses. Undefined when held
+   * (or already held under `id`), else why not. releaseSlot gives it back.
+   */
+  holdSlot (id: string, demand: { cpus: number, gpus: number, gpuModel?: string }): string | undefined {
+    const s = this.slots()
+    if (this.heldSlots.has(id)) return undefined
+    const a = s.ledger.allocate(id, { cpus: demand.cpus, gpus: demand.gpus, ...(demand.gpuModel !== undefined && demand.gpuModel !== '' ? { gpuModel: normalizeGpuModel(demand.gpuModel) } : {}) })
+    if (a.kind === 'fits') { this.heldSlots.add(id); return undefined }
+    return a.kind === 'wait' ? `all slots for this shape are busy (${a.reason})` : `it ${a.reason}`
+  }
+
+  releaseSlot (id: string): void {
+    if (this.heldSlots.delete(id)) this.slotManager?.release(id, true, true)
+  }
+
+  private readonly heldSlots = new Set<string>()
 
   /** Executor statistics for diagnostics and benchmarks. */
   stats (): { running: number, queued: number, moduleCache: { size: number, hits: number, misses: number }, workers: number } {

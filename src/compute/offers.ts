@@ -25,6 +25,8 @@ export interface OfferOptions {
   now?: number
   /** Refuse with this reason whatever the policy says (the payment gate: another chain, no escrow named). */
   refusal?: string
+  /** The payout key's signature over this peer on the requester's chain (the payment gate's; core/settlement/payout-binding.ts). */
+  payoutBinding?: Uint8Array
 }
 
 export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferDeps, opts: OfferOptions = {}): dbc.task.v1.Offer {
@@ -40,7 +42,7 @@ export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferD
     perfScore,
     now
   })
-  const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0), payoutAddress: deps.payoutAddress }
+  const ids = { offerId: new Uint8Array(randomBytes(16)), jobId: req.jobId ?? new Uint8Array(0), payoutAddress: deps.payoutAddress, payoutBinding: opts.payoutBinding }
   if (opts.refusal !== undefined) return signOffer(deps.signingKey, ids, { refusal: opts.refusal }, now)
   if (decision.kind !== 'offer') return signOffer(deps.signingKey, ids, { refusal: decision.reason }, now)
   const gpusProbed = demand.gpus > 0 && deps.gpusProbed?.(demand) === true

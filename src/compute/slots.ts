@@ -82,10 +82,10 @@ export class SlotManager {
     })
   }
 
-  /** Frees a task's slot and starts the queued tasks that now fit (in order; smaller ones may pass). */
-  release (taskId: string, ok = true): void {
+  /** Frees a task's slot and starts the queued tasks that now fit (in order; smaller ones may pass). `quiet`: no 'finished' event (a held slot, not a task). */
+  release (taskId: string, ok = true, quiet = false): void {
     if (!this.ledger.release(taskId)) return
-    this.emit({ type: 'finished', taskId, ok })
+    if (!quiet) this.emit({ type: 'finished', taskId, ok })
     for (let i = 0; i < this.queue.length;) {
       const w = this.queue[i]
       const a = this.ledger.allocate(w.taskId, w.demand)

@@ -11,7 +11,8 @@ import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
 import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
-import type { SignedVoucher, Voucher } from '../core/settlement/voucher.js'
+import type { SignedVoucher, Voucher, VoucherDomain } from '../core/settlement/voucher.js'
+import { checkPayoutBinding } from '../core/settlement/payout-binding.js'
 import { nodeSuite } from '../crypto/suite.js'
 import type { PaymentStore, VoucherRow } from './payment-store.js'
 
@@ -42,8 +43,8 @@ export interface JobPayerInit {
   now?: () => number
   /** A signing failure (chain down): logged by the caller; the voucher is signed on the next payment or flush. */
   onError?: (err: Error) => void
-  /** A provider refused as a payee (its payout address is another peer's in this job): logged by the caller. */
-  onPayeeRefused?: (provider: string, reason: string) => void
+  /** A provider refused as a payee (PAYOUT_NOT_BOUND, PAYOUT_SHARED: see addPayee): logged by the caller. */
+  onPayeeRefused?: (provider: string, reason: string, code?: string) => void
 }
 
 export interface PayInput {
@@ -75,7 +76,8 @@ const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
 
 export class JobPayer {
   readonly chainJobId: Hex
-  private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string }>()
+  /** `bound`: the payout address's key signed a binding to this peer (this process saw it; not kept in the store). */
+  private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string, bound?: boolean }>()
   private readonly leaves = new Map<string, Uint8Array[]>()
   private committed: bigint
   private readonly inflight = new Set<Promise<unknown>>()
@@ -95,19 +97,30 @@ export class JobPayer {
 
   /**
    * A leased provider: where its vouchers go (its offer's payout address) and the prices it signed.
-   * A payout address is only a claim, so a second peer naming one that another peer already uses
-   * in this job is refused (it gets no vouchers): its work would merge into, and its forfeit would
-   * hit, the first peer's total. Returns whether the provider is a payee.
+   * With `domain` (the job's chain and contract: every paid grid lease), the offer's `binding` must
+   * be the payout key's signature over this peer (core/settlement/payout-binding.ts), else the
+   * provider is refused PAYOUT_NOT_BOUND; peers that share an address are then all the key
+   * holder's own, so they share its total and its forfeit. Without a domain (training receipts,
+   * which carry no binding yet) an address is only a claim: a second peer naming an address that
+   * another peer uses in this job is refused PAYOUT_SHARED, as is any mix of bound and unbound
+   * peers on one address. Returns whether the provider is a payee.
    */
-  addPayee (provider: string, p: { payout: string, prices: HourlyPrices, providerBytes?: Uint8Array }): boolean {
-    if (!/^0x[0-9a-fA-F]{40}$/.test(p.payout)) return false
+  addPayee (provider: string, p: { payout: string, prices: HourlyPrices, providerBytes?: Uint8Array, binding?: Uint8Array | null, domain?: VoucherDomain }): boolean {
+    const refuse = (code: string, reason: string): false => { this.init.onPayeeRefused?.(provider, reason, code); return false }
+    if (!/^0x[0-9a-fA-F]{40}$/.test(p.payout)) return refuse('PAYOUT_NOT_BOUND', `provider ${provider} names no payout address (got ${JSON.stringify(p.payout.slice(0, 44))})`)
     const payout = p.payout.toLowerCase() as Address
-    const other = this.providersOf(payout).find(id => id !== provider)
-    if (other !== undefined) {
-      this.init.onPayeeRefused?.(provider, `payout address ${payout} is already used by provider ${other} in job ${this.init.jobId}`)
-      return false
+    let bound = false
+    if (p.domain !== undefined) {
+      const c = checkPayoutBinding(p.providerBytes ?? new Uint8Array(), payout, p.binding, p.domain)
+      if (!c.ok) return refuse(c.code, `${c.reason} (job ${this.init.jobId})`)
+      bound = true
     }
-    this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes, forfeited: this.payees.get(provider)?.forfeited })
+    const others = this.providersOf(payout).filter(id => id !== provider)
+    const unbound = others.find(id => this.payees.get(id)?.bound !== true)
+    if (others.length > 0 && (!bound || unbound !== undefined)) {
+      return refuse('PAYOUT_SHARED', `payout address ${payout} is already used by provider ${unbound ?? others[0]} in job ${this.init.jobId}, and not both peers proved they hold its key`)
+    }
+    this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes, forfeited: this.payees.get(provider)?.forfeited, bound })
     this.init.store.putPayee(this.init.jobId, { provider, payout, providerBytes: p.providerBytes, priceGpuHour: p.prices.priceGpuHour, priceCpuHour: p.prices.priceCpuHour })
     return true
   }
@@ -193,7 +206,7 @@ export class JobPayer {
     const row = store.voucher(this.init.jobId, payout)
     if (row === undefined) return undefined
     if (row.forfeited !== undefined || (row.signature !== undefined && row.signedCumulative >= row.cumulative && row.signedCount >= row.receiptCount) || row.cumulative === 0n) return this.signedOf(row)
-    const v: Voucher = { jobId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? ZERO32, receiptCount: row.receiptCount }
+    const v: Voucher = { escrowId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? ZERO32, receiptCount: row.receiptCount }
     try {
       const got = await this.init.sign(v)
       const signature = typeof got === 'string' ? got : got.signature
@@ -206,12 +219,13 @@ export class JobPayer {
 
   private signedOf (row: VoucherRow | undefined): SignedVoucher | undefined {
     if (row?.signature === undefined) return undefined
-    return { voucher: { jobId: this.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? ZERO32, receiptCount: row.signedCount }, signature: row.signature }
+    return { voucher: { escrowId: this.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? ZERO32, receiptCount: row.signedCount }, signature: row.signature }
   }
 
   /**
    * A provider peer caught returning wrong results: its receipts are refused from now on, and
-   * nothing more is signed for its payout address (only this peer uses it in the job; see addPayee).
+   * nothing more is signed for its payout address when no other peer uses it, or when every peer
+   * on it is bound (all the key holder's own: see addPayee).
    */
   forfeit (provider: string, reason: string): void {
     const payee = this.payees.get(provider)
@@ -219,7 +233,8 @@ export class JobPayer {
     payee.forfeited ??= reason
     this.init.store.transaction(() => {
       this.init.store.forfeitPayee(this.init.jobId, provider, reason)
-      if (this.providersOf(payee.payout).every(id => id === provider)) this.init.store.forfeit(this.init.jobId, payee.payout, reason)
+      const sharers = this.providersOf(payee.payout)
+      if (sharers.every(id => id === provider || this.payees.get(id)?.bound === true)) this.init.store.forfeit(this.init.jobId, payee.payout, reason)
     })
   }
 

@@ -31,6 +31,11 @@ export interface PaymentPort {
   redeemed?: (chainJobId: Hex32) => Promise<bigint>
   /** Keeps a voucher the gate verified, for redemption (the chain's voucher book). */
   acceptVoucher: (sv: SignedVoucher) => Promise<void>
+  /**
+   * The payout key's signature binding it to `peer` on this chain (core/settlement/payout-binding.ts);
+   * throws while it is being signed (like `domain`). Absent: offers carry none (submitters refuse them).
+   */
+  payoutBinding?: (peer: Uint8Array) => Uint8Array
 }
 
 export interface PaymentGateInit {
@@ -167,6 +172,11 @@ export class PaymentGate {
     return t.ok ? undefined : `${t.code}: ${t.reason}`
   }
 
+  /** What this provider's offers carry to prove its payout address (undefined while the chain is not ready). */
+  payoutBinding (peer: Uint8Array): Uint8Array | undefined {
+    try { return this.port.payoutBinding?.(peer) } catch { return undefined }
+  }
+
   /** Checks a lease's terms and escrow; throws PaymentDeclinedError / PaymentRejectedError when refused. */
   async admitLease (lease: dbc.task.v1.ILease, offer: { prices?: { priceGpuHour: number, priceCpuHour: number }, slot?: { gpus: number, cores: number }, slots?: number }, taskMs = 0): Promise<LeasePayment> {
     const t = checkPaymentTerms(lease.payment, lease.jobId ?? new Uint8Array(), this.chain())
@@ -206,6 +216,41 @@ export class PaymentGate {
     } catch (err) {
       return { ok: false, code: 'CHAIN_UNAVAILABLE', reason: (err as Error).message, action: 'ignore' }
     }
+  }
+
+  /**
+   * The next round of a training job this member accepted (terms already checked at the
+   * invitation): the credit rule and the escrow read (cached; again when it would refuse), as for
+   * a grid task, with the member's own round price (core/settlement/training.ts). A refusal is
+   * counted on the job's ledger row (`dbc node status`). Never throws.
+   */
+  async admitRound (terms: dbc.task.v1.IPaymentTerms | null | undefined, jobIdBytes: Uint8Array, roundPrice: bigint, roundMs: number): Promise<PaymentDecision> {
+    let d: PaymentDecision
+    try {
+      const t = checkPaymentTerms(terms, jobIdBytes, this.chain())
+      if (!t.ok) return t
+      const lp: LeasePayment = { terms: t.terms, prices: { priceGpuHour: 0, priceCpuHour: 0 }, gpus: 0, cores: 0, slots: 1, inflight: 0 }
+      d = await this.decide(lp, roundPrice, roundPrice, Math.ceil(Math.max(0, roundMs) / 1000) + this.deadlineMarginS)
+      const e = this.entry(t.terms, d.ok)
+      if (!d.ok && e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
+    } catch (err) {
+      d = { ok: false, code: 'CHAIN_UNAVAILABLE', reason: (err as Error).message, action: 'ignore' }
+    }
+    return d
+  }
+
+  /** A training round this member ran: its own receipt's amount counts as delivered for the job (returns the unsigned total). */
+  roundDelivered (terms: dbc.task.v1.IPaymentTerms | null | undefined, jobIdBytes: Uint8Array, units: bigint): bigint | undefined {
+    let t: ReturnType<typeof checkPaymentTerms>
+    try { t = checkPaymentTerms(terms, jobIdBytes, this.chain()) } catch { return undefined }
+    if (!t.ok) return undefined
+    const e = this.entry(t.terms, true)!
+    e.delivered += units > 0n ? units : 0n
+    e.tasks++
+    const behind = e.delivered - e.signed
+    if (behind > e.maxBehind) e.maxBehind = behind
+    this.save(t.terms.chainJobId, e)
+    return behind
   }
 
   /**
@@ -317,7 +362,7 @@ export class PaymentGate {
   async acceptVoucher (v: dbc.task.v1.IVoucher): Promise<dbc.task.v1.IVoucher> {
     const parsed = parseVoucher(v)
     if (!parsed.ok) throw new PaymentRejectedError('VOUCHER_MALFORMED', parsed.reason)
-    const key = parsed.voucher.jobId
+    const key = parsed.voucher.escrowId
     // one voucher per job at a time: the check against the held total and the update stay together
     const prev = this.voucherChains.get(key) ?? Promise.resolve()
     const run = prev.catch(() => {}).then(async () => await this.acceptOne(v, parsed.voucher))
@@ -330,14 +375,14 @@ export class PaymentGate {
   }
 
   private async acceptOne (v: dbc.task.v1.IVoucher, pv: Extract<ReturnType<typeof parseVoucher>, { ok: true }>['voucher']): Promise<dbc.task.v1.IVoucher> {
-    const e = this.ledger.get(pv.jobId)
+    const e = this.ledger.get(pv.escrowId)
     const { domain: d, address: self } = this.ready()
     const early = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer: undefined, escrow: { payer: '', unspent: 0n, refunded: false, closedAt: 0 }, held: e?.voucher != null ? e.signed : undefined })
     if (early.kind === 'stale') return e!.voucher!
     if (early.kind === 'refuse' && early.code === 'VOUCHER_WRONG_PROVIDER') throw new PaymentRejectedError(early.code, early.reason)
-    let escrow = await this.read(pv.jobId, false)
-    if (escrow === undefined) escrow = await this.read(pv.jobId, true)
-    const sv: SignedVoucher = { voucher: { jobId: pv.jobId, provider: pv.provider, cumulative: pv.cumulative, receiptsRoot: pv.receiptsRoot, receiptCount: pv.receiptCount }, signature: pv.signature }
+    let escrow = await this.read(pv.escrowId, false)
+    if (escrow === undefined) escrow = await this.read(pv.escrowId, true)
+    const sv: SignedVoucher = { voucher: { escrowId: pv.escrowId, provider: pv.provider, cumulative: pv.cumulative, receiptsRoot: pv.receiptsRoot, receiptCount: pv.receiptCount }, signature: pv.signature }
     const signer = await this.recover(sv, d)
     const j = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer, escrow, held: e?.voucher != null ? e.signed : undefined })
     if (j.kind === 'stale') return e!.voucher!
@@ -345,13 +390,13 @@ export class PaymentGate {
     try {
       await this.port.acceptVoucher(sv)
     } catch (err) {
-      throw new PaymentDeclinedError('VOUCHER_NOT_KEPT', `the voucher for job ${pv.jobId.slice(0, 10)}… could not be kept: ${(err as Error).message}`)
+      throw new PaymentDeclinedError('VOUCHER_NOT_KEPT', `the voucher for job ${pv.escrowId.slice(0, 10)}… could not be kept: ${(err as Error).message}`)
     }
-    const entry = this.entry({ chainJobId: pv.jobId, payer: escrow!.payer.toLowerCase() }, true)!
+    const entry = this.entry({ chainJobId: pv.escrowId, payer: escrow!.payer.toLowerCase() }, true)!
     if (pv.cumulative > entry.signed || entry.voucher == null) {
       entry.signed = pv.cumulative
       entry.voucher = { ...v, cumulative: uint256Bytes(pv.cumulative) }
-      this.save(pv.jobId, entry)
+      this.save(pv.escrowId, entry)
     }
     return entry.voucher
   }

@@ -207,7 +207,7 @@ export class JobPayments {
       if (row.signature === undefined || row.forfeited !== undefined) continue
       const providers = payees.filter(p => p.payout.toLowerCase() === row.payout.toLowerCase()).map(p => p.provider)
       if (providers.length === 0) continue
-      out.push({ providers, voucher: { voucher: { jobId: e.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? `0x${'0'.repeat(64)}`, receiptCount: row.signedCount }, signature: row.signature } })
+      out.push({ providers, voucher: { voucher: { escrowId: e.chainJobId, provider: row.payout, cumulative: row.signedCumulative, receiptsRoot: row.signedRoot ?? `0x${'0'.repeat(64)}`, receiptCount: row.signedCount }, signature: row.signature } })
     }
     return out
   }

@@ -3,6 +3,7 @@
 import type { NodeConfig, ProviderConfig } from './config.js'
 import { type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import type { ComputeCapabilities, ComputePeerInit } from '../compute/index.js'
+import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
 
 export type ComputePolicyInit = Pick<ComputePeerInit, 'cpuSlots' | 'memoryMib' | 'maxQueue' | 'gpusOffered' | 'gpuSlots' | 'wasmWorkerHeapMib' | 'processNetwork'> & {
   policy: Partial<ProviderPolicy>
@@ -46,6 +47,40 @@ export function computePolicyInit (config: Pick<NodeConfig, 'provider' | 'contai
   }
 }
 
+/**
+ * GPUs auto-stake counts: the declared GPUs (always offered) capped by `slots.gpu` (the most GPUs
+ * offered in all), so a node never stakes for GPUs its policy keeps out of offers. Probed GPUs are
+ * known only after the compute peer starts, after the chain's stake: `dbc stake N` covers them.
+ */
+export function stakedGpuCount (config: Pick<NodeConfig, 'gpus' | 'provider'>, declared: number): number {
+  const cap = config.provider?.slots?.gpu
+  return cap === undefined ? declared : Math.min(declared, cap)
+}
+
+/** What a node that works in training jobs takes from its provider policy (src/training/subsystem.ts). */
+export interface TrainingPolicy { serveTraining: boolean, minRoundMs: number, prices: () => { priceGpuHour: number, priceCpuHour: number }, gpuCount: () => number }
+
+/**
+ * Training under the provider policy: the compute peer's prices (CPU-hour; the cheapest offered
+ * GPU's hour) and GPUs offered after probing (provider.gpusOffered, slots.gpu), the config's
+ * `provider.training` (enabled, minRoundS). Before the peer starts: the config's prices, no GPUs.
+ */
+export function trainingPolicy (config: Pick<NodeConfig, 'provider'>, peer: () => { capabilities: () => ComputeCapabilities } | undefined, minRoundS: number): TrainingPolicy {
+  const caps = (): ComputeCapabilities | undefined => { try { return peer()?.capabilities() } catch { return undefined } }
+  const p = config.provider
+  return {
+    serveTraining: p?.training?.enabled ?? true,
+    minRoundMs: (p?.training?.minRoundS ?? minRoundS) * 1000,
+    prices: () => {
+      const c = caps()
+      if (c !== undefined) return { priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour }
+      const g = p?.priceGpuHour
+      return { priceGpuHour: typeof g === 'number' ? g : Math.max(0, ...Object.values(g ?? { '*': 1 })), priceCpuHour: p?.priceCpuHour ?? 0.05 }
+    },
+    gpuCount: () => caps()?.gpus.reduce((n, g) => n + g.count, 0) ?? 0
+  }
+}
+
 export interface PolicyReport {
   prices: { cpuHour: number, gpuHour: number | Record<string, number>, unit: 'DBC' }
   executors: Record<ExecutorName, { enabled: boolean, available: boolean, reason?: string, limits: Record<string, unknown> }>
@@ -55,6 +90,7 @@ export interface PolicyReport {
   trainers: string[]
   images: Array<{ name: string, image: string, digest: string }>
   payment: { creditTasks: number, minDisputeWindowS: number }
+  training: { enabled: boolean, minRoundS: number }
 }
 
 /**
@@ -90,7 +126,8 @@ export function policyReport (config: Pick<NodeConfig, 'provider' | 'containers'
     },
     trainers: Object.keys(config.trainers ?? {}),
     images: Object.entries(ct?.images ?? {}).map(([name, i]) => ({ name, image: i.image, digest: i.digest })),
-    payment: { creditTasks: p?.creditTasks ?? 1, minDisputeWindowS: p?.minDisputeWindowS ?? 3600 }
+    payment: { creditTasks: p?.creditTasks ?? 1, minDisputeWindowS: p?.minDisputeWindowS ?? 3600 },
+    training: { enabled: p?.training?.enabled ?? true, minRoundS: p?.training?.minRoundS ?? DEFAULT_MIN_ROUND_S }
   }
 }
 

@@ -2,15 +2,18 @@
 // invited, each round's receipt bounded by the payer (measured round time, the spec's budget)
 // and paid with a new cumulative voucher sent to that peer on /dbc/task, and at the end the
 // final vouchers, `close` and the refund after the dispute window (JobPayments).
-// Training peers sign no offer yet: a round is priced at the receipt's own prices, capped by the
-// spec's maxPricePerHour (the member chose those prices) for the time the submitter measured for
-// the round (at most the round deadline), never past the spec's budget.
+// Training peers sign no offer: a member's payout address and its PayoutBinding travel in its
+// signed round receipts, checked like a grid offer's (JobPayer.addPayee). A round is priced at
+// the receipt's own prices, capped by the spec's maxPricePerHour (the member chose those prices) for the time the submitter measured for
+// the round (at most the round deadline), never past the spec's budget. A member whose own price
+// is above that cap refuses the job (PRICE_ABOVE_CAP, src/training/invite-payment.ts); it counts
+// its rounds at its own receipts and refuses rounds PAYER_BEHIND once these vouchers lag by its credit.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { dbc } from '../wire/gen/wire.js'
 import { decimalToUnits } from '../core/compute/pricing.js'
 import { chainJobId } from '../core/settlement/batch.js'
 import { voucherToWire } from '../core/settlement/voucher-wire.js'
-import type { SignedVoucher } from '../core/settlement/voucher.js'
+import type { SignedVoucher, VoucherDomain } from '../core/settlement/voucher.js'
 import { DEFAULT_TRAINING_MAX_PRICE_PER_HOUR, type TrainingSpec } from '../training/spec.js'
 import type { RoundMeterRecord } from '../training/session.js'
 import { paymentView, type JobPayer } from '../jobs/payer.js'
@@ -32,7 +35,8 @@ function shapeOf (spec: TrainingSpec, deadlineMs: number): { gpus: number, cores
   return { gpus: spec.gpu?.count ?? 0, cores: (spec.gpu?.count ?? 0) > 0 ? 0 : 1, timeoutMs: deadlineMs, maxPricePerHour: spec.maxPricePerHour ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR }
 }
 
-interface Job { payer: JobPayer, lastRoundEnd: number, deadlineMs: number }
+/** `domain`: the escrow's chain and contract, where a member's payout binding must be signed. */
+interface Job { payer: JobPayer, lastRoundEnd: number, deadlineMs: number, domain: VoucherDomain }
 
 /** The submitter side of a training job's payment; one per node. */
 export class TrainingPayments {
@@ -52,7 +56,7 @@ export class TrainingPayments {
     payments.putEscrow({ jobId, chainJobId: chainJobId(jobIdBytes, bridge.account), chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'training' })
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, jobIdBytes, bridge, shapeOf(spec, deadlineMs))
-    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
+    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain })
     await payments.ensureEscrow(jobId, budget === undefined ? TRAINING_ESCROW_PER_PEER * Math.max(1, opts.groupSize) / 2 : 0)
   }
 
@@ -61,10 +65,11 @@ export class TrainingPayments {
     if (this.jobs.has(jobId)) return
     const payments = this.init.payments()
     const bridge = payments?.bridge()
-    if (payments === undefined || bridge === undefined || payments.store.escrow(jobId) === undefined) return
+    const e = payments?.store.escrow(jobId)
+    if (payments === undefined || bridge === undefined || e === undefined) return
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, new TextEncoder().encode(jobId), bridge, shapeOf(spec, deadlineMs))
-    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs })
+    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain: { chainId: e.chainId, verifyingContract: e.contract } })
   }
 
   /**
@@ -99,9 +104,10 @@ export class TrainingPayments {
     if (rec.receipt === undefined) return
     try {
       if (job.payer.payoutOf(rec.peer) === undefined) {
-        // no signed offer: the payout address and prices come from the peer's own signed receipt
+        // no signed offer: the payout address, its binding and the prices come from the peer's own signed
+        // receipt; an address its key did not bind to this peer is refused (PAYOUT_NOT_BOUND), as for grid offers
         const r = dbc.receipt.v1.UsageReceipt.decode(dbc.receipt.v1.SignedReceipt.decode(rec.receipt).receipt)
-        job.payer.addPayee(rec.peer, { payout: r.payoutAddress, prices: { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, providerBytes: peerIdFromString(rec.peer).toMultihash().bytes })
+        if (!job.payer.addPayee(rec.peer, { payout: r.payoutAddress, prices: { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, providerBytes: peerIdFromString(rec.peer).toMultihash().bytes, binding: r.payoutBinding, domain: job.domain })) return
       }
       const out = await job.payer.pay({ provider: rec.peer, key: `${rec.peer}/round/${rec.round}`, receipt: rec.receipt, taskId: new TextEncoder().encode(`${job.payer.jobId}/round/${rec.round}`), measuredMs })
       if (out.voucher !== undefined && out.recorded) await this.send(rec.peer, out.voucher)

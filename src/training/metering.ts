@@ -16,6 +16,10 @@ export interface ReceiptMeterInit {
   gpuCount?: number
   /** The provider's EVM payout address (vouchers name it); a function when the chain key loads later. */
   payoutAddress?: string | (() => string | undefined)
+  /** Proves the payout address is this peer's (PayoutBinding signed by its key; undefined while not signed yet): the payer refuses an unbound address. */
+  payoutBinding?: () => Uint8Array | undefined
+  /** Sees each round's billed amount (wei): the member's own ledger of delivered rounds (invite-payment.ts). */
+  onBilled?: (m: RoundMetering, units: bigint) => void
 }
 
 const utf8 = new TextEncoder()
@@ -31,7 +35,8 @@ export function createReceiptMeter (init: ReceiptMeterInit): (m: RoundMetering) 
   const gpuCount = init.gpuCount ?? 0
   return (m) => {
     // GPU-seconds only for rounds a GPU ran (an external trainer on cuda); the built-in trainer is CPU time
-    const gpus = m.usesGpu === true ? gpuCount : 0
+    // for the GPUs the job takes (as the member priced its rounds), at most those this peer has
+    const gpus = m.usesGpu === true ? (m.gpus !== undefined && m.gpus > 0 ? Math.min(m.gpus, gpuCount > 0 ? gpuCount : m.gpus) : gpuCount) : 0
     const jobId = utf8.encode(m.jobId)
     const taskId = roundTaskId(m.jobId, m.round)
     const receipt = buildReceipt({
@@ -51,8 +56,10 @@ export function createReceiptMeter (init: ReceiptMeterInit): (m: RoundMetering) 
       finishedAt: m.finishedAt,
       // binds the receipt to this peer's work in this round (samples processed)
       outputHash: sha256(utf8.encode(`${m.jobId}/${m.round}/${m.peer}/${m.samples}`)),
-      ...(payoutOf(init) !== undefined ? { payoutAddress: payoutOf(init) } : {})
+      ...(payoutOf(init) !== undefined ? { payoutAddress: payoutOf(init), payoutBinding: init.payoutBinding?.() } : {})
     })
-    return dbc.receipt.v1.SignedReceipt.encode(signReceipt(receipt, init.secretKey)).finish()
+    const signed = dbc.receipt.v1.SignedReceipt.encode(signReceipt(receipt, init.secretKey)).finish()
+    init.onBilled?.(m, BigInt(receipt.amount))
+    return signed
   }
 }

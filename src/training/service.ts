@@ -30,6 +30,18 @@ export interface TrainingServiceInit {
    * covering its credit); a refusal with its typed code, `charge` when no honest submitter sends it.
    */
   admitPayment?: (inv: { jobId: string, payment?: dbc.task.v1.IPaymentTerms | null }, spec: TrainingSpec, coordinator: string) => Promise<{ code: string, reason: string, charge?: boolean } | undefined>
+  /**
+   * Before each round a member is named in (the payment gate's per-round check: PAYER_BEHIND,
+   * ESCROW_TOO_SMALL, ...); a refusal sits the round out and tells the coordinator the code.
+   */
+  admitRound?: (jobId: string, round: number) => Promise<{ code: string, reason: string } | undefined>
+  /**
+   * Takes the compute slot a membership holds (its GPUs, else one core) from the provider's slot
+   * ledger, as a grid task does: a refusal text (the provider is busy) or undefined. Idempotent per job.
+   */
+  holdSlot?: (jobId: string, spec: TrainingSpec) => string | undefined
+  /** The job's slot (and whatever the node keeps for it) is given back: its worker ended or never started. */
+  release?: (jobId: string) => void
   /** A peer sent bytes that break /dbc/allreduce (the daemon's peer score). */
   onBadInput?: (peer: PeerId, err: WireError) => void
   /** The trainers the operator declared (config `trainers:`); a spec picks one by name. */
@@ -105,7 +117,7 @@ export class TrainingService {
    */
   async join (opts: { jobId: string, coordinator: string, donors: string[], spec: TrainingSpec, rank: number, shards: number, fromRound?: number, digest?: Uint8Array, signal?: AbortSignal }): Promise<TrainingWorker> {
     const trainer = await this.createTrainer(opts.spec, opts.rank, opts.shards)
-    const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: opts.jobId, coordinator: opts.coordinator, spec: opts.spec, trainer, meter: this.init.meter, sign: this.init.sign }))
+    const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: opts.jobId, coordinator: opts.coordinator, spec: opts.spec, trainer, meter: this.init.meter, sign: this.init.sign, ...this.roundCheck(opts.jobId) }))
     await worker.start()
     await worker.joinFrom(opts.donors, { fromRound: opts.fromRound, digest: opts.digest, signal: opts.signal })
     return worker
@@ -160,6 +172,9 @@ export class TrainingService {
     if (builtin && [...this.builtinBy.values()].includes(from)) { refuse('busy: this node already runs a built-in training job for you (one at a time per coordinator)'); return }
     const verdict = this.init.accept?.(spec, from) ?? true
     if (verdict !== true) { refuse(typeof verdict === 'string' ? verdict : 'refused'); return }
+    // a membership holds a slot like a grid task: a provider busy with tasks refuses, and tasks see it busy
+    const busy = this.init.holdSlot?.(inv.jobId, spec)
+    if (busy !== undefined) { refuse(`BUSY: ${busy}`, undefined, 'BUSY'); return }
     this.starting.add(inv.jobId)
     if (builtin) this.builtinBy.set(inv.jobId, from)
     let started = false
@@ -171,7 +186,7 @@ export class TrainingService {
       const trainer = await this.createTrainer(spec, inv.rank, shards)
       try {
         if (this.stopped) throw new TrainingError('NODE_STOPPING', 'the node is stopping')
-        const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter, sign: this.init.sign }))
+        const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter, sign: this.init.sign, ...this.roundCheck(inv.jobId) }))
         await worker.start()
         started = true
         reply(true, '', trainer.paramCount)
@@ -187,8 +202,16 @@ export class TrainingService {
       refuse((err as Error).message)
     } finally {
       this.starting.delete(inv.jobId)
-      if (!started) this.builtinBy.delete(inv.jobId)
+      if (!started) {
+        this.builtinBy.delete(inv.jobId)
+        if (!this.workers.has(inv.jobId)) this.init.release?.(inv.jobId)
+      }
     }
+  }
+
+  private roundCheck (jobId: string): { admitRound?: (round: number) => Promise<{ code: string, reason: string } | undefined> } {
+    const admit = this.init.admitRound
+    return admit === undefined ? {} : { admitRound: async (round) => await admit(jobId, round) }
   }
 
   /** Charges the inviter (the daemon's peer score); never throws. */
@@ -206,6 +229,7 @@ export class TrainingService {
       if (this.workers.get(worker.jobId) !== worker) return // replaced by a resumed job's worker
       this.workers.delete(worker.jobId)
       this.builtinBy.delete(worker.jobId)
+      if (!this.starting.has(worker.jobId)) this.init.release?.(worker.jobId)
     })
     return worker
   }

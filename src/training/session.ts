@@ -83,6 +83,9 @@ export interface TrainingSessionInit {
   payment?: () => Promise<dbc.task.v1.IPaymentTerms | undefined>
 }
 
+/** Codes a member refuses a round with that may name the job's failure (src/jobs/payment-gate.ts admitRound). */
+const ROUND_PAYMENT_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_WINDOW_SHORT'])
+
 /** A peer that did not join the job, and why (its own words, cleaned; or a timeout). */
 export interface InviteRefusal { peer: string, reason: string, code?: string }
 
@@ -115,6 +118,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly receipts = new Map<string, Uint8Array>()
   /** The invited peers that did not join, with their reasons (filled once invitations are answered). */
   readonly refusals: InviteRefusal[] = []
+  /** Members that refused a round of the running job (the latest per peer and code), also listed in `refusals`. */
+  private readonly roundRefusals: InviteRefusal[] = []
   /** The payment terms sent with the invitations (read once, before the first). */
   private paymentTerms?: dbc.task.v1.IPaymentTerms
   /** Each member's data shard (rank) and the number of shards the data set is cut into. */
@@ -147,7 +152,11 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const pending = new Map<string, (msg: TrainingMessage) => void>()
     let finalModel: ((m: { from: string, params: Uint8Array }) => void) | undefined
     const unlisten = transport.listen((from, msg) => {
-      if (msg.inviteReply != null && msg.inviteReply.jobId === this.jobId) pending.get(from)?.(msg)
+      if (msg.inviteReply != null && msg.inviteReply.jobId === this.jobId) {
+        const answer = pending.get(from)
+        if (answer !== undefined) answer(msg)
+        else if (!msg.inviteReply.accepted && this.ranks.has(from)) this.memberRefused(from, msg.inviteReply)
+      }
       else if (msg.report != null && msg.report.jobId === this.jobId) {
         const r = msg.report
         if (r.receipt != null && r.receipt.length > 0) this.receipts.set(`${from}/${r.round}`, r.receipt)
@@ -181,7 +190,11 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         this.onOutput = (o) => {
           if (o.kind === 'failed') {
             this.stopPeers(o.reason)
-            reject(new TrainingError('TRAINING_FAILED', o.reason, { hint: 'check the peers; a job fails when too few of them stay alive' }))
+            // members that refused rounds (PAYER_BEHIND: the payer's vouchers lag their work) say why the group shrank
+            const last = this.roundRefusals.length > 0 ? this.roundRefusals[this.roundRefusals.length - 1] : undefined
+            // only a payment code names the failure: a member must not pick the job's code (NODE_STOPPING keeps a job running)
+            if (last?.code !== undefined && ROUND_PAYMENT_CODES.has(last.code)) reject(new TrainingError(last.code, `${o.reason}; members refused rounds: ${describeRefusals(this.roundRefusals)}`, { hint: last.code === 'PAYER_BEHIND' ? 'the members were not paid for their rounds: check the payer (vouchers, escrow) and run the job again' : 'check why the members refused', data: { refusals: this.refusals } }))
+            else reject(new TrainingError('TRAINING_FAILED', o.reason, { hint: 'check the peers; a job fails when too few of them stay alive' }))
           }
           if (o.kind === 'finish') {
             // Two members send the model, so one dying at the very end does not lose the job;
@@ -294,6 +307,21 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   }
 
   private onOutput: ((o: CoordinatorOutput) => void) | undefined
+
+  /**
+   * A member refused a round (an InviteReply with accepted false mid-job, e.g. PAYER_BEHIND): shown
+   * in the job's refusals, the latest per peer and code (bounded: a member cannot grow the list).
+   */
+  private memberRefused (from: string, reply: { code?: string, reason?: string }): void {
+    const code = reply.code ?? ''
+    const r: InviteRefusal = { peer: from, reason: cleanReason(reply.reason ?? ''), ...(/^[A-Z_]{1,40}$/.test(code) ? { code } : {}) }
+    for (const list of [this.roundRefusals, this.refusals]) {
+      const i = list.findIndex(x => x.peer === r.peer && x.code === r.code)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length >= 256) list.shift()
+      list.push(r)
+    }
+  }
 
   /** Tells every peer still in the job to stop (failure or cancel). */
   private stopPeers (reason: string): void {

@@ -19,15 +19,23 @@ import { createReceiptMeter } from './metering.js'
 import { ALLREDUCE_PROTOCOL } from './transport.js'
 import { parseTrainingSpec, type TrainingSpec } from './spec.js'
 import { TrainingError } from './worker.js'
-import { invitationPaymentRefusal, type InvitationGate } from './invite-payment.js'
+import { MemberPayments, type InvitationGate } from './invite-payment.js'
+import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
 import type { dbc } from '../wire/gen/wire.js'
 import type { HourlyPrices } from '../core/compute/pricing.js'
 import type { DaemonContext, Subsystem } from '../node/daemon.js'
 
 export interface TrainingSubsystemInit {
-  /** Prices this node charges for training compute (receipted per round). */
-  prices?: HourlyPrices
-  gpuCount?: number
+  /** Prices this node charges for training compute (receipted per round): its provider policy's, read when the subsystem starts. */
+  prices?: HourlyPrices | (() => HourlyPrices)
+  /** GPUs this node offers (its provider policy's, after probing), read at each invitation. */
+  gpuCount?: number | (() => number)
+  /** Floor of a round's time in the member's own round price, ms (config provider.training.minRoundS; core/settlement/training.ts). */
+  minRoundMs?: number
+  /** Whether this node works in other nodes' training jobs (config provider.training.enabled; default true). */
+  serveTraining?: boolean
+  /** The compute peer's slot ledger: a membership holds a slot like a grid task (absent: no slots taken). */
+  slots?: () => TrainingSlots | undefined
   /**
    * Picks the group for a job (the scheduler's placement plugs in here). Default: connected
    * peers that speak /dbc/allreduce/1.0.0, the `groupSize` with the lowest measured RTT.
@@ -41,6 +49,13 @@ export interface TrainingSubsystemInit {
   trainers?: Record<string, TrainerConfig>
   /** This node's payment gate (the compute peer's): an invitation needs an escrow covering its credit. Absent: no chain, no check. */
   memberPayment?: () => InvitationGate | undefined
+}
+
+/** What a membership needs of the compute peer's slots (ComputePeer implements it). */
+export interface TrainingSlots {
+  /** Takes a slot for `id` now (no queue): undefined when held, else why not. Idempotent per id. */
+  holdSlot: (id: string, demand: { cpus: number, gpus: number, gpuModel?: string }) => string | undefined
+  releaseSlot: (id: string) => void
 }
 
 /** The submitter's payment of training rounds, through the same payer and vouchers as grid tasks. */
@@ -77,17 +92,37 @@ export class TrainingSubsystem implements Subsystem {
   private readonly jobs = new Map<string, TrainingJob>()
   private readonly aborts = new AbortController()
   private store: TrainingStore | undefined
+  /** This node's payment checks as a member of others' jobs (its own round price, per-round credit). */
+  private member: MemberPayments | undefined
 
   constructor (private readonly init: TrainingSubsystemInit = {}) {}
 
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
-    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices: this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 }, gpuCount: this.init.gpuCount, payoutAddress: this.init.payoutAddress })
+    const p = this.init.prices
+    const prices = (typeof p === 'function' ? p() : p) ?? { priceGpuHour: 0, priceCpuHour: 0 }
+    const gpuCount = (): number => { const g = this.init.gpuCount; return (typeof g === 'function' ? g() : g) ?? 0 }
+    // the member prices its rounds itself (its policy's prices, its own floor and measurements), never from the spec
+    const member = this.member = new MemberPayments(() => this.init.memberPayment?.(), () => ({ prices, minRoundMs: this.init.minRoundMs ?? DEFAULT_MIN_ROUND_S * 1000 }))
+    // the receipts carry the same payout binding as this node's grid offers (one signer: the compute peer's gate)
+    const selfBytes = ctx.identity.peerId.toMultihash().bytes
+    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices, gpuCount: gpuCount(), payoutAddress: this.init.payoutAddress, payoutBinding: () => this.init.memberPayment?.()?.payoutBinding?.(selfBytes), onBilled: (m, units) => { member.delivered(m.jobId, m.computeMs, units) } })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
     this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
+    const slotId = (jobId: string): string => `training:${jobId}`
     this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput,
-      accept: (spec) => (spec.gpu?.count ?? 0) <= (this.init.gpuCount ?? 0) || `needs ${spec.gpu?.count ?? 0} GPU(s), this node has ${this.init.gpuCount ?? 0}`,
-      admitPayment: async (inv, spec, coordinator) => await invitationPaymentRefusal(this.init.memberPayment?.(), inv, spec, coordinator, this.init.prices ?? { priceGpuHour: 0, priceCpuHour: 0 })
+      accept: (spec) => {
+        if (this.init.serveTraining === false) return 'TRAINING_DISABLED: this node\'s provider policy does not serve training (provider.training.enabled)'
+        const offered = gpuCount()
+        return (spec.gpu?.count ?? 0) <= offered || `needs ${spec.gpu?.count ?? 0} GPU(s), this node offers ${offered}`
+      },
+      holdSlot: (jobId, spec) => this.init.slots?.()?.holdSlot(slotId(jobId), { cpus: 1, gpus: spec.gpu?.count ?? 0, ...(spec.gpu?.model !== undefined ? { gpuModel: spec.gpu.model } : {}) }),
+      release: (jobId) => { member.forget(jobId); this.init.slots?.()?.releaseSlot(slotId(jobId)) },
+      admitPayment: async (inv, spec, coordinator) => {
+        this.init.memberPayment?.()?.payoutBinding?.(selfBytes) // signed before the first round's receipt needs it
+        return await member.admitInvitation(inv, spec, coordinator)
+      },
+      admitRound: async (jobId) => await member.admitRound(jobId)
     })
     await this.service.start()
     this.routes(ctx)
@@ -130,8 +165,8 @@ export class TrainingSubsystem implements Subsystem {
   status (): Record<string, unknown> {
     const jobs = [...this.jobs.values()]
     // the jobs this node works in, and the states it adopted from other peers (a joiner's transfer)
-    const workers = [...this.service?.workers.values() ?? []].map(w => ({ jobId: w.jobId, coordinator: w.coordinator, round: w.round, loads: w.loads }))
-    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainingWorkers: workers, trainers: this.service?.trainers.names() ?? [] }
+    const workers = [...this.service?.workers.values() ?? []].map(w => ({ jobId: w.jobId, coordinator: w.coordinator, round: w.round, loads: w.loads, refusedRounds: w.refusedRounds, payment: this.member?.view(w.jobId) ?? null }))
+    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainingWorkers: workers, trainers: this.service?.trainers.names() ?? [], trainingRoutes: this.service?.transport.routes() ?? {} }
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */

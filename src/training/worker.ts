@@ -36,6 +36,8 @@ export interface RoundMetering {
   samples: number
   /** Whether the trainer ran the steps on a GPU (the built-in one never does): only then GPU-seconds are billed. */
   usesGpu?: boolean
+  /** GPUs the job takes (its spec's gpu.count): GPU-seconds are billed for these, not for every GPU the node has. */
+  gpus?: number
 }
 
 export interface TrainingWorkerInit {
@@ -52,6 +54,12 @@ export interface TrainingWorkerInit {
   idleTimeoutMs?: number
   /** Signs a state digest with this node's key (sent with every state it hands out). */
   sign?: (digest: Uint8Array) => Uint8Array
+  /**
+   * Asked before each round this peer is named in: a refusal (e.g. PAYER_BEHIND: the payer's
+   * vouchers lag the rounds delivered by more than the credit) sits the round out and tells the
+   * coordinator why, as an InviteReply with accepted false and the code.
+   */
+  admitRound?: (round: number) => Promise<{ code: string, reason: string } | undefined>
 }
 
 /** A state this worker adopted from another peer (for status and tests). */
@@ -102,6 +110,8 @@ export class TrainingWorker {
   /** Resolves when the coordinator finished the job (or stop() was called). */
   readonly done: Promise<void>
   readonly rounds: WorkerRoundEvent[] = []
+  /** Rounds this peer sat out because admitRound refused them (status, tests). */
+  refusedRounds = 0
 
   constructor (init: TrainingWorkerInit) {
     this.init = init
@@ -265,6 +275,14 @@ export class TrainingWorker {
     // average of the missed rounds is not here, so load the state before taking part again.
     if (round > this.lastRound + 1) this.refreshState = true
     if (!members.includes(this.self)) return
+    const refused = await this.init.admitRound?.(round).catch((err: Error) => ({ code: 'ROUND_REFUSED', reason: err.message }))
+    if (refused !== undefined && !this.finished) {
+      log('job %s: round %d refused: %s: %s', this.jobId, round, refused.code, refused.reason)
+      this.init.transport.send(this.init.coordinator, { inviteReply: { jobId: this.jobId, accepted: false, code: refused.code, reason: `round ${round}: ${refused.code}: ${refused.reason}`.slice(0, 500), paramCount: 0 } })
+      this.refusedRounds++
+      return
+    }
+    if (this.finished) return
     const { trainer, spec } = this.init
     if (this.refreshState) {
       this.refreshState = false
@@ -325,7 +343,8 @@ export class TrainingWorker {
       bytesIn: result.bytesReceived,
       bytesOut: result.bytesSent,
       samples: step.samples,
-      usesGpu: trainer.usesGpu === true
+      usesGpu: trainer.usesGpu === true,
+      gpus: spec.gpu?.count ?? 0
     })
     this.init.transport.send(this.init.coordinator, {
       report: {

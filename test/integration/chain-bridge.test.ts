@@ -21,7 +21,7 @@ import { Nodes } from './chain-backends.js'
 const E18 = 10n ** 18n
 const E15 = 10n ** 15n
 const ROOT: Hex = `0x${'11'.repeat(32)}`
-const voucher = (jobId: Hex, provider: string, cumulative: bigint, receiptCount = 1): Voucher => ({ jobId, provider: provider as Hex, cumulative, receiptsRoot: ROOT, receiptCount })
+const voucher = (jobId: Hex, provider: string, cumulative: bigint, receiptCount = 1): Voucher => ({ escrowId: jobId, provider: provider as Hex, cumulative, receiptsRoot: ROOT, receiptCount })
 
 let anvil: AnvilHandle
 let nodes: Nodes
@@ -176,7 +176,7 @@ test('[anvil] a stranger front-runs the deposit with 1 wei under the same job id
   assert.equal([(await payer.escrow(real, { fresh: true })).escrow, (await payer.escrow(fake, { fresh: true })).escrow], [5n * E15, 1n])
   // the payer's voucher, pointed at the stranger's escrow, is refused by the provider (not signed by that escrow's payer)
   const sv = await payer.signVoucher(voucher(real, gus.account, 3n * E15))
-  const moved = await gus.acceptVoucher({ voucher: { ...sv.voucher, jobId: fake }, signature: sv.signature })
+  const moved = await gus.acceptVoucher({ voucher: { ...sv.voucher, escrowId: fake }, signature: sv.signature })
   assert.is(moved.ok, false)
   assert.is((moved as { code: string }).code, 'WRONG_PAYER')
   assert.is((await gus.acceptVoucher(sv)).ok, true)

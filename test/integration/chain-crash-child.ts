@@ -46,7 +46,7 @@ if (mode === 'crash') {
   if ((await provider.stakeOf()).gpus === 0) await provider.stake(1)
   for (let i = 0; i < jobs.length; i++) {
     await payer.deposit(jobHashOf(labels[i]), 10n ** 18n)
-    const sv = await payer.signVoucher({ jobId: jobs[i], provider: provider.account, cumulative: owed[i], receiptsRoot: `0x${'22'.repeat(32)}`, receiptCount: 4 })
+    const sv = await payer.signVoucher({ escrowId: jobs[i], provider: provider.account, cumulative: owed[i], receiptsRoot: `0x${'22'.repeat(32)}`, receiptCount: 4 })
     const r = await provider.acceptVoucher(sv)
     if (!r.ok) throw new Error(r.reason)
   }

@@ -27,7 +27,7 @@ test('vouchers wait while the RPC is down and are redeemed when it returns', asy
     const jobs = [chainJobIdOf('down-a', payer.account), chainJobIdOf('down-b', payer.account)]
     for (const j of ['down-a', 'down-b']) await payer.deposit(jobHashOf(j), 10n ** 18n)
     const sign = async (j: Hex, n: bigint): Promise<void> => {
-      const r = await provider.acceptVoucher(await payer.signVoucher({ jobId: j, provider: provider.account, cumulative: n * E15, receiptsRoot: ROOT, receiptCount: Number(n) }))
+      const r = await provider.acceptVoucher(await payer.signVoucher({ escrowId: j, provider: provider.account, cumulative: n * E15, receiptsRoot: ROOT, receiptCount: Number(n) }))
       assert.is(r.ok, true, r.ok ? '' : r.reason)
     }
     await sign(jobs[0], 1n)

@@ -97,8 +97,8 @@ export async function signVoucher (payer: Wallet, v: Voucher, domain: VoucherDom
 }
 
 /** The contract's tuple for a voucher (redeem's first argument). */
-export function voucherArg (v: Voucher): { jobId: Hex, provider: Address, cumulative: bigint, receiptsRoot: Hex, receiptCount: number } {
-  return { jobId: v.jobId, provider: v.provider, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot, receiptCount: v.receiptCount }
+export function voucherArg (v: Voucher): { escrowId: Hex, provider: Address, cumulative: bigint, receiptsRoot: Hex, receiptCount: number } {
+  return { escrowId: v.escrowId, provider: v.provider, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot, receiptCount: v.receiptCount }
 }
 
 export function redeemArgs (svs: SignedVoucher[]): [ReturnType<typeof voucherArg>[], Hex[]] {

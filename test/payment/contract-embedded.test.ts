@@ -1,4 +1,4 @@
-// Settlement v3 on the embedded EVM (the single-node sandbox chain): the EIP-712 digest, the
+// Settlement v4 on the embedded EVM (the single-node sandbox chain): the EIP-712 digest, the
 // ecrecover path and the core voucher rules behave as on anvil (contract.test.ts has them all).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -40,7 +40,7 @@ test('voucher digest, redeem once, replay pays nothing, forged and early refund 
   // the escrow id: keyed by payer and job (escrowIdOf on chain = the TS one)
   const jobId = escrowIdOfHash(payer.account.address, hash)
   assert.is(await read<Hex>('escrowIdOf', [payer.account.address, hash]), jobId)
-  const v: Voucher = { jobId, provider: provider.account.address, cumulative: 2n * E18, receiptsRoot: `0x${'11'.repeat(32)}` as Hex, receiptCount: 3 }
+  const v: Voucher = { escrowId: jobId, provider: provider.account.address, cumulative: 2n * E18, receiptsRoot: `0x${'11'.repeat(32)}` as Hex, receiptCount: 3 }
   assert.is(await read<Hex>('voucherDigest', [v]), voucherDigest(v, domain))
   await send(provider, 'stake', [provider.account.address, 1], await read<bigint>('stakeRequired', [1]))
   const now = (await pub.getBlock()).timestamp

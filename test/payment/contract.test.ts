@@ -1,4 +1,4 @@
-// Settlement v3 against anvil: escrow, dispute window, payer-signed cumulative vouchers redeemed
+// Settlement v4 against anvil: escrow, dispute window, payer-signed cumulative vouchers redeemed
 // by the provider alone, stake. Every rule of contracts/README.md is checked here, including the
 // attacks of issue 13 (refund early, credit someone else, pay twice, replay, forged voucher).
 // Vouchers are signed with viem signTypedData over voucher.ts's typed data, so the TS and
@@ -31,7 +31,7 @@ const jobOf = async (jobId: Hex): Promise<{ payer: Address, escrow: bigint, paid
   const [p, escrow, paid, deadline, closedAt, disputeWindow, refunded] = await f.read<JobTuple>('jobs', [jobId])
   return { payer: p, escrow, paid, deadline, closedAt, disputeWindow, refunded }
 }
-const v = (jobId: Hex, to: Wallet, cumulative: bigint, receiptCount = 10): Voucher => ({ jobId, provider: to.account.address, cumulative, receiptsRoot: ROOT, receiptCount })
+const v = (jobId: Hex, to: Wallet, cumulative: bigint, receiptCount = 10): Voucher => ({ escrowId: jobId, provider: to.account.address, cumulative, receiptsRoot: ROOT, receiptCount })
 const balance = async (w: Wallet): Promise<bigint> => await f.publicClient.getBalance({ address: w.account.address })
 
 /** The job hash each escrow id was deposited under (top-ups name the job hash, not the escrow id). */
@@ -206,7 +206,7 @@ test('attack: a voucher for another job, chain or contract (wrong domain or fiel
     ['other chain id', await signVoucher(payer, v(job, provider, E18), { ...f.domain, chainId: 19850818 })],
     ['other contract', await signVoucher(payer, v(job, provider, E18), { ...f.domain, verifyingContract: '0x00000000000000000000000000000000000000aa' })],
     // Signed for job, presented as job2 (same payer): the digest differs, so the signer does.
-    ['moved to another job', { voucher: { ...good.voucher, jobId: job2 }, signature: good.signature }],
+    ['moved to another job', { voucher: { ...good.voucher, escrowId: job2 }, signature: good.signature }],
     ['amount raised', { voucher: { ...good.voucher, cumulative: 2n * E18 }, signature: good.signature }],
     ['receipt count changed', { voucher: { ...good.voucher, receiptCount: 11 }, signature: good.signature }]
   ]
@@ -332,7 +332,7 @@ test('attack (review M3): a stranger front-runs the deposit under the job id wit
   assert.equal(rb.events.map(e => e.escrowId), [real])
   assert.equal([(await jobOf(real)).paid, (await jobOf(fake)).paid, await f.read<bigint>('unspent', [fake])], [5n * E18, 0n, 1n])
   // the payer's vouchers can not be pointed at the stranger's 1 wei escrow: not signed by ITS payer
-  let r = await simulateRevert(f, provider, 'redeem', redeemArgs([{ voucher: { ...a.voucher, jobId: fake }, signature: a.signature }]))
+  let r = await simulateRevert(f, provider, 'redeem', redeemArgs([{ voucher: { ...a.voucher, escrowId: fake }, signature: a.signature }]))
   assert.is(r.name, 'NotSignedByPayer')
   r = await simulateRevert(f, provider, 'redeem', redeemArgs([await signVoucher(payer, v(fake, provider, 1n), f.domain)]))
   assert.is(r.name, 'NotSignedByPayer', 'even a voucher the payer signed for the stranger\'s escrow: its payer is the stranger')

@@ -154,9 +154,9 @@ test('a provider node works only against escrow on its chain and stops when the 
     const billedBy = (r: dbc.task.v1.ITaskResult): bigint => r.receipt == null ? 0n : BigInt(dbc.receipt.v1.UsageReceipt.decode(r.receipt.receipt ?? new Uint8Array()).amount)
     let signed = 0n
     const voucherFor = async (cumulative: bigint, by = payer): Promise<dbc.task.v1.IVoucher> => {
-      const v = { jobId: key, provider: chain.account.toLowerCase() as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: n }
+      const v = { escrowId: key, provider: chain.account.toLowerCase() as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: n }
       const signature = await by.signTypedData(voucherTypedData(v, domain))
-      return { chainJobId: bytesFromHex(key), provider: bytesFromHex(v.provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: n, signature: bytesFromHex(signature) }
+      return { escrowId: bytesFromHex(key), provider: bytesFromHex(v.provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: n, signature: bytesFromHex(signature) }
     }
 
     // 3. two tasks, each followed by the payer's voucher for what it billed (the payer is not blocked)

@@ -74,7 +74,7 @@ async function payer (): Promise<void> {
         const total = perStep(p) * BigInt(s)
         const last = bridge.vouchers.latestIssued(j, addr(p))
         if (last !== undefined && last.voucher.cumulative >= total) continue
-        const sv = await bridge.signVoucher({ jobId: j, provider: addr(p), cumulative: total, receiptsRoot: ROOT, receiptCount: s })
+        const sv = await bridge.signVoucher({ escrowId: j, provider: addr(p), cumulative: total, receiptsRoot: ROOT, receiptCount: s })
         signed++
         if (signed % 3 === 0) die('afterSign', { step: s })
         send(p, sv)
@@ -104,7 +104,7 @@ async function provider (p: number): Promise<void> {
     const complete = lines.slice(0, -1)
     offset += complete.reduce((n, l) => n + l.length + 1, 0)
     for (const line of complete) {
-      let raw: { voucher: { jobId: Hex, provider: Hex, cumulative: string, receiptsRoot: Hex, receiptCount: number }, signature: Hex }
+      let raw: { voucher: { escrowId: Hex, provider: Hex, cumulative: string, receiptsRoot: Hex, receiptCount: number }, signature: Hex }
       try { raw = JSON.parse(line) } catch { continue }
       const r = await bridge.acceptVoucher({ voucher: { ...raw.voucher, cumulative: BigInt(raw.voucher.cumulative) }, signature: raw.signature })
       if (!r.ok && r.code !== 'STALE') say({ error: `voucher refused: ${r.code} ${r.reason}` })

@@ -1,6 +1,7 @@
 // The submitter's runner pays through its payer (no chain here: signing with a viem key, the
 // providers in process): escrow before any lease, one cumulative voucher per billed copy sent
-// to its provider, receipts above the offer paid at the offer, a caught liar paid no more.
+// to its provider, receipts above the offer paid at the offer, a caught liar paid no more, and
+// a provider whose payout address is not bound by its key gets no paid work.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
@@ -10,6 +11,7 @@ import { PaymentStore } from '../../src/jobs/payment-store.js'
 import { openStore } from '../../src/store/db.js'
 import { voucherTypedData, voucherSigner, type SignedVoucher } from '../../src/core/settlement/voucher.js'
 import { voucherFromWire } from '../../src/core/settlement/voucher-wire.js'
+import { payoutBindingTypedData } from '../../src/core/settlement/payout-binding.js'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
 import type { dbc } from '../../src/wire/gen/wire.js'
 import type { FakeProvider } from '../../src/jobs/index.js'
@@ -18,7 +20,11 @@ import { key, manifest, providers, transport } from '../integration/jobs-helpers
 const owner = key(1)
 const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
 const payerKey = privateKeyToAccount(generatePrivateKey())
-const payoutOf = (i: number): string => `0x${(i + 1).toString(16).padStart(40, '0')}`
+const payoutKeys = Array.from({ length: 8 }, () => privateKeyToAccount(generatePrivateKey()))
+const payoutOf = (i: number): string => payoutKeys[i].address.toLowerCase()
+// the payout key of provider i signs its peer id (providers() gives provider i key(100 + i))
+const bindings = await Promise.all(payoutKeys.map(async (k, i) => Uint8Array.from(Buffer.from((await k.signTypedData(payoutBindingTypedData(key(100 + i).peerId, domain))).slice(2), 'hex'))))
+const paid = (i: number): { payoutAddress: string, payoutBinding: Uint8Array } => ({ payoutAddress: payoutOf(i), payoutBinding: bindings[i] })
 
 interface Setup { payment: RunnerPayment, payer: JobPayer, store: PaymentStore, log: string[], vouchers: Map<string, SignedVoucher[]> }
 
@@ -36,7 +42,7 @@ function setup (jobId: string, m: ReturnType<typeof manifest>, ps: FakeProvider[
     sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain))
   })
   const payment: RunnerPayment = {
-    terms: { chainId: 31337, contract: new Uint8Array(20), chainJobId: new Uint8Array(32), payer: new Uint8Array(20) },
+    terms: { chainId: domain.chainId, contract: Uint8Array.from(Buffer.from(domain.verifyingContract.slice(2), 'hex')), chainJobId: new Uint8Array(32), payer: new Uint8Array(20) },
     payer,
     ensureEscrow: async (predicted, reserve) => { log.push(`escrow:${predicted > 0 ? 'predicted' : 'none'}:${reserve > 0 ? 'reserve' : 'none'}`) }
   }
@@ -53,7 +59,7 @@ function wrapLeases (tr: ReturnType<typeof transport>, log: string[]): void {
 }
 
 test('escrow before any lease; each provider gets cumulative vouchers for its billed copies; an overcharger is paid its offer', async () => {
-  const ps = providers(4, i => ({ payoutAddress: payoutOf(i), slots: 2, ...(i === 3 ? { billCpuHour: 1000, cpuMsFactor: 1000 } : {}) }))
+  const ps = providers(4, i => ({ ...paid(i), slots: 2, ...(i === 3 ? { billCpuHour: 1000, cpuMsFactor: 1000 } : {}) }))
   const tr = transport(ps, owner)
   const jobId = 'c1'.repeat(32)
   const m = manifest({ inputs: { range: { from: 0, to: 39 } }, verification: { mode: 'off' } })
@@ -93,7 +99,7 @@ test('escrow before any lease; each provider gets cumulative vouchers for its bi
 })
 
 test('a liar caught by the default checks gets no voucher after it was caught', async () => {
-  const ps = providers(5, i => ({ payoutAddress: payoutOf(i), slots: 2, liar: i === 0, delayMs: 2 }))
+  const ps = providers(5, i => ({ ...paid(i), slots: 2, liar: i === 0, delayMs: 2 }))
   const tr = transport(ps, owner)
   const jobId = 'c2'.repeat(32)
   const m = manifest({ inputs: { range: { from: 0, to: 59 } } })
@@ -114,6 +120,28 @@ test('a liar caught by the default checks gets no voucher after it was caught', 
   assert.ok(liarVouchersAfter <= 1, `${liarVouchersAfter} vouchers after the catch (at most the final resend)`)
   const honest = ps.slice(1).filter(p => p.tasksRun > 0)
   assert.ok(honest.every(p => (s.vouchers.get(p.id) ?? []).length > 0), 'every honest provider that worked was paid')
+})
+
+test('a provider naming another\'s payout address without its key\'s binding gets no lease, no task and no voucher (PAYOUT_NOT_BOUND)', async () => {
+  // provider 0 is honest; 1 claims 0's address unbound; 2 claims it with 0's binding of peer 0 (copied from an offer); 3 names its own address unbound
+  const ps = providers(4, i => i === 0 ? { ...paid(0), slots: 2 } : i === 1 ? { payoutAddress: payoutOf(0), slots: 2 } : i === 2 ? { payoutAddress: payoutOf(0), payoutBinding: bindings[0], slots: 2 } : { payoutAddress: payoutOf(3), slots: 2 })
+  const tr = transport(ps, owner)
+  const jobId = 'c3'.repeat(32)
+  const m = manifest({ inputs: { range: { from: 0, to: 19 } }, verification: { mode: 'off' } })
+  const s = setup(jobId, m, ps)
+  wrapLeases(tr, s.log)
+  const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+  tr.close()
+  assert.is(summary.status, 'finished')
+  for (const i of [1, 2, 3]) {
+    assert.is(ps[i].tasksRun, 0, `provider ${i} ran nothing`)
+    assert.not.ok(s.log.includes(`lease:${ps[i].id}`), `provider ${i} got no lease`)
+    assert.is(s.vouchers.get(ps[i].id), undefined, `provider ${i} got no voucher`)
+  }
+  assert.is(ps[0].tasksRun, 20)
+  const view = s.payer.view()
+  assert.equal(view.providers.map(x => [x.payout, x.providers]), [[payoutOf(0), [ps[0].id]]])
+  assert.ok(BigInt(view.providers[0].signed) > 0n)
 })
 
 test.run()

@@ -6,12 +6,14 @@
 // member's signed total keeps rising after the resume (the payer comes back from the node's store).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { startPaidNetwork, waitFor, note, type PaidNetwork } from './paid-network.js'
+import { startPaidNetwork, waitFor, note, PRICE_CPU_HOUR, type PaidNetwork } from './paid-network.js'
 import { chainJobIdOf } from '../../src/chain/job-id.js'
 
-// small and quick (as test/integration/training-durable.test.ts); no deadline.maxMs: a round may take
-// 10 minutes, so one round at a member's 0.05 DBC per CPU-hour is 0.0083 DBC: its credit
-const SPEC = { model: { kind: 'mlp', hidden: 32 }, dataset: { trainPerClass: 100, testPerClass: 100 }, groupSize: 2, rounds: 4, localSteps: 5, batchSize: 32, learningRate: 0.1, seed: 7, evalEvery: 2, deadline: { initialMs: 20_000 } }
+// small and quick (as test/integration/training-durable.test.ts). A member prices a round itself
+// (core/settlement/training.ts): one core at its PRICE_CPU_HOUR (100 DBC) for its default floor of
+// 60 s, 1.67 DBC, whatever the deadline says: its credit. The spec's maxPricePerHour must allow
+// that price, and the budget cover the credit plus a round at each member.
+const SPEC = { model: { kind: 'mlp', hidden: 32 }, dataset: { trainPerClass: 100, testPerClass: 100 }, groupSize: 2, rounds: 4, localSteps: 5, batchSize: 32, learningRate: 0.1, seed: 7, evalEvery: 2, deadline: { initialMs: 20_000 }, maxPricePerHour: PRICE_CPU_HOUR, budget: 10 }
 
 let p: PaidNetwork
 test.before(async () => { p = await startPaidNetwork(2) })
@@ -22,7 +24,7 @@ const ended = async (id: string): Promise<any> => await waitFor(`training job ${
 
 test('an escrow below the members\' credit: both refuse the invitation with ESCROW_TOO_SMALL and do no work', async () => {
   const peers = p.providers.map(n => n.peerId)
-  // 0.001 DBC of escrow against a credit of one round (0.0083 DBC)
+  // 0.001 DBC of escrow against a credit of one round (1.67 DBC)
   const { jobId } = await p.submitter.api.call<{ jobId: string }>('POST', '/v1/training', { spec: { ...SPEC, budget: 0.001 }, peers })
   const j = await ended(jobId)
   note(`under-funded job: ${JSON.stringify(j.error)}`)
@@ -31,7 +33,7 @@ test('an escrow below the members\' credit: both refuse the invitation with ESCR
   assert.equal(refusals.map(r => r.peer).sort(), [...peers].sort(), 'every member refused')
   for (const r of refusals) {
     assert.is(r.code, 'ESCROW_TOO_SMALL', r.reason)
-    assert.match(r.reason, /^ESCROW_TOO_SMALL: escrow of job 0x[0-9a-f]{8}… has 0\.001 DBC unspent, less than the 0\.0083\d* DBC owed/)
+    assert.match(r.reason, /^ESCROW_TOO_SMALL: escrow of job 0x[0-9a-f]{8}… has 0\.001 DBC unspent, less than the 1\.6666\d* DBC owed/)
   }
   for (const n of p.providers) {
     const st = await n.api.call<any>('GET', '/v1/status')

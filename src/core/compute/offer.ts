@@ -1,5 +1,5 @@
 // Signed offers (dbc.task.v1.Offer): the signature covers the encoding of every field but the
-// signature (1-10 and 12, the payout address vouchers must name).
+// signature (11), so the payout address vouchers must name (12) and its key's binding (14) too.
 import { dbc } from '../../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
 import type { OfferTerms } from './offer-policy.js'
@@ -19,6 +19,8 @@ export interface OfferIds {
   jobId: Uint8Array
   /** The provider's EVM payout address (0x…): the submitter's vouchers must name it. */
   payoutAddress?: string
+  /** The payout key's EIP-712 signature over this peer (core/settlement/payout-binding.ts); offers only. */
+  payoutBinding?: Uint8Array
 }
 
 /** An offer with terms, or a refusal (refusal text set, no terms), signed by the provider. */
@@ -27,7 +29,7 @@ export function signOffer (key: OfferSigningKey, ids: OfferIds, answer: { terms:
   // the payout address goes in refusals too: who would be paid (a refusal for another chain names it)
   const payout = ids.payoutAddress !== undefined && ids.payoutAddress !== '' ? { payoutAddress: ids.payoutAddress } : {}
   const body: dbc.task.v1.IOffer = 'terms' in answer
-    ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms, ...payout }
+    ? { offerId: ids.offerId, provider, jobId: ids.jobId, ...answer.terms, ...payout, ...(ids.payoutBinding !== undefined && ids.payoutBinding.length > 0 ? { payoutBinding: ids.payoutBinding } : {}) }
     : { offerId: ids.offerId, provider, jobId: ids.jobId, refusal: answer.refusal, expiresAt: now + refusalTtlMs, ...payout }
   const offer = dbc.task.v1.Offer.create(body)
   offer.signature = key instanceof Uint8Array ? signBytes(key, signedPart(offer)) : key.sign(signedPart(offer))

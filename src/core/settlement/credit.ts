@@ -191,7 +191,7 @@ export function decideAdmission (p: AdmissionInput): PaymentDecision {
 
 /** A wire voucher checked for shape (not yet for its signer), in the form core/settlement/voucher.ts signs. */
 export interface ParsedVoucher {
-  jobId: Hex32
+  escrowId: Hex32
   provider: Hex32
   cumulative: bigint
   receiptsRoot: Hex32
@@ -201,19 +201,19 @@ export interface ParsedVoucher {
 
 /** Shape checks of a TaskMessage.voucher; a reason when malformed (no honest payer sends that). */
 export function parseVoucher (v: dbc.task.v1.IVoucher): { ok: true, voucher: ParsedVoucher } | { ok: false, reason: string } {
-  const key = v.chainJobId ?? new Uint8Array()
+  const key = v.escrowId ?? new Uint8Array()
   const provider = v.provider ?? new Uint8Array()
   const cumulative = v.cumulative ?? new Uint8Array()
   const root = v.receiptsRoot ?? new Uint8Array()
   const sig = v.signature ?? new Uint8Array()
-  if (key.length !== 32) return { ok: false, reason: 'the voucher\'s job key is not 32 bytes' }
+  if (key.length !== 32) return { ok: false, reason: 'the voucher\'s escrow id is not 32 bytes' }
   if (provider.length !== 20) return { ok: false, reason: 'the voucher\'s provider is not a 20-byte address' }
   if (cumulative.length === 0 || cumulative.length > 32) return { ok: false, reason: 'the voucher\'s cumulative amount is not a uint256' }
   if (root.length !== 32) return { ok: false, reason: 'the voucher\'s receipts root is not 32 bytes' }
   if (sig.length !== 65) return { ok: false, reason: 'the voucher\'s signature is not 65 bytes' }
   let amount = 0n
   for (const b of cumulative) amount = (amount << 8n) | BigInt(b)
-  return { ok: true, voucher: { jobId: hexOf(key), provider: hexOf(provider), cumulative: amount, receiptsRoot: hexOf(root), receiptCount: Number(v.receiptCount ?? 0), signature: hexOf(sig) } }
+  return { ok: true, voucher: { escrowId: hexOf(key), provider: hexOf(provider), cumulative: amount, receiptsRoot: hexOf(root), receiptCount: Number(v.receiptCount ?? 0), signature: hexOf(sig) } }
 }
 
 /** A uint256 as the wire carries it (big-endian, no leading zeros; one zero byte for 0). */
@@ -235,7 +235,7 @@ export function judgeVoucher (p: { voucher: ParsedVoucher, self: string, chainId
   const { voucher: v } = p
   if (v.provider !== p.self.toLowerCase()) return { kind: 'refuse', code: 'VOUCHER_WRONG_PROVIDER', reason: `the voucher pays ${v.provider}, not this provider (${p.self.toLowerCase()})` }
   if (p.held !== undefined && v.cumulative <= p.held) return { kind: 'stale' }
-  if (p.escrow === undefined || p.escrow.payer === ZERO_ADDRESS || p.escrow.payer === '') return { kind: 'refuse', code: 'VOUCHER_NO_ESCROW', reason: `no escrow for job ${short(v.jobId)} on ${p.chainId !== undefined ? `chain ${p.chainId}` : 'this chain'}` }
-  if (p.signer === undefined || p.signer.toLowerCase() !== p.escrow.payer.toLowerCase()) return { kind: 'refuse', code: 'VOUCHER_BAD_SIGNER', reason: `the voucher for job ${short(v.jobId)} is not signed by its payer ${p.escrow.payer.toLowerCase()}` }
+  if (p.escrow === undefined || p.escrow.payer === ZERO_ADDRESS || p.escrow.payer === '') return { kind: 'refuse', code: 'VOUCHER_NO_ESCROW', reason: `no escrow for job ${short(v.escrowId)} on ${p.chainId !== undefined ? `chain ${p.chainId}` : 'this chain'}` }
+  if (p.signer === undefined || p.signer.toLowerCase() !== p.escrow.payer.toLowerCase()) return { kind: 'refuse', code: 'VOUCHER_BAD_SIGNER', reason: `the voucher for job ${short(v.escrowId)} is not signed by its payer ${p.escrow.payer.toLowerCase()}` }
   return { kind: 'accept' }
 }

@@ -1,7 +1,7 @@
 // The payer's authorisation of a lease holder (EIP-712, same domain as vouchers): without it any
 // peer that learnt a job's id and payer could lease against that escrow, get work the payer never
 // signs for, and leave the real payer PAYER_BEHIND at the provider (review H1). The submitter
-// signs LeaseAuth{jobId, holder = keccak256(holder peer id bytes)} once per job; the provider
+// signs LeaseAuth{escrowId, holder = keccak256(holder peer id bytes)} once per job; the provider
 // admits a lease only when it recovers to the escrow's on-chain payer. Pure, like voucher.ts.
 import { keccak_256 as keccak256 } from '@noble/hashes/sha3.js'
 import { domainSeparatorBytes, digestSigner, VOUCHER_DOMAIN_NAME, VOUCHER_DOMAIN_VERSION, type VoucherDomain } from './voucher.js'
@@ -10,12 +10,12 @@ type Hex = `0x${string}`
 
 export const LEASE_AUTH_TYPES = {
   LeaseAuth: [
-    { name: 'jobId', type: 'bytes32' },
+    { name: 'escrowId', type: 'bytes32' },
     { name: 'holder', type: 'bytes32' }
   ]
 } as const
 
-const LEASE_AUTH_TYPEHASH = keccak256(new TextEncoder().encode('LeaseAuth(bytes32 jobId,bytes32 holder)'))
+const LEASE_AUTH_TYPEHASH = keccak256(new TextEncoder().encode('LeaseAuth(bytes32 escrowId,bytes32 holder)'))
 const toHex = (b: Uint8Array): Hex => `0x${Array.from(b, x => x.toString(16).padStart(2, '0')).join('')}`
 const fromHex = (h: string): Uint8Array => {
   if (!/^0x[0-9a-fA-F]{64}$/.test(h)) throw new Error('expected 32 bytes of 0x-hex')
@@ -25,27 +25,27 @@ const fromHex = (h: string): Uint8Array => {
 /** keccak256 of the holder's libp2p peer id bytes: what LeaseAuth names. */
 export function holderHash (holder: Uint8Array): Hex { return toHex(keccak256(holder)) }
 
-/** The typed data a payer signs (viem `signTypedData`) to let `holder` lease against job `jobId`'s escrow. */
-export function leaseAuthTypedData (jobId: Hex, holder: Uint8Array, d: VoucherDomain) {
+/** The typed data a payer signs (viem `signTypedData`) to let `holder` lease against escrow `escrowId`. */
+export function leaseAuthTypedData (escrowId: Hex, holder: Uint8Array, d: VoucherDomain) {
   return {
     domain: { name: VOUCHER_DOMAIN_NAME, version: VOUCHER_DOMAIN_VERSION, chainId: d.chainId, verifyingContract: d.verifyingContract },
     types: LEASE_AUTH_TYPES,
     primaryType: 'LeaseAuth' as const,
-    message: { jobId, holder: holderHash(holder) }
+    message: { escrowId, holder: holderHash(holder) }
   }
 }
 
-/** The EIP-712 digest of LeaseAuth{jobId, keccak256(holder)}. */
-export function leaseAuthDigest (jobId: Hex, holder: Uint8Array, d: VoucherDomain): Uint8Array {
-  const structHash = keccak256(new Uint8Array([...LEASE_AUTH_TYPEHASH, ...fromHex(jobId), ...keccak256(holder)]))
+/** The EIP-712 digest of LeaseAuth{escrowId, keccak256(holder)}. */
+export function leaseAuthDigest (escrowId: Hex, holder: Uint8Array, d: VoucherDomain): Uint8Array {
+  const structHash = keccak256(new Uint8Array([...LEASE_AUTH_TYPEHASH, ...fromHex(escrowId), ...keccak256(holder)]))
   return keccak256(new Uint8Array([0x19, 0x01, ...domainSeparatorBytes(d), ...structHash]))
 }
 
-/** Who authorised `holder` for `jobId` (lower-case address); undefined when the signature is malformed. */
-export function leaseAuthSigner (jobId: Hex, holder: Uint8Array, signature: Uint8Array, d: VoucherDomain): `0x${string}` | undefined {
+/** Who authorised `holder` for escrow `escrowId` (lower-case address); undefined when the signature is malformed. */
+export function leaseAuthSigner (escrowId: Hex, holder: Uint8Array, signature: Uint8Array, d: VoucherDomain): `0x${string}` | undefined {
   try {
     if (signature.length !== 65) return undefined
-    return digestSigner(toHex(signature), leaseAuthDigest(jobId, holder, d))
+    return digestSigner(toHex(signature), leaseAuthDigest(escrowId, holder, d))
   } catch {
     return undefined
   }

@@ -20,6 +20,8 @@ export interface ReceiptInput {
   finishedAt: number
   outputHash: Uint8Array
   payoutAddress?: string
+  /** 65-byte PayoutBinding by the payout key (training rounds: no offer carries it; core/settlement/payout-binding.ts). */
+  payoutBinding?: Uint8Array
   decimals?: number
 }
 
@@ -44,7 +46,8 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     outputHash: input.outputHash,
-    payoutAddress: input.payoutAddress ?? ''
+    payoutAddress: input.payoutAddress ?? '',
+    ...(input.payoutBinding !== undefined && input.payoutBinding.length > 0 ? { payoutBinding: input.payoutBinding } : {})
   })
   r.receiptId = sha256(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
   return r

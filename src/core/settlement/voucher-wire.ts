@@ -17,7 +17,7 @@ export function uint256Bytes (v: bigint): Uint8Array {
 export function voucherToWire (sv: SignedVoucher): dbc.task.v1.IVoucher {
   const v = sv.voucher
   return {
-    chainJobId: fromHex(v.jobId),
+    escrowId: fromHex(v.escrowId),
     provider: fromHex(v.provider),
     cumulative: uint256Bytes(v.cumulative),
     receiptsRoot: fromHex(v.receiptsRoot),
@@ -28,7 +28,7 @@ export function voucherToWire (sv: SignedVoucher): dbc.task.v1.IVoucher {
 
 export function voucherFromWire (w: dbc.task.v1.IVoucher | null | undefined): SignedVoucher | undefined {
   if (w == null) return undefined
-  const job = w.chainJobId ?? new Uint8Array()
+  const job = w.escrowId ?? new Uint8Array()
   const provider = w.provider ?? new Uint8Array()
   const cumulative = w.cumulative ?? new Uint8Array()
   const root = w.receiptsRoot ?? new Uint8Array()
@@ -37,7 +37,7 @@ export function voucherFromWire (w: dbc.task.v1.IVoucher | null | undefined): Si
   const count = Number(w.receiptCount ?? 0)
   if (!Number.isInteger(count) || count < 0 || count > 0xffffffff) return undefined
   return {
-    voucher: { jobId: toHex(job), provider: toHex(provider), cumulative: BigInt(toHex(cumulative)), receiptsRoot: toHex(root), receiptCount: count },
+    voucher: { escrowId: toHex(job), provider: toHex(provider), cumulative: BigInt(toHex(cumulative)), receiptsRoot: toHex(root), receiptCount: count },
     signature: toHex(sig)
   }
 }

@@ -11,13 +11,13 @@ import { secp256k1 } from '@noble/curves/secp256k1.js'
 type Hex = `0x${string}`
 type Address = `0x${string}`
 
-/** EIP-712 domain name and version of contracts/Settlement.sol (v3: escrows keyed by payer and job). */
+/** EIP-712 domain name and version of contracts/Settlement.sol (v4: the voucher's escrow field is named escrowId). */
 export const VOUCHER_DOMAIN_NAME = 'DBC Settlement'
-export const VOUCHER_DOMAIN_VERSION = '3'
+export const VOUCHER_DOMAIN_VERSION = '4'
 
 export const VOUCHER_TYPES = {
   Voucher: [
-    { name: 'jobId', type: 'bytes32' },
+    { name: 'escrowId', type: 'bytes32' },
     { name: 'provider', type: 'address' },
     { name: 'cumulative', type: 'uint256' },
     { name: 'receiptsRoot', type: 'bytes32' },
@@ -26,11 +26,11 @@ export const VOUCHER_TYPES = {
 } as const
 
 export interface Voucher {
-  /** The escrow id: keccak256(abi.encode(payer, keccak256(job id bytes))) (escrowId in batch.ts). */
-  jobId: Hex
+  /** The escrow id: keccak256(abi.encode(payer, keccak256(job id bytes))) (chainJobId in batch.ts). */
+  escrowId: Hex
   /** The provider's payout address: the only account that may redeem it. */
   provider: Address
-  /** Total owed to this provider for this job so far, in wei (never decreases). */
+  /** Total owed to this provider from this escrow so far, in wei (never decreases). */
   cumulative: bigint
   /** Merkle root (core/settlement/merkle.ts) of the receipts this total covers; evidence only. */
   receiptsRoot: Hex
@@ -46,13 +46,13 @@ export function voucherTypedData (v: Voucher, d: VoucherDomain) {
     domain: { name: VOUCHER_DOMAIN_NAME, version: VOUCHER_DOMAIN_VERSION, chainId: d.chainId, verifyingContract: d.verifyingContract },
     types: VOUCHER_TYPES,
     primaryType: 'Voucher' as const,
-    message: { jobId: v.jobId, provider: v.provider, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot, receiptCount: v.receiptCount }
+    message: { escrowId: v.escrowId, provider: v.provider, cumulative: v.cumulative, receiptsRoot: v.receiptsRoot, receiptCount: v.receiptCount }
   }
 }
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 const DOMAIN_TYPEHASH = keccak256(utf8('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'))
-const VOUCHER_TYPEHASH = keccak256(utf8('Voucher(bytes32 jobId,address provider,uint256 cumulative,bytes32 receiptsRoot,uint32 receiptCount)'))
+const VOUCHER_TYPEHASH = keccak256(utf8('Voucher(bytes32 escrowId,address provider,uint256 cumulative,bytes32 receiptsRoot,uint32 receiptCount)'))
 
 function hexBytes (h: string, len: number, what: string): Uint8Array {
   if (!/^0x[0-9a-fA-F]*$/.test(h) || h.length !== 2 + 2 * len) throw new Error(`${what}: expected ${len} bytes of 0x-hex`)
@@ -84,7 +84,7 @@ export function domainSeparatorBytes (d: VoucherDomain): Uint8Array {
 
 function digestBytes (v: Voucher, d: VoucherDomain): Uint8Array {
   const domainSeparator = domainSeparatorBytes(d)
-  const structHash = keccak256(concat(VOUCHER_TYPEHASH, hexBytes(v.jobId, 32, 'jobId'), word(hexBytes(v.provider, 20, 'provider')), word(v.cumulative), hexBytes(v.receiptsRoot, 32, 'receiptsRoot'), word(v.receiptCount)))
+  const structHash = keccak256(concat(VOUCHER_TYPEHASH, hexBytes(v.escrowId, 32, 'escrowId'), word(hexBytes(v.provider, 20, 'provider')), word(v.cumulative), hexBytes(v.receiptsRoot, 32, 'receiptsRoot'), word(v.receiptCount)))
   return keccak256(concat(new Uint8Array([0x19, 0x01]), domainSeparator, structHash))
 }
 
@@ -124,10 +124,10 @@ export function digestSigner (signature: Hex, digest: Uint8Array): Address | und
   }
 }
 
-/** Whether `next` may replace `prev` for the same job and provider (totals never go down). */
+/** Whether `next` may replace `prev` for the same escrow and provider (totals never go down). */
 export function supersedes (next: Voucher, prev: Voucher | undefined): boolean {
   if (prev === undefined) return true
-  return next.jobId.toLowerCase() === prev.jobId.toLowerCase() &&
+  return next.escrowId.toLowerCase() === prev.escrowId.toLowerCase() &&
     next.provider.toLowerCase() === prev.provider.toLowerCase() &&
     next.cumulative > prev.cumulative
 }

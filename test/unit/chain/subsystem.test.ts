@@ -44,7 +44,7 @@ test('routes: status, stake quote, stake, deposit, earnings, redeem, the job vie
     await call('POST /v1/chain/deposit', { body: { jobId: 'job-api', amount: '1000000000000000000', disputeWindow: 60 } })
     const b = sub.bridge!
     const job = chainJobIdOf('job-api', b.account)
-    const sv = await b.signVoucher({ jobId: job, provider: b.account, cumulative: 2n * 10n ** 15n, receiptsRoot: `0x${'55'.repeat(32)}`, receiptCount: 2 })
+    const sv = await b.signVoucher({ escrowId: job, provider: b.account, cumulative: 2n * 10n ** 15n, receiptsRoot: `0x${'55'.repeat(32)}`, receiptCount: 2 })
     assert.is((await b.acceptVoucher(sv)).ok, true)
     const before = await call('GET /v1/earnings')
     assert.equal([before.totals.signed, before.totals.pending], ['2000000000000000', '2000000000000000'])

@@ -20,7 +20,7 @@ const PAYER = '0x2222222222222222222222222222222222222222' as Hex
 const JOB = chainJobIdOf('unit-job', PAYER)
 const C1 = { chainId: 31337, verifyingContract: '0x3333333333333333333333333333333333333333' as Hex }
 const C2 = { chainId: 31337, verifyingContract: '0x4444444444444444444444444444444444444444' as Hex }
-const sv = (cumulative: bigint, provider: Hex = ME) => ({ voucher: { jobId: JOB, provider, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: Number(cumulative) }, signature: `0x${'bb'.repeat(65)}` as Hex })
+const sv = (cumulative: bigint, provider: Hex = ME) => ({ voucher: { escrowId: JOB, provider, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: Number(cumulative) }, signature: `0x${'bb'.repeat(65)}` as Hex })
 
 test('the book keeps the highest total per job and contract, across a reopen; the payer side apart', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dbc-vouchers-'))
@@ -68,7 +68,7 @@ test('the redeem outbox: written down before the broadcast, then confirmed or dr
 })
 
 test('voucher fields and chain job ids are checked; refund time; earnings rows explain pending value', () => {
-  assert.throws(() => checkedVoucher({ ...sv(1n).voucher, jobId: '0x12' }), (e: unknown) => e instanceof ChainError && e.code === 'BAD_VOUCHER')
+  assert.throws(() => checkedVoucher({ ...sv(1n).voucher, escrowId: '0x12' }), (e: unknown) => e instanceof ChainError && e.code === 'BAD_VOUCHER')
   assert.throws(() => checkedVoucher({ ...sv(1n).voucher, cumulative: -1n }), /cumulative/)
   assert.throws(() => checkedVoucher({ ...sv(1n).voucher, receiptCount: 2 ** 32 }), /receipt count/)
   assert.is(checkedVoucher({ ...sv(1n).voucher, provider: ME.toUpperCase().replace('0X', '0x') as Hex }).provider, ME)

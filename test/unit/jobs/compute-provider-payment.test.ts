@@ -16,6 +16,7 @@ import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/i
 import { escrowKeyOf, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
 import { voucherTypedData, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
 import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
+import { checkPayoutBinding, payoutBindingTypedData } from '../../../src/core/settlement/payout-binding.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 import { encodeTileInput } from '../../../src/compute/mandelbrot.js'
@@ -78,12 +79,39 @@ test('offers, leases and tasks under the payment gate', async () => {
     assert.match(second.error ?? '', /^PAYER_BEHIND: payer is [0-9.]+ DBC behind on job 0x/)
     assert.ok(second.receipt == null, 'a refused task runs nothing and bills nothing')
     // the payer signs what it owes: the next task runs
-    const v = { jobId: escrowKeyOf(jobId, payer.address), provider: PAYOUT as `0x${string}`, cumulative: billed, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+    const v = { escrowId: escrowKeyOf(jobId, payer.address), provider: PAYOUT as `0x${string}`, cumulative: billed, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
     const signature = await payer.signTypedData(voucherTypedData(v, DOMAIN))
-    const held = await provider.acceptVoucher({ chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(PAYOUT), cumulative: uint256Bytes(billed), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }, holder)
+    const held = await provider.acceptVoucher({ escrowId: bytesFromHex(v.escrowId), provider: bytesFromHex(PAYOUT), cumulative: uint256Bytes(billed), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }, holder)
     assert.equal(held.cumulative, uint256Bytes(billed))
     const third = await provider.runTask(task(4), holder)
     assert.is(third.ok, true, third.error ?? '')
+  } finally {
+    await peer.stop()
+  }
+})
+
+test('a paid offer carries the payout key\'s binding to this peer, under the offer\'s signature', async () => {
+  const payoutKey = privateKeyToAccount(`0x${'34'.repeat(32)}`)
+  const secretKey = randomBytes(32)
+  const peerId = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+  const binding = bytesFromHex(await payoutKey.signTypedData(payoutBindingTypedData(peerId, DOMAIN)))
+  const asked: Uint8Array[] = []
+  const port: PaymentPort = { address: payoutKey.address, domain: () => DOMAIN, escrow: async () => undefined, acceptVoucher: async () => {}, payoutBinding: p => { asked.push(p); return binding } }
+  const peer = new ComputePeer({ secretKey, cpuSlots: 1, memoryMib: 1024, benchmark: false, payoutAddress: payoutKey.address })
+  await peer.start()
+  const provider = new ComputePeerProvider(peer, undefined, { payment: new PaymentGate(port) })
+  try {
+    const jobId = randomBytes(16)
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(escrowKeyOf(jobId, payer.address)), payer: bytesFromHex(payer.address) }
+    const request = { jobId, requester: peerId, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment }
+    const offer = provider.offer(request)
+    assert.is(offer.refusal ?? '', '')
+    assert.equal(asked[0], peerId, 'bound to this peer')
+    assert.ok(checkPayoutBinding(offer.provider!, offer.payoutAddress!, offer.payoutBinding, DOMAIN).ok)
+    assert.not.ok(verifyOffer({ ...offer, payoutBinding: new Uint8Array(65) }, Date.now()).ok, 'the binding is signed')
+    // a refusal (another chain) carries none
+    const elsewhere = provider.offer({ ...request, payment: { ...payment, chainId: 19880818 } })
+    assert.ok(elsewhere.refusal !== '' && (elsewhere.payoutBinding ?? new Uint8Array()).length === 0)
   } finally {
     await peer.stop()
   }

@@ -15,6 +15,7 @@ import { voucherTypedData, voucherSigner, type Voucher } from '../../../src/core
 import { voucherFromWire, voucherToWire } from '../../../src/core/settlement/voucher-wire.js'
 import { chargeUnits, decimalToUnits } from '../../../src/core/compute/pricing.js'
 import { buildMerkleTree, receiptLeaf } from '../../../src/core/settlement/merkle.js'
+import { payoutBindingTypedData } from '../../../src/core/settlement/payout-binding.js'
 
 const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
 const payerKey = privateKeyToAccount(generatePrivateKey())
@@ -25,8 +26,9 @@ const jobIdBytes = Uint8Array.from(Buffer.from(jobId, 'hex'))
 function provider () {
   const secretKey = new Uint8Array(randomBytes(32))
   const peer = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
-  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`
-  return { secretKey, peer, payout }
+  const account = privateKeyToAccount(generatePrivateKey())
+  const payout = account.address.toLowerCase() as `0x${string}`
+  return { secretKey, peer, payout, account }
 }
 type P = ReturnType<typeof provider>
 
@@ -207,6 +209,43 @@ test('a liar claiming an honest provider\'s payout address is refused as a payee
   const rh2 = receipt(h, 2, 500, 0.05)
   assert.is((await restarted.pay({ provider: 'H', key: '2:1', receipt: rh2.bytes, taskId: rh2.taskId, measuredMs: 1000 })).payable, 0n)
   assert.ok(payer(new PaymentStore(db)).isForfeited('H'), 'the forfeit survives a restart')
+})
+
+const bindingOf = async (p: P, peer = p.peer, d: typeof domain | { chainId: number, verifyingContract: `0x${string}` } = domain): Promise<Uint8Array> =>
+  Uint8Array.from(Buffer.from((await p.account.signTypedData(payoutBindingTypedData(peer, d))).slice(2), 'hex'))
+
+test('a payout address is bound by its key: a stranger naming it is refused whatever comes first; the key holder\'s own peers share it', async () => {
+  const db = openStore(':memory:')
+  const h = provider(); const m = provider(); const h2 = { ...provider(), account: h.account, payout: h.payout }
+  const refused: Array<{ id: string, code?: string, why: string }> = []
+  const p = payer(new PaymentStore(db), [], { onPayeeRefused: (id, why, code) => refused.push({ id, code, why }) })
+  const prices = { priceGpuHour: 0, priceCpuHour: 0.05 }
+  // the stranger claims the victim's address first: with no binding, with its own key's, with the victim's binding of another peer or chain
+  assert.not.ok(p.addPayee('M', { payout: h.payout, prices, providerBytes: m.peer, domain }))
+  assert.not.ok(p.addPayee('M', { payout: h.payout, prices, providerBytes: m.peer, binding: await bindingOf(m), domain }))
+  assert.not.ok(p.addPayee('M', { payout: h.payout, prices, providerBytes: m.peer, binding: await bindingOf(h), domain }))
+  assert.not.ok(p.addPayee('M', { payout: h.payout, prices, providerBytes: m.peer, binding: await bindingOf(h, m.peer, { ...domain, chainId: 1 }), domain }))
+  assert.not.ok(p.addPayee('M', { payout: h.payout, prices, providerBytes: m.peer, binding: new Uint8Array(65).fill(7), domain }))
+  assert.equal(refused.map(r => [r.id, r.code]), Array(5).fill(['M', 'PAYOUT_NOT_BOUND']))
+  assert.match(refused[0].why, /no payout binding/)
+  assert.match(refused[1].why, /signed by 0x/)
+  assert.equal(p.providersOf(h.payout), [])
+  // the victim is a payee: first claim did not win
+  assert.ok(p.addPayee('H', { payout: h.payout, prices, providerBytes: h.peer, binding: await bindingOf(h), domain }))
+  // a second peer of the same key holder shares the address (it proved it), and one total
+  assert.ok(p.addPayee('H2', { payout: h.payout, prices, providerBytes: h2.peer, binding: await bindingOf(h, h2.peer), domain }))
+  assert.equal(p.providersOf(h.payout).sort(), ['H', 'H2'])
+  const r0 = receipt(h, 0, 500, 0.05)
+  const r1 = receipt(h2, 1, 700, 0.05)
+  await p.pay({ provider: 'H', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })
+  const o1 = await p.pay({ provider: 'H2', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 1000 })
+  assert.is(o1.voucher?.voucher.cumulative, r0.amount + r1.amount)
+  // an unbound claim (a training receipt's) on a bound address is refused too
+  assert.not.ok(p.addPayee('U', { payout: h.payout, prices, providerBytes: m.peer }))
+  assert.is(refused.at(-1)?.code, 'PAYOUT_SHARED')
+  // one of the key holder's peers caught: the shared payout is forfeited (its unpaid amounts for the job)
+  p.forfeit('H2', 'caught returning a wrong result')
+  assert.match(p.view().providers.find(x => x.payout === h.payout)?.forfeited ?? '', /caught/)
 })
 
 test.run()

@@ -62,9 +62,9 @@ const receipt = (amount: bigint): dbc.receipt.v1.IUsageReceipt => ({ amount: amo
 const PER_SECOND = 5n * 10n ** 16n / 3600n // what one CPU-second costs at 0.05 per hour
 
 async function voucher (jobId: Uint8Array, cumulative: bigint, signer = payer, provider: string = PROVIDER): Promise<dbc.task.v1.IVoucher> {
-  const v = { jobId: escrowKeyOf(jobId, payer.address), provider: provider as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
+  const v = { escrowId: escrowKeyOf(jobId, payer.address), provider: provider as `0x${string}`, cumulative, receiptsRoot: `0x${'00'.repeat(32)}` as const, receiptCount: 1 }
   const signature = await signer.signTypedData(voucherTypedData(v, DOMAIN))
-  return { chainJobId: bytesFromHex(v.jobId), provider: bytesFromHex(provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }
+  return { escrowId: bytesFromHex(v.escrowId), provider: bytesFromHex(provider), cumulative: uint256Bytes(cumulative), receiptsRoot: new Uint8Array(32), receiptCount: 1, signature: bytesFromHex(signature) }
 }
 
 async function refusal (p: Promise<unknown>): Promise<Error> {
@@ -142,7 +142,7 @@ test('vouchers: garbage, another provider, a foreign job, a wrong signer are cha
     assert.instance(e, PaymentRejectedError, `${e.message} is charged`)
     return (e as PaymentRejectedError).code
   }
-  assert.is(await code({ chainJobId: new Uint8Array(3), signature: new Uint8Array(9) }), 'VOUCHER_MALFORMED')
+  assert.is(await code({ escrowId: new Uint8Array(3), signature: new Uint8Array(9) }), 'VOUCHER_MALFORMED')
   assert.is(await code(await voucher(job(3), 10n, payer, `0x${'12'.repeat(20)}`)), 'VOUCHER_WRONG_PROVIDER')
   const readsBefore = chain.reads
   assert.is(await code(await voucher(job(99), 10n)), 'VOUCHER_NO_ESCROW')

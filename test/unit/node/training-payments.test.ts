@@ -20,6 +20,8 @@ import { chainJobId } from '../../../src/core/settlement/batch.js'
 import type { Bridge } from '../../../src/chain/index.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
 import { ed25519PublicKey } from '../../../src/core/identity/index.js'
+import { payoutBindingTypedData } from '../../../src/core/settlement/payout-binding.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
 const E18 = 10n ** 18n
@@ -28,6 +30,19 @@ function peer (): { id: string, secretKey: Uint8Array } {
   const secretKey = new Uint8Array(randomBytes(32))
   const key = privateKeyFromRaw(new Uint8Array([...secretKey, ...ed25519PublicKey(secretKey)]))
   return { id: peerIdFromPrivateKey(key).toString(), secretKey }
+}
+
+/** A fresh payout account's PayoutBinding for `peerId` on the test domain (what Bridge.signPayoutBinding signs). */
+async function bindingOf (account: ReturnType<typeof privateKeyToAccount>, peerId: string): Promise<Uint8Array> {
+  const sig = await account.signTypedData(payoutBindingTypedData(peerIdFromString(peerId).toMultihash().bytes, domain))
+  return Uint8Array.from(Buffer.from(sig.slice(2), 'hex'))
+}
+
+/** A member with its payout account bound to its peer id. */
+async function boundMember (): Promise<{ id: string, secretKey: Uint8Array, payout: string, binding: Uint8Array }> {
+  const p = peer()
+  const account = privateKeyToAccount(generatePrivateKey())
+  return { ...p, payout: account.address.toLowerCase(), binding: await bindingOf(account, p.id) }
 }
 
 test('training rounds: escrow first, a voucher per round receipt, close at the end', async () => {
@@ -49,12 +64,12 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
   await tp.start(jobId, spec, { groupSize: 2 })
   assert.equal(calls, [`deposit ${3n * E18}`])
   const coordinator = peer()
-  const peers = [peer(), peer()]
-  const payouts = peers.map(() => privateKeyToAccount(generatePrivateKey()).address.toLowerCase())
+  const peers = [await boundMember(), await boundMember()]
+  const payouts = peers.map(p => p.payout)
   for (let round = 0; round < 2; round++) {
     await new Promise(resolve => setTimeout(resolve, 20)) // the round takes longer than the 5 ms each peer bills
     for (const [i, p] of peers.entries()) {
-      const meter = createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: () => payouts[i] })
+      const meter = createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: () => payouts[i], payoutBinding: () => p.binding })
       const receipt = meter({ jobId, round, peer: p.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
       tp.metered(jobId, { peer: p.id, round, computeMs: 5, samples: 10, receipt })
     }
@@ -67,7 +82,7 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
     assert.ok(mine.length >= 2, `peer ${i} got a voucher per round (${mine.length})`)
     const last = mine[mine.length - 1]
     assert.is(last.voucher.provider, payouts[i])
-    assert.is(last.voucher.jobId, chainJobId(new TextEncoder().encode(jobId), key.address))
+    assert.is(last.voucher.escrowId, chainJobId(new TextEncoder().encode(jobId), key.address))
     assert.is(last.voucher.receiptCount, 2)
     assert.ok(last.voucher.cumulative > 0n)
     assert.is(await voucherSigner(last, domain), key.address.toLowerCase())
@@ -90,10 +105,9 @@ test('a training job resumed after a restart goes on from the totals signed befo
   const db = openStore(':memory:')
   const spec = parseTrainingSpec({ rounds: 2, groupSize: 1, budget: 1 })
   const jobId = 'training-job-2'
-  const member = peer()
+  const member = await boundMember()
   const coordinator = peer()
-  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase()
-  const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: payout })
+  const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: member.payout, payoutBinding: () => member.binding })
   const round = async (tp: TrainingPayments, n: number): Promise<void> => {
     await new Promise(resolve => setTimeout(resolve, 20))
     tp.metered(jobId, { peer: member.id, round: n, computeMs: 5, samples: 10, receipt: meter({ jobId, round: n, peer: member.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 }) })
@@ -133,10 +147,9 @@ test('a member that prices its own rounds high is paid at most maxPricePerHour f
     const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (_p, v) => { sent.push(v) } })
     const spec = parseTrainingSpec({ rounds: 1, groupSize: 1, budget: 3, ...(cap !== undefined ? { maxPricePerHour: cap } : {}) })
     const jobId = `training-greedy-${String(cap)}`
-    const member = peer(); const coordinator = peer()
-    const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase()
+    const member = await boundMember(); const coordinator = peer()
     // one CPU-hour billed at 1,000,000 DBC/h: unbounded, the member would take the whole budget
-    const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 1e6 }, payoutAddress: payout })
+    const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 1e6 }, payoutAddress: member.payout, payoutBinding: () => member.binding })
     const t0 = Date.now()
     await tp.start(jobId, spec, { groupSize: 1 })
     await new Promise(resolve => setTimeout(resolve, 20))
@@ -152,6 +165,52 @@ test('a member that prices its own rounds high is paid at most maxPricePerHour f
     assert.is(rows[0].refused, rows[0].billed - rows[0].payable)
     assert.is(voucherFromWire(sent[sent.length - 1])!.voucher.cumulative, rows[0].payable)
   }
+})
+
+test('an unbound stranger naming a bound member\'s payout address is refused; the bound member is paid', async () => {
+  const key = privateKeyToAccount(generatePrivateKey())
+  const bridge = {
+    account: key.address,
+    domain: async () => domain,
+    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
+    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
+    close: async () => ({ txHash: '0x2' })
+  } as unknown as Bridge
+  const store = new PaymentStore(openStore(':memory:'))
+  const refusals: string[] = []
+  const log = { info: () => {}, warn: (o: object) => { refusals.push(JSON.stringify(o)) } }
+  const payments = new JobPayments({ store, bridge: () => bridge, log })
+  const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
+  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  const spec = parseTrainingSpec({ rounds: 1, groupSize: 3, budget: 3 })
+  const jobId = 'training-binding'
+  await tp.start(jobId, spec, { groupSize: 3 })
+  const coordinator = peer()
+  const victim = await boundMember()
+  const stranger = peer()
+  // a second stranger binds the victim's address with a binding the victim's key signed for someone else
+  const thief = peer()
+  const receiptOf = (p: { id: string, secretKey: Uint8Array }, payout: string, binding?: Uint8Array): Uint8Array =>
+    createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: payout, ...(binding !== undefined ? { payoutBinding: () => binding } : {}) })(
+      { jobId, round: 0, peer: p.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  // the strangers' receipts arrive first: without a binding of their own the victim's address is not theirs
+  tp.metered(jobId, { peer: stranger.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(stranger, victim.payout) })
+  tp.metered(jobId, { peer: thief.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(thief, victim.payout, victim.binding) })
+  tp.metered(jobId, { peer: victim.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(victim, victim.payout, victim.binding) })
+  tp.roundEnded(jobId)
+  await tp.finish(jobId)
+  assert.is(sent.filter(s => s.peer === stranger.id).length, 0, 'the unbound stranger gets no voucher')
+  assert.is(sent.filter(s => s.peer === thief.id).length, 0, 'a binding signed for another peer binds nothing')
+  const mine = sent.filter(s => s.peer === victim.id).map(s => voucherFromWire(s.v)!)
+  assert.ok(mine.length >= 1, 'the bound member is paid')
+  const last = mine[mine.length - 1]
+  assert.is(last.voucher.provider, victim.payout)
+  assert.is(last.voucher.receiptCount, 1, 'only the member\'s own round is counted on its address')
+  assert.ok(last.voucher.cumulative > 0n)
+  assert.is(store.payments(jobId).length, 1, 'the strangers\' receipts were never recorded')
+  assert.ok(refusals.some(r => r.includes('PAYOUT_NOT_BOUND') || r.includes('not bound')), `the refusal is logged: ${refusals.join(' | ')}`)
 })
 
 test.run()

@@ -37,6 +37,18 @@ test('a node with a GPU bills GPU-seconds only for rounds a GPU trainer ran', ()
   assert.is(gpu.cpuMs, 0)
 })
 
+test('a round bills the GPUs its job takes, not every GPU the node offers (as the member priced it)', () => {
+  const provider = peer()
+  const coordinator = peer()
+  let billed = 0n
+  const meter = createReceiptMeter({ secretKey: provider.secretKey, prices: { priceGpuHour: 2, priceCpuHour: 0.1 }, gpuCount: 4, onBilled: (_m, units) => { billed = units } })
+  const bytes = meter({ jobId: 'j', round: 0, peer: provider.id, coordinator: coordinator.id, computeMs: 1500, cpuMs: 1400, startedAt: 1, finishedAt: 2, bytesIn: 0, bytesOut: 0, samples: 64, usesGpu: true, gpus: 1 })
+  const r = dbc.receipt.v1.UsageReceipt.decode(dbc.receipt.v1.SignedReceipt.decode(bytes).receipt)
+  assert.is(r.gpuSeconds, 1.5)
+  assert.is(billed, BigInt(r.amount), 'the member\'s ledger sees what the receipt bills')
+  assert.is(billed, 2n * 10n ** 18n * 1500n / 3_600_000n)
+})
+
 test('an external trainer uses the GPU only when its hello says cuda', () => {
   const t = new ExternalTrainer(new PassThrough(), new PassThrough())
   assert.is(t.usesGpu, false)

@@ -107,13 +107,13 @@ test('admission: unspent escrow must cover the unpaid work plus the next task; r
 })
 
 test('vouchers: shape, this provider, stale totals, the on-chain payer as signer', () => {
-  const wire = { chainJobId: bytesFromHex(KEY), provider: new Uint8Array(20).fill(0xee), cumulative: uint256Bytes(5n * DBC), receiptsRoot: new Uint8Array(32), receiptCount: 3, signature: new Uint8Array(65).fill(1) }
+  const wire = { escrowId: bytesFromHex(KEY), provider: new Uint8Array(20).fill(0xee), cumulative: uint256Bytes(5n * DBC), receiptsRoot: new Uint8Array(32), receiptCount: 3, signature: new Uint8Array(65).fill(1) }
   const p = parseVoucher(wire)
   assert.ok(p.ok)
   if (!p.ok) return
   assert.is(p.voucher.cumulative, 5n * DBC)
   assert.is(p.voucher.provider, `0x${'ee'.repeat(20)}`)
-  for (const bad of [{ chainJobId: new Uint8Array(31) }, { provider: new Uint8Array(0) }, { cumulative: new Uint8Array(33) }, { cumulative: new Uint8Array(0) }, { receiptsRoot: new Uint8Array(3) }, { signature: new Uint8Array(64) }]) {
+  for (const bad of [{ escrowId: new Uint8Array(31) }, { provider: new Uint8Array(0) }, { cumulative: new Uint8Array(33) }, { cumulative: new Uint8Array(0) }, { receiptsRoot: new Uint8Array(3) }, { signature: new Uint8Array(64) }]) {
     assert.not.ok(parseVoucher({ ...wire, ...bad }).ok, JSON.stringify(Object.keys(bad)))
   }
   assert.equal(uint256Bytes(0n), new Uint8Array([0]))
