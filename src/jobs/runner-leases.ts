@@ -7,8 +7,9 @@ import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import {
   placeTasks, placeRandomly, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
-  type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound
+  type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
+import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
 import type { TransportOffer } from './transport.js'
 import type { JobRunnerInit } from './runner-types.js'
 import type { RunnerPayments } from './runner-payments.js'
@@ -69,14 +70,26 @@ export class LeaseRounds {
     }
   }
 
-  /** Asks for offers, places the remaining tasks, and leases the offers placement used. */
-  async round (): Promise<LeaseRoundResult> {
+  /**
+   * Asks for offers, places the remaining tasks, and leases the offers placement used. A `more`
+   * round (copies are running) rules no task out; `penalise`: providers placement puts last.
+   */
+  async round (mode: SearchMode = 'starved', penalise?: ReadonlySet<string>): Promise<LeaseRoundResult> {
     const { m, init, rep } = this.d
     const machine = this.d.machine()
     const exclude = new Set<string>([...machine.avoidedProviders, ...machine.liveLeases().map(l => l.provider)])
     const got = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location })
     const views: OfferView[] = got.map(o => ({ ...o.view, reputation: o.view.reputation ?? rep.score(o.view.provider) }))
     const offers = new Map<string, TransportOffer>(got.map(o => [o.view.offerId, o]))
+    // paid work goes only to providers whose payout key signed their peer id on this job's chain
+    // (core/settlement/payout-binding.ts): an unbound offer counts as a PAYOUT_NOT_BOUND refusal
+    const domain = init.payment !== undefined ? domainOfTerms(init.payment.terms) : undefined
+    for (const v of views) {
+      if (domain === undefined || v.refusal !== undefined) continue
+      const raw = offers.get(v.offerId)!.offer
+      const c = checkPayoutBinding(raw.provider ?? new Uint8Array(), raw.payoutAddress ?? '', raw.payoutBinding, domain)
+      if (!c.ok) v.refusal = `${c.code}: ${c.reason}`
+    }
     const refusals: string[] = []
     let lastRefusal: string | undefined
     for (const v of views) if (v.refusal !== undefined) { refusals.push(refusalCode(v.refusal)); lastRefusal = v.refusal }
@@ -94,20 +107,25 @@ export class LeaseRounds {
       budgetTotal: m.budget.total,
       deadlineAt: deadlineAt(m, init.submittedAt ?? this.startedAt),
       maxDistanceKm: m.location?.maxDistanceKm,
-      avoid: machine.avoidedProviders
+      avoid: machine.avoidedProviders,
+      penalise
     }
     const p = m.placement === 'random' ? placeRandomly(req, views, this.placementRng) : placeTasks(req, views)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
     for (let i = 0; i < views.length; i++) if (p.rejections[i] === undefined) this.pricePerCopy.set(views[i].provider, p.predictions[i].price)
     // Tasks the cost model rules out for good (budget, price, deadline, distance) fail with the reason.
-    if (remaining.done + remaining.failed === 0) {
+    if (mode === 'starved' && remaining.done + remaining.failed === 0) {
       for (const [t, reason] of p.unplaced) if (rulesOutForGood(reason)) machine.handleTaskRejected(now, t, `not placed: ${describeUnplaced(reason)}`)
     }
     const unplaced = p.unplaced.values().next().value
-    const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
-      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped })
     const used = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
-      .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs).slice(0, init.maxLeases ?? 64)
+      .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs)
+      // a `more` round tops the job up to maxLeases; a starved one (its leases can run nothing) may lease that many anew
+      .slice(0, Math.max(0, (init.maxLeases ?? 64) - (mode === 'more' ? machine.liveLeases().length : 0)))
+    const busyLeases: string[] = []
+    const unusedOffers = p.rejections.filter(r => r === undefined).length - used.length
+    const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
+      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers })
     // money first: no provider works for this job before its escrow is on chain
     if (used.length > 0 && !this.escrowed && init.payment?.ensureEscrow !== undefined) {
       try {
@@ -132,6 +150,13 @@ export class LeaseRounds {
     let opened = 0
     await Promise.all(used.map(async ({ v }, rank) => {
       const raw = offers.get(v.offerId)!.offer
+      const prices = { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }
+      // a payee before the lease: a provider its payer would not pay gets no work (PAYOUT_NOT_BOUND, PAYOUT_SHARED)
+      if (init.payment !== undefined && !init.payment.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices, providerBytes: raw.provider ?? undefined, binding: raw.payoutBinding, domain })) {
+        refusals.push('PAYOUT_NOT_BOUND')
+        lastRefusal = `provider ${v.provider} can not be paid in this job: its payout address is not proven (see the job's log)`
+        return
+      }
       const leaseId = enc.encode(`${this.d.jobId.slice(0, 16)}:${v.offerId}:${now}`)
       const lease = signLease(this.d.signer, {
         leaseId, offerId: raw.offerId, jobId: hexToBytes(this.d.jobId), holder: init.holder.peerId, provider: raw.provider,
@@ -142,7 +167,9 @@ export class LeaseRounds {
         await init.transport.openLease(v.provider, lease, { signal: this.signal })
       } catch (err) {
         // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
-        refusals.push(typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED')
+        const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED'
+        refusals.push(code)
+        if (code === 'BUSY') busyLeases.push(v.provider)
         lastRefusal = (err as Error).message
         return
       }
@@ -150,9 +177,7 @@ export class LeaseRounds {
       this.leaseIds.set(id, leaseId)
       this.providersUsed.add(v.provider)
       this.providerBytes.set(v.provider, raw.provider ?? new Uint8Array(0))
-      const prices = { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }
       this.d.payments.offerPrices.set(v.provider, prices)
-      init.payment?.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices, providerBytes: raw.provider ?? undefined })
       machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
       opened++
     }))

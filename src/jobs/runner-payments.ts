@@ -5,6 +5,10 @@ import { dbc } from '../wire/gen/wire.js'
 import { voucherToWire } from '../core/settlement/voucher-wire.js'
 import { formatCoins } from '../core/settlement/stake.js'
 import { boundReceipt } from '../core/settlement/bounds.js'
+import { verifyReceipt } from '../core/settlement/receipt.js'
+import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
+import { bytesEqual } from '../core/identity/index.js'
+import { nodeSuite } from '../crypto/suite.js'
 import type { SignedVoucher } from '../core/settlement/voucher.js'
 import type { Manifest } from '../core/scheduler/index.js'
 import type { JobRunnerInit, JobSummary, RunnerPayment } from './runner-types.js'
@@ -20,6 +24,21 @@ export class RunnerPayments {
   private holderAuth: Uint8Array | undefined
 
   constructor (private readonly init: JobRunnerInit, private readonly m: Manifest, private readonly jobId: string, private readonly now: () => number) {}
+
+  /**
+   * What a finished copy's receipt bills, in tokens (undefined without one). With a budget.total
+   * the budget rests on it: the signature, amount and ids are checked (~100 us; settlement checks
+   * again), and a receipt that does not check, names another provider, job or task counts at
+   * `predicted`. Without one it is informational: the claimed amount, unchecked.
+   */
+  billOf (key: number, provider: string, receipt: dbc.receipt.v1.ISignedReceipt | null | undefined, ids: { jobId: Uint8Array, taskId: Uint8Array, provider?: Uint8Array }, predicted: number): number | undefined {
+    if (receipt?.receipt == null || receipt.signature == null) return undefined
+    if (this.m.budget.total === undefined) {
+      try { return Number(dbc.receipt.v1.UsageReceipt.decode(receipt.receipt).amount) / 10 ** TOKEN_DECIMALS } catch { return 0 }
+    }
+    const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), ids.provider, TOKEN_DECIMALS, nodeSuite.verify)
+    return v.ok && bytesEqual(v.receipt.jobId, ids.jobId) && bytesEqual(v.receipt.taskId, ids.taskId) ? Number(this.payableOf(key, provider, v.receipt)) / 10 ** TOKEN_DECIMALS : predicted
+  }
 
   /** Read at each use: payment may be set after the runner is made (setPayment). */
   get payment (): RunnerPayment | undefined { return this.init.payment }

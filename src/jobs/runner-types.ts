@@ -30,7 +30,7 @@ export interface JobRunnerInit {
   giveUpAfterMs?: number
   /** How long unplaced tasks wait for busy providers when the manifest names no task.waitS (default 600 s). */
   waitMs?: number
-  /** Most offers to lease (default 64). */
+  /** Most leases the job holds at once (default 64; a search for more stops there). */
   maxLeases?: number
   onProgress?: (p: Progress) => void
   onEvent?: (e: JobEvent) => void

@@ -18,7 +18,13 @@ import { KEY, SCAN, TERMINAL, type JobPolicy, type RestoredTask, type TaskState,
 
 export * from './job-types.js'
 
+/** A task fails after this many times maxAttempts copies lost to failed routes. */
+const MAX_LOST_COPIES_FACTOR = 3
+
 export class JobMachine extends JobVerification {
+  /** A `more-leases` was asked and the queue has not emptied nor a lease opened since. */
+  private moreLeasesAsked = false
+
   constructor (policy: JobPolicy, reputation: ReputationBook, rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
     super(policy, reputation, rng)
     for (let i = 0; i < policy.taskCount; i++) {
@@ -56,6 +62,7 @@ export class JobMachine extends JobVerification {
     this.leases.set(grant.leaseId, { ...grant, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
     this.ordered = [...this.leases.values()].filter(l => l.alive).sort((a, b) => a.rank - b.rank)
     this.needLeasesAsked = false
+    this.moreLeasesAsked = false
     this.pump(now)
   }
 
@@ -95,7 +102,8 @@ export class JobMachine extends JobVerification {
     }
     if (!r.ok) {
       // A copy already given up (lost, timed out) was requeued then; do not requeue twice.
-      if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
+      if (wasRunning && r.unreachable === true) this.endLostCopy(now, c, r.error)
+      else if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
       else { c.error = r.error; this.settle(c, 'failed') }
       this.pump(now)
       return 'failed'
@@ -254,9 +262,37 @@ export class JobMachine extends JobVerification {
         dispatched++
       }
     }
+    this.dropStale()
     if (this.queue.length > 0 && dispatched === 0 && this.running.size === 0 && !this.needLeasesAsked) {
       this.needLeasesAsked = true
       this.commands.push({ type: 'need-leases', reason: this.ordered.length === 0 ? 'no live lease left' : 'no leased provider may run the queued copies' })
+    } else if (this.queue.length > 0 && this.running.size > 0 && !this.moreLeasesAsked) {
+      // copies wait behind busy leases: more providers could take them now (a provider that did
+      // not answer the first round, or refused its lease, would otherwise never be asked again)
+      this.moreLeasesAsked = true
+      this.commands.push({ type: 'more-leases', reason: `${this.queue.length} copies wait for a slot of ${this.ordered.length} leases` })
+    }
+    if (this.queue.length === 0) this.moreLeasesAsked = false
+  }
+
+  /**
+   * What the job wants from the lease search now: `starved` (copies queued and nothing running,
+   * so no lease can take them: the search may give them up), `more` (copies queued behind busy
+   * leases: more providers would help, the running ones will take them otherwise) or nothing.
+   */
+  leaseWant (): 'starved' | 'more' | undefined {
+    if (this.cancelled || this.finished || this.stopped !== undefined) return undefined
+    this.dropStale()
+    if (this.queue.length === 0) return undefined
+    return this.running.size === 0 ? 'starved' : 'more'
+  }
+
+  /** Queue entries at the front whose task ended meanwhile (entries are removed lazily). */
+  private dropStale (): void {
+    for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
+      const t = this.tasks[i]
+      if (t.status !== 'done' && t.status !== 'failed') { this.queue.pushFront(i); return }
+      t.queued--; t.reasons.shift()
     }
   }
 
@@ -301,6 +337,28 @@ export class JobMachine extends JobVerification {
     this.running.set(key, c)
     this.deadlines.push(now + this.policy.taskTimeoutMs, key)
     this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
+  }
+
+  /**
+   * A copy whose route failed (no answer at all): lost, so the provider is not barred from the task
+   * and its reputation is untouched; but repeated losses on one provider count towards avoiding it,
+   * and a task losing copies again and again fails, so a provider that resets every stream cannot
+   * keep a job running for ever.
+   */
+  private endLostCopy (now: number, c: CopyRecord, error: string | undefined): void {
+    const t = this.tasks[c.index]
+    t.lostCopies = (t.lostCopies ?? 0) + 1
+    const n = (this.consecutiveFailures.get(c.provider) ?? 0) + 1
+    this.consecutiveFailures.set(c.provider, n)
+    if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row (last: no answer)`)
+    if (t.lostCopies >= MAX_LOST_COPIES_FACTOR * this.policy.maxAttempts && t.status !== 'done' && t.status !== 'failed') {
+      c.endedAt ??= now
+      c.error = error
+      this.settle(c, 'lost')
+      this.failTask(now, c.index, t, `${t.lostCopies} copies got no answer (last: ${error ?? 'unreachable'})`)
+      return
+    }
+    this.endCopy(now, c, 'lost', error, true)
   }
 
   /** A copy that produced no usable result: requeue the task or give it up. */

@@ -55,6 +55,8 @@ export type JobCommand =
   | { type: 'cancel', index: number, attempt: number, leaseId: string, provider: string }
   | { type: 'release-lease', leaseId: string, provider: string, reason: string }
   | { type: 'need-leases', reason: string }
+  /** Copies wait behind busy leases while others run: more leases would help (never gives tasks up). */
+  | { type: 'more-leases', reason: string }
 
 export type JobEvent =
   | { type: 'accepted', index: number, hash: string, attempt: number, provider: string }
@@ -76,7 +78,11 @@ export type JobEvent =
   | { type: 'provider-avoided', provider: string, reason: string }
   | { type: 'finished', done: number, failed: number }
 
-export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string }
+/**
+ * `unreachable`: no answer came back because the route failed (stream reset, relay gone): the
+ * copy is lost, not failed, so the provider may run the task again on a new route.
+ */
+export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string, unreachable?: boolean }
 
 export interface RestoredTask {
   accepted?: string
@@ -92,6 +98,8 @@ export interface TaskState {
   queued: number
   outstanding: number
   failures: number
+  /** Copies lost to a failed route (bounded: MAX_LOST_COPIES_FACTOR x maxAttempts, then the task fails). */
+  lostCopies?: number
   quorum: number
   reduced: boolean
   /** Got a second copy from the default spot checks. */

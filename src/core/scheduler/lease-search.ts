@@ -4,6 +4,11 @@
 // often, up to `waitMs` (the manifest's `task.waitS`). When no
 // provider could ever take the tasks (none answered, or all refused for a permanent reason) it
 // gives up after `giveUpMs`, as before.
+// Two modes: `starved` (nothing runs: the rules above) and `more` (copies run and others queue
+// behind them: ask again with backoff, up to `moreMaxRetryMs`, and never give a task up, since
+// the leases held will run them). A provider that offered, won placement and then refused its
+// lease as BUSY is penalised for the rest of the job (placement uses it only when nothing else
+// fits), and the round is asked again at once when other offers were left unused.
 import type { UnplacedReason } from './placement.js'
 import { describeUnplaced } from './explain.js'
 
@@ -12,6 +17,8 @@ export const SEARCH_GIVE_UP_MS = 10_000
 /** First retry after a round that opened no lease; doubled while waiting, up to SEARCH_MAX_RETRY_MS. */
 export const SEARCH_RETRY_MS = 250
 export const SEARCH_MAX_RETRY_MS = 5_000
+/** Most time between two rounds of a `more` search (each one may query the capability index). */
+export const SEARCH_MORE_MAX_RETRY_MS = 30_000
 /** How long tasks wait for busy providers by default (manifest `task.waitS`). */
 export const DEFAULT_WAIT_MS = 600_000
 
@@ -43,7 +50,12 @@ export interface LeaseSearchPolicy {
   maxRetryMs?: number
   /** How long tasks wait for busy providers (0: not at all). */
   waitMs?: number
+  /** Backoff cap of a `more` search (default SEARCH_MORE_MAX_RETRY_MS). */
+  moreMaxRetryMs?: number
 }
+
+/** `starved`: queued copies and nothing running; `more`: copies queued behind busy leases. */
+export type SearchMode = 'starved' | 'more'
 
 /** What one round of asking found. */
 export interface SearchRound {
@@ -61,6 +73,10 @@ export interface SearchRound {
   error?: string
   /** The last refusal's text, for the give-up reason. */
   lastRefusal?: string
+  /** Providers whose offer placement used but who refused the lease as BUSY. */
+  busyLeases?: readonly string[]
+  /** Usable offers placement did not lease (they could take the refused provider's share). */
+  unusedOffers?: number
 }
 
 export type SearchDecision =
@@ -77,37 +93,66 @@ export class LeaseSearch {
   private waitingSince: number | undefined
   private lastTransientAt = -Infinity
   private delay: number
+  private readonly moreMaxRetryMs: number
   private busy = 0
+  private mode: SearchMode = 'starved'
   private readonly counts = new Map<string, number>()
+  private readonly penalty = new Set<string>()
 
   constructor (policy: LeaseSearchPolicy = {}) {
     this.giveUpMs = policy.giveUpMs ?? SEARCH_GIVE_UP_MS
     this.retryMs = policy.retryMs ?? SEARCH_RETRY_MS
     this.maxRetryMs = Math.max(this.retryMs, policy.maxRetryMs ?? SEARCH_MAX_RETRY_MS)
     this.waitMs = policy.waitMs ?? DEFAULT_WAIT_MS
+    this.moreMaxRetryMs = Math.max(this.retryMs, policy.moreMaxRetryMs ?? SEARCH_MORE_MAX_RETRY_MS)
     this.delay = this.retryMs
   }
 
   /** A search is under way (started, not yet ended by a lease or a give-up). */
   get active (): boolean { return this.startedAt !== undefined }
 
-  /** Begins a search (no-op while one runs). */
-  begin (now: number): void {
-    if (this.startedAt !== undefined) return
-    this.startedAt = now
-    this.delay = this.retryMs
+  /** The current search's mode. */
+  get searchMode (): SearchMode { return this.mode }
+
+  /** Providers that refused a lease as BUSY in this job: placement puts them last. */
+  get penalised (): ReadonlySet<string> { return this.penalty }
+
+  /**
+   * Begins a search, or changes a running one's mode: a `more` search whose copies all ended
+   * becomes `starved` (its give-up clock starts now); a `starved` one whose copies started
+   * running becomes `more` (it no longer waits to fail anything).
+   */
+  begin (now: number, mode: SearchMode = 'starved'): void {
+    if (this.startedAt !== undefined && mode === this.mode) return
+    const fresh = this.startedAt === undefined
+    this.mode = mode
+    if (fresh || mode === 'starved') { this.startedAt = now; this.delay = this.retryMs }
+    this.waitingSince = undefined
+    this.busy = 0
   }
+
+  /** Ends the search (the job no longer wants leases). */
+  stop (): void { this.end() }
 
   /** Feeds one round's outcome; says whether to stop, ask again (when) or give the unplaced tasks up. */
   handleRound (now: number, r: SearchRound): SearchDecision {
-    this.begin(now)
+    if (this.startedAt === undefined) this.begin(now, this.mode)
     let transient = 0
     for (const code of r.refusals) {
       this.counts.set(code, (this.counts.get(code) ?? 0) + 1)
       if (TRANSIENT_REFUSALS.has(code)) transient++
     }
     this.busy = transient
+    let newlyBusy = 0
+    for (const p of r.busyLeases ?? []) if (!this.penalty.has(p)) { this.penalty.add(p); newlyBusy++ }
     if (r.leased > 0) { this.end(); return { kind: 'leased' } }
+    // the provider placement chose is busy after all: its share goes to the other offers at once
+    if (newlyBusy > 0 && (r.unusedOffers ?? 0) > 0) return { kind: 'retry', at: now }
+    if (this.mode === 'more') {
+      const at = now + this.delay
+      this.delay = Math.min(this.moreMaxRetryMs, this.delay * 2)
+      return { kind: 'retry', at }
+    }
     // busy providers free their slots later: the tasks wait for one (the job's own idle leases do
     // not count: the machine asks for more only when none of them may run the queued copies)
     if (transient > 0) {
@@ -141,6 +186,7 @@ export class LeaseSearch {
 
   private end (): void {
     this.startedAt = undefined
+    this.mode = 'starved'
     this.waitingSince = undefined
     this.delay = this.retryMs
     this.busy = 0

@@ -53,6 +53,8 @@ export interface PlacementRequest {
   riskWeight?: number
   /** Providers not to use (failed repeatedly, caught lying). */
   avoid?: ReadonlySet<string>
+  /** Providers to use only when no other offer fits (they refused a lease as busy): cost x PENALISED_FACTOR. */
+  penalise?: ReadonlySet<string>
   /** Copies already placed elsewhere count against the budget. */
   alreadySpent?: number
   /** Cost factor of an offer whose GPUs are only declared, for a GPU task (default DECLARED_GPU_FACTOR). */
@@ -64,6 +66,8 @@ export interface PlacementRequest {
  * performs as its table score says, so its cost counts half again (like an unknown reputation).
  */
 export const DECLARED_GPU_FACTOR = 1.5
+/** Cost factor of a penalised provider's offer: above any real difference, so it comes last. */
+export const PENALISED_FACTOR = 1e6
 
 export type OfferRejection = 'refused' | 'expired' | 'over-price' | 'too-far' | 'avoided' | 'no-slots' | 'deadline'
 export type UnplacedReason = 'no-candidates' | 'all-refused' | 'over-price' | 'too-far' | 'over-budget' | 'deadline' | 'not-enough-providers' | 'avoided'
@@ -189,7 +193,7 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
     offerProvider[i] = pi
     const p = predictOffer(req, o)
     predictions[i] = p
-    costScale[i] = p.riskFactor
+    costScale[i] = p.riskFactor * (req.penalise?.has(o.provider) === true ? PENALISED_FACTOR : 1)
     const why = rejectOffer(req, o, p)
     rejections[i] = why
     if (why === undefined) {
@@ -290,8 +294,11 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
  */
 export function placeRandomly (req: PlacementRequest, offers: readonly OfferView[], rng: { int: (n: number) => number }): Placement {
   const p = placeTasks({ ...req, taskCount: 0 }, offers)
-  const usable: number[] = []
+  let usable: number[] = []
   for (let i = 0; i < offers.length; i++) if (p.rejections[i] === undefined) usable.push(i)
+  // penalised providers only when the others cannot give every copy a distinct provider
+  const preferred = usable.filter(i => req.penalise?.has(offers[i].provider) !== true)
+  if (preferred.length < usable.length && new Set(preferred.map(i => offers[i].provider)).size >= Math.max(1, req.copies)) usable = preferred
   const copies = Math.max(1, req.copies)
   const nCopies = req.taskCount * copies
   const copyOffer = new Int32Array(nCopies).fill(-1)

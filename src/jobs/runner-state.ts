@@ -1,0 +1,111 @@
+// What a JobRunner holds and shows: its session's parts, the outputs and results kept until they
+// are stored, the tallies its summary reports, and the read-only views the job status, results
+// and explain routes ask for (safe to call before run() has built the machine). The pump that
+// moves the job is runner.ts.
+import {
+  JobMachine, JobSession, ReputationBook, LeaseSearch, BudgetLedger, explainTask, summarizePlacement, leaseSearchPolicyOf,
+  type Manifest, type JobEvent, type Progress, type PlacementSummary
+} from '../core/scheduler/index.js'
+import { nodeSigner } from './signing.js'
+import { RunnerPayments } from './runner-payments.js'
+import { LeaseRounds } from './runner-leases.js'
+import type { JobRunnerInit, RunnerPayment, TaskExplanation } from './runner-types.js'
+
+export const KEY = 65536
+
+export abstract class RunnerState {
+  readonly jobId: string
+  protected readonly m: Manifest
+  protected session!: JobSession
+  protected readonly rep: ReputationBook
+  protected readonly search: LeaseSearch
+  protected readonly budget: BudgetLedger
+  protected readonly payments: RunnerPayments
+  protected readonly leases: LeaseRounds
+  /** Outputs of copies whose vote is open, by copy key; accepted ones go to the store (or memoryResults). */
+  protected readonly outputs = new Map<number, Uint8Array>()
+  private readonly memoryResults = new Map<number, { hash: string, output: Uint8Array }>()
+  protected readonly failures: Array<{ index: number, reason: string }> = []
+  protected leasesLost = 0
+  /** Providers caught with a wrong result (the default checks). */
+  protected readonly caught: string[] = []
+  protected done = false
+
+  constructor (protected readonly init: JobRunnerInit) {
+    this.jobId = init.jobId
+    this.m = init.manifest
+    this.rep = init.reputation ?? new ReputationBook()
+    this.search = new LeaseSearch(leaseSearchPolicyOf(this.m, init))
+    this.budget = new BudgetLedger(this.m.budget.total)
+    this.payments = new RunnerPayments(init, this.m, this.jobId, () => this.now())
+    this.leases = new LeaseRounds({ init, m: this.m, jobId: this.jobId, rep: this.rep, payments: this.payments, signer: nodeSigner(init.holder.secretKey), now: () => this.now(), machine: () => this.machine })
+  }
+
+  protected now (): number { return Date.now() }
+  protected get machine (): JobMachine { return this.session.machine }
+
+  /** Payment terms and payer, when they are made after the runner (before run()). */
+  setPayment (payment: RunnerPayment | undefined): void {
+    if (payment !== undefined) this.init.payment = payment
+  }
+
+  progress (): Progress {
+    // status can be asked for while run() is still reading the input (before the machine exists)
+    if ((this.session as JobSession | undefined) === undefined) {
+      const total = this.leases.taskCount
+      return { total, done: 0, failed: 0, running: 0, queued: total, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0 }
+    }
+    return this.machine.progress()
+  }
+
+  /** Why queued tasks do not run now, while the job waits for busy providers (job status). */
+  waiting (): string | undefined { return this.done ? undefined : this.search.waiting(this.now()) }
+
+  /** Refusals providers sent so far, by code (job status). */
+  refusals (): Record<string, number> { return this.search.refusals() }
+
+  /** Accepted outputs (from the store when there is one). */
+  results (): Array<{ index: number, hash: string, output: Uint8Array }> {
+    if (this.init.store !== undefined) return this.init.store.results(this.jobId)
+    return [...this.memoryResults.entries()].sort((a, b) => a[0] - b[0]).map(([index, r]) => ({ index, ...r }))
+  }
+
+  placementSummary (): PlacementSummary | undefined { return this.leases.placement === undefined ? undefined : summarizePlacement(this.leases.placement) }
+
+  /** Why task `index` runs where it runs (placement and every copy), or why it does not. */
+  explain (index: number): TaskExplanation {
+    const copies = this.machine.copiesOf(index).map(c => ({ attempt: c.attempt, provider: c.provider, reason: c.reason, outcome: c.outcome, hash: c.hash, error: c.error, ms: c.endedAt === undefined ? undefined : c.endedAt - c.startedAt }))
+    const why = this.machine.whyNotRunning(index)
+    return {
+      index,
+      status: this.machine.taskStatus(index),
+      acceptedHash: this.machine.acceptedHash(index),
+      waiting: why === undefined ? undefined : this.waiting() ?? why,
+      placement: this.leases.placement === undefined ? undefined : explainTask(this.leases.placement, index),
+      copies
+    }
+  }
+
+  /** Keeps what an event changes here (outputs, results, tallies) and pays billed copies. */
+  protected onEvent (e: JobEvent): void {
+    if (e.type === 'accepted') {
+      if (this.init.store === undefined) this.memoryResults.set(e.index, { hash: e.hash, output: this.outputs.get(e.index * KEY + e.attempt) ?? new Uint8Array() })
+      for (const c of this.machine.copiesOf(e.index)) this.outputs.delete(e.index * KEY + c.attempt)
+    } else if (e.type === 'copy-settled') {
+      if (e.outcome !== 'agreed') this.outputs.delete(e.index * KEY + e.attempt)
+    } else if (e.type === 'task-reopened') {
+      this.memoryResults.delete(e.index)
+    } else if (e.type === 'provider-caught') {
+      this.caught.push(e.provider)
+    } else if (e.type === 'task-failed') {
+      this.failures.push({ index: e.index, reason: e.reason })
+    } else if (e.type === 'lease-lost') {
+      this.leasesLost++
+    }
+    if (this.init.payment !== undefined) {
+      if (e.type === 'copy-settled' && e.billed && e.revoked !== true) void this.payments.payCopy(e.index, e.attempt, e.provider, e.index * KEY + e.attempt)
+      else if (e.type === 'provider-caught') this.init.payment.payer.forfeit(e.provider, `caught returning wrong results: ${e.reason}`)
+    }
+    this.init.onEvent?.(e)
+  }
+}
