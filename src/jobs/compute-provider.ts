@@ -74,7 +74,9 @@ export class ComputePeerProvider implements LocalProvider {
   offer (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array): dbc.task.v1.IOffer {
     // a request that names no escrow on this provider's chain gets a signed refusal saying so
     const refusal = this.payment?.offerRefusal(req)
-    const offer = this.peer.offer(req, refusal !== undefined ? { refusal } : {})
+    // a paid offer carries the payout key's binding to this peer (submitters refuse unbound ones: PAYOUT_NOT_BOUND)
+    const payoutBinding = refusal === undefined && req.payment != null ? this.payment?.payoutBinding(this.peer.peerId) : undefined
+    const offer = this.peer.offer(req, { ...(refusal !== undefined ? { refusal } : {}), ...(payoutBinding !== undefined ? { payoutBinding } : {}) })
     const announced = Number(req.maxInputBytes ?? 0)
     const demand = demandOf(req.resources)
     this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0, { gpus: demand.gpus, cores: demand.cpus })
@@ -129,7 +131,7 @@ export class ComputePeerProvider implements LocalProvider {
     const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
     // a lease never opened here throws (charged); one closed lately is refused quietly
     const admitted = lease === undefined ? this.book.missingLease(task.leaseId ?? new Uint8Array()) : checkTaskUnderLease({ task, lease, sender, now: Date.now(), verify: nodeVerifyByPeerId })
-    if (!admitted.ok) return { ...base, ok: false, error: `refused: ${admitted.reason}` }
+    if (!admitted.ok) return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${admitted.reason}` }
     // from here the task is under a lease this provider granted: one log record whatever happens
     const startedAt = performance.now()
     const result = await this.runLeasedTask(task, lease!, sender, opts)
@@ -140,7 +142,7 @@ export class ComputePeerProvider implements LocalProvider {
   private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, durationMs: number): void {
     if (this.onTask === undefined) return
     const error = result.ok === true ? undefined : (result.error ?? '')
-    const code = error === undefined ? undefined : (/^([A-Z][A-Z0-9_]+):/.exec(error)?.[1] ?? 'TASK_FAILED')
+    const code = error === undefined ? undefined : (result.code != null && result.code !== '' ? result.code : 'TASK_FAILED')
     // a result with a receipt ran (ok or not); one without was refused before it ran
     const signed = result.receipt?.receipt
     let billedUnits = 0n
@@ -170,10 +172,10 @@ export class ComputePeerProvider implements LocalProvider {
     const hash = toHex(task.codeHash ?? new Uint8Array())
     if (code.length === 0) {
       const cached = this.code.get(hash)
-      if (cached === undefined) return { ...base, ok: false, error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' }
+      if (cached === undefined) return { ...base, ok: false, code: 'CODE_MISSING', error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' }
       code = cached
     } else if (hash !== '') {
-      if (createHash('sha256').update(code).digest('hex') !== hash) return { ...base, ok: false, error: 'CODE_HASH_MISMATCH: the code does not match its hash' }
+      if (createHash('sha256').update(code).digest('hex') !== hash) return { ...base, ok: false, code: 'CODE_HASH_MISMATCH', error: 'CODE_HASH_MISMATCH: the code does not match its hash' }
       this.code.set(hash, code)
       if (this.code.size > 32) this.code.delete(this.code.keys().next().value as string)
     }
@@ -181,9 +183,9 @@ export class ComputePeerProvider implements LocalProvider {
     const paid = this.payments.get(toHex(task.leaseId ?? new Uint8Array()))
     const timeoutMs = (task.deadlineMs ?? 0) > 0 ? Number(task.deadlineMs) : this.peer.policy.maxTaskMs
     if (this.payment !== undefined) {
-      if (paid === undefined) return { ...base, ok: false, error: 'PAYMENT_MISSING: the lease names no escrow' }
+      if (paid === undefined) return { ...base, ok: false, code: 'PAYMENT_MISSING', error: 'PAYMENT_MISSING: the lease names no escrow' }
       const d = await this.payment.admitTask(paid, timeoutMs).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
-      if (!d.ok) return { ...base, ok: false, error: `${d.code}: ${d.reason}` }
+      if (!d.ok) return { ...base, ok: false, code: d.code, error: `${d.code}: ${d.reason}` }
     }
     let receipt: dbc.receipt.v1.IUsageReceipt | undefined
     try {
@@ -198,7 +200,8 @@ export class ComputePeerProvider implements LocalProvider {
       return result
     } catch (err) {
       // Refused before running (no slot, limits): the runner retries it elsewhere.
-      return { ...base, ok: false, error: `${(err as { code?: string }).code ?? 'REFUSED'}: ${(err as Error).message}` }
+      const code = (err as { code?: string }).code ?? 'REFUSED'
+      return { ...base, ok: false, code, error: `${code}: ${(err as Error).message}` }
     } finally {
       if (paid !== undefined) this.payment?.finished(paid, timeoutMs, receipt)
     }

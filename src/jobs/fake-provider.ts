@@ -30,6 +30,8 @@ export interface FakeProviderInit {
   refuse?: string
   /** EVM payout address named in its offers and receipts (payment tests). */
   payoutAddress?: string
+  /** The payout key's binding to this peer its offers carry (core/settlement/payout-binding.ts; payment tests). */
+  payoutBinding?: Uint8Array
   /** Prices its receipts at this CPU-hour price instead of its offer's (an overcharger). */
   billCpuHour?: number
   now?: () => number
@@ -83,7 +85,8 @@ export class FakeProvider implements LocalProvider {
       expiresAt: this.now() + 60_000,
       perfScore: this.init.perfScore ?? 100,
       refusal: this.init.refuse ?? '',
-      ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
+      ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {}),
+      ...(this.init.payoutBinding !== undefined && this.init.refuse === undefined ? { payoutBinding: this.init.payoutBinding } : {})
     }
     const signed = { ...o, signature: this.sign(offerSigningBytes(o)) }
     this.book.issued(signed, sender ?? req.requester, this.now())
@@ -103,10 +106,10 @@ export class FakeProvider implements LocalProvider {
     if (lease === undefined) {
       this.refusedTasks++
       // a lease never opened here throws (charged); one closed lately is refused quietly
-      return { ...base, ok: false, error: `refused: ${this.book.missingLease(task.leaseId ?? new Uint8Array()).reason}` }
+      return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${this.book.missingLease(task.leaseId ?? new Uint8Array()).reason}` }
     }
     const admitted = checkTaskUnderLease({ task, lease, sender, now: this.now(), verify: nodeVerifyByPeerId })
-    if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, error: `refused: ${admitted.reason}` } }
+    if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${admitted.reason}` } }
     const n = ++this.count
     const started = this.now()
     if (this.init.delayMs !== undefined && this.init.delayMs > 0) await new Promise(resolve => setTimeout(resolve, this.init.delayMs))
@@ -121,7 +124,7 @@ export class FakeProvider implements LocalProvider {
         ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
       }), msg => this.sign(msg))
     }
-    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, error: 'injected failure', receipt: receiptFor(new Uint8Array(0), new Uint8Array(32)) }
+    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, code: 'TASK_FAILED', error: 'injected failure', receipt: receiptFor(new Uint8Array(0), new Uint8Array(32)) }
     let output = await this.init.compute(task.input ?? new Uint8Array(), task.entry ?? '')
     if (this.init.liar === true) output = enc.encode(`wrong from ${this.id}: ${toHex(output).slice(0, 16)}`)
     this.tasksRun++

@@ -2,28 +2,10 @@
 // process): each call goes straight to the provider. `kill(id)` makes a provider behave
 // like a kill -9'd process: no more heartbeats or answers, its running tasks never return.
 import type { dbc } from '../wire/gen/wire.js'
-import { offerView, type JobTransport, type TransportOffer } from './transport.js'
+import { offerView, resultCode, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
 import { toHex } from '../core/identity/index.js'
-import type { WireError } from '../errors.js'
 
-/** What a provider exposes in process (a ComputePeer adapts to this). */
-export interface LocalProvider {
-  /** The transport's id for this provider. */
-  readonly id: string
-  /** `sender`: the peer asking, when the transport authenticated it (an offer may be leased by it only). */
-  offer: (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array) => Promise<dbc.task.v1.IOffer> | dbc.task.v1.IOffer
-  openLease: (lease: dbc.task.v1.ILease, sender: Uint8Array) => Promise<void> | void
-  /** `opts.charge`: charges the sender for a task no honest submitter sends (the transport's peer score). */
-  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: WireError) => void }) => Promise<dbc.task.v1.ITaskResult>
-  closeLease?: (leaseId: Uint8Array) => void
-  /**
-   * Task input bytes `sender` may send now: the most its open leases' requests announced;
-   * undefined when it holds no lease here (then only small frames are accepted from it).
-   */
-  leasedInputBytes?: (sender: Uint8Array) => number | undefined
-  /** A payer's voucher for a job this provider works on (TaskMessage.voucher). */
-  acceptVoucher?: (voucher: dbc.task.v1.IVoucher, sender: Uint8Array) => Promise<dbc.task.v1.IVoucher> | dbc.task.v1.IVoucher
-}
+export type { LocalProvider } from '../core/scheduler/ports.js'
 
 export interface LocalTransportInit {
   /** Peer id bytes of the submitter (the lease holder). */
@@ -91,7 +73,8 @@ export class LocalTransport implements JobTransport {
     const r = await p.runTask(task, this.init.sender, opts)
     // A provider killed while the task ran never answers.
     if (this.dead.has(provider)) return await never(opts.signal)
-    return r
+    // what the libp2p transport does: a failed result carries a code the submitter can trust
+    return r.ok === true ? r : { ...r, ok: false, code: resultCode(r) }
   }
 
   async sendVoucher (provider: string, voucher: dbc.task.v1.IVoucher): Promise<void> {

@@ -689,6 +689,7 @@ export namespace dbc {
                 finishedAt: number;
                 outputHash: Uint8Array;
                 payoutAddress: string;
+                payoutBinding: Uint8Array;
                 static create(properties: dbc.receipt.v1.UsageReceipt.$Shape): dbc.receipt.v1.UsageReceipt & dbc.receipt.v1.UsageReceipt.$Shape;
                 static create(properties?: dbc.receipt.v1.UsageReceipt.$Properties): dbc.receipt.v1.UsageReceipt;
                 static encode(m: dbc.receipt.v1.UsageReceipt.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -718,6 +719,7 @@ export namespace dbc {
                     finishedAt?: (number|null);
                     outputHash?: (Uint8Array|null);
                     payoutAddress?: (string|null);
+                    payoutBinding?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.receipt.v1.UsageReceipt.$Properties;
@@ -851,6 +853,7 @@ export namespace dbc {
                 signature: Uint8Array;
                 payoutAddress: string;
                 gpusProbed: boolean;
+                payoutBinding: Uint8Array;
                 static create(properties: dbc.task.v1.Offer.$Shape): dbc.task.v1.Offer & dbc.task.v1.Offer.$Shape;
                 static create(properties?: dbc.task.v1.Offer.$Properties): dbc.task.v1.Offer;
                 static encode(m: dbc.task.v1.Offer.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -876,6 +879,7 @@ export namespace dbc {
                     signature?: (Uint8Array|null);
                     payoutAddress?: (string|null);
                     gpusProbed?: (boolean|null);
+                    payoutBinding?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Offer.$Properties;
@@ -1016,6 +1020,7 @@ export namespace dbc {
                 receipt?: (dbc.receipt.v1.SignedReceipt.$Properties|null);
                 stderr: Uint8Array;
                 stderrBytes: number;
+                code: string;
                 static create(properties: dbc.task.v1.TaskResult.$Shape): dbc.task.v1.TaskResult & dbc.task.v1.TaskResult.$Shape;
                 static create(properties?: dbc.task.v1.TaskResult.$Properties): dbc.task.v1.TaskResult;
                 static encode(m: dbc.task.v1.TaskResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1038,6 +1043,7 @@ export namespace dbc {
                     receipt?: (dbc.receipt.v1.SignedReceipt.$Properties|null);
                     stderr?: (Uint8Array|null);
                     stderrBytes?: (number|null);
+                    code?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.TaskResult.$Properties;
@@ -1135,7 +1141,7 @@ export namespace dbc {
             class Voucher {
                 constructor(p?: dbc.task.v1.Voucher.$Properties);
                 $unknowns?: Uint8Array[];
-                chainJobId: Uint8Array;
+                escrowId: Uint8Array;
                 provider: Uint8Array;
                 cumulative: Uint8Array;
                 receiptsRoot: Uint8Array;
@@ -1153,7 +1159,7 @@ export namespace dbc {
 
             namespace Voucher {
                 interface $Properties {
-                    chainJobId?: (Uint8Array|null);
+                    escrowId?: (Uint8Array|null);
                     provider?: (Uint8Array|null);
                     cumulative?: (Uint8Array|null);
                     receiptsRoot?: (Uint8Array|null);

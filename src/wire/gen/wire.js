@@ -6829,6 +6829,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [finishedAt] UsageReceipt finishedAt
                  * @property {Uint8Array|null} [outputHash] UsageReceipt outputHash
                  * @property {string|null} [payoutAddress] UsageReceipt payoutAddress
+                 * @property {Uint8Array|null} [payoutBinding] UsageReceipt payoutBinding
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6997,6 +6998,14 @@ export const dbc = $root.dbc = (() => {
                 UsageReceipt.prototype.payoutAddress = "";
 
                 /**
+                 * UsageReceipt payoutBinding.
+                 * @member {Uint8Array} payoutBinding
+                 * @memberof dbc.receipt.v1.UsageReceipt
+                 * @instance
+                 */
+                UsageReceipt.prototype.payoutBinding = $util.newBuffer([]);
+
+                /**
                  * Creates a new UsageReceipt instance using the specified properties.
                  * @function create
                  * @memberof dbc.receipt.v1.UsageReceipt
@@ -7062,6 +7071,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 16, wireType 2 =*/130).bytes(m.outputHash);
                     if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress") && m.payoutAddress !== "")
                         w.uint32(/* id 17, wireType 2 =*/138).string(m.payoutAddress);
+                    if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding") && m.payoutBinding.length)
+                        w.uint32(/* id 18, wireType 2 =*/146).bytes(m.payoutBinding);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -7259,6 +7270,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.payoutAddress;
                                 continue;
                             }
+                        case 18: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.payoutBinding = v;
+                                else
+                                    delete m.payoutBinding;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -7397,6 +7417,14 @@ export const dbc = $root.dbc = (() => {
                             m.payoutAddress = $String(d.payoutAddress);
                         }
                     }
+                    if (d.payoutBinding != null) {
+                        if (d.payoutBinding.length) {
+                            if (typeof d.payoutBinding === "string")
+                                $util.base64.decode(d.payoutBinding, m.payoutBinding = $util.newBuffer($util.base64.length(d.payoutBinding)), 0);
+                            else if (d.payoutBinding.length >= 0)
+                                m.payoutBinding = d.payoutBinding;
+                        }
+                    }
                     return m;
                 };
 
@@ -7471,6 +7499,13 @@ export const dbc = $root.dbc = (() => {
                                 d.outputHash = $util.newBuffer(d.outputHash);
                         }
                         d.payoutAddress = "";
+                        if (o.bytes === $String)
+                            d.payoutBinding = "";
+                        else {
+                            d.payoutBinding = [];
+                            if (o.bytes !== $Array)
+                                d.payoutBinding = $util.newBuffer(d.payoutBinding);
+                        }
                     }
                     if (m.receiptId != null && $Object.hasOwnProperty.call(m, "receiptId")) {
                         d.receiptId = o.bytes === $String ? $util.base64.encode(m.receiptId, 0, m.receiptId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receiptId) : m.receiptId;
@@ -7522,6 +7557,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payoutAddress != null && $Object.hasOwnProperty.call(m, "payoutAddress")) {
                         d.payoutAddress = m.payoutAddress;
+                    }
+                    if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding")) {
+                        d.payoutBinding = o.bytes === $String ? $util.base64.encode(m.payoutBinding, 0, m.payoutBinding.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payoutBinding) : m.payoutBinding;
                     }
                     return d;
                 };
@@ -8719,6 +8757,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [signature] Offer signature
                  * @property {string|null} [payoutAddress] Offer payoutAddress
                  * @property {boolean|null} [gpusProbed] Offer gpusProbed
+                 * @property {Uint8Array|null} [payoutBinding] Offer payoutBinding
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -8855,6 +8894,14 @@ export const dbc = $root.dbc = (() => {
                 Offer.prototype.gpusProbed = false;
 
                 /**
+                 * Offer payoutBinding.
+                 * @member {Uint8Array} payoutBinding
+                 * @memberof dbc.task.v1.Offer
+                 * @instance
+                 */
+                Offer.prototype.payoutBinding = $util.newBuffer([]);
+
+                /**
                  * Creates a new Offer instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Offer
@@ -8912,6 +8959,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 12, wireType 2 =*/98).string(m.payoutAddress);
                     if (m.gpusProbed != null && $Object.hasOwnProperty.call(m, "gpusProbed") && m.gpusProbed !== false)
                         w.uint32(/* id 13, wireType 0 =*/104).bool(m.gpusProbed);
+                    if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding") && m.payoutBinding.length)
+                        w.uint32(/* id 14, wireType 2 =*/114).bytes(m.payoutBinding);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -9073,6 +9122,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.gpusProbed;
                                 continue;
                             }
+                        case 14: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.payoutBinding = v;
+                                else
+                                    delete m.payoutBinding;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -9185,6 +9243,14 @@ export const dbc = $root.dbc = (() => {
                             m.gpusProbed = $Boolean(d.gpusProbed);
                         }
                     }
+                    if (d.payoutBinding != null) {
+                        if (d.payoutBinding.length) {
+                            if (typeof d.payoutBinding === "string")
+                                $util.base64.decode(d.payoutBinding, m.payoutBinding = $util.newBuffer($util.base64.length(d.payoutBinding)), 0);
+                            else if (d.payoutBinding.length >= 0)
+                                m.payoutBinding = d.payoutBinding;
+                        }
+                    }
                     return m;
                 };
 
@@ -9243,6 +9309,13 @@ export const dbc = $root.dbc = (() => {
                         }
                         d.payoutAddress = "";
                         d.gpusProbed = false;
+                        if (o.bytes === $String)
+                            d.payoutBinding = "";
+                        else {
+                            d.payoutBinding = [];
+                            if (o.bytes !== $Array)
+                                d.payoutBinding = $util.newBuffer(d.payoutBinding);
+                        }
                     }
                     if (m.offerId != null && $Object.hasOwnProperty.call(m, "offerId")) {
                         d.offerId = o.bytes === $String ? $util.base64.encode(m.offerId, 0, m.offerId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.offerId) : m.offerId;
@@ -9282,6 +9355,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.gpusProbed != null && $Object.hasOwnProperty.call(m, "gpusProbed")) {
                         d.gpusProbed = m.gpusProbed;
+                    }
+                    if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding")) {
+                        d.payoutBinding = o.bytes === $String ? $util.base64.encode(m.payoutBinding, 0, m.payoutBinding.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payoutBinding) : m.payoutBinding;
                     }
                     return d;
                 };
@@ -10790,6 +10866,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {dbc.receipt.v1.SignedReceipt.$Properties|null} [receipt] TaskResult receipt
                  * @property {Uint8Array|null} [stderr] TaskResult stderr
                  * @property {number|null} [stderrBytes] TaskResult stderrBytes
+                 * @property {string|null} [code] TaskResult code
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10902,6 +10979,14 @@ export const dbc = $root.dbc = (() => {
                 TaskResult.prototype.stderrBytes = 0;
 
                 /**
+                 * TaskResult code.
+                 * @member {string} code
+                 * @memberof dbc.task.v1.TaskResult
+                 * @instance
+                 */
+                TaskResult.prototype.code = "";
+
+                /**
                  * Creates a new TaskResult instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.TaskResult
@@ -10953,6 +11038,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 9, wireType 2 =*/74).bytes(m.stderr);
                     if (m.stderrBytes != null && $Object.hasOwnProperty.call(m, "stderrBytes") && m.stderrBytes !== 0)
                         w.uint32(/* id 10, wireType 0 =*/80).uint32(m.stderrBytes);
+                    if (m.code != null && $Object.hasOwnProperty.call(m, "code") && m.code !== "")
+                        w.uint32(/* id 11, wireType 2 =*/90).string(m.code);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -11084,6 +11171,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.stderrBytes;
                                 continue;
                             }
+                        case 11: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.stringVerify()).length)
+                                    m.code = v;
+                                else
+                                    delete m.code;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -11184,6 +11280,11 @@ export const dbc = $root.dbc = (() => {
                             m.stderrBytes = d.stderrBytes >>> 0;
                         }
                     }
+                    if (d.code != null) {
+                        if (typeof d.code !== "string" || d.code.length) {
+                            m.code = $String(d.code);
+                        }
+                    }
                     return m;
                 };
 
@@ -11245,6 +11346,7 @@ export const dbc = $root.dbc = (() => {
                                 d.stderr = $util.newBuffer(d.stderr);
                         }
                         d.stderrBytes = 0;
+                        d.code = "";
                     }
                     if (m.taskId != null && $Object.hasOwnProperty.call(m, "taskId")) {
                         d.taskId = o.bytes === $String ? $util.base64.encode(m.taskId, 0, m.taskId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.taskId) : m.taskId;
@@ -11275,6 +11377,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.stderrBytes != null && $Object.hasOwnProperty.call(m, "stderrBytes")) {
                         d.stderrBytes = m.stderrBytes;
+                    }
+                    if (m.code != null && $Object.hasOwnProperty.call(m, "code")) {
+                        d.code = m.code;
                     }
                     return d;
                 };
@@ -12159,7 +12264,7 @@ export const dbc = $root.dbc = (() => {
                 /**
                  * Properties of a Voucher.
                  * @typedef {Object} dbc.task.v1.Voucher.$Properties
-                 * @property {Uint8Array|null} [chainJobId] Voucher chainJobId
+                 * @property {Uint8Array|null} [escrowId] Voucher escrowId
                  * @property {Uint8Array|null} [provider] Voucher provider
                  * @property {Uint8Array|null} [cumulative] Voucher cumulative
                  * @property {Uint8Array|null} [receiptsRoot] Voucher receiptsRoot
@@ -12197,12 +12302,12 @@ export const dbc = $root.dbc = (() => {
                 };
 
                 /**
-                 * Voucher chainJobId.
-                 * @member {Uint8Array} chainJobId
+                 * Voucher escrowId.
+                 * @member {Uint8Array} escrowId
                  * @memberof dbc.task.v1.Voucher
                  * @instance
                  */
-                Voucher.prototype.chainJobId = $util.newBuffer([]);
+                Voucher.prototype.escrowId = $util.newBuffer([]);
 
                 /**
                  * Voucher provider.
@@ -12276,8 +12381,8 @@ export const dbc = $root.dbc = (() => {
                         q = 0;
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId") && m.chainJobId.length)
-                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.chainJobId);
+                    if (m.escrowId != null && $Object.hasOwnProperty.call(m, "escrowId") && m.escrowId.length)
+                        w.uint32(/* id 1, wireType 2 =*/10).bytes(m.escrowId);
                     if (m.provider != null && $Object.hasOwnProperty.call(m, "provider") && m.provider.length)
                         w.uint32(/* id 2, wireType 2 =*/18).bytes(m.provider);
                     if (m.cumulative != null && $Object.hasOwnProperty.call(m, "cumulative") && m.cumulative.length)
@@ -12336,9 +12441,9 @@ export const dbc = $root.dbc = (() => {
                                 if (u !== 2)
                                     break;
                                 if ((v = r.bytes()).length)
-                                    m.chainJobId = v;
+                                    m.escrowId = v;
                                 else
-                                    delete m.chainJobId;
+                                    delete m.escrowId;
                                 continue;
                             }
                         case 2: {
@@ -12421,12 +12526,12 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var m = new $root.dbc.task.v1.Voucher();
-                    if (d.chainJobId != null) {
-                        if (d.chainJobId.length) {
-                            if (typeof d.chainJobId === "string")
-                                $util.base64.decode(d.chainJobId, m.chainJobId = $util.newBuffer($util.base64.length(d.chainJobId)), 0);
-                            else if (d.chainJobId.length >= 0)
-                                m.chainJobId = d.chainJobId;
+                    if (d.escrowId != null) {
+                        if (d.escrowId.length) {
+                            if (typeof d.escrowId === "string")
+                                $util.base64.decode(d.escrowId, m.escrowId = $util.newBuffer($util.base64.length(d.escrowId)), 0);
+                            else if (d.escrowId.length >= 0)
+                                m.escrowId = d.escrowId;
                         }
                     }
                     if (d.provider != null) {
@@ -12488,11 +12593,11 @@ export const dbc = $root.dbc = (() => {
                     var d = {};
                     if (o.defaults) {
                         if (o.bytes === $String)
-                            d.chainJobId = "";
+                            d.escrowId = "";
                         else {
-                            d.chainJobId = [];
+                            d.escrowId = [];
                             if (o.bytes !== $Array)
-                                d.chainJobId = $util.newBuffer(d.chainJobId);
+                                d.escrowId = $util.newBuffer(d.escrowId);
                         }
                         if (o.bytes === $String)
                             d.provider = "";
@@ -12524,8 +12629,8 @@ export const dbc = $root.dbc = (() => {
                                 d.signature = $util.newBuffer(d.signature);
                         }
                     }
-                    if (m.chainJobId != null && $Object.hasOwnProperty.call(m, "chainJobId")) {
-                        d.chainJobId = o.bytes === $String ? $util.base64.encode(m.chainJobId, 0, m.chainJobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.chainJobId) : m.chainJobId;
+                    if (m.escrowId != null && $Object.hasOwnProperty.call(m, "escrowId")) {
+                        d.escrowId = o.bytes === $String ? $util.base64.encode(m.escrowId, 0, m.escrowId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.escrowId) : m.escrowId;
                     }
                     if (m.provider != null && $Object.hasOwnProperty.call(m, "provider")) {
                         d.provider = o.bytes === $String ? $util.base64.encode(m.provider, 0, m.provider.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.provider) : m.provider;

@@ -1,0 +1,96 @@
+// The ports between the job machine and the providers it reaches (sans-IO types and pure
+// helpers): a JobTransport is how a submitter reaches providers (in process, over IPC, over
+// libp2p), a LocalProvider what a provider serves. They live in the core so that net/ (the
+// libp2p transport and the task protocol's provider side) and jobs/ (the runner, the
+// providers) depend on the core, not on each other.
+import type { dbc } from '../../wire/gen/wire.js'
+import type { OfferView } from './placement.js'
+import { isRefusalCode, refusalCode } from './lease-search.js'
+
+/** The job's location preference; a transport that knows where providers are fills `distanceKm`. */
+export interface JobLocation { lat?: number, lon?: number, city?: string, maxDistanceKm?: number }
+
+export interface TransportOffer {
+  /** What placement needs; `provider` is the transport's id for the provider. */
+  view: OfferView
+  /** The provider's signed offer as it came. */
+  offer: dbc.task.v1.IOffer
+}
+
+export interface JobTransport {
+  /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
+  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation }) => Promise<TransportOffer[]>
+  /** Hands the provider the lease (signed by us) that authorizes our tasks. */
+  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }) => Promise<void>
+  /**
+   * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
+   * failed result carries a typed `code` (resultCode: the provider's, when it has a code's shape).
+   */
+  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }) => Promise<dbc.task.v1.ITaskResult>
+  closeLease?: (provider: string, leaseId: Uint8Array) => void
+  /** Hands the provider the payer's latest signed voucher for this job (TaskMessage.voucher). */
+  sendVoucher?: (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal }) => Promise<unknown>
+  /** Lease heartbeats from providers; returns the unsubscribe function. */
+  onHeartbeat: (listener: (hb: { provider: string, leaseId: Uint8Array, at: number }) => void) => () => void
+}
+
+/** A typed error a provider charges its sender for (a WireError, src/errors.ts; the core names only its shape). */
+export interface ChargedError { readonly code: string, readonly message: string }
+
+/** What a provider exposes in process (a ComputePeer adapts to this; the task protocol serves one). */
+export interface LocalProvider {
+  /** The transport's id for this provider. */
+  readonly id: string
+  /** `sender`: the peer asking, when the transport authenticated it (an offer may be leased by it only). */
+  offer: (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array) => Promise<dbc.task.v1.IOffer> | dbc.task.v1.IOffer
+  openLease: (lease: dbc.task.v1.ILease, sender: Uint8Array) => Promise<void> | void
+  /** `opts.charge`: charges the sender for a task no honest submitter sends (the transport's peer score). */
+  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: ChargedError) => void }) => Promise<dbc.task.v1.ITaskResult>
+  closeLease?: (leaseId: Uint8Array) => void
+  /**
+   * Task input bytes `sender` may send now: the most its open leases' requests announced;
+   * undefined when it holds no lease here (then only small frames are accepted from it).
+   */
+  leasedInputBytes?: (sender: Uint8Array) => number | undefined
+  /** A payer's voucher for a job this provider works on (TaskMessage.voucher). */
+  acceptVoucher?: (voucher: dbc.task.v1.IVoucher, sender: Uint8Array) => Promise<dbc.task.v1.IVoucher> | dbc.task.v1.IVoucher
+}
+
+/** Offers carry perf scores where 100 is the reference machine (src/compute/benchmark.ts); placement uses 1. */
+export const PERF_SCORE_REFERENCE = 100
+
+/** What placement sees of a signed offer. */
+export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number } = {}): OfferView {
+  const hex = (b?: Uint8Array | null): string => Array.from(b ?? [], x => x.toString(16).padStart(2, '0')).join('')
+  return {
+    offerId: hex(offer.offerId),
+    provider,
+    slots: offer.slots ?? 0,
+    priceGpuHour: offer.priceGpuHour ?? 0,
+    priceCpuHour: offer.priceCpuHour ?? 0,
+    perfScore: (offer.perfScore ?? PERF_SCORE_REFERENCE) / PERF_SCORE_REFERENCE,
+    expiresAt: offer.expiresAt ?? 0,
+    refusal: offer.refusal == null || offer.refusal === '' ? undefined : offer.refusal,
+    rttMs: net.rttMs,
+    bandwidthBytesPerSec: net.bandwidthBytesPerSec,
+    distanceKm: net.distanceKm,
+    gpusProbed: offer.gpusProbed === true
+  }
+}
+
+/**
+ * The typed code of a failed task result, as the submitter may trust it: the provider's `code`
+ * when it has a code's shape (a hostile provider's code is only a label: it names a code, it
+ * cannot smuggle text), else TASK_FAILED; none for an ok result. The error text is for people only.
+ */
+export function resultCode (r: { ok?: boolean | null, code?: string | null, error?: string | null }): string | undefined {
+  if (r.ok === true) return undefined
+  return r.code != null && isRefusalCode(r.code) ? r.code : 'TASK_FAILED'
+}
+
+/** The code a provider puts on a failed result it built from its own text (`CODE: text`, the convention of typed errors), when it set none. */
+export function withOwnCode (r: dbc.task.v1.ITaskResult): dbc.task.v1.ITaskResult {
+  if (r.ok === true || (r.code != null && r.code !== '')) return r
+  const c = refusalCode(r.error ?? '')
+  return { ...r, ok: false, code: c === 'REFUSED' && !(r.error ?? '').startsWith('REFUSED:') ? 'TASK_FAILED' : c }
+}
