@@ -16,6 +16,7 @@ interface Measured {
   mode: string, nodes: number, lookups: number, succeeded: number, successRate: number, meanHops: number, rpcsPerLookup: number, timeoutsPerLookup?: number, deadRpcsPerLookup?: number
   wallMs: number, setupMs: number, totalMs: number, eventsPerSec: number, liveBytesPerNode: number, peakRssBytes: number, lookupsPerWallSec: number
   lookupsPerCpuSec?: number, joinWallSec?: number, joinCpuSec?: number, joinEventsPerSec?: number, meanContacts?: number, joinRpcsPerNode?: number, loadAvg1m: number[], latencyP50Ms: number
+  churnCpuSec?: number, slotWaits?: number, meanSlotWaitMs?: number, cpuSec?: number
 }
 
 function measure (mode: 'joined' | 'omniscient' | 'churn', nodes: number, count?: number, maxOldSpaceMb = 4096): Promise<Measured> {
@@ -50,6 +51,8 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   m[`RPCs per lookup under churn ${tag}`] = metric(churn.rpcsPerLookup, 'RPCs')
   m[`RPCs to departed nodes per lookup under churn ${tag}`] = metric(churn.deadRpcsPerLookup ?? 0, 'RPCs')
   m[`timeouts waited on per lookup under churn ${tag}`] = metric(churn.timeoutsPerLookup ?? 0, 'timeouts')
+  m[`CPU s of the churn window ${tag}`] = metric(churn.churnCpuSec ?? 0, 's')
+  m[`requests that waited for a lookup slot under churn ${tag}`] = metric(churn.slotWaits ?? 0, 'requests')
   m[`lookups/wall-s ${tag}`] = metric(joined.lookupsPerWallSec, 'lookups/s', reference.lookupsPerWallSec)
   m[`events/s (lookups) ${tag}`] = metric(joined.eventsPerSec, 'events/s', reference.eventsPerSec)
   m[`events/s (joins) ${tag}`] = metric(joined.joinEventsPerSec ?? 0, 'events/s')
@@ -60,7 +63,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   const notes = [
     `baseline column: the reference, the previous model (omniscient classic k-buckets filled from global knowledge) at ${big.toLocaleString('en-US')} nodes in this run; its "join" is the global fill`,
     'joined: kad-dht 16 trie (src/net/kad-params.ts: k 20, prefixLength 32, alpha 3, 3 disjoint paths); every node joins from 1-3 bootstrap servers, runs the self-query and the startup refresh walk; entries come only from peers that answered or queried',
-    'churn: Pareto sessions (shape 1.5, median 30 min, mean 57 min), exponential offline gaps (mean 14 min), 5% new ids joining, 20 virtual minutes; departed nodes stay in tables (kad-dht 16 evicts only on a full-leaf ping) and each RPC to one costs a 5 s timeout',
+    'churn: Pareto sessions (shape 1.5, median 30 min, mean 57 min), exponential offline gaps (mean 14 min), 5% new ids joining, 20 virtual minutes; departed nodes stay in tables (kad-dht 16 evicts only on a full-leaf ping) and each RPC to one costs a 5 s timeout; a join walk or lookup that finds all 512 lookup slots busy waits in a FIFO for one (a simulator limit: it stretches virtual time, never retries)',
     'live bytes per node = (V8 heap used + typed-array memory) after a forced GC once the tables are built, divided by the node count (includes fixed overheads: 512 lookup slots ~36 MB, city table)',
     'lookups/wall-s and events/s (lookups) count the lookup phase only; the join is reported separately',
     `1-minute load average at start/end of each run: joined ${joined.loadAvg1m.map(x => x.toFixed(1)).join('/')}, reference ${reference.loadAvg1m.map(x => x.toFixed(1)).join('/')}, churn ${churn.loadAvg1m.map(x => x.toFixed(1)).join('/')} on ${cpus().length} cores (wall-clock rates shrink when other processes share the cores; CPU seconds do not)`

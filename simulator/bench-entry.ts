@@ -17,15 +17,19 @@ let lastProgress = 0
 const onProgress = (done: number, total: number): void => {
   if (Date.now() - lastProgress < 10_000 && done < total) return
   lastProgress = Date.now()
-  process.stderr.write(`[sim ${mode} ${nodes}] ${done}/${total} at ${((performance.now() - t0) / 1000).toFixed(0)} s, rss ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB, load ${loadavg()[0].toFixed(1)}\n`)
+  const cpu = process.cpuUsage()
+  process.stderr.write(`[sim ${mode} ${nodes}] ${done}/${total} at ${((performance.now() - t0) / 1000).toFixed(0)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s CPU, rss ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB, load ${loadavg()[0].toFixed(1)}\n`)
 }
 const r = runLookup({ nodes, seed, count, extra, onProgress })
 const s = r.summary; const rates = r.perf.rates
+const cpuEnd = process.cpuUsage()
 console.log(JSON.stringify({
   mode, nodes, lookups: s.lookups, succeeded: s.succeeded, successRate: s.successRate, meanHops: s.meanHops, rpcsPerLookup: s.rpcsPerLookup,
   timeoutsPerLookup: s.timeoutsPerLookup, deadRpcsPerLookup: s.deadRpcsPerLookup, latencyP50Ms: s.latencyP50Ms, wallMs: r.perf.wallMs, setupMs: r.perf.setupMs, totalMs: performance.now() - t0,
   eventsPerSec: r.perf.eventsPerSec, liveBytesPerNode: r.perf.liveBytesPerNode, heapUsedBytes: r.perf.heapUsedBytes, arrayBufferBytes: r.perf.arrayBufferBytes,
   peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: rates.lookupsPerWallSec, lookupsPerCpuSec: rates.lookupsPerCpuSec,
   joinWallSec: rates.joinWallSec, joinCpuSec: rates.joinCpuSec, joinEventsPerSec: rates.joinEventsPerSec, meanContacts: s['join.meanContacts'] ?? s.meanContactsPerNode,
-  joinRpcsPerNode: s['join.rpcsPerNode'], loadAvg1m: [load0, loadavg()[0]], hops: r.charts[1].series[0].data
+  joinRpcsPerNode: s['join.rpcsPerNode'], churnCpuSec: rates.churnCpuSec, slotWaits: s.slotWaits, maxWaitingForSlot: s.maxWaitingForSlot, meanSlotWaitMs: s.meanSlotWaitMs,
+  departures: s.departures, returns: s.returns, newcomers: s.newcomers, walkTimeouts: s.walkTimeouts, evictedByFullLeafPing: s.evictedByFullLeafPing,
+  cpuSec: (cpuEnd.user + cpuEnd.system) / 1e6, loadAvg1m: [load0, loadavg()[0]], hops: r.charts[1].series[0].data
 }))

@@ -19,11 +19,14 @@ export class KadIds {
   readonly lo: Uint32Array
   /** All 256 bits, 8 words per node (word 0 = hi). */
   readonly words: Uint32Array
+  /** hi and lo side by side (hl[2n], hl[2n + 1]): hot loops load both in one cache line. */
+  readonly hl: Uint32Array
 
   constructor (readonly count: number, rng: SimRandom | null) {
     this.hi = new Uint32Array(count)
     this.lo = new Uint32Array(count)
     this.words = new Uint32Array(count * 8)
+    this.hl = new Uint32Array(count * 2)
     if (rng === null) return
     // Draw 53-bit keys, sort them, then node n gets the n-th smallest.
     const keys = new Float64Array(count)
@@ -32,6 +35,7 @@ export class KadIds {
     for (let i = 0; i < count; i++) {
       const hi = Math.floor(keys[i] / LO_SCALE); const lo = keys[i] - hi * LO_SCALE
       this.hi[i] = hi; this.lo[i] = lo
+      this.hl[2 * i] = hi; this.hl[2 * i + 1] = lo
       const w = i * 8
       this.words[w] = hi
       this.words[w + 1] = ((lo << (32 - LO_BITS)) | (rng.u32() >>> LO_BITS)) >>> 0
@@ -57,6 +61,7 @@ export class KadIds {
       for (let j = 0; j < 8; j++) ids.words[node * 8 + j] = word(b, j)
       ids.hi[node] = ids.words[node * 8]
       ids.lo[node] = ids.words[node * 8 + 1] >>> (32 - LO_BITS)
+      ids.hl[2 * node] = ids.hi[node]; ids.hl[2 * node + 1] = ids.lo[node]
     })
     return { ids, nodeOf }
   }
@@ -101,6 +106,29 @@ export class KadIds {
     const k = sibling + Math.floor(rng.next() * unit)
     const hi = Math.floor(k / LO_SCALE)
     out[0] = hi; out[1] = k - hi * LO_SCALE
+  }
+
+  private prefixIndex: Int32Array | null = null
+
+  /**
+   * First node number whose key (hi, lo) is >= the given key: an index by the top 16 bits
+   * (256 KB, stays in cache) narrows the binary search to the few nodes sharing them.
+   */
+  lowerBoundHiLo (hi: number, lo: number): number {
+    let idx = this.prefixIndex
+    if (idx === null) {
+      idx = this.prefixIndex = new Int32Array(65537)
+      let n = 0
+      for (let t = 0; t <= 65536; t++) { while (n < this.count && (this.hi[n] >>> 16) < t) n++; idx[t] = n }
+    }
+    const t = hi >>> 16
+    let a = idx[t]; let b = idx[t + 1]
+    const H = this.hi; const L = this.lo
+    while (a < b) {
+      const mid = (a + b) >>> 1
+      if (H[mid] < hi || (H[mid] === hi && L[mid] < lo)) a = mid + 1; else b = mid
+    }
+    return a
   }
 
   /** First node number whose key is >= `key` (binary search over the id order). */

@@ -19,6 +19,7 @@ import type { TrieTables } from './trie-tables.js'
 
 export const EVENT_JOIN = 20
 export const EVENT_REFRESH = 21
+/** No longer scheduled (walks wait for a lookup slot in KadLookups' queue); kept so drivers' dispatch stays valid. */
 export const EVENT_WALK_RETRY = 22
 
 export interface MaintenanceOptions {
@@ -48,10 +49,8 @@ export class KadMaintenance {
   private readonly key = new Float64Array(2)
   joinsStarted = 0
   joinsDone = 0
-  /** Walks that found no free lookup slot and were retried. */
+  /** Walks that found every lookup slot busy and waited for one. */
   retries = 0
-  private readonly retryQ: number[] = []
-  private retryHead = 0
   onJoined: ((n: number, now: number) => void) | null = null
 
   constructor (private readonly q: EventQueue, private readonly lookups: KadLookups, private readonly tables: TrieTables,
@@ -62,6 +61,8 @@ export class KadMaintenance {
     this.pool = new Int32Array(n); this.poolPos = new Int32Array(n).fill(-1)
     this.joining = new Uint8Array(n); this.epoch = new Uint16Array(n)
     lookups.onWalkDone = (tag, now) => { this.walkDone(tag, now) }
+    // A walk that waited for a slot still runs only if its node is in the same session.
+    lookups.admitWalk = (tag, ctx) => { const n = Math.floor(tag / 4); return this.online[n] === 1 && this.epoch[n] === ctx }
   }
 
   /**
@@ -94,19 +95,12 @@ export class KadMaintenance {
     this.dropFromPool(n)
   }
 
-  /** Handles EVENT_REFRESH / EVENT_WALK_RETRY popped from the queue. */
+  /** Handles EVENT_REFRESH popped from the queue (EVENT_WALK_RETRY is no longer scheduled). */
   handle (now: number, kind: number, a: number, b: number): void {
     if (kind === EVENT_REFRESH) {
       if (this.online[a] === 0 || this.epoch[a] !== b || now >= this.opts.until) return
       this.walks(now, a, PERIODIC)
       this.scheduleRefresh(now, a)
-    } else if (kind === EVENT_WALK_RETRY) {
-      const r = this.retryQ; const h = this.retryHead
-      const n = r[h]; const phase = r[h + 1]; const ep = r[h + 2]; const hi = r[h + 3]; const lo = r[h + 4]
-      this.retryHead += 5
-      if (this.retryHead > 4096 && this.retryHead * 2 > r.length) { r.splice(0, this.retryHead); this.retryHead = 0 }
-      if (this.online[n] === 0 || this.epoch[n] !== ep) return
-      this.start(now, n, phase, hi, lo, true)
     }
   }
 
@@ -122,12 +116,11 @@ export class KadMaintenance {
     }
   }
 
-  private start (now: number, n: number, phase: number, hi: number, lo: number, again = false): void {
-    if (phase !== PERIODIC && !again) this.joining[n]++ // counted until the walk ends, retries included
-    if (this.lookups.startWalk(now, n, hi, lo, n * 4 + phase)) return
-    this.retries++
-    this.retryQ.push(n, phase, this.epoch[n], hi, lo)
-    this.q.push(now + 50, EVENT_WALK_RETRY, 0, 0, 0)
+  private start (now: number, n: number, phase: number, hi: number, lo: number): void {
+    if (phase !== PERIODIC) this.joining[n]++ // counted until the walk ends, a wait for a slot included
+    const waited = this.lookups.stats.waited
+    this.lookups.startWalkOrWait(now, n, hi, lo, n * 4 + phase, this.epoch[n])
+    if (this.lookups.stats.waited !== waited) this.retries++
   }
 
   private walkDone (tag: number, now: number): void {

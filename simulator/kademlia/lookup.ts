@@ -58,6 +58,7 @@ export const DEFAULT_LOOKUP: LookupParams = { k: KAD_PARAMS.kBucketSize, alpha: 
 const CAND = 2048 // candidates per lookup
 const SEEN = 4096 // seen-set hash slots per lookup (power of two, > CAND)
 const QCAP = 128 // queued peers per path
+const WAIT_FIELDS = 8
 
 export interface LookupStats {
   started: number
@@ -79,6 +80,12 @@ export interface LookupStats {
   walkTimeouts: number
   /** Pings of named peers before adding them (learnNamed). */
   pings: number
+  /** Requests that found every slot busy and waited for one; the most waiting at once; total wait, ms of virtual time. */
+  waited: number
+  maxWaiting: number
+  waitMs: number
+  /** Waiting requests dropped when their turn came (admit hooks said no: the origin left meanwhile). */
+  waitDropped: number
 }
 
 export class KadLookups {
@@ -102,12 +109,12 @@ export class KadLookups {
   private readonly sLivePaths: Int32Array
   private readonly freeSlots: Int32Array
   private freeTop: number
-  private readonly cNode: Int32Array
-  private readonly cDist: Float64Array
-  private readonly cDepth: Uint8Array
-  private readonly cPath: Uint8Array
-  private readonly seenKey: Int32Array
-  private readonly seenGen: Int32Array
+  // A candidate is 16 bytes in one buffer (one cache line per access, not four): distance
+  // (f64 at 2*at), node (i32 at 4*at+2), depth << 8 | path (i32 at 4*at+3).
+  private readonly cF: Float64Array
+  private readonly cI: Int32Array
+  // Seen-set slots as (generation, node) pairs side by side, for the same reason.
+  private readonly seen: Int32Array
   private readonly qLen: Int32Array
   private readonly qItem: Int32Array
   private readonly qDist: Float64Array
@@ -134,12 +141,25 @@ export class KadLookups {
   /** Called once per finished findPeer with the tag given to start() (drivers that wait on lookups). */
   onFinish: ((tag: number, ok: boolean, hops: number, now: number) => void) | null = null
   private readonly sTag: Int32Array
+  private readonly outDist: Float64Array | null
+  /**
+   * Requests waiting for a free slot, FIFO, WAIT_FIELDS numbers each (origin, target, key hi,
+   * key lo, walk, tag, ctx, enqueued at): slots are a simulator limit, so a request waits for
+   * one instead of retrying (retry events spun at every few ms while timeouts held the slots).
+   */
+  private readonly waitQ: number[] = []
+  private waitHead = 0
+  private draining = false
+  /** Asked when a waiting getClosestPeers walk's turn comes (tag, ctx as given); false drops it. */
+  admitWalk: ((tag: number, ctx: number) => boolean) | null = null
+  /** Asked when a waiting findPeer's turn comes (tag, ctx as given, origin); false drops it. */
+  admitLookup: ((tag: number, ctx: number, origin: number) => boolean) | null = null
 
   constructor (private readonly q: EventQueue, private readonly net: VirtualNetwork, private readonly ids: KadIds,
     private readonly tables: RoutingView, private readonly rng: SimRandom, params: Partial<LookupParams> = {}, expectedLookups = 1024) {
     this.p = { ...DEFAULT_LOOKUP, ...params }
     const S = this.p.maxConcurrent; const D = this.D = Math.max(1, Math.min(this.p.disjointPaths, this.p.k)); const K = this.p.k
-    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64), rpcHist: new Int32Array(256), walks: 0, walkRpcs: 0, walkTimeouts: 0, pings: 0 }
+    this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64), rpcHist: new Int32Array(256), walks: 0, walkRpcs: 0, walkTimeouts: 0, pings: 0, waited: 0, maxWaiting: 0, waitMs: 0, waitDropped: 0 }
     this.latencies = new Float32Array(Math.max(16, expectedLookups))
     this.sOrigin = new Int32Array(S); this.sTarget = new Int32Array(S); this.sGen = new Int32Array(S)
     this.sKeyHi = new Float64Array(S); this.sKeyLo = new Float64Array(S); this.sWalk = new Uint8Array(S); this.sRpcs = new Int32Array(S)
@@ -147,15 +167,16 @@ export class KadLookups {
     this.freeSlots = new Int32Array(S)
     for (let i = 0; i < S; i++) this.freeSlots[i] = S - 1 - i
     this.freeTop = S
-    this.cNode = new Int32Array(S * CAND); this.cDist = new Float64Array(S * CAND)
-    this.cDepth = new Uint8Array(S * CAND); this.cPath = new Uint8Array(S * CAND)
-    this.seenKey = new Int32Array(S * SEEN); this.seenGen = new Int32Array(S * SEEN)
+    const cbuf = new ArrayBuffer(S * CAND * 16)
+    this.cF = new Float64Array(cbuf); this.cI = new Int32Array(cbuf)
+    this.seen = new Int32Array(S * SEEN * 2)
     this.qLen = new Int32Array(S * D); this.qItem = new Int32Array(S * D * QCAP); this.qDist = new Float64Array(S * D * QCAP)
     this.running = new Int32Array(S * D); this.pathLive = new Uint8Array(S * D)
     this.closeLen = new Int32Array(S * D); this.closeDist = new Float64Array(S * D * K)
     this.scratch = new Int32Array(K + 1)
     this.isServer = new Uint8Array(ids.count).fill(1)
     this.shuffle = new Int32Array(K + 1)
+    this.outDist = tables.outDist ?? null
   }
 
   /** Lookups in flight now. */
@@ -172,6 +193,46 @@ export class KadLookups {
    */
   startWalk (now: number, origin: number, hi: number, lo: number, tag = -1): boolean {
     return this.begin(now, origin, -1, hi, lo, 1, tag)
+  }
+
+  /** Requests waiting for a slot now. */
+  get waiting (): number { return (this.waitQ.length - this.waitHead) / WAIT_FIELDS }
+
+  /** findPeer(target) at `origin` now, or when a slot frees (then admitLookup decides whether it still runs). */
+  startOrWait (now: number, origin: number, target: number, tag = -1, ctx = 0): void {
+    if (this.freeTop > 0 && this.waiting === 0) { this.start(now, origin, target, tag); return }
+    this.enqueue(now, origin, target, this.ids.hi[target], this.ids.lo[target], 0, tag, ctx)
+  }
+
+  /** getClosestPeers(key) at `origin` now, or when a slot frees (then admitWalk decides whether it still runs). */
+  startWalkOrWait (now: number, origin: number, hi: number, lo: number, tag = -1, ctx = 0): void {
+    if (this.freeTop > 0 && this.waiting === 0) { this.startWalk(now, origin, hi, lo, tag); return }
+    this.enqueue(now, origin, -1, hi, lo, 1, tag, ctx)
+  }
+
+  private enqueue (now: number, origin: number, target: number, hi: number, lo: number, walk: number, tag: number, ctx: number): void {
+    this.waitQ.push(origin, target, hi, lo, walk, tag, ctx, now)
+    this.stats.waited++
+    const w = this.waiting
+    if (w > this.stats.maxWaiting) this.stats.maxWaiting = w
+  }
+
+  /** Starts waiting requests while slots are free (called when one frees). */
+  private drain (now: number): void {
+    if (this.draining) return
+    this.draining = true
+    const w = this.waitQ
+    while (this.freeTop > 0 && this.waitHead < w.length) {
+      const h = this.waitHead
+      this.waitHead += WAIT_FIELDS
+      const origin = w[h]; const target = w[h + 1]; const walk = w[h + 4]; const tag = w[h + 5]; const ctx = w[h + 6]
+      const ok = walk === 1 ? (this.admitWalk === null || this.admitWalk(tag, ctx)) : (this.admitLookup === null || this.admitLookup(tag, ctx, origin))
+      if (!ok) { this.stats.waitDropped++; continue }
+      this.stats.waitMs += now - w[h + 7]
+      this.begin(now, origin, target, w[h + 2], w[h + 3], walk, tag)
+    }
+    if (this.waitHead === w.length) { w.length = 0; this.waitHead = 0 } else if (this.waitHead > 65536 && this.waitHead * 2 > w.length) { w.splice(0, this.waitHead); this.waitHead = 0 }
+    this.draining = false
   }
 
   private begin (now: number, origin: number, target: number, hi: number, lo: number, walk: number, tag: number): boolean {
@@ -206,10 +267,12 @@ export class KadLookups {
   handle (now: number, kind: number, s: number, ci: number, gen: number): void {
     if (this.sGen[s] !== gen) return // the lookup already finished
     const base = s * CAND
-    const p = this.cPath[base + ci]
+    const at = base + ci
+    const dp = this.cI[4 * at + 3]
+    const p = dp & 255
     const pi = s * this.D + p
     this.running[pi]--; this.sInflight[s]--
-    const r = this.cNode[base + ci]
+    const r = this.cI[4 * at + 2]
     const origin = this.sOrigin[s]
     if (kind === EVENT_RPC_FAIL) {
       if (this.sWalk[s] === 0) this.stats.timeouts++; else this.stats.walkTimeouts++
@@ -223,9 +286,9 @@ export class KadLookups {
     }
     if (this.sWalk[s] === 1 && this.onWalkResponse !== null) this.onWalkResponse(this.sTag[s], r)
     const target = this.sTarget[s]
-    const depth = this.cDepth[base + ci]
+    const depth = dp >>> 8
     if (target >= 0 && (r === target || (this.peerStoreKnows !== null && this.peerStoreKnows(r, target)))) { this.finish(s, now, true, depth); return }
-    const rd = this.cDist[base + ci]
+    const rd = this.cF[2 * at]
     this.addClose(pi, rd)
     const out = this.scratch
     const hi = this.sKeyHi[s]; const lo = this.sKeyLo[s]
@@ -237,10 +300,11 @@ export class KadLookups {
       }
     }
     if (target >= 0) for (let i = 0; i < n; i++) if (out[i] === target) { this.finish(s, now, true, depth); return }
+    const od = this.outDist
     for (let i = 0; i < n; i++) {
       const c = out[i]
       if (c === origin) continue
-      const dc = this.ids.distanceToKey(c, hi, lo)
+      const dc = od !== null ? od[i] : this.ids.distanceToKey(c, hi, lo)
       if (dc >= rd) continue // not closer than the peer that named it
       if (!this.canAdd(pi, dc)) continue
       if (!this.markSeen(s, gen, c)) continue
@@ -270,8 +334,9 @@ export class KadLookups {
     let h = Math.imul(c, 0x9e3779b1) >>> 20 // 12 bits
     for (;;) {
       const at = base + h
-      if (this.seenGen[at] !== gen) { this.seenGen[at] = gen; this.seenKey[at] = c; return true }
-      if (this.seenKey[at] === c) return false
+      const g = this.seen[2 * at]
+      if (g !== gen) { this.seen[2 * at] = gen; this.seen[2 * at + 1] = c; return true }
+      if (this.seen[2 * at + 1] === c) return false
       h = (h + 1) & (SEEN - 1)
     }
   }
@@ -282,11 +347,13 @@ export class KadLookups {
     if (ci >= CAND || this.qLen[pi] >= QCAP) { this.stats.overflow++; return }
     this.sCand[s] = ci + 1
     const at = s * CAND + ci
-    this.cNode[at] = c; this.cDist[at] = d; this.cDepth[at] = depth > 255 ? 255 : depth; this.cPath[at] = p
-    // Append to the path queue (unordered); pump() takes the nearest. Appending is O(1) and
-    // most queued peers are never dispatched, so this beats keeping the queue sorted.
-    const at2 = pi * QCAP + this.qLen[pi]++
-    this.qItem[at2] = ci; this.qDist[at2] = d
+    this.cF[2 * at] = d; this.cI[4 * at + 2] = c; this.cI[4 * at + 3] = (depth > 255 ? 255 : depth) << 8 | p
+    // The path queue is kept sorted by falling distance, the nearest last: pump() pops it in
+    // O(1), and a new peer (closer than the one that named it) is usually placed near the end.
+    const qb = pi * QCAP; const qi = this.qItem; const qd = this.qDist
+    let j = qb + this.qLen[pi]++
+    while (j > qb && qd[j - 1] < d) { qd[j] = qd[j - 1]; qi[j] = qi[j - 1]; j-- }
+    qi[j] = ci; qd[j] = d
   }
 
   private pump (s: number, p: number, now: number): void {
@@ -294,15 +361,14 @@ export class KadLookups {
     const alpha = this.p.alpha
     const qb = pi * QCAP; const qi = this.qItem; const qd = this.qDist
     while (this.running[pi] < alpha && this.qLen[pi] > 0) {
-      // Take the nearest queued peer (swap-remove).
-      const len = this.qLen[pi]
-      let best = qb; let bd = qd[qb]
-      for (let x = qb + 1; x < qb + len; x++) if (qd[x] < bd) { bd = qd[x]; best = x }
-      const ci = qi[best]
-      const last = qb + len - 1
-      qi[best] = qi[last]; qd[best] = qd[last]
-      this.qLen[pi] = len - 1
-      if (!this.canAdd(pi, bd)) continue // path converged for this peer
+      // Take the nearest queued peer (the last). Distances are distinct, so the order is the
+      // one kad-dht's distance-ordered queue gives.
+      const last = qb + this.qLen[pi] - 1
+      const bd = qd[last]
+      // Path converged: no queued peer can enter the k closest (all are farther than this one).
+      if (!this.canAdd(pi, bd)) { this.qLen[pi] = 0; break }
+      const ci = qi[last]
+      this.qLen[pi]--
       this.send(s, ci, now)
       this.running[pi]++
     }
@@ -313,7 +379,7 @@ export class KadLookups {
   }
 
   private send (s: number, ci: number, now: number): void {
-    const origin = this.sOrigin[s]; const c = this.cNode[s * CAND + ci]
+    const origin = this.sOrigin[s]; const c = this.cI[4 * (s * CAND + ci) + 2]
     if (this.sWalk[s] === 0) this.stats.rpcs++; else this.stats.walkRpcs++
     this.sRpcs[s]++
     this.sInflight[s]++
@@ -347,6 +413,7 @@ export class KadLookups {
     this.sGen[s] = 0 // retire late replies (generations start at 1)
     this.freeSlots[this.freeTop++] = s
     if (this.sWalk[s] === 1) { if (this.onWalkDone !== null) this.onWalkDone(this.sTag[s], now) } else if (this.onFinish !== null) this.onFinish(this.sTag[s], ok, hops, now)
+    if (this.waitHead < this.waitQ.length) this.drain(now)
   }
 
   /** The successful lookups' latencies, ms. */

@@ -9,6 +9,8 @@ export interface RoutingView {
   readonly servers: Int32Array
   /** n's k contacts XOR-closest to the key (hi 32 bits, lo 21 bits), never `exclude`; returns the count. */
   closestToKey: (n: number, hi: number, lo: number, exclude: number, out: Int32Array) => number
+  /** When present: the XOR distances of the contacts the last closestToKey returned, in the same order. */
+  readonly outDist?: Float64Array
   /** Contacts in n's table. */
   size: (n: number) => number
   /** A protocol event told n about server c (responder, querier, bootstrap). Omniscient tables ignore it. */

@@ -20,7 +20,6 @@ import type { SimRandom } from '../engine/random.js'
 import { KEY_BITS, type KadIds } from './ids.js'
 import type { RoutingView } from './routing.js'
 
-const LO_SCALE = 2 ** 21
 // Size classes of a table's run: ~1.25x apart, so little of the pool sits unused.
 const CLASSES: number[] = [0]
 for (let c = 4; c < 1 << 24; c = Math.max(c + 4, Math.ceil(c * 1.25 / 4) * 4)) CLASSES.push(c)
@@ -37,6 +36,8 @@ export class TrieTables implements RoutingView {
   private readonly sn = new Int32Array(1 << 16)
   private readonly sd = new Float64Array(1 << 16)
   readonly stats: TrieStats = { added: 0, rejectedFull: 0, evicted: 0, pings: 0 }
+  /** XOR distances of the contacts the last closestToKey wrote, index for index (saves the caller reloading ids). */
+  readonly outDist: Float64Array
 
   /**
    * ids: every node that will ever exist (id order); isServer: DHT servers (the only
@@ -47,6 +48,7 @@ export class TrieTables implements RoutingView {
     const n = ids.count
     this.off = new Int32Array(n); this.len = new Int32Array(n); this.cls = new Uint8Array(n)
     this.pool = new Int32Array(Math.max(1024, expectedContacts))
+    this.outDist = new Float64Array(k + 1)
   }
 
   size (n: number): number { return this.len[n] }
@@ -79,16 +81,6 @@ export class TrieTables implements RoutingView {
     return lo
   }
 
-  /** First position in pool[lo..hi) (part of one sorted run) whose id key is >= key. */
-  private lowerKey (lo: number, hi: number, key: number): number {
-    const pool = this.pool; const H = this.ids.hi; const L = this.ids.lo
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1; const c = pool[mid]
-      if (H[c] * LO_SCALE + L[c] < key) lo = mid + 1; else hi = mid
-    }
-    return lo
-  }
-
   /**
    * A protocol event made n aware of server c (kad-dht's routingTable.add after the new
    * contact answered its ping). Returns true when c is now in n's table.
@@ -98,17 +90,20 @@ export class TrieTables implements RoutingView {
     const pos = this.lowerNode(n, c)
     const end = this.off[n] + this.len[n]
     if (pos < end && this.pool[pos] === c) return true
-    const key = this.ids.key(c)
     // Walking down the trie, a leaf at depth d is split iff it holds >= k and d < prefixLength,
     // so the newcomer's leaf is full only if the range at the maximum depth holds >= k (counts
-    // only shrink with depth): one range count decides.
+    // only shrink with depth): one range count decides. That range is the run of contacts
+    // around c's position sharing its top maxDepth bits (at most k of them: scanned).
     const maxDepth = this.prefixLength < KEY_BITS ? this.prefixLength : KEY_BITS
-    let a = this.off[n]; let b = end
+    const a0 = this.off[n]
+    let a = a0; let b = end
     if (b - a >= this.k) {
-      const unit = 2 ** (KEY_BITS - maxDepth)
-      const lo = Math.floor(key / unit) * unit
-      a = this.lowerKey(a, b, lo); b = this.lowerKey(a, b, lo + unit)
+      const hc = this.ids.hl[2 * c]; const lc = this.ids.hl[2 * c + 1]
+      a = pos; b = pos
+      while (a > a0 && this.cplAt(a - 1, hc, lc) >= maxDepth) a--
+      while (b < end && this.cplAt(b, hc, lc) >= maxDepth) b++
     }
+    let at = pos
     if (b - a >= this.k) {
       // Full leaf at the maximum depth: ping up to 3 old contacts, evict the dead ones.
       let evicted = 0
@@ -116,12 +111,12 @@ export class TrieTables implements RoutingView {
         const p = a + this.rng.int(b - a)
         const old = this.pool[p]
         this.stats.pings++
-        if (this.online[old] === 0) { this.removeAt(n, p); b--; evicted++ }
+        if (this.online[old] === 0) { this.removeAt(n, p); b--; evicted++; if (p < at) at-- }
       }
       if (evicted === 0) { this.stats.rejectedFull++; return false }
       this.stats.evicted += evicted
     }
-    this.insert(n, c)
+    this.insertAt(n, c, at)
     this.stats.added++
     return true
   }
@@ -140,9 +135,9 @@ export class TrieTables implements RoutingView {
     this.len[n]--
   }
 
-  private insert (n: number, c: number): void {
-    if (this.len[n] === CLASSES[this.cls[n]]) this.growTable(n)
-    const pos = this.lowerNode(n, c)
+  /** Inserts c at pool position `pos` of n's run (its sorted place). */
+  private insertAt (n: number, c: number, pos: number): void {
+    if (this.len[n] === CLASSES[this.cls[n]]) { const o = this.off[n]; this.growTable(n); pos += this.off[n] - o }
     const end = this.off[n] + this.len[n]
     this.pool.copyWithin(pos + 1, pos, end)
     this.pool[pos] = c
@@ -166,6 +161,12 @@ export class TrieTables implements RoutingView {
     this.off[n] = at; this.cls[n] = nc
   }
 
+  /** Common prefix length of the contact at pool position p with the key (hi, lo). */
+  private cplAt (p: number, hi: number, lo: number): number {
+    const c2 = this.pool[p] * 2; const HL = this.ids.hl
+    return cplOf(HL[c2], HL[c2 + 1], hi, lo)
+  }
+
   /**
    * kad-dht's closestPeers: n's k contacts XOR-closest to the key (hi, lo), never
    * `exclude`. Writes node numbers into out[0..] and returns the count (unordered).
@@ -175,29 +176,40 @@ export class TrieTables implements RoutingView {
     const a0 = this.off[n]; const b0 = a0 + this.len[n]
     if (b0 - a0 <= k + 1) {
       let got = 0
-      for (let p = a0; p < b0 && got < k; p++) { const c = pool[p]; if (c !== exclude) out[got++] = c }
+      const od = this.outDist
+      for (let p = a0; p < b0 && got < k; p++) { const c = pool[p]; if (c !== exclude) { od[got] = this.ids.distanceToKey(c, hi, lo); out[got++] = c } }
       return got
     }
-    // The deepest aligned subtree around the key holding >= k+1 contacts holds the k closest;
-    // each level's range lies inside the one above, so the searches narrow.
-    const key = hi * LO_SCALE + lo
-    let a = a0; let b = b0
-    for (let d = 1; d <= KEY_BITS; d++) {
-      const unit = 2 ** (KEY_BITS - d)
-      const s = Math.floor(key / unit) * unit
-      const x = this.lowerKey(a, b, s); const y = this.lowerKey(x, b, s + unit)
-      if (y - x < k + 1) break
-      a = x; b = y
+    // The deepest aligned subtree around the key holding >= k+1 contacts holds the k closest.
+    // Contacts are in key order, so their common prefix with the key grows toward the key's
+    // position from both sides: merging the two sides by common prefix, the (k+1)-th taken
+    // gives that subtree's depth, and it is the run of contacts around the key that share it.
+    const HL = this.ids.hl
+    // Node numbers are in key order: the key's place among n's contacts is that of the first
+    // node at or after the key (an int search over the run, not a key search through ids).
+    const nb = this.ids.lowerBoundHiLo(hi, lo)
+    let pos = a0; let pe = b0
+    while (pos < pe) { const mid = (pos + pe) >>> 1; if (pool[mid] < nb) pos = mid + 1; else pe = mid }
+    let l = pos - 1; let r = pos
+    let cl = l >= a0 ? this.cplAt(l, hi, lo) : -1
+    let cr = r < b0 ? this.cplAt(r, hi, lo) : -1
+    let depth = KEY_BITS
+    for (let taken = 0; taken <= k; taken++) {
+      if (cl >= cr) { depth = cl; l--; cl = l >= a0 ? this.cplAt(l, hi, lo) : -1 } else { depth = cr; r++; cr = r < b0 ? this.cplAt(r, hi, lo) : -1 }
     }
+    while (cl >= depth) { l--; cl = l >= a0 ? this.cplAt(l, hi, lo) : -1 }
+    while (cr >= depth) { r++; cr = r < b0 ? this.cplAt(r, hi, lo) : -1 }
+    const a = l + 1; const b = r
     const sn = this.sn; const sd = this.sd
     let m = 0
     for (let p = a; p < b && m < sn.length; p++) {
       const c = pool[p]
-      if (c !== exclude) { sn[m] = c; sd[m] = this.ids.distanceToKey(c, hi, lo); m++ }
+      if (c !== exclude) { sn[m] = c; sd[m] = ((HL[2 * c] ^ hi) >>> 0) * 2097152 + (HL[2 * c + 1] ^ lo); m++ } // distanceToKey
     }
-    if (m <= k) { for (let i = 0; i < m; i++) out[i] = sn[i]; return m }
+    const od = this.outDist
+    if (m <= k) { for (let i = 0; i < m; i++) { out[i] = sn[i]; od[i] = sd[i] } return m }
     selectSmallest(sn, sd, m, k)
-    for (let i = 0; i < k; i++) out[i] = sn[i]
+    for (let i = 0; i < k; i++) { out[i] = sn[i]; od[i] = sd[i] }
     return k
   }
 
@@ -211,6 +223,14 @@ export class TrieTables implements RoutingView {
     for (const q of [p - 1, p]) if (q >= a && q < b) best = Math.max(best, this.ids.cpl(n, this.pool[q]))
     return Math.floor(best / 8)
   }
+}
+
+/** Common prefix length (0..53) of the keys (h1, l1) and (h2, l2) (as KadIds.cplKey). */
+function cplOf (h1: number, l1: number, h2: number, l2: number): number {
+  const x = (h1 ^ h2) >>> 0
+  if (x !== 0) return Math.clz32(x)
+  const y = l1 ^ l2
+  return y === 0 ? KEY_BITS : Math.clz32(y) + 21
 }
 
 /** Moves the k smallest of d[0..m) (with their nodes) into positions 0..k-1 (quickselect). */

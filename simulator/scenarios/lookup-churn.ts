@@ -60,8 +60,14 @@ export function runLookupChurn (opts: LookupRunOptions): ScenarioResult {
       if (online[c] === 1 && joinedAt[c] >= 0) return c
     }
   }
+  lookups.admitLookup = (_tag, _ctx, origin) => {
+    if (online[origin] === 1 && joinedAt[origin] >= 0) return true
+    replaced++; q.push(q.curTime, EVENT_LOOKUP, 1, 0, 0) // a = 1: a replacement, outside the Poisson stream
+    return false
+  }
+  const started0 = lookups.stats.started
   const timeouts0 = lookups.stats.timeouts; const rpcs0 = lookups.stats.rpcs; const dead0 = lookups.stats.unreachableRpcs
-  let started = 0; let downs = 0; let ups = 0; let newcomers = 0
+  let requested = 0; let replaced = 0; let downs = 0; let ups = 0; let newcomers = 0
   const wall0 = performance.now(); const cpu0 = process.cpuUsage(); const events0 = q.pushed
   while (q.pop()) {
     const now = q.curTime; const kind = q.curKind; const a = q.curA
@@ -80,15 +86,16 @@ export function runLookupChurn (opts: LookupRunOptions): ScenarioResult {
       const origin = pick(false)
       let target = pick(true)
       while (target === origin) target = pick(true)
-      if (lookups.start(now, origin, target)) {
-        started++
-        if (started < total) q.push(now + rng.exp(gap), EVENT_LOOKUP, 0, 0, 0)
-      } else q.push(now + 5, EVENT_LOOKUP, 0, 0, 0)
+      // When every slot is busy the lookup waits for one (it is dropped and replaced by a
+      // new pick if its origin left meanwhile: admitLookup above).
+      lookups.startOrWait(now, origin, target)
+      if (a === 0 && ++requested < total) q.push(now + rng.exp(gap), EVENT_LOOKUP, 0, 0, 0)
     } else maint.handle(now, kind, a, q.curB)
   }
   const wallMs = performance.now() - wall0
   const cpu = process.cpuUsage(cpu0)
   const st = lookups.stats
+  const started = st.started - started0
   const done = st.succeeded + st.failed
   const lat = sortedCopy(lookups.latencySamples())
   const hopsTotal = st.hops.reduce((acc, b, i) => acc + b * i, 0)
@@ -117,6 +124,10 @@ export function runLookupChurn (opts: LookupRunOptions): ScenarioResult {
       onlineAtEnd: up,
       walkTimeouts: st.walkTimeouts,
       evictedByFullLeafPing: world.trie.stats.evicted,
+      slotWaits: st.waited,
+      maxWaitingForSlot: st.maxWaiting,
+      meanSlotWaitMs: round(st.waitMs / Math.max(1, st.waited - st.waitDropped)),
+      lookupsReplacedOriginLeft: replaced,
       ...joinSummary(world)
     },
     charts: [

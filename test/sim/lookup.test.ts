@@ -8,6 +8,7 @@ import { EventQueue } from '../../simulator/engine/event-queue.js'
 import { SimRandom } from '../../simulator/engine/random.js'
 import { KadIds } from '../../simulator/kademlia/ids.js'
 import type { RoutingTables } from '../../simulator/kademlia/table.js'
+import { EVENT_RPC_DONE, EVENT_RPC_FAIL, KadLookups } from '../../simulator/kademlia/lookup.js'
 import { TrieTables } from '../../simulator/kademlia/trie-tables.js'
 import { runLookup } from '../../simulator/scenarios/lookup.js'
 import { buildWorld } from '../../simulator/scenarios/world.js'
@@ -115,6 +116,33 @@ test('lookup scenario on joined tables: all lookups finish once, >= 99% succeed,
   const ref = runLookup({ nodes: 5000, seed: 1, count: 2000, extra: { tables: 1 } })
   assert.ok(Number(ref.summary.successRate) >= 0.99)
   assert.ok(String(ref.params.table).includes('omniscient'))
+})
+
+test('a request that finds every lookup slot busy waits for one: each runs once, in order, with no retry events; admit hooks drop stale ones', () => {
+  const w = buildWorld(500, 3)
+  const trie = w.trie as TrieTables
+  const q = new EventQueue(256)
+  const lk = new KadLookups(q, w.net, w.ids, trie, new SimRandom(1), { maxConcurrent: 2, learn: false })
+  const started: number[] = []; const finished: number[] = []
+  lk.onFinish = (tag) => { finished.push(tag) }
+  const servers = trie.servers
+  for (let i = 0; i < 10; i++) lk.startOrWait(0, servers[i], servers[i + 20], i)
+  assert.is(lk.inFlight, 2)
+  assert.is(lk.waiting, 8)
+  lk.admitLookup = (tag) => { started.push(tag); return tag !== 5 }
+  let other = 0
+  while (q.pop()) {
+    if (q.curKind !== EVENT_RPC_DONE && q.curKind !== EVENT_RPC_FAIL) other++
+    lk.handle(q.curTime, q.curKind, q.curA, q.curB, q.curC)
+  }
+  assert.is(other, 0, 'only RPC events: nothing polls for slots')
+  assert.equal(started, [2, 3, 4, 5, 6, 7, 8, 9], 'waiting requests start in arrival order')
+  assert.equal([...finished].sort((a, b) => a - b), [0, 1, 2, 3, 4, 6, 7, 8, 9])
+  assert.is(lk.stats.waited, 8)
+  assert.is(lk.stats.waitDropped, 1)
+  assert.ok(lk.stats.waitMs > 0)
+  assert.is(lk.inFlight, 0)
+  assert.is(lk.waiting, 0)
 })
 
 test('lookups during churn: departed nodes stay in tables and cost timeouts, nodes rejoin and new ids join, most lookups succeed', () => {
