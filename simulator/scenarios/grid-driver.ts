@@ -1,14 +1,20 @@
-// The grid scenario's driver: pumps the SHIPPED job core (src/core/scheduler: JobMachine,
-// LeaseSearch, placeTasks) for every job of a stream, with virtual time, simulated providers
-// and churn in place of the transport, the clock and the store (as TigerBeetle's VOPR swaps
-// only the bus, the clock and the storage). A lease round does what the runner's does
+// The grid scenario's driver: pumps the SHIPPED job session (src/core/scheduler: JobSession over
+// JobMachine, LeaseSearch, BudgetLedger; placeTasks) for every job of a stream, as the runner
+// (src/jobs/runner.ts) pumps it, with virtual time, simulated providers and churn in place of the
+// transport, the clock and the store (as TigerBeetle's VOPR swaps only the bus, the clock and
+// the storage). The session says when to run a lease round and in which mode (`starved`: nothing
+// runs; `more`: copies wait behind busy leases); a round does what the runner's does
 // (src/jobs/runner-leases.ts): ask a sample of providers for offers (busy ones refuse with BUSY,
-// down ones do not answer), place the remaining tasks, lease the offers placement used. Providers
-// reserve a lease's slots until it is released; a provider that goes down loses its leases once
-// their heartbeats time out, and comes back empty.
-import { JobMachine, LeaseSearch, ReputationBook, placeTasks, placeRandomly, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchRound } from '../../src/core/scheduler/index.js'
+// down ones do not answer), place the remaining tasks, lease the offers placement used, up to
+// 64 leases. The daemon's retry and backoff apply (lease-search.ts defaults). As in the daemon, a
+// lease reserves nothing: a provider's slots are taken by running copies (src/compute/slots.ts),
+// its offers say how many are free now, and a copy that finds none waits in the provider's FIFO
+// (64 at most, then SLOT_QUEUE_FULL). A provider that goes down drops its copies; its leases are
+// lost once their heartbeats time out (the job policy's 2 s); it comes back empty.
+import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
 import { SimRandom } from '../engine/random.js'
 import { distanceKm } from '../network/population.js'
+import { capacitySteps, streamLowerBound } from './grid-bound.js'
 import type { World } from './world.js'
 
 const EVENT_JOB = 30
@@ -18,9 +24,16 @@ const EVENT_TIMEOUT = 33
 const EVENT_DOWN = 34
 const EVENT_UP = 35
 const EVENT_LEASES_LOST = 36
-/** Heartbeats stop when a provider goes down; its leases are lost this long after. */
-const LEASE_TIMEOUT_MS = 3000
+/** The runner's default (JobRunnerInit.maxLeases). */
 const MAX_LEASES = 64
+/** A provider's offer carries at most this many slots (offer-policy.ts maxSlotsPerOffer default). */
+const MAX_SLOTS_PER_OFFER = 64
+/** The copy's key in the budget ledger, as the runner's (index x KEY + attempt). */
+const KEY = 1024
+/** Copies a provider holds waiting for a slot (SlotManagerInit.maxQueue default). */
+const MAX_QUEUE = 64
+/** startedAt of a copy the provider refused (queue full); -1: waiting in its queue. */
+const REFUSED = -2
 
 export interface Providers { node: Int32Array, slots: Int32Array, perf: Float64Array, price: Float64Array, bw: Float64Array, rep: Float64Array }
 
@@ -33,15 +46,27 @@ export interface GridRunOptions {
   churn: number
   /** Mean time a churned provider stays down. */
   downMs: number
+  /** Mean gap between two job submissions. */
+  gapMs: number
+  /** The manifests' task.waitS: how long queued tasks wait for busy providers. */
+  waitMs: number
+  /** The manifests' budget.maxPricePerHour (also what placement values an hour of the job's time at). */
+  maxPricePerHour?: number
   onProgress?: (done: number, total: number) => void
+  /** Every copy sent (for tracing a run). */
+  onCopy?: (job: number, index: number, provider: number, runMs: number, now: number) => void
 }
 
 export interface GridOutcome {
   makespans: Float64Array
+  /** Each job's own lower bound: its longest task on its fastest provider, or its work ÷ all capacity. */
+  jobBounds: Float64Array
   /** From the first submission to the last task accepted. */
   totalMs: number
-  /** Sum of the accepted copies' work ÷ the providers' capacity (slots × perf): no schedule beats it. */
+  /** From the first submission to the offline lower bound of the whole stream (grid-bound.ts). */
   lowerBoundMs: number
+  /** The stream's work ÷ (capacity x its span from first submission to bound): how loaded it is. */
+  load: number
   cost: number
   tasks: number
   /** Checked on each job machine's own state at the end. */
@@ -52,64 +77,141 @@ export interface GridOutcome {
   leaseRounds: number
   busyRefusals: number
   meanRttMs: number
+  /** Mean time a copy waited in a provider's queue for a slot. */
+  queueWaitMeanMs: number
+  /** Copies refused because the provider's queue was full (re-run elsewhere). */
+  queueFull: number
+  /** Slot-time of copies running ÷ slot-time up, from first submission to last acceptance. */
+  utilisation: number
   events: number
 }
 
-interface Lease { job: number, provider: number, slots: number, open: boolean }
-interface Copy { job: number, index: number, attempt: number, provider: number, epoch: number, leaseId: string, runMs: number }
+interface Lease { job: number, provider: number, open: boolean }
+interface Copy { job: number, index: number, attempt: number, provider: number, epoch: number, runMs: number, sentAt: number, startedAt: number }
+
+/**
+ * A job's manifest as a user would write it: the daemon derives the job policy and the lease
+ * search from it (jobPolicyOf, leaseSearchPolicyOf: the same defaults, speculation of
+ * stragglers included). Verification is `off` with one copy: spot checks would add copies the
+ * "one agreeing copy" invariant does not expect (they are tested in test/unit/scheduler).
+ */
+export function gridManifest (tasks: number, expectedMs: number, inputBytes: number, o: { waitMs: number, policy: 'cost-model' | 'random', maxPricePerHour?: number }): Manifest {
+  const r = validateManifest({
+    executor: 'docker', code: { image: 'sim/task' }, inputs: { range: { from: 1, to: tasks } },
+    resources: { gpu: { count: 1 }, cores: 4 }, verification: { mode: 'off' }, placement: o.policy,
+    budget: o.maxPricePerHour !== undefined ? { maxPricePerHour: o.maxPricePerHour } : {},
+    task: { expectedMs, inputBytes: Math.round(inputBytes), timeoutMs: 4 * 3_600_000, waitS: Math.round(o.waitMs / 1000) }
+  })
+  if (!r.ok) throw new Error(`grid manifest: ${JSON.stringify(r.issues)}`)
+  return r.manifest
+}
 
 export function simulateGrid (world: World, prov: Providers, o: GridRunOptions): GridOutcome {
   const { q, net, pop } = world
   const rng = new SimRandom(o.seed)
   const placeRng = new SimRandom(o.seed ^ 0x5bd1e995).asCoreRng()
   const np = prov.node.length
-  const free = Int32Array.from(prov.slots)
+  const running = new Int32Array(np)
+  const waiting: number[][] = Array.from({ length: np }, () => [])
+  const freeOf = (p: number): number => prov.slots[p] - running[p]
   const up = new Uint8Array(np).fill(1)
   const epoch = new Int32Array(np)
   const leasesOf: Array<Set<string>> = Array.from({ length: np }, () => new Set())
   const leases = new Map<string, Lease>()
   const copies = new Map<number, Copy>()
-  let nextCopy = 0
-  const machines: JobMachine[] = []
-  const searches: LeaseSearch[] = []
-  const searching = new Uint8Array(o.jobs)
+  const copyOf = new Map<string, number>()
+  const copiesAt: Array<Set<number>> = Array.from({ length: np }, () => new Set())
+  let nextCopy = 0; let nextLease = 0
+  const sessions: JobSession[] = []
+  const manifests: Manifest[] = []
   const timeoutAt = new Float64Array(o.jobs).fill(Infinity)
+  const roundAt = new Float64Array(o.jobs).fill(Infinity)
+  const roundGen = new Int32Array(o.jobs)
   const submitter = new Int32Array(o.jobs); const taskMs = new Float64Array(o.jobs); const bytes = new Float64Array(o.jobs); const taskCount = new Int32Array(o.jobs)
+  const noise: Float64Array[] = []
   const jobStart = new Float64Array(o.jobs); const jobEnd = new Float64Array(o.jobs)
   const accepted: Uint8Array[] = []
-  let acceptedTwice = 0; let lostCopies = 0; let leaseRounds = 0; let busyRefusals = 0; let cost = 0; let work = 0; let rttSum = 0; let rttN = 0; let jobsDone = 0
+  let acceptedTwice = 0; let lostCopies = 0; let leaseRounds = 0; let busyRefusals = 0; let cost = 0; let rttSum = 0; let rttN = 0; let jobsDone = 0
+  let busySlotMs = 0; let waitMs = 0; let started = 0; let queueFull = 0
+  const capChanges: Array<{ t: number, delta: number, slots: number }> = []
   const e0 = q.pushed
   let t = 0
   for (let j = 0; j < o.jobs; j++) {
-    t += rng.exp(20_000)
+    t += rng.exp(o.gapMs)
     submitter[j] = rng.int(pop.count)
     taskMs[j] = 60_000 + rng.next() * 540_000
     bytes[j] = 1e7 + rng.next() * 5e8
     taskCount[j] = 10 + rng.int(190)
+    // a task's length varies (its input, not the machine): drawn once, the same for every copy
+    noise[j] = Float64Array.from({ length: taskCount[j] }, () => Math.exp(0.25 * rng.normal()))
     q.push(t, EVENT_JOB, j, 0, 0)
   }
   const horizon = t + 3_600_000
   for (let p = 0; p < np; p++) if (rng.next() < o.churn) q.push(rng.next() * horizon, EVENT_DOWN, p, 0, 0)
 
-  const runMsOf = (j: number, p: number): number => bytes[j] / prov.bw[p] * 1000 + taskMs[j] / prov.perf[p] * Math.exp(0.25 * rng.normal())
+  const runMsOf = (j: number, i: number, p: number): number => bytes[j] / prov.bw[p] * 1000 + taskMs[j] * noise[j][i] / prov.perf[p]
 
-  /** Applies what job j's machine decided: copies out, cancels, leases released, leases wanted. */
+  const closeLease = (id: string): Lease | undefined => {
+    const l = leases.get(id)
+    if (l === undefined || !l.open) return undefined
+    l.open = false
+    leasesOf[l.provider].delete(id)
+    return l
+  }
+
+  /** A copy takes a free slot of its provider: it ends runMs later. */
+  const start = (id: number, c: Copy, now: number): void => {
+    running[c.provider]++
+    c.startedAt = now
+    waitMs += now - c.sentAt; started++
+    q.push(now + c.runMs, EVENT_COPY_DONE, id, 0, 0)
+  }
+
+  /** A copy ends (result, cancel or loss): its slot (if it ran) goes to the provider's next waiting copy. */
+  const endCopy = (id: number, now: number): Copy | undefined => {
+    const c = copies.get(id)
+    if (c === undefined) return undefined
+    copies.delete(id)
+    copyOf.delete(`${c.job}:${c.index}:${c.attempt}`)
+    copiesAt[c.provider].delete(id)
+    if (c.startedAt === REFUSED) return c
+    if (c.startedAt < 0) { const w = waiting[c.provider]; const at = w.indexOf(id); if (at >= 0) w.splice(at, 1); return c }
+    busySlotMs += now - c.startedAt
+    if (c.epoch !== epoch[c.provider]) return c // the provider went down meanwhile: its slots were reset
+    running[c.provider]--
+    const w = waiting[c.provider]
+    while (freeOf(c.provider) > 0 && w.length > 0) { const next = w.shift()!; start(next, copies.get(next)!, now) }
+    return c
+  }
+
+  /** Applies what job j's session decided, then arms its timeout and its next lease round (the runner's step + arm). */
   const drain = (j: number, now: number): void => {
-    const m = machines[j]
+    const s = sessions[j]
+    const m = s.machine
     for (const c of m.pollCommands()) {
       if (c.type === 'run') {
         const p = Number(c.provider)
         const id = nextCopy++
-        const runMs = runMsOf(j, p)
-        copies.set(id, { job: j, index: c.index, attempt: c.attempt, provider: p, epoch: epoch[p], leaseId: c.leaseId, runMs })
-        q.push(now + runMs, EVENT_COPY_DONE, id, 0, 0)
+        const runMs = runMsOf(j, c.index, p)
+        o.onCopy?.(j, c.index, p, runMs, now)
+        const copy: Copy = { job: j, index: c.index, attempt: c.attempt, provider: p, epoch: epoch[p], runMs, sentAt: now, startedAt: -1 }
+        s.copySent(now, c.index * KEY + c.attempt, prov.price[p] * runMs / 3_600_000)
+        // a down provider never answers (its lease is lost); a full queue refuses (the answer comes back at once)
+        if (up[p] === 0) continue
+        copies.set(id, copy)
+        copyOf.set(`${j}:${c.index}:${c.attempt}`, id)
+        copiesAt[p].add(id)
+        if (freeOf(p) > 0) start(id, copy, now)
+        else if (waiting[p].length < MAX_QUEUE) waiting[p].push(id)
+        else { queueFull++; copy.startedAt = REFUSED; q.push(now, EVENT_COPY_DONE, id, 0, 0) }
       } else if (c.type === 'release-lease') {
-        const l = leases.get(c.leaseId)
-        if (l !== undefined && l.open) { l.open = false; leasesOf[l.provider].delete(c.leaseId); if (up[l.provider] === 1) free[l.provider] += l.slots }
-      } else if (c.type === 'need-leases') {
-        startSearch(j, now)
+        closeLease(c.leaseId)
+      } else if (c.type === 'cancel') {
+        // the provider stops the copy (or drops it from its queue): its slot frees
+        const id = copyOf.get(`${j}:${c.index}:${c.attempt}`)
+        if (id !== undefined) endCopy(id, now)
       }
-      // 'cancel': the copy's result is ignored when it comes (the machine settled it already)
+      // need-leases / more-leases: the session's nextRoundAt below says when
     }
     for (const e of m.pollEvents()) {
       if (e.type === 'accepted') {
@@ -120,18 +222,14 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     }
     const next = m.nextTimeout()
     if (next !== undefined && next < timeoutAt[j]) { timeoutAt[j] = next; q.push(next, EVENT_TIMEOUT, j, 0, 0) }
-  }
-
-  const startSearch = (j: number, now: number): void => {
-    if (searching[j] === 1 || machines[j].isFinished) return
-    searching[j] = 1
-    searches[j].begin(now)
-    q.push(now, EVENT_ROUND, j, 0, 0)
+    const at = s.nextRoundAt(now)
+    if (at !== undefined && at < roundAt[j]) { roundAt[j] = at; q.push(Math.max(now, at), EVENT_ROUND, j, ++roundGen[j], 0) }
   }
 
   /** One lease round for job j, as the runner's (src/jobs/runner-leases.ts). */
-  const leaseRound = (j: number, now: number): void => {
-    const m = machines[j]
+  const leaseRound = (j: number, now: number, mode: SearchMode): SearchRound => {
+    const s = sessions[j]
+    const m = s.machine
     leaseRounds++
     const exclude = new Set<string>([...m.avoidedProviders, ...m.liveLeases().map(l => l.provider)])
     const p0 = m.progress()
@@ -141,42 +239,53 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     for (let c = 0; c < o.candidates; c++) {
       const p = rng.int(np)
       if (up[p] === 0 || exclude.has(String(p))) continue // a down provider does not answer
-      const refusal = free[p] === 0 ? 'BUSY: all slots for this shape are busy; ask again later' : undefined
+      const refusal = freeOf(p) === 0 ? 'BUSY: all slots for this shape are busy; ask again later' : undefined
       if (refusal !== undefined) { refusals.push(refusalCode(refusal)); busyRefusals++ }
       exclude.add(String(p))
       offers.push({
-        offerId: `${j}:${p}:${now}`, provider: String(p), slots: Math.min(free[p], remaining), priceGpuHour: prov.price[p], priceCpuHour: 0,
+        offerId: `${j}:${p}:${now}`, provider: String(p), slots: Math.min(freeOf(p), remaining, MAX_SLOTS_PER_OFFER), priceGpuHour: prov.price[p], priceCpuHour: 0,
         perfScore: prov.perf[p], expiresAt: now + 60_000, refusal, rttMs: 2 * net.baseOneWayMs(submitter[j], prov.node[p]),
         bandwidthBytesPerSec: prov.bw[p], reputation: prov.rep[p], distanceKm: distanceKm(pop, submitter[j], prov.node[p])
       })
     }
-    const req: PlacementRequest = { now, taskCount: remaining, copies: 1, expectedTaskMs: taskMs[j], inputBytes: bytes[j], gpuCount: 1, cores: 4, timeValuePerHour: 2, avoid: m.avoidedProviders }
+    // the request as runner-leases.ts builds it from the manifest
+    const mf = manifests[j]
+    const req: PlacementRequest = {
+      now, taskCount: remaining, copies: mf.verification.redundancy, expectedTaskMs: mf.task.expectedMs, inputBytes: expectedInputBytes(mf, undefined),
+      gpuCount: mf.resources.gpu?.count ?? 0, cores: mf.resources.cores, maxPricePerHour: mf.budget.maxPricePerHour, budgetTotal: mf.budget.total, avoid: m.avoidedProviders, penalise: s.search.penalised
+    }
     const placement = o.policy === 'cost-model' ? placeTasks(req, offers) : placeRandomly(req, offers, placeRng)
-    if (p0.done + p0.failed === 0) for (const [x, why] of placement.unplaced) if (rulesOutForGood(why)) m.handleTaskRejected(now, x, `not placed: ${describeUnplaced(why)}`)
+    if (mode === 'starved' && p0.done + p0.failed === 0) for (const [x, why] of placement.unplaced) if (rulesOutForGood(why)) m.handleTaskRejected(now, x, `not placed: ${describeUnplaced(why)}`)
     const used = offers.map((v, i) => ({ v, i })).filter(x => placement.tasksPerOffer[x.i] > 0)
-      .sort((a, b) => placement.predictions[a.i].runMs - placement.predictions[b.i].runMs).slice(0, MAX_LEASES)
+      .sort((a, b) => placement.predictions[a.i].runMs - placement.predictions[b.i].runMs)
+      .slice(0, Math.max(0, MAX_LEASES - (mode === 'more' ? m.liveLeases().length : 0)))
+    const busyLeases: string[] = []
     let leased = 0
     for (const { v } of used) {
       const p = Number(v.provider)
-      if (free[p] < v.slots || v.slots === 0) { refusals.push('BUSY'); continue }
-      free[p] -= v.slots
-      const id = `${j}/${p}/${leases.size}`
-      leases.set(id, { job: j, provider: p, slots: v.slots, open: true })
+      // the lease opens in the same instant as the offer: its slots are still free
+      const id = `${j}/${p}/${nextLease++}`
+      leases.set(id, { job: j, provider: p, open: true })
       leasesOf[p].add(id)
       rttSum += v.rttMs ?? 0; rttN++
       m.handleLease(now, { leaseId: id, provider: v.provider, slots: v.slots, rank: leased })
       leased++
     }
-    const round: SearchRound = { offers: offers.length - refusals.length, refusals, leased, liveLeases: m.liveLeases().length, unplaced: placement.unplaced.values().next().value }
-    const d = searches[j].handleRound(now, round)
-    if (d.kind === 'retry') q.push(d.at, EVENT_ROUND, j, 0, 0)
-    else {
-      searching[j] = 0
-      if (d.kind === 'give-up') m.handleGiveUp(now, d.reason)
-    }
-    drain(j, now)
+    const unusedOffers = placement.rejections.filter(r => r === undefined).length - used.length
+    return { offers: offers.length - refusals.length, refusals, leased, liveLeases: m.liveLeases().length, unplaced: placement.unplaced.values().next().value, busyLeases, unusedOffers }
   }
 
+  const loseLeases = (p: number, now: number, why: string): void => {
+    for (const id of [...leasesOf[p]]) {
+      const l = closeLease(id)!
+      sessions[l.job].machine.handleLeaseLost(now, id, why)
+      drain(l.job, now)
+    }
+  }
+
+  let cap0 = 0
+  let leaseTimeoutMs = 2000
+  for (let p = 0; p < np; p++) cap0 += prov.slots[p] * prov.perf[p]
   while (q.pop()) {
     const now = q.curTime
     const k = q.curKind
@@ -184,72 +293,108 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       const j = q.curA
       jobStart[j] = now
       accepted[j] = new Uint8Array(taskCount[j])
-      machines[j] = new JobMachine({ taskCount: taskCount[j], redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 4 * 3_600_000, leaseTimeoutMs: 4 * 3_600_000, stragglerFactor: 0 }, new ReputationBook(), rng.fork().asCoreRng())
-      // tasks of minutes: wait for busy providers as long as the stream lasts
-      searches[j] = new LeaseSearch({ waitMs: 6 * 3_600_000 })
-      startSearch(j, now)
+      const m = gridManifest(taskCount[j], taskMs[j], bytes[j], o)
+      manifests[j] = m
+      const policy = jobPolicyOf(m, countTasks(m))
+      leaseTimeoutMs = policy.leaseTimeoutMs ?? leaseTimeoutMs
+      // heartbeats are not sent as events: the driver declares a down provider's leases lost
+      // leaseTimeoutMs after it went down, as the machine would on their missing heartbeats
+      const machine = new JobMachine({ ...policy, leaseTimeoutMs: 365 * 86_400_000 }, new ReputationBook(), rng.fork().asCoreRng())
+      sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), MAX_LEASES)
+      drain(j, now)
     } else if (k === EVENT_ROUND) {
-      leaseRound(q.curA, now)
+      const j = q.curA
+      if (q.curB !== roundGen[j]) continue // superseded by an earlier round
+      roundAt[j] = Infinity
+      const s = sessions[j]
+      const at = s.nextRoundAt(now)
+      if (at === undefined) continue
+      if (at > now) { roundAt[j] = at; q.push(at, EVENT_ROUND, j, ++roundGen[j], 0); continue }
+      const mode = s.startRound()
+      s.handleRound(now, leaseRound(j, now, mode))
+      drain(j, now)
     } else if (k === EVENT_COPY_DONE) {
-      const c = copies.get(q.curA)
-      if (c === undefined) continue
-      copies.delete(q.curA)
-      // a provider that went down since never answers (its lease is lost instead)
-      if (epoch[c.provider] !== c.epoch || up[c.provider] === 0) continue
-      const verdict = machines[c.job].handleResult(now, { index: c.index, attempt: c.attempt, ok: true, hash: `h${c.index}` })
-      if (verdict === 'agreed' || verdict === 'pending') { work += c.runMs * prov.perf[c.provider]; cost += prov.price[c.provider] * c.runMs / 3_600_000 }
+      const c0 = copies.get(q.curA)
+      // gone: cancelled, or its provider went down (its lease is lost instead)
+      if (c0 === undefined || epoch[c0.provider] !== c0.epoch || up[c0.provider] === 0) continue
+      const refused = c0.startedAt === REFUSED
+      const c = endCopy(q.curA, now)!
+      const price = refused ? 0 : prov.price[c.provider] * c.runMs / 3_600_000
+      const answer = refused ? { ok: false, error: `SLOT_QUEUE_FULL: the queue is full (${MAX_QUEUE} tasks waiting)` } : { ok: true, hash: `h${c.index}`, billed: price }
+      const v = sessions[c.job].handleAnswer(now, c, c.index * KEY + c.attempt, answer)
+      if (v.verdict === 'agreed' || v.verdict === 'pending') cost += price
       drain(c.job, now)
     } else if (k === EVENT_TIMEOUT) {
       const j = q.curA
       if (timeoutAt[j] > now) continue
       timeoutAt[j] = Infinity
-      machines[j].handleTimeout(now)
+      sessions[j].machine.handleTimeout(now)
       drain(j, now)
     } else if (k === EVENT_DOWN) {
       const p = q.curA
       if (up[p] === 0) continue
       up[p] = 0; epoch[p]++
-      q.push(now + LEASE_TIMEOUT_MS, EVENT_LEASES_LOST, p, epoch[p], 0)
+      // its copies die with it (the submitter learns when the lease's heartbeats stop)
+      for (const id of [...copiesAt[p]]) endCopy(id, now)
+      running[p] = 0; waiting[p].length = 0
+      capChanges.push({ t: now, delta: -prov.slots[p] * prov.perf[p], slots: -prov.slots[p] })
+      q.push(now + leaseTimeoutMs, EVENT_LEASES_LOST, p, epoch[p], 0)
       q.push(now + rng.exp(o.downMs), EVENT_UP, p, 0, 0)
     } else if (k === EVENT_LEASES_LOST) {
-      const p = q.curA
-      for (const id of [...leasesOf[p]]) {
-        const l = leases.get(id)!
-        l.open = false
-        leasesOf[p].delete(id)
-        machines[l.job].handleLeaseLost(now, id, 'no heartbeat')
-        drain(l.job, now)
-      }
+      // back up already (and its old leases lost then): leases opened since are live
+      if (q.curB !== epoch[q.curA]) continue
+      loseLeases(q.curA, now, 'no heartbeat')
     } else if (k === EVENT_UP) {
       const p = q.curA
       up[p] = 1; epoch[p]++
-      free[p] = prov.slots[p] // comes back empty: its leases were lost
-      for (const id of [...leasesOf[p]]) { const l = leases.get(id)!; l.open = false; leasesOf[p].delete(id); machines[l.job].handleLeaseLost(now, id, 'provider restarted'); drain(l.job, now) }
+      capChanges.push({ t: now, delta: prov.slots[p] * prov.perf[p], slots: prov.slots[p] })
+      loseLeases(p, now, 'provider restarted')
     }
   }
-  let notDone = 0; let failedTasks = 0; let tasks = 0; let last = 0
-  let maxPerf = 0
-  for (let p = 0; p < np; p++) maxPerf = Math.max(maxPerf, prov.perf[p])
-  let arrivalBound = 0
-  for (let j = 0; j < o.jobs; j++) arrivalBound = Math.max(arrivalBound, jobStart[j] - jobStart[0] + taskMs[j] / maxPerf)
-  let capacity = 0
-  for (let p = 0; p < np; p++) capacity += prov.slots[p] * prov.perf[p]
-  const makespans = new Float64Array(o.jobs)
-  for (let j = 0; j < o.jobs; j++) {
-    const m = machines[j]
-    tasks += taskCount[j]
-    // the invariants read the machine's own state: every task done, accepted once, one agreeing copy
-    for (let i = 0; i < taskCount[j]; i++) {
-      const s = m.taskStatus(i)
-      if (s === 'failed') failedTasks++
-      if (s !== 'done') { notDone++; continue }
-      if (m.copiesOf(i).filter(c => c.outcome === 'agreed').length !== 1) acceptedTwice++
+  return summarise()
+
+  function summarise (): GridOutcome {
+    let notDone = 0; let failedTasks = 0; let tasks = 0; let last = 0
+    // the least slot-time x perf a copy can cost: its work plus its input's transfer on the provider where that costs least
+    let perfPerBw = Infinity
+    for (let p = 0; p < np; p++) perfPerBw = Math.min(perfPerBw, prov.perf[p] / prov.bw[p] * 1000)
+    const work = new Float64Array(o.jobs); const longest = new Float64Array(o.jobs); const jobBounds = new Float64Array(o.jobs)
+    const makespans = new Float64Array(o.jobs)
+    for (let j = 0; j < o.jobs; j++) {
+      const m = sessions[j].machine
+      tasks += taskCount[j]
+      let maxNoise = 0
+      for (let i = 0; i < taskCount[j]; i++) { work[j] += taskMs[j] * noise[j][i] + bytes[j] * perfPerBw; maxNoise = Math.max(maxNoise, noise[j][i]) }
+      longest[j] = Infinity
+      for (let p = 0; p < np; p++) longest[j] = Math.min(longest[j], bytes[j] / prov.bw[p] * 1000 + taskMs[j] * maxNoise / prov.perf[p])
+      jobBounds[j] = Math.max(longest[j], work[j] / cap0)
+      // the invariants read the machine's own state: every task done, accepted once, one agreeing copy
+      for (let i = 0; i < taskCount[j]; i++) {
+        const s = m.taskStatus(i)
+        if (s === 'failed') failedTasks++
+        if (s !== 'done') { notDone++; continue }
+        if (m.copiesOf(i).filter(c => c.outcome === 'agreed').length !== 1) acceptedTwice++
+      }
+      makespans[j] = (m.isFinished ? jobEnd[j] : Infinity) - jobStart[j]
+      last = Math.max(last, jobEnd[j])
     }
-    makespans[j] = (m.isFinished ? jobEnd[j] : Infinity) - jobStart[j]
-    last = Math.max(last, jobEnd[j])
-  }
-  return {
-    makespans, totalMs: last - jobStart[0], lowerBoundMs: Math.max(work / capacity, arrivalBound), cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, busyRefusals,
-    meanRttMs: rttSum / Math.max(1, rttN), events: q.pushed - e0
+    const steps = capacitySteps(jobStart[0], cap0, capChanges)
+    const bound = streamLowerBound({ arrivals: jobStart, work, longest, steps })
+    let totalWork = 0
+    for (let j = 0; j < o.jobs; j++) totalWork += work[j]
+    // slot-time up over the run (from the first submission to the last acceptance), for utilisation
+    let slotsUp = 0
+    for (let p = 0; p < np; p++) slotsUp += prov.slots[p]
+    let upSlotMs = 0; let tPrev = jobStart[0]
+    for (const c of [...capChanges].sort((a, b) => a.t - b.t)) {
+      const tc = Math.min(last, Math.max(jobStart[0], c.t))
+      upSlotMs += slotsUp * (tc - tPrev); tPrev = tc; slotsUp += c.slots
+    }
+    upSlotMs += slotsUp * (last - tPrev)
+    return {
+      makespans, jobBounds, totalMs: last - jobStart[0], lowerBoundMs: bound - jobStart[0], load: totalWork / (cap0 * (bound - jobStart[0])),
+      cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, busyRefusals,
+      meanRttMs: rttSum / Math.max(1, rttN), queueWaitMeanMs: waitMs / Math.max(1, started), queueFull, utilisation: busySlotMs / Math.max(1, upSlotMs), events: q.pushed - e0
+    }
   }
 }

@@ -1,5 +1,5 @@
 // `grid`: a stream of grid jobs from random submitters over the whole population, each run by
-// the SHIPPED job core (JobMachine, LeaseSearch, placeTasks from src/core/scheduler) through a
+// the SHIPPED job session (JobSession, JobMachine, LeaseSearch, placeTasks: src/core/scheduler) through a
 // virtual-time driver (grid-driver.ts): busy providers refuse (BUSY) and jobs wait for their
 // slots; 30% of providers churn (down once, leases lost on heartbeat timeout, back empty). The
 // same job stream runs again with placeRandomly as the baseline. Checked on each job machine's
@@ -29,12 +29,17 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
   const jobSeed = world.rng.u32()
   const churn = opts.extra?.churn ?? 0.3
   const downMs = opts.extra?.downMs ?? 600_000
+  const gapMs = (opts.extra?.gapS ?? 20) * 1000
+  // the manifests' task.waitS: jobs of minutes-long tasks wait for busy providers as long as the stream lasts
+  const waitMs = (opts.extra?.waitS ?? 6 * 3600) * 1000
   const t0 = performance.now(); const e0 = world.q.pushed
-  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, onProgress: opts.onProgress })
-  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs })
+  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, gapMs, waitMs, onProgress: opts.onProgress })
+  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs, gapMs, waitMs })
   const wallMs = performance.now() - t0
   const events = world.q.pushed - e0
   const sm = sortedCopy(model.makespans); const sr = sortedCopy(random.makespans)
+  const jobRatio = (r: typeof model): Float64Array => sortedCopy(r.makespans.map((x, j) => x / r.jobBounds[j]))
+  const jm = jobRatio(model)
   const invariants = (name: string, r: typeof model): ScenarioResult['invariants'] => [
     { name: `no task lost (${name}; every task done in its job machine)`, ok: r.notDone === 0, detail: `${r.notDone} tasks not done (${r.failedTasks} failed)` },
     { name: `no task done twice (${name}; accepted once, one agreeing copy)`, ok: r.acceptedTwice === 0, detail: `${r.acceptedTwice} tasks accepted twice or with two billed copies` }
@@ -43,7 +48,7 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
     scenario: 'grid',
     seed: opts.seed,
     nodes: n,
-    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000 },
+    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000, meanGapS: gapMs / 1000, waitS: waitMs / 1000 },
     summary: {
       tasks: model.tasks,
       makespanMeanS: round(mean(model.makespans) / 1000),
@@ -54,6 +59,13 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
       totalS: round(model.totalMs / 1000),
       lowerBoundS: round(model.lowerBoundMs / 1000),
       totalVsLowerBound: round(model.totalMs / model.lowerBoundMs),
+      randomTotalVsLowerBound: round(random.totalMs / random.lowerBoundMs),
+      offeredLoad: round(model.load),
+      jobMakespanVsOwnBoundMean: round(mean(jm)),
+      jobMakespanVsOwnBoundP90: round(quantile(jm, 0.9)),
+      providerQueueWaitMeanS: round(model.queueWaitMeanMs / 1000),
+      queueFullRefusals: model.queueFull,
+      slotUtilisation: round(model.utilisation),
       cost: round(model.cost),
       randomCost: round(random.cost),
       costVsRandom: round(model.cost / random.cost),
@@ -68,11 +80,13 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
     ],
     invariants: [...invariants('cost model', model), ...invariants('random', random)],
     notes: [
-      'Each job runs the shipped JobMachine and LeaseSearch (src/core/scheduler); only transport, clock and storage are simulated.',
-      'Offers come from a random sample of providers (as gossip announcements would give); a provider with no free slot refuses with BUSY and the job waits (task.waitS).',
-      `Churn: ${Math.round(churn * 100)}% of providers go down once (leases lost after a 3 s heartbeat timeout, running copies re-queued), back after ~${Math.round(downMs / 1000)} s with empty slots.`,
-      'Lower bound: the accepted copies\' work ÷ the providers\' capacity (slots × perf), or the last arrival plus its fastest task when that is later.',
-      'RTT in offers is the geo model\'s; run time = transfer + expected ÷ perf x lognormal(0, 0.25).'
+      'Each job runs the shipped JobSession (JobMachine, LeaseSearch, BudgetLedger; src/core/scheduler) pumped as src/jobs/runner.ts pumps it; only transport, clock and storage are simulated.',
+      'Offers come from a random sample of providers (as gossip announcements would give); a provider with no free slot refuses with BUSY and the job waits (task.waitS). As in the daemon a lease reserves no slot: running copies take them, and a copy that finds none waits in the provider\'s queue (64, then SLOT_QUEUE_FULL).',
+      `Churn: ${Math.round(churn * 100)}% of providers go down once (its copies die; its leases are lost after the 2 s heartbeat timeout and the copies re-queued), back after ~${Math.round(downMs / 1000)} s with empty slots.`,
+      'Lower bound (offline, grid-bound.ts): for every k, the work of jobs arriving at or after job k fits only into the capacity (slots × perf) UP between its arrival and the end; and no job ends before its longest task on its fastest provider. totalVsLowerBound = (last acceptance - first submission) ÷ that.',
+      'A job\'s own bound: its longest task on its fastest provider, or its work ÷ all capacity; offeredLoad = work ÷ (capacity × the bound\'s span).',
+      'Each session uses the daemon\'s lease-search retry and backoff (250 ms doubling to 5 s; 30 s cap while copies run), 64 leases at most, and task.waitS (default here 6 h, --set waitS=N).',
+      'RTT in offers is the geo model\'s; run time = transfer + expected × lognormal(0, 0.25) (per task, the same for each copy) ÷ perf. Lease rounds take no virtual time.'
     ],
     perf: {
       wallMs: round(wallMs), setupMs: round(world.setupMs), events, eventsPerSec: round(events / (wallMs / 1000)),

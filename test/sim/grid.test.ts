@@ -1,0 +1,60 @@
+// The grid scenario: its offline lower bound (grid-bound.ts) and the driver that pumps the
+// shipped job session. The bound must count only capacity that is up and respect arrivals; the
+// driver must complete every task once, never beat the bound, and (the regression behind the
+// old 4.7x) not leave capacity idle while jobs wait: a busy small run stays near its bound.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { capacitySteps, streamLowerBound } from '../../simulator/scenarios/grid-bound.js'
+import { SCENARIOS } from '../../simulator/scenarios/index.js'
+
+const f64 = (xs: number[]): Float64Array => Float64Array.from(xs)
+
+test('bound: one job at t=0 is its work ÷ capacity, or its longest task when that is longer', () => {
+  const steps = capacitySteps(0, 10, [])
+  assert.is(streamLowerBound({ arrivals: f64([0]), work: f64([1000]), longest: f64([5]), steps }), 100)
+  assert.is(streamLowerBound({ arrivals: f64([0]), work: f64([1000]), longest: f64([300]), steps }), 300)
+})
+
+test('bound: capacity that is down does not count', () => {
+  // 10 units up, half of it down from t=50 to t=150
+  const steps = capacitySteps(0, 10, [{ t: 50, delta: -5 }, { t: 150, delta: 5 }])
+  // 0..50: 500; 50..150: 500 → 1000 at t=150
+  assert.is(streamLowerBound({ arrivals: f64([0]), work: f64([1000]), longest: f64([0]), steps }), 150)
+  const always = capacitySteps(0, 10, [])
+  assert.ok(streamLowerBound({ arrivals: f64([0]), work: f64([1000]), longest: f64([0]), steps }) > streamLowerBound({ arrivals: f64([0]), work: f64([1000]), longest: f64([0]), steps: always }))
+})
+
+test('bound: a late job\'s work fits only after it arrives', () => {
+  const steps = capacitySteps(0, 10, [])
+  // job 0 (t=0) is tiny; job 1 arrives at t=100 with 1000 units: it cannot use the capacity before t=100
+  const b = streamLowerBound({ arrivals: f64([0, 100]), work: f64([10, 1000]), longest: f64([1, 1]), steps })
+  assert.is(b, 200)
+})
+
+test('bound: changes before the start and at the same time fold into steps', () => {
+  const steps = capacitySteps(10, 4, [{ t: 5, delta: 1 }, { t: 20, delta: -2 }, { t: 20, delta: 1 }])
+  assert.equal(steps, [{ t: 10, cap: 5 }, { t: 20, cap: 4 }])
+})
+
+const runGrid = async (nodes: number, count: number, seed: number, extra: Record<string, number> = {}) =>
+  await SCENARIOS.grid.run({ nodes, seed, count, extra })
+
+test('driver: a busy small run completes every task once, never beats its bound, and stays near it', async () => {
+  const r = await runGrid(1000, 30, 3)
+  for (const inv of r.invariants) assert.ok(inv.ok, `${inv.name}: ${inv.detail}`)
+  const s = r.summary
+  assert.ok(Number(s.offeredLoad) > 0.8, `the run is busy (load ${s.offeredLoad})`)
+  assert.ok(Number(s.busyRefusals) > 0, 'providers refused BUSY: jobs waited')
+  assert.ok(Number(s.totalVsLowerBound) >= 1 && Number(s.randomTotalVsLowerBound) >= 1, `no schedule beats the bound: ${s.totalVsLowerBound}`)
+  // leases that reserved slots left them idle and jobs that held a few leases never asked for more: 4.7x before
+  assert.ok(Number(s.totalVsLowerBound) < 1.8, `makespan ${s.totalVsLowerBound}x its lower bound`)
+  assert.ok(Number(s.leaseRounds) > 30, `jobs asked for more leases while copies ran (${s.leaseRounds} rounds for 30 jobs)`)
+})
+
+test('driver: the same seed gives the same run', async () => {
+  const a = await runGrid(500, 8, 7)
+  const b = await runGrid(500, 8, 7)
+  assert.equal(a.summary, b.summary)
+})
+
+test.run()
