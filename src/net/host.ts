@@ -45,6 +45,13 @@ export interface HostInit {
   relayLimits?: { dataBytes?: number, durationMs?: number }
   /** Be reachable through a relay: reserve a slot on a relay peer (nodes behind NAT). */
   listenViaRelay?: boolean
+  /**
+   * How many relays to hold a reservation on (default 1): with 2, a relay that dies leaves the
+   * node reachable through the other (both circuit addresses are announced) while it re-reserves.
+   * Each missing one keeps relay discovery (a DHT random walk) running, so ask for no more than
+   * the network has.
+   */
+  relayReservations?: number
   /** Start listening and dialing at once (default). The daemon registers its protocols first. */
   start?: boolean
   /** Refuses connections before they are used (the inbound guard: banned peers, new identities per address). */
@@ -85,7 +92,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     privateKey: init.privateKey,
     addresses: {
       // '/p2p-circuit' asks the relay transport to find a relay and reserve a slot on it
-      listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? ['/p2p-circuit'] : [])],
+      listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : [])],
       announce: init.announce ?? []
     },
     transports: [tcp(), circuitRelayTransport()],

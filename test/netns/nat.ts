@@ -121,8 +121,8 @@ export class NatTopology {
     })
   }
 
-  exec (ns: string, argv: string[], label: string, onOut?: (s: string) => void): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env } })
+  exec (ns: string, argv: string[], label: string, onOut?: (s: string) => void, env: Record<string, string> = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env, ...env } })
     this.procs.push(child)
     const on = (d: Buffer): void => { onOut?.(`[${label}] ${d.toString()}`) }
     child.stdout?.on('data', on); child.stderr?.on('data', on)
@@ -140,11 +140,11 @@ export class NatTopology {
   }
 
   /** `dbc node start` inside `ns`; resolves when its control API answers. */
-  async startNode (name: string, ns: string, addr: string, args: string[], timeoutMs = 90_000): Promise<NatNode> {
+  async startNode (name: string, ns: string, addr: string, args: string[], timeoutMs = 90_000, env: Record<string, string> = {}): Promise<NatNode> {
     const dataDir = join(this.root, name)
     mkdirSync(dataDir, { recursive: true })
     const n: NatNode = { name, ns, dataDir, log: '', addr }
-    n.child = this.exec(ns, [node22, join(repoRoot, 'bin/dbc.js'), '--data-dir', dataDir, 'node', 'start', '--log-level', 'warn', '--no-connection-monitor', '--network', 'local', '--chain-rpc', this.chainRpc, ...args], name, s => { n.log = (n.log + s).slice(-8000) })
+    n.child = this.exec(ns, [node22, join(repoRoot, 'bin/dbc.js'), '--data-dir', dataDir, 'node', 'start', '--log-level', 'warn', '--no-connection-monitor', '--network', 'local', '--chain-rpc', this.chainRpc, ...args], name, s => { n.log = (n.log + s).slice(-8000) }, env)
     this.nodes.push(n)
     const deadline = Date.now() + timeoutMs
     for (;;) {
@@ -178,6 +178,15 @@ export class NatTopology {
     const r = JSON.parse(out) as { status: number, body: string }
     if (r.status >= 400) throw new Error(`${method} ${path} on ${n.name}: HTTP ${r.status} ${r.body}`)
     return JSON.parse(r.body) as T
+  }
+
+  /** SIGKILLs a node's process (a relay dying mid-job) and waits until it is gone. */
+  async kill (n: NatNode): Promise<void> {
+    const c = n.child
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return
+    const gone = new Promise<void>(resolve => c.once('exit', () => { resolve() }))
+    c.kill('SIGKILL')
+    await gone
   }
 
   /** Whether a plain TCP connect from `ns` to host:port succeeds (within 3 s). */
