@@ -9,6 +9,7 @@ import { DbcError } from '../errors.js'
 import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
+import { describeRoute } from '../net/routes/explain.js'
 
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
@@ -61,6 +62,8 @@ export function registerJobCommands (program: Command): void {
         if (opts.json === true) { printJson(t); return undefined }
         process.stdout.write(`training job ${String(t.jobId)}: ${String(t.status)}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${String((t.members ?? []).length)} members\n`)
         if (t.error != null) process.stdout.write(`error: ${printable(String(t.error.message))}\n`)
+        // members' refusals (of the invitation, or of a round: PAYER_BEHIND), while the job runs too
+        else for (const r of (Array.isArray(t.refusals) ? t.refusals : []).slice(-8)) process.stdout.write(`refused by ${printable(String(r.peer)).slice(0, 16)}…: ${printable(String(r.reason))}\n`)
         return undefined
       })
       if (s === undefined) return
@@ -165,7 +168,7 @@ export function registerJobCommands (program: Command): void {
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
       if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
-      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, facts: string }>).map(([p, r]) => `  ${p}: ${r.kind === 'relayed' ? `relayed via ${r.relay ?? '?'}` : r.kind} (${printable(String(r.facts))})`).join('\n')}\n`)
+      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
     })
 }

@@ -17,8 +17,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
-import type { LocalProvider } from '../jobs/local-transport.js'
-import { offerView, type JobTransport, type TransportOffer } from '../jobs/transport.js'
+import { offerView, resultCode, withOwnCode, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
 import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes } from './routes/index.js'
@@ -119,12 +118,13 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         let result: dbc.task.v1.ITaskResult
         try {
           // charge: a module refused at validation that our own submitter would not have sent
-          result = await provider.runTask(msg.task, sender, { signal: ac.signal, charge: err => init.onBadInput?.(connection.remotePeer, err) })
+          result = withOwnCode(await provider.runTask(msg.task, sender, { signal: ac.signal, charge: err => init.onBadInput?.(connection.remotePeer, err instanceof WireError ? err : new WireError(err.code, err.message)) }))
         } catch (err) {
           // a protocol violation (a task under no lease of ours) is charged below, not answered
           if (err instanceof WireError) throw err
           const e = err as DbcError
-          result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, error: `${e.code ?? 'ERROR'}: ${e.message}` }
+          const code = e.code ?? 'TASK_FAILED'
+          result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, code, error: `${code}: ${e.message}` }
         }
         // a submitter that never reads its result holds neither the handler nor the result for long
         const out = TaskMessage.encode({ result }).finish()
@@ -203,7 +203,7 @@ export class Libp2pJobTransport implements JobTransport {
   private readonly init: Libp2pJobTransportInit
   /** The route to each provider (direct, hole-punched, relayed via which relay), for explain. */
   readonly routes: RouteBook
-  private readonly leases = new Map<string, { provider: string, stream: FramedStream }>()
+  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> } }>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
 
   constructor (init: Libp2pJobTransportInit) {
@@ -231,7 +231,11 @@ export class Libp2pJobTransport implements JobTransport {
 
   private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const bytes = TaskMessage.encode(msg).finish()
-    const { stream } = await this.routes.open(peer, TASK_PROTOCOL, bytes.length, { signal })
+    // the route book sends it over the overlay instead when it must (src/net/routes)
+    return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(stream, bytes, signal))
+  }
+
+  private async streamRequest (stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
     const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
@@ -274,7 +278,7 @@ export class Libp2pJobTransport implements JobTransport {
       const net = this.init.network?.(id) ?? {}
       // a relayed provider pays the relay hop (src/core/scheduler/route-cost.ts)
       const route = this.routes.get(id)
-      const cost = routeCost({ kind: route?.kind ?? 'direct', rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6, relayRttMs: route?.relay !== undefined ? this.init.network?.(route.relay).rttMs : undefined })
+      const cost = routeCost({ kind: route?.kind ?? 'direct', rttMs: net.rttMs ?? 1, bandwidthBytesPerSec: net.bandwidthBytesPerSec ?? 100e6, relayRttMs: (route?.relay ?? route?.relays?.[0]) !== undefined ? this.init.network?.((route?.relay ?? route?.relays?.[0]) as string).rttMs : undefined })
       out.push({ offer: a.offer, view: offerView(a.offer, id, { rttMs: cost.rttMs, bandwidthBytesPerSec: cost.bandwidthBytesPerSec, distanceKm: net.distanceKm }) })
     }
     return out
@@ -282,6 +286,16 @@ export class Libp2pJobTransport implements JobTransport {
 
   async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }): Promise<void> {
     const peer = peerIdFromString(provider)
+    const key = toHex(lease.leaseId ?? new Uint8Array())
+    const via = this.routes.overlayFor(provider, { lease })
+    if (via !== undefined) {
+      // over the overlay the provider pushes heartbeats as envelopes (src/net/overlay/task-envelopes.ts)
+      const held = await via.overlay.openLease(provider, lease, { signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal !== undefined ? [opts.signal] : [])]), onHeartbeat: () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) } })
+      this.routes.recordOverlay(provider, held.relays, via.why)
+      this.leases.set(key, { provider, stream: held })
+      this.emit(provider, lease.leaseId ?? new Uint8Array())
+      return
+    }
     // a lease stream carries heartbeats for the lease's life: on a relayed connection it lives as long as the relay allows
     const { stream } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
     const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
@@ -294,7 +308,6 @@ export class Libp2pJobTransport implements JobTransport {
       // the provider's own code (a busy provider's lease waits; a forged one's does not)
       throw new DbcError(why?.code ?? 'LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
     }
-    const key = toHex(lease.leaseId ?? new Uint8Array())
     this.leases.set(key, { provider, stream: framed })
     this.emit(provider, lease.leaseId ?? new Uint8Array())
     // pump heartbeats until the stream ends
@@ -331,9 +344,20 @@ export class Libp2pJobTransport implements JobTransport {
     // decision (src/core/scheduler/code-cache.ts), which also re-sends it on CODE_MISSING
     const code = task.code ?? new Uint8Array()
     const send = code.length > 0 && (task.codeHash == null || task.codeHash.length === 0) ? { ...task, codeHash: sha256(code) } : task
-    const reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal)
+    let reply: dbc.task.v1.TaskMessage
+    try {
+      reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal)
+    } catch (err) {
+      // a typed refusal (the provider's TASK_TOO_LARGE, a relay's ROUTE_LIMIT on either side) is a
+      // failed copy with its code, like a result; an abort or a broken stream stays thrown
+      if (opts.signal?.aborted === true || !(err instanceof DbcError)) throw err
+      return { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt, ok: false, code: resultCode({ ok: false, code: err.code }), error: `${err.code}: ${err.message}` }
+    }
     if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)
-    return reply.result
+    const r = reply.result
+    // the code is the provider's: trusted only as a code's shape (resultCode); the decoded message is ours to set
+    if (r.ok !== true) r.code = resultCode(r) ?? 'TASK_FAILED'
+    return r
   }
 
   /**

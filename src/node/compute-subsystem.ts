@@ -37,6 +37,8 @@ export interface ComputeSubsystemInit {
 export function bridgePaymentPort (bridge: () => Bridge | undefined): PaymentPort {
   let domain: VoucherDomain | undefined
   let asking: Promise<void> | undefined
+  let binding: Uint8Array | undefined
+  let signing: Promise<void> | undefined
   const need = (): Bridge => {
     const b = bridge()
     if (b === undefined) throw new Error('the chain bridge is not running')
@@ -56,6 +58,13 @@ export function bridgePaymentPort (bridge: () => Bridge | undefined): PaymentPor
     acceptVoucher: async (sv) => {
       const r = await need().acceptVoucher(sv)
       if (!r.ok && r.code !== 'STALE') throw new Error(`${r.code}: ${r.reason}`)
+    },
+    payoutBinding: (peer) => {
+      if (binding !== undefined) return binding
+      // signed once (after the domain is known), answered from then on
+      signing ??= need().signPayoutBinding(peer).then(b => { binding = b }).finally(() => { signing = undefined })
+      signing.catch(() => {})
+      throw new Error('the payout binding is being signed')
     }
   }
 }
@@ -66,6 +75,8 @@ export class ComputeSubsystem implements Subsystem {
   peer: ComputePeer | undefined
   /** Escrow and voucher checks of the work this node does for others. */
   payment: PaymentGate | undefined
+  /** What the task protocol serves (also over the overlay's sealed envelopes: src/net/overlay/task-envelopes.ts). */
+  taskProvider: ComputePeerProvider | undefined
   private ctx: DaemonContext | undefined
   private tasksRun = 0
 
@@ -98,13 +109,15 @@ export class ComputeSubsystem implements Subsystem {
     if (this.init.bridge !== undefined) {
       const port = bridgePaymentPort(this.init.bridge)
       try { port.domain() } catch {} // starts reading the domain
+      try { port.payoutBinding?.(peer.peerId) } catch {} // and signing the payout binding offers carry
       // the ledger of unsigned work is kept in the node's store: a restart forgets no debt
       payment = new PaymentGate(port, { creditTasks: this.init.creditTasks, minDisputeWindowS: this.init.minDisputeWindowS, ledger: new ProviderLedgerStore(ctx.store) })
       this.payment = payment
     }
     const refusedLines = new RepeatLimiter(LOG_REPEAT_MS)
     const provider = new ComputePeerProvider(peer, undefined, { payment, onTask: r => { logTask(ctx.log, r, refusedLines) } })
-    await registerTaskProtocol(ctx.host, ctx.metrics?.meterProvider(provider) ?? provider, { onBadInput: ctx.reportBadInput })
+    this.taskProvider = ctx.metrics?.meterProvider(provider) ?? provider
+    await registerTaskProtocol(ctx.host, this.taskProvider, { onBadInput: ctx.reportBadInput })
     const caps = peer.capabilities()
     ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable, policy: policyReport(ctx.config, peer) }, 'compute peer ready')
   }

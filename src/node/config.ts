@@ -107,6 +107,13 @@ const providerSchema = z.object({
   creditTasks: z.number().min(0).max(1_000_000).optional(),
   /** Shortest escrow dispute window a lease is accepted on, seconds (payment-gate.ts); default 3600. */
   minDisputeWindowS: z.number().int().min(0).max(30 * 86_400).optional(),
+  /** Work in other nodes' training jobs (src/training/invite-payment.ts): whether, and the floor of a round's time in its price. */
+  training: z.object({
+    /** Accept training invitations (default true). */
+    enabled: z.boolean().optional(),
+    /** A round is priced for at least this long, seconds (default 60): the coordinator's deadline never lowers it. */
+    minRoundS: z.number().min(0.01).max(86_400).optional()
+  }).strict().optional(),
   /** What this node asks, DBC per CPU-hour (one core slot) and per GPU-hour (one number, or per model with '*'); defaults 0.05 and 1. */
   priceCpuHour: price.optional(),
   priceGpuHour: z.union([price, z.record(z.string().min(1), price)]).optional(),
@@ -179,8 +186,21 @@ export const configSchema = z.object({
     /** Relay connections for peers behind NAT (circuit-relay-v2). */
     relayServer: z.boolean(),
     /** This node is behind a NAT: be reachable through a relay reservation (and hole punching). */
-    behindNat: z.boolean()
+    behindNat: z.boolean(),
+    /** Relays a node behind NAT holds a reservation on (2: survives one relay's loss; src/net/host.ts). */
+    relayReservations: z.number().int().min(1).max(4).optional(),
+    /** With behindNat on one host (demos, tests): accept only relayed connections and dial directly only the bootstrap peers (src/net/routes/private-peers.ts). */
+    strict: z.boolean().optional()
   }).strict(),
+  /**
+   * How this node's jobs reach providers (src/net/routes): mode 'auto' (a direct connection, else
+   * a relayed one, else sealed envelopes through the overlay) or 'overlay' (always the overlay: no
+   * connection with providers); k: paths per envelope (default 2).
+   */
+  routing: z.object({
+    mode: z.enum(['auto', 'overlay']),
+    k: z.number().int().min(1).max(4).optional()
+  }).strict().optional(),
   /**
    * The network whose chain this node settles on (src/chain/networks.ts): sandbox (an EVM in
    * this node, single node only), local (anvil, `dbc chain serve`), dbc-testnet, dbc-mainnet.
@@ -253,6 +273,8 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_VIVALDI_INTERVAL_MS: { key: 'overlay.vivaldiIntervalMs', kind: 'int' },
   DBC_BEHIND_NAT: { key: 'nat.behindNat', kind: 'bool' },
   DBC_RELAY_SERVER: { key: 'nat.relayServer', kind: 'bool' },
+  DBC_RELAY_RESERVATIONS: { key: 'nat.relayReservations', kind: 'int' },
+  DBC_ROUTING_MODE: { key: 'routing.mode', kind: 'string' },
   DBC_NETWORK: { key: 'network', kind: 'string' },
   DBC_CHAIN_RPC: { key: 'chain.rpc', kind: 'string' },
   DBC_CHAIN_KIND: { key: 'chain.kind', kind: 'string' },
@@ -376,7 +398,8 @@ const PROVIDER_KEYS: Record<string, string> = {
   autoStake: '', creditTasks: '', minDisputeWindowS: '', priceCpuHour: '', priceGpuHour: '', gpusOffered: '',
   executors: 'wasm, process, docker (each { enabled, ...limits }), or a list of names',
   slots: 'cpu, gpu, memoryMiB, queue',
-  maxTask: 'memoryMiB, wallSeconds, outputBytes, inputBytes'
+  maxTask: 'memoryMiB, wallSeconds, outputBytes, inputBytes',
+  training: 'enabled, minRoundS'
 }
 const EXECUTOR_LIMIT_KEYS: Record<string, string> = { wasm: 'enabled, workerHeapMiB', process: 'enabled, network', docker: 'enabled' }
 

@@ -10,6 +10,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { EventEmitter } from 'node:events'
 import type { Bridge } from '../chain/index.js'
 import { createHost, type Host } from '../net/host.js'
+import { OverlayOnlyPeers, strictNatGater } from '../net/routes/private-peers.js'
 import { registerEcho } from '../net/echo.js'
 import { ApiServer } from '../api/server.js'
 import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo } from '../api/client.js'
@@ -44,6 +45,8 @@ export interface DaemonContext {
   guard: InboundGuard
   /** The node's Prometheus metrics (src/node/metrics), when `metrics.listen` is set. */
   metrics?: NodeMetrics
+  /** Peers this node reaches only through the overlay (its connection gater refuses them). */
+  privatePeers?: OverlayOnlyPeers
 }
 
 export interface Subsystem {
@@ -137,6 +140,7 @@ export class Daemon {
       isBanned: (peer) => scores.isBanned(Date.now(), peer),
       identityGate: { burst: config.guard?.newIdentityBurst, refillMs: config.guard?.newIdentityRefillMs }
     })
+    const privatePeers = new OverlayOnlyPeers()
     const host = await createHost({
       privateKey: identity.privateKey,
       listen: config.listen,
@@ -147,7 +151,11 @@ export class Daemon {
       connectionMonitor: config.connectionMonitor,
       relayServer: config.nat.relayServer && !config.nat.behindNat,
       listenViaRelay: config.nat.behindNat,
-      connectionGater: guard.connectionGater(),
+      ...(config.nat.relayReservations !== undefined ? { relayReservations: config.nat.relayReservations } : {}),
+      // peers reached through the overlay only (routing: overlay) are refused both ways (src/net/routes)
+      connectionGater: config.nat.behindNat && config.nat.strict === true
+        ? strictNatGater(privatePeers.wrap(guard.connectionGater()), peer => config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`)))
+        : privatePeers.wrap(guard.connectionGater()),
       ...(registry !== undefined ? { metrics: libp2pMetrics(registry) } : {}),
       // protocols are registered before the node listens or dials, so the first identify
       // exchange with every peer already lists them
@@ -157,6 +165,7 @@ export class Daemon {
       throw err
     })
     hostRef = host
+    privatePeers.hangUp = async (peer) => { await host.hangUp(peerIdFromString(peer)) }
     installGuard(host, guard)
     guard.attach(host)
     // refuse banned peers at the door
@@ -176,7 +185,7 @@ export class Daemon {
     if (registry !== undefined) {
       metrics = createNodeMetrics({ host, scores, guard, subsystems: this.subsystems, slotEvents: () => this.subsystem<{ peer?: { events: EventEmitter<any> } }>('compute')?.peer?.events, ready: async () => (await health.ready()).status === 200 }, registry)
     }
-    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard, metrics }
+    this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard, metrics, privatePeers }
     this.registerCoreRoutes()
     // probes need no token (they reveal nothing private); everything under /v1 still does
     api.publicRoute('/healthz', () => health.live())

@@ -5,6 +5,9 @@ import { JobStore, JobService, type JobSummary } from '../jobs/index.js'
 import { followJobEvents } from '../jobs/task-logs.js'
 import { Libp2pJobTransport, type NetworkEstimate } from '../net/tasks.js'
 import { withRoutes } from '../net/routes/explain.js'
+import { RouteBook } from '../net/routes/index.js'
+import type { TaskEnvelopes } from '../net/overlay/task-envelopes.js'
+import { toHex } from '../core/identity/index.js'
 import { validateManifest, formatManifestIssues } from '../core/scheduler/index.js'
 import type { Progress } from '../core/scheduler/index.js'
 import { DbcError, ManifestError } from '../errors.js'
@@ -29,6 +32,8 @@ export interface JobsSubsystemInit {
   bridge?: () => Bridge | undefined
   /** Dispute window of the escrows this node locks (seconds; default: the bridge's, an hour). */
   disputeWindowS?: number
+  /** The overlay's task application: the route of `routing: overlay` and the fallback (src/net/routes). */
+  taskEnvelopes?: () => TaskEnvelopes | undefined
 }
 
 export class JobsSubsystem implements Subsystem {
@@ -40,6 +45,7 @@ export class JobsSubsystem implements Subsystem {
   private readonly progress = new Map<string, Progress>()
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly done = new Map<string, Promise<JobSummary>>()
+  private readonly routing = new Map<string, string | undefined>()
   /** Escrow, vouchers, close and refund of this node's jobs (grid and training). */
   payments: JobPayments | undefined
   /** Training rounds paid through the same payer and vouchers (the training subsystem's hook). */
@@ -48,7 +54,13 @@ export class JobsSubsystem implements Subsystem {
   constructor (private readonly init: JobsSubsystemInit = {}) {}
 
   async start (ctx: DaemonContext): Promise<void> {
-    const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network, candidates: this.init.candidates })
+    const routes = new RouteBook(ctx.host, {
+      overlay: () => this.init.taskEnvelopes?.(),
+      privatePeers: ctx.privatePeers,
+      forceOverlay: (_peer, msg) => ctx.config.routing?.mode === 'overlay' || this.jobRouting(msg) === 'overlay',
+      keepConnected: peer => ctx.config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`))
+    })
+    const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network, candidates: this.init.candidates, routes })
     this.transport = transport
     const identity = { peerId: ctx.identity.peerId.toMultihash().bytes, secretKey: ctx.identity.secretKey }
     this.jobStore = new JobStore(ctx.store)
@@ -64,6 +76,19 @@ export class JobsSubsystem implements Subsystem {
     this.service = service
     this.routes(ctx)
     this.ctx = ctx
+  }
+
+  /** A job's manifest `routing` (by the job id a task message names), cached: it never changes. */
+  private jobRouting (msg: dbc.task.v1.ITaskMessage): string | undefined {
+    const bytes = msg.leaseRequest?.jobId ?? msg.lease?.jobId ?? msg.task?.jobId
+    if (bytes == null || bytes.length === 0) return undefined
+    const id = toHex(bytes)
+    if (this.routing.has(id)) return this.routing.get(id)
+    let routing: string | undefined
+    try { routing = (JSON.parse(this.jobStore?.getJob(id)?.manifest ?? '{}') as { manifest?: { routing?: string } }).manifest?.routing } catch {}
+    if (this.routing.size >= 1024) this.routing.delete(this.routing.keys().next().value as string)
+    this.routing.set(id, routing)
+    return routing
   }
 
   async afterNetworkStart (): Promise<void> {

@@ -3,6 +3,7 @@
 // peer offers, where it is) and re-publishes it before it expires; it finds providers for
 // jobs (nearest first) and predicts RTTs for placement and `dbc peers --near`.
 import { Overlay } from '../net/overlay/index.js'
+import { TaskEnvelopes, type TaskProvider } from '../net/overlay/task-envelopes.js'
 import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import type { PeerId } from '@libp2p/interface'
@@ -21,11 +22,15 @@ const REPUBLISH_MS = 10 * 60_000
 
 export interface OverlaySubsystemInit {
   compute?: () => ComputePeer | undefined
+  /** What this node serves on the task protocol, served over sealed envelopes too (task-envelopes.ts). */
+  taskProvider?: () => TaskProvider | undefined
 }
 
 export class OverlaySubsystem implements Subsystem {
   readonly name = 'overlay'
   overlay: Overlay | undefined
+  /** The task application over sealed envelopes (the overlay route, src/net/routes). */
+  tasks: TaskEnvelopes | undefined
   private ctx: DaemonContext | undefined
   private timer: ReturnType<typeof setTimeout> | undefined
   private published: string[] = []
@@ -52,6 +57,11 @@ export class OverlaySubsystem implements Subsystem {
     })
     await overlay.start()
     this.overlay = overlay
+    this.tasks = new TaskEnvelopes(overlay.envelopes, {
+      provider: () => this.init.taskProvider?.(),
+      k: ctx.config.routing?.k,
+      onBadInput: (peer, err) => { try { ctx.reportBadInput(peerIdFromString(peer), err) } catch {} }
+    })
     this.routes(ctx)
   }
 
@@ -118,6 +128,8 @@ export class OverlaySubsystem implements Subsystem {
       }
     }
     for (const p of ctx.host.getPeers()) if (!seen.has(p.toString())) { seen.add(p.toString()); out.push(p) }
+    // providers reached through the overlay only hold no connection: they are asked too
+    for (const p of ctx.privatePeers?.list() ?? []) if (!seen.has(p)) { seen.add(p); out.push(peerIdFromString(p)) }
     return out
   }
 
@@ -230,10 +242,11 @@ export class OverlaySubsystem implements Subsystem {
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== undefined) clearTimeout(this.timer)
+    this.tasks?.close()
     await this.overlay?.stop()
   }
 
   status (): Record<string, unknown> {
-    return { ...(this.overlay?.status() ?? {}), published: this.published.length, publishError: this.publishError }
+    return { ...(this.overlay?.status() ?? {}), published: this.published.length, publishError: this.publishError, ...(this.tasks !== undefined ? { taskEnvelopes: this.tasks.status() } : {}) }
   }
 }

@@ -8,26 +8,35 @@ import { JobsSubsystem } from './jobs-subsystem.js'
 import { OverlaySubsystem } from './overlay-subsystem.js'
 import { TrainingSubsystem } from '../training/subsystem.js'
 import { parseGpuSpec } from '../core/compute/gpu-spec.js'
+import { stakedGpuCount, trainingPolicy } from './provider-policy.js'
+import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
 import { resolveCity as resolveCityName } from '../geo/cities.js'
 
 export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]> {
   // the chain stack (viem, the EVM) loads only when a node starts, not for every CLI command
   const { ChainSubsystem } = await import('../chain/subsystem.js')
   const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
-  const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: gpuCount })
+  // the stake counts only GPUs the policy offers (slots.gpu caps the declared ones)
+  const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: stakedGpuCount(config, gpuCount) })
   const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks, minDisputeWindowS: config.provider?.minDisputeWindowS, prices: { priceCpuHour: config.provider?.priceCpuHour, priceGpuHour: config.provider?.priceGpuHour } })
-  const overlay = new OverlaySubsystem({ compute: () => compute.peer })
+  const overlay = new OverlaySubsystem({ compute: () => compute.peer, taskProvider: () => compute.taskProvider })
   const jobs = new JobsSubsystem({
     bridge: () => chain.bridge,
     candidates: async (req) => await overlay.candidates(req),
+    taskEnvelopes: () => overlay.tasks,
     network: (peer) => overlay.network(peer)
   })
+  // training members work under the provider policy: its prices, GPUs offered, slots, provider.training
+  const tp = trainingPolicy(config, () => compute.peer, DEFAULT_MIN_ROUND_S)
   const training: TrainingSubsystem = new TrainingSubsystem({
-    gpuCount,
+    gpuCount: tp.gpuCount,
+    prices: tp.prices,
+    minRoundMs: tp.minRoundMs,
+    serveTraining: tp.serveTraining,
+    slots: () => compute.peer,
     payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } },
     payments: () => jobs.trainingPayments,
     memberPayment: () => compute.payment,
-    prices: { priceGpuHour: 1, priceCpuHour: 0.05 },
     // group formation: matching GPUs, close to each other in predicted latency
     selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))
   })

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { dbc } from '../../src/wire/gen/wire.js'
 import { sealEnvelope, DEFAULT_MAX_ENVELOPE_BYTES } from '../../src/crypto/envelope.js'
+import { encodeChunk, DEFAULT_CHUNK_BYTES } from '../../src/core/routing/chunker.js'
 import { signAnnouncement } from '../../src/net/overlay/announce.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../../src/core/identity/index.js'
 import { leaseSigningBytes } from '../../src/core/scheduler/ownership.js'
@@ -67,6 +68,8 @@ export function fuzzEnvelope (c: CraftContext, to: Uint8Array, tamper: 'none' | 
   if (tamper === 'ciphertext') e.ciphertext[c.rng.int(e.ciphertext.length)] ^= 1 + c.rng.int(255)
   return e
 }
+/** A sealed envelope to the target in the task application's content type, carrying `payload` (a chunk, or garbage). */
+const taskEnvelope = (c: CraftContext, payload: Uint8Array): dbc.envelope.v1.Envelope => sealEnvelope({ senderSecretKey: c.id.secret, sender: c.id.peerBytes, recipient: c.target.peerBytes, payload, expiresAt: c.now + 20_000, sequence: 1, contentType: dbc.envelope.v1.ContentType.CONTENT_TASK, mode: 'static', random: out => c.rng.bytes(out) })
 export const relayRequest = (e: dbc.envelope.v1.Envelope, pathId = 0, hopsLeft = 1): Uint8Array => dbc.envelope.v1.RelayRequest.encode({ envelope: e, hopsLeft, pathId }).finish()
 
 const training = (m: dbc.training.v1.TrainingMessage.$Properties): Uint8Array => dbc.training.v1.TrainingMessage.encode(m).finish()
@@ -118,7 +121,7 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
       },
       {
         name: 'voucher-garbage',
-        craft: c => [task({ voucher: { chainJobId: rand(c, 1 + c.rng.int(31)), provider: rand(c, 3), cumulative: rand(c, 40), receiptsRoot: rand(c, 7), receiptCount: 1, signature: rand(c, 12) } })],
+        craft: c => [task({ voucher: { escrowId: rand(c, 1 + c.rng.int(31)), provider: rand(c, 3), cumulative: rand(c, 40), receiptsRoot: rand(c, 7), receiptCount: 1, signature: rand(c, 12) } })],
         expect: 'refused (VOUCHER_MALFORMED); sender charged',
         charge: 'must',
         reply: /VOUCHER_MALFORMED/
@@ -157,7 +160,16 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
     signed: true,
     replay: true,
     hostile: [
-      { name: 'envelope-expiring-in-ten-years', craft: c => [relayRequest(fuzzEnvelope(c, randomPeerBytes(c), 'none', c.now + 10 * 365 * 86_400_000), 0, 255)], expect: 'dropped (lifetime above the limit); sender charged', charge: 'must' }
+      { name: 'envelope-expiring-in-ten-years', craft: c => [relayRequest(fuzzEnvelope(c, randomPeerBytes(c), 'none', c.now + 10 * 365 * 86_400_000), 0, 255)], expect: 'dropped (lifetime above the limit); sender charged', charge: 'must' },
+      // the task application over envelopes (src/net/overlay/task-envelopes.ts): chunks in CONTENT_TASK envelopes
+      { name: 'task-chunk-garbage', craft: c => [relayRequest(taskEnvelope(c, rand(c, 8 + c.rng.int(64))))], expect: 'acked, then refused by the task application (CHUNK_MALFORMED); sender charged', charge: 'must' },
+      {
+        name: 'task-chunk-16mib-without-lease',
+        craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'request', id: rand(c, 16), index: 0, count: 86, totalBytes: 86 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
+        expect: 'refused (CHUNK_TOO_LARGE: a peer without a lease sends small requests); nothing reserved',
+        charge: 'no'
+      },
+      { name: 'task-chunk-unasked-response', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'response', id: rand(c, 16), index: 0, count: 1, totalBytes: 32, data: rand(c, 32) })))], expect: 'refused (a reply to nothing asked: 0 bytes allowed)', charge: 'no' }
     ]
   },
   '/dbc/membership/1.0.0': {
@@ -275,7 +287,7 @@ export function missingFuzzTargets (protocols: Iterable<string>): string[] {
 /** A voucher of the right shape for a made-up job, paying `providerHex` (40 hex digits), with a random signature. */
 export function fuzzVoucher (c: CraftContext, providerHex: string): dbc.task.v1.IVoucher {
   const provider = /^[0-9a-fA-F]{40}$/.test(providerHex) ? Uint8Array.from(providerHex.match(/../g) ?? [], h => parseInt(h, 16)) : rand(c, 20)
-  return { chainJobId: rand(c, 32), provider, cumulative: rand(c, 1 + c.rng.int(32)), receiptsRoot: rand(c, 32), receiptCount: c.rng.int(1000), signature: rand(c, 65) }
+  return { escrowId: rand(c, 32), provider, cumulative: rand(c, 1 + c.rng.int(32)), receiptsRoot: rand(c, 32), receiptCount: c.rng.int(1000), signature: rand(c, 65) }
 }
 
 /** A signed announcement whose signature was then broken (membership's bad-signature case). */

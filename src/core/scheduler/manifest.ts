@@ -142,6 +142,12 @@ export const manifestSchema = z.strictObject({
    * pass the price, budget, distance and deadline filters: the baseline to compare against).
    */
   placement: z.enum(['cost-model', 'random']).default('cost-model'),
+  /**
+   * How messages reach providers: 'auto' (unset: a direct connection, else a relayed one, else
+   * the overlay) or 'overlay' (privacy: sealed envelopes through overlay relays only; this node
+   * holds no connection with the job's providers). src/net/routes.
+   */
+  routing: z.enum(['auto', 'overlay']).optional(),
   task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5, inputEncoding: 'json' })
 }).superRefine((m, ctx) => {
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'

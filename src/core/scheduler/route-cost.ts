@@ -1,9 +1,15 @@
 // What a route to a provider costs placement: a relayed route (circuit relay v2) carries every
 // byte through the relay, so it pays the extra leg to the relay in RTT and the relay's
 // bandwidth cap; a direct or hole-punched connection costs what the network estimate says.
+// An overlay route (sealed envelopes through an overlay relay, src/net/overlay/task-envelopes.ts)
+// pays two hops (submitter → relay → provider) plus sealing, chunk acks and the relay's
+// forwarding, at the bandwidth of the slowest hop.
 // Pure: the submitter passes the estimates it has (src/net/routes records the route).
 
-export type RouteKind = 'direct' | 'hole-punched' | 'relayed'
+export type RouteKind = 'direct' | 'hole-punched' | 'relayed' | 'overlay'
+
+/** What an overlay message adds at the ends and at its relay: seal/open, the recipient's chunk acks, a forward. */
+export const OVERLAY_EXTRA_MS = 5
 
 /** Forwarding cost at a relay on top of the extra leg (two socket hops, its event loop). */
 export const RELAY_FORWARD_MS = 2
@@ -37,6 +43,11 @@ export interface RouteCost {
  * forwarding. Bandwidth is capped by the relay's.
  */
 export function routeCost (r: RouteCostInput): RouteCost {
+  if (r.kind === 'overlay') {
+    const extra = Math.max(0, r.relayRttMs ?? UNKNOWN_RELAY_RTT_MS) + RELAY_FORWARD_MS + OVERLAY_EXTRA_MS
+    const relayBw = r.relayBandwidthBytesPerSec ?? RELAY_BANDWIDTH_BYTES_PER_SEC
+    return { rttMs: (r.rttMs ?? 1) + extra, bandwidthBytesPerSec: Math.min(r.bandwidthBytesPerSec ?? relayBw, relayBw), extraRttMs: extra }
+  }
   if (r.kind !== 'relayed') return { rttMs: r.rttMs, bandwidthBytesPerSec: r.bandwidthBytesPerSec, extraRttMs: 0 }
   const extra = Math.max(0, r.relayRttMs ?? UNKNOWN_RELAY_RTT_MS) + RELAY_FORWARD_MS
   const relayBw = r.relayBandwidthBytesPerSec ?? RELAY_BANDWIDTH_BYTES_PER_SEC

@@ -1,11 +1,12 @@
 // The route in `dbc job explain`: each copy of a task says how the submitter reached the
-// provider that ran it (direct / hole-punched / relayed via which relay, and why).
+// provider that ran it (direct / hole-punched / relayed via which relay / overlay via which
+// overlay relays, and why).
 import type { RouteBook, RouteInfo } from './index.js'
 
-export interface CopyRoute { kind: RouteInfo['kind'], relay?: string, facts: string }
+export interface CopyRoute { kind: RouteInfo['kind'], relay?: string, relays?: string[], facts: string }
 
 export function copyRoute (r: RouteInfo): CopyRoute {
-  return { kind: r.kind, ...(r.relay !== undefined ? { relay: r.relay } : {}), facts: r.facts }
+  return { kind: r.kind, ...(r.relay !== undefined ? { relay: r.relay } : {}), ...(r.relays !== undefined ? { relays: r.relays } : {}), facts: r.facts }
 }
 
 /**
@@ -19,4 +20,11 @@ export function withRoutes<T extends { task?: { copies: Array<{ provider: string
     ? undefined
     : { ...e.task, copies: e.task.copies.map(c => { const r = book.get(c.provider); return r === undefined ? c : { ...c, route: copyRoute(r) } }) }
   return { ...e, ...(task !== undefined ? { task } : {}), routes: book.all() }
+}
+
+/** One line per route, as `dbc job explain` prints it: `relayed via R`, `overlay via R1, R2`, `direct`. */
+export function describeRoute (r: { kind: string, relay?: string, relays?: string[] }): string {
+  if (r.kind === 'relayed') return `relayed via ${r.relay ?? '?'}`
+  if (r.kind === 'overlay') return `overlay via ${(r.relays ?? []).length > 0 ? (r.relays ?? []).join(', ') : '?'}`
+  return r.kind
 }

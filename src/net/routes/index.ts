@@ -9,6 +9,9 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { DbcError } from '../../errors.js'
 import type { Host } from '../host.js'
 import type { RouteKind } from '../../core/scheduler/route-cost.js'
+import type { dbc } from '../../wire/gen/wire.js'
+import type { TaskEnvelopes } from '../overlay/task-envelopes.js'
+import type { OverlayOnlyPeers } from './private-peers.js'
 
 export type { RouteKind } from '../../core/scheduler/route-cost.js'
 
@@ -16,7 +19,9 @@ export interface RouteInfo {
   kind: RouteKind
   /** Peer id of the relay, for a relayed route. */
   relay?: string
-  /** The connection's remote address (a /p2p-circuit address when relayed). */
+  /** Overlay relays the sealed envelopes went through (the acks' `via`), for an overlay route. */
+  relays?: string[]
+  /** The connection's remote address (a /p2p-circuit address when relayed; none for the overlay). */
   remoteAddr: string
   /** Who opened the connection: inbound is the provider dialling back (a DCUtR upgrade or a reverse dial). */
   direction: 'inbound' | 'outbound'
@@ -70,7 +75,20 @@ export function relayOf (addr: Multiaddr | string): string | undefined {
 export interface RouteBookInit {
   upgradeWaitMs?: number
   now?: () => number
+  /** The overlay's task application (sealed envelopes), when the node runs the overlay. */
+  overlay?: () => TaskEnvelopes | undefined
+  /** Whether a message must take the overlay (config `routing.mode: overlay`, a job's `routing: overlay`). */
+  forceOverlay?: (peer: string, msg: dbc.task.v1.ITaskMessage) => boolean
+  /** Peers reached through the overlay only (the node's connection gater refuses them). */
+  privatePeers?: OverlayOnlyPeers
+  /** Fall back to the overlay when neither a direct nor a relayed connection opens (default true). */
+  fallback?: boolean
+  /** Peers whose connection this node needs (its bootstrap relays): never made private, so they run no forced-overlay work. */
+  keepConnected?: (peer: string) => boolean
 }
+
+/** How long a provider that no connection reached stays on the overlay before a connection is tried again. */
+export const FALLBACK_STICKY_MS = 60_000
 
 export class RouteBook {
   private readonly host: Host
@@ -82,6 +100,9 @@ export class RouteBook {
   /** Bytes a fresh relayed connection through each relay allowed (its reservation's data limit). */
   private readonly relayBudget = new Map<string, number>()
   private readonly waited = new Set<string>()
+  /** Providers on the overlay because no connection opened: since when, and why. */
+  private readonly fellBack = new Map<string, { at: number, why: string }>()
+  private readonly init: RouteBookInit
   private readonly onOpen = (evt: CustomEvent<Connection>): void => {
     const c = evt.detail
     if (!isRelayed(c.remoteAddr)) return
@@ -95,6 +116,7 @@ export class RouteBook {
     this.host = host
     this.upgradeWaitMs = init.upgradeWaitMs ?? DEFAULT_UPGRADE_WAIT_MS
     this.now = init.now ?? Date.now
+    this.init = init
     host.addEventListener('connection:open', this.onOpen)
   }
 
@@ -181,13 +203,78 @@ export class RouteBook {
 
   /** Opens `protocol` on a connection that fits (see connectionFor) and records the route taken. */
   async open (peer: PeerId, protocol: string, payloadBytes: number, opts: { signal?: AbortSignal, replyBytes?: number } = {}): Promise<{ stream: Stream, route: RouteInfo }> {
-    const conn = await this.connectionFor(peer, payloadBytes, opts)
-    const stream = await conn.newStream(protocol, { signal: opts.signal, runOnLimitedConnection: true })
-    const route = this.classify(conn)
-    const uses = { ...(this.routes.get(peer.toString())?.uses ?? {}) }
+    return await this.openOn(await this.connectionFor(peer, payloadBytes, opts), peer, protocol, opts.signal)
+  }
+
+  private async openOn (conn: Connection, peer: PeerId, protocol: string, signal?: AbortSignal): Promise<{ stream: Stream, route: RouteInfo }> {
+    const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: true })
+    return { stream, route: this.record(peer.toString(), this.classify(conn)) }
+  }
+
+  private record (peer: string, route: RouteInfo): RouteInfo {
+    const uses = { ...(this.routes.get(peer)?.uses ?? {}) }
     uses[route.kind] = (uses[route.kind] ?? 0) + 1
     route.uses = uses
-    this.routes.set(peer.toString(), route)
-    return { stream, route }
+    this.routes.set(peer, route)
+    return route
+  }
+
+  /**
+   * The overlay's task application when `msg` to `peer` must take it (a private peer; a forced
+   * route makes the peer private) or recently fell back to it; undefined: use a connection. A
+   * forced route with no overlay running fails rather than open a connection.
+   */
+  overlayFor (peer: string, msg: dbc.task.v1.ITaskMessage): { overlay: TaskEnvelopes, why: string } | undefined {
+    const overlay = this.init.overlay?.()
+    const forced = this.init.privatePeers?.has(peer) === true || this.init.forceOverlay?.(peer, msg) === true
+    if (forced) {
+      if (overlay === undefined) throw new DbcError('NO_OVERLAY', `routing: overlay is asked for ${peer}, but this node runs no overlay`, { hint: 'start the node with its overlay (the default daemon runs one)' })
+      // a relay our envelopes go through cannot also be a provider we hold no connection with
+      if (this.init.keepConnected?.(peer) === true) throw new DbcError('ROUTE_PRIVATE', `${peer} is one of this node's relays: it runs no work routed through the overlay`, { hint: 'routing: overlay places work on providers other than the node\'s bootstrap relays' })
+      this.init.privatePeers?.add(peer)
+      return { overlay, why: 'routing: overlay (no connection between submitter and provider)' }
+    }
+    const fb = this.fellBack.get(peer)
+    if (overlay === undefined || fb === undefined) return undefined
+    if (this.now() - fb.at < FALLBACK_STICKY_MS) return { overlay, why: `fallback: ${fb.why}` }
+    this.fellBack.delete(peer)
+    return undefined
+  }
+
+  /** Records a message that went over the overlay (through `relays`), for explain and the route shares. */
+  recordOverlay (peer: string, relays: string[], why: string): RouteInfo {
+    const all = [...new Set([...relays, ...(this.routes.get(peer)?.relays ?? [])])].slice(0, 8)
+    return this.record(peer, { kind: 'overlay', relays: all, remoteAddr: '', direction: 'outbound', at: this.now(), facts: `sealed envelopes through overlay relays ${all.length > 0 ? all.join(', ') : '(none acked yet)'}; ${why}` })
+  }
+
+  /**
+   * One task-protocol request and its answer: over the overlay when it must (or fell back to it),
+   * else on a stream this book opens, handled by `overStream`. When no connection opens (neither
+   * direct nor relayed), the overlay carries it instead (unless `fallback: false`).
+   */
+  async request (peer: PeerId, protocol: string, msg: dbc.task.v1.ITaskMessage, payloadBytes: number, signal: AbortSignal | undefined, overStream: (stream: Stream) => Promise<dbc.task.v1.TaskMessage>): Promise<dbc.task.v1.TaskMessage> {
+    const id = peer.toString()
+    const via = this.overlayFor(id, msg)
+    if (via !== undefined) return await this.viaOverlay(via, id, msg, signal)
+    // only a connection that cannot be had falls back (a refused stream on a live one is the provider's answer)
+    let conn: Connection
+    try {
+      conn = await this.connectionFor(peer, payloadBytes, { signal })
+    } catch (err) {
+      const overlay = this.init.overlay?.()
+      if (overlay === undefined || this.init.fallback === false || signal?.aborted === true) throw err
+      const why = `no direct or relayed connection opened (${(err as Error).message.slice(0, 160)})`
+      this.fellBack.set(id, { at: this.now(), why })
+      if (this.fellBack.size > 4096) this.fellBack.delete(this.fellBack.keys().next().value as string)
+      return await this.viaOverlay({ overlay, why: `fallback: ${why}` }, id, msg, signal)
+    }
+    const { stream } = await this.openOn(conn, peer, protocol, signal)
+    return await overStream(stream)
+  }
+
+  private async viaOverlay (via: { overlay: TaskEnvelopes, why: string }, peer: string, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
+    const r = await via.overlay.request(peer, msg, signal)
+    this.recordOverlay(peer, r.relays, via.why)
+    return r.reply
   }
 }
