@@ -82,14 +82,19 @@ test('a task or result the relay cannot carry is refused with ROUTE_LIMIT; a use
   const l = await lease(tr, submitter, id)
 
   // an input larger than the relay's whole budget: refused before a byte is sent
-  let code = ''
-  try { await tr.runTask(id, task(l, 1, new Uint8Array(RELAY_LIMIT + 1)), { signal: AbortSignal.timeout(20_000) }) } catch (e) { code = (e as { code?: string }).code ?? String(e) }
+  // a typed refusal comes back as a failed result carrying its code (TaskResult.code)
+  const refusal = async (n: number, input: Uint8Array): Promise<{ code: string, message: string }> => {
+    try {
+      const r = await tr.runTask(id, task(l, n, input), { signal: AbortSignal.timeout(20_000) })
+      return { code: r.ok === true ? 'OK' : r.code ?? '', message: r.error ?? '' }
+    } catch (e) { return { code: (e as { code?: string }).code ?? String(e), message: (e as Error).message } }
+  }
+  let { code } = await refusal(1, new Uint8Array(RELAY_LIMIT + 1))
   assert.is(code, 'ROUTE_LIMIT', 'a task input over the relay limit is refused with a typed code')
 
   // a result that does not fit what the connection has left: the provider refuses it typed
-  code = ''
-  let message = ''
-  try { await tr.runTask(id, task(l, 2, new Uint8Array(randomBytes(24 * 1024))), { signal: AbortSignal.timeout(20_000) }) } catch (e) { code = (e as { code?: string }).code ?? String(e); message = (e as Error).message }
+  let message: string
+  ({ code, message } = await refusal(2, new Uint8Array(randomBytes(24 * 1024))))
   assert.is(code, 'ROUTE_LIMIT', 'a result over what the relay still allows is refused with a typed code, not cut')
   assert.match(message, /a result of \d+ bytes does not fit/, 'the provider refused it (the submitter let the task through)')
 
