@@ -1,3 +1,4 @@
+// test-timeout-s: 600
 // Back in the quick suite: job A sometimes never had a task on each of the two providers (a
 // provider that missed the first lease round was never asked again while the job's only lease was
 // busy); the job now asks for more leases while copies queue behind busy ones (a `more` search,

@@ -1,3 +1,4 @@
+// test-timeout-s: 600
 // Behind real NATs (iptables MASQUERADE in router namespaces; test/netns/nat-scenarios.ts), quick
 // variant (the long one is test/long/netns-nat.test.ts):
 //  1. a training group of two providers behind two different NATs, coordinated by the public

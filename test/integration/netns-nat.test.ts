@@ -1,3 +1,4 @@
+// test-timeout-s: 600
 // A provider behind a real NAT completes grid jobs (issue 14). The chain, a relay node and one
 // submitter share a "public" namespace; the provider and a second submitter each sit in a
 // namespace whose only way out is its own router namespace that masquerades (iptables

@@ -1,3 +1,4 @@
+// test-timeout-s: 600
 // Task messages over sealed envelopes (`routing: overlay`), real daemons: two relays, a provider
 // behind NAT (reachable only through a relay reservation) and a submitter. A job with `routing:
 // overlay` finishes with every result correct and billed once, explain shows overlay routes via
