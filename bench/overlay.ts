@@ -2,6 +2,8 @@
 //  - sealed envelope round trip vs a plain libp2p stream echo (no project framing) on the same
 //    connection: direct (goal <= 1.3x), k=2 (goal <= 2x direct), relayed one hop (goal <= 2x two
 //    direct hops); the project's framed echo is reported beside it as its own row
+//  - a task message's full round trip on each route of the route book (direct, relayed, overlay
+//    where offered), beside a plain stream echo on the same connection (bench/task-routes.ts)
 //  - seal + open CPU per envelope, node:crypto suite vs @noble
 //  - capability query (CapabilityIndex, fresh and cached) vs one plain kad-dht findProviders
 //  - memory: core state per simulated node, and heap per in-process libp2p node with the services
@@ -19,21 +21,59 @@ import { createVivaldiCoordinate } from '../src/core/geo/index.js'
 import { createRng } from '../src/core/rng.js'
 import type { Host } from '../src/net/host.js'
 import { registerPlainEcho, PlainEchoClient } from './plain-echo.js'
+import { startTaskRoutes } from './task-routes.js'
+import { loadavg, cpus } from 'node:os'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
 
 const PAYLOAD = 256
 
-async function timeIt (n: number, f: () => Promise<unknown>): Promise<number[]> {
+/** `after` runs untimed after each sample (e.g. waiting for a message's late copies to settle). */
+async function timeIt (n: number, f: () => Promise<unknown>, after?: () => Promise<void>): Promise<number[]> {
   const out: number[] = []
-  for (let i = 0; i < Math.min(20, n); i++) await f() // warm-up
+  for (let i = 0; i < Math.min(20, n); i++) { await f(); await after?.() } // warm-up
   for (let i = 0; i < n; i++) {
     const t = performance.now()
     await f()
     out.push(performance.now() - t)
+    await after?.()
   }
   return out
 }
 
-async function envelopes (quick: boolean, metrics: Record<string, Metric>, series: Record<string, unknown>): Promise<void> {
+/**
+ * Rows measured alternately, `rounds` times over (load from other processes then hits them
+ * alike); each row's figure is the median of its per-round p50s, which one busy round can not
+ * move. `samples` per row per round.
+ */
+interface Row { samples: number, run: () => Promise<unknown>, after?: () => Promise<void> }
+
+async function alternate (rows: Record<string, Row>, rounds: number): Promise<Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize> }>> {
+  const acc: Record<string, { rounds: number[], all: number[] }> = {}
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, row] of Object.entries(rows)) {
+      const t = await timeIt(row.samples, row.run, row.after)
+      const a = acc[name] ??= { rounds: [], all: [] }
+      a.rounds.push(summarize(t).p50)
+      a.all.push(...t)
+    }
+  }
+  const out: Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize> }> = {}
+  for (const [name, a] of Object.entries(acc)) out[name] = { p50: median(a.rounds), rounds: a.rounds, all: summarize(a.all) }
+  return out
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+const load = (): string => loadavg().map(x => x.toFixed(1)).join(' / ')
+
+async function envelopes (quick: boolean, metrics: Record<string, Metric>, series: Record<string, unknown>, notes: string[]): Promise<void> {
   const nodes: TestNode[] = []
   for (let i = 0; i < 3; i++) nodes.push(await startNode())
   const [a, b, r] = nodes
@@ -53,30 +93,34 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
   const plain = await PlainEchoClient.open(a.node, b.node.peerId)
   const payload = new Uint8Array(PAYLOAD).fill(7)
-  const n = quick ? 300 : 2000
-  // interleave the three so load from other processes hits them alike
-  const raw: number[] = []; const framed: number[] = []; const direct: number[] = []; const k2: number[] = []; const relayed: number[] = []; const ephemeral: number[] = []; const signed: number[] = []
-  for (let round = 0; round < 4; round++) {
-    raw.push(...await timeIt(n / 4, async () => { await plain.roundTrip(payload) }))
-    framed.push(...await timeIt(n / 4, async () => await echo.roundTrip(payload)))
-    direct.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 1 })))
-    k2.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 2 })))
-    relayed.push(...await timeIt(n / 4, async () => await services[0].send(b.id, payload, { k: 1, direct: false })))
-    ephemeral.push(...await timeIt(n / 8, async () => await eph[0].send(eb.id, payload, { k: 1 })))
-    signed.push(...await timeIt(n / 8, async () => await signing[0].send(sb.id, payload, { k: 1 })))
-  }
-  const sr = summarize(raw); const sf = summarize(framed); const sd = summarize(direct); const sk = summarize(k2); const sv = summarize(relayed)
-  metrics.framed_echo_rtt_p50 = metric(sf.p50, 'ms', sr.p50, 'the project framing (/dbc/echo) vs a plain libp2p stream')
-  metrics.envelope_rtt_direct_p50 = metric(sd.p50, 'ms', sr.p50, '<= 1.3x plain libp2p stream', sd.p50 <= 1.3 * sr.p50)
-  metrics.envelope_rtt_direct_p99 = metric(sd.p99, 'ms', sr.p99)
-  metrics.envelope_rtt_relayed_p50 = metric(sv.p50, 'ms', 2 * sd.p50, 'one relay hop, forced (direct: false) vs two direct envelope round trips: <= 2x', sv.p50 <= 2 * (2 * sd.p50))
-  const se = summarize(ephemeral)
-  metrics.envelope_rtt_direct_ephemeral_p50 = metric(se.p50, 'ms', sr.p50, 'forward-secret mode, signature verified')
-  const ss = summarize(signed)
-  metrics.envelope_rtt_direct_signed_p50 = metric(ss.p50, 'ms', sr.p50, 'static mode with signDirect (every copy signed)')
-  metrics.envelope_rtt_k2_p50 = metric(sk.p50, 'ms', sd.p50, '<= 2x direct', sk.p50 <= 2 * sd.p50)
-  metrics.envelope_rtt_k2_p99 = metric(sk.p99, 'ms', sd.p99)
-  series.envelope_rtt_ms = { plainStream: sr, framedEcho: sf, direct: sd, k2: sk, relayed: sv, directEphemeral: se, directSigned: ss }
+  const settled = async (): Promise<void> => { while (services[0].copiesInFlight > 0) await new Promise(resolve => setImmediate(resolve)) }
+  const rounds = quick ? 6 : 10
+  const per = Math.round((quick ? 300 : 2000) / rounds)
+  const loadBefore = load()
+  const res = await alternate({
+    plainStream: { samples: per, run: async () => { await plain.roundTrip(payload) } },
+    framedEcho: { samples: per, run: async () => await echo.roundTrip(payload) },
+    direct: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1 }) },
+    // k=2 as a round trip: the next message goes once the late copy's ack is back (in one process
+    // back-to-back sends would also time the previous relayed copy's work: k2BackToBack)
+    k2: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 2 }), after: settled },
+    k2BackToBack: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 2 }) },
+    relayed: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1, direct: false }) },
+    directEphemeral: { samples: Math.ceil(per / 2), run: async () => await eph[0].send(eb.id, payload, { k: 1 }) },
+    directSigned: { samples: Math.ceil(per / 2), run: async () => await signing[0].send(sb.id, payload, { k: 1 }) }
+  }, rounds)
+  const raw = res.plainStream.p50; const direct = res.direct.p50
+  metrics.framed_echo_rtt_p50 = metric(res.framedEcho.p50, 'ms', raw, 'the project framing (/dbc/echo) vs a plain libp2p stream')
+  metrics.envelope_rtt_direct_p50 = metric(direct, 'ms', raw, '<= 1.3x plain libp2p stream', direct <= 1.3 * raw)
+  metrics.envelope_rtt_direct_p99 = metric(res.direct.all.p99, 'ms', res.plainStream.all.p99)
+  metrics.envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop, forced (direct: false) vs two direct envelope round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
+  metrics.envelope_rtt_direct_ephemeral_p50 = metric(res.directEphemeral.p50, 'ms', raw, 'forward-secret mode, signature verified')
+  metrics.envelope_rtt_direct_signed_p50 = metric(res.directSigned.p50, 'ms', raw, 'static mode with signDirect (every copy signed)')
+  metrics.envelope_rtt_k2_p50 = metric(res.k2.p50, 'ms', direct, '<= 2x direct (first ack; the next message after the late copy settled)', res.k2.p50 <= 2 * direct)
+  metrics.envelope_rtt_k2_back_to_back_p50 = metric(res.k2BackToBack.p50, 'ms', direct, 'k=2 sent back to back: also pays the previous message\'s relayed copy (relay + recipient + ack, same CPU)')
+  metrics.envelope_rtt_k2_p99 = metric(res.k2.all.p99, 'ms', res.direct.all.p99)
+  series.envelope_rtt_ms = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { ...v.all, roundP50s: v.rounds }]))
+  notes.push(`envelope rows: ${rounds} alternating rounds of ${per} round trips per row (half that for ephemeral/signed); each p50 is the median of the per-round p50s (p99s over all samples); load average (1/5/15 min) ${loadBefore} before, ${load()} after, on ${cpus().length} cores`)
   for (const s of eph) await s.stop()
   await ea.node.stop(); await eb.node.stop()
   for (const s of signing) await s.stop()
@@ -85,6 +129,94 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   await plain.close()
   for (const s of services) await s.stop()
   for (const x of nodes) await x.node.stop()
+}
+
+interface Peer { id: string, addr: string, dial: (addr: string) => Promise<void>, stop: () => void }
+
+/** A node in a child process (bench/overlay-peer.ts). */
+async function spawnPeer (): Promise<Peer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', fileURLToPath(new URL('./overlay-peer.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const waiting: Array<(e: Record<string, unknown>) => void> = []
+  createInterface({ input: child.stdout }).on('line', line => {
+    try { waiting.shift()?.(JSON.parse(line) as Record<string, unknown>) } catch {}
+  })
+  const next = async (): Promise<Record<string, unknown>> => await new Promise((resolve, reject) => {
+    waiting.push(resolve)
+    child.once('exit', code => { reject(new Error(`bench peer exited with ${code}`)) })
+  })
+  const ready = await next()
+  return {
+    id: ready.id as string,
+    addr: ready.addr as string,
+    dial: async (addr) => {
+      const answer = next()
+      child.stdin.write(JSON.stringify({ cmd: 'dial', addr }) + '\n')
+      const e = await answer
+      if (e.event !== 'dialed') throw new Error(`bench peer could not dial ${addr}: ${String(e.error)}`)
+    },
+    stop: () => { child.kill('SIGKILL') }
+  }
+}
+
+/**
+ * The same envelope rows with recipient and relay in processes of their own (the sender in this
+ * one), as on separate machines: the relayed copy of a k=2 message is then not worked on by the
+ * process that waits for the direct copy's ack (on this 2-core box they still share the CPUs).
+ */
+async function envelopesAcrossProcesses (quick: boolean, metrics: Record<string, Metric>, series: Record<string, unknown>, notes: string[]): Promise<void> {
+  const [b, r] = await Promise.all([spawnPeer(), spawnPeer()])
+  const a = await startNode()
+  const svc = new EnvelopeService(a.node, { secretKey: a.secretKey, ackTimeoutMs: 1000 })
+  try {
+    await svc.start()
+    await a.node.dial(multiaddr(b.addr)); await a.node.dial(multiaddr(r.addr)); await r.dial(b.addr)
+    const plain = await PlainEchoClient.open(a.node, peerIdFromString(b.id))
+    const payload = new Uint8Array(PAYLOAD).fill(7)
+    const settled = async (): Promise<void> => { while (svc.copiesInFlight > 0) await new Promise(resolve => setImmediate(resolve)) }
+    const rounds = quick ? 6 : 10
+    const per = Math.round((quick ? 300 : 2000) / rounds)
+    const loadBefore = load()
+    const res = await alternate({
+      plainStream: { samples: per, run: async () => { await plain.roundTrip(payload) } },
+      direct: { samples: per, run: async () => await svc.send(b.id, payload, { k: 1 }) },
+      k2: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }), after: settled },
+      k2BackToBack: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }) },
+      relayed: { samples: per, run: async () => await svc.send(b.id, payload, { k: 1, direct: false }) }
+    }, rounds)
+    const direct = res.direct.p50
+    metrics.processes_envelope_rtt_direct_p50 = metric(direct, 'ms', res.plainStream.p50, 'recipient in another process: <= 1.3x plain libp2p stream', direct <= 1.3 * res.plainStream.p50)
+    metrics.processes_envelope_rtt_k2_p50 = metric(res.k2.p50, 'ms', direct, 'recipient and relay in other processes: <= 2x direct (first ack)', res.k2.p50 <= 2 * direct)
+    metrics.processes_envelope_rtt_k2_back_to_back_p50 = metric(res.k2BackToBack.p50, 'ms', direct, 'the same, sent back to back')
+    metrics.processes_envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop vs two direct round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
+    series.processes_envelope_rtt_ms = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { ...v.all, roundP50s: v.rounds }]))
+    notes.push(`processes_* rows: sender here, recipient and relay each in a child process (bench/overlay-peer.ts), TCP 127.0.0.1; ${rounds} alternating rounds of ${per}, median of per-round p50s; load ${loadBefore} before, ${load()} after`)
+    await plain.close()
+  } finally {
+    await svc.stop()
+    await a.node.stop()
+    b.stop(); r.stop()
+  }
+}
+
+/** A task message's full round trip on each route the submitter's route book takes (bench/task-routes.ts). */
+async function taskRoutes (quick: boolean, metrics: Record<string, Metric>, series: Record<string, unknown>, notes: string[]): Promise<void> {
+  const t = await startTaskRoutes()
+  try {
+    const rounds = quick ? 4 : 8
+    const per = quick ? 25 : 60
+    const rows: Record<string, Row> = { plainStream: { samples: per, run: t.plainEcho } }
+    for (const r of t.routes) rows[r.name] = { samples: per, run: r.roundTrip }
+    const loadBefore = load()
+    const res = await alternate(rows, rounds)
+    const direct = res.direct.p50
+    metrics.task_rtt_direct_p50 = metric(direct, 'ms', res.plainStream.p50, 'TaskMessage -> TaskResult on a direct connection (a /dbc/task stream per task) vs a plain stream echo on that connection')
+    metrics.task_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', direct, 'the same through a circuit-relay-v2 connection (provider behind "NAT", listening only via the relay) vs direct')
+    metrics.task_rtt_overlay_p50 = metric(res.overlay.p50, 'ms', direct, 'the same as sealed envelopes through the relay (routing: overlay; task application, one chunk) vs direct')
+    series.task_rtt_ms = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { ...v.all, roundP50s: v.rounds }]))
+    notes.push(`task rows: real hosts (createHost) in one process, a ${256} B input echoed by the FakeProvider under a signed lease; the overlay route forced (forceOverlay) with k = 1 and direct: false, so its envelopes go through the one relay; routes as the route book recorded them: ${t.routes.map(r => `${r.name} = ${r.recorded()}`).join('; ')}; ${rounds} alternating rounds of ${per}; load ${loadBefore} before, ${load()} after`)
+  } finally {
+    await t.stop()
+  }
 }
 
 function cryptoCost (quick: boolean, metrics: Record<string, Metric>): void {
@@ -192,12 +324,16 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   const metrics: Record<string, Metric> = {}
   const series: Record<string, unknown> = {}
   const notes: string[] = []
-  cryptoCost(quick, metrics)
-  await envelopes(quick, metrics, series)
-  coreMemory(metrics)
-  await hostMemory(metrics)
-  await capability(quick, metrics, notes)
-  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy goes unsigned, a relayed one is signed first), recipient opens (AEAD-authenticated) and acks on the authenticated connection; baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all measured alternately in one run, TCP 127.0.0.1, one process`)
+  // DBC_BENCH_OVERLAY_PARTS=envelopes,tasks (say) runs only those parts (while tuning one path)
+  const only = process.env.DBC_BENCH_OVERLAY_PARTS?.split(',')
+  const part = (name: string): boolean => only === undefined || only.includes(name)
+  if (part('crypto')) cryptoCost(quick, metrics)
+  if (part('envelopes')) await envelopes(quick, metrics, series, notes)
+  if (part('processes')) await envelopesAcrossProcesses(quick, metrics, series, notes)
+  if (part('tasks')) await taskRoutes(quick, metrics, series, notes)
+  if (part('memory')) { coreMemory(metrics); await hostMemory(metrics) }
+  if (part('capability')) await capability(quick, metrics, notes)
+  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy goes unsigned, a relayed one is signed first; the relay takes the signature as read when the sender hands it the copy itself), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') notes.push('heap figures without --expose-gc are noisy')
   return { metrics, series, notes }
 }

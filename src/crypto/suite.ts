@@ -1,7 +1,7 @@
 // The primitives a sealed envelope needs, in two interchangeable suites that produce the same
 // bytes: `nodeSuite` (OpenSSL through node:crypto, ~10x faster; the runtime default) and
 // `nobleSuite` (@noble, pure JS, audited; used where node:crypto is missing and to cross-check).
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, hkdfSync, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { ed25519, x25519 } from '@noble/curves/ed25519.js'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
@@ -72,6 +72,22 @@ class KeyCache {
   }
 }
 const edPrivate = new KeyCache(16)
+
+/**
+ * AEAD keys as imported KeyObjects, by the key array itself: a cipher made from a KeyObject
+ * skips importing raw key bytes (~3 us of each createCipheriv). Imported on a key's second use
+ * (a per-message ephemeral key is used once); key arrays are never changed after use (the
+ * envelope code caches pair keys and makes fresh ones for ephemeral envelopes).
+ */
+const aeadKeys = new WeakMap<Uint8Array, KeyObject | true>()
+function aeadKey (key: Uint8Array): KeyObject | Uint8Array {
+  const k = aeadKeys.get(key)
+  if (k === undefined) { aeadKeys.set(key, true); return key }
+  if (k !== true) return k
+  const imported = createSecretKey(key)
+  aeadKeys.set(key, imported)
+  return imported
+}
 const edPublic = new KeyCache(1024)
 const xPublic = new KeyCache(1024)
 
@@ -104,7 +120,7 @@ export const nodeSuite: CryptoSuite = {
   },
   hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
   seal: (key, nonce, aad, plaintext) => {
-    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    const c = createCipheriv('chacha20-poly1305', aeadKey(key), nonce, { authTagLength: 16 })
     c.setAAD(aad, { plaintextLength: plaintext.length })
     const a = c.update(plaintext); const b = c.final(); const tag = c.getAuthTag()
     const out = new Uint8Array(a.length + b.length + 16)
@@ -113,7 +129,7 @@ export const nodeSuite: CryptoSuite = {
   },
   open: (key, nonce, aad, sealed) => {
     if (sealed.length < 16) throw new Error('sealed text shorter than its tag')
-    const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    const d = createDecipheriv('chacha20-poly1305', aeadKey(key), nonce, { authTagLength: 16 })
     d.setAuthTag(sealed.subarray(sealed.length - 16))
     d.setAAD(aad, { plaintextLength: sealed.length - 16 })
     const a = d.update(sealed.subarray(0, sealed.length - 16)); const b = d.final()

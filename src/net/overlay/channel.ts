@@ -95,6 +95,9 @@ export class RequestChannel<A> {
     })
   }
 
+  /** Requests waiting for their ack. */
+  get pendingCount (): number { return this.pending.size }
+
   close (): void {
     this.closed = true
     if (this.sweeper !== undefined) clearTimeout(this.sweeper)

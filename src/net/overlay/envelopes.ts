@@ -10,16 +10,17 @@ import { dbc } from '../../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { DbcError, WireError } from '../../errors.js'
-import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
-import { signAck, verifyAck, AckStatus } from '../../crypto/ack.js'
+import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { signAck, verifyAck, macAck, verifyAckMac, ACK_MAC_BYTES, AckStatus } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
-import { toHex, bytesEqual } from '../../core/identity/index.js'
+import { bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 
 const Writer = $protobuf.Writer
+const Reader = $protobuf.Reader
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
@@ -104,6 +105,8 @@ export interface SendOptions {
 
 type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
 
+/** Lower-case hex (native; the same text as core/identity's toHex, several times faster on the hot path). */
+const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const ackKey = (messageId: Uint8Array | string, pathId: number): string => `${typeof messageId === 'string' ? messageId : toHex(messageId)}/${pathId}`
 
 const STATUS: Record<number, CoreAckStatus> = { [AckStatus.OK]: 'ok', [AckStatus.DUPLICATE]: 'duplicate', [AckStatus.REJECTED]: 'rejected', [AckStatus.UNREACHABLE]: 'unreachable' }
@@ -125,6 +128,9 @@ export class EnvelopeService {
   private sequence = 0
   private started = false
   private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
+  private readonly peerIds = new Map<string, PeerId>()
+  /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
+  private readonly listeners = new Set<(msg: ReceivedMessage) => void>()
 
   constructor (private readonly host: Host, private readonly init: EnvelopeServiceInit) {
     this.scores = init.scores ?? new PeerScoreBook<string>()
@@ -140,6 +146,19 @@ export class EnvelopeService {
     if (this.started) return
     this.started = true
     await guardedHandle(this.host, RELAY_PROTOCOL, (stream, connection, g) => { void this.serve(stream, connection, g.open) }, { maxInboundStreams: 32, runOnLimitedConnection: true, expectsRequest: true })
+  }
+
+  /** Copies we sent or forwarded whose ack has not come back yet (late copies of delivered messages too). */
+  get copiesInFlight (): number {
+    let n = 0
+    for (const c of this.channels.values()) n += c.pendingCount
+    return n
+  }
+
+  /** Delivers every new message addressed to us to `fn` too; returns the unsubscribe. */
+  subscribe (fn: (msg: ReceivedMessage) => void): () => void {
+    this.listeners.add(fn)
+    return () => { this.listeners.delete(fn) }
   }
 
   async stop (): Promise<void> {
@@ -231,7 +250,7 @@ export class EnvelopeService {
         .then(ack => {
           const status = STATUS[ack.status] ?? 'rejected'
           // An ack straight from the recipient is authenticated by the connection; through a relay it must be signed.
-          if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !verifyAck(o.recipient, ack)) {
+          if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !this.ackAuthentic(o.envelope, ack)) {
             // a relay claiming a delivery it can not prove
             this.penalize(neighbour, 'forged')
             this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
@@ -291,8 +310,19 @@ export class EnvelopeService {
   /** Whether this node holds an open connection to `peer` (peer id bytes; false when they do not parse). */
   private connectedTo (peer: Uint8Array | null | undefined): boolean {
     try {
-      return this.host.getConnections(peerIdFromString(peerIdTextOf(peer ?? new Uint8Array(0)))).some(c => c.status === 'open')
+      return this.host.getConnections(this.peerIdOf(peerIdTextOf(peer ?? new Uint8Array(0)))).some(c => c.status === 'open')
     } catch { return false }
+  }
+
+  /** PeerId objects by text, cached: a relay looks the recipient up on every copy it forwards. */
+  private peerIdOf (text: string): PeerId {
+    let id = this.peerIds.get(text)
+    if (id === undefined) {
+      id = peerIdFromString(text)
+      if (this.peerIds.size >= PATH_CACHE_MAX) this.peerIds.delete(this.peerIds.keys().next().value as string)
+      this.peerIds.set(text, id)
+    }
+    return id
   }
 
   /** Sends one RelayRequest frame to a neighbour and waits for its ack (also used by tests to send crafted frames). */
@@ -345,28 +375,44 @@ export class EnvelopeService {
     return dbc.envelope.v1.Ack.create({ messageId, pathId, status: AckStatus.REJECTED, reason })
   }
 
-  /** Acks to the sender itself ride its authenticated connection; acks through a relay are signed. */
-  private ack (from: string, sender: Uint8Array, id: Uint8Array, pathId: number, status: number): dbc.envelope.v1.Ack {
-    if (from === peerIdTextOf(sender)) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
-    return signAck(this.init.secretKey, id, pathId, status)
+  /**
+   * Acks to the sender itself ride its authenticated connection; acks through a relay are
+   * authenticated: MACed with the pair's ack key for a static-mode envelope (only sender and we
+   * hold it), signed for an ephemeral one.
+   */
+  private ack (from: string, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
+    const id = env.messageId
+    if (bytesEqual(env.sender, peerIdBytesOf(from))) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    const key = env.ephemeralKey.length === 0 ? staticAckKey(this.init.secretKey, env.sender, env.recipient, false) : undefined
+    return key !== undefined ? macAck(key, id, pathId, status) : signAck(this.init.secretKey, id, pathId, status)
+  }
+
+  /** Whether an OK/DUPLICATE ack that came back through a relay was made by the recipient. */
+  private ackAuthentic (sent: dbc.envelope.v1.Envelope, ack: dbc.envelope.v1.Ack): boolean {
+    if (sent.ephemeralKey.length === 0 && ack.signature.length === ACK_MAC_BYTES) {
+      const key = staticAckKey(this.init.secretKey, sent.sender, sent.recipient, true)
+      return key !== undefined && verifyAckMac(key, ack)
+    }
+    return verifyAck(sent.recipient, ack)
   }
 
   private async handleFrame (from: string, frame: Uint8Array): Promise<dbc.envelope.v1.Ack> {
     const now = this.now()
-    const decoded = decodeMessage(dbc.envelope.v1.RelayRequest, frame)
-    if (!decoded.ok || decoded.value.envelope == null) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
-    const req = decoded.value
-    const env = req.envelope as dbc.envelope.v1.Envelope
-    const id = env.messageId ?? new Uint8Array(0)
+    const req = parseRelayRequest(frame)
+    if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
+    const env = req.envelope
+    const id = env.messageId
     const key = `${toHex(env.sender)}/${toHex(id)}`
     const via = `${from}/${req.pathId}`
+    // compare bytes: the sender field is unvalidated until the envelope's shape is checked
+    const deliveredBySender = bytesEqual(env.sender, peerIdBytesOf(from))
     // what to do with the copy is the core's decision (the simulator runs the same one), from real
     // facts: are we the recipient, how many hops are left, do we hold a connection to the recipient
-    const decision = decideRelay({ recipientIsSelf: bytesEqual(env.recipient, this.selfBytes), hopsLeft: req.hopsLeft, recipientReachable: this.connectedTo(env.recipient) })
+    // (looked up only when we are not the recipient: the decision does not read it then)
+    const recipientIsSelf = bytesEqual(env.recipient, this.selfBytes)
+    const decision = decideRelay({ recipientIsSelf, hopsLeft: req.hopsLeft, recipientReachable: !recipientIsSelf && this.connectedTo(env.recipient) })
     if (decision === 'deliver') {
-      // compare bytes: the sender field is unvalidated until openEnvelope has checked its shape
-      const deliveredBySender = bytesEqual(env.sender ?? new Uint8Array(0), peerIdBytesOf(from))
-      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
+      const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: req.envelopeBytes.length, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
       if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
       const sender = peerIdTextOf(env.sender)
       const verdict = this.window.check(now, key, env.expiresAt, via)
@@ -374,14 +420,18 @@ export class EnvelopeService {
       if (verdict === 'new') {
         this.stats.received++
         this.scores.reward(now, from, 0.1)
-        this.init.onMessage?.({ sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from })
-        return this.ack(from, env.sender, id, req.pathId, AckStatus.OK)
+        const msg: ReceivedMessage = { sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
+        this.init.onMessage?.(msg)
+        for (const l of this.listeners) { try { l(msg) } catch {} }
+        return this.ack(from, env, req.pathId, AckStatus.OK)
       }
       this.stats.duplicates++
-      return this.ack(from, env.sender, id, req.pathId, AckStatus.DUPLICATE)
+      return this.ack(from, env, req.pathId, AckStatus.DUPLICATE)
     }
-    // Relaying: the recipient is someone else. Relays check size, signature and expiry.
-    const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: frame.length - 8 })
+    // Relaying: the recipient is someone else. Relays check size, signature and expiry; the
+    // signature is taken as read when the sender itself handed the copy over (its connection
+    // proves the same; see checkEnvelope's deliveredBySender).
+    const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: req.envelopeBytes.length, deliveredBySender })
     if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
     if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
@@ -391,7 +441,8 @@ export class EnvelopeService {
     try {
       this.stats.relayed++
       this.init.onRelay?.(env, from)
-      const fwd = dbc.envelope.v1.RelayRequest.encode({ envelope: env, hopsLeft: req.hopsLeft - 1, pathId: req.pathId }).finish()
+      // the envelope's own bytes go on as they came (not re-encoded from the decoded copy)
+      const fwd = relayRequestFrame(req.envelopeBytes, req.hopsLeft - 1, req.pathId)
       return await this.request(recipient, ackKey(id, req.pathId), fwd, this.delivery.ackTimeoutMs)
     } catch (err) {
       return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: (err as Error).message })
@@ -402,6 +453,30 @@ export class EnvelopeService {
 /** A RelayRequest around an already encoded envelope (the envelope is encoded once per message, not per copy). */
 function relayRequestFrame (envelope: Uint8Array, hopsLeft: number, pathId: number): Uint8Array {
   return Writer.create().uint32(10).bytes(envelope).uint32(16).uint32(hopsLeft).uint32(24).uint32(pathId).finish()
+}
+
+/**
+ * A RelayRequest frame read field by field, keeping the envelope's own bytes (a relay forwards
+ * them unchanged); undefined when it does not decode or carries no envelope. Same field rules as
+ * the generated decoder (the last occurrence of a field wins; unknown fields are skipped).
+ */
+function parseRelayRequest (frame: Uint8Array): { envelope: dbc.envelope.v1.Envelope, envelopeBytes: Uint8Array, hopsLeft: number, pathId: number } | undefined {
+  try {
+    const r = Reader.create(frame)
+    let envelopeBytes: Uint8Array | undefined
+    let hopsLeft = 0
+    let pathId = 0
+    while (r.pos < r.len) {
+      const tag = r.uint32()
+      const field = tag >>> 3
+      if (field === 1 && (tag & 7) === 2) envelopeBytes = r.bytes()
+      else if (field === 2 && (tag & 7) === 0) hopsLeft = r.uint32()
+      else if (field === 3 && (tag & 7) === 0) pathId = r.uint32()
+      else r.skipType(tag & 7)
+    }
+    if (envelopeBytes === undefined) return undefined
+    return { envelope: dbc.envelope.v1.Envelope.decode(envelopeBytes), envelopeBytes, hopsLeft, pathId }
+  } catch { return undefined }
 }
 
 /** Message and path id of a RelayRequest frame, to answer one we will not process. */
