@@ -22,6 +22,9 @@ export const SEARCH_MORE_MAX_RETRY_MS = 30_000
 /** How long tasks wait for busy providers by default (manifest `task.waitS`). */
 export const DEFAULT_WAIT_MS = 600_000
 
+/** The least gap between two rounds asked at once because a placed provider turned out busy. */
+const FAST_RETRY_GAP_MS = 250
+
 /** Refusal codes that say "not now" rather than "never": the job waits for them. */
 export const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(['BUSY', 'REQUEST_EXPIRED', 'LEASE_OFFER_EXPIRED', 'LEASE_LOST'])
 
@@ -92,6 +95,7 @@ export class LeaseSearch {
   private startedAt: number | undefined
   private waitingSince: number | undefined
   private lastTransientAt = -Infinity
+  private lastFastAt: number | undefined
   private delay: number
   private readonly moreMaxRetryMs: number
   private busy = 0
@@ -147,7 +151,13 @@ export class LeaseSearch {
     for (const p of r.busyLeases ?? []) if (!this.penalty.has(p)) { this.penalty.add(p); newlyBusy++ }
     if (r.leased > 0) { this.end(); return { kind: 'leased' } }
     // the provider placement chose is busy after all: its share goes to the other offers at once
-    if (newlyBusy > 0 && (r.unusedOffers ?? 0) > 0) return { kind: 'retry', at: now }
+    // (at most one such round per FAST_RETRY_GAP_MS: fresh identities that each offer and then
+    // refuse BUSY cannot keep the search looping)
+    if (newlyBusy > 0 && (r.unusedOffers ?? 0) > 0) {
+      const at = this.lastFastAt === undefined ? now : Math.max(now, this.lastFastAt + FAST_RETRY_GAP_MS)
+      this.lastFastAt = at
+      return { kind: 'retry', at }
+    }
     if (this.mode === 'more') {
       const at = now + this.delay
       this.delay = Math.min(this.moreMaxRetryMs, this.delay * 2)

@@ -91,6 +91,10 @@ test('a provider that wins placement and refuses its lease BUSY: asked again at 
   s.handleRound(3, round({ offers: 2, refusals: ['BUSY'], busyLeases: ['cheap'], unusedOffers: 1 }))
   assert.is(s.nextRoundAt(4), 3 + 250)
   // no other offer to take its share: the usual wait for busy providers
+  // fresh identities that each win and refuse BUSY: at most one round at once per 250 ms
+  const sybils = new LeaseSearch({ retryMs: 5000 })
+  const ats = Array.from({ length: 4 }, (_, i) => sybils.handleRound(10, round({ offers: 2, refusals: ['BUSY'], busyLeases: [`sybil${i}`], unusedOffers: 1 })))
+  assert.equal(ats.map(d => d.kind === 'retry' ? d.at : -1), [10, 260, 510, 760])
   const lone = new LeaseSearch({ retryMs: 250 })
   assert.equal(lone.handleRound(0, round({ refusals: ['BUSY'], busyLeases: ['only'] })), { kind: 'retry', at: 250 })
 
