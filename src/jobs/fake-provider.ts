@@ -40,12 +40,9 @@ export interface FakeProviderInit {
 const enc = new TextEncoder()
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url')
 
+/** What a provider signs in an offer: the same bytes as core/compute/offer.ts (submitters verify them). */
 export function offerSigningBytes (o: dbc.task.v1.IOffer): Uint8Array {
-  const body = dbc.task.v1.Offer.encode({ ...o, signature: undefined }).finish()
-  const out = new Uint8Array(18 + body.length)
-  out.set(enc.encode('dbc.task.v1.Offer\0'))
-  out.set(body, 18)
-  return out
+  return dbc.task.v1.Offer.encode(dbc.task.v1.Offer.create({ ...o, signature: new Uint8Array(0) })).finish()
 }
 
 export class FakeProvider implements LocalProvider {

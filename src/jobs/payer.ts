@@ -76,7 +76,7 @@ const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
 
 export class JobPayer {
   readonly chainJobId: Hex
-  /** `bound`: the payout address's key signed a binding to this peer (this process saw it; not kept in the store). */
+  /** `bound`: the payout address's key signed a binding to this peer (kept in the store: a restart keeps the forfeit rule). */
   private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string, bound?: boolean }>()
   private readonly leaves = new Map<string, Uint8Array[]>()
   private committed: bigint
@@ -86,7 +86,7 @@ export class JobPayer {
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
     this.now = init.now ?? Date.now
-    for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes, forfeited: p.forfeited })
+    for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes, forfeited: p.forfeited, bound: p.bound === true })
     this.committed = init.store.committed(init.jobId)
   }
 
@@ -121,7 +121,7 @@ export class JobPayer {
       return refuse('PAYOUT_SHARED', `payout address ${payout} is already used by provider ${unbound ?? others[0]} in job ${this.init.jobId}, and not both peers proved they hold its key`)
     }
     this.payees.set(provider, { payout, prices: p.prices, providerBytes: p.providerBytes, forfeited: this.payees.get(provider)?.forfeited, bound })
-    this.init.store.putPayee(this.init.jobId, { provider, payout, providerBytes: p.providerBytes, priceGpuHour: p.prices.priceGpuHour, priceCpuHour: p.prices.priceCpuHour })
+    this.init.store.putPayee(this.init.jobId, { provider, payout, providerBytes: p.providerBytes, priceGpuHour: p.prices.priceGpuHour, priceCpuHour: p.prices.priceCpuHour, bound })
     return true
   }
 
@@ -224,17 +224,24 @@ export class JobPayer {
 
   /**
    * A provider peer caught returning wrong results: its receipts are refused from now on, and
-   * nothing more is signed for its payout address when no other peer uses it, or when every peer
-   * on it is bound (all the key holder's own: see addPayee).
+   * nothing more is signed for each payout address it used in this job (its offers may have named
+   * several) when no other peer uses that address, or when every peer on it is bound (all the key
+   * holder's own: see addPayee).
    */
   forfeit (provider: string, reason: string): void {
     const payee = this.payees.get(provider)
     if (payee === undefined) return
     payee.forfeited ??= reason
-    this.init.store.transaction(() => {
-      this.init.store.forfeitPayee(this.init.jobId, provider, reason)
-      const sharers = this.providersOf(payee.payout)
-      if (sharers.every(id => id === provider || this.payees.get(id)?.bound === true)) this.init.store.forfeit(this.init.jobId, payee.payout, reason)
+    const store = this.init.store
+    store.transaction(() => {
+      store.forfeitPayee(this.init.jobId, provider, reason)
+      const rows = store.payments(this.init.jobId)
+      const used = new Set<string>([payee.payout, ...rows.filter(r => r.provider === provider).map(r => r.payout)])
+      for (const payout of used) {
+        // every peer on the address: its payee now, or paid through it before it named another
+        const sharers = new Set([...this.providersOf(payout), ...rows.filter(r => r.payout === payout).map(r => r.provider)])
+        if ([...sharers].every(id => id === provider || this.payees.get(id)?.bound === true)) store.forfeit(this.init.jobId, payout, reason)
+      }
     })
   }
 

@@ -27,7 +27,9 @@ const MIGRATIONS = [
   // the providers' reserve deposited on top of budget.total (never paid out; refunded at the end)
   "ALTER TABLE job_escrow ADD COLUMN reserve TEXT NOT NULL DEFAULT '0'",
   // the time the submitter measured for the receipt's copy: what the time bound was computed from
-  'ALTER TABLE job_payments ADD COLUMN measured_ms REAL'
+  'ALTER TABLE job_payments ADD COLUMN measured_ms REAL',
+  // the payout key signed a binding to this peer (peers sharing an address share its forfeit only when all are bound)
+  'ALTER TABLE job_payees ADD COLUMN bound INTEGER NOT NULL DEFAULT 0'
 ]
 
 export interface EscrowRow {
@@ -48,7 +50,7 @@ export interface EscrowRow {
   kind: 'grid' | 'training'
 }
 
-export interface PayeeRow { provider: string, providerBytes?: Uint8Array, payout: `0x${string}`, priceGpuHour: number, priceCpuHour: number, forfeited?: string }
+export interface PayeeRow { provider: string, providerBytes?: Uint8Array, payout: `0x${string}`, priceGpuHour: number, priceCpuHour: number, forfeited?: string, bound?: boolean }
 
 export interface PaymentRow {
   receiptKey: string, seq: number, provider: string, payout: `0x${string}`, billed: bigint, payable: bigint, refused: bigint
@@ -125,14 +127,14 @@ export class PaymentStore {
   // ---- payees
 
   putPayee (jobId: string, p: PayeeRow): void {
-    this.stmt(`INSERT INTO job_payees (job_id, provider, provider_bytes, payout, price_gpu_hour, price_cpu_hour) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT(job_id, provider) DO UPDATE SET provider_bytes = excluded.provider_bytes, payout = excluded.payout, price_gpu_hour = excluded.price_gpu_hour, price_cpu_hour = excluded.price_cpu_hour`)
-      .run(jobId, p.provider, p.providerBytes ?? null, p.payout.toLowerCase(), p.priceGpuHour, p.priceCpuHour)
+    this.stmt(`INSERT INTO job_payees (job_id, provider, provider_bytes, payout, price_gpu_hour, price_cpu_hour, bound) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(job_id, provider) DO UPDATE SET provider_bytes = excluded.provider_bytes, payout = excluded.payout, price_gpu_hour = excluded.price_gpu_hour, price_cpu_hour = excluded.price_cpu_hour, bound = excluded.bound`)
+      .run(jobId, p.provider, p.providerBytes ?? null, p.payout.toLowerCase(), p.priceGpuHour, p.priceCpuHour, p.bound === true ? 1 : 0)
   }
 
   payees (jobId: string): PayeeRow[] {
     return (this.stmt('SELECT * FROM job_payees WHERE job_id = ?').all(jobId) as Array<Record<string, unknown>>).map(r => ({
-      provider: String(r.provider), providerBytes: u8(r.provider_bytes), payout: String(r.payout) as `0x${string}`, priceGpuHour: Number(r.price_gpu_hour), priceCpuHour: Number(r.price_cpu_hour), forfeited: opt(r.forfeited, String)
+      provider: String(r.provider), providerBytes: u8(r.provider_bytes), payout: String(r.payout) as `0x${string}`, priceGpuHour: Number(r.price_gpu_hour), priceCpuHour: Number(r.price_cpu_hour), forfeited: opt(r.forfeited, String), bound: Number(r.bound ?? 0) === 1
     }))
   }
 

@@ -2,20 +2,39 @@
 // tasks with the cost model, lock the escrow before the first lease, open signed leases on the
 // offers placement used. Returns what the round found (core/scheduler/lease-search.ts decides
 // whether to ask again, wait for busy providers or give the tasks up).
+import { peerIdFromString } from '@libp2p/peer-id'
 import { dbc } from '../wire/gen/wire.js'
-import { toHex } from '../core/identity/index.js'
+import { ed25519KeyFromPeerIdBytes, toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import {
   placeTasks, placeRandomly, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
+import { verifyOffer } from '../core/compute/offer.js'
+import { nodeSuite } from '../crypto/suite.js'
 import type { TransportOffer } from './transport.js'
 import type { JobRunnerInit } from './runner-types.js'
 import type { RunnerPayments } from './runner-payments.js'
 
 const enc = new TextEncoder()
 export const hexToBytes = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], b => parseInt(b, 16))
+
+/** How long a provider whose offers carry no payout binding yet counts as busy (it may still be signing it). */
+export const UNBOUND_GRACE_MS = 30_000
+
+/**
+ * The peer id bytes of a transport id when it is an Ed25519 libp2p peer id (the libp2p transport:
+ * the authenticated peer that answered); undefined for in-process ids (the provider object itself answered).
+ */
+export function answeringPeer (id: string): Uint8Array | undefined {
+  try {
+    const bytes = peerIdFromString(id).toMultihash().bytes
+    return ed25519KeyFromPeerIdBytes(bytes) !== undefined ? bytes : undefined
+  } catch {
+    return undefined
+  }
+}
 
 export interface LeaseRoundsDeps {
   init: JobRunnerInit
@@ -43,6 +62,8 @@ export class LeaseRounds {
   /** For `placement: random` only (a baseline policy); seeded from the CSPRNG. */
   private readonly placementRng = createRng(crypto.getRandomValues(new Uint32Array(1))[0])
   private escrowed = false
+  /** Provider -> when its offers were first seen without a payout binding (the grace of UNBOUND_GRACE_MS). */
+  private readonly unboundSince = new Map<string, number>()
   /** Set by the runner once it knows them. */
   startedAt = 0
   fileSize?: number
@@ -78,22 +99,49 @@ export class LeaseRounds {
     const { m, init, rep } = this.d
     const machine = this.d.machine()
     const exclude = new Set<string>([...machine.avoidedProviders, ...machine.liveLeases().map(l => l.provider)])
-    const got = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location })
+    const answers = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location })
+    // an offer must be the answering peer's own, signed by it: a peer that replays another's offer (and its
+    // payout binding) is dropped, so binding, lease and payee name the peer that answered (OFFER_FORGED)
+    const refusals: string[] = []
+    let lastRefusal: string | undefined
+    const got: Array<TransportOffer & { peer: Uint8Array }> = []
+    const checkedAt = this.d.now()
+    for (const o of answers) {
+      const answered = answeringPeer(o.view.provider)
+      const c = verifyOffer(o.offer, checkedAt, answered, nodeSuite.verify)
+      if (!c.ok && c.code === 'OFFER_FORGED') {
+        refusals.push(c.code)
+        lastRefusal = `provider ${o.view.provider} sent an offer that is not its own: ${c.reason}`
+        continue
+      }
+      got.push({ ...o, peer: answered ?? o.offer.provider ?? new Uint8Array(0) })
+    }
     const views: OfferView[] = got.map(o => ({ ...o.view, reputation: o.view.reputation ?? rep.score(o.view.provider) }))
-    const offers = new Map<string, TransportOffer>(got.map(o => [o.view.offerId, o]))
     // paid work goes only to providers whose payout key signed their peer id on this job's chain
     // (core/settlement/payout-binding.ts): an unbound offer counts as a PAYOUT_NOT_BOUND refusal
     const domain = init.payment !== undefined ? domainOfTerms(init.payment.terms) : undefined
-    for (const v of views) {
-      if (domain === undefined || v.refusal !== undefined) continue
-      const raw = offers.get(v.offerId)!.offer
-      const c = checkPayoutBinding(raw.provider ?? new Uint8Array(), raw.payoutAddress ?? '', raw.payoutBinding, domain)
-      if (!c.ok) v.refusal = `${c.code}: ${c.reason}`
-    }
-    const refusals: string[] = []
-    let lastRefusal: string | undefined
-    for (const v of views) if (v.refusal !== undefined) { refusals.push(refusalCode(v.refusal)); lastRefusal = v.refusal }
     const now = this.d.now()
+    // a provider with no binding yet may still be signing it (a fresh node): it counts as BUSY for
+    // UNBOUND_GRACE_MS, so the job waits for it; a wrong binding is refused at once
+    const waitingForBinding = new Set<number>()
+    // views[i] is got[i] (an offer id names nothing across peers: another peer may send the same one)
+    for (const [i, v] of views.entries()) {
+      if (domain === undefined || v.refusal !== undefined) continue
+      const { offer: raw, peer } = got[i]
+      const c = checkPayoutBinding(peer, raw.payoutAddress ?? '', raw.payoutBinding, domain)
+      if (c.ok) continue
+      v.refusal = `${c.code}: ${c.reason}`
+      if ((raw.payoutBinding == null || raw.payoutBinding.length === 0) && /^0x[0-9a-fA-F]{40}$/.test(raw.payoutAddress ?? '')) {
+        if (!this.unboundSince.has(v.provider) && this.unboundSince.size < 4096) this.unboundSince.set(v.provider, now)
+        const since = this.unboundSince.get(v.provider)
+        if (since !== undefined && now - since < UNBOUND_GRACE_MS) waitingForBinding.add(i)
+      }
+    }
+    for (const [i, v] of views.entries()) {
+      if (v.refusal === undefined) continue
+      refusals.push(waitingForBinding.has(i) ? 'BUSY' : refusalCode(v.refusal))
+      lastRefusal = v.refusal
+    }
     const remaining = machine.progress()
     const req: PlacementRequest = {
       now,
@@ -148,18 +196,18 @@ export class LeaseRounds {
       return outcome(0, { lastRefusal: `the lease holder could not be authorised for the escrow: ${(err as Error).message}` })
     }
     let opened = 0
-    await Promise.all(used.map(async ({ v }, rank) => {
-      const raw = offers.get(v.offerId)!.offer
+    await Promise.all(used.map(async ({ v, i }, rank) => {
+      const { offer: raw, peer } = got[i]
       const prices = { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }
       // a payee before the lease: a provider its payer would not pay gets no work (PAYOUT_NOT_BOUND, PAYOUT_SHARED)
-      if (init.payment !== undefined && !init.payment.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices, providerBytes: raw.provider ?? undefined, binding: raw.payoutBinding, domain })) {
+      if (init.payment !== undefined && !init.payment.payer.addPayee(v.provider, { payout: raw.payoutAddress ?? '', prices, providerBytes: peer, binding: raw.payoutBinding, domain })) {
         refusals.push('PAYOUT_NOT_BOUND')
         lastRefusal = `provider ${v.provider} can not be paid in this job: its payout address is not proven (see the job's log)`
         return
       }
       const leaseId = enc.encode(`${this.d.jobId.slice(0, 16)}:${v.offerId}:${now}`)
       const lease = signLease(this.d.signer, {
-        leaseId, offerId: raw.offerId, jobId: hexToBytes(this.d.jobId), holder: init.holder.peerId, provider: raw.provider,
+        leaseId, offerId: raw.offerId, jobId: hexToBytes(this.d.jobId), holder: init.holder.peerId, provider: peer,
         expiresAt: now + 24 * 3_600_000, heartbeatMs: 200,
         ...(payment !== undefined ? { payment } : {})
       })
@@ -176,7 +224,7 @@ export class LeaseRounds {
       const id = toHex(leaseId)
       this.leaseIds.set(id, leaseId)
       this.providersUsed.add(v.provider)
-      this.providerBytes.set(v.provider, raw.provider ?? new Uint8Array(0))
+      this.providerBytes.set(v.provider, peer)
       this.d.payments.offerPrices.set(v.provider, prices)
       machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
       opened++

@@ -35,8 +35,16 @@ function shapeOf (spec: TrainingSpec, deadlineMs: number): { gpus: number, cores
   return { gpus: spec.gpu?.count ?? 0, cores: (spec.gpu?.count ?? 0) > 0 ? 0 : 1, timeoutMs: deadlineMs, maxPricePerHour: spec.maxPricePerHour ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR }
 }
 
-/** `domain`: the escrow's chain and contract, where a member's payout binding must be signed. */
-interface Job { payer: JobPayer, lastRoundEnd: number, deadlineMs: number, domain: VoucherDomain }
+/** A member's receipts kept while it carries no payout binding yet (per job: at most this many peers, each this many rounds). */
+const PENDING_PEERS = 256
+const PENDING_ROUNDS = 64
+
+/**
+ * `domain`: the escrow's chain and contract, where a member's payout binding must be signed.
+ * `pending`: receipts refused only for a missing binding (the member may still be signing it),
+ * paid once a later receipt of the same peer binds it (the member counted them delivered).
+ */
+interface Job { payer: JobPayer, lastRoundEnd: number, deadlineMs: number, domain: VoucherDomain, pending: Map<string, Array<{ rec: RoundMeterRecord, measuredMs: number }>> }
 
 /** The submitter side of a training job's payment; one per node. */
 export class TrainingPayments {
@@ -56,7 +64,7 @@ export class TrainingPayments {
     payments.putEscrow({ jobId, chainJobId: chainJobId(jobIdBytes, bridge.account), chainId: domain.chainId, contract: domain.verifyingContract, payer: bridge.account, budget, deposited: 0n, allowTopUp: opts.allowTopUp === true, kind: 'training' })
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, jobIdBytes, bridge, shapeOf(spec, deadlineMs))
-    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain })
+    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain, pending: new Map() })
     await payments.ensureEscrow(jobId, budget === undefined ? TRAINING_ESCROW_PER_PEER * Math.max(1, opts.groupSize) / 2 : 0)
   }
 
@@ -69,7 +77,7 @@ export class TrainingPayments {
     if (payments === undefined || bridge === undefined || e === undefined) return
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, new TextEncoder().encode(jobId), bridge, shapeOf(spec, deadlineMs))
-    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain: { chainId: e.chainId, verifyingContract: e.contract } })
+    this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain: { chainId: e.chainId, verifyingContract: e.contract }, pending: new Map() })
   }
 
   /**
@@ -107,13 +115,32 @@ export class TrainingPayments {
         // no signed offer: the payout address, its binding and the prices come from the peer's own signed
         // receipt; an address its key did not bind to this peer is refused (PAYOUT_NOT_BOUND), as for grid offers
         const r = dbc.receipt.v1.UsageReceipt.decode(dbc.receipt.v1.SignedReceipt.decode(rec.receipt).receipt)
-        if (!job.payer.addPayee(rec.peer, { payout: r.payoutAddress, prices: { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, providerBytes: peerIdFromString(rec.peer).toMultihash().bytes, binding: r.payoutBinding, domain: job.domain })) return
+        if (!job.payer.addPayee(rec.peer, { payout: r.payoutAddress, prices: { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, providerBytes: peerIdFromString(rec.peer).toMultihash().bytes, binding: r.payoutBinding, domain: job.domain })) {
+          if (r.payoutBinding == null || r.payoutBinding.length === 0) this.keep(job, rec, measuredMs)
+          return
+        }
       }
-      const out = await job.payer.pay({ provider: rec.peer, key: `${rec.peer}/round/${rec.round}`, receipt: rec.receipt, taskId: new TextEncoder().encode(`${job.payer.jobId}/round/${rec.round}`), measuredMs })
-      if (out.voucher !== undefined && out.recorded) await this.send(rec.peer, out.voucher)
+      const earlier = job.pending.get(rec.peer) ?? []
+      job.pending.delete(rec.peer)
+      // all at once: each payment is tracked by the payer at once, so finish()'s flush waits for them
+      await Promise.all([...earlier, { rec, measuredMs }].map(async e => { await this.payRound(job, e.rec, e.measuredMs) }))
     } catch (err) {
       this.init.log?.warn({ jobId: job.payer.jobId, peer: rec.peer, err: (err as Error).message }, 'a training round was not paid yet')
     }
+  }
+
+  private async payRound (job: Job, rec: RoundMeterRecord, measuredMs: number): Promise<void> {
+    if (rec.receipt === undefined) return
+    const out = await job.payer.pay({ provider: rec.peer, key: `${rec.peer}/round/${rec.round}`, receipt: rec.receipt, taskId: new TextEncoder().encode(`${job.payer.jobId}/round/${rec.round}`), measuredMs })
+    if (out.voucher !== undefined && out.recorded) await this.send(rec.peer, out.voucher)
+  }
+
+  /** A receipt with no binding yet: kept (bounded) until the peer's binding arrives. */
+  private keep (job: Job, rec: RoundMeterRecord, measuredMs: number): void {
+    const list = job.pending.get(rec.peer)
+    if (list === undefined) {
+      if (job.pending.size < PENDING_PEERS) job.pending.set(rec.peer, [{ rec, measuredMs }])
+    } else if (list.length < PENDING_ROUNDS && !list.some(e => e.rec.round === rec.round)) list.push({ rec, measuredMs })
   }
 
   private async send (peer: string, v: SignedVoucher): Promise<void> {

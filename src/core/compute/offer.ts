@@ -1,7 +1,7 @@
 // Signed offers (dbc.task.v1.Offer): the signature covers the encoding of every field but the
 // signature (11), so the payout address vouchers must name (12) and its key's binding (14) too.
 import { dbc } from '../../wire/gen/wire.js'
-import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
+import { ed25519KeyFromPeerIdBytes, ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes, verifyByPeerId } from '../identity/index.js'
 import type { OfferTerms } from './offer-policy.js'
 import type { Ed25519Signer } from '../settlement/receipt.js'
 
@@ -36,13 +36,21 @@ export function signOffer (key: OfferSigningKey, ids: OfferIds, answer: { terms:
   return offer
 }
 
-export type OfferCheck = { ok: true } | { ok: false, reason: string }
+/** `OFFER_FORGED`: not signed by the provider it names, or not by the peer that answered; `OFFER_EXPIRED`: too late. */
+export type OfferCheck = { ok: true } | { ok: false, code: 'OFFER_FORGED' | 'OFFER_EXPIRED', reason: string }
 
-/** Checks the provider's signature and the expiry; a refusal verifies too (check `refusal`). */
-export function verifyOffer (offer: dbc.task.v1.IOffer, now: number, expectedProvider?: Uint8Array): OfferCheck {
+/**
+ * Checks the provider's signature and the expiry; a refusal verifies too (check `refusal`).
+ * `expectedProvider`: the peer that answered (an offer is that peer's own, never one it replays).
+ * `verify`: an Ed25519 verifier (default the pure-JS one; the daemon passes node:crypto's).
+ */
+export function verifyOffer (offer: dbc.task.v1.IOffer, now: number, expectedProvider?: Uint8Array, verify?: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean): OfferCheck {
   const provider = offer.provider ?? new Uint8Array(0)
-  if (expectedProvider !== undefined && (provider.length !== expectedProvider.length || provider.some((b, i) => b !== expectedProvider[i]))) return { ok: false, reason: 'offer is from another provider' }
-  if (!verifyByPeerId(provider, signedPart(offer), offer.signature ?? new Uint8Array(0))) return { ok: false, reason: 'offer signature does not verify against the provider key' }
-  if ((offer.expiresAt ?? 0) <= now) return { ok: false, reason: 'offer has expired' }
+  if (expectedProvider !== undefined && (provider.length !== expectedProvider.length || provider.some((b, i) => b !== expectedProvider[i]))) return { ok: false, code: 'OFFER_FORGED', reason: 'offer is from another provider' }
+  const signature = offer.signature ?? new Uint8Array(0)
+  const key = ed25519KeyFromPeerIdBytes(provider)
+  const good = verify === undefined ? verifyByPeerId(provider, signedPart(offer), signature) : key !== undefined && signature.length === 64 && verify(key, signedPart(offer), signature)
+  if (!good) return { ok: false, code: 'OFFER_FORGED', reason: 'offer signature does not verify against the provider key' }
+  if ((offer.expiresAt ?? 0) <= now) return { ok: false, code: 'OFFER_EXPIRED', reason: 'offer has expired' }
   return { ok: true }
 }

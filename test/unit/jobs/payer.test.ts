@@ -248,4 +248,35 @@ test('a payout address is bound by its key: a stranger naming it is refused what
   assert.match(p.view().providers.find(x => x.payout === h.payout)?.forfeited ?? '', /caught/)
 })
 
+test('a peer\'s binding survives a restart: a restarted payer admits the key holder\'s second peer and forfeits their shared address', async () => {
+  const db = openStore(':memory:')
+  const h = provider(); const h2 = { ...provider(), account: h.account, payout: h.payout }
+  const prices = { priceGpuHour: 0, priceCpuHour: 0.05 }
+  assert.ok(payer(new PaymentStore(db)).addPayee('H', { payout: h.payout, prices, providerBytes: h.peer, binding: await bindingOf(h), domain }))
+  assert.equal(new PaymentStore(db).payees(jobId).map(x => [x.provider, x.bound]), [['H', true]])
+  // after a restart H still counts as bound: the key holder's second peer shares the address
+  const restarted = payer(new PaymentStore(db))
+  assert.ok(restarted.addPayee('H2', { payout: h.payout, prices, providerBytes: h2.peer, binding: await bindingOf(h, h2.peer), domain }))
+  // and a caught peer forfeits the shared address (all its peers are bound)
+  restarted.forfeit('H2', 'caught returning a wrong result')
+  assert.match(restarted.view().providers.find(x => x.payout === h.payout)?.forfeited ?? '', /caught/)
+})
+
+test('a caught peer forfeits every payout address it used in the job, not only its latest', async () => {
+  const db = openStore(':memory:')
+  const a = provider(); const second = privateKeyToAccount(generatePrivateKey())
+  const prices = { priceGpuHour: 0, priceCpuHour: 0.05 }
+  const p = payer(new PaymentStore(db))
+  assert.ok(p.addPayee('A', { payout: a.payout, prices, providerBytes: a.peer, binding: await bindingOf(a), domain }))
+  const r0 = receipt(a, 0, 500, 0.05)
+  assert.is((await p.pay({ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 })).payable, r0.amount)
+  // a later offer of the same peer names another address (bound by that key too)
+  const b: P = { ...a, account: second, payout: second.address.toLowerCase() as `0x${string}` }
+  assert.ok(p.addPayee('A', { payout: b.payout, prices, providerBytes: a.peer, binding: await bindingOf(b), domain }))
+  p.forfeit('A', 'caught returning a wrong result')
+  const view = p.view()
+  assert.match(view.providers.find(x => x.payout === a.payout)?.forfeited ?? '', /caught/, 'the first address is forfeited too')
+  assert.match(view.providers.find(x => x.payout === b.payout)?.forfeited ?? '', /caught/)
+})
+
 test.run()

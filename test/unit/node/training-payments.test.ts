@@ -213,4 +213,38 @@ test('an unbound stranger naming a bound member\'s payout address is refused; th
   assert.ok(refusals.some(r => r.includes('PAYOUT_NOT_BOUND') || r.includes('not bound')), `the refusal is logged: ${refusals.join(' | ')}`)
 })
 
+test('a member\'s first receipt without a binding (still signing it) is kept and paid once a later receipt binds it', async () => {
+  const key = privateKeyToAccount(generatePrivateKey())
+  const bridge = {
+    account: key.address,
+    domain: async () => domain,
+    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
+    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
+    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
+    close: async () => ({ txHash: '0x2' })
+  } as unknown as Bridge
+  const store = new PaymentStore(openStore(':memory:'))
+  const payments = new JobPayments({ store, bridge: () => bridge })
+  const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
+  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  const jobId = 'training-late-binding'
+  await tp.start(jobId, parseTrainingSpec({ rounds: 2, groupSize: 1, budget: 3 }), { groupSize: 1 })
+  const coordinator = peer()
+  const member = await boundMember()
+  const receiptOf = (round: number, binding?: Uint8Array): Uint8Array =>
+    createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: member.payout, ...(binding !== undefined ? { payoutBinding: () => binding } : {}) })(
+      { jobId, round, peer: member.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  tp.metered(jobId, { peer: member.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(0) })
+  tp.roundEnded(jobId)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  tp.metered(jobId, { peer: member.id, round: 1, computeMs: 5, samples: 10, receipt: receiptOf(1, member.binding) })
+  tp.roundEnded(jobId)
+  await tp.finish(jobId)
+  assert.equal(store.payments(jobId).map(r => r.receiptKey).sort(), [`${member.id}/round/0`, `${member.id}/round/1`])
+  const last = sent.filter(s => s.peer === member.id).map(s => voucherFromWire(s.v)!).at(-1)
+  assert.is(last?.voucher.receiptCount, 2, 'both rounds are on the member\'s voucher')
+  assert.is(last?.voucher.provider, member.payout)
+})
+
 test.run()

@@ -6,6 +6,7 @@ import { signOffer, verifyOffer } from '../../../../src/core/compute/offer.js'
 import { SlotLedger } from '../../../../src/core/compute/slot-ledger.js'
 import { createRng } from '../../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../../src/core/identity/index.js'
+import { nodeSuite } from '../../../../src/crypto/suite.js'
 
 const NOW = 1_700_000_000_000
 const policy: ProviderPolicy = { ...DEFAULT_POLICY, priceGpuHour: { RTX4090: 0.8, '*': 2 }, priceCpuHour: 0.04, minLeaseMs: 60_000, regions: ['eu'], maxInputBytes: 1000, maxTaskMs: 60_000, executors: ['wasm', 'process'], offerTtlMs: 30_000 }
@@ -50,7 +51,13 @@ test('signed offers verify, expire, and fail when tampered', () => {
   const offer = signOffer(secret, { offerId: new Uint8Array([5]), jobId: new Uint8Array([1]) }, { terms: d.terms }, NOW)
   const wire = dbc.task.v1.Offer.decode(dbc.task.v1.Offer.encode(offer).finish())
   assert.equal(verifyOffer(wire, NOW, provider), { ok: true })
-  assert.equal(verifyOffer(wire, NOW + 30_000), { ok: false, reason: 'offer has expired' })
+  assert.equal(verifyOffer(wire, NOW + 30_000), { ok: false, code: 'OFFER_EXPIRED', reason: 'offer has expired' })
+  // the peer that answered must be the provider the offer names (a replayed offer is another's)
+  const other = peerIdBytesFromEd25519Key(ed25519PublicKey(rng.bytes(new Uint8Array(32))))
+  assert.equal(verifyOffer(wire, NOW, other), { ok: false, code: 'OFFER_FORGED', reason: 'offer is from another provider' })
+  // node:crypto's verifier gives the same answers
+  assert.equal(verifyOffer(wire, NOW, provider, nodeSuite.verify), { ok: true })
+  assert.is(verifyOffer(dbc.task.v1.Offer.create({ ...wire, priceCpuHour: 0.01 }), NOW, provider, nodeSuite.verify).ok, false)
   const cheaper = dbc.task.v1.Offer.create({ ...wire, priceCpuHour: 0.01 })
   assert.match(JSON.stringify(verifyOffer(cheaper, NOW)), /signature does not verify/)
   const refusal = signOffer(secret, { offerId: new Uint8Array([6]), jobId: new Uint8Array([1]) }, { refusal: 'busy' }, NOW)
