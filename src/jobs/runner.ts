@@ -174,7 +174,8 @@ export class JobRunner extends RunnerState {
       // no answer (stream reset, relay gone, lease closed): the copy is lost, not failed by the
       // provider; a typed error of ours (bad reply, unreadable input) stays a failed copy
       res = { ok: false, error: (err as Error).message }
-      unreachable = !(err instanceof DbcError) || err.code === 'LEASE_LOST'
+      // (the overlay losing the message is RouteLostError: src/net/routes, told by name)
+      unreachable = !(err instanceof DbcError) || err.code === 'LEASE_LOST' || err.name === 'RouteLostError'
     } finally {
       this.inflight.delete(key)
     }

@@ -20,7 +20,7 @@ import type { Host } from './host.js'
 import { offerView, resultCode, withOwnCode, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
-import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes } from './routes/index.js'
+import { RouteBook, RouteLimitError, RouteLostError, limitBytesLeft, wireBytes } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
 import { isRefusalCode } from '../core/scheduler/lease-search.js'
 
@@ -203,7 +203,7 @@ export class Libp2pJobTransport implements JobTransport {
   private readonly init: Libp2pJobTransportInit
   /** The route to each provider (direct, hole-punched, relayed via which relay), for explain. */
   readonly routes: RouteBook
-  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> } }>()
+  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean }>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
 
   constructor (init: Libp2pJobTransportInit) {
@@ -292,7 +292,8 @@ export class Libp2pJobTransport implements JobTransport {
       // over the overlay the provider pushes heartbeats as envelopes (src/net/overlay/task-envelopes.ts)
       const held = await via.overlay.openLease(provider, lease, { signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal !== undefined ? [opts.signal] : [])]), onHeartbeat: () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) } })
       this.routes.recordOverlay(provider, held.relays, via.why)
-      this.leases.set(key, { provider, stream: held })
+      // a private provider with a live lease is never evicted from the private set (routes/private-peers.ts)
+      this.leases.set(key, { provider, stream: held, pinned: this.routes.pin(provider) })
       this.emit(provider, lease.leaseId ?? new Uint8Array())
       return
     }
@@ -333,6 +334,7 @@ export class Libp2pJobTransport implements JobTransport {
     const key = toHex(leaseId)
     const l = this.leases.get(key)
     this.leases.delete(key)
+    if (l?.pinned === true) this.routes.unpin(l.provider)
     void l?.stream.close().catch(() => {})
   }
 
@@ -350,7 +352,8 @@ export class Libp2pJobTransport implements JobTransport {
     } catch (err) {
       // a typed refusal (the provider's TASK_TOO_LARGE, a relay's ROUTE_LIMIT on either side) is a
       // failed copy with its code, like a result; an abort or a broken stream stays thrown
-      if (opts.signal?.aborted === true || !(err instanceof DbcError)) throw err
+      // the overlay losing the message (RouteLostError) is a lost copy too: the provider never answered
+      if (opts.signal?.aborted === true || !(err instanceof DbcError) || err instanceof RouteLostError) throw err
       return { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt, ok: false, code: resultCode({ ok: false, code: err.code }), error: `${err.code}: ${err.message}` }
     }
     if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)
@@ -375,7 +378,7 @@ export class Libp2pJobTransport implements JobTransport {
   }
 
   close (): void {
-    for (const l of this.leases.values()) void l.stream.close().catch(() => {})
+    for (const l of this.leases.values()) { if (l.pinned === true) this.routes.unpin(l.provider); void l.stream.close().catch(() => {}) }
     this.leases.clear()
     this.routes.close()
   }

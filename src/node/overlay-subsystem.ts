@@ -26,6 +26,17 @@ export interface OverlaySubsystemInit {
   taskProvider?: () => TaskProvider | undefined
 }
 
+/**
+ * Whether a sealed envelope to `peer` may take the direct path: only over a connection already
+ * open to a peer that is not private (the path would otherwise dial it: src/net/routes/private-peers.ts).
+ */
+export function envelopeDirect (ctx: Pick<DaemonContext, 'host' | 'privatePeers'>): (peer: string) => boolean {
+  const connected = (peer: string): boolean => {
+    try { return ctx.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open') } catch { return false }
+  }
+  return peer => ctx.privatePeers?.direct(peer, connected) ?? connected(peer)
+}
+
 export class OverlaySubsystem implements Subsystem {
   readonly name = 'overlay'
   overlay: Overlay | undefined
@@ -60,6 +71,8 @@ export class OverlaySubsystem implements Subsystem {
     this.tasks = new TaskEnvelopes(overlay.envelopes, {
       provider: () => this.init.taskProvider?.(),
       k: ctx.config.routing?.k,
+      // no direct path that would dial: not the submitter to a private provider, nor a provider answering through relays
+      direct: envelopeDirect(ctx),
       onBadInput: (peer, err) => { try { ctx.reportBadInput(peerIdFromString(peer), err) } catch {} }
     })
     this.routes(ctx)
@@ -121,7 +134,7 @@ export class OverlaySubsystem implements Subsystem {
         const report = await overlay.capabilities.query({ capability, latE4: Math.round(ctx.location.lat * 1e4), lonE4: Math.round(ctx.location.lon * 1e4), want: 32 }, { signal: AbortSignal.timeout(5000) })
         for (const res of report.results) {
           const id = peerIdFromMultihash(Digest.decode(res.record.peerId))
-          if (!seen.has(id.toString())) { seen.add(id.toString()); out.push(id) }
+          if (!seen.has(id.toString())) { seen.add(id.toString()); out.push(id); ctx.privatePeers?.noteMatch(id.toString()) }
         }
       } catch (err) {
         ctx.log.debug({ err: (err as Error).message }, 'capability query failed; using connected peers')

@@ -43,6 +43,29 @@ export class RouteLimitError extends DbcError {
   }
 }
 
+/**
+ * The overlay route failed on our side or on the way (no path, no reply in time, every chunk's
+ * paths failed, the overlay stopped or is saturated): the copy is lost, not failed by the
+ * provider (the runner tells it by name). `code` stays the route layer's.
+ */
+export class RouteLostError extends DbcError {
+  override name = 'RouteLostError'
+  constructor (cause: DbcError) {
+    super(cause.code, cause.message, { hint: cause.hint ?? 'the message did not get through the overlay; the copy runs again', cause })
+  }
+}
+
+/** Route-layer codes of the overlay (src/net/overlay): the provider did not answer, it did not refuse. */
+const OVERLAY_LOST_CODES = new Set(['OVERLAY_TIMEOUT', 'OVERLAY_STOPPED', 'OVERLAY_BUSY', 'NO_PATH', 'DELIVERY_FAILED'])
+
+/** `err` as a RouteLostError when the overlay lost the message (a provider's typed answer stays as it is). */
+export function asRouteLost (err: unknown): unknown {
+  if (!(err instanceof DbcError) || err instanceof RouteLostError || !OVERLAY_LOST_CODES.has(err.code)) return err
+  // an error reply from the provider is its answer, except its messenger's own OVERLAY_BUSY (a full stream cap)
+  if ((err as { remote?: boolean }).remote === true && err.code !== 'OVERLAY_BUSY') return err
+  return new RouteLostError(err)
+}
+
 /** Allowance for an answer whose size the asker cannot know (an offer, a small result). */
 export const REPLY_ALLOWANCE_BYTES = 16 * 1024
 /** How long the first contact with a provider reachable only through a relay waits for DCUtR. */
@@ -102,6 +125,8 @@ export class RouteBook {
   private readonly waited = new Set<string>()
   /** Providers on the overlay because no connection opened: since when, and why. */
   private readonly fellBack = new Map<string, { at: number, why: string }>()
+  /** Escrows of leases that went over a forced overlay: their vouchers take it too. */
+  private readonly overlayEscrows = new Set<string>()
   private readonly init: RouteBookInit
   private readonly onOpen = (evt: CustomEvent<Connection>): void => {
     const c = evt.detail
@@ -226,12 +251,22 @@ export class RouteBook {
    */
   overlayFor (peer: string, msg: dbc.task.v1.ITaskMessage): { overlay: TaskEnvelopes, why: string } | undefined {
     const overlay = this.init.overlay?.()
-    const forced = this.init.privatePeers?.has(peer) === true || this.init.forceOverlay?.(peer, msg) === true
+    const escrow = msg.voucher?.escrowId
+    const forced = this.init.privatePeers?.has(peer) === true || this.init.forceOverlay?.(peer, msg) === true ||
+      (escrow != null && escrow.length > 0 && this.overlayEscrows.has(hex(escrow)))
     if (forced) {
       if (overlay === undefined) throw new DbcError('NO_OVERLAY', `routing: overlay is asked for ${peer}, but this node runs no overlay`, { hint: 'start the node with its overlay (the default daemon runs one)' })
       // a relay our envelopes go through cannot also be a provider we hold no connection with
       if (this.init.keepConnected?.(peer) === true) throw new DbcError('ROUTE_PRIVATE', `${peer} is one of this node's relays: it runs no work routed through the overlay`, { hint: 'routing: overlay places work on providers other than the node\'s bootstrap relays' })
-      this.init.privatePeers?.add(peer)
+      // private (the gater refuses it, an open connection closes): a provider this job leases or
+      // the capability index named; any other peer asked for an offer (a DHT neighbour, a relay) keeps its connection
+      const priv = this.init.privatePeers
+      if (priv !== undefined && (msg.leaseRequest == null || priv.isMatch(peer))) priv.add(peer)
+      const paid = msg.lease?.payment?.chainJobId
+      if (paid != null && paid.length > 0) {
+        if (this.overlayEscrows.size >= 4096) this.overlayEscrows.delete(this.overlayEscrows.values().next().value as string)
+        this.overlayEscrows.add(hex(paid))
+      }
       return { overlay, why: 'routing: overlay (no connection between submitter and provider)' }
     }
     const fb = this.fellBack.get(peer)
@@ -272,9 +307,20 @@ export class RouteBook {
     return await overStream(stream)
   }
 
+  /** A lease over the overlay opened with `peer`: it stays private (not evicted) until `unpin`. */
+  pin (peer: string): boolean { return this.init.privatePeers?.pin(peer) === true }
+  unpin (peer: string): void { this.init.privatePeers?.unpin(peer) }
+
   private async viaOverlay (via: { overlay: TaskEnvelopes, why: string }, peer: string, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
-    const r = await via.overlay.request(peer, msg, signal)
+    let r
+    try {
+      r = await via.overlay.request(peer, msg, signal)
+    } catch (err) {
+      throw asRouteLost(err)
+    }
     this.recordOverlay(peer, r.relays, via.why)
     return r.reply
   }
 }
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')

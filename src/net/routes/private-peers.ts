@@ -9,6 +9,10 @@ const MAX_PRIVATE_PEERS = 4096
 
 export class OverlayOnlyPeers {
   private readonly peers = new Set<string>()
+  /** Peers holding a live overlay lease (counted): never evicted past the bound while it runs. */
+  private readonly pins = new Map<string, number>()
+  /** Peers the capability index named (candidates of a job): a forced job makes them private at its lease request. */
+  private readonly matches = new Set<string>()
   /** Connections refused because of this set (dials and inbound). */
   refused = 0
 
@@ -22,9 +26,44 @@ export class OverlayOnlyPeers {
   /** From now on `peer` is reached through the overlay only; an open connection to it is closed. */
   add (peer: string): void {
     if (this.peers.has(peer)) return
-    if (this.peers.size >= MAX_PRIVATE_PEERS) this.peers.delete(this.peers.values().next().value as string)
+    if (this.peers.size >= MAX_PRIVATE_PEERS) {
+      // the oldest peer without a live overlay lease leaves (all pinned: the oldest)
+      let out: string | undefined
+      for (const p of this.peers) if (!this.pins.has(p)) { out = p; break }
+      this.peers.delete(out ?? this.peers.values().next().value as string)
+    }
     this.peers.add(peer)
     void Promise.resolve(this.hangUp?.(peer)).catch(() => {})
+  }
+
+  /** A lease over the overlay opened with private `peer`: it stays until every such lease ends (false: not private, not pinned). */
+  pin (peer: string): boolean {
+    if (!this.peers.has(peer)) return false
+    this.pins.set(peer, (this.pins.get(peer) ?? 0) + 1)
+    return true
+  }
+
+  unpin (peer: string): void {
+    const n = (this.pins.get(peer) ?? 0) - 1
+    if (n <= 0) this.pins.delete(peer); else this.pins.set(peer, n)
+  }
+
+  /** The capability index named `peer` for a job (bounded like the set). */
+  noteMatch (peer: string): void {
+    this.matches.delete(peer)
+    if (this.matches.size >= MAX_PRIVATE_PEERS) this.matches.delete(this.matches.values().next().value as string)
+    this.matches.add(peer)
+  }
+
+  isMatch (peer: string): boolean { return this.matches.has(peer) }
+
+  /**
+   * Whether a sealed envelope to `peer` may take the direct path: only over a connection already
+   * open, never to a private peer (the direct path would dial it, and a provider answering a
+   * request that came through relays would dial the requester and learn its address).
+   */
+  direct (peer: string, connected: (peer: string) => boolean): boolean {
+    return !this.peers.has(peer) && connected(peer)
   }
 
   private deny (peer: PeerId): boolean {

@@ -39,6 +39,7 @@ test('forced overlay: the provider becomes private, no stream is opened, the rou
   const hungUp: string[] = []
   const priv = new OverlayOnlyPeers()
   priv.hangUp = (p) => { hungUp.push(p) }
+  priv.noteMatch(P) // the capability index named it (a connected peer it did not name keeps its connection)
   let dials = 0
   const { overlay, sent } = fakeOverlay()
   const book = new RouteBook(fakeHost(async () => { dials++; throw new Error('must not dial') }), { overlay: () => overlay, privatePeers: priv, forceOverlay: (_p, msg) => msg.leaseRequest != null })
