@@ -7,7 +7,8 @@
 //                 │                                   └─ eth0 192.168.(77+i).2/24 :ns <p>-n<i> (default via .1)
 //
 // Nothing is added to the root namespace. The public side uses 10.215.0.0/24 by default:
-// private, so DCUtR finds no public address to dial and the provider's route stays relayed.
+// private, so DCUtR finds no public address to dial and the provider's route stays relayed;
+// `pubNet: '7.77.0'` gives it addresses libp2p's isPrivate treats as public (netns-dcutr.test.ts).
 // Control API calls go through a small plain-JS client run inside the namespace.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs'
@@ -63,7 +64,7 @@ export interface NatSite { ns: string, router: string, addr: string, wan: string
 export interface NatTopologyOptions {
   /** How many NATed sites (default 1). */
   sites?: number
-  /** Public side /24 prefix (default 10.215.0). */
+  /** Public side /24 prefix (default 10.215.0, private); a public-looking one (7.77.0) lets DCUtR dial it. */
   pubNet?: string
   /** MASQUERADE --random-fully (a NAT that defeats hole punching). */
   randomFully?: boolean
@@ -140,11 +141,11 @@ export class NatTopology {
   }
 
   /** `dbc node start` inside `ns`; resolves when its control API answers. */
-  async startNode (name: string, ns: string, addr: string, args: string[], timeoutMs = 90_000, env: Record<string, string> = {}): Promise<NatNode> {
+  async startNode (name: string, ns: string, addr: string, args: string[], timeoutMs = 90_000, env: Record<string, string> = {}, onOut?: (s: string) => void): Promise<NatNode> {
     const dataDir = join(this.root, name)
     mkdirSync(dataDir, { recursive: true })
     const n: NatNode = { name, ns, dataDir, log: '', addr }
-    n.child = this.exec(ns, [node22, join(repoRoot, 'bin/dbc.js'), '--data-dir', dataDir, 'node', 'start', '--log-level', 'warn', '--no-connection-monitor', '--network', 'local', '--chain-rpc', this.chainRpc, ...args], name, s => { n.log = (n.log + s).slice(-8000) }, env)
+    n.child = this.exec(ns, [node22, join(repoRoot, 'bin/dbc.js'), '--data-dir', dataDir, 'node', 'start', '--log-level', 'warn', '--no-connection-monitor', '--network', 'local', '--chain-rpc', this.chainRpc, ...args], name, s => { n.log = (n.log + s).slice(-8000); onOut?.(s) }, env)
     this.nodes.push(n)
     const deadline = Date.now() + timeoutMs
     for (;;) {
