@@ -27,7 +27,8 @@ export interface Chunk {
   data: Uint8Array
 }
 
-export type ChunkRefusal = 'CHUNK_MALFORMED' | 'CHUNK_TOO_LARGE' | 'CHUNK_MISMATCH' | 'CHUNK_PEER_LIMIT' | 'CHUNK_TOTAL_LIMIT'
+/** CHUNK_SPLIT: a count other than our chunk size implies (the size is a local option: refused, not a proof of malice). */
+export type ChunkRefusal = 'CHUNK_MALFORMED' | 'CHUNK_SPLIT' | 'CHUNK_TOO_LARGE' | 'CHUNK_MISMATCH' | 'CHUNK_PEER_LIMIT' | 'CHUNK_TOTAL_LIMIT'
 
 export function encodeChunk (c: Chunk): Uint8Array {
   const out = new Uint8Array(CHUNK_HEADER_BYTES + c.data.length)
@@ -61,7 +62,7 @@ export function decodeChunk (bytes: Uint8Array, maxChunkBytes = DEFAULT_CHUNK_BY
   if (count === 0 || index >= count) return { ok: false, code: 'CHUNK_MALFORMED', reason: `chunk ${index} of ${count}` }
   // the fewest chunks of at most maxChunkBytes: a sender may not split into crumbs (count bounds the receiver's work)
   const expectedCount = Math.max(1, Math.ceil(totalBytes / maxChunkBytes))
-  if (count !== expectedCount) return { ok: false, code: 'CHUNK_MALFORMED', reason: `${count} chunks for ${totalBytes} bytes (expected ${expectedCount})` }
+  if (count !== expectedCount) return { ok: false, code: 'CHUNK_SPLIT', reason: `${count} chunks for ${totalBytes} bytes (expected ${expectedCount})` }
   const data = bytes.subarray(CHUNK_HEADER_BYTES)
   if (data.length !== chunkLength(totalBytes, count, index)) return { ok: false, code: 'CHUNK_MALFORMED', reason: `chunk ${index} holds ${data.length} bytes, its place needs ${chunkLength(totalBytes, count, index)}` }
   return { ok: true, chunk: { kind, id: bytes.slice(2, 18), index, count, totalBytes, data } }
@@ -173,10 +174,32 @@ export class ChunkAssembler {
   private readonly done = new Map<string, number>()
   private readonly perPeer = new Map<string, { count: number, bytes: number }>()
   private reserved = 0
+  /** Bytes of completed messages still being handled (part of `reserved`). */
+  private held = 0
   readonly stats = { completed: 0, refused: 0, expired: 0, duplicates: 0 }
 
   constructor (limits: Partial<AssemblerLimits> = {}, private readonly maxMessageBytes: (peer: string, kind: ChunkKind) => number = () => Infinity) {
     this.limits = { ...DEFAULT_ASSEMBLER_LIMITS, ...limits }
+  }
+
+  /**
+   * Charges `bytes` of a completed message still being handled (a request being served) to
+   * `peer`'s and the total budget, so served requests cannot hold more than incomplete ones may;
+   * false (nothing charged) when either budget has no room. `release` gives them back.
+   */
+  hold (peer: string, bytes: number): boolean {
+    const mine = this.perPeer.get(peer) ?? { count: 0, bytes: 0 }
+    if (mine.bytes + bytes > this.limits.maxBytesPerPeer || this.reserved + bytes > this.limits.maxBytesTotal) return false
+    this.perPeer.set(peer, { count: mine.count, bytes: mine.bytes + bytes })
+    this.reserved += bytes
+    this.held += bytes
+    return true
+  }
+
+  release (peer: string, bytes: number): void {
+    this.reserved -= bytes
+    this.held -= bytes
+    this.unreserve(peer, 0, bytes)
   }
 
   /** Takes one chunk's bytes from `peer` at `now`. */
@@ -225,7 +248,10 @@ export class ChunkAssembler {
   }
 
   /** Bytes reserved by incomplete messages (all peers) and their number. */
-  get pending (): { messages: number, bytes: number } { return { messages: this.partial.size, bytes: this.reserved } }
+  get pending (): { messages: number, bytes: number } { return { messages: this.partial.size, bytes: this.reserved - this.held } }
+
+  /** Bytes of completed messages still being handled (`hold`). */
+  get holding (): number { return this.held }
 
   private complete (now: number, key: string, kind: ChunkKind, id: Uint8Array, payload: Uint8Array): AssemblyVerdict {
     this.done.set(key, now)
@@ -237,10 +263,15 @@ export class ChunkAssembler {
   private drop (key: string, p: PartialMessage): void {
     this.partial.delete(key)
     this.reserved -= p.totalBytes
-    const mine = this.perPeer.get(p.peer)
+    this.unreserve(p.peer, 1, p.totalBytes)
+  }
+
+  private unreserve (peer: string, count: number, bytes: number): void {
+    const mine = this.perPeer.get(peer)
     if (mine === undefined) return
-    if (mine.count <= 1) this.perPeer.delete(p.peer)
-    else this.perPeer.set(p.peer, { count: mine.count - 1, bytes: mine.bytes - p.totalBytes })
+    const left = { count: mine.count - count, bytes: mine.bytes - bytes }
+    if (left.count <= 0 && left.bytes <= 0) this.perPeer.delete(peer)
+    else this.perPeer.set(peer, left)
   }
 
   private refuse (code: ChunkRefusal, reason: string): AssemblyVerdict {

@@ -33,7 +33,12 @@ export interface ChunkMessengerInit {
   limits?: Partial<AssemblerLimits>
   /** Largest message `peer` may send us of `kind` (a stranger's request is small; see task-envelopes.ts). */
   maxMessageBytes?: (peer: string, kind: ChunkKind) => number
-  /** Requests answered at once per peer (default 64) and in total (default 1024); beyond: OVERLAY_BUSY. */
+  /** Largest reply taken from a peer we asked (default 16 MiB, the task stream's frame cap). */
+  maxReplyBytes?: number
+  /**
+   * Requests answered at once per peer (default 64) and in total (default 1024); beyond, or when
+   * their bytes do not fit the assembler's per-peer/total budgets: OVERLAY_BUSY.
+   */
   maxServingPerPeer?: number
   maxServing?: number
   /** A request arrived whole: answer with bytes (a response) or throw (an error reply). */
@@ -45,6 +50,9 @@ export interface ChunkMessengerInit {
   random?: (n: number) => Uint8Array
   now?: () => number
 }
+
+/** The task stream's frame cap (TASK_MAX_FRAME in src/net/tasks.ts): a reply is a result at most. */
+export const DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 export interface SentMessage { relays: string[], chunks: number, sends: number }
 
@@ -65,6 +73,7 @@ export class ChunkMessenger {
   private readonly now: () => number
   private readonly random: (n: number) => Uint8Array
   private readonly chunkBytes: number
+  private readonly expireTimer: ReturnType<typeof setInterval>
 
   constructor (private readonly link: EnvelopeLink, private readonly init: ChunkMessengerInit = {}) {
     this.now = init.now ?? Date.now
@@ -72,13 +81,18 @@ export class ChunkMessenger {
     this.chunkBytes = init.chunkBytes ?? DEFAULT_CHUNK_BYTES
     this.assembler = new ChunkAssembler({ maxChunkBytes: this.chunkBytes, ...init.limits }, (peer, kind) => {
       // a reply is taken only from a peer we asked (its id then matches a pending request)
-      if (kind === 'response' || kind === 'error') return this.expectsReplyFrom(peer) ? (init.limits?.maxBytesPerPeer ?? 48 * 1024 * 1024) : 0
+      if (kind === 'response' || kind === 'error') return this.expectsReplyFrom(peer) ? (init.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) : 0
       return init.maxMessageBytes?.(peer, kind) ?? 64 * 1024
     })
     this.unsubscribe = link.subscribe(msg => { this.onEnvelope(msg) })
+    // incomplete messages expire even when no new chunk comes to run the assembler's expiry
+    const ttl = this.assembler.limits.partialTtlMs
+    this.expireTimer = setInterval(() => { this.assembler.expire(this.now()) }, Math.max(10, Math.min(10_000, Math.floor(ttl / 2))))
+    this.expireTimer.unref?.()
   }
 
   close (): void {
+    clearInterval(this.expireTimer)
     this.unsubscribe()
     for (const p of this.pending.values()) p.reject(new DbcError('OVERLAY_STOPPED', 'the overlay route closed before the reply came'))
     this.pending.clear()
@@ -172,13 +186,16 @@ export class ChunkMessenger {
       const handler = this.init.onRequest
       if (handler === undefined) return
       // bounded work: requests being answered per peer and in total (a stream has its stream caps)
+      // and their bytes count against the assembler's budgets until the handler settles
       const mine = this.serving.get(peer) ?? 0
-      if (mine >= (this.init.maxServingPerPeer ?? 64) || this.servingTotal >= (this.init.maxServing ?? 1024)) {
-        void this.send(peer, 'error', v.id, encodeErrorReply('OVERLAY_BUSY', 'too many requests from you (or in all) are being answered; try again later')).catch(() => {})
+      const size = v.payload.length
+      if (mine >= (this.init.maxServingPerPeer ?? 64) || this.servingTotal >= (this.init.maxServing ?? 1024) || !this.assembler.hold(peer, size)) {
+        void this.send(peer, 'error', v.id, encodeErrorReply('OVERLAY_BUSY', 'too many requests (or bytes) from you or in all are being answered; try again later')).catch(() => {})
         return
       }
       this.serving.set(peer, mine + 1); this.servingTotal++
       const done = (): void => {
+        this.assembler.release(peer, size)
         this.servingTotal--
         const n = (this.serving.get(peer) ?? 1) - 1
         if (n <= 0) this.serving.delete(peer); else this.serving.set(peer, n)

@@ -3,8 +3,9 @@
 // chunks, the receiver's bounds hold, garbage chunks are refused with typed codes.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ChunkAssembler, OutgoingChunks, decodeChunk, encodeChunk, splitMessage, chunkLength, CHUNK_HEADER_BYTES, type Chunk } from '../../../src/core/routing/chunker.js'
-import { ChunkMessenger, TASK_APP_CONTENT, type EnvelopeLink } from '../../../src/net/overlay/chunk-messenger.js'
+import { ChunkAssembler, OutgoingChunks, decodeChunk, encodeChunk, splitMessage, chunkLength, CHUNK_HEADER_BYTES, DEFAULT_CHUNK_BYTES, type Chunk } from '../../../src/core/routing/chunker.js'
+import { ChunkMessenger, TASK_APP_CONTENT, DEFAULT_MAX_REPLY_BYTES, type EnvelopeLink } from '../../../src/net/overlay/chunk-messenger.js'
+import { TASK_MAX_FRAME } from '../../../src/net/tasks.js'
 import type { ReceivedMessage } from '../../../src/net/overlay/envelopes.js'
 
 const id = (n: number): Uint8Array => new Uint8Array(16).fill(n)
@@ -45,7 +46,7 @@ test('garbage chunks are refused with typed codes', () => {
   assert.is(code(wrongKind), 'CHUNK_MALFORMED', 'kind')
   const patch = (c: Chunk, o: Partial<Chunk>): Uint8Array => encodeChunk({ ...c, ...o })
   assert.is(code(patch(good[0], { index: 3 })), 'CHUNK_MALFORMED', 'index past count')
-  assert.is(code(patch(good[0], { count: 30, totalBytes: 3000 })), 'CHUNK_MALFORMED', 'crumbs: more chunks than the size needs')
+  assert.is(code(patch(good[0], { count: 30, totalBytes: 3000 })), 'CHUNK_SPLIT', 'crumbs: more chunks than our size needs (refused, not called malformed: the size is a local option)')
   assert.is(code(patch(good[0], { data: bytes(999) })), 'CHUNK_MALFORMED', 'a chunk longer than its place')
   assert.is(code(encodeChunk({ kind: 'request', id: id(4), index: 0, count: 11, totalBytes: 10_001, data: bytes(chunkLength(10_001, 11, 0)) })), 'CHUNK_TOO_LARGE', 'above the per-peer cap')
   // a chunk that disagrees with its message's first chunk
@@ -70,6 +71,24 @@ test('bounds: incomplete messages per peer, bytes per peer and in total; idle on
   assert.is(verdict('r', first(6, 300), 1000), 'partial')
   assert.equal(a.pending, { messages: 1, bytes: 300 })
   assert.is(a.stats.expired, 3)
+})
+
+test('held bytes of completed messages count against the per-peer and total budgets until released', () => {
+  const a = new ChunkAssembler({ maxChunkBytes: 100, maxBytesPerPeer: 1000, maxBytesTotal: 1500 })
+  assert.ok(a.hold('p', 800))
+  assert.not.ok(a.hold('p', 300), 'per peer')
+  const first = (n: number, total: number): Uint8Array => encodeChunk(splitMessage('request', id(n), bytes(total), 100)[0])
+  const v = a.accept(0, 'p', first(1, 300))
+  assert.ok(v.type === 'refused' && v.code === 'CHUNK_PEER_LIMIT', 'an incomplete message does not fit beside held bytes')
+  assert.ok(a.hold('q', 600))
+  assert.not.ok(a.hold('r', 200), 'in total')
+  assert.is(a.holding, 1400)
+  assert.equal(a.pending, { messages: 0, bytes: 0 }, 'held bytes are not incomplete messages')
+  a.release('p', 800)
+  assert.is(a.accept(0, 'p', first(2, 300)).type, 'partial')
+  a.release('q', 600)
+  assert.is(a.holding, 0)
+  assert.equal(a.pending, { messages: 1, bytes: 300 })
 })
 
 test('OutgoingChunks: a window at a time; after a failure only the unacked chunks go again', () => {
@@ -165,6 +184,57 @@ test('requests being answered are bounded per peer: beyond, OVERLAY_BUSY (typed)
   assert.equal((await client.request('B', bytes(1, 4))).payload, bytes(1, 4))
   assert.is(started, 3)
   client.close(); server.close()
+})
+
+test('bytes of requests being served are budgeted: beyond the per-peer bytes, OVERLAY_BUSY until a handler settles', async () => {
+  const { a, b } = linkPair()
+  let release: () => void = () => {}
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let started = 0
+  const refused: string[] = []
+  const server = new ChunkMessenger(b, { chunkBytes: 1000, limits: { maxBytesPerPeer: 4500 }, onRefused: (_p, code) => refused.push(code), maxMessageBytes: () => 5000, onRequest: async (_peer, p) => { started++; await gate; return p.subarray(0, 1) } })
+  const client = new ChunkMessenger(a, { chunkBytes: 1000 })
+  const slow = client.request('B', bytes(4000, 1))
+  while (started < 1) await new Promise(resolve => setImmediate(resolve))
+  assert.is(server.assembler.holding, 4000, 'the request being served holds its bytes')
+  // a chunked request is refused at its first chunk (its reservation does not fit beside the held bytes)
+  await client.request('B', bytes(2000, 2), { timeoutMs: 300 }).then(() => assert.unreachable('resolved'), (err: Error & { code?: string }) => { assert.is(err.code, 'OVERLAY_TIMEOUT') })
+  assert.ok(refused.length > 0 && refused.every(c => c === 'CHUNK_PEER_LIMIT'), refused.join())
+  await client.request('B', bytes(900, 3)).then(() => assert.unreachable('resolved'), (err: Error & { code?: string }) => { assert.is(err.code, 'OVERLAY_BUSY', 'a one-chunk request too') })
+  release()
+  assert.equal((await slow).payload, bytes(4000, 1).subarray(0, 1))
+  assert.is(server.assembler.holding, 0, 'released when the handler settled')
+  assert.equal((await client.request('B', bytes(2000, 4))).payload, bytes(2000, 4).subarray(0, 1))
+  client.close(); server.close()
+})
+
+test('a reply is capped at the task frame cap (16 MiB), not the per-peer budget', async () => {
+  const { a, b } = linkPair()
+  const refused: string[] = []
+  const client = new ChunkMessenger(a, { onRefused: (_p, code) => refused.push(code) })
+  const server = new ChunkMessenger(b, { maxMessageBytes: () => 1000, onRequest: async () => await new Promise<Uint8Array>(() => {}) })
+  const pending = client.request('B', bytes(10), { timeoutMs: 60_000 }).catch(() => {})
+  while (server.assembler.stats.completed < 1) await new Promise(resolve => setImmediate(resolve))
+  // the first chunk of a 17 MiB "reply" (the old cap, 48 MiB, took it in)
+  const total = 17 * 1024 * 1024
+  const count = Math.ceil(total / DEFAULT_CHUNK_BYTES)
+  await b.send('A', encodeChunk({ kind: 'response', id: id(7), index: 0, count, totalBytes: total, data: bytes(chunkLength(total, count, 0)) }), { contentType: TASK_APP_CONTENT })
+  assert.equal(refused, ['CHUNK_TOO_LARGE'])
+  assert.is(DEFAULT_MAX_REPLY_BYTES, TASK_MAX_FRAME)
+  client.close(); server.close()
+  await pending
+})
+
+test('incomplete messages expire on a timer, with no new chunk to trigger it', async () => {
+  const { a, b } = linkPair()
+  const server = new ChunkMessenger(b, { chunkBytes: 1000, limits: { partialTtlMs: 40 }, maxMessageBytes: () => 5000, onRequest: async (_peer, p) => p })
+  await a.send('B', encodeChunk(splitMessage('request', id(8), bytes(3000), 1000)[0]), { contentType: TASK_APP_CONTENT })
+  assert.equal(server.assembler.pending, { messages: 1, bytes: 3000 })
+  const end = Date.now() + 20_000
+  while (server.assembler.pending.messages > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
+  assert.equal(server.assembler.pending, { messages: 0, bytes: 0 })
+  assert.is(server.assembler.stats.expired, 1)
+  server.close()
 })
 
 test('a message fails when one chunk keeps failing (no endless retries)', async () => {
