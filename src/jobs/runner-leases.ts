@@ -64,6 +64,8 @@ export class LeaseRounds {
   private escrowed = false
   /** Provider -> when its offers were first seen without a payout binding (the grace of UNBOUND_GRACE_MS). */
   private readonly unboundSince = new Map<string, number>()
+  /** The offer each live lease came from: a `more` round places against them too (bounded: one per leased provider). */
+  private readonly leasedViews = new Map<string, OfferView>()
   /** Set by the runner once it knows them. */
   startedAt = 0
   fileSize?: number
@@ -158,7 +160,11 @@ export class LeaseRounds {
       avoid: machine.avoidedProviders,
       penalise
     }
-    const p = m.placement === 'random' ? placeRandomly(req, views, this.placementRng) : placeTasks(req, views)
+    // a `more` round places against the leases it holds as well (they are not asked again): a far
+    // offer is leased only when the cost model would give it work beside the near leases it has
+    const held = mode === 'more' ? machine.liveLeases().map(l => this.leasedViews.get(l.provider)).filter((v): v is OfferView => v !== undefined && !views.some(x => x.provider === v.provider)) : []
+    const all = [...views, ...held]
+    const p = m.placement === 'random' ? placeRandomly(req, all, this.placementRng) : placeTasks(req, all)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
     for (let i = 0; i < views.length; i++) if (p.rejections[i] === undefined) this.pricePerCopy.set(views[i].provider, p.predictions[i].price)
     // Tasks the cost model rules out for good (budget, price, deadline, distance) fail with the reason.
@@ -171,7 +177,7 @@ export class LeaseRounds {
       // a `more` round tops the job up to maxLeases; a starved one (its leases can run nothing) may lease that many anew
       .slice(0, Math.max(0, (init.maxLeases ?? 64) - (mode === 'more' ? machine.liveLeases().length : 0)))
     const busyLeases: string[] = []
-    const unusedOffers = p.rejections.filter(r => r === undefined).length - used.length
+    const unusedOffers = p.rejections.slice(0, views.length).filter(r => r === undefined).length - used.length
     const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
       ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers })
     // money first: no provider works for this job before its escrow is on chain
@@ -225,6 +231,7 @@ export class LeaseRounds {
       this.leaseIds.set(id, leaseId)
       this.providersUsed.add(v.provider)
       this.providerBytes.set(v.provider, peer)
+      if (this.leasedViews.size < 4096) this.leasedViews.set(v.provider, v)
       this.d.payments.offerPrices.set(v.provider, prices)
       machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
       opened++

@@ -105,8 +105,8 @@ export class TrainingSubsystem implements Subsystem {
     // the member prices its rounds itself (its policy's prices, its own floor and measurements), never from the spec
     const member = this.member = new MemberPayments(() => this.init.memberPayment?.(), () => ({ prices, minRoundMs: this.init.minRoundMs ?? DEFAULT_MIN_ROUND_S * 1000 }))
     // the receipts carry the same payout binding as this node's grid offers (one signer: the compute peer's gate)
-    const selfBytes = ctx.identity.peerId.toMultihash().bytes
-    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices, gpuCount: gpuCount(), payoutAddress: this.init.payoutAddress, payoutBinding: () => this.init.memberPayment?.()?.payoutBinding?.(selfBytes), onBilled: (m, units) => { member.delivered(m.jobId, m.computeMs, units) } })
+    const selfBytes = (): Uint8Array => (ctx.identity.peerId ?? ctx.host.peerId).toMultihash().bytes
+    const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices, gpuCount: gpuCount(), payoutAddress: this.init.payoutAddress, payoutBinding: () => { const gate = this.init.memberPayment?.(); return gate?.payoutBinding?.(selfBytes()) }, onBilled: (m, units) => { member.delivered(m.jobId, m.computeMs, units) } })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
     this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
     const slotId = (jobId: string): string => `training:${jobId}`
@@ -119,7 +119,7 @@ export class TrainingSubsystem implements Subsystem {
       holdSlot: (jobId, spec) => this.init.slots?.()?.holdSlot(slotId(jobId), { cpus: 1, gpus: spec.gpu?.count ?? 0, ...(spec.gpu?.model !== undefined ? { gpuModel: spec.gpu.model } : {}) }),
       release: (jobId) => { member.forget(jobId); this.init.slots?.()?.releaseSlot(slotId(jobId)) },
       admitPayment: async (inv, spec, coordinator) => {
-        this.init.memberPayment?.()?.payoutBinding?.(selfBytes) // signed before the first round's receipt needs it
+        this.init.memberPayment?.()?.payoutBinding?.(selfBytes()) // signed before the first round's receipt needs it
         return await member.admitInvitation(inv, spec, coordinator)
       },
       admitRound: async (jobId) => await member.admitRound(jobId)
