@@ -137,8 +137,8 @@ export interface AssemblerLimits {
 export const DEFAULT_ASSEMBLER_LIMITS: AssemblerLimits = {
   maxChunkBytes: DEFAULT_CHUNK_BYTES,
   maxPartialPerPeer: 16,
-  maxBytesPerPeer: 48 * 1024 * 1024,
-  maxBytesTotal: 256 * 1024 * 1024,
+  maxBytesPerPeer: 32 * 1024 * 1024,
+  maxBytesTotal: 64 * 1024 * 1024,
   partialTtlMs: 60_000,
   doneTtlMs: 5 * 60_000,
   maxDone: 16_384
