@@ -9,7 +9,6 @@ import { DbcError } from '../errors.js'
 import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
-import { describeRoute } from '../net/routes/explain.js'
 
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
@@ -168,6 +167,8 @@ export function registerJobCommands (program: Command): void {
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
       if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
+      // loaded only here: read commands load nothing from src/net (test/unit/cli/lazy-imports.test.ts)
+      const { describeRoute } = await import('../net/routes/explain.js')
       if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
     })
