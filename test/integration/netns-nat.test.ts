@@ -13,11 +13,9 @@
 // Needs root, ip netns and iptables (test/netns/nat.ts).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { writeFileSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { NatTopology, type NatNode } from '../netns/nat.js'
-import { repoRoot, sleep } from '../netns/harness.js'
-import { checkSquares, summarize, type JobRun } from '../netns/scenarios.js'
+import { sleep } from '../netns/harness.js'
+import { checkSquares, squaresJobFiles, summarize, type JobRun } from '../netns/scenarios.js'
 
 const TASKS = 12
 const PRICED_OUT = ['--price-cpu-hour', '100000']
@@ -60,24 +58,7 @@ test.after(async () => {
 interface Copy { provider: string, outcome: string, ms?: number, route?: { kind: string, relay?: string, facts: string } }
 
 async function runJob (from: NatNode, name: string): Promise<{ run: JobRun, copies: Copy[], routes: Record<string, unknown> }> {
-  const dir = join(t.root, name)
-  mkdirSync(dir, { recursive: true })
-  const data = Buffer.alloc(8 * TASKS)
-  for (let i = 0; i < TASKS; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
-  writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name,
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
-    resources: { cores: 1, memoryMib: 64 },
-    budget: { total: 5, maxPricePerHour: 200 },
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
-    // one provider: no second one to spot-check it against
-    verification: { redundancy: 1, mode: 'off' },
-    task: { timeoutMs: 30_000, expectedMs: 5, maxAttempts: 8 },
-    placement: 'cost-model'
-  }
+  const { dir, manifest } = squaresJobFiles(t.root, name, TASKS)
   const t0 = Date.now()
   const { jobId } = await t.api<{ jobId: string }>(from, 'POST', '/v1/jobs', { manifest, baseDir: dir })
   let status: Record<string, any> = {}

@@ -10,11 +10,9 @@
 // site 0 and site 2 each a NATed provider (`--behind-nat`, DBC_RELAY_RESERVATIONS=2); site 1 a
 // NATed submitter. Every node but the two providers asks more than the jobs pay.
 import * as assert from 'uvu/assert'
-import { writeFileSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { NatTopology, type NatNode } from './nat.js'
-import { repoRoot, sleep } from './harness.js'
-import { checkSquares, summarize, type JobRun } from './scenarios.js'
+import { sleep } from './harness.js'
+import { checkSquares, squaresJobFiles, summarize, type JobRun } from './scenarios.js'
 
 const PRICED_OUT = ['--price-cpu-hour', '100000']
 
@@ -86,23 +84,7 @@ function routeName (net: NatNet, c: Copy): string {
  */
 export async function runNatGrid (net: NatNet, from: NatNode, name: string, tasks: number, opts: { killRelayAt?: number } = {}): Promise<GridResult> {
   const { t } = net
-  const dir = join(t.root, name)
-  mkdirSync(dir, { recursive: true })
-  const data = Buffer.alloc(8 * tasks)
-  for (let i = 0; i < tasks; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
-  writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name,
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
-    resources: { cores: 1, memoryMib: 64 },
-    budget: { total: 5, maxPricePerHour: 200 },
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
-    verification: { redundancy: 1, mode: 'off' },
-    task: { timeoutMs: 30_000, expectedMs: 5, maxAttempts: 8 },
-    placement: 'cost-model'
-  }
+  const { dir, manifest } = squaresJobFiles(t.root, name, tasks)
   const t0 = Date.now()
   const { jobId } = await t.api<{ jobId: string }>(from, 'POST', '/v1/jobs', { manifest, baseDir: dir })
   let status: Record<string, any> = {}

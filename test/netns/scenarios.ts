@@ -60,10 +60,38 @@ export interface JobRun { jobId: string, status: Record<string, any>, makespanMs
 /** A squares grid job from `submitter`; optionally calls `during(progressDone)` on every progress event. */
 export interface JobOptions { redundancy?: number, taskTimeoutMs?: number, placement?: 'cost-model' | 'random', during?: (done: number) => Promise<void> | void }
 
-export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
+/** The squares job's input: `tasks` doubles (i * 0.5 + 1), one per task. */
+export function squaresInput (tasks: number): Buffer {
   const data = Buffer.alloc(8 * tasks)
   for (let i = 0; i < tasks; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
-  return await runJob(c, submitter, 'squares', 'square.wasm', data, 8, opts)
+  return data
+}
+
+/**
+ * The squares job the NAT tests submit through the control API: its input written under
+ * `root/name`, one core, 64 MiB, one copy per task (a single provider: nothing to check it against).
+ */
+export function squaresJobFiles (root: string, name: string, tasks: number): { dir: string, manifest: Record<string, unknown> } {
+  const dir = join(root, name)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'data.bin'), squaresInput(tasks))
+  const manifest = {
+    name,
+    executor: 'wasm',
+    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
+    entry: 'run',
+    resources: { cores: 1, memoryMib: 64 },
+    budget: { total: 5, maxPricePerHour: 200 },
+    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
+    verification: { redundancy: 1, mode: 'off' },
+    task: { timeoutMs: 30_000, expectedMs: 5, maxAttempts: 8 },
+    placement: 'cost-model'
+  }
+  return { dir, manifest }
+}
+
+export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
+  return await runJob(c, submitter, 'squares', 'square.wasm', squaresInput(tasks), 8, opts)
 }
 
 /**
