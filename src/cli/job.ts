@@ -10,6 +10,17 @@ import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
 
+/** The routes a job (or a node) may ask for (src/net/routes RoutingMode; not imported: the CLI loads no src/net here). */
+const ROUTING_MODES = ['auto', 'direct', 'overlay'] as const
+export type RoutingFlag = typeof ROUTING_MODES[number]
+
+/** `--routing` as a mode, or BAD_ARGUMENT naming the flag, the value and the choices. */
+export function parseRoutingFlag (v: unknown): RoutingFlag {
+  const s = typeof v === 'string' ? v.trim().toLowerCase() : ''
+  if ((ROUTING_MODES as readonly string[]).includes(s)) return s as RoutingFlag
+  throw new DbcError('BAD_ARGUMENT', `--routing must be auto, direct or overlay, not "${String(v).slice(0, 40)}"`, { hint: 'auto: a connection, else the overlay; direct: connections only (direct or relayed); overlay: sealed envelopes through relays only (no connection with providers)' })
+}
+
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
 export function registerJobCommands (program: Command): void {
@@ -20,10 +31,14 @@ export function registerJobCommands (program: Command): void {
     .argument('<file>', 'the manifest')
     .option('--detach', 'return as soon as the job is accepted')
     .option('--yes', 'allow the job\'s escrow to be topped up as it runs (needed to pay past what was first locked: the predicted cost when the manifest states no budget.total)')
+    .option('--routing <mode>', 'how the job reaches providers, overriding the manifest\'s routing: auto (a connection, else the overlay), direct (connections only), overlay (sealed envelopes through relays only)')
     .option('--json', 'print JSON (the job id, or the final status)')
     .action(async (file: string, opts, cmd: Command) => {
+      // checked before anything is read or sent
+      const routing = opts.routing !== undefined ? parseRoutingFlag(opts.routing) : undefined
       const training = await readTrainingManifest(file)
       if (training !== undefined) {
+        if (routing !== undefined) throw new DbcError('BAD_ARGUMENT', '--routing applies to grid jobs; a training job follows its node\'s routing', { hint: 'start the coordinating node with `dbc node start --routing MODE` (training falls back to the overlay when no connection reaches a member unless the mode is direct)' })
         await submitTraining(await clientOf(cmd), training, opts)
         return
       }
@@ -31,6 +46,7 @@ export function registerJobCommands (program: Command): void {
       const { assertPreflight } = await import('../jobs/preflight.js')
       // everything is checked here, before anything ships: the files named, the module, its entry
       const { manifest, baseDir, path } = await loadManifestFile(file, { checkCode: false })
+      if (routing !== undefined) manifest.routing = routing
       await assertPreflight(manifest, baseDir, path)
       const client = await clientOf(cmd)
       const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir, allowTopUp: opts.yes === true })

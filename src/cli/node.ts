@@ -10,6 +10,7 @@ import { DbcError, DaemonUnavailableError } from '../errors.js'
 import { printJson, table, verboseWanted } from './output.js'
 import { dataDirOf } from './context.js'
 import { statusText } from './node-status.js'
+import { parseRoutingFlag } from './job.js'
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(Boolean)]
 /** A number, or the text itself when it is none: the config check then names the flag's key and the text. */
@@ -32,6 +33,7 @@ export function registerNodeCommands (program: Command): void {
     .option('--no-connection-monitor', 'do not ping connections periodically')
     .option('--behind-nat', 'this machine cannot be dialled: be reachable through a relay peer (circuit-relay-v2, hole punching)')
     .option('--no-relay', 'do not relay connections for peers behind NAT')
+    .option('--routing <mode>', 'how this node\'s jobs and training reach peers by default: auto (a connection, else sealed envelopes through the overlay), direct (connections only), overlay (the overlay only: no connection with providers)')
     .option('--network <name>', 'the chain this node settles on: sandbox (an EVM in this node, alone only), local (with --chain-rpc, see `dbc chain serve`), dbc-testnet, dbc-mainnet')
     .option('--chain-rpc <url>', 'JSON-RPC URL of the network\'s chain (default for local: http://127.0.0.1:8545)')
     .option('--chain-id <id>', 'chain id the RPC must report (local: 31337, dbc-testnet: 19850818, dbc-mainnet: 19880818)', (v) => /^\d+$/.test(v) ? Number(v) : v)
@@ -60,6 +62,7 @@ export function registerNodeCommands (program: Command): void {
       if (opts.dhtClient === true) flags.dht = { server: false }
       if (opts.connectionMonitor === false) flags.connectionMonitor = false
       if (opts.behindNat === true || opts.relay === false) flags.nat = { ...(opts.behindNat === true ? { behindNat: true } : {}), ...(opts.relay === false ? { relayServer: false } : {}) }
+      if (opts.routing !== undefined) flags.routing = { mode: parseRoutingFlag(opts.routing) }
       if (opts.network !== undefined) flags.network = opts.network
       if (opts.chainRpc !== undefined || opts.chainId !== undefined) flags.chain = { ...(opts.chainRpc !== undefined ? { rpc: opts.chainRpc } : {}), ...(opts.chainId !== undefined ? { chainId: opts.chainId } : {}) }
       const provider = providerFlags(opts)

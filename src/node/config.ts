@@ -193,12 +193,14 @@ export const configSchema = z.object({
     strict: z.boolean().optional()
   }).strict(),
   /**
-   * How this node's jobs reach providers (src/net/routes): mode 'auto' (a direct connection, else
-   * a relayed one, else sealed envelopes through the overlay) or 'overlay' (always the overlay: no
-   * connection with providers); k: paths per envelope (default 2).
+   * How this node's jobs reach providers (src/net/routes) and its training peers: mode 'auto' (a
+   * direct connection, else a relayed one, else sealed envelopes through the overlay), 'direct'
+   * (connections only, never the overlay; a job's own `routing` may still allow it) or 'overlay'
+   * (always the overlay, node-wide: no connection with providers; a job cannot weaken it);
+   * k: paths per envelope (default 2). `dbc node start --routing MODE` sets the mode.
    */
   routing: z.object({
-    mode: z.enum(['auto', 'overlay']),
+    mode: z.enum(['auto', 'direct', 'overlay']),
     k: z.number().int().min(1).max(4).optional()
   }).strict().optional(),
   /**

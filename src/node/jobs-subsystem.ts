@@ -5,7 +5,7 @@ import { JobStore, JobService, type JobSummary } from '../jobs/index.js'
 import { followJobEvents } from '../jobs/task-logs.js'
 import { Libp2pJobTransport, type NetworkEstimate } from '../net/tasks.js'
 import { withRoutes } from '../net/routes/explain.js'
-import { RouteBook } from '../net/routes/index.js'
+import { RouteBook, type RoutingMode } from '../net/routes/index.js'
 import type { TaskEnvelopes } from '../net/overlay/task-envelopes.js'
 import { toHex } from '../core/identity/index.js'
 import { validateManifest, formatManifestIssues } from '../core/scheduler/index.js'
@@ -45,7 +45,7 @@ export class JobsSubsystem implements Subsystem {
   private readonly progress = new Map<string, Progress>()
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly done = new Map<string, Promise<JobSummary>>()
-  private readonly routing = new Map<string, string | undefined>()
+  private readonly routing = new Map<string, RoutingMode | 'default'>()
   /** Escrow, vouchers, close and refund of this node's jobs (grid and training). */
   payments: JobPayments | undefined
   /** Training rounds paid through the same payer and vouchers (the training subsystem's hook). */
@@ -57,7 +57,10 @@ export class JobsSubsystem implements Subsystem {
     const routes = new RouteBook(ctx.host, {
       overlay: () => this.init.taskEnvelopes?.(),
       privatePeers: ctx.privatePeers,
-      forceOverlay: (_peer, msg) => ctx.config.routing?.mode === 'overlay' || this.jobRouting(msg) === 'overlay',
+      // the config's overlay is node-wide (providers turn private for every job); a job's own routing is per job
+      forceOverlay: () => ctx.config.routing?.mode === 'overlay',
+      jobRouting: msg => this.jobRouting(msg, ctx.config.routing?.mode),
+      fallback: () => ctx.config.routing?.mode !== 'direct',
       keepConnected: peer => ctx.config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`))
     })
     const transport = new Libp2pJobTransport({ host: ctx.host, network: this.init.network, candidates: this.init.candidates, routes })
@@ -78,17 +81,24 @@ export class JobsSubsystem implements Subsystem {
     this.ctx = ctx
   }
 
-  /** A job's manifest `routing` (by the job id a task message names), cached: it never changes. */
-  private jobRouting (msg: dbc.task.v1.ITaskMessage): string | undefined {
+  /**
+   * The routing of the job a task message names: its manifest's `routing` (cached: it never
+   * changes), else the node's default; undefined when the message names no job of this node.
+   */
+  private jobRouting (msg: dbc.task.v1.ITaskMessage, nodeMode: RoutingMode | undefined): RoutingMode | undefined {
     const bytes = msg.leaseRequest?.jobId ?? msg.lease?.jobId ?? msg.task?.jobId
     if (bytes == null || bytes.length === 0) return undefined
     const id = toHex(bytes)
-    if (this.routing.has(id)) return this.routing.get(id)
-    let routing: string | undefined
-    try { routing = (JSON.parse(this.jobStore?.getJob(id)?.manifest ?? '{}') as { manifest?: { routing?: string } }).manifest?.routing } catch {}
-    if (this.routing.size >= 1024) this.routing.delete(this.routing.keys().next().value as string)
-    this.routing.set(id, routing)
-    return routing
+    let routing = this.routing.get(id)
+    if (routing === undefined) {
+      const job = this.jobStore?.getJob(id)
+      if (job === undefined) return undefined
+      try { routing = (JSON.parse(job.manifest ?? '{}') as { manifest?: { routing?: RoutingMode } }).manifest?.routing } catch {}
+      routing ??= 'default'
+      if (this.routing.size >= 1024) this.routing.delete(this.routing.keys().next().value as string)
+      this.routing.set(id, routing)
+    }
+    return routing === 'default' ? (nodeMode ?? 'auto') : routing as RoutingMode
   }
 
   async afterNetworkStart (): Promise<void> {

@@ -37,6 +37,8 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
     payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } },
     payments: () => jobs.trainingPayments,
     memberPayment: () => compute.payment,
+    // the overlay's frames: training's route when no connection reaches a peer (a coordinator behind NAT)
+    overlay: () => overlay.tasks?.messenger,
     // group formation: matching GPUs, close to each other in predicted latency
     selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))
   })

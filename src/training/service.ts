@@ -8,7 +8,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { WireError } from '../errors.js'
 import type { dbc } from '../wire/gen/wire.js'
-import { TrainingTransport, type TrainingHost, type TrainingMessage } from './transport.js'
+import { TrainingTransport, type TrainingHost, type TrainingMessage, type TrainingTransportInit } from './transport.js'
 import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
 import { BUILTIN_WORK_BUDGET, builtinRefusal, createMlpTrainer, type BuiltinWork, type Trainer } from './trainer.js'
@@ -53,6 +53,8 @@ export interface TrainingServiceInit {
   builtinWorkBudget?: Partial<BuiltinWork>
   /** Signs the digest of a state this node hands to a joiner or the coordinator (see state-sign.ts); unsigned states are refused. */
   sign?: (digest: Uint8Array) => Uint8Array
+  /** The transport's routes: the overlay's frames (the fallback when no connection opens) and the node's routing mode. */
+  routes?: Pick<TrainingTransportInit, 'overlay' | 'routing'>
 }
 /** A job id longer than this is refused (ids are 16 hex characters). */
 export const MAX_JOB_ID_LENGTH = 128
@@ -91,7 +93,7 @@ export class TrainingService {
   private stopped = false
 
   constructor (host: TrainingHost | TrainingTransport, init: TrainingServiceInit = {}) {
-    this.transport = host instanceof TrainingTransport ? host : new TrainingTransport(host, { onBadInput: init.onBadInput })
+    this.transport = host instanceof TrainingTransport ? host : new TrainingTransport(host, { onBadInput: init.onBadInput, ...init.routes })
     this.init = init
     this.trainers = init.trainers ?? new TrainerRegistry()
   }

@@ -24,6 +24,7 @@ import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
 import type { dbc } from '../wire/gen/wire.js'
 import type { HourlyPrices } from '../core/compute/pricing.js'
 import type { DaemonContext, Subsystem } from '../node/daemon.js'
+import type { FrameLink } from '../net/overlay/chunk-messenger.js'
 
 export interface TrainingSubsystemInit {
   /** Prices this node charges for training compute (receipted per round): its provider policy's, read when the subsystem starts. */
@@ -49,6 +50,8 @@ export interface TrainingSubsystemInit {
   trainers?: Record<string, TrainerConfig>
   /** This node's payment gate (the compute peer's): an invitation needs an escrow covering its credit. Absent: no chain, no check. */
   memberPayment?: () => InvitationGate | undefined
+  /** The overlay's frames: training messages travel there when no connection reaches a peer (src/training/overlay-route.ts). */
+  overlay?: () => FrameLink | undefined
 }
 
 /** What a membership needs of the compute peer's slots (ComputePeer implements it). */
@@ -111,6 +114,8 @@ export class TrainingSubsystem implements Subsystem {
     this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
     const slotId = (jobId: string): string => `training:${jobId}`
     this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput,
+      // config routing.mode: overlay sends every frame through the overlay, direct never falls back to it
+      routes: { overlay: this.init.overlay, routing: () => ctx.config?.routing?.mode },
       accept: (spec) => {
         if (this.init.serveTraining === false) return 'TRAINING_DISABLED: this node\'s provider policy does not serve training (provider.training.enabled)'
         const offered = gpuCount()

@@ -7,21 +7,28 @@
 // Members behind NAT: the protocol runs on relayed (limited) connections too; the route book
 // (src/net/routes) picks each peer's connection, and a frame is written only where it fits
 // what the relay still allows (else on a direct connection that appeared, or a fresh relayed one).
+// When no connection opens at all (a coordinator behind its own NAT, failing relayed dials), or a
+// frame fits no relayed connection, frames travel the overlay instead: sealed envelopes through
+// relays, chunked and acked (FrameLink, src/net/overlay/chunk-messenger.ts; overlay-route.ts).
 import type { Stream, Connection, PeerId, Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
-import { performance } from 'node:perf_hooks'
 import { FramedStream } from '../net/framed.js'
 import { encodeFrame } from '../wire/frame.js'
 import { dbc } from '../wire/gen/wire.js'
-import $protobuf from 'protobufjs/minimal.js'
-import { Uint8ArrayList } from 'uint8arraylist'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { WireError } from '../errors.js'
 import { guardedHandle, wasHandled, SMALL_FRAME_BYTES } from '../net/guard/index.js'
 import { TrainingMembers } from './members.js'
-import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes, REPLY_ALLOWANCE_BYTES, type RouteInfo, type RouteKind } from '../net/routes/index.js'
-import { RELAY_DURATION_LIMIT_MS, type Host } from '../net/host.js'
+import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes, REPLY_ALLOWANCE_BYTES } from '../net/routes/index.js'
+import type { Host } from '../net/host.js'
+import type { FrameLink } from '../net/overlay/chunk-messenger.js'
+import { OverlayRoute, type TrainingRouting } from './overlay-route.js'
+import { TrainingRouteLog, type TrainingRoute } from './route-log.js'
+import { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
+import { SendPacer } from './send-pacer.js'
+import { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
 
 export const ALLREDUCE_PROTOCOL = '/dbc/allreduce/1.0.0'
 /** A model's full state travels in one frame (StateResponse); 64 MiB = 16M float32 parameters. */
@@ -29,59 +36,9 @@ export const TRAINING_MAX_FRAME = 64 * 1024 * 1024
 /** Messages waiting to be written to one peer before new ones are dropped. */
 export const MAX_QUEUED_PER_PEER = 1024
 
-const Codec = dbc.training.v1.TrainingMessage
-type T = typeof dbc.training.v1
-
-/** A decoded message: protobufjs fills every scalar with its default, so bodies are complete. */
-export interface TrainingMessage {
-  invite?: InstanceType<T['Invite']> | null
-  inviteReply?: InstanceType<T['InviteReply']> | null
-  roundStart?: InstanceType<T['RoundStart']> | null
-  slice?: InstanceType<T['SliceChunk']> | null
-  stateRequest?: InstanceType<T['StateRequest']> | null
-  stateResponse?: InstanceType<T['StateResponse']> | null
-  join?: InstanceType<T['Join']> | null
-  report?: InstanceType<T['RoundReport']> | null
-  finish?: InstanceType<T['Finish']> | null
-}
-
-export type TrainingMessageInput = dbc.training.v1.TrainingMessage.$Properties
-
-export function decodeTrainingMessage (frame: Uint8Array): TrainingMessage {
-  return Codec.decode(frame) as unknown as TrainingMessage
-}
-
-/** Slice data at least this large is not copied into the encoded message (zero-copy encode). */
-const ZERO_COPY_BYTES = 16 * 1024
-
-/**
- * Encodes a message; a large SliceChunk's data is not copied: the result is then a list of
- * [outer tag + length, the chunk's other fields, data tag + length, the data itself], which is
- * the same protobuf message (fields may come in any order). All-reduce moves megabytes a round,
- * and the copy was most of its garbage.
- */
-export function encodeTrainingMessage (msg: TrainingMessageInput): Uint8Array | Uint8ArrayList {
-  const data = msg.slice?.data
-  if (msg.slice == null || data == null || data.length < ZERO_COPY_BYTES) return Codec.encode(msg).finish()
-  const head = dbc.training.v1.SliceChunk.encode({ ...msg.slice, data: undefined }).finish()
-  const dataPrefix = $protobuf.Writer.create().uint32((7 << 3) | 2).uint32(data.length).finish()
-  const sliceLength = head.length + dataPrefix.length + data.length
-  const outer = $protobuf.Writer.create().uint32((4 << 3) | 2).uint32(sliceLength).finish()
-  return new Uint8ArrayList(outer, head, dataPrefix, data)
-}
-
-/**
- * Closes a relayed connection that carries no stream while another connection to the same peer
- * is open: each relay sets up few circuits per peer (RELAY_STREAMS in src/net/host.ts), and the
- * used-up ones the all-reduce moved away from would otherwise hold them.
- */
-export function closeIfRedundant (host: Pick<TrainingHost, 'getConnections'>, conn: Connection, ending?: Stream, spentBelow?: number): void {
-  if (spentBelow !== undefined && (limitBytesLeft(conn) ?? Infinity) >= spentBelow && Date.now() - conn.timeline.open <= RELAYED_MAX_AGE_MS) return
-  // a DCUtR attempt (one per relayed connection, futile on private addresses) holds no data of ours
-  if (conn.limits === undefined || conn.status !== 'open' || conn.streams.some(s => s !== ending && s.status === 'open' && s.protocol !== '/libp2p/dcutr')) return
-  if (!host.getConnections(conn.remotePeer).some(c => c !== conn && c.status === 'open')) return
-  void conn.close().catch(() => {})
-}
+export { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
+export { MAX_ROUTES, type TrainingRoute } from './route-log.js'
+export { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
 
 export type TrainingListener = (from: string, msg: TrainingMessage) => void
 
@@ -95,22 +52,6 @@ interface Outbox {
   conn?: Connection
 }
 
-/** How this node reaches one training peer: the route of its outbound stream, and what went each way. */
-export interface TrainingRoute extends RouteInfo {
-  /** Frames and bytes sent to this peer on each kind of route. */
-  frames: Partial<Record<RouteKind, number>>
-  bytes: Partial<Record<RouteKind, number>>
-  /** Relayed connections opened afresh because one was used up (bytes or age). */
-  freshRelayed: number
-}
-
-/**
- * A relayed connection this old is replaced before the next frame: our relays cut one at
- * RELAY_DURATION_LIMIT_MS (and the client reads the limit the relay sends in the wrong unit, so
- * `limits.seconds` cannot be used). Another relay's shorter limit shows as a failed write.
- */
-export const RELAYED_MAX_AGE_MS = RELAY_DURATION_LIMIT_MS - 60_000
-
 export interface TransportStats {
   framesSent: number
   bytesSent: number
@@ -121,15 +62,21 @@ export interface TransportStats {
   routeLimited: number
   /** Time at least one write was in flight, ms: bytesSent over it is the send bandwidth (BandwidthEstimate). */
   sendBusyMs: number
+  /** Frames sent and received over the overlay (part of the counts above). */
+  overlayFramesSent: number
+  overlayFramesReceived: number
 }
+
+/** How long a frame waits for a connection to open before it takes the overlay (the connection is still used once it opens). */
+export const OVERLAY_DIAL_WAIT_MS = 5000
+/** How long one frame may take over the overlay (every chunk acked) before the peer's queue is dropped. */
+export const OVERLAY_FRAME_TIMEOUT_MS = 60_000
 
 /** The minimum of a libp2p node this transport uses (a full node also gets a route book: dial and connection events). */
 export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore' | 'getConnections'>
 
 /** Addresses per peer shared in a RoundStart (bounded: a remote peer fills this). */
 export const MAX_SHARED_ADDRS = 8
-/** Peers whose route this transport remembers (for status and tests; the oldest fall out). */
-export const MAX_ROUTES = 1024
 
 export interface TrainingTransportInit {
   onBadInput?: (peer: PeerId, err: WireError) => void
@@ -140,6 +87,13 @@ export interface TrainingTransportInit {
   frameLimit?: (peer: string) => number | undefined
   /** Caps what this node sends on the protocol, bytes/s over all peers (an operator's uplink share; benches throttle a member with it). */
   maxSendBytesPerSec?: number
+  /** The overlay's frames (sealed envelopes through relays): the route when no connection opens. Absent: connections only. */
+  overlay?: () => FrameLink | undefined
+  /** auto (default): a connection, else the overlay; direct: connections only; overlay: the overlay only (config routing.mode). */
+  routing?: () => TrainingRouting | undefined
+  /** How long a frame waits for a connection before it takes the overlay (default OVERLAY_DIAL_WAIT_MS). */
+  overlayWaitMs?: number
+  now?: () => number
 }
 
 export class TrainingTransport {
@@ -153,22 +107,34 @@ export class TrainingTransport {
   /** Who this node trains with, learned from the messages it sends and accepts. */
   readonly members = new TrainingMembers(TRAINING_MAX_FRAME)
   private started = false
-  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, routeLimited: 0, sendBusyMs: 0 }
+  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, routeLimited: 0, sendBusyMs: 0, overlayFramesSent: 0, overlayFramesReceived: 0 }
   /** Picks connections that fit (relay limits, DCUtR on first contact); absent for a host without dial/events (test doubles). */
   private routeBook: RouteBook | undefined
-  private readonly routeTo = new Map<string, TrainingRoute>()
-  private readonly maxSendBytesPerSec?: number
-  /** Writes in flight over all peers, since when; and when the send cap lets the next write go. */
-  private writing = 0
-  private busySince = 0
-  private sendSlotAt = 0
+  private readonly routeLog = new TrainingRouteLog()
+  private readonly pacer: SendPacer
+  /** When frames take the overlay (no connection opened, or the peer reached us that way; routing: overlay). */
+  readonly overlay: OverlayRoute
+  private detachFrames: (() => void) | undefined
+  private readonly overlayWaitMs: number
 
   constructor (host: TrainingHost, init: TrainingTransportInit = {}) {
     this.host = host
     this.self = host.peerId.toString()
     this.onBadInput = init.onBadInput
     this.frameLimitHook = init.frameLimit
-    this.maxSendBytesPerSec = init.maxSendBytesPerSec
+    this.pacer = new SendPacer(init.maxSendBytesPerSec)
+    this.overlayWaitMs = init.overlayWaitMs ?? OVERLAY_DIAL_WAIT_MS
+    this.overlay = new OverlayRoute({
+      ...(init.overlay !== undefined ? { link: init.overlay } : {}),
+      ...(init.routing !== undefined ? { routing: init.routing } : {}),
+      ...(init.now !== undefined ? { now: init.now } : {}),
+      // the background try that leaves the overlay: a connection through the route book (none: the next frame tries)
+      connect: async (peer, signal) => {
+        if (this.routeBook === undefined) return
+        await this.routeBook.connectionFor(peerIdFromString(peer), 0, { signal })
+        log('a connection to %s opened: frames leave the overlay', peer)
+      }
+    })
   }
 
   /**
@@ -194,11 +160,21 @@ export class TrainingTransport {
       const from = connection.remotePeer.toString()
       await this.readLoop(stream, connection, g.open({ maxFrameBytes: () => this.frameLimit(from) }))
     }, { maxInboundStreams: 256, runOnLimitedConnection: true, expectsRequest: true })
+    this.overlay.start()
+    // frames over the overlay: the same caps as a stream (large ones only from members), within the overlay's budgets
+    const link = this.overlay.link()
+    this.detachFrames = link?.attachFrames({
+      maxBytes: peer => Math.min(this.frameLimit(peer), link.maxFrameBytes),
+      onFrame: (peer, frame) => { this.onOverlayFrame(peer, frame) }
+    })
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.overlay.stop()
+    this.detachFrames?.()
+    this.detachFrames = undefined
     this.routeBook?.close()
     this.routeBook = undefined
     await this.host.unhandle(ALLREDUCE_PROTOCOL)
@@ -255,7 +231,7 @@ export class TrainingTransport {
     const o = this.outboxes.get(peer)
     if (o === undefined) return
     this.outboxes.delete(peer)
-    this.routeTo.delete(peer)
+    this.routeLog.forget(peer)
     o.queue.length = 0
     o.framed?.abort(new Error('peer forgotten'))
   }
@@ -268,13 +244,32 @@ export class TrainingTransport {
     try {
       while (o.queue.length > 0 && this.started) {
         const bytes = o.queue[0]
+        const via = this.overlay.why(to)
+        if (via !== undefined) {
+          if (o.framed !== undefined) this.retire(o)
+          await this.sendOverlay(to, o, via)
+          continue
+        }
         if (o.framed !== undefined && !this.fits(o, bytes.length)) this.retire(o)
-        if (o.framed === undefined) {
-          let opened: { stream: Stream, conn?: Connection }
+        let framed = o.framed
+        if (framed === undefined) {
+          let opened: { stream: Stream, conn?: Connection } | undefined
           try {
-            opened = await this.openStream(to, bytes.length, o.conn)
+            opened = await this.openOrWait(to, o, bytes.length)
           } catch (err) {
-            if (!(err instanceof RouteLimitError)) throw err
+            const overlay = this.started ? this.overlay.link() : undefined
+            if (!(err instanceof RouteLimitError)) {
+              if (overlay === undefined) throw err
+              // neither a direct nor a relayed connection opened: the overlay carries this peer's frames for a while
+              log('no connection to %s (%s): frames go over the overlay', to, (err as Error).message)
+              this.overlay.fallbacks.fellBack(to, `no direct or relayed connection opened (${(err as Error).message.slice(0, 160)})`)
+              continue
+            }
+            if (overlay !== undefined) {
+              // this frame fits no relayed connection: the overlay chunks it (the rest keep the relay)
+              await this.sendOverlay(to, o, `the frame fits no relayed connection (${err.message.slice(0, 160)})`)
+              continue
+            }
             // this frame cannot cross the relay that is the only way to the peer: drop it, not the rest
             log('frame of %d bytes to %s dropped: %s', bytes.length, to, err.message)
             this.stats.routeLimited++
@@ -282,29 +277,28 @@ export class TrainingTransport {
             o.queue.shift()
             continue
           }
-          o.framed = new FramedStream(opened.stream, { maxFrameBytes: TRAINING_MAX_FRAME })
-          o.conn = opened.conn
-          // relayed connections to this peer left used up and empty (a fresh one has its whole budget)
-          const spent = wireBytes(bytes.length + Math.max(REPLY_ALLOWANCE_BYTES, bytes.length))
-          for (const c of this.host.getConnections(peerIdFromString(to))) if (c !== opened.conn) closeIfRedundant(this.host, c, undefined, spent)
+          // a slow connection: this frame takes the overlay while it opens (overlay.why says so)
+          if (opened === undefined) continue
+          framed = this.adopt(to, o, opened, bytes.length)
           openedFor = bytes
         }
-        if (this.writing++ === 0) this.busySince = performance.now()
+        const stream = framed
         try {
-          await this.throttle(bytes.length)
-          await o.framed.write(bytes, { signal: AbortSignal.timeout(30_000) })
+          await this.write(bytes.length, async () => { await stream.write(bytes, { signal: AbortSignal.timeout(30_000) }) })
         } catch (err) {
-          if (openedFor === bytes) throw err
-          o.framed.abort(err as Error)
+          stream.abort(err as Error)
           o.framed = undefined
+          if (openedFor === bytes) {
+            // a fresh stream failed at once: the connection is not usable; the overlay takes over when there is one
+            if (this.overlay.link() === undefined || !this.started) throw err
+            this.overlay.fallbacks.fellBack(to, `a fresh stream failed (${(err as Error).message.slice(0, 160)})`)
+          }
           continue
-        } finally {
-          if (--this.writing === 0) this.stats.sendBusyMs += performance.now() - this.busySince
         }
         o.queue.shift()
         this.stats.framesSent++
         this.stats.bytesSent += bytes.length
-        this.countRoute(to, bytes.length)
+        this.routeLog.count(to, bytes.length)
       }
     } catch (err) {
       // The peer is gone or unreachable: drop what was queued for it. The all-reduce's
@@ -318,6 +312,87 @@ export class TrainingTransport {
     } finally {
       o.pumping = false
     }
+  }
+
+  /**
+   * A stream to `to`, or undefined when the connection is slow to open and the overlay is there:
+   * frames take the overlay until it opens (then the outbox adopts its stream) or fails (then the
+   * overlay stays the route for a while). Without an overlay: the stream, however long it takes.
+   */
+  private async openOrWait (to: string, o: Outbox, len: number): Promise<{ stream: Stream, conn?: Connection } | undefined> {
+    const attempt = this.openStream(to, len, o.conn)
+    if (this.overlay.link() === undefined) return await attempt
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, this.overlayWaitMs) })
+    try {
+      const first = await Promise.race([attempt, slow])
+      if (first !== 'slow') return first
+    } finally {
+      clearTimeout(timer)
+    }
+    this.overlay.fallbacks.dialing(to)
+    attempt.then(opened => {
+      this.overlay.fallbacks.connected(to)
+      if (!this.started || o.framed !== undefined || this.outboxes.get(to) !== o) { opened.stream.abort(new Error('not needed')); return }
+      log('the connection to %s opened: frames leave the overlay', to)
+      this.adopt(to, o, opened, len)
+    }, (err: Error) => {
+      if (err instanceof RouteLimitError) { this.overlay.fallbacks.connected(to); return }
+      this.overlay.fallbacks.fellBack(to, `no direct or relayed connection opened (${err.message.slice(0, 160)})`)
+    })
+    return undefined
+  }
+
+  /** The outbox's stream from now on (and relayed connections to the peer left used up and empty are closed). */
+  private adopt (to: string, o: Outbox, opened: { stream: Stream, conn?: Connection }, len: number): FramedStream {
+    const framed = o.framed = new FramedStream(opened.stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+    o.conn = opened.conn
+    // a fresh relayed connection has its whole budget: the used-up ones go
+    const spent = wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
+    for (const c of this.host.getConnections(peerIdFromString(to))) if (c !== opened.conn) closeIfRedundant(this.host, c, undefined, spent)
+    return framed
+  }
+
+  /** Sends the queue's first frame over the overlay (chunked, every chunk acked); a failure drops the queue (the caller's catch). */
+  private async sendOverlay (to: string, o: Outbox, why: string): Promise<void> {
+    const link = this.overlay.link()
+    const bytes = o.queue[0]
+    const frame = bytes instanceof Uint8Array ? bytes : bytes.subarray()
+    if (link === undefined || frame.length > link.maxFrameBytes) {
+      log('frame of %d bytes to %s dropped: above what the overlay carries', frame.length, to)
+      this.stats.routeLimited++
+      this.stats.dropped++
+      o.queue.shift()
+      return
+    }
+    const sent = await this.write(frame.length, async () => await link.sendFrame(to, frame, AbortSignal.any([AbortSignal.timeout(OVERLAY_FRAME_TIMEOUT_MS), this.overlay.signal])))
+    o.queue.shift()
+    this.stats.framesSent++
+    this.stats.bytesSent += frame.length
+    this.stats.overlayFramesSent++
+    this.routeLog.noteOverlay(to, sent.relays, why)
+    this.routeLog.count(to, frame.length)
+  }
+
+  /** A whole frame that came over the overlay: the same checks and listeners as one read from a stream. */
+  private onOverlayFrame (from: string, frame: Uint8Array): void {
+    if (!this.started) return
+    let msg: TrainingMessage
+    try {
+      msg = decodeTrainingMessage(frame)
+    } catch (err) {
+      try { this.onBadInput?.(peerIdFromString(from), new WireError('TRAINING_MESSAGE_INVALID', `training message from ${from} (over the overlay) does not decode`, { cause: err })) } catch {}
+      return
+    }
+    this.stats.framesReceived++
+    this.stats.bytesReceived += frame.length
+    this.stats.overlayFramesReceived++
+    this.members.onReceive(Date.now(), from, msg)
+    // no connection to the sender: our answers go the way it came (no dial that would fail first)
+    let connected = false
+    try { connected = this.host.getConnections(peerIdFromString(from)).some(c => c.status === 'open') } catch {}
+    if (!connected) this.overlay.fallbacks.heardVia(from)
+    this.dispatch(from, msg)
   }
 
   /**
@@ -346,35 +421,11 @@ export class TrainingTransport {
   }
 
   /** The route each training peer was last reached on, with the frames and bytes sent on each kind. */
-  routes (): Record<string, TrainingRoute> { return Object.fromEntries(this.routeTo) }
+  routes (): Record<string, TrainingRoute> { return this.routeLog.all() }
 
-  private noteRoute (to: string, conn: Connection, previous: Connection | undefined): void {
-    if (this.routeBook === undefined) return
-    const old = this.routeTo.get(to)
-    const info = this.routeBook.classify(conn)
-    const fresh = previous !== undefined && previous !== conn && previous.limits !== undefined && conn.limits !== undefined
-    this.routeTo.delete(to)
-    this.routeTo.set(to, { ...info, frames: old?.frames ?? {}, bytes: old?.bytes ?? {}, freshRelayed: (old?.freshRelayed ?? 0) + (fresh ? 1 : 0) })
-    // bounded: peers of past jobs fall out oldest first
-    if (this.routeTo.size > MAX_ROUTES) this.routeTo.delete(this.routeTo.keys().next().value as string)
-  }
-
-  private countRoute (to: string, len: number): void {
-    const r = this.routeTo.get(to)
-    if (r === undefined) return
-    r.frames[r.kind] = (r.frames[r.kind] ?? 0) + 1
-    r.bytes[r.kind] = (r.bytes[r.kind] ?? 0) + len
-    r.at = Date.now()
-  }
-
-  /** Waits for this write's slot under maxSendBytesPerSec (one clock for all peers: a shared uplink). */
-  private async throttle (bytes: number): Promise<void> {
-    const rate = this.maxSendBytesPerSec
-    if (rate === undefined || !(rate > 0)) return
-    const now = performance.now()
-    const at = Math.max(now, this.sendSlotAt)
-    this.sendSlotAt = at + (bytes / rate) * 1000
-    if (at > now) await new Promise(resolve => setTimeout(resolve, at - now))
+  /** One write under the send cap; stats.sendBusyMs follows the pacer's busy time. */
+  private async write<R> (len: number, write: () => Promise<R>): Promise<R> {
+    try { return await this.pacer.write(len, write) } finally { this.stats.sendBusyMs = this.pacer.busyMs }
   }
 
   /**
@@ -392,7 +443,7 @@ export class TrainingTransport {
           let conn = await this.routeBook.connectionFor(peer, len, { signal, replyBytes: Math.max(REPLY_ALLOWANCE_BYTES, len) })
           if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await (this.host as Host).dial(peer, { signal, force: true })
           const stream = await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true })
-          this.noteRoute(to, conn, previous)
+          this.routeLog.noteConnection(to, this.routeBook.classify(conn), conn, previous)
           return { stream, conn }
         }
         const conn = this.host.getConnections(peer).find(c => c.status === 'open')

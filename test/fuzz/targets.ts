@@ -169,7 +169,15 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
         expect: 'refused (CHUNK_TOO_LARGE: a peer without a lease sends small requests); nothing reserved',
         charge: 'no'
       },
-      { name: 'task-chunk-unasked-response', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'response', id: rand(c, 16), index: 0, count: 1, totalBytes: 32, data: rand(c, 32) })))], expect: 'refused (a reply to nothing asked: 0 bytes allowed)', charge: 'no' }
+      { name: 'task-chunk-unasked-response', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'response', id: rand(c, 16), index: 0, count: 1, totalBytes: 32, data: rand(c, 32) })))], expect: 'refused (a reply to nothing asked: 0 bytes allowed)', charge: 'no' },
+      // training frames over the overlay (src/training/overlay-route.ts): one-way `frame` chunks on the same application
+      { name: 'training-frame-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 33, data: new Uint8Array([0x0f, ...rand(c, 32)]) })))], expect: 'acked, then refused by the training transport (TRAINING_MESSAGE_INVALID: wire type 7); sender charged', charge: 'must' },
+      {
+        name: 'training-frame-1mib-from-stranger',
+        craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 6, totalBytes: 6 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
+        expect: 'refused (CHUNK_TOO_LARGE: large training frames only from members of a job); nothing reserved',
+        charge: 'no'
+      }
     ]
   },
   '/dbc/membership/1.0.0': {

@@ -12,10 +12,10 @@ export const MESSAGE_ID_BYTES = 16
 /** What the task application's chunks carry at most (an envelope is 1 MiB; four chunks in flight fit a window). */
 export const DEFAULT_CHUNK_BYTES = 192 * 1024
 
-/** request → response/error; heartbeat and close are one-way (a lease's life). */
-export type ChunkKind = 'request' | 'response' | 'error' | 'heartbeat' | 'close'
-const KIND_CODE: Record<ChunkKind, number> = { request: 1, response: 2, error: 3, heartbeat: 4, close: 5 }
-const KIND_OF: Record<number, ChunkKind> = { 1: 'request', 2: 'response', 3: 'error', 4: 'heartbeat', 5: 'close' }
+/** request → response/error; heartbeat and close are one-way (a lease's life); frame is a one-way training message. */
+export type ChunkKind = 'request' | 'response' | 'error' | 'heartbeat' | 'close' | 'frame'
+const KIND_CODE: Record<ChunkKind, number> = { request: 1, response: 2, error: 3, heartbeat: 4, close: 5, frame: 6 }
+const KIND_OF: Record<number, ChunkKind> = { 1: 'request', 2: 'response', 3: 'error', 4: 'heartbeat', 5: 'close', 6: 'frame' }
 
 export interface Chunk {
   kind: ChunkKind

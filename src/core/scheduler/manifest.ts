@@ -143,11 +143,13 @@ export const manifestSchema = z.strictObject({
    */
   placement: z.enum(['cost-model', 'random']).default('cost-model'),
   /**
-   * How messages reach providers: 'auto' (unset: a direct connection, else a relayed one, else
-   * the overlay) or 'overlay' (privacy: sealed envelopes through overlay relays only; this node
-   * holds no connection with the job's providers). src/net/routes.
+   * How messages reach providers: 'auto' (a direct connection, else a relayed one, else the
+   * overlay), 'direct' (connections only, never the overlay) or 'overlay' (privacy: sealed
+   * envelopes through overlay relays only; no connection with the job's providers unless another
+   * job of the node uses them). Unset: the node's config routing.mode. `dbc job submit --routing`
+   * overrides it. src/net/routes.
    */
-  routing: z.enum(['auto', 'overlay']).optional(),
+  routing: z.enum(['auto', 'direct', 'overlay']).optional(),
   task: taskSchema.default({ timeoutMs: 60_000, expectedMs: 1_000, maxAttempts: 5, inputEncoding: 'json' })
 }).superRefine((m, ctx) => {
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'

@@ -2,7 +2,8 @@
 // into chunks (src/core/routing/chunker.ts), each chunk one envelope acked by the recipient on
 // its own; a chunk whose every path failed is sent again later, the acked ones never. Replies
 // are matched to requests by the request's 16-byte id; copies (k paths, re-sends) are
-// deduplicated by the envelope window and then by the assembler.
+// deduplicated by the envelope window and then by the assembler. One-way frames carry another
+// application's messages (training: src/training/transport.ts) through the same budgets.
 import { DbcError } from '../../errors.js'
 import { toHex } from '../../core/identity/index.js'
 import { ChunkAssembler, OutgoingChunks, encodeChunk, splitMessage, DEFAULT_CHUNK_BYTES, MESSAGE_ID_BYTES, type AssemblerLimits, type ChunkKind, type ChunkRefusal } from '../../core/routing/chunker.js'
@@ -58,14 +59,33 @@ export interface SentMessage { relays: string[], chunks: number, sends: number }
 
 interface Pending { resolve: (r: { payload: Uint8Array }) => void, reject: (e: Error) => void }
 
+/**
+ * Who takes one-way frames (the training transport): `maxBytes(peer)` bounds each frame a peer
+ * may send (0: none); a whole frame goes to `onFrame`. Frames share the assembler's budgets
+ * with task messages (per peer and in total), so the overlay holds no more for two applications.
+ */
+export interface FrameHandler {
+  maxBytes: (peer: string) => number
+  onFrame: (peer: string, frame: Uint8Array) => void
+}
+
+/** What the training transport needs of the overlay: frames out (chunked, acked) and in. */
+export interface FrameLink {
+  sendFrame: (peer: string, frame: Uint8Array, signal?: AbortSignal) => Promise<SentMessage>
+  attachFrames: (h: FrameHandler) => () => void
+  /** The largest frame the receiver's budgets can hold (its per-peer budget for incomplete messages). */
+  readonly maxFrameBytes: number
+}
+
 /** Error replies carry a ProtocolError: code + message. */
 export function encodeErrorReply (code: string, message: string): Uint8Array {
   return dbc.common.v1.ProtocolError.encode({ code, message: message.slice(0, 1024) }).finish()
 }
 
-export class ChunkMessenger {
+export class ChunkMessenger implements FrameLink {
   readonly assembler: ChunkAssembler
-  readonly stats = { requests: 0, responses: 0, chunksSent: 0, chunkResends: 0, refused: 0 }
+  readonly stats = { requests: 0, responses: 0, chunksSent: 0, chunkResends: 0, refused: 0, framesSent: 0, framesReceived: 0 }
+  private frames: FrameHandler | undefined
   private readonly pending = new Map<string, Pending>()
   private readonly serving = new Map<string, number>()
   private servingTotal = 0
@@ -82,6 +102,7 @@ export class ChunkMessenger {
     this.assembler = new ChunkAssembler({ maxChunkBytes: this.chunkBytes, ...init.limits }, (peer, kind) => {
       // a reply is taken only from a peer we asked (its id then matches a pending request)
       if (kind === 'response' || kind === 'error') return this.expectsReplyFrom(peer) ? (init.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) : 0
+      if (kind === 'frame') return this.frames?.maxBytes(peer) ?? 0
       return init.maxMessageBytes?.(peer, kind) ?? 64 * 1024
     })
     this.unsubscribe = link.subscribe(msg => { this.onEnvelope(msg) })
@@ -130,6 +151,22 @@ export class ChunkMessenger {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
     }
+  }
+
+  /** The largest frame a receiver with our budgets holds (frames above it are refused CHUNK_PEER_LIMIT). */
+  get maxFrameBytes (): number { return this.assembler.limits.maxBytesPerPeer }
+
+  /** One frame of another application (training), one way; resolves once every chunk was acked. */
+  async sendFrame (peer: string, frame: Uint8Array, signal?: AbortSignal): Promise<SentMessage> {
+    const sent = await this.send(peer, 'frame', this.random(MESSAGE_ID_BYTES), frame, signal)
+    this.stats.framesSent++
+    return sent
+  }
+
+  /** Frames arriving from now on go to `h` (one handler: a later one replaces it); returns the detach. */
+  attachFrames (h: FrameHandler): () => void {
+    this.frames = h
+    return () => { if (this.frames === h) this.frames = undefined }
   }
 
   /** A one-way message (a lease's heartbeat or close); resolves once every chunk was acked. */
@@ -215,6 +252,11 @@ export class ChunkMessenger {
       let code = 'ERROR'; let message = 'the peer refused the request'
       try { const e = dbc.common.v1.ProtocolError.decode(v.payload); code = e.code; message = e.message } catch {}
       p.reject(Object.assign(new DbcError(/^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : 'ERROR', message.slice(0, 512)), { remote: true }))
+      return
+    }
+    if (v.kind === 'frame') {
+      this.stats.framesReceived++
+      this.frames?.onFrame(peer, v.payload)
       return
     }
     this.init.onOneWay?.(peer, v.kind, v.payload)

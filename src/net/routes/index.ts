@@ -15,6 +15,10 @@ import type { OverlayOnlyPeers } from './private-peers.js'
 
 export type { RouteKind } from '../../core/scheduler/route-cost.js'
 
+/** How a job's messages reach providers: a connection else the overlay (auto), connections only (direct), the overlay only (overlay). */
+export type RoutingMode = 'auto' | 'direct' | 'overlay'
+export const ROUTING_MODES: readonly RoutingMode[] = ['auto', 'direct', 'overlay']
+
 export interface RouteInfo {
   kind: RouteKind
   /** Peer id of the relay, for a relayed route. */
@@ -100,12 +104,22 @@ export interface RouteBookInit {
   now?: () => number
   /** The overlay's task application (sealed envelopes), when the node runs the overlay. */
   overlay?: () => TaskEnvelopes | undefined
-  /** Whether a message must take the overlay (config `routing.mode: overlay`, a job's `routing: overlay`). */
+  /**
+   * Whether a message must take the overlay node-wide (config `routing.mode: overlay`): its peer
+   * turns private for every job. A job's own `routing: overlay` is `jobRouting`.
+   */
   forceOverlay?: (peer: string, msg: dbc.task.v1.ITaskMessage) => boolean
+  /**
+   * The routing of the job a message belongs to (its manifest's `routing`, else the node's
+   * default), or undefined for a message that names no job of this node. 'overlay' takes the
+   * overlay for that job only: a provider another job reaches on a connection keeps it;
+   * 'direct' never falls back to the overlay.
+   */
+  jobRouting?: (msg: dbc.task.v1.ITaskMessage) => RoutingMode | undefined
   /** Peers reached through the overlay only (the node's connection gater refuses them). */
   privatePeers?: OverlayOnlyPeers
-  /** Fall back to the overlay when neither a direct nor a relayed connection opens (default true). */
-  fallback?: boolean
+  /** Fall back to the overlay when neither a direct nor a relayed connection opens (default true; config routing.mode direct: false), for messages whose job does not say. */
+  fallback?: boolean | (() => boolean)
   /** Peers whose connection this node needs (its bootstrap relays): never made private, so they run no forced-overlay work. */
   keepConnected?: (peer: string) => boolean
 }
@@ -252,28 +266,45 @@ export class RouteBook {
   overlayFor (peer: string, msg: dbc.task.v1.ITaskMessage): { overlay: TaskEnvelopes, why: string } | undefined {
     const overlay = this.init.overlay?.()
     const escrow = msg.voucher?.escrowId
-    const forced = this.init.privatePeers?.has(peer) === true || this.init.forceOverlay?.(peer, msg) === true ||
-      (escrow != null && escrow.length > 0 && this.overlayEscrows.has(hex(escrow)))
+    const priv = this.init.privatePeers
+    const nodeForced = this.init.forceOverlay?.(peer, msg) === true
+    const job = this.init.jobRouting?.(msg)
+    const jobForced = job === 'overlay' || (escrow != null && escrow.length > 0 && this.overlayEscrows.has(hex(escrow)))
+    // a job that allows connections takes one to a provider that only overlay-only jobs made private
+    // (unless the node forces the overlay): the provider leaves the private set, those jobs keep the overlay
+    if (!nodeForced && !jobForced && job !== undefined) priv?.release(peer)
+    const forced = nodeForced || jobForced || priv?.has(peer) === true
     if (forced) {
       if (overlay === undefined) throw new DbcError('NO_OVERLAY', `routing: overlay is asked for ${peer}, but this node runs no overlay`, { hint: 'start the node with its overlay (the default daemon runs one)' })
       // a relay our envelopes go through cannot also be a provider we hold no connection with
       if (this.init.keepConnected?.(peer) === true) throw new DbcError('ROUTE_PRIVATE', `${peer} is one of this node's relays: it runs no work routed through the overlay`, { hint: 'routing: overlay places work on providers other than the node\'s bootstrap relays' })
       // private (the gater refuses it, an open connection closes): a provider this job leases or
-      // the capability index named; any other peer asked for an offer (a DHT neighbour, a relay) keeps its connection
-      const priv = this.init.privatePeers
-      if (priv !== undefined && (msg.leaseRequest == null || priv.isMatch(peer))) priv.add(peer)
+      // the capability index named; any other peer asked for an offer (a DHT neighbour, a relay) keeps its connection;
+      // a job's own overlay leaves alone a provider that a job allowing connections uses (only the node's config hangs it up)
+      if (priv !== undefined && (msg.leaseRequest == null || priv.isMatch(peer))) {
+        if (nodeForced) priv.add(peer); else priv.joinIfUnwanted(peer)
+      }
       const paid = msg.lease?.payment?.chainJobId
       if (paid != null && paid.length > 0) {
         if (this.overlayEscrows.size >= 4096) this.overlayEscrows.delete(this.overlayEscrows.values().next().value as string)
         this.overlayEscrows.add(hex(paid))
       }
-      return { overlay, why: 'routing: overlay (no connection between submitter and provider)' }
+      const shared = !nodeForced && priv?.wantedDirect(peer) === true ? '; a job of this node that allows connections uses this provider too' : ''
+      return { overlay, why: `routing: overlay (no connection between submitter and provider${shared})` }
     }
     const fb = this.fellBack.get(peer)
-    if (overlay === undefined || fb === undefined) return undefined
+    if (overlay === undefined || fb === undefined || !this.fallsBack(msg)) return undefined
     if (this.now() - fb.at < FALLBACK_STICKY_MS) return { overlay, why: `fallback: ${fb.why}` }
     this.fellBack.delete(peer)
     return undefined
+  }
+
+  /** Whether `msg` may fall back to the overlay: its job's routing says (direct: never), else the book's `fallback`. */
+  private fallsBack (msg: dbc.task.v1.ITaskMessage): boolean {
+    const job = this.init.jobRouting?.(msg)
+    if (job !== undefined) return job !== 'direct'
+    const f = this.init.fallback
+    return typeof f === 'function' ? f() : f !== false
   }
 
   /** Records a message that went over the overlay (through `relays`), for explain and the route shares. */
@@ -297,7 +328,7 @@ export class RouteBook {
       conn = await this.connectionFor(peer, payloadBytes, { signal })
     } catch (err) {
       const overlay = this.init.overlay?.()
-      if (overlay === undefined || this.init.fallback === false || signal?.aborted === true) throw err
+      if (overlay === undefined || !this.fallsBack(msg) || signal?.aborted === true) throw err
       const why = `no direct or relayed connection opened (${(err as Error).message.slice(0, 160)})`
       this.fellBack.set(id, { at: this.now(), why })
       if (this.fellBack.size > 4096) this.fellBack.delete(this.fellBack.keys().next().value as string)

@@ -6,6 +6,12 @@ import type { ConnectionGater, PeerId } from '@libp2p/interface'
 
 /** Bounded: a job's candidates join; the oldest leave first past the bound. */
 const MAX_PRIVATE_PEERS = 4096
+/**
+ * How long a provider that a job allowing connections used stays out of the set: an overlay-only
+ * job's messages to it then take the overlay without turning it private again (which would close
+ * the other job's connection). Refreshed by each such use.
+ */
+export const DIRECT_WANTED_MS = 30 * 60_000
 
 export class OverlayOnlyPeers {
   private readonly peers = new Set<string>()
@@ -15,6 +21,10 @@ export class OverlayOnlyPeers {
   private readonly matches = new Set<string>()
   /** Connections refused because of this set (dials and inbound). */
   refused = 0
+  /** Peers a job allowing connections used lately (not made private by an overlay-only job): since when. */
+  private readonly wanted = new Map<string, number>()
+
+  constructor (private readonly now: () => number = Date.now) {}
 
   /** Closes the connections to a peer that just joined (the daemon sets it once its host exists). */
   hangUp: ((peer: string) => Promise<void> | void) | undefined
@@ -46,6 +56,33 @@ export class OverlayOnlyPeers {
   unpin (peer: string): void {
     const n = (this.pins.get(peer) ?? 0) - 1
     if (n <= 0) this.pins.delete(peer); else this.pins.set(peer, n)
+  }
+
+  /**
+   * A job that allows connections needs `peer`: it leaves the set (connections to it are allowed
+   * again) and overlay-only jobs do not put it back for DIRECT_WANTED_MS (joinIfUnwanted).
+   */
+  release (peer: string): void {
+    this.peers.delete(peer)
+    this.wanted.delete(peer)
+    this.wanted.set(peer, this.now())
+    if (this.wanted.size > MAX_PRIVATE_PEERS) this.wanted.delete(this.wanted.keys().next().value as string)
+  }
+
+  /** Whether a job allowing connections used `peer` within DIRECT_WANTED_MS. */
+  wantedDirect (peer: string): boolean {
+    const at = this.wanted.get(peer)
+    if (at === undefined) return false
+    if (this.now() - at < DIRECT_WANTED_MS) return true
+    this.wanted.delete(peer)
+    return false
+  }
+
+  /** An overlay-only job's `peer` turns private, unless a job allowing connections uses it (then only that job's messages take the overlay). */
+  joinIfUnwanted (peer: string): boolean {
+    if (this.wantedDirect(peer)) return false
+    this.add(peer)
+    return true
   }
 
   /** The capability index named `peer` for a job (bounded like the set). */

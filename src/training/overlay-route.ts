@@ -1,0 +1,136 @@
+// Which training peers this node reaches over the overlay (sealed envelopes through relays,
+// src/net/overlay/chunk-messenger.ts frames) instead of a connection: a peer no direct or relayed
+// connection reached (a coordinator behind its own NAT, a member whose relayed dials fail), or one
+// whose frames reach us that way while we hold no connection to it. The choice is sticky, so a
+// round does not wait for a dial that keeps failing; once it lapses, a connection is tried in the
+// background while frames keep flowing over the overlay, and each failed try doubles the wait.
+import type { FrameLink } from '../net/overlay/chunk-messenger.js'
+
+/** How training frames reach other peers: a connection else the overlay (auto), connections only (direct), the overlay only (overlay). */
+export type TrainingRouting = 'auto' | 'direct' | 'overlay'
+
+/** How long a peer stays on the overlay after no connection opened to it (doubled per failed retry, up to the max). */
+export const OVERLAY_STICKY_MS = 60_000
+export const OVERLAY_STICKY_MAX_MS = 10 * 60_000
+/** Peers remembered at most (the oldest fall out: a stranger's frames cannot grow this). */
+export const MAX_OVERLAY_PEERS = 4096
+
+interface Fallback { until: number, failures: number, why: string, probing: boolean }
+
+const stickyMs = (failures: number): number => Math.min(OVERLAY_STICKY_MAX_MS, OVERLAY_STICKY_MS * 2 ** Math.max(0, failures - 1))
+
+/** What to do with the next frame to a peer. */
+export interface OverlayChoice {
+  /** Send it over the overlay. */
+  overlay: boolean
+  why?: string
+  /** Try a connection in the background now (the stickiness lapsed); report with connected()/probeFailed(). */
+  probe: boolean
+}
+
+export class OverlayFallbacks {
+  private readonly peers = new Map<string, Fallback>()
+
+  constructor (private readonly now: () => number = Date.now) {}
+
+  /** No connection opened to `peer`: its frames take the overlay for a while. */
+  fellBack (peer: string, why: string): void {
+    const failures = (this.peers.get(peer)?.failures ?? 0) + 1
+    this.set(peer, { until: this.now() + stickyMs(failures), failures, why, probing: false })
+  }
+
+  /** A connection to `peer` is slow to open: frames take the overlay until it opens (connected) or fails (fellBack). */
+  dialing (peer: string): void {
+    const old = this.peers.get(peer)
+    this.set(peer, { until: Infinity, failures: old?.failures ?? 0, why: 'a connection is slow to open; it is used once it does', probing: true })
+  }
+
+  /** A frame from `peer` came over the overlay while we hold no connection to it: answer the same way. */
+  heardVia (peer: string): void {
+    const old = this.peers.get(peer)
+    if (old !== undefined && (old.probing || old.until > this.now())) return
+    const failures = Math.max(1, old?.failures ?? 1)
+    this.set(peer, { until: this.now() + stickyMs(failures), failures, why: 'it reached us through the overlay and we hold no connection to it', probing: false })
+  }
+
+  /** A connection to `peer` opened (a background try, or the peer dialled us): frames take it again. */
+  connected (peer: string): void { this.peers.delete(peer) }
+
+  /** A background try found no connection: stay on the overlay, twice as long as before. */
+  probeFailed (peer: string, why: string): void {
+    const old = this.peers.get(peer)
+    if (old === undefined) return
+    const failures = old.failures + 1
+    this.set(peer, { until: this.now() + stickyMs(failures), failures, why: `${old.why.replace(/; retried: .*$/, '')}; retried: ${why}`, probing: false })
+  }
+
+  choose (peer: string): OverlayChoice {
+    const f = this.peers.get(peer)
+    if (f === undefined) return { overlay: false, probe: false }
+    if (f.probing || f.until > this.now()) return { overlay: true, why: f.why, probe: false }
+    f.probing = true
+    return { overlay: true, why: f.why, probe: true }
+  }
+
+  has (peer: string): boolean { return this.peers.has(peer) }
+  get size (): number { return this.peers.size }
+
+  private set (peer: string, f: Fallback): void {
+    this.peers.delete(peer)
+    this.peers.set(peer, f)
+    if (this.peers.size > MAX_OVERLAY_PEERS) this.peers.delete(this.peers.keys().next().value as string)
+  }
+}
+
+export interface OverlayRouteInit {
+  /** The overlay's frames (absent: connections only). */
+  link?: () => FrameLink | undefined
+  /** The node's routing (config routing.mode). */
+  routing?: () => TrainingRouting | undefined
+  /** Opens a connection to `peer` (a background try; absent: the next frame tries one itself). */
+  connect?: (peer: string, signal: AbortSignal) => Promise<void>
+  now?: () => number
+}
+
+/** The training transport's overlay route: whether a frame takes it, and the background tries to leave it. */
+export class OverlayRoute {
+  readonly fallbacks: OverlayFallbacks
+  private stopping = new AbortController()
+
+  constructor (private readonly init: OverlayRouteInit = {}) {
+    this.fallbacks = new OverlayFallbacks(init.now)
+  }
+
+  /** The overlay's frames when training may use them now (not under routing: direct). */
+  link (): FrameLink | undefined {
+    return this.init.routing?.() === 'direct' ? undefined : this.init.link?.()
+  }
+
+  /**
+   * Why the next frame to `to` takes the overlay, or undefined (a connection): the node's routing
+   * forces it, or no connection opened to the peer lately (once that lapses, a connection is tried
+   * in the background while frames keep going over the overlay).
+   */
+  why (to: string): string | undefined {
+    if (this.link() === undefined) return undefined
+    if (this.init.routing?.() === 'overlay') return 'routing: overlay (no connection between the peers)'
+    const c = this.fallbacks.choose(to)
+    if (c.probe) void this.tryConnection(to)
+    return c.overlay ? `fallback: ${c.why ?? '?'}` : undefined
+  }
+
+  start (): void { this.stopping = new AbortController() }
+  stop (): void { this.stopping.abort(new Error('training transport stopped')) }
+  get signal (): AbortSignal { return this.stopping.signal }
+
+  private async tryConnection (to: string): Promise<void> {
+    const connect = this.init.connect
+    if (connect === undefined) { this.fallbacks.connected(to); return }
+    try {
+      await connect(to, AbortSignal.any([AbortSignal.timeout(15_000), this.stopping.signal]))
+      this.fallbacks.connected(to)
+    } catch (err) {
+      this.fallbacks.probeFailed(to, (err as Error).message.slice(0, 120))
+    }
+  }
+}
