@@ -58,7 +58,7 @@ export class LocalNetwork {
     const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-64_000); this.output.set(spec.name, log) }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)
-    const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
+    const deadline = Date.now() + (opts.timeoutMs ?? 180_000) // a loaded 2-core box may take minutes to start a daemon
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`node ${spec.name} exited during start:\n${log}`)
       const info = readApiInfo(dataDir)
