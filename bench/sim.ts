@@ -4,7 +4,8 @@
 // same model, whose tables are filled from global knowledge (omniscient classic k-buckets),
 // run at the same size in this run. A third run measures lookups during churn (Pareto
 // sessions, median 30 min) on joined tables. Each run is a fresh `node --expose-gc` process.
-// `--quick` uses 20k nodes. SIM_BENCH_1M=1 adds the 1,000,000-node joined run.
+// `--quick` uses 20k nodes. SIM_BENCH_1M=1 adds the 1,000,000-node joined run; SIM_BENCH_10M=1
+// a 10,000,000-node run capped at 40 minutes and 13 GiB (how far the joins get, and their cost).
 import { spawn } from 'node:child_process'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -19,9 +20,14 @@ interface Measured {
   churnCpuSec?: number, slotWaits?: number, meanSlotWaitMs?: number, cpuSec?: number
 }
 
-function measure (mode: 'joined' | 'omniscient' | 'churn', nodes: number, count?: number, maxOldSpaceMb = 4096): Promise<Measured> {
+/** What a capped run (bench-entry --max-wall-s / --max-rss-gb) prints when it stops during the joins. */
+interface Capped {
+  partial?: boolean, joined: number, joinCpuSec: number, cpuMsPerJoin: number, joinEventsPerCpuSec: number, fixedBytesPerNode: number, poolBytesPerJoinedNode: number, peakRssBytes: number
+}
+
+function measure (mode: 'joined' | 'omniscient' | 'churn', nodes: number, count?: number, maxOldSpaceMb = 4096, extra: string[] = []): Promise<Measured> {
   return new Promise((resolve, reject) => {
-    const args = ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx', 'simulator/bench-entry.ts', '--mode', mode, '--nodes', String(nodes), '--seed', '1']
+    const args = ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx', 'simulator/bench-entry.ts', '--mode', mode, '--nodes', String(nodes), '--seed', '1', ...extra]
     if (count !== undefined) args.push('--count', String(count))
     const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
@@ -64,7 +70,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
     `baseline column: the reference, the previous model (omniscient classic k-buckets filled from global knowledge) at ${big.toLocaleString('en-US')} nodes in this run; its "join" is the global fill`,
     'joined: kad-dht 16 trie (src/net/kad-params.ts: k 20, prefixLength 32, alpha 3, 3 disjoint paths); every node joins from 1-3 bootstrap servers, runs the self-query and the startup refresh walk; entries come only from peers that answered or queried',
     'churn: Pareto sessions (shape 1.5, median 30 min, mean 57 min), exponential offline gaps (mean 14 min), 5% new ids joining, 20 virtual minutes; departed nodes stay in tables (kad-dht 16 evicts only on a full-leaf ping) and each RPC to one costs a 5 s timeout; a join walk or lookup that finds all 512 lookup slots busy waits in a FIFO for one (a simulator limit: it stretches virtual time, never retries)',
-    'live bytes per node = (V8 heap used + typed-array memory) after a forced GC once the tables are built, divided by the node count (includes fixed overheads: 512 lookup slots ~36 MB, city table)',
+    'live bytes per node = (V8 heap used + typed-array memory) after a forced GC once the tables are built, divided by the node count (includes fixed overheads: 512 lookup slots ~27 MB, city table)',
     'lookups/wall-s and events/s (lookups) count the lookup phase only; the join is reported separately',
     `1-minute load average at start/end of each run: joined ${joined.loadAvg1m.map(x => x.toFixed(1)).join('/')}, reference ${reference.loadAvg1m.map(x => x.toFixed(1)).join('/')}, churn ${churn.loadAvg1m.map(x => x.toFixed(1)).join('/')} on ${cpus().length} cores (wall-clock rates shrink when other processes share the cores; CPU seconds do not)`
   ]
@@ -80,6 +86,17 @@ export const run: BenchModule['run'] = async ({ quick }) => {
     m['hops @1M'] = metric(million.meanHops, 'hops')
     m['live bytes/node @1M'] = metric(million.liveBytesPerNode, 'B', undefined, '<= 2048', million.liveBytesPerNode <= 2048)
     series.joined1M = million
+  }
+  if (process.env.SIM_BENCH_10M === '1') {
+    // 10M does not finish here (hours of CPU, ~14 GB): joins for 40 minutes, stopped under 13 GiB.
+    const ten = await measure('joined', 10_000_000, 100_000, 8192, ['--max-wall-s', '2400', '--max-rss-gb', '13']) as unknown as Capped
+    m['joined in 40 min @10M'] = metric(ten.joined, 'nodes')
+    m['CPU ms per join @10M'] = metric(ten.cpuMsPerJoin, 'ms')
+    m['events per CPU-s (joins) @10M'] = metric(ten.joinEventsPerCpuSec, 'events/s')
+    m['bytes per node allocated up front @10M'] = metric(ten.fixedBytesPerNode, 'B')
+    m['table bytes per joined node @10M'] = metric(ten.poolBytesPerJoinedNode, 'B')
+    m['peak RSS @10M (capped)'] = metric(ten.peakRssBytes / 2 ** 30, 'GiB')
+    series.joined10M = ten
   }
   return { metrics: m, series, notes }
 }

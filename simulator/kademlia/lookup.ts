@@ -56,7 +56,9 @@ export interface LookupParams {
 export const DEFAULT_LOOKUP: LookupParams = { k: KAD_PARAMS.kBucketSize, alpha: KAD_PARAMS.alpha, disjointPaths: KAD_PARAMS.disjointPaths, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, evictOnTimeout: false, learn: true, learnNamed: false }
 
 const CAND = 2048 // candidates per lookup
-const SEEN = 4096 // seen-set hash slots per lookup (power of two, > CAND)
+const SEEN = 4096 // seen-set hash slots per lookup at most (power of two, > CAND)
+const SEEN_BITS_MIN = 8 // a lookup's seen set starts at 256 slots and doubles at half full
+const SEEN_BITS_MAX = 12 // log2(SEEN)
 const QCAP = 128 // queued peers per path
 const WAIT_FIELDS = 8
 
@@ -113,8 +115,13 @@ export class KadLookups {
   // (f64 at 2*at), node (i32 at 4*at+2), depth << 8 | path (i32 at 4*at+3).
   private readonly cF: Float64Array
   private readonly cI: Int32Array
-  // Seen-set slots as (generation, node) pairs side by side, for the same reason.
+  // Seen sets: node + 1 per slot (0 empty), open addressing over the first 2^seenBits slots
+  // of the lookup's region. A walk sees a few hundred peers, so starting small keeps the 512
+  // sets' touched memory ~1 MB (cache-resident) instead of 16 MB of mostly cold slots.
   private readonly seen: Int32Array
+  private readonly seenBits: Uint8Array
+  private readonly seenCount: Int32Array
+  private readonly seenTmp = new Int32Array(SEEN)
   private readonly qLen: Int32Array
   private readonly qItem: Int32Array
   private readonly qDist: Float64Array
@@ -169,7 +176,7 @@ export class KadLookups {
     this.freeTop = S
     const cbuf = new ArrayBuffer(S * CAND * 16)
     this.cF = new Float64Array(cbuf); this.cI = new Int32Array(cbuf)
-    this.seen = new Int32Array(S * SEEN * 2)
+    this.seen = new Int32Array(S * SEEN); this.seenBits = new Uint8Array(S); this.seenCount = new Int32Array(S)
     this.qLen = new Int32Array(S * D); this.qItem = new Int32Array(S * D * QCAP); this.qDist = new Float64Array(S * D * QCAP)
     this.running = new Int32Array(S * D); this.pathLive = new Uint8Array(S * D)
     this.closeLen = new Int32Array(S * D); this.closeDist = new Float64Array(S * D * K)
@@ -244,6 +251,7 @@ export class KadLookups {
     this.sKeyHi[s] = hi; this.sKeyLo[s] = lo; this.sWalk[s] = walk; this.sRpcs[s] = 0
     this.sInflight[s] = 0; this.sCand[s] = 0
     if (walk === 0) this.stats.started++
+    this.seen.fill(0, s * SEEN, s * SEEN + (1 << SEEN_BITS_MIN)); this.seenBits[s] = SEEN_BITS_MIN; this.seenCount[s] = 0
     const D = this.D
     const n = this.tables.closestToKey(origin, hi, lo, -1, this.shuffle)
     if (n === 0) { this.finish(s, now, false, 0); return true }
@@ -256,7 +264,7 @@ export class KadLookups {
     }
     for (let i = 0; i < n; i++) {
       const c = this.shuffle[i]
-      this.markSeen(s, gen, c)
+      this.markSeen(s, c)
       this.addCandidate(s, c, this.ids.distanceToKey(c, hi, lo), 1, i % paths)
     }
     for (let p = 0; p < paths && this.sGen[s] === gen; p++) this.pump(s, p, now)
@@ -307,7 +315,7 @@ export class KadLookups {
       const dc = od !== null ? od[i] : this.ids.distanceToKey(c, hi, lo)
       if (dc >= rd) continue // not closer than the peer that named it
       if (!this.canAdd(pi, dc)) continue
-      if (!this.markSeen(s, gen, c)) continue
+      if (!this.markSeen(s, c)) continue
       this.addCandidate(s, c, dc, depth + 1, p)
     }
     this.pump(s, p, now)
@@ -329,16 +337,35 @@ export class KadLookups {
   }
 
   /** Adds c to the seen set; false when it was already there. */
-  private markSeen (s: number, gen: number, c: number): boolean {
-    const base = s * SEEN
-    let h = Math.imul(c, 0x9e3779b1) >>> 20 // 12 bits
+  private markSeen (s: number, c: number): boolean {
+    const seen = this.seen; const base = s * SEEN; const bits = this.seenBits[s]; const mask = (1 << bits) - 1
+    const v = c + 1
+    let h = Math.imul(c, 0x9e3779b1) >>> (32 - bits)
     for (;;) {
-      const at = base + h
-      const g = this.seen[2 * at]
-      if (g !== gen) { this.seen[2 * at] = gen; this.seen[2 * at + 1] = c; return true }
-      if (this.seen[2 * at + 1] === c) return false
-      h = (h + 1) & (SEEN - 1)
+      const e = seen[base + h]
+      if (e === 0) break
+      if (e === v) return false
+      h = (h + 1) & mask
     }
+    seen[base + h] = v
+    if (++this.seenCount[s] * 2 > mask + 1 && bits < SEEN_BITS_MAX) this.growSeen(s, bits)
+    return true
+  }
+
+  /** Doubles lookup s's seen set (rehashing its entries). */
+  private growSeen (s: number, bits: number): void {
+    const seen = this.seen; const base = s * SEEN; const cap = 1 << bits; const tmp = this.seenTmp
+    let m = 0
+    for (let i = 0; i < cap; i++) { const e = seen[base + i]; if (e !== 0) tmp[m++] = e }
+    const nb = bits + 1; const mask = (1 << nb) - 1
+    seen.fill(0, base, base + (1 << nb))
+    for (let i = 0; i < m; i++) {
+      const v = tmp[i]
+      let h = Math.imul(v - 1, 0x9e3779b1) >>> (32 - nb)
+      while (seen[base + h] !== 0) h = (h + 1) & mask
+      seen[base + h] = v
+    }
+    this.seenBits[s] = nb
   }
 
   private addCandidate (s: number, c: number, d: number, depth: number, p: number): void {
@@ -385,7 +412,7 @@ export class KadLookups {
     this.sInflight[s]++
     const net = this.net
     if (net.delivers(origin, c) && net.delivers(c, origin)) {
-      const rtt = net.oneWayMs(origin, c) + net.oneWayMs(c, origin)
+      const rtt = net.roundTripMs(origin, c)
       this.q.push(now + rtt * this.p.rpcRtts, EVENT_RPC_DONE, s, ci, this.sGen[s])
     } else {
       if (this.sWalk[s] === 0) this.stats.unreachableRpcs++

@@ -27,9 +27,9 @@ for (let c = 4; c < 1 << 24; c = Math.max(c + 4, Math.ceil(c * 1.25 / 4) * 4)) C
 export interface TrieStats { added: number, rejectedFull: number, evicted: number, pings: number }
 
 export class TrieTables implements RoutingView {
-  readonly off: Int32Array
-  readonly len: Int32Array
-  private readonly cls: Uint8Array
+  // Per node: pool offset, length and size class of its run, side by side (hd[4n], hd[4n+1],
+  // hd[4n+2]): an RPC to a cold node touches one cache line for its table head, not three.
+  private readonly hd: Uint32Array
   private pool: Int32Array
   private top = 0
   private readonly free: number[][] = CLASSES.map(() => [])
@@ -38,6 +38,8 @@ export class TrieTables implements RoutingView {
   readonly stats: TrieStats = { added: 0, rejectedFull: 0, evicted: 0, pings: 0 }
   /** XOR distances of the contacts the last closestToKey wrote, index for index (saves the caller reloading ids). */
   readonly outDist: Float64Array
+  /** Whether any maximum-depth leaf could ever hold k contacts (see the constructor). */
+  private readonly fullLeafPossible: boolean
 
   /**
    * ids: every node that will ever exist (id order); isServer: DHT servers (the only
@@ -46,38 +48,51 @@ export class TrieTables implements RoutingView {
   constructor (readonly ids: KadIds, readonly servers: Int32Array, readonly k: number, readonly prefixLength: number,
     private readonly online: Uint8Array, private readonly rng: SimRandom, expectedContacts = ids.count * 16) {
     const n = ids.count
-    this.off = new Int32Array(n); this.len = new Int32Array(n); this.cls = new Uint8Array(n)
+    this.hd = new Uint32Array(4 * n) // offsets past 2^31 pool slots (10M nodes x ~300)
     this.pool = new Int32Array(Math.max(1024, expectedContacts))
     this.outDist = new Float64Array(k + 1)
+    // A leaf at the maximum depth can be full only if more than k ids share that prefix: when
+    // no group of ids does (prefixLength 32 below ~10^8 nodes), learn() skips the leaf scan.
+    const maxDepth = prefixLength < KEY_BITS ? prefixLength : KEY_BITS
+    let group = 1; let biggest = n > 0 ? 1 : 0
+    for (let i = 1; i < n; i++) { group = ids.cpl(i - 1, i) >= maxDepth ? group + 1 : 1; if (group > biggest) biggest = group }
+    this.fullLeafPossible = biggest > k
   }
 
-  size (n: number): number { return this.len[n] }
+
+  size (n: number): number { return this.hd[4 * n + 1] }
+
+  /** Pool slots handed out so far (freed runs are reused, so this is the high-water mark). */
+  get slotsUsed (): number { return this.top }
+
+  /** Pool slots allocated. */
+  get poolLength (): number { return this.pool.length }
 
   /** Total contacts held, and pool slots allocated (for memory figures). */
   totals (): { contacts: number, poolSlots: number } {
     let c = 0
-    for (let i = 0; i < this.len.length; i++) c += this.len[i]
+    for (let i = 0; i < this.ids.count; i++) c += this.hd[4 * i + 1]
     return { contacts: c, poolSlots: this.pool.length }
   }
 
   /** Drops the whole table of n (a node that restarts without state). */
   clear (n: number): void {
-    if (this.cls[n] !== 0) this.free[this.cls[n]].push(this.off[n])
-    this.cls[n] = 0; this.len[n] = 0; this.off[n] = 0
+    if (this.hd[4 * n + 2] !== 0) this.free[this.hd[4 * n + 2]].push(this.hd[4 * n])
+    this.hd[4 * n + 2] = 0; this.hd[4 * n + 1] = 0; this.hd[4 * n] = 0
   }
 
-  contactsOf (n: number): Int32Array { return this.pool.subarray(this.off[n], this.off[n] + this.len[n]) }
+  contactsOf (n: number): Int32Array { return this.pool.subarray(this.hd[4 * n], this.hd[4 * n] + this.hd[4 * n + 1]) }
 
   has (n: number, c: number): boolean {
     const p = this.lowerNode(n, c)
-    return p < this.off[n] + this.len[n] && this.pool[p] === c
+    return p < this.hd[4 * n] + this.hd[4 * n + 1] && this.pool[p] === c
   }
 
   /** First pool position in n's run whose node number is >= c. */
   private lowerNode (n: number, c: number): number {
-    let lo = this.off[n]; let hi = lo + this.len[n]
+    let lo = this.hd[4 * n]; let hi = lo + this.hd[4 * n + 1]
     const pool = this.pool
-    while (lo < hi) { const mid = (lo + hi) >>> 1; if (pool[mid] < c) lo = mid + 1; else hi = mid }
+    while (lo < hi) { const mid = lo + ((hi - lo) >>> 1); if (pool[mid] < c) lo = mid + 1; else hi = mid }
     return lo
   }
 
@@ -88,16 +103,18 @@ export class TrieTables implements RoutingView {
   learn (n: number, c: number): boolean {
     if (n === c) return false
     const pos = this.lowerNode(n, c)
-    const end = this.off[n] + this.len[n]
+    const end = this.hd[4 * n] + this.hd[4 * n + 1]
     if (pos < end && this.pool[pos] === c) return true
     // Walking down the trie, a leaf at depth d is split iff it holds >= k and d < prefixLength,
     // so the newcomer's leaf is full only if the range at the maximum depth holds >= k (counts
     // only shrink with depth): one range count decides. That range is the run of contacts
     // around c's position sharing its top maxDepth bits (at most k of them: scanned).
     const maxDepth = this.prefixLength < KEY_BITS ? this.prefixLength : KEY_BITS
-    const a0 = this.off[n]
+    const a0 = this.hd[4 * n]
     let a = a0; let b = end
-    if (b - a >= this.k) {
+    if (!this.fullLeafPossible) {
+      b = a // no leaf at the maximum depth can hold k: skip the scan
+    } else if (b - a >= this.k) {
       const hc = this.ids.hl[2 * c]; const lc = this.ids.hl[2 * c + 1]
       a = pos; b = pos
       while (a > a0 && this.cplAt(a - 1, hc, lc) >= maxDepth) a--
@@ -124,28 +141,28 @@ export class TrieTables implements RoutingView {
   /** Removes c from n's table (not kad-dht 16 behaviour on timeouts; optional in the model). */
   forget (n: number, c: number): boolean {
     const p = this.lowerNode(n, c)
-    if (p >= this.off[n] + this.len[n] || this.pool[p] !== c) return false
+    if (p >= this.hd[4 * n] + this.hd[4 * n + 1] || this.pool[p] !== c) return false
     this.removeAt(n, p)
     return true
   }
 
   private removeAt (n: number, p: number): void {
-    const end = this.off[n] + this.len[n]
+    const end = this.hd[4 * n] + this.hd[4 * n + 1]
     this.pool.copyWithin(p, p + 1, end)
-    this.len[n]--
+    this.hd[4 * n + 1]--
   }
 
   /** Inserts c at pool position `pos` of n's run (its sorted place). */
   private insertAt (n: number, c: number, pos: number): void {
-    if (this.len[n] === CLASSES[this.cls[n]]) { const o = this.off[n]; this.growTable(n); pos += this.off[n] - o }
-    const end = this.off[n] + this.len[n]
+    if (this.hd[4 * n + 1] === CLASSES[this.hd[4 * n + 2]]) { const o = this.hd[4 * n]; this.growTable(n); pos += this.hd[4 * n] - o }
+    const end = this.hd[4 * n] + this.hd[4 * n + 1]
     this.pool.copyWithin(pos + 1, pos, end)
     this.pool[pos] = c
-    this.len[n]++
+    this.hd[4 * n + 1]++
   }
 
   private growTable (n: number): void {
-    const nc = this.cls[n] + 1
+    const nc = this.hd[4 * n + 2] + 1
     const size = CLASSES[nc]
     let at = this.free[nc].pop()
     if (at === undefined) {
@@ -156,9 +173,9 @@ export class TrieTables implements RoutingView {
       }
       at = this.top; this.top += size
     }
-    this.pool.copyWithin(at, this.off[n], this.off[n] + this.len[n])
-    if (this.cls[n] !== 0) this.free[this.cls[n]].push(this.off[n])
-    this.off[n] = at; this.cls[n] = nc
+    this.pool.copyWithin(at, this.hd[4 * n], this.hd[4 * n] + this.hd[4 * n + 1])
+    if (this.hd[4 * n + 2] !== 0) this.free[this.hd[4 * n + 2]].push(this.hd[4 * n])
+    this.hd[4 * n] = at; this.hd[4 * n + 2] = nc
   }
 
   /** Common prefix length of the contact at pool position p with the key (hi, lo). */
@@ -173,7 +190,7 @@ export class TrieTables implements RoutingView {
    */
   closestToKey (n: number, hi: number, lo: number, exclude: number, out: Int32Array): number {
     const k = this.k; const pool = this.pool
-    const a0 = this.off[n]; const b0 = a0 + this.len[n]
+    const a0 = this.hd[4 * n]; const b0 = a0 + this.hd[4 * n + 1]
     if (b0 - a0 <= k + 1) {
       let got = 0
       const od = this.outDist
@@ -189,7 +206,7 @@ export class TrieTables implements RoutingView {
     // node at or after the key (an int search over the run, not a key search through ids).
     const nb = this.ids.lowerBoundHiLo(hi, lo)
     let pos = a0; let pe = b0
-    while (pos < pe) { const mid = (pos + pe) >>> 1; if (pool[mid] < nb) pos = mid + 1; else pe = mid }
+    while (pos < pe) { const mid = pos + ((pe - pos) >>> 1); if (pool[mid] < nb) pos = mid + 1; else pe = mid }
     let l = pos - 1; let r = pos
     let cl = l >= a0 ? this.cplAt(l, hi, lo) : -1
     let cr = r < b0 ? this.cplAt(r, hi, lo) : -1
@@ -215,7 +232,7 @@ export class TrieTables implements RoutingView {
 
   /** Largest common prefix length, in whole bytes, between n and any contact (kad-dht refresh's _maxCommonPrefix). */
   maxCommonPrefixBytes (n: number): number {
-    const a = this.off[n]; const b = a + this.len[n]
+    const a = this.hd[4 * n]; const b = a + this.hd[4 * n + 1]
     if (a === b) return 0
     // The contacts adjacent to n in id order share the longest prefix with it.
     const p = this.lowerNode(n, n)

@@ -15,6 +15,8 @@ export interface LookupRunOptions extends ScenarioOptions {
   natShare?: number
   /** Mean gap between lookup starts, ms of virtual time. */
   interArrivalMs?: number
+  /** Join progress with figures (bench-entry's time and memory guard). */
+  onBuildProgress?: WorldOptions['onBuildProgress']
 }
 
 export function runLookup (opts: LookupRunOptions): ScenarioResult {
@@ -36,7 +38,8 @@ export function worldOptions (opts: LookupRunOptions): WorldOptions {
     prefixLength: x.prefixLength,
     joinGapMs: x.joinGapMs,
     settleRounds: x.settleRounds,
-    onProgress: opts.onProgress
+    onProgress: opts.onProgress,
+    onBuildProgress: opts.onBuildProgress
   }
 }
 

@@ -78,6 +78,20 @@ export interface WorldOptions {
   /** Skip the Kademlia tables (scenarios that do not route through the DHT). */
   noDht?: boolean
   onProgress?: (done: number, total: number) => void
+  /** Called with the join figures so far at least every 10,000 joins (time- or memory-capped runs). */
+  onBuildProgress?: (p: BuildProgress) => void
+}
+
+export interface BuildProgress {
+  joined: number
+  total: number
+  /** Events pushed since the joins began. */
+  events: number
+  /** Virtual time reached, ms. */
+  virtualMs: number
+  /** Table pool slots handed out (4 bytes each), and its allocated length. */
+  poolSlotsUsed: number
+  poolSlots: number
 }
 
 export function buildWorld (nodes: number, seed: number, opts: WorldOptions = {}): World {
@@ -138,7 +152,7 @@ function joinAll (q: EventQueue, lookups: KadLookups, maint: KadMaintenance, tri
   q.push(0, EVENT_JOIN, 0, 0, 0)
   const rounds = opts.settleRounds ?? 0
   let settleUntil = -1
-  const progressEvery = Math.max(1, Math.floor(n / 50)); let nextProgress = 0
+  const progressEvery = Math.max(1, Math.min(10_000, Math.floor(n / 50))); let nextProgress = 0
   while (q.pop()) {
     const now = q.curTime; const kind = q.curKind
     if (kind === EVENT_RPC_DONE || kind === EVENT_RPC_FAIL) lookups.handle(now, kind, q.curA, q.curB, q.curC)
@@ -156,7 +170,11 @@ function joinAll (q: EventQueue, lookups: KadLookups, maint: KadMaintenance, tri
       maint.opts.until = settleUntil
       if (rounds > 0) for (let i = 0; i < n; i++) q.push(now + rng.next() * interval, EVENT_REFRESH, i, maint.epochOf(i), 0)
     }
-    if (opts.onProgress !== undefined && maint.joinsDone >= nextProgress) { opts.onProgress(maint.joinsDone, n); nextProgress = maint.joinsDone + progressEvery }
+    if (maint.joinsDone >= nextProgress) {
+      opts.onProgress?.(maint.joinsDone, n)
+      opts.onBuildProgress?.({ joined: maint.joinsDone, total: n, events: q.pushed - e0, virtualMs: now, poolSlotsUsed: trie.slotsUsed, poolSlots: trie.poolLength })
+      nextProgress = maint.joinsDone + progressEvery
+    }
   }
   const cpu = process.cpuUsage(cpu0)
   const t = trie.totals()
