@@ -5,7 +5,7 @@
 // copies/s are set against the executor alone: the same tasks run by a ComputePeer in this
 // process with every slot busy, measured in the same run. DBC_BENCH_GRID_PROFILE=DIR writes a
 // V8 CPU profile of every daemon to DIR (NODE_OPTIONS=--cpu-prof, written when a daemon exits).
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../demo/network.js'
@@ -20,12 +20,45 @@ export interface EndToEnd {
   executorTasksPerS: number
   executorSlots: number
   startMs: number
+  /** CPU ms per task the timed job cost the submitter daemon and the providers together (from /proc). */
+  submitterCpuMsPerTask: number
+  providersCpuMsPerTask: number
+  /** CPU ms per task of the executor alone (this process and its workers). */
+  executorCpuMsPerTask: number
   /** Jobs that failed before one finished (a flake of the job machine under load: reported, not hidden). */
   failedJobs: string[]
   profileDir?: string
+  /** With a profile: the timed job's start and end (us, the monotonic clock of V8's profiles). */
+  jobWindowUs?: number[]
 }
 
 const square = join(repoRoot, 'src/compute/modules/square.wasm')
+
+/**
+ * CPU time (user + system, ms) of a process and its descendants, from /proc (Linux; 0 elsewhere):
+ * what a daemon spent, which a loaded machine's wall clock does not show (node's npm shim runs the
+ * daemon as a child, so the tree is summed).
+ */
+export function treeCpuMs (pid: number | undefined): number {
+  if (pid === undefined) return 0
+  let procs: Array<{ pid: number, ppid: number, ticks: number }>
+  try {
+    procs = readdirSync('/proc').filter(d => /^[0-9]+$/.test(d)).flatMap(d => {
+      try {
+        const st = readFileSync(`/proc/${d}/stat`, 'utf8')
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+        return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }]
+      } catch { return [] }
+    })
+  } catch { return 0 }
+  const tree = new Set([pid])
+  for (let grew = true; grew;) {
+    grew = false
+    for (const p of procs) if (!tree.has(p.pid) && tree.has(p.ppid)) { tree.add(p.pid); grew = true }
+  }
+  // USER_HZ is 100 on Linux
+  return procs.filter(p => tree.has(p.pid)).reduce((a, p) => a + p.ticks * 10, 0)
+}
 
 function writeJob (dir: string, tasks: number, salt: number): Record<string, unknown> {
   const data = Buffer.alloc(8 * tasks)
@@ -64,7 +97,7 @@ async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number)
 }
 
 /** The same tiny tasks through the executor stack alone (ComputePeer: slots, worker, receipt), all slots busy. */
-async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots: number }> {
+async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots: number, cpuMsPerTask: number }> {
   const code = new Uint8Array(readFileSync(square))
   const slots = Math.max(2, cpus().length)
   const peer = new ComputePeer({ secretKey: createRng(7).bytes(new Uint8Array(32)), cpuSlots: slots, benchmark: false, nvidiaSmi: '/nonexistent/nvidia-smi' })
@@ -80,8 +113,10 @@ async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots:
     for (let i = 0; i < 200; i++) await one() // warm workers, module cache, JIT
     let started = 0
     const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
     await Promise.all(Array.from({ length: slots * 4 }, async () => { while (started < tasks) { started++; await one() } }))
-    return { tasksPerS: tasks / ((performance.now() - t0) / 1000), slots }
+    const cpu = process.cpuUsage(cpu0)
+    return { tasksPerS: tasks / ((performance.now() - t0) / 1000), slots, cpuMsPerTask: (cpu.user + cpu.system) / 1000 / tasks }
   } finally { await peer.stop() }
 }
 
@@ -126,7 +161,12 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
       }
     }
     await finished(200, 100_000) // warm-up: JIT, module caches, connections
+    const cpu0 = net.nodes.map(n => treeCpuMs(n.process.pid))
+    // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
+    const window0 = Number(process.hrtime.bigint() / 1000n)
     const job = await finished(opts.tasks, 1)
+    const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
+    const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
     // SIGTERM and a long grace, so a profiled daemon writes its profile as it exits
     await Promise.all(net.nodes.map(async n => {
       if (n.process.exitCode !== null) return
@@ -137,7 +177,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, failedJobs, ...(profileDir !== undefined ? { profileDir } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }

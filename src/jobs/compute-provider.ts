@@ -131,7 +131,8 @@ export class ComputePeerProvider implements LocalProvider {
     const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
     // a lease never opened here throws (charged); one closed lately is refused quietly
     const admitted = lease === undefined ? this.book.missingLease(task.leaseId ?? new Uint8Array()) : checkTaskUnderLease({ task, lease, sender, now: Date.now(), verify: nodeVerifyByPeerId })
-    if (!admitted.ok) return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${admitted.reason}` }
+    // LEASE_CLOSED: the holder's side may not know yet (its lease stream died on a relay): a lost copy there, not a failed one
+    if (!admitted.ok) return { ...base, ok: false, code: lease === undefined ? 'LEASE_CLOSED' : 'TASK_REFUSED', error: `refused: ${admitted.reason}` }
     // from here the task is under a lease this provider granted: one log record whatever happens
     const startedAt = performance.now()
     const result = await this.runLeasedTask(task, lease!, sender, opts)

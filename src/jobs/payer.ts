@@ -139,10 +139,58 @@ export class JobPayer {
   }
 
   private async payOnce (input: PayInput): Promise<PayOutcome> {
+    const [o] = this.record([input])
+    return o.payout === undefined ? o : { ...o, voucher: await this.signLatest(o.payout) }
+  }
+
+  /**
+   * Records billed receipts in one store transaction (one commit, one receipts root per payout)
+   * and signs nothing: the caller signs each payout's new total when it is due (signLatest, or
+   * flush at the end). Idempotent per `key`, like pay.
+   */
+  payMany (inputs: readonly PayInput[]): PayOutcome[] {
+    return inputs.length === 0 ? [] : this.record(inputs)
+  }
+
+  /** What a payout's intended total is above its last signed voucher (smallest units). */
+  unsignedOf (payout: string): bigint {
+    const row = this.init.store.voucher(this.init.jobId, payout.toLowerCase())
+    if (row === undefined || row.forfeited !== undefined) return 0n
+    return row.cumulative > row.signedCumulative ? row.cumulative - row.signedCumulative : 0n
+  }
+
+  private record (inputs: readonly PayInput[]): PayOutcome[] {
+    const store = this.init.store
+    // per payout touched: what this batch adds (its root is built once, after the batch's leaves)
+    const added = new Map<Address, bigint>()
+    const before = this.committed
+    let outs: PayOutcome[]
+    try {
+      outs = store.transaction(() => {
+        const out = inputs.map(input => this.recordOne(input, added))
+        for (const [payout, sum] of added) {
+          const leaves = this.leavesOf(payout)
+          const cur = store.voucher(this.init.jobId, payout)
+          store.setIntended(this.init.jobId, payout, (cur?.cumulative ?? 0n) + sum, leaves.length, hex(buildMerkleTree(leaves).root))
+        }
+        return out
+      })
+    } catch (err) {
+      // rolled back: what this batch added in memory goes too (the leaves reload from the store)
+      this.committed = before
+      this.leaves.clear()
+      throw err
+    }
+    if (this.committed > before) this.init.onPaid?.(this.committed)
+    return outs
+  }
+
+  /** One receipt inside record's transaction: its payment row, its leaf; the payout's total is set after the batch. */
+  private recordOne (input: PayInput, added: Map<Address, bigint>): PayOutcome {
     const payee = this.payees.get(input.provider)
     const store = this.init.store
     if (payee === undefined) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, reason: `no signed offer with a payout address is known for provider ${input.provider}` }
-    if (store.hasPayment(this.init.jobId, input.key)) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout, voucher: await this.signLatest(payee.payout) }
+    if (store.hasPayment(this.init.jobId, input.key)) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout }
     const checked = this.check(input, payee.providerBytes)
     let bound: BoundResult
     if (!checked.ok) {
@@ -160,19 +208,15 @@ export class JobPayer {
     }
     const leaf = checked.ok && bound.payable > 0n ? receiptLeaf(checked.receiptBytes) : undefined
     const leaves = this.leavesOf(payee.payout) // loaded before this payment's row exists
-    const recorded = store.transaction(() => {
-      if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now(), measuredMs: input.measuredMs })) return false
-      if (bound.payable > 0n) {
-        leaves.push(leaf!)
-        const cur = store.voucher(this.init.jobId, payee.payout)
-        store.setIntended(this.init.jobId, payee.payout, (cur?.cumulative ?? 0n) + bound.payable, leaves.length, hex(buildMerkleTree(leaves).root))
-        this.committed += bound.payable
-      }
-      return true
-    })
-    if (recorded && bound.payable > 0n) this.init.onPaid?.(this.committed)
-    const voucher = await this.signLatest(payee.payout)
-    return { recorded, billed: checked.billed, payable: recorded ? bound.payable : 0n, refused: recorded ? bound.refused : 0n, reason: bound.reason, voucher, payout: payee.payout }
+    if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now(), measuredMs: input.measuredMs })) {
+      return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout }
+    }
+    if (bound.payable > 0n) {
+      leaves.push(leaf!)
+      added.set(payee.payout, (added.get(payee.payout) ?? 0n) + bound.payable)
+      this.committed += bound.payable
+    }
+    return { recorded: true, billed: checked.billed, payable: bound.payable, refused: bound.refused, reason: bound.reason, payout: payee.payout }
   }
 
   private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: { gpuSeconds: number, cpuMs: number }, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {

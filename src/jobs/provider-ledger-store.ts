@@ -1,7 +1,8 @@
 // The provider's payment ledger on disk: per escrow what this provider delivered and the latest
 // voucher it holds, so a provider that restarts still knows which payer is behind (an in-memory
-// ledger gave every payer a fresh credit after a restart). Written on each finished task and each
-// kept voucher; read once when the payment gate starts (src/jobs/payment-gate.ts).
+// ledger gave every payer a fresh credit after a restart). Written on each kept voucher and on a
+// finished task (at once when the payer is behind by half the credit, else within a second);
+// read once when the payment gate starts (src/jobs/payment-gate.ts).
 import type { StatementSync } from 'node:sqlite'
 import { dbc } from '../wire/gen/wire.js'
 import type { Store } from '../store/db.js'

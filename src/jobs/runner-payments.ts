@@ -1,6 +1,7 @@
 // The runner's side of payment: the lease terms (with the payer's holder authorisation), what a
-// receipt may bill at most (its offer's price for the time measured), paying each billed copy and
-// sending the provider its voucher, catching up after a restart, and the final vouchers.
+// receipt may bill at most (its offer's price for the time measured), paying billed copies (a batch
+// per turn) and sending the provider its cumulative voucher when due, catching up after a restart,
+// and the final vouchers.
 import { dbc } from '../wire/gen/wire.js'
 import { voucherToWire } from '../core/settlement/voucher-wire.js'
 import { formatCoins } from '../core/settlement/stake.js'
@@ -10,10 +11,16 @@ import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { bytesEqual } from '../core/identity/index.js'
 import { nodeSuite } from '../crypto/suite.js'
 import type { SignedVoucher } from '../core/settlement/voucher.js'
+import { taskPriceUnits } from '../core/settlement/credit.js'
+import type { PayInput } from './payer.js'
 import type { Manifest } from '../core/scheduler/index.js'
 import type { JobRunnerInit, JobSummary, RunnerPayment } from './runner-types.js'
 
 const enc = new TextEncoder()
+/** The longest a payout's new total waits for its voucher when it is well inside the provider's credit. */
+export const VOUCHER_EVERY_MS = 1000
+/** Settled copies are recorded together, one store transaction per this interval at most. */
+export const PAY_BATCH_MS = 100
 
 export class RunnerPayments {
   /** When each copy was sent, and when its result came back with its receipt (what the payer bounds). */
@@ -70,7 +77,11 @@ export class RunnerPayments {
     }).payable
   }
 
-  /** Pays one billed copy: bounded by the payer, then the provider's new voucher goes to it. */
+  /**
+   * Pays one billed copy: recorded with the other copies settled in the same turn of the event
+   * loop (one store transaction), then the provider's new cumulative voucher is signed and sent
+   * when due (voucherDue), not per copy. Resolves when the copy's payment is recorded.
+   */
   async payCopy (index: number, attempt: number, provider: string, key: number): Promise<void> {
     const pay = this.payment
     if (pay === undefined) return
@@ -83,12 +94,73 @@ export class RunnerPayments {
       got = { endedAt: row.endedAt ?? row.startedAt, receipt: row.receipt }
       sent = row.startedAt
     }
+    this.queued.push({ provider, key: `${index}:${attempt}`, receipt: got.receipt, taskId: enc.encode(`${this.jobId}:${index}:${attempt}`), measuredMs: got.endedAt - sent })
+    // one commit per PAY_BATCH_MS at most: each is a synchronous fsync that stalls the whole submitter
+    const wait = Math.max(0, this.recordedAt + PAY_BATCH_MS - performance.now())
+    this.recording ??= new Promise<void>(resolve => { if (wait > 0) setTimeout(resolve, wait); else setImmediate(resolve) }).then(() => {
+      this.recording = undefined
+      this.recordedAt = performance.now()
+      this.recordQueued()
+    })
+    await this.recording
+  }
+
+  private readonly queued: PayInput[] = []
+  private recording: Promise<void> | undefined
+  private recordedAt = -Infinity
+  /** Per payout: its next voucher's timer and the providers paid through it since the last one. */
+  private readonly due = new Map<string, { timer?: NodeJS.Timeout, providers: Set<string> }>()
+  private readonly signing = new Set<Promise<void>>()
+
+  private recordQueued (): void {
+    const pay = this.payment
+    const batch = this.queued.splice(0)
+    if (pay === undefined || batch.length === 0) return
+    let outs
     try {
-      const out = await pay.payer.pay({ provider, key: `${index}:${attempt}`, receipt: got.receipt, taskId: enc.encode(`${this.jobId}:${index}:${attempt}`), measuredMs: got.endedAt - sent })
-      if (out.voucher !== undefined && out.recorded) await this.sendVoucher(provider, out.voucher)
+      outs = pay.payer.payMany(batch)
     } catch (err) {
-      pay.onError?.(err as Error, provider)
+      pay.onError?.(err as Error, batch[0].provider)
+      return
     }
+    outs.forEach((o, i) => { if (o.recorded && o.payout !== undefined) this.voucherDue(o.payout, batch[i].provider) })
+  }
+
+  /**
+   * A payout's total grew: its voucher is signed and sent at once when the unsigned part reaches
+   * half of one task's price at its timeout (the provider's default credit is one such task:
+   * payment-gate.ts refuses PAYER_BEHIND past it), else within a sixteenth of the task timeout
+   * (VOUCHER_EVERY_MS at most: a provider's few slots deliver well under one task's price in that
+   * time), so tiny tasks share one signature, one commit and one stream per interval, not one per copy.
+   */
+  private voucherDue (payout: string, provider: string): void {
+    const pay = this.payment
+    if (pay === undefined) return
+    let d = this.due.get(payout)
+    if (d === undefined) { d = { providers: new Set() }; this.due.set(payout, d) }
+    d.providers.add(provider)
+    const prices = this.offerPrices.get(provider)
+    const credit = prices === undefined ? 0n : taskPriceUnits(prices, this.m.resources.gpu?.count ?? 0, this.m.resources.cores, this.m.task.timeoutMs)
+    if (pay.payer.unsignedOf(payout) * 2n >= credit) { this.sendDue(payout); return }
+    d.timer ??= setTimeout(() => { this.sendDue(payout) }, Math.max(20, Math.min(VOUCHER_EVERY_MS, this.m.task.timeoutMs / 16)))
+  }
+
+  private sendDue (payout: string): void {
+    const d = this.due.get(payout)
+    const pay = this.payment
+    if (d === undefined || pay === undefined) return
+    this.due.delete(payout)
+    if (d.timer !== undefined) clearTimeout(d.timer)
+    const p = (async () => {
+      try {
+        const v = await pay.payer.signLatest(payout)
+        if (v !== undefined) await Promise.all([...d.providers].map(async provider => { await this.sendVoucher(provider, v) }))
+      } catch (err) {
+        pay.onError?.(err as Error, [...d.providers][0] ?? payout)
+      }
+    })()
+    this.signing.add(p)
+    void p.finally(() => this.signing.delete(p))
   }
 
   private async sendVoucher (provider: string, v: SignedVoucher): Promise<void> {
@@ -106,13 +178,18 @@ export class RunnerPayments {
   async catchUp (keyOf: (index: number, attempt: number) => number): Promise<void> {
     const store = this.init.store
     if (store === undefined) return
-    for (const r of store.billedReceipts(this.jobId)) await this.payCopy(r.index, r.attempt, r.provider, keyOf(r.index, r.attempt))
+    await Promise.all(store.billedReceipts(this.jobId).map(async r => { await this.payCopy(r.index, r.attempt, r.provider, keyOf(r.index, r.attempt)) }))
   }
 
   /** The job ended: payments in flight finish, every provider gets its final voucher. */
   async final (summary: JobSummary): Promise<JobSummary> {
     const pay = this.payment
     if (pay === undefined) return summary
+    // copies settled in the last turn are recorded; vouchers not yet due are left to the final ones
+    while (this.recording !== undefined) await this.recording
+    for (const d of this.due.values()) if (d.timer !== undefined) clearTimeout(d.timer)
+    this.due.clear()
+    while (this.signing.size > 0) await Promise.allSettled([...this.signing])
     await pay.payer.idle()
     const finals = await pay.payer.flush()
     await Promise.all(finals.flatMap(f => f.providers.map(async p => { await this.sendVoucher(p, f.voucher) })))

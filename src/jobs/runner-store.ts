@@ -10,6 +10,8 @@ export interface CopyRow { index: number, attempt: number, outcome: Exclude<Resu
 /** Writes one pump step: copies about to go out, answers that came back, what the machine decided. */
 export function persistStep (s: JobStore | undefined, jobId: string, now: number, cmds: readonly JobCommand[], events: readonly JobEvent[], rows: readonly CopyRow[], outputOf: (index: number, attempt: number) => Uint8Array | undefined): void {
   if (s === undefined) return
+  // a step that writes nothing commits nothing (each commit is a synchronous fsync)
+  if (rows.length === 0 && !events.some(writes) && !cmds.some(c => c.type === 'run')) return
   s.transaction(() => {
     for (const c of cmds) if (c.type === 'run') s.copyStarted(jobId, { index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: now })
     for (const r of rows) s.copyResult(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
@@ -20,6 +22,9 @@ export function persistStep (s: JobStore | undefined, jobId: string, now: number
     }
   })
 }
+
+/** Whether persistStep writes anything for this event. */
+const writes = (e: JobEvent): boolean => e.type === 'accepted' || e.type === 'copy-settled' || e.type === 'task-reopened' || e.type === 'task-failed'
 
 /** The job's summary from its final progress and the runner's tallies. */
 export function summaryOf (p: Progress, o: Omit<JobSummary, 'status' | 'tasks' | 'done' | 'failed' | 'copies' | 'retries' | 'speculative' | 'wrongCopies' | 'checkedTasks' | 'billedCopies' | 'refusals'> & { cancelled: boolean, billedCopies?: number, refusals: Record<string, number> }): JobSummary {

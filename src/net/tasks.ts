@@ -1,9 +1,10 @@
 // /dbc/task/1.0.0: grid-job messages between a submitter and providers over libp2p.
 //
 // One request per stream (lease request → offer, task → result, voucher → the voucher the
-// provider now holds for the job, or a typed refusal), so a slow task never blocks
-// another; a lease has its own long-lived stream on which the provider sends heartbeats until
-// the lease closes or a side dies. The stream runs end to end between the two peers inside the
+// provider now holds for the job, or a typed refusal); a lease has its own long-lived stream on
+// which the provider sends heartbeats until the lease closes or a side dies, and which carries
+// the lease's tasks and their results, pipelined and tagged by task id (task-lease-stream.ts; a
+// large task, or one over a relay's limited connection, still goes on a stream of its own). The stream runs end to end between the two peers inside the
 // Noise session, so task inputs and results are encrypted between submitter and provider;
 // relayed (multi-path) copies use sealed envelopes instead (src/crypto/envelope.ts).
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -17,7 +18,8 @@ import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
-import { offerView, resultCode, withOwnCode, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
+import { offerView, resultCode, withOwnCode, type ChargedError, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
+import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, serveLeaseTasks, trustedResult } from './task-lease-stream.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
 import { RouteBook, RouteLimitError, RouteLostError, limitBytesLeft, wireBytes } from './routes/index.js'
@@ -74,6 +76,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           }
     })
     const writeOpts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS) })
+    const charge = (err: ChargedError): void => { init.onBadInput?.(connection.remotePeer, err instanceof WireError ? err : new WireError(err.code, err.message)) }
     try {
       const frame = await framed.readRequired({ signal: AbortSignal.timeout(30_000) })
       const m = decodeMessage(TaskMessage, frame)
@@ -106,7 +109,8 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
               framed.abort(new Error(`the lease holder did not read its heartbeats: ${err.message}`))
             })
           }, every)
-          await framed.read() // resolves when the holder closes its end
+          // the holder's tasks on this stream (pipelined, results tagged by task id) until it closes its end
+          await serveLeaseTasks({ framed, connection, sender, provider, charge, writeOpts })
         } finally {
           clearInterval(timer)
           provider.closeLease?.(lease.leaseId ?? new Uint8Array())
@@ -118,7 +122,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         let result: dbc.task.v1.ITaskResult
         try {
           // charge: a module refused at validation that our own submitter would not have sent
-          result = withOwnCode(await provider.runTask(msg.task, sender, { signal: ac.signal, charge: err => init.onBadInput?.(connection.remotePeer, err instanceof WireError ? err : new WireError(err.code, err.message)) }))
+          result = withOwnCode(await provider.runTask(msg.task, sender, { signal: ac.signal, charge }))
         } catch (err) {
           // a protocol violation (a task under no lease of ours) is charged below, not answered
           if (err instanceof WireError) throw err
@@ -203,7 +207,8 @@ export class Libp2pJobTransport implements JobTransport {
   private readonly init: Libp2pJobTransportInit
   /** The route to each provider (direct, hole-punched, relayed via which relay), for explain. */
   readonly routes: RouteBook
-  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean }>()
+  /** `channel`: the lease's own stream, which carries its tasks (none over the overlay or a relay's limited connection). */
+  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel }>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
 
   constructor (init: Libp2pJobTransportInit) {
@@ -298,8 +303,9 @@ export class Libp2pJobTransport implements JobTransport {
       return
     }
     // a lease stream carries heartbeats for the lease's life: on a relayed connection it lives as long as the relay allows
-    const { stream } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
-    const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
+    const { stream, route } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
+    // results come back on it too: up to the task protocol's frame limit
+    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)
@@ -309,20 +315,14 @@ export class Libp2pJobTransport implements JobTransport {
       // the provider's own code (a busy provider's lease waits; a forged one's does not)
       throw new DbcError(why?.code ?? 'LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
     }
-    this.leases.set(key, { provider, stream: framed })
+    const channel = new LeaseTaskChannel(framed, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
+    // tasks ride the lease stream, except on a relay's limited connection: there each task's
+    // stream is sized against the bytes the relay still allows (src/net/routes)
+    const held = { provider, stream: framed, ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
+    this.leases.set(key, held)
     this.emit(provider, lease.leaseId ?? new Uint8Array())
-    // pump heartbeats until the stream ends
-    void (async () => {
-      try {
-        for (;;) {
-          const f = await framed.read()
-          if (f === undefined) break
-          const hb = decodeMessage(TaskMessage, f)
-          if (hb.ok && hb.value.heartbeat != null) this.emit(provider, lease.leaseId ?? new Uint8Array())
-        }
-      } catch {}
-      this.leases.delete(key)
-    })()
+    // heartbeats and results until the stream ends
+    void channel.pump().finally(() => { if (this.leases.get(key) === held) this.leases.delete(key) })
   }
 
   private emit (provider: string, leaseId: Uint8Array): void {
@@ -341,11 +341,16 @@ export class Libp2pJobTransport implements JobTransport {
   async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
     // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
     // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
-    if (this.leases.get(toHex(task.leaseId ?? new Uint8Array()))?.provider !== provider) throw new DbcError('LEASE_LOST', `the lease with provider ${provider} is closed; the task runs under another lease`)
+    const held = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
+    if (held?.provider !== provider) throw new DbcError('LEASE_LOST', `the lease with provider ${provider} is closed; the task runs under another lease`)
     // the task goes as the runner built it: whether it carries the code is the job's code cache's
     // decision (src/core/scheduler/code-cache.ts), which also re-sends it on CODE_MISSING
     const code = task.code ?? new Uint8Array()
     const send = code.length > 0 && (task.codeHash == null || task.codeHash.length === 0) ? { ...task, codeHash: sha256(code) } : task
+    if (held.channel?.open === true) {
+      const bytes = TaskMessage.encode({ task: send }).finish()
+      if (bytes.length <= LEASE_STREAM_MAX_TASK_BYTES) return trustedResult(await held.channel.run(send, bytes, opts.signal))
+    }
     let reply: dbc.task.v1.TaskMessage
     try {
       reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal)
