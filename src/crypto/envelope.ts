@@ -8,14 +8,21 @@
 //    cached; `ephemeral_key` is empty. Only sender and recipient hold the AEAD key, so a tag that
 //    verifies also proves the sender to the recipient, which then skips the signature check
 //    (relays still check it). The hot path for chatty peer pairs.
-// Unsigned copies: in static mode a sender may leave the signature empty on a copy it hands to
-// the recipient itself (`sign: false`): the Noise connection proves who handed it over and the
-// pair-key AEAD tag proves the content, so the Ed25519 signature (~35 us, the largest cost of a
-// direct round trip) adds nothing there. It only matters to relays, which refuse unsigned
-// envelopes; the sender signs (`signEnvelope`) before a copy first leaves over a relay. A
-// recipient accepts an unsigned envelope only when `deliveredBySender` is true.
+// Unsigned copies: a static-mode envelope may go without a signature (`sign: false`), directly
+// or through a relay. A recipient that trusts the tag (`verifySignature: false`, the overlay's
+// default) needs none: the pair-key AEAD tag proves sender and content (only the two ends can
+// make it, and the HKDF info orders sender || recipient, so an envelope can not be turned
+// round). One that verifies signatures takes unsigned copies only from their sender's own
+// connection (a relay could strip a signature). A relay accepts an unsigned copy only when its
+// sender hands it over itself (`deliveredBySender`: a Noise connection authenticated to the
+// envelope's sender proves who sent it; relays forward only to the recipient, so no relay ever
+// gets an unsigned copy from anyone else). Given up without the signature: the recipient can not
+// prove authorship to a third party (`signDirect` signs every copy for that). The Ed25519
+// signature (~35-50 us) was the largest cost of a round trip; a message now costs no asymmetric
+// operation at the sender, the relay or the recipient.
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, bytesEqual } from '../core/identity/index.js'
+import { encodeEnvelopeFast } from './envelope-codec.js'
 import { nodeSuite, ed25519Seed, ed25519ToX25519Public, ed25519ToX25519Secret, type CryptoSuite } from './suite.js'
 
 export type Envelope = dbc.envelope.v1.Envelope
@@ -63,19 +70,39 @@ export interface SealInput {
   sign?: boolean
 }
 
+const EMPTY = new Uint8Array(0)
+const scratch = new DataView(new ArrayBuffer(8))
+
 /** Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. */
 export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties): Uint8Array {
-  const parts = [e.sender ?? new Uint8Array(0), e.recipient ?? new Uint8Array(0), e.messageId ?? new Uint8Array(0), e.ephemeralKey ?? new Uint8Array(0), e.nonce ?? new Uint8Array(0)]
-  let len = SIG_DOMAIN.length + 8 + 4 + 4
-  for (const p of parts) len += 2 + p.length
-  const out = new Uint8Array(len)
-  const view = new DataView(out.buffer)
-  out.set(SIG_DOMAIN); let o = SIG_DOMAIN.length
-  for (const p of parts) { view.setUint16(o, p.length); o += 2; out.set(p, o); o += p.length }
-  view.setFloat64(o, e.expiresAt ?? 0); o += 8
-  view.setUint32(o, e.sequence ?? 0); o += 4
-  view.setUint32(o, e.contentType ?? 0)
+  // written field by field (no arrays, no DataView per call): it runs twice per message
+  const sender = e.sender ?? EMPTY; const recipient = e.recipient ?? EMPTY; const messageId = e.messageId ?? EMPTY
+  const ephemeralKey = e.ephemeralKey ?? EMPTY; const nonce = e.nonce ?? EMPTY
+  const out = new Uint8Array(SIG_DOMAIN.length + 16 + 10 + sender.length + recipient.length + messageId.length + ephemeralKey.length + nonce.length)
+  out.set(SIG_DOMAIN)
+  let o = putPart(out, SIG_DOMAIN.length, sender)
+  o = putPart(out, o, recipient)
+  o = putPart(out, o, messageId)
+  o = putPart(out, o, ephemeralKey)
+  o = putPart(out, o, nonce)
+  // big-endian, as DataView writes them
+  scratch.setFloat64(0, e.expiresAt ?? 0)
+  for (let i = 0; i < 8; i++) out[o + i] = scratch.getUint8(i)
+  o += 8
+  o = putUint32(out, o, e.sequence ?? 0)
+  putUint32(out, o, e.contentType ?? 0)
   return out
+}
+
+function putPart (out: Uint8Array, o: number, p: Uint8Array): number {
+  out[o] = (p.length >>> 8) & 0xff; out[o + 1] = p.length & 0xff
+  out.set(p, o + 2)
+  return o + 2 + p.length
+}
+
+function putUint32 (out: Uint8Array, o: number, n: number): number {
+  out[o] = (n >>> 24) & 0xff; out[o + 1] = (n >>> 16) & 0xff; out[o + 2] = (n >>> 8) & 0xff; out[o + 3] = n & 0xff
+  return o + 4
 }
 
 /** What the sender signs: the AAD followed by the ciphertext. */
@@ -182,8 +209,10 @@ export function sealEnvelope (input: SealInput): Envelope {
   const aad = envelopeAad(fields)
   const ciphertext = suite.seal(key, nonce, aad, input.payload)
   if (input.sign === false && input.mode !== 'static') throw new RangeError('only static-mode envelopes may go unsigned (an ephemeral key proves nothing about the sender)')
-  const signature = input.sign === false ? new Uint8Array(0) : suite.sign(seed, signedBytes(aad, ciphertext))
-  return dbc.envelope.v1.Envelope.create({ ...fields, ciphertext, signature })
+  const env = dbc.envelope.v1.Envelope.create(fields)
+  env.ciphertext = ciphertext
+  env.signature = input.sign === false ? new Uint8Array(0) : suite.sign(seed, signedBytes(aad, ciphertext))
+  return env
 }
 
 /** Adds the sender's signature to an envelope sealed with `sign: false` (before it goes to a relay). */
@@ -192,8 +221,9 @@ export function signEnvelope (e: Envelope, senderSecretKey: Uint8Array, suite: C
   return e
 }
 
+/** Protobuf bytes of an envelope (src/crypto/envelope-codec.ts: one buffer, the generated encoder's bytes). */
 export function encodeEnvelope (e: Envelope): Uint8Array {
-  return dbc.envelope.v1.Envelope.encode(e).finish()
+  return encodeEnvelopeFast(e)
 }
 
 export interface CheckOptions {
@@ -207,7 +237,7 @@ export interface CheckOptions {
    * checkEnvelope only (a relay): the neighbour that handed the envelope over is its sender, on a
    * connection authenticated to the sender's peer id. The connection then proves what the
    * signature would (who sent it), so the Ed25519 verify (~100 us, a relay's largest cost) is
-   * skipped; a signature must still be present, since the recipient may check it.
+   * skipped, and a static-mode envelope may come unsigned (its recipient checks the AEAD tag).
    */
   deliveredBySender?: boolean
 }
@@ -235,7 +265,8 @@ export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions)
   if (!shaped.ok) return shaped
   const e = shaped.envelope
   const suite = opts.suite ?? nodeSuite
-  if (opts.deliveredBySender === true && e.signature.length === 64) return checkExpiry(e, opts)
+  // (checkShape lets only static-mode envelopes be unsigned)
+  if (opts.deliveredBySender === true) return checkExpiry(e, opts)
   if (!signatureValid(suite, e)) return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
   return checkExpiry(e, opts)
 }
@@ -286,7 +317,8 @@ export interface OpenOptions extends CheckOptions {
   verifySignature?: boolean
   /**
    * The neighbour that handed us this envelope is its sender (an authenticated connection to the
-   * sender peer id). Only then is an unsigned static-mode envelope accepted.
+   * sender peer id). With `verifySignature: false` an unsigned static-mode envelope is accepted
+   * from anyone (its AEAD tag proves it); otherwise only when this is true.
    */
   deliveredBySender?: boolean
 }
@@ -307,7 +339,6 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
   const suite = opts.suite ?? nodeSuite
   const staticMode = e.ephemeralKey.length === 0
   const unsigned = e.signature.length === 0
-  if (unsigned && opts.deliveredBySender !== true) return { ok: false, reason: 'forged', detail: 'unsigned envelope handed over by a peer that is not its sender', envelope: e }
   if (!unsigned && (!staticMode || opts.verifySignature !== false || !bytesEqual(e.recipient, opts.recipient))) {
     if (!signatureValid(suite, e)) return forgedOf(e)
   }
@@ -325,6 +356,9 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
     if (staticMode && !unsigned && !signatureValid(suite, e)) return forgedOf(e)
     return { ok: false, reason: 'undecryptable', detail: `payload does not decrypt: ${(err as Error).message}`, envelope: e }
   }
+  // a recipient that verifies signatures wants one on what a relay hands over (a relay could
+  // strip it); the sender's own connection vouches for an unsigned copy in any case
+  if (unsigned && opts.verifySignature !== false && opts.deliveredBySender !== true) return { ok: false, reason: 'forged', detail: 'unsigned envelope handed over by a peer that is not its sender, and we verify signatures', envelope: e }
   const fresh = checkExpiry(e, opts)
   if (!fresh.ok) return fresh
   return { ok: true, payload, sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }

@@ -133,6 +133,8 @@ export const nodeSuite: CryptoSuite = {
     d.setAuthTag(sealed.subarray(sealed.length - 16))
     d.setAAD(aad, { plaintextLength: sealed.length - 16 })
     const a = d.update(sealed.subarray(0, sealed.length - 16)); const b = d.final()
+    // a stream cipher's final() adds nothing: hand out update()'s bytes as a plain Uint8Array view, no copy
+    if (b.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length)
     const out = new Uint8Array(a.length + b.length)
     out.set(a); out.set(b, a.length)
     return out

@@ -156,7 +156,9 @@ export async function discoverProtocols (target: FuzzTarget, opts: { timeoutMs?:
     const end = Date.now() + (opts.timeoutMs ?? 10_000)
     for (;;) {
       const p = await id.host.peerStore.get(peer).catch(() => undefined)
-      if (p !== undefined && p.protocols.length > 0) return [...p.protocols].sort()
+      // more than one: the identify protocol itself is recorded as soon as it is negotiated, before
+      // the identify answer with the full list arrives (returning then fuzzed /dbc/id alone)
+      if (p !== undefined && p.protocols.length > 1) return [...p.protocols].sort()
       if (Date.now() > end) throw new Error(`identify did not list the protocols of ${target.peerId}`)
       await new Promise(resolve => setTimeout(resolve, 50))
     }

@@ -1,8 +1,12 @@
 // One long-lived framed stream per neighbour for a request/ack protocol: requests go out as
 // frames, acks come back on the same stream in any order and are matched by a key. Reusing the
-// stream saves a stream open and a protocol negotiation per message (the hot path).
+// stream saves a stream open and a protocol negotiation per message (the hot path). Once the
+// stream is open a request is written in the caller's own turn (`send`): a message's direct copy
+// then leaves before the caller goes on to, say, sign its relayed copy.
 import type { Libp2p, PeerId, AbortOptions } from '@libp2p/interface'
 import { FramedStream } from '../framed.js'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { encodeFrame, encodeFramePrefix } from '../../wire/frame.js'
 
 export interface ChannelInit<A> {
   protocol: string
@@ -13,7 +17,10 @@ export interface ChannelInit<A> {
   maxPending?: number
 }
 
-interface Pending<A> { resolve: (a: A) => void, reject: (e: Error) => void, deadline: number, timeoutMs: number }
+/** Called once per request: with the ack, or with the error that ended the wait. */
+export type AckCallback<A> = (err: Error | undefined, ack?: A) => void
+
+interface Pending<A> { done: AckCallback<A>, deadline: number, timeoutMs: number }
 
 /** How often pending requests are checked against their deadlines (one timer per channel, not per request). */
 const SWEEP_MS = 50
@@ -53,22 +60,31 @@ export class RequestChannel<A> {
         const p = this.pending.get(decoded.key)
         if (p === undefined) continue
         this.pending.delete(decoded.key)
-        p.resolve(decoded.ack)
+        p.done(undefined, decoded.ack)
       }
     } catch (err) {
       error = err as Error
     }
     if (this.framed === framed) { this.framed = undefined; this.opening = undefined }
-    for (const [k, p] of this.pending) { p.reject(error); this.pending.delete(k) }
+    this.failAll(error)
+  }
+
+  /** Fails every pending request (callbacks run after the map is emptied: they may send again). */
+  private failAll (error: Error): void {
+    const all = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of all) p.done(error)
   }
 
   /** Rejects requests past their deadline; re-arms while any are pending. */
   private sweep (): void {
     this.sweeper = undefined
     const now = Date.now()
+    const expired: Array<Pending<A>> = []
     for (const [k, p] of this.pending) {
-      if (p.deadline <= now) { this.pending.delete(k); p.reject(new Error(`no ack within ${p.timeoutMs} ms`)) }
+      if (p.deadline <= now) { this.pending.delete(k); expired.push(p) }
     }
+    for (const p of expired) p.done(new Error(`no ack within ${p.timeoutMs} ms`))
     this.armSweeper()
   }
 
@@ -80,19 +96,43 @@ export class RequestChannel<A> {
 
   /** Sends `frame` and resolves with the ack matched by `key`; rejects on stream failure or timeout. */
   async request (key: string, frame: Uint8Array, timeoutMs: number, options: AbortOptions = {}): Promise<A> {
-    if (this.closed) throw new Error('channel closed')
-    if (this.pending.size >= (this.init.maxPending ?? 1024)) throw new Error('too many requests in flight to this peer')
-    const framed = await this.open(options)
-    // closed while the stream was being opened: nothing would ever time this request out
-    if (this.closed) { framed.abort(new Error('channel closed')); throw new Error('channel closed') }
     return await new Promise<A>((resolve, reject) => {
-      this.pending.set(key, { resolve, reject, deadline: Date.now() + timeoutMs, timeoutMs })
-      this.armSweeper()
-      framed.write(frame, options).catch(err => {
-        const p = this.pending.get(key)
-        if (p !== undefined) { this.pending.delete(key); reject(err) }
-      })
+      this.send(key, frame, timeoutMs, (err, ack) => { if (err !== undefined) reject(err); else resolve(ack as A) }, options)
     })
+  }
+
+  /**
+   * `request` with a callback (the hot path: no promise per copy). On an open stream the frame is
+   * written before this returns; otherwise once the stream opens. `done` is called exactly once.
+   */
+  send (key: string, frame: Uint8Array, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}): void {
+    // (large frames go out as prefix + payload, without copying the payload, as FramedStream.write does)
+    this.sendFramed(key, frame.byteLength < 4096 ? encodeFrame(frame) : new Uint8ArrayList(encodeFramePrefix(frame.byteLength), frame), timeoutMs, done, options)
+  }
+
+  /** `send` with bytes already framed (length prefix included): src/crypto/envelope-codec.ts builds them in one buffer. */
+  sendFramed (key: string, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}): void {
+    if (this.closed) { done(new Error('channel closed')); return }
+    if (this.pending.size >= (this.init.maxPending ?? 1024)) { done(new Error('too many requests in flight to this peer')); return }
+    if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done); return }
+    this.open(options).then(stream => {
+      // closed while the stream was being opened: nothing would ever time this request out
+      if (this.closed) { stream.abort(new Error('channel closed')); done(new Error('channel closed')); return }
+      this.write(stream, key, bytes, timeoutMs, done)
+    }, err => { done(err as Error) })
+  }
+
+  private write (stream: FramedStream, key: string, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>): void {
+    if (this.pending.has(key)) { done(new Error(`a request with key ${key} is already waiting`)); return }
+    this.pending.set(key, { done, deadline: Date.now() + timeoutMs, timeoutMs })
+    this.armSweeper()
+    try {
+      // false means "buffer full, wait for drain": the frame is queued all the same, and each
+      // request still waits for its own ack, so nothing more is needed here
+      stream.stream.send(bytes)
+    } catch (err) {
+      if (this.pending.get(key)?.done === done) { this.pending.delete(key); done(err as Error) }
+    }
   }
 
   /** Requests waiting for their ack. */
@@ -102,7 +142,7 @@ export class RequestChannel<A> {
     this.closed = true
     if (this.sweeper !== undefined) clearTimeout(this.sweeper)
     this.sweeper = undefined
-    for (const [k, p] of this.pending) { p.reject(new Error('channel closed')); this.pending.delete(k) }
+    this.failAll(new Error('channel closed'))
     this.framed?.abort(new Error('channel closed'))
     this.framed = undefined
   }

@@ -5,21 +5,22 @@
 import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { FramedStream } from '../framed.js'
+import { encodeFrame } from '../../wire/frame.js'
 import { guardedHandle, wasHandled, type GuardedStreamInit } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { DbcError, WireError } from '../../errors.js'
-import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { relayRequestFrameBytes, ackFrameBytes } from '../../crypto/envelope-codec.js'
 import { signAck, verifyAck, macAck, verifyAckMac, ACK_MAC_BYTES, AckStatus } from '../../crypto/ack.js'
-import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type RelayCandidate, type Offence } from '../../core/routing/index.js'
+import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
 import { bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 
-const Writer = $protobuf.Writer
 const Reader = $protobuf.Reader
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
@@ -76,15 +77,16 @@ export interface EnvelopeServiceInit {
   /**
    * Accept a static-mode envelope whose AEAD tag verifies without checking the Ed25519 signature:
    * only the sender and we hold the pair key, so the tag already proves the sender (what is lost:
-   * if OUR key leaks, others could be impersonated to us). Default true; relays always verify.
-   * Static-mode copies the sender hands us itself carry no signature at all (it signs only before
-   * a copy first goes to a relay): its authenticated connection plus the tag prove it.
+   * if OUR key leaks, others could be impersonated to us). Default true. Static-mode copies
+   * carry no signature (direct or relayed) unless their sender sets signDirect: the tag alone
+   * proves them. false: verify signatures, and take unsigned copies only from their sender's
+   * own connection (a relay could strip a signature), so relayed copies then need signDirect.
    */
   trustAead?: boolean
   /**
-   * Sign every envelope, also the static-mode copies we hand to the recipient ourselves (default
-   * false: those go unsigned, see src/crypto/envelope.ts). Turn on where the recipient must be
-   * able to show a third party that we sent it (non-repudiation); costs ~35 us per message.
+   * Sign every envelope, also static-mode ones (default false: those go unsigned, directly and
+   * through relays, see src/crypto/envelope.ts). Turn on where the recipient must be able to
+   * show a third party that we sent it (non-repudiation); costs ~35-50 us per message.
    */
   signDirect?: boolean
   /** Close connections to peers whose score crosses the threshold (default true). */
@@ -103,6 +105,9 @@ export interface SendOptions {
   signal?: AbortSignal
 }
 
+/** A message of ours in flight, with its encoded bytes (the same for every copy). */
+interface Outgoing { envelope: dbc.envelope.v1.Envelope, bytes: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }
+
 type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
 
 /** Lower-case hex (native; the same text as core/identity's toHex, several times faster on the hot path). */
@@ -118,7 +123,7 @@ export class EnvelopeService {
   private readonly window = new ReceiveWindow<string>()
   private readonly relayWindow = new ReceiveWindow<string>()
   private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack>>()
-  private readonly outgoing = new Map<string, { envelope: dbc.envelope.v1.Envelope, bytes: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }>()
+  private readonly outgoing = new Map<string, Outgoing>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly selfBytes: Uint8Array
   private readonly self: string
@@ -127,6 +132,8 @@ export class EnvelopeService {
   private readonly random: (out: Uint8Array) => Uint8Array
   private sequence = 0
   private started = false
+  private pumping = false
+  private pumpAgain = false
   private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
   private readonly peerIds = new Map<string, PeerId>()
   /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
@@ -174,13 +181,18 @@ export class EnvelopeService {
   }
 
   /** Seals `payload` to `recipient` and delivers it over k paths; resolves on the first signed ack. */
-  async send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
+  send (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions = {}): Promise<DeliveryReceipt> {
+    // not an async function (one promise and one turn less per message); errors still arrive as rejections
+    try { return this.sendNow(recipient, payload, opts) } catch (err) { return Promise.reject(err) }
+  }
+
+  private sendNow (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions): Promise<DeliveryReceipt> {
     const toBytes = typeof recipient === 'string' ? peerIdBytesOf(recipient) : recipient.toMultihash().bytes
     // the canonical text form (a caller's string may be spelled differently): relay filters compare it
     const toStr = peerIdTextOf(toBytes)
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
-    // static mode: unsigned until a copy first goes to a relay (see src/crypto/envelope.ts)
+    // static mode: unsigned, direct or relayed (see src/crypto/envelope.ts)
     const mode = this.init.mode ?? 'static'
     const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign: mode !== 'static' || this.init.signDirect === true })
     const bytes = encodeEnvelope(env)
@@ -191,17 +203,19 @@ export class EnvelopeService {
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
       this.outgoing.set(id, { envelope: env, bytes, recipient: env.recipient, resolve, reject })
     })
-    opts.signal?.addEventListener('abort', () => {
-      const o = this.outgoing.get(id)
-      if (o !== undefined) { this.outgoing.delete(id); o.reject(opts.signal?.reason ?? new Error('aborted')) }
-    }, { once: true })
+    if (opts.signal !== undefined) {
+      opts.signal.addEventListener('abort', () => {
+        const o = this.outgoing.get(id)
+        if (o !== undefined) { this.outgoing.delete(id); o.reject(opts.signal?.reason ?? new Error('aborted')) }
+      }, { once: true })
+    }
     if (!this.delivery.send(now, { id, recipient: toStr, expiresAt }, paths, spares)) {
       this.outgoing.delete(id)
       throw new DbcError('OVERLAY_BUSY', 'too many messages in flight', { hint: 'wait for earlier sends to finish' })
     }
     this.stats.sent++
     this.pump()
-    return await result
+    return result
   }
 
   /**
@@ -235,41 +249,63 @@ export class EnvelopeService {
     return paths
   }
 
-  /** Drains the delivery machine: starts copies, settles promises, re-arms the timer. */
+  /**
+   * Drains the delivery machine: starts copies, settles promises, re-arms the timer. Not
+   * re-entrant (a copy that fails at once calls back into it): a nested call makes the running
+   * one go round again.
+   */
   private pump (): void {
-    for (const cmd of this.delivery.pollOutbound()) {
-      const o = this.outgoing.get(cmd.id)
-      if (o === undefined) continue
-      const neighbour = cmd.via ?? cmd.recipient
-      if (cmd.via !== undefined && o.envelope.signature.length === 0) {
-        signEnvelope(o.envelope, this.init.secretKey)
-        o.bytes = encodeEnvelope(o.envelope)
-      }
-      const frame = relayRequestFrame(o.bytes, cmd.hopsLeft, cmd.pathId)
-      this.request(neighbour, ackKey(cmd.id, cmd.pathId), frame)
-        .then(ack => {
-          const status = STATUS[ack.status] ?? 'rejected'
-          // An ack straight from the recipient is authenticated by the connection; through a relay it must be signed.
-          if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !this.ackAuthentic(o.envelope, ack)) {
-            // a relay claiming a delivery it can not prove
-            this.penalize(neighbour, 'forged')
-            this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
-          } else {
-            this.delivery.handleAck(this.now(), cmd.id, cmd.pathId, status, ack.reason)
-          }
-          this.pump()
-        }, () => {
-          this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
-          this.pump()
-        })
+    if (this.pumping) { this.pumpAgain = true; return }
+    this.pumping = true
+    try {
+      do {
+        this.pumpAgain = false
+        const cmds = this.delivery.pollOutbound()
+        // Direct copies first, each written before the next command is looked at: a message's
+        // direct copy is on the wire before its relayed copies are signed (~50 us of Ed25519 each).
+        for (const cmd of cmds) if (cmd.via === undefined) this.launch(cmd)
+        for (const cmd of cmds) if (cmd.via !== undefined) this.launch(cmd)
+        for (const ev of this.delivery.pollEvents()) this.settle(ev)
+      } while (this.pumpAgain)
+    } finally {
+      this.pumping = false
     }
-    for (const ev of this.delivery.pollEvents()) this.settle(ev)
     // One ticking timer while anything is in flight, not one per message: deadlines are checked
     // every `tickMs` (a quarter of the ack timeout, at most 250 ms), so arming costs nothing per send.
     if (this.timer === undefined && this.delivery.inFlight > 0 && this.started) {
       this.timer = setTimeout(() => { this.timer = undefined; this.delivery.tick(this.now()); this.pump() }, this.tickMs)
       this.timer.unref?.()
     }
+  }
+
+  /**
+   * Hands one copy to its neighbour; its ack (or failure) comes back to onCopyAck. Every copy of
+   * a message carries the same bytes: a static-mode one unsigned (unless signDirect) also through
+   * relays (see src/crypto/envelope.ts), so no copy waits for an Ed25519 signature.
+   */
+  private launch (cmd: SendCommand<string>): void {
+    const o = this.outgoing.get(cmd.id)
+    if (o === undefined) return
+    const neighbour = cmd.via ?? cmd.recipient
+    const frame = relayRequestFrameBytes(o.bytes, cmd.hopsLeft, cmd.pathId)
+    this.channel(neighbour).sendFramed(ackKey(cmd.id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) })
+  }
+
+  private onCopyAck (envelope: dbc.envelope.v1.Envelope, cmd: SendCommand<string>, neighbour: string, err: Error | undefined, ack: dbc.envelope.v1.Ack | undefined): void {
+    if (err !== undefined || ack === undefined) {
+      this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
+    } else {
+      const status = STATUS[ack.status] ?? 'rejected'
+      // An ack straight from the recipient is authenticated by the connection; through a relay it must be signed.
+      if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !this.ackAuthentic(envelope, ack)) {
+        // a relay claiming a delivery it can not prove
+        this.penalize(neighbour, 'forged')
+        this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
+      } else {
+        this.delivery.handleAck(this.now(), cmd.id, cmd.pathId, status, ack.reason)
+      }
+    }
+    this.pump()
   }
 
   private get tickMs (): number {
@@ -356,11 +392,15 @@ export class EnvelopeService {
           void framed.write(dbc.envelope.v1.Ack.encode({ ...peekIds(frame), status: AckStatus.UNREACHABLE, reason: 'busy' }).finish()).catch(() => {})
           continue
         }
-        inFlight++
-        void this.handleFrame(from, frame)
-          .then(ack => framed.write(dbc.envelope.v1.Ack.encode(ack).finish()))
-          .catch(() => {})
-          .finally(() => { inFlight-- })
+        // a copy for us (or one refused) is answered in this turn; only a forwarded one waits
+        let answer: dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack>
+        try { answer = this.handleFrame(from, frame) } catch { continue }
+        if (answer instanceof Promise) {
+          inFlight++
+          answer.then(ack => { writeAck(framed, ack) }, () => {}).finally(() => { inFlight-- })
+        } else {
+          writeAck(framed, answer)
+        }
       }
       await framed.close()
     } catch (err) {
@@ -380,9 +420,9 @@ export class EnvelopeService {
    * authenticated: MACed with the pair's ack key for a static-mode envelope (only sender and we
    * hold it), signed for an ephemeral one.
    */
-  private ack (from: string, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
+  private ack (fromSender: boolean, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
     const id = env.messageId
-    if (bytesEqual(env.sender, peerIdBytesOf(from))) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    if (fromSender) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
     const key = env.ephemeralKey.length === 0 ? staticAckKey(this.init.secretKey, env.sender, env.recipient, false) : undefined
     return key !== undefined ? macAck(key, id, pathId, status) : signAck(this.init.secretKey, id, pathId, status)
   }
@@ -396,7 +436,8 @@ export class EnvelopeService {
     return verifyAck(sent.recipient, ack)
   }
 
-  private async handleFrame (from: string, frame: Uint8Array): Promise<dbc.envelope.v1.Ack> {
+  /** The answer to one RelayRequest frame: at once, or (when forwarding) once the next hop answers. */
+  private handleFrame (from: string, frame: Uint8Array): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
     const now = this.now()
     const req = parseRelayRequest(frame)
     if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
@@ -423,10 +464,10 @@ export class EnvelopeService {
         const msg: ReceivedMessage = { sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
         this.init.onMessage?.(msg)
         for (const l of this.listeners) { try { l(msg) } catch {} }
-        return this.ack(from, env, req.pathId, AckStatus.OK)
+        return this.ack(deliveredBySender, env, req.pathId, AckStatus.OK)
       }
       this.stats.duplicates++
-      return this.ack(from, env, req.pathId, AckStatus.DUPLICATE)
+      return this.ack(deliveredBySender, env, req.pathId, AckStatus.DUPLICATE)
     }
     // Relaying: the recipient is someone else. Relays check size, signature and expiry; the
     // signature is taken as read when the sender itself handed the copy over (its connection
@@ -438,21 +479,23 @@ export class EnvelopeService {
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
     // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf
     if (decision === 'unreachable') return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: 'the relay holds no connection to the recipient' })
-    try {
-      this.stats.relayed++
-      this.init.onRelay?.(env, from)
-      // the envelope's own bytes go on as they came (not re-encoded from the decoded copy)
-      const fwd = relayRequestFrame(req.envelopeBytes, req.hopsLeft - 1, req.pathId)
-      return await this.request(recipient, ackKey(id, req.pathId), fwd, this.delivery.ackTimeoutMs)
-    } catch (err) {
+    this.stats.relayed++
+    try { this.init.onRelay?.(env, from) } catch (err) {
       return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: (err as Error).message })
     }
+    // the envelope's own bytes go on as they came (not re-encoded from the decoded copy)
+    const fwd = relayRequestFrameBytes(req.envelopeBytes, req.hopsLeft - 1, req.pathId)
+    return new Promise(resolve => {
+      this.channel(recipient).sendFramed(ackKey(id, req.pathId), fwd, this.delivery.ackTimeoutMs, (err, ack) => {
+        resolve(err !== undefined || ack === undefined ? dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: err?.message ?? 'no ack' }) : ack)
+      })
+    })
   }
 }
 
-/** A RelayRequest around an already encoded envelope (the envelope is encoded once per message, not per copy). */
-function relayRequestFrame (envelope: Uint8Array, hopsLeft: number, pathId: number): Uint8Array {
-  return Writer.create().uint32(10).bytes(envelope).uint32(16).uint32(hopsLeft).uint32(24).uint32(pathId).finish()
+/** Writes an ack frame on an inbound relay stream, in this turn; a stream already gone drops it (the sender times the copy out). */
+function writeAck (framed: FramedStream, ack: dbc.envelope.v1.Ack): void {
+  try { framed.stream.send(ackFrameBytes(ack) ?? encodeFrame(dbc.envelope.v1.Ack.encode(ack).finish())) } catch {}
 }
 
 /**

@@ -65,7 +65,7 @@ function seal (over: Partial<Parameters<typeof sealEnvelope>[0]> = {}): Envelope
   return sealEnvelope({ senderSecretKey: alice.secretKey, sender: alice.peerId, recipient: bob.peerId, payload: new Uint8Array(40), expiresAt: NOW + 30_000, random: rng.bytes, mode: 'static', ...over })
 }
 
-test('a relay handed a copy by its sender takes the signature as read; from anyone else it verifies; unsigned is refused either way', () => {
+test('a relay handed a copy by its sender takes the signature as read (or its absence); from anyone else it verifies', () => {
   const good = seal()
   assert.ok(checkEnvelope(good, { now: NOW, deliveredBySender: true }).ok)
   assert.ok(checkEnvelope(good, { now: NOW }).ok)
@@ -73,9 +73,14 @@ test('a relay handed a copy by its sender takes the signature as read; from anyo
   const bad = dbc.envelope.v1.Envelope.decode(encodeEnvelope(good)); bad.signature[0] ^= 1
   assert.ok(checkEnvelope(bad, { now: NOW, deliveredBySender: true }).ok)
   assert.is((checkEnvelope(bad, { now: NOW }) as { reason: string }).reason, 'forged')
-  // unsigned: the recipient would refuse it from a relay, so the relay refuses it too
+  // unsigned (static mode): from its sender, fine (the recipient checks the AEAD tag); from
+  // anyone else the relay could check nothing, so it refuses
   const unsigned = seal({ sign: false })
-  assert.is((checkEnvelope(unsigned, { now: NOW, deliveredBySender: true }) as { reason: string }).reason, 'forged')
+  assert.ok(checkEnvelope(unsigned, { now: NOW, deliveredBySender: true }).ok)
+  assert.is((checkEnvelope(unsigned, { now: NOW }) as { reason: string }).reason, 'forged')
+  // an ephemeral-mode envelope without its signature is malformed, whoever hands it over
+  const eph = dbc.envelope.v1.Envelope.decode(encodeEnvelope(seal({ mode: 'ephemeral' }))); eph.signature = new Uint8Array(0)
+  assert.is((checkEnvelope(eph, { now: NOW, deliveredBySender: true }) as { reason: string }).reason, 'malformed')
   // expiry and shape are still checked
   assert.is((checkEnvelope(seal({ expiresAt: NOW - 1 }), { now: NOW, deliveredBySender: true }) as { reason: string }).reason, 'expired')
   const short = dbc.envelope.v1.Envelope.decode(encodeEnvelope(good)); short.signature = new Uint8Array(10)

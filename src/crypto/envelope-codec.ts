@@ -1,0 +1,128 @@
+// Hand-written encoders for the overlay's hot path: an Envelope, a RelayRequest frame around an
+// already encoded envelope, and an Ack frame, each written into one exactly sized buffer. The
+// bytes are the same as protobufjs writes (same field order, proto3 defaults left out; checked in
+// test/unit/crypto/envelope-codec.test.ts); protobufjs's writer would take two or three pooled
+// buffers and copies per message. Anything unusual (unknown fields kept from a decode, a field
+// of the wrong type) goes through the generated encoder.
+import { dbc } from '../wire/gen/wire.js'
+
+type Envelope = dbc.envelope.v1.Envelope
+
+function varintLength (n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+}
+
+function writeVarint (out: Uint8Array, o: number, n: number): number {
+  while (n >= 0x80) { out[o++] = (n & 0x7f) | 0x80; n >>>= 7 }
+  out[o++] = n
+  return o
+}
+
+function bytesField (b: unknown): number {
+  // -1: not a plain byte array (fall back to the generated encoder)
+  if (b === undefined || b === null) return 0
+  return b instanceof Uint8Array ? b.length : -1
+}
+
+function uintField (n: unknown): boolean {
+  return n === undefined || n === null || (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff)
+}
+
+const f64 = new Float64Array(1)
+const f64Bytes = new Uint8Array(f64.buffer)
+/** protobufjs writes doubles little-endian; so do we, whatever the host's byte order. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+function writeDouble (out: Uint8Array, o: number, v: number): number {
+  f64[0] = v
+  if (LITTLE_ENDIAN) out.set(f64Bytes, o)
+  else for (let i = 0; i < 8; i++) out[o + i] = f64Bytes[7 - i]
+  return o + 8
+}
+
+function putBytes (out: Uint8Array, o: number, tag: number, b: Uint8Array | null | undefined): number {
+  if (b === undefined || b === null || b.length === 0) return o
+  out[o++] = tag
+  o = writeVarint(out, o, b.length)
+  out.set(b, o)
+  return o + b.length
+}
+
+/** The encoded size of `e`, or -1 when it must go through the generated encoder. */
+function envelopeSize (e: Envelope): number {
+  if ((e as { $unknowns?: unknown }).$unknowns != null) return -1
+  let size = 0
+  for (const b of [e.sender, e.recipient, e.messageId, e.ephemeralKey, e.nonce, e.ciphertext, e.signature]) {
+    const n = bytesField(b)
+    if (n < 0) return -1
+    if (n > 0) size += 1 + varintLength(n) + n
+  }
+  if (typeof e.expiresAt !== 'number' && e.expiresAt != null) return -1
+  if (e.expiresAt != null && !Object.is(e.expiresAt, 0)) size += 9
+  if (!uintField(e.sequence) || !uintField(e.contentType)) return -1
+  if (e.sequence != null && e.sequence !== 0) size += 1 + varintLength(e.sequence)
+  if (e.contentType != null && e.contentType !== 0) size += 1 + varintLength(e.contentType)
+  return size
+}
+
+/** Encodes an envelope; the same bytes as dbc.envelope.v1.Envelope.encode(e).finish(). */
+export function encodeEnvelopeFast (e: Envelope): Uint8Array {
+  const size = envelopeSize(e)
+  if (size < 0) return dbc.envelope.v1.Envelope.encode(e).finish()
+  const out = new Uint8Array(size)
+  let o = putBytes(out, 0, 10, e.sender)
+  o = putBytes(out, o, 18, e.recipient)
+  o = putBytes(out, o, 26, e.messageId)
+  if (e.expiresAt != null && !Object.is(e.expiresAt, 0)) { out[o++] = 33; o = writeDouble(out, o, e.expiresAt) }
+  if (e.sequence != null && e.sequence !== 0) { out[o++] = 40; o = writeVarint(out, o, e.sequence) }
+  o = putBytes(out, o, 50, e.ephemeralKey)
+  o = putBytes(out, o, 58, e.nonce)
+  o = putBytes(out, o, 66, e.ciphertext)
+  o = putBytes(out, o, 74, e.signature)
+  if (e.contentType != null && e.contentType !== 0) { out[o++] = 80; o = writeVarint(out, o, e.contentType) }
+  return out
+}
+
+/**
+ * A length-prefixed frame (the project framing: varint length, then the bytes) holding a
+ * RelayRequest { envelope, hops_left, path_id } around already encoded envelope bytes.
+ * hops_left and path_id are always written (a decoder takes 0 either way).
+ */
+export function relayRequestFrameBytes (envelope: Uint8Array, hopsLeft: number, pathId: number): Uint8Array {
+  const body = 1 + varintLength(envelope.length) + envelope.length + 1 + varintLength(hopsLeft >>> 0) + 1 + varintLength(pathId >>> 0)
+  const out = new Uint8Array(varintLength(body) + body)
+  let o = writeVarint(out, 0, body)
+  out[o++] = 10
+  o = writeVarint(out, o, envelope.length)
+  out.set(envelope, o); o += envelope.length
+  out[o++] = 16; o = writeVarint(out, o, hopsLeft >>> 0)
+  out[o++] = 24; writeVarint(out, o, pathId >>> 0)
+  return out
+}
+
+/** The RelayRequest inside a frame from relayRequestFrameBytes (the frame without its prefix). */
+export function frameBody (frame: Uint8Array): Uint8Array {
+  let o = 0
+  while (frame[o] >= 0x80) o++
+  return frame.subarray(o + 1)
+}
+
+/**
+ * A length-prefixed frame holding an Ack, the same bytes as encodeFrame(Ack.encode(ack).finish());
+ * acks with a reason (refusals, rare) take the generated encoder.
+ */
+export function ackFrameBytes (ack: dbc.envelope.v1.Ack.$Properties): Uint8Array | undefined {
+  if (ack.reason != null && ack.reason !== '') return undefined
+  if ((ack as { $unknowns?: unknown }).$unknowns != null) return undefined
+  const id = bytesField(ack.messageId); const sig = bytesField(ack.signature)
+  if (id < 0 || sig < 0 || !uintField(ack.pathId) || !(ack.status == null || (Number.isInteger(ack.status) && (ack.status as number) >= 0 && (ack.status as number) < 0x80))) return undefined
+  const pathId = ack.pathId ?? 0; const status = (ack.status ?? 0) as number
+  const body = (id > 0 ? 1 + varintLength(id) + id : 0) + (pathId !== 0 ? 1 + varintLength(pathId) : 0) + (status !== 0 ? 2 : 0) + (sig > 0 ? 1 + varintLength(sig) + sig : 0)
+  const out = new Uint8Array(varintLength(body) + body)
+  let o = writeVarint(out, 0, body)
+  o = putBytes(out, o, 10, ack.messageId)
+  if (pathId !== 0) { out[o++] = 16; o = writeVarint(out, o, pathId) }
+  if (status !== 0) { out[o++] = 24; out[o++] = status }
+  putBytes(out, o, 42, ack.signature)
+  return out
+}
