@@ -19,16 +19,19 @@ async function show () {
   current?.dispose?.()
   current = undefined
   const mine = ++token
-  root.replaceChildren()
+  // each show renders into its own container: a render that a newer show overtook writes into a
+  // detached one, never next to the newer page (two maps on one page were seen under load)
+  const target = document.createElement('div')
+  root.replaceChildren(target)
   root.dataset.page = name
   root.dataset.ready = 'false'
   try {
-    const view = await page.render(root, { arg: location.hash.split('/')[1] })
+    const view = await page.render(target, { arg: location.hash.split('/')[1] })
     if (mine !== token) { view?.dispose?.(); return }
     current = view
   } catch (err) {
     console.error(err)
-    root.append(Object.assign(document.createElement('div'), { className: 'panel error', textContent: String(err?.message ?? err) }))
+    if (mine === token) target.append(Object.assign(document.createElement('div'), { className: 'panel error', textContent: String(err?.message ?? err) }))
   }
   if (mine === token) root.dataset.ready = 'true'
 }
