@@ -103,7 +103,7 @@ export class FakeProvider implements LocalProvider {
     if (lease === undefined) {
       this.refusedTasks++
       // a lease never opened here throws (charged); one closed lately is refused quietly
-      return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${this.book.missingLease(task.leaseId ?? new Uint8Array()).reason}` }
+      return { ...base, ok: false, code: 'LEASE_CLOSED', error: `refused: ${this.book.missingLease(task.leaseId ?? new Uint8Array()).reason}` }
     }
     const admitted = checkTaskUnderLease({ task, lease, sender, now: this.now(), verify: nodeVerifyByPeerId })
     if (!admitted.ok) { this.refusedTasks++; return { ...base, ok: false, code: 'TASK_REFUSED', error: `refused: ${admitted.reason}` } }

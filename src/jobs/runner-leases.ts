@@ -179,7 +179,7 @@ export class LeaseRounds {
     const busyLeases: string[] = []
     const unusedOffers = p.rejections.slice(0, views.length).filter(r => r === undefined).length - used.length
     const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
-      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers })
+      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers, answered: answers.map(o => o.view.provider) })
     // money first: no provider works for this job before its escrow is on chain
     if (used.length > 0 && !this.escrowed && init.payment?.ensureEscrow !== undefined) {
       try {

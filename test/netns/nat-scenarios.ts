@@ -101,7 +101,8 @@ export async function runNatGrid (net: NatNet, from: NatNode, name: string, task
     await sleep(300)
   }
   const makespanMs = Date.now() - t0
-  if (status.status !== 'finished') console.log(JSON.stringify(await t.api(from, 'GET', `/v1/jobs/${jobId}/explain?task=0`).catch(e => String(e)), null, 1))
+  // the explain of each failed task (where its copies ran, what each became), else task 0's
+  if (status.status !== 'finished') for (const i of [...new Set<number>((status.summary?.failures ?? [{ index: 0 }]).map((f: { index: number }) => f.index))].slice(0, 4)) console.log(JSON.stringify(await t.api(from, 'GET', `/v1/jobs/${jobId}/explain?task=${i}`).catch(e => String(e)), null, 1))
   assert.is(status.status, 'finished', `job ended ${JSON.stringify(status)}\n${from.name}:\n${from.log}\n${net.providers.map(p => `${p.name}:\n${p.log}`).join('\n')}`)
   const { results } = await t.api<{ results: Array<{ index: number, output: string }> }>(from, 'GET', `/v1/jobs/${jobId}/results`)
   const run: JobRun = { jobId, status, makespanMs, results, byProvider: {}, events: 0 }

@@ -24,6 +24,8 @@ const MAX_LOST_COPIES_FACTOR = 3
 export class JobMachine extends JobVerification {
   /** A `more-leases` was asked and the queue has not emptied nor a lease opened since. */
   private moreLeasesAsked = false
+  /** Provider -> when a lost copy last counted as one of its failures in a row. */
+  private readonly lastLoss = new Map<string, number>()
 
   constructor (policy: JobPolicy, reputation: ReputationBook, rng: Rng, restored?: ReadonlyMap<number, RestoredTask>) {
     super(policy, reputation, rng)
@@ -66,9 +68,15 @@ export class JobMachine extends JobVerification {
     this.pump(now)
   }
 
-  handleHeartbeat (now: number, leaseId: string): void {
+  /** A heartbeat; true when it resumed a lease suspended by a lost copy (poll the commands). */
+  handleHeartbeat (now: number, leaseId: string): boolean {
     const l = this.leases.get(leaseId)
-    if (l !== undefined && l.alive) l.lastHeartbeat = now
+    if (l === undefined || !l.alive) return false
+    l.lastHeartbeat = now
+    if (l.suspendedAt === undefined || now <= l.suspendedAt) return false
+    l.suspendedAt = undefined
+    this.pump(now)
+    return true
   }
 
   handleLeaseLost (now: number, leaseId: string, reason = 'lost'): void {
@@ -101,6 +109,8 @@ export class JobMachine extends JobVerification {
       return 'wrong'
     }
     if (!r.ok) {
+      // no answer for a copy already given up (its lease lost): it stays lost, nothing against the provider
+      if (!wasRunning && r.unreachable === true && (c.outcome === 'lost' || c.outcome === 'timeout')) { c.error ??= r.error; return c.outcome }
       // A copy already given up (lost, timed out) was requeued then; do not requeue twice.
       if (wasRunning && r.unreachable === true) this.endLostCopy(now, c, r.error)
       else if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
@@ -245,6 +255,7 @@ export class JobMachine extends JobVerification {
     // Checking copies wait for an established provider when one holds a live lease.
     const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
     for (const l of this.ordered) {
+      if (l.suspendedAt !== undefined) continue
       const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
       while (l.running < l.slots && this.queue.length > 0) {
         let taken = -1
@@ -348,9 +359,18 @@ export class JobMachine extends JobVerification {
   private endLostCopy (now: number, c: CopyRecord, error: string | undefined): void {
     const t = this.tasks[c.index]
     t.lostCopies = (t.lostCopies ?? 0) + 1
-    const n = (this.consecutiveFailures.get(c.provider) ?? 0) + 1
-    this.consecutiveFailures.set(c.provider, n)
-    if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row (last: no answer)`)
+    // its route failed: the lease's other slots would fail the same way (a loop of lost copies)
+    // until a heartbeat shows the route works again, or the lease times out and is lost
+    const lease = this.leases.get(c.leaseId)
+    if (lease !== undefined && lease.alive) lease.suspendedAt = now
+    // copies that were out together when the route broke (a relay killed) are one failure, not one each
+    const last = this.lastLoss.get(c.provider)
+    if (last === undefined || c.startedAt >= last) {
+      this.lastLoss.set(c.provider, now)
+      const n = (this.consecutiveFailures.get(c.provider) ?? 0) + 1
+      this.consecutiveFailures.set(c.provider, n)
+      if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row (last: no answer)`)
+    }
     if (t.lostCopies >= MAX_LOST_COPIES_FACTOR * this.policy.maxAttempts && t.status !== 'done' && t.status !== 'failed') {
       c.endedAt ??= now
       c.error = error
@@ -387,7 +407,7 @@ export class JobMachine extends JobVerification {
     const mean = this.durationSum / this.durationN
     this.nextStragglerCheck = now + Math.max(1, mean / 2)
     let free = 0
-    for (const l of this.ordered) free += Math.max(0, l.slots - l.running)
+    for (const l of this.ordered) if (l.suspendedAt === undefined) free += Math.max(0, l.slots - l.running)
     if (free === 0) return
     for (const c of this.running.values()) {
       if (free === 0) break

@@ -4,7 +4,7 @@
 // spending stops new copies, and what a returned copy counts as. Inputs carry `now`; outputs are
 // the machine's commands and events (polled) and `nextRoundAt`. The runner is a pump around it:
 // it performs the commands, runs a round when asked, and reports what came back.
-import { JobMachine, type ResultVerdict } from './job-machine.js'
+import { JobMachine, type ResultVerdict, type JobEvent } from './job-machine.js'
 import { LeaseSearch, type SearchMode, type SearchRound } from './lease-search.js'
 import { BudgetLedger } from './budget-ledger.js'
 import { CodeCache } from './code-cache.js'
@@ -70,9 +70,21 @@ export class JobSession {
   /** A round's outcome: ask again later, stop (leased), or give the queued tasks up. */
   handleRound (now: number, round: SearchRound): void {
     this.inRound = false
+    // a provider the job avoids now is no longer waited for
+    for (const p of this.search.lostProviders) if (this.machine.avoidedProviders.has(p)) this.search.forget(p)
     const d = this.search.handleRound(now, round)
     this.roundAt = d.kind === 'retry' ? d.at : undefined
     if (d.kind === 'give-up') this.machine.handleGiveUp(now, d.reason)
+  }
+
+  /**
+   * The machine's events, polled: a lease lost (no heartbeat, its stream gone) makes its provider
+   * "not now" for the search, which then waits for it instead of giving its tasks up.
+   */
+  pollEvents (now: number): JobEvent[] {
+    const events = this.machine.pollEvents()
+    for (const e of events) if (e.type === 'lease-lost') this.search.routeLost(now, e.provider)
+    return events
   }
 
   /** A round that stopped the job's search for good (no escrow): the machine was told already. */
@@ -84,8 +96,10 @@ export class JobSession {
   }
 
   /** A copy's answer: billed, checked against the hash its provider signed, voted on. */
-  handleAnswer (now: number, c: { index: number, attempt: number }, key: number, a: CopyAnswer, exhausted?: () => string | undefined): CopyVerdict {
+  handleAnswer (now: number, c: { index: number, attempt: number, provider?: string | number }, key: number, a: CopyAnswer, exhausted?: () => string | undefined): CopyVerdict {
     this.stopIf(now, this.budget.copyReturned(key, a.billed) ?? exhausted?.())
+    // no answer: its provider is "not now" for the lease search until it answers again
+    if (a.unreachable === true && !a.ok && c.provider !== undefined) this.search.routeLost(now, String(c.provider))
     let ok = a.ok
     let error = a.error?.slice(0, COPY_ERROR_MAX_CHARS)
     // the hash the provider signed must be the hash of what it sent

@@ -109,7 +109,11 @@ export interface TaskState {
   accepted?: string
 }
 
-export interface LeaseState extends LeaseGrant { rank: number, lastHeartbeat: number, running: number, alive: boolean }
+export interface LeaseState extends LeaseGrant {
+  rank: number, lastHeartbeat: number, running: number, alive: boolean
+  /** A copy on it got no answer (its route failed) at this time: nothing goes out on it until a later heartbeat shows the route works. */
+  suspendedAt?: number
+}
 
 export const KEY = 65536 // copy key = index * KEY + attempt
 export const SCAN = 64

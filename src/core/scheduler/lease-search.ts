@@ -9,6 +9,9 @@
 // the leases held will run them). A provider that offered, won placement and then refused its
 // lease as BUSY is penalised for the rest of the job (placement uses it only when nothing else
 // fits), and the round is asked again at once when other offers were left unused.
+// A provider whose lease or copy was just lost to a route failure (relay killed, stream reset)
+// is "not now" as well, not absent: until it answers again, is avoided, or `waitMs` passes since
+// the loss, the job waits for it as for a busy one (it may be re-reserving on another relay).
 import type { UnplacedReason } from './placement.js'
 import { describeUnplaced } from './explain.js'
 
@@ -80,7 +83,12 @@ export interface SearchRound {
   busyLeases?: readonly string[]
   /** Usable offers placement did not lease (they could take the refused provider's share). */
   unusedOffers?: number
+  /** Providers that answered this round (an offer or a refusal): reachable, judged by their answer. */
+  answered?: readonly string[]
 }
+
+/** Most providers remembered as lost at once (a job's leases are capped far below this). */
+const MAX_LOST = 1024
 
 export type SearchDecision =
   | { kind: 'leased' }
@@ -102,6 +110,9 @@ export class LeaseSearch {
   private mode: SearchMode = 'starved'
   private readonly counts = new Map<string, number>()
   private readonly penalty = new Set<string>()
+  /** Provider -> when its lease or a copy was last lost to a route failure (not heard from since). */
+  private readonly lost = new Map<string, number>()
+  private away = 0
 
   constructor (policy: LeaseSearchPolicy = {}) {
     this.giveUpMs = policy.giveUpMs ?? SEARCH_GIVE_UP_MS
@@ -133,10 +144,22 @@ export class LeaseSearch {
     if (fresh || mode === 'starved') { this.startedAt = now; this.delay = this.retryMs }
     this.waitingSince = undefined
     this.busy = 0
+    this.away = 0
   }
 
   /** Ends the search (the job no longer wants leases). */
   stop (): void { this.end() }
+
+  /** A lease or copy with `provider` was lost to a route failure: it counts as "not now" until it answers again. */
+  routeLost (now: number, provider: string): void {
+    if (this.lost.has(provider) || this.lost.size < MAX_LOST) this.lost.set(provider, now)
+  }
+
+  /** The provider is no longer waited for (avoided by the job). */
+  forget (provider: string): void { this.lost.delete(provider) }
+
+  /** Providers lost to a route failure that the job still waits for. */
+  get lostProviders (): ReadonlySet<string> { return new Set(this.lost.keys()) }
 
   /** Feeds one round's outcome; says whether to stop, ask again (when) or give the unplaced tasks up. */
   handleRound (now: number, r: SearchRound): SearchDecision {
@@ -146,7 +169,12 @@ export class LeaseSearch {
       this.counts.set(code, (this.counts.get(code) ?? 0) + 1)
       if (TRANSIENT_REFUSALS.has(code)) transient++
     }
+    // a lost provider that answered is judged by its answer; one silent for waitMs is given up on
+    for (const p of r.answered ?? []) this.lost.delete(p)
+    for (const [p, at] of this.lost) if (now - at > this.waitMs) this.lost.delete(p)
     this.busy = transient
+    this.away = this.lost.size
+    transient += this.away
     let newlyBusy = 0
     for (const p of r.busyLeases ?? []) if (!this.penalty.has(p)) { this.penalty.add(p); newlyBusy++ }
     if (r.leased > 0) { this.end(); return { kind: 'leased' } }
@@ -170,10 +198,12 @@ export class LeaseSearch {
       this.waitingSince ??= now
       if (now - this.waitingSince >= this.waitMs) {
         const waited = Math.round(this.waitMs / 1000)
+        const why = `${this.busy} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}`
         this.end()
-        return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${transient} busy)` }
+        return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${why})` }
       }
-      const at = now + this.delay
+      // the last round lands when task.waitS ends, so the tasks fail then and say why
+      const at = Math.min(now + this.delay, this.waitingSince + this.waitMs)
       this.delay = Math.min(this.maxRetryMs, this.delay * 2)
       return { kind: 'retry', at }
     }
@@ -188,7 +218,9 @@ export class LeaseSearch {
   waiting (now: number): string | undefined {
     if (this.waitingSince === undefined) return undefined
     const left = Math.max(0, Math.ceil((this.waitingSince + this.waitMs - now) / 1000))
-    return `waiting: ${this.busy} provider${this.busy === 1 ? '' : 's'} busy; tasks fail if none frees within ${left} s`
+    const plural = (n: number): string => `${n} provider${n === 1 ? '' : 's'}`
+    if (this.busy === 0 && this.away > 0) return `waiting: ${plural(this.away)} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost (a route failure); tasks fail if none returns within ${left} s`
+    return `waiting: ${plural(this.busy)} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}; tasks fail if none frees within ${left} s`
   }
 
   /** Refusals seen so far, by code (what `job status` shows). */
@@ -200,6 +232,7 @@ export class LeaseSearch {
     this.waitingSince = undefined
     this.delay = this.retryMs
     this.busy = 0
+    this.away = 0
   }
 
   private reasonOf (r: SearchRound): string {

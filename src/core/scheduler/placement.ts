@@ -68,6 +68,16 @@ export interface PlacementRequest {
 export const DECLARED_GPU_FACTOR = 1.5
 /** Cost factor of a penalised provider's offer: above any real difference, so it comes last. */
 export const PENALISED_FACTOR = 1e6
+/**
+ * Run times a copy that waits for a slot (behind other copies on the same offer) pays on top in
+ * its score (its predicted finish is unchanged). Run times come from the providers' own benchmark
+ * scores, which differ up to 2.6x between identical machines started together on a loaded host
+ * (13 pairs measured: 90/188, 68/176, 116/212...): so a copy queues on a busy slot only when that
+ * provider is predicted over 3x faster than an idle one, not merely faster (both tiles of a
+ * two-tile job once went to one of two identical providers). A constant, once per queued copy:
+ * deep queues keep their proportions, and a near provider's lead in round trip barely moves.
+ */
+export const QUEUE_WAIT_RUNS = 1
 
 export type OfferRejection = 'refused' | 'expired' | 'over-price' | 'too-far' | 'avoided' | 'no-slots' | 'deadline'
 export type UnplacedReason = 'no-candidates' | 'all-refused' | 'over-price' | 'too-far' | 'over-budget' | 'deadline' | 'not-enough-providers' | 'avoided'
@@ -158,9 +168,11 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
     const p = predictions[i]
     return p.transferMs + (Math.floor(k / offers[i].slots) + 1) * p.runMs
   }
-  const scoreOf = (i: number, finish: number): number => {
+  // the score of the k-th copy on offer i: its finish, plus QUEUE_WAIT_RUNS run times when it waits for a slot
+  const scoreOf = (i: number, k: number): number => {
     const p = predictions[i]
-    return (p.price + (timeValue * finish) / 3_600_000) * costScale[i]
+    const ranked = finishOf(i, k) + (k >= offers[i].slots ? QUEUE_WAIT_RUNS * p.runMs : 0)
+    return (p.price + (timeValue * ranked) / 3_600_000) * costScale[i]
   }
   const push = (i: number, key: number): void => {
     let j = heapSize++
@@ -197,7 +209,7 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
     const why = rejectOffer(req, o, p)
     rejections[i] = why
     if (why === undefined) {
-      push(i, scoreOf(i, finishOf(i, 0)))
+      push(i, scoreOf(i, 0))
       if (p.price < minPrice) minPrice = p.price
       usableProviders.add(pi)
     }
@@ -252,7 +264,7 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
         const copy = t * copies + c
         copyOffer[copy] = i
         copyFinishMs[copy] = finish
-        copyScore[copy] = scoreOf(i, finish)
+        copyScore[copy] = scoreOf(i, assigned[i])
         copyRunnerUpScore[copy] = heapSize > 0 ? heapKey[0] : NaN
         if (finish > makespan) makespan = finish
         break
@@ -262,9 +274,9 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
       assigned[chosen]++
       budgetLeft -= predictions[chosen].price
       totalPrice += predictions[chosen].price
-      push(chosen, scoreOf(chosen, finishOf(chosen, assigned[chosen])))
+      push(chosen, scoreOf(chosen, assigned[chosen]))
     }
-    for (let s = 0; s < stashed; s++) { const i = stash[s]; push(i, scoreOf(i, finishOf(i, assigned[i]))) }
+    for (let s = 0; s < stashed; s++) { const i = stash[s]; push(i, scoreOf(i, assigned[i])) }
     if (placedCopies < copies) {
       // A task runs with all its copies or not at all: give back what this task took.
       for (let c = 0; c < placedCopies; c++) {
@@ -280,7 +292,7 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
       // Rebuild keys after the give-back so later tasks see the right queue lengths.
       const keep: number[] = []
       while (heapSize > 0) keep.push(pop())
-      for (const i of keep) push(i, scoreOf(i, finishOf(i, assigned[i])))
+      for (const i of keep) push(i, scoreOf(i, assigned[i]))
     }
   }
   return { request: req, offers, predictions, rejections, copyOffer, copyFinishMs, copyScore, copyRunnerUpScore, unplaced, tasksPerOffer: assigned, totalPrice, makespanMs: makespan, elapsedOps: ops }

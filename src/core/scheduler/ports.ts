@@ -79,6 +79,14 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
 }
 
 /**
+ * Codes that mean a copy got no answer, not a wrong or failed one: its stream closed first (a
+ * relay on the way died), or the provider had closed its lease before this side saw it. Such a
+ * copy is lost (the provider may run the task again); a provider sending them on purpose gains
+ * nothing: lost copies are bounded per task and avoid a provider that loses them in a row.
+ */
+export const NO_ANSWER_CODES: ReadonlySet<string> = new Set(['STREAM_ENDED', 'LEASE_CLOSED', 'LEASE_LOST'])
+
+/**
  * The typed code of a failed task result, as the submitter may trust it: the provider's `code`
  * when it has a code's shape (a hostile provider's code is only a label: it names a code, it
  * cannot smuggle text), else TASK_FAILED; none for an ok result. The error text is for people only.

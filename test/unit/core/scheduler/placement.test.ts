@@ -99,4 +99,19 @@ test('random placement keeps the filters: distinct providers per task, budget, d
   assert.is(d.unplaced.get(99), 'deadline')
 })
 
+test('a copy queues on a busy slot only when that provider is predicted over 3x faster than an idle one', () => {
+  // identical machines whose benchmarks differ 2x (188 vs 90, measured): two tiles, one slot each
+  const tiles: PlacementRequest = { now: 0, taskCount: 2, copies: 1, expectedTaskMs: 10_000, inputBytes: 36, gpuCount: 0, cores: 1 }
+  const cpu = (i: number, perfScore: number): OfferView => offer(i, { slots: 1, priceGpuHour: 0, priceCpuHour: 0.05, perfScore })
+  assert.equal([...placeTasks(tiles, [cpu(0, 1.88), cpu(1, 0.9)]).tasksPerOffer], [1, 1], 'one tile each, not both queued on the higher score')
+  assert.equal([...placeTasks(tiles, [cpu(0, 4), cpu(1, 0.9)]).tasksPerOffer], [2, 0], 'a provider over 3x faster still takes the queue')
+  // the predicted finish is not inflated: the second wave finishes at two run times
+  const q = placeTasks(tiles, [cpu(0, 4)])
+  assert.ok(Math.abs(q.makespanMs - (q.predictions[0].transferMs + 2 * q.predictions[0].runMs)) < 1e-6)
+  // deep queues keep their proportions: a 2x faster provider takes about twice the work
+  const deep = placeTasks({ ...tiles, taskCount: 300 }, [cpu(0, 2), cpu(1, 1)])
+  const [fast, slow] = deep.tasksPerOffer
+  assert.ok(fast / slow > 1.8 && fast / slow < 2.2, `${fast} / ${slow}`)
+})
+
 test.run()
