@@ -213,7 +213,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       }
       // need-leases / more-leases: the session's nextRoundAt below says when
     }
-    for (const e of m.pollEvents()) {
+    for (const e of s.pollEvents(now)) { // through the session, as the runner does: lease losses reach its search
       if (e.type === 'accepted') {
         if (accepted[j][e.index] === 1) acceptedTwice++
         accepted[j][e.index] = 1
