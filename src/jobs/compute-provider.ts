@@ -61,6 +61,8 @@ export class ComputePeerProvider implements LocalProvider {
   private readonly payments = new Map<string, LeasePayment>()
   /** Each open lease's task slot (from its request): a container's CPU limit and GPUs. */
   private readonly leaseSlots = new Map<string, { gpus: number, cores: number }>()
+  /** Each open lease's task slots (its offer's): how many of its tasks the lease stream reads ahead. */
+  private readonly leaseSlotCounts = new Map<string, number>()
   readonly payment: PaymentGate | undefined
   private readonly onTask: ((r: ProviderTaskRecord) => void) | undefined
 
@@ -96,6 +98,12 @@ export class ComputePeerProvider implements LocalProvider {
     if (mine === undefined) { mine = new Map(); this.leaseInputs.set(holder, mine) }
     mine.set(id, { bytes: offer.inputBytes ?? this.peer.policy.maxInputBytes, expiresAt: Number(lease.expiresAt ?? 0) })
     if (offer.slot !== undefined) this.leaseSlots.set(id, offer.slot)
+    this.leaseSlotCounts.set(id, Math.max(1, offer.slots ?? 1))
+  }
+
+  /** The task slots of an open lease here (its offer's); undefined when it is not open. */
+  leaseSlotCount (leaseId: Uint8Array): number | undefined {
+    return this.leaseSlotCounts.get(toHex(leaseId))
   }
 
   closeLease (leaseId: Uint8Array, remember = true): void {
@@ -104,6 +112,7 @@ export class ComputePeerProvider implements LocalProvider {
     this.leases.delete(id)
     this.payments.delete(id)
     this.leaseSlots.delete(id)
+    this.leaseSlotCounts.delete(id)
     if (lease !== undefined) {
       const holder = toHex(lease.holder ?? new Uint8Array())
       const mine = this.leaseInputs.get(holder)

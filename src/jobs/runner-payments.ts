@@ -145,6 +145,18 @@ export class RunnerPayments {
     d.timer ??= setTimeout(() => { this.sendDue(payout) }, Math.max(20, Math.min(VOUCHER_EVERY_MS, this.m.task.timeoutMs / 16)))
   }
 
+  /**
+   * The provider refused a copy PAYER_BEHIND (its credit is smaller than our estimate, or many
+   * slots finished at once): copies settled but not yet recorded are recorded, and every voucher
+   * due to it is signed and sent now. Resolves when they went out (or failed: onError).
+   */
+  async payNow (provider: string): Promise<void> {
+    if (this.payment === undefined) return
+    while (this.recording !== undefined) await this.recording
+    for (const [payout, d] of [...this.due]) if (d.providers.has(provider)) this.sendDue(payout)
+    await Promise.allSettled([...this.signing])
+  }
+
   private sendDue (payout: string): void {
     const d = this.due.get(payout)
     const pay = this.payment

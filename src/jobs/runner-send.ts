@@ -1,6 +1,7 @@
 // Sending one copy of a task: the Task message built from the manifest and the copy, the code
 // inline or by hash as the job's code cache (core/scheduler/code-cache.ts) says, and the resend
-// with the code when the provider answers CODE_MISSING.
+// with the code when the provider answers CODE_MISSING, and the resend on the same lease when the
+// provider did not run it yet (NOT_RUN_CODES: its slots busy, the payer's vouchers behind).
 import { dbc } from '../wire/gen/wire.js'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -22,6 +23,29 @@ export interface CopySender {
   leaseIds: ReadonlyMap<string, Uint8Array>
   fileSize?: number
   baseDir?: string
+  /** Sends the provider's due voucher now (a PAYER_BEHIND answer); resolves when it went out. */
+  payNow?: (provider: string) => Promise<void>
+}
+
+/**
+ * Answers that say the provider did not run the copy (yet): its lease's slots are busy (a copy the
+ * submitter cancelled still running there), it is busy, or the payer's vouchers lag its credit.
+ * Not the provider's failure: the same copy goes again on the same lease, PAYER_BEHIND after the
+ * voucher went out, within NOT_RUN_RETRIES and a quarter of the task timeout; only then it counts.
+ */
+export const NOT_RUN_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'LEASE_SLOTS_BUSY', 'BUSY'])
+export const NOT_RUN_RETRIES = 8
+/** The first pause before a resend (doubling, at most NOT_RUN_MAX_PAUSE_MS). */
+export const NOT_RUN_PAUSE_MS = 25
+export const NOT_RUN_MAX_PAUSE_MS = 1000
+
+const pause = async (ms: number, signal: AbortSignal): Promise<void> => {
+  signal.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(t); reject(signal.reason) }
+    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /** A job's input file up to this size is read once and sliced per task (an open, read and close per copy cost ~7% of a submitter sending tiny tasks). */
@@ -60,12 +84,27 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
     deadlineMs: s.m.task.timeoutMs,
     memoryLimitMib: s.m.resources.memoryMib
   }
-  const withCode = s.cache.sendCode(c.provider)
-  let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, { signal })
-  // the provider lost the module (restart, eviction): the same copy goes again, with it
-  if (s.cache.handleResult(c.provider, withCode, res.ok === true, resultCode(res)) === 'resend') {
-    res = await s.transport.runTask(c.provider, { ...task, code: s.code }, { signal })
-    s.cache.handleResult(c.provider, true, res.ok === true)
+  const once = async (): Promise<dbc.task.v1.ITaskResult> => {
+    const withCode = s.cache.sendCode(c.provider)
+    let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, { signal })
+    // the provider lost the module (restart, eviction): the same copy goes again, with it
+    if (s.cache.handleResult(c.provider, withCode, res.ok === true, resultCode(res)) === 'resend') {
+      res = await s.transport.runTask(c.provider, { ...task, code: s.code }, { signal })
+      s.cache.handleResult(c.provider, true, res.ok === true)
+    }
+    return res
+  }
+  let res = await once()
+  const giveUpAt = performance.now() + Math.max(NOT_RUN_PAUSE_MS, s.m.task.timeoutMs / 4)
+  for (let tries = 0; res.ok !== true && tries < NOT_RUN_RETRIES; tries++) {
+    const code = resultCode(res) ?? ''
+    if (!NOT_RUN_CODES.has(code)) break
+    const wait = Math.min(NOT_RUN_MAX_PAUSE_MS, NOT_RUN_PAUSE_MS * 2 ** tries)
+    if (performance.now() + wait > giveUpAt) break
+    // the provider's credit ran out before ours said so: the voucher goes now, then the copy again
+    if (code === 'PAYER_BEHIND') await s.payNow?.(c.provider)
+    await pause(wait, signal)
+    res = await once()
   }
   return res
 }

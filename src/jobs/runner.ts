@@ -12,6 +12,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import { JobMachine, JobSession, deadlineAt, jobPolicyOf, taskCount as countTasks, largestInputBytes, type JobCommand, type RestoredTask } from '../core/scheduler/index.js'
+import { NO_ANSWER_CODES } from '../core/scheduler/ports.js'
 import { markRunningCopiesLost } from './store.js'
 import { hexToBytes, type LeaseRoundResult } from './runner-leases.js'
 import { RunnerState, KEY } from './runner-state.js'
@@ -55,8 +56,9 @@ export class JobRunner extends RunnerState {
     const machine = new JobMachine(jobPolicyOf(this.m, l.taskCount, this.init), this.rep, createRng(this.init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]), restored)
     this.session = new JobSession(machine, this.search, this.budget, this.init.maxLeases ?? 64)
     const codeHash = new Uint8Array(createHash('sha256').update(this.init.code).digest())
-    this.sender = { m: this.m, jobId: this.jobId, jobIdBytes: hexToBytes(this.jobId), codeHash, code: this.init.code, cache: this.session.code, transport: this.init.transport, leaseIds: l.leaseIds, fileSize: l.fileSize, baseDir: this.init.baseDir }
-    this.unsubscribe = this.init.transport.onHeartbeat(hb => { machine.handleHeartbeat(this.now(), toHex(hb.leaseId)) })
+    this.sender = { m: this.m, jobId: this.jobId, jobIdBytes: hexToBytes(this.jobId), codeHash, code: this.init.code, cache: this.session.code, transport: this.init.transport, leaseIds: l.leaseIds, fileSize: l.fileSize, baseDir: this.init.baseDir, payNow: async (p) => { await this.payments.payNow(p) } }
+    // a heartbeat may resume a lease a lost copy suspended: its queued copies go out
+    this.unsubscribe = this.init.transport.onHeartbeat(hb => { if (machine.handleHeartbeat(this.now(), toHex(hb.leaseId))) this.scheduleTick() })
     const result = new Promise<JobSummary>((resolve, reject) => { this.finish = resolve; this.fail = reject })
     const onAbort = (): void => { this.cancel() }
     opts.signal?.addEventListener('abort', onAbort, { once: true })
@@ -105,7 +107,7 @@ export class JobRunner extends RunnerState {
   /** Polls the machine: writes the step, reports its events, performs its commands. */
   private step (running: boolean): void {
     const cmds = this.machine.pollCommands()
-    const events = this.machine.pollEvents()
+    const events = this.session.pollEvents(this.now())
     const rows = this.rows
     this.rows = []
     persistStep(this.init.store, this.jobId, this.now(), cmds, events, rows, (i, a) => this.outputs.get(i * KEY + a))
@@ -175,7 +177,7 @@ export class JobRunner extends RunnerState {
       // provider; a typed error of ours (bad reply, unreadable input) stays a failed copy
       res = { ok: false, error: (err as Error).message }
       // (the overlay losing the message is RouteLostError: src/net/routes, told by name)
-      unreachable = !(err instanceof DbcError) || err.code === 'LEASE_LOST' || err.name === 'RouteLostError'
+      unreachable = !(err instanceof DbcError) || NO_ANSWER_CODES.has(err.code) || err.name === 'RouteLostError'
     } finally {
       this.inflight.delete(key)
     }
@@ -191,6 +193,14 @@ export class JobRunner extends RunnerState {
     const receipt = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
     this.payments.returnedCopy(key, now, receipt)
     const claimedHash = res.outputHash != null && res.outputHash.length > 0 ? toHex(res.outputHash) : undefined
+    // the provider says it had closed the lease (LEASE_CLOSED: our side may not know yet, its stream
+    // died on a relay): the copy is lost and the lease ends here too, so a provider answering so on
+    // purpose loses its lease each time and counts a failure in a row per lease (review M4); our own
+    // transport reports a stream that ended by throwing (above), never as a provider's code
+    if (res.ok !== true && NO_ANSWER_CODES.has(res.code ?? '') && !unreachable) {
+      unreachable = true
+      this.machine.handleLeaseLost(now, c.leaseId, `the provider closed the lease (${res.code ?? ''})`)
+    }
     const v = this.session.handleAnswer(now, c, key, { ok: res.ok === true, hash, claimedHash, error: res.error ?? undefined, billed, unreachable }, this.init.payment?.exhausted)
     if (v.verdict === 'unknown') return
     if (v.ok && output !== undefined && (v.verdict === 'pending' || v.verdict === 'agreed')) this.outputs.set(key, output)

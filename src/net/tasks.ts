@@ -18,8 +18,8 @@ import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
-import { offerView, resultCode, withOwnCode, type ChargedError, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
-import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, serveLeaseTasks, trustedResult } from './task-lease-stream.js'
+import { NO_ANSWER_CODES, offerView, resultCode, withOwnCode, type ChargedError, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
+import { LEASE_STREAM_MAX_TASK_BYTES, LeaseInputBudget, LeaseTaskChannel, serveLeaseTasks, trustedResult } from './task-lease-stream.js'
 import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
 import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
 import { RouteBook, RouteLimitError, RouteLostError, limitBytesLeft, wireBytes } from './routes/index.js'
@@ -62,18 +62,21 @@ export interface TaskServerInit {
  * inputs) only from peers holding a lease here, up to what their lease request announced
  * (`provider.leasedInputBytes`); a provider without that hook keeps TASK_MAX_FRAME for all.
  */
-export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker }, init: TaskServerInit = {}): Promise<void> {
+export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker, leaseSlotCount?: (leaseId: Uint8Array) => number | undefined }, init: TaskServerInit = {}): Promise<void> {
   const heartbeatMs = init.heartbeatMs ?? 1000
+  // task inputs each peer's lease streams hold here, across its leases (task-lease-stream.ts)
+  const budget = new LeaseInputBudget()
   await guardedHandle(host, TASK_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
     const sender = connection.remotePeer.toMultihash().bytes
     const leased = provider.leasedInputBytes?.bind(provider)
+    // once a lease stream is open its frames are small tasks only (larger ones go on a stream each)
+    let leaseStream = false
     const framed = g.open({
-      maxFrameBytes: leased === undefined
-        ? TASK_MAX_FRAME
-        : () => {
-            const bytes = leased(sender)
-            return bytes === undefined ? TASK_REQUEST_MAX_FRAME : taskFrameCap(bytes)
-          }
+      maxFrameBytes: () => {
+        const bytes = leased === undefined ? TASK_MAX_FRAME : leased(sender)
+        const cap = bytes === undefined ? TASK_REQUEST_MAX_FRAME : leased === undefined ? bytes : taskFrameCap(bytes)
+        return leaseStream ? Math.min(cap, LEASE_STREAM_MAX_TASK_BYTES) : cap
+      }
     })
     const writeOpts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS) })
     const charge = (err: ChargedError): void => { init.onBadInput?.(connection.remotePeer, err instanceof WireError ? err : new WireError(err.code, err.message)) }
@@ -88,6 +91,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         await framed.close(writeOpts())
       } else if (msg.lease != null) {
         const lease = msg.lease
+        leaseStream = true
         await provider.openLease(lease, sender)
         let timer: ReturnType<typeof setInterval> | undefined
         try {
@@ -110,7 +114,8 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
             })
           }, every)
           // the holder's tasks on this stream (pipelined, results tagged by task id) until it closes its end
-          await serveLeaseTasks({ framed, connection, sender, provider, charge, writeOpts })
+          const leaseId = lease.leaseId ?? new Uint8Array()
+          await serveLeaseTasks({ framed, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), budget, charge, writeOpts })
         } finally {
           clearInterval(timer)
           provider.closeLease?.(lease.leaseId ?? new Uint8Array())
@@ -304,8 +309,9 @@ export class Libp2pJobTransport implements JobTransport {
     }
     // a lease stream carries heartbeats for the lease's life: on a relayed connection it lives as long as the relay allows
     const { stream, route } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
-    // results come back on it too: up to the task protocol's frame limit
-    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
+    // results come back on it too: up to the task protocol's frame limit while a copy is in flight, a heartbeat's otherwise
+    let channel: LeaseTaskChannel | undefined
+    const framed = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(TASK_MAX_FRAME) ?? TASK_REQUEST_MAX_FRAME })
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)
@@ -315,7 +321,7 @@ export class Libp2pJobTransport implements JobTransport {
       // the provider's own code (a busy provider's lease waits; a forged one's does not)
       throw new DbcError(why?.code ?? 'LEASE_REFUSED', `provider ${provider} did not accept the lease${why !== undefined ? ` (${why.code}: ${why.message})` : ''}`)
     }
-    const channel = new LeaseTaskChannel(framed, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
+    channel = new LeaseTaskChannel(framed, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
     // tasks ride the lease stream, except on a relay's limited connection: there each task's
     // stream is sized against the bytes the relay still allows (src/net/routes)
     const held = { provider, stream: framed, ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
@@ -358,7 +364,9 @@ export class Libp2pJobTransport implements JobTransport {
       // a typed refusal (the provider's TASK_TOO_LARGE, a relay's ROUTE_LIMIT on either side) is a
       // failed copy with its code, like a result; an abort or a broken stream stays thrown
       // the overlay losing the message (RouteLostError) is a lost copy too: the provider never answered
-      if (opts.signal?.aborted === true || !(err instanceof DbcError) || err instanceof RouteLostError) throw err
+      // a stream that ended before the answer (STREAM_ENDED, ours) stays thrown too: only our own
+      // transport may call a copy unanswered, never a code the provider sends (review M4)
+      if (opts.signal?.aborted === true || !(err instanceof DbcError) || err instanceof RouteLostError || NO_ANSWER_CODES.has(err.code)) throw err
       return { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt, ok: false, code: resultCode({ ok: false, code: err.code }), error: `${err.code}: ${err.message}` }
     }
     if (reply.result == null) throw new DbcError('BAD_REPLY', `provider ${provider} answered a task with something else than a result`)

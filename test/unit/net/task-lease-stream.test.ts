@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { createHost, type Host } from '../../../src/net/host.js'
 import { registerTaskProtocol, Libp2pJobTransport, TASK_PROTOCOL } from '../../../src/net/tasks.js'
-import { LEASE_STREAM_MAX_INFLIGHT } from '../../../src/net/task-lease-stream.js'
+import { LEASE_STREAM_MAX_INFLIGHT, LEASE_STREAM_QUEUED } from '../../../src/net/task-lease-stream.js'
 import { FramedStream } from '../../../src/net/framed.js'
 import type { LocalProvider } from '../../../src/core/scheduler/ports.js'
 import { DbcError } from '../../../src/errors.js'
@@ -24,6 +24,15 @@ class Echo implements LocalProvider {
   closed = 0
   gate: Promise<void> | undefined
   outputBytes = 0
+  /** The lease's slots as this provider tells the lease stream (task-lease-stream.ts reads slots + LEASE_STREAM_QUEUED ahead). */
+  slots = 64
+  /** Input bytes of the tasks in runTask now, and the most at once. */
+  heldBytes = 0
+  maxHeld = 0
+  maxRunning = 0
+  /** When set, each task waits for its own release (one per call, in order). */
+  releases: Array<() => void> | undefined
+  leaseSlotCount (): number { return this.slots }
   offer (): dbc.task.v1.IOffer { return { offerId: new Uint8Array([1]), slots: 4, expiresAt: Date.now() + 60_000 } }
   openLease (): void {}
   closeLease (): void { this.closed++ }
@@ -31,13 +40,21 @@ class Echo implements LocalProvider {
   async runTask (task: dbc.task.v1.ITask, _sender: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<dbc.task.v1.ITaskResult> {
     this.calls++
     this.running++
+    const bytes = task.input?.length ?? 0
+    this.heldBytes += bytes
+    this.maxHeld = Math.max(this.maxHeld, this.heldBytes)
+    this.maxRunning = Math.max(this.maxRunning, this.running)
     try {
+      if (this.releases !== undefined) {
+        const mine = new Promise<void>(resolve => { this.releases?.push(resolve) })
+        await Promise.race([mine, new Promise<void>(resolve => { opts.signal?.addEventListener('abort', () => { this.aborted++; resolve() }, { once: true }) })])
+      }
       if (this.gate !== undefined) {
         await Promise.race([this.gate, new Promise<void>(resolve => { opts.signal?.addEventListener('abort', () => { this.aborted++; resolve() }, { once: true }) })])
       }
       const output = this.outputBytes > 0 ? new Uint8Array(this.outputBytes).fill(task.input?.[0] ?? 0) : task.input
       return { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt, ok: true, output }
-    } finally { this.running-- }
+    } finally { this.running--; this.heldBytes -= bytes }
   }
 }
 
@@ -51,11 +68,11 @@ async function until (cond: () => boolean, what: string, ms = 60_000): Promise<v
   }
 }
 
-async function pair (init: { writeTimeoutMs?: number } = {}): Promise<{ providerHost: Host, submitter: Host, provider: Echo, tr: Libp2pJobTransport, stop: () => Promise<void> }> {
+async function pair (init: { writeTimeoutMs?: number } = {}, charged: string[] = []): Promise<{ providerHost: Host, submitter: Host, provider: Echo, tr: Libp2pJobTransport, stop: () => Promise<void> }> {
   const providerHost = await newHost()
   const submitter = await newHost()
   const provider = new Echo()
-  await registerTaskProtocol(providerHost, provider, { heartbeatMs: 200, ...init })
+  await registerTaskProtocol(providerHost, provider, { heartbeatMs: 200, onBadInput: (_peer, err) => { charged.push(err.code) }, ...init })
   const tr = new Libp2pJobTransport({ host: submitter, candidates: () => [providerHost.peerId], offerTimeoutMs: 15_000 })
   await submitter.dial(providerHost.getMultiaddrs()[0], { signal: AbortSignal.timeout(15_000) })
   return { providerHost, submitter, provider, tr, stop: async () => { tr.close(); await submitter.stop(); await providerHost.stop() } }
@@ -132,6 +149,99 @@ test('a holder that never reads its results: the provider runs at most its pipel
     // (the stream's window, the holder's paused buffer) let a few dozen more results out
     assert.ok(provider.calls < frames / 2, `ran ${provider.calls} of ${frames} tasks for a holder that read none of their results (bound ${LEASE_STREAM_MAX_INFLIGHT} unwritten)`)
     await Promise.all(writes)
+  } finally { await stop() }
+})
+
+test('a 1-slot lease with many large inputs: the provider holds at most slots + LEASE_STREAM_QUEUED of them', async () => {
+  const { providerHost, provider, tr, stop } = await pair()
+  try {
+    provider.slots = 1
+    provider.releases = []
+    const id = providerHost.peerId.toString()
+    const leaseId = new Uint8Array(randomBytes(16))
+    await tr.openLease(id, { leaseId, heartbeatMs: 200 }, { signal: AbortSignal.timeout(15_000) })
+    const n = 30
+    const inputBytes = 200 * 1024 // under LEASE_STREAM_MAX_TASK_BYTES: each rides the lease stream
+    const runs = Array.from({ length: n }, async (_, i) => await tr.runTask(id, { taskId: new Uint8Array([i, 9]), leaseId, attempt: 1, input: new Uint8Array(inputBytes).fill(i) }, { signal: AbortSignal.timeout(120_000) }))
+    const settled = Promise.allSettled(runs)
+    const bound = 1 + LEASE_STREAM_QUEUED
+    // release one task each time the provider holds all it will read ahead (or all that are left)
+    for (let done = 0; done < n; done++) {
+      await until(() => (provider.releases?.length ?? 0) > 0 && provider.running >= Math.min(bound, n - done), `task ${done} held`, 120_000)
+      provider.releases?.shift()?.()
+    }
+    const out = await settled
+    out.forEach((r, i) => {
+      assert.is(r.status, 'fulfilled')
+      if (r.status === 'fulfilled') assert.is(r.value.output?.[0], i, `task ${i} got its own result`)
+    })
+    assert.ok(provider.maxRunning <= bound, `at most ${bound} tasks of a 1-slot lease at once (was ${provider.maxRunning})`)
+    assert.ok(provider.maxHeld <= bound * inputBytes, `at most ${bound} inputs held (held ${provider.maxHeld} bytes)`)
+  } finally { await stop() }
+})
+
+/** Opens a lease on a raw stream (a hostile or hand-driven holder) and returns its framed stream. */
+async function rawLease (submitter: Host, providerHost: Host, leaseId: Uint8Array): Promise<FramedStream> {
+  const stream = await submitter.dialProtocol(providerHost.peerId, TASK_PROTOCOL)
+  const framed = new FramedStream(stream, { maxFrameBytes: 64 * 1024 * 1024 })
+  await framed.write(dbc.task.v1.TaskMessage.encode({ lease: { leaseId, heartbeatMs: 5000 } }).finish())
+  const first = dbc.task.v1.TaskMessage.decode(await framed.readRequired({ signal: AbortSignal.timeout(15_000) }))
+  assert.ok(first.heartbeat != null, 'the lease is granted')
+  return framed
+}
+
+/** The next result on a raw lease stream (heartbeats skipped); undefined when the stream ended. */
+async function nextResult (framed: FramedStream): Promise<dbc.task.v1.ITaskResult | undefined> {
+  for (;;) {
+    const f = await framed.read({ signal: AbortSignal.timeout(60_000) }).catch(() => undefined)
+    if (f === undefined) return undefined
+    let m: dbc.task.v1.TaskMessage
+    try { m = dbc.task.v1.TaskMessage.decode(f) } catch { return undefined }
+    if (m.result != null) return m.result
+    if (m.heartbeat == null) return undefined
+  }
+}
+
+test('a task naming another lease on this lease stream is refused typed and charged (TASK_WRONG_LEASE)', async () => {
+  const charged: string[] = []
+  const { providerHost, provider, submitter, stop } = await pair({}, charged)
+  try {
+    const leaseId = new Uint8Array(randomBytes(16))
+    const framed = await rawLease(submitter, providerHost, leaseId)
+    await framed.write(dbc.task.v1.TaskMessage.encode({ task: { taskId: new Uint8Array([1]), leaseId: new Uint8Array(randomBytes(16)), attempt: 1, input: new Uint8Array([1]) } }).finish())
+    assert.is(await nextResult(framed), undefined, 'no result: the stream ends')
+    await until(() => charged.includes('TASK_WRONG_LEASE') && provider.closed === 1, 'the charge and the lease closed')
+    assert.is(provider.calls, 0, 'the task never ran')
+  } finally { await stop() }
+})
+
+test('a duplicate task id while the first runs: a typed TASK_DUPLICATE result, the lease lives, nothing charged', async () => {
+  const charged: string[] = []
+  const { providerHost, provider, submitter, stop } = await pair({}, charged)
+  try {
+    provider.releases = []
+    const leaseId = new Uint8Array(randomBytes(16))
+    const framed = await rawLease(submitter, providerHost, leaseId)
+    const task = (input: number): Uint8Array => dbc.task.v1.TaskMessage.encode({ task: { taskId: new Uint8Array([7]), leaseId, attempt: 1, input: new Uint8Array([input]) } }).finish()
+    await framed.write(task(1))
+    await until(() => provider.running === 1, 'the first copy running')
+    await framed.write(task(2))
+    const dup = await nextResult(framed)
+    assert.is(dup?.code, 'TASK_DUPLICATE')
+    assert.is(dup?.ok, false)
+    provider.releases.shift()?.()
+    const first = await nextResult(framed)
+    assert.is(first?.ok, true)
+    assert.equal([...(first?.output ?? [])], [1])
+    // the id is free once answered: the same id again runs
+    await framed.write(task(3))
+    await until(() => (provider.releases?.length ?? 0) === 1, 'the resend running')
+    provider.releases.shift()?.()
+    const again = await nextResult(framed)
+    assert.equal([...(again?.output ?? [])], [3])
+    assert.equal(charged, [], 'nothing charged')
+    assert.is(provider.closed, 0, 'the lease is still open')
+    await framed.close()
   } finally { await stop() }
 })
 
