@@ -242,7 +242,7 @@ function cryptoCost (quick: boolean, metrics: Record<string, Metric>): void {
   const direct = per(nodeSuite, quick ? 300 : 2000, 'static', true)
   metrics.seal_open_ephemeral_us = metric(node, 'us', noble, 'node:crypto suite vs @noble (ephemeral, signature verified)', node < noble)
   metrics.seal_open_static_us = metric(fast, 'us', node, 'static pair key, AEAD-authenticated vs ephemeral', fast < node)
-  metrics.seal_open_static_direct_us = metric(direct, 'us', fast, 'unsigned static copy (what the overlay sends) vs signed static', direct < fast)
+  metrics.seal_open_static_direct_us = metric(direct, 'us', fast, 'unsigned static copy (what the overlay sends directly) vs signed static', direct < fast)
 }
 
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../src/core/identity/index.js'
@@ -333,7 +333,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   if (part('tasks')) await taskRoutes(quick, metrics, series, notes)
   if (part('memory')) { coreMemory(metrics); await hostMemory(metrics) }
   if (part('capability')) await capability(quick, metrics, notes)
-  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; unsigned, direct and relayed: the recipient checks the pair-key AEAD tag, the relay takes the sender's own connection as proof of who sent it; no Ed25519 operation per message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
+  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy unsigned: the recipient checks the pair-key AEAD tag; a relayed copy signed once per message by the sender, after the direct copy is written, and the relay takes the sender's own connection as proof instead of verifying: one Ed25519 signature per relayed message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') notes.push('heap figures without --expose-gc are noisy')
   return { metrics, series, notes }
 }

@@ -8,18 +8,18 @@
 //    cached; `ephemeral_key` is empty. Only sender and recipient hold the AEAD key, so a tag that
 //    verifies also proves the sender to the recipient, which then skips the signature check
 //    (relays still check it). The hot path for chatty peer pairs.
-// Unsigned copies: a static-mode envelope may go without a signature (`sign: false`), directly
-// or through a relay. A recipient that trusts the tag (`verifySignature: false`, the overlay's
-// default) needs none: the pair-key AEAD tag proves sender and content (only the two ends can
-// make it, and the HKDF info orders sender || recipient, so an envelope can not be turned
-// round). One that verifies signatures takes unsigned copies only from their sender's own
-// connection (a relay could strip a signature). A relay accepts an unsigned copy only when its
-// sender hands it over itself (`deliveredBySender`: a Noise connection authenticated to the
-// envelope's sender proves who sent it; relays forward only to the recipient, so no relay ever
-// gets an unsigned copy from anyone else). Given up without the signature: the recipient can not
-// prove authorship to a third party (`signDirect` signs every copy for that). The Ed25519
-// signature (~35-50 us) was the largest cost of a round trip; a message now costs no asymmetric
-// operation at the sender, the relay or the recipient.
+// Unsigned copies: a static-mode envelope the sender hands to its recipient itself may go without
+// a signature (`sign: false`): the pair-key AEAD tag proves sender and content (only the two ends
+// can make it, and the HKDF info orders sender || recipient, so an envelope can not be turned
+// round), and the Noise connection proves who handed it over. Given up: the recipient can not
+// prove authorship to a third party (the overlay's `signDirect` signs every copy for that). A
+// copy that goes through a relay is signed (`signEnvelope`, once per message, in the turn after
+// the direct copy is written): relays refuse an unsigned one even from its sender (`deliveredBySender`
+// skips only the verify), and a recipient that verifies signatures (`verifySignature` not
+// false) refuses an unsigned copy a relay hands over (a relay could strip a signature). A
+// recipient that trusts the tag would open one (honest relays pass none on). So the direct path costs
+// no asymmetric operation; a relayed message costs the sender one Ed25519 signature (~35-50 us),
+// and the relay verifies it only when the copy came from someone other than its sender.
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, bytesEqual } from '../core/identity/index.js'
 import { encodeEnvelopeFast } from './envelope-codec.js'
@@ -237,7 +237,7 @@ export interface CheckOptions {
    * checkEnvelope only (a relay): the neighbour that handed the envelope over is its sender, on a
    * connection authenticated to the sender's peer id. The connection then proves what the
    * signature would (who sent it), so the Ed25519 verify (~100 us, a relay's largest cost) is
-   * skipped, and a static-mode envelope may come unsigned (its recipient checks the AEAD tag).
+   * skipped; the signature must still be there (a recipient may verify it: see the header).
    */
   deliveredBySender?: boolean
 }
@@ -265,7 +265,8 @@ export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions)
   if (!shaped.ok) return shaped
   const e = shaped.envelope
   const suite = opts.suite ?? nodeSuite
-  // (checkShape lets only static-mode envelopes be unsigned)
+  // (checkShape lets only static-mode envelopes be unsigned; what goes through a relay is signed)
+  if (e.signature.length === 0) return { ok: false, reason: 'forged', detail: 'unsigned: a copy that goes through a relay must carry its sender\'s signature', envelope: e }
   if (opts.deliveredBySender === true) return checkExpiry(e, opts)
   if (!signatureValid(suite, e)) return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
   return checkExpiry(e, opts)

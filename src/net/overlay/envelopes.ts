@@ -11,13 +11,14 @@ import { dbc } from '../../wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
 import { decodeMessage } from '../../wire/decode.js'
 import { DbcError, WireError } from '../../errors.js'
-import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, type EnvelopeRejection } from '../../crypto/envelope.js'
 import { relayRequestFrameBytes, ackFrameBytes } from '../../crypto/envelope-codec.js'
 import { signAck, verifyAck, macAck, verifyAckMac, ACK_MAC_BYTES, AckStatus } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, ReceiveWindow, decideRelay, PeerScoreBook, type AckStatus as CoreAckStatus, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
 import { bytesEqual } from '../../core/identity/index.js'
 import { RequestChannel } from './channel.js'
+import { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 
@@ -77,16 +78,16 @@ export interface EnvelopeServiceInit {
   /**
    * Accept a static-mode envelope whose AEAD tag verifies without checking the Ed25519 signature:
    * only the sender and we hold the pair key, so the tag already proves the sender (what is lost:
-   * if OUR key leaks, others could be impersonated to us). Default true. Static-mode copies
-   * carry no signature (direct or relayed) unless their sender sets signDirect: the tag alone
-   * proves them. false: verify signatures, and take unsigned copies only from their sender's
-   * own connection (a relay could strip a signature), so relayed copies then need signDirect.
+   * if OUR key leaks, others could be impersonated to us). Default true. A static-mode copy the
+   * sender hands us itself carries no signature (unless it sets signDirect); relayed copies are
+   * signed. false: verify signatures, and take unsigned copies only from their sender's own
+   * connection (an unsigned relayed copy, e.g. from an older sender, is refused, no one charged).
    */
   trustAead?: boolean
   /**
-   * Sign every envelope, also static-mode ones (default false: those go unsigned, directly and
-   * through relays, see src/crypto/envelope.ts). Turn on where the recipient must be able to
-   * show a third party that we sent it (non-repudiation); costs ~35-50 us per message.
+   * Sign every envelope, also the static-mode copies we hand to the recipient ourselves (default
+   * false: those go unsigned; relayed copies are always signed, see src/crypto/envelope.ts). Turn
+   * on where the recipient must be able to show a third party that we sent it; ~35-50 us a message.
    */
   signDirect?: boolean
   /** Close connections to peers whose score crosses the threshold (default true). */
@@ -105,8 +106,11 @@ export interface SendOptions {
   signal?: AbortSignal
 }
 
-/** A message of ours in flight, with its encoded bytes (the same for every copy). */
-interface Outgoing { envelope: dbc.envelope.v1.Envelope, bytes: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }
+/**
+ * A message of ours in flight: its encoded bytes for the direct copy, and (made when its first
+ * relayed copy goes out) the signed bytes every relayed copy carries.
+ */
+interface Outgoing { envelope: dbc.envelope.v1.Envelope, bytes: Uint8Array, relayBytes?: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }
 
 type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
 
@@ -118,10 +122,12 @@ const STATUS: Record<number, CoreAckStatus> = { [AckStatus.OK]: 'ok', [AckStatus
 
 export class EnvelopeService {
   readonly scores: PeerScoreBook<string>
-  readonly stats = { sent: 0, delivered: 0, failed: 0, received: 0, duplicates: 0, relayed: 0, rejected: 0 }
+  readonly stats = { sent: 0, delivered: 0, failed: 0, received: 0, duplicates: 0, relayed: 0, rejected: 0, relayedJunk: 0 }
   private readonly delivery: MultipathDelivery<string>
   private readonly window = new ReceiveWindow<string>()
   private readonly relayWindow = new ReceiveWindow<string>()
+  /** Relayed copies that failed to open, per (relay, sender): not charged to the relay (see relay-failures.ts). */
+  readonly relayFailures = new RelayFailureBook()
   private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack>>()
   private readonly outgoing = new Map<string, Outgoing>()
   private timer: ReturnType<typeof setTimeout> | undefined
@@ -134,6 +140,8 @@ export class EnvelopeService {
   private started = false
   private pumping = false
   private pumpAgain = false
+  /** Relayed copies waiting to be signed and written in the next turn (see pump). */
+  private deferred: Array<SendCommand<string>> = []
   private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
   private readonly peerIds = new Map<string, PeerId>()
   /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
@@ -192,7 +200,7 @@ export class EnvelopeService {
     const toStr = peerIdTextOf(toBytes)
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
-    // static mode: unsigned, direct or relayed (see src/crypto/envelope.ts)
+    // static mode: unsigned until a copy first goes to a relay (see launch and src/crypto/envelope.ts)
     const mode = this.init.mode ?? 'static'
     const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign: mode !== 'static' || this.init.signDirect === true })
     const bytes = encodeEnvelope(env)
@@ -261,10 +269,17 @@ export class EnvelopeService {
       do {
         this.pumpAgain = false
         const cmds = this.delivery.pollOutbound()
-        // Direct copies first, each written before the next command is looked at: a message's
-        // direct copy is on the wire before its relayed copies are signed (~50 us of Ed25519 each).
-        for (const cmd of cmds) if (cmd.via === undefined) this.launch(cmd)
-        for (const cmd of cmds) if (cmd.via !== undefined) this.launch(cmd)
+        // Direct copies first. A relayed copy that still needs its signature (~50 us of Ed25519,
+        // once per message) waits for the next turn when a direct copy was just written: the
+        // stream flushes that copy after this turn, so signing now would delay it all the same
+        // (and a message the direct ack settles first is never signed at all).
+        let wroteDirect = false
+        for (const cmd of cmds) if (cmd.via === undefined) { this.launch(cmd); wroteDirect = true }
+        for (const cmd of cmds) {
+          if (cmd.via === undefined) continue
+          if (wroteDirect && this.unsignedForRelay(cmd.id)) this.defer(cmd)
+          else this.launch(cmd)
+        }
         for (const ev of this.delivery.pollEvents()) this.settle(ev)
       } while (this.pumpAgain)
     } finally {
@@ -278,16 +293,40 @@ export class EnvelopeService {
     }
   }
 
+  /** Whether message `id`'s relayed copies are still to be signed. */
+  private unsignedForRelay (id: string): boolean {
+    const o = this.outgoing.get(id)
+    return o !== undefined && o.relayBytes === undefined && o.envelope.signature.length === 0
+  }
+
+  private defer (cmd: SendCommand<string>): void {
+    this.deferred.push(cmd)
+    if (this.deferred.length > 1) return
+    setImmediate(() => {
+      const cmds = this.deferred
+      this.deferred = []
+      // a message settled meanwhile (its direct ack came back, or it was aborted) is skipped by launch
+      for (const c of cmds) this.launch(c)
+    })
+  }
+
   /**
-   * Hands one copy to its neighbour; its ack (or failure) comes back to onCopyAck. Every copy of
-   * a message carries the same bytes: a static-mode one unsigned (unless signDirect) also through
-   * relays (see src/crypto/envelope.ts), so no copy waits for an Ed25519 signature.
+   * Hands one copy to its neighbour; its ack (or failure) comes back to onCopyAck. The direct
+   * copy of a static-mode envelope goes unsigned (its AEAD tag and our connection prove it); a
+   * relayed copy is signed first, once per message, so relays of any version and recipients that
+   * verify signatures (trustAead: false) can check it (see src/crypto/envelope.ts).
    */
   private launch (cmd: SendCommand<string>): void {
     const o = this.outgoing.get(cmd.id)
     if (o === undefined) return
     const neighbour = cmd.via ?? cmd.recipient
-    const frame = relayRequestFrameBytes(o.bytes, cmd.hopsLeft, cmd.pathId)
+    let bytes = o.bytes
+    if (cmd.via !== undefined) {
+      // (signEnvelope fills the decoded envelope's signature; o.bytes, the direct copy's, stay unsigned)
+      if (o.relayBytes === undefined) o.relayBytes = o.envelope.signature.length === 0 ? encodeEnvelope(signEnvelope(o.envelope, this.init.secretKey)) : o.bytes
+      bytes = o.relayBytes
+    }
+    const frame = relayRequestFrameBytes(bytes, cmd.hopsLeft, cmd.pathId)
     this.channel(neighbour).sendFramed(ackKey(cmd.id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) })
   }
 
@@ -409,7 +448,7 @@ export class EnvelopeService {
     }
   }
 
-  private reject (from: string, messageId: Uint8Array, pathId: number, reason: EnvelopeRejection | 'replayed' | 'hop-limit', offence?: Offence): dbc.envelope.v1.Ack {
+  private reject (from: string, messageId: Uint8Array, pathId: number, reason: EnvelopeRejection | 'replayed' | 'hop-limit' | 'muted', offence?: Offence): dbc.envelope.v1.Ack {
     this.stats.rejected++
     if (offence !== undefined) this.penalize(from, offence)
     return dbc.envelope.v1.Ack.create({ messageId, pathId, status: AckStatus.REJECTED, reason })
@@ -453,8 +492,24 @@ export class EnvelopeService {
     const recipientIsSelf = bytesEqual(env.recipient, this.selfBytes)
     const decision = decideRelay({ recipientIsSelf, hopsLeft: req.hopsLeft, recipientReachable: !recipientIsSelf && this.connectedTo(env.recipient) })
     if (decision === 'deliver') {
+      const senderHex = deliveredBySender ? '' : toHex(env.sender)
+      if (!deliveredBySender) {
+        // we verify signatures and a relay handed over an unsigned copy (an older sender's, or
+        // one a relay stripped): refused, no one charged (neither can be told apart from honest)
+        if (env.signature.length === 0 && this.init.trustAead === false) return this.reject(from, id, req.pathId, 'forged')
+        if (this.relayFailures.muted(now, from, senderHex)) return this.reject(from, id, req.pathId, 'muted')
+      }
       const opened = openEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: req.envelopeBytes.length, recipient: this.selfBytes, recipientSecretKey: this.init.secretKey, verifySignature: this.init.trustAead === false, deliveredBySender })
-      if (!opened.ok) return this.reject(from, id, req.pathId, opened.reason, opened.reason)
+      if (!opened.ok) {
+        // through a relay, a copy that does not open or verify is not the relay's doing (it forwards
+        // a sender's bytes unchecked, by design) and does not prove its sender: counted per pair
+        if (!deliveredBySender && (opened.reason === 'forged' || opened.reason === 'undecryptable')) {
+          this.stats.relayedJunk++
+          this.relayFailures.fail(now, from, senderHex)
+          return this.reject(from, id, req.pathId, opened.reason)
+        }
+        return this.reject(from, id, req.pathId, opened.reason, opened.reason)
+      }
       const sender = peerIdTextOf(env.sender)
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
@@ -471,9 +526,13 @@ export class EnvelopeService {
     }
     // Relaying: the recipient is someone else. Relays check size, signature and expiry; the
     // signature is taken as read when the sender itself handed the copy over (its connection
-    // proves the same; see checkEnvelope's deliveredBySender).
+    // proves the same; see checkEnvelope's deliveredBySender), but it must be there.
     const checked = checkEnvelope(env, { now, maxBytes: this.maxBytes, knownSize: req.envelopeBytes.length, deliveredBySender })
-    if (!checked.ok) return this.reject(from, id, req.pathId, checked.reason, checked.reason)
+    if (!checked.ok) {
+      // an unsigned copy from its own sender (a version that relayed copies unsigned): refused, not charged
+      const offence = deliveredBySender && checked.reason === 'forged' && env.signature.length === 0 ? undefined : checked.reason
+      return this.reject(from, id, req.pathId, checked.reason, offence)
+    }
     if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')

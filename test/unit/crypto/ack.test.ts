@@ -65,7 +65,7 @@ function seal (over: Partial<Parameters<typeof sealEnvelope>[0]> = {}): Envelope
   return sealEnvelope({ senderSecretKey: alice.secretKey, sender: alice.peerId, recipient: bob.peerId, payload: new Uint8Array(40), expiresAt: NOW + 30_000, random: rng.bytes, mode: 'static', ...over })
 }
 
-test('a relay handed a copy by its sender takes the signature as read (or its absence); from anyone else it verifies', () => {
+test('a relay handed a copy by its sender takes the signature as read (it must be there); from anyone else it verifies', () => {
   const good = seal()
   assert.ok(checkEnvelope(good, { now: NOW, deliveredBySender: true }).ok)
   assert.ok(checkEnvelope(good, { now: NOW }).ok)
@@ -73,10 +73,10 @@ test('a relay handed a copy by its sender takes the signature as read (or its ab
   const bad = dbc.envelope.v1.Envelope.decode(encodeEnvelope(good)); bad.signature[0] ^= 1
   assert.ok(checkEnvelope(bad, { now: NOW, deliveredBySender: true }).ok)
   assert.is((checkEnvelope(bad, { now: NOW }) as { reason: string }).reason, 'forged')
-  // unsigned (static mode): from its sender, fine (the recipient checks the AEAD tag); from
-  // anyone else the relay could check nothing, so it refuses
+  // unsigned (static mode): refused from anyone, its sender too (a relayed copy must carry a
+  // signature: old relays and recipients that verify signatures check it)
   const unsigned = seal({ sign: false })
-  assert.ok(checkEnvelope(unsigned, { now: NOW, deliveredBySender: true }).ok)
+  assert.is((checkEnvelope(unsigned, { now: NOW, deliveredBySender: true }) as { reason: string }).reason, 'forged')
   assert.is((checkEnvelope(unsigned, { now: NOW }) as { reason: string }).reason, 'forged')
   // an ephemeral-mode envelope without its signature is malformed, whoever hands it over
   const eph = dbc.envelope.v1.Envelope.decode(encodeEnvelope(seal({ mode: 'ephemeral' }))); eph.signature = new Uint8Array(0)

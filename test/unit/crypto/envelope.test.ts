@@ -136,7 +136,7 @@ test('static mode: per-pair key, empty ephemeral key, same checks; AEAD can stan
   assert.is((openAsBob(e, NOW + 30_000) as { reason: string }).reason, 'expired')
 })
 
-test('unsigned static copies: a recipient trusting the pair-key tag takes them from anyone; a relay only from their sender', () => {
+test('unsigned static copies: a recipient trusting the pair-key tag takes them from anyone; a relay from no one', () => {
   const e = seal({ mode: 'static', sign: false })
   assert.is(e.signature.length, 0)
   const asBob = (x: Envelope | Uint8Array, deliveredBySender: boolean, verifySignature?: boolean): ReturnType<typeof openEnvelope> =>
@@ -151,8 +151,8 @@ test('unsigned static copies: a recipient trusting the pair-key tag takes them f
   // one that verifies signatures wants a signature on what a relay hands over (it could strip one)
   assert.ok(asBob(encodeEnvelope(e), false, false).ok)
   for (const v of [undefined, true]) assert.is((asBob(encodeEnvelope(e), false, v) as { reason: string }).reason, 'forged')
-  // a relay takes it from its sender only: from anyone else it can check nothing
-  assert.ok(checkEnvelope(e, { now: NOW, deliveredBySender: true }).ok)
+  // a relay refuses it, also from its sender: what goes through a relay is signed
+  assert.is((checkEnvelope(e, { now: NOW, deliveredBySender: true }) as { reason: string }).reason, 'forged')
   assert.is((checkEnvelope(e, { now: NOW }) as { reason: string }).reason, 'forged')
   // nobody but alice and bob can make the tag: a copy claiming another sender, or turned round
   // (bob's own envelope to alice re-addressed as alice → bob), fails it
@@ -168,10 +168,12 @@ test('unsigned static copies: a recipient trusting the pair-key tag takes them f
   assert.throws(() => seal({ mode: 'ephemeral', sign: false }), /static-mode/)
   const eph = dbc.envelope.v1.Envelope.decode(encodeEnvelope(seal())); eph.signature = new Uint8Array(0)
   assert.is((asBob(eph, true) as { reason: string }).reason, 'malformed')
-  // signed afterwards (signDirect): relays accept it from anyone who can show the signature
+  // signed afterwards (as the overlay does before a copy's first relay hop): relays accept it,
+  // from its sender or anyone else, and a recipient that verifies signatures opens it
   signEnvelope(e, alice.secretKey)
   assert.is(e.signature.length, 64)
   assert.ok(checkEnvelope(e, { now: NOW }).ok)
+  assert.ok(checkEnvelope(e, { now: NOW, deliveredBySender: true }).ok)
   assert.ok(asBob(encodeEnvelope(e), false).ok)
 })
 
