@@ -18,26 +18,12 @@ import { FakeProvider, JobRunner, LocalTransport } from '../../../src/jobs/index
 import { validateManifest } from '../../../src/core/scheduler/index.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
+import { fakeOverlay } from './fake-overlay.js'
 
 const newPeer = async (): Promise<string> => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 const fakeHost = (conns: (peer: string) => any[] = () => []): any => ({ addEventListener: () => {}, removeEventListener: () => {}, getConnections: (p?: any) => conns(String(p)), dial: async () => { throw new Error('must not dial') } })
 const noStream = async (): Promise<never> => { throw new Error('no stream') }
 
-function fakeOverlay (answer: (msg: dbc.task.v1.ITaskMessage) => dbc.task.v1.ITaskMessage | Error = () => ({ offer: { slots: 1 } })): { overlay: any, sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> } {
-  const sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> = []
-  return {
-    sent,
-    overlay: {
-      request: async (peer: string, msg: dbc.task.v1.ITaskMessage) => {
-        sent.push({ peer, msg })
-        const a = answer(msg)
-        if (a instanceof Error) throw a
-        return { reply: dbc.task.v1.TaskMessage.create(a), relays: ['R1'] }
-      },
-      openLease: async () => ({ relays: ['R1'], close: async () => {} })
-    }
-  }
-}
 
 test('H3: the direct path only over an open connection to a peer that is not private', async () => {
   const A = await newPeer(); const B = await newPeer(); const C = await newPeer()
@@ -85,7 +71,7 @@ test('M2: the overlay losing a task is RouteLostError (thrown: a lost copy); a p
     [Object.assign(new DbcError('TASK_TOO_LARGE', 'too large'), { remote: true }), false],
     [Object.assign(new DbcError('OVERLAY_TIMEOUT', 'a provider naming a route code'), { remote: true }), false]
   ] as Array<[DbcError, boolean]>) {
-    const { overlay } = fakeOverlay(msg => msg.task != null ? err : { heartbeat: {} })
+    const { overlay } = fakeOverlay({ answer: msg => msg.task != null ? err : { heartbeat: {} } })
     const routes = new RouteBook(fakeHost(), { overlay: () => overlay, forceOverlay: () => true, fallback: false })
     const tr = new Libp2pJobTransport({ host: fakeHost(), routes })
     await tr.openLease(P, { leaseId, jobId: new Uint8Array(32) }, {})

@@ -13,6 +13,7 @@ import { OverlayOnlyPeers, strictNatGater } from '../../../src/net/routes/privat
 import { describeRoute, withRoutes } from '../../../src/net/routes/explain.js'
 import { routeCost, RELAY_FORWARD_MS, OVERLAY_EXTRA_MS } from '../../../src/core/scheduler/route-cost.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
+import { fakeOverlay } from './fake-overlay.js'
 
 const newPeer = async (): Promise<string> => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 
@@ -20,19 +21,6 @@ function fakeHost (dial: () => Promise<any>): any {
   return { addEventListener: () => {}, removeEventListener: () => {}, getConnections: () => [], dial }
 }
 
-/** A stand-in for TaskEnvelopes: records requests, answers an offer. */
-function fakeOverlay (): { overlay: any, sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> } {
-  const sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> = []
-  return {
-    sent,
-    overlay: {
-      request: async (peer: string, msg: dbc.task.v1.ITaskMessage) => {
-        sent.push({ peer, msg })
-        return { reply: dbc.task.v1.TaskMessage.create({ offer: { slots: 1 } }), relays: ['R1', 'R2'] }
-      }
-    }
-  }
-}
 
 test('forced overlay: the provider becomes private, no stream is opened, the route names the relays', async () => {
   const P = await newPeer()
@@ -41,7 +29,7 @@ test('forced overlay: the provider becomes private, no stream is opened, the rou
   priv.hangUp = (p) => { hungUp.push(p) }
   priv.noteMatch(P) // the capability index named it (a connected peer it did not name keeps its connection)
   let dials = 0
-  const { overlay, sent } = fakeOverlay()
+  const { overlay, sent } = fakeOverlay({ relays: ['R1', 'R2'] })
   const book = new RouteBook(fakeHost(async () => { dials++; throw new Error('must not dial') }), { overlay: () => overlay, privatePeers: priv, forceOverlay: (_p, msg) => msg.leaseRequest != null })
   const reply = await book.request(peerIdFromString(P), '/dbc/task/1.0.0', { leaseRequest: {} }, 10, undefined, async () => { throw new Error('no stream') })
   assert.is(reply.offer?.slots, 1)
@@ -64,7 +52,7 @@ test('forced overlay: the provider becomes private, no stream is opened, the rou
 test('a bootstrap relay is never made private (ROUTE_PRIVATE); no overlay running: NO_OVERLAY, not a connection', async () => {
   const R = await newPeer()
   const priv = new OverlayOnlyPeers()
-  const { overlay } = fakeOverlay()
+  const { overlay } = fakeOverlay({ relays: ['R1', 'R2'] })
   const book = new RouteBook(fakeHost(async () => { throw new Error('must not dial') }), { overlay: () => overlay, privatePeers: priv, forceOverlay: () => true, keepConnected: p => p === R })
   await book.request(peerIdFromString(R), '/dbc/task/1.0.0', { leaseRequest: {} }, 10, undefined, async () => { throw new Error('no stream') }).then(() => assert.unreachable(), (err: { code?: string }) => { assert.is(err.code, 'ROUTE_PRIVATE') })
   assert.not.ok(priv.has(R))
@@ -75,7 +63,7 @@ test('a bootstrap relay is never made private (ROUTE_PRIVATE); no overlay runnin
 test('fallback: when no connection opens the overlay carries the message (and the next ones for a while); fallback: false does not', async () => {
   const P = await newPeer()
   let dials = 0
-  const { overlay, sent } = fakeOverlay()
+  const { overlay, sent } = fakeOverlay({ relays: ['R1', 'R2'] })
   const book = new RouteBook(fakeHost(async () => { dials++; throw new Error('no valid addresses') }), { overlay: () => overlay })
   const reply = await book.request(peerIdFromString(P), '/dbc/task/1.0.0', { leaseRequest: {} }, 10, undefined, async () => { throw new Error('no stream') })
   assert.is(reply.offer?.slots, 1)

@@ -13,6 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { RouteBook, type RoutingMode } from '../../../src/net/routes/index.js'
 import { OverlayOnlyPeers, DIRECT_WANTED_MS } from '../../../src/net/routes/private-peers.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
+import { fakeOverlay } from './fake-overlay.js'
 
 const newPeer = async (): Promise<string> => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 const OVERLAY_JOB = new Uint8Array(32).fill(1)
@@ -41,10 +42,6 @@ function fakeHost (opts: { fail?: boolean } = {}): any {
   return h
 }
 
-function fakeOverlay (): { overlay: any, sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> } {
-  const sent: Array<{ peer: string, msg: dbc.task.v1.ITaskMessage }> = []
-  return { sent, overlay: { request: async (peer: string, msg: dbc.task.v1.ITaskMessage) => { sent.push({ peer, msg }); return { reply: dbc.task.v1.TaskMessage.create({ offer: { slots: 1 } }), relays: ['R1'] } } } }
-}
 
 const overStream = async (): Promise<dbc.task.v1.TaskMessage> => dbc.task.v1.TaskMessage.create({ offer: { slots: 2 } })
 
