@@ -8,6 +8,7 @@ import { resolve } from 'node:path'
 import { taskInputSpec, type CodeCache, type JobCommand, type Manifest } from '../core/scheduler/index.js'
 import { readTaskInput } from './task-input.js'
 import { resultCode, type JobTransport } from './transport.js'
+import { NOT_RUN_CODES } from '../core/scheduler/ports.js'
 
 const enc = new TextEncoder()
 type RunCommand = Extract<JobCommand, { type: 'run' }>
@@ -27,13 +28,7 @@ export interface CopySender {
   payNow?: (provider: string) => Promise<void>
 }
 
-/**
- * Answers that say the provider did not run the copy (yet): its lease's slots are busy (a copy the
- * submitter cancelled still running there), it is busy, or the payer's vouchers lag its credit.
- * Not the provider's failure: the same copy goes again on the same lease, PAYER_BEHIND after the
- * voucher went out, within NOT_RUN_RETRIES and a quarter of the task timeout; only then it counts.
- */
-export const NOT_RUN_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'LEASE_SLOTS_BUSY', 'BUSY'])
+/** How often a copy the provider did not run yet (NOT_RUN_CODES, src/core/scheduler/ports.ts) goes again on the same lease. */
 export const NOT_RUN_RETRIES = 8
 /** The first pause before a resend (doubling, at most NOT_RUN_MAX_PAUSE_MS). */
 export const NOT_RUN_PAUSE_MS = 25

@@ -87,6 +87,15 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
 export const NO_ANSWER_CODES: ReadonlySet<string> = new Set(['STREAM_ENDED', 'LEASE_CLOSED', 'LEASE_LOST'])
 
 /**
+ * Answers that say the provider did not run the copy (yet): its lease's slots are busy (a copy the
+ * submitter cancelled still running there), it is busy, or the payer's vouchers lag its credit.
+ * Not the provider's failure: the same copy goes again on the same lease, PAYER_BEHIND after the
+ * voucher went out, within NOT_RUN_RETRIES and a quarter of the task timeout; only then it counts
+ * (src/jobs/runner-send.ts).
+ */
+export const NOT_RUN_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'LEASE_SLOTS_BUSY', 'BUSY'])
+
+/**
  * The typed code of a failed task result, as the submitter may trust it: the provider's `code`
  * when it has a code's shape (a hostile provider's code is only a label: it names a code, it
  * cannot smuggle text), else TASK_FAILED; none for an ok result. The error text is for people only.
