@@ -1,6 +1,8 @@
 // The chain bridge: a Bridge the daemon owns (escrow, vouchers, stake, the provider's redeem
 // loop through a durable outbox) over the embedded EVM or any EVM JSON-RPC, plus CLI helpers.
-export { Bridge, jobIdBytes, chainJobIdOf, jobHashOf, escrowIdOf, chainJobKey, DEFAULT_DEADLINE_S, DEFAULT_DISPUTE_WINDOW_S, type BridgeInit, type JobIdInput, type ChainJobIdInput } from './bridge.js'
+export { Bridge } from './bridge.js'
+export { DEFAULT_DEADLINE_S, DEFAULT_DISPUTE_WINDOW_S, type BridgeInit } from './bridge-init.js'
+export { jobIdBytes, chainJobIdOf, jobHashOf, escrowIdOf, chainJobKey, type JobIdInput, type ChainJobIdInput } from './job-id.js'
 export type { AcceptResult, BridgeStatus, DepositResult, EarningsRow, EarningsView, EscrowView, JobPaymentView, StakeResult, VoucherRefusal } from './types.js'
 export { VoucherBook, type StoredVoucher } from './vouchers.js'
 export type { RedeemTick } from './redeemer.js'

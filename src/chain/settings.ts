@@ -3,7 +3,7 @@
 // address, confirmations). No viem here: the config loader checks this before a node starts.
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import type { BridgeInit } from './bridge.js'
+import type { BridgeInit } from './bridge-init.js'
 import type { Store } from '../store/db.js'
 import { DEFAULT_MIN_REDEEM_GAS_MULTIPLE } from '../core/settlement/redeem-policy.js'
 import { NAME_A_NETWORK_HINT, NETWORKS, NETWORK_NAMES, type NetworkName } from './networks.js'

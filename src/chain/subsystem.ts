@@ -4,7 +4,8 @@
 // the jobs side signs vouchers (`bridge.signVoucher`) and hands received ones to `acceptVoucher`.
 import type { Store } from '../store/db.js'
 import { ChainError } from '../errors.js'
-import { Bridge, chainJobKey, escrowIdOf, jobHashOf } from './bridge.js'
+import { Bridge } from './bridge.js'
+import { chainJobKey, escrowIdOf, jobHashOf } from './job-id.js'
 import type { Address, Hex } from './config.js'
 import { autoStake } from './auto-stake.js'
 import { bridgeInitFromSettings, describeChain, parseChainSettings, type ChainSettings, type NetworkChoice } from './settings.js'
