@@ -14,6 +14,7 @@
 // broken stream is a lost lease: the holder's copies in flight on it are lost, never failed.
 import type { Connection } from '@libp2p/interface'
 import { FramedStream } from './framed.js'
+import { CoalescingWriter } from './lease-writer.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
@@ -44,6 +45,8 @@ export const LEASE_STREAM_MAX_TASK_BYTES = 256 * 1024
 
 export interface LeaseTaskServer {
   framed: FramedStream
+  /** Writes results batched per turn (default: one of its own on `framed`; pass the heartbeats' to share it). */
+  writer?: CoalescingWriter
   connection: Pick<Connection, 'limits'>
   sender: Uint8Array
   provider: Pick<LocalProvider, 'runTask'>
@@ -53,7 +56,8 @@ export interface LeaseTaskServer {
   slots?: number
   /** Charges the sender for a task no honest submitter sends (the module rule). */
   charge: (err: ChargedError) => void
-  writeOpts: () => { signal: AbortSignal }
+  /** How long results may stay unread before the lease ends (the default writer's drain timeout). */
+  writeTimeoutMs: number
   /** Upper clamp on tasks running or answering (LEASE_STREAM_MAX_INFLIGHT). */
   maxInflight?: number
   /** Input bytes this lease may hold (default: its pipeline bound × LEASE_STREAM_MAX_TASK_BYTES). */
@@ -103,6 +107,7 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
   const maxBytes = s.maxBytes ?? max * LEASE_STREAM_MAX_TASK_BYTES
   const peer = toHex(s.sender)
   const leaseHex = toHex(s.leaseId)
+  const writer = s.writer ?? new CoalescingWriter(s.framed, { drainTimeoutMs: s.writeTimeoutMs })
   /** Tasks running (cancellable by id); an id leaves as soon as its task returns. */
   const running = new Map<string, AbortController>()
   /** Tasks running or holding an unwritten result (the pipeline bound), and the input bytes held. */
@@ -145,7 +150,8 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
       out = TaskMessage.encode({ result: { taskId: result.taskId, jobId: result.jobId, attempt: result.attempt, ok: false, code: 'ROUTE_LIMIT', error } }).finish()
     }
     try {
-      await s.framed.write(out, s.writeOpts())
+      // no timer per result: the writer fails every waiting write once the holder reads nothing for the write timeout
+      await writer.write(out)
     } catch (err) {
       s.framed.abort(new Error(`the lease holder did not read its results: ${(err as Error).message}`))
     }
@@ -201,8 +207,12 @@ export class LeaseTaskChannel {
   private ended: Error | undefined
   /** Results for no copy in flight nor cancelled lately (a provider sending them is ended at LEASE_STREAM_MAX_UNKNOWN_RESULTS). */
   unknownResults = 0
+  /** Tasks and cancels written in one turn leave as one stream write. */
+  readonly writer: CoalescingWriter
 
-  constructor (readonly framed: FramedStream, private readonly onHeartbeat: () => void) {}
+  constructor (readonly framed: FramedStream, private readonly onHeartbeat: () => void) {
+    this.writer = new CoalescingWriter(framed)
+  }
 
   get open (): boolean { return this.ended === undefined }
 
@@ -270,7 +280,7 @@ export class LeaseTaskChannel {
         if (this.pending.delete(id)) {
           this.cancelled.set(id, Date.now())
           this.expireCancels()
-          void this.framed.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
+          void this.writer.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
         }
         reject(signal?.reason ?? new Error('aborted'))
       }
@@ -281,7 +291,7 @@ export class LeaseTaskChannel {
         else resolve(r)
       })
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.framed.write(bytes, signal !== undefined ? { signal } : {}).catch((err: Error) => {
+      this.writer.write(bytes, signal !== undefined ? { signal } : {}).catch((err: Error) => {
         // not written: the copy never reached the provider (lost, unless aborted by the caller)
         if (!this.pending.has(id)) return
         this.pending.get(id)?.(new Error(`the task did not go out on the lease stream: ${err.message}`))
@@ -289,7 +299,7 @@ export class LeaseTaskChannel {
     })
   }
 
-  close (): Promise<void> { return this.framed.close().catch(() => {}) }
+  close (): Promise<void> { return this.writer.close().catch(() => {}) }
 }
 
 /** The code of a result that came back, as the submitter may trust it. */

@@ -6,179 +6,30 @@
 // the lease's tasks and their results, pipelined and tagged by task id (task-lease-stream.ts; a
 // large task, or one over a relay's limited connection, still goes on a stream of its own). The stream runs end to end between the two peers inside the
 // Noise session, so task inputs and results are encrypted between submitter and provider;
-// relayed (multi-path) copies use sealed envelopes instead (src/crypto/envelope.ts).
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+// relayed (multi-path) copies use sealed envelopes instead (src/crypto/envelope.ts). This file is
+// the submitter's side; the provider's is task-server.ts, the shared limits task-protocol.ts.
+import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { FramedStream } from './framed.js'
-import { encodeFrame } from '../wire/frame.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
-import { NO_ANSWER_CODES, offerView, resultCode, withOwnCode, type ChargedError, type JobTransport, type LocalProvider, type TransportOffer } from '../core/scheduler/ports.js'
-import { LEASE_STREAM_MAX_TASK_BYTES, LeaseInputBudget, LeaseTaskChannel, serveLeaseTasks, trustedResult } from './task-lease-stream.js'
-import { guardedHandle, SMALL_FRAME_BYTES } from './guard/index.js'
-import { DEFAULT_MODULE_LIMITS } from '../core/compute/wasm-validate.js'
-import { RouteBook, RouteLimitError, RouteLostError, limitBytesLeft, wireBytes } from './routes/index.js'
+import { NO_ANSWER_CODES, offerView, resultCode, type JobTransport, type TransportOffer } from '../core/scheduler/ports.js'
+import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, trustedResult } from './task-lease-stream.js'
+import { RouteBook, RouteLostError } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
 import { isRefusalCode } from '../core/scheduler/lease-search.js'
+import { CANDIDATES_TTL_MS, TASK_MAX_FRAME, TASK_PROTOCOL, TASK_REQUEST_MAX_FRAME } from './task-protocol.js'
 
-export const TASK_PROTOCOL = '/dbc/task/1.0.0'
-/** Task inputs travel inline: allow up to 16 MiB per frame on this protocol. */
-export const TASK_MAX_FRAME = 16 * 1024 * 1024
-/** What a peer without a lease may send: a lease request or a lease (a few hundred bytes). */
-export const TASK_REQUEST_MAX_FRAME = SMALL_FRAME_BYTES
-/** Room for the module sent inline with a lease's first task: the largest module providers validate (8 MiB). */
-export const TASK_CODE_ALLOWANCE = DEFAULT_MODULE_LIMITS.maxModuleBytes
-/** A provider's writes to a peer (offers, heartbeats, results, closes) wait this long for it to read. */
-export const TASK_WRITE_TIMEOUT_MS = 30_000
+export { TASK_PROTOCOL, TASK_MAX_FRAME, TASK_REQUEST_MAX_FRAME, TASK_CODE_ALLOWANCE, TASK_WRITE_TIMEOUT_MS, CANDIDATES_TTL_MS, taskFrameCap } from './task-protocol.js'
+export { registerTaskProtocol, TaskTooLargeError, type TaskServerInit, type VoucherTaker } from './task-server.js'
 
-/**
- * The largest task frame a lease holder may send: its lease request announced `inputBytes`, the
- * job's largest task input, so twice that (slack for encodings), plus the module and the task's
- * other fields; never above TASK_MAX_FRAME.
- */
-export function taskFrameCap (inputBytes: number): number {
-  return Math.min(TASK_MAX_FRAME, TASK_CODE_ALLOWANCE + 2 * Math.max(0, inputBytes) + TASK_REQUEST_MAX_FRAME)
-}
 const log = logger('dbc:task')
-/** Provider side of a voucher: keeps it when it verifies, returns the voucher held for the job (src/jobs/payment-gate.ts). */
-export type VoucherTaker = (voucher: dbc.task.v1.IVoucher, sender: Uint8Array) => Promise<dbc.task.v1.IVoucher>
 const TaskMessage = dbc.task.v1.TaskMessage
-
-export interface TaskServerInit {
-  heartbeatMs?: number
-  /** How long a write to a peer that does not read may wait (default TASK_WRITE_TIMEOUT_MS). */
-  writeTimeoutMs?: number
-  onBadInput?: (peer: PeerId, err: WireError) => void
-  maxInboundStreams?: number
-}
-
-/**
- * Provider side: serves lease requests, leases and tasks for `provider`. Large frames (task
- * inputs) only from peers holding a lease here, up to what their lease request announced
- * (`provider.leasedInputBytes`); a provider without that hook keeps TASK_MAX_FRAME for all.
- */
-export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker, leaseSlotCount?: (leaseId: Uint8Array) => number | undefined }, init: TaskServerInit = {}): Promise<void> {
-  const heartbeatMs = init.heartbeatMs ?? 1000
-  // task inputs each peer's lease streams hold here, across its leases (task-lease-stream.ts)
-  const budget = new LeaseInputBudget()
-  await guardedHandle(host, TASK_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
-    const sender = connection.remotePeer.toMultihash().bytes
-    const leased = provider.leasedInputBytes?.bind(provider)
-    // once a lease stream is open its frames are small tasks only (larger ones go on a stream each)
-    let leaseStream = false
-    const framed = g.open({
-      maxFrameBytes: () => {
-        const bytes = leased === undefined ? TASK_MAX_FRAME : leased(sender)
-        const cap = bytes === undefined ? TASK_REQUEST_MAX_FRAME : leased === undefined ? bytes : taskFrameCap(bytes)
-        return leaseStream ? Math.min(cap, LEASE_STREAM_MAX_TASK_BYTES) : cap
-      }
-    })
-    const writeOpts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS) })
-    const charge = (err: ChargedError): void => { init.onBadInput?.(connection.remotePeer, err instanceof WireError ? err : new WireError(err.code, err.message)) }
-    try {
-      const frame = await framed.readRequired({ signal: AbortSignal.timeout(30_000) })
-      const m = decodeMessage(TaskMessage, frame)
-      if (!m.ok) throw m.error
-      const msg = m.value
-      if (msg.leaseRequest != null) {
-        const offer = await provider.offer(msg.leaseRequest, sender)
-        await framed.write(TaskMessage.encode({ offer }).finish(), writeOpts())
-        await framed.close(writeOpts())
-      } else if (msg.lease != null) {
-        const lease = msg.lease
-        leaseStream = true
-        await provider.openLease(lease, sender)
-        let timer: ReturnType<typeof setInterval> | undefined
-        try {
-          // first heartbeat acknowledges the lease; then one per interval until either side closes
-          const beat = async (): Promise<void> => {
-            await framed.write(TaskMessage.encode({ heartbeat: { leaseId: lease.leaseId, at: Date.now() } }).finish(), writeOpts())
-          }
-          await beat()
-          // beat as often as the holder asked (bounded), so its lease timeout means what it says; a
-          // holder that does not read gets no new beat while one waits (its buffer holds one), and a
-          // beat unread for TASK_WRITE_TIMEOUT_MS ends the lease
-          const every = Math.min(5000, Math.max(100, (lease.heartbeatMs ?? 0) > 0 ? (lease.heartbeatMs ?? heartbeatMs) : heartbeatMs))
-          let waiting = false
-          timer = setInterval(() => {
-            if (waiting) return
-            waiting = true
-            beat().then(() => { waiting = false }, (err: Error) => {
-              clearInterval(timer)
-              framed.abort(new Error(`the lease holder did not read its heartbeats: ${err.message}`))
-            })
-          }, every)
-          // the holder's tasks on this stream (pipelined, results tagged by task id) until it closes its end
-          const leaseId = lease.leaseId ?? new Uint8Array()
-          await serveLeaseTasks({ framed, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), budget, charge, writeOpts })
-        } finally {
-          clearInterval(timer)
-          provider.closeLease?.(lease.leaseId ?? new Uint8Array())
-        }
-        await framed.close(writeOpts()).catch(() => {})
-      } else if (msg.task != null) {
-        const ac = new AbortController()
-        stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
-        let result: dbc.task.v1.ITaskResult
-        try {
-          // charge: a module refused at validation that our own submitter would not have sent
-          result = withOwnCode(await provider.runTask(msg.task, sender, { signal: ac.signal, charge }))
-        } catch (err) {
-          // a protocol violation (a task under no lease of ours) is charged below, not answered
-          if (err instanceof WireError) throw err
-          const e = err as DbcError
-          const code = e.code ?? 'TASK_FAILED'
-          result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, code, error: `${code}: ${e.message}` }
-        }
-        // a submitter that never reads its result holds neither the handler nor the result for long
-        const out = TaskMessage.encode({ result }).finish()
-        // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refuse it typed
-        const left = limitBytesLeft(connection)
-        if (left !== undefined && wireBytes(out.length) > left) throw new RouteLimitError(`a result of ${out.length} bytes does not fit the ${left} bytes the relay still allows on this connection`)
-        await framed.write(out, writeOpts())
-        await framed.close(writeOpts())
-      } else if (msg.voucher != null) {
-        // the payer's latest signed total: answered with the voucher now held for the job (a bad
-        // one throws a WireError: charged below; a stale one is answered with the newer held one)
-        if (provider.acceptVoucher === undefined) throw new DbcError('PAYMENT_OFF', 'this provider takes no vouchers')
-        const held = await provider.acceptVoucher(msg.voucher, sender)
-        await framed.write(TaskMessage.encode({ voucher: held }).finish(), writeOpts())
-        await framed.close(writeOpts())
-      } else {
-        throw new WireError('UNEXPECTED_MESSAGE', 'the task protocol expects a lease request, a lease, a task or a voucher')
-      }
-    } catch (caught) {
-      let err = caught
-      // a lease holder's task above its lease's frame limit: the job's own limits disagree with
-      // ours (an honest one may announce less than it sends): refused with the reason, not charged
-      if (err instanceof WireError && err.code === 'FRAME_TOO_LARGE' && leased?.(sender) !== undefined) {
-        err = new TaskTooLargeError(err.message)
-      }
-      if (err instanceof WireError) init.onBadInput?.(connection.remotePeer, err)
-      // typed refusals go back, charged or not (a lease on an expired offer: ask for a new one)
-      if (err instanceof DbcError) {
-        try { stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: err.message }).finish())) } catch {}
-      }
-      log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
-      framed.abort(err as Error)
-    }
-    // a provider behind NAT is reached through a relay: its task streams run on the limited
-    // connection (within the relay's limits) when DCUtR could not upgrade it
-  }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true, runOnLimitedConnection: true })
-}
-
-/** A lease holder's task frame above what its lease request announced (refused, not charged). */
-export class TaskTooLargeError extends DbcError {
-  override name = 'TaskTooLargeError'
-  constructor (detail: string) {
-    super('TASK_TOO_LARGE', `task refused: ${detail} (the lease request announced smaller inputs)`, { hint: 'announce the job\'s largest task input in the lease request (max_input_bytes), or split the input' })
-  }
-}
 
 /** The typed refusal (a ProtocolError frame) a provider sent instead of an answer, if that is what `frame` is. */
 function refusalIn (frame: Uint8Array): DbcError | undefined {
@@ -215,6 +66,8 @@ export class Libp2pJobTransport implements JobTransport {
   /** `channel`: the lease's own stream, which carries its tasks (none over the overlay or a relay's limited connection). */
   private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel }>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
+  /** Recent candidate lookups by request shape (candidatesFor). */
+  private readonly candidateCache = new Map<string, { at: number, peers: Promise<PeerId[]> }>()
 
   constructor (init: Libp2pJobTransportInit) {
     this.host = init.host
@@ -237,6 +90,42 @@ export class Libp2pJobTransport implements JobTransport {
       }
     }
     return [...known, ...unknown]
+  }
+
+  /**
+   * The providers to ask: `init.candidates` (a capability lookup through the DHT) answers the
+   * rounds of the next CANDIDATES_TTL_MS for the same request shape, shared while in flight. A
+   * job's runner asks again and again while its leases run (most rounds exclude every candidate),
+   * and each lookup cost the submitter ~5% of its CPU and every provider more serving it. Peers
+   * connected since are added to a kept list; a provider known only to the DHT waits for the next lookup.
+   */
+  private async candidatesFor (req: dbc.task.v1.ILeaseRequest): Promise<PeerId[]> {
+    if (this.init.candidates === undefined) return await this.defaultCandidates()
+    const r = req.resources
+    const key = `${req.executor ?? ''}|${r?.gpuModel ?? ''}|${r?.gpuCount ?? 0}|${r?.gpuMemoryMib ?? 0}|${r?.cpuCores ?? 0}|${r?.memoryMib ?? 0}`
+    const now = Date.now()
+    const hit = this.candidateCache.get(key)
+    if (hit !== undefined && now - hit.at < CANDIDATES_TTL_MS) {
+      // peers connected since the lookup are asked too (as the lookup itself adds connected peers)
+      const list = await hit.peers
+      const seen = new Set(list.map(p => p.toString()))
+      const fresh = this.host.getPeers().filter(p => !seen.has(p.toString()))
+      return fresh.length === 0 ? list : [...list, ...fresh]
+    }
+    const peers = Promise.resolve(this.init.candidates(req))
+    const entry = { at: now, peers }
+    this.candidateCache.set(key, entry)
+    if (this.candidateCache.size > 64) this.candidateCache.delete(this.candidateCache.keys().next().value as string)
+    // a failed or empty lookup is not kept: the next round looks again
+    const forget = (): void => { if (this.candidateCache.get(key) === entry) this.candidateCache.delete(key) }
+    try {
+      const list = await peers
+      if (list.length === 0) forget()
+      return list
+    } catch (err) {
+      forget()
+      throw err
+    }
   }
 
   private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
@@ -266,7 +155,7 @@ export class Libp2pJobTransport implements JobTransport {
   }
 
   async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }): Promise<TransportOffer[]> {
-    const all = await (this.init.candidates?.(req) ?? this.defaultCandidates())
+    const all = await this.candidatesFor(req)
     const peers = all.filter(p => opts.exclude?.has(p.toString()) !== true).slice(0, this.init.maxCandidates ?? 64)
     log('asking %d of %d candidates for offers', peers.length, all.length)
     const timeout = this.init.offerTimeoutMs ?? 5000
@@ -324,7 +213,7 @@ export class Libp2pJobTransport implements JobTransport {
     channel = new LeaseTaskChannel(framed, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
     // tasks ride the lease stream, except on a relay's limited connection: there each task's
     // stream is sized against the bytes the relay still allows (src/net/routes)
-    const held = { provider, stream: framed, ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
+    const held = { provider, stream: channel, ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
     this.leases.set(key, held)
     this.emit(provider, lease.leaseId ?? new Uint8Array())
     // heartbeats and results until the stream ends
