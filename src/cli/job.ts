@@ -38,7 +38,8 @@ export function registerJobCommands (program: Command): void {
       const routing = opts.routing !== undefined ? parseRoutingFlag(opts.routing) : undefined
       const training = await readTrainingManifest(file)
       if (training !== undefined) {
-        if (routing !== undefined) throw new DbcError('BAD_ARGUMENT', '--routing applies to grid jobs; a training job follows its node\'s routing', { hint: 'start the coordinating node with `dbc node start --routing MODE` (training falls back to the overlay when no connection reaches a member unless the mode is direct)' })
+        // the job's own routing (its spec's): between its coordinator and members only
+        if (routing !== undefined) training.spec = { ...(training.spec as object), routing }
         await submitTraining(await clientOf(cmd), training, opts)
         return
       }
@@ -79,6 +80,9 @@ export function registerJobCommands (program: Command): void {
         if (t.error != null) process.stdout.write(`error: ${printable(String(t.error.message))}\n`)
         // members' refusals (of the invitation, or of a round: PAYER_BEHIND), while the job runs too
         else for (const r of (Array.isArray(t.refusals) ? t.refusals : []).slice(-8)) process.stdout.write(`refused by ${printable(String(r.peer)).slice(0, 16)}…: ${printable(String(r.reason))}\n`)
+        // each member's route from this node, under the job's routing (auto, direct or overlay)
+        if (t.routing != null) process.stdout.write(`routing: ${printable(String(t.routing))}\n`)
+        for (const [peer, r] of Object.entries((t.routes ?? {}) as Record<string, any>).slice(0, 16)) process.stdout.write(`  ${printable(peer).slice(0, 16)}…: ${printable(String(r?.kind))}${Array.isArray(r?.relays) && r.relays.length > 0 ? ` via ${r.relays.slice(0, 4).map((x: unknown) => printable(String(x)).slice(0, 16) + '…').join(', ')}` : ''}\n`)
         return undefined
       })
       if (s === undefined) return
@@ -177,8 +181,15 @@ export function registerJobCommands (program: Command): void {
     .action(async (id: string, opts, cmd: Command) => {
       if (opts.task !== undefined && (!Number.isInteger(opts.task) || opts.task < 0)) throw new DbcError('BAD_ARGUMENT', `--task must be a task index (a whole number >= 0), got ${String(opts.task)}`)
       const q = opts.task !== undefined ? `?task=${String(opts.task)}` : ''
-      const e = await (await clientOf(cmd)).call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`)
+      const client = await clientOf(cmd)
+      const e: Record<string, any> = await client.call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`).catch(async (err) => {
+        if (!isNotFound(err)) throw err
+        // a training job: its routing and how this node reaches each member
+        const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
+        return { jobId: t.jobId, status: t.status, training: true, routing: t.routing, routes: t.routes ?? {} }
+      })
       if (opts.json === true) return printJson(e)
+      if (e.training === true) process.stdout.write(`training job, routing: ${printable(String(e.routing))}\n`)
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
@@ -262,7 +273,10 @@ async function readTrainingManifest (file: string): Promise<{ spec: unknown, pee
   try { raw = parse(await readFile(resolve(file), 'utf8')) } catch { return undefined } // loadManifestFile reports it
   if (raw === null || typeof raw !== 'object' || raw.type !== 'training') return undefined
   const { type: _t, name: _n, peers, training, ...rest } = raw
-  return { spec: training ?? rest, peers }
+  // a top-level `routing:` (as in a grid manifest) is the job's routing unless its training section names one
+  const spec = training ?? rest
+  if (training != null && typeof training === 'object' && rest.routing !== undefined && training.routing === undefined) return { spec: { ...training, routing: rest.routing }, peers }
+  return { spec, peers }
 }
 
 async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean }): Promise<void> {

@@ -44,3 +44,10 @@ export function encodeTrainingMessage (msg: TrainingMessageInput): Uint8Array | 
   const outer = $protobuf.Writer.create().uint32((4 << 3) | 2).uint32(sliceLength).finish()
   return new Uint8ArrayList(outer, head, dataPrefix, data)
 }
+
+/** The job a message belongs to (every body names one), or undefined for an empty message. */
+export function jobOf (msg: TrainingMessageInput): string | undefined {
+  const b = msg.invite ?? msg.inviteReply ?? msg.roundStart ?? msg.slice ?? msg.stateRequest ?? msg.stateResponse ?? msg.join ?? msg.report ?? msg.finish
+  const id = b?.jobId
+  return typeof id === 'string' && id.length > 0 ? id : undefined
+}

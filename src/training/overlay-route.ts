@@ -101,19 +101,28 @@ export class OverlayRoute {
     this.fallbacks = new OverlayFallbacks(init.now)
   }
 
-  /** The overlay's frames when training may use them now (not under routing: direct). */
-  link (): FrameLink | undefined {
-    return this.init.routing?.() === 'direct' ? undefined : this.init.link?.()
+  /**
+   * The routing of one frame: the node's config `overlay` forces the overlay for every job; else
+   * the frame's job's own routing (its spec's `routing`), else the node's (default auto).
+   */
+  mode (job?: TrainingRouting): TrainingRouting {
+    const node = this.init.routing?.()
+    return node === 'overlay' ? 'overlay' : job ?? node ?? 'auto'
+  }
+
+  /** The overlay's frames when a frame under `mode` may use them now (never under routing: direct). */
+  link (mode: TrainingRouting = this.mode()): FrameLink | undefined {
+    return mode === 'direct' ? undefined : this.init.link?.()
   }
 
   /**
-   * Why the next frame to `to` takes the overlay, or undefined (a connection): the node's routing
-   * forces it, or no connection opened to the peer lately (once that lapses, a connection is tried
-   * in the background while frames keep going over the overlay).
+   * Why the next frame to `to` (under `mode`) takes the overlay, or undefined (a connection): its
+   * routing forces it, or no connection opened to the peer lately (once that lapses, a connection
+   * is tried in the background while frames keep going over the overlay).
    */
-  why (to: string): string | undefined {
-    if (this.link() === undefined) return undefined
-    if (this.init.routing?.() === 'overlay') return 'routing: overlay (no connection between the peers)'
+  why (to: string, mode: TrainingRouting = this.mode()): string | undefined {
+    if (this.link(mode) === undefined) return undefined
+    if (mode === 'overlay') return this.init.routing?.() === 'overlay' ? 'routing: overlay (the node\'s config: no connection between the peers)' : 'routing: overlay (this job: no connection between the peers)'
     const c = this.fallbacks.choose(to)
     if (c.probe) void this.tryConnection(to)
     return c.overlay ? `fallback: ${c.why ?? '?'}` : undefined
@@ -132,5 +141,32 @@ export class OverlayRoute {
     } catch (err) {
       this.fallbacks.probeFailed(to, (err as Error).message.slice(0, 120))
     }
+  }
+}
+
+/** Job routings remembered at most (jobs this node coordinates or works in; the oldest fall out). */
+export const MAX_JOB_ROUTES = 1024
+
+/**
+ * Each training job's own routing (its spec's `routing`), by job id, set while the job runs here
+ * (its session, or this node's worker in it): the frames of the job follow it. `onEnd` hears a
+ * job leave (ended, or pushed out past the bound).
+ */
+export class JobRoutes {
+  private readonly jobs = new Map<string, TrainingRouting>()
+
+  constructor (private readonly onEnd?: (jobId: string) => void) {}
+
+  set (jobId: string, mode: TrainingRouting | undefined): void {
+    if (mode === undefined) { this.delete(jobId); return }
+    this.jobs.delete(jobId)
+    this.jobs.set(jobId, mode)
+    if (this.jobs.size > MAX_JOB_ROUTES) this.delete(this.jobs.keys().next().value as string)
+  }
+
+  get (jobId: string | undefined): TrainingRouting | undefined { return jobId === undefined ? undefined : this.jobs.get(jobId) }
+
+  delete (jobId: string): void {
+    if (this.jobs.delete(jobId)) this.onEnd?.(jobId)
   }
 }

@@ -11,6 +11,7 @@ import type { dbc } from '../wire/gen/wire.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage, type TrainingTransportInit } from './transport.js'
 import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
+import type { TrainingRouting } from './overlay-route.js'
 import { BUILTIN_WORK_BUDGET, builtinRefusal, createMlpTrainer, type BuiltinWork, type Trainer } from './trainer.js'
 import { TrainerRegistry } from './trainers.js'
 
@@ -53,8 +54,8 @@ export interface TrainingServiceInit {
   builtinWorkBudget?: Partial<BuiltinWork>
   /** Signs the digest of a state this node hands to a joiner or the coordinator (see state-sign.ts); unsigned states are refused. */
   sign?: (digest: Uint8Array) => Uint8Array
-  /** The transport's routes: the overlay's frames (the fallback when no connection opens) and the node's routing mode. */
-  routes?: Pick<TrainingTransportInit, 'overlay' | 'routing'>
+  /** The transport's routes: the overlay's frames (the fallback when no connection opens), the node's routing mode, its private set. */
+  routes?: Pick<TrainingTransportInit, 'overlay' | 'routing' | 'privacy'>
 }
 /** A job id longer than this is refused (ids are 16 hex characters). */
 export const MAX_JOB_ID_LENGTH = 128
@@ -142,8 +143,10 @@ export class TrainingService {
       await running.stop()
       if (this.workers.has(inv.jobId) || this.starting.has(inv.jobId)) return
     }
+    // once the spec is read, the reply follows the job's routing (before: the node's; the overlay's way back when the invite came that way)
+    let routing: TrainingRouting | undefined
     const reply = (accepted: boolean, reason = '', paramCount = 0, code = ''): void => {
-      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } })
+      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } }, routing)
     }
     const refuse = (reason: string, offence?: WireError, code = ''): void => {
       log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
@@ -161,6 +164,7 @@ export class TrainingService {
       refuse((err as Error).message, new WireError(code, `training invitation refused: ${(err as Error).message}`))
       return
     }
+    routing = spec.routing
     const shards = inv.shards
     if (!Number.isInteger(shards) || shards < 1 || shards > 64 || inv.rank < 0 || inv.rank >= shards) {
       refuse(`rank ${inv.rank} of ${shards} shards is out of range (1 to 64 shards)`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad rank or shard count'))

@@ -4,62 +4,18 @@
 import { performance } from 'node:perf_hooks'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { pack, unpack } from 'msgpackr'
 import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coordinator.js'
 import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
-import { mlpShapeOf } from './trainer.js'
-import { mlpLayout, type MlpTensor } from './mlp.js'
 import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
 import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 import type { dbc } from '../wire/gen/wire.js'
+import { encodeModel } from './model-file.js'
+import { cleanReason, describeRefusals, type InviteRefusal, type RoundMeterRecord, type TrainingCheckpoint, type TrainingProgress, type TrainingResult, type ResumePoint } from './session-types.js'
 
-export interface TrainingProgress {
-  round: number
-  members: string[]
-  loss: number
-  /** NaN in rounds without an evaluation. */
-  accuracy: number
-  roundMs: number
-  deadlineMs: number
-  dropped: string[]
-  /** Bytes all members sent in this round's all-reduce. */
-  bytesSent: number
-  /** Digest (hex) of the state after the round that a majority of its members reported. */
-  stateDigest?: string
-  /** The members that reported that digest (they hold the very same parameters and averaged momentum). */
-  agreedBy?: string[]
-}
-
-/** The state after a completed round, as the submitter keeps it to resume the job. */
-export interface TrainingCheckpoint extends TrainingState {
-  /** Hex digest the members agreed on (stateDigest of this state). */
-  digest: string
-  /** The members of the round and each one's data shard. */
-  members: string[]
-  ranks: Record<string, number>
-  shards: number
-}
-
-/** Where a resumed job starts: its last checkpoint (undefined: from round 0 with the same group). */
-export interface ResumePoint { checkpoint?: TrainingCheckpoint, history: TrainingProgress[] }
-
-export interface RoundMeterRecord { peer: string, round: number, computeMs: number, samples: number, receipt?: Uint8Array }
-
-export interface TrainingResult {
-  jobId: string
-  spec: TrainingSpec
-  /** Final parameters (flat float32). */
-  params: Float32Array
-  /** The final model as bytes for `dbc job results` (see encodeModel). */
-  model: Uint8Array
-  /** Test accuracy of the last evaluated round. */
-  accuracy: number
-  history: TrainingProgress[]
-  metering: RoundMeterRecord[]
-  members: string[]
-}
+export { MODEL_FORMAT, encodeModel, decodeModel, type DecodedModel } from './model-file.js'
+export { cleanReason, describeRefusals, type InviteRefusal, type RoundMeterRecord, type TrainingCheckpoint, type TrainingProgress, type TrainingResult, type ResumePoint } from './session-types.js'
 
 export interface TrainingSessionInit {
   transport: TrainingTransport
@@ -85,21 +41,6 @@ export interface TrainingSessionInit {
 
 /** Codes a member refuses a round with that may name the job's failure (src/jobs/payment-gate.ts admitRound). */
 const ROUND_PAYMENT_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_WINDOW_SHORT'])
-
-/** A peer that did not join the job, and why (its own words, cleaned; or a timeout). */
-export interface InviteRefusal { peer: string, reason: string, code?: string }
-
-/** A remote peer's refusal reason as shown to people: one line, printable, bounded. */
-export function cleanReason (reason: string): string {
-  // control characters and bidi overrides: a stranger must not be able to drive a terminal
-  const line = reason.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ').trim()
-  return (line.length > 300 ? line.slice(0, 300) + '…' : line) || 'refused (no reason given)'
-}
-
-/** "12D3KooWAbCd…: reason; …" (peer ids shortened to stay readable). */
-export function describeRefusals (refusals: InviteRefusal[]): string {
-  return refusals.map(r => `${r.peer.length > 16 ? r.peer.slice(0, 16) + '…' : r.peer}: ${r.reason}`).join('; ')
-}
 
 export interface TrainingSessionEvents {
   progress: [TrainingProgress]
@@ -149,6 +90,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   async run (): Promise<TrainingResult> {
     const { transport, signal } = this.init
     signal?.throwIfAborted()
+    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay)
+    transport.jobRoutes.set(this.jobId, this.spec.routing)
     const pending = new Map<string, (msg: TrainingMessage) => void>()
     let finalModel: ((m: { from: string, params: Uint8Array }) => void) | undefined
     const unlisten = transport.listen((from, msg) => {
@@ -228,6 +171,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       }
     } finally {
       unlisten()
+      // frames already queued keep their routing
+      transport.jobRoutes.delete(this.jobId)
       if (this.timer !== undefined) clearTimeout(this.timer)
       for (const t of this.invitedJoiners.values()) clearTimeout(t)
       this.invitedJoiners.clear()
@@ -407,38 +352,4 @@ export async function runTrainingJob (init: TrainingSessionInit & { onProgress?:
   if (init.onProgress !== undefined) session.on('progress', init.onProgress)
   if (init.onMetered !== undefined) session.on('metered', init.onMetered)
   return await session.run()
-}
-
-/** v2: PyTorch's parameter layout, with the architecture and every tensor's name and shape (v1 was input-major). */
-export const MODEL_FORMAT = 'dbc-model-v2'
-
-/**
- * The final model as msgpack: { format, architecture, shape, tensors: [{ name, shape, offset }],
- * spec, params (float32 LE bytes) }. For the built-in MLP, architecture 'mlp', shape { inputs,
- * hidden, outputs } and the tensors of torch's state_dict for Sequential(Linear, ReLU, Linear)
- * (docs/external-trainer.md loads it in a few lines); for an operator's trainer, architecture
- * 'external', shape { trainer, params } and one flat tensor in the trainer's own order.
- */
-export function encodeModel (spec: TrainingSpec, params: Float32Array): Uint8Array {
-  const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength)
-  if (spec.model.kind === 'mlp') {
-    const shape = mlpShapeOf(spec)
-    return pack({ format: MODEL_FORMAT, architecture: 'mlp', shape, tensors: mlpLayout(shape), spec, params: bytes })
-  }
-  return pack({ format: MODEL_FORMAT, architecture: 'external', shape: { trainer: spec.model.trainer, params: params.length }, tensors: [{ name: 'params', shape: [params.length], offset: 0 }], spec, params: bytes })
-}
-
-export interface DecodedModel { spec: TrainingSpec, params: Float32Array, architecture: 'mlp' | 'external', tensors: MlpTensor[] }
-
-export function decodeModel (bytes: Uint8Array): DecodedModel {
-  const m = unpack(bytes) as { format?: string, architecture?: string, spec?: unknown, params?: Uint8Array, tensors?: MlpTensor[] }
-  if (m?.format === 'dbc-mlp-v1') throw new TrainingError('BAD_MODEL', 'a dbc-mlp-v1 model file: its first layer is stored input-major, not in the layout this version reads', { hint: 'train it again with this version, or transpose its first-layer weights by hand' })
-  if (m?.format !== MODEL_FORMAT || !(m.params instanceof Uint8Array)) throw new TrainingError('BAD_MODEL', `not a ${MODEL_FORMAT} model file`)
-  const spec = parseTrainingSpec(m.spec)
-  const params = bytesToFloats(m.params)
-  const architecture = spec.model.kind === 'mlp' ? 'mlp' : 'external'
-  const tensors = architecture === 'mlp' ? mlpLayout(mlpShapeOf(spec)) : [{ name: 'params', shape: [params.length], offset: 0 }]
-  const last = tensors[tensors.length - 1]
-  if (last.offset + last.shape.reduce((a, b) => a * b, 1) !== params.length) throw new TrainingError('BAD_MODEL', `the model file has ${params.length} parameters, its architecture ${last.offset + last.shape.reduce((a, b) => a * b, 1)}`)
-  return { spec, params, architecture, tensors }
 }

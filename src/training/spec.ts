@@ -64,6 +64,13 @@ export const trainingSpecSchema = z.object({
   /** Most the submitter pays, in tokens. */
   budget: z.number().min(0).optional(),
   /**
+   * How this job's frames travel between coordinator and members (the manifest's `routing`, or
+   * `dbc job submit --routing`): auto (a connection, else the overlay), direct (connections only),
+   * overlay (sealed envelopes through relays only: no connection between the job's peers).
+   * Absent: each node's own routing (config routing.mode).
+   */
+  routing: z.enum(['auto', 'direct', 'overlay']).optional(),
+  /**
    * Most the submitter pays one member per hour of round time it measured (tokens; default
    * DEFAULT_TRAINING_MAX_PRICE_PER_HOUR): members price their own receipts, this caps them.
    */

@@ -17,6 +17,7 @@ import { TrainerRegistry } from './trainers.js'
 import type { TrainerConfig } from '../node/config.js'
 import { createReceiptMeter } from './metering.js'
 import { ALLREDUCE_PROTOCOL } from './transport.js'
+import { privacyOf } from './job-privacy.js'
 import { parseTrainingSpec, type TrainingSpec } from './spec.js'
 import { TrainingError } from './worker.js'
 import { MemberPayments, type InvitationGate } from './invite-payment.js'
@@ -115,7 +116,7 @@ export class TrainingSubsystem implements Subsystem {
     const slotId = (jobId: string): string => `training:${jobId}`
     this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput,
       // config routing.mode: overlay sends every frame through the overlay, direct never falls back to it
-      routes: { overlay: this.init.overlay, routing: () => ctx.config?.routing?.mode },
+      routes: { overlay: this.init.overlay, routing: () => ctx.config?.routing?.mode, ...privacyOf(ctx) },
       accept: (spec) => {
         if (this.init.serveTraining === false) return 'TRAINING_DISABLED: this node\'s provider policy does not serve training (provider.training.enabled)'
         const offered = gpuCount()
@@ -289,7 +290,20 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null }
+    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
+  }
+
+  /** How this node reaches each of `members` now (dbc job status/explain): the route's kind, relays and why. */
+  private memberRoutes (members: string[]): Record<string, MemberRoute> {
+    const all = this.service?.transport.routes() ?? {}
+    const self = this.service?.transport.self
+    const out: Record<string, MemberRoute> = {}
+    for (const m of members.slice(0, 64)) {
+      const r = all[m]
+      if (m === self) out[m] = { kind: 'self', relays: [], facts: 'this node', frames: {} }
+      else if (r !== undefined) out[m] = { kind: r.kind, ...(r.relay !== undefined ? { relay: r.relay } : {}), relays: r.relays ?? (r.relay !== undefined ? [r.relay] : []), facts: r.facts ?? '', frames: { ...r.frames } as Record<string, number> }
+    }
+    return out
   }
 
   private routes (ctx: DaemonContext): void {
@@ -331,3 +345,6 @@ export class TrainingSubsystem implements Subsystem {
     })
   }
 }
+
+/** How the coordinator reaches one member (the job's view). */
+interface MemberRoute { kind: string, relay?: string, relays: string[], facts: string, frames: Record<string, number> }

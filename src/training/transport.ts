@@ -9,92 +9,37 @@
 // what the relay still allows (else on a direct connection that appeared, or a fresh relayed one).
 // When no connection opens at all (a coordinator behind its own NAT, failing relayed dials), or a
 // frame fits no relayed connection, frames travel the overlay instead: sealed envelopes through
-// relays, chunked and acked (FrameLink, src/net/overlay/chunk-messenger.ts; overlay-route.ts).
-import type { Stream, Connection, PeerId, Libp2p } from '@libp2p/interface'
+// relays, chunked and acked (overlay-frames.ts; a frame above the receiver's budget in pieces).
+// Each job's spec may set its own routing (overlay: that job's frames never take a connection,
+// and its peers are kept off connections; direct: never the overlay): job-routes in overlay-route.ts.
+import type { Stream, Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { logger } from '@libp2p/logger'
-import { FramedStream } from '../net/framed.js'
+import type { FramedStream } from '../net/framed.js'
 import { encodeFrame } from '../wire/frame.js'
 import { dbc } from '../wire/gen/wire.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { WireError } from '../errors.js'
 import { guardedHandle, wasHandled, SMALL_FRAME_BYTES } from '../net/guard/index.js'
 import { TrainingMembers } from './members.js'
-import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes, REPLY_ALLOWANCE_BYTES } from '../net/routes/index.js'
-import type { Host } from '../net/host.js'
-import type { FrameLink } from '../net/overlay/chunk-messenger.js'
-import { OverlayRoute, type TrainingRouting } from './overlay-route.js'
+import { RouteLimitError } from '../net/routes/index.js'
+import { OverlayRoute, JobRoutes, type TrainingRouting } from './overlay-route.js'
+import { OverlayFrames } from './overlay-frames.js'
 import { TrainingRouteLog, type TrainingRoute } from './route-log.js'
-import { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
+import { closeIfRedundant } from './relayed.js'
 import { SendPacer } from './send-pacer.js'
-import { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
+import { PeerStreams, type Outbox } from './streams.js'
+import { decodeTrainingMessage, encodeTrainingMessage, jobOf, type TrainingMessage, type TrainingMessageInput } from './messages.js'
+import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
 
-export const ALLREDUCE_PROTOCOL = '/dbc/allreduce/1.0.0'
-/** A model's full state travels in one frame (StateResponse); 64 MiB = 16M float32 parameters. */
-export const TRAINING_MAX_FRAME = 64 * 1024 * 1024
-/** Messages waiting to be written to one peer before new ones are dropped. */
-export const MAX_QUEUED_PER_PEER = 1024
-
+export { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit, type TrainingPrivacy } from './transport-types.js'
 export { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
 export { MAX_ROUTES, type TrainingRoute } from './route-log.js'
 export { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
-
-export type TrainingListener = (from: string, msg: TrainingMessage) => void
+export { OVERLAY_FRAME_TIMEOUT_MS } from './overlay-frames.js'
 
 const log = logger('dbc:training:transport')
-
-interface Outbox {
-  queue: Array<Uint8Array | Uint8ArrayList>
-  pumping: boolean
-  framed?: FramedStream
-  /** The connection `framed` runs on (a relayed one is checked before every frame). */
-  conn?: Connection
-}
-
-export interface TransportStats {
-  framesSent: number
-  bytesSent: number
-  framesReceived: number
-  bytesReceived: number
-  dropped: number
-  /** Frames dropped because no relayed connection could carry them (ROUTE_LIMIT). */
-  routeLimited: number
-  /** Time at least one write was in flight, ms: bytesSent over it is the send bandwidth (BandwidthEstimate). */
-  sendBusyMs: number
-  /** Frames sent and received over the overlay (part of the counts above). */
-  overlayFramesSent: number
-  overlayFramesReceived: number
-}
-
-/** How long a frame waits for a connection to open before it takes the overlay (the connection is still used once it opens). */
-export const OVERLAY_DIAL_WAIT_MS = 5000
-/** How long one frame may take over the overlay (every chunk acked) before the peer's queue is dropped. */
-export const OVERLAY_FRAME_TIMEOUT_MS = 60_000
-
-/** The minimum of a libp2p node this transport uses (a full node also gets a route book: dial and connection events). */
-export type TrainingHost = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'peerStore' | 'getConnections'>
-
-/** Addresses per peer shared in a RoundStart (bounded: a remote peer fills this). */
-export const MAX_SHARED_ADDRS = 8
-
-export interface TrainingTransportInit {
-  onBadInput?: (peer: PeerId, err: WireError) => void
-  /**
-   * The largest frame `peer` may send beyond what this transport learned itself (the jobs this
-   * node coordinates or works in); undefined or less than SMALL_FRAME_BYTES adds nothing.
-   */
-  frameLimit?: (peer: string) => number | undefined
-  /** Caps what this node sends on the protocol, bytes/s over all peers (an operator's uplink share; benches throttle a member with it). */
-  maxSendBytesPerSec?: number
-  /** The overlay's frames (sealed envelopes through relays): the route when no connection opens. Absent: connections only. */
-  overlay?: () => FrameLink | undefined
-  /** auto (default): a connection, else the overlay; direct: connections only; overlay: the overlay only (config routing.mode). */
-  routing?: () => TrainingRouting | undefined
-  /** How long a frame waits for a connection before it takes the overlay (default OVERLAY_DIAL_WAIT_MS). */
-  overlayWaitMs?: number
-  now?: () => number
-}
 
 export class TrainingTransport {
   readonly host: TrainingHost
@@ -107,15 +52,20 @@ export class TrainingTransport {
   /** Who this node trains with, learned from the messages it sends and accepts. */
   readonly members = new TrainingMembers(TRAINING_MAX_FRAME)
   private started = false
-  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, routeLimited: 0, sendBusyMs: 0, overlayFramesSent: 0, overlayFramesReceived: 0 }
-  /** Picks connections that fit (relay limits, DCUtR on first contact); absent for a host without dial/events (test doubles). */
-  private routeBook: RouteBook | undefined
+  readonly stats: TransportStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, dropped: 0, routeLimited: 0, sendBusyMs: 0, overlayFramesSent: 0, overlayFramesReceived: 0, noOverlay: 0, piecesSent: 0, piecesReceived: 0, pieceResends: 0, piecesRefused: 0 }
+  /** The outbound streams: the connection each peer's frames take. */
+  private readonly streams: PeerStreams
   private readonly routeLog = new TrainingRouteLog()
   private readonly pacer: SendPacer
   /** When frames take the overlay (no connection opened, or the peer reached us that way; routing: overlay). */
   readonly overlay: OverlayRoute
   private detachFrames: (() => void) | undefined
-  private readonly overlayWaitMs: number
+  /** Frames over the overlay, whole or in pieces. */
+  readonly overlayFrames: OverlayFrames
+  /** Each job's own routing (its spec's), set by its session (coordinator) or worker (member) while it runs here. */
+  readonly jobRoutes: JobRoutes
+  private readonly privacy: TrainingTransportInit['privacy']
+  private expireTimer: ReturnType<typeof setInterval> | undefined
 
   constructor (host: TrainingHost, init: TrainingTransportInit = {}) {
     this.host = host
@@ -123,18 +73,23 @@ export class TrainingTransport {
     this.onBadInput = init.onBadInput
     this.frameLimitHook = init.frameLimit
     this.pacer = new SendPacer(init.maxSendBytesPerSec)
-    this.overlayWaitMs = init.overlayWaitMs ?? OVERLAY_DIAL_WAIT_MS
+    this.privacy = init.privacy
+    this.jobRoutes = new JobRoutes(job => { this.privacy?.jobEnded(job) })
+    this.overlayFrames = new OverlayFrames({
+      signal: () => this.overlay.signal,
+      frameLimit: peer => this.frameLimit(peer),
+      deliver: (peer, frame) => { this.onOverlayFrame(peer, frame) },
+      malformed: (peer, reason) => { try { this.onBadInput?.(peerIdFromString(peer), new WireError('TRAINING_MESSAGE_INVALID', `training frame piece from ${peer} (over the overlay): ${reason}`)) } catch {} },
+      stats: this.stats
+    })
     this.overlay = new OverlayRoute({
       ...(init.overlay !== undefined ? { link: init.overlay } : {}),
       ...(init.routing !== undefined ? { routing: init.routing } : {}),
       ...(init.now !== undefined ? { now: init.now } : {}),
-      // the background try that leaves the overlay: a connection through the route book (none: the next frame tries)
-      connect: async (peer, signal) => {
-        if (this.routeBook === undefined) return
-        await this.routeBook.connectionFor(peerIdFromString(peer), 0, { signal })
-        log('a connection to %s opened: frames leave the overlay', peer)
-      }
+      // the background try that leaves the overlay
+      connect: async (peer, signal) => { await this.streams.connect(peer, signal) }
     })
+    this.streams = new PeerStreams({ host, routeLog: this.routeLog, overlay: this.overlay, overlayWaitMs: init.overlayWaitMs ?? OVERLAY_DIAL_WAIT_MS, started: () => this.started, current: (to, o) => this.outboxes.get(to) === o })
   }
 
   /**
@@ -150,10 +105,7 @@ export class TrainingTransport {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    const h = this.host as Partial<Host>
-    // no wait for DCUtR on first contact (it would stall a round): frames start on the relay and
-    // move to a direct connection as soon as one appears (fits())
-    if (typeof h.dial === 'function' && typeof h.addEventListener === 'function') this.routeBook = new RouteBook(this.host as Host, { upgradeWaitMs: 0 })
+    this.streams.start()
     // limited (relayed) connections too: a member behind NAT may be reachable no other way;
     // what a relay carries is bounded by its limits, and frames by the members-only caps
     await guardedHandle(this.host, ALLREDUCE_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
@@ -165,18 +117,22 @@ export class TrainingTransport {
     const link = this.overlay.link()
     this.detachFrames = link?.attachFrames({
       maxBytes: peer => Math.min(this.frameLimit(peer), link.maxFrameBytes),
-      onFrame: (peer, frame) => { this.onOverlayFrame(peer, frame) }
+      onFrame: (peer, frame) => { if (this.started) this.overlayFrames.receive(peer, frame) }
     })
+    // a frame whose pieces stopped coming is dropped even when no further piece comes to expire it
+    this.expireTimer = setInterval(() => { this.overlayFrames.pieces.expire(Date.now()) }, 30_000)
+    this.expireTimer.unref?.()
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
     this.overlay.stop()
+    clearInterval(this.expireTimer)
+    this.overlayFrames.clear()
     this.detachFrames?.()
     this.detachFrames = undefined
-    this.routeBook?.close()
-    this.routeBook = undefined
+    this.streams.close()
     await this.host.unhandle(ALLREDUCE_PROTOCOL)
     for (const o of this.outboxes.values()) { o.queue.length = 0; o.framed?.abort(new Error('training transport stopped')) }
     this.outboxes.clear()
@@ -190,8 +146,11 @@ export class TrainingTransport {
     return () => { this.listeners.delete(fn) }
   }
 
-  /** Queues a message for `to` (a peer id string). Never throws; a full queue drops it. */
-  send (to: string, msg: TrainingMessageInput): void {
+  /**
+   * Queues a message for `to` (a peer id string), routed as `routing` says, else as its job's
+   * routing (jobRoutes), else as the node's. Never throws; a full queue drops it.
+   */
+  send (to: string, msg: TrainingMessageInput, routing?: TrainingRouting): void {
     const bytes = encodeTrainingMessage(msg)
     if (to !== this.self) this.members.onSend(Date.now(), to, msg)
     if (to === this.self) {
@@ -202,7 +161,13 @@ export class TrainingTransport {
     let o = this.outboxes.get(to)
     if (o === undefined) { o = { queue: [], pumping: false }; this.outboxes.set(to, o) }
     if (o.queue.length >= MAX_QUEUED_PER_PEER) { this.stats.dropped++; return }
-    o.queue.push(bytes)
+    const job = jobOf(msg)
+    const own = this.jobRoutes.get(job)
+    const mode = this.overlay.mode(routing ?? own)
+    // a running overlay-only job keeps its peer off connections; a job allowing them takes it out of that set
+    // (a reply to an invitation this node refused changes nothing)
+    if (mode === 'overlay') { if (own === 'overlay' || this.overlay.mode() === 'overlay') this.privacy?.overlayOnly(to, own === 'overlay' ? job : undefined) } else this.privacy?.connectionWanted(to)
+    o.queue.push({ bytes, mode })
     if (!o.pumping) void this.pump(to, o)
   }
 
@@ -243,21 +208,29 @@ export class TrainingTransport {
     let openedFor: Uint8Array | Uint8ArrayList | undefined
     try {
       while (o.queue.length > 0 && this.started) {
-        const bytes = o.queue[0]
-        const via = this.overlay.why(to)
+        const { bytes, mode } = o.queue[0]
+        const via = this.overlay.why(to, mode)
         if (via !== undefined) {
-          if (o.framed !== undefined) this.retire(o)
+          if (o.framed !== undefined) this.streams.retire(o)
           await this.sendOverlay(to, o, via)
           continue
         }
-        if (o.framed !== undefined && !this.fits(o, bytes.length)) this.retire(o)
+        if (mode === 'overlay') {
+          // an overlay-only job's frame never takes a connection: with no overlay it is dropped
+          log('frame of %d bytes to %s dropped: its job is routed over the overlay, and this node runs none', bytes.length, to)
+          this.stats.noOverlay++
+          this.stats.dropped++
+          o.queue.shift()
+          continue
+        }
+        if (o.framed !== undefined && !this.streams.fits(o, bytes.length)) this.streams.retire(o)
         let framed = o.framed
         if (framed === undefined) {
           let opened: { stream: Stream, conn?: Connection } | undefined
           try {
-            opened = await this.openOrWait(to, o, bytes.length)
+            opened = await this.streams.openOrWait(to, o, bytes.length, mode)
           } catch (err) {
-            const overlay = this.started ? this.overlay.link() : undefined
+            const overlay = this.started ? this.overlay.link(mode) : undefined
             if (!(err instanceof RouteLimitError)) {
               if (overlay === undefined) throw err
               // neither a direct nor a relayed connection opened: the overlay carries this peer's frames for a while
@@ -279,7 +252,7 @@ export class TrainingTransport {
           }
           // a slow connection: this frame takes the overlay while it opens (overlay.why says so)
           if (opened === undefined) continue
-          framed = this.adopt(to, o, opened, bytes.length)
+          framed = this.streams.adopt(to, o, opened, bytes.length)
           openedFor = bytes
         }
         const stream = framed
@@ -290,7 +263,7 @@ export class TrainingTransport {
           o.framed = undefined
           if (openedFor === bytes) {
             // a fresh stream failed at once: the connection is not usable; the overlay takes over when there is one
-            if (this.overlay.link() === undefined || !this.started) throw err
+            if (this.overlay.link(mode) === undefined || !this.started) throw err
             this.overlay.fallbacks.fellBack(to, `a fresh stream failed (${(err as Error).message.slice(0, 160)})`)
           }
           continue
@@ -315,66 +288,29 @@ export class TrainingTransport {
   }
 
   /**
-   * A stream to `to`, or undefined when the connection is slow to open and the overlay is there:
-   * frames take the overlay until it opens (then the outbox adopts its stream) or fails (then the
-   * overlay stays the route for a while). Without an overlay: the stream, however long it takes.
+   * Sends the queue's first frame over the overlay (chunked, every chunk acked; above the
+   * receiver's budget in pieces); a failure drops the queue (the caller's catch).
    */
-  private async openOrWait (to: string, o: Outbox, len: number): Promise<{ stream: Stream, conn?: Connection } | undefined> {
-    const attempt = this.openStream(to, len, o.conn)
-    if (this.overlay.link() === undefined) return await attempt
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, this.overlayWaitMs) })
-    try {
-      const first = await Promise.race([attempt, slow])
-      if (first !== 'slow') return first
-    } finally {
-      clearTimeout(timer)
-    }
-    this.overlay.fallbacks.dialing(to)
-    attempt.then(opened => {
-      this.overlay.fallbacks.connected(to)
-      if (!this.started || o.framed !== undefined || this.outboxes.get(to) !== o) { opened.stream.abort(new Error('not needed')); return }
-      log('the connection to %s opened: frames leave the overlay', to)
-      this.adopt(to, o, opened, len)
-    }, (err: Error) => {
-      if (err instanceof RouteLimitError) { this.overlay.fallbacks.connected(to); return }
-      this.overlay.fallbacks.fellBack(to, `no direct or relayed connection opened (${err.message.slice(0, 160)})`)
-    })
-    return undefined
-  }
-
-  /** The outbox's stream from now on (and relayed connections to the peer left used up and empty are closed). */
-  private adopt (to: string, o: Outbox, opened: { stream: Stream, conn?: Connection }, len: number): FramedStream {
-    const framed = o.framed = new FramedStream(opened.stream, { maxFrameBytes: TRAINING_MAX_FRAME })
-    o.conn = opened.conn
-    // a fresh relayed connection has its whole budget: the used-up ones go
-    const spent = wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
-    for (const c of this.host.getConnections(peerIdFromString(to))) if (c !== opened.conn) closeIfRedundant(this.host, c, undefined, spent)
-    return framed
-  }
-
-  /** Sends the queue's first frame over the overlay (chunked, every chunk acked); a failure drops the queue (the caller's catch). */
   private async sendOverlay (to: string, o: Outbox, why: string): Promise<void> {
-    const link = this.overlay.link()
-    const bytes = o.queue[0]
+    const { bytes, mode } = o.queue[0]
+    const link = this.overlay.link(mode)
     const frame = bytes instanceof Uint8Array ? bytes : bytes.subarray()
-    if (link === undefined || frame.length > link.maxFrameBytes) {
-      log('frame of %d bytes to %s dropped: above what the overlay carries', frame.length, to)
+    if (link === undefined) {
       this.stats.routeLimited++
       this.stats.dropped++
       o.queue.shift()
       return
     }
-    const sent = await this.write(frame.length, async () => await link.sendFrame(to, frame, AbortSignal.any([AbortSignal.timeout(OVERLAY_FRAME_TIMEOUT_MS), this.overlay.signal])))
+    const sent = await this.write(frame.length, async () => await this.overlayFrames.send(link, to, frame))
     o.queue.shift()
     this.stats.framesSent++
     this.stats.bytesSent += frame.length
     this.stats.overlayFramesSent++
-    this.routeLog.noteOverlay(to, sent.relays, why)
+    this.routeLog.noteOverlay(to, sent.relays, sent.pieces > 0 ? `${why}; the last large frame went in ${sent.pieces} pieces` : why)
     this.routeLog.count(to, frame.length)
   }
 
-  /** A whole frame that came over the overlay: the same checks and listeners as one read from a stream. */
+  /** A whole frame that came over the overlay (or was rebuilt from pieces): the same checks and listeners as one read from a stream. */
   private onOverlayFrame (from: string, frame: Uint8Array): void {
     if (!this.started) return
     let msg: TrainingMessage
@@ -395,65 +331,12 @@ export class TrainingTransport {
     this.dispatch(from, msg)
   }
 
-  /**
-   * Whether the next frame may go on the current stream: always on a direct connection; on a
-   * relayed one while no direct connection to the peer exists (DCUtR, or the peer dialled us),
-   * the relay still allows the frame plus a part of the same size coming the other way (the
-   * relay counts both directions), and the connection is not near the relay's duration limit.
-   */
-  private fits (o: Outbox, len: number): boolean {
-    const c = o.conn
-    if (c === undefined) return true
-    if (c.status !== 'open') return false
-    const left = limitBytesLeft(c)
-    if (left === undefined) return true
-    if (this.host.getConnections(c.remotePeer).some(x => x.status === 'open' && x.limits === undefined)) return false
-    if (Date.now() - c.timeline.open > RELAYED_MAX_AGE_MS) return false
-    return left >= wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
-  }
-
-  /** Ends the current stream after what was written on it (the peer reads it to the end). */
-  private retire (o: Outbox): void {
-    const f = o.framed
-    const conn = o.conn
-    o.framed = undefined
-    void f?.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { if (conn !== undefined) closeIfRedundant(this.host, conn, f?.stream) })
-  }
-
   /** The route each training peer was last reached on, with the frames and bytes sent on each kind. */
   routes (): Record<string, TrainingRoute> { return this.routeLog.all() }
 
   /** One write under the send cap; stats.sendBusyMs follows the pacer's busy time. */
   private async write<R> (len: number, write: () => Promise<R>): Promise<R> {
     try { return await this.pacer.write(len, write) } finally { this.stats.sendBusyMs = this.pacer.busyMs }
-  }
-
-  /**
-   * A stream to `to` that can carry a frame of `len` bytes: through the route book when the host
-   * has one (an unlimited connection first; a relayed one with room for it; a fresh relayed one
-   * when the relay's budget or age is used up), else on any open connection or a dial. One
-   * retry: a connection the remote just opened to us may not be registered yet.
-   */
-  private async openStream (to: string, len: number, previous?: Connection): Promise<{ stream: Stream, conn?: Connection }> {
-    const peer = peerIdFromString(to)
-    for (let attempt = 0; ; attempt++) {
-      const signal = AbortSignal.timeout(15_000)
-      try {
-        if (this.routeBook !== undefined) {
-          let conn = await this.routeBook.connectionFor(peer, len, { signal, replyBytes: Math.max(REPLY_ALLOWANCE_BYTES, len) })
-          if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await (this.host as Host).dial(peer, { signal, force: true })
-          const stream = await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true })
-          this.routeLog.noteConnection(to, this.routeBook.classify(conn), conn, previous)
-          return { stream, conn }
-        }
-        const conn = this.host.getConnections(peer).find(c => c.status === 'open')
-        if (conn !== undefined) return { stream: await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true }), conn }
-        return { stream: await this.host.dialProtocol(peer, ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true }) }
-      } catch (err) {
-        if (err instanceof RouteLimitError || attempt >= 1 || !this.started) throw err
-        await new Promise(resolve => setTimeout(resolve, 250))
-      }
-    }
   }
 
   private async readLoop (stream: Stream, connection: Connection, framed: FramedStream): Promise<void> {

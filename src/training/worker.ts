@@ -11,34 +11,15 @@ import { BandwidthEstimate } from '../core/training/partition.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 import type { Trainer } from './trainer.js'
 import type { TrainingSpec } from './spec.js'
-import { DbcError } from '../errors.js'
+import { TrainingError, bytesToFloats, floatsToBytes, type RoundMetering } from './worker-types.js'
 import { dbc } from '../wire/gen/wire.js'
 import { averagesOptimizer, stateDigest, stateProblem, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
 
+export { TrainingError, bytesToFloats, floatsToBytes, type RoundMetering } from './worker-types.js'
+
 const log = logger('dbc:training:worker')
 const allReduceChannel = channel('dbc:training:allreduce')
-
-/** What a peer metered for one round; `meter` may turn it into a signed receipt. */
-export interface RoundMetering {
-  jobId: string
-  round: number
-  peer: string
-  coordinator: string
-  /** Wall time of the local steps (the trainer's compute), ms. */
-  computeMs: number
-  /** Process CPU time over the local steps, ms. */
-  cpuMs: number
-  startedAt: number
-  finishedAt: number
-  bytesIn: number
-  bytesOut: number
-  samples: number
-  /** Whether the trainer ran the steps on a GPU (the built-in one never does): only then GPU-seconds are billed. */
-  usesGpu?: boolean
-  /** GPUs the job takes (its spec's gpu.count): GPU-seconds are billed for these, not for every GPU the node has. */
-  gpus?: number
-}
 
 export interface TrainingWorkerInit {
   transport: TrainingTransport
@@ -73,10 +54,6 @@ const VECTOR_PARAMS = 0
 const VECTOR_OPTIMIZER = 1
 
 export interface WorkerRoundEvent { round: number, loss: number, accuracy: number, computeMs: number, result: RoundResult }
-
-export class TrainingError extends DbcError {
-  override name = 'TrainingError'
-}
 
 export class TrainingWorker {
   readonly jobId: string
@@ -145,6 +122,8 @@ export class TrainingWorker {
       this.optMachine = new AllReducePeer({ self: this.self, codec: this.init.spec.codec, length: n })
     }
     this.unlisten = this.init.transport.listen((from, msg) => { this.onMessage(from, msg) })
+    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay)
+    this.init.transport.jobRoutes.set(this.jobId, this.init.spec.routing)
     this.touchCoordinator()
   }
 
@@ -225,6 +204,8 @@ export class TrainingWorker {
     // A round in progress ends at its own pace (it checks `finished`); a pending result is cut.
     this.waiting.clear()
     await this.init.trainer.close()
+    // frames already queued keep their routing; a later message of this job follows the node's
+    this.init.transport.jobRoutes.delete(this.jobId)
     this.resolveDone()
   }
 
@@ -397,16 +378,4 @@ export class TrainingWorker {
       }, Math.max(0, next - performance.now()) + 1))
     }
   }
-}
-
-export function floatsToBytes (v: Float32Array): Uint8Array {
-  // float32 little-endian (every platform Node runs on is little-endian)
-  return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))
-}
-
-export function bytesToFloats (b: Uint8Array): Float32Array {
-  if (b.byteLength % 4 !== 0) throw new TrainingError('BAD_PARAMS', `${b.byteLength} bytes is not a whole number of float32 values`)
-  const copy = new Uint8Array(b.byteLength)
-  copy.set(b)
-  return new Float32Array(copy.buffer)
 }

@@ -13,6 +13,7 @@ import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../../src/co
 import { leaseSigningBytes } from '../../src/core/scheduler/ownership.js'
 import { nodeSigner } from '../../src/jobs/signing.js'
 import { TRAINING_MAX_FRAME } from '../../src/training/transport.js'
+import { encodePiece } from '../../src/training/pieces.js'
 import { TASK_MAX_FRAME } from '../../src/net/tasks.js'
 import { ECHO_MAX_FRAME } from '../../src/net/echo.js'
 import type { Rng } from '../../src/core/rng.js'
@@ -176,6 +177,14 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
         name: 'training-frame-1mib-from-stranger',
         craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 6, totalBytes: 6 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
         expect: 'refused (CHUNK_TOO_LARGE: large training frames only from members of a job); nothing reserved',
+        charge: 'no'
+      },
+      // a training frame above the overlay's per-peer budget crosses in pieces (src/training/pieces.ts), rebuilt at the receiver
+      { name: 'training-piece-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 40, data: new Uint8Array([0x00, 0x01, ...rand(c, 16), 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) })))], expect: 'acked, then refused by the training transport (PIECE_MALFORMED: piece 9 of 2); sender charged TRAINING_MESSAGE_INVALID', charge: 'must' },
+      {
+        name: 'training-piece-of-a-100kib-frame-from-stranger',
+        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 64, totalBytes: 64 * 1600, data: rand(c, 1600) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+        expect: 'refused (PIECE_TOO_LARGE: a stranger\'s frames are small, its pieces reserve nothing)',
         charge: 'no'
       }
     ]

@@ -85,6 +85,15 @@ export class OverlayOnlyPeers {
     return true
   }
 
+  /**
+   * The overlay-only job that made `peer` private ended (a training job: src/training): it leaves
+   * the set, connections are allowed again, unless a live overlay lease pins it. Unlike
+   * release(), no job allowing connections wanted it: a later overlay-only job makes it private again.
+   */
+  leave (peer: string): void {
+    if (!this.pins.has(peer)) this.peers.delete(peer)
+  }
+
   /** The capability index named `peer` for a job (bounded like the set). */
   noteMatch (peer: string): void {
     this.matches.delete(peer)

@@ -1,7 +1,8 @@
 // `--routing auto|direct|overlay`: `dbc job submit --routing` overrides the manifest's routing
 // (what the daemon receives, checked against a stand-in daemon); `dbc node start --routing` sets
 // the config's routing.mode; a bad value is a BAD_ARGUMENT naming the flag and the choices, exit
-// 1, no stack trace, before anything is read, sent or started.
+// 1, no stack trace, before anything is read, sent or started. A training job takes it too: it
+// becomes its spec's `routing` (between its coordinator and members; src/training/overlay-route.ts).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
@@ -19,6 +20,8 @@ const dataDir = mkdtempSync(join(tmpdir(), 'dbc-routing-flag-'))
 const TOKEN = 't'.repeat(64)
 const JOB = 'b'.repeat(64)
 const posted: Array<Record<string, any>> = []
+/** Training jobs the stand-in daemon received (POST /v1/training). */
+const trainings: Array<Record<string, any>> = []
 let server: Server
 
 test.before(async () => {
@@ -32,6 +35,11 @@ test.before(async () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: JOB }))
         return
       }
+      if (ok && req.method === 'POST' && req.url === '/v1/training') {
+        trainings.push(JSON.parse(body))
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: JOB }))
+        return
+      }
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${req.url ?? ''}` } }))
     })
   })
@@ -41,6 +49,7 @@ test.before(async () => {
   writeFileSync(join(dataDir, 'api-token'), TOKEN, { mode: 0o600 })
   writeFileSync(join(dataDir, 'grid.yaml'), 'name: routed\nexecutor: process\ncode:\n  command: [echo]\ninputs:\n  range: { from: 0, to: 2 }\nrouting: overlay\n')
   writeFileSync(join(dataDir, 'train.yaml'), 'type: training\nmodel: { kind: mlp, hidden: 8 }\nrounds: 2\n')
+  writeFileSync(join(dataDir, 'train-routed.yaml'), 'type: training\nrouting: direct\ntraining:\n  model: { kind: mlp, hidden: 8 }\n  rounds: 2\n')
 })
 
 test.after(async () => {
@@ -102,10 +111,23 @@ test('a bad --routing: exit 1, the flag and the choices named, no stack trace, n
     assert.not.match(r.stderr, /\n\s+at /, 'no stack trace')
   }
   assert.is(posted.length, before, 'nothing reached the daemon')
-  const t = await dbc('job', 'submit', join(dataDir, 'train.yaml'), '--routing', 'overlay')
+  const t = await dbc('job', 'submit', join(dataDir, 'train.yaml'), '--routing', 'upward')
   assert.is(t.code, 1)
-  assert.match(t.stderr, /--routing applies to grid jobs/)
-  assert.is(posted.length, before)
+  assert.match(t.stderr, /--routing must be auto, direct or overlay/)
+  assert.is(posted.length + trainings.length, before, 'no training job either')
+})
+
+test('a training job takes --routing (its own routing, in its spec), over the manifest\'s top-level routing', async () => {
+  const flag = await dbc('job', 'submit', join(dataDir, 'train.yaml'), '--routing', 'overlay', '--detach', '--json')
+  assert.is(flag.code, 0, flag.stderr)
+  assert.is(trainings.at(-1)?.spec.routing, 'overlay')
+  assert.is(trainings.at(-1)?.spec.rounds, 2)
+  const manifest = await dbc('job', 'submit', join(dataDir, 'train-routed.yaml'), '--detach', '--json')
+  assert.is(manifest.code, 0, manifest.stderr)
+  assert.is(trainings.at(-1)?.spec.routing, 'direct', 'the manifest\'s top-level routing')
+  const both = await dbc('job', 'submit', join(dataDir, 'train-routed.yaml'), '--routing', 'overlay', '--detach', '--json')
+  assert.is(both.code, 0, both.stderr)
+  assert.is(trainings.at(-1)?.spec.routing, 'overlay', 'the flag wins')
 })
 
 test.run()

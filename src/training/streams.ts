@@ -1,0 +1,167 @@
+// The training transport's outbound streams: one per remote peer, on the connection the route
+// book picks (a relayed one checked against what the relay still allows before every frame), or
+// the overlay while a connection is slow to open; used-up relayed connections are closed.
+import type { Stream, Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { logger } from '@libp2p/logger'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { FramedStream } from '../net/framed.js'
+import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes, REPLY_ALLOWANCE_BYTES } from '../net/routes/index.js'
+import type { Host } from '../net/host.js'
+import type { OverlayRoute, TrainingRouting } from './overlay-route.js'
+import type { TrainingRouteLog } from './route-log.js'
+import { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
+import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, type TrainingHost } from './transport-types.js'
+
+const log = logger('dbc:training:transport')
+
+/** A frame waiting to be written, and the routing of its job. */
+export interface Queued { bytes: Uint8Array | Uint8ArrayList, mode: TrainingRouting }
+
+/** What is waiting for one peer, and the stream it goes on. */
+export interface Outbox {
+  queue: Queued[]
+  pumping: boolean
+  framed?: FramedStream
+  /** The connection `framed` runs on (a relayed one is checked before every frame). */
+  conn?: Connection
+}
+
+export interface PeerStreamsInit {
+  host: TrainingHost
+  routeLog: TrainingRouteLog
+  overlay: OverlayRoute
+  overlayWaitMs: number
+  started: () => boolean
+  /** Whether `o` is still the outbox for `to` (a stream that opens late is adopted only then). */
+  current: (to: string, o: Outbox) => boolean
+}
+
+export class PeerStreams {
+  readonly host: TrainingHost
+  private readonly routeLog: TrainingRouteLog
+  private readonly overlay: OverlayRoute
+  private readonly overlayWaitMs: number
+  /** Picks connections that fit (relay limits, DCUtR on first contact); absent for a host without dial/events (test doubles). */
+  private routeBook: RouteBook | undefined
+
+  constructor (private readonly d: PeerStreamsInit) {
+    this.host = d.host
+    this.routeLog = d.routeLog
+    this.overlay = d.overlay
+    this.overlayWaitMs = d.overlayWaitMs
+  }
+
+  private get started (): boolean { return this.d.started() }
+
+  start (): void {
+    const h = this.host as Partial<Host>
+    // no wait for DCUtR on first contact (it would stall a round): frames start on the relay and
+    // move to a direct connection as soon as one appears (fits())
+    if (typeof h.dial === 'function' && typeof h.addEventListener === 'function') this.routeBook = new RouteBook(this.host as Host, { upgradeWaitMs: 0 })
+  }
+
+  close (): void {
+    this.routeBook?.close()
+    this.routeBook = undefined
+  }
+
+  /** The background try that leaves the overlay: a connection through the route book (none: the next frame tries). */
+  async connect (peer: string, signal: AbortSignal): Promise<void> {
+    if (this.routeBook === undefined) return
+    await this.routeBook.connectionFor(peerIdFromString(peer), 0, { signal })
+    log('a connection to %s opened: frames leave the overlay', peer)
+  }
+
+  /**
+   * A stream to `to`, or undefined when the connection is slow to open and the overlay is there:
+   * frames take the overlay until it opens (then the outbox adopts its stream) or fails (then the
+   * overlay stays the route for a while). Without an overlay: the stream, however long it takes.
+   */
+  async openOrWait (to: string, o: Outbox, len: number, mode: TrainingRouting): Promise<{ stream: Stream, conn?: Connection } | undefined> {
+    const attempt = this.openStream(to, len, o.conn)
+    if (this.overlay.link(mode) === undefined) return await attempt
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => { resolve('slow') }, this.overlayWaitMs) })
+    try {
+      const first = await Promise.race([attempt, slow])
+      if (first !== 'slow') return first
+    } finally {
+      clearTimeout(timer)
+    }
+    this.overlay.fallbacks.dialing(to)
+    attempt.then(opened => {
+      this.overlay.fallbacks.connected(to)
+      if (!this.started || o.framed !== undefined || !this.d.current(to, o)) { opened.stream.abort(new Error('not needed')); return }
+      log('the connection to %s opened: frames leave the overlay', to)
+      this.adopt(to, o, opened, len)
+    }, (err: Error) => {
+      if (err instanceof RouteLimitError) { this.overlay.fallbacks.connected(to); return }
+      this.overlay.fallbacks.fellBack(to, `no direct or relayed connection opened (${err.message.slice(0, 160)})`)
+    })
+    return undefined
+  }
+
+  /** The outbox's stream from now on (and relayed connections to the peer left used up and empty are closed). */
+  adopt (to: string, o: Outbox, opened: { stream: Stream, conn?: Connection }, len: number): FramedStream {
+    const framed = o.framed = new FramedStream(opened.stream, { maxFrameBytes: TRAINING_MAX_FRAME })
+    o.conn = opened.conn
+    // a fresh relayed connection has its whole budget: the used-up ones go
+    const spent = wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
+    for (const c of this.host.getConnections(peerIdFromString(to))) if (c !== opened.conn) closeIfRedundant(this.host, c, undefined, spent)
+    return framed
+  }
+
+  /**
+   * Whether the next frame may go on the current stream: always on a direct connection; on a
+   * relayed one while no direct connection to the peer exists (DCUtR, or the peer dialled us),
+   * the relay still allows the frame plus a part of the same size coming the other way (the
+   * relay counts both directions), and the connection is not near the relay's duration limit.
+   */
+  fits (o: Outbox, len: number): boolean {
+    const c = o.conn
+    if (c === undefined) return true
+    if (c.status !== 'open') return false
+    const left = limitBytesLeft(c)
+    if (left === undefined) return true
+    if (this.host.getConnections(c.remotePeer).some(x => x.status === 'open' && x.limits === undefined)) return false
+    if (Date.now() - c.timeline.open > RELAYED_MAX_AGE_MS) return false
+    return left >= wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
+  }
+
+  /** Ends the current stream after what was written on it (the peer reads it to the end). */
+  retire (o: Outbox): void {
+    const f = o.framed
+    const conn = o.conn
+    o.framed = undefined
+    void f?.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { if (conn !== undefined) closeIfRedundant(this.host, conn, f?.stream) })
+  }
+
+  /**
+   * A stream to `to` that can carry a frame of `len` bytes: through the route book when the host
+   * has one (an unlimited connection first; a relayed one with room for it; a fresh relayed one
+   * when the relay's budget or age is used up), else on any open connection or a dial. One
+   * retry: a connection the remote just opened to us may not be registered yet.
+   */
+  async openStream (to: string, len: number, previous?: Connection): Promise<{ stream: Stream, conn?: Connection }> {
+    const peer = peerIdFromString(to)
+    for (let attempt = 0; ; attempt++) {
+      const signal = AbortSignal.timeout(15_000)
+      try {
+        if (this.routeBook !== undefined) {
+          let conn = await this.routeBook.connectionFor(peer, len, { signal, replyBytes: Math.max(REPLY_ALLOWANCE_BYTES, len) })
+          if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await (this.host as Host).dial(peer, { signal, force: true })
+          const stream = await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true })
+          this.routeLog.noteConnection(to, this.routeBook.classify(conn), conn, previous)
+          return { stream, conn }
+        }
+        const conn = this.host.getConnections(peer).find(c => c.status === 'open')
+        if (conn !== undefined) return { stream: await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true }), conn }
+        return { stream: await this.host.dialProtocol(peer, ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true }) }
+      } catch (err) {
+        if (err instanceof RouteLimitError || attempt >= 1 || !this.started) throw err
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+  }
+}
