@@ -1,7 +1,8 @@
 // `npm run bench -- overlay`: the overlay's costs against baselines measured in the same run.
 //  - sealed envelope round trip vs a plain libp2p stream echo (no project framing) on the same
 //    connection: direct (goal <= 1.3x), k=2 (goal <= 2x direct), relayed one hop (goal <= 2x two
-//    direct hops); the project's framed echo is reported beside it as its own row
+//    direct hops); the project's framed echo is reported beside it as its own row, and the relay
+//    protocol's I/O alone (same frame sizes, no crypto: relay_io) as the floor under the direct row
 //  - a task message's full round trip on each route of the route book (direct, relayed, overlay
 //    where offered), beside a plain stream echo on the same connection (bench/task-routes.ts)
 //  - seal + open CPU per envelope, node:crypto suite vs @noble
@@ -20,7 +21,9 @@ import { ReceiveWindow, PeerScoreBook } from '../src/core/routing/index.js'
 import { createVivaldiCoordinate } from '../src/core/geo/index.js'
 import { createRng } from '../src/core/rng.js'
 import type { Host } from '../src/net/host.js'
-import { registerPlainEcho, PlainEchoClient } from './plain-echo.js'
+import { registerPlainEcho, PlainEchoClient, registerFramedAck, FramedAckClient } from './plain-echo.js'
+import { relayRequestFrameOf, frameBody } from '../src/crypto/envelope-codec.js'
+import { peerIdBytesOf } from '../src/net/peer-ids.js'
 import { startTaskRoutes } from './task-routes.js'
 import { loadavg, cpus } from 'node:os'
 import { spawn } from 'node:child_process'
@@ -93,6 +96,12 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
   const plain = await PlainEchoClient.open(a.node, b.node.peerId)
   const payload = new Uint8Array(PAYLOAD).fill(7)
+  // the relay protocol's I/O alone: a frame the size of a direct copy's RelayRequest, answered
+  // by a frame the size of its ack (message id; path 0 and status OK are left out)
+  const sample = sealEnvelope({ senderSecretKey: a.secretKey, sender: peerIdBytesOf(a.id), recipient: peerIdBytesOf(b.id), payload, expiresAt: Date.now() + 30_000, sequence: 1, random: out => out.fill(1), mode: 'static', sign: false })
+  const copyBytes = frameBody(relayRequestFrameOf(sample, 2, 0)).length
+  await registerFramedAck(b.node, 18)
+  const relayIo = await FramedAckClient.open(a.node, b.node.peerId)
   const settled = async (): Promise<void> => { while (services[0].copiesInFlight > 0) await new Promise(resolve => setImmediate(resolve)) }
   const rounds = quick ? 6 : 10
   const per = Math.round((quick ? 300 : 2000) / rounds)
@@ -100,6 +109,7 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const res = await alternate({
     plainStream: { samples: per, run: async () => { await plain.roundTrip(payload) } },
     framedEcho: { samples: per, run: async () => await echo.roundTrip(payload) },
+    relayIo: { samples: per, run: async () => { await relayIo.roundTrip(copyBytes) } },
     direct: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1 }) },
     // k=2 as a round trip: the next message goes once the late copy's ack is back (in one process
     // back-to-back sends would also time the previous relayed copy's work: k2BackToBack)
@@ -111,6 +121,7 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   }, rounds)
   const raw = res.plainStream.p50; const direct = res.direct.p50
   metrics.framed_echo_rtt_p50 = metric(res.framedEcho.p50, 'ms', raw, 'the project framing (/dbc/echo) vs a plain libp2p stream')
+  metrics.relay_io_rtt_p50 = metric(res.relayIo.p50, 'ms', raw, `the relay protocol's I/O alone (a ${copyBytes} B frame, a direct copy's size, answered by an 18 B ack frame; guarded, push mode; no crypto, no bookkeeping): the floor under the direct row`)
   metrics.envelope_rtt_direct_p50 = metric(direct, 'ms', raw, '<= 1.3x plain libp2p stream', direct <= 1.3 * raw)
   metrics.envelope_rtt_direct_p99 = metric(res.direct.all.p99, 'ms', res.plainStream.all.p99)
   metrics.envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop, forced (direct: false) vs two direct envelope round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
@@ -127,6 +138,7 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   await sa.node.stop(); await sb.node.stop()
   await echo.close().catch(() => {})
   await plain.close()
+  await relayIo.close()
   for (const s of services) await s.stop()
   for (const x of nodes) await x.node.stop()
 }

@@ -71,7 +71,9 @@ export interface SealInput {
 }
 
 const EMPTY = new Uint8Array(0)
-const scratch = new DataView(new ArrayBuffer(8))
+const f64 = new Float64Array(1)
+const f64Bytes = new Uint8Array(f64.buffer)
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
 /** Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. */
 export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties): Uint8Array {
@@ -86,8 +88,9 @@ export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties): Uint8Arra
   o = putPart(out, o, ephemeralKey)
   o = putPart(out, o, nonce)
   // big-endian, as DataView writes them
-  scratch.setFloat64(0, e.expiresAt ?? 0)
-  for (let i = 0; i < 8; i++) out[o + i] = scratch.getUint8(i)
+  f64[0] = e.expiresAt ?? 0
+  if (LITTLE_ENDIAN) for (let i = 0; i < 8; i++) out[o + i] = f64Bytes[7 - i]
+  else out.set(f64Bytes, o)
   o += 8
   o = putUint32(out, o, e.sequence ?? 0)
   putUint32(out, o, e.contentType ?? 0)

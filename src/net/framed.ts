@@ -42,12 +42,23 @@ export interface FramedStreamInit {
   hooks?: FrameHooks
 }
 
+/**
+ * Push-mode reading (FramedStream.listen): `frame` is called with each frame in the turn its
+ * bytes arrive (no promise, no extra turn per frame); `end` once, with undefined when the remote
+ * closed its end cleanly, or with the error that ended the stream (the same errors read() throws).
+ */
+export interface FrameListener {
+  frame: (frame: Uint8Array) => void
+  end: (err?: Error) => void
+}
+
 export class FramedStream {
   readonly stream: Stream
   private readonly decoder: FrameDecoder
   private readonly queue: Uint8Array[] = []
   private readonly highWater: number
   private waiter: { resolve: (f: Uint8Array | undefined) => void, reject: (e: Error) => void } | undefined
+  private listener: FrameListener | undefined
   private error: Error | undefined
   private ended = false
   private paused = false
@@ -134,6 +145,18 @@ export class FramedStream {
    * in the decoder, counted against the budgets, until the reader catches up.
    */
   private decode (data: Uint8Array | Uint8ArrayList | undefined): void {
+    // a listener takes every frame as it is decoded: the rest of a chunk is decoded a queue's worth at a time
+    for (;;) {
+      this.decodeSome(data)
+      if (this.listener === undefined || !this.decoder.held || this.error !== undefined) return
+      const held = this.reservedHeld
+      this.reservedHeld = 0
+      this.releaseSome(held)
+      data = undefined
+    }
+  }
+
+  private decodeSome (data: Uint8Array | Uint8ArrayList | undefined): void {
     const wasMid = this.decoder.midFrame
     const room = Math.max(1, this.highWater - this.queue.length)
     const frames = this.decoder.push(data, room)
@@ -149,7 +172,11 @@ export class FramedStream {
       this.decoded++
       // each frame was reserved at its prefix for exactly its length plus the overhead
       const reserved = this.accounting ? Math.min(f.byteLength + FRAME_OVERHEAD_BYTES, this.reservedAll - this.reservedQueued - this.reservedHeld) : 0
-      if (this.waiter !== undefined) {
+      if (this.listener !== undefined) {
+        this.releaseSome(reserved)
+        try { this.listener.frame(f) } catch (err) { this.fail(err as Error) }
+        if (this.error !== undefined || this.listener === undefined) return
+      } else if (this.waiter !== undefined) {
         const w = this.waiter
         this.waiter = undefined
         this.releaseSome(reserved)
@@ -160,6 +187,7 @@ export class FramedStream {
       }
     }
     if (this.decoder.held) this.holdRest()
+    if (this.listener !== undefined) return
     if ((this.queue.length >= this.highWater || this.decoder.held) && !this.paused && this.error === undefined) {
       this.paused = true
       this.stream.pause()
@@ -203,6 +231,12 @@ export class FramedStream {
   }
 
   private flushWaiter (): void {
+    if (this.listener !== undefined && (this.error !== undefined || this.ended)) {
+      const l = this.listener
+      this.listener = undefined
+      l.end(this.error ?? (this.decoder.midFrame ? this.truncated() : undefined))
+      return
+    }
     if (this.waiter === undefined) return
     const w = this.waiter
     this.waiter = undefined
@@ -256,6 +290,32 @@ export class FramedStream {
         reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e) }
       }
     })
+  }
+
+  /**
+   * Switches to push mode: every frame from now on (and any already queued) goes to `listener`
+   * in the turn it is decoded, with the same budgets and limits as read(); read() is not used
+   * after this. The hot path of request/ack protocols (src/net/overlay): no promise per frame.
+   */
+  listen (listener: FrameListener): void {
+    if (this.listener !== undefined || this.waiter !== undefined) throw new Error('this stream already has a reader')
+    this.listener = listener
+    while (this.queue.length > 0 && this.listener !== undefined && this.error === undefined) {
+      const f = this.queue.shift() as Uint8Array
+      const n = Math.min(this.reservedQueued, f.byteLength + FRAME_OVERHEAD_BYTES)
+      this.reservedQueued -= n
+      this.releaseSome(n)
+      try { this.listener.frame(f) } catch (err) { this.fail(err as Error) }
+    }
+    if (this.listener === undefined) return
+    if (this.error === undefined && this.decoder.held) {
+      const held = this.reservedHeld
+      this.reservedHeld = 0
+      this.releaseSome(held)
+      this.decode(undefined)
+    }
+    if (this.paused && this.error === undefined) { this.paused = false; this.stream.resume() }
+    this.flushWaiter()
   }
 
   /** Reads one frame and fails if the stream ended first. */

@@ -78,8 +78,13 @@ export class FrameDecoder {
    */
   push (chunk?: Uint8Array | Uint8ArrayList, maxFrames = Infinity): FrameResult[] {
     if (this.failed !== undefined) return [this.failed]
-    if (chunk !== undefined) this.buf.append(chunk)
     this.stopped = false
+    // the common case, nothing buffered: frames are cut from the chunk directly (a list of one
+    // array gives that array; of several, one copy, as reading a frame across them would make)
+    if (chunk !== undefined && this.want < 0 && this.buf.byteLength === 0) {
+      return this.pushArray(chunk instanceof Uint8Array ? chunk : chunk.subarray(), maxFrames)
+    }
+    if (chunk !== undefined) this.buf.append(chunk)
     const out: FrameResult[] = []
     for (;;) {
       if (this.want < 0) {
@@ -95,6 +100,45 @@ export class FrameDecoder {
       this.want = -1
       out.push(frame)
     }
+    return out
+  }
+
+  /**
+   * push() on an empty decoder with one array: the same frames, limits and admit calls as the
+   * general path, without a Uint8ArrayList; whatever does not make a whole frame (a partial
+   * prefix or body, or bytes past `maxFrames`) is buffered for the general path.
+   */
+  private pushArray (a: Uint8Array, maxFrames: number): FrameResult[] {
+    const out: FrameResult[] = []
+    let pos = 0
+    while (pos < a.length) {
+      if (out.length >= maxFrames) { this.stopped = true; break }
+      let value = 0
+      let i = 0
+      let done = false
+      const n = Math.min(a.length - pos, MAX_PREFIX_BYTES)
+      for (; i < n; i++) {
+        const b = a[pos + i]
+        value += (b & 0x7f) * 2 ** (7 * i)
+        if ((b & 0x80) === 0) { done = true; break }
+      }
+      if (!done) {
+        if (n >= MAX_PREFIX_BYTES) { out.push(this.fail(new WireError('MALFORMED_FRAME', 'frame length prefix is not a valid varint'))); return out }
+        break // a prefix cut short: the general path reads it once the rest arrives
+      }
+      const max = this.maxFrameBytes
+      if (value > max) {
+        out.push(this.fail(Object.assign(new WireError('FRAME_TOO_LARGE', `frame of ${value} bytes exceeds the limit of ${max} bytes`), { declaredBytes: value })))
+        return out
+      }
+      const refused = this.admit?.(value, max)
+      if (refused !== undefined) { out.push(this.fail(refused)); return out }
+      pos += i + 1
+      if (a.length - pos < value) { this.want = value; break }
+      out.push(a.subarray(pos, pos + value))
+      pos += value
+    }
+    if (pos < a.length) this.buf.append(a.subarray(pos))
     return out
   }
 

@@ -41,7 +41,7 @@ export class RequestChannel<A> {
         const stream = await this.host.dialProtocol(this.peer, this.init.protocol, options)
         const framed = new FramedStream(stream, { maxFrameBytes: this.init.maxFrameBytes })
         this.framed = framed
-        void this.readLoop(framed)
+        this.listen(framed)
         return framed
       })()
       this.opening.catch(() => { this.opening = undefined })
@@ -49,24 +49,22 @@ export class RequestChannel<A> {
     return await this.opening
   }
 
-  private async readLoop (framed: FramedStream): Promise<void> {
-    let error: Error = new Error('the relay stream closed')
-    try {
-      for (;;) {
-        const frame = await framed.read()
-        if (frame === undefined) break
+  /** Acks are matched in the turn they arrive (push mode: no promise per ack). */
+  private listen (framed: FramedStream): void {
+    framed.listen({
+      frame: (frame) => {
         const decoded = this.init.decodeAck(frame)
-        if (decoded === undefined) continue
+        if (decoded === undefined) return
         const p = this.pending.get(decoded.key)
-        if (p === undefined) continue
+        if (p === undefined) return
         this.pending.delete(decoded.key)
-        p.done(undefined, decoded.ack)
+        try { p.done(undefined, decoded.ack) } catch {}
+      },
+      end: (err) => {
+        if (this.framed === framed) { this.framed = undefined; this.opening = undefined }
+        this.failAll(err ?? new Error('the relay stream closed'))
       }
-    } catch (err) {
-      error = err as Error
-    }
-    if (this.framed === framed) { this.framed = undefined; this.opening = undefined }
-    this.failAll(error)
+    })
   }
 
   /** Fails every pending request (callbacks run after the map is emptied: they may send again). */

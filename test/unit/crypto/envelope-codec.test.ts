@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { sealEnvelope, envelopeAad, type Envelope } from '../../../src/crypto/index.js'
-import { encodeEnvelopeFast, relayRequestFrameBytes, ackFrameBytes, frameBody } from '../../../src/crypto/envelope-codec.js'
+import { encodeEnvelopeFast, relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, ackFrameBytes, frameBody } from '../../../src/crypto/envelope-codec.js'
 import { encodeFrame } from '../../../src/wire/frame.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
@@ -53,6 +53,15 @@ test('relay request frames are the framed RelayRequest the generated encoder wri
     const want = encodeFrame($protobuf.Writer.create().uint32(10).bytes(env).uint32(16).uint32(hops).uint32(24).uint32(path).finish())
     const got = relayRequestFrameBytes(env, hops, path)
     assert.is(hex(got), hex(want))
+    // the envelope written straight into the frame: the same bytes
+    const decoded = dbc.envelope.v1.Envelope.decode(env)
+    assert.is(hex(relayRequestFrameOf(decoded, hops, path)), hex(want))
+    assert.is(encodedEnvelopeSize(decoded), env.length)
+    // one with unknown fields goes through the generated encoder, framed the same way
+    const w = $protobuf.Writer.create(); w.uint32((99 << 3) | 2).bytes(new Uint8Array([1, 2, 3]))
+    const odd = dbc.envelope.v1.Envelope.decode(new Uint8Array([...env, ...w.finish()]))
+    assert.is(hex(relayRequestFrameOf(odd, hops, path)), hex(relayRequestFrameBytes(generated(odd), hops, path)))
+    assert.is(encodedEnvelopeSize(odd), generated(odd).length)
     const rr = dbc.envelope.v1.RelayRequest.decode(frameBody(got))
     assert.is(rr.hopsLeft, hops); assert.is(rr.pathId, path)
     assert.is(hex(generated(rr.envelope as Envelope)), hex(env))

@@ -1,0 +1,182 @@
+// The inbound side of /dbc/relay/1.0.0 (src/net/overlay/envelopes.ts sends): each RelayRequest
+// frame on a neighbour's stream is delivered (we are the recipient), forwarded (we hold a
+// connection to the recipient) or refused, as the core's relay decision says, and answered with an
+// Ack frame. Frames are handled in the turn they arrive (push mode), like a plain stream listener.
+import type { Stream, Connection } from '@libp2p/interface'
+import { AsyncResource } from 'node:async_hooks'
+import type { FramedStream } from '../framed.js'
+import { wasHandled, type GuardedStreamInit } from '../guard/index.js'
+import { dbc } from '../../wire/gen/wire.js'
+import { WireError } from '../../errors.js'
+import { openEnvelope, checkEnvelope, staticAckKey, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { relayRequestFrameBytes } from '../../crypto/envelope-codec.js'
+import { signAck, macAck, AckStatus } from '../../crypto/ack.js'
+import { ReceiveWindow, decideRelay, type PeerScoreBook, type Offence } from '../../core/routing/index.js'
+import { bytesEqual } from '../../core/identity/index.js'
+import { RelayFailureBook } from './relay-failures.js'
+import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
+import { toHex, ackKey, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
+import type { AckCallback } from './channel.js'
+import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
+
+/** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
+export const MAX_IN_FLIGHT_PER_STREAM = 256
+
+export interface EnvelopeStats { sent: number, delivered: number, failed: number, received: number, duplicates: number, relayed: number, rejected: number, relayedJunk: number }
+
+/** What the inbound side needs of its service. */
+export interface InboundHost {
+  readonly init: EnvelopeServiceInit
+  readonly selfBytes: Uint8Array
+  readonly maxBytes: number
+  readonly ackTimeoutMs: number
+  readonly scores: PeerScoreBook<string>
+  readonly stats: EnvelopeStats
+  now: () => number
+  penalize: (peer: string, offence: Offence) => void
+  /** Whether we hold an open connection to `peer` (peer id bytes). */
+  connectedTo: (peer: Uint8Array) => boolean
+  /** Sends a RelayRequest frame on to `peer` and calls back with its ack. */
+  forward: (peer: string, key: string, frame: Uint8Array, timeoutMs: number, done: AckCallback<dbc.envelope.v1.Ack>) => void
+  /** Hands a new message addressed to us to the applications. */
+  deliver: (msg: ReceivedMessage) => void
+}
+
+export class RelayInbound {
+  private readonly window = new ReceiveWindow<string>()
+  private readonly relayWindow = new ReceiveWindow<string>()
+  /** Relayed copies that failed to open, per (relay, sender): not charged to the relay (see relay-failures.ts). */
+  readonly relayFailures = new RelayFailureBook()
+
+  constructor (private readonly h: InboundHost) {}
+
+  /**
+   * Inbound stream: one RelayRequest per frame, each answered with an Ack frame. Frames are
+   * handled in the turn they arrive (push mode, as a plain stream's 'message' listener would).
+   */
+  serve (stream: Stream, connection: Connection, open: (init: GuardedStreamInit) => FramedStream): void {
+    const from = connection.remotePeer.toString()
+    if (this.h.scores.isBanned(this.h.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
+    const framed = open({ maxFrameBytes: this.h.maxBytes + 64 })
+    let inFlight = 0
+    // the frames run in the stream's event turns: keep the protocol context the guard set (src/node/protocol-context.ts)
+    const frame = AsyncResource.bind((frame: Uint8Array): void => {
+      // Bounded work per stream: beyond MAX_IN_FLIGHT_PER_STREAM the copy is refused (not charged).
+      if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
+        writeAck(framed, dbc.envelope.v1.Ack.create({ ...peekIds(frame), status: AckStatus.UNREACHABLE, reason: 'busy' }))
+        return
+      }
+      // a copy for us (or one refused) is answered in this turn; only a forwarded one waits
+      let answer: dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack>
+      try { answer = this.handleFrame(from, frame) } catch { return }
+      if (answer instanceof Promise) {
+        inFlight++
+        answer.then(ack => { writeAck(framed, ack) }, () => {}).finally(() => { inFlight-- })
+      } else {
+        writeAck(framed, answer)
+      }
+    })
+    framed.listen({
+      frame,
+      end: (err) => {
+        if (err === undefined) { framed.close().catch(() => {}); return }
+        if (err instanceof WireError && !wasHandled(err)) this.h.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
+        framed.abort(err)
+      }
+    })
+  }
+
+  private reject (from: string, messageId: Uint8Array, pathId: number, reason: EnvelopeRejection | 'replayed' | 'hop-limit' | 'muted', offence?: Offence): dbc.envelope.v1.Ack {
+    this.h.stats.rejected++
+    if (offence !== undefined) this.h.penalize(from, offence)
+    return dbc.envelope.v1.Ack.create({ messageId, pathId, status: AckStatus.REJECTED, reason })
+  }
+
+  /**
+   * Acks to the sender itself ride its authenticated connection; acks through a relay are
+   * authenticated: MACed with the pair's ack key for a static-mode envelope (only sender and we
+   * hold it), signed for an ephemeral one.
+   */
+  private ack (fromSender: boolean, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
+    const id = env.messageId
+    if (fromSender) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    const key = env.ephemeralKey.length === 0 ? staticAckKey(this.h.init.secretKey, env.sender, env.recipient, false) : undefined
+    return key !== undefined ? macAck(key, id, pathId, status) : signAck(this.h.init.secretKey, id, pathId, status)
+  }
+
+  /** The answer to one RelayRequest frame: at once, or (when forwarding) once the next hop answers. */
+  handleFrame (from: string, frame: Uint8Array): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
+    const now = this.h.now()
+    const req = parseRelayRequest(frame)
+    if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
+    const env = req.envelope
+    const id = env.messageId
+    const idHex = toHex(id)
+    const key = `${toHex(env.sender)}/${idHex}`
+    const via = `${from}/${req.pathId}`
+    // compare bytes: the sender field is unvalidated until the envelope's shape is checked
+    const deliveredBySender = bytesEqual(env.sender, peerIdBytesOf(from))
+    // what to do with the copy is the core's decision (the simulator runs the same one), from real
+    // facts: are we the recipient, how many hops are left, do we hold a connection to the recipient
+    // (looked up only when we are not the recipient: the decision does not read it then)
+    const recipientIsSelf = bytesEqual(env.recipient, this.h.selfBytes)
+    const decision = decideRelay({ recipientIsSelf, hopsLeft: req.hopsLeft, recipientReachable: !recipientIsSelf && this.h.connectedTo(env.recipient) })
+    if (decision === 'deliver') {
+      const senderHex = deliveredBySender ? '' : toHex(env.sender)
+      if (!deliveredBySender) {
+        // we verify signatures and a relay handed over an unsigned copy (an older sender's, or
+        // one a relay stripped): refused, no one charged (neither can be told apart from honest)
+        if (env.signature.length === 0 && this.h.init.trustAead === false) return this.reject(from, id, req.pathId, 'forged')
+        if (this.relayFailures.muted(now, from, senderHex)) return this.reject(from, id, req.pathId, 'muted')
+      }
+      const opened = openEnvelope(env, { now, maxBytes: this.h.maxBytes, knownSize: req.envelopeBytes.length, recipient: this.h.selfBytes, recipientSecretKey: this.h.init.secretKey, verifySignature: this.h.init.trustAead === false, deliveredBySender })
+      if (!opened.ok) {
+        // through a relay, a copy that does not open or verify is not the relay's doing (it forwards
+        // a sender's bytes unchecked, by design) and does not prove its sender: counted per pair
+        if (!deliveredBySender && (opened.reason === 'forged' || opened.reason === 'undecryptable')) {
+          this.h.stats.relayedJunk++
+          this.relayFailures.fail(now, from, senderHex)
+          return this.reject(from, id, req.pathId, opened.reason)
+        }
+        return this.reject(from, id, req.pathId, opened.reason, opened.reason)
+      }
+      const sender = peerIdTextOf(env.sender)
+      const verdict = this.window.check(now, key, env.expiresAt, via)
+      if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+      if (verdict === 'new') {
+        this.h.stats.received++
+        this.h.scores.reward(now, from, 0.1)
+        const msg: ReceivedMessage = { sender, messageId: idHex, contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
+        this.h.deliver(msg)
+        return this.ack(deliveredBySender, env, req.pathId, AckStatus.OK)
+      }
+      this.h.stats.duplicates++
+      return this.ack(deliveredBySender, env, req.pathId, AckStatus.DUPLICATE)
+    }
+    // Relaying: the recipient is someone else. Relays check size, signature and expiry; the
+    // signature is taken as read when the sender itself handed the copy over (its connection
+    // proves the same; see checkEnvelope's deliveredBySender), but it must be there.
+    const checked = checkEnvelope(env, { now, maxBytes: this.h.maxBytes, knownSize: req.envelopeBytes.length, deliveredBySender })
+    if (!checked.ok) {
+      // an unsigned copy from its own sender (a version that relayed copies unsigned): refused, not charged
+      const offence = deliveredBySender && checked.reason === 'forged' && env.signature.length === 0 ? undefined : checked.reason
+      return this.reject(from, id, req.pathId, checked.reason, offence)
+    }
+    if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+    const recipient = peerIdTextOf(env.recipient)
+    if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
+    // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf
+    if (decision === 'unreachable') return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: 'the relay holds no connection to the recipient' })
+    this.h.stats.relayed++
+    try { this.h.init.onRelay?.(env, from) } catch (err) {
+      return dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: (err as Error).message })
+    }
+    // the envelope's own bytes go on as they came (not re-encoded from the decoded copy)
+    const fwd = relayRequestFrameBytes(req.envelopeBytes, req.hopsLeft - 1, req.pathId)
+    return new Promise(resolve => {
+      this.h.forward(recipient, ackKey(id, req.pathId), fwd, this.h.ackTimeoutMs, (err, ack) => {
+        resolve(err !== undefined || ack === undefined ? dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: err?.message ?? 'no ack' }) : ack)
+      })
+    })
+  }
+}
