@@ -11,7 +11,7 @@
 // its offers say how many are free now, and a copy that finds none waits in the provider's FIFO
 // (64 at most, then SLOT_QUEUE_FULL). A provider that goes down drops its copies; its leases are
 // lost once their heartbeats time out (the job policy's 2 s); it comes back empty.
-import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
+import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, fastestRunMs, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
 import { SimRandom } from '../engine/random.js'
 import { distanceKm } from '../network/population.js'
 import { capacitySteps, streamLowerBound } from './grid-bound.js'
@@ -123,6 +123,8 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   const copiesAt: Array<Set<number>> = Array.from({ length: np }, () => new Set())
   let nextCopy = 0; let nextLease = 0
   const sessions: JobSession[] = []
+  /** Per job: the offer each leased provider was leased on (a `more` round places against them too, as the runner's). */
+  const leasedViews: Array<Map<string, OfferView>> = []
   const manifests: Manifest[] = []
   const timeoutAt = new Float64Array(o.jobs).fill(Infinity)
   const roundAt = new Float64Array(o.jobs).fill(Infinity)
@@ -254,25 +256,30 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       now, taskCount: remaining, copies: mf.verification.redundancy, expectedTaskMs: mf.task.expectedMs, inputBytes: expectedInputBytes(mf, undefined),
       gpuCount: mf.resources.gpu?.count ?? 0, cores: mf.resources.cores, maxPricePerHour: mf.budget.maxPricePerHour, budgetTotal: mf.budget.total, avoid: m.avoidedProviders, penalise: s.search.penalised
     }
-    const placement = o.policy === 'cost-model' ? placeTasks(req, offers) : placeRandomly(req, offers, placeRng)
+    // a `more` round places against the leases it holds as well, as runner-leases.ts does: a new
+    // offer is leased only when the cost model gives it work beside them
+    const held = mode === 'more' ? m.liveLeases().map(l => leasedViews[j].get(l.provider)).filter((v): v is OfferView => v !== undefined) : []
+    const all = [...offers, ...held]
+    const placement = o.policy === 'cost-model' ? placeTasks(req, all) : placeRandomly(req, all, placeRng)
     if (mode === 'starved' && p0.done + p0.failed === 0) for (const [x, why] of placement.unplaced) if (rulesOutForGood(why)) m.handleTaskRejected(now, x, `not placed: ${describeUnplaced(why)}`)
     const used = offers.map((v, i) => ({ v, i })).filter(x => placement.tasksPerOffer[x.i] > 0)
       .sort((a, b) => placement.predictions[a.i].runMs - placement.predictions[b.i].runMs)
       .slice(0, Math.max(0, MAX_LEASES - (mode === 'more' ? m.liveLeases().length : 0)))
     const busyLeases: string[] = []
     let leased = 0
-    for (const { v } of used) {
+    for (const { v, i } of used) {
       const p = Number(v.provider)
       // the lease opens in the same instant as the offer: its slots are still free
       const id = `${j}/${p}/${nextLease++}`
       leases.set(id, { job: j, provider: p, open: true })
       leasesOf[p].add(id)
       rttSum += v.rttMs ?? 0; rttN++
-      m.handleLease(now, { leaseId: id, provider: v.provider, slots: v.slots, rank: leased })
+      leasedViews[j].set(v.provider, v)
+      m.handleLease(now, { leaseId: id, provider: v.provider, slots: v.slots, rank: leased, runMs: placement.predictions[i].transferMs + placement.predictions[i].runMs })
       leased++
     }
-    const unusedOffers = placement.rejections.filter(r => r === undefined).length - used.length
-    return { offers: offers.length - refusals.length, refusals, leased, liveLeases: m.liveLeases().length, unplaced: placement.unplaced.values().next().value, busyLeases, unusedOffers }
+    const unusedOffers = placement.rejections.slice(0, offers.length).filter(r => r === undefined).length - used.length
+    return { offers: offers.length - refusals.length, refusals, leased, liveLeases: m.liveLeases().length, unplaced: placement.unplaced.values().next().value, busyLeases, unusedOffers, fastestRunMs: fastestRunMs(placement, offers.length) }
   }
 
   const loseLeases = (p: number, now: number, why: string): void => {
@@ -300,6 +307,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       // heartbeats are not sent as events: the driver declares a down provider's leases lost
       // leaseTimeoutMs after it went down, as the machine would on their missing heartbeats
       const machine = new JobMachine({ ...policy, leaseTimeoutMs: 365 * 86_400_000 }, new ReputationBook(), rng.fork().asCoreRng())
+      leasedViews[j] = new Map()
       sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), MAX_LEASES)
       drain(j, now)
     } else if (k === EVENT_ROUND) {

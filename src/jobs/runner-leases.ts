@@ -7,7 +7,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import {
-  placeTasks, placeRandomly, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
+  placeTasks, placeRandomly, fastestRunMs, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
@@ -179,7 +179,7 @@ export class LeaseRounds {
     const busyLeases: string[] = []
     const unusedOffers = p.rejections.slice(0, views.length).filter(r => r === undefined).length - used.length
     const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
-      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers, answered: answers.map(o => o.view.provider) })
+      ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers, answered: answers.map(o => o.view.provider), fastestRunMs: fastestRunMs(p, views.length) })
     // money first: no provider works for this job before its escrow is on chain
     if (used.length > 0 && !this.escrowed && init.payment?.ensureEscrow !== undefined) {
       try {
@@ -233,7 +233,7 @@ export class LeaseRounds {
       this.providerBytes.set(v.provider, peer)
       if (this.leasedViews.size < 4096) this.leasedViews.set(v.provider, v)
       this.d.payments.offerPrices.set(v.provider, prices)
-      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank })
+      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs: p.predictions[i].transferMs + p.predictions[i].runMs })
       opened++
     }))
     return outcome(opened)

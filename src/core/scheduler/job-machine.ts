@@ -201,6 +201,8 @@ export class JobMachine extends JobVerification {
     let next = this.deadlines.nextAt
     for (const l of this.ordered) next = Math.min(next, l.lastHeartbeat + this.policy.leaseTimeoutMs + 1)
     if (this.running.size > 0 && this.queue.length === 0 && this.policy.stragglerFactor > 0 && this.durationN >= this.policy.stragglerMinSamples) next = Math.min(next, this.nextStragglerCheck)
+    // the next round for a faster slot, when stragglers would want one then
+    if (this.fasterAfter > this.clock && this.fasterAfter < next && this.wantsFaster(this.fasterAfter)) next = this.fasterAfter
     return next === Infinity || this.finished || this.cancelled ? undefined : next
   }
 
@@ -254,8 +256,11 @@ export class JobMachine extends JobVerification {
     const sc = this.policy.spotChecks
     // Checking copies wait for an established provider when one holds a live lease.
     const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
+    const tooSlow: typeof this.ordered = []
     for (const l of this.ordered) {
       if (l.suspendedAt !== undefined) continue
+      // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
+      if (this.tooSlowAtCap(l, tooSlow.length)) { tooSlow.push(l); continue }
       const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
       while (l.running < l.slots && this.queue.length > 0) {
         let taken = -1
@@ -273,6 +278,7 @@ export class JobMachine extends JobVerification {
         dispatched++
       }
     }
+    this.releaseLeases(tooSlow, 'too slow: making room under the lease cap for a faster provider')
     this.dropStale()
     if (this.queue.length > 0 && dispatched === 0 && this.running.size === 0 && !this.needLeasesAsked) {
       this.needLeasesAsked = true
@@ -294,7 +300,8 @@ export class JobMachine extends JobVerification {
   leaseWant (): 'starved' | 'more' | undefined {
     if (this.cancelled || this.finished || this.stopped !== undefined) return undefined
     this.dropStale()
-    if (this.queue.length === 0) return undefined
+    // nothing queued: a round only to find a faster slot for stragglers (speculation.ts)
+    if (this.queue.length === 0) return this.wantsFaster(this.clock) ? 'more' : undefined
     return this.running.size === 0 ? 'starved' : 'more'
   }
 
@@ -341,6 +348,7 @@ export class JobMachine extends JobVerification {
     t.copies.push(c)
     t.outstanding++
     l.running++
+    this.ranOn.add(l.leaseId)
     this.counts.copies++
     if (reason === 'retry') this.counts.retries++
     if (reason === 'speculative') this.counts.speculative++
@@ -402,6 +410,14 @@ export class JobMachine extends JobVerification {
   }
 
   private maybeSpeculate (now: number): void {
+    this.clock = Math.max(this.clock, now)
+    // against the predicted time on a faster free slot, where leases carry predictions (speculation.ts)
+    for (const { index, lease } of this.twinsDue(now)) {
+      this.tasks[index].speculated = true
+      this.enqueue(index, 'speculative', true)
+      this.queue.popFront()
+      this.dispatch(now, index, lease)
+    }
     const p = this.policy
     if (p.stragglerFactor <= 0 || this.queue.length > 0 || this.durationN < p.stragglerMinSamples || now < this.nextStragglerCheck) return
     const mean = this.durationSum / this.durationN

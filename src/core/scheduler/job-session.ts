@@ -35,7 +35,9 @@ export class JobSession {
   private inRound = false
 
   /** `maxLeases`: most leases the job holds at once (a `more` search stops there). */
-  constructor (readonly machine: JobMachine, readonly search: LeaseSearch, readonly budget: BudgetLedger, private readonly maxLeases = Infinity) {}
+  constructor (readonly machine: JobMachine, readonly search: LeaseSearch, readonly budget: BudgetLedger, private readonly maxLeases = Infinity) {
+    machine.leaseCap = maxLeases
+  }
 
   /** How many more leases a round may open. */
   leasesLeft (): number { return Math.max(0, this.maxLeases - this.machine.liveLeases().length) }
@@ -48,6 +50,8 @@ export class JobSession {
   nextRoundAt (now: number): number | undefined {
     if (this.inRound) return undefined
     let want = this.machine.leaseWant()
+    // at the lease cap with nothing queued: idle leases too slow for its stragglers make room (speculation.ts)
+    if (want === 'more' && this.leasesLeft() === 0) this.machine.releaseIdleLeases(now, 8)
     if (want === 'more' && this.leasesLeft() === 0) want = undefined
     if (want === undefined) {
       if (this.search.active) this.search.stop()
@@ -72,6 +76,8 @@ export class JobSession {
     this.inRound = false
     // a provider the job avoids now is no longer waited for
     for (const p of this.search.lostProviders) if (this.machine.avoidedProviders.has(p)) this.search.forget(p)
+    // what a faster slot would give the job's stragglers (speculation.ts)
+    this.machine.noteFastest(now, round.fastestRunMs)
     const d = this.search.handleRound(now, round)
     this.roundAt = d.kind === 'retry' ? d.at : undefined
     if (d.kind === 'give-up') this.machine.handleGiveUp(now, d.reason)

@@ -48,7 +48,11 @@ export interface CopyRecord {
   error?: string
 }
 
-export interface LeaseGrant { leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number }
+export interface LeaseGrant {
+  leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number
+  /** Predicted time of one copy on it (transfer + run, placement's prediction): speculation.ts compares copies by it. */
+  runMs?: number
+}
 
 export type JobCommand =
   | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason }

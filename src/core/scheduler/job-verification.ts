@@ -7,6 +7,7 @@ import { DeadlineHeap } from './deadline-heap.js'
 import type { ReputationBook } from './reputation.js'
 import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
 import type { Rng } from '../rng.js'
+import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { KEY, type JobPolicy, type CopyRecord, type CopyOutcome, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
 
 export abstract class JobVerification {
@@ -37,6 +38,13 @@ export abstract class JobVerification {
   protected needLeasesAsked = false
   protected stopped: string | undefined
   protected readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0, checks: 0, caught: 0 }
+  /** The least predicted copy time on any usable offer a lease round reported (speculation.ts). */
+  protected fastestRunMs = Infinity
+  /** No round for a faster slot is asked before this (FASTER_ROUND_GAP_MS after the last round). */
+  protected fasterAfter = -Infinity
+  private twinsAtRound = 0
+  /** Leases that ran a copy of this job. */
+  protected readonly ranOn = new Set<string>()
 
   constructor (policy: JobPolicy, protected readonly reputation: ReputationBook, protected readonly rng: Rng) {
     const checkOne = policy.spotChecks !== undefined && policy.redundancy === 1
@@ -53,6 +61,90 @@ export abstract class JobVerification {
       ...policy
     }
     this.tasks = new Array<TaskState>(policy.taskCount)
+  }
+
+  /**
+   * A lease round's fastest usable offer (transfer + run, ms): a straggler predicted to need
+   * SPECULATION_GAIN times that makes the job look for a faster slot (leaseWant), at most once
+   * per FASTER_ROUND_GAP_MS.
+   */
+  noteFastest (now: number, runMs: number | undefined): void {
+    this.clock = Math.max(this.clock, now)
+    if (runMs !== undefined && runMs > 0) this.fastestRunMs = Math.min(this.fastestRunMs, runMs)
+    // a round whose leases took twins may be followed at once (a job with many stragglers finds
+    // fast slots a sample at a time); one that took none waits FASTER_ROUND_GAP_MS
+    this.fasterAfter = this.counts.speculative > this.twinsAtRound ? now : now + FASTER_ROUND_GAP_MS
+    this.twinsAtRound = this.counts.speculative
+  }
+
+  /**
+   * Releases the job's idle leases that no straggler could use (predicted SPECULATION_GAIN times
+   * too slow), slowest first, at most `n`; when nothing is queued. Lets a job at its lease cap
+   * look for faster slots; returns how many went.
+   */
+  releaseIdleLeases (now: number, n: number): number {
+    if (this.queue.length > 0 || n <= 0) return 0
+    const stragglers = this.stragglerViews(now)
+    let longest = 0
+    for (const s of stragglers) longest = Math.max(longest, s.endsAt - now)
+    const idle = this.ordered.filter(l => l.running === 0 && l.runMs !== undefined && SPECULATION_GAIN * l.runMs > longest).sort((a, b) => b.runMs! - a.runMs!).slice(0, n)
+    this.releaseLeases(idle, 'idle: too slow for the job\'s stragglers')
+    return idle.length
+  }
+
+  /** The job's lease cap (JobSession's maxLeases): at it, queued copies cannot get new leases. */
+  leaseCap = Infinity
+
+  /**
+   * At the lease cap with copies queued: an idle lease predicted SPECULATION_GAIN times slower
+   * than the fastest offer seen is released rather than refilled, so a round can lease a faster
+   * provider (re-placing queued copies instead of committing them to a slow slot). One per pump.
+   */
+  protected tooSlowAtCap (l: LeaseState, releasing: number): boolean {
+    // a lease that has not run a copy yet was just chosen from the offers there are: it runs one first
+    return releasing === 0 && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && this.ordered.length >= this.leaseCap &&
+      this.queue.length > 0 && SPECULATION_GAIN * this.fastestRunMs < l.runMs
+  }
+
+  /** Gives leases back to their providers (they ran nothing for the job now): no reputation change. */
+  protected releaseLeases (ls: readonly LeaseState[], reason: string): void {
+    if (ls.length === 0) return
+    for (const l of ls) {
+      l.alive = false
+      this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason })
+    }
+    this.ordered = this.ordered.filter(l => l.alive)
+  }
+
+  /** Tasks whose one running copy has a predicted end (its lease said how long a copy takes there), twinned fewer than MAX_TWINS_PER_TASK times. */
+  protected stragglerViews (now: number): StragglerView[] {
+    const out: StragglerView[] = []
+    for (const c of this.running.values()) {
+      const t = this.tasks[c.index]
+      const runMs = this.leases.get(c.leaseId)?.runMs
+      if (runMs === undefined || t.outstanding !== 1 || t.status === 'done' || t.status === 'failed') continue
+      let twins = 0
+      for (const x of t.copies) if (x.reason === 'speculative') twins++
+      if (twins < MAX_TWINS_PER_TASK) out.push({ index: c.index, endsAt: Math.max(c.startedAt + runMs, now + (now - c.startedAt) * OVERDUE_SHARE) })
+    }
+    return out
+  }
+
+  /** Twins to send now: a straggler and a free slot of a lease predicted to end a copy far sooner (speculation.ts). */
+  protected twinsDue (now: number): Array<{ index: number, lease: LeaseState }> {
+    if (this.policy.stragglerFactor <= 0 || this.queue.length > 0) return []
+    const free = this.ordered.filter(l => l.suspendedAt === undefined && l.runMs !== undefined && l.running < l.slots)
+    if (free.length === 0) return []
+    const stragglers = this.stragglerViews(now)
+    if (stragglers.length === 0) return []
+    const views = free.map(l => ({ leaseId: l.leaseId, runMs: l.runMs!, free: l.slots - l.running }))
+    return pickTwins(now, stragglers, views, (i, id) => this.allowed(this.tasks[i], this.leases.get(id)!.provider)).map(x => ({ index: x.index, lease: this.leases.get(x.leaseId)! }))
+  }
+
+  /** Whether the job should look for a faster slot now: its queue is empty and a straggler would gain from the fastest offer seen. */
+  protected wantsFaster (now: number): boolean {
+    if (this.policy.stragglerFactor <= 0 || this.queue.length > 0 || now < this.fasterAfter || !Number.isFinite(this.fastestRunMs)) return false
+    return wantsFasterSlot(now, this.stragglerViews(now), this.fastestRunMs)
   }
 
   /** Dispatches queued copies to free lease slots. */

@@ -85,6 +85,8 @@ export interface SearchRound {
   unusedOffers?: number
   /** Providers that answered this round (an offer or a refusal): reachable, judged by their answer. */
   answered?: readonly string[]
+  /** The least predicted time of one copy on a usable offer of this round (placement.ts fastestRunMs): for speculation. */
+  fastestRunMs?: number
 }
 
 /** Most providers remembered as lost at once (a job's leases are capped far below this). */

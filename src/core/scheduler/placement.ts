@@ -298,6 +298,17 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
   return { request: req, offers, predictions, rejections, copyOffer, copyFinishMs, copyScore, copyRunnerUpScore, unplaced, tasksPerOffer: assigned, totalPrice, makespanMs: makespan, elapsedOps: ops }
 }
 
+/**
+ * The least predicted time of one copy (transfer + run) on the first `n` usable offers of a
+ * placement (undefined: none usable): what a lease round tells the job machine a faster slot
+ * would give its stragglers (speculation.ts).
+ */
+export function fastestRunMs (p: Placement, n = p.offers.length): number | undefined {
+  let best = Infinity
+  for (let i = 0; i < Math.min(n, p.offers.length); i++) if (p.rejections[i] === undefined) best = Math.min(best, p.predictions[i].transferMs + p.predictions[i].runMs)
+  return Number.isFinite(best) ? best : undefined
+}
+
 /** Baseline for the cost model: each copy on a random usable offer (distinct providers). */
 /**
  * The baseline policy: the same offer filters as placeTasks (price, distance, deadline,
