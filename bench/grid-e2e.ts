@@ -5,7 +5,11 @@
 // copies/s are set against the executor alone: the same tasks run by a ComputePeer in this
 // process with every slot busy, measured in the same run. DBC_BENCH_GRID_PROFILE=DIR writes a
 // V8 CPU profile of every daemon to DIR (NODE_OPTIONS=--cpu-prof, written when a daemon exits).
+// DBC_BENCH_GRID_PERF=DIR records the timed job's on-CPU samples of each daemon with Linux perf
+// (DIR/<name>.data; JIT frames named through --perf-basic-prof): time a loaded box steals or an
+// fsync blocks shows in a V8 profile, not here.
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../demo/network.js'
@@ -122,17 +126,22 @@ async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots:
 
 export async function endToEnd (opts: { tasks: number, providers?: number }): Promise<EndToEnd> {
   const profileDir = process.env.DBC_BENCH_GRID_PROFILE
+  const perfDir = process.env.DBC_BENCH_GRID_PERF
   const saved = process.env.NODE_OPTIONS
   if (profileDir !== undefined) {
     mkdirSync(profileDir, { recursive: true })
     process.env.NODE_OPTIONS = `${saved ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`.trim()
   }
+  if (perfDir !== undefined) {
+    mkdirSync(perfDir, { recursive: true })
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim()
+  }
   const net = new LocalNetwork()
   try {
     const t0 = performance.now()
-    const sub = await net.start({ name: 'submitter', location: '52.52,13.40', extra: ['--no-connection-monitor'] }, [], { timeoutMs: 120_000 })
+    const sub = await net.start({ name: 'submitter', location: '52.52,13.40', extra: ['--no-connection-monitor'] }, [], { timeoutMs: 300_000 })
     const n = opts.providers ?? 4
-    const providers = await Promise.all(Array.from({ length: n }, async (_, i) => await net.start({ name: `p${i}`, location: '52.52,13.40', extra: ['--no-connection-monitor'] }, [sub.addrs[0]], { timeoutMs: 120_000 })))
+    const providers = await Promise.all(Array.from({ length: n }, async (_, i) => await net.start({ name: `p${i}`, location: '52.52,13.40', extra: ['--no-connection-monitor'] }, [sub.addrs[0]], { timeoutMs: 300_000 })))
     const deadline = Date.now() + 60_000
     for (;;) {
       const { peers } = await sub.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
@@ -164,9 +173,12 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const cpu0 = net.nodes.map(n => treeCpuMs(n.process.pid))
     // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
     const window0 = Number(process.hrtime.bigint() / 1000n)
+    const perf: ChildProcess[] = perfDir === undefined ? [] : net.nodes.map(n => spawn('perf', ['record', '-F', '997', '-g', '-p', String(n.process.pid), '-o', join(perfDir, `${n.spec.name}.data`)], { stdio: 'ignore' }))
     const job = await finished(opts.tasks, 1)
     const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
     const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
+    // (no perf on this machine: the row runs without samples)
+    await Promise.all(perf.map(async p => { const exited = new Promise(resolve => { p.once('exit', resolve); p.once('error', resolve) }); if (p.exitCode === null) p.kill('SIGINT'); await exited }))
     // SIGTERM and a long grace, so a profiled daemon writes its profile as it exits
     await Promise.all(net.nodes.map(async n => {
       if (n.process.exitCode !== null) return
@@ -180,7 +192,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
-    if (profileDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }
+    if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }
   }
 }
 

@@ -29,7 +29,9 @@ const MIGRATIONS = [
   // the time the submitter measured for the receipt's copy: what the time bound was computed from
   'ALTER TABLE job_payments ADD COLUMN measured_ms REAL',
   // the payout key signed a binding to this peer (peers sharing an address share its forfeit only when all are bound)
-  'ALTER TABLE job_payees ADD COLUMN bound INTEGER NOT NULL DEFAULT 0'
+  'ALTER TABLE job_payees ADD COLUMN bound INTEGER NOT NULL DEFAULT 0',
+  // each payment's seq is MAX(seq) + 1: without this index a scan of the job's payments (quadratic in a job)
+  'CREATE INDEX job_payments_seq ON job_payments (job_id, seq)'
 ]
 
 export interface EscrowRow {
@@ -76,6 +78,11 @@ const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined => v == null ? 
 
 export class PaymentStore {
   private readonly statements = new Map<string, StatementSync>()
+  /**
+   * Escrow rows as last read outside a transaction (the runner asks per copy whether the escrow is
+   * spent); every write to job_escrow goes through this class and drops the job's entry.
+   */
+  private readonly escrowRows = new Map<string, EscrowRow>()
 
   constructor (readonly store: Store) {
     store.migrate('job-payments', MIGRATIONS)
@@ -92,14 +99,23 @@ export class PaymentStore {
   // ---- escrow
 
   putEscrow (e: EscrowRow): void {
+    this.escrowRows.delete(e.jobId)
     this.stmt(`INSERT INTO job_escrow (job_id, chain_job_id, chain_id, contract, payer, budget, deposited, allow_top_up, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(job_id) DO UPDATE SET allow_top_up = MAX(allow_top_up, excluded.allow_top_up)`)
       .run(e.jobId, e.chainJobId, e.chainId, e.contract, e.payer, e.budget?.toString() ?? null, e.deposited.toString(), e.allowTopUp ? 1 : 0, e.kind)
   }
 
   escrow (jobId: string): EscrowRow | undefined {
+    const hit = this.escrowRows.get(jobId)
+    if (hit !== undefined) return { ...hit }
     const r = this.stmt('SELECT * FROM job_escrow WHERE job_id = ?').get(jobId) as Record<string, unknown> | undefined
-    return r === undefined ? undefined : rowToEscrow(r)
+    const row = r === undefined ? undefined : rowToEscrow(r)
+    // a row read inside a transaction may yet be rolled back
+    if (row !== undefined && !this.store.db.isTransaction) {
+      if (this.escrowRows.size >= 1024) this.escrowRows.delete(this.escrowRows.keys().next().value as string)
+      this.escrowRows.set(jobId, row)
+    }
+    return row === undefined ? undefined : { ...row }
   }
 
   escrows (): EscrowRow[] {
@@ -109,18 +125,22 @@ export class PaymentStore {
   /** Records what is now deposited in total (never lowers it). */
   setDeposited (jobId: string, total: bigint): void {
     const cur = this.escrow(jobId)?.deposited ?? 0n
+    this.escrowRows.delete(jobId)
     if (total > cur) this.stmt('UPDATE job_escrow SET deposited = ? WHERE job_id = ?').run(total.toString(), jobId)
   }
 
   setReserve (jobId: string, reserve: bigint): void {
+    this.escrowRows.delete(jobId)
     this.stmt('UPDATE job_escrow SET reserve = ? WHERE job_id = ?').run(reserve.toString(), jobId)
   }
 
   setClosed (jobId: string, at: number): void {
+    this.escrowRows.delete(jobId)
     this.stmt('UPDATE job_escrow SET closed_at = COALESCE(closed_at, ?) WHERE job_id = ?').run(at, jobId)
   }
 
   setRefunded (jobId: string, tx: string, amount: bigint): void {
+    this.escrowRows.delete(jobId)
     this.stmt('UPDATE job_escrow SET refund_tx = ?, refunded = ? WHERE job_id = ?').run(tx, amount.toString(), jobId)
   }
 

@@ -12,6 +12,8 @@ import { LeaseRounds } from './runner-leases.js'
 import type { JobRunnerInit, RunnerPayment, TaskExplanation } from './runner-types.js'
 
 export const KEY = 65536
+/** Least time between two onProgress calls: each counts the job's tasks (O(tasks) per step was quadratic in a job). */
+export const PROGRESS_MS = 50
 
 export abstract class RunnerState {
   readonly jobId: string
@@ -30,6 +32,8 @@ export abstract class RunnerState {
   /** Providers caught with a wrong result (the default checks). */
   protected readonly caught: string[] = []
   protected done = false
+  private progressAt = -Infinity
+  private progressTimer?: NodeJS.Timeout
 
   constructor (protected readonly init: JobRunnerInit) {
     this.jobId = init.jobId
@@ -84,6 +88,20 @@ export abstract class RunnerState {
       placement: this.leases.placement === undefined ? undefined : explainTask(this.leases.placement, index),
       copies
     }
+  }
+
+  /** Reports progress now, or once PROGRESS_MS after the last report (the latest state then). */
+  protected reportProgress (): void {
+    if (this.init.onProgress === undefined || this.progressTimer !== undefined) return
+    const report = (): void => { this.progressAt = performance.now(); this.init.onProgress?.(this.machine.progress()) }
+    const wait = this.progressAt + PROGRESS_MS - performance.now()
+    if (wait <= 0) { report(); return }
+    this.progressTimer = setTimeout(() => { this.progressTimer = undefined; if (!this.done) report() }, wait)
+  }
+
+  protected stopProgress (): void {
+    if (this.progressTimer !== undefined) clearTimeout(this.progressTimer)
+    this.progressTimer = undefined
   }
 
   /** Keeps what an event changes here (outputs, results, tallies) and pays billed copies. */

@@ -113,7 +113,7 @@ export class JobRunner extends RunnerState {
     persistStep(this.init.store, this.jobId, this.now(), cmds, events, rows, (i, a) => this.outputs.get(i * KEY + a))
     for (const e of events) this.onEvent(e)
     for (const c of cmds) if (running || c.type !== 'run') this.perform(c)
-    if (running && events.length > 0) this.init.onProgress?.(this.machine.progress())
+    if (running && events.length > 0) this.reportProgress()
   }
 
   /** Timers for the machine's next timeout and the session's next lease round. */
@@ -226,6 +226,7 @@ export class JobRunner extends RunnerState {
 
   private stop (): void {
     this.done = true
+    this.stopProgress()
     for (const t of [this.timers.timeout, this.timers.round, this.timers.deadline]) if (t !== undefined) clearTimeout(t)
     this.unsubscribe?.()
   }

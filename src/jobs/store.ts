@@ -166,9 +166,15 @@ export class JobStore {
   accounting (jobId: string): { done: number, failed: number, billed: number, byOutcome: Record<string, number>, duplicates: number } {
     const t = this.stmt(`SELECT SUM(status = 'done') AS done, SUM(status = 'failed') AS failed FROM job_tasks WHERE job_id = ?`).get(jobId) as Record<string, unknown>
     const byOutcome: Record<string, number> = {}
-    for (const r of this.stmt('SELECT outcome, COUNT(*) AS n FROM job_copies WHERE job_id = ? GROUP BY outcome').all(jobId) as Array<Record<string, unknown>>) byOutcome[String(r.outcome)] = Number(r.n)
-    const c = this.stmt('SELECT SUM(billed) AS billed, SUM(duplicates) AS dups FROM job_copies WHERE job_id = ?').get(jobId) as Record<string, unknown>
-    return { done: Number(t.done ?? 0), failed: Number(t.failed ?? 0), billed: Number(c.billed ?? 0), byOutcome, duplicates: Number(c.dups ?? 0) }
+    let billed = 0
+    let duplicates = 0
+    // one pass over the job's copies (status is asked while the job runs)
+    for (const r of this.stmt('SELECT outcome, COUNT(*) AS n, SUM(billed) AS billed, SUM(duplicates) AS dups FROM job_copies WHERE job_id = ? GROUP BY outcome').all(jobId) as Array<Record<string, unknown>>) {
+      byOutcome[String(r.outcome)] = Number(r.n)
+      billed += Number(r.billed ?? 0)
+      duplicates += Number(r.dups ?? 0)
+    }
+    return { done: Number(t.done ?? 0), failed: Number(t.failed ?? 0), billed, byOutcome, duplicates }
   }
 
   saveReputation (records: Record<string, ProviderRecord>): void {

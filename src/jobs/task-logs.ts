@@ -42,6 +42,8 @@ export class TaskLogStore {
     if (used === undefined) {
       const r = this.stmt('SELECT COALESCE(SUM(LENGTH(stderr)), 0) AS n FROM job_copy_logs WHERE job_id = ?').get(jobId) as { n: number }
       used = Number(r.n)
+      // kept at once: a copy with no stderr must not sum the job's logs again (a scan per copy)
+      this.used.set(jobId, used)
     }
     const keep = used >= (this.limits.perJob ?? JOB_LOG_BUDGET_BYTES) ? (this.limits.afterBudget ?? TASK_LOG_SMALL_BYTES) : (this.limits.perCopy ?? TASK_LOG_KEEP_BYTES)
     const log = boundTaskLog(stderr, claimedBytes, keep)

@@ -1,0 +1,76 @@
+// The payment store's read paths the dispatch loop leans on: escrow rows served from memory stay
+// exact across every write and a rolled-back transaction; a payment's seq comes from an index,
+// not a scan of the job's payments; a copy with no stderr does not sum the job's logs again.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { openStore } from '../../../src/store/db.js'
+import { PaymentStore, type EscrowRow } from '../../../src/jobs/payment-store.js'
+import { TaskLogStore } from '../../../src/jobs/task-logs.js'
+
+const escrow = (jobId: string): EscrowRow => ({
+  jobId, chainJobId: `0x${'11'.repeat(32)}`, chainId: 31337, contract: `0x${'22'.repeat(20)}`, payer: `0x${'33'.repeat(20)}`, deposited: 0n, allowTopUp: false, kind: 'grid'
+})
+
+test('escrow rows read through memory follow every write, and a rolled-back write is not seen', () => {
+  const s = new PaymentStore(openStore(':memory:'))
+  assert.is(s.escrow('j'), undefined)
+  s.putEscrow(escrow('j'))
+  assert.is(s.escrow('j')?.deposited, 0n)
+  s.setDeposited('j', 500n)
+  assert.is(s.escrow('j')?.deposited, 500n)
+  s.setReserve('j', 7n)
+  assert.is(s.escrow('j')?.reserve, 7n)
+  s.putEscrow({ ...escrow('j'), allowTopUp: true })
+  assert.is(s.escrow('j')?.allowTopUp, true)
+  s.setClosed('j', 1234)
+  assert.is(s.escrow('j')?.closedAt, 1234)
+  s.setRefunded('j', '0xabc', 9n)
+  assert.is(s.escrow('j')?.refunded, 9n)
+  // a caller changing its copy changes nothing stored
+  const copy = s.escrow('j')!
+  copy.deposited = 1n
+  assert.is(s.escrow('j')?.deposited, 500n)
+  // written, read inside the transaction, rolled back: the old row again
+  assert.throws(() => s.transaction(() => {
+    s.setDeposited('j', 900n)
+    assert.is(s.escrow('j')?.deposited, 900n)
+    throw new Error('abort')
+  }), /abort/)
+  assert.is(s.escrow('j')?.deposited, 500n)
+  assert.is(s.escrows()[0].deposited, 500n)
+})
+
+test('a payment\'s seq is read from the (job, seq) index, in order', () => {
+  const store = openStore(':memory:')
+  const s = new PaymentStore(store)
+  const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').all('j') as Array<{ detail: string }>
+  assert.ok(plan.some(r => r.detail.includes('job_payments_seq')), JSON.stringify(plan))
+  for (let i = 0; i < 5; i++) s.addPayment('j', { receiptKey: `${i}:1`, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at: i })
+  s.addPayment('k', { receiptKey: '0:1', provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at: 0 })
+  assert.equal(s.payments('j').map(p => p.seq), [1, 2, 3, 4, 5])
+  assert.equal(s.payments('k').map(p => p.seq), [1])
+})
+
+test('task logs: copies without stderr do not sum the job\'s stored logs again; the job budget still holds', () => {
+  const store = openStore(':memory:')
+  const logs = new TaskLogStore(store, { perCopy: 100, perJob: 150, afterBudget: 10 })
+  let sums = 0
+  const prepare = store.db.prepare.bind(store.db)
+  store.db.prepare = ((sql: string) => {
+    const st = prepare(sql)
+    if (!sql.includes('SUM(LENGTH(stderr))')) return st
+    const get = st.get.bind(st)
+    st.get = ((...a: Parameters<typeof get>) => { sums++; return get(...a) }) as typeof st.get
+    return st
+  }) as typeof store.db.prepare
+  for (let i = 0; i < 20; i++) assert.is(logs.record('j', i, 1, 'p', undefined, 0, i), false)
+  assert.is(sums, 1, 'the job\'s bytes are summed once')
+  assert.ok(logs.record('j', 20, 1, 'p', new Uint8Array(100).fill(65), 100, 20))
+  assert.ok(logs.record('j', 21, 1, 'p', new Uint8Array(100).fill(66), 100, 21))
+  // past the 150-byte budget a copy keeps only its 10-byte tail
+  assert.ok(logs.record('j', 22, 1, 'p', new Uint8Array(100).fill(67), 100, 22))
+  assert.is(logs.get('j', 22, 1)?.stderr.length, 10)
+  assert.is(sums, 1)
+})
+
+test.run()
