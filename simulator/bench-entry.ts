@@ -12,6 +12,8 @@ const arg = (name: string, dflt: string): string => { const i = process.argv.ind
 const mode = arg('mode', 'joined'); const nodes = Number(arg('nodes', '10000')); const seed = Number(arg('seed', '1'))
 const count = arg('count', '') === '' ? undefined : Number(arg('count', ''))
 const extra: Record<string, number> = mode === 'omniscient' ? { tables: 1 } : mode === 'churn' ? { session: 30, minutes: 20 } : {}
+// --build-slots N: walks in flight during the joins (default BUILD_SLOTS in world.ts; 489 = the builds before it).
+if (arg('build-slots', '') !== '') extra.buildSlots = Number(arg('build-slots', ''))
 const t0 = performance.now()
 const load0 = loadavg()[0]
 // Progress on stderr (joins, then lookups), at most every 10 s.
@@ -51,7 +53,7 @@ console.log(JSON.stringify({
   eventsPerSec: r.perf.eventsPerSec, liveBytesPerNode: r.perf.liveBytesPerNode, heapUsedBytes: r.perf.heapUsedBytes, arrayBufferBytes: r.perf.arrayBufferBytes,
   peakRssBytes: process.resourceUsage().maxRSS * 1024, lookupsPerWallSec: rates.lookupsPerWallSec, lookupsPerCpuSec: rates.lookupsPerCpuSec,
   joinWallSec: rates.joinWallSec, joinCpuSec: rates.joinCpuSec, joinEventsPerSec: rates.joinEventsPerSec, meanContacts: s['join.meanContacts'] ?? s.meanContactsPerNode,
-  joinRpcsPerNode: s['join.rpcsPerNode'], churnCpuSec: rates.churnCpuSec, slotWaits: s.slotWaits, maxWaitingForSlot: s.maxWaitingForSlot, meanSlotWaitMs: s.meanSlotWaitMs,
+  joinRpcsPerNode: s['join.rpcsPerNode'], maxWalksInFlight: s['join.maxWalksInFlight'], churnCpuSec: rates.churnCpuSec, slotWaits: s.slotWaits, maxWaitingForSlot: s.maxWaitingForSlot, meanSlotWaitMs: s.meanSlotWaitMs,
   departures: s.departures, returns: s.returns, newcomers: s.newcomers, walkTimeouts: s.walkTimeouts, evictedByFullLeafPing: s.evictedByFullLeafPing,
   cpuSec: (cpuEnd.user + cpuEnd.system) / 1e6, loadAvg1m: [load0, loadavg()[0]], hops: r.charts[1].series[0].data
 }))

@@ -22,73 +22,23 @@ import type { SimRandom } from '../engine/random.js'
 import type { VirtualNetwork } from '../network/network.js'
 import type { KadIds } from './ids.js'
 import type { RoutingView } from './routing.js'
-import { KAD_PARAMS } from '../../src/net/kad-params.js'
+import { DEFAULT_LOOKUP, type LookupParams, type LookupStats } from './lookup-params.js'
+
+export { DEFAULT_LOOKUP, type LookupParams, type LookupStats } from './lookup-params.js'
 
 export const EVENT_RPC_DONE = 1
 export const EVENT_RPC_FAIL = 2
 
-export interface LookupParams {
-  /** Bucket size and result size (kad-dht kBucketSize). */
-  k: number
-  /** Concurrent RPCs per path. */
-  alpha: number
-  /** Disjoint paths per query (kad-dht 16: `disjointPaths ?? alpha`, kad-dht.js). */
-  disjointPaths: number
-  /** Round trips one RPC costs: dial (TCP + noise + muxer) plus request/response. */
-  rpcRtts: number
-  /** How long an RPC to a dead or unreachable peer takes to fail, ms. */
-  rpcTimeoutMs: number
-  /** Lookups in flight at once (slots). */
-  maxConcurrent: number
-  /** Drop a contact from the origin's table when an RPC to it fails (kad-dht 16 does not). */
-  evictOnTimeout: boolean
-  /** Tables learn from queries (origin adds responders, responder adds server queriers). */
-  learn: boolean
-  /**
-   * The origin also adds every peer named in a response once it answers a ping (kad-dht's
-   * network 'peer' event -> routing-table update). Off by default: it multiplies table
-   * sizes; without it tables are smaller, so success and hops are on the safe side.
-   */
-  learnNamed: boolean
-}
-
-/** k, alpha and paths are the daemon's (src/net/kad-params.ts). */
-export const DEFAULT_LOOKUP: LookupParams = { k: KAD_PARAMS.kBucketSize, alpha: KAD_PARAMS.alpha, disjointPaths: KAD_PARAMS.disjointPaths, rpcRtts: 3, rpcTimeoutMs: 5000, maxConcurrent: 512, evictOnTimeout: false, learn: true, learnNamed: false }
-
 const CAND = 2048 // candidates per lookup
 const SEEN = 4096 // seen-set hash slots per lookup at most (power of two, > CAND)
+// Slot regions are padded by one cache line: with power-of-two strides (16 KB, 32 KB) the hot
+// start of every slot's region maps to the same few cache sets and they evict each other.
+const CAND_STRIDE = CAND + 4 // 16-byte records
+const SEEN_STRIDE = SEEN + 16 // 4-byte entries
 const SEEN_BITS_MIN = 8 // a lookup's seen set starts at 256 slots and doubles at half full
 const SEEN_BITS_MAX = 12 // log2(SEEN)
 const QCAP = 128 // queued peers per path
 const WAIT_FIELDS = 8
-
-export interface LookupStats {
-  started: number
-  succeeded: number
-  failed: number
-  rpcs: number
-  timeouts: number
-  /** findPeer RPCs sent to a peer that was offline or cut off (counted at send time). */
-  unreachableRpcs: number
-  /** Candidates dropped because a lookup's candidate table was full. */
-  overflow: number
-  hops: Int32Array
-  /** RPCs per finished findPeer, histogram (last bucket: 255 or more). */
-  rpcHist: Int32Array
-  /** getClosestPeers walks (joins, refreshes): how many ended and the RPCs they sent. */
-  walks: number
-  walkRpcs: number
-  /** RPCs of walks that failed (timeouts). */
-  walkTimeouts: number
-  /** Pings of named peers before adding them (learnNamed). */
-  pings: number
-  /** Requests that found every slot busy and waited for one; the most waiting at once; total wait, ms of virtual time. */
-  waited: number
-  maxWaiting: number
-  waitMs: number
-  /** Waiting requests dropped when their turn came (admit hooks said no: the origin left meanwhile). */
-  waitDropped: number
-}
 
 export class KadLookups {
   readonly p: LookupParams
@@ -102,6 +52,8 @@ export class KadLookups {
   private readonly sTarget: Int32Array
   private readonly sKeyHi: Float64Array
   private readonly sKeyLo: Float64Array
+  /** The first node number at or after the slot's key (tables find the key's place among contacts with it). */
+  private readonly sNb: Int32Array
   private readonly sWalk: Uint8Array
   private readonly sRpcs: Int32Array
   private readonly sGen: Int32Array
@@ -169,14 +121,14 @@ export class KadLookups {
     this.stats = { started: 0, succeeded: 0, failed: 0, rpcs: 0, timeouts: 0, unreachableRpcs: 0, overflow: 0, hops: new Int32Array(64), rpcHist: new Int32Array(256), walks: 0, walkRpcs: 0, walkTimeouts: 0, pings: 0, waited: 0, maxWaiting: 0, waitMs: 0, waitDropped: 0 }
     this.latencies = new Float32Array(Math.max(16, expectedLookups))
     this.sOrigin = new Int32Array(S); this.sTarget = new Int32Array(S); this.sGen = new Int32Array(S)
-    this.sKeyHi = new Float64Array(S); this.sKeyLo = new Float64Array(S); this.sWalk = new Uint8Array(S); this.sRpcs = new Int32Array(S)
+    this.sKeyHi = new Float64Array(S); this.sKeyLo = new Float64Array(S); this.sNb = new Int32Array(S); this.sWalk = new Uint8Array(S); this.sRpcs = new Int32Array(S)
     this.sTag = new Int32Array(S); this.sStart = new Float64Array(S); this.sInflight = new Int32Array(S); this.sCand = new Int32Array(S); this.sLivePaths = new Int32Array(S)
     this.freeSlots = new Int32Array(S)
     for (let i = 0; i < S; i++) this.freeSlots[i] = S - 1 - i
     this.freeTop = S
-    const cbuf = new ArrayBuffer(S * CAND * 16)
+    const cbuf = new ArrayBuffer(S * CAND_STRIDE * 16)
     this.cF = new Float64Array(cbuf); this.cI = new Int32Array(cbuf)
-    this.seen = new Int32Array(S * SEEN); this.seenBits = new Uint8Array(S); this.seenCount = new Int32Array(S)
+    this.seen = new Int32Array(S * SEEN_STRIDE); this.seenBits = new Uint8Array(S); this.seenCount = new Int32Array(S)
     this.qLen = new Int32Array(S * D); this.qItem = new Int32Array(S * D * QCAP); this.qDist = new Float64Array(S * D * QCAP)
     this.running = new Int32Array(S * D); this.pathLive = new Uint8Array(S * D)
     this.closeLen = new Int32Array(S * D); this.closeDist = new Float64Array(S * D * K)
@@ -249,11 +201,12 @@ export class KadLookups {
     const gen = this.genCounter++
     this.sGen[s] = gen; this.sOrigin[s] = origin; this.sTarget[s] = target; this.sStart[s] = now
     this.sKeyHi[s] = hi; this.sKeyLo[s] = lo; this.sWalk[s] = walk; this.sRpcs[s] = 0
+    const nb = this.sNb[s] = this.ids.lowerBoundHiLo(hi, lo)
     this.sInflight[s] = 0; this.sCand[s] = 0
     if (walk === 0) this.stats.started++
-    this.seen.fill(0, s * SEEN, s * SEEN + (1 << SEEN_BITS_MIN)); this.seenBits[s] = SEEN_BITS_MIN; this.seenCount[s] = 0
+    this.seen.fill(0, s * SEEN_STRIDE, s * SEEN_STRIDE + (1 << SEEN_BITS_MIN)); this.seenBits[s] = SEEN_BITS_MIN; this.seenCount[s] = 0
     const D = this.D
-    const n = this.tables.closestToKey(origin, hi, lo, -1, this.shuffle)
+    const n = this.tables.closestToKey(origin, hi, lo, -1, this.shuffle, nb)
     if (n === 0) { this.finish(s, now, false, 0); return true }
     for (let i = n - 1; i > 0; i--) { const j = this.rng.int(i + 1); const t = this.shuffle[i]; this.shuffle[i] = this.shuffle[j]; this.shuffle[j] = t }
     const paths = n < D ? n : D
@@ -274,7 +227,7 @@ export class KadLookups {
   /** Handles an event of kind EVENT_RPC_DONE / EVENT_RPC_FAIL popped from the queue. */
   handle (now: number, kind: number, s: number, ci: number, gen: number): void {
     if (this.sGen[s] !== gen) return // the lookup already finished
-    const base = s * CAND
+    const base = s * CAND_STRIDE
     const at = base + ci
     const dp = this.cI[4 * at + 3]
     const p = dp & 255
@@ -300,7 +253,7 @@ export class KadLookups {
     this.addClose(pi, rd)
     const out = this.scratch
     const hi = this.sKeyHi[s]; const lo = this.sKeyLo[s]
-    const n = this.tables.closestToKey(r, hi, lo, origin, out)
+    const n = this.tables.closestToKey(r, hi, lo, origin, out, this.sNb[s])
     if (this.p.learnNamed) {
       for (let i = 0; i < n; i++) {
         const c = out[i]
@@ -338,7 +291,7 @@ export class KadLookups {
 
   /** Adds c to the seen set; false when it was already there. */
   private markSeen (s: number, c: number): boolean {
-    const seen = this.seen; const base = s * SEEN; const bits = this.seenBits[s]; const mask = (1 << bits) - 1
+    const seen = this.seen; const base = s * SEEN_STRIDE; const bits = this.seenBits[s]; const mask = (1 << bits) - 1
     const v = c + 1
     let h = Math.imul(c, 0x9e3779b1) >>> (32 - bits)
     for (;;) {
@@ -354,7 +307,7 @@ export class KadLookups {
 
   /** Doubles lookup s's seen set (rehashing its entries). */
   private growSeen (s: number, bits: number): void {
-    const seen = this.seen; const base = s * SEEN; const cap = 1 << bits; const tmp = this.seenTmp
+    const seen = this.seen; const base = s * SEEN_STRIDE; const cap = 1 << bits; const tmp = this.seenTmp
     let m = 0
     for (let i = 0; i < cap; i++) { const e = seen[base + i]; if (e !== 0) tmp[m++] = e }
     const nb = bits + 1; const mask = (1 << nb) - 1
@@ -373,7 +326,7 @@ export class KadLookups {
     const pi = s * this.D + p
     if (ci >= CAND || this.qLen[pi] >= QCAP) { this.stats.overflow++; return }
     this.sCand[s] = ci + 1
-    const at = s * CAND + ci
+    const at = s * CAND_STRIDE + ci
     this.cF[2 * at] = d; this.cI[4 * at + 2] = c; this.cI[4 * at + 3] = (depth > 255 ? 255 : depth) << 8 | p
     // The path queue is kept sorted by falling distance, the nearest last: pump() pops it in
     // O(1), and a new peer (closer than the one that named it) is usually placed near the end.
@@ -406,7 +359,7 @@ export class KadLookups {
   }
 
   private send (s: number, ci: number, now: number): void {
-    const origin = this.sOrigin[s]; const c = this.cI[4 * (s * CAND + ci) + 2]
+    const origin = this.sOrigin[s]; const c = this.cI[4 * (s * CAND_STRIDE + ci) + 2]
     if (this.sWalk[s] === 0) this.stats.rpcs++; else this.stats.walkRpcs++
     this.sRpcs[s]++
     this.sInflight[s]++

@@ -7,8 +7,11 @@ export interface RoutingView {
   readonly k: number
   /** DHT servers in id order: the only nodes that can be contacts. */
   readonly servers: Int32Array
-  /** n's k contacts XOR-closest to the key (hi 32 bits, lo 21 bits), never `exclude`; returns the count. */
-  closestToKey: (n: number, hi: number, lo: number, exclude: number, out: Int32Array) => number
+  /**
+   * n's k contacts XOR-closest to the key (hi 32 bits, lo 21 bits), never `exclude`; returns the count.
+   * `nb`, when given, is ids.lowerBoundHiLo(hi, lo) (a lookup computes it once, not per reply).
+   */
+  closestToKey: (n: number, hi: number, lo: number, exclude: number, out: Int32Array, nb?: number) => number
   /** When present: the XOR distances of the contacts the last closestToKey returned, in the same order. */
   readonly outDist?: Float64Array
   /** Contacts in n's table. */

@@ -38,6 +38,9 @@ export class TrieTables implements RoutingView {
   readonly stats: TrieStats = { added: 0, rejectedFull: 0, evicted: 0, pings: 0 }
   /** XOR distances of the contacts the last closestToKey wrote, index for index (saves the caller reloading ids). */
   readonly outDist: Float64Array
+  /** Where the last learn() left its contact: node, index in the run (-1: none; any other change clears it). */
+  private hintN = -1
+  private hintIdx = 0
   /** Whether any maximum-depth leaf could ever hold k contacts (see the constructor). */
   private readonly fullLeafPossible: boolean
 
@@ -77,6 +80,7 @@ export class TrieTables implements RoutingView {
 
   /** Drops the whole table of n (a node that restarts without state). */
   clear (n: number): void {
+    this.hintN = -1
     if (this.hd[4 * n + 2] !== 0) this.free[this.hd[4 * n + 2]].push(this.hd[4 * n])
     this.hd[4 * n + 2] = 0; this.hd[4 * n + 1] = 0; this.hd[4 * n] = 0
   }
@@ -104,7 +108,7 @@ export class TrieTables implements RoutingView {
     if (n === c) return false
     const pos = this.lowerNode(n, c)
     const end = this.hd[4 * n] + this.hd[4 * n + 1]
-    if (pos < end && this.pool[pos] === c) return true
+    if (pos < end && this.pool[pos] === c) { this.hintN = n; this.hintIdx = pos - this.hd[4 * n]; return true }
     // Walking down the trie, a leaf at depth d is split iff it holds >= k and d < prefixLength,
     // so the newcomer's leaf is full only if the range at the maximum depth holds >= k (counts
     // only shrink with depth): one range count decides. That range is the run of contacts
@@ -134,6 +138,7 @@ export class TrieTables implements RoutingView {
       this.stats.evicted += evicted
     }
     this.insertAt(n, c, at)
+    this.hintN = n; this.hintIdx = at - a0
     this.stats.added++
     return true
   }
@@ -147,6 +152,7 @@ export class TrieTables implements RoutingView {
   }
 
   private removeAt (n: number, p: number): void {
+    this.hintN = -1
     const end = this.hd[4 * n] + this.hd[4 * n + 1]
     this.pool.copyWithin(p, p + 1, end)
     this.hd[4 * n + 1]--
@@ -154,6 +160,7 @@ export class TrieTables implements RoutingView {
 
   /** Inserts c at pool position `pos` of n's run (its sorted place). */
   private insertAt (n: number, c: number, pos: number): void {
+    this.hintN = -1
     if (this.hd[4 * n + 1] === CLASSES[this.hd[4 * n + 2]]) { const o = this.hd[4 * n]; this.growTable(n); pos += this.hd[4 * n] - o }
     const end = this.hd[4 * n] + this.hd[4 * n + 1]
     this.pool.copyWithin(pos + 1, pos, end)
@@ -188,7 +195,7 @@ export class TrieTables implements RoutingView {
    * kad-dht's closestPeers: n's k contacts XOR-closest to the key (hi, lo), never
    * `exclude`. Writes node numbers into out[0..] and returns the count (unordered).
    */
-  closestToKey (n: number, hi: number, lo: number, exclude: number, out: Int32Array): number {
+  closestToKey (n: number, hi: number, lo: number, exclude: number, out: Int32Array, nbGiven = -1): number {
     const k = this.k; const pool = this.pool
     const a0 = this.hd[4 * n]; const b0 = a0 + this.hd[4 * n + 1]
     if (b0 - a0 <= k + 1) {
@@ -204,8 +211,14 @@ export class TrieTables implements RoutingView {
     const HL = this.ids.hl
     // Node numbers are in key order: the key's place among n's contacts is that of the first
     // node at or after the key (an int search over the run, not a key search through ids).
-    const nb = this.ids.lowerBoundHiLo(hi, lo)
+    const nb = nbGiven >= 0 ? nbGiven : this.ids.lowerBoundHiLo(hi, lo)
     let pos = a0; let pe = b0
+    // learn() just placed a contact in this run (a responder adding its querier): its place
+    // bounds the search (for a self-query, whose key is the querier's id, it is the place).
+    if (this.hintN === n) {
+      const hp = a0 + this.hintIdx
+      if (pool[hp] < nb) pos = hp + 1; else pe = hp
+    }
     while (pos < pe) { const mid = pos + ((pe - pos) >>> 1); if (pool[mid] < nb) pos = mid + 1; else pe = mid }
     let l = pos - 1; let r = pos
     let cl = l >= a0 ? this.cplAt(l, hi, lo) : -1

@@ -38,6 +38,7 @@ export function worldOptions (opts: LookupRunOptions): WorldOptions {
     prefixLength: x.prefixLength,
     joinGapMs: x.joinGapMs,
     settleRounds: x.settleRounds,
+    buildSlots: x.buildSlots,
     onProgress: opts.onProgress,
     onBuildProgress: opts.onBuildProgress
   }
@@ -159,6 +160,7 @@ export function joinSummary (world: World): Record<string, number> {
     'join.walksPerNode': round(j.walks / world.initialNodes),
     'join.rpcsPerNode': round(j.walkRpcs / world.initialNodes),
     'join.virtualMinutes': round(j.virtualMs / 60_000),
+    'join.maxWalksInFlight': j.maxWalksInFlight,
     'join.meanContacts': round(j.meanContacts),
     'join.fullLeafRejects': j.rejectedFull,
     'join.evicted': j.evicted

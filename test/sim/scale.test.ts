@@ -65,6 +65,31 @@ test('joins: every walk asks each peer at most once (the seen set grows past its
   assert.ok(biggest >= 20, `walks asked ${biggest} peers at most`)
 })
 
+test('the build gate bounds walks in flight, and tables built through it route as well as the old wide build', () => {
+  const figures = (buildSlots: number): { maxIn: number, contacts: number, success: number, hops: number } => {
+    const w = buildWorld(3000, 5, { population: { natShare: 0.3 }, buildSlots })
+    const lk = w.lookups; const join = w.join
+    assert.ok(lk !== null && join !== null)
+    let ok = 0; let hops = 0; let done = 0
+    lk.onFinish = (_tag, success, h) => { done++; if (success) { ok++; hops += h } }
+    const rng = new SimRandom(6); const servers = w.tables.servers
+    for (let i = 0; i < 300; i++) {
+      const origin = rng.int(3000); let target = servers[rng.int(servers.length)]
+      while (target === origin) target = servers[rng.int(servers.length)]
+      lk.startOrWait(w.q.curTime, origin, target)
+    }
+    while (w.q.pop()) lk.handle(w.q.curTime, w.q.curKind, w.q.curA, w.q.curB, w.q.curC)
+    assert.is(done, 300)
+    return { maxIn: join.maxWalksInFlight, contacts: join.meanContacts, success: ok / 300, hops: hops / Math.max(1, ok) }
+  }
+  const narrow = figures(8); const wide = figures(489)
+  assert.ok(narrow.maxIn <= 8 && narrow.maxIn >= 2, `narrow build: ${narrow.maxIn} walks in flight at most`)
+  assert.ok(wide.maxIn > 50, `the old build overlapped ${wide.maxIn} walks (the gate must be what bounds the narrow one)`)
+  assert.ok(narrow.success >= 0.99 && wide.success >= 0.99, JSON.stringify({ narrow, wide }))
+  assert.ok(Math.abs(narrow.contacts / wide.contacts - 1) < 0.1, JSON.stringify({ narrow, wide }))
+  assert.ok(Math.abs(narrow.hops - wide.hops) < 0.3, JSON.stringify({ narrow, wide }))
+})
+
 test('a capped run stops during the joins and prints how far it got', () => {
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'simulator/bench-entry.ts', '--mode', 'joined', '--nodes', '3000', '--seed', '1', '--max-wall-s', '0'],
     { cwd: root, encoding: 'utf8', timeout: 300_000 })
