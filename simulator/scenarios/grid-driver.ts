@@ -75,6 +75,8 @@ export interface GridOutcome {
   failedTasks: number
   lostCopies: number
   leaseRounds: number
+  /** Leases a job gave back only to make room for a faster slot (speculation.ts, speed-evidence.ts). */
+  speedReleases: number
   busyRefusals: number
   meanRttMs: number
   /** Mean time a copy waited in a provider's queue for a slot. */
@@ -133,7 +135,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   const noise: Float64Array[] = []
   const jobStart = new Float64Array(o.jobs); const jobEnd = new Float64Array(o.jobs)
   const accepted: Uint8Array[] = []
-  let acceptedTwice = 0; let lostCopies = 0; let leaseRounds = 0; let busyRefusals = 0; let cost = 0; let rttSum = 0; let rttN = 0; let jobsDone = 0
+  let acceptedTwice = 0; let lostCopies = 0; let leaseRounds = 0; let speedReleases = 0; let busyRefusals = 0; let cost = 0; let rttSum = 0; let rttN = 0; let jobsDone = 0
   let busySlotMs = 0; let waitMs = 0; let started = 0; let queueFull = 0
   const capChanges: Array<{ t: number, delta: number, slots: number }> = []
   const e0 = q.pushed
@@ -190,6 +192,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   const drain = (j: number, now: number): void => {
     const s = sessions[j]
     const m = s.machine
+    s.makeRoom(now) // as the runner's tick: releases go out before the round they make room for
     for (const c of m.pollCommands()) {
       if (c.type === 'run') {
         const p = Number(c.provider)
@@ -207,6 +210,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
         else if (waiting[p].length < MAX_QUEUE) waiting[p].push(id)
         else { queueFull++; copy.startedAt = REFUSED; q.push(now, EVENT_COPY_DONE, id, 0, 0) }
       } else if (c.type === 'release-lease') {
+        if (c.reason.startsWith('too slow') || c.reason.startsWith('idle:')) speedReleases++
         closeLease(c.leaseId)
       } else if (c.type === 'cancel') {
         // the provider stops the copy (or drops it from its queue): its slot frees
@@ -401,7 +405,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     upSlotMs += slotsUp * (last - tPrev)
     return {
       makespans, jobBounds, totalMs: last - jobStart[0], lowerBoundMs: bound - jobStart[0], load: totalWork / (cap0 * (bound - jobStart[0])),
-      cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, busyRefusals,
+      cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, speedReleases, busyRefusals,
       meanRttMs: rttSum / Math.max(1, rttN), queueWaitMeanMs: waitMs / Math.max(1, started), queueFull, utilisation: busySlotMs / Math.max(1, upSlotMs), events: q.pushed - e0
     }
   }

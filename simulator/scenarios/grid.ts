@@ -72,6 +72,7 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
       meanRttToChosenMs: round(model.meanRttMs),
       randomMeanRttToChosenMs: round(random.meanRttMs),
       leaseRounds: model.leaseRounds,
+      speedReleases: model.speedReleases,
       busyRefusals: model.busyRefusals,
       copiesLostToChurn: model.lostCopies
     },

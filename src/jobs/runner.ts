@@ -95,6 +95,7 @@ export class JobRunner extends RunnerState {
     if (this.done) return
     try {
       this.machine.handleTimeout(this.now())
+      this.session.makeRoom(this.now()) // its releases go out in this step, before the round they make room for
       this.step(true)
       if (this.machine.isFinished || this.machine.isCancelled) { this.complete(); return }
       this.arm()

@@ -22,12 +22,20 @@ export interface CoalescingWriterInit {
 /** One write waiting for its batch to go out (an object, not closures: tsx names each closure it makes, per write). */
 class Waiter {
   private settled = false
-  constructor (private readonly resolve: () => void, private readonly reject: (err: Error) => void, private readonly signal: AbortSignal | undefined) {
+  /** Its frame is still in the writer's batch (not handed to the stream yet). */
+  queued = true
+  constructor (private readonly owner: CoalescingWriter, private readonly resolve: () => void, private readonly reject: (err: Error) => void, private readonly signal: AbortSignal | undefined) {
     signal?.addEventListener('abort', this, { once: true })
   }
 
-  /** The signal fired: this wait stops, the frame still goes out in order. */
-  handleEvent (): void { this.done(this.signal?.reason ?? new Error('aborted')) }
+  /**
+   * The signal fired: this wait stops. A frame still in the batch is dropped (a cancelled task
+   * would cost its provider an unpaid run); one handed to the stream goes out in order.
+   */
+  handleEvent (): void {
+    if (this.queued) this.owner.unqueue(this)
+    this.done(this.signal?.reason ?? new Error('aborted'))
+  }
 
   done (err?: Error): void {
     if (this.settled) return
@@ -49,12 +57,14 @@ export class CoalescingWriter {
   /** Writes asked and stream sends made (what the batching saves: tests, benches). */
   framesWritten = 0
   sends = 0
+  /** Frames dropped from a batch because their write was aborted before it went out. */
+  framesDropped = 0
 
   constructor (readonly framed: FramedStream, private readonly init: CoalescingWriterInit = {}) {}
 
   /**
    * Queues one frame; resolves once its batch went to the stream (after the stream's drain when it
-   * was full). `signal` stops the wait, as FramedStream.write's does: the frame still goes out.
+   * was full). `signal` stops the wait; a frame still queued in the batch then never goes out.
    */
   async write (payload: Uint8Array, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
@@ -64,7 +74,7 @@ export class CoalescingWriter {
     this.frames.push(frame)
     this.bytes += frame.byteLength
     this.framesWritten++
-    const done = new Promise<void>((resolve, reject) => { this.waiters.push(new Waiter(resolve, reject, options.signal)) })
+    const done = new Promise<void>((resolve, reject) => { this.waiters.push(new Waiter(this, resolve, reject, options.signal)) })
     if (this.bytes >= LEASE_WRITE_BATCH_BYTES) this.flush()
     else if (!this.scheduled) {
       this.scheduled = true
@@ -75,6 +85,16 @@ export class CoalescingWriter {
 
   private readonly onTurn = (): void => { this.scheduled = false; this.flush() }
 
+  /** An aborted write's frame leaves the batch it was queued in (frames and waiters are parallel). */
+  unqueue (w: Waiter): void {
+    const at = this.waiters.indexOf(w)
+    if (at < 0) return
+    this.bytes -= this.frames[at].byteLength
+    this.frames.splice(at, 1)
+    this.waiters.splice(at, 1)
+    this.framesDropped++
+  }
+
   /** Sends what is queued now (close() does so first; a full batch does at once). */
   flush (): void {
     if (this.draining || this.frames.length === 0) return
@@ -84,6 +104,7 @@ export class CoalescingWriter {
     this.frames = []
     this.waiters = []
     this.bytes = 0
+    for (const w of waiters) w.queued = false
     let out: Uint8Array
     if (frames.length === 1) out = frames[0]
     else {

@@ -9,21 +9,19 @@
 // Default checks (`spotChecks`, src/core/scheduler/spot-check.ts): with redundancy 1, a task
 // gets a second copy unless its provider is established (then a random share does), and a
 // provider whose copy disagrees with an accepted result is caught: all its results are withdrawn.
-// The state and the verification half (votes, acceptance, catches) are job-verification.ts.
-import { established, deferCheckTo, needsCheck } from './spot-check.js'
+// The state and the verification half (votes, acceptance, catches) are job-verification.ts,
+// dispatch to leases and speculation job-dispatch.ts.
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
-import { JobVerification } from './job-verification.js'
-import { KEY, SCAN, TERMINAL, type JobPolicy, type RestoredTask, type TaskState, type LeaseState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
+import { JobDispatch } from './job-dispatch.js'
+import { TERMINAL, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
 
 /** A task fails after this many times maxAttempts copies lost to failed routes. */
 const MAX_LOST_COPIES_FACTOR = 3
 
-export class JobMachine extends JobVerification {
-  /** A `more-leases` was asked and the queue has not emptied nor a lease opened since. */
-  private moreLeasesAsked = false
+export class JobMachine extends JobDispatch {
   /** Provider -> when a lost copy last counted as one of its failures in a row. */
   private readonly lastLoss = new Map<string, number>()
 
@@ -61,7 +59,10 @@ export class JobMachine extends JobVerification {
   handleLease (now: number, grant: LeaseGrant): void {
     this.clock = Math.max(this.clock, now)
     if (this.avoided.has(grant.provider)) { this.commands.push({ type: 'release-lease', leaseId: grant.leaseId, provider: grant.provider, reason: 'provider avoided' }); return }
-    this.leases.set(grant.leaseId, { ...grant, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
+    // a provider the job measured is reckoned at its measured copy time, not its offer's claim
+    const runMs = grant.runMs === undefined ? undefined : this.speed.runMsOf(grant.provider, grant.runMs)
+    this.speed.leased(runMs)
+    this.leases.set(grant.leaseId, { ...grant, runMs, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
     this.ordered = [...this.leases.values()].filter(l => l.alive).sort((a, b) => a.rank - b.rank)
     this.needLeasesAsked = false
     this.moreLeasesAsked = false
@@ -121,6 +122,7 @@ export class JobMachine extends JobVerification {
     c.hash = r.hash ?? ''
     this.consecutiveFailures.set(c.provider, 0)
     this.durationSum += now - c.startedAt; this.durationN++
+    if (wasRunning) this.measured(c.provider, now - c.startedAt)
     if (t.status === 'done' && c.hash !== t.accepted && this.policy.spotChecks !== undefined && !this.finished && t.quorum < 2) {
       // A late copy disagrees with a result accepted on one provider's word: neither is
       // believed; the task runs again until two agree, and the loser is caught.
@@ -240,124 +242,6 @@ export class JobMachine extends JobVerification {
     return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
   }
 
-  protected pump (now: number): void {
-    if (this.cancelled || this.finished) return
-    if (this.stopped !== undefined) {
-      for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
-        const t = this.tasks[i]
-        t.queued--; t.reasons.shift()
-        if (t.status !== 'done' && t.status !== 'failed' && t.outstanding === 0 && t.queued === 0) this.failTask(now, i, t, this.stopped)
-      }
-      return
-    }
-    this.maybeSpeculate(now)
-    const skipped: number[] = []
-    let dispatched = 0
-    const sc = this.policy.spotChecks
-    // Checking copies wait for an established provider when one holds a live lease.
-    const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
-    const tooSlow: typeof this.ordered = []
-    for (const l of this.ordered) {
-      if (l.suspendedAt !== undefined) continue
-      // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
-      if (this.tooSlowAtCap(l, tooSlow.length)) { tooSlow.push(l); continue }
-      const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
-      while (l.running < l.slots && this.queue.length > 0) {
-        let taken = -1
-        for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
-          const i = this.queue.popFront()!
-          const t = this.tasks[i]
-          if (t.status === 'done' || t.status === 'failed') { t.queued--; t.reasons.shift(); s--; continue }
-          if (this.allowed(t, l.provider) && !(defer && this.waitsForKnown(t, known))) { taken = i; break }
-          skipped.push(i)
-        }
-        for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
-        skipped.length = 0
-        if (taken < 0) break
-        this.dispatch(now, taken, l)
-        dispatched++
-      }
-    }
-    this.releaseLeases(tooSlow, 'too slow: making room under the lease cap for a faster provider')
-    this.dropStale()
-    if (this.queue.length > 0 && dispatched === 0 && this.running.size === 0 && !this.needLeasesAsked) {
-      this.needLeasesAsked = true
-      this.commands.push({ type: 'need-leases', reason: this.ordered.length === 0 ? 'no live lease left' : 'no leased provider may run the queued copies' })
-    } else if (this.queue.length > 0 && this.running.size > 0 && !this.moreLeasesAsked) {
-      // copies wait behind busy leases: more providers could take them now (a provider that did
-      // not answer the first round, or refused its lease, would otherwise never be asked again)
-      this.moreLeasesAsked = true
-      this.commands.push({ type: 'more-leases', reason: `${this.queue.length} copies wait for a slot of ${this.ordered.length} leases` })
-    }
-    if (this.queue.length === 0) this.moreLeasesAsked = false
-  }
-
-  /**
-   * What the job wants from the lease search now: `starved` (copies queued and nothing running,
-   * so no lease can take them: the search may give them up), `more` (copies queued behind busy
-   * leases: more providers would help, the running ones will take them otherwise) or nothing.
-   */
-  leaseWant (): 'starved' | 'more' | undefined {
-    if (this.cancelled || this.finished || this.stopped !== undefined) return undefined
-    this.dropStale()
-    // nothing queued: a round only to find a faster slot for stragglers (speculation.ts)
-    if (this.queue.length === 0) return this.wantsFaster(this.clock) ? 'more' : undefined
-    return this.running.size === 0 ? 'starved' : 'more'
-  }
-
-  /** Queue entries at the front whose task ended meanwhile (entries are removed lazily). */
-  private dropStale (): void {
-    for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
-      const t = this.tasks[i]
-      if (t.status !== 'done' && t.status !== 'failed') { this.queue.pushFront(i); return }
-      t.queued--; t.reasons.shift()
-    }
-  }
-
-  /** A checking copy (second opinion, tie-break) that an established provider may run instead. */
-  private waitsForKnown (t: TaskState, known: readonly string[]): boolean {
-    const reason = t.reasons[0]
-    if (reason !== 'spot-check' && reason !== 'tie-break') return false
-    return known.some(p => this.allowed(t, p))
-  }
-
-  private dispatch (now: number, index: number, l: LeaseState): void {
-    const t = this.tasks[index]
-    t.queued--
-    const reason = t.reasons.shift() ?? 'retry'
-    const sc = this.policy.spotChecks
-    if (!t.decided) {
-      t.decided = true
-      if (this.checkOne) {
-        if (needsCheck(this.reputation, l.provider, sc!, this.rng)) this.addCheck(index, t)
-        else t.reduced = true
-      } else if (this.policy.adaptive && this.reputation.trusted(l.provider) && this.rng.next() >= this.policy.spotCheckRate) {
-        t.reduced = true; t.quorum = 1
-      } else {
-        for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
-      }
-    } else if (t.reduced && !(this.checkOne ? established(this.reputation, l.provider, sc!) : this.reputation.trusted(l.provider))) {
-      // The trusted provider's copy went away; an untrusted one gets the full check.
-      t.reduced = false; t.quorum = this.policy.quorum
-      if (this.checkOne) this.addCheck(index, t)
-      else for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
-    }
-    t.status = 'active'
-    const attempt = ++t.attempts
-    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running' }
-    t.copies.push(c)
-    t.outstanding++
-    l.running++
-    this.ranOn.add(l.leaseId)
-    this.counts.copies++
-    if (reason === 'retry') this.counts.retries++
-    if (reason === 'speculative') this.counts.speculative++
-    const key = index * KEY + attempt
-    this.running.set(key, c)
-    this.deadlines.push(now + this.policy.taskTimeoutMs, key)
-    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
-  }
-
   /**
    * A copy whose route failed (no answer at all): lost, so the provider is not barred from the task
    * and its reputation is untouched; but repeated losses on one provider count towards avoiding it,
@@ -409,29 +293,4 @@ export class JobMachine extends JobVerification {
     this.enqueue(c.index, 'retry', true)
   }
 
-  private maybeSpeculate (now: number): void {
-    this.clock = Math.max(this.clock, now)
-    // against the predicted time on a faster free slot, where leases carry predictions (speculation.ts)
-    for (const { index, lease } of this.twinsDue(now)) {
-      this.tasks[index].speculated = true
-      this.enqueue(index, 'speculative', true)
-      this.queue.popFront()
-      this.dispatch(now, index, lease)
-    }
-    const p = this.policy
-    if (p.stragglerFactor <= 0 || this.queue.length > 0 || this.durationN < p.stragglerMinSamples || now < this.nextStragglerCheck) return
-    const mean = this.durationSum / this.durationN
-    this.nextStragglerCheck = now + Math.max(1, mean / 2)
-    let free = 0
-    for (const l of this.ordered) if (l.suspendedAt === undefined) free += Math.max(0, l.slots - l.running)
-    if (free === 0) return
-    for (const c of this.running.values()) {
-      if (free === 0) break
-      const t = this.tasks[c.index]
-      if (t.speculated || now - c.startedAt < p.stragglerFactor * mean) continue
-      t.speculated = true
-      this.enqueue(c.index, 'speculative', true)
-      free--
-    }
-  }
 }

@@ -50,8 +50,6 @@ export class JobSession {
   nextRoundAt (now: number): number | undefined {
     if (this.inRound) return undefined
     let want = this.machine.leaseWant()
-    // at the lease cap with nothing queued: idle leases too slow for its stragglers make room (speculation.ts)
-    if (want === 'more' && this.leasesLeft() === 0) this.machine.releaseIdleLeases(now, 8)
     if (want === 'more' && this.leasesLeft() === 0) want = undefined
     if (want === undefined) {
       if (this.search.active) this.search.stop()
@@ -63,6 +61,15 @@ export class JobSession {
       this.search.begin(now, want)
     }
     return this.roundAt ?? now
+  }
+
+  /**
+   * At the lease cap with nothing queued: an idle lease too slow for the job's stragglers makes
+   * room for a faster slot (speculation.ts). Call before polling the machine's commands, so the
+   * release goes out before the round it makes room for (nextRoundAt stays a pure query).
+   */
+  makeRoom (now: number): void {
+    if (!this.inRound && this.leasesLeft() === 0 && this.machine.leaseWant() === 'more') this.machine.releaseIdleLeases(now, 8)
   }
 
   /** A round starts; returns its mode (a `more` round never rules tasks out). */

@@ -8,6 +8,7 @@ import type { ReputationBook } from './reputation.js'
 import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
 import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, type StragglerView } from './speculation.js'
+import { SpeedEvidence } from './speed-evidence.js'
 import { KEY, type JobPolicy, type CopyRecord, type CopyOutcome, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
 
 export abstract class JobVerification {
@@ -38,8 +39,8 @@ export abstract class JobVerification {
   protected needLeasesAsked = false
   protected stopped: string | undefined
   protected readonly counts = { done: 0, failed: 0, copies: 0, retries: 0, speculative: 0, wrong: 0, billed: 0, checks: 0, caught: 0 }
-  /** The least predicted copy time on any usable offer a lease round reported (speculation.ts). */
-  protected fastestRunMs = Infinity
+  /** Measured copy times, the latest round's fastest offer, the release limits (speed-evidence.ts). */
+  protected readonly speed = new SpeedEvidence()
   /** No round for a faster slot is asked before this (FASTER_ROUND_GAP_MS after the last round). */
   protected fasterAfter = -Infinity
   private twinsAtRound = 0
@@ -70,7 +71,7 @@ export abstract class JobVerification {
    */
   noteFastest (now: number, runMs: number | undefined): void {
     this.clock = Math.max(this.clock, now)
-    if (runMs !== undefined && runMs > 0) this.fastestRunMs = Math.min(this.fastestRunMs, runMs)
+    this.speed.roundEnded(now, runMs)
     // a round whose leases took twins may be followed at once (a job with many stragglers finds
     // fast slots a sample at a time); one that took none waits FASTER_ROUND_GAP_MS
     this.fasterAfter = this.counts.speculative > this.twinsAtRound ? now : now + FASTER_ROUND_GAP_MS
@@ -83,11 +84,13 @@ export abstract class JobVerification {
    * look for faster slots; returns how many went.
    */
   releaseIdleLeases (now: number, n: number): number {
-    if (this.queue.length > 0 || n <= 0) return 0
+    if (this.queue.length > 0 || n <= 0 || !this.speed.mayRelease()) return 0
     const stragglers = this.stragglerViews(now)
     let longest = 0
     for (const s of stragglers) longest = Math.max(longest, s.endsAt - now)
     const idle = this.ordered.filter(l => l.running === 0 && l.runMs !== undefined && SPECULATION_GAIN * l.runMs > longest).sort((a, b) => b.runMs! - a.runMs!).slice(0, n)
+    // one release per round (speed-evidence.ts): a round that finds no faster slot stops them
+    if (idle.length > 0) this.speed.released(idle[idle.length - 1].runMs!)
     this.releaseLeases(idle, 'idle: too slow for the job\'s stragglers')
     return idle.length
   }
@@ -102,8 +105,8 @@ export abstract class JobVerification {
    */
   protected tooSlowAtCap (l: LeaseState, releasing: number): boolean {
     // a lease that has not run a copy yet was just chosen from the offers there are: it runs one first
-    return releasing === 0 && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && this.ordered.length >= this.leaseCap &&
-      this.queue.length > 0 && SPECULATION_GAIN * this.fastestRunMs < l.runMs
+    return releasing === 0 && this.speed.mayRelease() && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && this.ordered.length >= this.leaseCap &&
+      this.queue.length > 0 && SPECULATION_GAIN * this.speed.fastestRunMs < l.runMs
   }
 
   /** Gives leases back to their providers (they ran nothing for the job now): no reputation change. */
@@ -141,10 +144,16 @@ export abstract class JobVerification {
     return pickTwins(now, stragglers, views, (i, id) => this.allowed(this.tasks[i], this.leases.get(id)!.provider)).map(x => ({ index: x.index, lease: this.leases.get(x.leaseId)! }))
   }
 
+  /** An ok copy ended: its provider's leases reckon with the measured time from now on, not its claim. */
+  protected measured (provider: string, ms: number): void {
+    this.speed.copyMeasured(provider, ms)
+    for (const l of this.ordered) if (l.provider === provider && l.runMs !== undefined) l.runMs = this.speed.runMsOf(provider, l.runMs)
+  }
+
   /** Whether the job should look for a faster slot now: its queue is empty and a straggler would gain from the fastest offer seen. */
   protected wantsFaster (now: number): boolean {
-    if (this.policy.stragglerFactor <= 0 || this.queue.length > 0 || now < this.fasterAfter || !Number.isFinite(this.fastestRunMs)) return false
-    return wantsFasterSlot(now, this.stragglerViews(now), this.fastestRunMs)
+    if (this.policy.stragglerFactor <= 0 || this.queue.length > 0 || now < this.fasterAfter || !Number.isFinite(this.speed.fastestRunMs)) return false
+    return wantsFasterSlot(now, this.stragglerViews(now), this.speed.fastestRunMs)
   }
 
   /** Dispatches queued copies to free lease slots. */

@@ -55,12 +55,13 @@ test('a batch at its size limit is sent at once; a frame past it leaves alone, a
   assert.is(got[1].length, LEASE_WRITE_BATCH_BYTES)
 })
 
-test('a full stream holds later batches until its drain; a signal stops one wait, not the bytes', async () => {
+test('a full stream holds later batches until its drain; a signal drops a queued frame, not one sent', async () => {
   const s = new FullStream()
   const w = new CoalescingWriter(new FramedStream(s as unknown as Stream))
   s.full = true
   let first = false
-  const p1 = w.write(Buffer.from('one')).then(() => { first = true })
+  const ac1 = new AbortController()
+  const p1 = w.write(Buffer.from('one'), { signal: ac1.signal }).then(() => { first = true }, () => {})
   await turn()
   assert.is(s.sent.length, 1)
   assert.not.ok(first, 'the write waits for the drain')
@@ -71,11 +72,27 @@ test('a full stream holds later batches until its drain; a signal stops one wait
   assert.is(s.sent.length, 1, 'nothing more is sent while the stream wants a drain')
   ac.abort(new Error('gave up'))
   await p2.then(() => assert.unreachable('the aborted wait resolved'), (err: Error) => assert.match(err.message, 'gave up'))
+  ac1.abort(new Error('too late')) // 'one' is with the stream already: its wait stops, its bytes stay
   s.drain()
   await p1
   await p3
-  assert.ok(first)
-  assert.equal(framesOf(s.sent), ['one', 'two', 'three'], 'the aborted frame still went out, in order')
+  assert.not.ok(first, 'the aborted wait for the sent frame rejected')
+  assert.equal(framesOf(s.sent), ['one', 'three'], 'the frame aborted while queued never went out; the sent one did')
+  assert.is(w.framesDropped, 1)
+})
+
+test('a write aborted in the turn it was queued is dropped from its batch; the others go out in order', async () => {
+  const s = new FullStream()
+  const w = new CoalescingWriter(new FramedStream(s as unknown as Stream))
+  const ac = new AbortController()
+  const a = w.write(Buffer.from('a'))
+  const task = w.write(Buffer.from('task'), { signal: ac.signal })
+  const c = w.write(Buffer.from('c'))
+  ac.abort(new Error('copy cancelled'))
+  await task.then(() => assert.unreachable('resolved'), (err: Error) => assert.match(err.message, 'copy cancelled'))
+  await Promise.all([a, c])
+  assert.equal(framesOf(s.sent), ['a', 'c'])
+  assert.is(s.sent.length, 1, 'still one send')
 })
 
 test('a stream that breaks while full fails the waiting and the queued writes, and later ones', async () => {

@@ -48,7 +48,8 @@ test('no twin without predictions (the job mean rule needs samples) or under the
     m.handleLease(0, { leaseId: 'F', provider: 'fast', slots: 1, rank: 0, runMs: fastMs })
     m.handleLease(0, { leaseId: 'S', provider: 'slow', slots: 1, rank: 1, runMs: fastMs === undefined ? undefined : 100_000 })
     m.pollCommands()
-    m.handleResult(10_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
+    // the fast copy takes what its lease said (a measured time replaces the claim: speed-evidence.ts)
+    m.handleResult(fastMs ?? 10_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
     assert.equal(runs(m.pollCommands()), [], `fast lease ${fastMs ?? 'unpredicted'}`)
   }
 })
@@ -56,10 +57,13 @@ test('no twin without predictions (the job mean rule needs samples) or under the
 test('a copy past its predicted end counts as needing half its elapsed time again', () => {
   const m = machine(2)
   m.handleLease(0, { leaseId: 'F', provider: 'fast', slots: 1, rank: 0, runMs: 10_000 })
-  m.handleLease(0, { leaseId: 'S', provider: 'slow', slots: 1, rank: 1, runMs: 50_000 })
+  m.handleLease(0, { leaseId: 'S', provider: 'slow', slots: 1, rank: 1, runMs: 20_000 })
   m.pollCommands()
-  // at 100 s the slow copy is 50 s past its predicted end: taken to need 50 s more (3 x 10 s <= 50 s): a twin
-  m.handleResult(100_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
+  // at 10 s the slow copy needs 10 s more: no twin (3 x 10 s > 10 s)
+  m.handleResult(10_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
+  assert.equal(runs(m.pollCommands()), [])
+  // at 100 s it is 80 s past its predicted end: taken to need 50 s more (3 x 10 s <= 50 s): a twin
+  m.handleTimeout(100_000)
   assert.equal(runs(m.pollCommands()).map(c => [c.index, c.reason]), [[1, 'speculative']])
 })
 

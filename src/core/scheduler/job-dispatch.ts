@@ -1,0 +1,157 @@
+// Dispatch half of the job machine (sans-IO): the queue of copies to free lease slots (checking
+// copies wait for an established provider), what the job wants from the lease search, and the
+// straggler twins (speculation.ts against predictions, the job's mean duration otherwise).
+// JobMachine (job-machine.ts) adds the inputs and the ends of copies; the state is job-verification.ts.
+import { established, deferCheckTo, needsCheck } from './spot-check.js'
+import { JobVerification } from './job-verification.js'
+import { KEY, SCAN, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'
+
+export abstract class JobDispatch extends JobVerification {
+  /** A `more-leases` was asked and the queue has not emptied nor a lease opened since. */
+  protected moreLeasesAsked = false
+
+  protected pump (now: number): void {
+    if (this.cancelled || this.finished) return
+    if (this.stopped !== undefined) {
+      for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
+        const t = this.tasks[i]
+        t.queued--; t.reasons.shift()
+        if (t.status !== 'done' && t.status !== 'failed' && t.outstanding === 0 && t.queued === 0) this.failTask(now, i, t, this.stopped)
+      }
+      return
+    }
+    this.maybeSpeculate(now)
+    const skipped: number[] = []
+    let dispatched = 0
+    const sc = this.policy.spotChecks
+    // Checking copies wait for an established provider when one holds a live lease.
+    const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
+    const tooSlow: typeof this.ordered = []
+    for (const l of this.ordered) {
+      if (l.suspendedAt !== undefined) continue
+      // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
+      if (this.tooSlowAtCap(l, tooSlow.length)) { tooSlow.push(l); continue }
+      const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
+      while (l.running < l.slots && this.queue.length > 0) {
+        let taken = -1
+        for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
+          const i = this.queue.popFront()!
+          const t = this.tasks[i]
+          if (t.status === 'done' || t.status === 'failed') { t.queued--; t.reasons.shift(); s--; continue }
+          if (this.allowed(t, l.provider) && !(defer && this.waitsForKnown(t, known))) { taken = i; break }
+          skipped.push(i)
+        }
+        for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
+        skipped.length = 0
+        if (taken < 0) break
+        this.dispatch(now, taken, l)
+        dispatched++
+      }
+    }
+    if (tooSlow.length > 0) this.speed.released(tooSlow[0].runMs!)
+    this.releaseLeases(tooSlow, 'too slow: making room under the lease cap for a faster provider')
+    this.dropStale()
+    if (this.queue.length > 0 && dispatched === 0 && this.running.size === 0 && !this.needLeasesAsked) {
+      this.needLeasesAsked = true
+      this.commands.push({ type: 'need-leases', reason: this.ordered.length === 0 ? 'no live lease left' : 'no leased provider may run the queued copies' })
+    } else if (this.queue.length > 0 && this.running.size > 0 && !this.moreLeasesAsked) {
+      // copies wait behind busy leases: more providers could take them now (a provider that did
+      // not answer the first round, or refused its lease, would otherwise never be asked again)
+      this.moreLeasesAsked = true
+      this.commands.push({ type: 'more-leases', reason: `${this.queue.length} copies wait for a slot of ${this.ordered.length} leases` })
+    }
+    if (this.queue.length === 0) this.moreLeasesAsked = false
+  }
+
+  /**
+   * What the job wants from the lease search now: `starved` (copies queued and nothing running,
+   * so no lease can take them: the search may give them up), `more` (copies queued behind busy
+   * leases: more providers would help, the running ones will take them otherwise) or nothing.
+   */
+  leaseWant (): 'starved' | 'more' | undefined {
+    if (this.cancelled || this.finished || this.stopped !== undefined) return undefined
+    this.dropStale()
+    // nothing queued: a round only to find a faster slot for stragglers (speculation.ts)
+    if (this.queue.length === 0) return this.wantsFaster(this.clock) ? 'more' : undefined
+    return this.running.size === 0 ? 'starved' : 'more'
+  }
+
+  /** Queue entries at the front whose task ended meanwhile (entries are removed lazily). */
+  private dropStale (): void {
+    for (let i = this.queue.popFront(); i !== undefined; i = this.queue.popFront()) {
+      const t = this.tasks[i]
+      if (t.status !== 'done' && t.status !== 'failed') { this.queue.pushFront(i); return }
+      t.queued--; t.reasons.shift()
+    }
+  }
+
+  /** A checking copy (second opinion, tie-break) that an established provider may run instead. */
+  private waitsForKnown (t: TaskState, known: readonly string[]): boolean {
+    const reason = t.reasons[0]
+    if (reason !== 'spot-check' && reason !== 'tie-break') return false
+    return known.some(p => this.allowed(t, p))
+  }
+
+  private dispatch (now: number, index: number, l: LeaseState): void {
+    const t = this.tasks[index]
+    t.queued--
+    const reason = t.reasons.shift() ?? 'retry'
+    const sc = this.policy.spotChecks
+    if (!t.decided) {
+      t.decided = true
+      if (this.checkOne) {
+        if (needsCheck(this.reputation, l.provider, sc!, this.rng)) this.addCheck(index, t)
+        else t.reduced = true
+      } else if (this.policy.adaptive && this.reputation.trusted(l.provider) && this.rng.next() >= this.policy.spotCheckRate) {
+        t.reduced = true; t.quorum = 1
+      } else {
+        for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
+      }
+    } else if (t.reduced && !(this.checkOne ? established(this.reputation, l.provider, sc!) : this.reputation.trusted(l.provider))) {
+      // The trusted provider's copy went away; an untrusted one gets the full check.
+      t.reduced = false; t.quorum = this.policy.quorum
+      if (this.checkOne) this.addCheck(index, t)
+      else for (let k = 1; k < this.policy.redundancy; k++) this.enqueue(index, 'redundant', true)
+    }
+    t.status = 'active'
+    const attempt = ++t.attempts
+    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running' }
+    t.copies.push(c)
+    t.outstanding++
+    l.running++
+    this.ranOn.add(l.leaseId)
+    this.counts.copies++
+    if (reason === 'retry') this.counts.retries++
+    if (reason === 'speculative') this.counts.speculative++
+    const key = index * KEY + attempt
+    this.running.set(key, c)
+    this.deadlines.push(now + this.policy.taskTimeoutMs, key)
+    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
+  }
+
+  private maybeSpeculate (now: number): void {
+    this.clock = Math.max(this.clock, now)
+    // against the predicted time on a faster free slot, where leases carry predictions (speculation.ts)
+    for (const { index, lease } of this.twinsDue(now)) {
+      this.tasks[index].speculated = true
+      this.enqueue(index, 'speculative', true)
+      this.queue.popFront()
+      this.dispatch(now, index, lease)
+    }
+    const p = this.policy
+    if (p.stragglerFactor <= 0 || this.queue.length > 0 || this.durationN < p.stragglerMinSamples || now < this.nextStragglerCheck) return
+    const mean = this.durationSum / this.durationN
+    this.nextStragglerCheck = now + Math.max(1, mean / 2)
+    let free = 0
+    for (const l of this.ordered) if (l.suspendedAt === undefined) free += Math.max(0, l.slots - l.running)
+    if (free === 0) return
+    for (const c of this.running.values()) {
+      if (free === 0) break
+      const t = this.tasks[c.index]
+      if (t.speculated || now - c.startedAt < p.stragglerFactor * mean) continue
+      t.speculated = true
+      this.enqueue(c.index, 'speculative', true)
+      free--
+    }
+  }
+}

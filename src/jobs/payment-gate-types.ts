@@ -1,0 +1,97 @@
+// The payment gate's port, options, persisted ledger and errors (payment-gate.ts is the gate):
+// what the chain, the store and the callers see of it.
+import type { dbc } from '../wire/gen/wire.js'
+import { DbcError, WireError } from '../errors.js'
+import type { EscrowRead, PaymentTermsView } from '../core/settlement/credit.js'
+import type { SignedVoucher, VoucherDomain } from '../core/settlement/voucher.js'
+import type { Hex32 } from '../core/settlement/hex.js'
+
+/** What the gate needs from the chain (src/chain/bridge.ts implements it). */
+export interface PaymentPort {
+  /** This provider's payout address: vouchers must name it. */
+  readonly address: string
+  /** The EIP-712 domain vouchers are signed for: this chain's id and Settlement contract. */
+  domain: () => VoucherDomain
+  /** The job's escrow; undefined when it has none. Throws when the chain cannot be read. */
+  escrow: (chainJobId: Hex32, opts?: { fresh?: boolean }) => Promise<EscrowRead | undefined>
+  /** What the contract paid this provider for the job so far; absent: counted as 0 (cautious). */
+  redeemed?: (chainJobId: Hex32) => Promise<bigint>
+  /** Keeps a voucher the gate verified, for redemption (the chain's voucher book). */
+  acceptVoucher: (sv: SignedVoucher) => Promise<void>
+  /**
+   * The payout key's signature binding it to `peer` on this chain (core/settlement/payout-binding.ts);
+   * throws while it is being signed (like `domain`). Absent: offers carry none (submitters refuse them).
+   */
+  payoutBinding?: (peer: Uint8Array) => Uint8Array
+}
+
+export interface PaymentGateInit {
+  /** Free work extended to a payer, in task prices (default 1): see credit.ts decideAdmission. */
+  creditTasks?: number
+  /** How long an escrow read is trusted before a task reads it again (default 5 s). */
+  escrowTtlMs?: number
+  /** A refused admission reads the chain again at most this often per job (default 1 s). */
+  minRefreshMs?: number
+  /** Jobs remembered at most (the idle oldest go first; default 4096). */
+  maxJobs?: number
+  /** The shortest escrow dispute window accepted, seconds (config provider.minDisputeWindowS; default 3600). */
+  minDisputeWindowS?: number
+  /** A task is admitted only when the escrow's deadline is at least its timeout plus this far ahead (default 60 s). */
+  deadlineMarginS?: number
+  now?: () => number
+  /** Recovers a voucher's signer (default: EIP-712 recovery, core/settlement/voucher.ts). */
+  recover?: (sv: SignedVoucher, d: VoucherDomain) => Promise<string | undefined>
+  /** Keeps the ledger across restarts (src/jobs/provider-ledger-store.ts); absent: in memory only. */
+  ledger?: LedgerPersistence
+}
+
+/** What of a job's ledger outlives the process: delivered work and the latest voucher held. */
+export interface PersistedLedger { payer: string, delivered: bigint, signed: bigint, tasks: number, maxBehind: bigint, voucher?: dbc.task.v1.IVoucher }
+
+export interface LedgerPersistence {
+  load: (limit: number) => Array<{ chainJobId: string } & PersistedLedger>
+  save: (chainJobId: string, e: PersistedLedger) => void
+  remove: (chainJobId: string) => void
+}
+
+/** The payment side of an open lease: its terms, its offer's prices, its task slot, its tasks running. */
+export interface LeasePayment {
+  terms: PaymentTermsView
+  prices: { priceGpuHour: number, priceCpuHour: number }
+  gpus: number
+  cores: number
+  /** Tasks its offer lets run at once: the credit bounds unsigned finished work, this the work in flight. */
+  slots: number
+  inflight: number
+}
+
+/** A lease or task refused for payment where an honest submitter may be the cause (not charged). */
+export class PaymentDeclinedError extends DbcError {
+  override name = 'PaymentDeclinedError'
+  constructor (code: string, reason: string) { super(code, reason, { hint: 'deposit escrow for the job on the provider\'s chain (or top it up), and send vouchers as results come' }) }
+}
+/** A lease or voucher no honest submitter sends (the sender is charged). */
+export class PaymentRejectedError extends WireError {
+  override name = 'PaymentRejectedError'
+  constructor (code: string, reason: string) { super(code, reason, { hint: 'name this provider\'s chain, the job\'s own escrow and its payer; vouchers must be signed by the payer for this provider' }) }
+}
+
+/** One (job, payer) row of the gate's ledger. */
+export interface LedgerEntry {
+  payer: string
+  delivered: bigint
+  signed: bigint
+  redeemed: bigint
+  inflight: number
+  tasks: number
+  refusals: number
+  lastRefusal?: string
+  voucher?: dbc.task.v1.IVoucher
+  /** Most unsigned work seen at once (delivered - signed). */
+  maxBehind: bigint
+}
+
+export interface CachedRead { read: EscrowRead | undefined, at: number }
+
+/** One row of `status()` (amounts in DBC, as text). */
+export interface PaymentJobStatus { chainJobId: string, payer: string, delivered: string, signed: string, behind: string, maxBehind: string, inflight: number, tasks: number, refusals: number, lastRefusal?: string }
