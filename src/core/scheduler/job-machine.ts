@@ -288,7 +288,12 @@ export class JobMachine extends JobDispatch {
       if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row`)
     }
     if (t.status === 'done' || t.status === 'failed') return
-    if (t.failures >= this.policy.maxAttempts) { this.failTask(now, c.index, t, `${t.failures} copies failed (last: ${error ?? outcome})`); return }
+    if (t.failures >= this.policy.maxAttempts) {
+      // another copy (a twin's original, say) still runs: its answer decides, not a failed twin's
+      if (t.outstanding > 0) return
+      this.failTask(now, c.index, t, `${t.failures} copies failed (last: ${error ?? outcome})`)
+      return
+    }
     if (this.stopped !== undefined && t.outstanding === 0) { this.failTask(now, c.index, t, this.stopped); return }
     this.enqueue(c.index, 'retry', true)
   }

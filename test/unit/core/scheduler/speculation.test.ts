@@ -42,6 +42,25 @@ test('a copy on a slow lease gets a twin on a fast free lease; the first answer 
   assert.is(m.progress().speculative, 1)
 })
 
+test('a failed twin does not fail its task while the original copy still runs', () => {
+  // maxAttempts 1: before, the twin's failure (a liar claiming speed, say) failed the task at once
+  const m = machine(2, { maxAttempts: 1 })
+  m.handleLease(0, { leaseId: 'F', provider: 'fast', slots: 1, rank: 0, runMs: 10_000 })
+  m.handleLease(0, { leaseId: 'S', provider: 'slow', slots: 1, rank: 1, runMs: 100_000 })
+  m.pollCommands()
+  m.handleResult(10_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
+  const twin = runs(m.pollCommands())
+  assert.equal(twin.map(c => [c.index, c.provider, c.reason]), [[1, 'fast', 'speculative']])
+  m.handleResult(12_000, { index: 1, attempt: twin[0].attempt, ok: false, error: 'boom' })
+  m.pollCommands()
+  assert.not.ok(m.isFinished, 'the slow copy still runs')
+  m.handleResult(100_000, { index: 1, attempt: 1, ok: true, hash: 'h1' })
+  m.pollCommands()
+  assert.ok(m.isFinished)
+  assert.is(m.progress().failed, 0)
+  assert.is(m.progress().done, 2)
+})
+
 test('no twin without predictions (the job mean rule needs samples) or under the gain', () => {
   for (const fastMs of [undefined, 40_000]) {
     const m = machine(2)
