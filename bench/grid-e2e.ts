@@ -10,7 +10,7 @@
 // fsync blocks shows in a V8 profile, not here.
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../demo/network.js'
 import { ComputePeer } from '../src/compute/index.js'
@@ -27,6 +27,11 @@ export interface EndToEnd {
   /** CPU ms per task the timed job cost the submitter daemon and the providers together (from /proc). */
   submitterCpuMsPerTask: number
   providersCpuMsPerTask: number
+  /** The daemons' CPU while idle between jobs (ms of CPU per wall second, all five together): heartbeats, timers. */
+  idleCpuMsPerS: number
+  /** Load average (1 min) just before and after the timed job. */
+  loadBefore: number
+  loadAfter: number
   /** CPU ms per task of the executor alone (this process and its workers). */
   executorCpuMsPerTask: number
   /** Jobs that failed before one finished (a flake of the job machine under load: reported, not hidden). */
@@ -170,6 +175,12 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
       }
     }
     await finished(200, 100_000) // warm-up: JIT, module caches, connections
+    // what the five daemons burn with no job (heartbeats, timers, DHT upkeep): a per-second cost
+    // that a slower (loaded) job charges to more seconds, so the CPU-per-task rows are also given net of it
+    const idle0 = net.nodes.map(n => treeCpuMs(n.process.pid)); const idleT0 = performance.now()
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    const idleCpuMsPerS = net.nodes.reduce((a, n, i) => a + treeCpuMs(n.process.pid) - idle0[i], 0) / ((performance.now() - idleT0) / 1000)
+    const loadBefore = loadavg()[0]
     const cpu0 = net.nodes.map(n => treeCpuMs(n.process.pid))
     // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
     const window0 = Number(process.hrtime.bigint() / 1000n)
@@ -177,6 +188,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const job = await finished(opts.tasks, 1)
     const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
     const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
+    const loadAfter = loadavg()[0]
     // (no perf on this machine: the row runs without samples)
     await Promise.all(perf.map(async p => { const exited = new Promise(resolve => { p.once('exit', resolve); p.once('error', resolve) }); if (p.exitCode === null) p.kill('SIGINT'); await exited }))
     // SIGTERM and a long grace, so a profiled daemon writes its profile as it exits
@@ -189,7 +201,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }
