@@ -36,6 +36,8 @@ export interface OverlayFramesInit {
   /** A malformed piece: charged like an undecodable frame. */
   malformed: (peer: string, reason: string) => void
   stats: OverlayFrameStats
+  /** What one overlay frame carries here (the link's maxFrameBytes): only larger frames come in pieces, and only from peers allowed more (review F4). */
+  wholeFrameBytes?: () => number | undefined
   now?: () => number
   random?: (n: number) => Uint8Array
   /** Wait between sends of a failed piece (default PIECE_RETRY_MS). */
@@ -87,11 +89,14 @@ export class OverlayFrames {
   /** An overlay frame from `peer`: a whole frame goes on; a piece waits for the rest of its frame. */
   receive (peer: string, bytes: Uint8Array): void {
     if (!isPiece(bytes)) { this.init.deliver(peer, bytes); return }
-    const v = this.pieces.accept(this.now(), peer, bytes, this.init.frameLimit(peer))
+    const limit = this.init.frameLimit(peer)
+    const whole = this.init.wholeFrameBytes?.()
+    const v = this.pieces.accept(this.now(), peer, bytes, limit, whole)
     if (v.type === 'refused') {
       this.init.stats.piecesRefused++
       log('piece from %s refused: %s %s', peer, v.code, v.reason)
-      // a frame larger than the peer may send, or no room now: an honest peer's state can meet either (not charged)
+      // a frame larger than the peer may send, a peer no job's member (it may send no more than one overlay
+      // frame, so never needs pieces: a member that just left may still be sending), or no room now: not charged
       if (v.code === 'PIECE_MALFORMED' || v.code === 'PIECE_MISMATCH') this.init.malformed(peer, `${v.code}: ${v.reason}`)
       return
     }

@@ -110,6 +110,9 @@ export class OverlayRoute {
     return node === 'overlay' ? 'overlay' : job ?? node ?? 'auto'
   }
 
+  /** The node's own routing (config routing.mode; undefined: not set). */
+  node (): TrainingRouting | undefined { return this.init.routing?.() }
+
   /** The overlay's frames when a frame under `mode` may use them now (never under routing: direct). */
   link (mode: TrainingRouting = this.mode()): FrameLink | undefined {
     return mode === 'direct' ? undefined : this.init.link?.()
@@ -148,25 +151,46 @@ export class OverlayRoute {
 export const MAX_JOB_ROUTES = 1024
 
 /**
- * Each training job's own routing (its spec's `routing`), by job id, set while the job runs here
- * (its session, or this node's worker in it): the frames of the job follow it. `onEnd` hears a
- * job leave (ended, or pushed out past the bound).
+ * The routing a member applies to its own frames of a job another node coordinates: the member's
+ * operator's config wins (review F5). Node `overlay` forces the overlay; node `direct` keeps
+ * connections (an `auto` job stays direct here; an `overlay` job conflicts: 'refuse', the
+ * invitation is refused ROUTING_REFUSED); else the job's own routing, else the node's.
+ */
+export function memberRouting (node: TrainingRouting | undefined, job: TrainingRouting | undefined): TrainingRouting | 'refuse' {
+  if (node === 'overlay') return 'overlay'
+  if (node === 'direct') return job === 'overlay' ? 'refuse' : 'direct'
+  return job ?? node ?? 'auto'
+}
+
+/**
+ * Each training job's own routing, by (coordinator, job id): a remote coordinator picks its job
+ * ids, so one can never overwrite or end the route of a job this node (or another coordinator)
+ * runs. Set while the job runs here (its session: coordinator this node; or this node's worker
+ * in it): the frames of the job follow it. `onEnd` hears a job leave (ended, or pushed out past
+ * the bound) with its coordinator.
  */
 export class JobRoutes {
-  private readonly jobs = new Map<string, TrainingRouting>()
+  private readonly jobs = new Map<string, { jobId: string, coordinator: string, mode: TrainingRouting }>()
 
-  constructor (private readonly onEnd?: (jobId: string) => void) {}
+  constructor (private readonly self: string, private readonly onEnd?: (jobId: string, coordinator: string) => void) {}
 
-  set (jobId: string, mode: TrainingRouting | undefined): void {
-    if (mode === undefined) { this.delete(jobId); return }
-    this.jobs.delete(jobId)
-    this.jobs.set(jobId, mode)
-    if (this.jobs.size > MAX_JOB_ROUTES) this.delete(this.jobs.keys().next().value as string)
+  private key (jobId: string, coordinator: string): string { return `${coordinator}/${jobId}` }
+
+  set (jobId: string, mode: TrainingRouting | undefined, coordinator: string = this.self): void {
+    if (mode === undefined) { this.delete(jobId, coordinator); return }
+    const k = this.key(jobId, coordinator)
+    this.jobs.delete(k)
+    this.jobs.set(k, { jobId, coordinator, mode })
+    if (this.jobs.size > MAX_JOB_ROUTES) {
+      const [oldKey, old] = this.jobs.entries().next().value as [string, { jobId: string, coordinator: string }]
+      this.jobs.delete(oldKey)
+      this.onEnd?.(old.jobId, old.coordinator)
+    }
   }
 
-  get (jobId: string | undefined): TrainingRouting | undefined { return jobId === undefined ? undefined : this.jobs.get(jobId) }
+  get (jobId: string | undefined, coordinator: string = this.self): TrainingRouting | undefined { return jobId === undefined ? undefined : this.jobs.get(this.key(jobId, coordinator))?.mode }
 
-  delete (jobId: string): void {
-    if (this.jobs.delete(jobId)) this.onEnd?.(jobId)
+  delete (jobId: string, coordinator: string = this.self): void {
+    if (this.jobs.delete(this.key(jobId, coordinator))) this.onEnd?.(jobId, coordinator)
   }
 }

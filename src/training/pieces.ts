@@ -64,7 +64,7 @@ export function splitFrame (id: Uint8Array, frame: Uint8Array, pieceBytes: numbe
   return out
 }
 
-export type PieceRefusal = 'PIECE_MALFORMED' | 'PIECE_TOO_LARGE' | 'PIECE_MISMATCH' | 'PIECE_TOTAL_LIMIT'
+export type PieceRefusal = 'PIECE_MALFORMED' | 'PIECE_TOO_LARGE' | 'PIECE_MISMATCH' | 'PIECE_TOTAL_LIMIT' | 'PIECE_NOT_MEMBER'
 
 /** Parses a piece and checks its shape: known version, 2..MAX_PIECES pieces, exactly the length its index implies. */
 export function decodePiece (bytes: Uint8Array): { ok: true, piece: Piece } | { ok: false, code: PieceRefusal, reason: string } {
@@ -74,9 +74,11 @@ export function decodePiece (bytes: Uint8Array): { ok: true, piece: Piece } | { 
   const index = v.getUint32(18); const count = v.getUint32(22); const totalBytes = v.getUint32(26)
   // one piece would have travelled as a whole frame; crumbs would multiply the receiver's work
   if (count < 2 || count > MAX_PIECES || index >= count || totalBytes < count) return { ok: false, code: 'PIECE_MALFORMED', reason: `piece ${index} of ${count} for ${totalBytes} bytes` }
+  // every piece holds at least one byte (review F3): a shape whose last place lies past the frame is no splitFrame's
+  if ((count - 1) * Math.ceil(totalBytes / count) >= totalBytes) return { ok: false, code: 'PIECE_MALFORMED', reason: `${count} pieces of ${totalBytes} bytes leave a piece empty` }
   const data = bytes.subarray(PIECE_HEADER_BYTES)
   const want = chunkLength(totalBytes, count, index)
-  if (data.length !== want) return { ok: false, code: 'PIECE_MALFORMED', reason: `piece ${index} holds ${data.length} bytes, its place needs ${want}` }
+  if (data.length !== want || want === 0) return { ok: false, code: 'PIECE_MALFORMED', reason: `piece ${index} holds ${data.length} bytes, its place needs ${want}` }
   return { ok: true, piece: { id: bytes.slice(2, 18), index, count, totalBytes, data } }
 }
 
@@ -104,11 +106,15 @@ export class PieceAssembler {
   get reserved (): number { return this.reservedBytes }
   get size (): number { return this.partials.size }
 
-  accept (now: number, peer: string, bytes: Uint8Array, maxBytes: number): PieceVerdict {
+  /** `wholeBytes`: what one overlay frame carries here; a frame that small is never pieced by an honest sender (review F4). */
+  accept (now: number, peer: string, bytes: Uint8Array, maxBytes: number, wholeBytes = 0): PieceVerdict {
     this.expire(now)
     const d = decodePiece(bytes)
     if (!d.ok) return this.refuse(d.code, d.reason)
     const p = d.piece
+    // a peer allowed no more than one overlay frame (not a job's member) never needs pieces: nothing reserved for it
+    if (maxBytes <= wholeBytes) return this.refuse('PIECE_NOT_MEMBER', `this peer may send ${maxBytes} bytes, which one overlay frame (${wholeBytes}) carries whole`)
+    if (p.totalBytes <= wholeBytes) return this.refuse('PIECE_MALFORMED', `a frame of ${p.totalBytes} bytes fits one overlay frame (${wholeBytes}): never sent in pieces`)
     const key = `${peer}\n${hex(p.id)}`
     if (this.done.has(key)) { this.stats.duplicates++; return { type: 'duplicate' } }
     let f = this.partials.get(key)

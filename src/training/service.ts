@@ -11,7 +11,7 @@ import type { dbc } from '../wire/gen/wire.js'
 import { TrainingTransport, type TrainingHost, type TrainingMessage, type TrainingTransportInit } from './transport.js'
 import { TrainingError, TrainingWorker, type RoundMetering } from './worker.js'
 import { decodeSpec, type TrainingSpec } from './spec.js'
-import type { TrainingRouting } from './overlay-route.js'
+import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import { BUILTIN_WORK_BUDGET, builtinRefusal, createMlpTrainer, type BuiltinWork, type Trainer } from './trainer.js'
 import { TrainerRegistry } from './trainers.js'
 
@@ -146,7 +146,8 @@ export class TrainingService {
     // once the spec is read, the reply follows the job's routing (before: the node's; the overlay's way back when the invite came that way)
     let routing: TrainingRouting | undefined
     const reply = (accepted: boolean, reason = '', paramCount = 0, code = ''): void => {
-      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } }, routing)
+      // the inviter's job (coordinator `from`): the reply never touches this node's private set
+      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } }, routing, from)
     }
     const refuse = (reason: string, offence?: WireError, code = ''): void => {
       log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
@@ -164,7 +165,10 @@ export class TrainingService {
       refuse((err as Error).message, new WireError(code, `training invitation refused: ${(err as Error).message}`))
       return
     }
-    routing = spec.routing
+    // the member's operator's routing wins over a remote coordinator's spec (review F5); this node's own job may lift it
+    const routed = from === this.transport.self ? spec.routing : memberRouting(this.transport.overlay.node(), spec.routing)
+    if (routed === 'refuse') { refuse('ROUTING_REFUSED: this node\'s operator set routing.mode: direct (connections only) and the job asks for routing: overlay; pick another member, or run the job with routing auto', undefined, 'ROUTING_REFUSED'); return }
+    routing = routed
     const shards = inv.shards
     if (!Number.isInteger(shards) || shards < 1 || shards > 64 || inv.rank < 0 || inv.rank >= shards) {
       refuse(`rank ${inv.rank} of ${shards} shards is out of range (1 to 64 shards)`, new WireError('TRAINING_SPEC_INVALID', 'training invitation with a bad rank or shard count'))

@@ -90,8 +90,9 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   async run (): Promise<TrainingResult> {
     const { transport, signal } = this.init
     signal?.throwIfAborted()
-    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay)
-    transport.jobRoutes.set(this.jobId, this.spec.routing)
+    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay),
+    // else the node's: recorded either way, as a job this node coordinates (the only kind that touches the private set)
+    transport.jobRoutes.set(this.jobId, this.spec.routing ?? transport.overlay.mode())
     const pending = new Map<string, (msg: TrainingMessage) => void>()
     let finalModel: ((m: { from: string, params: Uint8Array }) => void) | undefined
     const unlisten = transport.listen((from, msg) => {

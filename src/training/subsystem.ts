@@ -172,7 +172,7 @@ export class TrainingSubsystem implements Subsystem {
     const jobs = [...this.jobs.values()]
     // the jobs this node works in, and the states it adopted from other peers (a joiner's transfer)
     const workers = [...this.service?.workers.values() ?? []].map(w => ({ jobId: w.jobId, coordinator: w.coordinator, round: w.round, loads: w.loads, refusedRounds: w.refusedRounds, payment: this.member?.view(w.jobId) ?? null }))
-    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainingWorkers: workers, trainers: this.service?.trainers.names() ?? [], trainingRoutes: this.service?.transport.routes() ?? {} }
+    return { trainingJobs: jobs.length, trainingRunning: jobs.filter(j => j.status === 'running').length, trainingServing: this.service?.workers.size ?? 0, trainingWorkers: workers, trainers: this.service?.trainers.names() ?? [], trainingRoutes: this.service?.transport.routes() ?? {}, trainingPrivatePeers: this.ctx?.privatePeers?.held ?? 0 }
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */

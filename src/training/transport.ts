@@ -74,13 +74,15 @@ export class TrainingTransport {
     this.frameLimitHook = init.frameLimit
     this.pacer = new SendPacer(init.maxSendBytesPerSec)
     this.privacy = init.privacy
-    this.jobRoutes = new JobRoutes(job => { this.privacy?.jobEnded(job) })
+    // only jobs this node coordinates ever hold peers private (review F0/F1)
+    this.jobRoutes = new JobRoutes(this.self, (job, coordinator) => { if (coordinator === this.self) this.privacy?.jobEnded(job) })
     this.overlayFrames = new OverlayFrames({
       signal: () => this.overlay.signal,
       frameLimit: peer => this.frameLimit(peer),
       deliver: (peer, frame) => { this.onOverlayFrame(peer, frame) },
       malformed: (peer, reason) => { try { this.onBadInput?.(peerIdFromString(peer), new WireError('TRAINING_MESSAGE_INVALID', `training frame piece from ${peer} (over the overlay): ${reason}`)) } catch {} },
-      stats: this.stats
+      stats: this.stats,
+      wholeFrameBytes: () => this.overlay.link('auto')?.maxFrameBytes
     })
     this.overlay = new OverlayRoute({
       ...(init.overlay !== undefined ? { link: init.overlay } : {}),
@@ -147,10 +149,11 @@ export class TrainingTransport {
   }
 
   /**
-   * Queues a message for `to` (a peer id string), routed as `routing` says, else as its job's
-   * routing (jobRoutes), else as the node's. Never throws; a full queue drops it.
+   * Queues a message for `to`, routed as `routing` says, else as its job's (jobRoutes: `coordinator`'s
+   * job, this node's unless named), else as the node's. Only frames of a job this node coordinates
+   * touch the private set (review F0/F1). Never throws; a full queue drops it.
    */
-  send (to: string, msg: TrainingMessageInput, routing?: TrainingRouting): void {
+  send (to: string, msg: TrainingMessageInput, routing?: TrainingRouting, coordinator: string = this.self): void {
     const bytes = encodeTrainingMessage(msg)
     if (to !== this.self) this.members.onSend(Date.now(), to, msg)
     if (to === this.self) {
@@ -162,11 +165,13 @@ export class TrainingTransport {
     if (o === undefined) { o = { queue: [], pumping: false }; this.outboxes.set(to, o) }
     if (o.queue.length >= MAX_QUEUED_PER_PEER) { this.stats.dropped++; return }
     const job = jobOf(msg)
-    const own = this.jobRoutes.get(job)
+    const own = this.jobRoutes.get(job, coordinator)
     const mode = this.overlay.mode(routing ?? own)
-    // a running overlay-only job keeps its peer off connections; a job allowing them takes it out of that set
-    // (a reply to an invitation this node refused changes nothing)
-    if (mode === 'overlay') { if (own === 'overlay' || this.overlay.mode() === 'overlay') this.privacy?.overlayOnly(to, own === 'overlay' ? job : undefined) } else this.privacy?.connectionWanted(to)
+    // our overlay-only job keeps its peer off connections; ours allowing them frees one only training made private
+    if (routing === undefined && own !== undefined && coordinator === this.self && job !== undefined) {
+      if (mode === 'overlay') this.privacy?.overlayOnly(to, this.overlay.mode() === 'overlay' ? undefined : job)
+      else this.privacy?.connectionWanted(to)
+    }
     o.queue.push({ bytes, mode })
     if (!o.pumping) void this.pump(to, o)
   }

@@ -8,7 +8,8 @@ import { channel } from 'node:diagnostics_channel'
 import { logger } from '@libp2p/logger'
 import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/training/allreduce.js'
 import { BandwidthEstimate } from '../core/training/partition.js'
-import type { TrainingTransport, TrainingMessage } from './transport.js'
+import type { TrainingTransport, TrainingMessage, TrainingMessageInput } from './transport.js'
+import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import type { Trainer } from './trainer.js'
 import type { TrainingSpec } from './spec.js'
 import { TrainingError, bytesToFloats, floatsToBytes, type RoundMetering } from './worker-types.js'
@@ -122,10 +123,22 @@ export class TrainingWorker {
       this.optMachine = new AllReducePeer({ self: this.self, codec: this.init.spec.codec, length: n })
     }
     this.unlisten = this.init.transport.listen((from, msg) => { this.onMessage(from, msg) })
-    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay)
-    this.init.transport.jobRoutes.set(this.jobId, this.init.spec.routing)
+    // the job's frames follow its spec's routing (overlay: none on a connection; direct: none over the overlay),
+    // bounded by this node's operator's routing when another node coordinates (review F5); keyed by coordinator
+    // (a job this node coordinates: its session holds the route)
+    if (this.init.coordinator !== this.init.transport.self) this.init.transport.jobRoutes.set(this.jobId, this.routing, this.init.coordinator)
     this.touchCoordinator()
   }
+
+  /** How this member's frames of the job travel: a remote job's routing within the operator's (memberRouting; a conflict was refused at the invitation, 'direct' here). */
+  private get routing (): TrainingRouting | undefined {
+    const t = this.init.transport
+    const r = memberRouting(t.overlay.node(), this.init.spec.routing)
+    return r === 'refuse' ? 'direct' : r
+  }
+
+  /** A frame of this job, routed as the job's (coordinator, id) route says: a remote job's never touches the node's private set. */
+  private send (to: string, msg: TrainingMessageInput): void { this.init.transport.send(to, msg, undefined, this.init.coordinator) }
 
   /** The coordinator of the job (the peer whose RoundStarts this worker follows). */
   get coordinator (): string { return this.init.coordinator }
@@ -155,7 +168,7 @@ export class TrainingWorker {
     })()
     this.chain = this.chain.then(async () => { await load.catch(() => {}) })
     const folded = await load
-    if (!this.finished) this.init.transport.send(this.init.coordinator, { join: { jobId: this.jobId } })
+    if (!this.finished) this.send(this.init.coordinator, { join: { jobId: this.jobId } })
     return folded
   }
 
@@ -168,7 +181,7 @@ export class TrainingWorker {
       }, timeoutMs)
       signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal?.reason) }, { once: true })
       this.stateWaiter = (from, m) => { if (from !== donor) return; this.stateWaiter = undefined; clearTimeout(timer); resolve(m) }
-      this.init.transport.send(donor, { stateRequest: { jobId: this.jobId } })
+      this.send(donor, { stateRequest: { jobId: this.jobId } })
     })
     const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
     const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
@@ -205,7 +218,7 @@ export class TrainingWorker {
     this.waiting.clear()
     await this.init.trainer.close()
     // frames already queued keep their routing; a later message of this job follows the node's
-    this.init.transport.jobRoutes.delete(this.jobId)
+    if (this.init.coordinator !== this.init.transport.self) this.init.transport.jobRoutes.delete(this.jobId, this.init.coordinator)
     this.resolveDone()
   }
 
@@ -233,7 +246,7 @@ export class TrainingWorker {
       // only the coordinator, the round's members and peers the coordinator named may read the state
       if (from !== this.init.coordinator && !this.lastMembers.includes(from) && !this.admitted.has(from)) { log('job %s: state request from %s, not a member: ignored', this.jobId, from); return }
       const state = this.stateMessage()
-      if (state !== undefined) this.init.transport.send(from, { stateResponse: state })
+      if (state !== undefined) this.send(from, { stateResponse: state })
     } else if (msg.join != null && msg.join.jobId === this.jobId && from === this.init.coordinator && (msg.join.peer ?? '') !== '') {
       if (this.admitted.size >= MAX_ADMITTED) this.admitted.delete(this.admitted.values().next().value as string)
       this.admitted.add(msg.join.peer)
@@ -243,7 +256,7 @@ export class TrainingWorker {
       const sendModel = msg.finish.sendModel
       this.chain = this.chain.then(async () => {
         const state = sendModel ? this.stateMessage(true) : undefined
-        if (state !== undefined) this.init.transport.send(from, { stateResponse: state })
+        if (state !== undefined) this.send(from, { stateResponse: state })
         await this.stop()
       })
     }
@@ -259,7 +272,7 @@ export class TrainingWorker {
     const refused = await this.init.admitRound?.(round).catch((err: Error) => ({ code: 'ROUND_REFUSED', reason: err.message }))
     if (refused !== undefined && !this.finished) {
       log('job %s: round %d refused: %s: %s', this.jobId, round, refused.code, refused.reason)
-      this.init.transport.send(this.init.coordinator, { inviteReply: { jobId: this.jobId, accepted: false, code: refused.code, reason: `round ${round}: ${refused.code}: ${refused.reason}`.slice(0, 500), paramCount: 0 } })
+      this.send(this.init.coordinator, { inviteReply: { jobId: this.jobId, accepted: false, code: refused.code, reason: `round ${round}: ${refused.code}: ${refused.reason}`.slice(0, 500), paramCount: 0 } })
       this.refusedRounds++
       return
     }
@@ -327,7 +340,7 @@ export class TrainingWorker {
       usesGpu: trainer.usesGpu === true,
       gpus: spec.gpu?.count ?? 0
     })
-    this.init.transport.send(this.init.coordinator, {
+    this.send(this.init.coordinator, {
       report: {
         jobId: this.jobId,
         round,
@@ -359,7 +372,7 @@ export class TrainingWorker {
   private pumpMachine (machine: AllReducePeer): void {
     const vector = machine === this.optMachine ? VECTOR_OPTIMIZER : VECTOR_PARAMS
     for (const o of machine.pollOutbound()) {
-      this.init.transport.send(o.to, { slice: { jobId: this.jobId, ...o.chunk, vector } })
+      this.send(o.to, { slice: { jobId: this.jobId, ...o.chunk, vector } })
     }
     const r = machine.pollResult()
     const w = this.waiting.get(machine)

@@ -184,7 +184,21 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
       {
         name: 'training-piece-of-a-100kib-frame-from-stranger',
         craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 64, totalBytes: 64 * 1600, data: rand(c, 1600) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
-        expect: 'refused (PIECE_TOO_LARGE: a stranger\'s frames are small, its pieces reserve nothing)',
+        expect: 'refused (PIECE_NOT_MEMBER: a stranger\'s frames are small, its pieces reserve nothing)',
+        charge: 'no'
+      },
+      {
+        // review F3: the last place lies past the frame (3 of 4 pieces of 5 bytes, empty): refused, never thrown
+        name: 'training-piece-empty-shape',
+        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 3, count: 4, totalBytes: 5, data: new Uint8Array(0) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+        expect: 'acked, then refused by the training transport (PIECE_MALFORMED: 4 pieces of 5 bytes leave a piece empty); sender charged TRAINING_MESSAGE_INVALID',
+        charge: 'must'
+      },
+      {
+        // review F4: within a stranger's 64 KiB, still refused: only a job's members ever need pieces
+        name: 'training-piece-of-a-60kib-frame-from-stranger',
+        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 8, totalBytes: 8 * 7680, data: rand(c, 7680) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+        expect: 'refused (PIECE_NOT_MEMBER), nothing reserved',
         charge: 'no'
       }
     ]

@@ -12,6 +12,8 @@ const MAX_PRIVATE_PEERS = 4096
  * the other job's connection). Refreshed by each such use.
  */
 export const DIRECT_WANTED_MS = 30 * 60_000
+/** Training jobs tracked as holding one peer private. */
+const MAX_HOLDERS_PER_PEER = 64
 
 export class OverlayOnlyPeers {
   private readonly peers = new Set<string>()
@@ -23,6 +25,10 @@ export class OverlayOnlyPeers {
   refused = 0
   /** Peers a job allowing connections used lately (not made private by an overlay-only job): since when. */
   private readonly wanted = new Map<string, number>()
+  /** Peers made private for the node's own reasons (add: a grid job, the config): training never gives them back. */
+  private readonly forNode = new Set<string>()
+  /** Peers training jobs this node coordinates hold private (hold): by which jobs. */
+  private readonly holders = new Map<string, Set<string>>()
 
   constructor (private readonly now: () => number = Date.now) {}
 
@@ -33,18 +39,61 @@ export class OverlayOnlyPeers {
   get size (): number { return this.peers.size }
   list (): string[] { return [...this.peers] }
 
-  /** From now on `peer` is reached through the overlay only; an open connection to it is closed. */
+  /** From now on `peer` is reached through the overlay only; an open connection to it is closed (the node's own reason: a grid job, the config). */
   add (peer: string): void {
+    this.forNode.add(peer)
     if (this.peers.has(peer)) return
     if (this.peers.size >= MAX_PRIVATE_PEERS) {
       // the oldest peer without a live overlay lease leaves (all pinned: the oldest)
       let out: string | undefined
       for (const p of this.peers) if (!this.pins.has(p)) { out = p; break }
-      this.peers.delete(out ?? this.peers.values().next().value as string)
+      this.forget(out ?? this.peers.values().next().value as string)
     }
     this.peers.add(peer)
     void Promise.resolve(this.hangUp?.(peer)).catch(() => {})
   }
+
+  private forget (peer: string): void {
+    this.peers.delete(peer)
+    this.forNode.delete(peer)
+    this.holders.delete(peer)
+  }
+
+  /**
+   * A `routing: overlay` training job this node coordinates (`holder`) keeps `peer` private until
+   * it lets go (unhold). Never evicts another entry (false when full, or when a job allowing
+   * connections uses the peer): the node's own grid jobs keep theirs.
+   */
+  hold (peer: string, holder: string): boolean {
+    if (this.wantedDirect(peer)) return false
+    const h = this.holders.get(peer)
+    if (h !== undefined) {
+      if (!h.has(holder) && h.size >= MAX_HOLDERS_PER_PEER) return false
+      h.add(holder)
+      return true
+    }
+    if (!this.peers.has(peer) && this.peers.size >= MAX_PRIVATE_PEERS) return false
+    this.holders.set(peer, new Set([holder]))
+    if (this.peers.has(peer)) return true
+    this.peers.add(peer)
+    void Promise.resolve(this.hangUp?.(peer)).catch(() => {})
+    return true
+  }
+
+  /** `holder` ended: `peer` leaves the set unless another holder, the node's own reason (add) or a live overlay lease keeps it. */
+  unhold (peer: string, holder: string): void {
+    const h = this.holders.get(peer)
+    if (h === undefined || !h.delete(holder)) return
+    if (h.size > 0) return
+    this.holders.delete(peer)
+    if (!this.forNode.has(peer) && !this.pins.has(peer)) this.peers.delete(peer)
+  }
+
+  /** Peers training jobs of this node hold private now. */
+  get held (): number { return this.holders.size }
+
+  /** The training holders of `peer` (none: private for the node's own reasons, or not at all). */
+  heldBy (peer: string): string[] { return [...this.holders.get(peer) ?? []] }
 
   /** A lease over the overlay opened with private `peer`: it stays until every such lease ends (false: not private, not pinned). */
   pin (peer: string): boolean {
@@ -59,14 +108,26 @@ export class OverlayOnlyPeers {
   }
 
   /**
-   * A job that allows connections needs `peer`: it leaves the set (connections to it are allowed
-   * again) and overlay-only jobs do not put it back for DIRECT_WANTED_MS (joinIfUnwanted).
+   * A grid job that allows connections needs `peer` (the route book; never for the config's
+   * overlay): it leaves the set (connections to it are allowed again) and overlay-only jobs do not
+   * put it back for DIRECT_WANTED_MS (joinIfUnwanted, hold).
    */
   release (peer: string): void {
-    this.peers.delete(peer)
+    this.forget(peer)
     this.wanted.delete(peer)
     this.wanted.set(peer, this.now())
     if (this.wanted.size > MAX_PRIVATE_PEERS) this.wanted.delete(this.wanted.keys().next().value as string)
+  }
+
+  /**
+   * A training job this node coordinates that allows connections needs `peer`: released as above
+   * only if training jobs alone hold it private (never the node's own reasons: a grid job, the
+   * config; never a live overlay lease). Returns whether it left.
+   */
+  releaseHeld (peer: string): boolean {
+    if (this.forNode.has(peer) || this.pins.has(peer) || !this.holders.has(peer)) return false
+    this.release(peer)
+    return true
   }
 
   /** Whether a job allowing connections used `peer` within DIRECT_WANTED_MS. */
@@ -83,15 +144,6 @@ export class OverlayOnlyPeers {
     if (this.wantedDirect(peer)) return false
     this.add(peer)
     return true
-  }
-
-  /**
-   * The overlay-only job that made `peer` private ended (a training job: src/training): it leaves
-   * the set, connections are allowed again, unless a live overlay lease pins it. Unlike
-   * release(), no job allowing connections wanted it: a later overlay-only job makes it private again.
-   */
-  leave (peer: string): void {
-    if (!this.pins.has(peer)) this.peers.delete(peer)
   }
 
   /** The capability index named `peer` for a job (bounded like the set). */

@@ -48,6 +48,27 @@ test('pieces: a stranger (small limit) reserves nothing; garbage, mismatches and
   assert.is((a.accept(0, 'P', liar, MiB) as { code?: string }).code, 'PIECE_MISMATCH')
 })
 
+test('pieces: review F3/F4: a shape with an empty piece, a small frame in pieces, a non-member\'s pieces are refused, never thrown', () => {
+  const a = new PieceAssembler()
+  // piece 3 of 4 of a 5-byte frame: its place (6) lies past the frame, its length 0
+  const empty = encodePiece({ id: id(6), index: 3, count: 4, totalBytes: 5, data: new Uint8Array(0) })
+  let v: ReturnType<PieceAssembler['accept']> | undefined
+  try { v = a.accept(0, 'P', empty, MiB) } catch (err) { assert.unreachable(`threw ${(err as Error).message}`) }
+  assert.is(v?.type === 'refused' && v.code, 'PIECE_MALFORMED')
+  assert.is(a.reserved, 0)
+  assert.is(a.size, 0)
+  const head = encodePiece({ id: id(6), index: 0, count: 4, totalBytes: 5, data: new Uint8Array(2) })
+  assert.is((a.accept(0, 'P', head, MiB) as { code?: string }).code, 'PIECE_MALFORMED', 'any piece of that shape')
+  // a frame one overlay frame carries is never pieced by an honest sender: charged (malformed)
+  const small = encodePiece(splitFrame(id(7), frameOf(1000), 500)[0])
+  assert.is((a.accept(0, 'P', small, MiB, 4096) as { code?: string }).code, 'PIECE_MALFORMED')
+  // a peer allowed no more than one overlay frame (not a member): refused before anything is reserved
+  const big = encodePiece(splitFrame(id(8), frameOf(10_000), 5000)[0])
+  assert.is((a.accept(0, 'S', big, 4096, 4096) as { code?: string }).code, 'PIECE_NOT_MEMBER')
+  assert.is(a.accept(0, 'M', big, MiB, 4096).type, 'partial', 'a member\'s large frame is taken')
+  assert.is(a.reserved, 10_000)
+})
+
 test('pieces: bounded per peer (its own older frames make room) and in total; idle frames expire', () => {
   const a = new PieceAssembler({ maxBytesTotal: 3000, ttlMs: 1000 })
   const first = (n: number, peer: string, bytes = 1000): string => a.accept(0, peer, encodePiece(splitFrame(id(n), frameOf(bytes), bytes / 2)[0]), 5000).type
@@ -132,7 +153,11 @@ test('a stranger\'s pieces reserve nothing at a member (large frames only from a
     await stranger.messenger.sendFrame(member.id.toString(), piece)
     const big = encodePiece(splitFrame(id(8), frameOf(48 * MiB), 12 * MiB)[0])
     await stranger.messenger.sendFrame(member.id.toString(), big).catch(() => {})
-    await until(() => member.transport.stats.piecesRefused >= 1, 'the refusal')
+    // review F4: one within a stranger's 64 KiB limit is refused too (a stranger never needs pieces), uncharged
+    const within = encodePiece(splitFrame(id(7), frameOf(60 * 1024), 8 * 1024)[0])
+    await stranger.messenger.sendFrame(member.id.toString(), within)
+    await until(() => member.transport.stats.piecesRefused >= 2, 'the refusals')
+    assert.is(member.transport.overlayFrames.pieces.size, 0, 'no partial frame for a stranger')
     assert.is(member.transport.overlayFrames.pieces.reserved, 0)
     assert.is(member.messenger.assembler.pending.bytes, 0, 'the overlay holds nothing either')
     assert.is(got.length, 0)
@@ -167,17 +192,33 @@ test('per-job routing: an overlay job never dials, a direct job never takes the 
     assert.equal(calls.at(-1), 'ended ov', 'until the job ends here')
 
     // a direct job: the dial fails and the frame is dropped, never sent over the overlay
-    a.transport.send(to, { stateRequest: { jobId: 'dj' } }, 'direct')
+    a.transport.jobRoutes.set('dj', 'direct')
+    a.transport.send(to, { stateRequest: { jobId: 'dj' } })
     await until(() => a.transport.stats.dropped === 1, 'the direct frame dropped')
     assert.ok(a.dials.length >= 1, 'a direct job dials')
     assert.is(a.transport.stats.overlayFramesSent, 1, 'nothing more over the overlay')
     assert.is(calls.at(-1), `wanted ${to.slice(-4)}`)
+
+    a.transport.jobRoutes.delete('dj')
+    const before = calls.length
 
     // a job without its own routing: the node's auto (the dial fails, the overlay carries it)
     a.transport.send(to, { stateRequest: { jobId: 'plain' } })
     await until(() => got.length === 2, 'the auto job\'s frame')
     assert.is(got[1].msg.stateRequest?.jobId, 'plain')
     assert.is(a.transport.stats.overlayFramesSent, 2)
+
+    // review F0/F1: a remote coordinator's overlay job (even one reusing a local job's id), and an
+    // invitation reply under an explicit routing, route their own frames only: the private set is never touched
+    const remote = '12D3KooWRemoteCoordinator'
+    a.transport.jobRoutes.set('ov', 'overlay', remote)
+    a.transport.send(to, { stateRequest: { jobId: 'ov' } }, undefined, remote)
+    await until(() => got.length === 3, 'the remote overlay job\'s frame')
+    assert.is(a.transport.stats.overlayFramesSent, 3, 'its frame took the overlay')
+    assert.is(a.transport.jobRoutes.get('ov'), undefined, 'a remote job never sets the route of this node\'s job of the same id')
+    a.transport.send(to, { inviteReply: { jobId: 'dj2', accepted: false, reason: 'no', paramCount: 0, code: '' } }, 'direct', remote)
+    a.transport.jobRoutes.delete('ov', remote)
+    assert.equal(calls.slice(before), [], 'no private-set call for a remote job or an invitation reply')
   } finally {
     await a.transport.stop(); await b.transport.stop()
     a.messenger.close(); b.messenger.close()
