@@ -11,7 +11,8 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 let names = args.filter(a => !a.startsWith('--'))
-const all = names.length === 0
+// `--report` alone re-renders only: it must not start every benchmark
+const all = names.length === 0 && !args.includes('--report')
 if (all) names = [...ALL, 'load'].filter(n => existsSync(join(here, `${n}.ts`)))
 
 function fmt (n: number | undefined): string {
