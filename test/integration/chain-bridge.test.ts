@@ -96,7 +96,8 @@ test('[anvil] vouchers: signed by the payer, checked and kept by the provider, r
   assert.equal(after.jobs.map(j => [j.signed, j.redeemed, j.pending]), [[3n * E15, 3n * E15, 0n]])
   const history = alice.redeemHistory(job)
   assert.is(history.length, 1, 'one redeem tx for the three vouchers (only the latest is kept)')
-  assert.equal(history[0].paid, [{ chainJobId: job, amount: 3n * E15, cumulative: 3n * E15 }])
+  // (the entry itself when it fails: its state and note say why it holds no Redeemed events; seen once in CI under a CPU hog)
+  assert.equal(history[0].paid, [{ chainJobId: job, amount: 3n * E15, cumulative: 3n * E15 }], JSON.stringify(history[0], (_k, v) => typeof v === 'bigint' ? v.toString() : v).slice(0, 2000))
   const gas = history[0].gasUsed ?? 0n
   const fee = gas * (await alice.connectionInfo.publicClient.getTransactionReceipt({ hash: history[0].txHash })).effectiveGasPrice
   assert.is(await alice.balance(), balanceBefore + 3n * E15 - fee, 'the redeem paid the provider\'s own account')
