@@ -13,7 +13,11 @@ test('a grid job of container tasks over three providers completes with correct 
   const inputs = Array.from({ length: 9 }, (_, i) => i + 3)
   const jobId = await submit(cn.submitter, containerJob('squares-in-containers', 'square', inputs))
   const status = await waitJob(cn.submitter, jobId, 240_000)
-  assert.is(status.status, 'finished', `job ended ${String(status.status)}: ${JSON.stringify(status.summary ?? status)}`)
+  if (status.status !== 'finished') {
+    // the per-copy story (which provider ran, failed or held each copy) is what tells why
+    const explain = await cn.submitter.api.call('GET', `/v1/jobs/${jobId}/explain`).catch((err: Error) => err.message)
+    assert.unreachable(`job ended ${String(status.status)}: ${JSON.stringify(status.summary ?? status)}\nexplain: ${JSON.stringify(explain)}`)
+  }
   const { results } = await cn.submitter.api.call<{ results: Array<{ index: number, output: string }> }>('GET', `/v1/jobs/${jobId}/results`)
   assert.is(results.length, inputs.length)
   const seen = new Set<number>()

@@ -22,7 +22,9 @@ test.before(async () => {
       location: { lat: cities[i][0], lon: cities[i][1] },
       membership: { periodMs: 200, viewSize: 5, shuffleLength: 3, seed: i + 1 },
       // the last node never measures on its own, so its coordinate holds still for the probe test
-      vivaldiIntervalMs: i === cities.length - 1 ? 0 : 100,
+      // (every 300 ms: seven probers at 100 ms filled the probed node's 8 inbound probe streams under
+      // load, and the 9th stream was reset)
+      vivaldiIntervalMs: i === cities.length - 1 ? 0 : 300,
       onMessage: m => inbox[i].push(new TextDecoder().decode(m.payload))
     })
     await o.start()
@@ -52,7 +54,13 @@ test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; 
   const fixed = [12.5, -40.25, 3.75, 0.5]
   overlays[last].coordinate.set(fixed.slice(0, overlays[last].coordinate.length))
   // 15 s, not the default 5 s: the suite runs this beside daemons under attack (security tests)
+  // one more try if the stream is reset: the probed node takes at most 8 probe streams at once and
+  // the six other nodes probe in the background
   const rtt = await overlays[0].measure(nodes[last].id, { signal: AbortSignal.timeout(15_000) })
+    .catch(async (err: Error) => {
+      if (!/reset/i.test(err.message)) throw err
+      return await overlays[0].measure(nodes[last].id, { signal: AbortSignal.timeout(15_000) })
+    })
   assert.ok(rtt > 0 && rtt < 15_000, `rtt ${rtt}`) // a sample, not a timing check: the suite runs this beside loaded daemons
   const learnt = overlays[0].known.get(nodes[last].id)?.vivaldi
   assert.ok(learnt !== undefined)
