@@ -160,7 +160,9 @@ export class DockerExecutor implements Executor {
         throw engineError(req.taskId, 'create a container', err)
       }
       const stream = await container.attach({ stream: true, stdout: true, stderr: true }) as unknown as Duplex
-      const drained = new Promise<void>(resolve => { stream.on('end', resolve); stream.on('close', resolve); stream.on('error', () => { resolve() }) })
+      // the output is whole only when the stream ends (the engine closed it): a reset or a close alone may have cut it
+      let ended = false
+      const drained = new Promise<void>(resolve => { stream.on('end', () => { ended = true; resolve() }); stream.on('close', resolve); stream.on('error', () => { resolve() }) })
       stream.on('data', (d: Buffer) => {
         demux.push(d)
         // past the cap nothing more is read: the container is being stopped
@@ -180,7 +182,9 @@ export class DockerExecutor implements Executor {
           .catch((err: unknown) => { throw engineError(req.taskId, 'wait for its container', err) })
         status = w.StatusCode
       }
-      await withTimeout(drained, DRAIN_TIMEOUT_MS, '').catch(() => { stream.destroy() })
+      // an attach stream that has not ended lost output (Podman under load: not one byte of a quick
+      // container's stdout, and no end): what it gave is no result, never an ok one (a wrong answer)
+      const whole = await withTimeout(drained, DRAIN_TIMEOUT_MS, '').then(() => ended, () => { stream.destroy(); return false })
       const wallMs = performance.now() - started
       const data = { exitCode: status, stdoutBytes: demux.stdoutBytes, wallMs: Math.round(wallMs) }
       if (stopReason === 'overflow') throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; the container was stopped after ${demux.stdoutBytes} bytes`, { hint: 'write less to stdout, or split the work into more tasks', data })
@@ -193,6 +197,7 @@ export class DockerExecutor implements Executor {
         throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', data })
       }
       if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { data })
+      if (!whole) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId}: the engine did not deliver the container's whole output (its attach stream did not end within ${DRAIN_TIMEOUT_MS} ms of the container's exit, ${demux.stdoutBytes} stdout bytes read)`, { hint: 'the container engine is overloaded or lost the output; the job runs the task again', data })
       // billed for the CPUs the container reserved: the engine keeps no CPU time once it is removed
       return { output: demux.stdout(), wallMs, cpuMs: wallMs * cpus, log: demux.stderrLog() }
     } catch (err) {

@@ -186,11 +186,11 @@ export class JobMachine extends JobDispatch {
    * with `reason`. With `stopNew`, nothing is dispatched any more either: copies still out
    * finish, but a task whose copy fails from now on fails too.
    */
-  handleGiveUp (now: number, reason: string, stopNew = false): void {
-    if (stopNew) this.stopped = reason
+  handleGiveUp (now: number, reason: string | ((index: number) => string), stopNew = false): void {
+    if (stopNew && typeof reason === 'string') this.stopped = reason
     for (let i = 0; i < this.tasks.length; i++) {
       const t = this.tasks[i]
-      if ((t.status === 'queued' || t.status === 'active') && t.outstanding === 0) this.failTask(now, i, t, reason)
+      if ((t.status === 'queued' || t.status === 'active') && t.outstanding === 0) this.failTask(now, i, t, typeof reason === 'string' ? reason : reason(i))
     }
     this.pump(now)
   }
@@ -240,6 +240,33 @@ export class JobMachine extends JobDispatch {
     if (this.ordered.length === 0) return 'waiting: no live lease (providers lost, refused or avoided); more offers requested'
     if (this.ordered.every(l => !this.allowed(t, l.provider))) return 'waiting: every leased provider already holds a copy of it or failed it'
     return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
+  }
+
+  /**
+   * Why no leased provider may run another copy of task `index` (a give-up's reason, per task):
+   * its copies disagree and every provider holds one, or each holds a copy or failed it.
+   */
+  stuckReason (index: number): string {
+    const t = this.tasks[index]
+    const votes = new Map<string, number>()
+    let best = 0
+    for (const c of t.copies) {
+      if (c.outcome !== 'pending' && c.outcome !== 'agreed') continue
+      const n = (votes.get(c.hash ?? '') ?? 0) + 1
+      votes.set(c.hash ?? '', n)
+      best = Math.max(best, n)
+    }
+    let holds = 0; let failed = 0; let lastError: string | undefined
+    for (const l of this.ordered) {
+      const mine = t.copies.filter(c => c.provider === l.provider && c.outcome !== 'lost' && c.outcome !== 'cancelled')
+      if (mine.some(c => c.outcome === 'failed' || c.outcome === 'timeout' || c.outcome === 'wrong')) failed++
+      else if (mine.length > 0) holds++
+    }
+    for (const c of t.copies) if ((c.outcome === 'failed' || c.outcome === 'timeout') && c.error !== undefined) lastError = c.error
+    const n = this.ordered.length
+    const leased = `of the job's ${n} leased provider${n === 1 ? '' : 's'}, ${holds} hold${holds === 1 ? 's' : ''} a copy already${failed > 0 ? ` and ${failed} failed it${lastError !== undefined ? ` (last: ${lastError})` : ''}` : ''}`
+    if (votes.size > 1) return `its copies disagree (${votes.size} different outputs; ${best} agree, ${t.quorum} needed) and no provider may run another: ${leased}`
+    return `no provider may run another copy (${t.failures} of ${this.policy.maxAttempts} attempts failed): ${leased}`
   }
 
   /**

@@ -87,7 +87,8 @@ export class JobSession {
     this.machine.noteFastest(now, round.fastestRunMs)
     const d = this.search.handleRound(now, round)
     this.roundAt = d.kind === 'retry' ? d.at : undefined
-    if (d.kind === 'give-up') this.machine.handleGiveUp(now, d.reason)
+    // leases held that may run none of the tasks: the machine tells each task's own reason
+    if (d.kind === 'give-up') this.machine.handleGiveUp(now, d.elsewhere === undefined ? d.reason : i => `${this.machine.stuckReason(i)}; ${d.elsewhere!}`)
   }
 
   /**

@@ -95,7 +95,8 @@ const MAX_LOST = 1024
 export type SearchDecision =
   | { kind: 'leased' }
   | { kind: 'retry', at: number }
-  | { kind: 'give-up', reason: string }
+  /** `elsewhere`: set when the job holds leases that may run none of the tasks (the machine says why, per task); what the other providers said. */
+  | { kind: 'give-up', reason: string, elsewhere?: string }
 
 export class LeaseSearch {
   private readonly giveUpMs: number
@@ -213,6 +214,10 @@ export class LeaseSearch {
     // a provider that was busy a moment ago may answer again soon: keep looking as long as that
     if (now - start < this.giveUpMs || now - this.lastTransientAt < this.giveUpMs) return { kind: 'retry', at: now + this.retryMs }
     this.end()
+    if (r.error === undefined && r.liveLeases > 0) {
+      const elsewhere = this.elsewhere(r)
+      return { kind: 'give-up', reason: `no provider may run another copy: each leased provider holds one already or failed it; ${elsewhere}`, elsewhere }
+    }
     return { kind: 'give-up', reason: this.reasonOf(r) }
   }
 
@@ -237,9 +242,15 @@ export class LeaseSearch {
     this.away = 0
   }
 
+  /** What the providers other than the job's leased ones said in the last round. */
+  private elsewhere (r: SearchRound): string {
+    if (r.unplaced !== undefined && r.offers + r.refusals.length > 0) return `other providers: not placed: ${describeUnplaced(r.unplaced)}${r.lastRefusal !== undefined ? ` (${r.lastRefusal})` : ''}`
+    if (r.lastRefusal !== undefined) return `other providers refused: ${r.lastRefusal}`
+    return 'no other provider offered'
+  }
+
   private reasonOf (r: SearchRound): string {
     if (r.error !== undefined) return `looking for providers failed: ${r.error}`
-    if (r.liveLeases > 0) return 'no leased provider may run it (each holds a copy already or failed it)'
     if (r.unplaced !== undefined && r.offers + r.refusals.length > 0) return `not placed: ${describeUnplaced(r.unplaced)}${r.lastRefusal !== undefined ? ` (${r.lastRefusal})` : ''}`
     if (r.unplaced !== undefined) return `not placed: ${describeUnplaced(r.unplaced)}`
     return `no provider left to run it (all lost, refused or avoided)${r.lastRefusal !== undefined ? `; last lease refused: ${r.lastRefusal}` : ''}`

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
 import { DockerExecutor, demuxDockerStream, StreamDemuxer } from '../../../src/compute/executors/docker.js'
 import { containerCreateOptions, gpuDeviceRequests, type ContainerPlan } from '../../../src/compute/executors/docker/spec.js'
 import { resolveEndpoint } from '../../../src/compute/executors/docker/settings.js'
@@ -149,6 +150,42 @@ test('the image list: by name or reference, pinned by id or repo digest', () => 
   assert.is(findAllowedImage(images, '__proto__'), undefined)
   assert.equal(digestsOf({ Id: 'sha256:11', RepoDigests: ['localhost/bb@sha256:22'] }), ['sha256:11', 'sha256:22'])
   assert.equal(digestsOf({ Id: '33', RepoDigests: null }), ['sha256:33'])
+})
+
+/** An engine double: one container whose attach stream sends `out` on stdout, then ends, is cut (closed, no end) or (Podman under load) never ends. */
+function fakeEngine (out: string, ends: 'end' | 'cut' | 'never'): { engine: unknown, removed: () => number } {
+  let removed = 0
+  const frame = (b: Buffer): Buffer => { const h = Buffer.alloc(8); h[0] = 1; h.writeUInt32BE(b.length, 4); return Buffer.concat([h, b]) }
+  const container = {
+    attach: async (): Promise<PassThrough> => new PassThrough(),
+    start: async (): Promise<void> => {},
+    wait: async () => ({ StatusCode: 0 }),
+    kill: async () => {},
+    inspect: async () => ({ State: { OOMKilled: false } }),
+    remove: async () => { removed++ }
+  }
+  let stream: PassThrough | undefined
+  container.attach = async () => { stream = new PassThrough(); return stream }
+  container.start = async () => {
+    stream!.write(frame(Buffer.from(out)))
+    if (ends === 'end') { stream!.end(); stream!.resume() } else if (ends === 'cut') setTimeout(() => stream!.destroy(), 10)
+  }
+  const engine = { getImage: () => ({ inspect: async () => ({ Id: digest, RepoDigests: [] }) }), createContainer: async () => container }
+  return { engine, removed: () => removed }
+}
+
+test('an attach stream that never ends, or is cut, is no result: the copy fails (EXECUTOR_UNAVAILABLE), never returns partial output as ok', async () => {
+  const images = { bb: { image: 'x', digest } }
+  const whole = fakeEngine('144\n', 'end')
+  const ok = await new DockerExecutor({ engine: whole.engine as never, workDir: dir, settings: { images } }).run(base)
+  assert.is(new TextDecoder().decode(ok.output), '144\n')
+  for (const how of ['never', 'cut'] as const) {
+    const cut = fakeEngine(how === 'cut' ? '14' : '', how)
+    const err = await new DockerExecutor({ engine: cut.engine as never, workDir: dir, settings: { images } }).run({ ...base, timeoutMs: 60_000 }).then(() => undefined, (e: Error & { code: string }) => e)
+    assert.is(err?.code, 'EXECUTOR_UNAVAILABLE', how)
+    assert.match(err?.message ?? '', /did not deliver the container's whole output/)
+    assert.is(cut.removed(), 1)
+  }
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))
