@@ -14,7 +14,7 @@
 import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, fastestRunMs, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
 import { SimRandom } from '../engine/random.js'
 import { distanceKm } from '../network/population.js'
-import { capacitySteps, streamLowerBound } from './grid-bound.js'
+import { capacitySteps, streamLowerBound, sizeLowerBound } from './grid-bound.js'
 import type { World } from './world.js'
 
 const EVENT_JOB = 30
@@ -65,7 +65,9 @@ export interface GridOutcome {
   totalMs: number
   /** From the first submission to the offline lower bound of the whole stream (grid-bound.ts). */
   lowerBoundMs: number
-  /** The stream's work ÷ (capacity x its span from first submission to bound): how loaded it is. */
+  /** The same without the task-size constraints (grid-bound.ts sizeLowerBound): the bound before. */
+  capacityBoundMs: number
+  /** The stream's work ÷ (capacity x its span from first submission to the capacity bound): how loaded it is. */
   load: number
   cost: number
   tasks: number
@@ -372,11 +374,12 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     for (let p = 0; p < np; p++) perfPerBw = Math.min(perfPerBw, prov.perf[p] / prov.bw[p] * 1000)
     const work = new Float64Array(o.jobs); const longest = new Float64Array(o.jobs); const jobBounds = new Float64Array(o.jobs)
     const makespans = new Float64Array(o.jobs)
+    const tasksWork = noise.map((x, j) => x.map(n => taskMs[j] * n + bytes[j] * perfPerBw))
     for (let j = 0; j < o.jobs; j++) {
       const m = sessions[j].machine
       tasks += taskCount[j]
       let maxNoise = 0
-      for (let i = 0; i < taskCount[j]; i++) { work[j] += taskMs[j] * noise[j][i] + bytes[j] * perfPerBw; maxNoise = Math.max(maxNoise, noise[j][i]) }
+      for (let i = 0; i < taskCount[j]; i++) { work[j] += tasksWork[j][i]; maxNoise = Math.max(maxNoise, noise[j][i]) }
       longest[j] = Infinity
       for (let p = 0; p < np; p++) longest[j] = Math.min(longest[j], bytes[j] / prov.bw[p] * 1000 + taskMs[j] * maxNoise / prov.perf[p])
       jobBounds[j] = Math.max(longest[j], work[j] / cap0)
@@ -391,7 +394,8 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       last = Math.max(last, jobEnd[j])
     }
     const steps = capacitySteps(jobStart[0], cap0, capChanges)
-    const bound = streamLowerBound({ arrivals: jobStart, work, longest, steps })
+    const capBound = streamLowerBound({ arrivals: jobStart, work, longest, steps })
+    const bound = sizeLowerBound({ arrivals: jobStart, tasks: tasksWork, perf: prov.perf, slots: prov.slots, from: capBound, feasible: last })
     let totalWork = 0
     for (let j = 0; j < o.jobs; j++) totalWork += work[j]
     // slot-time up over the run (from the first submission to the last acceptance), for utilisation
@@ -404,7 +408,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     }
     upSlotMs += slotsUp * (last - tPrev)
     return {
-      makespans, jobBounds, totalMs: last - jobStart[0], lowerBoundMs: bound - jobStart[0], load: totalWork / (cap0 * (bound - jobStart[0])),
+      makespans, jobBounds, totalMs: last - jobStart[0], lowerBoundMs: bound - jobStart[0], capacityBoundMs: capBound - jobStart[0], load: totalWork / (cap0 * (capBound - jobStart[0])),
       cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, speedReleases, busyRefusals,
       meanRttMs: rttSum / Math.max(1, rttN), queueWaitMeanMs: waitMs / Math.max(1, started), queueFull, utilisation: busySlotMs / Math.max(1, upSlotMs), events: q.pushed - e0
     }

@@ -4,7 +4,7 @@
 // old 4.7x) not leave capacity idle while jobs wait: a busy small run stays near its bound.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { capacitySteps, streamLowerBound } from '../../simulator/scenarios/grid-bound.js'
+import { capacitySteps, streamLowerBound, sizeLowerBound } from '../../simulator/scenarios/grid-bound.js'
 import { SCENARIOS } from '../../simulator/scenarios/index.js'
 
 const f64 = (xs: number[]): Float64Array => Float64Array.from(xs)
@@ -34,6 +34,30 @@ test('bound: a late job\'s work fits only after it arrives', () => {
 test('bound: changes before the start and at the same time fold into steps', () => {
   const steps = capacitySteps(10, 4, [{ t: 5, delta: 1 }, { t: 20, delta: -2 }, { t: 20, delta: 1 }])
   assert.equal(steps, [{ t: 10, cap: 5 }, { t: 20, cap: 4 }])
+})
+
+test('bound: a copy runs whole on one slot, so long tasks wait for fast slots (task sizes)', () => {
+  // a fast provider (perf 2, one slot) and a slow one (perf 0.1, ten slots): capacity 3
+  const perf = f64([2, 0.1]); const slots = Int32Array.from([1, 10])
+  const steps = capacitySteps(0, 3, [])
+  // two tasks of 100 at t=0: capacity says 200 / 3 = 66.7, the longest on the fastest 50; but the
+  // slow slots need 1,000 for either task, so both run on the fast one: 100
+  const from = streamLowerBound({ arrivals: f64([0]), work: f64([200]), longest: f64([50]), steps })
+  assert.ok(Math.abs(from - 200 / 3) < 1e-9)
+  const b = sizeLowerBound({ arrivals: f64([0]), tasks: [f64([100, 100])], perf, slots, from, feasible: 1000 })
+  assert.ok(Math.abs(b - 100) <= 1, `size bound ${b}`)
+  // small tasks fit the slow slots too: nothing to add
+  assert.is(sizeLowerBound({ arrivals: f64([0]), tasks: [f64(Array(30).fill(2))], perf, slots, from: 20, feasible: 1000 }), 20)
+  // a late job's long task: it arrives at 500 and needs the fast slot for 50
+  const late = sizeLowerBound({ arrivals: f64([0, 500]), tasks: [f64([1]), f64([100])], perf, slots, from: 0, feasible: 10_000 })
+  assert.ok(Math.abs(late - 550) <= 1, `late ${late}`)
+  // three tasks of 100, one slot of perf 3 and eleven of perf 1: before 100 only the fast slot
+  // may end one, so all three would queue on it (300 ÷ 3): 100, not 300 ÷ 14 (capacity) nor 100 ÷ 3 (the longest)
+  const three = sizeLowerBound({ arrivals: f64([0]), tasks: [f64([100, 100, 100])], perf: f64([3, 1]), slots: Int32Array.from([1, 11]), from: 300 / 14, feasible: 1000 })
+  assert.ok(Math.abs(three - 100) <= 1, `three ${three}`)
+  // two tasks, slots of perf 10, 9 and fifty of 0.5: the second needs the perf-9 slot (both on the fastest end at 20): 100 ÷ 9
+  const two = sizeLowerBound({ arrivals: f64([0]), tasks: [f64([100, 100])], perf: f64([10, 9, 0.5]), slots: Int32Array.from([1, 1, 50]), from: 0, feasible: 1000 })
+  assert.ok(Math.abs(two - 100 / 9) <= 1, `two ${two}`)
 })
 
 const runGrid = async (nodes: number, count: number, seed: number, extra: Record<string, number> = {}) =>
