@@ -5,7 +5,7 @@
 // receiver rebuilds the frame here. Pure (no clock, no IO). Every piece is a remote peer's input:
 // a frame is taken only up to what that peer may send (large frames only from a job's members),
 // reserved by its declared size per peer and in total, and an idle one expires.
-import { chunkLength } from '../core/routing/chunker.js'
+import { encodePart, readPartHeader, splitParts, partLength, PART_HEADER_BYTES, PART_ID_BYTES } from '../core/routing/part-header.js'
 
 /**
  * First byte of a piece: 0 is never the first byte of an encoded TrainingMessage (a protobuf
@@ -13,9 +13,9 @@ import { chunkLength } from '../core/routing/chunker.js'
  */
 export const PIECE_MAGIC = 0x00
 export const PIECE_VERSION = 1
-/** Magic, version, 16-byte frame id, index, count, total bytes (big-endian u32s). */
-export const PIECE_HEADER_BYTES = 2 + 16 + 12
-export const PIECE_ID_BYTES = 16
+/** Magic, version, 16-byte frame id, index, count, total bytes (big-endian u32s): the overlay chunks' header layout (part-header.ts). */
+export const PIECE_HEADER_BYTES = PART_HEADER_BYTES
+export const PIECE_ID_BYTES = PART_ID_BYTES
 /** Pieces of one frame at most (a 64 MiB frame in 8 MiB pieces is 8). */
 export const MAX_PIECES = 64
 /** Incomplete frames one peer may have at once (a newer one evicts that peer's oldest). */
@@ -40,46 +40,29 @@ export function isPiece (frame: Uint8Array): boolean {
 }
 
 export function encodePiece (p: Piece): Uint8Array {
-  const out = new Uint8Array(PIECE_HEADER_BYTES + p.data.length)
-  const v = new DataView(out.buffer)
-  out[0] = PIECE_MAGIC
-  out[1] = PIECE_VERSION
-  out.set(p.id.subarray(0, PIECE_ID_BYTES), 2)
-  v.setUint32(18, p.index)
-  v.setUint32(22, p.count)
-  v.setUint32(26, p.totalBytes)
-  out.set(p.data, PIECE_HEADER_BYTES)
-  return out
+  return encodePart(PIECE_MAGIC, { ...p, tag: PIECE_VERSION }, p.data)
 }
 
 /** `frame` cut into pieces of at most `pieceBytes` (equal lengths but the last, as decodePiece checks). */
 export function splitFrame (id: Uint8Array, frame: Uint8Array, pieceBytes: number): Piece[] {
-  const count = Math.max(1, Math.ceil(frame.length / pieceBytes))
-  const out: Piece[] = []
-  for (let i = 0; i < count; i++) {
-    const len = chunkLength(frame.length, count, i)
-    const start = i * Math.ceil(frame.length / count)
-    out.push({ id, index: i, count, totalBytes: frame.length, data: frame.subarray(start, start + len) })
-  }
-  return out
+  return splitParts(frame, pieceBytes).map(p => ({ id, ...p, totalBytes: frame.length }))
 }
 
 export type PieceRefusal = 'PIECE_MALFORMED' | 'PIECE_TOO_LARGE' | 'PIECE_MISMATCH' | 'PIECE_TOTAL_LIMIT' | 'PIECE_NOT_MEMBER'
 
 /** Parses a piece and checks its shape: known version, 2..MAX_PIECES pieces, exactly the length its index implies. */
 export function decodePiece (bytes: Uint8Array): { ok: true, piece: Piece } | { ok: false, code: PieceRefusal, reason: string } {
-  if (bytes.length < PIECE_HEADER_BYTES || bytes[0] !== PIECE_MAGIC) return { ok: false, code: 'PIECE_MALFORMED', reason: 'not a piece (short or wrong magic)' }
-  if (bytes[1] !== PIECE_VERSION) return { ok: false, code: 'PIECE_MALFORMED', reason: `unknown piece version ${bytes[1]}` }
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const index = v.getUint32(18); const count = v.getUint32(22); const totalBytes = v.getUint32(26)
+  const h = readPartHeader(bytes, PIECE_MAGIC)
+  if (h === undefined) return { ok: false, code: 'PIECE_MALFORMED', reason: 'not a piece (short or wrong magic)' }
+  if (h.tag !== PIECE_VERSION) return { ok: false, code: 'PIECE_MALFORMED', reason: `unknown piece version ${h.tag}` }
+  const { index, count, totalBytes, data } = h
   // one piece would have travelled as a whole frame; crumbs would multiply the receiver's work
   if (count < 2 || count > MAX_PIECES || index >= count || totalBytes < count) return { ok: false, code: 'PIECE_MALFORMED', reason: `piece ${index} of ${count} for ${totalBytes} bytes` }
   // every piece holds at least one byte (review F3): a shape whose last place lies past the frame is no splitFrame's
   if ((count - 1) * Math.ceil(totalBytes / count) >= totalBytes) return { ok: false, code: 'PIECE_MALFORMED', reason: `${count} pieces of ${totalBytes} bytes leave a piece empty` }
-  const data = bytes.subarray(PIECE_HEADER_BYTES)
-  const want = chunkLength(totalBytes, count, index)
+  const want = partLength(totalBytes, count, index)
   if (data.length !== want || want === 0) return { ok: false, code: 'PIECE_MALFORMED', reason: `piece ${index} holds ${data.length} bytes, its place needs ${want}` }
-  return { ok: true, piece: { id: bytes.slice(2, 18), index, count, totalBytes, data } }
+  return { ok: true, piece: { id: h.id, index, count, totalBytes, data } }
 }
 
 interface Partial { peer: string, count: number, totalBytes: number, buf: Uint8Array, got: Set<number>, lastAt: number }

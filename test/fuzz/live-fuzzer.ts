@@ -17,7 +17,9 @@ import { createRng, type Rng } from '../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../src/core/identity/index.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { FramedStream } from '../../src/net/framed.js'
+import { AckStatus } from '../../src/crypto/ack.js'
 import { VIVALDI_PROTOCOL } from '../../src/net/overlay/overlay.js'
+import { RELAY_PROTOCOL } from '../../src/net/overlay/envelopes.js'
 import { fuzzTargetFor, missingFuzzTargets, fuzzEnvelope, relayRequest, badAnnouncement, HOSTILE_COORDINATES, type CraftContext } from './targets.js'
 
 export const FUZZ_CASES = ['random-bytes', 'garbage-body', 'truncated', 'oversized', 'wrong-type', 'bad-signature', 'tampered', 'replay', 'hostile'] as const
@@ -126,9 +128,19 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
       if (spec.owner !== 'dbc' || spec.hostile.length === 0) throw new Error(`no hostile case for ${protocol}`)
       const h = spec.hostile[rng.int(spec.hostile.length)]
       const bodies = h.craft(c)
-      return { bytes: bodies.map(b => encodeFrame(b)), frames: bodies.length, hostile: h.name }
+      // a well-formed envelope to the node is delivered by the envelope layer before its application refuses the payload
+      const deliverable = protocol === RELAY_PROTOCOL ? bodies.filter(b => envelopeToNode(b, target.peerBytes)).length : 0
+      return { bytes: bodies.map(b => encodeFrame(b)), frames: bodies.length, deliverable, hostile: h.name }
     }
   }
+}
+
+/** Whether a RelayRequest body carries an envelope addressed to the node (false for anything that does not decode). */
+function envelopeToNode (body: Uint8Array, node: Uint8Array): boolean {
+  try {
+    const to = dbc.envelope.v1.RelayRequest.decode(body).envelope?.recipient
+    return to != null && Buffer.from(to).equals(Buffer.from(node))
+  } catch { return false }
 }
 
 /** Which of the daemon's protocols a case is sent to (signatures and replays only mean something on the overlay). */
@@ -193,6 +205,8 @@ export interface FuzzRunReport {
   identities: Array<{ peerId: string, frames: number, definitelyBad: number, disconnected: boolean, badCases?: string[] }>
   /** Distinct envelopes the node may deliver (see craft); the node must count each at most once. */
   validEnvelopes: number
+  /** The node's Ack frames on the replay streams (see RelayAcks). */
+  acks: RelayAcks
   /** The protocols fuzzed: every one the daemon registered. */
   protocols: string[]
   byCase: Record<string, number>
@@ -205,22 +219,76 @@ export interface FuzzRunReport {
 }
 
 /**
+ * What the node answered on the replay streams (/dbc/relay), one Ack frame per RelayRequest. An
+ * OK ack is a delivery (src/net/overlay/relay-inbound.ts acks OK only the copy it hands to the
+ * applications), so a (sender, message id) answered OK twice is an envelope delivered twice.
+ */
+export interface RelayAcks {
+  read: number
+  ok: number
+  duplicate: number
+  rejected: number
+  unreachable: number
+  /** `sender/message id` of every envelope answered OK more than once (must stay empty). */
+  deliveredTwice: string[]
+  /** Replay streams (one envelope on 2..5 paths) sent, and those whose every copy was answered. */
+  replayStreams: number
+  replaysAnswered: number
+  /** Of the answered replay streams: those whose first copy was OK and every later one DUPLICATE. */
+  replaysDeliveredOnce: number
+}
+
+/** Counts one stream's acks into `acks`; `okSeen`: the OK acks so far per `sender/message id`. */
+function countAcks (acks: RelayAcks, okSeen: Map<string, number>, sender: string, frames: Uint8Array[]): dbc.envelope.v1.Ack[] {
+  const out: dbc.envelope.v1.Ack[] = []
+  for (const f of frames) {
+    let a: dbc.envelope.v1.Ack
+    try { a = dbc.envelope.v1.Ack.decode(f) } catch { continue }
+    out.push(a)
+    acks.read++
+    if (a.status === AckStatus.OK) {
+      acks.ok++
+      const key = `${sender}/${Buffer.from(a.messageId).toString('hex')}`
+      const n = (okSeen.get(key) ?? 0) + 1
+      okSeen.set(key, n)
+      if (n === 2) acks.deliveredTwice.push(key)
+    } else if (a.status === AckStatus.DUPLICATE) acks.duplicate++
+    else if (a.status === AckStatus.REJECTED) acks.rejected++
+    else acks.unreachable++
+  }
+  return out
+}
+
+/**
  * Sends `chunks` on a new stream and closes it: 'closed' when the node saw our end (it has read
  * everything, or reset the stream in answer), 'aborted' when our own timeout reset it (a loaded node may then see only the reset, and
- * a frame cut by a reset is not the peer's fault), false when the stream was refused.
+ * a frame cut by a reset is not the peer's fault), false when the stream was refused. With
+ * `answers`, the node's frames on the stream are read into it until the node closes its end.
  */
-async function sendStream (id: FuzzIdentity, target: Multiaddr, protocol: string, chunks: Uint8Array[]): Promise<'closed' | 'aborted' | false> {
+async function sendStream (id: FuzzIdentity, target: Multiaddr, protocol: string, chunks: Uint8Array[], answers?: Uint8Array[]): Promise<'closed' | 'aborted' | false> {
   let stream
   try {
     stream = await id.host.dialProtocol(target, protocol, { signal: AbortSignal.timeout(5000) })
   } catch {
     return false
   }
+  // the node's answers, when asked for: read from before the first byte goes out
+  const framed = answers !== undefined ? new FramedStream(stream, { maxFrameBytes: 64 * 1024 }) : undefined
   try {
     for (const c of chunks) {
       if (!stream.send(c)) await stream.onDrain({ signal: AbortSignal.timeout(5000) })
     }
     await stream.close({ signal: AbortSignal.timeout(3000) })
+    if (framed !== undefined && answers !== undefined) {
+      // every frame is answered before the node closes its end (it closes once it has read ours);
+      // a reset or a slow node ends the reading, not the verdict: the node saw our whole stream
+      try {
+        const signal = AbortSignal.timeout(5000)
+        for (let f = await framed.read({ signal }); f !== undefined; f = await framed.read({ signal })) answers.push(f)
+      } catch {
+        stream.abort(new Error('fuzz stream done'))
+      }
+    }
     return 'closed'
   } catch (err) {
     stream.abort(new Error('fuzz stream done'))
@@ -237,7 +305,9 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
   const protocols = opts.protocols ?? await discoverProtocols(opts.target)
   const missing = missingFuzzTargets(protocols)
   if (missing.length > 0) throw new Error(`the daemon registered protocols the fuzzer has no target for: ${missing.join(', ')} (add them to test/fuzz/targets.ts)`)
-  const report: FuzzRunReport = { framesSent: 0, streams: 0, refusedStreams: 0, identities: [], validEnvelopes: 0, protocols, byCase: {}, byProtocol: {}, byHostile: {}, vivaldiAnswers: 0, elapsedMs: 0 }
+  const acks: RelayAcks = { read: 0, ok: 0, duplicate: 0, rejected: 0, unreachable: 0, deliveredTwice: [], replayStreams: 0, replaysAnswered: 0, replaysDeliveredOnce: 0 }
+  const okSeen = new Map<string, number>()
+  const report: FuzzRunReport = { framesSent: 0, streams: 0, refusedStreams: 0, identities: [], validEnvelopes: 0, acks, protocols, byCase: {}, byProtocol: {}, byHostile: {}, vivaldiAnswers: 0, elapsedMs: 0 }
   const started = Date.now()
   const perIdentity = opts.framesPerIdentity ?? 400
   const streamsAtOnce = opts.streamsPerIdentity ?? 8
@@ -254,9 +324,20 @@ export async function runFuzz (opts: FuzzRunOptions): Promise<FuzzRunReport> {
             if (protos.length === 0) continue
             const protocol = protos[wrng.int(protos.length)]
             const { bytes, frames, deliverable, hostile } = craft(wrng, id, { peerBytes: targetBytes }, protocol, kase, Date.now(), opts.markerDir)
-            const ok = await sendStream(id, target, protocol, bytes)
+            // the acks of replays are read (a round trip more per stream: the others are not waited for)
+            const answers: Uint8Array[] | undefined = kase === 'replay' ? [] : undefined
+            const ok = await sendStream(id, target, protocol, bytes, answers)
             report.streams++
             if (!ok) { report.refusedStreams++; refusedInARow++; continue }
+            if (answers !== undefined) {
+              // answers read up to a reset count too: an OK the node sent is a delivery either way
+              const got = countAcks(acks, okSeen, id.peerId, answers)
+              acks.replayStreams++
+              if (got.length === frames) {
+                acks.replaysAnswered++
+                if (got[0].status === AckStatus.OK && got.slice(1).every(a => a.status === AckStatus.DUPLICATE)) acks.replaysDeliveredOnce++
+              }
+            }
             refusedInARow = 0
             id.frames += frames
             // random bytes or a wrong-type message can happen to decode as a valid (harmless)

@@ -4,11 +4,12 @@
 // receiver's bounded assembly (every chunk is a stranger's input: bounded per peer and in total,
 // incomplete messages expire, a chunk that disagrees with its message is refused with a code).
 import { toHex } from '../identity/index.js'
+import { encodePart, readPartHeader, splitParts, partLength, PART_HEADER_BYTES, PART_ID_BYTES } from './part-header.js'
 
-/** Chunk header: magic, kind, 16-byte message id, index, count, total bytes (big-endian u32s). */
+/** Chunk header (part-header.ts): magic, kind, 16-byte message id, index, count, total bytes (big-endian u32s). */
 export const CHUNK_MAGIC = 0xd7
-export const CHUNK_HEADER_BYTES = 2 + 16 + 12
-export const MESSAGE_ID_BYTES = 16
+export const CHUNK_HEADER_BYTES = PART_HEADER_BYTES
+export const MESSAGE_ID_BYTES = PART_ID_BYTES
 /** What the task application's chunks carry at most (an envelope is 1 MiB; four chunks in flight fit a window). */
 export const DEFAULT_CHUNK_BYTES = 192 * 1024
 
@@ -31,50 +32,33 @@ export interface Chunk {
 export type ChunkRefusal = 'CHUNK_MALFORMED' | 'CHUNK_SPLIT' | 'CHUNK_TOO_LARGE' | 'CHUNK_MISMATCH' | 'CHUNK_PEER_LIMIT' | 'CHUNK_TOTAL_LIMIT'
 
 export function encodeChunk (c: Chunk): Uint8Array {
-  const out = new Uint8Array(CHUNK_HEADER_BYTES + c.data.length)
-  const v = new DataView(out.buffer)
-  out[0] = CHUNK_MAGIC
-  out[1] = KIND_CODE[c.kind]
-  out.set(c.id.subarray(0, MESSAGE_ID_BYTES), 2)
-  v.setUint32(18, c.index)
-  v.setUint32(22, c.count)
-  v.setUint32(26, c.totalBytes)
-  out.set(c.data, CHUNK_HEADER_BYTES)
-  return out
+  return encodePart(CHUNK_MAGIC, { ...c, tag: KIND_CODE[c.kind] }, c.data)
 }
 
 /** Length of chunk `index` of a `totalBytes` message in `count` chunks (all equal but the last). */
-export function chunkLength (totalBytes: number, count: number, index: number): number {
-  const per = Math.ceil(totalBytes / count)
-  return Math.max(0, Math.min(per, totalBytes - index * per))
-}
+export const chunkLength = partLength
 
 /**
  * Parses and checks a chunk's shape: known kind, index < count, the count the total implies for
  * chunks of at most `maxChunkBytes`, and exactly the length its index implies.
  */
 export function decodeChunk (bytes: Uint8Array, maxChunkBytes = DEFAULT_CHUNK_BYTES): { ok: true, chunk: Chunk } | { ok: false, code: ChunkRefusal, reason: string } {
-  if (bytes.length < CHUNK_HEADER_BYTES || bytes[0] !== CHUNK_MAGIC) return { ok: false, code: 'CHUNK_MALFORMED', reason: 'not a chunk (short or wrong magic)' }
-  const kind = KIND_OF[bytes[1]]
-  if (kind === undefined) return { ok: false, code: 'CHUNK_MALFORMED', reason: `unknown chunk kind ${bytes[1]}` }
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const index = v.getUint32(18); const count = v.getUint32(22); const totalBytes = v.getUint32(26)
+  const h = readPartHeader(bytes, CHUNK_MAGIC)
+  if (h === undefined) return { ok: false, code: 'CHUNK_MALFORMED', reason: 'not a chunk (short or wrong magic)' }
+  const kind = KIND_OF[h.tag]
+  if (kind === undefined) return { ok: false, code: 'CHUNK_MALFORMED', reason: `unknown chunk kind ${h.tag}` }
+  const { index, count, totalBytes, data } = h
   if (count === 0 || index >= count) return { ok: false, code: 'CHUNK_MALFORMED', reason: `chunk ${index} of ${count}` }
   // the fewest chunks of at most maxChunkBytes: a sender may not split into crumbs (count bounds the receiver's work)
   const expectedCount = Math.max(1, Math.ceil(totalBytes / maxChunkBytes))
   if (count !== expectedCount) return { ok: false, code: 'CHUNK_SPLIT', reason: `${count} chunks for ${totalBytes} bytes (expected ${expectedCount})` }
-  const data = bytes.subarray(CHUNK_HEADER_BYTES)
   if (data.length !== chunkLength(totalBytes, count, index)) return { ok: false, code: 'CHUNK_MALFORMED', reason: `chunk ${index} holds ${data.length} bytes, its place needs ${chunkLength(totalBytes, count, index)}` }
-  return { ok: true, chunk: { kind, id: bytes.slice(2, 18), index, count, totalBytes, data } }
+  return { ok: true, chunk: { kind, id: h.id, index, count, totalBytes, data } }
 }
 
 /** A message cut into chunks for sending (count as decodeChunk expects it). */
 export function splitMessage (kind: ChunkKind, id: Uint8Array, payload: Uint8Array, maxChunkBytes = DEFAULT_CHUNK_BYTES): Chunk[] {
-  const count = Math.max(1, Math.ceil(payload.length / maxChunkBytes))
-  const per = Math.ceil(payload.length / count)
-  const out: Chunk[] = []
-  for (let i = 0; i < count; i++) out.push({ kind, id, index: i, count, totalBytes: payload.length, data: payload.subarray(i * per, Math.min(payload.length, (i + 1) * per)) })
-  return out
+  return splitParts(payload, maxChunkBytes).map(p => ({ kind, id, ...p, totalBytes: payload.length }))
 }
 
 /**
