@@ -53,7 +53,10 @@ export class LocalNetwork {
     const extra = spec.extra ?? []
     if (!extra.includes('--network') && !extra.includes('--chain-rpc')) args.push('--network', 'local', '--chain-rpc', (await this.chain()).rpc)
     args.push(...extra)
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+    // a module preloaded with NODE_OPTIONS=--import (a test fixture) patches src/ modules: the node
+    // must run those very modules, not a compiled dist/ (bin/dbc.js runs a fresh dist/ otherwise)
+    const preload = /--import\b/.test(process.env.NODE_OPTIONS ?? '')
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(preload ? { DBC_FROM_SOURCE: '1' } : {}) } })
     let log = ''
     const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-64_000); this.output.set(spec.name, log) }
     child.stdout?.on('data', keep)

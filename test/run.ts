@@ -5,10 +5,19 @@
 //   npm test -- --long            also test/long (the long variants)
 //   npm test -- unit/core         only files whose path contains one of the filters
 //   TEST_JOBS=1 npm test          run files one at a time
+//
+// Files start longest first (seconds from test/durations.txt, a past full run's times; a file not
+// listed counts as UNKNOWN_S), so the lanes end together instead of one long file starting last.
+// A full run writes this run's times to test-output/durations.txt: copy it over test/durations.txt
+// to refresh the order. A full run also builds dist/ beside the first files when it is not a
+// fresh build of these sources (TEST_DIST=0: never; TEST_DIST=1: also for a filtered run): every
+// `dbc` daemon and CLI process a test starts then loads compiled JavaScript instead of compiling
+// src/ through tsx (about 1.3 s less CPU a daemon start); bin/dbc.js runs dist/ only while it is
+// exactly these sources' build, so a file that starts before the build ends, or after an edit, runs src/.
 import { spawn } from 'node:child_process'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { cpus } from 'node:os'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -33,6 +42,38 @@ function findTests (dir: string): string[] {
   return out
 }
 
+const UNKNOWN_S = 30
+
+/** Past run times by path relative to the root (lines `125.9s test/sim/calibration.test.ts`). */
+function pastDurations (): Map<string, number> {
+  const out = new Map<string, number>()
+  let text = ''
+  try { text = readFileSync(join(root, 'test', 'durations.txt'), 'utf8') } catch { return out }
+  for (const line of text.split('\n')) {
+    const m = line.match(/^\s*([\d.]+)s\s+(\S+)\s*$/)
+    if (m != null) out.set(m[2], Number(m[1]))
+  }
+  return out
+}
+
+/** Builds dist/ in a child process when it is stale; resolves with a line for the log. */
+async function buildDist (): Promise<string> {
+  // plain JavaScript beside bin/dbc.js (no types: it runs before any build)
+  const { distIsFresh } = await import(pathToFileURL(join(root, 'bin', 'dist-stamp.js')).href) as { distIsFresh: (root: string) => boolean }
+  if (distIsFresh(root)) return 'dist/ is a fresh build of these sources: daemons run it'
+  const t0 = Date.now()
+  return await new Promise(resolve => {
+    const child = spawn(process.execPath, [join(root, 'scripts', 'build-dist.mjs')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    child.stderr.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    child.on('close', code => {
+      const s = ((Date.now() - t0) / 1000).toFixed(1)
+      resolve(code === 0 ? `dist/ built in ${s}s: daemons started from now on run it` : `dist/ build failed (exit ${String(code)}) after ${s}s: daemons run src/ through tsx\n${out}`)
+    })
+  })
+}
+
 interface FileResult { file: string, passed: number, failed: number, skipped: number, ms: number, output: string, code: number | null }
 
 /**
@@ -51,7 +92,9 @@ function runFile (file: string): Promise<FileResult> {
   return new Promise(resolve => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--no-warnings=ExperimentalWarning', file], {
       cwd: root,
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      // DEBUG_COLORS: libp2p's logger (weald) otherwise asks isatty() for every logger it makes,
+      // one per connection and stream (3 s of the calibration file's 120 s of CPU)
+      env: { DEBUG_COLORS: 'no', ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
@@ -90,6 +133,12 @@ async function main (): Promise<void> {
     console.log('0 passed, 1 failed')
     process.exit(1)
   }
+  const past = pastDurations()
+  const weight = (f: string): number => past.get(relative(root, f)) ?? UNKNOWN_S
+  files.sort((a, b) => weight(b) - weight(a)) // stable: equal weights keep the path order
+  const full = filters.length === 0
+  const dist = process.env.TEST_DIST === '1' || (full && process.env.TEST_DIST !== '0')
+  const distBuilt = dist ? buildDist().then(line => { console.log(`[runner] ${line}`) }) : Promise.resolve()
   const results: FileResult[] = []
   let next = 0
   const t0 = Date.now()
@@ -106,6 +155,15 @@ async function main (): Promise<void> {
     }
   }
   await Promise.all(Array.from({ length: jobs }, async () => await worker()))
+  await distBuilt
+  if (full && !long) {
+    const out = join(root, 'test-output')
+    if (!existsSync(out)) mkdirSync(out, { recursive: true })
+    const lines = [...results].sort((a, b) => b.ms - a.ms).map(r => `${(r.ms / 1000).toFixed(1)}s ${relative(root, r.file)}`)
+    let header: string[] = []
+    try { header = readFileSync(join(root, 'test', 'durations.txt'), 'utf8').split('\n').filter(l => l.startsWith('#')) } catch {}
+    writeFileSync(join(out, 'durations.txt'), [...header, ...lines].join('\n') + '\n')
+  }
   const passed = results.reduce((a, r) => a + r.passed, 0)
   const failed = results.reduce((a, r) => a + r.failed, 0)
   const skipped = results.reduce((a, r) => a + r.skipped, 0)

@@ -15,6 +15,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
 import { writeSquaresJob } from '../security/harness.js'
 import { dbcAsync } from '../helpers/cli.js'
+import { waitFor as waitForAt } from '../helpers/wait.js'
 
 const CHROMIUM = process.env.DBC_CHROMIUM ?? '/usr/bin/chromium'
 const OUT = join(repoRoot, 'test-output', 'dashboard')
@@ -31,20 +32,12 @@ const pageErrors: string[] = []
 /** The page last opened: screenshotted as failure.png when an assertion fails. */
 let lastPage: Page | undefined
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 const t0 = Date.now()
 /** Where the time goes (printed, never asserted). */
 const phase = (what: string): void => { console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`) }
 
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, ms = 180_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(200)
-  }
-}
+/** Waits up to 180 s by default (daemons on a loaded box). */
+const waitFor = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 180_000): Promise<T> => await waitForAt(what, fn, ms)
 
 async function cliJson (node: LocalNode, args: string[]): Promise<any> {
   const r = await dbcAsync(['--data-dir', node.dataDir, ...args, '--json'], { timeoutMs: 120_000 })
@@ -143,30 +136,10 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
   assert.is(trained.history.length, TRAINING.rounds)
   phase('grid job and training job done')
 
-  // a job still running: each task holds a whole provider (all its cores) and never returns on
-  // its own, so one task per provider runs and the third waits for a slot
-  const loopDir = join(net.root, 'loop')
-  mkdirSync(loopDir, { recursive: true })
-  const loop = {
-    name: 'held',
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/loop.wasm') },
-    entry: 'run',
-    inputs: { range: { from: 0, to: 2 } },
-    resources: { cores: cpus().length },
-    verification: { mode: 'off' },
-    task: { timeoutMs: 300_000, expectedMs: 1000, maxAttempts: 1, waitS: 600 }
-  }
-  const { jobId: runJob } = await tokyo.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest: loop, baseDir: loopDir }, { timeoutMs: 30_000 })
+  // the pages that need no running job first: the held job's tasks spin a CPU each until it is
+  // cancelled, so it runs only while the Jobs page is checked
+  let runJob = ''
   try {
-    // one task per provider runs and the third waits (a job with copies queued behind a busy lease
-    // asks for more leases: the placement race of an earlier session is fixed), and stays so
-    const held = await waitFor('a task running on each provider and one waiting', async () => {
-      const s = await tokyo.api.call<any>('GET', `/v1/jobs/${runJob}`)
-      return s.status === 'running' && s.running === 2 && s.queued === 1 ? s : undefined
-    })
-
-    phase('held job running')
     // --- Network
     const page = await openDashboard(tokyo, 'network')
     const mapped = await page.$$eval('[data-testid=map-peer]', els => els.map(e => ({ peer: (e as any).dataset.peer, city: (e as any).dataset.city })))
@@ -186,6 +159,51 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
     await shot(page, 'network')
 
     phase('network page checked')
+    // --- Training: one loss point per round
+    await show(page, 'training')
+    await page.waitForSelector(`[data-testid=training-detail][data-job="${trainJob}"]`)
+    const points = await page.evaluate(() => {
+      const g = globalThis as any
+      const c = g.Chart.getChart(g.document.querySelector('[data-testid=loss-chart]'))
+      return c.data.datasets[0].data.map((p: { x: number, y: number }) => p.x)
+    })
+    assert.equal(points, trained.history.map((h: any) => h.round))
+    assert.is(await page.$$eval('[data-testid=round-row]', els => els.length), TRAINING.rounds)
+    assert.is(await page.$$eval('[data-testid=member-row]', els => els.length), 2)
+    await shot(page, 'training')
+
+    // --- Node
+    await show(page, 'node')
+    assert.is(await page.textContent('[data-testid=peer-id]'), tokyo.peerId)
+    assert.match(await page.textContent('[data-testid=reachability]') ?? '', /local-only/)
+    assert.match(await page.textContent('[data-testid=executors]') ?? '', /wasm/)
+    await shot(page, 'node')
+
+    phase('training and node pages checked')
+
+    // a job still running: each task holds a whole provider (all its cores) and never returns on
+    // its own, so one task per provider runs and the third waits for a slot
+    const loopDir = join(net.root, 'loop')
+    mkdirSync(loopDir, { recursive: true })
+    const loop = {
+      name: 'held',
+      executor: 'wasm',
+      code: { wasm: join(repoRoot, 'src/compute/modules/loop.wasm') },
+      entry: 'run',
+      inputs: { range: { from: 0, to: 2 } },
+      resources: { cores: cpus().length },
+      verification: { mode: 'off' },
+      task: { timeoutMs: 300_000, expectedMs: 1000, maxAttempts: 1, waitS: 600 }
+    }
+    ;({ jobId: runJob } = await tokyo.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest: loop, baseDir: loopDir }, { timeoutMs: 30_000 }))
+    // one task per provider runs and the third waits (a job with copies queued behind a busy lease
+    // asks for more leases: the placement race of an earlier session is fixed), and stays so
+    const held = await waitFor('a task running on each provider and one waiting', async () => {
+      const s = await tokyo.api.call<any>('GET', `/v1/jobs/${runJob}`)
+      return s.status === 'running' && s.running === 2 && s.queued === 1 ? s : undefined
+    })
+
+    phase('held job running')
     // --- Jobs: the running job's and the finished job's counts equal `dbc job status --json`
     await show(page, 'jobs')
     const statuses = await Promise.all([runJob, doneJob].map(async id => await cliJson(tokyo, ['job', 'status', id])))
@@ -216,26 +234,6 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
     await shot(page, 'jobs-finished')
 
     phase('jobs page checked')
-    // --- Training: one loss point per round
-    await show(page, 'training')
-    await page.waitForSelector(`[data-testid=training-detail][data-job="${trainJob}"]`)
-    const points = await page.evaluate(() => {
-      const g = globalThis as any
-      const c = g.Chart.getChart(g.document.querySelector('[data-testid=loss-chart]'))
-      return c.data.datasets[0].data.map((p: { x: number, y: number }) => p.x)
-    })
-    assert.equal(points, trained.history.map((h: any) => h.round))
-    assert.is(await page.$$eval('[data-testid=round-row]', els => els.length), TRAINING.rounds)
-    assert.is(await page.$$eval('[data-testid=member-row]', els => els.length), 2)
-    await shot(page, 'training')
-
-    // --- Node
-    await show(page, 'node')
-    assert.is(await page.textContent('[data-testid=peer-id]'), tokyo.peerId)
-    assert.match(await page.textContent('[data-testid=reachability]') ?? '', /local-only/)
-    assert.match(await page.textContent('[data-testid=executors]') ?? '', /wasm/)
-    await shot(page, 'node')
-
     // live updates: the open Jobs page follows the node's event stream (no reload) as the held job is cancelled
     await show(page, 'jobs')
     await page.waitForSelector(`[data-testid=job-row][data-job="${runJob}"] .badge.running`)
@@ -244,7 +242,7 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
     assert.is(await page.textContent('#live'), 'live')
     await page.context().close()
 
-    phase('training, node pages and live update checked')
+    phase('jobs page and live update checked')
     // --- Earnings, on a provider: equal to `dbc earnings --json` (read again until two CLI reads agree)
     const provider = providers[0]
     const ppage = await openDashboard(provider, 'earnings', 'api')
@@ -272,7 +270,7 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
     console.error(`page errors: ${pageErrors.join('\n') || 'none'}; the page at the failure: ${join(OUT, 'failure.png')}`)
     throw err
   } finally {
-    await tokyo.api.call('POST', `/v1/jobs/${runJob}/cancel`, undefined, { timeoutMs: 30_000 }).catch(() => {})
+    if (runJob !== '') await tokyo.api.call('POST', `/v1/jobs/${runJob}/cancel`, undefined, { timeoutMs: 30_000 }).catch(() => {})
   }
 })
 

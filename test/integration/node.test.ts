@@ -7,6 +7,8 @@ import { request } from 'node:http'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Sandbox, dbc, dbcAsync } from '../helpers/cli.js'
+import { waitUntil } from '../helpers/wait.js'
+import { ApiClient } from '../../src/api/client.js'
 import { createHost } from '../../src/net/host.js'
 import { ECHO_PROTOCOL, EchoClient } from '../../src/net/echo.js'
 import { encodeFramePrefix } from '../../src/wire/frame.js'
@@ -16,13 +18,10 @@ let a: { dataDir: string, peerId: string, addrs: string[] }
 let b: typeof a
 let c: typeof a
 
-async function waitFor (what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await fn()) return
-    await new Promise(resolve => setTimeout(resolve, 250))
-  }
-  throw new Error(`timed out waiting for ${what}`)
+// waits poll the control API (one `dbc` process per poll would keep a loaded box busy); what is
+// asserted once the wait ends goes through the real `dbc` command
+async function apiPeersOf (dataDir: string): Promise<string[]> {
+  return (await ApiClient.connect(dataDir).call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers', undefined, { timeoutMs: 10_000 })).peers.map(p => p.peerId)
 }
 
 function peersOf (dataDir: string): string[] {
@@ -61,10 +60,10 @@ test('three daemons find each other through bootstrap + DHT', async () => {
   assert.ok(a.addrs.some(x => x.startsWith('/ip4/127.0.0.1/tcp/')))
   const boot = a.addrs[0]
   ;[b, c] = await Promise.all([sb.startNode('b', ['--bootstrap', boot]), sb.startNode('c', ['--bootstrap', boot])])
-  await waitFor('every node to list the other two', () => {
-    const pa = peersOf(a.dataDir); const pb = peersOf(b.dataDir); const pc = peersOf(c.dataDir)
-    return pa.includes(b.peerId) && pa.includes(c.peerId) && pb.includes(a.peerId) && pb.includes(c.peerId) && pc.includes(a.peerId) && pc.includes(b.peerId)
-  })
+  const allListed = (pa: string[], pb: string[], pc: string[]): boolean =>
+    pa.includes(b.peerId) && pa.includes(c.peerId) && pb.includes(a.peerId) && pb.includes(c.peerId) && pc.includes(a.peerId) && pc.includes(b.peerId)
+  await waitUntil('every node to list the other two', async () => allListed(await apiPeersOf(a.dataDir), await apiPeersOf(b.dataDir), await apiPeersOf(c.dataDir)), { ms: 30_000, everyMs: 250 })
+  assert.ok(allListed(peersOf(a.dataDir), peersOf(b.dataDir), peersOf(c.dataDir)), '`dbc peers` on every node lists the other two')
   const st = JSON.parse(dbc(['--data-dir', b.dataDir, 'node', 'status', '--json']).stdout)
   assert.is(st.peerId, b.peerId)
   assert.ok(st.dht.routingTable >= 2, `routing table has ${String(st.dht.routingTable)}`)
@@ -94,11 +93,11 @@ test('a malformed or oversized frame is rejected and costs the peer; the node ke
     // 2. a frame whose body is not an Echo message
     const s2 = await bad.dialProtocol(target, ECHO_PROTOCOL)
     s2.send(new Uint8Array([4, 0x0a, 0xff, 0xff, 0xff]))
-    await waitFor('both streams to be closed by the node', () => s1.status !== 'open' && s2.status !== 'open', 10_000)
-    await waitFor('the node to record the penalty', () => {
-      const st = JSON.parse(dbc(['--data-dir', a.dataDir, 'node', 'status', '--json']).stdout)
-      return (st.penalizedPeers as Array<{ peer: string, score: number }>).some(p => p.peer === bad.peerId.toString() && p.score < -25) // 20 (oversized) + 10 (malformed), less a little recovery
-    }, 10_000)
+    await waitUntil('both streams to be closed by the node', () => s1.status !== 'open' && s2.status !== 'open', { ms: 10_000, everyMs: 250 })
+    // 20 (oversized) + 10 (malformed), less a little recovery
+    const charged = (st: { penalizedPeers: Array<{ peer: string, score: number }> }): boolean => st.penalizedPeers.some(p => p.peer === bad.peerId.toString() && p.score < -25)
+    await waitUntil('the node to record the penalty', async () => charged(await ApiClient.connect(a.dataDir).call('GET', '/v1/status', undefined, { timeoutMs: 10_000 })), { ms: 10_000, everyMs: 250 })
+    assert.ok(charged(JSON.parse(dbc(['--data-dir', a.dataDir, 'node', 'status', '--json']).stdout)), '`dbc node status` lists the penalty')
     // the node still serves a well-behaved peer, and the bad peer's connection survived one bad stream
     const echo = await EchoClient.open(good, await good.dial(target).then(conn => conn.remotePeer))
     const back = await echo.roundTrip(new TextEncoder().encode('still here'))

@@ -11,6 +11,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { LocalNetwork, type LocalNode } from '../../demo/network.js'
+import { sleep, waitFor as waitForAt } from '../helpers/wait.js'
 
 const LOC = '35.68,139.69'
 const EXTRA = ['--no-connection-monitor']
@@ -21,17 +22,8 @@ const net = new LocalNetwork()
 let submitter: LocalNode
 let providers: LocalNode[] = []
 
-async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(150)
-  }
-}
+/** Waits up to 120 s by default, polling every 150 ms. */
+const waitFor = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> => await waitForAt(what, fn, { ms, everyMs: 150 })
 
 async function connected (peers: LocalNode[]): Promise<void> {
   await waitFor('providers connected and serving training', async () => {
@@ -46,7 +38,7 @@ const finished = async (id: string): Promise<any> => await waitFor(`training job
 
 test.before(async () => {
   submitter = await net.start({ name: 'submitter', location: LOC, extra: EXTRA })
-  for (let i = 0; i < 2; i++) providers.push(await net.start({ name: `p${i}`, location: LOC, extra: EXTRA }, [submitter.addrs[0]]))
+  providers = await Promise.all([0, 1].map(async i => await net.start({ name: `p${i}`, location: LOC, extra: EXTRA }, [submitter.addrs[0]])))
   await connected(providers)
 })
 

@@ -11,6 +11,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { LocalNetwork, type LocalNode } from '../../demo/network.js'
+import { sleep, waitFor as waitForAt } from '../helpers/wait.js'
 
 const LOC = '52.52,13.40'
 const EXTRA = ['--no-connection-monitor']
@@ -22,16 +23,8 @@ let relay: LocalNode
 let coordinator: LocalNode
 let members: LocalNode[] = []
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, ms = 180_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(250)
-  }
-}
+/** Waits up to 180 s by default, polling every 250 ms. */
+const waitFor = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 180_000): Promise<T> => await waitForAt(what, fn, { ms, everyMs: 250 })
 const peersOf = async (n: LocalNode): Promise<string[]> => (await n.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')).peers.map(p => p.peerId)
 
 test.before(async () => {

@@ -11,17 +11,8 @@ import { planTiles } from '../../src/compute/mandelbrot.js'
 const t0 = Date.now()
 /** Progress lines on stderr with DBC_TEST_VERBOSE=1 (where a slow run spends its time). */
 export const note = (s: string): void => { if (process.env.DBC_TEST_VERBOSE === '1') process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}\n`) }
-export const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-export async function waitFor<T> (what: string, f: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try { const v = await f(); if (v !== undefined) return v } catch (err) { last = err }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last !== undefined ? `: ${(last as Error).message}` : ''}`)
-    await sleep(250)
-  }
-}
+import { sleep, waitFor } from '../helpers/wait.js'
+export { sleep, waitFor }
 
 /** What the test providers ask per CPU-hour (DBC). */
 export const PRICE_CPU_HOUR = 100

@@ -32,6 +32,7 @@ import { bytesFromHex } from '../../src/core/settlement/hex.js'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
 import { newIdentity, type FuzzIdentity } from '../fuzz/live-fuzzer.js'
 import { runHostileProbes } from '../fuzz/hostile-probes.js'
+import { waitFor as waitForAt } from '../helpers/wait.js'
 
 const TASK = '/dbc/task/1.0.0'
 const loop = new Uint8Array(readFileSync(new URL('../../src/compute/modules/loop.wasm', import.meta.url)))
@@ -69,15 +70,8 @@ async function penalized (node: LocalNode): Promise<Set<string>> {
   return new Set([...st.penalizedPeers, ...(st.overlay?.penalizedPeers ?? [])].map(p => p.peer))
 }
 
-async function waitFor<T> (what: string, get: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await get().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}
+/** Waits up to 60 s by default. */
+const waitFor = async <T>(what: string, get: () => Promise<T | undefined>, ms = 60_000): Promise<T> => await waitForAt(what, get, ms)
 
 test('a provider node works only against escrow on its chain and stops when the payer stops signing', async () => {
   const net = new LocalNetwork()
