@@ -48,15 +48,20 @@ function putBytes (out: Uint8Array, o: number, tag: number, b: Uint8Array | null
   return o + b.length
 }
 
+/** Tag, length and bytes of a bytes field (0 when empty, -1 when not a plain byte array). */
+function bytesSize (b: unknown): number {
+  const n = bytesField(b)
+  return n <= 0 ? n : 1 + varintLength(n) + n
+}
+
 /** The encoded size of `e`, or -1 when it must go through the generated encoder. */
 function envelopeSize (e: Envelope): number {
   if ((e as { $unknowns?: unknown }).$unknowns != null) return -1
-  let size = 0
-  for (const b of [e.sender, e.recipient, e.messageId, e.ephemeralKey, e.nonce, e.ciphertext, e.signature]) {
-    const n = bytesField(b)
-    if (n < 0) return -1
-    if (n > 0) size += 1 + varintLength(n) + n
-  }
+  // (field by field, no array per call: it runs for every copy sent)
+  const a = bytesSize(e.sender); const b = bytesSize(e.recipient); const c = bytesSize(e.messageId); const d = bytesSize(e.ephemeralKey)
+  const f = bytesSize(e.nonce); const g = bytesSize(e.ciphertext); const h = bytesSize(e.signature)
+  if (a < 0 || b < 0 || c < 0 || d < 0 || f < 0 || g < 0 || h < 0) return -1
+  let size = a + b + c + d + f + g + h
   if (typeof e.expiresAt !== 'number' && e.expiresAt != null) return -1
   if (e.expiresAt != null && !Object.is(e.expiresAt, 0)) size += 9
   if (!uintField(e.sequence) || !uintField(e.contentType)) return -1

@@ -13,8 +13,8 @@
 // can make it, and the HKDF info orders sender || recipient, so an envelope can not be turned
 // round), and the Noise connection proves who handed it over. Given up: the recipient can not
 // prove authorship to a third party (the overlay's `signDirect` signs every copy for that). A
-// copy that goes through a relay is signed (`signEnvelope`, once per message, in the turn after
-// the direct copy is written): relays refuse an unsigned one even from its sender (`deliveredBySender`
+// copy that goes through a relay is signed (once per message; `signEnvelopeAsync`, off the event
+// loop, when a direct copy was just written): relays refuse an unsigned one even from its sender (`deliveredBySender`
 // skips only the verify), and a recipient that verifies signatures (`verifySignature` not
 // false) refuses an unsigned copy a relay hands over (a relay could strip a signature). A
 // recipient that trusts the tag would open one (honest relays pass none on). So the direct path costs
@@ -181,6 +181,7 @@ function deriveKey (suite: CryptoSuite, shared: Uint8Array, ephemeralPublic: Uin
 /** Seals and signs `payload` for `recipient`. Throws RangeError on bad keys (a local bug, not peer input). */
 export function sealEnvelope (input: SealInput): Envelope {
   const suite = input.suite ?? nodeSuite
+  if (input.sign === false && input.mode !== 'static') throw new RangeError('only static-mode envelopes may go unsigned (an ephemeral key proves nothing about the sender)')
   const recipientKey = ed25519KeyFromPeerIdBytes(input.recipient)
   if (recipientKey === undefined) throw new RangeError('the recipient peer id carries no Ed25519 key; only Ed25519 peer ids can receive sealed envelopes')
   if (ed25519KeyFromPeerIdBytes(input.sender) === undefined) throw new RangeError('the sender peer id carries no Ed25519 key')
@@ -199,22 +200,20 @@ export function sealEnvelope (input: SealInput): Envelope {
     ephemeralSecret.fill(0)
   }
   const nonce = input.random(new Uint8Array(NONCE_BYTES))
-  const fields: dbc.envelope.v1.Envelope.$Properties = {
-    sender: input.sender,
-    recipient: input.recipient,
-    messageId,
-    expiresAt: input.expiresAt,
-    sequence: input.sequence ?? 0,
-    contentType: input.contentType ?? 0,
-    ephemeralKey,
-    nonce
-  }
-  const aad = envelopeAad(fields)
+  // fields set one by one (the generated constructor walks Object.keys of a properties object)
+  const env = new dbc.envelope.v1.Envelope()
+  env.sender = input.sender
+  env.recipient = input.recipient
+  env.messageId = messageId
+  env.expiresAt = input.expiresAt
+  env.sequence = input.sequence ?? 0
+  env.contentType = input.contentType ?? 0
+  env.ephemeralKey = ephemeralKey
+  env.nonce = nonce
+  const aad = envelopeAad(env)
   const ciphertext = suite.seal(key, nonce, aad, input.payload)
-  if (input.sign === false && input.mode !== 'static') throw new RangeError('only static-mode envelopes may go unsigned (an ephemeral key proves nothing about the sender)')
-  const env = dbc.envelope.v1.Envelope.create(fields)
   env.ciphertext = ciphertext
-  env.signature = input.sign === false ? new Uint8Array(0) : suite.sign(seed, signedBytes(aad, ciphertext))
+  env.signature = input.sign === false ? EMPTY : suite.sign(seed, signedBytes(aad, ciphertext))
   return env
 }
 
@@ -222,6 +221,30 @@ export function sealEnvelope (input: SealInput): Envelope {
 export function signEnvelope (e: Envelope, senderSecretKey: Uint8Array, suite: CryptoSuite = nodeSuite): Envelope {
   if (e.signature.length === 0) e.signature = suite.sign(ed25519Seed(senderSecretKey), signedBytes(envelopeAad(e), e.ciphertext))
   return e
+}
+
+/**
+ * signEnvelope off this thread where the suite can (node:crypto signs in libuv's thread pool):
+ * `done` comes later with the envelope signed in place, or an error (it stays unsigned then). The
+ * overlay signs a message's relayed copy this way, so that a direct copy's ack arriving meanwhile
+ * is not held up behind ~40 us of Ed25519 on the event loop.
+ */
+export function signEnvelopeAsync (e: Envelope, senderSecretKey: Uint8Array, done: (err: Error | undefined, e: Envelope) => void, suite: CryptoSuite = nodeSuite): void {
+  if (e.signature.length !== 0) { queueMicrotask(() => { done(undefined, e) }); return }
+  let signed: Uint8Array; let seed: Uint8Array
+  try {
+    signed = signedBytes(envelopeAad(e), e.ciphertext)
+    seed = ed25519Seed(senderSecretKey)
+  } catch (err) { queueMicrotask(() => { done(err as Error, e) }); return }
+  const finish = (err: Error | undefined, signature?: Uint8Array): void => {
+    // (the synchronous path may have signed it meanwhile: the signature is deterministic either way)
+    if (err === undefined && signature !== undefined && e.signature.length === 0) e.signature = signature
+    done(err, e)
+  }
+  if (suite.signAsync !== undefined) { suite.signAsync(seed, signed, finish); return }
+  let signature: Uint8Array
+  try { signature = suite.sign(seed, signed) } catch (err) { queueMicrotask(() => { finish(err as Error) }); return }
+  queueMicrotask(() => { finish(undefined, signature) })
 }
 
 /** Protobuf bytes of an envelope (src/crypto/envelope-codec.ts: one buffer, the generated encoder's bytes). */

@@ -11,6 +11,11 @@ export interface CryptoSuite {
   name: string
   /** Ed25519 signature with a 32-byte seed. */
   sign: (seed: Uint8Array, message: Uint8Array) => Uint8Array
+  /**
+   * The same signature, off the caller's thread where the suite can (node:crypto: libuv's thread
+   * pool), handed to `done` later, never in the caller's turn. Absent: callers use `sign`.
+   */
+  signAsync?: (seed: Uint8Array, message: Uint8Array, done: (err: Error | undefined, signature?: Uint8Array) => void) => void
   /** False for bad signatures and malformed keys; never throws. */
   verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
   /** X25519 public key of a 32-byte secret. */
@@ -96,6 +101,16 @@ export const nodeSuite: CryptoSuite = {
   sign: (seed, message) => {
     const key = edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
     return new Uint8Array(nodeSign(null, message, key))
+  },
+  signAsync: (seed, message, done) => {
+    let key: KeyObject
+    try {
+      key = edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
+    } catch (err) { queueMicrotask(() => { done(err as Error) }); return }
+    nodeSign(null, message, key, (err, sig) => {
+      if (err !== null) done(err)
+      else done(undefined, new Uint8Array(sig.buffer, sig.byteOffset, sig.length))
+    })
   },
   verify: (publicKey, message, signature) => {
     if (publicKey.length !== 32 || signature.length !== 64) return false

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { guardedHandle } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { DbcError } from '../../errors.js'
-import { sealEnvelope, signEnvelope, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
+import { sealEnvelope, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
 import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize } from '../../crypto/envelope-codec.js'
 import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
@@ -31,7 +31,15 @@ const PATH_CACHE_MAX = 1024
  * A message of ours in flight: the envelope (a direct copy's frame is written from it) and,
  * made when its first relayed copy goes out, the signed bytes every relayed copy carries.
  */
-interface Outgoing { envelope: dbc.envelope.v1.Envelope, relayBytes?: Uint8Array, recipient: Uint8Array, resolve: (r: DeliveryReceipt) => void, reject: (e: Error) => void }
+interface Outgoing {
+  envelope: dbc.envelope.v1.Envelope
+  relayBytes?: Uint8Array
+  /** Relayed copies waiting for the signature being made off the event loop (see pump). */
+  signing?: Array<SendCommand<string>>
+  recipient: Uint8Array
+  resolve: (r: DeliveryReceipt) => void
+  reject: (e: Error) => void
+}
 
 type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
 
@@ -52,9 +60,10 @@ export class EnvelopeService {
   private sequence = 0
   private started = false
   private pumping = false
+  private stopped = false
+  /** Relayed copies waiting for their message's signature (signThenLaunch). */
+  private awaitingSignature = 0
   private pumpAgain = false
-  /** Relayed copies waiting to be signed and written in the next turn (see pump). */
-  private deferred: Array<SendCommand<string>> = []
   private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
   private readonly peerIds = new Map<string, PeerId>()
   /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
@@ -93,12 +102,13 @@ export class EnvelopeService {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    this.stopped = false
     await guardedHandle(this.host, RELAY_PROTOCOL, (stream, connection, g) => { this.inbound.serve(stream, connection, g.open) }, { maxInboundStreams: 32, runOnLimitedConnection: true, expectsRequest: true })
   }
 
   /** Copies we sent or forwarded whose ack has not come back yet (late copies of delivered messages too). */
   get copiesInFlight (): number {
-    let n = 0
+    let n = this.awaitingSignature
     for (const c of this.channels.values()) n += c.pendingCount
     return n
   }
@@ -112,6 +122,7 @@ export class EnvelopeService {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.stopped = true
     await this.host.unhandle(RELAY_PROTOCOL)
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
@@ -202,15 +213,17 @@ export class EnvelopeService {
       do {
         this.pumpAgain = false
         const cmds = this.delivery.pollOutbound()
-        // Direct copies first. A relayed copy that still needs its signature (~50 us of Ed25519,
-        // once per message) waits for the next turn when a direct copy was just written: the
-        // stream flushes that copy after this turn, so signing now would delay it all the same
-        // (and a message the direct ack settles first is never signed at all).
+        // Direct copies first. A relayed copy that still needs its signature (~40 us of Ed25519,
+        // once per message) is signed off the event loop when a direct copy was just written
+        // (signAsync: libuv's thread pool), so the direct copy's ack is not held up behind the
+        // signature (k = 2: it was what serialised the second copy); with nothing else in flight
+        // it is signed here, at once.
         let wroteDirect = false
         for (const cmd of cmds) if (cmd.via === undefined) { this.launch(cmd); wroteDirect = true }
         for (const cmd of cmds) {
           if (cmd.via === undefined) continue
-          if (wroteDirect && this.unsignedForRelay(cmd.id)) this.defer(cmd)
+          const o = wroteDirect ? this.outgoing.get(cmd.id) : undefined
+          if (o !== undefined && o.relayBytes === undefined && o.envelope.signature.length === 0) this.signThenLaunch(o, cmd)
           else this.launch(cmd)
         }
         for (const ev of this.delivery.pollEvents()) this.settle(ev)
@@ -226,20 +239,26 @@ export class EnvelopeService {
     }
   }
 
-  /** Whether message `id`'s relayed copies are still to be signed. */
-  private unsignedForRelay (id: string): boolean {
-    const o = this.outgoing.get(id)
-    return o !== undefined && o.relayBytes === undefined && o.envelope.signature.length === 0
-  }
-
-  private defer (cmd: SendCommand<string>): void {
-    this.deferred.push(cmd)
-    if (this.deferred.length > 1) return
-    setImmediate(() => {
-      const cmds = this.deferred
-      this.deferred = []
-      // a message settled meanwhile (its direct ack came back, or it was aborted) is skipped by launch
-      for (const c of cmds) this.launch(c)
+  /** Signs `o`'s envelope off the event loop (once), then launches its waiting relayed copies. */
+  private signThenLaunch (o: Outgoing, cmd: SendCommand<string>): void {
+    this.awaitingSignature++
+    if (o.signing !== undefined) { o.signing.push(cmd); return }
+    o.signing = [cmd]
+    signEnvelopeAsync(o.envelope, this.init.secretKey, (err) => {
+      const cmds = o.signing ?? []
+      o.signing = undefined
+      this.awaitingSignature -= cmds.length
+      if (err !== undefined) {
+        // (a local fault, not a peer's) the copies fail and the delivery machine tries other paths
+        for (const c of cmds) this.delivery.pathFailed(this.now(), c.id, c.pathId)
+        this.pump()
+        return
+      }
+      // the copies go even when the direct ack settled the message meanwhile: a k = 2 message is
+      // committed to k paths when it is sent (on separate machines the ack takes longer than the
+      // signature anyway); only a stopped service sends nothing more
+      if (this.stopped) return
+      for (const c of cmds) this.launch(c, o)
     })
   }
 
@@ -249,8 +268,8 @@ export class EnvelopeService {
    * relayed copy is signed first, once per message, so relays of any version and recipients that
    * verify signatures (trustAead: false) can check it (see src/crypto/envelope.ts).
    */
-  private launch (cmd: SendCommand<string>): void {
-    const o = this.outgoing.get(cmd.id)
+  private launch (cmd: SendCommand<string>, signed?: Outgoing): void {
+    const o = signed ?? this.outgoing.get(cmd.id)
     if (o === undefined) return
     const neighbour = cmd.via ?? cmd.recipient
     let frame: Uint8Array

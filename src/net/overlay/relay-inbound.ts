@@ -112,7 +112,6 @@ export class RelayInbound {
     const env = req.envelope
     const id = env.messageId
     const idHex = toHex(id)
-    const key = `${toHex(env.sender)}/${idHex}`
     const via = `${from}/${req.pathId}`
     // compare bytes: the sender field is unvalidated until the envelope's shape is checked
     const deliveredBySender = bytesEqual(env.sender, peerIdBytesOf(from))
@@ -140,7 +139,9 @@ export class RelayInbound {
         }
         return this.reject(from, id, req.pathId, opened.reason, opened.reason)
       }
+      // (the shape is checked now: the sender's text form is cached per peer, cheaper than its hex)
       const sender = peerIdTextOf(env.sender)
+      const key = `${sender}/${idHex}`
       const verdict = this.window.check(now, key, env.expiresAt, via)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
@@ -162,7 +163,7 @@ export class RelayInbound {
       const offence = deliveredBySender && checked.reason === 'forged' && env.signature.length === 0 ? undefined : checked.reason
       return this.reject(from, id, req.pathId, checked.reason, offence)
     }
-    if (this.relayWindow.check(now, `${key}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+    if (this.relayWindow.check(now, `${peerIdTextOf(env.sender)}/${idHex}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
     // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf

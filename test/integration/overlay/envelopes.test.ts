@@ -3,7 +3,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { startNode, connect, waitFor, type TestNode } from './nodes.js'
 import { EnvelopeService, RELAY_PROTOCOL, type ReceivedMessage } from '../../../src/net/overlay/envelopes.js'
-import { sealEnvelope, openEnvelope, encodeEnvelope, AckStatus, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, AckStatus, type Envelope } from '../../../src/crypto/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
 const nodes: TestNode[] = []
@@ -61,6 +61,12 @@ test('k=2 (direct + relay) is delivered exactly once and acked', async () => {
   assert.is(new TextDecoder().decode(got[0].payload), 'task 1: sum 1..1e6')
   assert.is(got[0].sender, node('A').id)
   assert.is(svc('B').stats.duplicates, 1)
+  // the relayed copy was signed off the event loop before it left: a relay that verifies accepts it
+  const copies = [...relayed.values()].flat().filter(e => Buffer.from(e.messageId).toString('hex') === r.messageId)
+  assert.is(copies.length, 1, 'one relayed copy')
+  assert.is(copies[0].signature.length, 64)
+  assert.ok(checkEnvelope(copies[0], { now: Date.now() }).ok, 'its signature verifies')
+  await waitFor(() => svc('A').copiesInFlight === 0, 15_000, 'the late copy settled')
 })
 
 test('a relay on one path is stopped mid-flight: delivered exactly once over the other paths', async () => {

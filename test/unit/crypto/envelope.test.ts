@@ -2,7 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, signEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, signEnvelope, signEnvelopeAsync, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
 const rng = createRng(7)
@@ -175,6 +175,36 @@ test('unsigned static copies: a recipient trusting the pair-key tag takes them f
   assert.ok(checkEnvelope(e, { now: NOW }).ok)
   assert.ok(checkEnvelope(e, { now: NOW, deliveredBySender: true }).ok)
   assert.ok(asBob(encodeEnvelope(e), false).ok)
+})
+
+test('signed off the event loop: the same signature as signEnvelope, from both suites, and never in the caller\'s turn', async () => {
+  for (const suite of [nodeSuite, nobleSuite]) {
+    const e = seal({ mode: 'static', sign: false, suite })
+    const reference = signEnvelope(dbc.envelope.v1.Envelope.decode(encodeEnvelope(e)), alice.secretKey, suite)
+    let called = false
+    const done = new Promise<Envelope>((resolve, reject) => {
+      signEnvelopeAsync(e, alice.secretKey, (err, signed) => { called = true; if (err !== undefined) reject(err); else resolve(signed) }, suite)
+    })
+    assert.is(called, false, `${suite.name}: done must not run in the caller's turn`)
+    assert.is(e.signature.length, 0)
+    const signed = await done
+    assert.is(signed, e, 'signed in place')
+    assert.equal(Array.from(e.signature), Array.from(reference.signature), `${suite.name}: Ed25519 is deterministic`)
+    assert.ok(checkEnvelope(e, { now: NOW }).ok, 'a relay that verifies accepts it')
+    // tampering after signing is still caught
+    const t = dbc.envelope.v1.Envelope.decode(encodeEnvelope(e)); t.ciphertext[0] ^= 1
+    assert.is((checkEnvelope(t, { now: NOW }) as { reason: string }).reason, 'forged')
+  }
+  // an envelope already signed is handed back as it is
+  const s = seal({ mode: 'static' })
+  const before = Array.from(s.signature)
+  const again = await new Promise<Envelope>(resolve => { signEnvelopeAsync(s, alice.secretKey, (_err, x) => { resolve(x) }) })
+  assert.equal(Array.from(again.signature), before)
+  // a bad key is an error to the callback, not a throw, and the envelope stays unsigned
+  const u = seal({ mode: 'static', sign: false })
+  const err = await new Promise<Error | undefined>(resolve => { signEnvelopeAsync(u, new Uint8Array(5), (e) => { resolve(e) }) })
+  assert.ok(err instanceof Error)
+  assert.is(u.signature.length, 0)
 })
 
 test.run()

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import type { Stream } from '@libp2p/interface'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, encodeEnvelope, AckStatus, ACK_MAC_BYTES, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, encodeEnvelope, nodeSuite, AckStatus, ACK_MAC_BYTES, type Envelope } from '../../../src/crypto/index.js'
 import { frameBody } from '../../../src/crypto/envelope-codec.js'
 import { EnvelopeService, type EnvelopeServiceInit, type ReceivedMessage } from '../../../src/net/overlay/envelopes.js'
 import { RELAY_PAIR_MAX_FAILURES, RELAY_PAIR_MUTE_MS } from '../../../src/net/overlay/relay-failures.js'
@@ -140,6 +140,46 @@ test('the sender: the direct copy goes unsigned, relayed copies signed; a relay 
   const receipt = await sending
   assert.is(receipt.via, undefined)
   await svc.stop()
+})
+
+test('k = 2: the relayed copy is signed off the event loop and still goes when the direct ack came first; not after stop', async () => {
+  // hold the thread-pool signature until the direct ack has settled the message
+  const held: Array<() => void> = []
+  const original = nodeSuite.signAsync
+  nodeSuite.signAsync = (seed, message, done) => { held.push(() => { original?.(seed, message, done) }) }
+  try {
+    const { host, streams } = fakeHost(alice)
+    const svc = new EnvelopeService(host, { secretKey: alice.secretKey, relayCandidates: () => [relay.id], ackTimeoutMs: 60_000, disconnectBadPeers: false })
+    await svc.start()
+    const sending = svc.send(bob.id, new Uint8Array(16), { k: 2 })
+    for (let i = 0; i < 2000 && (streams.get(bob.id)?.sent.length !== 1 || held.length !== 1); i++) await new Promise(resolve => setTimeout(resolve, 5))
+    assert.is(held.length, 1, 'the relayed copy waits for its signature')
+    assert.is(streams.get(relay.id)?.sent.length ?? 0, 0, 'nothing went to the relay yet')
+    const req = dbc.envelope.v1.RelayRequest.decode(frameBody(streams.get(bob.id)!.sent[0]))
+    streams.get(bob.id)!.deliver(encodeFrame(dbc.envelope.v1.Ack.encode(dbc.envelope.v1.Ack.create({ messageId: req.envelope!.messageId, pathId: req.pathId, status: AckStatus.OK })).finish()))
+    const receipt = await sending
+    assert.is(receipt.via, undefined, 'delivered by the direct copy')
+    assert.ok(svc.copiesInFlight >= 1, 'the copy waiting for its signature counts as in flight')
+    held.shift()!()
+    for (let i = 0; i < 2000 && streams.get(relay.id)?.sent.length !== 1; i++) await new Promise(resolve => setTimeout(resolve, 5))
+    const relayed = dbc.envelope.v1.RelayRequest.decode(frameBody(streams.get(relay.id)!.sent[0])).envelope as Envelope
+    assert.is(relayed.signature.length, 64, 'the relayed copy went, signed, after its message was settled')
+    assert.equal(Array.from(relayed.messageId), Array.from(req.envelope!.messageId as Uint8Array))
+    // a signature that completes after stop sends nothing
+    const s2 = fakeHost(alice)
+    const svc2 = new EnvelopeService(s2.host, { secretKey: alice.secretKey, relayCandidates: () => [relay.id], ackTimeoutMs: 60_000, disconnectBadPeers: false })
+    await svc2.start()
+    svc2.send(bob.id, new Uint8Array(16), { k: 2 }).catch(() => {})
+    for (let i = 0; i < 2000 && held.length !== 1; i++) await new Promise(resolve => setTimeout(resolve, 5))
+    assert.is(held.length, 1)
+    await svc2.stop()
+    held.shift()!()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.is(s2.streams.get(relay.id)?.sent.length ?? 0, 0, 'no copy after stop')
+    await svc.stop()
+  } finally {
+    nodeSuite.signAsync = original
+  }
 })
 
 test.run()
