@@ -21,6 +21,18 @@ export interface EndToEnd {
   ms: number
   copies: number
   providersUsed: number
+  /** Copies the submitter paid for (copies - billed: cancelled twins, outvoted or lost copies). */
+  billedCopies: number
+  /** What the job's placement chose and the lease refusals it met (why a provider got no copies). */
+  placement?: unknown
+  refusals?: unknown
+  /**
+   * Review F6: ok copies the providers counted delivered (their payment gates' ledgers, both jobs)
+   * minus the copies the submitter billed, and the work still unsigned at the providers after the
+   * final vouchers (smallest units): copies that finished as their cancel arrived, never paid.
+   */
+  surplusDeliveries?: number
+  unsignedAtProvidersUnits?: string
   executorTasksPerS: number
   executorSlots: number
   startMs: number
@@ -49,7 +61,16 @@ const square = join(repoRoot, 'src/compute/modules/square.wasm')
  * daemon as a child, so the tree is summed).
  */
 export function treeCpuMs (pid: number | undefined): number {
-  if (pid === undefined) return 0
+  return procTree(pid).reduce((a, p) => a + p.ticks * 10, 0)
+}
+
+/** The process ids of a process and its descendants (Linux). */
+export function treePids (pid: number | undefined): number[] {
+  return procTree(pid).map(p => p.pid)
+}
+
+function procTree (pid: number | undefined): Array<{ pid: number, ppid: number, ticks: number }> {
+  if (pid === undefined) return []
   let procs: Array<{ pid: number, ppid: number, ticks: number }>
   try {
     procs = readdirSync('/proc').filter(d => /^[0-9]+$/.test(d)).flatMap(d => {
@@ -59,14 +80,14 @@ export function treeCpuMs (pid: number | undefined): number {
         return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }]
       } catch { return [] }
     })
-  } catch { return 0 }
+  } catch { return [] }
   const tree = new Set([pid])
   for (let grew = true; grew;) {
     grew = false
     for (const p of procs) if (!tree.has(p.pid) && tree.has(p.ppid)) { tree.add(p.pid); grew = true }
   }
-  // USER_HZ is 100 on Linux
-  return procs.filter(p => tree.has(p.pid)).reduce((a, p) => a + p.ticks * 10, 0)
+  // (ticks: USER_HZ is 100 on Linux)
+  return procs.filter(p => tree.has(p.pid))
 }
 
 function writeJob (dir: string, tasks: number, salt: number): Record<string, unknown> {
@@ -78,7 +99,7 @@ function writeJob (dir: string, tasks: number, salt: number): Record<string, unk
 }
 
 /** Submits a job and waits for its end; checks every result. */
-async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number): Promise<{ ms: number, copies: number, providersUsed: number }> {
+async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number): Promise<{ ms: number, copies: number, providersUsed: number, billedCopies: number, placement?: unknown, refusals?: unknown }> {
   const manifest = writeJob(dir, tasks, salt)
   const t0 = performance.now()
   const { jobId } = await sub.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir }, { timeoutMs: 30_000 })
@@ -102,7 +123,7 @@ async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number)
     const x = r.index + salt
     if (Buffer.from(r.output, 'base64').readDoubleLE(0) !== x * x) throw new Error(`bench job: task ${r.index} has a wrong result`)
   }
-  return { ms, copies: Number(status.summary?.copies ?? 0), providersUsed: Number(status.summary?.providersUsed ?? 0) }
+  return { ms, copies: Number(status.summary?.copies ?? 0), providersUsed: Number(status.summary?.providersUsed ?? 0), billedCopies: Number(status.summary?.billedCopies ?? 0), placement: status.summary?.placement, refusals: status.summary?.refusals }
 }
 
 /** The same tiny tasks through the executor stack alone (ComputePeer: slots, worker, receipt), all slots busy. */
@@ -174,7 +195,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
         }
       }
     }
-    await finished(200, 100_000) // warm-up: JIT, module caches, connections
+    const warm = await finished(200, 100_000) // warm-up: JIT, module caches, connections
     // what the five daemons burn with no job (heartbeats, timers, DHT upkeep): a per-second cost
     // that a slower (loaded) job charges to more seconds, so the CPU-per-task rows are also given net of it
     const idle0 = net.nodes.map(n => treeCpuMs(n.process.pid)); const idleT0 = performance.now()
@@ -185,12 +206,24 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
     const window0 = Number(process.hrtime.bigint() / 1000n)
     const perf: ChildProcess[] = perfDir === undefined ? [] : net.nodes.map(n => spawn('perf', ['record', '-F', '997', '-g', '-p', String(n.process.pid), '-o', join(perfDir, `${n.spec.name}.data`)], { stdio: 'ignore' }))
+    // DBC_BENCH_GRID_STRACE=DIR: each daemon's system calls in the timed job, counted (strace -c: commits, writes per task)
+    const straceDir = process.env.DBC_BENCH_GRID_STRACE
+    if (straceDir !== undefined) mkdirSync(straceDir, { recursive: true })
+    const traced: ChildProcess[] = straceDir === undefined ? [] : net.nodes.map(n => spawn('strace', ['-c', '-f', ...treePids(n.process.pid).flatMap(p => ['-p', String(p)]), '-o', join(straceDir, `${n.spec.name}.txt`)], { stdio: 'ignore' }))
+    if (traced.length > 0) await new Promise(resolve => setTimeout(resolve, 1000))
     const job = await finished(opts.tasks, 1)
     const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
     const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
     const loadAfter = loadavg()[0]
+    // F6: what the providers count delivered against what was billed (the final vouchers first)
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    const ledgers = await Promise.all(providers.map(async p => await p.api.call<{ compute?: { payments?: Array<{ tasks: number, behind: string }> } }>('GET', '/v1/status', undefined, { timeoutMs: 30_000 }).catch(() => ({ compute: undefined }))))
+    const rows = ledgers.flatMap(l => l.compute?.payments ?? [])
+    const surplusDeliveries = rows.reduce((a, r) => a + r.tasks, 0) - warm.billedCopies - job.billedCopies
+    const units = (coins: string): bigint => { const [i, f = ''] = coins.split(' ')[0].split('.'); return BigInt(i) * 10n ** 18n + BigInt((f + '0'.repeat(18)).slice(0, 18)) }
+    const unsignedAtProvidersUnits = rows.reduce((a, r) => a + units(r.behind), 0n).toString()
     // (no perf on this machine: the row runs without samples)
-    await Promise.all(perf.map(async p => { const exited = new Promise(resolve => { p.once('exit', resolve); p.once('error', resolve) }); if (p.exitCode === null) p.kill('SIGINT'); await exited }))
+    await Promise.all([...perf, ...traced].map(async p => { const exited = new Promise(resolve => { p.once('exit', resolve); p.once('error', resolve) }); if (p.exitCode === null) p.kill('SIGINT'); await exited }))
     // SIGTERM and a long grace, so a profiled daemon writes its profile as it exits
     await Promise.all(net.nodes.map(async n => {
       if (n.process.exitCode !== null) return
@@ -201,7 +234,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }

@@ -174,8 +174,8 @@ export class Bridge {
    * provider) and keeps it if it supersedes the stored one; the redeem loop pays it out.
    * A chain that can not be read throws ChainError (nobody's fault, try again).
    */
-  async acceptVoucher (sv: SignedVoucher): Promise<AcceptResult> {
-    return await acceptVoucherOnChain(this.checkDeps(), sv)
+  async acceptVoucher (sv: SignedVoucher, opts: { signer?: string } = {}): Promise<AcceptResult> {
+    return await acceptVoucherOnChain(this.checkDeps(), sv, opts)
   }
 
   private checkDeps (): VoucherCheckDeps {

@@ -19,7 +19,11 @@ export interface VoucherCheckDeps {
 
 export type VerifyResult = { ok: true, payer: Address } | { ok: false, code: 'BAD_SIGNATURE' | 'WRONG_PAYER' | 'NO_ESCROW', reason: string }
 
-export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { fresh?: boolean } = {}): Promise<VerifyResult> {
+/**
+ * `signer`: the address a caller in this process already recovered from `sv` under this chain's
+ * domain (the provider's payment gate), used instead of recovering it again (~1 ms each).
+ */
+export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { fresh?: boolean, signer?: string } = {}): Promise<VerifyResult> {
   let voucher: Voucher
   try {
     voucher = checkedVoucher(sv.voucher)
@@ -27,7 +31,7 @@ export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
     return { ok: false, code: 'BAD_SIGNATURE', reason: (err as Error).message }
   }
   const domain = await d.domain()
-  const signer = await voucherSigner({ voucher, signature: sv.signature }, domain)
+  const signer = opts.signer !== undefined ? opts.signer.toLowerCase() : await voucherSigner({ voucher, signature: sv.signature }, domain)
   if (signer === undefined) return { ok: false, code: 'BAD_SIGNATURE', reason: 'the voucher signature is malformed' }
   const payer = await d.payerOf(voucher.escrowId, domain, opts.fresh === true)
   if (payer === undefined) return { ok: false, code: 'NO_ESCROW', reason: `no escrow for job ${voucher.escrowId} on chain ${domain.chainId}` }
@@ -35,7 +39,7 @@ export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
   return { ok: true, payer }
 }
 
-export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher): Promise<AcceptResult> {
+export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { signer?: string } = {}): Promise<AcceptResult> {
   let voucher: Voucher
   try {
     voucher = checkedVoucher(sv.voucher)
@@ -50,7 +54,7 @@ export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
     // A replay or a late delivery: answered from the store, so a flood of stale copies costs no chain reads.
     return { ok: false, code: 'STALE', reason: `the stored voucher for job ${voucher.escrowId} already holds ${previous.voucher.cumulative} wei (this one: ${voucher.cumulative})` }
   }
-  const check = await verifyVoucherOnChain(d, { voucher, signature: sv.signature })
+  const check = await verifyVoucherOnChain(d, { voucher, signature: sv.signature }, opts.signer !== undefined ? { signer: opts.signer } : {})
   if (!check.ok) return check
   const r = d.book.accept({ voucher, signature: sv.signature }, { payer: check.payer, domain }, d.now())
   if (!r.stored) return { ok: false, code: 'STALE', reason: `a voucher for job ${voucher.escrowId} at least as high arrived meanwhile` }

@@ -17,7 +17,7 @@ import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
 import { dbc as wire } from '../wire/gen/wire.js'
 import { demandOf } from '../core/compute/offer-policy.js'
-import { PaymentDeclinedError, type LeasePayment, type PaymentGate } from './payment-gate.js'
+import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 
 export interface ComputePeerProviderInit {
   /** Checks escrow and vouchers (the daemon's); without one, leases and tasks are not paid for. */
@@ -194,7 +194,9 @@ export class ComputePeerProvider implements LocalProvider {
     const timeoutMs = (task.deadlineMs ?? 0) > 0 ? Number(task.deadlineMs) : this.peer.policy.maxTaskMs
     if (this.payment !== undefined) {
       if (paid === undefined) return { ...base, ok: false, code: 'PAYMENT_MISSING', error: 'PAYMENT_MISSING: the lease names no escrow' }
-      const d = await this.payment.admitTask(paid, timeoutMs).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
+      // a task read ahead waits (bounded) for one of the lease's slots, admitted only then
+      if (!await this.payment.slotFree(paid, opts.signal)) return { ...base, ok: false, code: 'LEASE_SLOTS_BUSY', error: `LEASE_SLOTS_BUSY: the lease's ${paid.slots} slot(s) are all running a task and ${LEASE_SLOT_QUEUE} more wait (send the next when one returns)` }
+      const d = await this.payment.admitTask(paid, timeoutMs, { reserved: true }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
       if (!d.ok) return { ...base, ok: false, code: d.code, error: `${d.code}: ${d.reason}` }
     }
     let receipt: dbc.receipt.v1.IUsageReceipt | undefined
@@ -213,7 +215,9 @@ export class ComputePeerProvider implements LocalProvider {
       const code = (err as { code?: string }).code ?? 'REFUSED'
       return { ...base, ok: false, code, error: `${code}: ${(err as Error).message}` }
     } finally {
-      if (paid !== undefined) this.payment?.finished(paid, timeoutMs, receipt)
+      // a task cancelled (or its lease stream gone) before it ended sends no result (task-lease-stream.ts):
+      // the submitter never gets it and never pays it, so it is not counted delivered either (review F6)
+      if (paid !== undefined) this.payment?.finished(paid, timeoutMs, opts.signal?.aborted === true ? undefined : receipt)
     }
   }
 

@@ -161,7 +161,8 @@ export class JobPayer {
 
   private record (inputs: readonly PayInput[]): PayOutcome[] {
     const store = this.init.store
-    // per payout touched: what this batch adds (its root is built once, after the batch's leaves)
+    // per payout touched: what this batch adds (its receipts root is built when the total is signed,
+    // rootOf: built per batch over all the payout's leaves, its cost per copy grew with the job)
     const added = new Map<Address, bigint>()
     const before = this.committed
     let outs: PayOutcome[]
@@ -171,7 +172,7 @@ export class JobPayer {
         for (const [payout, sum] of added) {
           const leaves = this.leavesOf(payout)
           const cur = store.voucher(this.init.jobId, payout)
-          store.setIntended(this.init.jobId, payout, (cur?.cumulative ?? 0n) + sum, leaves.length, hex(buildMerkleTree(leaves).root))
+          store.setIntended(this.init.jobId, payout, (cur?.cumulative ?? 0n) + sum, leaves.length, undefined)
         }
         return out
       })
@@ -250,7 +251,7 @@ export class JobPayer {
     const row = store.voucher(this.init.jobId, payout)
     if (row === undefined) return undefined
     if (row.forfeited !== undefined || (row.signature !== undefined && row.signedCumulative >= row.cumulative && row.signedCount >= row.receiptCount) || row.cumulative === 0n) return this.signedOf(row)
-    const v: Voucher = { escrowId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? ZERO32, receiptCount: row.receiptCount }
+    const v: Voucher = { escrowId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? this.rootOf(row.payout, row.receiptCount), receiptCount: row.receiptCount }
     try {
       const got = await this.init.sign(v)
       const signature = typeof got === 'string' ? got : got.signature
@@ -259,6 +260,14 @@ export class JobPayer {
       this.init.onError?.(err as Error)
     }
     return this.signedOf(store.voucher(this.init.jobId, payout))
+  }
+
+  /** The receipts root of a payout's first `count` leaves (the stored payments, in their order: what a restart rebuilds). */
+  private rootOf (payout: string, count: number): Hex {
+    if (count === 0) return ZERO32
+    let leaves = this.leavesOf(payout)
+    if (leaves.length !== count) { this.leaves.delete(payout); leaves = this.leavesOf(payout) }
+    return hex(buildMerkleTree(leaves.slice(0, count)).root)
   }
 
   private signedOf (row: VoucherRow | undefined): SignedVoucher | undefined {

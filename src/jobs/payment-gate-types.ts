@@ -16,8 +16,11 @@ export interface PaymentPort {
   escrow: (chainJobId: Hex32, opts?: { fresh?: boolean }) => Promise<EscrowRead | undefined>
   /** What the contract paid this provider for the job so far; absent: counted as 0 (cautious). */
   redeemed?: (chainJobId: Hex32) => Promise<bigint>
-  /** Keeps a voucher the gate verified, for redemption (the chain's voucher book). */
-  acceptVoucher: (sv: SignedVoucher) => Promise<void>
+  /**
+   * Keeps a voucher the gate verified, for redemption (the chain's voucher book). `signer`: the
+   * address the gate recovered from it under this port's domain (the book then does not recover it again).
+   */
+  acceptVoucher: (sv: SignedVoucher, opts?: { signer?: string }) => Promise<void>
   /**
    * The payout key's signature binding it to `peer` on this chain (core/settlement/payout-binding.ts);
    * throws while it is being signed (like `domain`). Absent: offers carry none (submitters refuse them).
@@ -55,6 +58,14 @@ export interface LedgerPersistence {
 }
 
 /** The payment side of an open lease: its terms, its offer's prices, its task slot, its tasks running. */
+/**
+ * Tasks of one lease that may wait at the gate for one of its slots (the lease stream's read-ahead,
+ * src/net/task-lease-stream.ts LEASE_STREAM_QUEUED): a waiting task is not admitted yet, so the
+ * unsigned work bound (credit plus `slots` tasks) is unchanged; the next task starts as a slot frees
+ * instead of a submitter's round trip later.
+ */
+export const LEASE_SLOT_QUEUE = 2
+
 export interface LeasePayment {
   terms: PaymentTermsView
   prices: { priceGpuHour: number, priceCpuHour: number }
@@ -63,6 +74,8 @@ export interface LeasePayment {
   /** Tasks its offer lets run at once: the credit bounds unsigned finished work, this the work in flight. */
   slots: number
   inflight: number
+  /** Tasks read ahead on the lease stream, waiting for one of its slots (PaymentGate.slotFree: at most LEASE_SLOT_QUEUE). */
+  waiting?: Array<() => void>
 }
 
 /** A lease or task refused for payment where an honest submitter may be the cause (not charged). */

@@ -19,8 +19,8 @@ import { voucherSigner, type SignedVoucher, type VoucherDomain } from '../core/s
 import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
-import { PaymentDeclinedError, PaymentRejectedError, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
-export { PaymentDeclinedError, PaymentRejectedError, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
+import { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
+export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
 
 /** How long a finished task's small delivered amount may wait to be written (saveDelivered). */
 export const LEDGER_SAVE_MS = 1000
@@ -197,35 +197,74 @@ export class PaymentGate {
    * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
    * stops signing is at most the credit plus `slots` tasks at their price.
    */
-  async admitTask (lp: LeasePayment, timeoutMs: number): Promise<PaymentDecision> {
+  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean } = {}): Promise<PaymentDecision> {
+    // `reserved`: slotFree took the slot for this task already (given back here on a refusal)
+    const held = opts.reserved === true
     const price = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
-    let d: PaymentDecision = lp.inflight >= lp.slots
-      ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
-      : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
+    let d: PaymentDecision
+    try {
+      d = !held && lp.inflight >= lp.slots
+        ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
+        : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
+    } catch (err) {
+      if (held) this.releaseSlot(lp) // the chain could not be read: the reserved slot goes back
+      throw err
+    }
     // the await above let other tasks in: the slot count is checked again before it is taken
-    if (d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
+    if (!held && d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
     const e = this.entry(lp.terms, d.ok)
     if (!d.ok) {
+      if (held) this.releaseSlot(lp)
       if (e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
       return d
     }
     e!.inflight++
-    lp.inflight++
+    if (!held) lp.inflight++
     return d
+  }
+
+  /** A slot of the lease is free again: the next task waiting for one (slotFree) takes it. */
+  private releaseSlot (lp: LeasePayment): void {
+    const next = lp.waiting?.shift()
+    if (next !== undefined) next() // handed over: the count stays, a task arriving meanwhile can not take it
+    else lp.inflight = Math.max(0, lp.inflight - 1)
+  }
+
+  /**
+   * Takes a free slot of the lease for the caller (then `admitTask(..., { reserved: true })`),
+   * waiting for one in turn; false, with none, when LEASE_SLOT_QUEUE tasks wait already or the
+   * signal fired (the caller refuses LEASE_SLOTS_BUSY): the queue per lease stays bounded. */
+  async slotFree (lp: LeasePayment, signal?: AbortSignal): Promise<boolean> {
+    if (lp.inflight < lp.slots) { lp.inflight++; return true }
+    const q = (lp.waiting ??= [])
+    if (q.length >= LEASE_SLOT_QUEUE || signal?.aborted === true) return false
+    let handed = false
+    let wake!: () => void
+    const woken = new Promise<void>(resolve => { wake = resolve })
+    const take = (): void => { handed = true; wake() }
+    const onAbort = (): void => { const i = q.indexOf(take); if (i >= 0) q.splice(i, 1); wake() }
+    q.push(take)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    await woken
+    signal?.removeEventListener('abort', onAbort)
+    // a slot handed over is this task's even if its signal fired meanwhile (its run ends at once and gives it back)
+    return handed
   }
 
   /**
    * A task admitted by admitTask ended: its receipt counts as delivered, bounded by the offer, only
    * when the task's result was ok (pass undefined otherwise). Failed, timed-out and cancelled work is
    * the provider's risk, as the submitter pays only accepted copies (runner.ts: billed = `agreed`).
-   * An ok copy the submitter does not pay (a surplus copy that finished as its cancel arrived, an
-   * outvoted or unverified one) stays unsigned here: on honest jobs such races are rare and each
-   * costs its measured run time, well inside the credit of one task at its full timeout.
+   * A copy cancelled before it ended sends no result and comes here without a receipt
+   * (compute-provider.ts). An ok copy the submitter still does not pay (its result crossed the
+   * cancel on the wire, an outvoted or unverified one) stays unsigned here: on honest jobs such
+   * races are rare and each costs its measured run time, well inside the credit of one task at
+   * its full timeout.
    */
   finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined): bigint {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
-    lp.inflight = Math.max(0, lp.inflight - 1)
+    this.releaseSlot(lp) // the next task read ahead on this lease takes it
     if (receipt == null) return 0n
     const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
     e.delivered += units
@@ -325,7 +364,8 @@ export class PaymentGate {
     if (j.kind === 'stale') return e!.voucher!
     if (j.kind === 'refuse') throw new PaymentRejectedError(j.code, j.reason)
     try {
-      await this.port.acceptVoucher(sv)
+      // the signer recovered above (the payer's, judged so): the book checks it without a second recovery
+      await this.port.acceptVoucher(sv, signer !== undefined ? { signer } : {})
     } catch (err) {
       throw new PaymentDeclinedError('VOUCHER_NOT_KEPT', `the voucher for job ${pv.escrowId.slice(0, 10)}… could not be kept: ${(err as Error).message}`)
     }

@@ -22,6 +22,13 @@ export const hexToBytes = (h: string): Uint8Array => Uint8Array.from(h.match(/..
 
 /** How long a provider whose offers carry no payout binding yet counts as busy (it may still be signing it). */
 export const UNBOUND_GRACE_MS = 30_000
+/**
+ * Copies of short tasks sent to a lease beyond its slots: they wait at the provider for a slot (its
+ * lease stream reads slots + 2 ahead, its payment gate admits each only when a slot frees), so a
+ * slot does not idle for a round trip and this runner's step between copies.
+ */
+export const LEASE_READ_AHEAD = 2
+export const READ_AHEAD_BELOW_MS = 250
 
 /**
  * The peer id bytes of a transport id when it is an Ed25519 libp2p peer id (the libp2p transport:
@@ -233,7 +240,8 @@ export class LeaseRounds {
       this.providerBytes.set(v.provider, peer)
       if (this.leasedViews.size < 4096) this.leasedViews.set(v.provider, v)
       this.d.payments.offerPrices.set(v.provider, prices)
-      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs: p.predictions[i].transferMs + p.predictions[i].runMs })
+      const runMs = p.predictions[i].transferMs + p.predictions[i].runMs
+      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(runMs <= READ_AHEAD_BELOW_MS ? { readAhead: LEASE_READ_AHEAD } : {}) })
       opened++
     }))
     return outcome(opened)

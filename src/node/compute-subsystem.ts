@@ -55,8 +55,8 @@ export function bridgePaymentPort (bridge: () => Bridge | undefined): PaymentPor
     },
     escrow: async (key, opts) => await need().escrow(key, opts),
     redeemed: async (key) => await need().redeemed(key),
-    acceptVoucher: async (sv) => {
-      const r = await need().acceptVoucher(sv)
+    acceptVoucher: async (sv, opts) => {
+      const r = await need().acceptVoucher(sv, opts)
       if (!r.ok && r.code !== 'STALE') throw new Error(`${r.code}: ${r.reason}`)
     },
     payoutBinding: (peer) => {

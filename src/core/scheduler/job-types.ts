@@ -52,6 +52,8 @@ export interface LeaseGrant {
   leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number
   /** Predicted time of one copy on it (transfer + run, placement's prediction): speculation.ts compares copies by it. */
   runMs?: number
+  /** Copies sent beyond `slots`, waiting at the provider for a slot (tiny tasks: a slot is never idle for a round trip). */
+  readAhead?: number
 }
 
 export type JobCommand =

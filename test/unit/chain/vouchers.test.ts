@@ -14,6 +14,9 @@ import { chainJobIdOf, chainJobKey } from '../../../src/chain/job-id.js'
 import type { EscrowView, Hex } from '../../../src/chain/index.js'
 import { openStore } from '../../../src/store/db.js'
 import { ChainError } from '../../../src/errors.js'
+import { acceptVoucherOnChain } from '../../../src/chain/voucher-check.js'
+import { privateKeyToAccount } from 'viem/accounts'
+import { voucherTypedData } from '../../../src/core/settlement/voucher.js'
 
 const ME = '0x1111111111111111111111111111111111111111' as Hex
 const PAYER = '0x2222222222222222222222222222222222222222' as Hex
@@ -49,6 +52,25 @@ test('the book keeps the highest total per job and contract, across a reopen; th
     assert.is(book.latestIssued(JOB, PAYER)?.payer, ME)
     store.close()
   } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a voucher checked on chain: its signer recovered here, or the one the payment gate recovered (never trusted against the chain\'s payer)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-vcheck-'))
+  const store = openStore(join(dir, 'db.sqlite'))
+  try {
+    const payer = privateKeyToAccount(`0x${'44'.repeat(32)}`)
+    const job = chainJobIdOf('check-job', payer.address as Hex)
+    const deps = { account: ME, book: new VoucherBook(store), now: () => 1000, domain: async () => C1, payerOf: async () => payer.address.toLowerCase() as Hex }
+    const signed = async (cumulative: bigint) => { const voucher = { escrowId: job, provider: ME, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: 1 }; return { voucher, signature: await payer.signTypedData(voucherTypedData(voucher, C1)) } }
+    assert.ok((await acceptVoucherOnChain(deps, await signed(5n))).ok, 'recovered here')
+    assert.ok((await acceptVoucherOnChain(deps, await signed(6n), { signer: payer.address })).ok, 'the given signer (any case) is the payer')
+    const wrong = await acceptVoucherOnChain(deps, await signed(7n), { signer: PAYER })
+    assert.ok(!wrong.ok && wrong.code === 'WRONG_PAYER', 'a given signer that is not the payer on chain is refused')
+    assert.is(deps.book.latest(job, ME)?.voucher.cumulative, 6n)
+  } finally {
+    store.close()
     rmSync(dir, { recursive: true, force: true })
   }
 })

@@ -90,6 +90,45 @@ test('offers, leases and tasks under the payment gate', async () => {
   }
 })
 
+test('an ok copy whose cancel came before it ended is not counted delivered (it sends no result: review F6)', async () => {
+  const escrows = new Map<string, EscrowRead>()
+  const port: PaymentPort = { address: PAYOUT, domain: () => DOMAIN, escrow: async k => escrows.get(k), acceptVoucher: async () => {} }
+  const holderKey = randomBytes(32)
+  const holder = peerIdBytesFromEd25519Key(ed25519PublicKey(holderKey))
+  const peer = new ComputePeer({ secretKey: randomBytes(32), cpuSlots: 1, memoryMib: 1024, benchmark: false, payoutAddress: PAYOUT })
+  await peer.start()
+  const gate = new PaymentGate(port, { minRefreshMs: 0 })
+  const provider = new ComputePeerProvider(peer, undefined, { payment: gate })
+  try {
+    const jobId = randomBytes(16)
+    const chainJobId = escrowKeyOf(jobId, payer.address)
+    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
+    escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
+    const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
+    const leaseId = randomBytes(16)
+    await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
+    const task: dbc.task.v1.ITask = { taskId: randomBytes(8), jobId, leaseId, index: 0, attempt: 1, executor: 'wasm', code: mod('mandelbrot'), entry: 'run', input: encodeTileInput(-2, -1.25, 2.5 / 128, 128, 128, 3000), deadlineMs: 20_000 }
+    // the run ends ok, and the holder's cancel arrives just as it does (before the result is written)
+    const ac = new AbortController()
+    const run = peer.runTask.bind(peer)
+    peer.runTask = async (t, opts) => { const out = await run(t, { ...opts, signal: undefined }); ac.abort(new Error('the submitter cancelled the task')); return out }
+    const cancelled = await provider.runTask(task, holder, { signal: ac.signal })
+    assert.is(cancelled.ok, true, 'it ran to the end')
+    assert.ok(BigInt(dbc.receipt.v1.UsageReceipt.decode(cancelled.receipt?.receipt ?? new Uint8Array()).amount) > 0n, 'its receipt bills something')
+    const l = gate.ledgerOf(chainJobId)
+    assert.is(l?.delivered, 0n, 'not delivered: no result goes out for a cancelled task, and the submitter pays none')
+    assert.is(l?.inflight, 0)
+    // the same run not cancelled counts
+    peer.runTask = run
+    const again = await provider.runTask({ ...task, taskId: randomBytes(8) }, holder)
+    assert.is(again.ok, true, again.error ?? '')
+    assert.ok((gate.ledgerOf(chainJobId)?.delivered ?? 0n) > 0n, 'an answered ok copy counts')
+  } finally {
+    await peer.stop()
+  }
+})
+
 test('a paid offer carries the payout key\'s binding to this peer, under the offer\'s signature', async () => {
   const payoutKey = privateKeyToAccount(`0x${'34'.repeat(32)}`)
   const secretKey = randomBytes(32)

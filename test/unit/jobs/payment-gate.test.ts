@@ -29,6 +29,7 @@ class FakeChain implements PaymentPort {
   escrows = new Map<string, EscrowRead>()
   reads = 0
   kept: SignedVoucher[] = []
+  signers: Array<string | undefined> = []
   down = false
   domain (): VoucherDomain { return DOMAIN }
   async escrow (key: string): Promise<EscrowRead | undefined> {
@@ -38,7 +39,7 @@ class FakeChain implements PaymentPort {
   }
 
   async redeemed (): Promise<bigint> { return 0n }
-  async acceptVoucher (sv: SignedVoucher): Promise<void> { this.kept.push(sv) }
+  async acceptVoucher (sv: SignedVoucher, opts: { signer?: string } = {}): Promise<void> { this.kept.push(sv); this.signers.push(opts.signer) }
 }
 
 let clock = 1_000_000
@@ -124,6 +125,7 @@ test('a payer that stops signing gets at most the credit of unsigned work, then 
   const held = await gate.acceptVoucher(await voucher(job(2), 2n * PRICE))
   assert.equal(held.cumulative, uint256Bytes(2n * PRICE))
   assert.is(chain.kept.length, 1, 'kept for redemption')
+  assert.equal(chain.signers, [payer.address.toLowerCase()], 'the signer recovered once, handed to the book (not recovered again)')
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
   assert.is(gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.inflight, 1, 'the admitted task is in flight until it ends')
   gate.finished(lp, TIMEOUT, undefined)
@@ -201,6 +203,35 @@ test('no more tasks at once than the offer\'s slots: a payer can not queue the p
   assert.ok(busy !== undefined && !busy.ok && busy.code === 'LEASE_SLOTS_BUSY')
   gate.finished(lp, TIMEOUT, receipt(PER_SECOND))
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok, 'a slot came free')
+})
+
+test('tasks read ahead wait for a slot of their lease (at most LEASE_SLOT_QUEUE), admitted only then', async () => {
+  const { chain, gate } = setup()
+  fund(chain, job(7), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(7)), { ...OFFER, slots: 1 })
+  assert.ok(await gate.slotFree(lp), 'a free slot: no wait, taken for this task')
+  assert.is((await gate.admitTask(lp, TIMEOUT)).ok, false, 'a task that did not wait for the slot finds it taken')
+  assert.ok((await gate.admitTask(lp, TIMEOUT, { reserved: true })).ok)
+  const order: string[] = []
+  const ac = new AbortController()
+  const a = gate.slotFree(lp).then(ok => { order.push(`a:${String(ok)}`) })
+  const b = gate.slotFree(lp, ac.signal).then(ok => { order.push(`b:${String(ok)}`) })
+  assert.is(await gate.slotFree(lp), false, 'a third waiter is refused at once (the caller answers LEASE_SLOTS_BUSY)')
+  await new Promise(resolve => setImmediate(resolve))
+  assert.equal(order, [], 'both wait while the slot runs')
+  assert.is(gate.ledgerOf(escrowKeyOf(job(7), payer.address))?.inflight, 1, 'a waiting task is not admitted: the unsigned bound is unchanged')
+  gate.finished(lp, TIMEOUT, receipt(PER_SECOND))
+  const late = new AbortController()
+  const c = gate.slotFree(lp, late.signal)
+  await a
+  assert.equal(order, ['a:true'], 'the first waiter takes the freed slot, in order')
+  assert.ok((await gate.admitTask(lp, TIMEOUT, { reserved: true })).ok)
+  ac.abort(new Error('cancelled'))
+  await b
+  assert.equal(order, ['a:true', 'b:false'], 'a cancelled waiter leaves the queue')
+  late.abort(new Error('cancelled'))
+  assert.is(await c, false, 'a task arriving as the slot was freed did not take it from the first waiter')
+  assert.is(lp.waiting?.length ?? 0, 0)
 })
 
 test('closed or refunded escrow stops new tasks', async () => {
