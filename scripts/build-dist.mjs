@@ -12,7 +12,8 @@ import { snapshotSources, STAMP_FILE } from '../bin/dist-stamp.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const dist = join(root, 'dist')
-const tmp = join(root, 'dist.tmp')
+// one temp dir per build: two builds at once never mix their files into one dist/
+const tmp = join(root, `dist.tmp-${process.pid}`)
 
 rmSync(join(dist, STAMP_FILE), { force: true }) // from now on the old dist counts as stale
 const files = snapshotSources(root)

@@ -251,8 +251,8 @@ export class JobPayer {
     const row = store.voucher(this.init.jobId, payout)
     if (row === undefined) return undefined
     if (row.forfeited !== undefined || (row.signature !== undefined && row.signedCumulative >= row.cumulative && row.signedCount >= row.receiptCount) || row.cumulative === 0n) return this.signedOf(row)
-    const v: Voucher = { escrowId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? this.rootOf(row.payout, row.receiptCount), receiptCount: row.receiptCount }
     try {
+      const v: Voucher = { escrowId: this.chainJobId, provider: row.payout, cumulative: row.cumulative, receiptsRoot: row.root ?? this.rootOf(row.payout, row.receiptCount), receiptCount: row.receiptCount }
       const got = await this.init.sign(v)
       const signature = typeof got === 'string' ? got : got.signature
       store.setSigned(this.init.jobId, row.payout, v.cumulative, v.receiptCount, v.receiptsRoot, signature)
@@ -267,6 +267,8 @@ export class JobPayer {
     if (count === 0) return ZERO32
     let leaves = this.leavesOf(payout)
     if (leaves.length !== count) { this.leaves.delete(payout); leaves = this.leavesOf(payout) }
+    // fewer receipts than the voucher counts: a root over fewer would be a wrong signature, never sign it
+    if (leaves.length < count) throw new Error(`the store holds ${leaves.length} receipts for payout ${payout}, the voucher counts ${count}: not signed`)
     return hex(buildMerkleTree(leaves.slice(0, count)).root)
   }
 

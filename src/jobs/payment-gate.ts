@@ -247,7 +247,8 @@ export class PaymentGate {
     signal?.addEventListener('abort', onAbort, { once: true })
     await woken
     signal?.removeEventListener('abort', onAbort)
-    // a slot handed over is this task's even if its signal fired meanwhile (its run ends at once and gives it back)
+    // handed the slot as its cancel arrived: the slot goes on to the next waiter, not to a cancelled task
+    if (handed && aborted(signal)) { this.releaseSlot(lp); return false }
     return handed
   }
 
@@ -398,3 +399,6 @@ export class PaymentGate {
 function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
   return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
 }
+
+/** Whether the signal fired by now (a function: TypeScript would keep a check made before an await). */
+function aborted (signal: AbortSignal | undefined): boolean { return signal?.aborted === true }

@@ -24,8 +24,10 @@ export const hexToBytes = (h: string): Uint8Array => Uint8Array.from(h.match(/..
 export const UNBOUND_GRACE_MS = 30_000
 /**
  * Copies of short tasks sent to a lease beyond its slots: they wait at the provider for a slot (its
- * lease stream reads slots + 2 ahead, its payment gate admits each only when a slot frees), so a
- * slot does not idle for a round trip and this runner's step between copies.
+ * payment gate admits each only when a slot frees), so a slot does not idle for a round trip and
+ * this runner's step between copies. Less than the provider's lease stream reads ahead
+ * (src/net/task-lease-stream.ts LEASE_STREAM_QUEUED, 3; a test pins it), so that stream always
+ * has room to read a cancel at once.
  */
 export const LEASE_READ_AHEAD = 2
 export const READ_AHEAD_BELOW_MS = 250

@@ -26,8 +26,12 @@ const TaskMessage = dbc.task.v1.TaskMessage
 
 /** Most tasks of one lease stream a provider runs or answers at once, whatever the lease's slots; more wait unread. */
 export const LEASE_STREAM_MAX_INFLIGHT = 64
-/** Tasks read beyond the lease's slots (the next one waits in memory, not a round trip away). */
-export const LEASE_STREAM_QUEUED = 2
+/**
+ * Tasks read beyond the lease's slots (the next one waits in memory, not a round trip away). One
+ * more than a holder reads ahead (runner-leases.ts LEASE_READ_AHEAD): the stream always has room to
+ * read the next frame, so a cancel is read at once, not after some task of the lease ends.
+ */
+export const LEASE_STREAM_QUEUED = 3
 /** The slots assumed for a provider that does not say (test doubles): the byte caps still hold. */
 export const LEASE_STREAM_DEFAULT_SLOTS = 16
 /** Task input bytes one peer's lease streams may hold at a provider at once, across its leases. */

@@ -117,7 +117,10 @@ export abstract class JobDispatch extends JobVerification {
     }
     t.status = 'active'
     const attempt = ++t.attempts
-    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running' }
+    // a copy sent ahead of the lease's slots waits for one at the provider: its timeout counts the
+    // copies ahead of it (each ends by the task's timeout), so an honest provider is not timed out for the wait
+    const waves = l.running >= l.slots ? Math.ceil((l.running + 1 - l.slots) / l.slots) : 0
+    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 ? { timeoutMs: this.policy.taskTimeoutMs * (1 + waves) } : {}) }
     t.copies.push(c)
     t.outstanding++
     l.running++
@@ -127,7 +130,7 @@ export abstract class JobDispatch extends JobVerification {
     if (reason === 'speculative') this.counts.speculative++
     const key = index * KEY + attempt
     this.running.set(key, c)
-    this.deadlines.push(now + this.policy.taskTimeoutMs, key)
+    this.deadlines.push(now + (c.timeoutMs ?? this.policy.taskTimeoutMs), key)
     this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason })
   }
 

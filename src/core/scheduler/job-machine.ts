@@ -14,7 +14,7 @@
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
 import { JobDispatch } from './job-dispatch.js'
-import { TERMINAL, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
+import { TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
 
@@ -123,6 +123,7 @@ export class JobMachine extends JobDispatch {
     this.consecutiveFailures.set(c.provider, 0)
     this.durationSum += now - c.startedAt; this.durationN++
     if (wasRunning) this.measured(c.provider, now - c.startedAt)
+    if (now - c.startedAt > READ_AHEAD_MAX_COPY_MS) this.noLongerAhead(c.leaseId)
     if (t.status === 'done' && c.hash !== t.accepted && this.policy.spotChecks !== undefined && !this.finished && t.quorum < 2) {
       // A late copy disagrees with a result accepted on one provider's word: neither is
       // believed; the task runs again until two agree, and the loser is caught.
@@ -150,7 +151,8 @@ export class JobMachine extends JobDispatch {
     while (this.deadlines.nextAt <= now) {
       const key = this.deadlines.pop()
       const c = this.running.get(key)
-      if (c !== undefined && c.startedAt + this.policy.taskTimeoutMs <= now) {
+      if (c !== undefined && c.startedAt + (c.timeoutMs ?? this.policy.taskTimeoutMs) <= now) {
+        this.noLongerAhead(c.leaseId)
         this.detach(c)
         c.endedAt = now
         this.endCopy(now, c, 'timeout', 'timed out', true)
@@ -240,6 +242,12 @@ export class JobMachine extends JobDispatch {
     if (this.ordered.length === 0) return 'waiting: no live lease (providers lost, refused or avoided); more offers requested'
     if (this.ordered.every(l => !this.allowed(t, l.provider))) return 'waiting: every leased provider already holds a copy of it or failed it'
     return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
+  }
+
+  /** No more copies sent ahead of this lease's slots (the task was predicted short and is not). */
+  private noLongerAhead (leaseId: string): void {
+    const l = this.leases.get(leaseId)
+    if (l !== undefined) l.readAhead = undefined
   }
 
   /**

@@ -46,7 +46,12 @@ export interface CopyRecord {
   outcome: CopyOutcome
   hash?: string
   error?: string
+  /** Its timeout when longer than the task's: a copy sent ahead of its lease's slots waits there for one (job-dispatch.ts). */
+  timeoutMs?: number
 }
+
+/** A copy that ran longer than this ends read-ahead on its lease: a copy queued behind such a copy would wait as long. */
+export const READ_AHEAD_MAX_COPY_MS = 1000
 
 export interface LeaseGrant {
   leaseId: string, provider: string, slots: number, /** lower = preferred */ rank?: number

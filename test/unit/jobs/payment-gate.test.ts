@@ -234,6 +234,21 @@ test('tasks read ahead wait for a slot of their lease (at most LEASE_SLOT_QUEUE)
   assert.is(lp.waiting?.length ?? 0, 0)
 })
 
+test('a waiter handed the slot as its cancel arrives gives the slot back (review s7 M1)', async () => {
+  const { chain, gate } = setup()
+  fund(chain, job(8), 10n ** 18n)
+  const lp = await gate.admitLease(lease(job(8)), { ...OFFER, slots: 1 })
+  assert.ok(await gate.slotFree(lp))
+  assert.ok((await gate.admitTask(lp, TIMEOUT, { reserved: true })).ok)
+  const ac = new AbortController()
+  const waiter = gate.slotFree(lp, ac.signal)
+  gate.finished(lp, TIMEOUT, receipt(PER_SECOND)) // hands the slot to the waiter at once
+  ac.abort(new Error('cancelled')) // the cancel is read before the waiter runs on
+  assert.is(await waiter, false, 'a cancelled task is not given the slot')
+  assert.is(lp.inflight, 0, 'the slot is free again')
+  assert.ok(await gate.slotFree(lp), 'the next task takes it at once')
+})
+
 test('closed or refunded escrow stops new tasks', async () => {
   const { chain, gate } = setup()
   fund(chain, job(5), 10n ** 18n)

@@ -1,0 +1,28 @@
+// Copies sent ahead of a lease's slots (tiny tasks, job-dispatch.ts): they wait at the provider for
+// a slot, so their timeout counts the copies ahead of them, and a copy that ran long ends read-ahead
+// on its lease (review s7 L1: a mispredicted task timed honest providers out for the wait).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { JobMachine, ReputationBook, type JobPolicy, type JobCommand } from '../../../../src/core/scheduler/index.js'
+import { createRng } from '../../../../src/core/rng.js'
+
+const policy: JobPolicy = { taskCount: 100, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 5000, leaseTimeoutMs: 60_000, stragglerFactor: 0 }
+const runs = (cs: JobCommand[]): Array<Extract<JobCommand, { type: 'run' }>> => cs.filter((c): c is Extract<JobCommand, { type: 'run' }> => c.type === 'run')
+
+test('a copy sent ahead of the slots is not timed out for its wait; a long copy ends read-ahead', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'L', provider: 'p', slots: 1, runMs: 5, readAhead: 2 })
+  const first = runs(m.pollCommands())
+  assert.is(first.length, 3, 'one copy per slot and two ahead')
+  // the task was mispredicted: the running copy takes 4.5 s, so the copies ahead wait that long
+  m.handleResult(4500, { index: first[0].index, attempt: first[0].attempt, ok: true, hash: 'h' })
+  m.handleTimeout(5001)
+  assert.equal(m.copiesOf(first[1].index).map(c => c.outcome), ['running'], 'the copy that waited for the slot is not timed out at the task timeout')
+  // its lease sends nothing ahead any more: two copies are out for its one slot, so none follows
+  // (with read-ahead still on, a third would go to keep slots + 2 out)
+  assert.is(runs(m.pollCommands()).length, 0, 'no new copy ahead of the slot')
+  m.handleTimeout(5000 * 2 + 1)
+  assert.equal(m.copiesOf(first[1].index).map(c => c.outcome), ['timeout'], 'it still times out once its own wait and run are over')
+})
+
+test.run()
