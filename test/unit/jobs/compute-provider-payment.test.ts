@@ -28,15 +28,21 @@ const payer = privateKeyToAccount(`0x${'33'.repeat(32)}`)
 const PAYOUT = `0x${'ab'.repeat(20)}`
 const DOMAIN: VoucherDomain = { chainId: 31337, verifyingContract: `0x${'c'.repeat(40)}` }
 
-test('offers, leases and tasks under the payment gate', async () => {
+/** A started compute peer behind a payment gate over a chain double whose escrows the test sets. */
+async function gatedPeer (gateOpts: ConstructorParameters<typeof PaymentGate>[1]): Promise<{ escrows: Map<string, EscrowRead>, holderKey: Uint8Array, holder: Uint8Array, peer: ComputePeer, gate: PaymentGate, provider: ComputePeerProvider }> {
   const escrows = new Map<string, EscrowRead>()
   const port: PaymentPort = { address: PAYOUT, domain: () => DOMAIN, escrow: async k => escrows.get(k), acceptVoucher: async () => {} }
   const holderKey = randomBytes(32)
   const holder = peerIdBytesFromEd25519Key(ed25519PublicKey(holderKey))
   const peer = new ComputePeer({ secretKey: randomBytes(32), cpuSlots: 1, memoryMib: 1024, benchmark: false, payoutAddress: PAYOUT })
   await peer.start()
+  const gate = new PaymentGate(port, gateOpts)
+  return { escrows, holderKey, holder, peer, gate, provider: new ComputePeerProvider(peer, undefined, { payment: gate }) }
+}
+
+test('offers, leases and tasks under the payment gate', async () => {
   // credit 0: no unsigned work at all, so the second task needs a voucher for the first
-  const provider = new ComputePeerProvider(peer, undefined, { payment: new PaymentGate(port, { creditTasks: 0, minRefreshMs: 0 }) })
+  const { escrows, holderKey, holder, peer, provider } = await gatedPeer({ creditTasks: 0, minRefreshMs: 0 })
   try {
     const jobId = randomBytes(16)
     // the payer authorises this holder to lease against its escrow (PaymentTerms.holder_auth)
@@ -91,14 +97,7 @@ test('offers, leases and tasks under the payment gate', async () => {
 })
 
 test('an ok copy whose cancel came before it ended is not counted delivered (it sends no result: review F6)', async () => {
-  const escrows = new Map<string, EscrowRead>()
-  const port: PaymentPort = { address: PAYOUT, domain: () => DOMAIN, escrow: async k => escrows.get(k), acceptVoucher: async () => {} }
-  const holderKey = randomBytes(32)
-  const holder = peerIdBytesFromEd25519Key(ed25519PublicKey(holderKey))
-  const peer = new ComputePeer({ secretKey: randomBytes(32), cpuSlots: 1, memoryMib: 1024, benchmark: false, payoutAddress: PAYOUT })
-  await peer.start()
-  const gate = new PaymentGate(port, { minRefreshMs: 0 })
-  const provider = new ComputePeerProvider(peer, undefined, { payment: gate })
+  const { escrows, holderKey, holder, peer, gate, provider } = await gatedPeer({ minRefreshMs: 0 })
   try {
     const jobId = randomBytes(16)
     const chainJobId = escrowKeyOf(jobId, payer.address)
