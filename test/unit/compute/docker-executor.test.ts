@@ -153,7 +153,7 @@ test('the image list: by name or reference, pinned by id or repo digest', () => 
 })
 
 /** An engine double: one container whose attach stream sends `out` on stdout, then ends, is cut (closed, no end) or (Podman under load) never ends. */
-function fakeEngine (out: string, ends: 'end' | 'cut' | 'never'): { engine: unknown, removed: () => number } {
+function fakeEngine (out: string | (() => string), ends: 'end' | 'cut' | 'never'): { engine: unknown, removed: () => number } {
   let removed = 0
   const frame = (b: Buffer): Buffer => { const h = Buffer.alloc(8); h[0] = 1; h.writeUInt32BE(b.length, 4); return Buffer.concat([h, b]) }
   const container = {
@@ -167,7 +167,8 @@ function fakeEngine (out: string, ends: 'end' | 'cut' | 'never'): { engine: unkn
   let stream: PassThrough | undefined
   container.attach = async () => { stream = new PassThrough(); return stream }
   container.start = async () => {
-    stream!.write(frame(Buffer.from(out)))
+    const text = typeof out === 'string' ? out : out()
+    if (text !== '') stream!.write(frame(Buffer.from(text)))
     if (ends === 'end') { stream!.end(); stream!.resume() } else if (ends === 'cut') setTimeout(() => stream!.destroy(), 10)
   }
   const engine = { getImage: () => ({ inspect: async () => ({ Id: digest, RepoDigests: [] }) }), createContainer: async () => container }
@@ -186,6 +187,21 @@ test('an attach stream that never ends, or is cut, is no result: the copy fails 
     assert.match(err?.message ?? '', /did not deliver the container's whole output/)
     assert.is(cut.removed(), 1)
   }
+})
+
+test('a run whose attach stream ended with no output at all is run once more, and that run\'s answer stands', async () => {
+  const images = { bb: { image: 'x', digest } }
+  let runs = 0
+  const lost = fakeEngine(() => ++runs === 1 ? '' : '144\n', 'end')
+  const r = await new DockerExecutor({ engine: lost.engine as never, workDir: dir, settings: { images } }).run(base)
+  assert.is(new TextDecoder().decode(r.output), '144\n')
+  assert.is(runs, 2)
+  assert.is(lost.removed(), 2)
+  let quiet = 0
+  const silent = fakeEngine(() => { quiet++; return '' }, 'end')
+  const s = await new DockerExecutor({ engine: silent.engine as never, workDir: dir, settings: { images } }).run(base)
+  assert.is(s.output.length, 0, 'a program that prints nothing: empty, after one more run')
+  assert.is(quiet, 2)
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))
