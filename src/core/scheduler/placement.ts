@@ -59,6 +59,8 @@ export interface PlacementRequest {
   alreadySpent?: number
   /** Cost factor of an offer whose GPUs are only declared, for a GPU task (default DECLARED_GPU_FACTOR). */
   declaredGpuFactor?: number
+  /** A provider's own time per copy, one copy at a time whatever its slots (default COPY_OVERHEAD_MS). */
+  copyOverheadMs?: number
 }
 
 /**
@@ -78,6 +80,17 @@ export const PENALISED_FACTOR = 1e6
  * deep queues keep their proportions, and a near provider's lead in round trip barely moves.
  */
 export const QUEUE_WAIT_RUNS = 1
+
+/**
+ * What each copy costs a provider besides its run, one copy after another (its event loop reads
+ * the task, checks the lease and payment, signs the receipt; its slots run in parallel, this does
+ * not): the providers' CPU per copy in `npm run bench -- grid`'s end-to-end job (3.64 CPU ms per
+ * task over 4 provider daemons at 1.10 copies per task: 3.3 ms, the 1 ms tiny task included).
+ * Only tiny tasks notice it: it makes a 1,000-task job of 1 ms tasks spread over the offers
+ * (without it, 2 of 4 leased: a queue of 1 ms copies looked cheaper than a far offer's round
+ * trip); a copy of seconds or more is not moved by it.
+ */
+export const COPY_OVERHEAD_MS = 3
 
 export type OfferRejection = 'refused' | 'expired' | 'over-price' | 'too-far' | 'avoided' | 'no-slots' | 'deadline'
 export type UnplacedReason = 'no-candidates' | 'all-refused' | 'over-price' | 'too-far' | 'over-budget' | 'deadline' | 'not-enough-providers' | 'avoided'
@@ -117,6 +130,14 @@ export interface Placement {
 
 const DEFAULT_BANDWIDTH = 12_500_000 // 100 Mbit/s
 const DEFAULT_RTT = 50
+
+/**
+ * When the k-th copy (from 0) placed on an offer ends, ms from now: after its wave of the offer's
+ * slots ran, and not before the provider took the k copies ahead of it one at a time.
+ */
+export function nthCopyFinishMs (p: OfferPrediction, slots: number, k: number, overheadMs: number): number {
+  return p.transferMs + Math.max((Math.floor(k / slots) + 1) * p.runMs, (k + 1) * overheadMs)
+}
 
 /** Predicted cost of one task copy on an offer (exported for the simulator and explain). */
 export function predictOffer (req: PlacementRequest, o: OfferView): OfferPrediction {
@@ -164,10 +185,8 @@ export function placeTasks (req: PlacementRequest, offers: readonly OfferView[])
   let minPrice = Infinity
   const usableProviders = new Set<number>()
 
-  const finishOf = (i: number, k: number): number => {
-    const p = predictions[i]
-    return p.transferMs + (Math.floor(k / offers[i].slots) + 1) * p.runMs
-  }
+  const overheadMs = Math.max(0, req.copyOverheadMs ?? COPY_OVERHEAD_MS)
+  const finishOf = (i: number, k: number): number => nthCopyFinishMs(predictions[i], offers[i].slots, k, overheadMs)
   // the score of the k-th copy on offer i: its finish, plus QUEUE_WAIT_RUNS run times when it waits for a slot
   const scoreOf = (i: number, k: number): number => {
     const p = predictions[i]
@@ -332,7 +351,8 @@ export function placeRandomly (req: PlacementRequest, offers: readonly OfferView
   const deadlineMs = req.deadlineAt === undefined ? Infinity : req.deadlineAt - req.now
   let budgetLeft = req.budgetTotal === undefined ? Infinity : req.budgetTotal - (req.alreadySpent ?? 0)
   let total = 0; let makespan = 0
-  const finishOf = (i: number): number => p.predictions[i].transferMs + (Math.floor(assigned[i] / offers[i].slots) + 1) * p.predictions[i].runMs
+  const overheadMs = Math.max(0, req.copyOverheadMs ?? COPY_OVERHEAD_MS)
+  const finishOf = (i: number): number => nthCopyFinishMs(p.predictions[i], offers[i].slots, assigned[i], overheadMs)
   const noneUsable = (): UnplacedReason => {
     if (offers.length === 0) return 'no-candidates'
     const counts = new Map<OfferRejection, number>()
@@ -374,7 +394,7 @@ export function placeRandomly (req: PlacementRequest, offers: readonly OfferView
     for (let c = 0; c < copies; c++) {
       const i = chosen[c]
       // assigned[i] already counts this copy: it is the (assigned[i] - 1)-th on its offer
-      const finish = p.predictions[i].transferMs + (Math.floor((assigned[i] - 1) / offers[i].slots) + 1) * p.predictions[i].runMs
+      const finish = nthCopyFinishMs(p.predictions[i], offers[i].slots, assigned[i] - 1, overheadMs)
       copyOffer[t * copies + c] = i
       copyFinishMs[t * copies + c] = finish
       if (finish > makespan) makespan = finish

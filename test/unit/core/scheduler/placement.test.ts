@@ -114,4 +114,24 @@ test('a copy queues on a busy slot only when that provider is predicted over 3x 
   assert.ok(fast / slow > 1.8 && fast / slow < 2.2, `${fast} / ${slow}`)
 })
 
+
+test('a big job of tiny tasks spreads over the offers: each copy costs its provider COPY_OVERHEAD_MS, one at a time', () => {
+  // 1,000 tasks of 1 ms over 4 offers of 4 slots, two near and two far (the bench grid e2e job):
+  // counting the run alone, 1,000 copies queued on the near two end before a far one's round trip
+  const tiny: PlacementRequest = { now: 0, taskCount: 1000, copies: 1, expectedTaskMs: 1, inputBytes: 8, gpuCount: 0, cores: 1 }
+  const offers = [offer(0, { rttMs: 1 }), offer(1, { rttMs: 1 }), offer(2, { rttMs: 150 }), offer(3, { rttMs: 200 })]
+  const p = placeTasks(tiny, offers)
+  assert.is(p.unplaced.size, 0)
+  for (let i = 0; i < 4; i++) assert.ok(p.tasksPerOffer[i] > 0, `offer ${i} gets tasks (${Array.from(p.tasksPerOffer).join(', ')})`)
+  // one provider takes 1,000 copies in 3 s at least: spread over 4, the job's predicted end is under half that
+  assert.ok(p.makespanMs < 1500, `makespan ${p.makespanMs}`)
+  // with no overhead (copyOverheadMs 0) the near two take every copy, as before
+  const q = placeTasks({ ...tiny, copyOverheadMs: 0 }, offers)
+  assert.is(q.tasksPerOffer[2] + q.tasksPerOffer[3], 0)
+  // a long task is not moved by it
+  const long = placeTasks({ ...req, expectedTaskMs: 60_000 }, offers)
+  const long0 = placeTasks({ ...req, expectedTaskMs: 60_000, copyOverheadMs: 0 }, offers)
+  assert.equal(Array.from(long.tasksPerOffer), Array.from(long0.tasksPerOffer))
+})
+
 test.run()
