@@ -143,10 +143,13 @@ test('the sender: the direct copy goes unsigned, relayed copies signed; a relay 
 })
 
 test('k = 2: the relayed copy is signed off the event loop and still goes when the direct ack came first; not after stop', async () => {
-  // hold the thread-pool signature until the direct ack has settled the message
-  const held: Array<() => void> = []
-  const original = nodeSuite.signAsync
-  nodeSuite.signAsync = (seed, message, done) => { held.push(() => { original?.(seed, message, done) }) }
+  // hold the thread-pool signature until the direct ack has settled the message; releasing one
+  // resolves once the service's callback has run (a copy it launches dials the relay in that turn)
+  const held: Array<() => Promise<void>> = []
+  const original = nodeSuite.signAsync!
+  nodeSuite.signAsync = (seed, message, done) => {
+    held.push(async () => { await new Promise<void>(resolve => { original(seed, message, (err, signature) => { done(err, signature); resolve() }) }) })
+  }
   try {
     const { host, streams } = fakeHost(alice)
     const svc = new EnvelopeService(host, { secretKey: alice.secretKey, relayCandidates: () => [relay.id], ackTimeoutMs: 60_000, disconnectBadPeers: false })
@@ -160,7 +163,7 @@ test('k = 2: the relayed copy is signed off the event loop and still goes when t
     const receipt = await sending
     assert.is(receipt.via, undefined, 'delivered by the direct copy')
     assert.ok(svc.copiesInFlight >= 1, 'the copy waiting for its signature counts as in flight')
-    held.shift()!()
+    void held.shift()!()
     for (let i = 0; i < 2000 && streams.get(relay.id)?.sent.length !== 1; i++) await new Promise(resolve => setTimeout(resolve, 5))
     const relayed = dbc.envelope.v1.RelayRequest.decode(frameBody(streams.get(relay.id)!.sent[0])).envelope as Envelope
     assert.is(relayed.signature.length, 64, 'the relayed copy went, signed, after its message was settled')
@@ -173,9 +176,8 @@ test('k = 2: the relayed copy is signed off the event loop and still goes when t
     for (let i = 0; i < 2000 && held.length !== 1; i++) await new Promise(resolve => setTimeout(resolve, 5))
     assert.is(held.length, 1)
     await svc2.stop()
-    held.shift()!()
-    await new Promise(resolve => setTimeout(resolve, 50))
-    assert.is(s2.streams.get(relay.id)?.sent.length ?? 0, 0, 'no copy after stop')
+    await held.shift()!()
+    assert.is(s2.streams.get(relay.id), undefined, 'no copy after stop: no stream opened to the relay')
     await svc.stop()
   } finally {
     nodeSuite.signAsync = original
