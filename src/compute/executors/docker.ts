@@ -2,7 +2,9 @@
 // through the Docker Engine API (Docker, or Podman's compatible service) with dockerode.
 // The task's code names the image (by the provider's list, pinned by digest) and whether it asks
 // for a network; its entry reaches the image's program as DBC_ENTRY; its input is /task/input;
-// its stdout, read while it runs, is the output. Limits and the container's shape: docker/spec.ts.
+// its stdout, read from the engine's bounded log of the container once it has exited, is the
+// output (the attach stream only watches it run, to stop it at the output cap). Limits and the
+// container's shape: docker/spec.ts.
 // Every container is removed on every path (end, timeout, cancel, output cap, shutdown), and one
 // left by a crash is removed at the next start (they carry the provider's label).
 import type Docker from 'dockerode'
@@ -10,14 +12,14 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { ExecutorError } from '../../errors.js'
 import { ContainerCodeError, parseContainerCode } from '../../core/compute/container-code.js'
 import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
 import { CONTAINER_DEFAULTS, resolveEndpoint, type ContainerSettings, type EngineEndpoint } from './docker/settings.js'
-import { containerCreateOptions } from './docker/spec.js'
+import { containerCreateOptions, type ContainerLog } from './docker/spec.js'
 import { StreamDemuxer } from './docker/stream.js'
-import { withTaskLog, logSnippet } from './output-tail.js'
+import { withTaskLog, logSnippet, type TaskLog } from './output-tail.js'
 import { checkImage, findAllowedImage, notAllowedError } from './docker/images.js'
 
 export { demuxDockerStream, StreamDemuxer } from './docker/stream.js'
@@ -38,9 +40,10 @@ export interface DockerExecutorInit {
 
 type StopReason = 'timeout' | 'cancel' | 'overflow' | 'shutdown'
 
-/** How long the engine gets for a ping, and for the attach stream to drain after the container ended. */
+/** How long the engine gets for a ping, and how long the log of an exited container may stall while it streams. */
 const PING_TIMEOUT_MS = 10_000
-const DRAIN_TIMEOUT_MS = 5000
+const LOG_STALL_MS = 30_000
+const MIB = 1024 * 1024
 const WAIT_GRACE_MS = 60_000
 /** The task's entry travels as DBC_ENTRY: printable text, bounded. */
 const ENTRY = /^[\x20-\x7e]{0,256}$/
@@ -53,6 +56,7 @@ export class DockerExecutor implements Executor {
   private readonly owner: string
   private readonly workDir: string
   private engineClient?: Promise<Docker>
+  private driver?: Promise<ContainerLog['driver']>
   private readonly givenEngine?: Docker
   private readonly inflight = new Map<string, { stop: (why: StopReason) => void, done: Promise<unknown> }>()
   private closed = false
@@ -126,14 +130,19 @@ export class DockerExecutor implements Executor {
     if (code.network && this.settings.network !== true) {
       throw executorError(ExecutorErrorCode.NETWORK_NOT_ALLOWED, `task ${req.taskId} asks for a network and this provider gives container tasks none`, 'run it without resources.network, or on a provider whose containers.network is true')
     }
+    void this.logDriver().catch(() => {}) // asked while the image is checked, not in the task's time
     const image = await checkImage(await this.engine(), found.name, found.allowed)
     if (!image.ok) throw new ExecutorError(image.code, `task ${req.taskId}: ${image.reason}`, { hint: image.hint })
-    const first = await this.runContainer(req, opts, image.imageId, code.network)
-    // Podman's attach can end cleanly having delivered none of a quick container's output (seen in
-    // clean-clone runs under load): a run with no output at all is run once more, and its answer
-    // stands (a program that really prints nothing costs one extra run)
-    if (first.output.length > 0 || (first.log?.stderrBytes ?? 0) > 0 || (opts.signal as AbortSignal | undefined)?.aborted === true) return first
     return await this.runContainer(req, opts, image.imageId, code.network)
+  }
+
+  /** The log driver this engine has: Podman's k8s-file, else Docker's local (asked once). */
+  private async logDriver (): Promise<ContainerLog['driver']> {
+    this.driver ??= (async () => {
+      const v = await (await this.engine()).version() as { Components?: Array<{ Name?: string }> }
+      return (v.Components ?? []).some(c => /podman/i.test(c.Name ?? '')) ? 'k8s-file' : 'local'
+    })()
+    return await this.driver.catch((err: unknown) => { this.driver = undefined; throw err })
   }
 
   private async runContainer (req: ExecutionRequest, opts: RunOptions, imageId: string, network: boolean): Promise<ExecutionResult> {
@@ -146,11 +155,17 @@ export class DockerExecutor implements Executor {
     let container: Docker.Container | undefined
     let stopReason: StopReason | undefined
     let running = false
+    const reading: { stop?: () => void } = {}
     const stop = (why: StopReason): void => {
       stopReason ??= why
       if (running) void container?.kill().catch(() => {}) // already ended: the engine answers 304/409
+      if (why === 'cancel' || why === 'shutdown') reading.stop?.() // its log is no longer wanted
     }
-    const demux = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes, onOverflow: () => { stop('overflow') } })
+    // the attach stream only watches while it runs (stdout counted, not kept: past the cap the
+    // container is stopped at once); Podman's attach can miss a quick container's output, the log cannot
+    const live = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes, keepStdout: false, onOverflow: () => { stop('overflow') } })
+    let log: StreamDemuxer | undefined
+    const stderrLog = (): TaskLog => (log ?? live).stderrLog()
     const onAbort = (): void => { stop('cancel') }
     let resolveDone!: () => void
     const tracked = { stop, done: new Promise<void>(resolve => { resolveDone = resolve }) }
@@ -158,21 +173,18 @@ export class DockerExecutor implements Executor {
     this.inflight.set(key, tracked)
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     const timer = setTimeout(() => { stop('timeout') }, req.timeoutMs)
+    let attached: Duplex | undefined
     try {
+      const logMaxBytes = this.settings.logMaxMib !== undefined ? this.settings.logMaxMib * MIB : CONTAINER_DEFAULTS.logPerOutputByte * req.maxOutputBytes + CONTAINER_DEFAULTS.logStderrMib * MIB
       try {
-        container = await (await this.engine()).createContainer(containerCreateOptions({ taskId: req.taskId, imageId, entry: req.entry, inputPath, memoryLimitMib: req.memoryLimitMib, cpus, gpuIndexes: req.gpuIndexes ?? [], network, owner: this.owner }, this.settings))
+        const plan = { taskId: req.taskId, imageId, entry: req.entry, inputPath, memoryLimitMib: req.memoryLimitMib, cpus, gpuIndexes: req.gpuIndexes ?? [], network, owner: this.owner, log: { driver: await this.logDriver(), maxBytes: logMaxBytes } }
+        container = await (await this.engine()).createContainer(containerCreateOptions(plan, this.settings))
       } catch (err) {
         throw engineError(req.taskId, 'create a container', err)
       }
-      const stream = await container.attach({ stream: true, stdout: true, stderr: true }) as unknown as Duplex
-      // the output is whole only when the stream ends (the engine closed it): a reset or a close alone may have cut it
-      let ended = false
-      const drained = new Promise<void>(resolve => { stream.on('end', () => { ended = true; resolve() }); stream.on('close', resolve); stream.on('error', () => { resolve() }) })
-      stream.on('data', (d: Buffer) => {
-        demux.push(d)
-        // past the cap nothing more is read: the container is being stopped
-        if (demux.overflowed) stream.destroy()
-      })
+      attached = await container.attach({ stream: true, stdout: true, stderr: true }).then(s => s as unknown as Duplex, () => undefined)
+      attached?.on('data', (d: Buffer) => { if (!live.overflowed) live.push(d) })
+      attached?.on('error', () => {})
       let status = -1
       if (stopReason === undefined) {
         try {
@@ -186,36 +198,69 @@ export class DockerExecutor implements Executor {
         const w = await withTimeout(container.wait() as Promise<{ StatusCode: number }>, req.timeoutMs + WAIT_GRACE_MS, `no exit status ${WAIT_GRACE_MS} ms past the time limit`)
           .catch((err: unknown) => { throw engineError(req.taskId, 'wait for its container', err) })
         status = w.StatusCode
+        if (stopReason === undefined) clearTimeout(timer) // it ended within its time: reading its log is not its time
       }
-      // an attach stream that has not ended lost output (Podman under load: not one byte of a quick
-      // container's stdout, and no end): what it gave is no result, never an ok one (a wrong answer)
-      const whole = await withTimeout(drained, DRAIN_TIMEOUT_MS, '').then(() => ended, () => { stream.destroy(); return false })
+      // the output is what the engine logged, read once the container has exited (a timed-out one's log gives its stderr)
+      const whole = stopReason === undefined || stopReason === 'timeout' ? await this.readLog(container, (log = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes })), reading) : false
+      const read = log ?? live
       const wallMs = performance.now() - started
-      const data = { exitCode: status, stdoutBytes: demux.stdoutBytes, wallMs: Math.round(wallMs) }
-      if (stopReason === 'overflow') throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; the container was stopped after ${demux.stdoutBytes} bytes`, { hint: 'write less to stdout, or split the work into more tasks', data })
+      const data = { exitCode: status, stdoutBytes: Math.max(live.stdoutBytes, read.stdoutBytes), wallMs: Math.round(wallMs) }
+      if (stopReason === 'overflow' || read.overflowed) throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; ${stopReason === 'overflow' ? `the container was stopped after ${live.stdoutBytes} bytes` : 'its log was read no further'}`, { hint: 'write less to stdout, or split the work into more tasks', data })
       if (stopReason === 'timeout') throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and its container was stopped`, { hint: 'raise task.timeoutMs or split the work', data })
       if (stopReason === 'cancel') throw cancelledError(req.taskId, opts.signal)
       if (stopReason === 'shutdown') throw executorError(ExecutorErrorCode.CANCELLED, `task ${req.taskId}: the provider is stopping`)
-      const stderr = logSnippet(demux.stderrLog())
+      const stderr = logSnippet(stderrLog())
       if (status === 137) {
         const oom = await container.inspect().then(i => i.State.OOMKilled, () => false)
         throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', data })
       }
       if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { data })
-      if (!whole) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId}: the engine did not deliver the container's whole output (its attach stream did not end within ${DRAIN_TIMEOUT_MS} ms of the container's exit, ${demux.stdoutBytes} stdout bytes read)`, { hint: 'the container engine is overloaded or lost the output; the job runs the task again', data })
+      if (!whole) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId}: the engine's log of the container could not be read to its end (it stalled ${LOG_STALL_MS} ms, or was cut; ${read.stdoutBytes} stdout bytes read)`, { hint: 'the container engine is overloaded; the job runs the task again', data })
+      // the attach stream never delivers stdout that was not written (its stderr can carry the engine's own
+      // errors: Podman wrote "Error: read unixpacket ...: connection reset by peer"): it saw more stdout than
+      // the log holds only when the log passed its bound and started over (its start is gone): no answer,
+      // never a cut one passed off as whole. Stderr the log lost costs nothing: only its tail is kept
+      if (live.stdoutBytes > read.stdoutBytes) {
+        throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: its output and stderr passed the engine's log bound of ${logMaxBytes} bytes, so the log lost its start (the attach stream saw ${live.stdoutBytes} stdout bytes, the log holds ${read.stdoutBytes})`, { hint: 'write less (stderr counts too), or raise containers.logMaxMib', data })
+      }
       // billed for the CPUs the container reserved: the engine keeps no CPU time once it is removed
-      return { output: demux.stdout(), wallMs, cpuMs: wallMs * cpus, log: demux.stderrLog() }
+      return { output: read.stdout(), wallMs, cpuMs: wallMs * cpus, log: read.stderrLog() }
     } catch (err) {
       // what the container wrote before it failed travels with the failure (its logs)
-      throw withTaskLog(err as Error, demux.stderrLog())
+      throw withTaskLog(err as Error, stderrLog())
     } finally {
       clearTimeout(timer)
       opts.signal?.removeEventListener('abort', onAbort)
+      attached?.destroy()
       if (container !== undefined) await removeContainer(container)
       await rm(dir, { recursive: true, force: true }).catch(() => {})
       this.inflight.delete(key)
       resolveDone()
     }
+  }
+
+  /**
+   * Reads the exited container's log through `demux` (stdout up to its cap: past it, no further).
+   * True when the engine ended the stream: the log was read whole (or to the cap). reading.stop ends it early.
+   */
+  private async readLog (container: Docker.Container, demux: StreamDemuxer, reading: { stop?: () => void }): Promise<boolean> {
+    const stream = await logStream(container).catch(() => undefined)
+    if (stream === undefined) return false
+    let idle: ReturnType<typeof setTimeout> | undefined
+    return await new Promise<boolean>(resolve => {
+      reading.stop = () => { resolve(false); stream.destroy() }
+      // a long log of short lines streams slowly (Podman: ~10-40 us a line): only a stalled read fails
+      const stalled = (): void => { clearTimeout(idle); idle = setTimeout(() => { resolve(false); stream.destroy() }, LOG_STALL_MS) }
+      stalled()
+      stream.on('end', () => { resolve(true) })
+      stream.on('close', () => { resolve(demux.overflowed) })
+      stream.on('error', () => { resolve(demux.overflowed) })
+      stream.on('data', (d: Buffer) => {
+        stalled()
+        demux.push(d)
+        if (demux.overflowed) stream.destroy()
+      })
+    }).finally(() => { clearTimeout(idle); stream.destroy() })
   }
 
   /** Stops every running container and waits until each is removed. */
@@ -252,6 +297,17 @@ async function removeContainer (c: Docker.Container): Promise<void> {
       await new Promise(resolve => setTimeout(resolve, 200 * (attempt + 1)))
     }
   }
+}
+
+/**
+ * The log of a container, as a stream (dockerode buffers a whole log unless it follows, and
+ * Podman 4.3's follow of an exited container's log can end before the log does: 85 KB of 9.4 MB).
+ */
+async function logStream (c: Docker.Container): Promise<Readable> {
+  return await new Promise((resolve, reject) => {
+    c.modem.dial({ path: `/containers/${c.id}/logs?`, method: 'GET', isStream: true, statusCodes: { 200: true, 404: 'no such container', 500: 'server error' }, options: { stdout: true, stderr: true, follow: false } },
+      (err: unknown, s: unknown) => { if (err != null) reject(err); else resolve(s as Readable) })
+  })
 }
 
 async function withTimeout<T> (p: Promise<T>, ms: number, message: string): Promise<T> {

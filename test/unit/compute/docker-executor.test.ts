@@ -13,6 +13,7 @@ import { resolveEndpoint } from '../../../src/compute/executors/docker/settings.
 import { digestsOf, findAllowedImage } from '../../../src/compute/executors/docker/images.js'
 import { encodeContainerCode, parseContainerCode, ContainerCodeError } from '../../../src/core/compute/container-code.js'
 import type { ExecutionRequest } from '../../../src/compute/executors/types.js'
+import { taskLogOf } from '../../../src/compute/executors/output-tail.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'dbc-docker-'))
 const digest = `sha256:${'a'.repeat(64)}`
@@ -43,7 +44,7 @@ test('images not listed, networks not allowed, malformed code and entries are re
   assert.is(await codeOf(ex.run({ ...base, entry: 'x'.repeat(257) })), 'TASK_BAD_MODULE')
 })
 
-const plan: ContainerPlan = { taskId: 't1', imageId: digest, entry: 'square', inputPath: '/data/ctr-1/input', memoryLimitMib: 128, cpus: 2, gpuIndexes: [], network: false, owner: 'ab12' }
+const plan: ContainerPlan = { taskId: 't1', imageId: digest, entry: 'square', inputPath: '/data/ctr-1/input', memoryLimitMib: 128, cpus: 2, gpuIndexes: [], network: false, owner: 'ab12', log: { driver: 'k8s-file', maxBytes: 16 << 20 } }
 
 test('the container: limits from the task, read-only root, writable /task, nobody, no network, labels, no command', () => {
   const o = containerCreateOptions(plan)
@@ -67,6 +68,9 @@ test('the container: limits from the task, read-only root, writable /task, nobod
   assert.ok(h.SecurityOpt!.includes('no-new-privileges'))
   assert.is(h.Privileged, false)
   assert.is(h.DeviceRequests, undefined)
+  // a bounded log on the engine, byte-exact: Podman's k8s-file, Docker's local driver in one file
+  assert.equal(h.LogConfig, { Type: 'k8s-file', Config: { 'max-size': String(16 << 20) } })
+  assert.equal(containerCreateOptions({ ...plan, log: { driver: 'local', maxBytes: 1000 } }).HostConfig!.LogConfig, { Type: 'local', Config: { 'max-size': '1000', 'max-file': '1', compress: 'false' } })
   const custom = containerCreateOptions({ ...plan, network: true }, { pidsLimit: 64, user: '1000:1000' })
   assert.is(custom.HostConfig!.NetworkMode, 'bridge')
   assert.is(custom.NetworkDisabled, false)
@@ -152,56 +156,122 @@ test('the image list: by name or reference, pinned by id or repo digest', () => 
   assert.equal(digestsOf({ Id: '33', RepoDigests: null }), ['sha256:33'])
 })
 
-/** An engine double: one container whose attach stream sends `out` on stdout, then ends, is cut (closed, no end) or (Podman under load) never ends. */
-function fakeEngine (out: string | (() => string), ends: 'end' | 'cut' | 'never'): { engine: unknown, removed: () => number } {
-  let removed = 0
-  const frame = (b: Buffer): Buffer => { const h = Buffer.alloc(8); h[0] = 1; h.writeUInt32BE(b.length, 4); return Buffer.concat([h, b]) }
-  const container = {
-    attach: async (): Promise<PassThrough> => new PassThrough(),
-    start: async (): Promise<void> => {},
-    wait: async () => ({ StatusCode: 0 }),
-    kill: async () => {},
-    inspect: async () => ({ State: { OOMKilled: false } }),
-    remove: async () => { removed++ }
-  }
-  let stream: PassThrough | undefined
-  container.attach = async () => { stream = new PassThrough(); return stream }
-  container.start = async () => {
-    const text = typeof out === 'string' ? out : out()
-    if (text !== '') stream!.write(frame(Buffer.from(text)))
-    if (ends === 'end') { stream!.end(); stream!.resume() } else if (ends === 'cut') setTimeout(() => stream!.destroy(), 10)
-  }
-  const engine = { getImage: () => ({ inspect: async () => ({ Id: digest, RepoDigests: [] }) }), createContainer: async () => container }
-  return { engine, removed: () => removed }
+interface Double {
+  /** What the attach stream delivers on stdout, and how it finishes: ends, is cut (closed, no end) or never ends (Podman under load). */
+  attach?: { out: string, err?: string, ends: 'end' | 'cut' | 'never' }
+  /** What the engine logged (stdout, stderr), and whether reading the log ends or is cut. */
+  log?: { out: string, err?: string, ends: 'end' | 'cut' }
+  status?: number
+  podman?: boolean
 }
 
-test('an attach stream that never ends, or is cut, is no result: the copy fails (EXECUTOR_UNAVAILABLE), never returns partial output as ok', async () => {
-  const images = { bb: { image: 'x', digest } }
-  const whole = fakeEngine('144\n', 'end')
-  const ok = await new DockerExecutor({ engine: whole.engine as never, workDir: dir, settings: { images } }).run(base)
-  assert.is(new TextDecoder().decode(ok.output), '144\n')
-  for (const how of ['never', 'cut'] as const) {
-    const cut = fakeEngine(how === 'cut' ? '14' : '', how)
-    const err = await new DockerExecutor({ engine: cut.engine as never, workDir: dir, settings: { images } }).run({ ...base, timeoutMs: 60_000 }).then(() => undefined, (e: Error & { code: string }) => e)
-    assert.is(err?.code, 'EXECUTOR_UNAVAILABLE', how)
-    assert.match(err?.message ?? '', /did not deliver the container's whole output/)
-    assert.is(cut.removed(), 1)
+/** An engine double: each container's attach stream and log as `d` says; counts containers created and removed, keeps their options. */
+function fakeEngine (d: Double | (() => Double)): { engine: unknown, created: () => number, removed: () => number, options: () => Array<Record<string, any>> } {
+  let removed = 0
+  const options: Array<Record<string, any>> = []
+  const frame = (id: number, s: string): Buffer => { const b = Buffer.from(s); const h = Buffer.alloc(8); h[0] = id; h.writeUInt32BE(b.length, 4); return Buffer.concat([h, b]) }
+  const podman = (typeof d === 'function' ? d() : d).podman ?? true
+  const createContainer = async (o: Record<string, any>): Promise<unknown> => {
+    options.push(o)
+    const spec = typeof d === 'function' ? d() : d
+    let stream: PassThrough | undefined
+    return {
+      attach: async () => { stream = new PassThrough(); return stream },
+      start: async () => {
+        const a = spec.attach ?? { out: '', ends: 'end' }
+        if (a.out !== '') stream!.write(frame(1, a.out))
+        if (a.err !== undefined) stream!.write(frame(2, a.err))
+        if (a.ends === 'end') stream!.end()
+        else if (a.ends === 'cut') setTimeout(() => stream!.destroy(), 10)
+      },
+      wait: async () => ({ StatusCode: spec.status ?? 0 }),
+      id: `c${options.length}`,
+      // the executor reads the log through the engine client's modem (GET /containers/{id}/logs, streamed)
+      modem: { dial: (_o: unknown, cb: (err: unknown, s?: PassThrough) => void) => { cb(null, logs()) } },
+      kill: async () => {},
+      inspect: async () => ({ State: { OOMKilled: false } }),
+      remove: async () => { removed++ }
+    }
+    function logs (): PassThrough {
+      const l = spec.log ?? { out: '', ends: 'end' }
+      const s = new PassThrough()
+      setImmediate(() => {
+        // in pieces, split inside frames
+        const all = Buffer.concat([...(l.out !== '' ? [frame(1, l.out)] : []), ...(l.err !== undefined ? [frame(2, l.err)] : [])])
+        for (let i = 0; i < all.length; i += 5) s.write(all.subarray(i, i + 5))
+        if (l.ends === 'end') s.end()
+        else setTimeout(() => s.destroy(), 10)
+      })
+      return s
+    }
+  }
+  const engine = {
+    getImage: () => ({ inspect: async () => ({ Id: digest, RepoDigests: [] }) }),
+    version: async () => ({ Components: [{ Name: podman ? 'Podman Engine' : 'Engine' }] }),
+    createContainer
+  }
+  return { engine, created: () => options.length, removed: () => removed, options: () => options }
+}
+
+const images = { bb: { image: 'x', digest } }
+const runOn = async (e: { engine: unknown }, req: Partial<ExecutionRequest> = {}, settings: Record<string, unknown> = {}): Promise<{ output?: string, code?: string, message?: string, err?: unknown }> =>
+  await new DockerExecutor({ engine: e.engine as never, workDir: dir, settings: { images, ...settings } }).run({ ...base, ...req })
+    .then(r => ({ output: new TextDecoder().decode(r.output) }), (err: Error & { code: string }) => ({ code: err.code, message: err.message, err }))
+
+test('the output is the engine\'s log, read after the container exited: an attach stream that lost it (ended empty, never ended, cut, or ended partial) does not matter, and one run is enough', async () => {
+  for (const attach of [{ out: '', ends: 'end' }, { out: '', ends: 'never' }, { out: '14', ends: 'cut' }, { out: '14', ends: 'end' }] as const) {
+    const e = fakeEngine({ attach, log: { out: '144\n', ends: 'end' } })
+    assert.equal(await runOn(e, { timeoutMs: 60_000 }), { output: '144\n' }, `attach ${JSON.stringify(attach)}`)
+    assert.is(e.created(), 1)
+    assert.is(e.removed(), 1)
   }
 })
 
-test('a run whose attach stream ended with no output at all is run once more, and that run\'s answer stands', async () => {
-  const images = { bb: { image: 'x', digest } }
-  let runs = 0
-  const lost = fakeEngine(() => ++runs === 1 ? '' : '144\n', 'end')
-  const r = await new DockerExecutor({ engine: lost.engine as never, workDir: dir, settings: { images } }).run(base)
-  assert.is(new TextDecoder().decode(r.output), '144\n')
-  assert.is(runs, 2)
-  assert.is(lost.removed(), 2)
-  let quiet = 0
-  const silent = fakeEngine(() => { quiet++; return '' }, 'end')
-  const s = await new DockerExecutor({ engine: silent.engine as never, workDir: dir, settings: { images } }).run(base)
-  assert.is(s.output.length, 0, 'a program that prints nothing: empty, after one more run')
-  assert.is(quiet, 2)
+test('a program that prints nothing: an empty answer after one run', async () => {
+  const e = fakeEngine({ attach: { out: '', ends: 'end' }, log: { out: '', ends: 'end' } })
+  assert.equal(await runOn(e), { output: '' })
+  assert.is(e.created(), 1, 'one container, not a second run')
+})
+
+test('a log read that does not end is no result: EXECUTOR_UNAVAILABLE, never the part read, and the container is removed', async () => {
+  const e = fakeEngine({ attach: { out: '144\n', ends: 'end' }, log: { out: '14', ends: 'cut' } })
+  const r = await runOn(e)
+  assert.is(r.code, 'EXECUTOR_UNAVAILABLE')
+  assert.match(r.message ?? '', /log of the container could not be read to its end/)
+  assert.is(e.removed(), 1)
+})
+
+test('output past the cap in the log is an error (TASK_OUTPUT_TOO_LARGE), though the attach stream saw less', async () => {
+  const e = fakeEngine({ attach: { out: '', ends: 'end' }, log: { out: 'x'.repeat(101), ends: 'end' } })
+  const r = await runOn(e, { maxOutputBytes: 100 })
+  assert.is(r.code, 'TASK_OUTPUT_TOO_LARGE')
+  assert.equal(await runOn(fakeEngine({ log: { out: 'x'.repeat(100), ends: 'end' } }), { maxOutputBytes: 100 }), { output: 'x'.repeat(100) })
+})
+
+test('a log that kept less than the attach stream saw (it passed its bound and started over) is an error, never the cut log as the answer', async () => {
+  const cut = await runOn(fakeEngine({ attach: { out: '1\n2\n3\n', ends: 'end' }, log: { out: '3\n', ends: 'end' } }))
+  assert.is(cut.code, 'TASK_OUTPUT_TOO_LARGE')
+  assert.match(cut.message ?? '', /passed the engine's log bound/)
+  // Podman writes its own attach errors into the attach stream's stderr: not the container's, not a lost log
+  const reset = 'Error: read unixpacket @->/proc/self/fd/13/attach: read: connection reset by peer\n'
+  assert.equal(await runOn(fakeEngine({ attach: { out: '', err: reset, ends: 'end' }, log: { out: '144\n', ends: 'end' } })), { output: '144\n' })
+})
+
+test('a failed container\'s stderr comes from its log and travels on the error', async () => {
+  const r = await runOn(fakeEngine({ attach: { out: '', ends: 'never' }, log: { out: '', err: 'failing on purpose\n', ends: 'end' }, status: 3 }))
+  assert.is(r.code, 'TASK_EXIT_CODE')
+  assert.match(r.message ?? '', /exited with code 3: failing on purpose/)
+  assert.is(new TextDecoder().decode(taskLogOf(r.err)?.stderr), 'failing on purpose\n')
+})
+
+test('the log driver follows the engine (Podman: k8s-file; Docker: local), bounded by 48 x the output cap + 16 MiB, or the settings', async () => {
+  const p = fakeEngine({ log: { out: '1\n', ends: 'end' } })
+  await runOn(p, { maxOutputBytes: 4 << 20 })
+  await runOn(p, { maxOutputBytes: 1 << 20 })
+  assert.equal(p.options().map(o => o.HostConfig.LogConfig), [{ Type: 'k8s-file', Config: { 'max-size': String(208 << 20) } }, { Type: 'k8s-file', Config: { 'max-size': String(64 << 20) } }])
+  const d = fakeEngine({ podman: false, log: { out: '1\n', ends: 'end' } })
+  await runOn(d, {}, { logMaxMib: 3 })
+  assert.equal(d.options()[0].HostConfig.LogConfig, { Type: 'local', Config: { 'max-size': String(3 << 20), 'max-file': '1', compress: 'false' } })
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))

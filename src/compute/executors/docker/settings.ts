@@ -25,6 +25,12 @@ export interface ContainerSettings {
   user?: string
   /** How GPUs are passed: "nvidia" (Docker with the NVIDIA Container Toolkit: device requests) or "cdi" (Podman: CDI device names). Default "nvidia". */
   gpus?: 'nvidia' | 'cdi'
+  /**
+   * The most disk one container's log (stdout and stderr, as the engine stores them) takes, MiB.
+   * Default 48 x the task's output cap + 16 MiB: any stdout within the cap fits, even one line per
+   * byte (a k8s-file entry costs 45 bytes more than its text). A log that outgrows it fails the task.
+   */
+  logMaxMib?: number
 }
 
 export const CONTAINER_DEFAULTS = {
@@ -33,6 +39,9 @@ export const CONTAINER_DEFAULTS = {
   gpus: 'nvidia' as const,
   /** The tmpfs at /tmp (the root file system is read-only). */
   tmpMib: 64,
+  /** The engine's log of a container: this many bytes per byte of the task's output cap (an entry costs up to 46 per byte of text), plus logStderrMib. */
+  logPerOutputByte: 48,
+  logStderrMib: 16,
   /** Kept of a task's stderr (its tail) for its log and error message. */
   stderrTailBytes: TASK_LOG_TAIL_BYTES,
   /** Label on every container this executor creates; its value is the provider's peer id. */

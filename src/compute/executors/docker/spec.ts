@@ -18,6 +18,22 @@ export interface ContainerPlan {
   network: boolean
   /** The provider's peer id: the owner label, so it can find its own containers after a crash. */
   owner: string
+  /** The engine's log of the container, read once it has exited: its driver and the most bytes it keeps on disk. */
+  log: ContainerLog
+}
+
+/**
+ * The container's log on the engine: Podman's k8s-file (conmon writes it; byte-exact for binary
+ * output) or Docker's local driver (protobuf entries, byte-exact; json-file would replace bytes that
+ * are not UTF-8). Either keeps one file of at most maxBytes (past it the file starts over, which the
+ * executor detects) and goes with the container when it is removed.
+ */
+export interface ContainerLog { driver: 'k8s-file' | 'local', maxBytes: number }
+
+export function logConfig (log: ContainerLog): Docker.HostConfig['LogConfig'] {
+  const size = String(Math.max(1, Math.floor(log.maxBytes)))
+  if (log.driver === 'k8s-file') return { Type: 'k8s-file', Config: { 'max-size': size } }
+  return { Type: 'local', Config: { 'max-size': size, 'max-file': '1', compress: 'false' } }
 }
 
 /** Device requests for the slot's GPUs ("nvidia": Docker's --gpus; "cdi": CDI names, as Podman takes them). */
@@ -56,8 +72,8 @@ export function containerCreateOptions (plan: ContainerPlan, settings: Container
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       AutoRemove: false, // removed by the executor once its result is read, on every path
-      // output is read from the attach stream while it runs; nothing is kept on the engine's disk
-      LogConfig: { Type: 'none', Config: {} },
+      // the output is read from this bounded log once the container has exited; removed with the container
+      LogConfig: logConfig(plan.log),
       ...gpuDeviceRequests(plan.gpuIndexes, settings.gpus ?? CONTAINER_DEFAULTS.gpus)
     }
   }

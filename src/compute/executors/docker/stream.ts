@@ -11,6 +11,8 @@ export interface DemuxInit {
   stderrTailBytes?: number
   /** Called once, when stdout passes maxStdoutBytes. */
   onOverflow?: () => void
+  /** false: stdout is only counted (and checked against the cap), not kept. Default true. */
+  keepStdout?: boolean
 }
 
 const HEADER = 8
@@ -67,7 +69,7 @@ export class StreamDemuxer {
       this.init.onOverflow?.()
       return
     }
-    this.kept.push(part.slice())
+    if (this.init.keepStdout !== false) this.kept.push(part.slice())
     this.keptBytes += part.length
   }
 
