@@ -9,7 +9,11 @@ import type { ProviderProcessSpec } from './provider-process.js'
 
 interface Child { id: string, proc: ChildProcess, pending: Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>, alive: boolean }
 
-const ENTRY = fileURLToPath(new URL('./provider-process.ts', import.meta.url))
+// the provider's entry beside this module: provider-process.ts through tsx when running src/,
+// provider-process.js on its own when running a compiled dist/ (no tsx there)
+const FROM_SOURCE = import.meta.url.endsWith('.ts')
+const ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './provider-process.ts' : './provider-process.js', import.meta.url))
+const NODE_ARGS = [...(FROM_SOURCE ? ['--import', 'tsx'] : []), '--no-warnings', ENTRY]
 
 export interface ProcessTransportInit {
   /** Peer id bytes of the submitter (the lease holder). */
@@ -39,7 +43,7 @@ export class ProcessTransport implements JobTransport {
   }
 
   private async spawnOne (spec: ProviderProcessSpec, signal?: AbortSignal): Promise<string> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', '--no-warnings', ENTRY, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
+    const proc = spawn(process.execPath, [...NODE_ARGS, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' })
     const child: Child = { id: '', proc, pending: new Map(), alive: true }
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => { proc.kill('SIGKILL'); reject(signal?.reason as Error) }
