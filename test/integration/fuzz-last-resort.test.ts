@@ -10,14 +10,9 @@ import { existsSync } from 'node:fs'
 import { API_INFO_FILE } from '../../src/api/client.js'
 import { LocalNetwork, repoRoot } from '../../demo/network.js'
 import { LAST_RESORT_EXIT_CODE } from '../../src/node/last-resort.js'
+import { waitUntil } from '../helpers/wait.js'
 
-async function waitFor (what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
+const waitFor = async (what: string, cond: () => boolean, ms = 30_000): Promise<void> => { await waitUntil(what, cond, { ms, everyMs: 50 }) }
 
 test('an error escaping a protocol handler is logged with its context and the node keeps serving; one outside stops it', async () => {
   const net = new LocalNetwork()

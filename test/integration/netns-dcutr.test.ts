@@ -17,7 +17,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NatTopology, type NatNode } from '../netns/nat.js'
-import { sleep } from '../netns/harness.js'
+import { sleep, waitUntil } from '../helpers/wait.js'
 import { runNatGrid, type NatNet } from '../netns/nat-scenarios.js'
 
 const TASKS = 12
@@ -98,13 +98,7 @@ async function pingCircuit (from: NatNode): Promise<number[]> {
   }
 }
 
-async function waitFor (what: string, cond: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(300)
-  }
-}
+const waitFor = async (what: string, cond: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> => { await waitUntil(what, cond, { ms, everyMs: 300 }) }
 
 const line = (log: string, re: RegExp): string | undefined => log.split('\n').find(l => re.test(l))?.trim()
 

@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto'
 import { resolveLocation } from '../../src/geo/cities.js'
 import { predictOneWayMs, haversineKm, type LatLon } from '../../src/core/geo/index.js'
 import { anvilBinary } from '../../src/chain/anvil.js'
+import { sleep } from '../helpers/wait.js'
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
 const node22 = join(repoRoot, 'node_modules/.bin/node')
@@ -351,4 +352,4 @@ export class NetnsCluster {
   }
 }
 
-export async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
+export { sleep }

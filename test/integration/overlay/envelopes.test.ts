@@ -1,7 +1,8 @@
 // Sealed multi-path messages between real libp2p nodes on 127.0.0.1 (one process).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { startNode, connect, waitFor, type TestNode } from './nodes.js'
+import { startNode, connect, type TestNode } from './nodes.js'
+import { waitUntil } from '../../helpers/wait.js'
 import { EnvelopeService, RELAY_PROTOCOL, type ReceivedMessage } from '../../../src/net/overlay/envelopes.js'
 import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope, AckStatus, type Envelope } from '../../../src/crypto/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
@@ -55,7 +56,7 @@ test('k=2 (direct + relay) is delivered exactly once and acked', async () => {
   const payload = new TextEncoder().encode('task 1: sum 1..1e6')
   const r = await svc('A').send(node('B').id, payload, { k: 2 })
   assert.ok(r.latencyMs >= 0)
-  await waitFor(() => svc('B').stats.duplicates + svc('B').stats.received >= 2, 15_000, 'both copies')
+  await waitUntil('both copies', () => svc('B').stats.duplicates + svc('B').stats.received >= 2, { ms: 15_000, everyMs: 10 })
   const got = inbox.get('B')!
   assert.is(got.length, 1)
   assert.is(new TextDecoder().decode(got[0].payload), 'task 1: sum 1..1e6')
@@ -66,7 +67,7 @@ test('k=2 (direct + relay) is delivered exactly once and acked', async () => {
   assert.is(copies.length, 1, 'one relayed copy')
   assert.is(copies[0].signature.length, 64)
   assert.ok(checkEnvelope(copies[0], { now: Date.now() }).ok, 'its signature verifies')
-  await waitFor(() => svc('A').copiesInFlight === 0, 15_000, 'the late copy settled')
+  await waitUntil('the late copy settled', () => svc('A').copiesInFlight === 0, { ms: 15_000, everyMs: 10 })
 })
 
 test('a relay on one path is stopped mid-flight: delivered exactly once over the other paths', async () => {
@@ -155,7 +156,7 @@ test('tampered, replayed, expired and oversized envelopes are rejected and cost 
     t2.ciphertext[1] ^= 1
     await eveSends(t2).catch(() => {})
   }
-  await waitFor(() => node('B').node.getConnections(node('EVE').node.peerId).length === 0, 15_000, 'B to hang up on Eve')
+  await waitUntil('B to hang up on Eve', () => node('B').node.getConnections(node('EVE').node.peerId).length === 0, { ms: 15_000, everyMs: 10 })
   assert.ok(b.scores.isBanned(Date.now(), eve))
 })
 

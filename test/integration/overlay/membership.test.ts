@@ -2,7 +2,8 @@
 // views, announcements spread, random walks find a rare record, dead peers leave the views.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { startNode, connect, waitFor, type TestNode } from './nodes.js'
+import { startNode, connect, type TestNode } from './nodes.js'
+import { waitUntil } from '../../helpers/wait.js'
 import { MembershipService } from '../../../src/net/overlay/membership.js'
 import { ANNOUNCE_KIND } from '../../../src/net/overlay/announce.js'
 
@@ -52,7 +53,7 @@ test.after(async () => {
 })
 
 test('shuffles fill every view with distinct live peers', async () => {
-  await waitFor(() => services.every(s => s.peers().length >= 5), 40_000, 'views to fill')
+  await waitUntil('views to fill', () => services.every(s => s.peers().length >= 5), { ms: 40_000, everyMs: 10 })
   for (const [i, s] of services.entries()) {
     const p = s.peers()
     assert.not.ok(p.includes(nodes[i].id))
@@ -67,7 +68,7 @@ test('an announcement reaches (almost) every node, each once', async () => {
   const id = services[3].announce(ANNOUNCE_KIND.capability, new TextEncoder().encode('cap'))
   const reached = (): number => heard.filter(h => h.has(id)).length
   // 45 s: the suite runs this beside daemons under attack
-  await waitFor(() => reached() >= N - 2, 45_000, 'announcement spread').catch((err: Error) => {
+  await waitUntil('announcement spread', () => reached() >= N - 2, { ms: 45_000, everyMs: 10 }).catch((err: Error) => {
     throw new Error(`${err.message}: ${reached()} of ${N} nodes heard it; send failures ${services.reduce((a, s) => a + s.stats.sendFailures, 0)}`)
   })
   assert.ok(services.every(s => s.stats.announcements <= 1))
@@ -87,7 +88,7 @@ test('stopped peers leave the live views', async () => {
   for (const i of dead) { await services[i].stop(); await nodes[i].node.stop() }
   const deadIds = new Set(dead.map(i => nodes[i].id))
   const live = services.filter((_, i) => !dead.includes(i))
-  await waitFor(() => live.every(s => s.peers().every(p => !deadIds.has(p))), 40_000, 'dead peers to be dropped')
+  await waitUntil('dead peers to be dropped', () => live.every(s => s.peers().every(p => !deadIds.has(p))), { ms: 40_000, everyMs: 10 })
   assert.ok(live.every(s => s.peers().length >= 3))
 })
 

@@ -25,11 +25,3 @@ export async function startNode (): Promise<TestNode> {
 export async function connect (a: TestNode, b: TestNode): Promise<void> {
   await a.node.dial(b.node.getMultiaddrs()[0])
 }
-
-export async function waitFor (cond: () => boolean, timeoutMs = 15_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}

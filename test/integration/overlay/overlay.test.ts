@@ -7,7 +7,7 @@ import { startDhtNodes, stopDhtNodes, type DhtNode } from './dht-nodes.js'
 import { Overlay } from '../../../src/net/overlay/index.js'
 import { VIVALDI_PROTOCOL } from '../../../src/net/overlay/overlay.js'
 import { encodeFrame } from '../../../src/wire/frame.js'
-import { waitFor } from './nodes.js'
+import { waitUntil } from '../../helpers/wait.js'
 
 const cities: Array<[number, number]> = [[48.85, 2.35], [52.52, 13.4], [51.5, -0.12], [40.42, -3.7], [35.68, 139.69], [40.71, -74.0], [-33.87, 151.2], [1.35, 103.82]]
 let nodes: DhtNode[] = []
@@ -38,8 +38,8 @@ test.after(async () => {
 })
 
 test('peers learn declared locations and RTT estimates; nearest() sorts by prediction', async () => {
-  await waitFor(() => overlays.every(o => [...o.known.values()].filter(k => k.location !== undefined).length >= 4), 15_000, 'locations to spread')
-  await waitFor(() => overlays[0].nearest().some(e => e.measuredRttMs !== undefined), 10_000, 'an RTT measurement')
+  await waitUntil('locations to spread', () => overlays.every(o => [...o.known.values()].filter(k => k.location !== undefined).length >= 4), { ms: 15_000, everyMs: 10 })
+  await waitUntil('an RTT measurement', () => overlays[0].nearest().some(e => e.measuredRttMs !== undefined), { ms: 10_000, everyMs: 10 })
   const near = overlays[0].nearest()
   // the one prediction (settled Vivaldi, else geo, else raw Vivaldi: core/geo/predicted-rtt.ts)
   const keyOf = (e: typeof near[number]): number => e.predictedRttMs ?? e.measuredRttMs ?? Infinity
@@ -70,13 +70,13 @@ test('a Vivaldi probe returns an RTT sample and the peer\'s current coordinate; 
   const before = overlays[1].scores.score(Date.now(), nodes[0].id)
   const stream = await nodes[0].host.dialProtocol(nodes[1].host.peerId, VIVALDI_PROTOCOL)
   stream.send(encodeFrame(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])))
-  await waitFor(() => overlays[1].scores.score(Date.now(), nodes[0].id) < before, 15_000, 'the malformed probe to be charged')
+  await waitUntil('the malformed probe to be charged', () => overlays[1].scores.score(Date.now(), nodes[0].id) < before, { ms: 15_000, everyMs: 10 })
 })
 
 test('a published capability is gossiped into the other caches and answers queries locally', async () => {
   await overlays[1].publishCapability({ gpus: [{ model: 'RTX4090', count: 4, memoryMib: 24576 }], cpuCores: 32, memoryMib: 131072, ttlMs: 600_000, capabilities: ['gpu:RTX4090'] })
   // the querying node must be among those the gossip reached (under load the last one may lag)
-  await waitFor(() => overlays[0].capabilities.cache.size > 0 && overlays.filter((o, i) => i !== 1 && o.capabilities.cache.size > 0).length >= 6, 30_000, 'capability gossip')
+  await waitUntil('capability gossip', () => overlays[0].capabilities.cache.size > 0 && overlays.filter((o, i) => i !== 1 && o.capabilities.cache.size > 0).length >= 6, { ms: 30_000, everyMs: 10 })
   const r = await overlays[0].capabilities.query({ capability: 'gpu:RTX4090', want: 1, minGpuCount: 4 })
   assert.is(r.results.length, 1)
   assert.ok(r.fromCache)
@@ -84,7 +84,7 @@ test('a published capability is gossiped into the other caches and answers queri
 
 test('sealed message between overlay nodes', async () => {
   await overlays[0].envelopes.send(nodes[4].id, new TextEncoder().encode('hello tokyo'), { k: 2 })
-  await waitFor(() => inbox[4].length > 0, 15_000, 'delivery')
+  await waitUntil('delivery', () => inbox[4].length > 0, { ms: 15_000, everyMs: 10 })
   assert.equal(inbox[4], ['hello tokyo'])
 })
 
