@@ -18,10 +18,12 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { createPublicClient, http, parseAbiItem, type Hex } from 'viem'
 import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
+import { sleep, waitUntil } from '../helpers/wait.js'
 import { createRng, type Rng } from '../../src/core/rng.js'
 import { planTiles } from '../../src/compute/mandelbrot.js'
 import { WasmExecutor } from '../../src/compute/executors/wasm.js'
 import { redeemAll, redeemedOnChain, type EarningsRow, type PaidNetwork } from '../payment/paid-network.js'
+import { recordsJobManifest } from '../helpers/manifest.js'
 
 export const KILL_POINTS = ['submitter-after-submit', 'submitter-mid-job', 'provider-mid-job', 'submitter-after-finish', 'submitter-during-settle', 'provider-during-redeem'] as const
 /** 'none' runs a trial without a kill (the control). */
@@ -119,21 +121,11 @@ class Cluster {
   }
 }
 
-async function sleep (ms: number): Promise<void> { await new Promise(resolve => setTimeout(resolve, ms)) }
-
 async function jobStatus (c: Cluster, jobId: string): Promise<Record<string, any>> {
   return await c.submitter.api.call<Record<string, any>>('GET', `/v1/jobs/${jobId}`, undefined, { timeoutMs: 5000 })
 }
 
-async function waitFor (what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms
-  let last: unknown
-  while (Date.now() < end) {
-    try { if (await fn()) return } catch (err) { last = err }
-    await sleep(150)
-  }
-  throw new Error(`timed out waiting for ${what}${last !== undefined ? `: ${(last as Error).message}` : ''}`)
-}
+const waitFor = async (what: string, fn: () => Promise<boolean>, ms: number): Promise<void> => { await waitUntil(what, fn, { ms, everyMs: 150 }) }
 
 /**
  * A job of `tasks` Mandelbrot tiles (up to a few hundred ms of CPU each: every receipt bills a non-zero
@@ -147,18 +139,13 @@ async function writeJob (dir: string, tasks: number, salt: number, rng: Rng): Pr
   const order = pool.map((_, i) => i)
   for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j], order[i]] }
   writeFileSync(join(dir, 'tiles.bin'), Buffer.concat(order.map(i => pool[i].input)))
-  const manifest = {
-    name: `crash-${salt}`,
-    executor: 'wasm',
-    code: { wasm: wasmPath },
-    entry: 'run',
-    inputs: { files: { path: 'tiles.bin', chunkBytes: 36 } },
+  const manifest = recordsJobManifest(`crash-${salt}`, 'mandelbrot', 'tiles.bin', {
     resources: { cores: 1, memoryMib: 64 },
     budget: { total: 5, maxPricePerHour: 2 * PRICE_CPU_HOUR },
     // one copy per task: the default spot checks would double the copies of new providers (runtime)
     verification: { mode: 'off', redundancy: 1 },
     task: { timeoutMs: 15_000, expectedMs: 50, maxAttempts: 8 }
-  }
+  })
   return { manifest, expected: order.map(i => pool[i].output) }
 }
 

@@ -4,7 +4,8 @@
 import * as assert from 'uvu/assert'
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
+import { LocalNetwork, type LocalNode } from '../../demo/network.js'
+import { recordsJobManifest } from '../helpers/manifest.js'
 
 export interface GridScenario { providers: number, tasks: number, killShare: number, redundancy?: number }
 /** A submitter and its providers, all connected; `net.stop()` ends them. */
@@ -55,15 +56,10 @@ export async function runGridJob (grid: Grid, s: GridScenario): Promise<{ elapse
   const data = Buffer.alloc(8 * s.tasks)
   for (let i = 0; i < s.tasks; i++) data.writeDoubleLE(i * 0.5 + 1, i * 8)
   writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name: 'squares',
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
+  const manifest = recordsJobManifest('squares', 'square', 'data.bin', {
     verification: { redundancy: s.redundancy ?? 1 },
     task: { timeoutMs: 20_000, expectedMs: 5, maxAttempts: 6 }
-  }
+  })
   const t0 = Date.now()
   const { jobId } = await submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir })
   let killed = false

@@ -9,20 +9,14 @@ import * as assert from 'uvu/assert'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
+import { sleep, waitUntil } from '../helpers/wait.js'
+import { recordsJobManifest } from '../helpers/manifest.js'
 
 const net = new LocalNetwork()
 let relays: LocalNode[] = []
 let provider: LocalNode
 let submitter: LocalNode
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor (what: string, ok: () => Promise<boolean>, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await ok().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(250)
-  }
-}
+const waitFor = async (what: string, ok: () => Promise<boolean>, ms = 90_000): Promise<void> => { await waitUntil(what, ok, { ms, everyMs: 250 }) }
 
 const peersOf = async (n: LocalNode): Promise<string[]> => (await n.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')).peers.map(p => p.peerId)
 
@@ -73,16 +67,11 @@ test('a job with routing: overlay runs on the NATed provider through sealed enve
   const data = Buffer.alloc(8 * tasks)
   for (let i = 0; i < tasks; i++) data.writeDoubleLE(i + 0.5, i * 8)
   writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name: 'squares-over-the-overlay',
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
+  const manifest = recordsJobManifest('squares-over-the-overlay', 'square', 'data.bin', {
     verification: { mode: 'off' },
     routing: 'overlay',
     task: { timeoutMs: 30_000, expectedMs: 5, maxAttempts: 6 }
-  }
+  })
   const r = await runJob(manifest, dir)
   if (r.status.status !== 'finished') {
     const why = await submitter.api.call<Record<string, any>>('GET', `/v1/jobs/${r.jobId}/explain?task=0`)

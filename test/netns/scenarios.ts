@@ -3,7 +3,8 @@
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { referenceTileInput } from '../../src/compute/benchmark.js'
-import { repoRoot, sleep, type NetnsCluster, type NetnsHost } from './harness.js'
+import { sleep, type NetnsCluster, type NetnsHost } from './harness.js'
+import { recordsJobManifest, type RecordModule } from '../helpers/manifest.js'
 
 export interface PairRtt { from: string, to: string, modelRttMs: number, measuredRttMs?: number, vivaldiRttMs?: number, relErr?: number }
 
@@ -75,23 +76,18 @@ export function squaresJobFiles (root: string, name: string, tasks: number): { d
   const dir = join(root, name)
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'data.bin'), squaresInput(tasks))
-  const manifest = {
-    name,
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/square.wasm') },
-    entry: 'run',
+  const manifest = recordsJobManifest(name, 'square', 'data.bin', {
     resources: { cores: 1, memoryMib: 64 },
     budget: { total: 5, maxPricePerHour: 200 },
-    inputs: { files: { path: 'data.bin', chunkBytes: 8 } },
     verification: { redundancy: 1, mode: 'off' },
     task: { timeoutMs: 30_000, expectedMs: 5, maxAttempts: 8 },
     placement: 'cost-model'
-  }
+  })
   return { dir, manifest }
 }
 
 export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
-  return await runJob(c, submitter, 'squares', 'square.wasm', squaresInput(tasks), 8, opts)
+  return await runJob(c, submitter, 'squares', 'square', squaresInput(tasks), opts)
 }
 
 /**
@@ -102,26 +98,21 @@ export async function runSquaresJob (c: NetnsCluster, submitter: NetnsHost, task
 export async function runTilesJob (c: NetnsCluster, submitter: NetnsHost, tasks: number, opts: JobOptions = {}): Promise<JobRun> {
   const tile = referenceTileInput()
   const data = Buffer.concat(Array.from({ length: tasks }, () => Buffer.from(tile)))
-  return await runJob(c, submitter, 'tiles', 'mandelbrot.wasm', data, tile.length, opts)
+  return await runJob(c, submitter, 'tiles', 'mandelbrot', data, opts)
 }
 
-async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, wasm: string, data: Buffer, chunk: number, opts: JobOptions): Promise<JobRun> {
+async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, module: RecordModule, data: Buffer, opts: JobOptions): Promise<JobRun> {
   const dir = join(c.root, `job-${Date.now()}`)
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'data.bin'), data)
-  const manifest = {
-    name,
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules', wasm) },
-    entry: 'run',
+  const manifest = recordsJobManifest(name, module, 'data.bin', {
     resources: { cores: 1, memoryMib: 64 },
     // providers ask PROVIDER_PRICE; budget.total is far above any of these jobs' cost (escrow never runs out)
     budget: { total: 5, maxPricePerHour: 200 },
-    inputs: { files: { path: 'data.bin', chunkBytes: chunk } },
     verification: { redundancy: opts.redundancy ?? 1 },
     task: { timeoutMs: opts.taskTimeoutMs ?? 20_000, expectedMs: 5, maxAttempts: 8 },
     placement: opts.placement ?? 'cost-model'
-  }
+  })
   const t0 = Date.now()
   const { jobId } = await c.api<{ jobId: string }>(submitter, 'POST', '/v1/jobs', { manifest, baseDir: dir })
   let status: Record<string, any> = {}

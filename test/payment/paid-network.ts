@@ -12,6 +12,7 @@ const t0 = Date.now()
 /** Progress lines on stderr with DBC_TEST_VERBOSE=1 (where a slow run spends its time). */
 export const note = (s: string): void => { if (process.env.DBC_TEST_VERBOSE === '1') process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}\n`) }
 import { sleep, waitFor } from '../helpers/wait.js'
+import { recordsJobManifest } from '../helpers/manifest.js'
 export { sleep, waitFor }
 
 /** What the test providers ask per CPU-hour (DBC). */
@@ -70,16 +71,11 @@ export async function runTiles (p: PaidNetwork, extra: Record<string, unknown> =
   const width = 384; const height = 256; const step = 3.0 / width
   const tiles = planTiles(width, height, 64, { x0: -2.2, y0: -height / 2 * step, step, maxIterations: 3000 })
   writeFileSync(join(dir, 'tiles.bin'), Buffer.concat(tiles.map(t => t.input)))
-  const manifest = {
-    name: 'paid-tiles',
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/mandelbrot.wasm') },
-    entry: 'run',
-    inputs: { files: { path: 'tiles.bin', chunkBytes: 36 } },
+  const manifest = recordsJobManifest('paid-tiles', 'mandelbrot', 'tiles.bin', {
     resources: { cores: 1, memoryMib: 64 },
     task: { timeoutMs: TASK_TIMEOUT_MS, expectedMs: 20, maxAttempts: 6 },
     ...extra
-  }
+  })
   const { jobId } = await p.submitter.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir }, { timeoutMs: 60_000 })
   const status = await waitFor(`job ${jobId} to end`, async () => {
     const s = await p.submitter.api.call<Record<string, any>>('GET', `/v1/jobs/${jobId}`, undefined, { timeoutMs: 30_000 })

@@ -15,6 +15,7 @@ import { encodeTileInput } from '../../src/compute/mandelbrot.js'
 import { cpus } from 'node:os'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
 import { taskPriceUnits } from '../../src/core/settlement/credit.js'
+import { recordsJobManifest } from '../helpers/manifest.js'
 
 const FIXTURE = pathToFileURL(join(repoRoot, 'test/payment/fixtures/misbehaving-payer.ts')).href
 const TIMEOUT_MS = 10_000
@@ -55,17 +56,12 @@ async function submit (node: LocalNode, dir: string, tiles: number): Promise<str
   const tile = encodeTileInput(-0.2, 0, 1e-4, 16, 16, 100_000)
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'tiles.bin'), Buffer.concat(Array.from({ length: tiles }, () => tile)))
-  const manifest = {
-    name: 'gate-fractal',
-    executor: 'wasm',
-    code: { wasm: join(repoRoot, 'src/compute/modules/mandelbrot.wasm') },
-    entry: 'run',
-    inputs: { files: { path: 'tiles.bin', chunkBytes: 36 } },
+  const manifest = recordsJobManifest('gate-fractal', 'mandelbrot', 'tiles.bin', {
     resources: { cores: 1, memoryMib: 64 },
     verification: { redundancy: 1, mode: 'off' },
     budget: { total: 1 },
     task: { timeoutMs: TIMEOUT_MS, expectedMs: 50, maxAttempts: 3 }
-  }
+  })
   const { jobId } = await node.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir }, { timeoutMs: 30_000 })
   return jobId
 }
