@@ -13,7 +13,7 @@ import { toChainError } from './errors.js'
 import { Outbox, type RedeemEntry, type RedeemState } from './outbox.js'
 import { voucherKey, type RedeemTick } from './redeemer.js'
 import { VoucherBook, type StoredVoucher } from './vouchers.js'
-import { acceptVoucherOnChain, verifyVoucherOnChain, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
+import { acceptVoucherOnChain, verifyVoucherOnChain, type RecoveredSigner, type VerifyResult, type VoucherCheckDeps } from './voucher-check.js'
 import { chainJobKey, escrowIdOf, type ChainJobIdInput } from './job-id.js'
 import { earningsRows, earningsTotals, jobPaymentView } from './earnings.js'
 import { DEFAULT_DEADLINE_S, DEFAULT_DISPUTE_WINDOW_S, type BridgeInit } from './bridge-init.js'
@@ -174,7 +174,7 @@ export class Bridge {
    * provider) and keeps it if it supersedes the stored one; the redeem loop pays it out.
    * A chain that can not be read throws ChainError (nobody's fault, try again).
    */
-  async acceptVoucher (sv: SignedVoucher, opts: { signer?: string } = {}): Promise<AcceptResult> {
+  async acceptVoucher (sv: SignedVoucher, opts: { signer?: RecoveredSigner } = {}): Promise<AcceptResult> {
     return await acceptVoucherOnChain(this.checkDeps(), sv, opts)
   }
 

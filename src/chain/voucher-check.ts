@@ -17,13 +17,20 @@ export interface VoucherCheckDeps {
   payerOf: (jobId: Hex, domain: VoucherDomain, fresh: boolean) => Promise<Address | undefined>
 }
 
+/** An address a caller in this process already recovered from a voucher, and the EIP-712 domain it recovered it under. */
+export interface RecoveredSigner { address: string, domain: VoucherDomain }
+
+const sameDomain = (a: VoucherDomain, b: VoucherDomain): boolean => a.chainId === b.chainId && a.verifyingContract.toLowerCase() === b.verifyingContract.toLowerCase()
+
 export type VerifyResult = { ok: true, payer: Address } | { ok: false, code: 'BAD_SIGNATURE' | 'WRONG_PAYER' | 'NO_ESCROW', reason: string }
 
 /**
- * `signer`: the address a caller in this process already recovered from `sv` under this chain's
- * domain (the provider's payment gate), used instead of recovering it again (~1 ms each).
+ * `signer`: the address a caller in this process already recovered from `sv` (the provider's
+ * payment gate), used instead of recovering it again (~1 ms each) only when it was recovered under
+ * this chain's domain as `d` sees it now: a gate whose cached chain settings are another chain's
+ * or another contract's gets its voucher's signer recovered again here.
  */
-export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { fresh?: boolean, signer?: string } = {}): Promise<VerifyResult> {
+export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { fresh?: boolean, signer?: RecoveredSigner } = {}): Promise<VerifyResult> {
   let voucher: Voucher
   try {
     voucher = checkedVoucher(sv.voucher)
@@ -31,7 +38,7 @@ export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
     return { ok: false, code: 'BAD_SIGNATURE', reason: (err as Error).message }
   }
   const domain = await d.domain()
-  const signer = opts.signer !== undefined ? opts.signer.toLowerCase() : await voucherSigner({ voucher, signature: sv.signature }, domain)
+  const signer = opts.signer !== undefined && sameDomain(opts.signer.domain, domain) ? opts.signer.address.toLowerCase() : await voucherSigner({ voucher, signature: sv.signature }, domain)
   if (signer === undefined) return { ok: false, code: 'BAD_SIGNATURE', reason: 'the voucher signature is malformed' }
   const payer = await d.payerOf(voucher.escrowId, domain, opts.fresh === true)
   if (payer === undefined) return { ok: false, code: 'NO_ESCROW', reason: `no escrow for job ${voucher.escrowId} on chain ${domain.chainId}` }
@@ -39,7 +46,7 @@ export async function verifyVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
   return { ok: true, payer }
 }
 
-export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { signer?: string } = {}): Promise<AcceptResult> {
+export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVoucher, opts: { signer?: RecoveredSigner } = {}): Promise<AcceptResult> {
   let voucher: Voucher
   try {
     voucher = checkedVoucher(sv.voucher)
@@ -49,8 +56,8 @@ export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
   if (voucher.provider !== d.account.toLowerCase()) return { ok: false, code: 'WRONG_PROVIDER', reason: `the voucher pays ${voucher.provider}, not this node (${d.account})` }
   const previous = d.book.latest(voucher.escrowId, voucher.provider)
   const domain = await d.domain()
-  const sameDomain = previous !== undefined && previous.domain.chainId === domain.chainId && previous.domain.verifyingContract.toLowerCase() === domain.verifyingContract.toLowerCase()
-  if (sameDomain && voucher.cumulative <= previous.voucher.cumulative) {
+  const sameContract = previous !== undefined && sameDomain(previous.domain, domain)
+  if (sameContract && voucher.cumulative <= previous.voucher.cumulative) {
     // A replay or a late delivery: answered from the store, so a flood of stale copies costs no chain reads.
     return { ok: false, code: 'STALE', reason: `the stored voucher for job ${voucher.escrowId} already holds ${previous.voucher.cumulative} wei (this one: ${voucher.cumulative})` }
   }
@@ -58,5 +65,5 @@ export async function acceptVoucherOnChain (d: VoucherCheckDeps, sv: SignedVouch
   if (!check.ok) return check
   const r = d.book.accept({ voucher, signature: sv.signature }, { payer: check.payer, domain }, d.now())
   if (!r.stored) return { ok: false, code: 'STALE', reason: `a voucher for job ${voucher.escrowId} at least as high arrived meanwhile` }
-  return { ok: true, payer: check.payer, stored: true, previous: sameDomain ? previous?.voucher.cumulative : undefined, voucher: { voucher, signature: sv.signature } }
+  return { ok: true, payer: check.payer, stored: true, previous: sameContract ? previous?.voucher.cumulative : undefined, voucher: { voucher, signature: sv.signature } }
 }

@@ -18,9 +18,10 @@ export interface PaymentPort {
   redeemed?: (chainJobId: Hex32) => Promise<bigint>
   /**
    * Keeps a voucher the gate verified, for redemption (the chain's voucher book). `signer`: the
-   * address the gate recovered from it under this port's domain (the book then does not recover it again).
+   * address the gate recovered from it and the domain it used (the port's, as the gate cached it);
+   * the book does not recover it again when its own chain settings are that domain.
    */
-  acceptVoucher: (sv: SignedVoucher, opts?: { signer?: string }) => Promise<void>
+  acceptVoucher: (sv: SignedVoucher, opts?: { signer?: { address: string, domain: VoucherDomain } }) => Promise<void>
   /**
    * The payout key's signature binding it to `peer` on this chain (core/settlement/payout-binding.ts);
    * throws while it is being signed (like `domain`). Absent: offers carry none (submitters refuse them).

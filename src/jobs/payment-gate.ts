@@ -365,8 +365,9 @@ export class PaymentGate {
     if (j.kind === 'stale') return e!.voucher!
     if (j.kind === 'refuse') throw new PaymentRejectedError(j.code, j.reason)
     try {
-      // the signer recovered above (the payer's, judged so): the book checks it without a second recovery
-      await this.port.acceptVoucher(sv, signer !== undefined ? { signer } : {})
+      // the signer recovered above (the payer's, judged so) and the domain it was recovered under:
+      // the book checks it without a second recovery when its own chain settings are the same
+      await this.port.acceptVoucher(sv, signer !== undefined ? { signer: { address: signer, domain: d } } : {})
     } catch (err) {
       throw new PaymentDeclinedError('VOUCHER_NOT_KEPT', `the voucher for job ${pv.escrowId.slice(0, 10)}… could not be kept: ${(err as Error).message}`)
     }

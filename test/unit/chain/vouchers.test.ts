@@ -56,18 +56,22 @@ test('the book keeps the highest total per job and contract, across a reopen; th
   }
 })
 
-test('a voucher checked on chain: its signer recovered here, or the one the payment gate recovered (never trusted against the chain\'s payer)', async () => {
+test('a voucher checked on chain: its signer recovered here, or the one the payment gate recovered under this chain\'s domain (never trusted against the chain\'s payer)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dbc-vcheck-'))
   const store = openStore(join(dir, 'db.sqlite'))
   try {
     const payer = privateKeyToAccount(`0x${'44'.repeat(32)}`)
     const job = chainJobIdOf('check-job', payer.address as Hex)
     const deps = { account: ME, book: new VoucherBook(store), now: () => 1000, domain: async () => C1, payerOf: async () => payer.address.toLowerCase() as Hex }
-    const signed = async (cumulative: bigint) => { const voucher = { escrowId: job, provider: ME, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: 1 }; return { voucher, signature: await payer.signTypedData(voucherTypedData(voucher, C1)) } }
+    const signed = async (cumulative: bigint, domain = C1) => { const voucher = { escrowId: job, provider: ME, cumulative, receiptsRoot: `0x${'aa'.repeat(32)}` as Hex, receiptCount: 1 }; return { voucher, signature: await payer.signTypedData(voucherTypedData(voucher, domain)) } }
     assert.ok((await acceptVoucherOnChain(deps, await signed(5n))).ok, 'recovered here')
-    assert.ok((await acceptVoucherOnChain(deps, await signed(6n), { signer: payer.address })).ok, 'the given signer (any case) is the payer')
-    const wrong = await acceptVoucherOnChain(deps, await signed(7n), { signer: PAYER })
+    assert.ok((await acceptVoucherOnChain(deps, await signed(6n), { signer: { address: payer.address, domain: C1 } })).ok, 'the given signer (any case) is the payer')
+    const wrong = await acceptVoucherOnChain(deps, await signed(7n), { signer: { address: PAYER, domain: C1 } })
     assert.ok(!wrong.ok && wrong.code === 'WRONG_PAYER', 'a given signer that is not the payer on chain is refused')
+    // a gate whose cached chain settings are another contract's: the payer's signature for C2 is
+    // not one for this chain's contract (C1), so the book recovers the signer again and refuses it
+    const stale = await acceptVoucherOnChain(deps, await signed(8n, C2), { signer: { address: payer.address, domain: C2 } })
+    assert.ok(!stale.ok && stale.code === 'WRONG_PAYER', `a signer recovered under another domain is recovered again here: ${JSON.stringify(stale)}`)
     assert.is(deps.book.latest(job, ME)?.voucher.cumulative, 6n)
   } finally {
     store.close()

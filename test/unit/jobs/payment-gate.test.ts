@@ -29,7 +29,7 @@ class FakeChain implements PaymentPort {
   escrows = new Map<string, EscrowRead>()
   reads = 0
   kept: SignedVoucher[] = []
-  signers: Array<string | undefined> = []
+  signers: Array<{ address: string, domain: VoucherDomain } | undefined> = []
   down = false
   domain (): VoucherDomain { return DOMAIN }
   async escrow (key: string): Promise<EscrowRead | undefined> {
@@ -39,7 +39,7 @@ class FakeChain implements PaymentPort {
   }
 
   async redeemed (): Promise<bigint> { return 0n }
-  async acceptVoucher (sv: SignedVoucher, opts: { signer?: string } = {}): Promise<void> { this.kept.push(sv); this.signers.push(opts.signer) }
+  async acceptVoucher (sv: SignedVoucher, opts: { signer?: { address: string, domain: VoucherDomain } } = {}): Promise<void> { this.kept.push(sv); this.signers.push(opts.signer) }
 }
 
 let clock = 1_000_000
@@ -125,7 +125,7 @@ test('a payer that stops signing gets at most the credit of unsigned work, then 
   const held = await gate.acceptVoucher(await voucher(job(2), 2n * PRICE))
   assert.equal(held.cumulative, uint256Bytes(2n * PRICE))
   assert.is(chain.kept.length, 1, 'kept for redemption')
-  assert.equal(chain.signers, [payer.address.toLowerCase()], 'the signer recovered once, handed to the book (not recovered again)')
+  assert.equal(chain.signers, [{ address: payer.address.toLowerCase(), domain: DOMAIN }], 'the signer recovered once, handed to the book with the domain it was recovered under')
   assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
   assert.is(gate.ledgerOf(escrowKeyOf(job(2), payer.address))?.inflight, 1, 'the admitted task is in flight until it ends')
   gate.finished(lp, TIMEOUT, undefined)
