@@ -65,7 +65,7 @@ export interface LedgerPersistence {
  * unsigned work bound (credit plus `slots` tasks) is unchanged; the next task starts as a slot frees
  * instead of a submitter's round trip later.
  */
-export const LEASE_SLOT_QUEUE = 2
+export const LEASE_SLOT_QUEUE = 6
 
 export interface LeasePayment {
   terms: PaymentTermsView

@@ -25,11 +25,13 @@ export const UNBOUND_GRACE_MS = 30_000
 /**
  * Copies of short tasks sent to a lease beyond its slots: they wait at the provider for a slot (its
  * payment gate admits each only when a slot frees), so a slot does not idle for a round trip and
- * this runner's step between copies. Less than the provider's lease stream reads ahead
- * (src/net/task-lease-stream.ts LEASE_STREAM_QUEUED, 3; a test pins it), so that stream always
- * has room to read a cancel at once.
+ * this runner's step between copies. Six, not two: a provider sends a result while others of
+ * the lease run up to LEASE_WRITE_LINGER_MS late (several in one write: src/net/lease-writer.ts),
+ * and the copies queued there keep its slots busy meanwhile. Less than the provider's lease stream
+ * reads ahead (src/net/task-lease-stream.ts LEASE_STREAM_QUEUED, 7; a test pins it), so that stream
+ * always has room to read a cancel at once.
  */
-export const LEASE_READ_AHEAD = 2
+export const LEASE_READ_AHEAD = 6
 export const READ_AHEAD_BELOW_MS = 250
 
 /**

@@ -10,6 +10,13 @@ import { encodeFrame } from '../wire/frame.js'
 
 /** A batch is written at once when it reaches this size (larger frames leave alone, in order). */
 export const LEASE_WRITE_BATCH_BYTES = 64 * 1024
+/**
+ * How long a write that asks to linger (a result while more of its lease's tasks run) may wait for
+ * the next ones before its batch goes out: results of tiny tasks leave several to a write instead
+ * of one each (one Noise message, one socket write and one yamux window update back for them all,
+ * and one runner step at the submitter). A write that does not linger sends the batch next turn.
+ */
+export const LEASE_WRITE_LINGER_MS = 1
 
 export interface CoalescingWriterInit {
   /**
@@ -17,6 +24,13 @@ export interface CoalescingWriterInit {
    * fails: one timer per stall, not one per write. Absent: writes wait for the drain or their signal.
    */
   drainTimeoutMs?: number
+  /** How long a lingering write may wait for more (default LEASE_WRITE_LINGER_MS). */
+  lingerMs?: number
+}
+
+export interface CoalescingWriteOptions extends AbortOptions {
+  /** More frames follow soon (a lease's other tasks run): the batch may wait up to lingerMs for them. */
+  linger?: boolean
 }
 
 /** One write waiting for its batch to go out (an object, not closures: tsx names each closure it makes, per write). */
@@ -51,6 +65,8 @@ export class CoalescingWriter {
   private bytes = 0
   private waiters: Waiter[] = []
   private scheduled = false
+  /** The batch waits on a linger timer (a write that does not linger sends it at the next turn instead). */
+  private lingering: ReturnType<typeof setTimeout> | undefined
   /** A send the stream did not take at once: later batches wait for its drain. */
   private draining = false
   private closed: Error | undefined
@@ -66,7 +82,7 @@ export class CoalescingWriter {
    * Queues one frame; resolves once its batch went to the stream (after the stream's drain when it
    * was full). `signal` stops the wait; a frame still queued in the batch then never goes out.
    */
-  async write (payload: Uint8Array, options: AbortOptions = {}): Promise<void> {
+  async write (payload: Uint8Array, options: CoalescingWriteOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     if (this.closed !== undefined) throw this.closed
     const frame = encodeFrame(payload)
@@ -76,7 +92,9 @@ export class CoalescingWriter {
     this.framesWritten++
     const done = new Promise<void>((resolve, reject) => { this.waiters.push(new Waiter(this, resolve, reject, options.signal)) })
     if (this.bytes >= LEASE_WRITE_BATCH_BYTES) this.flush()
-    else if (!this.scheduled) {
+    else if (options.linger === true && !this.scheduled) {
+      this.lingering ??= setTimeout(this.onTurn, this.init.lingerMs ?? LEASE_WRITE_LINGER_MS)
+    } else if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.onTurn)
     }
@@ -97,6 +115,7 @@ export class CoalescingWriter {
 
   /** Sends what is queued now (close() does so first; a full batch does at once). */
   flush (): void {
+    if (this.lingering !== undefined) { clearTimeout(this.lingering); this.lingering = undefined }
     if (this.draining || this.frames.length === 0) return
     const frames = this.frames
     const waiters = this.waiters
@@ -140,6 +159,7 @@ export class CoalescingWriter {
   /** Every write waiting or queued fails, and every later one. */
   private fail (err: Error, waiting: Waiter[]): void {
     this.closed ??= err
+    if (this.lingering !== undefined) { clearTimeout(this.lingering); this.lingering = undefined }
     const queued = this.waiters
     this.frames = []
     this.waiters = []

@@ -31,7 +31,7 @@ export const LEASE_STREAM_MAX_INFLIGHT = 64
  * more than a holder reads ahead (runner-leases.ts LEASE_READ_AHEAD): the stream always has room to
  * read the next frame, so a cancel is read at once, not after some task of the lease ends.
  */
-export const LEASE_STREAM_QUEUED = 3
+export const LEASE_STREAM_QUEUED = 7
 /** The slots assumed for a provider that does not say (test doubles): the byte caps still hold. */
 export const LEASE_STREAM_DEFAULT_SLOTS = 16
 /** Task input bytes one peer's lease streams may hold at a provider at once, across its leases. */
@@ -143,9 +143,10 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     const result = await execute(msg, id, ac, bytes)
     if (result instanceof WireError) { s.framed.fail(result); return }
     if (ac.signal.aborted) return // cancelled by the holder, or the stream ended: no answer is awaited
-    await answer(result)
+    await answer(result, running.size > 0)
   }
-  const answer = async (result: dbc.task.v1.ITaskResult): Promise<void> => {
+  // linger: more of the lease's tasks run or wait for a slot, so more results follow soon (one write for them)
+  const answer = async (result: dbc.task.v1.ITaskResult, linger = false): Promise<void> => {
     let out = TaskMessage.encode({ result }).finish()
     // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refused typed
     const left = limitBytesLeft(s.connection)
@@ -155,7 +156,7 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     }
     try {
       // no timer per result: the writer fails every waiting write once the holder reads nothing for the write timeout
-      await writer.write(out)
+      await writer.write(out, { linger })
     } catch (err) {
       s.framed.abort(new Error(`the lease holder did not read its results: ${(err as Error).message}`))
     }

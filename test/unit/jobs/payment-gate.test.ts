@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { privateKeyToAccount } from 'viem/accounts'
-import { PaymentGate, PaymentDeclinedError, PaymentRejectedError, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
+import { PaymentGate, PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
 import { escrowKeyOf, taskPriceUnits, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
 import { voucherTypedData, type SignedVoucher, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
@@ -216,7 +216,10 @@ test('tasks read ahead wait for a slot of their lease (at most LEASE_SLOT_QUEUE)
   const ac = new AbortController()
   const a = gate.slotFree(lp).then(ok => { order.push(`a:${String(ok)}`) })
   const b = gate.slotFree(lp, ac.signal).then(ok => { order.push(`b:${String(ok)}`) })
-  assert.is(await gate.slotFree(lp), false, 'a third waiter is refused at once (the caller answers LEASE_SLOTS_BUSY)')
+  // the queue's other places, taken by waiters cancelled at the end
+  const rest = new AbortController()
+  const fillers = Array.from({ length: LEASE_SLOT_QUEUE - 2 }, async () => await gate.slotFree(lp, rest.signal))
+  assert.is(await gate.slotFree(lp), false, 'one waiter more than LEASE_SLOT_QUEUE is refused at once (the caller answers LEASE_SLOTS_BUSY)')
   await new Promise(resolve => setImmediate(resolve))
   assert.equal(order, [], 'both wait while the slot runs')
   assert.is(gate.ledgerOf(escrowKeyOf(job(7), payer.address))?.inflight, 1, 'a waiting task is not admitted: the unsigned bound is unchanged')
@@ -231,6 +234,8 @@ test('tasks read ahead wait for a slot of their lease (at most LEASE_SLOT_QUEUE)
   assert.equal(order, ['a:true', 'b:false'], 'a cancelled waiter leaves the queue')
   late.abort(new Error('cancelled'))
   assert.is(await c, false, 'a task arriving as the slot was freed did not take it from the first waiter')
+  rest.abort(new Error('cancelled'))
+  assert.ok((await Promise.all(fillers)).every(ok => !ok))
   assert.is(lp.waiting?.length ?? 0, 0)
 })
 

@@ -130,4 +130,30 @@ test('close sends what is queued before closing the stream', async () => {
   assert.equal(framesOf(s.sent), ['last'])
 })
 
+test('lingering writes of several turns leave as one send; a write that does not linger sends them next turn; close sends them', async () => {
+  const s = new FullStream()
+  const w = new CoalescingWriter(new FramedStream(s as unknown as Stream), { lingerMs: 1000 })
+  const a = w.write(Buffer.from('r1'), { linger: true })
+  await turn()
+  await turn()
+  const b = w.write(Buffer.from('r2'), { linger: true })
+  await turn()
+  assert.is(s.sent.length, 0, 'lingering frames wait for more (up to lingerMs)')
+  await Promise.all([a, b])
+  assert.is(s.sent.length, 1, 'two results of different turns in one send')
+  assert.equal(framesOf(s.sent), ['r1', 'r2'])
+  // a heartbeat (no linger) does not wait behind a lingering result
+  const c = w.write(Buffer.from('r3'), { linger: true })
+  const hb = w.write(Buffer.from('hb'))
+  await turn()
+  assert.is(s.sent.length, 2, 'sent at the next turn, not after lingerMs')
+  await Promise.all([c, hb])
+  assert.equal(framesOf(s.sent), ['r1', 'r2', 'r3', 'hb'])
+  const d = w.write(Buffer.from('r4'), { linger: true })
+  await w.close()
+  await d
+  assert.equal(framesOf(s.sent), ['r1', 'r2', 'r3', 'hb', 'r4'])
+  assert.ok(s.closedWrite)
+})
+
 test.run()
