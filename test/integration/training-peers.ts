@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createHost, type Host } from '../../src/net/host.js'
+import { TrainingTransport } from '../../src/training/transport.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -68,4 +69,22 @@ export async function coordinatorHost (peers: PeerProcess[]): Promise<Host> {
   const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
   await Promise.all(peers.map(async p => await host.dial(multiaddr(p.addrs[0]), { signal: AbortSignal.timeout(10_000) })))
   return host
+}
+
+export interface TrainingCluster { peers: PeerProcess[], host: Host, transport: TrainingTransport }
+
+/** `n` peer processes connected pairwise, a coordinator host connected to each, and a started TrainingTransport on that host. */
+export async function startTrainingCluster (n: number): Promise<TrainingCluster> {
+  const peers = await spawnPeers(n)
+  const host = await coordinatorHost(peers)
+  const transport = new TrainingTransport(host)
+  await transport.start()
+  return { peers, host, transport }
+}
+
+/** Stops the transport, the host and every peer process in `c.peers` (those added since too); a part never started is skipped. */
+export async function stopTrainingCluster (c: Partial<TrainingCluster>): Promise<void> {
+  await c.transport?.stop()
+  await c.host?.stop()
+  await stopPeers(c.peers ?? [])
 }

@@ -8,7 +8,7 @@ import { TrainingTransport } from '../../src/training/transport.js'
 import { runTrainingJob, type TrainingProgress, type TrainingResult } from '../../src/training/session.js'
 import { parseTrainingSpec, type TrainingSpecInput } from '../../src/training/spec.js'
 import { createMlpTrainer } from '../../src/training/trainer.js'
-import { spawnPeers, stopPeers, coordinatorHost, type PeerProcess } from './training-peers.js'
+import { startTrainingCluster, stopTrainingCluster, type PeerProcess } from './training-peers.js'
 import type { Host } from '../../src/net/host.js'
 import { verifyReceipt } from '../../src/core/settlement/receipt.js'
 import { dbc } from '../../src/wire/gen/wire.js'
@@ -27,18 +27,8 @@ async function train (spec: TrainingSpecInput, onProgress?: (p: TrainingProgress
 
 const bytesPerRound = (r: TrainingResult): number => r.history.reduce((a, h) => a + h.bytesSent, 0) / r.history.length
 
-test.before(async () => {
-  peers = await spawnPeers(4)
-  host = await coordinatorHost(peers)
-  transport = new TrainingTransport(host)
-  await transport.start()
-})
-
-test.after(async () => {
-  await transport?.stop()
-  await host?.stop()
-  await stopPeers(peers)
-})
+test.before(async () => { ({ peers, host, transport } = await startTrainingCluster(4)) })
+test.after(async () => { await stopTrainingCluster({ peers, host, transport }) })
 
 test('4 peer processes reach >= 90% and stay within 2 points of a single peer with the same total steps', async () => {
   const r = await train({ ...BASE, codec: { kind: 'fp32' } })

@@ -8,7 +8,7 @@ import { TrainingTransport } from '../../src/training/transport.js'
 import { TrainingSession, runTrainingJob } from '../../src/training/session.js'
 import type { TrainingSpecInput } from '../../src/training/spec.js'
 import { encodedSize } from '../../src/core/training/codecs.js'
-import { spawnPeers, spawnPeer, stopPeers, coordinatorHost, type PeerProcess } from '../integration/training-peers.js'
+import { spawnPeer, startTrainingCluster, stopTrainingCluster, type PeerProcess } from '../integration/training-peers.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Host } from '../../src/net/host.js'
 
@@ -17,18 +17,8 @@ let peers: PeerProcess[] = []
 let host: Host
 let transport: TrainingTransport
 
-test.before(async () => {
-  peers = await spawnPeers(8)
-  host = await coordinatorHost(peers)
-  transport = new TrainingTransport(host)
-  await transport.start()
-})
-
-test.after(async () => {
-  await transport?.stop()
-  await host?.stop()
-  await stopPeers(peers)
-})
+test.before(async () => { ({ peers, host, transport } = await startTrainingCluster(8)) })
+test.after(async () => { await stopTrainingCluster({ peers, host, transport }) })
 
 test('8 peers with int8 reach 90% and send ~3.9x fewer bytes than fp32', async () => {
   const r = await runTrainingJob({ transport, spec: { ...BASE, codec: { kind: 'int8' } }, peers: peers.map(p => p.peerId) })

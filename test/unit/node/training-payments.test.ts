@@ -9,7 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { openStore } from '../../../src/store/db.js'
 import { PaymentStore } from '../../../src/jobs/payment-store.js'
-import { JobPayments } from '../../../src/node/job-payments.js'
+import { JobPayments, type JobPaymentsInit } from '../../../src/node/job-payments.js'
 import { TrainingPayments } from '../../../src/node/training-payments.js'
 import { createReceiptMeter } from '../../../src/training/metering.js'
 import { parseTrainingSpec, DEFAULT_TRAINING_MAX_PRICE_PER_HOUR } from '../../../src/training/spec.js'
@@ -45,7 +45,8 @@ async function boundMember (): Promise<{ id: string, secretKey: Uint8Array, payo
   return { ...p, payout: account.address.toLowerCase(), binding: await bindingOf(account, p.id) }
 }
 
-test('training rounds: escrow first, a voucher per round receipt, close at the end', async () => {
+/** A chain bridge double for the payer: it signs vouchers with a fresh key, and writes each deposit and close to `calls`. */
+function payerBridge (): { key: ReturnType<typeof privateKeyToAccount>, bridge: Bridge, calls: string[] } {
   const key = privateKeyToAccount(generatePrivateKey())
   const calls: string[] = []
   const bridge = {
@@ -56,9 +57,27 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
     deposit: async (_j: string, amount: bigint) => { calls.push(`deposit ${amount}`); return { txHash: '0x1', escrow: amount } },
     close: async () => { calls.push('close'); return { txHash: '0x2' } }
   } as unknown as Bridge
-  const payments = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  return { key, bridge, calls }
+}
+
+/** The training payer over `payerBridge` and an in-memory payment store; the vouchers it sends are in `sent`. */
+function trainingPayer (log?: JobPaymentsInit['log']): ReturnType<typeof payerBridge> & { store: PaymentStore, tp: TrainingPayments, sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> } {
+  const b = payerBridge()
+  const store = new PaymentStore(openStore(':memory:'))
+  const payments = new JobPayments({ store, bridge: () => b.bridge, ...(log !== undefined ? { log } : {}) })
   const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
   const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  return { ...b, store, tp, sent }
+}
+
+/** `member`'s signed receipt for `round` of `jobId`: 5 ms of CPU at 0.05 DBC/h, paid to `payout`, bound by `binding` when given. */
+function roundReceipt (member: { id: string, secretKey: Uint8Array }, jobId: string, round: number, coordinator: string, payout: string, binding?: Uint8Array): Uint8Array {
+  return createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: payout, ...(binding !== undefined ? { payoutBinding: () => binding } : {}) })(
+    { jobId, round, peer: member.id, coordinator, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+}
+
+test('training rounds: escrow first, a voucher per round receipt, close at the end', async () => {
+  const { key, calls, tp, sent } = trainingPayer()
   const spec = parseTrainingSpec({ rounds: 2, groupSize: 2, budget: 3 })
   const jobId = 'training-job-1'
   await tp.start(jobId, spec, { groupSize: 2 })
@@ -69,9 +88,7 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
   for (let round = 0; round < 2; round++) {
     await new Promise(resolve => setTimeout(resolve, 20)) // the round takes longer than the 5 ms each peer bills
     for (const [i, p] of peers.entries()) {
-      const meter = createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: () => payouts[i], payoutBinding: () => p.binding })
-      const receipt = meter({ jobId, round, peer: p.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
-      tp.metered(jobId, { peer: p.id, round, computeMs: 5, samples: 10, receipt })
+      tp.metered(jobId, { peer: p.id, round, computeMs: 5, samples: 10, receipt: roundReceipt(p, jobId, round, coordinator.id, payouts[i], p.binding) })
     }
     tp.roundEnded(jobId)
   }
@@ -93,24 +110,15 @@ test('training rounds: escrow first, a voucher per round receipt, close at the e
 })
 
 test('a training job resumed after a restart goes on from the totals signed before it', async () => {
-  const key = privateKeyToAccount(generatePrivateKey())
-  const bridge = {
-    account: key.address,
-    domain: async () => domain,
-    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
-    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
-    close: async () => ({ txHash: '0x2' })
-  } as unknown as Bridge
+  const { bridge } = payerBridge()
   const db = openStore(':memory:')
   const spec = parseTrainingSpec({ rounds: 2, groupSize: 1, budget: 1 })
   const jobId = 'training-job-2'
   const member = await boundMember()
   const coordinator = peer()
-  const meter = createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: member.payout, payoutBinding: () => member.binding })
   const round = async (tp: TrainingPayments, n: number): Promise<void> => {
     await new Promise(resolve => setTimeout(resolve, 20))
-    tp.metered(jobId, { peer: member.id, round: n, computeMs: 5, samples: 10, receipt: meter({ jobId, round: n, peer: member.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 }) })
+    tp.metered(jobId, { peer: member.id, round: n, computeMs: 5, samples: 10, receipt: roundReceipt(member, jobId, n, coordinator.id, member.payout, member.binding) })
     tp.roundEnded(jobId)
   }
   const sent: dbc.task.v1.IVoucher[] = []
@@ -132,19 +140,7 @@ test('a training job resumed after a restart goes on from the totals signed befo
 
 test('a member that prices its own rounds high is paid at most maxPricePerHour for the measured round time (default cap too)', async () => {
   for (const cap of [0.5, undefined]) {
-    const key = privateKeyToAccount(generatePrivateKey())
-    const bridge = {
-      account: key.address,
-      domain: async () => domain,
-      signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
-      escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-      deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
-      close: async () => ({ txHash: '0x2' })
-    } as unknown as Bridge
-    const store = new PaymentStore(openStore(':memory:'))
-    const payments = new JobPayments({ store, bridge: () => bridge })
-    const sent: dbc.task.v1.IVoucher[] = []
-    const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (_p, v) => { sent.push(v) } })
+    const { store, tp, sent } = trainingPayer()
     const spec = parseTrainingSpec({ rounds: 1, groupSize: 1, budget: 3, ...(cap !== undefined ? { maxPricePerHour: cap } : {}) })
     const jobId = `training-greedy-${String(cap)}`
     const member = await boundMember(); const coordinator = peer()
@@ -163,26 +159,13 @@ test('a member that prices its own rounds high is paid at most maxPricePerHour f
     assert.ok(rows[0].payable <= perHour * BigInt(elapsed + 1) / 3_600_000n, `paid ${rows[0].payable} <= ${String(cap ?? DEFAULT_TRAINING_MAX_PRICE_PER_HOUR)} DBC/h x ${elapsed} ms`)
     assert.is(rows[0].limit, 'max-price')
     assert.is(rows[0].refused, rows[0].billed - rows[0].payable)
-    assert.is(voucherFromWire(sent[sent.length - 1])!.voucher.cumulative, rows[0].payable)
+    assert.is(voucherFromWire(sent[sent.length - 1].v)!.voucher.cumulative, rows[0].payable)
   }
 })
 
 test('an unbound stranger naming a bound member\'s payout address is refused; the bound member is paid', async () => {
-  const key = privateKeyToAccount(generatePrivateKey())
-  const bridge = {
-    account: key.address,
-    domain: async () => domain,
-    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
-    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
-    close: async () => ({ txHash: '0x2' })
-  } as unknown as Bridge
-  const store = new PaymentStore(openStore(':memory:'))
   const refusals: string[] = []
-  const log = { info: () => {}, warn: (o: object) => { refusals.push(JSON.stringify(o)) } }
-  const payments = new JobPayments({ store, bridge: () => bridge, log })
-  const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
-  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  const { store, tp, sent } = trainingPayer({ info: () => {}, warn: (o: object) => { refusals.push(JSON.stringify(o)) } })
   const spec = parseTrainingSpec({ rounds: 1, groupSize: 3, budget: 3 })
   const jobId = 'training-binding'
   await tp.start(jobId, spec, { groupSize: 3 })
@@ -191,9 +174,7 @@ test('an unbound stranger naming a bound member\'s payout address is refused; th
   const stranger = peer()
   // a second stranger binds the victim's address with a binding the victim's key signed for someone else
   const thief = peer()
-  const receiptOf = (p: { id: string, secretKey: Uint8Array }, payout: string, binding?: Uint8Array): Uint8Array =>
-    createReceiptMeter({ secretKey: p.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: payout, ...(binding !== undefined ? { payoutBinding: () => binding } : {}) })(
-      { jobId, round: 0, peer: p.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+  const receiptOf = (p: { id: string, secretKey: Uint8Array }, payout: string, binding?: Uint8Array): Uint8Array => roundReceipt(p, jobId, 0, coordinator.id, payout, binding)
   await new Promise(resolve => setTimeout(resolve, 20))
   // the strangers' receipts arrive first: without a binding of their own the victim's address is not theirs
   tp.metered(jobId, { peer: stranger.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(stranger, victim.payout) })
@@ -214,26 +195,12 @@ test('an unbound stranger naming a bound member\'s payout address is refused; th
 })
 
 test('a member\'s first receipt without a binding (still signing it) is kept and paid once a later receipt binds it', async () => {
-  const key = privateKeyToAccount(generatePrivateKey())
-  const bridge = {
-    account: key.address,
-    domain: async () => domain,
-    signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
-    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-    deposit: async (_j: string, amount: bigint) => ({ txHash: '0x1', escrow: amount }),
-    close: async () => ({ txHash: '0x2' })
-  } as unknown as Bridge
-  const store = new PaymentStore(openStore(':memory:'))
-  const payments = new JobPayments({ store, bridge: () => bridge })
-  const sent: Array<{ peer: string, v: dbc.task.v1.IVoucher }> = []
-  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async (p, v) => { sent.push({ peer: p, v }) } })
+  const { store, tp, sent } = trainingPayer()
   const jobId = 'training-late-binding'
   await tp.start(jobId, parseTrainingSpec({ rounds: 2, groupSize: 1, budget: 3 }), { groupSize: 1 })
   const coordinator = peer()
   const member = await boundMember()
-  const receiptOf = (round: number, binding?: Uint8Array): Uint8Array =>
-    createReceiptMeter({ secretKey: member.secretKey, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, payoutAddress: member.payout, ...(binding !== undefined ? { payoutBinding: () => binding } : {}) })(
-      { jobId, round, peer: member.id, coordinator: coordinator.id, computeMs: 5, cpuMs: 5, startedAt: 1, finishedAt: 6, bytesIn: 0, bytesOut: 0, samples: 10 })
+  const receiptOf = (round: number, binding?: Uint8Array): Uint8Array => roundReceipt(member, jobId, round, coordinator.id, member.payout, binding)
   await new Promise(resolve => setTimeout(resolve, 20))
   tp.metered(jobId, { peer: member.id, round: 0, computeMs: 5, samples: 10, receipt: receiptOf(0) })
   tp.roundEnded(jobId)
