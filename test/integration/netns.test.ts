@@ -9,7 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJobWithPartition, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
 
 const GPU = '1xRTX4090:24GiB'
 let c: NetnsCluster
@@ -107,18 +107,7 @@ test('a partition that heals: the job finishes, every result once, every billed 
   const tasks = 60
   // the provider that gets the work is the nearest one: cut it off mid-job, heal 6 s later
   const victim = [...providers].sort((a, b) => c.distanceKm(fra, a) - c.distanceKm(fra, b))[0]
-  let cutAt = -1
-  let healed: Promise<void> | undefined
-  const run = await runTilesJob(c, fra, tasks, {
-    taskTimeoutMs: 4000,
-    during: (done) => {
-      if (cutAt >= 0 || done < tasks * 0.2) return
-      cutAt = done
-      c.setLink(victim, false)
-      healed = new Promise(resolve => setTimeout(() => { c.setLink(victim, true); resolve() }, 6000))
-    }
-  })
-  await healed
+  const { run, cutAt } = await runTilesJobWithPartition(c, fra, tasks, [victim], 6000)
   assert.ok(cutAt >= 0, 'the job finished before the partition')
   assert.is(run.status.status, 'finished')
   assert.equal(checkTiles(run, tasks), [])

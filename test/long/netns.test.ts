@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NetnsCluster, type NetnsHost } from '../netns/harness.js'
-import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJob, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
+import { awaitMesh, awaitVivaldi, pairRtts, summarize, runSquaresJob, runTilesJobWithPartition, checkSquares, checkTiles, placementOf, copyTimes, awaitStaked, settleAndRedeem, paidProblems, PROVIDER_PRICE } from '../netns/scenarios.js'
 import { runLinkCut } from '../netns/link-cut.js'
 
 const GPU = '1xRTX4090:24GiB'
@@ -99,18 +99,7 @@ test('a partition that heals: two providers cut off mid-job; the job finishes; e
   await awaitStaked(c, providers)
   const tasks = 120
   const victims = byDistanceFrom(fra, providers).slice(0, 2)
-  let cutAt = -1
-  let healed: Promise<void> | undefined
-  const run = await runTilesJob(c, fra, tasks, {
-    taskTimeoutMs: 4000,
-    during: (done) => {
-      if (cutAt >= 0 || done < tasks * 0.2) return
-      cutAt = done
-      for (const v of victims) c.setLink(v, false)
-      healed = new Promise(resolve => setTimeout(() => { for (const v of victims) c.setLink(v, true); resolve() }, 8000))
-    }
-  })
-  await healed
+  const { run, cutAt } = await runTilesJobWithPartition(c, fra, tasks, victims, 8000)
   assert.ok(cutAt >= 0, 'the job finished before the partition')
   assert.is(run.status.status, 'finished')
   assert.equal(checkTiles(run, tasks), [])

@@ -101,6 +101,27 @@ export async function runTilesJob (c: NetnsCluster, submitter: NetnsHost, tasks:
   return await runJob(c, submitter, 'tiles', 'mandelbrot', data, opts)
 }
 
+/**
+ * A tiles job (4 s task timeout) during which `victims` lose their links once a fifth of the tasks
+ * are done and get them back `healMs` later; resolves after the heal, with the number of tasks done
+ * at the cut (-1: the job ended first).
+ */
+export async function runTilesJobWithPartition (c: NetnsCluster, submitter: NetnsHost, tasks: number, victims: NetnsHost[], healMs: number): Promise<{ run: JobRun, cutAt: number }> {
+  let cutAt = -1
+  let healed: Promise<void> | undefined
+  const run = await runTilesJob(c, submitter, tasks, {
+    taskTimeoutMs: 4000,
+    during: (done) => {
+      if (cutAt >= 0 || done < tasks * 0.2) return
+      cutAt = done
+      for (const v of victims) c.setLink(v, false)
+      healed = new Promise(resolve => setTimeout(() => { for (const v of victims) c.setLink(v, true); resolve() }, healMs))
+    }
+  })
+  await healed
+  return { run, cutAt }
+}
+
 async function runJob (c: NetnsCluster, submitter: NetnsHost, name: string, module: RecordModule, data: Buffer, opts: JobOptions): Promise<JobRun> {
   const dir = join(c.root, `job-${Date.now()}`)
   mkdirSync(dir, { recursive: true })
