@@ -4,6 +4,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@libp2p/yamux'
+import { lazyYamuxWindowUpdates } from './yamux-window.js'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -83,6 +84,7 @@ export const RELAY_RESERVATIONS = { maxReservations: 128, defaultDataLimit: BigI
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
 
 export async function createHost (init: HostInit): Promise<Host> {
+  lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if ((init.bootstrap ?? []).length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
