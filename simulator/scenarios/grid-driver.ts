@@ -26,6 +26,8 @@ const EVENT_UP = 35
 const EVENT_LEASES_LOST = 36
 /** The runner's default (JobRunnerInit.maxLeases). */
 const MAX_LEASES = 64
+/** The timeline's step (GridOutcome.timeline). */
+const TIMELINE_STEP_MS = 100_000
 /** A provider's offer carries at most this many slots (offer-policy.ts maxSlotsPerOffer default). */
 const MAX_SLOTS_PER_OFFER = 64
 /** The copy's key in the budget ledger, as the runner's (index x KEY + attempt). */
@@ -53,6 +55,8 @@ export interface GridRunOptions {
   /** The manifests' budget.maxPricePerHour (also what placement values an hour of the job's time at). */
   maxPricePerHour?: number
   onProgress?: (done: number, total: number) => void
+  /** Most leases a job holds (default 64, the runner's JobRunnerInit.maxLeases). */
+  maxLeases?: number
   /** Every copy sent (for tracing a run). */
   onCopy?: (job: number, index: number, provider: number, runMs: number, now: number) => void
 }
@@ -88,6 +92,21 @@ export interface GridOutcome {
   /** Slot-time of copies running ÷ slot-time up, from first submission to last acceptance. */
   utilisation: number
   events: number
+  timeline: GridTimeline
+}
+
+/** The run's state every 100 s from the first submission until the last job ends. */
+export interface GridTimeline {
+  /** Seconds since the first submission. */
+  t: number[]
+  /** Σ perf of running copies ÷ Σ slots x perf of the providers up. */
+  perfUtil: number[]
+  /** Copies queued in the jobs' machines (not yet sent to a provider). */
+  queuedCopies: number[]
+  /** Jobs with copies queued that hold their most leases (a `more` round can lease nothing). */
+  jobsQueuedAtCap: number[]
+  /** Copies sent that wait in a provider's queue for a slot. */
+  waitingAtProviders: number[]
 }
 
 interface Lease { job: number, provider: number, open: boolean }
@@ -115,6 +134,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   const rng = new SimRandom(o.seed)
   const placeRng = new SimRandom(o.seed ^ 0x5bd1e995).asCoreRng()
   const np = prov.node.length
+  const maxLeases = o.maxLeases ?? MAX_LEASES
   const running = new Int32Array(np)
   const waiting: number[][] = Array.from({ length: np }, () => [])
   const freeOf = (p: number): number => prov.slots[p] - running[p]
@@ -270,7 +290,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     if (mode === 'starved' && p0.done + p0.failed === 0) for (const [x, why] of placement.unplaced) if (rulesOutForGood(why)) m.handleTaskRejected(now, x, `not placed: ${describeUnplaced(why)}`)
     const used = offers.map((v, i) => ({ v, i })).filter(x => placement.tasksPerOffer[x.i] > 0)
       .sort((a, b) => placement.predictions[a.i].runMs - placement.predictions[b.i].runMs)
-      .slice(0, Math.max(0, MAX_LEASES - (mode === 'more' ? m.liveLeases().length : 0)))
+      .slice(0, Math.max(0, maxLeases - (mode === 'more' ? m.liveLeases().length : 0)))
     const busyLeases: string[] = []
     let leased = 0
     for (const { v, i } of used) {
@@ -299,9 +319,29 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   let cap0 = 0
   let leaseTimeoutMs = 2000
   for (let p = 0; p < np; p++) cap0 += prov.slots[p] * prov.perf[p]
+  /** The next timeline sample (from the first submission, every TIMELINE_STEP_MS until the last job ends). */
+  let nextSample = Infinity; let firstSample = 0
+  const timeline: GridTimeline = { t: [], perfUtil: [], queuedCopies: [], jobsQueuedAtCap: [], waitingAtProviders: [] }
+  const sample = (at: number): void => {
+    let busyPerf = 0; let upPerf = 0; let waitingNow = 0; let queued = 0; let atCap = 0
+    for (let p = 0; p < np; p++) {
+      if (up[p] === 0) continue
+      upPerf += prov.slots[p] * prov.perf[p]; busyPerf += running[p] * prov.perf[p]; waitingNow += waiting[p].length
+    }
+    for (const s of sessions) {
+      if (s === undefined || s.machine.isFinished) continue
+      const n = s.machine.progress().queued
+      queued += n
+      if (n > 0 && s.leasesLeft() === 0) atCap++
+    }
+    timeline.t.push((at - firstSample) / 1000); timeline.perfUtil.push(upPerf > 0 ? busyPerf / upPerf : 0)
+    timeline.queuedCopies.push(queued); timeline.jobsQueuedAtCap.push(atCap); timeline.waitingAtProviders.push(waitingNow)
+  }
   while (q.pop()) {
     const now = q.curTime
     const k = q.curKind
+    if (k === EVENT_JOB && q.curA === 0) { nextSample = now; firstSample = now }
+    while (nextSample <= now && jobsDone < o.jobs) { sample(nextSample); nextSample += TIMELINE_STEP_MS }
     if (k === EVENT_JOB) {
       const j = q.curA
       jobStart[j] = now
@@ -314,7 +354,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       // leaseTimeoutMs after it went down, as the machine would on their missing heartbeats
       const machine = new JobMachine({ ...policy, leaseTimeoutMs: 365 * 86_400_000 }, new ReputationBook(), rng.fork().asCoreRng())
       leasedViews[j] = new Map()
-      sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), MAX_LEASES)
+      sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), maxLeases)
       drain(j, now)
     } else if (k === EVENT_ROUND) {
       const j = q.curA
@@ -410,7 +450,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     return {
       makespans, jobBounds, totalMs: last - jobStart[0], lowerBoundMs: bound - jobStart[0], capacityBoundMs: capBound - jobStart[0], load: totalWork / (cap0 * (capBound - jobStart[0])),
       cost, tasks, notDone, acceptedTwice, failedTasks, lostCopies, leaseRounds, speedReleases, busyRefusals,
-      meanRttMs: rttSum / Math.max(1, rttN), queueWaitMeanMs: waitMs / Math.max(1, started), queueFull, utilisation: busySlotMs / Math.max(1, upSlotMs), events: q.pushed - e0
+      meanRttMs: rttSum / Math.max(1, rttN), queueWaitMeanMs: waitMs / Math.max(1, started), queueFull, utilisation: busySlotMs / Math.max(1, upSlotMs), events: q.pushed - e0, timeline
     }
   }
 }

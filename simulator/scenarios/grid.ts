@@ -32,14 +32,18 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
   const gapMs = (opts.extra?.gapS ?? 20) * 1000
   // the manifests' task.waitS: jobs of minutes-long tasks wait for busy providers as long as the stream lasts
   const waitMs = (opts.extra?.waitS ?? 6 * 3600) * 1000
+  // a job's most leases (default the runner's 64): `--set maxLeases=N` shows what the cap costs a loaded stream
+  const maxLeases = opts.extra?.maxLeases
   const t0 = performance.now(); const e0 = world.q.pushed
-  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, gapMs, waitMs, onProgress: opts.onProgress })
-  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs, gapMs, waitMs })
+  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, gapMs, waitMs, maxLeases, onProgress: opts.onProgress })
+  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs, gapMs, waitMs, maxLeases })
   const wallMs = performance.now() - t0
   const events = world.q.pushed - e0
   const sm = sortedCopy(model.makespans); const sr = sortedCopy(random.makespans)
   const jobRatio = (r: typeof model): Float64Array => sortedCopy(r.makespans.map((x, j) => x / r.jobBounds[j]))
   const jm = jobRatio(model)
+  // capacity used at the samples where some job had copies queued at its lease cap
+  const atCapUtil = model.timeline.perfUtil.filter((_, i) => model.timeline.jobsQueuedAtCap[i] > 0)
   const invariants = (name: string, r: typeof model): ScenarioResult['invariants'] => [
     { name: `no task lost (${name}; every task done in its job machine)`, ok: r.notDone === 0, detail: `${r.notDone} tasks not done (${r.failedTasks} failed)` },
     { name: `no task done twice (${name}; accepted once, one agreeing copy)`, ok: r.acceptedTwice === 0, detail: `${r.acceptedTwice} tasks accepted twice or with two billed copies` }
@@ -48,7 +52,7 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
     scenario: 'grid',
     seed: opts.seed,
     nodes: n,
-    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000, meanGapS: gapMs / 1000, waitS: waitMs / 1000 },
+    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000, meanGapS: gapMs / 1000, waitS: waitMs / 1000, maxLeases: maxLeases ?? 64 },
     summary: {
       tasks: model.tasks,
       makespanMeanS: round(mean(model.makespans) / 1000),
@@ -76,9 +80,14 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
       leaseRounds: model.leaseRounds,
       speedReleases: model.speedReleases,
       busyRefusals: model.busyRefusals,
-      copiesLostToChurn: model.lostCopies
+      copiesLostToChurn: model.lostCopies,
+      // from the timeline (every 100 s): jobs whose copies queue while they hold their most leases, and capacity idle meanwhile
+      jobsQueuedAtCapPeak: Math.max(0, ...model.timeline.jobsQueuedAtCap),
+      ...(atCapUtil.length > 0 ? { perfUtilWhileJobsQueuedAtCapMin: round(Math.min(...atCapUtil)) } : {})
     },
     charts: [
+      { id: 'grid-timeline-util', title: 'Cost model: perf-weighted slot utilisation over time', kind: 'line', xLabel: 'seconds since the first submission', yLabel: 'share of capacity up', series: [{ label: 'running copies (Σ perf ÷ Σ slots x perf up)', data: model.timeline.t.map((x, i) => ({ x, y: round(model.timeline.perfUtil[i]) })) }] },
+      { id: 'grid-timeline-queue', title: 'Cost model: copies queued in the jobs and jobs held at their lease cap', kind: 'line', xLabel: 'seconds since the first submission', yLabel: 'count', series: [{ label: 'copies queued in jobs', data: model.timeline.t.map((x, i) => ({ x, y: model.timeline.queuedCopies[i] })) }, { label: 'jobs with copies queued at their lease cap', data: model.timeline.t.map((x, i) => ({ x, y: model.timeline.jobsQueuedAtCap[i] })) }, { label: 'copies waiting in providers\' queues', data: model.timeline.t.map((x, i) => ({ x, y: model.timeline.waitingAtProviders[i] })) }] },
       { id: 'grid-makespan-cdf', title: 'Job makespan (CDF)', kind: 'line', xLabel: 'seconds', yLabel: 'share of jobs', series: [cdfSeries('cost model (placeTasks)', sm.map(x => x / 1000)), cdfSeries('random placement', sr.map(x => x / 1000))] }
     ],
     invariants: [...invariants('cost model', model), ...invariants('random', random)],

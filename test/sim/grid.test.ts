@@ -87,6 +87,20 @@ test('driver: a loaded stream (1/10 of the README\'s 10k one) gets its straggler
   assert.ok(Number(s.totalVsLowerBound) < 3.6, `makespan ${s.totalVsLowerBound}x its lower bound`)
 })
 
+test('driver: the timeline samples the run every 100 s; a job held at its lease cap shows in it (--set maxLeases)', async () => {
+  const free = await runGrid(1000, 30, 3)
+  const tight = await runGrid(1000, 30, 3, { maxLeases: 2 })
+  for (const inv of tight.invariants) assert.ok(inv.ok, `${inv.name}: ${inv.detail}`)
+  assert.is(tight.params.maxLeases, 2)
+  const util = tight.charts.find(c => c.id === 'grid-timeline-util')!.series[0].data
+  assert.ok(util.length >= 3, `${util.length} samples`)
+  for (let i = 1; i < util.length; i++) assert.ok(Math.abs(util[i].x - util[i - 1].x - 100) < 1e-6, `step ${util[i - 1].x} -> ${util[i].x}`)
+  for (const p of util) assert.ok(p.y >= 0 && p.y <= 1, `utilisation ${p.y}`)
+  // two leases a job: its copies queue at the cap, and the stream takes longer than with the runner's 64
+  assert.ok(Number(tight.summary.jobsQueuedAtCapPeak) > 0, `peak ${tight.summary.jobsQueuedAtCapPeak}`)
+  assert.ok(Number(tight.summary.totalS) > Number(free.summary.totalS), `cap 2: ${tight.summary.totalS} s, cap 64: ${free.summary.totalS} s`)
+})
+
 test('driver: the same seed gives the same run', async () => {
   const a = await runGrid(500, 8, 7)
   const b = await runGrid(500, 8, 7)
