@@ -75,12 +75,25 @@ const f64 = new Float64Array(1)
 const f64Bytes = new Uint8Array(f64.buffer)
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
-/** Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. */
-export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties): Uint8Array {
+/**
+ * Scratch space for an AAD that is consumed before the call that made it returns (the AEAD copies
+ * it in; signedBytes copies it out): an envelope's AAD is ~150-180 bytes, and a fresh typed array
+ * above 64 bytes takes an off-heap backing store (an allocation and GC bookkeeping), twice per
+ * message.
+ */
+const AAD_SCRATCH = new Uint8Array(512)
+
+/**
+ * Routing fields + ephemeral key + nonce, length-prefixed: the AEAD's associated data. With
+ * `scratch` the bytes are written into AAD_SCRATCH when they fit and a view of it is returned,
+ * valid only until the next call (the seal and open paths, which use it at once).
+ */
+export function envelopeAad (e: dbc.envelope.v1.Envelope.$Properties, scratch = false): Uint8Array {
   // written field by field (no arrays, no DataView per call): it runs twice per message
   const sender = e.sender ?? EMPTY; const recipient = e.recipient ?? EMPTY; const messageId = e.messageId ?? EMPTY
   const ephemeralKey = e.ephemeralKey ?? EMPTY; const nonce = e.nonce ?? EMPTY
-  const out = new Uint8Array(SIG_DOMAIN.length + 16 + 10 + sender.length + recipient.length + messageId.length + ephemeralKey.length + nonce.length)
+  const size = SIG_DOMAIN.length + 16 + 10 + sender.length + recipient.length + messageId.length + ephemeralKey.length + nonce.length
+  const out = scratch && size <= AAD_SCRATCH.length ? AAD_SCRATCH.subarray(0, size) : new Uint8Array(size)
   out.set(SIG_DOMAIN)
   let o = putPart(out, SIG_DOMAIN.length, sender)
   o = putPart(out, o, recipient)
@@ -210,7 +223,7 @@ export function sealEnvelope (input: SealInput): Envelope {
   env.contentType = input.contentType ?? 0
   env.ephemeralKey = ephemeralKey
   env.nonce = nonce
-  const aad = envelopeAad(env)
+  const aad = envelopeAad(env, true)
   const ciphertext = suite.seal(key, nonce, aad, input.payload)
   env.ciphertext = ciphertext
   env.signature = input.sign === false ? EMPTY : suite.sign(seed, signedBytes(aad, ciphertext))
@@ -219,7 +232,7 @@ export function sealEnvelope (input: SealInput): Envelope {
 
 /** Adds the sender's signature to an envelope sealed with `sign: false` (before it goes to a relay). */
 export function signEnvelope (e: Envelope, senderSecretKey: Uint8Array, suite: CryptoSuite = nodeSuite): Envelope {
-  if (e.signature.length === 0) e.signature = suite.sign(ed25519Seed(senderSecretKey), signedBytes(envelopeAad(e), e.ciphertext))
+  if (e.signature.length === 0) e.signature = suite.sign(ed25519Seed(senderSecretKey), signedBytes(envelopeAad(e, true), e.ciphertext))
   return e
 }
 
@@ -233,7 +246,7 @@ export function signEnvelopeAsync (e: Envelope, senderSecretKey: Uint8Array, don
   if (e.signature.length !== 0) { queueMicrotask(() => { done(undefined, e) }); return }
   let signed: Uint8Array; let seed: Uint8Array
   try {
-    signed = signedBytes(envelopeAad(e), e.ciphertext)
+    signed = signedBytes(envelopeAad(e, true), e.ciphertext)
     seed = ed25519Seed(senderSecretKey)
   } catch (err) { queueMicrotask(() => { done(err as Error, e) }); return }
   const finish = (err: Error | undefined, signature?: Uint8Array): void => {
@@ -322,7 +335,7 @@ function checkShape (input: Uint8Array | Envelope, opts: CheckOptions): CheckRes
 function signatureValid (suite: CryptoSuite, e: Envelope): boolean {
   if (e.signature.length === 0) return false
   const senderKey = ed25519KeyFromPeerIdBytes(e.sender)
-  return senderKey !== undefined && suite.verify(senderKey, signedBytes(envelopeAad(e), e.ciphertext), e.signature)
+  return senderKey !== undefined && suite.verify(senderKey, signedBytes(envelopeAad(e, true), e.ciphertext), e.signature)
 }
 
 function checkExpiry (e: Envelope, opts: CheckOptions): CheckResult {
@@ -378,7 +391,7 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
     const key = staticMode
       ? staticKey(suite, seed, ed25519KeyFromPeerIdBytes(e.sender) as Uint8Array, e.sender, e.recipient)
       : deriveKey(suite, suite.x25519(ed25519ToX25519Secret(seed), e.ephemeralKey), e.ephemeralKey, ed25519ToX25519Public(ownKey))
-    payload = suite.open(key, e.nonce, envelopeAad(e), e.ciphertext)
+    payload = suite.open(key, e.nonce, envelopeAad(e, true), e.ciphertext)
   } catch (err) {
     if (staticMode && !unsigned && !signatureValid(suite, e)) return forgedOf(e)
     return { ok: false, reason: 'undecryptable', detail: `payload does not decrypt: ${(err as Error).message}`, envelope: e }

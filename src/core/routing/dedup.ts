@@ -5,10 +5,17 @@
 
 export type ReceiveVerdict = 'new' | 'duplicate' | 'replayed'
 
-interface Seen<P> { expiresAt: number, via: P[] }
+/**
+ * A message seen: its expiry, the neighbours its copies came from (the first in `via`, more in
+ * `more`) and whose message it is (`owner`). Entries are keyed by message id alone; ids of two
+ * owners that collide (a peer can pick any id) share a key and are chained by `next`. One object
+ * per message on the common one-copy path, kept until the message expires.
+ */
+interface Seen<P> { expiresAt: number, via: P, more: P[] | undefined, owner: string, next: Seen<P> | undefined }
 
 export class ReceiveWindow<P = string> {
   private readonly seen = new Map<string, Seen<P>>()
+  private count = 0
   private lowWater = -Infinity
   private lastFullPrune = -Infinity
   private inserts = 0
@@ -16,16 +23,18 @@ export class ReceiveWindow<P = string> {
   constructor (readonly capacity = 65_536) {}
 
   /**
-   * Records a copy of message `key` (sender + message id) that arrived from neighbour `via`.
-   * 'new': first copy, deliver it. 'duplicate': another path's copy (normal with k > 1).
-   * 'replayed': the same neighbour sent it again, or it is older than what we can still judge;
-   * charge `via`.
+   * Records a copy of message `key` of `owner` (its sender; the key alone when omitted) that
+   * arrived from neighbour `via`. 'new': first copy, deliver it. 'duplicate': another path's copy
+   * (normal with k > 1). 'replayed': the same neighbour sent it again, or it is older than what we
+   * can still judge; charge `via`.
    */
-  check (now: number, key: string, expiresAt: number, via: P): ReceiveVerdict {
-    const s = this.seen.get(key)
+  check (now: number, key: string, expiresAt: number, via: P, owner = ''): ReceiveVerdict {
+    let s = this.seen.get(key)
+    while (s !== undefined && s.owner !== owner) s = s.next
     if (s !== undefined) {
-      if (s.via.includes(via)) return 'replayed'
-      if (s.via.length < 8) s.via.push(via)
+      if (s.via === via || (s.more !== undefined && s.more.includes(via))) return 'replayed'
+      if (s.more === undefined) s.more = [via]
+      else if (s.more.length < 7) s.more.push(via)
       return 'duplicate'
     }
     if (expiresAt <= this.lowWater) return 'replayed'
@@ -33,41 +42,70 @@ export class ReceiveWindow<P = string> {
     // iterator per 4): the window then holds about the messages still alive, without a full scan
     // (entries arrive roughly in expiry order).
     if ((++this.inserts & 3) === 0) this.dropExpiredHead(now, 8)
-    if (this.seen.size >= this.capacity) this.evict(now)
-    this.seen.set(key, { expiresAt, via: [via] })
+    if (this.count >= this.capacity) this.evict(now)
+    const e: Seen<P> = { expiresAt, via, more: undefined, owner, next: undefined }
+    const head = this.seen.get(key)
+    if (head === undefined) this.seen.set(key, e)
+    else { e.next = head.next; head.next = e }
+    this.count++
     return 'new'
   }
 
-  has (key: string): boolean { return this.seen.has(key) }
+  has (key: string, owner = ''): boolean {
+    let s = this.seen.get(key)
+    while (s !== undefined && s.owner !== owner) s = s.next
+    return s !== undefined
+  }
 
-  /** Deletes expired entries from the insertion-order head, at most `max`, stopping at a live one. */
+  /** The live entries of a chain (undefined when none), counting what is dropped. */
+  private live (s: Seen<P> | undefined, now: number): Seen<P> | undefined {
+    let head: Seen<P> | undefined
+    let tail: Seen<P> | undefined
+    for (; s !== undefined; s = s.next) {
+      if (s.expiresAt <= now) { this.count--; continue }
+      if (tail === undefined) head = s; else tail.next = s
+      tail = s
+    }
+    if (tail !== undefined) tail.next = undefined
+    return head
+  }
+
+  /** Deletes expired entries from the insertion-order head, at most `max` keys, stopping at a live one. */
   private dropExpiredHead (now: number, max: number): void {
     for (const [k, s] of this.seen) {
       if (max-- <= 0 || s.expiresAt > now) return
-      this.seen.delete(k)
+      const rest = this.live(s, now)
+      if (rest === undefined) this.seen.delete(k)
+      else { this.seen.set(k, rest); return } // (a colliding id still alive keeps the key's place)
     }
   }
 
   private evict (now: number): void {
     this.dropExpiredHead(now, Infinity)
     // a long-lived entry at the head can hide expired ones behind it: scan fully, but rarely
-    if (this.seen.size >= this.capacity && now - this.lastFullPrune >= 1000) { this.lastFullPrune = now; this.prune(now) }
-    if (this.seen.size < this.capacity) return
+    if (this.count >= this.capacity && now - this.lastFullPrune >= 1000) { this.lastFullPrune = now; this.prune(now) }
+    if (this.count < this.capacity) return
     const [oldestKey, oldest] = this.seen.entries().next().value as [string, Seen<P>]
     this.seen.delete(oldestKey)
-    if (oldest.expiresAt > this.lowWater) this.lowWater = oldest.expiresAt
+    for (let s: Seen<P> | undefined = oldest; s !== undefined; s = s.next) {
+      this.count--
+      if (s.expiresAt > this.lowWater) this.lowWater = s.expiresAt
+    }
   }
 
   /** Forgets expired entries (they can no longer be replayed: expiry is checked first). */
   prune (now: number): number {
-    let n = 0
+    const before = this.count
     for (const [k, s] of this.seen) {
-      if (s.expiresAt <= now) { this.seen.delete(k); n++ }
+      const rest = this.live(s, now)
+      if (rest === undefined) this.seen.delete(k)
+      else if (rest !== s) this.seen.set(k, rest)
     }
-    return n
+    return before - this.count
   }
 
-  get size (): number { return this.seen.size }
+  /** Messages remembered. */
+  get size (): number { return this.count }
 }
 
 /** What a node does with a relayed copy. */

@@ -65,7 +65,13 @@ export class EnvelopeService {
   private awaitingSignature = 0
   private pumpAgain = false
   private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
+  /** The last path choice (choosePaths): valid while its entry is still the cache's (a ban clears the cache). */
+  private lastPaths: { recipient: string, k: number, useDirect: boolean, key: string, entry: { at: number, paths: ReturnType<typeof choosePaths<string>> } } | undefined
   private readonly peerIds = new Map<string, PeerId>()
+  /** The last recipient as the caller named it, and its bytes and canonical text (sendNow). */
+  private lastTo: PeerId | string | undefined
+  private lastToBytes: Uint8Array = new Uint8Array(0)
+  private lastToText = ''
   /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
   private readonly listeners = new Set<(msg: ReceivedMessage) => void>()
 
@@ -139,9 +145,14 @@ export class EnvelopeService {
   }
 
   private sendNow (recipient: PeerId | string, payload: Uint8Array, opts: SendOptions): Promise<DeliveryReceipt> {
-    const toBytes = typeof recipient === 'string' ? peerIdBytesOf(recipient) : recipient.toMultihash().bytes
-    // the canonical text form (a caller's string may be spelled differently): relay filters compare it
-    const toStr = peerIdTextOf(toBytes)
+    // the canonical text form (a caller's string may be spelled differently): relay filters compare
+    // it; the last recipient's forms are kept (a chatty pair sends to the same one again and again)
+    let toBytes: Uint8Array; let toStr: string
+    if (recipient === this.lastTo) { toBytes = this.lastToBytes; toStr = this.lastToText } else {
+      toBytes = typeof recipient === 'string' ? peerIdBytesOf(recipient) : recipient.toMultihash().bytes
+      toStr = peerIdTextOf(toBytes)
+      this.lastTo = recipient; this.lastToBytes = toBytes; this.lastToText = toStr
+    }
     const now = this.now()
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
     // static mode: unsigned until a copy first goes to a relay (see launch and src/crypto/envelope.ts)
@@ -179,10 +190,13 @@ export class EnvelopeService {
   private choosePaths (recipient: string, opts: SendOptions): ReturnType<typeof choosePaths<string>> {
     const k = opts.k ?? this.init.k ?? 2
     const useDirect = opts.direct !== false
-    const key = `${recipient}\n${k}\n${useDirect ? 1 : 0}`
     const now = this.now()
+    // the last choice first: a chatty pair asks for the same paths again (no key string built)
+    const last = this.lastPaths
+    if (last !== undefined && last.recipient === recipient && last.k === k && last.useDirect === useDirect && now - last.entry.at < PATH_CACHE_MS && this.pathCache.get(last.key) === last.entry) return last.entry.paths
+    const key = `${recipient}\n${k}\n${useDirect ? 1 : 0}`
     const cached = this.pathCache.get(key)
-    if (cached !== undefined && now - cached.at < PATH_CACHE_MS) return cached.paths
+    if (cached !== undefined && now - cached.at < PATH_CACHE_MS) { this.lastPaths = { recipient, k, useDirect, key, entry: cached }; return cached.paths }
     const loc = this.init.location
     const recLoc = this.init.locate?.(recipient)
     const candidates: Array<RelayCandidate<string>> = []
@@ -197,7 +211,9 @@ export class EnvelopeService {
     const paths = choosePaths({ k, direct, candidates, exclude: [recipient] })
     this.pathCache.delete(key)
     if (this.pathCache.size >= PATH_CACHE_MAX) this.pathCache.delete(this.pathCache.keys().next().value as string)
-    this.pathCache.set(key, { at: now, paths })
+    const entry = { at: now, paths }
+    this.pathCache.set(key, entry)
+    this.lastPaths = { recipient, k, useDirect, key, entry }
     return paths
   }
 

@@ -47,6 +47,9 @@ export class RelayInbound {
   private readonly relayWindow = new ReceiveWindow<string>()
   /** Relayed copies that failed to open, per (relay, sender): not charged to the relay (see relay-failures.ts). */
   readonly relayFailures = new RelayFailureBook()
+  /** The last sender's peer id bytes and text: a chatty pair skips the text lookup (a latin1 string and a map hash per copy). */
+  private lastSenderBytes: Uint8Array = new Uint8Array(0)
+  private lastSenderText = ''
 
   constructor (private readonly h: InboundHost) {}
 
@@ -59,6 +62,8 @@ export class RelayInbound {
     if (this.h.scores.isBanned(this.h.now(), from)) { stream.abort(new Error('peer score below threshold')); return }
     const framed = open({ maxFrameBytes: this.h.maxBytes + 64 })
     let inFlight = 0
+    // the replay window's "via" texts of this stream (`${from}/${pathId}`), made once per path id
+    const vias: string[] = []
     // the frames run in the stream's event turns: keep the protocol context the guard set (src/node/protocol-context.ts)
     const frame = AsyncResource.bind((frame: Uint8Array): void => {
       // Bounded work per stream: beyond MAX_IN_FLIGHT_PER_STREAM the copy is refused (not charged).
@@ -68,7 +73,7 @@ export class RelayInbound {
       }
       // a copy for us (or one refused) is answered in this turn; only a forwarded one waits
       let answer: dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack>
-      try { answer = this.handleFrame(from, frame) } catch { return }
+      try { answer = this.handleFrame(from, frame, vias) } catch { return }
       if (answer instanceof Promise) {
         inFlight++
         answer.then(ack => { writeAck(framed, ack) }, () => {}).finally(() => { inFlight-- })
@@ -104,15 +109,25 @@ export class RelayInbound {
     return key !== undefined ? macAck(key, id, pathId, status) : signAck(this.h.init.secretKey, id, pathId, status)
   }
 
-  /** The answer to one RelayRequest frame: at once, or (when forwarding) once the next hop answers. */
-  handleFrame (from: string, frame: Uint8Array): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
+  private senderText (sender: Uint8Array): string {
+    if (bytesEqual(sender, this.lastSenderBytes)) return this.lastSenderText
+    const text = peerIdTextOf(sender)
+    // (a copy: the envelope's bytes are a view into a frame buffer)
+    this.lastSenderBytes = sender.slice(); this.lastSenderText = text
+    return text
+  }
+
+  /**
+   * The answer to one RelayRequest frame: at once, or (when forwarding) once the next hop answers.
+   * `vias`: the stream's cache of via texts by path id (serve keeps one per stream).
+   */
+  handleFrame (from: string, frame: Uint8Array, vias?: string[]): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
     const now = this.h.now()
     const req = parseRelayRequest(frame)
     if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
     const env = req.envelope
     const id = env.messageId
     const idHex = toHex(id)
-    const via = `${from}/${req.pathId}`
     // compare bytes: the sender field is unvalidated until the envelope's shape is checked
     const deliveredBySender = bytesEqual(env.sender, peerIdBytesOf(from))
     // what to do with the copy is the core's decision (the simulator runs the same one), from real
@@ -140,9 +155,9 @@ export class RelayInbound {
         return this.reject(from, id, req.pathId, opened.reason, opened.reason)
       }
       // (the shape is checked now: the sender's text form is cached per peer, cheaper than its hex)
-      const sender = peerIdTextOf(env.sender)
-      const key = `${sender}/${idHex}`
-      const verdict = this.window.check(now, key, env.expiresAt, via)
+      const sender = this.senderText(env.sender)
+      // keyed by the message id (already made for the application), the sender kept beside it
+      const verdict = this.window.check(now, idHex, env.expiresAt, viaOf(vias, from, req.pathId), sender)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
         this.h.stats.received++
@@ -180,4 +195,10 @@ export class RelayInbound {
       })
     })
   }
+}
+
+/** `${from}/${pathId}`, from the stream's cache for the small path ids senders use (k paths). */
+function viaOf (vias: string[] | undefined, from: string, pathId: number): string {
+  if (vias === undefined || pathId >= 16) return `${from}/${pathId}`
+  return vias[pathId] ?? (vias[pathId] = `${from}/${pathId}`)
 }

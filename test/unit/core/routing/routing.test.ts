@@ -82,6 +82,39 @@ test('receive window: exactly once, duplicates across paths, replays by the same
   assert.is(w.check(2600, 'alice/m5', 5000, 'alice'), 'new')
 })
 
+test('receive window: every neighbour a copy came from is remembered (up to 8), a replay by any of them is caught', () => {
+  const w = new ReceiveWindow<string>(16)
+  assert.is(w.check(0, 'alice/m1', 1000, 'alice/1'), 'new')
+  for (let i = 2; i <= 8; i++) assert.is(w.check(i, 'alice/m1', 1000, `relay${i}/${i}`), 'duplicate')
+  assert.is(w.check(9, 'alice/m1', 1000, 'alice/1'), 'replayed')
+  for (let i = 2; i <= 8; i++) assert.is(w.check(10 + i, 'alice/m1', 1000, `relay${i}/${i}`), 'replayed', `via ${i}`)
+  // beyond 8 neighbours the ninth is not remembered: its second copy is a duplicate, never delivered again
+  assert.is(w.check(30, 'alice/m1', 1000, 'relay9/9'), 'duplicate')
+  assert.is(w.check(31, 'alice/m1', 1000, 'relay9/9'), 'duplicate')
+  assert.is(w.size, 1)
+})
+
+test('receive window: one message id from two senders is two messages (a peer can pick any id); eviction and expiry handle both', () => {
+  const w = new ReceiveWindow<string>(4)
+  assert.is(w.check(0, 'm1', 1000, 'alice/1', 'alice'), 'new')
+  assert.is(w.check(1, 'm1', 3000, 'mallory/1', 'mallory'), 'new', 'a colliding id does not suppress another sender\'s message')
+  assert.is(w.check(2, 'm1', 1000, 'relay/2', 'alice'), 'duplicate')
+  assert.is(w.check(3, 'm1', 3000, 'mallory/1', 'mallory'), 'replayed')
+  assert.is(w.check(4, 'm1', 1000, 'alice/1', 'alice'), 'replayed')
+  assert.ok(w.has('m1', 'alice') && w.has('m1', 'mallory') && !w.has('m1', 'bob'))
+  assert.is(w.size, 2)
+  // alice's copy expires, mallory's lives on under the same id
+  assert.is(w.prune(1500), 1)
+  assert.ok(!w.has('m1', 'alice') && w.has('m1', 'mallory'))
+  assert.is(w.check(1600, 'm1', 3000, 'mallory/1', 'mallory'), 'replayed')
+  // full: the oldest id goes with every sender's entry under it, and its expiry becomes the low-water mark
+  w.check(1700, 'm2', 4000, 'a', 'alice'); w.check(1701, 'm3', 4000, 'a', 'alice'); w.check(1702, 'm4', 4000, 'a', 'alice')
+  assert.is(w.check(1703, 'm5', 5000, 'a', 'alice'), 'new')
+  assert.is(w.size, 4)
+  assert.ok(!w.has('m1', 'mallory'))
+  assert.is(w.check(1704, 'm1', 3000, 'mallory/1', 'mallory'), 'replayed', 'evicted: refused by the low-water mark')
+})
+
 test('receive window under steady traffic holds about the live messages and never refuses a fresh one', () => {
   const w = new ReceiveWindow<string>(1000)
   // 100 messages per second, each alive 2 s: about 200 are alive at any time
