@@ -19,21 +19,15 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalNetwork, repoRoot, type LocalNode } from '../../demo/network.js'
 import { encodeTileInput } from '../../src/compute/mandelbrot.js'
+import { waitUntil } from '../helpers/wait.js'
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 type Status = Record<string, any>
 
 async function status (n: LocalNode, jobId: string): Promise<Status> {
   return await n.api.call<Status>('GET', `/v1/jobs/${jobId}`, undefined, { timeoutMs: 30_000 })
 }
 
-async function until (what: string, limitMs: number, fn: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + limitMs
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(200)
-  }
-}
+const until = async (what: string, limitMs: number, fn: () => Promise<boolean>): Promise<void> => { await waitUntil(what, fn, { ms: limitMs, everyMs: 200 }) }
 
 test('a job submitted while every provider is busy waits for slots, says why, then finishes', async () => {
   const net = new LocalNetwork()

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { NetnsCluster, repoRoot, sleep, type NetnsHost } from './harness.js'
+import { waitUntil } from '../helpers/wait.js'
 
 interface Proc { host: NetnsHost, child: ChildProcess, id: string, events: Array<Record<string, any>>, send: (o: unknown) => void }
 
@@ -24,13 +25,7 @@ async function startEnvelopeNode (c: NetnsCluster, h: NetnsHost): Promise<Proc> 
   return { host: h, child, id, events, send: o => child.stdin!.write(JSON.stringify(o) + '\n') }
 }
 
-async function until (cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const until = async (cond: () => boolean, ms: number, what: string): Promise<void> => { await waitUntil(what, cond, { ms, everyMs: 20 }) }
 
 export interface LinkCutResult {
   sent: number

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, basename } from 'node:path'
 import { openNodeLog } from '../../../src/node/logging.js'
 import { listLogFiles, lastLogLines, followLog, prettyLogLine, logDir } from '../../../src/node/log-files.js'
+import { waitUntil } from '../../helpers/wait.js'
 
 const dirs: string[] = []
 const tempDataDir = (): string => { const d = mkdtempSync(join(tmpdir(), 'dbc-log-')); dirs.push(d); return d }
@@ -22,13 +23,7 @@ async function rolledPast (dir: string, bytes: number): Promise<void> {
 }
 
 /** Waits (generously) until `cond` holds; fails with `what` if it never does. */
-async function until (what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
+const until = async (what: string, cond: () => boolean): Promise<void> => { await waitUntil(what, cond, { ms: 30_000, everyMs: 20 }) }
 
 test('writes past the size roll over to numbered files, keep `files` of them, and node.log links the newest', async () => {
   const dataDir = tempDataDir()
