@@ -5,13 +5,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
-import { startPaidNetwork, runTiles, redeemAll, redeemedOnChain, PRICE_CPU_HOUR, TASK_TIMEOUT_MS, type PaidNetwork } from './paid-network.js'
+import { withPaidNetwork, runTiles, redeemAll, redeemedOnChain, PRICE_CPU_HOUR, TASK_TIMEOUT_MS } from './paid-network.js'
 import { dbcAsync } from '../helpers/cli.js'
 
 test('a job pays each provider its receipts within its offer; each provider reads its payment from the chain', async () => {
-  let p: PaidNetwork | undefined
-  try {
-    p = await startPaidNetwork(3)
+  await withPaidNetwork(3, {}, async (p) => {
     const budget = 5
     // every task on all three providers (all must agree): placement alone may leave one provider idle
     const { jobId, status } = await runTiles(p, { budget: { total: budget, maxPricePerHour: 2 * PRICE_CPU_HOUR }, verification: { redundancy: 3, quorum: 3 } })
@@ -77,12 +75,7 @@ test('a job pays each provider its receipts within its offer; each provider read
     assert.match(list.stdout, /KIND/)
     assert.match(list.stdout, new RegExp(`${jobId.slice(0, 16)}\\s+grid`))
     assert.match(list.stdout, /\d DBC/)
-  } catch (err) {
-    if (p !== undefined) for (const n of [p.submitter, ...p.providers]) process.stderr.write(`--- ${n.spec.name}\n${p.net.logOf(n).slice(-3000)}\n`)
-    throw err
-  } finally {
-    await p?.net.stop()
-  }
+  })
 })
 
 test.run()

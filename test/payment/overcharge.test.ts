@@ -5,16 +5,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
-import { startPaidNetwork, runTiles, redeemAll, redeemedOnChain, PRICE_CPU_HOUR, TASK_TIMEOUT_MS, type PaidNetwork } from './paid-network.js'
+import { withPaidNetwork, runTiles, redeemAll, redeemedOnChain, PRICE_CPU_HOUR, TASK_TIMEOUT_MS } from './paid-network.js'
 
 const E18 = 10n ** 18n
 
 test('an overcharging provider is paid at its offer price, no more, on the shared chain', async () => {
-  let p: PaidNetwork | undefined
-  try {
-    // two honest providers beside it: the overcharger stops working for a payer whose vouchers
-    // lag what it believes it delivered (its own gate), and the job's checks need a second provider
-    p = await startPaidNetwork(3, { 0: 'test/payment/fixtures/overcharge.ts' })
+  // two honest providers beside it: the overcharger stops working for a payer whose vouchers
+  // lag what it believes it delivered (its own gate), and the job's checks need a second provider
+  await withPaidNetwork(3, { 0: 'test/payment/fixtures/overcharge.ts' }, async (p) => {
     const [over, ...honest] = p.providers
     const timeoutMs = TASK_TIMEOUT_MS
     const offer = decimalToUnits(PRICE_CPU_HOUR) // per hour, smallest units
@@ -70,12 +68,7 @@ test('an overcharging provider is paid at its offer price, no more, on the share
     assert.is(onChain, overSigned, 'the contract paid what the submitter signed')
     assert.is(BigInt(rows.get(over)?.redeemed ?? '0'), overSigned, 'and the overcharger\'s own node reads the same')
     assert.ok(onChain < count * E18, `paid ${onChain} wei, far below the ${count * 1000n} DBC billed`)
-  } catch (err) {
-    if (p !== undefined) for (const n of [p.submitter, ...p.providers]) process.stderr.write(`--- ${n.spec.name}\n${p.net.logOf(n).slice(-3000)}\n`)
-    throw err
-  } finally {
-    await p?.net.stop()
-  }
+  })
 })
 
 test.run()

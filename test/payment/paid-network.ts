@@ -61,6 +61,23 @@ export async function startPaidNetwork (n: number, preload: Record<number, strin
 }
 
 /**
+ * Runs `body` on a paid network of `n` providers (startPaidNetwork); when it fails, prints every
+ * node's log tail before the error goes on; stops the network in the end.
+ */
+export async function withPaidNetwork (n: number, preload: Record<number, string>, body: (p: PaidNetwork) => Promise<void>): Promise<void> {
+  let p: PaidNetwork | undefined
+  try {
+    p = await startPaidNetwork(n, preload)
+    await body(p)
+  } catch (err) {
+    if (p !== undefined) for (const node of [p.submitter, ...p.providers]) process.stderr.write(`--- ${node.spec.name}\n${p.net.logOf(node).slice(-3000)}\n`)
+    throw err
+  } finally {
+    await p?.net.stop()
+  }
+}
+
+/**
  * Submits a grid job of Mandelbrot tiles (src/compute/modules/mandelbrot.wasm: a few ms of CPU
  * each, so every receipt bills a non-zero amount) through the submitter's API and waits for its
  * end; returns its id, final status and task count.
