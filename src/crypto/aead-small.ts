@@ -8,7 +8,7 @@
 // constant time. Its own AEAD class is not used: it takes at most 32 bytes of AAD and compares
 // tags with an early exit. The bytes are node:crypto's (test/unit/crypto/aead-small.test.ts
 // checks them against it); messages above SMALL_AEAD_MAX_BYTES go to node:crypto, faster per byte.
-import { newInstance } from '@chainsafe/as-chacha20poly1305'
+import { createRequire } from 'node:module'
 
 /** Largest plaintext (and AAD) sealed here; larger ones take node:crypto. */
 export const SMALL_AEAD_MAX_BYTES = 8192
@@ -28,13 +28,21 @@ interface Wasm {
   poly1305Digest: () => void
 }
 
-const w = newInstance() as unknown as Wasm
+/**
+ * The instance, made on first use: loading the package compiles its WebAssembly (~6 ms), which a
+ * CLI command that seals nothing should not pay (the daemon has it loaded for Noise anyway).
+ */
+let w: Wasm
 /** Views into the instance's memory, made again if the memory ever grows (its buffer changes). */
 let buffer: ArrayBuffer | undefined
 let chachaIn: Uint8Array; let chachaOut: Uint8Array; let chachaKey: Uint8Array; let chachaCounter: Uint8Array
 let polyKey: Uint8Array; let polyIn: Uint8Array; let polyOut: Uint8Array
 
 function views (): void {
+  if (w === undefined) {
+    const { newInstance } = createRequire(import.meta.url)('@chainsafe/as-chacha20poly1305') as { newInstance: () => unknown }
+    w = newInstance() as Wasm
+  }
   const b = w.memory.buffer
   if (buffer === b) return
   buffer = b
