@@ -85,6 +85,9 @@ test('driver: a loaded stream (1/10 of the README\'s 10k one) gets its straggler
   const s = r.summary
   assert.ok(Number(s.offeredLoad) > 0.9, `the run is loaded (load ${s.offeredLoad})`)
   assert.ok(Number(s.totalVsLowerBound) < 3.6, `makespan ${s.totalVsLowerBound}x its lower bound`)
+  // 90% and 99% of the tasks are accepted before the last one, and not before the bound allows 90% of the work
+  assert.ok(Number(s.p90AcceptedVsLowerBound) > 0.5 && Number(s.p90AcceptedVsLowerBound) <= Number(s.p99AcceptedVsLowerBound), `p90 ${s.p90AcceptedVsLowerBound}, p99 ${s.p99AcceptedVsLowerBound}`)
+  assert.ok(Number(s.p99AcceptedVsLowerBound) < Number(s.totalVsLowerBound), `p99 ${s.p99AcceptedVsLowerBound}, last ${s.totalVsLowerBound}`)
 })
 
 test('driver: the timeline samples the run every 100 s; a job held at its lease cap shows in it (--set maxLeases)', async () => {
