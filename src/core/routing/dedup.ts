@@ -11,10 +11,31 @@ export type ReceiveVerdict = 'new' | 'duplicate' | 'replayed'
  * owners that collide (a peer can pick any id) share a key and are chained by `next`. One object
  * per message on the common one-copy path, kept until the message expires.
  */
-interface Seen<P> { expiresAt: number, via: P, more: P[] | undefined, owner: string, next: Seen<P> | undefined }
+interface Seen<P> {
+  expiresAt: number
+  via: P
+  more: P[] | undefined
+  owner: string
+  next: Seen<P> | undefined
+  /** Set on an entry kept under its own key (the id's chain was full): the id, for `overflow`. */
+  overflowOf: string | undefined
+}
+
+/**
+ * Owners chained under one message id at most: a peer with many identities could otherwise grow
+ * one chain and make every lookup of that id walk it. Further owners of the id get a key of their
+ * own (ownKey), looked up only when the id's chain exists and does not hold the owner.
+ */
+const MAX_CHAIN = 8
+
+function ownKey (owner: string, key: string): string {
+  return `${owner}\n${key}`
+}
 
 export class ReceiveWindow<P = string> {
   private readonly seen = new Map<string, Seen<P>>()
+  /** Ids with entries under own keys, and how many: those are looked up even when the id's chain is gone. */
+  private readonly overflow = new Map<string, number>()
   private count = 0
   private lowWater = -Infinity
   private lastFullPrune = -Infinity
@@ -29,8 +50,13 @@ export class ReceiveWindow<P = string> {
    * can still judge; charge `via`.
    */
   check (now: number, key: string, expiresAt: number, via: P, owner = ''): ReceiveVerdict {
-    let s = this.seen.get(key)
-    while (s !== undefined && s.owner !== owner) s = s.next
+    const head = this.seen.get(key)
+    let s = head
+    let chained = 0
+    while (s !== undefined && s.owner !== owner) { s = s.next; chained++ }
+    // another owner holds this id: ours may sit under its own key (a chain is capped, see below)
+    const own = s === undefined && (head !== undefined || (this.overflow.size > 0 && this.overflow.has(key))) ? ownKey(owner, key) : undefined
+    if (own !== undefined) s = this.seen.get(own)
     if (s !== undefined) {
       if (s.via === via || (s.more !== undefined && s.more.includes(via))) return 'replayed'
       if (s.more === undefined) s.more = [via]
@@ -43,18 +69,33 @@ export class ReceiveWindow<P = string> {
     // (entries arrive roughly in expiry order).
     if ((++this.inserts & 3) === 0) this.dropExpiredHead(now, 8)
     if (this.count >= this.capacity) this.evict(now)
-    const e: Seen<P> = { expiresAt, via, more: undefined, owner, next: undefined }
-    const head = this.seen.get(key)
-    if (head === undefined) this.seen.set(key, e)
-    else { e.next = head.next; head.next = e }
+    const e: Seen<P> = { expiresAt, via, more: undefined, owner, next: undefined, overflowOf: undefined }
+    // (evict may have dropped the chain meanwhile)
+    const first = this.seen.get(key)
+    if (first === undefined) this.seen.set(key, e)
+    else if (chained < MAX_CHAIN) { e.next = first.next; first.next = e } else {
+      e.overflowOf = key
+      this.overflow.set(key, (this.overflow.get(key) ?? 0) + 1)
+      this.seen.set(own ?? ownKey(owner, key), e)
+    }
     this.count++
     return 'new'
   }
 
   has (key: string, owner = ''): boolean {
-    let s = this.seen.get(key)
+    const head = this.seen.get(key)
+    let s = head
     while (s !== undefined && s.owner !== owner) s = s.next
-    return s !== undefined
+    return s !== undefined || ((head !== undefined || this.overflow.has(key)) && this.seen.has(ownKey(owner, key)))
+  }
+
+  /** Counts an entry gone (expired or evicted). */
+  private forget (s: Seen<P>): void {
+    this.count--
+    const id = s.overflowOf
+    if (id === undefined) return
+    const n = (this.overflow.get(id) ?? 1) - 1
+    if (n <= 0) this.overflow.delete(id); else this.overflow.set(id, n)
   }
 
   /** The live entries of a chain (undefined when none), counting what is dropped. */
@@ -62,7 +103,7 @@ export class ReceiveWindow<P = string> {
     let head: Seen<P> | undefined
     let tail: Seen<P> | undefined
     for (; s !== undefined; s = s.next) {
-      if (s.expiresAt <= now) { this.count--; continue }
+      if (s.expiresAt <= now) { this.forget(s); continue }
       if (tail === undefined) head = s; else tail.next = s
       tail = s
     }
@@ -88,7 +129,7 @@ export class ReceiveWindow<P = string> {
     const [oldestKey, oldest] = this.seen.entries().next().value as [string, Seen<P>]
     this.seen.delete(oldestKey)
     for (let s: Seen<P> | undefined = oldest; s !== undefined; s = s.next) {
-      this.count--
+      this.forget(s)
       if (s.expiresAt > this.lowWater) this.lowWater = s.expiresAt
     }
   }

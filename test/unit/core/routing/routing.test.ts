@@ -115,6 +115,25 @@ test('receive window: one message id from two senders is two messages (a peer ca
   assert.is(w.check(1704, 'm1', 3000, 'mallory/1', 'mallory'), 'replayed', 'evicted: refused by the low-water mark')
 })
 
+test('receive window: many senders on one id: a bounded chain, the rest under keys of their own, replays caught after the chain is gone', () => {
+  const w = new ReceiveWindow<string>(100)
+  // the first 8 owners expire at 1000, the next 4 (beyond the chain) live to 5000
+  for (let i = 0; i < 12; i++) assert.is(w.check(i, 'm', i < 8 ? 1000 : 5000, `v${i}`, `peer${i}`), 'new', `owner ${i}`)
+  assert.is(w.size, 12)
+  for (let i = 0; i < 12; i++) assert.is(w.check(20 + i, 'm', i < 8 ? 1000 : 5000, `v${i}`, `peer${i}`), 'replayed', `replay of owner ${i}`)
+  assert.is(w.check(40, 'm', 5000, 'other', 'peer11'), 'duplicate')
+  assert.is(w.prune(2000), 8)
+  assert.not.ok(w.has('m', 'peer0'))
+  for (let i = 8; i < 12; i++) {
+    assert.ok(w.has('m', `peer${i}`), `owner ${i} still known with the chain gone`)
+    assert.is(w.check(2100 + i, 'm', 5000, `v${i}`, `peer${i}`), 'replayed', `replay of owner ${i} after the chain expired`)
+  }
+  assert.is(w.check(2200, 'm', 5000, 'v', 'newcomer'), 'new')
+  assert.is(w.prune(6000), 5)
+  assert.is(w.size, 0)
+  assert.is(w.check(6001, 'm', 9000, 'v8', 'peer8'), 'new', 'expired entries are forgotten, their ids free again')
+})
+
 test('receive window under steady traffic holds about the live messages and never refuses a fresh one', () => {
   const w = new ReceiveWindow<string>(1000)
   // 100 messages per second, each alive 2 s: about 200 are alive at any time
