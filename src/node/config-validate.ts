@@ -62,7 +62,7 @@ function failUnknown (keys: string[], path: PropertyKey[]): never {
     ? (path.length > 2 ? 'memoryMiB, cpuSeconds, maxParams, requestTimeoutMs' : 'command, socket, env, setEnv, workDir, limits')
     : path[0] === 'provider' ? (path[1] === 'executors' && path.length > 2 ? EXECUTOR_LIMIT_KEYS[String(path[2])] : PROVIDER_KEYS[String(path[1])] ?? Object.keys(PROVIDER_KEYS).join(', '))
       : path[0] === 'metrics' ? 'listen'
-      : path[0] === 'containers' ? (path.length > 2 ? 'image, digest' : 'socket, images, network, pidsLimit, user, gpus')
+      : path[0] === 'containers' ? (path.length > 2 ? 'image, digest' : 'socket, images, network, pidsLimit, user, gpus, logMaxMib')
         : [...Object.keys(defaultConfig()), 'containers'].join(', ')
   throw new ConfigError(prefix + keys[0], 'is not a known setting', { hint: `known settings: ${known}` })
 }

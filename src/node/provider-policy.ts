@@ -114,7 +114,7 @@ export function policyReport (config: Pick<NodeConfig, 'provider' | 'containers'
     executors: {
       wasm: executor('wasm', { workerHeapMiB: ex?.wasm?.workerHeapMiB ?? 64 }),
       process: executor('process', { network: ex?.process?.network ?? false }),
-      docker: executor('docker', { network: ct?.network ?? false, pidsLimit: ct?.pidsLimit ?? 256, user: ct?.user ?? '65534:65534', gpus: ct?.gpus ?? 'nvidia' })
+      docker: executor('docker', { network: ct?.network ?? false, pidsLimit: ct?.pidsLimit ?? 256, user: ct?.user ?? '65534:65534', gpus: ct?.gpus ?? 'nvidia', ...(ct?.logMaxMib !== undefined ? { logMaxMib: ct.logMaxMib } : {}) })
     },
     slots: { cpu: c.cpu.slots, gpu: c.gpus.reduce((n, g) => n + g.count, 0), memoryMiB: c.memoryMib, queue: p?.slots?.queue ?? 64 },
     gpus: { offered: c.gpus.map(g => ({ model: g.model, count: g.count, memoryMib: g.memoryMib, declared: g.declared })), withheld: c.gpusWithheld },

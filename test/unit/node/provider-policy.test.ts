@@ -67,6 +67,15 @@ test('each bad field is named, with what is allowed', () => {
   assert.throws(() => validateConfig({ ...defaultConfig('/tmp/dbc-policy'), compute: { executors: ['process'] } }), (e: ConfigError) => e.key === 'compute' && /the `provider:` section/.test(e.hint ?? ''))
 })
 
+test('containers.logMaxMib: the engine log bound reaches the executor settings; a bad one is named', () => {
+  const ok = validateConfig({ ...defaultConfig('/tmp/dbc-policy'), containers: { logMaxMib: 100 } })
+  assert.is(ok.containers?.logMaxMib, 100)
+  for (const bad of [0, 1.5, 'lots']) {
+    assert.throws(() => validateConfig({ ...defaultConfig('/tmp/dbc-policy'), containers: { logMaxMib: bad } }), (e: ConfigError) => e.key === 'containers.logMaxMib', String(bad))
+  }
+  assert.throws(() => validateConfig({ ...defaultConfig('/tmp/dbc-policy'), containers: { logMax: 1 } }), (e: ConfigError) => /logMaxMib/.test(e.hint ?? ''))
+})
+
 test('env DBC_* and start flags set the policy; flags win over env', () => {
   const env = envLayer({ DBC_EXECUTORS: 'wasm,process', DBC_CPU_SLOTS: '3', DBC_PRICE_CPU_HOUR: '0.5', DBC_MAX_TASK_MEMORY_MIB: '128', DBC_GPUS_OFFERED: '0,RTX4090' })
   assert.equal(env.provider, { executors: ['wasm', 'process'], slots: { cpu: 3 }, priceCpuHour: 0.5, maxTask: { memoryMiB: 128 }, gpusOffered: ['0', 'RTX4090'] })
