@@ -115,7 +115,11 @@ test('the job deadline stops unfinished tasks', async () => {
   assert.is(s.status, 'failed')
   assert.ok(s.done > 0 && s.done < 200, `done ${s.done}`)
   assert.is(s.done + s.failed, 200)
-  assert.match(s.failures[0].reason, /deadline passed/)
+  // tasks placement predicts cannot finish in time fail at once (each copy costs its provider
+  // COPY_OVERHEAD_MS); the placed ones still running when the deadline passes are stopped by it
+  const reasons = s.failures.map(f => f.reason)
+  assert.ok(reasons.every(r => /the job deadline passed|no offer can finish it before the deadline/.test(r)), reasons.join('; '))
+  assert.ok(reasons.some(r => /the job deadline passed/.test(r)), `no placed task was stopped by the deadline: ${reasons.slice(0, 3).join('; ')}`)
   assert.ok(Date.now() - t0 < 1000)
 })
 
