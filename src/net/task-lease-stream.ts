@@ -5,8 +5,8 @@
 // touch per task (a third of the submitter's CPU when each task had its own stream).
 //
 // Hostile-input rules: the provider reads a stream's next task only while fewer than the lease's
-// slots + LEASE_STREAM_QUEUED of its tasks are running or waiting to write their result (never more
-// than LEASE_STREAM_MAX_INFLIGHT), while the inputs it holds for the lease stay under its byte cap
+// slots + LEASE_STREAM_QUEUED of its tasks are running or waiting to write their result (slots
+// clamped to LEASE_STREAM_MAX_INFLIGHT), while the inputs it holds for the lease stay under its byte cap
 // and the holder's inputs held across all its leases stay under the per-peer budget; a frame past
 // LEASE_STREAM_MAX_TASK_BYTES does not ride a lease stream (tasks.ts caps it). Unread frames wait
 // in the stream's bounded buffers (the guard's budgets), and a result unread for the write timeout
@@ -107,7 +107,9 @@ export class LeaseInputBudget {
  */
 export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
   const slots = Math.max(1, Math.floor(s.slots ?? LEASE_STREAM_DEFAULT_SLOTS))
-  const max = Math.min(s.maxInflight ?? LEASE_STREAM_MAX_INFLIGHT, slots + LEASE_STREAM_QUEUED)
+  // the queue comes on top of the clamp, so a lease of up to 64 slots still reads a cancel while it
+  // holds all the copies a submitter reads ahead (review s8: slots + 7 clamped to 64 read none from 58 slots)
+  const max = Math.min(s.maxInflight ?? LEASE_STREAM_MAX_INFLIGHT, slots) + LEASE_STREAM_QUEUED
   const maxBytes = s.maxBytes ?? max * LEASE_STREAM_MAX_TASK_BYTES
   const peer = toHex(s.sender)
   const leaseHex = toHex(s.leaseId)

@@ -12,12 +12,13 @@ import { LEASE_READ_AHEAD } from '../../../src/jobs/runner-leases.js'
 import { waitUntil } from '../../helpers/wait.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
 
-/** A 1-slot provider whose tasks run until released or aborted. */
+/** A provider of `slots` slots whose tasks run until released or aborted. */
 class HeldProvider {
   readonly id = 'p'; running = 0; aborted = 0
   readonly releases: Array<() => void> = []
-  leaseSlotCount (): number { return 1 }
-  offer (): dbc.task.v1.IOffer { return { offerId: new Uint8Array([1]), slots: 1, expiresAt: Date.now() + 60_000 } }
+  constructor (readonly slots: number) {}
+  leaseSlotCount (): number { return this.slots }
+  offer (): dbc.task.v1.IOffer { return { offerId: new Uint8Array([1]), slots: this.slots, expiresAt: Date.now() + 60_000 } }
   openLease (): void {}
   closeLease (): void {}
   leasedInputBytes (): number { return 0 }
@@ -39,15 +40,17 @@ test('the submitter reads ahead less than the provider\'s lease stream does', ()
   assert.ok(LEASE_READ_AHEAD < LEASE_STREAM_QUEUED, `read-ahead ${LEASE_READ_AHEAD} vs stream ${LEASE_STREAM_QUEUED}`)
 })
 
-test('a cancel is read while the lease stream holds slots + LEASE_READ_AHEAD copies', async () => {
-  const ph = await newHost(); const sh = await newHost(); const p = new HeldProvider()
+// 1 slot, and the largest offer (maxSlotsPerOffer 64: above LEASE_STREAM_MAX_INFLIGHT - LEASE_STREAM_QUEUED,
+// where a bound of min(64, slots + queue) read no cancel: review s8)
+for (const slots of [1, 64]) test(`a cancel is read while the lease stream holds slots + LEASE_READ_AHEAD copies (${slots} slots)`, async () => {
+  const ph = await newHost(); const sh = await newHost(); const p = new HeldProvider(slots)
   const tr = new Libp2pJobTransport({ host: sh, candidates: () => [ph.peerId], offerTimeoutMs: 15_000 })
   try {
     await registerTaskProtocol(ph, p as never, { heartbeatMs: 200, onBadInput: () => {} })
     await sh.dial(ph.getMultiaddrs()[0])
     const id = ph.peerId.toString(); const leaseId = new Uint8Array(randomBytes(16))
     await tr.openLease(id, { leaseId, heartbeatMs: 200 }, { signal: AbortSignal.timeout(30_000) })
-    const n = 1 + LEASE_READ_AHEAD
+    const n = slots + LEASE_READ_AHEAD
     const cancel = new AbortController()
     const runs = Array.from({ length: n }, async (_, i) => await tr.runTask(id, { taskId: new Uint8Array([i, 9]), leaseId, attempt: 1, input: new Uint8Array([i]) }, { signal: i === 0 ? cancel.signal : AbortSignal.timeout(120_000) }))
     const settled = Promise.allSettled(runs)
