@@ -54,7 +54,7 @@ export const containersSchema = z.object({
   user: z.string().regex(/^[1-9]\d*:[1-9]\d*$/, { message: 'must be a numeric non-root uid:gid, e.g. 65534:65534' }).default('65534:65534'),
   /** How GPUs reach containers: nvidia (Docker + NVIDIA Container Toolkit) or cdi (Podman). */
   gpus: z.enum(['nvidia', 'cdi']).default('nvidia'),
-  /** Engine disk for one container's log (MiB); default 48 x the task's output cap + 16 MiB (src/compute/executors/docker/settings.ts). */
+  /** Engine disk for one container's log (MiB); default 2 x the task's output cap + 16 MiB (src/compute/executors/docker/settings.ts). */
   logMaxMib: z.number().int().min(1).max(1_048_576).optional()
 }).strict()
 

@@ -264,11 +264,11 @@ test('a failed container\'s stderr comes from its log and travels on the error',
   assert.is(new TextDecoder().decode(taskLogOf(r.err)?.stderr), 'failing on purpose\n')
 })
 
-test('the log driver follows the engine (Podman: k8s-file; Docker: local), bounded by 48 x the output cap + 16 MiB, or the settings', async () => {
+test('the log driver follows the engine (Podman: k8s-file; Docker: local), bounded by 2 x the output cap + 16 MiB, or the settings', async () => {
   const p = fakeEngine({ log: { out: '1\n', ends: 'end' } })
   await runOn(p, { maxOutputBytes: 4 << 20 })
   await runOn(p, { maxOutputBytes: 1 << 20 })
-  assert.equal(p.options().map(o => o.HostConfig.LogConfig), [{ Type: 'k8s-file', Config: { 'max-size': String(208 << 20) } }, { Type: 'k8s-file', Config: { 'max-size': String(64 << 20) } }])
+  assert.equal(p.options().map(o => o.HostConfig.LogConfig), [{ Type: 'k8s-file', Config: { 'max-size': String(24 << 20) } }, { Type: 'k8s-file', Config: { 'max-size': String(18 << 20) } }])
   const d = fakeEngine({ podman: false, log: { out: '1\n', ends: 'end' } })
   await runOn(d, {}, { logMaxMib: 3 })
   assert.equal(d.options()[0].HostConfig.LogConfig, { Type: 'local', Config: { 'max-size': String(3 << 20), 'max-file': '1', compress: 'false' } })

@@ -27,8 +27,10 @@ export interface ContainerSettings {
   gpus?: 'nvidia' | 'cdi'
   /**
    * The most disk one container's log (stdout and stderr, as the engine stores them) takes, MiB.
-   * Default 48 x the task's output cap + 16 MiB: any stdout within the cap fits, even one line per
-   * byte (a k8s-file entry costs 45 bytes more than its text). A log that outgrows it fails the task.
+   * Default 2 x the task's output cap + 16 MiB (48 MiB at the 16 MiB default cap; it was 48 x, 784 MiB,
+   * until review s8: any task program could hold that much engine disk per slot with stderr). Stdout
+   * within the cap in long lines fits; a line-dense one (a k8s-file entry costs 45 bytes more than its
+   * text) can outgrow it and fails the task TASK_OUTPUT_TOO_LARGE, never a wrong answer.
    */
   logMaxMib?: number
 }
@@ -39,8 +41,8 @@ export const CONTAINER_DEFAULTS = {
   gpus: 'nvidia' as const,
   /** The tmpfs at /tmp (the root file system is read-only). */
   tmpMib: 64,
-  /** The engine's log of a container: this many bytes per byte of the task's output cap (an entry costs up to 46 per byte of text), plus logStderrMib. */
-  logPerOutputByte: 48,
+  /** The engine's log of a container: this many bytes per byte of the task's output cap, plus logStderrMib (an entry costs its text + 45 bytes). */
+  logPerOutputByte: 2,
   logStderrMib: 16,
   /** Kept of a task's stderr (its tail) for its log and error message. */
   stderrTailBytes: TASK_LOG_TAIL_BYTES,
