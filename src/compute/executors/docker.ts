@@ -45,6 +45,13 @@ const PING_TIMEOUT_MS = 10_000
 const LOG_STALL_MS = 30_000
 const MIB = 1024 * 1024
 const WAIT_GRACE_MS = 60_000
+/**
+ * The longest a log read may take in all (a log of very short lines streams slowly: Podman ~20 s a
+ * MiB of one-byte lines); past it the copy fails EXECUTOR_UNAVAILABLE. A timed-out container's log is
+ * read only for its stderr tail, for at most LOG_READ_AFTER_TIMEOUT_MS.
+ */
+const LOG_READ_MAX_MS = 120_000
+const LOG_READ_AFTER_TIMEOUT_MS = 5_000
 /** The task's entry travels as DBC_ENTRY: printable text, bounded. */
 const ENTRY = /^[\x20-\x7e]{0,256}$/
 
@@ -155,6 +162,8 @@ export class DockerExecutor implements Executor {
     let container: Docker.Container | undefined
     let stopReason: StopReason | undefined
     let running = false
+    /** When the container exited (wait answered): the end of the billed time. */
+    let exitedAt: number | undefined
     const reading: { stop?: () => void } = {}
     const stop = (why: StopReason): void => {
       stopReason ??= why
@@ -198,12 +207,14 @@ export class DockerExecutor implements Executor {
         const w = await withTimeout(container.wait() as Promise<{ StatusCode: number }>, req.timeoutMs + WAIT_GRACE_MS, `no exit status ${WAIT_GRACE_MS} ms past the time limit`)
           .catch((err: unknown) => { throw engineError(req.taskId, 'wait for its container', err) })
         status = w.StatusCode
+        exitedAt = performance.now()
         if (stopReason === undefined) clearTimeout(timer) // it ended within its time: reading its log is not its time
       }
       // the output is what the engine logged, read once the container has exited (a timed-out one's log gives its stderr)
-      const whole = stopReason === undefined || stopReason === 'timeout' ? await this.readLog(container, (log = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes })), reading) : false
+      const whole = stopReason === undefined || stopReason === 'timeout' ? await this.readLog(container, (log = new StreamDemuxer({ maxStdoutBytes: req.maxOutputBytes, stderrTailBytes: CONTAINER_DEFAULTS.stderrTailBytes })), reading, stopReason === 'timeout' ? LOG_READ_AFTER_TIMEOUT_MS : LOG_READ_MAX_MS) : false
       const read = log ?? live
-      const wallMs = performance.now() - started
+      // billed up to the container's exit: the engine's time reading its log is not the task's
+      const wallMs = (exitedAt ?? performance.now()) - started
       const data = { exitCode: status, stdoutBytes: Math.max(live.stdoutBytes, read.stdoutBytes), wallMs: Math.round(wallMs) }
       if (stopReason === 'overflow' || read.overflowed) throw new ExecutorError(ExecutorErrorCode.OUTPUT_TOO_LARGE, `task ${req.taskId}: output passed the limit of ${req.maxOutputBytes} bytes; ${stopReason === 'overflow' ? `the container was stopped after ${live.stdoutBytes} bytes` : 'its log was read no further'}`, { hint: 'write less to stdout, or split the work into more tasks', data })
       if (stopReason === 'timeout') throw new ExecutorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and its container was stopped`, { hint: 'raise task.timeoutMs or split the work', data })
@@ -215,7 +226,7 @@ export class DockerExecutor implements Executor {
         throw new ExecutorError(ExecutorErrorCode.MEMORY_LIMIT, `task ${req.taskId}: its container was killed (SIGKILL)${oom ? ' for using more than' : ', which here means it reached'} its memory limit of ${req.memoryLimitMib} MiB`, { hint: 'raise resources.memoryMib', data })
       }
       if (status !== 0) throw new ExecutorError(ExecutorErrorCode.EXIT_CODE, `task ${req.taskId}: the container exited with code ${status}${stderr === '' ? '' : `: ${stderr}`}`, { data })
-      if (!whole) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId}: the engine's log of the container could not be read to its end (it stalled ${LOG_STALL_MS} ms, or was cut; ${read.stdoutBytes} stdout bytes read)`, { hint: 'the container engine is overloaded; the job runs the task again', data })
+      if (!whole) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${req.taskId}: the engine's log of the container could not be read to its end (it stalled ${LOG_STALL_MS} ms, took over ${LOG_READ_MAX_MS} ms in all, or was cut; ${read.stdoutBytes} stdout bytes read)`, { hint: 'the container engine is overloaded; the job runs the task again', data })
       // the attach stream never delivers stdout that was not written (its stderr can carry the engine's own
       // errors: Podman wrote "Error: read unixpacket ...: connection reset by peer"): it saw more stdout than
       // the log holds only when the log passed its bound and started over (its start is gone): no answer,
@@ -243,12 +254,14 @@ export class DockerExecutor implements Executor {
    * Reads the exited container's log through `demux` (stdout up to its cap: past it, no further).
    * True when the engine ended the stream: the log was read whole (or to the cap). reading.stop ends it early.
    */
-  private async readLog (container: Docker.Container, demux: StreamDemuxer, reading: { stop?: () => void }): Promise<boolean> {
+  private async readLog (container: Docker.Container, demux: StreamDemuxer, reading: { stop?: () => void }, maxMs: number): Promise<boolean> {
     const stream = await logStream(container).catch(() => undefined)
     if (stream === undefined) return false
     let idle: ReturnType<typeof setTimeout> | undefined
+    let total: ReturnType<typeof setTimeout> | undefined
     return await new Promise<boolean>(resolve => {
       reading.stop = () => { resolve(false); stream.destroy() }
+      total = setTimeout(() => { resolve(false); stream.destroy() }, maxMs)
       // a long log of short lines streams slowly (Podman: ~10-40 us a line): only a stalled read fails
       const stalled = (): void => { clearTimeout(idle); idle = setTimeout(() => { resolve(false); stream.destroy() }, LOG_STALL_MS) }
       stalled()
@@ -260,7 +273,7 @@ export class DockerExecutor implements Executor {
         demux.push(d)
         if (demux.overflowed) stream.destroy()
       })
-    }).finally(() => { clearTimeout(idle); stream.destroy() })
+    }).finally(() => { clearTimeout(idle); clearTimeout(total); stream.destroy() })
   }
 
   /** Stops every running container and waits until each is removed. */

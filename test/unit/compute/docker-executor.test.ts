@@ -160,7 +160,7 @@ interface Double {
   /** What the attach stream delivers on stdout, and how it finishes: ends, is cut (closed, no end) or never ends (Podman under load). */
   attach?: { out: string, err?: string, ends: 'end' | 'cut' | 'never' }
   /** What the engine logged (stdout, stderr), and whether reading the log ends or is cut. */
-  log?: { out: string, err?: string, ends: 'end' | 'cut' }
+  log?: { out: string, err?: string, ends: 'end' | 'cut', delayMs?: number }
   status?: number
   podman?: boolean
 }
@@ -199,7 +199,7 @@ function fakeEngine (d: Double | (() => Double)): { engine: unknown, created: ()
         // in pieces, split inside frames
         const all = Buffer.concat([...(l.out !== '' ? [frame(1, l.out)] : []), ...(l.err !== undefined ? [frame(2, l.err)] : [])])
         for (let i = 0; i < all.length; i += 5) s.write(all.subarray(i, i + 5))
-        if (l.ends === 'end') s.end()
+        if (l.ends === 'end') setTimeout(() => s.end(), l.delayMs ?? 0)
         else setTimeout(() => s.destroy(), 10)
       })
       return s
@@ -246,6 +246,16 @@ test('output past the cap in the log is an error (TASK_OUTPUT_TOO_LARGE), though
   const r = await runOn(e, { maxOutputBytes: 100 })
   assert.is(r.code, 'TASK_OUTPUT_TOO_LARGE')
   assert.equal(await runOn(fakeEngine({ log: { out: 'x'.repeat(100), ends: 'end' } }), { maxOutputBytes: 100 }), { output: 'x'.repeat(100) })
+})
+
+test('the time the engine takes to serve the log is not billed: wallMs ends at the container\'s exit', async () => {
+  const e = fakeEngine({ log: { out: '144\n', ends: 'end', delayMs: 1500 } })
+  const t0 = performance.now()
+  const r = await new DockerExecutor({ engine: e.engine as never, workDir: dir, settings: { images } }).run({ ...base })
+  assert.is(new TextDecoder().decode(r.output), '144\n')
+  assert.ok(performance.now() - t0 >= 1500, 'the log read took its time')
+  assert.ok(r.wallMs < 1500, `billed ${r.wallMs} ms: the log read counted`)
+  assert.ok(r.cpuMs < 1500 * (base.cpus ?? 1))
 })
 
 test('a log that kept less than the attach stream saw (it passed its bound and started over) is an error, never the cut log as the answer', async () => {
