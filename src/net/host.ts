@@ -82,6 +82,14 @@ export const RELAY_DURATION_LIMIT_MS = 10 * 60_000
 export const RELAY_RESERVATIONS = { maxReservations: 128, defaultDataLimit: BigInt(RELAY_DATA_LIMIT_BYTES), defaultDurationLimit: RELAY_DURATION_LIMIT_MS }
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
+/**
+ * A yamux stream's receive window grows (RTT auto-tuning) to at most this. The library's default, 16 MiB,
+ * is four times the stream's read buffer (4 MiB, @libp2p/utils): a reader that paused (FramedStream pauses
+ * 64 frames behind) let an honest sender fill its window and the buffer's overflow aborted the stream
+ * ("The stream has been reset": review s8). Half the read buffer leaves the other half for what was
+ * already read but not consumed. 2 MiB per round trip: 20 MB/s a stream at 100 ms RTT.
+ */
+export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 
 export async function createHost (init: HostInit): Promise<Host> {
   lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
@@ -99,7 +107,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     },
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionManager: {
       maxConnections: init.maxConnections ?? 300,
