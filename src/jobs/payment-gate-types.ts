@@ -5,6 +5,7 @@ import { DbcError, WireError } from '../errors.js'
 import type { EscrowRead, PaymentTermsView } from '../core/settlement/credit.js'
 import type { SignedVoucher, VoucherDomain } from '../core/settlement/voucher.js'
 import type { Hex32 } from '../core/settlement/hex.js'
+import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
 
 /** What the gate needs from the chain (src/chain/bridge.ts implements it). */
 export interface PaymentPort {
@@ -65,7 +66,7 @@ export interface LedgerPersistence {
  * unsigned work bound (credit plus `slots` tasks) is unchanged; the next task starts as a slot frees
  * instead of a submitter's round trip later.
  */
-export const LEASE_SLOT_QUEUE = 6
+export const LEASE_SLOT_QUEUE = LEASE_TASKS_AHEAD
 
 export interface LeasePayment {
   terms: PaymentTermsView

@@ -10,6 +10,7 @@ import {
   placeTasks, placeRandomly, fastestRunMs, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
+import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
 import { verifyOffer } from '../core/compute/offer.js'
 import { nodeSuite } from '../crypto/suite.js'
@@ -31,7 +32,7 @@ export const UNBOUND_GRACE_MS = 30_000
  * reads ahead (src/net/task-lease-stream.ts LEASE_STREAM_QUEUED, 7; a test pins it), so that stream
  * always has room to read a cancel at once.
  */
-export const LEASE_READ_AHEAD = 6
+export const LEASE_READ_AHEAD = LEASE_TASKS_AHEAD
 export const READ_AHEAD_BELOW_MS = 250
 
 /**

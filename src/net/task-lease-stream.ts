@@ -19,7 +19,7 @@ import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
-import { resultCode, withOwnCode, type ChargedError, type LocalProvider } from '../core/scheduler/ports.js'
+import { LEASE_TASKS_AHEAD, resultCode, withOwnCode, type ChargedError, type LocalProvider } from '../core/scheduler/ports.js'
 import { limitBytesLeft, wireBytes } from './routes/index.js'
 
 const TaskMessage = dbc.task.v1.TaskMessage
@@ -31,7 +31,7 @@ export const LEASE_STREAM_MAX_INFLIGHT = 64
  * more than a holder reads ahead (runner-leases.ts LEASE_READ_AHEAD): the stream always has room to
  * read the next frame, so a cancel is read at once, not after some task of the lease ends.
  */
-export const LEASE_STREAM_QUEUED = 7
+export const LEASE_STREAM_QUEUED = LEASE_TASKS_AHEAD + 1
 /** The slots assumed for a provider that does not say (test doubles): the byte caps still hold. */
 export const LEASE_STREAM_DEFAULT_SLOTS = 16
 /** Task input bytes one peer's lease streams may hold at a provider at once, across its leases. */

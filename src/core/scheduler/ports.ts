@@ -57,6 +57,14 @@ export interface LocalProvider {
 }
 
 /** Offers carry perf scores where 100 is the reference machine (src/compute/benchmark.ts); placement uses 1. */
+/**
+ * Copies of short tasks a submitter sends to a lease beyond its slots (they wait at the provider for
+ * a slot). The one number both sides derive from: the submitter's LEASE_READ_AHEAD, the provider's
+ * gate queue LEASE_SLOT_QUEUE (the same) and its lease stream's LEASE_STREAM_QUEUED (one more, so a
+ * cancel is always read).
+ */
+export const LEASE_TASKS_AHEAD = 6
+
 export const PERF_SCORE_REFERENCE = 100
 
 /** What placement sees of a signed offer. */
