@@ -32,8 +32,11 @@ export abstract class JobDispatch extends JobVerification {
       // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
       if (this.tooSlowAtCap(l, tooSlow.length)) { tooSlow.push(l); continue }
       const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
-      // read-ahead (tiny tasks) only while a long queue waits: never at a job's tail, where a copy queued behind a slow one would wait for it
-      const ahead = l.readAhead !== undefined && this.queue.length > 4 * (l.slots + l.readAhead) ? l.readAhead : 0
+      // read-ahead (tiny tasks) only while a long queue waits: never at a job's tail, where a copy queued
+      // behind a slow one would wait for it; and under spot checks only to an established provider (a
+      // newcomer's copies each cost a check, and a liar's would all be re-run: it gets no more than its slots)
+      const ahead = l.readAhead !== undefined && this.queue.length > 4 * (l.slots + l.readAhead) &&
+        (sc === undefined || established(this.reputation, l.provider, sc)) ? l.readAhead : 0
       while (l.running < l.slots + ahead && this.queue.length > 0) {
         let taken = -1
         for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
