@@ -25,4 +25,17 @@ test('a copy sent ahead of the slots is not timed out for its wait; a long copy 
   assert.equal(m.copiesOf(first[1].index).map(c => c.outcome), ['timeout'], 'it still times out once its own wait and run are over')
 })
 
+test('under spot checks only an established provider gets copies ahead of its slots', () => {
+  const checked: JobPolicy = { ...policy, taskCount: 200, spotChecks: { rate: 0.1, trustAfter: 10 } }
+  const rep = new ReputationBook()
+  for (let i = 0; i < 10; i++) rep.confirmed('known')
+  const m = new JobMachine(checked, rep, createRng(1))
+  m.handleLease(0, { leaseId: 'N', provider: 'newcomer', slots: 2, runMs: 5, readAhead: 6 })
+  m.handleLease(0, { leaseId: 'K', provider: 'known', slots: 2, runMs: 5, readAhead: 6 })
+  const sent = runs(m.pollCommands())
+  const on = (p: string): number => sent.filter(c => c.provider === p).length
+  assert.is(on('newcomer'), 2, 'a newcomer (every copy of it checked) gets its slots only')
+  assert.is(on('known'), 8, 'an established provider gets its slots and 6 ahead')
+})
+
 test.run()
