@@ -38,6 +38,12 @@ export interface EndToEnd {
   startMs: number
   /** CPU ms per task the timed job cost the submitter daemon and the providers together (from /proc). */
   submitterCpuMsPerTask: number
+  /**
+   * Of it, the submitter's main threads (each process's thread whose id is its pid: the event loop
+   * that dispatches, records and pays); the rest ran on libuv's thread pool (fsync, off-thread
+   * signature checks), V8's compiler and GC threads.
+   */
+  submitterMainThreadCpuMsPerTask: number
   providersCpuMsPerTask: number
   /** The daemons' CPU while idle between jobs (ms of CPU per wall second, all five together): heartbeats, timers. */
   idleCpuMsPerS: number
@@ -62,6 +68,17 @@ const square = join(repoRoot, 'src/compute/modules/square.wasm')
  */
 export function treeCpuMs (pid: number | undefined): number {
   return procTree(pid).reduce((a, p) => a + p.ticks * 10, 0)
+}
+
+/** CPU time (ms) of the main thread of a process and of each descendant (/proc/PID/task/PID: the event loop, not its pools). */
+export function treeMainThreadCpuMs (pid: number | undefined): number {
+  return treePids(pid).reduce((a, p) => {
+    try {
+      const st = readFileSync(`/proc/${p}/task/${p}/stat`, 'utf8')
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+      return a + (Number(f[11]) + Number(f[12])) * 10
+    } catch { return a }
+  }, 0)
 }
 
 /** The process ids of a process and its descendants (Linux). */
@@ -203,6 +220,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const idleCpuMsPerS = net.nodes.reduce((a, n, i) => a + treeCpuMs(n.process.pid) - idle0[i], 0) / ((performance.now() - idleT0) / 1000)
     const loadBefore = loadavg()[0]
     const cpu0 = net.nodes.map(n => treeCpuMs(n.process.pid))
+    const main0 = treeMainThreadCpuMs(sub.process.pid)
     // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
     const window0 = Number(process.hrtime.bigint() / 1000n)
     const perf: ChildProcess[] = perfDir === undefined ? [] : net.nodes.map(n => spawn('perf', ['record', '-F', '997', '-g', '-p', String(n.process.pid), '-o', join(perfDir, `${n.spec.name}.data`)], { stdio: 'ignore' }))
@@ -214,6 +232,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const job = await finished(opts.tasks, 1)
     const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
     const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
+    const subMain = treeMainThreadCpuMs(sub.process.pid) - main0
     const loadAfter = loadavg()[0]
     // F6: what the providers count delivered against what was billed (the final vouchers first)
     await new Promise(resolve => setTimeout(resolve, 2000))
@@ -234,7 +253,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }

@@ -19,6 +19,12 @@ export interface CryptoSuite {
   signAsync?: (seed: Uint8Array, message: Uint8Array, done: (err: Error | undefined, signature?: Uint8Array) => void) => void
   /** False for bad signatures and malformed keys; never throws. */
   verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
+  /**
+   * The same check off the caller's thread where the suite can (node:crypto: libuv's thread
+   * pool), its answer handed to `done` later, never in the caller's turn; false for bad
+   * signatures and malformed keys, never throws. Absent: callers use `verify`.
+   */
+  verifyAsync?: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, done: (ok: boolean) => void) => void
   /** X25519 public key of a 32-byte secret. */
   x25519PublicKey: (secret: Uint8Array) => Uint8Array
   /** X25519 shared secret; throws on a low-order public key. */
@@ -119,6 +125,15 @@ export const nodeSuite: CryptoSuite = {
       const key = edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
       return nodeVerify(null, message, key, signature)
     } catch { return false }
+  },
+  verifyAsync: (publicKey, message, signature, done) => {
+    const no = (): void => { queueMicrotask(() => { done(false) }) }
+    if (publicKey.length !== 32 || signature.length !== 64) { no(); return }
+    try {
+      const key = edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
+      // (an async job copies message and signature before it leaves this thread)
+      nodeVerify(null, message, key, signature, (err, ok) => { done(err === null && ok) })
+    } catch { no() }
   },
   x25519PublicKey: secret => {
     const priv = createPrivateKey({ key: Buffer.from(der(X_PKCS8, secret)), format: 'der', type: 'pkcs8' })

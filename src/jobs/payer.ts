@@ -5,7 +5,7 @@
 // total are written before signing, so a restart signs what was meant, never less, and a
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
-import { bytesEqual } from '../core/identity/index.js'
+import { bytesEqual, ed25519KeyFromPeerIdBytes } from '../core/identity/index.js'
 import { verifyReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
@@ -72,6 +72,8 @@ export interface PayOutcome {
 }
 
 const ZERO32: Hex = `0x${'0'.repeat(64)}`
+/** Receipt signatures checked ahead (precheck) and not yet used: at most this many kept (a copy paid twice never uses its entry). */
+export const PRECHECKED_MAX = 4096
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
 
 export class JobPayer {
@@ -82,6 +84,12 @@ export class JobPayer {
   private committed: bigint
   private readonly inflight = new Set<Promise<unknown>>()
   private readonly now: () => number
+  /**
+   * Receipt signatures this payer checked good off the main thread (precheck), by the signature's
+   * bytes: the provider key and message they were checked against. check() takes an entry only for
+   * the very same key, message and signature bytes, then drops it; anything else is verified there.
+   */
+  private readonly prechecked = new Map<string, { key: Uint8Array, message: Uint8Array }>()
 
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
@@ -139,6 +147,7 @@ export class JobPayer {
   }
 
   private async payOnce (input: PayInput): Promise<PayOutcome> {
+    await this.precheck(input)
     const [o] = this.record([input])
     return o.payout === undefined ? o : { ...o, voucher: await this.signLatest(o.payout) }
   }
@@ -150,6 +159,51 @@ export class JobPayer {
    */
   payMany (inputs: readonly PayInput[]): PayOutcome[] {
     return inputs.length === 0 ? [] : this.record(inputs)
+  }
+
+  /**
+   * Checks a billed receipt's Ed25519 signature off the main thread (the suite's verifyAsync: libuv's
+   * thread pool) before pay/payMany records it, so the payment transaction does no Ed25519 for it:
+   * check() still runs every test of verifyReceipt and takes the signature as good only when this
+   * payer checked the same provider key, message and signature bytes here. A receipt that does not
+   * decode, names another provider than the payee's or does not verify is left for check() to
+   * refuse (as it did before). Never throws.
+   */
+  async precheck (input: PayInput): Promise<void> {
+    const verifyAsync = nodeSuite.verifyAsync
+    if (input.receipt === undefined || verifyAsync === undefined) return
+    let signature: Uint8Array; let message: Uint8Array; let key: Uint8Array | undefined
+    try {
+      const signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt)
+      signature = signed.signature; message = signed.receipt
+      const provider = dbc.receipt.v1.UsageReceipt.decode(message).provider
+      const expected = this.payees.get(input.provider)?.providerBytes
+      if (expected !== undefined && !bytesEqual(provider, expected)) return
+      key = ed25519KeyFromPeerIdBytes(provider)
+    } catch { return }
+    if (key === undefined || signature.length !== 64) return
+    const id = sigId(signature)
+    if (this.prechecked.has(id)) return
+    // copies (decoded fields are Buffer views into the input, and a Buffer's slice() is a view too):
+    // the entry must hold the bytes that were checked, whatever later happens to the input's
+    const k = new Uint8Array(key); const m = new Uint8Array(message); const sig = new Uint8Array(signature)
+    const ok = await new Promise<boolean>(resolve => { verifyAsync(k, m, sig, resolve) })
+    if (!ok) return
+    if (this.prechecked.size >= PRECHECKED_MAX) this.prechecked.delete(this.prechecked.keys().next().value as string)
+    this.prechecked.set(id, { key: k, message: m })
+  }
+
+  /** check()'s Ed25519 test: a signature precheck found good for these exact bytes (used once), else verified here. */
+  private readonly verifySignature = (key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
+    if (signature.length === 64) {
+      const id = sigId(signature)
+      const hit = this.prechecked.get(id)
+      if (hit !== undefined) {
+        this.prechecked.delete(id)
+        if (bytesEqual(hit.key, key) && bytesEqual(hit.message, message)) return true
+      }
+    }
+    return nodeSuite.verify(key, message, signature)
   }
 
   /** What a payout's intended total is above its last signed voucher (smallest units). */
@@ -224,7 +278,7 @@ export class JobPayer {
     if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
     let signed: dbc.receipt.v1.SignedReceipt
     try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
-    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, nodeSuite.verify)
+    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.verifySignature)
     if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
     let billed: bigint
     try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
@@ -331,6 +385,10 @@ export class JobPayer {
     void p.finally(() => this.inflight.delete(p)).catch(() => {})
     return p
   }
+}
+
+function sigId (signature: Uint8Array): string {
+  return Buffer.from(signature.buffer, signature.byteOffset, signature.length).toString('latin1')
 }
 
 export interface PaymentView {

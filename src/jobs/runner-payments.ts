@@ -78,9 +78,10 @@ export class RunnerPayments {
   }
 
   /**
-   * Pays one billed copy: recorded with the other copies settled in the same turn of the event
-   * loop (one store transaction), then the provider's new cumulative voucher is signed and sent
-   * when due (voucherDue), not per copy. Resolves when the copy's payment is recorded.
+   * Pays one billed copy: its receipt's signature is checked off the main thread first (the
+   * payer's precheck), then it is recorded with the other copies ready in the same PAY_BATCH_MS
+   * (one store transaction), and the provider's new cumulative voucher is signed and sent when
+   * due (voucherDue), not per copy. Resolves when the copy's payment is recorded.
    */
   async payCopy (index: number, attempt: number, provider: string, key: number): Promise<void> {
     const pay = this.payment
@@ -94,7 +95,12 @@ export class RunnerPayments {
       got = { endedAt: row.endedAt ?? row.startedAt, receipt: row.receipt }
       sent = row.startedAt
     }
-    this.queued.push({ provider, key: `${index}:${attempt}`, receipt: got.receipt, taskId: enc.encode(`${this.jobId}:${index}:${attempt}`), measuredMs: got.endedAt - sent })
+    const input: PayInput = { provider, key: `${index}:${attempt}`, receipt: got.receipt, taskId: enc.encode(`${this.jobId}:${index}:${attempt}`), measuredMs: got.endedAt - sent }
+    // payNow and final wait for copies still in their check, as for those queued
+    const checked = pay.payer.precheck(input)
+    this.checking.add(checked)
+    try { await checked } finally { this.checking.delete(checked) }
+    this.queued.push(input)
     // one commit per PAY_BATCH_MS at most: each is a synchronous fsync that stalls the whole submitter
     const wait = Math.max(0, this.recordedAt + PAY_BATCH_MS - performance.now())
     this.recording ??= new Promise<void>(resolve => { if (wait > 0) setTimeout(resolve, wait); else setImmediate(resolve) }).then(() => {
@@ -106,11 +112,22 @@ export class RunnerPayments {
   }
 
   private readonly queued: PayInput[] = []
+  /** Copies whose receipt signature is being checked (precheck) before they are queued. */
+  private readonly checking = new Set<Promise<void>>()
   private recording: Promise<void> | undefined
   private recordedAt = -Infinity
   /** Per payout: its next voucher's timer and the providers paid through it since the last one. */
   private readonly due = new Map<string, { timer?: NodeJS.Timeout, providers: Set<string> }>()
   private readonly signing = new Set<Promise<void>>()
+
+  /** Until every copy handed to payCopy so far is recorded (or failed: onError). */
+  private async recorded (): Promise<void> {
+    while (this.checking.size > 0 || this.recording !== undefined) {
+      if (this.checking.size > 0) await Promise.allSettled([...this.checking])
+      // a copy's push and the batch it joins happen in the same turn as its check's end
+      else await this.recording
+    }
+  }
 
   private recordQueued (): void {
     const pay = this.payment
@@ -152,7 +169,7 @@ export class RunnerPayments {
    */
   async payNow (provider: string): Promise<void> {
     if (this.payment === undefined) return
-    while (this.recording !== undefined) await this.recording
+    await this.recorded()
     for (const [payout, d] of [...this.due]) if (d.providers.has(provider)) this.sendDue(payout)
     await Promise.allSettled([...this.signing])
   }
@@ -198,7 +215,7 @@ export class RunnerPayments {
     const pay = this.payment
     if (pay === undefined) return summary
     // copies settled in the last turn are recorded; vouchers not yet due are left to the final ones
-    while (this.recording !== undefined) await this.recording
+    await this.recorded()
     for (const d of this.due.values()) if (d.timer !== undefined) clearTimeout(d.timer)
     this.due.clear()
     while (this.signing.size > 0) await Promise.allSettled([...this.signing])

@@ -13,6 +13,7 @@ import { voucherTypedData, voucherSigner, type SignedVoucher } from '../../src/c
 import { voucherFromWire } from '../../src/core/settlement/voucher-wire.js'
 import { payoutBindingTypedData } from '../../src/core/settlement/payout-binding.js'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
+import { nodeSuite } from '../../src/crypto/suite.js'
 import type { dbc } from '../../src/wire/gen/wire.js'
 import type { FakeProvider } from '../../src/jobs/index.js'
 import { key, manifest, providers, transport } from '../integration/jobs-helpers.js'
@@ -142,6 +143,34 @@ test('a provider naming another\'s payout address without its key\'s binding get
   const view = s.payer.view()
   assert.equal(view.providers.map(x => [x.payout, x.providers]), [[payoutOf(0), [ps[0].id]]])
   assert.ok(BigInt(view.providers[0].signed) > 0n)
+})
+
+test('receipts are checked off the main thread before they are paid (no Ed25519 in a payment transaction); the final vouchers wait for copies still in their check', async () => {
+  const ps = providers(3, i => ({ ...paid(i), slots: 2 }))
+  const tr = transport(ps, owner)
+  const jobId = 'c4'.repeat(32)
+  const m = manifest({ inputs: { range: { from: 0, to: 29 } }, verification: { mode: 'off' } })
+  const s = setup(jobId, m, ps)
+  const verify = nodeSuite.verify; const verifyAsync = nodeSuite.verifyAsync!
+  let inPayMany = false; let verifiedInPayMany = 0; let checkedAhead = 0
+  nodeSuite.verify = (k, msg, sig) => { if (inPayMany) verifiedInPayMany++; return verify(k, msg, sig) }
+  // a slow thread pool: a check still runs when the job's last copy settles
+  nodeSuite.verifyAsync = (k, msg, sig, done) => { checkedAhead++; verifyAsync(k, msg, sig, ok => { setTimeout(() => { done(ok) }, 30) }) }
+  const payMany = s.payer.payMany.bind(s.payer)
+  s.payer.payMany = (inputs) => { inPayMany = true; try { return payMany(inputs) } finally { inPayMany = false } }
+  try {
+    const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+    tr.close()
+    assert.is(summary.status, 'finished')
+    const view = s.payer.view()
+    assert.is(view.receipts.length, summary.billedCopies, 'every billed copy was paid')
+    assert.equal(view.refusals, [], 'none refused')
+    assert.ok(checkedAhead >= summary.billedCopies, `${checkedAhead} checked ahead`)
+    assert.is(verifiedInPayMany, 0, 'no signature verified inside a payment transaction')
+    for (const row of view.providers) assert.is(row.signed, row.intended, `payout ${row.payout}: the final voucher covers every payment`)
+  } finally {
+    nodeSuite.verify = verify; nodeSuite.verifyAsync = verifyAsync
+  }
 })
 
 test.run()
