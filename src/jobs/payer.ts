@@ -218,14 +218,20 @@ export class JobPayer {
     // per payout touched: what this batch adds (its receipts root is built when the total is signed,
     // rootOf: built per batch over all the payout's leaves, its cost per copy grew with the job)
     const added = new Map<Address, bigint>()
+    // each payout's voucher row, read once per batch: nothing in the transaction writes it before setIntended
+    const rows = new Map<Address, VoucherRow | undefined>()
+    const voucherOf = (payout: Address): VoucherRow | undefined => {
+      if (!rows.has(payout)) rows.set(payout, store.voucher(this.init.jobId, payout))
+      return rows.get(payout)
+    }
     const before = this.committed
     let outs: PayOutcome[]
     try {
       outs = store.transaction(() => {
-        const out = inputs.map(input => this.recordOne(input, added))
+        const out = inputs.map(input => this.recordOne(input, added, voucherOf))
         for (const [payout, sum] of added) {
           const leaves = this.leavesOf(payout)
-          const cur = store.voucher(this.init.jobId, payout)
+          const cur = voucherOf(payout)
           store.setIntended(this.init.jobId, payout, (cur?.cumulative ?? 0n) + sum, leaves.length, undefined)
         }
         return out
@@ -241,7 +247,7 @@ export class JobPayer {
   }
 
   /** One receipt inside record's transaction: its payment row, its leaf; the payout's total is set after the batch. */
-  private recordOne (input: PayInput, added: Map<Address, bigint>): PayOutcome {
+  private recordOne (input: PayInput, added: Map<Address, bigint>, voucherOf: (payout: Address) => VoucherRow | undefined): PayOutcome {
     const payee = this.payees.get(input.provider)
     const store = this.init.store
     if (payee === undefined) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, reason: `no signed offer with a payout address is known for provider ${input.provider}` }
@@ -252,8 +258,8 @@ export class JobPayer {
       bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: checked.reason }
     } else if (payee.forfeited !== undefined) {
       bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${payee.forfeited}` }
-    } else if (store.voucher(this.init.jobId, payee.payout)?.forfeited !== undefined) {
-      bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${store.voucher(this.init.jobId, payee.payout)?.forfeited ?? ''}` }
+    } else if (voucherOf(payee.payout)?.forfeited !== undefined) {
+      bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: `not paid: ${voucherOf(payee.payout)?.forfeited ?? ''}` }
     } else {
       const m = this.init
       bound = boundReceipt({

@@ -171,9 +171,10 @@ export class PaymentStore {
 
   /** Records one billed receipt (first write wins); returns whether this call recorded it. */
   addPayment (jobId: string, p: Omit<PaymentRow, 'seq'>): boolean {
-    const seq = Number((this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').get(jobId) as { n: number }).n)
-    const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(jobId, p.receiptKey, seq, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null)
+    // one statement: its seq is the job's MAX(seq) + 1 (the index job_payments_seq finds it)
+    const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms)
+      SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM job_payments WHERE job_id = ?`)
+      .run(jobId, p.receiptKey, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null, jobId)
     return Number(r.changes) === 1
   }
 

@@ -140,7 +140,15 @@ export class RunnerPayments {
       pay.onError?.(err as Error, batch[0].provider)
       return
     }
-    outs.forEach((o, i) => { if (o.recorded && o.payout !== undefined) this.voucherDue(o.payout, batch[i].provider) })
+    // per payout once (its unsigned total is one read), with the providers paid through it in this batch
+    const paid = new Map<string, Set<string>>()
+    outs.forEach((o, i) => {
+      if (!o.recorded || o.payout === undefined) return
+      let providers = paid.get(o.payout)
+      if (providers === undefined) { providers = new Set(); paid.set(o.payout, providers) }
+      providers.add(batch[i].provider)
+    })
+    for (const [payout, providers] of paid) this.voucherDue(payout, providers)
   }
 
   /**
@@ -150,15 +158,20 @@ export class RunnerPayments {
    * (VOUCHER_EVERY_MS at most: a provider's few slots deliver well under one task's price in that
    * time), so tiny tasks share one signature, one commit and one stream per interval, not one per copy.
    */
-  private voucherDue (payout: string, provider: string): void {
+  private voucherDue (payout: string, providers: Iterable<string>): void {
     const pay = this.payment
     if (pay === undefined) return
     let d = this.due.get(payout)
     if (d === undefined) { d = { providers: new Set() }; this.due.set(payout, d) }
-    d.providers.add(provider)
-    const prices = this.offerPrices.get(provider)
-    const credit = prices === undefined ? 0n : taskPriceUnits(prices, this.m.resources.gpu?.count ?? 0, this.m.resources.cores, this.m.task.timeoutMs)
-    if (pay.payer.unsignedOf(payout) * 2n >= credit) { this.sendDue(payout); return }
+    const unsigned = pay.payer.unsignedOf(payout)
+    let now = false
+    for (const provider of providers) {
+      d.providers.add(provider)
+      const prices = this.offerPrices.get(provider)
+      const credit = prices === undefined ? 0n : taskPriceUnits(prices, this.m.resources.gpu?.count ?? 0, this.m.resources.cores, this.m.task.timeoutMs)
+      if (unsigned * 2n >= credit) now = true
+    }
+    if (now) { this.sendDue(payout); return }
     d.timer ??= setTimeout(() => { this.sendDue(payout) }, Math.max(20, Math.min(VOUCHER_EVERY_MS, this.m.task.timeoutMs / 16)))
   }
 

@@ -1,7 +1,7 @@
-// The payer checks receipt signatures off the main thread (precheck: node:crypto's async verify,
+// The payer's hot path. It checks receipt signatures off the main thread (precheck: node:crypto's async verify,
 // libuv's thread pool) so its payment transaction does no Ed25519; the check is never skipped:
 // a receipt is taken as signed only when the payer itself found those exact key, message and
-// signature bytes good, and a forged or altered receipt is still refused.
+// signature bytes good, and a forged or altered receipt is still refused. A batch's statements are counted.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
@@ -127,6 +127,27 @@ test('a good signature checked ahead does not vouch for other bytes: an altered 
   const { out: [o2], calls: calls2 } = countingVerify(() => payer.payMany([in2]))
   assert.is(calls2, 1)
   assert.is(o2.payable, 0n)
+})
+
+test('a batch costs two statements per copy and a few per payout (its voucher row is read once)', async () => {
+  const store = openStore(':memory:')
+  let runs = 0
+  const prepare = store.db.prepare.bind(store.db)
+  store.db.prepare = ((sql: string) => {
+    const st = prepare(sql) as unknown as Record<'run' | 'get' | 'all', (...a: unknown[]) => unknown>
+    for (const m of ['run', 'get', 'all'] as const) { const f = st[m].bind(st); st[m] = (...a) => { runs++; return f(...a) } }
+    return st
+  }) as typeof store.db.prepare
+  const payer = new JobPayer({ jobId, jobIdBytes, payerAddress: payerKey.address, store: new PaymentStore(store), gpus: 0, cores: 1, timeoutMs: 60_000, sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain)) })
+  const ps = [provider(), provider()]
+  ps.forEach((p, i) => payer.addPayee(`P${i}`, { payout: p.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: p.peer }))
+  const batch = (from: number): Array<Parameters<JobPayer['precheck']>[0]> => Array.from({ length: 20 }, (_, k) => { const i = from + k; const r = receipt(ps[i % 2], i); return { provider: `P${i % 2}`, key: `${i}:1`, receipt: encode(r.signed), taskId: r.taskId, measuredMs: 1000 } })
+  payer.payMany(batch(0)) // the payouts' leaves and rows exist after the first batch
+  runs = 0
+  const outs = payer.payMany(batch(20))
+  assert.ok(outs.every(o => o.recorded && o.payable > 0n))
+  // per copy: is it paid already, its row; per payout: its voucher row read once, then raised (read + write)
+  assert.ok(runs <= 20 * 2 + 2 * 3, `${runs} statements for 20 copies on 2 payouts`)
 })
 
 test('checks ahead that are never used stay bounded', async () => {

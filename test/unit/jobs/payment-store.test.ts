@@ -40,14 +40,26 @@ test('escrow rows read through memory follow every write, and a rolled-back writ
   assert.is(s.escrows()[0].deposited, 500n)
 })
 
-test('a payment\'s seq is read from the (job, seq) index, in order', () => {
+test('a payment is one statement, its seq read from the (job, seq) index, in order; a repeat is ignored and takes no seq', () => {
   const store = openStore(':memory:')
   const s = new PaymentStore(store)
   const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').all('j') as Array<{ detail: string }>
   assert.ok(plan.some(r => r.detail.includes('job_payments_seq')), JSON.stringify(plan))
-  for (let i = 0; i < 5; i++) s.addPayment('j', { receiptKey: `${i}:1`, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at: i })
-  s.addPayment('k', { receiptKey: '0:1', provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at: 0 })
-  assert.equal(s.payments('j').map(p => p.seq), [1, 2, 3, 4, 5])
+  // statements run, counted at the prepared statements
+  let runs = 0
+  const prepare = store.db.prepare.bind(store.db)
+  store.db.prepare = ((sql: string) => {
+    const st = prepare(sql) as unknown as Record<'run' | 'get' | 'all', (...a: unknown[]) => unknown>
+    for (const m of ['run', 'get', 'all'] as const) { const f = st[m].bind(st); st[m] = (...a) => { runs++; return f(...a) } }
+    return st
+  }) as typeof store.db.prepare
+  const row = (key: string, at: number): Parameters<PaymentStore['addPayment']>[1] => ({ receiptKey: key, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at })
+  for (let i = 0; i < 5; i++) assert.ok(s.addPayment('j', row(`${i}:1`, i)))
+  assert.is(runs, 5, 'one statement per payment')
+  assert.not.ok(s.addPayment('j', row('2:1', 9)), 'a repeat is not recorded')
+  assert.ok(s.addPayment('k', row('0:1', 0)))
+  assert.ok(s.addPayment('j', row('5:1', 5)))
+  assert.equal(s.payments('j').map(p => [p.receiptKey, p.seq, p.at]), [['0:1', 1, 0], ['1:1', 2, 1], ['2:1', 3, 2], ['3:1', 4, 3], ['4:1', 5, 4], ['5:1', 6, 5]])
   assert.equal(s.payments('k').map(p => p.seq), [1])
 })
 
