@@ -11,7 +11,7 @@
 // its offers say how many are free now, and a copy that finds none waits in the provider's FIFO
 // (64 at most, then SLOT_QUEUE_FULL). A provider that goes down drops its copies; its leases are
 // lost once their heartbeats time out (the job policy's 2 s); it comes back empty.
-import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, fastestRunMs, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
+import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, validateManifest, jobPolicyOf, leaseSearchPolicyOf, expectedInputBytes, taskCount as countTasks, type Manifest, placeTasks, placeRandomly, fastestRunMs, leasesForRound, leaseCapOf, rulesOutForGood, describeUnplaced, refusalCode, type OfferView, type PlacementRequest, type SearchMode, type SearchRound } from '../../src/core/scheduler/index.js'
 import { SimRandom } from '../engine/random.js'
 import { distanceKm } from '../network/population.js'
 import { capacitySteps, streamLowerBound, sizeLowerBound } from './grid-bound.js'
@@ -24,8 +24,6 @@ const EVENT_TIMEOUT = 33
 const EVENT_DOWN = 34
 const EVENT_UP = 35
 const EVENT_LEASES_LOST = 36
-/** The runner's default (JobRunnerInit.maxLeases). */
-const MAX_LEASES = 64
 /** The timeline's step (GridOutcome.timeline). */
 const TIMELINE_STEP_MS = 100_000
 /** A provider's offer carries at most this many slots (offer-policy.ts maxSlotsPerOffer default). */
@@ -55,8 +53,10 @@ export interface GridRunOptions {
   /** The manifests' budget.maxPricePerHour (also what placement values an hour of the job's time at). */
   maxPricePerHour?: number
   onProgress?: (done: number, total: number) => void
-  /** Most leases a job holds (default 64, the runner's JobRunnerInit.maxLeases). */
+  /** Leases a job holds whatever their slots (default 64, the runner's JobRunnerInit.maxLeases). */
   maxLeases?: number
+  /** Past maxLeases, a job leases on while its leases hold fewer slots than this (the runner's default 256; 0 when maxLeases is set: a hard cap, lease-cap.ts leaseCapOf). */
+  maxLeaseSlots?: number
   /** Every copy sent (for tracing a run). */
   onCopy?: (job: number, index: number, provider: number, runMs: number, now: number) => void
 }
@@ -137,7 +137,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
   const rng = new SimRandom(o.seed)
   const placeRng = new SimRandom(o.seed ^ 0x5bd1e995).asCoreRng()
   const np = prov.node.length
-  const maxLeases = o.maxLeases ?? MAX_LEASES
+  const cap = leaseCapOf(o)
   const running = new Int32Array(np)
   const waiting: number[][] = Array.from({ length: np }, () => [])
   const freeOf = (p: number): number => prov.slots[p] - running[p]
@@ -296,7 +296,8 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
     if (mode === 'starved' && p0.done + p0.failed === 0) for (const [x, why] of placement.unplaced) if (rulesOutForGood(why)) m.handleTaskRejected(now, x, `not placed: ${describeUnplaced(why)}`)
     const used = offers.map((v, i) => ({ v, i })).filter(x => placement.tasksPerOffer[x.i] > 0)
       .sort((a, b) => placement.predictions[a.i].runMs - placement.predictions[b.i].runMs)
-      .slice(0, Math.max(0, maxLeases - (mode === 'more' ? m.liveLeases().length : 0)))
+    // the lease cap as runner-leases.ts applies it (leases, then slots: lease-cap.ts)
+    used.splice(leasesForRound(cap, mode, m.leasesHeld(), used.map(x => x.v.slots)))
     const busyLeases: string[] = []
     let leased = 0
     for (const { v, i } of used) {
@@ -360,7 +361,7 @@ export function simulateGrid (world: World, prov: Providers, o: GridRunOptions):
       // leaseTimeoutMs after it went down, as the machine would on their missing heartbeats
       const machine = new JobMachine({ ...policy, leaseTimeoutMs: 365 * 86_400_000 }, new ReputationBook(), rng.fork().asCoreRng())
       leasedViews[j] = new Map()
-      sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), maxLeases)
+      sessions[j] = new JobSession(machine, new LeaseSearch(leaseSearchPolicyOf(m)), new BudgetLedger(m.budget.total), cap)
       drain(j, now)
     } else if (k === EVENT_ROUND) {
       const j = q.curA

@@ -8,6 +8,7 @@ import { cdfSeries, mean, quantile, round, sortedCopy } from './stats.js'
 import type { ScenarioOptions, ScenarioResult } from './types.js'
 import { buildWorld } from './world.js'
 import { simulateGrid, type Providers } from './grid-driver.js'
+import { leaseCapOf } from '../../src/core/scheduler/lease-cap.js'
 
 export function runGrid (opts: ScenarioOptions): ScenarioResult {
   const world = buildWorld(opts.nodes, opts.seed, { noDht: true })
@@ -34,9 +35,11 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
   const waitMs = (opts.extra?.waitS ?? 6 * 3600) * 1000
   // a job's most leases (default the runner's 64): `--set maxLeases=N` shows what the cap costs a loaded stream
   const maxLeases = opts.extra?.maxLeases
+  // past maxLeases a job leases on while its leases hold fewer slots (default the runner's 256; `--set maxLeaseSlots=0`: a hard cap of 64 leases, as before)
+  const maxLeaseSlots = opts.extra?.maxLeaseSlots
   const t0 = performance.now(); const e0 = world.q.pushed
-  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, gapMs, waitMs, maxLeases, onProgress: opts.onProgress })
-  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs, gapMs, waitMs, maxLeases })
+  const model = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'cost-model', churn, downMs, gapMs, waitMs, maxLeases, maxLeaseSlots, onProgress: opts.onProgress })
+  const random = simulateGrid(world, prov, { jobs, candidates, seed: jobSeed, policy: 'random', churn, downMs, gapMs, waitMs, maxLeases, maxLeaseSlots })
   const wallMs = performance.now() - t0
   const events = world.q.pushed - e0
   const sm = sortedCopy(model.makespans); const sr = sortedCopy(random.makespans)
@@ -52,7 +55,7 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
     scenario: 'grid',
     seed: opts.seed,
     nodes: n,
-    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000, meanGapS: gapMs / 1000, waitS: waitMs / 1000, maxLeases: maxLeases ?? 64 },
+    params: { jobs, providers: count, candidatesPerJob: candidates, providerShare, churn, downMeanS: downMs / 1000, meanGapS: gapMs / 1000, waitS: waitMs / 1000, maxLeases: leaseCapOf({ maxLeases, maxLeaseSlots }).leases, maxLeaseSlots: leaseCapOf({ maxLeases, maxLeaseSlots }).slots },
     summary: {
       tasks: model.tasks,
       makespanMeanS: round(mean(model.makespans) / 1000),
@@ -100,7 +103,7 @@ export function runGrid (opts: ScenarioOptions): ScenarioResult {
       `Churn: ${Math.round(churn * 100)}% of providers go down once (its copies die; its leases are lost after the 2 s heartbeat timeout and the copies re-queued), back after ~${Math.round(downMs / 1000)} s with empty slots.`,
       'Lower bound (offline, grid-bound.ts): for every k, the work of jobs arriving at or after job k fits only into the capacity (slots × perf) UP between its arrival and the end; no job ends before its longest task on its fastest provider; and a copy runs whole on one slot, so tasks too long for a slow slot before the end count only against the faster slots (sizeLowerBound). totalVsLowerBound = (last acceptance - first submission) ÷ that; totalVsCapacityBound without the task sizes.',
       'A job\'s own bound: its longest task on its fastest provider, or its work ÷ all capacity; offeredLoad = work ÷ (capacity × the bound\'s span).',
-      'Each session uses the daemon\'s lease-search retry and backoff (250 ms doubling to 5 s; 30 s cap while copies run), 64 leases at most, and task.waitS (default here 6 h, --set waitS=N).',
+      'Each session uses the daemon\'s lease-search retry and backoff (250 ms doubling to 5 s; 30 s cap while copies run), its lease cap (64 leases, more while they hold under 256 slots, 256 at most: lease-cap.ts), and task.waitS (default here 6 h, --set waitS=N).',
       'RTT in offers is the geo model\'s; run time = transfer + expected × lognormal(0, 0.25) (per task, the same for each copy) ÷ perf. Lease rounds take no virtual time.'
     ],
     perf: {

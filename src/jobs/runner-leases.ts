@@ -7,7 +7,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import {
-  placeTasks, placeRandomly, fastestRunMs, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
+  placeTasks, placeRandomly, fastestRunMs, leasesForRound, leaseCapOf, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
 import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
@@ -184,10 +184,10 @@ export class LeaseRounds {
       for (const [t, reason] of p.unplaced) if (rulesOutForGood(reason)) machine.handleTaskRejected(now, t, `not placed: ${describeUnplaced(reason)}`)
     }
     const unplaced = p.unplaced.values().next().value
-    const used = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
+    const placed = views.map((v, i) => ({ v, i })).filter(x => p.tasksPerOffer[x.i] > 0)
       .sort((a, b) => p.predictions[a.i].runMs - p.predictions[b.i].runMs)
-      // a `more` round tops the job up to maxLeases; a starved one (its leases can run nothing) may lease that many anew
-      .slice(0, Math.max(0, (init.maxLeases ?? 64) - (mode === 'more' ? machine.liveLeases().length : 0)))
+    // a `more` round tops the job up to its lease cap (leases, then slots); a starved one (its leases can run nothing) may lease 64 anew (lease-cap.ts)
+    const used = placed.slice(0, leasesForRound(leaseCapOf(init), mode, machine.leasesHeld(), placed.map(x => x.v.slots)))
     const busyLeases: string[] = []
     const unusedOffers = p.rejections.slice(0, views.length).filter(r => r === undefined).length - used.length
     const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>

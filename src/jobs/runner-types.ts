@@ -30,8 +30,10 @@ export interface JobRunnerInit {
   giveUpAfterMs?: number
   /** How long unplaced tasks wait for busy providers when the manifest names no task.waitS (default 600 s). */
   waitMs?: number
-  /** Most leases the job holds at once (default 64; a search for more stops there). */
+  /** Leases the job may hold whatever their slots (default 64; a search for more stops at the cap: core/scheduler/lease-cap.ts). */
   maxLeases?: number
+  /** Past maxLeases, the job leases on while its leases hold fewer slots than this, and never holds more leases than this (default 256; 0 when maxLeases is set: a hard cap of leases). */
+  maxLeaseSlots?: number
   onProgress?: (p: Progress) => void
   onEvent?: (e: JobEvent) => void
   /** How the job pays (escrow on the shared chain, vouchers per provider); none: unpaid (tests, benches). */

@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { dbc } from '../wire/gen/wire.js'
 import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
-import { JobMachine, JobSession, deadlineAt, jobPolicyOf, taskCount as countTasks, largestInputBytes, type JobCommand, type RestoredTask } from '../core/scheduler/index.js'
+import { JobMachine, JobSession, leaseCapOf, deadlineAt, jobPolicyOf, taskCount as countTasks, largestInputBytes, type JobCommand, type RestoredTask } from '../core/scheduler/index.js'
 import { NO_ANSWER_CODES } from '../core/scheduler/ports.js'
 import { markRunningCopiesLost } from './store.js'
 import { hexToBytes, type LeaseRoundResult } from './runner-leases.js'
@@ -54,7 +54,7 @@ export class JobRunner extends RunnerState {
     }
     // which tasks are spot-checked comes from a CSPRNG-seeded rng unless a test fixes the seed
     const machine = new JobMachine(jobPolicyOf(this.m, l.taskCount, this.init), this.rep, createRng(this.init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]), restored)
-    this.session = new JobSession(machine, this.search, this.budget, this.init.maxLeases ?? 64)
+    this.session = new JobSession(machine, this.search, this.budget, leaseCapOf(this.init))
     const codeHash = new Uint8Array(createHash('sha256').update(this.init.code).digest())
     this.sender = { m: this.m, jobId: this.jobId, jobIdBytes: hexToBytes(this.jobId), codeHash, code: this.init.code, cache: this.session.code, transport: this.init.transport, leaseIds: l.leaseIds, fileSize: l.fileSize, baseDir: this.init.baseDir, payNow: async (p) => { await this.payments.payNow(p) } }
     // a heartbeat may resume a lease a lost copy suspended: its queued copies go out

@@ -88,6 +88,9 @@ test('driver: a loaded stream (1/10 of the README\'s 10k one) gets its straggler
   // 90% and 99% of the tasks are accepted before the last one, and not before the bound allows 90% of the work
   assert.ok(Number(s.p90AcceptedVsLowerBound) > 0.5 && Number(s.p90AcceptedVsLowerBound) <= Number(s.p99AcceptedVsLowerBound), `p90 ${s.p90AcceptedVsLowerBound}, p99 ${s.p99AcceptedVsLowerBound}`)
   assert.ok(Number(s.p99AcceptedVsLowerBound) < Number(s.totalVsLowerBound), `p99 ${s.p99AcceptedVsLowerBound}, last ${s.totalVsLowerBound}`)
+  // the lease cap counts slots (lease-cap.ts): with 64 leases at most, up to 27 jobs queued copies
+  // at the cap while capacity idled (their leases kept the 1 slot their offers had free); none now
+  assert.is(s.jobsQueuedAtCapPeak, 0, `jobs queued at their lease cap: ${s.jobsQueuedAtCapPeak}`)
 })
 
 test('driver: the timeline samples the run every 100 s; a job held at its lease cap shows in it (--set maxLeases)', async () => {

@@ -8,6 +8,7 @@ import { JobMachine, type ResultVerdict, type JobEvent } from './job-machine.js'
 import { LeaseSearch, type SearchMode, type SearchRound } from './lease-search.js'
 import { BudgetLedger } from './budget-ledger.js'
 import { CodeCache } from './code-cache.js'
+import { leasesLeft, type LeaseCap } from './lease-cap.js'
 
 /** A provider's text is stored and shown: 1 KiB is plenty for a reason (its stderr has its own caps). */
 export const COPY_ERROR_MAX_CHARS = 1024
@@ -34,13 +35,16 @@ export class JobSession {
   private roundAt: number | undefined
   private inRound = false
 
-  /** `maxLeases`: most leases the job holds at once (a `more` search stops there). */
-  constructor (readonly machine: JobMachine, readonly search: LeaseSearch, readonly budget: BudgetLedger, private readonly maxLeases = Infinity) {
-    machine.leaseCap = maxLeases
+  /** `maxLeases`: most leases the job holds at once, a number or a slot-aware cap (lease-cap.ts); a `more` search stops there. */
+  constructor (readonly machine: JobMachine, readonly search: LeaseSearch, readonly budget: BudgetLedger, maxLeases: number | LeaseCap = Infinity) {
+    machine.leaseCap = typeof maxLeases === 'number' ? { leases: maxLeases, slots: 0 } : maxLeases
   }
 
-  /** How many more leases a round may open. */
-  leasesLeft (): number { return Math.max(0, this.maxLeases - this.machine.liveLeases().length) }
+  /** How many more leases a round may open (at most: each counts its slots as it opens, lease-cap.ts leasesAllowed). */
+  leasesLeft (): number {
+    const h = this.machine.leasesHeld()
+    return leasesLeft(this.machine.leaseCap, h.leases, h.slots)
+  }
 
   /**
    * When to run the next lease round: undefined while none is wanted (no queued copy, the job

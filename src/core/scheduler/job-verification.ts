@@ -9,6 +9,7 @@ import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-
 import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
+import { mayLease, type LeaseCap } from './lease-cap.js'
 import { KEY, type JobPolicy, type CopyRecord, type CopyOutcome, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
 
 export abstract class JobVerification {
@@ -95,8 +96,15 @@ export abstract class JobVerification {
     return idle.length
   }
 
-  /** The job's lease cap (JobSession's maxLeases): at it, queued copies cannot get new leases. */
-  leaseCap = Infinity
+  /** The job's lease cap (JobSession's maxLeases, lease-cap.ts): at it, queued copies cannot get new leases. */
+  leaseCap: LeaseCap = { leases: Infinity, slots: 0 }
+
+  /** The live leases and their slots, as the lease cap counts them. */
+  leasesHeld (): { leases: number, slots: number } {
+    let slots = 0
+    for (const l of this.ordered) slots += l.slots
+    return { leases: this.ordered.length, slots }
+  }
 
   /**
    * At the lease cap with copies queued: an idle lease predicted SPECULATION_GAIN times slower
@@ -105,8 +113,13 @@ export abstract class JobVerification {
    */
   protected tooSlowAtCap (l: LeaseState, releasing: number): boolean {
     // a lease that has not run a copy yet was just chosen from the offers there are: it runs one first
-    return releasing === 0 && this.speed.mayRelease() && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && this.ordered.length >= this.leaseCap &&
+    return releasing === 0 && this.speed.mayRelease() && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && !this.mayLeaseMore() &&
       this.queue.length > 0 && SPECULATION_GAIN * this.speed.fastestRunMs < l.runMs
+  }
+
+  private mayLeaseMore (): boolean {
+    const h = this.leasesHeld()
+    return mayLease(this.leaseCap, h.leases, h.slots)
   }
 
   /** Gives leases back to their providers (they ran nothing for the job now): no reputation change. */

@@ -16,7 +16,7 @@ test('a lying fastest offer every round costs a job at its cap one release, not 
   // 4 honest leases (60 s a copy) at a cap of 4, 100 tasks; every round reports an offer claiming
   // 5 ms whose provider then refuses its lease; released providers are leased again at once
   const m = machine(100)
-  m.leaseCap = 4
+  m.leaseCap = { leases: 4, slots: 0 }
   let leased = 0; let released = 0; let rounds = 0; let t = 0
   for (let i = 0; i < 4; i++) m.handleLease(0, { leaseId: `L${leased++}`, provider: `honest${i}`, slots: 1, rank: i, runMs: 60_000 })
   m.noteFastest(0, 5)
@@ -42,7 +42,7 @@ test('a lying fastest offer every round costs a job at its cap one release, not 
 
 test('the fastest offer is the recent rounds\': a fast offer seen once and gone since releases nothing', () => {
   const m = machine(4)
-  m.leaseCap = 2
+  m.leaseCap = { leases: 2, slots: 0 }
   m.handleLease(0, { leaseId: 'A', provider: 'a', slots: 1, rank: 0, runMs: 100_000 })
   m.handleLease(0, { leaseId: 'B', provider: 'b', slots: 1, rank: 1, runMs: 100_000 })
   m.pollCommands()
