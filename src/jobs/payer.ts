@@ -188,9 +188,25 @@ export class JobPayer {
     // the entry must hold the bytes that were checked, whatever later happens to the input's
     const k = new Uint8Array(key); const m = new Uint8Array(message); const sig = new Uint8Array(signature)
     const ok = await new Promise<boolean>(resolve => { verifyAsync(k, m, sig, resolve) })
-    if (!ok) return
+    if (ok) this.keep(k, m, sig)
+  }
+
+  /**
+   * An Ed25519 check for the runner's budget (billOf, which must answer at once): verified here, on
+   * the caller's thread, and a good signature is kept as precheck keeps it, so the payment of the
+   * same receipt does not verify it again (precheck finds it kept; check uses it once).
+   */
+  readonly verifyNow = (key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
+    if (!nodeSuite.verify(key, message, signature)) return false
+    this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature))
+    return true
+  }
+
+  private keep (key: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+    const id = sigId(signature)
+    if (this.prechecked.has(id)) return
     if (this.prechecked.size >= PRECHECKED_MAX) this.prechecked.delete(this.prechecked.keys().next().value as string)
-    this.prechecked.set(id, { key: k, message: m })
+    this.prechecked.set(id, { key, message })
   }
 
   /** check()'s Ed25519 test: a signature precheck found good for these exact bytes (used once), else verified here. */

@@ -129,6 +129,27 @@ test('a good signature checked ahead does not vouch for other bytes: an altered 
   assert.is(o2.payable, 0n)
 })
 
+test('a signature the runner\'s budget verified (verifyNow) is not verified again when paid; a bad one is refused both times', async () => {
+  const { payer, a } = setup()
+  const r = receipt(a, 0)
+  const forged = dbc.receipt.v1.SignedReceipt.create({ receipt: receipt(a, 1).signed.receipt, signature: r.signed.signature })
+  const { out, calls } = countingVerify(() => [payer.verifyNow(ed25519PublicKey(a.secretKey), r.signed.receipt, r.signed.signature), payer.verifyNow(ed25519PublicKey(a.secretKey), forged.receipt, forged.signature)])
+  assert.equal(out, [true, false])
+  assert.is(calls, 2, 'verified at once, on the caller\'s thread')
+  const good = { provider: 'A', key: '0:1', receipt: encode(r.signed), taskId: r.taskId, measuredMs: 1000 }
+  const bad = { provider: 'A', key: '1:1', receipt: encode(forged), taskId: receipt(a, 1).taskId, measuredMs: 1000 }
+  let asked = 0
+  const verifyAsync = nodeSuite.verifyAsync!
+  nodeSuite.verifyAsync = (k, m, sig, done) => { asked++; verifyAsync(k, m, sig, done) }
+  try { await payer.precheck(good) } finally { nodeSuite.verifyAsync = verifyAsync }
+  assert.is(asked, 0, 'kept: not checked again off-thread')
+  const { out: [o0, o1], calls: calls2 } = countingVerify(() => payer.payMany([good, bad]))
+  assert.is(calls2, 1, 'only the forged one is verified in the transaction')
+  assert.is(o0.payable, r.amount)
+  assert.is(o1.payable, 0n)
+  assert.match(o1.reason ?? '', /signature does not verify/)
+})
+
 test('a batch costs two statements per copy and a few per payout (its voucher row is read once)', async () => {
   const store = openStore(':memory:')
   let runs = 0
