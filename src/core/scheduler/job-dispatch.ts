@@ -6,6 +6,16 @@ import { established, deferCheckTo, needsCheck } from './spot-check.js'
 import { JobVerification } from './job-verification.js'
 import { KEY, SCAN, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'
 
+/**
+ * The order the pump fills leases in: predicted copy time (runMs) first, a lease with no
+ * prediction last, then the rank placement gave it in its round.
+ */
+export function fastestFirst (a: Pick<LeaseState, 'runMs' | 'rank'>, b: Pick<LeaseState, 'runMs' | 'rank'>): number {
+  const ra = a.runMs ?? Infinity
+  const rb = b.runMs ?? Infinity
+  return ra !== rb ? (ra < rb ? -1 : 1) : a.rank - b.rank
+}
+
 export abstract class JobDispatch extends JobVerification {
   /** A `more-leases` was asked and the queue has not emptied nor a lease opened since. */
   protected moreLeasesAsked = false

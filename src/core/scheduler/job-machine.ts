@@ -13,7 +13,7 @@
 // dispatch to leases and speculation job-dispatch.ts.
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
-import { JobDispatch } from './job-dispatch.js'
+import { JobDispatch, fastestFirst } from './job-dispatch.js'
 import { TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
@@ -63,7 +63,9 @@ export class JobMachine extends JobDispatch {
     const runMs = grant.runMs === undefined ? undefined : this.speed.runMsOf(grant.provider, grant.runMs)
     this.speed.leased(runMs)
     this.leases.set(grant.leaseId, { ...grant, runMs, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
-    this.ordered = [...this.leases.values()].filter(l => l.alive).sort((a, b) => a.rank - b.rank)
+    // copies go to the free lease predicted fastest first (a retry late in the job to the lease that
+    // ends it soonest, not the first by its round's rank: ranks restart each round), then by rank
+    this.ordered = [...this.leases.values()].filter(l => l.alive).sort(fastestFirst)
     this.needLeasesAsked = false
     this.moreLeasesAsked = false
     this.pump(now)

@@ -7,7 +7,7 @@ import { DeadlineHeap } from './deadline-heap.js'
 import type { ReputationBook } from './reputation.js'
 import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
 import type { Rng } from '../rng.js'
-import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, type StragglerView } from './speculation.js'
+import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, FASTER_ROUND_OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
 import { mayLease, type LeaseCap } from './lease-cap.js'
 import { KEY, type JobPolicy, type CopyRecord, type CopyOutcome, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
@@ -132,18 +132,46 @@ export abstract class JobVerification {
     this.ordered = this.ordered.filter(l => l.alive)
   }
 
-  /** Tasks whose one running copy has a predicted end (its lease said how long a copy takes there), twinned fewer than MAX_TWINS_PER_TASK times. */
-  protected stragglerViews (now: number): StragglerView[] {
+  /**
+   * Tasks that wait on one answer from their running copies (one needed copy and its twins), each
+   * copy's end predicted (its lease said how long a copy takes there), twinned fewer than
+   * MAX_TWINS_PER_TASK times: at the end of their soonest copy. A task whose twin went to a slot
+   * only somewhat faster may get another on a far faster slot.
+   */
+  protected stragglerViews (now: number, overdueShare = OVERDUE_SHARE): StragglerView[] {
     const out: StragglerView[] = []
+    // tasks with more than one copy running (twinned, or a quorum of two): soonest end, copies, twins among them
+    let several: Map<number, { endsAt: number, copies: number, twins: number }> | undefined
     for (const c of this.running.values()) {
       const t = this.tasks[c.index]
+      if (t.status === 'done' || t.status === 'failed') continue
       const runMs = this.leases.get(c.leaseId)?.runMs
-      if (runMs === undefined || t.outstanding !== 1 || t.status === 'done' || t.status === 'failed') continue
-      let twins = 0
-      for (const x of t.copies) if (x.reason === 'speculative') twins++
-      if (twins < MAX_TWINS_PER_TASK) out.push({ index: c.index, endsAt: Math.max(c.startedAt + runMs, now + (now - c.startedAt) * OVERDUE_SHARE) })
+      // -Infinity: a copy with no prediction, which may end at any time (its task is no straggler)
+      const endsAt = runMs === undefined ? -Infinity : Math.max(c.startedAt + runMs, now + (now - c.startedAt) * overdueShare)
+      if (t.outstanding === 1) {
+        if (endsAt !== -Infinity && this.twinsOf(t) < MAX_TWINS_PER_TASK) out.push({ index: c.index, endsAt })
+        continue
+      }
+      several ??= new Map()
+      const v = several.get(c.index) ?? { endsAt: Infinity, copies: 0, twins: 0 }
+      v.endsAt = Math.min(v.endsAt, endsAt); v.copies++
+      if (c.reason === 'speculative') v.twins++
+      several.set(c.index, v)
+    }
+    if (several !== undefined) {
+      for (const [index, v] of several) {
+        // two copies needed (a quorum of two running): the soonest end is not the task's
+        if (v.endsAt === -Infinity || v.copies - v.twins > 1) continue
+        if (this.twinsOf(this.tasks[index]) < MAX_TWINS_PER_TASK) out.push({ index, endsAt: v.endsAt })
+      }
     }
     return out
+  }
+
+  private twinsOf (t: TaskState): number {
+    let twins = 0
+    for (const x of t.copies) if (x.reason === 'speculative') twins++
+    return twins
   }
 
   /** Twins to send now: a straggler and a free slot of a lease predicted to end a copy far sooner (speculation.ts). */
@@ -166,7 +194,7 @@ export abstract class JobVerification {
   /** Whether the job should look for a faster slot now: its queue is empty and a straggler would gain from the fastest offer seen. */
   protected wantsFaster (now: number): boolean {
     if (this.policy.stragglerFactor <= 0 || this.queue.length > 0 || now < this.fasterAfter || !Number.isFinite(this.speed.fastestRunMs)) return false
-    return wantsFasterSlot(now, this.stragglerViews(now), this.speed.fastestRunMs)
+    return wantsFasterSlot(now, this.stragglerViews(now, FASTER_ROUND_OVERDUE_SHARE), this.speed.fastestRunMs)
   }
 
   /** Dispatches queued copies to free lease slots. */

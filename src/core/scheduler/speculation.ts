@@ -22,8 +22,19 @@ export const MAX_TWINS_PER_TASK = 2
 export const MIN_TWIN_SAVING_MS = 10_000
 /** Least time between two lease rounds asked only to find a faster slot for stragglers (the `more` search's cap). */
 export const FASTER_ROUND_GAP_MS = 30_000
-/** A copy is taken to need at least this share of its elapsed time again (past its predicted end, its task is longer than the mean). */
-export const OVERDUE_SHARE = 0.5
+/**
+ * Past its predicted end, a copy is taken to need at least this share of its elapsed time again
+ * (its task is longer than the mean). 1, not 0.5: task lengths vary per task, and at 0.5 a twin
+ * SPECULATION_GAIN x faster went out only once the copy had run 6 twin-runs (a 1,460 s copy on
+ * a lease predicted at 783 s was twinned at 1,765 s); at 1, once it has run 3.
+ */
+export const OVERDUE_SHARE = 1
+/**
+ * The same share when the job decides whether to ask for a lease round only to find a faster slot
+ * (wantsFaster): 0.5 as before. At 1 the default stream (0.04 load) ran twice the lease rounds
+ * (818 against 427 a run, seeds 1-10) for no earlier end; each round asks up to 200 providers.
+ */
+export const FASTER_ROUND_OVERDUE_SHARE = 0.5
 
 export interface StragglerView {
   index: number

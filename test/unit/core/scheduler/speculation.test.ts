@@ -73,7 +73,7 @@ test('no twin without predictions (the job mean rule needs samples) or under the
   }
 })
 
-test('a copy past its predicted end counts as needing half its elapsed time again', () => {
+test('a copy past its predicted end counts as needing its whole elapsed time again', () => {
   const m = machine(2)
   m.handleLease(0, { leaseId: 'F', provider: 'fast', slots: 1, rank: 0, runMs: 10_000 })
   m.handleLease(0, { leaseId: 'S', provider: 'slow', slots: 1, rank: 1, runMs: 20_000 })
@@ -81,8 +81,11 @@ test('a copy past its predicted end counts as needing half its elapsed time agai
   // at 10 s the slow copy needs 10 s more: no twin (3 x 10 s > 10 s)
   m.handleResult(10_000, { index: 0, attempt: 1, ok: true, hash: 'h0' })
   assert.equal(runs(m.pollCommands()), [])
-  // at 100 s it is 80 s past its predicted end: taken to need 50 s more (3 x 10 s <= 50 s): a twin
-  m.handleTimeout(100_000)
+  // at 25 s, 5 s past its predicted end: taken to need 25 s more (< 3 x 10 s): no twin
+  m.handleTimeout(25_000)
+  assert.equal(runs(m.pollCommands()), [])
+  // at 40 s: taken to need 40 s more (3 x 10 s <= 40 s): a twin (at half the elapsed time, 20 s, none until 60 s)
+  m.handleTimeout(40_000)
   assert.equal(runs(m.pollCommands()).map(c => [c.index, c.reason]), [[1, 'speculative']])
 })
 
