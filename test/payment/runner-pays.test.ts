@@ -125,7 +125,8 @@ test('a liar caught by the default checks gets no voucher after it was caught', 
 
 test('a provider naming another\'s payout address without its key\'s binding gets no lease, no task and no voucher (PAYOUT_NOT_BOUND)', async () => {
   // provider 0 is honest; 1 claims 0's address unbound; 2 claims it with 0's binding of peer 0 (copied from an offer); 3 names its own address unbound
-  const ps = providers(4, i => i === 0 ? { ...paid(0), slots: 2 } : i === 1 ? { payoutAddress: payoutOf(0), slots: 2 } : i === 2 ? { payoutAddress: payoutOf(0), payoutBinding: bindings[0], slots: 2 } : { payoutAddress: payoutOf(3), slots: 2 })
+  // (delayMs: a copy that takes 0 ms bills 0 and makes no voucher row: the fake measures whole ms)
+  const ps = providers(4, i => i === 0 ? { ...paid(0), slots: 2, delayMs: 2 } : i === 1 ? { payoutAddress: payoutOf(0), slots: 2 } : i === 2 ? { payoutAddress: payoutOf(0), payoutBinding: bindings[0], slots: 2 } : { payoutAddress: payoutOf(3), slots: 2 })
   const tr = transport(ps, owner)
   const jobId = 'c3'.repeat(32)
   const m = manifest({ inputs: { range: { from: 0, to: 19 } }, verification: { mode: 'off' } })
