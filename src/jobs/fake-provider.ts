@@ -9,6 +9,7 @@ import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
 import type { LocalProvider } from './local-transport.js'
 import { nodeVerifyByPeerId } from './signing.js'
 import { LeaseBook } from './lease-book.js'
+import * as varint from 'uint8-varint'
 
 export interface FakeProviderInit {
   secretKey: Uint8Array
@@ -34,6 +35,8 @@ export interface FakeProviderInit {
   payoutBinding?: Uint8Array
   /** Prices its receipts at this CPU-hour price instead of its offer's (an overcharger). */
   billCpuHour?: number
+  /** Pads each receipt it signs with an unknown field of this many bytes (a hostile provider; payment tests). */
+  receiptPadBytes?: number
   now?: () => number
 }
 
@@ -121,11 +124,19 @@ export class FakeProvider implements LocalProvider {
         ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
       }), msg => this.sign(msg))
     }
-    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, code: 'TASK_FAILED', error: 'injected failure', receipt: receiptFor(new Uint8Array(0), new Uint8Array(32)) }
+    const pad = this.init.receiptPadBytes
+    const signedFor = (output: Uint8Array, outputHash: Uint8Array): dbc.receipt.v1.SignedReceipt => {
+      const r = receiptFor(output, outputHash)
+      if (pad === undefined) return r
+      // field 99, length-delimited: protobuf decoders skip it, so the signature still verifies
+      const body = Buffer.concat([r.receipt, Buffer.from([0x9a, 0x06]), varint.encode(pad), Buffer.alloc(pad, 7)])
+      return dbc.receipt.v1.SignedReceipt.create({ receipt: body, signature: this.sign(body) })
+    }
+    if (this.init.failEvery !== undefined && n % this.init.failEvery === 0) return { ...base, ok: false, code: 'TASK_FAILED', error: 'injected failure', receipt: signedFor(new Uint8Array(0), new Uint8Array(32)) }
     let output = await this.init.compute(task.input ?? new Uint8Array(), task.entry ?? '')
     if (this.init.liar === true) output = enc.encode(`wrong from ${this.id}: ${toHex(output).slice(0, 16)}`)
     this.tasksRun++
     const outputHash = new Uint8Array(createHash('sha256').update(output).digest())
-    return { ...base, ok: true, output, outputHash, receipt: receiptFor(output, outputHash) }
+    return { ...base, ok: true, output, outputHash, receipt: signedFor(output, outputHash) }
   }
 }

@@ -53,6 +53,8 @@ export class RunnerPayments {
 
   sent (key: number, at: number): void { this.sentAt.set(key, at) }
   returnedCopy (key: number, endedAt: number, receipt?: Uint8Array): void { if (this.payment !== undefined) this.returned.set(key, { endedAt, receipt }) }
+  /** A copy settled unbilled (failed, wrong, surplus, lost, revoked): nothing of it will be paid from here. */
+  forget (key: number): void { this.returned.delete(key); this.sentAt.delete(key) }
 
   /** The payment terms leases carry: the job's, with the payer's holder authorisation (signed once). */
   async leaseTerms (): Promise<dbc.task.v1.IPaymentTerms | undefined> {
@@ -123,11 +125,12 @@ export class RunnerPayments {
 
   /** Until every copy handed to payCopy so far is recorded (or failed: onError). */
   private async recorded (): Promise<void> {
-    while (this.checking.size > 0 || this.recording !== undefined) {
-      if (this.checking.size > 0) await Promise.allSettled([...this.checking])
-      // a copy's push and the batch it joins happen in the same turn as its check's end
-      else await this.recording
-    }
+    // the checks in flight now (not those of copies handed in meanwhile: under steady load there
+    // would always be one, review s9 L1), then the batch they joined
+    const mine = [...this.checking]
+    if (mine.length > 0) await Promise.allSettled(mine)
+    // a copy's push and the batch it joins happen in the same turn as its check's end
+    while (this.recording !== undefined) await this.recording
   }
 
   private recordQueued (): void {

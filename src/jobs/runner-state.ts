@@ -122,6 +122,7 @@ export abstract class RunnerState {
     }
     if (this.init.payment !== undefined) {
       if (e.type === 'copy-settled' && e.billed && e.revoked !== true) void this.payments.payCopy(e.index, e.attempt, e.provider, e.index * KEY + e.attempt)
+      else if (e.type === 'copy-settled') this.payments.forget(e.index * KEY + e.attempt)
       else if (e.type === 'provider-caught') this.init.payment.payer.forfeit(e.provider, `caught returning wrong results: ${e.reason}`)
     }
     this.init.onEvent?.(e)

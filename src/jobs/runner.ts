@@ -13,6 +13,7 @@ import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
 import { JobMachine, JobSession, leaseCapOf, deadlineAt, jobPolicyOf, taskCount as countTasks, largestInputBytes, type JobCommand, type RestoredTask } from '../core/scheduler/index.js'
 import { NO_ANSWER_CODES } from '../core/scheduler/ports.js'
+import { MAX_SIGNED_RECEIPT_BYTES } from '../core/settlement/receipt.js'
 import { markRunningCopiesLost } from './store.js'
 import { hexToBytes, type LeaseRoundResult } from './runner-leases.js'
 import { RunnerState, KEY } from './runner-state.js'
@@ -190,8 +191,10 @@ export class JobRunner extends RunnerState {
     const output = res.ok === true ? res.output ?? new Uint8Array() : undefined
     const hash = output === undefined ? undefined : createHash('sha256').update(output).digest('hex')
     const ids = { jobId: this.sender.jobIdBytes, taskId: taskIdOf(this.jobId, c.index, c.attempt), provider: this.leases.providerBytes.get(c.provider) }
-    const billed = this.payments.billOf(key, c.provider, res.receipt, ids, this.budget.predictedOf(key))
-    const receipt = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
+    // a receipt past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of it is kept or billed
+    const encoded = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
+    const receipt = encoded !== undefined && encoded.length <= MAX_SIGNED_RECEIPT_BYTES ? encoded : undefined
+    const billed = this.payments.billOf(key, c.provider, receipt === undefined ? undefined : res.receipt, ids, this.budget.predictedOf(key))
     this.payments.returnedCopy(key, now, receipt)
     const claimedHash = res.outputHash != null && res.outputHash.length > 0 ? toHex(res.outputHash) : undefined
     // the provider says it had closed the lease (LEASE_CLOSED: our side may not know yet, its stream

@@ -14,6 +14,7 @@ import { voucherFromWire } from '../../src/core/settlement/voucher-wire.js'
 import { payoutBindingTypedData } from '../../src/core/settlement/payout-binding.js'
 import { decimalToUnits } from '../../src/core/compute/pricing.js'
 import { nodeSuite } from '../../src/crypto/suite.js'
+import { MAX_SIGNED_RECEIPT_BYTES } from '../../src/core/settlement/receipt.js'
 import type { dbc } from '../../src/wire/gen/wire.js'
 import type { FakeProvider } from '../../src/jobs/index.js'
 import { key, manifest, providers, transport } from '../integration/jobs-helpers.js'
@@ -172,6 +173,29 @@ test('receipts are checked off the main thread before they are paid (no Ed25519 
   } finally {
     nodeSuite.verify = verify; nodeSuite.verifyAsync = verifyAsync
   }
+})
+
+test('a receipt padded past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of it is kept, checked or paid (review s9 H1)', async () => {
+  const ps = providers(3, i => ({ ...paid(i), slots: 2, ...(i === 0 ? { receiptPadBytes: 64 * 1024 } : {}), ...(i === 2 ? { failEvery: 3 } : {}) }))
+  const tr = transport(ps, owner)
+  const jobId = 'c5'.repeat(32)
+  // a budget: the runner's budget checks each receipt too (billOf), and the payer's memo keeps what it checked
+  const m = manifest({ inputs: { range: { from: 0, to: 29 } }, verification: { mode: 'off' }, budget: { total: 1000, maxPricePerHour: 1 } })
+  const s = setup(jobId, m, ps)
+  const kept = (): number[] => [...((s.payer as unknown as { prechecked: Map<string, { message: Uint8Array }> }).prechecked.values())].map(e => e.message.length)
+  const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment })
+  const summary = await r.run()
+  tr.close()
+  assert.is(summary.status, 'finished')
+  assert.ok(ps[0].tasksRun > 0, 'the padding provider ran copies')
+  assert.ok(kept().every(n => n <= MAX_SIGNED_RECEIPT_BYTES), `the payer keeps no padded receipt: ${kept().filter(n => n > MAX_SIGNED_RECEIPT_BYTES).length} kept`)
+  const returned = (r as unknown as { payments: { returned: Map<number, { receipt?: Uint8Array }> } }).payments.returned
+  assert.is(returned.size, 0, 'every settled copy was paid or forgotten')
+  const view = s.payer.view()
+  const padded = view.receipts.filter(x => x.provider === ps[0].id)
+  assert.ok(padded.length > 0 && padded.every(x => x.paid === '0'), `no receipt of the padding provider is paid: ${JSON.stringify(padded.slice(0, 2))}`)
+  assert.ok(view.refusals.filter(x => x.provider === ps[0].id).every(x => /no receipt/.test(x.reason)), JSON.stringify(view.refusals.slice(0, 2)))
+  assert.ok(view.receipts.some(x => x.provider === ps[1].id), 'the honest providers are paid')
 })
 
 test.run()

@@ -83,6 +83,13 @@ export type ReceiptCheck =
 /** An Ed25519 verifier (publicKey, message, signature); never throws. Runtimes pass node:crypto's (~20x @noble's speed). */
 export type VerifyFn = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
 
+/**
+ * Most bytes an encoded SignedReceipt may have where a submitter takes it in (an honest one is
+ * ~0.5 KB with every field filled): protobuf skips unknown fields, so a provider could pad receipts
+ * it signs itself to a result frame's size and have the submitter keep each one (review s9 H1).
+ */
+export const MAX_SIGNED_RECEIPT_BYTES = 4096
+
 export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS, verify: VerifyFn = verifyBytes): ReceiptCheck {
   let r: UsageReceipt
   try {
