@@ -67,6 +67,15 @@ export const LEASE_TASKS_AHEAD = 6
 
 export const PERF_SCORE_REFERENCE = 100
 
+/** Most times the reference machine's speed an offer may claim (its benchmark is its own word until copies measure it). */
+export const MAX_PERF_RATIO = 100
+
+/** An offer's claimed speed as a ratio to the reference: the reference when missing, not finite or not positive; at most MAX_PERF_RATIO. */
+export function perfRatioOf (perfScore: number | null | undefined): number {
+  const r = (perfScore ?? PERF_SCORE_REFERENCE) / PERF_SCORE_REFERENCE
+  return Number.isFinite(r) && r > 0 ? Math.min(r, MAX_PERF_RATIO) : 1
+}
+
 /** What placement sees of a signed offer. */
 export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number } = {}): OfferView {
   const hex = (b?: Uint8Array | null): string => Array.from(b ?? [], x => x.toString(16).padStart(2, '0')).join('')
@@ -76,7 +85,7 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
     slots: offer.slots ?? 0,
     priceGpuHour: offer.priceGpuHour ?? 0,
     priceCpuHour: offer.priceCpuHour ?? 0,
-    perfScore: (offer.perfScore ?? PERF_SCORE_REFERENCE) / PERF_SCORE_REFERENCE,
+    perfScore: perfRatioOf(offer.perfScore),
     expiresAt: offer.expiresAt ?? 0,
     refusal: offer.refusal == null || offer.refusal === '' ? undefined : offer.refusal,
     rttMs: net.rttMs,
