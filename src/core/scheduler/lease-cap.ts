@@ -4,8 +4,10 @@
 // offer had free when it was leased, often 1 under load, and a cap of leases alone then throttles
 // a loaded job to a few dozen slots while capacity idles (simulator/README.md, the grid timeline).
 // Rule: a job may open another lease while it holds fewer than `leases` leases, or fewer than
-// `slots` slots in all; never more than `slots` leases (a lease has 1 slot at least). A starved
-// round (the job's first, or one whose leases can run nothing) leases at most `leases` offers.
+// `slots` slots in all; never more than `slots` leases (a lease has 1 slot at least) in a round
+// that tops a running job up. A starved round (the job's first, or one whose leases can run
+// nothing) leases at most `leases` offers anew, whatever it holds: past `slots` leases when the
+// held ones can run nothing (they are not released first: review s9 M2).
 
 /** Most leases a job holds whatever their slots (the runner's default maxLeases). */
 export const MAX_LEASES = 64
