@@ -14,6 +14,7 @@ import { buildReceipt, signReceipt } from '../../../src/core/settlement/receipt.
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { voucherTypedData } from '../../../src/core/settlement/voucher.js'
 import { nodeSuite } from '../../../src/crypto/suite.js'
+import { countStatements } from '../../helpers/statement-count.js'
 
 const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
 const payerKey = privateKeyToAccount(generatePrivateKey())
@@ -152,23 +153,17 @@ test('a signature the runner\'s budget verified (verifyNow) is not verified agai
 
 test('a batch costs two statements per copy and a few per payout (its voucher row is read once)', async () => {
   const store = openStore(':memory:')
-  let runs = 0
-  const prepare = store.db.prepare.bind(store.db)
-  store.db.prepare = ((sql: string) => {
-    const st = prepare(sql) as unknown as Record<'run' | 'get' | 'all', (...a: unknown[]) => unknown>
-    for (const m of ['run', 'get', 'all'] as const) { const f = st[m].bind(st); st[m] = (...a) => { runs++; return f(...a) } }
-    return st
-  }) as typeof store.db.prepare
+  const counted = countStatements(store)
   const payer = new JobPayer({ jobId, jobIdBytes, payerAddress: payerKey.address, store: new PaymentStore(store), gpus: 0, cores: 1, timeoutMs: 60_000, sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain)) })
   const ps = [provider(), provider()]
   ps.forEach((p, i) => payer.addPayee(`P${i}`, { payout: p.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: p.peer }))
   const batch = (from: number): Array<Parameters<JobPayer['precheck']>[0]> => Array.from({ length: 20 }, (_, k) => { const i = from + k; const r = receipt(ps[i % 2], i); return { provider: `P${i % 2}`, key: `${i}:1`, receipt: encode(r.signed), taskId: r.taskId, measuredMs: 1000 } })
   payer.payMany(batch(0)) // the payouts' leaves and rows exist after the first batch
-  runs = 0
+  counted.reset()
   const outs = payer.payMany(batch(20))
   assert.ok(outs.every(o => o.recorded && o.payable > 0n))
   // per copy: is it paid already, its row; per payout: its voucher row read once, then raised (read + write)
-  assert.ok(runs <= 20 * 2 + 2 * 3, `${runs} statements for 20 copies on 2 payouts`)
+  assert.ok(counted.runs <= 20 * 2 + 2 * 3, `${counted.runs} statements for 20 copies on 2 payouts`)
 })
 
 test('checks ahead that are never used stay bounded', async () => {

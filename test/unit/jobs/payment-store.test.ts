@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert'
 import { openStore } from '../../../src/store/db.js'
 import { PaymentStore, type EscrowRow } from '../../../src/jobs/payment-store.js'
 import { TaskLogStore } from '../../../src/jobs/task-logs.js'
+import { countStatements } from '../../helpers/statement-count.js'
 
 const escrow = (jobId: string): EscrowRow => ({
   jobId, chainJobId: `0x${'11'.repeat(32)}`, chainId: 31337, contract: `0x${'22'.repeat(20)}`, payer: `0x${'33'.repeat(20)}`, deposited: 0n, allowTopUp: false, kind: 'grid'
@@ -46,16 +47,10 @@ test('a payment is one statement, its seq read from the (job, seq) index, in ord
   const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').all('j') as Array<{ detail: string }>
   assert.ok(plan.some(r => r.detail.includes('job_payments_seq')), JSON.stringify(plan))
   // statements run, counted at the prepared statements
-  let runs = 0
-  const prepare = store.db.prepare.bind(store.db)
-  store.db.prepare = ((sql: string) => {
-    const st = prepare(sql) as unknown as Record<'run' | 'get' | 'all', (...a: unknown[]) => unknown>
-    for (const m of ['run', 'get', 'all'] as const) { const f = st[m].bind(st); st[m] = (...a) => { runs++; return f(...a) } }
-    return st
-  }) as typeof store.db.prepare
+  const counted = countStatements(store)
   const row = (key: string, at: number): Parameters<PaymentStore['addPayment']>[1] => ({ receiptKey: key, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at })
   for (let i = 0; i < 5; i++) assert.ok(s.addPayment('j', row(`${i}:1`, i)))
-  assert.is(runs, 5, 'one statement per payment')
+  assert.is(counted.runs, 5, 'one statement per payment')
   assert.not.ok(s.addPayment('j', row('2:1', 9)), 'a repeat is not recorded')
   assert.ok(s.addPayment('k', row('0:1', 0)))
   assert.ok(s.addPayment('j', row('5:1', 5)))
