@@ -37,10 +37,14 @@ export abstract class JobDispatch extends JobVerification {
     // Checking copies wait for an established provider when one holds a live lease.
     const known = sc === undefined ? [] : this.ordered.filter(l => established(this.reputation, l.provider, sc)).map(l => l.provider)
     const tooSlow: typeof this.ordered = []
+    // whether the job is at its lease cap: read once per pump (leasesHeld walks every lease; the loop
+    // below changes no lease's slots and releases none before it ends)
+    let atCap: boolean | undefined
+    const isAtCap = (): boolean => (atCap ??= !this.mayLeaseMore())
     for (const l of this.ordered) {
       if (l.suspendedAt !== undefined) continue
       // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
-      if (this.tooSlowAtCap(l, tooSlow.length)) { tooSlow.push(l); continue }
+      if (this.tooSlowAtCap(l, tooSlow.length, isAtCap)) { tooSlow.push(l); continue }
       const defer = known.length > 0 && deferCheckTo(this.reputation, l.provider, sc!, known)
       // read-ahead (tiny tasks) only while a long queue waits: never at a job's tail, where a copy queued
       // behind a slow one would wait for it; and under spot checks only to an established provider (a

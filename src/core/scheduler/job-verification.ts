@@ -111,13 +111,13 @@ export abstract class JobVerification {
    * than the fastest offer seen is released rather than refilled, so a round can lease a faster
    * provider (re-placing queued copies instead of committing them to a slow slot). One per pump.
    */
-  protected tooSlowAtCap (l: LeaseState, releasing: number): boolean {
+  protected tooSlowAtCap (l: LeaseState, releasing: number, atCap: () => boolean): boolean {
     // a lease that has not run a copy yet was just chosen from the offers there are: it runs one first
-    return releasing === 0 && this.speed.mayRelease() && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && !this.mayLeaseMore() &&
+    return releasing === 0 && this.speed.mayRelease() && l.running === 0 && this.ranOn.has(l.leaseId) && l.runMs !== undefined && this.policy.stragglerFactor > 0 && atCap() &&
       this.queue.length > 0 && SPECULATION_GAIN * this.speed.fastestRunMs < l.runMs
   }
 
-  private mayLeaseMore (): boolean {
+  protected mayLeaseMore (): boolean {
     const h = this.leasesHeld()
     return mayLease(this.leaseCap, h.leases, h.slots)
   }
