@@ -103,16 +103,20 @@ function aeadKey (key: Uint8Array): KeyObject | Uint8Array {
 const edPublic = new KeyCache(1024)
 const xPublic = new KeyCache(1024)
 
+/** node:crypto key objects of raw Ed25519 keys, cached (sign/signAsync and verify/verifyAsync share them). */
+const edPrivateKey = (seed: Uint8Array): KeyObject => edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
+const edPublicKey = (publicKey: Uint8Array): KeyObject => edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
+
 export const nodeSuite: CryptoSuite = {
   name: 'node',
   sign: (seed, message) => {
-    const key = edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
+    const key = edPrivateKey(seed)
     return new Uint8Array(nodeSign(null, message, key))
   },
   signAsync: (seed, message, done) => {
     let key: KeyObject
     try {
-      key = edPrivate.get(seed, () => createPrivateKey({ key: Buffer.from(der(ED_PKCS8, seed)), format: 'der', type: 'pkcs8' }))
+      key = edPrivateKey(seed)
     } catch (err) { queueMicrotask(() => { done(err as Error) }); return }
     nodeSign(null, message, key, (err, sig) => {
       if (err !== null) done(err)
@@ -122,7 +126,7 @@ export const nodeSuite: CryptoSuite = {
   verify: (publicKey, message, signature) => {
     if (publicKey.length !== 32 || signature.length !== 64) return false
     try {
-      const key = edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
+      const key = edPublicKey(publicKey)
       return nodeVerify(null, message, key, signature)
     } catch { return false }
   },
@@ -130,7 +134,7 @@ export const nodeSuite: CryptoSuite = {
     const no = (): void => { queueMicrotask(() => { done(false) }) }
     if (publicKey.length !== 32 || signature.length !== 64) { no(); return }
     try {
-      const key = edPublic.get(publicKey, () => createPublicKey({ key: Buffer.from(der(ED_SPKI, publicKey)), format: 'der', type: 'spki' }))
+      const key = edPublicKey(publicKey)
       // (an async job copies message and signature before it leaves this thread)
       nodeVerify(null, message, key, signature, (err, ok) => { done(err === null && ok) })
     } catch { no() }
