@@ -8,7 +8,7 @@ import { JobMachine, type ResultVerdict, type JobEvent } from './job-machine.js'
 import { LeaseSearch, type SearchMode, type SearchRound } from './lease-search.js'
 import { BudgetLedger } from './budget-ledger.js'
 import { CodeCache } from './code-cache.js'
-import { leasesLeft, type LeaseCap } from './lease-cap.js'
+import { leasesLeft, starvedExcess, type LeaseCap } from './lease-cap.js'
 
 /** A provider's text is stored and shown: 1 KiB is plenty for a reason (its stderr has its own caps). */
 export const COPY_ERROR_MAX_CHARS = 1024
@@ -73,7 +73,12 @@ export class JobSession {
    * release goes out before the round it makes room for (nextRoundAt stays a pure query).
    */
   makeRoom (now: number): void {
-    if (!this.inRound && this.leasesLeft() === 0 && this.machine.leaseWant() === 'more') this.machine.releaseIdleLeases(now, 8)
+    if (this.inRound) return
+    const want = this.machine.leaseWant()
+    if (want === 'more' && this.leasesLeft() === 0) this.machine.releaseIdleLeases(now, 8)
+    // a starved round leases up to cap.leases anew: leases that can run nothing go first when the
+    // job would otherwise pass its ceiling (lease-cap.ts starvedRoom)
+    if (want === 'starved') this.machine.releaseStarvedLeases(starvedExcess(this.machine.leaseCap, this.machine.leasesHeld()))
   }
 
   /** A round starts; returns its mode (a `more` round never rules tasks out). */

@@ -96,6 +96,19 @@ export abstract class JobVerification {
     return idle.length
   }
 
+  /**
+   * Starved (copies queued, none running: every live lease is idle and can take none of them, e.g.
+   * each provider already holds a copy of every queued task): releases `n` of those leases, the
+   * slowest first (those that ran nothing last), so a starved round can lease fresh providers
+   * without the job passing its lease ceiling (lease-cap.ts, review s9 M2). Returns how many went.
+   */
+  releaseStarvedLeases (n: number): number {
+    if (n <= 0 || this.queue.length === 0 || this.running.size > 0) return 0
+    const idle = this.ordered.filter(l => l.running === 0).sort((a, b) => (b.runMs ?? Infinity) - (a.runMs ?? Infinity)).slice(0, n)
+    this.releaseLeases(idle, 'idle: can run none of the queued copies; making room under the lease ceiling')
+    return idle.length
+  }
+
   /** The job's lease cap (JobSession's maxLeases, lease-cap.ts): at it, queued copies cannot get new leases. */
   leaseCap: LeaseCap = { leases: Infinity, slots: 0 }
 

@@ -6,8 +6,8 @@
 // Rule: a job may open another lease while it holds fewer than `leases` leases, or fewer than
 // `slots` slots in all; never more than `slots` leases (a lease has 1 slot at least) in a round
 // that tops a running job up. A starved round (the job's first, or one whose leases can run
-// nothing) leases at most `leases` offers anew, whatever it holds: past `slots` leases when the
-// held ones can run nothing (they are not released first: review s9 M2).
+// nothing) leases at most `leases` offers anew, and never past `slots` leases in all: before it,
+// the session releases held leases that can run nothing (starvedExcess; review s9 M2).
 
 /** Most leases a job holds whatever their slots (the runner's default maxLeases). */
 export const MAX_LEASES = 64
@@ -56,7 +56,19 @@ export function leasesAllowed (cap: LeaseCap, held: { leases: number, slots: num
  * leased by the job's first round, README) does not grow with it.
  */
 export function leasesForRound (cap: LeaseCap, mode: 'starved' | 'more', held: { leases: number, slots: number }, offerSlots: readonly number[]): number {
-  return mode === 'more' ? leasesAllowed(cap, held, offerSlots) : leasesAllowed({ leases: cap.leases, slots: 0 }, { leases: 0, slots: 0 }, offerSlots)
+  if (mode === 'more') return leasesAllowed(cap, held, offerSlots)
+  const fresh = leasesAllowed({ leases: cap.leases, slots: 0 }, { leases: 0, slots: 0 }, offerSlots)
+  return cap.slots > 0 ? Math.min(fresh, Math.max(0, cap.slots - held.leases)) : fresh
+}
+
+/**
+ * Held leases a starved round should release first so that leasing `cap.leases` anew keeps the job
+ * within `cap.slots` leases (0 when the cap has no slot budget: `leases` is then a hard cap the
+ * machine never passes in a `more` round, and a starved one leases `leases` anew as it always did).
+ */
+export function starvedExcess (cap: LeaseCap, held: { leases: number }): number {
+  if (cap.slots <= 0) return 0
+  return Math.max(0, held.leases - Math.max(0, cap.slots - cap.leases))
 }
 
 /** The runner's cap from its options: an explicit `maxLeases` with no `maxLeaseSlots` is a hard cap of leases, as before the slot budget. */

@@ -3,7 +3,7 @@
 // slot free, and a cap of 64 leases alone held a loaded job to ~64 slots while capacity idled.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, mayLease, leasesLeft, leasesAllowed, leasesForRound, leaseCapOf, MAX_LEASES, LEASE_SLOT_BUDGET } from '../../../../src/core/scheduler/index.js'
+import { JobMachine, JobSession, LeaseSearch, BudgetLedger, ReputationBook, mayLease, leasesLeft, leasesAllowed, leasesForRound, leaseCapOf, starvedExcess, MAX_LEASES, LEASE_SLOT_BUDGET } from '../../../../src/core/scheduler/index.js'
 import { createRng } from '../../../../src/core/rng.js'
 
 const cap = { leases: MAX_LEASES, slots: LEASE_SLOT_BUDGET }
@@ -29,6 +29,12 @@ test('the cap: 64 leases whatever their slots, more while under 256 slots, never
   // a starved round leases anew up to 64 whatever their slots (the escrow reserves one task per offer its first round leases)
   assert.is(leasesForRound(cap, 'starved', { leases: 64, slots: 64 }, new Array(300).fill(1)), 64)
   assert.is(leasesForRound(cap, 'more', { leases: 64, slots: 64 }, new Array(300).fill(1)), 192)
+  // ... but never past the ceiling of 256 leases in all (review s9 M2)
+  assert.is(leasesForRound(cap, 'starved', { leases: 256, slots: 256 }, new Array(300).fill(1)), 0)
+  assert.is(leasesForRound(cap, 'starved', { leases: 200, slots: 200 }, new Array(300).fill(1)), 56)
+  assert.is(starvedExcess(cap, { leases: 256 }), 64, 'a starved job holding 256 leases releases 64 first')
+  assert.is(starvedExcess(cap, { leases: 100 }), 0)
+  assert.is(starvedExcess({ leases: 8, slots: 0 }, { leases: 8 }), 0, 'a hard cap of leases: as before')
   assert.equal(leaseCapOf({}), cap)
   assert.equal(leaseCapOf({ maxLeases: 8 }), { leases: 8, slots: 0 })
   assert.equal(leaseCapOf({ maxLeases: 8, maxLeaseSlots: 32 }), { leases: 8, slots: 32 })
@@ -47,6 +53,35 @@ test('a session past its lease count still asks for more leases while its leases
   m.pollCommands()
   assert.is(s.leasesLeft(), 0)
   assert.is(s.nextRoundAt(3), undefined, 'four leases holding 4 slots: at the cap')
+})
+
+test('a starved job at the ceiling releases leases that can run nothing before its round, and stays within 256 leases (review s9 M2)', () => {
+  const m = new JobMachine({ taskCount: 1000, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 1e9, leaseTimeoutMs: 2000, stragglerFactor: 0 }, new ReputationBook(), createRng(1))
+  const s = new JobSession(m, new LeaseSearch(), new BudgetLedger(undefined), cap)
+  for (let i = 0; i < 256; i++) m.handleLease(0, { leaseId: `L${i}`, provider: `p${i}`, slots: 1 })
+  const runs = m.pollCommands().filter(c => c.type === 'run')
+  assert.is(runs.length, 256)
+  // every copy's route fails (no answer): each lease is suspended, its copy queued again
+  for (const c of runs) if (c.type === 'run') m.handleResult(100, { index: c.index, attempt: c.attempt, ok: false, error: 'reset', unreachable: true })
+  m.pollCommands()
+  assert.is(m.leaseWant(), 'starved')
+  assert.equal(m.leasesHeld(), { leases: 256, slots: 256 })
+  s.makeRoom(101)
+  const released = m.pollCommands().filter(c => c.type === 'release-lease')
+  assert.is(released.length, 64, 'room for a starved round of 64 fresh leases')
+  assert.is(m.leasesHeld().leases, 192)
+  const round = leasesForRound(cap, 'starved', m.leasesHeld(), new Array(100).fill(1))
+  assert.is(round, 64)
+  assert.ok(m.leasesHeld().leases + round <= LEASE_SLOT_BUDGET, 'the job never holds more than 256 leases')
+  // a job below the ceiling releases nothing when starved
+  const m2 = new JobMachine({ taskCount: 100, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 1e9, leaseTimeoutMs: 2000, stragglerFactor: 0 }, new ReputationBook(), createRng(1))
+  const s2 = new JobSession(m2, new LeaseSearch(), new BudgetLedger(undefined), cap)
+  for (let i = 0; i < 10; i++) m2.handleLease(0, { leaseId: `L${i}`, provider: `p${i}`, slots: 1 })
+  for (const c of m2.pollCommands()) if (c.type === 'run') m2.handleResult(100, { index: c.index, attempt: c.attempt, ok: false, error: 'reset', unreachable: true })
+  m2.pollCommands()
+  assert.is(m2.leaseWant(), 'starved')
+  s2.makeRoom(101)
+  assert.is(m2.pollCommands().filter(c => c.type === 'release-lease').length, 0)
 })
 
 test('a number is a hard cap of leases, as before the slot budget', () => {
