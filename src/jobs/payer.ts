@@ -172,6 +172,8 @@ export class JobPayer {
   async precheck (input: PayInput): Promise<void> {
     const verifyAsync = nodeSuite.verifyAsync
     if (input.receipt === undefined || verifyAsync === undefined) return
+    // a copy already paid (a restart's catch-up hands in every billed copy) is never checked again
+    if (this.init.store.hasPayment(this.init.jobId, input.key)) return
     let signature: Uint8Array; let message: Uint8Array; let key: Uint8Array | undefined
     try {
       const signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt)

@@ -166,6 +166,23 @@ test('a batch costs two statements per copy and a few per payout (its voucher ro
   assert.ok(counted.runs <= 20 * 2 + 2 * 3, `${counted.runs} statements for 20 copies on 2 payouts`)
 })
 
+test('a copy already paid is not checked again (a restart\'s catch-up hands in every billed copy; review s9 L2)', async () => {
+  const { payer, a } = setup()
+  const r0 = receipt(a, 0)
+  const in0 = { provider: 'A', key: '0:1', receipt: encode(r0.signed), taskId: r0.taskId, measuredMs: 1000 }
+  const original = nodeSuite.verifyAsync!
+  let calls = 0
+  nodeSuite.verifyAsync = (k, m, sig, done) => { calls++; original(k, m, sig, done) }
+  try {
+    await payer.precheck(in0)
+    assert.is(calls, 1)
+    assert.ok(payer.payMany([in0])[0].recorded)
+    await payer.precheck(in0)
+    assert.is(calls, 1, 'the paid copy was checked again')
+    assert.is((payer as unknown as { prechecked: Map<string, unknown> }).prechecked.size, 0, 'no entry kept for a paid copy')
+  } finally { nodeSuite.verifyAsync = original }
+})
+
 test('checks ahead that are never used stay bounded', async () => {
   const { payer, a } = setup()
   const inputs = Array.from({ length: PRECHECKED_MAX + 50 }, (_, i) => { const r = receipt(a, i); return { provider: 'A', key: `${i}:1`, receipt: encode(r.signed), taskId: r.taskId, measuredMs: 1000 } })
