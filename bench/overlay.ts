@@ -54,8 +54,29 @@ async function timeIt (n: number, f: () => Promise<unknown>, after?: () => Promi
  */
 interface Row { samples: number, run: () => Promise<unknown>, after?: () => Promise<void> }
 
-async function alternate (rows: Record<string, Row>, rounds: number): Promise<Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize> }>> {
+/** Untimed round trips per row before the timed rounds (see alternate), and how many of them are timed as the cold figure. */
+const WARM_ROUND_TRIPS = 2000
+const COLD_SAMPLES = 100
+
+async function alternate (rows: Record<string, Row>, rounds: number, warm = 0): Promise<Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize>, cold: number }>> {
   const acc: Record<string, { rounds: number[], all: number[] }> = {}
+  // Warm-up, the same for every row: `warm` round trips per row before the timed rounds, the
+  // first COLD_SAMPLES of them timed (the cold figure). A function V8 runs once per message is
+  // optimized by TurboFan after ~3000 calls (--invocation-count-for-turbofan); the envelope path
+  // is many such functions, the plain echo a few libp2p ones that every row runs, so without
+  // this the envelope rows are timed mid-tier-up (measured: direct-only p50 per 500 round trips
+  // 518 -> 155 us over the first 4000, the plain echo 296 -> 118 us over the first 1500).
+  const cold: Record<string, number> = {}
+  for (const [name, row] of Object.entries(rows)) {
+    const t: number[] = []
+    for (let i = 0; i < warm; i++) {
+      const s = performance.now()
+      await row.run()
+      if (i < COLD_SAMPLES) t.push(performance.now() - s)
+      await row.after?.()
+    }
+    cold[name] = t.length > 0 ? summarize(t).p50 : NaN
+  }
   for (let round = 0; round < rounds; round++) {
     for (const [name, row] of Object.entries(rows)) {
       const t = await timeIt(row.samples, row.run, row.after)
@@ -64,8 +85,8 @@ async function alternate (rows: Record<string, Row>, rounds: number): Promise<Re
       a.all.push(...t)
     }
   }
-  const out: Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize> }> = {}
-  for (const [name, a] of Object.entries(acc)) out[name] = { p50: median(a.rounds), rounds: a.rounds, all: summarize(a.all) }
+  const out: Record<string, { p50: number, rounds: number[], all: ReturnType<typeof summarize>, cold: number }> = {}
+  for (const [name, a] of Object.entries(acc)) out[name] = { p50: median(a.rounds), rounds: a.rounds, all: summarize(a.all), cold: cold[name] }
   return out
 }
 
@@ -125,12 +146,13 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
     relayed: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1, direct: false }) },
     directEphemeral: { samples: Math.ceil(per / 2), run: async () => await eph[0].send(eb.id, payload, { k: 1 }) },
     directSigned: { samples: Math.ceil(per / 2), run: async () => await signing[0].send(sb.id, payload, { k: 1 }) }
-  }, rounds)
+  }, rounds, WARM_ROUND_TRIPS)
   const raw = res.plainStream.p50; const direct = res.direct.p50
   metrics.framed_echo_rtt_p50 = metric(res.framedEcho.p50, 'ms', raw, 'the project framing (/dbc/echo) vs a plain libp2p stream')
   metrics.relay_io_rtt_p50 = metric(res.relayIo.p50, 'ms', raw, `the relay protocol's I/O alone (a ${copyBytes} B frame, a direct copy's size, answered by an 18 B ack frame; guarded, push mode; no crypto, no bookkeeping): the floor under the direct row`)
   metrics.envelope_rtt_direct_p50 = metric(direct, 'ms', raw, '<= 1.3x plain libp2p stream', direct <= 1.3 * raw)
   metrics.envelope_rtt_direct_p99 = metric(res.direct.all.p99, 'ms', res.plainStream.all.p99)
+  metrics.envelope_rtt_direct_cold_p50 = metric(res.direct.cold, 'ms', raw, `the first ${COLD_SAMPLES} direct round trips of the run (the envelope code not yet optimized by V8; libp2p already warm from the rows before) vs the plain stream's p50 above`)
   metrics.envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop, forced (direct: false) vs two direct envelope round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
   metrics.envelope_rtt_direct_ephemeral_p50 = metric(res.directEphemeral.p50, 'ms', raw, 'forward-secret mode, signature verified')
   metrics.envelope_rtt_direct_signed_p50 = metric(res.directSigned.p50, 'ms', raw, 'static mode with signDirect (every copy signed)')
@@ -139,7 +161,7 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   metrics.envelope_rtt_k2_p99 = metric(res.k2.all.p99, 'ms', res.direct.all.p99)
   series.envelope_rtt_ms = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { ...v.all, roundP50s: v.rounds }]))
   notes.push(`k = 2 row: both copies reached the recipient for ${k2Copies.both} of ${k2Copies.messages} messages (the relayed copy is signed off the event loop and goes even when the direct ack came first)`)
-  notes.push(`envelope rows: ${rounds} alternating rounds of ${per} round trips per row (half that for ephemeral/signed); each p50 is the median of the per-round p50s (p99s over all samples); load average (1/5/15 min) ${loadBefore} before, ${load()} after, on ${cpus().length} cores`)
+  notes.push(`envelope rows: ${WARM_ROUND_TRIPS} untimed round trips per row first (V8 optimizes the once-per-message functions after ~3000 calls; the first ${COLD_SAMPLES} are the cold row), then ${rounds} alternating rounds of ${per} round trips per row (half that for ephemeral/signed); each p50 is the median of the per-round p50s (p99s over all samples); load average (1/5/15 min) ${loadBefore} before, ${load()} after, on ${cpus().length} cores`)
   for (const s of eph) await s.stop()
   await ea.node.stop(); await eb.node.stop()
   for (const s of signing) await s.stop()
@@ -202,14 +224,14 @@ async function envelopesAcrossProcesses (quick: boolean, metrics: Record<string,
       k2: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }), after: settled },
       k2BackToBack: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }) },
       relayed: { samples: per, run: async () => await svc.send(b.id, payload, { k: 1, direct: false }) }
-    }, rounds)
+    }, rounds, WARM_ROUND_TRIPS)
     const direct = res.direct.p50
     metrics.processes_envelope_rtt_direct_p50 = metric(direct, 'ms', res.plainStream.p50, 'recipient in another process: <= 1.3x plain libp2p stream', direct <= 1.3 * res.plainStream.p50)
     metrics.processes_envelope_rtt_k2_p50 = metric(res.k2.p50, 'ms', direct, 'recipient and relay in other processes: <= 2x direct (first ack)', res.k2.p50 <= 2 * direct)
     metrics.processes_envelope_rtt_k2_back_to_back_p50 = metric(res.k2BackToBack.p50, 'ms', direct, 'the same, sent back to back')
     metrics.processes_envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop vs two direct round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
     series.processes_envelope_rtt_ms = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { ...v.all, roundP50s: v.rounds }]))
-    notes.push(`processes_* rows: sender here, recipient and relay each in a child process (bench/overlay-peer.ts), TCP 127.0.0.1; ${rounds} alternating rounds of ${per}, median of per-round p50s; load ${loadBefore} before, ${load()} after`)
+    notes.push(`processes_* rows: sender here, recipient and relay each in a child process (bench/overlay-peer.ts), TCP 127.0.0.1; ${WARM_ROUND_TRIPS} untimed round trips per row first, then ${rounds} alternating rounds of ${per}, median of per-round p50s; load ${loadBefore} before, ${load()} after`)
     await plain.close()
   } finally {
     await svc.stop()
