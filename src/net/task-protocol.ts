@@ -12,8 +12,15 @@ export const TASK_REQUEST_MAX_FRAME = SMALL_FRAME_BYTES
 export const TASK_CODE_ALLOWANCE = DEFAULT_MODULE_LIMITS.maxModuleBytes
 /** A provider's writes to a peer (offers, heartbeats, results, closes) wait this long for it to read. */
 export const TASK_WRITE_TIMEOUT_MS = 30_000
-/** How long a capability lookup's candidates answer a submitter's later lease rounds (Libp2pJobTransport). */
-export const CANDIDATES_TTL_MS = 10_000
+/**
+ * How long a capability lookup's candidates answer a submitter's later lease rounds (Libp2pJobTransport;
+ * peers connected since are asked too). A lookup with fewer matches than it wants walks every cell of
+ * its plan (18 DHT provider queries from Berlin, each asking the DHT's peers, and a record fetch from
+ * each provider found): in a bench grid profile one lookup mid-job took ~9% of the submitter's event
+ * loop and ~4% of each provider's over the job. At 10 s a running job paid that every 10 s; a provider
+ * known only to the DHT (not connected) now waits up to 30 s to be asked.
+ */
+export const CANDIDATES_TTL_MS = 30_000
 
 /**
  * The largest task frame a lease holder may send: its lease request announced `inputBytes`, the

@@ -26,6 +26,12 @@ test('a lookup\'s candidates answer later rounds for the same shape until the TT
     assert.is(calls, 1, 'two rounds at once share one lookup')
     await tr.requestOffers({ executor: 'wasm' }, opts)
     assert.is(calls, 1, 'a round within the TTL uses the lookup\'s candidates')
+    // a running job's rounds over the next 20 s reuse it too (at 10 s each job paid a full lookup every 10 s)
+    const t0 = realNow()
+    Date.now = () => t0 + 20_000
+    await tr.requestOffers({ executor: 'wasm' }, opts)
+    assert.is(calls, 1, 'a round 20 s after the lookup uses its candidates')
+    Date.now = realNow
     await tr.requestOffers({ executor: 'wasm', resources: { gpuCount: 1 } }, opts)
     assert.is(calls, 2, 'another request shape looks again')
     const t = realNow()
