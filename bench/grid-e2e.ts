@@ -45,6 +45,8 @@ export interface EndToEnd {
    */
   submitterMainThreadCpuMsPerTask: number
   providersCpuMsPerTask: number
+  /** The same CPU by thread name (main = each process's event loop; node's workers, libuv-worker, V8 threads), ms per task. */
+  threadCpuMsPerTask?: { submitter: Record<string, number>, providers: Record<string, number> }
   /** The daemons' CPU while idle between jobs (ms of CPU per wall second, all five together): heartbeats, timers. */
   idleCpuMsPerS: number
   /** Load average (1 min) just before and after the timed job. */
@@ -79,6 +81,36 @@ export function treeMainThreadCpuMs (pid: number | undefined): number {
       return a + (Number(f[11]) + Number(f[12])) * 10
     } catch { return a }
   }, 0)
+}
+
+/** CPU time (ms) of every thread of a process and its descendants, by thread name (/proc/PID/task/TID/comm). */
+export function treeThreadCpuMs (pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const p of treePids(pid)) {
+    let tids: string[] = []
+    try { tids = readdirSync(`/proc/${p}/task`) } catch {}
+    for (const t of tids) {
+      try {
+        const st = readFileSync(`/proc/${p}/task/${t}/stat`, 'utf8')
+        const name = t === String(p) ? 'main' : st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+        out.set(`${p}/${t}/${name}`, (Number(f[11]) + Number(f[12])) * 10)
+      } catch {}
+    }
+  }
+  return out
+}
+
+/** Per thread name, the CPU ms per task between two treeThreadCpuMs readings (summed over processes). */
+function threadsPerTask (before: Array<Map<string, number>>, after: Array<Map<string, number>>, tasks: number): Record<string, number> {
+  const by: Record<string, number> = {}
+  after.forEach((m, i) => {
+    for (const [k, v] of m) {
+      const name = k.split('/').slice(2).join('/')
+      by[name] = (by[name] ?? 0) + (v - (before[i].get(k) ?? 0)) / tasks
+    }
+  })
+  return Object.fromEntries(Object.entries(by).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round(v * 1000) / 1000]))
 }
 
 /** The process ids of a process and its descendants (Linux). */
@@ -212,7 +244,9 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
         }
       }
     }
-    const warm = await finished(200, 100_000) // warm-up: JIT, module caches, connections
+    // warm-up: JIT, module caches, connections (DBC_BENCH_GRID_WARMUP tasks, default 200: the daemons' JIT
+    // is still compiling in the timed job after 200; a longer warm-up shows the steady state)
+    const warm = await finished(Number(process.env.DBC_BENCH_GRID_WARMUP ?? 200), 100_000)
     // what the five daemons burn with no job (heartbeats, timers, DHT upkeep): a per-second cost
     // that a slower (loaded) job charges to more seconds, so the CPU-per-task rows are also given net of it
     const idle0 = net.nodes.map(n => treeCpuMs(n.process.pid)); const idleT0 = performance.now()
@@ -221,6 +255,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const loadBefore = loadavg()[0]
     const cpu0 = net.nodes.map(n => treeCpuMs(n.process.pid))
     const main0 = treeMainThreadCpuMs(sub.process.pid)
+    const threads0 = net.nodes.map(n => treeThreadCpuMs(n.process.pid))
     // the timed job's window on the monotonic clock V8 profiles use (to read only its samples)
     const window0 = Number(process.hrtime.bigint() / 1000n)
     const perf: ChildProcess[] = perfDir === undefined ? [] : net.nodes.map(n => spawn('perf', ['record', '-F', '997', '-g', '-p', String(n.process.pid), '-o', join(perfDir, `${n.spec.name}.data`)], { stdio: 'ignore' }))
@@ -233,6 +268,8 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     const jobWindowUs = [window0, Number(process.hrtime.bigint() / 1000n)]
     const cpu = net.nodes.map((n, i) => treeCpuMs(n.process.pid) - cpu0[i])
     const subMain = treeMainThreadCpuMs(sub.process.pid) - main0
+    const threads1 = net.nodes.map(n => treeThreadCpuMs(n.process.pid))
+    const threadCpuMsPerTask = { submitter: threadsPerTask(threads0.slice(0, 1), threads1.slice(0, 1), opts.tasks), providers: threadsPerTask(threads0.slice(1), threads1.slice(1), opts.tasks) }
     const loadAfter = loadavg()[0]
     // F6: what the providers count delivered against what was billed (the final vouchers first)
     await new Promise(resolve => setTimeout(resolve, 2000))
@@ -253,7 +290,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, threadCpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }
