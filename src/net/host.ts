@@ -1,5 +1,7 @@
 // The libp2p host of a dbc node: TCP (IPv4 + IPv6), Noise, yamux, identify, ping and kad-dht
-// in a private network (our own protocol prefix and bootstrap list).
+// in a private network (our own protocol prefix and bootstrap list). A node behind NAT also runs
+// WebRTC: two NATed peers signal over a relayed connection and ICE punches a direct UDP path
+// through both NATs, learning each side's mapping from a public node's STUN responder (src/net/stun).
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -11,8 +13,13 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } 
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport, circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metrics } from '@libp2p/interface'
+import { webRTC } from '@libp2p/webrtc'
+import { loopbackAddressLast, publicAddressesFirst, circuitRelayAddressesLast, reliableTransportsFirst } from '@libp2p/utils'
+import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metrics, Connection, Stream, Transport, Address } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
+import { isWebRTC } from './nat-addr.js'
+import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
 export const PROTOCOL_PREFIX = '/dbc'
@@ -59,6 +66,13 @@ export interface HostInit {
   connectionGater?: ConnectionGater
   /** libp2p's own metrics (the node's Prometheus registry: src/node/metrics); none when unset. */
   metrics?: (components: any) => Metrics
+  /**
+   * WebRTC for a node behind NAT (`listenViaRelay`): listen on `/webrtc` (dialable by other NATed
+   * peers through our relay) and dial theirs. `iceServers`: STUN URLs (`stun:IP:3478`) of public
+   * nodes (src/net/stun), read at each attempt. On with `enabled: true` (the daemon: src/net/stun/node.ts). Public nodes run no WebRTC:
+   * they reach a NATed peer through a relay and DCUtR (TCP), which is cheaper than SCTP.
+   */
+  webrtc?: { enabled?: boolean, iceServers?: () => string[], admission?: WebRTCAdmissionInit }
 }
 
 export interface HostServices {
@@ -91,8 +105,58 @@ export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
  */
 export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 
+/** The WebRTC signalling protocol (@libp2p/webrtc's SIGNALING_PROTOCOL). */
+export const WEBRTC_SIGNALING_PROTOCOL = '/webrtc-signaling/0.0.1'
+
+/**
+ * The WebRTC transport with its inbound attempts bounded (src/core/routing/webrtc-admission.ts):
+ * an attempt over the limit is refused before the library makes its native PeerConnection.
+ * The library registers its signalling handler itself (32 streams per connection, no other
+ * bound), so the bound wraps the handler's target, `_onProtocol`.
+ */
+function boundedWebRTC (iceServers: () => string[], admission: WebRTCAdmission, onComponents: (c: any) => void): (components: any) => Transport {
+  const factory = webRTC({ rtcConfiguration: () => ({ iceServers: iceServers().map(urls => ({ urls })) }) })
+  return (components: any) => {
+    onComponents(components)
+    const t = factory(components) as Transport & { _onProtocol: (s: Stream, c: Connection, sig: AbortSignal) => Promise<void> }
+    const onProtocol = t._onProtocol.bind(t)
+    t._onProtocol = async (stream, connection, signal) => {
+      const peer = connection.remotePeer.toString()
+      const open = (components.connectionManager.getConnections() as Connection[]).filter(c => isWebRTC(c.remoteAddr))
+      const refused = admission.admit(peer, { peer: open.filter(c => c.remotePeer.toString() === peer).length, total: open.length })
+      if (refused !== undefined) {
+        stream.abort(new Error(`WebRTC attempt refused: ${refused}`))
+        return
+      }
+      try {
+        await onProtocol(stream, connection, signal)
+      } finally {
+        admission.done(peer)
+      }
+    }
+    return t
+  }
+}
+
+/**
+ * libp2p's default dial order (loopback last, public first, relayed last, certified first, TCP
+ * first) with WebRTC after everything: a first contact takes the relay (cheap, certain), and the
+ * route book then tries WebRTC once (src/net/routes). Dialled first, a WebRTC address that cannot
+ * be punched (a symmetric NAT) costs every dial its ICE timeout before the relay is tried.
+ */
+export function webrtcLastSorter (a: Address, b: Address): -1 | 0 | 1 {
+  const wa = isWebRTC(a.multiaddr); const wb = isWebRTC(b.multiaddr)
+  if (wa !== wb) return wa ? 1 : -1
+  return loopbackAddressLast(a.multiaddr, b.multiaddr) || publicAddressesFirst(a.multiaddr, b.multiaddr) ||
+    circuitRelayAddressesLast(a.multiaddr, b.multiaddr) || (a.isCertified === b.isCertified ? 0 : a.isCertified === true ? -1 : 1) ||
+    reliableTransportsFirst(a.multiaddr, b.multiaddr)
+}
+
 export async function createHost (init: HostInit): Promise<Host> {
   lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
+  const useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
+  const admission = new WebRTCAdmission(init.webrtc?.admission)
+  let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if ((init.bootstrap ?? []).length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
@@ -102,15 +166,16 @@ export async function createHost (init: HostInit): Promise<Host> {
     privateKey: init.privateKey,
     addresses: {
       // '/p2p-circuit' asks the relay transport to find a relay and reserve a slot on it
-      listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : [])],
+      listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : []), ...(useWebRTC ? ['/webrtc'] : [])],
       announce: init.announce ?? []
     },
-    transports: [tcp(), circuitRelayTransport()],
+    transports: [tcp(), ...(useWebRTC ? [boundedWebRTC(init.webrtc?.iceServers ?? (() => []), admission, c => { components = c })] : []), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionManager: {
       maxConnections: init.maxConnections ?? 300,
+      ...(useWebRTC ? { addressSorter: webrtcLastSorter } : {}),
       allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
     },
     connectionMonitor: { enabled: init.connectionMonitor ?? true },
@@ -137,8 +202,25 @@ export async function createHost (init: HostInit): Promise<Host> {
       })
     }
   })
-  return node as unknown as Host
+  const host = node as unknown as Host
+  webrtcAdmissions.set(host, admission)
+  const tm = components?.transportManager
+  if (tm !== undefined) webrtcDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
+  return host
 }
+
+const webrtcDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>>()
+/**
+ * Dials a `/p2p-circuit/webrtc` address through the transport, not libp2p's dial queue: the
+ * queue joins every dial to the same peer onto a pending one, so each stream opened to that
+ * peer meanwhile (an offer request) would wait out ICE (seconds) and fail with it. The
+ * connection is tracked like any other (the upgrader announces it). Undefined: no WebRTC here.
+ */
+export function webrtcDialerOf (host: Host): ((ma: Multiaddr, signal: AbortSignal) => Promise<Connection>) | undefined { return webrtcDials.get(host) }
+
+const webrtcAdmissions = new WeakMap<Host, WebRTCAdmission>()
+/** The bound on a host's inbound WebRTC attempts (metrics, tests). */
+export function webrtcAdmissionOf (host: Host): WebRTCAdmission | undefined { return webrtcAdmissions.get(host) }
 
 function relayLimits (l: HostInit['relayLimits']): { defaultDataLimit?: bigint, defaultDurationLimit?: number } {
   return { ...(l?.dataBytes !== undefined ? { defaultDataLimit: BigInt(l.dataBytes) } : {}), ...(l?.durationMs !== undefined ? { defaultDurationLimit: l.durationMs } : {}) }

@@ -66,7 +66,13 @@ export const configSchema = z.object({
     /** Relays a node behind NAT holds a reservation on (2: survives one relay's loss; src/net/host.ts). */
     relayReservations: z.number().int().min(1).max(4).optional(),
     /** With behindNat on one host (demos, tests): accept only relayed connections and dial directly only the bootstrap peers (src/net/routes/private-peers.ts). */
-    strict: z.boolean().optional()
+    strict: z.boolean().optional(),
+    /** UDP port of the STUN responder a public relay node runs (default 3478; 0: none), and the port a NATed node asks its bootstrap peers on (src/net/stun). */
+    stunPort: z.number().int().min(0).max(65535).optional(),
+    /** With behindNat: WebRTC to other NATed peers, hole-punched by ICE (default true). */
+    webrtc: z.boolean().optional(),
+    /** With behindNat: STUN servers (`stun:IP:PORT`) instead of the bootstrap peers' at stunPort. */
+    iceServers: z.array(z.string().regex(/^stuns?:/).max(256)).max(8).optional()
   }).strict(),
   /**
    * How this node's jobs reach providers (src/net/routes) and its training peers: mode 'auto' (a

@@ -32,6 +32,8 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_BEHIND_NAT: { key: 'nat.behindNat', kind: 'bool' },
   DBC_RELAY_SERVER: { key: 'nat.relayServer', kind: 'bool' },
   DBC_RELAY_RESERVATIONS: { key: 'nat.relayReservations', kind: 'int' },
+  DBC_STUN_PORT: { key: 'nat.stunPort', kind: 'int' },
+  DBC_WEBRTC: { key: 'nat.webrtc', kind: 'bool' },
   DBC_ROUTING_MODE: { key: 'routing.mode', kind: 'string' },
   DBC_NETWORK: { key: 'network', kind: 'string' },
   DBC_CHAIN_RPC: { key: 'chain.rpc', kind: 'string' },

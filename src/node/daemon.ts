@@ -12,6 +12,8 @@ import type { Bridge } from '../chain/index.js'
 import { createHost, type Host } from '../net/host.js'
 import { OverlayOnlyPeers, strictNatGater } from '../net/routes/private-peers.js'
 import { registerEcho } from '../net/echo.js'
+import { startStun, webrtcOf } from '../net/stun/node.js'
+import type { StunResponder } from '../net/stun/index.js'
 import { ApiServer } from '../api/server.js'
 import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo } from '../api/client.js'
 import { openStore, type Store } from '../store/db.js'
@@ -72,6 +74,7 @@ export class Daemon {
   private readonly subsystems: Subsystem[]
   private readonly init: DaemonInit
   private ctx: DaemonContext | undefined
+  private stun: StunResponder | undefined
   private stopping: Promise<void> | undefined
   private metricsServer: MetricsServer | undefined
   /** Where /metrics listens (HOST:PORT), when it does. */
@@ -152,6 +155,8 @@ export class Daemon {
       relayServer: config.nat.relayServer && !config.nat.behindNat,
       listenViaRelay: config.nat.behindNat,
       ...(config.nat.relayReservations !== undefined ? { relayReservations: config.nat.relayReservations } : {}),
+      // behind NAT: WebRTC to other NATed peers, ICE asking the bootstrap peers' STUN (src/net/stun)
+      webrtc: webrtcOf(config.nat, config.bootstrap),
       // peers reached through the overlay only (routing: overlay) are refused both ways (src/net/routes)
       connectionGater: config.nat.behindNat && config.nat.strict === true
         ? strictNatGater(privatePeers.wrap(guard.connectionGater()), peer => config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`)))
@@ -197,6 +202,8 @@ export class Daemon {
       }
       await Promise.resolve(host.start()).catch((err: unknown) => { throw listenError(err, config.listen) })
       for (const s of this.subsystems) await s.afterNetworkStart?.()
+      // a public relay node answers STUN for NATed peers' WebRTC (src/net/stun)
+      this.stun = await startStun(config.nat, msg => { log.warn(msg) })
       registerDashboard(api, { context: this.ctx, subsystem: (name) => this.subsystem(name), version: '0.1.0' })
     } catch (err) {
       for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
@@ -343,6 +350,7 @@ export class Daemon {
       await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
     }
     ctx.guard.stop()
+    await this.stun?.stop().catch(() => {})
     await Promise.resolve(ctx.host.stop()).catch((err: unknown) => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
     ctx.store.close()
     rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })

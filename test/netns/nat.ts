@@ -1,6 +1,7 @@
 // Real NATs in network namespaces: a "public" namespace (the chain, a relay node, a submitter,
 // on one address) and N sites, each a private namespace whose only way out is its own router
-// namespace that masquerades (iptables MASQUERADE, optionally --random-fully).
+// namespace that masquerades (iptables MASQUERADE, optionally --random-fully), optionally with a
+// home router's firewall (`firewall: true`: unsolicited packets to the router are dropped).
 //
 //   ns <p>-pub: br0 ─ PUB_ADDR/24           (no route to any 192.168.x.0/24)
 //                 ├─ wan0 <net>.(2+i)/24 :ns <p>-r<i>: MASQUERADE -o wan0, lan0 192.168.(77+i).1/24
@@ -57,6 +58,8 @@ function cleanupStale (): void {
   }
 }
 
+const FIREWALL_RULE = (op: '-A' | '-D'): string[] => [op, 'INPUT', '-i', 'wan0', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP']
+
 export interface NatNode { name: string, ns: string, dataDir: string, child?: ChildProcess, log: string, peerId?: string, addr: string }
 
 export interface NatSite { ns: string, router: string, addr: string, wan: string }
@@ -68,6 +71,13 @@ export interface NatTopologyOptions {
   pubNet?: string
   /** MASQUERADE --random-fully (a NAT that defeats hole punching). */
   randomFully?: boolean
+  /**
+   * Drop unsolicited packets to the router itself, as home routers do (OpenWrt's wan zone:
+   * input REJECT): `iptables -A INPUT -i wan0 -m conntrack --ctstate NEW -j DROP`. Without it a
+   * router accepts a UDP packet to its WAN address, records a stale conntrack entry, and its own
+   * SNAT then remaps the port: no UDP hole punch can work (session 9 spike, /work/notes/s9/quic.md).
+   */
+  firewall?: boolean
 }
 
 export class NatTopology {
@@ -118,6 +128,7 @@ export class NatTopology {
       sh('ip', '-n', site.ns, 'route', 'add', 'default', 'via', `${lan}.1`)
       sh('ip', 'netns', 'exec', site.router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
       sh('ip', 'netns', 'exec', site.router, 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan0', '-j', 'MASQUERADE', ...(this.opts.randomFully === true ? ['--random-fully'] : []))
+      if (this.opts.firewall === true) sh('ip', 'netns', 'exec', site.router, 'iptables', ...FIREWALL_RULE('-A'))
       // nobody outside has a route to this site's LAN: only the router's own mappings lead in
     })
   }

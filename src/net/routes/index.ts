@@ -12,6 +12,9 @@ import type { RouteKind } from '../../core/scheduler/route-cost.js'
 import type { dbc } from '../../wire/gen/wire.js'
 import type { TaskEnvelopes } from '../overlay/task-envelopes.js'
 import type { OverlayOnlyPeers } from './private-peers.js'
+import { isWebRTC } from '../nat-addr.js'
+import { WebRTCUpgrade } from './webrtc-upgrade.js'
+export { WEBRTC_DIAL_MS } from './webrtc-upgrade.js'
 
 export type { RouteKind } from '../../core/scheduler/route-cost.js'
 
@@ -86,8 +89,10 @@ export function wireBytes (bytes: number): number {
   return Math.ceil(bytes * 1.05) + 1024
 }
 
+/** A connection through a relay: a /p2p-circuit address, unless WebRTC only signalled through it (`/p2p-circuit/webrtc`: a direct UDP path). */
 export function isRelayed (addr: Multiaddr | string): boolean {
-  return addr.toString().includes('/p2p-circuit')
+  const s = addr.toString()
+  return s.includes('/p2p-circuit') && !isWebRTC(s)
 }
 
 /** The relay's peer id in a /p2p-circuit address (the /p2p/ before /p2p-circuit). */
@@ -137,6 +142,8 @@ export class RouteBook {
   /** Bytes a fresh relayed connection through each relay allowed (its reservation's data limit). */
   private readonly relayBudget = new Map<string, number>()
   private readonly waited = new Set<string>()
+  /** WebRTC attempts on first relayed contact between two NATed nodes (webrtc-upgrade.ts). */
+  private readonly webrtc: WebRTCUpgrade
   /** Providers on the overlay because no connection opened: since when, and why. */
   private readonly fellBack = new Map<string, { at: number, why: string }>()
   /** Escrows of leases that went over a forced overlay: their vouchers take it too. */
@@ -156,6 +163,7 @@ export class RouteBook {
     this.upgradeWaitMs = init.upgradeWaitMs ?? DEFAULT_UPGRADE_WAIT_MS
     this.now = init.now ?? Date.now
     this.init = init
+    this.webrtc = new WebRTCUpgrade(host, this.now)
     host.addEventListener('connection:open', this.onOpen)
   }
 
@@ -173,8 +181,13 @@ export class RouteBook {
     if (isRelayed(remoteAddr)) {
       const relay = relayOf(remoteAddr)
       const left = limitBytesLeft(conn)
-      const waited = this.waited.has(peer) ? `; no direct connection after ${this.upgradeWaitMs} ms of DCUtR` : ''
+      const waited = this.webrtc.relayedFacts(peer, this.upgradeWaitMs) ?? (this.waited.has(peer) ? `; no direct connection after ${this.upgradeWaitMs} ms of DCUtR` : '')
       return { kind: 'relayed', ...(relay !== undefined ? { relay } : {}), ...base, ...(left !== undefined ? { limitBytesLeft: left } : {}), facts: `limited connection through relay ${relay ?? '?'}${left !== undefined ? ` (${left} bytes left)` : ''}${waited}` }
+    }
+    if (isWebRTC(remoteAddr)) {
+      const relay = relayOf(remoteAddr)
+      const ms = this.webrtc.dialMs(conn.id)
+      return { kind: 'hole-punched', ...base, facts: `WebRTC connection (ICE through both NATs, UDP)${relay !== undefined ? `, signalled through relay ${relay}` : ''}; ${conn.direction === 'inbound' ? 'the provider dialled it' : `we dialled it${ms !== undefined ? ` (open in ${ms} ms)` : ''}`}` }
     }
     const since = this.relayedSince.get(peer)
     const opened = conn.timeline.open
@@ -212,7 +225,9 @@ export class RouteBook {
       // first contact through a relay: the provider starts DCUtR once identify ran; give it time
       if (conn.limits !== undefined && !this.waited.has(id)) {
         this.waited.add(id)
-        conn = (await this.awaitUpgrade(peer, opts.signal)) ?? conn
+        // two NATed peers: no DCUtR upgrade can come (no public side); WebRTC punches through both
+        const attempt = this.webrtc.tryOnce(peer)
+        conn = (await this.awaitUpgrade(peer, opts.signal, attempt)) ?? conn
       }
     }
     const left = limitBytesLeft(conn)
@@ -230,9 +245,12 @@ export class RouteBook {
     return conn
   }
 
-  private async awaitUpgrade (peer: PeerId, signal?: AbortSignal): Promise<Connection | undefined> {
+  /** An unlimited connection to `peer` within `upgradeWaitMs`; stops early when our WebRTC attempt failed (two NATs: no DCUtR upgrade can come either). */
+  private async awaitUpgrade (peer: PeerId, signal?: AbortSignal, attempt?: Promise<'none' | 'failed' | 'open'>): Promise<Connection | undefined> {
     const deadline = this.now() + this.upgradeWaitMs
-    while (this.now() < deadline && signal?.aborted !== true) {
+    let failed = false
+    void attempt?.then(r => { failed = r === 'failed' })
+    while (this.now() < deadline && signal?.aborted !== true && !failed) {
       const direct = this.host.getConnections(peer).find(c => c.status === 'open' && c.limits === undefined)
       if (direct !== undefined) return direct
       await new Promise(resolve => setTimeout(resolve, 50))

@@ -1,0 +1,57 @@
+// How many STUN binding responses a public node sends: a token bucket per source address and one
+// for all sources together. A binding response is a few bytes larger than its request, and UDP
+// sources can be forged, so without a bound the responder would reflect traffic at anyone's
+// address. Pure: time comes in as `now`; bounded: the table forgets its least recently used
+// source when full (a forged source gains one burst by it, never more than the global bucket).
+
+export interface StunRateInit {
+  /** Responses one source may get at once (ICE sends a few binding requests per gathering). */
+  burst?: number
+  /** One token comes back per this many ms, per source. */
+  refillMs?: number
+  /** Responses per second over all sources together. */
+  globalPerSecond?: number
+  /** Sources tracked at most. */
+  maxSources?: number
+}
+
+export const STUN_RATE_DEFAULTS = { burst: 8, refillMs: 1000, globalPerSecond: 500, maxSources: 4096 }
+
+interface Bucket { tokens: number, at: number }
+
+export class StunRateLimit {
+  private readonly o: Required<StunRateInit>
+  private readonly sources = new Map<string, Bucket>()
+  private readonly global: Bucket
+
+  constructor (init: StunRateInit = {}, now = 0) {
+    this.o = { ...STUN_RATE_DEFAULTS, ...init }
+    this.global = { tokens: this.o.globalPerSecond, at: now }
+  }
+
+  /** Whether a response to `source` may go out at `now` (it takes a token when it may). */
+  allow (source: string, now: number): boolean {
+    refill(this.global, now, this.o.globalPerSecond, 1000 / this.o.globalPerSecond)
+    let b = this.sources.get(source)
+    if (b === undefined) {
+      if (this.sources.size >= this.o.maxSources) this.sources.delete(this.sources.keys().next().value as string)
+      b = { tokens: this.o.burst, at: now }
+    } else {
+      this.sources.delete(source) // re-insert: the Map's order is least recently used first
+      refill(b, now, this.o.burst, this.o.refillMs)
+    }
+    this.sources.set(source, b)
+    if (b.tokens < 1 || this.global.tokens < 1) return false
+    b.tokens -= 1
+    this.global.tokens -= 1
+    return true
+  }
+
+  get tracked (): number { return this.sources.size }
+}
+
+function refill (b: Bucket, now: number, cap: number, perTokenMs: number): void {
+  if (now <= b.at) return
+  b.tokens = Math.min(cap, b.tokens + (now - b.at) / perTokenMs)
+  b.at = now
+}

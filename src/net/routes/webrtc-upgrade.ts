@@ -1,0 +1,70 @@
+// The route book's WebRTC attempt (src/net/routes/index.ts): when this node runs WebRTC (it
+// listens on `/webrtc`: behind NAT, src/net/host.ts) and a peer it first reached through a relay
+// announces a `/p2p-circuit/webrtc` address, dial that address once. The SDP offer and answer go
+// over the relayed connection and ICE opens a direct UDP path through both NATs; a failed attempt
+// (a symmetric NAT, a router that keeps no hole) leaves the route relayed, and explain says which.
+import type { PeerId, Connection } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { webrtcDialerOf, type Host } from '../host.js'
+import { isWebRTC } from '../nat-addr.js'
+
+/** How long one WebRTC attempt may take (signalling through the relay, ICE, DTLS, SCTP: ~0.5 s between two NATs). */
+export const WEBRTC_DIAL_MS = 10_000
+/** Peers (and connections) remembered for explain's facts, at most. */
+const REMEMBERED = 4096
+
+export type WebRTCAttempt = 'none' | 'failed' | 'open'
+
+export class WebRTCUpgrade {
+  /** How long each WebRTC connection we dialled took to open (by connection id). */
+  private readonly opened = new Map<string, number>()
+  /** Peers whose attempt failed (no ICE path through the NATs). */
+  private readonly failed = new Set<string>()
+  private readonly trying = new Set<string>()
+
+  constructor (private readonly host: Host, private readonly now: () => number) {}
+
+  /** Dials `peer`'s WebRTC address: 'none' when there is nothing to try (a public node, no such address). */
+  async tryOnce (peer: PeerId): Promise<WebRTCAttempt> {
+    if (!this.host.getMultiaddrs().some(a => isWebRTC(a))) return 'none'
+    let addrs: Multiaddr[] = []
+    try { addrs = (await this.host.peerStore.get(peer)).addresses.map(a => a.multiaddr).filter(a => isWebRTC(a) && a.toString().includes('/p2p-circuit')) } catch { return 'none' }
+    if (addrs.length === 0) return 'none'
+    const id = peer.toString()
+    this.trying.add(id)
+    try {
+      for (const a of addrs.slice(0, 2)) {
+        const t0 = this.now()
+        let c: Connection
+        try {
+          const ma = a.toString().endsWith(`/p2p/${id}`) ? a : a.encapsulate(`/p2p/${id}`)
+          const signal = AbortSignal.timeout(WEBRTC_DIAL_MS)
+          const direct = webrtcDialerOf(this.host)
+          c = direct !== undefined ? await direct(ma, signal) : await this.host.dial(ma, { signal })
+        } catch { continue }
+        remember(this.opened, c.id, this.now() - t0)
+        this.failed.delete(id)
+        return 'open'
+      }
+      if (this.failed.size >= REMEMBERED) this.failed.delete(this.failed.values().next().value as string)
+      this.failed.add(id)
+      return 'failed'
+    } finally {
+      this.trying.delete(id)
+    }
+  }
+
+  dialMs (connId: string): number | undefined { return this.opened.get(connId) }
+
+  /** What explain adds to a relayed route to `peer` about WebRTC, or undefined when none was tried. */
+  relayedFacts (peer: string, waitedMs: number): string | undefined {
+    if (this.failed.has(peer)) return '; WebRTC found no path through the NATs'
+    if (this.trying.has(peer)) return `; WebRTC attempt still running after ${waitedMs} ms`
+    return undefined
+  }
+}
+
+function remember (m: Map<string, number>, k: string, v: number): void {
+  if (m.size >= REMEMBERED) m.delete(m.keys().next().value as string)
+  m.set(k, v)
+}

@@ -1,0 +1,91 @@
+// A STUN binding responder (RFC 5389) for public nodes: a NATed node's WebRTC transport (ICE)
+// asks it for its address as seen from outside (its NAT's mapping), the "server reflexive"
+// candidate that two NATed peers exchange to punch a hole (src/net/host.ts). Messages are
+// decoded and encoded by @msimerson/stun; this file decides what to answer.
+//
+// Every packet is hostile: anything but a well-formed binding request of at most 548 bytes is
+// dropped before decoding (bounded work per packet, no state kept for it), a decode error is
+// dropped, and the response carries XOR-MAPPED-ADDRESS only (32 bytes for IPv4, 44 for IPv6;
+// the smallest request is 20). Responses are rate-limited per source address and in total
+// (src/core/routing/stun-rate-limit.ts), so forged sources cannot turn it into a reflector.
+import dgram from 'node:dgram'
+import stun from '@msimerson/stun'
+import { StunRateLimit, type StunRateInit } from '../../core/routing/stun-rate-limit.js'
+
+export const DEFAULT_STUN_PORT = 3478
+const BINDING_REQUEST = 0x0001
+const BINDING_RESPONSE = 0x0101
+const MAGIC_COOKIE = 0x2112a442
+/** Largest request answered: a binding request from ICE is ~100 bytes (USERNAME, PRIORITY, ...); 548 is RFC 5389's floor for a path's MTU. */
+export const MAX_REQUEST_BYTES = 548
+
+export interface StunStats { answered: number, dropped: number, limited: number }
+
+/** The response to `msg` from `address:port`, or undefined when it is not a binding request (pure). */
+export function bindingResponse (msg: Buffer, address: string, port: number): Buffer | undefined {
+  if (msg.length < 20 || msg.length > MAX_REQUEST_BYTES) return undefined
+  if (msg.readUInt16BE(0) !== BINDING_REQUEST || msg.readUInt32BE(4) !== MAGIC_COOKIE) return undefined
+  if (msg.readUInt16BE(2) !== msg.length - 20 || (msg.length & 3) !== 0) return undefined
+  let req
+  try {
+    req = stun.decode(msg)
+  } catch {
+    return undefined
+  }
+  if (req.type !== BINDING_REQUEST) return undefined
+  const res = stun.createMessage(BINDING_RESPONSE, req.transactionId)
+  res.addXorAddress(address, port)
+  return res.toBuffer()
+}
+
+export interface StunResponderInit extends StunRateInit {
+  port?: number
+  /** Address to bind (default all IPv4 and IPv6 addresses: '::' with dual stack). */
+  host?: string
+  now?: () => number
+}
+
+/** A running responder: one UDP socket. */
+export class StunResponder {
+  readonly stats: StunStats = { answered: 0, dropped: 0, limited: 0 }
+  private readonly socket: dgram.Socket
+  private readonly limit: StunRateLimit
+  private readonly now: () => number
+
+  private constructor (socket: dgram.Socket, init: StunResponderInit) {
+    this.socket = socket
+    this.now = init.now ?? Date.now
+    this.limit = new StunRateLimit(init, this.now())
+    socket.on('message', (msg, rinfo) => { this.onMessage(msg, rinfo) })
+    // a send to an unreachable source reports an error on the socket: never fatal
+    socket.on('error', () => { this.stats.dropped++ })
+  }
+
+  static async start (init: StunResponderInit = {}): Promise<StunResponder> {
+    const host = init.host ?? '::'
+    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: false })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(init.port ?? DEFAULT_STUN_PORT, host, () => { socket.off('error', reject); resolve() })
+    })
+    return new StunResponder(socket, init)
+  }
+
+  get port (): number { return this.socket.address().port }
+
+  private onMessage (msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    // a v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; answer with the v4 address it has
+    const address = rinfo.address.startsWith('::ffff:') && rinfo.address.includes('.') ? rinfo.address.slice(7) : rinfo.address
+    // cheap checks first, so that dropped garbage takes no token and no decode
+    if (msg.length < 20 || msg.length > MAX_REQUEST_BYTES || msg.readUInt16BE(0) !== BINDING_REQUEST) { this.stats.dropped++; return }
+    if (!this.limit.allow(address, this.now())) { this.stats.limited++; return }
+    const res = bindingResponse(msg, address, rinfo.port)
+    if (res === undefined) { this.stats.dropped++; return }
+    this.stats.answered++
+    this.socket.send(res, rinfo.port, rinfo.address)
+  }
+
+  async stop (): Promise<void> {
+    await new Promise<void>(resolve => { this.socket.close(() => { resolve() }) })
+  }
+}

@@ -1,0 +1,56 @@
+// How a daemon uses STUN and WebRTC (config `nat`): a public relay node answers STUN binding
+// requests; a node behind NAT runs WebRTC and asks its bootstrap peers' STUN responders for
+// its NAT mapping (they are the public nodes it knows; its relays are among them).
+import { multiaddr } from '@multiformats/multiaddr'
+import { StunResponder, DEFAULT_STUN_PORT } from './index.js'
+
+export interface NatConfig {
+  behindNat: boolean
+  relayServer: boolean
+  strict?: boolean
+  stunPort?: number
+  webrtc?: boolean
+  iceServers?: string[]
+}
+
+/** `stun:IP:port` for each bootstrap address with an IP (at most 4: ICE asks every one). */
+export function iceServersFrom (bootstrap: string[], port = DEFAULT_STUN_PORT): string[] {
+  const out = new Set<string>()
+  for (const a of bootstrap) {
+    try {
+      const ip = multiaddr(a).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
+      if (ip?.value !== undefined) out.add(ip.name === 'ip6' ? `stun:[${ip.value}]:${port}` : `stun:${ip.value}:${port}`)
+    } catch {}
+    if (out.size >= 4) break
+  }
+  return [...out]
+}
+
+/**
+ * The host's `webrtc` option: on for a node behind NAT unless `nat.webrtc: false`, or
+ * `nat.strict` (one-host demos: a WebRTC path over loopback would bypass the simulated NAT).
+ */
+export function webrtcOf (nat: NatConfig, bootstrap: string[]): { enabled: boolean, iceServers: () => string[] } {
+  const servers = nat.iceServers ?? iceServersFrom(bootstrap, nat.stunPort === 0 || nat.stunPort === undefined ? DEFAULT_STUN_PORT : nat.stunPort)
+  return { enabled: nat.behindNat && nat.strict !== true && nat.webrtc !== false, iceServers: () => servers }
+}
+
+/**
+ * The STUN responder of a public relay node (`nat.stunPort`, default 3478; 0: none). A port
+ * it cannot bind is reported, not fatal: NATed peers then learn their mapping elsewhere or
+ * stay relayed.
+ */
+export async function startStun (nat: NatConfig, warn: (msg: string) => void): Promise<StunResponder | undefined> {
+  if (nat.behindNat || !nat.relayServer || nat.stunPort === 0) return undefined
+  const port = nat.stunPort ?? DEFAULT_STUN_PORT
+  try {
+    return await StunResponder.start({ port, host: '::' })
+  } catch {
+    try {
+      return await StunResponder.start({ port, host: '0.0.0.0' }) // no IPv6 on this host
+    } catch (err) {
+      warn(`STUN responder not started on UDP port ${port}: ${(err as Error).message}`)
+      return undefined
+    }
+  }
+}
