@@ -19,6 +19,7 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
+import { installLengthPrefixFix } from './lp-decoder-fix.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
@@ -154,6 +155,7 @@ export function webrtcLastSorter (a: Address, b: Address): -1 | 0 | 1 {
 
 export async function createHost (init: HostInit): Promise<Host> {
   lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
+  installLengthPrefixFix() // no RangeError with a stack per Noise read (src/net/lp-decoder-fix.ts)
   const useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
   const admission = new WebRTCAdmission(init.webrtc?.admission)
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
