@@ -96,6 +96,8 @@ export interface RunTaskOptions {
 export interface TaskOutcome {
   result: dbc.task.v1.TaskResult
   receipt: dbc.receipt.v1.SignedReceipt
+  /** The receipt as built, what `receipt.receipt` encodes (callers read it here instead of decoding those bytes). */
+  usage: dbc.receipt.v1.UsageReceipt
 }
 
 export class ComputePeer {
@@ -323,7 +325,7 @@ export class ComputePeer {
       })
       const signed = signReceipt(receipt, this.sign)
       const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, code, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
-      return { result, receipt: signed }
+      return { result, receipt: signed, usage: receipt }
     } finally {
       opts.signal?.removeEventListener('abort', onOuterAbort)
       this.running.delete(taskId)

@@ -15,7 +15,6 @@ import { WireError } from '../errors.js'
 import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
-import { dbc as wire } from '../wire/gen/wire.js'
 import { demandOf } from '../core/compute/offer-policy.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 
@@ -144,20 +143,21 @@ export class ComputePeerProvider implements LocalProvider {
     if (!admitted.ok) return { ...base, ok: false, code: lease === undefined ? 'LEASE_CLOSED' : 'TASK_REFUSED', error: `refused: ${admitted.reason}` }
     // from here the task is under a lease this provider granted: one log record whatever happens
     const startedAt = performance.now()
-    const result = await this.runLeasedTask(task, lease!, sender, opts)
-    this.record(task, lease!, result, performance.now() - startedAt)
+    const { result, usage } = await this.runLeasedTask(task, lease!, sender, opts)
+    this.record(task, lease!, result, usage, performance.now() - startedAt)
     return result
   }
 
-  private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, durationMs: number): void {
+  /** `usage`: the receipt the peer built for a task that ran (the one the result carries signed). */
+  private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, usage: dbc.receipt.v1.IUsageReceipt | undefined, durationMs: number): void {
     if (this.onTask === undefined) return
     const error = result.ok === true ? undefined : (result.error ?? '')
     const code = error === undefined ? undefined : (result.code != null && result.code !== '' ? result.code : 'TASK_FAILED')
     // a result with a receipt ran (ok or not); one without was refused before it ran
     const signed = result.receipt?.receipt
     let billedUnits = 0n
-    if (signed != null && signed.length > 0) {
-      try { billedUnits = BigInt(wire.receipt.v1.UsageReceipt.decode(signed).amount ?? '0') } catch {}
+    if (usage != null) {
+      try { billedUnits = BigInt(usage.amount ?? '0') } catch {}
     }
     try {
       this.onTask({
@@ -175,17 +175,18 @@ export class ComputePeerProvider implements LocalProvider {
     } catch {} // a log sink's failure never fails the task
   }
 
-  private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void }): Promise<dbc.task.v1.ITaskResult> {
+  /** The task's result and, when it ran, the receipt the peer built (what the result's signed receipt encodes). */
+  private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void }): Promise<{ result: dbc.task.v1.ITaskResult, usage?: dbc.receipt.v1.IUsageReceipt }> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     // Code travels once per provider; later tasks name it by hash.
     let code = task.code ?? new Uint8Array()
     const hash = toHex(task.codeHash ?? new Uint8Array())
     if (code.length === 0) {
       const cached = this.code.get(hash)
-      if (cached === undefined) return { ...base, ok: false, code: 'CODE_MISSING', error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' }
+      if (cached === undefined) return { result: { ...base, ok: false, code: 'CODE_MISSING', error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' } }
       code = cached
     } else if (hash !== '') {
-      if (createHash('sha256').update(code).digest('hex') !== hash) return { ...base, ok: false, code: 'CODE_HASH_MISMATCH', error: 'CODE_HASH_MISMATCH: the code does not match its hash' }
+      if (createHash('sha256').update(code).digest('hex') !== hash) return { result: { ...base, ok: false, code: 'CODE_HASH_MISMATCH', error: 'CODE_HASH_MISMATCH: the code does not match its hash' } }
       this.code.set(hash, code)
       if (this.code.size > 32) this.code.delete(this.code.keys().next().value as string)
     }
@@ -193,11 +194,11 @@ export class ComputePeerProvider implements LocalProvider {
     const paid = this.payments.get(toHex(task.leaseId ?? new Uint8Array()))
     const timeoutMs = (task.deadlineMs ?? 0) > 0 ? Number(task.deadlineMs) : this.peer.policy.maxTaskMs
     if (this.payment !== undefined) {
-      if (paid === undefined) return { ...base, ok: false, code: 'PAYMENT_MISSING', error: 'PAYMENT_MISSING: the lease names no escrow' }
+      if (paid === undefined) return { result: { ...base, ok: false, code: 'PAYMENT_MISSING', error: 'PAYMENT_MISSING: the lease names no escrow' } }
       // a task read ahead waits (bounded) for one of the lease's slots, admitted only then
-      if (!await this.payment.slotFree(paid, opts.signal)) return { ...base, ok: false, code: 'LEASE_SLOTS_BUSY', error: `LEASE_SLOTS_BUSY: the lease's ${paid.slots} slot(s) are all running a task and ${LEASE_SLOT_QUEUE} more wait (send the next when one returns)` }
+      if (!await this.payment.slotFree(paid, opts.signal)) return { result: { ...base, ok: false, code: 'LEASE_SLOTS_BUSY', error: `LEASE_SLOTS_BUSY: the lease's ${paid.slots} slot(s) are all running a task and ${LEASE_SLOT_QUEUE} more wait (send the next when one returns)` } }
       const d = await this.payment.admitTask(paid, timeoutMs, { reserved: true }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
-      if (!d.ok) return { ...base, ok: false, code: d.code, error: `${d.code}: ${d.reason}` }
+      if (!d.ok) return { result: { ...base, ok: false, code: d.code, error: `${d.code}: ${d.reason}` } }
     }
     let receipt: dbc.receipt.v1.IUsageReceipt | undefined
     try {
@@ -207,13 +208,13 @@ export class ComputePeerProvider implements LocalProvider {
       const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources })
       const result = out.result
       // only ok results count as delivered: the submitter pays accepted copies only (payment-gate.ts finished)
-      if (paid !== undefined && result.ok === true) receipt = wire.receipt.v1.UsageReceipt.decode(out.receipt.receipt)
+      if (paid !== undefined && result.ok === true) receipt = out.usage
       if (opts.charge !== undefined && result.ok !== true && (result.error ?? '').startsWith(`${ExecutorErrorCode.BAD_MODULE}:`)) this.chargeBadModule(task, code, hash, sender, opts.charge)
-      return result
+      return { result, usage: out.usage }
     } catch (err) {
       // Refused before running (no slot, limits): the runner retries it elsewhere.
       const code = (err as { code?: string }).code ?? 'REFUSED'
-      return { ...base, ok: false, code, error: `${code}: ${(err as Error).message}` }
+      return { result: { ...base, ok: false, code, error: `${code}: ${(err as Error).message}` } }
     } finally {
       // a task cancelled (or its lease stream gone) before it ended sends no result (task-lease-stream.ts):
       // the submitter never gets it and never pays it, so it is not counted delivered either (review F6)

@@ -128,6 +128,37 @@ test('an ok copy whose cancel came before it ended is not counted delivered (it 
   }
 })
 
+test('a paid task: the gate and the task log take the receipt the peer built, never decoding its signed bytes', async () => {
+  const { escrows, holderKey, holder, peer, gate } = await gatedPeer({ minRefreshMs: 0 })
+  const records: Array<{ outcome: string, billedUnits: bigint }> = []
+  const provider = new ComputePeerProvider(peer, undefined, { payment: gate, onTask: r => { records.push(r) } })
+  const UsageReceipt = dbc.receipt.v1.UsageReceipt
+  const decode = UsageReceipt.decode
+  let decodes = 0
+  try {
+    const jobId = randomBytes(16)
+    const chainJobId = escrowKeyOf(jobId, payer.address)
+    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
+    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
+    escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
+    const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
+    const leaseId = randomBytes(16)
+    await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
+    UsageReceipt.decode = ((r: Uint8Array, l?: number) => { decodes++; return decode.call(UsageReceipt, r, l) }) as typeof decode
+    const result = await provider.runTask({ taskId: randomBytes(8), jobId, leaseId, index: 0, attempt: 1, executor: 'wasm', code: mod('mandelbrot'), entry: 'run', input: encodeTileInput(-2, -1.25, 2.5 / 128, 128, 128, 3000), deadlineMs: 20_000 }, holder)
+    assert.is(decodes, 0, 'no receipt decoded on the provider\'s path')
+    UsageReceipt.decode = decode
+    assert.is(result.ok, true, result.error ?? '')
+    const billed = BigInt(decode.call(UsageReceipt, result.receipt?.receipt ?? new Uint8Array()).amount)
+    assert.ok(billed > 0n, 'the receipt bills something')
+    assert.equal(records.map(r => [r.outcome, r.billedUnits]), [['ok', billed]], 'the log record bills what the signed receipt says')
+    assert.is(gate.ledgerOf(chainJobId)?.delivered, billed, 'delivered counts what the signed receipt says')
+  } finally {
+    UsageReceipt.decode = decode
+    await peer.stop()
+  }
+})
+
 test('a paid offer carries the payout key\'s binding to this peer, under the offer\'s signature', async () => {
   const payoutKey = privateKeyToAccount(`0x${'34'.repeat(32)}`)
   const secretKey = randomBytes(32)
