@@ -12,7 +12,7 @@ import { runNatGrid, type NatNet, type GridResult } from './nat-scenarios.js'
 
 const PRICED_OUT = ['--price-cpu-hour', '100000']
 
-export interface TwoNats { t: NatTopology, net: NatNet, relay: NatNode, provider: NatNode, submitter: NatNode, circuit: string }
+export interface TwoNats { t: NatTopology, net: NatNet, relay: NatNode, provider: NatNode, submitter: NatNode, circuit: string, contactAt?: number }
 
 /**
  * A relayed connection from the submitter to the provider (a ping through the relay) before a
@@ -23,7 +23,12 @@ export interface TwoNats { t: NatTopology, net: NatNet, relay: NatNode, provider
 async function contact (s: TwoNats): Promise<void> {
   for (let i = 0; ; i++) {
     try {
-      if ((await connsTo(s.t, s.submitter, s.provider)).length > 0) return
+      const conns = await connsTo(s.t, s.submitter, s.provider)
+      if (conns.length > 0) {
+        console.log(`  ${s.submitter.name}'s connections to the provider before the job: ${conns.map(c => `${c.direction} ${c.addr.includes('/webrtc') ? 'WebRTC' : 'relayed'} opened ${c.openedAt - s.contactAt!} ms after the first relayed ping`).join('; ')}`)
+        return
+      }
+      s.contactAt ??= Date.now()
       await s.t.api(s.submitter, 'POST', '/v1/ping', { peer: s.circuit, count: 1 }, 60_000)
     } catch (err) {
       if (i >= 5) throw err
@@ -66,7 +71,7 @@ export async function startTwoNats (routers: Pick<NatTopologyOptions, 'firewall'
   }
 }
 
-interface PeerRow { peerId: string, addr: string, direction: string }
+interface PeerRow { peerId: string, addr: string, direction: string, openedAt: number }
 export async function connsTo (t: NatTopology, from: NatNode, to: NatNode): Promise<PeerRow[]> {
   return (await t.api<{ peers: PeerRow[] }>(from, 'GET', '/v1/peers')).peers.filter(p => p.peerId === to.peerId)
 }
@@ -84,6 +89,7 @@ export async function gridOn (s: TwoNats, name: string, tasks: number, kind: 'ho
     }
   }
   const conns = await connsTo(s.t, s.submitter, s.provider)
+  console.log(`  WebRTC connection opened ${conns.filter(c => c.addr.includes('/webrtc')).map(c => `${c.openedAt - s.contactAt!} ms (${c.direction})`).join(', ') || '(none)'} after the first relayed ping`)
   console.log(`  route facts: ${r.copies[0].route!.facts}\n  submitter's connections to the provider: ${conns.map(c => `${c.direction} ${c.addr}`).join(', ')}`)
   const webrtc = conns.some(c => /\/webrtc\//.test(c.addr))
   assert.is(webrtc, kind === 'hole-punched', `a WebRTC connection is open: ${String(webrtc)}`)

@@ -186,8 +186,8 @@ export class RouteBook {
     }
     if (isWebRTC(remoteAddr)) {
       const relay = relayOf(remoteAddr)
-      const ms = this.webrtc.dialMs(conn.id)
-      return { kind: 'hole-punched', ...base, facts: `WebRTC connection (ICE through both NATs, UDP)${relay !== undefined ? `, signalled through relay ${relay}` : ''}; ${conn.direction === 'inbound' ? 'the provider dialled it' : `we dialled it${ms !== undefined ? ` (open in ${ms} ms)` : ''}`}` }
+      const ms = this.webrtc.dialMs(conn)
+      return { kind: 'hole-punched', ...base, facts: `WebRTC connection (ICE through both NATs, UDP)${relay !== undefined ? `, signalled through relay ${relay}` : ''}; ${conn.direction === 'inbound' ? 'the provider dialled it' : 'we dialled it'}${ms !== undefined ? ` (open ${ms} ms after our attempt began)` : ''}` }
     }
     const since = this.relayedSince.get(peer)
     const opened = conn.timeline.open

@@ -16,8 +16,8 @@ const REMEMBERED = 4096
 export type WebRTCAttempt = 'none' | 'failed' | 'open'
 
 export class WebRTCUpgrade {
-  /** How long each WebRTC connection we dialled took to open (by connection id). */
-  private readonly opened = new Map<string, number>()
+  /** When our last attempt to each peer started (explain: how long the connection took to open). */
+  private readonly started = new Map<string, number>()
   /** Peers whose attempt failed (no ICE path through the NATs). */
   private readonly failed = new Set<string>()
   private readonly trying = new Set<string>()
@@ -32,17 +32,15 @@ export class WebRTCUpgrade {
     if (addrs.length === 0) return 'none'
     const id = peer.toString()
     this.trying.add(id)
+    remember(this.started, id, this.now())
     try {
       for (const a of addrs.slice(0, 2)) {
-        const t0 = this.now()
-        let c: Connection
         try {
           const ma = a.toString().endsWith(`/p2p/${id}`) ? a : a.encapsulate(`/p2p/${id}`)
           const signal = AbortSignal.timeout(WEBRTC_DIAL_MS)
           const direct = webrtcDialerOf(this.host)
-          c = direct !== undefined ? await direct(ma, signal) : await this.host.dial(ma, { signal })
+          await (direct !== undefined ? direct(ma, signal) : this.host.dial(ma, { signal }))
         } catch { continue }
-        remember(this.opened, c.id, this.now() - t0)
         this.failed.delete(id)
         return 'open'
       }
@@ -54,7 +52,15 @@ export class WebRTCUpgrade {
     }
   }
 
-  dialMs (connId: string): number | undefined { return this.opened.get(connId) }
+  /**
+   * How long after our attempt to `conn`'s peer began the WebRTC connection opened (either side's
+   * dial: both NATed nodes try at first contact, and the first ICE to finish wins).
+   */
+  dialMs (conn: Connection): number | undefined {
+    const t0 = this.started.get(conn.remotePeer.toString())
+    const ms = t0 === undefined ? undefined : conn.timeline.open - t0
+    return ms === undefined || ms < 0 || ms > WEBRTC_DIAL_MS ? undefined : ms
+  }
 
   /** What explain adds to a relayed route to `peer` about WebRTC, or undefined when none was tried. */
   relayedFacts (peer: string, waitedMs: number): string | undefined {

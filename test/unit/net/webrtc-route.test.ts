@@ -56,7 +56,7 @@ test('first relayed contact from a NATed node: the provider\'s WebRTC address is
   const { route } = await book.open(peer as any, '/dbc/task/1.0.0', 100)
   assert.equal(dialled, [webrtc])
   assert.is(route.kind, 'hole-punched')
-  assert.match(route.facts, /we dialled it \(open in \d+ ms\)/)
+  assert.match(route.facts, /we dialled it \(open \d+ ms after our attempt began\)/)
 })
 
 test('a failed WebRTC attempt: the route stays relayed, explain says why, and the wait ends without waiting out upgradeWaitMs', async () => {
