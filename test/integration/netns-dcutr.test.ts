@@ -59,7 +59,8 @@ async function setup (): Promise<void> {
   ])
   let c: string | undefined
   for (let i = 0; i < 240 && c === undefined; i++) {
-    c = (await t.api<{ addrs: string[] }>(provider, 'GET', '/v1/status')).addrs.find(a => a.includes('/p2p-circuit'))
+    // the relayed address, not the /p2p-circuit/webrtc one (the provider runs WebRTC; the submitters do not)
+    c = (await t.api<{ addrs: string[] }>(provider, 'GET', '/v1/status')).addrs.find(a => a.includes('/p2p-circuit') && !a.includes('/webrtc'))
     if (c === undefined) await sleep(500)
   }
   if (c === undefined) throw new Error(`the NATed provider got no relay reservation:\n${provider.log}`)

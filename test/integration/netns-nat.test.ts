@@ -43,7 +43,7 @@ async function setup (): Promise<void> {
   // the provider is reachable only through its reservation on the relay
   let c: string | undefined
   for (let i = 0; i < 120 && c === undefined; i++) {
-    c = (await t.api<{ addrs: string[] }>(provider, 'GET', '/v1/status')).addrs.find(a => a.includes('/p2p-circuit'))
+    c = (await t.api<{ addrs: string[] }>(provider, 'GET', '/v1/status')).addrs.find(a => a.includes('/p2p-circuit') && !a.includes('/webrtc'))
     if (c === undefined) await sleep(500)
   }
   if (c === undefined) throw new Error(`the NATed provider got no relay reservation:\n${provider.log}`)

@@ -18,9 +18,9 @@ const PRICED_OUT = ['--price-cpu-hour', '100000']
 
 export interface NatNet { t: NatTopology, relays: NatNode[], submitter?: NatNode, natSubmitter: NatNode, providers: NatNode[] }
 
-/** Circuit addresses a node announces (one per relay it holds a reservation on). */
+/** Circuit addresses a node announces (one per relay it holds a reservation on; not the `/p2p-circuit/webrtc` ones of a NATed node's WebRTC). */
 async function circuits (t: NatTopology, n: NatNode): Promise<string[]> {
-  return (await t.api<{ addrs: string[] }>(n, 'GET', '/v1/status')).addrs.filter(a => a.includes('/p2p-circuit'))
+  return (await t.api<{ addrs: string[] }>(n, 'GET', '/v1/status')).addrs.filter(a => a.includes('/p2p-circuit') && !a.includes('/webrtc'))
 }
 
 /** `publicSubmitter: false` leaves the public submitter out (one daemon less for the quick test). */
