@@ -5,6 +5,7 @@ import type { Stream, AbortOptions } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FrameDecoder, encodeFrame, encodeFramePrefix, DEFAULT_MAX_FRAME_BYTES, type FrameLimit } from '../wire/frame.js'
 import { WireError } from '../errors.js'
+import { untilWritable } from './stream-drain.js'
 
 /**
  * How an inbound guard (src/net/guard) watches a stream's buffers: every announced frame is
@@ -328,9 +329,7 @@ export class FramedStream {
   async write (payload: Uint8Array | Uint8ArrayList, options: AbortOptions = {}): Promise<void> {
     // large payloads go out as prefix + payload without copying them into one buffer
     const frame = payload instanceof Uint8Array && payload.byteLength < 4096 ? encodeFrame(payload) : new Uint8ArrayList(encodeFramePrefix(payload.byteLength), payload)
-    if (!this.stream.send(frame)) {
-      await this.stream.onDrain(options)
-    }
+    if (!this.stream.send(frame)) await untilWritable(this.stream, { ...options, sentBytes: frame.byteLength })
   }
 
   async close (options: AbortOptions = {}): Promise<void> {

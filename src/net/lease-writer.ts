@@ -7,6 +7,7 @@
 import type { AbortOptions } from '@libp2p/interface'
 import type { FramedStream } from './framed.js'
 import { encodeFrame } from '../wire/frame.js'
+import { untilWritable, raceSignal } from './stream-drain.js'
 
 /** A batch is written at once when it reaches this size (larger frames leave alone, in order). */
 export const LEASE_WRITE_BATCH_BYTES = 64 * 1024
@@ -69,6 +70,8 @@ export class CoalescingWriter {
   private lingering: ReturnType<typeof setTimeout> | undefined
   /** A send the stream did not take at once: later batches wait for its drain. */
   private draining = false
+  /** Settles when the send the writer waits on drained (or the writer failed). */
+  private drained: Promise<void> = Promise.resolve()
   private closed: Error | undefined
   /** Writes asked and stream sends made (what the batching saves: tests, benches). */
   framesWritten = 0
@@ -140,18 +143,15 @@ export class CoalescingWriter {
       return
     }
     if (taken) { for (const w of waiters) w.done(); return }
-    // the stream holds the bytes but wants a drain before more
+    // the stream holds the bytes but wants a drain before more (a drain that sent nothing does
+    // not count, and the stall clock restarts only when bytes left: src/net/stream-drain.ts)
     this.draining = true
-    const ms = this.init.drainTimeoutMs
-    const timer = ms === undefined ? undefined : setTimeout(() => { this.fail(new Error(`the peer read nothing for ${ms} ms`), waiters) }, ms)
-    this.framed.stream.onDrain().then(() => {
-      clearTimeout(timer)
+    this.drained = untilWritable(this.framed.stream, { stallMs: this.init.drainTimeoutMs, sentBytes: out.byteLength }).then(() => {
       if (this.closed !== undefined) return
       this.draining = false
       for (const w of waiters) w.done()
       this.flush()
     }, (err: Error) => {
-      clearTimeout(timer)
       this.fail(err, waiters)
     })
   }
@@ -173,8 +173,7 @@ export class CoalescingWriter {
     for (;;) {
       this.flush()
       if (!this.draining || this.closed !== undefined) break
-      await this.framed.stream.onDrain(options)
-      await new Promise(resolve => setImmediate(resolve)) // the drain's own handler sends the next batch first
+      await raceSignal(this.drained, options.signal)
     }
     await this.framed.close(options)
   }

@@ -7,6 +7,9 @@ export class FakeStream extends EventTarget {
   aborted: Error | undefined
   sent: Uint8Array[] = []
   paused = false
+  /** As a libp2p stream: a send returned false and no drain came since (src/net/stream-drain.ts reads it). */
+  writableNeedsDrain = false
+  writeBufferLength = 0
 
   deliver (bytes: Uint8Array): void {
     const e = new Event('message') as Event & { data: Uint8Array }

@@ -15,10 +15,13 @@ class FullStream extends FakeStream {
   full = false
   closedWrite = false
   private drains: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
-  override send (b: Uint8Array): boolean { super.send(b); return !this.full }
+  override send (b: Uint8Array): boolean { super.send(b); this.writableNeedsDrain = this.full; return !this.full }
   override async onDrain (): Promise<void> { await new Promise<void>((resolve, reject) => { this.drains.push({ resolve, reject }) }) }
-  drain (): void { this.full = false; const d = this.drains; this.drains = []; for (const x of d) x.resolve() }
-  breakIt (err: Error): void { const d = this.drains; this.drains = []; for (const x of d) x.reject(err) }
+  /** The stream can take more: its drain event (and onDrain's promise, as libp2p resolves both). */
+  drain (): void { this.full = false; this.writableNeedsDrain = false; const d = this.drains; this.drains = []; for (const x of d) x.resolve(); this.dispatchEvent(new Event('drain')) }
+  /** A drain event while the stream still cannot take more (a connection-wide drain, @libp2p/utils onMuxerDrain). */
+  spuriousDrain (): void { const d = this.drains; this.drains = []; for (const x of d) x.resolve(); this.dispatchEvent(new Event('drain')) }
+  breakIt (err: Error): void { const d = this.drains; this.drains = []; for (const x of d) x.reject(err); this.end(err) }
   override async close (): Promise<void> { this.closedWrite = true }
 }
 
@@ -118,6 +121,34 @@ test('a stream left full past the drain timeout fails every write waiting on it,
   s.drain() // a drain after the timeout changes nothing
   await w.write(Buffer.from('three')).then(() => assert.unreachable('resolved'), (err: Error) => assert.match(err.message, 'read nothing'))
   assert.is(s.sent.length, 1)
+})
+
+test('a drain event while the stream still cannot take more releases nothing, and the stall timeout still fails the writes', async () => {
+  // @libp2p/utils dispatches 'drain' on every stream of a connection when the connection drains,
+  // whatever the stream's own window (src/net/stream-drain.ts): a writer that trusted it buffered
+  // a batch per connection drain for a peer that read nothing
+  const s = new FullStream()
+  const w = new CoalescingWriter(new FramedStream(s as unknown as Stream), { drainTimeoutMs: 200 })
+  s.full = true
+  const p1 = w.write(Buffer.from('one'))
+  await turn()
+  const p2 = w.write(Buffer.from('two'))
+  for (let i = 0; i < 5; i++) { s.spuriousDrain(); await turn() }
+  assert.is(s.sent.length, 1, 'nothing more sent on drains that left the stream full')
+  for (const p of [p1, p2]) await p.then(() => assert.unreachable('resolved'), (err: Error) => assert.match(err.message, 'read nothing for 200 ms'))
+  assert.is(s.sent.length, 1)
+  // a real drain lets the next batch out
+  const s2 = new FullStream()
+  const w2 = new CoalescingWriter(new FramedStream(s2 as unknown as Stream), { drainTimeoutMs: 200 })
+  s2.full = true
+  const q1 = w2.write(Buffer.from('one'))
+  await turn()
+  const q2 = w2.write(Buffer.from('two'))
+  s2.spuriousDrain(); await turn()
+  assert.is(s2.sent.length, 1)
+  s2.drain()
+  await Promise.all([q1, q2])
+  assert.equal(framesOf(s2.sent), ['one', 'two'])
 })
 
 test('close sends what is queued before closing the stream', async () => {
