@@ -20,6 +20,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
 import { installLengthPrefixFix } from './lp-decoder-fix.js'
+import { installTcpCork } from './tcp-cork.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
@@ -156,6 +157,7 @@ export function webrtcLastSorter (a: Address, b: Address): -1 | 0 | 1 {
 export async function createHost (init: HostInit): Promise<Host> {
   lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
   installLengthPrefixFix() // no RangeError with a stack per Noise read (src/net/lp-decoder-fix.ts)
+  installTcpCork() // one socket write per libp2p message on TCP, not one per part (src/net/tcp-cork.ts)
   const useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
   const admission = new WebRTCAdmission(init.webrtc?.admission)
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
