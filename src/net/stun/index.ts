@@ -33,9 +33,14 @@ export function bindingResponse (msg: Buffer, address: string, port: number): Bu
     return undefined
   }
   if (req.type !== BINDING_REQUEST) return undefined
-  const res = stun.createMessage(BINDING_RESPONSE, req.transactionId)
-  res.addXorAddress(address, port)
-  return res.toBuffer()
+  // an address the library cannot encode (a zone id: fe80::1%eth0) gets no answer
+  try {
+    const res = stun.createMessage(BINDING_RESPONSE, req.transactionId)
+    res.addXorAddress(address, port)
+    return res.toBuffer()
+  } catch {
+    return undefined
+  }
 }
 
 export interface StunResponderInit extends StunRateInit {
@@ -73,16 +78,24 @@ export class StunResponder {
 
   get port (): number { return this.socket.address().port }
 
-  private onMessage (msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    // a v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; answer with the v4 address it has
-    const address = rinfo.address.startsWith('::ffff:') && rinfo.address.includes('.') ? rinfo.address.slice(7) : rinfo.address
-    // cheap checks first, so that dropped garbage takes no token and no decode
-    if (msg.length < 20 || msg.length > MAX_REQUEST_BYTES || msg.readUInt16BE(0) !== BINDING_REQUEST) { this.stats.dropped++; return }
-    if (!this.limit.allow(address, this.now())) { this.stats.limited++; return }
-    const res = bindingResponse(msg, address, rinfo.port)
-    if (res === undefined) { this.stats.dropped++; return }
-    this.stats.answered++
-    this.socket.send(res, rinfo.port, rinfo.address)
+  /** One datagram (public for tests): nothing a packet does may escape this handler (review s10 H1). */
+  onMessage (msg: Buffer, rinfo: Pick<dgram.RemoteInfo, 'address' | 'port'>): void {
+    try {
+      // source port 0 cannot be answered (send throws); a link-local source carries a zone id
+      if (rinfo.port <= 0 || rinfo.port > 65535 || rinfo.address.includes('%')) { this.stats.dropped++; return }
+      // a v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; answer with the v4 address it has
+      const address = rinfo.address.startsWith('::ffff:') && rinfo.address.includes('.') ? rinfo.address.slice(7) : rinfo.address
+      // cheap checks first, so that dropped garbage takes no token and no decode
+      if (msg.length < 20 || msg.length > MAX_REQUEST_BYTES || msg.readUInt16BE(0) !== BINDING_REQUEST) { this.stats.dropped++; return }
+      if (!this.limit.allow(address, this.now())) { this.stats.limited++; return }
+      const res = bindingResponse(msg, address, rinfo.port)
+      if (res === undefined) { this.stats.dropped++; return }
+      this.stats.answered++
+      // a send error goes to the callback, never thrown
+      this.socket.send(res, rinfo.port, rinfo.address, () => {})
+    } catch {
+      this.stats.dropped++
+    }
   }
 
   async stop (): Promise<void> {

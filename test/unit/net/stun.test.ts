@@ -72,4 +72,20 @@ test('the responder answers over UDP, and keeps answering after garbage', async 
   sock.close(); await r.stop()
 })
 
+test('a packet from source port 0 or a link-local (zoned) address gets no answer and throws nothing (review s10 H1)', async () => {
+  const r = await StunResponder.start({ port: 0, host: '127.0.0.1' })
+  try {
+    // both threw inside the socket's message handler before: the daemon's last resort then exits
+    r.onMessage(request(), { address: '1.2.3.4', port: 0 })
+    r.onMessage(request(), { address: 'fe80::1%eth0', port: 5 })
+    r.onMessage(request(), { address: '::ffff:10.0.0.1', port: 70000 })
+    assert.is(r.stats.answered, 0)
+    assert.is(r.stats.dropped, 3)
+    assert.is(bindingResponse(request(), 'fe80::1%eth0', 5), undefined)
+    // and it still answers a good source
+    r.onMessage(request(), { address: '127.0.0.1', port: 9 })
+    assert.is(r.stats.answered, 1)
+  } finally { await r.stop() }
+})
+
 test.run()
