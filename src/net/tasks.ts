@@ -13,7 +13,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { FramedStream } from './framed.js'
-import { guardOf } from './guard/index.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
@@ -201,10 +200,7 @@ export class Libp2pJobTransport implements JobTransport {
     const { stream, route } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
     // results come back on it too: up to the task protocol's frame limit while a copy is in flight, a heartbeat's otherwise
     let channel: LeaseTaskChannel | undefined
-    // result frames count against the node's buffer budgets for this peer, as its inbound streams
-    // do (src/net/guard): a refusal ends the lease and its copies go elsewhere
-    const hooks = guardOf(this.host).outboundHooks(peer, TASK_PROTOCOL, (err) => { framed.fail(err) })
-    const framed: FramedStream = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(TASK_MAX_FRAME) ?? TASK_REQUEST_MAX_FRAME, hooks })
+    const framed = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(TASK_MAX_FRAME) ?? TASK_REQUEST_MAX_FRAME })
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)

@@ -178,7 +178,12 @@ export class InboundGuard {
     return {
       now: () => this.clock,
       reserve: (bytes, limit) => this.reserve(t, bytes, limit),
-      release: (bytes) => { this.unreserve(t.peer, bytes) },
+      release: (bytes) => {
+        this.total -= bytes
+        const left = (this.buffered.get(t.peer) ?? 0) - bytes
+        if (left > 0) this.buffered.set(t.peer, left)
+        else this.buffered.delete(t.peer)
+      },
       onRefused: (err) => {
         // a budget refusal resets the stream at once; the frame limit and malformed prefixes
         // are the handler's to answer (it tells the peer why, and charges it)
@@ -187,29 +192,7 @@ export class InboundGuard {
     }
   }
 
-  /**
-   * Budget hooks for a stream this node opened to `peer` (a lease stream the peer answers with
-   * results): its frames count against the same per-peer and per-node buffer budgets as the
-   * peer's inbound streams, so a peer cannot hold more of this node's memory by answering than by
-   * asking. `refused` is called with a budget refusal (the caller ends the stream and what rode it).
-   */
-  outboundHooks (peerId: PeerId, protocol: string, refused: (err: WireError) => void): FrameHooks {
-    const t = { peer: peerId.toString(), peerId, protocol }
-    return {
-      reserve: (bytes, limit) => this.reserve(t, bytes, limit),
-      release: (bytes) => { this.unreserve(t.peer, bytes) },
-      onRefused: (err) => { if (err.code === 'BUFFER_LIMIT') refused(err) }
-    }
-  }
-
-  private unreserve (peer: string, bytes: number): void {
-    this.total -= bytes
-    const left = (this.buffered.get(peer) ?? 0) - bytes
-    if (left > 0) this.buffered.set(peer, left)
-    else this.buffered.delete(peer)
-  }
-
-  private reserve (t: Pick<Tracked, 'peer' | 'peerId' | 'protocol'>, bytes: number, limit: number): WireError | undefined {
+  private reserve (t: Tracked, bytes: number, limit: number): WireError | undefined {
     const mine = this.buffered.get(t.peer) ?? 0
     const peerMax = this.init.peerBufferBytes ?? C.PEER_BUFFER_BYTES
     const nodeMax = this.init.nodeBufferBytes ?? C.NODE_BUFFER_BYTES
