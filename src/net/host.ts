@@ -13,7 +13,6 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } 
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport, circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import { webRTC } from '@libp2p/webrtc'
 import { loopbackAddressLast, publicAddressesFirst, circuitRelayAddressesLast, reliableTransportsFirst } from '@libp2p/utils'
 import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metrics, Connection, Stream, Transport, Address } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -74,7 +73,7 @@ export interface HostInit {
    * nodes (src/net/stun), read at each attempt. On with `enabled: true` (the daemon: src/net/stun/node.ts). Public nodes run no WebRTC:
    * they reach a NATed peer through a relay and DCUtR (TCP), which is cheaper than SCTP.
    */
-  webrtc?: { enabled?: boolean, iceServers?: () => string[], admission?: WebRTCAdmissionInit }
+  webrtc?: { enabled?: boolean, iceServers?: () => string[], admission?: WebRTCAdmissionInit, onUnavailable?: (err: Error) => void }
 }
 
 export interface HostServices {
@@ -110,13 +109,28 @@ export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 /** The WebRTC signalling protocol (@libp2p/webrtc's SIGNALING_PROTOCOL). */
 export const WEBRTC_SIGNALING_PROTOCOL = '/webrtc-signaling/0.0.1'
 
+type WebRTCFactory = typeof import('@libp2p/webrtc').webRTC
+
+/**
+ * @libp2p/webrtc, loaded only on a node that uses it: its native addon (node-datachannel) throws
+ * at import where no prebuilt binary loads (`npm ci --omit=optional`, an architecture without one,
+ * an older glibc), and a public node, which never uses WebRTC, must start there (review s10 M2).
+ */
+async function loadWebRTC (): Promise<WebRTCFactory | Error> {
+  try {
+    return (await import('@libp2p/webrtc')).webRTC
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
 /**
  * The WebRTC transport with its inbound attempts bounded (src/core/routing/webrtc-admission.ts):
  * an attempt over the limit is refused before the library makes its native PeerConnection.
  * The library registers its signalling handler itself (32 streams per connection, no other
  * bound), so the bound wraps the handler's target, `_onProtocol`.
  */
-function boundedWebRTC (iceServers: () => string[], admission: WebRTCAdmission, onComponents: (c: any) => void): (components: any) => Transport {
+function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admission: WebRTCAdmission, onComponents: (c: any) => void): (components: any) => Transport {
   const factory = webRTC({ rtcConfiguration: () => ({ iceServers: iceServers().map(urls => ({ urls })) }) })
   return (components: any) => {
     onComponents(components)
@@ -158,7 +172,13 @@ export async function createHost (init: HostInit): Promise<Host> {
   lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
   installLengthPrefixFix() // no RangeError with a stack per Noise read (src/net/lp-decoder-fix.ts)
   installTcpCork() // one socket write per libp2p message on TCP, not one per part (src/net/tcp-cork.ts)
-  const useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
+  let useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
+  const webRTC = useWebRTC ? await loadWebRTC() : undefined
+  if (webRTC instanceof Error) {
+    // relayed and DCUtR as without WebRTC
+    useWebRTC = false
+    init.webrtc?.onUnavailable?.(webRTC)
+  }
   const admission = new WebRTCAdmission(init.webrtc?.admission)
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
@@ -173,7 +193,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : []), ...(useWebRTC ? ['/webrtc'] : [])],
       announce: init.announce ?? []
     },
-    transports: [tcp(), ...(useWebRTC ? [boundedWebRTC(init.webrtc?.iceServers ?? (() => []), admission, c => { components = c })] : []), circuitRelayTransport()],
+    transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, c => { components = c })] : []), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     peerDiscovery,

@@ -156,7 +156,7 @@ export class Daemon {
       listenViaRelay: config.nat.behindNat,
       ...(config.nat.relayReservations !== undefined ? { relayReservations: config.nat.relayReservations } : {}),
       // behind NAT: WebRTC to other NATed peers, ICE asking the bootstrap peers' STUN (src/net/stun)
-      webrtc: webrtcOf(config.nat, config.bootstrap),
+      webrtc: { ...webrtcOf(config.nat, config.bootstrap), onUnavailable: (err) => { log.warn(`WebRTC is off: its native part (node-datachannel) cannot load on this machine (${err.message.split('\n')[0]}); peers behind other NATs stay relayed`) } },
       // peers reached through the overlay only (routing: overlay) are refused both ways (src/net/routes)
       connectionGater: config.nat.behindNat && config.nat.strict === true
         ? strictNatGater(privatePeers.wrap(guard.connectionGater()), peer => config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`)))
