@@ -40,6 +40,19 @@ async function gatedPeer (gateOpts: ConstructorParameters<typeof PaymentGate>[1]
   return { escrows, holderKey, holder, peer, gate, provider: new ComputePeerProvider(peer, undefined, { payment: gate }) }
 }
 
+/** A funded escrow for a fresh job, the provider's offer on it and the holder's lease of that offer. */
+async function paidLease (p: { escrows: Map<string, EscrowRead>, holderKey: Uint8Array, holder: Uint8Array, peer: ComputePeer, provider: ComputePeerProvider }): Promise<{ jobId: Uint8Array, chainJobId: `0x${string}`, leaseId: Uint8Array }> {
+  const jobId = randomBytes(16)
+  const chainJobId = escrowKeyOf(jobId, payer.address)
+  const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, p.holder, DOMAIN)))
+  const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
+  p.escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
+  const offer = p.provider.offer({ jobId, requester: p.holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
+  const leaseId = randomBytes(16)
+  await p.provider.openLease(signLease(p.holderKey, { leaseId, offerId: offer.offerId, jobId, holder: p.holder, provider: p.peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), p.holder)
+  return { jobId, chainJobId, leaseId }
+}
+
 test('offers, leases and tasks under the payment gate', async () => {
   // credit 0: no unsigned work at all, so the second task needs a voucher for the first
   const { escrows, holderKey, holder, peer, provider } = await gatedPeer({ creditTasks: 0, minRefreshMs: 0 })
@@ -99,14 +112,7 @@ test('offers, leases and tasks under the payment gate', async () => {
 test('an ok copy whose cancel came before it ended is not counted delivered (it sends no result: review F6)', async () => {
   const { escrows, holderKey, holder, peer, gate, provider } = await gatedPeer({ minRefreshMs: 0 })
   try {
-    const jobId = randomBytes(16)
-    const chainJobId = escrowKeyOf(jobId, payer.address)
-    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
-    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
-    escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
-    const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
-    const leaseId = randomBytes(16)
-    await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
+    const { jobId, chainJobId, leaseId } = await paidLease({ escrows, holderKey, holder, peer, provider })
     const task: dbc.task.v1.ITask = { taskId: randomBytes(8), jobId, leaseId, index: 0, attempt: 1, executor: 'wasm', code: mod('mandelbrot'), entry: 'run', input: encodeTileInput(-2, -1.25, 2.5 / 128, 128, 128, 3000), deadlineMs: 20_000 }
     // the run ends ok, and the holder's cancel arrives just as it does (before the result is written)
     const ac = new AbortController()
@@ -136,14 +142,7 @@ test('a paid task: the gate and the task log take the receipt the peer built, ne
   const decode = UsageReceipt.decode
   let decodes = 0
   try {
-    const jobId = randomBytes(16)
-    const chainJobId = escrowKeyOf(jobId, payer.address)
-    const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
-    const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
-    escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
-    const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs: 10, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
-    const leaseId = randomBytes(16)
-    await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
+    const { jobId, chainJobId, leaseId } = await paidLease({ escrows, holderKey, holder, peer, provider })
     UsageReceipt.decode = ((r: Uint8Array, l?: number) => { decodes++; return decode.call(UsageReceipt, r, l) }) as typeof decode
     const result = await provider.runTask({ taskId: randomBytes(8), jobId, leaseId, index: 0, attempt: 1, executor: 'wasm', code: mod('mandelbrot'), entry: 'run', input: encodeTileInput(-2, -1.25, 2.5 / 128, 128, 128, 3000), deadlineMs: 20_000 }, holder)
     assert.is(decodes, 0, 'no receipt decoded on the provider\'s path')
