@@ -41,6 +41,8 @@ export interface TrainingSessionInit {
 
 /** Codes a member refuses a round with that may name the job's failure (src/jobs/payment-gate.ts admitRound). */
 const ROUND_PAYMENT_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_WINDOW_SHORT'])
+/** Invitations at most to one peer to join a running job (one, then again after each that brought no Join in time). */
+const MAX_INVITATIONS = 3
 
 export interface TrainingSessionEvents {
   progress: [TrainingProgress]
@@ -70,6 +72,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
   private readonly tried = new Set<string>()
+  /** Invitations sent to each peer asked to join the running job. */
+  private readonly invitations = new Map<string, number>()
   private lookingForPeers = false
   private checkpointWanted: { round: number, digest: string, donors: string[] } | undefined
   /** The round the job resumed from (0 for a fresh job). */
@@ -200,7 +204,14 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     this.ranks.set(peer, rank)
     // the donors answer this peer's StateRequest only once told it is joining
     for (const d of donors) this.init.transport.send(d, { join: { jobId: this.jobId, peer } })
-    this.invitedJoiners.set(peer, setTimeout(() => { this.invitedJoiners.delete(peer) }, this.init.joinTimeoutMs ?? 60_000))
+    // an invitation that brings no Join in time (lost, refused as busy, a trainer that took too long)
+    // may be sent again later, a bounded number of times
+    const tries = (this.invitations.get(peer) ?? 0) + 1
+    this.invitations.set(peer, tries)
+    this.invitedJoiners.set(peer, setTimeout(() => {
+      this.invitedJoiners.delete(peer)
+      if (tries < MAX_INVITATIONS && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
+    }, this.init.joinTimeoutMs ?? 60_000))
     this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, 8), ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
     return true
   }

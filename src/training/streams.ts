@@ -92,7 +92,10 @@ export class PeerStreams {
     this.overlay.fallbacks.dialing(to)
     attempt.then(opened => {
       this.overlay.fallbacks.connected(to)
-      if (!this.started || o.framed !== undefined || !this.d.current(to, o)) { opened.stream.abort(new Error('not needed')); return }
+      // nothing left to send (the frames went over the overlay meanwhile): a stream kept open with no
+      // frame on it would cost this node the peer's idle deadline (IDLE_DEADLINE); the next frame
+      // opens one on the connection that is there now
+      if (!this.started || o.framed !== undefined || o.queue.length === 0 || !this.d.current(to, o)) { opened.stream.abort(new Error('not needed')); return }
       log('the connection to %s opened: frames leave the overlay', to)
       this.adopt(to, o, opened, len)
     }, (err: Error) => {

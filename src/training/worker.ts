@@ -49,6 +49,10 @@ export interface StateLoad { from: string, round: number, optimizerRound: number
 
 /** Peers the coordinator named as joining, remembered per job (each may ask for the state). */
 const MAX_ADMITTED = 64
+/** Rounds in a row a joiner that could not load the state asks to be let in again. */
+const MAX_FAILED_REFRESHES = 8
+/** A state request not answered in this long is sent again (then after twice as long, ...). */
+const STATE_RESEND_MS = 5000
 
 /** Chunks of the optimizer vector carry vector = 1 (SliceChunk.vector); parameter deltas 0. */
 const VECTOR_PARAMS = 0
@@ -84,6 +88,8 @@ export class TrainingWorker {
   private finished = false
   /** A joiner refreshes its state from a member at the start of its first round. */
   private refreshState = false
+  /** Rounds in a row sat out because no member's state could be loaded. */
+  private failedRefreshes = 0
   private resolveDone!: () => void
   /** Resolves when the coordinator finished the job (or stop() was called). */
   readonly done: Promise<void>
@@ -175,13 +181,22 @@ export class TrainingWorker {
   /** Fetches, checks and adopts a peer's state; returns the rounds folded into it. */
   private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const msg = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
+      let resend: ReturnType<typeof setTimeout> | undefined
       const timer = setTimeout(() => {
         this.stateWaiter = undefined
+        clearTimeout(resend)
         reject(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
       }, timeoutMs)
-      signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal?.reason) }, { once: true })
-      this.stateWaiter = (from, m) => { if (from !== donor) return; this.stateWaiter = undefined; clearTimeout(timer); resolve(m) }
-      this.send(donor, { stateRequest: { jobId: this.jobId } })
+      signal?.addEventListener('abort', () => { clearTimeout(timer); clearTimeout(resend); reject(signal?.reason) }, { once: true })
+      // asked again after 5 s, then 10 s more: a request that went out while the connection to the
+      // donor was still opening can be lost on the way (the answer to a repeated one is the same)
+      const ask = (waitMs: number): void => {
+        this.send(donor, { stateRequest: { jobId: this.jobId } })
+        if (waitMs < timeoutMs) resend = setTimeout(() => { if (this.stateWaiter === waiter) ask(waitMs * 2) }, waitMs)
+      }
+      const waiter = (from: string, m: dbc.training.v1.StateResponse): void => { if (from !== donor) return; this.stateWaiter = undefined; clearTimeout(timer); clearTimeout(resend); resolve(m) }
+      this.stateWaiter = waiter
+      ask(STATE_RESEND_MS)
     })
     const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
     const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
@@ -290,7 +305,15 @@ export class TrainingWorker {
           log('job %s: state for round %d from %s refused: %s', this.jobId, round, donor, (err as Error).message)
         }
       }
-      if (folded !== round) { this.refreshState = true; return } // sit this round out; try again next one
+      if (folded !== round) {
+        // sit this round out and ask to be in the next one: the coordinator drops a member that
+        // stays silent, and a dropped member gets no RoundStart to try again from (a bounded number
+        // of tries: donors that never answer must not stall the group's rounds for ever)
+        this.refreshState = true
+        if (++this.failedRefreshes <= MAX_FAILED_REFRESHES) this.send(this.init.coordinator, { join: { jobId: this.jobId } })
+        return
+      }
+      this.failedRefreshes = 0
     }
     const startedAt = Date.now()
     const cpu0 = process.cpuUsage()
@@ -304,7 +327,8 @@ export class TrainingWorker {
     const delta = new Float32Array(params.length)
     for (let i = 0; i < delta.length; i++) delta[i] = params[i] - reference[i]
     const sent0 = { ...this.init.transport.stats }
-    const result = await this.allReduce(this.machine, round, members, delta, deadlineAt, step.samples)
+    // a part whose owner goes silent: no update there, on every member alike (they stay in agreement)
+    const result = await this.allReduce(this.machine, round, members, delta, deadlineAt, step.samples, new Float32Array(delta.length))
     this.sendBandwidth.observe(this.init.transport.stats.bytesSent - sent0.bytesSent, this.init.transport.stats.sendBusyMs - sent0.sendBusyMs)
     for (let i = 0; i < reference.length; i++) reference[i] += result.vector[i]
     this.reference = reference
@@ -313,7 +337,8 @@ export class TrainingWorker {
     if (this.optMachine !== undefined && averagesOptimizer(round, spec.averageOptimizerEvery)) {
       // the momentum, averaged like the parameters: members' optimizers stay together, and a joiner gets the group's
       const local = await trainer.getOptimizerState!()
-      const averaged = await this.allReduce(this.optMachine, round, members, local, deadlineAt, step.samples)
+      const shared = this.optimizerShared.length === local.length ? this.optimizerShared : undefined
+      const averaged = await this.allReduce(this.optMachine, round, members, local, deadlineAt, step.samples, shared)
       await trainer.setOptimizerState!(averaged.vector)
       this.optimizerShared = Float32Array.from(averaged.vector)
       this.optimizerRound = round + 1
@@ -359,11 +384,11 @@ export class TrainingWorker {
   }
 
   /** Averages `vector` with the round's members through `machine`; resolves with the round's result. */
-  private async allReduce (machine: AllReducePeer, round: number, members: string[], vector: Float32Array, deadlineAt: number, weight: number): Promise<RoundResult> {
+  private async allReduce (machine: AllReducePeer, round: number, members: string[], vector: Float32Array, deadlineAt: number, weight: number, fallback?: Float32Array): Promise<RoundResult> {
     const now = performance.now()
     return await new Promise<RoundResult>(resolve => {
       this.waiting.set(machine, resolve)
-      machine.start(now, round, members, vector, { deadlineMs: Math.max(this.init.minAllReduceMs ?? 200, deadlineAt - now), weight, bandwidths: this.roundBandwidths.get(round) })
+      machine.start(now, round, members, vector, { deadlineMs: Math.max(this.init.minAllReduceMs ?? 200, deadlineAt - now), weight, bandwidths: this.roundBandwidths.get(round), fallback })
       this.pumpMachine(machine)
     })
   }

@@ -75,6 +75,41 @@ test('a peer the coordinator invites mid-job loads the signed, checked state fro
   await transport.stop()
 })
 
+test('a joiner that cannot load the state at its first round sits it out and is let in at a later one', async () => {
+  const [coord, a, b, c] = await makeHosts(4)
+  for (const h of [a, b]) { const s = new TrainingService(h, { sign: signers.get(h) }); await s.start(); services.push(s) }
+  // the joiner's transport spoils the first 4 state transfers it receives (a wrong round: refused at
+  // once): both donors at the invitation, then both at its first round, which it must sit out
+  const tc = new TrainingTransport(c)
+  let spoiled = 0
+  const seen = new WeakMap<object, any>() // every listener (service, worker) gets the same spoiled copy
+  const listen = tc.listen.bind(tc)
+  tc.listen = (fn) => listen((from, msg) => {
+    if (msg.stateResponse != null && msg.stateResponse.final !== true && (seen.has(msg) || spoiled < 4)) {
+      if (!seen.has(msg)) { spoiled++; seen.set(msg, { ...msg, stateResponse: { ...msg.stateResponse, round: msg.stateResponse.round + 1000 } }) }
+      fn(from, seen.get(msg)); return
+    }
+    fn(from, msg)
+  })
+  const sc = new TrainingService(tc, { sign: signers.get(c) }); await sc.start(); services.push(sc)
+  const transport = new TrainingTransport(coord)
+  await transport.start()
+  const session = new TrainingSession({ transport, peers: [a, b].map(h => h.peerId.toString()), spec: { ...SMALL, rounds: 14 } })
+  session.on('progress', (p) => { if (p.round === 2) session.addMember(c.peerId.toString()) })
+  const result = await session.run()
+  const joiner = c.peerId.toString()
+  const rounds = result.history.filter(h => h.members.includes(joiner)).map(h => h.round)
+  console.log(`members/dropped/agreeing per round: ${result.history.map(h => `${h.members.length}/${h.dropped.length}/${h.agreedBy?.length}`).join(' ')}`)
+  assert.is(spoiled, 4)
+  // admitted, sat one round out (it counts as dropped there), and in every round after it
+  assert.ok(rounds.length >= 2, `joiner in rounds ${rounds}`)
+  assert.ok(result.history.some(h => h.dropped.includes(joiner)), 'the round it sat out')
+  assert.ok(result.members.includes(joiner), `final members ${result.members}`)
+  // the two others averaged without it where its slice never came back, alike: all three agree
+  for (const h of result.history) assert.is(h.agreedBy?.length, h.members.length - h.dropped.length, `round ${h.round}`)
+  await transport.stop()
+})
+
 test('an external trainer process takes part in a networked job next to a built-in peer', async () => {
   const [coord, a, b] = await makeHosts(3)
   const builtIn = new TrainingService(a)

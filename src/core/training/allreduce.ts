@@ -13,8 +13,10 @@
 //  - A part that has not reached its owner by the scatter deadline is left out of that part's
 //    average (each part is averaged over the senders whose copy arrived, by weight).
 //  - A part whose owner's gather has not arrived by the round deadline is NOT reassigned in
-//    this round: each peer keeps its own local values for it. The coordinator drops the
-//    silent peer from the next round's members, which re-splits the vector among the rest.
+//    this round: each peer takes the round's fallback for it (the worker gives a zero update
+//    and the last shared momentum, the same on every member, so the survivors stay in agreement;
+//    without one, its own local values). The coordinator drops the silent peer from the next
+//    round's members, which re-splits the vector among the rest.
 // Chunks for a later round are buffered (bounded) until that round starts; stale ones are dropped.
 import { CODEC_IDS, codecKindFromId, decodeVector, encodeVector, type CodecSpec } from './codecs.js'
 import { boundsOf, equalSizes, partitionSizes, validBandwidths } from './partition.js'
@@ -68,11 +70,17 @@ export interface RoundOptions {
    * them. Absent or unusable (a missing or non-positive value): equal slices.
    */
   bandwidths?: number[]
+  /**
+   * The values a part takes where its owner's average never came back (same length as the
+   * vector): give every member the same one (a zero update, the last shared state) and the
+   * members still hold the same vector after a member went silent. Default: this peer's own.
+   */
+  fallback?: Float32Array
 }
 
 export interface RoundResult {
   round: number
-  /** Averaged where the slice came back; this peer's own values where it did not. */
+  /** Averaged where the slice came back; the round's fallback (else this peer's own values) where it did not. */
   vector: Float32Array
   /** Owner indices whose averaged slice did not (entirely) arrive. */
   missingSlices: number[]
@@ -107,6 +115,7 @@ interface ActiveRound {
   scatterAt: number
   deadlineAt: number
   result: Float32Array
+  fallback?: Float32Array
   /** Own slice: weighted sums, and per part the weight summed, senders arrived, done. */
   sum: Float64Array
   partWeight: Float64Array
@@ -167,6 +176,7 @@ export class AllReducePeer {
   /** Begins `round` among `members` (same order on every peer) with this peer's vector. */
   start (now: number, round: number, members: string[], vector: Float32Array, opts: RoundOptions): void {
     if (vector.length !== this.length) throw new RangeError(`all-reduce: vector has ${vector.length} values, expected ${this.length}`)
+    if (opts.fallback !== undefined && opts.fallback.length !== this.length) throw new RangeError(`all-reduce: fallback has ${opts.fallback.length} values, expected ${this.length}`)
     const me = members.indexOf(this.self)
     if (me < 0) throw new RangeError(`all-reduce: ${this.self} is not among the round's members`)
     if (round <= this.lastRound) throw new RangeError(`all-reduce: round ${round} is not after ${this.lastRound}`)
@@ -186,6 +196,7 @@ export class AllReducePeer {
       scatterAt: now + opts.deadlineMs * this.scatterShare,
       deadlineAt: now + opts.deadlineMs,
       result: Float32Array.from(vector),
+      fallback: opts.fallback,
       sum: new Float64Array(hi - lo),
       partWeight: new Float64Array(own).fill(weight),
       partArrived: new Uint16Array(own).fill(1),
@@ -342,7 +353,18 @@ export class AllReducePeer {
     const dropped = new Set<string>()
     const own = a.partDone.length
     for (let j = 0; j < a.members.length; j++) {
-      if (a.gatherCount[j] < a.gatherSeen[j].length) { missingSlices.push(j); dropped.add(a.members[j]) }
+      if (a.gatherCount[j] < a.gatherSeen[j].length) {
+        missingSlices.push(j)
+        dropped.add(a.members[j])
+        if (a.fallback !== undefined) {
+          for (let p = 0; p < a.gatherSeen[j].length; p++) {
+            if (a.gatherSeen[j][p] === 1) continue
+            const lo = a.bounds[j] + p * this.partValues
+            const hi = Math.min(a.bounds[j + 1], lo + this.partValues)
+            a.result.set(a.fallback.subarray(lo, hi), lo)
+          }
+        }
+      }
       if (a.scatterCount[j] < own) dropped.add(a.members[j])
     }
     this.results.push({

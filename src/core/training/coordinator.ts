@@ -99,9 +99,14 @@ export class RoundCoordinator {
     this.beginRound(now)
   }
 
-  /** A late or replacement peer that has loaded the state asks to join; it enters next round. */
+  /**
+   * A late or replacement peer that has loaded the state asks to join; it enters next round. A
+   * member of the open round that has not reported asks again when it sits the round out (it could
+   * not load the state in time): it stays in for the next round instead of being dropped as silent.
+   */
   handleJoin (_now: number, peer: string): void {
-    if (this.ended || this.members.includes(peer) || this.joining.includes(peer)) return
+    if (this.ended || this.joining.includes(peer)) return
+    if (this.members.includes(peer) && (this.open === undefined || !this.open.members.includes(peer) || this.open.reports.has(peer))) return
     this.joining.push(peer)
   }
 

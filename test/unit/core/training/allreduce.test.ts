@@ -10,14 +10,14 @@ function vectors (n: number, len: number, seed: number): Float32Array[] {
 }
 
 /** Pumps peers in memory; `dead` peers neither send nor receive. Time advances to timeouts when idle. */
-function runRound (peers: AllReducePeer[], inputs: Float32Array[], opts: { dead?: Set<string>, deadlineMs?: number, round?: number, weights?: number[], shuffleSeed?: number, loss?: number } = {}): Map<string, RoundResult> {
+function runRound (peers: AllReducePeer[], inputs: Float32Array[], opts: { dead?: Set<string>, deadlineMs?: number, round?: number, weights?: number[], shuffleSeed?: number, loss?: number, fallback?: Float32Array } = {}): Map<string, RoundResult> {
   const dead = opts.dead ?? new Set()
   const members = peers.map(p => p.self)
   const byId = new Map(peers.map(p => [p.self, p]))
   const rng = createRng(opts.shuffleSeed ?? 9)
   let now = 1000
   const live = peers.filter(p => !dead.has(p.self))
-  live.forEach((p, i) => p.start(now, opts.round ?? 0, members, inputs[peers.indexOf(p)], { deadlineMs: opts.deadlineMs ?? 1000, weight: opts.weights?.[peers.indexOf(p)] }))
+  live.forEach((p, i) => p.start(now, opts.round ?? 0, members, inputs[peers.indexOf(p)], { deadlineMs: opts.deadlineMs ?? 1000, weight: opts.weights?.[peers.indexOf(p)], fallback: opts.fallback }))
   const results = new Map<string, RoundResult>()
   for (let guard = 0; guard < 10000 && results.size < live.length; guard++) {
     const queue: Array<{ from: string, to: string, chunk: any }> = []
@@ -133,6 +133,21 @@ test('a dead peer is dropped: the others average without its part, and its slice
       assert.ok(Math.abs(r.vector[k] - want) < 1e-6, `peer ${i} index ${k}`)
     }
   }
+})
+
+test('with a fallback, a dead peer\'s slice takes it on every survivor: they hold the same vector', () => {
+  const len = 1000
+  const inputs = vectors(3, len, 17)
+  const fallback = new Float32Array(len).fill(0.25)
+  const results = runRound(makePeers(3, len, { kind: 'fp32' }), inputs, { dead: new Set(['p1']), deadlineMs: 1000, fallback })
+  const [ds, de] = sliceRange(len, 3, 1)
+  const a = results.get('p0')!.vector
+  const b = results.get('p2')!.vector
+  for (let k = 0; k < len; k++) {
+    assert.is(a[k], b[k], `index ${k}`)
+    if (k >= ds && k < de) assert.is(a[k], 0.25)
+  }
+  assert.throws(() => makePeers(2, len, { kind: 'fp32' })[0].start(0, 0, ['p0', 'p1'], inputs[0], { deadlineMs: 1000, fallback: new Float32Array(3) }), /fallback has 3 values/)
 })
 
 test('chunks that arrive before a peer starts the round are buffered and used', () => {

@@ -70,4 +70,23 @@ test('a late or replacement peer joins at the next round; too few members fail t
   assert.ok(c.done)
 })
 
+test('a member that sits a round out and asks again stays in for the next round; a silent one is dropped', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b', 'z'], rounds: 10, minMembers: 2, reportGraceMs: 0, deadline: { initialMs: 1000 } })
+  c.start(0)
+  c.poll()
+  c.handleJoin(10, 'a') // a member that already reported, or is fine, gains nothing from asking
+  c.handleReport(50, 'a', report(0))
+  c.handleJoin(60, 'a')
+  c.handleJoin(70, 'z') // z could not load the state: it sits round 0 out and asks to be in round 1
+  c.handleReport(100, 'b', report(0))
+  c.handleTimeout(2000)
+  let out = c.poll()
+  assert.equal(of(out, 'progress')[0].dropped, ['z'])
+  assert.equal(of(out, 'roundStart')[0].members, ['a', 'b', 'z'])
+  c.handleReport(2100, 'a', report(1)); c.handleReport(2100, 'b', report(1))
+  c.handleTimeout(10_000) // z silent and did not ask: out
+  out = c.poll()
+  assert.equal(of(out, 'roundStart')[0].members, ['a', 'b'])
+})
+
 test.run()
