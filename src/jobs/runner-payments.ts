@@ -19,7 +19,11 @@ import type { JobRunnerInit, JobSummary, RunnerPayment } from './runner-types.js
 const enc = new TextEncoder()
 /** The longest a payout's new total waits for its voucher when it is well inside the provider's credit. */
 export const VOUCHER_EVERY_MS = 1000
-/** Settled copies are recorded together, one store transaction per this interval at most. */
+/**
+ * Settled copies wait at most this long to be recorded: while the runner's pump runs they are
+ * recorded in its next step's transaction (no commit of their own), and this is when a step is
+ * asked for if none came; without the pump (catch-up, the job's end) one transaction per interval.
+ */
 export const PAY_BATCH_MS = 100
 
 export class RunnerPayments {
@@ -82,9 +86,10 @@ export class RunnerPayments {
 
   /**
    * Pays one billed copy: its receipt's signature is checked off the main thread first (the
-   * payer's precheck), then it is recorded with the other copies ready in the same PAY_BATCH_MS
-   * (one store transaction), and the provider's new cumulative voucher is signed and sent when
-   * due (voucherDue), not per copy. Resolves when the copy's payment is recorded.
+   * payer's precheck), then it is recorded with the other copies queued meanwhile: in the runner's
+   * next step transaction while its pump runs (attach), else in one transaction per PAY_BATCH_MS;
+   * and the provider's new cumulative voucher is signed and sent when due (voucherDue), not per
+   * copy. Resolves when the copy's payment is recorded.
    */
   async payCopy (index: number, attempt: number, provider: string, key: number): Promise<void> {
     const pay = this.payment
@@ -104,24 +109,55 @@ export class RunnerPayments {
     this.checking.add(checked)
     try { await checked } finally { this.checking.delete(checked) }
     this.queued.push(input)
-    // one commit per PAY_BATCH_MS at most: each is a synchronous fsync that stalls the whole submitter
-    const wait = Math.max(0, this.recordedAt + PAY_BATCH_MS - performance.now())
-    this.recording ??= new Promise<void>(resolve => { if (wait > 0) setTimeout(resolve, wait); else setImmediate(resolve) }).then(() => {
-      this.recording = undefined
-      this.recordedAt = performance.now()
-      this.recordQueued()
-    })
+    if (this.recording === undefined) {
+      this.recording = new Promise<void>(resolve => { this.recorded_ = resolve })
+      // each commit is a synchronous fsync that stalls the whole submitter: a step that commits
+      // anyway takes the batch; a step (or, with no pump, a transaction of its own) is asked for
+      // only if none came within PAY_BATCH_MS of the last batch
+      const wait = Math.max(0, this.recordedAt + PAY_BATCH_MS - performance.now())
+      this.batchTimer = setTimeout(() => {
+        this.batchTimer = undefined
+        this.batchAsked = true
+        if (this.pump?.() !== true) this.recordQueued()()
+      }, wait)
+    }
     await this.recording
   }
 
   private readonly queued: PayInput[] = []
   /** Copies whose receipt signature is being checked (precheck) before they are queued. */
   private readonly checking = new Set<Promise<void>>()
+  /** Until the queued copies are recorded (undefined: none queued). */
   private recording: Promise<void> | undefined
+  private recorded_: (() => void) | undefined
+  private batchTimer: NodeJS.Timeout | undefined
+  /** The batch's PAY_BATCH_MS is up (its timer fired): the next step records it. */
+  private batchAsked = false
   private recordedAt = -Infinity
+  /** The runner's pump while it runs: asks for a step (true) whose transaction records the queue (recordQueued). */
+  private pump: (() => boolean) | undefined
   /** Per payout: its next voucher's timer and the providers paid through it since the last one. */
   private readonly due = new Map<string, { timer?: NodeJS.Timeout, providers: Set<string> }>()
   private readonly signing = new Set<Promise<void>>()
+
+  /** The runner's pump starts (a function asking for a step) or stops (undefined: the queue is recorded on its own). */
+  attach (pump: (() => boolean) | undefined): void {
+    this.pump = pump
+    if (pump === undefined && this.recording !== undefined) {
+      if (this.batchTimer !== undefined) clearTimeout(this.batchTimer)
+      this.batchTimer = setTimeout(() => { this.batchTimer = undefined; this.recordQueued()() }, 0)
+    }
+  }
+
+  /** Whether settled copies wait to be recorded. */
+  get hasQueued (): boolean { return this.queued.length > 0 }
+
+  /**
+   * Whether the runner's step records the queue now (recordQueued in its transaction): PAY_BATCH_MS
+   * after the last batch, as without the pump. Smaller batches would cost more than the commits
+   * they share: each batch also writes every payout's total and reads its unsigned part.
+   */
+  get batchDue (): boolean { return this.queued.length > 0 && (this.batchAsked || performance.now() >= this.recordedAt + PAY_BATCH_MS) }
 
   /** Until every copy handed to payCopy so far is recorded (or failed: onError). */
   private async recorded (): Promise<void> {
@@ -133,26 +169,37 @@ export class RunnerPayments {
     while (this.recording !== undefined) await this.recording
   }
 
-  private recordQueued (): void {
+  /**
+   * Records the queued copies (one payMany: a savepoint of the caller's transaction when it runs
+   * in one, the runner's step, else a transaction of its own). Returns what must follow only
+   * once that transaction is committed: the batch's vouchers become due and payCopy resolves.
+   */
+  recordQueued (): () => void {
     const pay = this.payment
     const batch = this.queued.splice(0)
-    if (pay === undefined || batch.length === 0) return
-    let outs
+    const done = this.recorded_
+    this.recording = undefined; this.recorded_ = undefined; this.batchAsked = false
+    if (this.batchTimer !== undefined) { clearTimeout(this.batchTimer); this.batchTimer = undefined }
+    this.recordedAt = performance.now()
+    if (pay === undefined || batch.length === 0) return () => { done?.() }
+    let outs: ReturnType<typeof pay.payer.payMany>
     try {
       outs = pay.payer.payMany(batch)
     } catch (err) {
-      pay.onError?.(err as Error, batch[0].provider)
-      return
+      return () => { pay.onError?.(err as Error, batch[0].provider); done?.() }
     }
-    // per payout once (its unsigned total is one read), with the providers paid through it in this batch
-    const paid = new Map<string, Set<string>>()
-    outs.forEach((o, i) => {
-      if (!o.recorded || o.payout === undefined) return
-      let providers = paid.get(o.payout)
-      if (providers === undefined) { providers = new Set(); paid.set(o.payout, providers) }
-      providers.add(batch[i].provider)
-    })
-    for (const [payout, providers] of paid) this.voucherDue(payout, providers)
+    return () => {
+      // per payout once (its unsigned total is one read), with the providers paid through it in this batch
+      const paid = new Map<string, Set<string>>()
+      outs.forEach((o, i) => {
+        if (!o.recorded || o.payout === undefined) return
+        let providers = paid.get(o.payout)
+        if (providers === undefined) { providers = new Set(); paid.set(o.payout, providers) }
+        providers.add(batch[i].provider)
+      })
+      for (const [payout, providers] of paid) this.voucherDue(payout, providers)
+      done?.()
+    }
   }
 
   /**

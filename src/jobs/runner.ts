@@ -66,6 +66,8 @@ export class JobRunner extends RunnerState {
     const deadline = deadlineAt(this.m, this.init.submittedAt ?? this.startedAt)
     if (deadline !== undefined) this.timers.deadline = setTimeout(() => { machine.handleDeadline(this.now()); this.scheduleTick() }, Math.max(0, deadline - this.now()))
     try {
+      // while the pump runs, settled copies are paid in its steps' transactions
+      this.payments.attach(() => { if (this.done) return false; this.scheduleTick(); return true })
       this.scheduleTick()
       if (this.init.payment !== undefined) void this.payments.catchUp((i, a) => i * KEY + a)
       const summary = await result
@@ -112,7 +114,11 @@ export class JobRunner extends RunnerState {
     const events = this.session.pollEvents(this.now())
     const rows = this.rows
     this.rows = []
-    persistStep(this.init.store, this.jobId, this.now(), cmds, events, rows, (i, a) => this.outputs.get(i * KEY + a))
+    // the payments queued since the last batch go in its transaction when their batch is due (one
+    // commit for both; the last step takes what is queued), their vouchers due once it is committed
+    const batch = running ? this.payments.batchDue : this.payments.hasQueued
+    const paid = persistStep(this.init.store, this.jobId, this.now(), cmds, events, rows, (i, a) => this.outputs.get(i * KEY + a), batch ? () => this.payments.recordQueued() : undefined)
+    paid?.()
     for (const e of events) this.onEvent(e)
     for (const c of cmds) if (running || c.type !== 'run') this.perform(c)
     if (running && events.length > 0) this.reportProgress()
@@ -216,6 +222,7 @@ export class JobRunner extends RunnerState {
     if (this.done) return
     this.step(false) // what the last tick produced, written before reporting
     this.done = true
+    this.payments.attach(undefined)
     for (const ac of this.inflight.values()) ac.abort(new Error('job ended'))
     const p = this.machine.progress()
     const summary = summaryOf(p, {
@@ -230,6 +237,7 @@ export class JobRunner extends RunnerState {
 
   private stop (): void {
     this.done = true
+    this.payments.attach(undefined)
     this.stopProgress()
     for (const t of [this.timers.timeout, this.timers.round, this.timers.deadline]) if (t !== undefined) clearTimeout(t)
     this.unsubscribe?.()

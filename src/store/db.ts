@@ -10,7 +10,11 @@ export interface Store {
   readonly path: string
   /** Applies the steps of `component` not applied yet, in order, each in a transaction. */
   migrate: (component: string, steps: string[]) => void
-  /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on throw). */
+  /**
+   * Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on throw). Called inside
+   * another, it is a savepoint of the outer one: a throw undoes its own writes only (and goes on
+   * to the caller), its writes commit with the outer transaction.
+   */
   transaction: <T>(fn: () => T) => T
   close: () => void
 }
@@ -22,7 +26,23 @@ export function openStore (path: string): Store {
   db.exec('CREATE TABLE IF NOT EXISTS migrations (component TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (component, step))')
   let depth = 0
   const transaction = <T>(fn: () => T): T => {
-    if (depth > 0) return fn() // nested: part of the outer transaction
+    if (depth > 0) {
+      // nested: a savepoint, so an outer transaction that catches the throw commits none of this one's writes
+      const name = `sp${depth}`
+      db.exec(`SAVEPOINT ${name}`)
+      depth++
+      try {
+        const out = fn()
+        db.exec(`RELEASE ${name}`)
+        return out
+      } catch (err) {
+        // (an error that ended the whole transaction left no savepoint to go back to: the original error goes on)
+        if (db.isTransaction) { db.exec(`ROLLBACK TO ${name}`); db.exec(`RELEASE ${name}`) }
+        throw err
+      } finally {
+        depth--
+      }
+    }
     db.exec('BEGIN IMMEDIATE')
     depth++
     try {
