@@ -134,7 +134,7 @@ function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admis
   const factory = webRTC({ rtcConfiguration: () => ({ iceServers: iceServers().map(urls => ({ urls })) }) })
   return (components: any) => {
     onComponents(components)
-    const t = factory(components) as Transport & { _onProtocol: (s: Stream, c: Connection, sig: AbortSignal) => Promise<void> }
+    const t = factory(connectedBeforeUpgrade(components)) as Transport & { _onProtocol: (s: Stream, c: Connection, sig: AbortSignal) => Promise<void> }
     const onProtocol = t._onProtocol.bind(t)
     t._onProtocol = async (stream, connection, signal) => {
       const peer = connection.remotePeer.toString()
@@ -152,6 +152,59 @@ function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admis
     }
     return t
   }
+}
+
+/**
+ * The transport's components, with an inbound upgrade that first waits for ICE to connect.
+ * @libp2p/webrtc's answering side stops reading candidates when the signalling stream ends and
+ * upgrades whatever it has: a peer that sends a valid offer and closes the stream got an "open"
+ * WebRTC connection over a PeerConnection that never connected, kept (with its native ICE agent)
+ * until the node stopped, counted against the open bounds (2 per peer, 64 in all: 32 identities
+ * then shut out every honest attempt) and the connection limit (found by test/fuzz/webrtc-signaling).
+ * Waiting here keeps the attempt in flight until it is connected, and the inbound upgrade timeout
+ * (the `signal`, 10 s) ends one that never is: the library then closes the PeerConnection.
+ */
+function connectedBeforeUpgrade (components: any): any {
+  const upgrader = new Proxy(components.upgrader, {
+    get (target, prop) {
+      // the upgrader's own methods run on the upgrader itself (it may keep private fields)
+      if (prop !== 'upgradeInbound') { const v = Reflect.get(target, prop, target); return typeof v === 'function' ? v.bind(target) : v }
+      return async (conn: unknown, opts: { muxerFactory?: { peerConnection?: RTCPeerConnectionLike }, signal?: AbortSignal }) => {
+        const pc = opts.muxerFactory?.peerConnection
+        if (pc !== undefined) await untilConnected(pc, opts.signal)
+        return await target.upgradeInbound(conn, opts)
+      }
+    }
+  })
+  return new Proxy(components, { get: (target, prop) => prop === 'upgrader' ? upgrader : Reflect.get(target, prop, target) })
+}
+
+interface RTCPeerConnectionLike {
+  connectionState: string
+  addEventListener: (type: 'connectionstatechange', fn: () => void) => void
+  removeEventListener: (type: 'connectionstatechange', fn: () => void) => void
+}
+
+/** Resolves once `pc` is connected; rejects when it fails or closes first, or `signal` aborts. */
+export async function untilConnected (pc: RTCPeerConnectionLike, signal?: AbortSignal): Promise<void> {
+  if (pc.connectionState === 'connected') return
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      pc.removeEventListener('connectionstatechange', check)
+      signal?.removeEventListener('abort', onAbort)
+      if (err === undefined) resolve(); else reject(err)
+    }
+    const check = (): void => {
+      const state = pc.connectionState
+      if (state === 'connected') done()
+      else if (state === 'failed' || state === 'closed') done(new Error(`WebRTC connection ${state} before it connected`))
+    }
+    const onAbort = (): void => { done(new Error('WebRTC connection not connected before the upgrade timeout')) }
+    if (signal?.aborted === true) { onAbort(); return }
+    pc.addEventListener('connectionstatechange', check)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    check()
+  })
 }
 
 /**

@@ -1,4 +1,5 @@
-// Fuzz coverage: every protocol a running daemon registers has a fuzz target (test/fuzz/targets.ts).
+// Fuzz coverage: every protocol a running daemon registers has a fuzz target (test/fuzz/targets.ts),
+// for a public daemon and for one behind NAT with WebRTC on (which registers WebRTC signalling).
 // The check reads the protocols as the live fuzzer does (identify, from a connecting peer) and
 // compares them with the daemon's own registrar. Shown to catch a miss: a daemon with an extra
 // subsystem registering /dbc/dummy/1.0.0 reports exactly that protocol, and the fuzzer refuses
@@ -16,7 +17,8 @@ import { loadConfig } from '../../src/node/config.js'
 import { OverlaySubsystem } from '../../src/node/overlay-subsystem.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { discoverProtocols, runFuzz, newIdentity } from './live-fuzzer.js'
-import { missingFuzzTargets, DBC_TARGETS, HOSTILE_COORDINATES } from './targets.js'
+import { missingFuzzTargets, fuzzTargetFor, DBC_TARGETS, HOSTILE_COORDINATES } from './targets.js'
+import { WEBRTC_SIGNALING } from './webrtc-signaling-target.js'
 
 const DUMMY = '/dbc/dummy/1.0.0'
 
@@ -31,9 +33,9 @@ class DummySubsystem implements Subsystem {
   async stop (): Promise<void> { await this.ctx?.host.unhandle(DUMMY) }
 }
 
-async function withDaemon (subsystems: (config: ReturnType<typeof loadConfig>) => Promise<Subsystem[]>, fn: (d: Daemon, target: { peerId: string, addr: string }) => Promise<void>): Promise<void> {
+async function withDaemon (subsystems: (config: ReturnType<typeof loadConfig>) => Promise<Subsystem[]>, fn: (d: Daemon, target: { peerId: string, addr: string }) => Promise<void>, flags: Record<string, unknown> = {}): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'dbc-fuzz-cov-'))
-  const config = loadConfig({ flags: { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], location: '35.68,139.69', connectionMonitor: false }, env: {} })
+  const config = loadConfig({ flags: { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], location: '35.68,139.69', connectionMonitor: false, ...flags } as any, env: {} })
   const daemon = new Daemon({ config, subsystems: await subsystems(config), resolveCity, logger: pino({ level: 'silent' }) })
   await daemon.start()
   try {
@@ -72,6 +74,24 @@ test('a daemon built as `dbc node start` builds it has a fuzz target for every p
       assert.ok(DBC_TARGETS[p] !== undefined && DBC_TARGETS[p].hostile.length > 0, `${p} has no crafters`)
     }
   })
+})
+
+// a node behind NAT registers what a public one does not (WebRTC signalling, @libp2p/webrtc's own):
+// the next protocol added there must be noticed too
+test('a daemon behind NAT with WebRTC on, as `dbc node start --behind-nat` builds it, has a fuzz target for every protocol', async () => {
+  await withDaemon(buildSubsystems, async (daemon, target) => {
+    const registered = [...daemon.context.host.getProtocols()].sort()
+    const seen = await discoverProtocols(target)
+    // the NATed node may open a reservation (hop) stream to the fuzzer's identity, a would-be
+    // relay, which then records hop as the node's too: seen may hold more, never less
+    assert.equal(registered.filter(p => !seen.includes(p)), [], 'identify lists every registered protocol')
+    assert.equal(missingFuzzTargets(seen), [])
+    assert.ok(registered.includes(WEBRTC_SIGNALING), `WebRTC signalling registered: ${registered.join(' ')}`)
+    assert.equal(missingFuzzTargets(registered), [])
+    const t = fuzzTargetFor(WEBRTC_SIGNALING)
+    assert.ok(t?.hostile !== undefined && t.hostile.length > 0 && t.valid !== undefined, 'signalling has crafted messages, not only garbage')
+  }, { nat: { behindNat: true, relayServer: false } })
+  ;(await import('node-datachannel')).cleanup()
 })
 
 test('a fuzz identity answers the node\'s Vivaldi probes with hostile coordinates; the node keeps a finite one', async () => {

@@ -79,7 +79,7 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
   const c: CraftContext = { rng, id, target, now, markerDir }
   const rand = (n: number): Uint8Array => rng.bytes(new Uint8Array(n))
   // a valid message of the protocol (truncated) or, for libp2p's own, a framed random body
-  const valid = (): Uint8Array => spec.owner === 'dbc' ? spec.valid(c) : rand(8 + rng.int(120))
+  const valid = (): Uint8Array => spec.valid !== undefined ? spec.valid(c) : rand(8 + rng.int(120))
   switch (kase) {
     case 'random-bytes': return { bytes: [rand(1 + rng.int(2048))], frames: 1 }
     case 'garbage-body': {
@@ -93,7 +93,7 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
     }
     case 'oversized': {
       // just over the protocol's own limit, or far over any limit
-      const over = spec.owner === 'dbc' && rng.int(2) === 0 ? spec.maxFrame + 1 + rng.int(16) : 64 * 1024 * 1024 + 1 + rng.int(1 << 30)
+      const over = spec.maxFrame !== undefined && rng.int(2) === 0 ? spec.maxFrame + 1 + rng.int(16) : 64 * 1024 * 1024 + 1 + rng.int(1 << 30)
       return { bytes: [encodeFramePrefix(over), rand(rng.int(512))], frames: 1 }
     }
     case 'wrong-type': {
@@ -125,8 +125,9 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
       return { bytes: Array.from({ length: n }, (_, i) => encodeFrame(relayRequest(e, i))), frames: n, deliverable: 1 }
     }
     case 'hostile': {
-      if (spec.owner !== 'dbc' || spec.hostile.length === 0) throw new Error(`no hostile case for ${protocol}`)
-      const h = spec.hostile[rng.int(spec.hostile.length)]
+      const cases = spec.hostile ?? []
+      if (cases.length === 0) throw new Error(`no hostile case for ${protocol}`)
+      const h = cases[rng.int(cases.length)]
       const bodies = h.craft(c)
       // a well-formed envelope to the node is delivered by the envelope layer before its application refuses the payload
       const deliverable = protocol === RELAY_PROTOCOL ? bodies.filter(b => envelopeToNode(b, target.peerBytes)).length : 0
@@ -150,7 +151,7 @@ export function protocolsFor (kase: FuzzCase, protocols: readonly string[]): str
     if (t === undefined) return false
     if (kase === 'bad-signature' || kase === 'tampered') return t.owner === 'dbc' && t.signed === true
     if (kase === 'replay') return t.owner === 'dbc' && t.replay === true
-    if (kase === 'hostile') return t.owner === 'dbc' && t.hostile.length > 0
+    if (kase === 'hostile') return (t.hostile?.length ?? 0) > 0
     if (kase === 'wrong-type') return t.owner === 'dbc'
     return true
   })

@@ -18,6 +18,7 @@ import { TASK_MAX_FRAME } from '../../src/net/tasks.js'
 import { ECHO_MAX_FRAME } from '../../src/net/echo.js'
 import type { Rng } from '../../src/core/rng.js'
 import { multiaddr } from '@multiformats/multiaddr'
+import { WEBRTC_SIGNALING, SIGNALING_MAX_MESSAGE, SIGNALING_HOSTILE, SignalType, signalMessage, offerSdp } from './webrtc-signaling-target.js'
 
 export interface CraftContext {
   rng: Rng
@@ -55,7 +56,11 @@ export interface DbcTarget {
   replay?: boolean
   hostile: HostileCase[]
 }
-export interface Libp2pTarget { owner: 'libp2p', what: string }
+/**
+ * A protocol of a library (libp2p's own, @libp2p/webrtc's): generic garbage, plus crafted messages
+ * where we write them (`maxFrame`, `valid`, `hostile`). The node charges nothing on these.
+ */
+export interface Libp2pTarget { owner: 'libp2p', what: string, maxFrame?: number, valid?: (c: CraftContext) => Uint8Array, hostile?: HostileCase[] }
 export type FuzzTargetSpec = DbcTarget | Libp2pTarget
 
 /** Where hostile descriptors say unknown peers are: loopback's discard port, refused at once. */
@@ -302,9 +307,18 @@ export const LIBP2P_TARGETS: Array<{ pattern: RegExp, what: string }> = [
   { pattern: /^\/libp2p\/fetch\/0\.0\.1$/, what: 'fetch' }
 ]
 
+/**
+ * Libraries' protocols whose messages the fuzzer crafts. WebRTC signalling is registered only by a
+ * node behind NAT with WebRTC on (test/fuzz/coverage.test.ts starts one; test/fuzz/webrtc-signaling.test.ts
+ * drives these at it through the admission bound).
+ */
+export const LIBRARY_TARGETS: Record<string, Libp2pTarget> = {
+  [WEBRTC_SIGNALING]: { owner: 'libp2p', what: 'WebRTC signalling (@libp2p/webrtc)', maxFrame: SIGNALING_MAX_MESSAGE, valid: c => signalMessage(SignalType.SDP_OFFER, offerSdp(c)), hostile: SIGNALING_HOSTILE }
+}
+
 /** The fuzz target for a protocol, or undefined when the fuzzer has none. */
 export function fuzzTargetFor (protocol: string): FuzzTargetSpec | undefined {
-  const d = DBC_TARGETS[protocol]
+  const d = DBC_TARGETS[protocol] ?? LIBRARY_TARGETS[protocol]
   if (d !== undefined) return d
   const l = LIBP2P_TARGETS.find(t => t.pattern.test(protocol))
   return l === undefined ? undefined : { owner: 'libp2p', what: l.what }
