@@ -82,17 +82,18 @@ export class StunResponder {
   onMessage (msg: Buffer, rinfo: Pick<dgram.RemoteInfo, 'address' | 'port'>): void {
     try {
       // source port 0 cannot be answered (send throws); a link-local source carries a zone id
-      if (rinfo.port <= 0 || rinfo.port > 65535 || rinfo.address.includes('%')) { this.stats.dropped++; return }
+      if (!Number.isInteger(rinfo.port) || rinfo.port <= 0 || rinfo.port > 65535 || rinfo.address.includes('%')) { this.stats.dropped++; return }
       // a v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; answer with the v4 address it has
       const address = rinfo.address.startsWith('::ffff:') && rinfo.address.includes('.') ? rinfo.address.slice(7) : rinfo.address
-      // cheap checks first, so that dropped garbage takes no token and no decode
-      if (msg.length < 20 || msg.length > MAX_REQUEST_BYTES || msg.readUInt16BE(0) !== BINDING_REQUEST) { this.stats.dropped++; return }
-      if (!this.limit.allow(address, this.now())) { this.stats.limited++; return }
+      // the full check before any token: garbage that merely starts like a binding request took
+      // tokens before, so anyone could drain the global bucket with it (review s10 L1); the check
+      // is bounded (548 bytes at most, header checks before the decode)
       const res = bindingResponse(msg, address, rinfo.port)
       if (res === undefined) { this.stats.dropped++; return }
-      this.stats.answered++
+      if (!this.limit.allow(address, this.now())) { this.stats.limited++; return }
       // a send error goes to the callback, never thrown
       this.socket.send(res, rinfo.port, rinfo.address, () => {})
+      this.stats.answered++
     } catch {
       this.stats.dropped++
     }
