@@ -35,6 +35,18 @@ export interface FrameHooks {
  */
 export const FRAME_OVERHEAD_BYTES = 64
 
+/**
+ * How a read budget (src/net/guard/outbound.ts) watches a stream this node opened: told the bytes
+ * of the peer's frames the stream holds (a partial frame's bytes as they arrive, not its announced
+ * length, plus frames decoded and unread) after each change; it stops and restarts the stream's
+ * reading with pauseReading/resumeReading (backpressure instead of a refusal).
+ */
+export interface ReadMeter {
+  held: (bytes: number) => void
+  /** The stream ended or failed: it holds nothing any more. */
+  closed: () => void
+}
+
 export interface FramedStreamInit {
   /** A number, or a function asked at every frame prefix (the limit may depend on a lease). */
   maxFrameBytes?: FrameLimit
@@ -71,6 +83,13 @@ export class FramedStream {
   private readonly accounting: boolean
   private startedAt = -1
   private decoded = 0
+  private meter: ReadMeter | undefined
+  /** Reading stopped by a read budget (beside the queue's own pause). */
+  private budgetPaused = false
+  /** Bytes of the frames queued unread. */
+  private queuedBytes = 0
+  /** Bytes received on the stream so far. */
+  bytesReceived = 0
 
   constructor (stream: Stream, init: FramedStreamInit = {}) {
     this.stream = stream
@@ -95,8 +114,49 @@ export class FramedStream {
       if (evt.error != null && this.error === undefined) this.error = evt.error
       this.releaseAll()
       this.onEnd()
+      this.unwatch()
     })
   }
+
+  /**
+   * Reports the bytes this stream holds to `meter` after each change, from now on (a stream this
+   * node opened: its reading is paused while the node's read budget is used up).
+   */
+  watch (meter: ReadMeter): void {
+    this.meter = meter
+    this.report()
+  }
+
+  private unwatch (): void {
+    const m = this.meter
+    this.meter = undefined
+    m?.closed()
+  }
+
+  /** Bytes of the peer's frames held now: a partial frame's bytes received so far, and frames decoded and unread. */
+  get heldBytes (): number { return this.decoder.buffered + this.queuedBytes + this.queue.length * FRAME_OVERHEAD_BYTES }
+
+  private report (): void { this.meter?.held(this.heldBytes) }
+
+  /** True while a read budget stopped this stream's reading. */
+  get readingPaused (): boolean { return this.budgetPaused }
+
+  /** Stops reading (libp2p stops granting the sender window: yamux flow control stops it). */
+  pauseReading (): void {
+    if (this.budgetPaused) return
+    this.budgetPaused = true
+    if (!this.paused) this.pauseStream()
+  }
+
+  /** Reads again (what arrived meanwhile is delivered now). */
+  resumeReading (): void {
+    if (!this.budgetPaused) return
+    this.budgetPaused = false
+    if (!this.paused && this.error === undefined) this.resumeStream()
+  }
+
+  private pauseStream (): void { try { this.stream.pause() } catch {} }
+  private resumeStream (): void { try { this.stream.resume() } catch {} }
 
   /** Changes the frame limit for frames whose prefix arrives from now on. */
   setMaxFrameBytes (limit: FrameLimit): void { this.decoder.setMaxFrameBytes(limit) }
@@ -131,13 +191,15 @@ export class FramedStream {
 
   private onData (data: Uint8Array | Uint8ArrayList): void {
     if (this.error !== undefined) return
+    this.bytesReceived += data.byteLength
     if (this.decoder.held) {
       // the reader is behind (the stream is paused): keep the bytes undecoded, counted
       this.decoder.push(data, 0)
       this.holdRest()
-      return
+    } else {
+      this.decode(data)
     }
-    this.decode(data)
+    if (this.meter !== undefined) this.report()
   }
 
   /**
@@ -184,6 +246,7 @@ export class FramedStream {
         w.resolve(f)
       } else {
         this.reservedQueued += reserved
+        this.queuedBytes += f.byteLength
         this.queue.push(f)
       }
     }
@@ -191,7 +254,7 @@ export class FramedStream {
     if (this.listener !== undefined) return
     if ((this.queue.length >= this.highWater || this.decoder.held) && !this.paused && this.error === undefined) {
       this.paused = true
-      this.stream.pause()
+      if (!this.budgetPaused) this.pauseStream()
     }
   }
 
@@ -256,6 +319,7 @@ export class FramedStream {
     if (this.queue.length === 0) this.refill()
     const f = this.queue.shift()
     if (f !== undefined) {
+      this.queuedBytes -= f.byteLength
       if (this.reservedQueued > 0) {
         const n = Math.min(this.reservedQueued, f.byteLength + FRAME_OVERHEAD_BYTES)
         this.reservedQueued -= n
@@ -265,9 +329,10 @@ export class FramedStream {
         this.refill()
         if (this.paused && !this.decoder.held && this.queue.length < this.highWater / 2 && this.error === undefined) {
           this.paused = false
-          this.stream.resume()
+          if (!this.budgetPaused) this.resumeStream()
         }
       }
+      if (this.meter !== undefined) this.report()
       return f
     }
     if (this.error !== undefined) throw this.error
@@ -303,6 +368,7 @@ export class FramedStream {
     this.listener = listener
     while (this.queue.length > 0 && this.listener !== undefined && this.error === undefined) {
       const f = this.queue.shift() as Uint8Array
+      this.queuedBytes -= f.byteLength
       const n = Math.min(this.reservedQueued, f.byteLength + FRAME_OVERHEAD_BYTES)
       this.reservedQueued -= n
       this.releaseSome(n)
@@ -315,7 +381,8 @@ export class FramedStream {
       this.releaseSome(held)
       this.decode(undefined)
     }
-    if (this.paused && this.error === undefined) { this.paused = false; this.stream.resume() }
+    if (this.paused && this.error === undefined) { this.paused = false; if (!this.budgetPaused) this.resumeStream() }
+    if (this.meter !== undefined) this.report()
     this.flushWaiter()
   }
 
@@ -347,8 +414,10 @@ export class FramedStream {
   fail (err: Error): void {
     if (this.error === undefined) this.error = err
     this.queue.length = 0
+    this.queuedBytes = 0
     this.releaseAll()
     this.flushWaiter()
     this.stream.abort(err)
+    this.unwatch()
   }
 }

@@ -44,6 +44,8 @@ export const LEASE_STREAM_MAX_UNKNOWN_RESULTS = 16
 export const LEASE_STREAM_CANCEL_GRACE_MS = 60_000
 /** Cancelled copies remembered per lease stream (the oldest are forgotten first). */
 export const LEASE_STREAM_MAX_CANCELLED = 1024
+/** How long a closed lease stream waits for the provider to close its end before it is reset (what it holds is then released). */
+export const LEASE_STREAM_CLOSE_GRACE_MS = 5_000
 /** Larger task frames go on a stream of their own (a big input gains nothing from the pipeline, and a refusal of it stays one task's). */
 export const LEASE_STREAM_MAX_TASK_BYTES = 256 * 1024
 
@@ -287,7 +289,14 @@ export class LeaseTaskChannel {
         if (this.pending.delete(id)) {
           this.cancelled.set(id, Date.now())
           this.expireCancels()
-          void this.writer.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
+          if (this.pending.size === 0 && this.framed.midFrame) {
+            // a frame is arriving and no copy is in flight: it is a cancelled copy's result (dropped
+            // unread anyway) or nothing we asked for; the stream ends, releasing what it holds
+            const why = new Error('a copy was cancelled while a frame was arriving and no other copy is in flight on the lease')
+            this.framed.fail(why)
+          } else {
+            void this.writer.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
+          }
         }
         reject(signal?.reason ?? new Error('aborted'))
       }
@@ -306,7 +315,18 @@ export class LeaseTaskChannel {
     })
   }
 
-  close (): Promise<void> { return this.writer.close().catch(() => {}) }
+  /**
+   * Closes the lease: sends what is queued and closes our end; the provider then closes its own.
+   * A stream still open LEASE_STREAM_CLOSE_GRACE_MS later (a provider that never closes, or a
+   * frame still arriving) is reset, so nothing it holds outlives the lease.
+   */
+  async close (): Promise<void> {
+    const stream = this.framed.stream
+    const timer = setTimeout(() => { if (stream.status === 'open' || stream.status === 'closing') this.framed.fail(new Error('the provider did not close the lease stream after the lease was closed')) }, LEASE_STREAM_CLOSE_GRACE_MS)
+    timer.unref?.()
+    stream.addEventListener('close', () => { clearTimeout(timer) }, { once: true })
+    await this.writer.close({ signal: AbortSignal.timeout(LEASE_STREAM_CLOSE_GRACE_MS) }).catch(() => {})
+  }
 }
 
 /** The code of a result that came back, as the submitter may trust it. */

@@ -13,6 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { FramedStream } from './framed.js'
+import { guardOf } from './guard/index.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
@@ -131,11 +132,13 @@ export class Libp2pJobTransport implements JobTransport {
   private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const bytes = TaskMessage.encode(msg).finish()
     // the route book sends it over the overlay instead when it must (src/net/routes)
-    return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(stream, bytes, signal))
+    return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(peer, stream, bytes, signal))
   }
 
-  private async streamRequest (stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
+  private async streamRequest (peer: PeerId, stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
+    // the answer (a result of up to TASK_MAX_FRAME) is read under the node's outbound read budget (src/net/guard/outbound.ts)
+    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL)
     const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -201,6 +204,11 @@ export class Libp2pJobTransport implements JobTransport {
     // results come back on it too: up to the task protocol's frame limit while a copy is in flight, a heartbeat's otherwise
     let channel: LeaseTaskChannel | undefined
     const framed = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(TASK_MAX_FRAME) ?? TASK_REQUEST_MAX_FRAME })
+    // result frames are read under the node's outbound read budget: past it the stream stops
+    // reading (yamux stops the provider) until the budget frees; a partial frame has a deadline
+    // (src/net/guard/outbound.ts); while it waits for the budget, or a frame is arriving, the
+    // provider's heartbeats are stuck behind it: the lease counts as alive meanwhile
+    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)

@@ -12,6 +12,7 @@ import { IdentityGate, type IdentityGateInit } from '../../core/routing/identity
 import { withProtocolContext } from '../../node/protocol-context.js'
 import { PeerStoreCap } from './peer-store-cap.js'
 import { addressKey } from './address-key.js'
+import { OutboundBudget } from './outbound.js'
 import * as C from './constants.js'
 
 export interface InboundGuardInit {
@@ -29,6 +30,11 @@ export interface InboundGuardInit {
   identityGate?: IdentityGateInit | false
   /** Charges a peer that broke a budget or a deadline (the daemon's reportBadInput). */
   charge?: (peer: PeerId, err: WireError) => void
+  /** Read budget of streams this node opened (outbound.ts): the node's, and one peer's share. */
+  outboundBufferBytes?: number
+  outboundPeerBufferBytes?: number
+  /** How long the stream let past the outbound budget may go below the minimum rate (OUTBOUND_EXEMPT_GRACE_MS). */
+  outboundExemptGraceMs?: number
   /** Peers refused at the door (the score book's bans). */
   isBanned?: (peer: string) => boolean
   now?: () => number
@@ -88,6 +94,8 @@ type AttachHost = Pick<Libp2p, 'addEventListener' | 'removeEventListener' | 'get
 export class InboundGuard {
   readonly stats: GuardStats = { streamsRefused: 0, framesRefused: 0, deadlinesMissed: 0, identitiesRefused: 0, connectionsThrottled: 0, peersTrimmed: 0 }
   readonly gate: IdentityGate | undefined
+  /** Streams this node opened that a peer answers with large frames (a provider's results): read under a budget, paused past it. */
+  readonly outbound: OutboundBudget
   private readonly init: InboundGuardInit
   private readonly now: () => number
   private readonly open = new Map<string, Map<string, number>>()
@@ -107,6 +115,16 @@ export class InboundGuard {
     this.now = init.now ?? Date.now
     this.clock = this.now()
     this.gate = init.identityGate === false ? undefined : new IdentityGate(init.identityGate)
+    this.outbound = new OutboundBudget({
+      nodeBytes: init.outboundBufferBytes,
+      peerBytes: init.outboundPeerBufferBytes,
+      exemptGraceMs: init.outboundExemptGraceMs,
+      frameDeadlineMs: init.frameDeadlineMs ?? C.FRAME_DEADLINE_MS,
+      frameMinBytesPerSec: init.frameMinBytesPerSec ?? C.FRAME_MIN_BYTES_PER_SEC,
+      now: () => this.clock,
+      charge: (peer, err, protocol) => { this.stats.deadlinesMissed++; this.charge(peer, err, protocol) },
+      onTrack: () => { this.clock = this.now(); this.ensureSweeping() }
+    })
   }
 
   /** Protocols registered through the guard (the daemon lists them; the fuzzer targets them). */
@@ -171,7 +189,7 @@ export class InboundGuard {
       perProtocol?.delete(t.protocol)
       if (perProtocol?.size === 0) this.open.delete(t.peer)
     }
-    if (this.active.size === 0 && this.timer !== undefined) { clearInterval(this.timer); this.timer = undefined }
+    if (this.active.size === 0 && this.outbound.streams === 0 && this.timer !== undefined) { clearInterval(this.timer); this.timer = undefined }
   }
 
   private hooksFor (t: Tracked): FrameHooks {
@@ -246,6 +264,8 @@ export class InboundGuard {
         this.miss(t, f, 'IDLE_DEADLINE', `${t.peer} opened a ${t.protocol} stream and sent no request within ${idle} ms`)
       }
     }
+    this.outbound.sweep(now)
+    if (this.active.size === 0 && this.outbound.streams === 0 && this.timer !== undefined) { clearInterval(this.timer); this.timer = undefined }
   }
 
   private miss (t: Tracked, f: FramedStream, code: string, message: string): void {
@@ -304,6 +324,7 @@ export class InboundGuard {
       protocols: this.protocols,
       bufferedBytes: this.total,
       streams: this.active.size,
+      outbound: this.outbound.status(),
       unconnectedPeers: this.cap?.size ?? 0,
       restrictedAddresses: this.gate?.restricted(this.now()).slice(0, 16) ?? [],
       ...this.stats

@@ -1,0 +1,173 @@
+// The submitter's outbound lease streams read a provider's result frames under the node's outbound
+// read budget (src/net/guard/outbound.ts): bytes actually held, not announced; past the budget the
+// stream stops reading (yamux stops the sender) until the budget frees; a partial frame has a
+// deadline; a cancelled copy's frame in arrival and a closed lease end the stream. Real libp2p
+// hosts on 127.0.0.1; hostile providers are raw handlers on /dbc/task/1.0.0.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import type { Stream } from '@libp2p/interface'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { createHost, type Host } from '../../src/net/host.js'
+import { Libp2pJobTransport, registerTaskProtocol, TASK_PROTOCOL } from '../../src/net/tasks.js'
+import { FramedStream } from '../../src/net/framed.js'
+import { encodeFramePrefix } from '../../src/wire/frame.js'
+import { createInboundGuard, installGuard, type InboundGuard, type InboundGuardInit } from '../../src/net/guard/index.js'
+import { FakeProvider } from '../../src/jobs/fake-provider.js'
+import { signLease } from '../../src/core/scheduler/index.js'
+import { nodeSigner } from '../../src/jobs/signing.js'
+import { dbc } from '../../src/wire/gen/wire.js'
+
+const MiB = 1024 * 1024
+const TM = dbc.task.v1.TaskMessage
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+const submitterSecret = new Uint8Array(randomBytes(32))
+const jobId = new Uint8Array(randomBytes(32))
+
+interface Hostile { host: Host, streams: Stream[], sent: () => number }
+
+/**
+ * A provider that accepts a lease (one heartbeat), reads the task, then answers with `answer`
+ * (which writes on the raw stream) and never closes. `sent`: bytes that left its write buffers.
+ */
+async function hostile (seed: number, answer: (s: Stream) => void): Promise<Hostile> {
+  const host = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(seed)), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const streams: Stream[] = []
+  const written = new Map<Stream, number>()
+  await host.handle(TASK_PROTOCOL, async (stream: Stream) => {
+    streams.push(stream)
+    const f = new FramedStream(stream)
+    await f.readRequired()
+    await f.write(TM.encode({ heartbeat: {} }).finish())
+    await f.readRequired() // the task
+    const send = stream.send.bind(stream)
+    stream.send = (d) => { written.set(stream, (written.get(stream) ?? 0) + d.byteLength); return send(d) }
+    answer(stream)
+  }, { runOnLimitedConnection: true })
+  return { host, streams, sent: () => streams.reduce((n, s) => n + (written.get(s) ?? 0) - s.writeBufferLength, 0) }
+}
+
+interface Rig { submitter: Host, guard: InboundGuard, tr: Libp2pJobTransport, charges: string[], stop: () => Promise<void> }
+
+async function rig (init: InboundGuardInit): Promise<Rig> {
+  const submitter = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', submitterSecret), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const charges: string[] = []
+  const guard = createInboundGuard({ identityGate: false, sweepMs: 100, charge: (_p, e) => { charges.push(e.code) }, ...init })
+  installGuard(submitter, guard)
+  const tr = new Libp2pJobTransport({ host: submitter, offerTimeoutMs: 15_000 })
+  return { submitter, guard, tr, charges, stop: async () => { tr.close(); guard.stop(); await submitter.stop() } }
+}
+
+/** Opens a lease with `p` and sends it one task; resolves with the result's code or why the copy was lost. */
+async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSignal, fp?: FakeProvider): Promise<{ leaseId: Uint8Array, outcome: Promise<string> }> {
+  await r.submitter.dial(p.getMultiaddrs()[0])
+  const me = r.submitter.peerId.toMultihash().bytes
+  const offerId = fp?.offer({ jobId, requester: me, slots: 1, executor: 'wasm' }, me).offerId ?? new Uint8Array(8)
+  const l = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId, jobId, holder: me, provider: p.peerId.toMultihash().bytes, expiresAt: Date.now() + 600_000, heartbeatMs: 100 })
+  const id = p.peerId.toString()
+  await r.tr.openLease(id, l, { signal: AbortSignal.timeout(15_000) })
+  const outcome = r.tr.runTask(id, { taskId: new Uint8Array([n]), jobId, leaseId: l.leaseId, index: n, attempt: 1, executor: 'wasm', input: new Uint8Array([16]) }, { signal })
+    .then(res => res.ok === true ? `ok ${res.output?.length ?? 0}` : `failed ${String(res.code)}`, (err: Error) => `lost: ${err.message}`)
+  return { leaseId: l.leaseId as Uint8Array, outcome }
+}
+
+const outbound = (g: InboundGuard): number => (g as unknown as { outbound?: { bufferedBytes: () => number } }).outbound?.bufferedBytes() ?? -1
+const ended = (s: Stream): boolean => s.status !== 'open'
+
+test('a 5-byte prefix then silence: the stream is reset at the deadline, the provider charged, nothing held', async () => {
+  // deadline 300 ms + 16 MiB at 16 MiB/s = 1.3 s of reading
+  const r = await rig({ frameDeadlineMs: 300, frameMinBytesPerSec: 16 * MiB })
+  const p = await hostile(31, s => { s.send(encodeFramePrefix(16 * MiB)) })
+  try {
+    const t0 = Date.now()
+    const { outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(10_000))
+    const why = await outcome
+    assert.match(why, /did not complete within/, why)
+    assert.ok(Date.now() - t0 < 5000, `cut after ${Date.now() - t0} ms`)
+    assert.equal(r.charges, ['READ_DEADLINE'])
+    assert.is(outbound(r.guard), 0)
+    await sleep(200)
+    assert.ok(ended(p.streams[0]), 'the provider\'s lease stream was reset')
+  } finally { await r.stop(); await p.host.stop() }
+})
+
+test('a trickle that never finishes its frame is cut and charged', async () => {
+  // a 4 MiB frame at 1 KiB per 50 ms (20 KiB/s); the deadline is 500 ms + 4 MiB at 4 MiB/s
+  const r = await rig({ frameDeadlineMs: 500, frameMinBytesPerSec: 4 * MiB })
+  let timer: ReturnType<typeof setInterval> | undefined
+  const p = await hostile(32, s => {
+    s.send(encodeFramePrefix(4 * MiB))
+    timer = setInterval(() => { try { s.send(new Uint8Array(1024)) } catch { clearInterval(timer) } }, 50)
+  })
+  try {
+    const { outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(8000))
+    const why = await outcome
+    assert.match(why, /did not complete within/, why)
+    assert.equal(r.charges, ['READ_DEADLINE'])
+    assert.is(outbound(r.guard), 0)
+  } finally { clearInterval(timer); await r.stop(); await p.host.stop() }
+})
+
+test('a copy cancelled while its result is mid-frame ends the lease stream at once', async () => {
+  const r = await rig({ frameDeadlineMs: 60_000 })
+  const p = await hostile(33, s => { s.send(encodeFramePrefix(16 * MiB)); s.send(new Uint8Array(1000)) })
+  try {
+    const ac = new AbortController()
+    const { outcome } = await leaseAndRun(r, p.host, 1, ac.signal)
+    await sleep(300)
+    ac.abort(new Error('copy timed out'))
+    assert.match(await outcome, /copy timed out/)
+    await sleep(300)
+    assert.ok(ended(p.streams[0]), 'the provider\'s lease stream was reset')
+    assert.is(outbound(r.guard), 0)
+  } finally { await r.stop(); await p.host.stop() }
+})
+
+test('a closed lease whose provider never closes its end is reset after the grace', async () => {
+  const r = await rig({})
+  // a provider that beats once and then holds the stream open whatever the holder does
+  const p = await hostile(34, () => {})
+  try {
+    const { leaseId, outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(300))
+    await outcome
+    r.tr.closeLease(p.host.peerId.toString(), leaseId)
+    await sleep(6000)
+    assert.ok(ended(p.streams[0]), `the provider's lease stream is ${p.streams[0].status}`)
+  } finally { await r.stop(); await p.host.stop() }
+})
+
+test('six hostile providers cannot push the buffered bytes past the budget; an honest 16 MiB result completes meanwhile', async () => {
+  const budget = 4 * MiB
+  // long frame deadlines: what bounds memory here is the budget, not the deadline
+  const r = await rig({ outboundBufferBytes: budget, outboundPeerBufferBytes: 2 * MiB, outboundExemptGraceMs: 500, frameDeadlineMs: 60_000 })
+  // each: a 16 MiB frame, 12 MiB of it at once, then silence
+  const bad = await Promise.all([41, 42, 43, 44, 45, 46].map(async seed => await hostile(seed, s => { s.send(encodeFramePrefix(16 * MiB)); s.send(new Uint8Array(12 * MiB)) })))
+  const seed = new Uint8Array(32).fill(47)
+  const good = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', seed), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const fp = new FakeProvider({ secretKey: seed, compute: () => new Uint8Array(16 * MiB - 1024).fill(1) })
+  await registerTaskProtocol(good, fp, { heartbeatMs: 100 })
+  try {
+    const runs = await Promise.all(bad.map(async (b, i) => await leaseAndRun(r, b.host, 10 + i, AbortSignal.timeout(60_000))))
+    await sleep(2000)
+    const sent = bad.reduce((n, b) => n + b.sent(), 0)
+    console.log(`hostile bytes out ${(sent / MiB).toFixed(1)} MiB, held ${(outbound(r.guard) / MiB).toFixed(1)} MiB`)
+    // HEAD (no budget): all 72 MiB go out and are buffered. Now: the budget, one frame past it
+    // (the stream allowed to finish its frame), and what paused yamux streams had window for (<= 2 MiB each)
+    assert.ok(sent < budget + 16 * MiB + 6 * 2 * MiB, `hostile providers got ${sent} bytes out`)
+    assert.ok(outbound(r.guard) <= budget + 16 * MiB + MiB, `held ${outbound(r.guard)}`)
+    const t0 = Date.now()
+    const { outcome } = await leaseAndRun(r, good, 1, AbortSignal.timeout(40_000), fp)
+    const honest = await outcome
+    console.log(`honest result: ${honest} after ${Date.now() - t0} ms; charges ${r.charges.join(',')}`)
+    assert.is(honest, `ok ${16 * MiB - 1024}`)
+    // the stalled hostile streams were charged as they held the queue; the honest one never
+    assert.ok(r.charges.every(c => c === 'READ_DEADLINE'))
+    for (const x of runs) void x.outcome
+  } finally {
+    await r.stop()
+    await good.stop()
+    for (const b of bad) await b.host.stop()
+  }
+})
+
+test.run()
