@@ -8,6 +8,7 @@ import { channel } from 'node:diagnostics_channel'
 import { logger } from '@libp2p/logger'
 import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/training/allreduce.js'
 import { BandwidthEstimate } from '../core/training/partition.js'
+import { MAX_ROUNDS_SAT_OUT } from '../core/training/coordinator.js'
 import type { TrainingTransport, TrainingMessage, TrainingMessageInput } from './transport.js'
 import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import type { Trainer } from './trainer.js'
@@ -49,8 +50,6 @@ export interface StateLoad { from: string, round: number, optimizerRound: number
 
 /** Peers the coordinator named as joining, remembered per job (each may ask for the state). */
 const MAX_ADMITTED = 64
-/** Rounds in a row a joiner that could not load the state asks to be let in again. */
-const MAX_FAILED_REFRESHES = 8
 /** A state request not answered in this long is sent again (then after twice as long, ...). */
 const STATE_RESEND_MS = 5000
 
@@ -310,7 +309,7 @@ export class TrainingWorker {
         // stays silent, and a dropped member gets no RoundStart to try again from (a bounded number
         // of tries: donors that never answer must not stall the group's rounds for ever)
         this.refreshState = true
-        if (++this.failedRefreshes <= MAX_FAILED_REFRESHES) this.send(this.init.coordinator, { join: { jobId: this.jobId } })
+        if (++this.failedRefreshes <= MAX_ROUNDS_SAT_OUT) this.send(this.init.coordinator, { join: { jobId: this.jobId } })
         return
       }
       this.failedRefreshes = 0

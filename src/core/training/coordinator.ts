@@ -56,6 +56,9 @@ interface OpenRound {
   reports: Map<string, RoundReport>
 }
 
+/** Rounds in a row a member may sit out (it could not load the state) and still be kept for the next. */
+export const MAX_ROUNDS_SAT_OUT = 8
+
 export class RoundCoordinator {
   private readonly policy: DeadlinePolicy
   private readonly rounds: number
@@ -63,6 +66,8 @@ export class RoundCoordinator {
   private readonly graceMs: number
   private members: string[]
   private readonly joining: string[] = []
+  /** Rounds in a row each member sat out and asked to stay (bounded by the members: at most one entry each). */
+  private readonly satOut = new Map<string, number>()
   private deadline: DeadlineState = INITIAL_DEADLINE_STATE
   private open: OpenRound | undefined
   private nextRound = 0
@@ -106,7 +111,13 @@ export class RoundCoordinator {
    */
   handleJoin (_now: number, peer: string): void {
     if (this.ended || this.joining.includes(peer)) return
-    if (this.members.includes(peer) && (this.open === undefined || !this.open.members.includes(peer) || this.open.reports.has(peer))) return
+    if (this.members.includes(peer)) {
+      if (this.open === undefined || !this.open.members.includes(peer) || this.open.reports.has(peer)) return
+      // each round it sits out waits for the deadline: a member that never takes part is let go
+      const n = (this.satOut.get(peer) ?? 0) + 1
+      if (n > MAX_ROUNDS_SAT_OUT) return
+      this.satOut.set(peer, n)
+    }
     this.joining.push(peer)
   }
 
@@ -119,6 +130,7 @@ export class RoundCoordinator {
     }
     if (!r.members.includes(from) || r.reports.has(from)) return
     r.reports.set(from, report)
+    this.satOut.delete(from)
     if (report.bandwidth !== undefined && Number.isFinite(report.bandwidth) && report.bandwidth > 0) this.bandwidth.set(from, report.bandwidth)
     this.outputs.push({ kind: 'metered', peer: from, round: r.round, computeMs: report.computeMs, samples: report.samples })
     if (r.reports.size === r.members.length) this.closeRound(now)
@@ -162,6 +174,7 @@ export class RoundCoordinator {
     const silent = r.members.filter(m => !r.reports.has(m))
     const droppedInAllReduce = new Set(reports.flatMap(x => x.dropped))
     this.members = this.members.filter(m => !silent.includes(m))
+    for (const p of this.satOut.keys()) if (!this.members.includes(p) && !this.joining.includes(p)) this.satOut.delete(p)
     let samples = 0
     let loss = 0
     let accSum = 0

@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { RoundCoordinator, type CoordinatorOutput, type RoundReport } from '../../../../src/core/training/coordinator.js'
+import { MAX_ROUNDS_SAT_OUT, RoundCoordinator, type CoordinatorOutput, type RoundReport } from '../../../../src/core/training/coordinator.js'
 import { DEFAULT_DEADLINE_POLICY, INITIAL_DEADLINE_STATE, observeRoundTime, roundDeadline } from '../../../../src/core/training/deadline.js'
 
 const report = (round: number, extra: Partial<RoundReport> = {}): RoundReport => ({ round, loss: 1, accuracy: NaN, computeMs: 10, samples: 32, timedOut: false, dropped: [], bytesSent: 100, ...extra })
@@ -87,6 +87,23 @@ test('a member that sits a round out and asks again stays in for the next round;
   c.handleTimeout(10_000) // z silent and did not ask: out
   out = c.poll()
   assert.equal(of(out, 'roundStart')[0].members, ['a', 'b'])
+})
+
+test('a member that sits out more than MAX_ROUNDS_SAT_OUT rounds in a row is let go', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b', 'z'], rounds: 100, minMembers: 2, reportGraceMs: 0, deadline: { initialMs: 1000 } })
+  c.start(0)
+  c.poll()
+  let now = 0
+  const rounds: string[][] = []
+  for (let r = 0; r < MAX_ROUNDS_SAT_OUT + 2; r++) {
+    c.handleJoin(now + 1, 'z')
+    c.handleReport(now + 2, 'a', report(r)); c.handleReport(now + 2, 'b', report(r))
+    now += 2000
+    c.handleTimeout(now)
+    rounds.push(of(c.poll(), 'roundStart')[0]?.members ?? [])
+  }
+  assert.equal(rounds[MAX_ROUNDS_SAT_OUT - 1], ['a', 'b', 'z'])
+  assert.equal(rounds[MAX_ROUNDS_SAT_OUT], ['a', 'b'])
 })
 
 test.run()
