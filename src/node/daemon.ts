@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import type { EventEmitter } from 'node:events'
 import type { Bridge } from '../chain/index.js'
-import { createHost, type Host } from '../net/host.js'
+import { createHost, webrtcAdmissionOf, WEBRTC_SIGNALING_PROTOCOL, type Host } from '../net/host.js'
 import { OverlayOnlyPeers, strictNatGater } from '../net/routes/private-peers.js'
 import { registerEcho } from '../net/echo.js'
 import { startStun, webrtcOf } from '../net/stun/node.js'
@@ -188,7 +188,7 @@ export class Daemon {
     const api = new ApiServer(token)
     const health = this.healthChecks(host)
     if (registry !== undefined) {
-      metrics = createNodeMetrics({ host, scores, guard, subsystems: this.subsystems, slotEvents: () => this.subsystem<{ peer?: { events: EventEmitter<any> } }>('compute')?.peer?.events, ready: async () => (await health.ready()).status === 200 }, registry)
+      metrics = createNodeMetrics({ host, scores, guard, subsystems: this.subsystems, slotEvents: () => this.subsystem<{ peer?: { events: EventEmitter<any> } }>('compute')?.peer?.events, ready: async () => (await health.ready()).status === 200, stun: () => this.stun?.stats, webrtc: () => host.getProtocols().includes(WEBRTC_SIGNALING_PROTOCOL) ? webrtcAdmissionOf(host) : undefined }, registry)
     }
     this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard, metrics, privatePeers }
     this.registerCoreRoutes()
@@ -207,11 +207,13 @@ export class Daemon {
       registerDashboard(api, { context: this.ctx, subsystem: (name) => this.subsystem(name), version: '0.1.0' })
     } catch (err) {
       for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
+      await this.stopStun()
       await Promise.resolve(host.stop()).catch(() => {})
       store.close()
       throw err
     }
     const port = await api.listen(config.api.port).catch(async err => {
+      await this.stopStun()
       await Promise.resolve(host.stop()).catch(() => {})
       store.close()
       throw new ConfigError('api.port', `cannot listen on 127.0.0.1:${config.api.port}: ${(err as Error).message}`, { hint: 'pick another port, or 0 for any free one' })
@@ -223,6 +225,7 @@ export class Daemon {
       this.metricsAddress = await this.metricsServer.listen(at.host, at.port).catch(async err => {
         await api.close().catch(() => {})
         for (const s of [...this.subsystems].reverse()) await s.stop().catch(() => {})
+        await this.stopStun()
         await Promise.resolve(host.stop()).catch(() => {})
         store.close()
         throw new ConfigError('metrics.listen', `cannot listen on ${config.metrics?.listen ?? ''}: ${(err as Error).message}`, { hint: 'pick another port (0 for any free one), or leave metrics off' })
@@ -232,6 +235,13 @@ export class Daemon {
     const info: ApiInfo = { port, pid: process.pid, peerId: identity.peerId.toString(), startedAt: this.startedAt }
     writeAtomic(join(dataDir, API_INFO_FILE), JSON.stringify(info) + '\n')
     log.info({ addrs: host.getMultiaddrs().map(String), api: `127.0.0.1:${port}`, ...(this.metricsAddress !== undefined ? { metrics: this.metricsAddress } : {}) }, 'node started')
+  }
+
+  /** Closes the STUN socket: on stop, and when start fails after it was bound (review s10 L11). */
+  private async stopStun (): Promise<void> {
+    const stun = this.stun
+    this.stun = undefined
+    await stun?.stop().catch(() => {})
   }
 
   private subsystem<T> (name: string): T | undefined {
@@ -350,7 +360,7 @@ export class Daemon {
       await s.stop().catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to stop cleanly') })
     }
     ctx.guard.stop()
-    await this.stun?.stop().catch(() => {})
+    await this.stopStun()
     await Promise.resolve(ctx.host.stop()).catch((err: unknown) => { ctx.log.error({ err }, 'libp2p failed to stop cleanly') })
     ctx.store.close()
     rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })

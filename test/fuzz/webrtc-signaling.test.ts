@@ -68,6 +68,7 @@ test('hostile signalling at a NATed daemon: within the admission bound, every sl
     for (const k of ['random-bytes', 'garbage-body', 'truncated', 'oversized', 'hostile']) assert.ok((r.byCase[k] ?? 0) > 0, `case ${k} was sent`)
     for (const h of SIGNALING_HOSTILE) assert.ok((r.byHostile[h.name] ?? 0) > 0, `hostile case ${h.name} was sent`)
     assert.ok(admitted > 0 && refused > 0, 'attempts were taken on and the bound refused some')
+    assert.is(Object.values(admission.refusals).reduce((a, b) => a + b, 0), refused, 'each refusal counted (the daemon\'s dbc_webrtc_inbound_refusals_total)')
     assert.ok(peakPeer <= admission.limits.perPeerInFlight, `at most ${admission.limits.perPeerInFlight} attempt in flight per peer (saw ${peakPeer})`)
     assert.ok(peakTotal <= admission.limits.totalInFlight, `at most ${admission.limits.totalInFlight} attempts in flight in all (saw ${peakTotal})`)
 

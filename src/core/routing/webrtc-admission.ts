@@ -20,6 +20,8 @@ export type WebRTCRefusal = 'peer-in-flight' | 'total-in-flight' | 'peer-open' |
 
 export class WebRTCAdmission {
   readonly limits: Required<WebRTCAdmissionInit>
+  /** Attempts refused so far, by reason (the daemon's metrics: an operator sees a flood). */
+  readonly refusals: Record<WebRTCRefusal, number> = { 'peer-in-flight': 0, 'total-in-flight': 0, 'peer-open': 0, 'total-open': 0 }
   private readonly inFlight = new Map<string, number>()
   private total = 0
 
@@ -30,10 +32,12 @@ export class WebRTCAdmission {
   /** Admit an attempt from `peer` (then `done(peer)` once it ends), or say why not. */
   admit (peer: string, open: { peer: number, total: number }): WebRTCRefusal | undefined {
     const mine = this.inFlight.get(peer) ?? 0
-    if (mine >= this.limits.perPeerInFlight) return 'peer-in-flight'
-    if (this.total >= this.limits.totalInFlight) return 'total-in-flight'
-    if (open.peer + mine >= this.limits.perPeerOpen) return 'peer-open'
-    if (open.total + this.total >= this.limits.totalOpen) return 'total-open'
+    const refused: WebRTCRefusal | undefined = mine >= this.limits.perPeerInFlight
+      ? 'peer-in-flight'
+      : this.total >= this.limits.totalInFlight
+        ? 'total-in-flight'
+        : open.peer + mine >= this.limits.perPeerOpen ? 'peer-open' : open.total + this.total >= this.limits.totalOpen ? 'total-open' : undefined
+    if (refused !== undefined) { this.refusals[refused]++; return refused }
     this.inFlight.set(peer, mine + 1)
     this.total++
     return undefined

@@ -103,6 +103,15 @@ export function createNodeMetrics (sources: MetricsSources, registry = new Regis
     set({ kind: 'connection' }, s.connectionsThrottled)
   })
   gauge('dbc_guard_buffered_bytes', 'Bytes held in inbound frame buffers now', [], set => { set({}, sources.guard.bufferedBytes()) })
+  mirror('dbc_stun_requests_total', 'Datagrams at the STUN responder, by outcome (answered; dropped: not a well-formed binding request, or no reply possible; limited: over the per-source or global rate)', ['outcome'], set => {
+    const s = sources.stun?.()
+    if (s !== undefined) for (const [k, v] of Object.entries(s)) set({ outcome: k }, v)
+  })
+  mirror('dbc_webrtc_inbound_refusals_total', 'Inbound WebRTC signalling attempts refused before a PeerConnection was made, by the bound they hit', ['reason'], set => {
+    const w = sources.webrtc?.()
+    if (w !== undefined) for (const [k, v] of Object.entries(w.refusals)) set({ reason: k }, v)
+  })
+  gauge('dbc_webrtc_inbound_attempts', 'Inbound WebRTC signalling attempts in flight now', [], set => { const w = sources.webrtc?.(); if (w !== undefined) set({}, w.attemptsInFlight) })
 
   // the rest comes from subsystems, each present or not
   mirror('dbc_envelope_events_total', 'Sealed envelopes by event (sent, delivered, failed, received, duplicates, relayed, rejected)', ['event'], set => {

@@ -16,6 +16,10 @@ export interface MetricsSources {
   slotEvents?: () => EventEmitter<any> | undefined
   /** The readiness verdict (/readyz), for dbc_ready. */
   ready?: () => Promise<boolean>
+  /** The STUN responder's counters (a public relay node runs one: src/net/stun), once it runs. */
+  stun?: () => { answered: number, dropped: number, limited: number } | undefined
+  /** The bound on inbound WebRTC attempts (a node behind NAT with WebRTC on: src/net/host.ts). */
+  webrtc?: () => { attemptsInFlight: number, refusals: Record<string, number> } | undefined
 }
 
 export interface NodeReadings {
