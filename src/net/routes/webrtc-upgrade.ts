@@ -5,8 +5,9 @@
 // (a symmetric NAT, a router that keeps no hole) leaves the route relayed, and explain says which.
 import type { PeerId, Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { webrtcDialerOf, type Host } from '../host.js'
+import { webrtcDialerOf, webrtcAdmissionOf, type Host } from '../host.js'
 import { isWebRTC } from '../nat-addr.js'
+import type { WebRTCAdmission } from '../../core/routing/webrtc-admission.js'
 
 /** How long one WebRTC attempt may take (signalling through the relay, ICE, DTLS, SCTP: ~0.5 s between two NATs). */
 export const WEBRTC_DIAL_MS = 10_000
@@ -22,15 +23,26 @@ export class WebRTCUpgrade {
   private readonly failed = new Set<string>()
   private readonly trying = new Set<string>()
 
-  constructor (private readonly host: Host, private readonly now: () => number) {}
+  /**
+   * `admission`: the host's bound on WebRTC attempts (src/core/routing/webrtc-admission.ts), which
+   * our own attempts take too: each is a native PeerConnection for up to WEBRTC_DIAL_MS, and a
+   * round touching many relayed providers would otherwise open one per provider at once (review s10 L3).
+   */
+  constructor (private readonly host: Host, private readonly now: () => number, private readonly admission: WebRTCAdmission | undefined = webrtcAdmissionOf(host)) {}
 
-  /** Dials `peer`'s WebRTC address: 'none' when there is nothing to try (a public node, no such address). */
+  /** Attempts skipped because the bound was full (explain says so; metrics count the admission's refusals). */
+  skipped = 0
+
+  /** Dials `peer`'s WebRTC address: 'none' when there is nothing to try (a public node, no such address, the bound is full). */
   async tryOnce (peer: PeerId): Promise<WebRTCAttempt> {
     if (!this.host.getMultiaddrs().some(a => isWebRTC(a))) return 'none'
     let addrs: Multiaddr[] = []
     try { addrs = (await this.host.peerStore.get(peer)).addresses.map(a => a.multiaddr).filter(a => isWebRTC(a) && a.toString().includes('/p2p-circuit')) } catch { return 'none' }
     if (addrs.length === 0) return 'none'
     const id = peer.toString()
+    const open = this.host.getConnections().filter(c => isWebRTC(c.remoteAddr))
+    // the same bound as inbound attempts: an attempt from this peer in flight already is one too many
+    if (this.admission?.admit(id, { peer: open.filter(c => c.remotePeer.toString() === id).length, total: open.length }) !== undefined) { this.skipped++; return 'none' }
     this.trying.add(id)
     remember(this.started, id, this.now())
     try {
@@ -49,6 +61,7 @@ export class WebRTCUpgrade {
       return 'failed'
     } finally {
       this.trying.delete(id)
+      this.admission?.done(id)
     }
   }
 
