@@ -12,7 +12,7 @@ import type { Bridge } from '../chain/index.js'
 import { createHost, webrtcAdmissionOf, WEBRTC_SIGNALING_PROTOCOL, type Host } from '../net/host.js'
 import { OverlayOnlyPeers, strictNatGater } from '../net/routes/private-peers.js'
 import { registerEcho } from '../net/echo.js'
-import { startStun, webrtcOf } from '../net/stun/node.js'
+import { startStun, webrtcOf, iceServerWarning } from '../net/stun/node.js'
 import type { StunResponder } from '../net/stun/index.js'
 import { ApiServer } from '../api/server.js'
 import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo } from '../api/client.js'
@@ -144,6 +144,9 @@ export class Daemon {
       identityGate: { burst: config.guard?.newIdentityBurst, refillMs: config.guard?.newIdentityRefillMs }
     })
     const privatePeers = new OverlayOnlyPeers()
+    const webrtc = webrtcOf(config.nat, config.bootstrap)
+    const noStun = iceServerWarning(webrtc)
+    if (noStun !== undefined) log.warn(noStun)
     const host = await createHost({
       privateKey: identity.privateKey,
       listen: config.listen,
@@ -156,7 +159,7 @@ export class Daemon {
       listenViaRelay: config.nat.behindNat,
       ...(config.nat.relayReservations !== undefined ? { relayReservations: config.nat.relayReservations } : {}),
       // behind NAT: WebRTC to other NATed peers, ICE asking the bootstrap peers' STUN (src/net/stun)
-      webrtc: { ...webrtcOf(config.nat, config.bootstrap), onUnavailable: (err) => { log.warn(`WebRTC is off: its native part (node-datachannel) cannot load on this machine (${err.message.split('\n')[0]}); peers behind other NATs stay relayed`) } },
+      webrtc: { ...webrtc, onUnavailable: (err) => { log.warn(`WebRTC is off: its native part (node-datachannel) cannot load on this machine (${err.message.split('\n')[0]}); peers behind other NATs stay relayed`) } },
       // peers reached through the overlay only (routing: overlay) are refused both ways (src/net/routes)
       connectionGater: config.nat.behindNat && config.nat.strict === true
         ? strictNatGater(privatePeers.wrap(guard.connectionGater()), peer => config.bootstrap.some(a => a.endsWith(`/p2p/${peer}`)))

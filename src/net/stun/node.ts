@@ -13,17 +13,31 @@ export interface NatConfig {
   iceServers?: string[]
 }
 
-/** `stun:IP:port` for each bootstrap address with an IP (at most 4: ICE asks every one). */
+/**
+ * `stun:HOST:port` for each bootstrap address with an IP or a DNS name (`/dns`, `/dns4`, `/dns6`:
+ * ICE resolves the name itself), at most 4: ICE asks every one. `/dnsaddr` names a TXT record of
+ * multiaddrs, not a host: it gives none (review s10 L10: a list of names gave no ICE server at all).
+ */
 export function iceServersFrom (bootstrap: string[], port = DEFAULT_STUN_PORT): string[] {
   const out = new Set<string>()
   for (const a of bootstrap) {
     try {
-      const ip = multiaddr(a).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
-      if (ip?.value !== undefined) out.add(ip.name === 'ip6' ? `stun:[${ip.value}]:${port}` : `stun:${ip.value}:${port}`)
+      const host = multiaddr(a).getComponents().find(c => c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6')
+      if (host?.value !== undefined) out.add(host.name === 'ip6' ? `stun:[${host.value}]:${port}` : `stun:${host.value}:${port}`)
     } catch {}
     if (out.size >= 4) break
   }
   return [...out]
+}
+
+/**
+ * What to tell the operator of a node behind NAT whose WebRTC has no STUN server: ICE then has host
+ * candidates only and can punch no NAT, so peers behind other NATs stay relayed. Undefined when
+ * all is well.
+ */
+export function iceServerWarning (webrtc: { enabled: boolean, iceServers: () => string[] }): string | undefined {
+  if (!webrtc.enabled || webrtc.iceServers().length > 0) return undefined
+  return 'WebRTC has no STUN server: no bootstrap address names an IP or a DNS host (/dnsaddr does not count) and nat.iceServers is unset; peers behind other NATs stay relayed. Set nat.iceServers (stun:HOST:3478) or list a relay by /ip4, /ip6 or /dns'
 }
 
 /**
