@@ -3,12 +3,15 @@
 // with the code when the provider answers CODE_MISSING, and the resend on the same lease when the
 // provider did not run it yet (NOT_RUN_CODES: its slots busy, the payer's vouchers behind).
 import { dbc } from '../wire/gen/wire.js'
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { taskInputSpec, type CodeCache, type JobCommand, type Manifest } from '../core/scheduler/index.js'
 import { readTaskInput } from './task-input.js'
 import { resultCode, type JobTransport } from './transport.js'
 import { NOT_RUN_CODES } from '../core/scheduler/ports.js'
+import { MAX_SIGNED_RECEIPT_BYTES } from '../core/settlement/receipt.js'
+import { toHex } from '../core/identity/index.js'
 
 const enc = new TextEncoder()
 type RunCommand = Extract<JobCommand, { type: 'run' }>
@@ -102,4 +105,15 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
     res = await once()
   }
   return res
+}
+
+/** What a copy's reply carries: its output and that output's hash, the receipt kept, the hash the provider claimed. */
+export function replyOf (res: dbc.task.v1.ITaskResult): { output?: Uint8Array, hash?: string, receipt?: Uint8Array, claimedHash?: string } {
+  const output = res.ok === true ? res.output ?? new Uint8Array() : undefined
+  const hash = output === undefined ? undefined : createHash('sha256').update(output).digest('hex')
+  // a receipt past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of it is kept or billed
+  const encoded = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
+  const receipt = encoded !== undefined && encoded.length <= MAX_SIGNED_RECEIPT_BYTES ? encoded : undefined
+  const claimedHash = res.outputHash != null && res.outputHash.length > 0 ? toHex(res.outputHash) : undefined
+  return { output, hash, receipt, claimedHash }
 }

@@ -2,14 +2,18 @@
 // are stored, the tallies its summary reports, and the read-only views the job status, results
 // and explain routes ask for (safe to call before run() has built the machine). The pump that
 // moves the job is runner.ts.
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import {
-  JobMachine, JobSession, ReputationBook, LeaseSearch, BudgetLedger, explainTask, summarizePlacement, leaseSearchPolicyOf,
-  type Manifest, type JobEvent, type Progress, type PlacementSummary
+  JobMachine, JobSession, ReputationBook, LeaseSearch, BudgetLedger, explainTask, summarizePlacement, leaseSearchPolicyOf, taskCount as countTasks, largestInputBytes,
+  type Manifest, type JobEvent, type Progress, type PlacementSummary, type RestoredTask
 } from '../core/scheduler/index.js'
+import { markRunningCopiesLost } from './store.js'
+import { summaryOf } from './runner-store.js'
 import { nodeSigner } from './signing.js'
 import { RunnerPayments } from './runner-payments.js'
 import { LeaseRounds } from './runner-leases.js'
-import type { JobRunnerInit, RunnerPayment, TaskExplanation } from './runner-types.js'
+import type { JobRunnerInit, JobSummary, RunnerPayment, TaskExplanation } from './runner-types.js'
 
 export const KEY = 65536
 /** Least time between two onProgress calls: each counts the job's tasks (O(tasks) per step was quadratic in a job). */
@@ -43,6 +47,36 @@ export abstract class RunnerState {
     this.budget = new BudgetLedger(this.m.budget.total)
     this.payments = new RunnerPayments(init, this.m, this.jobId, () => this.now())
     this.leases = new LeaseRounds({ init, m: this.m, jobId: this.jobId, rep: this.rep, payments: this.payments, signer: nodeSigner(init.holder.secretKey), now: () => this.now(), machine: () => this.machine })
+  }
+
+  protected startedAt = 0
+
+  /**
+   * Before the pump starts: the job's inputs measured (task count, largest input) and, with a
+   * store, what it holds of the job (copies left running by a stop are lost, failures so far).
+   */
+  protected async prepare (): Promise<Map<number, RestoredTask> | undefined> {
+    const l = this.leases
+    this.startedAt = l.startedAt = this.now()
+    l.fileSize = this.init.fileSize
+    if (l.fileSize === undefined && this.m.inputs.files?.path !== undefined) l.fileSize = (await stat(resolve(this.init.baseDir ?? '.', this.m.inputs.files.path))).size
+    l.taskCount = countTasks(this.m, l.fileSize)
+    const paths = this.m.inputs.files?.paths
+    const sizes = paths === undefined ? undefined : await Promise.all(paths.map(async p => await stat(resolve(this.init.baseDir ?? '.', p)).then(s => s.size, () => undefined)))
+    l.maxInputBytes = largestInputBytes(this.m, l.fileSize, sizes?.map(s => s ?? 0))
+    if (this.init.store === undefined) return undefined
+    markRunningCopiesLost(this.init.store, this.jobId, this.now())
+    for (const f of this.init.store.failures(this.jobId)) this.failures.push(f)
+    return this.init.store.restoreState(this.jobId)
+  }
+
+  /** The job's summary at its end. */
+  protected summary (p: Progress): JobSummary {
+    return summaryOf(p, {
+      jobId: this.jobId, cancelled: this.machine.isCancelled, caughtProviders: [...this.caught], predictedSpent: this.budget.spent, meteredSpent: this.budget.metered,
+      billedCopies: this.init.store?.accounting(this.jobId).billed, providersUsed: this.leases.providersUsed.size, leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt,
+      predictedCost: this.leases.placement?.totalPrice ?? 0, placement: this.placementSummary(), failures: this.failures.slice(0, 100), refusals: this.search.refusals()
+    })
   }
 
   protected now (): number { return Date.now() }

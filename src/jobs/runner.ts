@@ -6,19 +6,15 @@
 // is written before it is acted on (runner-store.ts).
 import { DbcError } from '../errors.js'
 import { createHash } from 'node:crypto'
-import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
 import { dbc } from '../wire/gen/wire.js'
 import { toHex } from '../core/identity/index.js'
 import { createRng } from '../core/rng.js'
-import { JobMachine, JobSession, leaseCapOf, deadlineAt, jobPolicyOf, taskCount as countTasks, largestInputBytes, type JobCommand, type RestoredTask } from '../core/scheduler/index.js'
+import { JobMachine, JobSession, leaseCapOf, deadlineAt, jobPolicyOf, type JobCommand } from '../core/scheduler/index.js'
 import { NO_ANSWER_CODES } from '../core/scheduler/ports.js'
-import { MAX_SIGNED_RECEIPT_BYTES } from '../core/settlement/receipt.js'
-import { markRunningCopiesLost } from './store.js'
 import { hexToBytes, type LeaseRoundResult } from './runner-leases.js'
 import { RunnerState, KEY } from './runner-state.js'
-import { sendCopy, taskIdOf, type CopySender } from './runner-send.js'
-import { persistStep, summaryOf, type CopyRow } from './runner-store.js'
+import { sendCopy, taskIdOf, replyOf, type CopySender } from './runner-send.js'
+import { persistStep, type CopyRow } from './runner-store.js'
 import type { JobSummary } from './runner-types.js'
 
 export type { JobRunnerInit, JobSummary, RunnerPayment, TaskExplanation } from './runner-types.js'
@@ -34,25 +30,12 @@ export class JobRunner extends RunnerState {
   private unsubscribe?: () => void
   private finish?: (s: JobSummary) => void
   private fail?: (err: unknown) => void
-  private startedAt = 0
 
   /** Runs (or resumes, when the store holds its state) the job to the end. */
   async run (opts: { signal?: AbortSignal } = {}): Promise<JobSummary> {
     const l = this.leases
     l.signal = opts.signal
-    this.startedAt = l.startedAt = this.now()
-    l.fileSize = this.init.fileSize
-    if (l.fileSize === undefined && this.m.inputs.files?.path !== undefined) l.fileSize = (await stat(resolve(this.init.baseDir ?? '.', this.m.inputs.files.path))).size
-    l.taskCount = countTasks(this.m, l.fileSize)
-    const paths = this.m.inputs.files?.paths
-    const sizes = paths === undefined ? undefined : await Promise.all(paths.map(async p => await stat(resolve(this.init.baseDir ?? '.', p)).then(s => s.size, () => undefined)))
-    l.maxInputBytes = largestInputBytes(this.m, l.fileSize, sizes?.map(s => s ?? 0))
-    let restored: Map<number, RestoredTask> | undefined
-    if (this.init.store !== undefined) {
-      markRunningCopiesLost(this.init.store, this.jobId, this.now())
-      restored = this.init.store.restoreState(this.jobId)
-      for (const f of this.init.store.failures(this.jobId)) this.failures.push(f)
-    }
+    const restored = await this.prepare()
     // which tasks are spot-checked comes from a CSPRNG-seeded rng unless a test fixes the seed
     const machine = new JobMachine(jobPolicyOf(this.m, l.taskCount, this.init), this.rep, createRng(this.init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]), restored)
     this.session = new JobSession(machine, this.search, this.budget, leaseCapOf(this.init))
@@ -194,15 +177,10 @@ export class JobRunner extends RunnerState {
 
   private onResult (c: RunCommand, key: number, res: dbc.task.v1.ITaskResult, unreachable = false): void {
     const now = this.now()
-    const output = res.ok === true ? res.output ?? new Uint8Array() : undefined
-    const hash = output === undefined ? undefined : createHash('sha256').update(output).digest('hex')
+    const { output, hash, receipt, claimedHash } = replyOf(res)
     const ids = { jobId: this.sender.jobIdBytes, taskId: taskIdOf(this.jobId, c.index, c.attempt), provider: this.leases.providerBytes.get(c.provider) }
-    // a receipt past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of it is kept or billed
-    const encoded = res.receipt == null ? undefined : dbc.receipt.v1.SignedReceipt.encode(res.receipt).finish()
-    const receipt = encoded !== undefined && encoded.length <= MAX_SIGNED_RECEIPT_BYTES ? encoded : undefined
     const billed = this.payments.billOf(key, c.provider, receipt === undefined ? undefined : res.receipt, ids, this.budget.predictedOf(key))
     this.payments.returnedCopy(key, now, receipt)
-    const claimedHash = res.outputHash != null && res.outputHash.length > 0 ? toHex(res.outputHash) : undefined
     // the provider says it had closed the lease (LEASE_CLOSED: our side may not know yet, its stream
     // died on a relay): the copy is lost and the lease ends here too, so a provider answering so on
     // purpose loses its lease each time and counts a failure in a row per lease (review M4); our own
@@ -225,11 +203,7 @@ export class JobRunner extends RunnerState {
     this.payments.attach(undefined)
     for (const ac of this.inflight.values()) ac.abort(new Error('job ended'))
     const p = this.machine.progress()
-    const summary = summaryOf(p, {
-      jobId: this.jobId, cancelled: this.machine.isCancelled, caughtProviders: [...this.caught], predictedSpent: this.budget.spent, meteredSpent: this.budget.metered,
-      billedCopies: this.init.store?.accounting(this.jobId).billed, providersUsed: this.leases.providersUsed.size, leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt,
-      predictedCost: this.leases.placement?.totalPrice ?? 0, placement: this.placementSummary(), failures: this.failures.slice(0, 100), refusals: this.search.refusals()
-    })
+    const summary = this.summary(p)
     this.init.store?.saveReputation(this.rep.toJSON())
     this.init.onProgress?.(p)
     this.finish?.(summary)
