@@ -23,6 +23,7 @@ import { ProcessExecutor } from './executors/process.js'
 import { DockerExecutor, type ContainerSettings } from './executors/docker.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
 import { taskLogOf, type TaskLog } from './executors/output-tail.js'
+import { nodeSha256 } from '../crypto/hash.js'
 
 export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName }
 export { ExecutorErrorCode }
@@ -321,7 +322,8 @@ export class ComputePeer {
         startedAt,
         finishedAt,
         outputHash,
-        payoutAddress: this.init.payoutAddress
+        payoutAddress: this.init.payoutAddress,
+        sha256: nodeSha256
       })
       const signed = signReceipt(receipt, this.sign)
       const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, code, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })

@@ -14,6 +14,7 @@ import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
 import type { SignedVoucher, Voucher, VoucherDomain } from '../core/settlement/voucher.js'
 import { checkPayoutBinding } from '../core/settlement/payout-binding.js'
 import { nodeSuite } from '../crypto/suite.js'
+import { nodeSha256 } from '../crypto/hash.js'
 import type { PaymentStore, VoucherRow } from './payment-store.js'
 
 type Hex = `0x${string}`
@@ -302,7 +303,7 @@ export class JobPayer {
     if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
     let signed: dbc.receipt.v1.SignedReceipt
     try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
-    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.verifySignature)
+    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.verifySignature, nodeSha256)
     if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
     let billed: bigint
     try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }

@@ -10,6 +10,7 @@ import { verifyReceipt } from '../core/settlement/receipt.js'
 import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { bytesEqual } from '../core/identity/index.js'
 import { nodeSuite } from '../crypto/suite.js'
+import { nodeSha256 } from '../crypto/hash.js'
 import type { SignedVoucher } from '../core/settlement/voucher.js'
 import { taskPriceUnits } from '../core/settlement/credit.js'
 import type { PayInput } from './payer.js'
@@ -48,7 +49,7 @@ export class RunnerPayments {
       try { return Number(dbc.receipt.v1.UsageReceipt.decode(receipt.receipt).amount) / 10 ** TOKEN_DECIMALS } catch { return 0 }
     }
     // (through the payer when the job pays: a signature found good here is not verified again when the copy is paid)
-    const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), ids.provider, TOKEN_DECIMALS, this.payment?.payer.verifyNow ?? nodeSuite.verify)
+    const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), ids.provider, TOKEN_DECIMALS, this.payment?.payer.verifyNow ?? nodeSuite.verify, nodeSha256)
     return v.ok && bytesEqual(v.receipt.jobId, ids.jobId) && bytesEqual(v.receipt.taskId, ids.taskId) ? Number(this.payableOf(key, provider, v.receipt)) / 10 ** TOKEN_DECIMALS : predicted
   }
 

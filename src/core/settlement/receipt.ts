@@ -23,7 +23,12 @@ export interface ReceiptInput {
   /** 65-byte PayoutBinding by the payout key (training rounds: no offer carries it; core/settlement/payout-binding.ts). */
   payoutBinding?: Uint8Array
   decimals?: number
+  /** The SHA-256 of the receipt id (default @noble's; runtimes pass node:crypto's: sans-IO core imports no node: module). */
+  sha256?: Hasher
 }
+
+/** A SHA-256 implementation (bytes in, 32-byte digest out). */
+export type Hasher = (bytes: Uint8Array) => Uint8Array
 
 const RECEIPT_ID_BYTES = 16
 
@@ -49,7 +54,7 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
     payoutAddress: input.payoutAddress ?? '',
     ...(input.payoutBinding !== undefined && input.payoutBinding.length > 0 ? { payoutBinding: input.payoutBinding } : {})
   })
-  r.receiptId = sha256(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
+  r.receiptId = (input.sha256 ?? sha256)(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
   return r
 }
 
@@ -90,7 +95,7 @@ export type VerifyFn = (publicKey: Uint8Array, message: Uint8Array, signature: U
  */
 export const MAX_SIGNED_RECEIPT_BYTES = 4096
 
-export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS, verify: VerifyFn = verifyBytes): ReceiptCheck {
+export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS, verify: VerifyFn = verifyBytes, hash: Hasher = sha256): ReceiptCheck {
   let r: UsageReceipt
   try {
     r = dbc.receipt.v1.UsageReceipt.decode(signed.receipt)
@@ -112,7 +117,7 @@ export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Ar
   // The id was hashed over the receipt without the id field (not even an empty one).
   const copy = dbc.receipt.v1.UsageReceipt.decode(signed.receipt) as Partial<UsageReceipt>
   delete copy.receiptId
-  const want = sha256(dbc.receipt.v1.UsageReceipt.encode(copy as UsageReceipt).finish()).subarray(0, RECEIPT_ID_BYTES)
+  const want = hash(dbc.receipt.v1.UsageReceipt.encode(copy as UsageReceipt).finish()).subarray(0, RECEIPT_ID_BYTES)
   if (!bytesEqual(id, want)) return { ok: false, reason: 'receipt id does not match its content' }
   return { ok: true, receipt: r }
 }
