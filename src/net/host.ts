@@ -159,8 +159,9 @@ function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admis
  * @libp2p/webrtc's answering side stops reading candidates when the signalling stream ends and
  * upgrades whatever it has: a peer that sends a valid offer and closes the stream got an "open"
  * WebRTC connection over a PeerConnection that never connected, kept (with its native ICE agent)
- * until the node stopped, counted against the open bounds (2 per peer, 64 in all: 32 identities
- * then shut out every honest attempt) and the connection limit (found by test/fuzz/webrtc-signaling).
+ * for 30-60 s (measured), counted against the open bounds (2 per peer, 64 in all: 33 identities
+ * shut out every honest attempt, refilled as they expire) and the connection limit (found by
+ * test/fuzz/webrtc-signaling).
  * Waiting here keeps the attempt in flight until it is connected, and the inbound upgrade timeout
  * (the `signal`, 10 s) ends one that never is: the library then closes the PeerConnection.
  */
