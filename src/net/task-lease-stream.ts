@@ -317,11 +317,14 @@ export class LeaseTaskChannel {
 
   /**
    * Closes the lease: sends what is queued and closes our end; the provider then closes its own.
-   * A stream still open LEASE_STREAM_CLOSE_GRACE_MS later (a provider that never closes, or a
-   * frame still arriving) is reset, so nothing it holds outlives the lease.
+   * A frame in arrival ends the stream at once, and a stream still open
+   * LEASE_STREAM_CLOSE_GRACE_MS later (a provider that never closes) is reset, so nothing it holds
+   * outlives the lease.
    */
   async close (): Promise<void> {
     const stream = this.framed.stream
+    // a frame in arrival on a closed lease is nobody's result any more: the stream ends now
+    if (this.framed.midFrame) { this.framed.fail(new Error('the lease was closed while a frame was arriving')); return }
     const timer = setTimeout(() => { if (stream.status === 'open' || stream.status === 'closing') this.framed.fail(new Error('the provider did not close the lease stream after the lease was closed')) }, LEASE_STREAM_CLOSE_GRACE_MS)
     timer.unref?.()
     stream.addEventListener('close', () => { clearTimeout(timer) }, { once: true })

@@ -127,6 +127,18 @@ test('a copy cancelled while its result is mid-frame ends the lease stream at on
   } finally { await r.stop(); await p.host.stop() }
 })
 
+test('a lease closed while a frame is arriving ends its stream at once', async () => {
+  const r = await rig({ frameDeadlineMs: 60_000 })
+  const p = await hostile(35, s => { s.send(encodeFramePrefix(16 * MiB)); s.send(new Uint8Array(1000)) })
+  try {
+    const { leaseId, outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(60_000))
+    for (const end = Date.now() + 10_000; outbound(r.guard) <= 0 && Date.now() < end;) await sleep(50)
+    r.tr.closeLease(p.host.peerId.toString(), leaseId)
+    assert.match(await outcome, /lost: .*closed while a frame was arriving/)
+    assert.is(outbound(r.guard), 0)
+  } finally { await r.stop(); await p.host.stop() }
+})
+
 test('a closed lease whose provider never closes its end is reset after the grace', async () => {
   const r = await rig({})
   // a provider that beats once and then holds the stream open whatever the holder does
