@@ -29,9 +29,20 @@ export class StunRateLimit {
     this.global = { tokens: this.o.globalPerSecond, at: now }
   }
 
-  /** Whether a response to `source` may go out at `now` (it takes a token when it may). */
+  /** Whether a response to `source` may go out at `now` (it takes both tokens when it may). */
   allow (source: string, now: number): boolean {
+    return this.admitSource(source, now) && this.takeGlobal(now)
+  }
+
+  /**
+   * The cheap first step, before the request is fully checked (review s11 M3): false when the
+   * global bucket is empty (nothing taken) or `source` has no token; else it takes the source's
+   * token (not the global one). A flood over either limit is then cut before the decode; a
+   * malformed request spends its own source's token only.
+   */
+  admitSource (source: string, now: number): boolean {
     refill(this.global, now, this.o.globalPerSecond, 1000 / this.o.globalPerSecond)
+    if (this.global.tokens < 1) return false
     let b = this.sources.get(source)
     if (b === undefined) {
       if (this.sources.size >= this.o.maxSources) this.sources.delete(this.sources.keys().next().value as string)
@@ -41,8 +52,15 @@ export class StunRateLimit {
       refill(b, now, this.o.burst, this.o.refillMs)
     }
     this.sources.set(source, b)
-    if (b.tokens < 1 || this.global.tokens < 1) return false
+    if (b.tokens < 1) return false
     b.tokens -= 1
+    return true
+  }
+
+  /** The second step, once the request is known to be well formed: takes a global token. */
+  takeGlobal (now: number): boolean {
+    refill(this.global, now, this.o.globalPerSecond, 1000 / this.o.globalPerSecond)
+    if (this.global.tokens < 1) return false
     this.global.tokens -= 1
     return true
   }
