@@ -7,13 +7,14 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DbcError } from '../../errors.js'
-import type { Host } from '../host.js'
+import { webrtcAdmissionOf, type Host } from '../host.js'
+import type { WebRTCAdmission } from '../../core/routing/webrtc-admission.js'
 import type { RouteKind } from '../../core/scheduler/route-cost.js'
 import type { dbc } from '../../wire/gen/wire.js'
 import type { TaskEnvelopes } from '../overlay/task-envelopes.js'
 import type { OverlayOnlyPeers } from './private-peers.js'
 import { isWebRTC } from '../nat-addr.js'
-import { WebRTCUpgrade } from './webrtc-upgrade.js'
+import { WebRTCUpgrade, type WebRTCAttempt } from './webrtc-upgrade.js'
 export { WEBRTC_DIAL_MS } from './webrtc-upgrade.js'
 
 export type { RouteKind } from '../../core/scheduler/route-cost.js'
@@ -127,6 +128,8 @@ export interface RouteBookInit {
   fallback?: boolean | (() => boolean)
   /** Peers whose connection this node needs (its bootstrap relays): never made private, so they run no forced-overlay work. */
   keepConnected?: (peer: string) => boolean
+  /** The bound on WebRTC attempts our own take (default: the host's, src/net/host.ts). */
+  webrtcAdmission?: WebRTCAdmission
 }
 
 /** How long a provider that no connection reached stays on the overlay before a connection is tried again. */
@@ -163,7 +166,7 @@ export class RouteBook {
     this.upgradeWaitMs = init.upgradeWaitMs ?? DEFAULT_UPGRADE_WAIT_MS
     this.now = init.now ?? Date.now
     this.init = init
-    this.webrtc = new WebRTCUpgrade(host, this.now)
+    this.webrtc = new WebRTCUpgrade(host, this.now, init.webrtcAdmission ?? webrtcAdmissionOf(host))
     host.addEventListener('connection:open', this.onOpen)
   }
 
@@ -220,14 +223,19 @@ export class RouteBook {
     const need = wireBytes(payloadBytes + (opts.replyBytes ?? REPLY_ALLOWANCE_BYTES))
     const id = peer.toString()
     let conn = this.best(peer, need)
-    if (conn === undefined || (conn.limits !== undefined && !this.waited.has(id))) {
+    if (conn === undefined || (conn.limits !== undefined && (!this.waited.has(id) || this.webrtc.retryDue(id)))) {
       conn ??= await this.host.dial(peer, { signal: opts.signal })
-      // first contact through a relay: the provider starts DCUtR once identify ran; give it time
-      if (conn.limits !== undefined && !this.waited.has(id)) {
+      // first contact through a relay: the provider starts DCUtR once identify ran; give it time.
+      // A later contact tries again only when our WebRTC attempt was turned away by the bound
+      // (busy, review s11 M5): one request takes the retry, the others keep the relayed route
+      const first = !this.waited.has(id)
+      if (conn.limits !== undefined && (first || this.webrtc.takeRetry(id))) {
         this.waited.add(id)
-        // two NATed peers: no DCUtR upgrade can come (no public side); WebRTC punches through both
+        // two NATed peers: no DCUtR upgrade can come (no public side); WebRTC punches through both.
+        // A retry turned away again stops waiting at once; a first contact turned away still waits
+        // (the peer's own attempt to us may be the one in flight)
         const attempt = this.webrtc.tryOnce(peer)
-        conn = (await this.awaitUpgrade(peer, opts.signal, attempt)) ?? conn
+        conn = (await this.awaitUpgrade(peer, opts.signal, attempt, !first)) ?? conn
       }
     }
     const left = limitBytesLeft(conn)
@@ -245,11 +253,15 @@ export class RouteBook {
     return conn
   }
 
-  /** An unlimited connection to `peer` within `upgradeWaitMs`; stops early when our WebRTC attempt failed (two NATs: no DCUtR upgrade can come either). */
-  private async awaitUpgrade (peer: PeerId, signal?: AbortSignal, attempt?: Promise<'none' | 'failed' | 'open'>): Promise<Connection | undefined> {
+  /**
+   * An unlimited connection to `peer` within `upgradeWaitMs`; stops early when our WebRTC attempt
+   * failed (two NATs: no DCUtR upgrade can come either), and with `stopWhenBusy` when the bound
+   * turned it away.
+   */
+  private async awaitUpgrade (peer: PeerId, signal?: AbortSignal, attempt?: Promise<WebRTCAttempt>, stopWhenBusy = false): Promise<Connection | undefined> {
     const deadline = this.now() + this.upgradeWaitMs
     let failed = false
-    void attempt?.then(r => { failed = r === 'failed' })
+    void attempt?.then(r => { failed = r === 'failed' || (stopWhenBusy && r === 'busy') })
     while (this.now() < deadline && signal?.aborted !== true && !failed) {
       const direct = this.host.getConnections(peer).find(c => c.status === 'open' && c.limits === undefined)
       if (direct !== undefined) return direct

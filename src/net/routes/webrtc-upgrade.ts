@@ -3,6 +3,8 @@
 // announces a `/p2p-circuit/webrtc` address, dial that address once. The SDP offer and answer go
 // over the relayed connection and ICE opens a direct UDP path through both NATs; a failed attempt
 // (a symmetric NAT, a router that keeps no hole) leaves the route relayed, and explain says which.
+// An attempt the host's bound turned away ('busy') is not a try: the book tries again at the next
+// contact at least WEBRTC_RETRY_MS later (review s11 M5).
 import type { PeerId, Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { webrtcDialerOf, webrtcAdmissionOf, type Host } from '../host.js'
@@ -11,10 +13,13 @@ import type { WebRTCAdmission } from '../../core/routing/webrtc-admission.js'
 
 /** How long one WebRTC attempt may take (signalling through the relay, ICE, DTLS, SCTP: ~0.5 s between two NATs). */
 export const WEBRTC_DIAL_MS = 10_000
+/** How long after an attempt was turned away by the bound (busy) the next contact may try again. */
+export const WEBRTC_RETRY_MS = 5_000
 /** Peers (and connections) remembered for explain's facts, at most. */
 const REMEMBERED = 4096
 
-export type WebRTCAttempt = 'none' | 'failed' | 'open'
+/** 'none': nothing to try (a public node, no such address); 'busy': the bound was full, try again later. */
+export type WebRTCAttempt = 'none' | 'busy' | 'failed' | 'open'
 
 export class WebRTCUpgrade {
   /** When our last attempt to each peer started (explain: how long the connection took to open). */
@@ -22,6 +27,8 @@ export class WebRTCUpgrade {
   /** Peers whose attempt failed (no ICE path through the NATs). */
   private readonly failed = new Set<string>()
   private readonly trying = new Set<string>()
+  /** Peers whose attempt the bound turned away: when the next contact may try again. */
+  private readonly retryAt = new Map<string, number>()
 
   /**
    * `admission`: the host's bound on WebRTC attempts (src/core/routing/webrtc-admission.ts), which
@@ -33,7 +40,21 @@ export class WebRTCUpgrade {
   /** Attempts skipped because the bound was full (explain says so; metrics count the admission's refusals). */
   skipped = 0
 
-  /** Dials `peer`'s WebRTC address: 'none' when there is nothing to try (a public node, no such address, the bound is full). */
+  /** Whether an attempt to `peer` was turned away by the bound and may be tried again now. */
+  retryDue (peer: string): boolean {
+    const at = this.retryAt.get(peer)
+    return at !== undefined && this.now() >= at
+  }
+
+  /** Whether an attempt to `peer` was turned away by the bound and may be tried again now (it then counts as taken: one retry per turn). */
+  takeRetry (peer: string): boolean {
+    const at = this.retryAt.get(peer)
+    if (at === undefined || this.now() < at) return false
+    this.retryAt.delete(peer)
+    return true
+  }
+
+  /** Dials `peer`'s WebRTC address: 'none' when there is nothing to try (a public node, no such address), 'busy' when the bound is full. */
   async tryOnce (peer: PeerId): Promise<WebRTCAttempt> {
     if (!this.host.getMultiaddrs().some(a => isWebRTC(a))) return 'none'
     let addrs: Multiaddr[] = []
@@ -41,8 +62,13 @@ export class WebRTCUpgrade {
     if (addrs.length === 0) return 'none'
     const id = peer.toString()
     const open = this.host.getConnections().filter(c => isWebRTC(c.remoteAddr))
-    // the same bound as inbound attempts: an attempt from this peer in flight already is one too many
-    if (this.admission?.admit(id, { peer: open.filter(c => c.remotePeer.toString() === id).length, total: open.length }) !== undefined) { this.skipped++; return 'none' }
+    // the host's bound (our own share of attempts in flight; an attempt with this peer in flight
+    // already, either way, is one too many): turned away, it is tried again later, not never
+    if (this.admission?.admit(id, { peer: open.filter(c => c.remotePeer.toString() === id).length, total: open.length }, 'outbound') !== undefined) {
+      this.skipped++
+      remember(this.retryAt, id, this.now() + WEBRTC_RETRY_MS)
+      return 'busy'
+    }
     this.trying.add(id)
     remember(this.started, id, this.now())
     try {
@@ -61,7 +87,7 @@ export class WebRTCUpgrade {
       return 'failed'
     } finally {
       this.trying.delete(id)
-      this.admission?.done(id)
+      this.admission?.done(id, 'outbound')
     }
   }
 
@@ -79,6 +105,7 @@ export class WebRTCUpgrade {
   relayedFacts (peer: string, waitedMs: number): string | undefined {
     if (this.failed.has(peer)) return '; WebRTC found no path through the NATs'
     if (this.trying.has(peer)) return `; WebRTC attempt still running after ${waitedMs} ms`
+    if (this.retryAt.has(peer)) return '; WebRTC attempt deferred: too many WebRTC attempts in flight (tried again at a later request)'
     return undefined
   }
 }
