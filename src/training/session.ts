@@ -12,6 +12,7 @@ import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 import type { dbc } from '../wire/gen/wire.js'
 import { encodeModel } from './model-file.js'
+import { StateServeLog } from './state-serve.js'
 import { cleanReason, describeRefusals, type InviteRefusal, type RoundMeterRecord, type TrainingCheckpoint, type TrainingProgress, type TrainingResult, type ResumePoint } from './session-types.js'
 
 export { MODEL_FORMAT, encodeModel, decodeModel, type DecodedModel } from './model-file.js'
@@ -72,6 +73,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
   private readonly tried = new Set<string>()
+  /** When each member was last handed the checkpoint (a request is tiny, the answer the model). */
+  private readonly served = new StateServeLog()
   /** Invitations sent to each peer asked to join the running job. */
   private readonly invitations = new Map<string, number>()
   private lookingForPeers = false
@@ -259,6 +262,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private serveCheckpoint (from: string): void {
     const cp = this.lastCheckpoint
     if (cp === undefined || !this.ranks.has(from) || this.init.sign === undefined) return
+    if (!this.served.allow(from, cp.round, performance.now())) return // one copy at a time (state-serve.ts)
     const signature = this.init.sign(stateDigest(cp))
     this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: cp.round, params: floatsToBytes(cp.params), optimizer: floatsToBytes(cp.optimizer), optimizerRound: cp.optimizerRound, signature } })
   }

@@ -21,6 +21,8 @@ export interface Queued { bytes: Uint8Array | Uint8ArrayList, mode: TrainingRout
 /** What is waiting for one peer, and the stream it goes on. */
 export interface Outbox {
   queue: Queued[]
+  /** Bytes of the frames in `queue` (kept with it: dequeue / clearQueue). */
+  queuedBytes: number
   pumping: boolean
   framed?: FramedStream
   /** The connection `framed` runs on (a relayed one is checked before every frame). */
@@ -167,4 +169,18 @@ export class PeerStreams {
       }
     }
   }
+}
+
+/** Removes the queue's first frame. */
+export function dequeue (o: Outbox): void {
+  const q = o.queue.shift()
+  if (q !== undefined) o.queuedBytes -= q.bytes.byteLength
+}
+
+/** Drops everything queued; returns how many frames that was. */
+export function clearQueue (o: Outbox): number {
+  const n = o.queue.length
+  o.queue.length = 0
+  o.queuedBytes = 0
+  return n
 }

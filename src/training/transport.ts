@@ -29,9 +29,9 @@ import { OverlayFrames } from './overlay-frames.js'
 import { TrainingRouteLog, type TrainingRoute } from './route-log.js'
 import { closeIfRedundant } from './relayed.js'
 import { SendPacer } from './send-pacer.js'
-import { PeerStreams, type Outbox } from './streams.js'
+import { PeerStreams, clearQueue, dequeue, type Outbox } from './streams.js'
 import { decodeTrainingMessage, encodeTrainingMessage, jobOf, type TrainingMessage, type TrainingMessageInput } from './messages.js'
-import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
+import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, MAX_QUEUED_BYTES_PER_PEER, MAX_QUEUED_BYTES, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
 
 export { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit, type TrainingPrivacy } from './transport-types.js'
 export { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
@@ -136,7 +136,7 @@ export class TrainingTransport {
     this.detachFrames = undefined
     this.streams.close()
     await this.host.unhandle(ALLREDUCE_PROTOCOL)
-    for (const o of this.outboxes.values()) { o.queue.length = 0; o.framed?.abort(new Error('training transport stopped')) }
+    for (const o of this.outboxes.values()) { clearQueue(o); o.framed?.abort(new Error('training transport stopped')) }
     this.outboxes.clear()
     for (const f of this.inbound) f.abort(new Error('training transport stopped'))
     this.inbound.clear()
@@ -162,8 +162,10 @@ export class TrainingTransport {
       return
     }
     let o = this.outboxes.get(to)
-    if (o === undefined) { o = { queue: [], pumping: false }; this.outboxes.set(to, o) }
-    if (o.queue.length >= MAX_QUEUED_PER_PEER) { this.stats.dropped++; return }
+    if (o === undefined) { o = { queue: [], queuedBytes: 0, pumping: false }; this.outboxes.set(to, o) }
+    // bounded in frames and in bytes, per peer and in all: a peer that reads slowly (or asks for the
+    // state again and again) cannot make this node hold more than that for it
+    if (o.queue.length >= MAX_QUEUED_PER_PEER || o.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES_PER_PEER || this.queuedBytes() + bytes.byteLength > MAX_QUEUED_BYTES) { this.stats.dropped++; return }
     const job = jobOf(msg)
     const own = this.jobRoutes.get(job, coordinator)
     const mode = this.overlay.mode(routing ?? own)
@@ -173,7 +175,15 @@ export class TrainingTransport {
       else this.privacy?.connectionWanted(to)
     }
     o.queue.push({ bytes, mode })
+    o.queuedBytes += bytes.byteLength
     if (!o.pumping) void this.pump(to, o)
+  }
+
+  /** Bytes queued for every peer together. */
+  private queuedBytes (): number {
+    let n = 0
+    for (const o of this.outboxes.values()) n += o.queuedBytes
+    return n
   }
 
   /** The addresses this host knows for `peer` (to tell other members how to reach it). */
@@ -202,7 +212,7 @@ export class TrainingTransport {
     if (o === undefined) return
     this.outboxes.delete(peer)
     this.routeLog.forget(peer)
-    o.queue.length = 0
+    clearQueue(o)
     o.framed?.abort(new Error('peer forgotten'))
   }
 
@@ -225,7 +235,7 @@ export class TrainingTransport {
           log('frame of %d bytes to %s dropped: its job is routed over the overlay, and this node runs none', bytes.length, to)
           this.stats.noOverlay++
           this.stats.dropped++
-          o.queue.shift()
+          dequeue(o)
           continue
         }
         if (o.framed !== undefined && !this.streams.fits(o, bytes.length)) this.streams.retire(o)
@@ -252,7 +262,7 @@ export class TrainingTransport {
             log('frame of %d bytes to %s dropped: %s', bytes.length, to, err.message)
             this.stats.routeLimited++
             this.stats.dropped++
-            o.queue.shift()
+            dequeue(o)
             continue
           }
           // a slow connection: this frame takes the overlay while it opens (overlay.why says so)
@@ -273,7 +283,7 @@ export class TrainingTransport {
           }
           continue
         }
-        o.queue.shift()
+        dequeue(o)
         this.stats.framesSent++
         this.stats.bytesSent += bytes.length
         this.routeLog.count(to, bytes.length)
@@ -282,8 +292,7 @@ export class TrainingTransport {
       // The peer is gone or unreachable: drop what was queued for it. The all-reduce's
       // deadline handles the missing data; the next send dials afresh.
       log('send to %s failed: %s', to, (err as Error).message)
-      this.stats.dropped += o.queue.length
-      o.queue.length = 0
+      this.stats.dropped += clearQueue(o)
       o.framed?.abort(err as Error)
       o.framed = undefined
       o.conn = undefined
@@ -303,11 +312,11 @@ export class TrainingTransport {
     if (link === undefined) {
       this.stats.routeLimited++
       this.stats.dropped++
-      o.queue.shift()
+      dequeue(o)
       return
     }
     const sent = await this.write(frame.length, async () => await this.overlayFrames.send(link, to, frame))
-    o.queue.shift()
+    dequeue(o)
     this.stats.framesSent++
     this.stats.bytesSent += frame.length
     this.stats.overlayFramesSent++

@@ -9,6 +9,7 @@ import { logger } from '@libp2p/logger'
 import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/training/allreduce.js'
 import { BandwidthEstimate } from '../core/training/partition.js'
 import { MAX_ROUNDS_SAT_OUT } from '../core/training/coordinator.js'
+import { StateServeLog } from './state-serve.js'
 import type { TrainingTransport, TrainingMessage, TrainingMessageInput } from './transport.js'
 import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import type { Trainer } from './trainer.js'
@@ -87,6 +88,8 @@ export class TrainingWorker {
   private finished = false
   /** A joiner refreshes its state from a member at the start of its first round. */
   private refreshState = false
+  /** When each peer was last handed this worker's state, and of which round. */
+  private readonly served = new StateServeLog()
   /** Rounds in a row sat out because no member's state could be loaded. */
   private failedRefreshes = 0
   private resolveDone!: () => void
@@ -193,7 +196,11 @@ export class TrainingWorker {
         this.send(donor, { stateRequest: { jobId: this.jobId } })
         if (waitMs < timeoutMs) resend = setTimeout(() => { if (this.stateWaiter === waiter) ask(waitMs * 2) }, waitMs)
       }
-      const waiter = (from: string, m: dbc.training.v1.StateResponse): void => { if (from !== donor) return; this.stateWaiter = undefined; clearTimeout(timer); clearTimeout(resend); resolve(m) }
+      const waiter = (from: string, m: dbc.training.v1.StateResponse): void => {
+        // an answer to an earlier request of ours (a resend, an earlier load) is not this one's
+        if (from !== donor || (expect.round !== undefined && m.round < expect.round)) return
+        this.stateWaiter = undefined; clearTimeout(timer); clearTimeout(resend); resolve(m)
+      }
       this.stateWaiter = waiter
       ask(STATE_RESEND_MS)
     })
@@ -259,6 +266,9 @@ export class TrainingWorker {
     } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
       // only the coordinator, the round's members and peers the coordinator named may read the state
       if (from !== this.init.coordinator && !this.lastMembers.includes(from) && !this.admitted.has(from)) { log('job %s: state request from %s, not a member: ignored', this.jobId, from); return }
+      // one copy of a round's state per peer per STATE_SERVE_GAP_MS: a request is a few bytes, the
+      // answer the whole model (a peer asking again and again must not make us queue copy after copy)
+      if (!this.served.allow(from, this.lastRound, performance.now())) { log('job %s: state request from %s answered a moment ago: ignored', this.jobId, from); return }
       const state = this.stateMessage()
       if (state !== undefined) this.send(from, { stateResponse: state })
     } else if (msg.join != null && msg.join.jobId === this.jobId && from === this.init.coordinator && (msg.join.peer ?? '') !== '') {

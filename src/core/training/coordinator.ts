@@ -58,6 +58,8 @@ interface OpenRound {
 
 /** Rounds in a row a member may sit out (it could not load the state) and still be kept for the next. */
 export const MAX_ROUNDS_SAT_OUT = 8
+/** Peers whose sat-out rounds are remembered (the oldest fall out). */
+const MAX_SAT_OUT_PEERS = 1024
 
 export class RoundCoordinator {
   private readonly policy: DeadlinePolicy
@@ -66,7 +68,7 @@ export class RoundCoordinator {
   private readonly graceMs: number
   private members: string[]
   private readonly joining: string[] = []
-  /** Rounds in a row each member sat out and asked to stay (bounded by the members: at most one entry each). */
+  /** Rounds in a row each member sat out and asked to stay (kept after it is let go: bounded, MAX_SAT_OUT_PEERS). */
   private readonly satOut = new Map<string, number>()
   private deadline: DeadlineState = INITIAL_DEADLINE_STATE
   private open: OpenRound | undefined
@@ -111,11 +113,15 @@ export class RoundCoordinator {
    */
   handleJoin (_now: number, peer: string): void {
     if (this.ended || this.joining.includes(peer)) return
+    // let go after sitting out too many rounds: a Join after the drop does not start the count over
+    if ((this.satOut.get(peer) ?? 0) >= MAX_ROUNDS_SAT_OUT && !this.members.includes(peer)) return
     if (this.members.includes(peer)) {
       if (this.open === undefined || !this.open.members.includes(peer) || this.open.reports.has(peer)) return
       // each round it sits out waits for the deadline: a member that never takes part is let go
       const n = (this.satOut.get(peer) ?? 0) + 1
       if (n > MAX_ROUNDS_SAT_OUT) return
+      this.satOut.delete(peer)
+      if (this.satOut.size >= MAX_SAT_OUT_PEERS) this.satOut.delete(this.satOut.keys().next().value as string)
       this.satOut.set(peer, n)
     }
     this.joining.push(peer)
@@ -174,7 +180,6 @@ export class RoundCoordinator {
     const silent = r.members.filter(m => !r.reports.has(m))
     const droppedInAllReduce = new Set(reports.flatMap(x => x.dropped))
     this.members = this.members.filter(m => !silent.includes(m))
-    for (const p of this.satOut.keys()) if (!this.members.includes(p) && !this.joining.includes(p)) this.satOut.delete(p)
     let samples = 0
     let loss = 0
     let accSum = 0

@@ -95,7 +95,7 @@ test('a member that sits out more than MAX_ROUNDS_SAT_OUT rounds in a row is let
   c.poll()
   let now = 0
   const rounds: string[][] = []
-  for (let r = 0; r < MAX_ROUNDS_SAT_OUT + 2; r++) {
+  for (let r = 0; r <= MAX_ROUNDS_SAT_OUT; r++) {
     c.handleJoin(now + 1, 'z')
     c.handleReport(now + 2, 'a', report(r)); c.handleReport(now + 2, 'b', report(r))
     now += 2000
@@ -104,6 +104,10 @@ test('a member that sits out more than MAX_ROUNDS_SAT_OUT rounds in a row is let
   }
   assert.equal(rounds[MAX_ROUNDS_SAT_OUT - 1], ['a', 'b', 'z'])
   assert.equal(rounds[MAX_ROUNDS_SAT_OUT], ['a', 'b'])
+  // asking again once let go does not start the count over
+  c.handleJoin(now + 1, 'z')
+  c.handleReport(now + 2, 'a', report(MAX_ROUNDS_SAT_OUT + 1)); c.handleReport(now + 2, 'b', report(MAX_ROUNDS_SAT_OUT + 1))
+  assert.equal(of(c.poll(), 'roundStart')[0].members, ['a', 'b'])
 })
 
 test.run()

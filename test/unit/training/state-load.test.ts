@@ -1,0 +1,61 @@
+// Loading a training state: a late answer to an earlier request of ours is not taken for this one
+// (review s11 M4, its reproducer); a donor hands one peer the same round's state at most once per
+// STATE_SERVE_GAP_MS (review s11 H1; test/integration/training-state-requests.test.ts with real hosts).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { TrainingWorker, floatsToBytes } from '../../../src/training/worker.js'
+import { createMlpTrainer } from '../../../src/training/trainer.js'
+import { parseTrainingSpec } from '../../../src/training/spec.js'
+import { stateSigner } from '../../../src/training/state-sign.js'
+import { stateDigest } from '../../../src/core/training/state.js'
+import { StateServeLog, STATE_SERVE_GAP_MS } from '../../../src/training/state-serve.js'
+
+test('a stale answer from the donor (an earlier round) is passed over; the right one that follows is loaded', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20 })
+  const key = await generateKeyPair('Ed25519')
+  const donor = peerIdFromPrivateKey(key).toString()
+  const sign = stateSigner(key.raw.subarray(0, 32))
+  let listener: ((from: string, msg: any) => void) | undefined
+  const sent: any[] = []
+  const transport: any = {
+    self: 'me', stats: { bytesSent: 0, sendBusyMs: 0 },
+    listen: (fn: any) => { listener = fn; return () => {} },
+    send: (to: string, msg: any) => { sent.push({ to, msg }) },
+    jobRoutes: { set () {}, delete () {} },
+    overlay: { node: () => undefined },
+    learnAddresses: async () => {}
+  }
+  const trainer = createMlpTrainer(spec, 0, 1)
+  const w = new TrainingWorker({ transport, jobId: 'j', coordinator: 'coord', spec, trainer })
+  await w.start()
+  const params = await trainer.getParams()
+  const answer = (round: number): any => {
+    const st = { jobId: 'j', round, params, optimizer: new Float32Array(0), optimizerRound: 0 }
+    return { stateResponse: { jobId: 'j', round, params: floatsToBytes(params), optimizer: new Uint8Array(0), optimizerRound: 0, final: false, signature: sign(stateDigest(st)) } }
+  }
+  const load = w.joinFrom([donor], { fromRound: 6, timeoutMs: 3000 })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  listener!(donor, answer(5)) // the late answer to a request of the round before
+  listener!(donor, answer(6)) // the answer this load asked for, right behind it
+  const folded = await load
+  await w.stop()
+  assert.is(folded, 6, 'the load took the stale answer and failed')
+  assert.equal(w.loads.map(l => l.round), [6])
+  assert.is(sent.filter(s => s.msg.stateRequest != null).length, 1)
+})
+
+test('a donor hands a peer the same round\'s state once per gap; a later round, or after the gap, again', () => {
+  const log = new StateServeLog()
+  assert.ok(log.allow('p', 3, 0))
+  assert.not.ok(log.allow('p', 3, 10))
+  assert.not.ok(log.allow('p', 3, STATE_SERVE_GAP_MS - 1))
+  assert.ok(log.allow('q', 3, 10), 'another peer')
+  assert.ok(log.allow('p', 4, 20), 'a later round')
+  assert.ok(log.allow('p', 4, 20 + STATE_SERVE_GAP_MS), 'after the gap')
+  for (let i = 0; i < 1000; i++) log.allow(`x${i}`, 1, 30)
+  assert.ok(log.allow('p', 4, 40), 'bounded: the oldest fell out')
+})
+
+test.run()
