@@ -14,6 +14,7 @@ import { logger } from '@libp2p/logger'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { FramedStream } from './framed.js'
 import { guardOf } from './guard/index.js'
+import { canPause } from './guard/outbound.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
@@ -138,7 +139,7 @@ export class Libp2pJobTransport implements JobTransport {
   private async streamRequest (peer: PeerId, stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
     // the answer (a result of up to TASK_MAX_FRAME) is read under the node's outbound read budget (src/net/guard/outbound.ts)
-    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL)
+    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, undefined, canPause(this.host.getConnections(peer), stream))
     const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -208,7 +209,8 @@ export class Libp2pJobTransport implements JobTransport {
     // reading (yamux stops the provider) until the budget frees; a partial frame has a deadline
     // (src/net/guard/outbound.ts); while it waits for the budget, or a frame is arriving, the
     // provider's heartbeats are stuck behind it: the lease counts as alive meanwhile
-    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
+    // (a stream on a WebRTC connection is never paused for the node budget: libp2p would reset it)
+    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) }, canPause(this.host.getConnections(peer), stream))
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)

@@ -1,0 +1,68 @@
+// Review s11 M2: a stream on a WebRTC connection cannot be paused (@libp2p/webrtc's sendPause is a
+// no-op) and libp2p resets a paused one past its 4 MiB read buffer, so the outbound read budget
+// (src/net/guard/outbound.ts) must never pause it for the node budget: canPause says which streams
+// those are. Two 12 MiB frames on one WebRTC connection through a 1 MiB node budget: both read
+// (before: the second was paused behind the first and reset by libp2p). In-process on 127.0.0.1
+// (a relay, two hosts with WebRTC on).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection, Stream } from '@libp2p/interface'
+import { createHost, webrtcDialerOf, type Host } from '../../src/net/host.js'
+import { FramedStream } from '../../src/net/framed.js'
+import { encodeFramePrefix } from '../../src/wire/frame.js'
+import { OutboundBudget, canPause } from '../../src/net/guard/outbound.js'
+
+const MiB = 1024 * 1024
+const BLAST = '/dbc-test/blast/1'
+const hosts: Host[] = []
+test.after(async () => { await Promise.all(hosts.map(async h => { await h.stop() })) })
+
+async function pair (kind: 'webrtc' | 'tcp'): Promise<{ a: Host, b: Host, conn: Connection }> {
+  const relay = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], connectionMonitor: false, dhtServer: false })
+  hosts.push(relay)
+  const mk = async (): Promise<Host> => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: kind === 'tcp' ? ['/ip4/127.0.0.1/tcp/0'] : [], listenViaRelay: kind === 'webrtc', relayServer: false, dhtServer: false, connectionMonitor: false, bootstrap: [relay.getMultiaddrs()[0].toString()], ...(kind === 'webrtc' ? { webrtc: { enabled: true, iceServers: () => [] } } : {}) })
+  const b = await mk(); const a = await mk()
+  hosts.push(a, b)
+  // b answers each stream with one 12 MiB frame, as fast as the stream takes it
+  await b.handle(BLAST, async (stream: Stream) => {
+    stream.send(encodeFramePrefix(12 * MiB))
+    for (let i = 0; i < 192 && stream.status === 'open'; i++) {
+      if (!stream.send(new Uint8Array(64 * 1024))) await new Promise(resolve => stream.addEventListener('drain', resolve, { once: true }))
+    }
+  }, { runOnLimitedConnection: true })
+  if (kind === 'tcp') return { a, b, conn: await a.dial(b.getMultiaddrs()[0]) }
+  const deadline = Date.now() + 30_000
+  while (!b.getMultiaddrs().some(x => x.toString().includes('/p2p-circuit/webrtc')) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+  const w = b.getMultiaddrs().find(x => x.toString().includes('/p2p-circuit/webrtc'))
+  assert.ok(w !== undefined, 'b announces a WebRTC address')
+  const ma = w.toString().endsWith(b.peerId.toString()) ? w : multiaddr(`${w.toString()}/p2p/${b.peerId.toString()}`)
+  return { a, b, conn: await webrtcDialerOf(a)!(ma, AbortSignal.timeout(20_000)) }
+}
+
+test('canPause: false for a stream on a WebRTC connection, true on yamux over TCP', async () => {
+  for (const kind of ['webrtc', 'tcp'] as const) {
+    const { a, b, conn } = await pair(kind)
+    const s = await conn.newStream(BLAST, { runOnLimitedConnection: true })
+    assert.is(canPause(a.getConnections(b.peerId), s), kind === 'tcp', kind)
+    s.abort(new Error('done'))
+  }
+})
+
+test('two 12 MiB frames on one WebRTC connection through a 1 MiB node budget are both read (neither paused, so libp2p resets neither)', async () => {
+  const { a, b, conn } = await pair('webrtc')
+  const budget = new OutboundBudget({ nodeBytes: MiB, peerBytes: 64 * MiB, frameDeadlineMs: 60_000, frameMinBytesPerSec: 256 * 1024, now: () => Date.now(), charge: () => {} })
+  const reads = await Promise.all([0, 1].map(async () => {
+    const s = await conn.newStream(BLAST, { runOnLimitedConnection: true })
+    const f = new FramedStream(s, { maxFrameBytes: 16 * MiB })
+    budget.track(f, b.peerId, BLAST, undefined, canPause(a.getConnections(b.peerId), s))
+    return f
+  }))
+  const got = await Promise.all(reads.map(async f => await f.read({ signal: AbortSignal.timeout(30_000) }).then(fr => fr?.byteLength ?? -1, (err: Error) => err.message.slice(0, 120))))
+  console.log(`  frames: ${JSON.stringify(got)}; outbound ${JSON.stringify(budget.status())}`)
+  assert.equal(got, [12 * MiB, 12 * MiB])
+  assert.is(budget.stats.paused, 0)
+})
+
+test.run()
