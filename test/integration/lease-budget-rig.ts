@@ -17,7 +17,8 @@ import { dbc } from '../../src/wire/gen/wire.js'
 export const MiB = 1024 * 1024
 const TM = dbc.task.v1.TaskMessage
 export const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-const submitterSecret = new Uint8Array(randomBytes(32))
+/** The submitter's key: a test that makes its own submitter host (`rig`'s `submitter`) makes it from this. */
+export const submitterSecret = new Uint8Array(randomBytes(32))
 const jobId = new Uint8Array(randomBytes(32))
 
 export async function tcpHost (seed: number): Promise<Host> {
@@ -39,8 +40,8 @@ export async function hostile (seed: number, answer: (s: Stream) => void): Promi
 
 export interface Rig { submitter: Host, guard: InboundGuard, tr: Libp2pJobTransport, charges: Array<{ peer: string, code: string }>, stop: () => Promise<void> }
 
-export async function rig (init: InboundGuardInit): Promise<Rig> {
-  const submitter = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', submitterSecret), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+export async function rig (init: InboundGuardInit, host?: Host): Promise<Rig> {
+  const submitter = host ?? await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', submitterSecret), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
   const charges: Array<{ peer: string, code: string }> = []
   const guard = createInboundGuard({ identityGate: false, sweepMs: 100, charge: (p, e) => { charges.push({ peer: p.toString(), code: e.code }) }, ...init })
   installGuard(submitter, guard)
@@ -50,7 +51,7 @@ export async function rig (init: InboundGuardInit): Promise<Rig> {
 
 /** Opens a lease with `p` and sends it one task; `outcome` resolves with the result's code or why the copy was lost. */
 export async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSignal, fp?: FakeProvider): Promise<{ outcome: Promise<string> }> {
-  await r.submitter.dial(p.getMultiaddrs()[0])
+  if (r.submitter.getConnections(p.peerId).length === 0) await r.submitter.dial(p.getMultiaddrs()[0])
   const me = r.submitter.peerId.toMultihash().bytes
   const offerId = fp?.offer({ jobId, requester: me, slots: 1, executor: 'wasm' }, me).offerId ?? new Uint8Array(8)
   const l = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId, jobId, holder: me, provider: p.peerId.toMultihash().bytes, expiresAt: Date.now() + 600_000, heartbeatMs: 100 })

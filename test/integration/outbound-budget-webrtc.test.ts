@@ -13,17 +13,21 @@ import { createHost, webrtcDialerOf, type Host } from '../../src/net/host.js'
 import { FramedStream } from '../../src/net/framed.js'
 import { encodeFramePrefix } from '../../src/wire/frame.js'
 import { OutboundBudget, canPause } from '../../src/net/guard/outbound.js'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { registerTaskProtocol } from '../../src/net/tasks.js'
+import { FakeProvider } from '../../src/jobs/fake-provider.js'
+import { leaseAndRun, rig, submitterSecret } from './lease-budget-rig.js'
 
 const MiB = 1024 * 1024
 const BLAST = '/dbc-test/blast/1'
 const hosts: Host[] = []
 test.after(async () => { await Promise.all(hosts.map(async h => { await h.stop() })) })
 
-async function pair (kind: 'webrtc' | 'tcp'): Promise<{ a: Host, b: Host, conn: Connection }> {
+async function pair (kind: 'webrtc' | 'tcp', secrets: { a?: Uint8Array, b?: Uint8Array } = {}): Promise<{ a: Host, b: Host, conn: Connection }> {
   const relay = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], connectionMonitor: false, dhtServer: false })
   hosts.push(relay)
-  const mk = async (): Promise<Host> => await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: kind === 'tcp' ? ['/ip4/127.0.0.1/tcp/0'] : [], listenViaRelay: kind === 'webrtc', relayServer: false, dhtServer: false, connectionMonitor: false, bootstrap: [relay.getMultiaddrs()[0].toString()], ...(kind === 'webrtc' ? { webrtc: { enabled: true, iceServers: () => [] } } : {}) })
-  const b = await mk(); const a = await mk()
+  const mk = async (secret?: Uint8Array): Promise<Host> => await createHost({ privateKey: secret === undefined ? await generateKeyPair('Ed25519') : await generateKeyPairFromSeed('Ed25519', secret), listen: kind === 'tcp' ? ['/ip4/127.0.0.1/tcp/0'] : [], listenViaRelay: kind === 'webrtc', relayServer: false, dhtServer: false, connectionMonitor: false, bootstrap: [relay.getMultiaddrs()[0].toString()], ...(kind === 'webrtc' ? { webrtc: { enabled: true, iceServers: () => [] } } : {}) })
+  const b = await mk(secrets.b); const a = await mk(secrets.a)
   hosts.push(a, b)
   // b answers each stream with one 12 MiB frame, as fast as the stream takes it
   await b.handle(BLAST, async (stream: Stream) => {
@@ -63,6 +67,21 @@ test('two 12 MiB frames on one WebRTC connection through a 1 MiB node budget are
   console.log(`  frames: ${JSON.stringify(got)}; outbound ${JSON.stringify(budget.status())}`)
   assert.equal(got, [12 * MiB, 12 * MiB])
   assert.is(budget.stats.paused, 0)
+})
+
+test('the job transport: two 12 MiB results on lease streams over a WebRTC connection through a 1 MiB node budget are both read', async () => {
+  const seed = new Uint8Array(32).fill(9)
+  const { a, b } = await pair('webrtc', { a: submitterSecret, b: seed })
+  const fp = new FakeProvider({ secretKey: seed, slots: 2, compute: () => new Uint8Array(12 * MiB).fill(3) })
+  await registerTaskProtocol(b, fp, { heartbeatMs: 100 })
+  const r = await rig({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 64 * MiB }, a)
+  try {
+    const runs = await Promise.all([1, 2].map(async n => await leaseAndRun(r, b, n, AbortSignal.timeout(60_000), fp)))
+    const got = await Promise.all(runs.map(async x => await x.outcome))
+    console.log(`  results: ${JSON.stringify(got)}; charges ${JSON.stringify(r.charges)}; outbound ${JSON.stringify(r.guard.outbound.status())}`)
+    assert.equal(got, [`ok ${12 * MiB}`, `ok ${12 * MiB}`])
+    assert.is(r.guard.outbound.stats.paused, 0)
+  } finally { await r.stop() }
 })
 
 test.run()
