@@ -103,8 +103,7 @@ export class Libp2pJobTransport implements JobTransport {
    */
   private async candidatesFor (req: dbc.task.v1.ILeaseRequest): Promise<PeerId[]> {
     if (this.init.candidates === undefined) return await this.defaultCandidates()
-    const r = req.resources
-    const key = `${req.executor ?? ''}|${r?.gpuModel ?? ''}|${r?.gpuCount ?? 0}|${r?.gpuMemoryMib ?? 0}|${r?.cpuCores ?? 0}|${r?.memoryMib ?? 0}`
+    const key = candidateKey(req)
     const now = Date.now()
     const hit = this.candidateCache.get(key)
     if (hit !== undefined && now - hit.at < CANDIDATES_TTL_MS) {
@@ -174,6 +173,10 @@ export class Libp2pJobTransport implements JobTransport {
         return undefined
       }
     }))
+    // nobody asked made an offer (all refused, or the lookup missed the providers that would: a
+    // lookup cut short on a loaded node finds the nearest records only): the next round looks up
+    // again instead of asking the same peers for CANDIDATES_TTL_MS
+    if (peers.length > 0 && answers.every(a => a === undefined)) this.candidateCache.delete(candidateKey(req))
     const out: TransportOffer[] = []
     for (const a of answers) {
       if (a === undefined) continue
@@ -294,4 +297,10 @@ export class Libp2pJobTransport implements JobTransport {
     this.leases.clear()
     this.routes.close()
   }
+}
+
+/** The candidate cache's key: the request's shape (what the capability lookup depends on). */
+function candidateKey (req: dbc.task.v1.ILeaseRequest): string {
+  const r = req.resources
+  return `${req.executor ?? ''}|${r?.gpuModel ?? ''}|${r?.gpuCount ?? 0}|${r?.gpuMemoryMib ?? 0}|${r?.cpuCores ?? 0}|${r?.memoryMib ?? 0}`
 }

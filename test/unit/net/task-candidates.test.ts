@@ -2,6 +2,8 @@
 // candidates a lookup found answer the rounds of the next CANDIDATES_TTL_MS for the same request
 // shape (one lookup in flight is shared), with peers connected since added; an empty or failed
 // lookup is not kept, another request shape looks again, and after the TTL the next round looks again.
+// A round where every candidate asked refused looks again at once (the lookup may have missed the
+// providers that would offer: a lookup cut short finds the nearest records only).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
@@ -11,6 +13,7 @@ import type { PeerId } from '@libp2p/interface'
 import { createHost } from '../../../src/net/host.js'
 import { Libp2pJobTransport, CANDIDATES_TTL_MS, registerTaskProtocol } from '../../../src/net/tasks.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
+import { DbcError } from '../../../src/errors.js'
 
 test('a lookup\'s candidates answer later rounds for the same shape until the TTL; empty and failed lookups are not kept', async () => {
   const host = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', new Uint8Array(randomBytes(32))), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
@@ -61,6 +64,30 @@ test('a lookup\'s candidates answer later rounds for the same shape until the TT
   } finally {
     Date.now = realNow
     tr.close()
+    await host.stop()
+  }
+})
+
+test('a round where every candidate asked refuses drops the kept lookup: the next round looks again', async () => {
+  const host = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', new Uint8Array(randomBytes(32))), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const refuser = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', new Uint8Array(randomBytes(32))), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  let calls = 0
+  const tr = new Libp2pJobTransport({ host, candidates: async () => { calls++; return [refuser.peerId] } })
+  try {
+    const overPriced = { id: 'refuser', offer: () => { throw new DbcError('OVER_PRICE', 'price 100000 per slot-hour is above the requester\'s maximum 200') }, openLease: () => {}, runTask: async (): Promise<dbc.task.v1.ITaskResult> => ({ ok: false }) }
+    await registerTaskProtocol(refuser, overPriced as any)
+    await host.dial(refuser.getMultiaddrs()[0], { signal: AbortSignal.timeout(30_000) })
+    assert.equal(await tr.requestOffers({ executor: 'wasm' }, {}), [])
+    assert.equal(await tr.requestOffers({ executor: 'wasm' }, {}), [])
+    assert.is(calls, 2, 'the second round looked up again')
+    // every candidate excluded (a running job's round): nobody asked, the lookup is kept
+    const opts = { exclude: new Set([refuser.peerId.toString()]) }
+    await tr.requestOffers({ executor: 'wasm' }, opts)
+    await tr.requestOffers({ executor: 'wasm' }, opts)
+    assert.is(calls, 3)
+  } finally {
+    tr.close()
+    await refuser.stop()
     await host.stop()
   }
 })
