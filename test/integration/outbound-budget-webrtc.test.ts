@@ -17,11 +17,17 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { registerTaskProtocol } from '../../src/net/tasks.js'
 import { FakeProvider } from '../../src/jobs/fake-provider.js'
 import { leaseAndRun, rig, submitterSecret } from './lease-budget-rig.js'
+import { isWebRTC } from '../../src/net/nat-addr.js'
 
 const MiB = 1024 * 1024
 const BLAST = '/dbc-test/blast/1'
 const hosts: Host[] = []
-test.after(async () => { await Promise.all(hosts.map(async h => { await h.stop() })) })
+test.after(async () => {
+  await Promise.all(hosts.map(async h => { await h.stop() }))
+  // a WebRTC dial that timed out leaves something native that keeps the process alive after every
+  // host stopped (seen on a loaded machine, not investigated: s11 m1b report): exit with uvu's code
+  setTimeout(() => { process.exit() }, 3000).unref()
+})
 
 async function pair (kind: 'webrtc' | 'tcp', secrets: { a?: Uint8Array, b?: Uint8Array } = {}): Promise<{ a: Host, b: Host, conn: Connection }> {
   const relay = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], connectionMonitor: false, dhtServer: false })
@@ -42,7 +48,10 @@ async function pair (kind: 'webrtc' | 'tcp', secrets: { a?: Uint8Array, b?: Uint
   const w = b.getMultiaddrs().find(x => x.toString().includes('/p2p-circuit/webrtc'))
   assert.ok(w !== undefined, 'b announces a WebRTC address')
   const ma = w.toString().endsWith(b.peerId.toString()) ? w : multiaddr(`${w.toString()}/p2p/${b.peerId.toString()}`)
-  return { a, b, conn: await webrtcDialerOf(a)!(ma, AbortSignal.timeout(20_000)) }
+  // ICE on a loaded machine sometimes misses the dial's 20 s: try again (the test is about what comes after)
+  for (let i = 1; ; i++) {
+    try { return { a, b, conn: await webrtcDialerOf(a)!(ma, AbortSignal.timeout(20_000)) } } catch (err) { if (i === 3) throw err; console.log(`  WebRTC dial ${i} failed: ${(err as Error).message}`) }
+  }
 }
 
 test('canPause: false for a stream on a WebRTC connection, true on yamux over TCP', async () => {
@@ -72,6 +81,9 @@ test('two 12 MiB frames on one WebRTC connection through a 1 MiB node budget are
 test('the job transport: two 12 MiB results on lease streams over a WebRTC connection through a 1 MiB node budget are both read', async () => {
   const seed = new Uint8Array(32).fill(9)
   const { a, b } = await pair('webrtc', { a: submitterSecret, b: seed })
+  // only the WebRTC connection is left (the relayed one would carry the leases otherwise, under the relay's data limit)
+  await Promise.all(a.getConnections(b.peerId).filter(c => !isWebRTC(c.remoteAddr)).map(async c => { await c.close() }))
+  assert.ok(a.getConnections(b.peerId).every(c => isWebRTC(c.remoteAddr)) && a.getConnections(b.peerId).length > 0, 'a reaches b over WebRTC only')
   const fp = new FakeProvider({ secretKey: seed, slots: 2, compute: () => new Uint8Array(12 * MiB).fill(3) })
   await registerTaskProtocol(b, fp, { heartbeatMs: 100 })
   const r = await rig({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 64 * MiB }, a)
