@@ -14,10 +14,11 @@
 // charged; once per frame) and the next waiting stream goes, so a sender at just the minimum rate
 // cannot make every other result wait for its whole frame (review s11 H2). While streams wait, a
 // stream that holds part of a frame and receives nothing for OUTBOUND_SILENT_MS is reset and
-// charged: a silent holder frees the budget in seconds, not at its frame deadline. Deadlines: a partial frame must complete within
-// FRAME_DEADLINE_MS + length / FRAME_MIN_BYTES_PER_SEC of the time it was allowed to read (time
-// paused by this budget does not count), as on inbound streams; past it the stream is reset and
-// the sender charged READ_DEADLINE (a provider that announces and trickles loses its copies).
+// charged: a silent holder frees the budget in seconds, not at its frame deadline. Deadlines: a
+// partial frame must complete within FRAME_DEADLINE_MS + length / FRAME_MIN_BYTES_PER_SEC of the
+// time it was allowed to read (time paused by this budget does not count), as on inbound streams;
+// past it the stream is reset and the sender charged READ_DEADLINE (a provider that announces and
+// trickles loses its copies).
 //
 // What this bounds: bytes buffered in FramedStreams <= nodeBytes + one frame + one chunk per
 // stream + what a stream paused again received while let through (under the keep rate for one grace
