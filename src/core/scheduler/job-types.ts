@@ -118,6 +118,8 @@ export interface TaskState {
   decided: boolean
   speculated: boolean
   accepted?: string
+  /** Reopened once at the job's end because only providers not established had agreed on it. */
+  audited?: boolean
 }
 
 export interface LeaseState extends LeaseGrant {

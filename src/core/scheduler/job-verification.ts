@@ -5,7 +5,7 @@
 import { IntDeque } from './deque.js'
 import { DeadlineHeap } from './deadline-heap.js'
 import type { ReputationBook } from './reputation.js'
-import { keepsQuorum, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
+import { keepsQuorum, established, DISAGREEMENT_QUORUM, SPOT_CHECK_MAX_COPIES } from './spot-check.js'
 import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, FASTER_ROUND_OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
@@ -401,8 +401,41 @@ export abstract class JobVerification {
     }
   }
 
+  /**
+   * Before the job ends, with the default checks: a task accepted only on the word of providers
+   * that are still not established (two newcomers that agreed: a colluding pair that ran nothing
+   * else was never caught, and its wrong value stood) gets one copy more, from another provider,
+   * when this job has an established provider; its agreeing copies vote again (a disagreement
+   * then needs 3, and the pair is caught). Once per task; returns whether any task was reopened.
+   */
+  private auditUnconfirmed (): boolean {
+    const sc = this.policy.spotChecks
+    if (sc === undefined || !this.checkOne) return false
+    // someone to ask: a provider of this job that is established by now and not avoided (its lease
+    // may be gone: the lease search then asks for one again)
+    const trusted = (p: string): boolean => !this.avoided.has(p) && established(this.reputation, p, sc)
+    if (!this.tasks.some(t => t.copies.some(c => c.outcome === 'agreed' && trusted(c.provider)))) return false
+    const reopened: number[] = []
+    for (let i = 0; i < this.tasks.length; i++) {
+      const t = this.tasks[i]
+      if (t.status !== 'done' || t.audited === true) continue
+      const voters = t.copies.filter(c => c.outcome === 'agreed' && c.hash === t.accepted)
+      if (voters.length === 0 || voters.some(c => established(this.reputation, c.provider, sc))) continue
+      t.audited = true
+      this.reopen(i, t, 'accepted only on the word of providers not established by the end of the job: one copy more')
+      t.quorum = Math.max(t.quorum, voters.length + 1)
+      reopened.push(i)
+    }
+    if (reopened.length === 0) return false
+    const now = this.clock
+    for (const i of reopened) if (this.tasks[i].status === 'active') this.evaluateVotes(now, i, this.tasks[i])
+    this.pump(now)
+    return true
+  }
+
   protected checkFinished (): void {
     if (this.finished || this.catching || this.pendingCatch.length > 0 || this.counts.done + this.counts.failed < this.tasks.length) return
+    if (this.auditUnconfirmed()) return
     this.finished = true
     for (const l of this.ordered) this.commands.push({ type: 'release-lease', leaseId: l.leaseId, provider: l.provider, reason: 'job finished' })
     this.events.push({ type: 'finished', done: this.counts.done, failed: this.counts.failed })

@@ -94,6 +94,19 @@ test('colluding liars and no one established yet: a pair that agreed is undone o
   assert.is(held, 6, `${held}/6 seeds with no wrong result`)
 })
 
+test('a colluding pair that agrees on one task and then goes away: the job audits that task before it ends', () => {
+  let audited = 0
+  for (let seed = 1; seed <= 30; seed++) {
+    // p0 and p1 return the same wrong value and stop after their first results: nothing they ran
+    // disagrees with an honest copy, so neither is ever caught
+    const r = simulate({ ...checked, taskCount: 100 }, ten(i => i < 2 ? { colluder: true, diesAt: 12 } : {}), { seed })
+    assert.ok(r.m.isFinished, `seed ${seed}: finished`)
+    for (let i = 0; i < 100; i++) assert.is(r.m.acceptedHash(i), truth(i), `seed ${seed}: task ${i}`)
+    if (ev(r, 'task-reopened').some(e => e.reason.includes('not established'))) audited++
+  }
+  assert.ok(audited > 0, 'some seed paired the two on a task (the audit ran)')
+})
+
 test('verification off (the explicit opt-out): a liar with redundancy 1 is believed', () => {
   const { spotChecks: _, ...off } = checked
   const r = simulate(off, ten(i => i === 0 ? { liar: true } : {}))
