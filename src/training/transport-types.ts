@@ -14,8 +14,6 @@ export const TRAINING_MAX_FRAME = 64 * 1024 * 1024
 export const MAX_QUEUED_PER_PEER = 1024
 /** Bytes waiting for one peer before new messages are dropped: two full states. */
 export const MAX_QUEUED_BYTES_PER_PEER = 2 * TRAINING_MAX_FRAME
-/** Bytes waiting for all peers together before new messages are dropped. */
-export const MAX_QUEUED_BYTES = 4 * TRAINING_MAX_FRAME
 
 export type TrainingListener = (from: string, msg: TrainingMessage) => void
 

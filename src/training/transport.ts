@@ -31,7 +31,7 @@ import { closeIfRedundant } from './relayed.js'
 import { SendPacer } from './send-pacer.js'
 import { PeerStreams, clearQueue, dequeue, type Outbox } from './streams.js'
 import { decodeTrainingMessage, encodeTrainingMessage, jobOf, type TrainingMessage, type TrainingMessageInput } from './messages.js'
-import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, MAX_QUEUED_BYTES_PER_PEER, MAX_QUEUED_BYTES, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
+import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, MAX_QUEUED_BYTES_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
 
 export { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit, type TrainingPrivacy } from './transport-types.js'
 export { decodeTrainingMessage, encodeTrainingMessage, type TrainingMessage, type TrainingMessageInput } from './messages.js'
@@ -163,9 +163,11 @@ export class TrainingTransport {
     }
     let o = this.outboxes.get(to)
     if (o === undefined) { o = { queue: [], queuedBytes: 0, pumping: false }; this.outboxes.set(to, o) }
-    // bounded in frames and in bytes, per peer and in all: a peer that reads slowly (or asks for the
-    // state again and again) cannot make this node hold more than that for it
-    if (o.queue.length >= MAX_QUEUED_PER_PEER || o.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES_PER_PEER || this.queuedBytes() + bytes.byteLength > MAX_QUEUED_BYTES) { this.stats.dropped++; return }
+    // bounded in frames and in bytes per peer: a peer that reads slowly (or asks for the state
+    // again and again) cannot make this node hold more than that for it. Not in all: a node-wide
+    // cap shared first come, first served let slow members fill it and honest members' frames be
+    // dropped (review s11 N1); what a node holds is per-peer x the peers of its jobs
+    if (o.queue.length >= MAX_QUEUED_PER_PEER || o.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES_PER_PEER) { this.stats.dropped++; return }
     const job = jobOf(msg)
     const own = this.jobRoutes.get(job, coordinator)
     const mode = this.overlay.mode(routing ?? own)
@@ -179,12 +181,6 @@ export class TrainingTransport {
     if (!o.pumping) void this.pump(to, o)
   }
 
-  /** Bytes queued for every peer together. */
-  private queuedBytes (): number {
-    let n = 0
-    for (const o of this.outboxes.values()) n += o.queuedBytes
-    return n
-  }
 
   /** The addresses this host knows for `peer` (to tell other members how to reach it). */
   async addressesOf (peer: string): Promise<string[]> {
