@@ -50,7 +50,7 @@ export async function rig (init: InboundGuardInit, host?: Host): Promise<Rig> {
 }
 
 /** Opens a lease with `p` and sends it one task; `outcome` resolves with the result's code or why the copy was lost. */
-export async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSignal, fp?: FakeProvider): Promise<{ outcome: Promise<string> }> {
+export async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSignal, fp?: FakeProvider): Promise<{ leaseId: Uint8Array, outcome: Promise<string> }> {
   if (r.submitter.getConnections(p.peerId).length === 0) await r.submitter.dial(p.getMultiaddrs()[0])
   const me = r.submitter.peerId.toMultihash().bytes
   const offerId = fp?.offer({ jobId, requester: me, slots: 1, executor: 'wasm' }, me).offerId ?? new Uint8Array(8)
@@ -59,5 +59,5 @@ export async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSign
   await r.tr.openLease(id, l, { signal: AbortSignal.timeout(15_000) })
   const outcome = r.tr.runTask(id, { taskId: new Uint8Array([n]), jobId, leaseId: l.leaseId, index: n, attempt: 1, executor: 'wasm', input: new Uint8Array([16]) }, { signal })
     .then(res => res.ok === true ? `ok ${res.output?.length ?? 0}` : `failed ${String(res.code)}`, (err: Error) => `lost: ${err.message}`)
-  return { outcome }
+  return { leaseId: l.leaseId as Uint8Array, outcome }
 }

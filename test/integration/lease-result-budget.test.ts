@@ -5,24 +5,18 @@
 // hosts on 127.0.0.1; hostile providers are raw handlers on /dbc/task/1.0.0.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { randomBytes } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { createHost, type Host } from '../../src/net/host.js'
-import { Libp2pJobTransport, registerTaskProtocol, TASK_PROTOCOL } from '../../src/net/tasks.js'
+import { registerTaskProtocol, TASK_PROTOCOL } from '../../src/net/tasks.js'
 import { FramedStream } from '../../src/net/framed.js'
 import { encodeFramePrefix } from '../../src/wire/frame.js'
-import { createInboundGuard, installGuard, type InboundGuard, type InboundGuardInit } from '../../src/net/guard/index.js'
+import type { InboundGuard } from '../../src/net/guard/index.js'
 import { FakeProvider } from '../../src/jobs/fake-provider.js'
-import { signLease } from '../../src/core/scheduler/index.js'
-import { nodeSigner } from '../../src/jobs/signing.js'
 import { dbc } from '../../src/wire/gen/wire.js'
+import { MiB, sleep, rig, leaseAndRun, type Rig } from './lease-budget-rig.js'
 
-const MiB = 1024 * 1024
 const TM = dbc.task.v1.TaskMessage
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-const submitterSecret = new Uint8Array(randomBytes(32))
-const jobId = new Uint8Array(randomBytes(32))
 
 interface Hostile { host: Host, streams: Stream[], sent: () => number }
 
@@ -47,29 +41,6 @@ async function hostile (seed: number, answer: (s: Stream) => void): Promise<Host
   return { host, streams, sent: () => streams.reduce((n, s) => n + (written.get(s) ?? 0) - s.writeBufferLength, 0) }
 }
 
-interface Rig { submitter: Host, guard: InboundGuard, tr: Libp2pJobTransport, charges: string[], stop: () => Promise<void> }
-
-async function rig (init: InboundGuardInit): Promise<Rig> {
-  const submitter = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', submitterSecret), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
-  const charges: string[] = []
-  const guard = createInboundGuard({ identityGate: false, sweepMs: 100, charge: (_p, e) => { charges.push(e.code) }, ...init })
-  installGuard(submitter, guard)
-  const tr = new Libp2pJobTransport({ host: submitter, offerTimeoutMs: 15_000 })
-  return { submitter, guard, tr, charges, stop: async () => { tr.close(); guard.stop(); await submitter.stop() } }
-}
-
-/** Opens a lease with `p` and sends it one task; resolves with the result's code or why the copy was lost. */
-async function leaseAndRun (r: Rig, p: Host, n: number, signal: AbortSignal, fp?: FakeProvider): Promise<{ leaseId: Uint8Array, outcome: Promise<string> }> {
-  await r.submitter.dial(p.getMultiaddrs()[0])
-  const me = r.submitter.peerId.toMultihash().bytes
-  const offerId = fp?.offer({ jobId, requester: me, slots: 1, executor: 'wasm' }, me).offerId ?? new Uint8Array(8)
-  const l = signLease(nodeSigner(submitterSecret), { leaseId: new Uint8Array(randomBytes(16)), offerId, jobId, holder: me, provider: p.peerId.toMultihash().bytes, expiresAt: Date.now() + 600_000, heartbeatMs: 100 })
-  const id = p.peerId.toString()
-  await r.tr.openLease(id, l, { signal: AbortSignal.timeout(15_000) })
-  const outcome = r.tr.runTask(id, { taskId: new Uint8Array([n]), jobId, leaseId: l.leaseId, index: n, attempt: 1, executor: 'wasm', input: new Uint8Array([16]) }, { signal })
-    .then(res => res.ok === true ? `ok ${res.output?.length ?? 0}` : `failed ${String(res.code)}`, (err: Error) => `lost: ${err.message}`)
-  return { leaseId: l.leaseId as Uint8Array, outcome }
-}
 
 const outbound = (g: InboundGuard): number => (g as unknown as { outbound?: { bufferedBytes: () => number } }).outbound?.bufferedBytes() ?? -1
 const ended = (s: Stream): boolean => s.status !== 'open'
@@ -88,7 +59,7 @@ test('a 5-byte prefix then silence: the stream is reset at the deadline, the pro
     const { outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(10_000))
     const why = await outcome
     assert.match(why, /did not complete within/, why)
-    assert.equal(r.charges, ['READ_DEADLINE'])
+    assert.equal(r.charges.map(c => c.code), ['READ_DEADLINE'])
     assert.is(outbound(r.guard), 0)
     assert.ok(await untilEnded(p.streams[0], 5000), 'the provider\'s lease stream was reset')
   } finally { await r.stop(); await p.host.stop() }
@@ -106,7 +77,7 @@ test('a trickle that never finishes its frame is cut and charged', async () => {
     const { outcome } = await leaseAndRun(r, p.host, 1, AbortSignal.timeout(8000))
     const why = await outcome
     assert.match(why, /did not complete within/, why)
-    assert.equal(r.charges, ['READ_DEADLINE'])
+    assert.equal(r.charges.map(c => c.code), ['READ_DEADLINE'])
     assert.is(outbound(r.guard), 0)
   } finally { clearInterval(timer); await r.stop(); await p.host.stop() }
 })
@@ -178,7 +149,7 @@ test('six hostile providers cannot push the submitter\'s buffered bytes past the
     // (the stream let through to finish its frame), and what paused yamux streams had window for (<= 2 MiB each)
     assert.ok(sent < budget + 16 * MiB + 6 * 2 * MiB, `hostile providers got ${sent} bytes out`)
     assert.ok(outbound(r.guard) <= budget + 16 * MiB + MiB, `held ${outbound(r.guard)}`)
-    assert.equal(r.charges, [])
+    assert.equal(r.charges.map(c => c.code), [])
   } finally {
     await r.stop()
     await h.stop()
@@ -197,10 +168,10 @@ test('an honest 16 MiB result completes while six stalled providers hold the bud
     const t0 = Date.now()
     const { outcome } = await leaseAndRun(r, good, 1, AbortSignal.timeout(40_000), fp)
     const honest = await outcome
-    console.log(`honest result: ${honest} after ${Date.now() - t0} ms; charges ${r.charges.join(',')}`)
+    console.log(`honest result: ${honest} after ${Date.now() - t0} ms; charges ${r.charges.map(c => c.code).join(',')}`)
     assert.is(honest, `ok ${16 * MiB - 1024}`)
     // the stalled hostile streams are charged as each holds the way past the budget; the honest one never
-    assert.ok(r.charges.length > 0 && r.charges.every(c => c === 'READ_DEADLINE'), r.charges.join(','))
+    assert.ok(r.charges.length > 0 && r.charges.every(c => c.code === 'READ_DEADLINE'), r.charges.map(c => c.code).join(','))
   } finally {
     await r.stop()
     await good.stop()
