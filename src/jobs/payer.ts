@@ -261,7 +261,12 @@ export class JobPayer {
       this.leaves.clear()
       throw err
     }
-    if (this.committed > before) this.init.onPaid?.(this.committed)
+    // inside the runner's step transaction the rows commit (or not) with it: the top-up waits for
+    // that commit, and an outer rollback takes back what this batch added in memory
+    const after = this.committed
+    if (after > before) {
+      store.afterCommit(() => this.init.onPaid?.(after), () => { this.committed = before; this.leaves.clear() })
+    }
     return outs
   }
 

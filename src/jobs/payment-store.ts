@@ -95,6 +95,8 @@ export class PaymentStore {
   }
 
   transaction<T> (fn: () => T): T { return this.store.transaction(fn) }
+  /** Store.afterCommit: runs once the enclosing transaction commits (at once outside one), or `onRollback` if it is undone. */
+  afterCommit (onCommit: () => void, onRollback?: () => void): void { this.store.afterCommit(onCommit, onRollback) }
 
   // ---- escrow
 
@@ -111,7 +113,7 @@ export class PaymentStore {
     const r = this.stmt('SELECT * FROM job_escrow WHERE job_id = ?').get(jobId) as Record<string, unknown> | undefined
     const row = r === undefined ? undefined : rowToEscrow(r)
     // a row read inside a transaction may yet be rolled back
-    if (row !== undefined && !this.store.db.isTransaction) {
+    if (row !== undefined && !this.store.inTransaction()) {
       if (this.escrowRows.size >= 1024) this.escrowRows.delete(this.escrowRows.keys().next().value as string)
       this.escrowRows.set(jobId, row)
     }

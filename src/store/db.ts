@@ -16,6 +16,17 @@ export interface Store {
    * to the caller), its writes commit with the outer transaction.
    */
   transaction: <T>(fn: () => T) => T
+  /** Whether a transaction (or a savepoint inside one) is open now, by this store's own count. */
+  inTransaction: () => boolean
+  /**
+   * Work that must follow the outermost transaction's fate: `onCommit` runs once it commits (at once
+   * when no transaction is open), `onRollback` when the writes made so far are undone (the outer
+   * transaction, or the savepoint it was registered in, rolled back). In-memory state that mirrors
+   * rows written inside a transaction is kept true this way, and effects (a chain call) wait for
+   * the commit. Commit callbacks run in order, rollback callbacks newest first; an error thrown by
+   * one is raised once all have run (the transaction's outcome stands).
+   */
+  afterCommit: (onCommit: () => void, onRollback?: () => void) => void
   close: () => void
 }
 
@@ -24,42 +35,71 @@ export function openStore (path: string): Store {
   const db = new DatabaseSync(path)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;')
   db.exec('CREATE TABLE IF NOT EXISTS migrations (component TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (component, step))')
-  let depth = 0
+  // one level per open transaction or savepoint: what to run when it commits or is undone
+  const levels: Array<{ commits: Array<() => void>, rollbacks: Array<() => void> }> = []
+  const runAll = (fns: Array<() => void>): void => {
+    let first: unknown
+    let failed = false
+    for (const fn of fns) {
+      try { fn() } catch (err) { if (!failed) { first = err; failed = true } }
+    }
+    if (failed) throw first
+  }
   const transaction = <T>(fn: () => T): T => {
-    if (depth > 0) {
+    if (levels.length > 0) {
       // nested: a savepoint, so an outer transaction that catches the throw commits none of this one's writes
-      const name = `sp${depth}`
+      const name = `sp${levels.length}`
       db.exec(`SAVEPOINT ${name}`)
-      depth++
+      const level = { commits: [] as Array<() => void>, rollbacks: [] as Array<() => void> }
+      levels.push(level)
+      let out: T
       try {
-        const out = fn()
+        out = fn()
         db.exec(`RELEASE ${name}`)
-        return out
       } catch (err) {
-        // (an error that ended the whole transaction left no savepoint to go back to: the original error goes on)
-        if (db.isTransaction) { db.exec(`ROLLBACK TO ${name}`); db.exec(`RELEASE ${name}`) }
+        levels.pop()
+        // an error that ended the whole transaction left no savepoint to go back to (isTransaction
+        // false; a Node 22 without that property tries, and is told so): the original error goes on
+        if ((db as { isTransaction?: boolean }).isTransaction !== false) {
+          try { db.exec(`ROLLBACK TO ${name}`); db.exec(`RELEASE ${name}`) } catch {}
+        }
+        try { runAll(level.rollbacks.reverse()) } catch {}
         throw err
-      } finally {
-        depth--
       }
+      levels.pop()
+      // released: its work now follows the enclosing level's fate
+      levels[levels.length - 1].commits.push(...level.commits)
+      levels[levels.length - 1].rollbacks.push(...level.rollbacks)
+      return out
     }
     db.exec('BEGIN IMMEDIATE')
-    depth++
+    const level = { commits: [] as Array<() => void>, rollbacks: [] as Array<() => void> }
+    levels.push(level)
+    let out: T
     try {
-      const out = fn()
+      out = fn()
       db.exec('COMMIT')
-      return out
     } catch (err) {
-      db.exec('ROLLBACK')
+      levels.pop()
+      try { db.exec('ROLLBACK') } catch {}
+      try { runAll(level.rollbacks.reverse()) } catch {}
       throw err
-    } finally {
-      depth--
     }
+    levels.pop()
+    runAll(level.commits)
+    return out
   }
   return {
     db,
     path,
     transaction,
+    inTransaction: () => levels.length > 0,
+    afterCommit (onCommit, onRollback) {
+      const level = levels[levels.length - 1]
+      if (level === undefined) { onCommit(); return }
+      level.commits.push(onCommit)
+      if (onRollback !== undefined) level.rollbacks.push(onRollback)
+    },
     migrate (component, steps) {
       const row = db.prepare('SELECT MAX(step) AS s FROM migrations WHERE component = ?').get(component) as { s: number | null } | undefined
       const done = row?.s ?? -1

@@ -279,4 +279,33 @@ test('a caught peer forfeits every payout address it used in the job, not only i
   assert.match(view.providers.find(x => x.payout === b.payout)?.forfeited ?? '', /caught/)
 })
 
+
+test('inside an outer transaction: onPaid waits for its commit; its rollback takes back the payer\'s totals (review s11 L5)', async () => {
+  const node = openStore(':memory:')
+  const store = new PaymentStore(node)
+  const a = provider()
+  const paid: Array<{ total: bigint, open: boolean }> = []
+  const p = payer(store, [], { onPaid: (total) => { paid.push({ total, open: node.inTransaction() }) } })
+  p.addPayee('A', { payout: a.payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: a.peer })
+  const r0 = receipt(a, 0, 500, 0.05)
+  const r1 = receipt(a, 1, 700, 0.05)
+  // the runner's step fails to commit after the payer recorded its batch in it
+  assert.throws(() => node.transaction(() => {
+    p.payMany([{ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 }])
+    throw new Error('the step could not commit')
+  }), /could not commit/)
+  assert.equal(paid, [], 'no top-up for totals that were rolled back')
+  assert.is(p.view().committed, '0')
+  // the same receipt again, and one more, in a step that commits: counted once each, onPaid after the commit
+  node.transaction(() => {
+    p.payMany([{ provider: 'A', key: '0:1', receipt: r0.bytes, taskId: r0.taskId, measuredMs: 1000 }, { provider: 'A', key: '1:1', receipt: r1.bytes, taskId: r1.taskId, measuredMs: 1000 }])
+    assert.equal(paid, [])
+  })
+  assert.equal(paid, [{ total: r0.amount + r1.amount, open: false }])
+  assert.is(p.view().committed, (r0.amount + r1.amount).toString())
+  const v = await p.signLatest(a.payout)
+  assert.is(v?.voucher.cumulative, r0.amount + r1.amount)
+  assert.is(v?.voucher.receiptCount, 2)
+})
+
 test.run()
