@@ -31,6 +31,12 @@ export { TASK_PROTOCOL, TASK_MAX_FRAME, TASK_REQUEST_MAX_FRAME, TASK_CODE_ALLOWA
 export { registerTaskProtocol, TaskTooLargeError, type TaskServerInit, type VoucherTaker } from './task-server.js'
 
 const log = logger('dbc:task')
+/**
+ * The largest answer to a lease request or a voucher (an offer, the voucher held, or a typed
+ * refusal: a few hundred bytes). Before, such answers were read with the result limit (16 MiB):
+ * any candidate, with no lease, could put 16 MiB per answer into the outbound budget (review s11 L8).
+ */
+export const TASK_ANSWER_MAX_FRAME = TASK_REQUEST_MAX_FRAME
 const TaskMessage = dbc.task.v1.TaskMessage
 
 /** The typed refusal (a ProtocolError frame) a provider sent instead of an answer, if that is what `frame` is. */
@@ -132,12 +138,16 @@ export class Libp2pJobTransport implements JobTransport {
   private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
     const bytes = TaskMessage.encode(msg).finish()
     // the route book sends it over the overlay instead when it must (src/net/routes)
-    return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(peer, stream, bytes, signal))
+    // only a task's answer (its result) may be large: an offer or a voucher is a few hundred bytes (review s11 L8)
+    const maxFrameBytes = msg.task != null ? TASK_MAX_FRAME : TASK_ANSWER_MAX_FRAME
+    return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(peer, stream, bytes, maxFrameBytes, signal))
   }
 
-  private async streamRequest (peer: PeerId, stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
-    const framed = new FramedStream(stream, { maxFrameBytes: TASK_MAX_FRAME })
-    // the answer (a result of up to TASK_MAX_FRAME) is read under the node's outbound read budget (src/net/guard/outbound.ts)
+  private async streamRequest (peer: PeerId, stream: Stream, bytes: Uint8Array, maxFrameBytes: number, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
+    const framed = new FramedStream(stream, { maxFrameBytes })
+    // the answer (a result of up to TASK_MAX_FRAME, an offer or voucher of up to TASK_ANSWER_MAX_FRAME)
+    // is read under the node's outbound read budget (src/net/guard/outbound.ts); a larger one fails
+    // the request (no offer from that peer; not charged: a stream this node opened has no charge)
     guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, undefined, canPause(this.host.getConnections(peer), stream))
     const onAbort = (): void => { framed.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })

@@ -50,7 +50,9 @@ test('an honest 16 MiB result behind a provider trickling at 1.25x the minimum r
     // before (the slow one kept the way for its whole frame): 'lost: the lease stream broke: The stream has been reset' after ~30 s
     assert.is(honest.outcome, `ok ${16 * MiB - 1024}`)
     assert.ok(!r.charges.some(c => c.peer === honest.peer), 'the honest provider is not charged')
-    assert.ok(st.takenBack as number >= 1, 'the slow one was paused again')
+    // the slow one was paused again; on a loaded machine its timer's jitter can put it under the
+    // minimum rate first, and then it is charged instead (seen at load 15-20, at b24ffcd too)
+    assert.ok(st.takenBack as number >= 1 || r.charges.some(c => c.peer === bad.peerId.toString()), 'the slow one was paused again (or charged under the minimum rate)')
     void slow
   } finally {
     for (const t of timers) clearInterval(t)

@@ -33,6 +33,8 @@ export interface InboundGuardInit {
   /** Read budget of streams this node opened (outbound.ts): the node's, and one peer's share. */
   outboundBufferBytes?: number
   outboundPeerBufferBytes?: number
+  /** Bytes all outbound streams that cannot be paused (WebRTC) may hold together (OUTBOUND_UNPAUSABLE_BYTES). */
+  outboundUnpausableBytes?: number
   /** How long the stream let past the outbound budget may go below the minimum rate (OUTBOUND_EXEMPT_GRACE_MS). */
   outboundExemptGraceMs?: number
   /** Peers refused at the door (the score book's bans). */
@@ -118,6 +120,7 @@ export class InboundGuard {
     this.outbound = new OutboundBudget({
       nodeBytes: init.outboundBufferBytes,
       peerBytes: init.outboundPeerBufferBytes,
+      unpausableBytes: init.outboundUnpausableBytes,
       exemptGraceMs: init.outboundExemptGraceMs,
       frameDeadlineMs: init.frameDeadlineMs ?? C.FRAME_DEADLINE_MS,
       frameMinBytesPerSec: init.frameMinBytesPerSec ?? C.FRAME_MIN_BYTES_PER_SEC,

@@ -11,7 +11,7 @@ export * from './constants.js'
 export { RepeatLimiter } from './log-limit.js'
 export { PeerStoreCap } from './peer-store-cap.js'
 export { addressKey } from './address-key.js'
-export { OutboundBudget, OUTBOUND_READ_BYTES, OUTBOUND_PEER_READ_BYTES, type OutboundStats } from './outbound.js'
+export { OutboundBudget, OUTBOUND_READ_BYTES, OUTBOUND_PEER_READ_BYTES, OUTBOUND_UNPAUSABLE_BYTES, type OutboundStats } from './outbound.js'
 
 /** Creates a guard; the daemon creates one per node and passes its charge callback. */
 export function createInboundGuard (init: InboundGuardInit = {}): InboundGuard {

@@ -12,9 +12,10 @@
 // most one frame: the stream's frame limit). It keeps that way only while it is fast
 // (OUTBOUND_EXEMPT_KEEP_BYTES_PER_SEC) or nobody untried waits: a slower one is paused again (not
 // charged; once per frame) and the next waiting stream goes, so a sender at just the minimum rate
-// cannot make every other result wait for its whole frame (review s11 H2). While streams wait, a
-// stream that holds part of a frame and receives nothing for OUTBOUND_SILENT_MS is reset and
-// charged: a silent holder frees the budget in seconds, not at its frame deadline. Deadlines: a
+// cannot make every other result wait for its whole frame (review s11 H2). While streams wait and
+// the budget is full, a stream that holds part of a frame and receives less than
+// OUTBOUND_SILENT_MIN_BYTES in an OUTBOUND_SILENT_MS window is reset and charged: a silent (or
+// dripping: review s11 N4) holder frees the budget in 5-10 s, not at its frame deadline. Deadlines: a
 // partial frame must complete within FRAME_DEADLINE_MS + length / FRAME_MIN_BYTES_PER_SEC of the
 // time it was allowed to read (time paused by this budget does not count), as on inbound streams;
 // past it the stream is reset and the sender charged READ_DEADLINE (a provider that announces and
@@ -22,12 +23,17 @@
 //
 // What this bounds: bytes buffered in FramedStreams <= nodeBytes + one frame + one chunk per
 // stream + what a stream paused again received while let through (under the keep rate for one grace
-// period: about 2 MiB, once per frame) + the frames of streams that cannot be paused (below). What it
-// does not: a paused yamux stream still takes what the sender had window for (at most
-// YAMUX_MAX_STREAM_WINDOW, 2 MiB, per stream) into libp2p's read buffer. A WebRTC stream has no read
-// backpressure (its sendPause is a no-op) and libp2p RESETS a paused one past its 4 MiB read buffer
-// (its lease and copies lost): such a stream (track's `pausable` false) is never paused for the node
-// budget, only past its peer's share; its bytes count, and it is bounded by its frame limit and deadline.
+// period: about 2 MiB, once per frame) + what streams that cannot be paused hold (below: at most
+// OUTBOUND_UNPAUSABLE_BYTES + one chunk). What it does not: a paused yamux stream still takes what
+// the sender had window for (at most YAMUX_MAX_STREAM_WINDOW, 2 MiB, per stream) into libp2p's read
+// buffer. A WebRTC stream has no read backpressure (its sendPause is a no-op) and libp2p RESETS a
+// paused one past its 4 MiB read buffer (its lease and copies lost): such a stream (track's
+// `pausable` false) is never paused, neither for the node budget nor past its peer's share (review
+// s11 M2, N3); its bytes count in the node's total (pausable streams wait for them) and in a cap of
+// their own, OUTBOUND_UNPAUSABLE_BYTES for all of them together (sybil peers each within a share
+// held peers x 32 MiB: review s11 N2). Past the cap the one slowest to finish its frame is reset
+// (shed()): its copies are lost and run elsewhere; the provider is charged only under the minimum
+// rate. Honest results are reset only when more than the cap of them arrive over WebRTC at once.
 import type { PeerId } from '@libp2p/interface'
 import type { FramedStream, ReadMeter } from '../framed.js'
 import { WireError } from '../../errors.js'
@@ -51,8 +57,26 @@ export const OUTBOUND_EXEMPT_GRACE_MS = 2_000
  * above the minimum) it is paused again, not charged, and the next one goes: 16 MiB in 16 s.
  */
 export const OUTBOUND_EXEMPT_KEEP_BYTES_PER_SEC = 1024 * 1024
-/** While streams wait for the budget, a stream holding part of a frame that receives nothing for this long is reset and charged READ_DEADLINE. */
+/**
+ * While streams wait for the budget (and it is full), a stream holding part of a frame that receives
+ * less than OUTBOUND_SILENT_MIN_BYTES in a window of this length is reset and charged READ_DEADLINE.
+ */
 export const OUTBOUND_SILENT_MS = 5_000
+/**
+ * The progress a holder of part of a frame must make in each OUTBOUND_SILENT_MS window while others
+ * wait for the budget (12.8 KiB/s, a twentieth of the frame deadline's minimum rate): one byte per
+ * 4 s no longer keeps 15 MiB of the budget for a whole frame deadline (review s11 N4). Nobody
+ * waiting: no such rule (a slow honest link keeps its frame deadline).
+ */
+export const OUTBOUND_SILENT_MIN_BYTES = 64 * 1024
+/**
+ * Bytes all streams that cannot be paused (WebRTC: `canPause`) may hold together. They are never
+ * paused (neither for the node budget nor for their peer's share: libp2p would reset them); past
+ * this cap the one slowest to finish its frame (bytes left at its rate since the frame began) is
+ * reset: charged READ_DEADLINE only when that rate is under the frame deadline's minimum, else not
+ * charged (its copies are lost and run again). Four 16 MiB results at once (review s11 N2, N3).
+ */
+export const OUTBOUND_UNPAUSABLE_BYTES = 64 * MiB
 
 /**
  * Whether the budget may pause `stream` (one of `connections`' streams): not on a WebRTC
@@ -71,6 +95,8 @@ export interface OutboundBudgetInit {
   exemptGraceMs?: number
   exemptKeepBytesPerSec?: number
   silentMs?: number
+  silentMinBytes?: number
+  unpausableBytes?: number
   now: () => number
   /** Charges a peer whose frame missed its deadline (the guard's charge). */
   charge: (peer: PeerId, err: WireError, protocol: string) => void
@@ -78,15 +104,16 @@ export interface OutboundBudgetInit {
   onTrack?: () => void
 }
 
-export interface OutboundStats { paused: number, resumed: number, exempted: number, takenBack: number, silentCut: number, deadlinesMissed: number, peakBytes: number }
+export interface OutboundStats { paused: number, resumed: number, exempted: number, takenBack: number, silentCut: number, deadlinesMissed: number, peakBytes: number, unpausableCut: number, unpausablePeakBytes: number }
 
 class Entry implements ReadMeter {
   /** Bytes the stream holds (as last reported). */
   bytes = 0
   waiting = false
   exempt = false
-  /** When the current partial frame began (-1: none), and the time it spent paused by the budget since. */
+  /** When the current partial frame began (-1: none), the bytes received then, and the time it spent paused by the budget since. */
   frameAt = -1
+  frameFrom = 0
   pausedMs = 0
   pausedAt = 0
   decoded = 0
@@ -95,9 +122,9 @@ class Entry implements ReadMeter {
   exemptFrom = 0
   /** Let through during its current frame and paused again for being slow: not let through again before the untried ones. */
   slow = false
-  /** When it last received bytes (for OUTBOUND_SILENT_MS). */
-  heardAt = 0
-  heard = 0
+  /** The start of its current progress window (OUTBOUND_SILENT_MS), and the bytes it had received then. */
+  windowAt = 0
+  windowFrom = 0
   /** Bytes received at the last sweep, and the liveness callback. */
   lastBytes = 0
   alive: (() => void) | undefined
@@ -107,25 +134,31 @@ class Entry implements ReadMeter {
 }
 
 export class OutboundBudget {
-  readonly stats: OutboundStats = { paused: 0, resumed: 0, exempted: 0, takenBack: 0, silentCut: 0, deadlinesMissed: 0, peakBytes: 0 }
+  readonly stats: OutboundStats = { paused: 0, resumed: 0, exempted: 0, takenBack: 0, silentCut: 0, deadlinesMissed: 0, peakBytes: 0, unpausableCut: 0, unpausablePeakBytes: 0 }
   private readonly nodeMax: number
   private readonly peerMax: number
+  private readonly unpausableMax: number
   private readonly entries = new Set<Entry>()
   private readonly byPeer = new Map<string, number>()
   /** Streams paused by the budget, longest waiting first. */
   private readonly waiters = new Set<Entry>()
   private exempt: Entry | undefined
   private total = 0
+  /** Bytes held by streams that cannot be paused (part of `total`). */
+  private unpausable = 0
   private waking = false
   private again = false
 
   constructor (private readonly init: OutboundBudgetInit) {
     this.nodeMax = init.nodeBytes ?? OUTBOUND_READ_BYTES
     this.peerMax = init.peerBytes ?? OUTBOUND_PEER_READ_BYTES
+    this.unpausableMax = init.unpausableBytes ?? OUTBOUND_UNPAUSABLE_BYTES
   }
 
   /** Bytes outbound streams hold now: all, or `peer`'s. */
   bufferedBytes (peer?: string): number { return peer === undefined ? this.total : (this.byPeer.get(peer) ?? 0) }
+  /** Bytes the streams that cannot be paused hold now. */
+  get unpausableBytes (): number { return this.unpausable }
   /** Streams watched now, and those paused by the budget. */
   get streams (): number { return this.entries.size }
   get waiting (): number { return this.waiters.size }
@@ -135,13 +168,13 @@ export class OutboundBudget {
    * `alive`: called at each sweep while the stream waits for the budget, or while a frame is
    * arriving on it (the peer's heartbeats on the stream are behind the frame, or behind our pause:
    * its silence is not its fault). `pausable` false: a stream whose muxer cannot stop the sender
-   * (WebRTC: libp2p resets a paused one past 4 MiB): never paused for the node budget, only past
-   * its peer's share.
+   * (WebRTC: libp2p resets a paused one past 4 MiB): never paused for
+   * any budget; past OUTBOUND_UNPAUSABLE_BYTES held by all such streams, the slowest is reset.
    */
   track (framed: FramedStream, peerId: PeerId, protocol: string, alive?: () => void, pausable = true): void {
     const e = new Entry(this, framed, peerId.toString(), peerId, protocol, pausable)
     e.alive = alive
-    e.heardAt = this.init.now()
+    e.windowAt = this.init.now()
     this.entries.add(e)
     this.init.onTrack?.()
     framed.watch(e)
@@ -156,13 +189,43 @@ export class OutboundBudget {
     const f = e.framed
     const next = f.framesDecoded !== e.decoded
     e.decoded = f.framesDecoded
-    if (f.bytesReceived !== e.heard) { e.heard = f.bytesReceived; e.heardAt = this.init.now() }
     if (e.exempt && (next || !f.midFrame)) { e.exempt = false; this.exempt = undefined }
     if (next || !f.midFrame) e.slow = false
     if (!f.midFrame) e.frameAt = -1
-    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0 }
+    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, e.bytes); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived }
     if (!e.waiting && !e.exempt && e.bytes > 0 && this.over(e)) this.pause(e)
+    if (this.unpausable > this.unpausableMax) this.shed()
     if (this.waiters.size > 0 && (delta < 0 || this.exempt === undefined)) this.wake()
+  }
+
+  /**
+   * The streams that cannot be paused hold more than their cap: the one that would take longest to
+   * finish its frame at its rate since the frame began (bytes left / rate) is reset, charged only
+   * when that rate is under the frame deadline's minimum (an honest slow one is not charged; its
+   * copies run again). A frame that just began counts as fast: the trickler that held its bytes
+   * longest goes first, not the result that just started arriving.
+   */
+  private shed (): void {
+    const now = this.init.now()
+    const rateOf = (x: Entry): number => (x.framed.bytesReceived - x.frameFrom) * 1000 / Math.max(1, now - x.frameAt)
+    const finishMs = (x: Entry): number => (x.framed.frameLength - (x.framed.bytesReceived - x.frameFrom)) * 1000 / Math.max(1, rateOf(x))
+    while (this.unpausable > this.unpausableMax) {
+      let last: Entry | undefined
+      for (const x of this.entries) {
+        if (x.pausable || x.bytes <= 0 || !x.framed.midFrame || x.frameAt < 0 || x.framed.frameLength < 0) continue
+        if (last === undefined || finishMs(x) > finishMs(last)) last = x
+      }
+      if (last === undefined) return
+      this.stats.unpausableCut++
+      const rate = rateOf(last)
+      const message = `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}: the one slowest to finish its frame (${last.peer} on ${last.protocol}, ${Math.round(rate)} B/s since its frame began, ${last.bytes} bytes held) is reset`
+      if (rate < this.init.frameMinBytesPerSec && now - last.frameAt >= 1000) this.miss(last, message)
+      else {
+        // not misbehaving: reset, not charged (a plain Error: nobody charges it)
+        last.framed.fail(new Error(message))
+        this.drop(last)
+      }
+    }
   }
 
   /** @internal the stream ended: what it held is free */
@@ -178,18 +241,23 @@ export class OutboundBudget {
   private count (e: Entry, delta: number): void {
     e.bytes += delta
     this.total += delta
+    if (!e.pausable) {
+      this.unpausable += delta
+      if (this.unpausable > this.stats.unpausablePeakBytes) this.stats.unpausablePeakBytes = this.unpausable
+    }
     const left = (this.byPeer.get(e.peer) ?? 0) + delta
     if (left > 0) this.byPeer.set(e.peer, left)
     else this.byPeer.delete(e.peer)
     if (this.total > this.stats.peakBytes) this.stats.peakBytes = this.total
   }
 
+  /** Past the node's budget or its peer's share (a stream that cannot be paused never is: its cap is shed()'s). */
   private over (e: Entry): boolean {
-    return (e.pausable && this.total > this.nodeMax) || (this.byPeer.get(e.peer) ?? 0) > this.peerMax
+    return e.pausable && (this.total > this.nodeMax || (this.byPeer.get(e.peer) ?? 0) > this.peerMax)
   }
 
   private fits (e: Entry): boolean {
-    return (!e.pausable || this.total < this.nodeMax) && (this.byPeer.get(e.peer) ?? 0) < this.peerMax
+    return this.total < this.nodeMax && (this.byPeer.get(e.peer) ?? 0) < this.peerMax
   }
 
   private pause (e: Entry): void {
@@ -204,8 +272,9 @@ export class OutboundBudget {
     e.waiting = false
     this.waiters.delete(e)
     e.pausedMs += this.init.now() - e.pausedAt
-    // its silence while paused was ours
-    e.heardAt = this.init.now()
+    // its silence while paused was ours: a new progress window
+    e.windowAt = this.init.now()
+    e.windowFrom = e.framed.bytesReceived
     this.stats.resumed++
     // what arrived while it was paused is delivered now (and may pause it again)
     e.framed.resumeReading()
@@ -247,6 +316,7 @@ export class OutboundBudget {
   sweep (now: number): void {
     const rate = this.init.frameMinBytesPerSec
     const silent = this.init.silentMs ?? OUTBOUND_SILENT_MS
+    const minBytes = this.init.silentMinBytes ?? OUTBOUND_SILENT_MIN_BYTES
     for (const e of [...this.entries]) {
       if (!this.entries.has(e)) continue
       if (e.alive !== undefined) {
@@ -261,11 +331,17 @@ export class OutboundBudget {
         this.miss(e, `a frame of ${len < 0 ? 'unknown' : len} bytes from ${e.peer} on ${e.protocol} did not complete within ${Math.round(allowed)} ms of reading`)
         continue
       }
-      // while others wait for the budget, a holder of part of a frame may not sit on it silently
-      if (!e.exempt && this.waiters.size > 0 && e.bytes > 0 && now - e.heardAt >= silent && (this.total >= this.nodeMax || (this.byPeer.get(e.peer) ?? 0) >= this.peerMax)) {
-        this.stats.silentCut++
-        this.miss(e, `${e.peer} sent nothing of a frame on ${e.protocol} for ${now - e.heardAt} ms while holding ${e.bytes} bytes that waiting streams need`)
-        continue
+      // while others wait for the budget, a holder of part of a frame may not sit on it (silent, or
+      // dripping): each window it receives at least minBytes, or it is cut (review s11 N4)
+      if (now - e.windowAt >= silent) {
+        const got = e.framed.bytesReceived - e.windowFrom
+        if (!e.exempt && got < minBytes && this.waiters.size > 0 && e.bytes > 0 && (this.total >= this.nodeMax || (this.byPeer.get(e.peer) ?? 0) >= this.peerMax)) {
+          this.stats.silentCut++
+          this.miss(e, `${e.peer} sent ${got} bytes of a frame on ${e.protocol} in ${now - e.windowAt} ms (under ${minBytes}) while holding ${e.bytes} bytes that waiting streams need`)
+          continue
+        }
+        e.windowAt = now
+        e.windowFrom = e.framed.bytesReceived
       }
       // the stream let past the budget: each grace period, at least the minimum rate's worth of bytes
       const grace = this.init.exemptGraceMs ?? OUTBOUND_EXEMPT_GRACE_MS
@@ -297,6 +373,6 @@ export class OutboundBudget {
   }
 
   status (): Record<string, unknown> {
-    return { bufferedBytes: this.total, streams: this.entries.size, waiting: this.waiters.size, ...this.stats }
+    return { bufferedBytes: this.total, unpausableBytes: this.unpausable, streams: this.entries.size, waiting: this.waiters.size, ...this.stats }
   }
 }

@@ -1,7 +1,7 @@
 // OutboundBudget (src/net/guard/outbound.ts), review s11 H2 and M2: the stream let past the budget
 // keeps the way only while it is fast or nobody untried waits (a slow one is paused again, not
 // charged, once per frame); while streams wait, a silent holder of part of a frame is cut; a stream
-// that cannot be paused (WebRTC) is never paused for the node budget, only past its peer's share.
+// that cannot be paused (WebRTC) is never paused (its cap: outbound-unpausable.test.ts).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { setup } from './outbound-fake.js'
@@ -61,7 +61,7 @@ test('while streams wait, a holder of part of a frame that receives nothing for 
   b.sweep(clock.t)
   assert.ok(silent.failed !== undefined, 'cut')
   assert.is(charges.length, 1)
-  assert.match(charges[0], /sent nothing/)
+  assert.match(charges[0], /sent 0 bytes/)
   assert.is(waiter.paused, false, 'the budget is free again')
   assert.is(through.failed, undefined)
 })
@@ -76,7 +76,7 @@ test('nobody waiting: a silent holder keeps its frame deadline only', () => {
   assert.is(charges.length, 0)
 })
 
-test('a stream that cannot be paused (WebRTC) is never paused for the node budget; its peer share still applies', () => {
+test('a stream that cannot be paused (WebRTC) is never paused, neither for the node budget nor past its peer share (review s11 N3)', () => {
   const { b, track } = setup({ peerBytes: 150 })
   const a = track(0)
   a.arrive(90, 500)
@@ -88,8 +88,12 @@ test('a stream that cannot be paused (WebRTC) is never paused for the node budge
   const y = track(2)
   y.arrive(5, 500) // a pausable one still waits for the budget (and is let through, the only waiter)
   assert.is(b.stats.paused, 1)
-  w.arrive(60, 500) // peer 1 holds 160 > 150: past its share even it stops
-  assert.ok(w.paused)
+  w.arrive(60, 500) // peer 1 holds 160 > 150: before, paused here (and libp2p reset it past 4 MiB)
+  assert.is(w.paused, false)
+  assert.is(w.failed, undefined)
+  const p1 = track(1)
+  p1.arrive(5, 500) // a pausable stream of that peer still stops past its share
+  assert.ok(p1.paused)
 })
 
 test.run()
