@@ -99,6 +99,8 @@ export class StunResponder {
       const now = this.now()
       if (!bindingHeaderOk(msg)) { this.stats.dropped++; return }
       if (!this.limit.admitSource(address, now)) { this.stats.limited++; return }
+      // garbage from a forged new source each packet has a fresh source bucket: a global decode bucket bounds its decodes (review s11 L10)
+      if (!this.limit.takeDecode(now)) { this.stats.limited++; return }
       const res = bindingResponse(msg, address, rinfo.port)
       if (res === undefined) { this.stats.dropped++; return }
       if (!this.limit.takeGlobal(now)) { this.stats.limited++; return }

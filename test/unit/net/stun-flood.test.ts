@@ -2,7 +2,8 @@
 // binding requests over the rate limit, from one source or from many once the global bucket is
 // empty, is cut after the fixed-header check and the bucket lookups, without decoding the request
 // or building a response (c2ec22f decoded and built first: ~3x the CPU per flooding packet);
-// header-valid garbage spends its own source's tokens only, never the global bucket's (s10 L1).
+// header-valid garbage spends its own source's tokens only, never the global bucket's (s10 L1);
+// garbage from forged sources is bounded by a global decode bucket (s11 L10).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
@@ -68,6 +69,23 @@ test('header-valid garbage from one source spends its own tokens only: decoded a
     // and the garbage's source is out of tokens for a well-formed request too (it spent them)
     r.onMessage(request(), { address: '127.0.0.66', port: 9 })
     assert.is(r.stats.answered, 4)
+  } finally { await r.stop() }
+})
+
+test('header-valid garbage from a forged new source each packet: decodes bounded by the global decode bucket (review s11 L10)', async () => {
+  let t = 1000
+  const r = await StunResponder.start({ port: 0, host: '127.0.0.1', now: () => t, burst: 8, globalPerSecond: 500, decodesPerSecond: 100 })
+  try {
+    const n = await decodes(async () => { for (let i = 0; i < 5000; i++) r.onMessage(garbage(), { address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 9 }) })
+    // before: every packet decoded (5,000), each source being new
+    assert.is(n, 100, `decodes: ${n}`)
+    assert.is(r.stats.dropped, 100); assert.is(r.stats.limited, 4900)
+    // while the flood lasts an honest request is cut too; a second later the bucket has refilled
+    r.onMessage(request(), { address: '127.0.2.1', port: 9 })
+    assert.is(r.stats.answered, 0)
+    t += 1000
+    r.onMessage(request(), { address: '127.0.2.1', port: 9 })
+    assert.is(r.stats.answered, 1)
   } finally { await r.stop() }
 })
 
