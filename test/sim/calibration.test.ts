@@ -1,3 +1,4 @@
+// test-timeout-s: 600
 // Calibration of the Kademlia model against real kad-dht 16: 200 libp2p nodes in this
 // process (memory transport), built by the model's join sequence: one node at a time, each
 // dialling 1-3 earlier nodes, then kad-dht's own self-query and refresh (nothing is
