@@ -46,8 +46,9 @@ function views (): void {
   const b = w.memory.buffer
   if (buffer === b) return
   buffer = b
-  chachaIn = new Uint8Array(b, w.chacha20Input.value, SMALL_AEAD_MAX_BYTES)
-  chachaOut = new Uint8Array(b, w.chacha20Output.value, SMALL_AEAD_MAX_BYTES)
+  // (64 more: the text follows block 0, see stream)
+  chachaIn = new Uint8Array(b, w.chacha20Input.value, SMALL_AEAD_MAX_BYTES + 64)
+  chachaOut = new Uint8Array(b, w.chacha20Output.value, SMALL_AEAD_MAX_BYTES + 64)
   chachaKey = new Uint8Array(b, w.chacha20Key.value, 32)
   chachaCounter = new Uint8Array(b, w.chacha20Counter.value, 16)
   polyKey = new Uint8Array(b, w.poly1305Key.value, 32)
@@ -61,26 +62,28 @@ export function smallAeadFits (aadLength: number, textLength: number): boolean {
   return aadLength <= SMALL_AEAD_MAX_BYTES && textLength <= SMALL_AEAD_MAX_BYTES
 }
 
-/** ChaCha20 from block `counter` of (key, nonce), XORed over chachaIn[0, length) into chachaOut. */
-function stream (key: Uint8Array, nonce: Uint8Array, counter: number, length: number): void {
+/**
+ * ChaCha20 of (key, nonce) from block 0 over 64 zero bytes followed by chachaIn[64, 64 + length),
+ * into chachaOut: one call gives both the Poly1305 one-time key (the first 32 bytes of block 0)
+ * and the text from block 1 on (chachaOut[64, 64 + length)), instead of one call for each.
+ */
+function stream (key: Uint8Array, nonce: Uint8Array, length: number): void {
   chachaKey.set(key)
-  chachaCounter[0] = counter; chachaCounter[1] = 0; chachaCounter[2] = 0; chachaCounter[3] = 0
+  chachaCounter[0] = 0; chachaCounter[1] = 0; chachaCounter[2] = 0; chachaCounter[3] = 0
   chachaCounter.set(nonce, 4)
-  w.chacha20StreamXORUpdate(length)
+  chachaIn.fill(0, 0, 64)
+  w.chacha20StreamXORUpdate(64 + length)
 }
 
-/** The Poly1305 tag over aad and the ciphertext in chachaOut (seal) or `ciphertext` (open), left in polyOut. */
-function tag (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array | undefined, length: number): void {
-  // one-time key: the first 32 bytes of block 0
-  chachaIn.fill(0, 0, 32)
-  stream(key, nonce, 0, 32)
+/** The Poly1305 tag over aad and `ciphertext` (length bytes), with the one-time key in chachaOut[0, 32), left in polyOut. */
+function tag (aad: Uint8Array, ciphertext: Uint8Array, length: number): void {
   polyKey.set(chachaOut.subarray(0, 32))
   w.poly1305Init()
   const aadPadded = (aad.length + 15) & ~15
   const textPadded = (length + 15) & ~15
   polyIn.set(aad)
   polyIn.fill(0, aad.length, aadPadded)
-  if (ciphertext !== undefined) polyIn.set(ciphertext, aadPadded)
+  polyIn.set(ciphertext, aadPadded)
   polyIn.fill(0, aadPadded + length, aadPadded + textPadded)
   let o = aadPadded + textPadded
   putLength(o, aad.length); o += 8
@@ -96,28 +99,42 @@ function putLength (o: number, n: number): void {
 
 /** ciphertext || 16-byte tag. Callers check smallAeadFits first. */
 export function smallSeal (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  views()
-  const n = plaintext.length
-  const out = new Uint8Array(n + 16)
-  chachaIn.set(plaintext)
-  stream(key, nonce, 1, n)
-  out.set(chachaOut.subarray(0, n))
-  tag(key, nonce, aad, out.subarray(0, n), n)
-  out.set(polyOut, n)
+  const out = new Uint8Array(plaintext.length + 16)
+  smallSealInto(key, nonce, aad, plaintext, out)
   return out
 }
 
-/** The plaintext; throws when the tag does not verify. Callers check smallAeadFits first. */
+/**
+ * smallSeal writing ciphertext || tag into `out` (exactly plaintext.length + 16 bytes; a view
+ * into a buffer the caller frames it in, so the sealed bytes are not copied again).
+ */
+export function smallSealInto (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
+  views()
+  const n = plaintext.length
+  if (out.length !== n + 16) throw new RangeError(`sealed text of ${n} bytes takes ${n + 16} bytes, not ${out.length}`)
+  chachaIn.set(plaintext, 64)
+  stream(key, nonce, n)
+  const ciphertext = chachaOut.subarray(64, 64 + n)
+  tag(aad, ciphertext, n)
+  out.set(ciphertext)
+  out.set(polyOut, n)
+}
+
+/**
+ * The plaintext; throws when the tag does not verify. Callers check smallAeadFits first. (The
+ * text is deciphered in the same ChaCha20 call that makes the one-time key, before the tag is
+ * checked; it stays in the instance's scratch memory and is returned only once the tag verifies.)
+ */
 export function smallOpen (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array {
   if (sealed.length < 16) throw new Error('sealed text shorter than its tag')
   views()
   const n = sealed.length - 16
   const ciphertext = sealed.subarray(0, n)
-  tag(key, nonce, aad, ciphertext, n)
+  chachaIn.set(ciphertext, 64)
+  stream(key, nonce, n)
+  tag(aad, ciphertext, n)
   let diff = 0
   for (let i = 0; i < 16; i++) diff |= polyOut[i] ^ sealed[n + i]
   if (diff !== 0) throw new Error('unable to authenticate data')
-  chachaIn.set(ciphertext)
-  stream(key, nonce, 1, n)
-  return chachaOut.slice(0, n)
+  return chachaOut.slice(64, 64 + n)
 }

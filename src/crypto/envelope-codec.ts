@@ -85,8 +85,15 @@ export function encodedEnvelopeSize (e: Envelope): number {
   return size >= 0 ? size : dbc.envelope.v1.Envelope.encode(e).len
 }
 
-/** Writes `e` (envelopeSize(e) >= 0) at `o`; returns the offset after it. */
-function writeEnvelope (out: Uint8Array, o: number, e: Envelope): number {
+/** Where writeEnvelope left room for the ciphertext (its last call with `reserve`). */
+let reservedAt = 0
+
+/**
+ * Writes `e` (envelopeSize(e) >= 0) at `o`; returns the offset after it. `reserve` > 0: the
+ * ciphertext field gets that many bytes of room (left unwritten, at `reservedAt`) instead of
+ * e.ciphertext, which must be empty.
+ */
+function writeEnvelope (out: Uint8Array, o: number, e: Envelope, reserve = 0): number {
   o = putBytes(out, o, 10, e.sender)
   o = putBytes(out, o, 18, e.recipient)
   o = putBytes(out, o, 26, e.messageId)
@@ -94,7 +101,7 @@ function writeEnvelope (out: Uint8Array, o: number, e: Envelope): number {
   if (e.sequence != null && e.sequence !== 0) { out[o++] = 40; o = writeVarint(out, o, e.sequence) }
   o = putBytes(out, o, 50, e.ephemeralKey)
   o = putBytes(out, o, 58, e.nonce)
-  o = putBytes(out, o, 66, e.ciphertext)
+  if (reserve > 0) { out[o++] = 66; o = writeVarint(out, o, reserve); reservedAt = o; o += reserve } else o = putBytes(out, o, 66, e.ciphertext)
   o = putBytes(out, o, 74, e.signature)
   if (e.contentType != null && e.contentType !== 0) { out[o++] = 80; o = writeVarint(out, o, e.contentType) }
   return o
@@ -133,6 +140,40 @@ export function relayRequestFrameOf (e: Envelope, hopsLeft: number, pathId: numb
   out[o++] = 16; o = writeVarint(out, o, hopsLeft >>> 0)
   out[o++] = 24; writeVarint(out, o, pathId >>> 0)
   return out
+}
+
+/**
+ * A message's direct copy laid out before it is sealed: relayRequestFrameOf's bytes for `e` with
+ * a ciphertext of `ciphertextLength` bytes, hops_left 0 and path_id 0 (one byte each; set by
+ * setFrameIds), and the view of the frame the ciphertext goes into. The sender seals straight
+ * into that view (src/crypto/envelope.ts `place`), so the sealed bytes are neither allocated on
+ * their own nor copied into the frame. Undefined when `e` already has a ciphertext or a
+ * signature, or must go through the generated encoder.
+ */
+export function directFrameAround (e: Envelope, ciphertextLength: number): { frame: Uint8Array, ciphertext: Uint8Array } | undefined {
+  if (ciphertextLength <= 0 || bytesField(e.ciphertext) !== 0 || bytesField(e.signature) !== 0) return undefined
+  const rest = envelopeSize(e)
+  if (rest < 0) return undefined
+  const size = rest + 1 + varintLength(ciphertextLength) + ciphertextLength
+  const body = 1 + varintLength(size) + size + 4
+  const frame = new Uint8Array(varintLength(body) + body)
+  let o = writeVarint(frame, 0, body)
+  frame[o++] = 10
+  o = writeVarint(frame, o, size)
+  o = writeEnvelope(frame, o, e, ciphertextLength)
+  frame[o] = 16; frame[o + 2] = 24
+  return { frame, ciphertext: frame.subarray(reservedAt, reservedAt + ciphertextLength) }
+}
+
+/**
+ * Sets hops_left and path_id in a frame from directFrameAround (in place, before it is written);
+ * false when either does not fit in one byte (then use relayRequestFrameOf).
+ */
+export function setFrameIds (frame: Uint8Array, hopsLeft: number, pathId: number): boolean {
+  if (!Number.isInteger(hopsLeft) || !Number.isInteger(pathId) || hopsLeft < 0 || hopsLeft > 0x7f || pathId < 0 || pathId > 0x7f) return false
+  frame[frame.length - 3] = hopsLeft
+  frame[frame.length - 1] = pathId
+  return true
 }
 
 /** The RelayRequest inside a frame from relayRequestFrameBytes (the frame without its prefix). */

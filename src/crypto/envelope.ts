@@ -68,6 +68,13 @@ export interface SealInput {
   mode?: 'ephemeral' | 'static'
   /** false: leave the signature empty (static mode only; see the header). Default true. */
   sign?: boolean
+  /**
+   * Unsigned envelopes only: where the sealed bytes go. Called with the envelope (every field set
+   * but the ciphertext) and the sealed length; returns a view of exactly that length (which
+   * becomes `ciphertext`), or undefined for a new array. The overlay seals a message straight
+   * into its direct copy's frame this way (envelope-codec.ts directFrameAround).
+   */
+  place?: (e: Envelope, sealedLength: number) => Uint8Array | undefined
 }
 
 const EMPTY = new Uint8Array(0)
@@ -223,7 +230,17 @@ export function sealEnvelope (input: SealInput): Envelope {
   env.contentType = input.contentType ?? 0
   env.ephemeralKey = ephemeralKey
   env.nonce = nonce
+  const into = input.sign === false && input.place !== undefined ? input.place(env, input.payload.length + TAG_BYTES) : undefined
+  // (after place: the AAD is a view of scratch space, valid until the next envelopeAad call)
   const aad = envelopeAad(env, true)
+  if (into !== undefined) {
+    if (into.length !== input.payload.length + TAG_BYTES) throw new RangeError('place returned a view of the wrong length')
+    if (suite.sealInto !== undefined) suite.sealInto(key, nonce, aad, input.payload, into)
+    else into.set(suite.seal(key, nonce, aad, input.payload))
+    env.ciphertext = into
+    env.signature = EMPTY
+    return env
+  }
   const ciphertext = suite.seal(key, nonce, aad, input.payload)
   env.ciphertext = ciphertext
   env.signature = input.sign === false ? EMPTY : suite.sign(seed, signedBytes(aad, ciphertext))

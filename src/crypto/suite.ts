@@ -6,7 +6,7 @@ import { ed25519, x25519 } from '@noble/curves/ed25519.js'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { smallAeadFits, smallSeal, smallOpen } from './aead-small.js'
+import { smallAeadFits, smallSeal, smallSealInto, smallOpen } from './aead-small.js'
 
 export interface CryptoSuite {
   name: string
@@ -32,6 +32,11 @@ export interface CryptoSuite {
   hkdfSha256: (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number) => Uint8Array
   /** ChaCha20-Poly1305; output is ciphertext || 16-byte tag. */
   seal: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array) => Uint8Array
+  /**
+   * `seal` writing ciphertext || tag into `out` (exactly plaintext.length + 16 bytes) instead of
+   * a new array. Absent: callers copy `seal`'s output.
+   */
+  sealInto?: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array) => void
   /** Throws when the tag does not verify. */
   open: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => Uint8Array
 }
@@ -164,6 +169,11 @@ export const nodeSuite: CryptoSuite = {
     const out = new Uint8Array(a.length + b.length + 16)
     out.set(a); out.set(b, a.length); out.set(tag, a.length + b.length)
     return out
+  },
+  sealInto: (key, nonce, aad, plaintext, out) => {
+    if (smallAeadFits(aad.length, plaintext.length) && key.length === 32 && nonce.length === 12) { smallSealInto(key, nonce, aad, plaintext, out); return }
+    if (out.length !== plaintext.length + 16) throw new RangeError(`sealed text of ${plaintext.length} bytes takes ${plaintext.length + 16} bytes, not ${out.length}`)
+    out.set(nodeSuite.seal(key, nonce, aad, plaintext))
   },
   open: (key, nonce, aad, sealed) => {
     if (sealed.length < 16) throw new Error('sealed text shorter than its tag')

@@ -8,11 +8,16 @@ import { FramedStream } from '../framed.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { encodeFrame, encodeFramePrefix } from '../../wire/frame.js'
 
-export interface ChannelInit<A> {
+export interface ChannelInit<A, K = string> {
   protocol: string
   maxFrameBytes: number
   /** Decodes an ack frame into its match key and value; undefined drops the frame. */
-  decodeAck: (frame: Uint8Array) => { key: string, ack: A } | undefined
+  decodeAck: (frame: Uint8Array) => { key: K, ack: A } | undefined
+  /**
+   * For keys that do not identify a request alone: whether `ack`, found under its key, answers
+   * the request sent with `check` (see `send`). False drops the ack; the request keeps waiting.
+   */
+  accepts?: (ack: A, check: unknown) => boolean
   /** Pending requests at most per channel (backpressure: `request` rejects beyond it). */
   maxPending?: number
 }
@@ -20,19 +25,19 @@ export interface ChannelInit<A> {
 /** Called once per request: with the ack, or with the error that ended the wait. */
 export type AckCallback<A> = (err: Error | undefined, ack?: A) => void
 
-interface Pending<A> { done: AckCallback<A>, deadline: number, timeoutMs: number }
+interface Pending<A> { done: AckCallback<A>, deadline: number, timeoutMs: number, check: unknown }
 
 /** How often pending requests are checked against their deadlines (one timer per channel, not per request). */
 const SWEEP_MS = 50
 
-export class RequestChannel<A> {
+export class RequestChannel<A, K = string> {
   private framed: FramedStream | undefined
   private opening: Promise<FramedStream> | undefined
-  private readonly pending = new Map<string, Pending<A>>()
+  private readonly pending = new Map<K, Pending<A>>()
   private closed = false
   private sweeper: ReturnType<typeof setTimeout> | undefined
 
-  constructor (private readonly host: Pick<Libp2p, 'dialProtocol'>, private readonly peer: PeerId, private readonly init: ChannelInit<A>) {}
+  constructor (private readonly host: Pick<Libp2p, 'dialProtocol'>, private readonly peer: PeerId, private readonly init: ChannelInit<A, K>) {}
 
   private async open (options: AbortOptions): Promise<FramedStream> {
     if (this.framed !== undefined) return this.framed
@@ -56,7 +61,7 @@ export class RequestChannel<A> {
         const decoded = this.init.decodeAck(frame)
         if (decoded === undefined) return
         const p = this.pending.get(decoded.key)
-        if (p === undefined) return
+        if (p === undefined || (this.init.accepts !== undefined && !this.init.accepts(decoded.ack, p.check))) return
         this.pending.delete(decoded.key)
         try { p.done(undefined, decoded.ack) } catch {}
       },
@@ -93,36 +98,37 @@ export class RequestChannel<A> {
   }
 
   /** Sends `frame` and resolves with the ack matched by `key`; rejects on stream failure or timeout. */
-  async request (key: string, frame: Uint8Array, timeoutMs: number, options: AbortOptions = {}): Promise<A> {
+  async request (key: K, frame: Uint8Array, timeoutMs: number, options: AbortOptions = {}, check?: unknown): Promise<A> {
     return await new Promise<A>((resolve, reject) => {
-      this.send(key, frame, timeoutMs, (err, ack) => { if (err !== undefined) reject(err); else resolve(ack as A) }, options)
+      this.send(key, frame, timeoutMs, (err, ack) => { if (err !== undefined) reject(err); else resolve(ack as A) }, options, check)
     })
   }
 
   /**
    * `request` with a callback (the hot path: no promise per copy). On an open stream the frame is
    * written before this returns; otherwise once the stream opens. `done` is called exactly once.
+   * `check`: what init.accepts matches an ack against.
    */
-  send (key: string, frame: Uint8Array, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}): void {
+  send (key: K, frame: Uint8Array, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown): void {
     // (large frames go out as prefix + payload, without copying the payload, as FramedStream.write does)
-    this.sendFramed(key, frame.byteLength < 4096 ? encodeFrame(frame) : new Uint8ArrayList(encodeFramePrefix(frame.byteLength), frame), timeoutMs, done, options)
+    this.sendFramed(key, frame.byteLength < 4096 ? encodeFrame(frame) : new Uint8ArrayList(encodeFramePrefix(frame.byteLength), frame), timeoutMs, done, options, check)
   }
 
   /** `send` with bytes already framed (length prefix included): src/crypto/envelope-codec.ts builds them in one buffer. */
-  sendFramed (key: string, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}): void {
+  sendFramed (key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown): void {
     if (this.closed) { done(new Error('channel closed')); return }
     if (this.pending.size >= (this.init.maxPending ?? 1024)) { done(new Error('too many requests in flight to this peer')); return }
-    if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done); return }
+    if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done, check); return }
     this.open(options).then(stream => {
       // closed while the stream was being opened: nothing would ever time this request out
       if (this.closed) { stream.abort(new Error('channel closed')); done(new Error('channel closed')); return }
-      this.write(stream, key, bytes, timeoutMs, done)
+      this.write(stream, key, bytes, timeoutMs, done, check)
     }, err => { done(err as Error) })
   }
 
-  private write (stream: FramedStream, key: string, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>): void {
-    if (this.pending.has(key)) { done(new Error(`a request with key ${key} is already waiting`)); return }
-    this.pending.set(key, { done, deadline: Date.now() + timeoutMs, timeoutMs })
+  private write (stream: FramedStream, key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, check: unknown): void {
+    if (this.pending.has(key)) { done(new Error(`a request with key ${String(key)} is already waiting`)); return }
+    this.pending.set(key, { done, deadline: Date.now() + timeoutMs, timeoutMs, check })
     this.armSweeper()
     try {
       // false means "buffer full, wait for drain": the frame is queued all the same, and each

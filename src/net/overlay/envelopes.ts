@@ -8,7 +8,7 @@ import { guardedHandle } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { DbcError } from '../../errors.js'
 import { sealEnvelope, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
-import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize } from '../../crypto/envelope-codec.js'
+import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, directFrameAround, setFrameIds } from '../../crypto/envelope-codec.js'
 import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs } from '../../core/geo/index.js'
@@ -17,7 +17,7 @@ import type { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 import { RelayInbound, type EnvelopeStats } from './relay-inbound.js'
-import { toHex, ackKey, STATUS } from './relay-frames.js'
+import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frames.js'
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
@@ -33,6 +33,8 @@ const PATH_CACHE_MAX = 1024
  */
 interface Outgoing {
   envelope: dbc.envelope.v1.Envelope
+  /** The first direct copy's frame, the envelope sealed into it (sendNow); taken by the first direct launch. */
+  directFrame?: Uint8Array
   relayBytes?: Uint8Array
   /** Relayed copies waiting for the signature being made off the event loop (see pump). */
   signing?: Array<SendCommand<string>>
@@ -49,7 +51,7 @@ export class EnvelopeService {
   private readonly delivery: MultipathDelivery<string>
   /** Inbound RelayRequest frames: delivered to us, forwarded, or refused (relay-inbound.ts). */
   private readonly inbound: RelayInbound
-  private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack>>()
+  private readonly channels = new Map<string, RequestChannel<dbc.envelope.v1.Ack, number | string>>()
   private readonly outgoing = new Map<string, Outgoing>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly selfBytes: Uint8Array
@@ -74,6 +76,9 @@ export class EnvelopeService {
   private lastToText = ''
   /** Applications that consume envelopes addressed to us (besides init.onMessage): src/net/overlay/task-envelopes.ts. */
   private readonly listeners = new Set<(msg: ReceivedMessage) => void>()
+  /** sealEnvelope's `place` for unsigned envelopes: lays out the direct copy's frame, left in placedFrame. */
+  private readonly place: (e: dbc.envelope.v1.Envelope, sealedLength: number) => Uint8Array | undefined
+  private placedFrame: Uint8Array | undefined
 
   constructor (private readonly host: Host, private readonly init: EnvelopeServiceInit) {
     this.scores = init.scores ?? new PeerScoreBook<string>()
@@ -83,6 +88,12 @@ export class EnvelopeService {
     this.maxBytes = init.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES
     this.now = init.now ?? Date.now
     this.random = init.random ?? new RandomPool().fill
+    this.place = (e, sealedLength) => {
+      const f = directFrameAround(e, sealedLength)
+      if (f === undefined) return undefined
+      this.placedFrame = f.frame
+      return f.ciphertext
+    }
     const self = this
     this.inbound = new RelayInbound({
       init,
@@ -94,7 +105,7 @@ export class EnvelopeService {
       now: this.now,
       penalize: (peer, offence) => { self.penalize(peer, offence) },
       connectedTo: peer => self.connectedTo(peer),
-      forward: (peer, key, frame, timeoutMs, done) => { self.channel(peer).sendFramed(key, frame, timeoutMs, done) },
+      forward: (peer, messageId, pathId, frame, timeoutMs, done) => { self.channel(peer).sendFramed(ackKey(messageId, pathId), frame, timeoutMs, done, undefined, messageId) },
       deliver: msg => {
         init.onMessage?.(msg)
         for (const l of self.listeners) { try { l(msg) } catch {} }
@@ -157,14 +168,19 @@ export class EnvelopeService {
     const expiresAt = now + (opts.ttlMs ?? this.init.ttlMs ?? 30_000)
     // static mode: unsigned until a copy first goes to a relay (see launch and src/crypto/envelope.ts)
     const mode = this.init.mode ?? 'static'
-    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign: mode !== 'static' || this.init.signDirect === true })
+    const sign = mode !== 'static' || this.init.signDirect === true
+    // an unsigned envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
+    this.placedFrame = undefined
+    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign, place: sign ? undefined : this.place })
+    const directFrame = this.placedFrame
+    this.placedFrame = undefined
     const size = encodedEnvelopeSize(env)
     if (size > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${size} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
     const { paths, spares } = this.choosePaths(toStr, opts)
     if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
-      this.outgoing.set(id, { envelope: env, recipient: env.recipient, resolve, reject })
+      this.outgoing.set(id, { envelope: env, directFrame, recipient: env.recipient, resolve, reject })
     })
     if (opts.signal !== undefined) {
       opts.signal.addEventListener('abort', () => {
@@ -293,10 +309,15 @@ export class EnvelopeService {
       // (signEnvelope fills the envelope's signature in place: a direct copy sent again after this carries it too, still valid)
       if (o.relayBytes === undefined) o.relayBytes = encodeEnvelope(o.envelope.signature.length === 0 ? signEnvelope(o.envelope, this.init.secretKey) : o.envelope)
       frame = relayRequestFrameBytes(o.relayBytes, cmd.hopsLeft, cmd.pathId)
+    } else if (o.directFrame !== undefined && setFrameIds(o.directFrame, cmd.hopsLeft, cmd.pathId)) {
+      // (once: a frame handed to the stream is never written again)
+      frame = o.directFrame
+      o.directFrame = undefined
     } else {
       frame = relayRequestFrameOf(o.envelope, cmd.hopsLeft, cmd.pathId)
     }
-    this.channel(neighbour).sendFramed(ackKey(cmd.id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) })
+    const id = o.envelope.messageId
+    this.channel(neighbour).sendFramed(ackKey(id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) }, undefined, id)
   }
 
   private onCopyAck (envelope: dbc.envelope.v1.Envelope, cmd: SendCommand<string>, neighbour: string, err: Error | undefined, ack: dbc.envelope.v1.Ack | undefined): void {
@@ -335,13 +356,14 @@ export class EnvelopeService {
     }
   }
 
-  private channel (peer: string): RequestChannel<dbc.envelope.v1.Ack> {
+  private channel (peer: string): RequestChannel<dbc.envelope.v1.Ack, number | string> {
     let c = this.channels.get(peer)
     if (c === undefined) {
       c = new RequestChannel(this.host, peerIdFromString(peer), {
         protocol: RELAY_PROTOCOL,
         maxFrameBytes: this.maxBytes + 64,
-        decodeAck: decodeAckFrame
+        decodeAck: decodeAckFrame,
+        accepts: ackAnswers
       })
       this.channels.set(peer, c)
     }
@@ -366,9 +388,14 @@ export class EnvelopeService {
     return id
   }
 
-  /** Sends one RelayRequest frame to a neighbour and waits for its ack (also used by tests to send crafted frames). */
+  /**
+   * Sends one RelayRequest frame to a neighbour and waits for its ack (also used by tests to send
+   * crafted frames); `key` names the copy as "<message id in hex>/<path id>".
+   */
   async request (neighbour: string, key: string, frame: Uint8Array, timeoutMs = this.delivery.ackTimeoutMs * 2): Promise<dbc.envelope.v1.Ack> {
-    return await this.channel(neighbour).request(key, frame, timeoutMs)
+    const slash = key.lastIndexOf('/')
+    const id = Uint8Array.from(Buffer.from(key.slice(0, slash), 'hex'))
+    return await this.channel(neighbour).request(ackKey(id, Number(key.slice(slash + 1))), frame, timeoutMs, undefined, id)
   }
 
   private penalize (peer: string, offence: Offence): void {
@@ -395,16 +422,4 @@ export class EnvelopeService {
     }
     return verifyAck(sent.recipient, ack)
   }
-}
-
-/**
- * An Ack frame and its match key; undefined when it does not decode. An Ack has no repeated or
- * nested fields, so decodeMessage's shape walk (src/wire/decode.ts) could never refuse one: the
- * generated decoder alone, on every ack of the hot path.
- */
-function decodeAckFrame (frame: Uint8Array): { key: string, ack: dbc.envelope.v1.Ack } | undefined {
-  try {
-    const ack = dbc.envelope.v1.Ack.decode(frame)
-    return { key: ackKey(ack.messageId, ack.pathId), ack }
-  } catch { return undefined }
 }

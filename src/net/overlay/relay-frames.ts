@@ -5,6 +5,7 @@ import { dbc } from '../../wire/gen/wire.js'
 import { encodeFrame } from '../../wire/frame.js'
 import { ackFrameBytes } from '../../crypto/envelope-codec.js'
 import { AckStatus } from '../../crypto/ack.js'
+import { bytesEqual } from '../../core/identity/index.js'
 import type { AckStatus as CoreAckStatus } from '../../core/routing/index.js'
 import type { FramedStream } from '../framed.js'
 
@@ -13,8 +14,26 @@ const Reader = $protobuf.Reader
 /** Lower-case hex (native; the same text as core/identity's toHex, several times faster on the hot path). */
 export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
-/** The key an ack is matched by on a channel: message id (hex) and path id. */
-export const ackKey = (messageId: Uint8Array | string, pathId: number): string => `${typeof messageId === 'string' ? messageId : toHex(messageId)}/${pathId}`
+/**
+ * The key an ack is matched by on a relay channel (RequestChannel): 40 bits of the message id and
+ * the path id in one number, so that neither a copy sent nor an ack received makes a hex string
+ * (a path id of 8192 or more, which this overlay never makes, takes the text form, message id in
+ * hex). The number alone can collide (an id has 128 bits): the channel checks an ack found under
+ * it against the request's full message id (ackAnswers), so a colliding ack is dropped, as one
+ * under no key is. Two requests waiting under one key: the second is refused (its path fails).
+ */
+export function ackKey (messageId: Uint8Array, pathId: number): number | string {
+  if (!(pathId >= 0 && pathId < 8192 && Number.isInteger(pathId))) return `${toHex(messageId)}/${pathId}`
+  // (bytes past the end read as undefined, which | turns into 0; ackAnswers compares the full id)
+  const low = (messageId[0] | messageId[1] << 8 | messageId[2] << 16) >>> 0
+  const high = (messageId[3] | messageId[4] << 8) >>> 0
+  return (high * 0x1000000 + low) * 8192 + pathId
+}
+
+/** Whether `ack`, found under ackKey(messageId, pathId), answers that request: the same full message id (the key holds the path id exactly). */
+export function ackAnswers (ack: dbc.envelope.v1.Ack, messageId: unknown): boolean {
+  return messageId instanceof Uint8Array && bytesEqual(ack.messageId, messageId)
+}
 
 export const STATUS: Record<number, CoreAckStatus> = { [AckStatus.OK]: 'ok', [AckStatus.DUPLICATE]: 'duplicate', [AckStatus.REJECTED]: 'rejected', [AckStatus.UNREACHABLE]: 'unreachable' }
 
@@ -55,4 +74,16 @@ export function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: nu
     const r = dbc.envelope.v1.RelayRequest.decode(frame)
     return { messageId: r.envelope?.messageId ?? new Uint8Array(0), pathId: r.pathId }
   } catch { return { messageId: new Uint8Array(0), pathId: 0 } }
+}
+
+/**
+ * An Ack frame and its match key; undefined when it does not decode. An Ack has no repeated or
+ * nested fields, so decodeMessage's shape walk (src/wire/decode.ts) could never refuse one: the
+ * generated decoder alone, on every ack of the hot path.
+ */
+export function decodeAckFrame (frame: Uint8Array): { key: number | string, ack: dbc.envelope.v1.Ack } | undefined {
+  try {
+    const ack = dbc.envelope.v1.Ack.decode(frame)
+    return { key: ackKey(ack.messageId, ack.pathId), ack }
+  } catch { return undefined }
 }

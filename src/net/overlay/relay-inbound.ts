@@ -15,7 +15,7 @@ import { ReceiveWindow, decideRelay, type PeerScoreBook, type Offence } from '..
 import { bytesEqual } from '../../core/identity/index.js'
 import { RelayFailureBook } from './relay-failures.js'
 import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
-import { toHex, ackKey, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
+import { toHex, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
 import type { AckCallback } from './channel.js'
 import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
 
@@ -36,8 +36,8 @@ export interface InboundHost {
   penalize: (peer: string, offence: Offence) => void
   /** Whether we hold an open connection to `peer` (peer id bytes). */
   connectedTo: (peer: Uint8Array) => boolean
-  /** Sends a RelayRequest frame on to `peer` and calls back with its ack. */
-  forward: (peer: string, key: string, frame: Uint8Array, timeoutMs: number, done: AckCallback<dbc.envelope.v1.Ack>) => void
+  /** Sends a RelayRequest frame (message `messageId`, path `pathId`) on to `peer` and calls back with its ack. */
+  forward: (peer: string, messageId: Uint8Array, pathId: number, frame: Uint8Array, timeoutMs: number, done: AckCallback<dbc.envelope.v1.Ack>) => void
   /** Hands a new message addressed to us to the applications. */
   deliver: (msg: ReceivedMessage) => void
 }
@@ -104,7 +104,12 @@ export class RelayInbound {
    */
   private ack (fromSender: boolean, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
     const id = env.messageId
-    if (fromSender) return dbc.envelope.v1.Ack.create({ messageId: id, pathId, status })
+    if (fromSender) {
+      // (fields set one by one: the generated create walks Object.keys of a properties object)
+      const a = new dbc.envelope.v1.Ack()
+      a.messageId = id; a.pathId = pathId; a.status = status
+      return a
+    }
     const key = env.ephemeralKey.length === 0 ? staticAckKey(this.h.init.secretKey, env.sender, env.recipient, false) : undefined
     return key !== undefined ? macAck(key, id, pathId, status) : signAck(this.h.init.secretKey, id, pathId, status)
   }
@@ -190,7 +195,7 @@ export class RelayInbound {
     // the envelope's own bytes go on as they came (not re-encoded from the decoded copy)
     const fwd = relayRequestFrameBytes(req.envelopeBytes, req.hopsLeft - 1, req.pathId)
     return new Promise(resolve => {
-      this.h.forward(recipient, ackKey(id, req.pathId), fwd, this.h.ackTimeoutMs, (err, ack) => {
+      this.h.forward(recipient, id, req.pathId, fwd, this.h.ackTimeoutMs, (err, ack) => {
         resolve(err !== undefined || ack === undefined ? dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: err?.message ?? 'no ack' }) : ack)
       })
     })

@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createCipheriv } from 'node:crypto'
 import { createRng } from '../../../src/core/rng.js'
-import { smallSeal, smallOpen, smallAeadFits, SMALL_AEAD_MAX_BYTES } from '../../../src/crypto/aead-small.js'
+import { smallSeal, smallSealInto, smallOpen, smallAeadFits, SMALL_AEAD_MAX_BYTES } from '../../../src/crypto/aead-small.js'
 import { nodeSuite, nobleSuite } from '../../../src/crypto/suite.js'
 
 const rng = createRng(7)
@@ -85,6 +85,17 @@ test('a plaintext handed out is not overwritten by the next message (no view int
   smallOpen(key, nonce, aad, sealedB)
   assert.is(hex(openedA), hex(a))
   assert.is(hex(smallOpen(key, nonce, aad, sealedB)), hex(b))
+})
+
+test('smallSealInto writes the same bytes into the view it is given, and nothing around it', () => {
+  for (const n of [0, 17, 256, SMALL_AEAD_MAX_BYTES]) {
+    const key = bytes(32); const nonce = bytes(12); const aad = bytes(150); const pt = bytes(n)
+    const buffer = new Uint8Array(n + 16 + 20).fill(0xee)
+    smallSealInto(key, nonce, aad, pt, buffer.subarray(7, 7 + n + 16))
+    assert.is(hex(buffer.subarray(7, 7 + n + 16)), hex(openssl(key, nonce, aad, pt)))
+    assert.ok(buffer.subarray(0, 7).every(b => b === 0xee) && buffer.subarray(7 + n + 16).every(b => b === 0xee))
+    assert.throws(() => { smallSealInto(key, nonce, aad, pt, new Uint8Array(n + 15)) }, /takes/)
+  }
 })
 
 test.run()

@@ -3,8 +3,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, envelopeAad, type Envelope } from '../../../src/crypto/index.js'
-import { encodeEnvelopeFast, relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, ackFrameBytes, frameBody } from '../../../src/crypto/envelope-codec.js'
+import { sealEnvelope, openEnvelope, envelopeAad, type Envelope } from '../../../src/crypto/index.js'
+import { nobleSuite } from '../../../src/crypto/suite.js'
+import { encodeEnvelopeFast, relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, ackFrameBytes, frameBody, directFrameAround, setFrameIds } from '../../../src/crypto/envelope-codec.js'
 import { encodeFrame } from '../../../src/wire/frame.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
@@ -83,6 +84,39 @@ test('ack frames match the generated encoder; acks with a reason are left to it'
     assert.is(hex(ackFrameBytes(ack) as Uint8Array), hex(encodeFrame(dbc.envelope.v1.Ack.encode(ack).finish())))
   }
   assert.is(ackFrameBytes({ messageId: id, status: 2, reason: 'forged' }), undefined)
+})
+
+test('a message sealed straight into its direct frame: relayRequestFrameOf\'s bytes, and it opens', () => {
+  for (const suite of [undefined, nobleSuite]) {
+    for (const [hops, path, payload] of [[0, 0, 300], [0, 3, 0], [1, 127, 5000], [0, 1, 20_000]]) {
+      let frame: Uint8Array | undefined
+      const e = seal({ mode: 'static', sign: false, suite, sequence: 300, contentType: 2, payload: rng.bytes(new Uint8Array(payload)), place: (env, n) => { const f = directFrameAround(env, n); frame = f?.frame; return f?.ciphertext } })
+      if (frame === undefined) throw new Error('no frame laid out')
+      assert.is(e.ciphertext.buffer, frame.buffer, 'the ciphertext is a view of the frame')
+      assert.ok(setFrameIds(frame, hops, path))
+      assert.is(hex(frame), hex(relayRequestFrameOf(e, hops, path)), `${hops}/${path}/${payload}`)
+      const opened = openEnvelope(e, { now: 1_700_000_000_000, recipient: bob.peerId, recipientSecretKey: bob.secretKey, verifySignature: false, deliveredBySender: true, suite })
+      assert.ok(opened.ok)
+    }
+  }
+  // ids that do not fit one byte are refused and leave the frame as it was
+  const f = directFrameAround(dbc.envelope.v1.Envelope.create({ messageId: new Uint8Array(16) }), 32) as { frame: Uint8Array }
+  const before = hex(f.frame)
+  for (const [hops, path] of [[128, 0], [0, 128], [-1, 0], [0, 1.5], [0, NaN]]) assert.not.ok(setFrameIds(f.frame, hops, path))
+  assert.is(hex(f.frame), before)
+  // only an envelope not yet sealed or signed is laid out; an odd one is left to the generated encoder
+  assert.is(directFrameAround(seal({ mode: 'static', sign: false }), 32), undefined)
+  const signedOnly = dbc.envelope.v1.Envelope.create({ signature: new Uint8Array(64) })
+  assert.is(directFrameAround(signedOnly, 32), undefined)
+  const weird = dbc.envelope.v1.Envelope.create({}) as unknown as Record<string, unknown>; weird.sequence = 1.5
+  assert.is(directFrameAround(weird as unknown as Envelope, 32), undefined)
+  assert.is(directFrameAround(dbc.envelope.v1.Envelope.create({}), 0), undefined)
+  // a signed envelope never asks for a place
+  let asked = false
+  seal({ mode: 'static', place: () => { asked = true; return undefined } })
+  assert.not.ok(asked)
+  // a place of the wrong length is a local bug: thrown
+  assert.throws(() => seal({ mode: 'static', sign: false, place: () => new Uint8Array(3) }), /wrong length/)
 })
 
 test('the AAD keeps its layout (domain, length-prefixed ids, big-endian expiry/sequence/type)', () => {

@@ -115,4 +115,31 @@ test('silence past the timeout fails the request; close() fails the rest and ref
   assert.ok(streams[0].aborted !== undefined, 'the stream was aborted')
 })
 
+test('with accepts, an ack found under its key but not answering the request is dropped; the request keeps waiting', async () => {
+  const { host, streams } = fakeHost()
+  // keys that collide: the key is the ack's first letter, the request's check its whole text
+  const c = new RequestChannel<string, string>(host as never, {} as unknown as PeerId, {
+    protocol: '/test/1',
+    maxFrameBytes: 1024,
+    decodeAck: f => { const text = dec.decode(f); return { key: text[0], ack: text } },
+    accepts: (ack, check) => ack === check
+  })
+  const a = recorder()
+  c.send('x', enc.encode('q'), 10_000, a.done, undefined, 'xyz')
+  await until(() => streams[0]?.sent.length === 1)
+  streams[0].deliver(ackFrame('xab'))
+  await new Promise(resolve => setTimeout(resolve, 20))
+  assert.is(a.calls.length, 0, 'the colliding ack was dropped')
+  assert.is(c.pendingCount, 1)
+  streams[0].deliver(ackFrame('xyz'))
+  await until(() => a.calls.length > 0)
+  assert.equal(a.calls, [{ err: undefined, ack: 'xyz' }])
+  // the promise form carries its check too
+  const p = c.request('y', enc.encode('r'), 10_000, undefined, 'yes')
+  streams[0].deliver(ackFrame('yo'))
+  streams[0].deliver(ackFrame('yes'))
+  assert.is(await p, 'yes')
+  c.close()
+})
+
 test.run()
