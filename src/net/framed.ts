@@ -158,6 +158,22 @@ export class FramedStream {
   private pauseStream (): void { try { this.stream.pause() } catch {} }
   private resumeStream (): void { try { this.stream.resume() } catch {} }
 
+  /**
+   * Reads no more (a request whose one answer was read): frames queued and bytes still to come are
+   * dropped, not held; the stream stays open for its close.
+   */
+  stopReading (): void {
+    if (this.error !== undefined) return
+    const err = new WireError('UNEXPECTED_MESSAGE', 'this stream reads no more')
+    this.error = err
+    this.decoder.fail(err)
+    this.queue.length = 0
+    this.queuedBytes = 0
+    this.releaseAll()
+    this.flushWaiter()
+    this.report()
+  }
+
   /** Changes the frame limit for frames whose prefix arrives from now on. */
   setMaxFrameBytes (limit: FrameLimit): void { this.decoder.setMaxFrameBytes(limit) }
 

@@ -157,6 +157,9 @@ export class Libp2pJobTransport implements JobTransport {
       const m = decodeMessage(TaskMessage, frame)
       const answered = m.ok && (m.value.offer != null || m.value.result != null || m.value.heartbeat != null || m.value.voucher != null)
       if (!answered) throw refusalIn(frame) ?? (m.ok ? new WireError('UNEXPECTED_MESSAGE', 'the provider answered with no offer or result') : m.error)
+      // one answer per request: a frame after it (queued already, or still to come) would be held
+      // unread until the stream ends (on WebRTC, never paused): dropped instead
+      framed.stopReading()
       await framed.close().catch(() => {})
       return m.value
     } catch (err) {

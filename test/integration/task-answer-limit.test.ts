@@ -53,4 +53,27 @@ test('a 1 MiB offer answer is refused (no offer from that candidate, nobody char
   }
 })
 
+test('a frame after the answer is not held: the request stream refuses the next non-empty frame', async () => {
+  const r = await rig({})
+  const stuffer = await tcpHost(43)
+  await stuffer.handle(TASK_PROTOCOL, async (stream: Stream) => {
+    const f = new FramedStream(stream, { maxFrameBytes: 64 * 1024 })
+    await f.readRequired()
+    await f.write(TM.encode({ offer: { offerId: new Uint8Array([43]), provider: stuffer.peerId.toMultihash().bytes, slots: 1 } }).finish())
+    await f.write(new Uint8Array(32 * 1024).fill(1)) // more, and the stream stays open
+  }, { runOnLimitedConnection: true })
+  try {
+    await r.submitter.dial(stuffer.getMultiaddrs()[0])
+    const offers = await r.tr.requestOffers({ jobId: new Uint8Array(32), slots: 1, executor: 'wasm' }, {})
+    assert.is(offers.length, 1)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    console.log(`  outbound after the round: ${JSON.stringify(r.guard.outbound.status())}`)
+    // before: the 32 KiB frame stayed held (decoded, unread) until the stream ended
+    assert.ok(r.guard.outbound.bufferedBytes() < 1024, `held ${r.guard.outbound.bufferedBytes()}`)
+  } finally {
+    await r.stop()
+    await stuffer.stop()
+  }
+})
+
 test.run()

@@ -78,6 +78,9 @@ export const OUTBOUND_SILENT_MIN_BYTES = 64 * 1024
  */
 export const OUTBOUND_UNPAUSABLE_BYTES = 64 * MiB
 
+/** Bytes of decoded, unread frames a stream that cannot be paused may hold before the cap's shed takes it first. */
+const UNREAD_SLACK_BYTES = 64 * 1024
+
 /**
  * Whether the budget may pause `stream` (one of `connections`' streams): not on a WebRTC
  * connection, whose streams have no read backpressure (@libp2p/webrtc's sendPause is a no-op) and
@@ -114,6 +117,8 @@ class Entry implements ReadMeter {
   /** When the current partial frame began (-1: none), the bytes received then, and the time it spent paused by the budget since. */
   frameAt = -1
   frameFrom = 0
+  /** Bytes received at the last report. */
+  seen = 0
   pausedMs = 0
   pausedAt = 0
   decoded = 0
@@ -191,8 +196,10 @@ export class OutboundBudget {
     e.decoded = f.framesDecoded
     if (e.exempt && (next || !f.midFrame)) { e.exempt = false; this.exempt = undefined }
     if (next || !f.midFrame) e.slow = false
+    // (the frame's bytes so far: at most what arrived since the last report, and at most what it holds)
     if (!f.midFrame) e.frameAt = -1
-    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, e.bytes); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived }
+    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, Math.min(e.bytes, f.bytesReceived - e.seen)); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived }
+    e.seen = f.bytesReceived
     if (!e.waiting && !e.exempt && e.bytes > 0 && this.over(e)) this.pause(e)
     if (this.unpausable > this.unpausableMax) this.shed()
     if (this.waiters.size > 0 && (delta < 0 || this.exempt === undefined)) this.wake()
@@ -203,27 +210,36 @@ export class OutboundBudget {
    * finish its frame at its rate since the frame began (bytes left / rate) is reset, charged only
    * when that rate is under the frame deadline's minimum (an honest slow one is not charged; its
    * copies run again). A frame that just began counts as fast: the trickler that held its bytes
-   * longest goes first, not the result that just started arriving.
+   * longest goes first, not the result that just started arriving. Before any of them, a stream
+   * holding frames nobody reads (a request stream whose answer was read, stuffed with more) goes.
    */
   private shed (): void {
     const now = this.init.now()
-    const rateOf = (x: Entry): number => (x.framed.bytesReceived - x.frameFrom) * 1000 / Math.max(1, now - x.frameAt)
-    const finishMs = (x: Entry): number => (x.framed.frameLength - (x.framed.bytesReceived - x.frameFrom)) * 1000 / Math.max(1, rateOf(x))
+    const inFrame = (x: Entry): number => x.framed.midFrame && x.frameAt >= 0 ? x.framed.bytesReceived - x.frameFrom : 0
+    // bytes of whole frames decoded and not read: nobody is reading that stream (a lease stream's frames are read as they come)
+    const unread = (x: Entry): number => x.bytes - inFrame(x)
+    const rateOf = (x: Entry): number => inFrame(x) * 1000 / Math.max(1, now - x.frameAt)
+    const finishMs = (x: Entry): number => (x.framed.frameLength - inFrame(x)) * 1000 / Math.max(1, rateOf(x))
     while (this.unpausable > this.unpausableMax) {
+      let stuffed: Entry | undefined
       let last: Entry | undefined
       for (const x of this.entries) {
-        if (x.pausable || x.bytes <= 0 || !x.framed.midFrame || x.frameAt < 0 || x.framed.frameLength < 0) continue
+        if (x.pausable || x.bytes <= 0) continue
+        if (unread(x) > UNREAD_SLACK_BYTES && (stuffed === undefined || unread(x) > unread(stuffed))) stuffed = x
+        if (!x.framed.midFrame || x.frameAt < 0 || x.framed.frameLength < 0) continue
         if (last === undefined || finishMs(x) > finishMs(last)) last = x
       }
-      if (last === undefined) return
+      const victim = stuffed ?? last
+      if (victim === undefined) return
       this.stats.unpausableCut++
-      const rate = rateOf(last)
-      const message = `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}: the one slowest to finish its frame (${last.peer} on ${last.protocol}, ${Math.round(rate)} B/s since its frame began, ${last.bytes} bytes held) is reset`
-      if (rate < this.init.frameMinBytesPerSec && now - last.frameAt >= 1000) this.miss(last, message)
+      const rate = rateOf(victim)
+      const what = victim === stuffed ? `the one holding the most frames nobody read (${unread(victim)} bytes)` : `the one slowest to finish its frame (${Math.round(rate)} B/s since its frame began)`
+      const message = `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}: ${what}, ${victim.peer} on ${victim.protocol} holding ${victim.bytes} bytes, is reset`
+      if (victim !== stuffed && rate < this.init.frameMinBytesPerSec && now - victim.frameAt >= 1000) this.miss(victim, message)
       else {
-        // not misbehaving: reset, not charged (a plain Error: nobody charges it)
-        last.framed.fail(new Error(message))
-        this.drop(last)
+        // not misbehaving (or not provably): reset, not charged (a plain Error: nobody charges it)
+        victim.framed.fail(new Error(message))
+        this.drop(victim)
       }
     }
   }

@@ -73,6 +73,21 @@ test('past the cap, the frame that would take longest to finish goes, not the on
   assert.is(b.bufferedBytes(), 0)
 })
 
+test('past the cap, a stream holding whole frames nobody reads goes first (not charged), before any frame in arrival', () => {
+  const K = 1024
+  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 200 * K } as never)
+  const [stuffed, honest] = [track(0, false), track(1, false)]
+  // a request stream whose answer was read and which then got a 150 KiB frame nobody reads
+  stuffed.framesDecoded++; stuffed.held = 150 * K; stuffed.meter?.held(150 * K)
+  honest.arrive(1, 1000 * K)
+  clock.t = 10_000
+  honest.arrive(99 * K, 1000 * K) // ~10 KiB/s: 250 KiB held > 200 KiB; the stuffed one goes, not the frame in arrival
+  assert.ok(stuffed.failed !== undefined)
+  assert.is(honest.failed, undefined)
+  assert.is(charges.length, 0)
+  assert.is(b.bufferedBytes(), 99 * K + 1)
+})
+
 test('streams that cannot be paused, under their cap, are never reset whatever the node budget (a 1 B node budget)', () => {
   const { b, clock, charges, track } = setup({ nodeBytes: 1, frameDeadlineMs: 1e9, unpausableBytes: 300 } as never)
   const s = [track(0, false), track(1, false), track(2, false)]
