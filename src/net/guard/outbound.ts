@@ -78,8 +78,8 @@ export const OUTBOUND_SILENT_MIN_BYTES = 64 * 1024
  */
 export const OUTBOUND_UNPAUSABLE_BYTES = 64 * MiB
 
-/** Bytes of decoded, unread frames a stream that cannot be paused may hold before the cap's shed takes it first. */
-const UNREAD_SLACK_BYTES = 64 * 1024
+/** Bytes of decoded, unread frames a stream that cannot be paused may hold before the cap's shed takes it first (more than a chunk of frames decoded at once before the reader takes them). */
+const UNREAD_SLACK_BYTES = 1024 * 1024
 
 /**
  * Whether the budget may pause `stream` (one of `connections`' streams): not on a WebRTC
