@@ -61,6 +61,8 @@ export interface TrainingServiceInit {
 export const MAX_JOB_ID_LENGTH = 128
 /** Refusal reasons are cut to this length on the wire. */
 export const MAX_REASON_LENGTH = 500
+/** Longest an invitation waits for the same coordinator's finishing jobs to stop before its slots are counted, ms. */
+export const FINISHING_WAIT_MS = 5000
 
 /**
  * The trainer for a spec: the operator's trainer the spec names; for the built-in MLP, the
@@ -134,6 +136,16 @@ export class TrainingService {
   private async onMessage (from: string, msg: TrainingMessage): Promise<void> {
     const inv = msg.invite
     if (inv == null || this.starting.has(inv.jobId)) return
+    // The same coordinator's previous job is ending: its Finish came first on the same stream, but the
+    // worker stops (and gives back its slot) a few promise turns later; an invitation read in the same
+    // turn (a busy member reads both at once) would find it still running and be refused as busy.
+    const ending = [...this.workers.values()].filter(w => w.coordinator === from && w.jobId !== inv.jobId && w.finishing)
+    if (ending.length > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([Promise.all(ending.map(async w => { await w.done })), new Promise<void>(resolve => { timer = setTimeout(resolve, FINISHING_WAIT_MS) })])
+      clearTimeout(timer)
+      if (this.starting.has(inv.jobId)) return
+    }
     const running = this.workers.get(inv.jobId)
     if (running !== undefined) {
       // its coordinator restarted and resumes the job: the old worker's rounds are over

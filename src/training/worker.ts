@@ -86,6 +86,8 @@ export class TrainingWorker {
   private unlisten: (() => void) | undefined
   private stateWaiter: ((from: string, msg: dbc.training.v1.StateResponse) => void) | undefined
   private finished = false
+  /** The coordinator's Finish arrived (the worker stops once the round in progress, if any, ends). */
+  private finishReceived = false
   /** A joiner refreshes its state from a member at the start of its first round. */
   private refreshState = false
   /** When each peer was last handed this worker's state, and of which round. */
@@ -147,6 +149,9 @@ export class TrainingWorker {
 
   /** A frame of this job, routed as the job's (coordinator, id) route says: a remote job's never touches the node's private set. */
   private send (to: string, msg: TrainingMessageInput): void { this.init.transport.send(to, msg, undefined, this.init.coordinator) }
+
+  /** Told to finish by its coordinator (or stopped): the job is over, `done` resolves once the worker has stopped. */
+  get finishing (): boolean { return this.finishReceived || this.finished }
 
   /** The coordinator of the job (the peer whose RoundStarts this worker follows). */
   get coordinator (): string { return this.init.coordinator }
@@ -278,6 +283,7 @@ export class TrainingWorker {
       this.stateWaiter(from, msg.stateResponse)
     } else if (msg.finish != null && msg.finish.jobId === this.jobId && from === this.init.coordinator) {
       const sendModel = msg.finish.sendModel
+      this.finishReceived = true
       this.chain = this.chain.then(async () => {
         const state = sendModel ? this.stateMessage(true) : undefined
         if (state !== undefined) this.send(from, { stateResponse: state })

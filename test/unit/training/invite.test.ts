@@ -181,6 +181,19 @@ test('the default built-in spec is accepted; a second built-in job from the same
   await r.service.stop()
 })
 
+test('an invitation read right behind the Finish of the same coordinator\'s last job is not refused as busy', async () => {
+  const r = await rig()
+  const first = await invite(r, {}, 'builtin-a')
+  assert.is(first.accepted, true, first.reason)
+  // a busy member reads the Finish and the coordinator's next invitation in one go (same stream, in order)
+  const bytes = encodeTrainingMessage({ finish: { jobId: 'builtin-a', round: 0, sendModel: false } })
+  r.provider.deliver(r.inviter.self, decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray()))
+  const next = await invite(r, { rounds: 1 }, 'builtin-b')
+  assert.is(next.accepted, true, next.reason)
+  assert.equal([...r.service.workers.keys()], ['builtin-b'])
+  await r.service.stop()
+})
+
 test('a declared trainer is accepted, and stopping the service closes it', async () => {
   const r = await rig()
   const reply = await invite(r, { model: { kind: 'external', trainer: 'torch-mnist' } }, 'job-ok')
