@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coordinator.js'
 import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
-import { TrainingError, bytesToFloats, floatsToBytes } from './worker.js'
+import { TrainingError, bytesToFloats, floatsToBytes, JOIN_LOAD_TIMEOUT_MS } from './worker.js'
 import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
@@ -44,6 +44,8 @@ export interface TrainingSessionInit {
 const ROUND_PAYMENT_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_WINDOW_SHORT'])
 /** Invitations at most to one peer to join a running job (one, then again after each that brought no Join in time). */
 const MAX_INVITATIONS = 3
+/** Donors named in an invitation to a running job (the joiner tries each in turn). */
+const MAX_JOIN_DONORS = 8
 
 export interface TrainingSessionEvents {
   progress: [TrainingProgress]
@@ -77,6 +79,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly served = new StateServeLog()
   /** Invitations sent to each peer asked to join the running job. */
   private readonly invitations = new Map<string, number>()
+  /** Invited joiners that accepted and load the state: each invitation's wait grows once, to the joiner's whole load. */
+  private readonly loadingJoiners = new Set<string>()
   private lookingForPeers = false
   private checkpointWanted: { round: number, digest: string, donors: string[] } | undefined
   /** The round the job resumed from (0 for a fresh job). */
@@ -106,7 +110,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       if (msg.inviteReply != null && msg.inviteReply.jobId === this.jobId) {
         const answer = pending.get(from)
         if (answer !== undefined) answer(msg)
-        else if (!msg.inviteReply.accepted && this.ranks.has(from)) this.memberRefused(from, msg.inviteReply)
+        else if (msg.inviteReply.accepted) this.joinerLoading(from)
+        else if (this.ranks.has(from)) this.memberRefused(from, msg.inviteReply)
       }
       else if (msg.report != null && msg.report.jobId === this.jobId) {
         const r = msg.report
@@ -118,6 +123,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         if (!this.invitedJoiners.has(from) && !this.ranks.has(from)) return
         clearTimeout(this.invitedJoiners.get(from))
         this.invitedJoiners.delete(from)
+        this.loadingJoiners.delete(from)
         this.coordinator?.handleJoin(performance.now(), from)
       } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && msg.stateResponse.final) {
         finalModel?.({ from, params: msg.stateResponse.params })
@@ -211,12 +217,36 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     // may be sent again later, a bounded number of times
     const tries = (this.invitations.get(peer) ?? 0) + 1
     this.invitations.set(peer, tries)
+    this.loadingJoiners.delete(peer)
+    this.waitForJoin(peer, this.init.joinTimeoutMs ?? 60_000)
+    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, MAX_JOIN_DONORS), ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
+    return true
+  }
+
+  /**
+   * Waits `ms` for an invited joiner's Join; after that, the peer may be invited again (a bounded
+   * number of times: an invitation that was lost, refused as busy, or a trainer that took too long).
+   */
+  private waitForJoin (peer: string, ms: number): void {
+    clearTimeout(this.invitedJoiners.get(peer))
     this.invitedJoiners.set(peer, setTimeout(() => {
       this.invitedJoiners.delete(peer)
-      if (tries < MAX_INVITATIONS && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
-    }, this.init.joinTimeoutMs ?? 60_000))
-    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, 8), ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
-    return true
+      this.loadingJoiners.delete(peer)
+      const c = this.coordinator
+      if ((this.invitations.get(peer) ?? 0) < MAX_INVITATIONS && c !== undefined && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
+    }, ms))
+  }
+
+  /**
+   * An invited joiner accepted: it now loads the state (up to JOIN_LOAD_TIMEOUT_MS from each of the
+   * donors it was given) and asks to join when done, loaded or not. Inviting it again meanwhile would
+   * restart its load (its node treats an invitation for a job it runs as a resume): wait for the whole load.
+   */
+  private joinerLoading (peer: string): void {
+    if (!this.invitedJoiners.has(peer) || this.loadingJoiners.has(peer)) return
+    this.loadingJoiners.add(peer)
+    const donors = Math.max(1, Math.min(MAX_JOIN_DONORS, this.coordinator?.currentMembers.length ?? 1))
+    this.waitForJoin(peer, (this.init.joinTimeoutMs ?? 60_000) + donors * JOIN_LOAD_TIMEOUT_MS)
   }
 
   /** The group lost members (or started short): invite peers until it is back at its configured size. */

@@ -51,6 +51,8 @@ export interface StateLoad { from: string, round: number, optimizerRound: number
 
 /** Peers the coordinator named as joining, remembered per job (each may ask for the state). */
 const MAX_ADMITTED = 64
+/** How long a joiner waits for the state from each donor it was given (TrainingService's invitations). */
+export const JOIN_LOAD_TIMEOUT_MS = 30_000
 /** A state request not answered in this long is sent again (then after twice as long, ...). */
 const STATE_RESEND_MS = 5000
 
@@ -86,12 +88,16 @@ export class TrainingWorker {
   private unlisten: (() => void) | undefined
   private stateWaiter: ((from: string, msg: dbc.training.v1.StateResponse) => void) | undefined
   private finished = false
+  /** Aborted by stop(): a state load in progress ends and asks no more. */
+  private readonly stopping = new AbortController()
   /** The coordinator's Finish arrived (the worker stops once the round in progress, if any, ends). */
   private finishReceived = false
   /** A joiner refreshes its state from a member at the start of its first round. */
   private refreshState = false
   /** When each peer was last handed this worker's state, and of which round. */
   private readonly served = new StateServeLog()
+  /** Digest of the state this worker holds (after its last round or load): checked against each RoundStart's agreed one. */
+  private heldDigest: Uint8Array | undefined
   /** Rounds in a row sat out because no member's state could be loaded. */
   private failedRefreshes = 0
   private resolveDone!: () => void
@@ -170,8 +176,9 @@ export class TrainingWorker {
   async joinFrom (donors: string[], opts: { fromRound?: number, digest?: Uint8Array, signal?: AbortSignal, timeoutMs?: number } = {}): Promise<number> {
     const load = (async (): Promise<number> => {
       for (const donor of donors.filter(d => d !== this.self).slice(0, 8)) {
+        if (this.finished) return -1
         try {
-          return await this.loadState(donor, { round: opts.fromRound, digest: opts.digest }, opts.timeoutMs ?? 30_000, opts.signal)
+          return await this.loadState(donor, { round: opts.fromRound, digest: opts.digest }, opts.timeoutMs ?? JOIN_LOAD_TIMEOUT_MS, opts.signal)
         } catch (err) {
           log('job %s: state from %s refused: %s', this.jobId, donor, (err as Error).message)
         }
@@ -189,12 +196,20 @@ export class TrainingWorker {
   private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const msg = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
       let resend: ReturnType<typeof setTimeout> | undefined
+      const signals = signal === undefined ? [this.stopping.signal] : [this.stopping.signal, signal]
+      // settles the load once: the waiter, both timers and the abort listeners go with it
+      const end = (err: unknown, m?: dbc.training.v1.StateResponse): void => {
+        if (this.stateWaiter === waiter) this.stateWaiter = undefined
+        clearTimeout(timer); clearTimeout(resend)
+        for (const s of signals) s.removeEventListener('abort', onAbort)
+        if (m !== undefined) resolve(m)
+        else reject(err)
+      }
       const timer = setTimeout(() => {
-        this.stateWaiter = undefined
-        clearTimeout(resend)
-        reject(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
+        end(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
       }, timeoutMs)
-      signal?.addEventListener('abort', () => { clearTimeout(timer); clearTimeout(resend); reject(signal?.reason) }, { once: true })
+      // a stopped worker (or a cancelled load) asks no more: its resends would fetch whole states nobody reads
+      const onAbort = (): void => { end(signals.find(s => s.aborted)?.reason) }
       // asked again after 5 s, then 10 s more: a request that went out while the connection to the
       // donor was still opening can be lost on the way (the answer to a repeated one is the same)
       const ask = (waitMs: number): void => {
@@ -204,21 +219,25 @@ export class TrainingWorker {
       const waiter = (from: string, m: dbc.training.v1.StateResponse): void => {
         // an answer to an earlier request of ours (a resend, an earlier load) is not this one's
         if (from !== donor || (expect.round !== undefined && m.round < expect.round)) return
-        this.stateWaiter = undefined; clearTimeout(timer); clearTimeout(resend); resolve(m)
+        end(undefined, m)
       }
       this.stateWaiter = waiter
+      if (signals.some(s => s.aborted)) { onAbort(); return }
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
       ask(STATE_RESEND_MS)
     })
     const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
     const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
     if (problem !== undefined) throw new TrainingError('STATE_REJECTED', `state from ${donor}: ${problem}`)
-    if (!verifyStateSignature(donor, stateDigest(state), msg.signature ?? new Uint8Array())) throw new TrainingError('STATE_REJECTED', `state from ${donor} is not signed by it`)
+    const digest = stateDigest(state)
+    if (!verifyStateSignature(donor, digest, msg.signature ?? new Uint8Array())) throw new TrainingError('STATE_REJECTED', `state from ${donor} is not signed by it`)
     await this.init.trainer.setParams(state.params)
     if (state.optimizer.length > 0) await this.init.trainer.setOptimizerState?.(state.optimizer)
     this.reference = Float32Array.from(state.params)
     this.optimizerShared = state.optimizer
     this.optimizerRound = state.optimizerRound
     this.lastRound = state.round - 1
+    this.heldDigest = digest
     let norm = 0
     for (const v of state.optimizer) norm += v * v
     this.loads.push({ from: donor, round: state.round, optimizerRound: state.optimizerRound, optimizerNorm: Math.sqrt(norm), at: Date.now() })
@@ -236,6 +255,7 @@ export class TrainingWorker {
   async stop (): Promise<void> {
     if (this.finished) return await this.done
     this.finished = true
+    this.stopping.abort(new TrainingError('STOPPED', 'the training worker stopped'))
     this.unlisten?.()
     for (const t of this.timers.values()) clearTimeout(t)
     this.timers.clear()
@@ -298,6 +318,12 @@ export class TrainingWorker {
     // Left out of a round (a straggler the coordinator dropped, then let back in): the others'
     // average of the missed rounds is not here, so load the state before taking part again.
     if (round > this.lastRound + 1) this.refreshState = true
+    // A member whose state is not the one the round's members agreed on (its all-reduce reached
+    // nobody: it applied its own average, the others the fallback) loads the agreed state first.
+    if (digest !== undefined && this.heldDigest !== undefined && round === this.lastRound + 1 && !sameBytes(digest, this.heldDigest)) {
+      if (!this.refreshState) log('job %s: state before round %d differs from the agreed one: loading it from a member', this.jobId, round)
+      this.refreshState = true
+    }
     if (!members.includes(this.self)) return
     const refused = await this.init.admitRound?.(round).catch((err: Error) => ({ code: 'ROUND_REFUSED', reason: err.message }))
     if (refused !== undefined && !this.finished) {
@@ -359,6 +385,7 @@ export class TrainingWorker {
       this.optimizerRound = round + 1
     }
     const stateHash = stateDigest({ jobId: this.jobId, round: round + 1, params: reference, optimizer: this.optimizerShared, optimizerRound: this.optimizerRound })
+    this.heldDigest = stateHash
     const evalEvery = spec.evalEvery
     const isLast = round === spec.rounds - 1
     const evaluates = members[0] === this.self && (isLast || (evalEvery > 0 && (round + 1) % evalEvery === 0))
@@ -431,4 +458,10 @@ export class TrainingWorker {
       }, Math.max(0, next - performance.now()) + 1))
     }
   }
+}
+
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

@@ -46,6 +46,68 @@ test('a stale answer from the donor (an earlier round) is passed over; the right
   assert.is(sent.filter(s => s.msg.stateRequest != null).length, 1)
 })
 
+test('a member whose state is not the agreed one (its all-reduce reached nobody) loads the agreed state before its next round (review s11 L3)', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20, averageOptimizerEvery: 0 })
+  const key = await generateKeyPair('Ed25519')
+  const donor = peerIdFromPrivateKey(key).toString()
+  const sign = stateSigner(key.raw.subarray(0, 32))
+  let listener: ((from: string, msg: any) => void) | undefined
+  const sent: any[] = []
+  const transport: any = {
+    self: 'me', stats: { bytesSent: 0, sendBusyMs: 0 },
+    listen: (fn: any) => { listener = fn; return () => {} },
+    send: (to: string, msg: any) => { sent.push({ to, msg }) },
+    jobRoutes: { set () {}, delete () {} },
+    overlay: { node: () => undefined },
+    learnAddresses: async () => {}
+  }
+  const trainer = createMlpTrainer(spec, 0, 1)
+  const w = new TrainingWorker({ transport, jobId: 'j', coordinator: 'coord', spec, trainer })
+  await w.start()
+  const until = async (pred: () => boolean): Promise<void> => { for (let i = 0; i < 300 && !pred(); i++) await new Promise(resolve => setTimeout(resolve, 10)) }
+  const roundStart = (round: number, members: string[], stateHash?: Uint8Array): any => ({ roundStart: { jobId: 'j', round, members, deadlineMs: 1500, addrs: [], bandwidths: [], stateHash: stateHash ?? new Uint8Array(0) } })
+  const reported = (round: number): boolean => sent.some(s => s.msg.report?.round === round)
+  // round 0 alone: this member now holds its own state
+  listener!('coord', roundStart(0, ['me']))
+  await until(() => reported(0))
+  // the others agreed on another state (what the fallback gave them): the round names its digest
+  const params = (await trainer.getParams()).map(v => v + 0.01)
+  const agreed = { jobId: 'j', round: 1, params, optimizer: new Float32Array(0), optimizerRound: 0 }
+  listener!('coord', roundStart(1, ['me', donor], stateDigest(agreed)))
+  await until(() => sent.some(s => s.to === donor && s.msg.stateRequest != null) || reported(1))
+  assert.ok(sent.some(s => s.to === donor && s.msg.stateRequest != null), 'the member ran the round from a state the others do not hold')
+  listener!(donor, { stateResponse: { jobId: 'j', round: 1, params: floatsToBytes(params), optimizer: new Uint8Array(0), optimizerRound: 0, final: false, signature: sign(stateDigest(agreed)) } })
+  await until(() => reported(1))
+  assert.equal(w.loads.map(l => [l.from, l.round]), [[donor, 1]])
+  // a round that starts from the state it holds loads nothing
+  const held = sent.find(s => s.msg.report?.round === 1).msg.report.stateHash
+  listener!('coord', roundStart(2, ['me', donor], held))
+  await until(() => reported(2))
+  assert.is(w.loads.length, 1)
+  await w.stop()
+})
+
+test('a stopped worker asks no donor for the state any more (review s11 L1)', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20 })
+  const sent: any[] = []
+  const transport: any = {
+    self: 'me', stats: { bytesSent: 0, sendBusyMs: 0 },
+    listen: () => () => {},
+    send: (to: string, msg: any) => { sent.push({ to, msg }) },
+    jobRoutes: { set () {}, delete () {} },
+    overlay: { node: () => undefined }
+  }
+  const w = new TrainingWorker({ transport, jobId: 'j', coordinator: 'coord', spec, trainer: createMlpTrainer(spec, 0, 1) })
+  await w.start()
+  // silent donors: each would be asked, and waited for, in turn
+  const load = w.joinFrom(['d1', 'd2', 'd3'], { fromRound: 6, timeoutMs: 200 })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  await w.stop() // e.g. the service restarted the job's worker for a re-invitation
+  assert.is(await load, -1)
+  await new Promise(resolve => setTimeout(resolve, 700))
+  assert.equal(sent.map(s => [s.to, Object.keys(s.msg)[0]]), [['d1', 'stateRequest']], 'the stopped worker went on asking')
+})
+
 test('a donor hands a peer the same round\'s state once per gap; a later round, or after the gap, again', () => {
   const log = new StateServeLog()
   assert.ok(log.allow('p', 3, 0))

@@ -1,0 +1,60 @@
+// A replacement peer invited into a running job that accepted and is still loading the state is not
+// invited again while it loads (review s11 L1): its node would take a second invitation for the job
+// as a resume, stop the loading worker and start the load over. In-process transports, one real member.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
+import { TrainingService } from '../../../src/training/service.js'
+import { TrainingSession } from '../../../src/training/session.js'
+
+/** A transport with no network: frames go, encoded and decoded, to the hub's transport they name. */
+class HubTransport extends TrainingTransport {
+  hub: HubTransport[] = []
+  override async start (): Promise<void> {}
+  override async stop (): Promise<void> {}
+  override async addressesOf (): Promise<string[]> { return [] }
+  override async learnAddresses (): Promise<void> {}
+  override send (to: string, msg: TrainingMessageInput): void {
+    const bytes = encodeTrainingMessage(msg)
+    const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
+    const target = this.hub.find(p => p.self === to)
+    // 10 ms a frame: a round (RoundStart out, Report back) takes at least 20 ms, many join timeouts over the job
+    if (target !== undefined) setTimeout(() => { (target as any).dispatch(this.self, decoded) }, 10)
+  }
+}
+
+async function hubTransport (hub: HubTransport[]): Promise<HubTransport> {
+  const t = new HubTransport({ peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')) } as unknown as TrainingHost)
+  t.hub = hub
+  hub.push(t)
+  return t
+}
+
+test('a joiner that accepted the invitation and still loads is not invited again when its join timeout passes', async () => {
+  const hub: HubTransport[] = []
+  const coordinator = await hubTransport(hub)
+  const member = await hubTransport(hub)
+  const service = new TrainingService(member)
+  await service.start()
+  // the replacement accepts and then loads for longer than the join timeout (it never sends Join here)
+  const joiner = await hubTransport(hub)
+  const invites: TrainingMessage[] = []
+  joiner.listen((from, msg) => {
+    if (msg.invite == null) return
+    invites.push(msg)
+    joiner.send(from, { inviteReply: { jobId: msg.invite.jobId, accepted: true, reason: '', paramCount: 0, code: '' } })
+  })
+  const spec = { model: { kind: 'mlp' as const, hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 80, groupSize: 2, minPeers: 1 }
+  const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: 200, candidates: async () => [joiner.self] })
+  const rounds: number[] = []
+  session.on('progress', p => rounds.push(p.round))
+  await session.run()
+  assert.is(rounds.length, 80)
+  assert.is(invites.length, 1, `invited ${invites.length} times while it loaded`)
+  assert.ok(invites[0].invite!.fromRound > 0)
+  await service.stop()
+})
+
+test.run()
