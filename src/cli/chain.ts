@@ -79,7 +79,9 @@ export function registerChainCommands (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
       const client = (await clientOf(cmd))
-      const path = `/v1/chain/jobs/${encodeURIComponent(id)}`
+      // a prefix of a job of this node (as `dbc job list` prints it); a 0x chain job id as given
+      const { resolveJobId } = await import('./job-id.js')
+      const path = `/v1/chain/jobs/${encodeURIComponent(await resolveJobId(client, id))}`
       const done: string[] = []
       if (opts.close === true) done.push(`closed: tx ${String((await client.call<Record<string, any>>('POST', `${path}/close`, undefined, { timeoutMs: 120_000 })).txHash)}`)
       if (opts.refund === true) {

@@ -9,6 +9,7 @@ import { DbcError } from '../errors.js'
 import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
+import { resolveJobId } from './job-id.js'
 
 /** The routes a job (or a node) may ask for (src/net/routes RoutingMode; not imported: the CLI loads no src/net here). */
 const ROUTING_MODES = ['auto', 'direct', 'overlay'] as const
@@ -20,6 +21,9 @@ export function parseRoutingFlag (v: unknown): RoutingFlag {
   if ((ROUTING_MODES as readonly string[]).includes(s)) return s as RoutingFlag
   throw new DbcError('BAD_ARGUMENT', `--routing must be auto, direct or overlay, not "${String(v).slice(0, 40)}"`, { hint: 'auto: a connection, else the overlay; direct: connections only (direct or relayed); overlay: sealed envelopes through relays only (no connection with providers)' })
 }
+
+/** Failed tasks `dbc job explain` prints (the rest are counted; --json lists them all). */
+export const EXPLAIN_FAILURES = 20
 
 interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
@@ -72,6 +76,7 @@ export function registerJobCommands (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
       const client = await clientOf(cmd)
+      id = await resolveJobId(client, id)
       const s = await client.call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`).catch(async (err) => {
         if (!isNotFound(err)) throw err
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
@@ -114,7 +119,9 @@ export function registerJobCommands (program: Command): void {
     .option('--yes', 'confirm a top-up past the job\'s stated budget')
     .option('--json', 'print JSON')
     .action(async (id: string, amount: string, opts, cmd: Command) => {
-      const r = await (await clientOf(cmd)).call<{ added: string, deposited: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/top-up`, { amount, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
+      const client = await clientOf(cmd)
+      id = await resolveJobId(client, id)
+      const r = await client.call<{ added: string, deposited: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/top-up`, { amount, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
       if (opts.json === true) return printJson(r)
       process.stdout.write(`added ${formatDbc(r.added)}: job ${id} now holds ${formatDbc(r.deposited)} in escrow\n`)
     })
@@ -127,6 +134,7 @@ export function registerJobCommands (program: Command): void {
     .option('--json', 'print JSON (outputs base64)')
     .action(async (id: string, opts, cmd: Command) => {
       const client = await clientOf(cmd)
+      id = await resolveJobId(client, id)
       const r = await client.call<{ results: Array<{ index: number, hash: string, output: string }> }>('GET', `/v1/jobs/${encodeURIComponent(id)}/results`).catch(async (err) => {
         if (!isNotFound(err)) throw err
         // a training job: the result is the final model
@@ -168,7 +176,9 @@ export function registerJobCommands (program: Command): void {
     .argument('<job>', 'job id')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const s = await (await clientOf(cmd)).call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
+      const client = await clientOf(cmd)
+      id = await resolveJobId(client, id)
+      const s = await client.call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
       if (opts.json === true) return printJson(s)
       process.stdout.write(`job ${id} is ${s.status}\n`)
     })
@@ -182,6 +192,7 @@ export function registerJobCommands (program: Command): void {
       if (opts.task !== undefined && (!Number.isInteger(opts.task) || opts.task < 0)) throw new DbcError('BAD_ARGUMENT', `--task must be a task index (a whole number >= 0), got ${String(opts.task)}`)
       const q = opts.task !== undefined ? `?task=${String(opts.task)}` : ''
       const client = await clientOf(cmd)
+      id = await resolveJobId(client, id)
       const e: Record<string, any> = await client.call<Record<string, any>>('GET', `/v1/jobs/${encodeURIComponent(id)}/explain${q}`).catch(async (err) => {
         if (!isNotFound(err)) throw err
         // a training job: its routing and how this node reaches each member
@@ -193,7 +204,12 @@ export function registerJobCommands (program: Command): void {
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       const p = e.placement
       if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
-      if ((e.failures ?? []).length > 0) process.stdout.write(`failures:\n${(e.failures as Array<{ index: number, reason: string }>).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
+      // a job that lost its providers can fail thousands of tasks for one reason: the first few, then a count
+      const failures = (e.failures ?? []) as Array<{ index: number, reason: string }>
+      if (failures.length > 0) {
+        process.stdout.write(`failures:\n${failures.slice(0, EXPLAIN_FAILURES).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
+        if (failures.length > EXPLAIN_FAILURES) process.stdout.write(`  ... and ${failures.length - EXPLAIN_FAILURES} more failed tasks (\`dbc job explain ${id} --json\` lists them all, \`--task N\` explains one)\n`)
+      }
       // loaded only here: read commands load nothing from src/net (test/unit/cli/lazy-imports.test.ts)
       const { describeRoute } = await import('../net/routes/explain.js')
       if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)

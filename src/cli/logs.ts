@@ -3,6 +3,7 @@
 // characters before it reaches the terminal. Heavy modules load inside the actions only.
 import type { Command } from 'commander'
 import { dataDirOf } from './context.js'
+import { resolveJobId } from './job-id.js'
 import type { JobEvent } from '../jobs/task-logs.js'
 
 /** Adds `logs` to the `job` and `node` commands (created here when absent). */
@@ -18,6 +19,7 @@ export function registerLogCommands (program: Command): void {
       const { ApiClient } = await import('../api/client.js')
       const { formatJobEvent } = await import('./logs-format.js')
       const client = ApiClient.connect(dataDirOf(cmd))
+      jobId = await resolveJobId(client, jobId)
       if (opts.follow !== true) {
         const view = await client.call<{ jobId: string, status: string, events: JobEventView[] }>('GET', `/v1/jobs/${encodeURIComponent(jobId)}/logs`)
         if (opts.json === true) { process.stdout.write(JSON.stringify(view, null, 2) + '\n'); return }
