@@ -15,17 +15,15 @@ import { cellIdOf, predictOneWayMs } from '../../core/geo/index.js'
 import { RequestChannel } from './channel.js'
 import type { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
-import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
+import { peerIdTextOf, peerIdBytesOf, peerIdObjectOf } from '../peer-ids.js'
 import { RelayInbound, type EnvelopeStats } from './relay-inbound.js'
+import { PathCache, type Paths } from './path-cache.js'
 import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frames.js'
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
-/** How long the paths chosen for a recipient are reused, and for how many recipients at most. */
-const PATH_CACHE_MS = 1000
-const PATH_CACHE_MAX = 1024
 
 /**
  * A message of ours in flight: the envelope (a direct copy's frame is written from it) and,
@@ -66,10 +64,7 @@ export class EnvelopeService {
   /** Relayed copies waiting for their message's signature (signThenLaunch). */
   private awaitingSignature = 0
   private pumpAgain = false
-  private readonly pathCache = new Map<string, { at: number, paths: ReturnType<typeof choosePaths<string>> }>()
-  /** The last path choice (choosePaths): valid while its entry is still the cache's (a ban clears the cache). */
-  private lastPaths: { recipient: string, k: number, useDirect: boolean, key: string, entry: { at: number, paths: ReturnType<typeof choosePaths<string>> } } | undefined
-  private readonly peerIds = new Map<string, PeerId>()
+  private readonly pathCache = new PathCache()
   /** The last recipient as the caller named it, and its bytes and canonical text (sendNow). */
   private lastTo: PeerId | string | undefined
   private lastToBytes: Uint8Array = new Uint8Array(0)
@@ -197,22 +192,13 @@ export class EnvelopeService {
     return result
   }
 
-  /**
-   * Paths for a message to `recipient`, reused for a second per (recipient, k, direct): building
-   * them walks and sorts every connection as a relay candidate, which a chatty peer pair would
-   * otherwise pay on every message (a node with a hundred connections: a hundred predictions and
-   * a sort per send). Path objects are never mutated, so messages can share them.
-   */
-  private choosePaths (recipient: string, opts: SendOptions): ReturnType<typeof choosePaths<string>> {
+  /** Paths for a message to `recipient`: the cached choice (path-cache.ts), else a new one. */
+  private choosePaths (recipient: string, opts: SendOptions): Paths {
     const k = opts.k ?? this.init.k ?? 2
     const useDirect = opts.direct !== false
     const now = this.now()
-    // the last choice first: a chatty pair asks for the same paths again (no key string built)
-    const last = this.lastPaths
-    if (last !== undefined && last.recipient === recipient && last.k === k && last.useDirect === useDirect && now - last.entry.at < PATH_CACHE_MS && this.pathCache.get(last.key) === last.entry) return last.entry.paths
-    const key = `${recipient}\n${k}\n${useDirect ? 1 : 0}`
-    const cached = this.pathCache.get(key)
-    if (cached !== undefined && now - cached.at < PATH_CACHE_MS) { this.lastPaths = { recipient, k, useDirect, key, entry: cached }; return cached.paths }
+    const cached = this.pathCache.get(recipient, k, useDirect, now)
+    if (cached !== undefined) return cached
     const loc = this.init.location
     const recLoc = this.init.locate?.(recipient)
     const candidates: Array<RelayCandidate<string>> = []
@@ -225,11 +211,7 @@ export class EnvelopeService {
     }
     const direct = useDirect ? { predictedMs: loc !== undefined && recLoc !== undefined ? predictOneWayMs(loc, recLoc) : 0 } : undefined
     const paths = choosePaths({ k, direct, candidates, exclude: [recipient] })
-    this.pathCache.delete(key)
-    if (this.pathCache.size >= PATH_CACHE_MAX) this.pathCache.delete(this.pathCache.keys().next().value as string)
-    const entry = { at: now, paths }
-    this.pathCache.set(key, entry)
-    this.lastPaths = { recipient, k, useDirect, key, entry }
+    this.pathCache.set(recipient, k, useDirect, now, paths)
     return paths
   }
 
@@ -373,19 +355,8 @@ export class EnvelopeService {
   /** Whether this node holds an open connection to `peer` (peer id bytes; false when they do not parse). */
   private connectedTo (peer: Uint8Array | null | undefined): boolean {
     try {
-      return this.host.getConnections(this.peerIdOf(peerIdTextOf(peer ?? new Uint8Array(0)))).some(c => c.status === 'open')
+      return this.host.getConnections(peerIdObjectOf(peerIdTextOf(peer ?? new Uint8Array(0)))).some(c => c.status === 'open')
     } catch { return false }
-  }
-
-  /** PeerId objects by text, cached: a relay looks the recipient up on every copy it forwards. */
-  private peerIdOf (text: string): PeerId {
-    let id = this.peerIds.get(text)
-    if (id === undefined) {
-      id = peerIdFromString(text)
-      if (this.peerIds.size >= PATH_CACHE_MAX) this.peerIds.delete(this.peerIds.keys().next().value as string)
-      this.peerIds.set(text, id)
-    }
-    return id
   }
 
   /**
