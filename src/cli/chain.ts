@@ -73,7 +73,7 @@ export function registerChainCommands (program: Command): void {
   const job = program.commands.find(c => c.name() === 'job')
   job?.command('settle')
     .description('the payments of a job you submitted: escrow on chain, what you signed per provider, what each redeemed, the refund')
-    .argument('<job>', 'job id (or the 32-byte chain job id)')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them (or the 32-byte 0x chain job id)')
     .option('--close', 'close the job on chain now (no more work; starts the refund clock)')
     .option('--refund', 'take the unspent escrow back (after the dispute window)')
     .option('--json', 'print JSON')

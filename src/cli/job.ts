@@ -72,7 +72,7 @@ export function registerJobCommands (program: Command): void {
 
   job.command('status')
     .description('show a job\'s state and counts')
-    .argument('<job>', 'job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
       const client = await clientOf(cmd)
@@ -114,7 +114,7 @@ export function registerJobCommands (program: Command): void {
 
   job.command('top-up')
     .description('lock more escrow for a job; past its budget.total (or with none) only with --yes')
-    .argument('<job>', 'job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .argument('<amount>', 'DBC to add')
     .option('--yes', 'confirm a top-up past the job\'s stated budget')
     .option('--json', 'print JSON')
@@ -128,7 +128,7 @@ export function registerJobCommands (program: Command): void {
 
   job.command('results')
     .description('fetch a job\'s accepted results (owner only)')
-    .argument('<job>', 'job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .option('--out <dir>', 'write each result to DIR/<index>.out instead of printing')
     .option('--decode <how>', 'print outputs as text, f64 (little-endian float64 values) or hex; default: text when printable, else f64 when a multiple of 8 bytes', 'auto')
     .option('--json', 'print JSON (outputs base64)')
@@ -173,7 +173,7 @@ export function registerJobCommands (program: Command): void {
 
   job.command('cancel')
     .description('cancel a running job (owner only)')
-    .argument('<job>', 'job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
       const client = await clientOf(cmd)
@@ -185,7 +185,7 @@ export function registerJobCommands (program: Command): void {
 
   job.command('explain')
     .description('why the job (or one task) runs where it runs, or why it is not running')
-    .argument('<job>', 'job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .option('--task <index>', 'explain one task', (v) => Number(v))
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
@@ -263,6 +263,8 @@ function printSummary (s: JobStatus): void {
   if (typeof waiting === 'string' && waiting !== '') rows.push(['waiting', waiting])
   const refusals = refusalSummary((s as { refusals?: unknown }).refusals ?? sum.refusals) // top level while live
   if (refusals !== '') rows.push(['refusals', refusals])
+  // the summary counts; the reasons are one command away
+  if (s.status === 'failed' && s.failed > 0) rows.push(['why', `dbc job explain ${s.jobId} (each failed task's reason)`])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
 }
 

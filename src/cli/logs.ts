@@ -12,7 +12,7 @@ export function registerLogCommands (program: Command): void {
 
   sub('job', 'submit grid and training jobs; follow, explain, cancel and settle them').command('logs')
     .description('a job\'s events (placed, returned, failed with the reason, retried, ended) and what each task wrote to stderr, by task and provider')
-    .argument('<job>', 'the job id')
+    .argument('<job>', 'job id, or its first 16 digits as `dbc job list` prints them')
     .option('-f, --follow', 'keep printing new events until the job ends')
     .option('--json', 'print JSON (with --follow: one event per line)')
     .action(async (jobId: string, opts: { follow?: boolean, json?: boolean }, cmd: Command) => {

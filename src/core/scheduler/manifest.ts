@@ -106,6 +106,9 @@ const locationSchema = z.strictObject({
   if (l.lat === undefined && l.city === undefined) ctx.addIssue({ code: 'custom', message: 'give lat/lon or city' })
 })
 
+/** The largest task result a job may announce (= TASK_MAX_FRAME, src/net/task-protocol.ts) and the default. */
+export const MAX_RESULT_BYTES = 16 * 1024 * 1024
+
 const taskSchema = z.strictObject({
   /** Wall-time limit of one task copy on the provider. */
   timeoutMs: positiveInt.default(60_000),
@@ -113,6 +116,13 @@ const taskSchema = z.strictObject({
   expectedMs: z.number().positive().default(1_000),
   /** Bytes of input per task (for transfer-time prediction; derived for files when omitted). */
   inputBytes: nonNegative.optional(),
+  /**
+   * The largest output one task returns, bytes (default and most: MAX_RESULT_BYTES, 16 MiB, the task
+   * protocol's frame limit). Announced in the lease request: a provider does not send a larger result
+   * (the copy fails RESULT_TOO_LARGE), and this node reads results, and admits copies on WebRTC
+   * connections, against it: a smaller bound lets more WebRTC copies run at once.
+   */
+  maxResultBytes: positiveInt.max(MAX_RESULT_BYTES).optional(),
   /** Copies of one task that may fail before the task fails. */
   maxAttempts: positiveInt.max(100).default(5),
   /**
@@ -171,12 +181,51 @@ export function validateManifest (raw: unknown): ManifestResult {
   for (const issue of r.error.issues) {
     const base = issue.path.map(String).join('.')
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) issues.push({ path: base === '' ? key : `${base}.${key}`, message: 'unknown field' })
+      const known = knownKeysAt(issue.path)
+      for (const key of issue.keys) {
+        // a suggestion for the first few only: the work stays small for any input
+        const near = issues.length < 32 ? nearestKey(key, known) : undefined
+        issues.push({ path: base === '' ? key : `${base}.${key}`, message: near === undefined ? 'unknown field' : `unknown field (did you mean ${near}?)` })
+      }
     } else {
       issues.push({ path: base === '' ? '(manifest)' : base, message: issue.message })
     }
   }
   return { ok: false, issues }
+}
+
+/** The fields the manifest schema knows at a path (through optional and default wrappers); [] when none. */
+function knownKeysAt (path: readonly PropertyKey[]): string[] {
+  const unwrap = (t: any): any => {
+    while (t?._zod?.def?.innerType !== undefined) t = t._zod.def.innerType
+    return t
+  }
+  let t: any = unwrap(manifestSchema)
+  for (const p of path) t = unwrap(t?.shape?.[p as string])
+  return t?.shape !== undefined ? Object.keys(t.shape) : []
+}
+
+/** The known field a typo most likely meant: at most 2 edits away (1 for names of 4 letters or fewer), else undefined. */
+export function nearestKey (key: string, known: readonly string[]): string | undefined {
+  const k = key.toLowerCase()
+  let best: string | undefined
+  let bestD = k.length <= 4 ? 2 : 3
+  for (const cand of known) {
+    const d = editDistance(k, cand.toLowerCase())
+    if (d < bestD) { best = cand; bestD = d }
+  }
+  return best
+}
+
+function editDistance (a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 99
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = cur
+  }
+  return prev[b.length]
 }
 
 /** `path: problem` lines, one per issue. */

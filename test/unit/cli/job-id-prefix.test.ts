@@ -2,7 +2,8 @@
 // (status, cancel, explain, results, top-up, logs, settle) takes that prefix (or any of >= 6 digits
 // naming one job of this node, grid or training) and sends the daemon the whole id. An ambiguous
 // prefix is a BAD_ARGUMENT naming the count, sent nowhere; an unknown one reaches the daemon as
-// given (its JOB_NOT_FOUND). `dbc job explain` prints the first 20 failed tasks and counts the rest.
+// given (its JOB_NOT_FOUND). `dbc job explain` prints the first 20 failed tasks and counts the rest;
+// a failed job's summary names `dbc job explain JOB` for the reasons.
 // Checked against a stand-in daemon that records every request.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -20,7 +21,7 @@ const TOKEN = 't'.repeat(64)
 const A = 'ab12cd0' + '1'.repeat(57)
 const B = 'ab12cd1' + '2'.repeat(57)
 const T = 'f00d' + '3'.repeat(60)
-const status = (jobId: string): Record<string, unknown> => ({ jobId, name: 'squares', status: 'running', tasks: 50, done: 0, failed: 50, running: 0, queued: 0, billedCopies: 0, createdAt: 0, updatedAt: 0 })
+const status = (jobId: string): Record<string, unknown> => ({ jobId, name: 'squares', status: 'failed', tasks: 50, done: 0, failed: 50, running: 0, queued: 0, billedCopies: 0, createdAt: 0, updatedAt: 0 })
 /** Every request the stand-in daemon received: "METHOD URL". */
 const seen: string[] = []
 let server: Server
@@ -113,6 +114,12 @@ test('an unknown or short prefix reaches the daemon as given: its JOB_NOT_FOUND,
     assert.match(r.stderr, /dbc job list/)
     assert.ok(r.requests.includes(`GET /v1/jobs/${id}`), r.requests.join(', '))
   }
+})
+
+test('the summary of a failed job says which command gives the reasons', async () => {
+  const r = await dbc('job', 'status', A)
+  assert.is(r.code, 0, r.stderr)
+  assert.match(r.stdout, new RegExp(`\\nwhy +dbc job explain ${A} \\(each failed task's reason\\)`))
 })
 
 test(`explain prints the first ${EXPLAIN_FAILURES} failed tasks and counts the rest`, async () => {

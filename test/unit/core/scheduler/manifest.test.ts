@@ -31,7 +31,7 @@ test('a minimal manifest gets defaults', () => {
 
 test('errors name the field path and the problem', () => {
   assert.is(issues({ ...ok, inputs: { range: { from: 5, to: 1 } } }), 'inputs.range.to: must be >= from')
-  assert.is(issues({ ...ok, resources: { gpus: 2 } }), 'resources.gpus: unknown field')
+  assert.is(issues({ ...ok, resources: { gpus: 2 } }), 'resources.gpus: unknown field (did you mean gpu?)')
   assert.is(issues({ ...ok, colour: 'red' }), 'colour: unknown field')
   assert.match(issues({ ...ok, verification: { redundancy: 2, quorum: 3 } }), 'verification.quorum: must be <= redundancy (2)')
   assert.match(issues({ ...ok, executor: 'process' }), 'code: executor "process" needs code.command')
@@ -42,6 +42,20 @@ test('errors name the field path and the problem', () => {
   assert.match(issues({ executor: 'wasm' }), /code: .*\n?.*inputs: /s)
   assert.match(issues({ ...ok, deadline: 'tomorrow' }), /^deadline: /)
   assert.match(issues({ ...ok, placement: 'nearest' }), /^placement: .*cost-model.*random/)
+})
+
+test('an unknown field names the known one a typo most likely meant, at its own level, else nothing', () => {
+  assert.is(issues({ ...ok, resourcs: { cores: 1 } }), 'resourcs: unknown field (did you mean resources?)')
+  assert.is(issues({ ...ok, task: { timeoutms: 5 } }), 'task.timeoutms: unknown field (did you mean timeoutMs?)')
+  assert.is(issues({ ...ok, resources: { gpu: { modle: 'RTX4090', vram: 8 } } }), 'resources.gpu.modle: unknown field (did you mean model?)\nresources.gpu.vram: unknown field')
+  assert.is(issues({ ...ok, inputs: { rang: { from: 0, to: 1 } } }).split('\n')[0], 'inputs.rang: unknown field (did you mean range?)')
+  // a name of another level is not offered: \`cores\` lives under resources
+  assert.is(issues({ ...ok, core: 1 }), 'core: unknown field (did you mean code?)')
+  assert.is(issues({ ...ok, zzz: 1 }), 'zzz: unknown field')
+  // many unknown fields: each named, the suggestions stop after the first 32 issues
+  const many = issues({ ...ok, ...Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`budge${i}`, 1])) }).split('\n')
+  assert.is(many.length, 100)
+  assert.ok(many.slice(32).every(l => l.endsWith(': unknown field')), many[40])
 })
 
 test('range, list and file partitions expand to tasks', () => {
