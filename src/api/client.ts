@@ -104,7 +104,20 @@ export class ApiClient {
       throw new DbcError(e.code ?? 'API_ERROR', e.message ?? `the daemon answered ${res.status}`, { hint: e.hint })
     }
     let buf = ''
-    for await (const chunk of res.stream) {
+    const chunks = res.stream[Symbol.asyncIterator]()
+    while (true) {
+      let next: IteratorResult<string | Buffer>
+      try {
+        next = await chunks.next()
+      } catch (err) {
+        // the node went away mid-stream (stopped, killed): Node says only "aborted" or ECONNRESET
+        const e = err as NodeJS.ErrnoException
+        throw new DaemonUnavailableError('DAEMON_LOST', `the node closed ${path} before its end (${e.code ?? e.message})`, {
+          hint: 'it may have stopped: run `dbc node status`, or start it with `dbc node start`; jobs it runs are kept in its store and resume when it starts again'
+        })
+      }
+      if (next.done === true) break
+      const chunk = next.value
       buf += chunk.toString()
       let i: number
       while ((i = buf.indexOf('\n')) >= 0) {

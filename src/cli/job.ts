@@ -5,7 +5,7 @@ import type { Command } from 'commander'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { ApiClient } from '../api/client.js'
-import { DbcError } from '../errors.js'
+import { DbcError, DaemonUnavailableError } from '../errors.js'
 import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
@@ -224,19 +224,26 @@ async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<
     : undefined
   let started = false
   let lastLine = 0
-  for await (const ev of client.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
-    if (ev.type === 'end') {
-      progress?.stop()
-      return ev.status as JobStatus
+  try {
+    for await (const ev of client.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
+      if (ev.type === 'end') {
+        progress?.stop()
+        return ev.status as JobStatus
+      }
+      const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed, running: 0, retries: 0 }
+      if (progress !== undefined) {
+        if (!started) { progress.start(p.total, p.done, { running: p.running, retries: p.retries, failed: p.failed }); started = true }
+        progress.update(p.done, { running: p.running, retries: p.retries, failed: p.failed })
+      } else if (bar && Date.now() - lastLine > 2000) {
+        lastLine = Date.now()
+        process.stderr.write(`progress: ${String(p.done)}/${String(p.total)} tasks done, ${String(p.running)} running, ${String(p.retries)} retries, ${String(p.failed)} failed\n`)
+      }
     }
-    const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed, running: 0, retries: 0 }
-    if (progress !== undefined) {
-      if (!started) { progress.start(p.total, p.done, { running: p.running, retries: p.retries, failed: p.failed }); started = true }
-      progress.update(p.done, { running: p.running, retries: p.retries, failed: p.failed })
-    } else if (bar && Date.now() - lastLine > 2000) {
-      lastLine = Date.now()
-      process.stderr.write(`progress: ${String(p.done)}/${String(p.total)} tasks done, ${String(p.running)} running, ${String(p.retries)} retries, ${String(p.failed)} failed\n`)
-    }
+  } catch (err) {
+    progress?.stop()
+    // the node stopped while we followed: the job is not lost; say how to look at it again
+    if (err instanceof DbcError && err.code === 'DAEMON_LOST') throw new DaemonUnavailableError('DAEMON_LOST', `${err.message}; job ${jobId} is kept in the node's store`, { hint: `it resumes when the node starts again (\`dbc node start\`); then \`dbc job status ${jobId}\`` })
+    throw err
   }
   progress?.stop()
   // the stream ended without its last event (the daemon restarted, a proxy cut it): look again
