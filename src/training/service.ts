@@ -90,6 +90,8 @@ export class TrainingService {
   private readonly starting = new Set<string>()
   /** Built-in jobs (starting or running) by job id → coordinator: one per coordinator, so no stranger holds every slot. */
   private readonly builtinBy = new Map<string, string>()
+  /** Coordinators one of whose invitations waits for their finishing jobs to stop. */
+  private readonly awaitingEnd = new Set<string>()
   readonly trainers: TrainerRegistry
   private readonly init: TrainingServiceInit
   private unlisten: (() => void) | undefined
@@ -139,11 +141,18 @@ export class TrainingService {
     // The same coordinator's previous job is ending: its Finish came first on the same stream, but the
     // worker stops (and gives back its slot) a few promise turns later; an invitation read in the same
     // turn (a busy member reads both at once) would find it still running and be refused as busy.
+    // One such wait per coordinator at a time (an honest one sends one invitation per job): a flood of
+    // invitations does not pile up waits; the others are answered at once, as before.
     const ending = [...this.workers.values()].filter(w => w.coordinator === from && w.jobId !== inv.jobId && w.finishing)
-    if (ending.length > 0) {
+    if (ending.length > 0 && !this.awaitingEnd.has(from)) {
+      this.awaitingEnd.add(from)
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([Promise.all(ending.map(async w => { await w.done })), new Promise<void>(resolve => { timer = setTimeout(resolve, FINISHING_WAIT_MS) })])
-      clearTimeout(timer)
+      try {
+        await Promise.race([Promise.all(ending.map(async w => { await w.done })), new Promise<void>(resolve => { timer = setTimeout(resolve, FINISHING_WAIT_MS) })])
+      } finally {
+        clearTimeout(timer)
+        this.awaitingEnd.delete(from)
+      }
       if (this.starting.has(inv.jobId)) return
     }
     const running = this.workers.get(inv.jobId)
