@@ -1,12 +1,14 @@
 // The daemon's logger: pino, written in every mode to <dataDir>/logs/node.N.log, rolled by size
 // with pino-roll (a new numbered file past log.maxSizeMiB, log.files kept in all), and in the
-// foreground to stdout as well. logs/node.log is a symlink to the newest file, so `tail -F
-// logs/node.log` and `dbc node logs --follow` keep reading across a roll (see log-files.ts).
+// foreground to stdout as well (lines for people on a terminal, JSON into a pipe). logs/node.log
+// is a symlink to the newest file, so `tail -F logs/node.log` and `dbc node logs --follow` keep
+// reading across a roll (see log-files.ts).
 import { existsSync, lstatSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { pino, type Level, type Logger, type StreamEntry } from 'pino'
 import roll from 'pino-roll'
-import { LOG_BASE, LOG_LINK, logDir } from './log-files.js'
+import { LOG_BASE, LOG_LINK, logDir, prettyLogLine } from './log-files.js'
+import { printable } from '../jobs/task-output.js'
 
 export interface NodeLogInit {
   dataDir: string
@@ -17,6 +19,14 @@ export interface NodeLogInit {
   files?: number
   /** Also write to stdout (the foreground). Default true. */
   stdout?: boolean
+  /**
+   * stdout gets each record as one line for people (as `dbc node logs` prints it: time, level,
+   * message, key=value, control characters stripped) instead of JSON. Default: when stdout is a
+   * terminal; a pipe still gets JSON. The files are JSON always.
+   */
+  pretty?: boolean
+  /** Where the pretty lines go (tests). Default process.stdout. */
+  out?: { write: (s: string) => unknown }
 }
 
 export interface NodeLog {
@@ -61,7 +71,12 @@ export async function openNodeLog (init: NodeLogInit): Promise<NodeLog> {
   // 'silent' is the logger's level; each stream still needs a real one
   const streamLevel: Level = init.level === 'silent' ? 'fatal' : init.level
   const streams: StreamEntry[] = [{ level: streamLevel, stream: file }]
-  if (init.stdout ?? true) streams.push({ level: streamLevel, stream: pino.destination({ dest: 1, sync: true }) })
+  if (init.stdout ?? true) {
+    const out = init.out ?? process.stdout
+    // pino hands a stream one record at a time, each ending in a newline
+    const pretty = { write: (chunk: string): void => { for (const line of chunk.split('\n')) if (line !== '') out.write(printable(prettyLogLine(line)) + '\n') } }
+    streams.push({ level: streamLevel, stream: (init.pretty ?? process.stdout.isTTY === true) ? pretty : pino.destination({ dest: 1, sync: true }) })
+  }
   const logger = pino({ level: init.level, base: { component: 'dbc' } }, pino.multistream(streams))
   return {
     logger,
