@@ -203,7 +203,7 @@ export function registerJobCommands (program: Command): void {
       if (e.training === true) process.stdout.write(`training job, routing: ${printable(String(e.routing))}\n`)
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       const p = e.placement
-      if (p != null) process.stdout.write(`placement: ${JSON.stringify(p, null, 2)}\n`)
+      if (p != null) process.stdout.write(placementLines(p))
       // a job that lost its providers can fail thousands of tasks for one reason: the first few, then a count
       const failures = (e.failures ?? []) as Array<{ index: number, reason: string }>
       if (failures.length > 0) {
@@ -273,6 +273,20 @@ function printSummary (s: JobStatus): void {
   // the summary counts; the reasons are one command away
   if (s.status === 'failed' && s.failed > 0) rows.push(['why', `dbc job explain ${s.jobId} (each failed task's reason)`])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
+}
+
+/** The first placement of a job (src/core/scheduler/explain.ts PlacementSummary) as lines for people. */
+export function placementLines (p: Record<string, any>): string {
+  const n = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? String(v) : '-'
+  const counts = (v: unknown): string => Object.entries(v !== null && typeof v === 'object' ? v as Record<string, unknown> : {})
+    .filter(([, c]) => typeof c === 'number' && c > 0).map(([k, c]) => `${printable(k)} ${String(c)}`).join(', ')
+  const lines = [`placement: ${n(p.placedTasks)} of ${n(p.tasks)} tasks placed on ${n(p.offersUsed)} provider(s); ${n(p.usableOffers)} of ${n(p.offers)} offers usable`]
+  if (typeof p.predictedCost === 'number') lines.push(`  predicted cost ${formatDbc(p.predictedCost)}, makespan ${typeof p.predictedMakespanMs === 'number' ? formatDuration(p.predictedMakespanMs) : '-'}`)
+  const rejected = counts(p.rejectedOffers)
+  if (rejected !== '') lines.push(`  offers rejected: ${rejected}`)
+  const unplaced = counts(p.unplaced)
+  if (unplaced !== '') lines.push(`  tasks not placed: ${unplaced}`)
+  return lines.join('\n') + '\n'
 }
 
 /** `{ BUSY: 12, PRICE: 3 }` as `BUSY x12, PRICE x3`, most frequent first. */

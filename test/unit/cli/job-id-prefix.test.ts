@@ -2,7 +2,8 @@
 // (status, cancel, explain, results, top-up, logs, settle) takes that prefix (or any of >= 6 digits
 // naming one job of this node, grid or training) and sends the daemon the whole id. An ambiguous
 // prefix is a BAD_ARGUMENT naming the count, sent nowhere; an unknown one reaches the daemon as
-// given (its JOB_NOT_FOUND). `dbc job explain` prints the first 20 failed tasks and counts the rest;
+// given (its JOB_NOT_FOUND). `dbc job explain` prints its placement as lines (not JSON), the first
+// 20 failed tasks and counts the rest;
 // a failed job's summary names `dbc job explain JOB` for the reasons.
 // Checked against a stand-in daemon that records every request.
 import { test } from 'uvu'
@@ -38,7 +39,7 @@ test.before(async () => {
       if (url === '/v1/training') return json(200, { jobs: [{ jobId: T, status: 'running', round: 0, rounds: 2 }] })
       if (url === `/v1/jobs/${A}`) return json(200, status(A))
       if (url === `/v1/jobs/${A}/cancel`) return json(200, { ...status(A), status: 'cancelled' })
-      if (url === `/v1/jobs/${A}/explain`) return json(200, { jobId: A, status: 'failed', failures: Array.from({ length: 50 }, (_, index) => ({ index, reason: 'no provider offered' })) })
+      if (url === `/v1/jobs/${A}/explain`) return json(200, { jobId: A, status: 'failed', placement: { tasks: 50, placedTasks: 0, offers: 2, usableOffers: 0, offersUsed: 0, rejectedOffers: { refused: 2 }, unplaced: { 'all-refused': 50 }, predictedCost: 0, predictedMakespanMs: 0 }, failures: Array.from({ length: 50 }, (_, index) => ({ index, reason: 'no provider offered' })) })
       if (url === `/v1/jobs/${A}/logs`) return json(200, { jobId: A, status: 'failed', events: [] })
       if (url === `/v1/chain/jobs/${A}`) return json(200, { jobId: A })
       if (url === `/v1/training/${T}`) return json(200, { jobId: T, status: 'running', round: 0, rounds: 2, members: [] })
@@ -122,12 +123,15 @@ test('the summary of a failed job says which command gives the reasons', async (
   assert.match(r.stdout, new RegExp(`\\nwhy +dbc job explain ${A} \\(each failed task's reason\\)`))
 })
 
-test(`explain prints the first ${EXPLAIN_FAILURES} failed tasks and counts the rest`, async () => {
+test(`explain prints its placement as lines, the first ${EXPLAIN_FAILURES} failed tasks and counts the rest`, async () => {
   const r = await dbc('job', 'explain', A)
   assert.is(r.code, 0, r.stderr)
   const lines = r.stdout.split('\n').filter(l => /^ {2}task \d+: /.test(l))
   assert.is(lines.length, EXPLAIN_FAILURES)
   assert.match(r.stdout, new RegExp(`\\.\\.\\. and ${50 - EXPLAIN_FAILURES} more failed tasks \\(\`dbc job explain ${A} --json\` lists them all`))
+  // the placement as lines, not a JSON object
+  assert.match(r.stdout, /\nplacement: 0 of 50 tasks placed on 0 provider\(s\); 0 of 2 offers usable\n {2}predicted cost 0 DBC, makespan 0s\n {2}offers rejected: refused 2\n {2}tasks not placed: all-refused 50\n/)
+  assert.not.match(r.stdout, /[{}]/)
   const all = await dbc('job', 'explain', A, '--json')
   assert.is(JSON.parse(all.stdout).failures.length, 50)
 })
