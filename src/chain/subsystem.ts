@@ -54,7 +54,9 @@ export class ChainSubsystem {
       // A provider pays its own stake from its own balance; failing here is not fatal (`dbc stake N`).
       try {
         const r = await autoStake(bridge, this.gpus)
-        if (!r.already) ctx.log?.info({ gpus: r.gpus, amount: r.amount?.toString(), txHash: r.txHash }, 'staked this provider\'s GPUs with its own key')
+        // a CPU-only provider stakes one unit: the contract counts a stake in GPUs, and redeeming vouchers needs one
+        const what = this.gpus >= 1 ? 'staked this provider\'s GPUs with its own key' : 'staked one unit with its own key (a provider with no GPUs stakes one GPU\'s worth: the least the contract takes, and what redeeming vouchers needs)'
+        if (!r.already) ctx.log?.info({ gpus: r.gpus, amount: r.amount?.toString(), txHash: r.txHash }, what)
       } catch (err) {
         const e = err instanceof ChainError ? err : new ChainError('CHAIN_ERROR', (err as Error).message)
         ctx.log?.warn({ code: e.code, hint: e.hint }, `auto-stake failed: ${e.message} (stake later with \`dbc stake N\`)`)
