@@ -63,7 +63,9 @@ export async function startStun (nat: NatConfig, warn: (msg: string) => void): P
     try {
       return await StunResponder.start({ port, host: '0.0.0.0' }) // no IPv6 on this host
     } catch (err) {
-      warn(`STUN responder not started on UDP port ${port}: ${(err as Error).message}`)
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      // a second node on one host finds the first one's responder there: say how to run without one
+      warn(`STUN responder not started on UDP port ${port}: ${(err as Error).message}${inUse ? ' (another process, e.g. another dbc node on this host, has it: NATed peers can use that one; set nat.stunPort: 0 or DBC_STUN_PORT=0 to run this node without a responder)' : ''}`)
       return undefined
     }
   }

@@ -4,7 +4,8 @@
 // responder on localhost, one server-reflexive candidate), and a node left with none is warned.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { iceServersFrom, iceServerWarning, webrtcOf } from '../../../src/net/stun/node.js'
+import { createSocket } from 'node:dgram'
+import { iceServersFrom, iceServerWarning, webrtcOf, startStun } from '../../../src/net/stun/node.js'
 
 const ID = '/p2p/12D3KooWRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1a'
 
@@ -24,6 +25,20 @@ test('a NATed node with WebRTC on and no STUN server is warned; with one, or wit
   assert.is(iceServerWarning(webrtcOf({ ...nat, iceServers: ['stun:stun.example.org:3478'] }, [])), undefined)
   assert.is(iceServerWarning(webrtcOf({ ...nat, webrtc: false }, [])), undefined)
   assert.is(iceServerWarning(webrtcOf({ behindNat: false, relayServer: true }, [])), undefined, 'a public node runs no WebRTC')
+})
+
+test('a STUN port another process holds (a second node on one host) is reported with how to run without a responder', async () => {
+  // hold a UDP port, as a first node's responder would (a dual-stack bind of the same port fails too)
+  const v4 = createSocket('udp4')
+  await new Promise<void>((resolve, reject) => { v4.once('error', reject); v4.bind(0, '0.0.0.0', () => resolve()) })
+  const port = v4.address().port
+  const warnings: string[] = []
+  const r = await startStun({ behindNat: false, relayServer: true, stunPort: port }, w => warnings.push(w))
+  v4.close()
+  assert.is(r, undefined)
+  assert.is(warnings.length, 1)
+  assert.match(warnings[0], /EADDRINUSE/)
+  assert.match(warnings[0], /DBC_STUN_PORT=0/)
 })
 
 test.run()
