@@ -16,6 +16,7 @@ import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
 import { demandOf } from '../core/compute/offer-policy.js'
+import { RESULT_TOO_LARGE } from '../core/scheduler/ports.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 
 export interface ComputePeerProviderInit {
@@ -62,6 +63,8 @@ export class ComputePeerProvider implements LocalProvider {
   private readonly leaseSlots = new Map<string, { gpus: number, cores: number }>()
   /** Each open lease's task slots (its offer's): how many of its tasks the lease stream reads ahead. */
   private readonly leaseSlotCounts = new Map<string, number>()
+  /** Each open lease's result bound (its request's max_result_bytes), when announced. */
+  private readonly leaseResultBytes = new Map<string, number>()
   readonly payment: PaymentGate | undefined
   private readonly onTask: ((r: ProviderTaskRecord) => void) | undefined
 
@@ -80,7 +83,9 @@ export class ComputePeerProvider implements LocalProvider {
     const offer = this.peer.offer(req, { ...(refusal !== undefined ? { refusal } : {}), ...(payoutBinding !== undefined ? { payoutBinding } : {}) })
     const announced = Number(req.maxInputBytes ?? 0)
     const demand = demandOf(req.resources)
-    this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0, { gpus: demand.gpus, cores: demand.cpus })
+    // the job's largest result (0 from an old peer: not announced, TASK_MAX_FRAME): a larger one is not sent
+    const results = Number(req.maxResultBytes ?? 0)
+    this.book.issued(offer, sender ?? req.requester, Date.now(), Number.isFinite(announced) ? Math.max(0, announced) : 0, { gpus: demand.gpus, cores: demand.cpus }, Number.isFinite(results) && results > 0 ? results : undefined)
     return offer
   }
 
@@ -98,6 +103,7 @@ export class ComputePeerProvider implements LocalProvider {
     mine.set(id, { bytes: offer.inputBytes ?? this.peer.policy.maxInputBytes, expiresAt: Number(lease.expiresAt ?? 0) })
     if (offer.slot !== undefined) this.leaseSlots.set(id, offer.slot)
     this.leaseSlotCounts.set(id, Math.max(1, offer.slots ?? 1))
+    if (offer.resultBytes !== undefined) this.leaseResultBytes.set(id, offer.resultBytes)
   }
 
   /** The task slots of an open lease here (its offer's); undefined when it is not open. */
@@ -112,6 +118,7 @@ export class ComputePeerProvider implements LocalProvider {
     this.payments.delete(id)
     this.leaseSlots.delete(id)
     this.leaseSlotCounts.delete(id)
+    this.leaseResultBytes.delete(id)
     if (lease !== undefined) {
       const holder = toHex(lease.holder ?? new Uint8Array())
       const mine = this.leaseInputs.get(holder)
@@ -206,6 +213,13 @@ export class ComputePeerProvider implements LocalProvider {
       const slot = this.leaseSlots.get(toHex(task.leaseId ?? new Uint8Array()))
       const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
       const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources })
+      const bound = this.leaseResultBytes.get(toHex(task.leaseId ?? new Uint8Array()))
+      // a result past the bound the job announced is not sent (the submitter reads no larger frame): a
+      // typed failure instead, the task's own (not this provider's), never billed
+      if (bound !== undefined && out.result.ok === true && (out.result.output?.length ?? 0) > bound) {
+        const error = `${RESULT_TOO_LARGE}: task ${task.index ?? 0}: its result of ${out.result.output?.length ?? 0} bytes is above the ${bound} bytes the job announced (manifest task.maxResultBytes)`
+        return { result: { ...base, ok: false, code: RESULT_TOO_LARGE, error } }
+      }
       const result = out.result
       // only ok results count as delivered: the submitter pays accepted copies only (payment-gate.ts finished)
       if (paid !== undefined && result.ok === true) receipt = out.usage

@@ -73,7 +73,7 @@ export class LeaseBook {
    * bytes its request announced (the lease's task frame limit) and the slot one task takes (with
    * the offer's prices: the most a task under its lease is billed).
    */
-  issued (offer: dbc.task.v1.IOffer, requester: Uint8Array | null | undefined, now: number, inputBytes?: number, slot?: { gpus: number, cores: number }): void {
+  issued (offer: dbc.task.v1.IOffer, requester: Uint8Array | null | undefined, now: number, inputBytes?: number, slot?: { gpus: number, cores: number }, resultBytes?: number): void {
     const offerId = offer.offerId ?? new Uint8Array()
     if (offerId.length === 0 || (offer.refusal ?? '') !== '' || requester == null || requester.length === 0) return
     // drop the long-expired from the front (insertion order is expiry order)
@@ -96,7 +96,8 @@ export class LeaseBook {
       prices: { priceGpuHour: offer.priceGpuHour ?? 0, priceCpuHour: offer.priceCpuHour ?? 0 },
       slots: offer.slots ?? 0,
       ...(inputBytes !== undefined ? { inputBytes } : {}),
-      ...(slot !== undefined ? { slot } : {})
+      ...(slot !== undefined ? { slot } : {}),
+      ...(resultBytes !== undefined && resultBytes > 0 ? { resultBytes } : {})
     })
     let set = this.byRequester.get(who)
     if (set === undefined) { set = new Set(); this.byRequester.set(who, set) }

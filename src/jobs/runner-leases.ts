@@ -11,6 +11,7 @@ import {
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
 import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
+import { MAX_RESULT_BYTES } from '../core/scheduler/manifest.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
 import { verifyOffer } from '../core/compute/offer.js'
 import { nodeSuite } from '../crypto/suite.js'
@@ -84,6 +85,8 @@ export class LeaseRounds {
   taskCount = 0
   /** The job's largest task input: what its lease requests announce (a provider's frame limit). */
   maxInputBytes = 0
+  /** The job's largest task result (manifest task.maxResultBytes): announced, and each lease's result frame bound. */
+  get maxResultBytes (): number { return this.d.m.task.maxResultBytes ?? MAX_RESULT_BYTES }
   signal?: AbortSignal
 
   constructor (private readonly d: LeaseRoundsDeps) {}
@@ -100,6 +103,7 @@ export class LeaseRounds {
       executor: m.executor,
       expectedTaskMs: m.task.expectedMs,
       maxInputBytes: this.maxInputBytes,
+      maxResultBytes: this.maxResultBytes,
       requestExpiresAt: this.d.now() + 10_000,
       ...(init.payment !== undefined ? { payment: init.payment.terms } : {})
     }
@@ -230,7 +234,7 @@ export class LeaseRounds {
         ...(payment !== undefined ? { payment } : {})
       })
       try {
-        await init.transport.openLease(v.provider, lease, { signal: this.signal })
+        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.maxResultBytes })
       } catch (err) {
         // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED'

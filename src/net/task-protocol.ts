@@ -30,3 +30,20 @@ export const CANDIDATES_TTL_MS = 30_000
 export function taskFrameCap (inputBytes: number): number {
   return Math.min(TASK_MAX_FRAME, TASK_CODE_ALLOWANCE + 2 * Math.max(0, inputBytes) + TASK_REQUEST_MAX_FRAME)
 }
+
+/** A result frame's fields besides its output (ids, hash, signed receipt, error text): well under this. */
+export const RESULT_FRAME_OVERHEAD = 64 * 1024
+
+/**
+ * The largest result bytes a lease request may announce and what one that announces none (0, an
+ * old peer) gets: TASK_MAX_FRAME. A NaN, negative or larger value counts as that too.
+ */
+export function announcedResultBytes (announced: number | null | undefined): number {
+  const n = Number(announced ?? 0)
+  return Number.isFinite(n) && n > 0 ? Math.min(TASK_MAX_FRAME, Math.ceil(n)) : TASK_MAX_FRAME
+}
+
+/** The largest result frame a submitter reads on a lease whose request announced `resultBytes` of output. */
+export function resultFrameCap (resultBytes: number | null | undefined): number {
+  return Math.min(TASK_MAX_FRAME, announcedResultBytes(resultBytes) + RESULT_FRAME_OVERHEAD)
+}

@@ -25,7 +25,8 @@ import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, trustedResult } from './
 import { RouteBook, RouteLostError } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
 import { isRefusalCode } from '../core/scheduler/lease-search.js'
-import { CANDIDATES_TTL_MS, TASK_MAX_FRAME, TASK_PROTOCOL, TASK_REQUEST_MAX_FRAME } from './task-protocol.js'
+import { CANDIDATES_TTL_MS, TASK_MAX_FRAME, TASK_PROTOCOL, TASK_REQUEST_MAX_FRAME, resultFrameCap } from './task-protocol.js'
+import { ResultAdmission } from '../core/scheduler/result-admission.js'
 
 export { TASK_PROTOCOL, TASK_MAX_FRAME, TASK_REQUEST_MAX_FRAME, TASK_CODE_ALLOWANCE, TASK_WRITE_TIMEOUT_MS, CANDIDATES_TTL_MS, taskFrameCap } from './task-protocol.js'
 export { registerTaskProtocol, TaskTooLargeError, type TaskServerInit, type VoucherTaker } from './task-server.js'
@@ -65,6 +66,12 @@ export interface Libp2pJobTransportInit {
   upgradeWaitMs?: number
 }
 
+/** A lease this node holds: its stream, and (on a lease stream) its result frame bound and whether its results can be paused. */
+interface HeldLease { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel, resultCap?: number, unpausable?: boolean }
+
+/** Per host: the admission of copies on WebRTC leases (result-admission.ts), against the guard's cap. */
+const admissions = new WeakMap<object, ResultAdmission>()
+
 /** Submitter side: a JobTransport over libp2p streams. Provider ids are peer id strings. */
 export class Libp2pJobTransport implements JobTransport {
   private readonly host: Host
@@ -72,7 +79,7 @@ export class Libp2pJobTransport implements JobTransport {
   /** The route to each provider (direct, hole-punched, relayed via which relay), for explain. */
   readonly routes: RouteBook
   /** `channel`: the lease's own stream, which carries its tasks (none over the overlay or a relay's limited connection). */
-  private readonly leases = new Map<string, { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel }>()
+  private readonly leases = new Map<string, HeldLease>()
   private readonly listeners = new Set<(hb: { provider: string, leaseId: Uint8Array, at: number }) => void>()
   /** Recent candidate lookups by request shape (candidatesFor). */
   private readonly candidateCache = new Map<string, { at: number, peers: Promise<PeerId[]> }>()
@@ -135,11 +142,11 @@ export class Libp2pJobTransport implements JobTransport {
     }
   }
 
-  private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal): Promise<dbc.task.v1.TaskMessage> {
+  private async request (peer: PeerId, msg: dbc.task.v1.ITaskMessage, signal?: AbortSignal, resultCap = TASK_MAX_FRAME): Promise<dbc.task.v1.TaskMessage> {
     const bytes = TaskMessage.encode(msg).finish()
     // the route book sends it over the overlay instead when it must (src/net/routes)
     // only a task's answer (its result) may be large: an offer or a voucher is a few hundred bytes (review s11 L8)
-    const maxFrameBytes = msg.task != null ? TASK_MAX_FRAME : TASK_ANSWER_MAX_FRAME
+    const maxFrameBytes = msg.task != null ? resultCap : TASK_ANSWER_MAX_FRAME
     return await this.routes.request(peer, TASK_PROTOCOL, msg, bytes.length, signal, async (stream) => await this.streamRequest(peer, stream, bytes, maxFrameBytes, signal))
   }
 
@@ -203,7 +210,7 @@ export class Libp2pJobTransport implements JobTransport {
     return out
   }
 
-  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }): Promise<void> {
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number }): Promise<void> {
     const peer = peerIdFromString(provider)
     const key = toHex(lease.leaseId ?? new Uint8Array())
     const via = this.routes.overlayFor(provider, { lease })
@@ -220,13 +227,16 @@ export class Libp2pJobTransport implements JobTransport {
     const { stream, route } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
     // results come back on it too: up to the task protocol's frame limit while a copy is in flight, a heartbeat's otherwise
     let channel: LeaseTaskChannel | undefined
-    const framed = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(TASK_MAX_FRAME) ?? TASK_REQUEST_MAX_FRAME })
+    // (the result bound the lease request announced, plus a result's other fields: not 16 MiB for every job)
+    const resultCap = resultFrameCap(opts.maxResultBytes)
+    const framed = new FramedStream(stream, { maxFrameBytes: () => channel?.frameLimit(resultCap) ?? TASK_REQUEST_MAX_FRAME })
     // result frames are read under the node's outbound read budget: past it the stream stops
     // reading (yamux stops the provider) until the budget frees; a partial frame has a deadline
     // (src/net/guard/outbound.ts); while it waits for the budget, or a frame is arriving, the
     // provider's heartbeats are stuck behind it: the lease counts as alive meanwhile
     // (a stream on a WebRTC connection is never paused for the node budget: libp2p would reset it)
-    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) }, canPause(this.host.getConnections(peer), stream))
+    const pausable = canPause(this.host.getConnections(peer), stream)
+    guardOf(this.host).outbound.track(framed, peer, TASK_PROTOCOL, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) }, pausable)
     await framed.write(TaskMessage.encode({ lease }).finish(), opts)
     const first = await framed.readRequired({ signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(opts.signal !== undefined ? [opts.signal] : [])]) })
     const m = decodeMessage(TaskMessage, first)
@@ -239,7 +249,8 @@ export class Libp2pJobTransport implements JobTransport {
     channel = new LeaseTaskChannel(framed, () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) })
     // tasks ride the lease stream, except on a relay's limited connection: there each task's
     // stream is sized against the bytes the relay still allows (src/net/routes)
-    const held = { provider, stream: channel, ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
+    // a lease on a connection that cannot be paused (WebRTC) sends a copy only while its result bound fits the node's cap on such results
+    const held = { provider, stream: channel, resultCap, ...(pausable ? {} : { unpausable: true }), ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
     this.leases.set(key, held)
     this.emit(provider, lease.leaseId ?? new Uint8Array())
     // heartbeats and results until the stream ends
@@ -259,13 +270,39 @@ export class Libp2pJobTransport implements JobTransport {
     void l?.stream.close().catch(() => {})
   }
 
-  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
+  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmitted?: () => void }): Promise<dbc.task.v1.ITaskResult> {
     // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
     // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
     const held = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
     if (held?.provider !== provider) throw new DbcError('LEASE_LOST', `the lease with provider ${provider} is closed; the task runs under another lease`)
     // the task goes as the runner built it: whether it carries the code is the job's code cache's
     // decision (src/core/scheduler/code-cache.ts), which also re-sends it on CODE_MISSING
+    // a WebRTC lease: the copy waits (in line, node-wide) until the result bounds in flight on such leases leave room for its own
+    // (a copy that waited has its timeout counted from now: onAdmitted, the job machine's handleCopyAdmitted)
+    let release: (() => void) | undefined
+    if (held.unpausable === true) {
+      const bytes = held.resultCap ?? TASK_MAX_FRAME
+      release = this.admission().tryTake(bytes)
+      if (release === undefined) {
+        release = await this.admission().take(bytes, opts.signal)
+        opts.onAdmitted?.()
+      }
+    }
+    try {
+      return await this.sendTask(held, provider, task, opts)
+    } finally {
+      release?.()
+    }
+  }
+
+  /** Node-wide (one per host): the copies in flight on leases whose results cannot be paused. */
+  private admission (): ResultAdmission {
+    let a = admissions.get(this.host)
+    if (a === undefined) { a = new ResultAdmission(guardOf(this.host).outbound.unpausableCap); admissions.set(this.host, a) }
+    return a
+  }
+
+  private async sendTask (held: HeldLease, provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
     const code = task.code ?? new Uint8Array()
     const send = code.length > 0 && (task.codeHash == null || task.codeHash.length === 0) ? { ...task, codeHash: sha256(code) } : task
     if (held.channel?.open === true) {
@@ -274,7 +311,7 @@ export class Libp2pJobTransport implements JobTransport {
     }
     let reply: dbc.task.v1.TaskMessage
     try {
-      reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal)
+      reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal, held.resultCap)
     } catch (err) {
       // a typed refusal (the provider's TASK_TOO_LARGE, a relay's ROUTE_LIMIT on either side) is a
       // failed copy with its code, like a result; an abort or a broken stream stays thrown

@@ -14,7 +14,7 @@
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
 import { JobDispatch, fastestFirst } from './job-dispatch.js'
-import { TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
+import { KEY, TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
 
@@ -145,6 +145,18 @@ export class JobMachine extends JobDispatch {
     this.evaluateVotes(now, r.index, t)
     this.pump(now)
     return c.outcome
+  }
+
+  /**
+   * A copy that waited on this side before it went out (the node's admission of results that cannot
+   * be paused: result-admission.ts) is timed from now: the wait was ours, not the provider's.
+   */
+  handleCopyAdmitted (now: number, index: number, attempt: number): void {
+    const key = index * KEY + attempt
+    const c = this.running.get(key)
+    if (c === undefined || now <= c.startedAt) return
+    c.startedAt = now
+    this.deadlines.push(now + (c.timeoutMs ?? this.policy.taskTimeoutMs), key)
   }
 
   /** Expired copies and leases; call at `nextTimeout()` (or any time). */

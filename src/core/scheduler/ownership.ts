@@ -158,6 +158,8 @@ export interface IssuedOffer {
   expiresAt: number
   /** Input bytes the lease request announced (its largest task input): the lease's task frame limit. */
   inputBytes?: number
+  /** Result bytes the lease request announced (the job's largest task output); absent: not announced. */
+  resultBytes?: number
   /** The offer's prices (tokens per hour): what a task under its lease may be billed, no more. */
   prices?: { priceGpuHour: number, priceCpuHour: number }
   /** The slot one task takes (from the request): GPUs and cores, for one task's price. */

@@ -21,12 +21,14 @@ export interface JobTransport {
   /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
   requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation }) => Promise<TransportOffer[]>
   /** Hands the provider the lease (signed by us) that authorizes our tasks. */
-  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }) => Promise<void>
+  /** `maxResultBytes`: what the lease request announced (a result frame's bound on the lease; default TASK_MAX_FRAME). */
+  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number }) => Promise<void>
   /**
    * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
    * failed result carries a typed `code` (resultCode: the provider's, when it has a code's shape).
    */
-  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }) => Promise<dbc.task.v1.ITaskResult>
+  /** `onAdmitted`: called when the copy had to wait before it went out (result-admission.ts): its clock starts then. */
+  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmitted?: () => void }) => Promise<dbc.task.v1.ITaskResult>
   closeLease?: (provider: string, leaseId: Uint8Array) => void
   /** Hands the provider the payer's latest signed voucher for this job (TaskMessage.voucher). */
   sendVoucher?: (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal }) => Promise<unknown>
@@ -110,6 +112,12 @@ export const NO_ANSWER_CODES: ReadonlySet<string> = new Set(['STREAM_ENDED', 'LE
  * voucher went out, within NOT_RUN_RETRIES and a quarter of the task timeout; only then it counts
  * (src/jobs/runner-send.ts).
  */
+/**
+ * A provider did not send a result larger than the bound the lease request announced (the manifest's
+ * task.maxResultBytes): the task's failure, not the provider's (never billed, nobody charged).
+ */
+export const RESULT_TOO_LARGE = 'RESULT_TOO_LARGE'
+
 export const NOT_RUN_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'LEASE_SLOTS_BUSY', 'BUSY'])
 
 /**

@@ -164,6 +164,8 @@ export class OutboundBudget {
   bufferedBytes (peer?: string): number { return peer === undefined ? this.total : (this.byPeer.get(peer) ?? 0) }
   /** Bytes the streams that cannot be paused hold now. */
   get unpausableBytes (): number { return this.unpausable }
+  /** The cap on bytes held by streams that cannot be paused (what WebRTC copies are admitted against: tasks.ts). */
+  get unpausableCap (): number { return this.unpausableMax }
   /** Streams watched now, and those paused by the budget. */
   get streams (): number { return this.entries.size }
   get waiting (): number { return this.waiters.size }

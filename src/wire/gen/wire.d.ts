@@ -807,6 +807,7 @@ export namespace dbc {
                 maxInputBytes: number;
                 requestExpiresAt: number;
                 payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
+                maxResultBytes: number;
                 static create(properties: dbc.task.v1.LeaseRequest.$Shape): dbc.task.v1.LeaseRequest & dbc.task.v1.LeaseRequest.$Shape;
                 static create(properties?: dbc.task.v1.LeaseRequest.$Properties): dbc.task.v1.LeaseRequest;
                 static encode(m: dbc.task.v1.LeaseRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -829,6 +830,7 @@ export namespace dbc {
                     maxInputBytes?: (number|null);
                     requestExpiresAt?: (number|null);
                     payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
+                    maxResultBytes?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.LeaseRequest.$Properties;

@@ -8252,6 +8252,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [maxInputBytes] LeaseRequest maxInputBytes
                  * @property {number|null} [requestExpiresAt] LeaseRequest requestExpiresAt
                  * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] LeaseRequest payment
+                 * @property {number|null} [maxResultBytes] LeaseRequest maxResultBytes
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -8364,6 +8365,14 @@ export const dbc = $root.dbc = (() => {
                 LeaseRequest.prototype.payment = null;
 
                 /**
+                 * LeaseRequest maxResultBytes.
+                 * @member {number} maxResultBytes
+                 * @memberof dbc.task.v1.LeaseRequest
+                 * @instance
+                 */
+                LeaseRequest.prototype.maxResultBytes = 0;
+
+                /**
                  * Creates a new LeaseRequest instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.LeaseRequest
@@ -8415,6 +8424,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 9, wireType 1 =*/73).double(m.requestExpiresAt);
                     if (m.payment != null && $Object.hasOwnProperty.call(m, "payment"))
                         $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
+                    if (m.maxResultBytes != null && $Object.hasOwnProperty.call(m, "maxResultBytes") && !$Object.is(m.maxResultBytes, 0))
+                        w.uint32(/* id 11, wireType 1 =*/89).double(m.maxResultBytes);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -8543,6 +8554,15 @@ export const dbc = $root.dbc = (() => {
                                 m.payment = $root.dbc.task.v1.PaymentTerms.decode(r, r.size(), $undefined, q + 1, m.payment);
                                 continue;
                             }
+                        case 11: {
+                                if (u !== 1)
+                                    break;
+                                if (!$Object.is(v = r.double(), 0))
+                                    m.maxResultBytes = v;
+                                else
+                                    delete m.maxResultBytes;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -8634,6 +8654,11 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.task.v1.LeaseRequest.payment: object expected");
                         m.payment = $root.dbc.task.v1.PaymentTerms.fromObject(d.payment, q + 1);
                     }
+                    if (d.maxResultBytes != null) {
+                        if (!$Object.is($Number(d.maxResultBytes), 0)) {
+                            m.maxResultBytes = $Number(d.maxResultBytes);
+                        }
+                    }
                     return m;
                 };
 
@@ -8677,6 +8702,7 @@ export const dbc = $root.dbc = (() => {
                         d.maxInputBytes = 0;
                         d.requestExpiresAt = 0;
                         d.payment = null;
+                        d.maxResultBytes = 0;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
@@ -8707,6 +8733,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payment != null && $Object.hasOwnProperty.call(m, "payment")) {
                         d.payment = $root.dbc.task.v1.PaymentTerms.toObject(m.payment, o, q + 1);
+                    }
+                    if (m.maxResultBytes != null && $Object.hasOwnProperty.call(m, "maxResultBytes")) {
+                        d.maxResultBytes = o.json && !$isFinite(m.maxResultBytes) ? $String(m.maxResultBytes) : m.maxResultBytes;
                     }
                     return d;
                 };

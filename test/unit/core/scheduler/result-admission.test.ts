@@ -1,0 +1,82 @@
+// Copies whose results come back on streams that cannot be paused (WebRTC) are admitted before they
+// go out: the result bounds in flight stay under the node's cap (result-admission.ts), so an honest
+// result never passes the cap the guard resets at; a copy that waited is timed from when it went out
+// (JobMachine.handleCopyAdmitted), so the provider is not timed out for our wait.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { ResultAdmission } from '../../../../src/core/scheduler/result-admission.js'
+import { JobMachine, ReputationBook, type JobPolicy, type JobCommand } from '../../../../src/core/scheduler/index.js'
+import { createRng } from '../../../../src/core/rng.js'
+
+const MiB = 1024 * 1024
+const tick = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+
+test('N copies whose bounds do not fit the cap together: those that fit go, the rest wait in order and go as others end', async () => {
+  const a = new ResultAdmission(64 * MiB)
+  const order: number[] = []
+  const releases: Array<() => void> = []
+  const all = Array.from({ length: 6 }, async (_, i) => { const r = await a.take(16 * MiB); order.push(i); releases[i] = r })
+  await tick()
+  assert.equal(order, [0, 1, 2, 3], 'four 16 MiB bounds fit 64 MiB')
+  assert.is(a.heldBytes, 64 * MiB)
+  assert.is(a.waiting, 2)
+  assert.is(a.waited, 2)
+  releases[1]()
+  releases[1]() // a second release of the same copy frees nothing more
+  await tick()
+  assert.equal(order, [0, 1, 2, 3, 4])
+  assert.is(a.heldBytes, 64 * MiB, 'never above the cap')
+  releases[0](); await tick()
+  assert.equal(order, [0, 1, 2, 3, 4, 5])
+  await Promise.all(all)
+  for (const r of releases) r()
+  assert.is(a.heldBytes, 0)
+  assert.is(a.copies, 0)
+})
+
+test('small bounds: many copies at once; a large one waiting is not overtaken by small ones behind it', async () => {
+  const a = new ResultAdmission(64 * MiB)
+  const small = Array.from({ length: 60 }, () => a.tryTake(MiB))
+  assert.ok(small.every(r => r !== undefined), '60 copies of 1 MiB go at once (16 MiB bounds: 4)')
+  let bigIn = false
+  const big = a.take(16 * MiB).then(r => { bigIn = true; return r })
+  assert.is(a.tryTake(MiB), undefined, 'a small copy behind the waiting large one waits too')
+  for (let i = 0; i < 12; i++) small[i]!()
+  await tick()
+  assert.ok(bigIn, 'the large one goes once 16 MiB are free')
+  ;(await big)()
+})
+
+test('a bound above the whole cap goes alone; an aborted wait leaves the line', async () => {
+  const a = new ResultAdmission(8 * MiB)
+  const alone = a.tryTake(16 * MiB)
+  assert.ok(alone !== undefined, 'nothing in flight: it goes (it would never fit otherwise)')
+  assert.is(a.tryTake(1), undefined)
+  const ac = new AbortController()
+  const waiting = a.take(MiB, ac.signal)
+  ac.abort(new Error('copy cancelled'))
+  assert.match(await waiting.then(() => 'admitted', (err: Error) => err.message), /copy cancelled/)
+  assert.is(a.waiting, 0)
+  alone()
+  assert.ok(a.tryTake(MiB) !== undefined)
+})
+
+test('JobMachine: a copy admitted late is timed from its admission, not from its dispatch', () => {
+  const policy: JobPolicy = { taskCount: 1, redundancy: 1, quorum: 1, maxAttempts: 3, taskTimeoutMs: 1000, leaseTimeoutMs: 600_000, stragglerFactor: 0 }
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'l1', provider: 'p1', slots: 1 })
+  const run = m.pollCommands().find((c): c is Extract<JobCommand, { type: 'run' }> => c.type === 'run')!
+  m.handleCopyAdmitted(900, run.index, run.attempt)
+  m.handleTimeout(1500)
+  assert.is(m.progress().running, 1, 'not timed out 1500 ms after dispatch: it went out at 900')
+  // without the admission the same copy times out at 1000
+  const m2 = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m2.handleLease(0, { leaseId: 'l1', provider: 'p1', slots: 1 })
+  m2.pollCommands()
+  m2.handleTimeout(1500)
+  assert.is(m2.progress().running, 0, 'timed out at 1000')
+  m.handleTimeout(1900)
+  assert.is(m.progress().running, 0, 'and an admitted copy still times out, from its admission')
+})
+
+test.run()
