@@ -378,7 +378,9 @@ export class TrainingWorker {
     if (this.optMachine !== undefined && averagesOptimizer(round, spec.averageOptimizerEvery)) {
       // the momentum, averaged like the parameters: members' optimizers stay together, and a joiner gets the group's
       const local = await trainer.getOptimizerState!()
-      const shared = this.optimizerShared.length === local.length ? this.optimizerShared : undefined
+      // a slice whose owner went silent keeps the last averaged momentum; before the first averaging
+      // there is none: zeros (a fresh optimizer's), the same on every survivor (review s11 L2)
+      const shared = this.optimizerShared.length === local.length ? this.optimizerShared : new Float32Array(local.length)
       const averaged = await this.allReduce(this.optMachine, round, members, local, deadlineAt, step.samples, shared)
       await trainer.setOptimizerState!(averaged.vector)
       this.optimizerShared = Float32Array.from(averaged.vector)

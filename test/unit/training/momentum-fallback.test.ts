@@ -1,0 +1,58 @@
+// The first momentum averaging of a job, with a member that went silent: the survivors still end
+// the round with the same state (review s11 L2). In-process transports, two real workers and a ghost.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
+import { TrainingWorker } from '../../../src/training/worker.js'
+import { createMlpTrainer } from '../../../src/training/trainer.js'
+import { parseTrainingSpec } from '../../../src/training/spec.js'
+
+class HubTransport extends TrainingTransport {
+  hub: HubTransport[] = []
+  override async start (): Promise<void> {}
+  override async stop (): Promise<void> {}
+  override async learnAddresses (): Promise<void> {}
+  override send (to: string, msg: TrainingMessageInput): void {
+    const bytes = encodeTrainingMessage(msg)
+    const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
+    const target = this.hub.find(p => p.self === to)
+    if (target !== undefined) setImmediate(() => { (target as any).dispatch(this.self, decoded) })
+  }
+}
+
+async function hubTransport (hub: HubTransport[]): Promise<HubTransport> {
+  const t = new HubTransport({ peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')) } as unknown as TrainingHost)
+  t.hub = hub
+  hub.push(t)
+  return t
+}
+
+test('a silent member\'s momentum slice in the first averaging: the survivors report the same state', async () => {
+  const hub: HubTransport[] = []
+  const coordinator = await hubTransport(hub)
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 2, batchSize: 8, evalEvery: 0, rounds: 5, averageOptimizerEvery: 1 })
+  const a = await hubTransport(hub)
+  const b = await hubTransport(hub)
+  const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+  const workers = [a, b].map((t, rank) => new TrainingWorker({ transport: t, jobId: 'j', coordinator: coordinator.self, spec, trainer: createMlpTrainer(spec, rank, 2) }))
+  for (const w of workers) await w.start()
+  const reports = new Map<string, TrainingMessage['report']>()
+  const got = new Promise<void>(resolve => {
+    coordinator.listen((from, msg) => {
+      if (msg.report == null) return
+      reports.set(from, msg.report)
+      if (reports.size === 2) resolve()
+    })
+  })
+  const members = [a.self, b.self, ghost]
+  for (const t of [a, b]) coordinator.send(t.self, { roundStart: { jobId: 'j', round: 0, members, deadlineMs: 1000, addrs: [] } })
+  await got
+  const [ra, rb] = [reports.get(a.self)!, reports.get(b.self)!]
+  assert.ok(ra.timedOut && rb.timedOut, 'the ghost\'s slices never came')
+  assert.equal(Buffer.from(ra.stateHash).toString('hex'), Buffer.from(rb.stateHash).toString('hex'), 'the survivors hold different momentum')
+  for (const w of workers) await w.stop()
+})
+
+test.run()
