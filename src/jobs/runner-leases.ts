@@ -177,8 +177,10 @@ export class LeaseRounds {
       penalise
     }
     // a `more` round places against the leases it holds as well (they are not asked again): a far
-    // offer is leased only when the cost model would give it work beside the near leases it has
-    const held = mode === 'more' ? machine.liveLeases().map(l => this.leasedViews.get(l.provider)).filter((v): v is OfferView => v !== undefined && !views.some(x => x.provider === v.provider)) : []
+    // offer is leased only when the cost model would give it work beside the near leases it has;
+    // so does a starved one of a redundancy > 1 job: its leased providers count as distinct ones
+    // (one of two providers came back: it is leased beside the other, not 'not-enough-providers')
+    const held = mode === 'more' || m.verification.redundancy > 1 ? machine.liveLeases().map(l => this.leasedViews.get(l.provider)).filter((v): v is OfferView => v !== undefined && !views.some(x => x.provider === v.provider)) : []
     const all = [...views, ...held]
     const p = m.placement === 'random' ? placeRandomly(req, all, this.placementRng) : placeTasks(req, all)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p
@@ -234,7 +236,8 @@ export class LeaseRounds {
         ...(payment !== undefined ? { payment } : {})
       })
       try {
-        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.maxResultBytes })
+        // the bound as the manifest declares it (undefined: the default, TASK_MAX_FRAME; see ports.ts)
+        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.d.m.task.maxResultBytes })
       } catch (err) {
         // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED'

@@ -250,7 +250,10 @@ export class Libp2pJobTransport implements JobTransport {
     // tasks ride the lease stream, except on a relay's limited connection: there each task's
     // stream is sized against the bytes the relay still allows (src/net/routes)
     // a lease on a connection that cannot be paused (WebRTC) sends a copy only while its result bound fits the node's cap on such results
-    const held = { provider, stream: channel, resultCap, ...(pausable ? {} : { unpausable: true }), ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
+    // (only for a bound the job declared: reserving the 16 MiB default per copy would let 4 copies at
+    // a time run on every WebRTC provider of the node together, whatever they return; an undeclared
+    // bound is left to the guard's cap, past which the slowest is reset and its copy rerun)
+    const held = { provider, stream: channel, resultCap, ...(pausable || opts.maxResultBytes === undefined ? {} : { unpausable: true }), ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
     this.leases.set(key, held)
     this.emit(provider, lease.leaseId ?? new Uint8Array())
     // heartbeats and results until the stream ends

@@ -56,10 +56,10 @@ test('the frame limit follows the announcement: a 2 MiB result on a lease announ
   } finally { await r.stop() }
 })
 
-test('WebRTC: four 12 MiB results (12 MiB announced) through a 26 MiB cap on results that cannot be paused are all read (two at a time), none reset', async () => {
+/** A submitter `a` that reaches provider `b` over WebRTC only (through a relay, hole-punched on loopback). */
+async function webrtcPair (seed: Uint8Array): Promise<{ a: Host, b: Host }> {
   const relay = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], connectionMonitor: false, dhtServer: false })
   hosts.push(relay)
-  const seed = new Uint8Array(32).fill(23)
   const mk = async (secret: Uint8Array): Promise<Host> => await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', secret), listen: [], listenViaRelay: true, relayServer: false, dhtServer: false, connectionMonitor: false, bootstrap: [relay.getMultiaddrs()[0].toString()], webrtc: { enabled: true, iceServers: () => [] } })
   const b = await mk(seed); const a = await mk(submitterSecret)
   hosts.push(a, b)
@@ -73,6 +73,12 @@ test('WebRTC: four 12 MiB results (12 MiB announced) through a 26 MiB cap on res
   }
   await Promise.all(a.getConnections(b.peerId).filter(c => !isWebRTC(c.remoteAddr)).map(async c => { await c.close() }))
   assert.ok(a.getConnections(b.peerId).length > 0 && a.getConnections(b.peerId).every(c => isWebRTC(c.remoteAddr)), 'a reaches b over WebRTC only')
+  return { a, b }
+}
+
+test('WebRTC: four 12 MiB results (12 MiB announced) through a 26 MiB cap on results that cannot be paused are all read (two at a time), none reset', async () => {
+  const seed = new Uint8Array(32).fill(23)
+  const { a, b } = await webrtcPair(seed)
   const fp = new FakeProvider({ secretKey: seed, slots: 4, compute: () => new Uint8Array(12 * MiB).fill(3) })
   await registerTaskProtocol(b, fp, { heartbeatMs: 100 })
   const r = await rig({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 64 * MiB, outboundUnpausableBytes: 26 * MiB }, a)
@@ -84,6 +90,35 @@ test('WebRTC: four 12 MiB results (12 MiB announced) through a 26 MiB cap on res
     assert.is(s.unpausableCut, 0)
     assert.ok(s.unpausablePeakBytes <= 26 * MiB, `peak ${s.unpausablePeakBytes}`)
     assert.equal(r.charges, [])
+  } finally { await r.stop() }
+})
+
+test('WebRTC, no bound declared: copies are not held back for the 16 MiB default (three at once on one provider), the guard cap stays the backstop', async () => {
+  const seed = new Uint8Array(32).fill(24)
+  const { a, b } = await webrtcPair(seed)
+  // each run waits (up to 5 s) until three run at once: how many the submitter let out together
+  let running = 0; let most = 0
+  let threeRun = (): void => {}
+  const three = new Promise<void>(resolve => { threeRun = resolve })
+  const fp = new FakeProvider({
+    secretKey: seed,
+    slots: 4,
+    compute: async () => {
+      most = Math.max(most, ++running)
+      if (running >= 3) threeRun()
+      await Promise.race([three, new Promise(resolve => setTimeout(resolve, 5000))])
+      running--
+      return new Uint8Array(1024).fill(4)
+    }
+  })
+  await registerTaskProtocol(b, fp, { heartbeatMs: 100 })
+  const r = await rig({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 64 * MiB, outboundUnpausableBytes: 26 * MiB }, a)
+  try {
+    const got = await Promise.all([1, 2, 3].map(async n => await leaseAndRun(r, b, fp, n)))
+    console.log(`  results: ${JSON.stringify(got)}; at most ${most} at once`)
+    assert.equal(got, ['ok 1024', 'ok 1024', 'ok 1024'])
+    // with each copy reserving the 16 MiB default against the 26 MiB cap, one would run at a time
+    assert.is(most, 3)
   } finally { await r.stop() }
 })
 

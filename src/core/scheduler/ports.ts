@@ -21,7 +21,12 @@ export interface JobTransport {
   /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
   requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation }) => Promise<TransportOffer[]>
   /** Hands the provider the lease (signed by us) that authorizes our tasks. */
-  /** `maxResultBytes`: what the lease request announced (a result frame's bound on the lease; default TASK_MAX_FRAME). */
+  /**
+   * `maxResultBytes`: the bound the job declared (manifest task.maxResultBytes): a result frame's bound
+   * on the lease, and on a lease whose results cannot be paused (WebRTC) each copy waits until its
+   * bound fits the node's cap on such results (result-admission.ts). Undefined: TASK_MAX_FRAME, and
+   * no such wait (the guard's cap resets the slowest past it).
+   */
   openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number }) => Promise<void>
   /**
    * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
