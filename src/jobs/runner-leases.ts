@@ -178,9 +178,11 @@ export class LeaseRounds {
     }
     // a `more` round places against the leases it holds as well (they are not asked again): a far
     // offer is leased only when the cost model would give it work beside the near leases it has;
-    // so does a starved one of a redundancy > 1 job: its leased providers count as distinct ones
-    // (one of two providers came back: it is leased beside the other, not 'not-enough-providers')
-    const held = mode === 'more' || m.verification.redundancy > 1 ? machine.liveLeases().map(l => this.leasedViews.get(l.provider)).filter((v): v is OfferView => v !== undefined && !views.some(x => x.provider === v.provider)) : []
+    // so does a starved one whose offers alone are too few distinct providers for the job's
+    // redundancy: its leased providers count (one of two came back: it is leased beside the other,
+    // not 'not-enough-providers' for ever)
+    const short = m.verification.redundancy > 1 && new Set(views.filter(v => v.refusal === undefined).map(v => v.provider)).size < m.verification.redundancy
+    const held = mode === 'more' || short ? machine.liveLeases().map(l => this.leasedViews.get(l.provider)).filter((v): v is OfferView => v !== undefined && !views.some(x => x.provider === v.provider)) : []
     const all = [...views, ...held]
     const p = m.placement === 'random' ? placeRandomly(req, all, this.placementRng) : placeTasks(req, all)
     if (this.placement === undefined || this.placement.unplaced.size === this.placement.request.taskCount) this.placement = p

@@ -12,6 +12,8 @@
 // A provider whose lease or copy was just lost to a route failure (relay killed, stream reset)
 // is "not now" as well, not absent: until it answers again, is avoided, or `waitMs` passes since
 // the loss, the job waits for it as for a busy one (it may be re-reserving on another relay).
+// A job that holds leases but too few distinct providers for its verification.redundancy copies
+// (one of two providers stopped) waits up to `waitMs` as well: a provider may come back or appear.
 import type { UnplacedReason } from './placement.js'
 import { describeUnplaced } from './explain.js'
 
@@ -89,6 +91,9 @@ export interface SearchRound {
   fastestRunMs?: number
 }
 
+/** Why a job holding leases waits for another provider (verification.redundancy copies need distinct ones). */
+const SHORT = 'fewer distinct providers than verification.redundancy copies (another must come back or appear)'
+
 /** Most providers remembered as lost at once (a job's leases are capped far below this). */
 const MAX_LOST = 1024
 
@@ -116,6 +121,8 @@ export class LeaseSearch {
   /** Provider -> when its lease or a copy was last lost to a route failure (not heard from since). */
   private readonly lost = new Map<string, number>()
   private away = 0
+  /** The last round placed nothing for want of distinct providers while the job holds leases. */
+  private short = false
 
   constructor (policy: LeaseSearchPolicy = {}) {
     this.giveUpMs = policy.giveUpMs ?? SEARCH_GIVE_UP_MS
@@ -147,6 +154,7 @@ export class LeaseSearch {
     if (fresh || mode === 'starved') { this.startedAt = now; this.delay = this.retryMs }
     this.waitingSince = undefined
     this.busy = 0
+    this.short = false
     this.away = 0
   }
 
@@ -178,6 +186,9 @@ export class LeaseSearch {
     this.busy = transient
     this.away = this.lost.size
     transient += this.away
+    // too few distinct providers beside the job's leased ones (one of them stopped): one may come back
+    this.short = r.error === undefined && r.liveLeases > 0 && r.unplaced === 'not-enough-providers'
+    if (this.short) transient++
     let newlyBusy = 0
     for (const p of r.busyLeases ?? []) if (!this.penalty.has(p)) { this.penalty.add(p); newlyBusy++ }
     if (r.leased > 0) { this.end(); return { kind: 'leased' } }
@@ -201,7 +212,7 @@ export class LeaseSearch {
       this.waitingSince ??= now
       if (now - this.waitingSince >= this.waitMs) {
         const waited = Math.round(this.waitMs / 1000)
-        const why = `${this.busy} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}`
+        const why = `${this.busy} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}`
         this.end()
         return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${why})` }
       }
@@ -226,8 +237,9 @@ export class LeaseSearch {
     if (this.waitingSince === undefined) return undefined
     const left = Math.max(0, Math.ceil((this.waitingSince + this.waitMs - now) / 1000))
     const plural = (n: number): string => `${n} provider${n === 1 ? '' : 's'}`
+    if (this.busy === 0 && this.away === 0 && this.short) return `waiting: ${SHORT}; tasks fail if none appears within ${left} s`
     if (this.busy === 0 && this.away > 0) return `waiting: ${plural(this.away)} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost (a route failure); tasks fail if none returns within ${left} s`
-    return `waiting: ${plural(this.busy)} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}; tasks fail if none frees within ${left} s`
+    return `waiting: ${plural(this.busy)} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}; tasks fail if none frees within ${left} s`
   }
 
   /** Refusals seen so far, by code (what `job status` shows). */
@@ -240,6 +252,7 @@ export class LeaseSearch {
     this.delay = this.retryMs
     this.busy = 0
     this.away = 0
+    this.short = false
   }
 
   /** What the providers other than the job's leased ones said in the last round. */

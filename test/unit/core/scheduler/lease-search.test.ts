@@ -131,4 +131,27 @@ test('a lost lease re-queues its copy and asks for leases; a search that gives u
   assert.ok(m.isFinished)
 })
 
+test('a job holding leases with too few distinct providers for its redundancy waits up to waitMs, saying why, then fails', () => {
+  // one of two providers stopped: the other is leased, placement finds no second distinct one
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, maxRetryMs: 2000, waitMs: 60_000 })
+  s.begin(0)
+  const short = round({ liveLeases: 1, unplaced: 'not-enough-providers' })
+  let now = 0
+  for (let d = s.handleRound(now, short); d.kind === 'retry' && now < 50_000; d = s.handleRound(now, short)) now = d.at
+  assert.ok(now >= 50_000, `still waiting at ${now} ms, past giveUpMs`)
+  assert.match(s.waiting(now) ?? '', /^waiting: fewer distinct providers than verification\.redundancy copies .*; tasks fail if none appears within \d+ s$/)
+  let d = s.handleRound(now, short)
+  while (d.kind === 'retry') { now = d.at; d = s.handleRound(now, short) }
+  assert.is(d.kind, 'give-up')
+  assert.ok(now >= 60_000 && now < 62_000, `gave up at ${now}`)
+  if (d.kind === 'give-up') assert.match(d.reason, /within task\.waitS \(60 s; 0 busy, fewer distinct providers/)
+  // a job holding no lease at all (the network has too few providers): the usual fast give-up
+  const s2 = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, maxRetryMs: 2000, waitMs: 60_000 })
+  s2.begin(0)
+  let t = 0
+  let d2 = s2.handleRound(t, round({ offers: 1, unplaced: 'not-enough-providers' }))
+  while (d2.kind === 'retry') { t = d2.at; d2 = s2.handleRound(t, round({ offers: 1, unplaced: 'not-enough-providers' })) }
+  assert.ok(t < 2000, `gave up at ${t}`)
+})
+
 test.run()
