@@ -104,11 +104,13 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
 
 /**
  * Codes that mean a copy got no answer, not a wrong or failed one: its stream closed first (a
- * relay on the way died), or the provider had closed its lease before this side saw it. Such a
- * copy is lost (the provider may run the task again); a provider sending them on purpose gains
- * nothing: lost copies are bounded per task and avoid a provider that loses them in a row.
+ * relay on the way died), the provider had closed its lease before this side saw it, or it is
+ * stopping (PEER_STOPPED: a SIGTERM'd node aborts its running copies; its lease ends and the job
+ * waits for it up to task.waitS, instead of counting failures in a row that avoid it for the job).
+ * Such a copy is lost (the provider may run the task again); a provider sending them on purpose
+ * gains nothing: lost copies are bounded per task and avoid a provider that loses them in a row.
  */
-export const NO_ANSWER_CODES: ReadonlySet<string> = new Set(['STREAM_ENDED', 'LEASE_CLOSED', 'LEASE_LOST'])
+export const NO_ANSWER_CODES: ReadonlySet<string> = new Set(['STREAM_ENDED', 'LEASE_CLOSED', 'LEASE_LOST', 'PEER_STOPPED'])
 
 /**
  * Answers that say the provider did not run the copy (yet): its lease's slots are busy (a copy the
