@@ -22,6 +22,8 @@ export const SEARCH_GIVE_UP_MS = 10_000
 /** First retry after a round that opened no lease; doubled while waiting, up to SEARCH_MAX_RETRY_MS. */
 export const SEARCH_RETRY_MS = 250
 export const SEARCH_MAX_RETRY_MS = 5_000
+/** The longest pause between rounds that nobody refused as busy, before the give-up (SEARCH_GIVE_UP_MS). */
+export const SEARCH_STEADY_MAX_RETRY_MS = 2_000
 /** Most time between two rounds of a `more` search (each one may query the capability index). */
 export const SEARCH_MORE_MAX_RETRY_MS = 30_000
 /** How long tasks wait for busy providers by default (manifest `task.waitS`). */
@@ -223,7 +225,16 @@ export class LeaseSearch {
     }
     const start = this.startedAt ?? now
     // a provider that was busy a moment ago may answer again soon: keep looking as long as that
-    if (now - start < this.giveUpMs || now - this.lastTransientAt < this.giveUpMs) return { kind: 'retry', at: now + this.retryMs }
+    if (now - this.lastTransientAt < this.giveUpMs) return { kind: 'retry', at: now + this.retryMs }
+    // nobody busy: what the providers said does not change from one moment to the next (an executor
+    // they do not run, too few GPUs): ask again less and less often (up to SEARCH_STEADY_MAX_RETRY_MS
+    // apart, so a provider that joins meanwhile is found) until the give-up, not every 250 ms
+    if (now - start < this.giveUpMs) {
+      // (the last round lands when the give-up time comes, so the tasks fail then and say why)
+      const at = Math.min(now + this.delay, start + this.giveUpMs)
+      this.delay = Math.min(SEARCH_STEADY_MAX_RETRY_MS, this.delay * 2)
+      return { kind: 'retry', at }
+    }
     this.end()
     if (r.error === undefined && r.liveLeases > 0) {
       const elsewhere = this.elsewhere(r)

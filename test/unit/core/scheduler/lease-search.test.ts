@@ -154,4 +154,17 @@ test('a job holding leases with too few distinct providers for its redundancy wa
   assert.ok(t < 2000, `gave up at ${t}`)
 })
 
+test('refusals that do not change (a disabled executor) are asked again less and less often, not every 250 ms, and still give up at giveUpMs', () => {
+  const s = new LeaseSearch({})
+  let now = 0
+  let rounds = 1
+  const refused = (): ReturnType<typeof round> => round({ refusals: ['EXECUTOR_DISABLED', 'EXECUTOR_DISABLED'], unplaced: 'all-refused', lastRefusal: 'EXECUTOR_DISABLED: x' })
+  let d = s.handleRound(now, refused())
+  while (d.kind === 'retry') { now = d.at; rounds++; d = s.handleRound(now, refused()) }
+  assert.is(d.kind, 'give-up')
+  assert.is(now, 10_000, 'the last round lands at the give-up time')
+  // 0, 0.25, 0.75, 1.75, 3.75, 5.75, 7.75, 9.75, 10 s (41 rounds at a fixed 250 ms)
+  assert.ok(rounds <= 10, `${rounds} rounds in 10 s`)
+})
+
 test.run()
