@@ -10,6 +10,8 @@ import { AllReducePeer, type RoundResult, type SliceChunk } from '../core/traini
 import { BandwidthEstimate } from '../core/training/partition.js'
 import { MAX_ROUNDS_SAT_OUT } from '../core/training/coordinator.js'
 import { StateServeLog } from './state-serve.js'
+import { AllReducePump, type AllReduceStart } from './allreduce-pump.js'
+import { StateFetch } from './state-fetch.js'
 import type { TrainingTransport, TrainingMessage, TrainingMessageInput } from './transport.js'
 import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import type { Trainer } from './trainer.js'
@@ -18,6 +20,7 @@ import { TrainingError, bytesToFloats, floatsToBytes, type RoundMetering } from 
 import { dbc } from '../wire/gen/wire.js'
 import { averagesOptimizer, stateDigest, stateProblem, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
+import { bytesEqual } from '../core/identity/index.js'
 
 export { TrainingError, bytesToFloats, floatsToBytes, type RoundMetering } from './worker-types.js'
 
@@ -53,8 +56,6 @@ export interface StateLoad { from: string, round: number, optimizerRound: number
 const MAX_ADMITTED = 64
 /** How long a joiner waits for the state from each donor it was given (TrainingService's invitations). */
 export const JOIN_LOAD_TIMEOUT_MS = 30_000
-/** A state request not answered in this long is sent again (then after twice as long, ...). */
-const STATE_RESEND_MS = 5000
 
 /** Chunks of the optimizer vector carry vector = 1 (SliceChunk.vector); parameter deltas 0. */
 const VECTOR_PARAMS = 0
@@ -83,10 +84,9 @@ export class TrainingWorker {
   /** States adopted from other peers. */
   readonly loads: StateLoad[] = []
   private chain: Promise<void> = Promise.resolve()
-  private readonly timers = new Map<AllReducePeer, NodeJS.Timeout>()
-  private readonly waiting = new Map<AllReducePeer, (r: RoundResult) => void>()
+  private readonly pump: AllReducePump
   private unlisten: (() => void) | undefined
-  private stateWaiter: ((from: string, msg: dbc.training.v1.StateResponse) => void) | undefined
+  private readonly stateFetch: StateFetch
   private finished = false
   /** Aborted by stop(): a state load in progress ends and asks no more. */
   private readonly stopping = new AbortController()
@@ -113,6 +113,11 @@ export class TrainingWorker {
     this.self = init.transport.self
     this.machine = new AllReducePeer({ self: this.self, codec: init.spec.codec, length: init.trainer.paramCount })
     this.done = new Promise(resolve => { this.resolveDone = resolve })
+    this.stateFetch = new StateFetch(this.jobId, (to, msg) => { this.send(to, msg) })
+    // what a machine produced goes to its member, tagged with the vector it averages
+    this.pump = new AllReducePump((machine, to, chunk) => {
+      this.send(to, { slice: { jobId: this.jobId, ...chunk, vector: machine === this.optMachine ? VECTOR_OPTIMIZER : VECTOR_PARAMS } })
+    }, init.minAllReduceMs ?? 200)
   }
 
   private idleTimer: NodeJS.Timeout | undefined
@@ -194,38 +199,7 @@ export class TrainingWorker {
 
   /** Fetches, checks and adopts a peer's state; returns the rounds folded into it. */
   private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
-    const msg = await new Promise<dbc.training.v1.StateResponse>((resolve, reject) => {
-      let resend: ReturnType<typeof setTimeout> | undefined
-      const signals = signal === undefined ? [this.stopping.signal] : [this.stopping.signal, signal]
-      // settles the load once: the waiter, both timers and the abort listeners go with it
-      const end = (err: unknown, m?: dbc.training.v1.StateResponse): void => {
-        if (this.stateWaiter === waiter) this.stateWaiter = undefined
-        clearTimeout(timer); clearTimeout(resend)
-        for (const s of signals) s.removeEventListener('abort', onAbort)
-        if (m !== undefined) resolve(m)
-        else reject(err)
-      }
-      const timer = setTimeout(() => {
-        end(new TrainingError('STATE_TIMEOUT', `no state from ${donor} within ${Math.round(timeoutMs)} ms`, { hint: 'pick another member of the job as donor' }))
-      }, timeoutMs)
-      // a stopped worker (or a cancelled load) asks no more: its resends would fetch whole states nobody reads
-      const onAbort = (): void => { end(signals.find(s => s.aborted)?.reason) }
-      // asked again after 5 s, then 10 s more: a request that went out while the connection to the
-      // donor was still opening can be lost on the way (the answer to a repeated one is the same)
-      const ask = (waitMs: number): void => {
-        this.send(donor, { stateRequest: { jobId: this.jobId } })
-        if (waitMs < timeoutMs) resend = setTimeout(() => { if (this.stateWaiter === waiter) ask(waitMs * 2) }, waitMs)
-      }
-      const waiter = (from: string, m: dbc.training.v1.StateResponse): void => {
-        // an answer to an earlier request of ours (a resend, an earlier load) is not this one's
-        if (from !== donor || (expect.round !== undefined && m.round < expect.round)) return
-        end(undefined, m)
-      }
-      this.stateWaiter = waiter
-      if (signals.some(s => s.aborted)) { onAbort(); return }
-      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
-      ask(STATE_RESEND_MS)
-    })
+    const msg = await this.stateFetch.fetch(donor, expect.round, timeoutMs, signal === undefined ? [this.stopping.signal] : [this.stopping.signal, signal])
     const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
     const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
     if (problem !== undefined) throw new TrainingError('STATE_REJECTED', `state from ${donor}: ${problem}`)
@@ -257,11 +231,9 @@ export class TrainingWorker {
     this.finished = true
     this.stopping.abort(new TrainingError('STOPPED', 'the training worker stopped'))
     this.unlisten?.()
-    for (const t of this.timers.values()) clearTimeout(t)
-    this.timers.clear()
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     // A round in progress ends at its own pace (it checks `finished`); a pending result is cut.
-    this.waiting.clear()
+    this.pump.stop()
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     await this.init.trainer.close()
     // frames already queued keep their routing; a later message of this job follows the node's
     if (this.init.coordinator !== this.init.transport.self) this.init.transport.jobRoutes.delete(this.jobId, this.init.coordinator)
@@ -276,8 +248,7 @@ export class TrainingWorker {
       const chunk: SliceChunk = { round: s.round, slice: s.slice, phase: s.phase, codec: s.codec, length: s.length, data: s.data, weight: s.weight, offset: s.offset }
       const machine = s.vector === VECTOR_OPTIMIZER ? this.optMachine : s.vector === VECTOR_PARAMS ? this.machine : undefined
       if (machine === undefined) return
-      machine.handleChunk(performance.now(), from, chunk)
-      this.pumpMachine(machine)
+      this.pump.chunk(machine, from, chunk)
     } else if (msg.roundStart != null && msg.roundStart.jobId === this.jobId && from === this.init.coordinator) {
       const rs = msg.roundStart
       if (rs.bandwidths.length > 0 && this.roundBandwidths.size < 16) this.roundBandwidths.set(rs.round, rs.bandwidths.slice(0, rs.members.length))
@@ -299,8 +270,8 @@ export class TrainingWorker {
     } else if (msg.join != null && msg.join.jobId === this.jobId && from === this.init.coordinator && (msg.join.peer ?? '') !== '') {
       if (this.admitted.size >= MAX_ADMITTED) this.admitted.delete(this.admitted.values().next().value as string)
       this.admitted.add(msg.join.peer)
-    } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && this.stateWaiter !== undefined) {
-      this.stateWaiter(from, msg.stateResponse)
+    } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId) {
+      this.stateFetch.deliver(from, msg.stateResponse)
     } else if (msg.finish != null && msg.finish.jobId === this.jobId && from === this.init.coordinator) {
       const sendModel = msg.finish.sendModel
       this.finishReceived = true
@@ -320,7 +291,7 @@ export class TrainingWorker {
     if (round > this.lastRound + 1) this.refreshState = true
     // A member whose state is not the one the round's members agreed on (its all-reduce reached
     // nobody: it applied its own average, the others the fallback) loads the agreed state first.
-    if (digest !== undefined && this.heldDigest !== undefined && round === this.lastRound + 1 && !sameBytes(digest, this.heldDigest)) {
+    if (digest !== undefined && this.heldDigest !== undefined && round === this.lastRound + 1 && !bytesEqual(digest, this.heldDigest)) {
       if (!this.refreshState) log('job %s: state before round %d differs from the agreed one: loading it from a member', this.jobId, round)
       this.refreshState = true
     }
@@ -369,7 +340,7 @@ export class TrainingWorker {
     for (let i = 0; i < delta.length; i++) delta[i] = params[i] - reference[i]
     const sent0 = { ...this.init.transport.stats }
     // a part whose owner goes silent: no update there, on every member alike (they stay in agreement)
-    const result = await this.allReduce(this.machine, round, members, delta, deadlineAt, step.samples, new Float32Array(delta.length))
+    const result = await this.allReduce(this.machine, { round, members, vector: delta, deadlineAt, weight: step.samples, fallback: new Float32Array(delta.length) })
     this.sendBandwidth.observe(this.init.transport.stats.bytesSent - sent0.bytesSent, this.init.transport.stats.sendBusyMs - sent0.sendBusyMs)
     for (let i = 0; i < reference.length; i++) reference[i] += result.vector[i]
     this.reference = reference
@@ -381,7 +352,7 @@ export class TrainingWorker {
       // a slice whose owner went silent keeps the last averaged momentum; before the first averaging
       // there is none: zeros (a fresh optimizer's), the same on every survivor (review s11 L2)
       const shared = this.optimizerShared.length === local.length ? this.optimizerShared : new Float32Array(local.length)
-      const averaged = await this.allReduce(this.optMachine, round, members, local, deadlineAt, step.samples, shared)
+      const averaged = await this.allReduce(this.optMachine, { round, members, vector: local, deadlineAt, weight: step.samples, fallback: shared })
       await trainer.setOptimizerState!(averaged.vector)
       this.optimizerShared = Float32Array.from(averaged.vector)
       this.optimizerRound = round + 1
@@ -427,43 +398,8 @@ export class TrainingWorker {
     })
   }
 
-  /** Averages `vector` with the round's members through `machine`; resolves with the round's result. */
-  private async allReduce (machine: AllReducePeer, round: number, members: string[], vector: Float32Array, deadlineAt: number, weight: number, fallback?: Float32Array): Promise<RoundResult> {
-    const now = performance.now()
-    return await new Promise<RoundResult>(resolve => {
-      this.waiting.set(machine, resolve)
-      machine.start(now, round, members, vector, { deadlineMs: Math.max(this.init.minAllReduceMs ?? 200, deadlineAt - now), weight, bandwidths: this.roundBandwidths.get(round), fallback })
-      this.pumpMachine(machine)
-    })
+  /** Averages a vector with the round's members through `machine` (allreduce-pump.ts). */
+  private async allReduce (machine: AllReducePeer, start: Omit<AllReduceStart, 'bandwidths'>): Promise<RoundResult> {
+    return await this.pump.run(machine, { ...start, bandwidths: this.roundBandwidths.get(start.round) })
   }
-
-  /** Sends what the machine produced, delivers a finished round, re-arms the deadline timer. */
-  private pumpMachine (machine: AllReducePeer): void {
-    const vector = machine === this.optMachine ? VECTOR_OPTIMIZER : VECTOR_PARAMS
-    for (const o of machine.pollOutbound()) {
-      this.send(o.to, { slice: { jobId: this.jobId, ...o.chunk, vector } })
-    }
-    const r = machine.pollResult()
-    const w = this.waiting.get(machine)
-    if (r !== undefined && w !== undefined) {
-      this.waiting.delete(machine)
-      w(r)
-    }
-    const old = this.timers.get(machine)
-    if (old !== undefined) { clearTimeout(old); this.timers.delete(machine) }
-    const next = machine.nextTimeout()
-    if (next !== undefined && !this.finished) {
-      this.timers.set(machine, setTimeout(() => {
-        this.timers.delete(machine)
-        machine.handleTimeout(performance.now())
-        this.pumpMachine(machine)
-      }, Math.max(0, next - performance.now()) + 1))
-    }
-  }
-}
-
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
