@@ -118,6 +118,8 @@ export class ComputePeer {
   private slotManager?: SlotManager
   private readonly running = new Map<string, AbortController>()
   private recheck?: ReturnType<typeof setInterval>
+  /** stop() was called: nothing more runs, and what its stop cut short fails PEER_STOPPED. */
+  private stopping = false
 
   constructor (init: ComputePeerInit) {
     this.init = init
@@ -178,6 +180,7 @@ export class ComputePeer {
   }
 
   async stop (): Promise<void> {
+    this.stopping = true
     clearInterval(this.recheck)
     this.slotManager?.drain()
     for (const c of this.running.values()) c.abort(new ExecutorError('PEER_STOPPED', 'the compute peer is stopping'))
@@ -246,6 +249,9 @@ export class ComputePeer {
    */
   async runTask (task: dbc.task.v1.ITask, opts: RunTaskOptions = {}): Promise<TaskOutcome> {
     const taskId = toHex(task.taskId ?? new Uint8Array(0))
+    // a stopping peer runs nothing more: PEER_STOPPED tells the submitter the copy was not run (it
+    // waits for this provider to come back), not that the provider failed it
+    if (this.stopping) throw new ExecutorError('PEER_STOPPED', `task ${taskId}: the compute peer is stopping`)
     const executorName = (task.executor == null || task.executor === '' ? 'wasm' : task.executor) as ExecutorName
     const executor = this.executors.get(executorName)
     if (executor === undefined || !this.policy.executors.includes(executorName)) throw new ExecutorError(ExecutorErrorCode.DISABLED, `task ${taskId}: executor "${executorName}" is not enabled on this provider (enabled: ${this.policy.executors.join(', ')})`, { hint: 'send it as a wasm task or to another provider' })
@@ -300,7 +306,9 @@ export class ComputePeer {
         ok = true
       } catch (err) {
         const e = err as ExecutorError
-        code = e.code ?? 'TASK_FAILED'
+        // cut short by this peer's stop (aborted, or its executor closed under it: "the wasm
+        // executor is closed"): not the task's failure, nor this provider's (found on real daemons)
+        code = this.stopping ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
         error = `${code}: ${e.message}`
         log = taskLogOf(err)
         wallMs = performance.now() - t0
