@@ -77,6 +77,8 @@ export const OUTBOUND_SILENT_MIN_BYTES = 64 * 1024
  * charged (its copies are lost and run again). Four 16 MiB results at once (review s11 N2, N3).
  */
 export const OUTBOUND_UNPAUSABLE_BYTES = 64 * MiB
+/** shed() judges a stream by its rate over the last 2-4 s (review s12 M1): one that stalls near the end of its frame is slow. */
+const RECENT_MS = 2000
 
 /** Bytes of decoded, unread frames a stream that cannot be paused may hold before the cap's shed takes it first (more than a chunk of frames decoded at once before the reader takes them). */
 const UNREAD_SLACK_BYTES = 1024 * 1024
@@ -130,6 +132,11 @@ class Entry implements ReadMeter {
   /** The start of its current progress window (OUTBOUND_SILENT_MS), and the bytes it had received then. */
   windowAt = 0
   windowFrom = 0
+  /** Two snapshots (time, bytes received) the sweep takes at least RECENT_MS apart: shed() judges a stream's rate since the older one. */
+  prevAt = 0
+  prevFrom = 0
+  snapAt = 0
+  snapFrom = 0
   /** Bytes received at the last sweep, and the liveness callback. */
   lastBytes = 0
   alive: (() => void) | undefined
@@ -200,7 +207,7 @@ export class OutboundBudget {
     if (next || !f.midFrame) e.slow = false
     // (the frame's bytes so far: at most what arrived since the last report, and at most what it holds)
     if (!f.midFrame) e.frameAt = -1
-    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, Math.min(e.bytes, f.bytesReceived - e.seen)); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived }
+    else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, Math.min(e.bytes, f.bytesReceived - e.seen)); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived; e.prevAt = e.snapAt = e.frameAt; e.prevFrom = e.snapFrom = e.frameFrom }
     e.seen = f.bytesReceived
     if (!e.waiting && !e.exempt && e.bytes > 0 && this.over(e)) this.pause(e)
     if (this.unpausable > this.unpausableMax) this.shed()
@@ -220,7 +227,9 @@ export class OutboundBudget {
     const inFrame = (x: Entry): number => x.framed.midFrame && x.frameAt >= 0 ? x.framed.bytesReceived - x.frameFrom : 0
     // bytes of whole frames decoded and not read: nobody is reading that stream (a lease stream's frames are read as they come)
     const unread = (x: Entry): number => x.bytes - inFrame(x)
-    const rateOf = (x: Entry): number => inFrame(x) * 1000 / Math.max(1, now - x.frameAt)
+    // the rate over the last 2-4 s (the sweep moves the snapshots; since the frame began for a younger
+    // frame): a stream that stalls or drips near the end of its frame is slow, not about to finish
+    const rateOf = (x: Entry): number => Math.max(0, x.framed.bytesReceived - Math.max(x.prevFrom, x.frameFrom)) * 1000 / Math.max(1, now - x.prevAt)
     const finishMs = (x: Entry): number => (x.framed.frameLength - inFrame(x)) * 1000 / Math.max(1, rateOf(x))
     while (this.unpausable > this.unpausableMax) {
       let stuffed: Entry | undefined
@@ -235,9 +244,13 @@ export class OutboundBudget {
       if (victim === undefined) return
       this.stats.unpausableCut++
       const rate = rateOf(victim)
-      const what = victim === stuffed ? `the one holding the most frames nobody read (${unread(victim)} bytes)` : `the one slowest to finish its frame (${Math.round(rate)} B/s since its frame began)`
+      const what = victim === stuffed ? `the one holding the most frames nobody read (${unread(victim)} bytes)` : `the one slowest to finish its frame (${Math.round(rate)} B/s over the last seconds)`
       const message = `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}: ${what}, ${victim.peer} on ${victim.protocol} holding ${victim.bytes} bytes, is reset`
-      if (victim !== stuffed && rate < this.init.frameMinBytesPerSec && now - victim.frameAt >= 1000) this.miss(victim, message)
+      // charged only when it could not finish inside its own frame deadline at that rate (the deadline
+      // rule's test): an honest slow starter that would make it is reset, not charged (review s12 L1)
+      const allowed = this.init.frameDeadlineMs + Math.max(0, victim.framed.frameLength) * 1000 / this.init.frameMinBytesPerSec
+      const late = now - victim.frameAt - victim.pausedMs + finishMs(victim) > allowed
+      if (victim !== stuffed && late && now - victim.frameAt >= 1000) this.miss(victim, message)
       else {
         // not misbehaving (or not provably): reset, not charged (a plain Error: nobody charges it)
         victim.framed.fail(new Error(message))
@@ -343,6 +356,7 @@ export class OutboundBudget {
         e.lastBytes = got
       }
       if (e.waiting || e.frameAt < 0 || !e.framed.midFrame) continue
+      if (now - e.snapAt >= RECENT_MS) { e.prevAt = e.snapAt; e.prevFrom = e.snapFrom; e.snapAt = now; e.snapFrom = e.framed.bytesReceived }
       const len = e.framed.frameLength
       const allowed = this.init.frameDeadlineMs + Math.max(0, len) * 1000 / rate
       if (now - e.frameAt - e.pausedMs > allowed) {

@@ -10,8 +10,9 @@ import * as assert from 'uvu/assert'
 import { setup } from './outbound-fake.js'
 
 test('streams that cannot be paused hold at most their cap together: past it the slowest is reset, charged when under the minimum rate (N2)', () => {
-  // node budget 100 B (irrelevant to them), peer share 1000 B, their cap 300 B; minimum rate 100 B/s
-  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 300 } as never)
+  // node budget 100 B (irrelevant to them), peer share 1000 B, their cap 300 B; minimum rate 100 B/s,
+  // frame deadline 1 s + length at it (11 s for 1000 B): charged only when it cannot make that at its rate
+  const { b, clock, charges, track } = setup({ unpausableBytes: 300 } as never)
   const [slow, fast1, fast2, last] = [track(0, false), track(1, false), track(2, false), track(0, false)]
   slow.arrive(10, 1000) // frame begins at 0
   clock.t = 1900
@@ -32,7 +33,7 @@ test('streams that cannot be paused hold at most their cap together: past it the
 })
 
 test('past the cap, the slowest is reset: charged under the minimum rate, not charged above it', () => {
-  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 200 } as never)
+  const { b, clock, charges, track } = setup({ unpausableBytes: 200 } as never)
   const [a, c] = [track(0, false), track(1, false)]
   a.arrive(1, 1000); c.arrive(1, 1000)
   clock.t = 1000
@@ -60,7 +61,7 @@ test('past the cap, the slowest is reset: charged under the minimum rate, not ch
 })
 
 test('past the cap, the frame that would take longest to finish goes, not the one with the lowest rate', () => {
-  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 200 } as never)
+  const { b, clock, charges, track } = setup({ unpausableBytes: 200 } as never)
   const [near, far] = [track(0, false), track(1, false)]
   near.arrive(1, 200); far.arrive(1, 100_000)
   clock.t = 2000
