@@ -68,7 +68,7 @@ async function inputOf (s: CopySender, index: number): Promise<Uint8Array> {
 export const taskIdOf = (jobId: string, index: number, attempt: number): Uint8Array => enc.encode(`${jobId}:${index}:${attempt}`)
 
 /** Sends copy `c` and waits for its result; throws when the provider is unreachable. */
-export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSignal, onAdmitted?: () => void): Promise<dbc.task.v1.ITaskResult> {
+export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSignal, onAdmission?: (admitted: boolean) => void): Promise<dbc.task.v1.ITaskResult> {
   const task: dbc.task.v1.ITask = {
     taskId: taskIdOf(s.jobId, c.index, c.attempt),
     jobId: s.jobIdBytes,
@@ -84,10 +84,10 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
   }
   const once = async (): Promise<dbc.task.v1.ITaskResult> => {
     const withCode = s.cache.sendCode(c.provider)
-    let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, { signal, onAdmitted })
+    let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, { signal, onAdmission })
     // the provider lost the module (restart, eviction): the same copy goes again, with it
     if (s.cache.handleResult(c.provider, withCode, res.ok === true, resultCode(res)) === 'resend') {
-      res = await s.transport.runTask(c.provider, { ...task, code: s.code }, { signal, onAdmitted })
+      res = await s.transport.runTask(c.provider, { ...task, code: s.code }, { signal, onAdmission })
       s.cache.handleResult(c.provider, true, res.ok === true)
     }
     return res

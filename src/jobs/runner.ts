@@ -161,8 +161,12 @@ export class JobRunner extends RunnerState {
     let res: dbc.task.v1.ITaskResult
     let unreachable = false
     try {
-      // a copy that waited for admission (a WebRTC lease's result bound, src/net/tasks.ts) is timed from when it went out
-      res = await sendCopy(this.sender, c, ac.signal, () => { if (!this.done) { this.machine.handleCopyAdmitted(this.now(), c.index, c.attempt); this.scheduleTick() } })
+      // a copy waiting for admission (a WebRTC lease's result bound, src/net/tasks.ts) has no deadline; it is timed from when it goes
+      res = await sendCopy(this.sender, c, ac.signal, (admitted) => {
+        if (this.done) return
+        if (!admitted) { this.machine.handleCopyWaiting(c.index, c.attempt); return }
+        this.machine.handleCopyAdmitted(this.now(), c.index, c.attempt); this.scheduleTick()
+      })
     } catch (err) {
       if (ac.signal.aborted || this.done) return
       // no answer (stream reset, relay gone, lease closed): the copy is lost, not failed by the

@@ -273,7 +273,7 @@ export class Libp2pJobTransport implements JobTransport {
     void l?.stream.close().catch(() => {})
   }
 
-  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmitted?: () => void }): Promise<dbc.task.v1.ITaskResult> {
+  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void }): Promise<dbc.task.v1.ITaskResult> {
     // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
     // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
     const held = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
@@ -281,14 +281,16 @@ export class Libp2pJobTransport implements JobTransport {
     // the task goes as the runner built it: whether it carries the code is the job's code cache's
     // decision (src/core/scheduler/code-cache.ts), which also re-sends it on CODE_MISSING
     // a WebRTC lease: the copy waits (in line, node-wide) until the result bounds in flight on such leases leave room for its own
-    // (a copy that waited has its timeout counted from now: onAdmitted, the job machine's handleCopyAdmitted)
+    // (a waiting copy's deadline does not run; once admitted it is timed from then: onAdmission, the
+    // job machine's handleCopyWaiting / handleCopyAdmitted)
     let release: (() => void) | undefined
     if (held.unpausable === true) {
       const bytes = held.resultCap ?? TASK_MAX_FRAME
       release = this.admission().tryTake(bytes)
       if (release === undefined) {
+        opts.onAdmission?.(false)
         release = await this.admission().take(bytes, opts.signal)
-        opts.onAdmitted?.()
+        opts.onAdmission?.(true)
       }
     }
     try {

@@ -154,9 +154,21 @@ export class JobMachine extends JobDispatch {
   handleCopyAdmitted (now: number, index: number, attempt: number): void {
     const key = index * KEY + attempt
     const c = this.running.get(key)
-    if (c === undefined || now <= c.startedAt) return
+    if (c === undefined) return
+    c.admissionWait = undefined
+    if (now <= c.startedAt) return
     c.startedAt = now
     this.deadlines.push(now + (c.timeoutMs ?? this.policy.taskTimeoutMs), key)
+  }
+
+  /**
+   * The copy waits on this side for that admission (review s12 M2): its deadline does not run until
+   * handleCopyAdmitted (a provider ahead in the line that never answers must not make the copies
+   * behind it time out, blamed on their own honest providers).
+   */
+  handleCopyWaiting (index: number, attempt: number): void {
+    const c = this.running.get(index * KEY + attempt)
+    if (c !== undefined) c.admissionWait = true
   }
 
   /** Expired copies and leases; call at `nextTimeout()` (or any time). */
@@ -165,7 +177,7 @@ export class JobMachine extends JobDispatch {
     while (this.deadlines.nextAt <= now) {
       const key = this.deadlines.pop()
       const c = this.running.get(key)
-      if (c !== undefined && c.startedAt + (c.timeoutMs ?? this.policy.taskTimeoutMs) <= now) {
+      if (c !== undefined && c.admissionWait !== true && c.startedAt + (c.timeoutMs ?? this.policy.taskTimeoutMs) <= now) {
         this.noLongerAhead(c.leaseId)
         this.detach(c)
         c.endedAt = now

@@ -42,6 +42,8 @@ export interface CopyRecord {
   leaseId: string
   reason: CopyReason
   startedAt: number
+  /** Waiting on the submitter's side to go out (result-admission.ts): its deadline does not run meanwhile. */
+  admissionWait?: boolean
   endedAt?: number
   outcome: CopyOutcome
   hash?: string

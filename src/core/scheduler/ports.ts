@@ -32,8 +32,8 @@ export interface JobTransport {
    * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
    * failed result carries a typed `code` (resultCode: the provider's, when it has a code's shape).
    */
-  /** `onAdmitted`: called when the copy had to wait before it went out (result-admission.ts): its clock starts then. */
-  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmitted?: () => void }) => Promise<dbc.task.v1.ITaskResult>
+  /** `onAdmission`: false when the copy starts waiting to go out (result-admission.ts), true when it goes: its clock starts then. */
+  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void }) => Promise<dbc.task.v1.ITaskResult>
   closeLease?: (provider: string, leaseId: Uint8Array) => void
   /** Hands the provider the payer's latest signed voucher for this job (TaskMessage.voucher). */
   sendVoucher?: (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal }) => Promise<unknown>

@@ -1,7 +1,8 @@
 // Copies whose results come back on streams that cannot be paused (WebRTC) are admitted before they
 // go out: the result bounds in flight stay under the node's cap (result-admission.ts), so an honest
 // result never passes the cap the guard resets at; a copy that waited is timed from when it went out
-// (JobMachine.handleCopyAdmitted), so the provider is not timed out for our wait.
+// (JobMachine.handleCopyAdmitted), so the provider is not timed out for our wait; while it waits its
+// deadline does not run at all (handleCopyWaiting).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ResultAdmission } from '../../../../src/core/scheduler/result-admission.js'
@@ -77,6 +78,21 @@ test('JobMachine: a copy admitted late is timed from its admission, not from its
   assert.is(m2.progress().running, 0, 'timed out at 1000')
   m.handleTimeout(1900)
   assert.is(m.progress().running, 0, 'and an admitted copy still times out, from its admission')
+})
+
+test('JobMachine: a copy waiting for admission does not time out while it waits, however long (review s12 M2)', () => {
+  const policy: JobPolicy = { taskCount: 1, redundancy: 1, quorum: 1, maxAttempts: 3, taskTimeoutMs: 1000, leaseTimeoutMs: 600_000, stragglerFactor: 0 }
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'l1', provider: 'p1', slots: 1 })
+  const run = m.pollCommands().find((c): c is Extract<JobCommand, { type: 'run' }> => c.type === 'run')!
+  m.handleCopyWaiting(run.index, run.attempt)
+  m.handleTimeout(5000)
+  assert.is(m.progress().running, 1, 'still waiting at 5 s (its deadline was 1 s after dispatch): not timed out, nobody blamed')
+  m.handleCopyAdmitted(6000, run.index, run.attempt)
+  m.handleTimeout(6900)
+  assert.is(m.progress().running, 1)
+  m.handleTimeout(7000)
+  assert.is(m.progress().running, 0, 'timed out 1 s after it went out')
 })
 
 test.run()
