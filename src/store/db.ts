@@ -37,6 +37,8 @@ export function openStore (path: string): Store {
   db.exec('CREATE TABLE IF NOT EXISTS migrations (component TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (component, step))')
   // one level per open transaction or savepoint: what to run when it commits or is undone
   const levels: Array<{ commits: Array<() => void>, rollbacks: Array<() => void> }> = []
+  /** The error that ended the whole transaction inside a savepoint (the outer one then fails with it). */
+  let dead: unknown
   const runAll = (fns: Array<() => void>): void => {
     let first: unknown
     let failed = false
@@ -62,6 +64,11 @@ export function openStore (path: string): Store {
         // false; a Node 22 without that property tries, and is told so): the original error goes on
         if ((db as { isTransaction?: boolean }).isTransaction !== false) {
           try { db.exec(`ROLLBACK TO ${name}`); db.exec(`RELEASE ${name}`) } catch {}
+        } else if (dead === undefined) {
+          // the outer fn may catch this and write on: those writes must not autocommit (review s12
+          // L3); a fresh transaction takes them, and the outer one rolls it back and fails with this error
+          dead = err
+          try { db.exec('BEGIN IMMEDIATE') } catch {}
         }
         try { runAll(level.rollbacks.reverse()) } catch {}
         throw err
@@ -75,9 +82,12 @@ export function openStore (path: string): Store {
     db.exec('BEGIN IMMEDIATE')
     const level = { commits: [] as Array<() => void>, rollbacks: [] as Array<() => void> }
     levels.push(level)
+    dead = undefined
     let out: T
     try {
       out = fn()
+      // an inner error ended the transaction and fn went on: nothing of it may commit
+      if (dead !== undefined) throw dead
       db.exec('COMMIT')
     } catch (err) {
       levels.pop()

@@ -80,4 +80,25 @@ test('a commit callback that throws is raised after the others ran; the rows sta
   assert.equal(rows(), [5])
 })
 
+test('a savepoint error that ended the whole transaction: writes the outer fn makes after catching it do not stay (review s12 L3)', () => {
+  const s = openStore(':memory:')
+  // ON CONFLICT ROLLBACK: a duplicate key ends the whole transaction (as SQLITE_FULL or IOERR would)
+  s.db.exec('CREATE TABLE t (k INTEGER PRIMARY KEY ON CONFLICT ROLLBACK, v TEXT)')
+  let undone = false
+  assert.throws(() => s.transaction(() => {
+    s.db.prepare('INSERT INTO t VALUES (1, ?)').run('before')
+    s.afterCommit(() => {}, () => { undone = true })
+    try {
+      s.transaction(() => { s.db.prepare('INSERT INTO t VALUES (1, ?)').run('duplicate') })
+    } catch {}
+    // the caller goes on (runner-payments catches the payer's error inside the step)
+    s.db.prepare('INSERT INTO t VALUES (2, ?)').run('after')
+  }), /UNIQUE|constraint/i)
+  assert.equal(s.db.prepare('SELECT * FROM t').all(), [], 'nothing stayed (before: the write after the failure autocommitted)')
+  assert.ok(undone, 'the rollback callbacks ran, and match the store')
+  assert.not.ok(s.inTransaction())
+  s.transaction(() => { s.db.prepare('INSERT INTO t VALUES (3, ?)').run('next') })
+  assert.is((s.db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 1, 'the store works after it')
+})
+
 test.run()
