@@ -165,10 +165,13 @@ export class EnvelopeService {
     const mode = this.init.mode ?? 'static'
     const sign = mode !== 'static' || this.init.signDirect === true
     // an unsigned envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
-    this.placedFrame = undefined
-    const env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign, place: sign ? undefined : this.place })
-    const directFrame = this.placedFrame
-    this.placedFrame = undefined
+    // (the frame is never kept past this call, also when sealing throws after laying it out)
+    let env: dbc.envelope.v1.Envelope
+    let directFrame: Uint8Array | undefined
+    try {
+      env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign, place: sign ? undefined : this.place })
+      directFrame = this.placedFrame
+    } finally { this.placedFrame = undefined }
     const size = encodedEnvelopeSize(env)
     if (size > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${size} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
