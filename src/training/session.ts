@@ -36,6 +36,8 @@ export interface TrainingSessionInit {
   candidates?: (exclude: string[]) => Promise<string[]>
   /** How long an invited joiner has to load the state and ask to join, ms (default 60 s). */
   joinTimeoutMs?: number
+  /** What an accepted joiner's load may take per donor it was given (default JOIN_LOAD_TIMEOUT_MS, the worker's). */
+  joinLoadTimeoutMs?: number
   /** Who pays the rounds (escrow, payer, the payer's LeaseAuth over this node): sent with every invitation. */
   payment?: () => Promise<dbc.task.v1.IPaymentTerms | undefined>
 }
@@ -246,7 +248,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     if (!this.invitedJoiners.has(peer) || this.loadingJoiners.has(peer)) return
     this.loadingJoiners.add(peer)
     const donors = Math.max(1, Math.min(MAX_JOIN_DONORS, this.coordinator?.currentMembers.length ?? 1))
-    this.waitForJoin(peer, (this.init.joinTimeoutMs ?? 60_000) + donors * JOIN_LOAD_TIMEOUT_MS)
+    this.waitForJoin(peer, (this.init.joinTimeoutMs ?? 60_000) + donors * (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS))
   }
 
   /** The group lost members (or started short): invite peers until it is back at its configured size. */

@@ -38,7 +38,8 @@ test('a joiner that accepted the invitation and still loads is not invited again
   const member = await hubTransport(hub)
   const service = new TrainingService(member)
   await service.start()
-  // the replacement accepts and then loads for longer than the join timeout (it never sends Join here)
+  // the replacement accepts and then loads for longer than the join timeout (it never sends Join here);
+  // its load may take 10 min per donor, so however slow the box, the job ends inside that wait
   const joiner = await hubTransport(hub)
   const invites: TrainingMessage[] = []
   joiner.listen((from, msg) => {
@@ -47,7 +48,7 @@ test('a joiner that accepted the invitation and still loads is not invited again
     joiner.send(from, { inviteReply: { jobId: msg.invite.jobId, accepted: true, reason: '', paramCount: 0, code: '' } })
   })
   const spec = { model: { kind: 'mlp' as const, hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 80, groupSize: 2, minPeers: 1 }
-  const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: 200, candidates: async () => [joiner.self] })
+  const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: 200, joinLoadTimeoutMs: 600_000, candidates: async () => [joiner.self] })
   const rounds: number[] = []
   session.on('progress', p => rounds.push(p.round))
   await session.run()
