@@ -3,44 +3,21 @@
 // as a resume, stop the loading worker and start the load over. In-process transports, one real member.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
+import type { TrainingMessage } from '../../../src/training/transport.js'
+import { hubTransport, type HubTransport } from './hub-transport.js'
 import { TrainingService } from '../../../src/training/service.js'
 import { TrainingSession } from '../../../src/training/session.js'
 
-/** A transport with no network: frames go, encoded and decoded, to the hub's transport they name. */
-class HubTransport extends TrainingTransport {
-  hub: HubTransport[] = []
-  override async start (): Promise<void> {}
-  override async stop (): Promise<void> {}
-  override async addressesOf (): Promise<string[]> { return [] }
-  override async learnAddresses (): Promise<void> {}
-  override send (to: string, msg: TrainingMessageInput): void {
-    const bytes = encodeTrainingMessage(msg)
-    const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
-    const target = this.hub.find(p => p.self === to)
-    // 10 ms a frame: a round (RoundStart out, Report back) takes at least 20 ms, many join timeouts over the job
-    if (target !== undefined) setTimeout(() => { (target as any).dispatch(this.self, decoded) }, 10)
-  }
-}
-
-async function hubTransport (hub: HubTransport[]): Promise<HubTransport> {
-  const t = new HubTransport({ peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')) } as unknown as TrainingHost)
-  t.hub = hub
-  hub.push(t)
-  return t
-}
-
+// (10 ms a frame: a round, RoundStart out and Report back, takes at least 20 ms)
 test('a joiner that accepted the invitation and still loads is not invited again when its join timeout passes', async () => {
   const hub: HubTransport[] = []
-  const coordinator = await hubTransport(hub)
-  const member = await hubTransport(hub)
+  const coordinator = await hubTransport(hub, 10)
+  const member = await hubTransport(hub, 10)
   const service = new TrainingService(member)
   await service.start()
   // the replacement accepts and then loads for longer than the join timeout (it never sends Join here);
   // its load may take 10 min per donor, so however slow the box, the job ends inside that wait
-  const joiner = await hubTransport(hub)
+  const joiner = await hubTransport(hub, 10)
   const invites: TrainingMessage[] = []
   joiner.listen((from, msg) => {
     if (msg.invite == null) return

@@ -4,30 +4,11 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
+import type { TrainingMessage } from '../../../src/training/transport.js'
+import { hubTransport, type HubTransport } from './hub-transport.js'
 import { TrainingWorker } from '../../../src/training/worker.js'
 import { createMlpTrainer } from '../../../src/training/trainer.js'
 import { parseTrainingSpec } from '../../../src/training/spec.js'
-
-class HubTransport extends TrainingTransport {
-  hub: HubTransport[] = []
-  override async start (): Promise<void> {}
-  override async stop (): Promise<void> {}
-  override async learnAddresses (): Promise<void> {}
-  override send (to: string, msg: TrainingMessageInput): void {
-    const bytes = encodeTrainingMessage(msg)
-    const decoded = decodeTrainingMessage(bytes instanceof Uint8Array ? bytes : bytes.subarray())
-    const target = this.hub.find(p => p.self === to)
-    if (target !== undefined) setImmediate(() => { (target as any).dispatch(this.self, decoded) })
-  }
-}
-
-async function hubTransport (hub: HubTransport[]): Promise<HubTransport> {
-  const t = new HubTransport({ peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')) } as unknown as TrainingHost)
-  t.hub = hub
-  hub.push(t)
-  return t
-}
 
 test('a silent member\'s momentum slice in the first averaging: the survivors report the same state', async () => {
   const hub: HubTransport[] = []
