@@ -275,6 +275,8 @@ export class JobsSubsystem implements Subsystem {
     if (payments === undefined || !payments.enabled) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge')
     const e = payments.store.escrow(jobId)
     if (e === undefined) throw new DbcError('NOT_FOUND', `job ${jobId} has no escrow on this node`)
+    // a closed escrow takes no more deposits (the chain would revert JobAlreadyClosed): say so first
+    if (e.closedAt !== undefined) throw new DbcError('JOB_CLOSED', `job ${jobId} is finished and its escrow was closed on chain at ${new Date(e.closedAt).toISOString()}: a closed job takes no more deposits`, { hint: 'submit the work again as a new job (`dbc job settle JOB` shows what this one paid)' })
     let units: bigint
     try { units = decimalToUnits(amount ?? '') } catch { throw new DbcError('BAD_ARGUMENT', `the top-up amount must be a positive number of DBC, got ${String(amount)}`) }
     if (units <= 0n) throw new DbcError('BAD_ARGUMENT', 'the top-up amount must be above 0')

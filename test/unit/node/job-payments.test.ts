@@ -117,4 +117,21 @@ test('an ended job is closed, then refunded once the chain clock passes the disp
   p.stop()
 })
 
+test('a top-up of a job whose escrow was closed is refused at once, saying so (the chain would revert JobAlreadyClosed)', async () => {
+  const { bridge, calls } = fakeBridge()
+  const jobs = new JobsSubsystem({ bridge: () => bridge })
+  const payments = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  jobs.payments = payments
+  const job = '34'.repeat(16)
+  const pay = await payments.forJob(job, manifest({ total: 1 }))
+  await pay!.ensureEscrow!(0.1, 0)
+  await payments.finish(job)
+  let err: unknown
+  try { await jobs.topUp(job, '1', true) } catch (e) { err = e }
+  assert.is((err as { code?: string }).code, 'JOB_CLOSED')
+  assert.match((err as Error).message, /closed on chain .*takes no more deposits/)
+  assert.equal(calls, [`deposit ${E18}`, 'close'], 'no deposit sent')
+  payments.stop()
+})
+
 test.run()
