@@ -213,7 +213,7 @@ export function registerJobCommands (program: Command): void {
       // loaded only here: read commands load nothing from src/net (test/unit/cli/lazy-imports.test.ts)
       const { describeRoute } = await import('../net/routes/explain.js')
       if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
-      if (e.task != null) process.stdout.write(`task ${String(e.task.index)}: ${JSON.stringify(e.task, null, 2)}\n`)
+      if (e.task != null) process.stdout.write(taskLines(e.task, describeRoute))
     })
 }
 
@@ -286,6 +286,25 @@ export function placementLines (p: Record<string, any>): string {
   if (rejected !== '') lines.push(`  offers rejected: ${rejected}`)
   const unplaced = counts(p.unplaced)
   if (unplaced !== '') lines.push(`  tasks not placed: ${unplaced}`)
+  return lines.join('\n') + '\n'
+}
+
+/** One task's explanation (src/jobs/runner-state.ts explain, routes added by the API) as lines for people. */
+export function taskLines (t: Record<string, any>, routeText: (r: any) => string): string {
+  const text = (v: unknown): string => printable(String(v))
+  const lines = [`task ${text(t.index)}: ${text(t.status)}${typeof t.acceptedHash === 'string' ? ` (accepted output sha256 ${text(t.acceptedHash.slice(0, 16))}...)` : ''}`]
+  if (typeof t.waiting === 'string') lines.push(`  ${text(t.waiting)}`)
+  if (typeof t.placement?.why === 'string') lines.push(`  placement: ${text(t.placement.why)}`)
+  for (const c of Array.isArray(t.placement?.copies) ? t.placement.copies : []) lines.push(`    copy ${text(c.copy)} on ${text(c.provider)}: ${text(c.why)}`)
+  const copies = Array.isArray(t.copies) ? t.copies : []
+  if (copies.length === 0) lines.push('  no copy sent yet')
+  for (const c of copies) {
+    const ms = typeof c.ms === 'number' ? `, ${Math.round(c.ms)} ms` : ''
+    const hash = typeof c.hash === 'string' && c.hash !== '' ? `, output ${text(c.hash.slice(0, 16))}...` : ''
+    const error = typeof c.error === 'string' && c.error !== '' ? `, error: ${text(c.error)}` : ''
+    lines.push(`  copy ${text(c.attempt)} (${text(c.reason)}) on ${text(c.provider)}: ${text(c.outcome)}${ms}${hash}${error}`)
+    if (c.route != null) lines.push(`    route: ${text(routeText(c.route))} (${text(c.route.facts)})`)
+  }
   return lines.join('\n') + '\n'
 }
 
