@@ -42,6 +42,10 @@ test('submit a job with the CLI, read its results and explain a task', async () 
   assert.is(why.task.status, 'done')
   assert.is(why.task.copies.length, 2) // redundancy 2, quorum 2
   assert.ok(why.task.copies.every((c: { outcome: string }) => c.outcome === 'agreed'))
+  // the same for people: lines, one per copy, with its route
+  const whyText = dbc(['--data-dir', submitter.dataDir, 'job', 'explain', jobId, '--task', '4']).stdout
+  assert.match(whyText, /\ntask 4: done \(accepted output sha256 [0-9a-f]{16}\.\.\.\)\n/)
+  assert.is(whyText.match(/\n {2}copy \d+ \(\w+\) on \S+: agreed/g)?.length, 2, whyText)
   const list = dbc(['--data-dir', submitter.dataDir, 'job', 'list'])
   assert.match(list.stdout, new RegExp(jobId.slice(0, 16) + '\\s+grid\\s+squares\\s+finished\\s+1000/1000'))
 })
