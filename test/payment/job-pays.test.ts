@@ -66,9 +66,10 @@ test('a job pays each provider its receipts within its offer; each provider read
     assert.is(BigInt(after.chain.paid), sum)
     assert.ok(after.closedAt !== undefined, 'the job was closed on chain at its end')
 
-    // escrow never grows silently: a top-up past budget.total needs confirmation
-    const refused = await p.submitter.api.call('POST', `/v1/jobs/${jobId}/top-up`, { amount: '0.5' }).then(() => undefined, (err: { code?: string }) => err)
-    assert.is(refused?.code, 'TOP_UP_NEEDS_CONFIRMATION')
+    // a closed job takes no more escrow: refused at once, before any question of confirmation
+    // (a top-up past budget.total needing --yes: test/unit/node/job-payments.test.ts)
+    const refused = await p.submitter.api.call('POST', `/v1/jobs/${jobId}/top-up`, { amount: '0.5', allowTopUp: true }).then(() => undefined, (err: { code?: string }) => err)
+    assert.is(refused?.code, 'JOB_CLOSED')
     // `dbc job list` shows the job with what it paid, in DBC
     const list = await dbcAsync(['--data-dir', p.submitter.dataDir, 'job', 'list'], { timeoutMs: 60_000 })
     assert.is(list.code, 0, list.stderr)
