@@ -81,7 +81,14 @@ test('a member added after round 10 gets parameters, momentum and the round from
   const load = await waitFor('the late member to load the state', async () => {
     const s = await late.api.call<any>('GET', '/v1/status')
     return s.training?.trainingWorkers?.find((w: any) => w.jobId === jobId)?.loads?.[0]
-  }, 240_000) // joining (discovery, invitation with its escrow check, trainer start, state) took 26 rounds on a loaded box: 90 rounds leave room
+  }, 240_000).catch(async (err: Error) => {
+    // what each side saw, for the next time this fails (it did once in a clean-clone run, session 12)
+    const j = await job(jobId).catch((e: Error) => ({ error: e.message }))
+    const st = await late.api.call<any>('GET', '/v1/status').catch((e: Error) => ({ error: e.message }))
+    console.log(`job: ${JSON.stringify(j).slice(0, 3000)}\nlate member's training: ${JSON.stringify(st.training ?? st).slice(0, 3000)}`)
+    for (const n of [late, submitter, ...providers]) console.log(`--- ${n.spec.name} log tail\n${net.logOf(n).split('\n').filter(l => /training|invit|state|join/i.test(l)).slice(-25).join('\n')}`)
+    throw err
+  }) // joining (discovery, invitation with its escrow check, trainer start, state) took 26 rounds on a loaded box: 90 rounds leave room
   const end = await finished(jobId)
   assert.is(end.status, 'done', JSON.stringify(end.error))
   const firstRound = end.history.find((h: any) => h.members.includes(late.peerId))?.round
