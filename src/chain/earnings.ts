@@ -39,6 +39,21 @@ export function earningsRow (v: StoredVoucher, redeemed: bigint, esc: EscrowView
   }
 }
 
+/** What the provider's ledger knows of a chain job: the job's id as its submitter names it, the tasks run. */
+export type JobOfChainJob = (chainJobId: string) => { jobId?: string, tasks?: number } | undefined
+
+/** The rows with each job's id and tasks from the provider's ledger (`dbc earnings` names the job people know, not only its escrow id). */
+export function namedEarnings<T extends { jobs: EarningsRow[] }> (view: T, jobOf: JobOfChainJob | undefined): T {
+  if (jobOf === undefined) return view
+  return {
+    ...view,
+    jobs: view.jobs.map(r => {
+      const j = jobOf(r.chainJobId)
+      return j === undefined ? r : { ...r, ...(j.jobId !== undefined ? { jobId: j.jobId } : {}), ...(j.tasks !== undefined ? { tasks: j.tasks } : {}) }
+    })
+  }
+}
+
 export function earningsTotals (rows: EarningsRow[]): { signed: bigint, redeemed: bigint, pending: bigint } {
   return rows.reduce((t, r) => ({ signed: t.signed + r.signed, redeemed: t.redeemed + r.redeemed, pending: t.pending + r.pending }), { signed: 0n, redeemed: 0n, pending: 0n })
 }

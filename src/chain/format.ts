@@ -45,9 +45,12 @@ export function earningsLines (e: EarningsView): string[] {
   if (e.jobs.length === 0) {
     lines.push('no vouchers yet: nothing signed to this node')
   } else {
-    lines.push(`${'job'.padEnd(17)} ${'signed'.padStart(24)} ${'redeemed'.padStart(24)} ${'pending'.padStart(24)}  receipts`)
+    // a job by the id its submitter's `dbc job list` and this node's log print (16 digits); the chain job id when no lease named it
+    lines.push(`${'job'.padEnd(17)} ${'signed'.padStart(24)} ${'redeemed'.padStart(24)} ${'pending'.padStart(24)}  ${'tasks'.padStart(6)}  receipts`)
     for (const j of e.jobs) {
-      lines.push(`${short(j.chainJobId).padEnd(17)} ${coins(j.signed).padStart(24)} ${coins(j.redeemed).padStart(24)} ${coins(j.pending).padStart(24)}  ${j.receiptCount}`)
+      const name = j.jobId !== undefined ? j.jobId.slice(0, 16) : short(j.chainJobId)
+      lines.push(`${name.padEnd(17)} ${coins(j.signed).padStart(24)} ${coins(j.redeemed).padStart(24)} ${coins(j.pending).padStart(24)}  ${(j.tasks === undefined ? '-' : String(j.tasks)).padStart(6)}  ${j.receiptCount}`)
+      lines.push(`  chain job ${j.chainJobId}, payer ${j.payer}`)
       if (j.note !== undefined) lines.push(`  ${j.note}`)
     }
     lines.push(`${'total'.padEnd(17)} ${coins(e.totals.signed).padStart(24)} ${coins(e.totals.redeemed).padStart(24)} ${coins(e.totals.pending).padStart(24)}`)

@@ -8,6 +8,7 @@ import { Bridge } from './bridge.js'
 import { chainJobKey, escrowIdOf, jobHashOf } from './job-id.js'
 import type { Address, Hex } from './config.js'
 import { autoStake } from './auto-stake.js'
+import { namedEarnings, type JobOfChainJob } from './earnings.js'
 import { bridgeInitFromSettings, describeChain, parseChainSettings, type ChainSettings, type NetworkChoice } from './settings.js'
 
 export { chainSettingsSchema, parseChainSettings, bridgeInitFromSettings, describeChain, type ChainSettings, type NetworkChoice } from './settings.js'
@@ -17,6 +18,8 @@ export interface ChainSubsystemOptions extends NetworkChoice {
   autoStake?: boolean
   /** GPUs this node offers (declared or probed); a CPU-only provider stakes one unit. */
   gpus?: number
+  /** The provider ledger's job id and tasks for a chain job id (the compute subsystem's payment gate): `dbc earnings` names jobs with it. */
+  jobOf?: JobOfChainJob
 }
 
 /** The slice of the daemon context the chain needs (structural: no import of the daemon). */
@@ -33,11 +36,13 @@ export class ChainSubsystem {
   readonly settings: ChainSettings
   private readonly autoStake: boolean
   private readonly gpus: number
+  private readonly jobOf: JobOfChainJob | undefined
 
   constructor (settings: unknown = {}, opts: ChainSubsystemOptions = {}) {
     this.settings = parseChainSettings(settings, opts)
     this.autoStake = opts.autoStake ?? this.settings.autoStakeDefault
     this.gpus = opts.gpus ?? 0
+    this.jobOf = opts.jobOf
   }
 
   async start (ctx: ChainContext): Promise<void> {
@@ -62,7 +67,7 @@ export class ChainSubsystem {
         ctx.log?.warn({ code: e.code, hint: e.hint }, `auto-stake failed: ${e.message} (stake later with \`dbc stake N\`)`)
       }
     }
-    if (ctx.api !== undefined) registerChainRoutes(ctx.api, () => this.requireBridge())
+    if (ctx.api !== undefined) registerChainRoutes(ctx.api, () => this.requireBridge(), this.jobOf)
   }
 
   async stop (): Promise<void> {
@@ -95,13 +100,13 @@ export class ChainSubsystem {
  *   POST /v1/chain/redeem                    RedeemTick (runs the redeem loop now)
  * A job `:id` is a 32-byte chain job id, or a job id of this node (grid: hex, training: text).
  */
-export function registerChainRoutes (api: NonNullable<ChainContext['api']>, bridge: () => Bridge): void {
+export function registerChainRoutes (api: NonNullable<ChainContext['api']>, bridge: () => Bridge, jobOf?: JobOfChainJob): void {
   api.route('GET', '/v1/chain/status', async () => jsonable(await bridge().status()))
   api.route('GET', '/v1/wallet', async () => {
     const s = await bridge().status()
     return jsonable({ account: s.account, balance: s.balance, stake: s.stake, chainId: s.chainId, contract: s.contract, reachable: s.reachable, lastError: s.lastError })
   })
-  api.route('GET', '/v1/earnings', async () => jsonable(await bridge().earnings()))
+  api.route('GET', '/v1/earnings', async () => jsonable(namedEarnings(await bridge().earnings(), jobOf)))
   api.route('GET', '/v1/chain/stake-quote', async (req) => jsonable(await bridge().stakeQuote(gpuCount(req.query.get('gpus')))))
   api.route('POST', '/v1/chain/stake', async (req) => {
     const body = (req.body ?? {}) as { gpus?: unknown, provider?: string }

@@ -61,6 +61,10 @@ export type VoucherRefusal = 'BAD_SIGNATURE' | 'WRONG_PAYER' | 'WRONG_PROVIDER' 
 /** One job in `dbc earnings`: the latest voucher, what the chain paid, and what is still owed. */
 export interface EarningsRow {
   chainJobId: Hex
+  /** The job's id as its submitter (`dbc job list`) and this node's log name it, when a lease or invitation of this node named it. */
+  jobId?: string
+  /** Tasks (training: rounds) this node ran for the job and counted as delivered, from the provider's ledger. */
+  tasks?: number
   payer: Address
   /** The latest voucher's cumulative total. */
   signed: bigint

@@ -51,7 +51,7 @@ export interface PaymentGateInit {
 }
 
 /** What of a job's ledger outlives the process: delivered work and the latest voucher held. */
-export interface PersistedLedger { payer: string, delivered: bigint, signed: bigint, tasks: number, maxBehind: bigint, voucher?: dbc.task.v1.IVoucher }
+export interface PersistedLedger { payer: string, delivered: bigint, signed: bigint, tasks: number, maxBehind: bigint, voucher?: dbc.task.v1.IVoucher, jobId?: string }
 
 export interface LedgerPersistence {
   load: (limit: number) => Array<{ chainJobId: string } & PersistedLedger>
@@ -91,9 +91,32 @@ export class PaymentRejectedError extends WireError {
   constructor (code: string, reason: string) { super(code, reason, { hint: 'name this provider\'s chain, the job\'s own escrow and its payer; vouchers must be signed by the payer for this provider' }) }
 }
 
+/** Longest job id kept on a ledger row (a grid id is 32 bytes = 64 hex digits; a training id is 16). */
+const JOB_LABEL_MAX = 64
+
+/** A grid lease's job id bytes as the submitter's `dbc job list` and this node's log print them: hex (bounded: peer input). */
+export function gridJobLabel (jobId: Uint8Array): string | undefined {
+  if (jobId.length === 0) return undefined
+  const hex = Buffer.from(jobId.subarray(0, JOB_LABEL_MAX / 2)).toString('hex')
+  return jobId.length > JOB_LABEL_MAX / 2 ? `${hex}…` : hex
+}
+
+/** A training job's id (UTF-8 text from the invitation): printable ASCII only, bounded (peer input). */
+export function trainingJobLabel (jobId: Uint8Array): string | undefined {
+  const text = new TextDecoder().decode(jobId.subarray(0, JOB_LABEL_MAX * 4)).replace(/[^\x20-\x7e]/g, '?')
+  if (text === '') return undefined
+  return text.length > JOB_LABEL_MAX ? `${text.slice(0, JOB_LABEL_MAX)}…` : text
+}
+
 /** One (job, payer) row of the gate's ledger. */
 export interface LedgerEntry {
   payer: string
+  /**
+   * The job's id as its submitter and this node's log name it (grid: hex; training: its text),
+   * from the lease or invitation whose terms bound it to this escrow (checkPaymentTerms): what
+   * `dbc earnings` shows beside the chain job id. Absent for a voucher that came before any lease.
+   */
+  jobId?: string
   delivered: bigint
   signed: bigint
   redeemed: bigint
@@ -109,4 +132,4 @@ export interface LedgerEntry {
 export interface CachedRead { read: EscrowRead | undefined, at: number }
 
 /** One row of `status()` (amounts in DBC, as text). */
-export interface PaymentJobStatus { chainJobId: string, payer: string, delivered: string, signed: string, behind: string, maxBehind: string, inflight: number, tasks: number, refusals: number, lastRefusal?: string }
+export interface PaymentJobStatus { chainJobId: string, jobId?: string, payer: string, delivered: string, signed: string, behind: string, maxBehind: string, inflight: number, tasks: number, refusals: number, lastRefusal?: string }

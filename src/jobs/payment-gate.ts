@@ -19,7 +19,7 @@ import { voucherSigner, type SignedVoucher, type VoucherDomain } from '../core/s
 import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
-import { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
+import { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
 export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
 
 /** How long a finished task's small delivered amount may wait to be written (saveDelivered). */
@@ -53,7 +53,7 @@ export class PaymentGate {
     this.persist = init.ledger
     // a restarted provider remembers who owes it (else every payer gets a fresh credit)
     for (const r of (this.persist?.load(this.maxJobs) ?? []).reverse()) {
-      this.ledger.set(r.chainJobId, { payer: r.payer, delivered: r.delivered, signed: r.signed, redeemed: 0n, inflight: 0, tasks: r.tasks, refusals: 0, maxBehind: r.maxBehind, ...(r.voucher != null ? { voucher: r.voucher } : {}) })
+      this.ledger.set(r.chainJobId, { payer: r.payer, delivered: r.delivered, signed: r.signed, redeemed: 0n, inflight: 0, tasks: r.tasks, refusals: 0, maxBehind: r.maxBehind, ...(r.voucher != null ? { voucher: r.voucher } : {}), ...(r.jobId !== undefined ? { jobId: r.jobId } : {}) })
     }
   }
 
@@ -83,7 +83,7 @@ export class PaymentGate {
   private save (key: string, e: LedgerEntry): void {
     this.unsaved.delete(key)
     try {
-      this.persist?.save(key, { payer: e.payer, delivered: e.delivered, signed: e.signed, tasks: e.tasks, maxBehind: e.maxBehind, ...(e.voucher != null ? { voucher: e.voucher } : {}) })
+      this.persist?.save(key, { payer: e.payer, delivered: e.delivered, signed: e.signed, tasks: e.tasks, maxBehind: e.maxBehind, ...(e.voucher != null ? { voucher: e.voucher } : {}), ...(e.jobId !== undefined ? { jobId: e.jobId } : {}) })
     } catch {}
   }
 
@@ -128,7 +128,7 @@ export class PaymentGate {
     // a credit of 0 here would refuse re-leasing over any unsigned work, however small
     const d = await this.decide(lp, 0n, taskPriceUnits(lp.prices, lp.gpus, lp.cores, taskMs))
     if (!d.ok) throw refusalError(d)
-    this.entry(lp.terms, true)
+    this.entry(lp.terms, true, gridJobLabel(lease.jobId ?? new Uint8Array()))
     return lp
   }
 
@@ -168,7 +168,7 @@ export class PaymentGate {
       if (!t.ok) return t
       const lp: LeasePayment = { terms: t.terms, prices: { priceGpuHour: 0, priceCpuHour: 0 }, gpus: 0, cores: 0, slots: 1, inflight: 0 }
       d = await this.decide(lp, roundPrice, roundPrice, Math.ceil(Math.max(0, roundMs) / 1000) + this.deadlineMarginS)
-      const e = this.entry(t.terms, d.ok)
+      const e = this.entry(t.terms, d.ok, trainingJobLabel(jobIdBytes))
       if (!d.ok && e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
     } catch (err) {
       d = { ok: false, code: 'CHAIN_UNAVAILABLE', reason: (err as Error).message, action: 'ignore' }
@@ -181,7 +181,7 @@ export class PaymentGate {
     let t: ReturnType<typeof checkPaymentTerms>
     try { t = checkPaymentTerms(terms, jobIdBytes, this.chain()) } catch { return undefined }
     if (!t.ok) return undefined
-    const e = this.entry(t.terms, true)!
+    const e = this.entry(t.terms, true, trainingJobLabel(jobIdBytes))!
     e.delivered += units > 0n ? units : 0n
     e.tasks++
     const behind = e.delivered - e.signed
@@ -318,10 +318,12 @@ export class PaymentGate {
   }
 
   /** The job's ledger entry; created when `create` (after a check passed), the idle oldest evicted past maxJobs. */
-  private entry (terms: { chainJobId: string, payer: string }, create: boolean): LedgerEntry | undefined {
+  /** The job's ledger row (created when `create`); `jobId`: its id as the lease or invitation named it (kept once known). */
+  private entry (terms: { chainJobId: string, payer: string }, create: boolean, jobId?: string): LedgerEntry | undefined {
     let e = this.ledger.get(terms.chainJobId)
+    if (e !== undefined && e.jobId === undefined && jobId !== undefined) { e.jobId = jobId; this.save(terms.chainJobId, e) }
     if (e !== undefined || !create) return e
-    e = { payer: terms.payer, delivered: 0n, signed: 0n, redeemed: 0n, inflight: 0, tasks: 0, refusals: 0, maxBehind: 0n }
+    e = { payer: terms.payer, delivered: 0n, signed: 0n, redeemed: 0n, inflight: 0, tasks: 0, refusals: 0, maxBehind: 0n, ...(jobId !== undefined ? { jobId } : {}) }
     this.ledger.set(terms.chainJobId, e)
     if (this.ledger.size > this.maxJobs) {
       // an entry the payer still owes for is never evicted: else throwaway leases would wipe a debt (review M1)
@@ -385,9 +387,15 @@ export class PaymentGate {
     const rows: PaymentJobStatus[] = []
     for (const [k, e] of [...this.ledger].reverse().slice(0, limit)) {
       const behind = e.delivered - e.signed
-      rows.push({ chainJobId: k, payer: e.payer, delivered: coins(e.delivered), signed: coins(e.signed), behind: coins(behind > 0n ? behind : 0n), maxBehind: coins(e.maxBehind), inflight: e.inflight, tasks: e.tasks, refusals: e.refusals, ...(e.lastRefusal !== undefined ? { lastRefusal: e.lastRefusal } : {}) })
+      rows.push({ chainJobId: k, ...(e.jobId !== undefined ? { jobId: e.jobId } : {}), payer: e.payer, delivered: coins(e.delivered), signed: coins(e.signed), behind: coins(behind > 0n ? behind : 0n), maxBehind: coins(e.maxBehind), inflight: e.inflight, tasks: e.tasks, refusals: e.refusals, ...(e.lastRefusal !== undefined ? { lastRefusal: e.lastRefusal } : {}) })
     }
     return rows
+  }
+
+  /** The job a chain job id is (its id as the submitter names it) and the tasks run for it, when a lease or invitation named it. */
+  jobOf (chainJobId: string): { jobId?: string, tasks: number } | undefined {
+    const e = this.ledger.get(chainJobId.toLowerCase())
+    return e === undefined ? undefined : { ...(e.jobId !== undefined ? { jobId: e.jobId } : {}), tasks: e.tasks }
   }
 
   /** The ledger of one job (tests, status): wei. */

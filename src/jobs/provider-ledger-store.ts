@@ -11,7 +11,9 @@ import type { LedgerPersistence, PersistedLedger } from './payment-gate.js'
 const MIGRATIONS = [
   `CREATE TABLE provider_ledger (
      chain_job_id TEXT PRIMARY KEY, payer TEXT NOT NULL, delivered TEXT NOT NULL, signed TEXT NOT NULL,
-     tasks INTEGER NOT NULL, max_behind TEXT NOT NULL, voucher BLOB, at REAL NOT NULL)`
+     tasks INTEGER NOT NULL, max_behind TEXT NOT NULL, voucher BLOB, at REAL NOT NULL)`,
+  // the job's id as its submitter names it (`dbc earnings` shows it beside the chain job id)
+  'ALTER TABLE provider_ledger ADD COLUMN job_id TEXT'
 ]
 
 export class ProviderLedgerStore implements LedgerPersistence {
@@ -37,16 +39,17 @@ export class ProviderLedgerStore implements LedgerPersistence {
       signed: BigInt(String(r.signed)),
       tasks: Number(r.tasks),
       maxBehind: BigInt(String(r.max_behind)),
-      ...(r.voucher instanceof Uint8Array ? { voucher: dbc.task.v1.Voucher.decode(r.voucher) } : {})
+      ...(r.voucher instanceof Uint8Array ? { voucher: dbc.task.v1.Voucher.decode(r.voucher) } : {}),
+      ...(typeof r.job_id === 'string' ? { jobId: r.job_id } : {})
     }))
   }
 
   save (chainJobId: string, e: PersistedLedger): void {
     const voucher = e.voucher == null ? null : dbc.task.v1.Voucher.encode(e.voucher).finish()
-    this.stmt(`INSERT INTO provider_ledger (chain_job_id, payer, delivered, signed, tasks, max_behind, voucher, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    this.stmt(`INSERT INTO provider_ledger (chain_job_id, payer, delivered, signed, tasks, max_behind, voucher, at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (chain_job_id) DO UPDATE SET payer = excluded.payer, delivered = excluded.delivered, signed = excluded.signed, tasks = excluded.tasks,
-      max_behind = excluded.max_behind, voucher = excluded.voucher, at = excluded.at`)
-      .run(chainJobId, e.payer, e.delivered.toString(), e.signed.toString(), e.tasks, e.maxBehind.toString(), voucher, this.now())
+      max_behind = excluded.max_behind, voucher = excluded.voucher, at = excluded.at, job_id = COALESCE(excluded.job_id, job_id)`)
+      .run(chainJobId, e.payer, e.delivered.toString(), e.signed.toString(), e.tasks, e.maxBehind.toString(), voucher, this.now(), e.jobId ?? null)
   }
 
   remove (chainJobId: string): void {

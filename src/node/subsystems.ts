@@ -17,8 +17,8 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
   const { ChainSubsystem } = await import('../chain/subsystem.js')
   const gpuCount = config.gpus === '' ? 0 : parseGpuSpec(config.gpus).reduce((n, g) => n + g.count, 0)
   // the stake counts only GPUs the policy offers (slots.gpu caps the declared ones)
-  const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: stakedGpuCount(config, gpuCount) })
-  const compute = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks, minDisputeWindowS: config.provider?.minDisputeWindowS, prices: { priceCpuHour: config.provider?.priceCpuHour, priceGpuHour: config.provider?.priceGpuHour } })
+  const chain = new ChainSubsystem(config.chain, { network: config.network, joining: config.bootstrap.length > 0, autoStake: config.provider?.autoStake, gpus: stakedGpuCount(config, gpuCount), jobOf: (k: string): { jobId?: string, tasks?: number } | undefined => compute.payment?.jobOf(k) })
+  const compute: ComputeSubsystem = new ComputeSubsystem({ payoutAddress: () => { try { return chain.bridge?.account } catch { return undefined } }, bridge: () => chain.bridge, creditTasks: config.provider?.creditTasks, minDisputeWindowS: config.provider?.minDisputeWindowS, prices: { priceCpuHour: config.provider?.priceCpuHour, priceGpuHour: config.provider?.priceGpuHour } })
   const overlay = new OverlaySubsystem({ compute: () => compute.peer, taskProvider: () => compute.taskProvider })
   const jobs = new JobsSubsystem({
     bridge: () => chain.bridge,

@@ -15,13 +15,16 @@ function earningsView (e) {
     el('h3', {}, 'Per job'),
     e.jobs.length === 0
       ? el('div', { class: 'empty' }, 'no vouchers yet: nothing signed to this node')
-      : table(['chain job', 'payer', { text: 'signed', class: 'num' }, { text: 'redeemed', class: 'num' }, { text: 'pending', class: 'num' }, { text: 'receipts', class: 'num' }, 'note'],
+      : table(['job', 'chain job', 'payer', { text: 'signed', class: 'num' }, { text: 'redeemed', class: 'num' }, { text: 'pending', class: 'num' }, { text: 'tasks', class: 'num' }, { text: 'receipts', class: 'num' }, 'note'],
         e.jobs.map(j => el('tr', { dataset: { testid: 'earnings-row', job: j.chainJobId, signed: j.signed, redeemed: j.redeemed, pending: j.pending } },
+          // the id the submitter's job list and this node's log print (known once a lease of this node named it)
+          el('td', { class: 'mono', title: j.jobId ?? 'no lease of this node named this job', dataset: { testid: 'job-id' } }, j.jobId ? j.jobId.slice(0, 16) : '-'),
           el('td', { class: 'mono', title: j.chainJobId }, shortId(j.chainJobId)),
           el('td', { class: 'mono', title: j.payer }, shortId(j.payer)),
           el('td', { class: 'num', dataset: { testid: 'signed' } }, dbc(j.signed)),
           el('td', { class: 'num', dataset: { testid: 'redeemed' } }, dbc(j.redeemed)),
           el('td', { class: 'num', dataset: { testid: 'pending' } }, dbc(j.pending)),
+          el('td', { class: 'num' }, j.tasks === undefined ? '-' : String(j.tasks)),
           el('td', { class: 'num' }, String(j.receiptCount)),
           el('td', { class: 'muted' }, j.note ?? (j.hold === 'waiting' ? 'waiting: below the redeem gas multiple' : j.hold === 'not-worth' ? 'not worth its gas' : '')))),
         { dataset: { testid: 'earnings-table' } }))
