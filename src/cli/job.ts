@@ -10,6 +10,7 @@ import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
 import { resolveJobId } from './job-id.js'
+import { fmtPct, readTrainingManifest, submitTraining, trainingStatusLines } from './training.js'
 
 /** The routes a job (or a node) may ask for (src/net/routes RoutingMode; not imported: the CLI loads no src/net here). */
 const ROUTING_MODES = ['auto', 'direct', 'overlay'] as const
@@ -81,13 +82,7 @@ export function registerJobCommands (program: Command): void {
         if (!isNotFound(err)) throw err
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
         if (opts.json === true) { printJson(t); return undefined }
-        process.stdout.write(`training job ${String(t.jobId)}: ${String(t.status)}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${String((t.members ?? []).length)} members\n`)
-        if (t.error != null) process.stdout.write(`error: ${printable(String(t.error.message))}\n`)
-        // members' refusals (of the invitation, or of a round: PAYER_BEHIND), while the job runs too
-        else for (const r of (Array.isArray(t.refusals) ? t.refusals : []).slice(-8)) process.stdout.write(`refused by ${printable(String(r.peer)).slice(0, 16)}…: ${printable(String(r.reason))}\n`)
-        // each member's route from this node, under the job's routing (auto, direct or overlay)
-        if (t.routing != null) process.stdout.write(`routing: ${printable(String(t.routing))}\n`)
-        for (const [peer, r] of Object.entries((t.routes ?? {}) as Record<string, any>).slice(0, 16)) process.stdout.write(`  ${printable(peer).slice(0, 16)}…: ${printable(String(r?.kind))}${Array.isArray(r?.relays) && r.relays.length > 0 ? ` via ${r.relays.slice(0, 4).map((x: unknown) => printable(String(x)).slice(0, 16) + '…').join(', ')}` : ''}\n`)
+        process.stdout.write(trainingStatusLines(t).join('\n') + '\n')
         return undefined
       })
       if (s === undefined) return
@@ -319,42 +314,4 @@ export function refusalSummary (refusals: unknown): string {
 
 function isNotFound (err: unknown): boolean {
   return err instanceof DbcError && /NOT_FOUND/.test(err.code)
-}
-const fmtNum = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-'
-const fmtPct = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '-'
-
-/** A manifest whose `type` is `training` (the rest, or its `training:` section, is the spec). */
-async function readTrainingManifest (file: string): Promise<{ spec: unknown, peers?: string[] } | undefined> {
-  const { readFile } = await import('node:fs/promises')
-  const { parse } = await import('yaml')
-  let raw: any
-  try { raw = parse(await readFile(resolve(file), 'utf8')) } catch { return undefined } // loadManifestFile reports it
-  if (raw === null || typeof raw !== 'object' || raw.type !== 'training') return undefined
-  const { type: _t, name: _n, peers, training, ...rest } = raw
-  // a top-level `routing:` (as in a grid manifest) is the job's routing unless its training section names one
-  const spec = training ?? rest
-  if (training != null && typeof training === 'object' && rest.routing !== undefined && training.routing === undefined) return { spec: { ...training, routing: rest.routing }, peers }
-  return { spec, peers }
-}
-
-async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean }): Promise<void> {
-  const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', m, { timeoutMs: 120_000 })
-  if (opts.detach === true) {
-    if (opts.json === true) return printJson({ jobId })
-    process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
-    return
-  }
-  if (opts.json !== true) process.stderr.write(`training job ${jobId} submitted\n`)
-  let end: Record<string, any> = {}
-  for await (const ev of client.stream<Record<string, any>>('GET', `/v1/training/${jobId}/events`)) {
-    if (ev.type === 'end') { end = ev; break }
-    if (opts.json !== true) process.stderr.write(`round ${String(ev.round + 1)}: loss ${fmtNum(ev.loss)}, accuracy ${fmtPct(ev.accuracy)}, ${String(ev.members)} peers${ev.dropped > 0 ? `, ${String(ev.dropped)} dropped` : ''}, ${Number(ev.roundMs ?? 0).toFixed(0)} ms\n`)
-  }
-  if (opts.json === true) return printJson(end)
-  if (end.status !== 'done') {
-    process.stdout.write(`training job ${jobId} ${String(end.status)}${end.error != null ? `: ${String(end.error.message)}` : ''}\n`)
-    process.exitCode = 1
-    return
-  }
-  process.stdout.write(`training job ${jobId} ${String(end.status)}: test accuracy ${fmtPct(end.accuracy)}; fetch the model with: dbc job results ${jobId}\n`)
 }

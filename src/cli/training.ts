@@ -1,0 +1,92 @@
+// Training jobs from the CLI: a manifest with `type: training` (read by `dbc job submit`), the
+// progress lines while it runs and the status lines of `dbc job status`. Member peer ids and error
+// texts can carry peer input: printed through printable().
+import { resolve } from 'node:path'
+import type { ApiClient } from '../api/client.js'
+import { ManifestError } from '../errors.js'
+import { printJson } from './output.js'
+import { printable } from '../jobs/task-output.js'
+
+export const fmtNum = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-'
+export const fmtPct = (v: unknown): string => typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '-'
+const peerShort = (p: unknown): string => `${printable(String(p)).slice(0, 16)}…`
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
+/** Dropped members per line at most (a group has at most 64). */
+const DROPPED_SHOWN = 4
+
+/**
+ * A manifest whose `type` is `training` (the rest, or its `training:` section, is the spec);
+ * undefined for a grid manifest (no `type`). Any other `type` is a mistake named
+ * by its field: it used to be read as a grid manifest, whose errors (executor, code, inputs
+ * missing) said nothing about the misspelt type.
+ */
+export async function readTrainingManifest (file: string): Promise<{ spec: unknown, peers?: string[] } | undefined> {
+  const { readFile } = await import('node:fs/promises')
+  const { parse } = await import('yaml')
+  let raw: any
+  try { raw = parse(await readFile(resolve(file), 'utf8')) } catch { return undefined } // loadManifestFile reports it
+  if (raw === null || typeof raw !== 'object') return undefined
+  if (raw.type !== undefined && raw.type !== 'training') {
+    throw new ManifestError('MANIFEST_INVALID', `${file}: type: ${JSON.stringify(printable(String(raw.type)).slice(0, 40))} is not a job type (the only one is training; a grid job's manifest has no type)`, { hint: 'write `type: training` for a training job (examples/train-mnist.yaml), or leave type out for a grid job (examples/squares.yaml)' })
+  }
+  if (raw.type !== 'training') return undefined
+  const { type: _t, name: _n, peers, training, ...rest } = raw
+  // a top-level `routing:` (as in a grid manifest) is the job's routing unless its training section names one
+  const spec = training ?? rest
+  if (training != null && typeof training === 'object' && rest.routing !== undefined && training.routing === undefined) return { spec: { ...training, routing: rest.routing }, peers }
+  return { spec, peers }
+}
+
+/**
+ * One progress line of a running training job (an event of /v1/training/:id/events; `round` from
+ * 0, printed from 1). `dropped` is the list of members that left in that round: it was compared
+ * with 0 as a number, so a member stopped mid-job showed only as "2 peers" turning into "1 peers".
+ */
+export function trainingProgressLine (ev: Record<string, any>): string {
+  const dropped = Array.isArray(ev.dropped) ? ev.dropped : []
+  const left = dropped.length === 0
+    ? ''
+    : `, dropped ${dropped.slice(0, DROPPED_SHOWN).map(peerShort).join(', ')}${dropped.length > DROPPED_SHOWN ? ` and ${dropped.length - DROPPED_SHOWN} more` : ''} (no part in this round's average)`
+  return `round ${Number(ev.round) + 1}: loss ${fmtNum(ev.loss)}, accuracy ${fmtPct(ev.accuracy)}, ${plural(Number(ev.members), 'peer')}, ${Number(ev.roundMs ?? 0).toFixed(0)} ms${left}`
+}
+
+/** `dbc job status` of a training job (GET /v1/training/:id): its state, members, who dropped out, refusals, routes. */
+export function trainingStatusLines (t: Record<string, any>): string[] {
+  const members = Array.isArray(t.members) ? t.members : []
+  const lines = [`training job ${printable(String(t.jobId))}: ${printable(String(t.status))}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${plural(members.length, 'member')}`]
+  // members that left the group, and in which round (the history holds every round's dropped list)
+  const drops: Array<{ round: number, peer: unknown }> = []
+  for (const h of Array.isArray(t.history) ? t.history : []) {
+    for (const peer of Array.isArray(h?.dropped) ? h.dropped : []) drops.push({ round: Number(h.round), peer })
+  }
+  for (const d of drops.slice(-8)) lines.push(`dropped ${peerShort(d.peer)} in round ${d.round + 1}${members.includes(d.peer) ? ' (back in the group since)' : ''}`)
+  if (t.error != null) lines.push(`error: ${printable(String(t.error.message))}`)
+  // members' refusals (of the invitation, or of a round: PAYER_BEHIND), while the job runs too
+  else for (const r of (Array.isArray(t.refusals) ? t.refusals : []).slice(-8)) lines.push(`refused by ${peerShort(r.peer)}: ${printable(String(r.reason))}`)
+  // each member's route from this node, under the job's routing (auto, direct or overlay)
+  if (t.routing != null) lines.push(`routing: ${printable(String(t.routing))}`)
+  for (const [peer, r] of Object.entries((t.routes ?? {}) as Record<string, any>).slice(0, 16)) lines.push(`  ${peerShort(peer)}: ${printable(String(r?.kind))}${Array.isArray(r?.relays) && r.relays.length > 0 ? ` via ${r.relays.slice(0, 4).map(peerShort).join(', ')}` : ''}`)
+  return lines
+}
+
+export async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean }): Promise<void> {
+  const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', m, { timeoutMs: 120_000 })
+  if (opts.detach === true) {
+    if (opts.json === true) return printJson({ jobId })
+    process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
+    return
+  }
+  if (opts.json !== true) process.stderr.write(`training job ${jobId} submitted\n`)
+  let end: Record<string, any> = {}
+  for await (const ev of client.stream<Record<string, any>>('GET', `/v1/training/${jobId}/events`)) {
+    if (ev.type === 'end') { end = ev; break }
+    if (opts.json !== true) process.stderr.write(trainingProgressLine(ev) + '\n')
+  }
+  if (opts.json === true) return printJson(end)
+  if (end.status !== 'done') {
+    process.stdout.write(`training job ${jobId} ${printable(String(end.status))}${end.error != null ? `: ${printable(String(end.error.message))}` : ''}\n`)
+    process.exitCode = 1
+    return
+  }
+  process.stdout.write(`training job ${jobId} ${String(end.status)}: test accuracy ${fmtPct(end.accuracy)}; fetch the model with: dbc job results ${jobId}\n`)
+}
