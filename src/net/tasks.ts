@@ -286,10 +286,11 @@ export class Libp2pJobTransport implements JobTransport {
     let release: (() => void) | undefined
     if (held.unpausable === true) {
       const bytes = held.resultCap ?? TASK_MAX_FRAME
-      release = this.admission().tryTake(bytes)
+      // (and one provider's copies within its share, half the cap: a silent one no longer holds it all, review s12 M2)
+      release = this.admission().tryTake(bytes, provider)
       if (release === undefined) {
         opts.onAdmission?.(false)
-        release = await this.admission().take(bytes, opts.signal)
+        release = await this.admission().take(bytes, opts.signal, provider)
         opts.onAdmission?.(true)
       }
     }
@@ -303,7 +304,11 @@ export class Libp2pJobTransport implements JobTransport {
   /** Node-wide (one per host): the copies in flight on leases whose results cannot be paused. */
   private admission (): ResultAdmission {
     let a = admissions.get(this.host)
-    if (a === undefined) { a = new ResultAdmission(guardOf(this.host).outbound.unpausableCap); admissions.set(this.host, a) }
+    if (a === undefined) {
+      const outbound = guardOf(this.host).outbound
+      a = new ResultAdmission(outbound.unpausableCap, Math.min(outbound.peerShare, outbound.unpausableCap))
+      admissions.set(this.host, a)
+    }
     return a
   }
 

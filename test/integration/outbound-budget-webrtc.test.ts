@@ -112,11 +112,24 @@ async function twoWebRTCResults (init: Record<string, number>, seedByte: number)
   return { got, r }
 }
 
-test('review s11 N3: two 12 MiB results from one provider over WebRTC past its 16 MiB share are both read (before: the second was paused and libp2p reset it)', async () => {
-  const { got, r } = await twoWebRTCResults({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 16 * MiB }, 10)
+test('review s11 N3: two 12 MiB results from one provider over WebRTC within its 24 MiB share are both read, never paused (before N3: the second was paused and libp2p reset it)', async () => {
+  const { got, r } = await twoWebRTCResults({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 24 * MiB }, 10)
   try {
     assert.equal(got, [`ok ${12 * MiB}`, `ok ${12 * MiB}`])
     assert.is(r.guard.outbound.stats.paused, 0)
+  } finally { await r.stop() }
+})
+
+test('review s12 L2: past its 16 MiB share, one of a provider\'s WebRTC streams is reset (not paused, not charged), as past the cap', async () => {
+  const { got, r } = await twoWebRTCResults({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 16 * MiB }, 12)
+  try {
+    const peak = r.guard.outbound.stats.unpausablePeakBytes
+    assert.ok(peak <= 16 * MiB + 256 * 1024, `peak ${peak}`)
+    assert.is(r.guard.outbound.stats.paused, 0)
+    // whether the two frames overlapped past the share depends on timing: each is read whole or lost, nobody charged
+    for (const g of got) assert.ok(g === `ok ${12 * MiB}` || g.startsWith('lost'), g)
+    assert.is(got.filter(g => g.startsWith('lost')).length, r.guard.outbound.stats.unpausableCut)
+    assert.equal(r.charges, [])
   } finally { await r.stop() }
 })
 

@@ -122,4 +122,33 @@ test('WebRTC, no bound declared: copies are not held back for the 16 MiB default
   } finally { await r.stop() }
 })
 
+test('WebRTC, 12 MiB declared: one provider\'s copies are admitted within its share (13 MiB: one at a time), not the whole cap (review s12 M2)', async () => {
+  const seed = new Uint8Array(32).fill(25)
+  const { a, b } = await webrtcPair(seed)
+  // each run waits (up to 1.5 s) for a second one beside it: how many the submitter let out together
+  let running = 0; let most = 0
+  let twoRun = (): void => {}
+  const two = new Promise<void>(resolve => { twoRun = resolve })
+  const fp = new FakeProvider({
+    secretKey: seed,
+    slots: 4,
+    compute: async () => {
+      most = Math.max(most, ++running)
+      if (running >= 2) twoRun()
+      await Promise.race([two, new Promise(resolve => setTimeout(resolve, 1500))])
+      running--
+      return new Uint8Array(1024).fill(5)
+    }
+  })
+  await registerTaskProtocol(b, fp, { heartbeatMs: 100 })
+  const r = await rig({ outboundBufferBytes: MiB, outboundPeerBufferBytes: 13 * MiB, outboundUnpausableBytes: 26 * MiB }, a)
+  try {
+    const got = await Promise.all([1, 2].map(async n => await leaseAndRun(r, b, fp, n, 12 * MiB)))
+    console.log(`  results: ${JSON.stringify(got)}; at most ${most} at once`)
+    assert.equal(got, ['ok 1024', 'ok 1024'])
+    // before: the cap (26 MiB) alone held them back, and two 12 MiB bounds fit it
+    assert.is(most, 1)
+  } finally { await r.stop() }
+})
+
 test.run()

@@ -32,8 +32,9 @@
 // s11 M2, N3); its bytes count in the node's total (pausable streams wait for them) and in a cap of
 // their own, OUTBOUND_UNPAUSABLE_BYTES for all of them together (sybil peers each within a share
 // held peers x 32 MiB: review s11 N2). Past the cap the one slowest to finish its frame is reset
-// (shed()): its copies are lost and run elsewhere; the provider is charged only under the minimum
-// rate. Honest results are reset only when more than the cap of them arrive over WebRTC at once.
+// (shed()): its copies are lost and run elsewhere; the provider is charged only when it could not
+// finish inside its frame deadline. One peer's such streams are held to its share the same way: past
+// it, that peer's slowest is reset (review s12 L2: one peer could fill the whole node budget).
 import type { PeerId } from '@libp2p/interface'
 import type { FramedStream, ReadMeter } from '../framed.js'
 import { WireError } from '../../errors.js'
@@ -80,8 +81,16 @@ export const OUTBOUND_UNPAUSABLE_BYTES = 64 * MiB
 /** shed() judges a stream by its rate over the last 2-4 s (review s12 M1): one that stalls near the end of its frame is slow. */
 const RECENT_MS = 2000
 
-/** Bytes of decoded, unread frames a stream that cannot be paused may hold before the cap's shed takes it first (more than a chunk of frames decoded at once before the reader takes them). */
-const UNREAD_SLACK_BYTES = 1024 * 1024
+/**
+ * Bytes of decoded, unread frames past which a stream that cannot be paused may be one nobody reads
+ * (the cap's shed then takes it first). Only a suspect: it is taken for one only if it still holds
+ * them once the event loop has moved on (an honest reader takes its frames within the microtasks
+ * after the chunk that decoded them; a stream nobody reads keeps them). Before, 1 MiB held at the
+ * moment of the shed was enough, a guess about libp2p's chunk sizes (review s12 L5).
+ */
+const UNREAD_SLACK_BYTES = 64 * 1024
+/** What one peer's streams that cannot be paused may hold past its share (frame prefixes, a heartbeat, part of a chunk; at most 1/256 of the share). */
+const UNPAUSABLE_PEER_SLACK_BYTES = 64 * 1024
 
 /**
  * Whether the budget may pause `stream` (one of `connections`' streams): not on a WebRTC
@@ -137,6 +146,8 @@ class Entry implements ReadMeter {
   prevFrom = 0
   snapAt = 0
   snapFrom = 0
+  /** Held more than UNREAD_SLACK_BYTES of unread frames at a check after the event loop moved on, and since. */
+  stuffed = false
   /** Bytes received at the last sweep, and the liveness callback. */
   lastBytes = 0
   alive: (() => void) | undefined
@@ -149,6 +160,8 @@ export class OutboundBudget {
   readonly stats: OutboundStats = { paused: 0, resumed: 0, exempted: 0, takenBack: 0, silentCut: 0, deadlinesMissed: 0, peakBytes: 0, unpausableCut: 0, unpausablePeakBytes: 0 }
   private readonly nodeMax: number
   private readonly peerMax: number
+  /** (UNPAUSABLE_PEER_SLACK_BYTES, or 1/256 of a smaller share) */
+  private readonly peerSlack: number
   private readonly unpausableMax: number
   private readonly entries = new Set<Entry>()
   private readonly byPeer = new Map<string, number>()
@@ -156,14 +169,18 @@ export class OutboundBudget {
   private readonly waiters = new Set<Entry>()
   private exempt: Entry | undefined
   private total = 0
-  /** Bytes held by streams that cannot be paused (part of `total`). */
+  /** Bytes held by streams that cannot be paused (part of `total`), and per peer. */
   private unpausable = 0
+  private readonly unpausableByPeer = new Map<string, number>()
   private waking = false
   private again = false
+  /** A check of suspected unread frames is scheduled (after the current event loop turn). */
+  private recheckQueued = false
 
   constructor (private readonly init: OutboundBudgetInit) {
     this.nodeMax = init.nodeBytes ?? OUTBOUND_READ_BYTES
     this.peerMax = init.peerBytes ?? OUTBOUND_PEER_READ_BYTES
+    this.peerSlack = Math.min(UNPAUSABLE_PEER_SLACK_BYTES, Math.floor(this.peerMax / 256))
     this.unpausableMax = init.unpausableBytes ?? OUTBOUND_UNPAUSABLE_BYTES
   }
 
@@ -173,6 +190,8 @@ export class OutboundBudget {
   get unpausableBytes (): number { return this.unpausable }
   /** The cap on bytes held by streams that cannot be paused (what WebRTC copies are admitted against: tasks.ts). */
   get unpausableCap (): number { return this.unpausableMax }
+  /** The most one peer's streams may hold (what one provider's WebRTC copies are admitted against: tasks.ts). */
+  get peerShare (): number { return this.peerMax }
   /** Streams watched now, and those paused by the budget. */
   get streams (): number { return this.entries.size }
   get waiting (): number { return this.waiters.size }
@@ -209,8 +228,9 @@ export class OutboundBudget {
     if (!f.midFrame) e.frameAt = -1
     else if (e.frameAt < 0 || next) { e.frameAt = this.init.now(); e.pausedMs = 0; e.frameFrom = f.bytesReceived - Math.max(0, Math.min(e.bytes, f.bytesReceived - e.seen)); e.windowAt = e.frameAt; e.windowFrom = f.bytesReceived; e.prevAt = e.snapAt = e.frameAt; e.prevFrom = e.snapFrom = e.frameFrom }
     e.seen = f.bytesReceived
+    if (e.stuffed && this.unread(e) <= UNREAD_SLACK_BYTES) e.stuffed = false
     if (!e.waiting && !e.exempt && e.bytes > 0 && this.over(e)) this.pause(e)
-    if (this.unpausable > this.unpausableMax) this.shed()
+    if (this.unpausable > this.unpausableMax || (!e.pausable && this.pastShare(e.peer))) this.shed(e.peer)
     if (this.waiters.size > 0 && (delta < 0 || this.exempt === undefined)) this.wake()
   }
 
@@ -222,30 +242,70 @@ export class OutboundBudget {
    * longest goes first, not the result that just started arriving. Before any of them, a stream
    * holding frames nobody reads (a request stream whose answer was read, stuffed with more) goes.
    */
-  private shed (): void {
+  /**
+   * Whether `peer`'s streams that cannot be paused hold more than its share, and a chunk: two whole
+   * results of the share's half each, with their prefixes and a heartbeat behind, are within it (what
+   * the submitter's admission lets one provider have in flight: tasks.ts).
+   */
+  private pastShare (peer: string): boolean { return (this.unpausableByPeer.get(peer) ?? 0) > this.peerMax + this.peerSlack }
+
+  private inFrame (x: Entry): number { return x.framed.midFrame && x.frameAt >= 0 ? x.framed.bytesReceived - x.frameFrom : 0 }
+  /** Bytes of whole frames decoded and not read (and bytes held undecoded behind them). */
+  private unread (x: Entry): number { return x.bytes - this.inFrame(x) }
+
+  /**
+   * After the current event loop turn (the readers' microtasks have run): a stream that still holds
+   * more than the slack of unread frames is one nobody reads; then the cap and shares are enforced.
+   */
+  private recheck (): void {
+    this.recheckQueued = false
+    const over = new Set<string>()
+    for (const x of this.entries) {
+      if (x.pausable) continue
+      x.stuffed = this.unread(x) > UNREAD_SLACK_BYTES
+      if (this.pastShare(x.peer)) over.add(x.peer)
+    }
+    if (this.unpausable > this.unpausableMax) this.shed()
+    for (const peer of over) this.shed(peer)
+  }
+
+  private shed (peer?: string): void {
     const now = this.init.now()
-    const inFrame = (x: Entry): number => x.framed.midFrame && x.frameAt >= 0 ? x.framed.bytesReceived - x.frameFrom : 0
+    const inFrame = (x: Entry): number => this.inFrame(x)
     // bytes of whole frames decoded and not read: nobody is reading that stream (a lease stream's frames are read as they come)
-    const unread = (x: Entry): number => x.bytes - inFrame(x)
+    const unread = (x: Entry): number => this.unread(x)
     // the rate over the last 2-4 s (the sweep moves the snapshots; since the frame began for a younger
     // frame): a stream that stalls or drips near the end of its frame is slow, not about to finish
     const rateOf = (x: Entry): number => Math.max(0, x.framed.bytesReceived - Math.max(x.prevFrom, x.frameFrom)) * 1000 / Math.max(1, now - x.prevAt)
     const finishMs = (x: Entry): number => (x.framed.frameLength - inFrame(x)) * 1000 / Math.max(1, rateOf(x))
-    while (this.unpausable > this.unpausableMax) {
+    // past the cap: the victim among all such streams; else past `peer`'s share: among that peer's (review s12 L2)
+    const peerOver = (): boolean => peer !== undefined && this.pastShare(peer)
+    for (;;) {
+      const all = this.unpausable > this.unpausableMax
+      if (!all && !peerOver()) return
       let stuffed: Entry | undefined
       let last: Entry | undefined
+      let suspect = false
       for (const x of this.entries) {
-        if (x.pausable || x.bytes <= 0) continue
-        if (unread(x) > UNREAD_SLACK_BYTES && (stuffed === undefined || unread(x) > unread(stuffed))) stuffed = x
+        if (x.pausable || x.bytes <= 0 || (!all && x.peer !== peer)) continue
+        if (unread(x) > UNREAD_SLACK_BYTES && !x.stuffed) suspect = true
+        if (x.stuffed && unread(x) > UNREAD_SLACK_BYTES && (stuffed === undefined || unread(x) > unread(stuffed))) stuffed = x
         if (!x.framed.midFrame || x.frameAt < 0 || x.framed.frameLength < 0) continue
         if (last === undefined || finishMs(x) > finishMs(last)) last = x
+      }
+      // frames decoded just now and not yet taken: whether anyone reads them is known after this turn
+      // (meanwhile the cap is over by what this turn delivers); an honest one is not reset for them
+      if (stuffed === undefined && suspect) {
+        if (!this.recheckQueued) { this.recheckQueued = true; setImmediate(() => { this.recheck() }) }
+        return
       }
       const victim = stuffed ?? last
       if (victim === undefined) return
       this.stats.unpausableCut++
       const rate = rateOf(victim)
       const what = victim === stuffed ? `the one holding the most frames nobody read (${unread(victim)} bytes)` : `the one slowest to finish its frame (${Math.round(rate)} B/s over the last seconds)`
-      const message = `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}: ${what}, ${victim.peer} on ${victim.protocol} holding ${victim.bytes} bytes, is reset`
+      const over = all ? `streams that cannot be paused hold ${this.unpausable} bytes, over their ${this.unpausableMax}` : `${victim.peer}'s streams that cannot be paused hold ${this.unpausableByPeer.get(victim.peer) ?? 0} bytes, over its share ${this.peerMax}`
+      const message = `${over}: ${what}, ${victim.peer} on ${victim.protocol} holding ${victim.bytes} bytes, is reset`
       // charged only when it could not finish inside its own frame deadline at that rate (the deadline
       // rule's test): an honest slow starter that would make it is reset, not charged (review s12 L1)
       const allowed = this.init.frameDeadlineMs + Math.max(0, victim.framed.frameLength) * 1000 / this.init.frameMinBytesPerSec
@@ -274,6 +334,9 @@ export class OutboundBudget {
     this.total += delta
     if (!e.pausable) {
       this.unpausable += delta
+      const mine = (this.unpausableByPeer.get(e.peer) ?? 0) + delta
+      if (mine > 0) this.unpausableByPeer.set(e.peer, mine)
+      else this.unpausableByPeer.delete(e.peer)
       if (this.unpausable > this.stats.unpausablePeakBytes) this.stats.unpausablePeakBytes = this.unpausable
     }
     const left = (this.byPeer.get(e.peer) ?? 0) + delta

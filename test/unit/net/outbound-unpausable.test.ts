@@ -74,15 +74,16 @@ test('past the cap, the frame that would take longest to finish goes, not the on
   assert.is(b.bufferedBytes(), 0)
 })
 
-test('past the cap, a stream holding whole frames nobody reads goes first (not charged), before any frame in arrival', () => {
+test('past the cap, a stream holding whole frames nobody reads goes first (not charged), before any frame in arrival', async () => {
   const K = 64 * 1024
-  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 200 * K } as never)
+  const { b, clock, charges, track } = setup({ frameDeadlineMs: 1e9, unpausableBytes: 200 * K, peerBytes: 1000 * K } as never)
   const [stuffed, honest] = [track(0, false), track(1, false)]
   // a request stream whose answer was read and which then got a 9.4 MiB frame (150 K) nobody reads
   stuffed.framesDecoded++; stuffed.held = 150 * K; stuffed.meter?.held(150 * K)
   honest.arrive(1, 1000 * K)
   clock.t = 10_000
   honest.arrive(99 * K, 1000 * K) // 250 K held > 200 K: the stuffed one goes, not the frame in arrival
+  await new Promise(resolve => setImmediate(resolve)) // (once the event loop has moved on and it still holds them: review s12 L5)
   assert.ok(stuffed.failed !== undefined)
   assert.is(honest.failed, undefined)
   assert.is(charges.length, 0)

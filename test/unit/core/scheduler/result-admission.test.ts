@@ -95,4 +95,42 @@ test('JobMachine: a copy waiting for admission does not time out while it waits,
   assert.is(m.progress().running, 0, 'timed out 1 s after it went out')
 })
 
+test('one provider holds at most its share: its copies past it wait, another provider\'s copy goes (review s12 M2 residual)', async () => {
+  // the shipped ratio: cap 64 MiB, a provider's share 32 MiB (OUTBOUND_PEER_READ_BYTES), 16 MiB bounds
+  const a = new ResultAdmission(64 * MiB, 32 * MiB)
+  const silent = [a.tryTake(16 * MiB, 'p1'), a.tryTake(16 * MiB, 'p1')]
+  assert.ok(silent.every(r => r !== undefined), 'two copies of p1 go')
+  assert.is(a.tryTake(16 * MiB, 'p1'), undefined, 'a third copy of p1 waits: p1 holds its share')
+  let p1third = false
+  const third = a.take(16 * MiB, undefined, 'p1').then(r => { p1third = true; return r })
+  // before: p1's 4 copies held the whole cap until their timeouts and every other provider's copy waited behind them
+  const other = a.tryTake(16 * MiB, 'p2')
+  assert.ok(other !== undefined, 'p2 goes at once, with p1\'s copy waiting ahead of it in line')
+  let p2more = false
+  const more = a.take(16 * MiB, undefined, 'p2').then(r => { p2more = true; return r })
+  await tick()
+  assert.ok(p2more, 'a second copy of p2 goes too (the line skips a waiter held back by its own share only)')
+  assert.not.ok(p1third)
+  assert.is(a.heldBytes, 64 * MiB)
+  assert.is(a.tryTake(MiB, 'p3'), undefined, 'the cap still holds for everyone')
+  silent[0]!()
+  await tick()
+  assert.ok(p1third, 'p1\'s waiting copy goes when one of its own ends')
+  ;(await third)(); (await more)(); silent[1]!(); other!()
+  assert.is(a.heldBytes, 0)
+})
+
+test('a bound above the share goes when its provider holds nothing; the global line is not overtaken', async () => {
+  const a = new ResultAdmission(64 * MiB, 32 * MiB)
+  const big = a.tryTake(40 * MiB, 'p1')
+  assert.ok(big !== undefined, 'p1 holds nothing: a 40 MiB bound goes (it could never fit the share)')
+  assert.is(a.tryTake(MiB, 'p1'), undefined, 'p1 is past its share')
+  let largeIn = false
+  const large = a.take(30 * MiB, undefined, 'p2').then(r => { largeIn = true; return r })
+  assert.is(a.tryTake(MiB, 'p3'), undefined, 'p3\'s small copy does not overtake p2\'s large one waiting for room')
+  big!(); await tick()
+  assert.ok(largeIn)
+  ;(await large)()
+})
+
 test.run()
