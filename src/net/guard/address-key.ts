@@ -25,6 +25,16 @@ export function addressKey (ma: Multiaddr): string {
   return hostKey(c) ?? ma.toString()
 }
 
+/** Whether `ma` names neither a host nor a relay (an inbound WebRTC connection's `/webrtc/p2p/<id>`): its key is only itself. */
+export function hostless (ma: Multiaddr): boolean {
+  try {
+    const c = ma.getComponents()
+    return !c.some(x => x.name === 'p2p-circuit') && hostKey(c) === undefined
+  } catch {
+    return true
+  }
+}
+
 function hostKey (c: Component[]): string | undefined {
   const host = c.find(x => x.name === 'ip4' || x.name === 'ip6' || x.name === 'dns' || x.name === 'dns4' || x.name === 'dns6' || x.name === 'dnsaddr')
   if (host?.value === undefined) return undefined

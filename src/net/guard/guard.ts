@@ -11,7 +11,7 @@ import { WireError } from '../../errors.js'
 import { IdentityGate, type IdentityGateInit } from '../../core/routing/identity-gate.js'
 import { withProtocolContext } from '../../node/protocol-context.js'
 import { PeerStoreCap } from './peer-store-cap.js'
-import { addressKey } from './address-key.js'
+import { addressKey, hostless } from './address-key.js'
 import { OutboundBudget } from './outbound.js'
 import * as C from './constants.js'
 
@@ -294,7 +294,11 @@ export class InboundGuard {
         const peer = peerId.toString()
         if (this.init.isBanned?.(peer) === true) return true
         if (this.gate === undefined) return false
-        const addr = addressKey(maConn.remoteAddr)
+        // an inbound WebRTC connection's address names no IP and no relay (`/webrtc/p2p/<id>`): it keeps
+        // the key its identity came in under, its relayed signalling connection's (review s10 L4: the
+        // per-identity key it replaced it with made a later ban's debt fall on a key nobody shares)
+        const prior = this.addrOf.get(peer)
+        const addr = prior !== undefined && hostless(maConn.remoteAddr) ? prior : addressKey(maConn.remoteAddr)
         this.addrOf.delete(peer)
         if (this.addrOf.size >= 10_000) this.addrOf.delete(this.addrOf.keys().next().value as string)
         this.addrOf.set(peer, addr)
