@@ -1,12 +1,12 @@
 // `dbc node start|status|stop`
 import { spawn } from 'node:child_process'
-import { openSync, readFileSync, existsSync, mkdirSync } from 'node:fs'
+import { openSync, readFileSync, existsSync, mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import type { ConfigLayer } from '../node/config.js'
 import type { WireError } from '../errors.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
-import { DbcError, DaemonUnavailableError } from '../errors.js'
+import { ConfigError, DbcError, DaemonUnavailableError } from '../errors.js'
 import { printJson, table, verboseWanted } from './output.js'
 import { dataDirOf } from './context.js'
 import { statusText } from './node-status.js'
@@ -71,6 +71,7 @@ export function registerNodeCommands (program: Command): void {
       // the daemon's code (libp2p, the chain) loads only here: read commands stay fast
       const { loadConfig } = await import('../node/config.js')
       const config = loadConfig({ flags, configFile: opts.config })
+      ensureDataDir(config.dataDir)
       if (opts.detach === true) {
         await startDetached(config.dataDir)
         return
@@ -162,6 +163,24 @@ export function providerFlags (opts: Record<string, any>): ConfigLayer {
   if (opts.maxTaskOutput !== undefined) maxTask.outputBytes = opts.maxTaskOutput
   if (Object.keys(maxTask).length > 0) p.maxTask = maxTask
   return p
+}
+
+/**
+ * The data dir exists (created if missing) and this user may write it; else a ConfigError that says
+ * what is wrong with it and what to pass. A file in its place used to end the start with
+ * "ENOTDIR: not a directory, mkdir '<dir>/logs'" and "run again with --verbose".
+ */
+export function ensureDataDir (dir: string): void {
+  const hint = 'pass --data-dir DIR (or set DBC_DATA_DIR) naming a directory this user may write; it is created if missing'
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    accessSync(dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new ConfigError('dataDir', `${dir} is not a directory (a file is in its place${code === 'ENOTDIR' ? ' or in its path' : ''})`, { hint })
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new ConfigError('dataDir', `${dir} cannot be created or written by this user (${code === 'EROFS' ? 'read-only file system' : 'permission denied'})`, { hint: `${hint}, or give this user the directory (chown, chmod 700)` })
+    throw new ConfigError('dataDir', `${dir} cannot be used: ${(err as Error).message}`, { hint })
+  }
 }
 
 async function startDetached (dataDir: string): Promise<void> {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import type { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import { parseChainSettings } from '../chain/settings.js'
+import { GpuSpecError, parseGpuSpec } from '../core/compute/gpu-spec.js'
 import { configSchema, defaultConfig, type ConfigLayer, type NodeConfig } from './config-schema.js'
 
 export function validateConfig (raw: ConfigLayer): NodeConfig {
@@ -12,6 +13,14 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
     // The chain is checked here (names the bad chain.* key), before anything starts: a node
     // that joins others with no network named is refused (src/chain/settings.ts).
     parseChainSettings(r.data.chain, { network: r.data.network, joining: r.data.bootstrap.length > 0 })
+    // declared GPUs are parsed here too: a bad --gpus failed later, as a bare GpuSpecError (no hint),
+    // and with --detach only after the background process had started
+    if (r.data.gpus !== '') {
+      try { parseGpuSpec(r.data.gpus) } catch (err) {
+        if (err instanceof GpuSpecError) throw new ConfigError('gpus', err.message, { hint: 'declare GPUs as [COUNTx]MODEL[:MEMORY], comma-separated, e.g. --gpus 2xRTX4090:24GiB,A100:80GiB (MEMORY is needed for a model not in the table)' })
+        throw err
+      }
+    }
     return { ...r.data, dataDir: resolve(r.data.dataDir) }
   }
   const issue = innermost(r.error.issues[0])

@@ -100,9 +100,18 @@ export function fileLayer (file: string, required: boolean): ConfigLayer {
     if (required) throw new ConfigError('config', `config file ${file} does not exist`, { hint: 'check the --config path' })
     return {}
   }
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    // unreadable (permissions) or not a file: not a syntax error, and the fix is another one
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'EISDIR' ? 'is a directory' : code === 'EACCES' || code === 'EPERM' ? 'cannot be read by this user (permission denied)' : `cannot be read (${code ?? (err as Error).message})`
+    throw new ConfigError('config', `config file ${file} ${why}`, { hint: code === 'EISDIR' ? 'pass the YAML or JSON file itself with --config FILE (by default <data-dir>/config.yaml)' : `make it readable by the user running dbc (chown it to that user, chmod 600 ${file}), or pass another with --config FILE` })
+  }
   let parsed: unknown
   try {
-    parsed = parseYaml(readFileSync(file, 'utf8')) // YAML is a superset of JSON
+    parsed = parseYaml(text) // YAML is a superset of JSON
   } catch (err) {
     throw new ConfigError('config', `config file ${file} is not valid YAML/JSON: ${(err as Error).message}`, { hint: 'fix the syntax error it names' })
   }
