@@ -194,7 +194,7 @@ export class JobRunner extends RunnerState {
       unreachable = true
       this.machine.handleLeaseLost(now, c.leaseId, `the provider closed the lease (${res.code ?? ''})`)
     }
-    const v = this.session.handleAnswer(now, c, key, { ok: res.ok === true, hash, claimedHash, error: res.error ?? undefined, billed, unreachable }, this.init.payment?.exhausted)
+    const v = this.session.handleAnswer(now, c, key, { ok: res.ok === true, hash, claimedHash, error: res.error ?? undefined, code: res.code ?? undefined, billed, unreachable }, this.init.payment?.exhausted)
     if (v.verdict === 'unknown') return
     if (v.ok && output !== undefined && (v.verdict === 'pending' || v.verdict === 'agreed')) this.outputs.set(key, output)
     this.rows.push({ index: c.index, attempt: c.attempt, outcome: v.verdict, hash: v.hash, error: v.error, endedAt: now, receipt })

@@ -14,12 +14,19 @@
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
 import { JobDispatch, fastestFirst } from './job-dispatch.js'
+import { RESULT_TOO_LARGE } from './ports.js'
 import { KEY, TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
 
 /** A task fails after this many times maxAttempts copies lost to failed routes. */
 const MAX_LOST_COPIES_FACTOR = 3
+/**
+ * A task fails once this many distinct providers answered RESULT_TOO_LARGE (its result is above the
+ * job's declared task.maxResultBytes): before, up to maxAttempts providers computed it unpaid, each
+ * counted a failure. One provider alone cannot fail a task this way (its claim cannot be checked).
+ */
+export const TOO_LARGE_PROVIDERS = 2
 
 export class JobMachine extends JobDispatch {
   /** Provider -> when a lost copy last counted as one of its failures in a row. */
@@ -116,7 +123,7 @@ export class JobMachine extends JobDispatch {
       if (!wasRunning && r.unreachable === true && (c.outcome === 'lost' || c.outcome === 'timeout')) { c.error ??= r.error; return c.outcome }
       // A copy already given up (lost, timed out) was requeued then; do not requeue twice.
       if (wasRunning && r.unreachable === true) this.endLostCopy(now, c, r.error)
-      else if (wasRunning) this.endCopy(now, c, 'failed', r.error, true)
+      else if (wasRunning) this.endCopy(now, c, 'failed', r.error, true, r.code)
       else { c.error = r.error; this.settle(c, 'failed') }
       this.pump(now)
       return 'failed'
@@ -335,7 +342,7 @@ export class JobMachine extends JobDispatch {
   }
 
   /** A copy that produced no usable result: requeue the task or give it up. */
-  private endCopy (now: number, c: CopyRecord, outcome: 'failed' | 'timeout' | 'lost', error: string | undefined, detached = false): void {
+  private endCopy (now: number, c: CopyRecord, outcome: 'failed' | 'timeout' | 'lost', error: string | undefined, detached = false, code?: string): void {
     if (!detached) this.detach(c)
     c.endedAt ??= now
     c.error = error
@@ -348,7 +355,15 @@ export class JobMachine extends JobDispatch {
       this.consecutiveFailures.set(c.provider, n)
       if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row`)
     }
+    if (outcome === 'failed' && code === RESULT_TOO_LARGE && !(t.tooLarge ??= []).includes(c.provider)) t.tooLarge.push(c.provider)
     if (t.status === 'done' || t.status === 'failed') return
+    // the job's declared result bound is too small (distinct providers agree; one alone could be
+    // lying): no more copies run unpaid, and the task says what to change (review s12 L11)
+    if ((t.tooLarge?.length ?? 0) >= TOO_LARGE_PROVIDERS) {
+      if (t.outstanding > 0) return
+      this.failTask(now, c.index, t, `its result is larger than the job's declared bound (manifest task.maxResultBytes): ${t.tooLarge?.length ?? 0} providers answered RESULT_TOO_LARGE; raise task.maxResultBytes (last: ${error ?? outcome})`)
+      return
+    }
     if (t.failures >= this.policy.maxAttempts) {
       // another copy (a twin's original, say) still runs: its answer decides, not a failed twin's
       if (t.outstanding > 0) return

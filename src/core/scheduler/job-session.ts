@@ -21,6 +21,8 @@ export interface CopyAnswer {
   /** The output hash the provider signed (hex), if it sent one. */
   claimedHash?: string
   error?: string
+  /** A failed copy's result code (shape-checked), e.g. RESULT_TOO_LARGE. */
+  code?: string
   /** No answer: the route to the provider failed (the copy is lost, not failed). */
   unreachable?: boolean
   /** What the copy's receipt bills (undefined: no receipt). */
@@ -128,7 +130,7 @@ export class JobSession {
     // the hash the provider signed must be the hash of what it sent
     if (ok && a.claimedHash !== undefined && a.claimedHash !== '' && a.claimedHash !== a.hash) { ok = false; error = 'output does not match its hash' }
     const hash = a.ok ? a.hash : undefined
-    const verdict = this.machine.handleResult(now, { index: c.index, attempt: c.attempt, ok, hash, error, unreachable: a.unreachable === true && !a.ok })
+    const verdict = this.machine.handleResult(now, { index: c.index, attempt: c.attempt, ok, hash, error, ...(a.ok || a.code === undefined ? {} : { code: a.code }), unreachable: a.unreachable === true && !a.ok })
     return { verdict, ok, hash, error }
   }
 

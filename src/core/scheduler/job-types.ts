@@ -95,7 +95,8 @@ export type JobEvent =
  * `unreachable`: no answer came back because the route failed (stream reset, relay gone): the
  * copy is lost, not failed, so the provider may run the task again on a new route.
  */
-export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string, unreachable?: boolean }
+/** `code`: the failed copy's result code (shape-checked: resultCode), e.g. RESULT_TOO_LARGE. */
+export interface ResultInput { index: number, attempt: number, ok: boolean, hash?: string, error?: string, code?: string, unreachable?: boolean }
 
 export interface RestoredTask {
   accepted?: string
@@ -113,6 +114,8 @@ export interface TaskState {
   failures: number
   /** Copies lost to a failed route (bounded: MAX_LOST_COPIES_FACTOR x maxAttempts, then the task fails). */
   lostCopies?: number
+  /** Providers whose copy failed RESULT_TOO_LARGE (the job's declared bound): from TOO_LARGE_PROVIDERS of them the task fails. */
+  tooLarge?: string[]
   quorum: number
   reduced: boolean
   /** Got a second copy from the default spot checks. */
