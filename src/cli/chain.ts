@@ -16,6 +16,32 @@ function big (v: any): any {
   return v
 }
 
+const noEscrow = (v: Record<string, any>): boolean => /^0x0{40}$/i.test(String(v.payer))
+
+/**
+ * Why `dbc job settle --close/--refund` cannot do it now (from the job's payment view, before any
+ * transaction), or undefined. A refund comes after min(deadline, close) + the dispute window.
+ */
+export function settleRefusal (id: string, v: Record<string, any>, want: { close: boolean, refund: boolean }, nowSec: number): DbcError | undefined {
+  if (noEscrow(v)) return new DbcError('NO_ESCROW', `this node's account deposited no escrow for job ${id}: nothing to close or refund`, { hint: '`dbc job settle` acts on jobs this node submitted; as a provider, see `dbc earnings`' })
+  if (want.refund) {
+    if (v.refunded === true) return new DbcError('ALREADY_REFUNDED', `the escrow of job ${id} was refunded already`, { hint: `\`dbc job settle ${id}\` shows it` })
+    if (v.refundable !== true && String(v.refundAmount) === '0') return new DbcError('NOTHING_TO_REFUND', `the escrow of job ${id} has nothing unspent to refund`)
+    const at = Number(v.refundableAt)
+    if (v.refundable !== true && Number.isFinite(at) && at > nowSec) {
+      return new DbcError('REFUND_NOT_YET', `the escrow of job ${id} is refundable from ${new Date(at * 1000).toISOString()} (in ${formatWait(at - nowSec)}): until then its providers may redeem what was signed to them`, { hint: `run \`dbc job settle ${id} --refund\` then` })
+    }
+    if (v.refundable !== true && Number(v.closedAt) === 0) return new DbcError('REFUND_NOT_YET', `job ${id} is not closed, and its deadline has not passed: the refund clock has not started`, { hint: `close it first: \`dbc job settle ${id} --close\` (then refund after the dispute window)` })
+  }
+  return undefined
+}
+
+function formatWait (s: number): string {
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  return `${(s / 3600).toFixed(1)} h`
+}
+
 export function registerChainCommands (program: Command): void {
   const chain = program.command('chain').description('the settlement chain this node uses')
   chain.command('status')
@@ -83,13 +109,28 @@ export function registerChainCommands (program: Command): void {
       const { resolveJobId } = await import('./job-id.js')
       const path = `/v1/chain/jobs/${encodeURIComponent(await resolveJobId(client, id))}`
       const done: string[] = []
-      if (opts.close === true) done.push(`closed: tx ${String((await client.call<Record<string, any>>('POST', `${path}/close`, undefined, { timeoutMs: 120_000 })).txHash)}`)
+      // what the chain would refuse is said first, with no transaction sent (a refund before its
+      // time reverted 'DisputeWindowOpen(0x…, 1796624465)'; a second close sent a transaction)
+      const check = async (want: { close: boolean, refund: boolean }): Promise<Record<string, any>> => {
+        const v = await client.call<Record<string, any>>('GET', path)
+        const cannot = settleRefusal(id, v, want, Math.floor(Date.now() / 1000))
+        if (cannot !== undefined) throw new DbcError(cannot.code, [...done, cannot.message].join('\n'), { hint: cannot.hint })
+        return v
+      }
+      if (opts.close === true) {
+        const before = await check({ close: true, refund: false })
+        if (Number(before.closedAt) > 0) done.push(`already closed ${new Date(Number(before.closedAt) * 1000).toISOString()}: no transaction sent`)
+        else done.push(`closed: tx ${String((await client.call<Record<string, any>>('POST', `${path}/close`, undefined, { timeoutMs: 120_000 })).txHash)}`)
+      }
       if (opts.refund === true) {
+        await check({ close: false, refund: true })
         const r = await client.call<Record<string, any>>('POST', `${path}/refund`, undefined, { timeoutMs: 120_000 })
         done.push(`refunded ${formatDbc(/^\d+$/.test(String(r.amount)) ? BigInt(r.amount) : r.amount)}: tx ${String(r.txHash)}`)
       }
       const v = await client.call<Record<string, any>>('GET', path)
       if (opts.json === true) return printJson(v)
-      process.stdout.write([...done, ...(await format()).jobPaymentLines(big(v), Math.floor(Date.now() / 1000))].join('\n') + '\n')
+      const lines = (await format()).jobPaymentLines(big(v), Math.floor(Date.now() / 1000))
+      if (noEscrow(v)) lines.push(`this node's account ${String(v.account)} deposited no escrow for job ${id}: \`dbc job settle\` shows the jobs this node submitted (as a provider, see \`dbc earnings\`)`)
+      process.stdout.write([...done, ...lines].join('\n') + '\n')
     })
 }
