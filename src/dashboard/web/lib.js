@@ -63,6 +63,27 @@ export function dbc (wei) {
   return `${neg ? '-' : ''}${whole.toLocaleString('en-US')}${frac !== '' ? '.' + frac : ''} DBC`
 }
 
+/** An amount the API gives as DBC text ("0.5 DBC", compute.payments): as given, with the unit once ("0 DBC DBC" before). */
+export function dbcText (text) {
+  if (text === undefined || text === null || text === '') return '-'
+  const t = String(text)
+  return /\bDBC$/.test(t) ? t : `${t} DBC`
+}
+
+/**
+ * The provider's prices as its policy states them (status compute.policy.prices, as `dbc node
+ * status` prints them): the GPU price per model when it is a map. compute.priceGpuHour is what
+ * the GPUs on offer ask (0 with none), which showed "0 per GPU-hour" beside the CLI's 1.
+ */
+export function pricesText (prices) {
+  if (prices == null || typeof prices !== 'object') return 'prices: -'
+  const gpu = prices.gpuHour
+  const gpuText = gpu !== null && typeof gpu === 'object'
+    ? Object.entries(gpu).map(([m, v]) => `${m === '*' ? 'other GPUs' : m} ${v}`).join(', ') + ' DBC per GPU-hour'
+    : `${gpu ?? '-'} DBC per GPU-hour`
+  return `prices: ${prices.cpuHour ?? '-'} DBC per CPU-hour, ${gpuText}`
+}
+
 export function ms (n) {
   if (n === null || n === undefined || !Number.isFinite(n)) return '-'
   return n < 10 ? `${n.toFixed(1)} ms` : `${Math.round(n)} ms`

@@ -1,7 +1,7 @@
 // Jobs: the grid jobs this node submitted with live progress (queued / running / done / failed),
 // one job task by task (per provider, each task's placement and the reasons from explain,
 // results to download), and the jobs this node serves for others (slots, what each payer owes).
-import { getJSON, el, table, card, shortId, badge, when, errorBox } from '../lib.js'
+import { getJSON, el, table, card, shortId, badge, when, errorBox, dbcText } from '../lib.js'
 
 const STATES = ['done', 'running', 'queued', 'failed']
 
@@ -73,14 +73,16 @@ function servedView (s) {
     el('div', { class: 'cards' }, card('tasks running here', String(s.slots.running)), card('waiting for a slot', String(s.slots.queued)), card('tasks finished here', String(s.slots.finished)), card('refused', String(s.slots.refused))),
     s.jobs.length === 0
       ? el('div', { class: 'empty' }, 'no paid work served yet')
-      : table(['chain job', 'payer', { text: 'tasks', class: 'num' }, { text: 'delivered', class: 'num' }, { text: 'signed', class: 'num' }, { text: 'behind', class: 'num' }, 'last refusal'],
+      : table(['job', 'chain job', 'payer', { text: 'tasks', class: 'num' }, { text: 'delivered', class: 'num' }, { text: 'signed', class: 'num' }, { text: 'behind', class: 'num' }, 'last refusal'],
         s.jobs.map(j => el('tr', { dataset: { testid: 'served-row' } },
+          // the job's id as its submitter's job list and this node's log print it (from its lease)
+          el('td', { class: 'mono', title: j.jobId ?? '' }, j.jobId ? j.jobId.slice(0, 16) : '-'),
           el('td', { class: 'mono', title: j.chainJobId }, shortId(j.chainJobId)),
           el('td', { class: 'mono', title: j.payer }, shortId(j.payer)),
           el('td', { class: 'num' }, String(j.tasks)),
-          el('td', { class: 'num' }, `${j.delivered} DBC`),
-          el('td', { class: 'num' }, `${j.signed} DBC`),
-          el('td', { class: 'num' }, `${j.behind} DBC`),
+          el('td', { class: 'num' }, dbcText(j.delivered)),
+          el('td', { class: 'num' }, dbcText(j.signed)),
+          el('td', { class: 'num' }, dbcText(j.behind)),
           el('td', { class: 'muted' }, j.lastRefusal ?? '')))))
 }
 

@@ -1,6 +1,6 @@
 // Node: identity, addresses, reachability (public / relayed / behind NAT / local only) with
 // advice when strangers cannot dial it, compute slots, executors, version.
-import { getJSON, el, table, card, badge, errorBox } from '../lib.js'
+import { getJSON, el, table, card, badge, errorBox, pricesText } from '../lib.js'
 
 export async function render (root) {
   const body = el('div', {})
@@ -37,7 +37,7 @@ export async function render (root) {
           card('GPUs', n.gpus.length === 0 ? 'none' : String(n.gpus.length))),
         el('p', {}, 'executors available: ', el('strong', { dataset: { testid: 'executors' } }, n.executors.join(', ') || 'none')),
         unavailable.length > 0 ? el('ul', { class: 'muted' }, unavailable.map(([k, v]) => el('li', {}, `${k}: ${v}`))) : null,
-        s.compute ? el('p', { class: 'muted' }, `prices: ${s.compute.priceCpuHour ?? '-'} DBC per CPU-hour, ${JSON.stringify(s.compute.priceGpuHour ?? '-')} per GPU-hour`) : null))
+        s.compute ? el('p', { class: 'muted', dataset: { testid: 'prices' } }, pricesText(s.compute.policy?.prices ?? { cpuHour: s.compute.priceCpuHour, gpuHour: s.compute.priceGpuHour })) : null))
   }
   try { await paint() } catch (err) { body.replaceChildren(errorBox(err)) }
   return { onEvent (ev) { if (ev.type === 'peers' || ev.type === 'slots') void paint().catch(() => {}) } }

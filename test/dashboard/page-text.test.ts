@@ -1,0 +1,22 @@
+// The dashboard's Node page prints the provider's prices as its policy states them, as `dbc node
+// status` does (found by helper user: a CPU-only provider asking 1 DBC per GPU-hour showed
+// "0 per GPU-hour", the price of the GPUs it offers, none; a per-model price was raw JSON), and
+// the Jobs page's work served for others shows its amounts with the unit once (was "0 DBC DBC").
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+// @ts-expect-error: the page's own plain-JS module (no types)
+import { dbcText, pricesText } from '../../src/dashboard/web/lib.js'
+
+test('the policy prices, one GPU price or one per model', () => {
+  assert.is(pricesText({ cpuHour: 0.05, gpuHour: 1, unit: 'DBC' }), 'prices: 0.05 DBC per CPU-hour, 1 DBC per GPU-hour')
+  assert.is(pricesText({ cpuHour: 18, gpuHour: { RTX4090: 300, '*': 500 } }), 'prices: 18 DBC per CPU-hour, RTX4090 300, other GPUs 500 DBC per GPU-hour')
+  assert.is(pricesText(undefined), 'prices: -')
+})
+
+test('amounts the API gives as DBC text keep one unit', () => {
+  assert.is(dbcText('0.000001819444444441 DBC'), '0.000001819444444441 DBC')
+  assert.is(dbcText('0.5'), '0.5 DBC')
+  assert.is(dbcText(undefined), '-')
+})
+
+test.run()
