@@ -52,7 +52,13 @@ async function timeIt (n: number, f: () => Promise<unknown>, after?: () => Promi
  * alike); each row's figure is the median of its per-round p50s, which one busy round can not
  * move. `samples` per row per round.
  */
-interface Row { samples: number, run: () => Promise<unknown>, after?: () => Promise<void> }
+interface Row {
+  samples: number
+  run: () => Promise<unknown>
+  after?: () => Promise<void>
+  /** Runs untimed before the row's warm-up and before each of its rounds (e.g. a fresh stream). */
+  before?: () => Promise<void>
+}
 
 /** Untimed round trips per row before the timed rounds (see alternate), and how many of them are timed as the cold figure. */
 const WARM_ROUND_TRIPS = 2000
@@ -69,6 +75,7 @@ async function alternate (rows: Record<string, Row>, rounds: number, warm = 0): 
   const cold: Record<string, number> = {}
   for (const [name, row] of Object.entries(rows)) {
     const t: number[] = []
+    await row.before?.()
     for (let i = 0; i < warm; i++) {
       const s = performance.now()
       await row.run()
@@ -79,6 +86,7 @@ async function alternate (rows: Record<string, Row>, rounds: number, warm = 0): 
   }
   for (let round = 0; round < rounds; round++) {
     for (const [name, row] of Object.entries(rows)) {
+      await row.before?.()
       const t = await timeIt(row.samples, row.run, row.after)
       const a = acc[name] ??= { rounds: [], all: [] }
       a.rounds.push(summarize(t).p50)
@@ -114,7 +122,10 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   for (const s of signing) await s.start()
   await registerEcho(b.node as unknown as Host)
   await registerPlainEcho(b.node)
-  const echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
+  let echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
+  // the echo server drops a stream idle for 30 s (src/net/echo.ts), as long as the other rows'
+  // warm-up can take under load: the row opens a fresh stream for its warm-up and each round
+  const reopenEcho = async (): Promise<void> => { await echo.close().catch(() => {}); echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId) }
   const plain = await PlainEchoClient.open(a.node, b.node.peerId)
   const payload = new Uint8Array(PAYLOAD).fill(7)
   // the relay protocol's I/O alone: a frame the size of a direct copy's RelayRequest, answered
@@ -122,7 +133,9 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const sample = sealEnvelope({ senderSecretKey: a.secretKey, sender: peerIdBytesOf(a.id), recipient: peerIdBytesOf(b.id), payload, expiresAt: Date.now() + 30_000, sequence: 1, random: out => out.fill(1), mode: 'static', sign: false })
   const copyBytes = frameBody(relayRequestFrameOf(sample, 2, 0)).length
   await registerFramedAck(b.node, 18)
-  const relayIo = await FramedAckClient.open(a.node, b.node.peerId)
+  // (a fresh stream for the warm-up and each round too: a guarded stream with no frame for 10 s is reset)
+  let relayIo = await FramedAckClient.open(a.node, b.node.peerId)
+  const reopenRelayIo = async (): Promise<void> => { await relayIo.close(); relayIo = await FramedAckClient.open(a.node, b.node.peerId) }
   const settled = async (): Promise<void> => { while (services[0].copiesInFlight > 0) await new Promise(resolve => setImmediate(resolve)) }
   // k = 2 is honest only if the second copy is sent: count the messages whose both copies reached
   // the recipient (the row would be cheaper, not faster, if the relayed copy were dropped)
@@ -132,8 +145,8 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const loadBefore = load()
   const res = await alternate({
     plainStream: { samples: per, run: async () => { await plain.roundTrip(payload) } },
-    framedEcho: { samples: per, run: async () => await echo.roundTrip(payload) },
-    relayIo: { samples: per, run: async () => { await relayIo.roundTrip(copyBytes) } },
+    framedEcho: { samples: per, before: reopenEcho, run: async () => await echo.roundTrip(payload) },
+    relayIo: { samples: per, before: reopenRelayIo, run: async () => { await relayIo.roundTrip(copyBytes) } },
     direct: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1 }) },
     // k=2 as a round trip: the next message goes once the late copy's ack is back (in one process
     // back-to-back sends would also time the previous relayed copy's work: k2BackToBack)
