@@ -69,8 +69,9 @@ export function trainingStatusLines (t: Record<string, any>): string[] {
   return lines
 }
 
-export async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean }): Promise<void> {
-  const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', m, { timeoutMs: 120_000 })
+/** `dbc job submit` of a training manifest; `--yes` lets its escrow be topped up as it runs (allowTopUp, as for a grid job: it was never sent). */
+export async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean, yes?: boolean }): Promise<void> {
+  const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', { ...m, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
   if (opts.detach === true) {
     if (opts.json === true) return printJson({ jobId })
     process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)

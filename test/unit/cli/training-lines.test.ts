@@ -1,9 +1,13 @@
 // Training jobs from the CLI (found by helper user on real daemons): a member stopped with SIGTERM
 // mid-job showed only as "2 peers" turning into "1 peers" (the event's `dropped` is a list of peer
 // ids, compared with 0 as a number), and `dbc job status` never said who left; a manifest with a
-// misspelt `type: trainig` was read as a grid manifest and failed on executor/code/inputs.
+// misspelt `type: trainig` was read as a grid manifest and failed on executor/code/inputs; and
+// `dbc job submit train.yaml --yes` never sent allowTopUp (checked against a stand-in daemon).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { execFile } from 'node:child_process'
+import { createServer } from 'node:http'
+import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,6 +68,38 @@ test('a manifest whose type is not training is refused naming the field, not rea
     writeFileSync(training, 'type: training\nname: n\nrounds: 3\n')
     assert.equal(await readTrainingManifest(training), { spec: { rounds: 3 }, peers: undefined })
   } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('--yes on a training manifest lets its escrow be topped up (allowTopUp), as on a grid one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbc-training-yes-'))
+  const bodies: unknown[] = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', d => { body += String(d) })
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/training') bodies.push(JSON.parse(body))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: 'feed'.repeat(4) }))
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  try {
+    writeFileSync(join(dir, 'api.json'), JSON.stringify({ port: (server.address() as { port: number }).port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
+    writeFileSync(join(dir, 'api-token'), 't'.repeat(64), { mode: 0o600 })
+    writeFileSync(join(dir, 'train.yaml'), 'type: training\nrounds: 3\n')
+    const bin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
+    const run = async (...extra: string[]): Promise<void> => {
+      // the child must not block this process (its server answers it)
+      await new Promise<void>((resolve, reject) => {
+        execFile(process.execPath, [bin, '--data-dir', dir, 'job', 'submit', join(dir, 'train.yaml'), '--detach', ...extra], (err) => { if (err !== null) reject(err); else resolve() })
+      })
+    }
+    await run('--yes')
+    await run()
+    assert.equal(bodies.map(b => (b as { allowTopUp?: boolean }).allowTopUp), [true, false])
+  } finally {
+    await new Promise<void>(resolve => server.close(() => { resolve() }))
     rmSync(dir, { recursive: true, force: true })
   }
 })
