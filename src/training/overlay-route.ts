@@ -15,7 +15,7 @@ export const OVERLAY_STICKY_MAX_MS = 10 * 60_000
 /** Peers remembered at most (the oldest fall out: a stranger's frames cannot grow this). */
 export const MAX_OVERLAY_PEERS = 4096
 
-interface Fallback { until: number, failures: number, why: string, probing: boolean }
+interface Fallback { until: number, failures: number, why: string, probing: boolean, heard?: boolean }
 
 const stickyMs = (failures: number): number => Math.min(OVERLAY_STICKY_MAX_MS, OVERLAY_STICKY_MS * 2 ** Math.max(0, failures - 1))
 
@@ -50,8 +50,11 @@ export class OverlayFallbacks {
     const old = this.peers.get(peer)
     if (old !== undefined && (old.probing || old.until > this.now())) return
     const failures = Math.max(1, old?.failures ?? 1)
-    this.set(peer, { until: this.now() + stickyMs(failures), failures, why: 'it reached us through the overlay and we hold no connection to it', probing: false })
+    this.set(peer, { until: this.now() + stickyMs(failures), failures, why: 'it reached us through the overlay and we hold no connection to it', probing: false, heard: true })
   }
+
+  /** Whether `peer` is on the overlay only because it reached us that way (no dial of ours failed). */
+  heardOnly (peer: string): boolean { return this.peers.get(peer)?.heard === true }
 
   /** A connection to `peer` opened (a background try, or the peer dialled us): frames take it again. */
   connected (peer: string): void { this.peers.delete(peer) }
@@ -89,6 +92,8 @@ export interface OverlayRouteInit {
   routing?: () => TrainingRouting | undefined
   /** Opens a connection to `peer` (a background try; absent: the next frame tries one itself). */
   connect?: (peer: string, signal: AbortSignal) => Promise<void>
+  /** Whether an open connection to `peer` is there now (the peer dialled us, say). */
+  connectedNow?: (peer: string) => boolean
   now?: () => number
 }
 
@@ -126,6 +131,10 @@ export class OverlayRoute {
   why (to: string, mode: TrainingRouting = this.mode()): string | undefined {
     if (this.link(mode) === undefined) return undefined
     if (mode === 'overlay') return this.init.routing?.() === 'overlay' ? 'routing: overlay (the node\'s config: no connection between the peers)' : 'routing: overlay (this job: no connection between the peers)'
+    // it reached us over the overlay while no connection was there, and one is there now (it dialled
+    // us): take it. Before, a joiner's StateRequests that went over the overlay while its dials were
+    // opening had their 200 KB answers held on the overlay for 60 s, behind each other (session 13)
+    if (this.fallbacks.heardOnly(to) && this.init.connectedNow?.(to) === true) this.fallbacks.connected(to)
     const c = this.fallbacks.choose(to)
     if (c.probe) void this.tryConnection(to)
     return c.overlay ? `fallback: ${c.why ?? '?'}` : undefined

@@ -221,7 +221,14 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     this.invitations.set(peer, tries)
     this.loadingJoiners.delete(peer)
     this.waitForJoin(peer, this.init.joinTimeoutMs ?? 60_000)
-    this.init.transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: donors.slice(0, MAX_JOIN_DONORS), ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
+    // with the donors' addresses (we hold connections to our members): a joiner that knows none of
+    // them dials them at once, instead of asking for the state over the overlay while they open
+    const named = donors.slice(0, MAX_JOIN_DONORS)
+    const transport = this.init.transport
+    void Promise.all(named.map(async d => ({ peer: d, addrs: await transport.addressesOf(d) }))).then(donorAddrs => {
+      if (c.done || !this.invitedJoiners.has(peer)) return
+      transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: named, donorAddrs, ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
+    })
     return true
   }
 

@@ -89,7 +89,8 @@ export class TrainingTransport {
       ...(init.routing !== undefined ? { routing: init.routing } : {}),
       ...(init.now !== undefined ? { now: init.now } : {}),
       // the background try that leaves the overlay
-      connect: async (peer, signal) => { await this.streams.connect(peer, signal) }
+      connect: async (peer, signal) => { await this.streams.connect(peer, signal) },
+      connectedNow: peer => { try { return this.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open') } catch { return false } }
     })
     this.streams = new PeerStreams({ host, routeLog: this.routeLog, overlay: this.overlay, overlayWaitMs: init.overlayWaitMs ?? OVERLAY_DIAL_WAIT_MS, started: () => this.started, current: (to, o) => this.outboxes.get(to) === o })
   }

@@ -18,6 +18,9 @@ const EXTRA = ['--no-connection-monitor']
 // small and quick: ~10k multiply-adds per sample, rounds of tens of ms of compute
 const SPEC = { model: { kind: 'mlp', hidden: 32 }, dataset: { trainPerClass: 200, testPerClass: 200 }, groupSize: 2, rounds: 30, localSteps: 10, batchSize: 32, learningRate: 0.1, seed: 7, evalEvery: 10, averageOptimizerEvery: 3, deadline: { initialMs: 20_000 } }
 
+// the daemons' training logs (few lines a job), printed when the late member test fails
+process.env.DEBUG ??= 'dbc:training:worker,dbc:training:service,dbc:training:overlay-frames'
+
 const net = new LocalNetwork()
 let submitter: LocalNode
 let providers: LocalNode[] = []
@@ -82,10 +85,16 @@ test('a member added after round 10 gets parameters, momentum and the round from
     const s = await late.api.call<any>('GET', '/v1/status')
     return s.training?.trainingWorkers?.find((w: any) => w.jobId === jobId)?.loads?.[0]
   }, 240_000).catch(async (err: Error) => {
-    // what each side saw, for the next time this fails (it did once in a clean-clone run, session 12)
+    // what each side saw, for the next time this fails (CI runs in sessions 11 and 12: both donors'
+    // answers to StateRequests sent over the overlay never came; session 13 sends the donors' addresses
+    // with the invitation and answers a peer that reached us over the overlay on its connection once it has one)
     const j = await job(jobId).catch((e: Error) => ({ error: e.message }))
     const st = await late.api.call<any>('GET', '/v1/status').catch((e: Error) => ({ error: e.message }))
     console.log(`job: ${JSON.stringify(j).slice(0, 3000)}\nlate member's training: ${JSON.stringify(st.training ?? st).slice(0, 3000)}`)
+    for (const n of [late, submitter, ...providers]) {
+      const t = await n.api.call<any>('GET', '/v1/status').catch((e: Error) => ({ training: { error: e.message } }))
+      console.log(`--- ${n.spec.name} training routes: ${JSON.stringify(t.training?.trainingRoutes ?? t.training).slice(0, 2000)}`)
+    }
     for (const n of [late, submitter, ...providers]) console.log(`--- ${n.spec.name} log tail\n${net.logOf(n).split('\n').filter(l => /training|invit|state|join/i.test(l)).slice(-25).join('\n')}`)
     throw err
   }) // joining (discovery, invitation with its escrow check, trainer start, state) took 26 rounds on a loaded box: 90 rounds leave room

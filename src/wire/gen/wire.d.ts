@@ -1192,6 +1192,7 @@ export namespace dbc {
                 stateHash: Uint8Array;
                 donors: string[];
                 payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
+                donorAddrs: dbc.training.v1.MemberAddrs.$Properties[];
                 static create(properties: dbc.training.v1.Invite.$Shape): dbc.training.v1.Invite & dbc.training.v1.Invite.$Shape;
                 static create(properties?: dbc.training.v1.Invite.$Properties): dbc.training.v1.Invite;
                 static encode(m: dbc.training.v1.Invite.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1212,6 +1213,7 @@ export namespace dbc {
                     stateHash?: (Uint8Array|null);
                     donors?: (string[]|null);
                     payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
+                    donorAddrs?: (dbc.training.v1.MemberAddrs.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.Invite.$Properties;

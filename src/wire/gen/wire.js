@@ -12744,6 +12744,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [stateHash] Invite stateHash
                  * @property {Array.<string>|null} [donors] Invite donors
                  * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] Invite payment
+                 * @property {Array.<dbc.training.v1.MemberAddrs.$Properties>|null} [donorAddrs] Invite donorAddrs
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -12770,6 +12771,7 @@ export const dbc = $root.dbc = (() => {
                  */
                 const Invite = function (p) {
                     this.donors = [];
+                    this.donorAddrs = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -12841,6 +12843,14 @@ export const dbc = $root.dbc = (() => {
                 Invite.prototype.payment = null;
 
                 /**
+                 * Invite donorAddrs.
+                 * @member {Array.<dbc.training.v1.MemberAddrs.$Properties>} donorAddrs
+                 * @memberof dbc.training.v1.Invite
+                 * @instance
+                 */
+                Invite.prototype.donorAddrs = $util.emptyArray;
+
+                /**
                  * Creates a new Invite instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.Invite
@@ -12890,6 +12900,10 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payment != null && $Object.hasOwnProperty.call(m, "payment"))
                         $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
+                    if (m.donorAddrs != null && m.donorAddrs.length) {
+                        for (var i = 0; i < m.donorAddrs.length; ++i)
+                            $root.dbc.training.v1.MemberAddrs.encode(m.donorAddrs[i], w.uint32(/* id 9, wireType 2 =*/74).fork(), q + 1).ldelim();
+                    }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13002,6 +13016,14 @@ export const dbc = $root.dbc = (() => {
                                 m.payment = $root.dbc.task.v1.PaymentTerms.decode(r, r.size(), $undefined, q + 1, m.payment);
                                 continue;
                             }
+                        case 9: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.donorAddrs && m.donorAddrs.length))
+                                    m.donorAddrs = [];
+                                m.donorAddrs.push($root.dbc.training.v1.MemberAddrs.decode(r, r.size(), $undefined, q + 1));
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -13086,6 +13108,16 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.training.v1.Invite.payment: object expected");
                         m.payment = $root.dbc.task.v1.PaymentTerms.fromObject(d.payment, q + 1);
                     }
+                    if (d.donorAddrs) {
+                        if (!$Array.isArray(d.donorAddrs))
+                            throw $TypeError(".dbc.training.v1.Invite.donorAddrs: array expected");
+                        m.donorAddrs = $Array(d.donorAddrs.length);
+                        for (var i = 0; i < d.donorAddrs.length; ++i) {
+                            if (!$util.isObject(d.donorAddrs[i]))
+                                throw $TypeError(".dbc.training.v1.Invite.donorAddrs: object expected");
+                            m.donorAddrs[i] = $root.dbc.training.v1.MemberAddrs.fromObject(d.donorAddrs[i], q + 1);
+                        }
+                    }
                     return m;
                 };
 
@@ -13108,6 +13140,7 @@ export const dbc = $root.dbc = (() => {
                     var d = {};
                     if (o.arrays || o.defaults) {
                         d.donors = [];
+                        d.donorAddrs = [];
                     }
                     if (o.defaults) {
                         d.jobId = "";
@@ -13156,6 +13189,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payment != null && $Object.hasOwnProperty.call(m, "payment")) {
                         d.payment = $root.dbc.task.v1.PaymentTerms.toObject(m.payment, o, q + 1);
+                    }
+                    if (m.donorAddrs && m.donorAddrs.length) {
+                        d.donorAddrs = $Array(m.donorAddrs.length);
+                        for (var j = 0; j < m.donorAddrs.length; ++j) {
+                            d.donorAddrs[j] = $root.dbc.training.v1.MemberAddrs.toObject(m.donorAddrs[j], o, q + 1);
+                        }
                     }
                     return d;
                 };

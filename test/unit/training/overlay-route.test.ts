@@ -8,7 +8,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TrainingService } from '../../../src/training/service.js'
 import { runTrainingJob } from '../../../src/training/session.js'
-import { OverlayFallbacks, OVERLAY_STICKY_MS, OVERLAY_STICKY_MAX_MS } from '../../../src/training/overlay-route.js'
+import { OverlayFallbacks, OverlayRoute, OVERLAY_STICKY_MS, OVERLAY_STICKY_MAX_MS } from '../../../src/training/overlay-route.js'
 import { SMALL_FRAME_BYTES } from '../../../src/net/guard/index.js'
 import { EnvelopeHub, isolatedNode, received, until } from './overlay-hub.js'
 
@@ -41,6 +41,20 @@ test('OverlayFallbacks: sticky after a failed connection, one background try whe
   f.fellBack('r', 'timed out')
   now += OVERLAY_STICKY_MS - 1
   assert.equal(f.choose('r'), { overlay: true, why: 'timed out', probe: false }, 'the failed dial: sticky from then')
+})
+
+test('a peer answered over the overlay because it came that way takes the connection it opened since; one our dial failed to stays on the overlay', () => {
+  const open = new Set<string>()
+  const link = { maxFrameBytes: 65_536 } as any
+  const r = new OverlayRoute({ link: () => link, connectedNow: p => open.has(p), connect: async () => await new Promise(() => {}) })
+  r.fallbacks.heardVia('joiner')
+  assert.ok(r.why('joiner', 'auto')?.startsWith('fallback: it reached us through the overlay'), 'no connection yet: the way it came')
+  open.add('joiner') // its dial to us opened
+  assert.is(r.why('joiner', 'auto'), undefined, 'a connection now: frames take it')
+  assert.not.ok(r.fallbacks.has('joiner'))
+  r.fallbacks.fellBack('far', 'no route')
+  open.add('far')
+  assert.is(r.why('far', 'auto'), 'fallback: no route', 'our own dial failed: sticky as before')
 })
 
 test('no connection opens: frames go over the overlay (a large one chunked), the answer comes back without a dial, routes say overlay', async () => {
