@@ -36,6 +36,23 @@ export function settleRefusal (id: string, v: Record<string, any>, want: { close
   return undefined
 }
 
+/**
+ * What `dbc earnings --redeem` did (the redeem pass's RedeemTick): it printed only the table, the
+ * same with or without the flag, so a redeem that sent nothing looked like one that did.
+ */
+export function redeemSummary (t: Record<string, any>): string {
+  const n = (v: unknown): number => Array.isArray(v) ? v.length : Number.isFinite(Number(v)) ? Number(v) : 0
+  const parts: string[] = []
+  const confirmed = Array.isArray(t.confirmed) ? t.confirmed : []
+  if (confirmed.length > 0) parts.push(`${confirmed.length} redeem transaction(s) confirmed (${confirmed.map((c: any) => String(c?.txHash)).join(', ')})`)
+  if (t.inFlight != null) parts.push(`a redeem transaction is on its way (${String(t.inFlight.txHash)})`)
+  if (n(t.notWorth) > 0) parts.push(`${n(t.notWorth)} voucher(s) pay less than one redeem's gas: not sent`)
+  if (n(t.waiting) > 0) parts.push(`${n(t.waiting)} voucher(s) wait to grow`)
+  if (n(t.blocked) > 0) parts.push(`${n(t.blocked)} voucher(s) cannot be redeemed`)
+  if (parts.length === 0) return 'redeem: nothing pending to redeem'
+  return `redeem: ${confirmed.length === 0 && t.inFlight == null ? 'nothing sent; ' : ''}${parts.join('; ')} (each job's note below says why)`
+}
+
 function formatWait (s: number): string {
   if (s < 120) return `${s} s`
   if (s < 7200) return `${Math.round(s / 60)} min`
@@ -69,10 +86,10 @@ export function registerChainCommands (program: Command): void {
     .option('--redeem', 'redeem now what is pending and pays more than its gas, instead of waiting for the loop (which waits until a voucher pays 10x its gas or the job closes)')
     .action(async (opts, cmd: Command) => {
       const client = (await clientOf(cmd))
-      if (opts.redeem === true) await client.call('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 })
+      const tick = opts.redeem === true ? await client.call<Record<string, any>>('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 }) : undefined
       const e = await client.call<Record<string, any>>('GET', '/v1/earnings')
       if (opts.json === true) return printJson(e)
-      process.stdout.write((await format()).earningsLines(big(e)).join('\n') + '\n')
+      process.stdout.write([...(tick !== undefined ? [redeemSummary(tick)] : []), ...(await format()).earningsLines(big(e))].join('\n') + '\n')
     })
 
   program.command('stake')
