@@ -21,6 +21,7 @@ import { isWebRTC } from './nat-addr.js'
 import { installLengthPrefixFix } from './lp-decoder-fix.js'
 import { installTcpCork } from './tcp-cork.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
+import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
 /** Protocol prefix of every dbc protocol: a private network of its own. */
 export const PROTOCOL_PREFIX = '/dbc'
@@ -73,7 +74,7 @@ export interface HostInit {
    * nodes (src/net/stun), read at each attempt. On with `enabled: true` (the daemon: src/net/stun/node.ts). Public nodes run no WebRTC:
    * they reach a NATed peer through a relay and DCUtR (TCP), which is cheaper than SCTP.
    */
-  webrtc?: { enabled?: boolean, iceServers?: () => string[], admission?: WebRTCAdmissionInit, onUnavailable?: (err: Error) => void }
+  webrtc?: { enabled?: boolean, iceServers?: () => string[], admission?: WebRTCAdmissionInit, backoff?: WebRTCBackoffInit, onUnavailable?: (err: Error) => void }
 }
 
 export interface HostServices {
@@ -128,9 +129,10 @@ async function loadWebRTC (): Promise<WebRTCFactory | Error> {
  * The WebRTC transport with its inbound attempts bounded (src/core/routing/webrtc-admission.ts):
  * an attempt over the limit is refused before the library makes its native PeerConnection.
  * The library registers its signalling handler itself (32 streams per connection, no other
- * bound), so the bound wraps the handler's target, `_onProtocol`.
+ * bound), so the bound wraps the handler's target, `_onProtocol`. A peer whose attempt ended without
+ * a connection waits before its next (src/core/routing/webrtc-backoff.ts, review s10 L2).
  */
-function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admission: WebRTCAdmission, onComponents: (c: any) => void): (components: any) => Transport {
+function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admission: WebRTCAdmission, backoff: WebRTCBackoff, onComponents: (c: any) => void): (components: any) => Transport {
   const factory = webRTC({ rtcConfiguration: () => ({ iceServers: iceServers().map(urls => ({ urls })) }) })
   return (components: any) => {
     onComponents(components)
@@ -138,16 +140,23 @@ function boundedWebRTC (webRTC: WebRTCFactory, iceServers: () => string[], admis
     const onProtocol = t._onProtocol.bind(t)
     t._onProtocol = async (stream, connection, signal) => {
       const peer = connection.remotePeer.toString()
+      if (backoff.waiting(peer, Date.now())) {
+        stream.abort(new Error('WebRTC attempt refused: its last attempt did not connect (backoff)'))
+        return
+      }
       const open = (components.connectionManager.getConnections() as Connection[]).filter(c => isWebRTC(c.remoteAddr))
       const refused = admission.admit(peer, { peer: open.filter(c => c.remotePeer.toString() === peer).length, total: open.length })
       if (refused !== undefined) {
         stream.abort(new Error(`WebRTC attempt refused: ${refused}`))
         return
       }
+      let connected = false
       try {
         await onProtocol(stream, connection, signal)
+        connected = true
       } finally {
         admission.done(peer)
+        backoff.ended(peer, Date.now(), connected)
       }
     }
     return t
@@ -234,6 +243,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     init.webrtc?.onUnavailable?.(webRTC)
   }
   const admission = new WebRTCAdmission(init.webrtc?.admission)
+  const backoff = new WebRTCBackoff(init.webrtc?.backoff)
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if ((init.bootstrap ?? []).length > 0) {
@@ -247,7 +257,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : []), ...(useWebRTC ? ['/webrtc'] : [])],
       announce: init.announce ?? []
     },
-    transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, c => { components = c })] : []), circuitRelayTransport()],
+    transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, backoff, c => { components = c })] : []), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     peerDiscovery,
@@ -282,6 +292,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   const host = node as unknown as Host
   webrtcAdmissions.set(host, admission)
+  webrtcBackoffs.set(host, backoff)
   const tm = components?.transportManager
   if (tm !== undefined) webrtcDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
   return host
@@ -299,6 +310,9 @@ export function webrtcDialerOf (host: Host): ((ma: Multiaddr, signal: AbortSigna
 const webrtcAdmissions = new WeakMap<Host, WebRTCAdmission>()
 /** The bound on a host's inbound WebRTC attempts (metrics, tests). */
 export function webrtcAdmissionOf (host: Host): WebRTCAdmission | undefined { return webrtcAdmissions.get(host) }
+const webrtcBackoffs = new WeakMap<Host, WebRTCBackoff>()
+/** The waits of peers whose inbound WebRTC attempt did not connect (metrics, tests). */
+export function webrtcBackoffOf (host: Host): WebRTCBackoff | undefined { return webrtcBackoffs.get(host) }
 
 function relayLimits (l: HostInit['relayLimits']): { defaultDataLimit?: bigint, defaultDurationLimit?: number } {
   return { ...(l?.dataBytes !== undefined ? { defaultDataLimit: BigInt(l.dataBytes) } : {}), ...(l?.durationMs !== undefined ? { defaultDurationLimit: l.durationMs } : {}) }
