@@ -3,6 +3,7 @@
 // bounded, and a spec can never name a program: only a trainer the provider's operator declared.
 import { z } from 'zod'
 import { ManifestError } from '../errors.js'
+import { nearestKey } from '../core/scheduler/manifest.js'
 import type { CodecSpec } from '../core/training/codecs.js'
 import type { DeadlinePolicy } from '../core/training/deadline.js'
 
@@ -99,6 +100,22 @@ export function parseTrainingSpec (input: unknown): TrainingSpec {
     throw new ManifestError('TRAINING_SPEC_INVALID', `training.${path}: ${issue?.message ?? 'invalid'}`, { hint: 'see the training job fields in docs/external-trainer.md and the manifest docs' })
   }
   return r.data
+}
+
+/**
+ * Refuses top-level fields the spec does not know, naming the field meant: a misspelt `round: 5`
+ * would otherwise run (and pay for) the default rounds, `learningrate` train at the default rate.
+ * Only where a person wrote the spec (a job's submission): an invitation's spec from a newer
+ * coordinator may carry fields this version does not know, and is read without them (decodeSpec).
+ */
+export function checkTrainingFields (input: unknown): void {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return
+  const known = Object.keys(trainingSpecSchema.shape)
+  const unknown = Object.keys(input).filter(k => !known.includes(k))
+  if (unknown.length === 0) return
+  const key = unknown[0]
+  const near = nearestKey(key, known)
+  throw new ManifestError('TRAINING_SPEC_INVALID', `training.${key.replace(/[^\x20-\x7e]/g, '?').slice(0, 64)}: unknown field${near !== undefined ? ` (did you mean ${near}?)` : ''}${unknown.length > 1 ? ` (and ${unknown.length - 1} more unknown)` : ''}`, { hint: `the training fields are ${known.join(', ')} (docs/external-trainer.md)` })
 }
 
 export function codecOf (spec: TrainingSpec): CodecSpec {

@@ -18,7 +18,7 @@ import type { TrainerConfig } from '../node/config.js'
 import { createReceiptMeter } from './metering.js'
 import { ALLREDUCE_PROTOCOL } from './transport.js'
 import { privacyOf } from './job-privacy.js'
-import { parseTrainingSpec, type TrainingSpec } from './spec.js'
+import { checkTrainingFields, parseTrainingSpec, type TrainingSpec } from './spec.js'
 import { TrainingError } from './worker.js'
 import { MemberPayments, type InvitationGate } from './invite-payment.js'
 import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
@@ -179,6 +179,7 @@ export class TrainingSubsystem implements Subsystem {
   async submit (specInput: unknown, peers?: string[], opts: { allowTopUp?: boolean } = {}): Promise<string> {
     const ctx = this.ctx
     if (ctx === undefined || this.service === undefined) throw new TrainingError('NOT_READY', 'the training subsystem is not started')
+    checkTrainingFields(specInput)
     const spec = parseTrainingSpec(specInput)
     const group = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal)
     if (group.length === 0) throw new TrainingError('NO_PEERS', 'no connected peer serves training', { hint: 'start compute peers (`dbc node start`) and connect them to this node' })

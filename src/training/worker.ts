@@ -346,6 +346,9 @@ export class TrainingWorker {
     this.reference = reference
     this.lastRound = round
     await trainer.setParams(reference)
+    // the optimizer's all-reduce can miss a member the parameters' did not: the round reports both
+    let optimizerDropped: string[] = []
+    let optimizerTimedOut = false
     if (this.optMachine !== undefined && averagesOptimizer(round, spec.averageOptimizerEvery)) {
       // the momentum, averaged like the parameters: members' optimizers stay together, and a joiner gets the group's
       const local = await trainer.getOptimizerState!()
@@ -354,6 +357,8 @@ export class TrainingWorker {
       const shared = this.optimizerShared.length === local.length ? this.optimizerShared : new Float32Array(local.length)
       const averaged = await this.allReduce(this.optMachine, { round, members, vector: local, deadlineAt, weight: step.samples, fallback: shared })
       await trainer.setOptimizerState!(averaged.vector)
+      optimizerDropped = averaged.dropped
+      optimizerTimedOut = averaged.timedOut
       this.optimizerShared = Float32Array.from(averaged.vector)
       this.optimizerRound = round + 1
     }
@@ -388,8 +393,8 @@ export class TrainingWorker {
         accuracy,
         computeMs,
         samples: step.samples,
-        timedOut: result.timedOut,
-        dropped: result.dropped,
+        timedOut: result.timedOut || optimizerTimedOut,
+        dropped: optimizerDropped.length === 0 ? result.dropped : [...new Set([...result.dropped, ...optimizerDropped])],
         bytesSent: result.bytesSent,
         stateHash,
         bandwidth: this.sendBandwidth.value ?? 0,

@@ -36,4 +36,32 @@ test('a silent member\'s momentum slice in the first averaging: the survivors re
   for (const w of workers) await w.stop()
 })
 
+test('a member whose momentum slices never come, its parameters\' did: the round\'s report names it dropped and timed out', async () => {
+  const hub: HubTransport[] = []
+  const coordinator = await hubTransport(hub)
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 2, batchSize: 8, evalEvery: 0, rounds: 5, averageOptimizerEvery: 1 })
+  const a = await hubTransport(hub)
+  const b = await hubTransport(hub)
+  // b's momentum slices (vector 1) to a are lost; everything else arrives
+  const send = b.send.bind(b)
+  b.send = (to, msg) => { if (to === a.self && msg.slice != null && msg.slice.vector === 1) return; send(to, msg) }
+  const workers = [a, b].map((t, rank) => new TrainingWorker({ transport: t, jobId: 'j', coordinator: coordinator.self, spec, trainer: createMlpTrainer(spec, rank, 2) }))
+  for (const w of workers) await w.start()
+  const reports = new Map<string, TrainingMessage['report']>()
+  const got = new Promise<void>(resolve => {
+    coordinator.listen((from, msg) => {
+      if (msg.report == null) return
+      reports.set(from, msg.report)
+      if (reports.size === 2) resolve()
+    })
+  })
+  const members = [a.self, b.self]
+  for (const t of [a, b]) coordinator.send(t.self, { roundStart: { jobId: 'j', round: 0, members, deadlineMs: 1000, addrs: [] } })
+  await got
+  const ra = reports.get(a.self)!
+  assert.ok(ra.dropped.includes(b.self), `a's report: dropped ${JSON.stringify(ra.dropped)}`)
+  assert.ok(ra.timedOut)
+  for (const w of workers) await w.stop()
+})
+
 test.run()

@@ -1,7 +1,7 @@
 // A training spec names no program, and every field of one from the wire is bounded.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { decodeSpec, encodeSpec, parseTrainingSpec, MAX_SPEC_BYTES, SPEC_NAMES_PROGRAM } from '../../../src/training/spec.js'
+import { checkTrainingFields, decodeSpec, encodeSpec, parseTrainingSpec, MAX_SPEC_BYTES, SPEC_NAMES_PROGRAM } from '../../../src/training/spec.js'
 
 function refusal (input: unknown): { code: string, message: string } {
   try {
@@ -62,6 +62,18 @@ test('decodeSpec bounds the bytes it parses and round-trips what encodeSpec wrot
   try { decodeSpec(new TextEncoder().encode(JSON.stringify({ model: { kind: 'external', command: ['sh'] } }))); assert.unreachable() } catch (err) {
     assert.is((err as any).code, 'TRAINING_SPEC_NAMES_PROGRAM')
   }
+})
+
+test('a submitted spec with a misspelt field is refused naming the field meant; a newer coordinator\'s extra field in an invitation is read without it', () => {
+  const refused = (input: unknown): string => { try { checkTrainingFields(input); return 'accepted' } catch (err) { return `${(err as any).code}: ${(err as Error).message}` } }
+  assert.is(refused({ model: { kind: 'mlp' }, round: 5 }), 'TRAINING_SPEC_INVALID: training.round: unknown field (did you mean rounds?)')
+  assert.is(refused({ learningrate: 0.1 }), 'TRAINING_SPEC_INVALID: training.learningrate: unknown field (did you mean learningRate?)')
+  assert.match(refused({ rounds: 3, colour: 1, flavour: 2 }), /training\.colour: unknown field \(and 1 more unknown\)/)
+  assert.is(refused({ model: { kind: 'mlp' }, rounds: 5, learningRate: 0.1 }), 'accepted')
+  // the wire: a field this version does not know is dropped, the rest read
+  const spec = decodeSpec(new TextEncoder().encode(JSON.stringify({ ...parseTrainingSpec({ rounds: 7 }), someFutureField: true })))
+  assert.is(spec.rounds, 7)
+  assert.not.ok('someFutureField' in spec)
 })
 
 test.run()
