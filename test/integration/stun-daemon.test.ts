@@ -53,17 +53,20 @@ test('a public relay node\'s STUN counters are on /metrics', async () => {
     await new Promise<void>(resolve => s.bind(0, '127.0.0.1', resolve))
     let answers = 0
     s.on('message', () => { answers++ })
+    const t0 = Date.now()
     for (let i = 0; i < 3; i++) s.send(request(), stunPort, '127.0.0.1')
     for (let i = 0; i < 5; i++) s.send(randomBytes(40), stunPort, '127.0.0.1')
-    for (let i = 0; i < 20; i++) s.send(request(), stunPort, '127.0.0.1') // past the burst of 8
+    for (let i = 0; i < 76; i++) s.send(request(), stunPort, '127.0.0.1') // past the burst of 64
     await new Promise(resolve => setTimeout(resolve, 300))
     const text = await (await fetch(`http://${daemon.metricsAddress ?? ''}/metrics`)).text()
+    // the source's bucket refills one answer per 125 ms while the datagrams are handled
+    const refilled = Math.ceil((Date.now() - t0) / 125)
     const answered = series(text, 'dbc_stun_requests_total{outcome="answered"}')
     console.log(`  ${answers} answers; metrics answered ${answered}, dropped ${series(text, 'dbc_stun_requests_total{outcome="dropped"}')}, limited ${series(text, 'dbc_stun_requests_total{outcome="limited"}')}`)
     assert.is(answered, answers)
-    assert.is(answered, 8, 'the burst of one source')
+    assert.ok(answered >= 64 && answered <= 64 + refilled, `the burst of one source and what refilled meanwhile (${answered}, at most ${64 + refilled})`)
     assert.is(series(text, 'dbc_stun_requests_total{outcome="dropped"}'), 5)
-    assert.is(series(text, 'dbc_stun_requests_total{outcome="limited"}'), 15)
+    assert.is(series(text, 'dbc_stun_requests_total{outcome="limited"}'), 79 - answered)
     assert.not.match(text, /dbc_webrtc_inbound_refusals_total\{/, 'a public node runs no WebRTC: no refusal series')
   } finally {
     s.close()

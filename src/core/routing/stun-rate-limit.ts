@@ -21,7 +21,15 @@ export interface StunRateInit {
   decodesPerSecond?: number
 }
 
-export const STUN_RATE_DEFAULTS = { burst: 8, refillMs: 1000, globalPerSecond: 500, maxSources: 4096, decodesPerSecond: 2000 }
+/**
+ * burst / refillMs: one ICE gathering (one UDP socket) sends one binding request when answered, five
+ * over 12 s when not (measured with node-datachannel); a NATed submitter's round first-contacting
+ * many relayed providers runs 8 attempts at once, each ~0.5 s, and an attempt left without a
+ * server-reflexive candidate is not tried again: 64 at once, then 8 a second (was 8, then 1: review
+ * s10 L9). A forged victim address gets at most that (64 answers of ~44 B, then ~350 B/s); the
+ * global 500/s bounds the total.
+ */
+export const STUN_RATE_DEFAULTS = { burst: 64, refillMs: 125, globalPerSecond: 500, maxSources: 4096, decodesPerSecond: 2000 }
 
 interface Bucket { tokens: number, at: number }
 
