@@ -33,7 +33,8 @@ const jobStatus = z.looseObject({
 })
 const trainingView = z.looseObject({
   jobId: z.string(),
-  name: z.literal('training'),
+  name: z.string().meta({ description: 'the manifest\'s name, else "training"' }),
+  groupSize: z.number().int().optional().meta({ description: 'the members the spec asks for (members: those in the group now)' }),
   createdAt: z.number(),
   status: z.string(),
   round: z.number().int(),
@@ -204,7 +205,8 @@ export const routes = defineRoutes({
     body: z.object({
       spec: checkedByHandler(trainingSpecSchema, 'a bad spec answers TRAINING_SPEC_INVALID naming the field; one that names a program TRAINING_SPEC_NAMES_PROGRAM'),
       peers: z.array(z.string().max(128)).max(1024).optional().meta({ description: 'the members (default: the nearest peers serving training)' }),
-      allowTopUp: z.boolean().optional()
+      allowTopUp: z.boolean().optional(),
+      name: z.string().max(200).optional().meta({ description: 'a name to list the job by (a manifest\'s name:; printable, kept to 64 characters)' })
     }),
     response: z.object({ jobId: z.string() }),
     errors: ['TRAINING_SPEC_INVALID', 'TRAINING_SPEC_NAMES_PROGRAM', 'NO_PEERS']

@@ -20,7 +20,7 @@ const DROPPED_SHOWN = 4
  * by its field: it used to be read as a grid manifest, whose errors (executor, code, inputs
  * missing) said nothing about the misspelt type.
  */
-export async function readTrainingManifest (file: string): Promise<{ spec: unknown, peers?: string[] } | undefined> {
+export async function readTrainingManifest (file: string): Promise<{ spec: unknown, peers?: string[], name?: string } | undefined> {
   const { readFile } = await import('node:fs/promises')
   const { parse } = await import('yaml')
   let raw: any
@@ -30,11 +30,13 @@ export async function readTrainingManifest (file: string): Promise<{ spec: unkno
     throw new ManifestError('MANIFEST_INVALID', `${file}: type: ${JSON.stringify(printable(String(raw.type)).slice(0, 40))} is not a job type (the only one is training; a grid job's manifest has no type)`, { hint: 'write `type: training` for a training job (examples/train-mnist.yaml), or leave type out for a grid job (examples/squares.yaml)' })
   }
   if (raw.type !== 'training') return undefined
-  const { type: _t, name: _n, peers, training, ...rest } = raw
+  const { type: _t, name: rawName, peers, training, ...rest } = raw
+  // the job is listed by its manifest's name (`dbc job list`, the dashboard)
+  const name = typeof rawName === 'string' || typeof rawName === 'number' ? String(rawName) : undefined
   // a top-level `routing:` (as in a grid manifest) is the job's routing unless its training section names one
   const spec = training ?? rest
-  if (training != null && typeof training === 'object' && rest.routing !== undefined && training.routing === undefined) return { spec: { ...training, routing: rest.routing }, peers }
-  return { spec, peers }
+  if (training != null && typeof training === 'object' && rest.routing !== undefined && training.routing === undefined) return { spec: { ...training, routing: rest.routing }, peers, ...(name !== undefined ? { name } : {}) }
+  return { spec, peers, ...(name !== undefined ? { name } : {}) }
 }
 
 /**
@@ -53,7 +55,10 @@ export function trainingProgressLine (ev: Record<string, any>): string {
 /** `dbc job status` of a training job (GET /v1/training/:id): its state, members, who dropped out, refusals, routes. */
 export function trainingStatusLines (t: Record<string, any>): string[] {
   const members = Array.isArray(t.members) ? t.members : []
-  const lines = [`training job ${printable(String(t.jobId))}: ${printable(String(t.status))}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${plural(members.length, 'member')}`]
+  // the group as asked (groupSize) beside the members it has: fewer peers served training than the spec asked
+  const asked = Number.isInteger(t.groupSize) && t.groupSize > members.length && t.status === 'running' ? ` of ${String(t.groupSize)} asked (looking for more)` : ''
+  const named = typeof t.name === 'string' && t.name !== 'training' ? ` (${printable(t.name)})` : ''
+  const lines = [`training job ${printable(String(t.jobId))}${named}: ${printable(String(t.status))}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${plural(members.length, 'member')}${asked}`]
   // members that left the group, and in which round (the history holds every round's dropped list)
   const drops: Array<{ round: number, peer: unknown }> = []
   for (const h of Array.isArray(t.history) ? t.history : []) {
@@ -70,7 +75,7 @@ export function trainingStatusLines (t: Record<string, any>): string[] {
 }
 
 /** `dbc job submit` of a training manifest; `--yes` lets its escrow be topped up as it runs (allowTopUp, as for a grid job: it was never sent). */
-export async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[] }, opts: { detach?: boolean, json?: boolean, yes?: boolean }): Promise<void> {
+export async function submitTraining (client: ApiClient, m: { spec: unknown, peers?: string[], name?: string }, opts: { detach?: boolean, json?: boolean, yes?: boolean }): Promise<void> {
   const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', { ...m, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
   if (opts.detach === true) {
     if (opts.json === true) return printJson({ jobId })

@@ -16,13 +16,17 @@ const MIGRATIONS = [
   `CREATE TABLE training_checkpoints (
      job_id TEXT PRIMARY KEY, round INTEGER NOT NULL, digest TEXT NOT NULL, params BLOB NOT NULL,
      optimizer BLOB, optimizer_round INTEGER NOT NULL, members TEXT NOT NULL, ranks TEXT NOT NULL,
-     shards INTEGER NOT NULL, at REAL NOT NULL)`
+     shards INTEGER NOT NULL, at REAL NOT NULL)`,
+  // the manifest's name (session 13: it was dropped, every job listed as "training")
+  'ALTER TABLE training_jobs ADD COLUMN name TEXT'
 ]
 
 export type TrainingJobStatus = 'running' | 'done' | 'failed'
 
 export interface StoredTrainingJob {
   jobId: string
+  /** The manifest's name, if it had one. */
+  name?: string
   spec: unknown
   peers: string[]
   status: TrainingJobStatus
@@ -49,9 +53,9 @@ export class TrainingStore {
     return st
   }
 
-  createJob (j: { jobId: string, spec: unknown, peers: string[], createdAt: number }): void {
-    this.stmt('INSERT OR IGNORE INTO training_jobs (job_id, spec, peers, status, created_at, updated_at) VALUES (?, ?, ?, \'running\', ?, ?)')
-      .run(j.jobId, JSON.stringify(j.spec), JSON.stringify(j.peers), j.createdAt, j.createdAt)
+  createJob (j: { jobId: string, spec: unknown, peers: string[], createdAt: number, name?: string }): void {
+    this.stmt('INSERT OR IGNORE INTO training_jobs (job_id, spec, peers, status, created_at, updated_at, name) VALUES (?, ?, ?, \'running\', ?, ?, ?)')
+      .run(j.jobId, JSON.stringify(j.spec), JSON.stringify(j.peers), j.createdAt, j.createdAt, j.name ?? null)
   }
 
   resumed (jobId: string, round: number): void {
@@ -115,6 +119,7 @@ export class TrainingStore {
 function rowToJob (r: Record<string, unknown>): StoredTrainingJob {
   return {
     jobId: String(r.job_id),
+    ...(r.name != null ? { name: String(r.name) } : {}),
     spec: JSON.parse(String(r.spec)),
     peers: JSON.parse(String(r.peers)) as string[],
     status: r.status as TrainingJobStatus,

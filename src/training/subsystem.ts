@@ -77,6 +77,8 @@ export interface TrainingPaymentHook {
 
 interface TrainingJob {
   createdAt: number
+  /** The manifest's name (absent: listed as "training"). */
+  name?: string
   spec: TrainingSpec
   /** Absent for a job that ended before this node restarted (read from the store). */
   session?: TrainingSession
@@ -136,7 +138,7 @@ export class TrainingSubsystem implements Subsystem {
       if (j.status === 'running') continue // resumed once the network is up
       const spec = parseTrainingSpec(j.spec)
       const r = j.result
-      this.jobs.set(j.jobId, { createdAt: j.createdAt, spec, status: j.status, history: this.store!.history(j.jobId), waiters: new Set(), resumedFrom: j.resumedFrom, ...(r !== undefined ? { result: { accuracy: r.accuracy, members: r.members, rounds: spec.rounds, receipts: r.receipts, model: r.model } } : {}), ...(j.error !== undefined ? { error: j.error } : {}) })
+      this.jobs.set(j.jobId, { createdAt: j.createdAt, ...(j.name !== undefined ? { name: j.name } : {}), spec, status: j.status, history: this.store!.history(j.jobId), waiters: new Set(), resumedFrom: j.resumedFrom, ...(r !== undefined ? { result: { accuracy: r.accuracy, members: r.members, rounds: spec.rounds, receipts: r.receipts, model: r.model } } : {}), ...(j.error !== undefined ? { error: j.error } : {}) })
     }
   }
 
@@ -154,7 +156,7 @@ export class TrainingSubsystem implements Subsystem {
         // bootstrap's dial down with it: wait (bounded) until the members are connected
         void this.connectedTo(peers, 30_000).then(() => {
           if (this.aborts.signal.aborted) return
-          this.launch(j.jobId, spec, peers, j.createdAt, { checkpoint, history })
+          this.launch(j.jobId, spec, peers, j.createdAt, { checkpoint, history }, j.name)
           this.ctx?.log.info({ jobId: j.jobId, round: checkpoint?.round ?? 0 }, 'training job resumed')
         })
       } catch (err) {
@@ -176,9 +178,10 @@ export class TrainingSubsystem implements Subsystem {
   }
 
   /** Starts a training job; resolves with its id once the group is chosen. */
-  async submit (specInput: unknown, peers?: string[], opts: { allowTopUp?: boolean } = {}): Promise<string> {
+  async submit (specInput: unknown, peers?: string[], opts: { allowTopUp?: boolean, name?: string } = {}): Promise<string> {
     const ctx = this.ctx
     if (ctx === undefined || this.service === undefined) throw new TrainingError('NOT_READY', 'the training subsystem is not started')
+    const name = jobName(opts.name)
     checkTrainingFields(specInput)
     const spec = parseTrainingSpec(specInput)
     const group = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal)
@@ -187,13 +190,13 @@ export class TrainingSubsystem implements Subsystem {
     // money first: the escrow is locked before any peer is invited
     await this.init.payments?.()?.start(jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
     const createdAt = Date.now()
-    this.store?.createJob({ jobId, spec, peers: group, createdAt })
-    this.launch(jobId, spec, group, createdAt)
+    this.store?.createJob({ jobId, spec, peers: group, createdAt, ...(name !== undefined ? { name } : {}) })
+    this.launch(jobId, spec, group, createdAt, undefined, name)
     return jobId
   }
 
   /** Runs a job (new, or resumed from its checkpoint after a restart), keeping its store rows up to date. */
-  private launch (jobId: string, spec: TrainingSpec, group: string[], createdAt: number, resume?: ResumePoint): void {
+  private launch (jobId: string, spec: TrainingSpec, group: string[], createdAt: number, resume?: ResumePoint, name?: string): void {
     const ctx = this.ctx!
     const store = this.store
     const session = new TrainingSession({
@@ -211,7 +214,7 @@ export class TrainingSubsystem implements Subsystem {
     const pay = this.init.payments?.()
     pay?.resume(jobId, spec)
     let stopping = false
-    const job: TrainingJob = { createdAt, spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
+    const job: TrainingJob = { createdAt, ...(name !== undefined ? { name } : {}), spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
     this.jobs.set(jobId, job)
     const wake = (): void => { for (const w of job.waiters) w() }
     session.on('progress', (p) => { job.history.push(p); store?.progress(jobId, p); pay?.roundEnded(jobId); wake() })
@@ -291,7 +294,7 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, name: 'training', createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
+    return { jobId: id, name: j.name ?? 'training', groupSize: j.spec.groupSize, createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
   }
 
   /** How this node reaches each of `members` now (dbc job status/explain): the route's kind, relays and why. */
@@ -310,8 +313,8 @@ export class TrainingSubsystem implements Subsystem {
   private routes (ctx: DaemonContext): void {
     const api = ctx.api
     api.route('POST', '/v1/training', async (req) => {
-      const body = (req.body ?? {}) as { spec?: unknown, peers?: string[], allowTopUp?: boolean }
-      return { jobId: await this.submit(body.spec ?? {}, body.peers, { allowTopUp: body.allowTopUp === true }) }
+      const body = (req.body ?? {}) as { spec?: unknown, peers?: string[], allowTopUp?: boolean, name?: string }
+      return { jobId: await this.submit(body.spec ?? {}, body.peers, { allowTopUp: body.allowTopUp === true, ...(body.name !== undefined ? { name: body.name } : {}) }) }
     })
     api.route('GET', '/v1/training', () => ({ jobs: [...this.jobs.entries()].map(([id, j]) => this.view(id, j)) }))
     api.route('GET', '/v1/training/:id', (req) => ({ ...this.view(req.params.id, this.job(req.params.id)), history: this.job(req.params.id).history }))
@@ -349,3 +352,11 @@ export class TrainingSubsystem implements Subsystem {
 
 /** How the coordinator reaches one member (the job's view). */
 interface MemberRoute { kind: string, relay?: string, relays: string[], facts: string, frames: Record<string, number> }
+
+/** A job's name as given (a manifest's `name:`): printable, at most 64 characters; undefined when none. */
+export function jobName (name: unknown): string | undefined {
+  if (name === undefined || name === null) return undefined
+  if (typeof name !== 'string') throw new TrainingError('TRAINING_SPEC_INVALID', 'name: must be a string')
+  const clean = name.replace(/[^\x20-\x7e]/g, '').trim().slice(0, 64)
+  return clean === '' ? undefined : clean
+}

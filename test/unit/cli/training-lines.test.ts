@@ -66,7 +66,7 @@ test('a manifest whose type is not training is refused naming the field, not rea
     assert.is(await readTrainingManifest(grid), undefined, 'no type: a grid manifest')
     const training = join(dir, 'train.yaml')
     writeFileSync(training, 'type: training\nname: n\nrounds: 3\n')
-    assert.equal(await readTrainingManifest(training), { spec: { rounds: 3 }, peers: undefined })
+    assert.equal(await readTrainingManifest(training), { spec: { rounds: 3 }, peers: undefined, name: 'n' }, 'the name goes to the job, not into the spec')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -102,6 +102,14 @@ test('--yes on a training manifest lets its escrow be topped up (allowTopUp), as
     await new Promise<void>(resolve => server.close(() => { resolve() }))
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('a training job\'s status names the job and says when its group is smaller than the spec asked', () => {
+  const t = { jobId: 'abc', name: 'mnist-mlp', groupSize: 4, status: 'running', round: 2, rounds: 20, loss: 0.5, accuracy: null, members: [A, B], history: [] }
+  assert.match(trainingStatusLines(t)[0], /^training job abc \(mnist-mlp\): running, round 3\/20, .*2 members of 4 asked \(looking for more\)$/)
+  assert.not.match(trainingStatusLines({ ...t, groupSize: 2 })[0], /asked/)
+  assert.not.match(trainingStatusLines({ ...t, status: 'done' })[0], /asked/)
+  assert.not.match(trainingStatusLines({ ...t, name: 'training' })[0], /\(training\)/)
 })
 
 test.run()

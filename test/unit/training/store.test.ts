@@ -14,7 +14,8 @@ test('job, rounds and the newest checkpoint come back after a reopen; an older c
     const path = join(dir, 'node.db')
     let db = openStore(path)
     let s = new TrainingStore(db)
-    s.createJob({ jobId: 'j', spec: { rounds: 30 }, peers: ['a', 'b'], createdAt: 1 })
+    s.createJob({ jobId: 'j', spec: { rounds: 30 }, peers: ['a', 'b'], createdAt: 1, name: 'mnist-mlp' })
+    s.createJob({ jobId: 'k', spec: { rounds: 3 }, peers: ['a'], createdAt: 2 })
     s.progress('j', { round: 0, members: ['a', 'b'], loss: 2, accuracy: NaN, roundMs: 5, deadlineMs: 100, dropped: [], bytesSent: 10 })
     // before the first optimizer averaging there is no momentum to hand over
     s.saveCheckpoint('j', { jobId: 'j', round: 1, digest: 'd1', params: Float32Array.from([1, 2]), optimizer: new Float32Array(0), optimizerRound: 0, members: ['a', 'b'], ranks: { a: 0, b: 1 }, shards: 2 })
@@ -27,6 +28,8 @@ test('job, rounds and the newest checkpoint come back after a reopen; an older c
     assert.is(j.status, 'running')
     assert.equal(j.peers, ['a', 'b'])
     assert.equal(j.spec, { rounds: 30 })
+    assert.is(j.name, 'mnist-mlp', 'the manifest\'s name is kept')
+    assert.is(s.get('k')!.name, undefined)
     const cp = s.checkpoint('j')!
     assert.is(cp.round, 6)
     assert.is(cp.digest, 'd6')
