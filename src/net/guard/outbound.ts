@@ -171,14 +171,6 @@ export class OutboundBudget {
   }
 
   /**
-   * The streams that cannot be paused hold more than their cap (or `peer`'s more than its share:
-   * then among that peer's): the one that would take longest to finish its frame at its recent rate
-   * (bytes left / rate) is reset, charged only when it could not finish inside its frame deadline
-   * (an honest slow one is not charged; its copies run again). A frame that just began counts as fast: the trickler that held its bytes
-   * longest goes first, not the result that just started arriving. Before any of them, a stream
-   * holding frames nobody reads (still held after the event loop moved on: recheck()) goes.
-   */
-  /**
    * Whether `peer`'s streams that cannot be paused hold more than its share, and a chunk: two whole
    * results of the share's half each, with their prefixes and a heartbeat behind, are within it (what
    * the submitter's admission lets one provider have in flight: tasks.ts).
@@ -205,6 +197,15 @@ export class OutboundBudget {
     for (const peer of over) this.shed(peer)
   }
 
+  /**
+   * The streams that cannot be paused hold more than their cap (or `peer`'s more than its share:
+   * then among that peer's): the one that would take longest to finish its frame at its recent rate
+   * (bytes left / rate) is reset, charged only when it could not finish inside its frame deadline
+   * (an honest slow one is not charged; its copies run again). A frame that just began counts as
+   * fast: the trickler that held its bytes longest goes first, not the result that just started
+   * arriving. Before any of them, a stream holding frames nobody reads (still held after the event
+   * loop moved on: recheck()) goes.
+   */
   private shed (peer?: string): void {
     const now = this.init.now()
     const inFrame = (x: Entry): number => this.inFrame(x)
