@@ -209,7 +209,7 @@ export const routes = defineRoutes({
       name: z.string().max(200).optional().meta({ description: 'a name to list the job by (a manifest\'s name:; printable, kept to 64 characters)' })
     }),
     response: z.object({ jobId: z.string() }),
-    errors: ['TRAINING_SPEC_INVALID', 'TRAINING_SPEC_NAMES_PROGRAM', 'NO_PEERS']
+    errors: ['TRAINING_SPEC_INVALID', 'TRAINING_SPEC_NAMES_PROGRAM', 'NO_PEERS', 'PEERS_BUSY']
   },
   'GET /v1/training': { method: 'GET', path: '/v1/training', tag: 'training', summary: 'Training jobs submitted by this node', response: z.object({ jobs: z.array(trainingView) }) },
   'GET /v1/training/:id': { method: 'GET', path: '/v1/training/:id', tag: 'training', summary: 'A training job: status and the history of its rounds', params: jobParams, response: trainingView.extend({ history: z.array(z.looseObject({ round: z.number().int(), loss: z.number() })) }) },

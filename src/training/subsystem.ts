@@ -42,7 +42,7 @@ export interface TrainingSubsystemInit {
    * Picks the group for a job (the scheduler's placement plugs in here). Default: connected
    * peers that speak /dbc/allreduce/1.0.0, the `groupSize` with the lowest measured RTT.
    */
-  selectPeers?: (spec: TrainingSpec, signal?: AbortSignal) => Promise<string[]>
+  selectPeers?: (spec: TrainingSpec, signal?: AbortSignal, exclude?: string[]) => Promise<string[]>
   /** This node's EVM payout address (its chain account): named in its round receipts. */
   payoutAddress?: () => string | undefined
   /** Pays the rounds of jobs this node submits (escrow, vouchers, close: src/node/training-payments.ts). */
@@ -77,6 +77,8 @@ export interface TrainingPaymentHook {
 
 interface TrainingJob {
   createdAt: number
+  /** The peers it was placed on (a resumed or stored job: those of the store). */
+  peers?: string[]
   /** The manifest's name (absent: listed as "training"). */
   name?: string
   spec: TrainingSpec
@@ -184,7 +186,19 @@ export class TrainingSubsystem implements Subsystem {
     const name = jobName(opts.name)
     checkTrainingFields(specInput)
     const spec = parseTrainingSpec(specInput)
-    const group = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal)
+    // a peer runs one built-in training job per coordinator at a time: say so now, not as the
+    // members' refusals once the escrow is locked (found by helper user, session 13)
+    const busy = this.busyWithOurs(spec)
+    const taken = (peers ?? []).filter(p => busy.has(p))
+    if (taken.length > 0) {
+      const job = busy.get(taken[0])!
+      throw new TrainingError('PEERS_BUSY', `${taken.length} of the peers named (${taken.map(p => `${p.slice(0, 16)}…`).join(', ')}) run this node's training job ${job}: a peer runs one built-in training job for a coordinator at a time`, { hint: `wait for it to end (\`dbc job status ${job}\`), or name other peers` })
+    }
+    const group = peers ?? (await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal, [...busy.keys()])).filter(p => !busy.has(p))
+    if (group.length === 0 && busy.size > 0) {
+      const job = [...busy.values()][0]
+      throw new TrainingError('PEERS_BUSY', `every connected peer serving training runs this node's training job ${job}: a peer runs one built-in training job for a coordinator at a time`, { hint: `wait for it to end (\`dbc job status ${job}\`), or connect more compute peers` })
+    }
     if (group.length === 0) throw new TrainingError('NO_PEERS', 'no connected peer serves training', { hint: 'start compute peers (`dbc node start`) and connect them to this node' })
     const jobId = randomBytes(8).toString('hex')
     // money first: the escrow is locked before any peer is invited
@@ -214,7 +228,7 @@ export class TrainingSubsystem implements Subsystem {
     const pay = this.init.payments?.()
     pay?.resume(jobId, spec)
     let stopping = false
-    const job: TrainingJob = { createdAt, ...(name !== undefined ? { name } : {}), spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
+    const job: TrainingJob = { createdAt, peers: group, ...(name !== undefined ? { name } : {}), spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
     this.jobs.set(jobId, job)
     const wake = (): void => { for (const w of job.waiters) w() }
     session.on('progress', (p) => { job.history.push(p); store?.progress(jobId, p); pay?.roundEnded(jobId); wake() })
@@ -268,10 +282,22 @@ export class TrainingSubsystem implements Subsystem {
     }
   }
 
-  private async nearestPeers (spec: TrainingSpec, signal?: AbortSignal): Promise<string[]> {
+  /** Peers in this node's running built-in (mlp) jobs, each with the job: none for another kind of spec. */
+  private busyWithOurs (spec: TrainingSpec): Map<string, string> {
+    const out = new Map<string, string>()
+    if (spec.model.kind !== 'mlp') return out
+    for (const [id, j] of this.jobs) {
+      if (j.status !== 'running' || j.spec.model.kind !== 'mlp') continue
+      for (const p of [...(j.peers ?? []), ...(j.history[j.history.length - 1]?.members ?? [])]) if (!out.has(p)) out.set(p, id)
+    }
+    return out
+  }
+
+  private async nearestPeers (spec: TrainingSpec, signal?: AbortSignal, exclude: string[] = []): Promise<string[]> {
     const host = this.ctx!.host
     const candidates: PeerId[] = []
     for (const id of host.getPeers()) {
+      if (exclude.includes(id.toString())) continue
       try {
         const p = await host.peerStore.get(id)
         if (p.protocols.includes(ALLREDUCE_PROTOCOL)) candidates.push(id)

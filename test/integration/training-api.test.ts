@@ -96,5 +96,27 @@ test('a job every peer refuses fails with their reasons in GET /v1/training/:id'
     assert.is((err as any).code, 'TRAINING_SPEC_NAMES_PROGRAM')
   }
 })
+test('a second built-in job on peers running this node\'s first is refused at once, naming it; the job keeps its name', async () => {
+  const [, a, b] = hosts
+  const spec = { groupSize: 2, rounds: 400, localSteps: 5, batchSize: 16, evalEvery: 0, dataset: { trainPerClass: 100, testPerClass: 50 } }
+  const { jobId } = await call('POST /v1/training', {}, { spec, name: 'first\u001b[2J' })
+  for (let i = 0; i < 200 && (await call('GET /v1/training/:id', { id: jobId })).round < 0; i++) await new Promise(resolve => setTimeout(resolve, 50))
+  const view = await call('GET /v1/training/:id', { id: jobId })
+  assert.is(view.status, 'running')
+  assert.is(view.name, 'first[2J', 'printable')
+  assert.is(view.groupSize, 2)
+  // named peers: one of them runs `first` (before: the escrow locked, then both refused as busy)
+  const refused = async (body: unknown): Promise<any> => await call('POST /v1/training', {}, body).then(() => assert.unreachable('accepted'), (err: any) => err)
+  const named = await refused({ spec, peers: [a.peerId.toString()] })
+  assert.is(named.code, 'PEERS_BUSY')
+  assert.match(named.message, `run this node's training job ${jobId}`)
+  assert.match(named.hint, `dbc job status ${jobId}`)
+  // chosen for it: every serving peer runs it
+  const auto = await refused({ spec })
+  assert.is(auto.code, 'PEERS_BUSY')
+  // another kind of trainer is not held to the built-in rule (it fails later, for its own reason)
+  const other = await call('POST /v1/training', {}, { spec: { model: { kind: 'external', trainer: 'torch-mnist' }, groupSize: 2, rounds: 1 }, peers: [a, b].map(h => h.peerId.toString()) })
+  assert.type(other.jobId, 'string')
+})
 
 test.run()
