@@ -178,7 +178,8 @@ export class EnvelopeService {
     const { paths, spares } = this.choosePaths(toStr, opts)
     if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
-      this.outgoing.set(id, { envelope: env, directFrame, recipient: env.recipient, resolve, reject })
+      // (every field set, also those filled in later: one object shape for every message)
+      this.outgoing.set(id, { envelope: env, directFrame, relayBytes: undefined, signing: undefined, recipient: env.recipient, resolve, reject })
     })
     if (opts.signal !== undefined) {
       opts.signal.addEventListener('abort', () => {

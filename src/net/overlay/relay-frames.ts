@@ -3,7 +3,7 @@
 import $protobuf from 'protobufjs/minimal.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { encodeFrame } from '../../wire/frame.js'
-import { ackFrameBytes } from '../../crypto/envelope-codec.js'
+import { ackFrameBytes, decodeEnvelope, decodeAck } from '../../crypto/envelope-codec.js'
 import { AckStatus } from '../../crypto/ack.js'
 import { bytesEqual } from '../../core/identity/index.js'
 import type { AckStatus as CoreAckStatus } from '../../core/routing/index.js'
@@ -64,7 +64,7 @@ export function parseRelayRequest (frame: Uint8Array): RelayRequestFrame | undef
       else r.skipType(tag & 7)
     }
     if (envelopeBytes === undefined) return undefined
-    return { envelope: dbc.envelope.v1.Envelope.decode(envelopeBytes), envelopeBytes, hopsLeft, pathId }
+    return { envelope: decodeEnvelope(envelopeBytes), envelopeBytes, hopsLeft, pathId }
   } catch { return undefined }
 }
 
@@ -83,7 +83,7 @@ export function peekIds (frame: Uint8Array): { messageId: Uint8Array, pathId: nu
  */
 export function decodeAckFrame (frame: Uint8Array): { key: number | string, ack: dbc.envelope.v1.Ack } | undefined {
   try {
-    const ack = dbc.envelope.v1.Ack.decode(frame)
+    const ack = decodeAck(frame)
     return { key: ackKey(ack.messageId, ack.pathId), ack }
   } catch { return undefined }
 }

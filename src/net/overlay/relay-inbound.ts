@@ -19,6 +19,8 @@ import { toHex, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
 import type { AckCallback } from './channel.js'
 import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
 
+const NO_SIGNATURE = new Uint8Array(0)
+
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
 export const MAX_IN_FLIGHT_PER_STREAM = 256
 
@@ -105,9 +107,10 @@ export class RelayInbound {
   private ack (fromSender: boolean, env: dbc.envelope.v1.Envelope, pathId: number, status: number): dbc.envelope.v1.Ack {
     const id = env.messageId
     if (fromSender) {
-      // (fields set one by one: the generated create walks Object.keys of a properties object)
+      // (fields set one by one: the generated create walks Object.keys of a properties object;
+      // all of them, in decodeAck's order: one object shape for every ack)
       const a = new dbc.envelope.v1.Ack()
-      a.messageId = id; a.pathId = pathId; a.status = status
+      a.messageId = id; a.pathId = pathId; a.status = status; a.reason = ''; a.signature = NO_SIGNATURE
       return a
     }
     const key = env.ephemeralKey.length === 0 ? staticAckKey(this.h.init.secretKey, env.sender, env.recipient, false) : undefined
