@@ -166,9 +166,9 @@ export class TrainingService {
     }
     // once the spec is read, the reply follows the job's routing (before: the node's; the overlay's way back when the invite came that way)
     let routing: TrainingRouting | undefined
-    const reply = (accepted: boolean, reason = '', paramCount = 0, code = ''): void => {
+    const reply = (accepted: boolean, reason = '', paramCount = 0, code = '', noOptimizer = false): void => {
       // the inviter's job (coordinator `from`): the reply never touches this node's private set
-      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code } }, routing, from)
+      this.transport.send(from, { inviteReply: { jobId: inv.jobId, accepted, reason: reason.slice(0, MAX_REASON_LENGTH), paramCount, code, noOptimizer } }, routing, from)
     }
     const refuse = (reason: string, offence?: WireError, code = ''): void => {
       log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
@@ -220,7 +220,7 @@ export class TrainingService {
         const worker = this.track(new TrainingWorker({ transport: this.transport, jobId: inv.jobId, coordinator: from, spec, trainer, meter: this.init.meter, sign: this.init.sign, ...this.roundCheck(inv.jobId) }))
         await worker.start()
         started = true
-        reply(true, '', trainer.paramCount)
+        reply(true, '', trainer.paramCount, '', trainer.getOptimizerState === undefined || trainer.setOptimizerState === undefined)
         // a job under way (a late member, or a resumed job): its state first, checked against the members' digest
         // the donors' addresses as the coordinator knows them (only for the donors it names, at most 8 each)
         if (inv.fromRound > 0) await Promise.all((inv.donorAddrs ?? []).slice(0, 8).filter(a => inv.donors.includes(a.peer ?? '')).map(async a => { await this.transport.learnAddresses(a.peer ?? '', (a.addrs ?? []).slice(0, 8)) }))

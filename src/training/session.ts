@@ -73,6 +73,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   /** Each member's data shard (rank) and the number of shards the data set is cut into. */
   private readonly ranks = new Map<string, number>()
   private shards = 0
+  /** Members whose trainers keep no optimizer state (their InviteReply said so): rounds with them skip the momentum averaging. */
+  private readonly noOptimizer = new Set<string>()
   /** Peers invited to join a running job: admitted (from the next round) once they ask. */
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
@@ -110,6 +112,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     let finalModel: ((m: { from: string, params: Uint8Array }) => void) | undefined
     const unlisten = transport.listen((from, msg) => {
       if (msg.inviteReply != null && msg.inviteReply.jobId === this.jobId) {
+        // a member whose trainer keeps no optimizer state: no round with it averages the momentum
+        if (msg.inviteReply.accepted && msg.inviteReply.noOptimizer === true && this.ranks.has(from) && this.noOptimizer.size < 1024) this.noOptimizer.add(from)
         const answer = pending.get(from)
         if (answer !== undefined) answer(msg)
         else if (msg.inviteReply.accepted) this.joinerLoading(from)
@@ -370,7 +374,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
           // works without a DHT lookup (and before one has converged).
           void Promise.all(o.members.map(async m => ({ peer: m, addrs: await transport.addressesOf(m) }))).then(addrs => {
             const stateHash = o.stateDigest !== undefined ? fromHexString(o.stateDigest) : undefined
-            for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs, ...(stateHash !== undefined ? { stateHash } : {}), ...(o.bandwidths !== undefined ? { bandwidths: o.bandwidths } : {}) } })
+            const optimizerSkip = o.members.some(m => this.noOptimizer.has(m))
+            for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs, ...(stateHash !== undefined ? { stateHash } : {}), ...(o.bandwidths !== undefined ? { bandwidths: o.bandwidths } : {}), ...(optimizerSkip ? { optimizerSkip } : {}) } })
           })
           break
         }

@@ -256,7 +256,7 @@ export class TrainingWorker {
       const digest = rs.stateHash?.length > 0 ? Uint8Array.from(rs.stateHash) : undefined
       const deadlineAt = performance.now() + rs.deadlineMs
       const learned = Promise.all(rs.addrs.slice(0, rs.members.length).map(async a => { await this.init.transport.learnAddresses(a.peer ?? '', a.addrs ?? []) }))
-      this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt, digest) }).catch(err => {
+      this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt, digest, rs.optimizerSkip === true) }).catch(err => {
         log.error('round %d failed: %s', rs.round, (err as Error).message)
       })
     } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
@@ -283,7 +283,7 @@ export class TrainingWorker {
     }
   }
 
-  private async runRound (round: number, members: string[], deadlineAt: number, digest?: Uint8Array): Promise<void> {
+  private async runRound (round: number, members: string[], deadlineAt: number, digest?: Uint8Array, optimizerSkip = false): Promise<void> {
     for (const r of this.roundBandwidths.keys()) if (r < round) this.roundBandwidths.delete(r)
     if (this.finished || round <= this.lastRound) return
     // Left out of a round (a straggler the coordinator dropped, then let back in): the others'
@@ -349,7 +349,7 @@ export class TrainingWorker {
     // the optimizer's all-reduce can miss a member the parameters' did not: the round reports both
     let optimizerDropped: string[] = []
     let optimizerTimedOut = false
-    if (this.optMachine !== undefined && averagesOptimizer(round, spec.averageOptimizerEvery)) {
+    if (this.optMachine !== undefined && !optimizerSkip && averagesOptimizer(round, spec.averageOptimizerEvery)) {
       // the momentum, averaged like the parameters: members' optimizers stay together, and a joiner gets the group's
       const local = await trainer.getOptimizerState!()
       // a slice whose owner went silent keeps the last averaged momentum; before the first averaging

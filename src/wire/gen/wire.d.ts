@@ -1230,6 +1230,7 @@ export namespace dbc {
                 reason: string;
                 paramCount: number;
                 code: string;
+                noOptimizer: boolean;
                 static create(properties: dbc.training.v1.InviteReply.$Shape): dbc.training.v1.InviteReply & dbc.training.v1.InviteReply.$Shape;
                 static create(properties?: dbc.training.v1.InviteReply.$Properties): dbc.training.v1.InviteReply;
                 static encode(m: dbc.training.v1.InviteReply.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1247,6 +1248,7 @@ export namespace dbc {
                     reason?: (string|null);
                     paramCount?: (number|null);
                     code?: (string|null);
+                    noOptimizer?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.InviteReply.$Properties;
@@ -1265,6 +1267,7 @@ export namespace dbc {
                 addrs: dbc.training.v1.MemberAddrs.$Properties[];
                 stateHash: Uint8Array;
                 bandwidths: number[];
+                optimizerSkip: boolean;
                 static create(properties: dbc.training.v1.RoundStart.$Shape): dbc.training.v1.RoundStart & dbc.training.v1.RoundStart.$Shape;
                 static create(properties?: dbc.training.v1.RoundStart.$Properties): dbc.training.v1.RoundStart;
                 static encode(m: dbc.training.v1.RoundStart.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1284,6 +1287,7 @@ export namespace dbc {
                     addrs?: (dbc.training.v1.MemberAddrs.$Properties[]|null);
                     stateHash?: (Uint8Array|null);
                     bandwidths?: (number[]|null);
+                    optimizerSkip?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundStart.$Properties;

@@ -13237,6 +13237,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {string|null} [reason] InviteReply reason
                  * @property {number|null} [paramCount] InviteReply paramCount
                  * @property {string|null} [code] InviteReply code
+                 * @property {boolean|null} [noOptimizer] InviteReply noOptimizer
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13309,6 +13310,14 @@ export const dbc = $root.dbc = (() => {
                 InviteReply.prototype.code = "";
 
                 /**
+                 * InviteReply noOptimizer.
+                 * @member {boolean} noOptimizer
+                 * @memberof dbc.training.v1.InviteReply
+                 * @instance
+                 */
+                InviteReply.prototype.noOptimizer = false;
+
+                /**
                  * Creates a new InviteReply instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.InviteReply
@@ -13350,6 +13359,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 4, wireType 0 =*/32).uint32(m.paramCount);
                     if (m.code != null && $Object.hasOwnProperty.call(m, "code") && m.code !== "")
                         w.uint32(/* id 5, wireType 2 =*/42).string(m.code);
+                    if (m.noOptimizer != null && $Object.hasOwnProperty.call(m, "noOptimizer") && m.noOptimizer !== false)
+                        w.uint32(/* id 6, wireType 0 =*/48).bool(m.noOptimizer);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13439,6 +13450,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.code;
                                 continue;
                             }
+                        case 6: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.noOptimizer = v;
+                                else
+                                    delete m.noOptimizer;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -13499,6 +13519,11 @@ export const dbc = $root.dbc = (() => {
                             m.code = $String(d.code);
                         }
                     }
+                    if (d.noOptimizer != null) {
+                        if (d.noOptimizer) {
+                            m.noOptimizer = $Boolean(d.noOptimizer);
+                        }
+                    }
                     return m;
                 };
 
@@ -13525,6 +13550,7 @@ export const dbc = $root.dbc = (() => {
                         d.reason = "";
                         d.paramCount = 0;
                         d.code = "";
+                        d.noOptimizer = false;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -13540,6 +13566,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.code != null && $Object.hasOwnProperty.call(m, "code")) {
                         d.code = m.code;
+                    }
+                    if (m.noOptimizer != null && $Object.hasOwnProperty.call(m, "noOptimizer")) {
+                        d.noOptimizer = m.noOptimizer;
                     }
                     return d;
                 };
@@ -13584,6 +13613,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<dbc.training.v1.MemberAddrs.$Properties>|null} [addrs] RoundStart addrs
                  * @property {Uint8Array|null} [stateHash] RoundStart stateHash
                  * @property {Array.<number>|null} [bandwidths] RoundStart bandwidths
+                 * @property {boolean|null} [optimizerSkip] RoundStart optimizerSkip
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -13675,6 +13705,14 @@ export const dbc = $root.dbc = (() => {
                 RoundStart.prototype.bandwidths = $util.emptyArray;
 
                 /**
+                 * RoundStart optimizerSkip.
+                 * @member {boolean} optimizerSkip
+                 * @memberof dbc.training.v1.RoundStart
+                 * @instance
+                 */
+                RoundStart.prototype.optimizerSkip = false;
+
+                /**
                  * Creates a new RoundStart instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.RoundStart
@@ -13725,6 +13763,8 @@ export const dbc = $root.dbc = (() => {
                     if (m.bandwidths != null && m.bandwidths.length) {
                         w.uint32(/* id 7, wireType 2 =*/58).doubles(m.bandwidths);
                     }
+                    if (m.optimizerSkip != null && $Object.hasOwnProperty.call(m, "optimizerSkip") && m.optimizerSkip !== false)
+                        w.uint32(/* id 8, wireType 0 =*/64).bool(m.optimizerSkip);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -13835,6 +13875,15 @@ export const dbc = $root.dbc = (() => {
                                 m.bandwidths.push(r.double());
                                 continue;
                             }
+                        case 8: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.optimizerSkip = v;
+                                else
+                                    delete m.optimizerSkip;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -13919,6 +13968,11 @@ export const dbc = $root.dbc = (() => {
                             m.bandwidths[i] = $Number(d.bandwidths[i]);
                         }
                     }
+                    if (d.optimizerSkip != null) {
+                        if (d.optimizerSkip) {
+                            m.optimizerSkip = $Boolean(d.optimizerSkip);
+                        }
+                    }
                     return m;
                 };
 
@@ -13955,6 +14009,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.stateHash = $util.newBuffer(d.stateHash);
                         }
+                        d.optimizerSkip = false;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -13985,6 +14040,9 @@ export const dbc = $root.dbc = (() => {
                         for (var j = 0; j < m.bandwidths.length; ++j) {
                             d.bandwidths[j] = o.json && !$isFinite(m.bandwidths[j]) ? $String(m.bandwidths[j]) : m.bandwidths[j];
                         }
+                    }
+                    if (m.optimizerSkip != null && $Object.hasOwnProperty.call(m, "optimizerSkip")) {
+                        d.optimizerSkip = m.optimizerSkip;
                     }
                     return d;
                 };
