@@ -24,7 +24,9 @@ const MAX_LOST_COPIES_FACTOR = 3
 /**
  * A task fails once this many distinct providers answered RESULT_TOO_LARGE (its result is above the
  * job's declared task.maxResultBytes): before, up to maxAttempts providers computed it unpaid, each
- * counted a failure. One provider alone cannot fail a task this way (its claim cannot be checked).
+ * counted a failure. The claim cannot be checked: it counts only when the job declared a bound, and
+ * the task fails early only when one of the claimants delivered an agreed result in this job (two
+ * fresh identities that lie about every task only cost copies, as any failure does: review s13 M1).
  */
 export const TOO_LARGE_PROVIDERS = 2
 
@@ -355,11 +357,11 @@ export class JobMachine extends JobDispatch {
       this.consecutiveFailures.set(c.provider, n)
       if (n >= this.policy.maxProviderFailures) this.avoid(now, c.provider, `${n} failures in a row`)
     }
-    if (outcome === 'failed' && code === RESULT_TOO_LARGE && !(t.tooLarge ??= []).includes(c.provider)) t.tooLarge.push(c.provider)
+    if (outcome === 'failed' && code === RESULT_TOO_LARGE && this.policy.declaredResultBound === true && !(t.tooLarge ??= []).includes(c.provider)) t.tooLarge.push(c.provider)
     if (t.status === 'done' || t.status === 'failed') return
     // the job's declared result bound is too small (distinct providers agree; one alone could be
     // lying): no more copies run unpaid, and the task says what to change (review s12 L11)
-    if ((t.tooLarge?.length ?? 0) >= TOO_LARGE_PROVIDERS) {
+    if ((t.tooLarge?.length ?? 0) >= TOO_LARGE_PROVIDERS && t.tooLarge!.some(p => this.agreedHere.has(p))) {
       if (t.outstanding > 0) return
       this.failTask(now, c.index, t, `its result is larger than the job's declared bound (manifest task.maxResultBytes): ${t.tooLarge?.length ?? 0} providers answered RESULT_TOO_LARGE; raise task.maxResultBytes (last: ${error ?? outcome})`)
       return

@@ -19,7 +19,8 @@ export function jobPolicyOf (m: Manifest, taskCount: number, o: JobPolicyOverrid
     spotCheckRate: v.spotCheckRate,
     // the default checks (verification.mode spot-check)
     spotChecks: spotChecksOf(m),
-    stragglerFactor: o.stragglerFactor ?? 3
+    stragglerFactor: o.stragglerFactor ?? 3,
+    declaredResultBound: m.task.maxResultBytes !== undefined
   }
 }
 

@@ -29,6 +29,11 @@ export interface JobPolicy {
    * redundancy, one wrong answer catches its provider (every result of it withdrawn).
    */
   spotChecks?: SpotCheckPolicy
+  /**
+   * The job declared its largest result (manifest task.maxResultBytes): only then do
+   * RESULT_TOO_LARGE answers from distinct providers fail a task early (TOO_LARGE_PROVIDERS).
+   */
+  declaredResultBound?: boolean
 }
 
 export type CopyReason = 'initial' | 'redundant' | 'retry' | 'speculative' | 'tie-break' | 'spot-check'

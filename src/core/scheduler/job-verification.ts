@@ -48,6 +48,9 @@ export abstract class JobVerification {
   /** Leases that ran a copy of this job. */
   protected readonly ranOn = new Set<string>()
 
+  /** Providers with an agreed result in this job (their RESULT_TOO_LARGE counts toward failing a task early). */
+  protected readonly agreedHere = new Set<string>()
+
   constructor (policy: JobPolicy, protected readonly reputation: ReputationBook, protected readonly rng: Rng) {
     const checkOne = policy.spotChecks !== undefined && policy.redundancy === 1
     this.checkOne = checkOne
@@ -60,6 +63,7 @@ export abstract class JobVerification {
       stragglerMinSamples: 10,
       maxProviderFailures: 3,
       maxProviderWrong: 2,
+      declaredResultBound: false,
       ...policy
     }
     this.tasks = new Array<TaskState>(policy.taskCount)
@@ -314,7 +318,7 @@ export abstract class JobVerification {
   protected settle (c: CopyRecord, outcome: CopyOutcome): void {
     c.outcome = outcome
     const billed = outcome === 'agreed'
-    if (billed) { this.counts.billed++; this.reputation.record(c.provider, 'agreed') }
+    if (billed) { this.counts.billed++; this.reputation.record(c.provider, 'agreed'); if (this.agreedHere.size < 65_536) this.agreedHere.add(c.provider) }
     if (outcome === 'wrong') {
       this.counts.wrong++
       this.reputation.record(c.provider, 'wrong')
