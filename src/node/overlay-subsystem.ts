@@ -151,12 +151,13 @@ export class OverlaySubsystem implements Subsystem {
    * and match the GPU requirements (from their signed capability records), K of them close to
    * each other in predicted latency (Vivaldi between their coordinates, else geo).
    */
-  async trainingGroup (spec: TrainingSpec, servesTraining: (peer: PeerId) => Promise<boolean>): Promise<string[]> {
+  async trainingGroup (spec: TrainingSpec, servesTraining: (peer: PeerId) => Promise<boolean>, exclude: string[] = []): Promise<string[]> {
     const overlay = this.overlay; const ctx = this.ctx
     if (overlay === undefined || ctx === undefined) return []
     const candidates: GroupCandidate[] = []
     for (const id of ctx.host.getPeers()) {
-      if (!await servesTraining(id)) continue
+      // peers that run this node's built-in job (the training subsystem's PEERS_BUSY rule)
+      if (exclude.includes(id.toString()) || !await servesTraining(id)) continue
       const rec = overlay.capabilities.cache.get(Date.now(), toHex(id.toMultihash().bytes))?.record
       // an external model needs the named trainer: skip peers whose record says they lack it
       if (spec.model.kind === 'external' && rec !== undefined && !rec.software.includes(`trainer:${spec.model.trainer}`)) continue

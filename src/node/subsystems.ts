@@ -40,7 +40,7 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
     // the overlay's frames: training's route when no connection reaches a peer (a coordinator behind NAT)
     overlay: () => overlay.tasks?.messenger,
     // group formation: matching GPUs, close to each other in predicted latency
-    selectPeers: async (spec): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer))
+    selectPeers: async (spec, _signal, exclude): Promise<string[]> => await overlay.trainingGroup(spec, async (peer): Promise<boolean> => await training.servesTraining(peer), exclude)
   })
   return [chain as unknown as Subsystem, compute, overlay, jobs, training]
 }

@@ -178,7 +178,8 @@ export class RoundCoordinator {
     // dead peer would otherwise stretch every later deadline.
     if (all && reports.every(x => !x.timedOut)) this.deadline = observeRoundTime(this.deadline, now - r.startedAt, this.policy)
     const silent = r.members.filter(m => !r.reports.has(m))
-    const droppedInAllReduce = new Set(reports.flatMap(x => x.dropped))
+    // a member's word on who its all-reduce missed: only the round's members (a report may carry any strings: review s13 M3)
+    const droppedInAllReduce = new Set(reports.flatMap(x => x.dropped.slice(0, r.members.length)).filter(p => r.members.includes(p)))
     this.members = this.members.filter(m => !silent.includes(m))
     let samples = 0
     let loss = 0

@@ -110,4 +110,16 @@ test('a member that sits out more than MAX_ROUNDS_SAT_OUT rounds in a row is let
   assert.equal(of(c.poll(), 'roundStart')[0].members, ['a', 'b'])
 })
 
+test('a member\'s report names only round members as dropped: junk and strangers in its list are ignored (review s13 M3)', () => {
+  const c = new RoundCoordinator({ members: ['a', 'b', 'c'], rounds: 3, deadline: { initialMs: 10_000 } })
+  c.start(0)
+  c.poll()
+  const junk = Array.from({ length: 100_000 }, (_, i) => `\u001b[2J${i}`)
+  c.handleReport(100, 'a', report(0, { dropped: [...junk, 'stranger', 'b'] }))
+  c.handleReport(110, 'b', report(0))
+  c.handleReport(120, 'c', report(0, { dropped: ['c', 'a'] }))
+  const progress = of(c.poll(), 'progress')[0]
+  assert.equal([...progress.dropped].sort(), ['a', 'c'])
+})
+
 test.run()
