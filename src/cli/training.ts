@@ -31,6 +31,9 @@ export async function readTrainingManifest (file: string): Promise<{ spec: unkno
   }
   if (raw.type !== 'training') return undefined
   const { type: _t, name: rawName, peers, training, ...rest } = raw
+  // with a training: section, the spec's fields go there: one beside it would be dropped unread
+  const beside = training != null && typeof training === 'object' ? Object.keys(rest).filter(k => k !== 'routing') : []
+  if (beside.length > 0) throw new ManifestError('MANIFEST_INVALID', `${file}: ${printable(beside[0]).slice(0, 64)}: a training manifest with a training: section takes the spec's fields there${beside.length > 1 ? ` (and ${beside.length - 1} more beside it)` : ''}`, { hint: 'move it under training:, or write the spec fields at the top level with no training: section (examples/train-mnist.yaml)' })
   // the job is listed by its manifest's name (`dbc job list`, the dashboard)
   const name = typeof rawName === 'string' || typeof rawName === 'number' ? String(rawName) : undefined
   // a top-level `routing:` (as in a grid manifest) is the job's routing unless its training section names one
@@ -48,7 +51,7 @@ export function trainingProgressLine (ev: Record<string, any>): string {
   const dropped = Array.isArray(ev.dropped) ? ev.dropped : []
   const left = dropped.length === 0
     ? ''
-    : `, dropped ${dropped.slice(0, DROPPED_SHOWN).map(peerShort).join(', ')}${dropped.length > DROPPED_SHOWN ? ` and ${dropped.length - DROPPED_SHOWN} more` : ''} (no part in this round's average)`
+    : `, dropped ${dropped.slice(0, DROPPED_SHOWN).map(peerShort).join(', ')}${dropped.length > DROPPED_SHOWN ? ` and ${dropped.length - DROPPED_SHOWN} more` : ''} (late or silent: the round averaged without some of its part)`
   return `round ${Number(ev.round) + 1}: loss ${fmtNum(ev.loss)}, accuracy ${fmtPct(ev.accuracy)}, ${plural(Number(ev.members), 'peer')}, ${Number(ev.roundMs ?? 0).toFixed(0)} ms${left}`
 }
 
@@ -56,7 +59,7 @@ export function trainingProgressLine (ev: Record<string, any>): string {
 export function trainingStatusLines (t: Record<string, any>): string[] {
   const members = Array.isArray(t.members) ? t.members : []
   // the group as asked (groupSize) beside the members it has: fewer peers served training than the spec asked
-  const asked = Number.isInteger(t.groupSize) && t.groupSize > members.length && t.status === 'running' ? ` of ${String(t.groupSize)} asked (looking for more)` : ''
+  const asked = Number.isInteger(t.groupSize) && t.groupSize > members.length && members.length > 0 && t.status === 'running' ? ` of ${String(t.groupSize)} asked (looking for more)` : ''
   const named = typeof t.name === 'string' && t.name !== 'training' ? ` (${printable(t.name)})` : ''
   const lines = [`training job ${printable(String(t.jobId))}${named}: ${printable(String(t.status))}, round ${Number(t.round) + 1}/${String(t.rounds)}, loss ${fmtNum(t.loss)}, accuracy ${fmtPct(t.accuracy)}, ${plural(members.length, 'member')}${asked}`]
   // members that left the group, and in which round (the history holds every round's dropped list)

@@ -136,6 +136,9 @@ test('a joiner that cannot load the state at its first round sits it out and is 
   // come late, and that round it differs until it loads the agreed state (session 13)
   for (const h of result.history) assert.ok((h.agreedBy?.length ?? 0) * 2 > h.members.length, `round ${h.round}: ${h.agreedBy?.length} of ${h.members.length} agree`)
   const satOut = result.history.find(h => h.dropped.includes(joiner))!.round
+  // in every round after it, and missed by the averaging in at most one more
+  assert.ok(result.history.filter(h => h.round > satOut).every(h => h.members.includes(joiner)), 'a member in every round after the sit-out')
+  assert.ok(result.history.filter(h => h.round > satOut && h.dropped.includes(joiner)).length <= 1, `dropped in rounds ${result.history.filter(h => h.dropped.includes(joiner)).map(h => h.round)}`)
   assert.ok(result.history.some(h => h.round > satOut && h.members.length === 3 && h.agreedBy?.length === 3), 'all three agree after the round it sat out')
   await transport.stop()
 })
@@ -156,10 +159,9 @@ test('an external trainer process takes part in a networked job next to a built-
   const session = new TrainingSession({ transport, peers: [a, b].map(h => h.peerId.toString()), spec })
   const result = await session.run()
   assert.is(result.members.length, 2)
-  // both take part: under load a round can miss one (its slices late: dropped that round, back the
-  // next), not most of them
-  const clean = result.history.filter(h => h.dropped.length === 0).length
-  assert.ok(clean * 2 >= result.history.length, `rounds with both members: ${clean} of ${result.history.length}`)
+  // both take part in every round (the external member keeps no optimizer state: the group skips
+  // the momentum averaging instead of waiting for its slices every 5th round)
+  assert.ok(result.history.every(h => h.dropped.length === 0), `dropped per round: ${result.history.map(h => h.dropped.length)}`)
   // The averaged model beats either start: evaluate it with a local copy of the MLP.
   const check = createMlpTrainer(session.spec, 0, 1)
   const before = await check.evaluate()

@@ -20,7 +20,7 @@ const B = '12D3KooWPuvxcDyJXqndSN3WRUJScqdmAJ3XWsQTWvJ3Zp9dk2bH'
 test('a progress line names the member dropped in that round; one peer is "1 peer"', () => {
   // the event /v1/training/:id/events sent for the round where member A was stopped
   const line = trainingProgressLine({ type: 'progress', round: 54, loss: 0.0184, accuracy: null, members: 2, dropped: [A], roundMs: 1794.8 })
-  assert.is(line, 'round 55: loss 0.0184, accuracy -, 2 peers, 1795 ms, dropped 12D3KooWLcAnXiM9… (no part in this round\'s average)')
+  assert.is(line, 'round 55: loss 0.0184, accuracy -, 2 peers, 1795 ms, dropped 12D3KooWLcAnXiM9… (late or silent: the round averaged without some of its part)')
   assert.is(trainingProgressLine({ round: 55, loss: 0.0084, accuracy: null, members: 1, dropped: [], roundMs: 75 }), 'round 56: loss 0.0084, accuracy -, 1 peer, 75 ms')
   // peer text is made printable, and a long list is cut
   const many = trainingProgressLine({ round: 0, members: 1, dropped: ['x\u001b[2J', 'b', 'c', 'd', 'e', 'f'], roundMs: 1 })
@@ -67,6 +67,15 @@ test('a manifest whose type is not training is refused naming the field, not rea
     const training = join(dir, 'train.yaml')
     writeFileSync(training, 'type: training\nname: n\nrounds: 3\n')
     assert.equal(await readTrainingManifest(training), { spec: { rounds: 3 }, peers: undefined, name: 'n' }, 'the name goes to the job, not into the spec')
+    // a field beside a training: section would be dropped unread (review s13 L3)
+    const beside = join(dir, 'beside.yaml')
+    writeFileSync(beside, 'type: training\nrounds: 5\ntraining: { model: { kind: mlp } }\n')
+    const e2 = await readTrainingManifest(beside).then(() => undefined, (e: unknown) => e)
+    assert.instance(e2, ManifestError)
+    assert.match((e2 as Error).message, 'rounds: a training manifest with a training: section takes the spec\'s fields there')
+    const routed = join(dir, 'routed.yaml')
+    writeFileSync(routed, 'type: training\nrouting: overlay\ntraining: { rounds: 2 }\n')
+    assert.equal((await readTrainingManifest(routed))?.spec, { rounds: 2, routing: 'overlay' }, 'routing beside it is the job\'s')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -110,6 +119,7 @@ test('a training job\'s status names the job and says when its group is smaller 
   assert.not.match(trainingStatusLines({ ...t, groupSize: 2 })[0], /asked/)
   assert.not.match(trainingStatusLines({ ...t, status: 'done' })[0], /asked/)
   assert.not.match(trainingStatusLines({ ...t, name: 'training' })[0], /\(training\)/)
+  assert.not.match(trainingStatusLines({ ...t, members: [], round: -1 })[0], /asked/, 'before the first round: no group yet')
 })
 
 test.run()
