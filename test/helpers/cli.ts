@@ -1,6 +1,7 @@
 // Runs the real `dbc` command and real daemons in child processes, and cleans up after them.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -36,6 +37,58 @@ export async function dbcAsync (args: string[], opts: { env?: NodeJS.ProcessEnv,
 
 export function tempDir (prefix = 'dbc-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
+}
+
+/** What a stand-in daemon's handler gets beside the request: its URL, whole body, and a JSON answer. */
+export interface StandInRequest { url: string, body: string, json: (code: number, body: unknown) => void }
+
+/** A stand-in daemon for the CLI (see standInNode). */
+export interface StandInNode {
+  dataDir: string
+  token: string
+  /** Every request received, "METHOD URL". */
+  seen: string[]
+  /** Runs `dbc --data-dir <its dir> ARGS` (DEBUG off); `requests`: those this command made. */
+  dbc: (...args: string[]) => Promise<CliResult & { requests: string[] }>
+  /** Stops the server and removes the data dir. */
+  close: () => Promise<void>
+}
+
+/**
+ * An HTTP server on 127.0.0.1 that the CLI takes for a running node: a fresh data dir holds its
+ * api.json and api-token as a real node's does. `handle` answers each request once its body is read.
+ */
+export async function standInNode (prefix: string, handle: (req: IncomingMessage, res: ServerResponse, r: StandInRequest) => void): Promise<StandInNode> {
+  const dataDir = tempDir(prefix)
+  const token = 't'.repeat(64)
+  const seen: string[] = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', d => { body += String(d) })
+    req.on('end', () => {
+      const url = req.url ?? ''
+      seen.push(`${req.method ?? ''} ${url}`)
+      handle(req, res, { url, body, json: (code, b) => { res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(b)) } })
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
+  writeFileSync(join(dataDir, 'api-token'), token, { mode: 0o600 })
+  return {
+    dataDir,
+    token,
+    seen,
+    dbc: async (...args) => {
+      const from = seen.length
+      const r = await dbcAsync(['--data-dir', dataDir, ...args], { env: { DEBUG: '' } })
+      return { ...r, requests: seen.slice(from) }
+    },
+    close: async () => {
+      await new Promise<void>(resolve => server.close(() => { resolve() }))
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
 }
 
 /**

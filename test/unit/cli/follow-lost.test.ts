@@ -5,60 +5,33 @@
 // Checked against a stand-in daemon that sends one progress event and then cuts the connection.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
-import { createServer, type Server } from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { standInNode, type StandInNode } from '../../helpers/cli.js'
 
-const dbcBin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
-const dataDir = mkdtempSync(join(tmpdir(), 'dbc-follow-lost-'))
-const TOKEN = 't'.repeat(64)
 const JOB = 'c'.repeat(64)
-let server: Server
+let node: StandInNode
+let dataDir = ''
 
 test.before(async () => {
-  server = createServer((req, res) => {
-    let body = ''
-    req.on('data', d => { body += String(d) })
-    req.on('end', () => {
-      const url = req.url ?? ''
-      if (req.method === 'POST' && url === '/v1/jobs') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: JOB }))
-        return
-      }
-      if (url === `/v1/jobs/${JOB}/events` || url === `/v1/jobs/${JOB}/logs/follow`) {
-        // one event, then the node "dies": the socket closes with the response unfinished
-        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-        res.write(JSON.stringify({ type: 'progress', progress: { total: 3, done: 1, failed: 0, running: 1, retries: 0 } }) + '\n')
-        setTimeout(() => { res.socket?.destroy() }, 100)
-        return
-      }
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${url}` } }))
-    })
+  node = await standInNode('dbc-follow-lost-', (req, res, { url, json }) => {
+    if (req.method === 'POST' && url === '/v1/jobs') return json(200, { jobId: JOB })
+    if (url === `/v1/jobs/${JOB}/events` || url === `/v1/jobs/${JOB}/logs/follow`) {
+      // one event, then the node "dies": the socket closes with the response unfinished
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      res.write(JSON.stringify({ type: 'progress', progress: { total: 3, done: 1, failed: 0, running: 1, retries: 0 } }) + '\n')
+      setTimeout(() => { res.socket?.destroy() }, 100)
+      return
+    }
+    json(404, { error: { code: 'NOT_FOUND', message: `no route ${url}` } })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
-  writeFileSync(join(dataDir, 'api-token'), TOKEN, { mode: 0o600 })
+  dataDir = node.dataDir
   writeFileSync(join(dataDir, 'job.yaml'), 'name: lost\nexecutor: process\ncode:\n  command: [echo]\ninputs:\n  range: { from: 0, to: 2 }\nbudget: { total: 1 }\n')
 })
 
-test.after(async () => {
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  rmSync(dataDir, { recursive: true, force: true })
-})
+test.after(async () => { await node.close() })
 
-async function dbc (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return await new Promise(resolve => {
-    const child = spawn(process.execPath, [dbcBin, '--data-dir', dataDir, ...args], { env: { ...process.env, DEBUG: '' } })
-    let stdout = ''; let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('close', code => { resolve({ code, stdout, stderr }) })
-  })
-}
+const dbc = async (...args: string[]): ReturnType<StandInNode['dbc']> => await node.dbc(...args)
 
 test('job submit: the node lost mid-follow is named, the job is said to be kept, with the command to look again', async () => {
   const r = await dbc('job', 'submit', join(dataDir, 'job.yaml'))

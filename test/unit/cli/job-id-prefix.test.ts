@@ -8,66 +8,35 @@
 // Checked against a stand-in daemon that records every request.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
-import { createServer, type Server } from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { EXPLAIN_FAILURES } from '../../../src/cli/job.js'
+import { standInNode, type StandInNode } from '../../helpers/cli.js'
 
-const dbcBin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
-const dataDir = mkdtempSync(join(tmpdir(), 'dbc-job-id-'))
-const TOKEN = 't'.repeat(64)
 const A = 'ab12cd0' + '1'.repeat(57)
 const B = 'ab12cd1' + '2'.repeat(57)
 const T = 'f00d' + '3'.repeat(60)
 const status = (jobId: string): Record<string, unknown> => ({ jobId, name: 'squares', status: 'failed', tasks: 50, done: 0, failed: 50, running: 0, queued: 0, billedCopies: 0, createdAt: 0, updatedAt: 0 })
-/** Every request the stand-in daemon received: "METHOD URL". */
-const seen: string[] = []
-let server: Server
+let node: StandInNode
 
 test.before(async () => {
-  server = createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      const url = req.url ?? ''
-      seen.push(`${req.method ?? ''} ${url}`)
-      const json = (code: number, body: unknown): void => { res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body)) }
-      if (req.headers.authorization !== `Bearer ${TOKEN}`) return json(401, { error: { code: 'UNAUTHORIZED', message: 'no' } })
-      if (url === '/v1/jobs') return json(200, { jobs: [status(A), status(B)] })
-      if (url === '/v1/training') return json(200, { jobs: [{ jobId: T, status: 'running', round: 0, rounds: 2 }] })
-      if (url === `/v1/jobs/${A}`) return json(200, status(A))
-      if (url === `/v1/jobs/${A}/cancel`) return json(200, { ...status(A), status: 'cancelled' })
-      if (url === `/v1/jobs/${A}/explain`) return json(200, { jobId: A, status: 'failed', placement: { tasks: 50, placedTasks: 0, offers: 2, usableOffers: 0, offersUsed: 0, rejectedOffers: { refused: 2 }, unplaced: { 'all-refused': 50 }, predictedCost: 0, predictedMakespanMs: 0 }, failures: Array.from({ length: 50 }, (_, index) => ({ index, reason: 'no provider offered' })) })
-      if (url === `/v1/jobs/${A}/logs`) return json(200, { jobId: A, status: 'failed', events: [] })
-      if (url === `/v1/chain/jobs/${A}`) return json(200, { jobId: A })
-      if (url === `/v1/training/${T}`) return json(200, { jobId: T, status: 'running', round: 0, rounds: 2, members: [] })
-      const id = /^\/v1\/(?:jobs|training)\/([^/?]+)/.exec(url)?.[1] ?? '?'
-      json(404, { error: { code: 'JOB_NOT_FOUND', message: `no job ${decodeURIComponent(id)} on this node`, hint: 'list jobs with `dbc job list`' } })
-    })
+  node = await standInNode('dbc-job-id-', (req, _res, { url, json }) => {
+    if (req.headers.authorization !== `Bearer ${node.token}`) return json(401, { error: { code: 'UNAUTHORIZED', message: 'no' } })
+    if (url === '/v1/jobs') return json(200, { jobs: [status(A), status(B)] })
+    if (url === '/v1/training') return json(200, { jobs: [{ jobId: T, status: 'running', round: 0, rounds: 2 }] })
+    if (url === `/v1/jobs/${A}`) return json(200, status(A))
+    if (url === `/v1/jobs/${A}/cancel`) return json(200, { ...status(A), status: 'cancelled' })
+    if (url === `/v1/jobs/${A}/explain`) return json(200, { jobId: A, status: 'failed', placement: { tasks: 50, placedTasks: 0, offers: 2, usableOffers: 0, offersUsed: 0, rejectedOffers: { refused: 2 }, unplaced: { 'all-refused': 50 }, predictedCost: 0, predictedMakespanMs: 0 }, failures: Array.from({ length: 50 }, (_, index) => ({ index, reason: 'no provider offered' })) })
+    if (url === `/v1/jobs/${A}/logs`) return json(200, { jobId: A, status: 'failed', events: [] })
+    if (url === `/v1/chain/jobs/${A}`) return json(200, { jobId: A })
+    if (url === `/v1/training/${T}`) return json(200, { jobId: T, status: 'running', round: 0, rounds: 2, members: [] })
+    const id = /^\/v1\/(?:jobs|training)\/([^/?]+)/.exec(url)?.[1] ?? '?'
+    json(404, { error: { code: 'JOB_NOT_FOUND', message: `no job ${decodeURIComponent(id)} on this node`, hint: 'list jobs with `dbc job list`' } })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
-  writeFileSync(join(dataDir, 'api-token'), TOKEN, { mode: 0o600 })
 })
 
-test.after(async () => {
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  rmSync(dataDir, { recursive: true, force: true })
-})
+test.after(async () => { await node.close() })
 
-async function dbc (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string, requests: string[] }> {
-  const from = seen.length
-  return await new Promise(resolve => {
-    const child = spawn(process.execPath, [dbcBin, '--data-dir', dataDir, ...args], { env: { ...process.env, DEBUG: '' } })
-    let stdout = ''; let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('close', code => { resolve({ code, stdout, stderr, requests: seen.slice(from) }) })
-  })
-}
+/** Runs `dbc ARGS` against the stand-in; `requests`: every request it received, "METHOD URL". */
+const dbc = async (...args: string[]): ReturnType<StandInNode['dbc']> => await node.dbc(...args)
 
 test('the 16-digit id `dbc job list` prints names the job in status, cancel, explain, logs and settle', async () => {
   const listed = await dbc('job', 'list')

@@ -5,67 +5,36 @@
 // becomes its spec's `routing` (between its coordinator and members; src/training/overlay-route.ts).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
-import { createServer, type Server } from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseRoutingFlag } from '../../../src/cli/job.js'
 import { loadConfig } from '../../../src/node/config.js'
 import { validateManifest } from '../../../src/core/scheduler/index.js'
+import { standInNode, type StandInNode } from '../../helpers/cli.js'
 
-const dbcBin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
-const dataDir = mkdtempSync(join(tmpdir(), 'dbc-routing-flag-'))
-const TOKEN = 't'.repeat(64)
 const JOB = 'b'.repeat(64)
 const posted: Array<Record<string, any>> = []
 /** Training jobs the stand-in daemon received (POST /v1/training). */
 const trainings: Array<Record<string, any>> = []
-let server: Server
+let node: StandInNode
+let dataDir = ''
 
 test.before(async () => {
-  server = createServer((req, res) => {
-    let body = ''
-    req.on('data', d => { body += String(d) })
-    req.on('end', () => {
-      const ok = req.headers.authorization === `Bearer ${TOKEN}`
-      if (ok && req.method === 'POST' && req.url === '/v1/jobs') {
-        posted.push(JSON.parse(body))
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: JOB }))
-        return
-      }
-      if (ok && req.method === 'POST' && req.url === '/v1/training') {
-        trainings.push(JSON.parse(body))
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: JOB }))
-        return
-      }
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${req.url ?? ''}` } }))
-    })
+  node = await standInNode('dbc-routing-flag-', (req, _res, { url, body, json }) => {
+    const ok = req.headers.authorization === `Bearer ${node.token}`
+    if (ok && req.method === 'POST' && url === '/v1/jobs') { posted.push(JSON.parse(body)); return json(200, { jobId: JOB }) }
+    if (ok && req.method === 'POST' && url === '/v1/training') { trainings.push(JSON.parse(body)); return json(200, { jobId: JOB }) }
+    json(404, { error: { code: 'NOT_FOUND', message: `no route ${url}` } })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
-  writeFileSync(join(dataDir, 'api-token'), TOKEN, { mode: 0o600 })
+  dataDir = node.dataDir
   writeFileSync(join(dataDir, 'grid.yaml'), 'name: routed\nexecutor: process\ncode:\n  command: [echo]\ninputs:\n  range: { from: 0, to: 2 }\nrouting: overlay\n')
   writeFileSync(join(dataDir, 'train.yaml'), 'type: training\nmodel: { kind: mlp, hidden: 8 }\nrounds: 2\n')
   writeFileSync(join(dataDir, 'train-routed.yaml'), 'type: training\nrouting: direct\ntraining:\n  model: { kind: mlp, hidden: 8 }\n  rounds: 2\n')
 })
 
-test.after(async () => {
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  rmSync(dataDir, { recursive: true, force: true })
-})
+test.after(async () => { await node.close() })
 
-async function dbc (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return await new Promise(resolve => {
-    const child = spawn(process.execPath, [dbcBin, '--data-dir', dataDir, ...args], { env: { ...process.env, DEBUG: '' } })
-    let stdout = ''; let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('close', code => { resolve({ code, stdout, stderr }) })
-  })
-}
+const dbc = async (...args: string[]): ReturnType<StandInNode['dbc']> => await node.dbc(...args)
 
 test('parseRoutingFlag: the three modes (any case), else BAD_ARGUMENT naming the choices', () => {
   assert.is(parseRoutingFlag('auto'), 'auto')

@@ -6,16 +6,8 @@
 // Checked against a stand-in daemon that records every request.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn } from 'node:child_process'
-import { createServer, type Server } from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { standInNode, type StandInNode } from '../../helpers/cli.js'
 
-const dbcBin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
-const dataDir = mkdtempSync(join(tmpdir(), 'dbc-settle-'))
-const TOKEN = 't'.repeat(64)
 const CLOSED = 'c1' + '0'.repeat(62)
 const NONE = 'e0' + '0'.repeat(62)
 const ACCOUNT = '0xb85466e1277b800755054cf6dccb40dc4730fe28'
@@ -23,46 +15,23 @@ const now = Math.floor(Date.now() / 1000)
 /** A job closed 10 s ago with an hour's dispute window: its refund is 3590 s away. */
 const closedView = { chainJobId: `0x${'6e'.repeat(32)}`, payer: ACCOUNT, account: ACCOUNT, escrow: '1000', paid: '0', unspent: '1000', deadline: now + 86400, closedAt: now - 10, disputeWindow: 3600, refunded: false, refundableAt: now - 10 + 3600, refundable: false, refundAmount: '1000', providers: [], totals: { signed: '0', redeemed: '0' } }
 const noneView = { ...closedView, chainJobId: `0x${'17'.repeat(32)}`, payer: `0x${'0'.repeat(40)}`, escrow: '0', unspent: '0', deadline: 0, closedAt: 0, disputeWindow: 0, refundableAt: undefined, refundAmount: '0' }
-const seen: string[] = []
-let server: Server
+let node: StandInNode
 
 test.before(async () => {
-  server = createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      const url = req.url ?? ''
-      seen.push(`${req.method ?? ''} ${url}`)
-      const json = (code: number, body: unknown): void => { res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body)) }
-      if (url === '/v1/jobs') return json(200, { jobs: [] })
-      if (url === '/v1/training') return json(200, { jobs: [] })
-      if (req.method === 'GET' && url === `/v1/chain/jobs/${CLOSED}`) return json(200, closedView)
-      if (req.method === 'GET' && url === `/v1/chain/jobs/${NONE}`) return json(200, noneView)
-      if (req.method === 'POST') return json(500, { error: { code: 'REVERTED', message: 'a transaction was sent' } })
-      json(404, { error: { code: 'NOT_FOUND', message: url } })
-    })
+  node = await standInNode('dbc-settle-', (req, _res, { url, json }) => {
+    if (url === '/v1/jobs') return json(200, { jobs: [] })
+    if (url === '/v1/training') return json(200, { jobs: [] })
+    if (req.method === 'GET' && url === `/v1/chain/jobs/${CLOSED}`) return json(200, closedView)
+    if (req.method === 'GET' && url === `/v1/chain/jobs/${NONE}`) return json(200, noneView)
+    if (req.method === 'POST') return json(500, { error: { code: 'REVERTED', message: 'a transaction was sent' } })
+    json(404, { error: { code: 'NOT_FOUND', message: url } })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  writeFileSync(join(dataDir, 'api.json'), JSON.stringify({ port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
-  writeFileSync(join(dataDir, 'api-token'), TOKEN, { mode: 0o600 })
 })
 
-test.after(async () => {
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  rmSync(dataDir, { recursive: true, force: true })
-})
+test.after(async () => { await node.close() })
 
-async function dbc (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return await new Promise(resolve => {
-    const child = spawn(process.execPath, [dbcBin, '--data-dir', dataDir, ...args], { env: { ...process.env, DEBUG: '' } })
-    let stdout = ''; let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    child.on('close', code => { resolve({ code, stdout, stderr }) })
-  })
-}
-
-const posts = (): string[] => seen.filter(s => s.startsWith('POST'))
+const dbc = async (...args: string[]): ReturnType<StandInNode['dbc']> => await node.dbc(...args)
+const posts = (): string[] => node.seen.filter(s => s.startsWith('POST'))
 
 test('--refund inside the dispute window: when it becomes refundable, and no transaction', async () => {
   const r = await dbc('job', 'settle', CLOSED, '--refund')

@@ -5,14 +5,12 @@
 // `dbc job submit train.yaml --yes` never sent allowTopUp (checked against a stand-in daemon).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { execFile } from 'node:child_process'
-import { createServer } from 'node:http'
-import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readTrainingManifest, trainingProgressLine, trainingStatusLines } from '../../../src/cli/training.js'
 import { ManifestError } from '../../../src/errors.js'
+import { standInNode } from '../../helpers/cli.js'
 
 const A = '12D3KooWLcAnXiM93Zeh1cEE9BYgFYue37K2dLHCDZPSGnuu5off'
 const B = '12D3KooWPuvxcDyJXqndSN3WRUJScqdmAJ3XWsQTWvJ3Zp9dk2bH'
@@ -82,34 +80,20 @@ test('a manifest whose type is not training is refused naming the field, not rea
 })
 
 test('--yes on a training manifest lets its escrow be topped up (allowTopUp), as on a grid one', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dbc-training-yes-'))
   const bodies: unknown[] = []
-  const server = createServer((req, res) => {
-    let body = ''
-    req.on('data', d => { body += String(d) })
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/training') bodies.push(JSON.parse(body))
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jobId: 'feed'.repeat(4) }))
-    })
+  const node = await standInNode('dbc-training-yes-', (req, _res, { url, body, json }) => {
+    if (req.method === 'POST' && url === '/v1/training') bodies.push(JSON.parse(body))
+    json(200, { jobId: 'feed'.repeat(4) })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   try {
-    writeFileSync(join(dir, 'api.json'), JSON.stringify({ port: (server.address() as { port: number }).port, pid: process.pid, peerId: '12D3KooWfake', startedAt: Date.now() }))
-    writeFileSync(join(dir, 'api-token'), 't'.repeat(64), { mode: 0o600 })
-    writeFileSync(join(dir, 'train.yaml'), 'type: training\nrounds: 3\n')
-    const bin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
-    const run = async (...extra: string[]): Promise<void> => {
-      // the child must not block this process (its server answers it)
-      await new Promise<void>((resolve, reject) => {
-        execFile(process.execPath, [bin, '--data-dir', dir, 'job', 'submit', join(dir, 'train.yaml'), '--detach', ...extra], (err) => { if (err !== null) reject(err); else resolve() })
-      })
+    writeFileSync(join(node.dataDir, 'train.yaml'), 'type: training\nrounds: 3\n')
+    for (const extra of [['--yes'], []]) {
+      const r = await node.dbc('job', 'submit', join(node.dataDir, 'train.yaml'), '--detach', ...extra)
+      assert.is(r.code, 0, r.stderr)
     }
-    await run('--yes')
-    await run()
     assert.equal(bodies.map(b => (b as { allowTopUp?: boolean }).allowTopUp), [true, false])
   } finally {
-    await new Promise<void>(resolve => server.close(() => { resolve() }))
-    rmSync(dir, { recursive: true, force: true })
+    await node.close()
   }
 })
 
