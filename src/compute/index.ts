@@ -8,6 +8,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
 import { normalizeGpuModel, parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
 import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
+import { agreedPricingVersion } from '../core/compute/pricing.js'
 import type { SlotDemand } from '../core/compute/slot-ledger.js'
 import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
 import { createEd25519Signer } from './signer.js'
@@ -331,6 +332,8 @@ export class ComputePeer {
         finishedAt,
         outputHash,
         payoutAddress: this.init.payoutAddress,
+        // rounded as the submitter checks it (an older one: version 0)
+        pricingVersion: agreedPricingVersion(task.pricingVersion),
         sha256: nodeSha256
       })
       const signed = signReceipt(receipt, this.sign)

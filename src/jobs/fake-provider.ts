@@ -6,6 +6,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
 import { checkTaskUnderLease } from '../core/scheduler/ownership.js'
 import { buildReceipt, signReceipt } from '../core/settlement/receipt.js'
+import { agreedPricingVersion, PRICING_VERSION } from '../core/compute/pricing.js'
 import type { LocalProvider } from './local-transport.js'
 import { nodeVerifyByPeerId } from './signing.js'
 import { LeaseBook } from './lease-book.js'
@@ -37,6 +38,8 @@ export interface FakeProviderInit {
   billCpuHour?: number
   /** Pads each receipt it signs with an unknown field of this many bytes (a hostile provider; payment tests). */
   receiptPadBytes?: number
+  /** The highest receipt pricing version it knows (default this code's; 0: a provider from before session 14). */
+  pricingVersion?: number
   now?: () => number
 }
 
@@ -121,7 +124,8 @@ export class FakeProvider implements LocalProvider {
       return signReceipt(buildReceipt({
         jobId: task.jobId ?? new Uint8Array(0), taskId: task.taskId ?? new Uint8Array(0), provider: this.peerId, consumer: lease!.holder ?? new Uint8Array(0),
         usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.billCpuHour ?? this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash,
-        ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {})
+        ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {}),
+        pricingVersion: Math.min(agreedPricingVersion(task.pricingVersion), this.init.pricingVersion ?? PRICING_VERSION)
       }), msg => this.sign(msg))
     }
     const pad = this.init.receiptPadBytes

@@ -10,7 +10,7 @@ import { verifyReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
-import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
+import { TOKEN_DECIMALS, type HourlyPrices, type PricedUsage } from '../core/compute/pricing.js'
 import type { SignedVoucher, Voucher, VoucherDomain } from '../core/settlement/voucher.js'
 import { checkPayoutBinding } from '../core/settlement/payout-binding.js'
 import { nodeSuite } from '../crypto/suite.js'
@@ -304,7 +304,7 @@ export class JobPayer {
     return { recorded: true, billed: checked.billed, payable: bound.payable, refused: bound.refused, reason: bound.reason, payout: payee.payout }
   }
 
-  private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: { gpuSeconds: number, cpuMs: number }, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
+  private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: PricedUsage, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
     if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
     let signed: dbc.receipt.v1.SignedReceipt
     try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
@@ -314,7 +314,7 @@ export class JobPayer {
     try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
     if (!bytesEqual(v.receipt.jobId, this.init.jobIdBytes)) return { ok: false, billed, reason: 'receipt refused: it names another job' }
     if (!bytesEqual(v.receipt.taskId, input.taskId)) return { ok: false, billed, reason: 'receipt refused: it names another task' }
-    return { ok: true, billed, usage: { gpuSeconds: v.receipt.gpuSeconds, cpuMs: v.receipt.cpuMs }, receiptBytes: signed.receipt }
+    return { ok: true, billed, usage: { gpuSeconds: v.receipt.gpuSeconds, cpuMs: v.receipt.cpuMs, pricingVersion: v.receipt.pricingVersion }, receiptBytes: signed.receipt }
   }
 
   private leavesOf (payout: string): Uint8Array[] {

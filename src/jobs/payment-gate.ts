@@ -267,7 +267,7 @@ export class PaymentGate {
     e.inflight = Math.max(0, e.inflight - 1)
     this.releaseSlot(lp) // the next task read ahead on this lease takes it
     if (receipt == null) return 0n
-    const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
+    const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0, pricingVersion: receipt.pricingVersion ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
     e.delivered += units
     e.tasks++
     const behind = e.delivered - e.signed

@@ -80,7 +80,7 @@ export class RunnerPayments {
     const sent = this.sentAt.get(key)
     if (this.payment === undefined || offer === undefined || sent === undefined) return amount
     return boundReceipt({
-      receiptAmount: amount, usage: { gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs }, offer, gpus: this.m.resources.gpu?.count ?? 0, cores: this.m.resources.cores,
+      receiptAmount: amount, usage: { gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs, pricingVersion: r.pricingVersion }, offer, gpus: this.m.resources.gpu?.count ?? 0, cores: this.m.resources.cores,
       measuredMs: this.now() - sent, timeoutMs: this.m.task.timeoutMs, maxPricePerHour: this.m.budget.maxPricePerHour
     }).payable
   }

@@ -12,6 +12,7 @@ import { resultCode, type JobTransport } from './transport.js'
 import { NOT_RUN_CODES } from '../core/scheduler/ports.js'
 import { MAX_SIGNED_RECEIPT_BYTES } from '../core/settlement/receipt.js'
 import { toHex } from '../core/identity/index.js'
+import { PRICING_VERSION } from '../core/compute/pricing.js'
 
 const enc = new TextEncoder()
 type RunCommand = Extract<JobCommand, { type: 'run' }>
@@ -80,7 +81,8 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
     entry: s.m.entry,
     input: await inputOf(s, c.index),
     deadlineMs: s.m.task.timeoutMs,
-    memoryLimitMib: s.m.resources.memoryMib
+    memoryLimitMib: s.m.resources.memoryMib,
+    pricingVersion: PRICING_VERSION
   }
   const once = async (): Promise<dbc.task.v1.ITaskResult> => {
     const withCode = s.cache.sendCode(c.provider)

@@ -8,7 +8,7 @@ import { dbc } from '../../src/wire/gen/wire.js'
 import { ComputePeer, type SlotEvent } from '../../src/compute/index.js'
 import { verifyReceipt } from '../../src/core/settlement/receipt.js'
 import { verifyOffer } from '../../src/core/compute/offer.js'
-import { chargeUnits } from '../../src/core/compute/pricing.js'
+import { chargeUnits, PRICING_VERSION } from '../../src/core/compute/pricing.js'
 import { createRng } from '../../src/core/rng.js'
 
 const rng = createRng(42)
@@ -41,6 +41,24 @@ async function expectServing (): Promise<void> {
 }
 
 test.before(async () => { await peer.start() })
+
+test('a task\'s pricing version names its receipt\'s rounding: version 1 bills a sub-ms square as at least 1 ms; a task without one (an older submitter) gets version 0', async () => {
+  const prices = { priceGpuHour: 0, priceCpuHour: 0.05 }
+  const oneMs = chargeUnits({ gpuSeconds: 0, cpuMs: 1 }, prices)
+  const v1 = verifyReceipt((await peer.runTask(task({ pricingVersion: PRICING_VERSION }), { consumer })).receipt, peer.peerId)
+  assert.ok(v1.ok, v1.ok ? '' : v1.reason)
+  if (!v1.ok) return
+  assert.is(v1.receipt.pricingVersion, 1)
+  assert.ok(v1.receipt.cpuMs > 0, 'the square measured some CPU time')
+  assert.ok(BigInt(v1.receipt.amount) >= oneMs, `billed ${v1.receipt.amount} for ${v1.receipt.cpuMs} ms`)
+  assert.is(v1.receipt.amount, chargeUnits({ gpuSeconds: 0, cpuMs: v1.receipt.cpuMs, pricingVersion: 1 }, prices).toString())
+  const v0 = verifyReceipt((await peer.runTask(task(), { consumer })).receipt, peer.peerId)
+  assert.ok(v0.ok && v0.receipt.pricingVersion === 0)
+  assert.is(v0.ok && v0.receipt.amount, v0.ok && chargeUnits({ gpuSeconds: 0, cpuMs: v0.receipt.cpuMs }, prices).toString())
+  // a submitter asking a version above this peer's gets this peer's
+  const v9 = verifyReceipt((await peer.runTask(task({ pricingVersion: 9 }), { consumer })).receipt, peer.peerId)
+  assert.ok(v9.ok && v9.receipt.pricingVersion === PRICING_VERSION)
+})
 
 test('capabilities: declared GPU, benchmark scores, docker left out with a reason', () => {
   const c = peer.capabilities()

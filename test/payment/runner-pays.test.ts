@@ -198,4 +198,27 @@ test('a receipt padded past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of 
   assert.ok(view.receipts.some(x => x.provider === ps[1].id), 'the honest providers are paid')
 })
 
+test('tiny copies are paid: a provider that knows pricing version 1 bills each copy under 1 ms of CPU as 1 ms, and one from before (version 0) is still checked and paid its 0', async () => {
+  // copies of 2-3 ms wall time at 0.01 CPU-ms per ms: 0.02-0.03 ms of CPU each (a squares task)
+  const ps = providers(2, i => ({ ...paid(i), slots: 2, delayMs: 2, cpuMsFactor: 0.01, ...(i === 1 ? { pricingVersion: 0 } : {}) }))
+  const tr = transport(ps, owner)
+  const jobId = 'c6'.repeat(32)
+  const m = manifest({ inputs: { range: { from: 0, to: 39 } }, verification: { mode: 'off' } })
+  const s = setup(jobId, m, ps)
+  const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+  tr.close()
+  assert.is(summary.status, 'finished')
+  assert.ok(ps[0].tasksRun > 0 && ps[1].tasksRun > 0, `both ran copies: ${ps[0].tasksRun}, ${ps[1].tasksRun}`)
+  const view = s.payer.view()
+  assert.equal(view.refusals, [], 'no receipt refused, of either version')
+  const oneMs = decimalToUnits(0.05) / 3_600_000n // the fakes' 0.05 DBC per CPU-hour
+  const fresh = view.receipts.filter(x => x.provider === ps[0].id)
+  assert.is(fresh.length, ps[0].tasksRun, 'every copy of the version-1 provider is paid')
+  assert.ok(fresh.every(x => BigInt(x.paid) === oneMs && x.billed === x.paid), JSON.stringify(fresh.slice(0, 2)))
+  // the provider from before session 14 rounds half up: 0, as its own check (version 0) expects
+  const old = view.receipts.filter(x => x.provider === ps[1].id)
+  assert.is(old.length, ps[1].tasksRun, 'every copy of the older provider is checked and recorded')
+  assert.ok(old.every(x => x.billed === '0' && x.paid === '0'), JSON.stringify(old.slice(0, 2)))
+})
+
 test.run()

@@ -119,7 +119,8 @@ export function leaseSigningBytes (lease: dbc.task.v1.ILease): Uint8Array {
   return concat(LEASE_DOMAIN, dbc.task.v1.Lease.encode({ ...lease, signature: undefined }).finish())
 }
 export function taskSigningBytes (task: dbc.task.v1.ITask): Uint8Array {
-  return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined }).finish())
+  // pricing_version is not signed: an older provider drops the field before it checks
+  return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined, pricingVersion: undefined }).finish())
 }
 
 /** Signs with the secret key, or with a signer function (e.g. a faster native one). */

@@ -3,7 +3,7 @@
 // submitter measured, never past the manifest's caps (maxPricePerHour, budget.total). The
 // provider signs its receipts, so a receipt is a claim, not a bill: the rest is refused and
 // reported. Pure: amounts in smallest token units (bigint), prices in tokens per hour.
-import { chargeUnits, decimalToUnits, TOKEN_DECIMALS, type HourlyPrices } from '../compute/pricing.js'
+import { chargeUnits, decimalToUnits, TOKEN_DECIMALS, type HourlyPrices, type PricedUsage } from '../compute/pricing.js'
 import { formatCoins } from './stake.js'
 
 const MS_PER_HOUR = 3_600_000n
@@ -11,8 +11,8 @@ const MS_PER_HOUR = 3_600_000n
 export interface BoundInput {
   /** What the provider's receipt bills (smallest units). */
   receiptAmount: bigint
-  /** The receipt's metered usage, repriced at the offer's prices when given. */
-  usage?: { gpuSeconds: number, cpuMs: number }
+  /** The receipt's metered usage and pricing version, repriced at the offer's prices when given. */
+  usage?: PricedUsage
   /** Prices of the provider's signed offer (tokens per hour). */
   offer: HourlyPrices
   /** The task's shape: what one slot of the offer costs per hour. */
@@ -74,9 +74,12 @@ export function boundReceipt (input: BoundInput): BoundResult {
     try { repriced = chargeUnits(input.usage, input.offer, decimals) } catch { repriced = 0n }
     cap(repriced, 'offer-price', () => `billed ${dbc(billed, decimals)}, its usage at the offer's prices (${input.offer.priceCpuHour} DBC/CPU-h, ${input.offer.priceGpuHour} DBC/GPU-h) is ${dbc(repriced, decimals)}`)
   }
-  const measured = Number.isFinite(input.measuredMs) && input.measuredMs > 0 ? input.measuredMs : 0
+  const measuredOk = Number.isFinite(input.measuredMs) && input.measuredMs >= 0
+  const measured = measuredOk ? input.measuredMs : 0
   const allowed = Number.isFinite(input.timeoutMs) && input.timeoutMs > 0 ? input.timeoutMs : 0
-  const ms = BigInt(Math.ceil(Math.min(measured, allowed)))
+  // at least 1 ms: a result back within the same Date.now() ms measures 0, and pricing version 1
+  // bills any measured time as at least 1 ms (NaN or negative: no measurement, nothing)
+  const ms = measuredOk && allowed > 0 ? BigInt(Math.max(1, Math.ceil(Math.min(measured, allowed)))) : 0n
   const rate = maxHourly !== undefined && maxHourly < hourly ? maxHourly : hourly
   const timeCap = rate * ms / MS_PER_HOUR
   const byRate = maxHourly !== undefined && maxHourly < hourly

@@ -129,12 +129,12 @@ export function taskPriceUnits (offer: HourlyPrices, gpus: number, cores: number
  * usage and by the task's slot price for its wall time (at most the timeout). A provider whose
  * bill is above its offer counts what it offered, no more.
  */
-export function deliveredUnits (receipt: { amount: string, wallMs: number, cpuMs: number, gpuSeconds: number }, offer: HourlyPrices, gpus: number, cores: number, timeoutMs: number): bigint {
+export function deliveredUnits (receipt: { amount: string, wallMs: number, cpuMs: number, gpuSeconds: number, pricingVersion?: number }, offer: HourlyPrices, gpus: number, cores: number, timeoutMs: number): bigint {
   let billed: bigint
   try { billed = BigInt(receipt.amount) } catch { return 0n }
   if (billed <= 0n) return 0n
   let repriced: bigint
-  try { repriced = chargeUnits({ gpuSeconds: receipt.gpuSeconds, cpuMs: receipt.cpuMs }, offer) } catch { return 0n }
+  try { repriced = chargeUnits({ gpuSeconds: receipt.gpuSeconds, cpuMs: receipt.cpuMs, pricingVersion: receipt.pricingVersion }, offer) } catch { return 0n }
   const wall = Number.isFinite(receipt.wallMs) && receipt.wallMs > 0 ? receipt.wallMs : 0
   const byTime = taskPriceUnits(offer, gpus, cores, Math.min(wall, timeoutMs > 0 ? timeoutMs : wall))
   let out = billed

@@ -23,6 +23,8 @@ export interface ReceiptInput {
   /** 65-byte PayoutBinding by the payout key (training rounds: no offer carries it; core/settlement/payout-binding.ts). */
   payoutBinding?: Uint8Array
   decimals?: number
+  /** How usage is rounded into the amount (core/compute/pricing.ts; agreedPricingVersion of the submitter's; absent: 0). */
+  pricingVersion?: number
   /** The SHA-256 of the receipt id (default @noble's; runtimes pass node:crypto's: sans-IO core imports no node: module). */
   sha256?: Hasher
 }
@@ -34,7 +36,7 @@ const RECEIPT_ID_BYTES = 16
 
 /** Builds the receipt with its amount and content-derived id. */
 export function buildReceipt (input: ReceiptInput): UsageReceipt {
-  const amount = chargeUnits(input.usage, input.prices, input.decimals ?? TOKEN_DECIMALS)
+  const amount = chargeUnits({ ...input.usage, pricingVersion: input.pricingVersion }, input.prices, input.decimals ?? TOKEN_DECIMALS)
   const r = dbc.receipt.v1.UsageReceipt.create({
     jobId: input.jobId,
     taskId: input.taskId,
@@ -52,6 +54,7 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
     finishedAt: input.finishedAt,
     outputHash: input.outputHash,
     payoutAddress: input.payoutAddress ?? '',
+    ...(input.pricingVersion !== undefined && input.pricingVersion > 0 ? { pricingVersion: input.pricingVersion } : {}),
     ...(input.payoutBinding !== undefined && input.payoutBinding.length > 0 ? { payoutBinding: input.payoutBinding } : {})
   })
   r.receiptId = (input.sha256 ?? sha256)(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
@@ -108,7 +111,7 @@ export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Ar
   if (!verify(key, signed.receipt, signed.signature)) return { ok: false, reason: 'signature does not verify against the provider key' }
   let expected: bigint
   try {
-    expected = chargeUnits({ gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs }, { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, decimals)
+    expected = chargeUnits({ gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs, pricingVersion: r.pricingVersion }, { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, decimals)
   } catch (err) {
     return { ok: false, reason: `receipt usage or prices are invalid: ${(err as Error).message}` }
   }

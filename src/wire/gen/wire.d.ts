@@ -690,6 +690,7 @@ export namespace dbc {
                 outputHash: Uint8Array;
                 payoutAddress: string;
                 payoutBinding: Uint8Array;
+                pricingVersion: number;
                 static create(properties: dbc.receipt.v1.UsageReceipt.$Shape): dbc.receipt.v1.UsageReceipt & dbc.receipt.v1.UsageReceipt.$Shape;
                 static create(properties?: dbc.receipt.v1.UsageReceipt.$Properties): dbc.receipt.v1.UsageReceipt;
                 static encode(m: dbc.receipt.v1.UsageReceipt.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -720,6 +721,7 @@ export namespace dbc {
                     outputHash?: (Uint8Array|null);
                     payoutAddress?: (string|null);
                     payoutBinding?: (Uint8Array|null);
+                    pricingVersion?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.receipt.v1.UsageReceipt.$Properties;
@@ -947,6 +949,7 @@ export namespace dbc {
                 deadlineMs: number;
                 memoryLimitMib: number;
                 ownerSignature: Uint8Array;
+                pricingVersion: number;
                 static create(properties: dbc.task.v1.Task.$Shape): dbc.task.v1.Task & dbc.task.v1.Task.$Shape;
                 static create(properties?: dbc.task.v1.Task.$Properties): dbc.task.v1.Task;
                 static encode(m: dbc.task.v1.Task.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -972,6 +975,7 @@ export namespace dbc {
                     deadlineMs?: (number|null);
                     memoryLimitMib?: (number|null);
                     ownerSignature?: (Uint8Array|null);
+                    pricingVersion?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Task.$Properties;

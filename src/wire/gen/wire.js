@@ -6830,6 +6830,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [outputHash] UsageReceipt outputHash
                  * @property {string|null} [payoutAddress] UsageReceipt payoutAddress
                  * @property {Uint8Array|null} [payoutBinding] UsageReceipt payoutBinding
+                 * @property {number|null} [pricingVersion] UsageReceipt pricingVersion
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -7006,6 +7007,14 @@ export const dbc = $root.dbc = (() => {
                 UsageReceipt.prototype.payoutBinding = $util.newBuffer([]);
 
                 /**
+                 * UsageReceipt pricingVersion.
+                 * @member {number} pricingVersion
+                 * @memberof dbc.receipt.v1.UsageReceipt
+                 * @instance
+                 */
+                UsageReceipt.prototype.pricingVersion = 0;
+
+                /**
                  * Creates a new UsageReceipt instance using the specified properties.
                  * @function create
                  * @memberof dbc.receipt.v1.UsageReceipt
@@ -7073,6 +7082,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 17, wireType 2 =*/138).string(m.payoutAddress);
                     if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding") && m.payoutBinding.length)
                         w.uint32(/* id 18, wireType 2 =*/146).bytes(m.payoutBinding);
+                    if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion") && m.pricingVersion !== 0)
+                        w.uint32(/* id 19, wireType 0 =*/152).uint32(m.pricingVersion);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -7279,6 +7290,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.payoutBinding;
                                 continue;
                             }
+                        case 19: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.pricingVersion = v;
+                                else
+                                    delete m.pricingVersion;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -7425,6 +7445,11 @@ export const dbc = $root.dbc = (() => {
                                 m.payoutBinding = d.payoutBinding;
                         }
                     }
+                    if (d.pricingVersion != null) {
+                        if ($Number(d.pricingVersion) !== 0) {
+                            m.pricingVersion = d.pricingVersion >>> 0;
+                        }
+                    }
                     return m;
                 };
 
@@ -7506,6 +7531,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.payoutBinding = $util.newBuffer(d.payoutBinding);
                         }
+                        d.pricingVersion = 0;
                     }
                     if (m.receiptId != null && $Object.hasOwnProperty.call(m, "receiptId")) {
                         d.receiptId = o.bytes === $String ? $util.base64.encode(m.receiptId, 0, m.receiptId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.receiptId) : m.receiptId;
@@ -7560,6 +7586,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding")) {
                         d.payoutBinding = o.bytes === $String ? $util.base64.encode(m.payoutBinding, 0, m.payoutBinding.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payoutBinding) : m.payoutBinding;
+                    }
+                    if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion")) {
+                        d.pricingVersion = m.pricingVersion;
                     }
                     return d;
                 };
@@ -9949,6 +9978,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [deadlineMs] Task deadlineMs
                  * @property {number|null} [memoryLimitMib] Task memoryLimitMib
                  * @property {Uint8Array|null} [ownerSignature] Task ownerSignature
+                 * @property {number|null} [pricingVersion] Task pricingVersion
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10085,6 +10115,14 @@ export const dbc = $root.dbc = (() => {
                 Task.prototype.ownerSignature = $util.newBuffer([]);
 
                 /**
+                 * Task pricingVersion.
+                 * @member {number} pricingVersion
+                 * @memberof dbc.task.v1.Task
+                 * @instance
+                 */
+                Task.prototype.pricingVersion = 0;
+
+                /**
                  * Creates a new Task instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Task
@@ -10142,6 +10180,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 12, wireType 0 =*/96).uint32(m.memoryLimitMib);
                     if (m.ownerSignature != null && $Object.hasOwnProperty.call(m, "ownerSignature") && m.ownerSignature.length)
                         w.uint32(/* id 13, wireType 2 =*/106).bytes(m.ownerSignature);
+                    if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion") && m.pricingVersion !== 0)
+                        w.uint32(/* id 14, wireType 0 =*/112).uint32(m.pricingVersion);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -10303,6 +10343,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.ownerSignature;
                                 continue;
                             }
+                        case 14: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.pricingVersion = v;
+                                else
+                                    delete m.pricingVersion;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -10424,6 +10473,11 @@ export const dbc = $root.dbc = (() => {
                                 m.ownerSignature = d.ownerSignature;
                         }
                     }
+                    if (d.pricingVersion != null) {
+                        if ($Number(d.pricingVersion) !== 0) {
+                            m.pricingVersion = d.pricingVersion >>> 0;
+                        }
+                    }
                     return m;
                 };
 
@@ -10500,6 +10554,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.ownerSignature = $util.newBuffer(d.ownerSignature);
                         }
+                        d.pricingVersion = 0;
                     }
                     if (m.taskId != null && $Object.hasOwnProperty.call(m, "taskId")) {
                         d.taskId = o.bytes === $String ? $util.base64.encode(m.taskId, 0, m.taskId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.taskId) : m.taskId;
@@ -10539,6 +10594,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.ownerSignature != null && $Object.hasOwnProperty.call(m, "ownerSignature")) {
                         d.ownerSignature = o.bytes === $String ? $util.base64.encode(m.ownerSignature, 0, m.ownerSignature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.ownerSignature) : m.ownerSignature;
+                    }
+                    if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion")) {
+                        d.pricingVersion = m.pricingVersion;
                     }
                     return d;
                 };
