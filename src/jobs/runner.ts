@@ -194,7 +194,8 @@ export class JobRunner extends RunnerState {
       unreachable = true
       this.machine.handleLeaseLost(now, c.leaseId, `the provider closed the lease (${res.code ?? ''})`)
     }
-    const v = this.session.handleAnswer(now, c, key, { ok: res.ok === true, hash, claimedHash, error: res.error ?? undefined, code: res.code ?? undefined, billed, unreachable }, this.init.payment?.exhausted)
+    const error = res.error == null ? undefined : readableCopyError(res.error, ids.taskId, c.index, c.attempt)
+    const v = this.session.handleAnswer(now, c, key, { ok: res.ok === true, hash, claimedHash, error, code: res.code ?? undefined, billed, unreachable }, this.init.payment?.exhausted)
     if (v.verdict === 'unknown') return
     if (v.ok && output !== undefined && (v.verdict === 'pending' || v.verdict === 'agreed')) this.outputs.set(key, output)
     this.rows.push({ index: c.index, attempt: c.attempt, outcome: v.verdict, hash: v.hash, error: v.error, endedAt: now, receipt })
@@ -222,3 +223,17 @@ export class JobRunner extends RunnerState {
     this.unsubscribe?.()
   }
 }
+
+/**
+ * A provider's error names the copy by its task id, which travels as bytes and is printed as hex
+ * (`task 3137643032…3a303a31: the task hit its memory cap`, 140+ digits of "JOB:INDEX:ATTEMPT"): in
+ * explain, job logs and the dashboard it reads `task 0 copy 1` instead. Only this copy's own id is
+ * replaced; the rest of the text is the provider's, as before (cut and made printable downstream).
+ */
+export function readableCopyError (error: string, taskId: Uint8Array, index: number, attempt: number): string {
+  const hex = toHex(taskId)
+  // peer text: bounded before the replace (the session keeps its first 1 KiB anyway)
+  const text = error.length > 8192 ? error.slice(0, 8192) : error
+  return hex === '' ? text : text.split(hex).join(`${index} copy ${attempt}`)
+}
+
