@@ -165,7 +165,30 @@ export const manifestSchema = z.strictObject({
   const codeKind = m.code.wasm !== undefined ? 'wasm' : m.code.command !== undefined ? 'process' : 'docker'
   if (codeKind !== m.executor) ctx.addIssue({ code: 'custom', path: ['code'], message: `executor "${m.executor}" needs code.${m.executor === 'wasm' ? 'wasm' : m.executor === 'process' ? 'command' : 'image'}` })
   if (m.resources.network && m.executor !== 'docker') ctx.addIssue({ code: 'custom', path: ['resources', 'network'], message: 'only container tasks (executor "docker") can ask for a network' })
+  if (m.task.inputEncoding === 'f64' && m.inputs.list !== undefined) f64ListIssues(m.inputs.list, ctx)
 })
+
+/** A value `inputEncoding: f64` can send: a number (or a numeric string) or a list of them. */
+const isF64Value = (v: unknown): boolean => {
+  const one = (x: unknown): boolean => typeof x === 'number' || (typeof x === 'string' && x.trim() !== '' && !Number.isNaN(Number(x)))
+  return Array.isArray(v) ? v.every(one) : one(v)
+}
+
+/**
+ * `inputEncoding: f64` turns each list value into float64s with Number(): a string or an object
+ * became NaN and the job ran and paid for garbage. The first few such values are named.
+ */
+function f64ListIssues (list: readonly unknown[], ctx: z.RefinementCtx): void {
+  let bad = 0
+  for (let i = 0; i < list.length; i++) {
+    if (isF64Value(list[i])) continue
+    if (bad++ < 3) {
+      const text = JSON.stringify(list[i]) ?? String(list[i])
+      ctx.addIssue({ code: 'custom', path: ['inputs', 'list', i], message: `${text.length > 40 ? `${text.slice(0, 40)}...` : text} is not a number: task.inputEncoding f64 sends each input as float64 values (a number or a list of numbers; inputEncoding json or utf8 sends other values)` })
+    }
+  }
+  if (bad > 3) ctx.addIssue({ code: 'custom', path: ['inputs', 'list'], message: `${bad - 3} more values are not numbers` })
+}
 
 export type Manifest = z.output<typeof manifestSchema>
 export type ManifestInput = z.input<typeof manifestSchema>

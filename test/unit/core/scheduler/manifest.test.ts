@@ -75,4 +75,16 @@ test('range, list and file partitions expand to tasks', () => {
   assert.equal(taskInputSpec(c.manifest, 2, 10), { kind: 'file-range', path: 'data.bin', offset: 8, length: 2 })
 })
 
+test('inputEncoding f64: a list value that is not a number is named, not sent as NaN (user walk s14)', () => {
+  const f64 = (list: unknown[]): string => issues({ ...ok, inputs: { list }, task: { inputEncoding: 'f64' } })
+  // before: accepted, every task ran on NaN and the job "finished" with NaN results
+  assert.match(f64(['a', { x: 1 }]), /inputs\.list\.0: "a" is not a number: task\.inputEncoding f64/)
+  assert.match(f64(['a', { x: 1 }]), /inputs\.list\.1: \{"x":1\} is not a number/)
+  assert.is(f64([1, 2.5, -4, [1, 2], '3']), '', 'numbers, lists of numbers and numeric strings are fine')
+  const many = f64(Array.from({ length: 10 }, () => 'x'))
+  assert.is(many.split('is not a number').length - 1, 3, 'the first three are named')
+  assert.match(many, /7 more values are not numbers/)
+  assert.is(issues({ ...ok, inputs: { list: ['a'] } }), '', 'json encoding sends any value')
+})
+
 test.run()
