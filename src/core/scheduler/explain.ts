@@ -46,7 +46,7 @@ const UNPLACED_TEXT: Record<UnplacedReason, string> = {
   'all-refused': 'every provider asked refused or its offer expired',
   'over-price': 'every offer costs more per hour than budget.maxPricePerHour',
   'too-far': 'every offer is farther than location.maxDistanceKm',
-  'over-budget': 'budget.total is spent by the tasks placed before this one',
+  'over-budget': 'budget.total does not cover it: what is left of it after the copies placed (or spent) before is less than this task\'s predicted price',
   deadline: 'no offer can finish it before the deadline',
   'not-enough-providers': 'fewer distinct providers than verification.redundancy copies',
   avoided: 'every provider left is avoided after repeated failures or wrong answers'

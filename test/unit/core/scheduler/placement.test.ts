@@ -32,6 +32,11 @@ test('why not: no candidates, refusals, price, budget, deadline, avoided', () =>
   const b = placeTasks({ ...req, budgetTotal: (1 / 3600) * 10.5 }, [offer(0)])
   assert.is(b.request.taskCount - b.unplaced.size, 10)
   assert.is(b.unplaced.get(50), 'over-budget')
+  // a budget below one task's price: task 0 had no task placed before it to spend the budget
+  // (the explanation said so anyway: "spent by the tasks placed before this one", user walk s14)
+  const tiny = placeTasks({ ...req, budgetTotal: 1e-10 }, [offer(0)])
+  assert.is(tiny.unplaced.get(0), 'over-budget')
+  assert.match(explainTask(tiny, 0).why, /does not cover it: .* less than this task's predicted price/)
   const d = placeTasks({ ...req, deadlineAt: 2500 }, [offer(0)])
   assert.is(d.request.taskCount - d.unplaced.size, 8, '2 rounds of 4 slots fit before the deadline')
   assert.is(d.unplaced.get(99), 'deadline')
