@@ -148,7 +148,7 @@ export function registerJobCommands (program: Command): void {
         mkdirSync(dir, { recursive: true })
         for (const x of r.results) writeFileSync(join(dir, `${x.index}.out`), Buffer.from(x.output, 'base64'))
         process.stdout.write(`wrote ${r.results.length} results to ${dir}\n`)
-        return
+        return await noteMissingResults(client, id, r.results.length)
       }
       const how = String(opts.decode)
       if (!['auto', 'text', 'f64', 'hex'].includes(how)) throw new DbcError('BAD_ARGUMENT', `--decode must be text, f64 or hex, not "${how}"`)
@@ -164,6 +164,7 @@ export function registerJobCommands (program: Command): void {
         else shown = `<${buf.length} bytes, sha256 ${x.hash.slice(0, 16)}…> (use --out DIR to save)`
         process.stdout.write(`${x.index}\t${shown}\n`)
       }
+      await noteMissingResults(client, id, r.results.length)
     })
 
   job.command('cancel')
@@ -210,6 +211,17 @@ export function registerJobCommands (program: Command): void {
       if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(taskLines(e.task, describeRoute))
     })
+}
+
+/**
+ * Results hold accepted tasks only: a failed job printed nothing at all (exit 0), a partly failed
+ * one a shorter list, either read as the whole answer. Says how many are missing and why (stderr).
+ */
+async function noteMissingResults (client: ApiClient, id: string, got: number): Promise<void> {
+  const s = await client.call<JobStatus>('GET', `/v1/jobs/${encodeURIComponent(id)}`).catch(() => undefined)
+  if (s === undefined || !(got < s.tasks)) return
+  const why = s.failed > 0 ? `, ${s.failed} failed: \`dbc job explain ${id}\` says why` : ''
+  process.stderr.write(`note: ${got} of ${s.tasks} tasks have an accepted result (job ${printable(String(s.status))}${why})\n`)
 }
 
 async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<JobStatus> {
@@ -262,7 +274,8 @@ function printSummary (s: JobStatus): void {
   rows.push(['billed copies', String(s.billedCopies)])
   // why tasks wait or failed to place, from the providers' own refusal codes (e.g. BUSY: 12)
   const waiting = (s as { waiting?: unknown }).waiting ?? sum.waiting
-  if (typeof waiting === 'string' && waiting !== '') rows.push(['waiting', waiting])
+  // the reason starts "waiting: ..." (explain's wording): the row is named so already
+  if (typeof waiting === 'string' && waiting !== '') rows.push(['waiting', waiting.replace(/^waiting:\s*/, '')])
   const refusals = refusalSummary((s as { refusals?: unknown }).refusals ?? sum.refusals) // top level while live
   if (refusals !== '') rows.push(['refusals', refusals])
   // the summary counts; the reasons are one command away

@@ -26,7 +26,7 @@ export function registerNodeCommands (program: Command): void {
     .option('--announce <addr...>', 'addresses to announce instead of the listen addresses', collect)
     .option('--location <where>', 'where this machine is: LAT,LON (e.g. 35.68,139.69) or a city ("Tokyo", "Paris, FR")')
     .option('--gpus <spec>', 'declare GPUs for test networks, e.g. "2xRTX4090:24GiB" (marked as declared, not probed)')
-    .option('--api-port <port>', 'control API port on 127.0.0.1 (0 = any free port)', (v) => Number(v))
+    .option('--api-port <port>', 'control API port on 127.0.0.1 (0 = any free port)', num)
     .option('--config <file>', 'config file (YAML or JSON); default <data-dir>/config.yaml')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--dht-client', 'DHT client mode (for nodes others cannot reach)')

@@ -74,6 +74,10 @@ test('the CLI prints each as one error and a hint, exit 2, no stack trace, nothi
   assert.is(file.status, 2, file.stderr)
   assert.match(file.stderr, /^error: config "dataDir": .* is not a directory/)
   assert.not.match(file.stderr, /ENOTDIR|--verbose/)
+  // a port that is not a number: was `expected number, got number null` (Number("abc") is NaN, sent as null)
+  const port = run('--data-dir', join(dir, 'dd3'), 'node', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', 'abc')
+  assert.is(port.status, 2, port.stderr)
+  assert.match(port.stderr, /^error: config "api\.port": expected number, got string "abc"/)
 })
 
 test.after(() => { rmSync(dir, { recursive: true, force: true }) })
