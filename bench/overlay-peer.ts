@@ -8,8 +8,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { startNode } from '../test/integration/overlay/nodes.js'
 import { EnvelopeService } from '../src/net/overlay/envelopes.js'
 import { registerPlainEcho } from './plain-echo.js'
+import { installLibp2pPatches } from '../src/net/libp2p-patches.js'
 
 const out = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+installLibp2pPatches() // the daemon's libp2p fixes, as in the bench process (bench/overlay.ts)
 const n = await startNode()
 const svc = new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000 })
 await svc.start()

@@ -25,6 +25,7 @@ import { registerPlainEcho, PlainEchoClient, registerFramedAck, FramedAckClient 
 import { relayRequestFrameOf, frameBody } from '../src/crypto/envelope-codec.js'
 import { peerIdBytesOf } from '../src/net/peer-ids.js'
 import { startTaskRoutes } from './task-routes.js'
+import { installLibp2pPatches } from '../src/net/libp2p-patches.js'
 import { loadavg, cpus } from 'node:os'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -382,13 +383,17 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   // DBC_BENCH_OVERLAY_PARTS=envelopes,tasks (say) runs only those parts (while tuning one path)
   const only = process.env.DBC_BENCH_OVERLAY_PARTS?.split(',')
   const part = (name: string): boolean => only === undefined || only.includes(name)
+  // the daemon's libp2p stack: createHost's process-wide fixes (one socket write per message,
+  // yamux window updates at half a window, no stack trace per Noise read), here and in the
+  // bench peers, for the envelope rows and their plain-stream baseline alike
+  installLibp2pPatches()
   if (part('crypto')) cryptoCost(quick, metrics)
   if (part('envelopes')) await envelopes(quick, metrics, series, notes)
   if (part('processes')) await envelopesAcrossProcesses(quick, metrics, series, notes)
   if (part('tasks')) await taskRoutes(quick, metrics, series, notes)
   if (part('memory')) { coreMemory(metrics); await hostMemory(metrics) }
   if (part('capability')) await capability(quick, metrics, notes)
-  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy unsigned: the recipient checks the pair-key AEAD tag; a relayed copy signed once per message by the sender, in libuv's thread pool once the direct copy is written, and the relay takes the sender's own connection as proof instead of verifying: one Ed25519 signature per relayed message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
+  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy unsigned: the recipient checks the pair-key AEAD tag; a relayed copy signed once per message by the sender, in libuv's thread pool once the direct copy is written, and the relay takes the sender's own connection as proof instead of verifying: one Ed25519 signature per relayed message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; every node runs the daemon's libp2p fixes (src/net/libp2p-patches.ts: one socket write per message, lazy yamux window updates); the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') notes.push('heap figures without --expose-gc are noisy')
   return { metrics, series, notes }
 }

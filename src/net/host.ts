@@ -6,7 +6,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@libp2p/yamux'
-import { lazyYamuxWindowUpdates } from './yamux-window.js'
+import { installLibp2pPatches } from './libp2p-patches.js'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -18,8 +18,6 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
-import { installLengthPrefixFix } from './lp-decoder-fix.js'
-import { installTcpCork } from './tcp-cork.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
@@ -232,9 +230,7 @@ export function webrtcLastSorter (a: Address, b: Address): -1 | 0 | 1 {
 }
 
 export async function createHost (init: HostInit): Promise<Host> {
-  lazyYamuxWindowUpdates() // window updates at half a window used, not per data frame (src/net/yamux-window.ts)
-  installLengthPrefixFix() // no RangeError with a stack per Noise read (src/net/lp-decoder-fix.ts)
-  installTcpCork() // one socket write per libp2p message on TCP, not one per part (src/net/tcp-cork.ts)
+  installLibp2pPatches() // yamux window updates, Noise reads, one socket write per message (src/net/libp2p-patches.ts)
   let useWebRTC = init.listenViaRelay === true && init.webrtc?.enabled === true
   const webRTC = useWebRTC ? await loadWebRTC() : undefined
   if (webRTC instanceof Error) {
