@@ -26,7 +26,7 @@ export function parseRoutingFlag (v: unknown): RoutingFlag {
 /** Failed tasks `dbc job explain` prints (the rest are counted; --json lists them all). */
 export const EXPLAIN_FAILURES = 20
 
-interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
+interface JobStatus { jobId: string, name: string, status: string, tasks: number, done: number, failed: number, running: number, ahead?: number, queued: number, billedCopies: number, createdAt: number, updatedAt: number, summary?: Record<string, any> }
 
 export function registerJobCommands (program: Command): void {
   const job = program.command('job').description('submit grid and training jobs; follow, explain, cancel and settle them')
@@ -263,7 +263,7 @@ function printSummary (s: JobStatus): void {
   const sum = s.summary ?? {}
   const rows: string[][] = [
     ['job', s.jobId], ['name', s.name], ['status', s.status],
-    ['tasks', `${s.done}/${s.tasks} done, ${s.failed} failed${s.running > 0 ? `, ${s.running} running` : ''}`]
+    ['tasks', `${s.done}/${s.tasks} done, ${s.failed} failed${s.running > 0 ? `, ${s.running} running` : ''}${(s.ahead ?? 0) > 0 ? ` (${String(s.ahead)} more sent ahead, waiting for a slot)` : ''}`]
   ]
   if (sum.providersUsed !== undefined) rows.push(['peers used', String(sum.providersUsed)])
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])

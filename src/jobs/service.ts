@@ -43,6 +43,8 @@ export interface JobStatusView {
   done: number
   failed: number
   running: number
+  /** Copies sent ahead of a free slot, waiting at their provider (not in `running`); absent when none. */
+  ahead?: number
   queued: number
   billedCopies: number
   copiesByOutcome: Record<string, number>
@@ -176,7 +178,7 @@ export class JobService {
     const saved = JSON.parse(j.manifest) as { manifest: Manifest }
     return {
       jobId, name: saved.manifest.name, status: j.status, tasks: j.taskCount, done: acc.done, failed: acc.failed,
-      running: p?.running ?? 0, queued: p?.queued ?? (j.status === 'running' ? j.taskCount - acc.done - acc.failed : 0),
+      running: p?.running ?? 0, ...(p?.ahead !== undefined && p.ahead > 0 ? { ahead: p.ahead } : {}), queued: p?.queued ?? (j.status === 'running' ? j.taskCount - acc.done - acc.failed : 0),
       billedCopies: acc.billed, copiesByOutcome: acc.byOutcome, createdAt: j.createdAt, updatedAt: j.updatedAt, live: live !== undefined,
       ...jobWaitView(live?.runner, j.summary),
       summary: j.summary === undefined ? undefined : JSON.parse(j.summary) as JobSummary

@@ -266,7 +266,11 @@ export class JobMachine extends JobDispatch {
   progress (): Progress {
     let queued = 0
     for (const t of this.tasks) if (t.status === 'queued' || (t.status === 'active' && t.outstanding === 0)) queued++
-    return { total: this.tasks.length, ...this.counts, running: this.running.size, queued }
+    // a lease's copies past its slots were sent ahead and wait at the provider: "16 running" on two
+    // providers of 2 slots each was 4 running and 12 waiting (user walks s13/s14)
+    let ahead = 0
+    for (const l of this.ordered) if (l.running > l.slots) ahead += l.running - l.slots
+    return { total: this.tasks.length, ...this.counts, running: this.running.size - ahead, queued, ahead }
   }
 
   /** Why task `index` runs where it runs, or why it does not run. */

@@ -146,4 +146,9 @@ export interface Progress {
   total: number, done: number, failed: number, running: number, queued: number, copies: number, retries: number, speculative: number, wrong: number, billed: number
   /** Tasks the default spot checks gave a second copy; providers caught lying. */
   checks?: number, caught?: number
+  /**
+   * Copies sent ahead of a free slot (a lease's read-ahead for tiny tasks): out, waiting at their
+   * provider for a slot, and not in `running`, which counts at most each lease's slots.
+   */
+  ahead?: number
 }

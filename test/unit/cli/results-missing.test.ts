@@ -1,6 +1,7 @@
 // Found on a new user's walk (session 14): `dbc job results` of a failed job printed nothing and
 // exited 0, and of a partly failed one a shorter list, with no word that tasks are missing; the
-// job summary printed its waiting reason as "waiting    waiting: 1 provider unreachable ...".
+// job summary printed its waiting reason as "waiting    waiting: 1 provider unreachable ...", and
+// counted copies sent ahead of a slot as running ("16 running" on two providers of 2 slots).
 // Checked against a stand-in daemon.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -19,7 +20,7 @@ test.before(async () => {
     if (url === '/v1/jobs') return json(200, { jobs: [] })
     if (url === '/v1/training') return json(200, { jobs: [] })
     if (url === `/v1/jobs/${FAILED}`) return json(200, status(FAILED, 0, 3))
-    if (url === `/v1/jobs/${PART}`) return json(200, status(PART, 2, 1, { status: 'running', failed: 1, summary: { waiting: 'waiting: 1 provider unreachable since its lease was lost' } }))
+    if (url === `/v1/jobs/${PART}`) return json(200, status(PART, 2, 1, { status: 'running', failed: 1, running: 4, ahead: 12, summary: { waiting: 'waiting: 1 provider unreachable since its lease was lost' } }))
     if (url === `/v1/jobs/${ALL}`) return json(200, status(ALL, 3, 0))
     if (url === `/v1/jobs/${FAILED}/results`) return json(200, { jobId: FAILED, results: [] })
     if (url === `/v1/jobs/${PART}/results`) return json(200, { jobId: PART, results: [result(0), result(2)] })
@@ -46,10 +47,12 @@ test('a partial list is marked partial; a whole one gets no note', async () => {
   assert.is(all.stderr, '')
 })
 
-test('job status prints the waiting reason once, not "waiting  waiting: ..."', async () => {
+test('job status prints the waiting reason once, not "waiting  waiting: ...", and copies sent ahead apart', async () => {
   const r = await node.dbc('job', 'status', PART)
   assert.match(r.stdout, /\nwaiting\s+1 provider unreachable since its lease was lost/)
   assert.not.match(r.stdout, /waiting\s+waiting:/)
+  // copies sent ahead of a slot are named apart from the running ones (the daemon counts them apart)
+  assert.match(r.stdout, /tasks\s+2\/3 done, 1 failed, 4 running \(12 more sent ahead, waiting for a slot\)/)
 })
 
 test.run()

@@ -38,4 +38,22 @@ test('under spot checks only an established provider gets copies ahead of its sl
   assert.is(on('known'), 8, 'an established provider gets its slots and 6 ahead')
 })
 
+test('progress counts copies sent ahead apart: running is at most each lease\'s slots (user walks s13/s14: "16 running" on 4 slots)', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'L', provider: 'p', slots: 1, runMs: 5, readAhead: 2 })
+  m.handleLease(0, { leaseId: 'M', provider: 'q', slots: 2, runMs: 5 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 5, '3 on L (1 slot, 2 ahead), 2 on M')
+  const p = m.progress()
+  assert.is(p.running, 3, 'one on L\'s slot, two on M\'s')
+  assert.is(p.ahead, 2)
+  // the copy on L's slot ends: one sent ahead takes the slot, and L's read-ahead refills (or not): never more than 1 running on L
+  const onL = sent.filter(c => c.leaseId === 'L')
+  m.handleResult(10, { index: onL[0].index, attempt: onL[0].attempt, ok: true, hash: 'h' })
+  m.pollCommands()
+  const q = m.progress()
+  assert.ok(q.running <= 3, `running ${q.running}`)
+  assert.is(q.running + (q.ahead ?? 0), m.liveLeases().reduce((n, l) => n + l.running, 0), 'running + ahead = every copy out')
+})
+
 test.run()
