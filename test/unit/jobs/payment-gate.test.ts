@@ -154,7 +154,8 @@ test('vouchers: garbage, another provider, a foreign job, a wrong signer are cha
   tampered.cumulative = uint256Bytes(10n ** 18n) // the payer signed 10 wei, not 1 DBC
   assert.is(await code(tampered), 'VOUCHER_BAD_SIGNER')
   assert.is(chain.kept.length, 0)
-  // good ones: the higher total is held, a lower or equal one is answered with it (reordering is honest)
+  // good ones (for a job leased here: review s14 F1): the higher total is held, a lower or equal one is answered with it (reordering is honest)
+  await gate.admitLease(lease(job(3)), OFFER)
   assert.equal((await gate.acceptVoucher(await voucher(job(3), 500n))).cumulative, uint256Bytes(500n))
   const readsAfter = chain.reads
   const lower = await gate.acceptVoucher(await voucher(job(3), 400n))
