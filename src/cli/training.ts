@@ -68,6 +68,9 @@ export function trainingStatusLines (t: Record<string, any>): string[] {
     for (const peer of Array.isArray(h?.dropped) ? h.dropped : []) drops.push({ round: Number(h.round), peer })
   }
   for (const d of drops.slice(-8)) lines.push(`dropped ${peerShort(d.peer)} in round ${d.round + 1}${members.includes(d.peer) ? ' (back in the group since)' : ''}`)
+  // one member keeping no optimizer state (its own claim) switches the momentum averaging off for the group (review s13 L8)
+  const offBy = Array.isArray(t.momentumOffBy) ? t.momentumOffBy : []
+  if (offBy.length > 0) lines.push(`momentum averaging off: ${offBy.slice(0, 8).map(peerShort).join(', ')}${offBy.length > 8 ? ` and ${offBy.length - 8} more` : ''} keep${offBy.length === 1 ? 's' : ''} no optimizer state (${offBy.length === 1 ? 'its' : 'their'} invitation reply said so); each member's momentum stays its own`)
   if (t.error != null) lines.push(`error: ${printable(String(t.error.message))}`)
   // members' refusals (of the invitation, or of a round: PAYER_BEHIND), while the job runs too
   else for (const r of (Array.isArray(t.refusals) ? t.refusals : []).slice(-8)) lines.push(`refused by ${peerShort(r.peer)}: ${printable(String(r.reason))}`)

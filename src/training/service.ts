@@ -223,7 +223,7 @@ export class TrainingService {
         reply(true, '', trainer.paramCount, '', trainer.getOptimizerState === undefined || trainer.setOptimizerState === undefined)
         // a job under way (a late member, or a resumed job): its state first, checked against the members' digest
         // the donors' addresses as the coordinator knows them (only for the donors it names, at most 8 each)
-        if (inv.fromRound > 0) await Promise.all((inv.donorAddrs ?? []).slice(0, 8).filter(a => inv.donors.includes(a.peer ?? '')).map(async a => { await this.transport.learnAddresses(a.peer ?? '', (a.addrs ?? []).slice(0, 8)) }))
+        if (inv.fromRound > 0) await Promise.all((inv.donorAddrs ?? []).slice(0, 8).filter(a => inv.donors.includes(a.peer ?? '')).map(async a => { await this.transport.learnAddresses(a.peer ?? '', (a.addrs ?? []).slice(0, 8), from) }))
         if (inv.fromRound > 0) void worker.joinFrom(inv.donors.slice(0, 8), { fromRound: inv.fromRound, digest: inv.stateHash.length > 0 && inv.stateHash.length <= 64 ? Uint8Array.from(inv.stateHash) : undefined }).catch((err: Error) => { log('job %s: join failed: %s', inv.jobId, err.message) })
       } catch (err) {
         await trainer.close().catch(() => {})

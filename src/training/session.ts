@@ -75,6 +75,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private shards = 0
   /** Members whose trainers keep no optimizer state (their InviteReply said so): rounds with them skip the momentum averaging. */
   private readonly noOptimizer = new Set<string>()
+  /** Those of `members` whose invitation reply said they keep no optimizer state: a round with any of them averages no momentum (review s13 L8: the user sees who turned it off). */
+  momentumOffBy (members: string[]): string[] { return members.filter(m => this.noOptimizer.has(m)) }
   /** Peers invited to join a running job: admitted (from the next round) once they ask. */
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
@@ -229,7 +231,9 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     // them dials them at once, instead of asking for the state over the overlay while they open
     const named = donors.slice(0, MAX_JOIN_DONORS)
     const transport = this.init.transport
-    void Promise.all(named.map(async d => ({ peer: d, addrs: await transport.addressesOf(d) }))).then(donorAddrs => {
+    // (none in a routing: overlay job: no frame of it uses a connection; review s13 L2)
+    const overlayOnly = this.spec.routing === 'overlay'
+    void Promise.all(named.map(async d => ({ peer: d, addrs: overlayOnly ? [] : await transport.addressesOf(d) }))).then(donorAddrs => {
       if (c.done || !this.invitedJoiners.has(peer)) return
       transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: named, donorAddrs, ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
     })
@@ -372,7 +376,9 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
           const { transport } = this.init
           // Members reach each other by peer id; tell them the addresses we know, so a group
           // works without a DHT lookup (and before one has converged).
-          void Promise.all(o.members.map(async m => ({ peer: m, addrs: await transport.addressesOf(m) }))).then(addrs => {
+          // (none in a routing: overlay job: no frame of it uses a connection; review s13 L2)
+          const overlayOnly = this.spec.routing === 'overlay'
+          void Promise.all(o.members.map(async m => ({ peer: m, addrs: overlayOnly ? [] : await transport.addressesOf(m) }))).then(addrs => {
             const stateHash = o.stateDigest !== undefined ? fromHexString(o.stateDigest) : undefined
             const optimizerSkip = o.members.some(m => this.noOptimizer.has(m))
             for (const p of o.to) transport.send(p, { roundStart: { jobId: this.jobId, round: o.round, members: o.members, deadlineMs: o.deadlineMs, addrs, ...(stateHash !== undefined ? { stateHash } : {}), ...(o.bandwidths !== undefined ? { bandwidths: o.bandwidths } : {}), ...(optimizerSkip ? { optimizerSkip } : {}) } })

@@ -320,7 +320,7 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, name: j.name ?? 'training', groupSize: j.spec.groupSize, createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
+    return { jobId: id, name: j.name ?? 'training', groupSize: j.spec.groupSize, createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], refusals: j.session?.refusals ?? [], momentumOffBy: j.session?.momentumOffBy(last?.members ?? []) ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
   }
 
   /** How this node reaches each of `members` now (dbc job status/explain): the route's kind, relays and why. */

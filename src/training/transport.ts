@@ -14,7 +14,7 @@
 // and its peers are kept off connections; direct: never the overlay): job-routes in overlay-route.ts.
 import type { Stream, Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { addrsFromCoordinator, scopeOf } from './coordinator-addrs.js'
 import { logger } from '@libp2p/logger'
 import type { FramedStream } from '../net/framed.js'
 import { encodeFrame } from '../wire/frame.js'
@@ -193,11 +193,18 @@ export class TrainingTransport {
     }
   }
 
-  /** Adds addresses for `peer` learned from the coordinator (never for ourselves). */
-  async learnAddresses (peer: string, addrs: string[]): Promise<void> {
+  /**
+   * Adds addresses for `peer` that the coordinator `from` named (never for ourselves): loopback and
+   * private ones only as far as our connection to `from` is on loopback or a private network
+   * (coordinator-addrs.ts, review s13 L2).
+   */
+  async learnAddresses (peer: string, addrs: string[], from: string): Promise<void> {
     if (peer === this.self || addrs.length === 0) return
     try {
-      await this.host.peerStore.merge(peerIdFromString(peer), { multiaddrs: addrs.slice(0, MAX_SHARED_ADDRS).map(a => multiaddr(a)) })
+      const scopes = this.host.getConnections(peerIdFromString(from)).map(c => scopeOf(c.remoteAddr))
+      const { kept, dropped } = addrsFromCoordinator(addrs.slice(0, MAX_SHARED_ADDRS), scopes)
+      if (dropped > 0) log('%d of the addresses %s named for %s left out (loopback or private, and it is not)', dropped, from, peer)
+      if (kept.length > 0) await this.host.peerStore.merge(peerIdFromString(peer), { multiaddrs: kept })
     } catch (err) {
       log('ignored addresses for %s: %s', peer, (err as Error).message)
     }

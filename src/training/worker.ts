@@ -255,7 +255,7 @@ export class TrainingWorker {
       this.lastMembers = rs.members.slice(0, 128)
       const digest = rs.stateHash?.length > 0 ? Uint8Array.from(rs.stateHash) : undefined
       const deadlineAt = performance.now() + rs.deadlineMs
-      const learned = Promise.all(rs.addrs.slice(0, rs.members.length).map(async a => { await this.init.transport.learnAddresses(a.peer ?? '', a.addrs ?? []) }))
+      const learned = Promise.all(rs.addrs.slice(0, rs.members.length).map(async a => { await this.init.transport.learnAddresses(a.peer ?? '', a.addrs ?? [], from) }))
       this.chain = this.chain.then(async () => { await learned; await this.runRound(rs.round, rs.members, deadlineAt, digest, rs.optimizerSkip === true) }).catch(err => {
         log.error('round %d failed: %s', rs.round, (err as Error).message)
       })

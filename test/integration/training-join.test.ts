@@ -162,6 +162,8 @@ test('an external trainer process takes part in a networked job next to a built-
   // both take part in every round (the external member keeps no optimizer state: the group skips
   // the momentum averaging instead of waiting for its slices every 5th round)
   assert.ok(result.history.every(h => h.dropped.length === 0), `dropped per round: ${result.history.map(h => h.dropped.length)}`)
+  // the job's status names who turned the averaging off (review s13 L8): the external member, by its own claim
+  assert.equal(session.momentumOffBy(result.members), [b.peerId.toString()])
   // The averaged model beats either start: evaluate it with a local copy of the MLP.
   const check = createMlpTrainer(session.spec, 0, 1)
   const before = await check.evaluate()

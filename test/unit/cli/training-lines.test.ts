@@ -106,4 +106,13 @@ test('a training job\'s status names the job and says when its group is smaller 
   assert.not.match(trainingStatusLines({ ...t, members: [], round: -1 })[0], /asked/, 'before the first round: no group yet')
 })
 
+test('a training job\'s status says who turned the momentum averaging off (a member\'s no_optimizer claim; review s13 L8)', () => {
+  const t = { jobId: 'abc', status: 'running', round: 2, rounds: 20, loss: 0.5, accuracy: null, members: [A, B], history: [] }
+  assert.not.ok(trainingStatusLines(t).some(l => /momentum/.test(l)))
+  assert.not.ok(trainingStatusLines({ ...t, momentumOffBy: [] }).some(l => /momentum/.test(l)))
+  const lines = trainingStatusLines({ ...t, momentumOffBy: [B] })
+  assert.ok(lines.includes('momentum averaging off: 12D3KooWPuvxcDyJ… keeps no optimizer state (its invitation reply said so); each member\'s momentum stays its own'), lines.join('\n'))
+  assert.match(trainingStatusLines({ ...t, momentumOffBy: [A, B] }).join('\n'), /momentum averaging off: 12D3KooWLcAnXiM9…, 12D3KooWPuvxcDyJ… keep no optimizer state \(their/)
+})
+
 test.run()
