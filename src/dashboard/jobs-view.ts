@@ -12,7 +12,11 @@ export interface ProviderRow {
   provider: string
   /** Copies running there now. */
   running: number
-  /** Tasks whose accepted result came from there. */
+  /**
+   * Its copies that agreed with an accepted result: every provider of a redundant (or spot-checked)
+   * task counts it. Counting only the copy recorded as accepted showed 1,379 and 0 for two providers
+   * that each returned 1,379 agreed copies of a redundancy-2 job (review s13 L9, user walk s14).
+   */
   done: number
   failed: number
   copies: number
@@ -42,7 +46,7 @@ export function jobDetail (store: Store, jobs: JobStore, service: JobService, jo
   const status = service.status(jobId) // NOT_FOUND for unknown jobs
   const explain = service.explain(jobId)
   // task states only (job_tasks holds outputs too: do not read those here)
-  const rows = store.db.prepare('SELECT idx, status, accepted_attempt, failed_reason FROM job_tasks WHERE job_id = ?').all(jobId) as Array<{ idx: number, status: string, accepted_attempt: number | null, failed_reason: string | null }>
+  const rows = store.db.prepare('SELECT idx, status, failed_reason FROM job_tasks WHERE job_id = ?').all(jobId) as Array<{ idx: number, status: string, failed_reason: string | null }>
   const byIndex = new Map(rows.map(r => [Number(r.idx), r]))
   const copies = jobs.copies(jobId)
   const copiesByTask = new Map<number, typeof copies>()
@@ -62,6 +66,7 @@ export function jobDetail (store: Store, jobs: JobStore, service: JobService, jo
     r.copies++
     r.byOutcome[c.outcome] = (r.byOutcome[c.outcome] ?? 0) + 1
     if (c.outcome === 'running' && status.status === 'running') r.running++
+    if (c.outcome === 'agreed') r.done++
     if (c.outcome === 'failed' || c.outcome === 'timeout' || c.outcome === 'lost' || c.outcome === 'wrong') r.failed++
   }
   const counts: Record<TaskState, number> = { queued: 0, running: 0, done: 0, failed: 0 }
@@ -72,8 +77,6 @@ export function jobDetail (store: Store, jobs: JobStore, service: JobService, jo
     let st: TaskState
     if (t?.status === 'done') {
       st = 'done'
-      const acc = cs.find(c => c.attempt === t.accepted_attempt)
-      if (acc !== undefined) prow(acc.provider).done++
     } else if (t?.status === 'failed') st = 'failed'
     else if (status.status === 'running' && cs.some(c => c.outcome === 'running')) st = 'running'
     else st = status.status === 'running' ? 'queued' : 'failed'

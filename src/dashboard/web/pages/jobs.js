@@ -48,7 +48,7 @@ function detailView (j, d, explain) {
   parts.push(el('h3', {}, 'Per provider'))
   parts.push(d.providers.length === 0
     ? el('div', { class: 'empty' }, 'no copy has been placed yet')
-    : table(['provider', { text: 'running', class: 'num' }, { text: 'done (accepted)', class: 'num' }, { text: 'failed', class: 'num' }, { text: 'copies', class: 'num' }, 'outcomes'],
+    : table(['provider', { text: 'running', class: 'num' }, { text: 'done (agreed copies)', class: 'num' }, { text: 'failed', class: 'num' }, { text: 'copies', class: 'num' }, 'outcomes'],
       d.providers.map(p => el('tr', { dataset: { testid: 'provider-row', provider: p.provider } },
         el('td', { class: 'mono', title: p.provider }, shortId(p.provider)),
         el('td', { class: 'num' }, String(p.running)),
