@@ -167,8 +167,10 @@ test('the dashboard shows the network, the jobs, the training and the earnings a
       const c = g.Chart.getChart(g.document.querySelector('[data-testid=loss-chart]'))
       return c.data.datasets[0].data.map((p: { x: number, y: number }) => p.x)
     })
-    assert.equal(points, trained.history.map((h: any) => h.round))
+    // rounds are shown from 1, as `dbc job status` and the job list print them (the API counts from 0)
+    assert.equal(points, trained.history.map((h: any) => h.round + 1))
     assert.is(await page.$$eval('[data-testid=round-row]', els => els.length), TRAINING.rounds)
+    assert.is(await page.textContent('[data-testid=round-row] td'), '1')
     assert.is(await page.$$eval('[data-testid=member-row]', els => els.length), 2)
     await shot(page, 'training')
 

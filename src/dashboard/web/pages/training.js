@@ -40,7 +40,9 @@ function destroyCharts () { while (charts.length > 0) charts.pop().destroy() }
 
 function detail (t) {
   destroyCharts()
-  const h = t.history ?? []
+  // rounds from 1, as `dbc job status`, its progress lines and this page's job list print them (the
+  // API counts from 0: a member dropped in "round 54" here was "round 55" in the CLI, review s13 L5)
+  const h = (t.history ?? []).map(r => ({ ...r, round: Number(r.round) + 1 }))
   const loss = h.map(r => ({ x: r.round, y: r.loss }))
   const acc = h.filter(r => r.accuracy !== null && Number.isFinite(r.accuracy)).map(r => ({ x: r.round, y: r.accuracy }))
   const lossCanvas = el('canvas', { dataset: { testid: 'loss-chart' } })
