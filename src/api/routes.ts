@@ -223,6 +223,7 @@ export const routes = defineRoutes({
     response: z.object({ jobId: z.string(), accuracy: z.number(), members: z.array(z.string()), rounds: z.number().int(), receipts: z.number(), model: z.string().meta({ description: 'base64 dbc-model-v2' }) }),
     errors: ['NOT_FINISHED']
   },
+  'POST /v1/training/:id/cancel': { method: 'POST', path: '/v1/training/:id/cancel', tag: 'training', summary: 'Cancel a running training job: its members are told to stop, the rounds done are paid; answers its status', params: jobParams, response: trainingView, errors: ['NOT_RUNNING'] },
   'POST /v1/training/:id/members': { method: 'POST', path: '/v1/training/:id/members', tag: 'training', summary: 'Invite a peer into a running training job', params: jobParams, body: z.object({ peer: z.string().min(1).max(128) }), response: z.object({ invited: z.unknown().optional() }), errors: ['NOT_RUNNING'] },
   'GET /v1/training/:id/events': {
     method: 'GET',

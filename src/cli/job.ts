@@ -100,8 +100,18 @@ export function registerJobCommands (program: Command): void {
       const training = (await client.call<{ jobs: Array<Record<string, any>> }>('GET', '/v1/training').catch(() => ({ jobs: [] }))).jobs
       if (opts.json === true) return printJson({ jobs: [...jobs.map(j => ({ kind: 'grid', ...j })), ...training.map(t => ({ kind: 'training', ...t }))] })
       if (jobs.length === 0 && training.length === 0) { process.stdout.write('no jobs yet (submit one with `dbc job submit FILE`)\n'); return }
+      // a running job has no summary yet: its PAID is what its payer committed so far (was "-", and a
+      // cancelled job's "0 DBC" beside it; review s13 L8)
+      const soFar = await Promise.all(jobs.map(async j => j.status !== 'running' || j.summary?.payment !== undefined
+        ? undefined
+        : await client.call<{ payment?: { committed?: unknown } }>('GET', `/v1/jobs/${encodeURIComponent(j.jobId)}/payments`).then(p => p.payment?.committed, () => undefined)))
+      const paid = (j: JobStatus, i: number): string => {
+        const c = soFar[i]
+        if (j.summary?.payment !== undefined || typeof c !== 'string' || !/^\d{1,60}$/.test(c)) return formatDbc(j.summary?.payment?.paid)
+        return `${formatDbc(BigInt(c))} so far`
+      }
       const rows = [
-        ...jobs.map(j => [j.jobId.slice(0, 16), 'grid', j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), formatDbc(j.summary?.payment?.paid), formatDuration(Date.now() - j.createdAt)]),
+        ...jobs.map((j, i) => [j.jobId.slice(0, 16), 'grid', j.name, j.status, `${j.done}/${j.tasks}`, String(j.failed), paid(j, i), formatDuration(Date.now() - j.createdAt)]),
         ...training.map(t => [String(t.jobId).slice(0, 16), 'training', String(t.name ?? 'training'), String(t.status), `${Number(t.round) + 1}/${String(t.rounds)} rounds`, '-', formatDbc(t.payment?.paid), typeof t.createdAt === 'number' ? formatDuration(Date.now() - t.createdAt) : '-'])
       ]
       process.stdout.write(table(['JOB', 'KIND', 'NAME', 'STATUS', 'DONE', 'FAILED', 'PAID', 'AGE'], rows))
@@ -174,7 +184,15 @@ export function registerJobCommands (program: Command): void {
     .action(async (id: string, opts, cmd: Command) => {
       const client = await clientOf(cmd)
       id = await resolveJobId(client, id)
-      const s = await client.call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)
+      const s = await client.call<JobStatus>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`).catch(async (err) => {
+        if (!isNotFound(err)) throw err
+        // a training job: its group is told to stop, the rounds done are paid
+        const t = await client.call<Record<string, any>>('POST', `/v1/training/${encodeURIComponent(id)}/cancel`).catch((e2) => { throw isNotFound(e2) ? err : e2 })
+        if (opts.json === true) { printJson(t); return undefined }
+        process.stdout.write(`training job ${id} is ${String(t.status)} (${Number(t.round) + 1} of ${String(t.rounds)} rounds done)\n`)
+        return undefined
+      })
+      if (s === undefined) return
       if (opts.json === true) return printJson(s)
       process.stdout.write(`job ${id} is ${s.status}\n`)
     })

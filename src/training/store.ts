@@ -21,7 +21,8 @@ const MIGRATIONS = [
   'ALTER TABLE training_jobs ADD COLUMN name TEXT'
 ]
 
-export type TrainingJobStatus = 'running' | 'done' | 'failed'
+/** A job cancelled by its submitter (`dbc job cancel`) ends as 'cancelled': it is not resumed after a restart. */
+export type TrainingJobStatus = 'running' | 'done' | 'failed' | 'cancelled'
 
 export interface StoredTrainingJob {
   jobId: string
@@ -69,6 +70,11 @@ export class TrainingStore {
 
   fail (jobId: string, error: { code: string, message: string }): void {
     this.stmt('UPDATE training_jobs SET status = \'failed\', error = ?, updated_at = ? WHERE job_id = ?').run(JSON.stringify(error), Date.now(), jobId)
+  }
+
+  /** The submitter cancelled the job: it ends here (a restart does not resume it); `error` says by whom and when. */
+  cancel (jobId: string, error: { code: string, message: string }): void {
+    this.stmt('UPDATE training_jobs SET status = \'cancelled\', error = ?, updated_at = ? WHERE job_id = ? AND status = \'running\'').run(JSON.stringify(error), Date.now(), jobId)
   }
 
   progress (jobId: string, p: TrainingProgress): void {

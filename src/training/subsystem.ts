@@ -84,7 +84,9 @@ interface TrainingJob {
   spec: TrainingSpec
   /** Absent for a job that ended before this node restarted (read from the store). */
   session?: TrainingSession
-  status: 'running' | 'done' | 'failed'
+  status: 'running' | 'done' | 'failed' | 'cancelled'
+  /** Cancels this job alone (`dbc job cancel`): its session sees it with the node's stop. */
+  cancel?: AbortController
   history: TrainingProgress[]
   result?: { accuracy: number, members: string[], rounds: number, receipts: number, model: Uint8Array }
   error?: { code: string, message: string, refusals?: InviteRefusal[] }
@@ -213,12 +215,13 @@ export class TrainingSubsystem implements Subsystem {
   private launch (jobId: string, spec: TrainingSpec, group: string[], createdAt: number, resume?: ResumePoint, name?: string): void {
     const ctx = this.ctx!
     const store = this.store
+    const cancel = new AbortController()
     const session = new TrainingSession({
       transport: this.service!.transport,
       jobId,
       spec,
       peers: group,
-      signal: this.aborts.signal,
+      signal: AbortSignal.any([this.aborts.signal, cancel.signal]),
       resume,
       sign: stateSigner(ctx.identity.secretKey),
       checkpoint: (c) => { store?.saveCheckpoint(jobId, c) },
@@ -228,7 +231,7 @@ export class TrainingSubsystem implements Subsystem {
     const pay = this.init.payments?.()
     pay?.resume(jobId, spec)
     let stopping = false
-    const job: TrainingJob = { createdAt, peers: group, ...(name !== undefined ? { name } : {}), spec, session, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
+    const job: TrainingJob = { createdAt, peers: group, ...(name !== undefined ? { name } : {}), spec, session, cancel, status: 'running', history: resume?.history.filter(h => h.round < session.resumedFrom) ?? [], waiters: new Set(), resumedFrom: session.resumedFrom }
     this.jobs.set(jobId, job)
     const wake = (): void => { for (const w of job.waiters) w() }
     session.on('progress', (p) => { job.history.push(p); store?.progress(jobId, p); pay?.roundEnded(jobId); wake() })
@@ -239,12 +242,15 @@ export class TrainingSubsystem implements Subsystem {
       job.status = 'done'
       store?.finish(jobId, { accuracy: r.accuracy, members: r.members, receipts, model: r.model })
     }, (err: Error) => {
-      job.status = 'failed'
+      const cancelled = (err as TrainingError).code === 'CANCELLED'
+      job.status = cancelled ? 'cancelled' : 'failed'
       job.error = { code: (err as TrainingError).code ?? 'TRAINING_FAILED', message: err.message, refusals: session.refusals }
       // a job stopped by this node's shutdown stays 'running' in the store: it resumes on the next start
       stopping = (err as TrainingError).code === 'NODE_STOPPING'
-      if (!stopping) store?.fail(jobId, job.error)
-      ctx.log.warn({ jobId, err: err.message }, 'training job failed')
+      if (cancelled) store?.cancel(jobId, job.error)
+      else if (!stopping) store?.fail(jobId, job.error)
+      if (cancelled) ctx.log.info({ jobId }, 'training job cancelled')
+      else ctx.log.warn({ jobId, err: err.message }, 'training job failed')
     }).finally(() => {
       wake()
       // a job stopped by the shutdown resumes on the next start: its escrow stays open
@@ -316,6 +322,22 @@ export class TrainingSubsystem implements Subsystem {
   }
 
   /** What GET /v1/training lists (the dashboard's node-wide event stream compares these). */
+  /**
+   * Cancels a running job of this node: its session tells the members to stop (also while its
+   * invitations are out), the rounds done are paid as at any end, and it ends 'cancelled' (a
+   * restart does not resume it). Answers once it has ended (or after 5 s, still 'running').
+   */
+  async cancel (jobId: string): Promise<Record<string, unknown>> {
+    const j = this.job(jobId)
+    if (j.status !== 'running' || j.cancel === undefined) throw new TrainingError('NOT_RUNNING', `training job ${jobId} is ${j.status}`, { hint: 'only a running job can be cancelled' })
+    j.cancel.abort(new TrainingError('CANCELLED', 'cancelled by the submitter (dbc job cancel)'))
+    const end = Date.now() + 5000
+    while (j.status === 'running' && Date.now() < end) {
+      await new Promise<void>(resolve => { const w = (): void => { j.waiters.delete(w); resolve() }; j.waiters.add(w); setTimeout(w, 100) })
+    }
+    return this.view(jobId, j)
+  }
+
   list (): Array<Record<string, unknown>> { return [...this.jobs.entries()].map(([id, j]) => this.view(id, j)) }
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
@@ -350,6 +372,7 @@ export class TrainingSubsystem implements Subsystem {
       const r = j.result
       return { jobId: req.params.id, accuracy: r.accuracy, members: r.members, rounds: r.rounds, receipts: r.receipts, model: Buffer.from(r.model).toString('base64') }
     })
+    api.route('POST', '/v1/training/:id/cancel', async (req) => await this.cancel(req.params.id))
     api.route('POST', '/v1/training/:id/members', (req) => {
       const j = this.job(req.params.id)
       const peer = (req.body as { peer?: unknown } | undefined)?.peer

@@ -119,4 +119,39 @@ test('a second built-in job on peers running this node\'s first is refused at on
   assert.type(other.jobId, 'string')
 })
 
+
+test('dbc job cancel on a training job: its members stop, it ends cancelled, its peers take the next job', async () => {
+  const [, a, b] = hosts
+  const first = (await call('GET /v1/training')).jobs.find((j: any) => j.name === 'first[2J')
+  assert.is(first?.status, 'running', 'the 400-round job of the test before still runs')
+  assert.equal(services.map(s => s.workers.size), [1, 1], 'each member runs it')
+  const view = await call('POST /v1/training/:id/cancel', { id: first.jobId })
+  assert.is(view.status, 'cancelled')
+  assert.is(view.error.code, 'CANCELLED')
+  assert.ok(view.round < 399, `cancelled at round ${String(view.round)}`)
+  // the event stream ends with it
+  const events: any[] = []
+  await routes.get('GET /v1/training/:id/events')!({ params: { id: first.jobId }, query: new URLSearchParams(), body: undefined, signal: new AbortController().signal }, (e) => { events.push(e) })
+  assert.is(events[events.length - 1].type, 'end')
+  assert.is(events[events.length - 1].status, 'cancelled')
+  // the members were told to stop: their workers go
+  for (let i = 0; i < 100 && services.some(s => s.workers.size > 0); i++) await new Promise(resolve => setTimeout(resolve, 50))
+  assert.equal(services.map(s => s.workers.size), [0, 0])
+  // no more rounds after the cancel
+  const rounds = (await call('GET /v1/training/:id', { id: first.jobId })).history.length
+  await new Promise(resolve => setTimeout(resolve, 300))
+  assert.is((await call('GET /v1/training/:id', { id: first.jobId })).history.length, rounds)
+  // a job that is not running cannot be cancelled; an unknown one is not found
+  const again = await call('POST /v1/training/:id/cancel', { id: first.jobId }).then(() => assert.unreachable('cancelled twice'), (err: any) => err)
+  assert.is(again.code, 'NOT_RUNNING')
+  const unknown = await call('POST /v1/training/:id/cancel', { id: 'nope' }).then(() => assert.unreachable('found'), (err: any) => err)
+  assert.is(unknown.code, 'NOT_FOUND')
+  // its peers are free: the next built-in job on them is accepted and runs
+  const spec = { groupSize: 2, rounds: 400, localSteps: 5, batchSize: 16, evalEvery: 0, dataset: { trainPerClass: 100, testPerClass: 50 } }
+  const { jobId } = await call('POST /v1/training', {}, { spec, peers: [a, b].map(h => h.peerId.toString()) })
+  for (let i = 0; i < 200 && (await call('GET /v1/training/:id', { id: jobId })).round < 0; i++) await new Promise(resolve => setTimeout(resolve, 50))
+  assert.is((await call('GET /v1/training/:id', { id: jobId })).status, 'running')
+  assert.is((await call('POST /v1/training/:id/cancel', { id: jobId })).status, 'cancelled')
+})
+
 test.run()
