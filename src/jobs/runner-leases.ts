@@ -255,7 +255,10 @@ export class LeaseRounds {
       if (this.leasedViews.size < 4096) this.leasedViews.set(v.provider, v)
       this.d.payments.offerPrices.set(v.provider, prices)
       const runMs = p.predictions[i].transferMs + p.predictions[i].runMs
-      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(runMs <= READ_AHEAD_BELOW_MS ? { readAhead: LEASE_READ_AHEAD } : {}) })
+      // a paid lease's payout address is bound to this peer by its key (addPayee above): peers of one
+      // payout key are one owner, never two opinions on one task (review s14 cheat F3)
+      const owner = init.payment !== undefined ? init.payment.payer.payoutOf(v.provider) : undefined
+      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(runMs <= READ_AHEAD_BELOW_MS ? { readAhead: LEASE_READ_AHEAD } : {}), ...(owner !== undefined ? { owner } : {}) })
       opened++
     }))
     return outcome(opened)

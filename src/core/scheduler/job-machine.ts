@@ -71,6 +71,7 @@ export class JobMachine extends JobDispatch {
     // a provider the job measured is reckoned at its measured copy time, not its offer's claim
     const runMs = grant.runMs === undefined ? undefined : this.speed.runMsOf(grant.provider, grant.runMs)
     this.speed.leased(runMs)
+    if (grant.owner !== undefined) this.owners.set(grant.provider, grant.owner)
     this.leases.set(grant.leaseId, { ...grant, runMs, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
     // copies go to the free lease predicted fastest first (a retry late in the job to the lease that
     // ends it soonest, not the first by its round's rank: ranks restart each round), then by rank

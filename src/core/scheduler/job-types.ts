@@ -66,6 +66,12 @@ export interface LeaseGrant {
   runMs?: number
   /** Copies sent beyond `slots`, waiting at the provider for a slot (tiny tasks: a slot is never idle for a round trip). */
   readAhead?: number
+  /**
+   * The account its work is paid to, when the payer knows it as one (a payout address whose key
+   * signed a binding to this peer): peers of one owner are one provider for a task's copies, so one
+   * operator's second peer id is no second opinion (review s14 cheat F3).
+   */
+  owner?: string
 }
 
 export type JobCommand =

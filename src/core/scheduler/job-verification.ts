@@ -23,6 +23,8 @@ export abstract class JobVerification {
   protected ordered: LeaseState[] = []
   protected readonly deadlines = new DeadlineHeap()
   protected readonly avoided = new Set<string>()
+  /** Provider -> the owner its leases named (LeaseGrant.owner): bounded by the providers leased. */
+  protected readonly owners = new Map<string, string>()
   protected readonly consecutiveFailures = new Map<string, number>()
   protected readonly wrongBy = new Map<string, number>()
   protected readonly caught = new Set<string>()
@@ -226,8 +228,10 @@ export abstract class JobVerification {
 
   protected allowed (t: TaskState, provider: string): boolean {
     if (this.avoided.has(provider)) return false
+    const owner = this.owners.get(provider)
     for (const c of t.copies) {
-      if (c.provider !== provider) continue
+      // a peer of the same owner (LeaseGrant.owner) counts as this provider: its copy is no second opinion
+      if (c.provider !== provider && (owner === undefined || this.owners.get(c.provider) !== owner)) continue
       // Lost and cancelled copies say nothing against the provider; anything else does.
       if (c.outcome !== 'lost' && c.outcome !== 'cancelled') return false
     }
