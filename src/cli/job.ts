@@ -61,7 +61,7 @@ export function registerJobCommands (program: Command): void {
       }
       if (opts.detach === true) {
         if (opts.json === true) return printJson({ jobId })
-        process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
+        process.stdout.write(`${jobId}\nlook at it with: dbc job status ${jobId} (or follow each task: dbc job logs ${jobId} --follow)\n`)
         return
       }
       if (opts.json !== true) process.stderr.write(`job ${jobId} submitted\n`)
@@ -255,13 +255,16 @@ async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<
         progress?.stop()
         return ev.status as JobStatus
       }
-      const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed, running: 0, retries: 0 }
+      // before the runner's first report the event carries counts only: running and retries unknown
+      const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed }
       if (progress !== undefined) {
-        if (!started) { progress.start(p.total, p.done, { running: p.running, retries: p.retries, failed: p.failed }); started = true }
-        progress.update(p.done, { running: p.running, retries: p.retries, failed: p.failed })
+        if (!started) { progress.start(p.total, p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed }); started = true }
+        progress.update(p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed })
       } else if (bar && Date.now() - lastLine > 2000) {
         lastLine = Date.now()
-        process.stderr.write(`progress: ${String(p.done)}/${String(p.total)} tasks done, ${String(p.running)} running, ${String(p.retries)} retries, ${String(p.failed)} failed\n`)
+        // "0 running, 0 retries" while copies ran was the fallback's made-up zeros (user walk s14)
+        const busy = p.running === undefined ? '' : `, ${String(p.running)} running, ${String(p.retries)} retries`
+        process.stderr.write(`progress: ${String(p.done)}/${String(p.total)} tasks done${busy}, ${String(p.failed)} failed\n`)
       }
     }
   } catch (err) {
