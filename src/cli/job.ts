@@ -290,7 +290,13 @@ function printSummary (s: JobStatus): void {
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
   if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
   if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', formatDbc(sum.predictedCost)])
-  if (sum.meteredSpent !== undefined) rows.push(['billed (receipts)', formatDbc(sum.meteredSpent)])
+  if (sum.meteredSpent !== undefined) {
+    // receipts come back for failed and timed-out copies too, which are not paid: a failed job read
+    // "billed 0.000057 DBC, paid 0 DBC, billed copies 0" with no word why (user walk s14)
+    const paid = Number(sum.payment?.paid)
+    const unpaid = s.status !== 'running' && Number.isFinite(paid) && paid < sum.meteredSpent * 0.999 ? ' (receipts of every copy that came back, failed ones too; only accepted copies are paid)' : ''
+    rows.push(['billed (receipts)', `${formatDbc(sum.meteredSpent)}${unpaid}`])
+  }
   if (sum.payment !== undefined) rows.push(['paid (signed)', `${formatDbc(sum.payment.paid)}${sum.payment.refused !== '0' ? `, refused ${formatDbc(sum.payment.refused)} (see dbc job settle)` : ''}`])
   rows.push(['billed copies', String(s.billedCopies)])
   // why tasks wait or failed to place, from the providers' own refusal codes (e.g. BUSY: 12)

@@ -1,7 +1,8 @@
 // Found on a new user's walk (session 14): `dbc job results` of a failed job printed nothing and
 // exited 0, and of a partly failed one a shorter list, with no word that tasks are missing; the
 // job summary printed its waiting reason as "waiting    waiting: 1 provider unreachable ...", and
-// counted copies sent ahead of a slot as running ("16 running" on two providers of 2 slots).
+// counted copies sent ahead of a slot as running ("16 running" on two providers of 2 slots), and a
+// failed job's summary read "billed (receipts) 0.000057 DBC, paid 0 DBC" with no word why.
 // Checked against a stand-in daemon.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -19,7 +20,7 @@ test.before(async () => {
   node = await standInNode('dbc-results-', (_req, _res, { url, json }) => {
     if (url === '/v1/jobs') return json(200, { jobs: [] })
     if (url === '/v1/training') return json(200, { jobs: [] })
-    if (url === `/v1/jobs/${FAILED}`) return json(200, status(FAILED, 0, 3))
+    if (url === `/v1/jobs/${FAILED}`) return json(200, status(FAILED, 0, 3, { summary: { meteredSpent: 0.000057, payment: { paid: '0', refused: '0', unit: 'DBC' } } }))
     if (url === `/v1/jobs/${PART}`) return json(200, status(PART, 2, 1, { status: 'running', failed: 1, running: 4, ahead: 12, summary: { waiting: 'waiting: 1 provider unreachable since its lease was lost' } }))
     if (url === `/v1/jobs/${ALL}`) return json(200, status(ALL, 3, 0))
     if (url === `/v1/jobs/${FAILED}/results`) return json(200, { jobId: FAILED, results: [] })
@@ -36,6 +37,13 @@ test('a failed job with no results says so and where the reasons are', async () 
   assert.is(r.code, 0, r.stderr)
   assert.is(r.stdout, '')
   assert.match(r.stderr, `note: 0 of 3 tasks have an accepted result (job failed, 3 failed: \`dbc job explain ${FAILED}\` says why)`)
+})
+
+test('a failed job\'s status says why its receipts bill more than it paid', async () => {
+  const r = await node.dbc('job', 'status', FAILED)
+  assert.match(r.stdout, /billed \(receipts\)\s+0\.000057 DBC \(receipts of every copy that came back, failed ones too; only accepted copies are paid\)\n/)
+  const all = await node.dbc('job', 'status', ALL)
+  assert.not.match(all.stdout, /failed ones too/)
 })
 
 test('a partial list is marked partial; a whole one gets no note', async () => {
