@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coordinator.js'
 import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
-import { TrainingError, bytesToFloats, floatsToBytes, JOIN_LOAD_TIMEOUT_MS } from './worker.js'
+import { TrainingError, bytesToFloats, floatsToBytes, JOIN_LOAD_TIMEOUT_MS, MAX_SERVED_REPORTED } from './worker.js'
 import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
 import { verifyStateSignature } from './state-sign.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
@@ -87,6 +87,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly invitations = new Map<string, number>()
   /** Invited joiners that accepted and load the state: each invitation's wait grows once, to the joiner's whole load. */
   private readonly loadingJoiners = new Set<string>()
+  /** Each invited joiner's donors (the members told to serve it the state). */
+  private readonly joinerDonors = new Map<string, string[]>()
+  /** An accepted joiner whose donors all report whom they serve: when its wait ends at the latest (performance.now ms). */
+  private readonly joinerLoadCap = new Map<string, number>()
+  /** Members whose reports fill `serving` (RoundReport.reports_serving): only their word can extend a joiner's wait. */
+  private readonly servingReporters = new Set<string>()
   private lookingForPeers = false
   private checkpointWanted: { round: number, digest: string, donors: string[] } | undefined
   /** The round the job resumed from (0 for a fresh job). */
@@ -124,6 +130,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       else if (msg.report != null && msg.report.jobId === this.jobId) {
         const r = msg.report
         if (r.receipt != null && r.receipt.length > 0) this.receipts.set(`${from}/${r.round}`, r.receipt)
+        if (r.reportsServing === true && this.ranks.has(from) && this.servingReporters.size < 1024) this.servingReporters.add(from)
+        for (const p of r.serving.slice(0, MAX_SERVED_REPORTED)) this.joinerServed(p, from)
         this.coordinator?.handleReport(performance.now(), from, { round: r.round, loss: r.loss, accuracy: r.accuracy, computeMs: r.computeMs, samples: r.samples, timedOut: r.timedOut, dropped: r.dropped, bytesSent: r.bytesSent, stateDigest: r.stateHash?.length > 0 ? toHexString(r.stateHash) : undefined, bandwidth: r.bandwidth })
         this.pump()
       } else if (msg.join != null && msg.join.jobId === this.jobId) {
@@ -131,7 +139,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         if (!this.invitedJoiners.has(from) && !this.ranks.has(from)) return
         clearTimeout(this.invitedJoiners.get(from))
         this.invitedJoiners.delete(from)
-        this.loadingJoiners.delete(from)
+        this.forgetJoinerWait(from)
         this.coordinator?.handleJoin(performance.now(), from)
       } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && msg.stateResponse.final) {
         finalModel?.({ from, params: msg.stateResponse.params })
@@ -198,6 +206,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       if (this.timer !== undefined) clearTimeout(this.timer)
       for (const t of this.invitedJoiners.values()) clearTimeout(t)
       this.invitedJoiners.clear()
+      this.joinerLoadCap.clear()
+      this.joinerDonors.clear()
       this.onOutput = undefined
     }
   }
@@ -225,11 +235,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     // may be sent again later, a bounded number of times
     const tries = (this.invitations.get(peer) ?? 0) + 1
     this.invitations.set(peer, tries)
-    this.loadingJoiners.delete(peer)
+    this.forgetJoinerWait(peer)
     this.waitForJoin(peer, this.init.joinTimeoutMs ?? 60_000)
     // with the donors' addresses (we hold connections to our members): a joiner that knows none of
     // them dials them at once, instead of asking for the state over the overlay while they open
     const named = donors.slice(0, MAX_JOIN_DONORS)
+    this.joinerDonors.set(peer, named)
     const transport = this.init.transport
     // (none in a routing: overlay job: no frame of it uses a connection; review s13 L2)
     const overlayOnly = this.spec.routing === 'overlay'
@@ -248,7 +259,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     clearTimeout(this.invitedJoiners.get(peer))
     this.invitedJoiners.set(peer, setTimeout(() => {
       this.invitedJoiners.delete(peer)
-      this.loadingJoiners.delete(peer)
+      this.forgetJoinerWait(peer)
       const c = this.coordinator
       if ((this.invitations.get(peer) ?? 0) < MAX_INVITATIONS && c !== undefined && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
     }, ms))
@@ -263,7 +274,30 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     if (!this.invitedJoiners.has(peer) || this.loadingJoiners.has(peer)) return
     this.loadingJoiners.add(peer)
     const donors = Math.max(1, Math.min(MAX_JOIN_DONORS, this.coordinator?.currentMembers.length ?? 1))
-    this.waitForJoin(peer, (this.init.joinTimeoutMs ?? 60_000) + donors * (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS))
+    const joinMs = this.init.joinTimeoutMs ?? 60_000
+    const wholeLoad = joinMs + donors * (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS)
+    // its acceptance is only its word: with donors that report whom they serve, it waits joinTimeout,
+    // extended by each report that it loads, up to the whole load (review s12 L6: a silent invitee
+    // held the slot for the whole load); a donor from before reports nothing: the whole load at once
+    const named = this.joinerDonors.get(peer) ?? []
+    if (named.length > 0 && named.every(d => this.servingReporters.has(d))) {
+      this.joinerLoadCap.set(peer, performance.now() + wholeLoad)
+      this.waitForJoin(peer, joinMs)
+    } else this.waitForJoin(peer, wholeLoad)
+  }
+
+  /** A donor of `peer` reported sending it the state: its wait runs on, up to its whole load. */
+  private joinerServed (peer: string, donor: string): void {
+    const cap = this.joinerLoadCap.get(peer)
+    if (cap === undefined || !this.loadingJoiners.has(peer) || !(this.joinerDonors.get(peer) ?? []).includes(donor)) return
+    const ms = Math.min((this.init.joinTimeoutMs ?? 60_000) + (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS), cap - performance.now())
+    if (ms > 0) this.waitForJoin(peer, ms)
+  }
+
+  private forgetJoinerWait (peer: string): void {
+    this.loadingJoiners.delete(peer)
+    this.joinerLoadCap.delete(peer)
+    this.joinerDonors.delete(peer)
   }
 
   /** The group lost members (or started short): invite peers until it is back at its configured size. */
@@ -329,6 +363,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       if (list.length >= 256) list.shift()
       list.push(r)
     }
+  }
+
+  /** The peers this job holds now: its members, those joining and those invited (before the group forms: the peers it was placed on). */
+  heldPeers (): string[] {
+    const c = this.coordinator
+    return c === undefined ? [...this.init.peers] : [...new Set([...c.currentMembers, ...c.joiningMembers, ...this.invitedJoiners.keys()])]
   }
 
   /** Tells every peer still in the job to stop (failure or cancel). */

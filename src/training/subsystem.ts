@@ -100,6 +100,8 @@ export class TrainingSubsystem implements Subsystem {
   service: TrainingService | undefined
   private ctx: DaemonContext | undefined
   private readonly jobs = new Map<string, TrainingJob>()
+  /** Peers of built-in jobs being submitted (escrow locking, before launch), each with the job's id. */
+  private readonly reserved = new Map<string, string>()
   private readonly aborts = new AbortController()
   private store: TrainingStore | undefined
   /** This node's payment checks as a member of others' jobs (its own round price, per-round credit). */
@@ -190,24 +192,35 @@ export class TrainingSubsystem implements Subsystem {
     const spec = parseTrainingSpec(specInput)
     // a peer runs one built-in training job per coordinator at a time: say so now, not as the
     // members' refusals once the escrow is locked (found by helper user, session 13)
-    const busy = this.busyWithOurs(spec)
-    const taken = (peers ?? []).filter(p => busy.has(p))
-    if (taken.length > 0) {
+    const refuseTaken = (busy: Map<string, string>): void => {
+      const taken = (peers ?? []).filter(p => busy.has(p))
+      if (taken.length === 0) return
       const job = busy.get(taken[0])!
       throw new TrainingError('PEERS_BUSY', `${taken.length} of the peers named (${taken.map(p => `${p.slice(0, 16)}…`).join(', ')}) run this node's training job ${job}: a peer runs one built-in training job for a coordinator at a time`, { hint: `wait for it to end (\`dbc job status ${job}\`), or name other peers` })
     }
-    const group = peers ?? (await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal, [...busy.keys()])).filter(p => !busy.has(p))
+    refuseTaken(this.busyWithOurs(spec))
+    const picked = peers ?? await (this.init.selectPeers ?? this.nearestPeers.bind(this))(spec, this.aborts.signal, [...this.busyWithOurs(spec).keys()])
+    // again after the await: a submit that ran meanwhile may have taken some of them (review s13 L6)
+    const busy = this.busyWithOurs(spec)
+    refuseTaken(busy)
+    const group = picked.filter(p => !busy.has(p))
     if (group.length === 0 && busy.size > 0) {
       const job = [...busy.values()][0]
       throw new TrainingError('PEERS_BUSY', `every connected peer serving training runs this node's training job ${job}: a peer runs one built-in training job for a coordinator at a time`, { hint: `wait for it to end (\`dbc job status ${job}\`), or connect more compute peers` })
     }
     if (group.length === 0) throw new TrainingError('NO_PEERS', 'no connected peer serves training', { hint: 'start compute peers (`dbc node start`) and connect them to this node' })
     const jobId = randomBytes(8).toString('hex')
-    // money first: the escrow is locked before any peer is invited
-    await this.init.payments?.()?.start(jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
-    const createdAt = Date.now()
-    this.store?.createJob({ jobId, spec, peers: group, createdAt, ...(name !== undefined ? { name } : {}) })
-    this.launch(jobId, spec, group, createdAt, undefined, name)
+    // held from here: a submit running while this one locks its escrow sees them busy (review s13 L6)
+    if (spec.model.kind === 'mlp') for (const p of group) if (!this.reserved.has(p)) this.reserved.set(p, jobId)
+    try {
+      // money first: the escrow is locked before any peer is invited
+      await this.init.payments?.()?.start(jobId, spec, { allowTopUp: opts.allowTopUp, groupSize: group.length })
+      const createdAt = Date.now()
+      this.store?.createJob({ jobId, spec, peers: group, createdAt, ...(name !== undefined ? { name } : {}) })
+      this.launch(jobId, spec, group, createdAt, undefined, name)
+    } finally {
+      for (const [p, id] of this.reserved) if (id === jobId) this.reserved.delete(p)
+    }
     return jobId
   }
 
@@ -294,8 +307,10 @@ export class TrainingSubsystem implements Subsystem {
     if (spec.model.kind !== 'mlp') return out
     for (const [id, j] of this.jobs) {
       if (j.status !== 'running' || j.spec.model.kind !== 'mlp') continue
-      for (const p of [...(j.peers ?? []), ...(j.history[j.history.length - 1]?.members ?? [])]) if (!out.has(p)) out.set(p, id)
+      // the peers it holds now (members, joiners, invitees), not the group it started with (review s13 L6)
+      for (const p of j.session?.heldPeers() ?? j.peers ?? []) if (!out.has(p)) out.set(p, id)
     }
+    for (const [p, id] of this.reserved) if (!out.has(p)) out.set(p, id)
     return out
   }
 

@@ -56,6 +56,8 @@ export interface StateLoad { from: string, round: number, optimizerRound: number
 const MAX_ADMITTED = 64
 /** How long a joiner waits for the state from each donor it was given (TrainingService's invitations). */
 export const JOIN_LOAD_TIMEOUT_MS = 30_000
+/** Joiners one report names as served (RoundReport.serving); the coordinator reads as many. */
+export const MAX_SERVED_REPORTED = 8
 
 /** Chunks of the optimizer vector carry vector = 1 (SliceChunk.vector); parameter deltas 0. */
 const VECTOR_PARAMS = 0
@@ -81,6 +83,8 @@ export class TrainingWorker {
   /** Members of the last round this worker saw, and peers the coordinator said are joining: who may ask for state. */
   private lastMembers: string[] = []
   private readonly admitted = new Set<string>()
+  /** Joiners this member sent the state to since its last report (RoundReport.serving: the coordinator's evidence that they load). */
+  private readonly servedJoiners = new Set<string>()
   /** States adopted from other peers. */
   readonly loads: StateLoad[] = []
   private chain: Promise<void> = Promise.resolve()
@@ -267,6 +271,7 @@ export class TrainingWorker {
       if (!this.served.allow(from, this.lastRound, performance.now())) { log('job %s: state request from %s answered a moment ago: ignored', this.jobId, from); return }
       const state = this.stateMessage()
       if (state !== undefined) this.send(from, { stateResponse: state })
+      if (state !== undefined && this.admitted.has(from) && this.servedJoiners.size < MAX_SERVED_REPORTED) this.servedJoiners.add(from)
     } else if (msg.join != null && msg.join.jobId === this.jobId && from === this.init.coordinator && (msg.join.peer ?? '') !== '') {
       if (this.admitted.size >= MAX_ADMITTED) this.admitted.delete(this.admitted.values().next().value as string)
       this.admitted.add(msg.join.peer)
@@ -398,9 +403,12 @@ export class TrainingWorker {
         bytesSent: result.bytesSent,
         stateHash,
         bandwidth: this.sendBandwidth.value ?? 0,
-        ...(receipt !== undefined ? { receipt } : {})
+        ...(receipt !== undefined ? { receipt } : {}),
+        serving: [...this.servedJoiners],
+        reportsServing: true
       }
     })
+    this.servedJoiners.clear()
   }
 
   /** Averages a vector with the round's members through `machine` (allreduce-pump.ts). */

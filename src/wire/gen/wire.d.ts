@@ -1474,6 +1474,8 @@ export namespace dbc {
                 receipt: Uint8Array;
                 stateHash: Uint8Array;
                 bandwidth: number;
+                serving: string[];
+                reportsServing: boolean;
                 static create(properties: dbc.training.v1.RoundReport.$Shape): dbc.training.v1.RoundReport & dbc.training.v1.RoundReport.$Shape;
                 static create(properties?: dbc.training.v1.RoundReport.$Properties): dbc.training.v1.RoundReport;
                 static encode(m: dbc.training.v1.RoundReport.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1498,6 +1500,8 @@ export namespace dbc {
                     receipt?: (Uint8Array|null);
                     stateHash?: (Uint8Array|null);
                     bandwidth?: (number|null);
+                    serving?: (string[]|null);
+                    reportsServing?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.training.v1.RoundReport.$Properties;

@@ -15834,6 +15834,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [receipt] RoundReport receipt
                  * @property {Uint8Array|null} [stateHash] RoundReport stateHash
                  * @property {number|null} [bandwidth] RoundReport bandwidth
+                 * @property {Array.<string>|null} [serving] RoundReport serving
+                 * @property {boolean|null} [reportsServing] RoundReport reportsServing
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -15860,6 +15862,7 @@ export const dbc = $root.dbc = (() => {
                  */
                 const RoundReport = function (p) {
                     this.dropped = [];
+                    this.serving = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -15963,6 +15966,22 @@ export const dbc = $root.dbc = (() => {
                 RoundReport.prototype.bandwidth = 0;
 
                 /**
+                 * RoundReport serving.
+                 * @member {Array.<string>} serving
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.serving = $util.emptyArray;
+
+                /**
+                 * RoundReport reportsServing.
+                 * @member {boolean} reportsServing
+                 * @memberof dbc.training.v1.RoundReport
+                 * @instance
+                 */
+                RoundReport.prototype.reportsServing = false;
+
+                /**
                  * Creates a new RoundReport instance using the specified properties.
                  * @function create
                  * @memberof dbc.training.v1.RoundReport
@@ -16020,6 +16039,12 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 11, wireType 2 =*/90).bytes(m.stateHash);
                     if (m.bandwidth != null && $Object.hasOwnProperty.call(m, "bandwidth") && !$Object.is(m.bandwidth, 0))
                         w.uint32(/* id 12, wireType 1 =*/97).double(m.bandwidth);
+                    if (m.serving != null && m.serving.length) {
+                        for (var i = 0; i < m.serving.length; ++i)
+                            w.uint32(/* id 13, wireType 2 =*/106).string(m.serving[i]);
+                    }
+                    if (m.reportsServing != null && $Object.hasOwnProperty.call(m, "reportsServing") && m.reportsServing !== false)
+                        w.uint32(/* id 14, wireType 0 =*/112).bool(m.reportsServing);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -16171,6 +16196,23 @@ export const dbc = $root.dbc = (() => {
                                     delete m.bandwidth;
                                 continue;
                             }
+                        case 13: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.serving && m.serving.length))
+                                    m.serving = [];
+                                m.serving.push(r.stringVerify());
+                                continue;
+                            }
+                        case 14: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.reportsServing = v;
+                                else
+                                    delete m.reportsServing;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -16275,6 +16317,19 @@ export const dbc = $root.dbc = (() => {
                             m.bandwidth = $Number(d.bandwidth);
                         }
                     }
+                    if (d.serving) {
+                        if (!$Array.isArray(d.serving))
+                            throw $TypeError(".dbc.training.v1.RoundReport.serving: array expected");
+                        m.serving = $Array(d.serving.length);
+                        for (var i = 0; i < d.serving.length; ++i) {
+                            m.serving[i] = $String(d.serving[i]);
+                        }
+                    }
+                    if (d.reportsServing != null) {
+                        if (d.reportsServing) {
+                            m.reportsServing = $Boolean(d.reportsServing);
+                        }
+                    }
                     return m;
                 };
 
@@ -16297,6 +16352,7 @@ export const dbc = $root.dbc = (() => {
                     var d = {};
                     if (o.arrays || o.defaults) {
                         d.dropped = [];
+                        d.serving = [];
                     }
                     if (o.defaults) {
                         d.jobId = "";
@@ -16322,6 +16378,7 @@ export const dbc = $root.dbc = (() => {
                                 d.stateHash = $util.newBuffer(d.stateHash);
                         }
                         d.bandwidth = 0;
+                        d.reportsServing = false;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = m.jobId;
@@ -16361,6 +16418,15 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.bandwidth != null && $Object.hasOwnProperty.call(m, "bandwidth")) {
                         d.bandwidth = o.json && !$isFinite(m.bandwidth) ? $String(m.bandwidth) : m.bandwidth;
+                    }
+                    if (m.serving && m.serving.length) {
+                        d.serving = $Array(m.serving.length);
+                        for (var j = 0; j < m.serving.length; ++j) {
+                            d.serving[j] = m.serving[j];
+                        }
+                    }
+                    if (m.reportsServing != null && $Object.hasOwnProperty.call(m, "reportsServing")) {
+                        d.reportsServing = m.reportsServing;
                     }
                     return d;
                 };
