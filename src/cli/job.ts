@@ -306,8 +306,21 @@ function printSummary (s: JobStatus): void {
   const refusals = refusalSummary((s as { refusals?: unknown }).refusals ?? sum.refusals) // top level while live
   if (refusals !== '') rows.push(['refusals', refusals])
   // the summary counts; the reasons are one command away
-  if (s.status === 'failed' && s.failed > 0) rows.push(['why', `dbc job explain ${s.jobId} (each failed task's reason)`])
+  if (s.status === 'failed' && s.failed > 0) rows.push(['why', `${commonReason(sum.failures)}dbc job explain ${s.jobId} (each failed task's reason)`])
   process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n'))
+}
+
+/**
+ * The one reason every failure the summary lists shares (its first 100), as "REASON; ": a job that
+ * failed for one cause (a node alone: "no provider answered the lease request") said so only one
+ * command away. Mixed reasons: nothing (explain lists them). The reason may carry provider text.
+ */
+function commonReason (failures: unknown): string {
+  if (!Array.isArray(failures) || failures.length === 0) return ''
+  const reasons = new Set(failures.map(f => String((f as { reason?: unknown })?.reason ?? '')))
+  if (reasons.size !== 1) return ''
+  const r = printable([...reasons][0]).replace(/^not placed: /, '')
+  return r === '' ? '' : `${r.length > 200 ? `${r.slice(0, 200)}...` : r}; `
 }
 
 /** The first placement of a job (src/core/scheduler/explain.ts PlacementSummary) as lines for people. */

@@ -20,7 +20,7 @@ test.before(async () => {
   node = await standInNode('dbc-results-', (_req, _res, { url, json }) => {
     if (url === '/v1/jobs') return json(200, { jobs: [] })
     if (url === '/v1/training') return json(200, { jobs: [] })
-    if (url === `/v1/jobs/${FAILED}`) return json(200, status(FAILED, 0, 3, { summary: { meteredSpent: 0.000057, payment: { paid: '0', refused: '0', unit: 'DBC' } } }))
+    if (url === `/v1/jobs/${FAILED}`) return json(200, status(FAILED, 0, 3, { summary: { meteredSpent: 0.000057, payment: { paid: '0', refused: '0', unit: 'DBC' }, failures: [0, 1, 2].map(index => ({ index, reason: 'not placed: no provider answered the lease request (no candidates found)' })) } }))
     if (url === `/v1/jobs/${PART}`) return json(200, status(PART, 2, 1, { status: 'running', failed: 1, running: 4, ahead: 12, summary: { waiting: 'waiting: 1 provider unreachable since its lease was lost' } }))
     if (url === `/v1/jobs/${ALL}`) return json(200, status(ALL, 3, 0))
     if (url === `/v1/jobs/${FAILED}/results`) return json(200, { jobId: FAILED, results: [] })
@@ -44,6 +44,8 @@ test('a failed job\'s status says why its receipts bill more than it paid', asyn
   assert.match(r.stdout, /billed \(receipts\)\s+0\.000057 DBC \(receipts of every copy that came back, failed ones too; only accepted copies are paid\)\n/)
   const all = await node.dbc('job', 'status', ALL)
   assert.not.match(all.stdout, /failed ones too/)
+  // every failure for one reason (a node alone): the summary names it, not only the command
+  assert.match(r.stdout, `why                no provider answered the lease request (no candidates found); dbc job explain ${FAILED}`)
 })
 
 test('a partial list is marked partial; a whole one gets no note', async () => {
