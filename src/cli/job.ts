@@ -329,7 +329,9 @@ export function placementLines (p: Record<string, any>): string {
   const counts = (v: unknown): string => Object.entries(v !== null && typeof v === 'object' ? v as Record<string, unknown> : {})
     .filter(([, c]) => typeof c === 'number' && c > 0).map(([k, c]) => `${printable(k)} ${String(c)}`).join(', ')
   const lines = [`placement: ${n(p.placedTasks)} of ${n(p.tasks)} tasks placed on ${n(p.offersUsed)} provider(s); ${n(p.usableOffers)} of ${n(p.offers)} offers usable`]
-  if (typeof p.predictedCost === 'number') lines.push(`  predicted cost ${formatDbc(p.predictedCost)}, makespan ${typeof p.predictedMakespanMs === 'number' ? formatDuration(p.predictedMakespanMs) : '-'}`)
+  // a job of tiny tasks is predicted to take well under a second: "makespan 0s" said nothing
+  const span = (ms: unknown): string => typeof ms !== 'number' || !Number.isFinite(ms) ? '-' : ms > 0 && ms < 1000 ? `${Math.max(1, Math.round(ms))} ms` : formatDuration(ms)
+  if (typeof p.predictedCost === 'number') lines.push(`  predicted cost ${formatDbc(p.predictedCost)}, makespan ${span(p.predictedMakespanMs)}`)
   const rejected = counts(p.rejectedOffers)
   if (rejected !== '') lines.push(`  offers rejected: ${rejected}`)
   const unplaced = counts(p.unplaced)

@@ -3,7 +3,7 @@
 // the object. Peer-supplied text (errors, route facts) is made printable.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { taskLines } from '../../../src/cli/job.js'
+import { taskLines, placementLines } from '../../../src/cli/job.js'
 import { describeRoute } from '../../../src/net/routes/explain.js'
 
 test('a task with two copies, one failed, one agreed over a direct route', () => {
@@ -28,6 +28,13 @@ test('a task with two copies, one failed, one agreed over a direct route', () =>
 test('a task still waiting, no copy sent', () => {
   const out = taskLines({ index: 0, status: 'queued', waiting: 'waiting: 1 provider busy; tasks fail if none frees within 590 s', copies: [] }, describeRoute)
   assert.is(out, 'task 0: queued\n  waiting: 1 provider busy; tasks fail if none frees within 590 s\n  no copy sent yet\n')
+})
+
+test('a predicted makespan under a second is printed in ms, not "0s" (user walk s14)', () => {
+  const p = { tasks: 2, placedTasks: 2, offersUsed: 1, offers: 2, usableOffers: 2, predictedCost: 0.0000086, predictedMakespanMs: 112.4 }
+  assert.match(placementLines(p), /predicted cost 0\.0000086 DBC, makespan 112 ms\n/)
+  assert.match(placementLines({ ...p, predictedMakespanMs: 0 }), /makespan 0s\n/)
+  assert.match(placementLines({ ...p, predictedMakespanMs: 61_000 }), /makespan 1m1s\n/)
 })
 
 test.run()
