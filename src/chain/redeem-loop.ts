@@ -9,7 +9,7 @@ import type { BridgeInit } from './bridge-init.js'
 import type { ChainLink } from './bridge-link.js'
 import type { EscrowReads } from './bridge-escrow.js'
 import type { Outbox, RedeemState } from './outbox.js'
-import { redeemTick, type RedeemTick } from './redeemer.js'
+import { redeemTick, type HeldVoucher, type RedeemTick } from './redeemer.js'
 import type { StoredVoucher, VoucherBook } from './vouchers.js'
 
 export interface RedeemLoopDeps {
@@ -27,6 +27,8 @@ export class RedeemLoop {
   private pumping?: Promise<RedeemTick | undefined>
   private lastTick?: RedeemTick
   private readonly settled = new Map<string, bigint>()
+  /** Held vouchers and when they are read again (redeemer.ts HELD_RECHECK_MS). */
+  private readonly recheck = new Map<string, HeldVoucher>()
   private gasCache?: { gasAt: number, gas: bigint, priceAt: number, price: bigint }
   /** Vouchers the redeem policy holds back, and why (for `dbc earnings`). */
   readonly holds = new Map<string, { state: 'waiting' | 'not-worth', reason: string }>()
@@ -48,7 +50,7 @@ export class RedeemLoop {
     const tick = this.d.init.tickMs ?? 2000
     if (tick <= 0) return
     this.timer = setTimeout(() => {
-      this.pump().catch(() => {}).finally(() => { if (this.timer !== undefined) this.schedule() })
+      this.pump(undefined, false, true).catch(() => {}).finally(() => { if (this.timer !== undefined) this.schedule() })
     }, tick)
     this.timer.unref?.()
   }
@@ -78,14 +80,15 @@ export class RedeemLoop {
   }
 
   /** One pass of the redeem loop (serialized: concurrent callers wait for the running pass). */
-  async pump (signal?: AbortSignal, force = false): Promise<RedeemTick | undefined> {
+  /** `scheduled`: the loop's own pass, which reads a held voucher again only when its time came (redeemer.ts recheck); any other pass reads them all. */
+  async pump (signal?: AbortSignal, force = false, scheduled = false): Promise<RedeemTick | undefined> {
     while (this.pumping !== undefined) await this.pumping
     signal?.throwIfAborted()
-    this.pumping = this.pumpOnce(force).finally(() => { this.pumping = undefined })
+    this.pumping = this.pumpOnce(force, scheduled).finally(() => { this.pumping = undefined })
     return await this.pumping
   }
 
-  private async pumpOnce (force: boolean): Promise<RedeemTick | undefined> {
+  private async pumpOnce (force: boolean, scheduled: boolean): Promise<RedeemTick | undefined> {
     const { init, link, outbox, book, escrows, now } = this.d
     const account = link.connection().account.address
     // Nothing to do for a node that holds no voucher and has no redeem in flight: no chain reads.
@@ -108,6 +111,9 @@ export class RedeemLoop {
         escrow: async (j) => await escrows.escrow(j, { fresh: true }),
         redeemed: async (j, p) => await escrows.redeemed(j, p),
         settled: this.settled,
+        // the schedule's passes skip held vouchers until their time; redeemNow (the operator, tests) reads all
+        recheck: this.recheck,
+        recheckSkips: scheduled,
         policy: init.redeemPolicy,
         force,
         gasCost: async (v) => await this.redeemGasCost(v),

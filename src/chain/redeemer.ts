@@ -14,7 +14,7 @@ import type { SendQueue } from './sender.js'
 import type { StoredVoucher, VoucherBook } from './vouchers.js'
 import type { VoucherDomain } from '../core/settlement/voucher.js'
 import type { EscrowView } from './types.js'
-import { planRedeems, type RedeemCandidate, type RedeemPolicy } from '../core/settlement/redeem-policy.js'
+import { planRedeems, redeemMarginSec, refundTime, type RedeemCandidate, type RedeemPolicy } from '../core/settlement/redeem-policy.js'
 
 /** At most this many vouchers per redeem tx (keeps one tx far below a block's gas limit). */
 export const MAX_VOUCHERS_PER_REDEEM = 100
@@ -45,6 +45,14 @@ export interface RedeemerDeps {
   chainTime?: () => Promise<number>
   /** Vouchers the policy holds back (key -> why), rewritten each pass: shown in `dbc earnings`. */
   holds?: Map<string, { state: 'waiting' | 'not-worth', reason: string }>
+  /**
+   * Vouchers held back (by the policy, or blocked on a used-up escrow) at this cumulative, and until
+   * when (`now()` ms) they are not read again: a newer voucher, `force` or the time ends it. Without
+   * it every held voucher cost two chain reads on every pass (review s14 cheat F1).
+   */
+  recheck?: Map<string, HeldVoucher>
+  /** Whether this pass skips the held vouchers whose time has not come (the loop's schedule); else it reads them all and renews `recheck`. */
+  recheckSkips?: boolean
   /** Fault injection for tests: runs once a redeem tx is written down, before its broadcast. */
   beforeBroadcast?: (id: number, txHash: Hex) => void
   /** Fault injection for tests: runs right after a redeem tx was broadcast. */
@@ -64,6 +72,11 @@ export interface RedeemTick {
   waiting?: number
   notWorth?: number
 }
+
+/** How long a held voucher (below its gas multiple, or its escrow used up) waits before it is read again. */
+export const HELD_RECHECK_MS = 60_000
+
+export interface HeldVoucher { cumulative: bigint, until: number, state: 'waiting' | 'not-worth' | 'blocked', reason: string }
 
 export const voucherKey = (chainJobId: Hex, provider: Address): string => `${chainJobId.toLowerCase()}|${provider.toLowerCase()}`
 
@@ -99,10 +112,21 @@ async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], b
   const cands: RedeemCandidate[] = []
   const blocked: RedeemTick['blocked'] = []
   const mine = d.book.received({ provider: d.account }).filter(v => sameDomain(v.domain, d.domain))
+  const now = d.now()
+  const kept = new Set<string>()
+  let heldWaiting = 0; let heldNotWorth = 0
   for (const v of mine) {
     const key = voucherKey(v.voucher.escrowId, v.voucher.provider)
     const known = d.settled.get(key)
     if (known !== undefined && known >= v.voucher.cumulative) continue
+    // held back lately at this very total: not read again before its time (a newer voucher, or force, reads it now)
+    const h = d.recheck?.get(key)
+    if (h !== undefined && d.recheckSkips !== false && h.cumulative === v.voucher.cumulative && now < h.until && d.force !== true) {
+      if (h.state === 'blocked') blocked.push({ chainJobId: v.voucher.escrowId, reason: h.reason })
+      else { kept.add(key); if (h.state === 'waiting') heldWaiting++; else heldNotWorth++ }
+      continue
+    }
+    d.recheck?.delete(key)
     const done = await d.redeemed(v.voucher.escrowId, d.account)
     if (done >= v.voucher.cumulative) {
       d.settled.set(key, v.voucher.cumulative)
@@ -116,6 +140,7 @@ async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], b
     if (reason !== undefined) {
       // A refunded job pays this voucher nothing, ever: not read again (a newer one is, once).
       if (esc.refunded) d.settled.set(key, v.voucher.cumulative)
+      else d.recheck?.set(key, { cumulative: v.voucher.cumulative, until: now + HELD_RECHECK_MS, state: 'blocked', reason })
       blocked.push({ chainJobId: v.voucher.escrowId, reason })
       if (v.lastError !== reason) d.book.markError(v.voucher.escrowId, v.voucher.provider, reason)
       continue
@@ -124,17 +149,35 @@ async function redeemable (d: RedeemerDeps): Promise<{ ready: StoredVoucher[], b
     const owed = v.voucher.cumulative - done
     cands.push({ key, payable: owed < esc.unspent ? owed : esc.unspent, deadline: esc.deadline, closedAt: esc.closedAt, disputeWindow: esc.disputeWindow })
   }
-  return { ...await applyPolicy(d, ready, cands), blocked }
+  const policy = await applyPolicy(d, ready, cands, kept, now)
+  return { ...policy, waiting: policy.waiting + heldWaiting, notWorth: policy.notWorth + heldNotWorth, blocked }
 }
 
 /** The redeem policy's cut: only the vouchers worth their gas now; the rest is noted in `holds`. */
-async function applyPolicy (d: RedeemerDeps, ready: StoredVoucher[], cands: RedeemCandidate[]): Promise<{ ready: StoredVoucher[], waiting: number, notWorth: number }> {
-  d.holds?.clear()
+async function applyPolicy (d: RedeemerDeps, ready: StoredVoucher[], cands: RedeemCandidate[], kept: ReadonlySet<string> = new Set(), now = d.now()): Promise<{ ready: StoredVoucher[], waiting: number, notWorth: number }> {
+  // holds of vouchers not read this pass (recheck) stay as they were
+  if (d.holds !== undefined) for (const k of [...d.holds.keys()]) if (!kept.has(k)) d.holds.delete(k)
   if (d.policy === undefined || d.gasCost === undefined || d.chainTime === undefined || ready.length === 0) return { ready, waiting: 0, notWorth: 0 }
   const gasCost = await d.gasCost(ready[0])
-  const plan = planRedeems(cands, { nowSec: await d.chainTime(), gasCost, force: d.force }, d.policy)
-  for (const w of plan.waiting) d.holds?.set(w.key, { state: 'waiting', reason: w.reason })
-  for (const n of plan.notWorth) d.holds?.set(n.key, { state: 'not-worth', reason: n.reason })
+  const chainNow = await d.chainTime()
+  const plan = planRedeems(cands, { nowSec: chainNow, gasCost, force: d.force }, d.policy)
+  const byKey = new Map(cands.map(c => [c.key, c]))
+  const cumulativeOf = new Map(ready.map(v => [voucherKey(v.voucher.escrowId, v.voucher.provider), v.voucher.cumulative]))
+  const hold = (key: string, state: 'waiting' | 'not-worth', reason: string): void => {
+    d.holds?.set(key, { state, reason })
+    const c = byKey.get(key); const cumulative = cumulativeOf.get(key)
+    if (d.recheck === undefined || c === undefined || cumulative === undefined) return
+    // read again by the time its job ends or its refund nears (the policy redeems it then), a minute at most
+    const refundAt = refundTime(c.deadline, c.closedAt, c.disputeWindow)
+    const turns = [refundAt === undefined ? undefined : refundAt - redeemMarginSec(c.disputeWindow, d.policy?.maxMarginSec), c.deadline > 0 && c.closedAt === 0 ? c.deadline : undefined]
+      .filter((t): t is number => t !== undefined && t > chainNow)
+    // and at most its refund margin: a close meanwhile (unseen) brings the refund that near, no nearer
+    const margin = redeemMarginSec(c.disputeWindow, d.policy?.maxMarginSec) * 1000
+    const waitMs = Math.min(HELD_RECHECK_MS, margin, ...turns.map(t => (t - chainNow) * 1000))
+    d.recheck.set(key, { cumulative, until: now + waitMs, state, reason })
+  }
+  for (const w of plan.waiting) hold(w.key, 'waiting', w.reason)
+  for (const n of plan.notWorth) hold(n.key, 'not-worth', n.reason)
   const due = new Set(plan.redeem.map(r => r.key))
   return { ready: ready.filter(v => due.has(voucherKey(v.voucher.escrowId, v.voucher.provider))), waiting: plan.waiting.length, notWorth: plan.notWorth.length }
 }
