@@ -63,8 +63,9 @@ export function registerNetworkCommands (program: Command): void {
       const r = await (await clientOf(cmd)).call<{ results: Array<Record<string, any>>, ms: number, fromCache: boolean }>('GET', `/v1/capabilities?${q.toString()}`)
       if (opts.json === true) return printJson(r)
       if (r.results.length === 0) { process.stdout.write(`no peer with ${capability} found (${r.ms.toFixed(0)} ms)\n`); return }
-      // the same predicted RTT as `dbc peers --near` (core/geo/predicted-rtt.ts)
-      process.stdout.write(table(['PEER', 'DISTANCE', 'PREDICTED RTT', 'GPUS', 'CORES', 'DBC PER GPU/CPU-H', 'EXECUTORS'], r.results.map(x => [x.peerId, `${Math.round(x.distanceKm)} km`, ms(x.predictedRttMs), (x.gpus as string[]).join(', ') || '-', String(x.cpuCores), `${formatDbc(x.priceGpuHour, { unit: false })}/${formatDbc(x.priceCpuHour, { unit: false })}`, (x.executors as string[]).join(',')])))
+      // the same predicted RTT as `dbc peers --near` (core/geo/predicted-rtt.ts); a provider with no
+      // GPU has no GPU price ("0/0.05" read as free GPU-hours, user walk s14)
+      process.stdout.write(table(['PEER', 'DISTANCE', 'PREDICTED RTT', 'GPUS', 'CORES', 'DBC PER GPU/CPU-H', 'EXECUTORS'], r.results.map(x => [x.peerId, `${Math.round(x.distanceKm)} km`, ms(x.predictedRttMs), (x.gpus as string[]).join(', ') || '-', String(x.cpuCores), `${(x.gpus as string[]).length === 0 ? '-' : formatDbc(x.priceGpuHour, { unit: false })}/${formatDbc(x.priceCpuHour, { unit: false })}`, (x.executors as string[]).join(',')])))
       process.stdout.write(`${r.results.length} peers in ${r.ms.toFixed(0)} ms${r.fromCache ? ' (from cache)' : ''}\n`)
     })
 
