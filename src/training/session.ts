@@ -150,7 +150,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       }
     })
     try {
-      const members = await this.invite(pending)
+      // a cancel (or the node's stop) while the invitations are out ends the job now: the peers invited are told
+      const members = await raceAbort(this.invite(pending), signal, () => { this.stopPeers('cancelled by the submitter') })
       const minPeers = this.spec.minPeers ?? Math.max(1, Math.ceil(this.init.peers.length / 2))
       if (members.length < minPeers) {
         const why = describeRefusals(this.refusals)
@@ -160,6 +161,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       const outcome = await new Promise<{ params: Uint8Array, members: string[] }>((resolve, reject) => {
         const onAbort = (): void => { this.stopPeers('cancelled by the submitter'); reject(signal?.reason ?? new Error('aborted')) }
         signal?.addEventListener('abort', onAbort, { once: true })
+        if (signal?.aborted === true) onAbort()
         this.onOutput = (o) => {
           if (o.kind === 'failed') {
             this.stopPeers(o.reason)
@@ -458,4 +460,15 @@ export async function runTrainingJob (init: TrainingSessionInit & { onProgress?:
   if (init.onProgress !== undefined) session.on('progress', init.onProgress)
   if (init.onMetered !== undefined) session.on('metered', init.onMetered)
   return await session.run()
+}
+
+/** `work`, or the signal's reason once it aborts first (`onAbort` runs then); an aborted signal rejects at once. */
+async function raceAbort<T> (work: Promise<T>, signal: AbortSignal | undefined, onAbort: () => void): Promise<T> {
+  if (signal === undefined) return await work
+  return await new Promise<T>((resolve, reject) => {
+    const abort = (): void => { onAbort(); reject(signal.reason) }
+    if (signal.aborted) { abort(); return }
+    signal.addEventListener('abort', abort, { once: true })
+    work.then(resolve, reject).finally(() => { signal.removeEventListener('abort', abort) })
+  })
 }
