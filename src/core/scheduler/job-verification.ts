@@ -394,6 +394,9 @@ export abstract class JobVerification {
       }
       caughtEvent.invalidated = invalidated // read when the events are polled, after this returns
       for (const i of recheck) if (this.tasks[i].status !== 'done' && this.tasks[i].status !== 'failed') this.evaluateVotes(now, i, this.tasks[i])
+      // its owner's other peers (LeaseGrant.owner: one payout key) are caught with it (drainCatches runs them next)
+      const owner = this.owners.get(provider)
+      if (owner !== undefined) for (const [peer, o] of this.owners) if (o === owner && !this.caught.has(peer)) this.pendingCatch.push({ provider: peer, at: now, reason: `it is paid through the same payout address as ${provider}, caught: ${reason}` })
     } finally { this.catching = false }
     this.pump(now)
   }

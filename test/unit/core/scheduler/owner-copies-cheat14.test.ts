@@ -7,6 +7,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { JobMachine, ReputationBook } from '../../../../src/core/scheduler/index.js'
+import { DEFAULT_SPOT_CHECKS } from '../../../../src/core/scheduler/spot-check.js'
 import { createRng } from '../../../../src/core/rng.js'
 
 const policy = { taskCount: 1, redundancy: 2, quorum: 2, maxAttempts: 4, taskTimeoutMs: 60_000, leaseTimeoutMs: 1e9, stragglerFactor: 0 }
@@ -29,6 +30,28 @@ test('copies of one task go to peers of distinct payout owners, not to two peers
   m.handleResult(2, { index: 0, attempt: (second[0] as { attempt: number }).attempt, ok: true, hash: 'h' })
   assert.is(m.acceptedHash(0), 'h')
   assert.ok(holder === 'a' || holder === 'b')
+})
+
+test('a caught peer\'s owner is caught with it: its other peers are avoided too', () => {
+  const m = new JobMachine({ ...policy, taskCount: 40, redundancy: 1, quorum: 1, spotChecks: DEFAULT_SPOT_CHECKS }, new ReputationBook(), createRng(1))
+  const D = '0x' + 'dd'.repeat(20)
+  // default checks (a new provider's results are checked): a lies and is caught; b, its owner's other peer, answers right
+  m.handleLease(0, { leaseId: 'La', provider: 'a', slots: 4, owner: A })
+  m.handleLease(0, { leaseId: 'Lb', provider: 'b', slots: 4, owner: A })
+  m.handleLease(0, { leaseId: 'Lc', provider: 'c', slots: 4, owner: C })
+  m.handleLease(0, { leaseId: 'Ld', provider: 'd', slots: 4, owner: D })
+  // a disagreement needs 3 agreeing copies from distinct owners: b (a's owner) is not one of them
+  m.handleLease(0, { leaseId: 'Le', provider: 'e', slots: 4, owner: '0x' + 'ee'.repeat(20) })
+  let now = 1
+  for (let step = 0; step < 500; step++) {
+    const runs = m.pollCommands().filter(c => c.type === 'run') as Array<{ index: number, attempt: number, provider: string }>
+    if (runs.length === 0) break
+    for (const c of runs) m.handleResult(now++, { index: c.index, attempt: c.attempt, ok: true, hash: c.provider === 'a' ? 'evil' : `h${c.index}` })
+  }
+  assert.ok(m.avoidedProviders.has('a'), 'the liar is caught')
+  assert.ok(m.avoidedProviders.has('b'), 'and its owner\'s other peer with it')
+  assert.not.ok(m.avoidedProviders.has('c') || m.avoidedProviders.has('d') || m.avoidedProviders.has('e'))
+  for (let i = 0; i < 40; i++) assert.is(m.acceptedHash(i), `h${i}`)
 })
 
 test('peers with no owner named (unpaid jobs) are told apart by peer id, as before', () => {
