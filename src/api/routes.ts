@@ -44,6 +44,7 @@ const trainingView = z.looseObject({
   accuracy: z.number().nullable(),
   members: z.array(z.string()),
   refusals: z.array(z.unknown()),
+  momentumOffBy: z.array(z.string()).optional().meta({ description: 'members whose invitation reply said they keep no optimizer state: no round with one of them averages the momentum' }),
   error: z.unknown().optional()
 })
 // one line of `dbc job logs` (src/jobs/task-logs.ts JobEvent)
