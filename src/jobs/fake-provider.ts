@@ -26,6 +26,8 @@ export interface FakeProviderInit {
   delayMs?: number
   /** CPU time billed per ms of wall time (default 1): > 1 makes a provider bill more than placement predicted. */
   cpuMsFactor?: number
+  /** CPU time billed per task, ms, whatever the wall time (a bill that does not depend on the machine's load). */
+  cpuMs?: number
   /** Every n-th task fails. */
   failEvery?: number
   /** Refuses every lease request with this reason. */
@@ -120,7 +122,7 @@ export class FakeProvider implements LocalProvider {
     // like a real provider, a failed copy is billed for the time it took
     const receiptFor = (output: Uint8Array, outputHash: Uint8Array): dbc.receipt.v1.SignedReceipt => {
       const finished = this.now()
-      const usage = { wallMs: finished - started, cpuMs: (finished - started) * (this.init.cpuMsFactor ?? 1), gpuSeconds: 0, bytesIn: task.input?.length ?? 0, bytesOut: output.length }
+      const usage = { wallMs: finished - started, cpuMs: this.init.cpuMs ?? (finished - started) * (this.init.cpuMsFactor ?? 1), gpuSeconds: 0, bytesIn: task.input?.length ?? 0, bytesOut: output.length }
       return signReceipt(buildReceipt({
         jobId: task.jobId ?? new Uint8Array(0), taskId: task.taskId ?? new Uint8Array(0), provider: this.peerId, consumer: lease!.holder ?? new Uint8Array(0),
         usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.billCpuHour ?? this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash,

@@ -58,6 +58,8 @@ export interface LeaseRoundsDeps {
   signer: (msg: Uint8Array) => Uint8Array
   now: () => number
   machine: () => JobMachine
+  /** What a resumed job billed before its restart (tokens): placement's budget starts below it. */
+  spentBefore?: () => number
 }
 
 /** A round that ended the job's search for good (no escrow): nothing new starts. */
@@ -171,6 +173,7 @@ export class LeaseRounds {
       cores: m.resources.cores,
       maxPricePerHour: m.budget.maxPricePerHour,
       budgetTotal: m.budget.total,
+      alreadySpent: this.d.spentBefore?.(),
       deadlineAt: deadlineAt(m, init.submittedAt ?? this.startedAt),
       maxDistanceKm: m.location?.maxDistanceKm,
       avoid: machine.avoidedProviders,

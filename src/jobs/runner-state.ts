@@ -9,6 +9,8 @@ import {
   type Manifest, type JobEvent, type Progress, type PlacementSummary, type RestoredTask
 } from '../core/scheduler/index.js'
 import { markRunningCopiesLost } from './store.js'
+import { dbc } from '../wire/gen/wire.js'
+import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { summaryOf } from './runner-store.js'
 import { nodeSigner } from './signing.js'
 import { RunnerPayments } from './runner-payments.js'
@@ -46,7 +48,7 @@ export abstract class RunnerState {
     this.search = new LeaseSearch(leaseSearchPolicyOf(this.m, init))
     this.budget = new BudgetLedger(this.m.budget.total)
     this.payments = new RunnerPayments(init, this.m, this.jobId, () => this.now())
-    this.leases = new LeaseRounds({ init, m: this.m, jobId: this.jobId, rep: this.rep, payments: this.payments, signer: nodeSigner(init.holder.secretKey), now: () => this.now(), machine: () => this.machine })
+    this.leases = new LeaseRounds({ init, m: this.m, jobId: this.jobId, rep: this.rep, payments: this.payments, signer: nodeSigner(init.holder.secretKey), now: () => this.now(), machine: () => this.machine, spentBefore: () => this.budget.resumed })
   }
 
   protected startedAt = 0
@@ -67,7 +69,25 @@ export abstract class RunnerState {
     if (this.init.store === undefined) return undefined
     markRunningCopiesLost(this.init.store, this.jobId, this.now())
     for (const f of this.init.store.failures(this.jobId)) this.failures.push(f)
-    return this.init.store.restoreState(this.jobId)
+    const restored = this.init.store.restoreState(this.jobId)
+    // what the job billed before a restart still holds against budget.total (the ledger started from 0:
+    // after a kill -9, providers ran ~17 tasks past the budget unpaid; helper user, session 14)
+    if (restored !== undefined && this.m.budget.total !== undefined) this.budget.resumeWith(this.billedBefore())
+    return restored
+  }
+
+  /**
+   * What the job's billed copies cost before now, in tokens: what its payer committed when it pays
+   * (bounded by the offers and the budget), else what their receipts bill.
+   */
+  private billedBefore (): number {
+    const payer = this.init.payment?.payer
+    if (payer !== undefined) return Number(payer.committedUnits) / 10 ** TOKEN_DECIMALS
+    let units = 0n
+    for (const r of this.init.store?.billedReceipts(this.jobId) ?? []) {
+      try { units += BigInt(dbc.receipt.v1.UsageReceipt.decode(dbc.receipt.v1.SignedReceipt.decode(r.receipt).receipt).amount) } catch {}
+    }
+    return Number(units) / 10 ** TOKEN_DECIMALS
   }
 
   /** The job's summary at its end. */

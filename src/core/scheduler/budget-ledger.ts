@@ -10,6 +10,8 @@ export class BudgetLedger {
   metered = 0
   /** What the budget is held against: bills of finished copies + predictions of copies out. */
   committed = 0
+  /** Of `metered`, what a resumed job billed before its restart (resumeWith). */
+  resumed = 0
   private readonly predicted = new Map<number, number>()
   private exhausted = false
 
@@ -32,6 +34,17 @@ export class BudgetLedger {
     if (billed !== undefined) this.metered += amount
     this.committed += amount - predicted
     return this.check()
+  }
+
+  /**
+   * A resumed job's bills from before its restart, held against the budget as metered: else the
+   * ledger starts from 0 and a job resumed after a crash may spend its budget.total again.
+   */
+  resumeWith (billed: number): void {
+    if (!Number.isFinite(billed) || billed <= 0) return
+    this.metered += billed
+    this.committed += billed
+    this.resumed += billed
   }
 
   /** The predicted price of a copy still out. */
