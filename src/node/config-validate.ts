@@ -8,6 +8,7 @@ import { GpuSpecError, parseGpuSpec } from '../core/compute/gpu-spec.js'
 import { configSchema, defaultConfig, type ConfigLayer, type NodeConfig } from './config-schema.js'
 
 export function validateConfig (raw: ConfigLayer): NodeConfig {
+  raw = addressLists(raw)
   const r = configSchema.safeParse(raw)
   if (r.success) {
     // The chain is checked here (names the bad chain.* key), before anything starts: a node
@@ -39,6 +40,20 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
   else if (!/^(is|must|latitude)/.test(problem)) problem = `${problem} (got ${describe(valueAt(raw, issue.path))})`
   else problem = `${JSON.stringify(valueAt(raw, issue.path))} ${problem}`
   throw new ConfigError(key, problem, { hint: 'fix it in the config file, the DBC_* environment variable or the flag that sets it' })
+}
+
+/**
+ * An address list given as one string (a config file's `listen: /ip4/0.0.0.0/tcp/4001`), as the
+ * flags and DBC_* variables take it: split on commas. It was refused as "expected array" (helper
+ * user's walk, session 14).
+ */
+function addressLists (raw: ConfigLayer): ConfigLayer {
+  const out: Record<string, unknown> = { ...raw }
+  for (const k of ['listen', 'announce', 'bootstrap']) {
+    const v = out[k]
+    if (typeof v === 'string') out[k] = v.split(',').map(s => s.trim()).filter(s => s !== '')
+  }
+  return out as ConfigLayer
 }
 
 /** Known keys of provider.* and of its nested sections (for "is not a known setting" hints). */

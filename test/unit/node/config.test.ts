@@ -40,6 +40,17 @@ test('file < environment < flags', () => {
   rmSync(join(dir, 'config.yaml'))
 })
 
+test('an address list given as one string in the config file is taken as the flags take it (comma-separated)', () => {
+  writeFileSync(join(dir, 'config.yaml'), 'listen: /ip4/127.0.0.1/tcp/1111, /ip4/127.0.0.1/tcp/1112\nannounce: /ip4/1.2.3.4/tcp/1111\n')
+  const c = loadConfig({ flags: { dataDir: dir }, env: {} })
+  assert.equal(c.listen, ['/ip4/127.0.0.1/tcp/1111', '/ip4/127.0.0.1/tcp/1112'])
+  assert.equal(c.announce, ['/ip4/1.2.3.4/tcp/1111'])
+  writeFileSync(join(dir, 'config.yaml'), 'listen: not-an-addr\n')
+  const e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
+  assert.is(e.key, 'listen.0')
+  rmSync(join(dir, 'config.yaml'))
+})
+
 test('bad values name the key and the problem', () => {
   let e = fails(() => loadConfig({ flags: { dataDir: dir, listen: ['not-an-addr'] }, env: {} }))
   assert.is(e.key, 'listen.0')
