@@ -216,17 +216,18 @@ export function registerJobCommands (program: Command): void {
       if (opts.json === true) return printJson(e)
       if (e.training === true) process.stdout.write(`training job, routing: ${printable(String(e.routing))}\n`)
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
-      const p = e.placement
+      // --task: the job's line and the task's, not the whole job's placement and failures before them
+      const p = e.task == null ? e.placement : undefined
       if (p != null) process.stdout.write(placementLines(p))
       // a job that lost its providers can fail thousands of tasks for one reason: the first few, then a count
-      const failures = (e.failures ?? []) as Array<{ index: number, reason: string }>
+      const failures = (e.task == null ? e.failures ?? [] : []) as Array<{ index: number, reason: string }>
       if (failures.length > 0) {
         process.stdout.write(`failures:\n${failures.slice(0, EXPLAIN_FAILURES).map(f => `  task ${f.index}: ${printable(String(f.reason))}`).join('\n')}\n`)
         if (failures.length > EXPLAIN_FAILURES) process.stdout.write(`  ... and ${failures.length - EXPLAIN_FAILURES} more failed tasks (\`dbc job explain ${id} --json\` lists them all, \`--task N\` explains one)\n`)
       }
       // loaded only here: read commands load nothing from src/net (test/unit/cli/lazy-imports.test.ts)
       const { describeRoute } = await import('../net/routes/explain.js')
-      if (e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
+      if (e.task == null && e.routes != null && Object.keys(e.routes).length > 0) process.stdout.write(`routes:\n${Object.entries(e.routes as Record<string, { kind: string, relay?: string, relays?: string[], facts: string }>).map(([p, r]) => `  ${p}: ${printable(describeRoute(r))} (${printable(String(r.facts))})`).join('\n')}\n`)
       if (e.task != null) process.stdout.write(taskLines(e.task, describeRoute))
     })
 }
