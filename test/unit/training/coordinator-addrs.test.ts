@@ -21,6 +21,14 @@ test('scopes: loopback (and in-process transports), private and link-local, publ
   assert.is(scopeOf(multiaddr('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLRPJAA5o6Z6CNUB5iVeHqTpwVLwvRnc2kE4obSwjpMKc/p2p-circuit')), 'loopback')
 })
 
+test('addresses that reach this host by another name are loopback: 0.0.0.0 and :: (dialled, they connect to this host), IPv4-mapped IPv6 by its IPv4 address, *.localhost names (review s14 L1)', () => {
+  for (const a of ['/ip4/0.0.0.0/tcp/22', '/ip4/0.1.2.3/tcp/22', '/ip6/::/tcp/22', '/ip6/::ffff:127.0.0.1/tcp/22', '/ip6/::ffff:127.1.2.3/tcp/22', '/ip6/::ffff:0.0.0.0/tcp/22', '/dns4/x.localhost/tcp/22', '/dns/a.b.LOCALHOST./tcp/22']) assert.is(scopeOf(multiaddr(a)), 'loopback', a)
+  for (const a of ['/ip6/::ffff:10.0.0.1/tcp/1', '/ip6/::ffff:192.168.1.1/tcp/1']) assert.is(scopeOf(multiaddr(a)), 'private', a)
+  for (const a of ['/ip6/::ffff:8.8.8.8/tcp/1', '/dns4/localhost.example.com/tcp/1']) assert.is(scopeOf(multiaddr(a)), 'public', a)
+  // a coordinator on the LAN can not name this host's loopback by another name
+  assert.equal(addrsFromCoordinator(['/ip4/0.0.0.0/tcp/22', '/ip6/::ffff:127.0.0.1/tcp/22', '/ip6/::/tcp/22'], ['private']).kept, [])
+})
+
 test('a coordinator reached over the internet (or only over the overlay) names public addresses only', () => {
   const publicOnly = ['/ip4/8.8.4.4/tcp/4001', '/dns4/node.example.com/tcp/4001', relayed]
   assert.equal(strings(addrsFromCoordinator(named, ['public'])), publicOnly)
