@@ -77,6 +77,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly noOptimizer = new Set<string>()
   /** Those of `members` whose invitation reply said they keep no optimizer state: a round with any of them averages no momentum (review s13 L8: the user sees who turned it off). */
   momentumOffBy (members: string[]): string[] { return members.filter(m => this.noOptimizer.has(m)) }
+  /** The first invitations' timeouts still running (cleared when the run ends: a cancel while they are out). */
+  private readonly inviteTimers = new Set<NodeJS.Timeout>()
   /** Peers invited to join a running job: admitted (from the next round) once they ask. */
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
@@ -208,6 +210,9 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       if (this.timer !== undefined) clearTimeout(this.timer)
       for (const t of this.invitedJoiners.values()) clearTimeout(t)
       this.invitedJoiners.clear()
+      // invitations a cancel left unanswered: no refusal added to the ended job, no timer left (review s14 L2)
+      for (const t of this.inviteTimers) clearTimeout(t)
+      this.inviteTimers.clear()
       this.joinerLoadCap.clear()
       this.joinerDonors.clear()
       this.onOutput = undefined
@@ -392,12 +397,15 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const timeoutMs = this.init.inviteTimeoutMs ?? 30_000
     const replies = await Promise.all(peers.map(async (peer, rank) => await new Promise<boolean>(resolve => {
       const timer = setTimeout(() => {
+        this.inviteTimers.delete(timer)
         pending.delete(peer)
         this.refusals.push({ peer, reason: `no answer within ${Math.round(timeoutMs / 1000)} s` })
         resolve(false)
       }, timeoutMs)
+      this.inviteTimers.add(timer)
       pending.set(peer, (msg) => {
         clearTimeout(timer)
+        this.inviteTimers.delete(timer)
         pending.delete(peer)
         const accepted = msg.inviteReply?.accepted === true
         const code = msg.inviteReply?.code ?? ''
