@@ -199,8 +199,9 @@ test('a receipt padded past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of 
 })
 
 test('tiny copies are paid: a provider that knows pricing version 1 bills each copy under 1 ms of CPU as 1 ms, and one from before (version 0) is still checked and paid its 0', async () => {
-  // copies of 2-3 ms wall time at 0.01 CPU-ms per ms: 0.02-0.03 ms of CPU each (a squares task)
-  const ps = providers(2, i => ({ ...paid(i), slots: 2, delayMs: 2, cpuMsFactor: 0.01, ...(i === 1 ? { pricingVersion: 0 } : {}) }))
+  // copies of 0.02 ms of CPU each (a squares task), whatever their wall time: a copy's CPU time
+  // taken from its wall time billed 1 ms at version 0 once a loaded box stalled it 50 ms (review s14 L3)
+  const ps = providers(2, i => ({ ...paid(i), slots: 2, delayMs: 2, cpuMs: 0.02, ...(i === 1 ? { pricingVersion: 0 } : {}) }))
   const tr = transport(ps, owner)
   const jobId = 'c6'.repeat(32)
   const m = manifest({ inputs: { range: { from: 0, to: 39 } }, verification: { mode: 'off' } })
