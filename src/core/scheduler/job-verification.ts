@@ -29,6 +29,8 @@ export abstract class JobVerification {
   protected readonly wrongBy = new Map<string, number>()
   protected readonly caught = new Set<string>()
   protected readonly pendingCatch: Array<{ provider: string, reason: string, at: number }> = []
+  /** Peers queued in pendingCatch by their owner's catch, not caught yet (each queued once). */
+  private readonly siblingsQueued = new Set<string>()
   protected catching = false
   /** The latest `now` seen: catches started from a settled copy act at this time, not the copy's end. */
   protected clock = 0
@@ -366,6 +368,7 @@ export abstract class JobVerification {
   protected catchProvider (now: number, provider: string, reason: string): void {
     if (this.caught.has(provider)) return
     this.caught.add(provider)
+    this.siblingsQueued.delete(provider)
     this.catching = true
     try {
       this.counts.caught++
@@ -396,7 +399,14 @@ export abstract class JobVerification {
       for (const i of recheck) if (this.tasks[i].status !== 'done' && this.tasks[i].status !== 'failed') this.evaluateVotes(now, i, this.tasks[i])
       // its owner's other peers (LeaseGrant.owner: one payout key) are caught with it (drainCatches runs them next)
       const owner = this.owners.get(provider)
-      if (owner !== undefined) for (const [peer, o] of this.owners) if (o === owner && !this.caught.has(peer)) this.pendingCatch.push({ provider: peer, at: now, reason: `it is paid through the same payout address as ${provider}, caught: ${reason}` })
+      // (each once: a sibling's own catch queued every sibling not yet caught again, N^2/2 for N peers; review s14 L4)
+      if (owner !== undefined) {
+        for (const [peer, o] of this.owners) {
+          if (o !== owner || this.caught.has(peer) || this.siblingsQueued.has(peer)) continue
+          this.siblingsQueued.add(peer)
+          this.pendingCatch.push({ provider: peer, at: now, reason: `it is paid through the same payout address as ${provider}, caught: ${reason}` })
+        }
+      }
     } finally { this.catching = false }
     this.pump(now)
   }
