@@ -17,7 +17,7 @@ import { TrainingSession } from '../../../src/training/session.js'
  * accepts every invitation and never sends Join; `asksState`: it asks its donors for the state (it
  * loads); `oldMember`: the member's reports say nothing of whom it serves (a member from before).
  */
-async function replacementInvites (opts: { asksState: boolean, oldMember?: boolean }): Promise<TrainingMessage[]> {
+async function replacementInvites (opts: { asksState: boolean, oldMember?: boolean, joinTimeoutMs?: number }): Promise<TrainingMessage[]> {
   const hub: HubTransport[] = []
   const coordinator = await hubTransport(hub, 10)
   const member = await hubTransport(hub, 10)
@@ -37,7 +37,7 @@ async function replacementInvites (opts: { asksState: boolean, oldMember?: boole
     if (opts.asksState) for (const d of msg.invite.donors) joiner.send(d, { stateRequest: { jobId: msg.invite.jobId } })
   })
   const spec = { model: { kind: 'mlp' as const, hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 80, groupSize: 2, minPeers: 1 }
-  const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: 200, joinLoadTimeoutMs: 600_000, candidates: async () => [joiner.self] })
+  const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: opts.joinTimeoutMs ?? 200, joinLoadTimeoutMs: 600_000, candidates: async () => [joiner.self] })
   const rounds: number[] = []
   session.on('progress', p => rounds.push(p.round))
   await session.run()
@@ -48,7 +48,10 @@ async function replacementInvites (opts: { asksState: boolean, oldMember?: boole
 }
 
 test('a joiner that accepted the invitation and loads (its donor says it served it) is not invited again when its join timeout passes', async () => {
-  const invites = await replacementInvites({ asksState: true })
+  // the member's next report (one a round, ~20-40 ms) must name it within the join timeout: 1 s, not
+  // 200 ms, so a stalled test process on a loaded box does not re-invite it (review s14 L4); the job
+  // (80 rounds, >= 1.6 s) still outlasts that timeout, so a wait the report did not extend shows
+  const invites = await replacementInvites({ asksState: true, joinTimeoutMs: 1000 })
   assert.is(invites.length, 1, `invited ${invites.length} times while it loaded`)
 })
 
