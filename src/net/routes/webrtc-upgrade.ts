@@ -29,6 +29,8 @@ export class WebRTCUpgrade {
   private readonly trying = new Set<string>()
   /** Peers whose attempt the bound turned away: when the next contact may try again. */
   private readonly retryAt = new Map<string, number>()
+  /** Why a deferred attempt was turned away: the peer's own attempt to us (both NATed sides dial at first contact) or the bound. */
+  private readonly deferredBy = new Map<string, string>()
 
   /**
    * `admission`: the host's bound on WebRTC attempts (src/core/routing/webrtc-admission.ts), which
@@ -51,6 +53,7 @@ export class WebRTCUpgrade {
     const at = this.retryAt.get(peer)
     if (at === undefined || this.now() < at) return false
     this.retryAt.delete(peer)
+    this.deferredBy.delete(peer)
     return true
   }
 
@@ -64,9 +67,12 @@ export class WebRTCUpgrade {
     const open = this.host.getConnections().filter(c => isWebRTC(c.remoteAddr))
     // the host's bound (our own share of attempts in flight; an attempt with this peer in flight
     // already, either way, is one too many): turned away, it is tried again later, not never
-    if (this.admission?.admit(id, { peer: open.filter(c => c.remotePeer.toString() === id).length, total: open.length }, 'outbound') !== undefined) {
+    const refused = this.admission?.admit(id, { peer: open.filter(c => c.remotePeer.toString() === id).length, total: open.length }, 'outbound')
+    if (refused !== undefined) {
       this.skipped++
       remember(this.retryAt, id, this.now() + WEBRTC_RETRY_MS)
+      if (this.deferredBy.size >= REMEMBERED) this.deferredBy.delete(this.deferredBy.keys().next().value as string)
+      this.deferredBy.set(id, refused)
       return 'busy'
     }
     this.trying.add(id)
@@ -105,7 +111,11 @@ export class WebRTCUpgrade {
   relayedFacts (peer: string, waitedMs: number): string | undefined {
     if (this.failed.has(peer)) return '; WebRTC found no path through the NATs'
     if (this.trying.has(peer)) return `; WebRTC attempt still running after ${waitedMs} ms`
-    if (this.retryAt.has(peer)) return '; WebRTC attempt deferred: too many WebRTC attempts in flight (tried again at a later request)'
+    if (this.retryAt.has(peer)) {
+      // at first contact both NATed sides dial: ours waits while the peer's own attempt to us runs
+      const why = this.deferredBy.get(peer) === 'peer-in-flight' ? 'the peer\'s own WebRTC attempt to us was in flight' : 'too many WebRTC attempts in flight'
+      return `; WebRTC attempt deferred: ${why} (tried again at a later request)`
+    }
     return undefined
   }
 }

@@ -113,4 +113,20 @@ test('inbound attempts holding every inbound slot leave our own attempts their s
   assert.is(fresh.admit('12D3KooWOurs0', { peer: 0, total: 0 }), 'peer-in-flight', 'one attempt per peer, either way')
 })
 
+test('an attempt deferred because the peer\'s own attempt to us is in flight says so (both NATed sides dial at first contact)', async () => {
+  const { host, dialled } = natHost(2)
+  const admission = new WebRTCAdmission()
+  const book = new RouteBook(host, { upgradeWaitMs: 300, now: () => Date.now(), webrtcAdmission: admission })
+  // the provider's inbound attempt to us runs: ours is turned away
+  assert.is(admission.admit(prov(0), { peer: 0, total: 0 }, 'inbound'), undefined)
+  const r = await book.open(peerOf(prov(0)), '/dbc/task/1.0.0', 100)
+  assert.is(r.route.kind, 'relayed')
+  assert.match(r.route.facts, "WebRTC attempt deferred: the peer's own WebRTC attempt to us was in flight (tried again at a later request)")
+  assert.not.ok(dialled.includes(prov(0)))
+  // the bound (not this peer) turning ours away keeps the bound's words
+  const bound = new WebRTCAdmission({ outboundInFlight: 0 })
+  const r2 = await new RouteBook(host, { upgradeWaitMs: 300, now: () => Date.now(), webrtcAdmission: bound }).open(peerOf(prov(1)), '/dbc/task/1.0.0', 100)
+  assert.match(r2.route.facts, 'WebRTC attempt deferred: too many WebRTC attempts in flight')
+})
+
 test.run()
