@@ -77,7 +77,8 @@ export function boundReceipt (input: BoundInput): BoundResult {
   const measuredOk = Number.isFinite(input.measuredMs) && input.measuredMs >= 0
   const measured = measuredOk ? input.measuredMs : 0
   const allowed = Number.isFinite(input.timeoutMs) && input.timeoutMs > 0 ? input.timeoutMs : 0
-  // at least 1 ms: a result back within the same Date.now() ms measures 0, and pricing version 1
+  // at least 1 ms: a result back within the runtime clock's same millisecond measures 0 (the caller
+  // passes measuredMs; this module reads no clock), and pricing version 1
   // bills any measured time as at least 1 ms (NaN or negative: no measurement, nothing)
   const ms = measuredOk && allowed > 0 ? BigInt(Math.max(1, Math.ceil(Math.min(measured, allowed)))) : 0n
   const rate = maxHourly !== undefined && maxHourly < hourly ? maxHourly : hourly
