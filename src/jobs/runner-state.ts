@@ -72,7 +72,7 @@ export abstract class RunnerState {
     const restored = this.init.store.restoreState(this.jobId)
     // what the job billed before a restart still holds against budget.total (the ledger started from 0:
     // after a kill -9, providers ran ~17 tasks past the budget unpaid; helper user, session 14)
-    if (restored !== undefined && this.m.budget.total !== undefined) this.budget.resumeWith(this.billedBefore())
+    if (restored.size > 0 && this.m.budget.total !== undefined) this.budget.resumeWith(this.billedBefore())
     return restored
   }
 
