@@ -14,11 +14,15 @@
 // `dbc` daemon and CLI process a test starts then loads compiled JavaScript instead of compiling
 // src/ through tsx (about 1.3 s less CPU a daemon start); bin/dbc.js runs dist/ only while it is
 // exactly these sources' build, so a file that starts before the build ends, or after an edit, runs src/.
+// Processes a file leaves running (its detached daemons, above all when it ran past its limit and
+// was killed before its cleanup) are killed once it ends and named in the log (test/run-leftovers.ts);
+// the runner's own SIGINT/SIGTERM kills every process its files started.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { cpus } from 'node:os'
+import { TOKEN_VAR, killAllOnSignal, killLeftovers } from './run-leftovers.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -86,15 +90,18 @@ function timeoutOf (file: string): number {
   return Math.max(fileTimeoutMs, Math.min(900_000, Number(m[1]) * 1000))
 }
 
+let filesStarted = 0
+
 function runFile (file: string): Promise<FileResult> {
   const started = Date.now()
   const limitMs = timeoutOf(file)
+  const token = `${process.pid}.${++filesStarted}`
   return new Promise(resolve => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--no-warnings=ExperimentalWarning', file], {
       cwd: root,
       // DEBUG_COLORS: libp2p's logger (weald) otherwise asks isatty() for every logger it makes,
       // one per connection and stream (3 s of the calibration file's 120 s of CPU)
-      env: { DEBUG_COLORS: 'no', ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { DEBUG_COLORS: 'no', ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', [TOKEN_VAR]: token },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
@@ -104,8 +111,11 @@ function runFile (file: string): Promise<FileResult> {
       output += `\n[runner] ${relative(root, file)} ran past ${limitMs} ms and was killed\n`
       child.kill('SIGKILL')
     }, limitMs)
-    child.on('close', code => {
+    child.on('close', code => { void (async () => {
       clearTimeout(timer)
+      // what the file started and did not stop (a killed file's daemons above all) ends here
+      const leftovers = await killLeftovers(token)
+      if (leftovers !== undefined) { output += `\n${leftovers}\n`; console.log(leftovers) }
       // uvu prints "Total: N", "Passed: N", "Skipped: N" at the end of a file's run.
       const num = (label: string): number => {
         const m = output.match(new RegExp(`${label}:\\s+(\\d+)`, 'g'))
@@ -121,11 +131,12 @@ function runFile (file: string): Promise<FileResult> {
       if (code !== 0 && failed === 0) failed = 1
       if (total === 0 && code === 0) failed = 1 // a test file that ran no test is a defect
       resolve({ file, passed, failed, skipped, ms: Date.now() - started, output, code })
-    })
+    })() })
   })
 }
 
 async function main (): Promise<void> {
+  killAllOnSignal(`${process.pid}.`)
   let files = findTests(join(root, 'test'))
   if (filters.length > 0) files = files.filter(f => filters.some(x => relative(root, f).includes(x)))
   if (files.length === 0) {
