@@ -365,6 +365,12 @@ export class PaymentGate {
     const early = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer: undefined, escrow: { payer: '', unspent: 0n, refunded: false, closedAt: 0 }, held: e?.voucher != null ? e.signed : undefined })
     if (early.kind === 'stale') return e!.voucher!
     if (early.kind === 'refuse' && early.code === 'VOUCHER_WRONG_PROVIDER') throw new PaymentRejectedError(early.code, early.reason)
+    // a job this provider never worked under (no lease or round admitted it: no ledger row): not
+    // kept. Else any payer could make it store, and its redeem loop read twice every tick, one
+    // voucher per 1-wei escrow it deposits (review s14 cheat F1). Checked before the escrow read and
+    // the signature recovery, so such a voucher costs a map lookup (review L7). Not charged: a row
+    // evicted past maxJobs (nothing owed on it) is the only way an honest payer's voucher lands here.
+    if (e === undefined) throw new PaymentDeclinedError('VOUCHER_UNKNOWN_JOB', `no lease or training round of job ${pv.escrowId.slice(0, 10)}… ran on this provider: its voucher is not kept`)
     let escrow = await this.read(pv.escrowId, false)
     if (escrow === undefined) escrow = await this.read(pv.escrowId, true)
     const sv: SignedVoucher = { voucher: { escrowId: pv.escrowId, provider: pv.provider, cumulative: pv.cumulative, receiptsRoot: pv.receiptsRoot, receiptCount: pv.receiptCount }, signature: pv.signature }
@@ -372,10 +378,7 @@ export class PaymentGate {
     const j = judgeVoucher({ voucher: pv, self, chainId: d.chainId, signer, escrow, held: e?.voucher != null ? e.signed : undefined })
     if (j.kind === 'stale') return e!.voucher!
     if (j.kind === 'refuse') throw new PaymentRejectedError(j.code, j.reason)
-    // a job this provider never worked under (no lease or round admitted it: no ledger row): not
-    // kept. Else any payer could make it store, and its redeem loop read twice every tick, one
-    // voucher per 1-wei escrow it deposits (review s14 cheat F1). Not charged: a row evicted past
-    // maxJobs (nothing owed on it) is the only way an honest payer's voucher lands here.
+    // the row may have been evicted (maxJobs) while the chain was read: the same refusal as above
     if (!this.ledger.has(pv.escrowId)) throw new PaymentDeclinedError('VOUCHER_UNKNOWN_JOB', `no lease or training round of job ${pv.escrowId.slice(0, 10)}… ran on this provider: its voucher is not kept`)
     try {
       // the signer recovered above (the payer's, judged so) and the domain it was recovered under:

@@ -141,14 +141,16 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
         reply: /VOUCHER_WRONG_PROVIDER/
       },
       {
-        // for this node, but for a job with no escrow on its chain (a made-up job): one chain read, charged.
-        // A wrong signer and a lower total need a funded escrow: test/payment/provider-gate.test.ts
-        // and test/unit/jobs/payment-gate.test.ts send those (charged; a lower total is not)
+        // for this node, but for a job that never ran here (a made-up job): declined before any chain
+        // read or signature recovery (review L7), not charged (an honest payer's voucher for a row
+        // evicted past maxJobs lands here too). A wrong signer and a lower total need a job leased
+        // here: test/payment/provider-gate.test.ts and test/unit/jobs/payment-gate.test.ts send those
+        // (charged; a lower total is not)
         name: 'voucher-foreign-job',
         craft: c => [task({ voucher: fuzzVoucher(c, (c.target.payout ?? '').replace(/^0x/, '')) })],
-        expect: 'refused (VOUCHER_NO_ESCROW); sender charged',
-        charge: 'must',
-        reply: /VOUCHER_NO_ESCROW/
+        expect: 'declined (VOUCHER_UNKNOWN_JOB) before any chain read; not charged',
+        charge: 'no',
+        reply: /VOUCHER_UNKNOWN_JOB/
       },
       {
         name: 'result-for-task-never-leased',

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert'
 import { privateKeyToAccount } from 'viem/accounts'
 import { PaymentGate, PaymentDeclinedError, type PaymentPort } from '../../../src/jobs/payment-gate.js'
 import { escrowKeyOf, taskPriceUnits, uint256Bytes, type EscrowRead } from '../../../src/core/settlement/credit.js'
-import { voucherTypedData, type SignedVoucher, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
+import { voucherSigner, voucherTypedData, type SignedVoucher, type VoucherDomain } from '../../../src/core/settlement/voucher.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
 import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { WireError } from '../../../src/errors.js'
@@ -32,8 +32,9 @@ class Chain implements PaymentPort {
   readonly address = PROVIDER
   escrows = new Map<string, EscrowRead>()
   kept: SignedVoucher[] = []
+  escrowReads = 0
   domain (): VoucherDomain { return DOMAIN }
-  async escrow (key: string): Promise<EscrowRead | undefined> { return this.escrows.get(key) }
+  async escrow (key: string): Promise<EscrowRead | undefined> { this.escrowReads++; return this.escrows.get(key) }
   async redeemed (): Promise<bigint> { return 0n }
   async acceptVoucher (sv: SignedVoucher): Promise<void> { this.kept.push(sv) }
 }
@@ -79,6 +80,28 @@ test('a voucher for an escrow no lease of this provider named is not kept: 1-wei
   gate.finished(lp, TIMEOUT, { amount: PRICE.toString(), wallMs: TIMEOUT, cpuMs: TIMEOUT, gpuSeconds: 0 })
   assert.equal((await gate.acceptVoucher(await voucher(30, PRICE))).cumulative, uint256Bytes(PRICE))
   assert.is(chain.kept.length, 1)
+})
+
+test('review L7: a voucher for a job that never ran here is declined before any chain read or signature recovery', async () => {
+  const chain = new Chain()
+  let recoveries = 0
+  const gate = new PaymentGate(chain, { now: () => 1_000_000, recover: async (sv, d) => { recoveries++; return await voucherSigner(sv, d) } })
+  for (let n = 0; n < 50; n++) {
+    fund(chain, 100 + n, 1n)
+    const e = await refusal(gate.acceptVoucher(await voucher(100 + n, 1n)))
+    assert.is((e as PaymentDeclinedError).code, 'VOUCHER_UNKNOWN_JOB', e.message)
+  }
+  assert.is(chain.escrowReads, 0, 'no escrow read for a job without a ledger row (before: 50, one per voucher)')
+  assert.is(recoveries, 0, 'no signature recovery either (before: 50)')
+  // a job that ran here still pays for its checks: read and recovered once
+  fund(chain, 31, 10n ** 18n)
+  const lp = await gate.admitLease(await lease(31), OFFER, TIMEOUT)
+  const readsAfterLease = chain.escrowReads
+  assert.ok((await gate.admitTask(lp, TIMEOUT)).ok)
+  gate.finished(lp, TIMEOUT, { amount: PRICE.toString(), wallMs: TIMEOUT, cpuMs: TIMEOUT, gpuSeconds: 0 })
+  assert.equal((await gate.acceptVoucher(await voucher(31, PRICE))).cumulative, uint256Bytes(PRICE))
+  assert.is(recoveries, 1, 'the known job\'s voucher was recovered')
+  assert.ok(chain.escrowReads >= readsAfterLease, 'its escrow was read (or reused from the cache)')
 })
 
 test('a lease writes its job\'s row at once: after a crash before any delivery was written, the payer\'s voucher is still kept', async () => {

@@ -136,7 +136,7 @@ test('a payer that stops signing gets at most the credit of unsigned work, then 
   assert.match(st[0].lastRefusal ?? '', /^PAYER_BEHIND/)
 })
 
-test('vouchers: garbage, another provider, a foreign job, a wrong signer are charged; a lower total is answered with the held one', async () => {
+test('vouchers: garbage, another provider, a wrong signer are charged; a foreign job is declined for free; a lower total is answered with the held one', async () => {
   const { chain, gate } = setup()
   fund(chain, job(3), 10n ** 18n)
   const code = async (v: dbc.task.v1.IVoucher): Promise<string> => {
@@ -146,16 +146,20 @@ test('vouchers: garbage, another provider, a foreign job, a wrong signer are cha
   }
   assert.is(await code({ escrowId: new Uint8Array(3), signature: new Uint8Array(9) }), 'VOUCHER_MALFORMED')
   assert.is(await code(await voucher(job(3), 10n, payer, `0x${'12'.repeat(20)}`)), 'VOUCHER_WRONG_PROVIDER')
+  // a job that never ran here (no ledger row): declined before any chain read, not charged (review L7)
   const readsBefore = chain.reads
-  assert.is(await code(await voucher(job(99), 10n)), 'VOUCHER_NO_ESCROW')
-  assert.ok(chain.reads - readsBefore <= 2, 'a foreign job costs at most a cached and a fresh read')
+  const foreign = await refusal(gate.acceptVoucher(await voucher(job(99), 10n)))
+  assert.instance(foreign, PaymentDeclinedError, foreign.message)
+  assert.is((foreign as PaymentDeclinedError).code, 'VOUCHER_UNKNOWN_JOB')
+  assert.is(chain.reads, readsBefore, 'a foreign job costs no chain read')
+  // the job leased here (review s14 F1): its forged and tampered vouchers are charged
+  await gate.admitLease(lease(job(3)), OFFER)
   assert.is(await code(await voucher(job(3), 10n, stranger)), 'VOUCHER_BAD_SIGNER')
   const tampered = await voucher(job(3), 10n)
   tampered.cumulative = uint256Bytes(10n ** 18n) // the payer signed 10 wei, not 1 DBC
   assert.is(await code(tampered), 'VOUCHER_BAD_SIGNER')
   assert.is(chain.kept.length, 0)
-  // good ones (for a job leased here: review s14 F1): the higher total is held, a lower or equal one is answered with it (reordering is honest)
-  await gate.admitLease(lease(job(3)), OFFER)
+  // good ones: the higher total is held, a lower or equal one is answered with it (reordering is honest)
   assert.equal((await gate.acceptVoucher(await voucher(job(3), 500n))).cumulative, uint256Bytes(500n))
   const readsAfter = chain.reads
   const lower = await gate.acceptVoucher(await voucher(job(3), 400n))
