@@ -184,7 +184,7 @@ export const routes = defineRoutes({
     stream: true,
     summary: 'Progress events until the job ends (NDJSON, or SSE with Accept: text/event-stream)',
     params: jobParams,
-    response: z.looseObject({ type: z.enum(['progress', 'end', 'error']), status: z.unknown().optional(), progress: z.unknown().optional(), tasks: z.number().optional(), done: z.number().optional(), failed: z.number().optional() })
+    response: z.looseObject({ type: z.enum(['progress', 'end', 'error']), status: z.unknown().optional(), progress: z.unknown().optional(), tasks: z.number().optional(), done: z.number().optional(), failed: z.number().optional(), waiting: z.string().optional().meta({ description: 'why queued tasks do not run now (busy providers, or the refusals of a search that fails the tasks unless one answers), while that holds' }) })
   },
 
   'GET /v1/jobs/:id/logs': { method: 'GET', path: '/v1/jobs/:id/logs', tag: 'jobs', summary: 'A job\'s events and what each returned copy wrote to stderr (its last 64 KiB)', params: jobParams, response: z.looseObject({ jobId: z.string(), status: z.string(), events: z.array(jobEvent) }) },

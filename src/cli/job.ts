@@ -246,10 +246,11 @@ async function noteMissingResults (client: ApiClient, id: string, got: number): 
 async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<JobStatus> {
   const cliProgress = bar && process.stderr.isTTY ? (await import('cli-progress')).default : undefined
   const progress = cliProgress !== undefined
-    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} tasks | running {running} | retries {retries} | failed {failed}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} tasks | running {running} | retries {retries} | failed {failed}{note}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
     : undefined
   let started = false
   let lastLine = 0
+  let lastWaiting = ''
   try {
     for await (const ev of client.stream<Record<string, any>>('GET', `/v1/jobs/${jobId}/events`)) {
       if (ev.type === 'end') {
@@ -258,9 +259,16 @@ async function follow (client: ApiClient, jobId: string, bar: boolean): Promise<
       }
       // before the runner's first report the event carries counts only: running and retries unknown
       const p = ev.progress ?? { total: ev.tasks, done: ev.done, failed: ev.failed }
+      // why nothing runs (busy providers; a search that fails the tasks unless a provider answers)
+      const waiting = typeof ev.waiting === 'string' ? printable(ev.waiting) : ''
       if (progress !== undefined) {
-        if (!started) { progress.start(p.total, p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed }); started = true }
-        progress.update(p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed })
+        const note = waiting === '' ? '' : ` | ${waiting.length > 160 ? `${waiting.slice(0, 157)}...` : waiting}`
+        if (!started) { progress.start(p.total, p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed, note }); started = true }
+        progress.update(p.done, { running: p.running ?? '-', retries: p.retries ?? '-', failed: p.failed, note })
+      } else if (bar && waiting !== '' && waiting.replace(/\d+ s\b/g, '') !== lastWaiting) {
+        // a new reason, printed once (not again for its countdown)
+        lastWaiting = waiting.replace(/\d+ s\b/g, '')
+        process.stderr.write(`${waiting}\n`)
       } else if (bar && Date.now() - lastLine > 2000) {
         lastLine = Date.now()
         // "0 running, 0 retries" while copies ran was the fallback's made-up zeros (user walk s14)

@@ -51,7 +51,7 @@ export interface JobStatusView {
   createdAt: number
   updatedAt: number
   live: boolean
-  /** Why queued tasks do not run now, while the job waits for busy providers (e.g. "waiting: 4 providers busy; ..."). */
+  /** Why queued tasks do not run now, while the job waits for busy providers (e.g. "waiting: 4 providers busy; ...") or while a search that found nobody able to take them keeps looking ("searching: not placed: ...; the tasks fail in 7 s ..."). */
   waiting?: string
   /** Refusals providers sent (offers and leases), by code, e.g. { BUSY: 12 }. */
   refusals?: Record<string, number>

@@ -32,6 +32,8 @@ export interface JobsSubsystemInit {
   bridge?: () => Bridge | undefined
   /** Dispute window of the escrows this node locks (seconds; default: the bridge's, an hour). */
   disputeWindowS?: number
+  /** Jobs lease only staked providers (chain.requireStake; default true). */
+  requireStake?: boolean
   /** The overlay's task application: the route of `routing: overlay` and the fallback (src/net/routes). */
   taskEnvelopes?: () => TaskEnvelopes | undefined
 }
@@ -70,7 +72,7 @@ export class JobsSubsystem implements Subsystem {
     this.transport = transport
     const identity = { peerId: ctx.identity.peerId.toMultihash().bytes, secretKey: ctx.identity.secretKey }
     this.jobStore = new JobStore(ctx.store)
-    const payments = new JobPayments({ store: new PaymentStore(ctx.store), bridge: () => this.init.bridge?.(), disputeWindowS: this.init.disputeWindowS, log: ctx.log })
+    const payments = new JobPayments({ store: new PaymentStore(ctx.store), bridge: () => this.init.bridge?.(), disputeWindowS: this.init.disputeWindowS, requireStake: this.init.requireStake, log: ctx.log })
     this.payments = payments
     this.trainingPayments = new TrainingPayments({ payments: () => this.payments, sendVoucher: async (peer, v) => { await transport.sendVoucher(peer, v, { signal: AbortSignal.timeout(10_000) }) }, log: ctx.log })
     const service = new JobService({
@@ -223,7 +225,7 @@ export class JobsSubsystem implements Subsystem {
         for (;;) {
           const st = s.status(id)
           const sentAt = performance.now()
-          send({ type: 'progress', status: st.status, progress: this.progress.get(id) ?? null, tasks: st.tasks, done: st.done, failed: st.failed })
+          send({ type: 'progress', status: st.status, progress: this.progress.get(id) ?? null, tasks: st.tasks, done: st.done, failed: st.failed, ...(st.waiting !== undefined ? { waiting: st.waiting } : {}) })
           if (st.status !== 'running' || req.signal.aborted) {
             send({ type: 'end', status: st })
             return

@@ -3,7 +3,7 @@
 // second changes nothing), and the errors people see.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox, dbc, dbcAsync, repoRoot } from '../helpers/cli.js'
 
@@ -88,6 +88,19 @@ test('unknown jobs and bad arguments are clear errors', () => {
   assert.match(r.stderr, /--task must be a task index/)
   r = dbc(['--data-dir', submitter.dataDir, 'stake', 'many'])
   assert.match(r.stderr, /GPUS must be a whole number/)
+})
+
+test('a job no provider can take says why while it keeps looking, then fails saying so', async () => {
+  // one input of 17 MiB: above both providers' default limit (provider.maxTask.inputBytes, 16 MiB)
+  const dir = join(sb.root, 'big')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'big.bin'), new Uint8Array(17 * 1024 * 1024))
+  writeFileSync(join(dir, 'big.yaml'), `name: big\nexecutor: wasm\ncode: { wasm: ${join(repoRoot, 'src/compute/modules/square.wasm')} }\nentry: run\ninputs: { files: { paths: [big.bin] } }\nresources: { cores: 1, memoryMib: 64 }\n`)
+  const r = await dbcAsync(['--data-dir', submitter.dataDir, 'job', 'submit', join(dir, 'big.yaml'), '--yes'], { timeoutMs: 120_000 })
+  assert.is(r.code, 1, r.stdout + r.stderr)
+  // before: ~10 s of "0/1 tasks done" and then the failure; now the reason, once, while it looks
+  assert.match(r.stderr, /searching: not placed: .*INPUT_TOO_LARGE: task inputs up to \d+ bytes exceed this provider's limit of 16777216 bytes.*; the tasks fail in \d+ s unless a provider that can take them answers/)
+  assert.is(r.stderr.match(/searching: /g)?.length, 1, r.stderr)
 })
 
 test.after(async () => { await sb.cleanup() })

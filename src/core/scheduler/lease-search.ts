@@ -125,6 +125,8 @@ export class LeaseSearch {
   private away = 0
   /** The last round placed nothing for want of distinct providers while the job holds leases. */
   private short = false
+  /** Why a starved search found nobody who could ever take the tasks, while it keeps looking until the give-up (job status). */
+  private permanent: { reason: string, giveUpAt: number } | undefined
 
   constructor (policy: LeaseSearchPolicy = {}) {
     this.giveUpMs = policy.giveUpMs ?? SEARCH_GIVE_UP_MS
@@ -158,6 +160,7 @@ export class LeaseSearch {
     this.busy = 0
     this.short = false
     this.away = 0
+    this.permanent = undefined
   }
 
   /** Ends the search (the job no longer wants leases). */
@@ -224,6 +227,8 @@ export class LeaseSearch {
       return { kind: 'retry', at }
     }
     const start = this.startedAt ?? now
+    // what the user sees while it keeps looking (before: nothing for 10 s, then the failure)
+    if (r.error === undefined && !(r.liveLeases > 0)) this.permanent = { reason: this.reasonOf(r), giveUpAt: Math.max(start, this.lastTransientAt) + this.giveUpMs }
     // a provider that was busy a moment ago may answer again soon: keep looking as long as that
     if (now - this.lastTransientAt < this.giveUpMs) return { kind: 'retry', at: now + this.retryMs }
     // nobody busy: what the providers said does not change from one moment to the next (an executor
@@ -245,7 +250,11 @@ export class LeaseSearch {
 
   /** Why the tasks do not run yet, while waiting (undefined when not). */
   waiting (now: number): string | undefined {
-    if (this.waitingSince === undefined) return undefined
+    if (this.waitingSince === undefined) {
+      if (this.permanent === undefined || this.startedAt === undefined || this.mode !== 'starved') return undefined
+      const left = Math.max(0, Math.ceil((this.permanent.giveUpAt - now) / 1000))
+      return `searching: ${this.permanent.reason}; the tasks fail in ${left} s unless a provider that can take them answers`
+    }
     const left = Math.max(0, Math.ceil((this.waitingSince + this.waitMs - now) / 1000))
     const plural = (n: number): string => `${n} provider${n === 1 ? '' : 's'}`
     if (this.busy === 0 && this.away === 0 && this.short) return `waiting: ${SHORT}; tasks fail if none appears within ${left} s`
@@ -258,6 +267,7 @@ export class LeaseSearch {
 
   private end (): void {
     this.startedAt = undefined
+    this.permanent = undefined
     this.mode = 'starved'
     this.waitingSince = undefined
     this.delay = this.retryMs

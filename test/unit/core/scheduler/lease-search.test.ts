@@ -53,6 +53,8 @@ test('permanent refusals: give up after giveUpMs with the placement reason (no w
   const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 600_000 })
   let now = 0
   let d = s.handleRound(now, round({ refusals: ['NO_CAPACITY', 'REFUSED'], unplaced: 'all-refused', lastRefusal: 'NO_CAPACITY: this peer cannot run tasks needing 64 CPU(s)' }))
+  // while it keeps looking, job status says what the providers said and when the tasks fail (user walk s14: 10 s of nothing)
+  assert.match(s.waiting(now) ?? '', /^searching: not placed: every provider asked refused.*NO_CAPACITY: this peer cannot run tasks needing 64 CPU\(s\).*; the tasks fail in 1 s unless a provider that can take them answers$/)
   while (d.kind === 'retry') { now = d.at; d = s.handleRound(now, round({ refusals: ['NO_CAPACITY', 'REFUSED'], unplaced: 'all-refused', lastRefusal: 'NO_CAPACITY: x' })) }
   assert.is(d.kind, 'give-up')
   assert.ok(now >= 1000 && now <= 1250, `gave up at ${now}`)
