@@ -1,6 +1,6 @@
 // `dbc node start|status|stop`
 import { spawn } from 'node:child_process'
-import { openSync, readFileSync, existsSync, mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
+import { openSync, readFileSync, existsSync, statSync, mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import type { ConfigLayer } from '../node/config.js'
@@ -72,6 +72,8 @@ export function registerNodeCommands (program: Command): void {
       const { loadConfig } = await import('../node/config.js')
       const config = loadConfig({ flags, configFile: opts.config })
       ensureDataDir(config.dataDir)
+      // a city the bundled list lacks is named here, before a background process starts (as --gpus is)
+      if (config.location !== '') (await import('../geo/cities.js')).resolveLocation(config.location)
       if (opts.detach === true) {
         await startDetached(config.dataDir)
         return
@@ -188,6 +190,8 @@ async function startDetached (dataDir: string): Promise<void> {
   // the daemon writes its log itself (logs/node.log); this file gets only what it prints outside it (a crash)
   const logFile = join(dataDir, 'logs', 'daemon.out')
   const out = openSync(logFile, 'a')
+  // read back only what this start printed: the file keeps earlier starts' output
+  const printedFrom = statSync(logFile).size
   const args = process.argv.slice(1).filter(a => a !== '--detach')
   const child = spawn(process.execPath, [...process.execArgv, ...args], {
     detached: true,
@@ -211,9 +215,23 @@ async function startDetached (dataDir: string): Promise<void> {
     }
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : ''
-  const reason = tail.split('\n').reverse().find(l => l.startsWith('error:')) ?? ''
-  throw new DaemonUnavailableError('START_FAILED', exited !== undefined ? `the node exited during start (code ${String(exited)})${reason === '' ? '' : ': ' + reason.slice(7)}` : 'the node did not become ready within 60 s', {
-    hint: `see ${logFile}${exited === undefined ? `; the process (pid ${pid}) may still be starting` : ''}`
+  const failure = startFailure(existsSync(logFile) ? readFileSync(logFile).subarray(printedFrom).toString('utf8') : '')
+  // a setting the background node refused (a busy port, an unknown city): its own error and hint, exit 2 as in the foreground
+  if (exited === 2 && failure.key !== undefined) throw new ConfigError(failure.key, failure.problem, { hint: failure.hint ?? `see ${logFile}` })
+  throw new DaemonUnavailableError('START_FAILED', exited !== undefined ? `the node exited during start (code ${String(exited)})${failure.reason === '' ? '' : ': ' + failure.reason}` : 'the node did not become ready within 60 s', {
+    hint: `${failure.hint === undefined ? '' : failure.hint + '; '}see ${logFile}${exited === undefined ? `; the process (pid ${pid}) may still be starting` : ''}`
   })
+}
+
+/** The last `error:` line a start printed, its `hint:` line, and the config key when the error names one. */
+export function startFailure (printed: string): { reason: string, hint?: string, key?: string, problem: string } {
+  const lines = printed.split('\n')
+  let at = -1
+  for (let i = lines.length - 1; i >= 0; i--) if (lines[i].startsWith('error: ')) { at = i; break }
+  if (at < 0) return { reason: '', problem: '' }
+  const reason = lines[at].slice(7)
+  const hintLine = lines[at + 1]
+  const hint = hintLine?.startsWith('hint: ') === true ? hintLine.slice(6) : undefined
+  const m = /^config "([^"]+)": (.*)$/.exec(reason)
+  return m == null ? { reason, hint, problem: reason } : { reason, hint, key: m[1], problem: m[2] }
 }

@@ -6,12 +6,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../../../src/node/config.js'
-import { ensureDataDir } from '../../../src/cli/node.js'
+import { ensureDataDir, startFailure } from '../../../src/cli/node.js'
 import { ConfigError } from '../../../src/errors.js'
 
 const dbcBin = fileURLToPath(new URL('../../../bin/dbc.js', import.meta.url))
@@ -78,6 +80,39 @@ test('the CLI prints each as one error and a hint, exit 2, no stack trace, nothi
   const port = run('--data-dir', join(dir, 'dd3'), 'node', 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', 'abc')
   assert.is(port.status, 2, port.stderr)
   assert.match(port.stderr, /^error: config "api\.port": expected number, got string "abc"/)
+})
+
+// found on helper user16's walk: with --detach these ended 'error: the node exited during start (code 2): ...'
+// with 'hint: see .../daemon.out' and exit 1, though the node had printed its own hint; an unknown city
+// was found only by the background node
+test('with --detach, an unknown city and a busy port are config errors with their own hint, exit 2', async () => {
+  const run = (...args: string[]): { status: number | null, stderr: string } => {
+    const r = spawnSync(process.execPath, [dbcBin, ...args], { encoding: 'utf8', env: { ...process.env, DEBUG: '' }, timeout: 90_000 })
+    return { status: r.status, stderr: r.stderr }
+  }
+  const city = run('--data-dir', join(dir, 'dd4'), 'node', 'start', '--detach', '--location', 'Xyzzyvillezz', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0')
+  assert.is(city.status, 2, city.stderr)
+  assert.match(city.stderr, /^error: config "location": no city named "Xyzzyvillezz"/)
+  assert.match(city.stderr, /\nhint: Give a city as "Name"/)
+  assert.not.match(city.stderr, /exited during start/)
+  assert.not.ok(existsSync(join(dir, 'dd4', 'logs', 'daemon.out')), 'no background process was started')
+  const busy = createServer()
+  await new Promise<void>(resolve => busy.listen(0, '127.0.0.1', resolve))
+  const taken = (busy.address() as AddressInfo).port
+  try {
+    const port = run('--data-dir', join(dir, 'dd5'), 'node', 'start', '--detach', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', String(taken), '--no-relay')
+    assert.is(port.status, 2, port.stderr)
+    assert.match(port.stderr, /^error: config "api\.port": cannot listen on 127\.0\.0\.1:\d+/)
+    assert.match(port.stderr, /\nhint: /)
+    assert.not.match(port.stderr, /exited during start|hint: see /)
+  } finally { busy.close() }
+})
+
+test('startFailure reads the last error of this start, its hint and its key', () => {
+  const f = startFailure('error: config "listen": old\nhint: old hint\nsome log\nerror: config "api.port": cannot listen on 127.0.0.1:1: busy\nhint: pick another\n')
+  assert.equal(f, { reason: 'config "api.port": cannot listen on 127.0.0.1:1: busy', hint: 'pick another', key: 'api.port', problem: 'cannot listen on 127.0.0.1:1: busy' })
+  assert.equal(startFailure('Error: crashed\n'), { reason: '', problem: '' })
+  assert.equal(startFailure('error: chain unreachable\n'), { reason: 'chain unreachable', hint: undefined, problem: 'chain unreachable' })
 })
 
 test.after(() => { rmSync(dir, { recursive: true, force: true }) })
