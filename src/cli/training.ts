@@ -85,7 +85,7 @@ export async function submitTraining (client: ApiClient, m: { spec: unknown, pee
   const { jobId } = await client.call<{ jobId: string }>('POST', '/v1/training', { ...m, allowTopUp: opts.yes === true }, { timeoutMs: 120_000 })
   if (opts.detach === true) {
     if (opts.json === true) return printJson({ jobId })
-    process.stdout.write(`${jobId}\nfollow it with: dbc job status ${jobId}\n`)
+    process.stdout.write(`${jobId}\nlook at it with: dbc job status ${jobId} (a snapshot of its rounds so far: run it again to see them advance; dbc job cancel ${jobId} stops it)\n`)
     return
   }
   if (opts.json !== true) process.stderr.write(`training job ${jobId} submitted\n`)
