@@ -79,6 +79,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   momentumOffBy (members: string[]): string[] { return members.filter(m => this.noOptimizer.has(m)) }
   /** The first invitations' timeouts still running (cleared when the run ends: a cancel while they are out). */
   private readonly inviteTimers = new Set<NodeJS.Timeout>()
+  /**
+   * Members dropped from a round (silent, or missed by the all-reduce) that are not back: each may
+   * still run its worker and may come back with a late report (review s14 L6). They count as held
+   * (PEERS_BUSY) and are told the job ended, like the live members, instead of idling out later.
+   */
+  private readonly droppedMembers = new Set<string>()
   /** Peers invited to join a running job: admitted (from the next round) once they ask. */
   private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
@@ -185,6 +191,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
               resolve({ params, members: o.to })
             }
             for (const p of o.to) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: senders.includes(p) } })
+            // members dropped on the way (not back) stop their workers now, not when they idle out
+            for (const p of this.droppedMembers) if (!o.to.includes(p)) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: false } })
           }
         }
         this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline, startRound: this.resumedFrom, startDigest: this.lastCheckpoint?.digest })
@@ -375,13 +383,13 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   /** The peers this job holds now: its members, those joining and those invited (before the group forms: the peers it was placed on). */
   heldPeers (): string[] {
     const c = this.coordinator
-    return c === undefined ? [...this.init.peers] : [...new Set([...c.currentMembers, ...c.joiningMembers, ...this.invitedJoiners.keys()])]
+    return c === undefined ? [...this.init.peers] : [...new Set([...c.currentMembers, ...c.joiningMembers, ...this.invitedJoiners.keys(), ...this.droppedMembers])]
   }
 
   /** Tells every peer still in the job to stop (failure or cancel). */
   private stopPeers (reason: string): void {
     const members = this.coordinator?.currentMembers ?? this.init.peers
-    for (const p of members) this.init.transport.send(p, { finish: { jobId: this.jobId, round: 0, sendModel: false, reason } })
+    for (const p of new Set([...members, ...this.droppedMembers])) this.init.transport.send(p, { finish: { jobId: this.jobId, round: 0, sendModel: false, reason } })
   }
 
   private async invite (pending: Map<string, (msg: TrainingMessage) => void>): Promise<string[]> {
@@ -444,6 +452,10 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         case 'progress': {
           const { kind: _k, ...p } = o
           this.history.push(p)
+          // who is out now and may still run its worker (a member back in the group is not)
+          for (const d of o.dropped) if (this.ranks.has(d)) this.droppedMembers.add(d)
+          for (const m of c.currentMembers) this.droppedMembers.delete(m)
+          for (const m of c.joiningMembers) this.droppedMembers.delete(m)
           if (o.stateDigest !== undefined && !c.done) this.requestCheckpoint(o.round + 1, o.stateDigest, o.agreedBy)
           this.emit('progress', p)
           this.growBack()
