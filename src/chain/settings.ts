@@ -41,7 +41,12 @@ export const chainSettingsSchema = z.object({
    */
   minRedeemGasMultiple: z.number().min(0).max(1_000_000).default(DEFAULT_MIN_REDEEM_GAS_MULTIPLE),
   /** `local` only: top the node key up from a public dev key when it runs low (default true). */
-  faucet: z.boolean().optional()
+  faucet: z.boolean().optional(),
+  /**
+   * This node's jobs lease only providers whose payout address staked enough for what they offer
+   * (default on, except on the single-node sandbox; a manifest may still say verification.allowUnstaked).
+   */
+  requireStake: z.boolean().optional()
 }).strict()
 
 export interface ChainSettings {
@@ -60,6 +65,8 @@ export interface ChainSettings {
   faucet: boolean
   /** Providers stake their GPUs on start unless told otherwise. */
   autoStakeDefault: boolean
+  /** Jobs lease only staked providers (chain.requireStake; default: every network but the sandbox). */
+  requireStake: boolean
 }
 
 export interface NetworkChoice {
@@ -80,7 +87,9 @@ export function parseChainSettings (raw: unknown, choice: NetworkChoice = {}): C
   const c = r.data
   if (c.rpc !== undefined && c.url !== undefined && c.rpc !== c.url) throw new ConfigError('chain.url', `is ${c.url} but chain.rpc is ${c.rpc}`, { hint: 'set only chain.rpc (chain.url is its older name)' })
   const rpc = c.rpc ?? c.url
-  const rest = { keyFile: c.keyFile, contract: c.contract, tickMs: c.tickMs, minRedeemGasMultiple: c.minRedeemGasMultiple }
+  // the sandbox is one node: its only provider is itself, unstaked (auto-stake is off there)
+  const rest = { keyFile: c.keyFile, contract: c.contract, tickMs: c.tickMs, minRedeemGasMultiple: c.minRedeemGasMultiple, requireStake: c.requireStake ?? true }
+  const sandboxStake = { requireStake: c.requireStake ?? false }
   const joining = choice.joining === true
 
   if (choice.network !== undefined) {
@@ -93,7 +102,7 @@ export function parseChainSettings (raw: unknown, choice: NetworkChoice = {}): C
       if (joining) throw new ConfigError('network', 'sandbox is a chain inside this one node, but this node joins others (bootstrap peers): they could never see its payments', { hint: NAME_A_NETWORK_HINT })
       if (rpc !== undefined) throw new ConfigError('chain.rpc', 'is set, but network sandbox is the EVM inside this node', { hint: 'drop chain.rpc, or use --network local --chain-rpc URL' })
       if (c.kind === 'rpc') throw new ConfigError('chain.kind', 'is "rpc", but network sandbox is the EVM inside this node', { hint: 'drop chain.kind' })
-      return { network: name, defaulted: false, kind: 'embedded', chainId: c.chainId ?? net.chainId, confirmations: c.confirmations, faucet: false, autoStakeDefault: net.autoStake, ...rest }
+      return { network: name, defaulted: false, kind: 'embedded', chainId: c.chainId ?? net.chainId, confirmations: c.confirmations, faucet: false, autoStakeDefault: net.autoStake, ...rest, ...sandboxStake }
     }
     if (c.kind === 'embedded') throw new ConfigError('chain.kind', `is "embedded" (the sandbox), but network is ${name}`, { hint: 'drop chain.kind: the network names the chain' })
     if (c.chainId !== undefined && net.chainIdFixed && c.chainId !== net.chainId) {
@@ -126,7 +135,7 @@ export function parseChainSettings (raw: unknown, choice: NetworkChoice = {}): C
       ? 'is "embedded" (a chain inside this one node), but this node joins others (bootstrap peers): they could never see its payments'
       : 'is not set, and this node joins others (bootstrap peers): every node of a network must settle on the same chain', { hint: NAME_A_NETWORK_HINT })
   }
-  return { network: 'sandbox', defaulted: c.kind === undefined, kind: 'embedded', chainId: c.chainId ?? NETWORKS.sandbox.chainId, confirmations: c.confirmations, faucet: false, autoStakeDefault: false, ...rest }
+  return { network: 'sandbox', defaulted: c.kind === undefined, kind: 'embedded', chainId: c.chainId ?? NETWORKS.sandbox.chainId, confirmations: c.confirmations, faucet: false, autoStakeDefault: false, ...rest, ...sandboxStake }
 }
 
 /** What the bridge is built from; `stakeGpus` sizes the local faucet's top-up. */

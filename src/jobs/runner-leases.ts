@@ -13,6 +13,7 @@ import {
 import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
 import { MAX_RESULT_BYTES } from '../core/scheduler/manifest.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
+import { checkStakes } from '../core/settlement/stake-check.js'
 import { verifyOffer } from '../core/compute/offer.js'
 import { nodeSuite } from '../crypto/suite.js'
 import type { TransportOffer } from './transport.js'
@@ -144,12 +145,14 @@ export class LeaseRounds {
     // a provider with no binding yet may still be signing it (a fresh node): it counts as BUSY for
     // UNBOUND_GRACE_MS, so the job waits for it; a wrong binding is refused at once
     const waitingForBinding = new Set<number>()
+    /** views[i]'s proven payout address (lower case): its owner, whose stake is checked below. */
+    const owners: Array<string | undefined> = []
     // views[i] is got[i] (an offer id names nothing across peers: another peer may send the same one)
     for (const [i, v] of views.entries()) {
       if (domain === undefined || v.refusal !== undefined) continue
       const { offer: raw, peer } = got[i]
       const c = checkPayoutBinding(peer, raw.payoutAddress ?? '', raw.payoutBinding, domain)
-      if (c.ok) continue
+      if (c.ok) { owners[i] = c.payout.toLowerCase(); continue }
       v.refusal = `${c.code}: ${c.reason}`
       if ((raw.payoutBinding == null || raw.payoutBinding.length === 0) && /^0x[0-9a-fA-F]{40}$/.test(raw.payoutAddress ?? '')) {
         if (!this.unboundSince.has(v.provider) && this.unboundSince.size < 4096) this.unboundSince.set(v.provider, now)
@@ -157,6 +160,8 @@ export class LeaseRounds {
         if (since !== undefined && now - since < UNBOUND_GRACE_MS) waitingForBinding.add(i)
       }
     }
+    // and only to owners whose stake covers what they offer (review F4): refused, or leased for fewer slots
+    await this.checkStake(views, owners, machine)
     for (const [i, v] of views.entries()) {
       if (v.refusal === undefined) continue
       refusals.push(waitingForBinding.has(i) ? 'BUSY' : refusalCode(v.refusal))
@@ -265,5 +270,31 @@ export class LeaseRounds {
       opened++
     }))
     return outcome(opened)
+  }
+
+  /**
+   * Refuses the usable offers whose owner (proven payout address) has not staked enough for them,
+   * and trims the slots of those it covers in part (core/settlement/stake-check.ts); the GPUs the
+   * job's live leases hold count against their owner's stake. One read per owner, cached
+   * (src/jobs/stake-reads.ts); without `payment.stakes` nothing is checked.
+   */
+  private async checkStake (views: OfferView[], owners: ReadonlyArray<string | undefined>, machine: JobMachine): Promise<void> {
+    const pay = this.d.init.payment
+    if (pay?.stakes === undefined) return
+    const idx = views.flatMap((v, i) => v.refusal === undefined && owners[i] !== undefined ? [i] : [])
+    if (idx.length === 0) return
+    const g = this.d.m.resources.gpu?.count ?? 0
+    const held = new Map<string, number>()
+    for (const l of machine.liveLeases()) {
+      const o = pay.payer.payoutOf(l.provider)?.toLowerCase()
+      if (o !== undefined) held.set(o, (held.get(o) ?? 0) + l.slots * g)
+    }
+    const figures = await pay.stakes(idx.map(i => owners[i] as string), this.signal)
+    const verdicts = checkStakes({ gpusPerTask: g, candidates: idx.map(i => ({ owner: owners[i] as string, slots: views[i].slots })), stakes: figures, held })
+    for (const [k, i] of idx.entries()) {
+      const v = verdicts[k]
+      if (v.ok) views[i].slots = v.slots
+      else views[i].refusal = v.reason
+    }
   }
 }

@@ -5,6 +5,7 @@ import type { JobEvent, Manifest, PlacementSummary, Progress, ReputationBook, Ta
 import type { JobTransport } from './transport.js'
 import type { JobStore } from './store.js'
 import type { JobPayer } from './payer.js'
+import type { StakeFigure } from '../core/settlement/stake-check.js'
 
 export interface JobRunnerInit {
   jobId: string
@@ -56,6 +57,13 @@ export interface RunnerPayment {
   onError?: (err: Error, provider?: string) => void
   /** The payer's signature letting `holder` lease against this escrow (PaymentTerms.holder_auth; providers require it). */
   leaseAuth?: (holder: Uint8Array) => Promise<Uint8Array>
+  /**
+   * The on-chain stake of payout addresses (lower case; undefined: could not be read in time,
+   * src/jobs/stake-reads.ts). Present: offers whose owner's stake does not cover them are not
+   * leased (NOT_STAKED, STAKE_TOO_LOW; STAKE_UNKNOWN waits). Absent: stake is not checked (the
+   * node's chain.requireStake is off, the manifest says verification.allowUnstaked, or tests).
+   */
+  stakes?: (owners: readonly string[], signal?: AbortSignal) => Promise<ReadonlyMap<string, StakeFigure | undefined>>
 }
 
 export interface JobSummary {

@@ -41,6 +41,7 @@ export const ENV_KEYS: Record<string, { key: string, kind: 'string' | 'list' | '
   DBC_CHAIN_URL: { key: 'chain.url', kind: 'string' },
   DBC_CHAIN_ID: { key: 'chain.chainId', kind: 'int' },
   DBC_CHAIN_KEY_FILE: { key: 'chain.keyFile', kind: 'string' },
+  DBC_CHAIN_REQUIRE_STAKE: { key: 'chain.requireStake', kind: 'bool' },
   DBC_AUTO_STAKE: { key: 'provider.autoStake', kind: 'bool' },
   DBC_CREDIT_TASKS: { key: 'provider.creditTasks', kind: 'int' },
   DBC_MIN_DISPUTE_WINDOW_S: { key: 'provider.minDisputeWindowS', kind: 'int' },

@@ -12,6 +12,7 @@ import { JobPayer, paymentView, type PaymentView } from '../jobs/payer.js'
 import { PaymentStore, type EscrowRow } from '../jobs/payment-store.js'
 import type { RunnerPayment } from '../jobs/runner.js'
 import type { Bridge } from '../chain/index.js'
+import { StakeReads } from '../jobs/stake-reads.js'
 import type { dbc } from '../wire/gen/wire.js'
 import type { SignedVoucher } from '../core/settlement/voucher.js'
 
@@ -28,6 +29,11 @@ const REFUND_CHECK_MS = 15_000
 export interface JobPaymentsInit {
   store: PaymentStore
   bridge: () => Bridge | undefined
+  /**
+   * Jobs lease only providers whose payout address staked enough for their offers (the node's
+   * chain.requireStake; default true): a manifest's verification.allowUnstaked turns it off per job.
+   */
+  requireStake?: boolean
   /** Dispute window of new escrows (seconds, 60 s to 30 days; default: the bridge's, an hour). */
   disputeWindowS?: number
   log?: { info: (o: object, m: string) => void, warn: (o: object, m: string) => void }
@@ -45,6 +51,8 @@ export class JobPayments {
   private readonly payers = new Map<string, JobPayer>()
   private readonly deposits = new Map<string, Promise<void>>()
   private timer?: NodeJS.Timeout
+  /** Provider stake read from the chain, shared by every job of this node (one read per owner and TTL). */
+  private stakeReads?: { bridge: Bridge, reads: StakeReads }
 
   constructor (private readonly init: JobPaymentsInit) {}
 
@@ -76,8 +84,22 @@ export class JobPayments {
       ensureEscrow: async (predicted, reserve) => { await this.ensureEscrow(jobId, predicted, deadline, reserve) },
       exhausted: () => this.exhausted(jobId),
       leaseAuth: async (holder) => await bridge.signLeaseAuth(key, holder),
+      ...(this.init.requireStake !== false && manifest.verification.allowUnstaked !== true ? { stakes: async (owners, signal) => await this.stakesOf(bridge).stakesOf(owners, signal) } : {}),
       onError: (err, provider) => { this.init.log?.warn({ jobId, provider, err: err.message }, 'payment problem (the next voucher carries the total)') }
     }
+  }
+
+  /** The stake reads of `bridge` (a new bridge after a restart of the chain subsystem starts a new cache). */
+  stakesOf (bridge: Bridge): StakeReads {
+    if (this.stakeReads?.bridge !== bridge) {
+      const reads = new StakeReads({
+        read: async (owner) => await bridge.stakeOf(owner as Hex),
+        now: Date.now,
+        onError: (err, owner) => { this.init.log?.warn({ owner, err: err.message }, 'the stake of a provider\'s payout address could not be read (its offers wait: STAKE_UNKNOWN)') }
+      })
+      this.stakeReads = { bridge, reads }
+    }
+    return this.stakeReads.reads
   }
 
   /** The payer of a job (grid or training), created once. */

@@ -22,6 +22,7 @@ export async function buildSubsystems (config: NodeConfig): Promise<Subsystem[]>
   const overlay = new OverlaySubsystem({ compute: () => compute.peer, taskProvider: () => compute.taskProvider })
   const jobs = new JobsSubsystem({
     bridge: () => chain.bridge,
+    requireStake: chain.settings.requireStake,
     candidates: async (req) => await overlay.candidates(req),
     taskEnvelopes: () => overlay.tasks,
     network: (peer) => overlay.network(peer)

@@ -32,8 +32,11 @@ export const DEFAULT_WAIT_MS = 600_000
 /** The least gap between two rounds asked at once because a placed provider turned out busy. */
 const FAST_RETRY_GAP_MS = 250
 
+/** An offer whose owner's stake could not be read from the chain in time (src/jobs/stake-reads.ts): the job waits for the chain. */
+export const STAKE_UNKNOWN = 'STAKE_UNKNOWN'
+
 /** Refusal codes that say "not now" rather than "never": the job waits for them. */
-export const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(['BUSY', 'REQUEST_EXPIRED', 'LEASE_OFFER_EXPIRED', 'LEASE_LOST'])
+export const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(['BUSY', 'REQUEST_EXPIRED', 'LEASE_OFFER_EXPIRED', 'LEASE_LOST', STAKE_UNKNOWN])
 
 /**
  * The code of a refusal as providers send it (`CODE: text`, the convention of typed errors on
@@ -117,6 +120,8 @@ export class LeaseSearch {
   private delay: number
   private readonly moreMaxRetryMs: number
   private busy = 0
+  /** Offers of the last round refused STAKE_UNKNOWN (their owner's stake could not be read): waited for like busy ones. */
+  private unreadStake = 0
   private mode: SearchMode = 'starved'
   private readonly counts = new Map<string, number>()
   private readonly penalty = new Set<string>()
@@ -181,14 +186,17 @@ export class LeaseSearch {
   handleRound (now: number, r: SearchRound): SearchDecision {
     if (this.startedAt === undefined) this.begin(now, this.mode)
     let transient = 0
+    let unreadStake = 0
     for (const code of r.refusals) {
       this.counts.set(code, (this.counts.get(code) ?? 0) + 1)
       if (TRANSIENT_REFUSALS.has(code)) transient++
+      if (code === STAKE_UNKNOWN) unreadStake++
     }
     // a lost provider that answered is judged by its answer; one silent for waitMs is given up on
     for (const p of r.answered ?? []) this.lost.delete(p)
     for (const [p, at] of this.lost) if (now - at > this.waitMs) this.lost.delete(p)
-    this.busy = transient
+    this.busy = transient - unreadStake
+    this.unreadStake = unreadStake
     this.away = this.lost.size
     transient += this.away
     // too few distinct providers beside the job's leased ones (one of them stopped): one may come back
@@ -217,7 +225,7 @@ export class LeaseSearch {
       this.waitingSince ??= now
       if (now - this.waitingSince >= this.waitMs) {
         const waited = Math.round(this.waitMs / 1000)
-        const why = `${this.busy} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}`
+        const why = `${this.busy} busy${this.stakeText()}${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}`
         this.end()
         return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${why})` }
       }
@@ -259,11 +267,17 @@ export class LeaseSearch {
     const plural = (n: number): string => `${n} provider${n === 1 ? '' : 's'}`
     if (this.busy === 0 && this.away === 0 && this.short) return `waiting: ${SHORT}; tasks fail if none appears within ${left} s`
     if (this.busy === 0 && this.away > 0) return `waiting: ${plural(this.away)} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost (a route failure); tasks fail if none returns within ${left} s`
-    return `waiting: ${plural(this.busy)} busy${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}; tasks fail if none frees within ${left} s`
+    if (this.busy === 0 && this.away === 0 && !this.short && this.unreadStake > 0) return `waiting: ${this.stakeText().slice(2)}; tasks fail if the chain does not answer within ${left} s`
+    return `waiting: ${plural(this.busy)} busy${this.stakeText()}${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}; tasks fail if none frees within ${left} s`
   }
 
   /** Refusals seen so far, by code (what `job status` shows). */
   refusals (): Record<string, number> { return Object.fromEntries(this.counts) }
+
+  /** ", N offers whose owner's stake could not be read from the chain", or nothing. */
+  private stakeText (): string {
+    return this.unreadStake === 0 ? '' : `, ${this.unreadStake} offer${this.unreadStake === 1 ? '' : 's'} whose owner's stake could not be read from the chain (STAKE_UNKNOWN)`
+  }
 
   private end (): void {
     this.startedAt = undefined
@@ -272,6 +286,7 @@ export class LeaseSearch {
     this.waitingSince = undefined
     this.delay = this.retryMs
     this.busy = 0
+    this.unreadStake = 0
     this.away = 0
     this.short = false
   }

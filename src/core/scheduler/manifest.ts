@@ -82,7 +82,13 @@ const verificationSchema = z.strictObject({
   /** Share of an established provider's tasks still re-run on a second provider. */
   spotCheckRate: z.number().min(0).max(1).default(DEFAULT_SPOT_CHECKS.rate),
   /** Results in a row confirmed by another provider before a provider is only spot-checked. */
-  trustAfter: positiveInt.max(10_000).default(DEFAULT_SPOT_CHECKS.trustAfter)
+  trustAfter: positiveInt.max(10_000).default(DEFAULT_SPOT_CHECKS.trustAfter),
+  /**
+   * Lease providers whose payout address has no stake on chain, or too little for the GPUs they
+   * offer (on a paid node they are refused NOT_STAKED / STAKE_TOO_LOW by default: two cheap
+   * identities could hold both copies of a task and agree on a wrong result).
+   */
+  allowUnstaked: z.boolean().optional()
 }).superRefine((v, ctx) => {
   const quorum = v.quorum ?? Math.floor(v.redundancy / 2) + 1
   if (quorum > v.redundancy) ctx.addIssue({ code: 'custom', path: ['quorum'], message: `must be <= redundancy (${v.redundancy})` })

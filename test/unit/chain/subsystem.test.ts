@@ -19,6 +19,15 @@ test('chain settings: defaults, rpc needs a url, bad values name their key', () 
   assert.is(parseChainSettings({ kind: 'rpc', url: 'http://127.0.0.1:8545', chainId: 31337 }).chainId, 31337)
 })
 
+test('chain.requireStake: jobs lease only staked providers on every network but the one-node sandbox, unless the config says not (review F4)', () => {
+  for (const network of ['local', 'dbc-testnet', 'dbc-mainnet']) assert.is(parseChainSettings({}, { network }).requireStake, true, network)
+  assert.is(parseChainSettings({ rpc: 'http://127.0.0.1:9545', chainId: 5 }).requireStake, true, 'a chain named by its RPC')
+  assert.is(parseChainSettings({}).requireStake, false, 'the sandbox: its only provider is this node, not staked (auto-stake is off there)')
+  assert.is(parseChainSettings({ requireStake: false }, { network: 'local' }).requireStake, false)
+  assert.is(parseChainSettings({ requireStake: true }).requireStake, true)
+  assert.throws(() => parseChainSettings({ requireStake: 'yes' }), (e: unknown) => e instanceof ConfigError && e.key === 'chain.requireStake')
+})
+
 test('routes: status, stake quote, stake, deposit, earnings, redeem, the job view, close, refund (bigints as strings)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dbc-chain-sub-'))
   const store = openStore(join(dir, 'node.sqlite'))

@@ -134,4 +134,25 @@ test('a top-up of a job whose escrow was closed is refused at once, saying so (t
   payments.stop()
 })
 
+test('stake check (review F4): on by default, one read per payout address for every job of the node; off by chain.requireStake: false or verification.allowUnstaked', async () => {
+  const { bridge } = fakeBridge()
+  const reads: string[] = []
+  ;(bridge as unknown as { stakeOf: (a: string) => Promise<{ gpus: number, amount: bigint }> }).stakeOf = async (a) => { reads.push(a); return { gpus: a.endsWith('1') ? 1 : 0, amount: 0n } }
+  const owner1 = `0x${'0'.repeat(39)}1`
+  const owner2 = `0x${'0'.repeat(39)}2`
+  const p = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const a = await p.forJob('a1'.repeat(16), manifest())
+  const b = await p.forJob('b1'.repeat(16), manifest())
+  assert.ok(a?.stakes !== undefined && b?.stakes !== undefined, 'a paid job checks stake unless told not to')
+  const m = await a.stakes([owner1, owner2])
+  assert.equal([m.get(owner1)?.gpus, m.get(owner2)?.gpus], [1, 0])
+  await b.stakes([owner1])
+  assert.equal(reads, [owner1, owner2], 'the second job reuses the first one\'s read')
+  const allow = validateManifest({ executor: 'wasm', code: { wasm: 'x.wasm' }, inputs: { range: { from: 0, to: 9 } }, verification: { allowUnstaked: true } })
+  assert.ok(allow.ok)
+  assert.is((await p.forJob('c1'.repeat(16), allow.manifest))?.stakes, undefined, 'verification.allowUnstaked')
+  const off = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge, requireStake: false })
+  assert.is((await off.forJob('d1'.repeat(16), manifest()))?.stakes, undefined, 'chain.requireStake: false')
+})
+
 test.run()

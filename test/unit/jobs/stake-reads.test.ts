@@ -1,0 +1,84 @@
+// The submitter's stake reads (src/jobs/stake-reads.ts, review F4): one chain read per owner and
+// TTL, bounded, a round never waits past waitMs, the last figure serves while the chain is down.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { StakeReads } from '../../../src/jobs/stake-reads.js'
+import type { StakeFigure } from '../../../src/core/settlement/stake-check.js'
+
+const owner = (i: number): string => `0x${i.toString(16).padStart(40, '0')}`
+
+function setup (read: (o: string) => Promise<StakeFigure>, init: Partial<ConstructorParameters<typeof StakeReads>[0]> = {}): { r: StakeReads, clock: { t: number } } {
+  const clock = { t: 1_000_000 }
+  return { r: new StakeReads({ read, now: () => clock.t, ...init }), clock }
+}
+
+test('one read per owner for many offers and rounds within the TTL; read again after it (an unstaked one sooner)', async () => {
+  const calls: string[] = []
+  const { r, clock } = setup(async (o) => { calls.push(o); return { gpus: o === owner(1) ? 2 : 0 } }, { ttlMs: 60_000, unstakedTtlMs: 5_000 })
+  for (let round = 0; round < 10; round++) {
+    const m = await r.stakesOf([owner(1), owner(1), owner(2), owner(1).toUpperCase().replace('0X', '0x')])
+    assert.equal([m.get(owner(1))?.gpus, m.get(owner(2))?.gpus], [2, 0])
+  }
+  assert.is(calls.length, 2, '2 owners, 40 offers over 10 rounds: 2 reads')
+  clock.t += 6_000
+  await r.stakesOf([owner(1), owner(2)])
+  assert.is(calls.length, 3, 'the unstaked owner is read again after 5 s (it may be staking), the staked one not')
+  clock.t += 60_000
+  await r.stakesOf([owner(1)])
+  assert.is(calls.length, 4)
+})
+
+test('concurrent rounds share one read in flight', async () => {
+  let calls = 0
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  const { r } = setup(async () => { calls++; await gate; return { gpus: 1 } }, { waitMs: 10_000 })
+  const rounds = [r.stakesOf([owner(1)]), r.stakesOf([owner(1)]), r.stakesOf([owner(1)])]
+  release()
+  const ms = await Promise.all(rounds)
+  assert.is(calls, 1)
+  assert.ok(ms.every(m => m.get(owner(1))?.gpus === 1))
+})
+
+test('chain unreachable: never read -> undefined (STAKE_UNKNOWN); read before -> the last figure, up to maxStaleMs', async () => {
+  let down = false
+  const errors: string[] = []
+  const { r, clock } = setup(async () => { if (down) throw new Error('ECONNREFUSED'); return { gpus: 3 } }, { ttlMs: 1_000, maxStaleMs: 60_000, onError: (e) => { errors.push(e.message) } })
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1))?.gpus, 3)
+  down = true
+  clock.t += 2_000
+  const m = await r.stakesOf([owner(1), owner(2)])
+  assert.is(m.get(owner(1))?.gpus, 3, 'a failed refresh keeps the last figure')
+  assert.is(m.has(owner(2)), true)
+  assert.is(m.get(owner(2)), undefined, 'an owner never read is unknown')
+  assert.equal(errors, ['ECONNREFUSED', 'ECONNREFUSED'])
+  clock.t += 60_000
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1)), undefined, 'too old to trust')
+})
+
+test('a slow chain: the round gets what it has after waitMs, and the late answer serves the next round', async () => {
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let calls = 0
+  const { r } = setup(async () => { calls++; await gate; return { gpus: 1 } }, { waitMs: 5 })
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1)), undefined, 'not waited for past waitMs')
+  release()
+  await gate
+  await new Promise(resolve => setImmediate(resolve))
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1))?.gpus, 1)
+  assert.is(calls, 1, 'the late read filled the cache: no second read')
+})
+
+test('bounded: at most maxOwners kept, at most maxReads in flight', async () => {
+  let calls = 0
+  const { r } = setup(async () => { calls++; return { gpus: 1 } }, { maxOwners: 10, maxReads: 4, waitMs: 1_000 })
+  const m = await r.stakesOf(Array.from({ length: 6 }, (_, i) => owner(i)))
+  assert.is(calls, 4, 'reads past maxReads wait for a later round')
+  assert.is([...m.values()].filter(x => x !== undefined).length, 4)
+  for (let i = 0; i < 30; i++) await r.stakesOf([owner(100 + i)])
+  calls = 0
+  await r.stakesOf([owner(0)])
+  assert.is(calls, 1, 'the oldest owner was evicted (10 kept), so it is read again')
+})
+
+test.run()
