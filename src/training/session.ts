@@ -297,7 +297,10 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const named = this.joinerDonors.get(peer) ?? []
     if (named.length > 0 && named.every(d => this.servingReporters.has(d))) {
       this.joinerLoadCap.set(peer, performance.now() + wholeLoad)
-      this.waitForJoin(peer, joinMs)
+      // the donors report once a round: with rounds longer than joinTimeout, wait two round deadlines
+      // for the first report, or an honest loader's wait lapses before any donor could name it (review s14 L5)
+      const lastDeadline = this.history.length > 0 ? this.history[this.history.length - 1].deadlineMs : 0
+      this.waitForJoin(peer, Math.min(wholeLoad, Math.max(joinMs, 2 * lastDeadline)))
     } else this.waitForJoin(peer, wholeLoad)
   }
 

@@ -17,18 +17,25 @@ import { TrainingSession } from '../../../src/training/session.js'
  * accepts every invitation and never sends Join; `asksState`: it asks its donors for the state (it
  * loads); `oldMember`: the member's reports say nothing of whom it serves (a member from before).
  */
-async function replacementInvites (opts: { asksState: boolean, oldMember?: boolean, joinTimeoutMs?: number }): Promise<TrainingMessage[]> {
+async function replacementInvites (opts: { asksState: boolean, oldMember?: boolean, joinTimeoutMs?: number, reportDelayMs?: number, rounds?: number }): Promise<TrainingMessage[]> {
   const hub: HubTransport[] = []
-  const coordinator = await hubTransport(hub, 10)
-  const member = await hubTransport(hub, 10)
+  const frameMs = 10
+  const rounds = opts.rounds ?? 80
+  const coordinator = await hubTransport(hub, frameMs)
+  const member = await hubTransport(hub, frameMs)
   if (opts.oldMember === true) {
     const send = member.send.bind(member)
     member.send = (to, msg) => { send(to, msg.report != null ? { ...msg, report: { ...msg.report, serving: [], reportsServing: false } } : msg) }
   }
+  if (opts.reportDelayMs !== undefined) {
+    // long rounds: the member's reports come late (its compute, say), its other frames at once
+    const send = member.send.bind(member)
+    member.send = (to, msg) => { if (msg.report != null) setTimeout(() => { send(to, msg) }, opts.reportDelayMs); else send(to, msg) }
+  }
   const service = new TrainingService(member)
   await service.start()
   // its load may take 10 min per donor, so however slow the box, the job ends inside that wait
-  const joiner = await hubTransport(hub, 10)
+  const joiner = await hubTransport(hub, frameMs)
   const invites: TrainingMessage[] = []
   joiner.listen((from, msg) => {
     if (msg.invite == null) return
@@ -36,13 +43,13 @@ async function replacementInvites (opts: { asksState: boolean, oldMember?: boole
     joiner.send(from, { inviteReply: { jobId: msg.invite.jobId, accepted: true, reason: '', paramCount: 0, code: '' } })
     if (opts.asksState) for (const d of msg.invite.donors) joiner.send(d, { stateRequest: { jobId: msg.invite.jobId } })
   })
-  const spec = { model: { kind: 'mlp' as const, hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 80, groupSize: 2, minPeers: 1 }
+  const spec = { model: { kind: 'mlp' as const, hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds, groupSize: 2, minPeers: 1 }
   const session = new TrainingSession({ transport: coordinator, spec, peers: [member.self], joinTimeoutMs: opts.joinTimeoutMs ?? 200, joinLoadTimeoutMs: 600_000, candidates: async () => [joiner.self] })
-  const rounds: number[] = []
-  session.on('progress', p => rounds.push(p.round))
+  const done: number[] = []
+  session.on('progress', p => done.push(p.round))
   await session.run()
   await service.stop()
-  assert.is(rounds.length, 80)
+  assert.is(done.length, rounds)
   assert.ok(invites.length > 0 && invites[0].invite!.fromRound > 0)
   return invites
 }
@@ -52,6 +59,14 @@ test('a joiner that accepted the invitation and loads (its donor says it served 
   // 200 ms, so a stalled test process on a loaded box does not re-invite it (review s14 L4); the job
   // (80 rounds, >= 1.6 s) still outlasts that timeout, so a wait the report did not extend shows
   const invites = await replacementInvites({ asksState: true, joinTimeoutMs: 1000 })
+  assert.is(invites.length, 1, `invited ${invites.length} times while it loaded`)
+})
+
+test('rounds longer than the join timeout: a loading joiner waits for its donor\'s first report instead of being invited again (review s14 L5)', async () => {
+  // the member reports 400 ms late: a round takes longer than the 200 ms join timeout, so the donor's
+  // first report naming the joiner comes after it; the wait is now two round deadlines (the adaptive
+  // deadline is a multiple of the round time) before any report
+  const invites = await replacementInvites({ asksState: true, joinTimeoutMs: 200, reportDelayMs: 400, rounds: 12 })
   assert.is(invites.length, 1, `invited ${invites.length} times while it loaded`)
 })
 
