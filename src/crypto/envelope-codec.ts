@@ -61,9 +61,9 @@ function envelopeSize (e: Envelope): number {
   if ((e as { $unknowns?: unknown }).$unknowns != null) return -1
   // (field by field, no array per call: it runs for every copy sent)
   const a = bytesSize(e.sender); const b = bytesSize(e.recipient); const c = bytesSize(e.messageId); const d = bytesSize(e.ephemeralKey)
-  const f = bytesSize(e.nonce); const g = bytesSize(e.ciphertext); const h = bytesSize(e.signature)
-  if (a < 0 || b < 0 || c < 0 || d < 0 || f < 0 || g < 0 || h < 0) return -1
-  let size = a + b + c + d + f + g + h
+  const f = bytesSize(e.nonce); const g = bytesSize(e.ciphertext); const h = bytesSize(e.signature); const p = bytesSize(e.payload)
+  if (a < 0 || b < 0 || c < 0 || d < 0 || f < 0 || g < 0 || h < 0 || p < 0) return -1
+  let size = a + b + c + d + f + g + h + p
   if (typeof e.expiresAt !== 'number' && e.expiresAt != null) return -1
   if (e.expiresAt != null && !Object.is(e.expiresAt, 0)) size += 9
   if (!uintField(e.sequence) || !uintField(e.contentType)) return -1
@@ -106,7 +106,8 @@ function writeEnvelope (out: Uint8Array, o: number, e: Envelope, reserve = 0): n
   if (reserve > 0) { out[o++] = 66; o = writeVarint(out, o, reserve); reservedAt = o; o += reserve } else o = putBytes(out, o, 66, e.ciphertext)
   o = putBytes(out, o, 74, e.signature)
   if (e.contentType != null && e.contentType !== 0) { out[o++] = 80; o = writeVarint(out, o, e.contentType) }
-  return o
+  // (an unsealed direct copy's plaintext; empty on a sealed envelope)
+  return putBytes(out, o, 90, e.payload)
 }
 
 /**
@@ -153,7 +154,7 @@ export function relayRequestFrameOf (e: Envelope, hopsLeft: number, pathId: numb
  * signature, or must go through the generated encoder.
  */
 export function directFrameAround (e: Envelope, ciphertextLength: number): { frame: Uint8Array, ciphertext: Uint8Array } | undefined {
-  if (ciphertextLength <= 0 || bytesField(e.ciphertext) !== 0 || bytesField(e.signature) !== 0) return undefined
+  if (ciphertextLength <= 0 || bytesField(e.ciphertext) !== 0 || bytesField(e.signature) !== 0 || bytesField(e.payload) !== 0) return undefined
   const rest = envelopeSize(e)
   if (rest < 0) return undefined
   const size = rest + 1 + varintLength(ciphertextLength) + ciphertextLength
@@ -221,10 +222,11 @@ export function decodeEnvelope (bytes: Uint8Array): Envelope {
   const r = Reader.create(bytes)
   let sender = NO_BYTES; let recipient = NO_BYTES; let messageId = NO_BYTES; let expiresAt = 0; let sequence = 0
   let contentType = 0; let ephemeralKey = NO_BYTES; let nonce = NO_BYTES; let ciphertext = NO_BYTES; let signature = NO_BYTES
+  let payload = NO_BYTES
   try {
     while (r.pos < r.len) {
       const t = r.uint32()
-      // (fields 1-10 with their own wire type, tags of one byte; anything else: the generated decoder)
+      // (fields 1-11 with their own wire type, tags of one byte; anything else: the generated decoder)
       switch (t) {
         case 10: sender = r.bytes(); break
         case 18: recipient = r.bytes(); break
@@ -236,6 +238,7 @@ export function decodeEnvelope (bytes: Uint8Array): Envelope {
         case 66: ciphertext = r.bytes(); break
         case 74: signature = r.bytes(); break
         case 80: contentType = r.uint32(); break
+        case 90: payload = r.bytes(); break
         default: return dbc.envelope.v1.Envelope.decode(bytes)
       }
     }
@@ -243,6 +246,7 @@ export function decodeEnvelope (bytes: Uint8Array): Envelope {
   const e = new dbc.envelope.v1.Envelope()
   e.sender = sender; e.recipient = recipient; e.messageId = messageId; e.expiresAt = expiresAt; e.sequence = sequence
   e.contentType = contentType; e.ephemeralKey = ephemeralKey; e.nonce = nonce; e.ciphertext = ciphertext; e.signature = signature
+  e.payload = payload
   return e
 }
 

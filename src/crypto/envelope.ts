@@ -20,6 +20,15 @@
 // recipient that trusts the tag would open one (honest relays pass none on). So the direct path costs
 // no asymmetric operation; a relayed message costs the sender one Ed25519 signature (~35-50 us),
 // and the relay verifies it only when the copy came from someone other than its sender.
+// Unsealed copies (`unsealedEnvelope`): a copy the sender hands to the recipient itself, on a
+// connection whose remote peer IS the recipient, needs no seal of its own either: the connection's
+// encryption (Noise over TCP or a circuit relay, DTLS bound by Noise-authenticated signalling over
+// WebRTC) is end to end to the recipient and its handshake proves the sender's peer id, which the
+// recipient compares with the envelope's sender. So such a copy carries its payload in the clear
+// field `payload` (no nonce, ciphertext or signature) and costs no AEAD at either end. The
+// recipient takes one only from its sender's own connection and only when addressed to itself;
+// relays refuse it (checkEnvelope), so it never leaves that connection. The overlay sends them only
+// to peers that speak /dbc/relay/1.1.0 (src/net/overlay/envelopes.ts); relayed copies stay sealed.
 import { dbc } from '../wire/gen/wire.js'
 import { ed25519KeyFromPeerIdBytes, bytesEqual } from '../core/identity/index.js'
 import { encodeEnvelopeFast } from './envelope-codec.js'
@@ -40,6 +49,11 @@ export const DEFAULT_MAX_LIFETIME_MS = 10 * 60_000
 const SIG_DOMAIN = new TextEncoder().encode('dbc/envelope/v1/sig\0')
 
 export type EnvelopeRejection = 'expired' | 'forged' | 'undecryptable' | 'oversized' | 'wrong-recipient' | 'malformed'
+
+/** An unsealed copy: the routing fields and the payload in the clear, no nonce (see the header). */
+export function isUnsealed (e: Envelope): boolean {
+  return e.nonce.length === 0
+}
 
 export type OpenResult =
   | { ok: true, payload: Uint8Array, sender: Uint8Array, messageId: Uint8Array, contentType: number, sequence: number, expiresAt: number, envelope: Envelope }
@@ -176,11 +190,39 @@ export function sealEnvelope (input: SealInput): Envelope {
     else into.set(suite.seal(key, nonce, aad, input.payload))
     env.ciphertext = into
     env.signature = EMPTY
+    env.payload = EMPTY
     return env
   }
   const ciphertext = suite.seal(key, nonce, aad, input.payload)
   env.ciphertext = ciphertext
   env.signature = input.sign === false ? EMPTY : suite.sign(seed, signedBytes(aad, ciphertext))
+  env.payload = EMPTY
+  return env
+}
+
+export type UnsealedInput = Pick<SealInput, 'sender' | 'recipient' | 'payload' | 'expiresAt' | 'sequence' | 'contentType' | 'messageId' | 'random'>
+
+/**
+ * A copy for its sender to hand to the recipient itself, on a connection to the recipient's peer
+ * id: no seal, no signature, the payload in the clear `payload` field (see the header). Never for
+ * a copy that goes through a relay.
+ */
+export function unsealedEnvelope (input: UnsealedInput): Envelope {
+  if (ed25519KeyFromPeerIdBytes(input.recipient) === undefined) throw new RangeError('the recipient peer id carries no Ed25519 key; only Ed25519 peer ids can receive envelopes')
+  if (ed25519KeyFromPeerIdBytes(input.sender) === undefined) throw new RangeError('the sender peer id carries no Ed25519 key')
+  // (the fields in sealEnvelope's order: one object shape for every envelope)
+  const env = new dbc.envelope.v1.Envelope()
+  env.sender = input.sender
+  env.recipient = input.recipient
+  env.messageId = input.messageId ?? input.random(new Uint8Array(MESSAGE_ID_BYTES))
+  env.expiresAt = input.expiresAt
+  env.sequence = input.sequence ?? 0
+  env.contentType = input.contentType ?? 0
+  env.ephemeralKey = EMPTY
+  env.nonce = EMPTY
+  env.ciphertext = EMPTY
+  env.signature = EMPTY
+  env.payload = input.payload
   return env
 }
 
@@ -259,6 +301,7 @@ export function checkEnvelope (input: Uint8Array | Envelope, opts: CheckOptions)
   const e = shaped.envelope
   const suite = opts.suite ?? nodeSuite
   // (checkShape lets only static-mode envelopes be unsigned; what goes through a relay is signed)
+  if (isUnsealed(e)) return { ok: false, reason: 'malformed', detail: 'an unsealed copy is never relayed: its sender hands it to the recipient itself', envelope: e }
   if (e.signature.length === 0) return { ok: false, reason: 'forged', detail: 'unsigned: a copy that goes through a relay must carry its sender\'s signature', envelope: e }
   if (opts.deliveredBySender === true) return checkExpiry(e, opts)
   if (!signatureValid(suite, e)) return { ok: false, reason: 'forged', detail: 'signature does not verify against the sender peer id', envelope: e }
@@ -278,11 +321,17 @@ function checkShape (input: Uint8Array | Envelope, opts: CheckOptions): CheckRes
   if (ed25519KeyFromPeerIdBytes(e.sender) === undefined) return malformedOf(e, 'sender is not an Ed25519 peer id')
   if (ed25519KeyFromPeerIdBytes(e.recipient) === undefined) return malformedOf(e, 'recipient is not an Ed25519 peer id')
   if (e.messageId.length !== MESSAGE_ID_BYTES) return malformedOf(e, `message id has ${e.messageId.length} bytes, expected ${MESSAGE_ID_BYTES}`)
+  if (!Number.isFinite(e.expiresAt)) return malformedOf(e, 'expiry is not a number')
+  if (e.nonce.length === 0) {
+    // an unsealed copy: the payload in the clear, nothing of a seal or a signature beside it
+    if (e.ephemeralKey.length !== 0 || e.ciphertext.length !== 0 || e.signature.length !== 0) return malformedOf(e, 'an unsealed copy (no nonce) carries no ephemeral key, ciphertext or signature')
+    return { ok: true, envelope: e }
+  }
+  if (e.payload.length !== 0) return malformedOf(e, 'a sealed envelope carries no clear payload')
   if (e.ephemeralKey.length !== 32 && e.ephemeralKey.length !== 0) return malformedOf(e, 'ephemeral key is neither 32 bytes nor empty (static mode)')
   if (e.nonce.length !== NONCE_BYTES) return malformedOf(e, `nonce is not ${NONCE_BYTES} bytes`)
   if (e.ciphertext.length < TAG_BYTES) return malformedOf(e, 'ciphertext shorter than its tag')
   if (e.signature.length !== 64 && !(e.signature.length === 0 && e.ephemeralKey.length === 0)) return malformedOf(e, 'signature is not 64 bytes (only a static-mode envelope may be unsigned)')
-  if (!Number.isFinite(e.expiresAt)) return malformedOf(e, 'expiry is not a number')
   return { ok: true, envelope: e }
 }
 
@@ -330,6 +379,7 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
   const shaped = checkShape(input, opts)
   if (!shaped.ok) return shaped
   const e = shaped.envelope
+  if (isUnsealed(e)) return openUnsealed(e, opts)
   const suite = opts.suite ?? nodeSuite
   const staticMode = e.ephemeralKey.length === 0
   const unsigned = e.signature.length === 0
@@ -356,4 +406,18 @@ export function openEnvelope (input: Uint8Array | Envelope, opts: OpenOptions): 
   const fresh = checkExpiry(e, opts)
   if (!fresh.ok) return fresh
   return { ok: true, payload, sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }
+}
+
+/**
+ * An unsealed copy sent to us: taken only from its sender's own connection (`deliveredBySender`:
+ * the connection's handshake proved that peer id; anyone else could have written the clear fields)
+ * and only when addressed to us.
+ */
+function openUnsealed (e: Envelope, opts: OpenOptions): OpenResult {
+  if (opts.deliveredBySender !== true) return { ok: false, reason: 'forged', detail: 'an unsealed copy handed over by a peer that is not its sender (only the sender\'s own connection proves one)', envelope: e }
+  if (!bytesEqual(e.recipient, opts.recipient)) return { ok: false, reason: 'wrong-recipient', detail: 'the envelope is addressed to another peer', envelope: e }
+  const fresh = checkExpiry(e, opts)
+  if (!fresh.ok) return fresh
+  // (a copy: the field is a view into the frame's buffer, which the application may outlive)
+  return { ok: true, payload: e.payload.slice(), sender: e.sender, messageId: e.messageId, contentType: e.contentType, sequence: e.sequence, expiresAt: e.expiresAt, envelope: e }
 }

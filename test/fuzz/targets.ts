@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { dbc } from '../../src/wire/gen/wire.js'
-import { sealEnvelope, DEFAULT_MAX_ENVELOPE_BYTES } from '../../src/crypto/envelope.js'
+import { sealEnvelope, unsealedEnvelope, DEFAULT_MAX_ENVELOPE_BYTES } from '../../src/crypto/envelope.js'
 import { encodeChunk, DEFAULT_CHUNK_BYTES } from '../../src/core/routing/chunker.js'
 import { signAnnouncement } from '../../src/net/overlay/announce.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../../src/core/identity/index.js'
@@ -77,6 +77,57 @@ export function fuzzEnvelope (c: CraftContext, to: Uint8Array, tamper: 'none' | 
 /** A sealed envelope to the target in the task application's content type, carrying `payload` (a chunk, or garbage). */
 const taskEnvelope = (c: CraftContext, payload: Uint8Array): dbc.envelope.v1.Envelope => sealEnvelope({ senderSecretKey: c.id.secret, sender: c.id.peerBytes, recipient: c.target.peerBytes, payload, expiresAt: c.now + 20_000, sequence: 1, contentType: dbc.envelope.v1.ContentType.CONTENT_TASK, mode: 'static', random: out => c.rng.bytes(out) })
 export const relayRequest = (e: dbc.envelope.v1.Envelope, pathId = 0, hopsLeft = 1): Uint8Array => dbc.envelope.v1.RelayRequest.encode({ envelope: e, hopsLeft, pathId }).finish()
+
+/** /dbc/relay/1.0.0 (and, with its own cases added, 1.1.0). */
+const RELAY_TARGET: DbcTarget = {
+  owner: 'dbc',
+  maxFrame: DEFAULT_MAX_ENVELOPE_BYTES + 64,
+  valid: c => relayRequest(fuzzEnvelope(c, c.target.peerBytes, 'none')),
+  signed: true,
+  replay: true,
+  hostile: [
+    { name: 'envelope-expiring-in-ten-years', craft: c => [relayRequest(fuzzEnvelope(c, randomPeerBytes(c), 'none', c.now + 10 * 365 * 86_400_000), 0, 255)], expect: 'dropped (lifetime above the limit); sender charged', charge: 'must' },
+    // the task application over envelopes (src/net/overlay/task-envelopes.ts): chunks in CONTENT_TASK envelopes
+    { name: 'task-chunk-garbage', craft: c => [relayRequest(taskEnvelope(c, rand(c, 8 + c.rng.int(64))))], expect: 'acked, then refused by the task application (CHUNK_MALFORMED); sender charged', charge: 'must' },
+    {
+      name: 'task-chunk-16mib-without-lease',
+      craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'request', id: rand(c, 16), index: 0, count: 86, totalBytes: 86 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
+      expect: 'refused (CHUNK_TOO_LARGE: a peer without a lease sends small requests); nothing reserved',
+      charge: 'no'
+    },
+    { name: 'task-chunk-unasked-response', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'response', id: rand(c, 16), index: 0, count: 1, totalBytes: 32, data: rand(c, 32) })))], expect: 'refused (a reply to nothing asked: 0 bytes allowed)', charge: 'no' },
+    // training frames over the overlay (src/training/overlay-route.ts): one-way `frame` chunks on the same application
+    { name: 'training-frame-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 33, data: new Uint8Array([0x0f, ...rand(c, 32)]) })))], expect: 'acked, then refused by the training transport (TRAINING_MESSAGE_INVALID: wire type 7); sender charged', charge: 'must' },
+    {
+      name: 'training-frame-1mib-from-stranger',
+      craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 6, totalBytes: 6 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
+      expect: 'refused (CHUNK_TOO_LARGE: large training frames only from members of a job); nothing reserved',
+      charge: 'no'
+    },
+    // a training frame above the overlay's per-peer budget crosses in pieces (src/training/pieces.ts), rebuilt at the receiver
+    { name: 'training-piece-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 40, data: new Uint8Array([0x00, 0x01, ...rand(c, 16), 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) })))], expect: 'acked, then refused by the training transport (PIECE_MALFORMED: piece 9 of 2); sender charged TRAINING_MESSAGE_INVALID', charge: 'must' },
+    {
+      name: 'training-piece-of-a-100kib-frame-from-stranger',
+      craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 64, totalBytes: 64 * 1600, data: rand(c, 1600) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+      expect: 'refused (PIECE_NOT_MEMBER: a stranger\'s frames are small, its pieces reserve nothing)',
+      charge: 'no'
+    },
+    {
+      // review F3: the last place lies past the frame (3 of 4 pieces of 5 bytes, empty): refused, never thrown
+      name: 'training-piece-empty-shape',
+      craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 3, count: 4, totalBytes: 5, data: new Uint8Array(0) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+      expect: 'acked, then refused by the training transport (PIECE_MALFORMED: 4 pieces of 5 bytes leave a piece empty); sender charged TRAINING_MESSAGE_INVALID',
+      charge: 'must'
+    },
+    {
+      // review F4: within a stranger's 64 KiB, still refused: only a job's members ever need pieces
+      name: 'training-piece-of-a-60kib-frame-from-stranger',
+      craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 8, totalBytes: 8 * 7680, data: rand(c, 7680) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
+      expect: 'refused (PIECE_NOT_MEMBER), nothing reserved',
+      charge: 'no'
+    }
+  ]
+}
 
 const training = (m: dbc.training.v1.TrainingMessage.$Properties): Uint8Array => dbc.training.v1.TrainingMessage.encode(m).finish()
 const task = (m: dbc.task.v1.TaskMessage.$Properties): Uint8Array => dbc.task.v1.TaskMessage.encode(m).finish()
@@ -161,52 +212,24 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
       }
     ]
   },
-  '/dbc/relay/1.0.0': {
-    owner: 'dbc',
-    maxFrame: DEFAULT_MAX_ENVELOPE_BYTES + 64,
-    valid: c => relayRequest(fuzzEnvelope(c, c.target.peerBytes, 'none')),
-    signed: true,
-    replay: true,
+  '/dbc/relay/1.0.0': RELAY_TARGET,
+  // the same protocol from a peer that also takes unsealed direct copies (src/crypto/envelope.ts):
+  // its own cases are the unsealed copies no honest peer sends
+  '/dbc/relay/1.1.0': {
+    ...RELAY_TARGET,
     hostile: [
-      { name: 'envelope-expiring-in-ten-years', craft: c => [relayRequest(fuzzEnvelope(c, randomPeerBytes(c), 'none', c.now + 10 * 365 * 86_400_000), 0, 255)], expect: 'dropped (lifetime above the limit); sender charged', charge: 'must' },
-      // the task application over envelopes (src/net/overlay/task-envelopes.ts): chunks in CONTENT_TASK envelopes
-      { name: 'task-chunk-garbage', craft: c => [relayRequest(taskEnvelope(c, rand(c, 8 + c.rng.int(64))))], expect: 'acked, then refused by the task application (CHUNK_MALFORMED); sender charged', charge: 'must' },
+      ...RELAY_TARGET.hostile,
       {
-        name: 'task-chunk-16mib-without-lease',
-        craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'request', id: rand(c, 16), index: 0, count: 86, totalBytes: 86 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
-        expect: 'refused (CHUNK_TOO_LARGE: a peer without a lease sends small requests); nothing reserved',
-        charge: 'no'
-      },
-      { name: 'task-chunk-unasked-response', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'response', id: rand(c, 16), index: 0, count: 1, totalBytes: 32, data: rand(c, 32) })))], expect: 'refused (a reply to nothing asked: 0 bytes allowed)', charge: 'no' },
-      // training frames over the overlay (src/training/overlay-route.ts): one-way `frame` chunks on the same application
-      { name: 'training-frame-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 33, data: new Uint8Array([0x0f, ...rand(c, 32)]) })))], expect: 'acked, then refused by the training transport (TRAINING_MESSAGE_INVALID: wire type 7); sender charged', charge: 'must' },
-      {
-        name: 'training-frame-1mib-from-stranger',
-        craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 6, totalBytes: 6 * DEFAULT_CHUNK_BYTES, data: rand(c, DEFAULT_CHUNK_BYTES) })))],
-        expect: 'refused (CHUNK_TOO_LARGE: large training frames only from members of a job); nothing reserved',
-        charge: 'no'
-      },
-      // a training frame above the overlay's per-peer budget crosses in pieces (src/training/pieces.ts), rebuilt at the receiver
-      { name: 'training-piece-garbage', craft: c => [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: 40, data: new Uint8Array([0x00, 0x01, ...rand(c, 16), 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) })))], expect: 'acked, then refused by the training transport (PIECE_MALFORMED: piece 9 of 2); sender charged TRAINING_MESSAGE_INVALID', charge: 'must' },
-      {
-        name: 'training-piece-of-a-100kib-frame-from-stranger',
-        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 64, totalBytes: 64 * 1600, data: rand(c, 1600) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
-        expect: 'refused (PIECE_NOT_MEMBER: a stranger\'s frames are small, its pieces reserve nothing)',
-        charge: 'no'
-      },
-      {
-        // review F3: the last place lies past the frame (3 of 4 pieces of 5 bytes, empty): refused, never thrown
-        name: 'training-piece-empty-shape',
-        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 3, count: 4, totalBytes: 5, data: new Uint8Array(0) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
-        expect: 'acked, then refused by the training transport (PIECE_MALFORMED: 4 pieces of 5 bytes leave a piece empty); sender charged TRAINING_MESSAGE_INVALID',
+        name: 'unsealed-copy-claiming-another-sender',
+        craft: c => [relayRequest(unsealedEnvelope({ sender: randomPeerBytes(c), recipient: c.target.peerBytes, payload: rand(c, 1 + c.rng.int(64)), expiresAt: c.now + 20_000, random: out => c.rng.bytes(out) }), 0, 0)],
+        expect: 'refused (forged: an unsealed copy is taken only from its sender\'s own connection); sender charged',
         charge: 'must'
       },
       {
-        // review F4: within a stranger's 64 KiB, still refused: only a job's members ever need pieces
-        name: 'training-piece-of-a-60kib-frame-from-stranger',
-        craft: c => { const piece = encodePiece({ id: rand(c, 16), index: 0, count: 8, totalBytes: 8 * 7680, data: rand(c, 7680) }); return [relayRequest(taskEnvelope(c, encodeChunk({ kind: 'frame', id: rand(c, 16), index: 0, count: 1, totalBytes: piece.length, data: piece })))] },
-        expect: 'refused (PIECE_NOT_MEMBER), nothing reserved',
-        charge: 'no'
+        name: 'unsealed-copy-to-forward',
+        craft: c => [relayRequest(unsealedEnvelope({ sender: c.id.peerBytes, recipient: randomPeerBytes(c), payload: rand(c, 1 + c.rng.int(64)), expiresAt: c.now + 20_000, random: out => c.rng.bytes(out) }), 0, 1)],
+        expect: 'refused (malformed: relays never forward an unsealed copy); sender charged',
+        charge: 'must'
       }
     ]
   },

@@ -20,6 +20,9 @@ export const STREAMS_PER_PEER: Readonly<Record<string, number>> = {
   '/dbc/membership/1.0.0': 16,
   // one long-lived stream per neighbour (RequestChannel), re-opened after a failure
   '/dbc/relay/1.0.0': 4,
+  // the same, from a sender that offers unsealed direct copies (a sender opens one stream per
+  // neighbour, of 1.1.0 or 1.0.0; both rows let an older and a newer stream overlap briefly)
+  '/dbc/relay/1.1.0': 4,
   // a lookup per stream; a client asks a few cells at once
   '/dbc/capability/1.0.0': 8,
   // one probe at a time per peer, every few seconds

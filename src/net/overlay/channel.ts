@@ -9,7 +9,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { encodeFrame, encodeFramePrefix } from '../../wire/frame.js'
 
 export interface ChannelInit<A, K = string> {
-  protocol: string
+  /** The protocol, or several in order of preference (the peer's first supported one is negotiated: `protocol`). */
+  protocol: string | string[]
   maxFrameBytes: number
   /** Decodes an ack frame into its match key and value; undefined drops the frame. */
   decodeAck: (frame: Uint8Array) => { key: K, ack: A } | undefined
@@ -115,18 +116,20 @@ export class RequestChannel<A, K = string> {
   }
 
   /** `send` with bytes already framed (length prefix included): src/crypto/envelope-codec.ts builds them in one buffer. */
-  sendFramed (key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown): void {
+  sendFramed (key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown, onlyOn?: string): void {
     if (this.closed) { done(new Error('channel closed')); return }
     if (this.pending.size >= (this.init.maxPending ?? 1024)) { done(new Error('too many requests in flight to this peer')); return }
-    if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done, check); return }
+    if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done, check, onlyOn); return }
     this.open(options).then(stream => {
       // closed while the stream was being opened: nothing would ever time this request out
       if (this.closed) { stream.abort(new Error('channel closed')); done(new Error('channel closed')); return }
-      this.write(stream, key, bytes, timeoutMs, done, check)
+      this.write(stream, key, bytes, timeoutMs, done, check, onlyOn)
     }, err => { done(err as Error) })
   }
 
-  private write (stream: FramedStream, key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, check: unknown): void {
+  /** `onlyOn`: the frame is written only on a stream that negotiated that protocol (else `done` fails it, unsent). */
+  private write (stream: FramedStream, key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, check: unknown, onlyOn?: string): void {
+    if (onlyOn !== undefined && stream.stream.protocol !== onlyOn) { done(new Error(`the peer's stream speaks ${stream.stream.protocol}, not ${onlyOn}`)); return }
     if (this.pending.has(key)) { done(new Error(`a request with key ${String(key)} is already waiting`)); return }
     this.pending.set(key, { done, deadline: Date.now() + timeoutMs, timeoutMs, check })
     this.armSweeper()
@@ -138,6 +141,9 @@ export class RequestChannel<A, K = string> {
       if (this.pending.get(key)?.done === done) { this.pending.delete(key); done(err as Error) }
     }
   }
+
+  /** The protocol negotiated on the open stream; undefined while none is open. */
+  get protocol (): string | undefined { return this.framed?.stream.protocol }
 
   /** Requests waiting for their ack. */
   get pendingCount (): number { return this.pending.size }

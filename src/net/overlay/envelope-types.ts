@@ -63,6 +63,12 @@ export interface EnvelopeServiceInit {
    * on where the recipient must be able to show a third party that we sent it; ~35-50 us a message.
    */
   signDirect?: boolean
+  /**
+   * Seal direct copies too (the design before /dbc/relay/1.1.0; default false: a direct copy to a
+   * recipient that speaks 1.1.0 goes unsealed, its connection's encryption end to end to the
+   * recipient standing for the seal; see src/crypto/envelope.ts). Relayed copies are always sealed.
+   */
+  sealDirect?: boolean
   /** Close connections to peers whose score crosses the threshold (default true). */
   disconnectBadPeers?: boolean
   random?: (out: Uint8Array) => Uint8Array

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { guardedHandle } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { DbcError } from '../../errors.js'
-import { sealEnvelope, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
+import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
 import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, directFrameAround, setFrameIds } from '../../crypto/envelope-codec.js'
 import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
@@ -22,6 +22,13 @@ import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frame
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
 export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
+/**
+ * The same protocol, from a peer that also takes unsealed direct copies (src/crypto/envelope.ts):
+ * a sender offers it first on its stream to each neighbour and sends a recipient its direct copies
+ * unsealed only once that stream negotiated it; an older peer answers 1.0.0 and gets sealed ones.
+ */
+export const RELAY_PROTOCOL_UNSEALED = '/dbc/relay/1.1.0'
+const RELAY_PROTOCOLS = [RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOL]
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
@@ -30,7 +37,10 @@ export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions
  * made when its first relayed copy goes out, the signed bytes every relayed copy carries.
  */
 interface Outgoing {
+  /** Sealed, or unsealed when its direct copy goes to a recipient that takes that (then `sealed` is made for relayed copies). */
   envelope: dbc.envelope.v1.Envelope
+  /** An unsealed message's envelope sealed, made when a copy first needs it (a relayed one, or a direct one to an older peer). */
+  sealed?: dbc.envelope.v1.Envelope
   /** The first direct copy's frame, the envelope sealed into it (sendNow); taken by the first direct launch. */
   directFrame?: Uint8Array
   relayBytes?: Uint8Array
@@ -45,7 +55,7 @@ type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'ge
 
 export class EnvelopeService {
   readonly scores: PeerScoreBook<string>
-  readonly stats: EnvelopeStats = { sent: 0, delivered: 0, failed: 0, received: 0, duplicates: 0, relayed: 0, rejected: 0, relayedJunk: 0 }
+  readonly stats: EnvelopeStats = { sent: 0, delivered: 0, failed: 0, received: 0, duplicates: 0, relayed: 0, rejected: 0, relayedJunk: 0, unsealedSent: 0, unsealedReceived: 0 }
   private readonly delivery: MultipathDelivery<string>
   /** Inbound RelayRequest frames: delivered to us, forwarded, or refused (relay-inbound.ts). */
   private readonly inbound: RelayInbound
@@ -115,7 +125,9 @@ export class EnvelopeService {
     if (this.started) return
     this.started = true
     this.stopped = false
-    await guardedHandle(this.host, RELAY_PROTOCOL, (stream, connection, g) => { this.inbound.serve(stream, connection, g.open) }, { maxInboundStreams: 32, runOnLimitedConnection: true, expectsRequest: true })
+    for (const protocol of RELAY_PROTOCOLS) {
+      await guardedHandle(this.host, protocol, (stream, connection, g) => { this.inbound.serve(stream, connection, g.open) }, { maxInboundStreams: 32, runOnLimitedConnection: true, expectsRequest: true })
+    }
   }
 
   /** Copies we sent or forwarded whose ack has not come back yet (late copies of delivered messages too). */
@@ -135,7 +147,7 @@ export class EnvelopeService {
     if (!this.started) return
     this.started = false
     this.stopped = true
-    await this.host.unhandle(RELAY_PROTOCOL)
+    await this.host.unhandle(RELAY_PROTOCOLS)
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     for (const c of this.channels.values()) c.close()
@@ -164,14 +176,25 @@ export class EnvelopeService {
     // static mode: unsigned until a copy first goes to a relay (see launch and src/crypto/envelope.ts)
     const mode = this.init.mode ?? 'static'
     const sign = mode !== 'static' || this.init.signDirect === true
-    // an unsigned envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
+    // A direct copy to a recipient whose stream negotiated /dbc/relay/1.1.0 goes unsealed: that
+    // connection encrypts end to end to it and proves us to it (src/crypto/envelope.ts); a relayed
+    // copy of the same message is sealed when it goes (sealedOf). Until the stream is open (the
+    // first message to a peer) or to an older peer, the direct copy is sealed as before.
+    const unsealed = !sign && this.init.sealDirect !== true && opts.direct !== false && this.channels.get(toStr)?.protocol === RELAY_PROTOCOL_UNSEALED
+    // an unsigned sealed envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
     // (the frame is never kept past this call, also when sealing throws after laying it out)
     let env: dbc.envelope.v1.Envelope
     let directFrame: Uint8Array | undefined
-    try {
-      env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence: opts.sequence ?? ++this.sequence, contentType: opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW, random: this.random, mode, sign, place: sign ? undefined : this.place })
-      directFrame = this.placedFrame
-    } finally { this.placedFrame = undefined }
+    const sequence = opts.sequence ?? ++this.sequence
+    const contentType = opts.contentType ?? dbc.envelope.v1.ContentType.CONTENT_RAW
+    if (unsealed) {
+      env = unsealedEnvelope({ sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence, contentType, random: this.random })
+    } else {
+      try {
+        env = sealEnvelope({ senderSecretKey: this.init.secretKey, sender: this.selfBytes, recipient: toBytes, payload, expiresAt, sequence, contentType, random: this.random, mode, sign, place: sign ? undefined : this.place })
+        directFrame = this.placedFrame
+      } finally { this.placedFrame = undefined }
+    }
     const size = encodedEnvelopeSize(env)
     if (size > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${size} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
@@ -179,7 +202,7 @@ export class EnvelopeService {
     if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
       // (every field set, also those filled in later: one object shape for every message)
-      this.outgoing.set(id, { envelope: env, directFrame, relayBytes: undefined, signing: undefined, recipient: env.recipient, resolve, reject })
+      this.outgoing.set(id, { envelope: env, sealed: undefined, directFrame, relayBytes: undefined, signing: undefined, recipient: env.recipient, resolve, reject })
     })
     if (opts.signal !== undefined) {
       opts.signal.addEventListener('abort', () => {
@@ -241,7 +264,7 @@ export class EnvelopeService {
         for (const cmd of cmds) {
           if (cmd.via === undefined) continue
           const o = wroteDirect ? this.outgoing.get(cmd.id) : undefined
-          if (o !== undefined && o.relayBytes === undefined && o.envelope.signature.length === 0) this.signThenLaunch(o, cmd)
+          if (o !== undefined && o.relayBytes === undefined && this.sealedOf(o).signature.length === 0) this.signThenLaunch(o, cmd)
           else this.launch(cmd)
         }
         for (const ev of this.delivery.pollEvents()) this.settle(ev)
@@ -262,7 +285,7 @@ export class EnvelopeService {
     this.awaitingSignature++
     if (o.signing !== undefined) { o.signing.push(cmd); return }
     o.signing = [cmd]
-    signEnvelopeAsync(o.envelope, this.init.secretKey, (err) => {
+    signEnvelopeAsync(this.sealedOf(o), this.init.secretKey, (err) => {
       const cmds = o.signing ?? []
       o.signing = undefined
       this.awaitingSignature -= cmds.length
@@ -290,20 +313,42 @@ export class EnvelopeService {
     const o = signed ?? this.outgoing.get(cmd.id)
     if (o === undefined) return
     const neighbour = cmd.via ?? cmd.recipient
+    const channel = this.channel(neighbour)
     let frame: Uint8Array
+    let onlyOn: string | undefined
     if (cmd.via !== undefined) {
       // (signEnvelope fills the envelope's signature in place: a direct copy sent again after this carries it too, still valid)
-      if (o.relayBytes === undefined) o.relayBytes = encodeEnvelope(o.envelope.signature.length === 0 ? signEnvelope(o.envelope, this.init.secretKey) : o.envelope)
+      if (o.relayBytes === undefined) {
+        const sealed = this.sealedOf(o)
+        o.relayBytes = encodeEnvelope(sealed.signature.length === 0 ? signEnvelope(sealed, this.init.secretKey) : sealed)
+      }
       frame = relayRequestFrameBytes(o.relayBytes, cmd.hopsLeft, cmd.pathId)
     } else if (o.directFrame !== undefined && setFrameIds(o.directFrame, cmd.hopsLeft, cmd.pathId)) {
       // (once: a frame handed to the stream is never written again)
       frame = o.directFrame
       o.directFrame = undefined
-    } else {
+    } else if (isUnsealed(o.envelope) && channel.protocol === RELAY_PROTOCOL_UNSEALED) {
+      // written only on a stream that still speaks 1.1.0: one re-opened to an older peer meanwhile
+      // fails the copy unsent, and the delivery machine's next try goes sealed (the branch below)
       frame = relayRequestFrameOf(o.envelope, cmd.hopsLeft, cmd.pathId)
+      onlyOn = RELAY_PROTOCOL_UNSEALED
+      this.stats.unsealedSent++
+    } else {
+      frame = relayRequestFrameOf(this.sealedOf(o), cmd.hopsLeft, cmd.pathId)
     }
     const id = o.envelope.messageId
-    this.channel(neighbour).sendFramed(ackKey(id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) }, undefined, id)
+    channel.sendFramed(ackKey(id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) }, undefined, id, onlyOn)
+  }
+
+  /**
+   * The message's sealed envelope: its own envelope, or for an unsealed one the same message (id,
+   * expiry, sequence, content type) sealed now, once, unsigned (static mode: launch signs it).
+   */
+  private sealedOf (o: Outgoing): dbc.envelope.v1.Envelope {
+    const e = o.envelope
+    if (!isUnsealed(e)) return e
+    o.sealed ??= sealEnvelope({ senderSecretKey: this.init.secretKey, sender: e.sender, recipient: e.recipient, payload: e.payload, expiresAt: e.expiresAt, sequence: e.sequence, contentType: e.contentType, messageId: e.messageId, random: this.random, mode: 'static', sign: false })
+    return o.sealed
   }
 
   private onCopyAck (envelope: dbc.envelope.v1.Envelope, cmd: SendCommand<string>, neighbour: string, err: Error | undefined, ack: dbc.envelope.v1.Ack | undefined): void {
@@ -346,7 +391,7 @@ export class EnvelopeService {
     let c = this.channels.get(peer)
     if (c === undefined) {
       c = new RequestChannel(this.host, peerIdFromString(peer), {
-        protocol: RELAY_PROTOCOL,
+        protocol: RELAY_PROTOCOLS,
         maxFrameBytes: this.maxBytes + 64,
         decodeAck: decodeAckFrame,
         accepts: ackAnswers

@@ -8,7 +8,7 @@ import type { FramedStream } from '../framed.js'
 import { wasHandled, type GuardedStreamInit } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { WireError } from '../../errors.js'
-import { openEnvelope, checkEnvelope, staticAckKey, type EnvelopeRejection } from '../../crypto/envelope.js'
+import { openEnvelope, checkEnvelope, staticAckKey, isUnsealed, type EnvelopeRejection } from '../../crypto/envelope.js'
 import { relayRequestFrameBytes } from '../../crypto/envelope-codec.js'
 import { signAck, macAck, AckStatus } from '../../crypto/ack.js'
 import { ReceiveWindow, decideRelay, type PeerScoreBook, type Offence } from '../../core/routing/index.js'
@@ -24,7 +24,8 @@ const NO_SIGNATURE = new Uint8Array(0)
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
 export const MAX_IN_FLIGHT_PER_STREAM = 256
 
-export interface EnvelopeStats { sent: number, delivered: number, failed: number, received: number, duplicates: number, relayed: number, rejected: number, relayedJunk: number }
+/** `unsealedSent` / `unsealedReceived`: direct copies that went without the envelope's own seal (see src/crypto/envelope.ts). */
+export interface EnvelopeStats { sent: number, delivered: number, failed: number, received: number, duplicates: number, relayed: number, rejected: number, relayedJunk: number, unsealedSent: number, unsealedReceived: number }
 
 /** What the inbound side needs of its service. */
 export interface InboundHost {
@@ -146,6 +147,9 @@ export class RelayInbound {
     if (decision === 'deliver') {
       const senderHex = deliveredBySender ? '' : toHex(env.sender)
       if (!deliveredBySender) {
+        // an unsealed copy comes only on its sender's own connection: no honest relay passes one
+        // on (relays refuse them, older ones as malformed), so the peer that hands one over made it
+        if (isUnsealed(env)) return this.reject(from, id, req.pathId, 'forged', 'forged')
         // we verify signatures and a relay handed over an unsigned copy (an older sender's, or
         // one a relay stripped): refused, no one charged (neither can be told apart from honest)
         if (env.signature.length === 0 && this.h.init.trustAead === false) return this.reject(from, id, req.pathId, 'forged')
@@ -169,6 +173,7 @@ export class RelayInbound {
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
         this.h.stats.received++
+        if (isUnsealed(env)) this.h.stats.unsealedReceived++
         this.h.scores.reward(now, from, 0.1)
         const msg: ReceivedMessage = { sender, messageId: idHex, contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
         this.h.deliver(msg)

@@ -298,6 +298,7 @@ export namespace dbc {
                 ciphertext: Uint8Array;
                 signature: Uint8Array;
                 contentType: number;
+                payload: Uint8Array;
                 static create(properties: dbc.envelope.v1.Envelope.$Shape): dbc.envelope.v1.Envelope & dbc.envelope.v1.Envelope.$Shape;
                 static create(properties?: dbc.envelope.v1.Envelope.$Properties): dbc.envelope.v1.Envelope;
                 static encode(m: dbc.envelope.v1.Envelope.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -320,6 +321,7 @@ export namespace dbc {
                     ciphertext?: (Uint8Array|null);
                     signature?: (Uint8Array|null);
                     contentType?: (number|null);
+                    payload?: (Uint8Array|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.envelope.v1.Envelope.$Properties;

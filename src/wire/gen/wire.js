@@ -2921,6 +2921,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Uint8Array|null} [ciphertext] Envelope ciphertext
                  * @property {Uint8Array|null} [signature] Envelope signature
                  * @property {number|null} [contentType] Envelope contentType
+                 * @property {Uint8Array|null} [payload] Envelope payload
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3033,6 +3034,14 @@ export const dbc = $root.dbc = (() => {
                 Envelope.prototype.contentType = 0;
 
                 /**
+                 * Envelope payload.
+                 * @member {Uint8Array} payload
+                 * @memberof dbc.envelope.v1.Envelope
+                 * @instance
+                 */
+                Envelope.prototype.payload = $util.newBuffer([]);
+
+                /**
                  * Creates a new Envelope instance using the specified properties.
                  * @function create
                  * @memberof dbc.envelope.v1.Envelope
@@ -3084,6 +3093,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 9, wireType 2 =*/74).bytes(m.signature);
                     if (m.contentType != null && $Object.hasOwnProperty.call(m, "contentType") && m.contentType !== 0)
                         w.uint32(/* id 10, wireType 0 =*/80).uint32(m.contentType);
+                    if (m.payload != null && $Object.hasOwnProperty.call(m, "payload") && m.payload.length)
+                        w.uint32(/* id 11, wireType 2 =*/90).bytes(m.payload);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -3218,6 +3229,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.contentType;
                                 continue;
                             }
+                        case 11: {
+                                if (u !== 2)
+                                    break;
+                                if ((v = r.bytes()).length)
+                                    m.payload = v;
+                                else
+                                    delete m.payload;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -3324,6 +3344,14 @@ export const dbc = $root.dbc = (() => {
                             m.contentType = d.contentType >>> 0;
                         }
                     }
+                    if (d.payload != null) {
+                        if (d.payload.length) {
+                            if (typeof d.payload === "string")
+                                $util.base64.decode(d.payload, m.payload = $util.newBuffer($util.base64.length(d.payload)), 0);
+                            else if (d.payload.length >= 0)
+                                m.payload = d.payload;
+                        }
+                    }
                     return m;
                 };
 
@@ -3397,6 +3425,13 @@ export const dbc = $root.dbc = (() => {
                                 d.signature = $util.newBuffer(d.signature);
                         }
                         d.contentType = 0;
+                        if (o.bytes === $String)
+                            d.payload = "";
+                        else {
+                            d.payload = [];
+                            if (o.bytes !== $Array)
+                                d.payload = $util.newBuffer(d.payload);
+                        }
                     }
                     if (m.sender != null && $Object.hasOwnProperty.call(m, "sender")) {
                         d.sender = o.bytes === $String ? $util.base64.encode(m.sender, 0, m.sender.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.sender) : m.sender;
@@ -3427,6 +3462,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.contentType != null && $Object.hasOwnProperty.call(m, "contentType")) {
                         d.contentType = m.contentType;
+                    }
+                    if (m.payload != null && $Object.hasOwnProperty.call(m, "payload")) {
+                        d.payload = o.bytes === $String ? $util.base64.encode(m.payload, 0, m.payload.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payload) : m.payload;
                     }
                     return d;
                 };

@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, encodeEnvelope, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, unsealedEnvelope, encodeEnvelope, type Envelope } from '../../../src/crypto/index.js'
 import { decodeEnvelope, decodeAck, encodeEnvelopeFast } from '../../../src/crypto/envelope-codec.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 import $protobuf from 'protobufjs/minimal.js'
@@ -18,7 +18,7 @@ const party = (seed: number): { secretKey: Uint8Array, peerId: Uint8Array } => {
 const alice = party(1); const bob = party(2)
 const E = dbc.envelope.v1.Envelope
 const A = dbc.envelope.v1.Ack
-const ENVELOPE_FIELDS = ['sender', 'recipient', 'messageId', 'expiresAt', 'sequence', 'contentType', 'ephemeralKey', 'nonce', 'ciphertext', 'signature']
+const ENVELOPE_FIELDS = ['sender', 'recipient', 'messageId', 'expiresAt', 'sequence', 'contentType', 'ephemeralKey', 'nonce', 'ciphertext', 'signature', 'payload']
 const ACK_FIELDS = ['messageId', 'pathId', 'status', 'reason', 'signature']
 
 function seal (over: Partial<Parameters<typeof sealEnvelope>[0]> = {}): Envelope {
@@ -44,8 +44,12 @@ test('sealed envelopes of every kind decode as the generated decoder reads them,
   const cases = [
     seal({ mode: 'static', sign: false }), seal({ mode: 'static' }), seal(), seal({ sequence: 0, contentType: 0 }),
     seal({ payload: new Uint8Array(0) }), seal({ sequence: 0xffffffff, payload: rng.bytes(new Uint8Array(70_000)) }),
-    E.create({}), E.create({ expiresAt: -0 }), E.create({ expiresAt: -12.5 })
+    E.create({}), E.create({ expiresAt: -0 }), E.create({ expiresAt: -12.5 }),
+    // an unsealed direct copy (the payload in the clear, field 11), and one with an empty payload
+    unsealedEnvelope({ sender: seal().sender, recipient: seal().recipient, payload: rng.bytes(new Uint8Array(300)), expiresAt: 1e12, sequence: 3, contentType: 1, random: rng.bytes }),
+    unsealedEnvelope({ sender: seal().sender, recipient: seal().recipient, payload: new Uint8Array(0), expiresAt: 1e12, random: rng.bytes })
   ]
+  assert.equal(Object.keys(cases[cases.length - 1]), ENVELOPE_FIELDS, 'unsealedEnvelope sets every field, in the same order')
   const sealedKeys = Object.keys(seal({ mode: 'static', sign: false }))
   assert.equal(sealedKeys, ENVELOPE_FIELDS, 'sealEnvelope sets every field, in this order')
   for (const [i, e] of cases.entries()) {

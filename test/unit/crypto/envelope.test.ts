@@ -2,7 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createRng } from '../../../src/core/rng.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { sealEnvelope, signEnvelope, signEnvelopeAsync, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
+import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, openEnvelope, checkEnvelope, encodeEnvelope, nobleSuite, nodeSuite, type Envelope } from '../../../src/crypto/index.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
 const rng = createRng(7)
@@ -205,6 +205,52 @@ test('signed off the event loop: the same signature as signEnvelope, from both s
   const err = await new Promise<Error | undefined>(resolve => { signEnvelopeAsync(u, new Uint8Array(5), (e) => { resolve(e) }) })
   assert.ok(err instanceof Error)
   assert.is(u.signature.length, 0)
+})
+
+
+// Unsealed direct copies (the sender hands them to the recipient on its own connection: Noise
+// encrypts them end to end and proves the sender; see src/crypto/envelope.ts).
+const unsealed = (over: Partial<Parameters<typeof unsealedEnvelope>[0]> = {}): Envelope =>
+  unsealedEnvelope({ sender: alice.peerId, recipient: bob.peerId, payload, expiresAt: NOW + 30_000, sequence: 5, contentType: 1, random: rng.bytes, ...over })
+
+test('an unsealed copy opens only from its sender\'s own connection, addressed to us, unexpired', () => {
+  const bytes = encodeEnvelope(unsealed())
+  assert.ok(isUnsealed(unsealed()))
+  const ok = openEnvelope(bytes, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+  assert.ok(ok.ok, ok.ok ? '' : ok.detail)
+  if (ok.ok) { assert.equal(Array.from(ok.payload), Array.from(payload)); assert.is(ok.sequence, 5); assert.is(ok.contentType, 1) }
+  // handed over by anyone else (a relay, a stranger): its fields prove nothing
+  const relayed = openEnvelope(bytes, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey })
+  assert.is(relayed.ok ? 'ok' : relayed.reason, 'forged')
+  const trusting = openEnvelope(bytes, { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, verifySignature: false, deliveredBySender: false })
+  assert.is(trusting.ok ? 'ok' : trusting.reason, 'forged', 'trusting AEAD tags does not make an unsealed copy from a stranger acceptable')
+  // addressed to someone else, expired, or living too long
+  const other = openEnvelope(encodeEnvelope(unsealed({ recipient: relay.peerId })), { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+  assert.is(other.ok ? 'ok' : other.reason, 'wrong-recipient')
+  const old = openEnvelope(bytes, { now: NOW + 31_000, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+  assert.is(old.ok ? 'ok' : old.reason, 'expired')
+  const far = openEnvelope(encodeEnvelope(unsealed({ expiresAt: NOW + 3_600_000 })), { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+  assert.is(far.ok ? 'ok' : far.reason, 'malformed')
+})
+
+test('relays refuse unsealed copies, even from their sender; a mix of sealed and unsealed fields is malformed', () => {
+  const e = unsealed({ recipient: bob.peerId })
+  for (const deliveredBySender of [true, false]) {
+    const r = checkEnvelope(encodeEnvelope(e), { now: NOW, deliveredBySender })
+    assert.is(r.ok ? 'ok' : r.reason, 'malformed', `deliveredBySender ${String(deliveredBySender)}`)
+  }
+  // a sealed envelope with a clear payload beside its ciphertext (it would reach the application unauthenticated)
+  const sealedWithClear = seal({ mode: 'static', sign: false }); sealedWithClear.payload = new Uint8Array([1, 2, 3])
+  const r1 = openEnvelope(encodeEnvelope(sealedWithClear), { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+  assert.is(r1.ok ? 'ok' : r1.reason, 'malformed')
+  // no nonce (unsealed) but a ciphertext or a signature: neither kind
+  const odd1 = unsealed(); odd1.ciphertext = new Uint8Array(32)
+  const odd2 = unsealed(); odd2.signature = new Uint8Array(64)
+  const odd3 = unsealed(); odd3.ephemeralKey = new Uint8Array(32)
+  for (const [i, odd] of [odd1, odd2, odd3].entries()) {
+    const r = openEnvelope(encodeEnvelope(odd), { now: NOW, recipient: bob.peerId, recipientSecretKey: bob.secretKey, deliveredBySender: true })
+    assert.is(r.ok ? 'ok' : r.reason, 'malformed', `odd ${i}`)
+  }
 })
 
 test.run()
