@@ -1,6 +1,7 @@
 // `dbc node status` as text: the node, its compute peer with the provider policy in force, and the
 // overlay. Pure (status JSON in, rows out) so it is tested without a node.
 import { formatDuration, formatDbc } from './output.js'
+import { locationText } from '../core/geo/location.js'
 
 type Status = Record<string, any>
 
@@ -37,7 +38,8 @@ export function computeRows (c: Status | undefined): string[][] {
   rows.push(['max per task', `${mib(p.maxTask.memoryMiB)}, ${formatDuration(p.maxTask.wallSeconds * 1000)}, output ${bytes(p.maxTask.outputBytes)}, input ${bytes(p.maxTask.inputBytes)}`])
   rows.push(['trainers', (p.trainers as string[]).length === 0 ? 'none' : (p.trainers as string[]).join(', ')])
   rows.push(['images', (p.images as Array<{ name: string, image: string }>).length === 0 ? 'none' : (p.images as Array<{ name: string, image: string }>).map(i => `${i.name} (${i.image})`).join(', ')])
-  rows.push(['tasks run', String(c.tasksRun ?? 0)])
+  // a counter of this process: after a restart an operator saw 0 beside earnings for hundreds of tasks
+  rows.push(['tasks run', `${String(c.tasksRun ?? 0)} since this start (\`dbc earnings\`: every job served)`])
   return rows
 }
 
@@ -57,7 +59,7 @@ export function statusText (s: Status, table: (head: string[], rows: string[][])
     ['peer id', s.peerId],
     ['pid', String(s.pid)],
     ['uptime', formatDuration(s.uptimeMs)],
-    ['location', s.location === null ? 'undeclared' : `${s.location.name ?? ''} ${s.location.lat},${s.location.lon}`.trim()],
+    ['location', locationText(s.location)],
     ['peers', String(s.peers)],
     ['connections', String(s.connections)],
     ['dht', `${s.dht.mode}, ${s.dht.routingTable} in routing table`],

@@ -19,6 +19,7 @@ import { API_INFO_FILE, API_TOKEN_FILE, readApiInfo, processAlive, type ApiInfo 
 import { openStore, type Store } from '../store/db.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { parseLatLon, type NodeConfig } from './config.js'
+import { locationText } from '../core/geo/location.js'
 import { PeerScoreBook, type Offence } from '../core/routing/score.js'
 import { createInboundGuard, installGuard, RepeatLimiter, LOG_REPEAT_MS, type InboundGuard } from '../net/guard/index.js'
 import { DbcError, ConfigError, type WireError } from '../errors.js'
@@ -28,7 +29,7 @@ import { MetricsServer } from './metrics/server.js'
 import { parseListen } from './metrics/listen.js'
 import { registerDashboard } from '../dashboard/index.js'
 
-export interface Location { lat: number, lon: number, name?: string }
+export interface Location { lat: number, lon: number, name?: string, country?: string }
 
 /** What a subsystem (compute, jobs, overlay, chain...) gets from the daemon. */
 export interface DaemonContext {
@@ -106,6 +107,8 @@ export class Daemon {
     }
     const log = this.init.logger ?? pino({ level: config.log.level, base: { component: 'dbc' } })
     const location = this.resolveLocation(config.location)
+    // a city name picks the most populous place of that name: say which, so the operator can correct it
+    if (location !== undefined && location.name !== undefined) log.info({ location }, `location "${config.location}" is ${locationText(location)} (the most populous place of that name in the bundled city list; write "Name, CC" or LAT,LON for another)`)
     const { identity, created } = await loadOrCreateIdentity(dataDir)
     log.info({ peerId: identity.peerId.toString(), created }, created ? 'created a new identity' : 'loaded identity')
     const store = openStore(join(dataDir, 'node.db'))

@@ -53,3 +53,10 @@ export function haversineKm (aLat: number, aLon: number, bLat: number, bLon: num
 export function distanceKm (a: LatLon, b: LatLon): number {
   return haversineKm(a.lat, a.lon, b.lat, b.lon)
 }
+
+/** A city with its country: "Virginia" is a town in South Africa in the bundled list, and status said only "Virginia". */
+export function locationText (l: { name?: string, country?: string, lat: number, lon: number } | null): string {
+  if (l === null) return 'undeclared'
+  const name = l.name === undefined ? '' : l.country === undefined || l.name.endsWith(`, ${l.country}`) ? l.name : `${l.name}, ${l.country}`
+  return `${name} ${l.lat},${l.lon}`.trim()
+}
