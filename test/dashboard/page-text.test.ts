@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 // @ts-expect-error: the page's own plain-JS module (no types)
-import { dbcText, pricesText } from '../../src/dashboard/web/lib.js'
+import { dbcText, pricesText, trainingWhy } from '../../src/dashboard/web/lib.js'
 
 test('the policy prices, one GPU price or one per model', () => {
   assert.is(pricesText({ cpuHour: 0.05, gpuHour: 1, unit: 'DBC' }), 'prices: 0.05 DBC per CPU-hour, 1 DBC per GPU-hour')
@@ -17,6 +17,16 @@ test('amounts the API gives as DBC text keep one unit', () => {
   assert.is(dbcText('0.000001819444444441 DBC'), '0.000001819444444441 DBC')
   assert.is(dbcText('0.5'), '0.5 DBC')
   assert.is(dbcText(undefined), '-')
+})
+
+// helper user16's walk: a training job every invited peer refused showed 'failed, 0 / 30' and empty
+// charts, with no reason; `dbc job status` printed the error
+test('a training job says why it failed, else what members refused', () => {
+  const refusals = [{ peer: '12D3KooWpeer', code: 'PRICE_ABOVE_CAP', reason: 'PRICE_ABOVE_CAP: this member asks 30 DBC per hour' }]
+  assert.equal(trainingWhy({ status: 'failed', error: { code: 'INVITES_REFUSED', message: 'all invited peers refused: ...' }, refusals }), { error: 'all invited peers refused: ...', refusals: [] })
+  assert.equal(trainingWhy({ status: 'running', refusals }), { error: undefined, refusals: [{ peer: '12D3KooWpeer', code: 'PRICE_ABOVE_CAP', reason: 'PRICE_ABOVE_CAP: this member asks 30 DBC per hour' }] })
+  assert.equal(trainingWhy({ status: 'running' }), { error: undefined, refusals: [] })
+  assert.is(trainingWhy({ refusals: Array.from({ length: 20 }, (_, i) => ({ peer: `p${i}`, code: 'BUSY', reason: 'BUSY' })) }).refusals.length, 8)
 })
 
 test.run()

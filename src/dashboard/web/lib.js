@@ -108,3 +108,14 @@ export function badge (text, cls = text) {
 export function errorBox (err) {
   return el('div', { class: 'panel error' }, `${err.message}`, err.hint ? el('div', { class: 'muted' }, err.hint) : null)
 }
+
+/**
+ * Why a training job stands where it stands, as `dbc job status` says it: its error when it failed,
+ * else the members' last refusals (of the invitation or of a round). The page showed neither: a job
+ * every invited peer refused (PRICE_ABOVE_CAP) was "failed, 0 / 30" with no reason.
+ */
+export function trainingWhy (t) {
+  if (t?.error != null) return { error: `${t.error.message ?? t.error.code ?? 'failed'}`, refusals: [] }
+  const refusals = (Array.isArray(t?.refusals) ? t.refusals : []).slice(-8).map(r => ({ peer: `${r.peer}`, code: `${r.code ?? ''}`, reason: `${r.reason ?? ''}` }))
+  return { error: undefined, refusals }
+}

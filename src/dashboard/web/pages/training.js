@@ -1,6 +1,6 @@
 // Training: the training jobs this node coordinates; for one job its rounds as loss and accuracy
 // charts (Chart.js), bytes per round, members and the members dropped along the way.
-import { getJSON, el, table, card, shortId, badge, bytes, ms, when, errorBox } from '../lib.js'
+import { getJSON, el, table, card, shortId, badge, bytes, ms, when, errorBox, trainingWhy } from '../lib.js'
 
 const charts = []
 
@@ -50,6 +50,7 @@ function detail (t) {
   const bytesCanvas = el('canvas', { dataset: { testid: 'bytes-chart' } })
   const allMembers = new Set(h.flatMap(r => r.members))
   const dropped = h.flatMap(r => (r.dropped ?? []).map(p => ({ round: r.round, peer: p })))
+  const why = trainingWhy(t)
   const node = el('div', { class: 'panel', dataset: { testid: 'training-detail', job: t.jobId, rounds: h.length } },
     el('h3', {}, 'Training job ', el('span', { class: 'mono muted' }, t.jobId)),
     el('div', { class: 'cards' },
@@ -59,6 +60,10 @@ function detail (t) {
       card('accuracy', t.accuracy === null || t.accuracy === undefined ? '-' : `${(t.accuracy * 100).toFixed(1)}%`, 'training-accuracy'),
       card('members', String((t.members ?? []).length)),
       card('dropped', String(dropped.length), 'training-dropped')),
+    why.error === undefined ? null : el('div', { class: 'panel error', dataset: { testid: 'training-error' } }, why.error),
+    why.refusals.length === 0 ? null : el('div', {}, el('h3', {}, 'Refused by members'),
+      table(['peer', 'code', 'reason'], why.refusals.map(r => el('tr', { dataset: { testid: 'refusal-row' } },
+        el('td', { class: 'mono', title: r.peer }, shortId(r.peer)), el('td', {}, r.code), el('td', {}, r.reason))))),
     el('div', { class: 'grid2' },
       el('div', { class: 'chart-box' }, lossCanvas),
       el('div', { class: 'chart-box' }, accCanvas)),
