@@ -121,6 +121,11 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const sa = await startNode(); const sb = await startNode(); await connect(sa, sb)
   const signing = [sa, sb].map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000, signDirect: true }))
   for (const s of signing) await s.start()
+  // and the previous design, for the row beside the headline: every direct copy sealed with the
+  // envelope's own AEAD as well as Noise (sealDirect; the daemon now sends it unsealed on /dbc/relay/1.1.0)
+  const da = await startNode(); const db = await startNode(); await connect(da, db)
+  const sealing = [da, db].map(n => new EnvelopeService(n.node, { secretKey: n.secretKey, ackTimeoutMs: 1000, sealDirect: true }))
+  for (const s of sealing) await s.start()
   await registerEcho(b.node as unknown as Host)
   await registerPlainEcho(b.node)
   let echo = await EchoClient.open(a.node as unknown as Host, b.node.peerId)
@@ -149,6 +154,7 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
     framedEcho: { samples: per, before: reopenEcho, run: async () => await echo.roundTrip(payload) },
     relayIo: { samples: per, before: reopenRelayIo, run: async () => { await relayIo.roundTrip(copyBytes) } },
     direct: { samples: per, run: async () => await services[0].send(b.id, payload, { k: 1 }) },
+    directSealed: { samples: per, run: async () => await sealing[0].send(db.id, payload, { k: 1 }) },
     // k=2 as a round trip: the next message goes once the late copy's ack is back (in one process
     // back-to-back sends would also time the previous relayed copy's work: k2BackToBack)
     k2: {
@@ -164,7 +170,8 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   const raw = res.plainStream.p50; const direct = res.direct.p50
   metrics.framed_echo_rtt_p50 = metric(res.framedEcho.p50, 'ms', raw, 'the project framing (/dbc/echo) vs a plain libp2p stream')
   metrics.relay_io_rtt_p50 = metric(res.relayIo.p50, 'ms', raw, `the relay protocol's I/O alone (a ${copyBytes} B frame, a direct copy's size, answered by an 18 B ack frame; guarded, push mode; no crypto, no bookkeeping): the floor under the direct row`)
-  metrics.envelope_rtt_direct_p50 = metric(direct, 'ms', raw, '<= 1.3x plain libp2p stream', direct <= 1.3 * raw)
+  metrics.envelope_rtt_direct_p50 = metric(direct, 'ms', raw, '<= 1.3x plain libp2p stream (what the daemon sends: the direct copy unsealed on /dbc/relay/1.1.0)', direct <= 1.3 * raw)
+  metrics.envelope_rtt_direct_sealed_p50 = metric(res.directSealed.p50, 'ms', raw, 'the previous design (sealDirect: the direct copy sealed by the envelope AEAD inside Noise; another node pair in this process) vs the same plain stream')
   metrics.envelope_rtt_direct_p99 = metric(res.direct.all.p99, 'ms', res.plainStream.all.p99)
   metrics.envelope_rtt_direct_cold_p50 = metric(res.direct.cold, 'ms', raw, `the first ${COLD_SAMPLES} direct round trips of the run (the envelope code not yet optimized by V8; libp2p already warm from the rows before) vs the plain stream's p50 above`)
   metrics.envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop, forced (direct: false) vs two direct envelope round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
@@ -180,6 +187,9 @@ async function envelopes (quick: boolean, metrics: Record<string, Metric>, serie
   await ea.node.stop(); await eb.node.stop()
   for (const s of signing) await s.stop()
   await sa.node.stop(); await sb.node.stop()
+  for (const s of sealing) await s.stop()
+  await da.node.stop(); await db.node.stop()
+  notes.push(`direct copies unsealed: ${services[0].stats.unsealedSent} of ${services[0].stats.sent} messages of the main sender went with an unsealed direct copy; the sealDirect sender sent ${sealing[0].stats.unsealedSent}`)
   await echo.close().catch(() => {})
   await plain.close()
   await relayIo.close()
@@ -223,9 +233,12 @@ async function envelopesAcrossProcesses (quick: boolean, metrics: Record<string,
   const [b, r] = await Promise.all([spawnPeer(), spawnPeer()])
   const a = await startNode()
   const svc = new EnvelopeService(a.node, { secretKey: a.secretKey, ackTimeoutMs: 1000 })
+  // the previous design (direct copies sealed too) from a second sender node in this process, to the same recipient
+  const a2 = await startNode()
+  const sealing = new EnvelopeService(a2.node, { secretKey: a2.secretKey, ackTimeoutMs: 1000, sealDirect: true })
   try {
-    await svc.start()
-    await a.node.dial(multiaddr(b.addr)); await a.node.dial(multiaddr(r.addr)); await r.dial(b.addr)
+    await svc.start(); await sealing.start()
+    await a.node.dial(multiaddr(b.addr)); await a.node.dial(multiaddr(r.addr)); await r.dial(b.addr); await a2.node.dial(multiaddr(b.addr))
     const plain = await PlainEchoClient.open(a.node, peerIdFromString(b.id))
     const payload = new Uint8Array(PAYLOAD).fill(7)
     const settled = async (): Promise<void> => { while (svc.copiesInFlight > 0) await new Promise(resolve => setImmediate(resolve)) }
@@ -235,12 +248,14 @@ async function envelopesAcrossProcesses (quick: boolean, metrics: Record<string,
     const res = await alternate({
       plainStream: { samples: per, run: async () => { await plain.roundTrip(payload) } },
       direct: { samples: per, run: async () => await svc.send(b.id, payload, { k: 1 }) },
+      directSealed: { samples: per, run: async () => await sealing.send(b.id, payload, { k: 1 }) },
       k2: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }), after: settled },
       k2BackToBack: { samples: per, run: async () => await svc.send(b.id, payload, { k: 2 }) },
       relayed: { samples: per, run: async () => await svc.send(b.id, payload, { k: 1, direct: false }) }
     }, rounds, WARM_ROUND_TRIPS)
     const direct = res.direct.p50
-    metrics.processes_envelope_rtt_direct_p50 = metric(direct, 'ms', res.plainStream.p50, 'recipient in another process: <= 1.3x plain libp2p stream', direct <= 1.3 * res.plainStream.p50)
+    metrics.processes_envelope_rtt_direct_p50 = metric(direct, 'ms', res.plainStream.p50, 'recipient in another process: <= 1.3x plain libp2p stream (the direct copy unsealed, as the daemon sends it)', direct <= 1.3 * res.plainStream.p50)
+    metrics.processes_envelope_rtt_direct_sealed_p50 = metric(res.directSealed.p50, 'ms', res.plainStream.p50, 'the previous design (sealDirect), from a second sender node in this process to the same recipient')
     metrics.processes_envelope_rtt_k2_p50 = metric(res.k2.p50, 'ms', direct, 'recipient and relay in other processes: <= 2x direct (first ack)', res.k2.p50 <= 2 * direct)
     metrics.processes_envelope_rtt_k2_back_to_back_p50 = metric(res.k2BackToBack.p50, 'ms', direct, 'the same, sent back to back')
     metrics.processes_envelope_rtt_relayed_p50 = metric(res.relayed.p50, 'ms', 2 * direct, 'one relay hop vs two direct round trips: <= 2x', res.relayed.p50 <= 2 * (2 * direct))
@@ -248,8 +263,8 @@ async function envelopesAcrossProcesses (quick: boolean, metrics: Record<string,
     notes.push(`processes_* rows: sender here, recipient and relay each in a child process (bench/overlay-peer.ts), TCP 127.0.0.1; ${WARM_ROUND_TRIPS} untimed round trips per row first, then ${rounds} alternating rounds of ${per}, median of per-round p50s; load ${loadBefore} before, ${load()} after`)
     await plain.close()
   } finally {
-    await svc.stop()
-    await a.node.stop()
+    await svc.stop(); await sealing.stop()
+    await a.node.stop(); await a2.node.stop()
     b.stop(); r.stop()
   }
 }
@@ -393,7 +408,7 @@ export const run: BenchModule['run'] = async ({ quick }) => {
   if (part('tasks')) await taskRoutes(quick, metrics, series, notes)
   if (part('memory')) { coreMemory(metrics); await hostMemory(metrics) }
   if (part('capability')) await capability(quick, metrics, notes)
-  notes.push(`envelope round trip: ${PAYLOAD} B payload, sealed (static pair key; the direct copy unsigned: the recipient checks the pair-key AEAD tag; a relayed copy signed once per message by the sender, in libuv's thread pool once the direct copy is written, and the relay takes the sender's own connection as proof instead of verifying: one Ed25519 signature per relayed message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; every node runs the daemon's libp2p fixes (src/net/libp2p-patches.ts: one socket write per message, lazy yamux window updates); the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
+  notes.push(`envelope round trip: ${PAYLOAD} B payload; the direct copy goes unsealed once the sender's stream to the recipient negotiated /dbc/relay/1.1.0 (the connection's Noise, end to end to the recipient, encrypts it and proves the sender; the recipient takes it only from its sender's own connection); the direct_sealed rows are the previous design, sealed (static pair key; the direct copy unsigned: the recipient checks the pair-key AEAD tag; a relayed copy signed once per message by the sender, in libuv's thread pool once the direct copy is written, and the relay takes the sender's own connection as proof instead of verifying: one Ed25519 signature per relayed message), recipient opens (AEAD-authenticated) and acks on the authenticated connection (through a relay the ack is MACed with the pair's ack key); baseline = the same bytes echoed on a plain libp2p stream (no framing, no protobuf, no guard) on the same connection; every node runs the daemon's libp2p fixes (src/net/libp2p-patches.ts: one socket write per message, lazy yamux window updates); the framed /dbc/echo row shows what the project framing alone costs; relayed = forced through the third node (direct: false); all three nodes in one process, TCP 127.0.0.1, so k=2 also pays, on the same CPU, the relay's and the recipient's work for the second copy (on separate machines that work runs in parallel)`)
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') notes.push('heap figures without --expose-gc are noisy')
   return { metrics, series, notes }
 }
