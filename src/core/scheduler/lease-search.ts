@@ -226,7 +226,9 @@ export class LeaseSearch {
       if (now - this.waitingSince >= this.waitMs) {
         const waited = Math.round(this.waitMs / 1000)
         const why = `${this.busy} busy${this.stakeText()}${this.away > 0 ? `, ${this.away} unreachable since ${this.away === 1 ? 'its lease was' : 'their leases were'} lost` : ''}${this.short ? `, ${SHORT}` : ''}`
+        const onlyStake = this.busy === 0 && this.away === 0 && !this.short && this.unreadStake > 0
         this.end()
+        if (onlyStake) return { kind: 'give-up', reason: `not placed: the chain did not answer for the providers' stake within task.waitS (${waited} s; ${why.replace(/^0 busy, /, '')}); check the node's chain RPC (dbc chain status)` }
         return { kind: 'give-up', reason: `not placed: no provider had a free slot within task.waitS (${waited} s; ${why})` }
       }
       // the last round lands when task.waitS ends, so the tasks fail then and say why

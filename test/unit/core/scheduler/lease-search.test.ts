@@ -49,6 +49,26 @@ test('busy providers past task.waitS: the unplaced tasks fail, saying why', () =
   if (d.kind === 'give-up') assert.match(d.reason, /no provider had a free slot within task\.waitS \(5 s; 1 busy\)/)
 })
 
+test('offers whose owner\'s stake could not be read (STAKE_UNKNOWN, review F4) are waited for like busy ones, and the wait says why', () => {
+  const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 5000 })
+  let now = 0
+  let d = s.handleRound(now, round({ refusals: ['STAKE_UNKNOWN', 'STAKE_UNKNOWN'] }))
+  assert.is(d.kind, 'retry', 'not given up after giveUpMs: the chain may answer')
+  assert.match(s.waiting(now) ?? '', /^waiting: 2 offers whose owner's stake could not be read from the chain \(STAKE_UNKNOWN\); tasks fail if the chain does not answer within 5 s$/)
+  while (d.kind === 'retry') { now = d.at; d = s.handleRound(now, round({ refusals: ['STAKE_UNKNOWN'] })) }
+  assert.ok(now >= 5000, `waited task.waitS (${now})`)
+  assert.is(d.kind, 'give-up')
+  if (d.kind === 'give-up') assert.match(d.reason, /^not placed: the chain did not answer for the providers' stake within task\.waitS \(5 s; 1 offer whose owner's stake could not be read from the chain \(STAKE_UNKNOWN\)\); check the node's chain RPC/)
+  // NOT_STAKED is no "not now": the search gives up at giveUpMs
+  const t = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 5000 })
+  now = 0
+  let e = t.handleRound(now, round({ refusals: ['NOT_STAKED'], lastRefusal: 'NOT_STAKED: payout address 0xab has no stake on chain' }))
+  while (e.kind === 'retry') { now = e.at; e = t.handleRound(now, round({ refusals: ['NOT_STAKED'], lastRefusal: 'NOT_STAKED: payout address 0xab has no stake on chain' })) }
+  assert.ok(now <= 1000, `gave up at ${now}`)
+  assert.is(e.kind, 'give-up')
+  if (e.kind === 'give-up') assert.match(e.reason, /NOT_STAKED: payout address 0xab has no stake on chain/)
+})
+
 test('permanent refusals: give up after giveUpMs with the placement reason (no waiting)', () => {
   const s = new LeaseSearch({ giveUpMs: 1000, retryMs: 250, waitMs: 600_000 })
   let now = 0
