@@ -38,7 +38,10 @@ export class RequestChannel<A, K = string> {
   private closed = false
   private sweeper: ReturnType<typeof setTimeout> | undefined
 
-  constructor (private readonly host: Pick<Libp2p, 'dialProtocol'>, private readonly peer: PeerId, private readonly init: ChannelInit<A, K>) {}
+  /** The encryption of the connection the open stream runs on ('/noise'; 'native' for WebRTC's DTLS), when the host says. */
+  private streamEncryption: string | undefined
+
+  constructor (private readonly host: Pick<Libp2p, 'dialProtocol'> & Partial<Pick<Libp2p, 'getConnections'>>, private readonly peer: PeerId, private readonly init: ChannelInit<A, K>) {}
 
   private async open (options: AbortOptions): Promise<FramedStream> {
     if (this.framed !== undefined) return this.framed
@@ -46,6 +49,8 @@ export class RequestChannel<A, K = string> {
       this.opening = (async () => {
         const stream = await this.host.dialProtocol(this.peer, this.init.protocol, options)
         const framed = new FramedStream(stream, { maxFrameBytes: this.init.maxFrameBytes })
+        // (once per stream: the connection that carries it)
+        this.streamEncryption = this.host.getConnections?.(this.peer).find(c => c.streams.includes(stream))?.encryption
         this.framed = framed
         this.listen(framed)
         return framed
@@ -144,6 +149,9 @@ export class RequestChannel<A, K = string> {
 
   /** The protocol negotiated on the open stream; undefined while none is open. */
   get protocol (): string | undefined { return this.framed?.stream.protocol }
+
+  /** The encryption of the open stream's connection (see streamEncryption); undefined while none is open or unknown. */
+  get encryption (): string | undefined { return this.framed === undefined ? undefined : this.streamEncryption }
 
   /** Requests waiting for their ack. */
   get pendingCount (): number { return this.pending.size }

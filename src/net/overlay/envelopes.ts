@@ -29,6 +29,16 @@ export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
  */
 export const RELAY_PROTOCOL_UNSEALED = '/dbc/relay/1.1.0'
 const RELAY_PROTOCOLS = [RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOL]
+
+/**
+ * Connection encryptions that seal a copy end to end to the connection's remote peer and prove that
+ * peer: Noise, and 'native' (libp2p skips its own encryption where the transport encrypts: WebRTC's
+ * DTLS, its fingerprints exchanged on a Noise connection). Unsealed copies ride only these: a
+ * plaintext or unknown encrypter gets sealed ones and has unsealed ones refused.
+ */
+export function sealsEndToEnd (encryption: string | undefined): boolean {
+  return encryption === '/noise' || encryption === 'native'
+}
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
@@ -180,7 +190,8 @@ export class EnvelopeService {
     // connection encrypts end to end to it and proves us to it (src/crypto/envelope.ts); a relayed
     // copy of the same message is sealed when it goes (sealedOf). Until the stream is open (the
     // first message to a peer) or to an older peer, the direct copy is sealed as before.
-    const unsealed = !sign && this.init.sealDirect !== true && opts.direct !== false && this.channels.get(toStr)?.protocol === RELAY_PROTOCOL_UNSEALED
+    const ch = this.channels.get(toStr)
+    const unsealed = !sign && this.init.sealDirect !== true && opts.direct !== false && ch?.protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(ch.encryption)
     // an unsigned sealed envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
     // (the frame is never kept past this call, also when sealing throws after laying it out)
     let env: dbc.envelope.v1.Envelope
@@ -327,7 +338,7 @@ export class EnvelopeService {
       // (once: a frame handed to the stream is never written again)
       frame = o.directFrame
       o.directFrame = undefined
-    } else if (isUnsealed(o.envelope) && channel.protocol === RELAY_PROTOCOL_UNSEALED) {
+    } else if (isUnsealed(o.envelope) && channel.protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(channel.encryption)) {
       // written only on a stream that still speaks 1.1.0: one re-opened to an older peer meanwhile
       // fails the copy unsent, and the delivery machine's next try goes sealed (the branch below)
       frame = relayRequestFrameOf(o.envelope, cmd.hopsLeft, cmd.pathId)

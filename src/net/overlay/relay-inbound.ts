@@ -19,6 +19,9 @@ import { toHex, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
 import type { AckCallback } from './channel.js'
 import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
 
+/** The connection encrypts end to end to its remote peer and proves it (envelopes.ts sealsEndToEnd; kept here to avoid an import cycle). */
+const sealsEndToEnd = (encryption: string | undefined): boolean => encryption === '/noise' || encryption === 'native'
+
 const NO_SIGNATURE = new Uint8Array(0)
 
 /** Copies one inbound stream may have in processing at once (a peer can not queue unbounded work). */
@@ -67,6 +70,8 @@ export class RelayInbound {
     let inFlight = 0
     // the replay window's "via" texts of this stream (`${from}/${pathId}`), made once per path id
     const vias: string[] = []
+    // whether this connection may carry unsealed copies (its encryption seals them to us and proves the sender)
+    const unsealedOk = sealsEndToEnd(connection.encryption)
     // the frames run in the stream's event turns: keep the protocol context the guard set (src/node/protocol-context.ts)
     const frame = AsyncResource.bind((frame: Uint8Array): void => {
       // Bounded work per stream: beyond MAX_IN_FLIGHT_PER_STREAM the copy is refused (not charged).
@@ -76,7 +81,7 @@ export class RelayInbound {
       }
       // a copy for us (or one refused) is answered in this turn; only a forwarded one waits
       let answer: dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack>
-      try { answer = this.handleFrame(from, frame, vias) } catch { return }
+      try { answer = this.handleFrame(from, frame, vias, unsealedOk) } catch { return }
       if (answer instanceof Promise) {
         inFlight++
         answer.then(ack => { writeAck(framed, ack) }, () => {}).finally(() => { inFlight-- })
@@ -130,7 +135,7 @@ export class RelayInbound {
    * The answer to one RelayRequest frame: at once, or (when forwarding) once the next hop answers.
    * `vias`: the stream's cache of via texts by path id (serve keeps one per stream).
    */
-  handleFrame (from: string, frame: Uint8Array, vias?: string[]): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
+  handleFrame (from: string, frame: Uint8Array, vias?: string[], unsealedOk = true): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
     const now = this.h.now()
     const req = parseRelayRequest(frame)
     if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
@@ -146,6 +151,11 @@ export class RelayInbound {
     const decision = decideRelay({ recipientIsSelf, hopsLeft: req.hopsLeft, recipientReachable: !recipientIsSelf && this.h.connectedTo(env.recipient) })
     if (decision === 'deliver') {
       const senderHex = deliveredBySender ? '' : toHex(env.sender)
+      if (deliveredBySender && !unsealedOk && isUnsealed(env)) {
+        // its sender, on a connection that does not encrypt end to end (a plaintext test encrypter,
+        // say): refused, not charged (our senders do not send one there: sealsEndToEnd)
+        return this.reject(from, id, req.pathId, 'undecryptable')
+      }
       if (!deliveredBySender) {
         // an unsealed copy comes only on its sender's own connection: no honest relay passes one
         // on (relays refuse them, older ones as malformed), so the peer that hands one over made it
