@@ -14,6 +14,7 @@ import { decodeSpec, type TrainingSpec } from './spec.js'
 import { memberRouting, type TrainingRouting } from './overlay-route.js'
 import { BUILTIN_WORK_BUDGET, builtinRefusal, createMlpTrainer, type BuiltinWork, type Trainer } from './trainer.js'
 import { TrainerRegistry } from './trainers.js'
+import type { MembershipEvent } from './member-log.js'
 
 const log = logger('dbc:training:service')
 
@@ -54,6 +55,8 @@ export interface TrainingServiceInit {
   builtinWorkBudget?: Partial<BuiltinWork>
   /** Signs the digest of a state this node hands to a joiner or the coordinator (see state-sign.ts); unsigned states are refused. */
   sign?: (digest: Uint8Array) => Uint8Array
+  /** Each training membership this node joins, refuses or leaves (the daemon logs it: member-log.ts). */
+  onMembership?: (e: MembershipEvent) => void
   /** The transport's routes: the overlay's frames (the fallback when no connection opens), the node's routing mode, its private set. */
   routes?: Pick<TrainingTransportInit, 'overlay' | 'routing' | 'privacy'>
 }
@@ -172,6 +175,7 @@ export class TrainingService {
     }
     const refuse = (reason: string, offence?: WireError, code = ''): void => {
       log('invitation %s from %s refused: %s', inv.jobId.slice(0, MAX_JOB_ID_LENGTH), from, reason)
+      this.init.onMembership?.({ kind: 'refused', jobId: inv.jobId.slice(0, MAX_JOB_ID_LENGTH), coordinator: from, code, reason: reason.slice(0, MAX_REASON_LENGTH) })
       if (offence !== undefined) this.charge(from, offence)
       reply(false, reason, 0, code)
     }
@@ -221,6 +225,7 @@ export class TrainingService {
         await worker.start()
         started = true
         reply(true, '', trainer.paramCount, '', trainer.getOptimizerState === undefined || trainer.setOptimizerState === undefined)
+        this.init.onMembership?.({ kind: 'joined', jobId: inv.jobId, coordinator: from, trainer: spec.model.kind === 'external' ? spec.model.trainer : builtin ? 'built-in' : spec.model.kind, fromRound: inv.fromRound })
         // a job under way (a late member, or a resumed job): its state first, checked against the members' digest
         // the donors' addresses as the coordinator knows them (only for the donors it names, at most 8 each)
         if (inv.fromRound > 0) await Promise.all((inv.donorAddrs ?? []).slice(0, 8).filter(a => inv.donors.includes(a.peer ?? '')).map(async a => { await this.transport.learnAddresses(a.peer ?? '', (a.addrs ?? []).slice(0, 8), from) }))
@@ -259,6 +264,7 @@ export class TrainingService {
   private track (worker: TrainingWorker): TrainingWorker {
     this.workers.set(worker.jobId, worker)
     void worker.done.then(() => {
+      this.init.onMembership?.({ kind: 'left', jobId: worker.jobId, coordinator: worker.coordinator, rounds: worker.rounds.length, refusedRounds: worker.refusedRounds })
       if (this.workers.get(worker.jobId) !== worker) return // replaced by a resumed job's worker
       this.workers.delete(worker.jobId)
       this.builtinBy.delete(worker.jobId)

@@ -10,6 +10,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { TrainingService } from './service.js'
+import { memberLog } from './member-log.js'
 import { TrainingSession, type InviteRefusal, type ResumePoint, type RoundMeterRecord, type TrainingProgress, type TrainingResult } from './session.js'
 import { TrainingStore } from './store.js'
 import { stateSigner } from './state-sign.js'
@@ -136,7 +137,8 @@ export class TrainingSubsystem implements Subsystem {
         this.init.memberPayment?.()?.payoutBinding?.(selfBytes()) // signed before the first round's receipt needs it
         return await member.admitInvitation(inv, spec, coordinator)
       },
-      admitRound: async (jobId) => await member.admitRound(jobId)
+      admitRound: async (jobId) => await member.admitRound(jobId),
+      onMembership: memberLog(ctx.log, () => Date.now())
     })
     await this.service.start()
     this.routes(ctx)

@@ -10,6 +10,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type TrainingHost, type TrainingMessage, type TrainingMessageInput } from '../../../src/training/transport.js'
 import { TrainingService, type TrainingServiceInit } from '../../../src/training/service.js'
+import type { MembershipEvent } from '../../../src/training/member-log.js'
 import { BUILTIN_WORK_BUDGET, builtinRefusal, builtinWorkOf } from '../../../src/training/trainer.js'
 import { parseTrainingSpec } from '../../../src/training/spec.js'
 import { TrainingSession } from '../../../src/training/session.js'
@@ -237,6 +238,25 @@ test('no uncaught exception or unhandled rejection happened', async () => {
   await new Promise(resolve => setTimeout(resolve, 200))
   assert.equal(uncaught.map(e => e.message), [])
   rmSync(root, { recursive: true, force: true })
+})
+
+// helper user16's walk: a provider's operator found no line in `dbc node logs` for the training jobs
+// it joined, refused or left (each grid task has one); the service now reports each to the daemon's log
+test('each membership joined, refused and left is reported (the daemon logs it)', async () => {
+  const events: MembershipEvent[] = []
+  const r = await rig({ onMembership: e => { events.push(e) } })
+  const ok = await invite(r, {}, 'member-log-1')
+  assert.is(ok.accepted, true, ok.reason)
+  const unknown = await invite(r, { model: { kind: 'external', trainer: 'x' } }, 'member-log-2')
+  assert.is(unknown.accepted, false)
+  await r.service.workers.get('member-log-1')?.stop()
+  await new Promise(resolve => setImmediate(resolve))
+  assert.equal(events, [
+    { kind: 'joined', jobId: 'member-log-1', coordinator: r.inviter.self, trainer: 'built-in', fromRound: 0 },
+    { kind: 'refused', jobId: 'member-log-2', coordinator: r.inviter.self, code: '', reason: "unknown trainer 'x' (this node offers: broken, huge, torch-mnist)" },
+    { kind: 'left', jobId: 'member-log-1', coordinator: r.inviter.self, rounds: 0, refusedRounds: 0 }
+  ])
+  await r.service.stop()
 })
 
 test.run()
