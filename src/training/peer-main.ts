@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../net/host.js'
 import { TrainingService } from './service.js'
 import { createReceiptMeter } from './metering.js'
+import { stateSigner } from './state-sign.js'
 import { parseTrainingSpec } from './spec.js'
 
 const args = process.argv.slice(2)
@@ -21,7 +22,9 @@ const privateKey = await generateKeyPair('Ed25519')
 const host = await createHost({ privateKey, listen: [listen], dhtServer: false, connectionMonitor: false })
 // Every round's compute is receipted, signed with this peer's identity key.
 const meter = createReceiptMeter({ secretKey: privateKey.raw.subarray(0, 32), prices: { priceGpuHour: 1, priceCpuHour: 0.05 } })
-const service = new TrainingService(host, { meter })
+// and the state it hands a joiner is signed too, as a daemon's is (src/training/subsystem.ts): a
+// joiner refuses an unsigned state, so without this a replacement never loaded one (training-long)
+const service = new TrainingService(host, { meter, sign: stateSigner(privateKey.raw.subarray(0, 32)) })
 await service.start()
 process.stdout.write(JSON.stringify({ peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }) + '\n')
 
