@@ -17,28 +17,12 @@ import type { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf, peerIdObjectOf } from '../peer-ids.js'
 import { RelayInbound, type EnvelopeStats } from './relay-inbound.js'
+import { RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOLS, sealsEndToEnd } from './relay-protocols.js'
 import { PathCache, type Paths } from './path-cache.js'
 import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frames.js'
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
-export const RELAY_PROTOCOL = '/dbc/relay/1.0.0'
-/**
- * The same protocol, from a peer that also takes unsealed direct copies (src/crypto/envelope.ts):
- * a sender offers it first on its stream to each neighbour and sends a recipient its direct copies
- * unsealed only once that stream negotiated it; an older peer answers 1.0.0 and gets sealed ones.
- */
-export const RELAY_PROTOCOL_UNSEALED = '/dbc/relay/1.1.0'
-const RELAY_PROTOCOLS = [RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOL]
-
-/**
- * Connection encryptions that seal a copy end to end to the connection's remote peer and prove that
- * peer: Noise, and 'native' (libp2p skips its own encryption where the transport encrypts: WebRTC's
- * DTLS, its fingerprints exchanged on a Noise connection). Unsealed copies ride only these: a
- * plaintext or unknown encrypter gets sealed ones and has unsealed ones refused.
- */
-export function sealsEndToEnd (encryption: string | undefined): boolean {
-  return encryption === '/noise' || encryption === 'native'
-}
+export { RELAY_PROTOCOL, RELAY_PROTOCOL_UNSEALED, sealsEndToEnd } from './relay-protocols.js'
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 

@@ -18,9 +18,7 @@ import { peerIdTextOf, peerIdBytesOf } from '../peer-ids.js'
 import { toHex, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
 import type { AckCallback } from './channel.js'
 import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
-
-/** The connection encrypts end to end to its remote peer and proves it (envelopes.ts sealsEndToEnd; kept here to avoid an import cycle). */
-const sealsEndToEnd = (encryption: string | undefined): boolean => encryption === '/noise' || encryption === 'native'
+import { sealsEndToEnd } from './relay-protocols.js'
 
 const NO_SIGNATURE = new Uint8Array(0)
 
