@@ -19,7 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { FramedStream } from '../../src/net/framed.js'
 import { AckStatus } from '../../src/crypto/ack.js'
 import { VIVALDI_PROTOCOL } from '../../src/net/overlay/overlay.js'
-import { RELAY_PROTOCOL } from '../../src/net/overlay/envelopes.js'
+import { RELAY_PROTOCOL, RELAY_PROTOCOL_UNSEALED } from '../../src/net/overlay/envelopes.js'
 import { fuzzTargetFor, missingFuzzTargets, fuzzEnvelope, relayRequest, badAnnouncement, HOSTILE_COORDINATES, type CraftContext } from './targets.js'
 
 export const FUZZ_CASES = ['random-bytes', 'garbage-body', 'truncated', 'oversized', 'wrong-type', 'bad-signature', 'tampered', 'replay', 'hostile'] as const
@@ -130,7 +130,7 @@ export function craft (rng: Rng, id: FuzzIdentity, target: { peerBytes: Uint8Arr
       const h = cases[rng.int(cases.length)]
       const bodies = h.craft(c)
       // a well-formed envelope to the node is delivered by the envelope layer before its application refuses the payload
-      const deliverable = protocol === RELAY_PROTOCOL ? bodies.filter(b => envelopeToNode(b, target.peerBytes)).length : 0
+      const deliverable = protocol === RELAY_PROTOCOL || protocol === RELAY_PROTOCOL_UNSEALED ? bodies.filter(b => envelopeToNode(b, target.peerBytes)).length : 0
       return { bytes: bodies.map(b => encodeFrame(b)), frames: bodies.length, deliverable, hostile: h.name }
     }
   }
