@@ -259,7 +259,7 @@ export class EnvelopeService {
         for (const cmd of cmds) {
           if (cmd.via === undefined) continue
           const o = wroteDirect ? this.outgoing.get(cmd.id) : undefined
-          if (o !== undefined && o.relayBytes === undefined && this.sealedOf(o).signature.length === 0) this.signThenLaunch(o, cmd)
+          if (o !== undefined && o.relayBytes === undefined && (o.sealed ?? o.envelope).signature.length === 0) this.signThenLaunch(o, cmd)
           else this.launch(cmd)
         }
         for (const ev of this.delivery.pollEvents()) this.settle(ev)
@@ -280,6 +280,15 @@ export class EnvelopeService {
     this.awaitingSignature++
     if (o.signing !== undefined) { o.signing.push(cmd); return }
     o.signing = [cmd]
+    // an unsealed message's relayed copy is sealed first (~4 us of ChaCha20-Poly1305, on this
+    // thread): in the check phase, after the I/O that may bring the direct copy's ack, which it would
+    // otherwise hold up (as the signature goes to the thread pool for the same reason)
+    if (o.sealed === undefined && isUnsealed(o.envelope)) setImmediate(() => { this.signSealed(o) })
+    else this.signSealed(o)
+  }
+
+  /** signThenLaunch's second half: signs the message's sealed envelope off the event loop, then launches the copies waiting for it. */
+  private signSealed (o: Outgoing): void {
     signEnvelopeAsync(this.sealedOf(o), this.init.secretKey, (err) => {
       const cmds = o.signing ?? []
       o.signing = undefined
