@@ -60,7 +60,9 @@ export class ChainSubsystem {
       try {
         const r = await autoStake(bridge, this.gpus)
         // a CPU-only provider stakes one unit: the contract counts a stake in GPUs, and redeeming vouchers needs one
-        const what = this.gpus >= 1 ? 'staked this provider\'s GPUs with its own key' : 'staked one unit with its own key (a provider with no GPUs stakes one GPU\'s worth: the least the contract takes, and what redeeming vouchers needs)'
+        const what = r.toppedUpFrom !== undefined
+          ? `staked ${r.gpus - r.toppedUpFrom} more GPU(s) with its own key: ${r.toppedUpFrom} were staked, ${r.gpus} are declared (submitters lease GPU work only as far as the stake covers it)`
+          : this.gpus >= 1 ? 'staked this provider\'s GPUs with its own key' : 'staked one unit with its own key (a provider with no GPUs stakes one GPU\'s worth: the least the contract takes, and what redeeming vouchers needs)'
         if (!r.already) ctx.log?.info({ gpus: r.gpus, amount: r.amount?.toString(), txHash: r.txHash }, what)
       } catch (err) {
         const e = err instanceof ChainError ? err : new ChainError('CHAIN_ERROR', (err as Error).message)
