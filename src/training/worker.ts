@@ -187,7 +187,10 @@ export class TrainingWorker {
       for (const donor of donors.filter(d => d !== this.self).slice(0, 8)) {
         if (this.finished) return -1
         try {
-          return await this.loadState(donor, { round: opts.fromRound, digest: opts.digest }, opts.timeoutMs ?? JOIN_LOAD_TIMEOUT_MS, opts.signal)
+          // a later round's state too: the group moves on while a joiner sets up its trainer (rounds
+          // of 0.5 s, a setup of 3 s: every donor's state was refused as too new, whole states sent
+          // for nothing); its digest is checked against the first RoundStart it takes part in
+          return await this.loadState(donor, { round: opts.fromRound, digest: opts.digest, orLater: true }, opts.timeoutMs ?? JOIN_LOAD_TIMEOUT_MS, opts.signal)
         } catch (err) {
           log('job %s: state from %s refused: %s', this.jobId, donor, (err as Error).message)
         }
@@ -202,10 +205,16 @@ export class TrainingWorker {
   }
 
   /** Fetches, checks and adopts a peer's state; returns the rounds folded into it. */
-  private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
+  /**
+   * `orLater`: a state of a later round than `expect.round` is taken too (signed by its donor; the
+   * digest the members agreed on is known only for `expect.round`): runRound loads the agreed state
+   * before a round whose RoundStart digest differs, so an unchecked state is never trained on.
+   */
+  private async loadState (donor: string, expect: { round?: number, digest?: Uint8Array, orLater?: boolean }, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const msg = await this.stateFetch.fetch(donor, expect.round, timeoutMs, signal === undefined ? [this.stopping.signal] : [this.stopping.signal, signal])
     const state: TrainingState = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
-    const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, round: expect.round, digest: expect.digest })
+    const later = expect.orLater === true && expect.round !== undefined && state.round > expect.round
+    const problem = stateProblem(state, { params: this.init.trainer.paramCount, optimizer: this.optMachine?.length ?? 0, ...(later ? {} : { round: expect.round, digest: expect.digest }) })
     if (problem !== undefined) throw new TrainingError('STATE_REJECTED', `state from ${donor}: ${problem}`)
     const digest = stateDigest(state)
     if (!verifyStateSignature(donor, digest, msg.signature ?? new Uint8Array())) throw new TrainingError('STATE_REJECTED', `state from ${donor} is not signed by it`)

@@ -46,6 +46,41 @@ test('a stale answer from the donor (an earlier round) is passed over; the right
   assert.is(sent.filter(s => s.msg.stateRequest != null).length, 1)
 })
 
+test('a joiner whose group moved on while it set up takes a later round\'s signed state, and checks it against the next RoundStart before training on it', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20 })
+  const key = await generateKeyPair('Ed25519')
+  const donor = peerIdFromPrivateKey(key).toString()
+  const sign = stateSigner(key.raw.subarray(0, 32))
+  let listener: ((from: string, msg: any) => void) | undefined
+  const sent: any[] = []
+  const transport: any = {
+    self: 'me', stats: { bytesSent: 0, sendBusyMs: 0 },
+    listen: (fn: any) => { listener = fn; return () => {} },
+    send: (to: string, msg: any) => { sent.push({ to, msg }) },
+    jobRoutes: { set () {}, delete () {} },
+    overlay: { node: () => undefined },
+    learnAddresses: async () => {}
+  }
+  const trainer = createMlpTrainer(spec, 0, 1)
+  const w = new TrainingWorker({ transport, jobId: 'j', coordinator: 'coord', spec, trainer })
+  await w.start()
+  const params = await trainer.getParams()
+  const st = (round: number): any => ({ jobId: 'j', round, params, optimizer: new Float32Array(0), optimizerRound: 0 })
+  // invited for round 6 (with round 6's agreed digest); the donor is at round 9 when it answers
+  const load = w.joinFrom([donor], { fromRound: 6, digest: stateDigest(st(6)), timeoutMs: 3000 })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  listener!(donor, { stateResponse: { jobId: 'j', round: 9, params: floatsToBytes(params), optimizer: new Uint8Array(0), optimizerRound: 0, final: false, signature: sign(stateDigest(st(9))) } })
+  // before: "state of round 9, expected 6": refused, the join sent with no state (-1)
+  assert.is(await load, 9)
+  assert.ok(sent.some(s => s.to === 'coord' && s.msg.join != null), 'the join is sent')
+  // its first round's agreed digest is not the held one: it asks a member for the state first
+  const before = sent.filter(s => s.msg.stateRequest != null).length
+  listener!('coord', { roundStart: { jobId: 'j', round: 9, members: ['me', donor], deadlineMs: 2000, addrs: [], stateHash: new Uint8Array(32).fill(7), bandwidths: [], optimizerSkip: false } })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  await w.stop()
+  assert.ok(sent.filter(s => s.msg.stateRequest != null).length > before, 'trained on a state no RoundStart agreed on')
+})
+
 test('a member whose state is not the agreed one (its all-reduce reached nobody) loads the agreed state before its next round (review s11 L3)', async () => {
   const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20, averageOptimizerEvery: 0 })
   const key = await generateKeyPair('Ed25519')
