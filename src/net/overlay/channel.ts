@@ -23,6 +23,9 @@ export interface ChannelInit<A, K = string> {
   maxPending?: number
 }
 
+/** Whether a frame may go on a stream of this protocol, on a connection of this encryption. */
+export type StreamTest = (protocol: string | undefined, encryption: string | undefined) => boolean
+
 /** Called once per request: with the ack, or with the error that ended the wait. */
 export type AckCallback<A> = (err: Error | undefined, ack?: A) => void
 
@@ -38,8 +41,13 @@ export class RequestChannel<A, K = string> {
   private closed = false
   private sweeper: ReturnType<typeof setTimeout> | undefined
 
-  /** The encryption of the connection the open stream runs on ('/noise'; 'native' for WebRTC's DTLS), when the host says. */
-  private streamEncryption: string | undefined
+  /**
+   * The protocol negotiated on the last stream this channel opened (the open one, or the one before
+   * it: a peer keeps its version across an idle stream's reset) and the encryption of the
+   * connection it ran on ('/noise'; 'native' for WebRTC's DTLS), when the host says.
+   */
+  private lastProtocol: string | undefined
+  private lastEncryption: string | undefined
 
   constructor (private readonly host: Pick<Libp2p, 'dialProtocol'> & Partial<Pick<Libp2p, 'getConnections'>>, private readonly peer: PeerId, private readonly init: ChannelInit<A, K>) {}
 
@@ -50,7 +58,8 @@ export class RequestChannel<A, K = string> {
         const stream = await this.host.dialProtocol(this.peer, this.init.protocol, options)
         const framed = new FramedStream(stream, { maxFrameBytes: this.init.maxFrameBytes })
         // (once per stream: the connection that carries it)
-        this.streamEncryption = this.host.getConnections?.(this.peer).find(c => c.streams.includes(stream))?.encryption
+        this.lastEncryption = this.host.getConnections?.(this.peer).find(c => c.streams.includes(stream))?.encryption
+        this.lastProtocol = stream.protocol
         this.framed = framed
         this.listen(framed)
         return framed
@@ -121,7 +130,7 @@ export class RequestChannel<A, K = string> {
   }
 
   /** `send` with bytes already framed (length prefix included): src/crypto/envelope-codec.ts builds them in one buffer. */
-  sendFramed (key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown, onlyOn?: string): void {
+  sendFramed (key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, options: AbortOptions = {}, check?: unknown, onlyOn?: StreamTest): void {
     if (this.closed) { done(new Error('channel closed')); return }
     if (this.pending.size >= (this.init.maxPending ?? 1024)) { done(new Error('too many requests in flight to this peer')); return }
     if (this.framed !== undefined) { this.write(this.framed, key, bytes, timeoutMs, done, check, onlyOn); return }
@@ -132,9 +141,9 @@ export class RequestChannel<A, K = string> {
     }, err => { done(err as Error) })
   }
 
-  /** `onlyOn`: the frame is written only on a stream that negotiated that protocol (else `done` fails it, unsent). */
-  private write (stream: FramedStream, key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, check: unknown, onlyOn?: string): void {
-    if (onlyOn !== undefined && stream.stream.protocol !== onlyOn) { done(new Error(`the peer's stream speaks ${stream.stream.protocol}, not ${onlyOn}`)); return }
+  /** `onlyOn`: the frame is written only on a stream it accepts (else `done` fails it, unsent). */
+  private write (stream: FramedStream, key: K, bytes: Uint8Array | Uint8ArrayList, timeoutMs: number, done: AckCallback<A>, check: unknown, onlyOn?: StreamTest): void {
+    if (onlyOn !== undefined && !onlyOn(stream.stream.protocol, this.lastEncryption)) { done(new Error(`the frame is not for this stream (${stream.stream.protocol} on ${this.lastEncryption ?? 'an unknown encryption'})`)); return }
     if (this.pending.has(key)) { done(new Error(`a request with key ${String(key)} is already waiting`)); return }
     this.pending.set(key, { done, deadline: Date.now() + timeoutMs, timeoutMs, check })
     this.armSweeper()
@@ -147,11 +156,11 @@ export class RequestChannel<A, K = string> {
     }
   }
 
-  /** The protocol negotiated on the open stream; undefined while none is open. */
-  get protocol (): string | undefined { return this.framed?.stream.protocol }
+  /** The protocol negotiated on the open stream, else on the last one (see lastProtocol); undefined before the first. */
+  get protocol (): string | undefined { return this.lastProtocol }
 
-  /** The encryption of the open stream's connection (see streamEncryption); undefined while none is open or unknown. */
-  get encryption (): string | undefined { return this.framed === undefined ? undefined : this.streamEncryption }
+  /** The encryption of that stream's connection (see lastEncryption); undefined when not known. */
+  get encryption (): string | undefined { return this.lastEncryption }
 
   /** Requests waiting for their ack. */
   get pendingCount (): number { return this.pending.size }

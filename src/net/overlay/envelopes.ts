@@ -12,12 +12,15 @@ import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, direc
 import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
 import { cellIdOf, predictOneWayMs } from '../../core/geo/index.js'
-import { RequestChannel } from './channel.js'
+import { RequestChannel, type StreamTest } from './channel.js'
 import type { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf, peerIdObjectOf } from '../peer-ids.js'
 import { RelayInbound, type EnvelopeStats } from './relay-inbound.js'
 import { RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOLS, sealsEndToEnd } from './relay-protocols.js'
+
+/** A stream that takes unsealed direct copies: /dbc/relay/1.1.0 on a connection that seals end to end. */
+const takesUnsealed: StreamTest = (protocol, encryption) => protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(encryption)
 import { PathCache, type Paths } from './path-cache.js'
 import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frames.js'
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
@@ -172,10 +175,12 @@ export class EnvelopeService {
     const sign = mode !== 'static' || this.init.signDirect === true
     // A direct copy to a recipient whose stream negotiated /dbc/relay/1.1.0 goes unsealed: that
     // connection encrypts end to end to it and proves us to it (src/crypto/envelope.ts); a relayed
-    // copy of the same message is sealed when it goes (sealedOf). Until the stream is open (the
-    // first message to a peer) or to an older peer, the direct copy is sealed as before.
+    // copy of the same message is sealed when it goes (sealedOf). Before a first stream to the peer
+    // is open (the first message to it) or to an older peer, the direct copy is sealed as before;
+    // after an idle stream's reset the last stream's protocol stands (the copy is written only if
+    // the new stream takes it, see launch).
     const ch = this.channels.get(toStr)
-    const unsealed = !sign && this.init.sealDirect !== true && opts.direct !== false && ch?.protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(ch.encryption)
+    const unsealed = !sign && this.init.sealDirect !== true && opts.direct !== false && ch !== undefined && takesUnsealed(ch.protocol, ch.encryption)
     // an unsigned sealed envelope is sealed straight into its direct copy's frame (no second buffer, no copy)
     // (the frame is never kept past this call, also when sealing throws after laying it out)
     let env: dbc.envelope.v1.Envelope
@@ -319,7 +324,7 @@ export class EnvelopeService {
     const neighbour = cmd.via ?? cmd.recipient
     const channel = this.channel(neighbour)
     let frame: Uint8Array
-    let onlyOn: string | undefined
+    let onlyOn: StreamTest | undefined
     if (cmd.via !== undefined) {
       // (signEnvelope fills the envelope's signature in place: a direct copy sent again after this carries it too, still valid)
       if (o.relayBytes === undefined) {
@@ -331,11 +336,11 @@ export class EnvelopeService {
       // (once: a frame handed to the stream is never written again)
       frame = o.directFrame
       o.directFrame = undefined
-    } else if (isUnsealed(o.envelope) && channel.protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(channel.encryption)) {
-      // written only on a stream that still speaks 1.1.0: one re-opened to an older peer meanwhile
-      // fails the copy unsent, and the delivery machine's next try goes sealed (the branch below)
+    } else if (isUnsealed(o.envelope) && takesUnsealed(channel.protocol, channel.encryption)) {
+      // written only on a stream that (still) takes it: one (re-)opened to an older peer fails the
+      // copy unsent, and the delivery machine's next try goes sealed (the branch below)
       frame = relayRequestFrameOf(o.envelope, cmd.hopsLeft, cmd.pathId)
-      onlyOn = RELAY_PROTOCOL_UNSEALED
+      onlyOn = takesUnsealed
       this.stats.unsealedSent++
     } else {
       frame = relayRequestFrameOf(this.sealedOf(o), cmd.hopsLeft, cmd.pathId)

@@ -12,7 +12,7 @@ import { sealEnvelope, unsealedEnvelope, checkEnvelope, AckStatus, type Envelope
 import { relayRequestFrameOf, frameBody, decodeAck } from '../../../src/crypto/envelope-codec.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 
-const names = ['A', 'B', 'R', 'OLD', 'EVE'] as const
+const names = ['A', 'B', 'R', 'OLD', 'EVE', 'DOWN'] as const
 type Name = typeof names[number]
 const nodes = new Map<Name, TestNode>()
 const services = new Map<Name, EnvelopeService>()
@@ -101,6 +101,25 @@ test('an unsealed copy handed over by anyone but its sender is refused and charg
   assert.is(ack2.reason, 'malformed')
   assert.is(svc('R').stats.relayed, relayedBefore, 'not forwarded')
   assert.is(svc('B').stats.received, received, 'B took neither')
+})
+
+test('after a stream\'s reset the peer\'s version stands: the next copy goes unsealed on the new stream, or, to a peer that went back to 1.0.0, is not written and goes sealed', async () => {
+  // B keeps 1.1.0: the connection (and the stream on it) is closed, the next message re-dials
+  await svc('A').send(node('B').id, text('before the reset'), { k: 1 })
+  const sent = svc('A').stats.unsealedSent; const got = svc('B').stats.unsealedReceived
+  await node('A').node.hangUp(node('B').node.peerId)
+  await svc('A').send(node('B').id, text('after the reset'), { k: 1 })
+  assert.is(svc('A').stats.unsealedSent, sent + 1, 'the first copy on the new stream went unsealed')
+  assert.is(svc('B').stats.unsealedReceived, got + 1)
+  // DOWN spoke 1.1.0, then restarts as an older version (1.0.0 only)
+  for (let i = 0; i < 3; i++) await svc('A').send(node('DOWN').id, text(`down ${i}`), { k: 1 })
+  assert.is(svc('DOWN').stats.unsealedReceived, 2)
+  await node('DOWN').node.unhandle(RELAY_PROTOCOL_UNSEALED)
+  await node('A').node.hangUp(node('DOWN').node.peerId)
+  const r = await svc('A').send(node('DOWN').id, text('to the older version'), { k: 1 })
+  assert.ok(r.attempts >= 1)
+  assert.ok((inbox.get('DOWN') ?? []).some(m => new TextDecoder().decode(m.payload) === 'to the older version'), 'delivered')
+  assert.is(svc('DOWN').stats.unsealedReceived, 2, 'sealed: the unsealed copy was not written on the 1.0.0 stream')
 })
 
 test.run()
