@@ -340,7 +340,10 @@ export function placementLines (p: Record<string, any>): string {
   const lines = [`placement: ${n(p.placedTasks)} of ${n(p.tasks)} tasks placed on ${n(p.offersUsed)} provider(s); ${n(p.usableOffers)} of ${n(p.offers)} offers usable`]
   // a job of tiny tasks is predicted to take well under a second: "makespan 0s" said nothing
   const span = (ms: unknown): string => typeof ms !== 'number' || !Number.isFinite(ms) ? '-' : ms > 0 && ms < 1000 ? `${Math.max(1, Math.round(ms))} ms` : formatDuration(ms)
-  if (typeof p.predictedCost === 'number') lines.push(`  predicted cost ${formatDbc(p.predictedCost)}, makespan ${span(p.predictedMakespanMs)}`)
+  // the placement model predicts the providers' side (their work, queues and transfers); a job of
+  // tiny tasks takes longer, set by this node's own work per copy (a 200-task job predicted at
+  // 289 ms took 3-6 s in long/netns): say what the figure covers
+  if (typeof p.predictedCost === 'number') lines.push(`  predicted cost ${formatDbc(p.predictedCost)}, providers' makespan ${span(p.predictedMakespanMs)} (their work and transfers, not this node's dispatch of each copy)`)
   const rejected = counts(p.rejectedOffers)
   if (rejected !== '') lines.push(`  offers rejected: ${rejected}`)
   const unplaced = counts(p.unplaced)

@@ -32,9 +32,9 @@ test('a task still waiting, no copy sent', () => {
 
 test('a predicted makespan under a second is printed in ms, not "0s" (user walk s14)', () => {
   const p = { tasks: 2, placedTasks: 2, offersUsed: 1, offers: 2, usableOffers: 2, predictedCost: 0.0000086, predictedMakespanMs: 112.4 }
-  assert.match(placementLines(p), /predicted cost 0\.0000086 DBC, makespan 112 ms\n/)
-  assert.match(placementLines({ ...p, predictedMakespanMs: 0 }), /makespan 0s\n/)
-  assert.match(placementLines({ ...p, predictedMakespanMs: 61_000 }), /makespan 1m1s\n/)
+  assert.match(placementLines(p), /predicted cost 0\.0000086 DBC, providers' makespan 112 ms \(their work and transfers, not this node's dispatch of each copy\)\n/)
+  assert.match(placementLines({ ...p, predictedMakespanMs: 0 }), /makespan 0s \(/)
+  assert.match(placementLines({ ...p, predictedMakespanMs: 61_000 }), /makespan 1m1s \(/)
 })
 
 test.run()

@@ -99,7 +99,7 @@ test(`explain prints its placement as lines, the first ${EXPLAIN_FAILURES} faile
   assert.is(lines.length, EXPLAIN_FAILURES)
   assert.match(r.stdout, new RegExp(`\\.\\.\\. and ${50 - EXPLAIN_FAILURES} more failed tasks \\(\`dbc job explain ${A} --json\` lists them all`))
   // the placement as lines, not a JSON object
-  assert.match(r.stdout, /\nplacement: 0 of 50 tasks placed on 0 provider\(s\); 0 of 2 offers usable\n {2}predicted cost 0 DBC, makespan 0s\n {2}offers rejected: refused 2\n {2}tasks not placed: all-refused 50\n/)
+  assert.match(r.stdout, /\nplacement: 0 of 50 tasks placed on 0 provider\(s\); 0 of 2 offers usable\n {2}predicted cost 0 DBC, providers' makespan 0s \(their work and transfers, not this node's dispatch of each copy\)\n {2}offers rejected: refused 2\n {2}tasks not placed: all-refused 50\n/)
   assert.not.match(r.stdout, /[{}]/)
   const all = await dbc('job', 'explain', A, '--json')
   assert.is(JSON.parse(all.stdout).failures.length, 50)
