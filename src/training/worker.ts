@@ -102,6 +102,8 @@ export class TrainingWorker {
   private readonly served = new StateServeLog()
   /** Digest of the state this worker holds (after its last round or load): checked against each RoundStart's agreed one. */
   private heldDigest: Uint8Array | undefined
+  /** The held state is a later round's, taken on a join unchecked (orLater): the first round that includes this peer checks it. */
+  private heldUnchecked = false
   /** Rounds in a row sat out because no member's state could be loaded. */
   private failedRefreshes = 0
   private resolveDone!: () => void
@@ -225,6 +227,7 @@ export class TrainingWorker {
     this.optimizerRound = state.optimizerRound
     this.lastRound = state.round - 1
     this.heldDigest = digest
+    this.heldUnchecked = later
     let norm = 0
     for (const v of state.optimizer) norm += v * v
     this.loads.push({ from: donor, round: state.round, optimizerRound: state.optimizerRound, optimizerNorm: Math.sqrt(norm), at: Date.now() })
@@ -299,6 +302,9 @@ export class TrainingWorker {
 
   private async runRound (round: number, members: string[], deadlineAt: number, digest?: Uint8Array, optimizerSkip = false): Promise<void> {
     for (const r of this.roundBandwidths.keys()) if (r < round) this.roundBandwidths.delete(r)
+    // a round that includes this peer before the round of a state it took unchecked (a donor that named
+    // a round the group has not reached): not "done already" (it would sit out every round): load its state
+    if (this.heldUnchecked && round <= this.lastRound && members.includes(this.self)) { this.lastRound = round - 1; this.refreshState = true }
     if (this.finished || round <= this.lastRound) return
     // Left out of a round (a straggler the coordinator dropped, then let back in): the others'
     // average of the missed rounds is not here, so load the state before taking part again.
@@ -341,6 +347,7 @@ export class TrainingWorker {
       }
       this.failedRefreshes = 0
     }
+    this.heldUnchecked = false // trained on: checked against the round's digest, or loaded for it
     const startedAt = Date.now()
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()

@@ -81,6 +81,47 @@ test('a joiner whose group moved on while it set up takes a later round\'s signe
   assert.ok(sent.filter(s => s.msg.stateRequest != null).length > before, 'trained on a state no RoundStart agreed on')
 })
 
+test('a later round\'s state whose round the group has not reached (a member that lies about it) does not make the joiner sit out: its first round loads the agreed state (review16a)', async () => {
+  const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20 })
+  const key = await generateKeyPair('Ed25519')
+  const donor = peerIdFromPrivateKey(key).toString()
+  const sign = stateSigner(key.raw.subarray(0, 32))
+  let listener: ((from: string, msg: any) => void) | undefined
+  const sent: any[] = []
+  const transport: any = {
+    self: 'me', stats: { bytesSent: 0, sendBusyMs: 0 },
+    listen: (fn: any) => { listener = fn; return () => {} },
+    send: (to: string, msg: any) => { sent.push({ to, msg }) },
+    jobRoutes: { set () {}, delete () {} },
+    overlay: { node: () => undefined },
+    learnAddresses: async () => {}
+  }
+  const trainer = createMlpTrainer(spec, 0, 1)
+  const w = new TrainingWorker({ transport, jobId: 'j', coordinator: 'coord', spec, trainer })
+  await w.start()
+  const params = await trainer.getParams()
+  const st = (round: number): any => ({ jobId: 'j', round, params, optimizer: new Float32Array(0), optimizerRound: 0 })
+  const answer = (round: number): any => ({ stateResponse: { jobId: 'j', round, params: floatsToBytes(params), optimizer: new Uint8Array(0), optimizerRound: 0, final: false, signature: sign(stateDigest(st(round))) } })
+  const until = async (pred: () => boolean): Promise<void> => { for (let i = 0; i < 300 && !pred(); i++) await new Promise(resolve => setTimeout(resolve, 10)) }
+  // invited for round 6; the donor (a member of the group, hostile) hands a signed state "of round 1,000,000"
+  const load = w.joinFrom([donor], { fromRound: 6, digest: stateDigest(st(6)), timeoutMs: 3000 })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  listener!(donor, answer(1_000_000))
+  await load
+  // the group is at round 7 and includes the joiner: it must load round 7's agreed state (then train),
+  // not skip every round as already done (silent, it is dropped: the join was for nothing)
+  const requested = (): number => sent.filter(s => s.msg.stateRequest != null).length
+  const before = requested()
+  listener!('coord', { roundStart: { jobId: 'j', round: 7, members: ['me', donor], deadlineMs: 3000, addrs: [], stateHash: stateDigest(st(7)), bandwidths: [], optimizerSkip: false } })
+  await until(() => requested() > before)
+  assert.ok(requested() > before, 'the joiner sat the round out: it took the donor\'s round 1,000,000 for its own')
+  listener!(donor, answer(7))
+  await until(() => sent.some(s => s.msg.report?.round === 7))
+  await w.stop()
+  assert.ok(sent.some(s => s.msg.report?.round === 7), 'round 7 ran from the agreed state')
+  assert.equal(w.loads.map(l => l.round), [1_000_000, 7])
+})
+
 test('a member whose state is not the agreed one (its all-reduce reached nobody) loads the agreed state before its next round (review s11 L3)', async () => {
   const spec = parseTrainingSpec({ model: { kind: 'mlp', hidden: 8 }, dataset: { trainPerClass: 10, testPerClass: 5 }, localSteps: 1, batchSize: 8, evalEvery: 0, rounds: 20, averageOptimizerEvery: 0 })
   const key = await generateKeyPair('Ed25519')
