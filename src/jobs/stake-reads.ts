@@ -1,7 +1,8 @@
 // The submitter's reads of provider stake (Settlement.providers(owner)), for the lease round's
 // stake check (core/settlement/stake-check.ts). One read per owner (payout address), not per
 // offer; kept `ttlMs` (an owner seen unstaked only `unstakedTtlMs`: it may be staking now);
-// at most `maxOwners` kept; a read shared by every round and job that asks meanwhile.
+// at most `maxOwners` staked and `maxUnstakedOwners` unstaked owners kept, apart (fresh payout
+// keys are free: they never push a staked figure out); a read shared by every round and job that asks meanwhile.
 // A round waits for reads at most `waitMs`: a slow or unreachable chain never holds it longer.
 // What the round gets then: the last figure read, up to `maxStaleMs` old, when a refresh fails
 // or is late; else nothing (the owner's offers are refused STAKE_UNKNOWN, a transient refusal:
@@ -14,6 +15,11 @@ export const UNSTAKED_TTL_MS = 5_000
 export const STAKE_MAX_STALE_MS = 10 * 60_000
 export const STAKE_WAIT_MS = 2_000
 export const MAX_STAKE_OWNERS = 4096
+/**
+ * Owners read unstaked, kept apart (at most this many): payout keys are free, so a stranger's
+ * fresh unstaked owners must not push the staked figures out (those serve while the chain is down).
+ */
+export const MAX_UNSTAKED_OWNERS = 1024
 /** Reads in flight at once: owners past it are unknown this round (read in a later one). */
 export const MAX_STAKE_READS = 64
 
@@ -26,6 +32,7 @@ export interface StakeReadsInit {
   maxStaleMs?: number
   waitMs?: number
   maxOwners?: number
+  maxUnstakedOwners?: number
   maxReads?: number
   /** A read failed (logged by the caller; the round goes on with what it has). */
   onError?: (err: Error, owner: string) => void
@@ -34,7 +41,9 @@ export interface StakeReadsInit {
 interface Entry { at: number, figure: StakeFigure }
 
 export class StakeReads {
+  /** Staked owners' figures; `unstaked` holds those read as 0 (each bounded on its own). */
   private readonly cache = new Map<string, Entry>()
+  private readonly unstaked = new Map<string, Entry>()
   private readonly inflight = new Map<string, Promise<void>>()
   /** Chain reads started (tests and metrics: one per owner and TTL, not one per offer). */
   reads = 0
@@ -47,7 +56,7 @@ export class StakeReads {
     const want = [...new Set([...owners].map(o => o.toLowerCase()))]
     const pending: Array<Promise<void>> = []
     for (const o of want) {
-      const e = this.cache.get(o)
+      const e = this.entry(o)
       if (e !== undefined && now - e.at < (e.figure.gpus > 0 ? this.init.ttlMs ?? STAKE_TTL_MS : this.init.unstakedTtlMs ?? UNSTAKED_TTL_MS)) continue
       const p = this.inflight.get(o) ?? this.start(o)
       if (p !== undefined) pending.push(p)
@@ -56,20 +65,25 @@ export class StakeReads {
     const at = this.init.now()
     const out = new Map<string, StakeFigure | undefined>()
     for (const o of want) {
-      const e = this.cache.get(o)
+      const e = this.entry(o)
       out.set(o, e !== undefined && at - e.at <= (this.init.maxStaleMs ?? STAKE_MAX_STALE_MS) ? e.figure : undefined)
     }
     return out
   }
 
+  private entry (owner: string): Entry | undefined { return this.cache.get(owner) ?? this.unstaked.get(owner) }
+
   private start (owner: string): Promise<void> | undefined {
     if (this.inflight.size >= (this.init.maxReads ?? MAX_STAKE_READS)) return undefined
     this.reads++
     const p = this.init.read(owner).then(figure => {
-      const max = this.init.maxOwners ?? MAX_STAKE_OWNERS
+      const staked = figure.gpus > 0
+      const map = staked ? this.cache : this.unstaked
+      const max = staked ? this.init.maxOwners ?? MAX_STAKE_OWNERS : this.init.maxUnstakedOwners ?? MAX_UNSTAKED_OWNERS
       this.cache.delete(owner) // re-inserted last: the oldest read goes first when full
-      if (this.cache.size >= max) this.cache.delete(this.cache.keys().next().value as string)
-      this.cache.set(owner, { at: this.init.now(), figure: { gpus: figure.gpus } })
+      this.unstaked.delete(owner)
+      if (map.size >= max) map.delete(map.keys().next().value as string)
+      map.set(owner, { at: this.init.now(), figure: { gpus: figure.gpus } })
     }, (err: unknown) => {
       this.init.onError?.(err instanceof Error ? err : new Error(String(err)), owner)
     }).finally(() => { this.inflight.delete(owner) })

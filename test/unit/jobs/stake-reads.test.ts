@@ -81,4 +81,15 @@ test('bounded: at most maxOwners kept, at most maxReads in flight', async () => 
   assert.is(calls, 1, 'the oldest owner was evicted (10 kept), so it is read again')
 })
 
+test('fresh unstaked owners (payout keys are free) do not push a staked figure out: it still serves while the chain is down (review16a)', async () => {
+  let down = false
+  const { r, clock } = setup(async (o) => { if (down) throw new Error('ECONNREFUSED'); return { gpus: o === owner(1) ? 2 : 0 } }, { maxOwners: 10, maxUnstakedOwners: 5, ttlMs: 1_000, maxStaleMs: 600_000 })
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1))?.gpus, 2)
+  // a stranger's offers, each under a new unstaked payout key, round after round
+  for (let i = 0; i < 50; i++) assert.is((await r.stakesOf([owner(1000 + i)])).get(owner(1000 + i))?.gpus, 0)
+  down = true
+  clock.t += 2_000
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1))?.gpus, 2, 'the honest owner\'s figure was evicted by unstaked strangers: its offers wait (STAKE_UNKNOWN)')
+})
+
 test.run()
