@@ -13,19 +13,22 @@ test('a detached process with the file token is killed; another file\'s is left 
     c.unref()
     return c.pid as number
   }
-  const mine = start('leftover-test.1')
-  const other = start('leftover-test.10') // a prefix of it must not match
+  // tokens of this process only: another checkout's run of this file at the same time (agents share
+  // a machine) would otherwise find, and kill, this run's process as its own
+  const token = `leftover-test.${process.pid}.1`
+  const mine = start(token)
+  const other = start(`${token}0`) // a prefix of it must not match
   try {
     const until = Date.now() + 10_000
-    while (!processesWithToken('leftover-test.1').includes(mine) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
-    assert.equal(processesWithToken('leftover-test.1'), [mine])
-    const line = await killLeftovers('leftover-test.1', 200)
+    while (!processesWithToken(token).includes(mine) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(processesWithToken(token), [mine])
+    const line = await killLeftovers(token, 200)
     assert.ok(line?.includes('killed 1 process'), line)
     const gone = Date.now() + 10_000
     while (alive(mine) && Date.now() < gone) await new Promise(resolve => setTimeout(resolve, 50))
     assert.not.ok(alive(mine), 'the leftover still runs')
     assert.ok(alive(other), 'another file\'s process was killed')
-    assert.equal(await killLeftovers('leftover-test.1', 0), undefined)
+    assert.equal(await killLeftovers(token, 0), undefined)
   } finally {
     try { process.kill(mine, 'SIGKILL') } catch {}
     try { process.kill(other, 'SIGKILL') } catch {}
