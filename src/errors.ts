@@ -60,3 +60,17 @@ export class ExecutorError extends DbcError {
 export function isDbcError (err: unknown): err is DbcError {
   return err instanceof DbcError
 }
+
+/**
+ * Text for anything thrown. libp2p sometimes rejects with an Event (a StreamCloseEvent when the peer
+ * closes a stream before it answers), which has no message: `dbc ping` printed "cannot reach P: undefined".
+ */
+export function errorText (err: unknown): string {
+  if (err instanceof Error) return err.message !== '' ? err.message : err.name
+  if (typeof err === 'object' && err !== null) {
+    const e = err as { type?: unknown, error?: unknown, local?: unknown }
+    if (e.error instanceof Error) return errorText(e.error)
+    if (typeof e.type === 'string') return `the stream was ${e.type === 'close' ? 'closed' : `ended (${e.type})`} by ${e.local === true ? 'this node' : 'the peer'} before it answered`
+  }
+  return String(err)
+}

@@ -209,7 +209,7 @@ async function startDetached (dataDir: string): Promise<void> {
     if (info?.pid === pid) {
       try {
         const s = await ApiClient.connect(dataDir).call<{ peerId: string, addrs: string[] }>('GET', '/v1/status', undefined, { timeoutMs: 2000 })
-        process.stdout.write(`node ${s.peerId} started in the background (pid ${pid})\n` + s.addrs.map(a => `  listening on ${a}\n`).join('') + `  log: ${join(dataDir, 'logs', 'node.log')} (dbc node logs)\n`)
+        process.stdout.write(`node ${s.peerId} started in the background (pid ${pid})\n` + (s.addrs.length > 0 ? s.addrs.map(a => `  listening on ${a}\n`).join('') : '  no address yet: behind NAT it is reachable once a relay holds its reservation (`dbc node status` lists it)\n') + `  log: ${join(dataDir, 'logs', 'node.log')} (dbc node logs)\n`)
         return
       } catch {}
     }

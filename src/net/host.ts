@@ -54,6 +54,13 @@ export interface HostInit {
   /** Be reachable through a relay: reserve a slot on a relay peer (nodes behind NAT). */
   listenViaRelay?: boolean
   /**
+   * Announce only relayed (and WebRTC) addresses, never the listen ones: a strict NAT simulated on one
+   * host (`nat.strict`), whose gater refuses direct connections from all but its relay. Announced, the
+   * loopback address was dialled first, connected, and was then closed by that gater: submitters
+   * other than the relay never reached the node (its relayed address went untried).
+   */
+  announceRelayedOnly?: boolean
+  /**
    * How many relays to hold a reservation on (default 1): with 2, a relay that dies leaves the
    * node reachable through the other (both circuit addresses are announced) while it re-reserves.
    * Each missing one keeps relay discovery (a DHT random walk) running, so ask for no more than
@@ -251,7 +258,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     addresses: {
       // '/p2p-circuit' asks the relay transport to find a relay and reserve a slot on it
       listen: [...(init.listen ?? DEFAULT_LISTEN), ...(init.listenViaRelay === true ? Array.from({ length: Math.max(1, Math.min(4, init.relayReservations ?? 1)) }, () => '/p2p-circuit') : []), ...(useWebRTC ? ['/webrtc'] : [])],
-      announce: init.announce ?? []
+      announce: init.announce ?? [],
+      ...(init.announceRelayedOnly === true ? { announceFilter: relayedOnly } : {})
     },
     transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, backoff, c => { components = c })] : []), circuitRelayTransport()],
     connectionEncrypters: [noise()],
@@ -312,4 +320,9 @@ export function webrtcBackoffOf (host: Host): WebRTCBackoff | undefined { return
 
 function relayLimits (l: HostInit['relayLimits']): { defaultDataLimit?: bigint, defaultDurationLimit?: number } {
   return { ...(l?.dataBytes !== undefined ? { defaultDataLimit: BigInt(l.dataBytes) } : {}), ...(l?.durationMs !== undefined ? { defaultDurationLimit: l.durationMs } : {}) }
+}
+
+/** The addresses a peer reaches through a relay or WebRTC (`announceRelayedOnly`). */
+export function relayedOnly<A extends { toString: () => string }> (addrs: A[]): A[] {
+  return addrs.filter(a => { const s = a.toString(); return s.includes('/p2p-circuit') || /\/webrtc(\/|$)/.test(s) })
 }

@@ -155,5 +155,9 @@ export function loadConfig (opts: LoadConfigOptions = {}): NodeConfig {
     : fileLayer(join(dataDir, 'config.yaml'), false)
   const merged = merge(merge(merge(defaultConfig(dataDir) as unknown as ConfigLayer, file), env), flags)
   merged.dataDir = dataDir
+  // a node others cannot dial is a DHT client unless told otherwise: as a server it held the records
+  // (its capability records among them) closest to it, which no submitter could read (helper user16's walk)
+  const natLayer = merged.nat as ConfigLayer | undefined
+  if (natLayer?.behindNat === true && ![file, env, flags].some(l => (l.dht as ConfigLayer | undefined)?.server !== undefined)) (merged.dht as ConfigLayer).server = false
   return validateConfig(merged)
 }

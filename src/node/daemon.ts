@@ -22,7 +22,7 @@ import { parseLatLon, type NodeConfig } from './config.js'
 import { locationText } from '../core/geo/location.js'
 import { PeerScoreBook, type Offence } from '../core/routing/score.js'
 import { createInboundGuard, installGuard, RepeatLimiter, LOG_REPEAT_MS, type InboundGuard } from '../net/guard/index.js'
-import { DbcError, ConfigError, type WireError } from '../errors.js'
+import { DbcError, ConfigError, errorText, type WireError } from '../errors.js'
 import { createNodeMetrics, libp2pMetrics, Registry, type NodeMetrics } from './metrics/index.js'
 import { HealthChecks } from './metrics/health.js'
 import { MetricsServer } from './metrics/server.js'
@@ -160,6 +160,7 @@ export class Daemon {
       connectionMonitor: config.connectionMonitor,
       relayServer: config.nat.relayServer && !config.nat.behindNat,
       listenViaRelay: config.nat.behindNat,
+      announceRelayedOnly: config.nat.behindNat && config.nat.strict === true,
       ...(config.nat.relayReservations !== undefined ? { relayReservations: config.nat.relayReservations } : {}),
       // behind NAT: WebRTC to other NATed peers, ICE asking the bootstrap peers' STUN (src/net/stun)
       webrtc: { ...webrtc, onUnavailable: (err) => { log.warn(`WebRTC is off: its native part (node-datachannel) cannot load on this machine (${err.message.split('\n')[0]}); peers behind other NATs stay relayed`) } },
@@ -329,7 +330,7 @@ export class Daemon {
         try {
           rtts.push(await host.services.ping.ping(target as any, { signal: AbortSignal.any([req.signal, AbortSignal.timeout(10_000)]) }))
         } catch (err) {
-          throw new DbcError('PING_FAILED', `cannot reach ${body.peer}: ${(err as Error).message}`, { hint: 'check the peer is running and reachable; `dbc peers` lists current connections' })
+          throw new DbcError('PING_FAILED', `cannot reach ${body.peer}: ${errorText(err)}`, { hint: 'check the peer is running and reachable; `dbc peers` lists current connections (a peer behind NAT is reached through its relay, and may refuse direct connections)' })
         }
       }
       return { peer: body.peer, rtts }

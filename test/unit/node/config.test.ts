@@ -51,6 +51,20 @@ test('an address list given as one string in the config file is taken as the fla
   rmSync(join(dir, 'config.yaml'))
 })
 
+// helper user16's walk: a provider started --behind-nat (as the README tells) stayed a DHT server; the
+// records closest to it (its own capability records among them) were stored on it, where no submitter
+// could read them, so `dbc find executor:wasm` and every job's candidate search missed it
+test('behind NAT the DHT is a client unless dht.server is set', () => {
+  assert.is(loadConfig({ flags: { dataDir: dir, nat: { behindNat: true } }, env: {} }).dht.server, false)
+  assert.is(loadConfig({ flags: { dataDir: dir }, env: { DBC_BEHIND_NAT: '1' } }).dht.server, false)
+  writeFileSync(join(dir, 'config.yaml'), 'nat: { behindNat: true }\ndht: { server: true }\n')
+  assert.is(loadConfig({ flags: { dataDir: dir }, env: {} }).dht.server, true) // the operator's word wins
+  writeFileSync(join(dir, 'config.yaml'), 'nat: { behindNat: true }\n')
+  assert.is(loadConfig({ flags: { dataDir: dir }, env: {} }).dht.server, false)
+  assert.is(loadConfig({ flags: { dataDir: dir }, env: { DBC_DHT_SERVER: 'true' } }).dht.server, true)
+  rmSync(join(dir, 'config.yaml'))
+})
+
 test('bad values name the key and the problem', () => {
   let e = fails(() => loadConfig({ flags: { dataDir: dir, listen: ['not-an-addr'] }, env: {} }))
   assert.is(e.key, 'listen.0')
