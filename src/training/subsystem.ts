@@ -121,6 +121,7 @@ export class TrainingSubsystem implements Subsystem {
     const selfBytes = (): Uint8Array => (ctx.identity.peerId ?? ctx.host.peerId).toMultihash().bytes
     const meter = createReceiptMeter({ secretKey: ctx.identity.secretKey, prices, gpuCount: gpuCount(), payoutAddress: this.init.payoutAddress, payoutBinding: () => { const gate = this.init.memberPayment?.(); return gate?.payoutBinding?.(selfBytes()) }, onBilled: (m, units) => { member.delivered(m.jobId, m.computeMs, units) } })
     const trainers = new TrainerRegistry({ trainers: this.init.trainers ?? ctx.config?.trainers ?? {}, dataDir: ctx.config?.dataDir })
+    for (const problem of trainers.problems()) ctx.log.warn(problem)
     this.store = ctx.store !== undefined ? new TrainingStore(ctx.store) : undefined
     const slotId = (jobId: string): string => `training:${jobId}`
     this.service = new TrainingService(ctx.host, { meter, trainers, sign: stateSigner(ctx.identity.secretKey), onBadInput: ctx.reportBadInput,

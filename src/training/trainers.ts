@@ -79,6 +79,22 @@ export class TrainerRegistry {
     return this.names().find(n => this.trainers[n].serves?.includes(kind) === true)
   }
 
+  /**
+   * What is wrong with the operator's trainers that would fail every job's invitation, one line each
+   * (the daemon warns at start): a command whose program is not an executable file. Such a trainer
+   * was advertised and listed by `dbc node status` with no word until a job was refused.
+   */
+  problems (): string[] {
+    const out: string[] = []
+    for (const name of this.names()) {
+      const cfg = this.trainers[name]
+      if (cfg.command === undefined) continue
+      const env = trainerEnv(cfg, this.init.env ?? process.env)
+      if (findProgram(cfg.command[0], env.PATH) === undefined) out.push(`config "trainers.${name}.command": ${cfg.command[0]} is not an executable file${cfg.command[0].includes('/') ? '' : ` in the trainer's PATH (${env.PATH})`}: every job naming trainer '${name}' is refused until it is fixed`)
+    }
+    return out
+  }
+
   /** Why a spec's model can not run here, or undefined when it can. */
   unknownTrainer (name: string): string | undefined {
     if (this.has(name)) return undefined

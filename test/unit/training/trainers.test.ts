@@ -64,6 +64,25 @@ test('an unknown trainer is refused with the names this node offers', async () =
   }
 })
 
+// helper user16's walk: a trainer whose command named a missing program was advertised and listed by
+// `dbc node status`, and the node said nothing until every job's invitation was refused
+test('problems names each trainer whose program is not an executable file (the daemon warns at start)', () => {
+  const reg = new TrainerRegistry({
+    trainers: {
+      fine: fixtureTrainer(),
+      missing: { ...fixtureTrainer(), command: [join(root, 'no-such-python'), 'x.py'] },
+      bare: { ...fixtureTrainer(), command: ['no-such-program-dbc'] },
+      sock: { socket: join(root, 'trainer.sock'), env: [], setEnv: {}, limits: fixtureTrainer().limits } as never
+    },
+    env: {}
+  })
+  assert.equal(reg.problems(), [
+    `config "trainers.bare.command": no-such-program-dbc is not an executable file in the trainer's PATH (/usr/local/bin:/usr/bin:/bin): every job naming trainer 'bare' is refused until it is fixed`,
+    `config "trainers.missing.command": ${join(root, 'no-such-python')} is not an executable file: every job naming trainer 'missing' is refused until it is fixed`
+  ])
+  assert.equal(new TrainerRegistry({ trainers: { fine: fixtureTrainer() } }).problems(), [])
+})
+
 test('a raw spawn of a missing or non-executable program rejects; nothing is thrown asynchronously (ENOENT, EACCES, EPIPE)', async () => {
   const notExec = join(root, 'plain-file')
   writeFileSync(notExec, 'not a program\n', { mode: 0o644 })
