@@ -53,6 +53,16 @@ function addressLists (raw: ConfigLayer): ConfigLayer {
     const v = out[k]
     if (typeof v === 'string') out[k] = v.split(',').map(s => s.trim()).filter(s => s !== '')
   }
+  // the provider's lists too, as DBC_EXECUTORS / --executors take them ('executors: wasm,process' was refused: helper user16's walk)
+  const provider = out.provider
+  if (provider !== null && typeof provider === 'object' && !Array.isArray(provider)) {
+    const p: Record<string, unknown> = { ...(provider as Record<string, unknown>) }
+    for (const k of ['executors', 'gpusOffered']) {
+      const v = p[k]
+      if (typeof v === 'string') p[k] = v.split(',').map(s => s.trim()).filter(s => s !== '')
+    }
+    out.provider = p
+  }
   return out as ConfigLayer
 }
 

@@ -45,6 +45,10 @@ test('an address list given as one string in the config file is taken as the fla
   const c = loadConfig({ flags: { dataDir: dir }, env: {} })
   assert.equal(c.listen, ['/ip4/127.0.0.1/tcp/1111', '/ip4/127.0.0.1/tcp/1112'])
   assert.equal(c.announce, ['/ip4/1.2.3.4/tcp/1111'])
+  // the provider's lists as DBC_EXECUTORS takes them (helper user16's walk: 'expected array, got string "wasm,process"')
+  writeFileSync(join(dir, 'config.yaml'), 'provider:\n  executors: wasm, process\n  gpusOffered: RTX4090\n')
+  const p = loadConfig({ flags: { dataDir: dir }, env: {} }).provider
+  assert.equal([p.executors, p.gpusOffered], [['wasm', 'process'], ['RTX4090']])
   writeFileSync(join(dir, 'config.yaml'), 'listen: not-an-addr\n')
   const e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
   assert.is(e.key, 'listen.0')
