@@ -48,7 +48,7 @@ test('an address list given as one string in the config file is taken as the fla
   // the provider's lists as DBC_EXECUTORS takes them (helper user16's walk: 'expected array, got string "wasm,process"')
   writeFileSync(join(dir, 'config.yaml'), 'provider:\n  executors: wasm, process\n  gpusOffered: RTX4090\n')
   const p = loadConfig({ flags: { dataDir: dir }, env: {} }).provider
-  assert.equal([p.executors, p.gpusOffered], [['wasm', 'process'], ['RTX4090']])
+  assert.equal([p?.executors, p?.gpusOffered], [['wasm', 'process'], ['RTX4090']])
   writeFileSync(join(dir, 'config.yaml'), 'listen: not-an-addr\n')
   const e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
   assert.is(e.key, 'listen.0')
