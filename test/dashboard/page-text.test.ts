@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 // @ts-expect-error: the page's own plain-JS module (no types)
-import { dbcText, pricesText, trainingWhy } from '../../src/dashboard/web/lib.js'
+import { dbcText, pricesText, trainingWhy, placeText } from '../../src/dashboard/web/lib.js'
 
 test('the policy prices, one GPU price or one per model', () => {
   assert.is(pricesText({ cpuHour: 0.05, gpuHour: 1, unit: 'DBC' }), 'prices: 0.05 DBC per CPU-hour, 1 DBC per GPU-hour')
@@ -27,6 +27,11 @@ test('a training job says why it failed, else what members refused', () => {
   assert.equal(trainingWhy({ status: 'running', refusals }), { error: undefined, refusals: [{ peer: '12D3KooWpeer', code: 'PRICE_ABOVE_CAP', reason: 'PRICE_ABOVE_CAP: this member asks 30 DBC per hour' }] })
   assert.equal(trainingWhy({ status: 'running' }), { error: undefined, refusals: [] })
   assert.is(trainingWhy({ refusals: Array.from({ length: 20 }, (_, i) => ({ peer: `p${i}`, code: 'BUSY', reason: 'BUSY' })) }).refusals.length, 8)
+})
+
+test('the Node page names the country of a declared city (helper user16: "Virginia" was Virginia, ZA)', () => {
+  assert.is(placeText({ name: 'Virginia', country: 'ZA', lat: -28.10391, lon: 26.86593 }), 'Virginia, ZA (-28.10, 26.87)')
+  assert.is(placeText({ lat: 1, lon: 2 }), '(1.00, 2.00)')
 })
 
 test.run()

@@ -119,3 +119,9 @@ export function trainingWhy (t) {
   const refusals = (Array.isArray(t?.refusals) ? t.refusals : []).slice(-8).map(r => ({ peer: `${r.peer}`, code: `${r.code ?? ''}`, reason: `${r.reason ?? ''}` }))
   return { error: undefined, refusals }
 }
+
+/** A declared location with its country, as `dbc node status` prints it ("Virginia" alone was Virginia, ZA). */
+export function placeText (l) {
+  const name = l.name === undefined ? '' : l.country === undefined || l.name.endsWith(`, ${l.country}`) ? l.name : `${l.name}, ${l.country}`
+  return `${name} (${Number(l.lat).toFixed(2)}, ${Number(l.lon).toFixed(2)})`.trim()
+}

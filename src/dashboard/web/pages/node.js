@@ -1,6 +1,6 @@
 // Node: identity, addresses, reachability (public / relayed / behind NAT / local only) with
 // advice when strangers cannot dial it, compute slots, executors, version.
-import { getJSON, el, table, card, badge, errorBox, pricesText } from '../lib.js'
+import { getJSON, el, table, card, badge, errorBox, pricesText, placeText } from '../lib.js'
 
 export async function render (root) {
   const body = el('div', {})
@@ -20,7 +20,7 @@ export async function render (root) {
         el('h3', {}, 'Identity'),
         table(['', ''], [
           el('tr', {}, el('td', {}, 'peer id'), el('td', { class: 'mono', dataset: { testid: 'peer-id' } }, n.peerId)),
-          el('tr', {}, el('td', {}, 'location'), el('td', {}, n.location ? `${n.location.name ?? ''} (${n.location.lat.toFixed(2)}, ${n.location.lon.toFixed(2)})` : 'none declared')),
+          el('tr', {}, el('td', {}, 'location'), el('td', {}, n.location ? placeText(n.location) : 'none declared')),
           el('tr', {}, el('td', {}, 'data dir'), el('td', { class: 'mono' }, s.dataDir ?? '-'))]),
         el('h3', {}, 'Addresses'),
         el('ul', { class: 'mono', dataset: { testid: 'addrs' } }, n.addrs.map(a => el('li', {}, a))),
