@@ -66,6 +66,11 @@ test('capability query from every host lists providers nearest-first', async () 
 
 test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers; makespan and per-copy times', async () => {
   const tasks = 200
+  // warm-up: the first job after the daemons start pays for V8 compiling the job path, the store's
+  // first writes and the code sent to each provider (it ran geo-aware, cold, against a warm random
+  // job: 5.7 s vs 2.9 s in session 15's run, though its copies were faster): one untimed job first
+  const warm = await runSquaresJob(c, fra, 50, { placement: 'random' })
+  assert.is(warm.status.status, 'finished')
   const run = await runSquaresJob(c, fra, tasks)
   assert.is(run.status.status, 'finished')
   assert.equal(checkSquares(run, tasks), [])
@@ -88,10 +93,26 @@ test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
   const rp = await placementOf(c, fra, random.jobId, tasks)
   console.log(`geo-aware vs random, ${tasks} tasks: makespan ${run.makespanMs} vs ${random.makespanMs} ms; copy round trip mean ${mean(geoCopies.all).toFixed(0)} vs ${mean(randomCopies.all).toFixed(0)} ms, p90 ${summarize(geoCopies.all).p90} vs ${summarize(randomCopies.all).p90} ms; random by host ${JSON.stringify(rp.byHost)}`)
-  assert.ok(mean(geoCopies.all) < 0.8 * mean(randomCopies.all), 'geo-aware copies are not clearly faster than random ones')
-  // Makespan is bound here by the submitter's own per-task work (~27 ms a task: dispatch,
-  // verification, the durable store), not by the links; placement must not make it worse.
-  assert.ok(run.makespanMs < 1.25 * random.makespanMs, `geo-aware makespan ${run.makespanMs} ms, random ${random.makespanMs} ms`)
+  // Makespan is bound here by the submitter's own per-task work (dispatch, verification, the
+  // durable store), not by the links; placement must not make it worse. A second pair, in the other
+  // order, so neither placement always runs first (the sums are compared).
+  const random2 = await runSquaresJob(c, fra, tasks, { placement: 'random' })
+  const run2 = await runSquaresJob(c, fra, tasks)
+  assert.is(run2.status.status, 'finished')
+  assert.is(random2.status.status, 'finished')
+  // per-copy round trips of both pairs, printed, not asserted: a copy's time includes its wait in
+  // the provider's queue (copies go ahead of free slots), so a plan that puts more on the near
+  // providers queues more there; and the runner hands a lease that emptied its queue copies queued
+  // elsewhere, so a random plan's copies drift to the near providers too (random by host above: lon
+  // 98-103 of 200). Session 15's three runs: geo-aware mean 82 vs random 116 ms (geo cold, random
+  // warm), 63 vs 67, 96 vs 79 (both warm): no placement property, the assertion (< 0.8x) is gone
+  const geoAll = [...geoCopies.all, ...(await copyTimes(c, fra, run2.jobId, tasks)).all]
+  const randomAll = [...randomCopies.all, ...(await copyTimes(c, fra, random2.jobId, tasks)).all]
+  console.log(`copy round trip, both pairs: geo-aware mean ${mean(geoAll).toFixed(0)} ms, p90 ${summarize(geoAll).p90}; random mean ${mean(randomAll).toFixed(0)} ms, p90 ${summarize(randomAll).p90}`)
+  const geoMs = run.makespanMs + run2.makespanMs
+  const randomMs = random.makespanMs + random2.makespanMs
+  console.log(`geo-aware vs random makespans: ${run.makespanMs} + ${run2.makespanMs} vs ${random.makespanMs} + ${random2.makespanMs} ms (warm-up ${warm.makespanMs} ms); predicted ${String(run.status.summary?.placement?.predictedMakespanMs)} ms`)
+  assert.ok(geoMs < 1.25 * randomMs, `geo-aware makespans ${run.makespanMs} + ${run2.makespanMs} ms, random ${random.makespanMs} + ${random2.makespanMs} ms`)
 })
 
 test('a partition that heals: two providers cut off mid-job; the job finishes; each billed copy paid once on the shared chain', async () => {
