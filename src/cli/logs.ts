@@ -56,6 +56,13 @@ export function registerLogCommands (program: Command): void {
       process.once('SIGTERM', () => { ac.abort() })
       await followLog(dir, print, { signal: ac.signal })
     })
+
+  // `dbc logs` is what one types first (user walk s15): not a command, but say which ones are
+  program.command('logs', { hidden: true }).allowUnknownOption().allowExcessArguments()
+    .action(async () => {
+      const { DbcError } = await import('../errors.js')
+      throw new DbcError('UNKNOWN_COMMAND', '`dbc logs` is not a command', { hint: 'this node\'s own log: `dbc node logs [-f]`; what a job\'s tasks did: `dbc job logs JOB [-f]`' })
+    })
 }
 
 /** A job event as the API sends it (a type-only import: nothing of src/jobs loads at run time). */

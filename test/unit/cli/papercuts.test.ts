@@ -83,6 +83,12 @@ test('explain --task out of range: the error names the range, exit 1, no stack t
   assert.match(r.stderr, /^error: job a+ has 1000 tasks \(indices 0 to 999\): there is no task 5000\nhint: pass --task N with N from 0 to 999\n$/)
 })
 
+test('`dbc logs` (not a command) names the two that are (user walk s15)', async () => {
+  const r = await sh('$DBC logs -f')
+  assert.is(r.code, 1)
+  assert.match(r.stderr, /^error: `dbc logs` is not a command\nhint: this node's own log: `dbc node logs \[-f\]`; what a job's tasks did: `dbc job logs JOB \[-f\]`\n$/)
+})
+
 test('`dbc job submit` checks the manifest\'s files and module before anything ships', async () => {
   writeFileSync(join(dataDir, 'job.yaml'), 'executor: wasm\ncode: { wasm: missing.wasm }\ninputs: { list: [1, 2] }\n')
   const r = await sh(`$DBC job submit ${join(dataDir, 'job.yaml')}`)
