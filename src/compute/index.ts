@@ -10,7 +10,7 @@ import { normalizeGpuModel, parseGpuSpec, type GpuSpec } from '../core/compute/g
 import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import { agreedPricingVersion } from '../core/compute/pricing.js'
 import type { SlotDemand } from '../core/compute/slot-ledger.js'
-import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
+import { buildReceipt, signReceipt, signReceiptBatch, type Ed25519Signer } from '../core/settlement/receipt.js'
 import { createEd25519Signer } from './signer.js'
 import { ConfigError, ExecutorError } from '../errors.js'
 import { GpuSpecError } from '../core/compute/gpu-spec.js'
@@ -93,6 +93,11 @@ export interface RunTaskOptions {
   /** Resources the lease granted for this task; default 1 CPU and the task's memory limit. */
   resources?: dbc.task.v1.IResources
   onProgress?: (fraction: number) => void
+  /**
+   * The result's receipt comes back unsigned (an empty signature): the caller signs it with the
+   * other results it writes at once (signReceipts: one signature for several). Default: signed.
+   */
+  unsignedReceipt?: boolean
 }
 
 export interface TaskOutcome {
@@ -243,6 +248,11 @@ export class ComputePeer {
     return c !== undefined
   }
 
+  /** Signs encoded receipts (of tasks run with unsignedReceipt) with one signature (core/settlement/receipt.ts signReceiptBatch). */
+  signReceipts (receipts: readonly Uint8Array[]): dbc.receipt.v1.SignedReceipt[] {
+    return signReceiptBatch(receipts, this.sign, nodeSha256)
+  }
+
   /**
    * Runs a task. Throws ExecutorError when it is refused before running (executor off, input
    * too large, limits above policy, no slot); once it ran, returns the result (ok or the
@@ -336,7 +346,7 @@ export class ComputePeer {
         pricingVersion: agreedPricingVersion(task.pricingVersion),
         sha256: nodeSha256
       })
-      const signed = signReceipt(receipt, this.sign)
+      const signed = opts.unsignedReceipt === true ? dbc.receipt.v1.SignedReceipt.create({ receipt: new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish()), signature: new Uint8Array(0) }) : signReceipt(receipt, this.sign)
       const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, code, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
       return { result, receipt: signed, usage: receipt }
     } finally {

@@ -141,7 +141,9 @@ export class ComputePeerProvider implements LocalProvider {
     return most
   }
 
-  async runTask (task: dbc.task.v1.ITask, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void } = {}): Promise<dbc.task.v1.ITaskResult> {
+  readonly signReceipts = (receipts: readonly Uint8Array[]): dbc.receipt.v1.ISignedReceipt[] => this.peer.signReceipts(receipts)
+
+  async runTask (task: dbc.task.v1.ITask, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void, unsignedReceipt?: boolean } = {}): Promise<dbc.task.v1.ITaskResult> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     const lease = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
     // a lease never opened here throws (charged); one closed lately is refused quietly
@@ -183,7 +185,7 @@ export class ComputePeerProvider implements LocalProvider {
   }
 
   /** The task's result and, when it ran, the receipt the peer built (what the result's signed receipt encodes). */
-  private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void }): Promise<{ result: dbc.task.v1.ITaskResult, usage?: dbc.receipt.v1.IUsageReceipt }> {
+  private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void, unsignedReceipt?: boolean }): Promise<{ result: dbc.task.v1.ITaskResult, usage?: dbc.receipt.v1.IUsageReceipt }> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
     // Code travels once per provider; later tasks name it by hash.
     let code = task.code ?? new Uint8Array()
@@ -212,7 +214,7 @@ export class ComputePeerProvider implements LocalProvider {
       // the lease's slot sizes the task's (a container's CPU limit, its GPUs; the peer drops GPUs for executors that cannot use them)
       const slot = this.leaseSlots.get(toHex(task.leaseId ?? new Uint8Array()))
       const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
-      const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources })
+      const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources, unsignedReceipt: opts.unsignedReceipt })
       const bound = this.leaseResultBytes.get(toHex(task.leaseId ?? new Uint8Array()))
       // a result past the bound the job announced is not sent (the submitter reads no larger frame): a
       // typed failure instead, the task's own (not this provider's), never billed

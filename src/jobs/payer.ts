@@ -6,7 +6,7 @@
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual, ed25519KeyFromPeerIdBytes } from '../core/identity/index.js'
-import { verifyReceipt } from '../core/settlement/receipt.js'
+import { isReceiptBatchMessage, receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
@@ -178,8 +178,11 @@ export class JobPayer {
     let signature: Uint8Array; let message: Uint8Array; let key: Uint8Array | undefined
     try {
       const signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt)
-      signature = signed.signature; message = signed.receipt
-      const provider = dbc.receipt.v1.UsageReceipt.decode(message).provider
+      const provider = dbc.receipt.v1.UsageReceipt.decode(signed.receipt).provider
+      // a batch-signed receipt: the batch's message (checked once for every receipt of the batch)
+      const bytes = receiptSignedBytes(signed, nodeSha256)
+      if (!bytes.ok) return
+      signature = signed.signature; message = bytes.message
       const expected = this.payees.get(input.provider)?.providerBytes
       if (expected !== undefined && !bytesEqual(provider, expected)) return
       key = ed25519KeyFromPeerIdBytes(provider)
@@ -212,17 +215,24 @@ export class JobPayer {
     this.prechecked.set(id, { key, message })
   }
 
-  /** check()'s Ed25519 test: a signature precheck found good for these exact bytes (used once), else verified here. */
+  /**
+   * check()'s Ed25519 test: a signature precheck found good for these exact bytes (used once; a
+   * batch's, SignedReceipt.batch, kept for its other receipts), else verified here.
+   */
   private readonly verifySignature = (key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
     if (signature.length === 64) {
       const id = sigId(signature)
       const hit = this.prechecked.get(id)
       if (hit !== undefined) {
-        this.prechecked.delete(id)
+        // a batch's signature stays kept for the batch's other receipts (PRECHECKED_MAX bounds them all)
+        if (!isReceiptBatchMessage(hit.message)) this.prechecked.delete(id)
         if (bytesEqual(hit.key, key) && bytesEqual(hit.message, message)) return true
       }
     }
-    return nodeSuite.verify(key, message, signature)
+    if (!nodeSuite.verify(key, message, signature)) return false
+    // a batch's signature checked here is kept for the batch's other receipts
+    if (isReceiptBatchMessage(message)) this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature))
+    return true
   }
 
   /** What a payout's intended total is above its last signed voucher (smallest units). */

@@ -49,7 +49,7 @@ export class RunnerPayments {
       try { return Number(dbc.receipt.v1.UsageReceipt.decode(receipt.receipt).amount) / 10 ** TOKEN_DECIMALS } catch { return 0 }
     }
     // (through the payer when the job pays: a signature found good here is not verified again when the copy is paid)
-    const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature }), ids.provider, TOKEN_DECIMALS, this.payment?.payer.verifyNow ?? nodeSuite.verify, nodeSha256)
+    const v = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipt.receipt, signature: receipt.signature, batch: receipt.batch ?? [] }), ids.provider, TOKEN_DECIMALS, this.payment?.payer.verifyNow ?? nodeSuite.verify, nodeSha256)
     return v.ok && bytesEqual(v.receipt.jobId, ids.jobId) && bytesEqual(v.receipt.taskId, ids.taskId) ? Number(this.payableOf(key, provider, v.receipt)) / 10 ** TOKEN_DECIMALS : predicted
   }
 

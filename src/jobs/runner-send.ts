@@ -82,7 +82,9 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
     input: await inputOf(s, c.index),
     deadlineMs: s.m.task.timeoutMs,
     memoryLimitMib: s.m.resources.memoryMib,
-    pricingVersion: PRICING_VERSION
+    pricingVersion: PRICING_VERSION,
+    // this submitter checks batch-signed receipts (verifyReceipt): a lease stream may sign several at once
+    batchReceipts: true
   }
   const once = async (): Promise<dbc.task.v1.ITaskResult> => {
     const withCode = s.cache.sendCode(c.provider)

@@ -81,6 +81,9 @@ export class CoalescingWriter {
 
   constructor (readonly framed: FramedStream, private readonly init: CoalescingWriterInit = {}) {}
 
+  /** How long a lingering write may wait for more (what batches with its writes waits as long: receipt-batcher.ts). */
+  get lingerMs (): number { return this.init.lingerMs ?? LEASE_WRITE_LINGER_MS }
+
   /**
    * Queues one frame; resolves once its batch went to the stream (after the stream's drain when it
    * was full). `signal` stops the wait; a frame still queued in the batch then never goes out.
@@ -96,7 +99,7 @@ export class CoalescingWriter {
     const done = new Promise<void>((resolve, reject) => { this.waiters.push(new Waiter(this, resolve, reject, options.signal)) })
     if (this.bytes >= LEASE_WRITE_BATCH_BYTES) this.flush()
     else if (options.linger === true && !this.scheduled) {
-      this.lingering ??= setTimeout(this.onTurn, this.init.lingerMs ?? LEASE_WRITE_LINGER_MS)
+      this.lingering ??= setTimeout(this.onTurn, this.lingerMs)
     } else if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.onTurn)

@@ -15,6 +15,7 @@
 import type { Connection } from '@libp2p/interface'
 import { FramedStream } from './framed.js'
 import { CoalescingWriter } from './lease-writer.js'
+import { ReceiptBatcher, awaitsBatchSignature } from './receipt-batcher.js'
 import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
@@ -55,7 +56,7 @@ export interface LeaseTaskServer {
   writer?: CoalescingWriter
   connection: Pick<Connection, 'limits'>
   sender: Uint8Array
-  provider: Pick<LocalProvider, 'runTask'>
+  provider: Pick<LocalProvider, 'runTask' | 'signReceipts'>
   /** The stream's own lease: a task naming another one is a violation (charged). */
   leaseId: Uint8Array
   /** The lease's task slots (its offer's); LEASE_STREAM_DEFAULT_SLOTS when unknown. */
@@ -118,6 +119,9 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
   const writer = s.writer ?? new CoalescingWriter(s.framed, { drainTimeoutMs: s.writeTimeoutMs })
   /** Tasks running (cancellable by id); an id leaves as soon as its task returns. */
   const running = new Map<string, AbortController>()
+  // results written at once share one receipt signature when the holder checks batches (receipt-batcher.ts)
+  const signReceipts = s.provider.signReceipts
+  const batcher = signReceipts === undefined ? undefined : new ReceiptBatcher(r => signReceipts(r), writer.lingerMs)
   /** Tasks running or holding an unwritten result (the pipeline bound), and the input bytes held. */
   let inflight = 0
   let heldBytes = 0
@@ -128,7 +132,8 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     const task = msg.task as dbc.task.v1.ITask
     msg.task = null
     try {
-      return withOwnCode(await s.provider.runTask(task, s.sender, { signal: ac.signal, charge: s.charge }))
+      const unsignedReceipt = batcher !== undefined && task.batchReceipts === true
+      return withOwnCode(await s.provider.runTask(task, s.sender, { signal: ac.signal, charge: s.charge, ...(unsignedReceipt ? { unsignedReceipt } : {}) }))
     } catch (err) {
       // a task under no lease of ours is a protocol violation: the stream ends, the caller charges it
       if (err instanceof WireError) return err
@@ -151,6 +156,11 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
   }
   // linger: more of the lease's tasks run or wait for a slot, so more results follow soon (one write for them)
   const answer = async (result: dbc.task.v1.ITaskResult, linger = false): Promise<void> => {
+    // signed with the results of the same write (the batcher waits as the writer would; the writer then sends next turn)
+    if (batcher !== undefined && awaitsBatchSignature(result)) {
+      try { result = await batcher.signed(result, linger) } catch (err) { s.framed.abort(new Error(`receipt signing failed: ${(err as Error).message}`)); return }
+      linger = false
+    }
     let out = TaskMessage.encode({ result }).finish()
     // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refused typed
     const left = limitBytesLeft(s.connection)
@@ -201,6 +211,7 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     }
   } finally {
     for (const ac of running.values()) ac.abort(new Error('the lease stream ended'))
+    batcher?.close()
   }
 }
 

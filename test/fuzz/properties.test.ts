@@ -11,12 +11,12 @@ import { WireError } from '../../src/errors.js'
 import { sealEnvelope, openEnvelope, checkEnvelope, encodeEnvelope } from '../../src/crypto/envelope.js'
 import { verifyAck } from '../../src/crypto/ack.js'
 import { verifyCapability, buildCapabilityRecord, signCapabilityRecord, encodeSignedCapability } from '../../src/core/capability/index.js'
-import { buildReceipt, signReceipt, verifyReceipt } from '../../src/core/settlement/receipt.js'
+import { buildReceipt, signReceipt, signReceiptBatch, verifyReceipt } from '../../src/core/settlement/receipt.js'
 import { validateManifest } from '../../src/core/scheduler/index.js'
 import { CyclonView, Gossip, RandomWalks } from '../../src/core/membership/index.js'
 import { ReceiveWindow, MultipathDelivery, decideRelay } from '../../src/core/routing/index.js'
 import { verifyAnnouncement, signAnnouncement } from '../../src/net/overlay/announce.js'
-import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../src/core/identity/index.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes } from '../../src/core/identity/index.js'
 import { createRng } from '../../src/core/rng.js'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
@@ -184,6 +184,29 @@ test('verifyReceipt: random and mutated receipts are refused with a reason', () 
     const v = verifyReceipt(s)
     if (!v.ok) assert.type(v.reason, 'string')
   }), { numRuns: RUNS, seed: 12 })
+})
+
+test('verifyReceipt: mutated batch-signed receipts and hostile batches are refused with a reason', () => {
+  const receipts = [3, 4, 5].map(t => dbc.receipt.v1.UsageReceipt.encode(buildReceipt({ jobId: new Uint8Array([1, 2]), taskId: new Uint8Array([t]), provider: peerA, consumer: peerB, usage: { wallMs: 1000, cpuMs: 900, gpuSeconds: 0, bytesIn: 8, bytesOut: 8 }, prices: { priceGpuHour: 1, priceCpuHour: 0.5 }, startedAt: NOW, finishedAt: NOW + 1000, outputHash: new Uint8Array(32), payoutAddress: '0x0000000000000000000000000000000000000001' })).finish())
+  const signed = signReceiptBatch(receipts, m => signBytes(secretA, m))
+  const bytes = dbc.receipt.v1.SignedReceipt.encode(signed[1]).finish()
+  const check = (b: Uint8Array): ReturnType<typeof verifyReceipt> => {
+    let s: dbc.receipt.v1.SignedReceipt
+    try { s = dbc.receipt.v1.SignedReceipt.decode(b) } catch { return { ok: false, reason: 'does not decode' } }
+    return verifyReceipt(s)
+  }
+  assert.ok(check(bytes).ok, 'the batch-signed receipt verifies alone')
+  fc.assert(fc.property(mutate(bytes), b => {
+    const r = check(b)
+    if (!r.ok) assert.type(r.reason, 'string')
+    else assert.is(r.receipt.amount, dbc.receipt.v1.UsageReceipt.decode(receipts[1]).amount)
+  }), { numRuns: RUNS, seed: 15 })
+  // any batch list (sizes, lengths, entries) with the real signature: refused unless it is the signed one
+  fc.assert(fc.property(fc.array(fc.uint8Array({ minLength: 0, maxLength: 40 }), { maxLength: 40 }), batch => {
+    const r = verifyReceipt(dbc.receipt.v1.SignedReceipt.create({ receipt: receipts[1], signature: signed[1].signature, batch }))
+    assert.not.ok(r.ok)
+    assert.type(r.ok ? '' : r.reason, 'string')
+  }), { numRuns: RUNS, seed: 16 })
 })
 
 test('verifyAnnouncement: random and mutated announcements are refused', () => {

@@ -119,8 +119,8 @@ export function leaseSigningBytes (lease: dbc.task.v1.ILease): Uint8Array {
   return concat(LEASE_DOMAIN, dbc.task.v1.Lease.encode({ ...lease, signature: undefined }).finish())
 }
 export function taskSigningBytes (task: dbc.task.v1.ITask): Uint8Array {
-  // pricing_version is not signed: an older provider drops the field before it checks
-  return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined, pricingVersion: undefined }).finish())
+  // pricing_version and batch_receipts are not signed: an older provider drops them before it checks
+  return concat(TASK_DOMAIN, dbc.task.v1.Task.encode({ ...task, ownerSignature: undefined, pricingVersion: undefined, batchReceipts: undefined }).finish())
 }
 
 /** Signs with the secret key, or with a signer function (e.g. a faster native one). */

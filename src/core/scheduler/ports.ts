@@ -52,7 +52,14 @@ export interface LocalProvider {
   offer: (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array) => Promise<dbc.task.v1.IOffer> | dbc.task.v1.IOffer
   openLease: (lease: dbc.task.v1.ILease, sender: Uint8Array) => Promise<void> | void
   /** `opts.charge`: charges the sender for a task no honest submitter sends (the transport's peer score). */
-  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: ChargedError) => void }) => Promise<dbc.task.v1.ITaskResult>
+  /** `opts.unsignedReceipt`: the result's receipt comes back with an empty signature, for signReceipts (only a provider that has it). */
+  runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: ChargedError) => void, unsignedReceipt?: boolean }) => Promise<dbc.task.v1.ITaskResult>
+  /**
+   * Signs the encoded receipts of results written at once with one signature (SignedReceipt.batch):
+   * a lease stream's results for a holder that checks batches (Task.batch_receipts). Absent: every
+   * receipt is signed alone, as it runs.
+   */
+  signReceipts?: (receipts: readonly Uint8Array[]) => dbc.receipt.v1.ISignedReceipt[]
   closeLease?: (leaseId: Uint8Array) => void
   /**
    * Task input bytes `sender` may send now: the most its open leases' requests announced;

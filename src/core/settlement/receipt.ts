@@ -79,6 +79,60 @@ export function signReceipt (receipt: UsageReceipt, key: Uint8Array | Ed25519Sig
   return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature })
 }
 
+/**
+ * Most receipts one batch signature covers (SignedReceipt.batch): the results of one lease write.
+ * Each receipt carries the whole list (32 bytes an entry), so this bounds what a receipt grows by.
+ */
+export const RECEIPT_BATCH_MAX = 16
+const BATCH_DOMAIN = new TextEncoder().encode('dbc.receipt.v1.Batch\0')
+
+/**
+ * What a batch signature signs: a domain tag, then the receipts' SHA-256 in order. The tag's first
+ * byte ('d', field 12 with wire type 4) cannot start an encoded UsageReceipt, so a batch signature
+ * never passes for one receipt's own signature, nor the reverse.
+ */
+export function receiptBatchMessage (hashes: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(BATCH_DOMAIN.length + hashes.length * 32)
+  out.set(BATCH_DOMAIN, 0)
+  hashes.forEach((h, i) => { out.set(h, BATCH_DOMAIN.length + i * 32) })
+  return out
+}
+
+/** Whether `message` is a batch's (receiptBatchMessage), not one receipt's own bytes. */
+export function isReceiptBatchMessage (message: Uint8Array): boolean {
+  if (message.length < BATCH_DOMAIN.length) return false
+  for (let i = 0; i < BATCH_DOMAIN.length; i++) if (message[i] !== BATCH_DOMAIN[i]) return false
+  return true
+}
+
+/**
+ * Signs several encoded receipts with one signature (the provider's lease writer: the results of
+ * one write). Each SignedReceipt carries every receipt's hash, so it checks alone; one receipt
+ * (or none) is signed as signReceipt does, with no batch. At most RECEIPT_BATCH_MAX at once.
+ */
+export function signReceiptBatch (receipts: readonly Uint8Array[], sign: Ed25519Signer, hash: Hasher = sha256): SignedReceipt[] {
+  if (receipts.length > RECEIPT_BATCH_MAX) throw new RangeError(`a receipt batch holds at most ${RECEIPT_BATCH_MAX} receipts`)
+  if (receipts.length === 1) return [dbc.receipt.v1.SignedReceipt.create({ receipt: receipts[0], signature: sign(receipts[0]) })]
+  const hashes = receipts.map(r => hash(r))
+  const signature = sign(receiptBatchMessage(hashes))
+  return receipts.map(r => dbc.receipt.v1.SignedReceipt.create({ receipt: r, signature, batch: hashes }))
+}
+
+/**
+ * The bytes a receipt's signature is over: the receipt itself (no batch), else its batch's
+ * message once the receipt's own hash is found in it; a reason when the batch is malformed
+ * (over RECEIPT_BATCH_MAX, an entry not 32 bytes, the receipt not in it). Hostile input: bounded.
+ */
+export function receiptSignedBytes (signed: { receipt: Uint8Array, batch?: readonly Uint8Array[] | null }, hash: Hasher = sha256): { ok: true, message: Uint8Array } | { ok: false, reason: string } {
+  const batch = signed.batch ?? []
+  if (batch.length === 0) return { ok: true, message: signed.receipt }
+  if (batch.length > RECEIPT_BATCH_MAX) return { ok: false, reason: `receipt batch of ${batch.length} entries (at most ${RECEIPT_BATCH_MAX})` }
+  if (batch.some(h => h.length !== 32)) return { ok: false, reason: 'receipt batch entry is not a 32-byte SHA-256' }
+  const own = hash(signed.receipt)
+  if (!batch.some(h => bytesEqual(h, own))) return { ok: false, reason: 'receipt is not in the batch its signature covers' }
+  return { ok: true, message: receiptBatchMessage(batch) }
+}
+
 export type ReceiptCheck =
   | { ok: true, receipt: UsageReceipt }
   | { ok: false, reason: string }
@@ -108,7 +162,9 @@ export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Ar
   if (expectedProvider !== undefined && !bytesEqual(r.provider, expectedProvider)) return { ok: false, reason: 'receipt names another provider' }
   const key = ed25519KeyFromPeerIdBytes(r.provider)
   if (key === undefined) return { ok: false, reason: 'provider id carries no Ed25519 key' }
-  if (!verify(key, signed.receipt, signed.signature)) return { ok: false, reason: 'signature does not verify against the provider key' }
+  const signedBytes = receiptSignedBytes(signed, hash)
+  if (!signedBytes.ok) return signedBytes
+  if (!verify(key, signedBytes.message, signed.signature)) return { ok: false, reason: 'signature does not verify against the provider key' }
   let expected: bigint
   try {
     expected = chargeUnits({ gpuSeconds: r.gpuSeconds, cpuMs: r.cpuMs, pricingVersion: r.pricingVersion }, { priceGpuHour: r.priceGpuHour, priceCpuHour: r.priceCpuHour }, decimals)

@@ -737,6 +737,7 @@ export namespace dbc {
                 $unknowns?: Uint8Array[];
                 receipt: Uint8Array;
                 signature: Uint8Array;
+                batch: Uint8Array[];
                 static create(properties: dbc.receipt.v1.SignedReceipt.$Shape): dbc.receipt.v1.SignedReceipt & dbc.receipt.v1.SignedReceipt.$Shape;
                 static create(properties?: dbc.receipt.v1.SignedReceipt.$Properties): dbc.receipt.v1.SignedReceipt;
                 static encode(m: dbc.receipt.v1.SignedReceipt.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -751,6 +752,7 @@ export namespace dbc {
                 interface $Properties {
                     receipt?: (Uint8Array|null);
                     signature?: (Uint8Array|null);
+                    batch?: (Uint8Array[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.receipt.v1.SignedReceipt.$Properties;
@@ -952,6 +954,7 @@ export namespace dbc {
                 memoryLimitMib: number;
                 ownerSignature: Uint8Array;
                 pricingVersion: number;
+                batchReceipts: boolean;
                 static create(properties: dbc.task.v1.Task.$Shape): dbc.task.v1.Task & dbc.task.v1.Task.$Shape;
                 static create(properties?: dbc.task.v1.Task.$Properties): dbc.task.v1.Task;
                 static encode(m: dbc.task.v1.Task.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -978,6 +981,7 @@ export namespace dbc {
                     memoryLimitMib?: (number|null);
                     ownerSignature?: (Uint8Array|null);
                     pricingVersion?: (number|null);
+                    batchReceipts?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Task.$Properties;

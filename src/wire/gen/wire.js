@@ -7666,6 +7666,7 @@ export const dbc = $root.dbc = (() => {
                  * @typedef {Object} dbc.receipt.v1.SignedReceipt.$Properties
                  * @property {Uint8Array|null} [receipt] SignedReceipt receipt
                  * @property {Uint8Array|null} [signature] SignedReceipt signature
+                 * @property {Array.<Uint8Array>|null} [batch] SignedReceipt batch
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -7691,6 +7692,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const SignedReceipt = function (p) {
+                    this.batch = [];
                     if (p)
                         for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                             if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -7712,6 +7714,14 @@ export const dbc = $root.dbc = (() => {
                  * @instance
                  */
                 SignedReceipt.prototype.signature = $util.newBuffer([]);
+
+                /**
+                 * SignedReceipt batch.
+                 * @member {Array.<Uint8Array>} batch
+                 * @memberof dbc.receipt.v1.SignedReceipt
+                 * @instance
+                 */
+                SignedReceipt.prototype.batch = $util.emptyArray;
 
                 /**
                  * Creates a new SignedReceipt instance using the specified properties.
@@ -7749,6 +7759,10 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 1, wireType 2 =*/10).bytes(m.receipt);
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature") && m.signature.length)
                         w.uint32(/* id 2, wireType 2 =*/18).bytes(m.signature);
+                    if (m.batch != null && m.batch.length) {
+                        for (var i = 0; i < m.batch.length; ++i)
+                            w.uint32(/* id 3, wireType 2 =*/26).bytes(m.batch[i]);
+                    }
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -7811,6 +7825,14 @@ export const dbc = $root.dbc = (() => {
                                     delete m.signature;
                                 continue;
                             }
+                        case 3: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.batch && m.batch.length))
+                                    m.batch = [];
+                                m.batch.push(r.bytes());
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -7862,6 +7884,17 @@ export const dbc = $root.dbc = (() => {
                                 m.signature = d.signature;
                         }
                     }
+                    if (d.batch) {
+                        if (!$Array.isArray(d.batch))
+                            throw $TypeError(".dbc.receipt.v1.SignedReceipt.batch: array expected");
+                        m.batch = $Array(d.batch.length);
+                        for (var i = 0; i < d.batch.length; ++i) {
+                            if (typeof d.batch[i] === "string")
+                                $util.base64.decode(d.batch[i], m.batch[i] = $util.newBuffer($util.base64.length(d.batch[i])), 0);
+                            else if (d.batch[i].length >= 0)
+                                m.batch[i] = d.batch[i];
+                        }
+                    }
                     return m;
                 };
 
@@ -7882,6 +7915,9 @@ export const dbc = $root.dbc = (() => {
                     if (q > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.batch = [];
+                    }
                     if (o.defaults) {
                         if (o.bytes === $String)
                             d.receipt = "";
@@ -7903,6 +7939,12 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.signature != null && $Object.hasOwnProperty.call(m, "signature")) {
                         d.signature = o.bytes === $String ? $util.base64.encode(m.signature, 0, m.signature.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.signature) : m.signature;
+                    }
+                    if (m.batch && m.batch.length) {
+                        d.batch = $Array(m.batch.length);
+                        for (var j = 0; j < m.batch.length; ++j) {
+                            d.batch[j] = o.bytes === $String ? $util.base64.encode(m.batch[j], 0, m.batch[j].length) : o.bytes === $Array ? $Array.prototype.slice.call(m.batch[j]) : m.batch[j];
+                        }
                     }
                     return d;
                 };
@@ -10017,6 +10059,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [memoryLimitMib] Task memoryLimitMib
                  * @property {Uint8Array|null} [ownerSignature] Task ownerSignature
                  * @property {number|null} [pricingVersion] Task pricingVersion
+                 * @property {boolean|null} [batchReceipts] Task batchReceipts
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10161,6 +10204,14 @@ export const dbc = $root.dbc = (() => {
                 Task.prototype.pricingVersion = 0;
 
                 /**
+                 * Task batchReceipts.
+                 * @member {boolean} batchReceipts
+                 * @memberof dbc.task.v1.Task
+                 * @instance
+                 */
+                Task.prototype.batchReceipts = false;
+
+                /**
                  * Creates a new Task instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Task
@@ -10220,6 +10271,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 13, wireType 2 =*/106).bytes(m.ownerSignature);
                     if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion") && m.pricingVersion !== 0)
                         w.uint32(/* id 14, wireType 0 =*/112).uint32(m.pricingVersion);
+                    if (m.batchReceipts != null && $Object.hasOwnProperty.call(m, "batchReceipts") && m.batchReceipts !== false)
+                        w.uint32(/* id 15, wireType 0 =*/120).bool(m.batchReceipts);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -10390,6 +10443,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.pricingVersion;
                                 continue;
                             }
+                        case 15: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.batchReceipts = v;
+                                else
+                                    delete m.batchReceipts;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -10516,6 +10578,11 @@ export const dbc = $root.dbc = (() => {
                             m.pricingVersion = d.pricingVersion >>> 0;
                         }
                     }
+                    if (d.batchReceipts != null) {
+                        if (d.batchReceipts) {
+                            m.batchReceipts = $Boolean(d.batchReceipts);
+                        }
+                    }
                     return m;
                 };
 
@@ -10593,6 +10660,7 @@ export const dbc = $root.dbc = (() => {
                                 d.ownerSignature = $util.newBuffer(d.ownerSignature);
                         }
                         d.pricingVersion = 0;
+                        d.batchReceipts = false;
                     }
                     if (m.taskId != null && $Object.hasOwnProperty.call(m, "taskId")) {
                         d.taskId = o.bytes === $String ? $util.base64.encode(m.taskId, 0, m.taskId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.taskId) : m.taskId;
@@ -10635,6 +10703,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.pricingVersion != null && $Object.hasOwnProperty.call(m, "pricingVersion")) {
                         d.pricingVersion = m.pricingVersion;
+                    }
+                    if (m.batchReceipts != null && $Object.hasOwnProperty.call(m, "batchReceipts")) {
+                        d.batchReceipts = m.batchReceipts;
                     }
                     return d;
                 };

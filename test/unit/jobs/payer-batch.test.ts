@@ -1,0 +1,96 @@
+// Batch-signed receipts (SignedReceipt.batch: one provider signature over the results of one
+// lease write) at the payer: the signature is checked once for the batch, every receipt is still
+// checked alone (its hash in the signed batch, its amount, ids, provider) and paid once; a receipt
+// that was not among those signed is refused though it carries the batch and its signature.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { randomBytes } from 'node:crypto'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { openStore } from '../../../src/store/db.js'
+import { PaymentStore } from '../../../src/jobs/payment-store.js'
+import { JobPayer } from '../../../src/jobs/payer.js'
+import { dbc } from '../../../src/wire/gen/wire.js'
+import { buildReceipt, signReceiptBatch } from '../../../src/core/settlement/receipt.js'
+import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
+import { voucherTypedData } from '../../../src/core/settlement/voucher.js'
+import { nodeSuite } from '../../../src/crypto/suite.js'
+
+const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
+const payerKey = privateKeyToAccount(generatePrivateKey())
+const enc = new TextEncoder()
+const jobId = 'ce'.repeat(16)
+const jobIdBytes = Uint8Array.from(Buffer.from(jobId, 'hex'))
+const secretKey = new Uint8Array(randomBytes(32))
+const peer = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
+const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`
+
+function usage (index: number): { bytes: Uint8Array, taskId: Uint8Array, amount: bigint } {
+  const taskId = enc.encode(`${jobId}:${index}:1`)
+  const r = buildReceipt({ jobId: jobIdBytes, taskId, provider: peer, consumer: new Uint8Array(34), usage: { wallMs: 500, cpuMs: 500, gpuSeconds: 0, bytesIn: 0, bytesOut: 0 }, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, startedAt: 1, finishedAt: 2, outputHash: new Uint8Array(32), payoutAddress: payout })
+  return { bytes: dbc.receipt.v1.UsageReceipt.encode(r).finish(), taskId, amount: BigInt(r.amount) }
+}
+
+function setup (): JobPayer {
+  const payer = new JobPayer({ jobId, jobIdBytes, payerAddress: payerKey.address, store: new PaymentStore(openStore(':memory:')), gpus: 0, cores: 1, timeoutMs: 60_000, sign: async (v) => await payerKey.signTypedData(voucherTypedData(v, domain)) })
+  payer.addPayee('A', { payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: peer })
+  return payer
+}
+
+/** A batch of n receipts signed at once, as pay inputs. */
+function batch (from: number, n: number): { inputs: Array<Parameters<JobPayer['precheck']>[0]>, amounts: bigint[], signed: dbc.receipt.v1.SignedReceipt[] } {
+  const us = Array.from({ length: n }, (_, k) => usage(from + k))
+  const signed = signReceiptBatch(us.map(u => u.bytes), m => nodeSuite.sign(secretKey, m))
+  return { inputs: signed.map((s, k) => ({ provider: 'A', key: `${from + k}:1`, receipt: dbc.receipt.v1.SignedReceipt.encode(s).finish(), taskId: us[k].taskId, measuredMs: 1000 })), amounts: us.map(u => u.amount), signed }
+}
+
+/** Counts node:crypto's Ed25519 checks (the thread pool's and the synchronous ones). */
+async function counting<T> (fn: () => Promise<T> | T): Promise<{ out: T, async: number, sync: number }> {
+  const { verify, verifyAsync } = nodeSuite
+  const n = { async: 0, sync: 0 }
+  nodeSuite.verify = (k, m, s) => { n.sync++; return verify(k, m, s) }
+  if (verifyAsync !== undefined) nodeSuite.verifyAsync = (k, m, s, cb) => { n.async++; verifyAsync(k, m, s, cb) }
+  try { return { out: await fn(), ...n } } finally { nodeSuite.verify = verify; nodeSuite.verifyAsync = verifyAsync }
+}
+
+test('a batch of four: its signature is checked once, each receipt paid in full, once', async () => {
+  const payer = setup()
+  const b = batch(0, 4)
+  const { out, async, sync } = await counting(async () => {
+    for (const i of b.inputs) await payer.precheck(i)
+    return payer.payMany(b.inputs)
+  })
+  assert.is(async + sync, 1, 'one Ed25519 check for the four receipts')
+  assert.equal(out.map(o => o.payable), b.amounts)
+  assert.ok(out.every(o => o.recorded))
+  assert.ok(payer.payMany(b.inputs).every(o => !o.recorded), 'paid once')
+})
+
+test('not checked ahead: the transaction verifies the batch once, not per receipt', async () => {
+  const payer = setup()
+  const b = batch(10, 3)
+  const { out, sync } = await counting(() => payer.payMany(b.inputs))
+  assert.is(sync, 1)
+  assert.equal(out.map(o => o.payable), b.amounts)
+})
+
+test('a receipt not among those signed is refused under the batch\'s signature; a forged batch signature pays nothing', async () => {
+  const payer = setup()
+  const b = batch(20, 2)
+  for (const i of b.inputs) await payer.precheck(i)
+  // another receipt of this provider's, carrying the good batch and signature
+  const extra = usage(30)
+  const smuggled = dbc.receipt.v1.SignedReceipt.encode({ receipt: extra.bytes, signature: b.signed[0].signature, batch: b.signed[0].batch }).finish()
+  const x = { provider: 'A', key: '30:1', receipt: smuggled, taskId: extra.taskId, measuredMs: 1000 }
+  await payer.precheck(x)
+  const [o] = payer.payMany([x])
+  assert.is(o.payable, 0n)
+  assert.match(o.reason ?? '', /not in the batch/)
+  const bad = batch(40, 2)
+  const sig = bad.signed[0].signature.slice(); sig[3] ^= 1
+  const forged = bad.signed.map((s, k) => ({ ...bad.inputs[k], receipt: dbc.receipt.v1.SignedReceipt.encode({ receipt: s.receipt, signature: sig, batch: s.batch }).finish() }))
+  for (const i of forged) await payer.precheck(i)
+  assert.ok(payer.payMany(forged).every(r => r.payable === 0n && /signature does not verify/.test(r.reason ?? '')))
+  assert.equal(payer.payMany(b.inputs).map(r => r.payable), b.amounts, 'the honest batch still pays')
+})
+
+test.run()
