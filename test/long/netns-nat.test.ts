@@ -1,9 +1,10 @@
 // Long variant of the real-NAT tests (npm run test:long; the quick one is
 // test/integration/netns-nat-relay.test.ts): two providers behind two NATs, two relays, a
 // public and a NATed submitter (test/netns/nat-scenarios.ts).
-//  1. training over the two NATed providers, 24 rounds: ~240 KB a round between the members is
-//     more than one relayed connection carries (4 MiB), so fresh relayed connections take over
-//     mid-job; every round has both members and drops none;
+//  1. training over the two NATed providers, 48 rounds: ~119 KB a round from each member to the
+//     other (2.85 MB in 24 rounds, measured in session 15: the 24 rounds this test ran before no
+//     longer filled one relayed connection's 4 MiB, and it failed on the unchanged code too), ~5.7 MB
+//     in 48: fresh relayed connections take over mid-job; every round has both members and drops none;
 //  2. grid jobs from the public submitter (the providers may dial it through their NATs) and
 //     from the NATed submitter (relays only): every task correct, billed once, routes printed;
 //  3. relay1 killed (SIGKILL) mid-job under the NATed submitter's 60 tasks: every task completes
@@ -26,8 +27,8 @@ test.after(async () => {
   assert.equal(net?.t.remaining() ?? [], [], 'every namespace of the NAT topology is gone')
 })
 
-test('24 training rounds across two NATs: fresh relayed connections take over, no round drops a member', async () => {
-  const { routes } = await trainAcrossNat(net, net.submitter!, 24)
+test('48 training rounds across two NATs: fresh relayed connections take over, no round drops a member', async () => {
+  const { routes } = await trainAcrossNat(net, net.submitter!, 48)
   const between = routes.filter(r => r.member.startsWith('provider') && r.to.startsWith('provider'))
   assert.ok(between.some(r => r.freshRelayed >= 1), `a used-up relayed connection was replaced: ${JSON.stringify(between)}`)
 })

@@ -180,7 +180,7 @@ export async function trainAcrossNat (net: NatNet, coordinator: NatNode, rounds:
   assert.equal(history.map(h => h.round), Array.from({ length: rounds }, (_, i) => i), 'every round ran once')
   for (const h of history) {
     assert.equal([...h.members].sort(), [...peers].sort(), `round ${String(h.round)} had both NATed members: ${JSON.stringify(history.map(x => ({ round: x.round, members: x.members.length, dropped: x.dropped, roundMs: x.roundMs, deadlineMs: x.deadlineMs })))}; refusals ${JSON.stringify(j.refusals)}`)
-    assert.equal(h.dropped, [], `round ${String(h.round)} dropped nobody`)
+    assert.equal(h.dropped, [], `round ${String(h.round)} dropped nobody: ${JSON.stringify(history.map(x => ({ round: x.round, dropped: x.dropped.length, roundMs: Math.round(x.roundMs), deadlineMs: Math.round(x.deadlineMs), bytes: x.bytesSent })))}\n${providers.map(p => `${p.name}:\n${String(p.log ?? '').split('\n').slice(-40).join('\n')}`).join('\n')}`)
   }
   const routes: TrainRoutes[] = []
   const nameOf = (id: string): string => [...net.relays, submitter, ...providers].find(n => n.peerId === id)?.name ?? id
