@@ -203,14 +203,21 @@ test('a provider node works only against escrow on its chain and stops when the 
     const after = await run(square, OK_MS)
     assert.is(after.ok, true, after.error ?? '')
 
-    // 7. the fuzzer's voucher cases: garbage, another payee, a made-up job: each sender charged
+    // 7. the fuzzer's voucher cases: garbage and another payee: each sender charged; a made-up job
+    // is declined VOUCHER_UNKNOWN_JOB before any chain read and not charged (review s14 L7: an honest
+    // payer's voucher for a row evicted here reads the same)
     const probes = (await runHostileProbes({ target: { peerId: prov.peerId, addr: prov.addrs[0] }, protocols: [TASK] })).filter(p => p.name.startsWith('voucher-'))
     assert.is(probes.length, 3)
     for (const p of probes) assert.match(p.reply, p.replyPattern ?? /./, `${p.name}: ${p.reply}`)
+    const mustCharge = probes.filter(p => p.charge === 'must')
+    assert.is(mustCharge.length, 2, JSON.stringify(probes.map(p => [p.name, p.charge])))
     await waitFor('the voucher probes charged', async () => {
       const pen = await penalized(prov)
-      return probes.every(p => pen.has(p.peerId) || p.disconnected) ? true : undefined
+      return mustCharge.every(p => pen.has(p.peerId) || p.disconnected) ? true : undefined
     }, 15_000)
+    const unknownJob = probes.find(p => p.charge === 'no')
+    assert.ok(unknownJob !== undefined && /VOUCHER_UNKNOWN_JOB/.test(unknownJob.reply), JSON.stringify(unknownJob))
+    assert.not.ok((await penalized(prov)).has(unknownJob.peerId), 'a voucher for a job never run here is declined, not charged')
     open.framed.abort(new Error('done'))
   } finally {
     await Promise.all([submitter.host.stop(), forger.host.stop(), thief.host.stop()].map(async p => await Promise.resolve(p).catch(() => {})))
