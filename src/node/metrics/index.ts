@@ -114,7 +114,7 @@ export function createNodeMetrics (sources: MetricsSources, registry = new Regis
   gauge('dbc_webrtc_inbound_attempts', 'Inbound WebRTC signalling attempts in flight now', [], set => { const w = sources.webrtc?.(); if (w !== undefined) set({}, w.attemptsInFlight) })
 
   // the rest comes from subsystems, each present or not
-  mirror('dbc_envelope_events_total', 'Sealed envelopes by event (sent, delivered, failed, received, duplicates, relayed, rejected)', ['event'], set => {
+  mirror('dbc_envelope_events_total', 'Envelopes by event (sent, delivered, failed, received, duplicates, relayed, rejected, relayedJunk; unsealedSent and unsealedReceived: direct copies that went without the envelope seal, on /dbc/relay/1.1.0)', ['event'], set => {
     for (const [k, v] of Object.entries(node().envelopes ?? {})) set({ event: k }, v)
   })
   mirror('dbc_membership_events_total', 'Membership gossip by event (sent, received, sendFailures, announcements, shuffles)', ['event'], set => {
