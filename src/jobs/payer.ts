@@ -6,7 +6,7 @@
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual, ed25519KeyFromPeerIdBytes } from '../core/identity/index.js'
-import { isReceiptBatchMessage, receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
+import { receiptBatchCount, receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
@@ -90,7 +90,7 @@ export class JobPayer {
    * bytes: the provider key and message they were checked against. check() takes an entry only for
    * the very same key, message and signature bytes, then drops it; anything else is verified there.
    */
-  private readonly prechecked = new Map<string, { key: Uint8Array, message: Uint8Array }>()
+  private readonly prechecked = new Map<string, { key: Uint8Array, message: Uint8Array, uses: number }>()
 
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
@@ -208,11 +208,18 @@ export class JobPayer {
     return true
   }
 
-  private keep (key: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+  /**
+   * Keeps a good signature for check(): one receipt's for its one use, a batch's for each receipt
+   * it lists (`used`: those already checked), then it goes; PRECHECKED_MAX bounds them all (a
+   * provider's batch may list receipts it never hands in).
+   */
+  private keep (key: Uint8Array, message: Uint8Array, signature: Uint8Array, used = 0): void {
     const id = sigId(signature)
     if (this.prechecked.has(id)) return
+    const uses = Math.max(1, receiptBatchCount(message)) - used
+    if (uses <= 0) return
     if (this.prechecked.size >= PRECHECKED_MAX) this.prechecked.delete(this.prechecked.keys().next().value as string)
-    this.prechecked.set(id, { key, message })
+    this.prechecked.set(id, { key, message, uses })
   }
 
   /**
@@ -224,14 +231,16 @@ export class JobPayer {
       const id = sigId(signature)
       const hit = this.prechecked.get(id)
       if (hit !== undefined) {
-        // a batch's signature stays kept for the batch's other receipts (PRECHECKED_MAX bounds them all)
-        if (!isReceiptBatchMessage(hit.message)) this.prechecked.delete(id)
-        if (bytesEqual(hit.key, key) && bytesEqual(hit.message, message)) return true
+        const same = bytesEqual(hit.key, key) && bytesEqual(hit.message, message)
+        // one receipt's entry goes at its use; a batch's stays for the batch's other receipts and
+        // goes once each used it (it stayed for the payer's life, which is the daemon's: review16b)
+        if (receiptBatchCount(hit.message) === 0 || (same && --hit.uses <= 0)) this.prechecked.delete(id)
+        if (same) return true
       }
     }
     if (!nodeSuite.verify(key, message, signature)) return false
-    // a batch's signature checked here is kept for the batch's other receipts
-    if (isReceiptBatchMessage(message)) this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature))
+    // a batch's signature checked here is kept for the batch's other receipts (this one used it)
+    if (receiptBatchCount(message) > 0) this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature), 1)
     return true
   }
 

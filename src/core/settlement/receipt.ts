@@ -105,6 +105,11 @@ export function isReceiptBatchMessage (message: Uint8Array): boolean {
   return true
 }
 
+/** How many receipt hashes a batch's message (receiptBatchMessage) lists; 0 for one receipt's own bytes. */
+export function receiptBatchCount (message: Uint8Array): number {
+  return isReceiptBatchMessage(message) ? Math.floor((message.length - BATCH_DOMAIN.length) / 32) : 0
+}
+
 /**
  * Signs several encoded receipts with one signature (the provider's lease writer: the results of
  * one write). Each SignedReceipt carries every receipt's hash, so it checks alone; one receipt

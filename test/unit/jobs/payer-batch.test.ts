@@ -93,4 +93,26 @@ test('a receipt not among those signed is refused under the batch\'s signature; 
   assert.equal(payer.payMany(b.inputs).map(r => r.payable), b.amounts, 'the honest batch still pays')
 })
 
+/** Signatures the payer keeps for later checks (its precheck cache: bounded, and emptied as used). */
+const keptOf = (payer: JobPayer): number => (payer as unknown as { prechecked: Map<string, unknown> }).prechecked.size
+
+test('a batch\'s kept signature goes once each of its receipts used it: a paid job keeps none (review16b)', async () => {
+  // checked ahead (precheck), and not (the transaction verifies the first receipt of each batch)
+  for (const ahead of [true, false]) {
+    const payer = setup()
+    for (let b = 0; b < 50; b++) {
+      const x = batch(100 + b * 4, 4)
+      if (ahead) for (const i of x.inputs) await payer.precheck(i)
+      assert.equal(payer.payMany(x.inputs).map(o => o.payable), x.amounts)
+    }
+    assert.is(keptOf(payer), 0, `ahead ${String(ahead)}: every batch's receipts were paid, its signature is no longer kept`)
+  }
+  // one receipt of a batch paid in two steps: the signature stays for the second, then goes
+  const payer = setup()
+  const x = batch(400, 3)
+  const { sync } = await counting(() => { payer.payMany(x.inputs.slice(0, 1)); payer.payMany(x.inputs.slice(1)) })
+  assert.is(sync, 1, 'the batch is still verified once')
+  assert.is(keptOf(payer), 0)
+})
+
 test.run()
