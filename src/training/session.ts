@@ -459,6 +459,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
           for (const d of o.dropped) if (this.ranks.has(d)) this.droppedMembers.add(d)
           for (const m of c.currentMembers) this.droppedMembers.delete(m)
           for (const m of c.joiningMembers) this.droppedMembers.delete(m)
+          // once replacements brought the group back to its size, a dropped member is not waited for:
+          // told the job is over for it (its worker stops, its slot frees) and no longer held (review16a L5)
+          if (this.droppedMembers.size > 0 && c.currentMembers.length + c.joiningMembers.length >= this.spec.groupSize) {
+            for (const d of this.droppedMembers) this.init.transport.send(d, { finish: { jobId: this.jobId, round: o.round, sendModel: false, reason: 'replaced in the group' } })
+            this.droppedMembers.clear()
+          }
           if (o.stateDigest !== undefined && !c.done) this.requestCheckpoint(o.round + 1, o.stateDigest, o.agreedBy)
           this.emit('progress', p)
           this.growBack()

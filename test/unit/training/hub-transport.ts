@@ -7,6 +7,7 @@ import { TrainingTransport, encodeTrainingMessage, decodeTrainingMessage, type T
 export class HubTransport extends TrainingTransport {
   hub: HubTransport[] = []
   delayMs = 0
+  secretKey = new Uint8Array(32)
   override async start (): Promise<void> {}
   override async stop (): Promise<void> {}
   override async addressesOf (): Promise<string[]> { return [] }
@@ -24,7 +25,10 @@ export class HubTransport extends TrainingTransport {
 
 /** A new transport on `hub` (a fresh identity), delivering after `delayMs`. */
 export async function hubTransport (hub: HubTransport[], delayMs = 0): Promise<HubTransport> {
-  const t = new HubTransport({ peerId: peerIdFromPrivateKey(await generateKeyPair('Ed25519')) } as unknown as TrainingHost)
+  const key = await generateKeyPair('Ed25519')
+  const t = new HubTransport({ peerId: peerIdFromPrivateKey(key) } as unknown as TrainingHost)
+  // the identity's 32-byte secret (a member signs the state it hands a joiner: stateSigner(t.secretKey))
+  t.secretKey = key.raw.subarray(0, 32)
   t.hub = hub
   t.delayMs = delayMs
   hub.push(t)
