@@ -28,7 +28,7 @@ export async function hubTransport (hub: HubTransport[], delayMs = 0): Promise<H
   const key = await generateKeyPair('Ed25519')
   const t = new HubTransport({ peerId: peerIdFromPrivateKey(key) } as unknown as TrainingHost)
   // the identity's 32-byte secret (a member signs the state it hands a joiner: stateSigner(t.secretKey))
-  t.secretKey = key.raw.subarray(0, 32)
+  t.secretKey = Uint8Array.from(key.raw.subarray(0, 32))
   t.hub = hub
   t.delayMs = delayMs
   hub.push(t)
