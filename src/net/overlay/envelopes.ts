@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { guardedHandle } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { DbcError } from '../../errors.js'
-import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
+import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, NONCE_BYTES, TAG_BYTES } from '../../crypto/envelope.js'
 import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, directFrameAround, setFrameIds } from '../../crypto/envelope-codec.js'
 import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
 import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
@@ -28,6 +28,21 @@ import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions
 export { RELAY_PROTOCOL, RELAY_PROTOCOL_UNSEALED, sealsEndToEnd } from './relay-protocols.js'
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
+
+/** varint bytes of n (n < 2^35) */
+const varintBytes = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+/**
+ * The encoded size of `env`'s relayed copy: the same message sealed (an unsealed one's clear
+ * payload becomes a nonce and a ciphertext 16 bytes longer) and signed (64 bytes and their field).
+ */
+function relayedSizeOf (env: dbc.envelope.v1.Envelope): number {
+  let size = encodedEnvelopeSize(env)
+  if (isUnsealed(env)) {
+    const p = env.payload.length
+    size += -(p > 0 ? 1 + varintBytes(p) + p : 0) + (2 + NONCE_BYTES) + (1 + varintBytes(p + TAG_BYTES) + p + TAG_BYTES)
+  }
+  return env.signature.length === 0 ? size + 2 + 64 : size
+}
 
 /**
  * A message of ours in flight: the envelope (a direct copy's frame is written from it) and,
@@ -195,7 +210,9 @@ export class EnvelopeService {
         directFrame = this.placedFrame
       } finally { this.placedFrame = undefined }
     }
-    const size = encodedEnvelopeSize(env)
+    // the limit is the relayed copy's (sealed and signed), not the direct copy's as built: relays
+    // and the recipient refuse a larger one as oversized and charge us for it (review16b)
+    const size = relayedSizeOf(env)
     if (size > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${size} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
     const id = toHex(env.messageId)
     const { paths, spares } = this.choosePaths(toStr, opts)
