@@ -91,6 +91,8 @@ export class JobPayer {
    * the very same key, message and signature bytes, then drops it; anything else is verified there.
    */
   private readonly prechecked = new Map<string, { key: Uint8Array, message: Uint8Array, uses: number }>()
+  /** Signature checks running in the thread pool (precheck), by signature: at most one each. */
+  private readonly verifying = new Map<string, Promise<boolean>>()
 
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
@@ -190,10 +192,18 @@ export class JobPayer {
     if (key === undefined || signature.length !== 64) return
     const id = sigId(signature)
     if (this.prechecked.has(id)) return
+    // a batch's receipts come in together (one lease write's results, settled in one step): the
+    // others wait for the check already running for its signature instead of each running their
+    // own (review16b); check() then finds it kept (or, for other bytes, verifies them itself)
+    const running = this.verifying.get(id)
+    if (running !== undefined) { await running; return }
     // copies (decoded fields are Buffer views into the input, and a Buffer's slice() is a view too):
     // the entry must hold the bytes that were checked, whatever later happens to the input's
     const k = new Uint8Array(key); const m = new Uint8Array(message); const sig = new Uint8Array(signature)
-    const ok = await new Promise<boolean>(resolve => { verifyAsync(k, m, sig, resolve) })
+    const verifying = new Promise<boolean>(resolve => { verifyAsync(k, m, sig, resolve) })
+    this.verifying.set(id, verifying)
+    let ok: boolean
+    try { ok = await verifying } finally { this.verifying.delete(id) }
     if (ok) this.keep(k, m, sig)
   }
 

@@ -115,4 +115,21 @@ test('a batch\'s kept signature goes once each of its receipts used it: a paid j
   assert.is(keptOf(payer), 0)
 })
 
+test('a batch\'s receipts checked ahead at once (one lease write\'s results): one Ed25519 check, not one each (review16b)', async () => {
+  const payer = setup()
+  const b = batch(500, 4)
+  const { out, async, sync } = await counting(async () => {
+    await Promise.all(b.inputs.map(async i => await payer.precheck(i)))
+    return payer.payMany(b.inputs)
+  })
+  assert.is(async + sync, 1, `${async} checks ahead, ${sync} in the transaction`)
+  assert.equal(out.map(o => o.payable), b.amounts)
+  // a forged batch signature checked at once: refused for each receipt, nothing kept
+  const bad = batch(600, 3)
+  const sig = bad.signed[0].signature.slice(); sig[5] ^= 1
+  const forged = bad.signed.map((s, k) => ({ ...bad.inputs[k], receipt: dbc.receipt.v1.SignedReceipt.encode({ receipt: s.receipt, signature: sig, batch: s.batch }).finish() }))
+  await Promise.all(forged.map(async i => await payer.precheck(i)))
+  assert.ok(payer.payMany(forged).every(r => r.payable === 0n && /signature does not verify/.test(r.reason ?? '')))
+})
+
 test.run()
