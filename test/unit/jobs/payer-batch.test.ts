@@ -10,7 +10,8 @@ import { openStore } from '../../../src/store/db.js'
 import { PaymentStore } from '../../../src/jobs/payment-store.js'
 import { JobPayer } from '../../../src/jobs/payer.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
-import { buildReceipt, signReceiptBatch } from '../../../src/core/settlement/receipt.js'
+import { buildReceipt, signReceiptBatch, receiptSignedBytes } from '../../../src/core/settlement/receipt.js'
+import { nodeSha256 } from '../../../src/crypto/hash.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
 import { voucherTypedData } from '../../../src/core/settlement/voucher.js'
 import { nodeSuite } from '../../../src/crypto/suite.js'
@@ -130,6 +131,22 @@ test('a batch\'s receipts checked ahead at once (one lease write\'s results): on
   const forged = bad.signed.map((s, k) => ({ ...bad.inputs[k], receipt: dbc.receipt.v1.SignedReceipt.encode({ receipt: s.receipt, signature: sig, batch: s.batch }).finish() }))
   await Promise.all(forged.map(async i => await payer.precheck(i)))
   assert.ok(payer.payMany(forged).every(r => r.payable === 0n && /signature does not verify/.test(r.reason ?? '')))
+})
+
+test('a budget\'s bills (verifyNow, one per result) check a batch\'s signature once, and its payments then check nothing (review16b)', async () => {
+  const payer = setup()
+  const b = batch(700, 4)
+  const message = (s: dbc.receipt.v1.SignedReceipt): Uint8Array => { const r = receiptSignedBytes(s, nodeSha256); if (!r.ok) throw new Error(r.reason); return r.message }
+  const { out, async, sync } = await counting(async () => {
+    for (const s of b.signed) assert.ok(payer.verifyNow(ed25519PublicKey(secretKey), message(s), s.signature))
+    for (const i of b.inputs) await payer.precheck(i)
+    return payer.payMany(b.inputs)
+  })
+  assert.is(async + sync, 1, `${sync} synchronous checks, ${async} ahead`)
+  assert.equal(out.map(o => o.payable), b.amounts)
+  // another message under that signature is still verified (and refused)
+  const other = batch(720, 2)
+  assert.not.ok(payer.verifyNow(ed25519PublicKey(secretKey), message(other.signed[0]), b.signed[0].signature))
 })
 
 test.run()
