@@ -64,7 +64,7 @@ test('capability query from every host lists providers nearest-first', async () 
   }
 })
 
-test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers; makespan and per-copy times', async () => {
+test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers; makespan not worse than random (per-copy times printed)', async () => {
   const tasks = 200
   // warm-up: the first job after the daemons start pays for V8 compiling the job path, the store's
   // first writes and the code sent to each provider (it ran geo-aware, cold, against a warm random
@@ -100,6 +100,8 @@ test('geo-aware placement: 200 tasks from Frankfurt; work goes to near providers
   const run2 = await runSquaresJob(c, fra, tasks)
   assert.is(run2.status.status, 'finished')
   assert.is(random2.status.status, 'finished')
+  assert.equal(checkSquares(run2, tasks), [])
+  assert.equal(checkSquares(random2, tasks), [])
   // per-copy round trips of both pairs, printed, not asserted: a copy's time includes its wait in
   // the provider's queue (copies go ahead of free slots), so a plan that puts more on the near
   // providers queues more there; and the runner hands a lease that emptied its queue copies queued
