@@ -12,7 +12,7 @@
 // `pubNet: '7.77.0'` gives it addresses libp2p's isPrivate treats as public (netns-dcutr.test.ts).
 // Control API calls go through a small plain-JS client run inside the namespace.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, rmSync, existsSync, mkdirSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { anvilBinary } from '../../src/chain/anvil.js'
@@ -136,7 +136,13 @@ export class NatTopology {
   exec (ns: string, argv: string[], label: string, onOut?: (s: string) => void, env: Record<string, string> = {}): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env, ...env } })
     this.procs.push(child)
-    const on = (d: Buffer): void => { onOut?.(`[${label}] ${d.toString()}`) }
+    // NAT_LOG_DIR=dir keeps each process's whole output in dir/<label>.log (with DEBUG=dbc:*: the daemons' debug lines)
+    const logDir = process.env.NAT_LOG_DIR
+    if (logDir !== undefined && logDir !== '') mkdirSync(logDir, { recursive: true })
+    const on = (d: Buffer): void => {
+      onOut?.(`[${label}] ${d.toString()}`)
+      if (logDir !== undefined && logDir !== '') appendFileSync(join(logDir, `${label}.log`), d)
+    }
     child.stdout?.on('data', on); child.stderr?.on('data', on)
     return child
   }
