@@ -261,7 +261,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       announce: init.announce ?? [],
       ...(init.announceRelayedOnly === true ? { announceFilter: relayedOnly } : {})
     },
-    transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, backoff, c => { components = c })] : []), circuitRelayTransport()],
+    transports: [tcp(), ...(useWebRTC && typeof webRTC === 'function' ? [boundedWebRTC(webRTC, init.webrtc?.iceServers ?? (() => []), admission, backoff, c => { components = c })] : []), withComponents(circuitRelayTransport(), c => { components ??= c })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     peerDiscovery,
@@ -298,9 +298,26 @@ export async function createHost (init: HostInit): Promise<Host> {
   webrtcAdmissions.set(host, admission)
   webrtcBackoffs.set(host, backoff)
   const tm = components?.transportManager
-  if (tm !== undefined) webrtcDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
+  if (tm !== undefined && useWebRTC) webrtcDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
+  if (tm !== undefined) relayedDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
   return host
 }
+
+/** The transport factory `make`, telling `seen` the components libp2p gives it (the transport manager). */
+function withComponents<C, T> (make: (components: C) => T, seen: (components: any) => void): (components: C) => T {
+  return (components: C) => { seen(components); return make(components) }
+}
+
+const relayedDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>>()
+/**
+ * Dials a `/p2p/RELAY/p2p-circuit/p2p/PEER` address on the relay transport, not libp2p's dial
+ * queue: a dial to a peer that has only limited connections is never satisfied by them, so
+ * libp2p queues one, and the queue joins every later dial to the same peer (forced or not)
+ * onto it, which tries the peer's private address first and waits out its 6 s address timeout
+ * behind a NAT (session 15: a used-up relayed connection took ~5 s to replace, rounds lost).
+ * Tracked like any connection (the upgrader announces it). Undefined: a host not made here.
+ */
+export function relayedDialerOf (host: Host): ((ma: Multiaddr, signal: AbortSignal) => Promise<Connection>) | undefined { return relayedDials.get(host) }
 
 const webrtcDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>>()
 /**

@@ -15,6 +15,15 @@ import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, type TrainingHost } from './tra
 
 const log = logger('dbc:training:transport')
 
+/**
+ * A relayed connection with room for fewer frames than this (each with its reply allowance) gets
+ * its successor opened ahead of need; at ~100 KB frames that is ~1 MB of a 4 MiB budget, a few
+ * rounds: time for a dial through the relay on a loaded host.
+ */
+export const PREOPEN_NEEDS = 8
+/** A relayed connection this close to RELAYED_MAX_AGE_MS gets its successor opened ahead of need too. */
+export const PREOPEN_AGE_MS = 30_000
+
 /** A frame waiting to be written, and the routing of its job. */
 export interface Queued { bytes: Uint8Array | Uint8ArrayList, mode: TrainingRouting }
 
@@ -46,6 +55,8 @@ export class PeerStreams {
   private readonly overlayWaitMs: number
   /** Picks connections that fit (relay limits, DCUtR on first contact); absent for a host without dial/events (test doubles). */
   private routeBook: RouteBook | undefined
+  /** Peers a fresh relayed connection is being opened to ahead of need (preopen). */
+  private readonly preopening = new Set<string>()
 
   constructor (private readonly d: PeerStreamsInit) {
     this.host = d.host
@@ -130,8 +141,37 @@ export class PeerStreams {
     const left = limitBytesLeft(c)
     if (left === undefined) return true
     if (this.host.getConnections(c.remotePeer).some(x => x.status === 'open' && x.limits === undefined)) return false
-    if (Date.now() - c.timeline.open > RELAYED_MAX_AGE_MS) return false
-    return left >= wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
+    const age = Date.now() - c.timeline.open
+    if (age > RELAYED_MAX_AGE_MS) return false
+    const need = wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
+    if (left >= need && (left < need * PREOPEN_NEEDS || age > RELAYED_MAX_AGE_MS - PREOPEN_AGE_MS)) this.preopen(c, need)
+    return left >= need
+  }
+
+  /**
+   * Opens the fresh relayed connection that will replace `used` while `used` still has room (a
+   * dial through a relay takes a few hundred ms on a loaded host: frames waiting for it missed
+   * their round). Once per peer at a time; not when another relayed connection to the peer
+   * already has more room than `used`. The next frame that does not fit `used`
+   * finds it (the route book takes the relayed connection with the most room).
+   */
+  private preopen (used: Connection, need: number): void {
+    const book = this.routeBook
+    const peer = used.remotePeer
+    const id = peer.toString()
+    if (book === undefined || this.preopening.has(id) || !this.started) return
+    // one spare: a relayed connection to the peer with more room than `used` (ours, or one the
+    // peer or another protocol opened); a small relay budget (below PREOPEN_NEEDS frames) would
+    // otherwise have every frame dial one more
+    const room = (limitBytesLeft(used) ?? 0) + need
+    const young = (x: Connection): boolean => Date.now() - x.timeline.open <= RELAYED_MAX_AGE_MS - PREOPEN_AGE_MS
+    if (this.host.getConnections(peer).some(x => x !== used && x.status === 'open' && (limitBytesLeft(x) ?? Infinity) >= room && young(x))) return
+    this.preopening.add(id)
+    log('the relayed connection %s to %s has %s bytes left: a fresh one opens ahead of need', used.id, id, String(limitBytesLeft(used)))
+    book.freshRelayed(peer, used, AbortSignal.timeout(15_000)).then(
+      conn => { log('a fresh relayed connection %s to %s is ready (%s bytes)', conn.id, id, String(limitBytesLeft(conn))) },
+      (err: Error) => { log('no fresh relayed connection to %s ahead of need: %s', id, err.message) }
+    ).finally(() => { this.preopening.delete(id) })
   }
 
   /** Ends the current stream after what was written on it (the peer reads it to the end). */
@@ -139,6 +179,7 @@ export class PeerStreams {
     const f = o.framed
     const conn = o.conn
     o.framed = undefined
+    if (f !== undefined) log('the stream to %s on connection %s retires (%s bytes left)', conn?.remotePeer.toString(), conn?.id, conn !== undefined ? String(limitBytesLeft(conn)) : '?')
     void f?.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { if (conn !== undefined) closeIfRedundant(this.host, conn, f?.stream) })
   }
 
@@ -155,8 +196,9 @@ export class PeerStreams {
       try {
         if (this.routeBook !== undefined) {
           let conn = await this.routeBook.connectionFor(peer, len, { signal, replyBytes: Math.max(REPLY_ALLOWANCE_BYTES, len) })
-          if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await (this.host as Host).dial(peer, { signal, force: true })
+          if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await this.routeBook.freshRelayed(peer, conn, signal)
           const stream = await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true })
+          log('a stream for a frame of %d bytes to %s opened on connection %s (%s, %s bytes left, previous %s)', len, to, conn.id, conn.remoteAddr.toString(), String(limitBytesLeft(conn)), previous?.id)
           this.routeLog.noteConnection(to, this.routeBook.classify(conn), conn, previous)
           return { stream, conn }
         }

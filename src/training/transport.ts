@@ -278,6 +278,7 @@ export class TrainingTransport {
         try {
           await this.write(bytes.length, async () => { await stream.write(bytes, { signal: AbortSignal.timeout(30_000) }) })
         } catch (err) {
+          log('a frame of %d bytes to %s failed on connection %s: %s', bytes.length, to, o.conn?.id, (err as Error).message)
           stream.abort(err as Error)
           o.framed = undefined
           if (openedFor === bytes) {
@@ -393,6 +394,7 @@ export class TrainingTransport {
           await stream.close({ signal: AbortSignal.timeout(2000) })
         } catch {}
       }
+      log('the stream from %s on connection %s ended: %s', from, connection.id, (err as Error).message)
       framed.abort(err as Error)
     } finally {
       this.inbound.delete(framed)

@@ -7,13 +7,14 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DbcError } from '../../errors.js'
-import { webrtcAdmissionOf, type Host } from '../host.js'
+import { webrtcAdmissionOf, relayedDialerOf, type Host } from '../host.js'
 import type { WebRTCAdmission } from '../../core/routing/webrtc-admission.js'
 import type { RouteKind } from '../../core/scheduler/route-cost.js'
 import type { dbc } from '../../wire/gen/wire.js'
 import type { TaskEnvelopes } from '../overlay/task-envelopes.js'
 import type { OverlayOnlyPeers } from './private-peers.js'
 import { isWebRTC } from '../nat-addr.js'
+import { isRelayed, relayOf, circuitAddrsOf, dialCircuits } from './circuit.js'
 import { WebRTCUpgrade, type WebRTCAttempt } from './webrtc-upgrade.js'
 export { WEBRTC_DIAL_MS } from './webrtc-upgrade.js'
 
@@ -90,20 +91,7 @@ export function wireBytes (bytes: number): number {
   return Math.ceil(bytes * 1.05) + 1024
 }
 
-/** A connection through a relay: a /p2p-circuit address, unless WebRTC only signalled through it (`/p2p-circuit/webrtc`: a direct UDP path). */
-export function isRelayed (addr: Multiaddr | string): boolean {
-  const s = addr.toString()
-  return s.includes('/p2p-circuit') && !isWebRTC(s)
-}
-
-/** The relay's peer id in a /p2p-circuit address (the /p2p/ before /p2p-circuit). */
-export function relayOf (addr: Multiaddr | string): string | undefined {
-  const s = addr.toString()
-  const i = s.indexOf('/p2p-circuit')
-  if (i < 0) return undefined
-  const m = /\/p2p\/([^/]+)$/.exec(s.slice(0, i))
-  return m?.[1]
-}
+export { isRelayed, relayOf } from './circuit.js'
 
 export interface RouteBookInit {
   upgradeWaitMs?: number
@@ -130,6 +118,8 @@ export interface RouteBookInit {
   keepConnected?: (peer: string) => boolean
   /** The bound on WebRTC attempts our own take (default: the host's, src/net/host.ts). */
   webrtcAdmission?: WebRTCAdmission
+  /** Dials a circuit address outside libp2p's dial queue (default: the host's, relayedDialerOf). */
+  relayedDial?: (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>
 }
 
 /** How long a provider that no connection reached stays on the overlay before a connection is tried again. */
@@ -145,6 +135,8 @@ export class RouteBook {
   /** Bytes a fresh relayed connection through each relay allowed (its reservation's data limit). */
   private readonly relayBudget = new Map<string, number>()
   private readonly waited = new Set<string>()
+  /** Fresh relayed connections being dialled, per peer (freshRelayed). */
+  private readonly freshDials = new Map<string, Promise<Connection>>()
   /** WebRTC attempts on first relayed contact between two NATed nodes (webrtc-upgrade.ts). */
   private readonly webrtc: WebRTCUpgrade
   /** Providers on the overlay because no connection opened: since when, and why. */
@@ -214,6 +206,20 @@ export class RouteBook {
   }
 
   /**
+   * A relayed connection to `peer` (after first contact) without room for `need`, where a fresh
+   * relayed connection would have it: connectionFor replaces it with one (freshRelayed). A dial
+   * by peer id instead never returns a limited connection and waits on libp2p's queue (seconds);
+   * a message no relayed connection can carry still dials (the peer may be reachable directly).
+   */
+  private usedUp (peer: PeerId, need: number): Connection | undefined {
+    if (!this.waited.has(peer.toString())) return undefined
+    const c = this.best(peer, 0)
+    const relay = c === undefined ? undefined : relayOf(c.remoteAddr)
+    const budget = relay === undefined ? undefined : this.relayBudget.get(relay)
+    return c !== undefined && (budget === undefined || budget >= need) ? c : undefined
+  }
+
+  /**
    * A connection to `peer` that can carry `payloadBytes` out and a reply of `replyBytes`: an
    * unlimited one when there is one; on first contact through a relay, after DCUtR had
    * `upgradeWaitMs` to replace it; else a relayed one with room left, a fresh relayed one when
@@ -222,7 +228,7 @@ export class RouteBook {
   async connectionFor (peer: PeerId, payloadBytes: number, opts: { signal?: AbortSignal, replyBytes?: number } = {}): Promise<Connection> {
     const need = wireBytes(payloadBytes + (opts.replyBytes ?? REPLY_ALLOWANCE_BYTES))
     const id = peer.toString()
-    let conn = this.best(peer, need)
+    let conn = this.best(peer, need) ?? this.usedUp(peer, need)
     if (conn === undefined || (conn.limits !== undefined && (!this.waited.has(id) || this.webrtc.retryDue(id)))) {
       conn ??= await this.host.dial(peer, { signal: opts.signal })
       // first contact through a relay: the provider starts DCUtR once identify ran; give it time.
@@ -246,11 +252,38 @@ export class RouteBook {
         throw new RouteLimitError(`a message of ${payloadBytes} bytes (with its reply, ~${need} on the wire) does not fit a relayed connection through ${relay ?? '?'}, which allows ${budget} bytes`)
       }
       // the relay counts bytes per relayed connection: a new one starts with a full budget
-      conn = await this.host.dial(peer, { signal: opts.signal, force: true })
+      conn = await this.freshRelayed(peer, conn, opts.signal)
       const fresh = limitBytesLeft(conn)
       if (fresh !== undefined && fresh < need) throw new RouteLimitError(`a message of ${payloadBytes} bytes (~${need} on the wire) does not fit a fresh relayed connection (${fresh} bytes allowed)`)
     }
     return conn
+  }
+
+  /**
+   * A new relayed connection to `peer` (the relay counts bytes and time per relayed connection:
+   * a new one has its whole budget), through `used`'s relay first, then the peer's other relays.
+   * Dialled on the relay transport (relayedDialerOf): libp2p's dial queue would join it onto a
+   * pending dial to the peer that tries its unreachable private address first (seconds). A host
+   * without that dialer, or no circuit address that connects: a forced dial.
+   */
+  async freshRelayed (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
+    // one at a time per peer: a frame that no longer fits takes the one opened ahead of need
+    const id = peer.toString()
+    const pending = this.freshDials.get(id)
+    if (pending !== undefined) return await pending
+    const dialling = this.dialFresh(peer, used, signal)
+    this.freshDials.set(id, dialling)
+    try {
+      return await dialling
+    } finally {
+      this.freshDials.delete(id)
+    }
+  }
+
+  private async dialFresh (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
+    const dial = this.init.relayedDial ?? relayedDialerOf(this.host)
+    const fresh = dial === undefined ? undefined : await dialCircuits(dial, await circuitAddrsOf(this.host, peer, used), signal)
+    return fresh ?? await this.host.dial(peer, { signal, force: true })
   }
 
   /**
