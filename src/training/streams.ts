@@ -161,11 +161,17 @@ export class PeerStreams {
     const id = peer.toString()
     if (book === undefined || this.preopening.has(id) || !this.started) return
     // one spare: a relayed connection to the peer with more room than `used` (ours, or one the
-    // peer or another protocol opened); a small relay budget (below PREOPEN_NEEDS frames) would
-    // otherwise have every frame dial one more
+    // peer or another protocol opened), or an idle one (no slices on it yet) with room for a
+    // frame. The idle case matters with a small relay budget (below PREOPEN_NEEDS frames): `used`
+    // may itself be nearly full, and a fresh spare of the same relay never has more room than
+    // it plus a frame, so each frame dialled one more (review16c)
     const room = (limitBytesLeft(used) ?? 0) + need
     const young = (x: Connection): boolean => Date.now() - x.timeline.open <= RELAYED_MAX_AGE_MS - PREOPEN_AGE_MS
-    if (this.host.getConnections(peer).some(x => x !== used && x.status === 'open' && (limitBytesLeft(x) ?? Infinity) >= room && young(x))) return
+    const spare = (x: Connection): boolean => {
+      const left = limitBytesLeft(x) ?? Infinity
+      return left >= room || (left >= need && !x.streams.some(s => s.protocol === ALLREDUCE_PROTOCOL))
+    }
+    if (this.host.getConnections(peer).some(x => x !== used && x.status === 'open' && spare(x) && young(x))) return
     this.preopening.add(id)
     log('the relayed connection %s to %s has %s bytes left: a fresh one opens ahead of need', used.id, id, String(limitBytesLeft(used)))
     book.freshRelayed(peer, used, AbortSignal.timeout(15_000)).then(

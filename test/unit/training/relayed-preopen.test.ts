@@ -67,6 +67,22 @@ test('a small relay budget (room for fewer than PREOPEN_NEEDS frames when fresh)
   streams.close()
 })
 
+test('every relayed connection has the same budget (one relay, room for fewer than PREOPEN_NEEDS frames): the idle spare is enough, no dial per frame (review16c)', async () => {
+  // the connection in use is itself fresh: its room plus a frame is more than any fresh spare of
+  // the same relay can have, so "more room than the one in use plus a frame" never held and each
+  // frame dialled one more relayed connection (each holds a relay circuit for up to 10 min)
+  const used = relayed(NEED * 3)
+  const { streams, dials, finish } = streamsOn([used])
+  const o: Outbox = { queue: [], queuedBytes: 0, pumping: false, conn: used }
+  assert.ok(streams.fits(o, LEN))
+  await tick()
+  finish({ ...relayed(NEED * 3), id: 'spare' })
+  await tick()
+  for (let i = 0; i < 3; i++) { assert.ok(streams.fits(o, LEN)); await tick() }
+  assert.is(dials.length, 1, 'the idle spare (no slices on it) is enough')
+  streams.close()
+})
+
 test('plenty of room: no dial ahead', async () => {
   const used = relayed(NEED * (PREOPEN_NEEDS + 2))
   const { streams, dials } = streamsOn([used])
