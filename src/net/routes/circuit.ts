@@ -51,3 +51,38 @@ export async function dialCircuits (dial: (ma: Multiaddr, signal: AbortSignal) =
   }
   return undefined
 }
+
+/**
+ * New relayed connections (the relay counts bytes and time per relayed connection: a new one has
+ * its whole budget), through the used connection's relay first, then the peer's other relays.
+ * Dialled on the relay transport (`dial`: host.ts relayedDialerOf): libp2p's dial queue would join
+ * the dial onto a pending one to the peer that tries its unreachable private address first
+ * (seconds). One at a time per peer: a frame that no longer fits joins the one opened ahead of
+ * need. No `dial`, or no circuit address that connects: a forced dial by peer id, as before.
+ */
+export class FreshRelayedDials {
+  private readonly pending = new Map<string, Promise<Connection>>()
+
+  constructor (
+    private readonly host: { peerStore: { get: (p: PeerId) => Promise<{ addresses: Array<{ multiaddr: Multiaddr }> }> }, dial: (peer: PeerId, opts: { signal?: AbortSignal, force?: boolean }) => Promise<Connection> },
+    private readonly dial: ((ma: Multiaddr, signal: AbortSignal) => Promise<Connection>) | undefined
+  ) {}
+
+  async open (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
+    const id = peer.toString()
+    const pending = this.pending.get(id)
+    if (pending !== undefined) return await pending
+    const dialling = this.dialOnce(peer, used, signal)
+    this.pending.set(id, dialling)
+    try {
+      return await dialling
+    } finally {
+      this.pending.delete(id)
+    }
+  }
+
+  private async dialOnce (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
+    const fresh = this.dial === undefined ? undefined : await dialCircuits(this.dial, await circuitAddrsOf(this.host, peer, used), signal)
+    return fresh ?? await this.host.dial(peer, { signal, force: true })
+  }
+}

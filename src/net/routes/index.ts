@@ -14,7 +14,7 @@ import type { dbc } from '../../wire/gen/wire.js'
 import type { TaskEnvelopes } from '../overlay/task-envelopes.js'
 import type { OverlayOnlyPeers } from './private-peers.js'
 import { isWebRTC } from '../nat-addr.js'
-import { isRelayed, relayOf, circuitAddrsOf, dialCircuits } from './circuit.js'
+import { isRelayed, relayOf, FreshRelayedDials } from './circuit.js'
 import { WebRTCUpgrade, type WebRTCAttempt } from './webrtc-upgrade.js'
 export { WEBRTC_DIAL_MS } from './webrtc-upgrade.js'
 
@@ -135,8 +135,8 @@ export class RouteBook {
   /** Bytes a fresh relayed connection through each relay allowed (its reservation's data limit). */
   private readonly relayBudget = new Map<string, number>()
   private readonly waited = new Set<string>()
-  /** Fresh relayed connections being dialled, per peer (freshRelayed). */
-  private readonly freshDials = new Map<string, Promise<Connection>>()
+  /** Fresh relayed connections being dialled (freshRelayed). */
+  private readonly fresh: FreshRelayedDials
   /** WebRTC attempts on first relayed contact between two NATed nodes (webrtc-upgrade.ts). */
   private readonly webrtc: WebRTCUpgrade
   /** Providers on the overlay because no connection opened: since when, and why. */
@@ -159,6 +159,7 @@ export class RouteBook {
     this.now = init.now ?? Date.now
     this.init = init
     this.webrtc = new WebRTCUpgrade(host, this.now, init.webrtcAdmission ?? webrtcAdmissionOf(host))
+    this.fresh = new FreshRelayedDials(host, init.relayedDial ?? relayedDialerOf(host))
     host.addEventListener('connection:open', this.onOpen)
   }
 
@@ -259,31 +260,9 @@ export class RouteBook {
     return conn
   }
 
-  /**
-   * A new relayed connection to `peer` (the relay counts bytes and time per relayed connection:
-   * a new one has its whole budget), through `used`'s relay first, then the peer's other relays.
-   * Dialled on the relay transport (relayedDialerOf): libp2p's dial queue would join it onto a
-   * pending dial to the peer that tries its unreachable private address first (seconds). A host
-   * without that dialer, or no circuit address that connects: a forced dial.
-   */
+  /** A new relayed connection to `peer`, through `used`'s relay first (circuit.ts, FreshRelayedDials: one dial per peer at a time). */
   async freshRelayed (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
-    // one at a time per peer: a frame that no longer fits takes the one opened ahead of need
-    const id = peer.toString()
-    const pending = this.freshDials.get(id)
-    if (pending !== undefined) return await pending
-    const dialling = this.dialFresh(peer, used, signal)
-    this.freshDials.set(id, dialling)
-    try {
-      return await dialling
-    } finally {
-      this.freshDials.delete(id)
-    }
-  }
-
-  private async dialFresh (peer: PeerId, used: Connection | undefined, signal?: AbortSignal): Promise<Connection> {
-    const dial = this.init.relayedDial ?? relayedDialerOf(this.host)
-    const fresh = dial === undefined ? undefined : await dialCircuits(dial, await circuitAddrsOf(this.host, peer, used), signal)
-    return fresh ?? await this.host.dial(peer, { signal, force: true })
+    return await this.fresh.open(peer, used, signal)
   }
 
   /**
