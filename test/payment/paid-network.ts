@@ -43,19 +43,7 @@ export async function startPaidNetwork (n: number, preload: Record<number, strin
   await Promise.all(slots.map(async (s, i) => { if (s === undefined) await start(i) }))
   const providers = slots as LocalNode[]
   note('providers up')
-  await waitFor('providers connected to the submitter', async () => {
-    const { peers } = await submitter.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
-    return providers.every(p => peers.some(x => x.peerId === p.peerId)) ? true : undefined
-  })
-  // each provider stakes with its own key when it starts on a local network: redeeming needs it
-  const accounts = new Map<LocalNode, string>()
-  for (const node of [submitter, ...providers]) {
-    const w = await waitFor(`${node.spec.name}'s wallet`, async () => {
-      const w = await node.api.call<{ account: string, stake?: { gpus: number } }>('GET', '/v1/wallet')
-      return node === submitter || (w.stake?.gpus ?? 0) > 0 ? w : undefined
-    })
-    accounts.set(node, w.account.toLowerCase())
-  }
+  const accounts = await connectedAndStaked(submitter, providers)
   note('connected and staked')
   return { net, submitter, providers, accounts }
 }
@@ -64,6 +52,27 @@ export async function startPaidNetwork (n: number, preload: Record<number, strin
  * Runs `body` on a paid network of `n` providers (startPaidNetwork); when it fails, prints every
  * node's log tail before the error goes on; stops the network in the end.
  */
+/**
+ * Waits until every provider is connected to the submitter and has staked (each stakes with its
+ * own key when it starts on a local network: redeeming needs it), except those in `unstaked`
+ * (started `--no-auto-stake`); returns each node's chain account (lower case), the submitter's too.
+ */
+export async function connectedAndStaked (submitter: LocalNode, providers: LocalNode[], unstaked: ReadonlySet<LocalNode> = new Set()): Promise<Map<LocalNode, string>> {
+  await waitFor('providers connected to the submitter', async () => {
+    const { peers } = await submitter.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
+    return providers.every(p => peers.some(x => x.peerId === p.peerId)) ? true : undefined
+  })
+  const accounts = new Map<LocalNode, string>()
+  for (const node of [submitter, ...providers]) {
+    const w = await waitFor(`${node.spec.name}'s wallet`, async () => {
+      const w = await node.api.call<{ account: string, stake?: { gpus: number } }>('GET', '/v1/wallet')
+      return node === submitter || unstaked.has(node) || (w.stake?.gpus ?? 0) > 0 ? w : undefined
+    })
+    accounts.set(node, w.account.toLowerCase())
+  }
+  return accounts
+}
+
 export async function withPaidNetwork (n: number, preload: Record<number, string>, body: (p: PaidNetwork) => Promise<void>): Promise<void> {
   let p: PaidNetwork | undefined
   try {

@@ -5,8 +5,8 @@
 // default (chain.requireStake).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { LocalNetwork, type LocalNode } from '../../demo/network.js'
-import { runTiles, waitFor, PRICE_CPU_HOUR, type PaidNetwork } from './paid-network.js'
+import { LocalNetwork } from '../../demo/network.js'
+import { connectedAndStaked, runTiles, PRICE_CPU_HOUR, type PaidNetwork } from './paid-network.js'
 
 test('an unstaked provider is refused NOT_STAKED and runs nothing; the staked ones run the job', async () => {
   const net = new LocalNetwork()
@@ -20,19 +20,9 @@ test('an unstaked provider is refused NOT_STAKED and runs nothing; the staked on
       net.start({ name: 'unstaked', location: 'Osaka', extra: [...price, '--no-auto-stake'] }, boot, { timeoutMs: 120_000 })
     ])
     const providers = [a, b, unstaked]
-    await waitFor('providers connected to the submitter', async () => {
-      const { peers } = await submitter.api.call<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')
-      return providers.every(p => peers.some(x => x.peerId === p.peerId)) ? true : undefined
-    })
-    const accounts = new Map<LocalNode, string>()
-    for (const node of [submitter, ...providers]) {
-      const w = await waitFor(`${node.spec.name}'s wallet`, async () => {
-        const w = await node.api.call<{ account: string, stake?: { gpus: number } }>('GET', '/v1/wallet')
-        return node === submitter || node === unstaked || (w.stake?.gpus ?? 0) > 0 ? w : undefined
-      })
-      if (node === unstaked) assert.is(w.stake?.gpus ?? 0, 0, 'the --no-auto-stake provider has no stake')
-      accounts.set(node, w.account.toLowerCase())
-    }
+    const accounts = await connectedAndStaked(submitter, providers, new Set([unstaked]))
+    const w = await unstaked.api.call<{ stake?: { gpus: number } }>('GET', '/v1/wallet')
+    assert.is(w.stake?.gpus ?? 0, 0, 'the --no-auto-stake provider has no stake')
     const p: PaidNetwork = { net, submitter, providers, accounts }
     const { jobId, status } = await runTiles(p, { verification: { redundancy: 2, quorum: 2 } })
     assert.is(status.status, 'finished', JSON.stringify(status.summary?.failures ?? status))
