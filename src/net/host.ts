@@ -298,8 +298,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   webrtcAdmissions.set(host, admission)
   webrtcBackoffs.set(host, backoff)
   const tm = components?.transportManager
-  if (tm !== undefined && useWebRTC) webrtcDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
-  if (tm !== undefined) relayedDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
+  if (tm !== undefined) {
+    transportDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
+    if (useWebRTC) webrtcHosts.add(host)
+  }
   return host
 }
 
@@ -308,7 +310,11 @@ function withComponents<C, T> (make: (components: C) => T, seen: (components: an
   return (components: C) => { seen(components); return make(components) }
 }
 
-const relayedDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>>()
+type TransportDial = (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>
+/** Each host's dial on its transport manager (outside libp2p's dial queue): the relayed and WebRTC dialers below. */
+const transportDials = new WeakMap<Host, TransportDial>()
+/** Hosts that run WebRTC (their transport dial also takes `/p2p-circuit/webrtc` addresses). */
+const webrtcHosts = new WeakSet<Host>()
 /**
  * Dials a `/p2p/RELAY/p2p-circuit/p2p/PEER` address on the relay transport, not libp2p's dial
  * queue: a dial to a peer that has only limited connections is never satisfied by them, so
@@ -317,16 +323,15 @@ const relayedDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => P
  * behind a NAT (session 15: a used-up relayed connection took ~5 s to replace, rounds lost).
  * Tracked like any connection (the upgrader announces it). Undefined: a host not made here.
  */
-export function relayedDialerOf (host: Host): ((ma: Multiaddr, signal: AbortSignal) => Promise<Connection>) | undefined { return relayedDials.get(host) }
+export function relayedDialerOf (host: Host): TransportDial | undefined { return transportDials.get(host) }
 
-const webrtcDials = new WeakMap<Host, (ma: Multiaddr, signal: AbortSignal) => Promise<Connection>>()
 /**
  * Dials a `/p2p-circuit/webrtc` address through the transport, not libp2p's dial queue: the
  * queue joins every dial to the same peer onto a pending one, so each stream opened to that
  * peer meanwhile (an offer request) would wait out ICE (seconds) and fail with it. The
  * connection is tracked like any other (the upgrader announces it). Undefined: no WebRTC here.
  */
-export function webrtcDialerOf (host: Host): ((ma: Multiaddr, signal: AbortSignal) => Promise<Connection>) | undefined { return webrtcDials.get(host) }
+export function webrtcDialerOf (host: Host): TransportDial | undefined { return webrtcHosts.has(host) ? transportDials.get(host) : undefined }
 
 const webrtcAdmissions = new WeakMap<Host, WebRTCAdmission>()
 /** The bound on a host's inbound WebRTC attempts (metrics, tests). */
