@@ -16,3 +16,11 @@ export function withProtocolContext<T> (ctx: ProtocolContext, fn: () => T): T {
 export function currentProtocolContext (): ProtocolContext | undefined {
   return storage.getStore()
 }
+
+/**
+ * withProtocolContext for a one-argument function, with no closure per call: a protocol's
+ * per-frame handler re-enters the context its stream handler ran in (src/net/overlay/relay-inbound.ts).
+ */
+export function inProtocolContext<A, T> (ctx: ProtocolContext, fn: (a: A) => T, a: A): T {
+  return storage.run(ctx, fn, a)
+}

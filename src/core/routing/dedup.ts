@@ -1,5 +1,7 @@
 // The recipient's (and relays') memory of messages seen, keyed by (sender, message id), kept
-// until the message's own expiry. Bounded: when full, the oldest entry is evicted and its expiry
+// until the message's own expiry. A 16-byte message id (checkId) is kept as numbers: 30 bits of it
+// are the map key (a small integer: no hex text per message, a cheap hash), the other 98 bits sit
+// in the entry and are compared on lookup, so two ids are one message only when all 128 bits match. Bounded: when full, the oldest entry is evicted and its expiry
 // becomes a low-water mark; anything expiring no later than that mark is refused, because we
 // can no longer prove we have not seen it (exactly-once over availability, under flood only).
 
@@ -17,25 +19,44 @@ interface Seen<P> {
   more: P[] | undefined
   owner: string
   next: Seen<P> | undefined
-  /** Set on an entry kept under its own key (the id's chain was full): the id, for `overflow`. */
-  overflowOf: string | undefined
+  /** Set on an entry kept under its own key (the id's chain was full): the id's key, for `overflow`. */
+  overflowOf: Key | undefined
+  /** The rest of a 16-byte id kept by checkId (its map key holds the first 30 bits); 0 for a text key. */
+  w1: number
+  w2: number
+  w3: number
+  w4: number
 }
 
+/** A text key (check), or the first 30 bits of a 16-byte message id (checkId). */
+type Key = string | number
+
 /**
- * Owners chained under one message id at most: a peer with many identities could otherwise grow
- * one chain and make every lookup of that id walk it. Further owners of the id get a key of their
- * own (ownKey), looked up only when the id's chain exists and does not hold the owner.
+ * Entries chained under one key at most (owners of one message id; under a numeric key, also ids
+ * that share its 30 bits, which a peer can pick): a peer with many identities or ids could
+ * otherwise grow one chain and make every lookup of that key walk it. Further entries get a key of
+ * their own (ownKey), looked up only when the key's chain exists and does not hold the entry.
  */
 const MAX_CHAIN = 8
 
-function ownKey (owner: string, key: string): string {
-  return `${owner}\n${key}`
+const HEX = '0123456789abcdef'
+
+/** Lower-case hex of `b` (the core names no platform codec); only for keys of their own, rare. */
+function hexOf (b: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < b.length; i++) s += HEX[b[i] >> 4] + HEX[b[i] & 15]
+  return s
+}
+
+/** An entry's key of its own: owner and text key, or (after a NUL, which text keys of this overlay never start with) owner and the id's hex. */
+function ownKey (owner: string, key: Key, id: Uint8Array | undefined): string {
+  return id === undefined ? `${owner}\n${String(key)}` : `${owner}\n\0${hexOf(id)}`
 }
 
 export class ReceiveWindow<P = string> {
-  private readonly seen = new Map<string, Seen<P>>()
-  /** Ids with entries under own keys, and how many: those are looked up even when the id's chain is gone. */
-  private readonly overflow = new Map<string, number>()
+  private readonly seen = new Map<Key, Seen<P>>()
+  /** Keys with entries under own keys, and how many: those are looked up even when the key's chain is gone. */
+  private readonly overflow = new Map<Key, number>()
   private count = 0
   private lowWater = -Infinity
   private lastFullPrune = -Infinity
@@ -47,8 +68,8 @@ export class ReceiveWindow<P = string> {
    * eviction), finding the head anew each time cost O(slots deleted) per message (a full window,
    * 65,536 messages: ~100 us per check). The kept iterator steps over each slot once.
    */
-  private order: MapIterator<[string, Seen<P>]> | undefined
-  private headKey: string | undefined
+  private order: MapIterator<[Key, Seen<P>]> | undefined
+  private headKey: Key | undefined
   private headValue: Seen<P> | undefined
 
   constructor (readonly capacity = 65_536) {}
@@ -60,12 +81,29 @@ export class ReceiveWindow<P = string> {
    * can still judge; charge `via`.
    */
   check (now: number, key: string, expiresAt: number, via: P, owner = ''): ReceiveVerdict {
+    return this.record(now, key, 0, 0, 0, 0, undefined, expiresAt, via, owner)
+  }
+
+  /**
+   * check() for a message id given as bytes: the same verdicts as check(now, hex of id, ...) (for
+   * ids whose first 30 bits differ the very same window; ids that share them chain under one key,
+   * each still its own message). A window takes either text keys or ids, not both. `id` is read,
+   * not kept (it may be a view into a read buffer).
+   */
+  checkId (now: number, id: Uint8Array, expiresAt: number, via: P, owner = ''): ReceiveVerdict {
+    if (id.length !== 16) return this.record(now, `\0${hexOf(id)}`, 0, 0, 0, 0, undefined, expiresAt, via, owner)
+    const b3 = id[3]
+    return this.record(now, (id[0] | id[1] << 8 | id[2] << 16 | (b3 & 0x3f) << 24), (b3 >> 6) | id[4] << 2 | id[5] << 10 | id[6] << 18,
+      id[7] | id[8] << 8 | id[9] << 16, id[10] | id[11] << 8 | id[12] << 16, id[13] | id[14] << 8 | id[15] << 16, id, expiresAt, via, owner)
+  }
+
+  private record (now: number, key: Key, w1: number, w2: number, w3: number, w4: number, id: Uint8Array | undefined, expiresAt: number, via: P, owner: string): ReceiveVerdict {
     const head = this.seen.get(key)
     let s = head
     let chained = 0
-    while (s !== undefined && s.owner !== owner) { s = s.next; chained++ }
-    // another owner holds this id: ours may sit under its own key (a chain is capped, see below)
-    const own = s === undefined && (head !== undefined || (this.overflow.size > 0 && this.overflow.has(key))) ? ownKey(owner, key) : undefined
+    while (s !== undefined && !(s.owner === owner && s.w1 === w1 && s.w2 === w2 && s.w3 === w3 && s.w4 === w4)) { s = s.next; chained++ }
+    // another owner (or id) holds this key: ours may sit under its own key (a chain is capped, see below)
+    const own = s === undefined && (head !== undefined || (this.overflow.size > 0 && this.overflow.has(key))) ? ownKey(owner, key, id) : undefined
     if (own !== undefined) s = this.seen.get(own)
     if (s !== undefined) {
       if (s.via === via || (s.more !== undefined && s.more.includes(via))) return 'replayed'
@@ -79,14 +117,14 @@ export class ReceiveWindow<P = string> {
     // (entries arrive roughly in expiry order).
     if ((++this.inserts & 3) === 0) this.dropExpiredHead(now, 8)
     if (this.count >= this.capacity) this.evict(now)
-    const e: Seen<P> = { expiresAt, via, more: undefined, owner, next: undefined, overflowOf: undefined }
+    const e: Seen<P> = { expiresAt, via, more: undefined, owner, next: undefined, overflowOf: undefined, w1, w2, w3, w4 }
     // (evict may have dropped the chain meanwhile)
     const first = this.seen.get(key)
     if (first === undefined) this.seen.set(key, e)
     else if (chained < MAX_CHAIN) { e.next = first.next; first.next = e } else {
       e.overflowOf = key
       this.overflow.set(key, (this.overflow.get(key) ?? 0) + 1)
-      this.seen.set(own ?? ownKey(owner, key), e)
+      this.seen.set(own ?? ownKey(owner, key, id), e)
     }
     this.count++
     return 'new'
@@ -96,7 +134,7 @@ export class ReceiveWindow<P = string> {
     const head = this.seen.get(key)
     let s = head
     while (s !== undefined && s.owner !== owner) s = s.next
-    return s !== undefined || ((head !== undefined || this.overflow.has(key)) && this.seen.has(ownKey(owner, key)))
+    return s !== undefined || ((head !== undefined || this.overflow.has(key)) && this.seen.has(ownKey(owner, key, undefined)))
   }
 
   /** Counts an entry gone (expired or evicted). */
@@ -142,7 +180,7 @@ export class ReceiveWindow<P = string> {
   }
 
   /** Sets an existing key's chain (its place in the order is kept), keeping the cached head in step. */
-  private replace (key: string, s: Seen<P>): void {
+  private replace (key: Key, s: Seen<P>): void {
     if (key === this.headKey && this.seen.get(key) === this.headValue) this.headValue = s
     this.seen.set(key, s)
   }
@@ -150,7 +188,7 @@ export class ReceiveWindow<P = string> {
   /** Deletes expired entries from the insertion-order head, at most `max` keys, stopping at a live one. */
   private dropExpiredHead (now: number, max: number): void {
     while (max-- > 0 && this.head()) {
-      const k = this.headKey as string; const s = this.headValue as Seen<P>
+      const k = this.headKey as Key; const s = this.headValue as Seen<P>
       if (s.expiresAt > now) return
       const rest = this.live(s, now)
       if (rest === undefined) this.seen.delete(k)
@@ -163,7 +201,7 @@ export class ReceiveWindow<P = string> {
     // a long-lived entry at the head can hide expired ones behind it: scan fully, but rarely
     if (this.count >= this.capacity && now - this.lastFullPrune >= 1000) { this.lastFullPrune = now; this.prune(now) }
     if (this.count < this.capacity || !this.head()) return
-    const oldestKey = this.headKey as string; const oldest = this.headValue as Seen<P>
+    const oldestKey = this.headKey as Key; const oldest = this.headValue as Seen<P>
     this.seen.delete(oldestKey)
     for (let s: Seen<P> | undefined = oldest; s !== undefined; s = s.next) {
       this.forget(s)

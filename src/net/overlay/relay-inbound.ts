@@ -3,7 +3,6 @@
 // connection to the recipient) or refused, as the core's relay decision says, and answered with an
 // Ack frame. Frames are handled in the turn they arrive (push mode), like a plain stream listener.
 import type { Stream, Connection } from '@libp2p/interface'
-import { AsyncResource } from 'node:async_hooks'
 import type { FramedStream } from '../framed.js'
 import { wasHandled, type GuardedStreamInit } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
@@ -19,6 +18,7 @@ import { toHex, writeAck, parseRelayRequest, peekIds } from './relay-frames.js'
 import type { AckCallback } from './channel.js'
 import type { EnvelopeServiceInit, ReceivedMessage } from './envelope-types.js'
 import { sealsEndToEnd } from './relay-protocols.js'
+import { currentProtocolContext, inProtocolContext } from '../../node/protocol-context.js'
 
 const NO_SIGNATURE = new Uint8Array(0)
 
@@ -70,8 +70,7 @@ export class RelayInbound {
     const vias: string[] = []
     // whether this connection may carry unsealed copies (its encryption seals them to us and proves the sender)
     const unsealedOk = sealsEndToEnd(connection.encryption)
-    // the frames run in the stream's event turns: keep the protocol context the guard set (src/node/protocol-context.ts)
-    const frame = AsyncResource.bind((frame: Uint8Array): void => {
+    const onFrame = (frame: Uint8Array): void => {
       // Bounded work per stream: beyond MAX_IN_FLIGHT_PER_STREAM the copy is refused (not charged).
       if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
         writeAck(framed, dbc.envelope.v1.Ack.create({ ...peekIds(frame), status: AckStatus.UNREACHABLE, reason: 'busy' }))
@@ -86,9 +85,13 @@ export class RelayInbound {
       } else {
         writeAck(framed, answer)
       }
-    })
+    }
+    // the frames run in the stream's event turns: each re-enters the protocol context the guard set
+    // (src/node/protocol-context.ts; an AsyncLocalStorage run, a fraction of AsyncResource.bind's
+    // per-call cost, which was ~2 us of every direct copy's round trip)
+    const ctx = currentProtocolContext()
     framed.listen({
-      frame,
+      frame: ctx === undefined ? onFrame : (f) => { inProtocolContext(ctx, onFrame, f) },
       end: (err) => {
         if (err === undefined) { framed.close().catch(() => {}); return }
         if (err instanceof WireError && !wasHandled(err)) this.h.penalize(from, err.code === 'FRAME_TOO_LARGE' ? 'oversized' : 'malformed')
@@ -139,7 +142,6 @@ export class RelayInbound {
     if (req === undefined) return this.reject(from, new Uint8Array(0), 0, 'malformed', 'malformed')
     const env = req.envelope
     const id = env.messageId
-    const idHex = toHex(id)
     // compare bytes: the sender field is unvalidated until the envelope's shape is checked
     const deliveredBySender = bytesEqual(env.sender, peerIdBytesOf(from))
     // what to do with the copy is the core's decision (the simulator runs the same one), from real
@@ -176,14 +178,14 @@ export class RelayInbound {
       }
       // (the shape is checked now: the sender's text form is cached per peer, cheaper than its hex)
       const sender = this.senderText(env.sender)
-      // keyed by the message id (already made for the application), the sender kept beside it
-      const verdict = this.window.check(now, idHex, env.expiresAt, viaOf(vias, from, req.pathId), sender)
+      // keyed by the message id's bytes (no hex text per copy: dedup.ts checkId), the sender kept beside it
+      const verdict = this.window.checkId(now, id, env.expiresAt, viaOf(vias, from, req.pathId), sender)
       if (verdict === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
       if (verdict === 'new') {
         this.h.stats.received++
         if (isUnsealed(env)) this.h.stats.unsealedReceived++
         this.h.scores.reward(now, from, 0.1)
-        const msg: ReceivedMessage = { sender, messageId: idHex, contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
+        const msg: ReceivedMessage = { sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
         this.h.deliver(msg)
         return this.ack(deliveredBySender, env, req.pathId, AckStatus.OK)
       }
@@ -199,7 +201,7 @@ export class RelayInbound {
       const offence = deliveredBySender && checked.reason === 'forged' && env.signature.length === 0 ? undefined : checked.reason
       return this.reject(from, id, req.pathId, checked.reason, offence)
     }
-    if (this.relayWindow.check(now, `${peerIdTextOf(env.sender)}/${idHex}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+    if (this.relayWindow.check(now, `${peerIdTextOf(env.sender)}/${toHex(id)}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
     // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf
