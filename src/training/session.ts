@@ -6,13 +6,13 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { RoundCoordinator, type CoordinatorOutput } from '../core/training/coordinator.js'
 import { encodeSpec, parseTrainingSpec, type TrainingSpec, type TrainingSpecInput } from './spec.js'
-import { TrainingError, bytesToFloats, floatsToBytes, JOIN_LOAD_TIMEOUT_MS, MAX_SERVED_REPORTED } from './worker.js'
-import { joinerRank, replacementsWanted, stateDigest, stateProblem, toHexString, fromHexString, type TrainingState } from '../core/training/state.js'
-import { verifyStateSignature } from './state-sign.js'
+import { TrainingError, bytesToFloats, JOIN_LOAD_TIMEOUT_MS, MAX_SERVED_REPORTED } from './worker.js'
+import { joinerRank, replacementsWanted, toHexString, fromHexString } from '../core/training/state.js'
 import type { TrainingTransport, TrainingMessage } from './transport.js'
 import type { dbc } from '../wire/gen/wire.js'
 import { encodeModel } from './model-file.js'
-import { StateServeLog } from './state-serve.js'
+import { JoinerWaits, MAX_INVITATIONS, MAX_JOIN_DONORS } from './joiners.js'
+import { CheckpointKeeper } from './checkpoint-keeper.js'
 import { cleanReason, describeRefusals, type InviteRefusal, type RoundMeterRecord, type TrainingCheckpoint, type TrainingProgress, type TrainingResult, type ResumePoint } from './session-types.js'
 
 export { MODEL_FORMAT, encodeModel, decodeModel, type DecodedModel } from './model-file.js'
@@ -44,10 +44,6 @@ export interface TrainingSessionInit {
 
 /** Codes a member refuses a round with that may name the job's failure (src/jobs/payment-gate.ts admitRound). */
 const ROUND_PAYMENT_CODES: ReadonlySet<string> = new Set(['PAYER_BEHIND', 'NO_ESCROW', 'ESCROW_TOO_SMALL', 'ESCROW_CLOSED', 'ESCROW_REFUNDED', 'ESCROW_WINDOW_SHORT'])
-/** Invitations at most to one peer to join a running job (one, then again after each that brought no Join in time). */
-const MAX_INVITATIONS = 3
-/** Donors named in an invitation to a running job (the joiner tries each in turn). */
-const MAX_JOIN_DONORS = 8
 
 export interface TrainingSessionEvents {
   progress: [TrainingProgress]
@@ -85,35 +81,32 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
    * (PEERS_BUSY) and are told the job ended, like the live members, instead of idling out later.
    */
   private readonly droppedMembers = new Set<string>()
-  /** Peers invited to join a running job: admitted (from the next round) once they ask. */
-  private readonly invitedJoiners = new Map<string, NodeJS.Timeout>()
+  /** Peers invited to join the running job and their waits (joiners.ts). */
+  private readonly joiners: JoinerWaits
   /** Every peer that was ever in the group or invited (not asked again as a replacement). */
   private readonly tried = new Set<string>()
-  /** When each member was last handed the checkpoint (a request is tiny, the answer the model). */
-  private readonly served = new StateServeLog()
-  /** Invitations sent to each peer asked to join the running job. */
-  private readonly invitations = new Map<string, number>()
-  /** Invited joiners that accepted and load the state: each invitation's wait grows once, to the joiner's whole load. */
-  private readonly loadingJoiners = new Set<string>()
-  /** Each invited joiner's donors (the members told to serve it the state). */
-  private readonly joinerDonors = new Map<string, string[]>()
-  /** An accepted joiner whose donors all report whom they serve: when its wait ends at the latest (performance.now ms). */
-  private readonly joinerLoadCap = new Map<string, number>()
-  /** Members whose reports fill `serving` (RoundReport.reports_serving): only their word can extend a joiner's wait. */
-  private readonly servingReporters = new Set<string>()
   private lookingForPeers = false
-  private checkpointWanted: { round: number, digest: string, donors: string[] } | undefined
   /** The round the job resumed from (0 for a fresh job). */
   readonly resumedFrom: number
-  private lastCheckpoint: TrainingCheckpoint | undefined
+  /** The checked state of the last round the members agreed on (checkpoint-keeper.ts). */
+  private readonly checkpoints: CheckpointKeeper
 
   constructor (init: TrainingSessionInit) {
     super()
     this.init = init
     this.spec = parseTrainingSpec(init.spec)
     this.jobId = init.jobId ?? randomBytes(8).toString('hex')
-    this.lastCheckpoint = init.resume?.checkpoint
-    this.resumedFrom = this.lastCheckpoint?.round ?? 0
+    this.checkpoints = new CheckpointKeeper({ jobId: this.jobId, transport: init.transport, sign: init.sign, checkpoint: init.checkpoint, ranks: this.ranks, shards: () => this.shards, members: () => this.coordinator?.currentMembers ?? [] }, init.resume?.checkpoint)
+    this.resumedFrom = init.resume?.checkpoint?.round ?? 0
+    this.joiners = new JoinerWaits({
+      joinTimeoutMs: init.joinTimeoutMs ?? 60_000,
+      joinLoadTimeoutMs: init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS,
+      // a peer whose invitations brought no Join may be invited again, a bounded number of times
+      onLapse: (peer, invitations) => {
+        const c = this.coordinator
+        if (invitations < MAX_INVITATIONS && c !== undefined && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
+      }
+    })
     if (init.resume !== undefined) this.history.push(...init.resume.history.filter(h => h.round < this.resumedFrom))
     if (init.peers.length === 0) throw new TrainingError('NO_PEERS', 'a training job needs at least one peer', { hint: 'place the job on a group of compute peers first' })
   }
@@ -132,29 +125,27 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
         if (msg.inviteReply.accepted && msg.inviteReply.noOptimizer === true && this.ranks.has(from) && this.noOptimizer.size < 1024) this.noOptimizer.add(from)
         const answer = pending.get(from)
         if (answer !== undefined) answer(msg)
-        else if (msg.inviteReply.accepted) this.joinerLoading(from)
+        else if (msg.inviteReply.accepted) this.joiners.accepted(from, this.coordinator?.currentMembers.length ?? 1, this.history.length > 0 ? this.history[this.history.length - 1].deadlineMs : 0)
         else if (this.ranks.has(from)) this.memberRefused(from, msg.inviteReply)
       }
       else if (msg.report != null && msg.report.jobId === this.jobId) {
         const r = msg.report
         if (r.receipt != null && r.receipt.length > 0) this.receipts.set(`${from}/${r.round}`, r.receipt)
-        if (r.reportsServing === true && this.ranks.has(from) && this.servingReporters.size < 1024) this.servingReporters.add(from)
-        for (const p of r.serving.slice(0, MAX_SERVED_REPORTED)) this.joinerServed(p, from)
+        if (r.reportsServing === true && this.ranks.has(from)) this.joiners.reportsServing(from)
+        for (const p of r.serving.slice(0, MAX_SERVED_REPORTED)) this.joiners.served(p, from)
         this.coordinator?.handleReport(performance.now(), from, { round: r.round, loss: r.loss, accuracy: r.accuracy, computeMs: r.computeMs, samples: r.samples, timedOut: r.timedOut, dropped: r.dropped, bytesSent: r.bytesSent, stateDigest: r.stateHash?.length > 0 ? toHexString(r.stateHash) : undefined, bandwidth: r.bandwidth })
         this.pump()
       } else if (msg.join != null && msg.join.jobId === this.jobId) {
         // only peers this coordinator invited (or that were members) are admitted
-        if (!this.invitedJoiners.has(from) && !this.ranks.has(from)) return
-        clearTimeout(this.invitedJoiners.get(from))
-        this.invitedJoiners.delete(from)
-        this.forgetJoinerWait(from)
+        if (!this.joiners.has(from) && !this.ranks.has(from)) return
+        this.joiners.joined(from)
         this.coordinator?.handleJoin(performance.now(), from)
       } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId && msg.stateResponse.final) {
         finalModel?.({ from, params: msg.stateResponse.params })
       } else if (msg.stateResponse != null && msg.stateResponse.jobId === this.jobId) {
-        this.onCheckpointState(from, msg.stateResponse)
+        this.checkpoints.onState(from, msg.stateResponse)
       } else if (msg.stateRequest != null && msg.stateRequest.jobId === this.jobId) {
-        this.serveCheckpoint(from)
+        this.checkpoints.serve(from)
       }
     })
     try {
@@ -195,7 +186,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
             for (const p of this.droppedMembers) if (!o.to.includes(p)) transport.send(p, { finish: { jobId: this.jobId, round: o.round, sendModel: false } })
           }
         }
-        this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline, startRound: this.resumedFrom, startDigest: this.lastCheckpoint?.digest })
+        this.coordinator = new RoundCoordinator({ members, rounds: this.spec.rounds, minMembers: minPeers, deadline: this.spec.deadline, startRound: this.resumedFrom, startDigest: this.checkpoints.latest?.digest })
         this.coordinator.start(performance.now())
         this.pump()
       })
@@ -216,19 +207,16 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
       // frames already queued keep their routing
       transport.jobRoutes.delete(this.jobId)
       if (this.timer !== undefined) clearTimeout(this.timer)
-      for (const t of this.invitedJoiners.values()) clearTimeout(t)
-      this.invitedJoiners.clear()
+      this.joiners.clear()
       // invitations a cancel left unanswered: no refusal added to the ended job, no timer left (review s14 L2)
       for (const t of this.inviteTimers) clearTimeout(t)
       this.inviteTimers.clear()
-      this.joinerLoadCap.clear()
-      this.joinerDonors.clear()
       this.onOutput = undefined
     }
   }
 
   /** The state this job would resume from now (the last checked checkpoint). */
-  get checkpointState (): TrainingCheckpoint | undefined { return this.lastCheckpoint }
+  get checkpointState (): TrainingCheckpoint | undefined { return this.checkpoints.latest }
 
   /**
    * Invites `peer` into the running job: it loads the state of the next round from the members
@@ -236,7 +224,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
    */
   addMember (peer: string): boolean {
     const c = this.coordinator
-    if (c === undefined || c.done || this.invitedJoiners.has(peer) || c.currentMembers.includes(peer) || c.joiningMembers.includes(peer)) return false
+    if (c === undefined || c.done || this.joiners.has(peer) || c.currentMembers.includes(peer) || c.joiningMembers.includes(peer)) return false
     const digest = c.agreedStateDigest
     const fromRound = c.upcomingRound
     const donors = c.currentMembers
@@ -247,75 +235,19 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     // the donors answer this peer's StateRequest only once told it is joining
     for (const d of donors) this.init.transport.send(d, { join: { jobId: this.jobId, peer } })
     // an invitation that brings no Join in time (lost, refused as busy, a trainer that took too long)
-    // may be sent again later, a bounded number of times
-    const tries = (this.invitations.get(peer) ?? 0) + 1
-    this.invitations.set(peer, tries)
-    this.forgetJoinerWait(peer)
-    this.waitForJoin(peer, this.init.joinTimeoutMs ?? 60_000)
+    // may be sent again later, a bounded number of times (joiners.ts)
     // with the donors' addresses (we hold connections to our members): a joiner that knows none of
     // them dials them at once, instead of asking for the state over the overlay while they open
     const named = donors.slice(0, MAX_JOIN_DONORS)
-    this.joinerDonors.set(peer, named)
+    this.joiners.invited(peer, named)
     const transport = this.init.transport
     // (none in a routing: overlay job: no frame of it uses a connection; review s13 L2)
     const overlayOnly = this.spec.routing === 'overlay'
     void Promise.all(named.map(async d => ({ peer: d, addrs: overlayOnly ? [] : await transport.addressesOf(d) }))).then(donorAddrs => {
-      if (c.done || !this.invitedJoiners.has(peer)) return
+      if (c.done || !this.joiners.has(peer)) return
       transport.send(peer, { invite: { jobId: this.jobId, spec: encodeSpec(this.spec), rank, shards: this.shards, fromRound, stateHash: fromHexString(digest), donors: named, donorAddrs, ...(this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}) } })
     })
     return true
-  }
-
-  /**
-   * Waits `ms` for an invited joiner's Join; after that, the peer may be invited again (a bounded
-   * number of times: an invitation that was lost, refused as busy, or a trainer that took too long).
-   */
-  private waitForJoin (peer: string, ms: number): void {
-    clearTimeout(this.invitedJoiners.get(peer))
-    this.invitedJoiners.set(peer, setTimeout(() => {
-      this.invitedJoiners.delete(peer)
-      this.forgetJoinerWait(peer)
-      const c = this.coordinator
-      if ((this.invitations.get(peer) ?? 0) < MAX_INVITATIONS && c !== undefined && !(c.currentMembers.includes(peer) || c.joiningMembers.includes(peer))) this.tried.delete(peer)
-    }, ms))
-  }
-
-  /**
-   * An invited joiner accepted: it now loads the state (up to JOIN_LOAD_TIMEOUT_MS from each of the
-   * donors it was given) and asks to join when done, loaded or not. Inviting it again meanwhile would
-   * restart its load (its node treats an invitation for a job it runs as a resume): wait for the whole load.
-   */
-  private joinerLoading (peer: string): void {
-    if (!this.invitedJoiners.has(peer) || this.loadingJoiners.has(peer)) return
-    this.loadingJoiners.add(peer)
-    const donors = Math.max(1, Math.min(MAX_JOIN_DONORS, this.coordinator?.currentMembers.length ?? 1))
-    const joinMs = this.init.joinTimeoutMs ?? 60_000
-    const wholeLoad = joinMs + donors * (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS)
-    // its acceptance is only its word: with donors that report whom they serve, it waits joinTimeout,
-    // extended by each report that it loads, up to the whole load (review s12 L6: a silent invitee
-    // held the slot for the whole load); a donor from before reports nothing: the whole load at once
-    const named = this.joinerDonors.get(peer) ?? []
-    if (named.length > 0 && named.every(d => this.servingReporters.has(d))) {
-      this.joinerLoadCap.set(peer, performance.now() + wholeLoad)
-      // the donors report once a round: with rounds longer than joinTimeout, wait two round deadlines
-      // for the first report, or an honest loader's wait lapses before any donor could name it (review s14 L5)
-      const lastDeadline = this.history.length > 0 ? this.history[this.history.length - 1].deadlineMs : 0
-      this.waitForJoin(peer, Math.min(wholeLoad, Math.max(joinMs, 2 * lastDeadline)))
-    } else this.waitForJoin(peer, wholeLoad)
-  }
-
-  /** A donor of `peer` reported sending it the state: its wait runs on, up to its whole load. */
-  private joinerServed (peer: string, donor: string): void {
-    const cap = this.joinerLoadCap.get(peer)
-    if (cap === undefined || !this.loadingJoiners.has(peer) || !(this.joinerDonors.get(peer) ?? []).includes(donor)) return
-    const ms = Math.min((this.init.joinTimeoutMs ?? 60_000) + (this.init.joinLoadTimeoutMs ?? JOIN_LOAD_TIMEOUT_MS), cap - performance.now())
-    if (ms > 0) this.waitForJoin(peer, ms)
-  }
-
-  private forgetJoinerWait (peer: string): void {
-    this.loadingJoiners.delete(peer)
-    this.joinerLoadCap.delete(peer)
-    this.joinerDonors.delete(peer)
   }
 
   /** The group lost members (or started short): invite peers until it is back at its configured size. */
@@ -323,47 +255,12 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const c = this.coordinator
     const find = this.init.candidates
     if (c === undefined || c.done || find === undefined || this.lookingForPeers || c.agreedStateDigest === undefined) return
-    const wanted = replacementsWanted(this.spec.groupSize, c.currentMembers.length, c.joiningMembers.length + this.invitedJoiners.size)
+    const wanted = replacementsWanted(this.spec.groupSize, c.currentMembers.length, c.joiningMembers.length + this.joiners.size)
     if (wanted === 0) return
     this.lookingForPeers = true
     void find([...this.tried, ...c.currentMembers]).then(peers => {
       for (const p of peers.filter(p => !this.tried.has(p)).slice(0, wanted)) this.addMember(p)
     }, () => {}).finally(() => { this.lookingForPeers = false })
-  }
-
-  /** After a round the members agreed on: fetch the state from one that reported the digest, to checkpoint it. */
-  private requestCheckpoint (round: number, digest: string, agreedBy: string[]): void {
-    if (this.init.checkpoint === undefined || agreedBy.length === 0) return
-    this.checkpointWanted = { round, digest, donors: agreedBy }
-    this.init.transport.send(agreedBy[0], { stateRequest: { jobId: this.jobId } })
-  }
-
-  private onCheckpointState (from: string, msg: { round: number, params: Uint8Array, optimizer: Uint8Array, optimizerRound: number, signature: Uint8Array }): void {
-    const want = this.checkpointWanted
-    if (want === undefined || !want.donors.includes(from)) return
-    this.checkpointWanted = undefined
-    let state: TrainingState
-    try {
-      state = { jobId: this.jobId, round: msg.round, params: bytesToFloats(msg.params), optimizer: bytesToFloats(msg.optimizer ?? new Uint8Array()), optimizerRound: msg.optimizerRound ?? 0 }
-    } catch {
-      return
-    }
-    // the member may already be a round further: then this round is simply not checkpointed
-    const problem = stateProblem(state, { params: state.params.length, optimizer: state.optimizer.length, round: want.round, digest: fromHexString(want.digest) })
-    if (problem !== undefined || !verifyStateSignature(from, fromHexString(want.digest), msg.signature ?? new Uint8Array())) return
-    const c = this.coordinator
-    const members = c?.currentMembers ?? []
-    this.lastCheckpoint = { ...state, digest: want.digest, members, ranks: Object.fromEntries(members.map(m => [m, this.ranks.get(m) ?? 0])), shards: this.shards }
-    this.init.checkpoint?.(this.lastCheckpoint)
-  }
-
-  /** A resumed job's members load the checkpoint from here; only peers in the job are answered. */
-  private serveCheckpoint (from: string): void {
-    const cp = this.lastCheckpoint
-    if (cp === undefined || !this.ranks.has(from) || this.init.sign === undefined) return
-    if (!this.served.allow(from, cp.round, performance.now())) return // one copy at a time (state-serve.ts)
-    const signature = this.init.sign(stateDigest(cp))
-    this.init.transport.send(from, { stateResponse: { jobId: this.jobId, round: cp.round, params: floatsToBytes(cp.params), optimizer: floatsToBytes(cp.optimizer), optimizerRound: cp.optimizerRound, signature } })
   }
 
   private onOutput: ((o: CoordinatorOutput) => void) | undefined
@@ -386,7 +283,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   /** The peers this job holds now: its members, those joining and those invited (before the group forms: the peers it was placed on). */
   heldPeers (): string[] {
     const c = this.coordinator
-    return c === undefined ? [...this.init.peers] : [...new Set([...c.currentMembers, ...c.joiningMembers, ...this.invitedJoiners.keys(), ...this.droppedMembers])]
+    return c === undefined ? [...this.init.peers] : [...new Set([...c.currentMembers, ...c.joiningMembers, ...this.joiners.peers(), ...this.droppedMembers])]
   }
 
   /** Tells every peer still in the job to stop (failure or cancel). */
@@ -400,7 +297,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
     const payment = this.paymentTerms !== undefined ? { payment: this.paymentTerms } : {}
     const { transport, peers } = this.init
     const spec = encodeSpec(this.spec)
-    const cp = this.lastCheckpoint
+    const cp = this.checkpoints.latest
     // a resumed job keeps each member's shard; its members load the checkpoint from this node
     this.shards = cp?.shards ?? peers.length
     peers.forEach((p, i) => { this.ranks.set(p, cp?.ranks[p] ?? i); this.tried.add(p) })
@@ -465,7 +362,7 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
             for (const d of this.droppedMembers) this.init.transport.send(d, { finish: { jobId: this.jobId, round: o.round, sendModel: false, reason: 'replaced in the group' } })
             this.droppedMembers.clear()
           }
-          if (o.stateDigest !== undefined && !c.done) this.requestCheckpoint(o.round + 1, o.stateDigest, o.agreedBy)
+          if (o.stateDigest !== undefined && !c.done) this.checkpoints.request(o.round + 1, o.stateDigest, o.agreedBy)
           this.emit('progress', p)
           this.growBack()
           break
