@@ -118,17 +118,46 @@ ${body}
 <script>const specs=${JSON.stringify(charts.map(c => c.config))};specs.forEach((s,i)=>new Chart(document.getElementById('c'+i),s));</script></body></html>`
 }
 
-export function readmeTable (results: BenchResult[]): string {
+/** The README table's rows per benchmark and each benchmark's run line, read back from a table this file wrote. */
+export function parseReadmeTable (table: string): { rows: Map<string, string[]>, runs: Map<string, string> } {
+  const rows = new Map<string, string[]>()
+  const runs = new Map<string, string>()
+  for (const line of table.split('\n')) {
+    const m = /^\| ([a-z0-9_-]+) \| /.exec(line)
+    if (m !== null && m[1] !== 'bench') { const list = rows.get(m[1]) ?? []; list.push(line); rows.set(m[1], list) }
+    const r = /^- `([a-z0-9_-]+)`: (.+)$/.exec(line)
+    if (r !== null) runs.set(r[1], r[2])
+  }
+  return { rows, runs }
+}
+
+/**
+ * The README's results table: a row per metric with a baseline or a goal, for each benchmark with a
+ * result file here; a benchmark with none keeps its rows and run line from `previous` (the table as
+ * it was), so re-rendering after one named run does not drop the others. Each benchmark's run
+ * (date, machine) is listed under the table: rows from different days are not read as one run.
+ */
+export function readmeTable (results: BenchResult[], previous = ''): string {
   const lines = ['| bench | metric | ours | baseline (same run) | ratio | goal | |', '|---|---|---|---|---|---|---|']
-  for (const r of results) {
+  const old = parseReadmeTable(previous)
+  const fresh = new Map(results.map(r => [r.name, r]))
+  const rank = (n: string): number => { const i = ORDER.indexOf(n); return i < 0 ? 99 : i }
+  const names = [...new Set([...fresh.keys(), ...old.rows.keys()])].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+  const runs: string[] = []
+  for (const name of names) {
+    const r = fresh.get(name)
+    if (r === undefined) {
+      lines.push(...(old.rows.get(name) ?? []))
+      runs.push(`- \`${name}\`: ${old.runs.get(name) ?? 'kept from an earlier table (its run date was not recorded)'}`)
+      continue
+    }
     for (const [k, m] of Object.entries(r.metrics)) {
       if (m.baseline === undefined && m.goal === undefined) continue
       lines.push(`| ${r.name} | ${k} | ${fmt(m.value)} ${m.unit} | ${fmt(m.baseline)} | ${m.ratio === undefined ? '-' : fmt(m.ratio) + '×'} | ${m.goal ?? ''} | ${m.met === undefined ? '' : m.met ? 'met' : '**not met**'} |`)
     }
+    runs.push(`- \`${name}\`: ${r.date.slice(0, 16)} UTC on ${r.machine}`)
   }
-  const machines = [...new Set(results.map(r => r.machine))]
-  const dates = results.map(r => r.date).sort()
-  lines.push('', `Machine: ${machines.join('; ')}. Runs from ${dates[0]?.slice(0, 16) ?? '-'} to ${dates[dates.length - 1]?.slice(0, 16) ?? '-'} UTC. Full report with charts: \`bench/results/report.html\`.`)
+  lines.push('', 'Each benchmark\'s run (full report with charts: `bench/results/report.html`):', ...runs)
   return lines.join('\n')
 }
 
@@ -140,7 +169,7 @@ export function writeReport (): { html: string, results: number } {
   const text = readFileSync(readme, 'utf8')
   const start = '<!-- bench:start -->'; const end = '<!-- bench:end -->'
   const i = text.indexOf(start); const j = text.indexOf(end)
-  if (i >= 0 && j > i) writeFileSync(readme, text.slice(0, i + start.length) + '\n' + readmeTable(results) + '\n' + text.slice(j))
+  if (i >= 0 && j > i) writeFileSync(readme, text.slice(0, i + start.length) + '\n' + readmeTable(results, text.slice(i + start.length, j)) + '\n' + text.slice(j))
   return { html, results: results.length }
 }
 
