@@ -22,6 +22,13 @@ export const MAX_STAKE_OWNERS = 4096
 export const MAX_UNSTAKED_OWNERS = 1024
 /** Reads in flight at once: owners past it are unknown this round (read in a later one). */
 export const MAX_STAKE_READS = 64
+/**
+ * Of those, the reads kept for owners read staked before (refreshes): owners never read, or read
+ * unstaked, may hold the rest. Fresh payout keys are free, so with a slow chain a stranger's new
+ * owners could otherwise hold every read and leave the known honest owners unrefreshed
+ * (review16a L2). A quarter of the cap, at most this many.
+ */
+export const STAKE_READS_KEPT_FOR_KNOWN = 16
 
 export interface StakeReadsInit {
   /** Reads one owner's stake from the chain (throws when the chain cannot be read). */
@@ -34,6 +41,8 @@ export interface StakeReadsInit {
   maxOwners?: number
   maxUnstakedOwners?: number
   maxReads?: number
+  /** Reads of `maxReads` only owners read staked before may take (default min(16, maxReads / 4)). */
+  keptForKnown?: number
   /** A read failed (logged by the caller; the round goes on with what it has). */
   onError?: (err: Error, owner: string) => void
 }
@@ -45,6 +54,8 @@ export class StakeReads {
   private readonly cache = new Map<string, Entry>()
   private readonly unstaked = new Map<string, Entry>()
   private readonly inflight = new Map<string, Promise<void>>()
+  /** Reads in flight for owners with no staked figure here (never read, or read unstaked). */
+  private inflightNew = 0
   /** Chain reads started (tests and metrics: one per owner and TTL, not one per offer). */
   reads = 0
 
@@ -74,7 +85,13 @@ export class StakeReads {
   private entry (owner: string): Entry | undefined { return this.cache.get(owner) ?? this.unstaked.get(owner) }
 
   private start (owner: string): Promise<void> | undefined {
-    if (this.inflight.size >= (this.init.maxReads ?? MAX_STAKE_READS)) return undefined
+    const max = this.init.maxReads ?? MAX_STAKE_READS
+    if (this.inflight.size >= max) return undefined
+    // an owner with no staked figure here may not take the reads kept for refreshing known ones
+    const known = this.cache.has(owner)
+    const kept = this.init.keptForKnown ?? Math.min(STAKE_READS_KEPT_FOR_KNOWN, Math.floor(max / 4))
+    if (!known && this.inflightNew >= max - kept) return undefined
+    if (!known) this.inflightNew++
     this.reads++
     const p = this.init.read(owner).then(figure => {
       const staked = figure.gpus > 0
@@ -86,7 +103,10 @@ export class StakeReads {
       map.set(owner, { at: this.init.now(), figure: { gpus: figure.gpus } })
     }, (err: unknown) => {
       this.init.onError?.(err instanceof Error ? err : new Error(String(err)), owner)
-    }).finally(() => { this.inflight.delete(owner) })
+    }).finally(() => {
+      this.inflight.delete(owner)
+      if (!known) this.inflightNew--
+    })
     this.inflight.set(owner, p)
     return p
   }

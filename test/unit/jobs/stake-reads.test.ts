@@ -73,12 +73,37 @@ test('bounded: at most maxOwners kept, at most maxReads in flight', async () => 
   let calls = 0
   const { r } = setup(async () => { calls++; return { gpus: 1 } }, { maxOwners: 10, maxReads: 4, waitMs: 1_000 })
   const m = await r.stakesOf(Array.from({ length: 6 }, (_, i) => owner(i)))
-  assert.is(calls, 4, 'reads past maxReads wait for a later round')
-  assert.is([...m.values()].filter(x => x !== undefined).length, 4)
+  assert.is(calls, 3, 'reads past maxReads, less the one kept for owners read staked before, wait for a later round')
+  assert.is([...m.values()].filter(x => x !== undefined).length, 3)
   for (let i = 0; i < 30; i++) await r.stakesOf([owner(100 + i)])
   calls = 0
   await r.stakesOf([owner(0)])
   assert.is(calls, 1, 'the oldest owner was evicted (10 kept), so it is read again')
+})
+
+test('a slow chain and a stranger\'s fresh owners holding every read for new owners: an owner read staked before is still refreshed (review16a L2)', async () => {
+  const slow = new Set<string>()
+  let calls = 0
+  const gates: Array<() => void> = []
+  const { r, clock } = setup(async (o) => {
+    calls++
+    if (slow.has(o)) await new Promise<void>(resolve => { gates.push(resolve) })
+    return { gpus: 1 }
+  }, { maxReads: 8, ttlMs: 60_000, waitMs: 10 })
+  // the honest owner is read staked once, while the chain is quick
+  assert.is((await r.stakesOf([owner(1)])).get(owner(1))?.gpus, 1)
+  // then the chain slows down and a stranger's fresh owners come in, more than the cap
+  const strangers = Array.from({ length: 20 }, (_, i) => owner(1000 + i))
+  for (const s of strangers) slow.add(s)
+  await r.stakesOf(strangers)
+  assert.is(calls, 1 + 6, 'new owners hold at most maxReads less the kept quarter (8 - 2)')
+  // the honest owner's figure is due for a refresh: it gets one of the kept reads
+  clock.t += 61_000
+  const m = await r.stakesOf([owner(1), owner(2000)])
+  assert.is(calls, 1 + 6 + 1, 'the known owner is read again; another new owner is not (no read left for new owners)')
+  assert.is(m.get(owner(1))?.gpus, 1)
+  assert.is(m.get(owner(2000)), undefined)
+  for (const g of gates) g()
 })
 
 test('fresh unstaked owners (payout keys are free) do not push a staked figure out: it still serves while the chain is down (review16a)', async () => {
