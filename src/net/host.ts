@@ -18,6 +18,7 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
+import { installPeerDialRules } from './peer-dials.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
@@ -247,7 +248,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   const admission = new WebRTCAdmission(init.webrtc?.admission)
   const backoff = new WebRTCBackoff(init.webrtc?.backoff)
-  let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> } } | undefined
+  let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> }, connectionManager?: any } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if ((init.bootstrap ?? []).length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
@@ -298,6 +299,15 @@ export async function createHost (init: HostInit): Promise<Host> {
   webrtcAdmissions.set(host, admission)
   webrtcBackoffs.set(host, backoff)
   const tm = components?.transportManager
+  // dials by peer id to peers reached only through a relay: reuse, no useless circuits, no dead private addresses (peer-dials.ts)
+  const cm = components?.connectionManager
+  if (cm !== undefined) {
+    installPeerDialRules(cm, {
+      addressesOf: async peer => {
+        try { return (await node.peerStore.get(peer)).addresses.map(a => a.multiaddr.toString()) } catch { return undefined }
+      }
+    })
+  }
   if (tm !== undefined) {
     transportDials.set(host, async (ma, signal) => await tm.dial(ma, { signal }))
     if (useWebRTC) webrtcHosts.add(host)
