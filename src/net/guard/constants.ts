@@ -21,7 +21,8 @@ export const STREAMS_PER_PEER: Readonly<Record<string, number>> = {
   // one long-lived stream per neighbour (RequestChannel), re-opened after a failure
   '/dbc/relay/1.0.0': 4,
   // the same, from a sender that offers unsealed direct copies (a sender opens one stream per
-  // neighbour, of 1.1.0 or 1.0.0; both rows let an older and a newer stream overlap briefly)
+  // neighbour, of 1.1.0 or 1.0.0): one budget with 1.0.0 (SHARED_STREAM_BUDGETS), in which an
+  // older and a newer stream overlap briefly
   '/dbc/relay/1.1.0': 4,
   // a lookup per stream; a client asks a few cells at once
   '/dbc/capability/1.0.0': 8,
@@ -32,6 +33,16 @@ export const STREAMS_PER_PEER: Readonly<Record<string, number>> = {
 }
 /** Any protocol not in the table (a new one starts strict; add it above with its reasoning). */
 export const DEFAULT_STREAMS_PER_PEER = 16
+
+/**
+ * Versions of one protocol whose inbound streams count against one budget per peer (the row of
+ * the version opened applies to the sum): with a row each, a peer could hold the relay's 4
+ * streams twice over, 4 of 1.0.0 and 4 of 1.1.0 (session 16).
+ */
+export const SHARED_STREAM_BUDGETS: Readonly<Record<string, string>> = {
+  '/dbc/relay/1.0.0': '/dbc/relay',
+  '/dbc/relay/1.1.0': '/dbc/relay'
+}
 
 /**
  * Bytes one peer may hold in this node's frame buffers at once, across all protocols: one full

@@ -79,6 +79,8 @@ interface Tracked {
   peer: string
   peerId: PeerId
   protocol: string
+  /** What the stream counts against: the protocol, or the budget its versions share. */
+  budget: string
   openedAt: number
   expectsRequest: boolean
   framed?: FramedStream
@@ -136,8 +138,8 @@ export class InboundGuard {
   /** Bytes held in frame buffers now: by the whole node, and by `peer`. */
   bufferedBytes (peer?: string): number { return peer === undefined ? this.total : (this.buffered.get(peer) ?? 0) }
 
-  /** Inbound streams `peer` holds open now on `protocol`. */
-  streamsOf (peer: string, protocol: string): number { return this.open.get(peer)?.get(protocol) ?? 0 }
+  /** Inbound streams `peer` holds open now on `protocol` (with the other versions sharing its budget: SHARED_STREAM_BUDGETS). */
+  streamsOf (peer: string, protocol: string): number { return this.open.get(peer)?.get(C.SHARED_STREAM_BUDGETS[protocol] ?? protocol) ?? 0 }
 
   /** Registers `handler` for `protocol` behind the guard's stream caps, budgets and deadlines. */
   async handle (host: HandleHost, protocol: string, handler: GuardedHandler, opts: GuardedHandleOptions = {}): Promise<void> {
@@ -154,18 +156,19 @@ export class InboundGuard {
     const peer = peerId.toString()
     this.clock = this.now()
     const limit = opts.streamsPerPeer ?? this.init.streamsPerPeer?.[protocol] ?? C.STREAMS_PER_PEER[protocol] ?? this.init.defaultStreamsPerPeer ?? C.DEFAULT_STREAMS_PER_PEER
+    const budget = C.SHARED_STREAM_BUDGETS[protocol] ?? protocol
     const n = this.streamsOf(peer, protocol)
     if (n >= limit) {
       this.stats.streamsRefused++
-      const err = new WireError('STREAM_LIMIT', `${peer} already holds ${n} streams of ${protocol}, the most one peer may hold at once`)
+      const err = new WireError('STREAM_LIMIT', `${peer} already holds ${n} streams of ${budget === protocol ? protocol : `${budget} (all versions)`}, the most one peer may hold at once`)
       this.charge(peerId, err, protocol)
       stream.abort(err)
       return
     }
     let perProtocol = this.open.get(peer)
     if (perProtocol === undefined) { perProtocol = new Map(); this.open.set(peer, perProtocol) }
-    perProtocol.set(protocol, n + 1)
-    const t: Tracked = { stream, peer, peerId, protocol, openedAt: this.clock, expectsRequest: opts.expectsRequest === true }
+    perProtocol.set(budget, n + 1)
+    const t: Tracked = { stream, peer, peerId, protocol, budget, openedAt: this.clock, expectsRequest: opts.expectsRequest === true }
     this.active.add(t)
     this.ensureSweeping()
     // the peer holds the stream until it can send no more on it: once it closed its end, what
@@ -186,10 +189,10 @@ export class InboundGuard {
   private release (t: Tracked): void {
     if (!this.active.delete(t)) return
     const perProtocol = this.open.get(t.peer)
-    const n = (perProtocol?.get(t.protocol) ?? 1) - 1
-    if (n > 0) perProtocol?.set(t.protocol, n)
+    const n = (perProtocol?.get(t.budget) ?? 1) - 1
+    if (n > 0) perProtocol?.set(t.budget, n)
     else {
-      perProtocol?.delete(t.protocol)
+      perProtocol?.delete(t.budget)
       if (perProtocol?.size === 0) this.open.delete(t.peer)
     }
     if (this.active.size === 0 && this.outbound.streams === 0 && this.timer !== undefined) { clearInterval(this.timer); this.timer = undefined }

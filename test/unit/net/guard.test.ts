@@ -52,6 +52,27 @@ test('streams beyond the per-peer cap of a protocol are reset and charged; other
   assert.is(guard.stats.streamsRefused, 1)
 })
 
+test('the two relay versions share one per-peer stream budget: 4 in all, not 4 of each', async () => {
+  const charges: string[] = []
+  const guard = createInboundGuard({ now: () => 1000, sweepMs: 1e9, charge: (peer: PeerId, err: WireError) => { charges.push(`${peer.toString()} ${err.code}`) } })
+  const host = new FakeHost()
+  installGuard(host, guard)
+  for (const v of ['/dbc/relay/1.0.0', '/dbc/relay/1.1.0']) void guardedHandle(host as any, v, async (_s, _c, g) => { const f = g.open({ maxFrameBytes: 1024 }); try { for (;;) { if (await f.read() === undefined) break } } catch {} })
+  const old = [0, 1].map(() => host.open('/dbc/relay/1.0.0', 'A'))
+  const cur = [0, 1].map(() => host.open('/dbc/relay/1.1.0', 'A'))
+  for (const x of [...old, ...cur]) assert.is(x.stream.aborted, undefined)
+  assert.is(guard.streamsOf('A', '/dbc/relay/1.1.0'), 4)
+  const over = host.open('/dbc/relay/1.1.0', 'A')
+  assert.is((over.stream.aborted as WireError | undefined)?.code, 'STREAM_LIMIT')
+  assert.match((over.stream.aborted as Error).message, /all versions/)
+  assert.is((host.open('/dbc/relay/1.0.0', 'A').stream.aborted as WireError | undefined)?.code, 'STREAM_LIMIT', 'nor a fifth of the other version')
+  assert.equal(charges, ['A STREAM_LIMIT', 'A STREAM_LIMIT'])
+  // a closed stream of either version frees a place for both
+  old[0].stream.end()
+  assert.is(host.open('/dbc/relay/1.1.0', 'A').stream.aborted, undefined)
+  assert.is(host.open('/dbc/relay/1.0.0', 'B').stream.aborted, undefined, 'another peer has its own budget')
+})
+
 test('the handler runs inside the protocol context naming the protocol and the peer', async () => {
   const { host, contexts } = setup()
   host.open(P, 'A')
