@@ -171,35 +171,55 @@ export function memberRouting (node: TrainingRouting | undefined, job: TrainingR
   return job ?? node ?? 'auto'
 }
 
+/** Peers remembered per job at most (the ones this node sent the job's frames to). */
+export const MAX_JOB_PEERS = 1024
+
 /**
  * Each training job's own routing, by (coordinator, job id): a remote coordinator picks its job
  * ids, so one can never overwrite or end the route of a job this node (or another coordinator)
  * runs. Set while the job runs here (its session: coordinator this node; or this node's worker
  * in it): the frames of the job follow it. `onEnd` hears a job leave (ended, or pushed out past
- * the bound) with its coordinator.
+ * the bound) with its coordinator and the peers this node sent its frames to (`notePeer`).
  */
 export class JobRoutes {
-  private readonly jobs = new Map<string, { jobId: string, coordinator: string, mode: TrainingRouting }>()
+  private readonly jobs = new Map<string, { jobId: string, coordinator: string, mode: TrainingRouting, peers: Set<string> }>()
 
-  constructor (private readonly self: string, private readonly onEnd?: (jobId: string, coordinator: string) => void) {}
+  constructor (private readonly self: string, private readonly onEnd?: (jobId: string, coordinator: string, peers: ReadonlySet<string>) => void) {}
 
   private key (jobId: string, coordinator: string): string { return `${coordinator}/${jobId}` }
 
   set (jobId: string, mode: TrainingRouting | undefined, coordinator: string = this.self): void {
     if (mode === undefined) { this.delete(jobId, coordinator); return }
     const k = this.key(jobId, coordinator)
+    const peers = this.jobs.get(k)?.peers ?? new Set<string>()
     this.jobs.delete(k)
-    this.jobs.set(k, { jobId, coordinator, mode })
+    this.jobs.set(k, { jobId, coordinator, mode, peers })
     if (this.jobs.size > MAX_JOB_ROUTES) {
-      const [oldKey, old] = this.jobs.entries().next().value as [string, { jobId: string, coordinator: string }]
+      const [oldKey, old] = this.jobs.entries().next().value as [string, { jobId: string, coordinator: string, peers: Set<string> }]
       this.jobs.delete(oldKey)
-      this.onEnd?.(old.jobId, old.coordinator)
+      this.onEnd?.(old.jobId, old.coordinator, old.peers)
     }
   }
 
   get (jobId: string | undefined, coordinator: string = this.self): TrainingRouting | undefined { return jobId === undefined ? undefined : this.jobs.get(this.key(jobId, coordinator))?.mode }
 
   delete (jobId: string, coordinator: string = this.self): void {
-    if (this.jobs.delete(this.key(jobId, coordinator))) this.onEnd?.(jobId, coordinator)
+    const k = this.key(jobId, coordinator)
+    const j = this.jobs.get(k)
+    if (j === undefined) return
+    this.jobs.delete(k)
+    this.onEnd?.(jobId, coordinator, j.peers)
+  }
+
+  /** `peer` takes frames of a running job (not remembered for a job not running here). */
+  notePeer (jobId: string | undefined, coordinator: string, peer: string): void {
+    const j = jobId === undefined ? undefined : this.jobs.get(this.key(jobId, coordinator))
+    if (j !== undefined && j.peers.size < MAX_JOB_PEERS) j.peers.add(peer)
+  }
+
+  /** Whether a job still running here sends frames to `peer`. */
+  busy (peer: string): boolean {
+    for (const j of this.jobs.values()) if (j.peers.has(peer)) return true
+    return false
   }
 }

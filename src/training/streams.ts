@@ -10,7 +10,7 @@ import { RouteBook, RouteLimitError, limitBytesLeft, wireBytes, REPLY_ALLOWANCE_
 import type { Host } from '../net/host.js'
 import type { OverlayRoute, TrainingRouting } from './overlay-route.js'
 import type { TrainingRouteLog } from './route-log.js'
-import { closeIfRedundant, RELAYED_MAX_AGE_MS } from './relayed.js'
+import { closeIfRedundant, closeWhenIdle, RELAYED_MAX_AGE_MS } from './relayed.js'
 import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, type TrainingHost } from './transport-types.js'
 
 const log = logger('dbc:training:transport')
@@ -36,6 +36,8 @@ export interface Outbox {
   framed?: FramedStream
   /** The connection `framed` runs on (a relayed one is checked before every frame). */
   conn?: Connection
+  /** The peer's last job here ended while frames were still queued: released once they are out (TrainingTransport.release). */
+  releaseWhenDrained?: boolean
 }
 
 export interface PeerStreamsInit {
@@ -57,6 +59,8 @@ export class PeerStreams {
   private routeBook: RouteBook | undefined
   /** Peers a fresh relayed connection is being opened to ahead of need (preopen). */
   private readonly preopening = new Set<string>()
+  /** Relayed connections the all-reduce opened (spares, fresh ones, first dials) or wrote on, per peer: closed once idle at the peer's release. */
+  private readonly opened = new Map<string, Set<Connection>>()
 
   constructor (private readonly d: PeerStreamsInit) {
     this.host = d.host
@@ -77,12 +81,39 @@ export class PeerStreams {
   close (): void {
     this.routeBook?.close()
     this.routeBook = undefined
+    this.opened.clear()
+  }
+
+  /** Remembers a relayed connection we opened to `peer` (closed ones are dropped from the set as it grows). */
+  private noteOpened (peer: string, conn: Connection, before?: readonly Connection[]): void {
+    if (conn.limits === undefined || before?.includes(conn) === true) return
+    let set = this.opened.get(peer)
+    if (set === undefined) { set = new Set(); this.opened.set(peer, set) }
+    for (const c of set) if (c.status !== 'open') set.delete(c)
+    set.add(conn)
+  }
+
+  /**
+   * The peer is released (no running job here sends it frames): the relayed connections the
+   * all-reduce opened or wrote on are closed once nothing runs on them (at once, or when the last
+   * stream on one closes: the peer's, another protocol's, the overlay's). Returns how many closed
+   * at once.
+   */
+  closeOpened (peer: string): number {
+    const set = this.opened.get(peer)
+    this.opened.delete(peer)
+    let closed = 0
+    for (const c of set ?? []) if (closeWhenIdle(c)) closed++
+    if (closed > 0) log('%d relayed connection(s) the all-reduce opened to %s closed: no job here trains with it now', closed, peer)
+    return closed
   }
 
   /** The background try that leaves the overlay: a connection through the route book (none: the next frame tries). */
   async connect (peer: string, signal: AbortSignal): Promise<void> {
     if (this.routeBook === undefined) return
-    await this.routeBook.connectionFor(peerIdFromString(peer), 0, { signal })
+    const id = peerIdFromString(peer)
+    const before = this.host.getConnections(id)
+    this.noteOpened(peer, await this.routeBook.connectionFor(id, 0, { signal }), before)
     log('a connection to %s opened: frames leave the overlay', peer)
   }
 
@@ -122,6 +153,7 @@ export class PeerStreams {
   adopt (to: string, o: Outbox, opened: { stream: Stream, conn?: Connection }, len: number): FramedStream {
     const framed = o.framed = new FramedStream(opened.stream, { maxFrameBytes: TRAINING_MAX_FRAME })
     o.conn = opened.conn
+    if (opened.conn !== undefined) this.noteOpened(to, opened.conn)
     // a fresh relayed connection has its whole budget: the used-up ones go
     const spent = wireBytes(len + Math.max(REPLY_ALLOWANCE_BYTES, len))
     for (const c of this.host.getConnections(peerIdFromString(to))) if (c !== opened.conn) closeIfRedundant(this.host, c, undefined, spent)
@@ -175,7 +207,7 @@ export class PeerStreams {
     this.preopening.add(id)
     log('the relayed connection %s to %s has %s bytes left: a fresh one opens ahead of need', used.id, id, String(limitBytesLeft(used)))
     book.freshRelayed(peer, used, AbortSignal.timeout(15_000)).then(
-      conn => { log('a fresh relayed connection %s to %s is ready (%s bytes)', conn.id, id, String(limitBytesLeft(conn))) },
+      conn => { this.noteOpened(id, conn); log('a fresh relayed connection %s to %s is ready (%s bytes)', conn.id, id, String(limitBytesLeft(conn))) },
       (err: Error) => { log('no fresh relayed connection to %s ahead of need: %s', id, err.message) }
     ).finally(() => { this.preopening.delete(id) })
   }
@@ -201,8 +233,10 @@ export class PeerStreams {
       const signal = AbortSignal.timeout(15_000)
       try {
         if (this.routeBook !== undefined) {
+          const before = this.host.getConnections(peer)
           let conn = await this.routeBook.connectionFor(peer, len, { signal, replyBytes: Math.max(REPLY_ALLOWANCE_BYTES, len) })
           if (conn.limits !== undefined && Date.now() - conn.timeline.open > RELAYED_MAX_AGE_MS) conn = await this.routeBook.freshRelayed(peer, conn, signal)
+          this.noteOpened(to, conn, before)
           const stream = await conn.newStream(ALLREDUCE_PROTOCOL, { signal, runOnLimitedConnection: true })
           log('a stream for a frame of %d bytes to %s opened on connection %s (%s, %s bytes left, previous %s)', len, to, conn.id, conn.remoteAddr.toString(), String(limitBytesLeft(conn)), previous?.id)
           this.routeLog.noteConnection(to, this.routeBook.classify(conn), conn, previous)

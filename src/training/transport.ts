@@ -75,7 +75,11 @@ export class TrainingTransport {
     this.pacer = new SendPacer(init.maxSendBytesPerSec)
     this.privacy = init.privacy
     // only jobs this node coordinates ever hold peers private (review F0/F1)
-    this.jobRoutes = new JobRoutes(this.self, (job, coordinator) => { if (coordinator === this.self) this.privacy?.jobEnded(job) })
+    this.jobRoutes = new JobRoutes(this.self, (job, coordinator, peers) => {
+      if (coordinator === this.self) this.privacy?.jobEnded(job)
+      // the job's end, here (done, failed, cancelled; coordinator or member): peers no other job trains with are released
+      for (const p of peers) this.release(p)
+    })
     this.overlayFrames = new OverlayFrames({
       signal: () => this.overlay.signal,
       frameLimit: peer => this.frameLimit(peer),
@@ -170,6 +174,7 @@ export class TrainingTransport {
     // dropped (review s11 N1); what a node holds is per-peer x the peers of its jobs
     if (o.queue.length >= MAX_QUEUED_PER_PEER || o.queuedBytes + bytes.byteLength > MAX_QUEUED_BYTES_PER_PEER) { this.stats.dropped++; return }
     const job = jobOf(msg)
+    this.jobRoutes.notePeer(job, coordinator, to)
     const own = this.jobRoutes.get(job, coordinator)
     const mode = this.overlay.mode(routing ?? own)
     // our overlay-only job keeps its peer off connections; ours allowing them frees one only training made private
@@ -208,6 +213,25 @@ export class TrainingTransport {
     } catch (err) {
       log('ignored addresses for %s: %s', peer, (err as Error).message)
     }
+  }
+
+  /**
+   * A peer that no job running here sends frames to any more (the last one with it ended): what is
+   * still queued for it goes out first (a job's last messages), then its stream ends and the
+   * relayed connections the all-reduce opened to it (spares, fresh ones) are closed where nothing
+   * else runs on them; a spare would otherwise hold a relay circuit (16 per connection at a relay)
+   * until the relay's 10 min limit. Its route stays listed (status, job explain). Returns whether
+   * it was released now (false: busy in another job, or still sending: released once drained).
+   */
+  release (peer: string): boolean {
+    if (this.jobRoutes.busy(peer)) return false
+    const o = this.outboxes.get(peer)
+    if (o !== undefined && (o.pumping || o.queue.length > 0)) { o.releaseWhenDrained = true; return false }
+    if (o !== undefined) this.outboxes.delete(peer)
+    const f = o?.framed
+    if (f === undefined) { this.streams.closeOpened(peer); return true }
+    void f.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { this.streams.closeOpened(peer) })
+    return true
   }
 
   /** Forgets a peer's outbound stream (after it left the job). */
@@ -303,6 +327,7 @@ export class TrainingTransport {
       o.conn = undefined
     } finally {
       o.pumping = false
+      if (o.releaseWhenDrained === true && o.queue.length === 0 && this.outboxes.get(to) === o) { o.releaseWhenDrained = false; this.release(to) }
     }
   }
 
