@@ -15,10 +15,11 @@ export class RandomPool {
       crypto.getRandomValues(this.pool)
       this.offset = 0
     }
-    const slice = this.pool.subarray(this.offset, this.offset + out.length)
-    out.set(slice)
-    slice.fill(0)
-    this.offset += out.length
+    // (byte by byte: a message id or a nonce is 12-16 bytes, less than a view, a set and a fill cost)
+    const pool = this.pool
+    let o = this.offset
+    for (let i = 0; i < out.length; i++, o++) { out[i] = pool[o]; pool[o] = 0 }
+    this.offset = o
     return out
   }
 }

@@ -8,10 +8,12 @@ import { ed25519 } from '@noble/curves/ed25519.js'
  * for any other shape (RSA/secp256k1 ids carry no inline key and are not accepted here).
  */
 export function ed25519KeyFromPeerIdBytes (peerId: Uint8Array): Uint8Array | undefined {
-  if (peerId.length !== 38) return undefined
-  if (peerId[0] !== 0x00 || peerId[1] !== 0x24) return undefined
-  if (peerId[2] !== 0x08 || peerId[3] !== 0x01 || peerId[4] !== 0x12 || peerId[5] !== 0x20) return undefined
-  return peerId.subarray(6, 38)
+  return isEd25519PeerIdBytes(peerId) ? peerId.subarray(6, 38) : undefined
+}
+
+/** Whether ed25519KeyFromPeerIdBytes finds a key in `peerId`, without making the key's view (a shape check on every envelope). */
+export function isEd25519PeerIdBytes (peerId: Uint8Array): boolean {
+  return peerId.length === 38 && peerId[0] === 0x00 && peerId[1] === 0x24 && peerId[2] === 0x08 && peerId[3] === 0x01 && peerId[4] === 0x12 && peerId[5] === 0x20
 }
 
 /** The peer id bytes (identity multihash) that belong to a 32-byte Ed25519 public key. */

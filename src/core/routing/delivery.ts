@@ -7,7 +7,7 @@ import type { Path } from './paths.js'
 export type AckStatus = 'ok' | 'duplicate' | 'rejected' | 'unreachable'
 
 export interface SendCommand<P> {
-  /** Message id (hex) as the application and the acks name it. */
+  /** The sender's name for the message (unique among those in flight). */
   id: string
   recipient: P
   pathId: number

@@ -185,8 +185,7 @@ export class RelayInbound {
         this.h.stats.received++
         if (isUnsealed(env)) this.h.stats.unsealedReceived++
         this.h.scores.reward(now, from, 0.1)
-        const msg: ReceivedMessage = { sender, messageId: toHex(id), contentType: opened.contentType, sequence: opened.sequence, payload: opened.payload, via: from }
-        this.h.deliver(msg)
+        this.h.deliver(new Received(sender, id.slice(), opened.contentType, opened.sequence, opened.payload, from))
         return this.ack(deliveredBySender, env, req.pathId, AckStatus.OK)
       }
       this.h.stats.duplicates++
@@ -217,6 +216,17 @@ export class RelayInbound {
         resolve(err !== undefined || ack === undefined ? dbc.envelope.v1.Ack.create({ messageId: id, pathId: req.pathId, status: AckStatus.UNREACHABLE, reason: err?.message ?? 'no ack' }) : ack)
       })
     })
+  }
+}
+
+/** A new message as the applications get it; its messageId (the id in hex) is made when first read. */
+class Received implements ReceivedMessage {
+  private hex: string | undefined
+  /** `id`: the message id's own bytes (not a view into a read buffer). */
+  constructor (readonly sender: string, private readonly id: Uint8Array, readonly contentType: number, readonly sequence: number, readonly payload: Uint8Array, readonly via: string) {}
+  get messageId (): string { return (this.hex ??= toHex(this.id)) }
+  toJSON (): ReceivedMessage {
+    return { sender: this.sender, messageId: this.messageId, contentType: this.contentType, sequence: this.sequence, payload: this.payload, via: this.via }
   }
 }
 

@@ -60,6 +60,10 @@ test('k=2 (direct + relay) is delivered exactly once and acked', async () => {
   const got = inbox.get('B')!
   assert.is(got.length, 1)
   assert.is(new TextDecoder().decode(got[0].payload), 'task 1: sum 1..1e6')
+  // the receipt names the message as the recipient does (its id in hex, made when read), also as JSON
+  assert.match(r.messageId, /^[0-9a-f]{32}$/)
+  assert.is(r.messageId, got[0].messageId)
+  assert.is((JSON.parse(JSON.stringify(r)) as { messageId: string }).messageId, got[0].messageId)
   assert.is(got[0].sender, node('A').id)
   assert.is(svc('B').stats.duplicates, 1)
   // the relayed copy was signed off the event loop before it left: a relay that verifies accepts it
