@@ -7,61 +7,26 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { guardedHandle } from '../guard/index.js'
 import { dbc } from '../../wire/gen/wire.js'
 import { DbcError } from '../../errors.js'
-import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, encodeEnvelope, staticAckKey, DEFAULT_MAX_ENVELOPE_BYTES, NONCE_BYTES, TAG_BYTES } from '../../crypto/envelope.js'
-import { relayRequestFrameBytes, relayRequestFrameOf, encodedEnvelopeSize, directFrameAround, setFrameIds } from '../../crypto/envelope-codec.js'
-import { verifyAck, verifyAckMac, ACK_MAC_BYTES } from '../../crypto/ack.js'
-import { MultipathDelivery, choosePaths, PeerScoreBook, type DeliveryEvent, type SendCommand, type RelayCandidate, type Offence } from '../../core/routing/index.js'
-import { cellIdOf, predictOneWayMs } from '../../core/geo/index.js'
-import { RequestChannel, type StreamTest } from './channel.js'
+import { sealEnvelope, unsealedEnvelope, isUnsealed, signEnvelope, signEnvelopeAsync, encodeEnvelope, DEFAULT_MAX_ENVELOPE_BYTES } from '../../crypto/envelope.js'
+import { relayRequestFrameBytes, relayRequestFrameOf, directFrameAround, setFrameIds } from '../../crypto/envelope-codec.js'
+import { relayedSizeOf, sealedOf, settleOutgoing, ackAuthentic, type Outgoing } from './outgoing.js'
+import { MultipathDelivery, PeerScoreBook, type DeliveryEvent, type SendCommand, type Offence } from '../../core/routing/index.js'
+import type { RequestChannel, StreamTest } from './channel.js'
 import type { RelayFailureBook } from './relay-failures.js'
 import { RandomPool } from '../../crypto/random.js'
 import { peerIdTextOf, peerIdBytesOf, peerIdObjectOf } from '../peer-ids.js'
 import { RelayInbound, type EnvelopeStats } from './relay-inbound.js'
 import { RELAY_PROTOCOL_UNSEALED, RELAY_PROTOCOLS, sealsEndToEnd } from './relay-protocols.js'
-
-/** A stream that takes unsealed direct copies: /dbc/relay/1.1.0 on a connection that seals end to end. */
-const takesUnsealed: StreamTest = (protocol, encryption) => protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(encryption)
-import { PathCache, type Paths } from './path-cache.js'
-import { toHex, ackKey, ackAnswers, decodeAckFrame, STATUS } from './relay-frames.js'
+import { PathCache, buildPaths, type Paths } from './path-cache.js'
+import { ackKey, relayChannel, STATUS } from './relay-frames.js'
 import type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
 export { RELAY_PROTOCOL, RELAY_PROTOCOL_UNSEALED, sealsEndToEnd } from './relay-protocols.js'
 export { MAX_IN_FLIGHT_PER_STREAM } from './relay-inbound.js'
 export type { ReceivedMessage, DeliveryReceipt, EnvelopeServiceInit, SendOptions } from './envelope-types.js'
 
-/** varint bytes of n (n < 2^35) */
-const varintBytes = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
-/**
- * The encoded size of `env`'s relayed copy: the same message sealed (an unsealed one's clear
- * payload becomes a nonce and a ciphertext 16 bytes longer) and signed (64 bytes and their field).
- */
-function relayedSizeOf (env: dbc.envelope.v1.Envelope): number {
-  let size = encodedEnvelopeSize(env)
-  if (isUnsealed(env)) {
-    const p = env.payload.length
-    size += -(p > 0 ? 1 + varintBytes(p) + p : 0) + (2 + NONCE_BYTES) + (1 + varintBytes(p + TAG_BYTES) + p + TAG_BYTES)
-  }
-  return env.signature.length === 0 ? size + 2 + 64 : size
-}
-
-/**
- * A message of ours in flight: the envelope (a direct copy's frame is written from it) and,
- * made when its first relayed copy goes out, the signed bytes every relayed copy carries.
- */
-interface Outgoing {
-  /** Sealed, or unsealed when its direct copy goes to a recipient that takes that (then `sealed` is made for relayed copies). */
-  envelope: dbc.envelope.v1.Envelope
-  /** An unsealed message's envelope sealed, made when a copy first needs it (a relayed one, or a direct one to an older peer). */
-  sealed?: dbc.envelope.v1.Envelope
-  /** The first direct copy's frame, the envelope sealed into it (sendNow); taken by the first direct launch. */
-  directFrame?: Uint8Array
-  relayBytes?: Uint8Array
-  /** Relayed copies waiting for the signature being made off the event loop (see pump). */
-  signing?: Array<SendCommand<string>>
-  recipient: Uint8Array
-  resolve: (r: DeliveryReceipt) => void
-  reject: (e: Error) => void
-}
+/** A stream that takes unsealed direct copies: /dbc/relay/1.1.0 on a connection that seals end to end. */
+const takesUnsealed: StreamTest = (protocol, encryption) => protocol === RELAY_PROTOCOL_UNSEALED && sealsEndToEnd(encryption)
 
 type Host = Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'hangUp'>
 
@@ -80,6 +45,7 @@ export class EnvelopeService {
   private readonly now: () => number
   private readonly random: (out: Uint8Array) => Uint8Array
   private sequence = 0
+  private deliveryIds = 0
   private started = false
   private pumping = false
   private stopped = false
@@ -214,7 +180,9 @@ export class EnvelopeService {
     // and the recipient refuse a larger one as oversized and charge us for it (review16b)
     const size = relayedSizeOf(env)
     if (size > this.maxBytes) throw new DbcError('ENVELOPE_TOO_LARGE', `sealed message of ${size} bytes exceeds the ${this.maxBytes} byte limit`, { hint: 'send bulk data on a data stream and put only its hash in the message' })
-    const id = toHex(env.messageId)
+    // the delivery machine's name for the message: a number of ours, not the id's hex (made only
+    // if a receipt's messageId is read: outgoing.ts Receipt)
+    const id = String(++this.deliveryIds)
     const { paths, spares } = this.choosePaths(toStr, opts)
     if (paths.length === 0) throw new DbcError('NO_PATH', `no path to ${toStr}: not connected and no relay candidates`, { hint: 'connect to the peer or to peers that can reach it first' })
     const result = new Promise<DeliveryReceipt>((resolve, reject) => {
@@ -243,18 +211,8 @@ export class EnvelopeService {
     const now = this.now()
     const cached = this.pathCache.get(recipient, k, useDirect, now)
     if (cached !== undefined) return cached
-    const loc = this.init.location
-    const recLoc = this.init.locate?.(recipient)
-    const candidates: Array<RelayCandidate<string>> = []
     const pool = this.init.relayCandidates?.() ?? [...new Set(this.host.getConnections().map(c => c.remotePeer.toString()))]
-    for (const peer of pool) {
-      if (peer === recipient || peer === this.self || this.scores.isBanned(now, peer)) continue
-      const rl = this.init.locate?.(peer)
-      const predictedMs = loc !== undefined && rl !== undefined && recLoc !== undefined ? predictOneWayMs(loc, rl) + predictOneWayMs(rl, recLoc) : 50
-      candidates.push({ peer, cell: rl !== undefined ? cellIdOf(rl.lat, rl.lon, 3) : `unknown:${peer}`, predictedMs })
-    }
-    const direct = useDirect ? { predictedMs: loc !== undefined && recLoc !== undefined ? predictOneWayMs(loc, recLoc) : 0 } : undefined
-    const paths = choosePaths({ k, direct, candidates, exclude: [recipient] })
+    const paths = buildPaths({ recipient, k, useDirect, self: this.self, pool, usable: peer => !this.scores.isBanned(now, peer), location: this.init.location, locate: this.init.locate })
     this.pathCache.set(recipient, k, useDirect, now, paths)
     return paths
   }
@@ -366,15 +324,9 @@ export class EnvelopeService {
     channel.sendFramed(ackKey(id, cmd.pathId), frame, this.delivery.ackTimeoutMs * 2, (err, ack) => { this.onCopyAck(o.envelope, cmd, neighbour, err, ack) }, undefined, id, onlyOn)
   }
 
-  /**
-   * The message's sealed envelope: its own envelope, or for an unsealed one the same message (id,
-   * expiry, sequence, content type) sealed now, once, unsigned (static mode: launch signs it).
-   */
+  /** The message's sealed envelope (outgoing.ts sealedOf: an unsealed one's made once, unsigned; launch signs it). */
   private sealedOf (o: Outgoing): dbc.envelope.v1.Envelope {
-    const e = o.envelope
-    if (!isUnsealed(e)) return e
-    o.sealed ??= sealEnvelope({ senderSecretKey: this.init.secretKey, sender: e.sender, recipient: e.recipient, payload: e.payload, expiresAt: e.expiresAt, sequence: e.sequence, contentType: e.contentType, messageId: e.messageId, random: this.random, mode: 'static', sign: false })
-    return o.sealed
+    return sealedOf(o, this.init.secretKey, this.random)
   }
 
   private onCopyAck (envelope: dbc.envelope.v1.Envelope, cmd: SendCommand<string>, neighbour: string, err: Error | undefined, ack: dbc.envelope.v1.Ack | undefined): void {
@@ -383,7 +335,7 @@ export class EnvelopeService {
     } else {
       const status = STATUS[ack.status] ?? 'rejected'
       // An ack straight from the recipient is authenticated by the connection; through a relay it must be signed.
-      if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !this.ackAuthentic(envelope, ack)) {
+      if ((status === 'ok' || status === 'duplicate') && cmd.via !== undefined && !ackAuthentic(envelope, ack, this.init.secretKey)) {
         // a relay claiming a delivery it can not prove
         this.penalize(neighbour, 'forged')
         this.delivery.pathFailed(this.now(), cmd.id, cmd.pathId)
@@ -402,26 +354,13 @@ export class EnvelopeService {
     const o = this.outgoing.get(ev.id)
     if (o === undefined) return
     this.outgoing.delete(ev.id)
-    if (ev.type === 'delivered') {
-      this.stats.delivered++
-      const r: DeliveryReceipt = { messageId: ev.id, pathId: ev.pathId, latencyMs: ev.latencyMs, attempts: ev.attempts }
-      if (ev.via !== undefined) r.via = ev.via
-      o.resolve(r)
-    } else {
-      this.stats.failed++
-      o.reject(new DbcError('DELIVERY_FAILED', `message ${ev.id} to ${ev.recipient} was not delivered: ${ev.reason}${ev.detail !== undefined ? ` (${ev.detail})` : ''}`, { hint: 'check that the recipient is online and reachable', data: { reason: ev.reason, attempts: ev.attempts } }))
-    }
+    settleOutgoing(o, ev, this.stats)
   }
 
   private channel (peer: string): RequestChannel<dbc.envelope.v1.Ack, number | string> {
     let c = this.channels.get(peer)
     if (c === undefined) {
-      c = new RequestChannel(this.host, peerIdFromString(peer), {
-        protocol: RELAY_PROTOCOLS,
-        maxFrameBytes: this.maxBytes + 64,
-        decodeAck: decodeAckFrame,
-        accepts: ackAnswers
-      })
+      c = relayChannel(this.host, peerIdFromString(peer), this.maxBytes)
       this.channels.set(peer, c)
     }
     return c
@@ -458,14 +397,5 @@ export class EnvelopeService {
   /** The answer to one RelayRequest frame (relay-inbound.ts; tests call it with crafted frames). */
   private handleFrame (from: string, frame: Uint8Array): dbc.envelope.v1.Ack | Promise<dbc.envelope.v1.Ack> {
     return this.inbound.handleFrame(from, frame)
-  }
-
-  /** Whether an OK/DUPLICATE ack that came back through a relay was made by the recipient. */
-  private ackAuthentic (sent: dbc.envelope.v1.Envelope, ack: dbc.envelope.v1.Ack): boolean {
-    if (sent.ephemeralKey.length === 0 && ack.signature.length === ACK_MAC_BYTES) {
-      const key = staticAckKey(this.init.secretKey, sent.sender, sent.recipient, true)
-      return key !== undefined && verifyAckMac(key, ack)
-    }
-    return verifyAck(sent.recipient, ack)
   }
 }

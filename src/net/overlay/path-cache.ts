@@ -1,8 +1,9 @@
 // The paths chosen for a recipient, reused for a second per (recipient, k, direct): building them
 // walks and sorts every connection as a relay candidate, which a chatty peer pair would otherwise
 // pay on every message (a node with a hundred connections: a hundred predictions and a sort per
-// send). Path objects are never mutated, so messages can share them.
-import type { choosePaths } from '../../core/routing/index.js'
+// send). Path objects are never mutated, so messages can share them. buildPaths makes a choice.
+import { choosePaths, type RelayCandidate } from '../../core/routing/index.js'
+import { cellIdOf, predictOneWayMs, type LatLon } from '../../core/geo/index.js'
 
 export type Paths = ReturnType<typeof choosePaths<string>>
 /** How long the paths chosen for a recipient are reused, and for how many recipients at most. */
@@ -37,4 +38,36 @@ export class PathCache {
 
   /** Forgets every choice (a banned relay must leave the cached paths at once). */
   clear (): void { this.entries.clear(); this.last = undefined }
+}
+
+export interface PathInputs {
+  recipient: string
+  k: number
+  useDirect: boolean
+  self: string
+  /** Relay candidates: the peers we hold connections to (or the caller's list). */
+  pool: Iterable<string>
+  /** False for a peer that may not relay (banned). */
+  usable: (peer: string) => boolean
+  location?: LatLon
+  locate?: (peer: string) => LatLon | undefined
+}
+
+/**
+ * k paths to a recipient (the core's choosePaths): direct when allowed, and relays from the pool,
+ * each with its predicted one-way time through it (geo when both ends are located, else 50 ms)
+ * and its cell (paths through one cell are not independent).
+ */
+export function buildPaths (p: PathInputs): Paths {
+  const loc = p.location
+  const recLoc = p.locate?.(p.recipient)
+  const candidates: Array<RelayCandidate<string>> = []
+  for (const peer of p.pool) {
+    if (peer === p.recipient || peer === p.self || !p.usable(peer)) continue
+    const rl = p.locate?.(peer)
+    const predictedMs = loc !== undefined && rl !== undefined && recLoc !== undefined ? predictOneWayMs(loc, rl) + predictOneWayMs(rl, recLoc) : 50
+    candidates.push({ peer, cell: rl !== undefined ? cellIdOf(rl.lat, rl.lon, 3) : `unknown:${peer}`, predictedMs })
+  }
+  const direct = p.useDirect ? { predictedMs: loc !== undefined && recLoc !== undefined ? predictOneWayMs(loc, recLoc) : 0 } : undefined
+  return choosePaths({ k: p.k, direct, candidates, exclude: [p.recipient] })
 }

@@ -8,6 +8,9 @@ import { AckStatus } from '../../crypto/ack.js'
 import { bytesEqual } from '../../core/identity/index.js'
 import type { AckStatus as CoreAckStatus } from '../../core/routing/index.js'
 import type { FramedStream } from '../framed.js'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { RequestChannel } from './channel.js'
+import { RELAY_PROTOCOLS } from './relay-protocols.js'
 
 const Reader = $protobuf.Reader
 
@@ -86,4 +89,9 @@ export function decodeAckFrame (frame: Uint8Array): { key: number | string, ack:
     const ack = decodeAck(frame)
     return { key: ackKey(ack.messageId, ack.pathId), ack }
   } catch { return undefined }
+}
+
+/** The sender's long-lived channel to a neighbour: RelayRequest frames out, Ack frames back (matched by ackKey, checked by ackAnswers). */
+export function relayChannel (host: Pick<Libp2p, 'dialProtocol' | 'getConnections'>, peer: PeerId, maxBytes: number): RequestChannel<dbc.envelope.v1.Ack, number | string> {
+  return new RequestChannel(host, peer, { protocol: RELAY_PROTOCOLS, maxFrameBytes: maxBytes + 64, decodeAck: decodeAckFrame, accepts: ackAnswers })
 }
