@@ -106,7 +106,14 @@ export const routes = defineRoutes({
     errors: ['BAD_PEER', 'PING_FAILED']
   },
   'GET /v1/dht/find-peer/:peer': { method: 'GET', path: '/v1/dht/find-peer/:peer', tag: 'network', summary: 'Look a peer up in the DHT', params: z.object({ peer: idParam }), response: z.object({ peerId: z.string(), addrs: z.array(z.string()), ms: z.number() }), errors: ['BAD_PEER', 'NOT_FOUND'] },
-  'POST /v1/stop': { method: 'POST', path: '/v1/stop', tag: 'node', summary: 'Stop the node (it answers first)', response: z.object({ stopping: z.literal(true) }) },
+  'POST /v1/stop': {
+    method: 'POST',
+    path: '/v1/stop',
+    tag: 'node',
+    summary: 'Stop the node (it answers first): the tasks running finish first (up to drainS), new leases are refused meanwhile; `now` stops at once (also during a drain)',
+    body: z.object({ now: z.boolean().optional(), drainS: z.number().min(0).max(600).optional().meta({ description: 'seconds the running tasks may take (default 30)' }) }),
+    response: z.object({ stopping: z.literal(true), draining: z.number().int().optional().meta({ description: 'tasks running that finish first' }), drainS: z.number().optional() })
+  },
   'POST /v1/dashboard/link': { method: 'POST', path: '/v1/dashboard/link', tag: 'dashboard', summary: 'A one-time dashboard login link (valid 5 minutes, works once)', response: z.object({ url: z.string() }) },
   'GET /v1/dashboard/network': { method: 'GET', path: '/v1/dashboard/network', tag: 'dashboard', summary: 'The Network page: this node, its peers and known providers with locations, links with RTTs, table sizes', response: described('nodes with locations (declared or Vivaldi-placed), links coloured by RTT, routing table and membership view sizes') },
   'GET /v1/dashboard/jobs/:id': { method: 'GET', path: '/v1/dashboard/jobs/:id', tag: 'dashboard', summary: 'The Jobs page for one grid job: tasks by state and provider, placement reasons', params: jobParams, query: z.object({ limit: queryInt(0, 1_000_000, 'task rows at most (default 400, capped at 5000)') }), response: described('the job\'s tasks by state and provider, each task\'s placement and reason') },

@@ -7,6 +7,7 @@ import type { ConfigLayer } from '../node/config.js'
 import type { WireError } from '../errors.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
 import { ConfigError, DbcError, DaemonUnavailableError } from '../errors.js'
+import { DRAIN_DEFAULT_S } from '../node/drain-options.js'
 import { printJson, table, verboseWanted } from './output.js'
 import { dataDirOf } from './context.js'
 import { statusText } from './node-status.js'
@@ -14,6 +15,12 @@ import { parseRoutingFlag } from './job.js'
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(Boolean)]
 /** A number, or the text itself when it is none: the config check then names the flag's key and the text. */
+/** A number of seconds on the command line (0 or more). */
+function seconds (flag: string, v: string): number {
+  const n = Number(v)
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new DbcError('BAD_ARGUMENT', `${flag} must be a number of seconds (0 or more), not "${v.slice(0, 40)}"`)
+  return n
+}
 const num = (v: string): number | string => v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v
 
 export function registerNodeCommands (program: Command): void {
@@ -88,12 +95,20 @@ export function registerNodeCommands (program: Command): void {
       // an error that escaped a handler charges the peer it served (once the daemon runs)
       const charge = (peer: string, err: WireError): void => { daemon.context.reportBadInput(peerIdFromString(peer), err) }
       const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop() }, verbose: verboseWanted(), charge })
+      // the first signal drains (the tasks running here finish and are paid); a second stops at once
+      let signals = 0
       const onSignal = (sig: string): void => {
-        process.stderr.write(`\n${sig}: stopping...\n`)
-        void daemon.stop()
+        if (++signals === 1) {
+          const n = daemon.inFlight()
+          process.stderr.write(`\n${sig}: stopping${n > 0 ? `: the ${n} task(s) running here finish first (at most ${DRAIN_DEFAULT_S} s); press Ctrl-C again to stop at once (they are then not paid)` : ''}...\n`)
+          void daemon.stop()
+        } else {
+          process.stderr.write(`\n${sig}: stopping at once\n`)
+          void daemon.stop({ now: true })
+        }
       }
-      process.once('SIGINT', onSignal)
-      process.once('SIGTERM', onSignal)
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
       await daemon.start()
       const ctx = daemon.context
       const info = readApiInfo(config.dataDir)
@@ -115,11 +130,18 @@ export function registerNodeCommands (program: Command): void {
     })
 
   node.command('stop')
-    .description('stop the running node gracefully')
-    .option('--timeout <seconds>', 'how long to wait for it to stop', (v) => Number(v), 20)
+    .description('stop the running node gracefully: the tasks running here finish first (and are paid), new leases are refused meanwhile')
+    .option('--drain <seconds>', 'how long running tasks may take to finish before they are cut short', (v) => seconds('--drain', v), DRAIN_DEFAULT_S)
+    .option('--now', 'stop at once: running tasks are cut short (failed, not paid); also ends a drain under way')
+    .option('--timeout <seconds>', 'how long to wait for it to stop (default: the drain + 20 s)', (v) => seconds('--timeout', v))
     .action(async (opts, cmd: Command) => {
       const client = ApiClient.connect(dataDirOf(cmd))
-      await client.call('POST', '/v1/stop')
+      const now = opts.now === true
+      const r = await client.call<{ draining?: number, drainS?: number }>('POST', '/v1/stop', { now, drainS: opts.drain })
+      // an older node answers no `draining`: it stops at once, as before
+      const draining = r.draining ?? 0
+      if (draining > 0) process.stdout.write(`draining: ${draining} task(s) running on the node finish first (at most ${r.drainS ?? opts.drain as number} s; \`dbc node stop --now\` stops at once)\n`)
+      opts.timeout ??= (now ? 0 : opts.drain as number) + 20
       const deadline = Date.now() + opts.timeout * 1000
       while (Date.now() < deadline) {
         if (!processAlive(client.pid)) {

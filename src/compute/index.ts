@@ -126,6 +126,11 @@ export class ComputePeer {
   private recheck?: ReturnType<typeof setInterval>
   /** stop() was called: nothing more runs, and what its stop cut short fails PEER_STOPPED. */
   private stopping = false
+  /** drain() was called: the tasks running finish; tasks new or queued since wait for stop() (then PEER_STOPPED). */
+  private drainHold: { until: Promise<void>, release: () => void } | undefined
+  /** Tasks that hold a slot and run now; tasks held by a drain (waiting for stop()). */
+  private executingCount = 0
+  private heldCount = 0
 
   constructor (init: ComputePeerInit) {
     this.init = init
@@ -185,8 +190,30 @@ export class ComputePeer {
     this.unavailable = unavailable
   }
 
+  /**
+   * Starts a graceful stop (`dbc node stop`): the tasks running finish and return their results;
+   * tasks queued for a slot or sent since are not started and wait for stop(), which answers them
+   * PEER_STOPPED. Answering them now would end the submitter's lease with the running copies on it
+   * (NO_ANSWER_CODES); after the results were written, the lease ends as before.
+   */
+  drain (): void {
+    if (this.drainHold !== undefined || this.stopping) return
+    let release = (): void => {}
+    const until = new Promise<void>(resolve => { release = resolve })
+    this.drainHold = { until, release }
+    this.slotManager?.hold()
+  }
+
+  /** A drain is under way (new leases are refused). */
+  get draining (): boolean { return this.drainHold !== undefined && !this.stopping }
+  /** Tasks running now (holding a slot). */
+  get executing (): number { return this.executingCount }
+  /** Tasks not started that wait for the stop: held by the drain or queued for a slot. */
+  get waiting (): number { return this.heldCount + (this.slotManager?.queued ?? 0) }
+
   async stop (): Promise<void> {
     this.stopping = true
+    this.drainHold?.release()
     clearInterval(this.recheck)
     this.slotManager?.drain()
     for (const c of this.running.values()) c.abort(new ExecutorError('PEER_STOPPED', 'the compute peer is stopping'))
@@ -260,6 +287,13 @@ export class ComputePeer {
    */
   async runTask (task: dbc.task.v1.ITask, opts: RunTaskOptions = {}): Promise<TaskOutcome> {
     const taskId = toHex(task.taskId ?? new Uint8Array(0))
+    // a draining peer starts nothing more: the task waits for the stop (see drain())
+    const hold = this.drainHold
+    if (hold !== undefined && !this.stopping) {
+      this.heldCount++
+      try { await heldUntil(hold.until, opts.signal) } finally { this.heldCount-- }
+      if (!this.stopping) throw new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${taskId}: cancelled while this peer drained`)
+    }
     // a stopping peer runs nothing more: PEER_STOPPED tells the submitter the copy was not run (it
     // waits for this provider to come back), not that the provider failed it
     if (this.stopping) throw new ExecutorError('PEER_STOPPED', `task ${taskId}: the compute peer is stopping`)
@@ -288,6 +322,7 @@ export class ComputePeer {
     const slots = this.slots()
     try {
       const grant = await slots.acquire(taskId, demand, { signal: controller.signal })
+      this.executingCount++
       let ok = false
       const startedAt = Date.now()
       let output: Uint8Array = new Uint8Array(0)
@@ -326,6 +361,7 @@ export class ComputePeer {
         // Without a measurement, a failed task is billed as if it used its CPU the whole time.
         cpuMs = wallMs * grant.cpus
       } finally {
+        this.executingCount--
         slots.release(taskId, ok)
       }
       const finishedAt = Date.now()
@@ -379,4 +415,13 @@ export class ComputePeer {
     const s = this.slots()
     return { running: s.running, queued: s.queued, moduleCache: { size: this.wasm.modules.size, hits: this.wasm.modules.hits, misses: this.wasm.modules.misses }, workers: this.wasm.workerCount }
   }
+}
+
+/** Resolves when `until` does or `signal` aborts. */
+async function heldUntil (until: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return await until
+  if (signal.aborted) return
+  let onAbort = (): void => {}
+  const aborted = new Promise<void>(resolve => { onAbort = resolve; signal.addEventListener('abort', onAbort, { once: true }) })
+  try { await Promise.race([until, aborted]) } finally { signal.removeEventListener('abort', onAbort) }
 }

@@ -82,10 +82,15 @@ export class SlotManager {
     })
   }
 
+  /** Starts no queued task from now on (a drain: they wait for drain() at the stop). */
+  hold (): void { this.held = true }
+  private held = false
+
   /** Frees a task's slot and starts the queued tasks that now fit (in order; smaller ones may pass). `quiet`: no 'finished' event (a held slot, not a task). */
   release (taskId: string, ok = true, quiet = false): void {
     if (!this.ledger.release(taskId)) return
     if (!quiet) this.emit({ type: 'finished', taskId, ok })
+    if (this.held) return
     for (let i = 0; i < this.queue.length;) {
       const w = this.queue[i]
       const a = this.ledger.allocate(w.taskId, w.demand)

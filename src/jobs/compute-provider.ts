@@ -11,13 +11,19 @@ import { checkTaskUnderLease } from '../core/scheduler/ownership.js'
 import { nodeVerifyByPeerId } from './signing.js'
 import type { LocalProvider } from './local-transport.js'
 import { LeaseBook } from './lease-book.js'
-import { WireError } from '../errors.js'
+import { DbcError, WireError } from '../errors.js'
 import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
 import { demandOf } from '../core/compute/offer-policy.js'
 import { RESULT_TOO_LARGE } from '../core/scheduler/ports.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
+
+/**
+ * A stopping provider's answer to lease requests and leases while its running tasks finish: BUSY,
+ * which submitters (old ones too) treat as "not now" and ask other providers meanwhile.
+ */
+export const DRAINING_REFUSAL = 'BUSY: this provider is stopping: it finishes the tasks it runs and takes no new lease'
 
 export interface ComputePeerProviderInit {
   /** Checks escrow and vouchers (the daemon's); without one, leases and tasks are not paid for. */
@@ -77,7 +83,7 @@ export class ComputePeerProvider implements LocalProvider {
   /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
   offer (req: dbc.task.v1.ILeaseRequest, sender?: Uint8Array): dbc.task.v1.IOffer {
     // a request that names no escrow on this provider's chain gets a signed refusal saying so
-    const refusal = this.payment?.offerRefusal(req)
+    const refusal = this.peer.draining ? DRAINING_REFUSAL : this.payment?.offerRefusal(req)
     // a paid offer carries the payout key's binding to this peer (submitters refuse unbound ones: PAYOUT_NOT_BOUND)
     const payoutBinding = refusal === undefined && req.payment != null ? this.payment?.payoutBinding(this.peer.peerId) : undefined
     const offer = this.peer.offer(req, { ...(refusal !== undefined ? { refusal } : {}), ...(payoutBinding !== undefined ? { payoutBinding } : {}) })
@@ -90,6 +96,7 @@ export class ComputePeerProvider implements LocalProvider {
   }
 
   async openLease (lease: dbc.task.v1.ILease, sender: Uint8Array): Promise<void> {
+    if (this.peer.draining) throw new DbcError('BUSY', DRAINING_REFUSAL.slice('BUSY: '.length))
     const offer = this.book.admit({ lease, sender, self: this.peer.peerId, now: Date.now(), verify: nodeVerifyByPeerId })
     // the lease's own checks first (cheap, charged when forged), then the escrow on chain
     const paid = this.payment === undefined ? undefined : await this.payment.admitLease(lease, offer, this.peer.policy.maxTaskMs)

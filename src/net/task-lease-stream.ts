@@ -71,6 +71,8 @@ export interface LeaseTaskServer {
   maxBytes?: number
   /** Input bytes held per peer across its lease streams (one per provider host). */
   budget?: LeaseInputBudget
+  /** Counts the tasks received and not yet answered (a draining node waits for their results to go out). */
+  answers?: { pending: number }
 }
 
 /**
@@ -175,7 +177,10 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
       s.framed.abort(new Error(`the lease holder did not read its results: ${(err as Error).message}`))
     }
   }
-  const settle = (p: Promise<void>): void => { void p.finally(() => { inflight--; wake() }) }
+  const settle = (p: Promise<void>): void => {
+    if (s.answers !== undefined) s.answers.pending++
+    void p.finally(() => { inflight--; if (s.answers !== undefined) s.answers.pending--; wake() })
+  }
   try {
     for (;;) {
       // a full pipeline, lease or peer budget reads nothing more: the holder's frames wait in the stream's bounded buffers

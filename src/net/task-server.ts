@@ -27,6 +27,8 @@ export interface TaskServerInit {
   writeTimeoutMs?: number
   onBadInput?: (peer: PeerId, err: WireError) => void
   maxInboundStreams?: number
+  /** Counts the tasks received and not yet answered, on every stream (a draining node waits for their results to go out). */
+  answers?: { pending: number }
 }
 
 /**
@@ -43,6 +45,8 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
     const leased = provider.leasedInputBytes?.bind(provider)
     // once a lease stream is open its frames are small tasks only (larger ones go on a stream each)
     let leaseStream = false
+    /** Set while this stream's task waits for its answer (init.answers). */
+    let answering: { pending: number } | undefined
     const framed = g.open({
       maxFrameBytes: () => {
         const bytes = leased === undefined ? TASK_MAX_FRAME : leased(sender)
@@ -89,13 +93,14 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           }, every)
           // the holder's tasks on this stream (pipelined, results tagged by task id) until it closes its end
           const leaseId = lease.leaseId ?? new Uint8Array()
-          await serveLeaseTasks({ framed, writer, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), budget, charge, writeTimeoutMs: init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS })
+          await serveLeaseTasks({ framed, writer, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), budget, charge, writeTimeoutMs: init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS, answers: init.answers })
         } finally {
           clearInterval(timer)
           provider.closeLease?.(lease.leaseId ?? new Uint8Array())
         }
         await writer.close(writeOpts()).catch(() => {})
       } else if (msg.task != null) {
+        if (init.answers !== undefined) { init.answers.pending++; answering = init.answers }
         const ac = new AbortController()
         stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
         let result: dbc.task.v1.ITaskResult
@@ -141,6 +146,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
       log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
       framed.abort(err as Error)
     }
+    if (answering !== undefined) answering.pending--
     // a provider behind NAT is reached through a relay: its task streams run on the limited
     // connection (within the relay's limits) when DCUtR could not upgrade it
   }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true, runOnLimitedConnection: true })

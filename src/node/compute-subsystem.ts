@@ -69,6 +69,12 @@ export function bridgePaymentPort (bridge: () => Bridge | undefined): PaymentPor
   }
 }
 
+/** The log's `billed` of a copy that failed or was refused. */
+export const NOT_BILLED = 'not billed (only delivered results are paid)'
+
+/** How often a drain looks whether the tasks running ended and their results went out. */
+const DRAIN_POLL_MS = 100
+
 export class ComputeSubsystem implements Subsystem {
   readonly name = 'compute'
   constructor (private readonly init: ComputeSubsystemInit = {}) {}
@@ -79,6 +85,8 @@ export class ComputeSubsystem implements Subsystem {
   taskProvider: ComputePeerProvider | undefined
   private ctx: DaemonContext | undefined
   private tasksRun = 0
+  /** Tasks received on the task protocol and not answered yet (a drain waits for their results to go out). */
+  private readonly answers = { pending: 0 }
 
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
@@ -117,9 +125,38 @@ export class ComputeSubsystem implements Subsystem {
     const refusedLines = new RepeatLimiter(LOG_REPEAT_MS)
     const provider = new ComputePeerProvider(peer, undefined, { payment, onTask: r => { logTask(ctx.log, r, refusedLines) } })
     this.taskProvider = ctx.metrics?.meterProvider(provider) ?? provider
-    await registerTaskProtocol(ctx.host, this.taskProvider, { onBadInput: ctx.reportBadInput })
+    await registerTaskProtocol(ctx.host, this.taskProvider, { onBadInput: ctx.reportBadInput, answers: this.answers })
     const caps = peer.capabilities()
     ctx.log.info({ cpu: caps.cpu, gpus: caps.gpus, executors: caps.executors, unavailable: caps.unavailable, policy: policyReport(ctx.config, peer) }, 'compute peer ready')
+  }
+
+  /** Tasks running here now (what a graceful stop waits for). */
+  inFlight (): number { return this.peer?.executing ?? 0 }
+
+  /**
+   * The first half of a graceful stop: new leases are refused (BUSY), the tasks running finish and
+   * their results (receipts signed) go out; tasks not started wait for stop(). Returns when nothing
+   * runs and every result was written, or when `signal` aborts (the deadline, or `dbc node stop
+   * --now`): stop() then cuts short what still runs (PEER_STOPPED: failed, not paid).
+   */
+  async drain (signal: AbortSignal): Promise<void> {
+    const peer = this.peer
+    const log = this.ctx?.log
+    if (peer === undefined) return
+    peer.drain()
+    const running = peer.executing
+    if (running > 0) log?.info({ running }, `draining: ${running} task(s) running here finish before the node stops; new leases are refused`)
+    // the answers still to write are those of the tasks held for the stop, once nothing runs
+    while (!signal.aborted && (peer.executing > 0 || this.answers.pending > peer.waiting)) {
+      await new Promise<void>(resolve => {
+        const t = setTimeout(done, DRAIN_POLL_MS)
+        function done (): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve() }
+        signal.addEventListener('abort', done, { once: true })
+      })
+    }
+    const left = peer.executing
+    if (left > 0) log?.warn({ running: left }, `drain cut short: ${left} task(s) still running are stopped; they fail PEER_STOPPED and are not paid`)
+    else if (running > 0) log?.info(`drained: the ${running} task(s) running at the stop finished and their results were sent`)
   }
 
   async stop (): Promise<void> {
@@ -131,7 +168,7 @@ export class ComputeSubsystem implements Subsystem {
     if (this.peer === undefined) return { ready: false }
     const c = this.peer.capabilities()
     const policy = this.ctx === undefined ? undefined : policyReport(this.ctx.config, this.peer)
-    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.tasksRun, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
+    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.tasksRun, running: this.peer.executing, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
   }
 }
 
@@ -158,8 +195,11 @@ export function logTask (log: Pick<Logger, 'info'>, r: ProviderTaskRecord, refus
     ...(r.code !== undefined ? { code: r.code } : {}),
     durationMs: Math.round(r.durationMs),
     resultBytes: r.resultBytes,
-    billed: `${formatCoins(r.billedUnits)} DBC`,
-    billedUnits: r.billedUnits.toString(),
+    // only a delivered (ok) result is paid: a copy that failed or was cut short by a stop is not,
+    // whatever its receipt measured (before, `billed=` read as if it were paid)
+    ...(r.outcome === 'ok'
+      ? { billed: `${formatCoins(r.billedUnits)} DBC`, billedUnits: r.billedUnits.toString() }
+      : { billed: NOT_BILLED, billedUnits: '0', ...(r.billedUnits > 0n ? { unpaid: `${formatCoins(r.billedUnits)} DBC` } : {}) }),
     ...(repeated > 0 ? { repeated } : {})
   }, `task ${r.outcome}: job ${r.job} task ${r.task} (${r.executor}) for ${submitter}`)
 }

@@ -1,5 +1,6 @@
 // The node daemon: identity, store, libp2p host, protocols, subsystems and the control API,
 // started in that order and stopped in reverse. `dbc node start` runs one of these.
+import { DRAIN_DEFAULT_S, stopOptionsOf, type StopOptions } from './drain-options.js'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync, rmSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
@@ -60,7 +61,12 @@ export interface Subsystem {
   afterNetworkStart?: () => Promise<void>
   /** Extra fields for `dbc node status`. */
   status?: () => Record<string, unknown>
+  /** A graceful stop's first half (before any subsystem stops): let the work in flight end, until `signal` aborts. */
+  drain?: (signal: AbortSignal) => Promise<void>
+  /** How much work a drain waits for now (tasks running). */
+  inFlight?: () => number
 }
+
 
 export interface DaemonInit {
   config: NodeConfig
@@ -77,6 +83,8 @@ export class Daemon {
   private ctx: DaemonContext | undefined
   private stun: StunResponder | undefined
   private stopping: Promise<void> | undefined
+  /** Aborts the drain of a graceful stop under way (a second stop asked for `now`). */
+  private drainAbort: AbortController | undefined
   private metricsServer: MetricsServer | undefined
   /** Where /metrics listens (HOST:PORT), when it does. */
   metricsAddress: string | undefined
@@ -345,21 +353,37 @@ export class Daemon {
         .catch((err: Error) => { throw new DbcError('NOT_FOUND', `the DHT did not find ${req.params.peer}: ${err.message}`) })
       return { peerId: info.id.toString(), addrs: info.multiaddrs.map(String), ms: performance.now() - t0 }
     })
-    api.route('POST', '/v1/stop', () => {
-      setTimeout(() => { void this.stop() }, 10)
-      return { stopping: true }
+    api.route('POST', '/v1/stop', (req) => {
+      const opts = stopOptionsOf(req.body)
+      const draining = opts.now ? 0 : this.inFlight()
+      setTimeout(() => { void this.stop(opts) }, 10)
+      return { stopping: true, draining, drainS: opts.drainS }
     })
   }
 
-  async stop (): Promise<void> {
-    this.stopping ??= this.doStop()
+  /** Tasks running here that a graceful stop waits for. */
+  inFlight (): number {
+    return this.subsystems.reduce((n, s) => n + (s.inFlight?.() ?? 0), 0)
+  }
+
+  /**
+   * Stops the node: first the work in flight ends (up to `drainS`; new leases are refused meanwhile),
+   * then every subsystem stops. A stop asked while one drains with `now` cuts the drain short.
+   */
+  async stop (opts: StopOptions = {}): Promise<void> {
+    if (this.stopping !== undefined) {
+      if (opts.now === true) this.drainAbort?.abort(new Error('stopped at once'))
+      return await this.stopping
+    }
+    this.stopping = this.doStop(opts)
     return await this.stopping
   }
 
-  private async doStop (): Promise<void> {
+  private async doStop (opts: StopOptions): Promise<void> {
     const ctx = this.ctx
     if (ctx === undefined) { this.resolveStopped(); return }
     ctx.log.info('stopping node')
+    if (opts.now !== true) await this.drain(ctx, (opts.drainS ?? DRAIN_DEFAULT_S) * 1000)
     await ctx.api.close().catch(() => {})
     await this.metricsServer?.close().catch(() => {})
     ctx.metrics?.stop()
@@ -373,6 +397,18 @@ export class Daemon {
     rmSync(join(this.config.dataDir, API_INFO_FILE), { force: true })
     ctx.log.info('node stopped')
     this.resolveStopped()
+  }
+
+  /** The drain: every subsystem's work in flight ends, or the deadline passes, or a stop `now` aborts it. The API stays up meanwhile. */
+  private async drain (ctx: DaemonContext, deadlineMs: number): Promise<void> {
+    const ac = new AbortController()
+    this.drainAbort = ac
+    const timer = setTimeout(() => { ac.abort(new Error('drain deadline')) }, deadlineMs)
+    try {
+      await Promise.all(this.subsystems.map(async s => await s.drain?.(ac.signal).catch(err => { ctx.log.error({ err, subsystem: s.name }, 'subsystem failed to drain') })))
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { providerFlags } from '../../../src/cli/node.js'
 import { statusText } from '../../../src/cli/node-status.js'
 import { table } from '../../../src/cli/output.js'
 import { ConfigError } from '../../../src/errors.js'
-import { logTask } from '../../../src/node/compute-subsystem.js'
+import { NOT_BILLED, logTask } from '../../../src/node/compute-subsystem.js'
 import { RepeatLimiter } from '../../../src/net/guard/index.js'
 import { peerIdBytesOf } from '../../../src/net/peer-ids.js'
 
@@ -178,6 +178,11 @@ test('a provider logs each task it ran at info, and refused ones once per job an
   assert.is(lines.length, 4)
   assert.is(lines[3].obj.repeated, 4)
   assert.is(lines[3].obj.code, 'PAYMENT_BEHIND')
+  // a copy cut short by the provider's stop: its receipt measured use, but it is not paid, and the line says so
+  logTask(log, { ...rec, outcome: 'failed', code: 'PEER_STOPPED', error: 'PEER_STOPPED: the compute peer is stopping', billedUnits: 2_100_000_000_000_000n }, limiter, 30_000)
+  assert.is(lines[4].obj.billed, NOT_BILLED)
+  assert.is(lines[4].obj.billedUnits, '0')
+  assert.is(lines[4].obj.unpaid, '0.0021 DBC')
 })
 
 test.run()
