@@ -40,7 +40,7 @@ export function stakeLines (r: StakeResult): string[] {
 }
 
 /** `dbc earnings`: one line per job (signed, redeemed on chain, pending), then the totals. */
-export function earningsLines (e: EarningsView): string[] {
+export function earningsLines (e: EarningsView, opts: { wallet?: boolean } = {}): string[] {
   const lines = [`provider ${e.account} on chain ${e.chainId}${e.contract === undefined ? '' : `, contract ${e.contract}`}`]
   if (e.jobs.length === 0) {
     lines.push('no vouchers yet: nothing signed to this node')
@@ -56,7 +56,7 @@ export function earningsLines (e: EarningsView): string[] {
     lines.push(`${'total'.padEnd(17)} ${coins(e.totals.signed).padStart(24)} ${coins(e.totals.redeemed).padStart(24)} ${coins(e.totals.pending).padStart(24)}`)
   }
   if (e.inFlight > 0) lines.push(`${e.inFlight} redeem transaction(s) on their way`)
-  lines.push(...walletLines(e))
+  if (opts.wallet !== false) lines.push(...walletLines(e))
   return lines
 }
 

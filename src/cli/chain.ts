@@ -1,8 +1,9 @@
 // `dbc chain status`, `dbc wallet`, `dbc stake GPUS`, `dbc earnings`, `dbc job settle JOB`
 import type { Command } from 'commander'
-import { DbcError } from '../errors.js'
+import { DbcError, DaemonUnavailableError } from '../errors.js'
+import type { ApiClient } from '../api/client.js'
 import { printJson, formatDbc } from './output.js'
-import { clientOf } from './context.js'
+import { clientOf, dataDirOf } from './context.js'
 
 async function format (): Promise<typeof import('../chain/format.js')> {
   return await import('../chain/format.js')
@@ -13,6 +14,22 @@ function big (v: any): any {
   if (typeof v === 'string' && /^\d+$/.test(v)) return BigInt(v)
   if (Array.isArray(v)) return v.map(big)
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === 'txHash' || k === 'chainJobId' || k === 'signature' || k === 'receiptsRoot' ? x : big(x)]))
+  return v
+}
+
+/** The running node's API client; undefined when no node runs with this data dir (the stored figures are read then). */
+async function clientOrStopped (cmd: Command): Promise<ApiClient | undefined> {
+  try { return await clientOf(cmd) } catch (err) {
+    if (err instanceof DaemonUnavailableError) return undefined
+    throw err
+  }
+}
+
+/** Bigints as decimal strings (what the API's JSON carries). */
+function jsonBig (v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (Array.isArray(v)) return v.map(jsonBig)
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonBig(x)]))
   return v
 }
 
@@ -74,7 +91,14 @@ export function registerChainCommands (program: Command): void {
     .description('this node\'s account on the chain: address, balance, stake')
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const s = await (await clientOf(cmd)).call<Record<string, any>>('GET', '/v1/wallet')
+      const client = await clientOrStopped(cmd)
+      if (client === undefined) {
+        const w = await (await import('./stored-earnings.js')).storedWallet(dataDirOf(cmd))
+        if (opts.json === true) return printJson({ account: w.account, running: false, source: w.source })
+        process.stdout.write(`${w.source}\naddress      ${w.account ?? '-'}\n`)
+        return
+      }
+      const s = await client.call<Record<string, any>>('GET', '/v1/wallet')
       if (opts.json === true) return printJson(s)
       process.stdout.write((await format()).walletLines(big(s)).join('\n') + '\n')
       if (s.reachable !== true && s.lastError != null) process.stdout.write(`chain unreachable: ${String(s.lastError.message)}\n`)
@@ -85,7 +109,15 @@ export function registerChainCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--redeem', 'redeem now what is pending and pays more than its gas, instead of waiting for the loop (which waits until a voucher pays 10x its gas or the job closes)')
     .action(async (opts, cmd: Command) => {
-      const client = (await clientOf(cmd))
+      const client = await clientOrStopped(cmd)
+      if (client === undefined) {
+        // a stopped node: what its store holds (a redeem needs the running node)
+        if (opts.redeem === true) throw new DbcError('DAEMON_NOT_RUNNING', `no dbc node is running with data dir ${dataDirOf(cmd)}: redeeming sends a transaction from the running node`, { hint: 'start it (`dbc node start --detach`), then run `dbc earnings --redeem`; `dbc earnings` alone shows the stored figures' })
+        const stored = (await import('./stored-earnings.js')).storedEarnings(dataDirOf(cmd))
+        if (opts.json === true) return printJson({ ...(jsonBig(stored) as Record<string, unknown>), running: false })
+        process.stdout.write([stored.source, ...(await format()).earningsLines({ ...stored, account: (stored.account ?? 'unknown') as never, chainId: stored.chainId ?? 0, contract: stored.contract as never, balance: 0n, stake: undefined }, { wallet: false })].join('\n') + '\n')
+        return
+      }
       const tick = opts.redeem === true ? await client.call<Record<string, any>>('POST', '/v1/chain/redeem', undefined, { timeoutMs: 60_000 }) : undefined
       const e = await client.call<Record<string, any>>('GET', '/v1/earnings')
       if (opts.json === true) return printJson(e)
