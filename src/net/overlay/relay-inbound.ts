@@ -200,7 +200,8 @@ export class RelayInbound {
       const offence = deliveredBySender && checked.reason === 'forged' && env.signature.length === 0 ? undefined : checked.reason
       return this.reject(from, id, req.pathId, checked.reason, offence)
     }
-    if (this.relayWindow.check(now, `${peerIdTextOf(env.sender)}/${toHex(id)}/${req.pathId}`, env.expiresAt, from) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
+    // one entry per (sender, message id, path id): the id's bytes as the key (no hex), sender and path as the owner
+    if (this.relayWindow.checkId(now, id, env.expiresAt, from, `${peerIdTextOf(env.sender)}/${req.pathId}`) === 'replayed') return this.reject(from, id, req.pathId, 'replayed', 'replayed')
     const recipient = peerIdTextOf(env.recipient)
     if (decision === 'hop-limit') return this.reject(from, id, req.pathId, 'hop-limit')
     // a relay forwards only over a connection it already holds: it does not dial on a stranger's behalf
