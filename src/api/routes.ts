@@ -169,7 +169,7 @@ export const routes = defineRoutes({
     summary: 'Why a job\'s tasks went where they went (and one task\'s attempts with ?task=N)',
     params: jobParams,
     query: z.object({ task: queryInt(0, 2 ** 31 - 1, 'a task index') }),
-    response: z.looseObject({ jobId: z.string(), status: z.string(), placement: described('offers asked, refused and chosen').optional(), failures: z.array(z.object({ index: z.number().int(), reason: z.string() })), task: described('one task\'s copies, providers and outcomes').optional() })
+    response: z.looseObject({ jobId: z.string(), status: z.string(), placement: described('offers asked, refused and chosen; candidates: offer requests sent and not answered (a few providers named, with why)').optional(), failures: z.array(z.object({ index: z.number().int(), reason: z.string() })), task: described('one task\'s copies, providers and outcomes').optional() })
   },
   'GET /v1/jobs/:id/results': { method: 'GET', path: '/v1/jobs/:id/results', tag: 'jobs', summary: 'A finished job\'s task outputs', params: jobParams, response: z.object({ jobId: z.string(), results: z.array(z.object({ index: z.number().int(), hash: z.string(), output: z.string().meta({ description: 'base64' }) })) }) },
   'POST /v1/jobs/:id/cancel': { method: 'POST', path: '/v1/jobs/:id/cancel', tag: 'jobs', summary: 'Cancel a running job; answers its status', params: jobParams, response: jobStatus },

@@ -348,6 +348,15 @@ export function placementLines (p: Record<string, any>): string {
   if (rejected !== '') lines.push(`  offers rejected: ${rejected}`)
   const unplaced = counts(p.unplaced)
   if (unplaced !== '') lines.push(`  tasks not placed: ${unplaced}`)
+  const c = p.candidates
+  if (c !== null && typeof c === 'object' && typeof c.asked === 'number') {
+    // candidates that never answered (a NATed provider whose streams all failed) were only in DEBUG=dbc:task
+    const ex = Array.isArray(c.examples) ? c.examples as Array<Record<string, unknown>> : []
+    const named = ex.map(e => `${printable(String(e.provider))}${Number(e.times) > 1 ? ` x${String(e.times)}` : ''} (${printable(String(e.reason))})`).join('; ')
+    const noAnswer = n(c.noAnswer)
+    const others = Number(c.noAnswer) > ex.reduce((t, e) => t + Number(e.times), 0) ? '; and others' : ''
+    lines.push(`  offer requests: ${n(c.asked)} sent, ${noAnswer} not answered${named !== '' ? `: ${named}${others}` : ''}`)
+  }
   return lines.join('\n') + '\n'
 }
 

@@ -17,6 +17,7 @@ import { checkStakes } from '../core/settlement/stake-check.js'
 import { verifyOffer } from '../core/compute/offer.js'
 import { nodeSuite } from '../crypto/suite.js'
 import type { TransportOffer } from './transport.js'
+import { OfferSilence } from './offer-silence.js'
 import type { JobRunnerInit } from './runner-types.js'
 import type { RunnerPayments } from './runner-payments.js'
 
@@ -68,6 +69,8 @@ export interface LeaseRoundResult extends SearchRound { stopped?: boolean }
 
 export class LeaseRounds {
   placement?: Placement
+  /** Candidates asked for offers that gave none, across rounds (explain). */
+  readonly silence = new OfferSilence()
   /** Predicted price of one copy per provider. */
   readonly pricePerCopy = new Map<string, number>()
   readonly providersUsed = new Set<string>()
@@ -120,7 +123,7 @@ export class LeaseRounds {
     const { m, init, rep } = this.d
     const machine = this.d.machine()
     const exclude = new Set<string>([...machine.avoidedProviders, ...machine.liveLeases().map(l => l.provider)])
-    const answers = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location })
+    const answers = await init.transport.requestOffers(this.leaseRequest(), { signal: this.signal, exclude, location: m.location, report: r => { this.silence.record(r) } })
     // an offer must be the answering peer's own, signed by it: a peer that replays another's offer (and its
     // payout binding) is dropped, so binding, lease and payee name the peer that answered (OFFER_FORGED)
     const refusals: string[] = []

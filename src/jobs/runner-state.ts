@@ -128,7 +128,11 @@ export abstract class RunnerState {
     return [...this.memoryResults.entries()].sort((a, b) => a[0] - b[0]).map(([index, r]) => ({ index, ...r }))
   }
 
-  placementSummary (): PlacementSummary | undefined { return this.leases.placement === undefined ? undefined : summarizePlacement(this.leases.placement) }
+  placementSummary (): PlacementSummary | undefined {
+    if (this.leases.placement === undefined) return undefined
+    const candidates = this.leases.silence.summary()
+    return { ...summarizePlacement(this.leases.placement), ...(candidates !== undefined ? { candidates } : {}) }
+  }
 
   /** Why task `index` runs where it runs (placement and every copy), or why it does not. */
   explain (index: number): TaskExplanation {

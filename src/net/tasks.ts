@@ -20,7 +20,7 @@ import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
-import { NO_ANSWER_CODES, offerView, resultCode, type JobTransport, type TransportOffer } from '../core/scheduler/ports.js'
+import { NO_ANSWER_CODES, offerView, resultCode, type JobTransport, type OfferRoundReport, type TransportOffer } from '../core/scheduler/ports.js'
 import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, trustedResult } from './task-lease-stream.js'
 import { RouteBook, RouteLostError } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
@@ -48,6 +48,16 @@ function refusalIn (frame: Uint8Array): DbcError | undefined {
     // the code and text are the provider's: a well-formed code or LEASE_REFUSED, and a bounded message
     return new DbcError(isRefusalCode(e.code) ? e.code : 'LEASE_REFUSED', e.message.slice(0, 512))
   } catch { return undefined }
+}
+
+/** Why a candidate gave no offer, in a few words for explain (the error's own text, bounded). */
+function noAnswerReason (err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string, message?: string }
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${timeoutMs / 1000} s`
+  // a typed error frame instead of an offer (refusalIn): the peer answered, but with no offer
+  const typed = err instanceof DbcError && !(err instanceof WireError) ? `${err.code}: ` : ''
+  const text = (typed + String(e?.message ?? err)).replace(/[^\x20-\x7e]/g, '?')
+  return text.length > 160 ? `${text.slice(0, 160)}...` : text
 }
 
 export interface NetworkEstimate { rttMs?: number, bandwidthBytesPerSec?: number, distanceKm?: number }
@@ -177,11 +187,12 @@ export class Libp2pJobTransport implements JobTransport {
     }
   }
 
-  async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string> }): Promise<TransportOffer[]> {
+  async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, report?: (r: OfferRoundReport) => void }): Promise<TransportOffer[]> {
     const all = await this.candidatesFor(req)
     const peers = all.filter(p => opts.exclude?.has(p.toString()) !== true).slice(0, this.init.maxCandidates ?? 64)
     log('asking %d of %d candidates for offers', peers.length, all.length)
     const timeout = this.init.offerTimeoutMs ?? 5000
+    const silent: OfferRoundReport['silent'] = []
     const answers = await Promise.all(peers.map(async peer => {
       const signal = AbortSignal.any([AbortSignal.timeout(timeout), ...(opts.signal !== undefined ? [opts.signal] : [])])
       try {
@@ -190,9 +201,12 @@ export class Libp2pJobTransport implements JobTransport {
         return { peer, offer: reply.offer }
       } catch (err) {
         log('no offer from %p: %s', peer, (err as Error).message)
+        // explain lists it (before, only DEBUG=dbc:task did): a job's own abort is not the peer's silence
+        if (opts.signal?.aborted !== true) silent.push({ provider: peer.toString(), reason: noAnswerReason(err, timeout) })
         return undefined
       }
     }))
+    if (opts.signal?.aborted !== true) opts.report?.({ asked: peers.length, silent })
     // nobody asked made an offer (all refused, or the lookup missed the providers that would: a
     // lookup cut short on a loaded node finds the nearest records only): the next round looks up
     // again instead of asking the same peers for CANDIDATES_TTL_MS

@@ -39,6 +39,8 @@ export interface PlacementSummary {
   unplaced: Partial<Record<UnplacedReason, number>>
   predictedCost: number
   predictedMakespanMs: number
+  /** Across the job's rounds: offer requests sent, how many got no offer, a few such providers and why (src/jobs/offer-silence.ts). */
+  candidates?: { asked: number, noAnswer: number, examples: Array<{ provider: string, times: number, reason: string }> }
 }
 
 const UNPLACED_TEXT: Record<UnplacedReason, string> = {

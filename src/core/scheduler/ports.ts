@@ -17,9 +17,19 @@ export interface TransportOffer {
   offer: dbc.task.v1.IOffer
 }
 
+/**
+ * What one round of offer requests saw beside the offers, for `dbc job explain`: how many candidates
+ * were asked, and which gave no answer (no offer, no refusal) and why (a timeout, a stream reset).
+ * Bounded by the transport's candidates per round.
+ */
+export interface OfferRoundReport {
+  asked: number
+  silent: Array<{ provider: string, reason: string }>
+}
+
 export interface JobTransport {
   /** Finds candidates (capability index, gossip) and asks the best few for offers. Refusals come back too. */
-  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation }) => Promise<TransportOffer[]>
+  requestOffers: (req: dbc.task.v1.ILeaseRequest, opts: { signal?: AbortSignal, exclude?: ReadonlySet<string>, location?: JobLocation, report?: (r: OfferRoundReport) => void }) => Promise<TransportOffer[]>
   /** Hands the provider the lease (signed by us) that authorizes our tasks. */
   /**
    * `maxResultBytes`: the bound the job declared (manifest task.maxResultBytes): a result frame's bound

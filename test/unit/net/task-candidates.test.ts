@@ -14,6 +14,7 @@ import { createHost } from '../../../src/net/host.js'
 import { Libp2pJobTransport, CANDIDATES_TTL_MS, registerTaskProtocol } from '../../../src/net/tasks.js'
 import type { dbc } from '../../../src/wire/gen/wire.js'
 import { DbcError } from '../../../src/errors.js'
+import type { OfferRoundReport } from '../../../src/core/scheduler/ports.js'
 
 test('a lookup\'s candidates answer later rounds for the same shape until the TTL; empty and failed lookups are not kept', async () => {
   const host = await createHost({ privateKey: await generateKeyPairFromSeed('Ed25519', new Uint8Array(randomBytes(32))), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
@@ -89,6 +90,41 @@ test('a round where every candidate asked refuses drops the kept lookup: the nex
     tr.close()
     await refuser.stop()
     await host.stop()
+  }
+})
+
+test('a round reports the candidates asked and those that gave no offer, with why (user16 #5: explain showed only the offers)', async () => {
+  const key = async (): Promise<Parameters<typeof createHost>[0]['privateKey']> => await generateKeyPairFromSeed('Ed25519', new Uint8Array(randomBytes(32)))
+  const host = await createHost({ privateKey: await key(), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const offering = await createHost({ privateKey: await key(), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  const mute = await createHost({ privateKey: await key(), listen: ['/ip4/127.0.0.1/tcp/0'], dhtServer: false, connectionMonitor: false })
+  // a peer nobody can reach: no address known
+  const gone = peerIdFromPrivateKey(await key())
+  const tr = new Libp2pJobTransport({ host, candidates: () => [offering.peerId, mute.peerId, gone], offerTimeoutMs: 3000 })
+  try {
+    await registerTaskProtocol(offering, { id: 'o', offer: () => ({ offerId: new Uint8Array([7]), slots: 1, expiresAt: Date.now() + 60_000 }), openLease: () => {}, runTask: async (): Promise<dbc.task.v1.ITaskResult> => ({ ok: false }) })
+    // the mute peer takes the stream and never answers
+    await mute.handle('/dbc/task/1.0.0', () => {})
+    await host.dial(offering.getMultiaddrs()[0], { signal: AbortSignal.timeout(30_000) })
+    await host.dial(mute.getMultiaddrs()[0], { signal: AbortSignal.timeout(30_000) })
+    const reports: OfferRoundReport[] = []
+    const offers = await tr.requestOffers({ executor: 'wasm' }, { report: r => { reports.push(r) } })
+    assert.equal(offers.map(o => o.view.provider), [offering.peerId.toString()])
+    assert.is(reports.length, 1)
+    assert.is(reports[0].asked, 3)
+    const silent = new Map(reports[0].silent.map(s => [s.provider, s.reason]))
+    assert.equal([...silent.keys()].sort(), [mute.peerId.toString(), gone.toString()].sort())
+    assert.is(silent.get(mute.peerId.toString()), 'no answer within 3 s')
+    assert.ok((silent.get(gone.toString()) ?? '').length > 0)
+    // a job's own abort is nobody's silence: no report
+    const ac = new AbortController()
+    const round = tr.requestOffers({ executor: 'wasm' }, { signal: ac.signal, report: r => { reports.push(r) } })
+    ac.abort()
+    await round.catch(() => {})
+    assert.is(reports.length, 1)
+  } finally {
+    tr.close()
+    await Promise.all([offering.stop(), mute.stop(), host.stop()])
   }
 })
 
