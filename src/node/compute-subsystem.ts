@@ -111,6 +111,7 @@ export class ComputeSubsystem implements Subsystem {
       }
     })
     await peer.start()
+    capTaskMemory(peer.policy, peer.capabilities().memoryMib, ctx.log)
     this.peer = peer
     peer.events.on('event', (e: { type?: string }) => { if (e.type === 'finished') this.tasksRun++ })
     let payment: PaymentGate | undefined
@@ -170,6 +171,17 @@ export class ComputeSubsystem implements Subsystem {
     const policy = this.ctx === undefined ? undefined : policyReport(this.ctx.config, this.peer)
     return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.tasksRun, running: this.peer.executing, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
   }
+}
+
+/**
+ * provider.maxTask.memoryMiB above the memory offered to tasks when slots.memoryMiB is unset (3/4 of
+ * this machine's; config-validate refuses the two set in contradiction): capped to what a task could
+ * ever get here, with a warning, so a config shared with bigger machines still starts.
+ */
+export function capTaskMemory (policy: { maxTaskMemoryMib: number }, offeredMib: number, log: Pick<Logger, 'warn'>): void {
+  if (policy.maxTaskMemoryMib <= offeredMib || offeredMib <= 0) return
+  log.warn({ maxTaskMemoryMiB: policy.maxTaskMemoryMib, offeredMiB: offeredMib }, `config "provider.maxTask.memoryMiB": ${policy.maxTaskMemoryMib} MiB is above the ${offeredMib} MiB this node offers to tasks (3/4 of its memory; provider.slots.memoryMiB is unset): capped at ${offeredMib} MiB`)
+  policy.maxTaskMemoryMib = offeredMib
 }
 
 /**

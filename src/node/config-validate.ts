@@ -22,6 +22,7 @@ export function validateConfig (raw: ConfigLayer): NodeConfig {
         throw err
       }
     }
+    checkTaskMemoryCap(r.data.provider)
     return { ...r.data, dataDir: resolve(r.data.dataDir) }
   }
   const issue = innermost(r.error.issues[0])
@@ -64,6 +65,20 @@ function addressLists (raw: ConfigLayer): ConfigLayer {
     out.provider = p
   }
   return out as ConfigLayer
+}
+
+/**
+ * A per-task memory cap above the memory all tasks may hold together means nothing (status showed
+ * "max per task 99999999 MiB" beside "2 GiB for tasks": user16 #4). Both written by the operator:
+ * an error naming both, since they contradict and a silent clamp would hide which one was meant.
+ * With slots.memoryMiB unset (3/4 of the machine's memory, which differs from host to host) the
+ * same config must start on a smaller machine: the compute subsystem caps it there with a warning.
+ */
+function checkTaskMemoryCap (p: NodeConfig['provider']): void {
+  const cap = p?.maxTask?.memoryMiB
+  const slots = p?.slots?.memoryMiB
+  if (cap === undefined || slots === undefined || cap <= slots) return
+  throw new ConfigError('provider.maxTask.memoryMiB', `${cap} MiB is above provider.slots.memoryMiB (${slots} MiB, the memory all tasks may hold together): no task could get it`, { hint: `lower provider.maxTask.memoryMiB to at most ${slots}, or raise provider.slots.memoryMiB` })
 }
 
 /** Known keys of provider.* and of its nested sections (for "is not a known setting" hints). */

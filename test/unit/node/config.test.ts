@@ -4,6 +4,7 @@ import { writeFileSync, rmSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfig } from '../../../src/node/config.js'
 import { ConfigError } from '../../../src/errors.js'
+import { capTaskMemory } from '../../../src/node/compute-subsystem.js'
 import { tempDir } from '../../helpers/cli.js'
 
 const dir = tempDir()
@@ -93,6 +94,30 @@ test('bad values name the key and the problem', () => {
   rmSync(join(dir, 'config.yaml'))
   e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {}, configFile: join(dir, 'missing.yaml') }))
   assert.match(e.message, /does not exist/)
+})
+
+// user16 #4: a per-task memory cap above the memory all tasks may hold was accepted ("max per task
+// 99999999 MiB" beside "2 GiB for tasks"): both set is an error naming both; slots unset (3/4 of the
+// machine's memory) is capped at start with a warning, so a shared config starts on a smaller host
+test('provider.maxTask.memoryMiB above provider.slots.memoryMiB is refused; with slots unset it is capped with a warning', () => {
+  writeFileSync(join(dir, 'config.yaml'), 'provider: { slots: { memoryMiB: 2048 }, maxTask: { memoryMiB: 99999999 } }\n')
+  const e = fails(() => loadConfig({ flags: { dataDir: dir }, env: {} }))
+  assert.is(e.key, 'provider.maxTask.memoryMiB')
+  assert.match(e.message, /99999999 MiB is above provider\.slots\.memoryMiB \(2048 MiB/)
+  assert.match(e.hint ?? '', /at most 2048/)
+  writeFileSync(join(dir, 'config.yaml'), 'provider: { slots: { memoryMiB: 2048 }, maxTask: { memoryMiB: 2048 } }\n')
+  assert.is(loadConfig({ flags: { dataDir: dir }, env: {} }).provider?.maxTask?.memoryMiB, 2048)
+  rmSync(join(dir, 'config.yaml'))
+  const warned: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => { warned.push(msg) } } as never
+  const policy = { maxTaskMemoryMib: 99_999_999 }
+  capTaskMemory(policy, 6144, log)
+  assert.is(policy.maxTaskMemoryMib, 6144)
+  assert.match(warned[0], /^config "provider\.maxTask\.memoryMiB": 99999999 MiB is above the 6144 MiB this node offers to tasks .*capped at 6144 MiB$/)
+  capTaskMemory(policy, 8192, log) // at or under: untouched, no warning
+  const unset = { maxTaskMemoryMib: 0 }
+  capTaskMemory(unset, 8192, log)
+  assert.equal([policy.maxTaskMemoryMib, unset.maxTaskMemoryMib, warned.length], [6144, 0, 1])
 })
 
 test.after(() => { rmSync(dir, { recursive: true, force: true }) })
