@@ -51,6 +51,8 @@ export function earningsLines (e: EarningsView, opts: { wallet?: boolean } = {})
       const name = j.jobId !== undefined ? j.jobId.slice(0, 16) : short(j.chainJobId)
       lines.push(`${name.padEnd(17)} ${coins(j.signed).padStart(24)} ${coins(j.redeemed).padStart(24)} ${coins(j.pending).padStart(24)}  ${(j.tasks === undefined ? '-' : String(j.tasks)).padStart(6)}  ${j.receiptCount}`)
       lines.push(`  chain job ${j.chainJobId}, payer ${j.payer}`)
+      // 321 tasks beside 29 receipts read as unpaid work (user16 #10): a receipt is one billed task
+      if (j.tasks !== undefined && j.tasks > j.receiptCount) lines.push(`  ${j.tasks - j.receiptCount} task(s) with no receipt: a task that measured no CPU time (sub-millisecond tasks, on this kernel's clock) bills nothing, and the newest may await the payer's next voucher`)
       if (j.note !== undefined) lines.push(`  ${j.note}`)
     }
     lines.push(`${'total'.padEnd(17)} ${coins(e.totals.signed).padStart(24)} ${coins(e.totals.redeemed).padStart(24)} ${coins(e.totals.pending).padStart(24)}`)

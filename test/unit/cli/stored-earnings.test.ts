@@ -44,6 +44,8 @@ test('`dbc earnings` with no node running prints the stored ledger and says so',
   assert.match(r.stdout, new RegExp(`provider ${ACCOUNT} on chain 31337`, 'i'))
   // the named job: 3 signed, 2 redeemed by this node's confirmed redeem, 1 pending, 321 tasks, 30 receipts
   assert.match(r.stdout, /a1b2c3d4e5f60718\s+3 DBC\s+2 DBC\s+1 DBC\s+321\s+30/)
+  // more tasks than receipts says why (user16 #10)
+  assert.match(r.stdout, /\n {2}291 task\(s\) with no receipt: a task that measured no CPU time \(sub-millisecond tasks, on this kernel's clock\) bills nothing/)
   assert.match(r.stdout, /total\s+3\.5 DBC\s+2 DBC\s+1\.5 DBC/)
   assert.not.match(r.stdout, /^balance\s/m, "no balance line: the chain is not read")
   const j = JSON.parse(dbc(['--data-dir', dir, 'earnings', '--json']).stdout) as { running: boolean, totals: { signed: string }, jobs: unknown[] }
