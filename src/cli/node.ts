@@ -80,7 +80,13 @@ export function registerNodeCommands (program: Command): void {
       const config = loadConfig({ flags, configFile: opts.config })
       ensureDataDir(config.dataDir)
       // a city the bundled list lacks is named here, before a background process starts (as --gpus is)
-      if (config.location !== '') (await import('../geo/cities.js')).resolveLocation(config.location)
+      if (config.location !== '') {
+        const cities = await import('../geo/cities.js')
+        cities.resolveLocation(config.location)
+        // a name places in other countries share (Virginia: ZA, not US) is named with its alternatives
+        const warning = cities.ambiguousLocationWarning(config.location)
+        if (warning !== undefined) process.stderr.write(`warning: ${warning}\n`)
+      }
       if (opts.detach === true) {
         await startDetached(config.dataDir)
         return

@@ -87,6 +87,41 @@ export function resolveCity (text: string): City {
   })
 }
 
+/** A namesake abroad at least this share of the chosen city's population makes a name ambiguous. */
+export const NAMESAKE_SHARE = 0.05
+
+/**
+ * Places of the same name in other countries that a person may have meant (user16 #11: "Virginia"
+ * is Virginia, ZA, 122k people; Virginia, US has 8.6k): the most populous one per other country, at
+ * least NAMESAKE_SHARE of the chosen city's population, at most `limit`. Empty for "Name, CC", for
+ * coordinates, and where the chosen city dwarfs the rest (Paris, Berlin, London).
+ */
+export function namesakes (text: string, limit = 3): City[] {
+  if (parseLatLon(text) !== undefined) return []
+  const { name, country } = splitCountry(text)
+  if (country !== undefined) return []
+  const list = loadIndex().byName.get(foldName(name)) ?? []
+  const chosen = list[0]
+  if (chosen === undefined) return []
+  const seen = new Set([chosen.country])
+  const out: City[] = []
+  for (const c of list) {
+    if (seen.has(c.country)) continue
+    seen.add(c.country)
+    if (c.population >= chosen.population * NAMESAKE_SHARE && out.length < limit) out.push(c)
+  }
+  return out
+}
+
+/** The warning `dbc node start` prints for an ambiguous city name, or undefined. */
+export function ambiguousLocationWarning (text: string): string | undefined {
+  const others = namesakes(text)
+  if (others.length === 0) return undefined
+  const c = resolveCity(text)
+  const n = (x: number): string => x.toLocaleString('en-US')
+  return `location "${text}" is ${c.name}, ${c.country} (${n(c.population)} people); the name is also ${others.map(o => `${o.name}, ${o.country} (${n(o.population)})`).join('; ')}: write "${c.name}, ${others[0].country}" (or LAT,LON) for another`
+}
+
 /** A location from "lat,lon" or a city name. */
 export function resolveLocation (text: string): LatLon & { name?: string } {
   const ll = parseLatLon(text)
