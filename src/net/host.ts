@@ -18,7 +18,7 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
-import { installPeerDialRules } from './peer-dials.js'
+import { installPeerDialRules, privateElsewhereLast } from './peer-dials.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
@@ -232,6 +232,11 @@ export async function untilConnected (pc: RTCPeerConnectionLike, signal?: AbortS
 export function webrtcLastSorter (a: Address, b: Address): -1 | 0 | 1 {
   const wa = isWebRTC(a.multiaddr); const wb = isWebRTC(b.multiaddr)
   if (wa !== wb) return wa ? 1 : -1
+  return libp2pOrder(a, b)
+}
+
+/** libp2p's default dial order (its defaultAddressSorter, as a comparator). */
+function libp2pOrder (a: Address, b: Address): -1 | 0 | 1 {
   return loopbackAddressLast(a.multiaddr, b.multiaddr) || publicAddressesFirst(a.multiaddr, b.multiaddr) ||
     circuitRelayAddressesLast(a.multiaddr, b.multiaddr) || (a.isCertified === b.isCertified ? 0 : a.isCertified === true ? -1 : 1) ||
     reliableTransportsFirst(a.multiaddr, b.multiaddr)
@@ -268,7 +273,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     peerDiscovery,
     connectionManager: {
       maxConnections: init.maxConnections ?? 300,
-      ...(useWebRTC ? { addressSorter: webrtcLastSorter } : {}),
+      // a private address of another network after everything (peer-dials.ts): a dial whose addresses came from a peer routing lookup is not narrowed
+      addressSorter: privateElsewhereLast(useWebRTC ? webrtcLastSorter : libp2pOrder),
       allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
     },
     connectionMonitor: { enabled: init.connectionMonitor ?? true },

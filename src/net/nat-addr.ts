@@ -69,9 +69,12 @@ function inNetwork (addr: { ip: number[], v6: boolean }, net: OwnNetwork): boole
  */
 export function reachableAddrs (addrs: readonly string[], own: readonly OwnNetwork[]): string[] {
   if (!addrs.some(a => a.includes('/p2p-circuit'))) return [...addrs]
-  return addrs.filter(a => {
-    if (a.includes('/p2p-circuit')) return true
-    const ip = ipOf(a)
-    return ip === undefined || !isPrivateIp(ip) || own.some(n => inNetwork(ip, n))
-  })
+  return addrs.filter(a => !privateElsewhere(a, own))
+}
+
+/** A direct address in a private network none of `own` is in (loopback, public, DNS and relayed ones are not). */
+export function privateElsewhere (addr: string, own: readonly OwnNetwork[]): boolean {
+  if (addr.includes('/p2p-circuit')) return false
+  const ip = ipOf(addr)
+  return ip !== undefined && isPrivateIp(ip) && !own.some(n => inNetwork(ip, n))
 }

@@ -11,12 +11,13 @@
 //   addresses only, since a circuit could not carry it; with none left it fails at once with
 //   libp2p's own LimitedConnectionError, as it did after the useless dial before;
 // - a dial by peer id skips a NATed peer's private addresses outside our own networks
-//   (nat-addr.ts `reachableAddrs`).
+//   (nat-addr.ts `reachableAddrs`), and every dial tries such addresses last (`privateElsewhereLast`,
+//   the host's address sorter: also for addresses a peer routing lookup found).
 // `force: true` and dials to a multiaddr pass through unchanged.
 import { networkInterfaces } from 'node:os'
 import { LimitedConnectionError, isPeerId, type Connection, type PeerId, type Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { reachableAddrs, type OwnNetwork } from './nat-addr.js'
+import { reachableAddrs, privateElsewhere, type OwnNetwork } from './nat-addr.js'
 
 type Target = PeerId | Multiaddr | Multiaddr[]
 interface Opts { force?: boolean, runOnLimitedConnection?: boolean, signal?: AbortSignal, [k: string]: unknown }
@@ -39,6 +40,21 @@ export const peerDialStats = new WeakMap<DialingConnectionManager, { reused: num
 
 function ownInterfaces (): OwnNetwork[] {
   return Object.values(networkInterfaces()).flatMap(list => list ?? [])
+}
+
+type Address = { multiaddr: { toString: () => string } }
+
+/**
+ * A dial order (`base`) with direct addresses in private networks we are not in moved after all
+ * others: behind a NAT, a peer's LAN address waits out libp2p's 6 s address timeout before its
+ * circuit address is tried. Only the order changes; with nothing else to dial they are still tried.
+ */
+export function privateElsewhereLast<A extends Address, R extends number> (base: (a: A, b: A) => R, own: () => OwnNetwork[] = ownInterfaces): (a: A, b: A) => R | -1 | 1 {
+  return (a, b) => {
+    const nets = own()
+    const pa = privateElsewhere(a.multiaddr.toString(), nets); const pb = privateElsewhere(b.multiaddr.toString(), nets)
+    return pa !== pb ? (pa ? 1 : -1) : base(a, b)
+  }
 }
 
 const isOpen = (c: Connection): boolean => c.status === 'open'

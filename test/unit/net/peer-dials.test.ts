@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { LimitedConnectionError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { installPeerDialRules, type DialingConnectionManager } from '../../../src/net/peer-dials.js'
+import { installPeerDialRules, privateElsewhereLast, type DialingConnectionManager } from '../../../src/net/peer-dials.js'
 import { reachableAddrs, type OwnNetwork } from '../../../src/net/nat-addr.js'
 
 const PEER = '12D3KooWLKt6YyPkqmzLk1zpSbu2PH4n3DTS2oNU4YeC2zLbrSFW'
@@ -114,6 +114,14 @@ test('reachableAddrs: only a NATed peer (one with a circuit address) loses priva
   assert.equal(reachableAddrs(['/ip4/8.8.8.8/tcp/1', '/dns4/x.example/tcp/1', '/ip4/10.1.2.3/tcp/1', '/ip4/172.20.0.1/tcp/1', '/ip4/100.70.0.1/tcp/1', CIRCUIT], OWN), ['/ip4/8.8.8.8/tcp/1', '/dns4/x.example/tcp/1', CIRCUIT])
   const own6: OwnNetwork[] = [{ address: 'fd00:1::2', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6' }]
   assert.equal(reachableAddrs(['/ip6/fd00:1::9/tcp/1', '/ip6/fd00:2::9/tcp/1', '/ip6/fe80::1/tcp/1', '/ip6/2001:db8::1/tcp/1', '/ip6/::1/tcp/1', CIRCUIT], own6), ['/ip6/fd00:1::9/tcp/1', '/ip6/2001:db8::1/tcp/1', '/ip6/::1/tcp/1', CIRCUIT])
+})
+
+test('the dial order puts a private address of another network after the circuit (addresses a peer routing lookup found are not narrowed)', () => {
+  const addrs = [PRIVATE, `${CIRCUIT}/p2p/${PEER}`, '/ip4/192.168.78.9/tcp/4001', '/ip4/203.0.113.7/tcp/4001'].map(a => ({ multiaddr: { toString: () => a } }))
+  // libp2p's own order puts relayed addresses last: here by the input order otherwise
+  const base = (a: { multiaddr: { toString: () => string } }, b: { multiaddr: { toString: () => string } }): number => Number(a.multiaddr.toString().includes('/p2p-circuit')) - Number(b.multiaddr.toString().includes('/p2p-circuit'))
+  const sorted = [...addrs].sort(privateElsewhereLast(base, () => OWN)).map(a => a.multiaddr.toString())
+  assert.equal(sorted, ['/ip4/192.168.78.9/tcp/4001', '/ip4/203.0.113.7/tcp/4001', `${CIRCUIT}/p2p/${PEER}`, PRIVATE])
 })
 
 test.run()
