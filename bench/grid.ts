@@ -76,6 +76,9 @@ async function endToEndRows (metrics: Record<string, Metric>, notes: string[]): 
   metrics.e2e_submitter_cpu_ms_per_task = metric(e.submitterCpuMsPerTask, 'CPU ms/task', e.executorCpuMsPerTask)
   metrics.e2e_providers_cpu_ms_per_task = metric(e.providersCpuMsPerTask, 'CPU ms/task', e.executorCpuMsPerTask)
   metrics.e2e_submitter_main_thread_cpu_ms_per_task = metric(e.submitterMainThreadCpuMsPerTask, 'CPU ms/task', e.executorCpuMsPerTask)
+  // the providers' event loops (libp2p, lease streams, payment gate, receipts), apart from their wasm workers and V8's threads
+  const providersMain = e.threadCpuMsPerTask?.providers.main
+  if (providersMain !== undefined) metrics.e2e_providers_main_thread_cpu_ms_per_task = metric(providersMain, 'CPU ms/task', e.executorCpuMsPerTask)
   // the same, less what the daemons burn idle for as long as the job ran (a per-second cost a loaded, slower job pays more of)
   const idleMsPerTask = e.idleCpuMsPerS * s / e.tasks
   metrics.e2e_daemons_cpu_ms_per_task_net_of_idle = metric(Math.max(0, e.submitterCpuMsPerTask + e.providersCpuMsPerTask - idleMsPerTask), 'CPU ms/task', e.executorCpuMsPerTask)
