@@ -50,9 +50,23 @@ type Address = { multiaddr: { toString: () => string } }
  * circuit address is tried. Only the order changes; with nothing else to dial they are still tried.
  */
 export function privateElsewhereLast<A extends Address, R extends number> (base: (a: A, b: A) => R, own: () => OwnNetwork[] = ownInterfaces): (a: A, b: A) => R | -1 | 1 {
+  // one sort (synchronous) reads our interfaces once and classifies each address once, not per
+  // comparison: os.networkInterfaces() is a getifaddrs call (~0.05-0.2 ms, more with many
+  // interfaces) and a sort compares n log n pairs. Both are forgotten after the turn: the next sort
+  // (the next dial) reads the interfaces anew.
+  let nets: OwnNetwork[] | undefined
+  const kind = new Map<A, boolean>()
+  const isLast = (x: A): boolean => {
+    let k = kind.get(x)
+    if (k === undefined) {
+      if (nets === undefined) { nets = own(); queueMicrotask(() => { nets = undefined; kind.clear() }) }
+      k = privateElsewhere(x.multiaddr.toString(), nets)
+      kind.set(x, k)
+    }
+    return k
+  }
   return (a, b) => {
-    const nets = own()
-    const pa = privateElsewhere(a.multiaddr.toString(), nets); const pb = privateElsewhere(b.multiaddr.toString(), nets)
+    const pa = isLast(a); const pb = isLast(b)
     return pa !== pb ? (pa ? 1 : -1) : base(a, b)
   }
 }

@@ -124,4 +124,18 @@ test('the dial order puts a private address of another network after the circuit
   assert.equal(sorted, ['/ip4/192.168.78.9/tcp/4001', '/ip4/203.0.113.7/tcp/4001', `${CIRCUIT}/p2p/${PEER}`, PRIVATE])
 })
 
+test('the dial order reads our interfaces once per sort, not once per comparison (review17: os.networkInterfaces() per compare)', async () => {
+  const addrs = Array.from({ length: 20 }, (_, i) => ({ multiaddr: { toString: () => i % 3 === 0 ? `/ip4/192.168.79.${i}/tcp/4001` : `/ip4/203.0.113.${i}/tcp/4001` } }))
+  let reads = 0
+  const cmp = privateElsewhereLast((a: { multiaddr: { toString: () => string } }, b: { multiaddr: { toString: () => string } }) => a.multiaddr.toString().localeCompare(b.multiaddr.toString()), () => { reads++; return OWN })
+  const sorted = [...addrs].sort(cmp).map(a => a.multiaddr.toString())
+  assert.is(reads, 1, 'one read of our interfaces for the whole sort')
+  assert.ok(sorted.slice(-7).every(a => a.startsWith('/ip4/192.168.79.')), 'the private addresses of another network last')
+  // a later dial (after this turn) sees interfaces that changed meanwhile
+  await Promise.resolve()
+  const again = [...addrs].map(a => ({ multiaddr: { toString: () => a.multiaddr.toString() } }))
+  again.sort(cmp)
+  assert.is(reads, 2, 'the next sort reads them anew')
+})
+
 test.run()
