@@ -31,17 +31,18 @@ const watched = new WeakSet<Stream>()
  * Closes a relayed connection once it carries no stream (a DCUtR attempt aside): at once when
  * idle (true), else when the last of its streams closes, so two members whose jobs end at the
  * same time, each still seeing the other's stream, do not both leave it open. A stream that
- * opens meanwhile (another protocol, the overlay) is waited on too. For connections the
- * all-reduce opened or wrote on, at the end of the last job with their peer.
+ * opens meanwhile (another protocol, the overlay) is waited on too, while `stillWanted` holds
+ * (a new job with the peer takes its connections back). For connections the all-reduce opened or
+ * wrote on, at the end of the last job with their peer.
  */
-export function closeWhenIdle (conn: Connection): boolean {
-  if (conn.limits === undefined || conn.status !== 'open') return false
+export function closeWhenIdle (conn: Connection, stillWanted: () => boolean = () => true): boolean {
+  if (conn.limits === undefined || conn.status !== 'open' || !stillWanted()) return false
   const busy = conn.streams.filter(s => s.status === 'open' && s.protocol !== '/libp2p/dcutr')
   if (busy.length === 0) { void conn.close().catch(() => {}); return true }
   for (const s of busy) {
     if (watched.has(s) || typeof s.addEventListener !== 'function') continue
     watched.add(s)
-    s.addEventListener('close', () => { closeWhenIdle(conn) }, { once: true })
+    s.addEventListener('close', () => { closeWhenIdle(conn, stillWanted) }, { once: true })
   }
   return false
 }

@@ -99,11 +99,11 @@ export class PeerStreams {
    * stream on one closes: the peer's, another protocol's, the overlay's). Returns how many closed
    * at once.
    */
-  closeOpened (peer: string): number {
+  closeOpened (peer: string, stillReleased: () => boolean = () => true): number {
     const set = this.opened.get(peer)
     this.opened.delete(peer)
     let closed = 0
-    for (const c of set ?? []) if (closeWhenIdle(c)) closed++
+    for (const c of set ?? []) if (closeWhenIdle(c, stillReleased)) closed++
     if (closed > 0) log('%d relayed connection(s) the all-reduce opened to %s closed: no job here trains with it now', closed, peer)
     return closed
   }

@@ -229,8 +229,10 @@ export class TrainingTransport {
     if (o !== undefined && (o.pumping || o.queue.length > 0)) { o.releaseWhenDrained = true; return false }
     if (o !== undefined) this.outboxes.delete(peer)
     const f = o?.framed
-    if (f === undefined) { this.streams.closeOpened(peer); return true }
-    void f.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { this.streams.closeOpened(peer) })
+    // a job that starts with the peer meanwhile keeps its connections
+    const released = (): boolean => this.started && !this.jobRoutes.busy(peer)
+    if (f === undefined) { this.streams.closeOpened(peer, released); return true }
+    void f.close({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => { f.abort(err) }).finally(() => { this.streams.closeOpened(peer, released) })
     return true
   }
 

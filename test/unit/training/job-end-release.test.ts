@@ -68,6 +68,23 @@ test('closeOpened closes the spare the all-reduce opened, not a connection it fo
   channel.status = 'closed'
   for (const fn of onClose) fn()
   assert.equal(closed2, ['busy-spare'])
+
+  // a new job with the peer before that stream ends: the connection is its again, left open
+  const closed3: string[] = []
+  const used3 = relayed('used3', NEED * 3, closed3)
+  conns.length = 0; conns.push(used3)
+  assert.ok(streams.fits({ queue: [], queuedBytes: 0, pumping: false, conn: used3 }, LEN))
+  await tick()
+  const onClose3: Array<() => void> = []
+  const peerStream: any = { status: 'open', protocol: '/dbc/allreduce/1.0.0', addEventListener: (ev: string, fn: () => void) => { if (ev === 'close') onClose3.push(fn) } }
+  finish(relayed('spare3', 4_000_000, closed3, [peerStream]))
+  await tick()
+  let released = true
+  assert.is(streams.closeOpened(P, () => released), 0)
+  released = false // jobRoutes.busy(peer) again
+  peerStream.status = 'closed'
+  for (const fn of onClose3) fn()
+  assert.equal(closed3, [], 'kept for the new job')
   streams.close()
 })
 
