@@ -100,7 +100,8 @@ export function registerNodeCommands (program: Command): void {
       const daemon = new Daemon({ config, subsystems: await buildSubsystems(config), resolveCity, logger })
       // an error that escaped a handler charges the peer it served (once the daemon runs)
       const charge = (peer: string, err: WireError): void => { daemon.context.reportBadInput(peerIdFromString(peer), err) }
-      const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop() }, verbose: verboseWanted(), charge })
+      // a fatal error stops at once (no drain: the process is in a state nobody planned for)
+      const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop({ now: true }) }, verbose: verboseWanted(), charge })
       // the first signal drains (the tasks running here finish and are paid); a second stops at once
       let signals = 0
       const onSignal = (sig: string): void => {

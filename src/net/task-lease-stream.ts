@@ -71,8 +71,8 @@ export interface LeaseTaskServer {
   maxBytes?: number
   /** Input bytes held per peer across its lease streams (one per provider host). */
   budget?: LeaseInputBudget
-  /** Counts the tasks received and not yet answered (a draining node waits for their results to go out). */
-  answers?: { pending: number }
+  /** Counts the results of tasks that ran being written (a draining node waits for them to go out). */
+  answers?: { writing: number }
 }
 
 /**
@@ -154,7 +154,9 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     const result = await execute(msg, id, ac, bytes)
     if (result instanceof WireError) { s.framed.fail(result); return }
     if (ac.signal.aborted) return // cancelled by the holder, or the stream ended: no answer is awaited
-    await answer(result, running.size > 0)
+    // counted from the task's return (the same turn its slot was freed) until written
+    if (s.answers !== undefined) s.answers.writing++
+    try { await answer(result, running.size > 0) } finally { if (s.answers !== undefined) s.answers.writing-- }
   }
   // linger: more of the lease's tasks run or wait for a slot, so more results follow soon (one write for them)
   const answer = async (result: dbc.task.v1.ITaskResult, linger = false): Promise<void> => {
@@ -177,10 +179,7 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
       s.framed.abort(new Error(`the lease holder did not read its results: ${(err as Error).message}`))
     }
   }
-  const settle = (p: Promise<void>): void => {
-    if (s.answers !== undefined) s.answers.pending++
-    void p.finally(() => { inflight--; if (s.answers !== undefined) s.answers.pending--; wake() })
-  }
+  const settle = (p: Promise<void>): void => { void p.finally(() => { inflight--; wake() }) }
   try {
     for (;;) {
       // a full pipeline, lease or peer budget reads nothing more: the holder's frames wait in the stream's bounded buffers

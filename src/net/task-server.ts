@@ -27,8 +27,8 @@ export interface TaskServerInit {
   writeTimeoutMs?: number
   onBadInput?: (peer: PeerId, err: WireError) => void
   maxInboundStreams?: number
-  /** Counts the tasks received and not yet answered, on every stream (a draining node waits for their results to go out). */
-  answers?: { pending: number }
+  /** Counts the results of tasks being written, on every stream (a draining node waits for them to go out). */
+  answers?: { writing: number }
 }
 
 /**
@@ -45,8 +45,8 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
     const leased = provider.leasedInputBytes?.bind(provider)
     // once a lease stream is open its frames are small tasks only (larger ones go on a stream each)
     let leaseStream = false
-    /** Set while this stream's task waits for its answer (init.answers). */
-    let answering: { pending: number } | undefined
+    /** Set while this stream's task result is written (init.answers). */
+    let answering: { writing: number } | undefined
     const framed = g.open({
       maxFrameBytes: () => {
         const bytes = leased === undefined ? TASK_MAX_FRAME : leased(sender)
@@ -100,7 +100,6 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
         }
         await writer.close(writeOpts()).catch(() => {})
       } else if (msg.task != null) {
-        if (init.answers !== undefined) { init.answers.pending++; answering = init.answers }
         const ac = new AbortController()
         stream.addEventListener('close', () => { ac.abort(new Error('the submitter closed the task stream')) })
         let result: dbc.task.v1.ITaskResult
@@ -114,6 +113,8 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           const code = e.code ?? 'TASK_FAILED'
           result = { taskId: msg.task.taskId, jobId: msg.task.jobId, attempt: msg.task.attempt, ok: false, code, error: `${code}: ${e.message}` }
         }
+        // counted from the task's return until written (a draining node waits for it)
+        if (init.answers !== undefined) { init.answers.writing++; answering = init.answers }
         // a submitter that never reads its result holds neither the handler nor the result for long
         const out = TaskMessage.encode({ result }).finish()
         // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refuse it typed
@@ -146,7 +147,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
       log('task stream from %p failed: %s', connection.remotePeer, (err as Error).message)
       framed.abort(err as Error)
     }
-    if (answering !== undefined) answering.pending--
+    if (answering !== undefined) answering.writing--
     // a provider behind NAT is reached through a relay: its task streams run on the limited
     // connection (within the relay's limits) when DCUtR could not upgrade it
   }, { maxInboundStreams: init.maxInboundStreams ?? 1024, expectsRequest: true, runOnLimitedConnection: true })

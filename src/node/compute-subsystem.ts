@@ -85,8 +85,8 @@ export class ComputeSubsystem implements Subsystem {
   taskProvider: ComputePeerProvider | undefined
   private ctx: DaemonContext | undefined
   private tasksRun = 0
-  /** Tasks received on the task protocol and not answered yet (a drain waits for their results to go out). */
-  private readonly answers = { pending: 0 }
+  /** Results of tasks that ran, being written on the task protocol (a drain waits for them to go out). */
+  private readonly answers = { writing: 0 }
 
   async start (ctx: DaemonContext): Promise<void> {
     this.ctx = ctx
@@ -147,8 +147,8 @@ export class ComputeSubsystem implements Subsystem {
     peer.drain()
     const running = peer.executing
     if (running > 0) log?.info({ running }, `draining: ${running} task(s) running here finish before the node stops; new leases are refused`)
-    // the answers still to write are those of the tasks held for the stop, once nothing runs
-    while (!signal.aborted && (peer.executing > 0 || this.answers.pending > peer.waiting)) {
+    // a task's return and its result's count are one turn apart (no I/O between): this check, a timer, never falls between
+    while (!signal.aborted && (peer.executing > 0 || this.answers.writing > 0)) {
       await new Promise<void>(resolve => {
         const t = setTimeout(done, DRAIN_POLL_MS)
         function done (): void { clearTimeout(t); signal.removeEventListener('abort', done); resolve() }
