@@ -139,7 +139,7 @@ export class JobRunner extends RunnerState {
     after?.()
     for (const s of held) {
       for (const e of s.events) this.onEvent(e)
-      for (const c of s.cmds) if (s.running || c.type !== 'run') this.perform(c)
+      for (const c of s.cmds) if ((running && s.running) || c.type !== 'run') this.perform(c) // the job's last commit sends no held copy
     }
     if (held.some(s => s.running && s.events.length > 0)) this.reportProgress()
   }
