@@ -18,7 +18,7 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
-import { installPeerDialRules, privateElsewhereLast } from './peer-dials.js'
+import { installPeerDialRules, unreachableLast, FailedAddrs } from './peer-dials.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
@@ -255,6 +255,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const backoff = new WebRTCBackoff(init.webrtc?.backoff)
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> }, connectionManager?: any } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  const failedAddrs = new FailedAddrs()
   if ((init.bootstrap ?? []).length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
   }
@@ -273,8 +274,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     peerDiscovery,
     connectionManager: {
       maxConnections: init.maxConnections ?? 300,
-      // a private address of another network after everything (peer-dials.ts): a dial whose addresses came from a peer routing lookup is not narrowed
-      addressSorter: privateElsewhereLast(useWebRTC ? webrtcLastSorter : libp2pOrder),
+      // an address that failed from here after everything (peer-dials.ts): also where a peer routing lookup found the addresses
+      addressSorter: unreachableLast(useWebRTC ? webrtcLastSorter : libp2pOrder, failedAddrs),
       allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
     },
     connectionMonitor: { enabled: init.connectionMonitor ?? true },
@@ -309,6 +310,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const cm = components?.connectionManager
   if (cm !== undefined) {
     installPeerDialRules(cm, {
+      failed: failedAddrs,
       addressesOf: async peer => {
         try { return (await node.peerStore.get(peer)).addresses.map(a => a.multiaddr.toString()) } catch { return undefined }
       }

@@ -59,19 +59,6 @@ function inNetwork (addr: { ip: number[], v6: boolean }, net: OwnNetwork): boole
   return addr.ip.every((b, i) => (b & mask[i]) === (own[i] & mask[i]))
 }
 
-/**
- * The addresses of a peer worth dialling from here: a peer that announces a relayed (circuit)
- * address is behind a NAT, and its private addresses reach it only from inside its own network.
- * Dialled from elsewhere, each one waits out libp2p's 6 s address timeout before the circuit is
- * tried (session 16: every dial by id between two NATed daemons). Kept: all addresses of a peer
- * without a circuit address, loopback, public and DNS addresses, and private ones inside one of
- * `own` (our interfaces: the same LAN).
- */
-export function reachableAddrs (addrs: readonly string[], own: readonly OwnNetwork[]): string[] {
-  if (!addrs.some(a => a.includes('/p2p-circuit'))) return [...addrs]
-  return addrs.filter(a => !privateElsewhere(a, own))
-}
-
 /** A direct address in a private network none of `own` is in (loopback, public, DNS and relayed ones are not). */
 export function privateElsewhere (addr: string, own: readonly OwnNetwork[]): boolean {
   if (addr.includes('/p2p-circuit')) return false

@@ -7,20 +7,29 @@
 // kad-dht queries, one dial every ~6 s per NATed pair. Installed on each host (createHost):
 // - a stream that may run on a limited connection takes the newest open one, if there is no
 //   unlimited one (libp2p prefers an unlimited one itself);
-// - a stream that may not (runOnLimitedConnection unset) is dialled on the peer's direct
-//   addresses only, since a circuit could not carry it; with none left it fails at once with
-//   libp2p's own LimitedConnectionError, as it did after the useless dial before;
-// - a dial by peer id skips a NATed peer's private addresses outside our own networks
-//   (nat-addr.ts `reachableAddrs`), and every dial tries such addresses last (`privateElsewhereLast`,
-//   the host's address sorter: also for addresses a peer routing lookup found).
+// - a stream that may not (runOnLimitedConnection unset), to a peer that announces a relayed
+//   address, is dialled on the peer's direct addresses only, since a circuit could not carry it;
+//   when none answers it fails with libp2p's own LimitedConnectionError, as it did after the
+//   useless circuit before;
+// - a NATed peer's private address in a network we are not on (its LAN, as seen from elsewhere;
+//   or a routed private network: a VPC's sibling subnet, a tailnet, a VPN) gets a short try
+//   (PRIVATE_TRY_MS) before the rest, and once it failed from here it is skipped for a while
+//   (FAILED_TTL_MS) and sorted last by the host's dial order (`unreachableLast`).
 // `force: true` and dials to a multiaddr pass through unchanged.
 import { networkInterfaces } from 'node:os'
 import { LimitedConnectionError, isPeerId, type Connection, type PeerId, type Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { reachableAddrs, privateElsewhere, type OwnNetwork } from './nat-addr.js'
+import { privateElsewhere, type OwnNetwork } from './nat-addr.js'
 
 type Target = PeerId | Multiaddr | Multiaddr[]
 interface Opts { force?: boolean, runOnLimitedConnection?: boolean, signal?: AbortSignal, [k: string]: unknown }
+
+/** How long a NATed peer's private address in another network gets before its other addresses (ms): a routed one connects in far less, a NATed LAN address never does. */
+export const PRIVATE_TRY_MS = 2000
+/** How long an address that failed that try is skipped (ms). */
+export const FAILED_TTL_MS = 10 * 60_000
+/** Addresses remembered as failed at most (the oldest are forgotten first). */
+export const MAX_FAILED_ADDRS = 1024
 
 /** The part of libp2p's connection manager these rules wrap. */
 export interface DialingConnectionManager {
@@ -34,40 +43,56 @@ export interface PeerDialDeps {
   addressesOf: (peer: PeerId) => Promise<string[] | undefined>
   /** Our own interface addresses (default: os.networkInterfaces()). */
   ownNetworks?: () => OwnNetwork[]
+  /** The addresses that failed from here (default: a new one); the host's dial order reads the same. */
+  failed?: FailedAddrs
+  /** PRIVATE_TRY_MS (tests). */
+  privateTryMs?: number
 }
 
-export const peerDialStats = new WeakMap<DialingConnectionManager, { reused: number, refused: number, narrowed: number }>()
+export const peerDialStats = new WeakMap<DialingConnectionManager, { reused: number, refused: number, privateTried: number, privateFailed: number }>()
 
 function ownInterfaces (): OwnNetwork[] {
   return Object.values(networkInterfaces()).flatMap(list => list ?? [])
 }
 
+const isCircuit = (a: string): boolean => a.includes('/p2p-circuit')
+/** An address without its trailing `/p2p/PEER` (the dial queue appends it; the peer store has none). */
+const bare = (a: string): string => a.replace(/\/p2p\/[^/]+$/, '')
+
+/** Direct addresses that did not connect from here, each remembered for FAILED_TTL_MS (bounded). */
+export class FailedAddrs {
+  private readonly until = new Map<string, number>()
+  constructor (private readonly now: () => number = Date.now, private readonly ttlMs = FAILED_TTL_MS, private readonly max = MAX_FAILED_ADDRS) {}
+  add (addr: string): void {
+    const k = bare(addr)
+    this.until.delete(k)
+    this.until.set(k, this.now() + this.ttlMs)
+    while (this.until.size > this.max) this.until.delete(this.until.keys().next().value as string)
+  }
+
+  has (addr: string): boolean {
+    const k = bare(addr)
+    const t = this.until.get(k)
+    if (t === undefined) return false
+    if (t > this.now()) return true
+    this.until.delete(k)
+    return false
+  }
+
+  get size (): number { return this.until.size }
+}
+
 type Address = { multiaddr: { toString: () => string } }
 
 /**
- * A dial order (`base`) with direct addresses in private networks we are not in moved after all
- * others: behind a NAT, a peer's LAN address waits out libp2p's 6 s address timeout before its
- * circuit address is tried. Only the order changes; with nothing else to dial they are still tried.
+ * A dial order (`base`) with the direct addresses that failed from here (`failed`) after all
+ * others: also for addresses a peer routing lookup found, which the rules below do not see. Only
+ * the order changes; with nothing else to dial they are still tried.
  */
-export function privateElsewhereLast<A extends Address, R extends number> (base: (a: A, b: A) => R, own: () => OwnNetwork[] = ownInterfaces): (a: A, b: A) => R | -1 | 1 {
-  // one sort (synchronous) reads our interfaces once and classifies each address once, not per
-  // comparison: os.networkInterfaces() is a getifaddrs call (~0.05-0.2 ms, more with many
-  // interfaces) and a sort compares n log n pairs. Both are forgotten after the turn: the next sort
-  // (the next dial) reads the interfaces anew.
-  let nets: OwnNetwork[] | undefined
-  const kind = new Map<A, boolean>()
-  const isLast = (x: A): boolean => {
-    let k = kind.get(x)
-    if (k === undefined) {
-      if (nets === undefined) { nets = own(); queueMicrotask(() => { nets = undefined; kind.clear() }) }
-      k = privateElsewhere(x.multiaddr.toString(), nets)
-      kind.set(x, k)
-    }
-    return k
-  }
+export function unreachableLast<A extends Address, R extends number> (base: (a: A, b: A) => R, failed: FailedAddrs): (a: A, b: A) => R | -1 | 1 {
   return (a, b) => {
-    const pa = isLast(a); const pb = isLast(b)
-    return pa !== pb ? (pa ? 1 : -1) : base(a, b)
+    const fa = failed.has(a.multiaddr.toString()); const fb = failed.has(b.multiaddr.toString())
+    return fa !== fb ? (fa ? 1 : -1) : base(a, b)
   }
 }
 
@@ -79,31 +104,57 @@ function withPeer (addr: string, peer: string): Multiaddr {
   return multiaddr(addr.endsWith(`/p2p/${peer}`) ? addr : `${addr}/p2p/${peer}`)
 }
 
+/** How to dial a peer that announces a relayed address: its private addresses elsewhere first (short), then the rest. */
+interface Plan { circuit: string[], tryFirst: string[], direct: string[], skipped: number }
+
 /** Wraps `cm`'s openConnection and openStream with the rules above (idempotent per manager). */
 export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDialDeps): void {
   if (peerDialStats.has(cm)) return
-  const stats = { reused: 0, refused: 0, narrowed: 0 }
+  const stats = { reused: 0, refused: 0, privateTried: 0, privateFailed: 0 }
   peerDialStats.set(cm, stats)
   const openConnection = cm.openConnection.bind(cm)
   const openStream = cm.openStream.bind(cm)
   const own = deps.ownNetworks ?? ownInterfaces
+  const failed = deps.failed ?? new FailedAddrs()
+  const tryMs = deps.privateTryMs ?? PRIVATE_TRY_MS
 
-  /** The addresses to dial `peer` on, when the rules drop any of the peer store's (else undefined). */
-  const narrowed = async (peer: PeerId, directOnly: boolean): Promise<{ addrs: Multiaddr[], had: number } | undefined> => {
+  /** The plan for a peer with a relayed address; undefined for any other (libp2p dials it as it would). */
+  const planFor = async (peer: PeerId): Promise<Plan | undefined> => {
     const all = await deps.addressesOf(peer).catch(() => undefined)
-    if (all === undefined || all.length === 0) return undefined
-    const keep = reachableAddrs(all, own()).filter(a => !directOnly || !a.includes('/p2p-circuit'))
-    if (keep.length === all.length) return undefined
+    const circuit = (all ?? []).filter(isCircuit)
+    if (all === undefined || circuit.length === 0) return undefined
+    const nets = own()
+    const known = all.filter(a => !isCircuit(a) && !failed.has(a))
+    const tryFirst = known.filter(a => privateElsewhere(a, nets))
+    return { circuit, tryFirst, direct: known.filter(a => !tryFirst.includes(a)), skipped: all.length - circuit.length - known.length }
+  }
+
+  /** Dials by plan: the private addresses elsewhere for PRIVATE_TRY_MS (a failure is remembered), then the other direct ones and (withCircuits) the relayed ones. */
+  const dialByPlan = async (peer: PeerId, p: Plan, options: Opts, withCircuits: boolean, protocols?: string | string[]): Promise<Connection> => {
     const id = peer.toString()
-    return { addrs: keep.map(a => withPeer(a, id)), had: all.length }
+    if (p.tryFirst.length > 0) {
+      stats.privateTried++
+      try {
+        return await openConnection(p.tryFirst.map(a => withPeer(a, id)), { ...options, signal: AbortSignal.any([AbortSignal.timeout(tryMs), ...(options.signal !== undefined ? [options.signal] : [])]) })
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+        stats.privateFailed++
+        for (const a of p.tryFirst) failed.add(a)
+      }
+    }
+    const rest = [...p.direct, ...(withCircuits ? p.circuit : [])]
+    if (rest.length === 0) {
+      stats.refused++
+      throw new LimitedConnectionError(`peer ${id} answered on no direct address from here, and ${[protocols ?? '?'].flat().join(', ')} does not run on its relayed connections`)
+    }
+    return await openConnection(rest.map(a => withPeer(a, id)), options)
   }
 
   cm.openConnection = async (target, options = {}) => {
     if (!isPeerId(target) || options.force === true || cm.getConnections(target).some(c => isOpen(c) && !isLimited(c))) return await openConnection(target, options)
-    const n = await narrowed(target, false)
-    if (n === undefined || n.addrs.length === 0) return await openConnection(target, options)
-    stats.narrowed++
-    return await openConnection(n.addrs, options)
+    const p = await planFor(target)
+    if (p === undefined || (p.tryFirst.length === 0 && p.skipped === 0)) return await openConnection(target, options)
+    return await dialByPlan(target, p, options, true)
   }
 
   cm.openStream = async (target, protocols, options = {}) => {
@@ -118,13 +169,9 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
       stats.reused++
       return await conn.newStream(protocols, options)
     }
-    const n = await narrowed(target, true)
-    if (n === undefined) return await openStream(target, protocols, options)
-    if (n.addrs.length === 0) {
-      stats.refused++
-      throw new LimitedConnectionError(`peer ${target.toString()} is reachable from here only through a relay, and ${[protocols].flat().join(', ')} does not run on a relayed connection`)
-    }
-    const conn = await openConnection(n.addrs, options)
+    const p = await planFor(target)
+    if (p === undefined) return await openStream(target, protocols, options)
+    const conn = await dialByPlan(target, p, options, false, protocols)
     return await conn.newStream(protocols, options)
   }
 }
