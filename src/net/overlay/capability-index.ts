@@ -72,7 +72,7 @@ export class CapabilityIndex {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await guardedHandle(this.host, CAPABILITY_PROTOCOL, (s, c, g) => { void this.serve(s, c, g.open({ maxFrameBytes: 16 * 1024 })) }, { maxInboundStreams: 64, expectsRequest: true })
+    await guardedHandle(this.host, CAPABILITY_PROTOCOL, (s, c, g) => { void this.serve(s, c, g.open({ maxFrameBytes: 16 * 1024 })) }, { maxInboundStreams: 64, runOnLimitedConnection: true, expectsRequest: true })
   }
 
   async stop (): Promise<void> {
@@ -161,7 +161,8 @@ export class CapabilityIndex {
   }
 
   private async fetch (peer: PeerId, query: CapabilityQuery, signal: AbortSignal): Promise<SignedCapability[]> {
-    const stream = await this.host.dialProtocol(peer, CAPABILITY_PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.init.fetchTimeoutMs ?? 3000)]) })
+    // one small request and answer: fine over a relayed (limited) connection, the only way to a NATed provider
+    const stream = await this.host.dialProtocol(peer, CAPABILITY_PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.init.fetchTimeoutMs ?? 3000)]), runOnLimitedConnection: true })
     const framed = new FramedStream(stream, { maxFrameBytes: MAX_FRAME })
     try {
       await framed.write(dbc.capability.v1.CapabilityLookupRequest.encode({ query }).finish())
