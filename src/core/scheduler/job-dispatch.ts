@@ -1,7 +1,7 @@
 // Dispatch half of the job machine (sans-IO): the queue of copies to free lease slots (checking
 // copies wait for an established provider), what the job wants from the lease search, and the
 // straggler twins (speculation.ts against predictions, the job's mean duration otherwise).
-// JobMachine (job-machine.ts) adds the inputs and the ends of copies; the state is job-verification.ts.
+// JobMachine (job-machine.ts) adds the inputs and the ends of copies; the state is job-leasing.ts, the verification half job-verification.ts.
 import { established, deferCheckTo, needsCheck } from './spot-check.js'
 import { JobVerification } from './job-verification.js'
 import { KEY, SCAN, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'

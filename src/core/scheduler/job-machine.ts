@@ -9,8 +9,8 @@
 // Default checks (`spotChecks`, src/core/scheduler/spot-check.ts): with redundancy 1, a task
 // gets a second copy unless its provider is established (then a random share does), and a
 // provider whose copy disagrees with an accepted result is caught: all its results are withdrawn.
-// The state and the verification half (votes, acceptance, catches) are job-verification.ts,
-// dispatch to leases and speculation job-dispatch.ts.
+// The state (tasks, leases, stragglers) is job-leasing.ts, the verification half (votes,
+// acceptance, catches) job-verification.ts, dispatch to leases and speculation job-dispatch.ts.
 import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
 import { JobDispatch, fastestFirst } from './job-dispatch.js'
