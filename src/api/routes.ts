@@ -43,6 +43,7 @@ const trainingView = z.looseObject({
   loss: z.number().nullable(),
   accuracy: z.number().nullable(),
   members: z.array(z.string()),
+  ranks: z.record(z.string(), z.number().int()).optional().meta({ description: 'each member\'s data shard (rank), while this node runs the job' }),
   refusals: z.array(z.unknown()),
   momentumOffBy: z.array(z.string()).optional().meta({ description: 'members whose invitation reply said they keep no optimizer state: no round with one of them averages the momentum' }),
   error: z.unknown().optional()

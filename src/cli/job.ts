@@ -10,7 +10,7 @@ import { printJson, table, formatDuration, formatDbc } from './output.js'
 import { printable, printable as printableText } from '../jobs/task-output.js'
 import { clientOf } from './context.js'
 import { resolveJobId } from './job-id.js'
-import { fmtPct, readTrainingManifest, submitTraining, trainingStatusLines } from './training.js'
+import { fmtPct, readTrainingManifest, submitTraining, trainingStatusLines, trainingExplain, trainingExplainLines } from './training.js'
 
 /** The routes a job (or a node) may ask for (src/net/routes RoutingMode; not imported: the CLI loads no src/net here). */
 const ROUTING_MODES = ['auto', 'direct', 'overlay'] as const
@@ -211,10 +211,15 @@ export function registerJobCommands (program: Command): void {
         if (!isNotFound(err)) throw err
         // a training job: its routing and how this node reaches each member
         const t = await client.call<Record<string, any>>('GET', `/v1/training/${encodeURIComponent(id)}`).catch(() => { throw err })
-        return { jobId: t.jobId, status: t.status, training: true, routing: t.routing, routes: t.routes ?? {} }
+        return trainingExplain(t)
       })
       if (opts.json === true) return printJson(e)
-      if (e.training === true) process.stdout.write(`training job, routing: ${printable(String(e.routing))}\n`)
+      if (e.training === true) {
+        // its group: members by rank with their routes, drops, refusals (it printed only the routes)
+        const { describeRoute } = await import('../net/routes/explain.js')
+        process.stdout.write(trainingExplainLines(e, describeRoute).join('\n') + '\n')
+        return
+      }
       process.stdout.write(`job ${String(e.jobId)}: ${String(e.status)}\n`)
       // --task: the job's line and the task's, not the whole job's placement and failures before them
       const p = e.task == null ? e.placement : undefined

@@ -102,3 +102,49 @@ export async function submitTraining (client: ApiClient, m: { spec: unknown, pee
   }
   process.stdout.write(`training job ${jobId} ${String(end.status)}: test accuracy ${fmtPct(end.accuracy)}; fetch the model with: dbc job results ${jobId}\n`)
 }
+
+/**
+ * `dbc job explain` of a training job (its --json too), from GET /v1/training/:id: the group as
+ * this node coordinates it: each member's rank (data shard) and route, who dropped in which round
+ * and whether it is back, the refusals with their codes. It printed only the routes (helper user16 #8).
+ */
+export function trainingExplain (t: Record<string, any>): Record<string, any> {
+  const members: string[] = Array.isArray(t.members) ? t.members.map(String) : []
+  const ranks = (t.ranks ?? {}) as Record<string, number>
+  const routes = (t.routes ?? {}) as Record<string, any>
+  const group = members.map(peer => ({ peer, rank: typeof ranks[peer] === 'number' ? ranks[peer] : null, route: routes[peer] ?? null }))
+    .sort((a, b) => (a.rank ?? Infinity) - (b.rank ?? Infinity))
+  // round as the API counts it (from 0); printed from 1, as `dbc job status` does
+  const drops: Array<{ round: number, peer: string, back: boolean }> = []
+  for (const h of Array.isArray(t.history) ? t.history : []) {
+    for (const peer of Array.isArray(h?.dropped) ? h.dropped : []) drops.push({ round: Number(h.round), peer: String(peer), back: members.includes(String(peer)) })
+  }
+  const refusals = (Array.isArray(t.refusals) ? t.refusals : []).map((r: any) => ({ peer: String(r?.peer), code: r?.code == null ? null : String(r.code), reason: String(r?.reason ?? '') }))
+  return { jobId: t.jobId, name: t.name, status: t.status, training: true, round: t.round, rounds: t.rounds, routing: t.routing, members: group, drops, refusals, error: t.error ?? null, routes }
+}
+
+/** trainingExplain's answer as lines for people; `describeRoute` from src/net/routes/explain.ts (loaded by the caller). */
+export function trainingExplainLines (e: Record<string, any>, describeRoute: (r: any) => string): string[] {
+  const named = typeof e.name === 'string' && e.name !== 'training' ? ` (${printable(e.name)})` : ''
+  const lines = [`training job ${printable(String(e.jobId))}${named}: ${printable(String(e.status))}, round ${Number(e.round) + 1}/${String(e.rounds)}, routing ${printable(String(e.routing))}`]
+  const group = (e.members ?? []) as Array<{ peer: string, rank: number | null, route: any }>
+  lines.push(group.length === 0 ? 'members: none in the group now' : `members (${group.length}, by rank: each one's data shard):`)
+  for (const m of group.slice(0, 64)) {
+    const route = m.route == null ? 'no route yet' : `${describeRoute(m.route)}${typeof m.route.facts === 'string' && m.route.facts !== '' ? ` (${m.route.facts})` : ''}`
+    lines.push(`  rank ${m.rank ?? '?'}  ${printable(m.peer)}: ${printable(route)}`)
+  }
+  const drops = (e.drops ?? []) as Array<{ round: number, peer: string, back: boolean }>
+  if (drops.length > 0) {
+    const out = new Set(drops.filter(d => !d.back).map(d => d.peer)).size
+    lines.push(`dropped (${plural(drops.length, 'drop')}; ${plural(out, 'peer')} not back):`)
+    if (drops.length > 16) lines.push(`  ... ${drops.length - 16} earlier drops (--json lists them all)`)
+    for (const d of drops.slice(-16)) lines.push(`  round ${d.round + 1}: ${printable(d.peer)}${d.back ? ', back in the group since' : ', not back'}`)
+  }
+  if (e.error != null) lines.push(`error: ${printable(String(e.error.code ?? ''))}${e.error.code != null ? ': ' : ''}${printable(String(e.error.message ?? ''))}`)
+  const refusals = (e.refusals ?? []) as Array<{ peer: string, code: string | null, reason: string }>
+  if (refusals.length > 0) {
+    lines.push(`refused (${refusals.length}):`)
+    for (const r of refusals.slice(-16)) lines.push(`  ${printable(r.peer)}: ${r.code == null ? '' : `${printable(r.code)}: `}${printable(r.reason)}`)
+  }
+  return lines
+}

@@ -66,8 +66,8 @@ export class TrainingSession extends EventEmitter<TrainingSessionEvents> {
   private readonly roundRefusals: InviteRefusal[] = []
   /** The payment terms sent with the invitations (read once, before the first). */
   private paymentTerms?: dbc.task.v1.IPaymentTerms
-  /** Each member's data shard (rank) and the number of shards the data set is cut into. */
-  private readonly ranks = new Map<string, number>()
+  /** Each member's data shard (rank; read by `dbc job explain`) and the number of shards the data set is cut into. */
+  readonly ranks = new Map<string, number>()
   private shards = 0
   /** Members whose trainers keep no optimizer state (their InviteReply said so): rounds with them skip the momentum averaging. */
   private readonly noOptimizer = new Set<string>()

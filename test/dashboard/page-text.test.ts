@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 // @ts-expect-error: the page's own plain-JS module (no types)
-import { dbcText, pricesText, trainingWhy, placeText } from '../../src/dashboard/web/lib.js'
+import { dbcText, pricesText, trainingWhy, placeText, trainingDrops } from '../../src/dashboard/web/lib.js'
 
 test('the policy prices, one GPU price or one per model', () => {
   assert.is(pricesText({ cpuHour: 0.05, gpuHour: 1, unit: 'DBC' }), 'prices: 0.05 DBC per CPU-hour, 1 DBC per GPU-hour')
@@ -27,6 +27,15 @@ test('a training job says why it failed, else what members refused', () => {
   assert.equal(trainingWhy({ status: 'running', refusals }), { error: undefined, refusals: [{ peer: '12D3KooWpeer', code: 'PRICE_ABOVE_CAP', reason: 'PRICE_ABOVE_CAP: this member asks 30 DBC per hour' }] })
   assert.equal(trainingWhy({ status: 'running' }), { error: undefined, refusals: [] })
   assert.is(trainingWhy({ refusals: Array.from({ length: 20 }, (_, i) => ({ peer: `p${i}`, code: 'BUSY', reason: 'BUSY' })) }).refusals.length, 8)
+})
+
+// helper user16 #8: the "dropped" card counted drop events (3 for 2 peers, one of them back)
+test('a training job\'s drops: peers dropped and not back, the drop events apart', () => {
+  const history = [{ round: 0, dropped: [] }, { round: 1, dropped: ['A', 'C'] }, { round: 4, dropped: ['C'] }]
+  const d = trainingDrops({ members: ['A', 'B'], history })
+  assert.equal(d.notBack, ['C'])
+  assert.equal(d.rows, [{ round: 2, peer: 'A', back: true }, { round: 2, peer: 'C', back: false }, { round: 5, peer: 'C', back: false }])
+  assert.equal(trainingDrops({}), { rows: [], notBack: [] })
 })
 
 test('the Node page names the country of a declared city (helper user16: "Virginia" was Virginia, ZA)', () => {

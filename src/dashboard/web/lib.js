@@ -120,6 +120,20 @@ export function trainingWhy (t) {
   return { error: undefined, refusals }
 }
 
+/**
+ * A training job's drops from its rounds' history: one row per drop (round from 1, as the CLI
+ * prints it; back: in the group now), and the peers dropped and not back. The "dropped" card
+ * counted drop events (3 for 2 peers, one of them back: helper user16 #8).
+ */
+export function trainingDrops (t) {
+  const members = Array.isArray(t?.members) ? t.members : []
+  const rows = []
+  for (const r of Array.isArray(t?.history) ? t.history : []) {
+    for (const p of Array.isArray(r?.dropped) ? r.dropped : []) rows.push({ round: Number(r.round) + 1, peer: `${p}`, back: members.includes(p) })
+  }
+  return { rows, notBack: [...new Set(rows.filter(d => !d.back).map(d => d.peer))] }
+}
+
 /** A declared location with its country, as `dbc node status` prints it ("Virginia" alone was Virginia, ZA). */
 export function placeText (l) {
   const name = l.name === undefined ? '' : l.country === undefined || l.name.endsWith(`, ${l.country}`) ? l.name : `${l.name}, ${l.country}`

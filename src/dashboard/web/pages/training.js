@@ -1,6 +1,6 @@
 // Training: the training jobs this node coordinates; for one job its rounds as loss and accuracy
 // charts (Chart.js), bytes per round, members and the members dropped along the way.
-import { getJSON, el, table, card, shortId, badge, bytes, ms, when, errorBox, trainingWhy } from '../lib.js'
+import { getJSON, el, table, card, shortId, badge, bytes, ms, when, errorBox, trainingWhy, trainingDrops } from '../lib.js'
 
 const charts = []
 
@@ -49,7 +49,7 @@ function detail (t) {
   const accCanvas = el('canvas', { dataset: { testid: 'accuracy-chart' } })
   const bytesCanvas = el('canvas', { dataset: { testid: 'bytes-chart' } })
   const allMembers = new Set(h.flatMap(r => r.members))
-  const dropped = h.flatMap(r => (r.dropped ?? []).map(p => ({ round: r.round, peer: p })))
+  const drops = trainingDrops(t)
   const why = trainingWhy(t)
   const node = el('div', { class: 'panel', dataset: { testid: 'training-detail', job: t.jobId, rounds: h.length } },
     el('h3', {}, 'Training job ', el('span', { class: 'mono muted' }, t.jobId)),
@@ -59,7 +59,9 @@ function detail (t) {
       card('last loss', t.loss === null || t.loss === undefined ? '-' : Number(t.loss).toFixed(4)),
       card('accuracy', t.accuracy === null || t.accuracy === undefined ? '-' : `${(t.accuracy * 100).toFixed(1)}%`, 'training-accuracy'),
       card('members', String((t.members ?? []).length)),
-      card('dropped', String(dropped.length), 'training-dropped')),
+      // peers out of the group now; the drop events apart (a member dropped in a round often comes back)
+      card('dropped, not back', String(drops.notBack.length), 'training-dropped'),
+      card('drop events', String(drops.rows.length), 'training-drop-events')),
     why.error === undefined ? null : el('div', { class: 'panel error', dataset: { testid: 'training-error' } }, why.error),
     why.refusals.length === 0 ? null : el('div', {}, el('h3', {}, 'Refused by members'),
       table(['peer', 'code', 'reason'], why.refusals.map(r => el('tr', { dataset: { testid: 'refusal-row' } },
@@ -74,7 +76,7 @@ function detail (t) {
       el('td', { class: 'num' }, String(h.filter(r => r.members.includes(p)).length)),
       el('td', {}, (t.members ?? []).includes(p) ? 'yes' : 'no')))),
     el('h3', {}, 'Dropped members'),
-    dropped.length === 0 ? el('div', { class: 'empty' }, 'no member was dropped') : table(['round', 'peer'], dropped.map(d => el('tr', {}, el('td', {}, String(d.round)), el('td', { class: 'mono' }, d.peer)))),
+    drops.rows.length === 0 ? el('div', { class: 'empty' }, 'no member was dropped') : table(['round', 'peer', 'in the group now'], drops.rows.map(d => el('tr', { dataset: { testid: 'drop-row' } }, el('td', {}, String(d.round)), el('td', { class: 'mono' }, d.peer), el('td', {}, d.back ? 'yes (back since)' : 'no')))),
     el('h3', {}, 'Rounds'),
     el('div', { class: 'scroll' }, table(['round', { text: 'loss', class: 'num' }, { text: 'accuracy', class: 'num' }, { text: 'members', class: 'num' }, { text: 'bytes sent', class: 'num' }, { text: 'time', class: 'num' }],
       h.map(r => el('tr', { dataset: { testid: 'round-row' } },
@@ -102,9 +104,11 @@ export async function render (root) {
   const paintList = () => {
     list.replaceChildren(jobs.length === 0
       ? el('div', { class: 'empty' }, 'no training jobs on this node yet')
-      : table(['job', 'status', { text: 'round', class: 'num' }, { text: 'loss', class: 'num' }, { text: 'accuracy', class: 'num' }, 'started'],
+      : table(['job', 'name', 'status', { text: 'round', class: 'num' }, { text: 'loss', class: 'num' }, { text: 'accuracy', class: 'num' }, 'started'],
         jobs.map(j => el('tr', { class: `selectable${j.jobId === picked ? ' selected' : ''}`, dataset: { testid: 'training-row', job: j.jobId }, on: { click: () => { picked = j.jobId; paintList(); void paint() } } },
           el('td', { class: 'mono', title: j.jobId }, shortId(j.jobId)),
+          // the manifest's name, as `dbc job list` prints it (a text node: it is the submitter's own text)
+          el('td', { dataset: { testid: 'training-name' } }, `${j.name ?? 'training'}`),
           el('td', {}, badge(j.status, j.status === 'done' ? 'finished' : j.status)),
           el('td', { class: 'num' }, `${Number(j.round) + 1} / ${j.rounds}`),
           el('td', { class: 'num' }, j.loss === null ? '-' : Number(j.loss).toFixed(4)),
