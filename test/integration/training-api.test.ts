@@ -105,6 +105,9 @@ test('a second built-in job on peers running this node\'s first is refused at on
   assert.is(view.status, 'running')
   assert.is(view.name, 'first[2J', 'printable')
   assert.is(view.groupSize, 2)
+  // each member's data shard, for `dbc job explain` (helper user16 #8): ranks 0 and 1 of the two members
+  assert.equal(Object.keys(view.ranks).sort(), [...view.members].sort())
+  assert.equal(Object.values(view.ranks).sort(), [0, 1])
   // named peers: one of them runs `first` (before: the escrow locked, then both refused as busy)
   const refused = async (body: unknown): Promise<any> => await call('POST /v1/training', {}, body).then(() => assert.unreachable('accepted'), (err: any) => err)
   const named = await refused({ spec, peers: [a.peerId.toString()] })
