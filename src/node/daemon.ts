@@ -1,12 +1,12 @@
 // The node daemon: identity, store, libp2p host, protocols, subsystems and the control API,
 // started in that order and stopped in reverse. `dbc node start` runs one of these.
-import { DRAIN_DEFAULT_S, stopOptionsOf, type StopOptions } from './drain-options.js'
+import { DRAIN_DEFAULT_S, type StopOptions } from './drain-options.js'
+import { registerCoreRoutes } from './core-routes.js'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync, rmSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import type { EventEmitter } from 'node:events'
 import type { Bridge } from '../chain/index.js'
@@ -23,7 +23,7 @@ import { parseLatLon, type NodeConfig } from './config.js'
 import { locationText } from '../core/geo/location.js'
 import { PeerScoreBook, type Offence } from '../core/routing/score.js'
 import { createInboundGuard, installGuard, RepeatLimiter, LOG_REPEAT_MS, type InboundGuard } from '../net/guard/index.js'
-import { DbcError, ConfigError, errorText, type WireError } from '../errors.js'
+import { DbcError, ConfigError, type WireError } from '../errors.js'
 import { createNodeMetrics, libp2pMetrics, Registry, type NodeMetrics } from './metrics/index.js'
 import { HealthChecks } from './metrics/health.js'
 import { MetricsServer } from './metrics/server.js'
@@ -206,7 +206,13 @@ export class Daemon {
       metrics = createNodeMetrics({ host, scores, guard, subsystems: this.subsystems, slotEvents: () => this.subsystem<{ peer?: { events: EventEmitter<any> } }>('compute')?.peer?.events, ready: async () => (await health.ready()).status === 200, stun: () => this.stun?.stats, webrtc: () => host.getProtocols().includes(WEBRTC_SIGNALING_PROTOCOL) ? webrtcAdmissionOf(host) : undefined }, registry)
     }
     this.ctx = { config, identity, host, store, log, api, scores, location, reportBadInput, guard, metrics, privatePeers }
-    this.registerCoreRoutes()
+    registerCoreRoutes(this.context, {
+      subsystemStatus: () => Object.fromEntries(this.subsystems.flatMap(x => x.status !== undefined ? [[x.name, x.status()]] : [])),
+      startedAt: this.startedAt,
+      metricsAddress: () => this.metricsAddress,
+      inFlight: () => this.inFlight(),
+      stop: async (opts) => { await this.stop(opts) }
+    })
     // probes need no token (they reveal nothing private); everything under /v1 still does
     api.publicRoute('/healthz', () => health.live())
     api.publicRoute('/readyz', async () => await health.ready())
@@ -287,80 +293,6 @@ export class Daemon {
     return this.init.resolveCity(s)
   }
 
-  private registerCoreRoutes (): void {
-    const ctx = this.context
-    const { api, host, identity } = ctx
-    api.route('GET', '/v1/id', () => ({
-      peerId: identity.peerId.toString(),
-      publicKey: Buffer.from(identity.privateKey.publicKey.raw).toString('base64'),
-      addrs: host.getMultiaddrs().map(String)
-    }))
-    api.route('GET', '/v1/status', () => {
-      const extra: Record<string, unknown> = {}
-      for (const s of this.subsystems) if (s.status !== undefined) extra[s.name] = s.status()
-      return {
-        peerId: identity.peerId.toString(),
-        pid: process.pid,
-        version: '0.1.0',
-        uptimeMs: Date.now() - this.startedAt,
-        addrs: host.getMultiaddrs().map(String),
-        location: ctx.location ?? null,
-        connections: host.getConnections().length,
-        peers: host.getPeers().length,
-        dht: { mode: this.config.dht.server ? 'server' : 'client', routingTable: dhtTableSize(host) },
-        dataDir: this.config.dataDir,
-        penalizedPeers: ctx.scores.penalized(Date.now()),
-        guard: ctx.guard.status(),
-        metrics: this.metricsAddress ?? null,
-        ...extra
-      }
-    })
-    api.route('GET', '/v1/peers', async () => {
-      const peers = []
-      for (const c of host.getConnections()) {
-        peers.push({ peerId: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, openedAt: c.timeline.open })
-      }
-      const seen = new Set<string>()
-      return { peers: peers.filter(p => { const k = p.peerId; if (seen.has(k)) return false; seen.add(k); return true }) }
-    })
-    api.route('POST', '/v1/ping', async (req) => {
-      const body = (req.body ?? {}) as { peer?: string, count?: number }
-      if (typeof body.peer !== 'string' || body.peer === '') throw new DbcError('BAD_REQUEST', 'ping needs a peer id or multiaddr')
-      const count = Math.max(1, Math.min(100, body.count ?? 3))
-      let target: PeerId | ReturnType<typeof multiaddr>
-      try {
-        target = body.peer.startsWith('/') ? multiaddr(body.peer) : peerIdFromString(body.peer)
-      } catch {
-        throw new DbcError('BAD_PEER', `"${body.peer}" is neither a peer id nor a multiaddr`, { hint: 'pass a peer id (12D3Koo...) or a multiaddr ending in /p2p/ID' })
-      }
-      const rtts: number[] = []
-      for (let i = 0; i < count; i++) {
-        try {
-          rtts.push(await host.services.ping.ping(target as any, { signal: AbortSignal.any([req.signal, AbortSignal.timeout(10_000)]) }))
-        } catch (err) {
-          throw new DbcError('PING_FAILED', `cannot reach ${body.peer}: ${errorText(err)}`, { hint: 'check the peer is running and reachable; `dbc peers` lists current connections (a peer behind NAT is reached through its relay, and may refuse direct connections)' })
-        }
-      }
-      return { peer: body.peer, rtts }
-    })
-    api.route('GET', '/v1/dht/find-peer/:peer', async (req) => {
-      let id: PeerId
-      try { id = peerIdFromString(req.params.peer) } catch {
-        throw new DbcError('BAD_PEER', `"${req.params.peer}" is not a peer id`)
-      }
-      const t0 = performance.now()
-      const info = await host.peerRouting.findPeer(id, { useCache: false, signal: AbortSignal.any([req.signal, AbortSignal.timeout(30_000)]) } as any)
-        .catch((err: Error) => { throw new DbcError('NOT_FOUND', `the DHT did not find ${req.params.peer}: ${err.message}`) })
-      return { peerId: info.id.toString(), addrs: info.multiaddrs.map(String), ms: performance.now() - t0 }
-    })
-    api.route('POST', '/v1/stop', (req) => {
-      const opts = stopOptionsOf(req.body)
-      const draining = opts.now ? 0 : this.inFlight()
-      setTimeout(() => { void this.stop(opts) }, 10)
-      return { stopping: true, draining, drainS: opts.drainS }
-    })
-  }
-
   /** Tasks running here that a graceful stop waits for. */
   inFlight (): number {
     return this.subsystems.reduce((n, s) => n + (s.inFlight?.() ?? 0), 0)
@@ -420,11 +352,6 @@ export function offenceOf (code: string): Offence {
     case 'READ_DEADLINE': case 'IDLE_DEADLINE': return 'slow-frame'
     default: return 'malformed'
   }
-}
-
-function dhtTableSize (host: Host): number {
-  const rt = (host.services.dht as unknown as { routingTable?: { size?: number } }).routingTable
-  return rt?.size ?? 0
 }
 
 function writeAtomic (file: string, data: string): void {
