@@ -59,6 +59,8 @@ export class PeerStreams {
   private routeBook: RouteBook | undefined
   /** Peers a fresh relayed connection is being opened to ahead of need (preopen). */
   private readonly preopening = new Set<string>()
+  /** Peers released while a spare to them was being dialled (closeOpened): the spare closes when it opens, if still released then. */
+  private readonly releasedWhileDialling = new Map<string, () => boolean>()
   /** Relayed connections the all-reduce opened (spares, fresh ones, first dials) or wrote on, per peer: closed once idle at the peer's release. */
   private readonly opened = new Map<string, Set<Connection>>()
 
@@ -102,6 +104,11 @@ export class PeerStreams {
   closeOpened (peer: string, stillReleased: () => boolean = () => true): number {
     const set = this.opened.get(peer)
     this.opened.delete(peer)
+    // a spare still being dialled is closed when it opens (preopen), unless the peer is in a job again by then
+    if (this.preopening.has(peer)) {
+      if (this.releasedWhileDialling.size >= 1024) this.releasedWhileDialling.delete(this.releasedWhileDialling.keys().next().value as string)
+      this.releasedWhileDialling.set(peer, stillReleased)
+    }
     let closed = 0
     for (const c of set ?? []) if (closeWhenIdle(c, stillReleased)) closed++
     if (closed > 0) log('%d relayed connection(s) the all-reduce opened to %s closed: no job here trains with it now', closed, peer)
@@ -207,9 +214,16 @@ export class PeerStreams {
     this.preopening.add(id)
     log('the relayed connection %s to %s has %s bytes left: a fresh one opens ahead of need', used.id, id, String(limitBytesLeft(used)))
     book.freshRelayed(peer, used, AbortSignal.timeout(15_000)).then(
-      conn => { this.noteOpened(id, conn); log('a fresh relayed connection %s to %s is ready (%s bytes)', conn.id, id, String(limitBytesLeft(conn))) },
+      conn => {
+        const released = this.releasedWhileDialling.get(id)
+        // the job ended while it was dialled (both members preopen as the last round's slices fill
+        // their connections): it would otherwise hold a relay circuit, idle, until the relay's limit
+        if (released?.() === true) { closeWhenIdle(conn, released); log('a fresh relayed connection %s to %s opened after the job ended: closed', conn.id, id); return }
+        this.noteOpened(id, conn)
+        log('a fresh relayed connection %s to %s is ready (%s bytes)', conn.id, id, String(limitBytesLeft(conn)))
+      },
       (err: Error) => { log('no fresh relayed connection to %s ahead of need: %s', id, err.message) }
-    ).finally(() => { this.preopening.delete(id) })
+    ).finally(() => { this.preopening.delete(id); this.releasedWhileDialling.delete(id) })
   }
 
   /** Ends the current stream after what was written on it (the peer reads it to the end). */
