@@ -35,8 +35,6 @@ export interface JobRunnerInit {
   maxLeases?: number
   /** Past maxLeases, the job leases on while its leases hold fewer slots than this, and never holds more leases than this (default 256; 0 when maxLeases is set: a hard cap of leases). */
   maxLeaseSlots?: number
-  /** The least time between two commits of the job's steps (default STEP_COMMIT_MS, src/jobs/runner.ts; 0: a commit per step). */
-  stepCommitMs?: number
   onProgress?: (p: Progress) => void
   onEvent?: (e: JobEvent) => void
   /** How the job pays (escrow on the shared chain, vouchers per provider); none: unpaid (tests, benches). */

@@ -3,8 +3,7 @@
 // them). The runner only drives: it performs the machine's commands, runs a lease round
 // (runner-leases.ts) when the session's `nextRoundAt` comes, sends copies (runner-send.ts) and
 // feeds back what came back, with the clock, the transport and the JobStore, where every step
-// is written before it is acted on (runner-store.ts): steps that come within STEP_COMMIT_MS of
-// the last commit are held, sends and all, and written together in the next one (group commit).
+// is written before it is acted on (runner-store.ts).
 import { DbcError } from '../errors.js'
 import { createHash } from 'node:crypto'
 import { dbc } from '../wire/gen/wire.js'
@@ -15,29 +14,17 @@ import { NO_ANSWER_CODES } from '../core/scheduler/ports.js'
 import { hexToBytes, type LeaseRoundResult } from './runner-leases.js'
 import { RunnerState, KEY } from './runner-state.js'
 import { sendCopy, taskIdOf, replyOf, type CopySender } from './runner-send.js'
-import { persistSteps, stepWrites, type CopyRow, type HeldStep } from './runner-store.js'
+import { persistStep, type CopyRow } from './runner-store.js'
 import type { JobSummary } from './runner-types.js'
 
 export type { JobRunnerInit, JobSummary, RunnerPayment, TaskExplanation } from './runner-types.js'
 
 type RunCommand = Extract<JobCommand, { type: 'run' }>
 
-/**
- * The least time between two commits of a job's steps (each a synchronous fsync, ~0.3 ms of CPU a
- * task at ~0.8 steps a task in the e2e grid bench): a step that comes sooner is held, its copies,
- * cancels, releases and vouchers with it, and written with the steps after it in one commit. A
- * crash loses at most the answers that came back meanwhile (those copies run again, none was paid).
- */
-export const STEP_COMMIT_MS = 10
-
 export class JobRunner extends RunnerState {
   private sender!: CopySender
   private readonly inflight = new Map<number, AbortController>()
   private rows: CopyRow[] = []
-  /** Steps polled but not yet written, in order (with whether the pump ran): acted on once committed. */
-  private held: Array<HeldStep & { running: boolean }> = []
-  private commitTimer: NodeJS.Timeout | undefined
-  private committedAt = -Infinity
   private tickScheduled = false
   private readonly timers: { timeout?: NodeJS.Timeout, timeoutAt: number, round?: NodeJS.Timeout, roundAt: number, deadline?: NodeJS.Timeout } = { timeoutAt: Infinity, roundAt: Infinity }
   private unsubscribe?: () => void
@@ -104,44 +91,20 @@ export class JobRunner extends RunnerState {
     }
   }
 
-  /**
-   * Polls the machine; the step is written, then its events reported and its commands performed,
-   * at once when STEP_COMMIT_MS passed since the last commit (or it is the last step, or nothing
-   * held writes anything), else with the steps that follow at the window's end (commit()).
-   */
+  /** Polls the machine: writes the step, reports its events, performs its commands. */
   private step (running: boolean): void {
     const cmds = this.machine.pollCommands()
     const events = this.session.pollEvents(this.now())
-    // the budget counts a copy when the machine decides it, not when it goes: the steps held until
-    // the commit must not start more copies than the budget (or the escrow) leaves
-    if (running) for (const c of cmds) if (c.type === 'run' && this.session.copySent(this.now(), c.index * KEY + c.attempt, this.leases.pricePerCopy.get(c.provider) ?? 0, this.init.payment?.exhausted)) this.scheduleTick()
-    if (cmds.length > 0 || events.length > 0 || this.rows.length > 0) this.held.push({ cmds, events, rows: this.rows, at: this.now(), running })
+    const rows = this.rows
     this.rows = []
-    const wait = this.committedAt + (this.init.stepCommitMs ?? STEP_COMMIT_MS) - performance.now()
-    if (!running || wait <= 0 || this.init.store === undefined || !this.held.some(stepWrites)) { this.commit(running); return }
-    this.commitTimer ??= setTimeout(() => {
-      this.commitTimer = undefined
-      if (this.done) return
-      try { this.commit(true) } catch (err) { this.done = true; this.fail?.(err) }
-    }, wait)
-  }
-
-  /** Writes the held steps in one transaction, then reports their events and performs their commands, in order. */
-  private commit (running: boolean): void {
-    if (this.commitTimer !== undefined) { clearTimeout(this.commitTimer); this.commitTimer = undefined }
-    const held = this.held
-    this.held = []
     // the payments queued since the last batch go in its transaction when their batch is due (one
     // commit for both; the last step takes what is queued), their vouchers due once it is committed
     const batch = running ? this.payments.batchDue : this.payments.hasQueued
-    const { committed, after } = persistSteps(this.init.store, this.jobId, held, (i, a) => this.outputs.get(i * KEY + a), batch ? () => this.payments.recordQueued() : undefined)
-    if (committed) this.committedAt = performance.now()
-    after?.()
-    for (const s of held) {
-      for (const e of s.events) this.onEvent(e)
-      for (const c of s.cmds) if ((running && s.running) || c.type !== 'run') this.perform(c) // the job's last commit sends no held copy
-    }
-    if (held.some(s => s.running && s.events.length > 0)) this.reportProgress()
+    const paid = persistStep(this.init.store, this.jobId, this.now(), cmds, events, rows, (i, a) => this.outputs.get(i * KEY + a), batch ? () => this.payments.recordQueued() : undefined)
+    paid?.()
+    for (const e of events) this.onEvent(e)
+    for (const c of cmds) if (running || c.type !== 'run') this.perform(c)
+    if (running && events.length > 0) this.reportProgress()
   }
 
   /** Timers for the machine's next timeout and the session's next lease round. */
@@ -182,6 +145,7 @@ export class JobRunner extends RunnerState {
     if (c.type === 'run') {
       const key = c.index * KEY + c.attempt
       this.payments.sent(key, this.now())
+      if (this.session.copySent(this.now(), key, this.leases.pricePerCopy.get(c.provider) ?? 0, this.init.payment?.exhausted)) this.scheduleTick()
       void this.send(c, key)
     } else if (c.type === 'cancel') {
       this.inflight.get(c.index * KEY + c.attempt)?.abort(new Error('copy cancelled'))
@@ -255,7 +219,7 @@ export class JobRunner extends RunnerState {
     this.done = true
     this.payments.attach(undefined)
     this.stopProgress()
-    for (const t of [this.timers.timeout, this.timers.round, this.timers.deadline, this.commitTimer]) if (t !== undefined) clearTimeout(t)
+    for (const t of [this.timers.timeout, this.timers.round, this.timers.deadline]) if (t !== undefined) clearTimeout(t)
     this.unsubscribe?.()
   }
 }
