@@ -30,6 +30,8 @@ export const PRIVATE_TRY_MS = 2000
 export const FAILED_TTL_MS = 10 * 60_000
 /** Addresses remembered as failed at most (the oldest are forgotten first). */
 export const MAX_FAILED_ADDRS = 1024
+/** A NATed peer's private addresses elsewhere tried at most per dial, each for PRIVATE_TRY_MS (the peer names them: a long list must not hold a dial). */
+export const MAX_PRIVATE_TRIES = 3
 
 /** The part of libp2p's connection manager these rules wrap. */
 export interface DialingConnectionManager {
@@ -58,20 +60,29 @@ function ownInterfaces (): OwnNetwork[] {
 const isCircuit = (a: string): boolean => a.includes('/p2p-circuit')
 /** An address without its trailing `/p2p/PEER` (the dial queue appends it; the peer store has none). */
 const bare = (a: string): string => a.replace(/\/p2p\/[^/]+$/, '')
+/** The peer id at the end of an address (`/p2p/PEER`), if any. */
+const peerOf = (a: string): string | undefined => /\/p2p\/([^/]+)$/.exec(a)?.[1]
 
-/** Direct addresses that did not connect from here, each remembered for FAILED_TTL_MS (bounded). */
+/**
+ * Direct addresses that did not connect from here, per peer (an address failed for the peer that
+ * announced it: a hostile peer announcing another's routed private address marks it only for
+ * itself; review17 L7), each remembered for FAILED_TTL_MS (bounded).
+ */
 export class FailedAddrs {
   private readonly until = new Map<string, number>()
   constructor (private readonly now: () => number = Date.now, private readonly ttlMs = FAILED_TTL_MS, private readonly max = MAX_FAILED_ADDRS) {}
-  add (addr: string): void {
-    const k = bare(addr)
+  /** `addr` failed for `peer` (default: the peer named at the address's end; none named: not remembered). */
+  add (addr: string, peer = peerOf(addr)): void {
+    if (peer === undefined) return
+    const k = `${peer} ${bare(addr)}`
     this.until.delete(k)
     this.until.set(k, this.now() + this.ttlMs)
     while (this.until.size > this.max) this.until.delete(this.until.keys().next().value as string)
   }
 
-  has (addr: string): boolean {
-    const k = bare(addr)
+  has (addr: string, peer = peerOf(addr)): boolean {
+    if (peer === undefined) return false
+    const k = `${peer} ${bare(addr)}`
     const t = this.until.get(k)
     if (t === undefined) return false
     if (t > this.now()) return true
@@ -124,22 +135,28 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
     const circuit = (all ?? []).filter(isCircuit)
     if (all === undefined || circuit.length === 0) return undefined
     const nets = own()
-    const known = all.filter(a => !isCircuit(a) && !failed.has(a))
+    const id = peer.toString()
+    const known = all.filter(a => !isCircuit(a) && !failed.has(a, id))
     const tryFirst = known.filter(a => privateElsewhere(a, nets))
     return { circuit, tryFirst, direct: known.filter(a => !tryFirst.includes(a)), skipped: all.length - circuit.length - known.length }
   }
 
-  /** Dials by plan: the private addresses elsewhere for PRIVATE_TRY_MS (a failure is remembered), then the other direct ones and (withCircuits) the relayed ones. */
+  /**
+   * Dials by plan: each private address elsewhere (at most MAX_PRIVATE_TRIES) for PRIVATE_TRY_MS of
+   * its own, in turn (libp2p dials a list one address at a time: one budget for all would be spent
+   * on the first; review17 L6), a failure remembered; then the other direct ones and (withCircuits)
+   * the relayed ones.
+   */
   const dialByPlan = async (peer: PeerId, p: Plan, options: Opts, withCircuits: boolean, protocols?: string | string[]): Promise<Connection> => {
     const id = peer.toString()
-    if (p.tryFirst.length > 0) {
+    for (const a of p.tryFirst.slice(0, MAX_PRIVATE_TRIES)) {
       stats.privateTried++
       try {
-        return await openConnection(p.tryFirst.map(a => withPeer(a, id)), { ...options, signal: AbortSignal.any([AbortSignal.timeout(tryMs), ...(options.signal !== undefined ? [options.signal] : [])]) })
+        return await openConnection([withPeer(a, id)], { ...options, signal: AbortSignal.any([AbortSignal.timeout(tryMs), ...(options.signal !== undefined ? [options.signal] : [])]) })
       } catch (err) {
         if (options.signal?.aborted === true) throw err
         stats.privateFailed++
-        for (const a of p.tryFirst) failed.add(a)
+        failed.add(a, id)
       }
     }
     const rest = [...p.direct, ...(withCircuits ? p.circuit : [])]

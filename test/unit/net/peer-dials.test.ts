@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import { LimitedConnectionError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { installPeerDialRules, unreachableLast, FailedAddrs, type DialingConnectionManager, type PeerDialDeps } from '../../../src/net/peer-dials.js'
+import { installPeerDialRules, unreachableLast, FailedAddrs, MAX_PRIVATE_TRIES, type DialingConnectionManager, type PeerDialDeps } from '../../../src/net/peer-dials.js'
 import { privateElsewhere, type OwnNetwork } from '../../../src/net/nat-addr.js'
 
 const PEER = '12D3KooWLKt6YyPkqmzLk1zpSbu2PH4n3DTS2oNU4YeC2zLbrSFW'
@@ -160,15 +160,64 @@ test('privateElsewhere: private addresses outside our networks only (loopback, p
 test('the dial order puts addresses that failed from here last (addresses a peer routing lookup found are not planned by the rules); the memory is bounded and expires', () => {
   let now = 0
   const failed = new FailedAddrs(() => now, 1000, 3)
-  failed.add(PRIVATE)
+  failed.add(PRIVATE, PEER)
   const addrs = [PRIVATE, withId(CIRCUIT), '/ip4/10.0.2.7/tcp/4001', PUBLIC].map(a => ({ multiaddr: { toString: () => a === PRIVATE ? withId(a) : a } }))
   const keep = (): number => 0
   assert.equal([...addrs].sort(unreachableLast(keep, failed)).map(a => a.multiaddr.toString()), [withId(CIRCUIT), '/ip4/10.0.2.7/tcp/4001', PUBLIC, withId(PRIVATE)], 'only the failed one moves; a private address that never failed keeps its place')
-  for (const a of ['/ip4/10.0.0.1/tcp/1', '/ip4/10.0.0.2/tcp/1', '/ip4/10.0.0.3/tcp/1']) failed.add(a)
+  for (const a of ['/ip4/10.0.0.1/tcp/1', '/ip4/10.0.0.2/tcp/1', '/ip4/10.0.0.3/tcp/1']) failed.add(withId(a))
   assert.is(failed.size, 3)
-  assert.not.ok(failed.has(PRIVATE), 'the oldest is forgotten past the bound')
+  assert.not.ok(failed.has(PRIVATE, PEER), 'the oldest is forgotten past the bound')
   now = 2000
-  assert.not.ok(failed.has('/ip4/10.0.0.3/tcp/1'), 'and each after its time')
+  assert.not.ok(failed.has(withId('/ip4/10.0.0.3/tcp/1')), 'and each after its time')
+})
+
+test('an address failed for the peer that announced it only (review17 L7): a hostile peer naming another\'s routed private address does not mark it for that peer', () => {
+  const failed = new FailedAddrs()
+  const HOSTILE = '12D3KooWGC6TvWhfagifcDCD5PhTNcbJwRSvLvZ64omvLPjq3VwS'
+  failed.add(`${PRIVATE}/p2p/${HOSTILE}`)
+  assert.ok(failed.has(PRIVATE, HOSTILE))
+  assert.not.ok(failed.has(PRIVATE, PEER), 'the victim\'s address is not marked failed')
+  const addrs = [withId(PRIVATE), withId(CIRCUIT)].map(a => ({ multiaddr: { toString: () => a } }))
+  assert.equal([...addrs].sort(unreachableLast(() => 0, failed)).map(a => a.multiaddr.toString()), [withId(PRIVATE), withId(CIRCUIT)], 'nor sorted last in the victim\'s dials')
+  failed.add(PRIVATE)
+  assert.not.ok(failed.has(PRIVATE), 'an address naming no peer is not remembered')
+})
+
+test('each private address elsewhere gets its own try, in turn (libp2p dials a list one at a time; review17 L6); only those tried are remembered; at most MAX_PRIVATE_TRIES', async () => {
+  const HOME_LAN = '/ip4/10.0.0.5/tcp/4001'
+  const TAILNET = '/ip4/100.90.1.2/tcp/4001'
+  const tried: string[] = []
+  const sequential = (answers: (a: string) => boolean): DialingConnectionManager => ({
+    getConnections: () => [],
+    openConnection: async (target: any, options: any = {}) => {
+      const list: string[] = Array.isArray(target) ? target.map((m: Multiaddr) => m.toString()) : [target.toString()]
+      for (const a of list) {
+        if (options.signal?.aborted === true) break
+        tried.push(a)
+        if (answers(a)) return conn('c', a.includes('/p2p-circuit'), 1, [])
+        await new Promise(resolve => { options.signal?.addEventListener('abort', resolve, { once: true }) })
+      }
+      throw new Error('all dials failed')
+    },
+    openStream: async () => { throw new Error('unused') }
+  })
+  const failed = new FailedAddrs()
+  const cm = sequential(a => a.startsWith(TAILNET))
+  installPeerDialRules(cm, deps({ addressesOf: async () => [HOME_LAN, TAILNET, CIRCUIT], failed }))
+  await cm.openStream(peer, '/dbc/membership/1.0.0', {})
+  assert.equal(tried, [withId(HOME_LAN), withId(TAILNET)], 'the tailnet address is tried after the home LAN one, with its own budget')
+  assert.ok(failed.has(HOME_LAN, PEER))
+  assert.not.ok(failed.has(TAILNET, PEER), 'the one that answered is not remembered as failed')
+  // a peer naming many private addresses holds a dial for at most MAX_PRIVATE_TRIES tries
+  tried.length = 0
+  const many = Array.from({ length: 10 }, (_, i) => `/ip4/10.9.${i}.1/tcp/4001`)
+  const cm2 = sequential(a => a.includes('/p2p-circuit'))
+  const failed2 = new FailedAddrs()
+  installPeerDialRules(cm2, deps({ addressesOf: async () => [...many, CIRCUIT], failed: failed2 }))
+  await cm2.openConnection(peer, {})
+  assert.is(tried.filter(a => !a.includes('/p2p-circuit')).length, MAX_PRIVATE_TRIES, 'three of the ten private addresses tried, then the circuit')
+  assert.ok(tried[tried.length - 1].includes('/p2p-circuit'))
+  assert.is(failed2.size, MAX_PRIVATE_TRIES, 'only the addresses tried are remembered')
 })
 
 test.run()
