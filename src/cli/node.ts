@@ -7,7 +7,7 @@ import type { ConfigLayer } from '../node/config.js'
 import type { WireError } from '../errors.js'
 import { ApiClient, readApiInfo, processAlive } from '../api/client.js'
 import { ConfigError, DbcError, DaemonUnavailableError } from '../errors.js'
-import { DRAIN_DEFAULT_S } from '../node/drain-options.js'
+import { DRAIN_DEFAULT_S, signalAction } from '../node/drain-options.js'
 import { printJson, table, verboseWanted } from './output.js'
 import { dataDirOf } from './context.js'
 import { statusText } from './node-status.js'
@@ -102,16 +102,21 @@ export function registerNodeCommands (program: Command): void {
       const charge = (peer: string, err: WireError): void => { daemon.context.reportBadInput(peerIdFromString(peer), err) }
       // a fatal error stops at once (no drain: the process is in a state nobody planned for)
       const lastResort = installLastResort({ log: logger, stop: async () => { await daemon.stop({ now: true }) }, verbose: verboseWanted(), charge })
-      // the first signal drains (the tasks running here finish and are paid); a second stops at once
+      // the first signal drains (the tasks running here finish and are paid); a second stops at once;
+      // a third exits without waiting for a stop that hangs
       let signals = 0
       const onSignal = (sig: string): void => {
-        if (++signals === 1) {
+        const action = signalAction(++signals)
+        if (action === 'drain') {
           const n = daemon.inFlight()
           process.stderr.write(`\n${sig}: stopping${n > 0 ? `: the ${n} task(s) running here finish first (at most ${DRAIN_DEFAULT_S} s); press Ctrl-C again to stop at once (they are then not paid)` : ''}...\n`)
           void daemon.stop()
-        } else {
-          process.stderr.write(`\n${sig}: stopping at once\n`)
+        } else if (action === 'now') {
+          process.stderr.write(`\n${sig}: stopping at once (press Ctrl-C once more to exit without a clean stop)\n`)
           void daemon.stop({ now: true })
+        } else {
+          process.stderr.write(`\n${sig}: exiting without a clean stop (the next start recovers from the store)\n`)
+          process.exit(130)
         }
       }
       process.on('SIGINT', onSignal)

@@ -28,9 +28,16 @@ interface VoucherRow { chain_job_id: string, provider: string, payer: string, cu
 export function storedEarnings (dataDir: string): StoredEarnings {
   const path = join(dataDir, 'node.db')
   if (!existsSync(path)) throw new DbcError('NOT_RUNNING', `no dbc node is running with data dir ${dataDir}, and it holds no node.db: this data dir never ran a node`, { hint: 'start one with `dbc node start` (or give --data-dir of the node you ran)' })
-  const db = new DatabaseSync(path, { readOnly: true })
+  let db: DatabaseSync
   try {
+    db = new DatabaseSync(path, { readOnly: true })
     db.exec('PRAGMA busy_timeout = 5000')
+    // the first read opens the WAL index (node.db-shm), which a user who cannot write the data dir cannot
+    db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get()
+  } catch (err) {
+    throw unreadable(path, err)
+  }
+  try {
     const has = (t: string): boolean => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined
     const vouchers = has('chain_vouchers') ? db.prepare('SELECT * FROM chain_vouchers ORDER BY received_at DESC').all() as unknown as VoucherRow[] : []
     // this node's confirmed redeems: the highest cumulative total redeemed per (job, provider)
@@ -101,4 +108,16 @@ export async function storedWallet (dataDir: string): Promise<{ account?: string
   }
   if (account === undefined) throw new DbcError('NOT_RUNNING', `no dbc node is running with data dir ${dataDir}, and it holds no chain key: this data dir never ran a node`, { hint: 'start one with `dbc node start` (or give --data-dir of the node you ran)' })
   return { account, source: `the node is not running: its address from ${existsSync(keyFile) ? keyFile : 'its stored vouchers'} (a chain.keyFile set in the config is not read here); balance and stake are read from the chain by a running node (\`dbc node start\`)` }
+}
+
+/**
+ * The store could not be opened or read: a user without write access to the data dir cannot read
+ * a WAL database (SQLite must create its -shm file there; review17 L3), or the file is not a store.
+ */
+function unreadable (path: string, err: unknown): DbcError {
+  const msg = err instanceof Error ? err.message : String(err)
+  const hint = /readonly|read-only|permission|access/i.test(msg)
+    ? 'run it as the user the node runs as: reading the store needs write access to the data dir (SQLite creates node.db-shm there), or start the node and ask it'
+    : 'check that --data-dir names a dbc node\'s data dir'
+  return new DbcError('STORE_UNREADABLE', `cannot read the node's store ${path}: ${msg}`, { hint })
 }

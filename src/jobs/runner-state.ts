@@ -151,7 +151,8 @@ export abstract class RunnerState {
   /** Reports progress now, or once PROGRESS_MS after the last report (the latest state then). */
   protected reportProgress (): void {
     if (this.init.onProgress === undefined || this.progressTimer !== undefined) return
-    const report = (): void => { this.progressAt = performance.now(); this.init.onProgress?.(this.machine.progress()) }
+    // stamped once the report is computed (it counts the job's tasks): the spacing is the reports' as delivered
+    const report = (): void => { const p = this.machine.progress(); this.progressAt = performance.now(); this.init.onProgress?.(p) }
     const wait = this.progressAt + PROGRESS_MS - performance.now()
     if (wait <= 0) { report(); return }
     // a timer may fire up to a loop turn early by performance.now() (libuv's cached loop time): the

@@ -20,3 +20,12 @@ export function stopOptionsOf (body: unknown): Required<StopOptions> {
   const drainS = typeof b.drainS === 'number' && Number.isFinite(b.drainS) ? Math.max(0, Math.min(DRAIN_MAX_S, b.drainS)) : DRAIN_DEFAULT_S
   return { now, drainS: now ? 0 : drainS }
 }
+
+/**
+ * What the `n`th stop signal (SIGINT/SIGTERM, from 1) asks of `dbc node start`: the first drains,
+ * the second stops at once, a third exits without waiting for a stop that hangs (review17 L2: with
+ * the handler installed, Node's default exit on a signal no longer applies).
+ */
+export function signalAction (n: number): 'drain' | 'now' | 'exit' {
+  return n <= 1 ? 'drain' : n === 2 ? 'now' : 'exit'
+}

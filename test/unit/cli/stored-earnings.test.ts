@@ -68,5 +68,17 @@ test('`dbc earnings --redeem` and `dbc wallet` with no node running', () => {
   assert.match(none.stderr, /never ran a node/)
 })
 
+test('a store that cannot be read gives an error that says what to do, not a raw SQLite one (review17 L3)', () => {
+  // node.db that is not a database (the unreadable case a test can make as root: a user without
+  // write access to the data dir gets SQLITE_READONLY_CANTINIT at the first read of a WAL store)
+  const bad = join(dir, 'bad')
+  mkdirSync(bad, { recursive: true })
+  writeFileSync(join(bad, 'node.db'), 'not a database, but long enough to have a header of sorts: '.repeat(20))
+  const r = dbc(['--data-dir', bad, 'earnings'])
+  assert.is.not(r.code, 0)
+  assert.match(r.stderr, /cannot read the node's store .*node\.db/)
+  assert.match(r.stderr, /--data-dir names a dbc node's data dir/)
+})
+
 test.after(() => { store.close(); rmSync(dir, { recursive: true, force: true }) })
 test.run()
