@@ -82,6 +82,16 @@ function operationId (r: RouteContract): string {
   return [r.method.toLowerCase(), ...words].join('-').replace(/[^a-zA-Z0-9]+(.)/g, (_, c: string) => c.toUpperCase())
 }
 
+/**
+ * A route's request body: required unless it is an object whose fields are all optional (the
+ * server reads a missing body as {} for an object body: `POST /v1/stop` with none drains by default).
+ */
+function requestBody (body: z.ZodType): Record<string, unknown> {
+  const schema = jsonSchemaOf(body, 'input') as { required?: string[] }
+  const required = !(body instanceof z.ZodObject) || (schema.required ?? []).length > 0
+  return { required, content: { 'application/json': { schema } } }
+}
+
 export function buildOpenApi (version = '0.1.0'): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {}
   for (const r of Object.values(routes) as RouteContract[]) {
@@ -93,7 +103,7 @@ export function buildOpenApi (version = '0.1.0'): Record<string, unknown> {
       tags: [r.tag],
       ...(r.public === true ? { security: [] } : r.method === 'GET' ? { security: [{ bearer: [] }, { dashboardSession: [] }] } : {}),
       parameters: parameters(r),
-      ...(r.body !== undefined ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchemaOf(r.body, 'input') } } } } : {}),
+      ...(r.body !== undefined ? { requestBody: requestBody(r.body) } : {}),
       responses: responses(r)
     }
     if ((op.parameters as unknown[]).length === 0) delete op.parameters

@@ -54,6 +54,12 @@ test('docs/openapi.json is a valid OpenAPI 3.1 document', async () => {
   assert.is(new Set(ids).size, ids.length, 'operation ids are unique')
 })
 
+test('a request body is required unless every field is optional (the server reads a missing object body as {}: review17)', () => {
+  const body = (path: string): { required?: boolean } | undefined => (doc.paths[path]?.post as unknown as { requestBody?: { required?: boolean } } | undefined)?.requestBody
+  assert.is(body('/v1/stop')?.required, false, 'POST /v1/stop with no body drains by default (old CLIs send none)')
+  assert.is(body('/v1/ping')?.required, true, 'ping needs its peer')
+})
+
 test('a document with a broken route fails the validator (the check can fail)', async () => {
   const broken = structuredClone(doc) as any
   broken.paths['/v1/jobs/{id}'].get.parameters[0].required = false
