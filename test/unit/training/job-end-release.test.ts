@@ -9,7 +9,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { PeerStreams, type Outbox } from '../../../src/training/streams.js'
+import type { Outbox } from '../../../src/training/streams.js'
+import { streamsOn } from './fake-streams-host.js'
 import { TrainingTransport } from '../../../src/training/transport.js'
 import { JobRoutes } from '../../../src/training/overlay-route.js'
 import { wireBytes, REPLY_ALLOWANCE_BYTES } from '../../../src/net/routes/index.js'
@@ -33,17 +34,7 @@ test('closeOpened closes the spare the all-reduce opened, not a connection it fo
   const closed: string[] = []
   const used = relayed('used', NEED * 3, closed)
   const conns: any[] = [used]
-  let finish: (c: any) => void = () => {}
-  const host: any = {
-    peerId: { toString: () => 'self' },
-    addEventListener: () => {},
-    removeEventListener: () => {},
-    getConnections: () => conns,
-    peerStore: { get: async () => ({ addresses: [] }) },
-    dial: async () => await new Promise(resolve => { finish = c => { conns.push(c); resolve(c) } })
-  }
-  const streams = new PeerStreams({ host, routeLog: {} as any, overlay: {} as any, overlayWaitMs: 1000, started: () => true, current: () => true })
-  streams.start()
+  const { streams, finish } = streamsOn(conns)
   const o: Outbox = { queue: [], queuedBytes: 0, pumping: false, conn: used }
   assert.ok(streams.fits(o, LEN)) // few frames of room left: a spare is dialled ahead of need
   await tick()

@@ -6,7 +6,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { multiaddr } from '@multiformats/multiaddr'
-import { PeerStreams, PREOPEN_NEEDS, type Outbox } from '../../../src/training/streams.js'
+import { PREOPEN_NEEDS, type Outbox } from '../../../src/training/streams.js'
+import { streamsOn } from './fake-streams-host.js'
 import { wireBytes, REPLY_ALLOWANCE_BYTES } from '../../../src/net/routes/index.js'
 
 const RELAY = '12D3KooWRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1ayRe1a'
@@ -18,22 +19,6 @@ const relayed = (bytes: number): any => ({ id: `c${bytes}`, remotePeer: peer, re
 const LEN = 50_000
 const NEED = wireBytes(LEN + Math.max(REPLY_ALLOWANCE_BYTES, LEN))
 
-function streamsOn (conns: any[]): { streams: PeerStreams, dials: Array<{ force?: boolean }>, finish: (c: any) => void } {
-  const dials: Array<{ force?: boolean }> = []
-  let finish: (c: any) => void = () => {}
-  const host: any = {
-    peerId: { toString: () => 'self' },
-    addEventListener: () => {},
-    removeEventListener: () => {},
-    getConnections: () => conns,
-    peerStore: { get: async () => ({ addresses: [] }) },
-    // a host made outside createHost has no relay-transport dialer: the route book's forced dial
-    dial: async (_: unknown, opts: { force?: boolean } = {}) => { dials.push(opts); return await new Promise(resolve => { finish = c => { conns.push(c); resolve(c) } }) }
-  }
-  const streams = new PeerStreams({ host, routeLog: {} as any, overlay: {} as any, overlayWaitMs: 1000, started: () => true, current: () => true })
-  streams.start()
-  return { streams, dials, finish: c => { finish(c) } }
-}
 const tick = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve)) }
 
 test('a relayed connection with room for few frames: the next one is dialled while frames still fit, once', async () => {
