@@ -862,6 +862,7 @@ export namespace dbc {
                 payoutAddress: string;
                 gpusProbed: boolean;
                 payoutBinding: Uint8Array;
+                bundleMax: number;
                 static create(properties: dbc.task.v1.Offer.$Shape): dbc.task.v1.Offer & dbc.task.v1.Offer.$Shape;
                 static create(properties?: dbc.task.v1.Offer.$Properties): dbc.task.v1.Offer;
                 static encode(m: dbc.task.v1.Offer.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -888,6 +889,7 @@ export namespace dbc {
                     payoutAddress?: (string|null);
                     gpusProbed?: (boolean|null);
                     payoutBinding?: (Uint8Array|null);
+                    bundleMax?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.Offer.$Properties;
@@ -987,6 +989,31 @@ export namespace dbc {
                 type $Shape = dbc.task.v1.Task.$Properties;
             }
 
+            interface ITaskBundle extends dbc.task.v1.TaskBundle.$Properties {
+            }
+
+            class TaskBundle {
+                constructor(p?: dbc.task.v1.TaskBundle.$Properties);
+                $unknowns?: Uint8Array[];
+                tasks: dbc.task.v1.Task.$Properties[];
+                static create(properties: dbc.task.v1.TaskBundle.$Shape): dbc.task.v1.TaskBundle & dbc.task.v1.TaskBundle.$Shape;
+                static create(properties?: dbc.task.v1.TaskBundle.$Properties): dbc.task.v1.TaskBundle;
+                static encode(m: dbc.task.v1.TaskBundle.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): dbc.task.v1.TaskBundle & dbc.task.v1.TaskBundle.$Shape;
+                static fromObject(d: { [k: string]: any }): dbc.task.v1.TaskBundle;
+                static toObject(m: dbc.task.v1.TaskBundle, o?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace TaskBundle {
+                interface $Properties {
+                    tasks?: (dbc.task.v1.Task.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = dbc.task.v1.TaskBundle.$Properties;
+            }
+
             interface IHeartbeat extends dbc.task.v1.Heartbeat.$Properties {
             }
 
@@ -1075,7 +1102,8 @@ export namespace dbc {
                 result?: (dbc.task.v1.TaskResult.$Properties|null);
                 cancelTaskId?: (Uint8Array|null);
                 voucher?: (dbc.task.v1.Voucher.$Properties|null);
-                body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher");
+                bundle?: (dbc.task.v1.TaskBundle.$Properties|null);
+                body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|"bundle");
                 static create(properties: dbc.task.v1.TaskMessage.$Shape): dbc.task.v1.TaskMessage & dbc.task.v1.TaskMessage.$Shape;
                 static create(properties?: dbc.task.v1.TaskMessage.$Properties): dbc.task.v1.TaskMessage;
                 static encode(m: dbc.task.v1.TaskMessage.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -1096,7 +1124,8 @@ export namespace dbc {
                     result?: (dbc.task.v1.TaskResult.$Properties|null);
                     cancelTaskId?: (Uint8Array|null);
                     voucher?: (dbc.task.v1.Voucher.$Properties|null);
-                    body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher");
+                    bundle?: (dbc.task.v1.TaskBundle.$Properties|null);
+                    body?: ("leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|"bundle");
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = {
@@ -1108,9 +1137,10 @@ export namespace dbc {
                   result?: dbc.task.v1.TaskResult.$Shape|null;
                   cancelTaskId?: Uint8Array|null;
                   voucher?: dbc.task.v1.Voucher.$Shape|null;
+                  bundle?: dbc.task.v1.TaskBundle.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape })
+                  ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null; bundle?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape; bundle?: null }|{ body?: "bundle"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle: dbc.task.v1.TaskBundle.$Shape })
                 );
             }
 

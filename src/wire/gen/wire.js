@@ -8896,6 +8896,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {string|null} [payoutAddress] Offer payoutAddress
                  * @property {boolean|null} [gpusProbed] Offer gpusProbed
                  * @property {Uint8Array|null} [payoutBinding] Offer payoutBinding
+                 * @property {number|null} [bundleMax] Offer bundleMax
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -9040,6 +9041,14 @@ export const dbc = $root.dbc = (() => {
                 Offer.prototype.payoutBinding = $util.newBuffer([]);
 
                 /**
+                 * Offer bundleMax.
+                 * @member {number} bundleMax
+                 * @memberof dbc.task.v1.Offer
+                 * @instance
+                 */
+                Offer.prototype.bundleMax = 0;
+
+                /**
                  * Creates a new Offer instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.Offer
@@ -9099,6 +9108,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 13, wireType 0 =*/104).bool(m.gpusProbed);
                     if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding") && m.payoutBinding.length)
                         w.uint32(/* id 14, wireType 2 =*/114).bytes(m.payoutBinding);
+                    if (m.bundleMax != null && $Object.hasOwnProperty.call(m, "bundleMax") && m.bundleMax !== 0)
+                        w.uint32(/* id 15, wireType 0 =*/120).uint32(m.bundleMax);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -9269,6 +9280,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.payoutBinding;
                                 continue;
                             }
+                        case 15: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.uint32())
+                                    m.bundleMax = v;
+                                else
+                                    delete m.bundleMax;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -9389,6 +9409,11 @@ export const dbc = $root.dbc = (() => {
                                 m.payoutBinding = d.payoutBinding;
                         }
                     }
+                    if (d.bundleMax != null) {
+                        if ($Number(d.bundleMax) !== 0) {
+                            m.bundleMax = d.bundleMax >>> 0;
+                        }
+                    }
                     return m;
                 };
 
@@ -9454,6 +9479,7 @@ export const dbc = $root.dbc = (() => {
                             if (o.bytes !== $Array)
                                 d.payoutBinding = $util.newBuffer(d.payoutBinding);
                         }
+                        d.bundleMax = 0;
                     }
                     if (m.offerId != null && $Object.hasOwnProperty.call(m, "offerId")) {
                         d.offerId = o.bytes === $String ? $util.base64.encode(m.offerId, 0, m.offerId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.offerId) : m.offerId;
@@ -9496,6 +9522,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.payoutBinding != null && $Object.hasOwnProperty.call(m, "payoutBinding")) {
                         d.payoutBinding = o.bytes === $String ? $util.base64.encode(m.payoutBinding, 0, m.payoutBinding.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.payoutBinding) : m.payoutBinding;
+                    }
+                    if (m.bundleMax != null && $Object.hasOwnProperty.call(m, "bundleMax")) {
+                        d.bundleMax = m.bundleMax;
                     }
                     return d;
                 };
@@ -10738,6 +10767,245 @@ export const dbc = $root.dbc = (() => {
                 return Task;
             })();
 
+            v1.TaskBundle = (function() {
+
+                /**
+                 * Properties of a TaskBundle.
+                 * @typedef {Object} dbc.task.v1.TaskBundle.$Properties
+                 * @property {Array.<dbc.task.v1.Task.$Properties>|null} [tasks] TaskBundle tasks
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a TaskBundle.
+                 * @memberof dbc.task.v1
+                 * @interface ITaskBundle
+                 * @augments dbc.task.v1.TaskBundle.$Properties
+                 * @deprecated Use dbc.task.v1.TaskBundle.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a TaskBundle.
+                 * @typedef {dbc.task.v1.TaskBundle.$Properties} dbc.task.v1.TaskBundle.$Shape
+                 */
+
+                /**
+                 * Constructs a new TaskBundle.
+                 * @memberof dbc.task.v1
+                 * @classdesc Represents a TaskBundle.
+                 * @constructor
+                 * @param {dbc.task.v1.TaskBundle.$Properties=} [p] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const TaskBundle = function (p) {
+                    this.tasks = [];
+                    if (p)
+                        for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                            if (p[ks[i]] != null && ks[i] !== "__proto__")
+                                this[ks[i]] = p[ks[i]];
+                };
+
+                /**
+                 * TaskBundle tasks.
+                 * @member {Array.<dbc.task.v1.Task.$Properties>} tasks
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @instance
+                 */
+                TaskBundle.prototype.tasks = $util.emptyArray;
+
+                /**
+                 * Creates a new TaskBundle instance using the specified properties.
+                 * @function create
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {dbc.task.v1.TaskBundle.$Properties=} [properties] Properties to set
+                 * @returns {dbc.task.v1.TaskBundle} TaskBundle instance
+                 * @type {{
+                 *   (properties: dbc.task.v1.TaskBundle.$Shape): dbc.task.v1.TaskBundle & dbc.task.v1.TaskBundle.$Shape;
+                 *   (properties?: dbc.task.v1.TaskBundle.$Properties): dbc.task.v1.TaskBundle;
+                 * }}
+                 */
+                TaskBundle.create = function(properties) {
+                    return new TaskBundle(properties);
+                };
+
+                /**
+                 * Encodes the specified TaskBundle message. Does not implicitly {@link dbc.task.v1.TaskBundle.verify|verify} messages.
+                 * @function encode
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {dbc.task.v1.TaskBundle.$Properties} m TaskBundle message or plain object to encode
+                 * @param {$protobuf.Writer} [w] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                TaskBundle.encode = function (m, w, q) {
+                    if (!w)
+                        w = $Writer.create();
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (m.tasks != null && m.tasks.length) {
+                        for (var i = 0; i < m.tasks.length; ++i)
+                            $root.dbc.task.v1.Task.encode(m.tasks[i], w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                    }
+                    if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                        for (var i = 0; i < m.$unknowns.length; ++i)
+                            w.raw(m.$unknowns[i]);
+                    return w;
+                };
+
+                /**
+                 * Decodes a TaskBundle message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+                 * @param {number} [l] Message length if known beforehand
+                 * @returns {dbc.task.v1.TaskBundle & dbc.task.v1.TaskBundle.$Shape} TaskBundle
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                TaskBundle.decode = function (r, l, z, q, g) {
+                    if (!(r instanceof $Reader))
+                        r = $Reader.create(r);
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var c, m;
+                    if (l === $undefined)
+                        c = r.len;
+                    else {
+                        c = r.pos + l;
+                        if (c > r.len)
+                            throw $RangeError("index out of range");
+                        l = r.len;
+                        r.len = c;
+                    }
+                    m = g || new $root.dbc.task.v1.TaskBundle();
+                    while (r.pos < c) {
+                        var s = r.pos;
+                        var t = r.tag();
+                        if (t === z) {
+                            z = $undefined;
+                            break;
+                        }
+                        var u = t & 7;
+                        switch (t >>>= 3) {
+                        case 1: {
+                                if (u !== 2)
+                                    break;
+                                if (!(m.tasks && m.tasks.length))
+                                    m.tasks = [];
+                                m.tasks.push($root.dbc.task.v1.Task.decode(r, r.size(), $undefined, q + 1));
+                                continue;
+                            }
+                        }
+                        r.skipType(u, q, t);
+                        if (!r.discardUnknown) {
+                            $util.makeProp(m, "$unknowns", false);
+                            (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                        }
+                    }
+                    if (l !== $undefined) {
+                        if (r.pos !== c)
+                            throw $RangeError("index out of range");
+                        r.len = l;
+                    }
+                    if (z !== $undefined)
+                        throw $Error("missing end group");
+                    return m;
+                };
+
+                /**
+                 * Creates a TaskBundle message from a plain object. Also converts values to their respective internal types.
+                 * @function fromObject
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {Object.<string,*>} d Plain object
+                 * @returns {dbc.task.v1.TaskBundle} TaskBundle
+                 */
+                TaskBundle.fromObject = function (d, q) {
+                    if (d instanceof $root.dbc.task.v1.TaskBundle)
+                        return d;
+                    if (!$util.isObject(d))
+                        throw $TypeError(".dbc.task.v1.TaskBundle: object expected");
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var m = new $root.dbc.task.v1.TaskBundle();
+                    if (d.tasks) {
+                        if (!$Array.isArray(d.tasks))
+                            throw $TypeError(".dbc.task.v1.TaskBundle.tasks: array expected");
+                        m.tasks = $Array(d.tasks.length);
+                        for (var i = 0; i < d.tasks.length; ++i) {
+                            if (!$util.isObject(d.tasks[i]))
+                                throw $TypeError(".dbc.task.v1.TaskBundle.tasks: object expected");
+                            m.tasks[i] = $root.dbc.task.v1.Task.fromObject(d.tasks[i], q + 1);
+                        }
+                    }
+                    return m;
+                };
+
+                /**
+                 * Creates a plain object from a TaskBundle message. Also converts values to other types if specified.
+                 * @function toObject
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {dbc.task.v1.TaskBundle} m TaskBundle
+                 * @param {$protobuf.IConversionOptions} [o] Conversion options
+                 * @returns {Object.<string,*>} Plain object
+                 */
+                TaskBundle.toObject = function (m, o, q) {
+                    if (!o)
+                        o = {};
+                    if (q === $undefined)
+                        q = 0;
+                    if (q > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    var d = {};
+                    if (o.arrays || o.defaults) {
+                        d.tasks = [];
+                    }
+                    if (m.tasks && m.tasks.length) {
+                        d.tasks = $Array(m.tasks.length);
+                        for (var j = 0; j < m.tasks.length; ++j) {
+                            d.tasks[j] = $root.dbc.task.v1.Task.toObject(m.tasks[j], o, q + 1);
+                        }
+                    }
+                    return d;
+                };
+
+                /**
+                 * Converts this TaskBundle to JSON.
+                 * @function toJSON
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @instance
+                 * @returns {Object.<string,*>} JSON object
+                 */
+                TaskBundle.prototype.toJSON = function() {
+                    return TaskBundle.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                /**
+                 * Gets the type url for TaskBundle
+                 * @function getTypeUrl
+                 * @memberof dbc.task.v1.TaskBundle
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                TaskBundle.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/dbc.task.v1.TaskBundle";
+                };
+
+                return TaskBundle;
+            })();
+
             v1.Heartbeat = (function() {
 
                 /**
@@ -11621,7 +11889,8 @@ export const dbc = $root.dbc = (() => {
                  * @property {dbc.task.v1.TaskResult.$Properties|null} [result] TaskMessage result
                  * @property {Uint8Array|null} [cancelTaskId] TaskMessage cancelTaskId
                  * @property {dbc.task.v1.Voucher.$Properties|null} [voucher] TaskMessage voucher
-                 * @property {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"} [body] TaskMessage body
+                 * @property {dbc.task.v1.TaskBundle.$Properties|null} [bundle] TaskMessage bundle
+                 * @property {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|"bundle"} [body] TaskMessage body
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -11644,9 +11913,10 @@ export const dbc = $root.dbc = (() => {
                  *   result?: dbc.task.v1.TaskResult.$Shape|null;
                  *   cancelTaskId?: Uint8Array|null;
                  *   voucher?: dbc.task.v1.Voucher.$Shape|null;
+                 *   bundle?: dbc.task.v1.TaskBundle.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape })
+                 *   ({ body?: undefined; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "leaseRequest"; leaseRequest: dbc.task.v1.LeaseRequest.$Shape; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "offer"; leaseRequest?: null; offer: dbc.task.v1.Offer.$Shape; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "lease"; leaseRequest?: null; offer?: null; lease: dbc.task.v1.Lease.$Shape; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "task"; leaseRequest?: null; offer?: null; lease?: null; task: dbc.task.v1.Task.$Shape; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "heartbeat"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat: dbc.task.v1.Heartbeat.$Shape; result?: null; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "result"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result: dbc.task.v1.TaskResult.$Shape; cancelTaskId?: null; voucher?: null; bundle?: null }|{ body?: "cancelTaskId"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId: Uint8Array; voucher?: null; bundle?: null }|{ body?: "voucher"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher: dbc.task.v1.Voucher.$Shape; bundle?: null }|{ body?: "bundle"; leaseRequest?: null; offer?: null; lease?: null; task?: null; heartbeat?: null; result?: null; cancelTaskId?: null; voucher?: null; bundle: dbc.task.v1.TaskBundle.$Shape })
                  * )} dbc.task.v1.TaskMessage.$Shape
                  */
 
@@ -11729,17 +11999,25 @@ export const dbc = $root.dbc = (() => {
                  */
                 TaskMessage.prototype.voucher = null;
 
+                /**
+                 * TaskMessage bundle.
+                 * @member {dbc.task.v1.TaskBundle.$Properties|null|undefined} bundle
+                 * @memberof dbc.task.v1.TaskMessage
+                 * @instance
+                 */
+                TaskMessage.prototype.bundle = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * TaskMessage body.
-                 * @member {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|undefined} body
+                 * @member {"leaseRequest"|"offer"|"lease"|"task"|"heartbeat"|"result"|"cancelTaskId"|"voucher"|"bundle"|undefined} body
                  * @memberof dbc.task.v1.TaskMessage
                  * @instance
                  */
                 $Object.defineProperty(TaskMessage.prototype, "body", {
-                    get: $util.oneOfGetter($oneOfFields = ["leaseRequest", "offer", "lease", "task", "heartbeat", "result", "cancelTaskId", "voucher"]),
+                    get: $util.oneOfGetter($oneOfFields = ["leaseRequest", "offer", "lease", "task", "heartbeat", "result", "cancelTaskId", "voucher", "bundle"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -11791,6 +12069,8 @@ export const dbc = $root.dbc = (() => {
                         w.uint32(/* id 7, wireType 2 =*/58).bytes(m.cancelTaskId);
                     if (m.voucher != null && $Object.hasOwnProperty.call(m, "voucher"))
                         $root.dbc.task.v1.Voucher.encode(m.voucher, w.uint32(/* id 8, wireType 2 =*/66).fork(), q + 1).ldelim();
+                    if (m.bundle != null && $Object.hasOwnProperty.call(m, "bundle"))
+                        $root.dbc.task.v1.TaskBundle.encode(m.bundle, w.uint32(/* id 9, wireType 2 =*/74).fork(), q + 1).ldelim();
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -11891,6 +12171,13 @@ export const dbc = $root.dbc = (() => {
                                 m.body = "voucher";
                                 continue;
                             }
+                        case 9: {
+                                if (u !== 2)
+                                    break;
+                                m.bundle = $root.dbc.task.v1.TaskBundle.decode(r, r.size(), $undefined, q + 1, m.bundle);
+                                m.body = "bundle";
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -11967,6 +12254,11 @@ export const dbc = $root.dbc = (() => {
                             throw $TypeError(".dbc.task.v1.TaskMessage.voucher: object expected");
                         m.voucher = $root.dbc.task.v1.Voucher.fromObject(d.voucher, q + 1);
                     }
+                    if (d.bundle != null) {
+                        if (!$util.isObject(d.bundle))
+                            throw $TypeError(".dbc.task.v1.TaskMessage.bundle: object expected");
+                        m.bundle = $root.dbc.task.v1.TaskBundle.fromObject(d.bundle, q + 1);
+                    }
                     return m;
                 };
 
@@ -12026,6 +12318,11 @@ export const dbc = $root.dbc = (() => {
                         d.voucher = $root.dbc.task.v1.Voucher.toObject(m.voucher, o, q + 1);
                         if (o.oneofs)
                             d.body = "voucher";
+                    }
+                    if (m.bundle != null && $Object.hasOwnProperty.call(m, "bundle")) {
+                        d.bundle = $root.dbc.task.v1.TaskBundle.toObject(m.bundle, o, q + 1);
+                        if (o.oneofs)
+                            d.body = "bundle";
                     }
                     return d;
                 };
