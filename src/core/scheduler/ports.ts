@@ -89,6 +89,34 @@ export interface LocalProvider {
  */
 export const LEASE_TASKS_AHEAD = 6
 
+/**
+ * Most tasks of one TaskBundle (proto/task.proto: several tiny tasks of one lease in one frame, run
+ * in one of its slots one after another). RECEIPT_BATCH_MAX (core/settlement/receipt.ts) is the
+ * same, so one bundle's receipts share one signature.
+ */
+export const TASK_BUNDLE_MAX = 16
+/** A provider offers bundles of as many tasks as it expects to run in about this long together. */
+export const TASK_BUNDLE_WALL_MS = 50
+/**
+ * A provider starts no further task of a bundle once the bundle ran this long (a task far slower
+ * than announced): the rest are answered LEASE_SLOTS_BUSY, a not-run code the submitter sends again.
+ */
+export const TASK_BUNDLE_CUT_MS = 1000
+
+/** The bundle size a provider offers for tasks expected to take `expectedTaskMs` (0: none; the request's expected_task_ms). */
+export function bundleMaxFor (expectedTaskMs: number | null | undefined): number {
+  const ms = expectedTaskMs ?? 0
+  if (!Number.isFinite(ms) || ms <= 0) return 0
+  const n = Math.min(TASK_BUNDLE_MAX, Math.floor(TASK_BUNDLE_WALL_MS / ms))
+  return n >= 2 ? n : 0
+}
+
+/** An offer's bundle_max as a submitter may use it: 1 (no bundles) unless 2..TASK_BUNDLE_MAX (a larger claim is clamped). */
+export function offerBundleOf (bundleMax: number | null | undefined): number {
+  const n = Math.floor(bundleMax ?? 0)
+  return Number.isFinite(n) && n >= 2 ? Math.min(n, TASK_BUNDLE_MAX) : 1
+}
+
 export const PERF_SCORE_REFERENCE = 100
 
 /** Most times the reference machine's speed an offer may claim (its benchmark is its own word until copies measure it). */
