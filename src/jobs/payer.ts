@@ -6,7 +6,7 @@
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual, ed25519KeyFromPeerIdBytes } from '../core/identity/index.js'
-import { receiptBatchCount, receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
+import { receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
@@ -16,6 +16,11 @@ import { checkPayoutBinding } from '../core/settlement/payout-binding.js'
 import { nodeSuite } from '../crypto/suite.js'
 import { nodeSha256 } from '../crypto/hash.js'
 import type { PaymentStore, VoucherRow } from './payment-store.js'
+import { ReceiptSignatures } from './payer-signatures.js'
+import { paymentView, type PaymentView } from './payment-view.js'
+
+export { PRECHECKED_MAX } from './payer-signatures.js'
+export { paymentView, type PaymentView } from './payment-view.js'
 
 type Hex = `0x${string}`
 type Address = `0x${string}`
@@ -73,8 +78,6 @@ export interface PayOutcome {
 }
 
 const ZERO32: Hex = `0x${'0'.repeat(64)}`
-/** Receipt signatures checked ahead (precheck) and not yet used: at most this many kept (a copy paid twice never uses its entry). */
-export const PRECHECKED_MAX = 4096
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`
 
 export class JobPayer {
@@ -85,14 +88,8 @@ export class JobPayer {
   private committed: bigint
   private readonly inflight = new Set<Promise<unknown>>()
   private readonly now: () => number
-  /**
-   * Receipt signatures this payer checked good off the main thread (precheck), by the signature's
-   * bytes: the provider key and message they were checked against. check() takes an entry only for
-   * the very same key, message and signature bytes, then drops it; anything else is verified there.
-   */
-  private readonly prechecked = new Map<string, { key: Uint8Array, message: Uint8Array, uses: number }>()
-  /** Signature checks running in the thread pool (precheck), by signature: at most one each. */
-  private readonly verifying = new Map<string, Promise<boolean>>()
+  /** Receipt signatures checked ahead (precheck) for the payment transaction's check. */
+  private readonly signatures = new ReceiptSignatures()
 
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
@@ -173,8 +170,7 @@ export class JobPayer {
    * refuse (as it did before). Never throws.
    */
   async precheck (input: PayInput): Promise<void> {
-    const verifyAsync = nodeSuite.verifyAsync
-    if (input.receipt === undefined || verifyAsync === undefined) return
+    if (input.receipt === undefined || nodeSuite.verifyAsync === undefined) return
     // a copy already paid (a restart's catch-up hands in every billed copy) is never checked again
     if (this.init.store.hasPayment(this.init.jobId, input.key)) return
     let signature: Uint8Array; let message: Uint8Array; let key: Uint8Array | undefined
@@ -189,73 +185,15 @@ export class JobPayer {
       if (expected !== undefined && !bytesEqual(provider, expected)) return
       key = ed25519KeyFromPeerIdBytes(provider)
     } catch { return }
-    if (key === undefined || signature.length !== 64) return
-    const id = sigId(signature)
-    if (this.prechecked.has(id)) return
-    // a batch's receipts come in together (one lease write's results, settled in one step): the
-    // others wait for the check already running for its signature instead of each running their
-    // own (review16b); check() then finds it kept (or, for other bytes, verifies them itself)
-    const running = this.verifying.get(id)
-    if (running !== undefined) { await running; return }
-    // copies (decoded fields are Buffer views into the input, and a Buffer's slice() is a view too):
-    // the entry must hold the bytes that were checked, whatever later happens to the input's
-    const k = new Uint8Array(key); const m = new Uint8Array(message); const sig = new Uint8Array(signature)
-    const verifying = new Promise<boolean>(resolve => { verifyAsync(k, m, sig, resolve) })
-    this.verifying.set(id, verifying)
-    let ok: boolean
-    try { ok = await verifying } finally { this.verifying.delete(id) }
-    if (ok) this.keep(k, m, sig)
+    if (key === undefined) return
+    await this.signatures.checkAhead(key, message, signature)
   }
 
   /**
-   * An Ed25519 check for the runner's budget (billOf, which must answer at once): verified here, on
-   * the caller's thread, and a good signature is kept as precheck keeps it, so the payment of the
-   * same receipt does not verify it again (precheck finds it kept; check uses it once).
+   * An Ed25519 check for the runner's budget (billOf, which must answer at once): verified on the
+   * caller's thread, and a good signature is kept as precheck keeps it (payer-signatures.ts).
    */
-  readonly verifyNow = (key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
-    // a batch's signature already found good (a sibling's bill): not checked again, its uses left for check()
-    const hit = signature.length === 64 ? this.prechecked.get(sigId(signature)) : undefined
-    if (hit !== undefined && receiptBatchCount(hit.message) > 0 && bytesEqual(hit.key, key) && bytesEqual(hit.message, message)) return true
-    if (!nodeSuite.verify(key, message, signature)) return false
-    this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature))
-    return true
-  }
-
-  /**
-   * Keeps a good signature for check(): one receipt's for its one use, a batch's for each receipt
-   * it lists (`used`: those already checked), then it goes; PRECHECKED_MAX bounds them all (a
-   * provider's batch may list receipts it never hands in).
-   */
-  private keep (key: Uint8Array, message: Uint8Array, signature: Uint8Array, used = 0): void {
-    const id = sigId(signature)
-    if (this.prechecked.has(id)) return
-    const uses = Math.max(1, receiptBatchCount(message)) - used
-    if (uses <= 0) return
-    if (this.prechecked.size >= PRECHECKED_MAX) this.prechecked.delete(this.prechecked.keys().next().value as string)
-    this.prechecked.set(id, { key, message, uses })
-  }
-
-  /**
-   * check()'s Ed25519 test: a signature precheck found good for these exact bytes (used once; a
-   * batch's, SignedReceipt.batch, kept for its other receipts), else verified here.
-   */
-  private readonly verifySignature = (key: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
-    if (signature.length === 64) {
-      const id = sigId(signature)
-      const hit = this.prechecked.get(id)
-      if (hit !== undefined) {
-        const same = bytesEqual(hit.key, key) && bytesEqual(hit.message, message)
-        // one receipt's entry goes at its use; a batch's stays for the batch's other receipts and
-        // goes once each used it (it stayed for the payer's life, which is the daemon's: review16b)
-        if (receiptBatchCount(hit.message) === 0 || (same && --hit.uses <= 0)) this.prechecked.delete(id)
-        if (same) return true
-      }
-    }
-    if (!nodeSuite.verify(key, message, signature)) return false
-    // a batch's signature checked here is kept for the batch's other receipts (this one used it)
-    if (receiptBatchCount(message) > 0) this.keep(new Uint8Array(key), new Uint8Array(message), new Uint8Array(signature), 1)
-    return true
-  }
+  get verifyNow (): (key: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean { return this.signatures.verifyNow }
 
   /** What a payout's intended total is above its last signed voucher (smallest units). */
   unsignedOf (payout: string): bigint {
@@ -340,7 +278,7 @@ export class JobPayer {
     if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
     let signed: dbc.receipt.v1.SignedReceipt
     try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
-    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.verifySignature, nodeSha256)
+    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.signatures.verify, nodeSha256)
     if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
     let billed: bigint
     try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
@@ -446,45 +384,5 @@ export class JobPayer {
     this.inflight.add(p)
     void p.finally(() => this.inflight.delete(p)).catch(() => {})
     return p
-  }
-}
-
-function sigId (signature: Uint8Array): string {
-  return Buffer.from(signature.buffer, signature.byteOffset, signature.length).toString('latin1')
-}
-
-export interface PaymentView {
-  /** Sum of the payable amounts (smallest units, decimal text). */
-  committed: string
-  /** Sum the providers billed, and what was refused. */
-  billed: string
-  refused: string
-  providers: Array<{ payout: Address, providers: string[], intended: string, signed: string, receipts: number, forfeited?: string }>
-  /** The latest refusals (up to 20): which receipt, how much, why. */
-  refusals: Array<{ key: string, provider: string, billed: string, paid: string, reason: string }>
-  /** The latest billed receipts (up to 500): billed, paid, the bound that applied and the measured time it used. */
-  receipts: Array<{ key: string, provider: string, payout: Address, billed: string, paid: string, limit: string, measuredMs?: number }>
-}
-
-/** The payment side of `dbc job status` and `dbc job settle`, from the store alone. */
-export function paymentView (store: PaymentStore, jobId: string): PaymentView {
-  const rows = store.payments(jobId)
-  let billed = 0n; let refused = 0n; let committed = 0n
-  const refusals: PaymentView['refusals'] = []
-  for (const r of rows) {
-    billed += r.billed; refused += r.refused; committed += r.payable
-    if (r.refused > 0n && r.reason !== undefined) refusals.push({ key: r.receiptKey, provider: r.provider, billed: r.billed.toString(), paid: r.payable.toString(), reason: r.reason })
-  }
-  const payees = store.payees(jobId)
-  return {
-    committed: committed.toString(),
-    billed: billed.toString(),
-    refused: refused.toString(),
-    providers: store.vouchers(jobId).map(v => ({
-      payout: v.payout, providers: payees.filter(p => p.payout === v.payout).map(p => p.provider), intended: v.cumulative.toString(), signed: v.signedCumulative.toString(),
-      receipts: v.signedCount, ...(v.forfeited !== undefined ? { forfeited: v.forfeited } : {})
-    })),
-    refusals: refusals.slice(-20),
-    receipts: rows.slice(-500).map(r => ({ key: r.receiptKey, provider: r.provider, payout: r.payout, billed: r.billed.toString(), paid: r.payable.toString(), limit: r.limit, ...(r.measuredMs !== undefined ? { measuredMs: r.measuredMs } : {}) }))
   }
 }

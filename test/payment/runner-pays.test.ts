@@ -182,7 +182,7 @@ test('a receipt padded past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of 
   // a budget: the runner's budget checks each receipt too (billOf), and the payer's memo keeps what it checked
   const m = manifest({ inputs: { range: { from: 0, to: 29 } }, verification: { mode: 'off' }, budget: { total: 1000, maxPricePerHour: 1 } })
   const s = setup(jobId, m, ps)
-  const kept = (): number[] => [...((s.payer as unknown as { prechecked: Map<string, { message: Uint8Array }> }).prechecked.values())].map(e => e.message.length)
+  const kept = (): number[] => [...((s.payer as unknown as { signatures: { prechecked: Map<string, { message: Uint8Array }> } }).signatures.prechecked.values())].map(e => e.message.length)
   const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment })
   const summary = await r.run()
   tr.close()

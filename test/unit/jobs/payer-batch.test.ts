@@ -95,7 +95,7 @@ test('a receipt not among those signed is refused under the batch\'s signature; 
 })
 
 /** Signatures the payer keeps for later checks (its precheck cache: bounded, and emptied as used). */
-const keptOf = (payer: JobPayer): number => (payer as unknown as { prechecked: Map<string, unknown> }).prechecked.size
+const keptOf = (payer: JobPayer): number => (payer as unknown as { signatures: { size: number } }).signatures.size
 
 test('a batch\'s kept signature goes once each of its receipts used it: a paid job keeps none (review16b)', async () => {
   // checked ahead (precheck), and not (the transaction verifies the first receipt of each batch)

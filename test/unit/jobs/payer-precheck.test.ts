@@ -179,7 +179,7 @@ test('a copy already paid is not checked again (a restart\'s catch-up hands in e
     assert.ok(payer.payMany([in0])[0].recorded)
     await payer.precheck(in0)
     assert.is(calls, 1, 'the paid copy was checked again')
-    assert.is((payer as unknown as { prechecked: Map<string, unknown> }).prechecked.size, 0, 'no entry kept for a paid copy')
+    assert.is((payer as unknown as { signatures: { size: number } }).signatures.size, 0, 'no entry kept for a paid copy')
   } finally { nodeSuite.verifyAsync = original }
 })
 
@@ -187,7 +187,7 @@ test('checks ahead that are never used stay bounded', async () => {
   const { payer, a } = setup()
   const inputs = Array.from({ length: PRECHECKED_MAX + 50 }, (_, i) => { const r = receipt(a, i); return { provider: 'A', key: `${i}:1`, receipt: encode(r.signed), taskId: r.taskId, measuredMs: 1000 } })
   for (let i = 0; i < inputs.length; i += 256) await Promise.all(inputs.slice(i, i + 256).map(async x => { await payer.precheck(x) }))
-  const held = (payer as unknown as { prechecked: Map<string, unknown> }).prechecked.size
+  const held = (payer as unknown as { signatures: { size: number } }).signatures.size
   assert.ok(held <= PRECHECKED_MAX, `${held} entries`)
   // the newest are still used; the oldest (evicted) are verified in the transaction: all paid
   const { out, calls } = countingVerify(() => payer.payMany(inputs))
