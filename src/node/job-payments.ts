@@ -102,7 +102,10 @@ export class JobPayments {
     return this.stakeReads.reads
   }
 
-  /** The payer of a job (grid or training), created once. */
+  /**
+   * The payer of a job (grid or training), created once while the job runs and dropped when it
+   * ended (release): a daemon that runs for months holds payers of its running jobs only.
+   */
   payerFor (jobId: string, jobIdBytes: Uint8Array, bridge: Bridge, shape: { gpus: number, cores: number, timeoutMs: number, maxPricePerHour?: number }): JobPayer {
     let payer = this.payers.get(jobId)
     if (payer === undefined) {
@@ -117,6 +120,22 @@ export class JobPayments {
       this.payers.set(jobId, payer)
     }
     return payer
+  }
+
+  /** How many payers this node holds (its running jobs'). */
+  get payersHeld (): number { return this.payers.size }
+
+  /**
+   * The job ended: its payer is dropped once the payments it has in flight are recorded. All it
+   * knows is in the store (payees and forfeits, totals, receipt leaves, what was signed), and the
+   * store is what everything after a job's end reads (close, the refund, `dbc job settle`'s
+   * resend); payerFor builds it again from there when a job pays again (a restart's resume).
+   */
+  async release (jobId: string): Promise<void> {
+    const payer = this.payers.get(jobId)
+    if (payer === undefined) return
+    await payer.idle()
+    if (this.payers.get(jobId) === payer) this.payers.delete(jobId)
   }
 
   terms (e: EscrowRow): dbc.task.v1.IPaymentTerms {
@@ -203,16 +222,40 @@ export class JobPayments {
     }
   }
 
-  /** The job ended: no more work on chain (`close`); the refund follows after the dispute window. */
+  /**
+   * The job ended: totals not signed yet are signed, no more work on chain (`close`); the refund
+   * follows after the dispute window. Its payer is dropped (release), whether or not the chain
+   * took the close (`dbc job settle` tries again, signing from the store).
+   */
   async finish (jobId: string): Promise<void> {
+    try {
+      await this.closeOnChain(jobId)
+    } finally {
+      await this.release(jobId)
+    }
+  }
+
+  private async closeOnChain (jobId: string): Promise<void> {
     const e = this.store.escrow(jobId)
     const bridge = this.init.bridge()
     if (e === undefined || bridge === undefined || e.deposited === 0n || e.closedAt !== undefined) return
-    await this.payers.get(jobId)?.flush()
+    // a payer dropped (an earlier finish whose signing or close failed) or never made since a
+    // restart: one made from the store signs what was meant, never less (payer.ts)
+    await (this.payers.get(jobId) ?? this.endedPayer(e, bridge))?.flush()
     await bridge.close(e.chainJobId)
     this.store.setClosed(jobId, Date.now())
     this.init.log?.info({ jobId }, 'job closed on chain; the unsigned rest of its escrow is refunded after the dispute window')
     this.scheduleRefunds()
+  }
+
+  /** A payer for an ended job's unsigned totals (none: nothing to sign), not kept: it pays nothing new. */
+  private endedPayer (e: EscrowRow, bridge: Bridge): JobPayer | undefined {
+    if (!this.store.vouchers(e.jobId).some(v => v.forfeited === undefined && v.cumulative > 0n && (v.signature === undefined || v.cumulative > v.signedCumulative || v.receiptCount > v.signedCount))) return undefined
+    return new JobPayer({
+      jobId: e.jobId, jobIdBytes: jobIdBytesOfRow(e), payerAddress: e.payer, store: this.store, gpus: 0, cores: 0, timeoutMs: 0,
+      sign: async (v) => await bridge.signVoucher(v),
+      onError: (err) => { this.init.log?.warn({ jobId: e.jobId, err: err.message }, 'a voucher could not be signed yet') }
+    })
   }
 
   /**
@@ -286,7 +329,12 @@ export class JobPayments {
 
 /** The hash `deposit` takes for a job of this store: grid job ids are hex bytes, training ids text (as the payers' jobIdBytes). */
 export function jobHashOfRow (e: EscrowRow): Hex {
-  return jobHash(e.kind === 'training' ? new TextEncoder().encode(e.jobId) : bytes(e.jobId))
+  return jobHash(jobIdBytesOfRow(e))
+}
+
+/** The job id bytes its receipts name and its escrow key is made of: grid ids are hex bytes, training ids text. */
+function jobIdBytesOfRow (e: EscrowRow): Uint8Array {
+  return e.kind === 'training' ? new TextEncoder().encode(e.jobId) : bytes(e.jobId)
 }
 
 export interface SettleView {

@@ -129,9 +129,22 @@ export class JobsSubsystem implements Subsystem {
     for (const w of this.waiters.get(jobId) ?? []) w()
   }
 
+  /**
+   * Until the job ends: its `done` and latest progress are kept for its event streams, then
+   * dropped (an ended job's line is its stored counts), and its payer once its payments are done.
+   */
   private track (jobId: string, done: Promise<JobSummary>): void {
     this.done.set(jobId, done)
-    void done.then(async () => { await this.finishPayments(jobId) }, () => {}).finally(() => { for (const w of this.waiters.get(jobId) ?? []) w() })
+    void done.then(async () => { await this.finishPayments(jobId) }, async () => { await this.payments?.release(jobId) }).finally(() => {
+      if (this.done.get(jobId) === done) { this.done.delete(jobId); this.progress.delete(jobId) }
+      for (const w of this.waiters.get(jobId) ?? []) w()
+    })
+  }
+
+  /** A stream of the job's lines ended: its waiter goes, and the job's set once empty. */
+  private unwait (jobId: string, set: Set<() => void>, waiter: () => void): void {
+    set.delete(waiter)
+    if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId)
   }
 
   /**
@@ -246,7 +259,7 @@ export class JobsSubsystem implements Subsystem {
           cut = () => {}
         }
       } finally {
-        set.delete(waiter)
+        this.unwait(id, set, waiter)
       }
     })
     // `dbc job logs`: the job's events and each copy's stderr; the stream sends new ones until the job ends
@@ -266,7 +279,7 @@ export class JobsSubsystem implements Subsystem {
         }, req.signal)
         send({ type: 'end', status })
       } finally {
-        set.delete(waiter)
+        this.unwait(id, set, waiter)
       }
     })
   }

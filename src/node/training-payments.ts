@@ -65,7 +65,14 @@ export class TrainingPayments {
     const deadlineMs = spec.deadline.maxMs ?? 600_000
     const payer = payments.payerFor(jobId, jobIdBytes, bridge, shapeOf(spec, deadlineMs))
     this.jobs.set(jobId, { payer, lastRoundEnd: Date.now(), deadlineMs, domain, pending: new Map() })
-    await payments.ensureEscrow(jobId, budget === undefined ? TRAINING_ESCROW_PER_PEER * Math.max(1, opts.groupSize) / 2 : 0)
+    try {
+      await payments.ensureEscrow(jobId, budget === undefined ? TRAINING_ESCROW_PER_PEER * Math.max(1, opts.groupSize) / 2 : 0)
+    } catch (err) {
+      // the job is not submitted (no escrow, no invitation): nothing of it is kept
+      this.jobs.delete(jobId)
+      await payments.release(jobId)
+      throw err
+    }
   }
 
   /** A job resumed after a restart: the payer (and what it signed) comes back from the store. */
