@@ -38,7 +38,15 @@ export interface Outbox {
   conn?: Connection
   /** The peer's last job here ended while frames were still queued: released once they are out (TrainingTransport.release). */
   releaseWhenDrained?: boolean
+  /** When its queue last drained (the sweep releases outboxes of peers in no job here, idle OUTBOX_IDLE_MS). */
+  idleSince?: number
 }
+
+/**
+ * An outbox of a peer no running job here trains with (a refusal sent to a coordinator, a frame
+ * after a job's end), idle this long, is released: else each peer ever sent a frame kept one.
+ */
+export const OUTBOX_IDLE_MS = 60_000
 
 export interface PeerStreamsInit {
   host: TrainingHost

@@ -29,7 +29,7 @@ import { OverlayFrames } from './overlay-frames.js'
 import { TrainingRouteLog, type TrainingRoute } from './route-log.js'
 import { closeIfRedundant } from './relayed.js'
 import { SendPacer } from './send-pacer.js'
-import { PeerStreams, clearQueue, dequeue, type Outbox } from './streams.js'
+import { PeerStreams, clearQueue, dequeue, OUTBOX_IDLE_MS, type Outbox } from './streams.js'
 import { decodeTrainingMessage, encodeTrainingMessage, jobOf, type TrainingMessage, type TrainingMessageInput } from './messages.js'
 import { ALLREDUCE_PROTOCOL, TRAINING_MAX_FRAME, MAX_QUEUED_PER_PEER, MAX_QUEUED_BYTES_PER_PEER, OVERLAY_DIAL_WAIT_MS, MAX_SHARED_ADDRS, type TrainingListener, type TransportStats, type TrainingHost, type TrainingTransportInit } from './transport-types.js'
 
@@ -127,7 +127,8 @@ export class TrainingTransport {
       onFrame: (peer, frame) => { if (this.started) this.overlayFrames.receive(peer, frame) }
     })
     // a frame whose pieces stopped coming is dropped even when no further piece comes to expire it
-    this.expireTimer = setInterval(() => { this.overlayFrames.pieces.expire(Date.now()) }, 30_000)
+    // and outboxes of peers no job here trains with any more are released once idle
+    this.expireTimer = setInterval(() => { this.overlayFrames.pieces.expire(Date.now()); this.releaseIdle(Date.now()) }, 30_000)
     this.expireTimer.unref?.()
   }
 
@@ -236,6 +237,20 @@ export class TrainingTransport {
     return true
   }
 
+  /**
+   * Releases the outboxes idle for OUTBOX_IDLE_MS of peers no running job here trains with: those
+   * no job's end releases (a refusal sent to any peer that invited us, a frame after a job's end),
+   * which each peer ever sent a frame kept for the daemon's life (review16c L2). Returns how many.
+   */
+  releaseIdle (now: number): number {
+    let n = 0
+    for (const [peer, o] of [...this.outboxes]) {
+      if (o.pumping || o.queue.length > 0 || o.idleSince === undefined || now - o.idleSince < OUTBOX_IDLE_MS) continue
+      if (this.release(peer)) n++
+    }
+    return n
+  }
+
   /** Forgets a peer's outbound stream (after it left the job). */
   forget (peer: string): void {
     const o = this.outboxes.get(peer)
@@ -329,6 +344,7 @@ export class TrainingTransport {
       o.conn = undefined
     } finally {
       o.pumping = false
+      if (o.queue.length === 0) o.idleSince = Date.now()
       if (o.releaseWhenDrained === true && o.queue.length === 0 && this.outboxes.get(to) === o) { o.releaseWhenDrained = false; this.release(to) }
     }
   }

@@ -9,7 +9,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Outbox } from '../../../src/training/streams.js'
+import { OUTBOX_IDLE_MS, type Outbox } from '../../../src/training/streams.js'
 import { streamsOn } from './fake-streams-host.js'
 import { TrainingTransport } from '../../../src/training/transport.js'
 import { JobRoutes } from '../../../src/training/overlay-route.js'
@@ -120,6 +120,29 @@ test('TrainingTransport: the job\'s end releases its peers once their frames are
   p.queue.length = 0; p.queuedBytes = 0
   t.jobRoutes.delete('j2', 'remote')
   assert.equal(released, [Q, P], 'the last job with P ended (a remote coordinator\'s, this node a member)')
+})
+
+test('TrainingTransport: outboxes of peers no job here trains with are released once idle (a refusal sent to any peer that invited us); a peer of a running job keeps its own', async () => {
+  const host: any = { peerId: peerIdFromString('12D3KooWJqojwSEKnGTrnicqWedWWxnd6BCofYV93RRpXmNQdrtc'), handle: async () => {}, unhandle: async () => {}, getConnections: () => [], peerStore: { get: async () => ({ addresses: [] }) } }
+  const t = new TrainingTransport(host, {})
+  const released: string[] = []
+  ;(t as any).streams.closeOpened = (p: string) => { released.push(p); return 0 }
+  const outboxes = (t as any).outboxes as Map<string, Outbox>
+  t.jobRoutes.set('j1', 'auto', 'remote')
+  t.send(P, { join: { jobId: 'j1' } }, undefined, 'remote')
+  // 50 peers that each invited us to a job we refused: one reply each, and no job to end
+  const inviters = Array.from({ length: 50 }, (_, i) => `inviter-${i}`)
+  for (const from of inviters) t.send(from, { inviteReply: { jobId: `theirs-${from}`, accepted: false, reason: 'busy' } }, undefined, from)
+  assert.is(outboxes.size, 51)
+  // their frames go out (not started here: the queues are emptied by hand, then each pump ends)
+  for (const [peer, o] of [...outboxes]) { o.queue.length = 0; o.queuedBytes = 0; await (t as any).pump(peer, o) }
+  const now = Date.now()
+  assert.is(t.releaseIdle(now), 0, 'not idle long enough yet')
+  assert.is(t.releaseIdle(now + OUTBOX_IDLE_MS), 50)
+  assert.equal([...outboxes.keys()], [P], 'the running job\'s peer keeps its outbox')
+  assert.equal(released.sort(), [...inviters].sort())
+  t.jobRoutes.delete('j1', 'remote')
+  assert.is(outboxes.size, 0, 'and gives it up when its job ends')
 })
 
 test.run()
