@@ -23,6 +23,9 @@ export interface EndToEnd {
   providersUsed: number
   /** Copies the submitter paid for (copies - billed: cancelled twins, outvoted or lost copies). */
   billedCopies: number
+  /** Copies of the timed job that left several to a frame (TaskBundle), and those frames (the job summary's `bundles`; 0 / 0: none). */
+  bundledCopies: number
+  bundleFrames: number
   /** What the job's placement chose and the lease refusals it met (why a provider got no copies). */
   placement?: unknown
   refusals?: unknown
@@ -148,7 +151,7 @@ function writeJob (dir: string, tasks: number, salt: number): Record<string, unk
 }
 
 /** Submits a job and waits for its end; checks every result. */
-async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number): Promise<{ ms: number, copies: number, providersUsed: number, billedCopies: number, placement?: unknown, refusals?: unknown }> {
+async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number): Promise<{ ms: number, copies: number, providersUsed: number, billedCopies: number, bundles?: { copies: number, frames: number }, placement?: unknown, refusals?: unknown }> {
   const manifest = writeJob(dir, tasks, salt)
   const t0 = performance.now()
   const { jobId } = await sub.api.call<{ jobId: string }>('POST', '/v1/jobs', { manifest, baseDir: dir }, { timeoutMs: 30_000 })
@@ -172,7 +175,7 @@ async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number)
     const x = r.index + salt
     if (Buffer.from(r.output, 'base64').readDoubleLE(0) !== x * x) throw new Error(`bench job: task ${r.index} has a wrong result`)
   }
-  return { ms, copies: Number(status.summary?.copies ?? 0), providersUsed: Number(status.summary?.providersUsed ?? 0), billedCopies: Number(status.summary?.billedCopies ?? 0), placement: status.summary?.placement, refusals: status.summary?.refusals }
+  return { ms, copies: Number(status.summary?.copies ?? 0), providersUsed: Number(status.summary?.providersUsed ?? 0), billedCopies: Number(status.summary?.billedCopies ?? 0), bundles: status.summary?.bundles, placement: status.summary?.placement, refusals: status.summary?.refusals }
 }
 
 /** The same tiny tasks through the executor stack alone (ComputePeer: slots, worker, receipt), all slots busy. */
@@ -290,7 +293,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, threadCpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, bundledCopies: Number(job.bundles?.copies ?? 0), bundleFrames: Number(job.bundles?.frames ?? 0), placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, threadCpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }

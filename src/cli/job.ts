@@ -301,6 +301,8 @@ function printSummary (s: JobStatus): void {
     ['tasks', `${s.done}/${s.tasks} done, ${s.failed} failed${s.running > 0 ? `, ${s.running} running` : ''}${(s.ahead ?? 0) > 0 ? ` (${String(s.ahead)} more sent ahead, waiting for a slot)` : ''}`]
   ]
   if (sum.providersUsed !== undefined) rows.push(['peers used', String(sum.providersUsed)])
+  // tiny tasks leave several to a frame to providers that run TaskBundles (one slot runs them in turn)
+  if (sum.bundles !== undefined && sum.bundles.frames > 0) rows.push(['bundled', `${String(sum.bundles.copies)} copies in ${String(sum.bundles.frames)} frames (${(sum.bundles.copies / sum.bundles.frames).toFixed(1)} per frame)`])
   if (sum.retries !== undefined) rows.push(['retries', `${String(sum.retries)} (speculative ${String(sum.speculative ?? 0)}, wrong copies ${String(sum.wrongCopies ?? 0)}, leases lost ${String(sum.leasesLost ?? 0)})`])
   if (sum.elapsedMs !== undefined) rows.push(['time', `${(sum.elapsedMs / 1000).toFixed(1)} s`])
   if (sum.predictedCost !== undefined) rows.push(['cost (predicted)', formatDbc(sum.predictedCost)])

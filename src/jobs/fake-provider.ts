@@ -42,6 +42,8 @@ export interface FakeProviderInit {
   receiptPadBytes?: number
   /** The highest receipt pricing version it knows (default this code's; 0: a provider from before session 14). */
   pricingVersion?: number
+  /** Its offers' bundle_max (TaskBundles it claims to run; it runs each task alone: the in-process transport sends no bundles). */
+  bundleMax?: number
   now?: () => number
 }
 
@@ -90,6 +92,7 @@ export class FakeProvider implements LocalProvider {
       expiresAt: this.now() + 60_000,
       perfScore: this.init.perfScore ?? 100,
       refusal: this.init.refuse ?? '',
+      ...(this.init.bundleMax !== undefined ? { bundleMax: this.init.bundleMax } : {}),
       ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {}),
       ...(this.init.payoutBinding !== undefined && this.init.refuse === undefined ? { payoutBinding: this.init.payoutBinding } : {})
     }
@@ -126,7 +129,8 @@ export class FakeProvider implements LocalProvider {
       return signReceipt(buildReceipt({
         jobId: task.jobId ?? new Uint8Array(0), taskId: task.taskId ?? new Uint8Array(0), provider: this.peerId, consumer: lease!.holder ?? new Uint8Array(0),
         usage, prices: { priceGpuHour: this.init.priceGpuHour ?? 0, priceCpuHour: this.init.billCpuHour ?? this.init.priceCpuHour ?? 0.05 }, startedAt: started, finishedAt: finished, outputHash,
-        ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {}),
+        ...(this.init.bundleMax !== undefined ? { bundleMax: this.init.bundleMax } : {}),
+      ...(this.init.payoutAddress !== undefined ? { payoutAddress: this.init.payoutAddress } : {}),
         pricingVersion: Math.min(agreedPricingVersion(task.pricingVersion), this.init.pricingVersion ?? PRICING_VERSION)
       }), msg => this.sign(msg))
     }

@@ -10,7 +10,7 @@ import {
   placeTasks, placeRandomly, fastestRunMs, leasesForRound, leaseCapOf, taskPricePerHour, deadlineAt, expectedInputBytes, signLease, refusalCode, rulesOutForGood, describeUnplaced,
   type JobMachine, type Manifest, type OfferView, type Placement, type PlacementRequest, type ReputationBook, type SearchRound, type SearchMode
 } from '../core/scheduler/index.js'
-import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
+import { LEASE_TASKS_AHEAD, offerBundleOf } from '../core/scheduler/ports.js'
 import { MAX_RESULT_BYTES } from '../core/scheduler/manifest.js'
 import { checkPayoutBinding, domainOfTerms } from '../core/settlement/payout-binding.js'
 import { checkStakes } from '../core/settlement/stake-check.js'
@@ -248,9 +248,14 @@ export class LeaseRounds {
         expiresAt: now + 24 * 3_600_000, heartbeatMs: 200,
         ...(payment !== undefined ? { payment } : {})
       })
+      const runMs = p.predictions[i].transferMs + p.predictions[i].runMs
+      // tiny tasks (the read-ahead test) on a provider that runs TaskBundles (its signed offer's
+      // bundle_max): each slot takes up to `bundle` copies in one frame; an older provider's offer has none
+      const tiny = runMs <= READ_AHEAD_BELOW_MS
+      const bundle = tiny ? offerBundleOf(raw.bundleMax) : 1
       try {
         // the bound as the manifest declares it (undefined: the default, TASK_MAX_FRAME; see ports.ts)
-        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.d.m.task.maxResultBytes })
+        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.d.m.task.maxResultBytes, ...(bundle > 1 ? { bundle } : {}) })
       } catch (err) {
         // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED'
@@ -265,11 +270,10 @@ export class LeaseRounds {
       this.providerBytes.set(v.provider, peer)
       if (this.leasedViews.size < 4096) this.leasedViews.set(v.provider, v)
       this.d.payments.offerPrices.set(v.provider, prices)
-      const runMs = p.predictions[i].transferMs + p.predictions[i].runMs
       // a paid lease's payout address is bound to this peer by its key (addPayee above): peers of one
       // payout key are one owner, never two opinions on one task (review s14 cheat F3)
       const owner = init.payment !== undefined ? init.payment.payer.payoutOf(v.provider) : undefined
-      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(runMs <= READ_AHEAD_BELOW_MS ? { readAhead: LEASE_READ_AHEAD } : {}), ...(owner !== undefined ? { owner } : {}) })
+      machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(tiny ? { readAhead: LEASE_READ_AHEAD } : {}), ...(bundle > 1 ? { bundle } : {}), ...(owner !== undefined ? { owner } : {}) })
       opened++
     }))
     return outcome(opened)

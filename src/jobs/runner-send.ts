@@ -30,6 +30,16 @@ export interface CopySender {
   baseDir?: string
   /** Sends the provider's due voucher now (a PAYER_BEHIND answer); resolves when it went out. */
   payNow?: (provider: string) => Promise<void>
+  /** Copies that left in TaskBundle frames and those frames (the job summary's `bundles`). */
+  bundles?: BundleTally
+}
+
+/** `frames` adds 1/n per copy of a frame of n tasks: a whole frame once all its copies are counted. */
+export interface BundleTally { copies: number, frames: number }
+
+/** The job summary's `bundles`, when any copy left in a bundle. */
+export function bundlesSummary (t: BundleTally | undefined): { copies: number, frames: number } | undefined {
+  return t === undefined || t.copies === 0 ? undefined : { copies: t.copies, frames: Math.max(1, Math.round(t.frames)) }
 }
 
 /** How often a copy the provider did not run yet (NOT_RUN_CODES, src/core/scheduler/ports.ts) goes again on the same lease. */
@@ -86,12 +96,16 @@ export async function sendCopy (s: CopySender, c: RunCommand, signal: AbortSigna
     // this submitter checks batch-signed receipts (verifyReceipt): a lease stream may sign several at once
     batchReceipts: true
   }
+  // a lease that holds bundles (tiny tasks, a provider that runs them): the copies sent to it in one
+  // turn may leave as one TaskBundle frame (src/net/lease-task-channel.ts)
+  const tally = s.bundles
+  const opts = { signal, onAdmission, ...(c.bundle !== undefined && c.bundle > 1 ? { bundle: c.bundle } : {}), ...(tally !== undefined ? { onSent: (n: number) => { if (n > 1) { tally.copies++; tally.frames += 1 / n } } } : {}) }
   const once = async (): Promise<dbc.task.v1.ITaskResult> => {
     const withCode = s.cache.sendCode(c.provider)
-    let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, { signal, onAdmission })
+    let res = await s.transport.runTask(c.provider, { ...task, code: withCode ? s.code : undefined }, opts)
     // the provider lost the module (restart, eviction): the same copy goes again, with it
     if (s.cache.handleResult(c.provider, withCode, res.ok === true, resultCode(res)) === 'resend') {
-      res = await s.transport.runTask(c.provider, { ...task, code: s.code }, { signal, onAdmission })
+      res = await s.transport.runTask(c.provider, { ...task, code: s.code }, opts)
       s.cache.handleResult(c.provider, true, res.ok === true)
     }
     return res

@@ -12,6 +12,7 @@ import { markRunningCopiesLost } from './store.js'
 import { dbc } from '../wire/gen/wire.js'
 import { TOKEN_DECIMALS } from '../core/compute/pricing.js'
 import { summaryOf } from './runner-store.js'
+import { bundlesSummary, type BundleTally } from './runner-send.js'
 import { nodeSigner } from './signing.js'
 import { RunnerPayments } from './runner-payments.js'
 import { LeaseRounds } from './runner-leases.js'
@@ -35,6 +36,8 @@ export abstract class RunnerState {
   private readonly memoryResults = new Map<number, { hash: string, output: Uint8Array }>()
   protected readonly failures: Array<{ index: number, reason: string }> = []
   protected leasesLost = 0
+  /** Copies that left in TaskBundle frames (runner-send.ts), for the summary. */
+  protected readonly bundles: BundleTally = { copies: 0, frames: 0 }
   /** Providers caught with a wrong result (the default checks). */
   protected readonly caught: string[] = []
   protected done = false
@@ -95,7 +98,8 @@ export abstract class RunnerState {
     return summaryOf(p, {
       jobId: this.jobId, cancelled: this.machine.isCancelled, caughtProviders: [...this.caught], predictedSpent: this.budget.spent, meteredSpent: this.budget.metered,
       billedCopies: this.init.store?.accounting(this.jobId).billed, providersUsed: this.leases.providersUsed.size, leasesLost: this.leasesLost, elapsedMs: this.now() - this.startedAt,
-      predictedCost: this.leases.placement?.totalPrice ?? 0, placement: this.placementSummary(), failures: this.failures.slice(0, 100), refusals: this.search.refusals()
+      predictedCost: this.leases.placement?.totalPrice ?? 0, placement: this.placementSummary(), failures: this.failures.slice(0, 100), refusals: this.search.refusals(),
+      bundles: bundlesSummary(this.bundles)
     })
   }
 

@@ -99,6 +99,8 @@ export interface JobSummary {
   refusals?: Record<string, number>
   /** What the payer signed for (within offers and caps) and what it refused of the receipts' bills, in DBC. */
   payment?: { paid: string, refused: string, unit: 'DBC' }
+  /** Copies that left several to a frame (TaskBundle: tiny tasks, providers that run them), and those frames; absent: none. */
+  bundles?: { copies: number, frames: number }
 }
 
 export interface TaskExplanation {

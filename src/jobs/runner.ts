@@ -40,7 +40,7 @@ export class JobRunner extends RunnerState {
     const machine = new JobMachine(jobPolicyOf(this.m, l.taskCount, this.init), this.rep, createRng(this.init.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]), restored)
     this.session = new JobSession(machine, this.search, this.budget, leaseCapOf(this.init))
     const codeHash = new Uint8Array(createHash('sha256').update(this.init.code).digest())
-    this.sender = { m: this.m, jobId: this.jobId, jobIdBytes: hexToBytes(this.jobId), codeHash, code: this.init.code, cache: this.session.code, transport: this.init.transport, leaseIds: l.leaseIds, fileSize: l.fileSize, baseDir: this.init.baseDir, payNow: async (p) => { await this.payments.payNow(p) } }
+    this.sender = { m: this.m, jobId: this.jobId, jobIdBytes: hexToBytes(this.jobId), codeHash, code: this.init.code, cache: this.session.code, transport: this.init.transport, leaseIds: l.leaseIds, fileSize: l.fileSize, baseDir: this.init.baseDir, payNow: async (p) => { await this.payments.payNow(p) }, bundles: this.bundles }
     // a heartbeat may resume a lease a lost copy suspended: its queued copies go out
     this.unsubscribe = this.init.transport.onHeartbeat(hb => { if (machine.handleHeartbeat(this.now(), toHex(hb.leaseId))) this.scheduleTick() })
     const result = new Promise<JobSummary>((resolve, reject) => { this.finish = resolve; this.fail = reject })

@@ -7,9 +7,22 @@ import { dbc } from '../wire/gen/wire.js'
 import { DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
 import { resultCode } from '../core/scheduler/ports.js'
-import { LEASE_STREAM_CANCEL_GRACE_MS, LEASE_STREAM_CLOSE_GRACE_MS, LEASE_STREAM_IDLE_FRAME, LEASE_STREAM_MAX_CANCELLED, LEASE_STREAM_MAX_UNKNOWN_RESULTS } from './task-lease-stream.js'
+import { LEASE_STREAM_CANCEL_GRACE_MS, LEASE_STREAM_CLOSE_GRACE_MS, LEASE_STREAM_IDLE_FRAME, LEASE_STREAM_MAX_CANCELLED, LEASE_STREAM_MAX_TASK_BYTES, LEASE_STREAM_MAX_UNKNOWN_RESULTS } from './task-lease-stream.js'
+import { bundleFrame, taskFrame, taskFrameBytes } from './task-frames.js'
 
 const TaskMessage = dbc.task.v1.TaskMessage
+
+/** How a copy goes out: `bundle` > 1 lets it leave in one TaskBundle frame with the lease's other copies of this turn. */
+export interface ChannelRunOptions {
+  signal?: AbortSignal
+  /** The most tasks of a TaskBundle frame this copy may share (the lease's offer said so; absent or 1: a Task frame of its own). */
+  bundle?: number
+  /** The copy was handed to the stream's writer in a frame of n tasks. */
+  onSent?: (tasksInFrame: number) => void
+}
+
+/** A copy waiting for the end of the turn to leave in a bundle (or alone, when no other came). */
+interface Batched { id: string, task: dbc.task.v1.ITask, bytes: Uint8Array, bundle: number, onSent?: (n: number) => void, dropped: boolean }
 
 /**
  * Submitter side of one lease stream: reads heartbeats and results until the stream ends, sends
@@ -25,6 +38,11 @@ export class LeaseTaskChannel {
   unknownResults = 0
   /** Tasks and cancels written in one turn leave as one stream write. */
   readonly writer: CoalescingWriter
+  /** Copies of this turn that may share a TaskBundle frame (sent at the turn's end). */
+  private batch: Batched[] = []
+  /** Frames of several tasks written, and the tasks in them (tests, benches). */
+  bundleFrames = 0
+  bundledTasks = 0
 
   constructor (readonly framed: FramedStream, private readonly onHeartbeat: () => void) {
     this.writer = new CoalescingWriter(framed)
@@ -85,24 +103,37 @@ export class LeaseTaskChannel {
     for (const w of waiting) w(why)
   }
 
-  /** Sends one task (already encoded as a TaskMessage) and waits for its result. */
-  async run (task: dbc.task.v1.ITask, bytes: Uint8Array, signal?: AbortSignal): Promise<dbc.task.v1.ITaskResult> {
+  /**
+   * Sends one task and waits for its result. `bytes`: the Task encoded (dbc.task.v1.Task, encoded
+   * once: a bundle frame wraps the same bytes). With `opts.bundle` > 1 the copy waits for the turn's
+   * end: the copies of one turn leave in TaskBundle frames of at most their `bundle` tasks and
+   * LEASE_STREAM_MAX_TASK_BYTES each; a copy alone in its turn leaves as a plain Task frame.
+   */
+  async run (task: dbc.task.v1.ITask, bytes: Uint8Array, opts: ChannelRunOptions = {}): Promise<dbc.task.v1.ITaskResult> {
+    const signal = opts.signal
     if (this.ended !== undefined) throw new DbcError('LEASE_LOST', `the lease stream is closed (${this.ended.message}); the task runs under another lease`)
     signal?.throwIfAborted()
     const id = toHex(task.taskId ?? new Uint8Array())
     if (this.pending.has(id)) throw new DbcError('TASK_DUPLICATE', 'this copy is already in flight on the lease')
+    const bundle = Math.floor(opts.bundle ?? 1)
+    const batched: Batched | undefined = bundle > 1 ? { id, task, bytes, bundle, onSent: opts.onSent, dropped: false } : undefined
     return await new Promise<dbc.task.v1.ITaskResult>((resolve, reject) => {
       const onAbort = (): void => {
         if (this.pending.delete(id)) {
-          this.cancelled.set(id, Date.now())
-          this.expireCancels()
-          if (this.pending.size === 0 && this.framed.midFrame) {
-            // a frame is arriving and no copy is in flight: it is a cancelled copy's result (dropped
-            // unread anyway) or nothing we asked for; the stream ends, releasing what it holds
-            const why = new Error('a copy was cancelled while a frame was arriving and no other copy is in flight on the lease')
-            this.framed.fail(why)
+          if (batched !== undefined && !batched.dropped && this.batch.includes(batched)) {
+            // still waiting for the turn's end: it never goes out, nothing to cancel
+            batched.dropped = true
           } else {
-            void this.writer.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
+            this.cancelled.set(id, Date.now())
+            this.expireCancels()
+            if (this.pending.size === 0 && this.framed.midFrame) {
+              // a frame is arriving and no copy is in flight: it is a cancelled copy's result (dropped
+              // unread anyway) or nothing we asked for; the stream ends, releasing what it holds
+              const why = new Error('a copy was cancelled while a frame was arriving and no other copy is in flight on the lease')
+              this.framed.fail(why)
+            } else {
+              void this.writer.write(TaskMessage.encode({ cancelTaskId: task.taskId }).finish()).catch(() => {})
+            }
           }
         }
         reject(signal?.reason ?? new Error('aborted'))
@@ -114,12 +145,51 @@ export class LeaseTaskChannel {
         else resolve(r)
       })
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.writer.write(bytes, signal !== undefined ? { signal } : {}).catch((err: Error) => {
-        // not written: the copy never reached the provider (lost, unless aborted by the caller)
-        if (!this.pending.has(id)) return
-        this.pending.get(id)?.(new Error(`the task did not go out on the lease stream: ${err.message}`))
-      })
+      if (batched !== undefined) {
+        this.batch.push(batched)
+        if (this.batch.length === 1) setImmediate(this.sendBatch)
+        return
+      }
+      opts.onSent?.(1)
+      this.writer.write(taskFrame(bytes), signal !== undefined ? { signal } : {}).catch((err: Error) => { this.notSent([id], err) })
     })
+  }
+
+  /** Copies not written: they never reached the provider (lost, unless aborted by the caller meanwhile). */
+  private notSent (ids: readonly string[], err: Error): void {
+    for (const id of ids) this.pending.get(id)?.(new Error(`the task did not go out on the lease stream: ${err.message}`))
+  }
+
+  /** The turn ended: its batched copies leave in TaskBundle frames (a lone one as a Task frame), then the writer sends them. */
+  private readonly sendBatch = (): void => {
+    const all = this.batch
+    this.batch = []
+    const live = all.filter(b => !b.dropped && this.pending.has(b.id))
+    if (this.ended !== undefined) { this.notSent(live.map(b => b.id), this.ended); return }
+    let chunk: Batched[] = []
+    let chunkBytes = 0
+    let most = Infinity
+    const send = (): void => {
+      if (chunk.length === 0) return
+      const ids = chunk.map(b => b.id)
+      const frame = chunk.length === 1 ? taskFrame(chunk[0].bytes) : bundleFrame(chunk.map(b => b.bytes))
+      if (chunk.length > 1) { this.bundleFrames++; this.bundledTasks += chunk.length }
+      for (const b of chunk) b.onSent?.(chunk.length)
+      this.writer.write(frame).catch((err: Error) => { this.notSent(ids, err) })
+      chunk = []; chunkBytes = 0; most = Infinity
+    }
+    for (const b of live) {
+      // (a copy's own frame already fits the bound: tasks.ts sends larger ones on streams of their own)
+      const add = taskFrameBytes(b.bytes.length)
+      const cap = Math.min(most, b.bundle)
+      if (chunk.length > 0 && (chunk.length + 1 > cap || taskFrameBytes(chunkBytes + add) > LEASE_STREAM_MAX_TASK_BYTES)) send()
+      chunk.push(b)
+      chunkBytes += add
+      most = Math.min(most, b.bundle)
+    }
+    send()
+    // the frames of this turn go now, not a turn later
+    this.writer.flush()
   }
 
   /**

@@ -22,6 +22,7 @@ import { toHex } from '../core/identity/index.js'
 import type { Host } from './host.js'
 import { NO_ANSWER_CODES, offerView, resultCode, type JobTransport, type OfferRoundReport, type TransportOffer } from '../core/scheduler/ports.js'
 import { LEASE_STREAM_MAX_TASK_BYTES, LeaseTaskChannel, trustedResult } from './task-lease-stream.js'
+import { taskFrameBytes } from './task-frames.js'
 import { RouteBook, RouteLostError } from './routes/index.js'
 import { routeCost } from '../core/scheduler/route-cost.js'
 import { isRefusalCode } from '../core/scheduler/lease-search.js'
@@ -77,7 +78,8 @@ export interface Libp2pJobTransportInit {
 }
 
 /** A lease this node holds: its stream, and (on a lease stream) its result frame bound and whether its results can be paused. */
-interface HeldLease { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel, resultCap?: number, unpausable?: boolean }
+/** `bundle`: its offer runs TaskBundles of up to this many tasks and the job uses them (openLease's opts.bundle). */
+interface HeldLease { provider: string, stream: { close: () => Promise<void> }, pinned?: boolean, channel?: LeaseTaskChannel, resultCap?: number, unpausable?: boolean, bundle?: number }
 
 /** Per host: the admission of copies on WebRTC leases (result-admission.ts), against the guard's cap. */
 const admissions = new WeakMap<object, ResultAdmission>()
@@ -224,7 +226,7 @@ export class Libp2pJobTransport implements JobTransport {
     return out
   }
 
-  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number }): Promise<void> {
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number }): Promise<void> {
     const peer = peerIdFromString(provider)
     const key = toHex(lease.leaseId ?? new Uint8Array())
     const via = this.routes.overlayFor(provider, { lease })
@@ -267,7 +269,7 @@ export class Libp2pJobTransport implements JobTransport {
     // (only for a bound the job declared: reserving the 16 MiB default per copy would let 4 copies at
     // a time run on every WebRTC provider of the node together, whatever they return; an undeclared
     // bound is left to the guard's cap, past which the slowest is reset and its copy rerun)
-    const held = { provider, stream: channel, resultCap, ...(pausable || opts.maxResultBytes === undefined ? {} : { unpausable: true }), ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
+    const held = { provider, stream: channel, resultCap, ...(opts.bundle !== undefined && opts.bundle > 1 ? { bundle: opts.bundle } : {}), ...(pausable || opts.maxResultBytes === undefined ? {} : { unpausable: true }), ...(route.kind !== 'relayed' && route.limitBytesLeft === undefined ? { channel } : {}) }
     this.leases.set(key, held)
     this.emit(provider, lease.leaseId ?? new Uint8Array())
     // heartbeats and results until the stream ends
@@ -287,7 +289,7 @@ export class Libp2pJobTransport implements JobTransport {
     void l?.stream.close().catch(() => {})
   }
 
-  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void }): Promise<dbc.task.v1.ITaskResult> {
+  async runTask (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void, bundle?: number, onSent?: (tasksInFrame: number) => void }): Promise<dbc.task.v1.ITaskResult> {
     // the provider forgot a lease whose stream ended (closed, or it restarted): a task sent under it
     // would be charged there as one under a lease never opened, so it fails here and goes elsewhere
     const held = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
@@ -326,13 +328,17 @@ export class Libp2pJobTransport implements JobTransport {
     return a
   }
 
-  private async sendTask (held: HeldLease, provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal }): Promise<dbc.task.v1.ITaskResult> {
+  private async sendTask (held: HeldLease, provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, bundle?: number, onSent?: (tasksInFrame: number) => void }): Promise<dbc.task.v1.ITaskResult> {
     const code = task.code ?? new Uint8Array()
     const send = code.length > 0 && (task.codeHash == null || task.codeHash.length === 0) ? { ...task, codeHash: sha256(code) } : task
     if (held.channel?.open === true) {
-      const bytes = TaskMessage.encode({ task: send }).finish()
-      if (bytes.length <= LEASE_STREAM_MAX_TASK_BYTES) return trustedResult(await held.channel.run(send, bytes, opts.signal))
+      // the Task encoded once: the channel frames it alone or in a TaskBundle with the lease's other
+      // copies of this turn, only on a lease opened for bundles and never past its offer's bundle_max
+      const bytes = dbc.task.v1.Task.encode(send).finish()
+      const bundle = Math.min(opts.bundle ?? 1, held.bundle ?? 1)
+      if (taskFrameBytes(bytes.length) <= LEASE_STREAM_MAX_TASK_BYTES) return trustedResult(await held.channel.run(send, bytes, { signal: opts.signal, onSent: opts.onSent, ...(bundle > 1 ? { bundle } : {}) }))
     }
+    opts.onSent?.(1)
     let reply: dbc.task.v1.TaskMessage
     try {
       reply = await this.request(peerIdFromString(provider), { task: send }, opts.signal, held.resultCap)

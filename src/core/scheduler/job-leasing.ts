@@ -10,7 +10,7 @@ import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, FASTER_ROUND_OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
 import { mayLease, type LeaseCap } from './lease-cap.js'
-import { KEY, type JobPolicy, type CopyRecord, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
+import { KEY, inSlots, type JobPolicy, type CopyRecord, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
 
 export abstract class JobLeasing {
   readonly policy: Required<Omit<JobPolicy, 'spotChecks'>> & Pick<JobPolicy, 'spotChecks'>
@@ -118,7 +118,7 @@ export abstract class JobLeasing {
   /** The job's lease cap (JobSession's maxLeases, lease-cap.ts): at it, queued copies cannot get new leases. */
   leaseCap: LeaseCap = { leases: Infinity, slots: 0 }
 
-  /** The live leases and their slots, as the lease cap counts them. */
+  /** The live leases and their slots, as the lease cap counts them (real slots: a bundle runs in one). */
   leasesHeld (): { leases: number, slots: number } {
     let slots = 0
     for (const l of this.ordered) slots += l.slots
@@ -196,11 +196,12 @@ export abstract class JobLeasing {
   /** Twins to send now: a straggler and a free slot of a lease predicted to end a copy far sooner (speculation.ts). */
   protected twinsDue (now: number): Array<{ index: number, lease: LeaseState }> {
     if (this.policy.stragglerFactor <= 0 || this.queue.length > 0) return []
-    const free = this.ordered.filter(l => l.suspendedAt === undefined && l.runMs !== undefined && l.running < l.slots)
+    // (free as the pump counts it: slots x bundle on a lease with bundles)
+    const free = this.ordered.filter(l => l.suspendedAt === undefined && l.runMs !== undefined && l.running < inSlots(l))
     if (free.length === 0) return []
     const stragglers = this.stragglerViews(now)
     if (stragglers.length === 0) return []
-    const views = free.map(l => ({ leaseId: l.leaseId, runMs: l.runMs!, free: l.slots - l.running }))
+    const views = free.map(l => ({ leaseId: l.leaseId, runMs: l.runMs!, free: inSlots(l) - l.running }))
     return pickTwins(now, stragglers, views, (i, id) => this.allowed(this.tasks[i], this.leases.get(id)!.provider)).map(x => ({ index: x.index, lease: this.leases.get(x.leaseId)! }))
   }
 

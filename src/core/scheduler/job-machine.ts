@@ -72,7 +72,9 @@ export class JobMachine extends JobDispatch {
     const runMs = grant.runMs === undefined ? undefined : this.speed.runMsOf(grant.provider, grant.runMs)
     this.speed.leased(runMs)
     if (grant.owner !== undefined) this.owners.set(grant.provider, grant.owner)
-    this.leases.set(grant.leaseId, { ...grant, runMs, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
+    // a bundle of 1 (or a malformed one) is no bundle
+    const bundle = grant.bundle !== undefined && Number.isFinite(grant.bundle) && grant.bundle >= 2 ? Math.floor(grant.bundle) : undefined
+    this.leases.set(grant.leaseId, { ...grant, runMs, bundle, rank: grant.rank ?? this.leases.size, lastHeartbeat: now, running: 0, alive: true })
     // copies go to the free lease predicted fastest first (a retry late in the job to the lease that
     // ends it soonest, not the first by its round's rank: ranks restart each round), then by rank
     this.ordered = [...this.leases.values()].filter(l => l.alive).sort(fastestFirst)
@@ -260,15 +262,17 @@ export class JobMachine extends JobDispatch {
 
   copiesOf (index: number): readonly CopyRecord[] { return this.tasks[index].copies }
 
-  liveLeases (): Array<{ leaseId: string, provider: string, slots: number, running: number }> {
-    return this.ordered.map(l => ({ leaseId: l.leaseId, provider: l.provider, slots: l.slots, running: l.running }))
+  /** `bundle`: copies each slot runs one after another (leases with bundles only). */
+  liveLeases (): Array<{ leaseId: string, provider: string, slots: number, running: number, bundle?: number }> {
+    return this.ordered.map(l => ({ leaseId: l.leaseId, provider: l.provider, slots: l.slots, running: l.running, ...(l.bundle !== undefined && l.bundle > 1 ? { bundle: l.bundle } : {}) }))
   }
 
   progress (): Progress {
     let queued = 0
     for (const t of this.tasks) if (t.status === 'queued' || (t.status === 'active' && t.outstanding === 0)) queued++
     // a lease's copies past its slots were sent ahead and wait at the provider: "16 running" on two
-    // providers of 2 slots each was 4 running and 12 waiting (user walks s13/s14)
+    // providers of 2 slots each was 4 running and 12 waiting (user walks s13/s14); so do the copies
+    // of a bundle behind the one its slot runs (running never counts more than the real slots)
     let ahead = 0
     for (const l of this.ordered) if (l.running > l.slots) ahead += l.running - l.slots
     return { total: this.tasks.length, ...this.counts, running: this.running.size - ahead, queued, ahead }
@@ -284,10 +288,10 @@ export class JobMachine extends JobDispatch {
     return `waiting for a free slot (${this.queue.length} copies queued, ${this.running.size} running)`
   }
 
-  /** No more copies sent ahead of this lease's slots (the task was predicted short and is not). */
+  /** No more copies sent ahead of this lease's slots, nor bundles (the task was predicted short and is not). */
   private noLongerAhead (leaseId: string): void {
     const l = this.leases.get(leaseId)
-    if (l !== undefined) l.readAhead = undefined
+    if (l !== undefined) { l.readAhead = undefined; l.bundle = undefined }
   }
 
   /**

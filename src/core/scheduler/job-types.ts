@@ -57,6 +57,11 @@ export interface CopyRecord {
   timeoutMs?: number
 }
 
+/** Copies a lease holds in its slots: slots x bundle (a slot runs a bundle's copies one after another). */
+export function inSlots (l: Pick<LeaseGrant, 'slots' | 'bundle'>): number {
+  return l.slots * Math.max(1, l.bundle ?? 1)
+}
+
 /** A copy that ran longer than this ends read-ahead on its lease: a copy queued behind such a copy would wait as long. */
 export const READ_AHEAD_MAX_COPY_MS = 1000
 
@@ -67,6 +72,13 @@ export interface LeaseGrant {
   /** Copies sent beyond `slots`, waiting at the provider for a slot (tiny tasks: a slot is never idle for a round trip). */
   readAhead?: number
   /**
+   * Tiny tasks on a provider that runs TaskBundles (its offer's bundle_max, 2..TASK_BUNDLE_MAX): each
+   * slot runs up to this many copies one after another, so the lease holds slots x bundle copies in
+   * flight (inSlots), plus read-ahead. Absent or 1: one copy per slot (older providers). The lease
+   * cap (lease-cap.ts) still counts `slots`.
+   */
+  bundle?: number
+  /**
    * The account its work is paid to, when the payer knows it as one (a payout address whose key
    * signed a binding to this peer): peers of one owner are one provider for a task's copies, so one
    * operator's second peer id is no second opinion (review s14 cheat F3).
@@ -75,7 +87,8 @@ export interface LeaseGrant {
 }
 
 export type JobCommand =
-  | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason }
+  /** `bundle`: the copy may leave in a TaskBundle of up to this many (its lease holds bundles; the transport groups the copies of one turn). */
+  | { type: 'run', index: number, attempt: number, leaseId: string, provider: string, reason: CopyReason, bundle?: number }
   | { type: 'cancel', index: number, attempt: number, leaseId: string, provider: string }
   | { type: 'release-lease', leaseId: string, provider: string, reason: string }
   | { type: 'need-leases', reason: string }
@@ -153,8 +166,9 @@ export interface Progress {
   /** Tasks the default spot checks gave a second copy; providers caught lying. */
   checks?: number, caught?: number
   /**
-   * Copies sent ahead of a free slot (a lease's read-ahead for tiny tasks): out, waiting at their
-   * provider for a slot, and not in `running`, which counts at most each lease's slots.
+   * Copies sent ahead of a free slot (a lease's read-ahead for tiny tasks, and the copies of a
+   * bundle behind the one its slot runs): out, waiting at their provider for their turn, and not
+   * in `running`, which counts at most each lease's slots.
    */
   ahead?: number
 }

@@ -31,6 +31,8 @@ export interface OfferView {
   distanceKm?: number
   /** The provider probed the GPUs it offers (nvidia-smi); absent or false: only declared, so unverified. */
   gpusProbed?: boolean
+  /** Tasks of one TaskBundle the provider runs in a slot (offerBundleOf: 1 = none, older providers). */
+  bundleMax?: number
 }
 
 export interface PlacementRequest {

@@ -37,13 +37,23 @@ export interface JobTransport {
    * bound fits the node's cap on such results (result-admission.ts). Undefined: TASK_MAX_FRAME, and
    * no such wait (the guard's cap resets the slowest past it).
    */
-  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number }) => Promise<void>
+  /**
+   * `bundle`: the lease's offer runs TaskBundles of up to this many tasks (offerBundleOf, > 1), and
+   * the job will use them: copies of one turn may then leave together (never more, never to a lease
+   * opened without it: the provider ends the lease stream of a submitter that sends one).
+   */
+  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number }) => Promise<void>
   /**
    * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
    * failed result carries a typed `code` (resultCode: the provider's, when it has a code's shape).
    */
   /** `onAdmission`: false when the copy starts waiting to go out (result-admission.ts), true when it goes: its clock starts then. */
-  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void }) => Promise<dbc.task.v1.ITaskResult>
+  /**
+   * `bundle`: the copy may leave in one TaskBundle frame with others sent to its lease in the same
+   * turn, up to this many (the job machine's lease holds bundles; at most the openLease bundle).
+   * `onSent(n)`: the copy went out in a frame of n tasks (1: a plain Task), for the job's tally.
+   */
+  runTask: (provider: string, task: dbc.task.v1.ITask, opts: { signal?: AbortSignal, onAdmission?: (admitted: boolean) => void, bundle?: number, onSent?: (tasksInFrame: number) => void }) => Promise<dbc.task.v1.ITaskResult>
   closeLease?: (provider: string, leaseId: Uint8Array) => void
   /** Hands the provider the payer's latest signed voucher for this job (TaskMessage.voucher). */
   sendVoucher?: (provider: string, voucher: dbc.task.v1.IVoucher, opts: { signal?: AbortSignal }) => Promise<unknown>
@@ -143,7 +153,8 @@ export function offerView (offer: dbc.task.v1.IOffer, provider: string, net: { r
     rttMs: net.rttMs,
     bandwidthBytesPerSec: net.bandwidthBytesPerSec,
     distanceKm: net.distanceKm,
-    gpusProbed: offer.gpusProbed === true
+    gpusProbed: offer.gpusProbed === true,
+    bundleMax: offerBundleOf(offer.bundleMax)
   }
 }
 

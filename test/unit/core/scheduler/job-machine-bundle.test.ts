@@ -1,0 +1,71 @@
+// A lease with TaskBundles (job-dispatch.ts, LeaseGrant.bundle): it holds slots x bundle copies in
+// flight, each run command names the bundle the transport may group it in, the copies within
+// slots x bundle get no extra timeout waves (a provider cuts a bundle at TASK_BUNDLE_CUT_MS), the
+// lease cap and the progress's `running` still count real slots, and an older provider's offer
+// (no bundle_max) gives a lease of one copy per slot, as before.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { JobMachine, ReputationBook, type JobPolicy, type JobCommand } from '../../../../src/core/scheduler/index.js'
+import { offerView, offerBundleOf, TASK_BUNDLE_MAX } from '../../../../src/core/scheduler/ports.js'
+import { createRng } from '../../../../src/core/rng.js'
+
+const policy: JobPolicy = { taskCount: 200, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 5000, leaseTimeoutMs: 60_000, stragglerFactor: 0 }
+const runs = (cs: JobCommand[]): Array<Extract<JobCommand, { type: 'run' }>> => cs.filter((c): c is Extract<JobCommand, { type: 'run' }> => c.type === 'run')
+
+test('a lease with bundles holds slots x bundle copies; its run commands name the bundle', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'B', provider: 'p', slots: 2, runMs: 5, bundle: 8 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 16, '2 slots x 8')
+  assert.ok(sent.every(c => c.bundle === 8))
+  // a result frees one place: one copy follows (the lease stays at slots x bundle)
+  m.handleResult(10, { index: sent[0].index, attempt: sent[0].attempt, ok: true, hash: 'h' })
+  assert.is(runs(m.pollCommands()).length, 1)
+  assert.equal(m.liveLeases(), [{ leaseId: 'B', provider: 'p', slots: 2, running: 16, bundle: 8 }])
+})
+
+test('the lease cap counts real slots; progress shows at most the slots running, the rest ahead', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'B', provider: 'p', slots: 2, runMs: 5, bundle: 8, readAhead: 6 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 16 + 6, 'slots x bundle, and read-ahead while a long queue waits')
+  assert.equal(m.leasesHeld(), { leases: 1, slots: 2 })
+  const p = m.progress()
+  assert.is(p.running, 2)
+  assert.is(p.ahead, 20)
+})
+
+test('copies within slots x bundle get no extra timeout waves; those past it do', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'B', provider: 'p', slots: 2, runMs: 5, bundle: 4, readAhead: 2 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 10)
+  const timeouts = sent.map(c => m.copiesOf(c.index).find(x => x.attempt === c.attempt)?.timeoutMs ?? policy.taskTimeoutMs)
+  assert.equal(timeouts, [...Array(8).fill(5000), 10_000, 10_000], 'the 8 in the bundles run by the task timeout; the 2 read ahead wait one wave')
+})
+
+test('an older provider\'s offer (no bundle_max) gives no bundles: one copy per slot', () => {
+  assert.is(offerView({ slots: 2 }, 'p').bundleMax, 1)
+  assert.is(offerView({ slots: 2, bundleMax: 1 }, 'p').bundleMax, 1)
+  assert.is(offerView({ slots: 2, bundleMax: 9 }, 'p').bundleMax, 9)
+  assert.is(offerBundleOf(1e9), TASK_BUNDLE_MAX, 'a huge claim is clamped')
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'O', provider: 'old', slots: 2, runMs: 5 })
+  m.handleLease(0, { leaseId: 'X', provider: 'odd', slots: 2, runMs: 5, bundle: 1 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 4, 'two per lease')
+  assert.ok(sent.every(c => c.bundle === undefined))
+})
+
+test('a copy that ran past READ_AHEAD_MAX_COPY_MS ends the lease\'s bundles (the tasks are not tiny)', () => {
+  const m = new JobMachine(policy, new ReputationBook(), createRng(1))
+  m.handleLease(0, { leaseId: 'B', provider: 'p', slots: 1, runMs: 5, bundle: 4 })
+  const sent = runs(m.pollCommands())
+  assert.is(sent.length, 4)
+  for (const c of sent) m.handleResult(2000, { index: c.index, attempt: c.attempt, ok: true, hash: 'h' })
+  const next = runs(m.pollCommands())
+  assert.is(next.length, 1, 'one copy per slot again')
+  assert.is(next[0].bundle, undefined)
+})
+
+test.run()
