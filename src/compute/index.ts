@@ -1,16 +1,14 @@
 // The compute peer the daemon owns: probes the machine, benchmarks it, answers lease requests
 // with offers, runs tasks in slots on the executors, meters them and signs usage receipts.
-import { createHash } from 'node:crypto'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
-import { dbc } from '../wire/gen/wire.js'
+import type { dbc } from '../wire/gen/wire.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, toHex } from '../core/identity/index.js'
 import { normalizeGpuModel, parseGpuSpec, type GpuSpec } from '../core/compute/gpu-spec.js'
-import { DEFAULT_POLICY, demandOf, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
-import { agreedPricingVersion } from '../core/compute/pricing.js'
-import type { SlotDemand } from '../core/compute/slot-ledger.js'
-import { buildReceipt, signReceipt, signReceiptBatch, type Ed25519Signer } from '../core/settlement/receipt.js'
+import { DEFAULT_POLICY, gpuPriceFor, offeredExecutors, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
+import type { SlotGrant } from '../core/compute/slot-ledger.js'
+import { signReceiptBatch, type Ed25519Signer } from '../core/settlement/receipt.js'
 import { createEd25519Signer } from './signer.js'
 import { ConfigError, ExecutorError } from '../errors.js'
 import { GpuSpecError } from '../core/compute/gpu-spec.js'
@@ -23,89 +21,17 @@ import { WasmExecutor } from './executors/wasm.js'
 import { ProcessExecutor } from './executors/process.js'
 import { DockerExecutor, type ContainerSettings } from './executors/docker.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
-import { taskLogOf, type TaskLog } from './executors/output-tail.js'
 import { nodeSha256 } from '../crypto/hash.js'
+import { allAborted, heldUntil, runInSlot, taskOutcome, validateTask, type CheckedTask, type TaskOutcome, type TaskRun, type TaskRunContext } from './task-run.js'
 
-export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName }
+import type { ComputePeerInit, ComputeCapabilities, RunTaskOptions, RunBundleOptions, BundleOutcome } from './peer-types.js'
+
+export type { SlotEvent, ResourceProbe, PerformanceScores, ProviderPolicy, ExecutorName, TaskOutcome, ComputePeerInit, ComputeCapabilities, RunTaskOptions, RunBundleOptions, BundleOutcome }
 export { ExecutorErrorCode }
 
 /** How often executors' availability is checked again after start. */
 const EXECUTOR_RECHECK_MS = 30_000
 
-export interface ComputePeerInit {
-  /** The provider's Ed25519 secret key (32 bytes): signs offers and receipts. */
-  secretKey: Uint8Array
-  policy?: Partial<ProviderPolicy>
-  /** Declared GPUs for machines without them (test networks): specs or the `--gpus` text. */
-  declaredGpus?: GpuSpec[] | string
-  /** Concurrent CPU tasks. Default: the core count. */
-  cpuSlots?: number
-  /** Memory offered to tasks, MiB. Default: 3/4 of the machine's. */
-  memoryMib?: number
-  /** Tasks that may wait for a slot. Default 64. */
-  maxQueue?: number
-  /** Memory cap of a task that does not set one, MiB. Default 256. */
-  defaultMemoryLimitMib?: number
-  /** Largest output a task may return, bytes. Default the policy's maxOutputBytes (16 MiB). */
-  maxOutputBytes?: number
-  /** Probed GPUs offered, by nvidia-smi index or model; default all (config provider.gpusOffered). */
-  gpusOffered?: Array<number | string>
-  /** Most GPUs offered in all, probed then declared (config provider.slots.gpu); default no cap. */
-  gpuSlots?: number
-  /** V8 heap of each wasm worker, MiB (config provider.executors.wasm.workerHeapMiB). Default 64. */
-  wasmWorkerHeapMib?: number
-  /** Process tasks get the host's network (config provider.executors.process.network). Default false. */
-  processNetwork?: boolean
-  payoutAddress?: string
-  nvidiaSmi?: string
-  dockerSocket?: string
-  /** The container executor's settings: engine socket, the images tasks may name, limits. */
-  containers?: ContainerSettings
-  /** Run the join benchmark in start() (default true); false gives fixed scores of 100. */
-  benchmark?: boolean
-  tmpDir?: string
-  /** The node's data dir (identity key, stores): hidden from process tasks. */
-  dataDir?: string
-}
-
-export interface ComputeCapabilities {
-  peerId: Uint8Array
-  cpu: { model: string, cores: number, slots: number, score: number }
-  memoryMib: number
-  diskFreeMib: number
-  gpus: GpuSpec[]
-  gpuScores: Record<string, number>
-  gpuProbeError?: string
-  /** Probed GPUs the policy keeps out of offers (provider.gpusOffered, slots.gpu), by index. */
-  gpusWithheld: number[]
-  /** Executors offers list: enabled by policy and working here. */
-  executors: ExecutorName[]
-  /** Why each executor that is not listed is missing. */
-  unavailable: Partial<Record<ExecutorName, string>>
-  priceGpuHour: number
-  priceCpuHour: number
-}
-
-export interface RunTaskOptions {
-  signal?: AbortSignal
-  /** The job owner's peer id (for the receipt); default empty. */
-  consumer?: Uint8Array
-  /** Resources the lease granted for this task; default 1 CPU and the task's memory limit. */
-  resources?: dbc.task.v1.IResources
-  onProgress?: (fraction: number) => void
-  /**
-   * The result's receipt comes back unsigned (an empty signature): the caller signs it with the
-   * other results it writes at once (signReceipts: one signature for several). Default: signed.
-   */
-  unsignedReceipt?: boolean
-}
-
-export interface TaskOutcome {
-  result: dbc.task.v1.TaskResult
-  receipt: dbc.receipt.v1.SignedReceipt
-  /** The receipt as built, what `receipt.receipt` encodes (callers read it here instead of decoding those bytes). */
-  usage: dbc.receipt.v1.UsageReceipt
-}
 
 export class ComputePeer {
   readonly peerId: Uint8Array
@@ -286,109 +212,112 @@ export class ComputePeer {
    * failure as `CODE: message`) and a signed receipt for what it used.
    */
   async runTask (task: dbc.task.v1.ITask, opts: RunTaskOptions = {}): Promise<TaskOutcome> {
-    const taskId = toHex(task.taskId ?? new Uint8Array(0))
-    // a draining peer starts nothing more: the task waits for the stop (see drain())
+    const [out] = await this.runBundle([task], { ...opts, signals: [opts.signal] })
+    if ('refused' in out) throw out.refused
+    return out
+  }
+
+  /**
+   * Runs the tasks of a bundle (proto TaskBundle) one after another in ONE slot, each with its own
+   * cancel signal (`signals[i]`) and id (cancel() stops one), each on its own executor call and
+   * with its own receipt, as runTask runs one. `admit(i)`: asked in the slot as task i is about to
+   * start (the payment gate's credit rule); a refusal answers it instead. `ran(i)`: told as each
+   * ends, before the next starts. A task refused before running (its checks, cancelled before it
+   * started, no slot, a refusal of `admit`) is `{ refused }`; once the bundle ran `cutMs`
+   * (TASK_BUNDLE_CUT_MS), or a drain began, no further task starts: the rest are LEASE_SLOTS_BUSY
+   * (not run: the submitter sends them again).
+   */
+  async runBundle (tasks: readonly dbc.task.v1.ITask[], opts: RunBundleOptions = {}): Promise<BundleOutcome[]> {
+    const out: BundleOutcome[] = tasks.map(() => ({ refused: new ExecutorError('TASK_NOT_RUN', 'not run') }))
+    if (tasks.length === 0) return out
+    const firstId = toHex(tasks[0].taskId ?? new Uint8Array(0))
+    // a draining peer starts nothing more: the bundle waits for the stop (see drain())
     const hold = this.drainHold
     if (hold !== undefined && !this.stopping) {
-      this.heldCount++
-      try { await heldUntil(hold.until, opts.signal) } finally { this.heldCount-- }
-      if (!this.stopping) throw new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${taskId}: cancelled while this peer drained`)
+      this.heldCount += tasks.length
+      try { await heldUntil(hold.until, allAborted(opts.signals, tasks.length)) } finally { this.heldCount -= tasks.length }
+      if (!this.stopping) return out.map(() => ({ refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${firstId}: cancelled while this peer drained`) }))
     }
     // a stopping peer runs nothing more: PEER_STOPPED tells the submitter the copy was not run (it
     // waits for this provider to come back), not that the provider failed it
-    if (this.stopping) throw new ExecutorError('PEER_STOPPED', `task ${taskId}: the compute peer is stopping`)
-    const executorName = (task.executor == null || task.executor === '' ? 'wasm' : task.executor) as ExecutorName
-    const executor = this.executors.get(executorName)
-    if (executor === undefined || !this.policy.executors.includes(executorName)) throw new ExecutorError(ExecutorErrorCode.DISABLED, `task ${taskId}: executor "${executorName}" is not enabled on this provider (enabled: ${this.policy.executors.join(', ')})`, { hint: 'send it as a wasm task or to another provider' })
-    if (!this.available.includes(executorName)) throw new ExecutorError(ExecutorErrorCode.UNAVAILABLE, `task ${taskId}: executor "${executorName}" is not available here: ${this.unavailable[executorName] ?? 'unknown reason'}`)
-    const input = task.input ?? new Uint8Array(0)
-    if (input.length > this.policy.maxInputBytes) throw new ExecutorError(ExecutorErrorCode.INPUT_TOO_LARGE, `task ${taskId}: input of ${input.length} bytes is above this provider's limit of ${this.policy.maxInputBytes} bytes`, { hint: 'split the input across more tasks' })
-    const timeoutMs = (task.deadlineMs ?? 0) > 0 ? (task.deadlineMs ?? 0) : this.policy.maxTaskMs
-    if (timeoutMs > this.policy.maxTaskMs) throw new ExecutorError('TASK_TOO_LONG', `task ${taskId}: deadline of ${timeoutMs} ms is above this provider's limit of ${this.policy.maxTaskMs} ms (provider.maxTask.wallSeconds)`, { hint: 'split the work into shorter tasks' })
-    const cap = this.policy.maxTaskMemoryMib
-    const defaultMemory = this.init.defaultMemoryLimitMib ?? 256
-    const memoryLimitMib = (task.memoryLimitMib ?? 0) > 0 ? (task.memoryLimitMib ?? 0) : (cap > 0 ? Math.min(cap, defaultMemory) : defaultMemory)
-    const demand: SlotDemand = { ...demandOf(opts.resources), memoryMib: Math.max(memoryLimitMib, opts.resources?.memoryMib ?? 0) }
-    if (cap > 0 && demand.memoryMib > cap) throw new ExecutorError('TASK_MEMORY_TOO_LARGE', `task ${taskId}: ${demand.memoryMib} MiB of memory is above this provider's limit of ${cap} MiB per task (provider.maxTask.memoryMiB)`, { hint: 'lower resources.memoryMib or send it to another provider' })
-    // an executor that never touches a GPU (wasm) holds none: the GPU stays free for a task that
-    // can use it, and the receipt bills no GPU-seconds at the GPU price for CPU work
-    if (executor.usesGpus === false) demand.gpus = 0
-    if (this.running.has(taskId)) throw new ExecutorError('TASK_DUPLICATE', `task ${taskId} is already queued or running here`)
-    const controller = new AbortController()
-    const onOuterAbort = (): void => controller.abort(opts.signal?.reason)
-    opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
-    if (opts.signal?.aborted === true) controller.abort(opts.signal.reason)
-    this.running.set(taskId, controller)
-    const slots = this.slots()
+    if (this.stopping) return tasks.map(t => ({ refused: new ExecutorError('PEER_STOPPED', `task ${toHex(t.taskId ?? new Uint8Array(0))}: the compute peer is stopping`) }))
+    // each task is checked alone; the slot fits the largest memory of those that passed
+    const ctx = this.runContext()
+    const checked: Array<CheckedTask | undefined> = []
+    const own: Array<{ controller: AbortController, detach: () => void } | undefined> = []
+    const bundle = new AbortController()
+    let live = 0
     try {
-      const grant = await slots.acquire(taskId, demand, { signal: controller.signal })
-      this.executingCount++
-      let ok = false
-      const startedAt = Date.now()
-      let output: Uint8Array = new Uint8Array(0)
-      let error = ''
-      let code = ''
-      let wallMs = 0
-      let cpuMs = 0
-      let log: TaskLog | undefined
-      const t0 = performance.now()
-      try {
-        const r = await executor.run({
-          taskId,
-          code: task.code ?? new Uint8Array(0),
-          codeHash: task.codeHash != null && task.codeHash.length > 0 ? toHex(task.codeHash) : undefined,
-          entry: task.entry ?? '',
-          input,
-          timeoutMs,
-          memoryLimitMib,
-          maxOutputBytes: this.init.maxOutputBytes ?? this.policy.maxOutputBytes,
-          gpuIndexes: grant.gpuIndexes,
-          cpus: grant.cpus
-        }, { signal: controller.signal, onProgress: f => { opts.onProgress?.(f); slots.emit({ type: 'progress', taskId, fraction: f }) } })
-        output = r.output
-        wallMs = r.wallMs
-        cpuMs = r.cpuMs
-        log = r.log
-        ok = true
-      } catch (err) {
-        const e = err as ExecutorError
-        // cut short by this peer's stop (aborted, or its executor closed under it: "the wasm
-        // executor is closed"): not the task's failure, nor this provider's (found on real daemons)
-        code = this.stopping ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
-        error = `${code}: ${e.message}`
-        log = taskLogOf(err)
-        wallMs = performance.now() - t0
-        // Without a measurement, a failed task is billed as if it used its CPU the whole time.
-        cpuMs = wallMs * grant.cpus
-      } finally {
-        this.executingCount--
-        slots.release(taskId, ok)
+      for (const [i, task] of tasks.entries()) {
+        try {
+          const t = validateTask(ctx, task, opts.resources)
+          if (this.running.has(t.taskId)) throw new ExecutorError('TASK_DUPLICATE', `task ${t.taskId} is already queued or running here`)
+          checked[i] = t
+          const controller = new AbortController()
+          const outer = opts.signals?.[i]
+          const onOuterAbort = (): void => controller.abort(outer?.reason)
+          outer?.addEventListener('abort', onOuterAbort, { once: true })
+          if (outer?.aborted === true) controller.abort(outer.reason)
+          // the slot's wait ends once every task of the bundle is cancelled (counted after this loop, which never awaits)
+          if (!controller.signal.aborted) { live++; controller.signal.addEventListener('abort', () => { if (--live === 0) bundle.abort(controller.signal.reason) }, { once: true }) }
+          own[i] = { controller, detach: () => outer?.removeEventListener('abort', onOuterAbort) }
+          this.running.set(t.taskId, controller)
+        } catch (err) {
+          out[i] = { refused: err as Error }
+        }
       }
-      const finishedAt = Date.now()
-      const outputHash = new Uint8Array(createHash('sha256').update(output).digest())
+      const first = checked.find(t => t !== undefined)
+      if (first === undefined) return out
+      if (live === 0) bundle.abort(new Error('every task of the bundle was cancelled'))
+      const slots = this.slots()
+      const demand = { ...first.demand, memoryMib: Math.max(...checked.map(t => t?.demand.memoryMib ?? 0)) }
+      let grant: SlotGrant
+      try {
+        grant = await slots.acquire(first.taskId, demand, { signal: bundle.signal })
+      } catch (err) {
+        for (const i of checked.keys()) if (checked[i] !== undefined) out[i] = { refused: err as Error }
+        return out
+      }
       const gpuModel = grant.gpuIndexes.length > 0 ? slots.ledger.capacity.gpus.find(g => g.index === grant.gpuIndexes[0])?.model ?? '' : ''
-      const receipt = buildReceipt({
-        jobId: task.jobId ?? new Uint8Array(0),
-        taskId: task.taskId ?? new Uint8Array(0),
-        provider: this.peerId,
-        consumer: opts.consumer ?? new Uint8Array(0),
-        usage: { wallMs, cpuMs, gpuSeconds: grant.gpuIndexes.length * wallMs / 1000, bytesIn: input.length + (task.code?.length ?? 0), bytesOut: output.length },
-        prices: { priceGpuHour: grant.gpuIndexes.length > 0 ? gpuPriceFor(this.policy, gpuModel) ?? 0 : 0, priceCpuHour: this.policy.priceCpuHour },
-        startedAt,
-        finishedAt,
-        outputHash,
-        payoutAddress: this.init.payoutAddress,
-        // rounded as the submitter checks it (an older one: version 0)
-        pricingVersion: agreedPricingVersion(task.pricingVersion),
-        sha256: nodeSha256
-      })
-      const signed = opts.unsignedReceipt === true ? dbc.receipt.v1.SignedReceipt.create({ receipt: new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish()), signature: new Uint8Array(0) }) : signReceipt(receipt, this.sign)
-      const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok, output, outputHash, error, code, receipt: signed, ...(log !== undefined ? { stderr: log.stderr, stderrBytes: log.stderrBytes } : {}) })
-      return { result, receipt: signed, usage: receipt }
+      const receiptOf = { policy: this.policy, sign: this.sign, provider: this.peerId, payoutAddress: this.init.payoutAddress, consumer: opts.consumer, unsignedReceipt: opts.unsignedReceipt, gpuModel }
+      const cutMs = opts.cutMs ?? Infinity
+      const t0 = performance.now()
+      let ok = true
+      try {
+        for (const [i, t] of checked.entries()) {
+          if (t === undefined) continue
+          const signal = own[i]!.controller.signal
+          if (signal.aborted) { out[i] = { refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${t.taskId} was cancelled before it started`) }; continue }
+          // no further task of the bundle once it ran its cut, or this peer began to drain or stop
+          const cut = t !== first && (performance.now() - t0 >= cutMs || this.drainHold !== undefined || this.stopping)
+          if (cut) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot, or this provider is stopping (send it again)`) }; continue }
+          const refusal = opts.admit === undefined ? undefined : await opts.admit(i)
+          if (refusal !== undefined) { out[i] = { refused: refusal }; continue }
+          this.executingCount++
+          let run: TaskRun
+          try {
+            run = await runInSlot(ctx, t, grant, { signal, stopping: () => this.stopping, slots, onProgress: tasks.length === 1 ? opts.onProgress : undefined })
+          } finally { this.executingCount-- }
+          ok &&= run.ok
+          const outcome = taskOutcome(receiptOf, t, grant, run)
+          out[i] = outcome
+          opts.ran?.(i, outcome)
+        }
+      } finally {
+        slots.release(first.taskId, ok)
+      }
+      return out
     } finally {
-      opts.signal?.removeEventListener('abort', onOuterAbort)
-      this.running.delete(taskId)
+      for (const [i, t] of checked.entries()) {
+        if (t === undefined) continue
+        own[i]?.detach()
+        if (this.running.get(t.taskId) === own[i]?.controller) this.running.delete(t.taskId)
+      }
     }
+  }
+
+  private runContext (): TaskRunContext {
+    return { policy: this.policy, executors: this.executors, available: this.available, unavailable: this.unavailable, defaultMemoryLimitMib: this.init.defaultMemoryLimitMib, maxOutputBytes: this.init.maxOutputBytes }
   }
 
   /**
@@ -415,13 +344,4 @@ export class ComputePeer {
     const s = this.slots()
     return { running: s.running, queued: s.queued, moduleCache: { size: this.wasm.modules.size, hits: this.wasm.modules.hits, misses: this.wasm.modules.misses }, workers: this.wasm.workerCount }
   }
-}
-
-/** Resolves when `until` does or `signal` aborts. */
-async function heldUntil (until: Promise<void>, signal?: AbortSignal): Promise<void> {
-  if (signal === undefined) return await until
-  if (signal.aborted) return
-  let onAbort = (): void => {}
-  const aborted = new Promise<void>(resolve => { onAbort = resolve; signal.addEventListener('abort', onAbort, { once: true }) })
-  try { await Promise.race([until, aborted]) } finally { signal.removeEventListener('abort', onAbort) }
 }

@@ -6,6 +6,7 @@ import { decideOffer, demandOf, type ExecutorName, type ProviderPolicy } from '.
 import { signOffer, type OfferSigningKey } from '../core/compute/offer.js'
 import type { SlotDemand, SlotLedger } from '../core/compute/slot-ledger.js'
 import type { PerformanceScores } from './benchmark.js'
+import { bundleMaxFor } from '../core/scheduler/ports.js'
 
 export interface OfferDeps {
   signingKey: OfferSigningKey
@@ -46,5 +47,7 @@ export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferD
   if (opts.refusal !== undefined) return signOffer(deps.signingKey, ids, { refusal: opts.refusal }, now)
   if (decision.kind !== 'offer') return signOffer(deps.signingKey, ids, { refusal: decision.reason }, now)
   const gpusProbed = demand.gpus > 0 && deps.gpusProbed?.(demand) === true
-  return signOffer(deps.signingKey, ids, { terms: { ...decision.terms, ...(gpusProbed ? { gpusProbed } : {}) } }, now)
+  // tiny tasks run as TaskBundles of up to this many in one slot (signed with the rest; 0: none, the field stays absent)
+  const bundleMax = bundleMaxFor(req.expectedTaskMs)
+  return signOffer(deps.signingKey, ids, { terms: { ...decision.terms, ...(gpusProbed ? { gpusProbed } : {}), ...(bundleMax > 1 ? { bundleMax } : {}) } }, now)
 }

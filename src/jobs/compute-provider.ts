@@ -16,7 +16,8 @@ import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
 import { demandOf } from '../core/compute/offer-policy.js'
-import { RESULT_TOO_LARGE } from '../core/scheduler/ports.js'
+import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_MS } from '../core/scheduler/ports.js'
+import { allAborted } from '../compute/task-run.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 
 /**
@@ -69,6 +70,8 @@ export class ComputePeerProvider implements LocalProvider {
   private readonly leaseSlots = new Map<string, { gpus: number, cores: number }>()
   /** Each open lease's task slots (its offer's): how many of its tasks the lease stream reads ahead. */
   private readonly leaseSlotCounts = new Map<string, number>()
+  /** Each open lease's bundle_max (its offer's, when > 1): the most tasks of one TaskBundle its lease stream takes. */
+  private readonly leaseBundles = new Map<string, number>()
   /** Each open lease's result bound (its request's max_result_bytes), when announced. */
   private readonly leaseResultBytes = new Map<string, number>()
   readonly payment: PaymentGate | undefined
@@ -110,12 +113,18 @@ export class ComputePeerProvider implements LocalProvider {
     mine.set(id, { bytes: offer.inputBytes ?? this.peer.policy.maxInputBytes, expiresAt: Number(lease.expiresAt ?? 0) })
     if (offer.slot !== undefined) this.leaseSlots.set(id, offer.slot)
     this.leaseSlotCounts.set(id, Math.max(1, offer.slots ?? 1))
+    if ((offer.bundleMax ?? 0) > 1) this.leaseBundles.set(id, offer.bundleMax ?? 0)
     if (offer.resultBytes !== undefined) this.leaseResultBytes.set(id, offer.resultBytes)
   }
 
   /** The task slots of an open lease here (its offer's); undefined when it is not open. */
   leaseSlotCount (leaseId: Uint8Array): number | undefined {
     return this.leaseSlotCounts.get(toHex(leaseId))
+  }
+
+  /** The bundle_max of an open lease here (its offer's); undefined when none or not open. */
+  leaseBundleMax (leaseId: Uint8Array): number | undefined {
+    return this.leaseBundles.get(toHex(leaseId))
   }
 
   closeLease (leaseId: Uint8Array, remember = true): void {
@@ -125,6 +134,7 @@ export class ComputePeerProvider implements LocalProvider {
     this.payments.delete(id)
     this.leaseSlots.delete(id)
     this.leaseSlotCounts.delete(id)
+    this.leaseBundles.delete(id)
     this.leaseResultBytes.delete(id)
     if (lease !== undefined) {
       const holder = toHex(lease.holder ?? new Uint8Array())
@@ -164,6 +174,104 @@ export class ComputePeerProvider implements LocalProvider {
     return result
   }
 
+  /**
+   * The tasks of one TaskBundle, run one after another in ONE of the lease's slots (the lease
+   * stream checked they all name its lease, one executor, code and entry): each is checked under
+   * its lease, the code is resolved once, the payment gate's slot is taken once for the bundle,
+   * each task is admitted by the credit rule as it starts and finished as it ends, the slot is
+   * given back once after the last (on every path). One result per task, in order (a task
+   * cancelled before it started gets a refusal its stream drops); one log record per task.
+   */
+  async runBundle (tasks: readonly dbc.task.v1.ITask[], sender: Uint8Array, opts: { signals?: ReadonlyArray<AbortSignal | undefined>, charge?: (err: WireError) => void, unsignedReceipt?: boolean } = {}): Promise<dbc.task.v1.ITaskResult[]> {
+    const results: dbc.task.v1.ITaskResult[] = []
+    const base = (t: dbc.task.v1.ITask): dbc.task.v1.ITaskResult => ({ taskId: t.taskId, jobId: t.jobId, attempt: t.attempt })
+    const refuse = (i: number, code: string, error: string): void => { results[i] = { ...base(tasks[i]), ok: false, code, error: error.startsWith(`${code}:`) ? error : `${code}: ${error}` } }
+    const run: number[] = []
+    let lease: dbc.task.v1.ILease | undefined
+    let code: { code: Uint8Array, hash: string } | undefined
+    for (const [i, task] of tasks.entries()) {
+      const l = this.leases.get(toHex(task.leaseId ?? new Uint8Array()))
+      // a lease never opened here throws (charged); one closed lately is refused quietly
+      const admitted = l === undefined ? this.book.missingLease(task.leaseId ?? new Uint8Array()) : checkTaskUnderLease({ task, lease: l, sender, now: Date.now(), verify: nodeVerifyByPeerId })
+      if (!admitted.ok) { refuse(i, l === undefined ? 'LEASE_CLOSED' : 'TASK_REFUSED', `refused: ${admitted.reason}`); continue }
+      // the module once for the bundle (its first task may carry it): the others name the same hash
+      const same = code !== undefined && (task.code ?? new Uint8Array()).length === 0 && toHex(task.codeHash ?? new Uint8Array()) === code.hash
+      const c = same ? code! : this.resolveCode(task)
+      if ('result' in c) { results[i] = c.result; continue }
+      code = c
+      lease = l
+      run.push(i)
+    }
+    if (run.length === 0 || lease === undefined || code === undefined) return results
+    const leaseHex = toHex(lease.leaseId ?? new Uint8Array())
+    const paid = this.payments.get(leaseHex)
+    const timeoutOf = (t: dbc.task.v1.ITask): number => (t.deadlineMs ?? 0) > 0 ? Number(t.deadlineMs) : this.peer.policy.maxTaskMs
+    const signalOf = (i: number): AbortSignal | undefined => opts.signals?.[i]
+    const refuseAll = (c: string, error: string): dbc.task.v1.ITaskResult[] => { for (const i of run) refuse(i, c, error); return results }
+    if (this.payment !== undefined) {
+      if (paid === undefined) return refuseAll('PAYMENT_MISSING', 'the lease names no escrow')
+      // ONE slot of the lease for the whole bundle (waits, bounded, as a task read ahead does)
+      if (!await this.payment.slotFree(paid, allAborted(run.map(signalOf)))) return refuseAll('LEASE_SLOTS_BUSY', `the lease's ${paid.slots} slot(s) are all running a task and ${LEASE_SLOT_QUEUE} more wait (send the next when one returns)`)
+    }
+    const gate = this.payment
+    /** Tasks the gate admitted and not yet finished: finished without a receipt should the bundle end early. */
+    const open = new Set<number>()
+    const slot = this.leaseSlots.get(leaseHex)
+    const bound = this.leaseResultBytes.get(leaseHex)
+    let mark = performance.now()
+    try {
+      const outs = await this.peer.runBundle(run.map(i => ({ ...tasks[i], code: code!.code })), {
+        signals: run.map(signalOf),
+        consumer: lease.holder ?? undefined,
+        resources: slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus },
+        unsignedReceipt: opts.unsignedReceipt,
+        cutMs: TASK_BUNDLE_CUT_MS,
+        admit: async (k) => {
+          if (gate === undefined || paid === undefined) return undefined
+          // the credit rule for this task as it starts, under the bundle's slot
+          const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
+          if (!d.ok) return new DbcError(d.code, d.reason)
+          open.add(run[k])
+          return undefined
+        },
+        ran: (k, out) => {
+          const i = run[k]
+          const result = this.boundResult(tasks[i], out.result, bound)
+          if (opts.charge !== undefined && out.result.ok !== true && (out.result.error ?? '').startsWith(`${ExecutorErrorCode.BAD_MODULE}:`)) this.chargeBadModule(tasks[i], code!.code, code!.hash, sender, opts.charge)
+          // only ok results within the bound count as delivered, and not one cancelled before it ended (as runLeasedTask)
+          if (open.delete(i)) gate?.finished(paid!, timeoutOf(tasks[i]), result === out.result && result.ok === true && signalOf(i)?.aborted !== true ? out.usage : undefined, { bundle: true })
+          results[i] = result
+          const now = performance.now()
+          this.record(tasks[i], lease!, result, out.usage, now - mark)
+          mark = now
+        }
+      })
+      for (const [k, out] of outs.entries()) {
+        const i = run[k]
+        if (!('refused' in out)) continue
+        const c = (out.refused as { code?: string }).code ?? 'REFUSED'
+        refuse(i, c, out.refused.message)
+        this.record(tasks[i], lease, results[i], undefined, 0)
+      }
+    } catch (err) {
+      const c = (err as { code?: string }).code ?? 'REFUSED'
+      for (const i of run) if (results[i] === undefined) refuse(i, c, (err as Error).message)
+    } finally {
+      if (gate !== undefined && paid !== undefined) {
+        for (const i of open) gate.finished(paid, timeoutOf(tasks[i]), undefined, { bundle: true })
+        gate.bundleDone(paid) // once, after the last task
+      }
+    }
+    return results
+  }
+
+  /** A result past the bound the job announced is not sent: a typed failure instead, the task's own, never billed. */
+  private boundResult (task: dbc.task.v1.ITask, result: dbc.task.v1.ITaskResult, bound: number | undefined): dbc.task.v1.ITaskResult {
+    if (bound === undefined || result.ok !== true || (result.output?.length ?? 0) <= bound) return result
+    const error = `${RESULT_TOO_LARGE}: task ${task.index ?? 0}: its result of ${result.output?.length ?? 0} bytes is above the ${bound} bytes the job announced (manifest task.maxResultBytes)`
+    return { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt, ok: false, code: RESULT_TOO_LARGE, error }
+  }
+
   /** `usage`: the receipt the peer built for a task that ran (the one the result carries signed). */
   private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, usage: dbc.receipt.v1.IUsageReceipt | undefined, durationMs: number): void {
     if (this.onTask === undefined) return
@@ -194,18 +302,9 @@ export class ComputePeerProvider implements LocalProvider {
   /** The task's result and, when it ran, the receipt the peer built (what the result's signed receipt encodes). */
   private async runLeasedTask (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, sender: Uint8Array, opts: { signal?: AbortSignal, charge?: (err: WireError) => void, unsignedReceipt?: boolean }): Promise<{ result: dbc.task.v1.ITaskResult, usage?: dbc.receipt.v1.IUsageReceipt }> {
     const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
-    // Code travels once per provider; later tasks name it by hash.
-    let code = task.code ?? new Uint8Array()
-    const hash = toHex(task.codeHash ?? new Uint8Array())
-    if (code.length === 0) {
-      const cached = this.code.get(hash)
-      if (cached === undefined) return { result: { ...base, ok: false, code: 'CODE_MISSING', error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' } }
-      code = cached
-    } else if (hash !== '') {
-      if (createHash('sha256').update(code).digest('hex') !== hash) return { result: { ...base, ok: false, code: 'CODE_HASH_MISMATCH', error: 'CODE_HASH_MISMATCH: the code does not match its hash' } }
-      this.code.set(hash, code)
-      if (this.code.size > 32) this.code.delete(this.code.keys().next().value as string)
-    }
+    const resolved = this.resolveCode(task)
+    if ('result' in resolved) return resolved
+    const { code, hash } = resolved
     // the escrow must cover this task and the payer's vouchers keep up with the work (typed refusal)
     const paid = this.payments.get(toHex(task.leaseId ?? new Uint8Array()))
     const timeoutMs = (task.deadlineMs ?? 0) > 0 ? Number(task.deadlineMs) : this.peer.policy.maxTaskMs
@@ -222,13 +321,9 @@ export class ComputePeerProvider implements LocalProvider {
       const slot = this.leaseSlots.get(toHex(task.leaseId ?? new Uint8Array()))
       const resources = slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus }
       const out = await this.peer.runTask({ ...task, code }, { signal: opts.signal, consumer: lease.holder ?? undefined, resources, unsignedReceipt: opts.unsignedReceipt })
-      const bound = this.leaseResultBytes.get(toHex(task.leaseId ?? new Uint8Array()))
-      // a result past the bound the job announced is not sent (the submitter reads no larger frame): a
-      // typed failure instead, the task's own (not this provider's), never billed
-      if (bound !== undefined && out.result.ok === true && (out.result.output?.length ?? 0) > bound) {
-        const error = `${RESULT_TOO_LARGE}: task ${task.index ?? 0}: its result of ${out.result.output?.length ?? 0} bytes is above the ${bound} bytes the job announced (manifest task.maxResultBytes)`
-        return { result: { ...base, ok: false, code: RESULT_TOO_LARGE, error } }
-      }
+      // a result past the bound the job announced is not sent (the submitter reads no larger frame)
+      const bounded = this.boundResult(task, out.result, this.leaseResultBytes.get(toHex(task.leaseId ?? new Uint8Array())))
+      if (bounded !== out.result) return { result: bounded }
       const result = out.result
       // only ok results count as delivered: the submitter pays accepted copies only (payment-gate.ts finished)
       if (paid !== undefined && result.ok === true) receipt = out.usage
@@ -243,6 +338,24 @@ export class ComputePeerProvider implements LocalProvider {
       // the submitter never gets it and never pays it, so it is not counted delivered either (review F6)
       if (paid !== undefined) this.payment?.finished(paid, timeoutMs, opts.signal?.aborted === true ? undefined : receipt)
     }
+  }
+
+  /** The task's module: its own code (checked against its hash, then kept), or the one kept under its hash. */
+  private resolveCode (task: dbc.task.v1.ITask): { code: Uint8Array, hash: string } | { result: dbc.task.v1.ITaskResult } {
+    const base = { taskId: task.taskId, jobId: task.jobId, attempt: task.attempt }
+    // Code travels once per provider; later tasks name it by hash.
+    let code = task.code ?? new Uint8Array()
+    const hash = toHex(task.codeHash ?? new Uint8Array())
+    if (code.length === 0) {
+      const cached = this.code.get(hash)
+      if (cached === undefined) return { result: { ...base, ok: false, code: 'CODE_MISSING', error: 'CODE_MISSING: this provider does not hold the module; send the code with the task' } }
+      code = cached
+    } else if (hash !== '') {
+      if (createHash('sha256').update(code).digest('hex') !== hash) return { result: { ...base, ok: false, code: 'CODE_HASH_MISMATCH', error: 'CODE_HASH_MISMATCH: the code does not match its hash' } }
+      this.code.set(hash, code)
+      if (this.code.size > 32) this.code.delete(this.code.keys().next().value as string)
+    }
+    return { code, hash }
   }
 
   /**

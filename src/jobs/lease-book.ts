@@ -95,6 +95,7 @@ export class LeaseBook {
       expiresAt: Number(offer.expiresAt ?? 0),
       prices: { priceGpuHour: offer.priceGpuHour ?? 0, priceCpuHour: offer.priceCpuHour ?? 0 },
       slots: offer.slots ?? 0,
+      ...((offer.bundleMax ?? 0) > 1 ? { bundleMax: offer.bundleMax ?? 0 } : {}),
       ...(inputBytes !== undefined ? { inputBytes } : {}),
       ...(slot !== undefined ? { slot } : {}),
       ...(resultBytes !== undefined && resultBytes > 0 ? { resultBytes } : {})

@@ -203,9 +203,11 @@ export class PaymentGate {
    * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
    * stops signing is at most the credit plus `slots` tasks at their price.
    */
-  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean } = {}): Promise<PaymentDecision> {
-    // `reserved`: slotFree took the slot for this task already (given back here on a refusal)
-    const held = opts.reserved === true
+  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean } = {}): Promise<PaymentDecision> {
+    // `reserved`: slotFree took the slot for this task already (given back here on a refusal);
+    // `bundle`: a bundle holds it for its tasks (bundleDone gives it back once, after the last)
+    const held = opts.reserved === true || opts.bundle === true
+    const keep = opts.bundle === true
     const price = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
     let d: PaymentDecision
     try {
@@ -213,14 +215,14 @@ export class PaymentGate {
         ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
         : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
     } catch (err) {
-      if (held) this.releaseSlot(lp) // the chain could not be read: the reserved slot goes back
+      if (held && !keep) this.releaseSlot(lp) // the chain could not be read: the reserved slot goes back
       throw err
     }
     // the await above let other tasks in: the slot count is checked again before it is taken
     if (!held && d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
     const e = this.entry(lp.terms, d.ok)
     if (!d.ok) {
-      if (held) this.releaseSlot(lp)
+      if (held && !keep) this.releaseSlot(lp)
       if (e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
       return d
     }
@@ -228,6 +230,12 @@ export class PaymentGate {
     if (!held) lp.inflight++
     return d
   }
+
+  /**
+   * A bundle (TaskBundle) that took its slot with slotFree, and admitted and finished its tasks one
+   * after another with `bundle: true`, ended: its slot goes to the next waiter. Call it once.
+   */
+  bundleDone (lp: LeasePayment): void { this.releaseSlot(lp) }
 
   /** A slot of the lease is free again: the next task waiting for one (slotFree) takes it. */
   private releaseSlot (lp: LeasePayment): void {
@@ -268,10 +276,11 @@ export class PaymentGate {
    * races are rare and each costs its measured run time, well inside the credit of one task at
    * its full timeout.
    */
-  finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined): bigint {
+  finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined, opts: { bundle?: boolean } = {}): bigint {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
-    this.releaseSlot(lp) // the next task read ahead on this lease takes it
+    // the next task read ahead on this lease takes it (a bundle's task: the bundle keeps it for its next)
+    if (opts.bundle !== true) this.releaseSlot(lp)
     if (receipt == null) return 0n
     const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0, pricingVersion: receipt.pricingVersion ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
     e.delivered += units

@@ -37,6 +37,18 @@ export class ReceiptBatcher {
     return await done
   }
 
+  /**
+   * Resolves with `results` (a TaskBundle's, at most RECEIPT_BATCH_MAX), their receipts signed
+   * together by one signature: what waits already is signed first when the group would not fit
+   * beside it, and the group is signed at once.
+   */
+  async signedGroup (results: readonly Result[]): Promise<Result[]> {
+    if (this.pending.length + results.length > RECEIPT_BATCH_MAX) this.flush()
+    const done = results.map(async result => await new Promise<Result>((resolve, reject) => { this.pending.push({ result, resolve, reject }) }))
+    this.flush()
+    return await Promise.all(done)
+  }
+
   readonly flush = (): void => {
     this.immediate = false
     if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }

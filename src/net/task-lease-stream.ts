@@ -20,7 +20,7 @@ import { decodeMessage } from '../wire/decode.js'
 import { dbc } from '../wire/gen/wire.js'
 import { WireError, DbcError } from '../errors.js'
 import { toHex } from '../core/identity/index.js'
-import { LEASE_TASKS_AHEAD, withOwnCode, type ChargedError, type LocalProvider } from '../core/scheduler/ports.js'
+import { LEASE_TASKS_AHEAD, TASK_BUNDLE_MAX, withOwnCode, type ChargedError, type LocalProvider } from '../core/scheduler/ports.js'
 import { limitBytesLeft, wireBytes } from './routes/index.js'
 
 const TaskMessage = dbc.task.v1.TaskMessage
@@ -56,11 +56,13 @@ export interface LeaseTaskServer {
   writer?: CoalescingWriter
   connection: Pick<Connection, 'limits'>
   sender: Uint8Array
-  provider: Pick<LocalProvider, 'runTask' | 'signReceipts'>
+  provider: Pick<LocalProvider, 'runTask' | 'runBundle' | 'signReceipts'>
   /** The stream's own lease: a task naming another one is a violation (charged). */
   leaseId: Uint8Array
   /** The lease's task slots (its offer's); LEASE_STREAM_DEFAULT_SLOTS when unknown. */
   slots?: number
+  /** The lease's offer's bundle_max: the most tasks one TaskBundle frame may carry (absent or < 2: a bundle is a violation). */
+  bundleMax?: number
   /** Charges the sender for a task no honest submitter sends (the module rule). */
   charge: (err: ChargedError) => void
   /** How long results may stay unread before the lease ends (the default writer's drain timeout). */
@@ -165,6 +167,19 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
       try { result = await batcher.signed(result, linger) } catch (err) { s.framed.abort(new Error(`receipt signing failed: ${(err as Error).message}`)); return }
       linger = false
     }
+    await send(result, linger)
+  }
+  /** A TaskBundle's results: their receipts under one signature, written in one turn (one write). */
+  const answerAll = async (results: dbc.task.v1.ITaskResult[]): Promise<void> => {
+    const unsigned = batcher === undefined ? [] : results.filter(awaitsBatchSignature)
+    if (unsigned.length > 0) {
+      let signed: dbc.task.v1.ITaskResult[]
+      try { signed = await batcher!.signedGroup(unsigned) } catch (err) { s.framed.abort(new Error(`receipt signing failed: ${(err as Error).message}`)); return }
+      results = results.map(r => awaitsBatchSignature(r) ? signed.shift()! : r)
+    }
+    await Promise.all(results.map(async r => await send(r, false)))
+  }
+  const send = async (result: dbc.task.v1.ITaskResult, linger: boolean): Promise<void> => {
     let out = TaskMessage.encode({ result }).finish()
     // on a relayed connection a result past the relay's byte limit would be cut mid-frame: refused typed
     const left = limitBytesLeft(s.connection)
@@ -178,6 +193,50 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
     } catch (err) {
       s.framed.abort(new Error(`the lease holder did not read its results: ${(err as Error).message}`))
     }
+  }
+  // one task of a bundle run through runTask (a provider without runBundle: test doubles)
+  const runAlone = async (task: dbc.task.v1.ITask, signal: AbortSignal, unsignedReceipt: boolean): Promise<dbc.task.v1.ITaskResult | WireError> => {
+    try {
+      return withOwnCode(await s.provider.runTask(task, s.sender, { signal, charge: s.charge, ...(unsignedReceipt ? { unsignedReceipt } : {}) }))
+    } catch (err) {
+      if (err instanceof WireError) return err
+      return failed(task, err as DbcError)
+    }
+  }
+  // a TaskBundle: ONE unit of the pipeline bound and one slot at the provider; its tasks run one
+  // after another, each answered by its own result, all written together when the bundle ends
+  const runBundle = async (run: Array<{ task: dbc.task.v1.ITask, id: string, ac: AbortController }>, early: dbc.task.v1.ITaskResult[], bytes: number): Promise<void> => {
+    const unsignedReceipt = batcher !== undefined && run.every(r => r.task.batchReceipts === true)
+    let results: Array<dbc.task.v1.ITaskResult | WireError> = []
+    try {
+      if (run.length === 0) { /* every task a duplicate: only their answers */ } else if (s.provider.runBundle !== undefined) {
+        try {
+          const rs = await s.provider.runBundle(run.map(r => r.task), s.sender, { signals: run.map(r => r.ac.signal), charge: s.charge, ...(unsignedReceipt ? { unsignedReceipt } : {}) })
+          results = run.map((r, i) => rs[i] !== undefined ? withOwnCode(rs[i]) : failed(r.task, new DbcError('TASK_FAILED', 'the provider gave no result for it')))
+        } catch (err) {
+          results = err instanceof WireError ? [err] : run.map(r => failed(r.task, err as DbcError))
+        }
+      } else {
+        for (const r of run) {
+          // a task cancelled before it started is skipped (no result, as for a task alone)
+          if (r.ac.signal.aborted) { results.push(failed(r.task, new DbcError('TASK_CANCELLED', 'cancelled before it started'))); continue }
+          results.push(await runAlone(r.task, r.ac.signal, unsignedReceipt))
+        }
+      }
+    } finally {
+      // the ids are free again before the results go out; the inputs are dropped
+      for (const r of run) { r.task = {}; if (running.get(r.id) === r.ac) running.delete(r.id) }
+      heldBytes -= bytes
+      s.budget?.release(peer, bytes)
+      wake()
+    }
+    const violation = results.find(r => r instanceof WireError)
+    if (violation !== undefined) { s.framed.fail(violation); return }
+    // cancelled by the holder, or the stream ended: no answer is awaited
+    const out = [...early, ...(results as dbc.task.v1.ITaskResult[]).filter((_, i) => !run[i].ac.signal.aborted)]
+    if (out.length === 0) return
+    if (s.answers !== undefined) s.answers.writing += out.length
+    try { await answerAll(out) } finally { if (s.answers !== undefined) s.answers.writing -= out.length }
   }
   const settle = (p: Promise<void>): void => { void p.finally(() => { inflight--; wake() }) }
   try {
@@ -198,8 +257,7 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
         inflight++
         if (running.has(id)) {
           // an honest holder may resend an id whose answer it has not read yet: refused typed, the lease lives
-          const t = msg.task
-          settle(answer({ taskId: t.taskId, jobId: t.jobId, attempt: t.attempt, ok: false, code: 'TASK_DUPLICATE', error: 'TASK_DUPLICATE: a task with this id is still running on this lease' }))
+          settle(answer(duplicate(msg.task)))
           continue
         }
         const ac = new AbortController()
@@ -207,16 +265,56 @@ export async function serveLeaseTasks (s: LeaseTaskServer): Promise<void> {
         heldBytes += f.length
         s.budget?.add(peer, f.length)
         settle(runOne(msg, id, ac, f.length))
+      } else if (msg.bundle != null) {
+        const tasks = checkBundle(msg.bundle, s.bundleMax ?? 0, leaseHex)
+        inflight++ // one unit of the pipeline bound, whatever its size
+        heldBytes += f.length
+        s.budget?.add(peer, f.length)
+        const run: Array<{ task: dbc.task.v1.ITask, id: string, ac: AbortController }> = []
+        const early: dbc.task.v1.ITaskResult[] = []
+        for (const t of tasks) {
+          const id = toHex(t.taskId ?? new Uint8Array())
+          // a duplicate (running, or twice in the bundle) gets its own refusal; the lease lives
+          if (running.has(id)) { early.push(duplicate(t)); continue }
+          const ac = new AbortController()
+          running.set(id, ac)
+          run.push({ task: t, id, ac })
+        }
+        settle(runBundle(run, early, f.length))
       } else if (msg.cancelTaskId != null) {
         running.get(toHex(msg.cancelTaskId))?.abort(new Error('the submitter cancelled the task'))
       } else {
-        throw new WireError('UNEXPECTED_MESSAGE', 'a lease stream carries tasks and cancels only')
+        throw new WireError('UNEXPECTED_MESSAGE', 'a lease stream carries tasks, task bundles and cancels only')
       }
     }
   } finally {
     for (const ac of running.values()) ac.abort(new Error('the lease stream ended'))
     batcher?.close()
   }
+}
+
+const duplicate = (t: dbc.task.v1.ITask): dbc.task.v1.ITaskResult => ({ taskId: t.taskId, jobId: t.jobId, attempt: t.attempt, ok: false, code: 'TASK_DUPLICATE', error: 'TASK_DUPLICATE: a task with this id is still running on this lease' })
+const failed = (t: dbc.task.v1.ITask, e: DbcError): dbc.task.v1.ITaskResult => {
+  const code = e.code ?? 'TASK_FAILED'
+  return { taskId: t.taskId, jobId: t.jobId, attempt: t.attempt, ok: false, code, error: `${code}: ${e.message}` }
+}
+
+/**
+ * A TaskBundle's tasks, or the WireError (charged, the stream ends) for one no honest holder sends:
+ * on a lease whose offer runs none (bundle_max < 2), empty or past the offer's bundle_max, a task
+ * naming another lease, or tasks of different executors, code or entries.
+ */
+export function checkBundle (bundle: dbc.task.v1.ITaskBundle, bundleMax: number, leaseHex: string): dbc.task.v1.ITask[] {
+  const tasks = bundle.tasks ?? []
+  if (bundleMax < 2) throw new WireError('BUNDLE_NOT_OFFERED', 'a task bundle on a lease whose offer runs none (bundle_max)')
+  if (tasks.length === 0 || tasks.length > Math.min(bundleMax, TASK_BUNDLE_MAX)) throw new WireError('BUNDLE_TOO_LARGE', `a task bundle of ${tasks.length} tasks (this lease's offer runs 1 to ${Math.min(bundleMax, TASK_BUNDLE_MAX)})`)
+  const first = tasks[0]
+  const same = (a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean => toHex(a ?? new Uint8Array()) === toHex(b ?? new Uint8Array())
+  for (const t of tasks) {
+    if (toHex(t.leaseId ?? new Uint8Array()) !== leaseHex) throw new WireError('TASK_WRONG_LEASE', 'a task naming another lease than the stream\'s own')
+    if ((t.executor ?? '') !== (first.executor ?? '') || (t.entry ?? '') !== (first.entry ?? '') || !same(t.codeHash, first.codeHash)) throw new WireError('BUNDLE_MIXED', 'a task bundle whose tasks name different executors, code or entries')
+  }
+  return tasks
 }
 
 // The submitter's side of a lease stream (LeaseTaskChannel) is in lease-task-channel.ts.

@@ -36,7 +36,7 @@ export interface TaskServerInit {
  * inputs) only from peers holding a lease here, up to what their lease request announced
  * (`provider.leasedInputBytes`); a provider without that hook keeps TASK_MAX_FRAME for all.
  */
-export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker, leaseSlotCount?: (leaseId: Uint8Array) => number | undefined }, init: TaskServerInit = {}): Promise<void> {
+export async function registerTaskProtocol (host: Host, provider: LocalProvider & { hasCode?: (h: Uint8Array) => boolean, acceptVoucher?: VoucherTaker, leaseSlotCount?: (leaseId: Uint8Array) => number | undefined, leaseBundleMax?: (leaseId: Uint8Array) => number | undefined }, init: TaskServerInit = {}): Promise<void> {
   const heartbeatMs = init.heartbeatMs ?? 1000
   // task inputs each peer's lease streams hold here, across its leases (task-lease-stream.ts)
   const budget = new LeaseInputBudget()
@@ -93,7 +93,7 @@ export async function registerTaskProtocol (host: Host, provider: LocalProvider 
           }, every)
           // the holder's tasks on this stream (pipelined, results tagged by task id) until it closes its end
           const leaseId = lease.leaseId ?? new Uint8Array()
-          await serveLeaseTasks({ framed, writer, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), budget, charge, writeTimeoutMs: init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS, answers: init.answers })
+          await serveLeaseTasks({ framed, writer, connection, sender, provider, leaseId, slots: provider.leaseSlotCount?.(leaseId), bundleMax: provider.leaseBundleMax?.(leaseId), budget, charge, writeTimeoutMs: init.writeTimeoutMs ?? TASK_WRITE_TIMEOUT_MS, answers: init.answers })
         } finally {
           clearInterval(timer)
           provider.closeLease?.(lease.leaseId ?? new Uint8Array())

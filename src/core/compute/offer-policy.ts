@@ -68,6 +68,8 @@ export interface OfferTerms {
   perfScore: number
   /** The GPUs offered were probed (nvidia-smi), not only declared (`--gpus`); placement trusts only these. */
   gpusProbed?: boolean
+  /** The most tasks of one TaskBundle run in one slot of the lease (bundleMaxFor the request's expected_task_ms); absent: none. */
+  bundleMax?: number
 }
 
 export type OfferDecision = { kind: 'offer', terms: OfferTerms } | { kind: 'refuse', reason: string }

@@ -167,6 +167,8 @@ export interface IssuedOffer {
   slot?: { gpus: number, cores: number }
   /** Tasks the offer lets run at once under its lease. */
   slots?: number
+  /** The offer's bundle_max: the most tasks of one TaskBundle its lease stream takes (absent or < 2: none). */
+  bundleMax?: number
 }
 
 const EMPTY = new Uint8Array()

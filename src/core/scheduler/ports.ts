@@ -75,6 +75,12 @@ export interface LocalProvider {
   /** `opts.unsignedReceipt`: the result's receipt comes back with an empty signature, for signReceipts (only a provider that has it). */
   runTask: (task: dbc.task.v1.ITask, sender: Uint8Array, opts?: { signal?: AbortSignal, charge?: (err: ChargedError) => void, unsignedReceipt?: boolean }) => Promise<dbc.task.v1.ITaskResult>
   /**
+   * The tasks of one TaskBundle (all under one lease, one executor, code and entry), run one after
+   * another in one of the lease's slots; one result per task, in order (`signals[i]` cancels task
+   * i). Absent (test doubles): the lease stream runs them one after another through runTask.
+   */
+  runBundle?: (tasks: readonly dbc.task.v1.ITask[], sender: Uint8Array, opts?: { signals?: ReadonlyArray<AbortSignal | undefined>, charge?: (err: ChargedError) => void, unsignedReceipt?: boolean }) => Promise<dbc.task.v1.ITaskResult[]>
+  /**
    * Signs the encoded receipts of results written at once with one signature (SignedReceipt.batch):
    * a lease stream's results for a holder that checks batches (Task.batch_receipts). Absent: every
    * receipt is signed alone, as it runs.
