@@ -15,12 +15,15 @@ const MIGRATIONS = [
      stderr BLOB NOT NULL, total_bytes INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (job_id, idx, attempt))`
 ]
 
+/** Jobs whose stored log bytes are kept in memory (the running ones, in practice). */
+export const USED_JOBS_MAX = 256
+
 /** One copy's stored stderr. */
 export interface CopyLog { index: number, attempt: number, provider: string, stderr: Uint8Array, totalBytes: number, at: number }
 
 export class TaskLogStore {
   private readonly statements = new Map<string, StatementSync>()
-  /** Bytes stored per job (loaded once per job), for the per-job budget. */
+  /** Bytes stored per job (loaded once per job), for the per-job budget; the jobs logged last, at most USED_JOBS_MAX (a job that falls out sums its logs again). */
   private readonly used = new Map<string, number>()
 
   constructor (readonly store: Store, private readonly limits: { perCopy?: number, perJob?: number, afterBudget?: number } = {}) {
@@ -51,7 +54,10 @@ export class TaskLogStore {
     const r = this.stmt('INSERT OR IGNORE INTO job_copy_logs (job_id, idx, attempt, provider, stderr, total_bytes, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(jobId, index, attempt, provider, log.stderr, log.totalBytes, at)
     const added = Number(r.changes) === 1
+    // the daemon's whole life: the jobs logged last, not every job it ever ran
+    this.used.delete(jobId)
     this.used.set(jobId, used + (added ? log.stderr.length : 0))
+    if (this.used.size > USED_JOBS_MAX) this.used.delete(this.used.keys().next().value as string)
     return added
   }
 
