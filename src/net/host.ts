@@ -18,7 +18,7 @@ import type { PrivateKey, PeerDiscovery, ComponentLogger, ConnectionGater, Metri
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KAD_PARAMS } from './kad-params.js'
 import { isWebRTC } from './nat-addr.js'
-import { installPeerDialRules, unreachableLast, FailedAddrs } from './peer-dials.js'
+import { installPeerDialRules, unreachableLast, FailedAddrs, PeerAddrs } from './peer-dials.js'
 import { WebRTCAdmission, type WebRTCAdmissionInit } from '../core/routing/webrtc-admission.js'
 import { WebRTCBackoff, type WebRTCBackoffInit } from '../core/routing/webrtc-backoff.js'
 
@@ -68,6 +68,8 @@ export interface HostInit {
    * the network has.
    */
   relayReservations?: number
+  /** A pair relayed this long tries the peer's direct addresses again in the background (ms; default DIRECT_RETRY_MS, 2 min; 0: never; src/net/peer-dials.ts). */
+  directRetryMs?: number
   /** Start listening and dialing at once (default). The daemon registers its protocols first. */
   start?: boolean
   /** Refuses connections before they are used (the inbound guard: banned peers, new identities per address). */
@@ -256,6 +258,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   let components: { transportManager: { dial: (ma: Multiaddr, o: { signal: AbortSignal }) => Promise<Connection> }, connectionManager?: any } | undefined
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   const failedAddrs = new FailedAddrs()
+  const certifiedAddrs = new PeerAddrs()
   if ((init.bootstrap ?? []).length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap ?? [], timeout: 50 }))
   }
@@ -274,8 +277,9 @@ export async function createHost (init: HostInit): Promise<Host> {
     peerDiscovery,
     connectionManager: {
       maxConnections: init.maxConnections ?? 300,
-      // an address that failed from here after everything (peer-dials.ts): also where a peer routing lookup found the addresses
-      addressSorter: unreachableLast(useWebRTC ? webrtcLastSorter : libp2pOrder, failedAddrs),
+      // an address that failed from here after everything (peer-dials.ts): also where a peer routing lookup found the addresses;
+      // the peer's own addresses first also in peer-dials' dials to a list (libp2p marks those uncertified)
+      addressSorter: unreachableLast(useWebRTC ? webrtcLastSorter : libp2pOrder, failedAddrs, certifiedAddrs),
       allow: init.allowAddresses ?? ['/ip4/127.0.0.1', '/ip6/::1']
     },
     connectionMonitor: { enabled: init.connectionMonitor ?? true },
@@ -311,8 +315,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   if (cm !== undefined) {
     installPeerDialRules(cm, {
       failed: failedAddrs,
+      certified: certifiedAddrs,
+      ...(init.directRetryMs !== undefined ? { directRetryMs: init.directRetryMs } : {}),
       addressesOf: async peer => {
-        try { return (await node.peerStore.get(peer)).addresses.map(a => a.multiaddr.toString()) } catch { return undefined }
+        try { return (await node.peerStore.get(peer)).addresses.map(a => ({ addr: a.multiaddr.toString(), certified: a.isCertified })) } catch { return undefined }
       }
     })
   }

@@ -14,7 +14,13 @@
 // - a NATed peer's private address in a network we are not on (its LAN, as seen from elsewhere;
 //   or a routed private network: a VPC's sibling subnet, a tailnet, a VPN) gets a short try
 //   (PRIVATE_TRY_MS) before the rest, and once it failed from here it is skipped for a while
-//   (FAILED_TTL_MS) and sorted last by the host's dial order (`unreachableLast`).
+//   (FAILED_TTL_MS) and sorted last by the host's dial order (`unreachableLast`);
+// - a pair that stayed relayed (DIRECT_RETRY_MS) tries the peer's direct addresses again in the
+//   background (review17 L5): a stream that reuses a relayed connection never dials, so an address
+//   that became reachable later (a port mapping, IPv6) would wait for the relay to end the circuit;
+// - the peer's own (certified) addresses go before those others planted (a DHT lookup, a dial's
+//   remote address): the dial order reads them from `certified` (libp2p marks every address of a
+//   dial to a multiaddr list uncertified).
 // `force: true` and dials to a multiaddr pass through unchanged.
 import { networkInterfaces } from 'node:os'
 import { LimitedConnectionError, isPeerId, type Connection, type PeerId, type Stream } from '@libp2p/interface'
@@ -32,6 +38,16 @@ export const FAILED_TTL_MS = 10 * 60_000
 export const MAX_FAILED_ADDRS = 1024
 /** A NATed peer's private addresses elsewhere tried at most per dial, each for PRIVATE_TRY_MS (the peer names them: a long list must not hold a dial). */
 export const MAX_PRIVATE_TRIES = 3
+/** A pair relayed this long (its oldest relayed connection) tries the peer's direct addresses again, at most once per peer per this long (ms); under the relay's 10 min circuit limit. */
+export const DIRECT_RETRY_MS = 2 * 60_000
+/** How long such a background attempt may take (ms; libp2p's own dial timeout). */
+export const DIRECT_RETRY_DIAL_MS = 10_000
+/** Peers whose last background attempt is remembered, at most (the oldest forgotten first). */
+export const MAX_DIRECT_RETRY_PEERS = 1024
+/** Background attempts in flight at most, all peers together. */
+export const MAX_DIRECT_RETRIES_IN_FLIGHT = 8
+/** libp2p's dial queue priority of a background attempt (its default is 50, a user's dial 75). */
+const DIRECT_RETRY_PRIORITY = 10
 
 /** The part of libp2p's connection manager these rules wrap. */
 export interface DialingConnectionManager {
@@ -40,18 +56,28 @@ export interface DialingConnectionManager {
   getConnections: (peer?: PeerId) => Connection[]
 }
 
+/** An address from the peer store; `certified`: from the peer's own signed record. */
+export interface KnownAddr { addr: string, certified: boolean }
+
 export interface PeerDialDeps {
-  /** The peer's addresses as the peer store holds them (undefined: unknown peer). */
-  addressesOf: (peer: PeerId) => Promise<string[] | undefined>
+  /** The peer's addresses as the peer store holds them (undefined: unknown peer); a bare string is an uncertified one. */
+  addressesOf: (peer: PeerId) => Promise<Array<string | KnownAddr> | undefined>
   /** Our own interface addresses (default: os.networkInterfaces()). */
   ownNetworks?: () => OwnNetwork[]
   /** The addresses that failed from here (default: a new one); the host's dial order reads the same. */
   failed?: FailedAddrs
+  /** The peers' own addresses, for the host's dial order (default: a new one). */
+  certified?: PeerAddrs
   /** PRIVATE_TRY_MS (tests). */
   privateTryMs?: number
+  /** DIRECT_RETRY_MS (tests); 0: no background attempts. */
+  directRetryMs?: number
+  /** The clock of connections' timelines (default Date.now). */
+  now?: () => number
 }
 
-export const peerDialStats = new WeakMap<DialingConnectionManager, { reused: number, refused: number, privateTried: number, privateFailed: number }>()
+export interface PeerDialStats { reused: number, refused: number, privateTried: number, privateFailed: number, directRetries: number, directFound: number }
+export const peerDialStats = new WeakMap<DialingConnectionManager, PeerDialStats>()
 
 function ownInterfaces (): OwnNetwork[] {
   return Object.values(networkInterfaces()).flatMap(list => list ?? [])
@@ -63,12 +89,8 @@ const bare = (a: string): string => a.replace(/\/p2p\/[^/]+$/, '')
 /** The peer id at the end of an address (`/p2p/PEER`), if any. */
 const peerOf = (a: string): string | undefined => /\/p2p\/([^/]+)$/.exec(a)?.[1]
 
-/**
- * Direct addresses that did not connect from here, per peer (an address failed for the peer that
- * announced it: a hostile peer announcing another's routed private address marks it only for
- * itself; review17 L7), each remembered for FAILED_TTL_MS (bounded).
- */
-export class FailedAddrs {
+/** Addresses remembered per peer, each for `ttlMs` (bounded: the oldest are forgotten first). */
+export class PeerAddrs {
   private readonly until = new Map<string, number>()
   constructor (private readonly now: () => number = Date.now, private readonly ttlMs = FAILED_TTL_MS, private readonly max = MAX_FAILED_ADDRS) {}
   /** `addr` failed for `peer` (default: the peer named at the address's end; none named: not remembered). */
@@ -78,6 +100,10 @@ export class FailedAddrs {
     this.until.delete(k)
     this.until.set(k, this.now() + this.ttlMs)
     while (this.until.size > this.max) this.until.delete(this.until.keys().next().value as string)
+  }
+
+  delete (addr: string, peer = peerOf(addr)): void {
+    if (peer !== undefined) this.until.delete(`${peer} ${bare(addr)}`)
   }
 
   has (addr: string, peer = peerOf(addr)): boolean {
@@ -93,18 +119,54 @@ export class FailedAddrs {
   get size (): number { return this.until.size }
 }
 
-type Address = { multiaddr: { toString: () => string } }
+/**
+ * Direct addresses that did not connect from here, per peer (an address failed for the peer that
+ * announced it: a hostile peer announcing another's routed private address marks it only for
+ * itself; review17 L7), each remembered for FAILED_TTL_MS (bounded).
+ */
+export class FailedAddrs extends PeerAddrs {}
+
+type Address = { multiaddr: { toString: () => string }, isCertified?: boolean }
 
 /**
  * A dial order (`base`) with the direct addresses that failed from here (`failed`) after all
  * others: also for addresses a peer routing lookup found, which the rules below do not see. Only
- * the order changes; with nothing else to dial they are still tried.
+ * the order changes; with nothing else to dial they are still tried. An address in `certified`
+ * counts as the peer's own (base sees isCertified) also in a dial to a list, where libp2p marks
+ * none so.
  */
-export function unreachableLast<A extends Address, R extends number> (base: (a: A, b: A) => R, failed: FailedAddrs): (a: A, b: A) => R | -1 | 1 {
+export function unreachableLast<A extends Address, R extends number> (base: (a: A, b: A) => R, failed: PeerAddrs, certified?: PeerAddrs): (a: A, b: A) => R | -1 | 1 {
+  const own = (a: A): A => a.isCertified === true || certified?.has(a.multiaddr.toString()) !== true ? a : { ...a, isCertified: true }
   return (a, b) => {
     const fa = failed.has(a.multiaddr.toString()); const fb = failed.has(b.multiaddr.toString())
-    return fa !== fb ? (fa ? 1 : -1) : base(a, b)
+    return fa !== fb ? (fa ? 1 : -1) : base(own(a), own(b))
   }
+}
+
+/** When each peer's background direct attempt last started (bounded), and those in flight (bounded). */
+export class DirectRetries {
+  private readonly last = new Map<string, number>()
+  private readonly flying = new Set<string>()
+  constructor (private readonly now: () => number, private readonly everyMs = DIRECT_RETRY_MS, private readonly maxPeers = MAX_DIRECT_RETRY_PEERS, private readonly maxInFlight = MAX_DIRECT_RETRIES_IN_FLIGHT) {}
+
+  /** Whether `peer`, relayed since `since` (its oldest open relayed connection), is due an attempt. */
+  due (peer: string, since: number): boolean {
+    if (this.everyMs <= 0 || this.flying.has(peer) || this.flying.size >= this.maxInFlight) return false
+    const t = this.now()
+    const last = this.last.get(peer)
+    return t - since >= this.everyMs && (last === undefined || t - last >= this.everyMs)
+  }
+
+  start (peer: string): void {
+    this.last.delete(peer)
+    this.last.set(peer, this.now())
+    while (this.last.size > this.maxPeers) this.last.delete(this.last.keys().next().value as string)
+    this.flying.add(peer)
+  }
+
+  end (peer: string): void { this.flying.delete(peer) }
+  inFlight (peer: string): boolean { return this.flying.has(peer) }
+  get size (): number { return this.last.size }
 }
 
 const isOpen = (c: Connection): boolean => c.status === 'open'
@@ -115,27 +177,41 @@ function withPeer (addr: string, peer: string): Multiaddr {
   return multiaddr(addr.endsWith(`/p2p/${peer}`) ? addr : `${addr}/p2p/${peer}`)
 }
 
-/** How to dial a peer that announces a relayed address: its private addresses elsewhere first (short), then the rest. */
+/** How to dial a peer that announces a relayed address: its private addresses elsewhere first (short), then the rest; each list the peer's own addresses first. */
 interface Plan { circuit: string[], tryFirst: string[], direct: string[], skipped: number }
+
+/** The addresses as strings, the peer's own (certified) first, each group in the peer store's order; `certified` learns which are. */
+function ownFirst (all: Array<string | KnownAddr>, peer: string, certified: PeerAddrs): string[] {
+  const known = all.map(a => typeof a === 'string' ? { addr: a, certified: false } : a)
+  for (const a of known) {
+    if (a.certified) certified.add(a.addr, peer)
+    else certified.delete(a.addr, peer)
+  }
+  return [...known.filter(a => a.certified), ...known.filter(a => !a.certified)].map(a => a.addr)
+}
 
 /** Wraps `cm`'s openConnection and openStream with the rules above (idempotent per manager). */
 export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDialDeps): void {
   if (peerDialStats.has(cm)) return
-  const stats = { reused: 0, refused: 0, privateTried: 0, privateFailed: 0 }
+  const stats: PeerDialStats = { reused: 0, refused: 0, privateTried: 0, privateFailed: 0, directRetries: 0, directFound: 0 }
   peerDialStats.set(cm, stats)
   const openConnection = cm.openConnection.bind(cm)
   const openStream = cm.openStream.bind(cm)
   const own = deps.ownNetworks ?? ownInterfaces
   const failed = deps.failed ?? new FailedAddrs()
+  const certified = deps.certified ?? new PeerAddrs()
   const tryMs = deps.privateTryMs ?? PRIVATE_TRY_MS
+  const retry = new DirectRetries(deps.now ?? Date.now, deps.directRetryMs ?? DIRECT_RETRY_MS)
 
-  /** The plan for a peer with a relayed address; undefined for any other (libp2p dials it as it would). */
-  const planFor = async (peer: PeerId): Promise<Plan | undefined> => {
-    const all = await deps.addressesOf(peer).catch(() => undefined)
-    const circuit = (all ?? []).filter(isCircuit)
-    if (all === undefined || circuit.length === 0) return undefined
-    const nets = own()
+  /** The plan for a peer (`relayedOnly`: one with a relayed address, else undefined: libp2p dials it as it would). */
+  const planFor = async (peer: PeerId, relayedOnly = true): Promise<Plan | undefined> => {
+    const found = await deps.addressesOf(peer).catch(() => undefined)
+    if (found === undefined) return undefined
+    if (relayedOnly && !found.some(a => isCircuit(typeof a === 'string' ? a : a.addr))) return undefined
     const id = peer.toString()
+    const all = ownFirst(found, id, certified)
+    const circuit = all.filter(isCircuit)
+    const nets = own()
     const known = all.filter(a => !isCircuit(a) && !failed.has(a, id))
     const tryFirst = known.filter(a => privateElsewhere(a, nets))
     return { circuit, tryFirst, direct: known.filter(a => !tryFirst.includes(a)), skipped: all.length - circuit.length - known.length }
@@ -149,7 +225,10 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
    */
   const dialByPlan = async (peer: PeerId, p: Plan, options: Opts, withCircuits: boolean, protocols?: string | string[]): Promise<Connection> => {
     const id = peer.toString()
-    for (const a of p.tryFirst.slice(0, MAX_PRIVATE_TRIES)) {
+    // while a background attempt is in flight, libp2p joins these dials to it: a short try would be
+    // cut before its address was dialled and wrongly remembered as failed (skipped this time)
+    const tryFirst = retry.inFlight(id) ? [] : p.tryFirst
+    for (const a of tryFirst.slice(0, MAX_PRIVATE_TRIES)) {
       stats.privateTried++
       try {
         return await openConnection([withPeer(a, id)], { ...options, signal: AbortSignal.any([AbortSignal.timeout(tryMs), ...(options.signal !== undefined ? [options.signal] : [])]) })
@@ -167,10 +246,31 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
     return await openConnection(rest.map(a => withPeer(a, id)), options)
   }
 
+  /**
+   * A background attempt on the peer's direct addresses (public, or private in a network we are
+   * on; not failed from here) when the pair stayed relayed: never awaited by the stream that
+   * started it, one per peer at a time, at most once per peer per DIRECT_RETRY_MS. A connection it
+   * opens is unlimited: libp2p hands it to the later streams (findExistingConnection).
+   */
+  const retryDirect = (peer: PeerId, limited: Connection[]): void => {
+    const id = peer.toString()
+    const oldest = Math.min(...limited.map(c => c.timeline.open))
+    if (!retry.due(id, oldest)) return
+    retry.start(id)
+    void planFor(peer, false).then(async p => {
+      if (p === undefined || p.direct.length === 0) return
+      stats.directRetries++
+      const conn = await openConnection(p.direct.map(a => withPeer(a, id)), { signal: AbortSignal.timeout(DIRECT_RETRY_DIAL_MS), priority: DIRECT_RETRY_PRIORITY })
+      // (a dial by peer id in flight answers a joined dial: that may be a relayed one)
+      if (!isLimited(conn)) stats.directFound++
+    }).catch(() => {}).finally(() => { retry.end(id) })
+  }
+
   cm.openConnection = async (target, options = {}) => {
     if (!isPeerId(target) || options.force === true || cm.getConnections(target).some(c => isOpen(c) && !isLimited(c))) return await openConnection(target, options)
     const p = await planFor(target)
-    if (p === undefined || (p.tryFirst.length === 0 && p.skipped === 0)) return await openConnection(target, options)
+    // libp2p joins a dial by peer id to the background attempt in flight: one naming no circuit would get its outcome only
+    if (p === undefined || (p.tryFirst.length === 0 && p.skipped === 0 && !retry.inFlight(target.toString()))) return await openConnection(target, options)
     return await dialByPlan(target, p, options, true)
   }
 
@@ -184,6 +284,7 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
       // the newest has the most of the relay's data and time limits left
       const conn = limited.reduce((a, b) => (b.timeline.open > a.timeline.open ? b : a))
       stats.reused++
+      retryDirect(target, limited)
       return await conn.newStream(protocols, options)
     }
     const p = await planFor(target)
