@@ -52,7 +52,8 @@ export abstract class JobDispatch extends JobVerification {
       const ahead = l.readAhead !== undefined && this.queue.length > 4 * (l.slots + l.readAhead) &&
         (sc === undefined || established(this.reputation, l.provider, sc)) ? l.readAhead : 0
       // a lease with bundles holds slots x bundle copies (each slot runs a bundle's one after another)
-      while (l.running < inSlots(l) + ahead && this.queue.length > 0) {
+      const held = this.held(l)
+      while (l.running < held + ahead && this.queue.length > 0) {
         let taken = -1
         for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
           const i = this.queue.popFront()!
@@ -138,7 +139,8 @@ export abstract class JobDispatch extends JobVerification {
     // a copy sent ahead of the lease's slots waits for one at the provider: its timeout counts the
     // copies ahead of it (each ends by the task's timeout), so an honest provider is not timed out for the wait;
     // a copy within slots x bundle runs in a bundle, which the provider cuts at TASK_BUNDLE_CUT_MS: no extra wave
-    const held = inSlots(l)
+    const bundle = this.bundleOf(l)
+    const held = inSlots({ slots: l.slots, bundle })
     const waves = l.running >= held ? Math.ceil((l.running + 1 - held) / l.slots) : 0
     const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 ? { timeoutMs: this.policy.taskTimeoutMs * (1 + waves) } : {}) }
     t.copies.push(c)
@@ -151,7 +153,7 @@ export abstract class JobDispatch extends JobVerification {
     const key = index * KEY + attempt
     this.running.set(key, c)
     this.deadlines.push(now + (c.timeoutMs ?? this.policy.taskTimeoutMs), key)
-    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason, ...(l.bundle !== undefined ? { bundle: l.bundle } : {}) })
+    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason, ...(bundle !== undefined ? { bundle } : {}) })
   }
 
   private maybeSpeculate (now: number): void {
@@ -168,7 +170,7 @@ export abstract class JobDispatch extends JobVerification {
     const mean = this.durationSum / this.durationN
     this.nextStragglerCheck = now + Math.max(1, mean / 2)
     let free = 0
-    for (const l of this.ordered) if (l.suspendedAt === undefined) free += Math.max(0, inSlots(l) - l.running)
+    for (const l of this.ordered) if (l.suspendedAt === undefined) free += Math.max(0, this.held(l) - l.running)
     if (free === 0) return
     for (const c of this.running.values()) {
       if (free === 0) break

@@ -5,7 +5,7 @@
 import { IntDeque } from './deque.js'
 import { DeadlineHeap } from './deadline-heap.js'
 import type { ReputationBook } from './reputation.js'
-import { SPOT_CHECK_MAX_COPIES } from './spot-check.js'
+import { SPOT_CHECK_MAX_COPIES, established } from './spot-check.js'
 import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, FASTER_ROUND_OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
@@ -115,6 +115,21 @@ export abstract class JobLeasing {
     return idle.length
   }
 
+  /**
+   * The bundle lease `l`'s copies may go in now (undefined: none, one copy per slot): its grant's,
+   * under the default checks only for an established provider (as read-ahead: a newcomer's copies
+   * each cost a check, and a liar's would all be re-run: it gets no more than its slots).
+   */
+  protected bundleOf (l: LeaseState): number | undefined {
+    const sc = this.policy.spotChecks
+    return l.bundle !== undefined && (sc === undefined || established(this.reputation, l.provider, sc)) ? l.bundle : undefined
+  }
+
+  /** Copies lease `l` holds in its slots now: slots x its bundle (bundleOf), else its slots. Every comparison of running with slots uses it. */
+  protected held (l: LeaseState): number {
+    return inSlots({ slots: l.slots, bundle: this.bundleOf(l) })
+  }
+
   /** The job's lease cap (JobSession's maxLeases, lease-cap.ts): at it, queued copies cannot get new leases. */
   leaseCap: LeaseCap = { leases: Infinity, slots: 0 }
 
@@ -197,11 +212,11 @@ export abstract class JobLeasing {
   protected twinsDue (now: number): Array<{ index: number, lease: LeaseState }> {
     if (this.policy.stragglerFactor <= 0 || this.queue.length > 0) return []
     // (free as the pump counts it: slots x bundle on a lease with bundles)
-    const free = this.ordered.filter(l => l.suspendedAt === undefined && l.runMs !== undefined && l.running < inSlots(l))
+    const free = this.ordered.filter(l => l.suspendedAt === undefined && l.runMs !== undefined && l.running < this.held(l))
     if (free.length === 0) return []
     const stragglers = this.stragglerViews(now)
     if (stragglers.length === 0) return []
-    const views = free.map(l => ({ leaseId: l.leaseId, runMs: l.runMs!, free: inSlots(l) - l.running }))
+    const views = free.map(l => ({ leaseId: l.leaseId, runMs: l.runMs!, free: this.held(l) - l.running }))
     return pickTwins(now, stragglers, views, (i, id) => this.allowed(this.tasks[i], this.leases.get(id)!.provider)).map(x => ({ index: x.index, lease: this.leases.get(x.leaseId)! }))
   }
 

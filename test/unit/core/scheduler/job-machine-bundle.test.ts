@@ -2,7 +2,8 @@
 // flight, each run command names the bundle the transport may group it in, the copies within
 // slots x bundle get no extra timeout waves (a provider cuts a bundle at TASK_BUNDLE_CUT_MS), the
 // lease cap and the progress's `running` still count real slots, and an older provider's offer
-// (no bundle_max) gives a lease of one copy per slot, as before.
+// (no bundle_max) gives a lease of one copy per slot, as before; under the default checks only an
+// established provider gets them.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { JobMachine, ReputationBook, type JobPolicy, type JobCommand } from '../../../../src/core/scheduler/index.js'
@@ -55,6 +56,21 @@ test('an older provider\'s offer (no bundle_max) gives no bundles: one copy per 
   const sent = runs(m.pollCommands())
   assert.is(sent.length, 4, 'two per lease')
   assert.ok(sent.every(c => c.bundle === undefined))
+})
+
+test('under the default checks only an established provider gets bundles (as read-ahead)', () => {
+  const checked: JobPolicy = { ...policy, spotChecks: { rate: 0.1, trustAfter: 10 } }
+  const rep = new ReputationBook()
+  for (let i = 0; i < 10; i++) rep.confirmed('known')
+  const m = new JobMachine(checked, rep, createRng(1))
+  m.handleLease(0, { leaseId: 'N', provider: 'newcomer', slots: 2, runMs: 5, bundle: 8 })
+  m.handleLease(0, { leaseId: 'K', provider: 'known', slots: 2, runMs: 5, bundle: 8 })
+  const sent = runs(m.pollCommands())
+  const on = (p: string): typeof sent => sent.filter(c => c.provider === p)
+  assert.is(on('newcomer').length, 2, 'a newcomer (every copy of it checked) gets its slots only')
+  assert.ok(on('newcomer').every(c => c.bundle === undefined), 'and no bundle: its copies of a turn would share one slot')
+  assert.is(on('known').length, 16)
+  assert.ok(on('known').every(c => c.bundle === 8))
 })
 
 test('a copy that ran past READ_AHEAD_MAX_COPY_MS ends the lease\'s bundles (the tasks are not tiny)', () => {
