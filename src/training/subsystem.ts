@@ -83,13 +83,15 @@ interface TrainingJob {
   /** The manifest's name (absent: listed as "training"). */
   name?: string
   spec: TrainingSpec
-  /** Absent for a job that ended before this node restarted (read from the store). */
+  /** While it runs: dropped at its end (its model and optimizer state, every round's receipts), `ended` keeps what its view shows. */
   session?: TrainingSession
+  ended?: { ranks: Map<string, number>, refusals: InviteRefusal[], momentumOffBy: string[] }
   status: 'running' | 'done' | 'failed' | 'cancelled'
   /** Cancels this job alone (`dbc job cancel`): its session sees it with the node's stop. */
   cancel?: AbortController
   history: TrainingProgress[]
-  result?: { accuracy: number, members: string[], rounds: number, receipts: number, model: Uint8Array }
+  /** `model` absent: in the store (read when asked for: a daemon that runs for months ran many). */
+  result?: { accuracy: number, members: string[], rounds: number, receipts: number, model?: Uint8Array }
   error?: { code: string, message: string, refusals?: InviteRefusal[] }
   waiters: Set<() => void>
   /** The round this job resumed from after a restart of this node (0: never). */
@@ -147,7 +149,7 @@ export class TrainingSubsystem implements Subsystem {
       if (j.status === 'running') continue // resumed once the network is up
       const spec = parseTrainingSpec(j.spec)
       const r = j.result
-      this.jobs.set(j.jobId, { createdAt: j.createdAt, ...(j.name !== undefined ? { name: j.name } : {}), spec, status: j.status, history: this.store!.history(j.jobId), waiters: new Set(), resumedFrom: j.resumedFrom, ...(r !== undefined ? { result: { accuracy: r.accuracy, members: r.members, rounds: spec.rounds, receipts: r.receipts, model: r.model } } : {}), ...(j.error !== undefined ? { error: j.error } : {}) })
+      this.jobs.set(j.jobId, { createdAt: j.createdAt, ...(j.name !== undefined ? { name: j.name } : {}), spec, status: j.status, history: this.store!.history(j.jobId), waiters: new Set(), resumedFrom: j.resumedFrom, ...(r !== undefined ? { result: { accuracy: r.accuracy, members: r.members, rounds: spec.rounds, receipts: r.receipts } } : {}), ...(j.error !== undefined ? { error: j.error } : {}) })
     }
   }
 
@@ -254,7 +256,7 @@ export class TrainingSubsystem implements Subsystem {
     if (pay !== undefined) session.on('metered', (rec) => { pay.metered(jobId, rec) })
     session.run().then((r: TrainingResult) => {
       const receipts = r.metering.filter(m => m.receipt !== undefined).length
-      job.result = { accuracy: r.accuracy, members: r.members, rounds: r.history.length, receipts, model: r.model }
+      job.result = { accuracy: r.accuracy, members: r.members, rounds: r.history.length, receipts, ...(store === undefined ? { model: r.model } : {}) }
       job.status = 'done'
       store?.finish(jobId, { accuracy: r.accuracy, members: r.members, receipts, model: r.model })
     }, (err: Error) => {
@@ -268,6 +270,10 @@ export class TrainingSubsystem implements Subsystem {
       if (cancelled) ctx.log.info({ jobId }, 'training job cancelled')
       else ctx.log.warn({ jobId, err: err.message }, 'training job failed')
     }).finally(() => {
+      const members = job.history[job.history.length - 1]?.members ?? []
+      job.ended = { ranks: new Map(members.flatMap(m => { const r = session.ranks.get(m); return r === undefined ? [] : [[m, r] as const] })), refusals: session.refusals, momentumOffBy: session.momentumOffBy(members) }
+      job.session = undefined
+      job.cancel = undefined
       wake()
       // a job stopped by the shutdown resumes on the next start: its escrow stays open
       if (!stopping) void pay?.finish(jobId)
@@ -360,7 +366,7 @@ export class TrainingSubsystem implements Subsystem {
 
   private view (id: string, j: TrainingJob): Record<string, unknown> {
     const last = j.history[j.history.length - 1]
-    return { jobId: id, name: j.name ?? 'training', groupSize: j.spec.groupSize, createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], ranks: Object.fromEntries((last?.members ?? []).flatMap(m => { const r = j.session?.ranks.get(m); return r === undefined ? [] : [[m, r]] })), refusals: j.session?.refusals ?? [], momentumOffBy: j.session?.momentumOffBy(last?.members ?? []) ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
+    return { jobId: id, name: j.name ?? 'training', groupSize: j.spec.groupSize, createdAt: j.createdAt, payment: this.init.payments?.()?.paid(id) ?? null, status: j.status, round: last?.round ?? -1, rounds: j.spec.rounds, resumedFrom: j.resumedFrom, loss: last?.loss ?? null, accuracy: j.result?.accuracy ?? [...j.history].reverse().find(h => Number.isFinite(h.accuracy))?.accuracy ?? null, members: last?.members ?? [], ranks: Object.fromEntries((last?.members ?? []).flatMap(m => { const r = (j.session ?? j.ended)?.ranks.get(m); return r === undefined ? [] : [[m, r]] })), refusals: (j.session ?? j.ended)?.refusals ?? [], momentumOffBy: j.session?.momentumOffBy(last?.members ?? []) ?? j.ended?.momentumOffBy ?? [], error: j.error ?? null, routing: j.spec.routing ?? this.ctx?.config?.routing?.mode ?? 'auto', routes: this.memberRoutes(last?.members ?? []) }
   }
 
   /** How this node reaches each of `members` now (dbc job status/explain): the route's kind, relays and why. */
@@ -388,7 +394,9 @@ export class TrainingSubsystem implements Subsystem {
       const j = this.job(req.params.id)
       if (j.result === undefined) throw new TrainingError('NOT_FINISHED', `training job ${req.params.id} is ${j.status}`, { hint: j.status === 'running' ? 'wait for it to finish' : j.error?.message })
       const r = j.result
-      return { jobId: req.params.id, accuracy: r.accuracy, members: r.members, rounds: r.rounds, receipts: r.receipts, model: Buffer.from(r.model).toString('base64') }
+      const model = r.model ?? this.store?.get(req.params.id)?.result?.model
+      if (model === undefined) throw new TrainingError('MODEL_MISSING', `the model of training job ${req.params.id} is not in this node's store`, { hint: 'run the job again' })
+      return { jobId: req.params.id, accuracy: r.accuracy, members: r.members, rounds: r.rounds, receipts: r.receipts, model: Buffer.from(model).toString('base64') }
     })
     api.route('POST', '/v1/training/:id/cancel', async (req) => await this.cancel(req.params.id))
     api.route('POST', '/v1/training/:id/members', (req) => {

@@ -11,6 +11,7 @@ import { TrainingSubsystem } from '../../src/training/subsystem.js'
 import { decodeModel } from '../../src/training/session.js'
 import { createReceiptMeter } from '../../src/training/metering.js'
 import type { DaemonContext } from '../../src/node/daemon.js'
+import { openStore } from '../../src/store/db.js'
 
 type Route = (req: any, send?: (e: unknown) => void) => unknown
 const routes = new Map<string, Route>()
@@ -48,7 +49,7 @@ test('submit picks the serving peers, streams round/loss/accuracy, and returns t
     await new Promise(resolve => setTimeout(resolve, 100))
   }
   subsystem = new TrainingSubsystem()
-  const ctx = { host: submitter, api: fakeApi, identity: { secretKey: keys[0].raw.subarray(0, 32) }, log: pino({ level: 'silent' }) } as unknown as DaemonContext
+  const ctx = { host: submitter, api: fakeApi, identity: { secretKey: keys[0].raw.subarray(0, 32) }, log: pino({ level: 'silent' }), store: openStore(':memory:') } as unknown as DaemonContext
   await subsystem.start(ctx)
   const spec = { groupSize: 2, rounds: 6, localSteps: 5, batchSize: 16, evalEvery: 3, dataset: { trainPerClass: 100, testPerClass: 50 } }
   const { jobId } = await call('POST /v1/training', {}, { spec })
@@ -67,6 +68,14 @@ test('submit picks the serving peers, streams round/loss/accuracy, and returns t
   const model = decodeModel(Buffer.from(results.model, 'base64'))
   assert.is(model.params.length, 784 * 64 + 64 + 640 + 10)
   assert.is(model.spec.rounds, 6)
+  // the ended job keeps neither its session (model and optimizer state, every round's receipts) nor
+  // its model (read from the store when asked for), and its view still names each member's rank
+  const kept = (subsystem as unknown as { jobs: Map<string, { session?: unknown, result?: { model?: unknown } }> }).jobs.get(jobId)!
+  assert.is(kept.session, undefined)
+  assert.is(kept.result?.model, undefined)
+  const view = await call('GET /v1/training/:id', { id: jobId })
+  assert.equal(Object.keys(view.ranks).sort(), [a, b].map(h => h.peerId.toString()).sort())
+  assert.is(view.history.length, 6)
   try {
     await call('GET /v1/training/:id', { id: 'nope' })
     assert.unreachable()
