@@ -18,6 +18,12 @@ import { ReceiveWindow, MultipathDelivery, decideRelay } from '../../src/core/ro
 import { verifyAnnouncement, signAnnouncement } from '../../src/net/overlay/announce.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes } from '../../src/core/identity/index.js'
 import { createRng } from '../../src/core/rng.js'
+import type { Stream } from '@libp2p/interface'
+import { FramedStream } from '../../src/net/framed.js'
+import { CoalescingWriter } from '../../src/net/lease-writer.js'
+import { checkBundle, serveLeaseTasks } from '../../src/net/task-lease-stream.js'
+import { toHex } from '../../src/core/identity/index.js'
+import { FakeStream, fakeConnection } from '../unit/net/fake-stream.js'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
 const rng = createRng(99)
@@ -63,6 +69,38 @@ test('every generated message type: decodeMessage never throws on random or muta
       if (!r.ok) assert.instance(r.error, WireError, name)
     }), { numRuns: Math.ceil(RUNS / 6), seed: 2 })
   }
+})
+
+test('lease stream: random and mutated TaskBundle frames end the stream with a typed WireError, or each of their tasks is answered', async () => {
+  const leaseId = new Uint8Array([3, 3])
+  const t = (n: number): dbc.task.v1.ITask => ({ leaseId, taskId: new Uint8Array([n]), jobId: new Uint8Array([1]), executor: 'wasm', entry: 'run', codeHash: new Uint8Array([9]), input: new Uint8Array([n]) })
+  const valid = dbc.task.v1.TaskMessage.encode({ bundle: { tasks: [t(1), t(2), t(3)] } }).finish()
+  const provider = {
+    runTask: async (task: dbc.task.v1.ITask) => ({ taskId: task.taskId, ok: true, output: new Uint8Array([1]) }),
+    runBundle: async (tasks: readonly dbc.task.v1.ITask[]) => tasks.map(task => ({ taskId: task.taskId, ok: true, output: new Uint8Array([1]) }))
+  }
+  const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+  let accepted = 0
+  await fc.assert(fc.asyncProperty(fc.oneof(mutate(valid), fc.uint8Array({ maxLength: 256 })), async bytes => {
+    const s = new FakeStream()
+    const framed = new FramedStream(s as unknown as Stream, { maxFrameBytes: 1 << 20 })
+    const writer = new CoalescingWriter(framed, { lingerMs: 0 })
+    const served = serveLeaseTasks({ framed, writer, connection: fakeConnection('holder') as never, sender: new Uint8Array([1]), provider, leaseId, slots: 2, bundleMax: 4, charge: () => {}, writeTimeoutMs: 1000 }).then(() => undefined, (e: Error) => e)
+    s.deliver(encodeFrame(bytes))
+    for (let i = 0; i < 5; i++) await turn()
+    s.end()
+    const err = await served
+    const decoded = decodeMessage(dbc.task.v1.TaskMessage, bytes)
+    if (err !== undefined) { assert.instance(err, WireError); return }
+    const answered = new FrameDecoder({ maxFrameBytes: 1 << 20 }).push(new Uint8Array(Buffer.concat(s.sent)), 1000).map(f => dbc.task.v1.TaskMessage.decode(f as Uint8Array).result)
+    if (decoded.ok && decoded.value.bundle != null) {
+      // accepted: checkBundle found nothing wrong, and every task got its own answer
+      const tasks = checkBundle(decoded.value.bundle, 4, toHex(leaseId))
+      assert.equal(answered.map(r => toHex(r?.taskId ?? new Uint8Array())).sort(), tasks.map(x => toHex(x.taskId ?? new Uint8Array())).sort())
+      accepted++
+    }
+  }), { numRuns: Math.ceil(RUNS / 3), seed: 3 })
+  assert.ok(accepted > 0, 'some mutated bundles are still well-formed and run')
 })
 
 test('decodeMessage bounds repeated fields and nesting', () => {

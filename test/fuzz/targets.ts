@@ -204,6 +204,14 @@ export const DBC_TARGETS: Record<string, DbcTarget> = {
         reply: /VOUCHER_UNKNOWN_JOB/
       },
       {
+        // a TaskBundle rides a lease stream only (after a lease whose offer said bundle_max > 1): as a stream's first frame it is no request
+        name: 'task-bundle-outside-a-lease-stream',
+        craft: c => [task({ bundle: { tasks: [0, 1].map(i => ({ taskId: rand(c, 16), jobId: rand(c, 16), leaseId: rand(c, 16), index: i, attempt: 1, executor: 'wasm', code: rand(c, 64), entry: 'run', input: rand(c, 8) })) } })],
+        expect: 'refused (UNEXPECTED_MESSAGE); sender charged',
+        charge: 'must',
+        reply: /UNEXPECTED_MESSAGE/
+      },
+      {
         name: 'result-for-task-never-leased',
         craft: c => [task({ result: { taskId: rand(c, 16), jobId: rand(c, 16), attempt: 1, ok: true, output: rand(c, 8), outputHash: rand(c, 32) } })],
         expect: 'refused (UNEXPECTED_MESSAGE); sender charged',
