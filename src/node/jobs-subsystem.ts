@@ -157,7 +157,8 @@ export class JobsSubsystem implements Subsystem {
     if (payments === undefined || !payments.enabled) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'start the node on a network with a chain (--network local, dbc-testnet, dbc-mainnet)' })
     const view = await payments.view(jobId)
     if (view === undefined) throw new DbcError('NOT_FOUND', `job ${jobId} has no payments on this node`, { hint: 'list jobs with `dbc job list`' })
-    const running = view.kind === 'grid' ? this.service?.status(jobId).status === 'running' : false
+    // a running training job is closed at its end (TrainingPayments.finish), not by a settle meanwhile
+    const running = view.kind === 'grid' ? this.service?.status(jobId).status === 'running' : this.trainingPayments?.running(jobId) === true
     if (!running) {
       await payments.finish(jobId)
       await this.resendVouchers(jobId)

@@ -168,6 +168,9 @@ export class TrainingPayments {
     await this.init.payments()?.finish(jobId).catch(err => { this.init.log?.warn({ jobId, err: (err as Error).message }, 'training job not closed on chain yet') })
   }
 
+  /** Whether the job pays its rounds here now (started or resumed, not finished). */
+  running (jobId: string): boolean { return this.jobs.has(jobId) }
+
   /** Paid and refused so far in DBC (for the training job's view and `dbc job list`). */
   paid (jobId: string): { paid: string, refused: string, unit: 'DBC' } | undefined {
     const p = this.init.payments()

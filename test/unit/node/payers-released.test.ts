@@ -10,6 +10,7 @@ import { openStore } from '../../../src/store/db.js'
 import { PaymentStore } from '../../../src/jobs/payment-store.js'
 import { JobPayments } from '../../../src/node/job-payments.js'
 import { TrainingPayments } from '../../../src/node/training-payments.js'
+import { JobsSubsystem } from '../../../src/node/jobs-subsystem.js'
 import { parseTrainingSpec } from '../../../src/training/spec.js'
 import { dbc } from '../../../src/wire/gen/wire.js'
 import { buildReceipt, signReceipt } from '../../../src/core/settlement/receipt.js'
@@ -41,7 +42,9 @@ function fakeBridge () {
     close: async () => {
       if (state.failClose) throw new Error('chain down')
       calls.push('close'); return { txHash: '0x2' }
-    }
+    },
+    jobPayments: async () => ({}),
+    connectionInfo: { publicClient: { getBlock: async () => ({ timestamp: 1n }) } }
   }
   return { bridge: b as unknown as Bridge, key, calls, state }
 }
@@ -133,6 +136,23 @@ test('training: an ended job, and one whose escrow could not be locked, hold no 
   assert.match((err as Error).message, /no funds/)
   assert.is(payments.payersHeld, 0, 'a job that never started keeps no payer')
   assert.is((tp as unknown as { jobs: Map<string, unknown> }).jobs.size, 0)
+})
+
+test('dbc job settle on a running training job neither closes its escrow nor drops its payer; its end does', async () => {
+  const { bridge, calls } = fakeBridge()
+  const payments = new JobPayments({ store: new PaymentStore(openStore(':memory:')), bridge: () => bridge })
+  const tp = new TrainingPayments({ payments: () => payments, sendVoucher: async () => {} })
+  const jobs = new JobsSubsystem({ bridge: () => bridge })
+  jobs.payments = payments
+  jobs.trainingPayments = tp
+  await tp.start('training-running', parseTrainingSpec({ rounds: 2, groupSize: 2, budget: 3 }), { groupSize: 2 })
+  const view = await jobs.settle('training-running')
+  assert.is(view.closedAt, undefined)
+  assert.not.ok(calls.includes('close'))
+  assert.is(payments.payersHeld, 1)
+  await tp.finish('training-running')
+  assert.ok(calls.includes('close'))
+  assert.is(payments.payersHeld, 0)
 })
 
 test.run()
