@@ -197,7 +197,7 @@ export class ComputePeerProvider implements LocalProvider {
       // the module once for the bundle (its first task may carry it): the others name the same hash
       const same = code !== undefined && (task.code ?? new Uint8Array()).length === 0 && toHex(task.codeHash ?? new Uint8Array()) === code.hash
       const c = same ? code! : this.resolveCode(task)
-      if ('result' in c) { results[i] = c.result; continue }
+      if ('result' in c) { results[i] = c.result; this.record(task, l!, c.result, undefined, 0); continue }
       code = c
       lease = l
       run.push(i)
@@ -207,7 +207,7 @@ export class ComputePeerProvider implements LocalProvider {
     const paid = this.payments.get(leaseHex)
     const timeoutOf = (t: dbc.task.v1.ITask): number => (t.deadlineMs ?? 0) > 0 ? Number(t.deadlineMs) : this.peer.policy.maxTaskMs
     const signalOf = (i: number): AbortSignal | undefined => opts.signals?.[i]
-    const refuseAll = (c: string, error: string): dbc.task.v1.ITaskResult[] => { for (const i of run) refuse(i, c, error); return results }
+    const refuseAll = (c: string, error: string): dbc.task.v1.ITaskResult[] => { for (const i of run) { refuse(i, c, error); this.record(tasks[i], lease!, results[i], undefined, 0) } return results }
     if (this.payment !== undefined) {
       if (paid === undefined) return refuseAll('PAYMENT_MISSING', 'the lease names no escrow')
       // ONE slot of the lease for the whole bundle (waits, bounded, as a task read ahead does)
@@ -255,7 +255,7 @@ export class ComputePeerProvider implements LocalProvider {
       }
     } catch (err) {
       const c = (err as { code?: string }).code ?? 'REFUSED'
-      for (const i of run) if (results[i] === undefined) refuse(i, c, (err as Error).message)
+      for (const i of run) if (results[i] === undefined) { refuse(i, c, (err as Error).message); this.record(tasks[i], lease, results[i], undefined, 0) }
     } finally {
       if (gate !== undefined && paid !== undefined) {
         for (const i of open) gate.finished(paid, timeoutOf(tasks[i]), undefined, { bundle: true })

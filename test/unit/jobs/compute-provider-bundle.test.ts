@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ComputePeer, type BundleOutcome } from '../../../src/compute/index.js'
-import { ComputePeerProvider } from '../../../src/jobs/compute-provider.js'
+import { ComputePeerProvider, type ProviderTaskRecord } from '../../../src/jobs/compute-provider.js'
 import { PaymentGate, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
 import { signLease } from '../../../src/core/scheduler/ownership.js'
 import { verifyOffer } from '../../../src/core/compute/offer.js'
@@ -28,7 +28,7 @@ const payer = privateKeyToAccount(`0x${'44'.repeat(32)}`)
 const PAYOUT = `0x${'ab'.repeat(20)}`
 const DOMAIN: VoucherDomain = { chainId: 31337, verifyingContract: `0x${'c'.repeat(40)}` }
 
-interface Rig { peer: ComputePeer, gate: PaymentGate, provider: ComputePeerProvider, holder: Uint8Array, jobId: Uint8Array, chainJobId: string, leaseId: Uint8Array, calls: { slotFree: number, bundleDone: number, finished: number, admitted: number } }
+interface Rig { records: ProviderTaskRecord[], peer: ComputePeer, gate: PaymentGate, provider: ComputePeerProvider, holder: Uint8Array, jobId: Uint8Array, chainJobId: string, leaseId: Uint8Array, calls: { slotFree: number, bundleDone: number, finished: number, admitted: number } }
 
 /** A started peer (one CPU slot) behind a payment gate, a funded escrow and an open lease of 1 slot; the gate's slot calls counted. */
 async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { offer: dbc.task.v1.IOffer }> {
@@ -47,7 +47,8 @@ async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { of
   }
   const admit = g.admitTask.bind(gate)
   g.admitTask = async (...a: unknown[]) => { const d = await (admit(...a) as Promise<{ ok: boolean }>); if (d.ok) calls.admitted++; return d }
-  const provider = new ComputePeerProvider(peer, undefined, { payment: gate })
+  const records: ProviderTaskRecord[] = []
+  const provider = new ComputePeerProvider(peer, undefined, { payment: gate, onTask: rec => records.push(rec) })
   const jobId = randomBytes(16)
   const chainJobId = escrowKeyOf(jobId, payer.address)
   const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
@@ -56,7 +57,7 @@ async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { of
   const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
   const leaseId = randomBytes(16)
   await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
-  return { peer, gate, provider, holder, jobId, chainJobId, leaseId, calls, offer }
+  return { records, peer, gate, provider, holder, jobId, chainJobId, leaseId, calls, offer }
 }
 
 const taskOf = (r: Rig, n: number, code?: Uint8Array): dbc.task.v1.ITask => ({ taskId: randomBytes(8), jobId: r.jobId, leaseId: r.leaseId, index: n, attempt: 1, executor: 'wasm', ...(code !== undefined ? { code } : {}), codeHash: sha256(square), entry: 'run', input: new TextEncoder().encode(String(n)), deadlineMs: 20_000 })
@@ -87,6 +88,7 @@ test('a bundle takes one slot of the lease, its tasks are admitted and finished 
     assert.equal(results.map(x => toHex(x.taskId ?? new Uint8Array())), tasks.map(t => toHex(t.taskId ?? new Uint8Array())))
     assert.ok(results.every(x => (x.output?.length ?? 0) > 0), 'the code sent with the first task ran them all (the others name it by hash)')
     assert.equal(r.calls, { slotFree: 1, bundleDone: 1, finished: 5, admitted: 5 })
+    assert.equal(r.records.map(x => [x.task, x.outcome]), [[0, 'ok'], [1, 'ok'], [2, 'ok'], [3, 'ok'], [4, 'ok']], 'one log record per task')
     assert.is(lp(r).inflight, 0, 'the lease\'s slot is free again')
     assert.is(r.gate.ledgerOf(r.chainJobId)?.inflight, 0)
   } finally { await r.peer.stop() }
@@ -106,6 +108,7 @@ test('a credit refusal in the middle of a bundle: the task that ran counts befor
       assert.ok(x.receipt == null, 'refused: nothing run, nothing billed')
     }
     assert.equal(r.calls, { slotFree: 1, bundleDone: 1, finished: 1, admitted: 1 })
+    assert.equal(r.records.map(x => [x.task, x.outcome, x.code]), [[0, 'ok', undefined], [1, 'refused', 'PAYER_BEHIND'], [2, 'refused', 'PAYER_BEHIND']])
     assert.is(lp(r).inflight, 0)
     assert.is(r.gate.ledgerOf(r.chainJobId)?.inflight, 0)
   } finally { await r.peer.stop() }
