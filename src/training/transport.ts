@@ -1,7 +1,7 @@
 // /dbc/allreduce/1.0.0: TrainingMessage frames between the peers of training jobs. One
 // long-lived outbound stream per remote peer carries everything we send it (rounds reuse the
 // stream: opening one costs far more than a round's chunk on loopback); inbound streams are
-// only read. Messages to ourselves are delivered in-process. Every outbound queue is bounded.
+// only read (inbound.ts). Messages to ourselves are delivered in-process. Every outbound queue is bounded.
 // A slice travels as its all-reduce parts (at most 1 MiB each, DEFAULT_PART_VALUES), one frame
 // each, written back to back on that stream: the receiver averages each part as it arrives.
 // Members behind NAT: the protocol runs on relayed (limited) connections too; the route book
@@ -16,18 +16,15 @@ import type { Stream, Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { addrsFromCoordinator, scopeOf } from './coordinator-addrs.js'
 import { logger } from '@libp2p/logger'
-import type { FramedStream } from '../net/framed.js'
-import { encodeFrame } from '../wire/frame.js'
-import { dbc } from '../wire/gen/wire.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { WireError } from '../errors.js'
-import { guardedHandle, wasHandled, SMALL_FRAME_BYTES } from '../net/guard/index.js'
+import { guardedHandle, SMALL_FRAME_BYTES } from '../net/guard/index.js'
 import { TrainingMembers } from './members.js'
 import { RouteLimitError } from '../net/routes/index.js'
 import { OverlayRoute, JobRoutes, type TrainingRouting } from './overlay-route.js'
 import { OverlayFrames } from './overlay-frames.js'
 import { TrainingRouteLog, type TrainingRoute } from './route-log.js'
-import { closeIfRedundant } from './relayed.js'
+import { TrainingInbound } from './inbound.js'
 import { SendPacer } from './send-pacer.js'
 import { PeerStreams, clearQueue, dequeue, OUTBOX_IDLE_MS, type Outbox } from './streams.js'
 import { decodeTrainingMessage, encodeTrainingMessage, jobOf, type TrainingMessage, type TrainingMessageInput } from './messages.js'
@@ -44,9 +41,9 @@ const log = logger('dbc:training:transport')
 export class TrainingTransport {
   readonly host: TrainingHost
   readonly self: string
-  private readonly listeners = new Set<TrainingListener>()
   private readonly outboxes = new Map<string, Outbox>()
-  private readonly inbound = new Set<FramedStream>()
+  /** What arrives: inbound streams and overlay frames, decoded and checked, to the listeners. */
+  private readonly inbound: TrainingInbound
   private readonly onBadInput?: (peer: PeerId, err: WireError) => void
   private readonly frameLimitHook?: (peer: string) => number | undefined
   /** Who this node trains with, learned from the messages it sends and accepts. */
@@ -83,7 +80,7 @@ export class TrainingTransport {
     this.overlayFrames = new OverlayFrames({
       signal: () => this.overlay.signal,
       frameLimit: peer => this.frameLimit(peer),
-      deliver: (peer, frame) => { this.onOverlayFrame(peer, frame) },
+      deliver: (peer, frame) => { this.inbound.overlayFrame(peer, frame) },
       malformed: (peer, reason) => { try { this.onBadInput?.(peerIdFromString(peer), new WireError('TRAINING_MESSAGE_INVALID', `training frame piece from ${peer} (over the overlay): ${reason}`)) } catch {} },
       stats: this.stats,
       wholeFrameBytes: () => this.overlay.link('auto')?.maxFrameBytes
@@ -96,6 +93,7 @@ export class TrainingTransport {
       connect: async (peer, signal) => { await this.streams.connect(peer, signal) },
       connectedNow: peer => { try { return this.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open') } catch { return false } }
     })
+    this.inbound = new TrainingInbound({ host, members: this.members, stats: this.stats, onBadInput: init.onBadInput, started: () => this.started, heardVia: peer => { this.overlay.fallbacks.heardVia(peer) } })
     this.streams = new PeerStreams({ host, routeLog: this.routeLog, overlay: this.overlay, overlayWaitMs: init.overlayWaitMs ?? OVERLAY_DIAL_WAIT_MS, started: () => this.started, current: (to, o) => this.outboxes.get(to) === o })
   }
 
@@ -117,7 +115,7 @@ export class TrainingTransport {
     // what a relay carries is bounded by its limits, and frames by the members-only caps
     await guardedHandle(this.host, ALLREDUCE_PROTOCOL, async (stream: Stream, connection: Connection, g) => {
       const from = connection.remotePeer.toString()
-      await this.readLoop(stream, connection, g.open({ maxFrameBytes: () => this.frameLimit(from) }))
+      await this.inbound.read(stream, connection, g.open({ maxFrameBytes: () => this.frameLimit(from) }))
     }, { maxInboundStreams: 256, runOnLimitedConnection: true, expectsRequest: true })
     this.overlay.start()
     // frames over the overlay: the same caps as a stream (large ones only from members), within the overlay's budgets
@@ -144,15 +142,11 @@ export class TrainingTransport {
     await this.host.unhandle(ALLREDUCE_PROTOCOL)
     for (const o of this.outboxes.values()) { clearQueue(o); o.framed?.abort(new Error('training transport stopped')) }
     this.outboxes.clear()
-    for (const f of this.inbound) f.abort(new Error('training transport stopped'))
-    this.inbound.clear()
+    this.inbound.abortAll(new Error('training transport stopped'))
   }
 
   /** Subscribes to every message received; returns the unsubscribe function. */
-  listen (fn: TrainingListener): () => void {
-    this.listeners.add(fn)
-    return () => { this.listeners.delete(fn) }
-  }
+  listen (fn: TrainingListener): () => void { return this.inbound.listen(fn) }
 
   /**
    * Queues a message for `to`, routed as `routing` says, else as its job's (jobRoutes: `coordinator`'s
@@ -372,27 +366,6 @@ export class TrainingTransport {
     this.routeLog.count(to, frame.length)
   }
 
-  /** A whole frame that came over the overlay (or was rebuilt from pieces): the same checks and listeners as one read from a stream. */
-  private onOverlayFrame (from: string, frame: Uint8Array): void {
-    if (!this.started) return
-    let msg: TrainingMessage
-    try {
-      msg = decodeTrainingMessage(frame)
-    } catch (err) {
-      try { this.onBadInput?.(peerIdFromString(from), new WireError('TRAINING_MESSAGE_INVALID', `training message from ${from} (over the overlay) does not decode`, { cause: err })) } catch {}
-      return
-    }
-    this.stats.framesReceived++
-    this.stats.bytesReceived += frame.length
-    this.stats.overlayFramesReceived++
-    this.members.onReceive(Date.now(), from, msg)
-    // no connection to the sender: our answers go the way it came (no dial that would fail first)
-    let connected = false
-    try { connected = this.host.getConnections(peerIdFromString(from)).some(c => c.status === 'open') } catch {}
-    if (!connected) this.overlay.fallbacks.heardVia(from)
-    this.dispatch(from, msg)
-  }
-
   /** The route each training peer was last reached on, with the frames and bytes sent on each kind. */
   routes (): Record<string, TrainingRoute> { return this.routeLog.all() }
 
@@ -401,57 +374,6 @@ export class TrainingTransport {
     try { return await this.pacer.write(len, write) } finally { this.stats.sendBusyMs = this.pacer.busyMs }
   }
 
-  private async readLoop (stream: Stream, connection: Connection, framed: FramedStream): Promise<void> {
-    this.inbound.add(framed)
-    const from = connection.remotePeer.toString()
-    try {
-      for (;;) {
-        const frame = await framed.read()
-        if (frame === undefined) {
-          // the sender moved to another connection (or stopped): close our end too, so the stream
-          // (and a relayed connection left with none) goes away
-          await stream.close({ signal: AbortSignal.timeout(2000) }).catch((err: Error) => { stream.abort(err) })
-          break
-        }
-        let msg: TrainingMessage
-        try {
-          msg = decodeTrainingMessage(frame)
-        } catch (err) {
-          throw new WireError('TRAINING_MESSAGE_INVALID', `training message from ${from} does not decode`, { cause: err })
-        }
-        this.stats.framesReceived++
-        this.stats.bytesReceived += frame.length
-        this.members.onReceive(Date.now(), from, msg)
-        this.dispatch(from, msg)
-      }
-    } catch (err) {
-      if (err instanceof WireError) {
-        // an honest member's early slice is no larger than the job's model; anything larger is charged
-        const declared = (err as WireError & { declaredBytes?: number }).declaredBytes ?? Infinity
-        const earlySlice = err.code === 'FRAME_TOO_LARGE' && this.members.limitOf(Date.now(), from) === 0 && declared <= this.members.earlySliceBytes(Date.now())
-        if (!wasHandled(err) && !earlySlice) this.onBadInput?.(connection.remotePeer, err)
-        // tell the peer why before dropping the stream (as every dbc protocol does)
-        // (flushed with close() first: abort() alone discards what is still unsent)
-        try {
-          stream.send(encodeFrame(dbc.common.v1.ProtocolError.encode({ code: err.code, message: err.message }).finish()))
-          await stream.close({ signal: AbortSignal.timeout(2000) })
-        } catch {}
-      }
-      log('the stream from %s on connection %s ended: %s', from, connection.id, (err as Error).message)
-      framed.abort(err as Error)
-    } finally {
-      this.inbound.delete(framed)
-      closeIfRedundant(this.host, connection, stream)
-    }
-  }
-
-  private dispatch (from: string, msg: TrainingMessage): void {
-    for (const fn of this.listeners) {
-      try {
-        fn(from, msg)
-      } catch (err) {
-        log.error('training listener failed: %s', (err as Error).message)
-      }
-    }
-  }
+  /** Hands `msg` to every listener (also used by tests to deliver a message). */
+  private dispatch (from: string, msg: TrainingMessage): void { this.inbound.dispatch(from, msg) }
 }
