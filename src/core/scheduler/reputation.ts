@@ -17,6 +17,13 @@ export interface ProviderRecord {
   caught?: number
 }
 
+/**
+ * Providers whose record is kept (a daemon that runs for months meets more, and a peer that takes
+ * leases under many ids would grow the book without end): past it the least recently seen record
+ * with nothing against it goes first, so fresh ids cannot push out the records that caught a liar.
+ */
+export const MAX_REPUTATION_RECORDS = 4096
+
 export interface ReputationInit {
   /** Agreed results before a provider counts as trusted. */
   trustAfter?: number
@@ -34,11 +41,26 @@ export class ReputationBook {
     this.wrongWeight = init.wrongWeight ?? 10
   }
 
+  /** The provider's record, made if new, and moved last (the most recently seen). */
   private rec (provider: string): ProviderRecord {
-    let r = this.records.get(provider)
-    if (r === undefined) { r = { agreed: 0, wrong: 0, failed: 0, timeout: 0 }; this.records.set(provider, r) }
+    const r = this.records.get(provider) ?? { agreed: 0, wrong: 0, failed: 0, timeout: 0 }
+    this.records.delete(provider)
+    this.records.set(provider, r)
+    if (this.records.size > MAX_REPUTATION_RECORDS) this.evict()
     return r
   }
+
+  private evict (): void {
+    let oldest: string | undefined
+    for (const [id, r] of this.records) {
+      oldest ??= id
+      if (r.wrong === 0 && (r.caught ?? 0) === 0) { this.records.delete(id); return }
+    }
+    if (oldest !== undefined) this.records.delete(oldest)
+  }
+
+  /** How many providers have a record. */
+  get size (): number { return this.records.size }
 
   record (provider: string, outcome: ReputationOutcome, n = 1): void {
     const r = this.rec(provider)
@@ -88,7 +110,10 @@ export class ReputationBook {
 
   static fromJSON (data: Record<string, ProviderRecord>, init: ReputationInit = {}): ReputationBook {
     const book = new ReputationBook(init)
-    for (const [k, v] of Object.entries(data)) book.records.set(k, { ...v })
+    for (const [k, v] of Object.entries(data)) {
+      book.records.set(k, { ...v })
+      if (book.records.size > MAX_REPUTATION_RECORDS) book.evict()
+    }
     return book
   }
 }
