@@ -46,6 +46,8 @@ export const DIRECT_RETRY_DIAL_MS = 10_000
 export const MAX_DIRECT_RETRY_PEERS = 1024
 /** Background attempts in flight at most, all peers together. */
 export const MAX_DIRECT_RETRIES_IN_FLIGHT = 8
+/** Direct addresses one background attempt dials at most, the peer's own first (a peer or a lookup may name many). */
+export const MAX_DIRECT_RETRY_ADDRS = 8
 /** libp2p's dial queue priority of a background attempt (its default is 50, a user's dial 75). */
 const DIRECT_RETRY_PRIORITY = 10
 
@@ -260,7 +262,7 @@ export function installPeerDialRules (cm: DialingConnectionManager, deps: PeerDi
     void planFor(peer, false).then(async p => {
       if (p === undefined || p.direct.length === 0) return
       stats.directRetries++
-      const conn = await openConnection(p.direct.map(a => withPeer(a, id)), { signal: AbortSignal.timeout(DIRECT_RETRY_DIAL_MS), priority: DIRECT_RETRY_PRIORITY })
+      const conn = await openConnection(p.direct.slice(0, MAX_DIRECT_RETRY_ADDRS).map(a => withPeer(a, id)), { signal: AbortSignal.timeout(DIRECT_RETRY_DIAL_MS), priority: DIRECT_RETRY_PRIORITY })
       // (a dial by peer id in flight answers a joined dial: that may be a relayed one)
       if (!isLimited(conn)) stats.directFound++
     }).catch(() => {}).finally(() => { retry.end(id) })

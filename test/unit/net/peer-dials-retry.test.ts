@@ -8,7 +8,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { installPeerDialRules, unreachableLast, DirectRetries, FailedAddrs, PeerAddrs, peerDialStats, DIRECT_RETRY_DIAL_MS, type DialingConnectionManager, type PeerDialDeps } from '../../../src/net/peer-dials.js'
+import { installPeerDialRules, unreachableLast, DirectRetries, FailedAddrs, PeerAddrs, peerDialStats, DIRECT_RETRY_DIAL_MS, MAX_DIRECT_RETRY_ADDRS, type DialingConnectionManager, type PeerDialDeps } from '../../../src/net/peer-dials.js'
 import type { OwnNetwork } from '../../../src/net/nat-addr.js'
 
 const PEER = '12D3KooWLKt6YyPkqmzLk1zpSbu2PH4n3DTS2oNU4YeC2zLbrSFW'
@@ -123,6 +123,15 @@ test('a failed attempt is tried again only after DIRECT_RETRY_MS; private addres
   await settle()
   assert.equal(g.dials, [], 'a NATed peer with only its LAN address: nothing to try, no dial')
   assert.equal(g.streams, ['relayed'])
+
+  const many = Array.from({ length: 30 }, (_, i) => `/ip4/198.51.100.${i + 1}/tcp/4001`)
+  const h = live(() => 'no')
+  installPeerDialRules(h.cm, deps(clock, { addressesOf: async () => [...many, { addr: PUBLIC, certified: true }, CIRCUIT] }))
+  await h.cm.openStream(peer, '/dbc/vivaldi/1.0.0', probe)
+  await settle()
+  const listed = h.dials[0].split(' ')
+  assert.is(listed.length, MAX_DIRECT_RETRY_ADDRS, 'a long list (planted by a lookup) is cut')
+  assert.is(listed[0], withId(PUBLIC), 'the peer\'s own address kept, first')
 })
 
 test('a dial by peer id while the background attempt is in flight names the circuit too (libp2p joins it to the attempt; by id alone it would share the direct outcome only)', async () => {
