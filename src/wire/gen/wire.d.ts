@@ -814,6 +814,7 @@ export namespace dbc {
                 requestExpiresAt: number;
                 payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                 maxResultBytes: number;
+                bundles: boolean;
                 static create(properties: dbc.task.v1.LeaseRequest.$Shape): dbc.task.v1.LeaseRequest & dbc.task.v1.LeaseRequest.$Shape;
                 static create(properties?: dbc.task.v1.LeaseRequest.$Properties): dbc.task.v1.LeaseRequest;
                 static encode(m: dbc.task.v1.LeaseRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -837,6 +838,7 @@ export namespace dbc {
                     requestExpiresAt?: (number|null);
                     payment?: (dbc.task.v1.PaymentTerms.$Properties|null);
                     maxResultBytes?: (number|null);
+                    bundles?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = dbc.task.v1.LeaseRequest.$Properties;

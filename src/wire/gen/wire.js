@@ -8362,6 +8362,7 @@ export const dbc = $root.dbc = (() => {
                  * @property {number|null} [requestExpiresAt] LeaseRequest requestExpiresAt
                  * @property {dbc.task.v1.PaymentTerms.$Properties|null} [payment] LeaseRequest payment
                  * @property {number|null} [maxResultBytes] LeaseRequest maxResultBytes
+                 * @property {boolean|null} [bundles] LeaseRequest bundles
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -8482,6 +8483,14 @@ export const dbc = $root.dbc = (() => {
                 LeaseRequest.prototype.maxResultBytes = 0;
 
                 /**
+                 * LeaseRequest bundles.
+                 * @member {boolean} bundles
+                 * @memberof dbc.task.v1.LeaseRequest
+                 * @instance
+                 */
+                LeaseRequest.prototype.bundles = false;
+
+                /**
                  * Creates a new LeaseRequest instance using the specified properties.
                  * @function create
                  * @memberof dbc.task.v1.LeaseRequest
@@ -8535,6 +8544,8 @@ export const dbc = $root.dbc = (() => {
                         $root.dbc.task.v1.PaymentTerms.encode(m.payment, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
                     if (m.maxResultBytes != null && $Object.hasOwnProperty.call(m, "maxResultBytes") && !$Object.is(m.maxResultBytes, 0))
                         w.uint32(/* id 11, wireType 1 =*/89).double(m.maxResultBytes);
+                    if (m.bundles != null && $Object.hasOwnProperty.call(m, "bundles") && m.bundles !== false)
+                        w.uint32(/* id 12, wireType 0 =*/96).bool(m.bundles);
                     if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                         for (var i = 0; i < m.$unknowns.length; ++i)
                             w.raw(m.$unknowns[i]);
@@ -8672,6 +8683,15 @@ export const dbc = $root.dbc = (() => {
                                     delete m.maxResultBytes;
                                 continue;
                             }
+                        case 12: {
+                                if (u !== 0)
+                                    break;
+                                if (v = r.bool())
+                                    m.bundles = v;
+                                else
+                                    delete m.bundles;
+                                continue;
+                            }
                         }
                         r.skipType(u, q, t);
                         if (!r.discardUnknown) {
@@ -8768,6 +8788,11 @@ export const dbc = $root.dbc = (() => {
                             m.maxResultBytes = $Number(d.maxResultBytes);
                         }
                     }
+                    if (d.bundles != null) {
+                        if (d.bundles) {
+                            m.bundles = $Boolean(d.bundles);
+                        }
+                    }
                     return m;
                 };
 
@@ -8812,6 +8837,7 @@ export const dbc = $root.dbc = (() => {
                         d.requestExpiresAt = 0;
                         d.payment = null;
                         d.maxResultBytes = 0;
+                        d.bundles = false;
                     }
                     if (m.jobId != null && $Object.hasOwnProperty.call(m, "jobId")) {
                         d.jobId = o.bytes === $String ? $util.base64.encode(m.jobId, 0, m.jobId.length) : o.bytes === $Array ? $Array.prototype.slice.call(m.jobId) : m.jobId;
@@ -8845,6 +8871,9 @@ export const dbc = $root.dbc = (() => {
                     }
                     if (m.maxResultBytes != null && $Object.hasOwnProperty.call(m, "maxResultBytes")) {
                         d.maxResultBytes = o.json && !$isFinite(m.maxResultBytes) ? $String(m.maxResultBytes) : m.maxResultBytes;
+                    }
+                    if (m.bundles != null && $Object.hasOwnProperty.call(m, "bundles")) {
+                        d.bundles = m.bundles;
                     }
                     return d;
                 };
