@@ -110,6 +110,9 @@ export class LeaseRounds {
       expectedTaskMs: m.task.expectedMs,
       maxInputBytes: this.maxInputBytes,
       maxResultBytes: this.maxResultBytes,
+      // this submitter runs TaskBundles: a provider may offer bundle_max (an older submitter, not
+      // asking, gets offers without it: it re-encodes an offer to check its signature and would drop the field)
+      bundles: true,
       requestExpiresAt: this.d.now() + 10_000,
       ...(init.payment !== undefined ? { payment: init.payment.terms } : {})
     }

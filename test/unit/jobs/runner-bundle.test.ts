@@ -1,4 +1,5 @@
-// The runner's leases with TaskBundles (src/jobs/runner-leases.ts): a tiny task's lease on a provider
+// The runner's leases with TaskBundles (src/jobs/runner-leases.ts): its lease requests ask for
+// bundles (LeaseRequest.bundles); a tiny task's lease on a provider
 // whose signed offer says bundle_max is opened for bundles and its copies may share a frame; an
 // older provider's offer (no bundle_max), or a task predicted long, gets none. The in-process
 // transport records what the runner asked of it (it runs every copy alone).
@@ -14,8 +15,9 @@ const owner = key(1)
 class Recording implements JobTransport {
   readonly leaseBundles = new Map<string, number | undefined>()
   readonly copyBundles: Array<number | undefined> = []
+  readonly asked: Array<boolean | null | undefined> = []
   constructor (private readonly inner: JobTransport) {}
-  async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: Parameters<JobTransport['requestOffers']>[1]): Promise<TransportOffer[]> { return await this.inner.requestOffers(req, opts) }
+  async requestOffers (req: dbc.task.v1.ILeaseRequest, opts: Parameters<JobTransport['requestOffers']>[1]): Promise<TransportOffer[]> { this.asked.push(req.bundles); return await this.inner.requestOffers(req, opts) }
   async openLease (provider: string, lease: dbc.task.v1.ILease, opts: Parameters<JobTransport['openLease']>[2]): Promise<void> {
     this.leaseBundles.set(provider, opts.bundle)
     await this.inner.openLease(provider, lease, opts)
@@ -40,6 +42,7 @@ async function run (bundleMax: number | undefined, expectedMs: number): Promise<
 
 test('tiny tasks on providers that offer bundles: leases opened for bundles, copies may share a frame', async () => {
   const tr = await run(8, 1)
+  assert.ok(tr.asked.length > 0 && tr.asked.every(b => b === true), 'its lease requests ask for bundles (LeaseRequest.bundles: an older submitter does not, and gets offers without bundle_max)')
   assert.equal([...tr.leaseBundles.values()], [8, 8])
   assert.ok(tr.copyBundles.some(b => b === 8), 'copies went with their lease\'s bundle')
 })
