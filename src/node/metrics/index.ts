@@ -213,7 +213,7 @@ export function createNodeMetrics (sources: MetricsSources, registry = new Regis
       }
     },
     stop (): void { unwatch?.(); unwatch = undefined },
-    /** Counts a task provider's offers and answers (wraps its `offer` and `runTask` in place). */
+    /** Counts a task provider's offers and answers (wraps its `offer`, `runTask` and `runBundle` in place). */
     meterProvider<P extends MeteredProvider> (provider: P): P {
       const offer = provider.offer.bind(provider)
       const runTask = provider.runTask.bind(provider)
@@ -223,10 +223,20 @@ export function createNodeMetrics (sources: MetricsSources, registry = new Regis
         offers.inc(refusal === '' ? { result: 'offered', code: '' } : { result: 'refused', code: codeOf(refusal) })
         return o
       }
+      const count = (r: { ok?: boolean | null, error?: string | null }): void => { answers.inc(r.ok === true ? { result: 'ok', code: '' } : { result: 'error', code: codeOf(r.error ?? '') }) }
       provider.runTask = async (...args) => {
         const r = await runTask(...args)
-        answers.inc(r.ok === true ? { result: 'ok', code: '' } : { result: 'error', code: codeOf(r.error ?? '') })
+        count(r)
         return r
+      }
+      // the tasks of a bundle are answers too, each counted
+      const runBundle = provider.runBundle?.bind(provider)
+      if (runBundle !== undefined) {
+        provider.runBundle = async (...args) => {
+          const rs = await runBundle(...args)
+          for (const r of rs) count(r)
+          return rs
+        }
       }
       return provider
     },
@@ -238,6 +248,7 @@ export function createNodeMetrics (sources: MetricsSources, registry = new Regis
 interface MeteredProvider {
   offer: (...args: any[]) => { refusal?: string | null }
   runTask: (...args: any[]) => Promise<{ ok?: boolean | null, error?: string | null }>
+  runBundle?: (...args: any[]) => Promise<Array<{ ok?: boolean | null, error?: string | null }>>
 }
 
 /** The code an answer starts with ("PAYMENT_MISSING: ..."), bounded for a label; "refused: ..." is a lease refusal. */

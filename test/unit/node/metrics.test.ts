@@ -125,6 +125,19 @@ test('a provider\'s offers and answers are counted by result and code', async ()
   assert.is(value(text, 'dbc_provider_task_answers_total{result="error",code="LEASE_REFUSED"}'), 1)
 })
 
+test('each task of a bundle is counted as an answer', async () => {
+  const m = createNodeMetrics(fakeSources().sources)
+  const provider = m.meterProvider({
+    offer: () => ({ refusal: '' }),
+    runTask: async () => ({ ok: true }),
+    runBundle: async (errors: string[]) => errors.map(error => error === '' ? { ok: true } : { ok: false, error })
+  })
+  await provider.runBundle!(['', '', 'LEASE_SLOTS_BUSY: the bundle ran past its cut'])
+  const text = await m.text()
+  assert.is(value(text, 'dbc_provider_task_answers_total{result="ok",code=""}'), 2)
+  assert.is(value(text, 'dbc_provider_task_answers_total{result="error",code="LEASE_SLOTS_BUSY"}'), 1)
+})
+
 test('ready: peers (or no bootstrap list) and a chain that answers', async () => {
   let peers: unknown[] = []
   let chainUp = true
