@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ComputePeer, type BundleOutcome } from '../../../src/compute/index.js'
 import { ComputePeerProvider, type ProviderTaskRecord } from '../../../src/jobs/compute-provider.js'
-import { PaymentGate, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
+import { PaymentGate, LEASE_SLOT_QUEUE, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
 import { signLease } from '../../../src/core/scheduler/ownership.js'
 import { verifyOffer } from '../../../src/core/compute/offer.js'
 import { TASK_BUNDLE_MAX } from '../../../src/core/scheduler/ports.js'
@@ -126,6 +126,23 @@ test('the slot goes back once when the peer throws mid-bundle, and an admitted t
   } finally { await r.peer.stop() }
 })
 
+test('no slot free and the lease\'s queue full: every task of the bundle is refused LEASE_SLOTS_BUSY, no slot taken or given back', async () => {
+  const r = await rig(1)
+  try {
+    const held = lp(r)
+    assert.ok(await r.gate.slotFree(held), 'the lease\'s one slot, taken by another task')
+    const waiting = Array.from({ length: LEASE_SLOT_QUEUE }, async () => await r.gate.slotFree(held))
+    const results = await r.provider.runBundle([taskOf(r, 0, square), taskOf(r, 1)], r.holder)
+    assert.equal(results.map(x => x.code), ['LEASE_SLOTS_BUSY', 'LEASE_SLOTS_BUSY'])
+    assert.equal(r.calls, { slotFree: 1 + LEASE_SLOT_QUEUE + 1, bundleDone: 0, finished: 0, admitted: 0 })
+    assert.is(held.inflight, 1)
+    // the held slot goes to each waiter in turn
+    for (let i = 0; i <= LEASE_SLOT_QUEUE; i++) r.gate.bundleDone(held)
+    assert.equal(await Promise.all(waiting), Array(LEASE_SLOT_QUEUE).fill(true))
+    assert.is(held.inflight, 0)
+  } finally { await r.peer.stop() }
+})
+
 test('ComputePeer.runBundle: one slot for the bundle, one executor run and receipt per task, a cancel per task, the cut', async () => {
   const peer = new ComputePeer({ secretKey: randomBytes(32), cpuSlots: 2, memoryMib: 1024, benchmark: false })
   await peer.start()
@@ -155,6 +172,15 @@ test('ComputePeer.runBundle: one slot for the bundle, one executor run and recei
     assert.is('refused' in some[0] ? (some[0].refused as { code?: string }).code : 'ran', 'PAYER_BEHIND')
     assert.ok(!('refused' in some[1]))
     assert.is(peer.executing, 0)
+    // a drain that begins mid-bundle: the task running ends, the rest are not started (sent again: NOT_RUN)
+    const drained = await peer.runBundle([t(1), t(2), t(3)], { admit: async i => { if (i === 0) peer.drain(); return undefined } })
+    assert.ok(!('refused' in drained[0]))
+    assert.equal(drained.slice(1).map(o => 'refused' in o ? (o.refused as { code?: string }).code : 'ran'), ['LEASE_SLOTS_BUSY', 'LEASE_SLOTS_BUSY'])
+    // a bundle that arrives while the peer drains waits for the stop, as a task does: PEER_STOPPED
+    const late = peer.runBundle([t(4), t(5)])
+    assert.is(peer.waiting, 2, 'held by the drain (counted as the call starts)')
+    await peer.stop()
+    assert.equal((await late).map(o => 'refused' in o ? (o.refused as { code?: string }).code : 'ran'), ['PEER_STOPPED', 'PEER_STOPPED'])
   } finally { await peer.stop() }
 })
 
