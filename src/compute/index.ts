@@ -228,7 +228,8 @@ export class ComputePeer {
    * (not run: the submitter sends them again).
    */
   async runBundle (tasks: readonly dbc.task.v1.ITask[], opts: RunBundleOptions = {}): Promise<BundleOutcome[]> {
-    const out: BundleOutcome[] = tasks.map(() => ({ refused: new ExecutorError('TASK_NOT_RUN', 'not run') }))
+    // every path below fills each entry (an Error each up front cost a stack trace per task)
+    const out = new Array<BundleOutcome>(tasks.length)
     if (tasks.length === 0) return out
     const firstId = toHex(tasks[0].taskId ?? new Uint8Array(0))
     // a draining peer starts nothing more: the bundle waits for the stop (see drain())
@@ -236,7 +237,7 @@ export class ComputePeer {
     if (hold !== undefined && !this.stopping) {
       this.heldCount += tasks.length
       try { await heldUntil(hold.until, allAborted(opts.signals, tasks.length)) } finally { this.heldCount -= tasks.length }
-      if (!this.stopping) return out.map(() => ({ refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${firstId}: cancelled while this peer drained`) }))
+      if (!this.stopping) return tasks.map(() => ({ refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${firstId}: cancelled while this peer drained`) }))
     }
     // a stopping peer runs nothing more: PEER_STOPPED tells the submitter the copy was not run (it
     // waits for this provider to come back), not that the provider failed it
