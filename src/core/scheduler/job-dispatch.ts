@@ -5,6 +5,7 @@
 import { established, deferCheckTo, needsCheck } from './spot-check.js'
 import { JobVerification } from './job-verification.js'
 import { KEY, SCAN, inSlots, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'
+import { TASK_BUNDLE_CUT_MS } from './ports.js'
 
 /**
  * The order the pump fills leases in: predicted copy time (runMs) first, a lease with no
@@ -138,11 +139,13 @@ export abstract class JobDispatch extends JobVerification {
     const attempt = ++t.attempts
     // a copy sent ahead of the lease's slots waits for one at the provider: its timeout counts the
     // copies ahead of it (each ends by the task's timeout), so an honest provider is not timed out for the wait;
-    // a copy within slots x bundle runs in a bundle, which the provider cuts at TASK_BUNDLE_CUT_MS: no extra wave
+    // a copy within slots x bundle runs in a bundle, whose results go out together when it ends: up to
+    // TASK_BUNDLE_CUT_MS (no task starts later) and one task's timeout after it started (review18 F2)
     const bundle = this.bundleOf(l)
     const held = inSlots({ slots: l.slots, bundle })
     const waves = l.running >= held ? Math.ceil((l.running + 1 - held) / l.slots) : 0
-    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 ? { timeoutMs: this.policy.taskTimeoutMs * (1 + waves) } : {}) }
+    const unit = this.policy.taskTimeoutMs + (bundle !== undefined ? TASK_BUNDLE_CUT_MS : 0)
+    const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 || bundle !== undefined ? { timeoutMs: unit * (1 + waves) } : {}) }
     t.copies.push(c)
     t.outstanding++
     l.running++

@@ -1,13 +1,13 @@
 // A lease with TaskBundles (job-dispatch.ts, LeaseGrant.bundle): it holds slots x bundle copies in
 // flight, each run command names the bundle the transport may group it in, the copies within
-// slots x bundle get no extra timeout waves (a provider cuts a bundle at TASK_BUNDLE_CUT_MS), the
+// slots x bundle get no extra timeout waves (only TASK_BUNDLE_CUT_MS, where a provider cuts a bundle), the
 // lease cap and the progress's `running` still count real slots, and an older provider's offer
 // (no bundle_max) gives a lease of one copy per slot, as before; under the default checks only an
 // established provider gets them.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { JobMachine, ReputationBook, type JobPolicy, type JobCommand } from '../../../../src/core/scheduler/index.js'
-import { offerView, offerBundleOf, TASK_BUNDLE_MAX } from '../../../../src/core/scheduler/ports.js'
+import { offerView, offerBundleOf, TASK_BUNDLE_MAX, TASK_BUNDLE_CUT_MS } from '../../../../src/core/scheduler/ports.js'
 import { createRng } from '../../../../src/core/rng.js'
 
 const policy: JobPolicy = { taskCount: 200, redundancy: 1, quorum: 1, maxAttempts: 5, taskTimeoutMs: 5000, leaseTimeoutMs: 60_000, stragglerFactor: 0 }
@@ -36,13 +36,14 @@ test('the lease cap counts real slots; progress shows at most the slots running,
   assert.is(p.ahead, 20)
 })
 
-test('copies within slots x bundle get no extra timeout waves; those past it do', () => {
+test('copies within slots x bundle get no extra timeout waves (only the bundle\'s cut on top); those past it do', () => {
   const m = new JobMachine(policy, new ReputationBook(), createRng(1))
   m.handleLease(0, { leaseId: 'B', provider: 'p', slots: 2, runMs: 5, bundle: 4, readAhead: 2 })
   const sent = runs(m.pollCommands())
   assert.is(sent.length, 10)
   const timeouts = sent.map(c => m.copiesOf(c.index).find(x => x.attempt === c.attempt)?.timeoutMs ?? policy.taskTimeoutMs)
-  assert.equal(timeouts, [...Array(8).fill(5000), 10_000, 10_000], 'the 8 in the bundles run by the task timeout; the 2 read ahead wait one wave')
+  const unit = 5000 + TASK_BUNDLE_CUT_MS
+  assert.equal(timeouts, [...Array(8).fill(unit), 2 * unit, 2 * unit], 'the 8 in the bundles answer by the cut and the task timeout; the 2 read ahead wait one wave of that')
 })
 
 test('an older provider\'s offer (no bundle_max) gives no bundles: one copy per slot', () => {
