@@ -178,8 +178,10 @@ export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Ar
   }
   if (r.amount !== expected.toString()) return { ok: false, reason: `amount ${r.amount} does not match usage x prices (${expected.toString()})` }
   const id = r.receiptId
-  // The id was hashed over the receipt without the id field (not even an empty one).
-  const copy = dbc.receipt.v1.UsageReceipt.decode(signed.receipt) as Partial<UsageReceipt>
+  // The id was hashed over the receipt without the id field (not even an empty one): the decoded
+  // fields re-encoded (a shallow copy: a decoded message's fields are its own properties, what
+  // encode writes; absent ones stay absent), so a non-canonical encoding does not pass
+  const copy: Partial<UsageReceipt> = { ...r }
   delete copy.receiptId
   const want = hash(dbc.receipt.v1.UsageReceipt.encode(copy as UsageReceipt).finish()).subarray(0, RECEIPT_ID_BYTES)
   if (!bytesEqual(id, want)) return { ok: false, reason: 'receipt id does not match its content' }

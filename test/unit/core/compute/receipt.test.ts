@@ -4,6 +4,7 @@ import { dbc } from '../../../../src/wire/gen/wire.js'
 import { buildReceipt, signReceipt, verifyReceipt } from '../../../../src/core/settlement/receipt.js'
 import { ed25519PublicKey, peerIdBytesFromEd25519Key, signBytes } from '../../../../src/core/identity/index.js'
 import { createRng } from '../../../../src/core/rng.js'
+import { sha256 } from '@noble/hashes/sha2.js'
 
 const rng = createRng(7)
 const secret = rng.bytes(new Uint8Array(32))
@@ -61,6 +62,32 @@ test('tampering fails: any byte, amount, provider, signature', () => {
   const other = peerIdBytesFromEd25519Key(ed25519PublicKey(otherSecret))
   const wrongProvider = verifyReceipt(signed, other)
   assert.match(wrongProvider.ok ? '' : wrongProvider.reason, /another provider/)
+})
+
+test('the receipt id must be the hash of the canonical encoding: one hashed over a non-canonical encoding is refused, signed or not', () => {
+  const r = sample()
+  const noId = { ...r } as Partial<dbc.receipt.v1.UsageReceipt>
+  delete noId.receiptId
+  const canonical = dbc.receipt.v1.UsageReceipt.encode(noId as dbc.receipt.v1.UsageReceipt).finish()
+  // the id first (field 1, 16 bytes), then the rest: what buildReceipt writes
+  const withId = (rest: Uint8Array): Uint8Array => {
+    const id = sha256(rest).subarray(0, 16)
+    return Uint8Array.from([0x0a, 16, ...id, ...rest])
+  }
+  const signedOf = (bytes: Uint8Array): dbc.receipt.v1.SignedReceipt => dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: signBytes(secret, bytes) })
+  // control: the same construction over the canonical bytes verifies
+  const good = verifyReceipt(signedOf(withId(canonical)), provider)
+  assert.ok(good.ok, good.ok ? '' : good.reason)
+  // an unknown field (30, varint 1) appended: it decodes to the same receipt, but the id was hashed over other bytes
+  const padded = Uint8Array.from([...canonical, 0xf0, 0x01, 0x01])
+  const c1 = verifyReceipt(signedOf(withId(padded)), provider)
+  assert.not.ok(c1.ok)
+  assert.match(c1.ok ? '' : c1.reason, /receipt id does not match/)
+  // a field written twice (the last wins when decoded): also not canonical
+  const twice = Uint8Array.from([...canonical, ...dbc.receipt.v1.UsageReceipt.encode({ amount: r.amount } as dbc.receipt.v1.UsageReceipt).finish()])
+  const c2 = verifyReceipt(signedOf(withId(twice)), provider)
+  assert.not.ok(c2.ok)
+  assert.match(c2.ok ? '' : c2.reason, /receipt id does not match/)
 })
 
 test('a provider that signs an overcharge is caught by the amount check', () => {
