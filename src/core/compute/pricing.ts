@@ -48,8 +48,24 @@ export interface HourlyPrices {
 
 const DECIMAL = /^(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?$/i
 
+/** Prices (numbers) at TOKEN_DECIMALS already converted: every receipt checked prices the same few (its offer's). */
+const unitsOf = new Map<number, bigint>()
+const UNITS_CACHED_MAX = 256
+
 /** "1.25" tokens → 1250000000000000000n units (18 decimals). Throws RangeError on bad input. */
 export function decimalToUnits (value: number | string, decimals = TOKEN_DECIMALS): bigint {
+  if (typeof value === 'number' && decimals === TOKEN_DECIMALS) {
+    const hit = unitsOf.get(value)
+    if (hit !== undefined) return hit
+    const units = decimalUnits(value, decimals)
+    if (unitsOf.size >= UNITS_CACHED_MAX) unitsOf.clear()
+    unitsOf.set(value, units)
+    return units
+  }
+  return decimalUnits(value, decimals)
+}
+
+function decimalUnits (value: number | string, decimals: number): bigint {
   const text = typeof value === 'number' ? String(value) : value.trim()
   const m = DECIMAL.exec(text)
   if (m === null || (m[1] === '' && (m[2] ?? '') === '')) throw new RangeError(`price "${text}" is not a non-negative decimal number`)

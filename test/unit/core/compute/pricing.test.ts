@@ -16,6 +16,20 @@ test('decimal prices convert exactly', () => {
   assert.throws(() => decimalToUnits('.'), /not a non-negative decimal/)
 })
 
+test('a price converted again (held: every receipt of an offer has its prices) is the same as its text converted; other decimals and bad prices are not held', () => {
+  fc.assert(fc.property(fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 400 }), prices => {
+    for (let round = 0; round < 2; round++) {
+      for (const p of prices) {
+        assert.is(decimalToUnits(p), decimalToUnits(String(p)))
+        assert.is(decimalToUnits(p, 6), decimalToUnits(String(p), 6))
+      }
+    }
+  }), { numRuns: 20 })
+  assert.is(decimalToUnits(1.5), 1_500_000_000_000_000_000n)
+  assert.is(decimalToUnits(1.5, 2), 150n)
+  for (let i = 0; i < 2; i++) assert.throws(() => decimalToUnits(-1), RangeError)
+})
+
 test('one GPU-hour at 2 tokens costs exactly 2 tokens', () => {
   assert.is(chargeUnits({ gpuSeconds: 3600, cpuMs: 0 }, { priceGpuHour: 2, priceCpuHour: 0 }), 2n * 10n ** 18n)
   assert.is(chargeUnits({ gpuSeconds: 0, cpuMs: 3_600_000 }, { priceGpuHour: 9, priceCpuHour: 0.05 }), 5n * 10n ** 16n)
