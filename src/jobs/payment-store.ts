@@ -73,6 +73,18 @@ export interface VoucherRow {
   forfeited?: string
 }
 
+/**
+ * Per job: the receipt keys its payments hold and its highest seq, read from the store once and kept
+ * true by addPayment (the only writer of job_payments), so a copy's "paid already?" and its seq cost
+ * no statement. Shared by every PaymentStore over one Store (one connection); a job's entry is
+ * dropped when a transaction (or savepoint) that read or wrote it is undone, and re-read after.
+ */
+interface PaidKeys { keys: Set<string>, seq: number }
+const paidByStore = new WeakMap<Store, Map<string, PaidKeys>>()
+/** Jobs whose paid keys are held (the jobs running now: one more is read from the store again). */
+export const PAID_JOBS_MAX = 8
+const noop = (): void => {}
+
 const u8 = (v: unknown): Uint8Array | undefined => v instanceof Uint8Array ? new Uint8Array(v) : undefined
 const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined => v == null ? undefined : f(v)
 
@@ -84,8 +96,33 @@ export class PaymentStore {
    */
   private readonly escrowRows = new Map<string, EscrowRow>()
 
+  private readonly paid: Map<string, PaidKeys>
+
   constructor (readonly store: Store) {
     store.migrate('job-payments', MIGRATIONS)
+    let paid = paidByStore.get(store)
+    if (paid === undefined) { paid = new Map(); paidByStore.set(store, paid) }
+    this.paid = paid
+  }
+
+  /** The job's paid keys and highest seq (paidByStore), read once. */
+  private paidOf (jobId: string): PaidKeys {
+    let p = this.paid.get(jobId)
+    if (p !== undefined) return p
+    p = { keys: new Set(), seq: 0 }
+    for (const r of this.stmt('SELECT receipt_key, seq FROM job_payments WHERE job_id = ?').all(jobId) as Array<{ receipt_key: string, seq: number }>) {
+      p.keys.add(String(r.receipt_key))
+      if (Number(r.seq) > p.seq) p.seq = Number(r.seq)
+    }
+    if (this.paid.size >= PAID_JOBS_MAX) this.paid.delete(this.paid.keys().next().value as string)
+    this.paid.set(jobId, p)
+    this.dropIfUndone(jobId)
+    return p
+  }
+
+  /** Inside a transaction: if it (or the savepoint) is undone, the job's paid keys are read again. */
+  private dropIfUndone (jobId: string): void {
+    if (this.store.inTransaction()) this.store.afterCommit(noop, () => { this.paid.delete(jobId) })
   }
 
   private stmt (sql: string): StatementSync {
@@ -168,16 +205,24 @@ export class PaymentStore {
   // ---- payments and vouchers
 
   hasPayment (jobId: string, receiptKey: string): boolean {
-    return this.stmt('SELECT 1 FROM job_payments WHERE job_id = ? AND receipt_key = ?').get(jobId, receiptKey) !== undefined
+    return this.paidOf(jobId).keys.has(receiptKey)
   }
 
   /** Records one billed receipt (first write wins); returns whether this call recorded it. */
   addPayment (jobId: string, p: Omit<PaymentRow, 'seq'>): boolean {
-    // one statement: its seq is the job's MAX(seq) + 1 (the index job_payments_seq finds it)
+    const paid = this.paidOf(jobId)
+    if (paid.keys.has(p.receiptKey)) return false
+    // its seq is the job's highest + 1 (held in memory: paidOf)
+    const seq = paid.seq + 1
     const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms)
-      SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM job_payments WHERE job_id = ?`)
-      .run(jobId, p.receiptKey, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null, jobId)
-    return Number(r.changes) === 1
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(jobId, p.receiptKey, seq, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null)
+    // a row the keys did not know (another connection wrote it): they are read again at the next use
+    if (Number(r.changes) !== 1) { this.paid.delete(jobId); return false }
+    paid.keys.add(p.receiptKey)
+    paid.seq = seq
+    this.dropIfUndone(jobId)
+    return true
   }
 
   payments (jobId: string, payout?: string): PaymentRow[] {

@@ -1,10 +1,13 @@
 // The payment store's read paths the dispatch loop leans on: escrow rows served from memory stay
-// exact across every write and a rolled-back transaction; a payment's seq comes from an index,
-// not a scan of the job's payments; a copy with no stderr does not sum the job's logs again.
+// exact across every write and a rolled-back transaction; a payment's key check and seq come from
+// memory that follows the store (rollbacks, restarts), not a statement per copy; a copy with no stderr does not sum the job's logs again.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openStore } from '../../../src/store/db.js'
-import { PaymentStore, type EscrowRow } from '../../../src/jobs/payment-store.js'
+import { PaymentStore, PAID_JOBS_MAX, type EscrowRow } from '../../../src/jobs/payment-store.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { TaskLogStore } from '../../../src/jobs/task-logs.js'
 import { countStatements } from '../../helpers/statement-count.js'
 
@@ -41,21 +44,82 @@ test('escrow rows read through memory follow every write, and a rolled-back writ
   assert.is(s.escrows()[0].deposited, 500n)
 })
 
-test('a payment is one statement, its seq read from the (job, seq) index, in order; a repeat is ignored and takes no seq', () => {
+test('a payment is one statement once the job\'s keys are read (once); "paid already?" costs none; seq in order; a repeat is ignored and takes no seq', () => {
   const store = openStore(':memory:')
   const s = new PaymentStore(store)
-  const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM job_payments WHERE job_id = ?').all('j') as Array<{ detail: string }>
-  assert.ok(plan.some(r => r.detail.includes('job_payments_seq')), JSON.stringify(plan))
   // statements run, counted at the prepared statements
   const counted = countStatements(store)
-  const row = (key: string, at: number): Parameters<PaymentStore['addPayment']>[1] => ({ receiptKey: key, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at })
-  for (let i = 0; i < 5; i++) assert.ok(s.addPayment('j', row(`${i}:1`, i)))
-  assert.is(counted.runs, 5, 'one statement per payment')
+  for (let i = 0; i < 5; i++) { assert.not.ok(s.hasPayment('j', `${i}:1`)); assert.ok(s.addPayment('j', row(`${i}:1`, i))) }
+  assert.is(counted.runs, 6, 'the job\'s keys read once, then one statement per payment')
+  assert.ok(s.hasPayment('j', '2:1'))
   assert.not.ok(s.addPayment('j', row('2:1', 9)), 'a repeat is not recorded')
+  assert.is(counted.runs, 6, 'a repeat runs no statement')
   assert.ok(s.addPayment('k', row('0:1', 0)))
   assert.ok(s.addPayment('j', row('5:1', 5)))
   assert.equal(s.payments('j').map(p => [p.receiptKey, p.seq, p.at]), [['0:1', 1, 0], ['1:1', 2, 1], ['2:1', 3, 2], ['3:1', 4, 3], ['4:1', 5, 4], ['5:1', 6, 5]])
   assert.equal(s.payments('k').map(p => p.seq), [1])
+  // another PaymentStore over the same store (connection) sees the same keys
+  const s2 = new PaymentStore(store)
+  assert.ok(s2.hasPayment('j', '5:1'))
+  assert.ok(s2.addPayment('j', row('6:1', 6)))
+  assert.ok(s.hasPayment('j', '6:1'))
+  assert.is(s.payments('j').at(-1)?.seq, 7)
+})
+
+const row = (key: string, at: number): Parameters<PaymentStore['addPayment']>[1] => ({ receiptKey: key, provider: 'p', payout: `0x${'44'.repeat(20)}`, billed: 1n, payable: 1n, refused: 0n, limit: 'receipt', at })
+
+test('payments held in memory follow the store: a rolled-back transaction or savepoint takes its keys and seqs back; a reopened store reads them from disk', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pay-store-'))
+  try {
+    const path = join(dir, 'node.db')
+    let store = openStore(path)
+    let s = new PaymentStore(store)
+    assert.ok(s.addPayment('j', row('0:1', 0)))
+    // written inside a transaction that is undone: not paid, and its seq is given again
+    assert.throws(() => s.transaction(() => {
+      assert.ok(s.addPayment('j', row('1:1', 1)))
+      assert.ok(s.hasPayment('j', '1:1'))
+      throw new Error('abort')
+    }), /abort/)
+    assert.not.ok(s.hasPayment('j', '1:1'))
+    // a savepoint undone inside a transaction that commits: only the savepoint's payment goes
+    s.transaction(() => {
+      assert.ok(s.addPayment('j', row('2:1', 2)))
+      assert.throws(() => s.transaction(() => { assert.ok(s.addPayment('j', row('3:1', 3))); throw new Error('inner') }), /inner/)
+      assert.not.ok(s.hasPayment('j', '3:1'))
+      assert.ok(s.hasPayment('j', '2:1'))
+      // the keys were dropped and read again inside the transaction: that read is undone with it too
+      assert.ok(s.addPayment('j', row('4:1', 4)))
+    })
+    assert.equal(s.payments('j').map(p => [p.receiptKey, p.seq]), [['0:1', 1], ['2:1', 2], ['4:1', 3]])
+    // the keys read inside a transaction that is then undone are not kept
+    assert.throws(() => s.transaction(() => { s.addPayment('k', row('0:1', 0)); throw new Error('abort') }), /abort/)
+    assert.not.ok(s.hasPayment('k', '0:1'))
+    store.close()
+    // a restart: the store is the truth
+    store = openStore(path)
+    s = new PaymentStore(store)
+    assert.ok(s.hasPayment('j', '4:1'))
+    assert.not.ok(s.hasPayment('j', '3:1'))
+    assert.not.ok(s.addPayment('j', row('2:1', 9)))
+    assert.ok(s.addPayment('j', row('3:1', 5)))
+    assert.equal(s.payments('j').map(p => [p.receiptKey, p.seq]), [['0:1', 1], ['2:1', 2], ['4:1', 3], ['3:1', 4]])
+    store.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('only PAID_JOBS_MAX jobs\' keys are held; a job read again finds its payments', () => {
+  const store = openStore(':memory:')
+  const s = new PaymentStore(store)
+  for (let j = 0; j < PAID_JOBS_MAX + 3; j++) assert.ok(s.addPayment(`j${j}`, row('0:1', 0)))
+  const counted = countStatements(store)
+  const s2 = new PaymentStore(store) // (its statements are counted; the held keys are shared)
+  counted.reset()
+  for (let j = PAID_JOBS_MAX + 2; j >= 3; j--) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
+  assert.is(counted.runs, 0, 'the last PAID_JOBS_MAX jobs are held')
+  for (let j = 0; j < 3; j++) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
+  assert.is(counted.runs, 3, 'the first jobs were dropped and are read again')
+  for (let j = 0; j < PAID_JOBS_MAX + 3; j++) { assert.ok(s.addPayment(`j${j}`, row('1:1', 1))); assert.equal(s.payments(`j${j}`).map(p => p.seq), [1, 2]) }
 })
 
 test('task logs: copies without stderr do not sum the job\'s stored logs again; the job budget still holds', () => {
