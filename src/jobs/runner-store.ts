@@ -17,17 +17,50 @@ export function persistStep (s: JobStore | undefined, jobId: string, now: number
   // a step that writes nothing commits nothing (each commit is a synchronous fsync)
   if (also === undefined && rows.length === 0 && !events.some(writes) && !cmds.some(c => c.type === 'run')) return
   let after: (() => void) | undefined
+  const settledWith = pairSettled(rows, events)
   s.transaction(() => {
     for (const c of cmds) if (c.type === 'run') s.copyStarted(jobId, { index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: now })
-    for (const r of rows) s.copyResult(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
+    rows.forEach((r, i) => {
+      const settled = settledWith?.byRow.get(i)
+      if (settled !== undefined && r.outcome !== 'duplicate') s.copyAnswered(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt }, settled)
+      else s.copyResult(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
+    })
     for (const e of events) {
       if (e.type === 'accepted') s.acceptTask(jobId, e.index, e.hash, e.attempt, outputOf(e.index, e.attempt) ?? new Uint8Array())
-      else if (e.type === 'copy-settled') { if (e.revoked === true) s.revokeCopy(jobId, e.index, e.attempt); else s.copySettled(jobId, e.index, e.attempt, e.outcome, e.billed) } else if (e.type === 'task-reopened') s.reopenTask(jobId, e.index)
+      else if (e.type === 'copy-settled') { if (e.revoked === true) s.revokeCopy(jobId, e.index, e.attempt); else if (settledWith?.events.has(e) !== true) s.copySettled(jobId, e.index, e.attempt, e.outcome, e.billed) } else if (e.type === 'task-reopened') s.reopenTask(jobId, e.index)
       else if (e.type === 'task-failed') s.failTask(jobId, e.index, e.reason)
     }
     after = also?.()
   })
   return after
+}
+
+type Settled = Extract<JobEvent, { type: 'copy-settled' }>
+
+/**
+ * The step's answers settled in the same step (row index -> its copy-settled event), written as one
+ * statement each (copyAnswered): only a copy with exactly one answer (not a duplicate) and exactly one
+ * copy-settled event, not a revoke, in the step; any other copy is written statement by statement.
+ */
+function pairSettled (rows: readonly CopyRow[], events: readonly JobEvent[]): { byRow: Map<number, Settled>, events: Set<Settled> } | undefined {
+  if (rows.length === 0) return undefined
+  const key = (index: number, attempt: number): string => `${index}:${attempt}`
+  const settles = new Map<string, Settled | null>()
+  for (const e of events) {
+    if (e.type !== 'copy-settled') continue
+    const k = key(e.index, e.attempt)
+    settles.set(k, settles.has(k) || e.revoked === true ? null : e)
+  }
+  if (settles.size === 0) return undefined
+  const rowOf = new Map<string, number | null>()
+  rows.forEach((r, i) => { const k = key(r.index, r.attempt); rowOf.set(k, rowOf.has(k) || r.outcome === 'duplicate' ? null : i) })
+  const byRow = new Map<number, Settled>()
+  const paired = new Set<Settled>()
+  for (const [k, e] of settles) {
+    const i = rowOf.get(k)
+    if (e !== null && i !== undefined && i !== null) { byRow.set(i, e); paired.add(e) }
+  }
+  return byRow.size === 0 ? undefined : { byRow, events: paired }
 }
 
 /** Whether persistStep writes anything for this event. */

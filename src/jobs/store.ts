@@ -101,6 +101,17 @@ export class JobStore {
       .run(outcome, billed ? 1 : 0, jobId, index, attempt)
   }
 
+  /**
+   * copyResult then copySettled of the same copy in one statement (a result the job machine settled
+   * in the step that wrote it: the runner's usual case); what the two leave is the same.
+   */
+  copyAnswered (jobId: string, index: number, attempt: number, r: { outcome: CopyOutcome, hash?: string, error?: string, endedAt: number, receipt?: Uint8Array }, settled: { outcome: CopyOutcome, billed: boolean }): void {
+    // every right-hand side reads the row as it was: copyResult leaves billed as it is, so a billed
+    // copy keeps the result's outcome, another takes the settled one
+    this.stmt('UPDATE job_copies SET outcome = CASE WHEN billed = 1 THEN ? ELSE ? END, hash = ?, error = ?, ended_at = ?, receipt = COALESCE(receipt, ?), billed = MAX(billed, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
+      .run(r.outcome, settled.outcome, r.hash ?? null, r.error ?? null, r.endedAt, r.receipt ?? null, settled.billed ? 1 : 0, jobId, index, attempt)
+  }
+
   /** A copy withdrawn because its provider was caught lying: not billed any more (its pay is forfeited). */
   revokeCopy (jobId: string, index: number, attempt: number): void {
     this.stmt(`UPDATE job_copies SET outcome = 'wrong', billed = 0 WHERE job_id = ? AND idx = ? AND attempt = ?`).run(jobId, index, attempt)
