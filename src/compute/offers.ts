@@ -47,7 +47,9 @@ export function answerLeaseRequest (req: dbc.task.v1.ILeaseRequest, deps: OfferD
   if (opts.refusal !== undefined) return signOffer(deps.signingKey, ids, { refusal: opts.refusal }, now)
   if (decision.kind !== 'offer') return signOffer(deps.signingKey, ids, { refusal: decision.reason }, now)
   const gpusProbed = demand.gpus > 0 && deps.gpusProbed?.(demand) === true
-  // tiny tasks run as TaskBundles of up to this many in one slot (signed with the rest; 0: none, the field stays absent)
-  const bundleMax = bundleMaxFor(req.expectedTaskMs)
+  // tiny tasks run as TaskBundles of up to this many in one slot (signed with the rest; 0: none, the
+  // field stays absent). Only for a requester that asks (LeaseRequest.bundles): an older one re-encodes
+  // the offer it decoded to check its signature, and would drop the field it does not know (OFFER_FORGED)
+  const bundleMax = req.bundles === true ? bundleMaxFor(req.expectedTaskMs) : 0
   return signOffer(deps.signingKey, ids, { terms: { ...decision.terms, ...(gpusProbed ? { gpusProbed } : {}), ...(bundleMax > 1 ? { bundleMax } : {}) } }, now)
 }

@@ -18,7 +18,7 @@ import { escrowKeyOf, type EscrowRead } from '../../../src/core/settlement/credi
 import type { VoucherDomain } from '../../../src/core/settlement/voucher.js'
 import { leaseAuthTypedData } from '../../../src/core/settlement/lease-auth.js'
 import { bytesFromHex } from '../../../src/core/settlement/hex.js'
-import type { dbc } from '../../../src/wire/gen/wire.js'
+import { dbc } from '../../../src/wire/gen/wire.js'
 import { encodeTileInput } from '../../../src/compute/mandelbrot.js'
 
 const mod = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`../../../src/compute/modules/${name}.wasm`, import.meta.url)))
@@ -54,7 +54,7 @@ async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { of
   const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
   const payment = { chainId: DOMAIN.chainId, contract: bytesFromHex(DOMAIN.verifyingContract), chainJobId: bytesFromHex(chainJobId), payer: bytesFromHex(payer.address), holderAuth }
   escrows.set(chainJobId, { payer: payer.address.toLowerCase(), unspent: 10n ** 18n, refunded: false, closedAt: 0, disputeWindow: 3600 })
-  const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment })
+  const offer = provider.offer({ jobId, requester: holder, slots: 1, executor: 'wasm', expectedTaskMs, maxInputBytes: 64, requestExpiresAt: Date.now() + 10_000, payment, bundles: true })
   const leaseId = randomBytes(16)
   await provider.openLease(signLease(holderKey, { leaseId, offerId: offer.offerId, jobId, holder, provider: peer.peerId, expiresAt: Date.now() + 60_000, heartbeatMs: 1000, payment }), holder)
   return { records, peer, gate, provider, holder, jobId, chainJobId, leaseId, calls, offer }
@@ -72,8 +72,14 @@ test('the offer carries bundle_max from the request\'s expected task time, under
     assert.not.ok(verifyOffer({ ...r.offer, bundleMax: 3 }, Date.now()).ok, 'a changed bundle_max fails the signature')
     assert.is(r.provider.leaseBundleMax(r.leaseId), 16)
     // a task far slower than a bundle's wall time: no bundles (the field stays absent, as an older provider's)
-    const slow = r.provider.offer({ jobId: r.jobId, requester: r.holder, slots: 1, executor: 'wasm', expectedTaskMs: 40, requestExpiresAt: Date.now() + 10_000 })
+    const slow = r.provider.offer({ jobId: r.jobId, requester: r.holder, slots: 1, executor: 'wasm', expectedTaskMs: 40, requestExpiresAt: Date.now() + 10_000, bundles: true })
     assert.is(slow.bundleMax ?? 0, 0)
+    // an older submitter does not ask: no field 15, so its re-encoding of the decoded offer (the field dropped) still verifies
+    const old = r.provider.offer({ jobId: r.jobId, requester: r.holder, slots: 1, executor: 'wasm', expectedTaskMs: 2, requestExpiresAt: Date.now() + 10_000 })
+    assert.is(old.bundleMax ?? 0, 0)
+    const reencoded = dbc.task.v1.Offer.decode(dbc.task.v1.Offer.encode(old).finish())
+    assert.ok(verifyOffer({ ...reencoded, bundleMax: 0 }, Date.now()).ok)
+    assert.is(dbc.task.v1.Offer.encode(old).finish().length, dbc.task.v1.Offer.encode({ ...old, bundleMax: 0 }).finish().length, 'no bundle_max on the wire')
     r.provider.closeLease(r.leaseId)
     assert.is(r.provider.leaseBundleMax(r.leaseId), undefined)
   } finally { await r.peer.stop() }
