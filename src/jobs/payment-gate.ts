@@ -19,7 +19,8 @@ import { voucherSigner, type SignedVoucher, type VoucherDomain } from '../core/s
 import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
-import { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
+import { releaseSlot, takeSlot } from './lease-slots.js'
+import { PaymentDeclinedError, PaymentRejectedError, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
 export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
 
 /** How long a finished task's small delivered amount may wait to be written (saveDelivered). */
@@ -215,14 +216,14 @@ export class PaymentGate {
         ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
         : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
     } catch (err) {
-      if (held && !keep) this.releaseSlot(lp) // the chain could not be read: the reserved slot goes back
+      if (held && !keep) releaseSlot(lp) // the chain could not be read: the reserved slot goes back
       throw err
     }
     // the await above let other tasks in: the slot count is checked again before it is taken
     if (!held && d.ok && lp.inflight >= lp.slots) d = { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
     const e = this.entry(lp.terms, d.ok)
     if (!d.ok) {
-      if (held && !keep) this.releaseSlot(lp)
+      if (held && !keep) releaseSlot(lp)
       if (e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
       return d
     }
@@ -235,36 +236,13 @@ export class PaymentGate {
    * A bundle (TaskBundle) that took its slot with slotFree, and admitted and finished its tasks one
    * after another with `bundle: true`, ended: its slot goes to the next waiter. Call it once.
    */
-  bundleDone (lp: LeasePayment): void { this.releaseSlot(lp) }
-
-  /** A slot of the lease is free again: the next task waiting for one (slotFree) takes it. */
-  private releaseSlot (lp: LeasePayment): void {
-    const next = lp.waiting?.shift()
-    if (next !== undefined) next() // handed over: the count stays, a task arriving meanwhile can not take it
-    else lp.inflight = Math.max(0, lp.inflight - 1)
-  }
+  bundleDone (lp: LeasePayment): void { releaseSlot(lp) }
 
   /**
-   * Takes a free slot of the lease for the caller (then `admitTask(..., { reserved: true })`),
-   * waiting for one in turn; false, with none, when LEASE_SLOT_QUEUE tasks wait already or the
-   * signal fired (the caller refuses LEASE_SLOTS_BUSY): the queue per lease stays bounded. */
-  async slotFree (lp: LeasePayment, signal?: AbortSignal): Promise<boolean> {
-    if (lp.inflight < lp.slots) { lp.inflight++; return true }
-    const q = (lp.waiting ??= [])
-    if (q.length >= LEASE_SLOT_QUEUE || signal?.aborted === true) return false
-    let handed = false
-    let wake!: () => void
-    const woken = new Promise<void>(resolve => { wake = resolve })
-    const take = (): void => { handed = true; wake() }
-    const onAbort = (): void => { const i = q.indexOf(take); if (i >= 0) q.splice(i, 1); wake() }
-    q.push(take)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    await woken
-    signal?.removeEventListener('abort', onAbort)
-    // handed the slot as its cancel arrived: the slot goes on to the next waiter, not to a cancelled task
-    if (handed && aborted(signal)) { this.releaseSlot(lp); return false }
-    return handed
-  }
+   * Takes a free slot of the lease for the caller (then `admitTask(..., { reserved: true })`, or a
+   * bundle's `bundle: true`), waiting for one in turn; false, with none, when LEASE_SLOT_QUEUE tasks
+   * wait already or the signal fired (the caller refuses LEASE_SLOTS_BUSY): lease-slots.ts. */
+  async slotFree (lp: LeasePayment, signal?: AbortSignal): Promise<boolean> { return await takeSlot(lp, signal) }
 
   /**
    * A task admitted by admitTask ended: its receipt counts as delivered, bounded by the offer, only
@@ -280,7 +258,7 @@ export class PaymentGate {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
     // the next task read ahead on this lease takes it (a bundle's task: the bundle keeps it for its next)
-    if (opts.bundle !== true) this.releaseSlot(lp)
+    if (opts.bundle !== true) releaseSlot(lp)
     if (receipt == null) return 0n
     const units = deliveredUnits({ amount: receipt.amount ?? '0', wallMs: receipt.wallMs ?? 0, cpuMs: receipt.cpuMs ?? 0, gpuSeconds: receipt.gpuSeconds ?? 0, pricingVersion: receipt.pricingVersion ?? 0 }, lp.prices, lp.gpus, lp.cores, timeoutMs)
     e.delivered += units
@@ -431,6 +409,3 @@ export class PaymentGate {
 function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
   return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
 }
-
-/** Whether the signal fired by now (a function: TypeScript would keep a check made before an await). */
-function aborted (signal: AbortSignal | undefined): boolean { return signal?.aborted === true }
