@@ -224,7 +224,7 @@ export class ComputePeer {
    * start (the payment gate's credit rule); a refusal answers it instead. `ran(i)`: told as each
    * ends, before the next starts. A task refused before running (its checks, cancelled before it
    * started, no slot, a refusal of `admit`) is `{ refused }`; once the bundle ran `cutMs`
-   * (TASK_BUNDLE_CUT_MS), or a drain began, no further task starts: the rest are LEASE_SLOTS_BUSY
+   * (TASK_BUNDLE_CUT_MS), or its outputs reached `cutBytes`, or a drain began, no further task starts: the rest are LEASE_SLOTS_BUSY
    * (not run: the submitter sends them again).
    */
   async runBundle (tasks: readonly dbc.task.v1.ITask[], opts: RunBundleOptions = {}): Promise<BundleOutcome[]> {
@@ -282,7 +282,10 @@ export class ComputePeer {
       const gpuModel = grant.gpuIndexes.length > 0 ? slots.ledger.capacity.gpus.find(g => g.index === grant.gpuIndexes[0])?.model ?? '' : ''
       const receiptOf = { policy: this.policy, sign: this.sign, provider: this.peerId, payoutAddress: this.init.payoutAddress, consumer: opts.consumer, unsignedReceipt: opts.unsignedReceipt, gpuModel }
       const cutMs = opts.cutMs ?? Infinity
+      const cutBytes = opts.cutBytes ?? Infinity
       const t0 = performance.now()
+      /** Output bytes of the bundle's tasks so far: held until the bundle ends (its results go out together). */
+      let outBytes = 0
       let ok = true
       try {
         for (const [i, t] of checked.entries()) {
@@ -290,8 +293,8 @@ export class ComputePeer {
           const signal = own[i]!.controller.signal
           if (signal.aborted) { out[i] = { refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${t.taskId} was cancelled before it started`) }; continue }
           // no further task of the bundle once it ran its cut, or this peer began to drain or stop
-          const cut = t !== first && (performance.now() - t0 >= cutMs || this.drainHold !== undefined || this.stopping)
-          if (cut) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot, or this provider is stopping (send it again)`) }; continue }
+          const cut = t !== first && (performance.now() - t0 >= cutMs || outBytes >= cutBytes || this.drainHold !== undefined || this.stopping)
+          if (cut) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot (its outputs ${outBytes} bytes), or this provider is stopping (send it again)`) }; continue }
           const refusal = opts.admit === undefined ? undefined : await opts.admit(i)
           if (refusal !== undefined) { out[i] = { refused: refusal }; continue }
           this.executingCount++
@@ -302,6 +305,7 @@ export class ComputePeer {
           ok &&= run.ok
           const outcome = taskOutcome(receiptOf, t, grant, run)
           out[i] = outcome
+          outBytes += outcome.result.output?.length ?? 0
           opts.ran?.(i, outcome)
         }
       } finally {

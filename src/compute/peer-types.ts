@@ -82,6 +82,11 @@ export interface RunBundleOptions extends Omit<RunTaskOptions, 'signal'> {
   ran?: (i: number, outcome: TaskOutcome) => void
   /** No further task starts once the bundle ran this long in its slot (TASK_BUNDLE_CUT_MS); default none. */
   cutMs?: number
+  /**
+   * No further task starts once the outputs of the bundle's tasks reach this many bytes (they are
+   * held until the bundle ends; TASK_BUNDLE_CUT_BYTES or the lease's result bound); default none.
+   */
+  cutBytes?: number
 }
 
 /** A bundle's task: its outcome when it ran, else why it was not run (the error runTask throws). */

@@ -16,7 +16,7 @@ import { ExecutorErrorCode } from '../compute/executors/types.js'
 import { ModuleOffences } from '../core/compute/module-offences.js'
 import { moduleRefusal } from './manifest-file.js'
 import { demandOf } from '../core/compute/offer-policy.js'
-import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_MS } from '../core/scheduler/ports.js'
+import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_BYTES, TASK_BUNDLE_CUT_MS } from '../core/scheduler/ports.js'
 import { allAborted } from '../compute/task-run.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 
@@ -226,6 +226,8 @@ export class ComputePeerProvider implements LocalProvider {
         resources: slot === undefined ? undefined : { cpuCores: slot.cores, gpuCount: slot.gpus },
         unsignedReceipt: opts.unsignedReceipt,
         cutMs: TASK_BUNDLE_CUT_MS,
+        // its results are held until it ends: about what one task may return, not 16 times that (review18 F4)
+        cutBytes: Math.max(bound ?? this.peer.policy.maxOutputBytes, TASK_BUNDLE_CUT_BYTES),
         admit: async (k) => {
           if (gate === undefined || paid === undefined) return undefined
           // the credit rule for this task as it starts, under the bundle's slot

@@ -118,6 +118,11 @@ export const TASK_BUNDLE_WALL_MS = 50
  * than announced): the rest are answered LEASE_SLOTS_BUSY, a not-run code the submitter sends again.
  */
 export const TASK_BUNDLE_CUT_MS = 1000
+/**
+ * Nor once its tasks' outputs reach this many bytes, or the lease's result bound if larger: a
+ * bundle's results are held until it ends (one write), so it holds about one task's worth, not 16.
+ */
+export const TASK_BUNDLE_CUT_BYTES = 1024 * 1024
 
 /** The bundle size a provider offers for tasks expected to take `expectedTaskMs` (0: none; the request's expected_task_ms). */
 export function bundleMaxFor (expectedTaskMs: number | null | undefined): number {
