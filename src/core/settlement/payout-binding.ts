@@ -41,6 +41,24 @@ export type PayoutBindingCheck = { ok: true, payout: Hex } | { ok: false, code: 
  * a missing, malformed or foreign binding is a refusal with its reason.
  */
 export function checkPayoutBinding (peer: Uint8Array, payout: string, binding: Uint8Array | null | undefined, d: VoucherDomain): PayoutBindingCheck {
+  // a binding found good before for these very inputs (each lease round and each payee of a job
+  // checks its provider's again: a secp256k1 recovery, ~1 ms); refusals are not held
+  const id = binding?.length === 65 && peer.length > 0 && peer.length <= 128 ? `${toHex(peer)}|${payout}|${toHex(binding)}|${d.chainId}|${d.verifyingContract}` : undefined
+  const held = id === undefined ? undefined : goodBindings.get(id)
+  if (held !== undefined) return { ok: true, payout: held }
+  const c = checkBinding(peer, payout, binding, d)
+  if (c.ok && id !== undefined) {
+    if (goodBindings.size >= GOOD_BINDINGS_MAX) goodBindings.clear()
+    goodBindings.set(id, c.payout)
+  }
+  return c
+}
+
+/** Bindings checked good (checkPayoutBinding), by all their inputs: at most this many (then forgotten). */
+const GOOD_BINDINGS_MAX = 1024
+const goodBindings = new Map<string, Hex>()
+
+function checkBinding (peer: Uint8Array, payout: string, binding: Uint8Array | null | undefined, d: VoucherDomain): PayoutBindingCheck {
   const refuse = (why: string): PayoutBindingCheck => ({ ok: false, code: 'PAYOUT_NOT_BOUND', reason: `payout address ${payout.slice(0, 42)} is not bound to this provider: ${why}` })
   if (!/^0x[0-9a-fA-F]{40}$/.test(payout)) return refuse('it is not a 20-byte 0x address')
   if (peer.length === 0) return refuse('the offer names no provider')

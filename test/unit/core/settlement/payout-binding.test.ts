@@ -60,4 +60,25 @@ test('the domain of payment terms', () => {
   assert.is(domainOfTerms(undefined), undefined)
 })
 
+
+test('a binding checked good again is good (held), and nothing held passes for other inputs: a byte of the binding or the peer changed in place, another payout, chain or contract', async () => {
+  const sig = await sign()
+  const me = owner.address
+  for (let i = 0; i < 3; i++) assert.equal(checkPayoutBinding(PEER, me, sig, DOMAIN), { ok: true, payout: me.toLowerCase() })
+  const peer = Uint8Array.from(PEER)
+  assert.ok(checkPayoutBinding(peer, me, sig, DOMAIN).ok)
+  peer[peer.length - 1] ^= 1
+  assert.not.ok(checkPayoutBinding(peer, me, sig, DOMAIN).ok, 'the same array, another peer')
+  const b = Uint8Array.from(sig)
+  assert.ok(checkPayoutBinding(PEER, me, b, DOMAIN).ok)
+  for (const i of [0, 31, 32, 63]) {
+    b[i] ^= 1
+    assert.not.ok(checkPayoutBinding(PEER, me, b, DOMAIN).ok, `binding byte ${i} changed`)
+    b[i] ^= 1
+  }
+  assert.not.ok(checkPayoutBinding(PEER, stranger.address, sig, DOMAIN).ok)
+  assert.not.ok(checkPayoutBinding(PEER, me, sig, { ...DOMAIN, chainId: 31338 }).ok)
+  assert.not.ok(checkPayoutBinding(PEER, me, sig, { ...DOMAIN, verifyingContract: `0x${'e'.repeat(40)}` }).ok)
+  assert.ok(checkPayoutBinding(PEER, me, b, DOMAIN).ok)
+})
 test.run()
