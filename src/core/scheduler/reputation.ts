@@ -46,13 +46,19 @@ export class ReputationBook {
     const r = this.records.get(provider) ?? { agreed: 0, wrong: 0, failed: 0, timeout: 0 }
     this.records.delete(provider)
     this.records.set(provider, r)
-    if (this.records.size > MAX_REPUTATION_RECORDS) this.evict()
+    if (this.records.size > MAX_REPUTATION_RECORDS) this.evict(provider)
     return r
   }
 
-  private evict (): void {
+  /**
+   * One record goes: the least recently seen with nothing against it, else the least recently seen;
+   * never `keep`, the one just made or loaded (in a book of liars only, it went at once: no new
+   * provider kept a record, so none ever became trusted; review18 L).
+   */
+  private evict (keep: string): void {
     let oldest: string | undefined
     for (const [id, r] of this.records) {
+      if (id === keep) continue
       oldest ??= id
       if (r.wrong === 0 && (r.caught ?? 0) === 0) { this.records.delete(id); return }
     }
@@ -112,7 +118,7 @@ export class ReputationBook {
     const book = new ReputationBook(init)
     for (const [k, v] of Object.entries(data)) {
       book.records.set(k, { ...v })
-      if (book.records.size > MAX_REPUTATION_RECORDS) book.evict()
+      if (book.records.size > MAX_REPUTATION_RECORDS) book.evict(k)
     }
     return book
   }

@@ -21,4 +21,15 @@ test('bounded; a caught provider\'s record outlives a flood of fresh ids; a load
   assert.is(loaded.get('liar').caught, 1)
 })
 
+test('a book full of records with something against them still keeps a new provider\'s record (its oldest liar goes)', () => {
+  const book = new ReputationBook()
+  for (let i = 0; i < MAX_REPUTATION_RECORDS; i++) book.record(`liar-${i}`, 'wrong')
+  for (let i = 0; i < 20; i++) book.record('honest', 'agreed')
+  assert.is(book.get('honest').agreed, 20, 'its record was evicted as it was made (review18)')
+  assert.ok(book.trusted('honest'))
+  assert.is(book.size, MAX_REPUTATION_RECORDS)
+  assert.is(book.get('liar-0').wrong, 0, 'the least recently seen liar went')
+  assert.is(book.get(`liar-${MAX_REPUTATION_RECORDS - 1}`).wrong, 1)
+})
+
 test.run()
