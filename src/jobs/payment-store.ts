@@ -79,11 +79,20 @@ export interface VoucherRow {
  * no statement. Shared by every PaymentStore over one Store (one connection); a job's entry is
  * dropped when a transaction (or savepoint) that read or wrote it is undone, and re-read after.
  */
-interface PaidKeys { keys: Set<string>, seq: number }
-const paidByStore = new WeakMap<Store, Map<string, PaidKeys>>()
-/** Jobs whose paid keys are held (the jobs running now: one more is read from the store again). */
+interface PaidKeys { keys: Set<string>, seq: number, used: number }
+/** The held jobs, least recently used first, and the lookups counted (each use's `used`). */
+interface HeldPaid { jobs: Map<string, PaidKeys>, lookups: number }
+const paidByStore = new WeakMap<Store, HeldPaid>()
+/** Jobs whose paid keys are held (the jobs running now). */
 export const PAID_JOBS_MAX = 8
+/**
+ * A held job gives way to another only once unused for this many lookups: while every held job is
+ * in use, one more is answered by the indexed statements instead (no whole-job read per lookup:
+ * with nine jobs paying at once each lookup read a whole job again; review18 F5).
+ */
+export const PAID_IDLE_LOOKUPS = 1024
 const noop = (): void => {}
+const INSERT_PAYMENT = 'INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms)'
 
 const u8 = (v: unknown): Uint8Array | undefined => v instanceof Uint8Array ? new Uint8Array(v) : undefined
 const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined => v == null ? undefined : f(v)
@@ -96,33 +105,47 @@ export class PaymentStore {
    */
   private readonly escrowRows = new Map<string, EscrowRow>()
 
-  private readonly paid: Map<string, PaidKeys>
+  private readonly paid: HeldPaid
 
   constructor (readonly store: Store) {
     store.migrate('job-payments', MIGRATIONS)
     let paid = paidByStore.get(store)
-    if (paid === undefined) { paid = new Map(); paidByStore.set(store, paid) }
+    if (paid === undefined) { paid = { jobs: new Map(), lookups: 0 }; paidByStore.set(store, paid) }
     this.paid = paid
   }
 
-  /** The job's paid keys and highest seq (paidByStore), read once. */
-  private paidOf (jobId: string): PaidKeys {
-    let p = this.paid.get(jobId)
-    if (p !== undefined) return p
-    p = { keys: new Set(), seq: 0 }
+  /**
+   * The job's paid keys and highest seq (paidByStore), read once; undefined while PAID_JOBS_MAX other
+   * jobs are held and in use (PAID_IDLE_LOOKUPS): the caller asks the store's indexed statements.
+   */
+  private paidOf (jobId: string): PaidKeys | undefined {
+    const held = this.paid
+    const now = ++held.lookups
+    let p = held.jobs.get(jobId)
+    if (p !== undefined) {
+      p.used = now
+      held.jobs.delete(jobId)
+      held.jobs.set(jobId, p) // least recently used first
+      return p
+    }
+    if (held.jobs.size >= PAID_JOBS_MAX) {
+      const [oldest, q] = held.jobs.entries().next().value as [string, PaidKeys]
+      if (now - q.used < PAID_IDLE_LOOKUPS) return undefined
+      held.jobs.delete(oldest)
+    }
+    p = { keys: new Set(), seq: 0, used: now }
     for (const r of this.stmt('SELECT receipt_key, seq FROM job_payments WHERE job_id = ?').all(jobId) as Array<{ receipt_key: string, seq: number }>) {
       p.keys.add(String(r.receipt_key))
       if (Number(r.seq) > p.seq) p.seq = Number(r.seq)
     }
-    if (this.paid.size >= PAID_JOBS_MAX) this.paid.delete(this.paid.keys().next().value as string)
-    this.paid.set(jobId, p)
+    held.jobs.set(jobId, p)
     this.dropIfUndone(jobId)
     return p
   }
 
   /** Inside a transaction: if it (or the savepoint) is undone, the job's paid keys are read again. */
   private dropIfUndone (jobId: string): void {
-    if (this.store.inTransaction()) this.store.afterCommit(noop, () => { this.paid.delete(jobId) })
+    if (this.store.inTransaction()) this.store.afterCommit(noop, () => { this.paid.jobs.delete(jobId) })
   }
 
   private stmt (sql: string): StatementSync {
@@ -205,20 +228,23 @@ export class PaymentStore {
   // ---- payments and vouchers
 
   hasPayment (jobId: string, receiptKey: string): boolean {
-    return this.paidOf(jobId).keys.has(receiptKey)
+    const paid = this.paidOf(jobId)
+    if (paid === undefined) return this.stmt('SELECT 1 FROM job_payments WHERE job_id = ? AND receipt_key = ?').get(jobId, receiptKey) !== undefined
+    return paid.keys.has(receiptKey)
   }
 
   /** Records one billed receipt (first write wins); returns whether this call recorded it. */
   addPayment (jobId: string, p: Omit<PaymentRow, 'seq'>): boolean {
     const paid = this.paidOf(jobId)
+    const rest = [p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null]
+    // the job's keys not held (others in use): its seq is the job's MAX(seq) + 1 (the index job_payments_seq finds it)
+    if (paid === undefined) return Number(this.stmt(`${INSERT_PAYMENT} SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM job_payments WHERE job_id = ?`).run(jobId, p.receiptKey, ...rest, jobId).changes) === 1
     if (paid.keys.has(p.receiptKey)) return false
     // its seq is the job's highest + 1 (held in memory: paidOf)
     const seq = paid.seq + 1
-    const r = this.stmt(`INSERT OR IGNORE INTO job_payments (job_id, receipt_key, seq, provider, payout, billed, payable, refused, limit_by, reason, leaf, at, measured_ms)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(jobId, p.receiptKey, seq, p.provider, p.payout.toLowerCase(), p.billed.toString(), p.payable.toString(), p.refused.toString(), p.limit, p.reason ?? null, p.leaf ?? null, p.at, p.measuredMs !== undefined && Number.isFinite(p.measuredMs) ? p.measuredMs : null)
+    const r = this.stmt(`${INSERT_PAYMENT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(jobId, p.receiptKey, seq, ...rest)
     // a row the keys did not know (another connection wrote it): they are read again at the next use
-    if (Number(r.changes) !== 1) { this.paid.delete(jobId); return false }
+    if (Number(r.changes) !== 1) { this.paid.jobs.delete(jobId); return false }
     paid.keys.add(p.receiptKey)
     paid.seq = seq
     this.dropIfUndone(jobId)

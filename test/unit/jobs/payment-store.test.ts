@@ -4,7 +4,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openStore } from '../../../src/store/db.js'
-import { PaymentStore, PAID_JOBS_MAX, type EscrowRow } from '../../../src/jobs/payment-store.js'
+import { PaymentStore, PAID_JOBS_MAX, PAID_IDLE_LOOKUPS, type EscrowRow } from '../../../src/jobs/payment-store.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -108,18 +108,29 @@ test('payments held in memory follow the store: a rolled-back transaction or sav
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
-test('only PAID_JOBS_MAX jobs\' keys are held; a job read again finds its payments', () => {
+test('only PAID_JOBS_MAX jobs\' keys are held; while all are in use another job is answered by single-row statements, not a whole-job read (review18 F5); an idle one gives way', () => {
   const store = openStore(':memory:')
   const s = new PaymentStore(store)
   for (let j = 0; j < PAID_JOBS_MAX + 3; j++) assert.ok(s.addPayment(`j${j}`, row('0:1', 0)))
   const counted = countStatements(store)
   const s2 = new PaymentStore(store) // (its statements are counted; the held keys are shared)
   counted.reset()
-  for (let j = PAID_JOBS_MAX + 2; j >= 3; j--) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
-  assert.is(counted.runs, 0, 'the last PAID_JOBS_MAX jobs are held')
-  for (let j = 0; j < 3; j++) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
-  assert.is(counted.runs, 3, 'the first jobs were dropped and are read again')
-  for (let j = 0; j < PAID_JOBS_MAX + 3; j++) { assert.ok(s.addPayment(`j${j}`, row('1:1', 1))); assert.equal(s.payments(`j${j}`).map(p => p.seq), [1, 2]) }
+  for (let j = 0; j < PAID_JOBS_MAX; j++) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
+  assert.is(counted.runs, 0, 'the first PAID_JOBS_MAX jobs are held')
+  // nine jobs paying at once: the ninth's lookups are one indexed statement each, never a reload of a held job
+  for (let round = 0; round < 3; round++) {
+    for (let j = 0; j < PAID_JOBS_MAX + 1; j++) assert.ok(s2.hasPayment(`j${j}`, '0:1'))
+    assert.not.ok(s2.hasPayment(`j${PAID_JOBS_MAX}`, 'nope'))
+  }
+  assert.is(counted.runs, 6, 'two single-row lookups a round for the ninth job, none for the eight held')
+  for (let j = 0; j < PAID_JOBS_MAX + 3; j++) { assert.ok(s.addPayment(`j${j}`, row('1:1', 1))); assert.not.ok(s.addPayment(`j${j}`, row('1:1', 1))); assert.equal(s.payments(`j${j}`).map(p => p.seq), [1, 2]) }
+  // the held jobs end (no lookups for PAID_IDLE_LOOKUPS): the job in use is held from then on
+  for (let i = 0; i < PAID_IDLE_LOOKUPS; i++) s2.hasPayment(`j${PAID_JOBS_MAX + 2}`, '0:1')
+  counted.reset()
+  assert.ok(s2.hasPayment(`j${PAID_JOBS_MAX + 2}`, '1:1'))
+  assert.is(counted.runs, 0, 'held now')
+  assert.ok(s2.addPayment(`j${PAID_JOBS_MAX + 2}`, row('2:1', 2)))
+  assert.equal(s.payments(`j${PAID_JOBS_MAX + 2}`).map(p => p.seq), [1, 2, 3])
 })
 
 test('task logs: copies without stderr do not sum the job\'s stored logs again; the job budget still holds', () => {
