@@ -2,7 +2,7 @@
 // what the chain, the store and the callers see of it.
 import type { dbc } from '../wire/gen/wire.js'
 import { DbcError, WireError } from '../errors.js'
-import type { EscrowRead, PaymentTermsView } from '../core/settlement/credit.js'
+import { taskPriceUnits, type EscrowRead, type PaymentTermsView } from '../core/settlement/credit.js'
 import type { SignedVoucher, VoucherDomain } from '../core/settlement/voucher.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 import { LEASE_TASKS_AHEAD } from '../core/scheduler/ports.js'
@@ -78,6 +78,21 @@ export interface LeasePayment {
   inflight: number
   /** Tasks read ahead on the lease stream, waiting for one of its slots (PaymentGate.slotFree: at most LEASE_SLOT_QUEUE). */
   waiting?: Array<() => void>
+  /** The last task price worked out for this lease (prices and slot are the lease's own, fixed): its tasks share a timeout. */
+  priced?: { timeoutMs: number, units: bigint }
+}
+
+/**
+ * taskPriceUnits for a task of the lease: the lease's prices and slot never change and its tasks
+ * (a job's) share a timeout, so the price is worked out once and held (admitTask and finished ask
+ * for it per task).
+ */
+export function leaseTaskPrice (lp: LeasePayment, timeoutMs: number): bigint {
+  const held = lp.priced
+  if (held !== undefined && held.timeoutMs === timeoutMs) return held.units
+  const units = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
+  lp.priced = { timeoutMs, units }
+  return units
 }
 
 /** A lease or task refused for payment where an honest submitter may be the cause (not charged). */

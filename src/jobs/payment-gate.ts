@@ -20,7 +20,7 @@ import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
 import { releaseSlot, takeSlot } from './lease-slots.js'
-import { PaymentDeclinedError, PaymentRejectedError, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
+import { PaymentDeclinedError, PaymentRejectedError, leaseTaskPrice, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
 export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
 
 /** How long a finished task's small delivered amount may wait to be written (saveDelivered). */
@@ -209,7 +209,7 @@ export class PaymentGate {
     // `bundle`: a bundle holds it for its tasks (bundleDone gives it back once, after the last)
     const held = opts.reserved === true || opts.bundle === true
     const keep = opts.bundle === true
-    const price = taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs)
+    const price = leaseTaskPrice(lp, timeoutMs)
     let d: PaymentDecision
     try {
       d = !held && lp.inflight >= lp.slots
@@ -265,7 +265,7 @@ export class PaymentGate {
     e.tasks++
     const behind = e.delivered - e.signed
     if (behind > e.maxBehind) e.maxBehind = behind
-    this.saveDelivered(lp.terms.chainJobId, e, taskPriceUnits(lp.prices, lp.gpus, lp.cores, timeoutMs) * this.creditMilli / 1000n)
+    this.saveDelivered(lp.terms.chainJobId, e, leaseTaskPrice(lp, timeoutMs) * this.creditMilli / 1000n)
     return units
   }
 
