@@ -67,6 +67,13 @@ async function compile (code: Uint8Array, hash: string, capPages: number, limits
 /** Bounded LRU of compiled modules; concurrent requests for one key share one compilation. */
 export class ModuleCache {
   private readonly entries = new Map<string, Promise<PreparedModule>>()
+  /**
+   * The sha256 of code buffers hashed here already: a provider hands the executor the same buffer
+   * (the module it keeps under its hash) for every task of a job, so it is hashed once, not per task.
+   * The held hash only finds a module compiled already (from bytes that had it); a compile hashes
+   * the bytes again: what runs always matches the hash, even from a buffer changed in place.
+   */
+  private readonly hashed = new WeakMap<Uint8Array, string>()
   hits = 0
   misses = 0
   constructor (private readonly maxEntries = 64, private readonly limits: Omit<WasmModuleLimits, 'memoryCapPages'> = DEFAULT_MODULE_LIMITS) {}
@@ -77,7 +84,9 @@ export class ModuleCache {
   async get (code: Uint8Array, hash: string | undefined, memoryLimitMib: number): Promise<PreparedModule> {
     const capPages = capPagesFor(memoryLimitMib)
     if (code.length > 0) {
-      const actual = sha256Hex(code)
+      const held = this.hashed.get(code)
+      const actual = held !== undefined && this.entries.has(`${held}:${capPages}`) ? held : sha256Hex(code)
+      this.hashed.set(code, actual)
       if (hash !== undefined && hash !== actual) throw executorError(ExecutorErrorCode.BAD_MODULE, `the code's sha256 is ${actual}, not the declared ${hash}`, 'the code was corrupted or the hash is wrong; resend it')
       hash = actual
     }

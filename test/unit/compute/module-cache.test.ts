@@ -40,4 +40,26 @@ test('least recently used modules are evicted; bad modules are never cached', as
   assert.is(c.size, 2)
 })
 
+test('a code buffer is hashed once while its module is cached; a compile hashes it again (what runs matches the hash)', async () => {
+  const c = new ModuleCache(1)
+  const code = mod('square')
+  const hash = sha256Hex(code)
+  const first = await c.get(code, hash, 16)
+  // changed in place after it was hashed: had it been hashed again, the declared hash would not match (BAD_MODULE)
+  const was = code[code.length - 1]
+  code[code.length - 1] = was ^ 0xff
+  assert.is(await c.get(code, hash, 16), first, 'the module compiled from the bytes that had this hash')
+  assert.is(c.hits, 1)
+  // its module evicted: the next get must compile, so the buffer is hashed again and refused
+  await c.get(mod('loop'), undefined, 16)
+  try {
+    await c.get(code, hash, 16)
+    assert.unreachable()
+  } catch (err) {
+    assert.match((err as Error).message, /sha256 is .*not the declared/)
+  }
+  code[code.length - 1] = was
+  assert.is.not(await c.get(code, hash, 16), first, 'compiled again from the same bytes')
+})
+
 test.run()
