@@ -31,6 +31,8 @@ export interface ComputePeerProviderInit {
   payment?: PaymentGate
   /** Called once per task that a lease admitted, run or refused (the provider's per-task log line). */
   onTask?: (record: ProviderTaskRecord) => void
+  /** When given: a TaskBundle's records are handed here together as it ends (one call), not to onTask. */
+  onBundle?: (records: ProviderTaskRecord[]) => void
 }
 
 /** One task this provider answered under a lease: what the operator's log records. */
@@ -76,11 +78,13 @@ export class ComputePeerProvider implements LocalProvider {
   private readonly leaseResultBytes = new Map<string, number>()
   readonly payment: PaymentGate | undefined
   private readonly onTask: ((r: ProviderTaskRecord) => void) | undefined
+  private readonly onBundle: ((rs: ProviderTaskRecord[]) => void) | undefined
 
   constructor (readonly peer: ComputePeer, id?: string, init: ComputePeerProviderInit = {}) {
     this.id = id ?? toHex(peer.peerId).slice(-16)
     this.payment = init.payment
     this.onTask = init.onTask
+    this.onBundle = init.onBundle
   }
 
   /** `sender`: the authenticated peer asking (over libp2p); else the request's own requester. */
@@ -183,6 +187,16 @@ export class ComputePeerProvider implements LocalProvider {
    * cancelled before it started gets a refusal its stream drops); one log record per task.
    */
   async runBundle (tasks: readonly dbc.task.v1.ITask[], sender: Uint8Array, opts: { signals?: ReadonlyArray<AbortSignal | undefined>, charge?: (err: WireError) => void, unsignedReceipt?: boolean } = {}): Promise<dbc.task.v1.ITaskResult[]> {
+    // the bundle's log records go out together as it ends (the daemon writes one line for its ok tasks)
+    const recs = this.onBundle !== undefined ? [] as ProviderTaskRecord[] : undefined
+    try {
+      return await this.bundleTasks(tasks, sender, opts, recs)
+    } finally {
+      if (recs !== undefined && recs.length > 0) { try { this.onBundle!(recs) } catch {} }
+    }
+  }
+
+  private async bundleTasks (tasks: readonly dbc.task.v1.ITask[], sender: Uint8Array, opts: { signals?: ReadonlyArray<AbortSignal | undefined>, charge?: (err: WireError) => void, unsignedReceipt?: boolean }, recs: ProviderTaskRecord[] | undefined): Promise<dbc.task.v1.ITaskResult[]> {
     const results: dbc.task.v1.ITaskResult[] = []
     const base = (t: dbc.task.v1.ITask): dbc.task.v1.ITaskResult => ({ taskId: t.taskId, jobId: t.jobId, attempt: t.attempt })
     const refuse = (i: number, code: string, error: string): void => { results[i] = { ...base(tasks[i]), ok: false, code, error: error.startsWith(`${code}:`) ? error : `${code}: ${error}` } }
@@ -197,7 +211,7 @@ export class ComputePeerProvider implements LocalProvider {
       // the module once for the bundle (its first task may carry it): the others name the same hash
       const same = code !== undefined && (task.code ?? new Uint8Array()).length === 0 && toHex(task.codeHash ?? new Uint8Array()) === code.hash
       const c = same ? code! : this.resolveCode(task)
-      if ('result' in c) { results[i] = c.result; this.record(task, l!, c.result, undefined, 0); continue }
+      if ('result' in c) { results[i] = c.result; this.record(task, l!, c.result, undefined, 0, recs); continue }
       code = c
       lease = l
       run.push(i)
@@ -207,7 +221,7 @@ export class ComputePeerProvider implements LocalProvider {
     const paid = this.payments.get(leaseHex)
     const timeoutOf = (t: dbc.task.v1.ITask): number => (t.deadlineMs ?? 0) > 0 ? Number(t.deadlineMs) : this.peer.policy.maxTaskMs
     const signalOf = (i: number): AbortSignal | undefined => opts.signals?.[i]
-    const refuseAll = (c: string, error: string): dbc.task.v1.ITaskResult[] => { for (const i of run) { refuse(i, c, error); this.record(tasks[i], lease!, results[i], undefined, 0) } return results }
+    const refuseAll = (c: string, error: string): dbc.task.v1.ITaskResult[] => { for (const i of run) { refuse(i, c, error); this.record(tasks[i], lease!, results[i], undefined, 0, recs) } return results }
     if (this.payment !== undefined) {
       if (paid === undefined) return refuseAll('PAYMENT_MISSING', 'the lease names no escrow')
       // ONE slot of the lease for the whole bundle (waits, bounded, as a task read ahead does)
@@ -244,7 +258,7 @@ export class ComputePeerProvider implements LocalProvider {
           if (open.delete(i)) gate?.finished(paid!, timeoutOf(tasks[i]), result === out.result && result.ok === true && signalOf(i)?.aborted !== true ? out.usage : undefined, { bundle: true })
           results[i] = result
           const now = performance.now()
-          this.record(tasks[i], lease!, result, out.usage, now - mark)
+          this.record(tasks[i], lease!, result, out.usage, now - mark, recs)
           mark = now
         }
       })
@@ -253,11 +267,11 @@ export class ComputePeerProvider implements LocalProvider {
         if (!('refused' in out)) continue
         const c = (out.refused as { code?: string }).code ?? 'REFUSED'
         refuse(i, c, out.refused.message)
-        this.record(tasks[i], lease, results[i], undefined, 0)
+        this.record(tasks[i], lease, results[i], undefined, 0, recs)
       }
     } catch (err) {
       const c = (err as { code?: string }).code ?? 'REFUSED'
-      for (const i of run) if (results[i] === undefined) { refuse(i, c, (err as Error).message); this.record(tasks[i], lease, results[i], undefined, 0) }
+      for (const i of run) if (results[i] === undefined) { refuse(i, c, (err as Error).message); this.record(tasks[i], lease, results[i], undefined, 0, recs) }
     } finally {
       if (gate !== undefined && paid !== undefined) {
         for (const i of open) gate.finished(paid, timeoutOf(tasks[i]), undefined, { bundle: true })
@@ -275,8 +289,9 @@ export class ComputePeerProvider implements LocalProvider {
   }
 
   /** `usage`: the receipt the peer built for a task that ran (the one the result carries signed). */
-  private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, usage: dbc.receipt.v1.IUsageReceipt | undefined, durationMs: number): void {
-    if (this.onTask === undefined) return
+  private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, usage: dbc.receipt.v1.IUsageReceipt | undefined, durationMs: number, into?: ProviderTaskRecord[]): void {
+    const sink = into !== undefined ? (r: ProviderTaskRecord) => { into.push(r) } : this.onTask
+    if (sink === undefined) return
     const error = result.ok === true ? undefined : (result.error ?? '')
     const code = error === undefined ? undefined : (result.code != null && result.code !== '' ? result.code : 'TASK_FAILED')
     // a result with a receipt ran (ok or not); one without was refused before it ran
@@ -286,7 +301,7 @@ export class ComputePeerProvider implements LocalProvider {
       try { billedUnits = BigInt(usage.amount ?? '0') } catch {}
     }
     try {
-      this.onTask({
+      sink({
         job: toHex(task.jobId ?? new Uint8Array()),
         task: task.index ?? 0,
         attempt: task.attempt ?? 0,

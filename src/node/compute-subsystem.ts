@@ -124,7 +124,7 @@ export class ComputeSubsystem implements Subsystem {
       this.payment = payment
     }
     const refusedLines = new RepeatLimiter(LOG_REPEAT_MS)
-    const provider = new ComputePeerProvider(peer, undefined, { payment, onTask: r => { logTask(ctx.log, r, refusedLines) } })
+    const provider = new ComputePeerProvider(peer, undefined, { payment, onTask: r => { logTask(ctx.log, r, refusedLines) }, onBundle: rs => { logTasks(ctx.log, rs, refusedLines) } })
     this.taskProvider = ctx.metrics?.meterProvider(provider) ?? provider
     await registerTaskProtocol(ctx.host, this.taskProvider, { onBadInput: ctx.reportBadInput, answers: this.answers })
     const caps = peer.capabilities()
@@ -214,4 +214,49 @@ export function logTask (log: Pick<Logger, 'info'>, r: ProviderTaskRecord, refus
       : { billed: NOT_BILLED, billedUnits: '0', ...(r.billedUnits > 0n ? { unpaid: `${formatCoins(r.billedUnits)} DBC` } : {}) }),
     ...(repeated > 0 ? { repeated } : {})
   }, `task ${r.outcome}: job ${r.job} task ${r.task} (${r.executor}) for ${submitter}`)
+}
+
+/**
+ * The records of one TaskBundle (its tasks run one after another in one slot): each task that
+ * failed or was refused gets its own line, as logTask writes it; the tasks that ran ok share ONE
+ * info line per job, executor and submitter naming every task (`tasks`, `attempts`) with their
+ * summed time, result bytes and bill (a bundle of tiny tasks wrote up to 16 lines, a good part of
+ * a provider's CPU per task). A lone ok task keeps logTask's line.
+ */
+export function logTasks (log: Pick<Logger, 'info'>, rs: readonly ProviderTaskRecord[], refused?: RepeatLimiter, now = Date.now()): void {
+  const ok = new Map<string, ProviderTaskRecord[]>()
+  for (const r of rs) {
+    if (r.outcome !== 'ok') { logTask(log, r, refused, now); continue }
+    const key = `${r.job}:${r.executor}:${peerKey(r.submitter)}`
+    const group = ok.get(key)
+    if (group === undefined) ok.set(key, [r]); else group.push(r)
+  }
+  for (const group of ok.values()) {
+    if (group.length === 1) { logTask(log, group[0], refused, now); continue }
+    const r = group[0]
+    let submitter: string
+    try { submitter = peerIdTextOf(r.submitter) } catch { submitter = 'unknown' }
+    let durationMs = 0
+    let resultBytes = 0
+    let billedUnits = 0n
+    for (const t of group) { durationMs += t.durationMs; resultBytes += t.resultBytes; billedUnits += t.billedUnits }
+    const tasks = group.map(t => t.task)
+    log.info({
+      job: r.job,
+      tasks,
+      attempts: group.map(t => t.attempt),
+      count: group.length,
+      submitter,
+      executor: r.executor,
+      outcome: 'ok',
+      durationMs: Math.round(durationMs),
+      resultBytes,
+      billed: `${formatCoins(billedUnits)} DBC`,
+      billedUnits: billedUnits.toString()
+    }, `tasks ok: job ${r.job} tasks ${tasks.join(', ')} (${r.executor}) for ${submitter}`)
+  }
+}
+
+function peerKey (b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1')
 }

@@ -31,7 +31,7 @@ const DOMAIN: VoucherDomain = { chainId: 31337, verifyingContract: `0x${'c'.repe
 interface Rig { records: ProviderTaskRecord[], peer: ComputePeer, gate: PaymentGate, provider: ComputePeerProvider, holder: Uint8Array, jobId: Uint8Array, chainJobId: string, leaseId: Uint8Array, calls: { slotFree: number, bundleDone: number, finished: number, admitted: number } }
 
 /** A started peer (one CPU slot) behind a payment gate, a funded escrow and an open lease of 1 slot; the gate's slot calls counted. */
-async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { offer: dbc.task.v1.IOffer }> {
+async function rig (creditTasks: number, expectedTaskMs = 2, bundles?: ProviderTaskRecord[][]): Promise<Rig & { offer: dbc.task.v1.IOffer }> {
   const escrows = new Map<string, EscrowRead>()
   const port: PaymentPort = { address: PAYOUT, domain: () => DOMAIN, escrow: async k => escrows.get(k), acceptVoucher: async () => {} }
   const holderKey = randomBytes(32)
@@ -48,7 +48,8 @@ async function rig (creditTasks: number, expectedTaskMs = 2): Promise<Rig & { of
   const admit = g.admitTask.bind(gate)
   g.admitTask = async (...a: unknown[]) => { const d = await (admit(...a) as Promise<{ ok: boolean }>); if (d.ok) calls.admitted++; return d }
   const records: ProviderTaskRecord[] = []
-  const provider = new ComputePeerProvider(peer, undefined, { payment: gate, onTask: rec => records.push(rec) })
+  // `bundles`: the daemon's way, a bundle's records handed over together (onBundle)
+  const provider = new ComputePeerProvider(peer, undefined, { payment: gate, onTask: rec => records.push(rec), ...(bundles !== undefined ? { onBundle: (rs: ProviderTaskRecord[]) => { bundles.push(rs) } } : {}) })
   const jobId = randomBytes(16)
   const chainJobId = escrowKeyOf(jobId, payer.address)
   const holderAuth = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(chainJobId, holder, DOMAIN)))
@@ -97,6 +98,23 @@ test('a bundle takes one slot of the lease, its tasks are admitted and finished 
     assert.equal(r.records.map(x => [x.task, x.outcome]), [[0, 'ok'], [1, 'ok'], [2, 'ok'], [3, 'ok'], [4, 'ok']], 'one log record per task')
     assert.is(lp(r).inflight, 0, 'the lease\'s slot is free again')
     assert.is(r.gate.ledgerOf(r.chainJobId)?.inflight, 0)
+  } finally { await r.peer.stop() }
+})
+
+test('with onBundle, a bundle\'s records are handed over in one call as it ends (none to onTask); a lone task still goes to onTask', async () => {
+  const bundles: ProviderTaskRecord[][] = []
+  const r = await rig(1, 2, bundles)
+  try {
+    const tasks = Array.from({ length: 4 }, (_, i) => taskOf(r, i, i === 0 ? square : undefined))
+    tasks.push({ ...taskOf(r, 4), codeHash: new Uint8Array(32) }) // a module this provider does not hold: refused before running
+    const results = await r.provider.runBundle(tasks, r.holder)
+    assert.equal(results.map(x => x.ok), [true, true, true, true, false])
+    assert.is(bundles.length, 1)
+    assert.equal(bundles[0].map(x => [x.task, x.outcome]).sort(), [[0, 'ok'], [1, 'ok'], [2, 'ok'], [3, 'ok'], [4, 'refused']])
+    assert.is(r.records.length, 0, 'nothing went to onTask')
+    await r.provider.runTask(taskOf(r, 9), r.holder)
+    assert.equal(r.records.map(x => [x.task, x.outcome]), [[9, 'ok']])
+    assert.is(bundles.length, 1)
   } finally { await r.peer.stop() }
 })
 

@@ -10,7 +10,7 @@ import { providerFlags } from '../../../src/cli/node.js'
 import { statusText } from '../../../src/cli/node-status.js'
 import { table } from '../../../src/cli/output.js'
 import { ConfigError } from '../../../src/errors.js'
-import { NOT_BILLED, logTask } from '../../../src/node/compute-subsystem.js'
+import { NOT_BILLED, logTask, logTasks } from '../../../src/node/compute-subsystem.js'
 import { RepeatLimiter } from '../../../src/net/guard/index.js'
 import { peerIdBytesOf } from '../../../src/net/peer-ids.js'
 
@@ -183,6 +183,26 @@ test('a provider logs each task it ran at info, and refused ones once per job an
   assert.is(lines[4].obj.billed, NOT_BILLED)
   assert.is(lines[4].obj.billedUnits, '0')
   assert.is(lines[4].obj.unpaid, '0.0021 DBC')
+})
+
+test('a bundle\'s tasks: the ok ones share one line naming each task, with their sums; each failure and refusal keeps its own line', () => {
+  const lines: Array<{ obj: Record<string, unknown>, msg: string }> = []
+  const log = { info: (obj: Record<string, unknown>, msg: string) => { lines.push({ obj, msg }) } } as never
+  const submitter = '12D3KooWRwq9iQehdMNvZA1GaBZ2Dp1qJWjzm7r1akHgTznQJH9D'
+  const rec = { job: 'ab12', task: 4, attempt: 1, submitter: peerIdBytesOf(submitter), executor: 'wasm', outcome: 'ok' as const, durationMs: 1.4, resultBytes: 8, billedUnits: 500_000_000_000n }
+  const failed = { ...rec, task: 6, outcome: 'failed' as const, code: 'TASK_TRAP', error: 'TASK_TRAP: unreachable', billedUnits: 0n, resultBytes: 0 }
+  const refused = { ...rec, task: 8, outcome: 'refused' as const, code: 'LEASE_SLOTS_BUSY', error: 'LEASE_SLOTS_BUSY: not started', billedUnits: 0n, resultBytes: 0 }
+  logTasks(log, [rec, { ...rec, task: 5, attempt: 2, durationMs: 2.4 }, failed, { ...rec, task: 7 }, refused], new RepeatLimiter(10_000), 0)
+  assert.is(lines.length, 3)
+  assert.match(lines[0].msg, /task failed: job ab12 task 6 \(wasm\)/)
+  assert.is(lines[0].obj.code, 'TASK_TRAP')
+  assert.match(lines[1].msg, /task refused: job ab12 task 8/)
+  assert.equal(lines[2].obj, { job: 'ab12', tasks: [4, 5, 7], attempts: [1, 2, 1], count: 3, submitter, executor: 'wasm', outcome: 'ok', durationMs: 5, resultBytes: 24, billed: '0.0000015 DBC', billedUnits: '1500000000000' })
+  assert.is(lines[2].msg, `tasks ok: job ab12 tasks 4, 5, 7 (wasm) for ${submitter}`)
+  // a bundle with one ok task: logTask's own line
+  lines.length = 0
+  logTasks(log, [rec], undefined, 0)
+  assert.equal(lines.map(l => l.msg), [`task ok: job ab12 task 4 (wasm) for ${submitter}`])
 })
 
 test.run()
