@@ -5,8 +5,8 @@
 // total are written before signing, so a restart signs what was meant, never less, and a
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
-import { bytesEqual, ed25519KeyFromPeerIdBytes } from '../core/identity/index.js'
-import { receiptSignedBytes, verifyReceipt } from '../core/settlement/receipt.js'
+import { bytesEqual } from '../core/identity/index.js'
+import { parseSignedReceipt, verifyParsedReceipt, type ParsedReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
@@ -90,6 +90,12 @@ export class JobPayer {
   private readonly now: () => number
   /** Receipt signatures checked ahead (precheck) for the payment transaction's check. */
   private readonly signatures = new ReceiptSignatures()
+  /**
+   * Each input's receipt as precheck decoded it, from a copy of its bytes: check() takes it only
+   * while the input's bytes still equal that copy (else it decodes them again), so a receipt is
+   * decoded and hashed once and what is checked is what is recorded.
+   */
+  private readonly parsed = new WeakMap<PayInput, { bytes: Uint8Array, parsed: ParsedReceipt }>()
 
   constructor (private readonly init: JobPayerInit) {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
@@ -173,20 +179,19 @@ export class JobPayer {
     if (input.receipt === undefined || nodeSuite.verifyAsync === undefined) return
     // a copy already paid (a restart's catch-up hands in every billed copy) is never checked again
     if (this.init.store.hasPayment(this.init.jobId, input.key)) return
-    let signature: Uint8Array; let message: Uint8Array; let key: Uint8Array | undefined
+    let parsed: ParsedReceipt
+    const bytes = new Uint8Array(input.receipt)
     try {
-      const signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt)
-      const provider = dbc.receipt.v1.UsageReceipt.decode(signed.receipt).provider
-      // a batch-signed receipt: the batch's message (checked once for every receipt of the batch)
-      const bytes = receiptSignedBytes(signed, nodeSha256)
-      if (!bytes.ok) return
-      signature = signed.signature; message = bytes.message
-      const expected = this.payees.get(input.provider)?.providerBytes
-      if (expected !== undefined && !bytesEqual(provider, expected)) return
-      key = ed25519KeyFromPeerIdBytes(provider)
+      const p = parseSignedReceipt(dbc.receipt.v1.SignedReceipt.decode(bytes), nodeSha256)
+      if (!p.ok) return
+      parsed = p
     } catch { return }
-    if (key === undefined) return
-    await this.signatures.checkAhead(key, message, signature)
+    this.parsed.set(input, { bytes, parsed })
+    // a batch-signed receipt: the batch's message (checked once for every receipt of the batch)
+    const { signedBytes, key } = parsed
+    const expected = this.payees.get(input.provider)?.providerBytes
+    if (!signedBytes.ok || key === undefined || (expected !== undefined && !bytesEqual(parsed.receipt.provider, expected))) return
+    await this.signatures.checkAhead(key, signedBytes.message, parsed.signed.signature)
   }
 
   /**
@@ -276,9 +281,18 @@ export class JobPayer {
 
   private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: PricedUsage, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
     if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
-    let signed: dbc.receipt.v1.SignedReceipt
-    try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
-    const v = verifyReceipt(signed, providerBytes, TOKEN_DECIMALS, this.signatures.verify, nodeSha256)
+    const pre = this.parsed.get(input)
+    this.parsed.delete(input)
+    let parsed = pre !== undefined && bytesEqual(pre.bytes, input.receipt) ? pre.parsed : undefined
+    if (parsed === undefined) {
+      let signed: dbc.receipt.v1.SignedReceipt
+      try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
+      const p = parseSignedReceipt(signed, nodeSha256)
+      if (!p.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${p.reason}` }
+      parsed = p
+    }
+    const signed = parsed.signed
+    const v = verifyParsedReceipt(parsed, providerBytes, TOKEN_DECIMALS, this.signatures.verify, nodeSha256)
     if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
     let billed: bigint
     try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }

@@ -158,16 +158,41 @@ export type VerifyFn = (publicKey: Uint8Array, message: Uint8Array, signature: U
 export const MAX_SIGNED_RECEIPT_BYTES = 4096
 
 export function verifyReceipt (signed: SignedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS, verify: VerifyFn = verifyBytes, hash: Hasher = sha256): ReceiptCheck {
+  const parsed = parseSignedReceipt(signed, hash)
+  return parsed.ok ? verifyParsedReceipt(parsed, expectedProvider, decimals, verify, hash) : parsed
+}
+
+/**
+ * A signed receipt decoded, with its provider's key and the bytes its signature is over: what
+ * verifyParsedReceipt checks. Only parseSignedReceipt makes one, from the receipt's own bytes, so a
+ * caller that reads the provider before the check (the payer's check ahead) and checks later
+ * decodes and hashes once. Nothing in it is checked yet.
+ */
+export interface ParsedReceipt {
+  ok: true
+  signed: SignedReceipt
+  receipt: UsageReceipt
+  /** The Ed25519 key inside the provider id (undefined: it carries none). */
+  key: Uint8Array | undefined
+  signedBytes: ReturnType<typeof receiptSignedBytes>
+}
+
+/** Decodes a signed receipt for verifyParsedReceipt; a reason when it does not decode. Never throws. */
+export function parseSignedReceipt (signed: SignedReceipt, hash: Hasher = sha256): ParsedReceipt | { ok: false, reason: string } {
   let r: UsageReceipt
   try {
     r = dbc.receipt.v1.UsageReceipt.decode(signed.receipt)
   } catch (err) {
     return { ok: false, reason: `receipt does not decode: ${(err as Error).message}` }
   }
+  return { ok: true, signed, receipt: r, key: ed25519KeyFromPeerIdBytes(r.provider), signedBytes: receiptSignedBytes(signed, hash) }
+}
+
+/** verifyReceipt's checks, in its order, on a receipt parseSignedReceipt decoded. Never throws. */
+export function verifyParsedReceipt (parsed: ParsedReceipt, expectedProvider?: Uint8Array, decimals = TOKEN_DECIMALS, verify: VerifyFn = verifyBytes, hash: Hasher = sha256): ReceiptCheck {
+  const { signed, receipt: r, key, signedBytes } = parsed
   if (expectedProvider !== undefined && !bytesEqual(r.provider, expectedProvider)) return { ok: false, reason: 'receipt names another provider' }
-  const key = ed25519KeyFromPeerIdBytes(r.provider)
   if (key === undefined) return { ok: false, reason: 'provider id carries no Ed25519 key' }
-  const signedBytes = receiptSignedBytes(signed, hash)
   if (!signedBytes.ok) return signedBytes
   if (!verify(key, signedBytes.message, signed.signature)) return { ok: false, reason: 'signature does not verify against the provider key' }
   let expected: bigint

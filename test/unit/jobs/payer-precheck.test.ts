@@ -84,6 +84,35 @@ test('a prechecked receipt is recorded without Ed25519 in the transaction; one n
   assert.equal(out.map(o => o.recorded), [true, true])
 })
 
+test('a prechecked receipt is decoded once (precheck decodes it, the payment checks what it decoded); bytes changed in place after the check are decoded again and what they say is what is paid', async () => {
+  const { payer, a } = setup()
+  const decode = dbc.receipt.v1.UsageReceipt.decode
+  let decodes = 0
+  dbc.receipt.v1.UsageReceipt.decode = ((...args: Parameters<typeof decode>) => { decodes++; return decode(...args) }) as typeof decode
+  try {
+    const r0 = receipt(a, 0)
+    const in0 = { provider: 'A', key: '0:1', receipt: encode(r0.signed), taskId: r0.taskId, measuredMs: 1000 }
+    await payer.precheck(in0)
+    const [o0] = payer.payMany([in0])
+    assert.is(o0.payable, r0.amount)
+    assert.is(decodes, 1, 'one decode for the check ahead and the payment')
+    // the input's bytes rewritten in place after its check: another receipt of the same task, signed by the provider, billing more
+    const r1 = receipt(a, 1, 500)
+    const bytes = encode(r1.signed)
+    const in1 = { provider: 'A', key: '1:1', receipt: bytes, taskId: r1.taskId, measuredMs: 1000 }
+    await payer.precheck(in1)
+    const more = receipt(a, 1, 600)
+    const swapped = encode(more.signed)
+    assert.is(swapped.length, bytes.length)
+    assert.ok(more.amount > r1.amount)
+    bytes.set(swapped)
+    decodes = 0
+    const [o1] = payer.payMany([in1])
+    assert.is(decodes, 1, 'decoded again')
+    assert.is(o1.payable, more.amount, 'paid what the bytes recorded say, not what was decoded before')
+  } finally { dbc.receipt.v1.UsageReceipt.decode = decode }
+})
+
 test('a forged signature is refused, prechecked or not', async () => {
   const { payer, a } = setup()
   const r = receipt(a, 0)
