@@ -43,6 +43,24 @@ export function leaseAuthDigest (escrowId: Hex, holder: Uint8Array, d: VoucherDo
 
 /** Who authorised `holder` for escrow `escrowId` (lower-case address); undefined when the signature is malformed. */
 export function leaseAuthSigner (escrowId: Hex, holder: Uint8Array, signature: Uint8Array, d: VoucherDomain): `0x${string}` | undefined {
+  // a signer recovered before from these very inputs (a provider checks the holder's authorisation
+  // on every lease of a job: a secp256k1 recovery, ~1 ms); what recovered none is not held
+  const id = signature.length === 65 && holder.length <= 128 ? `${escrowId}|${toHex(holder)}|${toHex(signature)}|${d.chainId}|${d.verifyingContract}` : undefined
+  const held = id === undefined ? undefined : recovered.get(id)
+  if (held !== undefined) return held
+  const signer = recoverSigner(escrowId, holder, signature, d)
+  if (signer !== undefined && id !== undefined) {
+    if (recovered.size >= RECOVERED_MAX) recovered.clear()
+    recovered.set(id, signer)
+  }
+  return signer
+}
+
+/** Signers leaseAuthSigner recovered, by all its inputs: at most this many (then forgotten). */
+const RECOVERED_MAX = 1024
+const recovered = new Map<string, `0x${string}`>()
+
+function recoverSigner (escrowId: Hex, holder: Uint8Array, signature: Uint8Array, d: VoucherDomain): `0x${string}` | undefined {
   try {
     if (signature.length !== 65) return undefined
     return digestSigner(toHex(signature), leaseAuthDigest(escrowId, holder, d))

@@ -30,4 +30,19 @@ test('the signer is recovered only for its job, holder and domain', async () => 
   assert.is(leaseAuthSigner(JOB, HOLDER, badV, DOMAIN), undefined, 'v not 27/28')
 })
 
+test('a signer held from an earlier recovery answers only the very same inputs (bytes changed in place, another contract: recovered again)', async () => {
+  const holder = new Uint8Array([0, 36, 8, 1, 18, 32, 7, 7, 7])
+  const sig = bytesFromHex(await payer.signTypedData(leaseAuthTypedData(JOB, holder, DOMAIN)))
+  const me = payer.address.toLowerCase()
+  for (let k = 0; k < 3; k++) assert.is(leaseAuthSigner(JOB, holder, sig, DOMAIN), me)
+  holder[8] = 8 // the same buffer, changed after its signer was held
+  assert.is.not(leaseAuthSigner(JOB, holder, sig, DOMAIN), me, 'another holder in the same buffer')
+  holder[8] = 7
+  sig[10] ^= 1
+  assert.is.not(leaseAuthSigner(JOB, holder, sig, DOMAIN), me, 'another signature in the same buffer')
+  sig[10] ^= 1
+  assert.is.not(leaseAuthSigner(JOB, holder, sig, { ...DOMAIN, verifyingContract: `0x${'d'.repeat(40)}` }), me, 'another contract')
+  assert.is(leaseAuthSigner(JOB, holder, sig, DOMAIN), me)
+})
+
 test.run()
