@@ -273,19 +273,21 @@ export class PaymentGate {
     const key = lp.terms.chainJobId
     const credit = taskPrice * this.creditMilli / 1000n
     // the ledger is read after each await: tasks end and vouchers land meanwhile
-    const decideWith = (escrow: EscrowRead | undefined): PaymentDecision => {
-      const e = this.ledger.get(key)
-      const ledger = { delivered: e?.delivered ?? 0n, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
-      return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
-    }
-    const d = decideWith(await this.read(key, false))
+    const d = this.decideWith(lp, await this.read(key, false), credit, nextTask, nextTaskS)
     if (d.ok || !ESCROW_CODES.has(d.code)) return d
     // refused on the escrow: the cached read may be stale (a top-up, a redemption): read it again
     const e = this.ledger.get(key)
     if (e !== undefined && d.code === 'ESCROW_TOO_SMALL' && this.port.redeemed !== undefined) {
       try { e.redeemed = await this.port.redeemed(key) } catch {}
     }
-    return decideWith(await this.read(key, true))
+    return this.decideWith(lp, await this.read(key, true), credit, nextTask, nextTaskS)
+  }
+
+  /** The credit rule on the job's ledger as it is now (a method, not a closure per task). */
+  private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined): PaymentDecision {
+    const e = this.ledger.get(lp.terms.chainJobId)
+    const ledger = { delivered: e?.delivered ?? 0n, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
+    return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
   }
 
   /** The escrow, from the cache when young enough; `fresh` reads the chain (at most once per minRefreshMs). */
