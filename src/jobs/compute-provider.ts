@@ -290,8 +290,7 @@ export class ComputePeerProvider implements LocalProvider {
 
   /** `usage`: the receipt the peer built for a task that ran (the one the result carries signed). */
   private record (task: dbc.task.v1.ITask, lease: dbc.task.v1.ILease, result: dbc.task.v1.ITaskResult, usage: dbc.receipt.v1.IUsageReceipt | undefined, durationMs: number, into?: ProviderTaskRecord[]): void {
-    const sink = into !== undefined ? (r: ProviderTaskRecord) => { into.push(r) } : this.onTask
-    if (sink === undefined) return
+    if (into === undefined && this.onTask === undefined) return
     const error = result.ok === true ? undefined : (result.error ?? '')
     const code = error === undefined ? undefined : (result.code != null && result.code !== '' ? result.code : 'TASK_FAILED')
     // a result with a receipt ran (ok or not); one without was refused before it ran
@@ -301,7 +300,7 @@ export class ComputePeerProvider implements LocalProvider {
       try { billedUnits = BigInt(usage.amount ?? '0') } catch {}
     }
     try {
-      sink({
+      const r: ProviderTaskRecord = {
         job: toHex(task.jobId ?? new Uint8Array()),
         task: task.index ?? 0,
         attempt: task.attempt ?? 0,
@@ -312,7 +311,8 @@ export class ComputePeerProvider implements LocalProvider {
         durationMs,
         resultBytes: result.output?.length ?? 0,
         billedUnits
-      })
+      }
+      if (into !== undefined) into.push(r); else this.onTask?.(r)
     } catch {} // a log sink's failure never fails the task
   }
 
