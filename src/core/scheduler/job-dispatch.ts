@@ -4,7 +4,7 @@
 // JobMachine (job-machine.ts) adds the inputs and the ends of copies; the state is job-leasing.ts, the verification half job-verification.ts.
 import { established, deferCheckTo, needsCheck } from './spot-check.js'
 import { JobVerification } from './job-verification.js'
-import { KEY, SCAN, inSlots, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'
+import { KEY, SCAN, inSlots, copyShare, type TaskState, type LeaseState, type CopyRecord } from './job-types.js'
 import { TASK_BUNDLE_CUT_MS } from './ports.js'
 
 /**
@@ -146,6 +146,12 @@ export abstract class JobDispatch extends JobVerification {
     const waves = l.running >= held ? Math.ceil((l.running + 1 - held) / l.slots) : 0
     const unit = this.policy.taskTimeoutMs + (bundle !== undefined ? TASK_BUNDLE_CUT_MS : 0)
     const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 || bundle !== undefined ? { timeoutMs: unit * (1 + waves) } : {}) }
+    if (bundle !== undefined) {
+      // the copies of one step on this lease leave together (their time to an answer is their bundle's)
+      if (l.batch === undefined || l.batch.at !== now || l.batch.bundle !== bundle) l.batch = { at: now, n: 0, bundle }
+      l.batch.n++
+      c.batch = l.batch
+    }
     t.copies.push(c)
     t.outstanding++
     l.running++
@@ -178,7 +184,8 @@ export abstract class JobDispatch extends JobVerification {
     for (const c of this.running.values()) {
       if (free === 0) break
       const t = this.tasks[c.index]
-      if (t.speculated || now - c.startedAt < p.stragglerFactor * mean) continue
+      // mean is per copy; a bundled copy answers when its bundle ends (copyShare)
+      if (t.speculated || (now - c.startedAt) / copyShare(c) < p.stragglerFactor * mean) continue
       t.speculated = true
       this.enqueue(c.index, 'speculative', true)
       free--

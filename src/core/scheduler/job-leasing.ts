@@ -10,7 +10,7 @@ import type { Rng } from '../rng.js'
 import { pickTwins, wantsFasterSlot, MAX_TWINS_PER_TASK, SPECULATION_GAIN, FASTER_ROUND_GAP_MS, OVERDUE_SHARE, FASTER_ROUND_OVERDUE_SHARE, type StragglerView } from './speculation.js'
 import { SpeedEvidence } from './speed-evidence.js'
 import { mayLease, type LeaseCap } from './lease-cap.js'
-import { KEY, inSlots, type JobPolicy, type CopyRecord, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
+import { KEY, inSlots, copyShare, type JobPolicy, type CopyRecord, type JobCommand, type JobEvent, type TaskState, type LeaseState, type CopyReason } from './job-types.js'
 
 export abstract class JobLeasing {
   readonly policy: Required<Omit<JobPolicy, 'spotChecks'>> & Pick<JobPolicy, 'spotChecks'>
@@ -181,7 +181,8 @@ export abstract class JobLeasing {
       if (t.status === 'done' || t.status === 'failed') continue
       const runMs = this.leases.get(c.leaseId)?.runMs
       // -Infinity: a copy with no prediction, which may end at any time (its task is no straggler)
-      const endsAt = runMs === undefined ? -Infinity : Math.max(c.startedAt + runMs, now + (now - c.startedAt) * overdueShare)
+      // a bundled copy's answer comes when its bundle ends: runMs for each copy of it (copyShare)
+      const endsAt = runMs === undefined ? -Infinity : Math.max(c.startedAt + runMs * copyShare(c), now + (now - c.startedAt) * overdueShare)
       if (t.outstanding === 1) {
         if (endsAt !== -Infinity && this.twinsOf(t) < MAX_TWINS_PER_TASK) out.push({ index: c.index, endsAt })
         continue

@@ -15,7 +15,7 @@ import type { ReputationBook } from './reputation.js'
 import type { Rng } from '../rng.js'
 import { JobDispatch, fastestFirst } from './job-dispatch.js'
 import { RESULT_TOO_LARGE } from './ports.js'
-import { KEY, TERMINAL, READ_AHEAD_MAX_COPY_MS, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
+import { KEY, TERMINAL, READ_AHEAD_MAX_COPY_MS, copyShare, type JobPolicy, type RestoredTask, type TaskState, type LeaseGrant, type ResultInput, type ResultVerdict, type CopyOutcome, type CopyRecord, type JobCommand, type JobEvent, type Progress } from './job-types.js'
 
 export * from './job-types.js'
 
@@ -135,8 +135,11 @@ export class JobMachine extends JobDispatch {
     }
     c.hash = r.hash ?? ''
     this.consecutiveFailures.set(c.provider, 0)
-    this.durationSum += now - c.startedAt; this.durationN++
-    if (wasRunning) this.measured(c.provider, now - c.startedAt)
+    // per copy: a bundled copy's answer came when its bundle ended (copyShare: review18 F3)
+    const took = (now - c.startedAt) / copyShare(c)
+    this.durationSum += took; this.durationN++
+    if (wasRunning) this.measured(c.provider, took)
+    // (a bundle that took this long in all ends the lease's bundles and read-ahead: not tiny tasks)
     if (now - c.startedAt > READ_AHEAD_MAX_COPY_MS) this.noLongerAhead(c.leaseId)
     if (t.status === 'done' && c.hash !== t.accepted && this.policy.spotChecks !== undefined && !this.finished && t.quorum < 2) {
       // A late copy disagrees with a result accepted on one provider's word: neither is

@@ -55,6 +55,18 @@ export interface CopyRecord {
   error?: string
   /** Its timeout when longer than the task's: a copy sent ahead of its lease's slots waits there for one (job-dispatch.ts). */
   timeoutMs?: number
+  /**
+   * On a lease with bundles: the copies sent to it in the same step as this one (shared, counted as
+   * they go). They leave together in TaskBundle frames whose results come back when the bundle ends,
+   * so this copy's time to its answer is about its frame's: per copy it is that time over
+   * min(n, bundle) (copyShare; review18 F3: a lease was reckoned 16 times slower than it ran).
+   */
+  batch?: { at: number, n: number, bundle: number }
+}
+
+/** How many copies' run time a copy's time to its answer covers: 1, or its bundle's copies (CopyRecord.batch). */
+export function copyShare (c: Pick<CopyRecord, 'batch'>): number {
+  return c.batch === undefined ? 1 : Math.max(1, Math.min(c.batch.n, c.batch.bundle))
 }
 
 /** Copies a lease holds in its slots: slots x bundle (a slot runs a bundle's copies one after another). */
@@ -153,6 +165,8 @@ export interface TaskState {
 
 export interface LeaseState extends LeaseGrant {
   rank: number, lastHeartbeat: number, running: number, alive: boolean
+  /** The copies sent to it in the current step (bundles only: CopyRecord.batch). */
+  batch?: { at: number, n: number, bundle: number }
   /** A copy on it got no answer (its route failed) at this time: nothing goes out on it until a later heartbeat shows the route works. */
   suspendedAt?: number
 }
