@@ -21,6 +21,7 @@ import { ALLREDUCE_PROTOCOL } from './transport.js'
 import { privacyOf } from './job-privacy.js'
 import { checkTrainingFields, parseTrainingSpec, type TrainingSpec } from './spec.js'
 import { TrainingError } from './worker.js'
+import { trainingRoutes } from './routes.js'
 import { MemberPayments, type InvitationGate } from './invite-payment.js'
 import { DEFAULT_MIN_ROUND_S } from '../core/settlement/training.js'
 import type { dbc } from '../wire/gen/wire.js'
@@ -76,7 +77,7 @@ export interface TrainingPaymentHook {
   terms: (jobId: string, coordinator: string) => Promise<dbc.task.v1.IPaymentTerms | undefined>
 }
 
-interface TrainingJob {
+export interface TrainingJob {
   createdAt: number
   /** The peers it was placed on (a resumed or stored job: those of the store). */
   peers?: string[]
@@ -144,7 +145,7 @@ export class TrainingSubsystem implements Subsystem {
       onMembership: memberLog(ctx.log, () => Date.now())
     })
     await this.service.start()
-    this.routes(ctx)
+    trainingRoutes(ctx.api, { submit: async (spec, peers, opts) => await this.submit(spec, peers, opts), cancel: async id => await this.cancel(id), jobs: () => this.jobs.entries(), job: id => this.job(id), view: (id, j) => this.view(id, j), storedModel: id => this.store?.get(id)?.result?.model })
     for (const j of this.store?.list() ?? []) {
       if (j.status === 'running') continue // resumed once the network is up
       const spec = parseTrainingSpec(j.spec)
@@ -380,48 +381,6 @@ export class TrainingSubsystem implements Subsystem {
       else if (r !== undefined) out[m] = { kind: r.kind, ...(r.relay !== undefined ? { relay: r.relay } : {}), relays: r.relays ?? (r.relay !== undefined ? [r.relay] : []), facts: r.facts ?? '', frames: { ...r.frames } as Record<string, number> }
     }
     return out
-  }
-
-  private routes (ctx: DaemonContext): void {
-    const api = ctx.api
-    api.route('POST', '/v1/training', async (req) => {
-      const body = (req.body ?? {}) as { spec?: unknown, peers?: string[], allowTopUp?: boolean, name?: string }
-      return { jobId: await this.submit(body.spec ?? {}, body.peers, { allowTopUp: body.allowTopUp === true, ...(body.name !== undefined ? { name: body.name } : {}) }) }
-    })
-    api.route('GET', '/v1/training', () => ({ jobs: [...this.jobs.entries()].map(([id, j]) => this.view(id, j)) }))
-    api.route('GET', '/v1/training/:id', (req) => ({ ...this.view(req.params.id, this.job(req.params.id)), history: this.job(req.params.id).history }))
-    api.route('GET', '/v1/training/:id/results', (req) => {
-      const j = this.job(req.params.id)
-      if (j.result === undefined) throw new TrainingError('NOT_FINISHED', `training job ${req.params.id} is ${j.status}`, { hint: j.status === 'running' ? 'wait for it to finish' : j.error?.message })
-      const r = j.result
-      const model = r.model ?? this.store?.get(req.params.id)?.result?.model
-      if (model === undefined) throw new TrainingError('MODEL_MISSING', `the model of training job ${req.params.id} is not in this node's store`, { hint: 'run the job again' })
-      return { jobId: req.params.id, accuracy: r.accuracy, members: r.members, rounds: r.rounds, receipts: r.receipts, model: Buffer.from(model).toString('base64') }
-    })
-    api.route('POST', '/v1/training/:id/cancel', async (req) => await this.cancel(req.params.id))
-    api.route('POST', '/v1/training/:id/members', (req) => {
-      const j = this.job(req.params.id)
-      const peer = (req.body as { peer?: unknown } | undefined)?.peer
-      if (typeof peer !== 'string' || peer.length === 0 || peer.length > 128) throw new TrainingError('BAD_REQUEST', 'peer must be a peer id')
-      if (j.status !== 'running' || j.session === undefined) throw new TrainingError('NOT_RUNNING', `training job ${req.params.id} is ${j.status}`)
-      return { invited: j.session.addMember(peer) }
-    })
-    api.streamRoute('GET', '/v1/training/:id/events', async (req, send) => {
-      const j = this.job(req.params.id)
-      let sent = 0
-      let wake: () => void = () => {}
-      const waiter = (): void => { wake() }
-      j.waiters.add(waiter)
-      try {
-        for (;;) {
-          while (sent < j.history.length) { const p = j.history[sent++]; send({ type: 'progress', round: p.round, loss: p.loss, accuracy: Number.isFinite(p.accuracy) ? p.accuracy : null, members: p.members.length, dropped: p.dropped, roundMs: p.roundMs }) }
-          if (j.status !== 'running' || req.signal.aborted) { send({ type: 'end', ...this.view(req.params.id, j) }); return }
-          await new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, 1000) })
-        }
-      } finally {
-        j.waiters.delete(waiter)
-      }
-    })
   }
 }
 
