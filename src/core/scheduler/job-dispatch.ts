@@ -52,9 +52,12 @@ export abstract class JobDispatch extends JobVerification {
       // newcomer's copies each cost a check, and a liar's would all be re-run: it gets no more than its slots)
       const ahead = l.readAhead !== undefined && this.queue.length > 4 * (l.slots + l.readAhead) &&
         (sc === undefined || established(this.reputation, l.provider, sc)) ? l.readAhead : 0
-      // a lease with bundles holds slots x bundle copies (each slot runs a bundle's one after another)
+      // a lease with bundles holds slots x bundle copies (each slot runs a bundle's one after another),
+      // only while the queue holds twice that: a short job, or a job's tail, spreads over the job's
+      // leases as single copies do, instead of the first lease taking it all (a 40-task job went to 2 of 4)
       const held = this.held(l)
-      while (l.running < held + ahead && this.queue.length > 0) {
+      const cap = held > l.slots && this.queue.length < 2 * held ? l.slots : held
+      while (l.running < cap + ahead && this.queue.length > 0) {
         let taken = -1
         for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
           const i = this.queue.popFront()!

@@ -85,4 +85,17 @@ test('a copy that ran past READ_AHEAD_MAX_COPY_MS ends the lease\'s bundles (the
   assert.is(next[0].bundle, undefined)
 })
 
+test('a short job is not bundled onto its first lease: it spreads over the leases as single copies do', () => {
+  const m = new JobMachine({ ...policy, taskCount: 40 }, new ReputationBook(), createRng(1))
+  for (const p of ['a', 'b', 'c', 'd']) m.handleLease(0, { leaseId: p, provider: p, slots: 2, runMs: 5, bundle: 16 })
+  const sent = runs(m.pollCommands())
+  const by = new Map<string, number>()
+  for (const c of sent) by.set(c.provider, (by.get(c.provider) ?? 0) + 1)
+  assert.is(by.size, 4, `the copies went to ${JSON.stringify([...by])}`)
+  // a long queue is bundled: the first lease takes slots x bundle
+  const long = new JobMachine({ ...policy, taskCount: 400 }, new ReputationBook(), createRng(1))
+  long.handleLease(0, { leaseId: 'a', provider: 'a', slots: 2, runMs: 5, bundle: 16 })
+  assert.is(runs(long.pollCommands()).length, 32)
+})
+
 test.run()
