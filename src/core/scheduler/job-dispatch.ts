@@ -69,7 +69,7 @@ export abstract class JobDispatch extends JobVerification {
         for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
         skipped.length = 0
         if (taken < 0) break
-        this.dispatch(now, taken, l)
+        this.dispatch(now, taken, l, cap > l.slots)
         dispatched++
       }
     }
@@ -117,7 +117,8 @@ export abstract class JobDispatch extends JobVerification {
     return known.some(p => this.allowed(t, p))
   }
 
-  private dispatch (now: number, index: number, l: LeaseState): void {
+  /** `bundled`: the copy may leave in a TaskBundle with the lease's other copies of this step (not a twin, nor a job's tail). */
+  private dispatch (now: number, index: number, l: LeaseState, bundled = false): void {
     const t = this.tasks[index]
     t.queued--
     const reason = t.reasons.shift() ?? 'retry'
@@ -149,9 +150,11 @@ export abstract class JobDispatch extends JobVerification {
     const waves = l.running >= held ? Math.ceil((l.running + 1 - held) / l.slots) : 0
     const unit = this.policy.taskTimeoutMs + (bundle !== undefined ? TASK_BUNDLE_CUT_MS : 0)
     const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 || bundle !== undefined ? { timeoutMs: unit * (1 + waves) } : {}) }
-    if (bundle !== undefined) {
+    // a copy outside bundles (a twin, a job's tail) goes alone, in a slot of its own
+    const sendIn = bundled ? bundle : undefined
+    if (sendIn !== undefined) {
       // the copies of one step on this lease leave together (their time to an answer is their bundle's)
-      if (l.batch === undefined || l.batch.at !== now || l.batch.bundle !== bundle) l.batch = { at: now, n: 0, bundle }
+      if (l.batch === undefined || l.batch.at !== now || l.batch.bundle !== sendIn) l.batch = { at: now, n: 0, bundle: sendIn }
       l.batch.n++
       c.batch = l.batch
     }
@@ -165,7 +168,7 @@ export abstract class JobDispatch extends JobVerification {
     const key = index * KEY + attempt
     this.running.set(key, c)
     this.deadlines.push(now + (c.timeoutMs ?? this.policy.taskTimeoutMs), key)
-    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason, ...(bundle !== undefined ? { bundle } : {}) })
+    this.commands.push({ type: 'run', index, attempt, leaseId: l.leaseId, provider: l.provider, reason, ...(sendIn !== undefined ? { bundle: sendIn } : {}) })
   }
 
   private maybeSpeculate (now: number): void {

@@ -92,10 +92,14 @@ test('a short job is not bundled onto its first lease: it spreads over the lease
   const by = new Map<string, number>()
   for (const c of sent) by.set(c.provider, (by.get(c.provider) ?? 0) + 1)
   assert.is(by.size, 4, `the copies went to ${JSON.stringify([...by])}`)
+  // and each goes alone, in a slot of its own (a bundle of them would run in one slot while the other idled)
+  assert.ok(sent.every(c => c.bundle === undefined), 'copies outside bundles carry no bundle')
   // a long queue is bundled: the first lease takes slots x bundle
   const long = new JobMachine({ ...policy, taskCount: 400 }, new ReputationBook(), createRng(1))
   long.handleLease(0, { leaseId: 'a', provider: 'a', slots: 2, runMs: 5, bundle: 16 })
-  assert.is(runs(long.pollCommands()).length, 32)
+  const bundled = runs(long.pollCommands())
+  assert.is(bundled.length, 32)
+  assert.ok(bundled.every(c => c.bundle === 16))
 })
 
 test.run()
