@@ -50,14 +50,15 @@ export class SendQueue {
   }): Promise<SignedTx> {
     const { publicClient, account } = this.conn
     const ctx = { action: req.action, url: this.conn.url }
-    // An empty key fails every call, often as a misleading revert: say so first.
+    // the balance and the simulation are asked together (each a round trip to the chain: a job's
+    // escrow deposit waits on them); an empty key fails every call, often as a misleading revert:
+    // that is said first, whatever the simulation answered
+    const simulated = publicClient.simulateContract({ address: req.address, abi: req.abi as Abi, functionName: req.functionName as string, args: req.args as unknown[], value: req.value, account } as never)
+      .then(() => undefined, (err: unknown) => err)
     const balance = await publicClient.getBalance({ address: account.address }).catch(err => { throw toChainError(err, ctx) })
     if (balance === 0n || balance < (req.value ?? 0n)) throw unfunded(req.action, account.address, balance, req.value ?? 0n)
-    try {
-      await publicClient.simulateContract({ address: req.address, abi: req.abi as Abi, functionName: req.functionName as string, args: req.args as unknown[], value: req.value, account } as never)
-    } catch (err) {
-      throw toChainError(err, ctx)
-    }
+    const reverted = await simulated
+    if (reverted !== undefined) throw toChainError(reverted, ctx)
     const data = encodeFunctionData({ abi: req.abi as Abi, functionName: req.functionName as string, args: req.args as unknown[] })
     return await this.signRaw({ to: req.address, data, value: req.value ?? 0n, action: req.action })
   }
@@ -66,14 +67,19 @@ export class SendQueue {
     const { publicClient, walletClient, account } = this.conn
     const ctx = { action: req.action, url: this.conn.url }
     try {
-      const gas = await publicClient.estimateGas({ account, to: req.to, data: req.data, value: req.value })
-      const fees = await publicClient.estimateFeesPerGas()
-      const balance = await publicClient.getBalance({ address: account.address })
+      // four independent reads, asked together (one round trip's wait instead of four; the nonce
+      // is taken inside this queue's turn, so still in order). All settle before a failure is
+      // thrown: a nonce taken after the catch below forgot the local one would leave a gap
+      const [gas, fees, balance, nonce] = await settledAll([
+        publicClient.estimateGas({ account, to: req.to, data: req.data, value: req.value }),
+        publicClient.estimateFeesPerGas(),
+        publicClient.getBalance({ address: account.address }),
+        this.takeNonce()
+      ] as const)
       const cost = gas * fees.maxFeePerGas + req.value
       if (balance < cost) {
         throw unfunded(req.action, account.address, balance, cost)
       }
-      const nonce = await this.takeNonce()
       const raw = await walletClient.signTransaction({ account, chain: this.conn.chain, to: req.to ?? null, data: req.data, value: req.value, gas, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, type: 'eip1559' } as never) as Hex
       return { hash: keccak256(raw), raw, nonce, gas }
     } catch (err) {
@@ -108,6 +114,13 @@ export class SendQueue {
       throw toChainError(err, { action: `${action} (waiting for tx ${tx.hash})`, url: this.conn.url })
     }
   }
+}
+
+/** Promise.all that waits for every promise to settle, then throws the first failure (in order). */
+async function settledAll<const T extends readonly unknown[]> (ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const out = await Promise.allSettled(ps)
+  for (const r of out) if (r.status === 'rejected') throw r.reason
+  return out.map(r => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> }
 }
 
 function unfunded (action: string, address: Address, balance: bigint, needed: bigint): ChainError {

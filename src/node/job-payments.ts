@@ -200,10 +200,12 @@ export class JobPayments {
     const p = (async () => {
       const bridge = this.init.bridge()
       if (bridge === undefined) throw new DbcError('NO_CHAIN', 'this node runs no chain bridge', { hint: 'start the node with --network (local, dbc-testnet, dbc-mainnet)' })
-      const onChain = await bridge.escrow(e.chainJobId, { fresh: true })
       const deadline = deadlineMs === undefined ? undefined : Math.ceil(deadlineMs / 1000) + 3600
-      const r = await bridge.deposit(jobHashOfRow(e), amount, { ...(deadline !== undefined ? { deadline } : {}), ...(this.init.disputeWindowS !== undefined && onChain.escrow === 0n ? { disputeWindow: this.init.disputeWindowS } : {}) })
-      this.store.setDeposited(e.jobId, r.escrow > 0n ? r.escrow : onChain.escrow + amount)
+      // no read of the escrow before (a round trip on the job's start path): the contract takes
+      // the dispute window from the first deposit only and ignores it on a top-up
+      const r = await bridge.deposit(jobHashOfRow(e), amount, { ...(deadline !== undefined ? { deadline } : {}), ...(this.init.disputeWindowS !== undefined ? { disputeWindow: this.init.disputeWindowS } : {}) })
+      // the escrow the deposit's event reported; without one, as the chain holds it now (the deposit mined)
+      this.store.setDeposited(e.jobId, r.escrow > 0n ? r.escrow : (await bridge.escrow(e.chainJobId, { fresh: true })).escrow)
       this.init.log?.info({ jobId: e.jobId, amount: `${formatCoins(amount)} DBC`, escrow: `${formatCoins(r.escrow)} DBC`, tx: r.txHash }, 'escrow deposited')
     })().finally(() => { this.deposits.delete(e.jobId) })
     this.deposits.set(e.jobId, p)

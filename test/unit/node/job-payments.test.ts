@@ -20,13 +20,13 @@ const domain = { chainId: 31337, verifyingContract: '0x0000000000000000000000000
 function fakeBridge () {
   const key = privateKeyToAccount(generatePrivateKey())
   const calls: string[] = []
-  const state = { escrow: 0n, paid: 0n, closedAt: 0, refunded: false, now: 1_000_000, window: 3600 }
+  const state = { escrow: 0n, paid: 0n, closedAt: 0, refunded: false, now: 1_000_000, window: 3600, reads: 0, noEvent: false, deposits: [] as Array<Record<string, unknown>> }
   const b = {
     account: key.address,
     domain: async () => domain,
     signVoucher: async (v: Voucher) => ({ voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }),
-    escrow: async () => ({ escrow: state.escrow, paid: state.paid, refunded: state.refunded, closedAt: state.closedAt, refundableAt: state.closedAt === 0 ? undefined : state.closedAt + state.window }),
-    deposit: async (_j: string, amount: bigint) => { calls.push(`deposit ${amount}`); state.escrow += amount; return { txHash: '0x1', escrow: state.escrow } },
+    escrow: async () => { state.reads++; return { escrow: state.escrow, paid: state.paid, refunded: state.refunded, closedAt: state.closedAt, refundableAt: state.closedAt === 0 ? undefined : state.closedAt + state.window } },
+    deposit: async (_j: string, amount: bigint, opts: Record<string, unknown> = {}) => { calls.push(`deposit ${amount}`); state.deposits.push(opts); state.escrow += amount; return { txHash: '0x1', escrow: state.noEvent ? 0n : state.escrow } },
     close: async () => { calls.push('close'); state.closedAt = state.now; return { txHash: '0x2' } },
     refund: async () => { calls.push('refund'); state.refunded = true; return { txHash: '0x3', amount: state.escrow - state.paid } },
     jobPayments: async () => ({ escrow: state.escrow }),
@@ -59,6 +59,25 @@ test('budget.total plus the providers\' reserve is the escrow, locked once; the 
   // even with top-ups allowed, the reserve does not raise the cap
   await p.forJob('ab'.repeat(16), manifest({ total: 2 }), { allowTopUp: true })
   assert.is((p as unknown as { cap: (j: string) => bigint | undefined }).cap('ab'.repeat(16)), 2n * E18)
+})
+
+test('a first deposit leaves with no escrow read before it (the job\'s start waits on it), with the node\'s dispute window; an event naming no escrow is read after', async () => {
+  const { bridge, calls, state } = fakeBridge()
+  const store = new PaymentStore(openStore(':memory:'))
+  const p = new JobPayments({ store, bridge: () => bridge, disputeWindowS: 120 })
+  const pay = await p.forJob('ef'.repeat(16), manifest({ total: 2 }))
+  await pay!.ensureEscrow!(0.5, 0)
+  assert.equal(calls, [`deposit ${2n * E18}`])
+  assert.is(state.reads, 0, 'no chain read before the deposit')
+  assert.is(state.deposits[0].disputeWindow, 120)
+  assert.is(store.escrow('ef'.repeat(16))?.deposited, 2n * E18)
+  // a deposit whose receipt carried no JobDeposited event: the escrow is read from the chain after it
+  state.noEvent = true
+  state.escrow = 5n * E18
+  const other = await p.forJob('ee'.repeat(16), manifest({ total: 1 }))
+  await other!.ensureEscrow!(0.5, 0)
+  assert.is(state.reads, 1)
+  assert.is(store.escrow('ee'.repeat(16))?.deposited, 6n * E18, 'as the chain holds it after the deposit')
 })
 
 test('no budget: twice the predicted cost plus the reserve; spent escrow stops new work unless top-ups are allowed', async () => {
