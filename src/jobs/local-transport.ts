@@ -59,7 +59,8 @@ export class LocalTransport implements JobTransport {
     return out
   }
 
-  async openLease (provider: string, lease: dbc.task.v1.ILease): Promise<void> {
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { ready?: Promise<unknown> } = {}): Promise<void> {
+    await opts.ready
     const p = this.providers.get(provider)
     if (p === undefined || this.dead.has(provider)) throw new Error(`provider ${provider} is unreachable`)
     await p.openLease(lease, this.init.sender)

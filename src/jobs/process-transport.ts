@@ -116,7 +116,8 @@ export class ProcessTransport implements JobTransport {
     return out
   }
 
-  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal }): Promise<void> {
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, ready?: Promise<unknown> }): Promise<void> {
+    await opts.ready
     await this.call(provider, 'openLease', [lease, this.init.sender], { signal: opts.signal, timeoutMs: this.init.requestTimeoutMs ?? 5000 })
   }
 

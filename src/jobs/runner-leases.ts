@@ -214,17 +214,22 @@ export class LeaseRounds {
     const unusedOffers = p.rejections.slice(0, views.length).filter(r => r === undefined).length - used.length
     const outcome = (leased: number, more: { stopped?: boolean, lastRefusal?: string } = {}): LeaseRoundResult =>
       ({ offers: views.length - refusals.length, refusals, leased, liveLeases: machine.liveLeases().length, unplaced, lastRefusal: more.lastRefusal ?? lastRefusal, stopped: more.stopped, busyLeases, unusedOffers, answered: answers.map(o => o.view.provider), fastestRunMs: fastestRunMs(p, views.length) })
-    // money first: no provider works for this job before its escrow is on chain
+    // money first: no provider works for this job before its escrow is on chain. The deposit runs
+    // while the leases are signed and their streams open: a lease leaves only once the deposit is
+    // mined (openLease's `ready`); a failed deposit sends none and ends the job
+    let escrow: Promise<{ err?: Error }> | undefined
     if (used.length > 0 && !this.escrowed && init.payment?.ensureEscrow !== undefined) {
-      try {
-        const hours = m.task.timeoutMs / 3_600_000
-        const reserve = used.reduce((sum, { v }) => sum + taskPricePerHour(m, v.priceGpuHour, v.priceCpuHour) * hours, 0)
-        await init.payment.ensureEscrow(p.totalPrice, reserve)
-        this.escrowed = true
-      } catch (err) {
-        machine.handleGiveUp(this.d.now(), `no escrow: ${(err as Error).message}`, true)
-        return outcome(0, { stopped: true })
-      }
+      const hours = m.task.timeoutMs / 3_600_000
+      const reserve = used.reduce((sum, { v }) => sum + taskPricePerHour(m, v.priceGpuHour, v.priceCpuHour) * hours, 0)
+      escrow = init.payment.ensureEscrow(p.totalPrice, reserve).then(() => { this.escrowed = true; return {} }, (err: Error) => ({ err }))
+    }
+    const ready = escrow?.then(r => { if (r.err !== undefined) throw r.err })
+    ready?.catch(() => {}) // each lease reads it; with no lease the deposit's end is read below
+    const escrowFailed = async (): Promise<LeaseRoundResult | undefined> => {
+      const err = (await escrow)?.err
+      if (err === undefined) return undefined
+      machine.handleGiveUp(this.d.now(), `no escrow: ${err.message}`, true)
+      return outcome(0, { stopped: true })
     }
     // the payer authorises this node as the lease holder once per job (providers refuse leases without
     // it, and charge the sender): no signature yet (chain key busy or down), no lease this round
@@ -233,10 +238,10 @@ export class LeaseRounds {
       payment = await this.d.payments.leaseTerms()
     } catch (err) {
       init.payment?.onError?.(err as Error)
-      return outcome(0, { lastRefusal: `the lease holder could not be authorised for the escrow: ${(err as Error).message}` })
+      return await escrowFailed() ?? outcome(0, { lastRefusal: `the lease holder could not be authorised for the escrow: ${(err as Error).message}` })
     }
     let opened = 0
-    await Promise.all(used.map(async ({ v, i }, rank) => {
+    const leased = Promise.all(used.map(async ({ v, i }, rank) => {
       const { offer: raw, peer } = got[i]
       const prices = { priceGpuHour: raw.priceGpuHour ?? 0, priceCpuHour: raw.priceCpuHour ?? 0 }
       // a payee before the lease: a provider its payer would not pay gets no work (PAYOUT_NOT_BOUND, PAYOUT_SHARED)
@@ -258,8 +263,10 @@ export class LeaseRounds {
       const bundle = tiny ? offerBundleOf(raw.bundleMax) : 1
       try {
         // the bound as the manifest declares it (undefined: the default, TASK_MAX_FRAME; see ports.ts)
-        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.d.m.task.maxResultBytes, ...(bundle > 1 ? { bundle } : {}) })
+        await init.transport.openLease(v.provider, lease, { signal: this.signal, maxResultBytes: this.d.m.task.maxResultBytes, ...(bundle > 1 ? { bundle } : {}), ...(ready !== undefined ? { ready } : {}) })
       } catch (err) {
+        // no escrow: the job ends below (not a provider's refusal)
+        if ((await escrow)?.err !== undefined) return
         // unreachable or refused (busy since its offer, NO_ESCROW...): not leased; its code counts
         const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'LEASE_REFUSED'
         refusals.push(code)
@@ -279,7 +286,8 @@ export class LeaseRounds {
       machine.handleLease(this.d.now(), { leaseId: id, provider: v.provider, slots: v.slots, rank, runMs, ...(tiny ? { readAhead: LEASE_READ_AHEAD } : {}), ...(bundle > 1 ? { bundle } : {}), ...(owner !== undefined ? { owner } : {}) })
       opened++
     }))
-    return outcome(opened)
+    await leased
+    return await escrowFailed() ?? outcome(opened)
   }
 
   /**

@@ -28,6 +28,7 @@ import { routeCost } from '../core/scheduler/route-cost.js'
 import { isRefusalCode } from '../core/scheduler/lease-search.js'
 import { CANDIDATES_TTL_MS, TASK_MAX_FRAME, TASK_PROTOCOL, TASK_REQUEST_MAX_FRAME, resultFrameCap } from './task-protocol.js'
 import { ResultAdmission } from '../core/scheduler/result-admission.js'
+import { openBeforeReady } from './lease-preopen.js'
 
 export { TASK_PROTOCOL, TASK_MAX_FRAME, TASK_REQUEST_MAX_FRAME, TASK_CODE_ALLOWANCE, TASK_WRITE_TIMEOUT_MS, CANDIDATES_TTL_MS, taskFrameCap } from './task-protocol.js'
 export { registerTaskProtocol, TaskTooLargeError, type TaskServerInit, type VoucherTaker } from './task-server.js'
@@ -226,11 +227,12 @@ export class Libp2pJobTransport implements JobTransport {
     return out
   }
 
-  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number }): Promise<void> {
+  async openLease (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number, ready?: Promise<unknown> }): Promise<void> {
     const peer = peerIdFromString(provider)
     const key = toHex(lease.leaseId ?? new Uint8Array())
     const via = this.routes.overlayFor(provider, { lease })
     if (via !== undefined) {
+      await opts.ready
       // over the overlay the provider pushes heartbeats as envelopes (src/net/overlay/task-envelopes.ts)
       const held = await via.overlay.openLease(provider, lease, { signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(opts.signal !== undefined ? [opts.signal] : [])]), onHeartbeat: () => { this.emit(provider, lease.leaseId ?? new Uint8Array()) } })
       this.routes.recordOverlay(provider, held.relays, via.why)
@@ -240,7 +242,8 @@ export class Libp2pJobTransport implements JobTransport {
       return
     }
     // a lease stream carries heartbeats for the lease's life: on a relayed connection it lives as long as the relay allows
-    const { stream, route } = await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 })
+    // (opened while the job's escrow deposit is mined, `ready`: the lease frame waits for it)
+    const { stream, route } = await openBeforeReady(async () => await this.routes.open(peer, TASK_PROTOCOL, 1024, { signal: opts.signal, replyBytes: 4096 }), opts.ready)
     // results come back on it too: up to the task protocol's frame limit while a copy is in flight, a heartbeat's otherwise
     let channel: LeaseTaskChannel | undefined
     // (the result bound the lease request announced, plus a result's other fields: not 16 MiB for every job)

@@ -42,7 +42,12 @@ export interface JobTransport {
    * the job will use them: copies of one turn may then leave together (never more, never to a lease
    * opened without it: the provider ends the lease stream of a submitter that sends one).
    */
-  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number }) => Promise<void>
+  /**
+   * `ready`: the lease leaves only once it resolves (the job's escrow deposit mined: a provider
+   * refuses a lease without it); the transport may open its way to the provider meanwhile. When it
+   * rejects, nothing is sent and openLease rejects with its error.
+   */
+  openLease: (provider: string, lease: dbc.task.v1.ILease, opts: { signal?: AbortSignal, maxResultBytes?: number, bundle?: number, ready?: Promise<unknown> }) => Promise<void>
   /**
    * Sends one task copy and waits for its result (rejects when the provider is unreachable). A
    * failed result carries a typed `code` (resultCode: the provider's, when it has a code's shape).
