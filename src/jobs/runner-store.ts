@@ -1,6 +1,6 @@
 // What the runner writes to the JobStore at each step (copies are recorded before they are sent;
 // a result, its acceptance and its billing go in one transaction), and the job's final summary.
-import type { ResultVerdict, JobCommand, JobEvent, Progress } from '../core/scheduler/index.js'
+import type { ResultVerdict, JobCommand, JobEvent, Progress, CopyReason } from '../core/scheduler/index.js'
 import type { JobStore } from './store.js'
 import type { JobSummary } from './runner-types.js'
 
@@ -19,17 +19,25 @@ export function persistStep (s: JobStore | undefined, jobId: string, now: number
   let after: (() => void) | undefined
   const settledWith = pairSettled(rows, events)
   s.transaction(() => {
-    for (const c of cmds) if (c.type === 'run') s.copyStarted(jobId, { index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: now })
-    rows.forEach((r, i) => {
+    // the step's copies ahead in multi-row statements (copiesStarted), the same rows as one by one
+    const started: Array<{ index: number, attempt: number, provider: string, leaseId: string, reason: CopyReason, startedAt: number }> = []
+    for (const c of cmds) if (c.type === 'run') started.push({ index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: now })
+    if (started.length > 0) s.copiesStarted(jobId, started)
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]
       const settled = settledWith?.byRow.get(i)
       if (settled !== undefined && r.outcome !== 'duplicate') s.copyAnswered(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt }, settled)
       else s.copyResult(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
-    })
-    for (const e of events) {
-      if (e.type === 'accepted') s.acceptTask(jobId, e.index, e.hash, e.attempt, outputOf(e.index, e.attempt) ?? new Uint8Array())
-      else if (e.type === 'copy-settled') { if (e.revoked === true) s.revokeCopy(jobId, e.index, e.attempt); else if (settledWith?.events.has(e) !== true) s.copySettled(jobId, e.index, e.attempt, e.outcome, e.billed) } else if (e.type === 'task-reopened') s.reopenTask(jobId, e.index)
-      else if (e.type === 'task-failed') s.failTask(jobId, e.index, e.reason)
     }
+    // acceptances gathered into multi-row statements (acceptTasks), written before any other write
+    // to job_tasks (a reopen, a failure) that follows them in the step, so the order stays the events'
+    let accepted: Array<{ index: number, hash: string, attempt: number, output: Uint8Array }> = []
+    const flush = (): void => { if (accepted.length > 0) { s.acceptTasks(jobId, accepted); accepted = [] } }
+    for (const e of events) {
+      if (e.type === 'accepted') accepted.push({ index: e.index, hash: e.hash, attempt: e.attempt, output: outputOf(e.index, e.attempt) ?? new Uint8Array() })
+      else if (e.type === 'copy-settled') { if (e.revoked === true) s.revokeCopy(jobId, e.index, e.attempt); else if (settledWith?.events.has(e) !== true) s.copySettled(jobId, e.index, e.attempt, e.outcome, e.billed) } else if (e.type === 'task-reopened') { flush(); s.reopenTask(jobId, e.index) } else if (e.type === 'task-failed') { flush(); s.failTask(jobId, e.index, e.reason) }
+    }
+    flush()
     after = also?.()
   })
   return after
@@ -44,21 +52,23 @@ type Settled = Extract<JobEvent, { type: 'copy-settled' }>
  */
 function pairSettled (rows: readonly CopyRow[], events: readonly JobEvent[]): { byRow: Map<number, Settled>, events: Set<Settled> } | undefined {
   if (rows.length === 0) return undefined
-  const key = (index: number, attempt: number): string => `${index}:${attempt}`
-  const settles = new Map<string, Settled | null>()
+  // a copy's key as the runner's (index * 65536 + attempt): no string made per row and event; a
+  // pair is taken only for the very same copy (below), so a key two copies shared would pair none wrongly
+  const key = (index: number, attempt: number): number => index * 65536 + attempt
+  const settles = new Map<number, Settled | null>()
   for (const e of events) {
     if (e.type !== 'copy-settled') continue
     const k = key(e.index, e.attempt)
     settles.set(k, settles.has(k) || e.revoked === true ? null : e)
   }
   if (settles.size === 0) return undefined
-  const rowOf = new Map<string, number | null>()
+  const rowOf = new Map<number, number | null>()
   rows.forEach((r, i) => { const k = key(r.index, r.attempt); rowOf.set(k, rowOf.has(k) || r.outcome === 'duplicate' ? null : i) })
   const byRow = new Map<number, Settled>()
   const paired = new Set<Settled>()
   for (const [k, e] of settles) {
     const i = rowOf.get(k)
-    if (e !== null && i !== undefined && i !== null) { byRow.set(i, e); paired.add(e) }
+    if (e !== null && i !== undefined && i !== null && rows[i].index === e.index && rows[i].attempt === e.attempt) { byRow.set(i, e); paired.add(e) }
   }
   return byRow.size === 0 ? undefined : { byRow, events: paired }
 }
