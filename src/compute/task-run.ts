@@ -2,13 +2,12 @@
 // may take a slot (validateTask), its run on the executor inside a slot (runInSlot) and the
 // result with its receipt (taskOutcome). ComputePeer.runBundle (index.ts) holds the slot and
 // runs a bundle's tasks one after another through these; runTask is its one-task case.
-import { createHash } from 'node:crypto'
 import { dbc } from '../wire/gen/wire.js'
 import { toHex } from '../core/identity/index.js'
 import { demandOf, gpuPriceFor, type ExecutorName, type ProviderPolicy } from '../core/compute/offer-policy.js'
 import { agreedPricingVersion } from '../core/compute/pricing.js'
 import type { SlotDemand, SlotGrant } from '../core/compute/slot-ledger.js'
-import { buildReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
+import { buildEncodedReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
 import { ExecutorError } from '../errors.js'
 import { taskLogOf, type TaskLog } from './executors/output-tail.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
@@ -112,8 +111,8 @@ export interface TaskOutcome {
 /** The result of a task that ran, with its receipt (signed, or unsigned for a batch signature). */
 export function taskOutcome (p: { policy: ProviderPolicy, sign: Ed25519Signer, provider: Uint8Array, payoutAddress?: string, consumer?: Uint8Array, unsignedReceipt?: boolean, gpuModel: string }, t: CheckedTask, grant: SlotGrant, run: TaskRun): TaskOutcome {
   const { task } = t
-  const outputHash = new Uint8Array(createHash('sha256').update(run.output).digest())
-  const receipt = buildReceipt({
+  const outputHash = nodeSha256(run.output)
+  const { receipt, bytes } = buildEncodedReceipt({
     jobId: task.jobId ?? new Uint8Array(0),
     taskId: task.taskId ?? new Uint8Array(0),
     provider: p.provider,
@@ -128,7 +127,8 @@ export function taskOutcome (p: { policy: ProviderPolicy, sign: Ed25519Signer, p
     pricingVersion: agreedPricingVersion(task.pricingVersion),
     sha256: nodeSha256
   })
-  const signed = p.unsignedReceipt === true ? dbc.receipt.v1.SignedReceipt.create({ receipt: new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish()), signature: new Uint8Array(0) }) : signReceipt(receipt, p.sign)
+  // the receipt is encoded once (buildEncodedReceipt): these bytes are what signReceipt would encode
+  const signed = p.unsignedReceipt === true ? dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature: new Uint8Array(0) }) : signReceipt(receipt, p.sign, bytes)
   const result = dbc.task.v1.TaskResult.create({ taskId: task.taskId ?? new Uint8Array(0), jobId: task.jobId ?? new Uint8Array(0), attempt: task.attempt ?? 0, ok: run.ok, output: run.output, outputHash, error: run.error, code: run.code, receipt: signed, ...(run.log !== undefined ? { stderr: run.log.stderr, stderrBytes: run.log.stderrBytes } : {}) })
   return { result, receipt: signed, usage: receipt }
 }

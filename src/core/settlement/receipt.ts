@@ -36,6 +36,16 @@ const RECEIPT_ID_BYTES = 16
 
 /** Builds the receipt with its amount and content-derived id. */
 export function buildReceipt (input: ReceiptInput): UsageReceipt {
+  return buildEncodedReceipt(input).receipt
+}
+
+/**
+ * buildReceipt, with the receipt's encoding (what signReceipt signs and a SignedReceipt carries):
+ * the id's field (receipt_id = 1, the first one protobuf writes) before the encoding the id was
+ * hashed from, so the receipt is encoded once, not twice. The bytes are the encoder's own (a test
+ * holds them equal to UsageReceipt.encode of the receipt), in a buffer of their own.
+ */
+export function buildEncodedReceipt (input: ReceiptInput): { receipt: UsageReceipt, bytes: Uint8Array } {
   const amount = chargeUnits({ ...input.usage, pricingVersion: input.pricingVersion }, input.prices, input.decimals ?? TOKEN_DECIMALS)
   const r = dbc.receipt.v1.UsageReceipt.create({
     jobId: input.jobId,
@@ -57,8 +67,15 @@ export function buildReceipt (input: ReceiptInput): UsageReceipt {
     ...(input.pricingVersion !== undefined && input.pricingVersion > 0 ? { pricingVersion: input.pricingVersion } : {}),
     ...(input.payoutBinding !== undefined && input.payoutBinding.length > 0 ? { payoutBinding: input.payoutBinding } : {})
   })
-  r.receiptId = (input.sha256 ?? sha256)(dbc.receipt.v1.UsageReceipt.encode(r).finish()).subarray(0, RECEIPT_ID_BYTES)
-  return r
+  const rest = dbc.receipt.v1.UsageReceipt.encode(r).finish()
+  r.receiptId = (input.sha256 ?? sha256)(rest).subarray(0, RECEIPT_ID_BYTES)
+  // field 1, wire type 2 (tag 10), length 16 (one varint byte), the id, then the other fields as encoded
+  const bytes = new Uint8Array(2 + RECEIPT_ID_BYTES + rest.length)
+  bytes[0] = 10
+  bytes[1] = RECEIPT_ID_BYTES
+  bytes.set(r.receiptId, 2)
+  bytes.set(rest, 2 + RECEIPT_ID_BYTES)
+  return { receipt: r, bytes }
 }
 
 /** Signs a message with the provider's Ed25519 key (deterministic: any implementation gives the same bytes). */
@@ -68,13 +85,14 @@ export type Ed25519Signer = (message: Uint8Array) => Uint8Array
  * Signs the encoded receipt. With a secret key, the key must belong to `receipt.provider`; a
  * signer function (e.g. a native one on the hot path) is trusted to hold the provider's key.
  */
-export function signReceipt (receipt: UsageReceipt, key: Uint8Array | Ed25519Signer): SignedReceipt {
+export function signReceipt (receipt: UsageReceipt, key: Uint8Array | Ed25519Signer, encoded?: Uint8Array): SignedReceipt {
   if (typeof key !== 'function') {
     const provider = peerIdBytesFromEd25519Key(ed25519PublicKey(key))
     if (!bytesEqual(provider, receipt.provider)) throw new RangeError('the signing key does not belong to the receipt\'s provider')
   }
-  // A copy: protobufjs may hand out a view into a shared Node buffer pool.
-  const bytes = new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish())
+  // `encoded`: the receipt's encoding from buildEncodedReceipt (in a buffer of its own). Else a
+  // copy: protobufjs may hand out a view into a shared Node buffer pool.
+  const bytes = encoded ?? new Uint8Array(dbc.receipt.v1.UsageReceipt.encode(receipt).finish())
   const signature = typeof key === 'function' ? key(bytes) : signBytes(key, bytes)
   return dbc.receipt.v1.SignedReceipt.create({ receipt: bytes, signature })
 }
