@@ -86,6 +86,8 @@ export class JobPayer {
   private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string, bound?: boolean }>()
   private readonly leaves = new Map<string, Uint8Array[]>()
   private committed: bigint
+  /** What this job refused so far (smallest units): with `committed`, the totals the job's summary reports. */
+  private refused: bigint
   private readonly inflight = new Set<Promise<unknown>>()
   private readonly now: () => number
   /** Receipt signatures checked ahead (precheck) for the payment transaction's check. */
@@ -101,13 +103,18 @@ export class JobPayer {
     this.chainJobId = chainJobId(init.jobIdBytes, init.payerAddress)
     this.now = init.now ?? Date.now
     for (const p of init.store.payees(init.jobId)) this.payees.set(p.provider, { payout: p.payout, prices: { priceGpuHour: p.priceGpuHour, priceCpuHour: p.priceCpuHour }, providerBytes: p.providerBytes, forfeited: p.forfeited, bound: p.bound === true })
-    this.committed = init.store.committed(init.jobId)
+    const totals = init.store.totals(init.jobId)
+    this.committed = totals.committed
+    this.refused = totals.refused
   }
 
   get jobId (): string { return this.init.jobId }
 
   /** What this job committed to pay so far (smallest units). */
   get committedUnits (): bigint { return this.committed }
+
+  /** What this job refused to pay so far (smallest units). */
+  get refusedUnits (): bigint { return this.refused }
 
   /**
    * A leased provider: where its vouchers go (its offer's payout address) and the prices it signed.
@@ -219,6 +226,7 @@ export class JobPayer {
       return rows.get(payout)
     }
     const before = this.committed
+    const refusedBefore = this.refused
     let outs: PayOutcome[]
     try {
       outs = store.transaction(() => {
@@ -233,6 +241,7 @@ export class JobPayer {
     } catch (err) {
       // rolled back: what this batch added in memory goes too (the leaves reload from the store)
       this.committed = before
+      this.refused = refusedBefore
       this.leaves.clear()
       throw err
     }
@@ -240,7 +249,9 @@ export class JobPayer {
     // that commit, and an outer rollback takes back what this batch added in memory
     const after = this.committed
     if (after > before) {
-      store.afterCommit(() => this.init.onPaid?.(after), () => { this.committed = before; this.leaves.clear() })
+      store.afterCommit(() => this.init.onPaid?.(after), () => { this.committed = before; this.refused = refusedBefore; this.leaves.clear() })
+    } else if (this.refused > refusedBefore) {
+      store.afterCommit(() => {}, () => { this.refused = refusedBefore })
     }
     return outs
   }
@@ -271,6 +282,7 @@ export class JobPayer {
     if (!store.addPayment(this.init.jobId, { receiptKey: input.key, provider: input.provider, payout: payee.payout, billed: checked.billed, payable: bound.payable, refused: bound.refused, limit: bound.limit, reason: bound.reason, leaf, at: this.now(), measuredMs: input.measuredMs })) {
       return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout }
     }
+    this.refused += bound.refused
     if (bound.payable > 0n) {
       leaves.push(leaf!)
       added.set(payee.payout, (added.get(payee.payout) ?? 0n) + bound.payable)
@@ -372,9 +384,14 @@ export class JobPayer {
     return this.payees.get(provider)?.forfeited !== undefined
   }
 
-  /** Signs every total not signed yet (after a restart or a signing failure); the latest voucher per payout. */
+  /** Signs every total not signed yet (after a restart or a signing failure), once the payments in flight are done; the latest voucher per payout. */
   async flush (): Promise<Array<{ payout: Address, providers: string[], voucher: SignedVoucher }>> {
     await this.idle()
+    return await this.signAll()
+  }
+
+  /** flush() without waiting for the payments in flight (work held by hold() calls this, idle() waits for it). */
+  async signAll (): Promise<Array<{ payout: Address, providers: string[], voucher: SignedVoucher }>> {
     const out: Array<{ payout: Address, providers: string[], voucher: SignedVoucher }> = []
     for (const row of this.init.store.vouchers(this.init.jobId)) {
       const voucher = await this.signLatest(row.payout)
@@ -383,7 +400,14 @@ export class JobPayer {
     return out
   }
 
-  /** Waits for payments in flight. */
+  /**
+   * Work on this job's payments that outlives its runner (the final vouchers on their way to the
+   * providers: runner-payments.ts final): idle(), and so flush(), the node's release and its stop,
+   * wait for it.
+   */
+  hold (p: Promise<unknown>): void { this.track(p) }
+
+  /** Waits for payments in flight (and what hold() was given). */
   async idle (): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
   }

@@ -263,10 +263,15 @@ export class PaymentStore {
   }
 
   /** Sum of payable amounts over the job (what the budget is held against). */
-  committed (jobId: string): bigint {
-    let sum = 0n
-    for (const r of this.stmt('SELECT payable FROM job_payments WHERE job_id = ?').all(jobId) as Array<{ payable: string }>) sum += BigInt(r.payable)
-    return sum
+  committed (jobId: string): bigint { return this.totals(jobId).committed }
+
+  /** Sums of the payable and the refused amounts over the job. */
+  totals (jobId: string): { committed: bigint, refused: bigint } {
+    let committed = 0n; let refused = 0n
+    for (const r of this.stmt('SELECT payable, refused FROM job_payments WHERE job_id = ?').all(jobId) as Array<{ payable: string, refused: string }>) {
+      committed += BigInt(r.payable); refused += BigInt(r.refused)
+    }
+    return { committed, refused }
   }
 
   voucher (jobId: string, payout: string): VoucherRow | undefined {

@@ -160,14 +160,30 @@ export class RunnerPayments {
    */
   get batchDue (): boolean { return this.queued.length > 0 && (this.batchAsked || performance.now() >= this.recordedAt + PAY_BATCH_MS) }
 
-  /** Until every copy handed to payCopy so far is recorded (or failed: onError). */
-  private async recorded (): Promise<void> {
+  /**
+   * Until every copy handed to payCopy so far is recorded (or failed: onError). `now`: their batch
+   * is recorded at once (the job's end: nothing else will commit, and the job's end waits on it),
+   * not PAY_BATCH_MS after the last one (the copies settled in the job's last step were handed in
+   * after its transaction: their batch waited ~100 ms for its timer).
+   */
+  private async recorded (now = false): Promise<void> {
     // the checks in flight now (not those of copies handed in meanwhile: under steady load there
     // would always be one, review s9 L1), then the batch they joined
     const mine = [...this.checking]
     if (mine.length > 0) await Promise.allSettled(mine)
     // a copy's push and the batch it joins happen in the same turn as its check's end
-    while (this.recording !== undefined) await this.recording
+    while (this.recording !== undefined) {
+      if (now) this.recordNow()
+      await this.recording
+    }
+  }
+
+  /** The queued batch is recorded now: in the pump's next step while it runs, else in a transaction of its own. */
+  private recordNow (): void {
+    if (this.recording === undefined) return
+    if (this.batchTimer !== undefined) { clearTimeout(this.batchTimer); this.batchTimer = undefined }
+    this.batchAsked = true
+    if (this.pump?.() !== true) this.recordQueued()()
   }
 
   /**
@@ -275,19 +291,33 @@ export class RunnerPayments {
     await Promise.all(store.billedReceipts(this.jobId).map(async r => { await this.payCopy(r.index, r.attempt, r.provider, keyOf(r.index, r.attempt)) }))
   }
 
-  /** The job ended: payments in flight finish, every provider gets its final voucher. */
+  /**
+   * The job ended: every copy handed in is recorded (the totals paid and refused are final and
+   * durable), and the job's end is reported. Its final vouchers are signed and sent after that,
+   * held by the payer (the node's close on chain, its release of the payer and its stop wait for
+   * them): the user waiting on the job needs its results and totals, not the providers' copies of
+   * their vouchers; a provider that misses its own gets it from `dbc job settle`, and a node that
+   * stops before signing signs from the store when it starts (docs/architecture.md).
+   */
   async final (summary: JobSummary): Promise<JobSummary> {
     const pay = this.payment
     if (pay === undefined) return summary
-    // copies settled in the last turn are recorded; vouchers not yet due are left to the final ones
-    await this.recorded()
+    // copies settled in the last turn are recorded (at once); vouchers not yet due are left to the final ones
+    await this.recorded(true)
     for (const d of this.due.values()) if (d.timer !== undefined) clearTimeout(d.timer)
     this.due.clear()
-    while (this.signing.size > 0) await Promise.allSettled([...this.signing])
     await pay.payer.idle()
-    const finals = await pay.payer.flush()
-    await Promise.all(finals.flatMap(f => f.providers.map(async p => { await this.sendVoucher(p, f.voucher) })))
-    const view = pay.payer.view()
-    return { ...summary, payment: { paid: formatCoins(BigInt(view.committed)), refused: formatCoins(BigInt(view.refused)), unit: 'DBC' } }
+    const signing = this.signing
+    pay.payer.hold((async () => {
+      // after the job's end is reported (the caller's turn: its status written, its end event
+      // sent): a payout's receipts root and signature are milliseconds of this thread
+      await new Promise(resolve => setImmediate(resolve))
+      // the vouchers being sent now go first: a final one is never overtaken by an older total
+      while (signing.size > 0) await Promise.allSettled([...signing])
+      const finals = await pay.payer.signAll()
+      await Promise.all(finals.flatMap(f => f.providers.map(async p => { await this.sendVoucher(p, f.voucher) })))
+    })().catch(err => { pay.onError?.(err as Error) }))
+    // the payer's totals (kept with every batch; the store's rows summed, as `dbc job status` reads them)
+    return { ...summary, payment: { paid: formatCoins(pay.payer.committedUnits), refused: formatCoins(pay.payer.refusedUnits), unit: 'DBC' } }
   }
 }

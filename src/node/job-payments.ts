@@ -319,6 +319,11 @@ export class JobPayments {
     this.timer = undefined
   }
 
+  /** Until the payments the held payers have in flight are done (an ended job's final vouchers on their way to its providers). */
+  async idle (): Promise<void> {
+    await Promise.allSettled([...this.payers.values()].map(async p => { await p.idle() }))
+  }
+
   /** `dbc job settle`: the escrow and what the chain paid (the bridge's view) and what this node refused. */
   async view (jobId: string): Promise<SettleView | undefined> {
     const e = this.store.escrow(jobId)

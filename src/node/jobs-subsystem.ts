@@ -306,6 +306,8 @@ export class JobsSubsystem implements Subsystem {
 
   async stop (): Promise<void> {
     this.payments?.stop()
+    // an ended job's final vouchers still on their way go out before the transport closes (each send is bounded: 10 s)
+    await this.payments?.idle()
     this.transport?.close()
   }
 

@@ -54,6 +54,7 @@ async function runJob (jobId: string, opts: { failSecondRow?: boolean } = {}): P
     onError: (err) => { out.errors.push(err.message) }
   }
   const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment, store: jobs }).run()
+  await payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   out.status = summary.status
   out.billed = jobs.accounting(jobId).billed

@@ -69,6 +69,7 @@ test('escrow before any lease; each provider gets cumulative vouchers for its bi
   wrapLeases(tr, s.log)
   const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment })
   const summary = await r.run()
+  await s.payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   assert.is(summary.status, 'finished')
   assert.ok(s.log[0].startsWith('escrow:'), `the escrow came first: ${s.log.slice(0, 3).join(', ')}`)
@@ -109,6 +110,7 @@ test('a liar caught by the default checks gets no voucher after it was caught', 
   const caughtAt: number[] = []
   const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment, onEvent: e => { if (e.type === 'provider-caught') caughtAt.push(s.log.length) } })
   const summary = await r.run()
+  await s.payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   assert.is(summary.status, 'finished')
   assert.equal(summary.caughtProviders, [ps[0].id])
@@ -134,6 +136,7 @@ test('a provider naming another\'s payout address without its key\'s binding get
   const s = setup(jobId, m, ps)
   wrapLeases(tr, s.log)
   const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+  await s.payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   assert.is(summary.status, 'finished')
   for (const i of [1, 2, 3]) {
@@ -162,6 +165,7 @@ test('receipts are checked off the main thread before they are paid (no Ed25519 
   s.payer.payMany = (inputs) => { inPayMany = true; try { return payMany(inputs) } finally { inPayMany = false } }
   try {
     const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+    await s.payer.idle() // the final vouchers are signed and sent after the job's end
     tr.close()
     assert.is(summary.status, 'finished')
     const view = s.payer.view()
@@ -185,6 +189,7 @@ test('a receipt padded past MAX_SIGNED_RECEIPT_BYTES counts as none: nothing of 
   const kept = (): number[] => [...((s.payer as unknown as { signatures: { prechecked: Map<string, { message: Uint8Array }> } }).signatures.prechecked.values())].map(e => e.message.length)
   const r = new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment })
   const summary = await r.run()
+  await s.payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   assert.is(summary.status, 'finished')
   assert.ok(ps[0].tasksRun > 0, 'the padding provider ran copies')
@@ -207,6 +212,7 @@ test('tiny copies are paid: a provider that knows pricing version 1 bills each c
   const m = manifest({ inputs: { range: { from: 0, to: 39 } }, verification: { mode: 'off' } })
   const s = setup(jobId, m, ps)
   const summary = await new JobRunner({ jobId, manifest: m, holder: owner, transport: tr, code: new Uint8Array([1]), payment: s.payment }).run()
+  await s.payer.idle() // the final vouchers are signed and sent after the job's end
   tr.close()
   assert.is(summary.status, 'finished')
   assert.ok(ps[0].tasksRun > 0 && ps[1].tasksRun > 0, `both ran copies: ${ps[0].tasksRun}, ${ps[1].tasksRun}`)
