@@ -23,12 +23,15 @@ export function persistStep (s: JobStore | undefined, jobId: string, now: number
     const started: Array<{ index: number, attempt: number, provider: string, leaseId: string, reason: CopyReason, startedAt: number }> = []
     for (const c of cmds) if (c.type === 'run') started.push({ index: c.index, attempt: c.attempt, provider: c.provider, leaseId: c.leaseId, reason: c.reason, startedAt: now })
     if (started.length > 0) s.copiesStarted(jobId, started)
+    // answers settled in the step, each copy once (pairSettled), in multi-row statements (copiesAnswered)
+    const answered: Parameters<JobStore['copiesAnswered']>[1][number][] = []
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]
       const settled = settledWith?.byRow.get(i)
-      if (settled !== undefined && r.outcome !== 'duplicate') s.copyAnswered(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt }, settled)
+      if (settled !== undefined && r.outcome !== 'duplicate') answered.push({ index: r.index, attempt: r.attempt, r: { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt }, settled })
       else s.copyResult(jobId, r.index, r.attempt, { outcome: r.outcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt })
     }
+    if (answered.length > 0) s.copiesAnswered(jobId, answered)
     // acceptances gathered into multi-row statements (acceptTasks), written before any other write
     // to job_tasks (a reopen, a failure) that follows them in the step, so the order stays the events'
     let accepted: Array<{ index: number, hash: string, attempt: number, output: Uint8Array }> = []

@@ -65,9 +65,10 @@ export class JobStore {
   /** Multi-row statements by row count (index n: n rows), prepared on first use: no SQL text built per call. */
   private readonly startedStmts: StatementSync[] = []
   private readonly acceptedStmts: StatementSync[] = []
+  private readonly answeredStmts: StatementSync[] = []
 
-  private rowsStmt (held: StatementSync[], n: number, head: string, row: string): StatementSync {
-    return (held[n] ??= this.stmt(`${head} ${Array.from({ length: n }, () => row).join(', ')}`))
+  private rowsStmt (held: StatementSync[], n: number, head: string, row: string, tail = ''): StatementSync {
+    return (held[n] ??= this.stmt(`${head} ${Array.from({ length: n }, () => row).join(', ')}${tail}`))
   }
 
   transaction<T> (fn: () => T): T { return this.store.transaction(fn) }
@@ -135,6 +136,22 @@ export class JobStore {
     // copy keeps the result's outcome, another takes the settled one
     this.stmt('UPDATE job_copies SET outcome = CASE WHEN billed = 1 THEN ? ELSE ? END, hash = ?, error = ?, ended_at = ?, receipt = COALESCE(receipt, ?), billed = MAX(billed, ?) WHERE job_id = ? AND idx = ? AND attempt = ?')
       .run(r.outcome, settled.outcome, r.hash ?? null, r.error ?? null, r.endedAt, r.receipt ?? null, settled.billed ? 1 : 0, jobId, index, attempt)
+  }
+
+  /**
+   * copyAnswered for many copies, each named once: one UPDATE ... FROM (VALUES ...) of up to
+   * ROWS_PER_STATEMENT copies per statement (each row set as copyAnswered sets it).
+   */
+  copiesAnswered (jobId: string, cs: ReadonlyArray<{ index: number, attempt: number, r: { outcome: CopyOutcome, hash?: string, error?: string, endedAt: number, receipt?: Uint8Array }, settled: { outcome: CopyOutcome, billed: boolean } }>): void {
+    for (let at = 0; at < cs.length; at += ROWS_PER_STATEMENT) {
+      const n = Math.min(ROWS_PER_STATEMENT, cs.length - at)
+      const args: Array<string | number | Uint8Array | null> = []
+      for (let k = at; k < at + n; k++) { const { index, attempt, r, settled } = cs[k]; args.push(r.outcome, settled.outcome, r.hash ?? null, r.error ?? null, r.endedAt, r.receipt ?? null, settled.billed ? 1 : 0, index, attempt) }
+      args.push(jobId)
+      // (the VALUES columns are column1..column9; billed and receipt name the copy's row as it was)
+      this.rowsStmt(this.answeredStmts, n, 'UPDATE job_copies SET outcome = CASE WHEN billed = 1 THEN v.column1 ELSE v.column2 END, hash = v.column3, error = v.column4, ended_at = v.column5, receipt = COALESCE(receipt, v.column6), billed = MAX(billed, v.column7) FROM (VALUES',
+        '(?, ?, ?, ?, ?, ?, ?, ?, ?)', ') AS v WHERE job_copies.job_id = ? AND job_copies.idx = v.column8 AND job_copies.attempt = v.column9').run(...args)
+    }
   }
 
   /** A copy withdrawn because its provider was caught lying: not billed any more (its pay is forfeited). */

@@ -1,13 +1,13 @@
-// persistStep writes a step's copies ahead (run commands) and its acceptances in multi-row INSERTs
-// (JobStore.copiesStarted, acceptTasks): the rows they leave are those one statement per copy or
+// persistStep writes a step's copies ahead (run commands), its answers settled in the step and its
+// acceptances in multi-row statements (JobStore.copiesStarted, copiesAnswered, acceptTasks): the rows they leave are those one statement per copy or
 // task leaves (a replay ignored, a task named twice keeps its first row, a reopen between two
 // acceptances of a task in one step keeps the second), in fewer statements.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { openStore } from '../../../src/store/db.js'
 import { JobStore, ROWS_PER_STATEMENT } from '../../../src/jobs/store.js'
-import { persistStep } from '../../../src/jobs/runner-store.js'
-import type { JobCommand, JobEvent } from '../../../src/core/scheduler/index.js'
+import { persistStep, type CopyRow } from '../../../src/jobs/runner-store.js'
+import type { CopyOutcome, JobCommand, JobEvent } from '../../../src/core/scheduler/index.js'
 import { countStatements } from '../../helpers/statement-count.js'
 
 function fresh (): { s: JobStore, store: ReturnType<typeof openStore> } {
@@ -67,6 +67,28 @@ test('acceptances: first row wins, a reopen or failure in between keeps the even
   assert.equal(dump(b.s), dump(a.s))
   assert.equal(b.s.results('j').map(r => [r.index, r.hash, r.attempt]), [[0, 'h0', 1], [1, 'second', 2], [2, 'h2', 1], [4, 'h4', 1], [5, 'before', 9]])
   assert.equal(b.s.failures('j'), [{ index: 3, reason: 'x' }])
+})
+
+test('answers settled in their step: the same rows as copyAnswered one by one, past one statement\'s rows', () => {
+  const n = ROWS_PER_STATEMENT + 9
+  const rows: CopyRow[] = Array.from({ length: n }, (_, i) => ({ index: i, attempt: 1, outcome: i % 7 === 3 ? 'failed' : 'agreed', ...(i % 7 === 3 ? { error: `e${i}` } : { hash: `h${i}` }), endedAt: 10 + i, ...(i % 2 === 0 ? { receipt: new Uint8Array([i, 1]) } : {}) }))
+  const settles: JobEvent[] = rows.map(r => ({ type: 'copy-settled', index: r.index, attempt: 1, provider: 'p', outcome: r.index % 5 === 1 ? 'wrong' : r.outcome as CopyOutcome, billed: r.outcome === 'agreed' && r.index % 5 !== 1 }))
+  const a = fresh()
+  const b = fresh()
+  for (const x of [a, b]) {
+    for (let i = 0; i < n; i++) x.s.copyStarted('j', { index: i, attempt: 1, provider: 'p', leaseId: 'l', reason: 'initial', startedAt: 1 })
+    x.s.copySettled('j', 4, 1, 'agreed', true) // billed before: stays billed, keeps the result's outcome
+    x.s.copyResult('j', 6, 1, { outcome: 'pending', endedAt: 2, receipt: new Uint8Array([9]) }) // a receipt already there stays
+  }
+  a.s.transaction(() => { for (const r of rows) a.s.copyAnswered('j', r.index, r.attempt, { outcome: r.outcome as CopyOutcome, hash: r.hash, error: r.error, endedAt: r.endedAt, receipt: r.receipt }, settles[r.index] as Extract<JobEvent, { type: 'copy-settled' }>) })
+  const counted = countStatements(b.store)
+  const s2 = new JobStore(b.store)
+  counted.reset()
+  persistStep(s2, 'j', 7, [], settles, rows, () => undefined)
+  assert.is(counted.runs, 2) // 41 copies: 32 + 9
+  assert.equal(dump(b.s), dump(a.s))
+  assert.equal(b.s.copies('j', 6)[0].receipt, new Uint8Array([9]))
+  assert.equal([b.s.copies('j', 4)[0].billed, b.s.copies('j', 1)[0].billed, b.s.copies('j', 1)[0].outcome], [true, false, 'wrong'])
 })
 
 test('a step\'s many copies and acceptances: one statement each per ROWS_PER_STATEMENT rows', () => {
