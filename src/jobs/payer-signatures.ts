@@ -2,9 +2,13 @@
 // off the main thread (the suite's verifyAsync: libuv's thread pool) before the payment
 // transaction, which then takes it as good only for the very same provider key, message and
 // signature bytes. A batch's signature (SignedReceipt.batch) is kept for each receipt it lists.
+// And the payment's check of one receipt (checkReceipt).
+import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual } from '../core/identity/index.js'
-import { receiptBatchCount } from '../core/settlement/receipt.js'
+import { parseSignedReceipt, receiptBatchCount, verifyParsedReceipt, type ParsedReceipt, type VerifyFn } from '../core/settlement/receipt.js'
+import { TOKEN_DECIMALS, type PricedUsage } from '../core/compute/pricing.js'
 import { nodeSuite } from '../crypto/suite.js'
+import { nodeSha256 } from '../crypto/hash.js'
 
 /** Receipt signatures checked ahead (precheck) and not yet used: at most this many kept (a copy paid twice never uses its entry). */
 export const PRECHECKED_MAX = 4096
@@ -100,4 +104,29 @@ export class ReceiptSignatures {
 
 function sigId (signature: Uint8Array): string {
   return Buffer.from(signature.buffer, signature.byteOffset, signature.length).toString('latin1')
+}
+
+/**
+ * The payment's check of a billed receipt (verifyParsedReceipt's tests, then the job and the task
+ * it names): `pre` is the receipt as the payer's precheck decoded it, taken only while the input's
+ * bytes still equal the copy it decoded (else they are decoded again), so what is checked is what
+ * is recorded. `verify`: the payer's Ed25519 test (ReceiptSignatures.verify).
+ */
+export function checkReceipt (input: { receipt?: Uint8Array, taskId: Uint8Array }, jobIdBytes: Uint8Array, providerBytes: Uint8Array | undefined, pre: { bytes: Uint8Array, parsed: ParsedReceipt } | undefined, verify: VerifyFn): { ok: true, billed: bigint, usage: PricedUsage, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
+  if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
+  let parsed = pre !== undefined && bytesEqual(pre.bytes, input.receipt) ? pre.parsed : undefined
+  if (parsed === undefined) {
+    let signed: dbc.receipt.v1.SignedReceipt
+    try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
+    const p = parseSignedReceipt(signed, nodeSha256)
+    if (!p.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${p.reason}` }
+    parsed = p
+  }
+  const v = verifyParsedReceipt(parsed, providerBytes, TOKEN_DECIMALS, verify, nodeSha256)
+  if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
+  let billed: bigint
+  try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
+  if (!bytesEqual(v.receipt.jobId, jobIdBytes)) return { ok: false, billed, reason: 'receipt refused: it names another job' }
+  if (!bytesEqual(v.receipt.taskId, input.taskId)) return { ok: false, billed, reason: 'receipt refused: it names another task' }
+  return { ok: true, billed, usage: { gpuSeconds: v.receipt.gpuSeconds, cpuMs: v.receipt.cpuMs, pricingVersion: v.receipt.pricingVersion }, receiptBytes: parsed.signed.receipt }
 }

@@ -6,17 +6,17 @@
 // receipt is never counted twice. A provider caught returning wrong results gets no more.
 import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual } from '../core/identity/index.js'
-import { parseSignedReceipt, verifyParsedReceipt, type ParsedReceipt } from '../core/settlement/receipt.js'
+import { parseSignedReceipt, type ParsedReceipt } from '../core/settlement/receipt.js'
 import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
-import { TOKEN_DECIMALS, type HourlyPrices, type PricedUsage } from '../core/compute/pricing.js'
+import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
 import type { SignedVoucher, Voucher, VoucherDomain } from '../core/settlement/voucher.js'
 import { checkPayoutBinding } from '../core/settlement/payout-binding.js'
 import { nodeSuite } from '../crypto/suite.js'
 import { nodeSha256 } from '../crypto/hash.js'
 import type { PaymentStore, VoucherRow } from './payment-store.js'
-import { ReceiptSignatures } from './payer-signatures.js'
+import { ReceiptSignatures, checkReceipt } from './payer-signatures.js'
 import { paymentView, type PaymentView } from './payment-view.js'
 
 export { PRECHECKED_MAX } from './payer-signatures.js'
@@ -92,11 +92,7 @@ export class JobPayer {
   private readonly now: () => number
   /** Receipt signatures checked ahead (precheck) for the payment transaction's check. */
   private readonly signatures = new ReceiptSignatures()
-  /**
-   * Each input's receipt as precheck decoded it, from a copy of its bytes: check() takes it only
-   * while the input's bytes still equal that copy (else it decodes them again), so a receipt is
-   * decoded and hashed once and what is checked is what is recorded.
-   */
+  /** Each input's receipt as precheck decoded it, from a copy of its bytes (checkReceipt takes it while the bytes are the same). */
   private readonly parsed = new WeakMap<PayInput, { bytes: Uint8Array, parsed: ParsedReceipt }>()
 
   constructor (private readonly init: JobPayerInit) {
@@ -262,7 +258,9 @@ export class JobPayer {
     const store = this.init.store
     if (payee === undefined) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, reason: `no signed offer with a payout address is known for provider ${input.provider}` }
     if (store.hasPayment(this.init.jobId, input.key)) return { recorded: false, billed: 0n, payable: 0n, refused: 0n, payout: payee.payout }
-    const checked = this.check(input, payee.providerBytes)
+    const pre = this.parsed.get(input)
+    this.parsed.delete(input)
+    const checked = checkReceipt(input, this.init.jobIdBytes, payee.providerBytes, pre, this.signatures.verify)
     let bound: BoundResult
     if (!checked.ok) {
       bound = { payable: 0n, refused: checked.billed, limit: 'receipt', reason: checked.reason }
@@ -289,28 +287,6 @@ export class JobPayer {
       this.committed += bound.payable
     }
     return { recorded: true, billed: checked.billed, payable: bound.payable, refused: bound.refused, reason: bound.reason, payout: payee.payout }
-  }
-
-  private check (input: PayInput, providerBytes?: Uint8Array): { ok: true, billed: bigint, usage: PricedUsage, receiptBytes: Uint8Array } | { ok: false, billed: bigint, reason: string } {
-    if (input.receipt === undefined) return { ok: false, billed: 0n, reason: 'no receipt came with the result' }
-    const pre = this.parsed.get(input)
-    this.parsed.delete(input)
-    let parsed = pre !== undefined && bytesEqual(pre.bytes, input.receipt) ? pre.parsed : undefined
-    if (parsed === undefined) {
-      let signed: dbc.receipt.v1.SignedReceipt
-      try { signed = dbc.receipt.v1.SignedReceipt.decode(input.receipt) } catch { return { ok: false, billed: 0n, reason: 'the receipt does not decode' } }
-      const p = parseSignedReceipt(signed, nodeSha256)
-      if (!p.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${p.reason}` }
-      parsed = p
-    }
-    const signed = parsed.signed
-    const v = verifyParsedReceipt(parsed, providerBytes, TOKEN_DECIMALS, this.signatures.verify, nodeSha256)
-    if (!v.ok) return { ok: false, billed: 0n, reason: `receipt refused: ${v.reason}` }
-    let billed: bigint
-    try { billed = BigInt(v.receipt.amount) } catch { return { ok: false, billed: 0n, reason: 'receipt amount is not a whole number' } }
-    if (!bytesEqual(v.receipt.jobId, this.init.jobIdBytes)) return { ok: false, billed, reason: 'receipt refused: it names another job' }
-    if (!bytesEqual(v.receipt.taskId, input.taskId)) return { ok: false, billed, reason: 'receipt refused: it names another task' }
-    return { ok: true, billed, usage: { gpuSeconds: v.receipt.gpuSeconds, cpuMs: v.receipt.cpuMs, pricingVersion: v.receipt.pricingVersion }, receiptBytes: signed.receipt }
   }
 
   private leavesOf (payout: string): Uint8Array[] {
