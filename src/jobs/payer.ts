@@ -7,7 +7,7 @@
 import { dbc } from '../wire/gen/wire.js'
 import { bytesEqual } from '../core/identity/index.js'
 import { parseSignedReceipt, type ParsedReceipt } from '../core/settlement/receipt.js'
-import { receiptLeaf, buildMerkleTree } from '../core/settlement/merkle.js'
+import { receiptLeaf, MerkleRoots } from '../core/settlement/merkle.js'
 import { boundReceipt, type BoundResult } from '../core/settlement/bounds.js'
 import { chainJobId } from '../core/settlement/batch.js'
 import { TOKEN_DECIMALS, type HourlyPrices } from '../core/compute/pricing.js'
@@ -84,7 +84,7 @@ export class JobPayer {
   readonly chainJobId: Hex
   /** `bound`: the payout address's key signed a binding to this peer (kept in the store: a restart keeps the forfeit rule). */
   private readonly payees = new Map<string, { payout: Address, prices: HourlyPrices, providerBytes?: Uint8Array, forfeited?: string, bound?: boolean }>()
-  private readonly leaves = new Map<string, Uint8Array[]>()
+  private readonly leaves = new Map<string, MerkleRoots>()
   private committed: bigint
   /** What this job refused so far (smallest units): with `committed`, the totals the job's summary reports. */
   private refused: bigint
@@ -289,10 +289,11 @@ export class JobPayer {
     return { recorded: true, billed: checked.billed, payable: bound.payable, refused: bound.refused, reason: bound.reason, payout: payee.payout }
   }
 
-  private leavesOf (payout: string): Uint8Array[] {
+  /** A payout's receipt leaves in the store's order, with the roots' complete blocks kept (MerkleRoots). */
+  private leavesOf (payout: string): MerkleRoots {
     let l = this.leaves.get(payout)
     if (l === undefined) {
-      l = this.init.store.payments(this.init.jobId, payout).filter(r => r.payable > 0n && r.leaf !== undefined).map(r => r.leaf as Uint8Array)
+      l = new MerkleRoots(this.init.store.payments(this.init.jobId, payout).filter(r => r.payable > 0n && r.leaf !== undefined).map(r => r.leaf as Uint8Array))
       this.leaves.set(payout, l)
     }
     return l
@@ -325,7 +326,7 @@ export class JobPayer {
     if (leaves.length !== count) { this.leaves.delete(payout); leaves = this.leavesOf(payout) }
     // fewer receipts than the voucher counts: a root over fewer would be a wrong signature, never sign it
     if (leaves.length < count) throw new Error(`the store holds ${leaves.length} receipts for payout ${payout}, the voucher counts ${count}: not signed`)
-    return hex(buildMerkleTree(leaves.slice(0, count)).root)
+    return hex(leaves.root(count))
   }
 
   private signedOf (row: VoucherRow | undefined): SignedVoucher | undefined {

@@ -55,3 +55,48 @@ export function verifyMerkleProof (root: Uint8Array, leaf: Uint8Array, proof: Ui
   for (const sib of proof) node = hashPair(node, sib)
   return compareBytes(node, root) === 0
 }
+
+/**
+ * The roots of a list of leaves that only grows, equal to buildMerkleTree's: the node over a
+ * complete aligned block (2^k leaves from a multiple of 2^k) is the same in every longer list, so
+ * it is hashed once and kept; a root hashes the blocks completed since the last one and at most one
+ * partial node per layer. (A payer signs a payout's total again and again while its receipts grow:
+ * a tree built anew each time cost each signing all the payout's leaves.)
+ */
+export class MerkleRoots {
+  /** blocks[k][j]: the node over leaves [j * 2^k, (j + 1) * 2^k), kept once hashed; blocks[0]: the leaves. */
+  private readonly blocks: Uint8Array[][] = [[]]
+
+  constructor (leaves: Iterable<Uint8Array> = []) { for (const l of leaves) this.push(l) }
+
+  get length (): number { return this.blocks[0].length }
+
+  push (leaf: Uint8Array): void {
+    if (leaf.length !== 32) throw new RangeError('merkle leaves are 32 bytes')
+    this.blocks[0].push(leaf)
+  }
+
+  /** The root over the first `count` leaves (default: all), as buildMerkleTree(leaves.slice(0, count)).root. */
+  root (count = this.length): Uint8Array {
+    if (!Number.isInteger(count) || count < 1 || count > this.length) throw new RangeError(`no merkle root over ${count} of ${this.length} leaves`)
+    let k = 0
+    while (2 ** k < count) k++
+    return this.node(k, 0, count)
+  }
+
+  /** The node over block j of layer k in the tree of the first n leaves (the block starts before n). */
+  private node (k: number, j: number, n: number): Uint8Array {
+    if (k === 0) return this.blocks[0][j]
+    const half = 2 ** (k - 1)
+    const complete = (2 * j + 2) * half <= n
+    if (complete) {
+      const kept = this.blocks[k]?.[j]
+      if (kept !== undefined) return kept
+    }
+    const left = this.node(k - 1, 2 * j, n)
+    // an odd node at the end of a layer moves up unchanged
+    const v = (2 * j + 1) * half < n ? hashPair(left, this.node(k - 1, 2 * j + 1, n)) : left
+    if (complete) (this.blocks[k] ??= [])[j] = v
+    return v
+  }
+}
