@@ -112,9 +112,11 @@ export class JobsSubsystem implements Subsystem {
     const resumed = await service.resumeAll({ onProgress: (id, p) => { this.onProgress(id, p) } })
     for (const r of resumed) this.track(r.jobId, r.done)
     if (resumed.length > 0) this.ctx.log.info({ jobs: resumed.map(r => r.jobId) }, 'resumed running jobs')
-    // jobs that ended before a restart: close what was not closed, refund what is due
+    // jobs that ended before a restart: close what was not closed, refund what is due. Their
+    // providers get the latest vouchers again: a job's final vouchers leave after its end is
+    // written (runner-payments.ts final), so a node killed in between signs them only now
     for (const e of this.payments?.store.escrows() ?? []) {
-      if (e.kind === 'grid' && e.closedAt === undefined && e.deposited > 0n && service.status(e.jobId).status !== 'running') void this.finishPayments(e.jobId)
+      if (e.kind === 'grid' && e.closedAt === undefined && e.deposited > 0n && service.status(e.jobId).status !== 'running') void this.finishPayments(e.jobId).then(async () => { await this.resendVouchers(e.jobId) })
     }
     this.payments?.scheduleRefunds()
   }
