@@ -57,6 +57,8 @@ export class ComputePeer {
   /** Tasks that hold a slot and run now; tasks held by a drain (waiting for stop()). */
   private executingCount = 0
   private heldCount = 0
+  /** Tasks that ran on an executor since start (ok or failed; a bundle's each): `dbc node status`'s tasks run. */
+  private ranCount = 0
 
   constructor (init: ComputePeerInit) {
     this.init = init
@@ -134,6 +136,8 @@ export class ComputePeer {
   get draining (): boolean { return this.drainHold !== undefined && !this.stopping }
   /** Tasks running now (holding a slot). */
   get executing (): number { return this.executingCount }
+  /** Tasks that ran on an executor since start, ok or failed (each of a bundle's; not those refused before running). */
+  get tasksRun (): number { return this.ranCount }
   /** Tasks not started that wait for the stop: held by the drain or queued for a slot. */
   get waiting (): number { return this.heldCount + (this.slotManager?.queued ?? 0) }
 
@@ -302,6 +306,7 @@ export class ComputePeer {
           try {
             run = await runInSlot(ctx, t, grant, { signal, stopping: () => this.stopping, slots, onProgress: tasks.length === 1 ? opts.onProgress : undefined })
           } finally { this.executingCount-- }
+          this.ranCount++
           ok &&= run.ok
           const outcome = taskOutcome(receiptOf, t, grant, run)
           out[i] = outcome

@@ -84,7 +84,6 @@ export class ComputeSubsystem implements Subsystem {
   /** What the task protocol serves (also over the overlay's sealed envelopes: src/net/overlay/task-envelopes.ts). */
   taskProvider: ComputePeerProvider | undefined
   private ctx: DaemonContext | undefined
-  private tasksRun = 0
   /** Results of tasks that ran, being written on the task protocol (a drain waits for them to go out). */
   private readonly answers = { writing: 0 }
 
@@ -113,7 +112,6 @@ export class ComputeSubsystem implements Subsystem {
     await peer.start()
     capTaskMemory(peer.policy, peer.capabilities().memoryMib, ctx.log)
     this.peer = peer
-    peer.events.on('event', (e: { type?: string }) => { if (e.type === 'finished') this.tasksRun++ })
     let payment: PaymentGate | undefined
     if (this.init.bridge !== undefined) {
       const port = bridgePaymentPort(this.init.bridge)
@@ -169,7 +167,7 @@ export class ComputeSubsystem implements Subsystem {
     if (this.peer === undefined) return { ready: false }
     const c = this.peer.capabilities()
     const policy = this.ctx === undefined ? undefined : policyReport(this.ctx.config, this.peer)
-    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.tasksRun, running: this.peer.executing, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
+    return { cpu: c.cpu, memoryMib: c.memoryMib, gpus: c.gpus, gpuScores: c.gpuScores, executors: c.executors, unavailable: c.unavailable, priceGpuHour: c.priceGpuHour, priceCpuHour: c.priceCpuHour, tasksRun: this.peer.tasksRun, running: this.peer.executing, ...(policy !== undefined ? { policy } : {}), ...(this.payment !== undefined ? { payments: this.payment.status() } : {}) }
   }
 }
 
