@@ -42,6 +42,8 @@ export abstract class JobDispatch extends JobVerification {
     // below changes no lease's slots and releases none before it ends)
     let atCap: boolean | undefined
     const isAtCap = (): boolean => (atCap ??= !this.mayLeaseMore())
+    // the tail's bundle size, read once per pump (before this pump's copies leave: each lease gets the same share)
+    let tail: number | undefined
     for (const l of this.ordered) {
       if (l.suspendedAt !== undefined) continue
       // at the lease cap, an idle lease far slower than offers seen makes room for a faster one (speculation.ts)
@@ -56,7 +58,9 @@ export abstract class JobDispatch extends JobVerification {
       // only while the queue holds twice that: a short job, or a job's tail, spreads over the job's
       // leases as single copies do, instead of the first lease taking it all (a 40-task job went to 2 of 4)
       const held = this.held(l)
-      const cap = held > l.slots && this.queue.length < 2 * held ? l.slots : held
+      // bundles of a job's tail: the queue's share per open slot (tailShare), single copies while it is below 2
+      const inBundle = held > l.slots && this.queue.length < 2 * held ? Math.min(held / l.slots, (tail ??= this.tailShare())) : held / l.slots
+      const cap = inBundle >= 2 ? l.slots * inBundle : l.slots
       while (l.running < cap + ahead && this.queue.length > 0) {
         let taken = -1
         for (let s = 0; s < SCAN && this.queue.length > 0; s++) {
@@ -69,7 +73,7 @@ export abstract class JobDispatch extends JobVerification {
         for (let s = skipped.length - 1; s >= 0; s--) this.queue.pushFront(skipped[s])
         skipped.length = 0
         if (taken < 0) break
-        this.dispatch(now, taken, l, cap > l.slots)
+        this.dispatch(now, taken, l, cap > l.slots ? inBundle : undefined)
         dispatched++
       }
     }
@@ -117,8 +121,25 @@ export abstract class JobDispatch extends JobVerification {
     return known.some(p => this.allowed(t, p))
   }
 
-  /** `bundled`: the copy may leave in a TaskBundle with the lease's other copies of this step (not a twin, nor a job's tail). */
-  private dispatch (now: number, index: number, l: LeaseState, bundled = false): void {
+  /**
+   * A job's tail (fewer queued copies than twice what a bundle lease holds): how many copies a slot of
+   * a bundle lease takes in one bundle, the queued copies shared evenly over the open leases' slots
+   * (at most the lease's bundle). Before, the tail left one copy per slot per round trip: the last ~64
+   * copies of a 1,000-task job took ~8 round trips (~90 ms in bench grid, TRACE s18). 1 (single copies,
+   * each in a slot of its own) for a job that has sent fewer than 4 copies per queued one (a short job:
+   * its first lease would otherwise take the copies the leases still opening should share; f91ed34),
+   * and while fewer than two leases are open.
+   */
+  private tailShare (): number {
+    let slots = 0
+    let leases = 0
+    for (const l of this.ordered) if (l.suspendedAt === undefined) { slots += l.slots; leases++ }
+    if (leases < 2 || slots === 0 || this.counts.copies < 4 * this.queue.length) return 1
+    return Math.max(1, Math.floor(this.queue.length / slots))
+  }
+
+  /** `bundle`: the copy may leave in a TaskBundle of at most that many with the lease's other copies of this step (undefined: alone; a twin, a short job's copies). */
+  private dispatch (now: number, index: number, l: LeaseState, sendBundle?: number): void {
     const t = this.tasks[index]
     t.queued--
     const reason = t.reasons.shift() ?? 'retry'
@@ -150,8 +171,9 @@ export abstract class JobDispatch extends JobVerification {
     const waves = l.running >= held ? Math.ceil((l.running + 1 - held) / l.slots) : 0
     const unit = this.policy.taskTimeoutMs + (bundle !== undefined ? TASK_BUNDLE_CUT_MS : 0)
     const c: CopyRecord = { index, attempt, provider: l.provider, leaseId: l.leaseId, reason, startedAt: now, outcome: 'running', ...(waves > 0 || bundle !== undefined ? { timeoutMs: unit * (1 + waves) } : {}) }
-    // a copy outside bundles (a twin, a job's tail) goes alone, in a slot of its own
-    const sendIn = bundled ? bundle : undefined
+    // a copy outside bundles (a twin, a short job's copies) goes alone, in a slot of its own; a job's
+    // tail leaves in bundles of its share (tailShare)
+    const sendIn = bundle !== undefined && sendBundle !== undefined && sendBundle >= 2 ? Math.min(bundle, Math.floor(sendBundle)) : undefined
     if (sendIn !== undefined) {
       // the copies of one step on this lease leave together (their time to an answer is their bundle's)
       if (l.batch === undefined || l.batch.at !== now || l.batch.bundle !== sendIn) l.batch = { at: now, n: 0, bundle: sendIn }

@@ -102,4 +102,29 @@ test('a short job is not bundled onto its first lease: it spreads over the lease
   assert.ok(bundled.every(c => c.bundle === 16))
 })
 
+test('a long job\'s tail leaves in bundles of its share per open slot, not one copy per slot per round trip', () => {
+  const m = new JobMachine({ ...policy, taskCount: 400 }, new ReputationBook(), createRng(1))
+  for (const p of ['a', 'b', 'c', 'd']) m.handleLease(0, { leaseId: p, provider: p, slots: 2, runMs: 5, bundle: 16 })
+  // every copy answered before the next pump: a round is one round trip to the providers
+  const rounds: Array<Array<Extract<JobCommand, { type: 'run' }>>> = []
+  for (let t = 0; rounds.length < 50; t += 10) {
+    const sent = runs(m.pollCommands())
+    if (sent.length === 0) break
+    rounds.push(sent)
+    for (const c of sent) m.handleResult(t + 5, { index: c.index, attempt: c.attempt, ok: true, hash: `h${c.index}` })
+  }
+  assert.is(rounds.flat().length, 400)
+  // one copy per slot per round trip at the tail took 11 rounds here (128, 128, 83, then 8 a round);
+  // the tail's share per open slot (bundles of 2 to 15) leaves it in 4 after the first three
+  assert.ok(rounds.length <= 7, `rounds ${JSON.stringify(rounds.map(r => r.length))}`)
+  const tail = rounds.slice(3).flat()
+  const bundled = tail.filter(c => c.bundle !== undefined)
+  assert.ok(bundled.length >= tail.length / 2, `tail bundles ${JSON.stringify(tail.map(c => c.bundle))}`)
+  assert.ok(bundled.every(c => c.bundle! >= 2 && c.bundle! < 16), 'smaller bundles than the lease\'s 16')
+  assert.is(new Set(rounds[3].map(c => c.provider)).size, 4, 'shared over the leases')
+  // a bundled tail copy's speed evidence counts its bundle's share (CopyRecord.batch, copyShare)
+  const c = bundled[0]
+  assert.equal(m.copiesOf(c.index).find(x => x.attempt === c.attempt)?.batch?.bundle, c.bundle)
+})
+
 test.run()
