@@ -11,7 +11,7 @@ function opener (events: string[]) {
   return async (): Promise<{ stream: Stream, n: number }> => {
     const k = ++n
     events.push(`open ${k}`)
-    return { n: k, stream: { abort: (err: Error) => { events.push(`abort ${k}: ${err.message}`) } } as unknown as Stream }
+    return { n: k, stream: { status: 'open', abort: (err: Error) => { events.push(`abort ${k}: ${err.message}`) } } as unknown as Stream }
   }
 }
 
@@ -45,6 +45,26 @@ test('a wait past maxWaitMs (slow blocks): the early stream is dropped and a fre
   assert.match(events[1], /^abort 1: the lease stream waited too long/)
   // no ready: just opened
   assert.is((await openBeforeReady(opener([]), undefined)).n, 1)
+})
+
+test('an early open that failed, or a stream reset while the deposit was mined, is opened once more after it (review19 L1)', async () => {
+  const events: string[] = []
+  let n = 0
+  const failsFirst = async (): Promise<{ stream: Stream, n: number }> => {
+    const k = ++n
+    events.push(`open ${k}`)
+    if (k === 1) throw new Error('dial failed')
+    return { n: k, stream: { status: 'open' } as unknown as Stream }
+  }
+  assert.is((await openBeforeReady(failsFirst, Promise.resolve())).n, 2)
+  assert.equal(events, ['open 1', 'open 2'])
+  // the fresh open failing too: its error is the lease's
+  const err = await openBeforeReady(async () => { throw new Error('still down') }, Promise.resolve()).catch((e: Error) => e)
+  assert.is((err as Error).message, 'still down')
+  // reset by the provider during the wait
+  let m = 0
+  const resetFirst = async (): Promise<{ stream: Stream, n: number }> => ({ n: ++m, stream: { status: m === 1 ? 'reset' : 'open' } as unknown as Stream })
+  assert.is((await openBeforeReady(resetFirst, Promise.resolve())).n, 2)
 })
 
 test.run()
