@@ -14,7 +14,11 @@ const sb = new Sandbox()
 let submitter: { dataDir: string, peerId: string, addrs: string[] }
 let provider: { dataDir: string, peerId: string, addrs: string[] }
 let other: { dataDir: string, peerId: string, addrs: string[] }
-const TASKS = 24
+// enough that the job still runs when `dbc node stop` (a fresh CLI process: seconds on a loaded box)
+// reaches the provider: with 24 tasks of ~0.2 s, one clean-clone run under a CPU hog (session 18) got
+// a stop output without its `draining:` line, likely a provider with nothing left to run by then (not
+// reproduced in 5 runs alone, 3 of them under a hog; the assertion now prints what the stop said)
+const TASKS = 64
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 test.before(async () => {
@@ -63,7 +67,7 @@ test('a provider stopped while it runs two copies: both finish, are sent and bil
   const pid = papi.pid
   const stop = await dbcAsync(['--data-dir', provider.dataDir, 'node', 'stop'], { timeoutMs: 90_000 })
   assert.is(stop.code, 0, stop.stderr)
-  assert.match(stop.stdout, /^draining: [12] task\(s\) running on the node finish first \(at most 30 s; `dbc node stop --now` stops at once\)\nnode stopped/)
+  assert.ok(/^draining: [12] task\(s\) running on the node finish first \(at most 30 s; `dbc node stop --now` stops at once\)\nnode stopped/.test(stop.stdout), `dbc node stop printed ${JSON.stringify(stop.stdout)}`)
   assert.not.ok(processAlive(pid))
   // the job completes (on the submitter's own slot once the provider is gone)
   let status: { status: string, done?: number, failed?: number } = { status: 'running' }
