@@ -6,54 +6,19 @@
 // last total included, goes back to the payer after the dispute window (review19).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { randomBytes } from 'node:crypto'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { openStore } from '../../../src/store/db.js'
 import { PaymentStore } from '../../../src/jobs/payment-store.js'
 import { JobPayments } from '../../../src/node/job-payments.js'
 import { JobsSubsystem } from '../../../src/node/jobs-subsystem.js'
-import { dbc } from '../../../src/wire/gen/wire.js'
-import { buildReceipt, signReceipt } from '../../../src/core/settlement/receipt.js'
-import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { voucherTypedData, type Voucher } from '../../../src/core/settlement/voucher.js'
-import { validateManifest, type Manifest } from '../../../src/core/scheduler/index.js'
-import type { Bridge } from '../../../src/chain/index.js'
-
-const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
-const enc = new TextEncoder()
-
-function fakeBridge () {
-  const key = privateKeyToAccount(generatePrivateKey())
-  const calls: string[] = []
-  const state = { failSign: false }
-  const b = {
-    account: key.address,
-    domain: async () => domain,
-    signVoucher: async (v: Voucher) => {
-      if (state.failSign) throw new Error('chain down')
-      return { voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }
-    },
-    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-    deposit: async (_j: string, amount: bigint) => { calls.push(`deposit ${amount}`); return { txHash: '0x1', escrow: amount } },
-    close: async () => { calls.push('close'); return { txHash: '0x2' } },
-    connectionInfo: { publicClient: { getBlock: async () => ({ timestamp: 1n }) } }
-  }
-  return { bridge: b as unknown as Bridge, calls, state }
-}
-
-function manifest (): Manifest {
-  const r = validateManifest({ executor: 'wasm', code: { wasm: 'x.wasm' }, inputs: { range: { from: 0, to: 9 } }, task: { timeoutMs: 60_000, expectedMs: 10 }, budget: { total: 1 } })
-  if (!r.ok) throw new Error(JSON.stringify(r.issues))
-  return r.manifest
-}
+import type { dbc } from '../../../src/wire/gen/wire.js'
+import { fakeBridge, paidManifest as manifest, testProvider as provider, billedCopy as copy } from '../../helpers/payment-doubles.js'
 
 test('a node killed between a job\'s end and its final vouchers sends them when it starts again', async () => {
   const { bridge, calls, state } = fakeBridge()
   const db = openStore(':memory:')
   const jobId = 'd4'.repeat(16)
-  const secretKey = new Uint8Array(randomBytes(32))
-  const peer = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
-  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`
+  const a = provider()
+  const { peer, payout } = a
 
   // the first life of the node: the job pays two copies; its end is reported, and the node dies
   // before the final voucher (the held work) is signed and sent
@@ -63,9 +28,7 @@ test('a node killed between a job\'s end and its final vouchers sends them when 
   assert.ok(pay.payer.addPayee('A', { payout, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, providerBytes: peer }))
   state.failSign = true
   for (const index of [0, 1]) {
-    const taskId = enc.encode(`${jobId}:${index}:1`)
-    const r = buildReceipt({ jobId: Uint8Array.from(Buffer.from(jobId, 'hex')), taskId, provider: peer, consumer: new Uint8Array(34), usage: { wallMs: 500, cpuMs: 500, gpuSeconds: 0, bytesIn: 0, bytesOut: 0 }, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, startedAt: 1, finishedAt: 2, outputHash: new Uint8Array(32), payoutAddress: payout })
-    const o = await pay.payer.pay({ provider: 'A', key: `${index}:1`, receipt: dbc.receipt.v1.SignedReceipt.encode(signReceipt(r, secretKey)).finish(), taskId, measuredMs: 1000 })
+    const o = await pay.payer.pay(copy(a, jobId, index))
     assert.ok(o.recorded && o.payable > 0n)
   }
   const owed = first.store.voucher(jobId, payout)!.cumulative

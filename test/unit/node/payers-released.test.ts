@@ -4,70 +4,14 @@
 // works from the payment store alone.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { randomBytes } from 'node:crypto'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { openStore } from '../../../src/store/db.js'
 import { PaymentStore } from '../../../src/jobs/payment-store.js'
 import { JobPayments } from '../../../src/node/job-payments.js'
 import { TrainingPayments } from '../../../src/node/training-payments.js'
 import { JobsSubsystem } from '../../../src/node/jobs-subsystem.js'
 import { parseTrainingSpec } from '../../../src/training/spec.js'
-import { dbc } from '../../../src/wire/gen/wire.js'
-import { buildReceipt, signReceipt } from '../../../src/core/settlement/receipt.js'
-import { ed25519PublicKey, peerIdBytesFromEd25519Key } from '../../../src/core/identity/index.js'
-import { voucherTypedData, voucherSigner, type Voucher } from '../../../src/core/settlement/voucher.js'
-import { validateManifest, type Manifest } from '../../../src/core/scheduler/index.js'
-import type { Bridge } from '../../../src/chain/index.js'
-
-const domain = { chainId: 31337, verifyingContract: '0x00000000000000000000000000000000000000aa' as const }
-const enc = new TextEncoder()
-
-/** A chain double: `failSign`/`failClose` make the next voucher signatures / closes fail (the chain is down). */
-function fakeBridge () {
-  const key = privateKeyToAccount(generatePrivateKey())
-  const calls: string[] = []
-  const state = { failSign: false, failClose: false, failDeposit: false }
-  const b = {
-    account: key.address,
-    domain: async () => domain,
-    signVoucher: async (v: Voucher) => {
-      if (state.failSign) throw new Error('chain down')
-      return { voucher: v, signature: await key.signTypedData(voucherTypedData(v, domain)) }
-    },
-    escrow: async () => ({ escrow: 0n, paid: 0n, refunded: false, closedAt: 0 }),
-    deposit: async (_j: string, amount: bigint) => {
-      if (state.failDeposit) throw new Error('no funds')
-      calls.push(`deposit ${amount}`); return { txHash: '0x1', escrow: amount }
-    },
-    close: async () => {
-      if (state.failClose) throw new Error('chain down')
-      calls.push('close'); return { txHash: '0x2' }
-    },
-    jobPayments: async () => ({}),
-    connectionInfo: { publicClient: { getBlock: async () => ({ timestamp: 1n }) } }
-  }
-  return { bridge: b as unknown as Bridge, key, calls, state }
-}
-
-function manifest (): Manifest {
-  const r = validateManifest({ executor: 'wasm', code: { wasm: 'x.wasm' }, inputs: { range: { from: 0, to: 9 } }, task: { timeoutMs: 60_000, expectedMs: 10 }, budget: { total: 1 } })
-  if (!r.ok) throw new Error(JSON.stringify(r.issues))
-  return r.manifest
-}
-
-function provider () {
-  const secretKey = new Uint8Array(randomBytes(32))
-  const peer = peerIdBytesFromEd25519Key(ed25519PublicKey(secretKey))
-  const payout = privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`
-  return { secretKey, peer, payout }
-}
-
-/** A billed copy of task `index` of grid job `jobId`: its provider's signed receipt for 500 ms of CPU. */
-function copy (p: ReturnType<typeof provider>, jobId: string, index: number) {
-  const taskId = enc.encode(`${jobId}:${index}:1`)
-  const r = buildReceipt({ jobId: Uint8Array.from(Buffer.from(jobId, 'hex')), taskId, provider: p.peer, consumer: new Uint8Array(34), usage: { wallMs: 500, cpuMs: 500, gpuSeconds: 0, bytesIn: 0, bytesOut: 0 }, prices: { priceGpuHour: 0, priceCpuHour: 0.05 }, startedAt: 1, finishedAt: 2, outputHash: new Uint8Array(32), payoutAddress: p.payout })
-  return { provider: 'A', key: `${index}:1`, receipt: dbc.receipt.v1.SignedReceipt.encode(signReceipt(r, p.secretKey)).finish(), taskId, measuredMs: 1000 }
-}
+import { voucherSigner } from '../../../src/core/settlement/voucher.js'
+import { fakeBridge, paidManifest as manifest, testProvider as provider, billedCopy as copy, voucherDomain as domain } from '../../helpers/payment-doubles.js'
 
 test('grid jobs that ended hold no payer; a settle after the drop signs what the end could not, re-sends it, and a resumed payer pays on from the store', async () => {
   const { bridge, key, calls, state } = fakeBridge()
