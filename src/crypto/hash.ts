@@ -2,14 +2,10 @@
 // by the provider and checked twice by the submitter per copy): src/core may not import node:
 // modules, so runtimes pass this in; the core's default is @noble's, which is slower, most of all
 // while its code is not yet optimised (the first few thousand calls of a daemon).
-// crypto.hash (Node 21.7+, the project's Node 22) hashes in one call, without a Hash object per
-// digest (~0.9 against ~1.3 us for 200 bytes); createHash where it is missing.
-import * as crypto from 'node:crypto'
+// crypto.hash (Node 21.7+; the project needs Node 22) hashes in one call, without a Hash object per
+// digest (~0.9 against ~1.3 us for 200 bytes).
+import { hash } from 'node:crypto'
 import type { Hasher } from '../core/settlement/receipt.js'
 
-const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash
-
 /** SHA-256 of `bytes`, a Uint8Array of its own (32 bytes). */
-export const nodeSha256: Hasher = oneShot !== undefined
-  ? bytes => new Uint8Array(oneShot('sha256', bytes, 'buffer'))
-  : bytes => new Uint8Array(crypto.createHash('sha256').update(bytes).digest())
+export const nodeSha256: Hasher = bytes => new Uint8Array(hash('sha256', bytes, 'buffer'))
