@@ -297,7 +297,8 @@ export class RunnerPayments {
    * held by the payer (the node's close on chain, its release of the payer and its stop wait for
    * them): the user waiting on the job needs its results and totals, not the providers' copies of
    * their vouchers; a provider that misses its own gets it from `dbc job settle`, and a node that
-   * stops before signing signs from the store when it starts (docs/architecture.md).
+   * stops before sending signs from the store when it starts and sends them then (jobs-subsystem
+   * afterNetworkStart; docs/architecture.md).
    */
   async final (summary: JobSummary): Promise<JobSummary> {
     const pay = this.payment
