@@ -10,7 +10,7 @@ import type { SlotDemand, SlotGrant } from '../core/compute/slot-ledger.js'
 import { buildEncodedReceipt, signReceipt, type Ed25519Signer } from '../core/settlement/receipt.js'
 import { ExecutorError } from '../errors.js'
 import { taskLogOf, type TaskLog } from './executors/output-tail.js'
-import { ExecutorErrorCode, type Executor } from './executors/types.js'
+import { ExecutorErrorCode, type ExecutionRequest, type Executor } from './executors/types.js'
 import type { SlotManager } from './slots.js'
 import { nodeSha256 } from '../crypto/hash.js'
 
@@ -75,20 +75,9 @@ export interface TaskRun {
 export async function runInSlot (ctx: TaskRunContext, t: CheckedTask, grant: SlotGrant, opts: { signal: AbortSignal, stopping: () => boolean, slots: SlotManager, onProgress?: (fraction: number) => void }): Promise<TaskRun> {
   const startedAt = Date.now()
   const t0 = performance.now()
-  const { task, taskId } = t
+  const { taskId } = t
   try {
-    const r = await t.executor.run({
-      taskId,
-      code: task.code ?? new Uint8Array(0),
-      codeHash: task.codeHash != null && task.codeHash.length > 0 ? toHex(task.codeHash) : undefined,
-      entry: task.entry ?? '',
-      input: t.input,
-      timeoutMs: t.timeoutMs,
-      memoryLimitMib: t.memoryLimitMib,
-      maxOutputBytes: ctx.maxOutputBytes ?? ctx.policy.maxOutputBytes,
-      gpuIndexes: grant.gpuIndexes,
-      cpus: grant.cpus
-    }, { signal: opts.signal, onProgress: f => { opts.onProgress?.(f); opts.slots.emit({ type: 'progress', taskId, fraction: f }) } })
+    const r = await t.executor.run(requestOf(ctx, t, grant), { signal: opts.signal, onProgress: f => { opts.onProgress?.(f); opts.slots.emit({ type: 'progress', taskId, fraction: f }) } })
     return { ok: true, output: r.output, error: '', code: '', wallMs: r.wallMs, cpuMs: r.cpuMs, log: r.log, startedAt, finishedAt: Date.now() }
   } catch (err) {
     const e = err as ExecutorError
@@ -98,6 +87,48 @@ export async function runInSlot (ctx: TaskRunContext, t: CheckedTask, grant: Slo
     const wallMs = performance.now() - t0
     // Without a measurement, a failed task is billed as if it used its CPU the whole time.
     return { ok: false, output: new Uint8Array(0), error: `${code}: ${e.message}`, code, wallMs, cpuMs: wallMs * grant.cpus, log: taskLogOf(err), startedAt, finishedAt: Date.now() }
+  }
+}
+
+/**
+ * A bundle's checked tasks (one executor with runBundle, one module) run in one go in the slot
+ * `grant` holds: each task's TaskRun as runInSlot gives it, or undefined for one not started (cut:
+ * the bundle ran its time or its output bytes). A failure of the whole (the worker died, the
+ * watchdog, every task cancelled) fails each task with it. Never throws.
+ */
+export async function runBundleInSlot (ctx: TaskRunContext, ts: readonly CheckedTask[], grant: SlotGrant, opts: { signal?: AbortSignal, stopFlag?: Int32Array, stopping: () => boolean, cutMs: number, cutBytes: number }): Promise<Array<TaskRun | undefined>> {
+  const executor = ts[0].executor
+  const startedAt = Date.now()
+  const t0 = performance.now()
+  const failed = (err: unknown, wallMs: number, at: { startedAt: number, finishedAt: number }): TaskRun => {
+    const e = err as ExecutorError
+    const code = opts.stopping() ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
+    return { ok: false, output: new Uint8Array(0), error: `${code}: ${e.message}`, code, wallMs, cpuMs: wallMs * grant.cpus, log: taskLogOf(err), ...at }
+  }
+  try {
+    const rs = await executor.runBundle!(ts.map(t => requestOf(ctx, t, grant)), { signal: opts.signal, stopFlag: opts.stopFlag, cutMs: opts.cutMs, cutBytes: opts.cutBytes })
+    return rs.map(r => 'cut' in r ? undefined : r.ok ? { ok: true, output: r.result.output, error: '', code: '', wallMs: r.result.wallMs, cpuMs: r.result.cpuMs, log: r.result.log, startedAt: r.startedAt, finishedAt: r.finishedAt } : failed(r.error, r.wallMs, r))
+  } catch (err) {
+    // the whole bundle's time is charged to each of its tasks (a failure bills its wall time)
+    const wallMs = performance.now() - t0
+    return ts.map(() => failed(err, wallMs, { startedAt, finishedAt: Date.now() }))
+  }
+}
+
+/** What a checked task asks of its executor. */
+function requestOf (ctx: TaskRunContext, t: CheckedTask, grant: SlotGrant): ExecutionRequest {
+  const { task } = t
+  return {
+    taskId: t.taskId,
+    code: task.code ?? new Uint8Array(0),
+    codeHash: task.codeHash != null && task.codeHash.length > 0 ? toHex(task.codeHash) : undefined,
+    entry: task.entry ?? '',
+    input: t.input,
+    timeoutMs: t.timeoutMs,
+    memoryLimitMib: t.memoryLimitMib,
+    maxOutputBytes: ctx.maxOutputBytes ?? ctx.policy.maxOutputBytes,
+    gpuIndexes: grant.gpuIndexes,
+    cpus: grant.cpus
   }
 }
 

@@ -19,6 +19,7 @@ import { demandOf } from '../core/compute/offer-policy.js'
 import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_BYTES, TASK_BUNDLE_CUT_MS } from '../core/scheduler/ports.js'
 import { allAborted } from '../compute/task-run.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
+import { leaseTaskPrice } from './payment-gate-types.js'
 
 /**
  * A stopping provider's answer to lease requests and leases while its running tasks finish: BUSY,
@@ -244,8 +245,11 @@ export class ComputePeerProvider implements LocalProvider {
         cutBytes: Math.max(bound ?? this.peer.policy.maxOutputBytes, TASK_BUNDLE_CUT_BYTES),
         admit: async (k) => {
           if (gate === undefined || paid === undefined) return undefined
-          // the credit rule for this task as it starts, under the bundle's slot
-          const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
+          // the credit rule for this task as it starts, under the bundle's slot; tasks of the bundle
+          // admitted and not finished (admitted together: the peer runs them in one go) count at full price
+          let ahead = 0n
+          for (const j of open) ahead += leaseTaskPrice(paid, timeoutOf(tasks[j]))
+          const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true, ahead }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
           if (!d.ok) return new DbcError(d.code, d.reason)
           open.add(run[k])
           return undefined

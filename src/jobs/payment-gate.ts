@@ -202,9 +202,11 @@ export class PaymentGate {
    * once than its offer's slots (else a submitter that never pays could queue a provider full
    * before any work is delivered), the escrow read (cached; again when it would refuse) and the
    * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
-   * stops signing is at most the credit plus `slots` tasks at their price.
+   * stops signing is at most the credit plus `slots` tasks at their price. `ahead`: work admitted
+   * and not finished yet that counts as delivered here (a bundle's tasks admitted together: each at
+   * its full price, so the rule holds however they end).
    */
-  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean } = {}): Promise<PaymentDecision> {
+  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: bigint } = {}): Promise<PaymentDecision> {
     // `reserved`: slotFree took the slot for this task already (given back here on a refusal);
     // `bundle`: a bundle holds it for its tasks (bundleDone gives it back once, after the last)
     const held = opts.reserved === true || opts.bundle === true
@@ -214,7 +216,7 @@ export class PaymentGate {
     try {
       d = !held && lp.inflight >= lp.slots
         ? { ok: false, code: 'LEASE_SLOTS_BUSY', reason: `the lease's ${lp.slots} slot(s) are all running a task (send the next when one returns)`, action: 'ignore' }
-        : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS)
+        : await this.decide(lp, price, price, Math.ceil(timeoutMs / 1000) + this.deadlineMarginS, opts.ahead)
     } catch (err) {
       if (held && !keep) releaseSlot(lp) // the chain could not be read: the reserved slot goes back
       throw err
@@ -269,24 +271,24 @@ export class PaymentGate {
     return units
   }
 
-  private async decide (lp: LeasePayment, nextTask: bigint, taskPrice = nextTask, nextTaskS?: number): Promise<PaymentDecision> {
+  private async decide (lp: LeasePayment, nextTask: bigint, taskPrice = nextTask, nextTaskS?: number, ahead = 0n): Promise<PaymentDecision> {
     const key = lp.terms.chainJobId
     const credit = taskPrice * this.creditMilli / 1000n
     // the ledger is read after each await: tasks end and vouchers land meanwhile
-    const d = this.decideWith(lp, await this.read(key, false), credit, nextTask, nextTaskS)
+    const d = this.decideWith(lp, await this.read(key, false), credit, nextTask, nextTaskS, ahead)
     if (d.ok || !ESCROW_CODES.has(d.code)) return d
     // refused on the escrow: the cached read may be stale (a top-up, a redemption): read it again
     const e = this.ledger.get(key)
     if (e !== undefined && d.code === 'ESCROW_TOO_SMALL' && this.port.redeemed !== undefined) {
       try { e.redeemed = await this.port.redeemed(key) } catch {}
     }
-    return this.decideWith(lp, await this.read(key, true), credit, nextTask, nextTaskS)
+    return this.decideWith(lp, await this.read(key, true), credit, nextTask, nextTaskS, ahead)
   }
 
   /** The credit rule on the job's ledger as it is now (a method, not a closure per task). */
-  private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined): PaymentDecision {
+  private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined, ahead = 0n): PaymentDecision {
     const e = this.ledger.get(lp.terms.chainJobId)
-    const ledger = { delivered: e?.delivered ?? 0n, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
+    const ledger = { delivered: (e?.delivered ?? 0n) + ahead, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
     return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
   }
 

@@ -45,11 +45,36 @@ export interface RunOptions {
 
 export interface Availability { available: boolean, reason?: string }
 
+/** How a bundle's tasks run in one go (Executor.runBundle): when to start no further one. */
+export interface BundleRunOptions {
+  /** Aborts the whole bundle (each of its tasks was cancelled): every task fails CANCELLED. */
+  signal?: AbortSignal
+  /** No task starts once the bundle ran this long (ms), but the first. */
+  cutMs: number
+  /** No task starts once the outputs so far reach this many bytes. */
+  cutBytes: number
+  /** On a SharedArrayBuffer: no further task starts once it holds 1 (a drain began). */
+  stopFlag?: Int32Array
+}
+
+/** One task of a bundle run in one go: its result, its failure, or `cut` (not started: send it again). */
+export type BundleTaskResult =
+  | { ok: true, result: ExecutionResult, startedAt: number, finishedAt: number }
+  | { ok: false, error: ExecutorError, wallMs: number, startedAt: number, finishedAt: number }
+  | { cut: true }
+
 export interface Executor {
   readonly name: ExecutorName
   /** Whether this executor works on this machine now, and if not why. */
   availability: () => Promise<Availability>
   run: (req: ExecutionRequest, opts?: RunOptions) => Promise<ExecutionResult>
+  /**
+   * Runs a bundle's tasks (one module, entry and memory limit; requests in order) one after another
+   * in one go, cheaper than a run() each (wasm: one message to the worker and one back). Its tasks
+   * share the bundle's checks: the first always starts, the others only while `cutMs` and
+   * `cutBytes` allow. A failure of the whole (the worker died, the watchdog, the signal) rejects.
+   */
+  runBundle?: (reqs: readonly ExecutionRequest[], opts: BundleRunOptions) => Promise<BundleTaskResult[]>
   /** false: this executor never touches a GPU (wasm), so its tasks hold no GPU and are billed no GPU-seconds. Default true. */
   readonly usesGpus?: boolean
   /** Clears what an earlier run of the provider left behind (docker: its labelled containers). */

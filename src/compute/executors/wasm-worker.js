@@ -1,6 +1,7 @@
 // @ts-check
 // The wasm executor's worker thread (plain JS so it starts without the TypeScript loader).
-// One task at a time: instantiate the (already validated, memory-capped) module with a fresh
+// One task at a time (or a bundle's tasks one after another, in one message each way):
+// instantiate the (already validated, memory-capped) module with a fresh
 // memory, copy the input in, call the entry, copy the output out. See src/compute/README.md.
 // WASI modules run against @bjorn3/browser_wasi_shim: a pure-JS WASI whose file system is in memory and
 // holds only the task's input, so no host path exists for the module to reach. That file system is made
@@ -227,12 +228,16 @@ function footprint () {
   return { memoryBytes: currentMemory?.buffer.byteLength ?? 0, heapBytes: getHeapStatistics().used_heap_size }
 }
 
-port.on('message', (msg) => {
+/**
+ * One task's end as the message that reports it: 'done' with its output (and what it left behind:
+ * the pool replaces a big worker), or 'error' with the code and message that name why.
+ */
+function outcome (msg) {
   try {
     const r = run(msg)
     const left = footprint()
     currentMemory = undefined
-    port.postMessage({ type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs, ...logMessage(), ...left }, [r.output.buffer])
+    return { type: 'done', id: msg.id, output: r.output, cpuMs: r.cpuMs, ...logMessage(), ...left }
   } catch (err) {
     const e = /** @type {Error & { code?: string }} */ (typeof err === 'object' && err !== null ? err : new Error(String(err)))
     let code = e.code ?? 'TASK_TRAP'
@@ -251,6 +256,47 @@ port.on('message', (msg) => {
     }
     message += refusedNote()
     currentMemory = undefined
-    port.postMessage({ type: 'error', id: msg.id, code, message, memoryBytes, heapBytes, ...logMessage() })
+    return { type: 'error', id: msg.id, code, message, memoryBytes, heapBytes, ...logMessage() }
   }
+}
+
+/**
+ * A bundle's tasks (one module, one slot) in this one message, one after another, answered in one
+ * message: each task's 'done' or 'error' with its own times, or 'cut' for one not started because
+ * the bundle ran `cutMs` or its outputs reached `cutBytes` (the provider answers it "send it
+ * again"), or a drain began (`stop` holds 1), or because a task left this worker big (the pool replaces it before anything more runs
+ * here). A task that ran past its own wall-time limit fails TASK_TIMEOUT (its output dropped): this
+ * thread cannot stop it, the pool's watchdog stops the whole bundle at `cutMs` + the longest limit.
+ */
+function runBundle (msg) {
+  const t0 = performance.now()
+  const results = []
+  /** @type {ArrayBuffer[]} */
+  const transfer = []
+  let outBytes = 0
+  let big = false
+  for (const [k, task] of msg.batch.entries()) {
+    if (k > 0 && (big || performance.now() - t0 >= msg.cutMs || outBytes >= msg.cutBytes || (msg.stop !== undefined && Atomics.load(msg.stop, 0) === 1))) { results.push({ type: 'cut' }); continue }
+    const startedAt = Date.now()
+    const s = performance.now()
+    let r = outcome({ ...msg, input: task.input })
+    const wallMs = performance.now() - s
+    if (r.type === 'done' && wallMs > task.timeoutMs) {
+      r = { type: 'error', id: msg.id, code: 'TASK_TIMEOUT', message: `ran ${Math.round(wallMs)} ms, past its wall-time limit of ${task.timeoutMs} ms`, memoryBytes: r.memoryBytes, heapBytes: r.heapBytes }
+    }
+    if (r.type === 'done') { outBytes += r.output.length; transfer.push(r.output.buffer) }
+    big = (r.memoryBytes ?? 0) > msg.recycleAboveBytes || (r.heapBytes ?? 0) > msg.recycleHeapBytes
+    results.push({ ...r, wallMs, startedAt, finishedAt: Date.now() })
+  }
+  return { message: { type: 'bundle', id: msg.id, results, recycle: big }, transfer }
+}
+
+port.on('message', (msg) => {
+  if (Array.isArray(msg.batch)) {
+    const { message, transfer } = runBundle(msg)
+    port.postMessage(message, transfer)
+    return
+  }
+  const r = outcome(msg)
+  port.postMessage(r, r.type === 'done' ? [r.output.buffer] : [])
 })

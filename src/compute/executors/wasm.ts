@@ -6,7 +6,7 @@
 // Determinism: the host gives modules no clock and no randomness (ABI mode).
 import { Worker } from 'node:worker_threads'
 import { ModuleCache, capPagesFor, type PreparedModule } from './wasm-modules.js'
-import { cancelledError, executorError, ExecutorErrorCode, type Availability, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
+import { cancelledError, executorError, ExecutorErrorCode, type Availability, type BundleRunOptions, type BundleTaskResult, type ExecutionRequest, type ExecutionResult, type Executor, type RunOptions } from './types.js'
 import { WASM_PAGE_BYTES } from '../../core/compute/wasm-memory.js'
 import { TASK_LOG_TAIL_BYTES, withTaskLog, type TaskLog } from './output-tail.js'
 
@@ -28,7 +28,12 @@ interface Job {
   opts: RunOptions
   resolve: (r: ExecutionResult) => void
   reject: (e: Error) => void
+  /** A bundle's tasks in one message (runBundle): `req` is its first, its timeoutMs the watchdog's. */
+  bundle?: { reqs: readonly ExecutionRequest[], cutMs: number, cutBytes: number, stopFlag?: Int32Array, done: (r: BundleTaskResult[]) => void }
 }
+
+/** A worker's answer (wasm-worker.js): a task's end, its progress, or a bundle's ends. */
+interface WorkerMessage { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string, memoryBytes?: number, heapBytes?: number, stderr?: Uint8Array, stderrBytes?: number, wallMs?: number, startedAt?: number, finishedAt?: number, results?: WorkerMessage[], recycle?: boolean }
 
 interface PoolWorker { worker: Worker, ready: Promise<void>, job?: Job, timer?: NodeJS.Timeout, startedAt: number, onAbort?: () => void }
 
@@ -68,11 +73,7 @@ export class WasmExecutor implements Executor {
   async run (req: ExecutionRequest, opts: RunOptions = {}): Promise<ExecutionResult> {
     if (this.closed) throw executorError(ExecutorErrorCode.UNAVAILABLE, 'the wasm executor is closed')
     if (opts.signal?.aborted === true) throw cancelledError(req.taskId, opts.signal)
-    const prepared = await this.modules.get(req.code, req.codeHash, req.memoryLimitMib)
-    const entry = prepared.mode === 'wasi' ? '_start' : (req.entry === '' ? 'run' : req.entry)
-    if (prepared.mode === 'wasi' && req.entry !== '' && req.entry !== '_start') throw executorError(ExecutorErrorCode.NO_ENTRY, `entry "${req.entry}" was asked for, but a WASI module is started through "_start"`, 'leave the entry empty or set it to "_start"')
-    if (!prepared.functions.has(entry)) throw executorError(ExecutorErrorCode.NO_ENTRY, `the module exports no function "${entry}" (it exports: ${[...prepared.functions].join(', ') || 'none'})`, 'set the task entry to one of the exported functions')
-    if (prepared.mode === 'abi' && !prepared.functions.has('alloc')) throw executorError(ExecutorErrorCode.NO_ENTRY, 'the module exports no "alloc" function, which the task ABI needs to receive its input', 'export alloc(len: i32): ptr (see src/compute/README.md)')
+    const { prepared, entry } = await this.prepare(req)
     const started = performance.now()
     const r = await new Promise<ExecutionResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, req: { ...req, entry }, prepared, opts, resolve, reject }
@@ -80,6 +81,39 @@ export class WasmExecutor implements Executor {
       this.pump()
     })
     return { ...r, wallMs: performance.now() - started }
+  }
+
+  /**
+   * A bundle's tasks (the same module, entry and memory limit) in one message to one worker, run
+   * there one after another and answered in one message. The watchdog stops the worker once the
+   * bundle ran `cutMs` (after which it starts no task) plus its longest task limit (or the sum of
+   * its limits, if less): every task fails TASK_TIMEOUT then (the worker is replaced), as a task that runs past its limit alone.
+   */
+  async runBundle (reqs: readonly ExecutionRequest[], opts: BundleRunOptions): Promise<BundleTaskResult[]> {
+    const first = reqs[0]
+    if (first === undefined) return []
+    if (this.closed) throw executorError(ExecutorErrorCode.UNAVAILABLE, 'the wasm executor is closed')
+    if (opts.signal?.aborted === true) throw cancelledError(first.taskId, opts.signal)
+    if (reqs.some(r => r.code !== first.code || r.entry !== first.entry || r.memoryLimitMib !== first.memoryLimitMib || r.maxOutputBytes !== first.maxOutputBytes)) throw new RangeError('a wasm bundle runs one module, entry, memory and output limit')
+    const { prepared, entry } = await this.prepare(first)
+    // no task starts after cutMs, none runs past its limit: the bundle ends by then (and by the sum of its limits)
+    const limits = reqs.map(r => r.timeoutMs)
+    const watchdogMs = Math.min(opts.cutMs + Math.max(...limits), limits.reduce((a, b) => a + b, 0), 2 ** 31 - 1)
+    return await new Promise<BundleTaskResult[]>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, req: { ...first, entry, timeoutMs: watchdogMs }, prepared, opts: { signal: opts.signal }, resolve: () => {}, reject, bundle: { reqs, cutMs: opts.cutMs, cutBytes: opts.cutBytes, stopFlag: opts.stopFlag, done: resolve } }
+      this.waiting.push(job)
+      this.pump()
+    })
+  }
+
+  /** The module compiled (cached) and the entry a request runs; throws NO_ENTRY when the module lacks it. */
+  private async prepare (req: ExecutionRequest): Promise<{ prepared: PreparedModule, entry: string }> {
+    const prepared = await this.modules.get(req.code, req.codeHash, req.memoryLimitMib)
+    const entry = prepared.mode === 'wasi' ? '_start' : (req.entry === '' ? 'run' : req.entry)
+    if (prepared.mode === 'wasi' && req.entry !== '' && req.entry !== '_start') throw executorError(ExecutorErrorCode.NO_ENTRY, `entry "${req.entry}" was asked for, but a WASI module is started through "_start"`, 'leave the entry empty or set it to "_start"')
+    if (!prepared.functions.has(entry)) throw executorError(ExecutorErrorCode.NO_ENTRY, `the module exports no function "${entry}" (it exports: ${[...prepared.functions].join(', ') || 'none'})`, 'set the task entry to one of the exported functions')
+    if (prepared.mode === 'abi' && !prepared.functions.has('alloc')) throw executorError(ExecutorErrorCode.NO_ENTRY, 'the module exports no "alloc" function, which the task ABI needs to receive its input', 'export alloc(len: i32): ptr (see src/compute/README.md)')
+    return { prepared, entry }
   }
 
   private spawn (): PoolWorker {
@@ -93,11 +127,18 @@ export class WasmExecutor implements Executor {
     const pw: PoolWorker = { worker, ready, startedAt: 0 }
     this.all.add(pw)
     worker.unref()
-    worker.on('message', (msg: { type: string, id: number, fraction?: number, output?: Uint8Array, cpuMs?: number, code?: string, message?: string, memoryBytes?: number, heapBytes?: number, stderr?: Uint8Array, stderrBytes?: number }) => {
+    worker.on('message', (msg: WorkerMessage) => {
       const job = pw.job
       if (job === undefined || msg.id !== job.id) return
       if (msg.type === 'progress') { job.opts.onProgress?.(msg.fraction ?? 0); return }
       this.finish(pw)
+      if (job.bundle !== undefined) {
+        const b = job.bundle
+        job.bundle.done(b.reqs.map((req, k) => bundleTaskResult(req, msg.results?.[k])))
+        if (msg.recycle === true) this.recycle(pw)
+        else this.release(pw)
+        return
+      }
       const log = logOf(msg)
       if (msg.type === 'done') job.resolve({ output: msg.output ?? new Uint8Array(0), cpuMs: msg.cpuMs ?? 0, wallMs: 0, ...(log !== undefined ? { log } : {}) })
       else job.reject(withTaskLog(executorError(msg.code ?? ExecutorErrorCode.TRAP, `task ${job.req.taskId}: ${msg.message ?? 'failed'}`, hintFor(msg.code)), log))
@@ -138,7 +179,10 @@ export class WasmExecutor implements Executor {
     if (job.opts.signal?.aborted === true) { job.reject(cancelledError(req.taskId, job.opts.signal)); this.release(pw); return }
     pw.job = job
     pw.startedAt = performance.now()
-    pw.timer = setTimeout(() => this.kill(pw, executorError(ExecutorErrorCode.TIMEOUT, `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and was stopped`, 'raise the task deadline or split the work into smaller tasks')), req.timeoutMs)
+    const late = job.bundle === undefined
+      ? `task ${req.taskId} ran past its wall-time limit of ${req.timeoutMs} ms and was stopped`
+      : `the bundle of ${job.bundle.reqs.length} tasks from ${req.taskId} ran past ${req.timeoutMs} ms (its cut plus its longest task limit, or all its limits) and was stopped`
+    pw.timer = setTimeout(() => this.kill(pw, executorError(ExecutorErrorCode.TIMEOUT, late, 'raise the task deadline or split the work into smaller tasks')), req.timeoutMs)
     if (job.opts.signal !== undefined) {
       const signal = job.opts.signal
       pw.onAbort = () => this.kill(pw, cancelledError(req.taskId, signal))
@@ -153,7 +197,10 @@ export class WasmExecutor implements Executor {
       wantProgress: job.opts.onProgress !== undefined,
       maxOutputBytes: req.maxOutputBytes,
       memoryCapBytes: capPagesFor(req.memoryLimitMib) * WASM_PAGE_BYTES,
-      importMemory: prepared.importMemory
+      importMemory: prepared.importMemory,
+      ...(job.bundle !== undefined
+        ? { batch: job.bundle.reqs.map(r => ({ input: r.input, timeoutMs: r.timeoutMs })), cutMs: job.bundle.cutMs, cutBytes: job.bundle.cutBytes, stop: job.bundle.stopFlag, recycleAboveBytes: this.recycleAbove, recycleHeapBytes: this.heapMib * 1048576 / 2 }
+        : {})
     })
   }
 
@@ -220,6 +267,16 @@ export class WasmExecutor implements Executor {
   }
 
   get workerCount (): number { return this.all.size }
+}
+
+/** One task of a bundle as the worker answered it (absent: the answer lacked it, a failure). */
+function bundleTaskResult (req: ExecutionRequest, m: WorkerMessage | undefined): BundleTaskResult {
+  if (m?.type === 'cut') return { cut: true }
+  const times = { startedAt: m?.startedAt ?? Date.now(), finishedAt: m?.finishedAt ?? Date.now() }
+  const log = m === undefined ? undefined : logOf(m)
+  if (m?.type === 'done') return { ok: true, result: { output: m.output ?? new Uint8Array(0), cpuMs: m.cpuMs ?? 0, wallMs: m.wallMs ?? 0, ...(log !== undefined ? { log } : {}) }, ...times }
+  const error = withTaskLog(executorError(m?.code ?? ExecutorErrorCode.TRAP, `task ${req.taskId}: ${m?.message ?? 'the worker gave no answer for it'}`, hintFor(m?.code)), log)
+  return { ok: false, error, wallMs: m?.wallMs ?? 0, ...times }
 }
 
 /** The worker's copy of the task's stderr, held to the same cap here (the worker is ours, but cheap to check). */
