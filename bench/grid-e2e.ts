@@ -37,6 +37,8 @@ export interface EndToEnd {
   surplusDeliveries?: number
   unsignedAtProvidersUnits?: string
   executorTasksPerS: number
+  /** The executor alone running the same tasks in bundles of 16 (ComputePeer.runBundle, as the providers run a TaskBundle): a second reference. */
+  executorBundledTasksPerS: number
   executorSlots: number
   startMs: number
   /** CPU ms per task the timed job cost the submitter daemon and the providers together (from /proc). */
@@ -179,7 +181,7 @@ async function runJob (sub: LocalNode, dir: string, tasks: number, salt: number)
 }
 
 /** The same tiny tasks through the executor stack alone (ComputePeer: slots, worker, receipt), all slots busy. */
-async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots: number, cpuMsPerTask: number }> {
+async function executorRate (tasks: number): Promise<{ tasksPerS: number, bundledTasksPerS: number, slots: number, cpuMsPerTask: number }> {
   const code = new Uint8Array(readFileSync(square))
   const slots = Math.max(2, cpus().length)
   const peer = new ComputePeer({ secretKey: createRng(7).bytes(new Uint8Array(32)), cpuSlots: slots, benchmark: false, nvidiaSmi: '/nonexistent/nvidia-smi' })
@@ -198,7 +200,21 @@ async function executorRate (tasks: number): Promise<{ tasksPerS: number, slots:
     const cpu0 = process.cpuUsage()
     await Promise.all(Array.from({ length: slots * 4 }, async () => { while (started < tasks) { started++; await one() } }))
     const cpu = process.cpuUsage(cpu0)
-    return { tasksPerS: tasks / ((performance.now() - t0) / 1000), slots, cpuMsPerTask: (cpu.user + cpu.system) / 1000 / tasks }
+    const tasksPerS = tasks / ((performance.now() - t0) / 1000)
+    // the same tasks in bundles of 16 (ComputePeer.runBundle: what a provider runs for a TaskBundle,
+    // one worker message each way): the executor alone as the e2e providers run it
+    const bundle = async (): Promise<void> => {
+      const n = Math.min(16, tasks - started)
+      started += n
+      const outs = await peer.runBundle(Array.from({ length: n }, () => { const i = id++; return { taskId: new Uint8Array([i & 255, (i >> 8) & 255, (i >> 16) & 255, 2]), executor: 'wasm', code, entry: 'run', input: new Uint8Array(new Float64Array([i]).buffer), deadlineMs: 20_000, memoryLimitMib: 16 } }), { cutMs: 1000 })
+      if (outs.some(o => 'refused' in o || o.result.ok !== true)) throw new Error('executor: a bundled task failed')
+    }
+    started = 0
+    for (let i = 0; i < 20; i++) await bundle() // warm this path too
+    started = 0
+    const b0 = performance.now()
+    await Promise.all(Array.from({ length: slots * 4 }, async () => { while (started < tasks) await bundle() }))
+    return { tasksPerS, bundledTasksPerS: tasks / ((performance.now() - b0) / 1000), slots, cpuMsPerTask: (cpu.user + cpu.system) / 1000 / tasks }
   } finally { await peer.stop() }
 }
 
@@ -293,7 +309,7 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
     await net.stop()
     // the executor's rate with the daemons gone: the machine is the same, nothing else runs
     const ex = await executorRate(opts.tasks)
-    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, bundledCopies: Number(job.bundles?.copies ?? 0), bundleFrames: Number(job.bundles?.frames ?? 0), placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, threadCpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
+    return { tasks: opts.tasks, ms: job.ms, copies: job.copies, providersUsed: job.providersUsed, billedCopies: job.billedCopies, bundledCopies: Number(job.bundles?.copies ?? 0), bundleFrames: Number(job.bundles?.frames ?? 0), placement: job.placement, refusals: job.refusals, surplusDeliveries, unsignedAtProvidersUnits, executorTasksPerS: ex.tasksPerS, executorBundledTasksPerS: ex.bundledTasksPerS, executorSlots: ex.slots, startMs, submitterCpuMsPerTask: cpu[0] / opts.tasks, submitterMainThreadCpuMsPerTask: subMain / opts.tasks, providersCpuMsPerTask: cpu.slice(1).reduce((a, b) => a + b, 0) / opts.tasks, executorCpuMsPerTask: ex.cpuMsPerTask, threadCpuMsPerTask, idleCpuMsPerS, loadBefore, loadAfter, failedJobs, ...(profileDir !== undefined ? { profileDir, jobWindowUs } : {}) }
   } finally {
     await net.stop()
     if (profileDir !== undefined || perfDir !== undefined) { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved }
@@ -303,6 +319,6 @@ export async function endToEnd (opts: { tasks: number, providers?: number }): Pr
 // `npx tsx bench/grid-e2e.ts [TASKS]`: this row alone (profiling: DBC_BENCH_GRID_PROFILE=DIR)
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await endToEnd({ tasks: Number(process.argv[2] ?? 1000) })
-  console.log(JSON.stringify({ ...r, tasksPerS: r.tasks / (r.ms / 1000), copiesPerS: r.copies / (r.ms / 1000), ratio: (r.tasks / (r.ms / 1000)) / r.executorTasksPerS }, null, 2))
+  console.log(JSON.stringify({ ...r, tasksPerS: r.tasks / (r.ms / 1000), copiesPerS: r.copies / (r.ms / 1000), ratio: (r.tasks / (r.ms / 1000)) / r.executorTasksPerS, ratioBundled: (r.tasks / (r.ms / 1000)) / r.executorBundledTasksPerS }, null, 2))
   process.exit(0)
 }
