@@ -19,7 +19,7 @@ import { demandOf } from '../core/compute/offer-policy.js'
 import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_BYTES, TASK_BUNDLE_CUT_MS } from '../core/scheduler/ports.js'
 import { allAborted } from '../compute/task-run.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
-import { leaseTaskPrice } from './payment-gate-types.js'
+import type { BundleAhead } from './payment-gate-types.js'
 
 /**
  * A stopping provider's answer to lease requests and leases while its running tasks finish: BUSY,
@@ -231,6 +231,8 @@ export class ComputePeerProvider implements LocalProvider {
     const gate = this.payment
     /** Tasks the gate admitted and not yet finished: finished without a receipt should the bundle end early. */
     const open = new Set<number>()
+    /** Those at their full price, in the credit rule of the bundle's next task and (past the first) the job's others. */
+    const ahead: BundleAhead = { open: 0n, first: 0n }
     const slot = this.leaseSlots.get(leaseHex)
     const bound = this.leaseResultBytes.get(leaseHex)
     let mark = performance.now()
@@ -247,8 +249,6 @@ export class ComputePeerProvider implements LocalProvider {
           if (gate === undefined || paid === undefined) return undefined
           // the credit rule for this task as it starts, under the bundle's slot; tasks of the bundle
           // admitted and not finished (admitted together: the peer runs them in one go) count at full price
-          let ahead = 0n
-          for (const j of open) ahead += leaseTaskPrice(paid, timeoutOf(tasks[j]))
           const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true, ahead }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
           if (!d.ok) return new DbcError(d.code, d.reason)
           open.add(run[k])
@@ -259,7 +259,7 @@ export class ComputePeerProvider implements LocalProvider {
           const result = this.boundResult(tasks[i], out.result, bound)
           if (opts.charge !== undefined && out.result.ok !== true && (out.result.error ?? '').startsWith(`${ExecutorErrorCode.BAD_MODULE}:`)) this.chargeBadModule(tasks[i], code!.code, code!.hash, sender, opts.charge)
           // only ok results within the bound count as delivered, and not one cancelled before it ended (as runLeasedTask)
-          if (open.delete(i)) gate?.finished(paid!, timeoutOf(tasks[i]), result === out.result && result.ok === true && signalOf(i)?.aborted !== true ? out.usage : undefined, { bundle: true })
+          if (open.delete(i)) gate?.finished(paid!, timeoutOf(tasks[i]), result === out.result && result.ok === true && signalOf(i)?.aborted !== true ? out.usage : undefined, { bundle: true, ahead })
           results[i] = result
           const now = performance.now()
           this.record(tasks[i], lease!, result, out.usage, now - mark, recs)
@@ -278,7 +278,7 @@ export class ComputePeerProvider implements LocalProvider {
       for (const i of run) if (results[i] === undefined) { refuse(i, c, (err as Error).message); this.record(tasks[i], lease, results[i], undefined, 0, recs) }
     } finally {
       if (gate !== undefined && paid !== undefined) {
-        for (const i of open) gate.finished(paid, timeoutOf(tasks[i]), undefined, { bundle: true })
+        for (const i of open) gate.finished(paid, timeoutOf(tasks[i]), undefined, { bundle: true, ahead })
         gate.bundleDone(paid) // once, after the last task
       }
     }

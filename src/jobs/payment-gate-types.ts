@@ -83,6 +83,15 @@ export interface LeasePayment {
 }
 
 /**
+ * A bundle's tasks admitted together and not finished yet (PaymentGate.admitTask's and finished's
+ * `ahead`; one per bundle, the gate keeps it): they count as delivered at their full price in the
+ * credit rule of the bundle's next task; those past its first (`open` - `first`: its slot's one task
+ * in flight, as a task alone) also in the rule of every other task of the job, so bundles of one job
+ * admitted at once on several slots still keep its unsigned work to the credit plus one task a slot.
+ */
+export interface BundleAhead { open: bigint, first: bigint }
+
+/**
  * taskPriceUnits for a task of the lease: the lease's prices and slot never change and its tasks
  * (a job's) share a timeout, so the price is worked out once and held (admitTask and finished ask
  * for it per task).

@@ -20,8 +20,8 @@ import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
 import { releaseSlot, takeSlot } from './lease-slots.js'
-import { PaymentDeclinedError, PaymentRejectedError, leaseTaskPrice, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus } from './payment-gate-types.js'
-export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus } from './payment-gate-types.js'
+import { PaymentDeclinedError, PaymentRejectedError, leaseTaskPrice, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus, type BundleAhead } from './payment-gate-types.js'
+export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus, type BundleAhead } from './payment-gate-types.js'
 
 /** How long a finished task's small delivered amount may wait to be written (saveDelivered). */
 export const LEDGER_SAVE_MS = 1000
@@ -31,6 +31,8 @@ export class PaymentGate {
   private readonly ledger = new Map<string, LedgerEntry>()
   private readonly reads = new Map<string, CachedRead>()
   private readonly voucherChains = new Map<string, Promise<unknown>>()
+  /** Per job: its bundles' tasks admitted together past each bundle's first, not finished, at full price (BundleAhead). */
+  private readonly extras = new Map<string, bigint>()
   private readonly creditMilli: bigint
   private readonly ttlMs: number
   private readonly minRefreshMs: number
@@ -202,11 +204,12 @@ export class PaymentGate {
    * once than its offer's slots (else a submitter that never pays could queue a provider full
    * before any work is delivered), the escrow read (cached; again when it would refuse) and the
    * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
-   * stops signing is at most the credit plus `slots` tasks at their price. `ahead`: work admitted
-   * and not finished yet that counts as delivered here (a bundle's tasks admitted together: each at
-   * its full price, so the rule holds however they end).
+   * stops signing is at most the credit plus `slots` tasks at their price. `ahead`: the bundle's
+   * tasks admitted and not finished yet (admitted together: they count as delivered at their full
+   * price, so the rule holds however they end; finished() with the same `ahead` takes each out).
+   * Every task's rule also counts the job's other bundles' tasks past their first (BundleAhead).
    */
-  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: bigint } = {}): Promise<PaymentDecision> {
+  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: BundleAhead } = {}): Promise<PaymentDecision> {
     // `reserved`: slotFree took the slot for this task already (given back here on a refusal);
     // `bundle`: a bundle holds it for its tasks (bundleDone gives it back once, after the last)
     const held = opts.reserved === true || opts.bundle === true
@@ -231,7 +234,17 @@ export class PaymentGate {
     }
     e!.inflight++
     if (!held) lp.inflight++
+    if (opts.ahead !== undefined) this.tally(lp.terms.chainJobId, opts.ahead, price)
     return d
+  }
+
+  /** A bundle's task admitted (`units` > 0) or finished (< 0): its BundleAhead and the job's extras follow. */
+  private tally (key: string, own: BundleAhead, units: bigint): void {
+    const before = extraOf(own)
+    own.open += units
+    if (own.open <= 0n) { own.open = 0n; own.first = 0n } else if (units > 0n && own.open === units) own.first = units
+    const next = (this.extras.get(key) ?? 0n) + extraOf(own) - before
+    if (next > 0n) this.extras.set(key, next); else this.extras.delete(key)
   }
 
   /**
@@ -256,9 +269,10 @@ export class PaymentGate {
    * races are rare and each costs its measured run time, well inside the credit of one task at
    * its full timeout.
    */
-  finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined, opts: { bundle?: boolean } = {}): bigint {
+  finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined, opts: { bundle?: boolean, ahead?: BundleAhead } = {}): bigint {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
+    if (opts.ahead !== undefined) this.tally(lp.terms.chainJobId, opts.ahead, -leaseTaskPrice(lp, timeoutMs))
     // the next task read ahead on this lease takes it (a bundle's task: the bundle keeps it for its next)
     if (opts.bundle !== true) releaseSlot(lp)
     if (receipt == null) return 0n
@@ -271,7 +285,7 @@ export class PaymentGate {
     return units
   }
 
-  private async decide (lp: LeasePayment, nextTask: bigint, taskPrice = nextTask, nextTaskS?: number, ahead = 0n): Promise<PaymentDecision> {
+  private async decide (lp: LeasePayment, nextTask: bigint, taskPrice = nextTask, nextTaskS?: number, ahead?: BundleAhead): Promise<PaymentDecision> {
     const key = lp.terms.chainJobId
     const credit = taskPrice * this.creditMilli / 1000n
     // the ledger is read after each await: tasks end and vouchers land meanwhile
@@ -286,9 +300,13 @@ export class PaymentGate {
   }
 
   /** The credit rule on the job's ledger as it is now (a method, not a closure per task). */
-  private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined, ahead = 0n): PaymentDecision {
-    const e = this.ledger.get(lp.terms.chainJobId)
-    const ledger = { delivered: (e?.delivered ?? 0n) + ahead, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
+  private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined, ahead?: BundleAhead): PaymentDecision {
+    const key = lp.terms.chainJobId
+    const e = this.ledger.get(key)
+    // admitted, not finished, counted as delivered: the job's bundles' tasks past their first, and this task's own bundle's (read after the await: others admit meanwhile)
+    const extras = this.extras.get(key) ?? 0n
+    const counted = ahead === undefined ? extras : ahead.open + extras - extraOf(ahead)
+    const ledger = { delivered: (e?.delivered ?? 0n) + counted, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
     return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
   }
 
@@ -413,3 +431,6 @@ export class PaymentGate {
 function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
   return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
 }
+
+/** A bundle's admitted tasks past its first (BundleAhead). */
+function extraOf (a: BundleAhead): bigint { return a.open > a.first ? a.open - a.first : 0n }
