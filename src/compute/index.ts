@@ -361,6 +361,8 @@ export class ComputePeer {
     this.executingCount += go.length
     // set once a drain begins: the worker starts no further task of the bundle
     const stopFlag = new Int32Array(new SharedArrayBuffer(4))
+    // a drain that began while the last of them was admitted: only the first starts (review20)
+    if (this.drainHold !== undefined || this.stopping) Atomics.store(stopFlag, 0, 1)
     this.bundleStops.add(stopFlag)
     let runs: Array<TaskRun | undefined>
     try {
@@ -370,7 +372,7 @@ export class ComputePeer {
     let outBytes = 0
     for (const [k, { i, t, signal: own }] of go.entries()) {
       let run = runs[k]
-      if (run === undefined) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot, or its outputs reached ${opts.cutBytes} bytes (send it again)`) }; continue }
+      if (run === undefined) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot, or its outputs reached ${opts.cutBytes} bytes, or another of its tasks had its worker stopped and this one's result went with it (send it again)`) }; continue }
       outBytes += run.output.length
       if (own.aborted && run.ok) run = { ...run, ok: false, output: new Uint8Array(0), code: ExecutorErrorCode.CANCELLED, error: `${ExecutorErrorCode.CANCELLED}: task ${t.taskId} was cancelled while its bundle ran` }
       this.ranCount++

@@ -277,6 +277,8 @@ function runBundle (msg) {
   let big = false
   for (const [k, task] of msg.batch.entries()) {
     if (k > 0 && (big || performance.now() - t0 >= msg.cutMs || outBytes >= msg.cutBytes || (msg.stop !== undefined && Atomics.load(msg.stop, 0) === 1))) { results.push({ type: 'cut' }); continue }
+    // which task runs, for the pool should this worker be stopped meanwhile (the watchdog, out of heap)
+    if (msg.at !== undefined) Atomics.store(msg.at, 0, k + 1)
     const startedAt = Date.now()
     const s = performance.now()
     let r = outcome({ ...msg, input: task.input })

@@ -29,7 +29,7 @@ interface Job {
   resolve: (r: ExecutionResult) => void
   reject: (e: Error) => void
   /** A bundle's tasks in one message (runBundle): `req` is its first, its timeoutMs the watchdog's. */
-  bundle?: { reqs: readonly ExecutionRequest[], cutMs: number, cutBytes: number, stopFlag?: Int32Array, done: (r: BundleTaskResult[]) => void }
+  bundle?: { reqs: readonly ExecutionRequest[], cutMs: number, cutBytes: number, stopFlag?: Int32Array, at: Int32Array, done: (r: BundleTaskResult[]) => void }
 }
 
 /** A worker's answer (wasm-worker.js): a task's end, its progress, or a bundle's ends. */
@@ -99,8 +99,22 @@ export class WasmExecutor implements Executor {
     // no task starts after cutMs, none runs past its limit: the bundle ends by then (and by the sum of its limits)
     const limits = reqs.map(r => r.timeoutMs)
     const watchdogMs = Math.min(opts.cutMs + Math.max(...limits), limits.reduce((a, b) => a + b, 0), 2 ** 31 - 1)
+    // the worker notes here which task it started (1-based): should the worker be stopped (the
+    // watchdog, out of heap) that task fails, the others are not started or their results are lost
+    // with the worker (cut: sent again), as a task that fails alone fails alone (review20)
+    const at = new Int32Array(new SharedArrayBuffer(4))
+    const started = performance.now()
     return await new Promise<BundleTaskResult[]>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, req: { ...first, entry, timeoutMs: watchdogMs }, prepared, opts: { signal: opts.signal }, resolve: () => {}, reject, bundle: { reqs, cutMs: opts.cutMs, cutBytes: opts.cutBytes, stopFlag: opts.stopFlag, done: resolve } }
+      const lost = (err: Error): void => {
+        const r = Atomics.load(at, 0) - 1
+        const code = (err as { code?: string }).code
+        if (r < 0 || r >= reqs.length || code === ExecutorErrorCode.CANCELLED || code === ExecutorErrorCode.UNAVAILABLE) { reject(err); return }
+        const wallMs = performance.now() - started
+        const finishedAt = Date.now()
+        const error = executorError(code ?? ExecutorErrorCode.TRAP, `task ${reqs[r].taskId}: it was running when ${err.message}`, (err as { hint?: string }).hint ?? hintFor(code), err)
+        resolve(reqs.map((_, k): BundleTaskResult => k === r ? { ok: false, error, wallMs, startedAt: finishedAt - Math.round(wallMs), finishedAt } : { cut: true }))
+      }
+      const job: Job = { id: this.nextId++, req: { ...first, entry, timeoutMs: watchdogMs }, prepared, opts: { signal: opts.signal }, resolve: () => {}, reject: lost, bundle: { reqs, cutMs: opts.cutMs, cutBytes: opts.cutBytes, stopFlag: opts.stopFlag, at, done: resolve } }
       this.waiting.push(job)
       this.pump()
     })
@@ -199,7 +213,7 @@ export class WasmExecutor implements Executor {
       memoryCapBytes: capPagesFor(req.memoryLimitMib) * WASM_PAGE_BYTES,
       importMemory: prepared.importMemory,
       ...(job.bundle !== undefined
-        ? { batch: job.bundle.reqs.map(r => ({ input: r.input, timeoutMs: r.timeoutMs })), cutMs: job.bundle.cutMs, cutBytes: job.bundle.cutBytes, stop: job.bundle.stopFlag, recycleAboveBytes: this.recycleAbove, recycleHeapBytes: this.heapMib * 1048576 / 2 }
+        ? { batch: job.bundle.reqs.map(r => ({ input: r.input, timeoutMs: r.timeoutMs })), cutMs: job.bundle.cutMs, cutBytes: job.bundle.cutBytes, stop: job.bundle.stopFlag, at: job.bundle.at, recycleAboveBytes: this.recycleAbove, recycleHeapBytes: this.heapMib * 1048576 / 2 }
         : {})
     })
   }

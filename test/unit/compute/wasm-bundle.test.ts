@@ -68,10 +68,17 @@ test('WasmExecutor.runBundle: a task that never ends is stopped by the watchdog 
   try {
     const loop = { ...base, code: mod('loop'), timeoutMs: 300 }
     const t0 = performance.now()
-    const err = await ex.runBundle([loop, loop, loop], { cutMs: 100, cutBytes: 1 << 20 }).then(() => undefined, (e: Error & { code?: string }) => e)
-    assert.is(err?.code, 'TASK_TIMEOUT')
-    assert.match(err?.message ?? '', /bundle of 3 tasks .* ran past 400 ms/)
+    const rs = await ex.runBundle([loop, loop, loop], { cutMs: 100, cutBytes: 1 << 20 })
+    assert.equal(kinds(rs), ['TASK_TIMEOUT', 'cut', 'cut'], 'the task that ran fails; the others did not start (sent again)')
+    const err = rs[0] as { error: Error }
+    assert.match(err.error.message, /bundle of 3 tasks .* ran past 400 ms/)
     assert.ok(performance.now() - t0 >= 390, 'not before the cut plus the limit')
+    // tasks that ran fine before a task that never ends are not failed with it (review20): sent again
+    // one module: tiny tiles, then one inside the set at 2e9 iterations a pixel (minutes)
+    const tile = { ...base, code: mod('mandelbrot'), timeoutMs: 300, input: encodeTileInput(-2, -1.25, 0.01, 2, 2, 10) }
+    const mixed = await ex.runBundle([tile, tile, { ...tile, taskId: 'looper', input: encodeTileInput(-0.1, 0, 0.0001, 4, 4, 2_000_000_000) }, tile], { cutMs: 100, cutBytes: 1 << 20 })
+    assert.equal(kinds(mixed), ['cut', 'cut', 'TASK_TIMEOUT', 'cut'])
+    assert.match((mixed[2] as { error: Error }).error.message, /^task looper: it was running when/)
     assert.equal(kinds(await ex.runBundle([base, base], { cutMs: 60_000, cutBytes: 1 << 20 })), ['ok', 'ok'])
     assert.is(ex.workerCount, 1)
   } finally { await ex.close() }
