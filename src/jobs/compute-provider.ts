@@ -20,6 +20,7 @@ import { RESULT_TOO_LARGE, TASK_BUNDLE_CUT_BYTES, TASK_BUNDLE_CUT_MS } from '../
 import { allAborted } from '../compute/task-run.js'
 import { PaymentDeclinedError, LEASE_SLOT_QUEUE, type LeasePayment, type PaymentGate } from './payment-gate.js'
 import type { BundleAhead } from './payment-gate-types.js'
+import { taskPriceUnits } from '../core/settlement/credit.js'
 
 /**
  * A stopping provider's answer to lease requests and leases while its running tasks finish: BUSY,
@@ -231,8 +232,10 @@ export class ComputePeerProvider implements LocalProvider {
     const gate = this.payment
     /** Tasks the gate admitted and not yet finished: finished without a receipt should the bundle end early. */
     const open = new Set<number>()
-    /** Those at their full price, in the credit rule of the bundle's next task and (past the first) the job's others. */
-    const ahead: BundleAhead = { open: 0n, first: 0n }
+    // what they may bill past their largest price (at most the price of the bundle's cut, plus under
+    // a millisecond of rounding a task: no task starts after it, they run one after another in its
+    // slot) counts in the credit rule of its next task and the job's others
+    const ahead: BundleAhead = { open: 0n, top: 0n, ...(paid !== undefined ? { cap: taskPriceUnits(paid.prices, paid.gpus, paid.cores, TASK_BUNDLE_CUT_MS + run.length) } : {}) }
     const slot = this.leaseSlots.get(leaseHex)
     const bound = this.leaseResultBytes.get(leaseHex)
     let mark = performance.now()

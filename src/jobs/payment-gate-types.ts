@@ -84,12 +84,14 @@ export interface LeasePayment {
 
 /**
  * A bundle's tasks admitted together and not finished yet (PaymentGate.admitTask's and finished's
- * `ahead`; one per bundle, the gate keeps it): they count as delivered at their full price in the
- * credit rule of the bundle's next task; those past its first (`open` - `first`: its slot's one task
- * in flight, as a task alone) also in the rule of every other task of the job, so bundles of one job
- * admitted at once on several slots still keep its unsigned work to the credit plus one task a slot.
+ * `ahead`; one per bundle, the gate keeps `open` and `top`). They run one after another in one slot,
+ * so together they bill at most their largest price (`top`: the slot's one task in flight, as a task
+ * alone) plus `extra`: the others' prices, and at most `cap` when set (the price of the bundle's cut:
+ * no task starts after it, compute-provider.ts). That extra counts as delivered in the credit rule of
+ * the bundle's next task and of every other task of the job, so bundles of one job admitted at once on
+ * several slots keep its unsigned work to the credit plus one task a slot.
  */
-export interface BundleAhead { open: bigint, first: bigint }
+export interface BundleAhead { open: bigint, top: bigint, cap?: bigint }
 
 /**
  * taskPriceUnits for a task of the lease: the lease's prices and slot never change and its tasks

@@ -205,9 +205,9 @@ export class PaymentGate {
    * before any work is delivered), the escrow read (cached; again when it would refuse) and the
    * credit rule; counts the task in flight until `finished`. So the unsigned work of a payer that
    * stops signing is at most the credit plus `slots` tasks at their price. `ahead`: the bundle's
-   * tasks admitted and not finished yet (admitted together: they count as delivered at their full
-   * price, so the rule holds however they end; finished() with the same `ahead` takes each out).
-   * Every task's rule also counts the job's other bundles' tasks past their first (BundleAhead).
+   * tasks admitted and not finished yet (admitted together: what they and this one may bill past
+   * their largest price counts as delivered, so the rule holds however they end; finished() with the
+   * same `ahead` takes each out). Every task's rule also counts the job's other bundles' (BundleAhead).
    */
   async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: BundleAhead } = {}): Promise<PaymentDecision> {
     // `reserved`: slotFree took the slot for this task already (given back here on a refusal);
@@ -242,7 +242,8 @@ export class PaymentGate {
   private tally (key: string, own: BundleAhead, units: bigint): void {
     const before = extraOf(own)
     own.open += units
-    if (own.open <= 0n) { own.open = 0n; own.first = 0n } else if (units > 0n && own.open === units) own.first = units
+    if (units > own.top) own.top = units
+    if (own.open <= 0n) { own.open = 0n; own.top = 0n }
     const next = (this.extras.get(key) ?? 0n) + extraOf(own) - before
     if (next > 0n) this.extras.set(key, next); else this.extras.delete(key)
   }
@@ -303,9 +304,10 @@ export class PaymentGate {
   private decideWith (lp: LeasePayment, escrow: EscrowRead | undefined, credit: bigint, nextTask: bigint, nextTaskS: number | undefined, ahead?: BundleAhead): PaymentDecision {
     const key = lp.terms.chainJobId
     const e = this.ledger.get(key)
-    // admitted, not finished, counted as delivered: the job's bundles' tasks past their first, and this task's own bundle's (read after the await: others admit meanwhile)
+    // admitted, not finished, counted as delivered: what the job's bundles may bill past their largest
+    // price, this task's own bundle with it (read after the await: others admit meanwhile)
     const extras = this.extras.get(key) ?? 0n
-    const counted = ahead === undefined ? extras : ahead.open + extras - extraOf(ahead)
+    const counted = ahead === undefined || ahead.open === 0n ? extras : extras - extraOf(ahead) + extraOf({ ...ahead, open: ahead.open + nextTask, top: nextTask > ahead.top ? nextTask : ahead.top })
     const ledger = { delivered: (e?.delivered ?? 0n) + counted, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
     return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
   }
@@ -432,5 +434,8 @@ function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
   return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
 }
 
-/** A bundle's admitted tasks past its first (BundleAhead). */
-function extraOf (a: BundleAhead): bigint { return a.open > a.first ? a.open - a.first : 0n }
+/** What a bundle's admitted tasks may bill past their largest price (BundleAhead). */
+function extraOf (a: BundleAhead): bigint {
+  const past = a.open > a.top ? a.open - a.top : 0n
+  return a.cap !== undefined && a.cap < past ? a.cap : past
+}

@@ -211,4 +211,26 @@ test('ComputePeer.runBundle: one slot for the bundle, one executor run and recei
   } finally { await peer.stop() }
 })
 
+test('under the default credit of one task, a bundle of 16 tiny tasks runs in one go (what its tasks may bill together: one task\'s price plus its cut\'s)', async () => {
+  const r = await rig(1)
+  try {
+    const wasm = (r.peer as unknown as { executors: Map<string, { run: (...a: unknown[]) => unknown, runBundle: (...a: unknown[]) => Promise<unknown[]> }> }).executors.get('wasm')!
+    let runs = 0
+    const sizes: number[] = []
+    const run = wasm.run.bind(wasm)
+    wasm.run = (...a) => { runs++; return run(...a) }
+    const runBundle = wasm.runBundle.bind(wasm)
+    wasm.runBundle = async (...a) => { sizes.push((a[0] as unknown[]).length); return await runBundle(...a) }
+    for (let b = 0; b < 2; b++) {
+      const results = await r.provider.runBundle(Array.from({ length: 16 }, (_, i) => taskOf(r, b * 16 + i, i === 0 ? square : undefined)), r.holder)
+      assert.ok(results.every(x => x.ok === true), results.map(x => x.error).join(' '))
+    }
+    // (at full price each, review20 found 2 together and 14 one by one)
+    assert.equal(sizes, [16, 16])
+    assert.is(runs, 0)
+    assert.is(r.gate.ledgerOf(r.chainJobId)?.inflight, 0)
+    assert.is(lp(r).inflight, 0)
+  } finally { await r.peer.stop() }
+})
+
 test.run()
