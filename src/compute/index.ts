@@ -22,7 +22,8 @@ import { ProcessExecutor } from './executors/process.js'
 import { DockerExecutor, type ContainerSettings } from './executors/docker.js'
 import { ExecutorErrorCode, type Executor } from './executors/types.js'
 import { nodeSha256 } from '../crypto/hash.js'
-import { allAborted, heldUntil, runBundleInSlot, runInSlot, taskOutcome, validateTask, type CheckedTask, type TaskOutcome, type TaskRun, type TaskRunContext } from './task-run.js'
+import { allAborted, heldUntil, runInSlot, taskOutcome, validateTask, type CheckedTask, type TaskOutcome, type TaskRun, type TaskRunContext } from './task-run.js'
+import { bundleAtOnce, runsAtOnce, type AtOncePeer } from './bundle-at-once.js'
 
 import type { ComputePeerInit, ComputeCapabilities, RunTaskOptions, RunBundleOptions, BundleOutcome } from './peer-types.js'
 
@@ -49,8 +50,14 @@ export class ComputePeer {
   private unavailable: Partial<Record<ExecutorName, string>> = {}
   private slotManager?: SlotManager
   private readonly running = new Map<string, AbortController>()
-  /** Stop flags of the bundles running in one go (bundleAtOnce): a drain sets them, so no further task of theirs starts. */
-  private readonly bundleStops = new Set<Int32Array>()
+  /** What a bundle run in one go (bundle-at-once.ts) reads and counts of this peer; its stop flags a drain sets. */
+  private readonly atOnce: AtOncePeer = {
+    draining: () => this.drainHold !== undefined || this.stopping,
+    stopping: () => this.stopping,
+    executing: (n) => { this.executingCount += n },
+    ran: () => { this.ranCount++ },
+    stops: new Set<Int32Array>()
+  }
   private recheck?: ReturnType<typeof setInterval>
   /** stop() was called: nothing more runs, and what its stop cut short fails PEER_STOPPED. */
   private stopping = false
@@ -132,7 +139,7 @@ export class ComputePeer {
     const until = new Promise<void>(resolve => { release = resolve })
     this.drainHold = { until, release }
     this.slotManager?.hold()
-    for (const f of this.bundleStops) Atomics.store(f, 0, 1)
+    for (const f of this.atOnce.stops) Atomics.store(f, 0, 1)
   }
 
   /** A drain is under way (new leases are refused). */
@@ -298,9 +305,8 @@ export class ComputePeer {
         // tiny tasks of one module (the executor runs them in one go: wasm, one worker message each
         // way): those the admission takes together run at once, the rest one by one below
         const runnable = checked.flatMap((t, i) => t !== undefined ? [i] : [])
-        if (runnable.length > 1 && first.executor.runBundle !== undefined && opts.onProgress === undefined && this.drainHold === undefined && !this.stopping &&
-          runnable.every(i => sameRun(checked[i]!, first))) {
-          const r = await this.bundleAtOnce(ctx, runnable.map(i => ({ i, t: checked[i]!, signal: own[i]!.controller.signal })), grant, bundle.signal, receiptOf, out, { ...opts, cutMs, cutBytes })
+        if (opts.onProgress === undefined && this.drainHold === undefined && !this.stopping && runsAtOnce(runnable.map(i => checked[i]!))) {
+          const r = await bundleAtOnce({ ctx, grant, signal: bundle.signal, receiptOf, out, opts: { ...opts, cutMs, cutBytes }, peer: this.atOnce }, runnable.map(i => ({ i, t: checked[i]!, signal: own[i]!.controller.signal })))
           ok = r.ok
           outBytes = r.outBytes
         }
@@ -338,52 +344,6 @@ export class ComputePeer {
     }
   }
 
-  /**
-   * runBundle's tasks run in one go by their executor (runBundleInSlot): admitted in order as the
-   * bundle starts (`admit` counts those admitted before at their full price), up to the first it
-   * refuses, which runBundle's loop then asks again, one task at a time, once these ended (a first
-   * task refused is answered so). Those admitted run together, then each is answered (`ran`) in
-   * order; one the bundle's cut left unstarted is LEASE_SLOTS_BUSY, one cancelled meanwhile fails
-   * CANCELLED (its run is not its result). Whether every task that ran was ok, and their output bytes.
-   */
-  private async bundleAtOnce (ctx: TaskRunContext, tasks: Array<{ i: number, t: CheckedTask, signal: AbortSignal }>, grant: SlotGrant, signal: AbortSignal, receiptOf: Parameters<typeof taskOutcome>[0], out: BundleOutcome[], opts: RunBundleOptions & { cutMs: number, cutBytes: number }): Promise<{ ok: boolean, outBytes: number }> {
-    const go: typeof tasks = []
-    for (const x of tasks) {
-      if (go.length > 0 && this.drainHold !== undefined) break // (a drain began: the loop after cuts the rest)
-      if (x.signal.aborted) { out[x.i] = { refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${x.t.taskId} was cancelled before it started`) }; continue }
-      const refusal = opts.admit === undefined ? undefined : await opts.admit(x.i)
-      if (refusal === undefined) { go.push(x); continue }
-      if (go.length > 0) break
-      out[x.i] = { refused: refusal }
-    }
-    if (go.length === 0) return { ok: true, outBytes: 0 }
-    const t0 = performance.now()
-    this.executingCount += go.length
-    // set once a drain begins: the worker starts no further task of the bundle
-    const stopFlag = new Int32Array(new SharedArrayBuffer(4))
-    // a drain that began while the last of them was admitted: only the first starts (review20)
-    if (this.drainHold !== undefined || this.stopping) Atomics.store(stopFlag, 0, 1)
-    this.bundleStops.add(stopFlag)
-    let runs: Array<TaskRun | undefined>
-    try {
-      runs = await runBundleInSlot(ctx, go.map(x => x.t), grant, { signal, stopFlag, stopping: () => this.stopping, cutMs: opts.cutMs, cutBytes: opts.cutBytes })
-    } finally { this.executingCount -= go.length; this.bundleStops.delete(stopFlag) }
-    let ok = true
-    let outBytes = 0
-    for (const [k, { i, t, signal: own }] of go.entries()) {
-      let run = runs[k]
-      if (run === undefined) { out[i] = { refused: new ExecutorError('LEASE_SLOTS_BUSY', `task ${t.taskId}: not started: its bundle ran ${Math.round(performance.now() - t0)} ms already in its slot, or its outputs reached ${opts.cutBytes} bytes, or another of its tasks had its worker stopped and this one's result went with it (send it again)`) }; continue }
-      outBytes += run.output.length
-      if (own.aborted && run.ok) run = { ...run, ok: false, output: new Uint8Array(0), code: ExecutorErrorCode.CANCELLED, error: `${ExecutorErrorCode.CANCELLED}: task ${t.taskId} was cancelled while its bundle ran` }
-      this.ranCount++
-      ok &&= run.ok
-      const outcome = taskOutcome(receiptOf, t, grant, run)
-      out[i] = outcome
-      opts.ran?.(i, outcome)
-    }
-    return { ok, outBytes }
-  }
-
   private runContext (): TaskRunContext {
     return { policy: this.policy, executors: this.executors, available: this.available, unavailable: this.unavailable, defaultMemoryLimitMib: this.init.defaultMemoryLimitMib, maxOutputBytes: this.init.maxOutputBytes }
   }
@@ -412,9 +372,4 @@ export class ComputePeer {
     const s = this.slots()
     return { running: s.running, queued: s.queued, moduleCache: { size: this.wasm.modules.size, hits: this.wasm.modules.hits, misses: this.wasm.modules.misses }, workers: this.wasm.workerCount }
   }
-}
-
-/** Whether two checked tasks run as one bundle's (runBundleInSlot): one executor, module (the very bytes: a provider's bundle shares them), entry and memory limit. */
-function sameRun (a: CheckedTask, b: CheckedTask): boolean {
-  return a.executor === b.executor && a.task.code === b.task.code && (a.task.entry ?? '') === (b.task.entry ?? '') && a.memoryLimitMib === b.memoryLimitMib
 }
