@@ -44,7 +44,8 @@ export async function bundleAtOnce (b: { ctx: TaskRunContext, grant: SlotGrant, 
   for (const x of tasks) {
     if (go.length > 0 && peer.draining()) break // (a drain began: runBundle's loop cuts the rest)
     if (x.signal.aborted) { out[x.i] = { refused: new ExecutorError(ExecutorErrorCode.CANCELLED, `task ${x.t.taskId} was cancelled before it started`) }; continue }
-    const refusal = opts.admit === undefined ? undefined : await opts.admit(x.i)
+    // a refusal with others admitted is asked again by runBundle's loop (`again`: not counted twice)
+    const refusal = opts.admit === undefined ? undefined : await opts.admit(x.i, { again: go.length > 0 })
     if (refusal === undefined) { go.push(x); continue }
     if (go.length > 0) break
     out[x.i] = { refused: refusal }

@@ -77,7 +77,7 @@ export interface RunBundleOptions extends Omit<RunTaskOptions, 'signal'> {
   /** Each task's own cancel signal, by index. */
   signals?: ReadonlyArray<AbortSignal | undefined>
   /** Asked in the bundle's slot as task i is about to start: an error refuses it (not run), undefined runs it. */
-  admit?: (i: number) => Promise<Error | undefined>
+  admit?: (i: number, opts?: { again?: boolean }) => Promise<Error | undefined>
   /** Told as task i ran, before the next one starts. */
   ran?: (i: number, outcome: TaskOutcome) => void
   /** No further task starts once the bundle ran this long in its slot (TASK_BUNDLE_CUT_MS); default none. */

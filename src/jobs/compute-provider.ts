@@ -248,11 +248,11 @@ export class ComputePeerProvider implements LocalProvider {
         cutMs: TASK_BUNDLE_CUT_MS,
         // its results are held until it ends: about what one task may return, not 16 times that (review18 F4)
         cutBytes: Math.max(bound ?? this.peer.policy.maxOutputBytes, TASK_BUNDLE_CUT_BYTES),
-        admit: async (k) => {
+        admit: async (k, how) => {
           if (gate === undefined || paid === undefined) return undefined
           // the credit rule for this task as it starts, under the bundle's slot; tasks of the bundle
           // admitted and not finished (admitted together: the peer runs them in one go) count at full price
-          const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true, ahead }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
+          const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true, ahead, again: how?.again }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
           if (!d.ok) return new DbcError(d.code, d.reason)
           open.add(run[k])
           return undefined

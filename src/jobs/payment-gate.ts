@@ -208,8 +208,10 @@ export class PaymentGate {
    * tasks admitted and not finished yet (admitted together: what they and this one may bill past
    * their largest price counts as delivered, so the rule holds however they end; finished() with the
    * same `ahead` takes each out). Every task's rule also counts the job's other bundles' (BundleAhead).
+   * `again`: a refusal the caller will ask again (a bundle's task refused after others were admitted
+   * together) is not counted on the job's row.
    */
-  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: BundleAhead } = {}): Promise<PaymentDecision> {
+  async admitTask (lp: LeasePayment, timeoutMs: number, opts: { reserved?: boolean, bundle?: boolean, ahead?: BundleAhead, again?: boolean } = {}): Promise<PaymentDecision> {
     // `reserved`: slotFree took the slot for this task already (given back here on a refusal);
     // `bundle`: a bundle holds it for its tasks (bundleDone gives it back once, after the last)
     const held = opts.reserved === true || opts.bundle === true
@@ -229,7 +231,8 @@ export class PaymentGate {
     const e = this.entry(lp.terms, d.ok)
     if (!d.ok) {
       if (held && !keep) releaseSlot(lp)
-      if (e !== undefined) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
+      // `again`: the caller asks again later (a bundle's task refused with others admitted): counted then
+      if (e !== undefined && opts.again !== true) { e.refusals++; e.lastRefusal = `${d.code}: ${d.reason}` }
       return d
     }
     e!.inflight++

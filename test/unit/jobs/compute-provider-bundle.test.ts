@@ -10,6 +10,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { ComputePeer, type BundleOutcome } from '../../../src/compute/index.js'
 import { ComputePeerProvider, type ProviderTaskRecord } from '../../../src/jobs/compute-provider.js'
 import { PaymentGate, LEASE_SLOT_QUEUE, type PaymentPort, type LeasePayment } from '../../../src/jobs/payment-gate.js'
+import { leaseTaskPrice } from '../../../src/jobs/payment-gate-types.js'
 import { signLease } from '../../../src/core/scheduler/ownership.js'
 import { verifyOffer } from '../../../src/core/compute/offer.js'
 import { TASK_BUNDLE_MAX } from '../../../src/core/scheduler/ports.js'
@@ -230,6 +231,22 @@ test('under the default credit of one task, a bundle of 16 tiny tasks runs in on
     assert.is(runs, 0)
     assert.is(r.gate.ledgerOf(r.chainJobId)?.inflight, 0)
     assert.is(lp(r).inflight, 0)
+  } finally { await r.peer.stop() }
+})
+
+test('a payer at the credit: the bundle\'s tasks run one at a time, and none is counted refused (review20: the one the pre-pass refused, asked again and run, was)', async () => {
+  const r = await rig(1)
+  try {
+    // delivered one task's full price, nothing signed: at the credit of 1
+    const price = leaseTaskPrice(lp(r), 20_000)
+    assert.ok((await r.gate.admitTask(lp(r), 20_000)).ok)
+    r.gate.finished(lp(r), 20_000, { amount: price.toString(), wallMs: 20_000, cpuMs: 20_000 * Math.max(1, lp(r).cores), gpuSeconds: 0 })
+    assert.is(r.gate.ledgerOf(r.chainJobId)?.delivered, price)
+    const results = await r.provider.runBundle(Array.from({ length: 3 }, (_, i) => taskOf(r, i, i === 0 ? square : undefined)), r.holder)
+    // the first together with a second would pass the credit: the second is asked again once the first ended, and runs (its receipt's units round to 0)
+    assert.equal(results.map(x => x.ok === true ? 'ok' : x.code), ['ok', 'ok', 'ok'])
+    const row = r.gate.status().find(x => x.chainJobId === r.chainJobId.toLowerCase())
+    assert.is(row?.refusals, 0, 'no task was refused')
   } finally { await r.peer.stop() }
 })
 
