@@ -20,6 +20,7 @@ import { leaseAuthSigner } from '../core/settlement/lease-auth.js'
 import type { Hex32 } from '../core/settlement/hex.js'
 
 import { releaseSlot, takeSlot } from './lease-slots.js'
+import { BundleExtras } from './payment-gate-bundles.js'
 import { PaymentDeclinedError, PaymentRejectedError, leaseTaskPrice, gridJobLabel, trainingJobLabel, type PaymentPort, type PaymentGateInit, type LeasePayment, type LedgerPersistence, type LedgerEntry, type CachedRead, type PaymentJobStatus, type BundleAhead } from './payment-gate-types.js'
 export { PaymentDeclinedError, PaymentRejectedError, LEASE_SLOT_QUEUE, type PaymentPort, type PaymentGateInit, type PersistedLedger, type LedgerPersistence, type LeasePayment, type PaymentJobStatus, type BundleAhead } from './payment-gate-types.js'
 
@@ -31,8 +32,8 @@ export class PaymentGate {
   private readonly ledger = new Map<string, LedgerEntry>()
   private readonly reads = new Map<string, CachedRead>()
   private readonly voucherChains = new Map<string, Promise<unknown>>()
-  /** Per job: its bundles' tasks admitted together past each bundle's first, not finished, at full price (BundleAhead). */
-  private readonly extras = new Map<string, bigint>()
+  /** Per job: what its bundles' admitted, not finished tasks may bill past each one's largest price (payment-gate-bundles.ts). */
+  private readonly extras = new BundleExtras()
   private readonly creditMilli: bigint
   private readonly ttlMs: number
   private readonly minRefreshMs: number
@@ -237,18 +238,8 @@ export class PaymentGate {
     }
     e!.inflight++
     if (!held) lp.inflight++
-    if (opts.ahead !== undefined) this.tally(lp.terms.chainJobId, opts.ahead, price)
+    if (opts.ahead !== undefined) this.extras.tally(lp.terms.chainJobId, opts.ahead, price)
     return d
-  }
-
-  /** A bundle's task admitted (`units` > 0) or finished (< 0): its BundleAhead and the job's extras follow. */
-  private tally (key: string, own: BundleAhead, units: bigint): void {
-    const before = extraOf(own)
-    own.open += units
-    if (units > own.top) own.top = units
-    if (own.open <= 0n) { own.open = 0n; own.top = 0n }
-    const next = (this.extras.get(key) ?? 0n) + extraOf(own) - before
-    if (next > 0n) this.extras.set(key, next); else this.extras.delete(key)
   }
 
   /**
@@ -276,7 +267,7 @@ export class PaymentGate {
   finished (lp: LeasePayment, timeoutMs: number, receipt: dbc.receipt.v1.IUsageReceipt | undefined, opts: { bundle?: boolean, ahead?: BundleAhead } = {}): bigint {
     const e = this.entry(lp.terms, true)!
     e.inflight = Math.max(0, e.inflight - 1)
-    if (opts.ahead !== undefined) this.tally(lp.terms.chainJobId, opts.ahead, -leaseTaskPrice(lp, timeoutMs))
+    if (opts.ahead !== undefined) this.extras.tally(lp.terms.chainJobId, opts.ahead, -leaseTaskPrice(lp, timeoutMs))
     // the next task read ahead on this lease takes it (a bundle's task: the bundle keeps it for its next)
     if (opts.bundle !== true) releaseSlot(lp)
     if (receipt == null) return 0n
@@ -309,8 +300,7 @@ export class PaymentGate {
     const e = this.ledger.get(key)
     // admitted, not finished, counted as delivered: what the job's bundles may bill past their largest
     // price, this task's own bundle with it (read after the await: others admit meanwhile)
-    const extras = this.extras.get(key) ?? 0n
-    const counted = ahead === undefined || ahead.open === 0n ? extras : extras - extraOf(ahead) + extraOf({ ...ahead, open: ahead.open + nextTask, top: nextTask > ahead.top ? nextTask : ahead.top })
+    const counted = this.extras.counted(key, ahead, nextTask)
     const ledger = { delivered: (e?.delivered ?? 0n) + counted, signed: e?.signed ?? 0n, redeemed: e?.redeemed ?? 0n }
     return decideAdmission({ terms: lp.terms, escrow, ledger, credit, nextTask, nowSec: Math.floor(this.now() / 1000), minDisputeWindowS: this.minDisputeWindowS, ...(nextTaskS !== undefined ? { nextTaskS } : {}) })
   }
@@ -435,10 +425,4 @@ export class PaymentGate {
 
 function refusalError (d: Extract<PaymentDecision, { ok: false }>): DbcError {
   return d.action === 'reject' ? new PaymentRejectedError(d.code, d.reason) : new PaymentDeclinedError(d.code, d.reason)
-}
-
-/** What a bundle's admitted tasks may bill past their largest price (BundleAhead). */
-function extraOf (a: BundleAhead): bigint {
-  const past = a.open > a.top ? a.open - a.top : 0n
-  return a.cap !== undefined && a.cap < past ? a.cap : past
 }
