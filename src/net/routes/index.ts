@@ -148,7 +148,11 @@ export class RouteBook {
     const c = evt.detail
     if (!isRelayed(c.remoteAddr)) return
     const peer = c.remotePeer.toString()
-    if (!this.relayedSince.has(peer)) this.relayedSince.set(peer, this.now())
+    // stamped with when its relayed stream opened (its timeline), not when this event is handled: a
+    // loaded node may handle it only after the peer's upgrade (DCUtR) opened a direct socket, whose
+    // own timeline then reads earlier and it was taken for a direct connection (found under a CPU hog)
+    const opened = c.timeline?.open
+    if (!this.relayedSince.has(peer)) this.relayedSince.set(peer, Math.min(this.now(), typeof opened === 'number' ? opened : Infinity))
     const left = limitBytesLeft(c); const relay = relayOf(c.remoteAddr)
     if (left !== undefined && relay !== undefined) this.relayBudget.set(relay, Math.max(left, this.relayBudget.get(relay) ?? 0))
   }

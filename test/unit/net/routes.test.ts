@@ -47,6 +47,19 @@ test('a relayed connection is relayed via its relay; a direct one after it is th
   assert.match(upgraded.facts, /the provider opened through its NAT/)
 })
 
+test('a direct connection whose socket opened after the relayed one, but before its open event was handled (a loaded node), is the upgrade', () => {
+  let now = 1000
+  const { host, open } = fakeHost()
+  const book = new RouteBook(host, { now: () => now })
+  // the relayed stream opened at 1000; the event is handled at 1200, after the peer's DCUtR socket opened at 1100
+  now = 1200
+  open(conn(circuit, 1000))
+  assert.is(book.classify(conn('/ip4/10.0.0.2/tcp/4001', 1100, { direction: 'inbound' })).kind, 'hole-punched')
+  // a direct connection opened before any relayed contact stays direct
+  const other = new RouteBook(fakeHost().host, { now: () => 2000 })
+  assert.is(other.classify(conn('/ip4/10.0.0.2/tcp/4001', 900, { direction: 'inbound' })).kind, 'direct')
+})
+
 test('withRoutes puts the route on each copy and lists the routes', () => {
   const { host, open } = fakeHost()
   const book = new RouteBook(host)
