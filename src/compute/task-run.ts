@@ -80,18 +80,22 @@ export async function runInSlot (ctx: TaskRunContext, t: CheckedTask, grant: Slo
     const r = await t.executor.run(requestOf(ctx, t, grant), { signal: opts.signal, onProgress: f => { opts.onProgress?.(f); opts.slots.emit({ type: 'progress', taskId, fraction: f }) } })
     return { ok: true, output: r.output, error: '', code: '', wallMs: r.wallMs, cpuMs: r.cpuMs, log: r.log, startedAt, finishedAt: Date.now() }
   } catch (err) {
-    const e = err as ExecutorError
-    // cut short by this peer's stop (aborted, or its executor closed under it: "the wasm
-    // executor is closed"): not the task's failure, nor this provider's (found on real daemons)
-    const code = opts.stopping() ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
-    const wallMs = performance.now() - t0
-    // Without a measurement, a failed task is billed as if it used its CPU the whole time.
-    return { ok: false, output: new Uint8Array(0), error: `${code}: ${e.message}`, code, wallMs, cpuMs: wallMs * grant.cpus, log: taskLogOf(err), startedAt, finishedAt: Date.now() }
+    return failedRun(err, performance.now() - t0, { startedAt, finishedAt: Date.now() }, grant, opts.stopping)
   }
 }
 
+/** A task's failure as its run: cut short by this peer's stop, PEER_STOPPED; else the error's code. */
+function failedRun (err: unknown, wallMs: number, at: { startedAt: number, finishedAt: number }, grant: SlotGrant, stopping: () => boolean): TaskRun {
+  const e = err as ExecutorError
+  // cut short by this peer's stop (aborted, or its executor closed under it: "the wasm
+  // executor is closed"): not the task's failure, nor this provider's (found on real daemons)
+  const code = stopping() ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
+  // Without a measurement, a failed task is billed as if it used its CPU the whole time.
+  return { ok: false, output: new Uint8Array(0), error: `${code}: ${e.message}`, code, wallMs, cpuMs: wallMs * grant.cpus, log: taskLogOf(err), startedAt: at.startedAt, finishedAt: at.finishedAt }
+}
+
 /**
- * A bundle's checked tasks (one executor with runBundle, one module) run in one go in the slot
+ * A bundle's checked tasks (one executor with runBundle, one module, entry and limits: runsAtOnce) run in one go in the slot
  * `grant` holds: each task's TaskRun as runInSlot gives it, or undefined for one not started (cut:
  * the bundle ran its time or its output bytes). A failure of the whole (the worker died, the
  * watchdog, every task cancelled) fails each task with it. Never throws.
@@ -100,18 +104,17 @@ export async function runBundleInSlot (ctx: TaskRunContext, ts: readonly Checked
   const executor = ts[0].executor
   const startedAt = Date.now()
   const t0 = performance.now()
-  const failed = (err: unknown, wallMs: number, at: { startedAt: number, finishedAt: number }): TaskRun => {
-    const e = err as ExecutorError
-    const code = opts.stopping() ? 'PEER_STOPPED' : e.code ?? 'TASK_FAILED'
-    return { ok: false, output: new Uint8Array(0), error: `${code}: ${e.message}`, code, wallMs, cpuMs: wallMs * grant.cpus, log: taskLogOf(err), ...at }
-  }
+  // one module, entry and limits (runsAtOnce): the first task's request, the others' inputs and ids
+  const first = requestOf(ctx, ts[0], grant)
+  const reqs = ts.map((t, k) => k === 0 ? first : { ...first, taskId: t.taskId, input: t.input, timeoutMs: t.timeoutMs })
   try {
-    const rs = await executor.runBundle!(ts.map(t => requestOf(ctx, t, grant)), { signal: opts.signal, stopFlag: opts.stopFlag, cutMs: opts.cutMs, cutBytes: opts.cutBytes })
-    return rs.map(r => 'cut' in r ? undefined : r.ok ? { ok: true, output: r.result.output, error: '', code: '', wallMs: r.result.wallMs, cpuMs: r.result.cpuMs, log: r.result.log, startedAt: r.startedAt, finishedAt: r.finishedAt } : failed(r.error, r.wallMs, r))
+    const rs = await executor.runBundle!(reqs, { signal: opts.signal, stopFlag: opts.stopFlag, cutMs: opts.cutMs, cutBytes: opts.cutBytes })
+    return rs.map(r => 'cut' in r ? undefined : r.ok ? { ok: true, output: r.result.output, error: '', code: '', wallMs: r.result.wallMs, cpuMs: r.result.cpuMs, log: r.result.log, startedAt: r.startedAt, finishedAt: r.finishedAt } : failedRun(r.error, r.wallMs, r, grant, opts.stopping))
   } catch (err) {
     // the whole bundle's time is charged to each of its tasks (a failure bills its wall time)
+    const at = { startedAt, finishedAt: Date.now() }
     const wallMs = performance.now() - t0
-    return ts.map(() => failed(err, wallMs, { startedAt, finishedAt: Date.now() }))
+    return ts.map(() => failedRun(err, wallMs, at, grant, opts.stopping))
   }
 }
 

@@ -251,7 +251,7 @@ export class ComputePeerProvider implements LocalProvider {
         admit: async (k, how) => {
           if (gate === undefined || paid === undefined) return undefined
           // the credit rule for this task as it starts, under the bundle's slot; tasks of the bundle
-          // admitted and not finished (admitted together: the peer runs them in one go) count at full price
+          // admitted and not finished (admitted together: the peer runs them in one go) count as `ahead` says
           const d = await gate.admitTask(paid, timeoutOf(tasks[run[k]]), { bundle: true, ahead, again: how?.again }).catch((err: Error) => err instanceof PaymentDeclinedError ? { ok: false as const, code: err.code, reason: err.message } : Promise.reject(err))
           if (!d.ok) return new DbcError(d.code, d.reason)
           open.add(run[k])

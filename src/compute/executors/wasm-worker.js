@@ -275,13 +275,16 @@ function runBundle (msg) {
   const transfer = []
   let outBytes = 0
   let big = false
+  // each task's run reads the bundle's fields and its own input (one object, not a copy per task)
+  const one = { ...msg, input: new Uint8Array(0) }
   for (const [k, task] of msg.batch.entries()) {
     if (k > 0 && (big || performance.now() - t0 >= msg.cutMs || outBytes >= msg.cutBytes || (msg.stop !== undefined && Atomics.load(msg.stop, 0) === 1))) { results.push({ type: 'cut' }); continue }
     // which task runs, for the pool should this worker be stopped meanwhile (the watchdog, out of heap)
     if (msg.at !== undefined) Atomics.store(msg.at, 0, k + 1)
     const startedAt = Date.now()
     const s = performance.now()
-    let r = outcome({ ...msg, input: task.input })
+    one.input = task.input
+    let r = outcome(one)
     const wallMs = performance.now() - s
     if (r.type === 'done' && wallMs > task.timeoutMs) {
       r = { type: 'error', id: msg.id, code: 'TASK_TIMEOUT', message: `ran ${Math.round(wallMs)} ms, past its wall-time limit of ${task.timeoutMs} ms`, memoryBytes: r.memoryBytes, heapBytes: r.heapBytes }

@@ -147,8 +147,7 @@ export class WasmExecutor implements Executor {
       if (msg.type === 'progress') { job.opts.onProgress?.(msg.fraction ?? 0); return }
       this.finish(pw)
       if (job.bundle !== undefined) {
-        const b = job.bundle
-        job.bundle.done(b.reqs.map((req, k) => bundleTaskResult(req, msg.results?.[k])))
+        job.bundle.done(job.bundle.reqs.map((req, k) => bundleTaskResult(req, msg.results?.[k])))
         if (msg.recycle === true) this.recycle(pw)
         else this.release(pw)
         return
